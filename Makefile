@@ -1,0 +1,155 @@
+# tripletd - build, test, run, bench. `make help` lists the targets.
+.DEFAULT_GOAL := all
+
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+B      := build-san
+LIBA   := $(B)/libtriplet.a
+BIN    := $(B)/bin
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+B      := build
+LIBA   := lib/libtriplet.a
+BIN    := bin
+SANFLAGS :=
+endif
+
+CC      ?= cc
+OPT     ?= -O2
+WERROR  ?= -Werror
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wpedantic -Wshadow $(WERROR) -MMD -MP \
+           -Ilib -Iserver $(SANFLAGS) $(shell pkg-config --cflags openblas 2>/dev/null) $(EXTRA_CFLAGS)
+LDFLAGS := $(SANFLAGS) $(shell pkg-config --libs-only-L openblas 2>/dev/null) $(EXTRA_LDFLAGS)
+LIBS    := -lcjson -lopenblas -lcrypto -lz -lm -lpthread
+SRV_LIBS:= -lmicrohttpd
+CURL_LIBS := -lcurl
+TEST_LIBS := -lcmocka
+
+# Debian packages the build and `make test` need (bench and docker add their own).
+DEPS := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev \
+        libcurl4-openssl-dev libcmocka-dev zlib1g-dev libssl-dev nginx-light curl \
+        yamllint dataset-fashion-mnist
+BENCH_DEPS := python3-torch python3-numpy python3-faiss python3-fastapi python3-uvicorn wrk
+DOCKER_DEPS := podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
+
+LIB_SRC  := $(wildcard lib/*.c)
+SRV_SRC  := $(filter-out server/main.c,$(wildcard server/*.c))
+CLI_SRC  := $(filter-out cli/main.c,$(wildcard cli/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+E2E_SRC  := $(wildcard tests/e2e/e2e_*.c)
+E2E_SUP  := $(filter-out $(E2E_SRC),$(wildcard tests/e2e/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+SRV_OBJ  := $(SRV_SRC:%.c=$(B)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
+E2E_SUP_OBJ := $(E2E_SUP:%.c=$(B)/%.o)
+SRVA     := $(B)/libtripletd.a
+CLIA     := $(B)/libtripletctl.a
+
+TARGETS  := $(LIBA)
+ifneq ($(wildcard server/main.c),)
+TARGETS  += $(BIN)/tripletd
+endif
+ifneq ($(wildcard cli/main.c),)
+TARGETS  += $(BIN)/tripletctl
+endif
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+E2E_BIN  := $(E2E_SRC:tests/e2e/%.c=$(B)/tests/e2e/%)
+
+MODEL   ?= models/fashion-mnist.safetensors
+GALLERY ?= models/fashion-mnist.gallery.safetensors
+PORT    ?= 8080
+
+.PHONY: all deps bench-deps docker-deps test test-unit test-e2e test-docker run bench model clean format help fuzz tests
+
+all: $(TARGETS)
+
+help:
+	@echo "make            build lib/libtriplet.a, bin/tripletd, bin/tripletctl"
+	@echo "make deps       install the Debian packages the build and tests need"
+	@echo "make test       deps + build + every test (SANITIZE=1 for ASan+UBSan)"
+	@echo "make run        deps + build + start tripletd on the shipped model"
+	@echo "make model      train the shipped model (Fashion-MNIST)"
+	@echo "make bench      benchmarks against PyTorch, FastAPI, nginx, faiss -> BENCHMARKS.md"
+	@echo "make test-docker  build and run the container image with podman"
+	@echo "make clean"
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SRVA): $(SRV_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(CLIA): $(CLI_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/tripletd: $(B)/server/main.o $(SRVA) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(SRV_LIBS) $(LIBS)
+
+$(BIN)/tripletctl: $(B)/cli/main.o $(CLIA) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(LIBS)
+
+# Unit tests link the library and the server's handler objects (not main.c).
+$(B)/tests/unit/%: $(B)/tests/unit/%.o $(SRVA) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(SRV_LIBS) $(LIBS)
+
+$(B)/tests/e2e/%: $(B)/tests/e2e/%.o $(E2E_SUP_OBJ) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(LIBS)
+
+tests: $(TARGETS) $(UNIT_BIN) $(E2E_BIN)
+
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "missing Debian packages; run: sudo apt-get install -y" $$missing; exit 1; fi; \
+	fi
+
+bench-deps docker-deps: deps
+	@pkgs="$(if $(filter bench-deps,$@),$(BENCH_DEPS),$(DOCKER_DEPS))"; \
+	missing=$$(for p in $$pkgs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages; run: sudo apt-get install -y" $$missing; exit 1; fi; \
+	fi
+
+test: deps
+	$(MAKE) tests
+	B=$(B) BIN=$(BIN) SANITIZE=$(SANITIZE) tests/run.sh
+
+run: deps all
+	@if [ -x $(BIN)/tripletd ]; then B=$(B) BIN=$(BIN) MODEL=$(MODEL) GALLERY=$(GALLERY) PORT=$(PORT) server/run.sh; \
+	else $(BIN)/tripletctl inspect $(MODEL); fi
+
+model: deps all
+	bin/tripletctl train --out $(MODEL) --svg models/learning-curve.svg --csv models/training.csv $(TRAIN_FLAGS)
+
+bench: deps bench-deps all
+	B=$(B) BIN=$(BIN) bench/run.sh
+
+test-docker: docker-deps
+	docker/test.sh
+
+fuzz:
+	$(MAKE) -C tests/fuzz
+
+format:
+	clang-format -i lib/*.[ch] server/*.[ch] cli/*.[ch] tests/*/*.[ch]
+
+clean:
+	rm -rf build build-san bin lib/libtriplet.a
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

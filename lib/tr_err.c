@@ -1,0 +1,75 @@
+/* tr_err.c - error records, status names, checked sizes, scratch buffers. */
+#include "tr_err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tr_seterr(tr_err *err, int code, const char *field, const char *fmt, ...) {
+    if (err == NULL) return code;
+    err->code = code;
+    snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void tr_clearerr(tr_err *err) {
+    if (err == NULL) return;
+    err->code = TR_OK;
+    err->field[0] = '\0';
+    err->msg[0] = '\0';
+}
+
+const char *tr_strerror(int code) {
+    static const struct {
+        int code;
+        const char *name;
+    } names[] = {
+        {TR_OK, "ok"},
+        {TR_EINVAL, "invalid input"},
+        {TR_EFORMAT, "bad format"},
+        {TR_ELIMIT, "over a limit"},
+        {TR_EDIM, "dimension mismatch"},
+        {TR_ENOMEM, "out of memory"},
+        {TR_EIO, "i/o error"},
+        {TR_ENOTFOUND, "not found"},
+        {TR_EINTERNAL, "internal error"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].code == code) return names[i].name;
+    return "unknown error";
+}
+
+int tr_size_mul(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+int tr_size_add(size_t a, size_t b, size_t *out) {
+    if (b > SIZE_MAX - a) return 0;
+    *out = a + b;
+    return 1;
+}
+
+int tr_scratch_reserve(tr_scratch *s, size_t n) {
+    if (n <= s->cap) return TR_OK;
+    size_t bytes;
+    if (!tr_size_mul(n, sizeof(float), &bytes)) return TR_ENOMEM;
+    float *p = realloc(s->p, bytes);
+    if (p == NULL) return TR_ENOMEM;
+    s->p = p;
+    s->cap = n;
+    return TR_OK;
+}
+
+void tr_scratch_free(tr_scratch *s) {
+    if (s == NULL) return;
+    free(s->p);
+    s->p = NULL;
+    s->cap = 0;
+}

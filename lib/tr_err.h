@@ -1,0 +1,56 @@
+/* tr_err.h - status codes and the error record every libtriplet call fills. */
+#ifndef TR_ERR_H
+#define TR_ERR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Library status codes: 0 is success, failures are negative. */
+typedef enum {
+    TR_OK = 0,
+    TR_EINVAL = -1,    /* bad argument or input value (caller's mistake) */
+    TR_EFORMAT = -2,   /* malformed file or data */
+    TR_ELIMIT = -3,    /* a size or count is over a limit */
+    TR_EDIM = -4,      /* dimensions do not match */
+    TR_ENOMEM = -5,    /* allocation failed */
+    TR_EIO = -6,       /* read/write/open failed */
+    TR_ENOTFOUND = -7, /* a named thing does not exist */
+    TR_EINTERNAL = -8  /* our own bug */
+} tr_status;
+
+/* Caller-owned error record. `field` names the culprit when there is one
+ * (a tensor name, a JSON path like "anchors[3]"), else it is "". */
+typedef struct {
+    int code;
+    char field[128];
+    char msg[512];
+} tr_err;
+
+/* Set err (may be NULL) and return code. The message is printf-formatted. */
+int tr_seterr(tr_err *err, int code, const char *field, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Clear err to TR_OK / empty strings. */
+void tr_clearerr(tr_err *err);
+/* Short name of a status ("invalid input", "bad format", ...). */
+const char *tr_strerror(int code);
+
+/* Overflow-checked size arithmetic: return 1 and store the result when it
+ * fits in size_t, else return 0. */
+int tr_size_mul(size_t a, size_t b, size_t *out);
+int tr_size_add(size_t a, size_t b, size_t *out);
+
+/* A growable scratch buffer of floats, owned by one thread at a time.
+ * Reused across calls so hot paths do not fault in fresh pages. */
+typedef struct {
+    float *p;
+    size_t cap; /* in floats */
+} tr_scratch;
+
+/* Ensure s->cap >= n floats (content not preserved). TR_OK or TR_ENOMEM. */
+int tr_scratch_reserve(tr_scratch *s, size_t n);
+void tr_scratch_free(tr_scratch *s);
+
+#endif
