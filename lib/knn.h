@@ -1,0 +1,32 @@
+/* knn.h - exact k-nearest-neighbour search over a gallery of embeddings. */
+#ifndef KNN_H
+#define KNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dist.h"
+#include "tr_err.h"
+
+typedef struct {
+    int64_t index; /* gallery row, or -1 when fewer than k rows qualified */
+    double dist;   /* distance in the metric's own units */
+} knn_hit;
+
+typedef struct {
+    int threads;                /* worker threads (<= 0: 1) */
+    const int64_t *labels;      /* gallery labels [ng] or NULL */
+    int use_filter;             /* only rows with labels[i] == filter_label */
+    int64_t filter_label;
+    const float *g_sqnorm;      /* precomputed |g_i|^2 [ng] or NULL */
+} knn_opts;
+
+/* For each of nq queries (row-major nq x dim) find the k nearest of the ng
+ * gallery rows (ng x dim) under metric m. out is nq*k hits, each query's
+ * sorted by (dist, index) ascending: ties go to the smaller index. Rows
+ * short of k are padded with index -1, dist +inf. Blocked GEMM with memory
+ * bounded by the block size, not by nq*ng. opts may be NULL. */
+int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t ng, size_t dim, size_t k,
+               const knn_opts *opts, knn_hit *out, tr_err *err);
+
+#endif
