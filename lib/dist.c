@@ -1,0 +1,169 @@
+/* dist.c - distance metrics: exact double sums per pair, SGEMM for big all-pairs. */
+#include "dist.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* dist_matrix uses SGEMM when na*nb*dim reaches this many multiply-adds
+ * (about 1 ms of direct double sums); below it every entry is exact-order
+ * double. See proto/scoring.md, "Precision". */
+#define DIST_GEMM_MIN_MACS ((size_t)1 << 20)
+/* A GEMM entry this close to zero relative to its operands' norms lost too
+ * many bits to cancellation and is recomputed directly in double. */
+#define DIST_RECOMPUTE_FRAC (1.0 / 16.0)
+/* Above this squared norm a float dot product may overflow: use doubles. */
+#define DIST_GEMM_MAX_NORM2 1e36
+
+static const char *const dist_names[DIST_COUNT] = {"sqeuclidean", "euclidean", "cosine", "dot"};
+
+int dist_parse(const char *s, dist_metric *out) {
+    if (s == NULL) return -1;
+    for (int i = 0; i < DIST_COUNT; i++)
+        if (strcmp(s, dist_names[i]) == 0) {
+            *out = (dist_metric)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *dist_name(dist_metric m) { return (unsigned)m < DIST_COUNT ? dist_names[m] : "unknown"; }
+
+/* The kernels keep four double partial sums so the loop pipelines; every
+ * product of two floats is exact in double, only the additions round. */
+static double sum_sqdiff(const float *a, const float *b, size_t dim) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= dim; i += 4) {
+        double d0 = (double)a[i] - b[i], d1 = (double)a[i + 1] - b[i + 1];
+        double d2 = (double)a[i + 2] - b[i + 2], d3 = (double)a[i + 3] - b[i + 3];
+        s0 += d0 * d0;
+        s1 += d1 * d1;
+        s2 += d2 * d2;
+        s3 += d3 * d3;
+    }
+    for (; i < dim; i++) {
+        double d = (double)a[i] - b[i];
+        s0 += d * d;
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+static double sum_dot(const float *a, const float *b, size_t dim) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= dim; i += 4) {
+        s0 += (double)a[i] * b[i];
+        s1 += (double)a[i + 1] * b[i + 1];
+        s2 += (double)a[i + 2] * b[i + 2];
+        s3 += (double)a[i + 3] * b[i + 3];
+    }
+    for (; i < dim; i++) s0 += (double)a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* 1 - cos from a dot product and two squared norms; zero vector -> 1. */
+static double cosine_from(double dot, double na2, double nb2) {
+    if (na2 == 0.0 || nb2 == 0.0) return 1.0;
+    double c = dot / (sqrt(na2) * sqrt(nb2));
+    if (c > 1.0) c = 1.0;
+    if (c < -1.0) c = -1.0;
+    return 1.0 - c;
+}
+
+double dist_one(dist_metric m, const float *a, const float *b, size_t dim) {
+    switch (m) {
+    case DIST_SQEUCLIDEAN: return sum_sqdiff(a, b, dim);
+    case DIST_EUCLIDEAN: return sqrt(sum_sqdiff(a, b, dim));
+    case DIST_COSINE: return cosine_from(sum_dot(a, b, dim), sum_dot(a, a, dim), sum_dot(b, b, dim));
+    case DIST_DOT: return -sum_dot(a, b, dim);
+    default: return NAN;
+    }
+}
+
+void dist_rows(dist_metric m, const float *a, const float *b, size_t n, size_t dim, double *out) {
+    for (size_t i = 0; i < n; i++) out[i] = dist_one(m, a + i * dim, b + i * dim, dim);
+}
+
+static void dist_matrix_direct(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim, double *out) {
+    for (size_t i = 0; i < na; i++)
+        for (size_t j = 0; j < nb; j++) out[i * nb + j] = dist_one(m, a + i * dim, b + j * dim, dim);
+}
+
+/* Fill out via SGEMM. The na x nb float product is written into the first
+ * half of out's bytes and widened in place from the last entry backwards
+ * (entry k's double covers floats 2k, 2k+1 >= k, already consumed), so no
+ * extra na*nb buffer is touched. memcpy keeps the type punning defined. */
+static int dist_matrix_gemm(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim, double *out, tr_err *err) {
+    int rc = TR_OK;
+    size_t nn = na + nb;
+    double *norm2 = malloc(nn * sizeof *norm2);
+    if (norm2 == NULL) {
+        rc = tr_seterr(err, TR_ENOMEM, "", "distance matrix: cannot allocate %zu norms", nn);
+        goto fail;
+    }
+    double maxn2 = 0;
+    for (size_t i = 0; i < nn; i++) {
+        const float *v = i < na ? a + i * dim : b + (i - na) * dim;
+        norm2[i] = sum_dot(v, v, dim);
+        if (norm2[i] > maxn2) maxn2 = norm2[i];
+    }
+    if (!(maxn2 < DIST_GEMM_MAX_NORM2)) { /* float products could overflow */
+        dist_matrix_direct(m, a, na, b, nb, dim, out);
+        goto fail;
+    }
+    if (m == DIST_COSINE)
+        for (size_t j = na; j < nn; j++) norm2[j] = norm2[j] > 0 ? 1.0 / sqrt(norm2[j]) : 0;
+    float *c = (float *)(void *)out;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)dim, 1.0f, a, (int)dim, b, (int)dim, 0.0f, c, (int)nb);
+    const double *nra = norm2, *nrb = norm2 + na;
+    for (size_t i = na; i-- > 0;) {
+        const float *ai = a + i * dim;
+        double inva = nra[i] > 0 ? 1.0 / sqrt(nra[i]) : 0;
+        for (size_t j = nb; j-- > 0;) {
+            size_t k = i * nb + j;
+            float f;
+            memcpy(&f, (char *)out + k * sizeof(float), sizeof f);
+            double dot = f, d, scale;
+            switch (m) {
+            case DIST_SQEUCLIDEAN:
+            case DIST_EUCLIDEAN:
+                scale = nra[i] + nrb[j];
+                d = scale - 2.0 * dot;
+                if (d <= DIST_RECOMPUTE_FRAC * scale) d = sum_sqdiff(ai, b + j * dim, dim);
+                if (m == DIST_EUCLIDEAN) d = sqrt(d);
+                break;
+            case DIST_COSINE:
+                /* nrb[] holds 1/||b_j|| here (0 for a zero row) */
+                d = 1.0 - dot * inva * nrb[j];
+                if (d < 0) d = 0;
+                if (inva == 0 || nrb[j] == 0) d = 1.0;
+                else if (d <= DIST_RECOMPUTE_FRAC) d = cosine_from(sum_dot(ai, b + j * dim, dim), nra[i], sum_dot(b + j * dim, b + j * dim, dim));
+                break;
+            default: d = -dot; break;
+            }
+            memcpy((char *)out + k * sizeof(double), &d, sizeof d);
+        }
+    }
+fail:
+    free(norm2);
+    return rc;
+}
+
+int dist_matrix(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim, double *out, tr_err *err) {
+    size_t cells, bytes, macs;
+    if ((unsigned)m >= DIST_COUNT) return tr_seterr(err, TR_EINVAL, "metric", "unknown metric %d", (int)m);
+    if (!tr_size_mul(na, nb, &cells) || !tr_size_mul(cells, sizeof(double), &bytes))
+        return tr_seterr(err, TR_ELIMIT, "", "distance matrix %zu x %zu is too large", na, nb);
+    if (cells == 0) return TR_OK;
+    int gemm = tr_size_mul(cells, dim, &macs) && macs >= DIST_GEMM_MIN_MACS && na <= INT_MAX && nb <= INT_MAX && dim <= INT_MAX && dim > 0;
+    /* GEMM pays off only when both sides have some rows; a single row is a
+     * plain dot loop either way. */
+    if (!gemm || na < 4 || nb < 4) {
+        dist_matrix_direct(m, a, na, b, nb, dim, out);
+        return TR_OK;
+    }
+    return dist_matrix_gemm(m, a, na, b, nb, dim, out, err);
+}
