@@ -135,5 +135,206 @@ def gen_dist():
     header(os.path.join(HERE, "golden_dist.h"), "GOLDEN_DIST_H", "".join(body))
 
 
+# ---------------------------------------------------------------- losses
+def dist_fn(metric):
+    """Row-wise distance on float64 tensors, as the losses' distance_function."""
+    fns = {
+        "sqeuclidean": lambda x, y: ((x - y) ** 2).sum(-1),
+        "euclidean": lambda x, y: F.pairwise_distance(x, y, p=2, eps=0.0),
+        "cosine": lambda x, y: 1.0 - F.cosine_similarity(x, y, dim=-1),
+        "dot": lambda x, y: -(x * y).sum(-1),
+    }
+    return fns[metric]
+
+
+def category(d_ap, d_an, margin):
+    """Categories as proto/scoring.md defines them (hard first)."""
+    if d_an <= d_ap:
+        return 2  # CAT_HARD
+    if d_an >= d_ap + margin:
+        return 0  # CAT_EASY
+    return 1  # CAT_SEMI_HARD
+
+
+def reductions(losses):
+    losses = np.asarray(losses, dtype=np.float64)
+    pos = losses[losses > 0]
+    mean = float(losses.mean()) if losses.size else 0.0
+    return [mean, float(pos.mean()) if pos.size else 0.0, float(losses.sum())]
+
+
+def triplet_sets():
+    sets = []
+    sets.append(("random", f32(rng.randn(6, 8)), f32(rng.randn(6, 8)), f32(rng.randn(6, 8)), [0.2, 1.0]))
+    # integer vectors: exact ties D_an == D_ap, D_an == D_ap + margin, D_pn < D_an
+    a = f32([[0, 0], [0, 0], [1, 1], [0, 0], [2, 0], [0, 0]])
+    p = f32([[1, 0], [1, 0], [1, 2], [2, 0], [2, 1], [0, 0]])
+    n = f32([[0, 1], [2, 0], [1, 1], [0, 2], [0, 0], [0, 0]])
+    sets.append(("ties", a, p, n, [0.0, 1.0, 3.0]))
+    z = f32(rng.randn(4, 5))
+    zp = f32(rng.randn(4, 5))
+    zn = f32(rng.randn(4, 5))
+    z[0] = 0
+    zp[1] = 0
+    zn[2] = 0
+    sets.append(("zero_vectors", z, zp, zn, [0.2]))
+    big = f32(rng.uniform(1e4, 1e6, size=(4, 6)))
+    sets.append(("large_magnitude", big, f32(big + rng.uniform(-3e4, 3e4, size=(4, 6))),
+                 f32(big + rng.uniform(-3e4, 3e4, size=(4, 6))), [0.2, 1e9]))
+    sets.append(("dim1", f32(rng.randn(5, 1)), f32(rng.randn(5, 1)), f32(rng.randn(5, 1)), [0.5]))
+    sets.append(("single", f32(rng.randn(1, 3)), f32(rng.randn(1, 3)), f32(rng.randn(1, 3)), [0.2]))
+    return sets
+
+
+def hcl_reference_torch(out_1, out_2, temperature, tau_plus, beta, estimator):
+    """The authors' criterion (HCL, image/main.py), per anchor, float64."""
+    batch_size = out_1.shape[0]
+    out = torch.cat([out_1, out_2], dim=0)
+    neg = torch.exp(torch.mm(out, out.t().contiguous()) / temperature)
+    mask = torch.ones((batch_size, 2 * batch_size), dtype=bool)
+    for i in range(batch_size):
+        mask[i, i] = 0
+        mask[i, i + batch_size] = 0
+    mask = torch.cat((mask, mask), 0)
+    neg = neg.masked_select(mask).view(2 * batch_size, -1)
+    pos = torch.exp(torch.sum(out_1 * out_2, dim=-1) / temperature)
+    pos = torch.cat([pos, pos], dim=0)
+    if estimator == "hard":
+        N = batch_size * 2 - 2
+        imp = (beta * neg.log()).exp()
+        reweight_neg = (imp * neg).sum(dim=-1) / imp.mean(dim=-1)
+        Ng = (-tau_plus * N * pos + reweight_neg) / (1 - tau_plus)
+        Ng = torch.clamp(Ng, min=N * np.e ** (-1 / temperature))
+    else:
+        Ng = neg.sum(dim=-1)
+    return -torch.log(pos / (pos + Ng))
+
+
+def hcl_reference_ld(out_1, out_2, temperature, tau_plus, beta, estimator):
+    """The same formula literally, in numpy long double (exponent range to
+    e^11356), for temperatures where float64 exp() overflows."""
+    ld = np.longdouble
+    o1, o2 = np.asarray(out_1, dtype=ld), np.asarray(out_2, dtype=ld)
+    bs = o1.shape[0]
+    out = np.concatenate([o1, o2], 0)
+    sim = out @ out.T
+    T = ld(temperature)
+    N = 2 * bs - 2
+    res = []
+    for i in range(2 * bs):
+        p = i + bs if i < bs else i - bs
+        pos = np.exp((o1[i % bs] * o2[i % bs]).sum() / T)
+        negs = np.exp(np.array([sim[i, j] for j in range(2 * bs) if j != i and j != p], dtype=ld) / T)
+        if estimator == "hard":
+            imp = np.exp(ld(beta) * np.log(negs))
+            rw = (imp * negs).sum() / imp.mean()
+            Ng = (-ld(tau_plus) * N * pos + rw) / (1 - ld(tau_plus))
+            Ng = max(Ng, N * np.exp(ld(-1) / T))
+        else:
+            Ng = negs.sum()
+        res.append(-np.log(pos / (pos + Ng)))
+    return np.array(res, dtype=ld)
+
+
+def gen_loss():
+    body = []
+    body.append("typedef struct {\n    const char *name, *metric;\n    size_t n, dim;\n    const float *a, *p, *neg;\n"
+                "    const double *d_ap, *d_an, *d_pn;\n} golden_triplet_set;\n\n")
+    body.append("typedef struct {\n    size_t set; /* index into golden_triplet_sets */\n    const char *loss;\n    int swap;\n"
+                "    double margin;\n    const double *losses;\n    const int *cats;\n"
+                "    double reduced[3]; /* mean, mean-nonzero, sum */\n} golden_triplet_case;\n\n")
+    sets, cases = [], []
+    for si, (name, a, p, n, margins) in enumerate(triplet_sets()):
+        for metric in METRICS:
+            k = len(sets)
+            A, P, Nn = t64(a), t64(p), t64(n)
+            dfn = dist_fn(metric)
+            d_ap, d_an, d_pn = dfn(A, P).numpy(), dfn(A, Nn).numpy(), dfn(P, Nn).numpy()
+            body.append(c_floats("gl_a%d" % k, a) + c_floats("gl_p%d" % k, p) + c_floats("gl_n%d" % k, n))
+            body.append(c_doubles("gl_dap%d" % k, d_ap) + c_doubles("gl_dan%d" % k, d_an) + c_doubles("gl_dpn%d" % k, d_pn))
+            sets.append('    {"%s", "%s", %d, %d, gl_a%d, gl_p%d, gl_n%d, gl_dap%d, gl_dan%d, gl_dpn%d},\n'
+                        % (name, metric, a.shape[0], a.shape[1], k, k, k, k, k, k))
+            for margin in margins:
+                for swap in (0, 1):
+                    d_eff = np.minimum(d_an, d_pn) if swap else d_an
+                    cats = [category(x, y, margin) for x, y in zip(d_ap, d_eff)]
+                    for loss in ("triplet", "triplet-soft"):
+                        if loss == "triplet":
+                            crit = torch.nn.TripletMarginWithDistanceLoss(distance_function=dfn, margin=margin, swap=bool(swap), reduction="none")
+                            ls = crit(A, P, Nn).numpy()
+                            if metric == "euclidean":
+                                ref2 = torch.nn.TripletMarginLoss(margin=margin, p=2, eps=0.0, swap=bool(swap), reduction="none")(A, P, Nn).numpy()
+                                assert np.allclose(ls, ref2, rtol=1e-12, atol=1e-12)
+                        else:
+                            ls = F.softplus(torch.tensor(d_ap - d_eff), beta=1, threshold=40).numpy()
+                        c = len(cases)
+                        body.append(c_doubles("gl_l%d" % c, ls) + c_ints("gl_c%d" % c, cats))
+                        red = reductions(ls)
+                        cases.append('    {%d, "%s", %d, %s, gl_l%d, gl_c%d, {%s}},\n'
+                                     % (k, loss, swap, c_double_lit(margin), c, c, ", ".join(c_double_lit(r) for r in red)))
+    body.append("\nstatic const golden_triplet_set golden_triplet_sets[] = {\n%s};\n" % "".join(sets))
+    body.append("static const golden_triplet_case golden_triplet_cases[] = {\n%s};\n\n" % "".join(cases))
+
+    # contrastive pairs
+    body.append("typedef struct {\n    const char *metric, *loss;\n    size_t n;\n    double margin;\n    const double *d;\n"
+                "    const int *labels;\n    const double *losses;\n    double reduced[3];\n} golden_pair_case;\n\n")
+    x1 = f32(rng.randn(8, 4))
+    x2 = f32(rng.randn(8, 4))
+    x2[0] = x1[0]  # identical similar pair: loss 0
+    x1[5] = 0  # zero vector
+    labels = np.array([1, 1, 0, 0, 1, 0, 0, 1])
+    pcases = []
+    for metric in METRICS:
+        d = dist_fn(metric)(t64(x1), t64(x2))
+        for loss in ("contrastive", "contrastive-squared"):
+            for margin in (0.5, 2.0):
+                dis = torch.clamp(margin - d, min=0)
+                lv = torch.where(torch.tensor(labels) == 1, d, dis)
+                if loss == "contrastive-squared":
+                    lv = lv ** 2
+                c = len(pcases)
+                body.append(c_doubles("gp_d%d" % c, d.numpy()) + c_doubles("gp_l%d" % c, lv.numpy()))
+                pcases.append('    {"%s", "%s", %d, %s, gp_d%d, golden_pair_labels, gp_l%d, {%s}},\n'
+                              % (metric, loss, len(labels), c_double_lit(margin), c, c,
+                                 ", ".join(c_double_lit(r) for r in reductions(lv.numpy()))))
+    body.append(c_ints("golden_pair_labels", labels))
+    body.append("static const golden_pair_case golden_pair_cases[] = {\n%s};\n\n" % "".join(pcases))
+
+    # hard-negative InfoNCE
+    body.append("typedef struct {\n    const char *name;\n    size_t n, dim;\n    const float *a, *b;\n    double temperature, tau_plus, beta;\n"
+                "    int hard;\n    const double *losses; /* 2n */\n    double mean;\n} golden_infonce_case;\n\n")
+    isets = []
+    isets.append(("random", f32(rng.randn(4, 8)), f32(rng.randn(4, 8))))
+    isets.append(("n2", f32(rng.randn(2, 3)), f32(rng.randn(2, 3))))
+    za, zb = f32(rng.randn(3, 5)), f32(rng.randn(3, 5))
+    za[1] = 0
+    isets.append(("zero_vector", za, zb))
+    isets.append(("dim1", f32(rng.randn(5, 1)), f32(rng.randn(5, 1))))
+    dup = f32(rng.randn(4, 6))
+    dup[2] = dup[0]
+    isets.append(("duplicates_large", f32(dup * 1e5), f32((dup + 0.1 * rng.randn(4, 6)) * 1e5)))
+    params = [(0.5, 0.0, 0.0, "hard"), (0.5, 0.0, 0.0, "easy"), (0.5, 0.1, 1.0, "hard"), (0.1, 0.1, 0.5, "hard"),
+              (0.2, 0.5, 2.0, "hard"), (0.1, 0.9, 1.0, "hard"), (0.07, 0.0, 0.0, "easy"), (0.005, 0.1, 1.0, "hard"),
+              (0.001, 0.0, 0.0, "easy"), (0.001, 0.1, 1.0, "hard")]
+    icases = []
+    for si, (name, a, b) in enumerate(isets):
+        body.append(c_floats("gi_a%d" % si, a) + c_floats("gi_b%d" % si, b))
+        o1, o2 = F.normalize(t64(a), dim=1), F.normalize(t64(b), dim=1)
+        for (T, tp, beta, est) in params:
+            ld = hcl_reference_ld(o1.numpy(), o2.numpy(), T, tp, beta, est)
+            if T >= 0.05:  # float64 exp() does not overflow: the torch code itself must agree
+                tr = hcl_reference_torch(o1, o2, T, tp, beta, est).numpy()
+                assert np.allclose(tr, ld.astype(np.float64), rtol=1e-9, atol=1e-12), (name, T, tp, beta, est, tr, ld)
+            lv = ld.astype(np.float64)
+            c = len(icases)
+            body.append(c_doubles("gi_l%d" % c, lv))
+            icases.append('    {"%s", %d, %d, gi_a%d, gi_b%d, %s, %s, %s, %d, gi_l%d, %s},\n'
+                          % (name, a.shape[0], a.shape[1], si, si, c_double_lit(T), c_double_lit(tp), c_double_lit(beta),
+                             est == "hard", c, c_double_lit(float(ld.mean()))))
+    body.append("static const golden_infonce_case golden_infonce_cases[] = {\n%s};\n" % "".join(icases))
+    header(os.path.join(HERE, "golden_loss.h"), "GOLDEN_LOSS_H", "".join(body))
+
+
 if __name__ == "__main__":
     gen_dist()
+    gen_loss()
