@@ -1,0 +1,121 @@
+/* train.h - metric-learning trainer: PK batches, in-batch mining, backprop, Adam. */
+#ifndef TRAIN_H
+#define TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dist.h"
+#include "loss.h"
+#include "mine.h"
+#include "model.h"
+#include "tr_err.h"
+
+#define TRN_MAX_BATCH 65536
+
+/* Every training option. trn_config_default() gives the shipped recipe
+ * (FaceNet semi-hard hinge on an L2-normalised 784-256-128 ReLU MLP). */
+typedef struct {
+    int dims[MDL_MAX_LAYERS + 1]; /* dims[0] input ... dims[n_layers] output */
+    int n_layers;
+    mdl_act act;
+    int normalize;          /* L2-normalise the embeddings */
+    dist_metric metric;
+    loss_kind loss;         /* triplet, triplet-soft, contrastive, contrastive-squared */
+    mine_strategy mining;   /* triplet losses only */
+    double margin;
+    int classes_per_batch;  /* P */
+    int samples_per_class;  /* K */
+    int epochs;
+    int steps_per_epoch;    /* 0: n_train / (P*K), at least 1 */
+    double lr, beta1, beta2, adam_eps, weight_decay; /* torch.optim.Adam (L2 decay) */
+    uint64_t seed;
+    int threads;            /* OpenBLAS threads (process-wide setting) */
+    double input_mean;      /* x' = (x - mean) * scale, for every feature */
+    double input_scale;     /* 0: 1 / max|x| over the training data */
+    double collapse_eps;    /* collapsed when mean d_ap and d_an are both below */
+} trn_config;
+
+void trn_config_default(trn_config *cfg);
+/* "784-256-128" -> dims / n_layers. TR_EINVAL naming the bad part. */
+int trn_parse_arch(const char *s, trn_config *cfg, tr_err *err);
+/* "784-256-128" into buf. */
+void trn_format_arch(const trn_config *cfg, char *buf, size_t len);
+/* A one-line description of the recipe (for model metadata and logs). */
+void trn_recipe(const trn_config *cfg, char *buf, size_t len);
+/* Check a config for consistency (names the bad option). */
+int trn_config_check(const trn_config *cfg, tr_err *err);
+
+/* Per-step (or, in an epoch event, per-epoch mean) statistics. For the
+ * triplet losses the shares are over the mined triplets; for the pair
+ * losses, over all in-batch triplets (diagnostic) and d_ap/d_an are the
+ * mean distances of similar/dissimilar pairs. */
+typedef struct {
+    int64_t step;        /* steps done in total (1 after the first) */
+    int epoch;           /* 0-based epoch this step belongs to */
+    int step_in_epoch;   /* 1-based */
+    int steps_per_epoch;
+    double loss;
+    double active;       /* fraction of triplets (pairs) with loss > 0 */
+    double share[CAT_COUNT]; /* easy / semi-hard / hard fractions */
+    double mean_d_ap, mean_d_an;
+    double n_triplets;   /* triplets (pairs) the loss was taken over */
+    int collapsed;       /* mean d_ap and d_an both < collapse_eps */
+} trn_stats;
+
+typedef enum { TRN_EV_STEP, TRN_EV_EPOCH } trn_event;
+
+/* Progress callback: called after every step and after every epoch (with
+ * the epoch's mean stats). Return nonzero to stop after this step. */
+typedef int (*trn_progress_fn)(void *user, trn_event ev, const trn_stats *st);
+
+typedef struct trn trn;
+
+/* A trainer over n rows of dim raw features x (row-major) with labels.
+ * x and labels are borrowed and must outlive the trainer. Weights are
+ * Kaiming-uniform (torch.nn.Linear's default) from the seeded PRNG. */
+int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t n, size_t dim, trn **out, tr_err *err);
+void trn_free(trn *t); /* NULL is a no-op */
+const trn_config *trn_get_config(const trn *t);
+
+/* Run until cfg.epochs epochs are done or cb asks to stop; cb may be NULL.
+ * *stopped (may be NULL) is set to 1 when cb stopped it early. */
+int trn_run(trn *t, trn_progress_fn cb, void *user, int *stopped, tr_err *err);
+/* One optimisation step on the next PK batch. */
+int trn_step(trn *t, trn_stats *st, tr_err *err);
+int trn_done(const trn *t);
+int64_t trn_steps_done(const trn *t);
+int trn_epochs_done(const trn *t);
+/* Change the total number of epochs (e.g. to extend a resumed run). */
+void trn_set_epochs(trn *t, int epochs);
+
+/* Loss and parameter gradients (in trn_grads) for one given batch of n raw
+ * rows, without updating anything. Used by the tests and by trn_step. */
+int trn_loss_grad(trn *t, const float *x, const int64_t *labels, size_t n, trn_stats *st, tr_err *err);
+/* The flat parameters: per layer W (out x in, row-major) then b (out).
+ * Writable (tests set weights through it). */
+float *trn_params(trn *t, size_t *n_params);
+const float *trn_grads(const trn *t);
+/* Preprocessing in use (input_scale resolved). */
+double trn_input_mean(const trn *t);
+double trn_input_scale(const trn *t);
+
+/* Embed n raw rows with the current weights into out (n x output dim),
+ * preprocessing included; the same as the exported model's forward. */
+int trn_embed(trn *t, const float *x, size_t n, float *out, tr_err *err);
+
+/* A model holding the current weights, preprocessing tensors and metadata
+ * (activation, normalize, metric, loss, margin). Free with mdl_free. */
+int trn_export(const trn *t, mdl_model **out, tr_err *err);
+
+/* Checkpoint: weights, Adam moments, step, PRNG and sampler state, the
+ * config and a caller string (note, may be NULL) in one safetensors file,
+ * written atomically. */
+int trn_checkpoint_save(const trn *t, const char *path, const char *note, tr_err *err);
+/* Read the config a checkpoint was made with. */
+int trn_checkpoint_config(const char *path, trn_config *cfg, tr_err *err);
+/* Restore a trainer made with that config over the same data. *note (may be
+ * NULL) receives a malloc'd copy of the saved note ("" if none). */
+int trn_checkpoint_load(trn *t, const char *path, char **note, tr_err *err);
+
+#endif
