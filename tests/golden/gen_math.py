@@ -335,6 +335,116 @@ def gen_loss():
     header(os.path.join(HERE, "golden_loss.h"), "GOLDEN_LOSS_H", "".join(body))
 
 
+# ---------------------------------------------------------------- mining
+MINE_LIST = 50  # the golden lists the first MINE_LIST triplets of each run
+
+
+def mine_ref(strategy, D, labels, loss, margin):
+    """Straightforward float64 reference miner (mine.h's definitions)."""
+    n = len(labels)
+    pos = [[j for j in range(n) if j != a and labels[j] == labels[a]] for a in range(n)]
+    negs = [[j for j in range(n) if labels[j] != labels[a]] for a in range(n)]
+    trip = []
+    for a in range(n):
+        if not pos[a] or not negs[a]:
+            continue
+        if strategy == "batch-hard":
+            p = max(pos[a], key=lambda j: (D[a][j], -j))
+            q = min(negs[a], key=lambda j: (D[a][j], j))
+            trip.append((a, p, q))
+        elif strategy == "semi-hard":  # FaceNet; TF Addons' fallback
+            for p in pos[a]:
+                farther = [j for j in negs[a] if D[a][j] > D[a][p]]
+                if farther:
+                    q = min(farther, key=lambda j: (D[a][j], j))
+                else:
+                    q = max(negs[a], key=lambda j: (D[a][j], -j))
+                trip.append((a, p, q))
+        else:
+            for p in pos[a]:
+                for q in negs[a]:
+                    trip.append((a, p, q))
+    rows = []
+    for (a, p, q) in trip:
+        dap, dan = float(D[a][p]), float(D[a][q])
+        if loss == "triplet":
+            l = max(0.0, dap - dan + margin)
+        else:
+            l = float(F.softplus(torch.tensor(dap - dan), beta=1, threshold=40))
+        rows.append((a, p, q, dap, dan, l, category(dap, dan, margin)))
+    ls = np.array([r[5] for r in rows], dtype=np.float64)
+    counts = [sum(1 for r in rows if r[6] == c) for c in range(3)]
+    npos = int((ls > 0).sum())
+    summary = dict(total=len(rows), counts=counts, npos=npos,
+                   mean=float(ls.mean()) if len(rows) else 0.0,
+                   mean_pos=float(ls[ls > 0].mean()) if npos else 0.0,
+                   no_pos=[a for a in range(n) if not pos[a]], no_neg=[a for a in range(n) if not negs[a]])
+    return rows, summary
+
+
+def sqeuclid_matrix(x):
+    X = t64(x)
+    return ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1).numpy()
+
+
+def mine_sets():
+    sets = []
+    x = f32(rng.randn(12, 4))
+    sets.append(("pk4x3", sqeuclid_matrix(x), [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3], [0.2, 1.0]))
+    # integer points on a line: many exact ties in D
+    xi = f32([[0], [1], [2], [3], [1], [2], [0], [3]])
+    sets.append(("ties", sqeuclid_matrix(xi), [0, 0, 1, 1, 2, 2, 1, 0], [0.0, 1.0, 4.0]))
+    # label 7 has one item (no positive); semi-hard fallback: positives far
+    xf = f32([[0, 0], [10, 0], [1, 0], [11, 0], [5, 5]])
+    sets.append(("fallback_singleton", sqeuclid_matrix(xf), [1, 1, 2, 2, 7], [0.2]))
+    # anchor 0: no negative is farther than its positive and two tie for the largest D_an
+    sets.append(("fallback_tie", sqeuclid_matrix(f32([[0], [10], [3], [-3], [-3]])), [0, 0, 1, 1, 1], [0.2]))
+    sets.append(("one_label", sqeuclid_matrix(f32(rng.randn(4, 3))), [5, 5, 5, 5], [0.2]))
+    sets.append(("all_distinct", sqeuclid_matrix(f32(rng.randn(4, 3))), [0, 1, 2, 3], [0.2]))
+    sets.append(("single_item", sqeuclid_matrix(f32(rng.randn(1, 3))), [9], [0.2]))
+    xl = f32(rng.randint(-4, 5, size=(40, 2)))  # 2 labels x 20: semi-hard's sorted path, ties
+    sets.append(("two_labels_40", sqeuclid_matrix(xl), [i % 2 for i in range(40)], [0.5]))
+    xb = f32(rng.uniform(1e4, 1e6, size=(10, 3)))
+    sets.append(("large_magnitude", sqeuclid_matrix(xb), [0, 1, 2, 0, 1, 2, 0, 1, 2, 0], [0.2, 1e11]))
+    # negative labels and labels beyond 32 bits are labels like any other
+    sets.append(("big_labels", sqeuclid_matrix(f32(rng.randn(6, 2))), [-1, 2**40, -1, 2**40, 3, 3], [0.3]))
+    return sets
+
+
+def gen_mine():
+    body = []
+    body.append("typedef struct {\n    const char *name;\n    size_t n;\n    const double *D; /* n x n */\n    const int64_t *labels;\n} golden_mine_set;\n\n")
+    body.append("typedef struct {\n    size_t set;\n    const char *strategy, *loss;\n    double margin;\n"
+                "    size_t n_total, counts[3], n_positive;\n    double mean_loss, mean_pos_loss;\n"
+                "    size_t n_listed; /* min(n_total, %d) */\n    const int32_t *apn; /* a, p, n per listed triplet */\n"
+                "    const double *dl; /* d_ap, d_an, loss per listed triplet */\n    const int *cats;\n"
+                "    size_t n_no_positive, n_no_negative;\n    const int32_t *no_positive, *no_negative;\n} golden_mine_case;\n\n"
+                % MINE_LIST)
+    body.append("#define GOLDEN_MINE_LIST %d\n\n" % MINE_LIST)
+    sets, cases = [], []
+    for si, (name, D, labels, margins) in enumerate(mine_sets()):
+        body.append(c_doubles("gm_D%d" % si, D) + c_ints("gm_lab%d" % si, labels, "int64_t"))
+        sets.append('    {"%s", %d, gm_D%d, gm_lab%d},\n' % (name, len(labels), si, si))
+        for strategy in ("batch-hard", "semi-hard", "batch-all"):
+            for loss in ("triplet", "triplet-soft"):
+                for margin in margins:
+                    rows, sm = mine_ref(strategy, D, labels, loss, margin)
+                    lst = rows[:MINE_LIST]
+                    c = len(cases)
+                    body.append(c_ints("gm_apn%d" % c, [v for r in lst for v in r[:3]], "int32_t"))
+                    body.append(c_doubles("gm_dl%d" % c, [v for r in lst for v in r[3:6]]))
+                    body.append(c_ints("gm_cat%d" % c, [r[6] for r in lst]))
+                    body.append(c_ints("gm_np%d" % c, sm["no_pos"], "int32_t") + c_ints("gm_nn%d" % c, sm["no_neg"], "int32_t"))
+                    cases.append('    {%d, "%s", "%s", %s, %d, {%s}, %d, %s, %s, %d, gm_apn%d, gm_dl%d, gm_cat%d, %d, %d, gm_np%d, gm_nn%d},\n'
+                                 % (si, strategy, loss, c_double_lit(margin), sm["total"], ", ".join(str(x) for x in sm["counts"]),
+                                    sm["npos"], c_double_lit(sm["mean"]), c_double_lit(sm["mean_pos"]), len(lst), c, c, c,
+                                    len(sm["no_pos"]), len(sm["no_neg"]), c, c))
+    body.append("\nstatic const golden_mine_set golden_mine_sets[] = {\n%s};\n" % "".join(sets))
+    body.append("static const golden_mine_case golden_mine_cases[] = {\n%s};\n" % "".join(cases))
+    header(os.path.join(HERE, "golden_mine.h"), "GOLDEN_MINE_H", "".join(body))
+
+
 if __name__ == "__main__":
     gen_dist()
     gen_loss()
+    gen_mine()
