@@ -34,34 +34,49 @@ const char *dist_name(dist_metric m) { return (unsigned)m < DIST_COUNT ? dist_na
 /* The kernels keep four double partial sums so the loop pipelines; every
  * product of two floats is exact in double, only the additions round. */
 static double sum_sqdiff(const float *a, const float *b, size_t dim) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    double s[4] = {0, 0, 0, 0};
     size_t i = 0;
-    for (; i + 4 <= dim; i += 4) {
-        double d0 = (double)a[i] - b[i], d1 = (double)a[i + 1] - b[i + 1];
-        double d2 = (double)a[i + 2] - b[i + 2], d3 = (double)a[i + 3] - b[i + 3];
-        s0 += d0 * d0;
-        s1 += d1 * d1;
-        s2 += d2 * d2;
-        s3 += d3 * d3;
-    }
+    for (; i + 4 <= dim; i += 4)
+        for (int u = 0; u < 4; u++) {
+            double d = (double)a[i + u] - b[i + u];
+            s[u] += d * d;
+        }
     for (; i < dim; i++) {
         double d = (double)a[i] - b[i];
-        s0 += d * d;
+        s[0] += d * d;
     }
-    return (s0 + s1) + (s2 + s3);
+    return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
 static double sum_dot(const float *a, const float *b, size_t dim) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    double s[4] = {0, 0, 0, 0};
     size_t i = 0;
-    for (; i + 4 <= dim; i += 4) {
-        s0 += (double)a[i] * b[i];
-        s1 += (double)a[i + 1] * b[i + 1];
-        s2 += (double)a[i + 2] * b[i + 2];
-        s3 += (double)a[i + 3] * b[i + 3];
+    for (; i + 4 <= dim; i += 4)
+        for (int u = 0; u < 4; u++) s[u] += (double)a[i + u] * b[i + u];
+    for (; i < dim; i++) s[0] += (double)a[i] * b[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* a.b, a.a and b.b in one pass (four lanes each). */
+static void sum_dot3(const float *a, const float *b, size_t dim, double *ab, double *aa, double *bb) {
+    double d[4] = {0, 0, 0, 0}, x2[4] = {0, 0, 0, 0}, y2[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= dim; i += 4)
+        for (int u = 0; u < 4; u++) {
+            double x = a[i + u], y = b[i + u];
+            d[u] += x * y;
+            x2[u] += x * x;
+            y2[u] += y * y;
+        }
+    for (; i < dim; i++) {
+        double x = a[i], y = b[i];
+        d[0] += x * y;
+        x2[0] += x * x;
+        y2[0] += y * y;
     }
-    for (; i < dim; i++) s0 += (double)a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
+    *ab = (d[0] + d[1]) + (d[2] + d[3]);
+    *aa = (x2[0] + x2[1]) + (x2[2] + x2[3]);
+    *bb = (y2[0] + y2[1]) + (y2[2] + y2[3]);
 }
 
 /* 1 - cos from a dot product and two squared norms; zero vector -> 1. */
@@ -77,7 +92,11 @@ double dist_one(dist_metric m, const float *a, const float *b, size_t dim) {
     switch (m) {
     case DIST_SQEUCLIDEAN: return sum_sqdiff(a, b, dim);
     case DIST_EUCLIDEAN: return sqrt(sum_sqdiff(a, b, dim));
-    case DIST_COSINE: return cosine_from(sum_dot(a, b, dim), sum_dot(a, a, dim), sum_dot(b, b, dim));
+    case DIST_COSINE: {
+        double ab, aa, bb;
+        sum_dot3(a, b, dim, &ab, &aa, &bb);
+        return cosine_from(ab, aa, bb);
+    }
     case DIST_DOT: return -sum_dot(a, b, dim);
     default: return NAN;
     }
@@ -140,7 +159,7 @@ static int dist_matrix_gemm(dist_metric m, const float *a, size_t na, const floa
                 d = 1.0 - dot * inva * nrb[j];
                 if (d < 0) d = 0;
                 if (inva == 0 || nrb[j] == 0) d = 1.0;
-                else if (d <= DIST_RECOMPUTE_FRAC) d = cosine_from(sum_dot(ai, b + j * dim, dim), nra[i], sum_dot(b + j * dim, b + j * dim, dim));
+                else if (d <= DIST_RECOMPUTE_FRAC) d = dist_one(DIST_COSINE, ai, b + j * dim, dim);
                 break;
             default: d = -dot; break;
             }
