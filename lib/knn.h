@@ -18,14 +18,24 @@ typedef struct {
     const int64_t *labels;      /* gallery labels [ng] or NULL */
     int use_filter;             /* only rows with labels[i] == filter_label */
     int64_t filter_label;
-    const float *g_sqnorm;      /* precomputed |g_i|^2 [ng] or NULL */
+    const float *g_sqnorm;      /* precomputed |g_i|^2 [ng] or NULL (the
+                                   float rounding of the exact value) */
+    size_t block_q, block_g;    /* tile of queries x gallery rows (0: defaults
+                                   1024 x 512); small values for tests */
+    size_t *n_fallback;         /* out, may be NULL: queries answered by the
+                                   exact double scan (see knn.c) */
 } knn_opts;
 
 /* For each of nq queries (row-major nq x dim) find the k nearest of the ng
  * gallery rows (ng x dim) under metric m. out is nq*k hits, each query's
  * sorted by (dist, index) ascending: ties go to the smaller index. Rows
  * short of k are padded with index -1, dist +inf. Blocked GEMM with memory
- * bounded by the block size, not by nq*ng. opts may be NULL. */
+ * bounded by the block size, not by nq*ng. opts may be NULL; zero-initialise
+ * it. Results equal a double-precision brute force exactly (knn.c explains
+ * how). With threads > 1 each worker calls SGEMM itself: keep OpenBLAS at one
+ * thread (openblas_set_num_threads(1)) or the two oversubscribe the cores.
+ * Errors: TR_EINVAL for k == 0, dim == 0, a non-finite query ("queries[i]")
+ * or gallery row, filter without labels ("filter_label"); TR_ENOMEM. */
 int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t ng, size_t dim, size_t k,
                const knn_opts *opts, knn_hit *out, tr_err *err);
 

@@ -1,0 +1,464 @@
+/* knn.c - exact k-nearest-neighbour search: float GEMM filter, double rescoring. */
+#include "knn.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How the answer stays exact although the GEMM runs in float.
+ *
+ * Pass 1 (per query block x gallery block): C = alpha * Q G^T by SGEMM, then
+ * a per-row value v that orders rows like the distance does:
+ *   L2:     v = |g|^2 - 2 q.g      d = |q|^2 + v
+ *   cosine: v = -q.g / |g|         d = 1 + v / |q|
+ *   dot:    v = -q.g               d = v
+ * A bounded max-heap per query keeps the kc = min(2k + 16, eligible) smallest
+ * v (more than k: the slack absorbs float error).
+ * Pass 2 (per query): every candidate is rescored in double with dist_one()
+ * and sorted by (distance, index). A row left out of the heap had v >= T, the
+ * heap's largest v, so its true distance is at least d(T) - E, E a rigorous
+ * bound on the float error (|fl(q.g) - q.g| <= gamma_dim |q||g|, Higham,
+ * whatever the summation order, times 3 for the rounding of the norms and of
+ * v). When the k-th rescored distance is strictly below d(T) - E no excluded
+ * row can displace or tie it and the answer is exactly the double
+ * brute-force one. When that check fails (designed ties, many duplicates, a
+ * zero query under cosine) the query is answered by an exact double scan of
+ * the whole gallery. Memory is O(block_q * block_g + block_q * kc) per
+ * thread whatever nq * ng is. */
+
+#define KNN_BLOCK_Q 1024
+#define KNN_BLOCK_G 512
+#define KNN_HEAP_BYTES ((size_t)4 << 20) /* per thread, caps block_q for big k */
+#define KNN_MAX_NORM2 1e30               /* beyond this float products may overflow */
+#define KNN_U (1.0 / 16777216.0)         /* float unit roundoff 2^-24 */
+
+typedef struct {
+    float v;
+    int64_t i;
+} kent; /* approximate heap entry */
+
+typedef struct {
+    double d;   /* final distance */
+    double pre; /* before the square root (euclidean), else = d */
+    int64_t i;
+} kcand;
+
+typedef struct {
+    dist_metric m;
+    const float *q, *g;
+    size_t nq, ng, dim, k, kc, bq, bg;
+    const int64_t *labels;
+    int use_filter;
+    int64_t filter;
+    size_t n_elig;
+    const float *gadd; /* L2: |g|^2 as float */
+    const float *gmul; /* cosine: 1/|g| as float, 0 for zero rows */
+    double gmax;       /* max |g|^2 over the gallery */
+    int direct_all;    /* norms too large for float GEMM */
+    knn_hit *out;
+    /* shared work queue and status */
+    pthread_mutex_t mu;
+    size_t next_block;
+    int rc;
+    tr_err err;
+    size_t n_fallback;
+} knn_job;
+
+static double sum_sq(const float *v, size_t dim) {
+    double s = 0;
+    for (size_t e = 0; e < dim; e++) s += (double)v[e] * v[e];
+    return s;
+}
+
+static int kent_less(const kent *a, const kent *b) { return a->v < b->v || (a->v == b->v && a->i < b->i); }
+
+/* Max-heap of approximate entries, largest (v, i) at h[0]. */
+static void kheap_push(kent *h, size_t *n, kent e) {
+    size_t c = (*n)++;
+    while (c > 0) {
+        size_t p = (c - 1) / 2;
+        if (!kent_less(&h[p], &e)) break;
+        h[c] = h[p];
+        c = p;
+    }
+    h[c] = e;
+}
+
+static void kheap_replace_top(kent *h, size_t n, kent e) {
+    size_t c = 0;
+    for (;;) {
+        size_t l = 2 * c + 1, big = c;
+        const kent *bv = &e;
+        if (l < n && kent_less(bv, &h[l])) big = l, bv = &h[l];
+        if (l + 1 < n && kent_less(bv, &h[l + 1])) big = l + 1, bv = &h[l + 1];
+        if (big == c) break;
+        h[c] = h[big];
+        c = big;
+    }
+    h[c] = e;
+}
+
+static int kcand_cmp(const void *pa, const void *pb) {
+    const kcand *a = pa, *b = pb;
+    if (a->d < b->d) return -1;
+    if (a->d > b->d) return 1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+static int kcand_less(const kcand *a, const kcand *b) { return a->d < b->d || (a->d == b->d && a->i < b->i); }
+
+static int eligible(const knn_job *j, size_t row) { return !j->use_filter || j->labels[row] == j->filter; }
+
+/* Offer one row of the tile to a query's heap, turning c[e] into the
+ * ordering value on the fly: mode 0 v = c + aux (L2), 1 v = c * aux
+ * (cosine), 2 v = c (dot). Eight rows at a time are rejected with one vector
+ * compare against the heap's top; only rows below it take the scalar path. */
+typedef float f8 __attribute__((vector_size(32)));
+typedef int i8 __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) void offer(const knn_job *j, float v, size_t row, kent *h, size_t *hn,
+                                                        float *thr) {
+    if (!(v < *thr) || !eligible(j, row)) return;
+    kent ke = {v, (int64_t)row};
+    if (*hn < j->kc) kheap_push(h, hn, ke);
+    else kheap_replace_top(h, *hn, ke);
+    if (*hn == j->kc) *thr = h[0].v;
+}
+
+static inline __attribute__((always_inline)) void scan_mode(const knn_job *j, const float *c, const float *aux,
+                                                            int mode, size_t n, size_t base, kent *h, size_t *hn) {
+    float thr = *hn == j->kc ? h[0].v : INFINITY;
+    f8 t8 = {thr, thr, thr, thr, thr, thr, thr, thr};
+    size_t e = 0;
+    for (; e + 8 <= n; e += 8) {
+        f8 v, x;
+        memcpy(&v, c + e, sizeof v);
+        if (mode != 2) {
+            memcpy(&x, aux + e, sizeof x);
+            v = mode == 0 ? v + x : v * x;
+        }
+        i8 mk = v < t8;
+        long long w[4];
+        memcpy(w, &mk, sizeof w);
+        if (!(w[0] | w[1] | w[2] | w[3])) continue;
+        for (int l = 0; l < 8; l++) offer(j, v[l], base + e + (size_t)l, h, hn, &thr);
+        t8 = (f8){thr, thr, thr, thr, thr, thr, thr, thr};
+    }
+    for (; e < n; e++) {
+        float v = mode == 0 ? c[e] + aux[e] : mode == 1 ? c[e] * aux[e] : c[e];
+        offer(j, v, base + e, h, hn, &thr);
+    }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define KNN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define KNN_CLONES
+#endif
+
+KNN_CLONES static void scan_l2(const knn_job *j, const float *c, const float *a, size_t n, size_t base, kent *h,
+                               size_t *hn) {
+    scan_mode(j, c, a, 0, n, base, h, hn);
+}
+KNN_CLONES static void scan_cos(const knn_job *j, const float *c, const float *a, size_t n, size_t base, kent *h,
+                                size_t *hn) {
+    scan_mode(j, c, a, 1, n, base, h, hn);
+}
+KNN_CLONES static void scan_dot(const knn_job *j, const float *c, const float *a, size_t n, size_t base, kent *h,
+                                size_t *hn) {
+    scan_mode(j, c, a, 2, n, base, h, hn);
+}
+
+static void scan_row(const knn_job *j, const float *c, size_t g0, size_t n, kent *h, size_t *hn) {
+    if (j->m == DIST_SQEUCLIDEAN || j->m == DIST_EUCLIDEAN) scan_l2(j, c, j->gadd + g0, n, g0, h, hn);
+    else if (j->m == DIST_COSINE) scan_cos(j, c, j->gmul + g0, n, g0, h, hn);
+    else scan_dot(j, c, NULL, n, g0, h, hn);
+}
+
+static void exact_one(const knn_job *j, const float *q, size_t row, kcand *c) {
+    const float *g = j->g + row * j->dim;
+    c->i = (int64_t)row;
+    if (j->m == DIST_EUCLIDEAN) {
+        c->pre = dist_one(DIST_SQEUCLIDEAN, q, g, j->dim);
+        c->d = sqrt(c->pre);
+    } else {
+        c->d = c->pre = dist_one(j->m, q, g, j->dim);
+    }
+}
+
+/* Exact double scan of the whole gallery for one query: a max-heap of k
+ * candidates ordered by (d, i). cand has room for k. Returns the count. */
+static size_t exact_scan(const knn_job *j, const float *q, kcand *h) {
+    size_t n = 0, k = j->k;
+    for (size_t row = 0; row < j->ng; row++) {
+        if (!eligible(j, row)) continue;
+        kcand e;
+        exact_one(j, q, row, &e);
+        size_t c;
+        if (n < k) {
+            c = n++;
+            while (c > 0) {
+                size_t p = (c - 1) / 2;
+                if (!kcand_less(&h[p], &e)) break;
+                h[c] = h[p];
+                c = p;
+            }
+        } else if (kcand_less(&e, &h[0])) {
+            c = 0;
+            for (;;) {
+                size_t l = 2 * c + 1, big = c;
+                const kcand *bv = &e;
+                if (l < n && kcand_less(bv, &h[l])) big = l, bv = &h[l];
+                if (l + 1 < n && kcand_less(bv, &h[l + 1])) big = l + 1, bv = &h[l + 1];
+                if (big == c) break;
+                h[c] = h[big];
+                c = big;
+            }
+        } else {
+            continue;
+        }
+        h[c] = e;
+    }
+    qsort(h, n, sizeof *h, kcand_cmp);
+    return n;
+}
+
+/* Rescore one query's heap in double and certify it (see the top comment);
+ * fall back to the exact scan when the float pass cannot prove the order.
+ * cand has room for max(kc, k). Returns 1 when the fallback ran. */
+static int finish_query(const knn_job *j, size_t qi, const kent *h, size_t hn, kcand *cand) {
+    const float *q = j->q + qi * j->dim;
+    knn_hit *out = j->out + qi * j->k;
+    size_t n, k = j->k;
+    int fell = 0;
+    if (j->direct_all) goto exact;
+    double qn = sum_sq(q, j->dim);
+    if (!(qn < KNN_MAX_NORM2)) goto exact;
+    for (size_t e = 0; e < hn; e++) exact_one(j, q, (size_t)h[e].i, &cand[e]);
+    qsort(cand, hn, sizeof *cand, kcand_cmp);
+    n = hn < k ? hn : k;
+    if (hn == j->kc && j->n_elig > j->kc && n > 0) {
+        /* some eligible rows were left out: certify */
+        double tv = h[0].v, td, bound, c = 3.0 * ((double)j->dim + 8.0) * KNN_U;
+        switch (j->m) {
+        case DIST_COSINE:
+            if (qn == 0) goto exact;
+            td = 1.0 + tv / sqrt(qn);
+            bound = c;
+            break;
+        case DIST_DOT:
+            td = tv;
+            bound = c * sqrt(qn * j->gmax);
+            break;
+        default:
+            td = qn + tv;
+            bound = c * (qn + j->gmax);
+            break;
+        }
+        double worst = 0;
+        for (size_t e = 0; e < n; e++)
+            if (e == 0 || cand[e].pre > worst) worst = cand[e].pre;
+        if (!(worst < td - bound)) goto exact;
+    }
+    goto emit;
+exact:
+    fell = 1;
+    n = exact_scan(j, q, cand);
+emit:
+    for (size_t e = 0; e < k; e++) {
+        out[e].index = e < n ? cand[e].i : -1;
+        out[e].dist = e < n ? cand[e].d : INFINITY;
+    }
+    return fell;
+}
+
+/* Worker scratch: the GEMM tile, the heaps of one query block, candidates. */
+typedef struct {
+    float *tile;
+    kent *heaps;
+    size_t *hn;
+    kcand *cand;
+} knn_scratch;
+
+static void scratch_free(knn_scratch *s) {
+    free(s->tile);
+    free(s->heaps);
+    free(s->hn);
+    free(s->cand);
+}
+
+static int scratch_alloc(const knn_job *j, knn_scratch *s) {
+    size_t nc = j->kc > j->k ? j->kc : j->k;
+    memset(s, 0, sizeof *s);
+    /* sizes were checked for overflow in knn_search */
+    s->tile = malloc(j->bq * j->bg * sizeof *s->tile);
+    s->heaps = malloc(j->bq * (j->kc ? j->kc : 1) * sizeof *s->heaps);
+    s->hn = malloc(j->bq * sizeof *s->hn);
+    s->cand = malloc(nc * sizeof *s->cand);
+    if (!s->tile || !s->heaps || !s->hn || !s->cand) {
+        scratch_free(s);
+        return TR_ENOMEM;
+    }
+    return TR_OK;
+}
+
+static size_t run_block(const knn_job *j, knn_scratch *s, size_t q0) {
+    size_t bq = j->nq - q0 < j->bq ? j->nq - q0 : j->bq, fell = 0;
+    const float *qb = j->q + q0 * j->dim;
+    float alpha = (j->m == DIST_SQEUCLIDEAN || j->m == DIST_EUCLIDEAN) ? -2.0f : -1.0f;
+    memset(s->hn, 0, bq * sizeof *s->hn);
+    for (size_t g0 = 0; !j->direct_all && j->kc > 0 && g0 < j->ng; g0 += j->bg) {
+        size_t bg = j->ng - g0 < j->bg ? j->ng - g0 : j->bg;
+        const float *gb = j->g + g0 * j->dim;
+        if (bq == 1)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)bg, (int)j->dim, alpha, gb, (int)j->dim, qb, 1, 0.0f,
+                        s->tile, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)bg, (int)j->dim, alpha, qb,
+                        (int)j->dim, gb, (int)j->dim, 0.0f, s->tile, (int)bg);
+        for (size_t i = 0; i < bq; i++) {
+            scan_row(j, s->tile + i * bg, g0, bg, s->heaps + i * j->kc, &s->hn[i]);
+        }
+    }
+    for (size_t i = 0; i < bq; i++) fell += (size_t)finish_query(j, q0 + i, s->heaps + i * j->kc, s->hn[i], s->cand);
+    return fell;
+}
+
+static void *worker(void *arg) {
+    knn_job *j = arg;
+    knn_scratch s;
+    size_t fell = 0;
+    if (scratch_alloc(j, &s) != TR_OK) {
+        pthread_mutex_lock(&j->mu);
+        if (j->rc == TR_OK)
+            j->rc = tr_seterr(&j->err, TR_ENOMEM, "", "knn: cannot allocate a %zu x %zu search tile", j->bq, j->bg);
+        pthread_mutex_unlock(&j->mu);
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        size_t b = j->next_block++;
+        int stop = j->rc != TR_OK;
+        pthread_mutex_unlock(&j->mu);
+        if (stop || b * j->bq >= j->nq) break;
+        fell += run_block(j, &s, b * j->bq);
+    }
+    pthread_mutex_lock(&j->mu);
+    j->n_fallback += fell;
+    pthread_mutex_unlock(&j->mu);
+    scratch_free(&s);
+    return NULL;
+}
+
+int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t ng, size_t dim, size_t k,
+               const knn_opts *opts, knn_hit *out, tr_err *err) {
+    knn_opts o0;
+    knn_job j;
+    float *gbuf = NULL;
+    pthread_t *tids = NULL;
+    int rc = TR_OK, threads, mu_ok = 0;
+    size_t nthr = 0, tmp;
+    memset(&o0, 0, sizeof o0);
+    if (opts == NULL) opts = &o0;
+    if (opts->n_fallback) *opts->n_fallback = 0;
+    if ((unsigned)m >= DIST_COUNT) return tr_seterr(err, TR_EINVAL, "metric", "unknown metric %d", (int)m);
+    if (k == 0) return tr_seterr(err, TR_EINVAL, "k", "k must be at least 1");
+    if (dim == 0 || dim > INT_MAX) return tr_seterr(err, TR_EINVAL, "dim", "dimension %zu is out of range", dim);
+    if (opts->use_filter && opts->labels == NULL)
+        return tr_seterr(err, TR_EINVAL, "filter_label", "the gallery has no labels to filter on");
+    if (!tr_size_mul(nq, k, &tmp) || tmp > SIZE_MAX / sizeof *out)
+        return tr_seterr(err, TR_ELIMIT, "k", "%zu queries x k = %zu results are too many", nq, k);
+    if (nq == 0) return TR_OK;
+
+    memset(&j, 0, sizeof j);
+    j.m = m, j.q = q, j.g = g, j.nq = nq, j.ng = ng, j.dim = dim, j.k = k, j.out = out;
+    j.labels = opts->labels, j.use_filter = opts->use_filter, j.filter = opts->filter_label;
+    for (size_t i = 0; i < nq; i++) {
+        double s = sum_sq(q + i * dim, dim);
+        if (!isfinite(s)) {
+            char f[64];
+            snprintf(f, sizeof f, "queries[%zu]", i);
+            return tr_seterr(err, TR_EINVAL, f, "query %zu has a value that is not finite", i);
+        }
+    }
+    for (size_t r = 0; r < ng; r++) j.n_elig += (size_t)eligible(&j, r);
+    j.kc = 2 * (k < SIZE_MAX / 4 ? k : SIZE_MAX / 4) + 16;
+    if (j.kc > j.n_elig) j.kc = j.n_elig;
+
+    /* gallery norms: |g|^2 (L2) or 1/|g| (cosine) as floats, and their max */
+    if (ng > 0) {
+        const float *sq = opts->g_sqnorm;
+        int need_buf = sq == NULL || m == DIST_COSINE;
+        if (need_buf) {
+            gbuf = malloc(ng * sizeof *gbuf); /* ng * dim floats exist, so ng * 4 fits */
+            if (gbuf == NULL) {
+                rc = tr_seterr(err, TR_ENOMEM, "", "knn: cannot allocate %zu gallery norms", ng);
+                goto fail;
+            }
+        }
+        for (size_t r = 0; r < ng; r++) {
+            double s = sq ? (double)sq[r] : sum_sq(g + r * dim, dim);
+            if (isnan(s)) {
+                char f[64];
+                snprintf(f, sizeof f, "gallery[%zu]", r);
+                rc = tr_seterr(err, TR_EINVAL, f, "gallery row %zu has a value that is not finite", r);
+                goto fail;
+            }
+            if (s > j.gmax) j.gmax = s;
+            if (m == DIST_COSINE) gbuf[r] = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+            else if (need_buf) gbuf[r] = (float)s;
+        }
+        if (m == DIST_COSINE) j.gmul = gbuf;
+        else j.gadd = sq ? sq : gbuf;
+        j.direct_all = !(j.gmax < KNN_MAX_NORM2);
+    }
+
+    j.bg = opts->block_g ? opts->block_g : KNN_BLOCK_G;
+    if (j.bg > ng) j.bg = ng ? ng : 1;
+    if (j.bg > INT_MAX) j.bg = INT_MAX;
+    threads = opts->threads > 0 ? opts->threads : 1;
+    j.bq = opts->block_q ? opts->block_q : KNN_BLOCK_Q;
+    if (j.kc > 0 && j.bq > KNN_HEAP_BYTES / (j.kc * sizeof(kent)) && !opts->block_q)
+        j.bq = KNN_HEAP_BYTES / (j.kc * sizeof(kent));
+    if (j.bq == 0) j.bq = 1;
+    /* give every thread a block when there are few queries */
+    if (!opts->block_q && threads > 1 && (nq + (size_t)threads - 1) / (size_t)threads < j.bq)
+        j.bq = (nq + (size_t)threads - 1) / (size_t)threads;
+    if (j.bq > nq) j.bq = nq;
+    if (!tr_size_mul(j.bq, j.bg, &tmp) || tmp > SIZE_MAX / sizeof(float) || !tr_size_mul(j.bq, j.kc + 1, &tmp) ||
+        tmp > SIZE_MAX / sizeof(kent)) {
+        rc = tr_seterr(err, TR_ELIMIT, "", "knn: block %zu x %zu is too large", j.bq, j.bg);
+        goto fail;
+    }
+
+    if (pthread_mutex_init(&j.mu, NULL) != 0) {
+        rc = tr_seterr(err, TR_ENOMEM, "", "knn: cannot create a mutex");
+        goto fail;
+    }
+    mu_ok = 1;
+    size_t nblocks = (nq + j.bq - 1) / j.bq;
+    nthr = (size_t)threads < nblocks ? (size_t)threads : nblocks;
+    if (nthr > 1) {
+        tids = calloc(nthr - 1, sizeof *tids);
+        if (tids == NULL) nthr = 1;
+    }
+    size_t started = 0;
+    for (; started + 1 < nthr; started++)
+        if (pthread_create(&tids[started], NULL, worker, &j) != 0) break;
+    worker(&j);
+    for (size_t t = 0; t < started; t++) pthread_join(tids[t], NULL);
+    if (j.rc != TR_OK) {
+        if (err) *err = j.err;
+        rc = j.rc;
+        goto fail;
+    }
+    if (opts->n_fallback) *opts->n_fallback = j.n_fallback;
+fail:
+    if (mu_ok) pthread_mutex_destroy(&j.mu);
+    free(tids);
+    free(gbuf);
+    return rc;
+}

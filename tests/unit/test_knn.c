@@ -1,0 +1,256 @@
+/* test_knn.c - knn_search against a brute-force double reference: every
+ * metric, designed ties, duplicates, zero vectors, filters, block edges. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "knn.h"
+
+static uint64_t rng_state;
+static double rnd(void) { /* uniform in [-1, 1) */
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng_state >> 11) / (double)(1ULL << 52) - 1.0;
+}
+
+/* Reference: plain double sums in index order, full sort by (d, index). */
+static double ref_dist(dist_metric m, const float *a, const float *b, size_t dim) {
+    double dot = 0, na = 0, nb = 0, sq = 0;
+    for (size_t i = 0; i < dim; i++) {
+        double x = a[i], y = b[i];
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+        sq += (x - y) * (x - y);
+    }
+    switch (m) {
+    case DIST_SQEUCLIDEAN: return sq;
+    case DIST_EUCLIDEAN: return sqrt(sq);
+    case DIST_COSINE: {
+        if (na == 0 || nb == 0) return 1.0;
+        double c = dot / (sqrt(na) * sqrt(nb));
+        return 1.0 - (c > 1 ? 1 : c < -1 ? -1 : c);
+    }
+    default: return -dot;
+    }
+}
+
+typedef struct {
+    double d;
+    int64_t i;
+} ref_hit;
+
+static int ref_cmp(const void *pa, const void *pb) {
+    const ref_hit *a = pa, *b = pb;
+    if (a->d != b->d) return a->d < b->d ? -1 : 1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+/* Compare knn_search with the reference for one configuration. */
+static void check(dist_metric m, const float *q, size_t nq, const float *g, size_t ng, size_t dim, size_t k,
+                  const knn_opts *o) {
+    knn_hit *out = calloc(nq * k, sizeof *out);
+    ref_hit *ref = calloc(ng ? ng : 1, sizeof *ref);
+    assert_non_null(out);
+    assert_non_null(ref);
+    tr_err err;
+    int rc = knn_search(m, q, nq, g, ng, dim, k, o, out, &err);
+    if (rc != TR_OK) fail_msg("knn_search: %s", err.msg);
+    for (size_t a = 0; a < nq; a++) {
+        size_t n = 0;
+        for (size_t b = 0; b < ng; b++) {
+            if (o && o->use_filter && o->labels[b] != o->filter_label) continue;
+            ref[n].d = ref_dist(m, q + a * dim, g + b * dim, dim);
+            ref[n].i = (int64_t)b;
+            n++;
+        }
+        qsort(ref, n, sizeof *ref, ref_cmp);
+        for (size_t e = 0; e < k; e++) {
+            const knn_hit *h = &out[a * k + e];
+            if (e >= n) {
+                if (h->index != -1 || !isinf(h->dist))
+                    fail_msg("%s q%zu hit %zu: want padding, got %lld", dist_name(m), a, e, (long long)h->index);
+                continue;
+            }
+            if (h->index != ref[e].i || fabs(h->dist - ref[e].d) > 1e-12 * (1 + fabs(ref[e].d)))
+                fail_msg("%s q%zu hit %zu: got (%lld, %.17g) want (%lld, %.17g)", dist_name(m), a, e,
+                         (long long)h->index, h->dist, (long long)ref[e].i, ref[e].d);
+        }
+    }
+    free(out);
+    free(ref);
+}
+
+static float *rand_mat(size_t n, size_t dim, double scale) {
+    float *x = malloc(n * dim * sizeof *x);
+    assert_non_null(x);
+    for (size_t i = 0; i < n * dim; i++) x[i] = (float)(scale * rnd());
+    return x;
+}
+
+static const size_t blocks[][2] = {{0, 0}, {1, 1}, {3, 7}, {4, 64}, {64, 5}, {1, 1000}};
+
+/* Random data: every metric, block shapes, 1 and 2 threads; the float pass
+ * must certify every query (no fallback) so the fast path is what is tested. */
+static void test_random_all_metrics(void **state) {
+    (void)state;
+    rng_state = 42;
+    size_t nq = 37, ng = 301, dim = 19;
+    float *q = rand_mat(nq, dim, 1.0), *g = rand_mat(ng, dim, 1.0);
+    for (int m = 0; m < DIST_COUNT; m++)
+        for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++)
+            for (int t = 1; t <= 2; t++) {
+                size_t fb = 99;
+                knn_opts o = {.threads = t, .block_q = blocks[b][0], .block_g = blocks[b][1], .n_fallback = &fb};
+                check((dist_metric)m, q, nq, g, ng, dim, 5, &o);
+                assert_int_equal(fb, 0);
+            }
+    /* k = 1, k = ng, k > ng (padding) */
+    for (int m = 0; m < DIST_COUNT; m++) {
+        knn_opts o = {.block_q = 4, .block_g = 50};
+        check((dist_metric)m, q, nq, g, ng, dim, 1, &o);
+        check((dist_metric)m, q, nq, g, ng, dim, ng, &o);
+        check((dist_metric)m, q, 3, g, ng, dim, ng + 9, &o);
+    }
+    free(q);
+    free(g);
+}
+
+/* Precomputed norms (as the gallery supplies them) give the same answer. */
+static void test_precomputed_norms(void **state) {
+    (void)state;
+    rng_state = 7;
+    size_t nq = 20, ng = 500, dim = 128;
+    float *q = rand_mat(nq, dim, 3.0), *g = rand_mat(ng, dim, 3.0), *sq = malloc(ng * sizeof *sq);
+    assert_non_null(sq);
+    for (size_t i = 0; i < ng; i++) {
+        double s = 0;
+        for (size_t e = 0; e < dim; e++) s += (double)g[i * dim + e] * g[i * dim + e];
+        sq[i] = (float)s;
+    }
+    for (int m = 0; m < DIST_COUNT; m++) {
+        knn_opts o = {.g_sqnorm = sq, .block_g = 128};
+        check((dist_metric)m, q, nq, g, ng, dim, 10, &o);
+    }
+    free(q);
+    free(g);
+    free(sq);
+}
+
+/* Integer grid points: many exactly equal distances, duplicated rows, zero
+ * rows and a zero query. Ties must go to the smaller index. */
+static void test_designed_ties(void **state) {
+    (void)state;
+    size_t dim = 4, ng = 0, nq = 0;
+    float g[400 * 4], q[12 * 4];
+    for (int a = -2; a <= 2; a++)
+        for (int b = -2; b <= 2; b++)
+            for (int c = -1; c <= 1; c++) {
+                float row[4] = {(float)a, (float)b, (float)c, 0};
+                memcpy(g + ng * dim, row, sizeof row);
+                ng++;
+                if ((a + b + c) % 3 == 0) { /* duplicate */
+                    memcpy(g + ng * dim, row, sizeof row);
+                    ng++;
+                }
+            }
+    for (int z = 0; z < 5; z++) { /* zero rows scattered at the end */
+        memset(g + ng * dim, 0, dim * sizeof(float));
+        ng++;
+    }
+    const float qs[][4] = {{0, 0, 0, 0}, {1, 1, 0, 0}, {0.5f, 0.5f, 0.5f, 0}, {2, -2, 1, 0}, {0, 0, 0, 3},
+                           {-1, 0, 0, 0}};
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++, nq++) memcpy(q + nq * dim, qs[i], sizeof qs[i]);
+    size_t fell = 0, fb;
+    for (int m = 0; m < DIST_COUNT; m++)
+        for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++)
+            for (size_t k = 1; k <= 40; k += 13) {
+                knn_opts o = {.threads = 2, .block_q = blocks[b][0], .block_g = blocks[b][1], .n_fallback = &fb};
+                check((dist_metric)m, q, nq, g, ng, dim, k, &o);
+                fell += fb;
+            }
+    assert_true(fell > 0); /* the exact fallback was exercised too */
+}
+
+/* Near ties the float GEMM cannot order: rows differing in the 24th bit.
+ * The certification must notice and answer exactly. */
+static void test_float_near_ties(void **state) {
+    (void)state;
+    rng_state = 9;
+    size_t dim = 64, ng = 200, nq = 4;
+    float *g = rand_mat(ng, dim, 1.0), *q = rand_mat(nq, dim, 1.0);
+    for (size_t i = 1; i < ng; i += 2) { /* odd row = even row nudged by one ulp */
+        memcpy(g + i * dim, g + (i - 1) * dim, dim * sizeof(float));
+        g[i * dim + i % dim] = nextafterf(g[i * dim + i % dim], 2.0f);
+    }
+    memcpy(q, g + 10 * dim, dim * sizeof(float)); /* a query on a gallery row */
+    size_t fb = 0;
+    for (int m = 0; m < DIST_COUNT; m++) {
+        knn_opts o = {.block_g = 33, .n_fallback = &fb};
+        check((dist_metric)m, q, nq, g, ng, dim, 7, &o);
+    }
+    free(g);
+    free(q);
+}
+
+static void test_filter(void **state) {
+    (void)state;
+    rng_state = 3;
+    size_t nq = 9, ng = 250, dim = 8;
+    float *q = rand_mat(nq, dim, 1.0), *g = rand_mat(ng, dim, 1.0);
+    int64_t lab[250];
+    for (size_t i = 0; i < ng; i++) lab[i] = (int64_t)(i * 7 % 5);
+    for (int m = 0; m < DIST_COUNT; m++)
+        for (int64_t f = 0; f < 6; f++) { /* label 5 matches nothing: all padding */
+            knn_opts o = {.labels = lab, .use_filter = 1, .filter_label = f, .block_q = 2, .block_g = 17};
+            check((dist_metric)m, q, nq, g, ng, dim, 8, &o);
+            check((dist_metric)m, q, nq, g, ng, dim, 60, &o); /* more than the 50 in a class */
+        }
+    free(q);
+    free(g);
+}
+
+static void test_empty_and_errors(void **state) {
+    (void)state;
+    float q[4] = {1, 2, 3, 4}, g[8] = {1, 2, 3, 4, 0, 0, 0, 0};
+    knn_hit out[6];
+    tr_err err;
+    assert_int_equal(knn_search(DIST_SQEUCLIDEAN, q, 1, g, 0, 4, 3, NULL, out, &err), TR_OK); /* empty gallery */
+    for (int i = 0; i < 3; i++) assert_int_equal(out[i].index, -1);
+    assert_int_equal(knn_search(DIST_SQEUCLIDEAN, q, 0, g, 2, 4, 3, NULL, out, &err), TR_OK);
+    assert_int_equal(knn_search(DIST_SQEUCLIDEAN, q, 1, g, 2, 4, 0, NULL, out, &err), TR_EINVAL);
+    assert_string_equal(err.field, "k");
+    assert_int_equal(knn_search(DIST_SQEUCLIDEAN, q, 1, g, 2, 0, 1, NULL, out, &err), TR_EINVAL);
+    assert_string_equal(err.field, "dim");
+    assert_int_equal(knn_search((dist_metric)9, q, 1, g, 2, 4, 1, NULL, out, &err), TR_EINVAL);
+    assert_string_equal(err.field, "metric");
+    knn_opts o = {.use_filter = 1};
+    assert_int_equal(knn_search(DIST_SQEUCLIDEAN, q, 1, g, 2, 4, 1, &o, out, &err), TR_EINVAL);
+    assert_string_equal(err.field, "filter_label");
+    float bad[8] = {1, 2, 3, 4, 0, NAN, 0, 0};
+    assert_int_equal(knn_search(DIST_COSINE, bad, 2, g, 2, 4, 1, NULL, out, &err), TR_EINVAL);
+    assert_string_equal(err.field, "queries[1]");
+    assert_int_equal(knn_search(DIST_COSINE, q, 1, bad, 2, 4, 1, NULL, out, &err), TR_EINVAL);
+    assert_string_equal(err.field, "gallery[1]");
+    /* huge norms: float GEMM would overflow, the exact path answers */
+    float big[8] = {3e38f, 3e38f, 0, 0, -3e38f, 0, 0, 0}, qb[4] = {3e38f, 3e38f, 0, 0};
+    assert_int_equal(knn_search(DIST_SQEUCLIDEAN, qb, 1, big, 2, 4, 2, NULL, out, &err), TR_OK);
+    assert_int_equal(out[0].index, 0);
+    assert_true(out[0].dist == 0.0);
+    assert_int_equal(out[1].index, 1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_all_metrics), cmocka_unit_test(test_precomputed_norms),
+        cmocka_unit_test(test_designed_ties),      cmocka_unit_test(test_float_near_ties),
+        cmocka_unit_test(test_filter),             cmocka_unit_test(test_empty_and_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
