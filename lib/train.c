@@ -253,15 +253,74 @@ static size_t class_of(const trn *t, int64_t label) {
     return lo;
 }
 
-static void init_weights(trn *t) {
-    const trn_config *c = &t->cfg;
+/* Flat parameters (per layer W then b) drawn from rng: kaiming_uniform_(a =
+ * sqrt(5)) and the bias rule of nn.Linear, both U(-1/sqrt(in), 1/sqrt(in)). */
+static void init_weights(const trn_config *c, float *w, uint64_t rng[4]) {
+    size_t off = 0;
     for (int l = 0; l < c->n_layers; l++) {
         size_t in = (size_t)c->dims[l], out = (size_t)c->dims[l + 1];
-        /* kaiming_uniform_(a = sqrt(5)) and the bias rule of nn.Linear: both U(-1/sqrt(in), 1/sqrt(in)) */
         double bound = 1.0 / sqrt((double)in);
-        for (size_t i = 0; i < in * out; i++) t->w[t->off_w[l] + i] = (float)((2 * rng_uniform(t->rng) - 1) * bound);
-        for (size_t i = 0; i < out; i++) t->w[t->off_b[l] + i] = (float)((2 * rng_uniform(t->rng) - 1) * bound);
+        for (size_t i = 0; i < in * out + out; i++) w[off + i] = (float)((2 * rng_uniform(rng) - 1) * bound);
+        off += in * out + out;
     }
+}
+
+static void seed_rng(uint64_t seed, uint64_t rng[4]) {
+    for (int i = 0; i < 4; i++) rng[i] = splitmix64(&seed);
+}
+
+/* Copy flat parameters into a new model with the preprocessing and metadata of c. */
+static int build_model(const trn_config *c, const float *w, double in_mean, double in_scale, mdl_model **out, tr_err *err) {
+    mdl_model *m = NULL;
+    int rc = mdl_new(c->dims, c->n_layers, c->act, c->normalize, &m, err);
+    if (rc) return rc;
+    size_t off = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        size_t in = (size_t)c->dims[l], o = (size_t)c->dims[l + 1];
+        memcpy(m->layers[l].w, w + off, in * o * sizeof(float));
+        memcpy(m->layers[l].b, w + off + in * o, o * sizeof(float));
+        off += in * o + o;
+    }
+    size_t in0 = (size_t)c->dims[0];
+    free(m->in_mean);
+    free(m->in_scale);
+    m->in_mean = malloc(in0 * sizeof(float));
+    m->in_scale = malloc(in0 * sizeof(float));
+    if (m->in_mean == NULL || m->in_scale == NULL) {
+        rc = tr_seterr(err, TR_ENOMEM, "input.mean", "cannot allocate the preprocessing tensors");
+        goto fail;
+    }
+    for (size_t i = 0; i < in0; i++) {
+        m->in_mean[i] = (float)in_mean;
+        m->in_scale[i] = (float)in_scale;
+    }
+    m->metric = c->metric;
+    m->loss = c->loss;
+    m->margin = c->margin;
+    *out = m;
+    return TR_OK;
+fail:
+    mdl_free(m);
+    return rc;
+}
+
+int trn_init_model(const trn_config *cfg, mdl_model **out, tr_err *err) {
+    uint64_t rng[4];
+    size_t np = 0;
+    int rc = trn_config_check(cfg, err);
+    *out = NULL;
+    if (rc) return rc;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        np += (size_t)cfg->dims[l] * (size_t)cfg->dims[l + 1] + (size_t)cfg->dims[l + 1];
+        if (np > MDL_MAX_PARAMS) return tr_seterr(err, TR_ELIMIT, "arch", "more than %u parameters", MDL_MAX_PARAMS);
+    }
+    float *w = malloc(np * sizeof *w);
+    if (w == NULL) return tr_seterr(err, TR_ENOMEM, "arch", "cannot allocate %zu parameters", np);
+    seed_rng(cfg->seed, rng);
+    init_weights(cfg, w, rng);
+    rc = build_model(cfg, w, cfg->input_mean, cfg->input_scale > 0 ? cfg->input_scale : 1.0, out, err);
+    free(w);
+    return rc;
 }
 
 int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t n, size_t dim, trn **out, tr_err *err) {
@@ -349,9 +408,8 @@ int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t
     t->cfg.input_scale = t->in_scale;
 
     /* seeded state: weights first, then the class pools */
-    uint64_t s = cfg->seed;
-    for (int i = 0; i < 4; i++) t->rng[i] = splitmix64(&s);
-    init_weights(t);
+    seed_rng(cfg->seed, t->rng);
+    init_weights(cfg, t->w, t->rng);
     for (size_t c = 0; c < nc; c++) {
         shuffle(t->rng, t->pool + t->cls_off[c], t->cls_off[c + 1] - t->cls_off[c]);
         t->cursor[c] = t->cls_off[c];
@@ -695,36 +753,8 @@ int trn_embed(trn *t, const float *x, size_t n, float *out, tr_err *err) {
 }
 
 int trn_export(const trn *t, mdl_model **out, tr_err *err) {
-    const trn_config *c = &t->cfg;
-    mdl_model *m = NULL;
-    int rc = mdl_new(c->dims, c->n_layers, c->act, c->normalize, &m, err);
-    if (rc) return rc;
-    for (int l = 0; l < c->n_layers; l++) {
-        size_t in = (size_t)c->dims[l], o = (size_t)c->dims[l + 1];
-        memcpy(m->layers[l].w, t->w + t->off_w[l], in * o * sizeof(float));
-        memcpy(m->layers[l].b, t->w + t->off_b[l], o * sizeof(float));
-    }
-    size_t in0 = (size_t)c->dims[0];
-    free(m->in_mean);
-    free(m->in_scale);
-    m->in_mean = malloc(in0 * sizeof(float));
-    m->in_scale = malloc(in0 * sizeof(float));
-    if (m->in_mean == NULL || m->in_scale == NULL) {
-        rc = tr_seterr(err, TR_ENOMEM, "input.mean", "cannot allocate the preprocessing tensors");
-        goto fail;
-    }
-    for (size_t i = 0; i < in0; i++) {
-        m->in_mean[i] = (float)t->in_mean;
-        m->in_scale[i] = (float)t->in_scale;
-    }
-    m->metric = c->metric;
-    m->loss = c->loss;
-    m->margin = c->margin;
-    *out = m;
-    return TR_OK;
-fail:
-    mdl_free(m);
-    return rc;
+    *out = NULL;
+    return build_model(&t->cfg, t->w, t->in_mean, t->in_scale, out, err);
 }
 
 /* ---- checkpoints ---- */

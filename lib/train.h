@@ -108,6 +108,12 @@ int trn_embed(trn *t, const float *x, size_t n, float *out, tr_err *err);
  * (activation, normalize, metric, loss, margin). Free with mdl_free. */
 int trn_export(const trn *t, mdl_model **out, tr_err *err);
 
+/* The untrained network of cfg: the same seeded initial weights trn_new
+ * draws (they depend on seed and arch only), with x' = (x - input_mean) *
+ * input_scale (scale 0 taken as 1) as input.mean / input.scale. For the
+ * "untrained" evaluation baseline. Free with mdl_free. */
+int trn_init_model(const trn_config *cfg, mdl_model **out, tr_err *err);
+
 /* Checkpoint: weights, Adam moments, step, PRNG and sampler state, the
  * config and a caller string (note, may be NULL) in one safetensors file,
  * written atomically. */
