@@ -1,0 +1,173 @@
+/* eval.c - retrieval metrics: Recall@1, Recall@5 and MAP@R over exact kNN. */
+#include "eval.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "knn.h"
+
+#define EVL_BUDGET ((size_t)64 << 20) /* bytes of knn hits per call */
+#define EVL_KNN_BLOCK_Q 128           /* knn query tile for large k */
+
+void evl_opts_default(evl_opts *o) {
+    o->threads = 1;
+    o->exclude_self = 0;
+    o->map_at_r = 1;
+    o->block = 0;
+}
+
+double evl_ap_at_r(const int64_t *ranked, size_t r, int64_t y) {
+    size_t hits = 0;
+    double s = 0.0;
+    for (size_t i = 0; i < r; i++)
+        if (ranked[i] == y) s += (double)++hits / (double)(i + 1);
+    return r ? s / (double)r : 0.0;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Gallery rows labelled y, from the sorted label copy s[0..n). */
+static size_t count_label(const int64_t *s, size_t n, int64_t y) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) { /* first >= y */
+        size_t mid = lo + (hi - lo) / 2;
+        if (s[mid] < y) lo = mid + 1;
+        else hi = mid;
+    }
+    size_t a = lo;
+    hi = n;
+    while (lo < hi) { /* first > y */
+        size_t mid = lo + (hi - lo) / 2;
+        if (s[mid] <= y) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo - a;
+}
+
+int evl_retrieval(dist_metric m, const float *q, const int64_t *ql, size_t nq, const float *g, const int64_t *gl,
+                  size_t ng, size_t dim, const evl_opts *opts, evl_result *out, tr_err *err) {
+    evl_opts o0;
+    int64_t *sorted = NULL, *ranked = NULL;
+    size_t *rq = NULL;
+    knn_hit *hits = NULL;
+    int rc = TR_OK;
+    if (opts == NULL) {
+        evl_opts_default(&o0);
+        opts = &o0;
+    }
+    memset(out, 0, sizeof *out);
+    if (nq == 0 || ng == 0 || dim == 0)
+        return tr_seterr(err, TR_EINVAL, nq == 0 ? "queries" : ng == 0 ? "gallery" : "dim",
+                         "evaluation needs queries (%zu), a gallery (%zu) and dim >= 1 (%zu)", nq, ng, dim);
+    if (opts->exclude_self && nq != ng)
+        return tr_seterr(err, TR_EINVAL, "exclude_self",
+                         "leave-one-out needs the queries to be the gallery (%zu queries, %zu gallery rows)", nq, ng);
+    const size_t self = opts->exclude_self ? 1 : 0;
+    const size_t avail = ng - self; /* neighbours a query can have */
+
+    sorted = malloc(ng * sizeof *sorted);
+    rq = malloc(nq * sizeof *rq);
+    if (sorted == NULL || rq == NULL) goto nomem;
+    memcpy(sorted, gl, ng * sizeof *sorted);
+    qsort(sorted, ng, sizeof *sorted, cmp_i64);
+    size_t rmax = 0;
+    for (size_t i = 0; i < nq; i++) {
+        size_t r = count_label(sorted, ng, ql[i]);
+        rq[i] = r >= self ? r - self : 0;
+        if (rq[i] > rmax) rmax = rq[i];
+    }
+    if (avail == 0) {
+        out->n_skipped = nq;
+        out->map_at_r = opts->map_at_r ? 0.0 : NAN;
+        goto done;
+    }
+    size_t kmax = opts->map_at_r && rmax > 5 ? rmax : 5;
+    if (kmax > avail) kmax = avail;
+    size_t per_q = (kmax + self) * sizeof(knn_hit);
+    size_t block = opts->block ? opts->block : EVL_BUDGET / per_q;
+    if (block == 0) block = 1;
+    if (block > nq) block = nq;
+    hits = malloc(block * per_q);
+    ranked = malloc((kmax + 1) * sizeof *ranked);
+    if (hits == NULL || ranked == NULL) goto nomem;
+
+    double s1 = 0, s5 = 0, smap = 0, sr = 0;
+    size_t scored = 0;
+    for (size_t q0 = 0; q0 < nq; q0 += block) {
+        size_t bn = nq - q0 < block ? nq - q0 : block;
+        /* k for this block: enough for its largest R */
+        size_t k = 5;
+        if (opts->map_at_r)
+            for (size_t i = 0; i < bn; i++)
+                if (rq[q0 + i] > k) k = rq[q0 + i];
+        if (k > avail) k = avail;
+        size_t kk = k + self;
+        knn_opts ko;
+        memset(&ko, 0, sizeof ko);
+        ko.threads = opts->threads;
+        /* big k: keep the GEMM tile wide rather than let the heap budget
+         * shrink it to a few queries */
+        if (kk > 64) ko.block_q = EVL_KNN_BLOCK_Q;
+        rc = knn_search(m, q + q0 * dim, bn, g, ng, dim, kk, &ko, hits, err);
+        if (rc != TR_OK) {
+            if (err && strncmp(err->field, "queries[", 8) == 0) {
+                /* renumber the culprit from the block to the whole set */
+                size_t bi = (size_t)strtoull(err->field + 8, NULL, 10);
+                tr_seterr(err, rc, "", "query %zu has a value that is not finite", q0 + bi);
+                snprintf(err->field, sizeof err->field, "queries[%zu]", q0 + bi);
+            }
+            goto fail;
+        }
+        for (size_t i = 0; i < bn; i++) {
+            size_t qi = q0 + i, n = 0;
+            const knn_hit *h = hits + i * kk;
+            for (size_t j = 0; j < kk && n < k; j++) {
+                if (h[j].index < 0) break;
+                if (self && (size_t)h[j].index == qi) continue;
+                ranked[n++] = gl[h[j].index];
+            }
+            size_t r = rq[qi];
+            if (r == 0) {
+                out->n_skipped++;
+                continue;
+            }
+            int64_t y = ql[qi];
+            int hit1 = n > 0 && ranked[0] == y, hit5 = 0;
+            for (size_t j = 0; j < n && j < 5; j++) hit5 |= ranked[j] == y;
+            s1 += hit1;
+            s5 += hit5;
+            sr += (double)r;
+            if (opts->map_at_r) smap += evl_ap_at_r(ranked, r <= n ? r : n, y) * (double)(r <= n ? r : n) / (double)r;
+            scored++;
+        }
+    }
+    out->n_queries = scored;
+    if (scored > 0) {
+        out->recall_at_1 = s1 / (double)scored;
+        out->recall_at_5 = s5 / (double)scored;
+        out->mean_r = sr / (double)scored;
+        out->map_at_r = opts->map_at_r ? smap / (double)scored : NAN;
+    } else {
+        out->map_at_r = opts->map_at_r ? 0.0 : NAN;
+    }
+done:
+    free(sorted);
+    free(rq);
+    free(hits);
+    free(ranked);
+    return TR_OK;
+nomem:
+    rc = tr_seterr(err, TR_ENOMEM, "", "evaluation: out of memory (%zu queries, %zu gallery rows)", nq, ng);
+fail:
+    free(sorted);
+    free(rq);
+    free(hits);
+    free(ranked);
+    memset(out, 0, sizeof *out);
+    return rc;
+}
