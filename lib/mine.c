@@ -1,6 +1,7 @@
 /* mine.c - batch-hard, semi-hard and batch-all triplet mining over a distance matrix. */
 #include "mine.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,123 @@ static void take_all_unlisted(mine_acc *c, double d_ap, const mine_neg *neg, siz
     c->sum += sum;
 }
 
+/* Ascending in-place sort of doubles: quicksort (Hoare partition, which
+ * stays O(n log n) on the many ties distance matrices have) with insertion
+ * sort below 16 elements, recursing into the smaller side only. */
+static void sort_doubles(double *v, size_t n) {
+    while (n > 16) {
+        double x = v[0], y = v[n / 2], z = v[n - 1];
+        double piv = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t i = 0, j = n - 1;
+        for (;;) {
+            while (v[i] < piv) i++;
+            while (v[j] > piv) j--;
+            if (i >= j) break;
+            double t = v[i];
+            v[i] = v[j];
+            v[j] = t;
+            i++;
+            j--;
+        }
+        size_t left = j + 1; /* [0, left) <= piv <= [left, n) */
+        if (left < n - left) {
+            sort_doubles(v, left);
+            v += left;
+            n -= left;
+        } else {
+            sort_doubles(v + left, n - left);
+            n = left;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        double t = v[i];
+        size_t j = i;
+        for (; j > 0 && v[j - 1] > t; j--) v[j] = v[j - 1];
+        v[j] = t;
+    }
+}
+
+/* One anchor's negative distances sorted ascending, with compensated
+ * (Neumaier) prefix sums hi + lo and prefix sums of magnitudes. Arrays of
+ * m + 1 entries except sd. */
+typedef struct {
+    double *sd, *hi, *lo, *mag;
+    size_t m;
+} mine_sorted;
+
+static void sorted_prepare(mine_sorted *ms, const mine_neg *neg, size_t m) {
+    double s = 0, comp = 0, mag = 0;
+    ms->m = m;
+    for (size_t q = 0; q < m; q++) ms->sd[q] = neg[q].d;
+    sort_doubles(ms->sd, m);
+    ms->hi[0] = ms->lo[0] = ms->mag[0] = 0;
+    for (size_t q = 0; q < m; q++) {
+        double y = ms->sd[q], t = s + y;
+        comp += fabs(s) >= fabs(y) ? (s - t) + y : (y - t) + s;
+        s = t;
+        mag += fabs(y);
+        ms->hi[q + 1] = s;
+        ms->lo[q + 1] = comp;
+        ms->mag[q + 1] = mag;
+    }
+}
+
+/* Branch-free binary searches over ascending sd[0..m): the number of
+ * leading entries with d <= d_ap (hard), and with d_ap - d + margin > 0
+ * (hinge loss > 0; the expression is monotone in d, so this is a prefix). */
+static size_t prefix_hard(const double *sd, size_t m, double d_ap) {
+    if (m == 0) return 0;
+    const double *b = sd;
+    for (size_t len = m; len > 1;) {
+        size_t h = len / 2;
+        b = b[h] <= d_ap ? b + h : b;
+        len -= h;
+    }
+    return (size_t)(b - sd) + (b[0] <= d_ap);
+}
+
+static size_t prefix_positive(const double *sd, size_t m, double d_ap, double margin) {
+    if (m == 0) return 0;
+    const double *b = sd;
+    for (size_t len = m; len > 1;) {
+        size_t h = len / 2;
+        b = d_ap - b[h] + margin > 0 ? b + h : b;
+        len -= h;
+    }
+    return (size_t)(b - sd) + (d_ap - b[0] + margin > 0);
+}
+
+/* Batch-all hinge for one anchor-positive pair from the sorted negatives,
+ * in O(log m). Counts use the very expressions of loss_triplet_one and
+ * loss_category_of, which are monotone in D_an, so they are exact. The
+ * loss sum t(D_ap + margin) - S_t is used when its rounding bound is below
+ * 1e-13 of the result; otherwise (huge distances, tiny losses) the t
+ * losses are summed one by one. */
+static void take_all_sorted(mine_acc *c, double d_ap, const mine_sorted *ms) {
+    mine_result *r = c->r;
+    const double *sd = ms->sd, margin = c->margin;
+    size_t m = ms->m, h, t;
+    h = prefix_hard(sd, m, d_ap);
+    t = prefix_positive(sd, m, d_ap, margin);
+    size_t easy = m - (h > t ? h : t);
+    double sum = 0;
+    if (t > 0) {
+        double base = d_ap + margin;
+        sum = (double)t * base - (ms->hi[t] + ms->lo[t]);
+        double bound = 8 * DBL_EPSILON * ((double)t * fabs(base) + ms->mag[t]);
+        if (!(sum > 0 && bound <= 1e-13 * sum)) {
+            sum = 0;
+            for (size_t q = 0; q < t; q++) sum += d_ap - sd[q] + margin;
+        }
+    }
+    r->n_total += m;
+    r->counts[CAT_HARD] += h;
+    r->counts[CAT_EASY] += easy;
+    r->counts[CAT_SEMI_HARD] += m - h - easy;
+    r->n_positive += t;
+    c->sum += sum;
+}
+
 static int cmp_neg(const void *x, const void *y) {
     const mine_neg *a = x, *b = y;
     if (a->d != b->d) return a->d < b->d ? -1 : 1;
@@ -166,6 +284,8 @@ int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, 
     size_t cells, total = 0, bytes;
     size_t *npos = NULL, *nneg = NULL;
     mine_neg *neg = NULL;
+    double *sortbuf = NULL;
+    mine_sorted ms = {0};
     mine_result *r = out;
     mine_acc c = {out, k, margin, 0.0, 0};
     memset(r, 0, sizeof *r);
@@ -184,9 +304,11 @@ int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, 
     if (n == 0) return TR_OK;
     npos = calloc(n, sizeof *npos);
     nneg = calloc(n, sizeof *nneg);
-    /* negatives, positives, semi-hard buckets and choices: 4n entries */
+    /* negatives, positives, semi-hard buckets and choices: 4n entries;
+     * batch-all's sorted negatives and prefix sums: 4n + 3 doubles */
     neg = tr_size_mul(n, 4 * sizeof *neg, &bytes) ? malloc(bytes) : NULL;
-    if (npos == NULL || nneg == NULL || neg == NULL) {
+    sortbuf = tr_size_mul(n, 4 * sizeof(double), &bytes) && tr_size_add(bytes, 3 * sizeof(double), &bytes) ? malloc(bytes) : NULL;
+    if (npos == NULL || nneg == NULL || neg == NULL || sortbuf == NULL) {
         rc = tr_seterr(err, TR_ENOMEM, "", "mining %zu items: out of memory", n);
         goto fail;
     }
@@ -220,6 +342,10 @@ int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, 
         if (nneg[a] == 0) r->no_negative[r->n_no_negative++] = (int32_t)a;
     }
 
+    ms.sd = sortbuf;
+    ms.hi = sortbuf + n;
+    ms.lo = sortbuf + 2 * n + 1;
+    ms.mag = sortbuf + 3 * n + 2;
     for (size_t a = 0; a < n; a++) {
         if (npos[a] == 0 || nneg[a] == 0) continue;
         const double *row = D + a * n;
@@ -259,6 +385,7 @@ int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, 
                 for (size_t q = 0; q < np; q++) choice[q] = *semi_hard_scan(neg, m, pos[q].d, far);
             }
         }
+        int have_sorted = 0;
         size_t rank = 0;
         for (size_t p = 0; p < n; p++) {
             if (p == a || labels[p] != la) continue;
@@ -268,6 +395,10 @@ int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, 
                 take(&c, a, p, (size_t)q->j, d_ap, q->d);
             } else if (r->n_listed < c.max_list) {
                 for (size_t q = 0; q < m; q++) take(&c, a, p, (size_t)neg[q].j, d_ap, neg[q].d);
+            } else if (k == LOSS_TRIPLET && npos[a] >= MINE_SORT_MIN_POS) {
+                if (!have_sorted) sorted_prepare(&ms, neg, m);
+                have_sorted = 1;
+                take_all_sorted(&c, d_ap, &ms);
             } else {
                 take_all_unlisted(&c, d_ap, neg, m);
             }
@@ -280,6 +411,7 @@ fail:
     free(npos);
     free(nneg);
     free(neg);
+    free(sortbuf);
     if (rc != TR_OK) mine_result_free(r);
     return rc;
 }

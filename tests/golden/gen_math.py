@@ -404,6 +404,10 @@ def mine_sets():
     sets.append(("single_item", sqeuclid_matrix(f32(rng.randn(1, 3))), [9], [0.2]))
     xl = f32(rng.randint(-4, 5, size=(40, 2)))  # 2 labels x 20: semi-hard's sorted path, ties
     sets.append(("two_labels_40", sqeuclid_matrix(xl), [i % 2 for i in range(40)], [0.5]))
+    # 2 labels x 20 with distances ~1e10: batch-all's sorted path must fall
+    # back to summing losses one by one when margin 0.2 is below the rounding
+    xh = f32(rng.uniform(1e4, 1e5, size=(40, 2)))
+    sets.append(("two_labels_40_large", sqeuclid_matrix(xh), [i % 2 for i in range(40)], [0.2, 1e9]))
     xb = f32(rng.uniform(1e4, 1e6, size=(10, 3)))
     sets.append(("large_magnitude", sqeuclid_matrix(xb), [0, 1, 2, 0, 1, 2, 0, 1, 2, 0], [0.2, 1e11]))
     # negative labels and labels beyond 32 bits are labels like any other

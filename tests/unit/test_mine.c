@@ -140,6 +140,43 @@ static void bruteforce(size_t n, int nlabels) {
     free(lab);
 }
 
+/* Batch-all's counting paths (listed one by one, counted from sorted
+ * negatives) agree: counts exactly, means to 1e-12. */
+static void batch_all_paths(size_t n, int nlabels, double offset, double scale, double margin) {
+    double *D = malloc(n * n * sizeof *D);
+    int64_t *lab = malloc(n * sizeof *lab);
+    assert_true(D && lab);
+    for (size_t i = 0; i < n; i++) lab[i] = (int64_t)(urand() * nlabels);
+    for (size_t i = 0; i < n * n; i++) D[i] = offset + scale * (floor(urand() * 64) / 16 + (i % 3 == 0 ? urand() : 0));
+    tr_err err;
+    mine_result all, counted;
+    assert_int_equal(mine_run(MINE_BATCH_ALL, D, lab, n, LOSS_TRIPLET, margin, SIZE_MAX, &all, &err), TR_OK);
+    assert_int_equal(mine_run(MINE_BATCH_ALL, D, lab, n, LOSS_TRIPLET, margin, 0, &counted, &err), TR_OK);
+    assert_int_equal(all.n_listed, all.n_total);
+    assert_int_equal(counted.n_total, all.n_total);
+    for (int k = 0; k < CAT_COUNT; k++) assert_int_equal(counted.counts[k], all.counts[k]);
+    assert_int_equal(counted.n_positive, all.n_positive);
+    if (!close_rel(counted.mean_loss, all.mean_loss) || !close_rel(counted.mean_pos_loss, all.mean_pos_loss))
+        fail_msg("batch-all n=%zu scale=%g: means %.17g/%.17g vs listed %.17g/%.17g", n, scale, counted.mean_loss, counted.mean_pos_loss, all.mean_loss, all.mean_pos_loss);
+    size_t cat[CAT_COUNT] = {0};
+    for (size_t t = 0; t < all.n_listed; t++) cat[all.t[t].cat]++;
+    for (int k = 0; k < CAT_COUNT; k++) assert_int_equal(cat[k], all.counts[k]);
+    mine_result_free(&all);
+    mine_result_free(&counted);
+    free(D);
+    free(lab);
+}
+
+static void test_batch_all_paths(void **state) {
+    (void)state;
+    batch_all_paths(90, 2, 0, 1.0, 0.5);
+    batch_all_paths(90, 3, 0, 1.0, 0.0);
+    batch_all_paths(90, 3, 0, 1e12, 0.2);
+    batch_all_paths(90, 3, 1e12, 0.1, 0.2); /* losses ~0.1 on distances ~1e12: summed one by one */
+    batch_all_paths(90, 3, 0, 1e12, 1e12);
+    batch_all_paths(40, 40, 0, 1.0, 0.2); /* no positives at all */
+}
+
 static void test_definitions_bruteforce(void **state) {
     (void)state;
     bruteforce(150, 3); /* ~50 positives per anchor: semi-hard sorts */
@@ -176,6 +213,7 @@ int main(void) {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_definitions_bruteforce),
+        cmocka_unit_test(test_batch_all_paths),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
