@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """export.py - write a PyTorch nn.Sequential MLP as a tripletd model file.
 
 The format is plain safetensors (proto/model-format.md), so
