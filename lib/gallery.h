@@ -7,6 +7,11 @@
 
 #include "tr_err.h"
 
+#define GAL_FORMAT "tripletd-gallery" /* __metadata__ "format" */
+#define GAL_MAX_DIM 65536
+#define GAL_MAX_VALUES ((size_t)1 << 31) /* N * D floats (8 GiB) */
+#define GAL_MAX_ID 1024                  /* bytes of one id, NUL included */
+
 typedef struct gal_gallery {
     size_t n, dim;
     float *emb;        /* n x dim, F32 */
@@ -15,14 +20,29 @@ typedef struct gal_gallery {
     char **ids;        /* n strings, or NULL */
     char model_sha256[65]; /* of the model the gallery was built with, or "" */
     char sha256[65];       /* of the gallery file */
+    char *path;            /* as given to gal_load (NULL if not loaded) */
 } gal_gallery;
 
-/* Load and validate a gallery file (as strictly as model files). */
+/* Load and validate a gallery file (as strictly as model files): every
+ * refusal is TR_EFORMAT/TR_ELIMIT naming the tensor or metadata key in
+ * err->field and the file in err->msg. *out is the caller's (gal_free). */
 int gal_load(const char *path, gal_gallery **out, tr_err *err);
 void gal_free(gal_gallery *g); /* NULL is a no-op */
 
-/* Write a gallery file atomically. labels and ids may be NULL. */
+/* Write a gallery file atomically. labels and ids may be NULL; ids are n
+ * non-empty UTF-8 strings; model_sha256 may be NULL or "" (then omitted). */
 int gal_save(const char *path, const float *emb, size_t n, size_t dim, const int64_t *labels, const char *const *ids,
              const char *model_sha256, tr_err *err);
+
+/* May gallery g be served with the model whose file digest is model_sha256
+ * and whose output has model_dim values? Refused (TR_EINVAL, field
+ * "model_sha256") when the gallery names another model or none, and
+ * (TR_EDIM, field "embeddings") when the dimensions differ, unless
+ * allow_mismatch, which accepts both (searches then check dims per request). */
+int gal_check_model(const gal_gallery *g, const char *model_sha256, size_t model_dim, int allow_mismatch, tr_err *err);
+
+/* 1 when s[0..n) is valid UTF-8 (no overlongs, surrogates or code points
+ * past U+10FFFF); else 0 and *bad (may be NULL) = offset of the bad byte. */
+int gal_utf8_valid(const uint8_t *s, size_t n, size_t *bad);
 
 #endif

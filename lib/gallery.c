@@ -1,0 +1,261 @@
+/* gallery.c - load, validate and save galleries (proto/gallery-format.md). */
+#include "gallery.h"
+
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "st.h"
+
+static const char *const gal_tensors[] = {"embeddings", "labels", "ids"};
+
+int gal_utf8_valid(const uint8_t *s, size_t n, size_t *bad) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t len;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            goto bad;
+        }
+        if (n - i < len) goto bad;
+        for (size_t e = 1; e < len; e++) {
+            if ((s[i + e] & 0xC0) != 0x80) goto bad;
+            cp = (cp << 6) | (s[i + e] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) goto bad;
+        i += len;
+    }
+    return 1;
+bad:
+    if (bad) *bad = i;
+    return 0;
+}
+
+static int is_hex64(const char *s) {
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))) return 0;
+    return n == 64;
+}
+
+static int sha256_hex(const uint8_t *buf, size_t len, char out[65]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) return -1;
+    for (unsigned i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+void gal_free(gal_gallery *g) {
+    if (g == NULL) return;
+    free(g->emb);
+    free(g->sqnorm);
+    free(g->labels);
+    if (g->ids) free(g->ids[0]); /* one block holds every string */
+    free(g->ids);
+    free(g->path);
+    free(g);
+}
+
+/* Split the ids tensor into n strings: each one non-empty, valid UTF-8,
+ * at most GAL_MAX_ID bytes, terminated by a NUL (the last byte is a NUL). */
+static int load_ids(const uint8_t *p, size_t len, size_t n, gal_gallery *g, tr_err *err) {
+    size_t count = 0, start = 0, bad;
+    if (len == 0 || p[len - 1] != '\0')
+        return tr_seterr(err, TR_EFORMAT, "ids", "ids: the last byte must be a NUL terminating the last id");
+    for (size_t i = 0; i < len; i++)
+        if (p[i] == '\0') count++;
+    if (count != n)
+        return tr_seterr(err, TR_EFORMAT, "ids", "ids: %zu NUL-terminated ids for %zu embeddings", count, n);
+    char *block = malloc(len);
+    g->ids = calloc(n, sizeof *g->ids);
+    if (block == NULL || g->ids == NULL) {
+        free(block);
+        return tr_seterr(err, TR_ENOMEM, "ids", "ids: cannot allocate %zu bytes", len);
+    }
+    memcpy(block, p, len);
+    g->ids[0] = block;
+    for (size_t i = 0, r = 0; i < len; i++) {
+        if (p[i] != '\0') continue;
+        size_t l = i - start;
+        if (l == 0) return tr_seterr(err, TR_EFORMAT, "ids", "ids: id %zu is empty", r);
+        if (l >= GAL_MAX_ID) return tr_seterr(err, TR_EFORMAT, "ids", "ids: id %zu is %zu bytes (max %d)", r, l, GAL_MAX_ID - 1);
+        if (!gal_utf8_valid(p + start, l, &bad))
+            return tr_seterr(err, TR_EFORMAT, "ids", "ids: id %zu is not valid UTF-8 (byte %zu)", r, bad);
+        g->ids[r++] = block + start;
+        start = i + 1;
+    }
+    return TR_OK;
+}
+
+static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
+    const st_tensor *e = st_find(f, "embeddings"), *l = st_find(f, "labels"), *id = st_find(f, "ids");
+    size_t bytes;
+    for (size_t i = 0; i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        int known = 0;
+        for (size_t k = 0; k < sizeof gal_tensors / sizeof gal_tensors[0]; k++) known |= strcmp(t->name, gal_tensors[k]) == 0;
+        if (!known)
+            return tr_seterr(err, TR_EFORMAT, t->name,
+                             "unexpected tensor \"%s\" (a gallery holds embeddings, labels, ids)", t->name);
+    }
+    if (e == NULL) return tr_seterr(err, TR_EFORMAT, "embeddings", "no \"embeddings\" tensor");
+    if (e->dtype != ST_F32 && e->dtype != ST_F16)
+        return tr_seterr(err, TR_EFORMAT, "embeddings", "embeddings: dtype %s, expected F32 or F16",
+                         st_dtype_name(e->dtype));
+    if (e->ndim != 2)
+        return tr_seterr(err, TR_EFORMAT, "embeddings", "embeddings: %d dimensions, expected 2 [N, D]", e->ndim);
+    if (e->shape[0] < 1 || e->shape[1] < 1)
+        return tr_seterr(err, TR_EFORMAT, "embeddings", "embeddings: shape [%lld, %lld] is empty",
+                         (long long)e->shape[0], (long long)e->shape[1]);
+    if (e->shape[1] > GAL_MAX_DIM || (uint64_t)e->shape[0] > GAL_MAX_VALUES / (uint64_t)e->shape[1])
+        return tr_seterr(err, TR_ELIMIT, "embeddings", "embeddings: shape [%lld, %lld] is over the limit (D <= %d, N*D <= %zu)",
+                         (long long)e->shape[0], (long long)e->shape[1], GAL_MAX_DIM, (size_t)GAL_MAX_VALUES);
+    g->n = (size_t)e->shape[0];
+    g->dim = (size_t)e->shape[1];
+    if (l) {
+        if (l->dtype != ST_I32 && l->dtype != ST_I64)
+            return tr_seterr(err, TR_EFORMAT, "labels", "labels: dtype %s, expected I32 or I64", st_dtype_name(l->dtype));
+        if (l->ndim != 1 || (uint64_t)l->shape[0] != g->n)
+            return tr_seterr(err, TR_EFORMAT, "labels", "labels: %zu values in %d dimensions for %zu embeddings, expected [%zu]",
+                             l->nelem, l->ndim, g->n, g->n);
+    }
+    if (id) {
+        if (id->dtype != ST_U8)
+            return tr_seterr(err, TR_EFORMAT, "ids", "ids: dtype %s, expected U8", st_dtype_name(id->dtype));
+        if (id->ndim != 1) return tr_seterr(err, TR_EFORMAT, "ids", "ids: %d dimensions, expected 1", id->ndim);
+    }
+    const char *fmt = st_meta(f, "format"), *ms = st_meta(f, "model_sha256");
+    if (fmt && strcmp(fmt, GAL_FORMAT) != 0)
+        return tr_seterr(err, TR_EFORMAT, "format", "metadata format is \"%s\", expected \"%s\"", fmt, GAL_FORMAT);
+    if (ms) {
+        if (!is_hex64(ms))
+            return tr_seterr(err, TR_EFORMAT, "model_sha256", "metadata model_sha256 must be 64 lowercase hex digits");
+        memcpy(g->model_sha256, ms, 65);
+    }
+
+    /* the header is sound: now convert */
+    bytes = g->n * g->dim * sizeof(float); /* bounded by GAL_MAX_VALUES */
+    g->emb = malloc(bytes);
+    g->sqnorm = malloc(g->n * sizeof *g->sqnorm);
+    if (g->emb == NULL || g->sqnorm == NULL)
+        return tr_seterr(err, TR_ENOMEM, "embeddings", "embeddings: cannot allocate %zu bytes", bytes);
+    int rc = st_to_f32(f, e, g->emb, err);
+    if (rc != TR_OK) return rc;
+    for (size_t i = 0; i < g->n; i++) {
+        double s = 0;
+        for (size_t k = 0; k < g->dim; k++) s += (double)g->emb[i * g->dim + k] * g->emb[i * g->dim + k];
+        g->sqnorm[i] = (float)s;
+    }
+    if (l) {
+        g->labels = malloc(g->n * sizeof *g->labels);
+        if (g->labels == NULL) return tr_seterr(err, TR_ENOMEM, "labels", "labels: cannot allocate");
+        if ((rc = st_to_i64(f, l, g->labels, err)) != TR_OK) return rc;
+    }
+    if (id) return load_ids(st_data(f, id), id->len, g->n, g, err);
+    return TR_OK;
+}
+
+int gal_load(const char *path, gal_gallery **out, tr_err *err) {
+    st_file *f = NULL;
+    gal_gallery *g = NULL;
+    const uint8_t *bytes;
+    size_t len;
+    int rc;
+    *out = NULL;
+    if ((rc = st_open(path, &f, err)) != TR_OK) goto fail;
+    g = calloc(1, sizeof *g);
+    if (g == NULL || (g->path = strdup(path)) == NULL) {
+        rc = tr_seterr(err, TR_ENOMEM, "", "gallery: out of memory");
+        goto fail;
+    }
+    if ((rc = gal_validate(f, g, err)) != TR_OK) goto fail;
+    bytes = st_bytes(f, &len);
+    if (sha256_hex(bytes, len, g->sha256) != 0) {
+        rc = tr_seterr(err, TR_EINTERNAL, "", "gallery %s: sha256 failed", path);
+        goto fail;
+    }
+    *out = g;
+    g = NULL;
+fail:
+    if (rc != TR_OK && err && strstr(err->msg, path) == NULL) {
+        /* name the file so the message says which gallery was refused */
+        char m[2 * sizeof err->msg + 64];
+        if (snprintf(m, sizeof m, "gallery %s: %s", path, err->msg) < 0) m[0] = '\0';
+        snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, m);
+    }
+    gal_free(g);
+    st_close(f);
+    return rc;
+}
+
+int gal_save(const char *path, const float *emb, size_t n, size_t dim, const int64_t *labels, const char *const *ids,
+             const char *model_sha256, tr_err *err) {
+    uint8_t *idbuf = NULL;
+    size_t idlen = 0, bad;
+    int rc = TR_OK;
+    if (n == 0 || dim == 0) return tr_seterr(err, TR_EINVAL, "embeddings", "gallery: no embeddings to save");
+    if (dim > GAL_MAX_DIM || n > GAL_MAX_VALUES / dim)
+        return tr_seterr(err, TR_ELIMIT, "embeddings", "gallery: %zu x %zu embeddings are over the limit", n, dim);
+    for (size_t i = 0; i < n * dim; i++)
+        if (!isfinite(emb[i]))
+            return tr_seterr(err, TR_EINVAL, "embeddings", "gallery: embedding %zu has a value that is not finite", i / dim);
+    if (model_sha256 && model_sha256[0] && !is_hex64(model_sha256))
+        return tr_seterr(err, TR_EINVAL, "model_sha256", "gallery: model_sha256 must be 64 lowercase hex digits");
+    if (ids) {
+        for (size_t i = 0; i < n; i++) {
+            size_t l = strlen(ids[i]);
+            if (l == 0 || l >= GAL_MAX_ID || !gal_utf8_valid((const uint8_t *)ids[i], l, &bad))
+                return tr_seterr(err, TR_EINVAL, "ids", "gallery: id %zu is empty, too long or not UTF-8", i);
+            if (!tr_size_add(idlen, l + 1, &idlen)) return tr_seterr(err, TR_ELIMIT, "ids", "gallery: ids too large");
+        }
+        idbuf = malloc(idlen);
+        if (idbuf == NULL) return tr_seterr(err, TR_ENOMEM, "ids", "gallery: cannot allocate %zu bytes of ids", idlen);
+        for (size_t i = 0, o = 0; i < n; i++) {
+            size_t l = strlen(ids[i]) + 1;
+            memcpy(idbuf + o, ids[i], l);
+            o += l;
+        }
+    }
+    st_wtensor t[3];
+    size_t nt = 0;
+    memset(t, 0, sizeof t);
+    t[nt++] = (st_wtensor){.name = "embeddings", .dtype = ST_F32, .ndim = 2, .shape = {(int64_t)n, (int64_t)dim}, .data = emb};
+    if (labels) t[nt++] = (st_wtensor){.name = "labels", .dtype = ST_I64, .ndim = 1, .shape = {(int64_t)n}, .data = labels};
+    if (ids) t[nt++] = (st_wtensor){.name = "ids", .dtype = ST_U8, .ndim = 1, .shape = {(int64_t)idlen}, .data = idbuf};
+    const char *meta[] = {"format", GAL_FORMAT, "format_version", "1", "model_sha256", model_sha256};
+    size_t n_meta = model_sha256 && model_sha256[0] ? 3 : 2;
+    rc = st_write(path, t, nt, meta, n_meta, err);
+    free(idbuf);
+    return rc;
+}
+
+int gal_check_model(const gal_gallery *g, const char *model_sha256, size_t model_dim, int allow_mismatch, tr_err *err) {
+    if (allow_mismatch) return TR_OK;
+    if (g->model_sha256[0] == '\0')
+        return tr_seterr(err, TR_EINVAL, "model_sha256",
+                         "gallery %s does not name the model it was built with (metadata model_sha256); "
+                         "rebuild it with `tripletctl index` or pass --allow-gallery-mismatch",
+                         g->path ? g->path : "");
+    if (model_sha256 == NULL || strcmp(g->model_sha256, model_sha256) != 0)
+        return tr_seterr(err, TR_EINVAL, "model_sha256",
+                         "gallery %s was built with model %.12s..., the loaded model is %.12s...; "
+                         "rebuild it with `tripletctl index` or pass --allow-gallery-mismatch",
+                         g->path ? g->path : "", g->model_sha256, model_sha256 ? model_sha256 : "(none)");
+    if (g->dim != model_dim)
+        return tr_seterr(err, TR_EDIM, "embeddings", "gallery %s has %zu-dimensional embeddings, the model outputs %zu",
+                         g->path ? g->path : "", g->dim, model_dim);
+    return TR_OK;
+}
