@@ -1,0 +1,676 @@
+/* train.c - `tripletctl train`: train an embedding MLP with triplet mining on OpenBLAS. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "eval.h"
+#include "model.h"
+#include "train.h"
+
+#define CURVE_QUERIES 2000  /* fixed test subset for the per-epoch Recall@1 */
+#define CURVE_GALLERY 10000 /* fixed training subset used as its gallery */
+#define MAX_CLASSES 1024
+
+int cmd_train(int argc, char **argv);
+
+static volatile sig_atomic_t g_interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
+typedef enum { OPT_STR, OPT_INT, OPT_DBL, OPT_U64, OPT_SET, OPT_CLEAR } opt_type;
+
+typedef struct {
+    const char *data, *out, *arch, *activation, *metric, *loss, *mining, *resume, *csv, *svg, *checkpoint, *name, *description, *classes, *test;
+    trn_config cfg;
+    int quiet, help, epochs_given;
+} train_args;
+
+typedef struct {
+    const char *name;
+    opt_type type;
+    size_t off; /* into train_args */
+    const char *help;
+} opt_def;
+
+#define A(f) offsetof(train_args, f)
+#define C(f) (offsetof(train_args, cfg) + offsetof(trn_config, f))
+static const opt_def opts[] = {
+    {"--data", OPT_STR, A(data), "dataset: IDX dir/prefix, .csv or .jsonl (default: Fashion-MNIST, found)"},
+    {"--test", OPT_STR, A(test), "held-out data for the learning curve (default: the IDX test split)"},
+    {"--out", OPT_STR, A(out), "model file to write (required)"},
+    {"--arch", OPT_STR, A(arch), "layer widths, input first (default 784-256-128)"},
+    {"--activation", OPT_STR, A(activation), "relu|gelu|tanh|sigmoid|identity (default relu)"},
+    {"--normalize", OPT_SET, C(normalize), "L2-normalise the embeddings (default)"},
+    {"--no-normalize", OPT_CLEAR, C(normalize), "do not normalise"},
+    {"--metric", OPT_STR, A(metric), "sqeuclidean|euclidean|cosine|dot (default sqeuclidean)"},
+    {"--margin", OPT_DBL, C(margin), "margin (default 0.2)"},
+    {"--loss", OPT_STR, A(loss), "triplet|triplet-soft|contrastive|contrastive-squared (default triplet)"},
+    {"--mining", OPT_STR, A(mining), "batch-hard|semi-hard|batch-all (default semi-hard)"},
+    {"--classes-per-batch", OPT_INT, C(classes_per_batch), "P classes per batch (default 10)"},
+    {"--samples-per-class", OPT_INT, C(samples_per_class), "K samples per class (default 16)"},
+    {"--epochs", OPT_INT, C(epochs), "epochs (default 10)"},
+    {"--steps-per-epoch", OPT_INT, C(steps_per_epoch), "batches per epoch (default rows / (P*K))"},
+    {"--lr", OPT_DBL, C(lr), "Adam learning rate (default 1e-3)"},
+    {"--weight-decay", OPT_DBL, C(weight_decay), "Adam L2 weight decay (default 0)"},
+    {"--seed", OPT_U64, C(seed), "PRNG seed (default 1)"},
+    {"--threads", OPT_INT, C(threads), "OpenBLAS threads (default 1)"},
+    {"--input-scale", OPT_DBL, C(input_scale), "x' = x * scale (default 1/255 for IDX bytes, else 1/max|x|)"},
+    {"--classes", OPT_STR, A(classes), "train on these labels only, e.g. 0,1,2,3,4,5,6,7 (open-set runs)"},
+    {"--resume", OPT_STR, A(resume), "continue from a checkpoint (its recipe wins; --epochs may extend it)"},
+    {"--checkpoint", OPT_STR, A(checkpoint), "where Ctrl-C saves a checkpoint (default OUT.ckpt)"},
+    {"--csv", OPT_STR, A(csv), "write per-epoch metrics as CSV at the end"},
+    {"--svg", OPT_STR, A(svg), "write the learning curve (loss, Recall@1 per epoch) as SVG at the end"},
+    {"--name", OPT_STR, A(name), "model name in the metadata"},
+    {"--description", OPT_STR, A(description), "model description in the metadata"},
+    {"--quiet", OPT_SET, A(quiet), "no progress output"},
+    {"--help", OPT_SET, A(help), "this help"},
+};
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: tripletctl train --out MODEL [options]\n\n");
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const char *arg = opts[i].type == OPT_SET || opts[i].type == OPT_CLEAR ? "" : opts[i].type == OPT_STR ? " S" : " N";
+        fprintf(f, "  %s%-*s %s\n", opts[i].name, (int)(22 - strlen(opts[i].name)), arg, opts[i].help);
+    }
+    fprintf(f, "\nCtrl-C saves a checkpoint; --resume CKPT continues from it.\n");
+}
+
+static int parse_args(int argc, char **argv, train_args *a) {
+    for (int i = 1; i < argc; i++) {
+        const char *name = argv[i], *val = NULL, *eq = strchr(name, '=');
+        char key[64];
+        if (eq && (size_t)(eq - name) < sizeof key) {
+            memcpy(key, name, (size_t)(eq - name));
+            key[eq - name] = '\0';
+            name = key;
+            val = eq + 1;
+        }
+        const opt_def *o = NULL;
+        for (size_t k = 0; k < N_OPTS; k++)
+            if (strcmp(opts[k].name, name) == 0) o = &opts[k];
+        if (o == NULL) {
+            fprintf(stderr, "tripletctl train: unknown option \"%s\" (see --help)\n", argv[i]);
+            return -1;
+        }
+        char *p = (char *)a + o->off, *end = NULL;
+        if (o->type == OPT_SET || o->type == OPT_CLEAR) {
+            if (val) {
+                fprintf(stderr, "tripletctl train: %s takes no value\n", name);
+                return -1;
+            }
+            *(int *)p = o->type == OPT_SET;
+            continue;
+        }
+        if (val == NULL) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "tripletctl train: %s needs a value\n", name);
+                return -1;
+            }
+            val = argv[++i];
+        }
+        errno = 0;
+        switch (o->type) {
+        case OPT_STR: *(const char **)p = val; break;
+        case OPT_INT: {
+            long v = strtol(val, &end, 10);
+            if (v < INT32_MIN || v > INT32_MAX) errno = ERANGE;
+            *(int *)p = (int)v;
+            break;
+        }
+        case OPT_DBL: *(double *)p = strtod(val, &end); break;
+        case OPT_U64: *(uint64_t *)p = strtoull(val, &end, 10); break;
+        default: break;
+        }
+        if (o->type != OPT_STR && (*val == '\0' || *end != '\0' || errno)) {
+            fprintf(stderr, "tripletctl train: %s: \"%s\" is not a valid number\n", name, val);
+            return -1;
+        }
+        if (o->off == C(epochs)) a->epochs_given = 1;
+    }
+    return 0;
+}
+
+/* Resolve the string options into the config. */
+static int resolve_config(train_args *a) {
+    tr_err err;
+    const char *bad = NULL, *what = NULL;
+    if (a->arch && trn_parse_arch(a->arch, &a->cfg, &err)) {
+        fprintf(stderr, "tripletctl train: --arch: %s\n", err.msg);
+        return -1;
+    }
+    if (a->activation && mdl_act_parse(a->activation, &a->cfg.act)) bad = a->activation, what = "--activation";
+    if (a->metric && dist_parse(a->metric, &a->cfg.metric)) bad = a->metric, what = "--metric";
+    if (a->loss && loss_parse(a->loss, &a->cfg.loss)) bad = a->loss, what = "--loss";
+    if (a->mining && mine_parse(a->mining, &a->cfg.mining)) bad = a->mining, what = "--mining";
+    if (bad) {
+        fprintf(stderr, "tripletctl train: %s: unknown value \"%s\" (see --help)\n", what, bad);
+        return -1;
+    }
+    if (trn_config_check(&a->cfg, &err)) {
+        fprintf(stderr, "tripletctl train: --%s: %s\n", err.field, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_classes(const char *s, int64_t *out, size_t *n) {
+    *n = 0;
+    while (*s) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || errno || (*end && *end != ',') || *n >= MAX_CLASSES) {
+            fprintf(stderr, "tripletctl train: --classes: bad list at \"%s\" (want comma-separated integer labels)\n", s);
+            return -1;
+        }
+        out[(*n)++] = v;
+        s = *end ? end + 1 : end;
+    }
+    if (*n == 0) {
+        fprintf(stderr, "tripletctl train: --classes: empty list\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- per-epoch history, CSV and SVG ---- */
+
+typedef struct {
+    int epoch;
+    double loss, active, share[CAT_COUNT], d_ap, d_an, recall1, seconds;
+    int collapsed;
+} epoch_row;
+
+typedef struct {
+    epoch_row *rows;
+    size_t n, cap;
+} history;
+
+static int history_add(history *h, const epoch_row *r) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 16;
+        epoch_row *p = realloc(h->rows, cap * sizeof *p);
+        if (p == NULL) return -1;
+        h->rows = p;
+        h->cap = cap;
+    }
+    h->rows[h->n++] = *r;
+    return 0;
+}
+
+#define CSV_HEADER "epoch,loss,active,easy,semi_hard,hard,mean_d_ap,mean_d_an,collapsed,recall_at_1,seconds"
+
+static void row_csv(const epoch_row *r, char *buf, size_t len) {
+    snprintf(buf, len, "%d,%.6f,%.4f,%.4f,%.4f,%.4f,%.5f,%.5f,%d,%.4f,%.2f", r->epoch + 1, r->loss, r->active, r->share[CAT_EASY],
+             r->share[CAT_SEMI_HARD], r->share[CAT_HARD], r->d_ap, r->d_an, r->collapsed, r->recall1, r->seconds);
+}
+
+/* The history as CSV text (malloc'd), also the checkpoint note. */
+static char *history_csv(const history *h) {
+    size_t cap = 128 + h->n * 160, o = 0;
+    char *s = malloc(cap);
+    if (s == NULL) return NULL;
+    o += (size_t)snprintf(s, cap, "%s\n", CSV_HEADER);
+    for (size_t i = 0; i < h->n && o < cap; i++) {
+        char line[256];
+        row_csv(&h->rows[i], line, sizeof line);
+        o += (size_t)snprintf(s + o, cap - o, "%s\n", line);
+    }
+    return s;
+}
+
+static int history_parse(history *h, const char *s) {
+    const char *line = strchr(s, '\n');
+    if (*s == '\0') return 0;
+    if (line == NULL || strncmp(s, CSV_HEADER, strlen(CSV_HEADER)) != 0) return -1;
+    for (line++; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : line + strlen(line)) {
+        epoch_row r;
+        memset(&r, 0, sizeof r);
+        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%d,%lf,%lf", &r.epoch, &r.loss, &r.active, &r.share[CAT_EASY], &r.share[CAT_SEMI_HARD],
+                   &r.share[CAT_HARD], &r.d_ap, &r.d_an, &r.collapsed, &r.recall1, &r.seconds) != 11)
+            return -1;
+        r.epoch--;
+        if (history_add(h, &r)) return -1;
+    }
+    return 0;
+}
+
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "tripletctl train: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fputs(text, f);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "tripletctl train: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void svg_escape(FILE *f, const char *s) {
+    for (; *s; s++) {
+        if (*s == '<') fputs("&lt;", f);
+        else if (*s == '>') fputs("&gt;", f);
+        else if (*s == '&') fputs("&amp;", f);
+        else fputc(*s, f);
+    }
+}
+
+/* Learning curve: loss (left axis) and Recall@1 (right axis) per epoch. */
+static int write_svg(const char *path, const history *h, const char *title) {
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "tripletctl train: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    const double W = 720, H = 420, L = 70, R = 70, T = 50, B = 60, pw = W - L - R, ph = H - T - B;
+    double lmax = 0, rmin = 1, rmax = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->rows[i].loss > lmax) lmax = h->rows[i].loss;
+        if (h->rows[i].recall1 < rmin) rmin = h->rows[i].recall1;
+        if (h->rows[i].recall1 > rmax) rmax = h->rows[i].recall1;
+    }
+    lmax = lmax > 0 ? lmax * 1.1 : 1;
+    rmin = floor(rmin * 20) / 20;
+    rmax = ceil(rmax * 20) / 20;
+    if (rmax <= rmin) rmax = rmin + 0.05;
+    int ne = h->n ? h->rows[h->n - 1].epoch + 1 : 1;
+    double xs = ne > 1 ? pw / (ne - 1) : 0;
+#define XP(e) (L + (ne > 1 ? (e)*xs : pw / 2))
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
+            W, H, W, H);
+    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">", W / 2);
+    svg_escape(f, title);
+    fprintf(f, "</text>\n<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n", L, T, pw, ph);
+    for (int k = 0; k <= 5; k++) {
+        double y = T + ph - k * ph / 5;
+        fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", L, L + pw, y, y);
+        fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#c0392b\">%.3f</text>\n", L - 6, y + 4, lmax * k / 5);
+        fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" fill=\"#2471a3\">%.3f</text>\n", L + pw + 6, y + 4, rmin + (rmax - rmin) * k / 5);
+    }
+    for (int e = 0; e < ne; e++)
+        if (ne <= 20 || e % ((ne + 19) / 20) == 0)
+            fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%d</text>\n", XP(e), T + ph + 18, e + 1);
+    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">epoch</text>\n", L + pw / 2, H - 18);
+    fprintf(f, "<text transform=\"translate(18 %.0f) rotate(-90)\" text-anchor=\"middle\" fill=\"#c0392b\">training loss (epoch mean)</text>\n", T + ph / 2);
+    fprintf(f, "<text transform=\"translate(%.0f %.0f) rotate(90)\" text-anchor=\"middle\" fill=\"#2471a3\">Recall@1 (held-out subset)</text>\n",
+            W - 14, T + ph / 2);
+    for (int s = 0; s < 2; s++) {
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", s ? "#2471a3" : "#c0392b");
+        for (size_t i = 0; i < h->n; i++) {
+            double v = s ? (h->rows[i].recall1 - rmin) / (rmax - rmin) : h->rows[i].loss / lmax;
+            fprintf(f, "%.1f,%.1f ", XP(h->rows[i].epoch), T + ph - v * ph);
+        }
+        fprintf(f, "\"/>\n");
+        for (size_t i = 0; i < h->n; i++) {
+            double v = s ? (h->rows[i].recall1 - rmin) / (rmax - rmin) : h->rows[i].loss / lmax;
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>epoch %d: %s %.4f</title></circle>\n", XP(h->rows[i].epoch),
+                    T + ph - v * ph, s ? "#2471a3" : "#c0392b", h->rows[i].epoch + 1, s ? "Recall@1" : "loss", s ? h->rows[i].recall1 : h->rows[i].loss);
+        }
+    }
+    fprintf(f, "<g transform=\"translate(%.0f %.0f)\"><line x1=\"0\" x2=\"20\" y1=\"0\" y2=\"0\" stroke=\"#c0392b\" stroke-width=\"2\"/>"
+               "<text x=\"26\" y=\"4\">loss</text><line x1=\"80\" x2=\"100\" y1=\"0\" y2=\"0\" stroke=\"#2471a3\" stroke-width=\"2\"/>"
+               "<text x=\"106\" y=\"4\">Recall@1</text></g>\n</svg>\n",
+            L + 10, T + 14);
+#undef XP
+    if (fclose(f) != 0) {
+        fprintf(stderr, "tripletctl train: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the run ---- */
+
+typedef struct {
+    trn *t;
+    const train_args *a;
+    const dat_set *q, *g; /* curve queries and gallery (g == q: leave-one-out) */
+    size_t nq, ng;
+    float *eq, *eg;
+    history hist;
+    int tty, quiet, warned_collapse;
+    double t_start, t_last_draw, t_epoch;
+    int64_t steps_at_start;
+    int total_epochs;
+    tr_err err;
+    int failed;
+} run_ctx;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double curve_recall(run_ctx *r) {
+    evl_opts o;
+    evl_result res;
+    evl_opts_default(&o);
+    o.threads = r->a->cfg.threads;
+    o.map_at_r = 0;
+    o.exclude_self = r->q == r->g;
+    if (trn_embed(r->t, r->q->x, r->nq, r->eq, &r->err)) return NAN;
+    if (r->q != r->g && trn_embed(r->t, r->g->x, r->ng, r->eg, &r->err)) return NAN;
+    const trn_config *c = trn_get_config(r->t);
+    size_t od = (size_t)c->dims[c->n_layers];
+    if (evl_retrieval(c->metric, r->eq, r->q->labels, r->nq, r->q == r->g ? r->eq : r->eg, r->g->labels, r->q == r->g ? r->nq : r->ng, od, &o,
+                      &res, &r->err))
+        return NAN;
+    return res.recall_at_1;
+}
+
+static void fmt_time(double s, char *buf, size_t len) {
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, len, "--:--");
+        return;
+    }
+    long v = (long)(s + 0.5);
+    if (v >= 3600) snprintf(buf, len, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
+    else snprintf(buf, len, "%ld:%02ld", v / 60, v % 60);
+}
+
+static int on_progress(void *user, trn_event ev, const trn_stats *st) {
+    run_ctx *r = user;
+    double t = now();
+    if (ev == TRN_EV_STEP) {
+        int spe = st->steps_per_epoch;
+        double rate = (double)(st->step - r->steps_at_start) / (t - r->t_start + 1e-9);
+        int64_t left = (int64_t)r->total_epochs * spe - st->step;
+        char eta[32];
+        fmt_time(rate > 0 ? (double)left / rate : -1, eta, sizeof eta);
+        if (r->quiet) {
+        } else if (r->tty) {
+            if (t - r->t_last_draw >= 0.1 || st->step_in_epoch == spe) {
+                int width = 20, fill = (int)((double)st->step_in_epoch / spe * width);
+                char bar[32];
+                for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+                bar[width] = '\0';
+                fprintf(stderr, "\repoch %d/%d [%s] %d/%d loss %.4f active %.2f hard %.2f semi %.2f easy %.2f %s| %.0f steps/s ETA %s  ", st->epoch + 1,
+                        r->total_epochs, bar, st->step_in_epoch, spe, st->loss, st->active, st->share[CAT_HARD], st->share[CAT_SEMI_HARD],
+                        st->share[CAT_EASY], st->collapsed ? "COLLAPSED " : "", rate, eta);
+                fflush(stderr);
+                r->t_last_draw = t;
+            }
+        } else if (st->step_in_epoch % (spe >= 10 ? spe / 10 : 1) == 0 || st->step == 1) {
+            fprintf(stderr, "epoch %d/%d step %d/%d loss %.4f active %.3f hard %.3f semi-hard %.3f easy %.3f d_ap %.4f d_an %.4f%s %.0f steps/s ETA %s\n",
+                    st->epoch + 1, r->total_epochs, st->step_in_epoch, spe, st->loss, st->active, st->share[CAT_HARD], st->share[CAT_SEMI_HARD],
+                    st->share[CAT_EASY], st->mean_d_ap, st->mean_d_an, st->collapsed ? " COLLAPSED" : "", rate, eta);
+        }
+        return g_interrupted != 0;
+    }
+    epoch_row row;
+    memset(&row, 0, sizeof row);
+    row.epoch = st->epoch;
+    row.loss = st->loss;
+    row.active = st->active;
+    memcpy(row.share, st->share, sizeof row.share);
+    row.d_ap = st->mean_d_ap;
+    row.d_an = st->mean_d_an;
+    row.collapsed = st->collapsed;
+    row.seconds = t - r->t_epoch;
+    row.recall1 = curve_recall(r);
+    if (isnan(row.recall1)) {
+        r->failed = 1;
+        return 1;
+    }
+    r->t_epoch = now();
+    if (history_add(&r->hist, &row)) {
+        tr_seterr(&r->err, TR_ENOMEM, "", "out of memory");
+        r->failed = 1;
+        return 1;
+    }
+    if (!r->quiet) {
+        fprintf(stderr, "%sepoch %d/%d done: loss %.4f active %.3f hard %.3f semi-hard %.3f easy %.3f d_ap %.4f d_an %.4f Recall@1 %.4f (%.1fs)\n",
+                r->tty ? "\r\033[K" : "", st->epoch + 1, r->total_epochs, st->loss, st->active, st->share[CAT_HARD], st->share[CAT_SEMI_HARD],
+                st->share[CAT_EASY], st->mean_d_ap, st->mean_d_an, row.recall1, row.seconds);
+        if (st->collapsed && !r->warned_collapse) {
+            fprintf(stderr, "warning: the embedding has collapsed (mean d_ap %.2g and d_an %.2g are both ~0): every input maps to one point. "
+                            "Batch-hard mining from a random start does this; use --mining semi-hard or batch-all.\n",
+                    st->mean_d_ap, st->mean_d_an);
+            r->warned_collapse = 1;
+        }
+    }
+    return g_interrupted != 0;
+}
+
+/* The last two components of a path ("fashion-mnist/train-images-idx3-ubyte.gz"):
+ * enough to name the data without recording where this machine keeps it. */
+static const char *short_source(const char *s) {
+    const char *last = strrchr(s, '/');
+    if (last == NULL) return s;
+    const char *p = last;
+    while (p > s && p[-1] != '/') p--;
+    return p;
+}
+
+static int save_model(const run_ctx *r, const dat_set *train) {
+    const train_args *a = r->a;
+    const trn_config *c = trn_get_config(r->t);
+    mdl_model *m = NULL;
+    tr_err err;
+    char recipe[1024], arch[256], steps[32], r1[32], epochs[32];
+    if (trn_export(r->t, &m, &err)) {
+        fprintf(stderr, "tripletctl train: cannot build the model: %s\n", err.msg);
+        return -1;
+    }
+    trn_recipe(c, recipe, sizeof recipe);
+    trn_format_arch(c, arch, sizeof arch);
+    snprintf(m->name, sizeof m->name, "%s", a->name ? a->name : "triplet-mlp");
+    if (a->description) snprintf(m->description, sizeof m->description, "%s", a->description);
+    else
+        snprintf(m->description, sizeof m->description,
+                 "MLP %.64s embedding trained with %s loss (%s mining) on %.200s; takes raw inputs (preprocessing in input.mean/input.scale)", arch,
+                 loss_name(c->loss), mine_name(c->mining), short_source(train->source));
+    snprintf(steps, sizeof steps, "%" PRId64, trn_steps_done(r->t));
+    snprintf(epochs, sizeof epochs, "%d", trn_epochs_done(r->t));
+    snprintf(r1, sizeof r1, "%.4f", r->hist.n ? r->hist.rows[r->hist.n - 1].recall1 : NAN);
+    const char *extra[] = {"recipe", recipe, "mining", mine_name(c->mining), "training.data", short_source(train->source), "training.epochs", epochs,
+                           "training.steps", steps, "training.curve_recall_at_1", r1};
+    int rc = mdl_save(m, a->out, extra, sizeof extra / sizeof extra[0] / 2, &err);
+    if (rc) fprintf(stderr, "tripletctl train: cannot write %s: %s\n", a->out, err.msg);
+    mdl_free(m);
+    return rc ? -1 : 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_args a;
+    memset(&a, 0, sizeof a);
+    trn_config_default(&a.cfg);
+    dat_set *train = NULL, *test = NULL, *tmp = NULL;
+    trn *t = NULL;
+    char data_path[1024], ckpt[1100];
+    char *note = NULL;
+    int rc = 1, stopped = 0;
+    int64_t classes[MAX_CLASSES];
+    size_t n_classes = 0;
+    tr_err err;
+    run_ctx r;
+    memset(&r, 0, sizeof r);
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    int sig_installed = 0;
+
+    if (parse_args(argc, argv, &a)) return 2;
+    if (a.help) {
+        usage(stdout);
+        return 0;
+    }
+    if (a.out == NULL) {
+        fprintf(stderr, "tripletctl train: --out MODEL is required (see --help)\n");
+        return 2;
+    }
+    if (a.classes && parse_classes(a.classes, classes, &n_classes)) return 2;
+    if (a.resume) {
+        int epochs = a.cfg.epochs;
+        if (trn_checkpoint_config(a.resume, &a.cfg, &err)) {
+            fprintf(stderr, "tripletctl train: --resume %s: %s\n", a.resume, err.msg);
+            return 1;
+        }
+        if (a.epochs_given) a.cfg.epochs = epochs;
+    } else if (resolve_config(&a)) {
+        return 2;
+    }
+
+    /* data */
+    if (a.data == NULL) {
+        if (dat_find_default(data_path, sizeof data_path, &err)) {
+            fprintf(stderr, "tripletctl train: %s\n", err.msg);
+            return 1;
+        }
+        a.data = data_path;
+    }
+    dat_opts dopt;
+    dat_opts_default(&dopt);
+    if (dat_load(a.data, &dopt, &train, &err)) {
+        fprintf(stderr, "tripletctl train: --data: %s\n", err.msg);
+        goto done;
+    }
+    if (a.test) {
+        if (dat_load(a.test, &dopt, &test, &err)) {
+            fprintf(stderr, "tripletctl train: --test: %s\n", err.msg);
+            goto done;
+        }
+    } else {
+        dopt.split = "test";
+        if (dat_load(a.data, &dopt, &test, &err)) test = NULL; /* no test split: leave-one-out curve on training rows */
+    }
+    if (test && test->dim != train->dim) {
+        fprintf(stderr, "tripletctl train: test data has %zu features, training data %zu\n", test->dim, train->dim);
+        goto done;
+    }
+    if (n_classes) {
+        if (dat_filter_classes(train, classes, n_classes, 1, &tmp, &err)) {
+            fprintf(stderr, "tripletctl train: --classes: %s\n", err.msg);
+            goto done;
+        }
+        dat_free(train);
+        train = tmp;
+        tmp = NULL;
+        if (test) {
+            if (dat_filter_classes(test, classes, n_classes, 1, &tmp, &err)) {
+                dat_free(test);
+                test = NULL;
+            } else {
+                dat_free(test);
+                test = tmp;
+                tmp = NULL;
+            }
+        }
+    }
+    if (!a.resume && a.cfg.input_scale == 0 && train->raw_max > 0) a.cfg.input_scale = 1.0 / train->raw_max;
+
+    if (trn_new(&a.cfg, train->x, train->labels, train->n, train->dim, &t, &err)) {
+        fprintf(stderr, "tripletctl train: %s\n", err.msg);
+        goto done;
+    }
+    if (a.resume) {
+        if (trn_checkpoint_load(t, a.resume, &note, &err)) {
+            fprintf(stderr, "tripletctl train: --resume %s: %s\n", a.resume, err.msg);
+            goto done;
+        }
+        if (history_parse(&r.hist, note)) {
+            fprintf(stderr, "tripletctl train: --resume %s: the saved epoch history is malformed\n", a.resume);
+            goto done;
+        }
+        if (a.epochs_given) trn_set_epochs(t, a.cfg.epochs);
+    }
+
+    /* the learning curve's fixed subsets */
+    r.t = t;
+    r.a = &a;
+    r.g = train;
+    r.ng = train->n < CURVE_GALLERY ? train->n : CURVE_GALLERY;
+    r.q = test ? test : train;
+    r.nq = r.q->n < CURVE_QUERIES ? r.q->n : CURVE_QUERIES;
+    if (r.q == r.g) r.ng = r.nq;
+    const trn_config *cfg = trn_get_config(t);
+    size_t od = (size_t)cfg->dims[cfg->n_layers];
+    r.eq = malloc(r.nq * od * sizeof(float));
+    r.eg = malloc(r.ng * od * sizeof(float));
+    if (r.eq == NULL || r.eg == NULL) {
+        fprintf(stderr, "tripletctl train: out of memory\n");
+        goto done;
+    }
+    r.tty = isatty(STDERR_FILENO);
+    r.quiet = a.quiet;
+    r.total_epochs = cfg->epochs;
+    r.t_start = r.t_epoch = now();
+    r.steps_at_start = trn_steps_done(t);
+
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sig_installed = sigaction(SIGINT, &sa, &old_sa) == 0;
+    if (!a.quiet) {
+        char recipe[1024];
+        trn_recipe(cfg, recipe, sizeof recipe);
+        fprintf(stderr, "training on %s: %zu rows x %zu features%s\n%s\n", short_source(train->source), train->n, train->dim,
+                a.resume ? " (resumed)" : "", recipe);
+        if (a.resume) fprintf(stderr, "resuming at epoch %d, step %" PRId64 "\n", trn_epochs_done(t) + 1, trn_steps_done(t));
+    }
+    if (trn_run(t, on_progress, &r, &stopped, &err)) {
+        fprintf(stderr, "\ntripletctl train: %s\n", err.msg);
+        goto done;
+    }
+    if (r.failed) {
+        fprintf(stderr, "\ntripletctl train: learning-curve evaluation failed: %s\n", r.err.msg);
+        goto done;
+    }
+    if (stopped) {
+        char *hist = history_csv(&r.hist);
+        snprintf(ckpt, sizeof ckpt, "%s", a.checkpoint ? a.checkpoint : "");
+        if (!a.checkpoint) snprintf(ckpt, sizeof ckpt, "%s.ckpt", a.out);
+        int sr = hist ? trn_checkpoint_save(t, ckpt, hist, &err) : tr_seterr(&err, TR_ENOMEM, "", "out of memory");
+        free(hist);
+        if (sr) {
+            fprintf(stderr, "\ntripletctl train: interrupted, and saving the checkpoint failed: %s\n", err.msg);
+            goto done;
+        }
+        fprintf(stderr, "\ninterrupted at epoch %d, step %" PRId64 "; checkpoint saved to %s\nresume with: tripletctl train --resume %s --out %s\n",
+                trn_epochs_done(t) + 1, trn_steps_done(t), ckpt, ckpt, a.out);
+        rc = 130;
+        goto done;
+    }
+    if (save_model(&r, train)) goto done;
+    if (a.csv) {
+        char *csv = history_csv(&r.hist);
+        if (csv == NULL || write_text(a.csv, csv)) {
+            free(csv);
+            goto done;
+        }
+        free(csv);
+    }
+    if (a.svg) {
+        char title[512], arch[256];
+        trn_format_arch(cfg, arch, sizeof arch);
+        snprintf(title, sizeof title, "%s: MLP %s, %s loss, %s mining, %s", a.name ? a.name : "learning curve", arch, loss_name(cfg->loss),
+                 mine_name(cfg->mining), dist_name(cfg->metric));
+        if (write_svg(a.svg, &r.hist, title)) goto done;
+    }
+    if (!a.quiet)
+        fprintf(stderr, "wrote %s (%d epochs, %" PRId64 " steps, %.1fs)\n", a.out, trn_epochs_done(t), trn_steps_done(t), now() - r.t_start);
+    rc = 0;
+done:
+    if (sig_installed) sigaction(SIGINT, &old_sa, NULL);
+    free(note);
+    free(r.eq);
+    free(r.eg);
+    free(r.hist.rows);
+    trn_free(t);
+    dat_free(train);
+    dat_free(test);
+    dat_free(tmp);
+    return rc;
+}
