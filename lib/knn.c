@@ -462,3 +462,37 @@ fail:
     free(gbuf);
     return rc;
 }
+
+typedef struct {
+    int64_t label;
+    size_t pos;
+} vote_ent;
+
+static int vote_cmp(const void *pa, const void *pb) {
+    const vote_ent *a = pa, *b = pb;
+    if (a->label != b->label) return a->label < b->label ? -1 : 1;
+    return (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+int knn_vote(const knn_hit *hits, size_t k, const int64_t *labels, int64_t *label, int *found, tr_err *err) {
+    vote_ent *v = NULL;
+    size_t n = 0, best_count = 0, best_pos = 0;
+    *found = 0;
+    if (labels == NULL || k == 0) return TR_OK;
+    v = malloc(k * sizeof *v); /* k hits exist, so k * 16 bytes fit */
+    if (v == NULL) return tr_seterr(err, TR_ENOMEM, "", "knn vote: cannot allocate %zu entries", k);
+    for (size_t e = 0; e < k; e++)
+        if (hits[e].index >= 0) v[n].label = labels[hits[e].index], v[n].pos = e, n++;
+    qsort(v, n, sizeof *v, vote_cmp);
+    for (size_t a = 0, b; a < n; a = b) {
+        for (b = a; b < n && v[b].label == v[a].label; b++) {}
+        /* v[a].pos is the group's nearest hit */
+        if (b - a > best_count || (b - a == best_count && v[a].pos < best_pos)) {
+            best_count = b - a, best_pos = v[a].pos;
+            *label = v[a].label;
+            *found = 1;
+        }
+    }
+    free(v);
+    return TR_OK;
+}

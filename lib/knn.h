@@ -39,4 +39,10 @@ typedef struct {
 int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t ng, size_t dim, size_t k,
                const knn_opts *opts, knn_hit *out, tr_err *err);
 
+/* Majority label among one query's hits (hits[0..k), sorted as knn_search
+ * leaves them; index -1 entries are ignored): the label with the most hits,
+ * a tie going to the label whose nearest hit comes first. *found = 0 when
+ * there is no hit or labels is NULL. TR_OK or TR_ENOMEM. */
+int knn_vote(const knn_hit *hits, size_t k, const int64_t *labels, int64_t *label, int *found, tr_err *err);
+
 #endif

@@ -246,11 +246,33 @@ static void test_empty_and_errors(void **state) {
     assert_int_equal(out[1].index, 1);
 }
 
+static void test_vote(void **state) {
+    (void)state;
+    int64_t lab[6] = {3, 1, 3, 1, 2, 9};
+    knn_hit h[5] = {{4, 0.1}, {1, 0.2}, {0, 0.3}, {3, 0.4}, {2, 0.5}}; /* 2 1 3 1 3: 1 and 3 tie, 1 is nearer */
+    int64_t out = -7;
+    int found = -1;
+    tr_err err;
+    assert_int_equal(knn_vote(h, 5, lab, &out, &found, &err), TR_OK);
+    assert_true(found == 1 && out == 1);
+    assert_int_equal(knn_vote(h, 1, lab, &out, &found, &err), TR_OK);
+    assert_true(found == 1 && out == 2);
+    knn_hit h2[4] = {{5, 0.1}, {0, 0.2}, {2, 0.3}, {-1, INFINITY}}; /* 9 3 3: 3 wins by count */
+    assert_int_equal(knn_vote(h2, 4, lab, &out, &found, &err), TR_OK);
+    assert_true(found == 1 && out == 3);
+    knn_hit pad[2] = {{-1, INFINITY}, {-1, INFINITY}};
+    assert_int_equal(knn_vote(pad, 2, lab, &out, &found, &err), TR_OK);
+    assert_int_equal(found, 0);
+    assert_int_equal(knn_vote(h, 5, NULL, &out, &found, &err), TR_OK);
+    assert_int_equal(found, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_all_metrics), cmocka_unit_test(test_precomputed_norms),
         cmocka_unit_test(test_designed_ties),      cmocka_unit_test(test_float_near_ties),
         cmocka_unit_test(test_filter),             cmocka_unit_test(test_empty_and_errors),
+        cmocka_unit_test(test_vote),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
