@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -80,17 +81,19 @@ int mdl_new(const int *dims, int n_layers, mdl_act act, int normalize, mdl_model
     *out = NULL;
     if (n_layers < 1 || n_layers > MDL_MAX_LAYERS)
         return tr_seterr(err, TR_EINVAL, "layers", "%d layers, expected 1..%d", n_layers, MDL_MAX_LAYERS);
+    size_t params = 0;
+    for (int l = 0; l <= n_layers; l++)
+        if (dims[l] < 1 || dims[l] > MDL_MAX_DIM)
+            return tr_seterr(err, TR_EINVAL, "layers", "dims[%d] = %d is outside 1..%d", l, dims[l], MDL_MAX_DIM);
+    for (int l = 0; l < n_layers; l++) params += (size_t)dims[l] * (size_t)dims[l + 1] + (size_t)dims[l + 1];
+    if (params > MDL_MAX_PARAMS)
+        return tr_seterr(err, TR_ELIMIT, "layers", "%zu parameters, limit %u", params, MDL_MAX_PARAMS);
     mdl_model *m = calloc(1, sizeof *m);
     if (m == NULL) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
     set_defaults(m);
     m->act = act;
     m->normalize = normalize;
     for (int l = 0; l < n_layers; l++) {
-        if (dims[l] < 1 || dims[l] > MDL_MAX_DIM || dims[l + 1] < 1 || dims[l + 1] > MDL_MAX_DIM) {
-            rc = tr_seterr(err, TR_EINVAL, "layers", "layer %d: dims %d -> %d outside 1..%d", l, dims[l], dims[l + 1],
-                           MDL_MAX_DIM);
-            goto fail;
-        }
         mdl_layer *ly = &m->layers[l];
         ly->in = dims[l];
         ly->out = dims[l + 1];
@@ -114,7 +117,7 @@ fail:
 static long layer_index(const char *name, char *kind) {
     const char *p = name;
     long v = 0;
-    if (!isdigit((unsigned char)*p)) return -1;
+    if (!isdigit((unsigned char)*p) || (p[0] == '0' && isdigit((unsigned char)p[1]))) return -1; /* no "01" */
     for (; isdigit((unsigned char)*p); p++) {
         v = v * 10 + (*p - '0');
         if (v > 1000000) return -1;
@@ -134,6 +137,8 @@ static int by_idx(const void *a, const void *b) {
     long x = ((const layer_ref *)a)->idx, y = ((const layer_ref *)b)->idx;
     return (x > y) - (x < y);
 }
+
+static int is_float(st_dtype d) { return d == ST_F32 || d == ST_F16 || d == ST_BF16 || d == ST_F64; }
 
 static int copy_f32(const st_file *f, const st_tensor *t, float **dst, tr_err *err) {
     *dst = malloc((t->nelem ? t->nelem : 1) * sizeof(float));
@@ -200,9 +205,17 @@ static int plan_layers(const st_file *f, layer_ref *refs, int *n_refs, const st_
                 return tr_seterr(err, TR_ELIMIT, t->name, "tensor \"%s\": more than %d layers", t->name, MDL_MAX_LAYERS);
             refs[n++] = (layer_ref){idx, NULL, NULL};
         }
+        if (!is_float(t->dtype))
+            return tr_seterr(err, TR_EFORMAT, t->name, "tensor \"%s\": dtype %s is not a float type (F32, F16, BF16, F64)",
+                             t->name, st_dtype_name(t->dtype));
         if (kind == 'w') refs[j].w = t;
         else refs[j].b = t;
     }
+    const st_tensor *pre[2] = {*mean, *scale};
+    for (int i = 0; i < 2; i++)
+        if (pre[i] && !is_float(pre[i]->dtype))
+            return tr_seterr(err, TR_EFORMAT, pre[i]->name, "tensor \"%s\": dtype %s is not a float type (F32, F16, BF16, F64)",
+                             pre[i]->name, st_dtype_name(pre[i]->dtype));
     if (n == 0) return tr_seterr(err, TR_EFORMAT, "", "no layers: the file has no \"{i}.weight\" tensor");
     qsort(refs, (size_t)n, sizeof *refs, by_idx);
     size_t params = 0;
@@ -217,8 +230,8 @@ static int plan_layers(const st_file *f, layer_ref *refs, int *n_refs, const st_
             return tr_seterr(err, TR_ELIMIT, w->name, "tensor \"%s\": shape [%lld,%lld] outside 1..%d", w->name,
                              (long long)w->shape[0], (long long)w->shape[1], MDL_MAX_DIM);
         if (l > 0 && w->shape[1] != refs[l - 1].w->shape[0])
-            return tr_seterr(err, TR_EFORMAT, w->name, "tensor \"%s\": shape [%lld,%lld] does not chain with layer %d output %lld",
-                             w->name, (long long)w->shape[0], (long long)w->shape[1], l - 1,
+            return tr_seterr(err, TR_EFORMAT, w->name, "tensor \"%s\": shape [%lld,%lld] does not chain with layer %ld output %lld",
+                             w->name, (long long)w->shape[0], (long long)w->shape[1], refs[l - 1].idx,
                              (long long)refs[l - 1].w->shape[0]);
         if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
             return tr_seterr(err, TR_EFORMAT, b->name, "tensor \"%s\": expected shape [%lld] to match \"%s\"", b->name,
@@ -227,7 +240,6 @@ static int plan_layers(const st_file *f, layer_ref *refs, int *n_refs, const st_
         if (params > MDL_MAX_PARAMS)
             return tr_seterr(err, TR_ELIMIT, w->name, "tensor \"%s\": model exceeds %u parameters", w->name, MDL_MAX_PARAMS);
     }
-    const st_tensor *pre[2] = {*mean, *scale};
     for (int i = 0; i < 2; i++)
         if (pre[i] && (pre[i]->ndim != 1 || pre[i]->shape[0] != refs[0].w->shape[1]))
             return tr_seterr(err, TR_EFORMAT, pre[i]->name, "tensor \"%s\": expected shape [%lld] (the input dimension)",
@@ -236,14 +248,14 @@ static int plan_layers(const st_file *f, layer_ref *refs, int *n_refs, const st_
     return TR_OK;
 }
 
-int mdl_load_mem(const uint8_t *buf, size_t len, mdl_model **out, tr_err *err) {
+/* Build a model from an opened, header-validated file: plan (all checks), then convert. */
+static int load_file(st_file *f, mdl_model **out, tr_err *err) {
     int rc, n = 0;
-    st_file *f = NULL;
     mdl_model *m = NULL;
     layer_ref refs[MDL_MAX_LAYERS];
     const st_tensor *mean, *scale;
-    *out = NULL;
-    if ((rc = st_open_mem(buf, len, &f, err))) goto fail;
+    size_t len;
+    const uint8_t *buf = st_bytes(f, &len);
     if ((rc = plan_layers(f, refs, &n, &mean, &scale, err))) goto fail;
     if ((m = calloc(1, sizeof *m)) == NULL) {
         rc = tr_seterr(err, TR_ENOMEM, "", "out of memory");
@@ -259,7 +271,8 @@ int mdl_load_mem(const uint8_t *buf, size_t len, mdl_model **out, tr_err *err) {
         ly->in = (int)refs[l].w->shape[1];
         if ((rc = copy_f32(f, refs[l].w, &ly->w, err))) goto fail;
         if (refs[l].b && (rc = copy_f32(f, refs[l].b, &ly->b, err))) goto fail;
-        if (refs[l].w->dtype != refs[0].w->dtype) snprintf(m->dtype, sizeof m->dtype, "mixed");
+        if (refs[l].w->dtype != refs[0].w->dtype || (refs[l].b && refs[l].b->dtype != refs[0].w->dtype))
+            snprintf(m->dtype, sizeof m->dtype, "mixed");
         m->n_params += refs[l].w->nelem + (refs[l].b ? refs[l].b->nelem : 0);
     }
     if (mean && (rc = copy_f32(f, mean, &m->in_mean, err))) goto fail;
@@ -271,60 +284,53 @@ int mdl_load_mem(const uint8_t *buf, size_t len, mdl_model **out, tr_err *err) {
         goto fail;
     }
     for (int i = 0; i < 32; i++) snprintf(m->sha256 + 2 * i, 3, "%02x", md[i]);
-    st_close(f);
     *out = m;
     return TR_OK;
 fail:
-    st_close(f);
     mdl_free(m);
     return rc;
 }
 
-int mdl_load(const char *path, mdl_model **out, tr_err *err) {
-    FILE *fp = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    int rc;
+int mdl_load_mem(const uint8_t *buf, size_t len, mdl_model **out, tr_err *err) {
+    st_file *f = NULL;
     *out = NULL;
-    if (fp == NULL) return tr_seterr(err, TR_EIO, "model", "%s: cannot open", path);
-    long sz = -1;
-    if (fseek(fp, 0, SEEK_END) == 0) sz = ftell(fp);
-    if (sz < 0 || fseek(fp, 0, SEEK_SET) != 0) {
-        rc = tr_seterr(err, TR_EIO, "model", "%s: not a regular file", path);
-        goto done;
-    }
-    if ((buf = malloc((size_t)sz + 1)) == NULL) {
-        rc = tr_seterr(err, TR_ENOMEM, "model", "%s: cannot allocate %ld bytes", path, sz);
-        goto done;
-    }
-    if (fread(buf, 1, (size_t)sz, fp) != (size_t)sz) {
-        rc = tr_seterr(err, TR_EIO, "model", "%s: short read", path);
-        goto done;
-    }
-    rc = mdl_load_mem(buf, (size_t)sz, out, err);
-done:
-    free(buf);
-    fclose(fp);
+    int rc = st_open_mem(buf, len, &f, err);
+    if (rc == TR_OK) rc = load_file(f, out, err);
+    st_close(f);
+    return rc;
+}
+
+int mdl_load(const char *path, mdl_model **out, tr_err *err) {
+    st_file *f = NULL;
+    *out = NULL;
+    int rc = st_open(path, &f, err);
+    if (rc == TR_OK) rc = load_file(f, out, err);
+    st_close(f);
     return rc;
 }
 
 int mdl_forward(const mdl_model *m, const float *x, size_t n, float *y, int normalize, tr_scratch *ws, tr_err *err) {
-    int in = mdl_input_dim(m), maxd = in;
-    for (int l = 0; l < m->n_layers; l++) maxd = m->layers[l].out > maxd ? m->layers[l].out : maxd;
-    size_t need, per;
-    if (!tr_size_mul((size_t)maxd, 3, &per) || !tr_size_mul(n, per, &need))
+    int in = mdl_input_dim(m), hid = 0, pre_on = m->in_mean || m->in_scale;
+    for (int l = 0; l + 1 < m->n_layers; l++) hid = m->layers[l].out > hid ? m->layers[l].out : hid;
+    /* scratch: two ping-pong hidden buffers (one suffices for two layers) and the preprocessed input */
+    size_t nbuf = m->n_layers > 2 ? 2 : (size_t)(m->n_layers - 1), per = nbuf * (size_t)hid + (pre_on ? (size_t)in : 0), need;
+    if (n > INT_MAX || !tr_size_mul(n, per, &need))
         return tr_seterr(err, TR_ELIMIT, "", "batch of %zu is too large", n);
     if (n == 0) return TR_OK;
-    if (tr_scratch_reserve(ws, need)) return tr_seterr(err, TR_ENOMEM, "", "out of memory for a batch of %zu", n);
-    float *bufs[2] = {ws->p, ws->p + n * (size_t)maxd}, *pre = ws->p + 2 * n * (size_t)maxd;
+    if (tr_scratch_reserve(ws, need ? need : 1)) return tr_seterr(err, TR_ENOMEM, "", "out of memory for a batch of %zu", n);
+    float *bufs[2] = {ws->p, ws->p + (nbuf > 1 ? n * (size_t)hid : 0)}, *pre = ws->p + nbuf * n * (size_t)hid;
     const float *cur = x;
-    if (m->in_mean || m->in_scale) {
-        for (size_t r = 0; r < n; r++)
-            for (int j = 0; j < in; j++) {
-                float v = x[r * (size_t)in + (size_t)j];
-                if (m->in_mean) v -= m->in_mean[j];
-                if (m->in_scale) v *= m->in_scale[j];
-                pre[r * (size_t)in + (size_t)j] = v;
-            }
+    if (pre_on) {
+        for (size_t r = 0; r < n; r++) {
+            const float *xr = x + r * (size_t)in;
+            float *pr = pre + r * (size_t)in;
+            if (m->in_mean && m->in_scale)
+                for (int j = 0; j < in; j++) pr[j] = (xr[j] - m->in_mean[j]) * m->in_scale[j];
+            else if (m->in_mean)
+                for (int j = 0; j < in; j++) pr[j] = xr[j] - m->in_mean[j];
+            else
+                for (int j = 0; j < in; j++) pr[j] = xr[j] * m->in_scale[j];
+        }
         cur = pre;
     }
     for (int l = 0; l < m->n_layers; l++) {

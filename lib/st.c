@@ -442,6 +442,10 @@ int st_write(const char *path, const st_wtensor *t, size_t n, const char *const 
         goto fail;
     }
     fd = -1;
+    if (fchmod(fileno(fp), 0644) != 0) { /* mkstemp makes 0600; models are read by other users (containers) */
+        rc = tr_seterr(err, TR_EIO, "", "%s: chmod failed: %s", path, strerror(errno));
+        goto fail;
+    }
     uint8_t lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)(((uint64_t)(hlen + pad)) >> (8 * i));
     int ok = fwrite(lenb, 1, 8, fp) == 8 && fwrite(hdr, 1, hlen, fp) == hlen;
