@@ -128,24 +128,48 @@ static inline __attribute__((always_inline)) void offer(const knn_job *j, float 
     if (*hn == j->kc) *thr = h[0].v;
 }
 
+/* Macros, not functions: 32-byte vectors cannot cross a non-AVX call ABI. */
+#define LOAD8(dst, p)                                                                                                  \
+    do {                                                                                                               \
+        memcpy(&(dst), (p), sizeof(dst));                                                                              \
+    } while (0)
+#define VALUE8(out, e)                                                                                                 \
+    do {                                                                                                               \
+        f8 x_;                                                                                                         \
+        LOAD8(out, c + (e));                                                                                           \
+        if (mode != 2) {                                                                                               \
+            LOAD8(x_, aux + (e));                                                                                      \
+            out = mode == 0 ? out + x_ : out * x_;                                                                     \
+        }                                                                                                              \
+    } while (0)
+
 static inline __attribute__((always_inline)) void scan_mode(const knn_job *j, const float *c, const float *aux,
                                                             int mode, size_t n, size_t base, kent *h, size_t *hn) {
     float thr = *hn == j->kc ? h[0].v : INFINITY;
     f8 t8 = {thr, thr, thr, thr, thr, thr, thr, thr};
-    size_t e = 0;
-    for (; e + 8 <= n; e += 8) {
-        f8 v, x;
-        memcpy(&v, c + e, sizeof v);
-        if (mode != 2) {
-            memcpy(&x, aux + e, sizeof x);
-            v = mode == 0 ? v + x : v * x;
+    size_t e = 0, stop;
+    /* 32 rows per test while the heap rejects nearly everything, then 8 */
+    for (int step = 32; step >= 8; step -= 24) {
+        for (; e + (size_t)step <= n; e += (size_t)step) {
+            f8 v0, v1, v2, v3;
+            VALUE8(v0, e);
+            i8 mk = v0 < t8;
+            if (step == 32) {
+                VALUE8(v1, e + 8);
+                VALUE8(v2, e + 16);
+                VALUE8(v3, e + 24);
+                mk |= (v1 < t8) | (v2 < t8) | (v3 < t8);
+            }
+            long long w[4];
+            memcpy(w, &mk, sizeof w);
+            if ((w[0] | w[1] | w[2] | w[3]) == 0) continue;
+            for (stop = e + (size_t)step; e < stop; e++) {
+                float v = mode == 0 ? c[e] + aux[e] : mode == 1 ? c[e] * aux[e] : c[e];
+                offer(j, v, base + e, h, hn, &thr);
+            }
+            e -= (size_t)step;
+            t8 = (f8){thr, thr, thr, thr, thr, thr, thr, thr};
         }
-        i8 mk = v < t8;
-        long long w[4];
-        memcpy(w, &mk, sizeof w);
-        if (!(w[0] | w[1] | w[2] | w[3])) continue;
-        for (int l = 0; l < 8; l++) offer(j, v[l], base + e + (size_t)l, h, hn, &thr);
-        t8 = (f8){thr, thr, thr, thr, thr, thr, thr, thr};
     }
     for (; e < n; e++) {
         float v = mode == 0 ? c[e] + aux[e] : mode == 1 ? c[e] * aux[e] : c[e];
@@ -385,7 +409,7 @@ int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t 
         }
     }
     for (size_t r = 0; r < ng; r++) j.n_elig += (size_t)eligible(&j, r);
-    j.kc = 2 * (k < SIZE_MAX / 4 ? k : SIZE_MAX / 4) + 16;
+    j.kc = (k < SIZE_MAX / 4 ? k + k / 4 : SIZE_MAX / 2) + 8;
     if (j.kc > j.n_elig) j.kc = j.n_elig;
 
     /* gallery norms: |g|^2 (L2) or 1/|g| (cosine) as floats, and their max */
