@@ -1,0 +1,198 @@
+/* index.c - `tripletctl index`: embed a data set with a model into a gallery file. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "data.h"
+#include "gallery.h"
+#include "model.h"
+
+#define IX_DEFAULT_BATCH 1024
+#define IX_MAX_BATCH 65536
+
+typedef struct {
+    const char *model, *data, *out, *split;
+    size_t batch, limit;
+    int quiet, help, no_ids;
+} index_args;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: tripletctl index --model MODEL [--data DATA] --out GALLERY [options]\n"
+            "\n"
+            "Embed every row of a data set with the model and write a gallery file\n"
+            "(proto/gallery-format.md): embeddings, the rows' labels, their ids when\n"
+            "the data has them, and the model's sha256 in the metadata.\n"
+            "\n"
+            "  --model PATH     model file (safetensors)\n"
+            "  --data SPEC      IDX directory or prefix, .csv[.gz] or .jsonl[.gz]\n"
+            "                   (default: the Fashion-MNIST training set)\n"
+            "  --split NAME     IDX split (default train)\n"
+            "  --out PATH       gallery file to write (atomically)\n"
+            "  --batch N        rows per forward pass (default %d, at most %d)\n"
+            "  --limit N        first N rows only\n"
+            "  --no-ids         do not store the data's ids\n"
+            "  --quiet          no progress bar\n",
+            IX_DEFAULT_BATCH, IX_MAX_BATCH);
+}
+
+static const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "tripletctl index: %s needs a value\n", name);
+        *missing = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int parse_size(const char *name, const char *v, size_t max, size_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*v == '\0' || *v == '-' || *end != '\0' || errno || x == 0 || (max && x > max)) {
+        if (max) fprintf(stderr, "tripletctl index: %s: \"%s\" is not an integer in 1..%zu\n", name, v, max);
+        else fprintf(stderr, "tripletctl index: %s: \"%s\" is not a positive integer\n", name, v);
+        return -1;
+    }
+    *out = (size_t)x;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, index_args *a) {
+    memset(a, 0, sizeof *a);
+    a->batch = IX_DEFAULT_BATCH;
+    a->split = "train";
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int missing = 0;
+        if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) a->quiet = 1;
+        else if (strcmp(argv[i], "--no-ids") == 0) a->no_ids = 1;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) a->help = 1;
+        else if ((v = opt_value(argc, argv, &i, "--model", &missing))) a->model = v;
+        else if ((v = opt_value(argc, argv, &i, "--data", &missing))) a->data = v;
+        else if ((v = opt_value(argc, argv, &i, "--out", &missing))) a->out = v;
+        else if ((v = opt_value(argc, argv, &i, "--split", &missing))) a->split = v;
+        else if ((v = opt_value(argc, argv, &i, "--batch", &missing))) {
+            if (parse_size("--batch", v, IX_MAX_BATCH, &a->batch)) return -1;
+        } else if ((v = opt_value(argc, argv, &i, "--limit", &missing))) {
+            if (parse_size("--limit", v, 0, &a->limit)) return -1;
+        } else if (!missing) {
+            fprintf(stderr, "tripletctl index: unknown option \"%s\" (see --help)\n", argv[i]);
+            return -1;
+        }
+        if (missing) return -1;
+    }
+    if (a->help) return 0;
+    if (a->model == NULL) {
+        fprintf(stderr, "tripletctl index: --model is required\n");
+        return -1;
+    }
+    if (a->out == NULL) {
+        fprintf(stderr, "tripletctl index: --out is required\n");
+        return -1;
+    }
+    return 0;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One line redrawn in place: [#####.....] done/total rows, rate, ETA. */
+static void progress(size_t done, size_t total, double t0) {
+    const int width = 30;
+    double el = now() - t0, rate = el > 0 ? (double)done / el : 0;
+    int fill = total ? (int)((double)width * (double)done / (double)total) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\rindex [%s] %zu/%zu rows  %.0f rows/s  ETA %.0fs ", bar, done, total, rate,
+            rate > 0 ? (double)(total - done) / rate : 0.0);
+    fflush(stderr);
+}
+
+int cmd_index(int argc, char **argv) {
+    index_args a;
+    mdl_model *m = NULL;
+    dat_set *d = NULL;
+    float *emb = NULL;
+    tr_scratch ws = {0};
+    tr_err err;
+    char dflt[4096];
+    int rc = 1;
+    if (parse_args(argc, argv, &a) != 0) return 2;
+    if (a.help) {
+        usage(stdout);
+        return 0;
+    }
+    if (mdl_load(a.model, &m, &err) != TR_OK) {
+        fprintf(stderr, "tripletctl index: %s\n", err.msg);
+        goto fail;
+    }
+    if (a.data == NULL) {
+        if (dat_find_default(dflt, sizeof dflt, &err) != TR_OK) {
+            fprintf(stderr, "tripletctl index: %s\n", err.msg);
+            goto fail;
+        }
+        a.data = dflt;
+    }
+    dat_opts o;
+    dat_opts_default(&o);
+    o.split = a.split;
+    o.limit = a.limit;
+    if (dat_load(a.data, &o, &d, &err) != TR_OK) {
+        fprintf(stderr, "tripletctl index: %s\n", err.msg);
+        goto fail;
+    }
+    size_t in = (size_t)mdl_input_dim(m), dim = (size_t)mdl_output_dim(m), bytes;
+    if (d->dim != in) {
+        fprintf(stderr, "tripletctl index: %s has %zu features per row, the model %s takes %zu\n", d->source, d->dim,
+                a.model, in);
+        goto fail;
+    }
+    if (!tr_size_mul(d->n, dim, &bytes) || !tr_size_mul(bytes, sizeof(float), &bytes) ||
+        (emb = malloc(bytes)) == NULL) {
+        fprintf(stderr, "tripletctl index: cannot allocate %zu x %zu embeddings\n", d->n, dim);
+        goto fail;
+    }
+    int tty = !a.quiet && isatty(STDERR_FILENO);
+    double t0 = now(), last = 0;
+    for (size_t r = 0; r < d->n; r += a.batch) {
+        size_t nb = d->n - r < a.batch ? d->n - r : a.batch;
+        if (mdl_forward(m, d->x + r * in, nb, emb + r * dim, -1, &ws, &err) != TR_OK) {
+            if (tty) fputc('\n', stderr);
+            fprintf(stderr, "tripletctl index: forward pass on rows %zu..%zu: %s\n", r, r + nb - 1, err.msg);
+            goto fail;
+        }
+        if (tty && (now() - last > 0.1 || r + nb == d->n)) {
+            progress(r + nb, d->n, t0);
+            last = now();
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    const char *const *ids = a.no_ids ? NULL : (const char *const *)d->ids;
+    if (gal_save(a.out, emb, d->n, dim, d->labels, ids, m->sha256, &err) != TR_OK) {
+        fprintf(stderr, "tripletctl index: %s\n", err.msg);
+        goto fail;
+    }
+    if (!a.quiet)
+        fprintf(stderr, "wrote %s: %zu x %zu embeddings, labels, %s, model %.12s... (%s), %.1fs\n", a.out, d->n, dim,
+                ids ? "ids" : "no ids", m->sha256, a.model, now() - t0);
+    rc = 0;
+fail:
+    tr_scratch_free(&ws);
+    free(emb);
+    dat_free(d);
+    mdl_free(m);
+    return rc;
+}
