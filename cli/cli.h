@@ -10,5 +10,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_client(int argc, char **argv);
 
 #endif

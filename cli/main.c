@@ -14,6 +14,7 @@ static const struct {
     {"index", cmd_index, "embed a data set into a gallery file for kNN search"},
     {"inspect", cmd_inspect, "validate a model file and print its layers, metadata, sha256"},
     {"embed", cmd_embed, "embed JSON-lines or CSV vectors from stdin, JSON lines to stdout"},
+    {"client", cmd_client, "call a running tripletd (GET/POST a route) and print the answer"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
