@@ -74,7 +74,7 @@ static int parse_line(embedder *e, char *s, size_t len, size_t line, float *dst)
     int dim = mdl_input_dim(e->m);
     const char *p = s;
     while (*p == ' ' || *p == '\t') p++;
-    if (*p == '[') {
+    if (*p == '[' || *p == '{') {
         cJSON *a = cJSON_ParseWithLength(s, len);
         int rc = -1;
         if (a == NULL) report(e, line, "not valid JSON");
