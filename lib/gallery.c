@@ -100,6 +100,22 @@ static int load_ids(const uint8_t *p, size_t len, size_t n, gal_gallery *g, tr_e
     return TR_OK;
 }
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int count_classes(gal_gallery *g, tr_err *err) {
+    int64_t *tmp = malloc(g->n * sizeof *tmp);
+    if (tmp == NULL) return tr_seterr(err, TR_ENOMEM, "labels", "labels: cannot allocate");
+    memcpy(tmp, g->labels, g->n * sizeof *tmp);
+    qsort(tmp, g->n, sizeof *tmp, cmp_i64);
+    g->n_classes = 0;
+    for (size_t i = 0; i < g->n; i++) g->n_classes += i == 0 || tmp[i] != tmp[i - 1];
+    free(tmp);
+    return TR_OK;
+}
+
 static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
     const st_tensor *e = st_find(f, "embeddings"), *l = st_find(f, "labels"), *id = st_find(f, "ids");
     size_t bytes;
@@ -163,6 +179,7 @@ static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
         g->labels = malloc(g->n * sizeof *g->labels);
         if (g->labels == NULL) return tr_seterr(err, TR_ENOMEM, "labels", "labels: cannot allocate");
         if ((rc = st_to_i64(f, l, g->labels, err)) != TR_OK) return rc;
+        if ((rc = count_classes(g, err)) != TR_OK) return rc;
     }
     if (id) return load_ids(st_data(f, id), id->len, g->n, g, err);
     return TR_OK;

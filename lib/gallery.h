@@ -17,6 +17,7 @@ typedef struct gal_gallery {
     float *emb;        /* n x dim, F32 */
     float *sqnorm;     /* n, |emb_i|^2, precomputed for search */
     int64_t *labels;   /* n, or NULL */
+    size_t n_classes;  /* distinct labels (0 without labels) */
     char **ids;        /* n strings, or NULL */
     char model_sha256[65]; /* of the model the gallery was built with, or "" */
     char sha256[65];       /* of the gallery file */

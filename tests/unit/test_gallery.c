@@ -50,6 +50,7 @@ static void test_round_trip(void **state) {
     assert_int_equal(g->dim, 4);
     assert_memory_equal(g->emb, emb, sizeof emb);
     assert_memory_equal(g->labels, lab, sizeof lab);
+    assert_int_equal(g->n_classes, 2);
     for (int i = 0; i < 3; i++) assert_string_equal(g->ids[i], ids[i]);
     assert_true(g->sqnorm[0] == 30.0f && g->sqnorm[1] == 0.0f);
     assert_string_equal(g->model_sha256, sha);
