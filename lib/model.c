@@ -160,7 +160,7 @@ static int parse_metadata(mdl_model *m, const st_file *f, tr_err *err) {
         return tr_seterr(err, TR_EFORMAT, "metric",
                          "metadata \"metric\": \"%s\" is not one of sqeuclidean, euclidean, cosine, dot", v);
     if ((v = st_meta(f, "loss")) && loss_parse(v, &m->loss) != 0)
-        return tr_seterr(err, TR_EFORMAT, "loss", "metadata \"loss\": unknown loss \"%s\"", v);
+        return tr_seterr(err, TR_EFORMAT, "loss", "metadata \"loss\": \"%s\" is not one of triplet, triplet-soft, contrastive, contrastive-squared, infonce", v);
     if ((v = st_meta(f, "margin"))) {
         char *end;
         double d = strtod(v, &end);

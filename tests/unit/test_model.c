@@ -132,7 +132,7 @@ static const model_case CORRUPT[] = {
      "metadata \"normalize\": \"yes\" is not \"true\" or \"false\""},
     {"bad metric", {{GOOD_LAYERS}, 4, {"metric", "manhattan"}, 1}, TR_EFORMAT, "metric",
      "metadata \"metric\": \"manhattan\" is not one of sqeuclidean, euclidean, cosine, dot"},
-    {"bad loss", {{GOOD_LAYERS}, 4, {"loss", "arcface"}, 1}, TR_EFORMAT, "loss", "metadata \"loss\": unknown loss \"arcface\""},
+    {"bad loss", {{GOOD_LAYERS}, 4, {"loss", "arcface"}, 1}, TR_EFORMAT, "loss", "metadata \"loss\": \"arcface\" is not one of triplet, triplet-soft, contrastive, contrastive-squared, infonce"},
     {"negative margin", {{GOOD_LAYERS}, 4, {"margin", "-0.5"}, 1}, TR_EFORMAT, "margin",
      "metadata \"margin\": \"-0.5\" is not a finite number >= 0"},
     {"margin not a number", {{GOOD_LAYERS}, 4, {"margin", "0.2x"}, 1}, TR_EFORMAT, "margin",
