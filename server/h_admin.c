@@ -1,0 +1,46 @@
+/* h_admin.c - POST /v1/admin/reload: load the model (and gallery) again and swap atomically. */
+#include "json_io.h"
+#include "log.h"
+#include "srv.h"
+
+int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
+{
+    static const char *const FIELDS[] = {"model", "gallery", NULL};
+    const char *model = NULL, *gallery = NULL;
+    tr_err err;
+    int rc;
+    if (body) {
+        if ((rc = jio_check_fields(body, FIELDS, out))) return rc;
+        if ((rc = jio_string(body, "model", &model, out))) return rc;
+        if ((rc = jio_string(body, "gallery", &gallery, out))) return rc;
+    }
+    if ((model || gallery) && !ctx->cfg->allow_model_path)
+        return srv_fail(out, 403, model ? "model" : "gallery",
+                        "%s: naming a file needs tripletd --allow-model-path; send {} to reload the current files",
+                        model ? "model" : "gallery");
+    tr_clearerr(&err);
+    if ((rc = srv_state_reload(ctx->cfg, model, gallery, &err)) != TR_OK) {
+        srv_log_msg("error", "reload failed, keeping the old model: %s", err.msg);
+        srv_fail(out, rc == TR_ENOMEM ? 503 : 422, err.field[0] ? err.field : "model", "reload failed, still serving %s: %s",
+                 ctx->state->model->sha256, err.msg);
+        return out->status;
+    }
+    srv_state *now = srv_state_acquire();
+    srv_log_msg("info", "reloaded %s (%s)", now->model_path, now->model->sha256);
+    cJSON *o = cJSON_CreateObject();
+    if (!o) {
+        srv_state_unref(now);
+        return srv_fail(out, 503, "", "out of memory");
+    }
+    cJSON_AddStringToObject(o, "status", "reloaded");
+    cJSON_AddStringToObject(o, "model", now->model->name);
+    cJSON_AddStringToObject(o, "path", now->model_path);
+    cJSON_AddStringToObject(o, "sha256", now->model->sha256);
+    cJSON_AddStringToObject(o, "previous_sha256", ctx->state->model->sha256);
+    cJSON_AddStringToObject(o, "loaded_at", now->loaded_at_iso);
+    cJSON_AddNumberToObject(o, "generation", now->generation);
+    if (now->gallery_path) cJSON_AddStringToObject(o, "gallery", now->gallery_path);
+    srv_state_unref(now);
+    out->body = o;
+    return out->status = 200;
+}

@@ -1,0 +1,98 @@
+/* h_mine.c - POST /v1/mine: in-batch triplet mining over labelled vectors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mine.h"
+#include "vectors.h"
+
+int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
+{
+    static const char *const FIELDS[] = {"inputs", "labels", "strategy", "embed", "normalize", "metric",
+                                         "margin", "loss", "max_triplets", NULL};
+    static const char *const STRATEGIES[] = {"batch-hard", "semi-hard", "batch-all", NULL};
+    static const char *const LOSSES[] = {"triplet", "triplet-soft", NULL};
+    srv_vec_opts o;
+    const float *x;
+    const char *strategy = NULL, *ls = NULL;
+    size_t n = 0, dim = 0, max_list = 1000;
+    loss_kind k = ctx->state->triplet_loss;
+    mine_strategy s;
+    double margin = ctx->state->margin, *D;
+    int64_t *labels = NULL;
+    int rc;
+    tr_err err;
+    mine_result mr;
+    cJSON *res = NULL, *t = NULL;
+    memset(&mr, 0, sizeof mr);
+    if ((rc = jio_check_fields(body, FIELDS, out))) return rc;
+    if ((rc = srv_vec_opts_parse(ctx, body, 1, &o, out))) return rc;
+    if ((rc = jio_enum(body, "strategy", STRATEGIES, &strategy, out))) return rc;
+    if (!strategy)
+        return srv_fail(out, 422, "strategy", "strategy: required field is missing (batch-hard, semi-hard or batch-all)");
+    if (mine_parse(strategy, &s) != 0) return srv_fail(out, 500, "strategy", "strategy table mismatch");
+    if ((rc = jio_number(body, "margin", 0, 1e9, 0, &margin, out))) return rc;
+    if ((rc = jio_enum(body, "loss", LOSSES, &ls, out))) return rc;
+    if (ls && loss_parse(ls, &k) != 0) return srv_fail(out, 500, "loss", "loss table mismatch");
+    if ((rc = jio_size(body, "max_triplets", 0, 1000000, &max_list, out))) return rc;
+    if ((rc = srv_vectors(ctx, body, "inputs", 0, &o, &n, &dim, &x, out))) return rc;
+    if ((rc = jio_labels(body, "labels", n, 0, &labels, out))) return rc;
+    if (!(D = srv_doubles(ctx, n * n, out))) goto done; /* n <= max-batch */
+    tr_clearerr(&err);
+    if ((rc = dist_matrix(o.metric, x, n, x, n, dim, D, &err)) != TR_OK ||
+        (rc = mine_run(s, D, labels, n, k, margin, max_list, &mr, &err)) != TR_OK) {
+        srv_fail_tr(out, rc, &err);
+        goto done;
+    }
+    srv_metrics_triplets(mr.counts);
+    if (!(res = cJSON_CreateObject())) goto oom;
+    cJSON_AddStringToObject(res, "strategy", mine_name(s));
+    cJSON_AddNumberToObject(res, "loss", s == MINE_BATCH_ALL ? mr.mean_pos_loss : mr.mean_loss);
+    cJSON_AddNumberToObject(res, "mean_loss", mr.mean_loss);
+    cJSON_AddNumberToObject(res, "mean_positive_loss", mr.mean_pos_loss);
+    cJSON_AddNumberToObject(res, "n_triplets", (double)mr.n_total);
+    cJSON_AddNumberToObject(res, "n_listed", (double)mr.n_listed);
+    cJSON_AddNumberToObject(res, "n_positive", (double)mr.n_positive);
+    cJSON_AddNumberToObject(res, "fraction_positive", mr.n_total ? (double)mr.n_positive / (double)mr.n_total : 0.0);
+    cJSON *cnt = cJSON_AddObjectToObject(res, "counts");
+    if (!cnt) goto oom;
+    cJSON_AddNumberToObject(cnt, "easy", (double)mr.counts[CAT_EASY]);
+    cJSON_AddNumberToObject(cnt, "semi_hard", (double)mr.counts[CAT_SEMI_HARD]);
+    cJSON_AddNumberToObject(cnt, "hard", (double)mr.counts[CAT_HARD]);
+    cJSON *tri = cJSON_AddArrayToObject(res, "triplets"), *dap = cJSON_AddArrayToObject(res, "d_ap"),
+          *dan = cJSON_AddArrayToObject(res, "d_an"), *los = cJSON_AddArrayToObject(res, "losses"),
+          *cat = cJSON_AddArrayToObject(res, "categories");
+    if (!tri || !dap || !dan || !los || !cat) goto oom;
+    for (size_t i = 0; i < mr.n_listed; i++) {
+        const mine_triplet *m = &mr.t[i];
+        int idx[3] = {m->a, m->p, m->n};
+        if (!(t = cJSON_CreateIntArray(idx, 3))) goto oom;
+        cJSON_AddItemToArray(tri, t);
+        cJSON_AddItemToArray(dap, cJSON_CreateNumber(m->d_ap));
+        cJSON_AddItemToArray(dan, cJSON_CreateNumber(m->d_an));
+        cJSON_AddItemToArray(los, cJSON_CreateNumber(m->loss));
+        cJSON_AddItemToArray(cat, cJSON_CreateString(loss_category_name(m->cat)));
+    }
+    cJSON *nop = cJSON_AddArrayToObject(res, "anchors_without_positive"), *non = cJSON_AddArrayToObject(res, "anchors_without_negative");
+    if (!nop || !non) goto oom;
+    for (size_t i = 0; i < mr.n_no_positive; i++) cJSON_AddItemToArray(nop, cJSON_CreateNumber(mr.no_positive[i]));
+    for (size_t i = 0; i < mr.n_no_negative; i++) cJSON_AddItemToArray(non, cJSON_CreateNumber(mr.no_negative[i]));
+    cJSON *cfg = cJSON_AddObjectToObject(res, "config");
+    if (!cfg) goto oom;
+    cJSON_AddStringToObject(cfg, "metric", dist_name(o.metric));
+    cJSON_AddNumberToObject(cfg, "margin", margin);
+    cJSON_AddStringToObject(cfg, "loss", loss_name(k));
+    cJSON_AddBoolToObject(cfg, "normalize", o.normalize >= 0 ? o.normalize : (o.embed ? ctx->state->model->normalize : 0));
+    cJSON_AddBoolToObject(cfg, "embed", o.embed);
+    cJSON_AddNumberToObject(cfg, "max_triplets", (double)max_list);
+    out->body = res;
+    out->status = 200;
+    res = NULL;
+    goto done;
+oom:
+    srv_fail(out, 503, "", "out of memory");
+done:
+    cJSON_Delete(res);
+    mine_result_free(&mr);
+    free(labels);
+    return out->status;
+}

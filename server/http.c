@@ -1,0 +1,403 @@
+/* http.c - the only file that includes microhttpd.h: body collection, limits, auth, dispatch, replies. */
+#include "http.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "log.h"
+
+struct srv_http {
+    struct MHD_Daemon *d;
+    const srv_config *cfg;
+    unsigned char key_hash[32]; /* SHA-256 of the API key */
+    int has_key;
+};
+
+static atomic_int g_draining;
+static atomic_ullong g_req_seq;
+static unsigned long long g_req_salt;
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+int srv_draining(void) { return atomic_load(&g_draining); }
+
+/* ---- per-thread scratch ---------------------------------------------- */
+
+static void scratch_free(void *p)
+{
+    srv_scratch *s = p;
+    if (!s) return;
+    for (int i = 0; i < 3; i++) tr_scratch_free(&s->in[i]), tr_scratch_free(&s->emb[i]);
+    tr_scratch_free(&s->work);
+    tr_scratch_free(&s->dbl);
+    free(s);
+}
+
+static void scratch_key_init(void) { (void)pthread_key_create(&g_scratch_key, scratch_free); }
+
+static srv_scratch *thread_scratch(void)
+{
+    pthread_once(&g_scratch_once, scratch_key_init);
+    srv_scratch *s = pthread_getspecific(g_scratch_key);
+    if (!s && (s = calloc(1, sizeof *s)) != NULL && pthread_setspecific(g_scratch_key, s) != 0) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+/* ---- one request ----------------------------------------------------- */
+
+typedef struct {
+    struct timespec t0;
+    int route;          /* -1: no route */
+    int early;          /* error status decided before the body (0: none) */
+    srv_reply reply;    /* for early errors */
+    char *body;
+    size_t len, cap, discarded;
+    int pretty;
+    char request_id[72];
+    char method[16];
+} req;
+
+static double since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
+}
+
+/* An X-Request-Id we may echo: 1..64 visible ASCII characters. */
+static int id_ok(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if ((unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f || s[n] == '"' || s[n] == '\\') return 0;
+    return n > 0 && n <= 64;
+}
+
+static int is_json_type(const char *ct)
+{
+    const char *semi = strchr(ct, ';');
+    size_t n = semi ? (size_t)(semi - ct) : strlen(ct);
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return 1;
+    return n > 17 && strncasecmp(ct, "application/", 12) == 0 && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+static int auth_ok(const srv_http *h, struct MHD_Connection *c)
+{
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    unsigned char got[32];
+    unsigned int len = 0;
+    if (!a || strncasecmp(a, "Bearer ", 7) != 0) return 0;
+    a += 7;
+    while (*a == ' ') a++;
+    /* compare digests in constant time: no length or prefix leaks */
+    if (!EVP_Digest(a, strlen(a), got, &len, EVP_sha256(), NULL) || len != 32) return 0;
+    return CRYPTO_memcmp(got, h->key_hash, 32) == 0;
+}
+
+static enum MHD_Result send_reply(const srv_http *h, struct MHD_Connection *c, req *r, const char *path)
+{
+    srv_reply *out = &r->reply;
+    char *text = NULL;
+    size_t len = 0;
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    if (out->raw) {
+        text = out->raw;
+        len = out->raw_len;
+        out->raw = NULL;
+    } else {
+        cJSON *doc = out->status >= 400 ? srv_error_json(out) : out->body;
+        if (doc) text = r->pretty ? cJSON_Print(doc) : cJSON_PrintUnformatted(doc);
+        if (doc != out->body) cJSON_Delete(doc);
+        if (!text) {
+            static const char oom[] = "{\"error\":{\"code\":503,\"type\":\"not_ready\",\"message\":\"out of memory\",\"field\":\"\"}}";
+            out->status = 503;
+            out->content_type = NULL;
+            text = strdup(oom);
+            if (!text) return MHD_NO;
+        }
+        len = strlen(text);
+        if (r->pretty && len) { /* cJSON_Print has no trailing newline; curl users like one */
+            char *t = realloc(text, len + 2);
+            if (t) text = t, text[len++] = '\n', text[len] = 0;
+        }
+    }
+    resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, out->content_type ? out->content_type : "application/json");
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    for (int i = 0; i < out->n_headers; i++) MHD_add_response_header(resp, out->hname[i], out->hvalue[i]);
+    if (out->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tripletd\"");
+    if (srv_draining()) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    ret = MHD_queue_response(c, (unsigned int)out->status, resp);
+    MHD_destroy_response(resp);
+    double sec = since(&r->t0);
+    srv_metrics_request(r->route, out->status, sec);
+    srv_log_access(r->method, path, out->status, len, sec * 1e6, r->request_id);
+    (void)h;
+    return ret;
+}
+
+/* Parse the body and run the handler with the current snapshot. */
+static void dispatch(const srv_http *h, req *r)
+{
+    const srv_route *rt = srv_route_at(r->route);
+    srv_reply *out = &r->reply;
+    cJSON *body = NULL;
+    srv_state *st = NULL;
+    srv_ctx ctx;
+    if (rt->has_body) {
+        if (r->len == 0 && strcmp(rt->path, "/v1/admin/reload") != 0) {
+            srv_fail(out, 400, "", "request body is empty (expected a JSON object)");
+            goto done;
+        }
+        if (r->len > 0) {
+            const char *end = NULL;
+            body = cJSON_ParseWithLengthOpts(r->body, r->len + 1, &end, 1);
+            if (!body || end != r->body + r->len) {
+                size_t at = end && end >= r->body ? (size_t)(end - r->body) : 0;
+                srv_fail(out, 400, "", "invalid JSON at byte %zu of %zu", at, r->len);
+                goto done;
+            }
+            if (!cJSON_IsObject(body)) {
+                srv_fail(out, 422, "", "request body: expected a JSON object, got %s",
+                         cJSON_IsArray(body) ? "an array" : cJSON_IsString(body) ? "a string" : "a scalar");
+                goto done;
+            }
+        }
+    }
+    st = srv_state_acquire();
+    ctx.state = st;
+    ctx.cfg = h->cfg;
+    ctx.scratch = thread_scratch();
+    ctx.request_id = r->request_id;
+    ctx.route = r->route;
+    if (!st || !ctx.scratch) {
+        srv_fail(out, 503, "", st ? "out of memory" : "no model loaded");
+        goto done;
+    }
+    out->status = 200;
+    rt->fn(&ctx, body, out);
+done:
+    srv_state_unref(st);
+    cJSON_Delete(body);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls)
+{
+    srv_http *h = cls;
+    const srv_config *cfg = h->cfg;
+    req *r = *con_cls;
+    (void)version;
+    if (!r) {
+        char allow[96];
+        int known = 0;
+        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
+        *con_cls = r;
+        clock_gettime(CLOCK_MONOTONIC, &r->t0);
+        srv_reply_init(&r->reply);
+        srv_metrics_inflight(1);
+        snprintf(r->method, sizeof r->method, "%s", method);
+        const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+        if (id && id_ok(id)) snprintf(r->request_id, sizeof r->request_id, "%s", id);
+        else
+            snprintf(r->request_id, sizeof r->request_id, "%016llx",
+                     (atomic_fetch_add(&g_req_seq, 1) + 1) * 0x9E3779B97F4A7C15ull ^ g_req_salt);
+        const char *pretty = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "pretty");
+        r->pretty = pretty && (!strcmp(pretty, "1") || !strcmp(pretty, "true"));
+        r->route = srv_route_find(method, url, &known, allow, sizeof allow);
+        const srv_route *rt = srv_route_at(r->route);
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+        int has_body = clen > 0 || te != NULL;
+        if (!rt && known) {
+            srv_fail(&r->reply, 405, "", "method %.16s is not allowed on %.200s (allowed: %s)", method, url, allow);
+            srv_reply_header(&r->reply, MHD_HTTP_HEADER_ALLOW, allow);
+        } else if (!rt) srv_fail(&r->reply, 404, "", "no route %.16s %.200s", method, url);
+        else if (rt->auth && h->has_key && !auth_ok(h, c))
+            srv_fail(&r->reply, 401, "", "missing or wrong API key (send Authorization: Bearer <key>)");
+        else if (srv_metrics_inflight_now() > cfg->max_concurrent) {
+            srv_fail(&r->reply, 429, "", "too many requests in flight (limit %d); retry later", cfg->max_concurrent);
+            srv_reply_header(&r->reply, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        } else if (rt->has_body && clen > cfg->max_body)
+            srv_fail(&r->reply, 413, "", "request body of %llu bytes is over the limit of %zu (--max-body)", clen, cfg->max_body);
+        else if (rt->has_body && (ct ? !is_json_type(ct) : has_body))
+            srv_fail(&r->reply, 415, "", "Content-Type must be application/json, got %.100s", ct ? ct : "none");
+        if (r->reply.status != 200) {
+            r->early = r->reply.status;
+            /* a body we will not read is answered now (the connection closes) */
+            if (clen > cfg->max_body) return send_reply(h, c, r, url);
+        } else if (rt->has_body && clen > 0) {
+            r->cap = (size_t)clen;
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->early) {
+            r->discarded += n;
+            return r->discarded > cfg->max_body * 4 + 1048576 ? MHD_NO : MHD_YES;
+        }
+        if (r->len + n > cfg->max_body) { /* chunked (or lying) body over the limit: count it, answer at the end */
+            srv_fail(&r->reply, 413, "", "request body is over the limit of %zu bytes (--max-body)", cfg->max_body);
+            r->early = 413;
+            r->discarded = r->len + n;
+            return MHD_YES;
+        }
+        if (r->len + n + 1 > r->cap || !r->body) {
+            size_t cap = r->cap > r->len + n + 1 ? r->cap + 1 : (r->len + n + 1) * 2;
+            if (cap > cfg->max_body + 1) cap = cfg->max_body + 1;
+            if (cap < r->len + n + 1) cap = r->len + n + 1;
+            char *p = realloc(r->body, cap);
+            if (!p) {
+                srv_fail(&r->reply, 503, "", "out of memory for the request body");
+                r->early = 503;
+                return MHD_YES;
+            }
+            r->body = p;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload, n);
+        r->len += n;
+        r->body[r->len] = 0;
+        return MHD_YES;
+    }
+    if (!r->early) dispatch(h, r);
+    return send_reply(h, c, r, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    req *r = *con_cls;
+    (void)cls, (void)c, (void)toe;
+    if (!r) return;
+    srv_metrics_inflight(-1);
+    srv_reply_clear(&r->reply);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx, enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls, (void)socket_ctx;
+    if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int one = 1;
+    if (ci) (void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = 0;
+    srv_log_msg("warn", "libmicrohttpd: %s", msg);
+}
+
+int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err)
+{
+    struct addrinfo hints, *ai = NULL;
+    srv_http *h = calloc(1, sizeof *h);
+    char portstr[16];
+    int gai;
+    *out = NULL;
+    if (!h) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
+    h->cfg = cfg;
+    if (cfg->api_key) {
+        unsigned int len = 0;
+        if (!EVP_Digest(cfg->api_key, strlen(cfg->api_key), h->key_hash, &len, EVP_sha256(), NULL)) {
+            tr_seterr(err, TR_EINTERNAL, "api-key", "cannot hash the API key");
+            goto fail;
+        }
+        h->has_key = 1;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    g_req_salt = ((unsigned long long)ts.tv_nsec << 20) ^ (unsigned long long)ts.tv_sec ^ ((unsigned long long)getpid() << 40);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(portstr, sizeof portstr, "%d", cfg->port);
+    if ((gai = getaddrinfo(cfg->host, portstr, &hints, &ai)) != 0) {
+        tr_seterr(err, TR_EINVAL, "host", "--host %s: %s", cfg->host, gai_strerror(gai));
+        goto fail;
+    }
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned int)cfg->timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)10000, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+                            (unsigned int)1024, MHD_OPTION_END);
+    if (!h->d) {
+        tr_seterr(err, TR_EIO, "port", "cannot listen on %s port %d: %s", cfg->host, cfg->port,
+                  errno ? strerror(errno) : "libmicrohttpd refused to start");
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    *port = di ? di->port : cfg->port;
+    freeaddrinfo(ai);
+    *out = h;
+    return TR_OK;
+fail:
+    if (ai) freeaddrinfo(ai);
+    free(h);
+    return err->code;
+}
+
+void srv_http_quiesce(srv_http *h)
+{
+    atomic_store(&g_draining, 1);
+    if (!h || !h->d) return;
+    MHD_socket fd = MHD_quiesce_daemon(h->d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+int srv_http_drain(srv_http *h, double timeout)
+{
+    struct timespec t0;
+    (void)h;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (srv_metrics_inflight_now() > 0 && since(&t0) < timeout) {
+        struct timespec ms = {0, 10 * 1000 * 1000};
+        nanosleep(&ms, NULL);
+    }
+    return srv_metrics_inflight_now();
+}
+
+void srv_http_stop(srv_http *h)
+{
+    if (!h) return;
+    if (h->d) MHD_stop_daemon(h->d);
+    free(h);
+}

@@ -1,0 +1,359 @@
+/* json_io.c - cJSON <-> float vectors, labels, scalars and enums, with errors naming the field path. */
+#include "json_io.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+const char *jio_type_name(const cJSON *item)
+{
+    if (!item) return "nothing";
+    if (cJSON_IsNumber(item)) return "number";
+    if (cJSON_IsString(item)) return "string";
+    if (cJSON_IsArray(item)) return "array";
+    if (cJSON_IsObject(item)) return "object";
+    if (cJSON_IsBool(item)) return "boolean";
+    if (cJSON_IsNull(item)) return "null";
+    return "invalid";
+}
+
+/* Present and not null. */
+static const cJSON *member(const cJSON *obj, const char *name)
+{
+    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
+    return (it && !cJSON_IsNull(it)) ? it : NULL;
+}
+
+int jio_check_fields(const cJSON *obj, const char *const *allowed, srv_reply *out)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj)
+    {
+        int ok = 0;
+        for (size_t i = 0; allowed[i] && !ok; i++) ok = it->string && strcmp(it->string, allowed[i]) == 0;
+        if (!ok) {
+            char list[384] = "";
+            size_t len = 0;
+            for (size_t i = 0; allowed[i] && len < sizeof list - 1; i++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", allowed[i]);
+            return srv_fail(out, 422, it->string ? it->string : "", "%.100s: unknown field (expected one of: %s)",
+                            it->string ? it->string : "?", list);
+        }
+    }
+    return 0;
+}
+
+static int b64_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+float *jio_b64_decode(const char *s, size_t *n, const char **why)
+{
+    size_t len = strlen(s), pad = 0, nbytes, padded;
+    unsigned char *tmp = NULL;
+    float *v = NULL;
+    *n = 0;
+    while (len > 0 && s[len - 1] == '=' && pad < 2) len--, pad++;
+    if (len == 0) { *why = "empty base64 string"; goto fail; }
+    for (size_t i = 0; i < len; i++)
+        if (b64_val((unsigned char)s[i]) < 0) { *why = "invalid base64 character"; goto fail; }
+    if (len % 4 == 1) { *why = "truncated base64 (length is 1 mod 4)"; goto fail; }
+    if (pad && (len + pad) % 4 != 0) { *why = "wrong base64 padding"; goto fail; }
+    nbytes = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
+    if (nbytes % 4 != 0) { *why = "base64 data is not a whole number of float32 values (4 bytes each)"; goto fail; }
+    padded = (len + 3) / 4 * 4;
+    tmp = malloc(padded + 1 + padded / 4 * 3 + 3);
+    if (!tmp) { *why = "out of memory"; goto fail; }
+    memcpy(tmp, s, len);
+    for (size_t i = len; i < padded; i++) tmp[i] = '=';
+    tmp[padded] = 0;
+    unsigned char *bytes = tmp + padded + 1;
+    if (EVP_DecodeBlock(bytes, tmp, (int)padded) < 0) { *why = "invalid base64"; goto fail; }
+    v = malloc(nbytes ? nbytes : 1);
+    if (!v) { *why = "out of memory"; goto fail; }
+    for (size_t i = 0; i < nbytes / 4; i++) {
+        uint32_t u = (uint32_t)bytes[4 * i] | (uint32_t)bytes[4 * i + 1] << 8 | (uint32_t)bytes[4 * i + 2] << 16 |
+                     (uint32_t)bytes[4 * i + 3] << 24;
+        memcpy(&v[i], &u, 4);
+    }
+    free(tmp);
+    *n = nbytes / 4;
+    return v;
+fail:
+    free(tmp);
+    free(v);
+    return NULL;
+}
+
+char *jio_b64_encode(const float *v, size_t n)
+{
+    size_t nbytes, outlen;
+    unsigned char *bytes = NULL;
+    char *s = NULL;
+    if (!tr_size_mul(n, 4, &nbytes) || nbytes > (size_t)1 << 30) goto fail;
+    outlen = (nbytes + 2) / 3 * 4;
+    bytes = malloc(nbytes ? nbytes : 1);
+    s = malloc(outlen + 1);
+    if (!bytes || !s) goto fail;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        bytes[4 * i] = (unsigned char)u, bytes[4 * i + 1] = (unsigned char)(u >> 8);
+        bytes[4 * i + 2] = (unsigned char)(u >> 16), bytes[4 * i + 3] = (unsigned char)(u >> 24);
+    }
+    EVP_EncodeBlock((unsigned char *)s, bytes, (int)nbytes);
+    s[outlen] = 0;
+    free(bytes);
+    return s;
+fail:
+    free(bytes);
+    free(s);
+    return NULL;
+}
+
+/* Length (in float32 values) of one vector element, or an error. */
+static int vec_len(const cJSON *el, const char *path, size_t *len, srv_reply *out)
+{
+    if (cJSON_IsArray(el)) {
+        *len = (size_t)cJSON_GetArraySize(el);
+        if (*len == 0) return srv_fail(out, 422, path, "%s: empty vector", path);
+        return 0;
+    }
+    if (cJSON_IsString(el)) {
+        /* exact count needs a decode; the string length bounds it */
+        size_t l = strlen(el->valuestring), pad = 0;
+        while (l > 0 && el->valuestring[l - 1] == '=' && pad < 2) l--, pad++;
+        *len = (l / 4 * 3 + (l % 4 ? l % 4 - 1 : 0)) / 4;
+        return 0;
+    }
+    return srv_fail(out, 422, path, "%s: expected a vector (array of numbers or base64 string), got %s", path,
+                    jio_type_name(el));
+}
+
+/* Parse one vector element into dst[0..dim). */
+static int vec_fill(const cJSON *el, const char *path, size_t dim, float *dst, srv_reply *out)
+{
+    if (cJSON_IsString(el)) {
+        const char *why = NULL;
+        size_t got;
+        float *v = jio_b64_decode(el->valuestring, &got, &why);
+        if (!v) return srv_fail(out, 422, path, "%s: %s", path, why);
+        if (got != dim) {
+            free(v);
+            return srv_fail(out, 422, path, "%s: expected %zu numbers, got %zu (base64 float32)", path, dim, got);
+        }
+        for (size_t j = 0; j < dim; j++) {
+            if (!isfinite(v[j])) {
+                free(v);
+                return srv_fail(out, 422, path, "%s[%zu]: not a finite number (base64 float32)", path, j);
+            }
+        }
+        memcpy(dst, v, dim * sizeof *dst);
+        free(v);
+        return 0;
+    }
+    size_t got = (size_t)cJSON_GetArraySize(el), j = 0;
+    if (got != dim) return srv_fail(out, 422, path, "%s: expected %zu numbers, got %zu", path, dim, got);
+    const cJSON *x;
+    cJSON_ArrayForEach(x, el)
+    {
+        if (!cJSON_IsNumber(x))
+            return srv_fail(out, 422, path, "%s[%zu]: expected a number, got %s", path, j, jio_type_name(x));
+        double d = x->valuedouble;
+        if (!isfinite(d) || fabs(d) > FLT_MAX)
+            return srv_fail(out, 422, path, "%s[%zu]: number is not finite in float32", path, j);
+        dst[j++] = (float)d;
+    }
+    return 0;
+}
+
+int jio_vectors(const cJSON *obj, const char *name, size_t max_n, tr_scratch *dst, size_t *n, size_t *dim, srv_reply *out)
+{
+    const cJSON *it = member(obj, name);
+    char path[160];
+    size_t count, d, total;
+    int single;
+    if (!it) return srv_fail(out, 422, name, "%s: required field is missing", name);
+    if (cJSON_IsString(it)) single = 1;
+    else if (!cJSON_IsArray(it))
+        return srv_fail(out, 422, name, "%s: expected an array of vectors, got %s", name, jio_type_name(it));
+    else if (cJSON_GetArraySize(it) == 0)
+        return srv_fail(out, 422, name, "%s: empty array", name);
+    else single = cJSON_IsNumber(it->child) || cJSON_IsBool(it->child) || cJSON_IsNull(it->child);
+    count = single ? 1 : (size_t)cJSON_GetArraySize(it);
+    if (count > max_n)
+        return srv_fail(out, 422, name, "%s: %zu vectors, over the limit of %zu (--max-batch)", name, count, max_n);
+    /* the first vector fixes the dimension unless the caller did */
+    const cJSON *first = single ? it : it->child;
+    if (single) snprintf(path, sizeof path, "%s", name);
+    else snprintf(path, sizeof path, "%s[0]", name);
+    int rc = vec_len(first, path, &d, out);
+    if (rc) return rc;
+    if (*dim == 0) {
+        if (d == 0) return srv_fail(out, 422, path, "%s: empty vector", path);
+        if (d > MDL_MAX_DIM) return srv_fail(out, 422, path, "%s: %zu values, over the limit of %d", path, d, MDL_MAX_DIM);
+        *dim = d;
+    }
+    if (!tr_size_mul(count, *dim, &total) || total > (size_t)1 << 28)
+        return srv_fail(out, 422, name, "%s: %zu x %zu values is too large", name, count, *dim);
+    if (tr_scratch_reserve(dst, total) != TR_OK) return srv_fail(out, 503, name, "%s: out of memory", name);
+    if (single) {
+        *n = 1;
+        return vec_fill(it, path, *dim, dst->p, out);
+    }
+    size_t i = 0;
+    const cJSON *el;
+    cJSON_ArrayForEach(el, it)
+    {
+        snprintf(path, sizeof path, "%s[%zu]", name, i);
+        if (!cJSON_IsArray(el) && !cJSON_IsString(el)) return vec_len(el, path, &d, out);
+        rc = vec_fill(el, path, *dim, dst->p + i * *dim, out);
+        if (rc) return rc;
+        i++;
+    }
+    *n = count;
+    return 0;
+}
+
+int jio_bool(const cJSON *obj, const char *name, int *val, srv_reply *out)
+{
+    const cJSON *it = member(obj, name);
+    if (!it) return 0;
+    if (!cJSON_IsBool(it)) return srv_fail(out, 422, name, "%s: expected true or false, got %s", name, jio_type_name(it));
+    *val = cJSON_IsTrue(it) ? 1 : 0;
+    return 0;
+}
+
+int jio_number(const cJSON *obj, const char *name, double lo, double hi, int lo_open, double *val, srv_reply *out)
+{
+    const cJSON *it = member(obj, name);
+    if (!it) return 0;
+    if (!cJSON_IsNumber(it)) return srv_fail(out, 422, name, "%s: expected a number, got %s", name, jio_type_name(it));
+    double v = it->valuedouble;
+    if (!isfinite(v)) return srv_fail(out, 422, name, "%s: not a finite number", name);
+    if ((lo_open ? !(v > lo) : !(v >= lo)) || !(v <= hi))
+        return srv_fail(out, 422, name, "%s: %g is out of range (must be %s %g and <= %g)", name, v, lo_open ? ">" : ">=",
+                        lo, hi);
+    *val = v;
+    return 0;
+}
+
+int jio_size(const cJSON *obj, const char *name, size_t lo, size_t hi, size_t *val, srv_reply *out)
+{
+    const cJSON *it = member(obj, name);
+    if (!it) return 0;
+    if (!cJSON_IsNumber(it)) return srv_fail(out, 422, name, "%s: expected an integer, got %s", name, jio_type_name(it));
+    double v = it->valuedouble;
+    if (!isfinite(v) || v != floor(v)) return srv_fail(out, 422, name, "%s: expected an integer", name);
+    if (v < (double)lo || v > (double)hi)
+        return srv_fail(out, 422, name, "%s: %.0f is out of range (%zu..%zu)", name, v, lo, hi);
+    *val = (size_t)v;
+    return 0;
+}
+
+int jio_string(const cJSON *obj, const char *name, const char **val, srv_reply *out)
+{
+    const cJSON *it = member(obj, name);
+    if (!it) return 0;
+    if (!cJSON_IsString(it)) return srv_fail(out, 422, name, "%s: expected a string, got %s", name, jio_type_name(it));
+    *val = it->valuestring;
+    return 0;
+}
+
+int jio_enum(const cJSON *obj, const char *name, const char *const *names, const char **val, srv_reply *out)
+{
+    const char *s = NULL;
+    int rc = jio_string(obj, name, &s, out);
+    if (rc || !s) return rc;
+    for (size_t i = 0; names[i]; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *val = names[i];
+            return 0;
+        }
+    char list[256] = "";
+    size_t len = 0;
+    for (size_t i = 0; names[i] && len < sizeof list - 1; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
+    return srv_fail(out, 422, name, "%s: unknown value \"%.64s\" (expected one of: %s)", name, s, list);
+}
+
+int jio_labels(const cJSON *obj, const char *name, size_t n, int binary, int64_t **dst, srv_reply *out)
+{
+    const cJSON *it = member(obj, name), *x;
+    size_t i = 0;
+    int64_t *v = NULL;
+    int rc;
+    *dst = NULL;
+    if (!it) return srv_fail(out, 422, name, "%s: required field is missing", name);
+    if (!cJSON_IsArray(it)) return srv_fail(out, 422, name, "%s: expected an array of integers, got %s", name, jio_type_name(it));
+    if ((size_t)cJSON_GetArraySize(it) != n)
+        return srv_fail(out, 422, name, "%s: expected %zu labels (one per vector), got %d", name, n, cJSON_GetArraySize(it));
+    v = malloc((n ? n : 1) * sizeof *v);
+    if (!v) return srv_fail(out, 503, name, "%s: out of memory", name);
+    cJSON_ArrayForEach(x, it)
+    {
+        char path[160];
+        snprintf(path, sizeof path, "%s[%zu]", name, i);
+        if (binary && cJSON_IsBool(x)) {
+            v[i++] = cJSON_IsTrue(x) ? 1 : 0;
+            continue;
+        }
+        if (!cJSON_IsNumber(x)) {
+            rc = srv_fail(out, 422, path, "%s: expected an integer label, got %s", path, jio_type_name(x));
+            goto fail;
+        }
+        double d = x->valuedouble;
+        if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0) {
+            rc = srv_fail(out, 422, path, "%s: expected an integer label", path);
+            goto fail;
+        }
+        if (binary && d != 0 && d != 1) {
+            rc = srv_fail(out, 422, path, "%s: expected 1 (similar) or 0 (dissimilar), got %g", path, d);
+            goto fail;
+        }
+        v[i++] = (int64_t)d;
+    }
+    *dst = v;
+    return 0;
+fail:
+    free(v);
+    return rc;
+}
+
+cJSON *jio_floats(const float *v, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < n; i++) {
+        cJSON *x = cJSON_CreateNumber((double)v[i]);
+        if (!x) {
+            cJSON_Delete(a);
+            return NULL;
+        }
+        cJSON_AddItemToArray(a, x);
+    }
+    return a;
+}
+
+cJSON *jio_doubles(const double *v, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; a && i < n; i++) {
+        cJSON *x = cJSON_CreateNumber(v[i]);
+        if (!x) {
+            cJSON_Delete(a);
+            return NULL;
+        }
+        cJSON_AddItemToArray(a, x);
+    }
+    return a;
+}

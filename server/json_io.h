@@ -1,0 +1,54 @@
+/* json_io.h - cJSON <-> float vectors, labels, scalars and enums, with errors naming the field path. */
+#ifndef JSON_IO_H
+#define JSON_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "srv.h"
+
+/* Every parser returns 0 on success, else the HTTP status after filling an
+ * error in out (422 invalid_input, naming the field path like "anchors[3]").
+ * A JSON null counts as absent for optional fields. */
+
+/* Name of a cJSON item's type for messages ("string", "number", ...). */
+const char *jio_type_name(const cJSON *item);
+
+/* Reject members of obj not in allowed (NULL-terminated). */
+int jio_check_fields(const cJSON *obj, const char *const *allowed, srv_reply *out);
+
+/* Parse obj[name] as a batch of vectors: an array of vectors, or a single
+ * vector (batch of one); a vector is an array of numbers or a base64 string
+ * of little-endian float32. On entry *dim is the required dimension (0 =
+ * any, then set from the first vector and all must agree). At most max_n
+ * vectors. Fills dst (n x dim floats, row-major) and *n. */
+int jio_vectors(const cJSON *obj, const char *name, size_t max_n, tr_scratch *dst, size_t *n, size_t *dim, srv_reply *out);
+
+/* Decode base64 (standard alphabet, padding optional) of float32 values
+ * into a malloc'd array; returns NULL and sets why (static text) on error. */
+float *jio_b64_decode(const char *s, size_t *n, const char **why);
+/* Base64 of n float32 values (little-endian), malloc'd NUL-terminated. */
+char *jio_b64_encode(const float *v, size_t n);
+
+/* Optional scalars: *val holds the default on entry and is replaced when
+ * present. jio_number accepts lo <= x <= hi (x > lo when lo_open). */
+int jio_bool(const cJSON *obj, const char *name, int *val, srv_reply *out);
+int jio_number(const cJSON *obj, const char *name, double lo, double hi, int lo_open, double *val, srv_reply *out);
+int jio_size(const cJSON *obj, const char *name, size_t lo, size_t hi, size_t *val, srv_reply *out);
+/* A string that must be one of names (NULL-terminated); *val keeps the
+ * default when absent. */
+int jio_enum(const cJSON *obj, const char *name, const char *const *names, const char **val, srv_reply *out);
+/* Optional string of any value. */
+int jio_string(const cJSON *obj, const char *name, const char **val, srv_reply *out);
+
+/* obj[name] as n integer labels (required). binary: only 0/1 (or
+ * true/false). *dst is malloc'd. */
+int jio_labels(const cJSON *obj, const char *name, size_t n, int binary, int64_t **dst, srv_reply *out);
+
+/* Number arrays for replies (NULL on allocation failure). */
+cJSON *jio_floats(const float *v, size_t n);
+cJSON *jio_doubles(const double *v, size_t n);
+
+#endif

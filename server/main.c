@@ -1,0 +1,94 @@
+/* main.c - tripletd entry point: options, model load, signals (sigwait), drain and exit. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "log.h"
+#include "srv.h"
+
+void openblas_set_num_threads(int n); /* OpenBLAS; one thread per request handler */
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    srv_config cfg;
+    tr_err err;
+    srv_state *st = NULL;
+    srv_http *http = NULL;
+    sigset_t sigs;
+    int port = 0, rc = srv_config_parse(&cfg, argc, argv, &err);
+    if (rc > 0) return 0;
+    if (rc < 0) {
+        fprintf(stderr, "tripletd: %s\n", err.msg);
+        return 2;
+    }
+    srv_log_init(cfg.log_format);
+    openblas_set_num_threads(1);
+    if (srv_state_load(&cfg, cfg.model, cfg.gallery, &st, &err) != TR_OK) {
+        fprintf(stderr, "tripletd: %s\n", err.msg);
+        srv_config_free(&cfg);
+        return 2;
+    }
+    srv_state_install(st);
+    /* block the signals before any thread starts; this thread sigwaits */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (srv_http_start(&cfg, &http, &port, &err) != TR_OK) {
+        fprintf(stderr, "tripletd: %s\n", err.msg);
+        srv_state_install(NULL);
+        srv_config_free(&cfg);
+        return 2;
+    }
+    if (cfg.port_file && write_port_file(cfg.port_file, port) != 0) {
+        fprintf(stderr, "tripletd: --port-file %s: %s\n", cfg.port_file, strerror(errno));
+        srv_http_stop(http);
+        srv_state_install(NULL);
+        srv_config_free(&cfg);
+        return 2;
+    }
+    printf("tripletd %s listening on http://%s:%d (model %s, %d -> %d, %s)\n", SRV_VERSION, cfg.host, port, st->model->name,
+           mdl_input_dim(st->model), mdl_output_dim(st->model), st->model->sha256);
+    fflush(stdout);
+    srv_log_msg("info", "listening on %s:%d with %d threads; model %s (%s)", cfg.host, port, cfg.threads, cfg.model,
+                st->model->sha256);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            if (srv_state_reload(&cfg, NULL, NULL, &err) == TR_OK) {
+                srv_state *now = srv_state_acquire();
+                srv_log_msg("info", "SIGHUP: reloaded %s (%s)", now->model_path, now->model->sha256);
+                srv_state_unref(now);
+            } else srv_log_msg("error", "SIGHUP: reload failed, keeping the old model: %s", err.msg);
+            continue;
+        }
+        srv_log_msg("info", "%s: draining (up to %gs)", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.drain_timeout);
+        srv_http_quiesce(http);
+        int left = srv_http_drain(http, cfg.drain_timeout);
+        if (left > 0) srv_log_msg("warn", "drain timeout: %d requests still in flight are cut", left);
+        break;
+    }
+    srv_http_stop(http);
+    srv_state_install(NULL);
+    srv_log_msg("info", "stopped");
+    srv_config_free(&cfg);
+    return 0;
+}

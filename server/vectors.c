@@ -1,0 +1,72 @@
+/* vectors.c - request vectors to what handlers compare: parse, optionally embed, normalise. */
+#include "vectors.h"
+
+#include <pthread.h>
+#include <string.h>
+
+static const char *g_metric_names[DIST_COUNT + 1];
+static pthread_once_t g_metric_once = PTHREAD_ONCE_INIT;
+
+static void metric_names_init(void)
+{
+    for (int i = 0; i < DIST_COUNT; i++) g_metric_names[i] = dist_name((dist_metric)i);
+}
+
+const char *const *srv_metric_names(void)
+{
+    pthread_once(&g_metric_once, metric_names_init);
+    return g_metric_names;
+}
+
+int srv_vec_opts_parse(const srv_ctx *ctx, const cJSON *body, int with_metric, srv_vec_opts *o, srv_reply *out)
+{
+    int rc;
+    o->embed = 1;
+    o->normalize = -1;
+    o->metric = ctx->state->metric;
+    if ((rc = jio_bool(body, "embed", &o->embed, out))) return rc;
+    if ((rc = jio_bool(body, "normalize", &o->normalize, out))) return rc;
+    if (with_metric) {
+        const char *m = NULL;
+        if ((rc = jio_enum(body, "metric", srv_metric_names(), &m, out))) return rc;
+        if (m && dist_parse(m, &o->metric) != 0) return srv_fail(out, 500, "metric", "metric table mismatch");
+    }
+    return 0;
+}
+
+int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slot, const srv_vec_opts *o, size_t *n,
+                size_t *dim, const float **v, srv_reply *out)
+{
+    const mdl_model *m = ctx->state->model;
+    srv_scratch *s = ctx->scratch;
+    size_t d = o->embed ? (size_t)mdl_input_dim(m) : *dim, total;
+    tr_err err;
+    int rc = jio_vectors(body, name, ctx->cfg->max_batch, &s->in[slot], n, &d, out);
+    if (rc) return rc;
+    if (slot == 0) srv_metrics_batch(ctx->route, *n);
+    if (!o->embed) {
+        *dim = d;
+        if (o->normalize == 1) mdl_l2_normalize(s->in[slot].p, *n, d);
+        *v = s->in[slot].p;
+        return 0;
+    }
+    size_t od = (size_t)mdl_output_dim(m);
+    if (!tr_size_mul(*n, od, &total) || tr_scratch_reserve(&s->emb[slot], total) != TR_OK)
+        return srv_fail(out, 503, name, "%s: out of memory for %zu embeddings", name, *n);
+    tr_clearerr(&err);
+    if ((rc = mdl_forward(m, s->in[slot].p, *n, s->emb[slot].p, o->normalize, &s->work, &err)) != TR_OK)
+        return srv_fail_tr(out, rc, &err);
+    *dim = od;
+    *v = s->emb[slot].p;
+    return 0;
+}
+
+double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out)
+{
+    size_t floats;
+    if (!tr_size_mul(n ? n : 1, 2, &floats) || tr_scratch_reserve(&ctx->scratch->dbl, floats) != TR_OK) {
+        srv_fail(out, 503, "", "out of memory for %zu results", n);
+        return NULL;
+    }
+    return (double *)(void *)ctx->scratch->dbl.p;
+}

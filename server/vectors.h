@@ -1,0 +1,32 @@
+/* vectors.h - request vectors to what handlers compare: parse, optionally embed, normalise. */
+#ifndef SRV_VECTORS_H
+#define SRV_VECTORS_H
+
+#include "json_io.h"
+#include "srv.h"
+
+/* Options shared by the scoring routes. */
+typedef struct {
+    int embed;          /* 1: vectors are model inputs (default) */
+    int normalize;      /* -1: the model's setting (embed) / none (raw) */
+    dist_metric metric; /* request, else the snapshot's default */
+} srv_vec_opts;
+
+/* Read "embed", "normalize" and (when with_metric) "metric" from body. */
+int srv_vec_opts_parse(const srv_ctx *ctx, const cJSON *body, int with_metric, srv_vec_opts *o, srv_reply *out);
+
+/* Parse body[name] into scratch slot (0..2) and embed it when o->embed.
+ * *dim: 0 on the first field of a request (raw vectors then fix it), the
+ * previous field's dimension after; on return the dimension of *v (the
+ * model's output when embedding). *v points into the thread's scratch. */
+int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slot, const srv_vec_opts *o, size_t *n,
+                size_t *dim, const float **v, srv_reply *out);
+
+/* n doubles from the thread's scratch (slot 0 or 1 halves: callers use
+ * srv_doubles once per request, sized for everything they need). */
+double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out);
+
+/* Metric names as a NULL-terminated list for jio_enum. */
+const char *const *srv_metric_names(void);
+
+#endif
