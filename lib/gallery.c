@@ -263,16 +263,15 @@ int gal_check_model(const gal_gallery *g, const char *model_sha256, size_t model
     if (allow_mismatch) return TR_OK;
     if (g->model_sha256[0] == '\0')
         return tr_seterr(err, TR_EINVAL, "model_sha256",
-                         "gallery %s does not name the model it was built with (metadata model_sha256); "
-                         "rebuild it with `tripletctl index` or pass --allow-gallery-mismatch",
-                         g->path ? g->path : "");
+                         "the gallery does not name the model it was built with (metadata model_sha256); "
+                         "rebuild it with `tripletctl index`");
     if (model_sha256 == NULL || strcmp(g->model_sha256, model_sha256) != 0)
         return tr_seterr(err, TR_EINVAL, "model_sha256",
-                         "gallery %s was built with model %.12s..., the loaded model is %.12s...; "
-                         "rebuild it with `tripletctl index` or pass --allow-gallery-mismatch",
-                         g->path ? g->path : "", g->model_sha256, model_sha256 ? model_sha256 : "(none)");
+                         "the gallery was built with model %.12s..., the loaded model is %.12s...; "
+                         "rebuild it with `tripletctl index`",
+                         g->model_sha256, model_sha256 ? model_sha256 : "(none)");
     if (g->dim != model_dim)
-        return tr_seterr(err, TR_EDIM, "embeddings", "gallery %s has %zu-dimensional embeddings, the model outputs %zu",
-                         g->path ? g->path : "", g->dim, model_dim);
+        return tr_seterr(err, TR_EDIM, "embeddings", "the gallery holds %zu-dimensional embeddings, the model outputs %zu",
+                         g->dim, model_dim);
     return TR_OK;
 }
