@@ -143,6 +143,10 @@ bench: deps bench-deps all
 test-docker: docker-deps all
 	docker/test.sh
 
+# /openapi.json serves proto/openapi.yaml, embedded by a generated (committed) C file.
+server/openapi_doc.c: proto/openapi.yaml server/gen_openapi.py
+	python3 server/gen_openapi.py $< $@
+
 fuzz:
 	$(MAKE) -C tests/fuzz
 

@@ -154,8 +154,10 @@ static int vec_fill(const cJSON *el, const char *path, size_t dim, float *dst, s
         }
         for (size_t j = 0; j < dim; j++) {
             if (!isfinite(v[j])) {
+                char ep[192];
                 free(v);
-                return srv_fail(out, 422, path, "%s[%zu]: not a finite number (base64 float32)", path, j);
+                snprintf(ep, sizeof ep, "%s[%zu]", path, j);
+                return srv_fail(out, 422, ep, "%s: not a finite number (base64 float32)", ep);
             }
         }
         memcpy(dst, v, dim * sizeof *dst);
@@ -167,11 +169,13 @@ static int vec_fill(const cJSON *el, const char *path, size_t dim, float *dst, s
     const cJSON *x;
     cJSON_ArrayForEach(x, el)
     {
-        if (!cJSON_IsNumber(x))
-            return srv_fail(out, 422, path, "%s[%zu]: expected a number, got %s", path, j, jio_type_name(x));
-        double d = x->valuedouble;
-        if (!isfinite(d) || fabs(d) > FLT_MAX)
-            return srv_fail(out, 422, path, "%s[%zu]: number is not finite in float32", path, j);
+        char ep[192];
+        double d = cJSON_IsNumber(x) ? x->valuedouble : 0;
+        if (!cJSON_IsNumber(x) || !isfinite(d) || fabs(d) > FLT_MAX) {
+            snprintf(ep, sizeof ep, "%s[%zu]", path, j);
+            if (!cJSON_IsNumber(x)) return srv_fail(out, 422, ep, "%s: expected a number, got %s", ep, jio_type_name(x));
+            return srv_fail(out, 422, ep, "%s: number is out of the float32 range", ep);
+        }
         dst[j++] = (float)d;
     }
     return 0;
