@@ -107,7 +107,13 @@ $(B)/tests/e2e/%: $(B)/tests/e2e/%.o $(E2E_SUP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(LIBS)
 
-tests: $(TARGETS) $(UNIT_BIN) $(E2E_BIN)
+# Load generator of tests/lb (links the library for its expected answers).
+LB_BIN   := $(B)/tests/lb/loadgen
+$(LB_BIN): $(B)/tests/lb/loadgen.o $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(LIBS)
+
+tests: $(TARGETS) $(UNIT_BIN) $(E2E_BIN) $(LB_BIN)
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

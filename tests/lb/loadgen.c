@@ -162,8 +162,7 @@ static int lg_prepare(lg_ctx *c, unsigned seed) {
             for (int k = 0; k < 3; k++) tp->idx[i][k] = (t * 7 + i * 13 + k * 5) % LG_N_INPUTS;
         if (tp->kind == REQ_EMBED) {
             tp->path = "/v1/embed";
-            if (lg_append_list(&b, "{\"inputs", tp, 0, in, dim, 1) ||
-                lg_appendf(&b, "}"))
+            if (lg_appendf(&b, "{") || lg_append_list(&b, "inputs", tp, 0, in, dim, 1) || lg_appendf(&b, "}"))
                 goto fail_body;
         } else {
             tp->path = "/v1/loss/triplet";
