@@ -1,0 +1,577 @@
+/* e2e_lifecycle.c - concurrency, reload under load, failed reload, --max-concurrent, --api-key, SIGTERM drain. */
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define N_X 12       /* golden inputs */
+#define OUT_DIM 32
+#define EMB_RTOL 1e-4
+#define EMB_ATOL 2e-5
+
+static cJSON *G;
+static char *embed_body[N_X]; /* {"inputs": [x[i], x[i+1], x[i+2]]} */
+static double ref_a[N_X][OUT_DIM]; /* PyTorch embeddings, model A (the golden model) */
+static double ref_b[N_X][OUT_DIM]; /* model B (A with a shifted last bias), measured from a server on B */
+
+static void build_bodies(void)
+{
+    const cJSON *x = h_jget(G, "x");
+    for (int i = 0; i < N_X; i++) {
+        cJSON *q = cJSON_CreateObject(), *in = cJSON_AddArrayToObject(q, "inputs");
+        for (int k = 0; k < 3; k++) cJSON_AddItemToArray(in, cJSON_Duplicate(cJSON_GetArrayItem(x, (i + k) % N_X), 1));
+        embed_body[i] = cJSON_PrintUnformatted(q);
+        cJSON_Delete(q);
+        const cJSON *e = cJSON_GetArrayItem(h_jget(G, "embeddings"), i);
+        for (int d = 0; d < OUT_DIM; d++) ref_a[i][d] = cJSON_GetArrayItem(e, d)->valuedouble;
+    }
+}
+
+/* Which reference a reply to embed_body[i] matches: 'A', 'B', or 0 (neither, or mixed rows). */
+static int match_model(const h_resp *r, int i, int have_b)
+{
+    const cJSON *emb = h_jget(r->json, "embeddings");
+    if (cJSON_GetArraySize(emb) != 3) return 0;
+    int all_a = 1, all_b = have_b;
+    for (int k = 0; k < 3; k++) {
+        const cJSON *row = cJSON_GetArrayItem(emb, k);
+        if (cJSON_GetArraySize(row) != OUT_DIM) return 0;
+        for (int d = 0; d < OUT_DIM; d++) {
+            double v = cJSON_GetArrayItem(row, d)->valuedouble;
+            all_a &= h_near(v, ref_a[(i + k) % N_X][d], EMB_RTOL, EMB_ATOL);
+            if (have_b) all_b &= h_near(v, ref_b[(i + k) % N_X][d], 1e-6, 1e-7);
+        }
+    }
+    return all_a ? 'A' : all_b ? 'B' : 0;
+}
+
+/* ---- model files ------------------------------------------------------ */
+
+/* Model B: model A with 0.5 added to every entry of the last layer's bias. */
+static int write_model_b(const char *path)
+{
+    size_t len;
+    char *raw = h_read_file(h_root_path("tests/data/e2e-model.safetensors"), &len);
+    if (!raw || len < 8) return -1;
+    uint64_t hlen = 0;
+    for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)raw[k];
+    cJSON *hdr = hlen < (uint64_t)len ? cJSON_ParseWithLength(raw + 8, (size_t)hlen) : NULL;
+    const cJSON *bias = cJSON_GetObjectItemCaseSensitive(hdr, "2.bias"); /* a dotted name: no h_jget */
+    const cJSON *off = h_jget(bias, "data_offsets");
+    const char *dtype = h_jstr(bias, "dtype");
+    int rc = -1;
+    if (cJSON_GetArraySize(off) == 2 && dtype && strcmp(dtype, "F32") == 0) {
+        size_t lo = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, hi = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+        for (size_t p = 8 + hlen + lo; p + 4 <= 8 + hlen + hi; p += 4) {
+            float f;
+            memcpy(&f, raw + p, 4); /* little-endian host (x86-64, as the fixtures) */
+            f += 0.5f;
+            memcpy(raw + p, &f, 4);
+        }
+        rc = h_write_file(path, raw, len);
+    }
+    cJSON_Delete(hdr);
+    free(raw);
+    return rc;
+}
+
+static int copy_file(const char *from, const char *to, size_t max_len)
+{
+    size_t len;
+    char *raw = h_read_file(from, &len);
+    if (!raw) return -1;
+    int rc = h_write_file(to, raw, len < max_len ? len : max_len);
+    free(raw);
+    return rc;
+}
+
+/* Replace dst by src atomically (what a deploy does). */
+static int install(const char *src, const char *dst)
+{
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    if (copy_file(src, tmp, (size_t)-1)) return -1;
+    return rename(tmp, dst);
+}
+
+/* ---- load generator --------------------------------------------------- */
+
+typedef struct {
+    const h_server *s;
+    int id, max_iter, have_b;
+    const char *auth; /* extra header or NULL */
+    atomic_int *stop;
+    int ok, bad_status, wrong, seen_a, seen_b, iters;
+    long last_status;
+    char last_body[200];
+} client;
+
+static void *client_run(void *arg)
+{
+    client *c = arg;
+    void *conn = h_conn_new();
+    for (int it = 0; (c->max_iter == 0 || it < c->max_iter) && !atomic_load(c->stop); it++) {
+        int i = (c->id * 5 + it) % N_X;
+        h_req rq = {.method = "POST", .path = "/v1/embed", .body = embed_body[i], .headers = {c->auth}};
+        h_resp r;
+        h_request_conn(conn, c->s, &rq, &r);
+        c->iters++;
+        if (r.status != 200) {
+            c->bad_status++;
+            c->last_status = r.status;
+            snprintf(c->last_body, sizeof c->last_body, "%.120s %.60s", r.body, r.curl_err);
+        } else {
+            int m = match_model(&r, i, c->have_b);
+            if (m == 'A') c->seen_a++, c->ok++;
+            else if (m == 'B') c->seen_b++, c->ok++;
+            else c->wrong++;
+        }
+        h_resp_free(&r);
+    }
+    h_conn_free(conn);
+    return NULL;
+}
+
+/* A different request mix on the same server: given-vector distances (exact). */
+typedef struct {
+    const h_server *s;
+    int n, ok;
+} dclient;
+
+static void *dclient_run(void *arg)
+{
+    dclient *c = arg;
+    cJSON *q = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(q, "a"), *b = cJSON_AddArrayToObject(q, "b");
+    for (int i = 0; i < 4; i++) {
+        cJSON_AddItemToArray(a, cJSON_Duplicate(cJSON_GetArrayItem(h_jget(G, "v"), i), 1));
+        cJSON_AddItemToArray(b, cJSON_Duplicate(cJSON_GetArrayItem(h_jget(G, "v"), 4 + i), 1));
+    }
+    cJSON_AddFalseToObject(q, "embed");
+    cJSON_AddStringToObject(q, "metric", "cosine");
+    char *body = cJSON_PrintUnformatted(q);
+    cJSON_Delete(q);
+    const cJSON *want = h_jget(G, "distance.cosine.given_rows");
+    void *conn = h_conn_new();
+    for (int it = 0; it < c->n; it++) {
+        h_req rq = {.method = "POST", .path = "/v1/distance", .body = body};
+        h_resp r;
+        h_request_conn(conn, c->s, &rq, &r);
+        int good = r.status == 200 && cJSON_GetArraySize(h_jget(r.json, "distances")) == 4;
+        for (int i = 0; good && i < 4; i++)
+            good = h_near(cJSON_GetArrayItem(h_jget(r.json, "distances"), i)->valuedouble, cJSON_GetArrayItem(want, i)->valuedouble, 1e-9, 1e-12);
+        c->ok += good;
+        h_resp_free(&r);
+    }
+    h_conn_free(conn);
+    free(body);
+    return NULL;
+}
+
+/* ---- scenarios --------------------------------------------------------- */
+
+static void test_concurrent_clients(void)
+{
+    h_server s;
+    const char *args[] = {"--threads", "4", NULL};
+    if (!CHECK(h_server_start(&s, args) == 0, "concurrency: tripletd did not start")) return;
+    enum { NE = 24, ND = 8 };
+    pthread_t th[NE + ND];
+    client ce[NE];
+    dclient cd[ND];
+    atomic_int stop = 0;
+    int iters = h_slow() ? 6 : 15;
+    for (int i = 0; i < NE; i++) {
+        ce[i] = (client){.s = &s, .id = i, .max_iter = iters, .stop = &stop};
+        pthread_create(&th[i], NULL, client_run, &ce[i]);
+    }
+    for (int i = 0; i < ND; i++) {
+        cd[i] = (dclient){.s = &s, .n = iters};
+        pthread_create(&th[NE + i], NULL, dclient_run, &cd[i]);
+    }
+    int ok = 0, total = (NE + ND) * iters;
+    for (int i = 0; i < NE + ND; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < NE; i++) {
+        ok += ce[i].seen_a;
+        if (ce[i].bad_status || ce[i].wrong)
+            CHECK(0, "concurrency client %d: %d bad statuses (last %ld: %s), %d wrong answers", i, ce[i].bad_status, ce[i].last_status, ce[i].last_body, ce[i].wrong);
+    }
+    for (int i = 0; i < ND; i++) ok += cd[i].ok;
+    CHECK(ok == total, "%d threads: %d of %d requests answered correctly", NE + ND, ok, total);
+    int st = h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
+    CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "concurrency: exit status %d", st);
+}
+
+/* Embeddings of model B measured once from a server on B (self-consistency for the reload test). */
+static int measure_b(const char *path_b)
+{
+    h_server s;
+    const char *args[] = {"--model", path_b, NULL};
+    if (h_server_start(&s, args) != 0) return -1;
+    int rc = 0;
+    for (int i = 0; i < N_X && rc == 0; i += 3) {
+        h_resp r;
+        h_post(&s, "/v1/embed", embed_body[i], &r);
+        const cJSON *emb = h_jget(r.json, "embeddings");
+        if (r.status != 200 || cJSON_GetArraySize(emb) != 3) rc = -1;
+        for (int k = 0; rc == 0 && k < 3; k++)
+            for (int d = 0; d < OUT_DIM; d++) ref_b[i + k][d] = cJSON_GetArrayItem(cJSON_GetArrayItem(emb, k), d)->valuedouble;
+        h_resp_free(&r);
+    }
+    h_server_stop(&s, SIGTERM, 10);
+    /* B must really differ from A, or the test could not tell them apart */
+    double diff = 0;
+    for (int d = 0; d < OUT_DIM; d++) diff += fabs(ref_b[0][d] - ref_a[0][d]);
+    CHECK(diff > 1e-3, "model B embeddings do not differ from A (%g)", diff);
+    return rc;
+}
+
+static int wait_for_model(const h_server *s, int want, double limit)
+{
+    double t0 = h_now();
+    while (h_now() - t0 < limit) {
+        h_resp r;
+        h_post(s, "/v1/embed", embed_body[0], &r);
+        int m = r.status == 200 ? match_model(&r, 0, 1) : 0;
+        h_resp_free(&r);
+        if (m == want) return 1;
+        usleep(20000);
+    }
+    return 0;
+}
+
+static void test_reload_under_load(void)
+{
+    h_server s;
+    char dir[256], live[400], path_a[400], path_b[400], bad[400];
+    /* a private directory for the model files: the first server's temp dir is not known yet */
+    snprintf(dir, sizeof dir, "%s/tripletd-e2e-models.XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!CHECK(mkdtemp(dir) != NULL, "mkdtemp for models")) return;
+    snprintf(live, sizeof live, "%s/model.safetensors", dir);
+    snprintf(path_a, sizeof path_a, "%s/a.safetensors", dir);
+    snprintf(path_b, sizeof path_b, "%s/b.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/corrupt.safetensors", dir);
+    int setup = copy_file(h_root_path("tests/data/e2e-model.safetensors"), path_a, (size_t)-1) == 0 && write_model_b(path_b) == 0 &&
+                copy_file(path_a, bad, 5000) == 0 && install(path_a, live) == 0;
+    if (!CHECK(setup, "reload: cannot write the model files in %s", dir)) goto out;
+    if (!CHECK(measure_b(path_b) == 0, "reload: could not measure model B")) goto out;
+
+    const char *args[] = {"--model", live, "--threads", "4", NULL};
+    if (!CHECK(h_server_start(&s, args) == 0, "reload: tripletd did not start")) goto out;
+    enum { NC = 16 };
+    pthread_t th[NC];
+    client c[NC];
+    atomic_int stop = 0;
+    for (int i = 0; i < NC; i++) {
+        c[i] = (client){.s = &s, .id = i, .have_b = 1, .stop = &stop};
+        pthread_create(&th[i], NULL, client_run, &c[i]);
+    }
+    double slow = h_slow() ? 3 : 1;
+    usleep(100000);
+    /* 1. POST /v1/admin/reload to B while clients run */
+    install(path_b, live);
+    h_resp r;
+    h_post(&s, "/v1/admin/reload", "{}", &r);
+    CHECK(r.status == 200, "reload to B: status %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    CHECK(wait_for_model(&s, 'B', 5 * slow), "after POST /v1/admin/reload the server does not answer with model B");
+    h_get(&s, "/v1/model", &r);
+    CHECK(r.status == 200 && h_jstr(r.json, "sha256") && strcmp(h_jstr(r.json, "sha256"), h_jstr(G, "model.sha256")) != 0,
+          "/v1/model sha256 still model A's after the reload");
+    h_resp_free(&r);
+    usleep(100000);
+    /* 2. SIGHUP back to A */
+    install(path_a, live);
+    kill(s.pid, SIGHUP);
+    CHECK(wait_for_model(&s, 'A', 5 * slow), "after SIGHUP the server does not answer with model A");
+    usleep(100000);
+    /* 3. a corrupt file: reload fails with 422 naming the problem, the old model keeps serving */
+    install(bad, live);
+    h_post(&s, "/v1/admin/reload", "{}", &r);
+    if (CHECK_ERROR(&r, 422, "invalid_input", NULL, "reload of a truncated model")) {
+        const char *m = h_jstr(r.json, "error.message");
+        CHECK(m && strlen(m) > 10, "failed reload message too short: %s", m ? m : "");
+    }
+    h_resp_free(&r);
+    kill(s.pid, SIGHUP); /* the same through the signal: logged, not fatal */
+    usleep(200000);
+    CHECK(wait_for_model(&s, 'A', 2 * slow), "after failed reloads the server no longer answers with model A");
+    h_get(&s, "/readyz", &r);
+    CHECK_EQ_INT(r.status, 200, "/readyz after a failed reload");
+    h_resp_free(&r);
+    /* 4. {"model": path} is refused without --allow-model-path */
+    char body[600];
+    snprintf(body, sizeof body, "{\"model\": \"%s\"}", path_b);
+    h_post(&s, "/v1/admin/reload", body, &r);
+    CHECK(r.status >= 400 && r.status < 500 && r.status != 404, "reload with a path and no --allow-model-path: status %ld", r.status);
+    h_resp_free(&r);
+    usleep(100000);
+    atomic_store(&stop, 1);
+    int ok = 0, total = 0, a = 0, b = 0;
+    for (int i = 0; i < NC; i++) {
+        pthread_join(th[i], NULL);
+        ok += c[i].ok, total += c[i].iters, a += c[i].seen_a, b += c[i].seen_b;
+        if (c[i].bad_status || c[i].wrong)
+            CHECK(0, "reload client %d: %d failed requests (last %ld: %s), %d answers from neither model", i, c[i].bad_status, c[i].last_status, c[i].last_body,
+                  c[i].wrong);
+    }
+    CHECK(ok == total && total > 0, "reload under load: %d of %d requests answered correctly (model A %d, B %d)", ok, total, a, b);
+    CHECK(a > 0 && b > 0, "reload under load: clients saw model A %d times and B %d times; want both", a, b);
+    printf("reload under load: %d requests, model A %d, model B %d, none lost\n", total, a, b);
+    int st = h_server_stop(&s, SIGTERM, 10 * slow);
+    CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "reload server: exit status %d", st);
+out:
+    remove(live), remove(path_a), remove(path_b), remove(bad), rmdir(dir);
+}
+
+/* A slow request: InfoNCE over n pairs of dim-64 given vectors (O(n^2) work). */
+static char *slow_body(int n)
+{
+    float *v = malloc((size_t)n * 64 * sizeof *v);
+    for (int i = 0; i < n * 64; i++) v[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    cJSON *q = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(q, "a"), *b = cJSON_AddArrayToObject(q, "b");
+    for (int i = 0; i < n; i++) {
+        char *s = h_b64_floats(v + (size_t)i * 64, 64);
+        cJSON_AddItemToArray(a, cJSON_CreateString(s));
+        cJSON_AddItemToArray(b, cJSON_CreateString(s));
+        free(s);
+    }
+    cJSON_AddFalseToObject(q, "embed");
+    char *body = cJSON_PrintUnformatted(q);
+    cJSON_Delete(q);
+    free(v);
+    return body;
+}
+
+typedef struct {
+    const h_server *s;
+    const char *body, *auth;
+    int n, got200, got429, other, retry_after_ok, json_ok;
+    long other_status;
+} burst;
+
+static void *burst_run(void *arg)
+{
+    burst *b = arg;
+    for (int i = 0; i < b->n; i++) {
+        h_req rq = {.method = "POST", .path = "/v1/loss/infonce", .body = b->body, .headers = {b->auth}, .timeout_ms = 30000};
+        h_resp r;
+        h_request(b->s, &rq, &r);
+        char ra[64];
+        if (r.status == 200) b->got200++;
+        else if (r.status == 429) {
+            b->got429++;
+            b->retry_after_ok += h_header(&r, "Retry-After", ra, sizeof ra) && atoi(ra) >= 1;
+            const cJSON *e = h_jget(r.json, "error");
+            b->json_ok += h_jnum(e, "code") == 429 && h_jstr(e, "type") && strcmp(h_jstr(e, "type"), "too_many_requests") == 0;
+        } else {
+            b->other++;
+            b->other_status = r.status;
+        }
+        h_resp_free(&r);
+    }
+    return NULL;
+}
+
+static void test_limits_and_auth(void)
+{
+    h_server s;
+    char keyfile[512];
+    snprintf(keyfile, sizeof keyfile, "%s/tripletd-e2e-key.%d", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    if (!CHECK(h_write_file(keyfile, "s3cret-e2e\n", 11) == 0, "cannot write %s", keyfile)) return;
+    const char *args[] = {"--api-key-file", keyfile, "--max-concurrent", "1", "--threads", "4", NULL};
+    int started = h_server_start(&s, args) == 0;
+    remove(keyfile);
+    if (!CHECK(started, "limits: tripletd did not start")) return;
+
+    /* --api-key: 401 with WWW-Authenticate, except the probes */
+    const char *paths[] = {"/v1/model", "/openapi.json"};
+    h_resp r;
+    char www[128];
+    for (int i = 0; i < 2; i++) {
+        h_get(&s, paths[i], &r);
+        CHECK_ERROR(&r, 401, "unauthorized", NULL, paths[i]);
+        CHECK(h_header(&r, "WWW-Authenticate", www, sizeof www) && strstr(www, "Bearer"), "%s: 401 without WWW-Authenticate: Bearer", paths[i]);
+        h_resp_free(&r);
+    }
+    const char *wrong[] = {"Authorization: Bearer s3cret-e2f", "Authorization: Bearer s3cret-e2e-and-more", "Authorization: Basic czNjcmV0LWUyZQ==",
+                           "Authorization: Bearer ", "Authorization: s3cret-e2e"};
+    for (int i = 0; i < 5; i++) {
+        h_req rq = {.method = "POST", .path = "/v1/embed", .body = embed_body[0], .headers = {wrong[i]}};
+        h_request(&s, &rq, &r);
+        CHECK_ERROR(&r, 401, "unauthorized", NULL, wrong[i]);
+        h_resp_free(&r);
+    }
+    const char *probes[] = {"/healthz", "/readyz", "/metrics"};
+    for (int i = 0; i < 3; i++) {
+        h_get(&s, probes[i], &r);
+        CHECK(r.status == 200, "%s needs no API key: status %ld", probes[i], r.status);
+        h_resp_free(&r);
+    }
+    const char *auth = "Authorization: Bearer s3cret-e2e";
+    h_req ok = {.method = "POST", .path = "/v1/embed", .body = embed_body[0], .headers = {auth}};
+    h_request(&s, &ok, &r);
+    CHECK(r.status == 200 && match_model(&r, 0, 0) == 'A', "the right key: status %ld", r.status);
+    h_resp_free(&r);
+
+    /* --max-concurrent 1: parallel slow requests, the extra ones get 429 + Retry-After */
+    char *body = slow_body(h_slow() ? 256 : 512);
+    enum { NB = 12 };
+    pthread_t th[NB];
+    burst b[NB];
+    for (int i = 0; i < NB; i++) {
+        b[i] = (burst){.s = &s, .body = body, .auth = auth, .n = 3};
+        pthread_create(&th[i], NULL, burst_run, &b[i]);
+    }
+    int g200 = 0, g429 = 0, other = 0, ra = 0, js = 0;
+    long other_status = 0;
+    for (int i = 0; i < NB; i++) {
+        pthread_join(th[i], NULL);
+        g200 += b[i].got200, g429 += b[i].got429, other += b[i].other, ra += b[i].retry_after_ok, js += b[i].json_ok;
+        if (b[i].other) other_status = b[i].other_status;
+    }
+    free(body);
+    printf("--max-concurrent 1: %d x 200, %d x 429\n", g200, g429);
+    CHECK(g200 >= 1 && g429 >= 1, "--max-concurrent 1 with %d parallel clients: %d x 200, %d x 429; want both", NB, g200, g429);
+    CHECK(other == 0, "--max-concurrent: %d replies neither 200 nor 429 (e.g. %ld)", other, other_status);
+    CHECK(ra == g429, "429 without Retry-After (>= 1 s): %d of %d", g429 - ra, g429);
+    CHECK(js == g429, "429 without the error JSON (too_many_requests): %d of %d", g429 - js, g429);
+    /* the slot is free again: one client at a time never sees 429, on fresh
+     * connections or on one keep-alive connection */
+    usleep(200000);
+    void *conn = h_conn_new();
+    int seq429 = 0, seqbad = 0;
+    for (int i = 0; i < 40; i++) {
+        if (i % 2) h_request_conn(conn, &s, &ok, &r);
+        else h_request(&s, &ok, &r);
+        seq429 += r.status == 429;
+        seqbad += r.status != 200 && r.status != 429;
+        h_resp_free(&r);
+    }
+    h_conn_free(conn);
+    CHECK(seq429 == 0 && seqbad == 0, "--max-concurrent 1, sequential client: %d x 429, %d other errors in 40 requests", seq429, seqbad);
+    h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
+}
+
+typedef struct {
+    const h_server *s;
+    const char *body;
+    long status;
+    double t_start, t_end;
+} inflight;
+
+static void *inflight_run(void *arg)
+{
+    inflight *f = arg;
+    h_req rq = {.method = "POST", .path = "/v1/loss/infonce", .body = f->body, .timeout_ms = 60000};
+    h_resp r;
+    f->t_start = h_now();
+    h_request(f->s, &rq, &r);
+    f->t_end = h_now();
+    f->status = r.status;
+    h_resp_free(&r);
+    return NULL;
+}
+
+static void test_sigterm_drain(void)
+{
+    h_server s;
+    const char *args[] = {"--threads", "4", "--drain-timeout", "30", NULL};
+    if (!CHECK(h_server_start(&s, args) == 0, "drain: tripletd did not start")) return;
+    /* a keep-alive connection opened before SIGTERM: it may still ask /readyz during the drain */
+    void *conn = h_conn_new();
+    h_req ready = {.method = "GET", .path = "/readyz"};
+    h_resp r;
+    h_request_conn(conn, &s, &ready, &r);
+    CHECK_EQ_INT(r.status, 200, "/readyz before SIGTERM");
+    h_resp_free(&r);
+
+    /* time one slow request so the in-flight ones last long enough to see the drain */
+    int n = 256;
+    char *body = slow_body(n);
+    double t0 = h_now();
+    h_post(&s, "/v1/loss/infonce", body, &r);
+    double one = h_now() - t0;
+    h_resp_free(&r);
+    while (one < 0.15 && n < 1024) { /* the server handles max-batch 1024 by default */
+        free(body);
+        n *= 2;
+        body = slow_body(n);
+        t0 = h_now();
+        h_post(&s, "/v1/loss/infonce", body, &r);
+        one = h_now() - t0;
+        h_resp_free(&r);
+    }
+    enum { NF = 6 };
+    pthread_t th[NF];
+    inflight f[NF];
+    for (int i = 0; i < NF; i++) {
+        f[i] = (inflight){.s = &s, .body = body};
+        pthread_create(&th[i], NULL, inflight_run, &f[i]);
+    }
+    usleep((useconds_t)(one * 0.3e6) + 20000); /* all six sent, the first ones running */
+    double t_term = h_now();
+    kill(s.pid, SIGTERM);
+    usleep(20000);
+    h_request_conn(conn, &s, &ready, &r);
+    int saw503 = r.status == 503;
+    long st1 = r.status;
+    h_resp_free(&r);
+    /* new connections: refused once the listener closes, or 503 from /readyz before that */
+    h_get(&s, "/readyz", &r);
+    CHECK(r.status == 503 || r.status == 0, "/readyz on a new connection during the drain: %ld, want 503 or refused", r.status);
+    saw503 |= r.status == 503;
+    h_resp_free(&r);
+    CHECK(saw503, "/readyz never answered 503 during the drain (keep-alive connection got %ld)", st1);
+    int done = 0;
+    for (int i = 0; i < NF; i++) {
+        pthread_join(th[i], NULL);
+        done += f[i].status == 200;
+        if (f[i].status != 200) CHECK(0, "in-flight request %d ended with status %ld during the drain", i, f[i].status);
+    }
+    int finished_after = 0;
+    for (int i = 0; i < NF; i++) finished_after += f[i].t_end > t_term;
+    printf("drain: one request %.0f ms (n=%d); %d in flight at SIGTERM, %d completed\n", one * 1e3, n, finished_after, done);
+    CHECK(finished_after >= 1, "no request was still in flight at SIGTERM (the test did not test the drain)");
+    int st = h_server_wait(&s, h_slow() ? 60 : 30);
+    CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "after SIGTERM: exit status %d, want 0", st);
+    if (st == -1) h_server_stop(&s, SIGKILL, 1);
+    h_get(&s, "/healthz", &r);
+    CHECK(r.status == 0, "after exit the port still answers (%ld)", r.status);
+    h_resp_free(&r);
+    h_conn_free(conn);
+    free(body);
+}
+
+int main(void)
+{
+    size_t len;
+    char *text = h_read_file(h_root_path("tests/golden/e2e_golden.json"), &len);
+    if (!text) h_die("cannot read tests/golden/e2e_golden.json (set TRIPLET_ROOT)");
+    G = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!G) h_die("tests/golden/e2e_golden.json is not JSON");
+    build_bodies();
+    double t0 = h_now();
+    test_concurrent_clients();
+    printf("concurrency: %.1f s\n", h_now() - t0);
+    t0 = h_now();
+    test_reload_under_load();
+    printf("reload: %.1f s\n", h_now() - t0);
+    t0 = h_now();
+    test_limits_and_auth();
+    printf("limits and auth: %.1f s\n", h_now() - t0);
+    t0 = h_now();
+    test_sigterm_drain();
+    printf("drain: %.1f s\n", h_now() - t0);
+    for (int i = 0; i < N_X; i++) cJSON_free(embed_body[i]);
+    cJSON_Delete(G);
+    return h_report("e2e_lifecycle");
+}

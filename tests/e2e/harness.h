@@ -1,0 +1,151 @@
+/* harness.h - e2e test support: start tripletd on port 0, libcurl requests, JSON helpers, checks. */
+#ifndef E2E_HARNESS_H
+#define E2E_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+/* ---- checks ---------------------------------------------------------- */
+
+/* Failure count and check count, shared by all threads of a test binary. */
+extern int h_failures;
+extern int h_checks;
+
+/* Record one check; on failure print "file:line: message". Thread-safe.
+ * Returns cond so callers can skip dependent checks. */
+int h_check(int cond, const char *file, int line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+#define CHECK(cond, ...) h_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+#define CHECK_EQ_INT(got, want, what) \
+    h_check((long long)(got) == (long long)(want), __FILE__, __LINE__, "%s: got %lld, want %lld", (what), (long long)(got), (long long)(want))
+#define CHECK_STR(got, want, what) \
+    h_check((got) != NULL && strcmp((got), (want)) == 0, __FILE__, __LINE__, "%s: got \"%s\", want \"%s\"", (what), (got) ? (got) : "(null)", (want))
+/* |got - want| <= atol + rtol * |want| */
+#define CHECK_NEAR(got, want, rtol, atol, what) \
+    h_check(h_near((got), (want), (rtol), (atol)), __FILE__, __LINE__, "%s: got %.17g, want %.17g (rtol %g, atol %g)", (what), (double)(got), (double)(want), (double)(rtol), (double)(atol))
+int h_near(double got, double want, double rtol, double atol);
+
+/* Print "N passed, N failed" (checks) and return the exit status (0 if no
+ * failure). Stops every server still running. */
+int h_report(const char *suite);
+
+/* Abort the whole binary (servers are killed by the exit hook). */
+void h_die(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2), noreturn))
+#endif
+    ;
+
+/* ---- the server under test ------------------------------------------ */
+
+typedef struct {
+    pid_t pid;        /* 0 when not running */
+    int port;
+    char dir[256];    /* private temp directory (port file, log, models) */
+    char log[300];    /* its stdout+stderr */
+} h_server;
+
+/* Path of a file under the repository root ($TRIPLET_ROOT, else "."):
+ * returns a static per-thread buffer. */
+const char *h_root_path(const char *rel);
+
+/* 1 when the server binary is a sanitizer build (slower: scale timeouts). */
+int h_slow(void);
+
+/* Start $TRIPLETD --host 127.0.0.1 --port 0 --port-file DIR/port plus args
+ * (NULL-terminated; "--model PATH" is added when args holds no "--model").
+ * Waits (bounded) for the port file and GET /healthz 200. 0 on success;
+ * on failure prints why (with the server log tail) and returns -1. */
+int h_server_start(h_server *s, const char *const *args);
+
+/* Send sig and wait up to timeout_s for the exit; SIGKILL after that.
+ * Returns the exit status as from waitpid (or -1). Idempotent. */
+int h_server_stop(h_server *s, int sig, double timeout_s);
+
+/* Wait for the server to exit by itself (up to timeout_s). Returns the wait
+ * status, or -1 on timeout (it is still running then). */
+int h_server_wait(h_server *s, double timeout_s);
+
+/* Print the last lines of the server's log to stderr. */
+void h_server_log_tail(const h_server *s, int lines);
+
+/* ---- HTTP ------------------------------------------------------------ */
+
+typedef struct {
+    const char *method;       /* "GET", "POST", ... */
+    const char *path;         /* "/v1/embed?pretty=1" */
+    const char *headers[12];  /* "Name: value", NULL-terminated */
+    const char *body;         /* NULL: no body */
+    size_t body_len;          /* 0 with body != NULL: strlen(body) */
+    int chunked;              /* send the body with Transfer-Encoding: chunked */
+    int no_content_type;      /* do not add "Content-Type: application/json" to bodies */
+    long timeout_ms;          /* 0: 10 s (x4 under sanitizers) */
+} h_req;
+
+typedef struct {
+    long status;    /* 0 when the transfer failed */
+    char *headers;  /* raw response header block */
+    char *body;     /* NUL-terminated */
+    size_t body_len;
+    double seconds;
+    char curl_err[256];
+    cJSON *json;    /* parsed body, or NULL */
+} h_resp;
+
+/* One request on a fresh connection. Returns 0 if an HTTP response arrived. */
+int h_request(const h_server *s, const h_req *rq, h_resp *out);
+void h_resp_free(h_resp *r);
+
+/* A reusable connection (a libcurl easy handle): requests through it share
+ * one keep-alive TCP connection. One thread at a time. */
+void *h_conn_new(void);
+void h_conn_free(void *conn);
+int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out);
+
+/* Convenience: GET path; POST path with a JSON body (Content-Type set). */
+int h_get(const h_server *s, const char *path, h_resp *out);
+int h_post(const h_server *s, const char *path, const char *body, h_resp *out);
+
+/* Value of a response header (case-insensitive name), copied into buf;
+ * NULL when absent. */
+const char *h_header(const h_resp *r, const char *name, char *buf, size_t cap);
+
+/* Check that r is an error reply: status, {"error":{"code":status,"type":
+ * type,"message":non-empty,"field":field}}; field NULL means "not checked",
+ * "" means absent or empty. Returns 1 if all matched. what labels messages. */
+int h_check_error(const h_resp *r, long status, const char *type, const char *field, const char *what, const char *file, int line);
+#define CHECK_ERROR(r, status, type, field, what) h_check_error((r), (status), (type), (field), (what), __FILE__, __LINE__)
+
+/* ---- JSON helpers ---------------------------------------------------- */
+
+/* Object member by dotted path ("config.metric", "data.0.embedding"). */
+const cJSON *h_jget(const cJSON *root, const char *path);
+/* Number at path, or NAN. String at path, or NULL. */
+double h_jnum(const cJSON *root, const char *path);
+const char *h_jstr(const cJSON *root, const char *path);
+/* Copy a numeric array (n entries) into a malloc'd double array; NULL if the
+ * item is not an array of numbers. *n receives the count. */
+double *h_jarray(const cJSON *arr, size_t *n);
+/* Flatten an array of numeric arrays (rows x cols) into malloc'd doubles;
+ * NULL if ragged or not numeric. */
+double *h_jmatrix(const cJSON *arr, size_t *rows, size_t *cols);
+
+/* Read a whole file into a malloc'd NUL-terminated buffer (NULL on error). */
+char *h_read_file(const char *path, size_t *len);
+/* Write a buffer to a file; 0 on success. */
+int h_write_file(const char *path, const void *buf, size_t len);
+
+/* Base64 (standard alphabet, padded) of n little-endian float32 values; malloc'd. */
+char *h_b64_floats(const float *v, size_t n);
+/* Decode a base64 float32 string; malloc'd floats, *n count; NULL on error. */
+float *h_b64_decode_floats(const char *s, size_t *n);
+
+/* Monotonic clock in seconds. */
+double h_now(void);
+
+#endif
