@@ -29,6 +29,10 @@ struct srv_http {
 };
 
 static atomic_int g_draining;
+/* Requests counted against --max-concurrent: released when the reply is
+ * queued, not when MHD completes it, so a client that sends its next request
+ * right after reading a reply is not refused for its own previous one. */
+static atomic_int g_active;
 static atomic_ullong g_req_seq;
 static unsigned long long g_req_salt;
 static pthread_key_t g_scratch_key;
@@ -71,6 +75,7 @@ typedef struct {
     char *body;
     size_t len, cap, discarded;
     int pretty;
+    int active;         /* counted in g_active */
     char request_id[72];
     char method[16];
 } req;
@@ -153,6 +158,7 @@ static enum MHD_Result send_reply(const srv_http *h, struct MHD_Connection *c, r
     if (srv_draining()) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(c, (unsigned int)out->status, resp);
     MHD_destroy_response(resp);
+    if (r->active) r->active = 0, atomic_fetch_sub(&g_active, 1);
     double sec = since(&r->t0);
     srv_metrics_request(r->route, out->status, sec);
     srv_log_access(r->method, path, out->status, len, sec * 1e6, r->request_id);
@@ -174,10 +180,10 @@ static void dispatch(const srv_http *h, req *r)
             goto done;
         }
         if (r->len > 0) {
-            const char *end = NULL;
-            body = cJSON_ParseWithLengthOpts(r->body, r->len + 1, &end, 1);
+            const char *end = NULL, *nul = memchr(r->body, 0, r->len); /* cJSON would skip a NUL as whitespace */
+            body = nul ? NULL : cJSON_ParseWithLengthOpts(r->body, r->len + 1, &end, 1);
             if (!body || end != r->body + r->len) {
-                size_t at = end && end >= r->body ? (size_t)(end - r->body) : 0;
+                size_t at = nul ? (size_t)(nul - r->body) : end && end >= r->body ? (size_t)(end - r->body) : 0;
                 srv_fail(out, 400, "", "invalid JSON at byte %zu of %zu", at, r->len);
                 goto done;
             }
@@ -220,6 +226,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
         srv_reply_init(&r->reply);
         srv_metrics_inflight(1);
+        r->active = 1;
+        atomic_fetch_add(&g_active, 1);
         snprintf(r->method, sizeof r->method, "%s", method);
         const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
         if (id && id_ok(id)) snprintf(r->request_id, sizeof r->request_id, "%s", id);
@@ -241,7 +249,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         } else if (!rt) srv_fail(&r->reply, 404, "", "no route %.16s %.200s", method, url);
         else if (rt->auth && h->has_key && !auth_ok(h, c))
             srv_fail(&r->reply, 401, "", "missing or wrong API key (send Authorization: Bearer <key>)");
-        else if (srv_metrics_inflight_now() > cfg->max_concurrent) {
+        else if (atomic_load(&g_active) > cfg->max_concurrent) {
             srv_fail(&r->reply, 429, "", "too many requests in flight (limit %d); retry later", cfg->max_concurrent);
             srv_reply_header(&r->reply, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         } else if (rt->has_body && clen > cfg->max_body)
@@ -250,8 +258,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             srv_fail(&r->reply, 415, "", "Content-Type must be application/json, got %.100s", ct ? ct : "none");
         if (r->reply.status != 200) {
             r->early = r->reply.status;
-            /* a body we will not read is answered now (the connection closes) */
-            if (clen > cfg->max_body) return send_reply(h, c, r, url);
+            /* a body far over the limit is answered now (the connection closes, and the
+             * client may see a reset instead of the 413); a moderately oversized one is
+             * read and discarded first, so that clients without Expect: 100-continue get it */
+            if (clen > cfg->max_body * 4 + 1048576) return send_reply(h, c, r, url);
         } else if (rt->has_body && clen > 0) {
             r->cap = (size_t)clen;
         }
@@ -298,6 +308,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     (void)cls, (void)c, (void)toe;
     if (!r) return;
     srv_metrics_inflight(-1);
+    if (r->active) atomic_fetch_sub(&g_active, 1);
     srv_reply_clear(&r->reply);
     free(r->body);
     free(r);
