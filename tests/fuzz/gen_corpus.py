@@ -5,6 +5,7 @@ Small, valid inputs of every shape each parser accepts, so the fuzzer starts
 from deep inside the format. Deterministic: rerunning rewrites the same bytes.
 Run from anywhere: python3 tests/fuzz/gen_corpus.py
 """
+import base64
 import json
 import os
 import shutil
@@ -140,6 +141,38 @@ def main():
     write(d, "ids", '{"features":[0.5],"label":3,"id":"a"}\n\n{"features":[1e-3],"label":-2,"id":"b"}\r\n'
                     '{"features":[2],"label":3,"id":"b"}\n')
     write(d, "int_ids", '{"x":[1,2,3],"label":1,"id":17}\n{"x":[4,5,6],"label":1,"id":18}')
+
+    # fuzz_request: "PATH\nBODY" for the 4 -> 3 -> 2 model and 2-d gallery fuzz_request.c builds
+    d = target_dir("fuzz_request")
+    x4 = [[1, 2, 3, 4], [0.5, -1, 0, 2], [0, 0, 0, 0], [3, 1, 4, 1]]
+    b64 = base64.b64encode(struct.pack("<4f", 1, 2, 3, 4)).decode()
+    reqs = {
+        "healthz": ("/healthz", None), "readyz": ("/readyz", None), "model": ("/v1/model", None),
+        "metrics": ("/metrics", None), "openapi": ("/openapi.json", None), "gallery": ("/v1/gallery", None),
+        "embed": ("/v1/embed", {"inputs": x4[:2], "normalize": False}),
+        "embed_b64": ("/v1/embed", {"inputs": b64, "encoding_format": "base64"}),
+        "embeddings": ("/v1/embeddings", {"input": x4[0], "model": "m", "encoding_format": "float"}),
+        "distance": ("/v1/distance", {"a": x4[:2], "b": x4[2:], "metric": "cosine"}),
+        "distance_pairwise": ("/v1/distance", {"a": [[1, 2], [3, 4]], "b": [[0, 1]], "embed": False,
+                                               "pairwise": True, "metric": "dot"}),
+        "triplet": ("/v1/loss/triplet", {"anchors": x4[:2], "positives": x4[1:3], "negatives": x4[2:],
+                                         "margin": 0.3, "swap": True, "reduction": "mean-nonzero"}),
+        "triplet_soft": ("/v1/loss/triplet", {"anchors": [1, 0], "positives": [1, 1], "negatives": [0, 1],
+                                              "embed": False, "loss": "triplet-soft", "metric": "euclidean"}),
+        "pair": ("/v1/loss/pair", {"a": x4[:2], "b": x4[2:], "labels": [1, 0], "loss": "contrastive-squared"}),
+        "infonce": ("/v1/loss/infonce", {"a": x4[:3], "b": x4[1:], "temperature": 0.5, "tau_plus": 0.1,
+                                         "beta": 1.0, "estimator": "hard"}),
+        "mine_hard": ("/v1/mine", {"inputs": x4, "labels": [0, 0, 1, 1], "strategy": "batch-hard"}),
+        "mine_all": ("/v1/mine", {"inputs": x4, "labels": [0, 1, 0, 1], "strategy": "batch-all",
+                                  "max_triplets": 3, "metric": "sqeuclidean"}),
+        "mine_semi": ("/v1/mine", {"inputs": [[1, 0], [0, 1], [1, 1]], "labels": [0, 0, 1], "embed": False,
+                                   "strategy": "semi-hard", "margin": 0.5}),
+        "search": ("/v1/search", {"queries": x4[:2], "k": 3}),
+        "search_raw": ("/v1/search", {"queries": [[1, 0]], "embed": False, "k": 2, "filter_label": 1,
+                                      "metric": "cosine"}),
+    }
+    for name, (path, body) in reqs.items():
+        write(d, name, path + "\n" + ("" if body is None else json.dumps(body)))
 
 
 if __name__ == "__main__":

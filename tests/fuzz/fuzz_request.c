@@ -1,0 +1,126 @@
+/* fuzz_request.c - fuzz target: request bodies parsed as http.c does, then the route's handler called directly (no HTTP).
+ * Input: "PATH\nBODY" - the route's path (any route but /v1/admin/reload), a newline, the body. The state is a small
+ * 4 -> 3 -> 2 model and a 5-item gallery built once, so that bodies reach past dimension checks.
+ * A client's body must never crash, leak, yield a 5xx, or produce a reply that is not well-formed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fuzz_common.h"
+#include "gallery.h"
+#include "model.h"
+#include "srv.h"
+
+static srv_config g_cfg;
+static srv_state *g_state;
+static srv_scratch g_scratch;
+
+/* Build the model and gallery files in a scratch directory, load them as tripletd would, remove the files. */
+static void setup(void) {
+    char dir[] = "/tmp/fuzz_request.XXXXXX", mpath[64], gpath[64];
+    const int dims[3] = {4, 3, 2};
+    mdl_model *m = NULL, *loaded = NULL;
+    tr_err err;
+    if (mkdtemp(dir) == NULL) fz_fail("setup", "mkdtemp failed");
+    snprintf(mpath, sizeof mpath, "%s/m.safetensors", dir);
+    snprintf(gpath, sizeof gpath, "%s/g.safetensors", dir);
+    if (mdl_new(dims, 2, ACT_RELU, 1, &m, &err)) fz_fail("mdl_new", err.msg);
+    for (int l = 0; l < 2; l++) {
+        for (int i = 0; i < m->layers[l].in * m->layers[l].out; i++) m->layers[l].w[i] = (float)((i * 7 + l) % 5) / 4.0f - 0.5f;
+        for (int i = 0; i < m->layers[l].out; i++) m->layers[l].b[i] = 0.1f * (float)i;
+    }
+    if (mdl_save(m, mpath, NULL, 0, &err) || mdl_load(mpath, &loaded, &err)) fz_fail("model", err.msg);
+    const float emb[10] = {1, 0, 0, 1, -1, 0, 0.5f, 0.5f, 0, -1};
+    const int64_t labels[5] = {0, 1, 0, 1, 2};
+    const char *ids[5] = {"a", "b", "c", "d", "e"};
+    if (gal_save(gpath, emb, 5, 2, labels, ids, loaded->sha256, &err)) fz_fail("gal_save", err.msg);
+    char *argv[] = {"tripletd", "--model", mpath, "--max-batch", "64", NULL};
+    if (srv_config_parse(&g_cfg, 5, argv, &err) != 0) fz_fail("srv_config_parse", err.msg);
+    if (srv_state_load(&g_cfg, mpath, gpath, &g_state, &err)) fz_fail("srv_state_load", err.msg);
+    unlink(mpath);
+    unlink(gpath);
+    rmdir(dir);
+    mdl_free(m);
+    mdl_free(loaded);
+}
+
+/* The route whose path is p[0..n), or -1 (reload is left out: it swaps the process-wide snapshot). */
+static int find_route(const uint8_t *p, size_t n) {
+    for (int i = 0; i < srv_route_count(); i++) {
+        const char *path = srv_route_at(i)->path;
+        if (strlen(path) == n && memcmp(path, p, n) == 0 && strcmp(path, "/v1/admin/reload") != 0) return i;
+    }
+    return -1;
+}
+
+/* Every number in a reply must be finite: cJSON would print NaN/Inf as null. */
+static void check_numbers(const cJSON *j, const char *route) {
+    for (; j; j = j->next) {
+        if (cJSON_IsNumber(j) && !isfinite(j->valuedouble)) {
+            char m[160];
+            snprintf(m, sizeof m, "%s: reply holds a non-finite number at \"%s\"", route, j->string ? j->string : "[]");
+            fz_fail("reply", m);
+        }
+        check_numbers(j->child, route);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (g_state == NULL) setup();
+    const uint8_t *nl = memchr(data, '\n', size);
+    int route = nl ? find_route(data, (size_t)(nl - data)) : -1;
+    if (route < 0) return 0;
+    const srv_route *rt = srv_route_at(route);
+    cJSON *body = NULL;
+    char *text = NULL;
+    size_t len = size - (size_t)(nl - data) - 1;
+    if (rt->has_body) {
+        /* as http.c: the body is NUL-terminated and must be exactly one JSON object */
+        if (len == 0) return 0;
+        text = malloc(len + 1);
+        if (text == NULL) abort();
+        memcpy(text, nl + 1, len);
+        text[len] = '\0';
+        const char *end = NULL;
+        body = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
+        if (body == NULL || end != text + len || !cJSON_IsObject(body)) goto done;
+    }
+    srv_ctx ctx = {.state = g_state, .cfg = &g_cfg, .scratch = &g_scratch, .request_id = "fuzz", .route = route};
+    srv_reply out;
+    srv_reply_init(&out);
+    out.status = 200;
+    int st = rt->fn(&ctx, body, &out);
+    char m[700];
+    if (st != out.status) {
+        snprintf(m, sizeof m, "%s returned %d but set status %d", rt->path, st, out.status);
+        fz_fail("handler", m);
+    }
+    if (st >= 500 || st < 200 || (st >= 300 && st < 400)) {
+        snprintf(m, sizeof m, "%s answered %d to a client's body: %s [%s]", rt->path, st, out.err_msg, out.err_field);
+        fz_fail("handler", m);
+    }
+    if (st >= 400) {
+        if (out.err_msg[0] == '\0' || out.err_type[0] == '\0') fz_fail("handler", "error reply without type or message");
+        if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "%s: %d %s [%s] %s\n", rt->path, st, out.err_type, out.err_field, out.err_msg);
+        cJSON *e = srv_error_json(&out);
+        char *s = e ? cJSON_PrintUnformatted(e) : NULL;
+        if (s == NULL) fz_fail("srv_error_json", "cannot render the error");
+        free(s);
+        cJSON_Delete(e);
+    } else if (out.body) {
+        check_numbers(out.body, rt->path);
+        char *s = cJSON_PrintUnformatted(out.body);
+        if (s == NULL) fz_fail("reply", "cannot render the reply");
+        free(s);
+    } else if (out.raw == NULL) {
+        snprintf(m, sizeof m, "%s: 2xx reply without a body", rt->path);
+        fz_fail("handler", m);
+    }
+    srv_reply_clear(&out);
+done:
+    cJSON_Delete(body);
+    free(text);
+    return 0;
+}
