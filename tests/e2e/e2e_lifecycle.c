@@ -523,6 +523,7 @@ static void test_sigterm_drain(void)
     h_request_conn(conn, &s, &ready, &r);
     int saw503 = r.status == 503;
     long st1 = r.status;
+    if (saw503) CHECK_ERROR(&r, 503, "not_ready", NULL, "/readyz during the drain");
     h_resp_free(&r);
     /* new connections: refused once the listener closes, or 503 from /readyz before that */
     h_get(&s, "/readyz", &r);
@@ -550,6 +551,52 @@ static void test_sigterm_drain(void)
     free(body);
 }
 
+/* Bad flags or a bad model: exit status 2 and one line naming the problem. */
+static void test_bad_startup(void)
+{
+    const char *bin = getenv("TRIPLETD");
+    char err[512], cmd[2048];
+    snprintf(err, sizeof err, "%s/tripletd-e2e-stderr.%d", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    char corrupt[600];
+    snprintf(corrupt, sizeof corrupt, "%s.model", err);
+    size_t len;
+    char *raw = h_read_file(h_root_path("tests/data/e2e-model.safetensors"), &len);
+    if (raw) h_write_file(corrupt, raw, len / 2);
+    free(raw);
+    struct {
+        const char *args, *needle;
+    } cases[] = {
+        {"--model /nonexistent/model.safetensors", "nonexistent"},
+        {"--model @CORRUPT@", "tensor"},
+        {"--model @MODEL@ --port 99999", "port"},
+        {"--model @MODEL@ --no-such-flag", "no-such-flag"},
+        {"--model @MODEL@ --metric manhattan", "manhattan"},
+        {"--model @MODEL@ --log-format xml", "xml"},
+        {"--port 0", "model"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[1200];
+        const char *a = cases[i].args, *at = strchr(a, '@');
+        if (at && strncmp(at, "@MODEL@", 7) == 0)
+            snprintf(args, sizeof args, "%.*s%s%s", (int)(at - a), a, h_root_path("tests/data/e2e-model.safetensors"), at + 7);
+        else if (at)
+            snprintf(args, sizeof args, "%.*s%s%s", (int)(at - a), a, corrupt, at + 9);
+        else
+            snprintf(args, sizeof args, "%s", a);
+        snprintf(cmd, sizeof cmd, "'%s' --host 127.0.0.1 %s >/dev/null 2>'%s' </dev/null", bin, args, err);
+        int st = system(cmd);
+        char *text = h_read_file(err, NULL);
+        int lines = 0;
+        for (const char *p = text; p && *p; p++) lines += *p == '\n';
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2, "tripletd %s: exit status %d, want 2", cases[i].args, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        CHECK(text && lines == 1 && strstr(text, cases[i].needle), "tripletd %s: want one line naming \"%s\", got: %s", cases[i].args, cases[i].needle,
+              text ? text : "(nothing)");
+        free(text);
+    }
+    remove(err);
+    remove(corrupt);
+}
+
 int main(void)
 {
     size_t len;
@@ -559,7 +606,11 @@ int main(void)
     free(text);
     if (!G) h_die("tests/golden/e2e_golden.json is not JSON");
     build_bodies();
+    if (!getenv("TRIPLETD")) h_die("set TRIPLETD to the tripletd binary");
     double t0 = h_now();
+    test_bad_startup();
+    printf("bad startup: %.1f s\n", h_now() - t0);
+    t0 = h_now();
     test_concurrent_clients();
     printf("concurrency: %.1f s\n", h_now() - t0);
     t0 = h_now();
