@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# bench_forward.sh - MLP forward throughput (vectors/s): libtriplet mdl_forward (OpenBLAS sgemv
+# for one row, sgemm for batches) against PyTorch (Debian python3-torch, torch.inference_mode)
+# on the same 784->256->64 ReLU model file, batches 1/32/256/4096, 1 and 2 threads, same run.
+# PyTorch runs twice: with the tuned environment from FACTS (glibc malloc thresholds, and
+# OMP_WAIT_POLICY=PASSIVE at 2 threads) - the reference for the ratios - and with defaults.
+# Both sides get the same thread count for OpenMP and OpenBLAS. Writes $RESULTS/forward.md.
+# Env: REPS (best of, default 5), MIN_S (seconds per timed run, default 0.25).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RESULTS=${RESULTS:-$PWD/bench/results}
+B=${B:-build}
+REPS=${REPS:-5}
+MIN_S=${MIN_S:-0.25}
+BATCHES="1 32 256 4096"
+PY=/usr/bin/python3 # Debian's torch lives only there
+$PY -c 'import torch' 2>/dev/null || { echo "bench_forward: needs python3-torch (make bench-deps)"; exit 1; }
+mkdir -p "$RESULTS" "$B/bench"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+LIBA=lib/libtriplet.a
+[[ $B == build-san ]] && LIBA=build-san/libtriplet.a
+cc -std=c11 -D_GNU_SOURCE -O2 -Ilib $(pkg-config --cflags openblas 2>/dev/null) bench/forward.c "$LIBA" \
+    -o "$B/bench/forward" $(pkg-config --libs-only-L openblas 2>/dev/null) -lcjson -lopenblas -lcrypto -lz -lm -lpthread
+$PY bench/forward_torch.py make "$work/mlp.safetensors"
+
+TUNED="MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824"
+declare -A ours tuned dflt
+for t in 1 2; do
+    wait_policy=""
+    [[ $t == 2 ]] && wait_policy="OMP_WAIT_POLICY=PASSIVE"
+    # interleave the three so load changes on a shared machine hit all of them alike
+    while read -r b v; do ours[$t,$b]=$v; done < <(OPENBLAS_NUM_THREADS=$t "$B/bench/forward" "$work/mlp.safetensors" "$t" "$MIN_S" "$REPS" $BATCHES)
+    while read -r b v; do tuned[$t,$b]=$v; done < <(env OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t $TUNED $wait_policy \
+        $PY bench/forward_torch.py time "$work/mlp.safetensors" "$t" "$MIN_S" "$REPS" $BATCHES)
+    while read -r b v; do dflt[$t,$b]=$v; done < <(env OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t \
+        $PY bench/forward_torch.py time "$work/mlp.safetensors" "$t" "$MIN_S" "$REPS" $BATCHES)
+    for b in $BATCHES; do echo "threads=$t batch=$b: ours ${ours[$t,$b]} vec/s, torch tuned ${tuned[$t,$b]}, default ${dflt[$t,$b]}"; done
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+num() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
+{
+    echo "## MLP forward (mdl_forward vs PyTorch)"
+    echo
+    echo "Vectors/s through a 784->256->64 ReLU MLP (F32, no normalisation), best of $REPS timed"
+    echo "runs of at least ${MIN_S} s each, same model file and the same number of OpenBLAS/OpenMP"
+    echo "threads on both sides. Ours: \`mdl_forward\` (cblas_sgemv at batch 1, cblas_sgemm"
+    echo "otherwise, reused scratch). PyTorch $($PY -c 'import torch; print(torch.__version__)'):"
+    echo "\`nn.Sequential\` under \`torch.inference_mode()\`, \`torch.set_num_threads\`; ratios are"
+    echo "against its tuned environment (\`$TUNED\`, plus \`OMP_WAIT_POLICY=PASSIVE\` at 2 threads);"
+    echo "its default environment is shown too."
+    echo
+    echo "| batch | threads | ours vec/s | PyTorch tuned | PyTorch default | ours / tuned | ours / default |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    for t in 1 2; do
+        for b in $BATCHES; do
+            echo "| $b | $t | $(num "${ours[$t,$b]}") | $(num "${tuned[$t,$b]}") | $(num "${dflt[$t,$b]}") |" \
+                "**$(ratio "${ours[$t,$b]}" "${tuned[$t,$b]}")x** | $(ratio "${ours[$t,$b]}" "${dflt[$t,$b]}")x |"
+        done
+    done
+    echo
+    echo "Goals: >= 1.5x at batch 1 (1 thread: $(ratio "${ours[1,1]}" "${tuned[1,1]}")x, 2 threads:" \
+        "$(ratio "${ours[2,1]}" "${tuned[2,1]}")x) and >= 1.0x at batch 4096 (1 thread:" \
+        "$(ratio "${ours[1,4096]}" "${tuned[1,4096]}")x, 2 threads: $(ratio "${ours[2,4096]}" "${tuned[2,4096]}")x)."
+    echo "Both sides run the same OpenBLAS sgemm kernel for batches, so large batches are"
+    echo "expected near 1.0x; at batch 1 PyTorch pays its per-call dispatch overhead."
+    echo "Machine load during the run (1-minute load average at the end): $(cut -d' ' -f1 /proc/loadavg)."
+    echo
+    echo "Command: \`REPS=$REPS MIN_S=$MIN_S bench/bench_forward.sh\` (or \`make bench\`)."
+} >"$RESULTS/forward.md"
+echo "wrote $RESULTS/forward.md"
