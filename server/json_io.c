@@ -129,11 +129,11 @@ static int vec_len(const cJSON *el, const char *path, size_t *len, srv_reply *ou
         if (*len == 0) return srv_fail(out, 422, path, "%s: empty vector", path);
         return 0;
     }
-    if (cJSON_IsString(el)) {
-        /* exact count needs a decode; the string length bounds it */
-        size_t l = strlen(el->valuestring), pad = 0;
-        while (l > 0 && el->valuestring[l - 1] == '=' && pad < 2) l--, pad++;
-        *len = (l / 4 * 3 + (l % 4 ? l % 4 - 1 : 0)) / 4;
+    if (cJSON_IsString(el)) { /* decode once for the exact count (and the first error) */
+        const char *why = NULL;
+        float *v = jio_b64_decode(el->valuestring, len, &why);
+        if (!v) return srv_fail(out, 422, path, "%s: %s", path, why);
+        free(v);
         return 0;
     }
     return srv_fail(out, 422, path, "%s: expected a vector (array of numbers or base64 string), got %s", path,
