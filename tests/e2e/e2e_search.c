@@ -1,0 +1,420 @@
+/* e2e_search.c - POST /v1/search and GET /v1/gallery against a real tripletd
+ * with real galleries (one built by `tripletctl index`, one by gal_save with
+ * designed ties), checked against a brute-force double reference. */
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gallery.h"
+#include "harness.h"
+
+#define DIM 32   /* the e2e model's output */
+#define IN 784   /* its input */
+#define NG 150   /* designed gallery rows */
+#define NQ 9     /* designed queries */
+#define NCLS 4
+
+static char model_path[512], model_sha[65], dir[256];
+static float G[NG * DIM], Q[NQ * DIM];
+static int64_t L[NG];
+
+static void sha256_file(const char *path, char out[65]) {
+    size_t len;
+    char *b = h_read_file(path, &len);
+    unsigned char md[32];
+    unsigned n = 0;
+    if (b == NULL) h_die("cannot read %s", path);
+    EVP_Digest(b, len, md, &n, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    free(b);
+}
+
+/* ---- reference: exact double sums (the data are small integers, so every
+ * sum is exact and ties are real ties), full sort by (distance, index) --- */
+
+static double ref_dist(const char *metric, const float *a, const float *b) {
+    double dot = 0, na = 0, nb = 0, sq = 0;
+    for (int i = 0; i < DIM; i++) {
+        dot += (double)a[i] * b[i];
+        na += (double)a[i] * a[i];
+        nb += (double)b[i] * b[i];
+        sq += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    }
+    if (strcmp(metric, "sqeuclidean") == 0) return sq;
+    if (strcmp(metric, "euclidean") == 0) return sqrt(sq);
+    if (strcmp(metric, "dot") == 0) return -dot;
+    if (na == 0 || nb == 0) return 1.0;
+    double c = dot / (sqrt(na) * sqrt(nb));
+    return 1.0 - (c > 1 ? 1 : c < -1 ? -1 : c);
+}
+
+typedef struct {
+    double d;
+    int i;
+} rhit;
+
+static int rhit_cmp(const void *pa, const void *pb) {
+    const rhit *a = pa, *b = pb;
+    if (a->d != b->d) return a->d < b->d ? -1 : 1;
+    return (a->i > b->i) - (a->i < b->i);
+}
+
+/* Reference top-k of query q: returns the count (<= k). */
+static int ref_search(const char *metric, const float *q, int k, int use_filter, int64_t filter, rhit *out) {
+    rhit all[NG];
+    int n = 0;
+    for (int i = 0; i < NG; i++) {
+        if (use_filter && L[i] != filter) continue;
+        all[n].d = ref_dist(metric, q, G + i * DIM);
+        all[n].i = i;
+        n++;
+    }
+    qsort(all, (size_t)n, sizeof all[0], rhit_cmp);
+    if (n > k) n = k;
+    memcpy(out, all, (size_t)n * sizeof all[0]);
+    return n;
+}
+
+/* Majority label of the hits, ties to the label of the nearest hit. */
+static int64_t ref_vote(const rhit *h, int n) {
+    int best = -1, best_count = 0;
+    for (int a = 0; a < n; a++) {
+        int c = 0, first = 1;
+        for (int b = 0; b < n; b++) {
+            if (L[h[b].i] != L[h[a].i]) continue;
+            if (b < a) first = 0;
+            c++;
+        }
+        if (first && c > best_count) best = a, best_count = c;
+    }
+    return best < 0 ? -1 : L[h[best].i];
+}
+
+/* ---- data ------------------------------------------------------------ */
+
+static void make_designed(void) {
+    /* small integers: many exact ties; duplicates; zero rows; scaled copies
+     * (equal cosines) */
+    uint64_t s = 12345;
+    for (int i = 0; i < NG; i++) {
+        for (int e = 0; e < DIM; e++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            G[i * DIM + e] = (float)((int)(s >> 61) - 3); /* -3..4 */
+        }
+        L[i] = i % NCLS;
+    }
+    for (int i = 10; i < NG; i += 10) memcpy(G + i * DIM, G + (i - 7) * DIM, DIM * sizeof(float)); /* duplicates */
+    for (int i = 25; i < NG; i += 50) memset(G + i * DIM, 0, DIM * sizeof(float));                 /* zero rows */
+    for (int e = 0; e < DIM; e++) G[77 * DIM + e] = 2 * G[76 * DIM + e];                             /* same direction */
+    for (int q = 0; q < NQ; q++)
+        for (int e = 0; e < DIM; e++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            Q[q * DIM + e] = (float)((int)(s >> 62) - 1); /* -1..2 */
+        }
+    memset(Q + 1 * DIM, 0, DIM * sizeof(float));              /* a zero query */
+    memcpy(Q + 2 * DIM, G + 3 * DIM, DIM * sizeof(float));    /* a query on a duplicated row */
+    memcpy(Q + 3 * DIM, G + 76 * DIM, DIM * sizeof(float));   /* on the scaled pair */
+}
+
+static cJSON *matrix_json(const float *x, int n, int dim) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *r = cJSON_CreateArray();
+        for (int e = 0; e < dim; e++) cJSON_AddItemToArray(r, cJSON_CreateNumber(x[i * dim + e]));
+        cJSON_AddItemToArray(a, r);
+    }
+    return a;
+}
+
+/* SIGTERM and expect a clean exit (a sanitizer report would make it fail). */
+static void stop_clean(h_server *s, const char *what) {
+    int st = h_server_stop(s, 15, h_slow() ? 40 : 10);
+    if (!CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: tripletd exit status %d", what, st))
+        h_server_log_tail(s, 30);
+}
+
+static int search(const h_server *s, cJSON *req, h_resp *r) {
+    char *body = cJSON_PrintUnformatted(req);
+    int rc = h_post(s, "/v1/search", body, r);
+    free(body);
+    cJSON_Delete(req);
+    return rc;
+}
+
+/* ---- checks ---------------------------------------------------------- */
+
+static void check_exact_n(const h_server *s, const char *metric, int k, int use_filter, int64_t filter, int nq) {
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "queries", matrix_json(Q, nq, DIM));
+    cJSON_AddBoolToObject(req, "embed", 0);
+    cJSON_AddNumberToObject(req, "k", k);
+    cJSON_AddStringToObject(req, "metric", metric);
+    if (use_filter) cJSON_AddNumberToObject(req, "filter_label", (double)filter);
+    h_resp r;
+    char what[128];
+    snprintf(what, sizeof what, "%s k=%d%s", metric, k, use_filter ? " filtered" : "");
+    search(s, req, &r);
+    if (!CHECK(r.status == 200 && r.json, "%s: status %ld: %s", what, r.status, r.body ? r.body : "")) goto done;
+    const cJSON *res = h_jget(r.json, "results"), *pred = h_jget(r.json, "predicted_labels");
+    if (!CHECK(cJSON_GetArraySize(res) == nq && cJSON_GetArraySize(pred) == nq, "%s: %d results", what,
+               cJSON_GetArraySize(res)))
+        goto done;
+    for (int q = 0; q < nq; q++) {
+        rhit ref[NG];
+        int n = ref_search(metric, Q + q * DIM, k, use_filter, filter, ref);
+        const cJSON *hits = cJSON_GetArrayItem(res, q);
+        if (!CHECK(cJSON_GetArraySize(hits) == n, "%s q%d: %d hits, want %d (only real hits)", what, q,
+                   cJSON_GetArraySize(hits), n))
+            continue;
+        for (int e = 0; e < n; e++) {
+            const cJSON *h = cJSON_GetArrayItem(hits, e);
+            int idx = (int)h_jnum(h, "index");
+            double d = h_jnum(h, "distance");
+            if (!CHECK(idx == ref[e].i && h_near(d, ref[e].d, 1e-12, 1e-12),
+                       "%s q%d hit %d: got (%d, %.17g), want (%d, %.17g)", what, q, e, idx, d, ref[e].i, ref[e].d))
+                break;
+            char id[16];
+            snprintf(id, sizeof id, "g%d", ref[e].i);
+            CHECK_STR(h_jstr(h, "id"), id, "hit id");
+            CHECK_EQ_INT(h_jnum(h, "label"), L[ref[e].i], "hit label");
+        }
+        const cJSON *p = cJSON_GetArrayItem(pred, q);
+        int64_t want = ref_vote(ref, n);
+        if (want < 0) CHECK(cJSON_IsNull(p), "%s q%d: predicted label should be null", what, q);
+        else CHECK(cJSON_IsNumber(p) && p->valuedouble == (double)want, "%s q%d: predicted %g, want %lld", what, q,
+                   cJSON_IsNumber(p) ? p->valuedouble : NAN, (long long)want);
+    }
+done:
+    h_resp_free(&r);
+}
+
+static void check_limits(const h_server *s) {
+    static const struct {
+        const char *body, *field, *what;
+    } bad[] = {
+        {"{\"queries\":[[1]],\"embed\":false,\"k\":0}", "k", "k = 0"},
+        {"{\"queries\":[[1]],\"embed\":false,\"k\":1001}", "k", "k over 1000"},
+        {"{\"queries\":[[1]],\"embed\":false,\"k\":2.5}", "k", "k not an integer"},
+        {"{\"queries\":[[1]],\"embed\":false,\"k\":\"3\"}", "k", "k a string"},
+        {"{\"embed\":false}", "queries", "queries missing"},
+        {"{\"queries\":[],\"embed\":false}", "queries", "queries empty"},
+        {"{\"queries\":[[1,2,3]],\"embed\":false}", "queries[0]", "query of the wrong dimension"},
+        {"{\"queries\":[[1,2,3]]}", "queries[0]", "raw query of the wrong dimension"},
+        {"{\"queries\":[[1]],\"embed\":false,\"metric\":\"manhattan\"}", "metric", "unknown metric"},
+        {"{\"queries\":[[1]],\"embed\":false,\"filter_label\":1.5}", "filter_label", "fractional filter"},
+        {"{\"queries\":[[1]],\"embed\":false,\"filter_label\":\"a\"}", "filter_label", "string filter"},
+        {"{\"queries\":[[1]],\"embed\":false,\"kk\":3}", "kk", "unknown field"},
+        {"{\"queries\":[[1]],\"embed\":\"no\"}", "embed", "embed not a boolean"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        h_resp r;
+        h_post(s, "/v1/search", bad[i].body, &r);
+        CHECK_ERROR(&r, 422, "invalid_input", bad[i].field, bad[i].what);
+        h_resp_free(&r);
+    }
+    /* more queries than --max-batch (8 for this server) */
+    float z[9 * DIM];
+    for (int i = 0; i < 9 * DIM; i++) z[i] = (float)(i % 5);
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "queries", matrix_json(z, 9, DIM));
+    cJSON_AddBoolToObject(req, "embed", 0);
+    h_resp r;
+    search(s, req, &r);
+    CHECK_ERROR(&r, 422, "invalid_input", "queries", "queries over --max-batch");
+    h_resp_free(&r);
+}
+
+static void check_gallery_info(const h_server *s, const char *gpath, int n, int dim, int labels, int n_labels,
+                               int model_match) {
+    h_resp r;
+    char sha[65];
+    sha256_file(gpath, sha);
+    h_get(s, "/v1/gallery", &r);
+    if (CHECK(r.status == 200 && r.json, "GET /v1/gallery: %ld %s", r.status, r.body ? r.body : "")) {
+        CHECK_EQ_INT(h_jnum(r.json, "size"), n, "gallery size");
+        CHECK_EQ_INT(h_jnum(r.json, "dim"), dim, "gallery dim");
+        CHECK(cJSON_IsTrue(h_jget(r.json, "labels")) == labels, "gallery labels flag");
+        CHECK_EQ_INT(h_jnum(r.json, "n_labels"), n_labels, "gallery distinct labels");
+        CHECK_STR(h_jstr(r.json, "sha256"), sha, "gallery sha256");
+        CHECK(cJSON_IsTrue(h_jget(r.json, "model_match")) == model_match, "model_match");
+        CHECK(h_jstr(r.json, "path") && strstr(h_jstr(r.json, "path"), "safetensors"), "gallery path");
+    }
+    h_resp_free(&r);
+}
+
+/* Gallery built by `tripletctl index` from JSON lines with ids; raw queries
+ * are embedded by the server. Checked against a reference on /v1/embed's
+ * embeddings of the same queries (float forward passes may differ in the
+ * last bit, so indices are compared where the reference gap is clear). */
+static void check_indexed(void) {
+    char data[300], gpath[300], cmd[1400];
+    snprintf(data, sizeof data, "%s/rows.jsonl", dir);
+    snprintf(gpath, sizeof gpath, "%s/indexed.safetensors", dir);
+    FILE *f = fopen(data, "w");
+    if (!f) h_die("cannot write %s", data);
+    uint64_t s = 99;
+    enum { NR = 120 };
+    static float raw[NR * IN];
+    for (int i = 0; i < NR; i++) {
+        fprintf(f, "{\"id\": \"%s%d\", \"label\": %d, \"x\": [", i == 5 ? "caf\\u00e9-" : "row-", i, i % 3);
+        for (int e = 0; e < IN; e++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            raw[i * IN + e] = (float)(s >> 56);
+            fprintf(f, "%s%d", e ? "," : "", (int)(s >> 56));
+        }
+        fprintf(f, "]}\n");
+    }
+    fclose(f);
+    const char *ctl = getenv("TRIPLETCTL");
+    snprintf(cmd, sizeof cmd, "'%s' index --quiet --model '%s' --data '%s' --out '%s'", ctl ? ctl : "bin/tripletctl",
+             model_path, data, gpath);
+    int st = system(cmd);
+    if (!CHECK(st == 0, "tripletctl index exit status %d", st)) return;
+    gal_gallery *g = NULL;
+    tr_err err;
+    if (!CHECK(gal_load(gpath, &g, &err) == TR_OK, "gal_load of the indexed gallery: %s", err.msg)) return;
+    CHECK(g->n == NR && g->dim == DIM && g->ids && g->labels, "indexed gallery shape");
+    CHECK_STR(g->model_sha256, model_sha, "indexed gallery model_sha256");
+    CHECK_STR(g->ids[5], "caf\xc3\xa9-5", "indexed gallery unicode id");
+
+    h_server srv;
+    const char *args[] = {"--model", model_path, "--gallery", gpath, NULL};
+    if (!CHECK(h_server_start(&srv, args) == 0, "tripletd with the indexed gallery")) goto done;
+    check_gallery_info(&srv, gpath, NR, DIM, 1, 3, 1);
+    /* queries: rows 7 and 50 of the data (their own nearest is themselves), and a mix */
+    enum { NQI = 3 };
+    float qraw[NQI * IN];
+    memcpy(qraw, raw + 7 * IN, IN * sizeof(float));
+    memcpy(qraw + IN, raw + 50 * IN, IN * sizeof(float));
+    for (int e = 0; e < IN; e++) qraw[2 * IN + e] = (raw[e] + raw[IN + e]) / 2;
+    cJSON *er = cJSON_CreateObject();
+    cJSON_AddItemToObject(er, "inputs", matrix_json(qraw, NQI, IN));
+    char *eb = cJSON_PrintUnformatted(er);
+    cJSON_Delete(er);
+    h_resp r;
+    h_post(&srv, "/v1/embed", eb, &r);
+    free(eb);
+    size_t rows = 0, cols = 0;
+    double *emb = r.json ? h_jmatrix(h_jget(r.json, "embeddings"), &rows, &cols) : NULL;
+    h_resp_free(&r);
+    if (!CHECK(emb && rows == NQI && cols == DIM, "/v1/embed of the queries")) goto stop;
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "queries", matrix_json(qraw, NQI, IN));
+    cJSON_AddNumberToObject(req, "k", 5);
+    search(&srv, req, &r);
+    if (CHECK(r.status == 200 && r.json, "embedded search: %ld %s", r.status, r.body ? r.body : "")) {
+        for (int q = 0; q < NQI; q++) {
+            float qe[DIM];
+            for (int e = 0; e < DIM; e++) qe[e] = (float)emb[q * DIM + e];
+            rhit all[NR];
+            for (int i = 0; i < NR; i++) all[i].d = ref_dist("sqeuclidean", qe, g->emb + i * DIM), all[i].i = i;
+            qsort(all, NR, sizeof all[0], rhit_cmp);
+            const cJSON *hits = cJSON_GetArrayItem(h_jget(r.json, "results"), q);
+            CHECK_EQ_INT(cJSON_GetArraySize(hits), 5, "embedded search hits");
+            for (int e = 0; e < 5 && e < cJSON_GetArraySize(hits); e++) {
+                const cJSON *h = cJSON_GetArrayItem(hits, e);
+                int clear = (e == 0 || all[e].d - all[e - 1].d > 1e-4) && all[e + 1].d - all[e].d > 1e-4;
+                if (clear) CHECK_EQ_INT(h_jnum(h, "index"), all[e].i, "embedded search index");
+                CHECK_NEAR(h_jnum(h, "distance"), all[e].d, 1e-4, 1e-5, "embedded search distance");
+                char id[32];
+                snprintf(id, sizeof id, "%s%d", all[e].i == 5 ? "caf\xc3\xa9-" : "row-", all[e].i);
+                if (clear) CHECK_STR(h_jstr(h, "id"), id, "embedded search id");
+            }
+        }
+        /* a query that is a gallery row finds itself first, at distance ~0 */
+        const cJSON *h0 = cJSON_GetArrayItem(cJSON_GetArrayItem(h_jget(r.json, "results"), 0), 0);
+        CHECK_EQ_INT(h_jnum(h0, "index"), 7, "row 7 finds itself");
+        CHECK_NEAR(h_jnum(h0, "distance"), 0, 0, 1e-5, "self distance");
+    }
+    h_resp_free(&r);
+stop:
+    free(emb);
+    stop_clean(&srv, "indexed gallery server");
+done:
+    gal_free(g);
+}
+
+/* A gallery built with another model is refused, unless allowed. */
+static void check_mismatch(void) {
+    char gpath[300];
+    snprintf(gpath, sizeof gpath, "%s/other.safetensors", dir);
+    tr_err err;
+    const char *other = "00000000000000000000000000000000000000000000000000000000000000ff";
+    if (!CHECK(gal_save(gpath, G, NG, DIM, L, NULL, other, &err) == TR_OK, "gal_save: %s", err.msg)) return;
+    h_server srv;
+    const char *args[] = {"--model", model_path, "--gallery", gpath, NULL};
+    fprintf(stderr, "(a refused start is expected next)\n");
+    int rc = h_server_start(&srv, args);
+    CHECK(rc != 0, "tripletd must refuse a gallery built with another model");
+    h_server_stop(&srv, 9, 5);
+    const char *args2[] = {"--model", model_path, "--gallery", gpath, "--allow-gallery-mismatch", NULL};
+    if (!CHECK(h_server_start(&srv, args2) == 0, "tripletd --allow-gallery-mismatch")) return;
+    check_gallery_info(&srv, gpath, NG, DIM, 1, NCLS, 0);
+    stop_clean(&srv, "mismatch server");
+}
+
+int main(void) {
+    snprintf(model_path, sizeof model_path, "%s", h_root_path("tests/data/e2e-model.safetensors"));
+    sha256_file(model_path, model_sha);
+    snprintf(dir, sizeof dir, "/tmp/e2e_search_XXXXXX");
+    if (!mkdtemp(dir)) h_die("mkdtemp failed");
+    make_designed();
+
+    /* no gallery: 409 no_gallery */
+    h_server s0;
+    const char *a0[] = {"--model", model_path, NULL};
+    if (h_server_start(&s0, a0) != 0) h_die("tripletd did not start");
+    h_resp r;
+    h_post(&s0, "/v1/search", "{\"queries\":[[1,2]],\"embed\":false}", &r);
+    CHECK_ERROR(&r, 409, "no_gallery", NULL, "search without a gallery");
+    h_resp_free(&r);
+    h_get(&s0, "/v1/gallery", &r);
+    CHECK_ERROR(&r, 409, "no_gallery", NULL, "gallery info without a gallery");
+    h_resp_free(&r);
+    stop_clean(&s0, "no-gallery server");
+
+    /* designed gallery: exact answers for every metric, k, filter */
+    char gpath[300], *ids[NG];
+    snprintf(gpath, sizeof gpath, "%s/designed.safetensors", dir);
+    for (int i = 0; i < NG; i++) {
+        ids[i] = malloc(16);
+        snprintf(ids[i], 16, "g%d", i);
+    }
+    tr_err err;
+    if (gal_save(gpath, G, NG, DIM, L, (const char *const *)ids, model_sha, &err) != TR_OK) h_die("gal_save: %s", err.msg);
+    for (int i = 0; i < NG; i++) free(ids[i]);
+    h_server s1;
+    const char *a1[] = {"--model", model_path, "--gallery", gpath, "--max-batch", "8", NULL};
+    if (h_server_start(&s1, a1) != 0) h_die("tripletd with a gallery did not start");
+    check_gallery_info(&s1, gpath, NG, DIM, 1, NCLS, 1);
+    const char *metrics[] = {"sqeuclidean", "euclidean", "cosine", "dot"};
+    /* NQ = 9 queries is over --max-batch 8: send them in two requests */
+    float all_q[NQ * DIM];
+    memcpy(all_q, Q, sizeof Q);
+    for (int part = 0; part < 2; part++) {
+        int nq = part ? NQ - 8 : 8;
+        memcpy(Q, all_q + (part ? 8 * DIM : 0), (size_t)nq * DIM * sizeof(float));
+        for (int m = 0; m < 4; m++) {
+            for (int k = 1; k <= 40; k += 13) check_exact_n(&s1, metrics[m], k, 0, 0, nq);
+            check_exact_n(&s1, metrics[m], NG + 3, 0, 0, nq); /* k over the gallery: only real hits */
+            check_exact_n(&s1, metrics[m], 7, 1, 2, nq);
+            check_exact_n(&s1, metrics[m], 50, 1, 3, nq); /* more than the class holds */
+            check_exact_n(&s1, metrics[m], 5, 1, 99, nq); /* no such label: empty lists, null votes */
+        }
+    }
+    memcpy(Q, all_q, sizeof Q);
+    check_limits(&s1);
+    stop_clean(&s1, "designed gallery server");
+
+    check_indexed();
+    check_mismatch();
+
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return h_report("e2e_search");
+}
