@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -338,6 +339,68 @@ done:
     gal_free(g);
 }
 
+/* The counter tripletd_reloads_total{result=...} from /metrics, or -1. */
+static long reloads(const h_server *s, const char *result) {
+    h_resp r;
+    char key[64];
+    long v = -1;
+    snprintf(key, sizeof key, "tripletd_reloads_total{result=\"%s\"} ", result);
+    if (h_get(s, "/metrics", &r) == 0 && r.body) {
+        const char *p = strstr(r.body, key);
+        if (p) v = strtol(p + strlen(key), NULL, 10);
+    }
+    h_resp_free(&r);
+    return v;
+}
+
+/* Wait (bounded) until the reload counter for result passes before. */
+static int wait_reload(const h_server *s, const char *result, long before) {
+    double end = h_now() + (h_slow() ? 40 : 10);
+    while (h_now() < end) {
+        if (reloads(s, result) > before) return 1;
+        usleep(20000);
+    }
+    return 0;
+}
+
+static void gallery_sha(const h_server *s, char out[65]) {
+    h_resp r;
+    out[0] = '\0';
+    if (h_get(s, "/v1/gallery", &r) == 0 && r.json && h_jstr(r.json, "sha256"))
+        snprintf(out, 65, "%s", h_jstr(r.json, "sha256"));
+    h_resp_free(&r);
+}
+
+/* SIGHUP reloads the gallery with the model; a corrupt file keeps the old
+ * snapshot serving. */
+static void check_reload(void) {
+    char gpath[300], sha0[65], sha1[65], want[65];
+    snprintf(gpath, sizeof gpath, "%s/reloaded.safetensors", dir);
+    tr_err err;
+    if (!CHECK(gal_save(gpath, G, 60, DIM, L, NULL, model_sha, &err) == TR_OK, "gal_save: %s", err.msg)) return;
+    h_server srv;
+    const char *args[] = {"--model", model_path, "--gallery", gpath, NULL};
+    if (!CHECK(h_server_start(&srv, args) == 0, "tripletd for the reload test")) return;
+    gallery_sha(&srv, sha0);
+    /* a corrupt gallery: the reload fails, the old one keeps serving */
+    long failed = reloads(&srv, "failed"), ok = reloads(&srv, "ok");
+    h_write_file(gpath, "not a safetensors file", 22);
+    kill(srv.pid, SIGHUP);
+    CHECK(wait_reload(&srv, "failed", failed), "a reload of a corrupt gallery is counted as failed");
+    gallery_sha(&srv, sha1);
+    CHECK(strcmp(sha1, sha0) == 0, "the old gallery still serves after a failed reload: %s vs %s", sha1, sha0);
+    /* a new gallery of 100 rows: SIGHUP swaps it in */
+    if (!CHECK(gal_save(gpath, G, 100, DIM, L, NULL, model_sha, &err) == TR_OK, "gal_save: %s", err.msg)) goto stop;
+    sha256_file(gpath, want);
+    kill(srv.pid, SIGHUP);
+    CHECK(wait_reload(&srv, "ok", ok), "SIGHUP reload");
+    gallery_sha(&srv, sha1);
+    CHECK(strcmp(sha1, want) == 0, "the reloaded gallery serves: %s, want %s", sha1, want);
+    check_gallery_info(&srv, gpath, 100, DIM, 1, NCLS, 1);
+stop:
+    stop_clean(&srv, "reload server");
+}
+
 /* A gallery built with another model is refused, unless allowed. */
 static void check_mismatch(void) {
     char gpath[300];
@@ -412,6 +475,7 @@ int main(void) {
 
     check_indexed();
     check_mismatch();
+    check_reload();
 
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
