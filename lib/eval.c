@@ -16,6 +16,7 @@ void evl_opts_default(evl_opts *o) {
     o->exclude_self = 0;
     o->map_at_r = 1;
     o->block = 0;
+    o->map_exact = 0;
 }
 
 double evl_ap_at_r(const int64_t *ranked, size_t r, int64_t y) {
@@ -47,6 +48,91 @@ static size_t count_label(const int64_t *s, size_t n, int64_t y) {
         else hi = mid;
     }
     return lo - a;
+}
+
+/* Sort key of one gallery row: knn's (distance, index) order. */
+typedef struct {
+    double d;
+    size_t i;
+} evl_key;
+
+static int key_less(const evl_key *a, const evl_key *b) { return a->d < b->d || (a->d == b->d && a->i < b->i); }
+
+static int key_cmp(const void *pa, const void *pb) {
+    const evl_key *a = pa, *b = pb;
+    return key_less(a, b) ? -1 : key_less(b, a) ? 1 : 0;
+}
+
+static void key_swap(evl_key *a, evl_key *b) {
+    evl_key t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Reorder a[0..n) so that a[0..k) hold the k smallest keys (any order):
+ * quickselect with a median-of-three pivot; keys are distinct (index). */
+static void select_k(evl_key *a, size_t n, size_t k) {
+    size_t lo = 0, hi = n; /* [0, lo) < [lo, hi) < [hi, n), lo <= k <= hi */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+        if (key_less(&a[mid], &a[lo])) key_swap(&a[mid], &a[lo]);
+        if (key_less(&a[last], &a[lo])) key_swap(&a[last], &a[lo]);
+        if (key_less(&a[last], &a[mid])) key_swap(&a[last], &a[mid]);
+        key_swap(&a[mid], &a[last]); /* median as the pivot, at the end */
+        evl_key p = a[last];
+        size_t s = lo;
+        for (size_t t = lo; t < last; t++)
+            if (key_less(&a[t], &p)) key_swap(&a[s++], &a[t]);
+        key_swap(&a[s], &a[last]);
+        if (k == s || k == s + 1) return;
+        if (k < s) hi = s;
+        else lo = s + 1;
+    }
+}
+
+/* Sum of AP@R over the queries with R > 0, ranks from all-pairs distance
+ * blocks (dist_matrix) instead of a k = R search: a selection of the R
+ * smallest (distance, index) keys per query, then a sort of those. */
+static int map_matrix(dist_metric m, const float *q, const int64_t *ql, size_t nq, const float *g, const int64_t *gl,
+                      size_t ng, size_t dim, const size_t *rq, size_t rmax, size_t self, double *smap, tr_err *err) {
+    size_t bq = EVL_BUDGET / (ng * sizeof(double));
+    double *D = NULL;
+    evl_key *keys = NULL;
+    int64_t *ranked = NULL;
+    int rc = TR_OK;
+    if (bq == 0) bq = 1;
+    if (bq > nq) bq = nq;
+    D = malloc(bq * ng * sizeof *D); /* <= max(EVL_BUDGET, ng doubles) */
+    keys = malloc(ng * sizeof *keys);
+    ranked = malloc((rmax ? rmax : 1) * sizeof *ranked);
+    if (D == NULL || keys == NULL || ranked == NULL) {
+        rc = tr_seterr(err, TR_ENOMEM, "", "evaluation: out of memory for MAP@R (%zu gallery rows)", ng);
+        goto done;
+    }
+    *smap = 0.0;
+    for (size_t q0 = 0; q0 < nq; q0 += bq) {
+        size_t bn = nq - q0 < bq ? nq - q0 : bq;
+        if ((rc = dist_matrix(m, q + q0 * dim, bn, g, ng, dim, D, err)) != TR_OK) goto done;
+        for (size_t i = 0; i < bn; i++) {
+            size_t qi = q0 + i, r = rq[qi], n = 0;
+            if (r == 0) continue;
+            const double *row = D + i * ng;
+            for (size_t j = 0; j < ng; j++) {
+                if (self && j == qi) continue;
+                keys[n].d = row[j];
+                keys[n++].i = j;
+            }
+            select_k(keys, n, r);
+            qsort(keys, r, sizeof *keys, key_cmp);
+            for (size_t j = 0; j < r; j++) ranked[j] = gl[keys[j].i];
+            *smap += evl_ap_at_r(ranked, r, ql[qi]);
+        }
+    }
+done:
+    free(D);
+    free(keys);
+    free(ranked);
+    return rc;
 }
 
 int evl_retrieval(dist_metric m, const float *q, const int64_t *ql, size_t nq, const float *g, const int64_t *gl,
@@ -86,7 +172,8 @@ int evl_retrieval(dist_metric m, const float *q, const int64_t *ql, size_t nq, c
         out->map_at_r = opts->map_at_r ? 0.0 : NAN;
         goto done;
     }
-    size_t kmax = opts->map_at_r && rmax > 5 ? rmax : 5;
+    const int via_knn = opts->map_at_r && opts->map_exact;
+    size_t kmax = via_knn && rmax > 5 ? rmax : 5;
     if (kmax > avail) kmax = avail;
     size_t per_q = (kmax + self) * sizeof(knn_hit);
     size_t block = opts->block ? opts->block : EVL_BUDGET / per_q;
@@ -102,7 +189,7 @@ int evl_retrieval(dist_metric m, const float *q, const int64_t *ql, size_t nq, c
         size_t bn = nq - q0 < block ? nq - q0 : block;
         /* k for this block: enough for its largest R */
         size_t k = 5;
-        if (opts->map_at_r)
+        if (via_knn)
             for (size_t i = 0; i < bn; i++)
                 if (rq[q0 + i] > k) k = rq[q0 + i];
         if (k > avail) k = avail;
@@ -142,9 +229,14 @@ int evl_retrieval(dist_metric m, const float *q, const int64_t *ql, size_t nq, c
             s1 += hit1;
             s5 += hit5;
             sr += (double)r;
-            if (opts->map_at_r) smap += evl_ap_at_r(ranked, r <= n ? r : n, y) * (double)(r <= n ? r : n) / (double)r;
+            if (via_knn) smap += evl_ap_at_r(ranked, r <= n ? r : n, y) * (double)(r <= n ? r : n) / (double)r;
             scored++;
         }
+    }
+    if (opts->map_at_r && !via_knn) {
+        free(hits);
+        hits = NULL;
+        if ((rc = map_matrix(m, q, ql, nq, g, gl, ng, dim, rq, rmax, self, &smap, err)) != TR_OK) goto fail;
     }
     out->n_queries = scored;
     if (scored > 0) {

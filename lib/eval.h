@@ -17,7 +17,12 @@
  *     AP@R = (1/R) sum_{i=1..R} P(i) rel(i) over the R nearest, where
  *     rel(i) = 1 when the i-th nearest has label y and P(i) is the
  *     precision of the first i; MAP@R is its mean over queries.
- * Neighbours are ordered by (distance, gallery index) as knn_search does. */
+ * Neighbours are ordered by (distance, gallery index) as knn_search does.
+ * Recall@k always comes from knn_search (exact). MAP@R by default ranks
+ * with dist_matrix's distances (SGEMM with double recompute of cancelling
+ * pairs): only pairs whose distances differ by float rounding can swap,
+ * which moves MAP@R by at most ~1/R per such swap; map_exact gives the
+ * knn_search ranking at the cost of a k = R search. */
 typedef struct {
     double recall_at_1;
     double recall_at_5;
@@ -31,8 +36,11 @@ typedef struct {
     int threads;      /* knn worker threads (<= 0: 1) */
     int exclude_self; /* queries ARE the gallery (same rows, nq == ng):
                          leave-one-out, a query is not its own neighbour */
-    int map_at_r;     /* 1 (default): MAP@R too, k up to max R per block;
-                         0: Recall@1/@5 only (k = 5, much cheaper) */
+    int map_at_r;     /* 1 (default): MAP@R too; 0: Recall@1/@5 only */
+    int map_exact;    /* MAP@R ranks from knn_search with k = R (exact, but
+                         slow for large R); 0 (default): from dist_matrix
+                         blocks and a selection of the R smallest (see
+                         below) */
     size_t block;     /* queries per knn call (0: from a 64 MiB budget) */
 } evl_opts;
 

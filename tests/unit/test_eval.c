@@ -99,14 +99,16 @@ static void test_golden(void **state) {
         const golden_eval_case *g = &golden_eval_cases[c];
         dist_metric m;
         assert_int_equal(dist_parse(g->metric, &m), 0);
-        /* whole, one query per knn call, odd blocks, two threads: same answer */
-        const size_t blocks[4] = {0, 1, 7, 0};
-        for (int v = 0; v < 4; v++) {
+        /* whole, one query per knn call, odd blocks, two threads, MAP@R from
+         * dist_matrix and from knn_search: same answer */
+        const size_t blocks[5] = {0, 1, 7, 0, 3};
+        for (int v = 0; v < 5; v++) {
             evl_opts o;
             evl_opts_default(&o);
             o.exclude_self = g->exclude_self;
             o.block = blocks[v];
             o.threads = v == 3 ? 2 : 1;
+            o.map_exact = v >= 3;
             evl_result r;
             tr_err err;
             int rc = evl_retrieval(m, g->q, g->ql, g->nq, g->g, g->gl, g->ng, g->dim, &o, &r, &err);
@@ -122,6 +124,51 @@ static void test_golden(void **state) {
             assert_int_equal(r.n_skipped, g->skipped);
         }
     }
+}
+
+/* Big enough for dist_matrix's SGEMM path: MAP@R from the distance blocks
+ * agrees with the k = R knn_search ranking on random data (no near ties). */
+static void test_matrix_vs_knn(void **state) {
+    (void)state;
+    const size_t nq = 300, ng = 2000, dim = 24;
+    float *q = malloc(nq * dim * sizeof *q), *g = malloc(ng * dim * sizeof *g);
+    int64_t *ql = malloc(nq * sizeof *ql), *gl = malloc(ng * sizeof *gl);
+    assert_true(q && g && ql && gl);
+    uint64_t s = 12345;
+    for (size_t i = 0; i < ng * dim; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        g[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
+    }
+    for (size_t i = 0; i < ng; i++) { /* classes overlap: a shift along dims j = label (mod 7) */
+        gl[i] = (int64_t)(i % 7);
+        for (size_t j = (size_t)gl[i]; j < dim; j += 7) g[i * dim + j] += 0.35f;
+    }
+    for (size_t i = 0; i < nq; i++) { /* a noisy copy of a gallery row */
+        size_t src = (i * 37) % ng;
+        ql[i] = gl[src];
+        for (size_t j = 0; j < dim; j++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            q[i * dim + j] = g[src * dim + j] + 0.3f * (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
+        }
+    }
+    for (int metric = 0; metric < DIST_COUNT; metric++) {
+        evl_opts o;
+        evl_opts_default(&o);
+        evl_result a, b;
+        tr_err err;
+        assert_int_equal(evl_retrieval((dist_metric)metric, q, ql, nq, g, gl, ng, dim, &o, &a, &err), TR_OK);
+        o.map_exact = 1;
+        assert_int_equal(evl_retrieval((dist_metric)metric, q, ql, nq, g, gl, ng, dim, &o, &b, &err), TR_OK);
+        char what[64];
+        snprintf(what, sizeof what, "%s map@r matrix vs knn", dist_name((dist_metric)metric));
+        if (!(fabs(a.map_at_r - b.map_at_r) <= 1e-12)) fail_msg("%s: %.17g vs %.17g", what, a.map_at_r, b.map_at_r);
+        if (!(a.map_at_r > 0.1 && a.map_at_r < 0.9)) fail_msg("%s: map@r %g is trivial", what, a.map_at_r);
+        assert_true(a.recall_at_1 == b.recall_at_1);
+    }
+    free(q);
+    free(g);
+    free(ql);
+    free(gl);
 }
 
 static void test_errors(void **state) {
@@ -159,7 +206,7 @@ static void test_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ap_at_r), cmocka_unit_test(test_hand_case), cmocka_unit_test(test_leave_one_out),
-        cmocka_unit_test(test_golden),  cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_golden),  cmocka_unit_test(test_matrix_vs_knn), cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
