@@ -175,10 +175,12 @@ int srv_config_parse(srv_config *cfg, int argc, char **argv, tr_err *err)
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             srv_config_usage(stdout);
+            srv_config_free(cfg);
             return 1;
         }
         if (!strcmp(a, "--version")) {
             printf("tripletd %s\n", SRV_VERSION);
+            srv_config_free(cfg);
             return 1;
         }
         if (strncmp(a, "--", 2) != 0) {
