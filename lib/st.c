@@ -212,8 +212,9 @@ int st_open_mem(const uint8_t *buf, size_t len, st_file **out, tr_err *err) {
         goto fail;
     }
     size_t n_entries = (size_t)cJSON_GetArraySize(root);
-    if (n_entries > ST_MAX_TENSORS + 1) {
-        rc = tr_seterr(err, TR_ELIMIT, "header", "header lists %zu entries, limit %d tensors", n_entries, ST_MAX_TENSORS);
+    size_t n_tensors = n_entries - (cJSON_GetObjectItemCaseSensitive(root, "__metadata__") != NULL);
+    if (n_tensors > ST_MAX_TENSORS) {
+        rc = tr_seterr(err, TR_ELIMIT, "header", "header lists %zu tensors, limit %d", n_tensors, ST_MAX_TENSORS);
         goto fail;
     }
     f = calloc(1, sizeof *f);

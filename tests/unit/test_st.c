@@ -159,6 +159,37 @@ static void test_valid_images(void **state) {
     st_close(NULL);
 }
 
+/* 4096 tensors load; 4097 are refused before any is parsed. */
+static void test_tensor_limit(void **state) {
+    (void)state;
+    for (int n = ST_MAX_TENSORS; n <= ST_MAX_TENSORS + 1; n++) {
+        size_t cap = (size_t)n * 64 + 16, hl = 0;
+        char *h = malloc(cap);
+        assert_non_null(h);
+        hl += (size_t)snprintf(h, cap, "{");
+        for (int i = 0; i < n; i++)
+            hl += (size_t)snprintf(h + hl, cap - hl, "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                                   i ? "," : "", i);
+        snprintf(h + hl, cap - hl, "}");
+        size_t len;
+        uint8_t *b = image(h, NO_LEN, 0, 0, &len);
+        st_file *f = NULL;
+        tr_err err;
+        tr_clearerr(&err);
+        int rc = st_open_mem(b, len, &f, &err);
+        if (n == ST_MAX_TENSORS) {
+            if (rc != TR_OK) fail_msg("%d tensors refused: %s", n, err.msg);
+            assert_int_equal(st_count(f), (size_t)n);
+        } else {
+            assert_int_equal(rc, TR_ELIMIT);
+            assert_string_equal(err.msg, "header lists 4097 tensors, limit 4096");
+        }
+        st_close(f);
+        free(b);
+        free(h);
+    }
+}
+
 static void test_meta_and_lookup(void **state) {
     (void)state;
     const char *hdr = "{\"__metadata__\":{\"name\":\"m\",\"normalize\":\"true\"},"
@@ -358,7 +389,7 @@ static void test_open_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_corrupt_table), cmocka_unit_test(test_valid_images), cmocka_unit_test(test_meta_and_lookup),
+        cmocka_unit_test(test_corrupt_table), cmocka_unit_test(test_valid_images), cmocka_unit_test(test_tensor_limit), cmocka_unit_test(test_meta_and_lookup),
         cmocka_unit_test(test_f16),           cmocka_unit_test(test_bf16),         cmocka_unit_test(test_f64),
         cmocka_unit_test(test_write_round_trip), cmocka_unit_test(test_open_errors),
     };
