@@ -1,0 +1,458 @@
+/* eval.c - `tripletctl eval`: retrieval quality of a model against raw-input and untrained baselines. */
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "data.h"
+#include "eval.h"
+#include "model.h"
+#include "train.h"
+
+#define EV_MAX_CLASSES 1024
+#define EV_BATCH 4096 /* rows per forward call */
+
+typedef struct {
+    const char *model, *data, *test, *split, *metric, *classes;
+    size_t limit, gallery_limit;
+    int json, no_map, no_baselines, threads, seed_given, help;
+    uint64_t seed;
+    double test_fraction;
+} eval_args;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: tripletctl eval --model MODEL [--data DATA] [options]\n"
+            "\n"
+            "Recall@1, Recall@5 and MAP@R of test queries against the training set as\n"
+            "gallery (exact kNN), for the model's embeddings and two baselines: the raw\n"
+            "inputs (with the model's input preprocessing) and the untrained network\n"
+            "(same architecture, the trainer's seeded initial weights).\n"
+            "\n"
+            "  --model PATH        model file (safetensors)\n"
+            "  --data SPEC         IDX directory or prefix, .csv[.gz] or .jsonl[.gz]\n"
+            "                      (default: Fashion-MNIST, found like `tripletctl train`)\n"
+            "  --split NAME        IDX split of the queries (default test; \"train\" runs\n"
+            "                      leave-one-out on the training split)\n"
+            "  --test SPEC         query file for CSV/JSON-lines data (default: a\n"
+            "                      stratified --test-fraction of --data, seed --seed)\n"
+            "  --test-fraction F   (default 0.2)\n"
+            "  --classes L,L,...   open-set run: queries and gallery of these labels only\n"
+            "  --limit N           first N queries only\n"
+            "  --gallery-limit N   first N gallery rows only\n"
+            "  --metric NAME       sqeuclidean|euclidean|cosine|dot (default: the model's)\n"
+            "  --seed S            seed of the untrained baseline's initial weights\n"
+            "                      (default: the model's training seed, else 1)\n"
+            "  --threads T         threads (default 1)\n"
+            "  --no-map            Recall@1/@5 only (MAP@R needs k = R, much slower)\n"
+            "  --no-baselines      the model only\n"
+            "  --json              one JSON object on stdout\n");
+}
+
+/* --name VALUE or --name=VALUE; returns the value or NULL (and *i moves). */
+static const char *opt_value(int argc, char **argv, int *i, const char *name) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "tripletctl eval: %s needs a value\n", name);
+        exit(2);
+    }
+    return argv[++*i];
+}
+
+static int parse_size(const char *name, const char *v, size_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*v == '\0' || *v == '-' || *end != '\0' || errno || x == 0) {
+        fprintf(stderr, "tripletctl eval: %s: \"%s\" is not a positive integer\n", name, v);
+        return -1;
+    }
+    *out = (size_t)x;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, eval_args *a) {
+    memset(a, 0, sizeof *a);
+    a->threads = 1;
+    a->test_fraction = 0.2;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        char *end;
+        if (strcmp(argv[i], "--json") == 0) a->json = 1;
+        else if (strcmp(argv[i], "--no-map") == 0) a->no_map = 1;
+        else if (strcmp(argv[i], "--no-baselines") == 0) a->no_baselines = 1;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) a->help = 1;
+        else if ((v = opt_value(argc, argv, &i, "--model"))) a->model = v;
+        else if ((v = opt_value(argc, argv, &i, "--data"))) a->data = v;
+        else if ((v = opt_value(argc, argv, &i, "--test-fraction"))) {
+            errno = 0;
+            a->test_fraction = strtod(v, &end);
+            if (*v == '\0' || *end != '\0' || errno || !(a->test_fraction > 0 && a->test_fraction < 1)) {
+                fprintf(stderr, "tripletctl eval: --test-fraction: \"%s\" is not a number in (0, 1)\n", v);
+                return -1;
+            }
+        } else if ((v = opt_value(argc, argv, &i, "--test"))) a->test = v;
+        else if ((v = opt_value(argc, argv, &i, "--split"))) a->split = v;
+        else if ((v = opt_value(argc, argv, &i, "--metric"))) a->metric = v;
+        else if ((v = opt_value(argc, argv, &i, "--classes"))) a->classes = v;
+        else if ((v = opt_value(argc, argv, &i, "--limit"))) {
+            if (parse_size("--limit", v, &a->limit)) return -1;
+        } else if ((v = opt_value(argc, argv, &i, "--gallery-limit"))) {
+            if (parse_size("--gallery-limit", v, &a->gallery_limit)) return -1;
+        } else if ((v = opt_value(argc, argv, &i, "--threads"))) {
+            size_t t;
+            if (parse_size("--threads", v, &t) || t > 256) {
+                if (t > 256) fprintf(stderr, "tripletctl eval: --threads: %zu is more than 256\n", t);
+                return -1;
+            }
+            a->threads = (int)t;
+        } else if ((v = opt_value(argc, argv, &i, "--seed"))) {
+            errno = 0;
+            a->seed = strtoull(v, &end, 10);
+            if (*v == '\0' || *v == '-' || *end != '\0' || errno) {
+                fprintf(stderr, "tripletctl eval: --seed: \"%s\" is not a non-negative integer\n", v);
+                return -1;
+            }
+            a->seed_given = 1;
+        } else {
+            fprintf(stderr, "tripletctl eval: unknown option \"%s\" (see --help)\n", argv[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* "8,9" -> labels; -1 with a message naming the bad item. */
+static int parse_classes(const char *s, int64_t *out, size_t *n) {
+    *n = 0;
+    const char *p = s;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno || (*end != ',' && *end != '\0')) {
+            fprintf(stderr, "tripletctl eval: --classes: \"%s\" is not a comma-separated list of integer labels\n", s);
+            return -1;
+        }
+        if (*n == EV_MAX_CLASSES) {
+            fprintf(stderr, "tripletctl eval: --classes: more than %d labels\n", EV_MAX_CLASSES);
+            return -1;
+        }
+        out[(*n)++] = v;
+        if (*end == '\0') return 0;
+        p = end + 1;
+    }
+}
+
+static const char *meta_get(const mdl_model *m, const char *key) {
+    for (size_t i = 0; i < m->n_meta; i++)
+        if (strcmp(m->meta[2 * i], key) == 0) return m->meta[2 * i + 1];
+    return NULL;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Embed d's rows with m into a malloc'd n x output_dim array. */
+static int embed(const mdl_model *m, const dat_set *d, float **out, tr_err *err) {
+    size_t od = (size_t)mdl_output_dim(m), bytes;
+    tr_scratch ws = {0};
+    int rc = TR_OK;
+    *out = NULL;
+    if (!tr_size_mul(d->n, od, &bytes) || !tr_size_mul(bytes, sizeof(float), &bytes))
+        return tr_seterr(err, TR_ELIMIT, "data", "%zu x %zu embeddings overflow", d->n, od);
+    float *e = malloc(bytes ? bytes : 1);
+    if (e == NULL) return tr_seterr(err, TR_ENOMEM, "", "cannot allocate %zu x %zu embeddings", d->n, od);
+    for (size_t i = 0; i < d->n && rc == TR_OK; i += EV_BATCH) {
+        size_t b = d->n - i < EV_BATCH ? d->n - i : EV_BATCH;
+        rc = mdl_forward(m, d->x + i * d->dim, b, e + i * od, -1, &ws, err);
+    }
+    tr_scratch_free(&ws);
+    if (rc != TR_OK) {
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return TR_OK;
+}
+
+/* The raw-input baseline sees the inputs as the model does: with its
+ * input preprocessing x' = (x - mean) * scale. */
+static int preprocess_copy(const mdl_model *m, const dat_set *d, float **out, tr_err *err) {
+    size_t nv = d->n * d->dim; /* fits: the dataset exists */
+    float *x = malloc((nv ? nv : 1) * sizeof *x);
+    if (x == NULL) return tr_seterr(err, TR_ENOMEM, "", "cannot copy %zu x %zu inputs", d->n, d->dim);
+    for (size_t i = 0; i < d->n; i++)
+        for (size_t j = 0; j < d->dim; j++) {
+            float v = d->x[i * d->dim + j];
+            if (m->in_mean) v -= m->in_mean[j];
+            if (m->in_scale) v *= m->in_scale[j];
+            x[i * d->dim + j] = v;
+        }
+    *out = x;
+    return TR_OK;
+}
+
+typedef struct {
+    const char *key, *label;
+    int done;
+    evl_result r;
+    double seconds;
+} row;
+
+static int score(const eval_args *a, dist_metric metric, const float *q, const dat_set *qd, const float *g,
+                 const dat_set *gd, size_t dim, int loo, row *out, tr_err *err) {
+    evl_opts o;
+    evl_opts_default(&o);
+    o.threads = a->threads;
+    o.exclude_self = loo;
+    o.map_at_r = !a->no_map;
+    double t0 = now_s();
+    /* knn threads call SGEMM themselves: OpenBLAS must not add its own */
+    openblas_set_num_threads(1);
+    int rc = evl_retrieval(metric, q, qd->labels, qd->n, g, gd->labels, gd->n, dim, &o, &out->r, err);
+    openblas_set_num_threads(a->threads);
+    out->seconds = now_s() - t0;
+    out->done = rc == TR_OK;
+    return rc;
+}
+
+/* Keep the first n rows (0: all). */
+static void truncate_set(dat_set *d, size_t n) {
+    if (n == 0 || n >= d->n) return;
+    if (d->ids != NULL)
+        for (size_t i = n; i < d->n; i++) free(d->ids[i]);
+    d->n = n;
+}
+
+/* Load the queries and the gallery as the options say (whole: the limits
+ * apply after the split and the class filter, so they do not change them). */
+static int load_sets(const eval_args *a, const char *spec, dat_set **qd, dat_set **gd, int *loo, tr_err *err) {
+    dat_opts o;
+    dat_set *all = NULL;
+    int rc;
+    dat_opts_default(&o);
+    *qd = *gd = NULL;
+    *loo = 0;
+    size_t sl = strlen(spec);
+    int text = (sl >= 4 && (strstr(spec, ".csv") || strstr(spec, ".jsonl") || strstr(spec, ".ndjson")));
+    if (!text) {
+        const char *qs = a->split ? a->split : "test";
+        o.split = "train";
+        if ((rc = dat_load(spec, &o, gd, err)) != TR_OK) return rc;
+        if (strcmp(qs, "train") == 0) {
+            /* leave-one-out on the training split */
+            *loo = 1;
+            return TR_OK;
+        }
+        o.split = qs;
+        return dat_load(spec, &o, qd, err);
+    }
+    if (a->split) return tr_seterr(err, TR_EINVAL, "split", "--split applies to IDX data; use --test with %s", spec);
+    if (a->test) {
+        if ((rc = dat_load(spec, &o, gd, err)) != TR_OK) return rc;
+        return dat_load(a->test, &o, qd, err);
+    }
+    if ((rc = dat_load(spec, &o, &all, err)) != TR_OK) return rc;
+    rc = dat_split_holdout(all, a->test_fraction, a->seed_given ? a->seed : 1, gd, qd, err);
+    dat_free(all);
+    return rc;
+}
+
+static cJSON *result_json(const row *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "recall_at_1", r->r.recall_at_1);
+    cJSON_AddNumberToObject(o, "recall_at_5", r->r.recall_at_5);
+    if (isnan(r->r.map_at_r)) cJSON_AddNullToObject(o, "map_at_r");
+    else cJSON_AddNumberToObject(o, "map_at_r", r->r.map_at_r);
+    cJSON_AddNumberToObject(o, "mean_r", r->r.mean_r);
+    cJSON_AddNumberToObject(o, "n_queries", (double)r->r.n_queries);
+    cJSON_AddNumberToObject(o, "n_skipped", (double)r->r.n_skipped);
+    cJSON_AddNumberToObject(o, "seconds", r->seconds);
+    return o;
+}
+
+int cmd_eval(int argc, char **argv) {
+    eval_args a;
+    tr_err err;
+    mdl_model *m = NULL, *init = NULL;
+    dat_set *qd = NULL, *gd = NULL, *tmp = NULL;
+    float *qe = NULL, *ge = NULL, *qx = NULL, *gx = NULL;
+    int64_t classes[EV_MAX_CLASSES];
+    size_t nclasses = 0;
+    char found[1024];
+    int rc = 1, loo = 0;
+    row rows[3] = {{.key = "model", .label = "model"},
+                   {.key = "raw", .label = "raw inputs"},
+                   {.key = "untrained", .label = "untrained network"}};
+    tr_clearerr(&err);
+
+    if (parse_args(argc, argv, &a)) return 2;
+    if (a.help) {
+        usage(stdout);
+        return 0;
+    }
+    if (a.model == NULL) {
+        fprintf(stderr, "tripletctl eval: --model is required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (a.classes && parse_classes(a.classes, classes, &nclasses)) return 2;
+    if (mdl_load(a.model, &m, &err) != TR_OK) {
+        fprintf(stderr, "tripletctl eval: %s\n", err.msg);
+        goto done;
+    }
+    dist_metric metric = m->metric;
+    if (a.metric && dist_parse(a.metric, &metric) != 0) {
+        fprintf(stderr, "tripletctl eval: --metric: unknown value \"%s\" (see --help)\n", a.metric);
+        rc = 2;
+        goto done;
+    }
+    const char *spec = a.data;
+    if (spec == NULL) {
+        if (dat_find_default(found, sizeof found, &err) != TR_OK) goto fail;
+        spec = found;
+    }
+    openblas_set_num_threads(a.threads);
+    if (load_sets(&a, spec, &qd, &gd, &loo, &err) != TR_OK) goto fail;
+    if (nclasses) {
+        if (dat_filter_classes(gd, classes, nclasses, 1, &tmp, &err) != TR_OK) goto fail;
+        dat_free(gd);
+        gd = tmp;
+        if (!loo) {
+            if (dat_filter_classes(qd, classes, nclasses, 1, &tmp, &err) != TR_OK) goto fail;
+            dat_free(qd);
+            qd = tmp;
+        }
+        tmp = NULL;
+    }
+    truncate_set(gd, a.gallery_limit);
+    if (!loo) truncate_set(qd, a.limit);
+    if (loo) {
+        qd = gd;
+        if (a.limit && a.limit < gd->n) {
+            fprintf(stderr, "tripletctl eval: --limit does not apply to a leave-one-out run (--split train); "
+                            "use --gallery-limit\n");
+            rc = 2;
+            goto done;
+        }
+    }
+    if (gd->dim != (size_t)mdl_input_dim(m) || qd->dim != gd->dim) {
+        tr_seterr(&err, TR_EDIM, "data", "%s: rows have %zu features, the model's input is %d", gd->source,
+                  qd->dim != gd->dim ? qd->dim : gd->dim, mdl_input_dim(m));
+        goto fail;
+    }
+    size_t od = (size_t)mdl_output_dim(m);
+    if (!a.json)
+        fprintf(stderr, "tripletctl eval: %zu queries (%s) against %zu gallery rows (%s), %s\n", qd->n,
+                loo ? "leave-one-out" : qd->source, gd->n, gd->source, dist_name(metric));
+
+    /* the model */
+    if (embed(m, gd, &ge, &err) != TR_OK) goto fail;
+    if (!loo && embed(m, qd, &qe, &err) != TR_OK) goto fail;
+    if (score(&a, metric, loo ? ge : qe, qd, ge, gd, od, loo, &rows[0], &err) != TR_OK) goto fail;
+    free(qe);
+    free(ge);
+    qe = ge = NULL;
+
+    if (!a.no_baselines) {
+        /* raw inputs with the model's preprocessing */
+        if (preprocess_copy(m, gd, &gx, &err) != TR_OK) goto fail;
+        if (!loo && preprocess_copy(m, qd, &qx, &err) != TR_OK) goto fail;
+        if (score(&a, metric, loo ? gx : qx, qd, gx, gd, gd->dim, loo, &rows[1], &err) != TR_OK) goto fail;
+        free(qx);
+        free(gx);
+        qx = gx = NULL;
+        /* the untrained network: same architecture, the trainer's init */
+        trn_config cfg;
+        trn_config_default(&cfg);
+        cfg.n_layers = m->n_layers;
+        cfg.dims[0] = m->layers[0].in;
+        for (int l = 0; l < m->n_layers; l++) cfg.dims[l + 1] = m->layers[l].out;
+        cfg.act = m->act;
+        cfg.normalize = m->normalize;
+        cfg.metric = metric;
+        const char *s = meta_get(m, "seed");
+        if (a.seed_given) cfg.seed = a.seed;
+        else if (s != NULL) cfg.seed = strtoull(s, NULL, 10);
+        if (trn_init_model(&cfg, &init, &err) != TR_OK) goto fail;
+        /* and the trained model's exact preprocessing */
+        size_t in = (size_t)mdl_input_dim(m);
+        if (m->in_mean && init->in_mean) memcpy(init->in_mean, m->in_mean, in * sizeof(float));
+        if (m->in_scale && init->in_scale) memcpy(init->in_scale, m->in_scale, in * sizeof(float));
+        if (embed(init, gd, &ge, &err) != TR_OK) goto fail;
+        if (!loo && embed(init, qd, &qe, &err) != TR_OK) goto fail;
+        if (score(&a, metric, loo ? ge : qe, qd, ge, gd, od, loo, &rows[2], &err) != TR_OK) goto fail;
+        if (!a.json) fprintf(stderr, "tripletctl eval: untrained baseline: seed %llu\n", (unsigned long long)cfg.seed);
+    }
+
+    if (a.json) {
+        cJSON *o = cJSON_CreateObject(), *res = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", a.model);
+        cJSON_AddStringToObject(o, "model_name", m->name);
+        cJSON_AddStringToObject(o, "data", spec);
+        cJSON_AddStringToObject(o, "queries", loo ? "leave-one-out" : qd->source);
+        cJSON_AddStringToObject(o, "gallery", gd->source);
+        cJSON_AddNumberToObject(o, "n_queries", (double)qd->n);
+        cJSON_AddNumberToObject(o, "n_gallery", (double)gd->n);
+        cJSON_AddStringToObject(o, "metric", dist_name(metric));
+        cJSON_AddBoolToObject(o, "leave_one_out", loo);
+        if (nclasses) {
+            cJSON *c = cJSON_AddArrayToObject(o, "classes");
+            for (size_t i = 0; i < nclasses; i++) cJSON_AddItemToArray(c, cJSON_CreateNumber((double)classes[i]));
+        } else {
+            cJSON_AddNullToObject(o, "classes");
+        }
+        for (int i = 0; i < 3; i++)
+            if (rows[i].done) cJSON_AddItemToObject(res, rows[i].key, result_json(&rows[i]));
+        cJSON_AddItemToObject(o, "results", res);
+        char *txt = cJSON_Print(o);
+        cJSON_Delete(o);
+        if (txt == NULL) {
+            fprintf(stderr, "tripletctl eval: out of memory\n");
+            goto done;
+        }
+        printf("%s\n", txt);
+        free(txt);
+    } else {
+        printf("%-20s %9s %9s %9s %8s\n", "", "Recall@1", "Recall@5", "MAP@R", "seconds");
+        for (int i = 0; i < 3; i++) {
+            if (!rows[i].done) continue;
+            char mp[16];
+            if (isnan(rows[i].r.map_at_r)) snprintf(mp, sizeof mp, "-");
+            else snprintf(mp, sizeof mp, "%.4f", rows[i].r.map_at_r);
+            printf("%-20s %9.4f %9.4f %9s %8.1f\n", rows[i].label, rows[i].r.recall_at_1, rows[i].r.recall_at_5, mp,
+                   rows[i].seconds);
+        }
+        printf("(%zu queries scored, %zu without a gallery row of their label; metric %s%s)\n", rows[0].r.n_queries,
+               rows[0].r.n_skipped, dist_name(metric), nclasses ? "; open-set classes only" : "");
+    }
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "tripletctl eval: %s\n", err.msg);
+done:
+    if (loo) qd = NULL;
+    dat_free(qd);
+    dat_free(gd);
+    dat_free(tmp);
+    free(qe);
+    free(ge);
+    free(qx);
+    free(gx);
+    mdl_free(init);
+    mdl_free(m);
+    return rc;
+}
