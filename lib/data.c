@@ -522,6 +522,10 @@ int dat_parse_csv(const char *text, size_t len, const char *name, const dat_opts
                                lineno, DAT_MAX_ID - 1);
                 goto fail;
             }
+            if (memchr(s, '\0', l) != NULL) {
+                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column 1: id contains a NUL byte", name, lineno);
+                goto fail;
+            }
             if ((r.ids[r.n] = dup_bounded(s, l)) == NULL) goto nomem;
         }
         r.n++;
