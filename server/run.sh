@@ -16,7 +16,15 @@ if [[ ! -f $MODEL ]]; then
     exit 2
 fi
 args=(--model "$MODEL" --host "$HOST" --port "$PORT")
-if [[ -f $GALLERY ]]; then args+=(--gallery "$GALLERY"); fi
+# The gallery for /v1/search: embed the Fashion-MNIST training set with the
+# model when the gallery is missing or older than the model (a gallery of
+# another model is refused by tripletd). A few seconds.
+if [[ -x $BIN/tripletctl && ( ! -f $GALLERY || $MODEL -nt $GALLERY ) ]]; then
+    echo "run.sh: building the gallery $GALLERY (tripletctl index)" >&2
+    "$BIN/tripletctl" index --model "$MODEL" --out "$GALLERY" ||
+        echo "run.sh: could not build $GALLERY; serving without a gallery (/v1/search answers 409)" >&2
+fi
+if [[ -f $GALLERY && ! $MODEL -nt $GALLERY ]]; then args+=(--gallery "$GALLERY"); fi
 
 url="http://$HOST:$PORT"
 [[ $HOST == 0.0.0.0 ]] && url="http://127.0.0.1:$PORT"
@@ -37,6 +45,8 @@ Try, from $(pwd):
   curl -s$auth -H 'Content-Type: application/json' -d @$ex/pair.json $url/v1/loss/pair
   curl -s$auth -H 'Content-Type: application/json' -d @$ex/infonce.json $url/v1/loss/infonce
   curl -s$auth -H 'Content-Type: application/json' -d @$ex/mine.json '$url/v1/mine?pretty=1'
+  curl -s$auth -H 'Content-Type: application/json' -d @$ex/search.json '$url/v1/search?pretty=1'
+  curl -s$auth $url/v1/gallery
   curl -s$auth -X POST $url/v1/admin/reload        # or: kill -HUP <pid>
   curl -s $url/metrics
   curl -s$auth $url/openapi.json
