@@ -17,6 +17,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -453,6 +457,59 @@ int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out)
     out->body_len = body.n;
     out->json = cJSON_ParseWithLength(out->body, out->body_len);
     return rc == CURLE_OK ? 0 : -1;
+}
+
+int h_raw_request(const h_server *s, const char *bytes, size_t len, long timeout_ms, h_resp *out)
+{
+    h_init();
+    memset(out, 0, sizeof *out);
+    buf_t in = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), rc = -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (h_slow()) timeout_ms *= 4;
+    double t0 = h_now();
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        snprintf(out->curl_err, sizeof out->curl_err, "connect: %s", strerror(errno));
+        goto done;
+    }
+    for (size_t off = 0; off < len;) {
+        ssize_t n = send(fd, bytes + off, len - off, MSG_NOSIGNAL);
+        if (n <= 0) break; /* the server may answer before reading everything */
+        off += (size_t)n;
+    }
+    for (;;) {
+        double left = (double)timeout_ms - (h_now() - t0) * 1e3;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0) break;
+        char tmp[16384];
+        ssize_t n = recv(fd, tmp, sizeof tmp, 0);
+        if (n <= 0) break;
+        buf_add(&in, tmp, (size_t)n);
+        char *end = strstr(in.p, "\r\n\r\n");
+        if (end) { /* complete once Content-Length bytes of body are here */
+            char cl[32];
+            h_resp tmp_r = {.headers = in.p};
+            if (h_header(&tmp_r, "Content-Length", cl, sizeof cl) && in.n >= (size_t)(end + 4 - in.p) + strtoul(cl, NULL, 10)) break;
+        }
+    }
+    out->seconds = h_now() - t0;
+    if (in.p && sscanf(in.p, "HTTP/%*d.%*d %ld", &out->status) == 1) rc = 0;
+    else snprintf(out->curl_err, sizeof out->curl_err, "no HTTP status line in %zu bytes", in.n);
+done:
+    if (fd >= 0) close(fd);
+    char *end = in.p ? strstr(in.p, "\r\n\r\n") : NULL;
+    if (end) {
+        out->body = strdup(end + 4);
+        out->body_len = in.n - (size_t)(end + 4 - in.p);
+        end[2] = '\0';
+        out->headers = in.p;
+    } else {
+        out->headers = in.p ? in.p : strdup("");
+        out->body = strdup("");
+    }
+    out->json = cJSON_ParseWithLength(out->body, out->body_len);
+    return rc;
 }
 
 void h_resp_free(h_resp *r)

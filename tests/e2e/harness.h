@@ -107,6 +107,11 @@ void *h_conn_new(void);
 void h_conn_free(void *conn);
 int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out);
 
+/* Send raw bytes on a new TCP connection and read one response (until its
+ * Content-Length is complete, the peer closes, or timeout_ms). Fills status,
+ * headers, body and json as h_request does. 0 if a status line arrived. */
+int h_raw_request(const h_server *s, const char *bytes, size_t len, long timeout_ms, h_resp *out);
+
 /* Convenience: GET path; POST path with a JSON body (Content-Type set). */
 int h_get(const h_server *s, const char *path, h_resp *out);
 int h_post(const h_server *s, const char *path, const char *body, h_resp *out);
