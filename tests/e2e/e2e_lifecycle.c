@@ -329,6 +329,21 @@ static void test_reload_under_load(void)
     printf("reload under load: %d requests, model A %d, model B %d, none lost\n", total, a, b);
     int st = h_server_stop(&s, SIGTERM, 10 * slow);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "reload server: exit status %d", st);
+
+    /* --allow-model-path: {"model": path} loads that file; a bad path keeps the current model */
+    const char *args2[] = {"--model", path_a, "--allow-model-path", NULL};
+    if (CHECK(h_server_start(&s, args2) == 0, "reload --allow-model-path: tripletd did not start")) {
+        h_post(&s, "/v1/admin/reload", body, &r);
+        CHECK(r.status == 200, "reload {\"model\": B} with --allow-model-path: status %ld %s", r.status, r.body);
+        h_resp_free(&r);
+        CHECK(wait_for_model(&s, 'B', 2 * slow), "after reload {\"model\": B} the server does not answer with model B");
+        h_post(&s, "/v1/admin/reload", "{\"model\": \"/nonexistent/m.safetensors\"}", &r);
+        if (CHECK_ERROR(&r, 422, "invalid_input", NULL, "reload of a missing file"))
+            CHECK(strstr(h_jstr(r.json, "error.message"), "nonexistent"), "failed reload should name the file: %s", h_jstr(r.json, "error.message"));
+        h_resp_free(&r);
+        CHECK(wait_for_model(&s, 'B', 2 * slow), "after a failed reload the server no longer answers with model B");
+        h_server_stop(&s, SIGTERM, 10 * slow);
+    }
 out:
     remove(live), remove(path_a), remove(path_b), remove(bad), rmdir(dir);
 }
