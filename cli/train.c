@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "data.h"
 #include "eval.h"
 #include "model.h"
@@ -17,8 +18,6 @@
 #define CURVE_QUERIES 2000  /* fixed test subset for the per-epoch Recall@1 */
 #define CURVE_GALLERY 10000 /* fixed training subset used as its gallery */
 #define MAX_CLASSES 1024
-
-int cmd_train(int argc, char **argv);
 
 static volatile sig_atomic_t g_interrupted;
 static void on_sigint(int sig) {
@@ -461,7 +460,7 @@ static int save_model(const run_ctx *r, const dat_set *train) {
     const trn_config *c = trn_get_config(r->t);
     mdl_model *m = NULL;
     tr_err err;
-    char recipe[1024], arch[256], steps[32], r1[32], epochs[32];
+    char recipe[1024], arch[256], steps[32], r1[32], epochs[32], seed[32];
     if (trn_export(r->t, &m, &err)) {
         fprintf(stderr, "tripletctl train: cannot build the model: %s\n", err.msg);
         return -1;
@@ -476,9 +475,10 @@ static int save_model(const run_ctx *r, const dat_set *train) {
                  loss_name(c->loss), mine_name(c->mining), short_source(train->source));
     snprintf(steps, sizeof steps, "%" PRId64, trn_steps_done(r->t));
     snprintf(epochs, sizeof epochs, "%d", trn_epochs_done(r->t));
+    snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
     snprintf(r1, sizeof r1, "%.4f", r->hist.n ? r->hist.rows[r->hist.n - 1].recall1 : NAN);
     const char *extra[] = {"recipe", recipe, "mining", mine_name(c->mining), "training.data", short_source(train->source), "training.epochs", epochs,
-                           "training.steps", steps, "training.curve_recall_at_1", r1};
+                           "training.steps", steps, "training.curve_recall_at_1", r1, "seed", seed};
     int rc = mdl_save(m, a->out, extra, sizeof extra / sizeof extra[0] / 2, &err);
     if (rc) fprintf(stderr, "tripletctl train: cannot write %s: %s\n", a->out, err.msg);
     mdl_free(m);
