@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# eval.sh - tripletctl eval end to end on generated data: the same rows as CSV, JSON lines and
+# gzip'd IDX give the same figures; the raw-input row matches a pure-Python brute force; leave-one-out,
+# --classes, --limit, holdout split, --json shape; exit codes and messages on bad input.
+set -euo pipefail
+ROOT=${TRIPLET_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+CTL=${TRIPLETCTL:-$ROOT/bin/tripletctl}
+PY=$(command -v python3)
+T=$(mktemp -d "${TMPDIR:-/tmp}/tripletd-eval.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+fails=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+expect() { # NAME WANT_RC CMD... (stdout in $T/out, stderr in $T/err)
+    local name=$1 want=$2 rc=0
+    shift 2
+    "$@" >"$T/out" 2>"$T/err" || rc=$?
+    if [[ $rc == "$want" ]]; then ok "$name (exit $rc)"; else bad "$name: exit $rc, want $want; stderr: $(head -c 300 "$T/err")"; fi
+}
+has() { # NAME FILE TEXT
+    if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: \"$3\" not in $(head -c 400 "$2")"; fi
+}
+
+# 4 classes of 2x4 "images" (bytes), 50 training and 12 test rows each, overlapping clusters;
+# written as CSV, JSON lines and gzip'd IDX (train / t10k) with the same rows in the same order.
+"$PY" - "$T" <<'EOF'
+import gzip, json, random, struct, sys
+d = sys.argv[1]
+rnd = random.Random(7)
+centres = [[rnd.randint(40, 215) for _ in range(8)] for _ in range(4)]
+def rows(n):
+    out = []
+    for i in range(n * 4):
+        c = i % 4
+        out.append(([min(255, max(0, int(round(v + rnd.gauss(0, 45))))) for v in centres[c]], c))
+    return out
+for split, n in (("train", 50), ("t10k", 12)):
+    rs = rows(n)
+    with open("%s/%s.csv" % (d, split), "w") as f:
+        f.write("p0,p1,p2,p3,p4,p5,p6,p7,label\n")
+        for x, y in rs:
+            f.write(",".join(map(str, x)) + ",%d\n" % y)
+    with open("%s/%s.jsonl" % (d, split), "w") as f:
+        for x, y in rs:
+            f.write(json.dumps({"x": x, "label": y}) + "\n")
+    with gzip.open("%s/%s-images-idx3-ubyte.gz" % (d, split), "wb") as f:
+        f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, len(rs), 2, 4) + bytes(v for x, _ in rs for v in x))
+    with gzip.open("%s/%s-labels-idx1-ubyte.gz" % (d, split), "wb") as f:
+        f.write(struct.pack(">BBBBI", 0, 0, 8, 1, len(rs)) + bytes(y for _, y in rs))
+EOF
+
+# A small model trained on the CSV rows (inputs scaled to [0, 1] by the trainer).
+expect "train a small model" 0 "$CTL" train --data "$T/train.csv" --test "$T/t10k.csv" --out "$T/m.safetensors" \
+    --arch 8-16-4 --epochs 3 --classes-per-batch 4 --samples-per-class 5 --seed 3 --quiet
+[[ -f $T/m.safetensors ]] || { echo "FAIL no model written; stopping"; exit 1; }
+
+# --- the same data in three formats give the same figures ---
+expect "eval IDX dir" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T" --json
+cp "$T/out" "$T/idx.json"
+expect "eval CSV --test" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T/train.csv" --test "$T/t10k.csv" --json
+cp "$T/out" "$T/csv.json"
+expect "eval JSONL --test" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T/train.jsonl" --test "$T/t10k.jsonl" --json
+cp "$T/out" "$T/jsonl.json"
+expect "eval text table" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T"
+has "table header" "$T/out" "Recall@1  Recall@5     MAP@R"
+has "table model row" "$T/out" "model "
+has "table raw row" "$T/out" "raw inputs "
+has "table untrained row" "$T/out" "untrained network "
+expect "eval leave-one-out" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T" --split train --json
+cp "$T/out" "$T/loo.json"
+expect "eval open-set classes" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T" --classes 1,3 --limit 10 --json
+cp "$T/out" "$T/cls.json"
+expect "eval holdout split" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T/train.csv" --test-fraction 0.2 --no-map --no-baselines --json
+cp "$T/out" "$T/hold.json"
+
+# Check the JSON and recompute the raw-input row by brute force (squared Euclidean on the
+# bytes: the model's uniform input scale does not change the ranking).
+if "$PY" - "$T" <<'EOF'; then ok "JSON and brute-force checks"; else bad "JSON and brute-force checks"; fi
+import json, sys
+d = sys.argv[1]
+def load(name):
+    with open("%s/%s.json" % (d, name)) as f:
+        return json.load(f)
+def rows(split):
+    out = []
+    with open("%s/%s.csv" % (d, split)) as f:
+        next(f)
+        for line in f:
+            v = [int(t) for t in line.split(",")]
+            out.append((v[:-1], v[-1]))
+    return out
+def metrics(q, g, loo=False, best=True):
+    """Recall@1, Recall@5, MAP@R with exact integer distances. The model's input
+    scale is applied in float32 by the C side, which can order equal integer
+    distances either way: best=True puts same-label rows first within a tie,
+    best=False last, bounding any tie-break."""
+    s1 = s5 = sm = 0.0
+    for qi, (x, y) in enumerate(q):
+        cand = [(sum((a - b) ** 2 for a, b in zip(x, gx)), (gy != y) if best else (gy == y), gy)
+                for gi, (gx, gy) in enumerate(g) if not (loo and gi == qi)]
+        cand.sort()
+        lab = [c[2] for c in cand]
+        r = lab.count(y)
+        s1 += lab[0] == y
+        s5 += y in lab[:5]
+        hits = 0
+        ap = 0.0
+        for i in range(r):
+            if lab[i] == y:
+                hits += 1
+                ap += hits / (i + 1)
+        sm += ap / r
+    n = len(q)
+    return s1 / n, s5 / n, sm / n
+errors = []
+def close(name, got, want):
+    if abs(got - want) > 1e-9:
+        errors.append("%s: got %r want %r" % (name, got, want))
+def within(name, row, q, g, loo=False):
+    hi = metrics(q, g, loo, best=True)
+    lo = metrics(q, g, loo, best=False)
+    for k, key in enumerate(("recall_at_1", "recall_at_5", "map_at_r")):
+        if not (lo[k] - 1e-12 <= row[key] <= hi[k] + 1e-12):
+            errors.append("%s %s: got %r, brute force gives %r..%r" % (name, key, row[key], lo[k], hi[k]))
+        if hi[k] - lo[k] > 0.02:
+            errors.append("%s %s: ties leave too wide a range %r..%r" % (name, key, lo[k], hi[k]))
+tr, te = rows("train"), rows("t10k")
+idx, csv, jl = load("idx"), load("csv"), load("jsonl")
+for k in ("model", "raw", "untrained"):
+    for m in ("recall_at_1", "recall_at_5", "map_at_r"):
+        close("csv %s %s" % (k, m), csv["results"][k][m], idx["results"][k][m])
+        close("jsonl %s %s" % (k, m), jl["results"][k][m], idx["results"][k][m])
+if idx["n_queries"] != 48 or idx["n_gallery"] != 200 or idx["leave_one_out"] or idx["classes"] is not None:
+    errors.append("idx header: %r" % {k: idx[k] for k in ("n_queries", "n_gallery", "leave_one_out", "classes")})
+within("raw", idx["results"]["raw"], te, tr)
+model = idx["results"]["model"]
+if not (0 < model["map_at_r"] <= 1 and model["n_queries"] == 48 and model["n_skipped"] == 0):
+    errors.append("model row: %r" % model)
+loo = load("loo")
+within("loo raw", loo["results"]["raw"], tr, tr, loo=True)
+if not loo["leave_one_out"] or loo["n_queries"] != 200:
+    errors.append("loo header %r" % loo)
+cls = load("cls")
+q = [r for r in te if r[1] in (1, 3)][:10]
+g = [r for r in tr if r[1] in (1, 3)]
+within("classes raw", cls["results"]["raw"], q, g)
+if cls["classes"] != [1, 3] or cls["n_queries"] != 10 or cls["n_gallery"] != 100:
+    errors.append("classes header %r" % {k: cls[k] for k in ("classes", "n_queries", "n_gallery")})
+hold = load("hold")
+if hold["n_queries"] != 40 or hold["n_gallery"] != 160 or hold["results"]["model"]["map_at_r"] is not None \
+        or set(hold["results"]) != {"model"}:
+    errors.append("holdout %r" % hold)
+for e in errors:
+    print("  " + e)
+sys.exit(1 if errors else 0)
+EOF
+
+# --- bad input ---
+expect "no --model" 2 "$CTL" eval --data "$T"
+has "no --model message" "$T/err" "--model is required"
+expect "bad --classes" 2 "$CTL" eval --model "$T/m.safetensors" --data "$T" --classes 1,x
+has "bad --classes message" "$T/err" '--classes: "1,x" is not a comma-separated list of integer labels'
+expect "bad --limit" 2 "$CTL" eval --model "$T/m.safetensors" --data "$T" --limit 0
+has "bad --limit message" "$T/err" '--limit: "0" is not a positive integer'
+expect "unknown option" 2 "$CTL" eval --model "$T/m.safetensors" --frob
+has "unknown option message" "$T/err" 'unknown option "--frob"'
+expect "missing model file" 1 "$CTL" eval --model "$T/nope.safetensors" --data "$T"
+has "missing model named" "$T/err" "nope.safetensors"
+printf 'a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >"$T/narrow.csv"
+expect "feature count mismatch" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T/narrow.csv" --test "$T/narrow.csv"
+has "feature count message" "$T/err" "rows have 2 features, the model's input is 8"
+printf 'p0,p1,p2,p3,p4,p5,p6,p7,label\n1,2,3,4,5,6,7,8,0\n1,2,3,x,5,6,7,8,1\n' >"$T/badrow.csv"
+expect "bad CSV row" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T/badrow.csv" --test "$T/t10k.csv"
+has "bad CSV row located" "$T/err" 'badrow.csv:3, column 4: "x" is not a number'
+expect "classes not in data" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T" --classes 9
+has "classes not in data message" "$T/err" "no rows with the 1 given class(es)"
+expect "split on CSV" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T/train.csv" --split train
+has "split on CSV message" "$T/err" "--split applies to IDX data"
+expect "missing split" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T" --split valid
+has "missing split message" "$T/err" 'no IDX files for split "valid"'
+
+echo
+if ((fails)); then echo "$fails check(s) failed"; exit 1; fi
+echo "all checks passed"
