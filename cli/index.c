@@ -136,7 +136,8 @@ int cmd_index(int argc, char **argv) {
         return 0;
     }
     if (mdl_load(a.model, &m, &err) != TR_OK) {
-        fprintf(stderr, "tripletctl index: %s\n", err.msg);
+        if (strstr(err.msg, a.model)) fprintf(stderr, "tripletctl index: %s\n", err.msg);
+        else fprintf(stderr, "tripletctl index: model %s: %s\n", a.model, err.msg);
         goto fail;
     }
     if (a.data == NULL) {

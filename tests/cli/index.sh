@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# tests/cli/index.sh - `tripletctl index`: galleries from CSV (with ids) and
+# JSON lines, their tensors and metadata read back by an independent Python
+# reader, and every refusal (exit status and message).
+set -u
+ROOT=${TRIPLET_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+TRIPLETCTL=${TRIPLETCTL:-$ROOT/bin/tripletctl}
+MODEL=$ROOT/tests/data/e2e-model.safetensors
+PY=python3
+$PY -c 'import json, struct, hashlib' 2>/dev/null || PY=/usr/bin/python3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+
+run() { # sets rc, err
+    "$TRIPLETCTL" index "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    err=$(cat "$tmp/err")
+}
+expect() { # name, rc, substring of stderr
+    if [[ $rc == "$2" && $err == *"$3"* ]]; then ok "$1"; else bad "$1: rc=$rc (want $2), stderr: ${err:0:300}"; fi
+}
+
+# Data: 40 rows of 784 features (the e2e model's input), labels 0..3.
+$PY - "$tmp" <<'EOF'
+import json, sys, random
+d = sys.argv[1]
+rnd = random.Random(5)
+rows = [[rnd.randint(0, 255) for _ in range(784)] for _ in range(40)]
+with open(f"{d}/rows.csv", "w") as f:
+    f.write("id," + ",".join(f"p{i}" for i in range(784)) + ",label\n")
+    for i, r in enumerate(rows):
+        f.write(f"item{i}," + ",".join(map(str, r)) + f",{i % 4}\n")
+with open(f"{d}/rows.jsonl", "w") as f:
+    for i, r in enumerate(rows):
+        f.write(json.dumps({"x": r, "label": i % 4}) + "\n")
+with open(f"{d}/short.jsonl", "w") as f:
+    for i, r in enumerate(rows):
+        f.write(json.dumps({"x": r[:100], "label": 0}) + "\n")
+EOF
+
+# Read a gallery back without our library: prints "N D labels ids model_sha256"
+# and checks the ids tensor layout.
+readback() {
+    $PY - "$1" <<'EOF'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+meta = h.pop("__metadata__", {})
+data = b[8 + n:]
+e = h["embeddings"]
+assert e["dtype"] == "F32", e
+N, D = e["shape"]
+labels = ids = "-"
+if "labels" in h:
+    s, t = h["labels"]["data_offsets"]
+    labels = ",".join(str(v) for v in struct.unpack(f"<{N}q", data[s:t])[:6])
+if "ids" in h:
+    s, t = h["ids"]["data_offsets"]
+    raw = data[s:t]
+    assert raw.endswith(b"\0") and raw.count(b"\0") == N
+    ids = ",".join(x.decode() for x in raw[:-1].split(b"\0")[:3])
+assert meta.get("format") == "tripletd-gallery", meta
+print(N, D, labels, ids, meta.get("model_sha256", "-"))
+EOF
+}
+
+sha=$($PY -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$MODEL")
+
+run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/csv.safetensors" --batch 7
+expect "index CSV with ids" 0 "wrote"
+got=$(readback "$tmp/csv.safetensors" 2>&1)
+want="40 32 0,1,2,3,0,1 item0,item1,item2 $sha"
+if [[ $got == "$want" ]]; then ok "CSV gallery contents"; else bad "CSV gallery contents: got '$got', want '$want'"; fi
+
+run --model "$MODEL" --data "$tmp/rows.jsonl" --out "$tmp/jsonl.safetensors" --limit 9 --quiet
+expect "index JSON lines, --limit, --quiet" 0 ""
+got=$(readback "$tmp/jsonl.safetensors" 2>&1)
+want="9 32 0,1,2,3,0,1 - $sha"
+if [[ $got == "$want" ]]; then ok "JSON-lines gallery contents"; else bad "JSON-lines gallery contents: got '$got', want '$want'"; fi
+[[ -z $(cat "$tmp/err") ]] && ok "--quiet prints nothing" || bad "--quiet printed: $(cat "$tmp/err")"
+
+run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/noids.safetensors" --no-ids --quiet
+got=$(readback "$tmp/noids.safetensors" 2>&1)
+[[ $got == "40 32 "*" - $sha" ]] && ok "--no-ids" || bad "--no-ids: $got"
+
+# batch sizes change only the float rounding of the forward pass (sgemm vs sgemv)
+"$TRIPLETCTL" index --quiet --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/b1.safetensors" --batch 1
+$PY - "$tmp/csv.safetensors" "$tmp/b1.safetensors" <<'EOF' && ok "batch 7 and batch 1 agree to 1e-5" || bad "batch 7 and batch 1 differ"
+import json, struct, sys
+def emb(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    s, t = h["embeddings"]["data_offsets"]; return struct.unpack(f"<{(t - s) // 4}f", b[8 + n + s:8 + n + t])
+a, c = emb(sys.argv[1]), emb(sys.argv[2])
+sys.exit(0 if len(a) == len(c) and max(abs(x - y) for x, y in zip(a, c)) < 1e-5 else 1)
+EOF
+
+# refusals
+run --data "$tmp/rows.csv" --out "$tmp/x.safetensors"
+expect "no --model" 2 "--model is required"
+run --model "$MODEL" --data "$tmp/rows.csv"
+expect "no --out" 2 "--out is required"
+run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/x.safetensors" --batch 0
+expect "--batch 0" 2 "--batch"
+run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/x.safetensors" --batch 99999999
+expect "--batch too large" 2 "--batch"
+run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/x.safetensors" --bogus
+expect "unknown option" 2 "unknown option"
+run --model "$MODEL" --data "$tmp/short.jsonl" --out "$tmp/x.safetensors"
+expect "data of the wrong width" 1 "has 100 features per row, the model"
+run --model "$MODEL" --data "$tmp/missing.csv" --out "$tmp/x.safetensors"
+expect "missing data file" 1 "missing.csv"
+run --model "$tmp/rows.csv" --data "$tmp/rows.csv" --out "$tmp/x.safetensors"
+expect "not a model" 1 "rows.csv"
+run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/no/such/dir/g.safetensors"
+expect "unwritable output" 1 "g.safetensors"
+[[ ! -e $tmp/x.safetensors ]] && ok "nothing written on refusal" || bad "a refused run wrote a file"
+run --help
+expect "--help" 0 ""
+grep -q "usage: tripletctl index" "$tmp/out" && ok "--help text" || bad "--help text"
+
+echo "$fails failed"
+((fails == 0))
