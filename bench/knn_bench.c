@@ -1,6 +1,8 @@
 /* knn_bench.c - time knn_search on raw float32 files; bench_knn.sh builds it.
  * usage: knn_bench GALLERY.f32 QUERIES.f32 DIM K THREADS METRIC REPS [OUT.i64]
- * Prints the best queries/s of REPS runs; OUT gets the indices of the last. */
+ * Prints the best queries/s of REPS runs and the count of queries answered by
+ * the exact fallback; OUT gets the indices of the last run. Env: KNN_BQ,
+ * KNN_BG (tile), KNN_BLAS_THREADS (OpenBLAS threads, default 1). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +51,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "knn_bench: cannot read %s / %s\n", argv[1], argv[2]);
         return 1;
     }
-    /* workers call SGEMM themselves: OpenBLAS runs single-threaded inside */
-    openblas_set_num_threads(1);
+    /* workers call SGEMM themselves: OpenBLAS runs single-threaded inside,
+     * unless KNN_BLAS_THREADS asks for OpenBLAS's own threading instead */
+    openblas_set_num_threads(getenv("KNN_BLAS_THREADS") ? atoi(getenv("KNN_BLAS_THREADS")) : 1);
     double best = 1e30;
     size_t fb = 0;
     for (int r = 0; r < reps; r++) {

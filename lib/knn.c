@@ -468,7 +468,7 @@ int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t 
         j.bq = (nq + (size_t)threads - 1) / (size_t)threads;
     if (j.bq > nq) j.bq = nq;
     if (!tr_size_mul(j.bq, j.bg, &tmp) || tmp > SIZE_MAX / sizeof(float) || !tr_size_mul(j.bq, j.kc + 1, &tmp) ||
-        tmp > SIZE_MAX / sizeof(kent)) {
+        tmp > SIZE_MAX / sizeof(kent) || (j.kc > k ? j.kc : k) > SIZE_MAX / sizeof(kcand)) {
         rc = tr_seterr(err, TR_ELIMIT, "", "knn: block %zu x %zu is too large", j.bq, j.bg);
         goto fail;
     }
