@@ -7,7 +7,9 @@ cd "$(dirname "$0")/../.."
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OPENBLAS_NUM_THREADS=1
-make -s -j2 -C tests/fuzz replay-bin >/dev/null || { echo "replay.sh: build failed"; exit 1; }
+mkdir -p build/fuzz
+# one build at a time when several test runs share the tree
+flock build/fuzz/.replay.lock make -s -j2 -C tests/fuzz replay-bin >/dev/null || { echo "replay.sh: build failed"; exit 1; }
 fail=0
 for src in tests/fuzz/fuzz_*.c; do
     t=$(basename "$src" .c)
