@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "json_parse.h"
 #include "log.h"
 
 struct srv_http {
@@ -180,11 +181,10 @@ static void dispatch(const srv_http *h, req *r)
             goto done;
         }
         if (r->len > 0) {
-            const char *end = NULL, *nul = memchr(r->body, 0, r->len); /* cJSON would skip a NUL as whitespace */
-            body = nul ? NULL : cJSON_ParseWithLengthOpts(r->body, r->len + 1, &end, 1);
-            if (!body || end != r->body + r->len) {
-                size_t at = nul ? (size_t)(nul - r->body) : end && end >= r->body ? (size_t)(end - r->body) : 0;
-                srv_fail(out, 400, "", "invalid JSON at byte %zu of %zu", at, r->len);
+            char why[96];
+            size_t at = 0;
+            if (!(body = srv_json_parse(r->body, r->len, why, sizeof why, &at))) {
+                srv_fail(out, 400, "", "invalid JSON at byte %zu of %zu: %s", at, r->len, why);
                 goto done;
             }
             if (!cJSON_IsObject(body)) {

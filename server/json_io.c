@@ -336,15 +336,22 @@ fail:
 
 cJSON *jio_floats(const float *v, size_t n)
 {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; a && i < n; i++) {
-        cJSON *x = cJSON_CreateNumber((double)v[i]);
-        if (!x) {
-            cJSON_Delete(a);
-            return NULL;
-        }
-        cJSON_AddItemToArray(a, x);
+    /* one pre-rendered node instead of n: 9 significant digits round-trip
+     * a float32 exactly, and skip cJSON's 17-digit print-and-rescan */
+    size_t cap;
+    char *buf;
+    if (!tr_size_mul(n, 18, &cap) || !tr_size_add(cap, 4, &cap) || !(buf = malloc(cap))) return NULL;
+    size_t pos = 0;
+    buf[pos++] = '[';
+    for (size_t i = 0; i < n; i++) {
+        if (i) buf[pos++] = ',';
+        if (isfinite(v[i])) pos += (size_t)snprintf(buf + pos, cap - pos, "%.9g", (double)v[i]);
+        else memcpy(buf + pos, "null", 4), pos += 4;
     }
+    buf[pos++] = ']';
+    buf[pos] = 0;
+    cJSON *a = cJSON_CreateRaw(buf);
+    free(buf);
     return a;
 }
 

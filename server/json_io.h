@@ -47,7 +47,8 @@ int jio_string(const cJSON *obj, const char *name, const char **val, srv_reply *
  * true/false). *dst is malloc'd. */
 int jio_labels(const cJSON *obj, const char *name, size_t n, int binary, int64_t **dst, srv_reply *out);
 
-/* Number arrays for replies (NULL on allocation failure). */
+/* Number arrays for replies (NULL on allocation failure). jio_floats is one
+ * raw (pre-rendered) node: append it, do not walk it. */
 cJSON *jio_floats(const float *v, size_t n);
 cJSON *jio_doubles(const double *v, size_t n);
 

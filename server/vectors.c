@@ -1,7 +1,9 @@
 /* vectors.c - request vectors to what handlers compare: parse, optionally embed, normalise. */
 #include "vectors.h"
 
+#include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *g_metric_names[DIST_COUNT + 1];
@@ -56,6 +58,14 @@ int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slo
     tr_clearerr(&err);
     if ((rc = mdl_forward(m, s->in[slot].p, *n, s->emb[slot].p, o->normalize, &s->work, &err)) != TR_OK)
         return srv_fail_tr(out, rc, &err);
+    /* huge (finite) inputs can overflow float32 inside the model */
+    for (size_t i = 0; i < total; i++) {
+        if (!isfinite(s->emb[slot].p[i])) {
+            char path[160];
+            snprintf(path, sizeof path, "%s[%zu]", name, i / od);
+            return srv_fail(out, 422, path, "%s: the embedding overflows float32 (inputs too large for this model)", path);
+        }
+    }
     *dim = od;
     *v = s->emb[slot].p;
     return 0;

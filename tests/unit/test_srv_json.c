@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "json_io.h"
+#include "json_parse.h"
 
 /* One row per accepted or refused vector field: the body, *dim on entry,
  * max vectors, expected status, field, message (exact), n, dim and sum. */
@@ -175,6 +176,133 @@ static void test_fields_and_labels(void **state)
     cJSON_Delete(two);
 }
 
+
+/* Parser refusals: text (length from sizeof, so NULs count), reason, offset. */
+typedef struct {
+    const char *text;
+    size_t len;
+    const char *why;
+    size_t at;
+} parse_bad;
+
+#define PB(t, w, a) {t, sizeof(t) - 1, w, a}
+static const parse_bad PARSE_BAD[] = {
+    PB("", "unexpected end of input", 0),
+    PB("   ", "unexpected end of input", 3),
+    PB("{\"a\":1,}", "expected a string key", 7),
+    PB("[1,2,]", "unexpected character", 5),
+    PB("[01]", "leading zero in a number", 2),
+    PB("[1.]", "expected a digit after the decimal point", 3),
+    PB("[1e]", "expected a digit in the exponent", 3),
+    PB("[-]", "expected a digit", 2),
+    PB("[.5]", "unexpected character", 1),
+    PB("[+1]", "unexpected character", 1),
+    PB("[NaN]", "unexpected character", 1),
+    PB("[Infinity]", "unexpected character", 1),
+    PB("[nan]", "invalid literal", 1),
+    PB("[tru]", "invalid literal", 1),
+    PB("{\"a\" 1}", "expected ':'", 5),
+    PB("{\"a\":1 \"b\":2}", "expected ',' or '}'", 7),
+    PB("[1 2]", "expected ',' or ']'", 3),
+    PB("\"abc", "unterminated string", 4),
+    PB("\"a\\qb\"", "bad escape in a string", 3),
+    PB("\"\\u12G4\"", "bad \\u escape", 3),
+    PB("\"\\ud800\"", "unpaired UTF-16 surrogate in a \\u escape", 7),
+    PB("\"\\udc00\"", "unpaired UTF-16 surrogate in a \\u escape", 7),
+    PB("\"\\u0000\"", "NUL character in a string", 7),
+    PB("\"a\tb\"", "control character in a string", 2),
+    PB("\"\xff\"", "invalid UTF-8 in a string", 1),
+    PB("\"\xc0\xaf\"", "invalid UTF-8 in a string", 1),
+    PB("{\"a\":1,\"a\":2}", "duplicate key in an object", 7),
+    PB("{} x", "unexpected data after the JSON value", 3),
+    PB("{}\0", "unexpected data after the JSON value", 2),
+    PB("[1,\0 2]", "unexpected character", 3),
+};
+
+static void test_parse_refusals(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof PARSE_BAD / sizeof PARSE_BAD[0]; i++) {
+        const parse_bad *c = &PARSE_BAD[i];
+        char why[96] = "";
+        size_t at = 999;
+        cJSON *v = srv_json_parse(c->text, c->len, why, sizeof why, &at);
+        if (v) fail_msg("case %zu (%s): accepted", i, c->text);
+        if (strcmp(why, c->why) != 0 || at != c->at)
+            fail_msg("case %zu (%s): \"%s\" at %zu, want \"%s\" at %zu", i, c->text, why, at, c->why, c->at);
+    }
+    /* nesting: 64 levels parse, 65 do not */
+    char deep[200];
+    for (int d = 64; d <= 65; d++) {
+        memset(deep, '[', (size_t)d);
+        memset(deep + d, ']', (size_t)d);
+        char why[96] = "";
+        size_t at = 0;
+        cJSON *v = srv_json_parse(deep, 2 * (size_t)d, why, sizeof why, &at);
+        if (d == 64) assert_non_null(v);
+        else {
+            assert_null(v);
+            assert_string_equal(why, "nesting deeper than 64 levels");
+        }
+        cJSON_Delete(v);
+    }
+}
+
+static void test_parse_values(void **state)
+{
+    (void)state;
+    const char *t = " {\"s\":\"a\\u00e9\\ud83d\\ude00\\n\\\"\\/\",\"n\":[-0,1e400,-2.5E-3,12345678901234567890,true,false,null],"
+                    "\"o\":{}} ";
+    char why[96];
+    size_t at;
+    cJSON *v = srv_json_parse(t, strlen(t), why, sizeof why, &at);
+    assert_non_null(v);
+    assert_string_equal(cJSON_GetObjectItem(v, "s")->valuestring, "a\xc3\xa9\xf0\x9f\x98\x80\n\"/");
+    cJSON *n = cJSON_GetObjectItem(v, "n");
+    assert_int_equal(cJSON_GetArraySize(n), 7);
+    assert_true(cJSON_GetArrayItem(n, 0)->valuedouble == 0 && signbit(cJSON_GetArrayItem(n, 0)->valuedouble));
+    assert_true(isinf(cJSON_GetArrayItem(n, 1)->valuedouble));
+    assert_true(cJSON_GetArrayItem(n, 2)->valuedouble == -2.5e-3);
+    assert_true(cJSON_GetArrayItem(n, 3)->valuedouble == 12345678901234567890.0);
+    assert_true(cJSON_IsTrue(cJSON_GetArrayItem(n, 4)) && cJSON_IsFalse(cJSON_GetArrayItem(n, 5)));
+    assert_true(cJSON_IsNull(cJSON_GetArrayItem(n, 6)));
+    assert_true(cJSON_IsObject(cJSON_GetObjectItem(v, "o")));
+    cJSON_Delete(v);
+}
+
+/* The fast number path must equal strtod (correct rounding) bit for bit. */
+static void test_parse_numbers_exact(void **state)
+{
+    (void)state;
+    uint64_t x = 88172645463325252ull;
+    char text[64];
+    int tested = 0, fast = 0;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        int digits = 1 + (int)(x % 20), point = (int)((x >> 8) % 22), e = (int)((x >> 16) % 61) - 30;
+        uint64_t m = x >> 20;
+        char ds[32];
+        snprintf(ds, sizeof ds, "%llu", (unsigned long long)m);
+        ds[digits < (int)strlen(ds) ? digits : (int)strlen(ds)] = 0;
+        size_t nd = strlen(ds);
+        if ((size_t)point >= nd) point = 0;
+        if (point) snprintf(text, sizeof text, "%s%.*s.%s%s%d", (x & 1) ? "-" : "", point, ds, ds + point, (x & 2) ? "e" : "E", e);
+        else snprintf(text, sizeof text, "%s%se%d", (x & 1) ? "-" : "", ds, e);
+        if (ds[0] == '0' && nd > 1 && (point == 0 || point > 1)) continue; /* leading zero: not JSON */
+        char why[96];
+        size_t at;
+        cJSON *v = srv_json_parse(text, strlen(text), why, sizeof why, &at);
+        if (!v) fail_msg("%s: refused (%s)", text, why);
+        double want = strtod(text, NULL);
+        if (memcmp(&v->valuedouble, &want, sizeof want) != 0) fail_msg("%s: got %.17g, strtod %.17g", text, v->valuedouble, want);
+        cJSON_Delete(v);
+        tested++;
+        fast += nd <= 15 && e >= -22 + point - (int)nd && e <= 22 - (int)nd; /* roughly: the fast path's range */
+    }
+    assert_true(tested > 100000);
+    assert_true(fast > 10000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +310,9 @@ int main(void)
         cmocka_unit_test(test_base64_roundtrip),
         cmocka_unit_test(test_scalars),
         cmocka_unit_test(test_fields_and_labels),
+        cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_parse_values),
+        cmocka_unit_test(test_parse_numbers_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

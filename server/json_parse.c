@@ -1,0 +1,337 @@
+/* json_parse.c - strict, fast JSON text -> cJSON tree for request bodies. */
+#include "json_parse.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gallery.h" /* gal_utf8_valid */
+
+typedef struct {
+    const char *s, *end;
+    const char *err_at;
+    const char *why;
+} jp;
+
+static int fail(jp *p, const char *at, const char *why)
+{
+    if (!p->why) p->why = why, p->err_at = at;
+    return -1;
+}
+
+static void skip_ws(jp *p, const char **c)
+{
+    while (*c < p->end && (**c == ' ' || **c == '\t' || **c == '\n' || **c == '\r')) (*c)++;
+}
+
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* JSON number at *c. Exact: with at most 19 significant digits whose value
+ * fits in 2^53 and a decimal exponent within +-22, m * 10^e (or m / 10^-e)
+ * is one correctly rounded IEEE operation on exact operands (Clinger's fast
+ * path); anything else goes to strtod. */
+static int parse_number(jp *p, const char **c, double *out)
+{
+    const char *q = *c, *start = *c;
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0, neg = 0, exact = 1;
+    if (q < p->end && *q == '-') neg = 1, q++;
+    if (q >= p->end || *q < '0' || *q > '9') return fail(p, q, "expected a digit");
+    if (*q == '0') {
+        q++;
+        if (q < p->end && *q >= '0' && *q <= '9') return fail(p, q, "leading zero in a number");
+    } else {
+        for (; q < p->end && *q >= '0' && *q <= '9'; q++) {
+            if (digits < 19) m = m * 10 + (uint64_t)(*q - '0'), digits += m != 0;
+            else exact = 0, exp10++;
+        }
+    }
+    if (q < p->end && *q == '.') {
+        q++;
+        if (q >= p->end || *q < '0' || *q > '9') return fail(p, q, "expected a digit after the decimal point");
+        for (; q < p->end && *q >= '0' && *q <= '9'; q++) {
+            if (digits < 19) m = m * 10 + (uint64_t)(*q - '0'), digits += m != 0, exp10--;
+            else if (*q != '0') exact = 0;
+        }
+    }
+    if (q < p->end && (*q == 'e' || *q == 'E')) {
+        int eneg = 0, e = 0;
+        q++;
+        if (q < p->end && (*q == '+' || *q == '-')) eneg = *q == '-', q++;
+        if (q >= p->end || *q < '0' || *q > '9') return fail(p, q, "expected a digit in the exponent");
+        for (; q < p->end && *q >= '0' && *q <= '9'; q++)
+            if (e < 100000) e = e * 10 + (*q - '0');
+        exp10 += eneg ? -e : e;
+    }
+    *c = q;
+    if (exact && m <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
+        double v = (double)m;
+        v = exp10 < 0 ? v / POW10[-exp10] : v * POW10[exp10];
+        *out = neg ? -v : v;
+        return 0;
+    }
+    char buf[64], *tmp = buf, *e = NULL;
+    size_t n = (size_t)(q - start);
+    if (n >= sizeof buf && !(tmp = malloc(n + 1))) return fail(p, start, "out of memory");
+    memcpy(tmp, start, n);
+    tmp[n] = 0;
+    *out = strtod(tmp, &e); /* overflow gives +-HUGE_VAL (inf), underflow 0 */
+    if (tmp != buf) free(tmp);
+    return 0;
+}
+
+static int hex4(const char *q, unsigned *u)
+{
+    *u = 0;
+    for (int i = 0; i < 4; i++) {
+        char h = q[i];
+        unsigned d = h >= '0' && h <= '9' ? (unsigned)(h - '0')
+                     : h >= 'a' && h <= 'f' ? (unsigned)(h - 'a' + 10)
+                     : h >= 'A' && h <= 'F' ? (unsigned)(h - 'A' + 10)
+                                            : 16u;
+        if (d > 15) return -1;
+        *u = *u * 16 + d;
+    }
+    return 0;
+}
+
+/* String at *c (after the opening quote) into a malloc'd NUL-terminated copy. */
+static char *parse_string(jp *p, const char **c)
+{
+    const char *q = *c, *run;
+    size_t cap = 16, len = 0;
+    char *o = NULL;
+    for (run = q; run < p->end && *run != '"' && *run != '\\'; run++) {
+        if ((unsigned char)*run < 0x20) {
+            fail(p, run, "control character in a string");
+            return NULL;
+        }
+    }
+    cap = (size_t)(run - q) + 16;
+    if (!(o = malloc(cap))) goto oom;
+    while (q < p->end && *q != '"') {
+        unsigned char ch = (unsigned char)*q;
+        char enc[4];
+        size_t n = 1;
+        if (ch < 0x20) {
+            fail(p, q, "control character in a string");
+            goto bad;
+        }
+        if (ch != '\\') {
+            enc[0] = (char)ch;
+            q++;
+        } else {
+            if (q + 1 >= p->end) break;
+            char e = q[1];
+            q += 2;
+            switch (e) {
+            case '"': enc[0] = '"'; break;
+            case '\\': enc[0] = '\\'; break;
+            case '/': enc[0] = '/'; break;
+            case 'b': enc[0] = '\b'; break;
+            case 'f': enc[0] = '\f'; break;
+            case 'n': enc[0] = '\n'; break;
+            case 'r': enc[0] = '\r'; break;
+            case 't': enc[0] = '\t'; break;
+            case 'u': {
+                unsigned u, lo;
+                if (p->end - q < 4 || hex4(q, &u)) {
+                    fail(p, q, "bad \\u escape");
+                    goto bad;
+                }
+                q += 4;
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    if (p->end - q < 6 || q[0] != '\\' || q[1] != 'u' || hex4(q + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                        fail(p, q, "unpaired UTF-16 surrogate in a \\u escape");
+                        goto bad;
+                    }
+                    q += 6;
+                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                } else if (u >= 0xDC00 && u <= 0xDFFF) {
+                    fail(p, q, "unpaired UTF-16 surrogate in a \\u escape");
+                    goto bad;
+                }
+                if (u == 0) {
+                    fail(p, q, "NUL character in a string");
+                    goto bad;
+                }
+                if (u < 0x80) enc[0] = (char)u;
+                else if (u < 0x800) enc[0] = (char)(0xC0 | u >> 6), enc[1] = (char)(0x80 | (u & 0x3F)), n = 2;
+                else if (u < 0x10000)
+                    enc[0] = (char)(0xE0 | u >> 12), enc[1] = (char)(0x80 | ((u >> 6) & 0x3F)), enc[2] = (char)(0x80 | (u & 0x3F)), n = 3;
+                else
+                    enc[0] = (char)(0xF0 | u >> 18), enc[1] = (char)(0x80 | ((u >> 12) & 0x3F)),
+                    enc[2] = (char)(0x80 | ((u >> 6) & 0x3F)), enc[3] = (char)(0x80 | (u & 0x3F)), n = 4;
+                break;
+            }
+            default: fail(p, q - 1, "bad escape in a string"); goto bad;
+            }
+        }
+        if (len + n + 1 > cap) {
+            char *t = realloc(o, cap * 2 + n);
+            if (!t) goto oom;
+            o = t;
+            cap = cap * 2 + n;
+        }
+        memcpy(o + len, enc, n);
+        len += n;
+    }
+    if (q >= p->end) {
+        fail(p, q, "unterminated string");
+        goto bad;
+    }
+    o[len] = 0;
+    size_t bad_at = 0;
+    if (!gal_utf8_valid((const uint8_t *)o, len, &bad_at)) {
+        fail(p, *c, "invalid UTF-8 in a string");
+        goto bad;
+    }
+    *c = q + 1;
+    return o;
+oom:
+    fail(p, q, "out of memory");
+bad:
+    free(o);
+    return NULL;
+}
+
+static cJSON *parse_value(jp *p, const char **c, int depth);
+
+static cJSON *parse_container(jp *p, const char **c, int depth, int obj)
+{
+    cJSON *v = obj ? cJSON_CreateObject() : cJSON_CreateArray();
+    const char close = obj ? '}' : ']';
+    if (!v) {
+        fail(p, *c, "out of memory");
+        return NULL;
+    }
+    if (depth >= SRV_JSON_MAX_DEPTH) {
+        fail(p, *c, "nesting deeper than 64 levels");
+        goto bad;
+    }
+    (*c)++;
+    skip_ws(p, c);
+    if (*c < p->end && **c == close) {
+        (*c)++;
+        return v;
+    }
+    for (;;) {
+        char *key = NULL;
+        skip_ws(p, c);
+        const char *key_at = *c;
+        if (obj) {
+            if (*c >= p->end || **c != '"') {
+                fail(p, *c, "expected a string key");
+                goto bad;
+            }
+            (*c)++;
+            if (!(key = parse_string(p, c))) goto bad;
+            skip_ws(p, c);
+            if (*c >= p->end || **c != ':') {
+                free(key);
+                fail(p, *c, "expected ':'");
+                goto bad;
+            }
+            (*c)++;
+            skip_ws(p, c);
+        }
+        cJSON *item = parse_value(p, c, depth + 1);
+        if (!item) {
+            free(key);
+            goto bad;
+        }
+        if (obj) {
+            if (cJSON_GetObjectItemCaseSensitive(v, key)) {
+                free(key);
+                cJSON_Delete(item);
+                fail(p, key_at, "duplicate key in an object");
+                goto bad;
+            }
+            cJSON_AddItemToObject(v, key, item);
+            free(key);
+        } else cJSON_AddItemToArray(v, item);
+        skip_ws(p, c);
+        if (*c < p->end && **c == ',') {
+            (*c)++;
+            continue;
+        }
+        if (*c < p->end && **c == close) {
+            (*c)++;
+            return v;
+        }
+        fail(p, *c, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+        goto bad;
+    }
+bad:
+    cJSON_Delete(v);
+    return NULL;
+}
+
+static int literal(jp *p, const char **c, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(p->end - *c) < n || memcmp(*c, word, n) != 0) return fail(p, *c, "invalid literal");
+    *c += n;
+    return 0;
+}
+
+static cJSON *parse_value(jp *p, const char **c, int depth)
+{
+    cJSON *v = NULL;
+    if (*c >= p->end) {
+        fail(p, *c, "unexpected end of input");
+        return NULL;
+    }
+    switch (**c) {
+    case '{': return parse_container(p, c, depth, 1);
+    case '[': return parse_container(p, c, depth, 0);
+    case '"': {
+        (*c)++;
+        char *s = parse_string(p, c);
+        if (!s) return NULL;
+        v = cJSON_CreateString(s);
+        free(s);
+        break;
+    }
+    case 't': v = literal(p, c, "true") ? NULL : cJSON_CreateTrue(); break;
+    case 'f': v = literal(p, c, "false") ? NULL : cJSON_CreateFalse(); break;
+    case 'n': v = literal(p, c, "null") ? NULL : cJSON_CreateNull(); break;
+    default: {
+        double d;
+        if (**c != '-' && (**c < '0' || **c > '9')) {
+            fail(p, *c, "unexpected character");
+            return NULL;
+        }
+        if (parse_number(p, c, &d)) return NULL;
+        v = cJSON_CreateNumber(d);
+        break;
+    }
+    }
+    if (!v) fail(p, *c, "out of memory");
+    return v;
+}
+
+cJSON *srv_json_parse(const char *buf, size_t len, char *why, size_t why_cap, size_t *at)
+{
+    jp p = {buf, buf + len, NULL, NULL};
+    const char *c = buf;
+    skip_ws(&p, &c);
+    cJSON *v = parse_value(&p, &c, 0);
+    if (v) {
+        skip_ws(&p, &c);
+        if (c != p.end) {
+            fail(&p, c, "unexpected data after the JSON value");
+            cJSON_Delete(v);
+            v = NULL;
+        }
+    }
+    if (!v) {
+        if (!p.why) p.why = "invalid JSON", p.err_at = c;
+        if (why_cap) snprintf(why, why_cap, "%s", p.why);
+        if (at) *at = (size_t)(p.err_at - buf);
+    }
+    return v;
+}
