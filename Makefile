@@ -59,6 +59,13 @@ E2E_BIN  := $(E2E_SRC:tests/e2e/%.c=$(B)/tests/e2e/%)
 MODEL   ?= models/fashion-mnist.safetensors
 GALLERY ?= models/fashion-mnist.gallery.safetensors
 PORT    ?= 8080
+# The shipped recipe (models/README.md): FaceNet semi-hard triplet hinge on an
+# L2-normalised 784-256-128 ReLU MLP, inputs x/255, PK batches 10 x 16, Adam.
+TRAIN_FLAGS ?= --arch 784-256-128 --activation relu --normalize --metric sqeuclidean --margin 0.2 \
+               --loss triplet --mining semi-hard --classes-per-batch 10 --samples-per-class 16 \
+               --epochs 10 --lr 1e-3 --seed 1 --threads 1
+EVAL_THREADS ?= 2
+OPEN_SET_MODEL ?= $(B)/models/fashion-mnist-open-set.safetensors
 
 .PHONY: all deps bench-deps docker-deps test test-unit test-e2e test-docker run bench model clean format help fuzz tests
 
@@ -141,7 +148,13 @@ run: deps all
 	else $(BIN)/tripletctl inspect $(MODEL); fi
 
 model: deps all
-	bin/tripletctl train --out $(MODEL) --svg models/learning-curve.svg --csv models/training.csv $(TRAIN_FLAGS)
+	bin/tripletctl train --out $(MODEL) --svg models/learning-curve.svg --csv models/training.csv --name fashion-mnist $(TRAIN_FLAGS)
+	bin/tripletctl eval --model $(MODEL) --threads $(EVAL_THREADS) --json > models/eval.json
+	@mkdir -p $(dir $(OPEN_SET_MODEL))
+	bin/tripletctl train --out $(OPEN_SET_MODEL) --name fashion-mnist-open-set --quiet $(TRAIN_FLAGS) \
+	    --classes 0,1,2,3,4,5,6,7 --classes-per-batch 8 --samples-per-class 20
+	bin/tripletctl eval --model $(OPEN_SET_MODEL) --classes 8,9 --threads $(EVAL_THREADS) --json > models/eval-open-set.json
+	python3 models/card.py
 
 bench: deps bench-deps all
 	B=$(B) BIN=$(BIN) bench/run.sh
