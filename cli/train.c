@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -397,9 +398,14 @@ static int on_progress(void *user, trn_event ev, const trn_stats *st) {
                 char bar[32];
                 for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
                 bar[width] = '\0';
-                fprintf(stderr, "\repoch %d/%d [%s] %d/%d loss %.4f active %.2f hard %.2f semi %.2f easy %.2f %s| %.0f steps/s ETA %s  ", st->epoch + 1,
-                        r->total_epochs, bar, st->step_in_epoch, spe, st->loss, st->active, st->share[CAT_HARD], st->share[CAT_SEMI_HARD],
-                        st->share[CAT_EASY], st->collapsed ? "COLLAPSED " : "", rate, eta);
+                char line[512];
+                snprintf(line, sizeof line, "epoch %d/%d [%s] %d/%d %.0f steps/s ETA %s %sloss %.4f active %.2f hard/semi/easy %.2f/%.2f/%.2f",
+                         st->epoch + 1, r->total_epochs, bar, st->step_in_epoch, spe, rate, eta, st->collapsed ? "COLLAPSED " : "", st->loss,
+                         st->active, st->share[CAT_HARD], st->share[CAT_SEMI_HARD], st->share[CAT_EASY]);
+                /* one terminal row, or \r cannot redraw it */
+                struct winsize ws;
+                if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_col < sizeof line) line[ws.ws_col - 1] = '\0';
+                fprintf(stderr, "\r%s\033[K", line);
                 fflush(stderr);
                 r->t_last_draw = t;
             }
