@@ -159,6 +159,19 @@ static const char *meta_get(const mdl_model *m, const char *key) {
     return NULL;
 }
 
+/* The training seed from the metadata ("training.seed", "seed" or ", seed N"
+ * in the "recipe" line); leaves *seed as is when there is none. */
+static void model_seed(const mdl_model *m, uint64_t *seed) {
+    const char *s = meta_get(m, "training.seed");
+    if (s == NULL) s = meta_get(m, "seed");
+    if (s == NULL && (s = meta_get(m, "recipe")) != NULL && (s = strstr(s, ", seed ")) != NULL) s += 7;
+    if (s == NULL || *s < '0' || *s > '9') return;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno == 0 && end != s) *seed = v;
+}
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -384,9 +397,8 @@ int cmd_eval(int argc, char **argv) {
         cfg.act = m->act;
         cfg.normalize = m->normalize;
         cfg.metric = metric;
-        const char *s = meta_get(m, "seed");
         if (a.seed_given) cfg.seed = a.seed;
-        else if (s != NULL) cfg.seed = strtoull(s, NULL, 10);
+        else model_seed(m, &cfg.seed);
         if (trn_init_model(&cfg, &init, &err) != TR_OK) goto fail;
         /* and the trained model's exact preprocessing */
         size_t in = (size_t)mdl_input_dim(m);

@@ -2,6 +2,7 @@
 #include "eval.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,48 +91,103 @@ static void select_k(evl_key *a, size_t n, size_t k) {
     }
 }
 
+/* One worker's share of a MAP@R block: distance rows of queries q0..q0+n
+ * into D (its own rows of the block buffer), then AP@R per query. */
+typedef struct {
+    dist_metric m;
+    const float *q, *g;
+    const int64_t *ql, *gl;
+    size_t ng, dim, self, q0, n;
+    const size_t *rq;
+    double *D, *ap;  /* ap indexed by query */
+    evl_key *keys;   /* ng */
+    int64_t *ranked; /* rmax */
+    int rc;
+    tr_err err;
+} map_job;
+
+static void *map_worker(void *arg) {
+    map_job *j = arg;
+    if (j->n == 0) return NULL;
+    j->rc = dist_matrix(j->m, j->q + j->q0 * j->dim, j->n, j->g, j->ng, j->dim, j->D, &j->err);
+    if (j->rc != TR_OK) return NULL;
+    for (size_t i = 0; i < j->n; i++) {
+        size_t qi = j->q0 + i, r = j->rq[qi], n = 0;
+        if (r == 0) continue;
+        const double *row = j->D + i * j->ng;
+        for (size_t c = 0; c < j->ng; c++) {
+            if (j->self && c == qi) continue;
+            j->keys[n].d = row[c];
+            j->keys[n++].i = c;
+        }
+        select_k(j->keys, n, r);
+        qsort(j->keys, r, sizeof *j->keys, key_cmp);
+        for (size_t c = 0; c < r; c++) j->ranked[c] = j->gl[j->keys[c].i];
+        j->ap[qi] = evl_ap_at_r(j->ranked, r, j->ql[qi]);
+    }
+    return NULL;
+}
+
 /* Sum of AP@R over the queries with R > 0, ranks from all-pairs distance
  * blocks (dist_matrix) instead of a k = R search: a selection of the R
- * smallest (distance, index) keys per query, then a sort of those. */
+ * smallest (distance, index) keys per query, then a sort of those. Each
+ * block's queries are split over the threads; the sum runs in query order
+ * so the result does not depend on the thread count. */
 static int map_matrix(dist_metric m, const float *q, const int64_t *ql, size_t nq, const float *g, const int64_t *gl,
-                      size_t ng, size_t dim, const size_t *rq, size_t rmax, size_t self, double *smap, tr_err *err) {
-    size_t bq = EVL_BUDGET / (ng * sizeof(double));
-    double *D = NULL;
-    evl_key *keys = NULL;
-    int64_t *ranked = NULL;
+                      size_t ng, size_t dim, const size_t *rq, size_t rmax, size_t self, int threads, double *smap,
+                      tr_err *err) {
+    size_t nt = threads > 1 ? (size_t)threads : 1, bq = EVL_BUDGET / (ng * sizeof(double));
+    double *D = NULL, *ap = NULL;
+    map_job *jobs = NULL;
+    pthread_t *tids = NULL;
     int rc = TR_OK;
-    if (bq == 0) bq = 1;
+    if (bq < nt) bq = nt;
     if (bq > nq) bq = nq;
-    D = malloc(bq * ng * sizeof *D); /* <= max(EVL_BUDGET, ng doubles) */
-    keys = malloc(ng * sizeof *keys);
-    ranked = malloc((rmax ? rmax : 1) * sizeof *ranked);
-    if (D == NULL || keys == NULL || ranked == NULL) {
-        rc = tr_seterr(err, TR_ENOMEM, "", "evaluation: out of memory for MAP@R (%zu gallery rows)", ng);
-        goto done;
+    D = malloc(bq * ng * sizeof *D); /* <= max(EVL_BUDGET, threads * ng doubles) */
+    ap = calloc(nq, sizeof *ap);
+    jobs = calloc(nt, sizeof *jobs);
+    tids = calloc(nt, sizeof *tids);
+    if (D == NULL || ap == NULL || jobs == NULL || tids == NULL) goto nomem;
+    for (size_t t = 0; t < nt; t++) {
+        jobs[t].keys = malloc(ng * sizeof *jobs[t].keys);
+        jobs[t].ranked = malloc((rmax ? rmax : 1) * sizeof *jobs[t].ranked);
+        if (jobs[t].keys == NULL || jobs[t].ranked == NULL) goto nomem;
+    }
+    for (size_t q0 = 0; q0 < nq && rc == TR_OK; q0 += bq) {
+        size_t bn = nq - q0 < bq ? nq - q0 : bq, per = (bn + nt - 1) / nt, started = 0;
+        for (size_t t = 0; t < nt; t++) {
+            map_job *j = &jobs[t];
+            size_t lo = t * per < bn ? t * per : bn, hi = lo + per < bn ? lo + per : bn;
+            j->m = m, j->q = q, j->g = g, j->ql = ql, j->gl = gl, j->ng = ng, j->dim = dim, j->self = self;
+            j->rq = rq, j->ap = ap, j->q0 = q0 + lo, j->n = hi - lo, j->D = D + lo * ng, j->rc = TR_OK;
+        }
+        for (; started + 1 < nt; started++)
+            if (pthread_create(&tids[started], NULL, map_worker, &jobs[started + 1]) != 0) break;
+        /* threads that did not start: run their share here */
+        for (size_t t = started + 1; t < nt; t++) map_worker(&jobs[t]);
+        map_worker(&jobs[0]);
+        for (size_t t = 0; t < started; t++) pthread_join(tids[t], NULL);
+        for (size_t t = 0; t < nt && rc == TR_OK; t++)
+            if (jobs[t].rc != TR_OK) {
+                rc = jobs[t].rc;
+                if (err) *err = jobs[t].err;
+            }
     }
     *smap = 0.0;
-    for (size_t q0 = 0; q0 < nq; q0 += bq) {
-        size_t bn = nq - q0 < bq ? nq - q0 : bq;
-        if ((rc = dist_matrix(m, q + q0 * dim, bn, g, ng, dim, D, err)) != TR_OK) goto done;
-        for (size_t i = 0; i < bn; i++) {
-            size_t qi = q0 + i, r = rq[qi], n = 0;
-            if (r == 0) continue;
-            const double *row = D + i * ng;
-            for (size_t j = 0; j < ng; j++) {
-                if (self && j == qi) continue;
-                keys[n].d = row[j];
-                keys[n++].i = j;
-            }
-            select_k(keys, n, r);
-            qsort(keys, r, sizeof *keys, key_cmp);
-            for (size_t j = 0; j < r; j++) ranked[j] = gl[keys[j].i];
-            *smap += evl_ap_at_r(ranked, r, ql[qi]);
-        }
-    }
+    for (size_t i = 0; i < nq; i++) *smap += ap[i];
+    goto done;
+nomem:
+    rc = tr_seterr(err, TR_ENOMEM, "", "evaluation: out of memory for MAP@R (%zu gallery rows)", ng);
 done:
+    if (jobs != NULL)
+        for (size_t t = 0; t < nt; t++) {
+            free(jobs[t].keys);
+            free(jobs[t].ranked);
+        }
+    free(jobs);
+    free(tids);
     free(D);
-    free(keys);
-    free(ranked);
+    free(ap);
     return rc;
 }
 
@@ -236,7 +292,7 @@ int evl_retrieval(dist_metric m, const float *q, const int64_t *ql, size_t nq, c
     if (opts->map_at_r && !via_knn) {
         free(hits);
         hits = NULL;
-        if ((rc = map_matrix(m, q, ql, nq, g, gl, ng, dim, rq, rmax, self, &smap, err)) != TR_OK) goto fail;
+        if ((rc = map_matrix(m, q, ql, nq, g, gl, ng, dim, rq, rmax, self, opts->threads, &smap, err)) != TR_OK) goto fail;
     }
     out->n_queries = scored;
     if (scored > 0) {

@@ -33,7 +33,9 @@ typedef struct {
 } evl_result;
 
 typedef struct {
-    int threads;      /* knn worker threads (<= 0: 1) */
+    int threads;      /* worker threads for knn_search and MAP@R (<= 0: 1);
+                         each calls SGEMM itself: keep OpenBLAS at one
+                         thread (openblas_set_num_threads(1)) */
     int exclude_self; /* queries ARE the gallery (same rows, nq == ng):
                          leave-one-out, a query is not its own neighbour */
     int map_at_r;     /* 1 (default): MAP@R too; 0: Recall@1/@5 only */
