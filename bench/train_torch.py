@@ -243,6 +243,9 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     P, K = a.classes_per_batch, a.samples_per_class
     steps = a.steps_per_epoch or max(1, len(ytr_fit) // (P * K))
+    n_classes = len(np.unique(ytr_fit.numpy()))
+    if P > n_classes:
+        sys.exit("train_torch.py: --classes-per-batch %d is more than the %d training classes" % (P, n_classes))
     sampler = PKSampler(ytr_fit.numpy(), P, K, rng)
     log = sys.stderr if a.json else sys.stdout
 
