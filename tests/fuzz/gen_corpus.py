@@ -6,6 +6,7 @@ from deep inside the format. Deterministic: rerunning rewrites the same bytes.
 Run from anywhere: python3 tests/fuzz/gen_corpus.py
 """
 import base64
+import gzip
 import json
 import os
 import shutil
@@ -141,6 +142,15 @@ def main():
     write(d, "ids", '{"features":[0.5],"label":3,"id":"a"}\n\n{"features":[1e-3],"label":-2,"id":"b"}\r\n'
                     '{"features":[2],"label":3,"id":"b"}\n')
     write(d, "int_ids", '{"x":[1,2,3],"label":1,"id":17}\n{"x":[4,5,6],"label":1,"id":18}')
+
+    # fuzz_gzip: gzip'd (and one raw) copies of the text seeds; mtime 0 keeps the bytes stable
+    d = target_dir("fuzz_gzip")
+    for sub in ("fuzz_csv", "fuzz_jsonl"):
+        for name in sorted(os.listdir(os.path.join(OUT, sub))):
+            with open(os.path.join(OUT, sub, name), "rb") as f:
+                write(d, sub[5:] + "_" + name + ".gz", gzip.compress(f.read(), mtime=0))
+    write(d, "raw_csv", "1,2,0\n3,4,1\n")
+    write(d, "two_members.gz", gzip.compress(b"1,2,0\n", mtime=0) + gzip.compress(b"3,4,1\n", mtime=0))
 
     # fuzz_request: "PATH\nBODY" for the 4 -> 3 -> 2 model and 2-d gallery fuzz_request.c builds
     d = target_dir("fuzz_request")
