@@ -85,6 +85,8 @@ measure() { # name url
     done
 }
 
+load_start=$(cut -d' ' -f1 /proc/loadavg)
+
 # --- tripletd
 port=$(free_port)
 OPENBLAS_NUM_THREADS=1 "$TRIPLETD" --model "$MODEL" --host 127.0.0.1 --port "$port" --threads "$THREADS" \
@@ -169,6 +171,8 @@ goal() { $PY -c "import sys; print('met' if eval(sys.argv[1]) else '**missed**')
     echo "OMP_WAIT_POLICY=PASSIVE\` (FACTS.md), default = no extra environment."
     echo "nginx: the reply as a static file (POST answered from it), 1 and 2 workers;"
     echo "the faster one is the ceiling. Same machine as the clients (2 cores shared with wrk)."
+    echo "Load average (1 min) at the start $load_start, at the end $(cut -d' ' -f1 /proc/loadavg): on a shared"
+    echo "machine, other processes inflate every tail latency; the ratios are from the same run."
     echo
     echo "| server | conns | req/s | p50 ms | p99 ms | tripletd / this | this / nginx |"
     echo "|---|---|---|---|---|---|---|"

@@ -61,7 +61,7 @@ app = FastAPI()
 
 
 class EmbedRequest(BaseModel):
-    inputs: Union[List[List[float]], List[float]]
+    inputs: Union[List[float], List[List[float]]]  # the single vector first: pydantic v1 tries in order
     normalize: Optional[bool] = None
     encoding_format: Optional[str] = "float"
 
