@@ -391,6 +391,16 @@ static void test_csv_corrupt(void **state) {
         {"id,a,y\n,1,1\n", TR_EFORMAT, "t.csv:2, column 1: id is empty or longer than 255 bytes"},
     };
     run_text_cases(cases, sizeof cases / sizeof cases[0], 0);
+    /* bytes the C-string cases cannot hold */
+    static const char nul_id[] = "id,a,y\nr\0s,1,1\n";
+    static const char nul_num[] = "a,b,y\n1,2\0,0\n";
+    dat_set *d = NULL;
+    tr_err err;
+    assert_int_equal(dat_parse_csv(nul_id, sizeof nul_id - 1, "t.csv", NULL, &d, &err), TR_EFORMAT);
+    assert_string_equal(err.msg, "t.csv:2, column 1: id contains a NUL byte");
+    assert_int_equal(dat_parse_csv(nul_num, sizeof nul_num - 1, "t.csv", NULL, &d, &err), TR_EFORMAT);
+    assert_string_equal(err.msg, "t.csv:2, column 2: \"2?\" is not a number");
+    assert_null(d);
 }
 
 static void test_jsonl_good(void **state) {
