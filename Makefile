@@ -67,6 +67,7 @@ TRAIN_FLAGS ?= --arch 784-256-128 --activation relu --normalize --metric sqeucli
 EVAL_THREADS ?= 2
 OPEN_SET_MODEL ?= $(B)/models/fashion-mnist-open-set.safetensors
 
+.SECONDARY:
 .PHONY: all deps bench-deps docker-deps test test-unit test-e2e test-docker run bench model clean format help fuzz tests
 
 all: $(TARGETS)
