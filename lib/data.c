@@ -700,11 +700,14 @@ static int load_idx_pair(const char *img_path, const char *lab_path, const dat_o
 /* Labels file next to an IDX images file, by name. */
 static int idx_labels_for(const char *img, char *lab, size_t cap) {
     char a[1024], b[1024];
-    const char *s = img;
+    const char *base = strrchr(img, '/'), *s;
+    base = base ? base + 1 : img; /* rename the file, never a directory */
+    s = base;
     if (replace_once(s, "images", "labels", a, sizeof a)) s = a;
     if (replace_once(s, "idx3", "idx1", b, sizeof b)) s = b;
-    if (strcmp(s, img) == 0) return 0;
-    if (snprintf(lab, cap, "%s", s) >= (int)cap) return 0;
+    if (strcmp(s, base) == 0) return 0;
+    int k = snprintf(lab, cap, "%.*s%s", (int)(base - img), img, s);
+    if (k < 0 || (size_t)k >= cap) return 0;
     if (is_file(lab)) return 1;
     /* the other compression state */
     size_t l = strlen(lab);

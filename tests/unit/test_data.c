@@ -163,6 +163,16 @@ static void test_load_specs(void **state) {
     assert_int_equal(dat_load(spec, NULL, &d, &err), TR_OK);
     check_fixture(d, 5, 1.0);
     dat_free(d);
+    /* images file inside a directory whose name has "images" in it */
+    char imgdir[512];
+    path_in(imgdir, sizeof imgdir, "images-idx3");
+    assert_int_equal(mkdir(imgdir, 0700), 0);
+    write_raw("images-idx3/x-images-idx3-ubyte", img5, img5_len);
+    write_gz("images-idx3/x-labels-idx1-ubyte.gz", lab5, lab5_len);
+    snprintf(spec, sizeof spec, "%s/x-images-idx3-ubyte", imgdir);
+    assert_int_equal(dat_load(spec, NULL, &d, &err), TR_OK);
+    check_fixture(d, 5, 1.0);
+    dat_free(d);
     /* a split that is not there */
     o.split = "valid";
     assert_int_equal(dat_load(dir, &o, &d, &err), TR_ENOTFOUND);
