@@ -497,6 +497,15 @@ static void *inflight_run(void *arg)
     return NULL;
 }
 
+/* Value of an unlabelled metric in Prometheus text, or -1. */
+static double metric_value(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ') return strtod(p + n + 1, NULL);
+    return -1;
+}
+
 static void test_sigterm_drain(void)
 {
     h_server s;
@@ -526,14 +535,24 @@ static void test_sigterm_drain(void)
         one = h_now() - t0;
         h_resp_free(&r);
     }
-    enum { NF = 6 };
+    /* fewer requests than server threads: each is accepted and running, none
+     * waits in the listen backlog (that one would be refused by the drain) */
+    enum { NF = 3 };
     pthread_t th[NF];
     inflight f[NF];
     for (int i = 0; i < NF; i++) {
         f[i] = (inflight){.s = &s, .body = body};
         pthread_create(&th[i], NULL, inflight_run, &f[i]);
     }
-    usleep((useconds_t)(one * 0.3e6) + 20000); /* all six sent, the first ones running */
+    /* SIGTERM once the server reports all of them in flight (plus this /metrics request) */
+    double in_flight = 0;
+    for (double t1 = h_now(); in_flight < NF + 1 && h_now() - t1 < (h_slow() ? 40 : 10);) {
+        h_get(&s, "/metrics", &r);
+        in_flight = metric_value(r.body, "tripletd_in_flight_requests");
+        h_resp_free(&r);
+        if (in_flight < NF + 1) usleep(2000);
+    }
+    CHECK(in_flight >= NF + 1, "the server never had the %d slow requests in flight (gauge %g)", NF, in_flight);
     double t_term = h_now();
     kill(s.pid, SIGTERM);
     usleep(20000);
