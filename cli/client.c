@@ -21,10 +21,11 @@ static void usage(FILE *f) {
     fprintf(f, "usage: tripletctl client [--url URL] [--api-key KEY] [--timeout S] [--method GET|POST] [--raw]\n"
                "                         ROUTE [JSON | @FILE | -]\n"
                "\n"
-               "Call a running tripletd. ROUTE is a path such as healthz, readyz, metrics, v1/model,\n"
-               "v1/gallery (read with GET) or v1/embed, v1/distance, v1/loss/triplet, v1/mine,\n"
-               "v1/admin/reload (POSTed with the JSON body: inline, @FILE, or - for stdin; {} when\n"
-               "none is given). The answer is printed on stdout, JSON indented.\n"
+               "Call a running tripletd. ROUTE is a path (or a whole URL): healthz, readyz, metrics,\n"
+               "v1/model, v1/gallery are read with GET; v1/embed, v1/distance, v1/loss/triplet,\n"
+               "v1/mine, v1/search, v1/admin/reload ... are POSTed with the JSON body (inline,\n"
+               "@FILE, or - for stdin; {} when none is given). The answer is printed on stdout,\n"
+               "JSON indented.\n"
                "\n"
                "  --url URL        server base URL (default $TRIPLETD_URL, else http://127.0.0.1:8080)\n"
                "  --api-key KEY    send Authorization: Bearer KEY (default $TRIPLETD_API_KEY)\n"
@@ -186,13 +187,21 @@ int cmd_client(int argc, char **argv) {
         fprintf(stderr, "tripletctl client: --url: \"%s\" must start with http:// or https://\n", url);
         return EX_USAGE;
     }
-    /* base URL + "/" + route, without doubled or missing slashes */
+    /* base URL + "/" + route, without doubled or missing slashes; or ROUTE is a whole URL */
     size_t ul = strlen(url);
-    while (ul > 0 && url[ul - 1] == '/') ul--;
-    while (route[0] == '/') route++;
-    if ((full = malloc(ul + strlen(route) + 2)) == NULL) goto nomem;
-    sprintf(full, "%.*s/%s", (int)ul, url, route);
-    int get = method ? strcmp(method, "GET") == 0 : body_arg == NULL && is_get_route(full + ul);
+    const char *path;
+    if (strncmp(route, "http://", 7) == 0 || strncmp(route, "https://", 8) == 0) {
+        if ((full = strdup(route)) == NULL) goto nomem;
+        path = strchr(full + (route[4] == 's' ? 8 : 7), '/');
+        if (path == NULL) path = "/";
+    } else {
+        while (ul > 0 && url[ul - 1] == '/') ul--;
+        while (route[0] == '/') route++;
+        if ((full = malloc(ul + strlen(route) + 2)) == NULL) goto nomem;
+        sprintf(full, "%.*s/%s", (int)ul, url, route);
+        path = full + ul;
+    }
+    int get = method ? strcmp(method, "GET") == 0 : body_arg == NULL && is_get_route(path);
     if (get && body_arg) {
         fprintf(stderr, "tripletctl client: a GET request takes no body\n");
         goto done;

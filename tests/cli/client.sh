@@ -47,6 +47,8 @@ check "GET healthz (no key needed)" '[[ $rc == 0 ]] && jtrue "j == {\"status\": 
 cl --url "$url/" /readyz
 check "GET /readyz with slashes on both sides" '[[ $rc == 0 ]]'
 
+cl --api-key sesame "$url/v1/model?pretty=1"
+check "ROUTE as a whole URL with a query string: GET" '[[ $rc == 0 ]] && jtrue "j[\"input_dim\"] == 784"'
 cl "${K[@]}" v1/model
 check "GET v1/model with the key" '[[ $rc == 0 ]] && jtrue "j[\"input_dim\"] == 784 and j[\"output_dim\"] == 32"'
 [[ $out == *$'\n'* ]] && ok "JSON answers are indented" || bad "JSON answers are indented: $out"
