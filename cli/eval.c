@@ -40,8 +40,9 @@ static void usage(FILE *f) {
             "                      (default: Fashion-MNIST, found like `tripletctl train`)\n"
             "  --split NAME        IDX split of the queries (default test; \"train\" runs\n"
             "                      leave-one-out on the training split)\n"
-            "  --test SPEC         query file for CSV/JSON-lines data (default: a\n"
-            "                      stratified --test-fraction of --data, seed --seed)\n"
+            "  --test SPEC         the queries, any format (default: the IDX test split,\n"
+            "                      or for CSV/JSON lines a stratified --test-fraction\n"
+            "                      of --data, seed --seed)\n"
             "  --test-fraction F   (default 0.2)\n"
             "  --classes L,L,...   open-set run: queries and gallery of these labels only\n"
             "  --limit N           first N queries only\n"
@@ -259,6 +260,13 @@ static int load_sets(const eval_args *a, const char *spec, dat_set **qd, dat_set
     dat_opts_default(&o);
     *qd = *gd = NULL;
     *loo = 0;
+    if (a->test) {
+        /* explicit query file (any format; an IDX directory gives its test split) */
+        if (a->split) return tr_seterr(err, TR_EINVAL, "split", "--split and --test exclude each other");
+        if ((rc = dat_load(spec, &o, gd, err)) != TR_OK) return rc;
+        o.split = "test";
+        return dat_load(a->test, &o, qd, err);
+    }
     size_t sl = strlen(spec);
     int text = (sl >= 4 && (strstr(spec, ".csv") || strstr(spec, ".jsonl") || strstr(spec, ".ndjson")));
     if (!text) {
@@ -274,10 +282,6 @@ static int load_sets(const eval_args *a, const char *spec, dat_set **qd, dat_set
         return dat_load(spec, &o, qd, err);
     }
     if (a->split) return tr_seterr(err, TR_EINVAL, "split", "--split applies to IDX data; use --test with %s", spec);
-    if (a->test) {
-        if ((rc = dat_load(spec, &o, gd, err)) != TR_OK) return rc;
-        return dat_load(a->test, &o, qd, err);
-    }
     if ((rc = dat_load(spec, &o, &all, err)) != TR_OK) return rc;
     rc = dat_split_holdout(all, a->test_fraction, a->seed_given ? a->seed : 1, gd, qd, err);
     dat_free(all);

@@ -61,6 +61,8 @@ expect "eval CSV --test" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T/tra
 cp "$T/out" "$T/csv.json"
 expect "eval JSONL --test" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T/train.jsonl" --test "$T/t10k.jsonl" --json
 cp "$T/out" "$T/jsonl.json"
+expect "eval IDX + CSV --test" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T" --test "$T/t10k.csv" --json
+cp "$T/out" "$T/mixed.json"
 expect "eval text table" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T"
 has "table header" "$T/out" "Recall@1  Recall@5     MAP@R"
 has "table model row" "$T/out" "model "
@@ -125,11 +127,12 @@ def within(name, row, q, g, loo=False):
         if hi[k] - lo[k] > 0.02:
             errors.append("%s %s: ties leave too wide a range %r..%r" % (name, key, lo[k], hi[k]))
 tr, te = rows("train"), rows("t10k")
-idx, csv, jl = load("idx"), load("csv"), load("jsonl")
+idx, csv, jl, mixed = load("idx"), load("csv"), load("jsonl"), load("mixed")
 for k in ("model", "raw", "untrained"):
     for m in ("recall_at_1", "recall_at_5", "map_at_r"):
         close("csv %s %s" % (k, m), csv["results"][k][m], idx["results"][k][m])
         close("jsonl %s %s" % (k, m), jl["results"][k][m], idx["results"][k][m])
+        close("mixed %s %s" % (k, m), mixed["results"][k][m], idx["results"][k][m])
 if idx["n_queries"] != 48 or idx["n_gallery"] != 200 or idx["leave_one_out"] or idx["classes"] is not None:
     errors.append("idx header: %r" % {k: idx[k] for k in ("n_queries", "n_gallery", "leave_one_out", "classes")})
 within("raw", idx["results"]["raw"], te, tr)
@@ -176,6 +179,8 @@ expect "classes not in data" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T
 has "classes not in data message" "$T/err" "no rows with the 1 given class(es)"
 expect "split on CSV" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T/train.csv" --split train
 has "split on CSV message" "$T/err" "--split applies to IDX data"
+expect "split with test" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T" --test "$T/t10k.csv" --split train
+has "split with test message" "$T/err" "--split and --test exclude each other"
 expect "missing split" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T" --split valid
 has "missing split message" "$T/err" 'no IDX files for split "valid"'
 
