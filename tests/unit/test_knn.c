@@ -122,6 +122,22 @@ static void test_random_all_metrics(void **state) {
     free(g);
 }
 
+/* Default tiles: a gallery over three default gallery blocks, two threads,
+ * k = 1000 (the API's maximum, the heap-bounded query block). */
+static void test_default_tiles(void **state) {
+    (void)state;
+    rng_state = 11;
+    size_t nq = 70, ng = 1500, dim = 16;
+    float *q = rand_mat(nq, dim, 1.0), *g = rand_mat(ng, dim, 1.0);
+    for (int m = 0; m < DIST_COUNT; m++) {
+        knn_opts o = {.threads = 2};
+        check((dist_metric)m, q, nq, g, ng, dim, 10, &o);
+        check((dist_metric)m, q, 5, g, ng, dim, 1000, &o);
+    }
+    free(q);
+    free(g);
+}
+
 /* Precomputed norms (as the gallery supplies them) give the same answer. */
 static void test_precomputed_norms(void **state) {
     (void)state;
@@ -272,7 +288,7 @@ int main(void) {
         cmocka_unit_test(test_random_all_metrics), cmocka_unit_test(test_precomputed_norms),
         cmocka_unit_test(test_designed_ties),      cmocka_unit_test(test_float_near_ties),
         cmocka_unit_test(test_filter),             cmocka_unit_test(test_empty_and_errors),
-        cmocka_unit_test(test_vote),
+        cmocka_unit_test(test_vote),               cmocka_unit_test(test_default_tiles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
