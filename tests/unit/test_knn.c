@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../golden/golden_knn.h"
 #include "knn.h"
 
 static uint64_t rng_state;
@@ -120,6 +121,33 @@ static void test_random_all_metrics(void **state) {
     }
     free(q);
     free(g);
+}
+
+/* numpy float64 brute force (tests/golden/gen_knn.py): exact ties,
+ * duplicates, zero rows and queries, scaled rows, random floats. */
+static void test_golden_numpy(void **state) {
+    (void)state;
+    for (size_t s = 0; s < sizeof golden_knn_sets / sizeof golden_knn_sets[0]; s++) {
+        const golden_knn_set *gs = &golden_knn_sets[s];
+        knn_hit out[16 * GK_K];
+        assert_true(gs->nq <= 16);
+        for (int m = 0; m < DIST_COUNT; m++)
+            for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+                knn_opts o = {.threads = 2, .block_q = blocks[b][0], .block_g = blocks[b][1]};
+                tr_err err;
+                if (knn_search((dist_metric)m, gs->q, (size_t)gs->nq, gs->g, (size_t)gs->ng, (size_t)gs->dim, GK_K, &o,
+                               out, &err) != TR_OK)
+                    fail_msg("%s: %s", gs->name, err.msg);
+                for (int i = 0; i < gs->nq * GK_K; i++) {
+                    long long wi = gs->idx[m][i];
+                    double wd = gs->dist[m][i];
+                    if (out[i].index != wi || fabs(out[i].dist - wd) > 1e-12 * (1 + fabs(wd)))
+                        fail_msg("%s %s q%d rank %d: got (%lld, %.17g), numpy (%lld, %.17g)", gs->name,
+                                 dist_name((dist_metric)m), i / GK_K, i % GK_K, (long long)out[i].index, out[i].dist,
+                                 wi, wd);
+                }
+            }
+    }
 }
 
 /* Default tiles: a gallery over three default gallery blocks, two threads,
@@ -289,6 +317,7 @@ int main(void) {
         cmocka_unit_test(test_designed_ties),      cmocka_unit_test(test_float_near_ties),
         cmocka_unit_test(test_filter),             cmocka_unit_test(test_empty_and_errors),
         cmocka_unit_test(test_vote),               cmocka_unit_test(test_default_tiles),
+        cmocka_unit_test(test_golden_numpy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
