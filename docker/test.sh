@@ -40,6 +40,8 @@ cleanup() {
         LB_PORT=0 podman-compose -p "$project" -f docker/compose.yaml down -t 5 >/dev/null 2>&1 || true
     fi
     [[ -n $local_pid ]] && kill -9 "$local_pid" 2>/dev/null
+    # Old untagged build stages pile up with every source change; keep the recent cache.
+    [[ ${KEEP:-0} == 1 ]] || podman image prune -f --filter until=2h >/dev/null 2>&1 || true
     wait 2>/dev/null || true
     if [[ ${KEEP:-0} == 1 ]]; then echo "logs kept in $tmp"; else rm -rf "$tmp"; fi
 }
@@ -107,7 +109,7 @@ print(json.dumps({"inputs": [[r.randrange(256) for _ in range(784)] for _ in ran
 EOF
 
 # --- the image -------------------------------------------------------------
-check "base image debian:bookworm-slim (debootstrap, cached)" docker/base-image.sh
+check "base image debian:bookworm-slim (debootstrap, then cached)" docker/base-image.sh
 build_image() {
     podman build --pull=never --format docker "${RUNARGS[@]}" -f docker/Dockerfile -t "$IMAGE" . >"$tmp/build.log" 2>&1 ||
         { tail -n 40 "$tmp/build.log"; return 1; }
