@@ -37,6 +37,8 @@ mutations=(
     "nginx.conf|s#client_max_body_size 8m#client_max_body_size 1m#"
     "compose.yaml|s#127.0.0.1:##"
 )
+# With tripletd's --help at hand, a misspelt option must be caught too.
+((${#args[@]})) && mutations+=("k8s/configmap.yaml|s#TRIPLETD_THREADS:#TRIPLETD_THREDS:#")
 for m in "${mutations[@]}"; do
     file=${m%%|*} expr=${m#*|}
     rm -rf "$tmp/docker" && cp -r docker "$tmp/docker"
@@ -45,7 +47,7 @@ for m in "${mutations[@]}"; do
         echo "mutation '$expr' did not change docker/$file: update this test" >&2
         exit 1
     fi
-    if python3 tests/lb/manifests.py "$tmp/docker" >"$tmp/out" 2>&1; then
+    if python3 tests/lb/manifests.py "$tmp/docker" "${args[@]}" >"$tmp/out" 2>&1; then
         echo "checker accepted a broken copy: $file: $expr" >&2
         exit 1
     fi
