@@ -482,6 +482,7 @@ typedef struct {
     const char *body;
     long status;
     double t_start, t_end;
+    char err[256];
 } inflight;
 
 static void *inflight_run(void *arg)
@@ -493,6 +494,7 @@ static void *inflight_run(void *arg)
     h_request(f->s, &rq, &r);
     f->t_end = h_now();
     f->status = r.status;
+    snprintf(f->err, sizeof f->err, "%s", r.curl_err);
     h_resp_free(&r);
     return NULL;
 }
@@ -506,11 +508,15 @@ static double metric_value(const char *text, const char *name)
     return -1;
 }
 
-static void test_sigterm_drain(void)
+/* One SIGTERM drain: slow requests in flight, /readyz 503, exit 0. Returns 0
+ * when timing defeated it (every request had finished before SIGTERM, on a
+ * loaded machine) so that the caller tries again; on the last attempt that
+ * is a failure. */
+static int drain_once(int last)
 {
     h_server s;
     const char *args[] = {"--threads", "4", "--drain-timeout", "30", NULL};
-    if (!CHECK(h_server_start(&s, args) == 0, "drain: tripletd did not start")) return;
+    if (!CHECK(h_server_start(&s, args) == 0, "drain: tripletd did not start")) return 1;
     /* a keep-alive connection opened before SIGTERM: it may still ask /readyz during the drain */
     void *conn = h_conn_new();
     h_req ready = {.method = "GET", .path = "/readyz"};
@@ -535,8 +541,8 @@ static void test_sigterm_drain(void)
         one = h_now() - t0;
         h_resp_free(&r);
     }
-    /* fewer requests than server threads: each is accepted and running, none
-     * waits in the listen backlog (that one would be refused by the drain) */
+    /* fewer requests than server threads, so that none waits unaccepted in the
+     * listen backlog (the drain refuses those) */
     enum { NF = 3 };
     pthread_t th[NF];
     inflight f[NF];
@@ -544,39 +550,51 @@ static void test_sigterm_drain(void)
         f[i] = (inflight){.s = &s, .body = body};
         pthread_create(&th[i], NULL, inflight_run, &f[i]);
     }
-    /* SIGTERM once the server reports all of them in flight (plus this /metrics request) */
-    double in_flight = 0;
-    for (double t1 = h_now(); in_flight < NF + 1 && h_now() - t1 < (h_slow() ? 40 : 10);) {
+    /* SIGTERM when the server reports slow requests in flight (besides this
+     * /metrics request), or after a third of one request's time */
+    double in_flight = 0, t1 = h_now();
+    while (h_now() - t1 < one * 0.3 + 0.03) {
         h_get(&s, "/metrics", &r);
         in_flight = metric_value(r.body, "tripletd_in_flight_requests");
         h_resp_free(&r);
-        if (in_flight < NF + 1) usleep(2000);
+        if (in_flight >= NF + 1) break;
+        usleep(2000);
     }
-    CHECK(in_flight >= NF + 1, "the server never had the %d slow requests in flight (gauge %g)", NF, in_flight);
     double t_term = h_now();
     kill(s.pid, SIGTERM);
-    usleep(20000);
-    h_request_conn(conn, &s, &ready, &r);
-    int saw503 = r.status == 503;
-    long st1 = r.status;
-    if (saw503) CHECK_ERROR(&r, 503, "not_ready", NULL, "/readyz during the drain");
-    h_resp_free(&r);
+    /* /readyz on the keep-alive connection turns 503 once the signal is handled */
+    int saw503 = 0;
+    long st1 = 0;
+    for (double t2 = h_now(); h_now() - t2 < (h_slow() ? 8 : 2);) {
+        h_request_conn(conn, &s, &ready, &r);
+        st1 = r.status;
+        if (st1 == 503) saw503 = CHECK_ERROR(&r, 503, "not_ready", NULL, "/readyz during the drain");
+        h_resp_free(&r);
+        if (st1 != 200) break;
+        usleep(5000);
+    }
     /* new connections: refused once the listener closes, or 503 from /readyz before that */
     h_get(&s, "/readyz", &r);
     CHECK(r.status == 503 || r.status == 0, "/readyz on a new connection during the drain: %ld, want 503 or refused", r.status);
     saw503 |= r.status == 503;
     h_resp_free(&r);
-    CHECK(saw503, "/readyz never answered 503 during the drain (keep-alive connection got %ld)", st1);
-    int done = 0;
+    int done = 0, finished_after = 0;
     for (int i = 0; i < NF; i++) {
         pthread_join(th[i], NULL);
         done += f[i].status == 200;
-        if (f[i].status != 200) CHECK(0, "in-flight request %d ended with status %ld during the drain", i, f[i].status);
+        finished_after += f[i].t_end > t_term;
+        /* a client whose connection came after the listener closed is refused: fine */
+        int late = f[i].status == 0 && f[i].t_start > t_term - 0.005 && strstr(f[i].err, "onnect");
+        if (f[i].status != 200 && !late)
+            CHECK(0, "in-flight request %d ended with status %ld during the drain (%s) after %.3f s, %.3f s after SIGTERM", i, f[i].status, f[i].err,
+                  f[i].t_end - f[i].t_start, f[i].t_end - t_term);
     }
-    int finished_after = 0;
-    for (int i = 0; i < NF; i++) finished_after += f[i].t_end > t_term;
-    printf("drain: one request %.0f ms (n=%d); %d in flight at SIGTERM, %d completed\n", one * 1e3, n, finished_after, done);
-    CHECK(finished_after >= 1, "no request was still in flight at SIGTERM (the test did not test the drain)");
+    printf("drain: one request %.0f ms (n=%d); gauge %g, %d still running at SIGTERM, %d completed\n", one * 1e3, n, in_flight, finished_after, done);
+    int tested = finished_after >= 1 || last;
+    if (tested) {
+        CHECK(finished_after >= 1, "no request was still in flight at SIGTERM (the test did not test the drain)");
+        CHECK(saw503, "/readyz never answered 503 during the drain (keep-alive connection got %ld)", st1);
+    }
     int st = h_server_wait(&s, h_slow() ? 60 : 30);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "after SIGTERM: exit status %d, want 0", st);
     if (st == -1) h_server_stop(&s, SIGKILL, 1);
@@ -585,6 +603,12 @@ static void test_sigterm_drain(void)
     h_resp_free(&r);
     h_conn_free(conn);
     free(body);
+    return tested;
+}
+
+static void test_sigterm_drain(void)
+{
+    for (int attempt = 0; attempt < 3 && !drain_once(attempt == 2); attempt++) printf("drain: retrying (timing)\n");
 }
 
 /* Bad flags or a bad model: exit status 2 and one line naming the problem. */
