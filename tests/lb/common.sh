@@ -36,7 +36,9 @@ fail() {
     echo "FAIL: $*" >&2
     local f
     for f in "$tmp"/*.log; do
-        [[ -f $f ]] && { echo "--- ${f##*/} (last lines)" >&2; tail -n 15 "$f" >&2; }
+        [[ -f $f ]] || continue
+        echo "--- ${f##*/} (last lines; request lines left out)" >&2
+        grep -Ev '^[0-9-]+T[0-9:.]+Z (GET|POST) |^[0-9]{3} ' "$f" | tail -n 15 >&2
     done
     exit 1
 }
@@ -148,8 +150,16 @@ upstream_counts() {
                for (k in a) printf " %s=%d", k, a[k]; printf "\n" }' "$tmp/access.log"
 }
 
-# loaded_at NAME: the replica's GET /v1/model "loaded_at" (changes on reload).
-loaded_at() {
+# generation NAME: the replica's GET /v1/model "generation" (grows on every reload).
+generation() {
     curl -sf -m 5 "http://127.0.0.1:${rport[$1]}/v1/model" |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["loaded_at"])'
+        python3 -c 'import json, sys; print(int(json.load(sys.stdin)["generation"]))'
+}
+
+# reloaded NAME BEFORE: true once the replica is alive with a generation above BEFORE.
+reloaded() {
+    local g
+    kill -0 "${rpid[$1]}" 2>/dev/null || fail "$1 died"
+    g=$(generation "$1") || return 1
+    ((g > $2))
 }

@@ -27,10 +27,10 @@ start_replica r2 "$model" "${rport[r2]}"
 echo "r2 restarted on port ${rport[r2]} at $(progress) requests"
 
 at_progress $((REQUESTS * 50 / 100))
-before=$(loaded_at r3)
+before=$(generation r3)
 kill -HUP "${rpid[r3]}"
 echo "r3 SIGHUP (reload) at $(progress) requests"
-wait_for 10 "r3 to reload after SIGHUP" test "$(loaded_at r3)" != "$before"
+wait_for 10 "r3 to reload after SIGHUP" reloaded r3 "$before"
 
 at_progress $((REQUESTS * 65 / 100))
 start_replica r1 "$model" "${rport[r1]}"

@@ -23,7 +23,7 @@ echo "model file replaced by B at $(progress) requests"
 
 reload() { # NAME HOW
     local before
-    before=$(loaded_at "$1")
+    before=$(generation "$1")
     case $2 in
     sighup) kill -HUP "${rpid[$1]}" ;;
     admin)
@@ -33,7 +33,7 @@ reload() { # NAME HOW
         [[ $code == 200 ]] || fail "$1: POST /v1/admin/reload answered $code"
         ;;
     esac
-    wait_for 10 "$1 to reload" test "$(loaded_at "$1")" != "$before"
+    wait_for 10 "$1 to reload" reloaded "$1" "$before"
     echo "$1 reloaded ($2) at $(progress) requests"
 }
 at_progress $((REQUESTS * 30 / 100)); reload r1 sighup
