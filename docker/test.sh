@@ -207,6 +207,31 @@ mounted_model() {
 check "container: a mounted model file overrides the shipped one" mounted_model
 [[ -n $local_pid ]] && { kill "$local_pid" 2>/dev/null; wait "$local_pid" 2>/dev/null || true; local_pid=; }
 
+# The pod of docker/k8s/deployment.yaml, as far as podman can play it: the
+# ConfigMap's environment, the model on a read-only volume at /models,
+# read-only root filesystem, no capabilities, no privilege escalation.
+like_k8s() {
+    local p3 c3=tripletd-test-k8s-$$
+    p3=$(free_port)
+    containers+=("$c3")
+    python3 -c '
+import sys, yaml
+for k, v in yaml.safe_load(open(sys.argv[1]))["data"].items():
+    print(f"{k}={v}")' docker/k8s/configmap.yaml >"$tmp/k8s.env"
+    mkdir -p "$tmp/models" && cp "$MODEL" "$tmp/models/model.safetensors" && chmod -R a+rX "$tmp/models"
+    podman run -d --name "$c3" "${RUNARGS[@]}" -p "127.0.0.1:$p3:8080" --env-file "$tmp/k8s.env" \
+        --read-only --cap-drop ALL --security-opt no-new-privileges --tmpfs /tmp --user 10001:10001 \
+        -v "$tmp/models:/models:ro" "$IMAGE" >"$tmp/run3.log" 2>&1 || { cat "$tmp/run3.log"; return 1; }
+    wait_ready "http://127.0.0.1:$p3" 60 "$c3" || return 1
+    embed "http://127.0.0.1:$p3" "$tmp/k8s.json" && same_embeddings "$tmp/local.json" "$tmp/k8s.json"
+    curl -sf -m 5 "http://127.0.0.1:$p3/v1/model" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+assert m["path"] == "/models/model.safetensors", m["path"]
+print("model from", m["path"])'
+}
+check "container: runs like the k8s pod (read-only root, ConfigMap env)" like_k8s
+
 # --- compose: 3 replicas + nginx -------------------------------------------
 build_lb() {
     podman build --pull=never --format docker "${RUNARGS[@]}" -f docker/Dockerfile.nginx -t "$LB_IMAGE" . >"$tmp/build-lb.log" 2>&1 ||
