@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "http.h"
 #include "log.h"
 #include "srv.h"
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
         return 2;
     }
     srv_log_init(cfg.log_format);
+    srv_alloc_install();
     openblas_set_num_threads(1);
     if (srv_state_load(&cfg, cfg.model, cfg.gallery, &st, &err) != TR_OK) {
         fprintf(stderr, "tripletd: %s\n", err.msg);
@@ -90,5 +92,6 @@ int main(int argc, char **argv)
     srv_state_install(NULL);
     srv_log_msg("info", "stopped");
     srv_config_free(&cfg);
+    srv_alloc_thread_release();
     return 0;
 }
