@@ -3,6 +3,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,11 +165,11 @@ static int vec_fill(const cJSON *el, const char *path, size_t dim, float *dst, s
         free(v);
         return 0;
     }
-    size_t got = (size_t)cJSON_GetArraySize(el), j = 0;
-    if (got != dim) return srv_fail(out, 422, path, "%s: expected %zu numbers, got %zu", path, dim, got);
+    size_t j = 0;
     const cJSON *x;
     cJSON_ArrayForEach(x, el)
     {
+        if (j == dim) break; /* too many: counted below */
         char ep[192];
         double d = cJSON_IsNumber(x) ? x->valuedouble : 0;
         if (!cJSON_IsNumber(x) || !isfinite(d) || fabs(d) > FLT_MAX) {
@@ -178,6 +179,8 @@ static int vec_fill(const cJSON *el, const char *path, size_t dim, float *dst, s
         }
         dst[j++] = (float)d;
     }
+    if (j != dim || x != NULL)
+        return srv_fail(out, 422, path, "%s: expected %zu numbers, got %d", path, dim, cJSON_GetArraySize(el));
     return 0;
 }
 
@@ -334,10 +337,62 @@ fail:
     return rc;
 }
 
+static double g_p10[84]; /* 10^(i-30) */
+static pthread_once_t g_p10_once = PTHREAD_ONCE_INIT;
+
+static void p10_init(void)
+{
+    for (int i = 0; i < 84; i++) g_p10[i] = pow(10.0, i - 30);
+}
+
+size_t jio_format_float(char *o, float f)
+{
+    char d[12];
+    size_t n = 0;
+    double x = f;
+    if (!isfinite(x)) return (size_t)(memcpy(o, "null", 4), 4);
+    if (signbit(x)) o[n++] = '-', x = -x;
+    if (x == 0) return o[n++] = '0', o[n] = 0, n;
+    pthread_once(&g_p10_once, p10_init);
+    /* 9 significant digits round-trip a float32. m is within one unit of the
+     * exact rounding: an error of 1e-8 relative at most, under half a float
+     * ulp (>= 3e-8 relative), so the digits still name the same float. */
+    int e = (int)floor(log10(x));
+    if (e < -46) e = -46;
+    if (e > 38) e = 38;
+    uint64_t m = (uint64_t)llround(x * g_p10[8 - e + 30 < 84 ? 8 - e + 30 : 83]);
+    if (m >= 1000000000u) m = (m + 5) / 10, e++;
+    if (m < 100000000u) m *= 10, e--;
+    int nd = 9;
+    for (int i = 8; i >= 0; i--) d[i] = (char)('0' + m % 10), m /= 10;
+    while (nd > 1 && d[nd - 1] == '0') nd--;
+    if (e >= -4 && e < 9) {
+        if (e >= 0) {
+            for (int i = 0; i <= e; i++) o[n++] = i < nd ? d[i] : '0';
+            if (nd > e + 1) {
+                o[n++] = '.';
+                for (int i = e + 1; i < nd; i++) o[n++] = d[i];
+            }
+        } else {
+            o[n++] = '0', o[n++] = '.';
+            for (int i = -1; i > e; i--) o[n++] = '0';
+            for (int i = 0; i < nd; i++) o[n++] = d[i];
+        }
+    } else {
+        o[n++] = d[0];
+        if (nd > 1) {
+            o[n++] = '.';
+            for (int i = 1; i < nd; i++) o[n++] = d[i];
+        }
+        n += (size_t)sprintf(o + n, "e%d", e);
+    }
+    o[n] = 0;
+    return n;
+}
+
 cJSON *jio_floats(const float *v, size_t n)
 {
-    /* one pre-rendered node instead of n: 9 significant digits round-trip
-     * a float32 exactly, and skip cJSON's 17-digit print-and-rescan */
+    /* one pre-rendered node instead of n, in 9 significant digits */
     size_t cap;
     char *buf;
     if (!tr_size_mul(n, 18, &cap) || !tr_size_add(cap, 4, &cap) || !(buf = malloc(cap))) return NULL;
@@ -345,8 +400,7 @@ cJSON *jio_floats(const float *v, size_t n)
     buf[pos++] = '[';
     for (size_t i = 0; i < n; i++) {
         if (i) buf[pos++] = ',';
-        if (isfinite(v[i])) pos += (size_t)snprintf(buf + pos, cap - pos, "%.9g", (double)v[i]);
-        else memcpy(buf + pos, "null", 4), pos += 4;
+        pos += jio_format_float(buf + pos, v[i]);
     }
     buf[pos++] = ']';
     buf[pos] = 0;

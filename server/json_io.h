@@ -50,6 +50,9 @@ int jio_labels(const cJSON *obj, const char *name, size_t n, int binary, int64_t
 /* Number arrays for replies (NULL on allocation failure). jio_floats is one
  * raw (pre-rendered) node: append it, do not walk it. */
 cJSON *jio_floats(const float *v, size_t n);
+/* Write f as a JSON number with 9 significant digits (which round-trip a
+ * float32; "null" if not finite) into o (>= 18 bytes); returns the length. */
+size_t jio_format_float(char *o, float f);
 cJSON *jio_doubles(const double *v, size_t n);
 
 #endif

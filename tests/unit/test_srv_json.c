@@ -303,6 +303,44 @@ static void test_parse_numbers_exact(void **state)
     assert_true(fast > 10000);
 }
 
+/* Replies print float32 in 9 significant digits: every finite float must
+ * come back bit-identical through strtof, and be valid JSON. */
+static void test_format_float(void **state)
+{
+    (void)state;
+    static const struct {
+        float f;
+        const char *want;
+    } FIXED[] = {{0.0f, "0"},         {-0.0f, "-0"},       {1.0f, "1"},         {-2.5f, "-2.5"},
+                 {0.1f, "0.100000001"}, {100.0f, "100"},   {123456789.0f, "123456792"}, {1e9f, "1e9"},
+                 {1e-5f, "9.99999975e-6"}, {0.0001f, "9.99999975e-5"}, {0.001f, "0.00100000005"},
+                 {3.4028235e38f, "3.40282347e38"}, {1.4e-45f, "1.40129846e-45"}};
+    char buf[32];
+    for (size_t i = 0; i < sizeof FIXED / sizeof FIXED[0]; i++) {
+        jio_format_float(buf, FIXED[i].f);
+        if (strcmp(buf, FIXED[i].want) != 0) fail_msg("%.9g: \"%s\", want \"%s\"", (double)FIXED[i].f, buf, FIXED[i].want);
+    }
+    assert_int_equal(jio_format_float(buf, NAN), 4);
+    uint32_t x = 2463534242u;
+    for (int i = 0; i < 1000000; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5; /* xorshift32: all bit patterns */
+        float f;
+        memcpy(&f, &x, 4);
+        if (!isfinite(f)) continue;
+        size_t n = jio_format_float(buf, f);
+        assert_int_equal(n, strlen(buf));
+        float back = strtof(buf, NULL);
+        if (memcmp(&back, &f, 4) != 0) fail_msg("%08x (%.9g): \"%s\" reads back as %.9g", x, (double)f, buf, (double)back);
+        if (i % 64 == 0) {
+            char why[96];
+            size_t at;
+            cJSON *v = srv_json_parse(buf, n, why, sizeof why, &at);
+            if (!v || (float)v->valuedouble != f) fail_msg("\"%s\": not the JSON number of %.9g", buf, (double)f);
+            cJSON_Delete(v);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_parse_refusals),
         cmocka_unit_test(test_parse_values),
         cmocka_unit_test(test_parse_numbers_exact),
+        cmocka_unit_test(test_format_float),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
