@@ -86,7 +86,7 @@ static void pool_free(void *p)
 
 void srv_alloc_install(void)
 {
-#if SRV_ALLOC_POOL
+    if (!SRV_ALLOC_POOL) return;
     void *probe = malloc(SMALL);
     if (!probe || pthread_key_create(&g_key, key_destructor) != 0) {
         free(probe);
@@ -96,5 +96,4 @@ void srv_alloc_install(void)
     free(probe);
     cJSON_Hooks hooks = {pool_malloc, pool_free};
     cJSON_InitHooks(&hooks);
-#endif
 }
