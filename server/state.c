@@ -38,7 +38,15 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
         tr_seterr(err, TR_ENOMEM, "", "out of memory");
         goto fail;
     }
-    if ((rc = mdl_load(model_path, &s->model, err)) != TR_OK) goto fail;
+    if ((rc = mdl_load(model_path, &s->model, err)) != TR_OK) {
+        if (!strstr(err->msg, model_path)) { /* the message must name the file */
+            char msg[sizeof err->msg];
+            memcpy(msg, err->msg, sizeof msg);
+            msg[300] = 0;
+            snprintf(err->msg, sizeof err->msg, "model %.200s: %.300s", model_path, msg);
+        }
+        goto fail;
+    }
     if (gallery_path) {
         if ((rc = gal_load(gallery_path, &s->gallery, err)) != TR_OK) goto fail;
         rc = gal_check_model(s->gallery, s->model->sha256, (size_t)mdl_output_dim(s->model), cfg->allow_gallery_mismatch, err);
