@@ -243,10 +243,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
         unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
         int has_body = clen > 0 || te != NULL;
+        char shown[128]; /* the path as echoed in messages: printable ASCII only */
+        size_t k = 0;
+        for (; url[k] && k + 1 < sizeof shown; k++) shown[k] = url[k] > 0x20 && url[k] < 0x7f ? url[k] : '?';
+        shown[k] = 0;
         if (!rt && known) {
-            srv_fail(&r->reply, 405, "", "method %.16s is not allowed on %.200s (allowed: %s)", method, url, allow);
+            srv_fail(&r->reply, 405, "", "method %.16s is not allowed on %s (allowed: %s)", method, shown, allow);
             srv_reply_header(&r->reply, MHD_HTTP_HEADER_ALLOW, allow);
-        } else if (!rt) srv_fail(&r->reply, 404, "", "no route %.16s %.200s", method, url);
+        } else if (!rt) srv_fail(&r->reply, 404, "", "no route %.16s %s", method, shown);
         else if (rt->auth && h->has_key && !auth_ok(h, c))
             srv_fail(&r->reply, 401, "", "missing or wrong API key (send Authorization: Bearer <key>)");
         else if (atomic_load(&g_active) > cfg->max_concurrent) {
