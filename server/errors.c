@@ -39,6 +39,17 @@ void srv_reply_clear(srv_reply *r)
     r->raw = NULL;
 }
 
+/* A message cut by snprintf may end inside a UTF-8 sequence: drop it. */
+static void utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--;
+    if (i == 0) return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (n - (i - 1) < want) s[i - 1] = 0;
+}
+
 int srv_fail(srv_reply *out, int http, const char *field, const char *fmt, ...)
 {
     va_list ap;
@@ -50,6 +61,8 @@ int srv_fail(srv_reply *out, int http, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(out->err_msg, sizeof out->err_msg, fmt, ap);
     va_end(ap);
+    utf8_trim(out->err_msg);
+    utf8_trim(out->err_field);
     return http;
 }
 

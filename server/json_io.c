@@ -22,6 +22,20 @@ const char *jio_type_name(const cJSON *item)
     return "invalid";
 }
 
+/* Copy at most cap-1 bytes of s, cut at a UTF-8 character boundary, so a
+ * client's string quoted in a message stays valid UTF-8. */
+static const char *clip(char *dst, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--; /* s[n] starts the first dropped char */
+    }
+    memcpy(dst, s, n);
+    dst[n] = 0;
+    return dst;
+}
+
 /* Present and not null. */
 static const cJSON *member(const cJSON *obj, const char *name)
 {
@@ -41,8 +55,10 @@ int jio_check_fields(const cJSON *obj, const char *const *allowed, srv_reply *ou
             size_t len = 0;
             for (size_t i = 0; allowed[i] && len < sizeof list - 1; i++)
                 len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", allowed[i]);
-            return srv_fail(out, 422, it->string ? it->string : "", "%.100s: unknown field (expected one of: %s)",
-                            it->string ? it->string : "?", list);
+            char name[101], field[101];
+            clip(name, sizeof name, it->string ? it->string : "?");
+            return srv_fail(out, 422, clip(field, sizeof field, it->string ? it->string : ""), "%s: unknown field (expected one of: %s)",
+                            name, list);
         }
     }
     return 0;
@@ -291,7 +307,8 @@ int jio_enum(const cJSON *obj, const char *name, const char *const *names, const
     size_t len = 0;
     for (size_t i = 0; names[i] && len < sizeof list - 1; i++)
         len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
-    return srv_fail(out, 422, name, "%s: unknown value \"%.64s\" (expected one of: %s)", name, s, list);
+    char shown[65];
+    return srv_fail(out, 422, name, "%s: unknown value \"%s\" (expected one of: %s)", name, clip(shown, sizeof shown, s), list);
 }
 
 int jio_labels(const cJSON *obj, const char *name, size_t n, int binary, int64_t **dst, srv_reply *out)

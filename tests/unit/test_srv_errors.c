@@ -43,6 +43,21 @@ static void test_body(void **state)
     cJSON_Delete(j);
 }
 
+static void test_utf8_cut(void **state)
+{
+    (void)state;
+    srv_reply r;
+    char big[600];
+    memset(big, 'a', sizeof big);
+    memcpy(big + 510, "\xc3\xa9", 2); /* an e-acute at bytes 510-511: only its lead byte fits in 511 */
+    big[512] = 0;
+    srv_reply_init(&r);
+    srv_fail(&r, 422, "", "%s", big);
+    assert_int_equal(strlen(r.err_msg), 510); /* the lone lead byte is dropped */
+    big[510] = 0;
+    assert_string_equal(r.err_msg, big);
+}
+
 static void test_tr_mapping(void **state)
 {
     (void)state;
@@ -76,6 +91,7 @@ int main(void)
         cmocka_unit_test(test_types),
         cmocka_unit_test(test_body),
         cmocka_unit_test(test_tr_mapping),
+        cmocka_unit_test(test_utf8_cut),
         cmocka_unit_test(test_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
