@@ -53,6 +53,7 @@ check() { # NAME COMMAND...: one counted check
     shift
     if "$@" >"$tmp/check.log" 2>&1; then
         pass=$((pass + 1)); printf 'PASS %-52s %3ds\n' "$name" $((SECONDS - t0))
+        tail -n 2 "$tmp/check.log" | sed 's/^/    /'
     else
         failed=$((failed + 1)); printf 'FAIL %-52s %3ds\n' "$name" $((SECONDS - t0))
         sed 's/^/    /' "$tmp/check.log" | tail -n 30
@@ -269,6 +270,20 @@ through_lb() {
         same_embeddings "$tmp/local.json" "$tmp/lb.json"
 }
 check "compose: a request through nginx gets the right answer" through_lb
+one_down() {
+    local c i
+    c=$(podman ps --filter "label=io.podman.compose.project=$project" --format '{{.Names}}' | grep '_tripletd-1')
+    local t0=$SECONDS
+    podman stop -t 25 "$c" >/dev/null
+    echo "stopped $c in $((SECONDS - t0)) s (exit status $(podman inspect --format '{{.State.ExitCode}}' "$c"))"
+    t0=$SECONDS
+    for ((i = 0; i < 30; i++)); do
+        embed "http://127.0.0.1:$lb_port" "$tmp/lb-$i.json" && same_embeddings "$tmp/local.json" "$tmp/lb-$i.json" >/dev/null ||
+            { echo "request $i failed"; return 1; }
+    done
+    echo "30 requests answered right with one replica down in $((SECONDS - t0)) s"
+}
+check "compose: one replica stopped, nginx still answers right" one_down
 compose_down() {
     LB_PORT=$lb_port podman-compose -p "$project" -f docker/compose.yaml down -t 25 >"$tmp/compose-down.log" 2>&1 ||
         { tail -n 30 "$tmp/compose-down.log"; return 1; }
