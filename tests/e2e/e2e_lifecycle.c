@@ -611,6 +611,53 @@ static void test_sigterm_drain(void)
     for (int attempt = 0; attempt < 3 && !drain_once(attempt == 2); attempt++) printf("drain: retrying (timing)\n");
 }
 
+/* --api-key (the flag wins over TRIPLETD_API_KEY) and the JSON access log:
+ * every line is a JSON object, also for hostile paths and request ids. */
+static void test_api_key_flag_and_json_log(void)
+{
+    h_server s;
+    setenv("TRIPLETD_API_KEY", "from-env", 1);
+    const char *args[] = {"--api-key", "from-flag", "--log-format", "json", NULL};
+    int started = h_server_start(&s, args) == 0;
+    unsetenv("TRIPLETD_API_KEY");
+    if (!CHECK(started, "--api-key: tripletd did not start")) return;
+    h_resp r;
+    h_req flag = {.method = "GET", .path = "/v1/model", .headers = {"Authorization: Bearer from-flag", "X-Request-Id: e2e-json-1"}};
+    h_request(&s, &flag, &r);
+    CHECK_EQ_INT(r.status, 200, "--api-key from-flag");
+    h_resp_free(&r);
+    h_req env = {.method = "GET", .path = "/v1/model", .headers = {"Authorization: Bearer from-env"}};
+    h_request(&s, &env, &r);
+    CHECK_ERROR(&r, 401, "unauthorized", NULL, "the environment's key when the flag is set");
+    h_resp_free(&r);
+    h_req odd = {.method = "GET", .path = "/a%22b%5C%0A", .headers = {"X-Request-Id: \"quoted\\id"}};
+    h_request(&s, &odd, &r);
+    CHECK_EQ_INT(r.status, 404, "odd path");
+    h_resp_free(&r);
+    h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
+    char *log = h_read_file(s.log, NULL);
+    int lines = 0, bad = 0, found = 0;
+    for (char *p = log, *e; p && *p; p = e + 1) {
+        if (!(e = strchr(p, '\n'))) break;
+        *e = '\0';
+        if (strncmp(p, "tripletd ", 9) == 0) continue; /* the startup banner on stdout (same file) */
+        cJSON *j = cJSON_Parse(p);
+        lines++;
+        if (!cJSON_IsObject(j)) bad += !CHECK(0, "access log line is not a JSON object: %.200s", p);
+        const char *id = h_jstr(j, "request_id");
+        if (id && strcmp(id, "e2e-json-1") == 0) {
+            found = 1;
+            CHECK_STR(h_jstr(j, "method"), "GET", "json log method");
+            CHECK_STR(h_jstr(j, "path"), "/v1/model", "json log path");
+            CHECK_EQ_INT(h_jnum(j, "status"), 200, "json log status");
+            CHECK(h_jnum(j, "bytes") > 0 && h_jnum(j, "us") >= 0, "json log bytes and us");
+        }
+        cJSON_Delete(j);
+    }
+    CHECK(lines >= 3 && found, "json access log: %d lines, request e2e-json-1 %s", lines, found ? "found" : "missing");
+    free(log);
+}
+
 /* Bad flags or a bad model: exit status 2 and one line naming the problem. */
 static void test_bad_startup(void)
 {
@@ -669,7 +716,8 @@ int main(void)
     if (!getenv("TRIPLETD")) setenv("TRIPLETD", h_root_path("bin/tripletd"), 1); /* as h_server_start does */
     double t0 = h_now();
     test_bad_startup();
-    printf("bad startup: %.1f s\n", h_now() - t0);
+    test_api_key_flag_and_json_log();
+    printf("bad startup, api key, json log: %.1f s\n", h_now() - t0);
     t0 = h_now();
     test_concurrent_clients();
     printf("concurrency: %.1f s\n", h_now() - t0);
