@@ -267,12 +267,24 @@ int main(void)
         {"Content-Length 2^64+1", "POST /v1/embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 18446744073709551617\r\n\r\n", 413, NULL},
         {"bad chunk size", "POST /v1/embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400, NULL},
         {"header without colon", "GET /healthz HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n", 400, NULL},
+        {"200 KB header", "@big-header", 400, NULL},
     };
     for (size_t i = 0; i < sizeof RAW / sizeof RAW[0]; i++) {
         char what[160];
         snprintf(what, sizeof what, "raw \"%s\"", RAW[i].name);
         h_resp r;
-        h_raw_request(&s, RAW[i].bytes, strlen(RAW[i].bytes), 5000, &r);
+        const char *bytes = RAW[i].bytes;
+        char *big = NULL;
+        if (strcmp(bytes, "@big-header") == 0) { /* larger than any per-connection buffer */
+            size_t n = 200000;
+            big = malloc(n + 100);
+            int k = sprintf(big, "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Request-Id: ");
+            memset(big + k, 'a', n);
+            strcpy(big + k + n, "\r\n\r\n");
+            bytes = big;
+        }
+        h_raw_request(&s, bytes, strlen(bytes), 5000, &r);
+        free(big);
         /* MHD answers framing errors itself (its own body); ours are JSON */
         if (RAW[i].type) CHECK_ERROR(&r, RAW[i].status, RAW[i].type, NULL, what);
         else CHECK(r.status >= 400 && r.status < 500, "%s: status %ld, want a 4xx (%s)", what, r.status, r.curl_err);
