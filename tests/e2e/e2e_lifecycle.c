@@ -617,14 +617,38 @@ static void test_api_key_flag_and_json_log(void)
 {
     h_server s;
     setenv("TRIPLETD_API_KEY", "from-env", 1);
-    const char *args[] = {"--api-key", "from-flag", "--log-format", "json", NULL};
+    setenv("TRIPLETD_METRIC", "euclidean", 1); /* no flag: the environment counts */
+    setenv("TRIPLETD_MARGIN", "0.9", 1);       /* the flag wins */
+    const char *args[] = {"--api-key", "from-flag", "--log-format", "json", "--margin", "0.5", "--loss", "triplet-soft", NULL};
     int started = h_server_start(&s, args) == 0;
     unsetenv("TRIPLETD_API_KEY");
+    unsetenv("TRIPLETD_METRIC");
+    unsetenv("TRIPLETD_MARGIN");
     if (!CHECK(started, "--api-key: tripletd did not start")) return;
     h_resp r;
     h_req flag = {.method = "GET", .path = "/v1/model", .headers = {"Authorization: Bearer from-flag", "X-Request-Id: e2e-json-1"}};
     h_request(&s, &flag, &r);
     CHECK_EQ_INT(r.status, 200, "--api-key from-flag");
+    h_resp_free(&r);
+    /* scoring defaults: --loss and --margin flags, metric from the environment, over the model's metadata */
+    cJSON *q = cJSON_CreateObject();
+    cJSON_AddItemToObject(q, "anchors", cJSON_Duplicate(h_jget(G, "triplet_given.anchors"), 1));
+    cJSON_AddItemToObject(q, "positives", cJSON_Duplicate(h_jget(G, "triplet_given.positives"), 1));
+    cJSON_AddItemToObject(q, "negatives", cJSON_Duplicate(h_jget(G, "triplet_given.negatives"), 1));
+    cJSON_AddFalseToObject(q, "embed");
+    char *tb = cJSON_PrintUnformatted(q);
+    cJSON_Delete(q);
+    h_req trq = {.method = "POST", .path = "/v1/loss/triplet", .body = tb, .headers = {"Authorization: Bearer from-flag"}};
+    h_request(&s, &trq, &r);
+    free(tb);
+    if (CHECK(r.status == 200, "triplet with server defaults: status %ld %.200s", r.status, r.body)) {
+        CHECK_STR(h_jstr(r.json, "config.metric"), "euclidean", "metric from TRIPLETD_METRIC");
+        CHECK_STR(h_jstr(r.json, "config.loss"), "triplet-soft", "loss from --loss");
+        CHECK_NEAR(h_jnum(r.json, "config.margin"), 0.5, 0, 1e-15, "margin: --margin wins over TRIPLETD_MARGIN");
+        const cJSON *c; /* the soft loss does not use the margin: the golden euclidean soft case applies */
+        cJSON_ArrayForEach(c, h_jget(G, "triplet_given.cases")) if (!strcmp(h_jstr(c, "metric"), "euclidean") && !strcmp(h_jstr(c, "loss"), "triplet-soft"))
+            CHECK_NEAR(h_jnum(r.json, "loss"), h_jnum(c, "expect.loss"), 1e-9, 1e-12, "triplet-soft euclidean loss with server defaults");
+    }
     h_resp_free(&r);
     h_req env = {.method = "GET", .path = "/v1/model", .headers = {"Authorization: Bearer from-env"}};
     h_request(&s, &env, &r);
