@@ -73,7 +73,7 @@ for ng in 10000 60000; do
             o=$(printf %.0f "$o") f=$(printf %.0f "$f") fd=$(printf %.0f "$fd") np_=$(printf %.0f "$np_")
             name=IndexFlatL2
             [[ $m == ip ]] && name=IndexFlatIP
-            rows+="| $ng | $t | $metric vs $name | $o | ${blas:--} | $f | $fd | $np_ | **$(ratio "$o" "$f")x** | $(ratio "$o" "$np_")x |"$'\n'
+            rows+="| $ng | $t | $metric vs $name | $o | ${blas:--} | $f | $fd | $np_ | **$(ratio "$o" "$(maxf "$f" "$fd")")x** | $(ratio "$o" "$np_")x |"$'\n'
             echo "ng=$ng threads=$t $metric: ours $o q/s, faiss $f (default env $fd), numpy $np_"
         done
     done
@@ -91,11 +91,13 @@ read -r ex_ip fa_ip < <($PY bench/knn_ref.py check "$work" 60000 ip 10 "$work/ip
     echo "Queries/s for 1,000 queries, k = 10, dim 128; best of $ROUNDS interleaved rounds of"
     echo "$REPS runs each (the machine is shared: best-of is the least noisy estimate)."
     echo "Data: $(cat "$work/source.txt")."
+    echo "Load average at the end of the run (2 cores, shared): $(cut -d' ' -f1-3 /proc/loadavg)."
     echo "Ours: \`knn_search\` (lib/knn.c) with \`threads\` workers and OpenBLAS at 1 thread"
     echo "inside them; gallery norms computed per call, as faiss does. faiss 1.7.3"
     echo "(Debian python3-faiss) with OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = threads and"
     echo "OMP_WAIT_POLICY=PASSIVE (its faster setting here; \"faiss default\" is without"
-    echo "it); numpy: float32 \`q @ g.T\` + argpartition + argsort on the same OpenBLAS."
+    echo "it); \"vs faiss\" divides by the better of the two. numpy: float32 \`q @ g.T\` +"
+    echo "argpartition + argsort on the same OpenBLAS."
     echo "\"ours, BLAS threads\": one knn_search worker with OpenBLAS threading each GEMM"
     echo "instead (the alternative design; the default is one worker per thread)."
     echo
