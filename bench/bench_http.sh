@@ -64,7 +64,7 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 EOF
 
-# run_wrk CONNS URL -> "req/s p50_ms p99_ms"; fails on errors or non-2xx replies
+# run_wrk CONNS URL -> "req/s p50_ms p99_ms requests"; fails on errors or non-2xx replies
 run_wrk() {
     local out
     out=$(wrk -t1 -c"$1" -d"${DURATION}s" --latency -s "$work/post.lua" "$2")
@@ -75,17 +75,31 @@ run_wrk() {
         /Requests\/sec/ { rps = $2 }
         $1 == "50%" { p50 = ms($2) }
         $1 == "99%" { p99 = ms($2) }
-        END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' <<<"$out"
+        / requests in / { n = $1 }
+        END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, n }' <<<"$out"
 }
 
-declare -A R URL
+declare -A R URL PID
+tck=$(getconf CLK_TCK)
+# CPU ticks (user + system) used so far by a server: its process and children (nginx workers)
+cpu_ticks() {
+    local t=0 p
+    for p in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+    echo "$t"
+}
 # measure NAME CONNS: one wrk run; keep the run with the most req/s (best of REPS
 # rounds, interleaved across servers, so that a burst of load from other
 # processes on this shared machine does not decide a ratio)
+# The server's CPU time per request (from /proc, user + system) is the figure
+# other load on the machine disturbs least.
 measure() {
-    local r
+    local r t0 t1 n
+    t0=$(cpu_ticks "${PID[$1]}")
     r=$(run_wrk "$2" "${URL[$1]}")
-    echo "$1 c=$2: $r (req/s p50_ms p99_ms)"
+    t1=$(cpu_ticks "${PID[$1]}")
+    n=$(cut -d' ' -f4 <<<"$r")
+    r="$r $(((t1 - t0) * 1000000 / tck / (n > 0 ? n : 1)))"
+    echo "$1 c=$2: $r (req/s p50_ms p99_ms requests cpu_us_per_request)"
     if [[ -z ${R[$1,$2]:-} ]] || (($(cut -d' ' -f1 <<<"$r") > $(cut -d' ' -f1 <<<"${R[$1,$2]}"))); then R[$1,$2]=$r; fi
 }
 
@@ -96,6 +110,7 @@ port=$(free_port)
 OPENBLAS_NUM_THREADS=1 "$TRIPLETD" --model "$MODEL" --host 127.0.0.1 --port "$port" --threads "$THREADS" \
     --log-format json >/dev/null 2>"$work/tripletd.log" &
 pids+=($!)
+PID[tripletd]=$!
 wait_http "http://127.0.0.1:$port/readyz"
 URL[tripletd]="http://127.0.0.1:$port/v1/embed"
 curl -sf -H 'Content-Type: application/json' --data-binary @"$work/body.json" "${URL[tripletd]}" >"$work/reply.json"
@@ -108,6 +123,7 @@ fastapi() { # name env...
     p=$(free_port)
     env "$@" $PY bench/fastapi_service.py "$MODEL" "$p" >"$work/$name.log" 2>&1 &
     pids+=($!)
+    PID[$name]=$!
     wait_http "http://127.0.0.1:$p/healthz"
     URL[$name]="http://127.0.0.1:$p/v1/embed"
     curl -sf -H 'Content-Type: application/json' --data-binary @"$work/body.json" "${URL[$name]}" >"$work/$name.json"
@@ -133,6 +149,7 @@ nginx_start() { # name workers
     sed -e "s|@PORT@|$p|" -e "s|@ROOT@|$work/www|" -e "s|@WORKERS@|$2|" bench/nginx_static.conf >"$work/$1/nginx.conf"
     "$NGINX" -p "$work/$1" -c "$work/$1/nginx.conf" -g "pid $work/$1/nginx.pid; error_log $work/$1/error.log;" &
     pids+=($!)
+    PID[$1]=$!
     URL[$1]="http://127.0.0.1:$p/v1/embed"
     wait_http "${URL[$1]}"
     [[ $(curl -s -o /dev/null -w '%{http_code} %{size_download}' -H 'Content-Type: application/json' --data-binary @"$work/body.json" "${URL[$1]}") == "200 $size" ]] ||
@@ -157,9 +174,9 @@ best_nginx() { # conns -> name of the faster nginx
     if (($(f "nginx1,$1" 1) >= $(f "nginx2,$1" 1))); then echo nginx1; else echo nginx2; fi
 }
 row() { # label name conns
-    local n64 ng
+    local ng
     ng=$(best_nginx "$3")
-    echo "| $1 | $3 | $(f "$2,$3" 1) | $(f "$2,$3" 2) | $(f "$2,$3" 3) | $(ratio "$(f "tripletd,$3" 1)" "$(f "$2,$3" 1)")x | $(ratio "$(f "$2,$3" 1)" "$(f "$ng,$3" 1)") |"
+    echo "| $1 | $3 | $(f "$2,$3" 1) | $(f "$2,$3" 2) | $(f "$2,$3" 3) | $(f "$2,$3" 5) | $(ratio "$(f "tripletd,$3" 1)" "$(f "$2,$3" 1)")x | $(ratio "$(f "$2,$3" 1)" "$(f "$ng,$3" 1)") |"
 }
 t64=$(f tripletd,64 1)
 fa64=$(f fastapi_tuned,64 1)
@@ -183,8 +200,8 @@ goal() { $PY -c "import sys; print('met' if eval(sys.argv[1]) else '**missed**')
     echo "Load average (1 min) at the start $load_start, at the end $(cut -d' ' -f1 /proc/loadavg): on a shared"
     echo "machine, other processes inflate every tail latency; the ratios are from the same run."
     echo
-    echo "| server | conns | req/s | p50 ms | p99 ms | tripletd / this | this / nginx |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| server | conns | req/s | p50 ms | p99 ms | server CPU µs/req | tripletd / this (req/s) | this / nginx (req/s) |"
+    echo "|---|---|---|---|---|---|---|---|"
     for c in 1 64; do
         row "tripletd" tripletd $c
         row "FastAPI + PyTorch (tuned env)" fastapi_tuned $c
@@ -195,6 +212,12 @@ goal() { $PY -c "import sys; print('met' if eval(sys.argv[1]) else '**missed**')
     echo
     echo "Goals at 64 connections: >= 5x FastAPI (tuned): **${vs_fa}x** ($(goal "$vs_fa >= 5"));"
     echo ">= 50% of nginx: **$($PY -c "print('%.0f' % (100 * $vs_ng))")%** ($(goal "$vs_ng >= 0.5")); p99 < 5 ms: **$p99 ms** ($(goal "$p99 < 5"))."
+    echo
+    echo "Server CPU per request at 64 connections (user + system time of the server's"
+    echo "processes over the run / requests; least disturbed by other load): tripletd"
+    echo "$(f tripletd,64 5) µs, FastAPI (tuned) $(f fastapi_tuned,64 5) µs ($(ratio "$(f fastapi_tuned,64 5)" "$(f tripletd,64 5)")x tripletd's), nginx"
+    echo "$(f "$(best_nginx 64)",64 5) µs. On 2 cores shared with wrk, req/s is bounded by the CPU"
+    echo "the server and wrk need per request together."
     echo
     echo "Command: \`wrk -t1 -c{1,64} -d${DURATION}s --latency -s post.lua URL\` (post.lua sets"
     echo "method POST, Content-Type application/json and the body); \`bench/bench_http.sh\`."
