@@ -459,6 +459,10 @@ int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t 
     if (j.bg > ng) j.bg = ng ? ng : 1;
     if (j.bg > INT_MAX) j.bg = INT_MAX;
     threads = opts->threads > 0 ? opts->threads : 1;
+    /* Workers each run their own SGEMM; if OpenBLAS is itself threaded, two
+     * levels of threads would fight over the cores, so let OpenBLAS thread
+     * one worker's GEMMs instead (measured equal within noise, bench_knn). */
+    if (threads > 1 && openblas_get_num_threads() > 1) threads = 1;
     j.bq = opts->block_q ? opts->block_q : KNN_BLOCK_Q;
     if (j.kc > 0 && j.bq > KNN_HEAP_BYTES / (j.kc * sizeof(kent)) && !opts->block_q)
         j.bq = KNN_HEAP_BYTES / (j.kc * sizeof(kent));

@@ -32,8 +32,9 @@ typedef struct {
  * short of k are padded with index -1, dist +inf. Blocked GEMM with memory
  * bounded by the block size, not by nq*ng. opts may be NULL; zero-initialise
  * it. Results equal a double-precision brute force exactly (knn.c explains
- * how). With threads > 1 each worker calls SGEMM itself: keep OpenBLAS at one
- * thread (openblas_set_num_threads(1)) or the two oversubscribe the cores.
+ * how). threads > 1 runs that many workers over query blocks, each calling
+ * SGEMM with OpenBLAS at one thread (openblas_set_num_threads(1)); when
+ * OpenBLAS is threaded itself, one worker runs and OpenBLAS threads its GEMMs.
  * Errors: TR_EINVAL for k == 0, dim == 0, a non-finite query ("queries[i]")
  * or gallery row, filter without labels ("filter_label"); TR_ENOMEM. */
 int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t ng, size_t dim, size_t k,

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,6 +313,8 @@ static void test_vote(void **state) {
 }
 
 int main(void) {
+    /* threads = 2 runs two workers only with OpenBLAS single-threaded */
+    openblas_set_num_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_all_metrics), cmocka_unit_test(test_precomputed_norms),
         cmocka_unit_test(test_designed_ties),      cmocka_unit_test(test_float_near_ties),
