@@ -15,7 +15,7 @@
  *   L2:     v = |g|^2 - 2 q.g      d = |q|^2 + v
  *   cosine: v = -q.g / |g|         d = 1 + v / |q|
  *   dot:    v = -q.g               d = v
- * A bounded max-heap per query keeps the kc = min(2k + 16, eligible) smallest
+ * A bounded max-heap per query keeps the kc = min(k + k/4 + 8, eligible) smallest
  * v (more than k: the slack absorbs float error).
  * Pass 2 (per query): every candidate is rescored in double with dist_one()
  * and sorted by (distance, index). A row left out of the heap had v >= T, the
