@@ -426,6 +426,9 @@ static void test_limits_and_auth(void)
         CHECK_ERROR(&r, 401, "unauthorized", NULL, wrong[i]);
         h_resp_free(&r);
     }
+    h_post(&s, "/v1/admin/reload", "{}", &r); /* reloading is the most sensitive route */
+    CHECK_ERROR(&r, 401, "unauthorized", NULL, "POST /v1/admin/reload without the key");
+    h_resp_free(&r);
     const char *probes[] = {"/healthz", "/readyz", "/metrics"};
     for (int i = 0; i < 3; i++) {
         h_get(&s, probes[i], &r);
