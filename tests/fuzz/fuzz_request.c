@@ -19,10 +19,12 @@ static srv_scratch g_scratch;
 
 /* Build the model and gallery files in a scratch directory, load them as tripletd would, remove the files. */
 static void setup(void) {
-    char dir[] = "/tmp/fuzz_request.XXXXXX", mpath[64], gpath[64];
+    const char *tmp = getenv("TMPDIR");
+    char dir[512], mpath[600], gpath[600];
     const int dims[3] = {4, 3, 2};
     mdl_model *m = NULL, *loaded = NULL;
     tr_err err;
+    snprintf(dir, sizeof dir, "%s/fuzz_request.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL) fz_fail("setup", "mkdtemp failed");
     snprintf(mpath, sizeof mpath, "%s/m.safetensors", dir);
     snprintf(gpath, sizeof gpath, "%s/g.safetensors", dir);
