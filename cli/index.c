@@ -58,8 +58,10 @@ static int parse_size(const char *name, const char *v, size_t max, size_t *out) 
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
     if (*v == '\0' || *v == '-' || *end != '\0' || errno || x == 0 || (max && x > max)) {
-        if (max) fprintf(stderr, "tripletctl index: %s: \"%s\" is not an integer in 1..%zu\n", name, v, max);
-        else fprintf(stderr, "tripletctl index: %s: \"%s\" is not a positive integer\n", name, v);
+        if (max)
+            fprintf(stderr, "tripletctl index: %s: \"%s\" is not an integer in 1..%zu\n", name, v, max);
+        else
+            fprintf(stderr, "tripletctl index: %s: \"%s\" is not a positive integer\n", name, v);
         return -1;
     }
     *out = (size_t)x;
@@ -73,13 +75,20 @@ static int parse_args(int argc, char **argv, index_args *a) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         int missing = 0;
-        if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) a->quiet = 1;
-        else if (strcmp(argv[i], "--no-ids") == 0) a->no_ids = 1;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) a->help = 1;
-        else if ((v = opt_value(argc, argv, &i, "--model", &missing))) a->model = v;
-        else if ((v = opt_value(argc, argv, &i, "--data", &missing))) a->data = v;
-        else if ((v = opt_value(argc, argv, &i, "--out", &missing))) a->out = v;
-        else if ((v = opt_value(argc, argv, &i, "--split", &missing))) a->split = v;
+        if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0)
+            a->quiet = 1;
+        else if (strcmp(argv[i], "--no-ids") == 0)
+            a->no_ids = 1;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            a->help = 1;
+        else if ((v = opt_value(argc, argv, &i, "--model", &missing)))
+            a->model = v;
+        else if ((v = opt_value(argc, argv, &i, "--data", &missing)))
+            a->data = v;
+        else if ((v = opt_value(argc, argv, &i, "--out", &missing)))
+            a->out = v;
+        else if ((v = opt_value(argc, argv, &i, "--split", &missing)))
+            a->split = v;
         else if ((v = opt_value(argc, argv, &i, "--batch", &missing))) {
             if (parse_size("--batch", v, IX_MAX_BATCH, &a->batch)) return -1;
         } else if ((v = opt_value(argc, argv, &i, "--limit", &missing))) {
@@ -136,8 +145,10 @@ int cmd_index(int argc, char **argv) {
         return 0;
     }
     if (mdl_load(a.model, &m, &err) != TR_OK) {
-        if (strstr(err.msg, a.model)) fprintf(stderr, "tripletctl index: %s\n", err.msg);
-        else fprintf(stderr, "tripletctl index: model %s: %s\n", a.model, err.msg);
+        if (strstr(err.msg, a.model))
+            fprintf(stderr, "tripletctl index: %s\n", err.msg);
+        else
+            fprintf(stderr, "tripletctl index: model %s: %s\n", a.model, err.msg);
         goto fail;
     }
     if (a.data == NULL) {

@@ -91,7 +91,8 @@ static int load_ids(const uint8_t *p, size_t len, size_t n, gal_gallery *g, tr_e
         if (p[i] != '\0') continue;
         size_t l = i - start;
         if (l == 0) return tr_seterr(err, TR_EFORMAT, "ids", "ids: id %zu is empty", r);
-        if (l >= GAL_MAX_ID) return tr_seterr(err, TR_EFORMAT, "ids", "ids: id %zu is %zu bytes (max %d)", r, l, GAL_MAX_ID - 1);
+        if (l >= GAL_MAX_ID)
+            return tr_seterr(err, TR_EFORMAT, "ids", "ids: id %zu is %zu bytes (max %d)", r, l, GAL_MAX_ID - 1);
         if (!gal_utf8_valid(p + start, l, &bad))
             return tr_seterr(err, TR_EFORMAT, "ids", "ids: id %zu is not valid UTF-8 (byte %zu)", r, bad);
         g->ids[r++] = block + start;
@@ -122,7 +123,8 @@ static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
     for (size_t i = 0; i < st_count(f); i++) {
         const st_tensor *t = st_at(f, i);
         int known = 0;
-        for (size_t k = 0; k < sizeof gal_tensors / sizeof gal_tensors[0]; k++) known |= strcmp(t->name, gal_tensors[k]) == 0;
+        for (size_t k = 0; k < sizeof gal_tensors / sizeof gal_tensors[0]; k++)
+            known |= strcmp(t->name, gal_tensors[k]) == 0;
         if (!known)
             return tr_seterr(err, TR_EFORMAT, t->name,
                              "unexpected tensor \"%s\" (a gallery holds embeddings, labels, ids)", t->name);
@@ -137,16 +139,19 @@ static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
         return tr_seterr(err, TR_EFORMAT, "embeddings", "embeddings: shape [%lld, %lld] is empty",
                          (long long)e->shape[0], (long long)e->shape[1]);
     if (e->shape[1] > GAL_MAX_DIM || (uint64_t)e->shape[0] > GAL_MAX_VALUES / (uint64_t)e->shape[1])
-        return tr_seterr(err, TR_ELIMIT, "embeddings", "embeddings: shape [%lld, %lld] is over the limit (D <= %d, N*D <= %zu)",
+        return tr_seterr(err, TR_ELIMIT, "embeddings",
+                         "embeddings: shape [%lld, %lld] is over the limit (D <= %d, N*D <= %zu)",
                          (long long)e->shape[0], (long long)e->shape[1], GAL_MAX_DIM, (size_t)GAL_MAX_VALUES);
     g->n = (size_t)e->shape[0];
     g->dim = (size_t)e->shape[1];
     if (l) {
         if (l->dtype != ST_I32 && l->dtype != ST_I64)
-            return tr_seterr(err, TR_EFORMAT, "labels", "labels: dtype %s, expected I32 or I64", st_dtype_name(l->dtype));
+            return tr_seterr(err, TR_EFORMAT, "labels", "labels: dtype %s, expected I32 or I64",
+                             st_dtype_name(l->dtype));
         if (l->ndim != 1 || (uint64_t)l->shape[0] != g->n)
-            return tr_seterr(err, TR_EFORMAT, "labels", "labels: %zu values in %d dimensions for %zu embeddings, expected [%zu]",
-                             l->nelem, l->ndim, g->n, g->n);
+            return tr_seterr(err, TR_EFORMAT, "labels",
+                             "labels: %zu values in %d dimensions for %zu embeddings, expected [%zu]", l->nelem,
+                             l->ndim, g->n, g->n);
     }
     if (id) {
         if (id->dtype != ST_U8)
@@ -228,7 +233,8 @@ int gal_save(const char *path, const float *emb, size_t n, size_t dim, const int
         return tr_seterr(err, TR_ELIMIT, "embeddings", "gallery: %zu x %zu embeddings are over the limit", n, dim);
     for (size_t i = 0; i < n * dim; i++)
         if (!isfinite(emb[i]))
-            return tr_seterr(err, TR_EINVAL, "embeddings", "gallery: embedding %zu has a value that is not finite", i / dim);
+            return tr_seterr(err, TR_EINVAL, "embeddings", "gallery: embedding %zu has a value that is not finite",
+                             i / dim);
     if (model_sha256 && model_sha256[0] && !is_hex64(model_sha256))
         return tr_seterr(err, TR_EINVAL, "model_sha256", "gallery: model_sha256 must be 64 lowercase hex digits");
     if (ids) {
@@ -249,8 +255,10 @@ int gal_save(const char *path, const float *emb, size_t n, size_t dim, const int
     st_wtensor t[3];
     size_t nt = 0;
     memset(t, 0, sizeof t);
-    t[nt++] = (st_wtensor){.name = "embeddings", .dtype = ST_F32, .ndim = 2, .shape = {(int64_t)n, (int64_t)dim}, .data = emb};
-    if (labels) t[nt++] = (st_wtensor){.name = "labels", .dtype = ST_I64, .ndim = 1, .shape = {(int64_t)n}, .data = labels};
+    t[nt++] = (st_wtensor){
+        .name = "embeddings", .dtype = ST_F32, .ndim = 2, .shape = {(int64_t)n, (int64_t)dim}, .data = emb};
+    if (labels)
+        t[nt++] = (st_wtensor){.name = "labels", .dtype = ST_I64, .ndim = 1, .shape = {(int64_t)n}, .data = labels};
     if (ids) t[nt++] = (st_wtensor){.name = "ids", .dtype = ST_U8, .ndim = 1, .shape = {(int64_t)idlen}, .data = idbuf};
     const char *meta[] = {"format", GAL_FORMAT, "format_version", "1", "model_sha256", model_sha256};
     size_t n_meta = model_sha256 && model_sha256[0] ? 3 : 2;
@@ -271,7 +279,7 @@ int gal_check_model(const gal_gallery *g, const char *model_sha256, size_t model
                          "rebuild it with `tripletctl index`",
                          g->model_sha256, model_sha256 ? model_sha256 : "(none)");
     if (g->dim != model_dim)
-        return tr_seterr(err, TR_EDIM, "embeddings", "the gallery holds %zu-dimensional embeddings, the model outputs %zu",
-                         g->dim, model_dim);
+        return tr_seterr(err, TR_EDIM, "embeddings",
+                         "the gallery holds %zu-dimensional embeddings, the model outputs %zu", g->dim, model_dim);
     return TR_OK;
 }

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,7 +95,9 @@ KNN_CLONES static double sum_sq(const float *v, size_t dim) {
     return s;
 }
 
-static int kent_less(const kent *a, const kent *b) { return a->v < b->v || (a->v == b->v && a->i < b->i); }
+static int kent_less(const kent *a, const kent *b) {
+    return a->v < b->v || (a->v == b->v && a->i < b->i);
+}
 
 /* Max-heap of approximate entries, largest (v, i) at h[0]. */
 static void kheap_push(kent *h, size_t *n, kent e) {
@@ -129,9 +132,13 @@ static int kcand_cmp(const void *pa, const void *pb) {
     return (a->i > b->i) - (a->i < b->i);
 }
 
-static int kcand_less(const kcand *a, const kcand *b) { return a->d < b->d || (a->d == b->d && a->i < b->i); }
+static int kcand_less(const kcand *a, const kcand *b) {
+    return a->d < b->d || (a->d == b->d && a->i < b->i);
+}
 
-static int eligible(const knn_job *j, size_t row) { return !j->use_filter || j->labels[row] == j->filter; }
+static int eligible(const knn_job *j, size_t row) {
+    return !j->use_filter || j->labels[row] == j->filter;
+}
 
 /* Offer one row of the tile to a query's heap, turning c[e] into the
  * ordering value on the fly: mode 0 v = c + aux (L2), 1 v = c * aux
@@ -144,8 +151,10 @@ static inline __attribute__((always_inline)) void offer(const knn_job *j, float 
                                                         float *thr) {
     if (!(v < *thr) || !eligible(j, row)) return;
     kent ke = {v, (int64_t)row};
-    if (*hn < j->kc) kheap_push(h, hn, ke);
-    else kheap_replace_top(h, *hn, ke);
+    if (*hn < j->kc)
+        kheap_push(h, hn, ke);
+    else
+        kheap_replace_top(h, *hn, ke);
     if (*hn == j->kc) *thr = h[0].v;
 }
 
@@ -212,9 +221,12 @@ KNN_CLONES static void scan_dot(const knn_job *j, const float *c, const float *a
 }
 
 static void scan_row(const knn_job *j, const float *c, size_t g0, size_t n, kent *h, size_t *hn) {
-    if (j->m == DIST_SQEUCLIDEAN || j->m == DIST_EUCLIDEAN) scan_l2(j, c, j->gadd + g0, n, g0, h, hn);
-    else if (j->m == DIST_COSINE) scan_cos(j, c, j->gmul + g0, n, g0, h, hn);
-    else scan_dot(j, c, NULL, n, g0, h, hn);
+    if (j->m == DIST_SQEUCLIDEAN || j->m == DIST_EUCLIDEAN)
+        scan_l2(j, c, j->gadd + g0, n, g0, h, hn);
+    else if (j->m == DIST_COSINE)
+        scan_cos(j, c, j->gmul + g0, n, g0, h, hn);
+    else
+        scan_dot(j, c, NULL, n, g0, h, hn);
 }
 
 static void exact_one(const knn_job *j, const float *q, size_t row, kcand *c) {
@@ -353,11 +365,11 @@ static size_t run_block(const knn_job *j, knn_scratch *s, size_t q0) {
         size_t bg = j->ng - g0 < j->bg ? j->ng - g0 : j->bg;
         const float *gb = j->g + g0 * j->dim;
         if (bq == 1)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)bg, (int)j->dim, alpha, gb, (int)j->dim, qb, 1, 0.0f,
-                        s->tile, 1);
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)bg, (int)j->dim, alpha, gb, (int)j->dim, qb, 1, 0.0f, s->tile,
+                        1);
         else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)bg, (int)j->dim, alpha, qb,
-                        (int)j->dim, gb, (int)j->dim, 0.0f, s->tile, (int)bg);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)bq, (int)bg, (int)j->dim, alpha, qb, (int)j->dim,
+                        gb, (int)j->dim, 0.0f, s->tile, (int)bg);
         for (size_t i = 0; i < bq; i++) {
             scan_row(j, s->tile + i * bg, g0, bg, s->heaps + i * j->kc, &s->hn[i]);
         }
@@ -447,11 +459,15 @@ int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t 
                 goto fail;
             }
             if (s > j.gmax) j.gmax = s;
-            if (m == DIST_COSINE) gbuf[r] = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
-            else if (need_buf) gbuf[r] = (float)s;
+            if (m == DIST_COSINE)
+                gbuf[r] = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
+            else if (need_buf)
+                gbuf[r] = (float)s;
         }
-        if (m == DIST_COSINE) j.gmul = gbuf;
-        else j.gadd = sq ? sq : gbuf;
+        if (m == DIST_COSINE)
+            j.gmul = gbuf;
+        else
+            j.gadd = sq ? sq : gbuf;
         j.direct_all = !(j.gmax < KNN_MAX_NORM2);
     }
 
@@ -528,7 +544,8 @@ int knn_vote(const knn_hit *hits, size_t k, const int64_t *labels, int64_t *labe
         if (hits[e].index >= 0) v[n].label = labels[hits[e].index], v[n].pos = e, n++;
     qsort(v, n, sizeof *v, vote_cmp);
     for (size_t a = 0, b; a < n; a = b) {
-        for (b = a; b < n && v[b].label == v[a].label; b++) {}
+        for (b = a; b < n && v[b].label == v[a].label; b++) {
+        }
         /* v[a].pos is the group's nearest hit */
         if (b - a > best_count || (b - a == best_count && v[a].pos < best_pos)) {
             best_count = b - a, best_pos = v[a].pos;

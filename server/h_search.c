@@ -13,7 +13,8 @@
 static const char *const metric_names[] = {"sqeuclidean", "euclidean", "cosine", "dot", NULL};
 
 static int no_gallery(srv_reply *out) {
-    srv_fail(out, 409, "", "no gallery is loaded: start tripletd with --gallery PATH (build one with `tripletctl index`)");
+    srv_fail(out, 409, "",
+             "no gallery is loaded: start tripletd with --gallery PATH (build one with `tripletctl index`)");
     snprintf(out->err_type, sizeof out->err_type, "no_gallery");
     return out->status;
 }
@@ -46,7 +47,8 @@ static cJSON *hits_json(const gal_gallery *g, const knn_hit *h, size_t k) {
         cJSON_AddItemToArray(arr, o);
         if (!cJSON_AddNumberToObject(o, "index", (double)i)) goto fail;
         if (!(g->ids ? cJSON_AddStringToObject(o, "id", g->ids[i]) : cJSON_AddNullToObject(o, "id"))) goto fail;
-        if (!(g->labels ? cJSON_AddNumberToObject(o, "label", (double)g->labels[i]) : cJSON_AddNullToObject(o, "label")))
+        if (!(g->labels ? cJSON_AddNumberToObject(o, "label", (double)g->labels[i])
+                        : cJSON_AddNullToObject(o, "label")))
             goto fail;
         if (!cJSON_AddNumberToObject(o, "distance", h[e].dist)) goto fail;
     }
@@ -94,8 +96,8 @@ int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     }
     if (!tr_size_mul(n, k, &bytes) || !tr_size_mul(bytes, sizeof *hits, &bytes) || (hits = malloc(bytes)) == NULL)
         return srv_fail(out, 503, "k", "k: out of memory for %zu x %zu results", n, k);
-    knn_opts o = {.threads = 1, .labels = g->labels, .use_filter = use_filter, .filter_label = filter,
-                  .g_sqnorm = g->sqnorm};
+    knn_opts o = {
+        .threads = 1, .labels = g->labels, .use_filter = use_filter, .filter_label = filter, .g_sqnorm = g->sqnorm};
     if ((rc = knn_search(metric, q, n, g->emb, g->n, g->dim, k, &o, hits, &err)) != TR_OK) {
         rc = srv_fail_tr(out, rc, &err);
         goto done;
@@ -139,7 +141,8 @@ int h_gallery(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     (void)body;
     if (g == NULL) return no_gallery(out);
     cJSON *o = cJSON_CreateObject();
-    int ok = o && cJSON_AddNumberToObject(o, "size", (double)g->n) && cJSON_AddNumberToObject(o, "dim", (double)g->dim) &&
+    int ok = o && cJSON_AddNumberToObject(o, "size", (double)g->n) &&
+             cJSON_AddNumberToObject(o, "dim", (double)g->dim) &&
              cJSON_AddBoolToObject(o, "labels", g->labels != NULL) &&
              cJSON_AddNumberToObject(o, "n_labels", (double)g->n_classes) &&
              cJSON_AddBoolToObject(o, "ids", g->ids != NULL) && cJSON_AddStringToObject(o, "sha256", g->sha256) &&

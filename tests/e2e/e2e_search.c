@@ -13,10 +13,10 @@
 #include "gallery.h"
 #include "harness.h"
 
-#define DIM 32   /* the e2e model's output */
-#define IN 784   /* its input */
-#define NG 150   /* designed gallery rows */
-#define NQ 9     /* designed queries */
+#define DIM 32 /* the e2e model's output */
+#define IN 784 /* its input */
+#define NG 150 /* designed gallery rows */
+#define NQ 9   /* designed queries */
 #define NCLS 4
 
 static char model_path[512], model_sha[65], dir[256];
@@ -110,15 +110,15 @@ static void make_designed(void) {
     }
     for (int i = 10; i < NG; i += 10) memcpy(G + i * DIM, G + (i - 7) * DIM, DIM * sizeof(float)); /* duplicates */
     for (int i = 25; i < NG; i += 50) memset(G + i * DIM, 0, DIM * sizeof(float));                 /* zero rows */
-    for (int e = 0; e < DIM; e++) G[77 * DIM + e] = 2 * G[76 * DIM + e];                             /* same direction */
+    for (int e = 0; e < DIM; e++) G[77 * DIM + e] = 2 * G[76 * DIM + e];                           /* same direction */
     for (int q = 0; q < NQ; q++)
         for (int e = 0; e < DIM; e++) {
             s = s * 6364136223846793005ULL + 1442695040888963407ULL;
             Q[q * DIM + e] = (float)((int)(s >> 62) - 1); /* -1..2 */
         }
-    memset(Q + 1 * DIM, 0, DIM * sizeof(float));              /* a zero query */
-    memcpy(Q + 2 * DIM, G + 3 * DIM, DIM * sizeof(float));    /* a query on a duplicated row */
-    memcpy(Q + 3 * DIM, G + 76 * DIM, DIM * sizeof(float));   /* on the scaled pair */
+    memset(Q + 1 * DIM, 0, DIM * sizeof(float));            /* a zero query */
+    memcpy(Q + 2 * DIM, G + 3 * DIM, DIM * sizeof(float));  /* a query on a duplicated row */
+    memcpy(Q + 3 * DIM, G + 76 * DIM, DIM * sizeof(float)); /* on the scaled pair */
 }
 
 static cJSON *matrix_json(const float *x, int n, int dim) {
@@ -185,9 +185,11 @@ static void check_exact_n(const h_server *s, const char *metric, int k, int use_
         }
         const cJSON *p = cJSON_GetArrayItem(pred, q);
         int64_t want = ref_vote(ref, n);
-        if (want < 0) CHECK(cJSON_IsNull(p), "%s q%d: predicted label should be null", what, q);
-        else CHECK(cJSON_IsNumber(p) && p->valuedouble == (double)want, "%s q%d: predicted %g, want %lld", what, q,
-                   cJSON_IsNumber(p) ? p->valuedouble : NAN, (long long)want);
+        if (want < 0)
+            CHECK(cJSON_IsNull(p), "%s q%d: predicted label should be null", what, q);
+        else
+            CHECK(cJSON_IsNumber(p) && p->valuedouble == (double)want, "%s q%d: predicted %g, want %lld", what, q,
+                  cJSON_IsNumber(p) ? p->valuedouble : NAN, (long long)want);
     }
 done:
     h_resp_free(&r);
@@ -448,7 +450,8 @@ int main(void) {
         snprintf(ids[i], 16, "g%d", i);
     }
     tr_err err;
-    if (gal_save(gpath, G, NG, DIM, L, (const char *const *)ids, model_sha, &err) != TR_OK) h_die("gal_save: %s", err.msg);
+    if (gal_save(gpath, G, NG, DIM, L, (const char *const *)ids, model_sha, &err) != TR_OK)
+        h_die("gal_save: %s", err.msg);
     for (int i = 0; i < NG; i++) free(ids[i]);
     h_server s1;
     const char *a1[] = {"--model", model_path, "--gallery", gpath, "--max-batch", "8", NULL};

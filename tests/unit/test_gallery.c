@@ -17,7 +17,9 @@
 
 static char tmpdir[] = "/tmp/test_gallery_XXXXXX";
 
-static void path_of(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tmpdir, name); }
+static void path_of(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "%s/%s", tmpdir, name);
+}
 
 /* Write a safetensors file from a header JSON and raw data bytes. */
 static void write_st(const char *path, const char *header, const void *data, size_t len) {
@@ -92,8 +94,8 @@ static void test_f16_i32(void **state) {
     (void)state;
     char p[256];
     path_of(p, sizeof p, "f16.safetensors");
-    uint8_t data[2 * 2 * 2 + 2 * 4] = {0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0x00, 0x00, /* 1 -2 0.5 0 */
-                                       5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};             /* 5 -1 */
+    uint8_t data[2 * 2 * 2 + 2 * 4] = {0x00, 0x3C, 0x00, 0xC0, 0x00, 0x38, 0x00, 0x00,  /* 1 -2 0.5 0 */
+                                       5,    0,    0,    0,    0xff, 0xff, 0xff, 0xff}; /* 5 -1 */
     write_st(p,
              "{\"embeddings\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[0,8]},"
              "\"labels\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
@@ -134,8 +136,8 @@ static const corrupt_case cases[] = {
      TR_EFORMAT, "embeddings", "embeddings: 1 dimensions, expected 2 [N, D]"},
     {"embeddings 3-D", "", "\"embeddings\":{\"dtype\":\"F32\",\"shape\":[3,2,1],\"data_offsets\":[0,24]}", NULL, NULL,
      0, TR_EFORMAT, "embeddings", "embeddings: 3 dimensions, expected 2 [N, D]"},
-    {"embeddings empty", "", "\"embeddings\":{\"dtype\":\"F32\",\"shape\":[0,2],\"data_offsets\":[0,0]}", NULL,
-     NULL, 0, TR_EFORMAT, "embeddings", "embeddings: shape [0, 2] is empty"},
+    {"embeddings empty", "", "\"embeddings\":{\"dtype\":\"F32\",\"shape\":[0,2],\"data_offsets\":[0,0]}", NULL, NULL, 0,
+     TR_EFORMAT, "embeddings", "embeddings: shape [0, 2] is empty"},
     {"embeddings NaN", "", NULL, NULL, NULL, 0, TR_EFORMAT, "embeddings", "element 3 is"},
     {"labels F32", ",\"labels\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[24,36]}", NULL, NULL,
      "\0\0\0\0\0\0\0\0\0\0\0\0", 12, TR_EFORMAT, "labels", "labels: dtype F32, expected I32 or I64"},
@@ -161,8 +163,8 @@ static const corrupt_case cases[] = {
      TR_EFORMAT, "ids", "ids: the last byte must be a NUL"},
     {"ids empty id", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[5],\"data_offsets\":[24,29]}", NULL, NULL, "a\0\0c\0", 5,
      TR_EFORMAT, "ids", "ids: id 1 is empty"},
-    {"ids bad byte", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[6],\"data_offsets\":[24,30]}", NULL, NULL,
-     "a\0\xff\0c\0", 6, TR_EFORMAT, "ids", "ids: id 1 is not valid UTF-8 (byte 0)"},
+    {"ids bad byte", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[6],\"data_offsets\":[24,30]}", NULL, NULL, "a\0\xff\0c\0",
+     6, TR_EFORMAT, "ids", "ids: id 1 is not valid UTF-8 (byte 0)"},
     {"ids truncated sequence", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[7],\"data_offsets\":[24,31]}", NULL, NULL,
      "a\0b\0x\xe2\0", 7, TR_EFORMAT, "ids", "ids: id 2 is not valid UTF-8 (byte 1)"},
     {"ids overlong", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[7],\"data_offsets\":[24,31]}", NULL, NULL,
@@ -260,9 +262,8 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_f16_i32),
-        cmocka_unit_test(test_corrupt_table), cmocka_unit_test(test_save_refusals),
-        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_f16_i32), cmocka_unit_test(test_corrupt_table),
+        cmocka_unit_test(test_save_refusals), cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

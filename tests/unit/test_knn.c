@@ -32,14 +32,17 @@ static double ref_dist(dist_metric m, const float *a, const float *b, size_t dim
         sq += (x - y) * (x - y);
     }
     switch (m) {
-    case DIST_SQEUCLIDEAN: return sq;
-    case DIST_EUCLIDEAN: return sqrt(sq);
+    case DIST_SQEUCLIDEAN:
+        return sq;
+    case DIST_EUCLIDEAN:
+        return sqrt(sq);
     case DIST_COSINE: {
         if (na == 0 || nb == 0) return 1.0;
         double c = dot / (sqrt(na) * sqrt(nb));
         return 1.0 - (c > 1 ? 1 : c < -1 ? -1 : c);
     }
-    default: return -dot;
+    default:
+        return -dot;
     }
 }
 
@@ -209,8 +212,8 @@ static void test_designed_ties(void **state) {
         memset(g + ng * dim, 0, dim * sizeof(float));
         ng++;
     }
-    const float qs[][4] = {{0, 0, 0, 0}, {1, 1, 0, 0}, {0.5f, 0.5f, 0.5f, 0}, {2, -2, 1, 0}, {0, 0, 0, 3},
-                           {-1, 0, 0, 0}};
+    const float qs[][4] = {{0, 0, 0, 0},  {1, 1, 0, 0}, {0.5f, 0.5f, 0.5f, 0},
+                           {2, -2, 1, 0}, {0, 0, 0, 3}, {-1, 0, 0, 0}};
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++, nq++) memcpy(q + nq * dim, qs[i], sizeof qs[i]);
     size_t fell = 0, fb;
     for (int m = 0; m < DIST_COUNT; m++)
@@ -316,10 +319,14 @@ int main(void) {
     /* threads = 2 runs two workers only with OpenBLAS single-threaded */
     openblas_set_num_threads(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random_all_metrics), cmocka_unit_test(test_precomputed_norms),
-        cmocka_unit_test(test_designed_ties),      cmocka_unit_test(test_float_near_ties),
-        cmocka_unit_test(test_filter),             cmocka_unit_test(test_empty_and_errors),
-        cmocka_unit_test(test_vote),               cmocka_unit_test(test_default_tiles),
+        cmocka_unit_test(test_random_all_metrics),
+        cmocka_unit_test(test_precomputed_norms),
+        cmocka_unit_test(test_designed_ties),
+        cmocka_unit_test(test_float_near_ties),
+        cmocka_unit_test(test_filter),
+        cmocka_unit_test(test_empty_and_errors),
+        cmocka_unit_test(test_vote),
+        cmocka_unit_test(test_default_tiles),
         cmocka_unit_test(test_golden_numpy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
