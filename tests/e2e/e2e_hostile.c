@@ -217,7 +217,7 @@ int main(void)
     char mb[32], bt[32];
     snprintf(mb, sizeof mb, "%d", MAX_BODY);
     snprintf(bt, sizeof bt, "%d", MAX_BATCH);
-    const char *args[] = {"--max-body", mb, "--max-batch", bt, "--threads", "2", NULL};
+    const char *args[] = {"--max-body", mb, "--max-batch", bt, "--threads", "2", "--timeout", "2", NULL};
     if (h_server_start(&s, args) != 0) h_die("tripletd did not start");
 
     size_t n_rows = sizeof TABLE / sizeof TABLE[0];
@@ -292,6 +292,18 @@ int main(void)
         h_get(&s, "/healthz", &r);
         if (!CHECK(r.status == 200, "%s: /healthz afterwards answered %ld (%s)", what, r.status, r.curl_err))
             if (h_server_wait(&s, 0.5) != -1) h_die("tripletd died on %s", what);
+        h_resp_free(&r);
+    }
+
+    /* slowloris: a request that stops half-way through its headers is dropped
+     * after --timeout 2 s of silence instead of holding the connection */
+    {
+        const char *half = "POST /v1/embed HTTP/1.1\r\nHost: t\r\nContent-Type: appl";
+        h_resp r;
+        h_raw_request(&s, half, strlen(half), 8000, &r);
+        double limit = h_slow() ? 16 : 6;
+        CHECK(r.seconds >= 1.5 && r.seconds < limit, "idle half request: connection closed after %.1f s, want about 2 s (--timeout 2)", r.seconds);
+        printf("idle half request dropped after %.2f s\n", r.seconds);
         h_resp_free(&r);
     }
 
