@@ -661,6 +661,15 @@ static void adam(trn *t) {
     }
 }
 
+int trn_step_batch(trn *t, const float *x, const int64_t *labels, size_t n, trn_stats *st, tr_err *err) {
+    int rc = trn_loss_grad(t, x, labels, n, st, err);
+    if (rc) return rc;
+    t->step++;
+    adam(t);
+    st->step = t->step;
+    return TR_OK;
+}
+
 static void acc_add(trn *t, const trn_stats *s) {
     t->acc[ACC_LOSS] += s->loss;
     t->acc[ACC_ACTIVE] += s->active;

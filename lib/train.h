@@ -92,6 +92,10 @@ void trn_set_epochs(trn *t, int epochs);
 /* Loss and parameter gradients (in trn_grads) for one given batch of n raw
  * rows, without updating anything. Used by the tests and by trn_step. */
 int trn_loss_grad(trn *t, const float *x, const int64_t *labels, size_t n, trn_stats *st, tr_err *err);
+/* One optimiser step on a given batch: trn_loss_grad, then Adam (with the
+ * configured weight decay). Counts in Adam's step t but not in the
+ * sampler's epochs. For custom loops and the tests. */
+int trn_step_batch(trn *t, const float *x, const int64_t *labels, size_t n, trn_stats *st, tr_err *err);
 /* The flat parameters: per layer W (out x in, row-major) then b (out).
  * Writable (tests set weights through it). */
 float *trn_params(trn *t, size_t *n_params);

@@ -227,6 +227,33 @@ static void test_golden_pytorch(void **state) {
     }
 }
 
+static void test_adam_pytorch(void **state) {
+    (void)state;
+    trn_config c;
+    trn *t = NULL;
+    tr_err err;
+    trn_stats st;
+    golden_config(&c, "triplet", "sqeuclidean", 1, "batch-all");
+    c.lr = 1e-2;
+    c.weight_decay = 0.01;
+    assert_int_equal(trn_new(&c, gt_x, gt_labels, GT_N, GT_DIM, &t, &err), TR_OK);
+    size_t np;
+    float *w = trn_params(t, &np);
+    memcpy(w, gt_w, sizeof gt_w);
+    for (int k = 0; k < 3; k++) assert_int_equal(trn_step_batch(t, gt_x, gt_labels, GT_N, &st, &err), TR_OK);
+    assert_int_equal(st.step, 3);
+    double moved = 0;
+    for (size_t i = 0; i < np; i++) {
+        moved += fabs(w[i] - gt_w[i]);
+        if (fabs(w[i] - gt_adam_w3[i]) > 2e-5) {
+            print_error("param %zu after 3 Adam steps: %.9g, torch.optim.Adam %.9g\n", i, (double)w[i], gt_adam_w3[i]);
+            fail();
+        }
+    }
+    assert_true(moved > 0.1); /* the steps did move the weights */
+    trn_free(t);
+}
+
 static void test_grad_edges(void **state) {
     (void)state;
     /* euclidean at distance 0 and cosine with a zero row: finite, zero gradients */
@@ -524,7 +551,7 @@ static void test_config_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fd_every_combination), cmocka_unit_test(test_fd_activations), cmocka_unit_test(test_golden_pytorch),
-        cmocka_unit_test(test_grad_edges),           cmocka_unit_test(test_determinism),    cmocka_unit_test(test_loss_decreases),
+        cmocka_unit_test(test_adam_pytorch),        cmocka_unit_test(test_grad_edges),           cmocka_unit_test(test_determinism),    cmocka_unit_test(test_loss_decreases),
         cmocka_unit_test(test_collapse_detected),    cmocka_unit_test(test_resume_equals_uninterrupted), cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
