@@ -69,26 +69,28 @@ void gal_free(gal_gallery *g) {
     free(g);
 }
 
-/* Split the ids tensor into n strings: each one non-empty, valid UTF-8,
- * at most GAL_MAX_ID bytes, terminated by a NUL (the last byte is a NUL). */
+/* Split the ids tensor into n strings separated by NUL bytes; a trailing
+ * NUL after the last one is allowed (n NULs), else there are n - 1. Each id
+ * is non-empty, valid UTF-8 and shorter than GAL_MAX_ID bytes. */
 static int load_ids(const uint8_t *p, size_t len, size_t n, gal_gallery *g, tr_err *err) {
-    size_t count = 0, start = 0, bad;
-    if (len == 0 || p[len - 1] != '\0')
-        return tr_seterr(err, TR_EFORMAT, "ids", "ids: the last byte must be a NUL terminating the last id");
-    for (size_t i = 0; i < len; i++)
-        if (p[i] == '\0') count++;
-    if (count != n)
-        return tr_seterr(err, TR_EFORMAT, "ids", "ids: %zu NUL-terminated ids for %zu embeddings", count, n);
-    char *block = malloc(len);
+    size_t nul = 0, start = 0, bad, found;
+    if (len == 0) return tr_seterr(err, TR_EFORMAT, "ids", "ids: empty tensor for %zu embeddings", n);
+    for (size_t i = 0; i < len; i++) nul += p[i] == '\0';
+    int trailing = p[len - 1] == '\0';
+    found = trailing ? nul : nul + 1;
+    if (found != n) return tr_seterr(err, TR_EFORMAT, "ids", "ids: %zu NUL-separated ids for %zu embeddings", found, n);
+    char *block = malloc(len + 1); /* + a NUL ending the last id */
     g->ids = calloc(n, sizeof *g->ids);
     if (block == NULL || g->ids == NULL) {
         free(block);
         return tr_seterr(err, TR_ENOMEM, "ids", "ids: cannot allocate %zu bytes", len);
     }
     memcpy(block, p, len);
+    block[len] = '\0';
     g->ids[0] = block;
-    for (size_t i = 0, r = 0; i < len; i++) {
-        if (p[i] != '\0') continue;
+    size_t end = trailing ? len - 1 : len; /* the last id ends here */
+    for (size_t i = 0, r = 0; i <= end; i++) {
+        if (i < end && p[i] != '\0') continue;
         size_t l = i - start;
         if (l == 0) return tr_seterr(err, TR_EFORMAT, "ids", "ids: id %zu is empty", r);
         if (l >= GAL_MAX_ID)
@@ -244,13 +246,14 @@ int gal_save(const char *path, const float *emb, size_t n, size_t dim, const int
                 return tr_seterr(err, TR_EINVAL, "ids", "gallery: id %zu is empty, too long or not UTF-8", i);
             if (!tr_size_add(idlen, l + 1, &idlen)) return tr_seterr(err, TR_ELIMIT, "ids", "gallery: ids too large");
         }
-        idbuf = malloc(idlen);
+        idbuf = malloc(idlen); /* holds a NUL after every id; the last one is not written */
         if (idbuf == NULL) return tr_seterr(err, TR_ENOMEM, "ids", "gallery: cannot allocate %zu bytes of ids", idlen);
         for (size_t i = 0, o = 0; i < n; i++) {
             size_t l = strlen(ids[i]) + 1;
             memcpy(idbuf + o, ids[i], l);
             o += l;
         }
+        idlen--; /* NUL-separated: no NUL after the last id */
     }
     st_wtensor t[3];
     size_t nt = 0;

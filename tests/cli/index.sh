@@ -61,8 +61,9 @@ if "labels" in h:
 if "ids" in h:
     s, t = h["ids"]["data_offsets"]
     raw = data[s:t]
-    assert raw.endswith(b"\0") and raw.count(b"\0") == N
-    ids = ",".join(x.decode() for x in raw[:-1].split(b"\0")[:3])
+    parts = raw.split(b"\0")  # NUL-separated, no NUL after the last id
+    assert len(parts) == N and all(parts), (len(parts), N)
+    ids = ",".join(x.decode() for x in parts[:3])
 assert meta.get("format") == "tripletd-gallery", meta
 print(N, D, labels, ids, meta.get("model_sha256", "-"))
 EOF

@@ -17,6 +17,8 @@
 
 static char tmpdir[] = "/tmp/test_gallery_XXXXXX";
 
+#define EMB_OK "\"embeddings\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,24]}"
+
 static void path_of(char *buf, size_t cap, const char *name) {
     snprintf(buf, cap, "%s/%s", tmpdir, name);
 }
@@ -90,6 +92,32 @@ static void test_round_trip(void **state) {
 }
 
 /* F16 embeddings and I32 labels, as a Python writer may produce them. */
+/* ids with and without a NUL after the last one load alike. */
+static void test_ids_layouts(void **state) {
+    (void)state;
+    static const char *const layouts[] = {"x\0yy\0zzz", "x\0yy\0zzz\0"};
+    for (int t = 0; t < 2; t++) {
+        char p[256], header[256];
+        path_of(p, sizeof p, "ids.safetensors");
+        uint8_t data[24 + 16];
+        float emb[6] = {1, 2, 3, 4, 5, 6};
+        size_t il = 8 + (size_t)t;
+        memcpy(data, emb, sizeof emb);
+        memcpy(data + 24, layouts[t], il);
+        snprintf(header, sizeof header,
+                 "{" EMB_OK ",\"ids\":{\"dtype\":\"U8\",\"shape\":[%zu],\"data_offsets\":[24,%zu]}}", il, 24 + il);
+        write_st(p, header, data, 24 + il);
+        gal_gallery *g = NULL;
+        tr_err err;
+        if (gal_load(p, &g, &err) != TR_OK) fail_msg("layout %d: %s", t, err.msg);
+        assert_string_equal(g->ids[0], "x");
+        assert_string_equal(g->ids[1], "yy");
+        assert_string_equal(g->ids[2], "zzz");
+        gal_free(g);
+        unlink(p);
+    }
+}
+
 static void test_f16_i32(void **state) {
     (void)state;
     char p[256];
@@ -123,8 +151,6 @@ typedef struct {
     const char *msg;
 } corrupt_case;
 
-#define EMB_OK "\"embeddings\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,24]}"
-
 static const corrupt_case cases[] = {
     {"no embeddings", "\"labels\":{\"dtype\":\"I64\",\"shape\":[3],\"data_offsets\":[0,24]}", "", NULL, NULL, 0,
      TR_EFORMAT, "embeddings", "no \"embeddings\" tensor"},
@@ -154,13 +180,15 @@ static const corrupt_case cases[] = {
     {"ids 2-D", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[3,2],\"data_offsets\":[24,30]}", NULL, NULL, "a\0b\0c\0", 6,
      TR_EFORMAT, "ids", "ids: 2 dimensions, expected 1"},
     {"ids too few", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[24,28]}", NULL, NULL, "a\0b\0", 4,
-     TR_EFORMAT, "ids", "ids: 2 NUL-terminated ids for 3 embeddings"},
+     TR_EFORMAT, "ids", "ids: 2 NUL-separated ids for 3 embeddings"},
+    {"ids too few, no trailing NUL", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[24,27]}", NULL, NULL,
+     "a\0b", 3, TR_EFORMAT, "ids", "ids: 2 NUL-separated ids for 3 embeddings"},
     {"ids too many", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[24,32]}", NULL, NULL, "a\0b\0c\0d\0",
-     8, TR_EFORMAT, "ids", "ids: 4 NUL-terminated ids for 3 embeddings"},
-    {"ids not NUL-terminated", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[5],\"data_offsets\":[24,29]}", NULL, NULL,
-     "a\0b\0c", 5, TR_EFORMAT, "ids", "ids: the last byte must be a NUL"},
+     8, TR_EFORMAT, "ids", "ids: 4 NUL-separated ids for 3 embeddings"},
+    {"ids two trailing NULs", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[7],\"data_offsets\":[24,31]}", NULL, NULL,
+     "a\0b\0c\0\0", 7, TR_EFORMAT, "ids", "ids: 4 NUL-separated ids for 3 embeddings"},
     {"ids empty tensor", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[24,24]}", NULL, NULL, NULL, 0,
-     TR_EFORMAT, "ids", "ids: the last byte must be a NUL"},
+     TR_EFORMAT, "ids", "ids: empty tensor for 3 embeddings"},
     {"ids empty id", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[5],\"data_offsets\":[24,29]}", NULL, NULL, "a\0\0c\0", 5,
      TR_EFORMAT, "ids", "ids: id 1 is empty"},
     {"ids bad byte", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[6],\"data_offsets\":[24,30]}", NULL, NULL, "a\0\xff\0c\0",
@@ -251,7 +279,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    const char *names[] = {"rt.safetensors", "f16.safetensors", "bad.safetensors", "refused.safetensors"};
+    const char *names[] = {"rt.safetensors", "f16.safetensors", "bad.safetensors", "refused.safetensors",
+                           "ids.safetensors"};
     char p[256];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         path_of(p, sizeof p, names[i]);
@@ -263,7 +292,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_f16_i32), cmocka_unit_test(test_corrupt_table),
-        cmocka_unit_test(test_save_refusals), cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_save_refusals), cmocka_unit_test(test_utf8),    cmocka_unit_test(test_ids_layouts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
