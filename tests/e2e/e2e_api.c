@@ -24,23 +24,26 @@ static h_server S;
 /* ---- helpers --------------------------------------------------------- */
 
 /* Recursively compare numbers, arrays and strings of got against want. */
-static int near_json(const cJSON *got, const cJSON *want, double rtol, double atol, const char *what, const char *file, int line)
-{
+static int near_json(const cJSON *got, const cJSON *want, double rtol, double atol, const char *what, const char *file,
+                     int line) {
     if (cJSON_IsNumber(want)) {
         return h_check(cJSON_IsNumber(got) && h_near(got->valuedouble, want->valuedouble, rtol, atol), file, line,
-                       "%s: got %.17g, want %.17g", what, cJSON_IsNumber(got) ? got->valuedouble : NAN, want->valuedouble);
+                       "%s: got %.17g, want %.17g", what, cJSON_IsNumber(got) ? got->valuedouble : NAN,
+                       want->valuedouble);
     }
     if (cJSON_IsString(want)) {
         return h_check(cJSON_IsString(got) && strcmp(got->valuestring, want->valuestring) == 0, file, line,
-                       "%s: got \"%s\", want \"%s\"", what, cJSON_IsString(got) ? got->valuestring : "(not a string)", want->valuestring);
+                       "%s: got \"%s\", want \"%s\"", what, cJSON_IsString(got) ? got->valuestring : "(not a string)",
+                       want->valuestring);
     }
     if (cJSON_IsBool(want)) {
-        return h_check(cJSON_IsBool(got) && cJSON_IsTrue(got) == cJSON_IsTrue(want), file, line, "%s: boolean mismatch", what);
+        return h_check(cJSON_IsBool(got) && cJSON_IsTrue(got) == cJSON_IsTrue(want), file, line, "%s: boolean mismatch",
+                       what);
     }
     if (cJSON_IsArray(want)) {
         int n = cJSON_GetArraySize(want);
-        if (!h_check(cJSON_IsArray(got) && cJSON_GetArraySize(got) == n, file, line, "%s: want an array of %d, got %s", what, n,
-                     cJSON_IsArray(got) ? "another length" : "no array"))
+        if (!h_check(cJSON_IsArray(got) && cJSON_GetArraySize(got) == n, file, line, "%s: want an array of %d, got %s",
+                     what, n, cJSON_IsArray(got) ? "another length" : "no array"))
             return 0;
         int ok = 1;
         for (int i = 0; i < n && ok; i++) {
@@ -53,8 +56,7 @@ static int near_json(const cJSON *got, const cJSON *want, double rtol, double at
     if (cJSON_IsObject(want)) {
         int ok = 1;
         const cJSON *w;
-        cJSON_ArrayForEach(w, want)
-        {
+        cJSON_ArrayForEach(w, want) {
             char sub[256];
             snprintf(sub, sizeof sub, "%s.%s", what, w->string);
             ok &= near_json(cJSON_GetObjectItemCaseSensitive(got, w->string), w, rtol, atol, sub, file, line);
@@ -65,24 +67,21 @@ static int near_json(const cJSON *got, const cJSON *want, double rtol, double at
 }
 #define NEAR_JSON(got, want, rtol, atol, what) near_json((got), (want), (rtol), (atol), (what), __FILE__, __LINE__)
 
-static const cJSON *gold(const char *path)
-{
+static const cJSON *gold(const char *path) {
     const cJSON *it = h_jget(G, path);
     if (!it) h_die("golden file has no %s (regenerate with tests/golden/gen_e2e.py)", path);
     return it;
 }
 
 /* Rows idx[0..n) of the golden matrix at path, as a new cJSON array. */
-static cJSON *pick_rows(const char *path, const cJSON *idx)
-{
+static cJSON *pick_rows(const char *path, const cJSON *idx) {
     const cJSON *m = gold(path), *i;
     cJSON *out = cJSON_CreateArray();
     cJSON_ArrayForEach(i, idx) cJSON_AddItemToArray(out, cJSON_Duplicate(cJSON_GetArrayItem(m, i->valueint), 1));
     return out;
 }
 
-static cJSON *slice(const char *path, int from, int to)
-{
+static cJSON *slice(const char *path, int from, int to) {
     const cJSON *m = gold(path);
     cJSON *out = cJSON_CreateArray();
     for (int i = from; i < to; i++) cJSON_AddItemToArray(out, cJSON_Duplicate(cJSON_GetArrayItem(m, i), 1));
@@ -90,23 +89,20 @@ static cJSON *slice(const char *path, int from, int to)
 }
 
 /* POST obj (consumed) to path; the reply in r. */
-static void post_obj(const char *path, cJSON *obj, h_resp *r)
-{
+static void post_obj(const char *path, cJSON *obj, h_resp *r) {
     char *body = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     h_post(&S, path, body, r);
     free(body);
 }
 
-static int ok_json(const h_resp *r, const char *what)
-{
+static int ok_json(const h_resp *r, const char *what) {
     return CHECK(r->status == 200 && r->json, "%s: status %ld, body %.300s %s", what, r->status, r->body, r->curl_err);
 }
 
 /* ---- routes ---------------------------------------------------------- */
 
-static void test_health(void)
-{
+static void test_health(void) {
     h_resp r;
     h_get(&S, "/healthz", &r);
     if (ok_json(&r, "GET /healthz")) CHECK_STR(h_jstr(r.json, "status"), "ok", "healthz status");
@@ -116,8 +112,7 @@ static void test_health(void)
     h_resp_free(&r);
 }
 
-static void test_model(void)
-{
+static void test_model(void) {
     h_resp r;
     h_get(&S, "/v1/model", &r);
     if (ok_json(&r, "GET /v1/model")) {
@@ -135,7 +130,8 @@ static void test_model(void)
         CHECK_STR(sha, h_jstr(G, "model.sha256"), "model sha256 (of the file, as sha256sum prints it)");
         CHECK(h_jstr(j, "loaded_at") || cJSON_IsNumber(h_jget(j, "loaded_at")), "model loaded_at missing");
         const cJSON *layers = h_jget(j, "layers");
-        if (CHECK(cJSON_GetArraySize(layers) == 2, "model layers: want 2 entries, got %d", cJSON_GetArraySize(layers))) {
+        if (CHECK(cJSON_GetArraySize(layers) == 2, "model layers: want 2 entries, got %d",
+                  cJSON_GetArraySize(layers))) {
             CHECK_EQ_INT(h_jnum(layers, "0.in"), 784, "layers[0].in");
             CHECK_EQ_INT(h_jnum(layers, "0.out"), 64, "layers[0].out");
             CHECK_EQ_INT(h_jnum(layers, "1.in"), 64, "layers[1].in");
@@ -146,26 +142,26 @@ static void test_model(void)
     h_resp_free(&r);
 }
 
-static void test_openapi(void)
-{
+static void test_openapi(void) {
     h_resp r;
     h_get(&S, "/openapi.json", &r);
     if (ok_json(&r, "GET /openapi.json")) {
         const char *v = h_jstr(r.json, "openapi");
         CHECK(v && strncmp(v, "3.", 2) == 0, "openapi version: %s", v ? v : "(none)");
-        const char *routes[] = {"/healthz", "/readyz", "/metrics", "/v1/model", "/v1/embed", "/v1/embeddings", "/v1/distance", "/v1/loss/triplet",
-                                "/v1/loss/pair", "/v1/loss/infonce", "/v1/mine", "/v1/admin/reload"};
+        const char *routes[] = {"/healthz",      "/readyz",          "/metrics",     "/v1/model",
+                                "/v1/embed",     "/v1/embeddings",   "/v1/distance", "/v1/loss/triplet",
+                                "/v1/loss/pair", "/v1/loss/infonce", "/v1/mine",     "/v1/admin/reload"};
         const cJSON *paths = h_jget(r.json, "paths");
         for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
             CHECK(cJSON_GetObjectItemCaseSensitive(paths, routes[i]), "openapi paths: %s missing", routes[i]);
     }
     char ct[128];
-    CHECK(h_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "application/json"), "openapi Content-Type: %s", h_header(&r, "Content-Type", ct, sizeof ct) ? ct : "(none)");
+    CHECK(h_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "application/json"), "openapi Content-Type: %s",
+          h_header(&r, "Content-Type", ct, sizeof ct) ? ct : "(none)");
     h_resp_free(&r);
 }
 
-static void test_embed(void)
-{
+static void test_embed(void) {
     h_resp r, rb;
     /* float path, batch of five */
     cJSON *q = cJSON_CreateObject();
@@ -193,8 +189,9 @@ static void test_embed(void)
             }
             const cJSON *row = cJSON_GetArrayItem(h_jget(r.json, "embeddings"), i);
             for (size_t k = 0; k < n; k++)
-                CHECK((float)cJSON_GetArrayItem(row, (int)k)->valuedouble == f[k], "embed [%d][%zu]: base64 %.9g vs float %.9g", i, k,
-                      (double)f[k], cJSON_GetArrayItem(row, (int)k)->valuedouble);
+                CHECK((float)cJSON_GetArrayItem(row, (int)k)->valuedouble == f[k],
+                      "embed [%d][%zu]: base64 %.9g vs float %.9g", i, k, (double)f[k],
+                      cJSON_GetArrayItem(row, (int)k)->valuedouble);
             free(f);
         }
     }
@@ -215,7 +212,8 @@ static void test_embed(void)
     }
     post_obj("/v1/embed", q, &rb);
     if (ok_json(&rb, "embed base64 input") && r.json)
-        NEAR_JSON(h_jget(rb.json, "embeddings"), h_jget(r.json, "embeddings"), 0, 0, "embed base64 input vs float input");
+        NEAR_JSON(h_jget(rb.json, "embeddings"), h_jget(r.json, "embeddings"), 0, 0,
+                  "embed base64 input vs float input");
     h_resp_free(&rb);
     h_resp_free(&r);
     cJSON_Delete(want);
@@ -225,7 +223,8 @@ static void test_embed(void)
     cJSON_AddItemToObject(q, "inputs", cJSON_Duplicate(cJSON_GetArrayItem(gold("x"), 7), 1));
     post_obj("/v1/embed", q, &r);
     want = slice("embeddings", 7, 8);
-    if (ok_json(&r, "embed single vector")) NEAR_JSON(h_jget(r.json, "embeddings"), want, EMB_RTOL, EMB_ATOL, "embed single vector");
+    if (ok_json(&r, "embed single vector"))
+        NEAR_JSON(h_jget(r.json, "embeddings"), want, EMB_RTOL, EMB_ATOL, "embed single vector");
     h_resp_free(&r);
     cJSON_Delete(want);
 
@@ -235,13 +234,13 @@ static void test_embed(void)
     cJSON_AddFalseToObject(q, "normalize");
     post_obj("/v1/embed", q, &r);
     want = slice("embeddings_raw", 2, 4);
-    if (ok_json(&r, "embed normalize false")) NEAR_JSON(h_jget(r.json, "embeddings"), want, EMB_RTOL, EMB_ATOL, "embed normalize=false");
+    if (ok_json(&r, "embed normalize false"))
+        NEAR_JSON(h_jget(r.json, "embeddings"), want, EMB_RTOL, EMB_ATOL, "embed normalize=false");
     h_resp_free(&r);
     cJSON_Delete(want);
 }
 
-static void test_embeddings_openai(void)
-{
+static void test_embeddings_openai(void) {
     h_resp r;
     cJSON *q = cJSON_CreateObject();
     cJSON_AddItemToObject(q, "input", slice("x", 0, 3));
@@ -275,7 +274,8 @@ static void test_embeddings_openai(void)
         float *f = s ? h_b64_decode_floats(s, &n) : NULL;
         if (CHECK(f && n == 32, "embeddings base64: want a base64 string of 32 floats")) {
             for (size_t k = 0; k < n; k++)
-                CHECK_NEAR(f[k], cJSON_GetArrayItem(cJSON_GetArrayItem(want, 1), (int)k)->valuedouble, EMB_RTOL, EMB_ATOL, "embeddings base64 value");
+                CHECK_NEAR(f[k], cJSON_GetArrayItem(cJSON_GetArrayItem(want, 1), (int)k)->valuedouble, EMB_RTOL,
+                           EMB_ATOL, "embeddings base64 value");
         }
         free(f);
     }
@@ -285,8 +285,7 @@ static void test_embeddings_openai(void)
 
 static const char *METRICS[] = {"sqeuclidean", "euclidean", "cosine", "dot"};
 
-static void test_distance(void)
-{
+static void test_distance(void) {
     char what[128], path[128];
     for (int m = 0; m < 4; m++) {
         h_resp r;
@@ -346,14 +345,15 @@ static void test_distance(void)
     post_obj("/v1/distance", q, &r);
     if (ok_json(&r, "distance defaults")) {
         CHECK_STR(h_jstr(r.json, "metric"), "sqeuclidean", "distance default metric");
-        CHECK_NEAR(h_jnum(r.json, "distances.0"), h_jnum(G, "distance.sqeuclidean.given_rows.0"), EXACT_RTOL, EXACT_ATOL, "distance single pair");
+        CHECK_NEAR(h_jnum(r.json, "distances.0"), h_jnum(G, "distance.sqeuclidean.given_rows.0"), EXACT_RTOL,
+                   EXACT_ATOL, "distance single pair");
     }
     h_resp_free(&r);
 }
 
 /* Send one triplet case; a,p,n are the request's vectors (consumed). */
-static void triplet_one(cJSON *a, cJSON *p, cJSON *n, int embed, const cJSON *c, double rtol, double atol, const char *what)
-{
+static void triplet_one(cJSON *a, cJSON *p, cJSON *n, int embed, const cJSON *c, double rtol, double atol,
+                        const char *what) {
     h_resp r;
     cJSON *q = cJSON_CreateObject();
     cJSON_AddItemToObject(q, "anchors", a);
@@ -388,21 +388,19 @@ static void triplet_one(cJSON *a, cJSON *p, cJSON *n, int embed, const cJSON *c,
     h_resp_free(&r);
 }
 
-static void test_triplet(void)
-{
+static void test_triplet(void) {
     const cJSON *c;
     int i = 0;
     char what[160];
-    cJSON_ArrayForEach(c, gold("triplet_given.cases"))
-    {
-        snprintf(what, sizeof what, "triplet given #%d (%s %s swap=%d %s)", i++, h_jstr(c, "metric"), h_jstr(c, "loss"), cJSON_IsTrue(h_jget(c, "swap")),
-                 h_jstr(c, "reduction"));
-        triplet_one(cJSON_Duplicate(gold("triplet_given.anchors"), 1), cJSON_Duplicate(gold("triplet_given.positives"), 1),
+    cJSON_ArrayForEach(c, gold("triplet_given.cases")) {
+        snprintf(what, sizeof what, "triplet given #%d (%s %s swap=%d %s)", i++, h_jstr(c, "metric"), h_jstr(c, "loss"),
+                 cJSON_IsTrue(h_jget(c, "swap")), h_jstr(c, "reduction"));
+        triplet_one(cJSON_Duplicate(gold("triplet_given.anchors"), 1),
+                    cJSON_Duplicate(gold("triplet_given.positives"), 1),
                     cJSON_Duplicate(gold("triplet_given.negatives"), 1), 0, c, EXACT_RTOL, EXACT_ATOL, what);
     }
     i = 0;
-    cJSON_ArrayForEach(c, gold("triplet_embed.cases"))
-    {
+    cJSON_ArrayForEach(c, gold("triplet_embed.cases")) {
         snprintf(what, sizeof what, "triplet embedded #%d (%s)", i++, h_jstr(c, "metric"));
         triplet_one(pick_rows("x", gold("triplet_embed.anchors")), pick_rows("x", gold("triplet_embed.positives")),
                     pick_rows("x", gold("triplet_embed.negatives")), 1, c, EMB_RTOL, EMB_ATOL, what);
@@ -427,14 +425,13 @@ static void test_triplet(void)
     h_resp_free(&r);
 }
 
-static void test_pair(void)
-{
+static void test_pair(void) {
     const cJSON *c;
     int i = 0;
     char what[160];
-    cJSON_ArrayForEach(c, gold("pair_given.cases"))
-    {
-        snprintf(what, sizeof what, "pair #%d (%s %s %s)", i++, h_jstr(c, "metric"), h_jstr(c, "loss"), h_jstr(c, "reduction"));
+    cJSON_ArrayForEach(c, gold("pair_given.cases")) {
+        snprintf(what, sizeof what, "pair #%d (%s %s %s)", i++, h_jstr(c, "metric"), h_jstr(c, "loss"),
+                 h_jstr(c, "reduction"));
         h_resp r;
         cJSON *q = cJSON_CreateObject();
         cJSON_AddItemToObject(q, "a", cJSON_Duplicate(gold("pair_given.a"), 1));
@@ -442,21 +439,22 @@ static void test_pair(void)
         cJSON_AddItemToObject(q, "labels", cJSON_Duplicate(gold("pair_given.labels"), 1));
         cJSON_AddFalseToObject(q, "embed");
         const char *keys[] = {"metric", "margin", "loss", "reduction"};
-        for (int k = 0; k < 4; k++) cJSON_AddItemToObject(q, keys[k], cJSON_Duplicate(cJSON_GetObjectItem(c, keys[k]), 1));
+        for (int k = 0; k < 4; k++)
+            cJSON_AddItemToObject(q, keys[k], cJSON_Duplicate(cJSON_GetObjectItem(c, keys[k]), 1));
         post_obj("/v1/loss/pair", q, &r);
         if (ok_json(&r, what)) {
             const cJSON *e = cJSON_GetObjectItem(c, "expect");
             NEAR_JSON(h_jget(r.json, "loss"), cJSON_GetObjectItem(e, "loss"), EXACT_RTOL, EXACT_ATOL, what);
             NEAR_JSON(h_jget(r.json, "losses"), cJSON_GetObjectItem(e, "losses"), EXACT_RTOL, EXACT_ATOL, what);
             NEAR_JSON(h_jget(r.json, "distances"), cJSON_GetObjectItem(e, "distances"), EXACT_RTOL, EXACT_ATOL, what);
-            for (int k = 0; k < 4; k++) NEAR_JSON(h_jget(h_jget(r.json, "config"), keys[k]), cJSON_GetObjectItem(c, keys[k]), 0, 1e-15, what);
+            for (int k = 0; k < 4; k++)
+                NEAR_JSON(h_jget(h_jget(r.json, "config"), keys[k]), cJSON_GetObjectItem(c, keys[k]), 0, 1e-15, what);
         }
         h_resp_free(&r);
     }
 }
 
-static void infonce_one(cJSON *a, cJSON *b, int embed, const cJSON *c, double rtol, double atol, const char *what)
-{
+static void infonce_one(cJSON *a, cJSON *b, int embed, const cJSON *c, double rtol, double atol, const char *what) {
     h_resp r;
     cJSON *q = cJSON_CreateObject();
     cJSON_AddItemToObject(q, "a", a);
@@ -473,18 +471,19 @@ static void infonce_one(cJSON *a, cJSON *b, int embed, const cJSON *c, double rt
     h_resp_free(&r);
 }
 
-static void test_infonce(void)
-{
+static void test_infonce(void) {
     const cJSON *c;
     int i = 0;
     char what[160];
-    cJSON_ArrayForEach(c, gold("infonce_given.cases"))
-    {
-        snprintf(what, sizeof what, "infonce given #%d (%s T=%g)", i++, h_jstr(c, "estimator"), h_jnum(c, "temperature"));
-        infonce_one(cJSON_Duplicate(gold("infonce_given.a"), 1), cJSON_Duplicate(gold("infonce_given.b"), 1), 0, c, EXACT_RTOL, 1e-10, what);
+    cJSON_ArrayForEach(c, gold("infonce_given.cases")) {
+        snprintf(what, sizeof what, "infonce given #%d (%s T=%g)", i++, h_jstr(c, "estimator"),
+                 h_jnum(c, "temperature"));
+        infonce_one(cJSON_Duplicate(gold("infonce_given.a"), 1), cJSON_Duplicate(gold("infonce_given.b"), 1), 0, c,
+                    EXACT_RTOL, 1e-10, what);
     }
     cJSON_ArrayForEach(c, gold("infonce_embed.cases"))
-    infonce_one(pick_rows("x", gold("infonce_embed.a")), pick_rows("x", gold("infonce_embed.b")), 1, c, EMB_RTOL, EMB_ATOL, "infonce embedded");
+        infonce_one(pick_rows("x", gold("infonce_embed.a")), pick_rows("x", gold("infonce_embed.b")), 1, c, EMB_RTOL,
+                    EMB_ATOL, "infonce embedded");
     /* defaults: temperature 0.5, tau_plus 0.1, beta 1, hard estimator (= the first given case) */
     h_resp r;
     cJSON *q = cJSON_CreateObject();
@@ -493,14 +492,14 @@ static void test_infonce(void)
     cJSON_AddFalseToObject(q, "embed");
     post_obj("/v1/loss/infonce", q, &r);
     if (ok_json(&r, "infonce defaults"))
-        NEAR_JSON(h_jget(r.json, "losses"), gold("infonce_given.cases.0.expect.losses"), EXACT_RTOL, 1e-10, "infonce defaults");
+        NEAR_JSON(h_jget(r.json, "losses"), gold("infonce_given.cases.0.expect.losses"), EXACT_RTOL, 1e-10,
+                  "infonce defaults");
     h_resp_free(&r);
 }
 
 /* Mined triplets: the response lists them as objects or as index triples;
  * accept "triplets": [{"anchor"|"a", "positive"|"p", "negative"|"n", ...}] or [[a,p,n]]. */
-static int triplet_index(const cJSON *t, int k)
-{
+static int triplet_index(const cJSON *t, int k) {
     if (cJSON_IsArray(t)) return cJSON_GetArrayItem(t, k)->valueint;
     const char *names[3][3] = {{"anchor", "a", "i"}, {"positive", "p", "j"}, {"negative", "n", "k"}};
     for (int i = 0; i < 3; i++) {
@@ -511,28 +510,24 @@ static int triplet_index(const cJSON *t, int k)
 }
 
 /* Per-triplet number: from the triplet object, else from a parallel array. */
-static double mined_value(const cJSON *resp, const cJSON *t, int idx, const char *key, const char *plural)
-{
+static double mined_value(const cJSON *resp, const cJSON *t, int idx, const char *key, const char *plural) {
     const cJSON *v = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, key) : NULL;
     if (cJSON_IsNumber(v)) return v->valuedouble;
     v = cJSON_GetArrayItem(h_jget(resp, plural), idx);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-static const char *mined_category(const cJSON *resp, const cJSON *t, int idx)
-{
+static const char *mined_category(const cJSON *resp, const cJSON *t, int idx) {
     const cJSON *v = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "category") : NULL;
     if (cJSON_IsString(v)) return v->valuestring;
     v = cJSON_GetArrayItem(h_jget(resp, "categories"), idx);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static void test_mine(void)
-{
+static void test_mine(void) {
     const cJSON *c;
     char what[160];
-    cJSON_ArrayForEach(c, gold("mine_given.cases"))
-    {
+    cJSON_ArrayForEach(c, gold("mine_given.cases")) {
         const char *strategy = h_jstr(c, "strategy");
         snprintf(what, sizeof what, "mine %s", strategy);
         h_resp r;
@@ -551,34 +546,43 @@ static void test_mine(void)
         }
         const cJSON *e = h_jget(c, "expect"), *want = h_jget(e, "triplets"), *got = h_jget(r.json, "triplets");
         int n = cJSON_GetArraySize(want);
-        if (CHECK(cJSON_IsArray(got) && cJSON_GetArraySize(got) == n, "%s: want %d triplets listed, got %d", what, n, cJSON_GetArraySize(got))) {
+        if (CHECK(cJSON_IsArray(got) && cJSON_GetArraySize(got) == n, "%s: want %d triplets listed, got %d", what, n,
+                  cJSON_GetArraySize(got))) {
             int bad = 0;
             for (int i = 0; i < n && bad < 3; i++) {
                 const cJSON *t = cJSON_GetArrayItem(got, i), *w = cJSON_GetArrayItem(want, i);
                 int same = 1;
                 for (int k = 0; k < 3; k++) same &= triplet_index(t, k) == cJSON_GetArrayItem(w, k)->valueint;
-                bad += !CHECK(same, "%s: triplet %d is (%d,%d,%d), want (%d,%d,%d)", what, i, triplet_index(t, 0), triplet_index(t, 1), triplet_index(t, 2),
-                              cJSON_GetArrayItem(w, 0)->valueint, cJSON_GetArrayItem(w, 1)->valueint, cJSON_GetArrayItem(w, 2)->valueint);
-                bad += !CHECK_NEAR(mined_value(r.json, t, i, "d_ap", "d_ap"), cJSON_GetArrayItem(h_jget(e, "d_ap"), i)->valuedouble,
-                                   EXACT_RTOL, EXACT_ATOL, "mine d_ap");
-                bad += !CHECK_NEAR(mined_value(r.json, t, i, "d_an", "d_an"), cJSON_GetArrayItem(h_jget(e, "d_an"), i)->valuedouble, EXACT_RTOL, EXACT_ATOL,
+                bad += !CHECK(same, "%s: triplet %d is (%d,%d,%d), want (%d,%d,%d)", what, i, triplet_index(t, 0),
+                              triplet_index(t, 1), triplet_index(t, 2), cJSON_GetArrayItem(w, 0)->valueint,
+                              cJSON_GetArrayItem(w, 1)->valueint, cJSON_GetArrayItem(w, 2)->valueint);
+                bad += !CHECK_NEAR(mined_value(r.json, t, i, "d_ap", "d_ap"),
+                                   cJSON_GetArrayItem(h_jget(e, "d_ap"), i)->valuedouble, EXACT_RTOL, EXACT_ATOL,
+                                   "mine d_ap");
+                bad += !CHECK_NEAR(mined_value(r.json, t, i, "d_an", "d_an"),
+                                   cJSON_GetArrayItem(h_jget(e, "d_an"), i)->valuedouble, EXACT_RTOL, EXACT_ATOL,
                                    "mine d_an");
-                bad += !CHECK_NEAR(mined_value(r.json, t, i, "loss", "losses"), cJSON_GetArrayItem(h_jget(e, "losses"), i)->valuedouble, EXACT_RTOL,
-                                   EXACT_ATOL, "mine loss");
-                bad += !CHECK_STR(mined_category(r.json, t, i), cJSON_GetArrayItem(h_jget(e, "categories"), i)->valuestring, "mine category");
+                bad += !CHECK_NEAR(mined_value(r.json, t, i, "loss", "losses"),
+                                   cJSON_GetArrayItem(h_jget(e, "losses"), i)->valuedouble, EXACT_RTOL, EXACT_ATOL,
+                                   "mine loss");
+                bad += !CHECK_STR(mined_category(r.json, t, i),
+                                  cJSON_GetArrayItem(h_jget(e, "categories"), i)->valuestring, "mine category");
             }
         }
         /* summary numbers: the mean loss, and (batch-all) counts and mean over positive losses */
         double mean = h_jnum(r.json, "mean_loss");
         CHECK_NEAR(mean, h_jnum(e, "mean_loss"), EXACT_RTOL, EXACT_ATOL, "mine mean_loss");
         if (strcmp(strategy, "batch-all") == 0) {
-            CHECK_NEAR(h_jnum(r.json, "mean_positive_loss"), h_jnum(e, "mean_pos_loss"), EXACT_RTOL, EXACT_ATOL, "mine batch-all mean over positive losses");
+            CHECK_NEAR(h_jnum(r.json, "mean_positive_loss"), h_jnum(e, "mean_pos_loss"), EXACT_RTOL, EXACT_ATOL,
+                       "mine batch-all mean over positive losses");
             CHECK_EQ_INT(h_jnum(r.json, "n_positive"), h_jnum(e, "n_positive"), "mine batch-all n_positive");
         }
         CHECK_EQ_INT(h_jnum(r.json, "n_triplets"), h_jnum(e, "total"), "mine n_triplets");
         NEAR_JSON(h_jget(r.json, "counts"), h_jget(e, "counts"), 0, 0, "mine counts");
-        NEAR_JSON(h_jget(r.json, "anchors_without_positive"), h_jget(e, "no_positive"), 0, 0, "mine anchors_without_positive");
-        NEAR_JSON(h_jget(r.json, "anchors_without_negative"), h_jget(e, "no_negative"), 0, 0, "mine anchors_without_negative");
+        NEAR_JSON(h_jget(r.json, "anchors_without_positive"), h_jget(e, "no_positive"), 0, 0,
+                  "mine anchors_without_positive");
+        NEAR_JSON(h_jget(r.json, "anchors_without_negative"), h_jget(e, "no_negative"), 0, 0,
+                  "mine anchors_without_negative");
         h_resp_free(&r);
     }
     /* max_triplets bounds the listing, not the counts */
@@ -594,15 +598,15 @@ static void test_mine(void)
     if (ok_json(&r, "mine max_triplets")) {
         CHECK_EQ_INT(cJSON_GetArraySize(h_jget(r.json, "triplets")), 5, "mine max_triplets listing");
         CHECK_EQ_INT(h_jnum(r.json, "n_listed"), 5, "mine max_triplets n_listed");
-        CHECK_EQ_INT(h_jnum(r.json, "n_triplets"), h_jnum(G, "mine_given.cases.2.expect.total"), "mine max_triplets: n_triplets counts all");
+        CHECK_EQ_INT(h_jnum(r.json, "n_triplets"), h_jnum(G, "mine_given.cases.2.expect.total"),
+                     "mine max_triplets: n_triplets counts all");
     }
     h_resp_free(&r);
 }
 
 /* ---- protocol features ----------------------------------------------- */
 
-static void test_pretty_and_request_id(void)
-{
+static void test_pretty_and_request_id(void) {
     h_resp a, b;
     h_get(&S, "/v1/model?pretty=1", &a);
     h_get(&S, "/v1/model", &b);
@@ -624,23 +628,25 @@ static void test_pretty_and_request_id(void)
     h_get(&S, "/healthz", &a);
     h_get(&S, "/healthz", &b);
     const char *g1 = h_header(&a, "X-Request-Id", v1, sizeof v1), *g2 = h_header(&b, "X-Request-Id", v2, sizeof v2);
-    CHECK(g1 && *g1 && g2 && *g2 && strcmp(g1, g2) != 0, "X-Request-Id: want a generated, distinct id per request (%s, %s)", g1 ? g1 : "-", g2 ? g2 : "-");
+    CHECK(g1 && *g1 && g2 && *g2 && strcmp(g1, g2) != 0,
+          "X-Request-Id: want a generated, distinct id per request (%s, %s)", g1 ? g1 : "-", g2 ? g2 : "-");
     h_resp_free(&a);
     h_resp_free(&b);
     /* the access log (text) has one line per request with method, path, status and id */
     char *log = h_read_file(S.log, NULL);
-    CHECK(log && strstr(log, "GET /healthz 200") && strstr(log, "id=e2e-req-42"), "access log: no \"GET /healthz 200 ... id=e2e-req-42\" line");
+    CHECK(log && strstr(log, "GET /healthz 200") && strstr(log, "id=e2e-req-42"),
+          "access log: no \"GET /healthz 200 ... id=e2e-req-42\" line");
     free(log);
     /* errors carry the id too */
     h_req rq2 = {.method = "GET", .path = "/no/such/route", .headers = {"X-Request-Id: e2e-err-7"}};
     h_request(&S, &rq2, &a);
-    CHECK(h_header(&a, "X-Request-Id", v1, sizeof v1) && strcmp(v1, "e2e-err-7") == 0, "X-Request-Id not echoed on an error");
+    CHECK(h_header(&a, "X-Request-Id", v1, sizeof v1) && strcmp(v1, "e2e-err-7") == 0,
+          "X-Request-Id not echoed on an error");
     h_resp_free(&a);
 }
 
 /* Sum of the samples of metric lines whose text contains every needle. */
-static double metric_sum(const char *text, const char *name, const char *needle1, const char *needle2)
-{
+static double metric_sum(const char *text, const char *name, const char *needle1, const char *needle2) {
     double sum = 0;
     int found = 0;
     size_t nl = strlen(name);
@@ -665,8 +671,7 @@ static double metric_sum(const char *text, const char *name, const char *needle1
 }
 
 /* Name of the first metric of the given TYPE whose name contains part. */
-static int metric_named(const char *text, const char *type, const char *part, char *out, size_t cap)
-{
+static int metric_named(const char *text, const char *type, const char *part, char *out, size_t cap) {
     for (const char *p = strstr(text, "# TYPE "); p; p = strstr(p + 1, "# TYPE ")) {
         char name[200], t[40];
         if (sscanf(p, "# TYPE %199s %39s", name, t) == 2 && strcmp(t, type) == 0 && strstr(name, part)) {
@@ -677,23 +682,25 @@ static int metric_named(const char *text, const char *type, const char *part, ch
     return 0;
 }
 
-static void test_metrics(void)
-{
+static void test_metrics(void) {
     h_resp r;
     h_get(&S, "/metrics", &r);
     char ct[128], name[200];
     CHECK(r.status == 200, "GET /metrics: status %ld", r.status);
-    CHECK(h_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "text/plain"), "/metrics Content-Type: want text/plain (Prometheus text format)");
+    CHECK(h_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "text/plain"),
+          "/metrics Content-Type: want text/plain (Prometheus text format)");
     const char *t = r.body;
     /* requests by route and status: a counter with route and status labels that saw our embed calls */
-    if (CHECK(metric_named(t, "counter", "request", name, sizeof name), "/metrics: no request counter (# TYPE ... counter)")) {
+    if (CHECK(metric_named(t, "counter", "request", name, sizeof name),
+              "/metrics: no request counter (# TYPE ... counter)")) {
         double n = metric_sum(t, name, "/v1/embed\"", "\"200\"");
         CHECK(n >= 5, "/metrics %s{route=\"/v1/embed\",status=\"200\"}: %g, want >= 5", name, n);
         double e404 = metric_sum(t, name, "\"404\"", NULL);
         CHECK(e404 >= 1, "/metrics %s: no 404 counted (%g)", name, e404);
     }
     /* latency histogram by route */
-    if (CHECK(metric_named(t, "histogram", "seconds", name, sizeof name) || metric_named(t, "histogram", "latency", name, sizeof name),
+    if (CHECK(metric_named(t, "histogram", "seconds", name, sizeof name) ||
+                  metric_named(t, "histogram", "latency", name, sizeof name),
               "/metrics: no latency histogram")) {
         char bucket[240];
         snprintf(bucket, sizeof bucket, "%s_bucket", name);
@@ -703,7 +710,8 @@ static void test_metrics(void)
     CHECK(metric_named(t, "gauge", "flight", name, sizeof name), "/metrics: no in-flight gauge");
     CHECK(metric_named(t, "histogram", "batch", name, sizeof name), "/metrics: no batch size histogram");
     if (CHECK(metric_named(t, "gauge", "model_info", name, sizeof name), "/metrics: no model info gauge"))
-        CHECK(metric_sum(t, name, h_jstr(G, "model.sha256"), NULL) == 1, "/metrics %s: no series with the model's sha256 and value 1", name);
+        CHECK(metric_sum(t, name, h_jstr(G, "model.sha256"), NULL) == 1,
+              "/metrics %s: no series with the model's sha256 and value 1", name);
     /* triplets scored by category: the given triplet cases scored easy, semi-hard and hard ones */
     if (CHECK(metric_named(t, "counter", "triplets", name, sizeof name), "/metrics: no triplets-by-category counter")) {
         CHECK(metric_sum(t, name, "semi-hard\"", NULL) > 0, "/metrics %s: no semi-hard triplets counted", name);
@@ -715,8 +723,7 @@ static void test_metrics(void)
 
 /* ---- the error codes a single server can show ------------------------ */
 
-static void test_errors(void)
-{
+static void test_errors(void) {
     h_resp r;
     char allow[128];
     h_get(&S, "/no/such/route", &r);
@@ -737,7 +744,8 @@ static void test_errors(void)
     CHECK_ERROR(&r, 400, "invalid_json", NULL, "truncated JSON");
     h_resp_free(&r);
 
-    h_req rq = {.method = "POST", .path = "/v1/embed", .headers = {"Content-Type: text/plain"}, .body = "{\"inputs\": [0]}"};
+    h_req rq = {
+        .method = "POST", .path = "/v1/embed", .headers = {"Content-Type: text/plain"}, .body = "{\"inputs\": [0]}"};
     h_request(&S, &rq, &r);
     CHECK_ERROR(&r, 415, "unsupported_media_type", NULL, "text/plain body");
     h_resp_free(&r);
@@ -774,8 +782,7 @@ static void test_errors(void)
     h_resp_free(&r);
 }
 
-int main(void)
-{
+int main(void) {
     size_t len;
     char *text = h_read_file(h_root_path("tests/golden/e2e_golden.json"), &len);
     if (!text) h_die("cannot read tests/golden/e2e_golden.json (set TRIPLET_ROOT)");

@@ -16,12 +16,12 @@
 typedef struct {
     const char *name;
     const char *method, *path;
-    const char *ctype;  /* NULL: application/json; "": no Content-Type at all */
-    const char *body;   /* NULL: none. "$X" = a valid 784-d vector, "$X783"/"$X785" wrong sizes, "@gen" = generated */
+    const char *ctype; /* NULL: application/json; "": no Content-Type at all */
+    const char *body;  /* NULL: none. "$X" = a valid 784-d vector, "$X783"/"$X785" wrong sizes, "@gen" = generated */
     int chunked;
     long status;
-    const char *type;   /* error type, NULL for a success row */
-    const char *field;  /* expected error field; NULL: not checked, "": none */
+    const char *type;  /* error type, NULL for a success row */
+    const char *field; /* expected error field; NULL: not checked, "": none */
 } row;
 
 static const row TABLE[] = {
@@ -34,9 +34,12 @@ static const row TABLE[] = {
     {"single quotes", "POST", "/v1/embed", NULL, "{'inputs': [1]}", 0, 400, "invalid_json", NULL},
     {"missing comma", "POST", "/v1/embed", NULL, "{\"inputs\": [1 2]}", 0, 400, "invalid_json", NULL},
     {"garbage after JSON", "POST", "/v1/embed", NULL, "{\"inputs\": $X} xyz", 0, 400, "invalid_json", NULL},
-    {"NaN token", "POST", "/v1/distance", NULL, "{\"a\": [NaN], \"b\": [1], \"embed\": false}", 0, 400, "invalid_json", NULL},
-    {"Infinity token", "POST", "/v1/distance", NULL, "{\"a\": [Infinity], \"b\": [1], \"embed\": false}", 0, 400, "invalid_json", NULL},
-    {"-Infinity token", "POST", "/v1/distance", NULL, "{\"a\": [-Infinity], \"b\": [1], \"embed\": false}", 0, 400, "invalid_json", NULL},
+    {"NaN token", "POST", "/v1/distance", NULL, "{\"a\": [NaN], \"b\": [1], \"embed\": false}", 0, 400, "invalid_json",
+     NULL},
+    {"Infinity token", "POST", "/v1/distance", NULL, "{\"a\": [Infinity], \"b\": [1], \"embed\": false}", 0, 400,
+     "invalid_json", NULL},
+    {"-Infinity token", "POST", "/v1/distance", NULL, "{\"a\": [-Infinity], \"b\": [1], \"embed\": false}", 0, 400,
+     "invalid_json", NULL},
     {"100k nested arrays", "POST", "/v1/embed", NULL, "@deep-array", 0, 400, "invalid_json", NULL},
     {"20k nested objects", "POST", "/v1/embed", NULL, "@deep-object", 0, 400, "invalid_json", NULL},
     {"NUL byte in body", "POST", "/v1/embed", NULL, "@nul-byte", 0, 400, "invalid_json", NULL},
@@ -52,48 +55,98 @@ static const row TABLE[] = {
     {"783-d vector", "POST", "/v1/embed", NULL, "{\"inputs\": $X783}", 0, 422, "invalid_input", "inputs"},
     {"785-d vector", "POST", "/v1/embed", NULL, "{\"inputs\": [$X, $X785]}", 0, 422, "invalid_input", "inputs[1]"},
     {"ragged batch", "POST", "/v1/embed", NULL, "{\"inputs\": [$X, $X, $X783]}", 0, 422, "invalid_input", "inputs[2]"},
-    {"1e400 component", "POST", "/v1/embed", NULL, "{\"inputs\": [[1e400, $R783]]}", 0, 422, "invalid_input", "inputs[0][0]"},
-    {"-1e400 component", "POST", "/v1/embed", NULL, "{\"inputs\": [-1e400, $R783]}", 0, 422, "invalid_input", "inputs[0]"},
-    {"1e39 (over float32)", "POST", "/v1/embed", NULL, "{\"inputs\": [$X, [$R783, 1e39]]}", 0, 422, "invalid_input", "inputs[1][783]"},
-    {"string component", "POST", "/v1/embed", NULL, "{\"inputs\": [[\"0.5\", $R783]]}", 0, 422, "invalid_input", "inputs[0][0]"},
-    {"null component", "POST", "/v1/embed", NULL, "{\"inputs\": [[$R783, null]]}", 0, 422, "invalid_input", "inputs[0][783]"},
-    {"bool component", "POST", "/v1/embed", NULL, "{\"inputs\": [[true, $R783]]}", 0, 422, "invalid_input", "inputs[0][0]"},
-    {"nested vector", "POST", "/v1/embed", NULL, "{\"inputs\": [[[1], $R783]]}", 0, 422, "invalid_input", "inputs[0][0]"},
+    {"1e400 component", "POST", "/v1/embed", NULL, "{\"inputs\": [[1e400, $R783]]}", 0, 422, "invalid_input",
+     "inputs[0][0]"},
+    {"-1e400 component", "POST", "/v1/embed", NULL, "{\"inputs\": [-1e400, $R783]}", 0, 422, "invalid_input",
+     "inputs[0]"},
+    {"1e39 (over float32)", "POST", "/v1/embed", NULL, "{\"inputs\": [$X, [$R783, 1e39]]}", 0, 422, "invalid_input",
+     "inputs[1][783]"},
+    {"string component", "POST", "/v1/embed", NULL, "{\"inputs\": [[\"0.5\", $R783]]}", 0, 422, "invalid_input",
+     "inputs[0][0]"},
+    {"null component", "POST", "/v1/embed", NULL, "{\"inputs\": [[$R783, null]]}", 0, 422, "invalid_input",
+     "inputs[0][783]"},
+    {"bool component", "POST", "/v1/embed", NULL, "{\"inputs\": [[true, $R783]]}", 0, 422, "invalid_input",
+     "inputs[0][0]"},
+    {"nested vector", "POST", "/v1/embed", NULL, "{\"inputs\": [[[1], $R783]]}", 0, 422, "invalid_input",
+     "inputs[0][0]"},
     {"vector of a number", "POST", "/v1/embed", NULL, "{\"inputs\": [$X, 3]}", 0, 422, "invalid_input", "inputs[1]"},
     {"unknown field", "POST", "/v1/embed", NULL, "{\"inputs\": $X, \"bogus\": 1}", 0, 422, "invalid_input", "bogus"},
-    {"bad encoding_format", "POST", "/v1/embed", NULL, "{\"inputs\": $X, \"encoding_format\": \"hex\"}", 0, 422, "invalid_input", "encoding_format"},
-    {"normalize as string", "POST", "/v1/embed", NULL, "{\"inputs\": $X, \"normalize\": \"yes\"}", 0, 422, "invalid_input", "normalize"},
+    {"bad encoding_format", "POST", "/v1/embed", NULL, "{\"inputs\": $X, \"encoding_format\": \"hex\"}", 0, 422,
+     "invalid_input", "encoding_format"},
+    {"normalize as string", "POST", "/v1/embed", NULL, "{\"inputs\": $X, \"normalize\": \"yes\"}", 0, 422,
+     "invalid_input", "normalize"},
     {"bad base64 chars", "POST", "/v1/embed", NULL, "{\"inputs\": \"@@@@!!!!\"}", 0, 422, "invalid_input", "inputs"},
     {"base64 of 3 bytes", "POST", "/v1/embed", NULL, "{\"inputs\": [\"AAAA\"]}", 0, 422, "invalid_input", "inputs[0]"},
     {"base64 length 1 mod 4", "POST", "/v1/embed", NULL, "{\"inputs\": \"AAAAA\"}", 0, 422, "invalid_input", "inputs"},
     {"base64 of 6 bytes", "POST", "/v1/embed", NULL, "{\"inputs\": \"AAAAAAAA\"}", 0, 422, "invalid_input", "inputs"},
-    {"base64 with NaN", "POST", "/v1/embed", NULL, "{\"inputs\": [\"@b64-nan\"]}", 0, 422, "invalid_input", "inputs[0][100]"},
-    {"base64 783 floats", "POST", "/v1/embed", NULL, "{\"inputs\": [\"@b64-783\"]}", 0, 422, "invalid_input", "inputs[0]"},
-    {"text for OpenAI input", "POST", "/v1/embeddings", NULL, "{\"input\": \"hello world\"}", 0, 422, "invalid_input", "input"},
+    {"base64 with NaN", "POST", "/v1/embed", NULL, "{\"inputs\": [\"@b64-nan\"]}", 0, 422, "invalid_input",
+     "inputs[0][100]"},
+    {"base64 783 floats", "POST", "/v1/embed", NULL, "{\"inputs\": [\"@b64-783\"]}", 0, 422, "invalid_input",
+     "inputs[0]"},
+    {"text for OpenAI input", "POST", "/v1/embeddings", NULL, "{\"input\": \"hello world\"}", 0, 422, "invalid_input",
+     "input"},
     {"batch over --max-batch", "POST", "/v1/embed", NULL, "@batch-over", 0, 422, "invalid_input", "inputs"},
-    {"distance dim mismatch", "POST", "/v1/distance", NULL, "{\"a\": [[1, 2]], \"b\": [[1, 2, 3]], \"embed\": false}", 0, 422, "invalid_input", "b[0]"},
-    {"distance count mismatch", "POST", "/v1/distance", NULL, "{\"a\": [[1, 2]], \"b\": [[1, 2], [3, 4]], \"embed\": false}", 0, 422, "invalid_input", "b"},
-    {"unknown metric", "POST", "/v1/distance", NULL, "{\"a\": [1], \"b\": [1], \"embed\": false, \"metric\": \"manhattan\"}", 0, 422, "invalid_input", "metric"},
-    {"metric as number", "POST", "/v1/distance", NULL, "{\"a\": [1], \"b\": [1], \"embed\": false, \"metric\": 2}", 0, 422, "invalid_input", "metric"},
-    {"pairwise as string", "POST", "/v1/distance", NULL, "{\"a\": [1], \"b\": [1], \"embed\": false, \"pairwise\": \"true\"}", 0, 422, "invalid_input", "pairwise"},
-    {"embed as number", "POST", "/v1/distance", NULL, "{\"a\": [1], \"b\": [1], \"embed\": 0}", 0, 422, "invalid_input", "embed"},
-    {"margin as string", "POST", "/v1/loss/triplet", NULL, "{\"anchors\": [1], \"positives\": [1], \"negatives\": [2], \"embed\": false, \"margin\": \"0.2\"}", 0, 422, "invalid_input", "margin"},
-    {"margin 1e400", "POST", "/v1/loss/triplet", NULL, "{\"anchors\": [1], \"positives\": [1], \"negatives\": [2], \"embed\": false, \"margin\": 1e400}", 0, 422, "invalid_input", "margin"},
-    {"pair loss for triplets", "POST", "/v1/loss/triplet", NULL, "{\"anchors\": [1], \"positives\": [1], \"negatives\": [2], \"embed\": false, \"loss\": \"contrastive\"}", 0, 422, "invalid_input", "loss"},
-    {"bad reduction", "POST", "/v1/loss/triplet", NULL, "{\"anchors\": [1], \"positives\": [1], \"negatives\": [2], \"embed\": false, \"reduction\": \"avg\"}", 0, 422, "invalid_input", "reduction"},
-    {"missing negatives", "POST", "/v1/loss/triplet", NULL, "{\"anchors\": [1], \"positives\": [1], \"embed\": false}", 0, 422, "invalid_input", "negatives"},
-    {"ragged triplet counts", "POST", "/v1/loss/triplet", NULL, "{\"anchors\": [[1], [2]], \"positives\": [[1], [2]], \"negatives\": [[3]], \"embed\": false}", 0, 422, "invalid_input", "negatives"},
-    {"label 2", "POST", "/v1/loss/pair", NULL, "{\"a\": [[1], [2]], \"b\": [[1], [3]], \"labels\": [1, 2], \"embed\": false}", 0, 422, "invalid_input", "labels[1]"},
-    {"label count", "POST", "/v1/loss/pair", NULL, "{\"a\": [[1], [2]], \"b\": [[1], [3]], \"labels\": [1], \"embed\": false}", 0, 422, "invalid_input", "labels"},
-    {"label 0.5", "POST", "/v1/loss/pair", NULL, "{\"a\": [[1], [2]], \"b\": [[1], [3]], \"labels\": [0.5, 1], \"embed\": false}", 0, 422, "invalid_input", "labels[0]"},
-    {"temperature 0", "POST", "/v1/loss/infonce", NULL, "{\"a\": [[1, 0], [0, 1]], \"b\": [[1, 0], [0, 1]], \"embed\": false, \"temperature\": 0}", 0, 422, "invalid_input", "temperature"},
-    {"tau_plus 1", "POST", "/v1/loss/infonce", NULL, "{\"a\": [[1, 0], [0, 1]], \"b\": [[1, 0], [0, 1]], \"embed\": false, \"tau_plus\": 1}", 0, 422, "invalid_input", "tau_plus"},
-    {"bad estimator", "POST", "/v1/loss/infonce", NULL, "{\"a\": [[1, 0], [0, 1]], \"b\": [[1, 0], [0, 1]], \"embed\": false, \"estimator\": \"medium\"}", 0, 422, "invalid_input", "estimator"},
-    {"infonce single pair", "POST", "/v1/loss/infonce", NULL, "{\"a\": [[1, 0]], \"b\": [[1, 0]], \"embed\": false}", 0, 422, "invalid_input", NULL},
-    {"bad strategy", "POST", "/v1/mine", NULL, "{\"inputs\": [[1], [2]], \"labels\": [0, 1], \"strategy\": \"random\", \"embed\": false}", 0, 422, "invalid_input", "strategy"},
-    {"string labels", "POST", "/v1/mine", NULL, "{\"inputs\": [[1], [2]], \"labels\": [\"cat\", \"dog\"], \"strategy\": \"batch-hard\", \"embed\": false}", 0, 422, "invalid_input", "labels[0]"},
-    {"label 1e300", "POST", "/v1/mine", NULL, "{\"inputs\": [[1], [2]], \"labels\": [1e300, 1], \"strategy\": \"batch-hard\", \"embed\": false}", 0, 422, "invalid_input", "labels[0]"},
-    {"max_triplets -1", "POST", "/v1/mine", NULL, "{\"inputs\": [[1], [2]], \"labels\": [0, 1], \"strategy\": \"batch-all\", \"embed\": false, \"max_triplets\": -1}", 0, 422, "invalid_input", "max_triplets"},
+    {"distance dim mismatch", "POST", "/v1/distance", NULL, "{\"a\": [[1, 2]], \"b\": [[1, 2, 3]], \"embed\": false}",
+     0, 422, "invalid_input", "b[0]"},
+    {"distance count mismatch", "POST", "/v1/distance", NULL,
+     "{\"a\": [[1, 2]], \"b\": [[1, 2], [3, 4]], \"embed\": false}", 0, 422, "invalid_input", "b"},
+    {"unknown metric", "POST", "/v1/distance", NULL,
+     "{\"a\": [1], \"b\": [1], \"embed\": false, \"metric\": \"manhattan\"}", 0, 422, "invalid_input", "metric"},
+    {"metric as number", "POST", "/v1/distance", NULL, "{\"a\": [1], \"b\": [1], \"embed\": false, \"metric\": 2}", 0,
+     422, "invalid_input", "metric"},
+    {"pairwise as string", "POST", "/v1/distance", NULL,
+     "{\"a\": [1], \"b\": [1], \"embed\": false, \"pairwise\": \"true\"}", 0, 422, "invalid_input", "pairwise"},
+    {"embed as number", "POST", "/v1/distance", NULL, "{\"a\": [1], \"b\": [1], \"embed\": 0}", 0, 422, "invalid_input",
+     "embed"},
+    {"margin as string", "POST", "/v1/loss/triplet", NULL,
+     "{\"anchors\": [1], \"positives\": [1], \"negatives\": [2], \"embed\": false, \"margin\": \"0.2\"}", 0, 422,
+     "invalid_input", "margin"},
+    {"margin 1e400", "POST", "/v1/loss/triplet", NULL,
+     "{\"anchors\": [1], \"positives\": [1], \"negatives\": [2], \"embed\": false, \"margin\": 1e400}", 0, 422,
+     "invalid_input", "margin"},
+    {"pair loss for triplets", "POST", "/v1/loss/triplet", NULL,
+     "{\"anchors\": [1], \"positives\": [1], \"negatives\": [2], \"embed\": false, \"loss\": \"contrastive\"}", 0, 422,
+     "invalid_input", "loss"},
+    {"bad reduction", "POST", "/v1/loss/triplet", NULL,
+     "{\"anchors\": [1], \"positives\": [1], \"negatives\": [2], \"embed\": false, \"reduction\": \"avg\"}", 0, 422,
+     "invalid_input", "reduction"},
+    {"missing negatives", "POST", "/v1/loss/triplet", NULL, "{\"anchors\": [1], \"positives\": [1], \"embed\": false}",
+     0, 422, "invalid_input", "negatives"},
+    {"ragged triplet counts", "POST", "/v1/loss/triplet", NULL,
+     "{\"anchors\": [[1], [2]], \"positives\": [[1], [2]], \"negatives\": [[3]], \"embed\": false}", 0, 422,
+     "invalid_input", "negatives"},
+    {"label 2", "POST", "/v1/loss/pair", NULL,
+     "{\"a\": [[1], [2]], \"b\": [[1], [3]], \"labels\": [1, 2], \"embed\": false}", 0, 422, "invalid_input",
+     "labels[1]"},
+    {"label count", "POST", "/v1/loss/pair", NULL,
+     "{\"a\": [[1], [2]], \"b\": [[1], [3]], \"labels\": [1], \"embed\": false}", 0, 422, "invalid_input", "labels"},
+    {"label 0.5", "POST", "/v1/loss/pair", NULL,
+     "{\"a\": [[1], [2]], \"b\": [[1], [3]], \"labels\": [0.5, 1], \"embed\": false}", 0, 422, "invalid_input",
+     "labels[0]"},
+    {"temperature 0", "POST", "/v1/loss/infonce", NULL,
+     "{\"a\": [[1, 0], [0, 1]], \"b\": [[1, 0], [0, 1]], \"embed\": false, \"temperature\": 0}", 0, 422,
+     "invalid_input", "temperature"},
+    {"tau_plus 1", "POST", "/v1/loss/infonce", NULL,
+     "{\"a\": [[1, 0], [0, 1]], \"b\": [[1, 0], [0, 1]], \"embed\": false, \"tau_plus\": 1}", 0, 422, "invalid_input",
+     "tau_plus"},
+    {"bad estimator", "POST", "/v1/loss/infonce", NULL,
+     "{\"a\": [[1, 0], [0, 1]], \"b\": [[1, 0], [0, 1]], \"embed\": false, \"estimator\": \"medium\"}", 0, 422,
+     "invalid_input", "estimator"},
+    {"infonce single pair", "POST", "/v1/loss/infonce", NULL, "{\"a\": [[1, 0]], \"b\": [[1, 0]], \"embed\": false}", 0,
+     422, "invalid_input", NULL},
+    {"bad strategy", "POST", "/v1/mine", NULL,
+     "{\"inputs\": [[1], [2]], \"labels\": [0, 1], \"strategy\": \"random\", \"embed\": false}", 0, 422,
+     "invalid_input", "strategy"},
+    {"string labels", "POST", "/v1/mine", NULL,
+     "{\"inputs\": [[1], [2]], \"labels\": [\"cat\", \"dog\"], \"strategy\": \"batch-hard\", \"embed\": false}", 0, 422,
+     "invalid_input", "labels[0]"},
+    {"label 1e300", "POST", "/v1/mine", NULL,
+     "{\"inputs\": [[1], [2]], \"labels\": [1e300, 1], \"strategy\": \"batch-hard\", \"embed\": false}", 0, 422,
+     "invalid_input", "labels[0]"},
+    {"max_triplets -1", "POST", "/v1/mine", NULL,
+     "{\"inputs\": [[1], [2]], \"labels\": [0, 1], \"strategy\": \"batch-all\", \"embed\": false, \"max_triplets\": "
+     "-1}",
+     0, 422, "invalid_input", "max_triplets"},
     /* sizes -> 413 */
     {"body over --max-body", "POST", "/v1/embed", NULL, "@oversize", 0, 413, "payload_too_large", NULL},
     {"chunked body over --max-body", "POST", "/v1/embed", NULL, "@oversize", 1, 413, "payload_too_large", NULL},
@@ -106,18 +159,20 @@ static const row TABLE[] = {
     {"dot segments", "GET", "/v1/%2e%2e/%2e%2e/etc/passwd", NULL, NULL, 0, 404, "not_found", NULL},
     {"trailing slash", "POST", "/v1/embed/", NULL, "{\"inputs\": $X}", 0, 404, "not_found", NULL},
     {"text/plain body", "POST", "/v1/embed", "text/plain", "{\"inputs\": $X}", 0, 415, "unsupported_media_type", NULL},
-    {"form body", "POST", "/v1/embed", "application/x-www-form-urlencoded", "inputs=1", 0, 415, "unsupported_media_type", NULL},
+    {"form body", "POST", "/v1/embed", "application/x-www-form-urlencoded", "inputs=1", 0, 415,
+     "unsupported_media_type", NULL},
     {"no Content-Type", "POST", "/v1/embed", "", "{\"inputs\": $X}", 0, 415, "unsupported_media_type", NULL},
-    {"application/jsonx", "POST", "/v1/embed", "application/jsonx", "{\"inputs\": $X}", 0, 415, "unsupported_media_type", NULL},
+    {"application/jsonx", "POST", "/v1/embed", "application/jsonx", "{\"inputs\": $X}", 0, 415,
+     "unsupported_media_type", NULL},
     /* controls: what must keep working next to the hostile rows */
-    {"control: charset parameter", "POST", "/v1/embed", "application/json; charset=utf-8", "{\"inputs\": $X}", 0, 200, NULL, NULL},
+    {"control: charset parameter", "POST", "/v1/embed", "application/json; charset=utf-8", "{\"inputs\": $X}", 0, 200,
+     NULL, NULL},
     {"control: chunked body", "POST", "/v1/embed", NULL, "{\"inputs\": [$X, $X]}", 1, 200, NULL, NULL},
     {"control: batch at the limit", "POST", "/v1/embed", NULL, "@batch-limit", 0, 200, NULL, NULL},
 };
 
 /* Strings for the templates. */
-static char *vec_json(int n, int bracket)
-{
+static char *vec_json(int n, int bracket) {
     char *s = malloc((size_t)n * 8 + 4), *p = s;
     if (bracket) *p++ = '[';
     for (int i = 0; i < n; i++) p += sprintf(p, "%s0.%d", i ? "," : "", i % 10);
@@ -126,8 +181,7 @@ static char *vec_json(int n, int bracket)
     return s;
 }
 
-static char *b64_vec(int n, int nan_at)
-{
+static char *b64_vec(int n, int nan_at) {
     float *v = malloc((size_t)n * sizeof *v);
     for (int i = 0; i < n; i++) v[i] = (float)(i % 7) * 0.125f;
     if (nan_at >= 0) v[nan_at] = NAN;
@@ -141,8 +195,7 @@ typedef struct {
     char *p;
     size_t n, cap;
 } sbuf;
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
+static void sb_add(sbuf *b, const char *s, size_t n) {
     if (b->n + n + 1 > b->cap) {
         b->cap = (b->n + n + 1) * 2;
         b->p = realloc(b->p, b->cap);
@@ -151,11 +204,12 @@ static void sb_add(sbuf *b, const char *s, size_t n)
     b->n += n;
     b->p[b->n] = '\0';
 }
-static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+static void sb_str(sbuf *b, const char *s) {
+    sb_add(b, s, strlen(s));
+}
 
 /* Build a row's body; *len receives the length (bodies may hold NUL). */
-static char *make_body(const char *tpl, size_t *len)
-{
+static char *make_body(const char *tpl, size_t *len) {
     sbuf b = {0};
     sb_add(&b, "", 0);
     if (strcmp(tpl, "@deep-array") == 0) {
@@ -192,7 +246,8 @@ static char *make_body(const char *tpl, size_t *len)
         char *bnan = b64_vec(IN_DIM, 100), *b783 = b64_vec(783, -1);
         struct {
             const char *key, *val;
-        } subs[] = {{"$X783", x783}, {"$X785", x785}, {"$R783", r783}, {"$X", x}, {"@b64-nan", bnan}, {"@b64-783", b783}};
+        } subs[] = {{"$X783", x783}, {"$X785", x785},    {"$R783", r783},
+                    {"$X", x},       {"@b64-nan", bnan}, {"@b64-783", b783}};
         for (const char *p = tpl; *p;) {
             size_t k;
             for (k = 0; k < sizeof subs / sizeof subs[0]; k++)
@@ -211,8 +266,7 @@ static char *make_body(const char *tpl, size_t *len)
     return b.p;
 }
 
-int main(void)
-{
+int main(void) {
     h_server s;
     char mb[32], bt[32];
     snprintf(mb, sizeof mb, "%d", MAX_BODY);
@@ -241,7 +295,8 @@ int main(void)
         if (t->type) {
             CHECK_ERROR(&r, t->status, t->type, t->field, what);
             char ct[128];
-            CHECK(h_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "application/json"), "%s: error Content-Type is not application/json", what);
+            CHECK(h_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "application/json"),
+                  "%s: error Content-Type is not application/json", what);
         } else {
             CHECK(r.status == t->status, "%s: status %ld, want %ld (body %.200s)", what, r.status, t->status, r.body);
         }
@@ -262,10 +317,17 @@ int main(void)
         long status;
         const char *type;
     } RAW[] = {
-        {"Content-Length of 10 GB, no body", "POST /v1/embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n", 413,
-         "payload_too_large"},
-        {"Content-Length 2^64+1", "POST /v1/embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 18446744073709551617\r\n\r\n", 413, NULL},
-        {"bad chunk size", "POST /v1/embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", 400, NULL},
+        {"Content-Length of 10 GB, no body",
+         "POST /v1/embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n",
+         413, "payload_too_large"},
+        {"Content-Length 2^64+1",
+         "POST /v1/embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: "
+         "18446744073709551617\r\n\r\n",
+         413, NULL},
+        {"bad chunk size",
+         "POST /v1/embed HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+         "chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+         400, NULL},
         {"header without colon", "GET /healthz HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n", 400, NULL},
         {"200 KB header", "@big-header", 400, NULL},
     };
@@ -286,8 +348,10 @@ int main(void)
         h_raw_request(&s, bytes, strlen(bytes), 5000, &r);
         free(big);
         /* MHD answers framing errors itself (its own body); ours are JSON */
-        if (RAW[i].type) CHECK_ERROR(&r, RAW[i].status, RAW[i].type, NULL, what);
-        else CHECK(r.status >= 400 && r.status < 500, "%s: status %ld, want a 4xx (%s)", what, r.status, r.curl_err);
+        if (RAW[i].type)
+            CHECK_ERROR(&r, RAW[i].status, RAW[i].type, NULL, what);
+        else
+            CHECK(r.status >= 400 && r.status < 500, "%s: status %ld, want a 4xx (%s)", what, r.status, r.curl_err);
         h_resp_free(&r);
         h_get(&s, "/healthz", &r);
         if (!CHECK(r.status == 200, "%s: /healthz afterwards answered %ld (%s)", what, r.status, r.curl_err))
@@ -302,7 +366,8 @@ int main(void)
         h_resp r;
         h_raw_request(&s, half, strlen(half), 8000, &r);
         double limit = h_slow() ? 16 : 6;
-        CHECK(r.seconds >= 1.5 && r.seconds < limit, "idle half request: connection closed after %.1f s, want about 2 s (--timeout 2)", r.seconds);
+        CHECK(r.seconds >= 1.5 && r.seconds < limit,
+              "idle half request: connection closed after %.1f s, want about 2 s (--timeout 2)", r.seconds);
         printf("idle half request dropped after %.2f s\n", r.seconds);
         h_resp_free(&r);
     }
@@ -314,7 +379,8 @@ int main(void)
     h_resp_free(&r);
 
     int st = h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
-    CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "tripletd exit after the hostile table: status %d (sanitizer report in the log?)", st);
+    CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+          "tripletd exit after the hostile table: status %d (sanitizer report in the log?)", st);
     if (h_failures) h_server_log_tail(&s, 30);
     return h_report("e2e_hostile");
 }

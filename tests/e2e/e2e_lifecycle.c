@@ -12,19 +12,18 @@
 
 #include "harness.h"
 
-#define N_X 12       /* golden inputs */
+#define N_X 12 /* golden inputs */
 #define OUT_DIM 32
 #define EMB_RTOL 1e-4
 #define EMB_ATOL 2e-5
 
 static cJSON *G;
-static char *embed_body[N_X]; /* {"inputs": [x[i], x[i+1], x[i+2]]} */
+static char *embed_body[N_X];      /* {"inputs": [x[i], x[i+1], x[i+2]]} */
 static double ref_a[N_X][OUT_DIM]; /* PyTorch embeddings, model A (the golden model) */
 static double ref_b[N_X][OUT_DIM]; /* model B (A with a shifted last bias), measured from a server on B */
 static atomic_int seen_b_total;    /* answers from model B, all clients */
 
-static void build_bodies(void)
-{
+static void build_bodies(void) {
     const cJSON *x = h_jget(G, "x");
     for (int i = 0; i < N_X; i++) {
         cJSON *q = cJSON_CreateObject(), *in = cJSON_AddArrayToObject(q, "inputs");
@@ -37,8 +36,7 @@ static void build_bodies(void)
 }
 
 /* Which reference a reply to embed_body[i] matches: 'A', 'B', or 0 (neither, or mixed rows). */
-static int match_model(const h_resp *r, int i, int have_b)
-{
+static int match_model(const h_resp *r, int i, int have_b) {
     const cJSON *emb = h_jget(r->json, "embeddings");
     if (cJSON_GetArraySize(emb) != 3) return 0;
     int all_a = 1, all_b = have_b;
@@ -57,8 +55,7 @@ static int match_model(const h_resp *r, int i, int have_b)
 /* ---- model files ------------------------------------------------------ */
 
 /* Model B: model A with 0.5 added to every entry of the last layer's bias. */
-static int write_model_b(const char *path)
-{
+static int write_model_b(const char *path) {
     size_t len;
     char *raw = h_read_file(h_root_path("tests/data/e2e-model.safetensors"), &len);
     if (!raw || len < 8) return -1;
@@ -70,7 +67,8 @@ static int write_model_b(const char *path)
     const char *dtype = h_jstr(bias, "dtype");
     int rc = -1;
     if (cJSON_GetArraySize(off) == 2 && dtype && strcmp(dtype, "F32") == 0) {
-        size_t lo = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, hi = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+        size_t lo = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble,
+               hi = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
         for (size_t p = 8 + hlen + lo; p + 4 <= 8 + hlen + hi; p += 4) {
             float f;
             memcpy(&f, raw + p, 4); /* little-endian host (x86-64, as the fixtures) */
@@ -84,8 +82,7 @@ static int write_model_b(const char *path)
     return rc;
 }
 
-static int copy_file(const char *from, const char *to, size_t max_len)
-{
+static int copy_file(const char *from, const char *to, size_t max_len) {
     size_t len;
     char *raw = h_read_file(from, &len);
     if (!raw) return -1;
@@ -95,8 +92,7 @@ static int copy_file(const char *from, const char *to, size_t max_len)
 }
 
 /* Replace dst by src atomically (what a deploy does). */
-static int install(const char *src, const char *dst)
-{
+static int install(const char *src, const char *dst) {
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp", dst);
     if (copy_file(src, tmp, (size_t)-1)) return -1;
@@ -115,8 +111,7 @@ typedef struct {
     char last_body[200];
 } client;
 
-static void *client_run(void *arg)
-{
+static void *client_run(void *arg) {
     client *c = arg;
     void *conn = h_conn_new();
     for (int it = 0; (c->max_iter == 0 || it < c->max_iter) && !atomic_load(c->stop); it++) {
@@ -131,9 +126,12 @@ static void *client_run(void *arg)
             snprintf(c->last_body, sizeof c->last_body, "%.120s %.60s", r.body, r.curl_err);
         } else {
             int m = match_model(&r, i, c->have_b);
-            if (m == 'A') c->seen_a++, c->ok++;
-            else if (m == 'B') c->seen_b++, c->ok++, atomic_fetch_add(&seen_b_total, 1);
-            else c->wrong++;
+            if (m == 'A')
+                c->seen_a++, c->ok++;
+            else if (m == 'B')
+                c->seen_b++, c->ok++, atomic_fetch_add(&seen_b_total, 1);
+            else
+                c->wrong++;
         }
         h_resp_free(&r);
     }
@@ -147,8 +145,7 @@ typedef struct {
     int n, ok;
 } dclient;
 
-static void *dclient_run(void *arg)
-{
+static void *dclient_run(void *arg) {
     dclient *c = arg;
     cJSON *q = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(q, "a"), *b = cJSON_AddArrayToObject(q, "b");
     for (int i = 0; i < 4; i++) {
@@ -167,7 +164,8 @@ static void *dclient_run(void *arg)
         h_request_conn(conn, c->s, &rq, &r);
         int good = r.status == 200 && cJSON_GetArraySize(h_jget(r.json, "distances")) == 4;
         for (int i = 0; good && i < 4; i++)
-            good = h_near(cJSON_GetArrayItem(h_jget(r.json, "distances"), i)->valuedouble, cJSON_GetArrayItem(want, i)->valuedouble, 1e-9, 1e-12);
+            good = h_near(cJSON_GetArrayItem(h_jget(r.json, "distances"), i)->valuedouble,
+                          cJSON_GetArrayItem(want, i)->valuedouble, 1e-9, 1e-12);
         c->ok += good;
         h_resp_free(&r);
     }
@@ -178,8 +176,7 @@ static void *dclient_run(void *arg)
 
 /* ---- scenarios --------------------------------------------------------- */
 
-static void test_concurrent_clients(void)
-{
+static void test_concurrent_clients(void) {
     h_server s;
     const char *args[] = {"--threads", "4", NULL};
     if (!CHECK(h_server_start(&s, args) == 0, "concurrency: tripletd did not start")) return;
@@ -202,7 +199,8 @@ static void test_concurrent_clients(void)
     for (int i = 0; i < NE; i++) {
         ok += ce[i].seen_a;
         if (ce[i].bad_status || ce[i].wrong)
-            CHECK(0, "concurrency client %d: %d bad statuses (last %ld: %s), %d wrong answers", i, ce[i].bad_status, ce[i].last_status, ce[i].last_body, ce[i].wrong);
+            CHECK(0, "concurrency client %d: %d bad statuses (last %ld: %s), %d wrong answers", i, ce[i].bad_status,
+                  ce[i].last_status, ce[i].last_body, ce[i].wrong);
     }
     for (int i = 0; i < ND; i++) ok += cd[i].ok;
     CHECK(ok == total, "%d threads: %d of %d requests answered correctly", NE + ND, ok, total);
@@ -211,8 +209,7 @@ static void test_concurrent_clients(void)
 }
 
 /* Embeddings of model B measured once from a server on B (self-consistency for the reload test). */
-static int measure_b(const char *path_b)
-{
+static int measure_b(const char *path_b) {
     h_server s;
     const char *args[] = {"--model", path_b, NULL};
     if (h_server_start(&s, args) != 0) return -1;
@@ -223,7 +220,8 @@ static int measure_b(const char *path_b)
         const cJSON *emb = h_jget(r.json, "embeddings");
         if (r.status != 200 || cJSON_GetArraySize(emb) != 3) rc = -1;
         for (int k = 0; rc == 0 && k < 3; k++)
-            for (int d = 0; d < OUT_DIM; d++) ref_b[i + k][d] = cJSON_GetArrayItem(cJSON_GetArrayItem(emb, k), d)->valuedouble;
+            for (int d = 0; d < OUT_DIM; d++)
+                ref_b[i + k][d] = cJSON_GetArrayItem(cJSON_GetArrayItem(emb, k), d)->valuedouble;
         h_resp_free(&r);
     }
     h_server_stop(&s, SIGTERM, 10);
@@ -234,8 +232,7 @@ static int measure_b(const char *path_b)
     return rc;
 }
 
-static int wait_for_model(const h_server *s, int want, double limit)
-{
+static int wait_for_model(const h_server *s, int want, double limit) {
     double t0 = h_now();
     while (h_now() - t0 < limit) {
         h_resp r;
@@ -248,19 +245,19 @@ static int wait_for_model(const h_server *s, int want, double limit)
     return 0;
 }
 
-static void test_reload_under_load(void)
-{
+static void test_reload_under_load(void) {
     h_server s;
     char dir[256], live[400], path_a[400], path_b[400], bad[400];
     /* a private directory for the model files: the first server's temp dir is not known yet */
-    snprintf(dir, sizeof dir, "%s/tripletd-e2e-models.XXXXXX", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/tripletd-e2e-models.XXXXXX",
+             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!CHECK(mkdtemp(dir) != NULL, "mkdtemp for models")) return;
     snprintf(live, sizeof live, "%s/model.safetensors", dir);
     snprintf(path_a, sizeof path_a, "%s/a.safetensors", dir);
     snprintf(path_b, sizeof path_b, "%s/b.safetensors", dir);
     snprintf(bad, sizeof bad, "%s/corrupt.safetensors", dir);
-    int setup = copy_file(h_root_path("tests/data/e2e-model.safetensors"), path_a, (size_t)-1) == 0 && write_model_b(path_b) == 0 &&
-                copy_file(path_a, bad, 5000) == 0 && install(path_a, live) == 0;
+    int setup = copy_file(h_root_path("tests/data/e2e-model.safetensors"), path_a, (size_t)-1) == 0 &&
+                write_model_b(path_b) == 0 && copy_file(path_a, bad, 5000) == 0 && install(path_a, live) == 0;
     if (!CHECK(setup, "reload: cannot write the model files in %s", dir)) goto out;
     if (!CHECK(measure_b(path_b) == 0, "reload: could not measure model B")) goto out;
 
@@ -283,9 +280,11 @@ static void test_reload_under_load(void)
     CHECK(r.status == 200, "reload to B: status %ld %s", r.status, r.body);
     h_resp_free(&r);
     CHECK(wait_for_model(&s, 'B', 5 * slow), "after POST /v1/admin/reload the server does not answer with model B");
-    for (double t1 = h_now(); atomic_load(&seen_b_total) < 20 && h_now() - t1 < 5 * slow;) usleep(10000); /* the clients see B too */
+    for (double t1 = h_now(); atomic_load(&seen_b_total) < 20 && h_now() - t1 < 5 * slow;)
+        usleep(10000); /* the clients see B too */
     h_get(&s, "/v1/model", &r);
-    CHECK(r.status == 200 && h_jstr(r.json, "sha256") && strcmp(h_jstr(r.json, "sha256"), h_jstr(G, "model.sha256")) != 0,
+    CHECK(r.status == 200 && h_jstr(r.json, "sha256") &&
+              strcmp(h_jstr(r.json, "sha256"), h_jstr(G, "model.sha256")) != 0,
           "/v1/model sha256 still model A's after the reload");
     h_resp_free(&r);
     usleep(100000);
@@ -312,7 +311,8 @@ static void test_reload_under_load(void)
     char body[600];
     snprintf(body, sizeof body, "{\"model\": \"%s\"}", path_b);
     h_post(&s, "/v1/admin/reload", body, &r);
-    CHECK(r.status >= 400 && r.status < 500 && r.status != 404, "reload with a path and no --allow-model-path: status %ld", r.status);
+    CHECK(r.status >= 400 && r.status < 500 && r.status != 404,
+          "reload with a path and no --allow-model-path: status %ld", r.status);
     h_resp_free(&r);
     usleep(100000);
     atomic_store(&stop, 1);
@@ -321,10 +321,11 @@ static void test_reload_under_load(void)
         pthread_join(th[i], NULL);
         ok += c[i].ok, total += c[i].iters, a += c[i].seen_a, b += c[i].seen_b;
         if (c[i].bad_status || c[i].wrong)
-            CHECK(0, "reload client %d: %d failed requests (last %ld: %s), %d answers from neither model", i, c[i].bad_status, c[i].last_status, c[i].last_body,
-                  c[i].wrong);
+            CHECK(0, "reload client %d: %d failed requests (last %ld: %s), %d answers from neither model", i,
+                  c[i].bad_status, c[i].last_status, c[i].last_body, c[i].wrong);
     }
-    CHECK(ok == total && total > 0, "reload under load: %d of %d requests answered correctly (model A %d, B %d)", ok, total, a, b);
+    CHECK(ok == total && total > 0, "reload under load: %d of %d requests answered correctly (model A %d, B %d)", ok,
+          total, a, b);
     CHECK(a > 0 && b > 0, "reload under load: clients saw model A %d times and B %d times; want both", a, b);
     printf("reload under load: %d requests, model A %d, model B %d, none lost\n", total, a, b);
     int st = h_server_stop(&s, SIGTERM, 10 * slow);
@@ -339,7 +340,8 @@ static void test_reload_under_load(void)
         CHECK(wait_for_model(&s, 'B', 2 * slow), "after reload {\"model\": B} the server does not answer with model B");
         h_post(&s, "/v1/admin/reload", "{\"model\": \"/nonexistent/m.safetensors\"}", &r);
         if (CHECK_ERROR(&r, 422, "invalid_input", NULL, "reload of a missing file"))
-            CHECK(strstr(h_jstr(r.json, "error.message"), "nonexistent"), "failed reload should name the file: %s", h_jstr(r.json, "error.message"));
+            CHECK(strstr(h_jstr(r.json, "error.message"), "nonexistent"), "failed reload should name the file: %s",
+                  h_jstr(r.json, "error.message"));
         h_resp_free(&r);
         CHECK(wait_for_model(&s, 'B', 2 * slow), "after a failed reload the server no longer answers with model B");
         h_server_stop(&s, SIGTERM, 10 * slow);
@@ -349,8 +351,7 @@ out:
 }
 
 /* A slow request: InfoNCE over n pairs of dim-64 given vectors (O(n^2) work). */
-static char *slow_body(int n)
-{
+static char *slow_body(int n) {
     float *v = malloc((size_t)n * 64 * sizeof *v);
     for (int i = 0; i < n * 64; i++) v[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
     cJSON *q = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(q, "a"), *b = cJSON_AddArrayToObject(q, "b");
@@ -374,20 +375,22 @@ typedef struct {
     long other_status;
 } burst;
 
-static void *burst_run(void *arg)
-{
+static void *burst_run(void *arg) {
     burst *b = arg;
     for (int i = 0; i < b->n; i++) {
-        h_req rq = {.method = "POST", .path = "/v1/loss/infonce", .body = b->body, .headers = {b->auth}, .timeout_ms = 30000};
+        h_req rq = {
+            .method = "POST", .path = "/v1/loss/infonce", .body = b->body, .headers = {b->auth}, .timeout_ms = 30000};
         h_resp r;
         h_request(b->s, &rq, &r);
         char ra[64];
-        if (r.status == 200) b->got200++;
+        if (r.status == 200)
+            b->got200++;
         else if (r.status == 429) {
             b->got429++;
             b->retry_after_ok += h_header(&r, "Retry-After", ra, sizeof ra) && atoi(ra) >= 1;
             const cJSON *e = h_jget(r.json, "error");
-            b->json_ok += h_jnum(e, "code") == 429 && h_jstr(e, "type") && strcmp(h_jstr(e, "type"), "too_many_requests") == 0;
+            b->json_ok +=
+                h_jnum(e, "code") == 429 && h_jstr(e, "type") && strcmp(h_jstr(e, "type"), "too_many_requests") == 0;
         } else {
             b->other++;
             b->other_status = r.status;
@@ -397,11 +400,11 @@ static void *burst_run(void *arg)
     return NULL;
 }
 
-static void test_limits_and_auth(void)
-{
+static void test_limits_and_auth(void) {
     h_server s;
     char keyfile[512];
-    snprintf(keyfile, sizeof keyfile, "%s/tripletd-e2e-key.%d", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    snprintf(keyfile, sizeof keyfile, "%s/tripletd-e2e-key.%d",
+             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
     if (!CHECK(h_write_file(keyfile, "s3cret-e2e\n", 11) == 0, "cannot write %s", keyfile)) return;
     const char *args[] = {"--api-key-file", keyfile, "--max-concurrent", "1", "--threads", "4", NULL};
     int started = h_server_start(&s, args) == 0;
@@ -415,11 +418,13 @@ static void test_limits_and_auth(void)
     for (int i = 0; i < 2; i++) {
         h_get(&s, paths[i], &r);
         CHECK_ERROR(&r, 401, "unauthorized", NULL, paths[i]);
-        CHECK(h_header(&r, "WWW-Authenticate", www, sizeof www) && strstr(www, "Bearer"), "%s: 401 without WWW-Authenticate: Bearer", paths[i]);
+        CHECK(h_header(&r, "WWW-Authenticate", www, sizeof www) && strstr(www, "Bearer"),
+              "%s: 401 without WWW-Authenticate: Bearer", paths[i]);
         h_resp_free(&r);
     }
-    const char *wrong[] = {"Authorization: Bearer s3cret-e2f", "Authorization: Bearer s3cret-e2e-and-more", "Authorization: Basic czNjcmV0LWUyZQ==",
-                           "Authorization: Bearer ", "Authorization: s3cret-e2e"};
+    const char *wrong[] = {"Authorization: Bearer s3cret-e2f", "Authorization: Bearer s3cret-e2e-and-more",
+                           "Authorization: Basic czNjcmV0LWUyZQ==", "Authorization: Bearer ",
+                           "Authorization: s3cret-e2e"};
     for (int i = 0; i < 5; i++) {
         h_req rq = {.method = "POST", .path = "/v1/embed", .body = embed_body[0], .headers = {wrong[i]}};
         h_request(&s, &rq, &r);
@@ -459,7 +464,8 @@ static void test_limits_and_auth(void)
     }
     free(body);
     printf("--max-concurrent 1: %d x 200, %d x 429\n", g200, g429);
-    CHECK(g200 >= 1 && g429 >= 1, "--max-concurrent 1 with %d parallel clients: %d x 200, %d x 429; want both", NB, g200, g429);
+    CHECK(g200 >= 1 && g429 >= 1, "--max-concurrent 1 with %d parallel clients: %d x 200, %d x 429; want both", NB,
+          g200, g429);
     CHECK(other == 0, "--max-concurrent: %d replies neither 200 nor 429 (e.g. %ld)", other, other_status);
     CHECK(ra == g429, "429 without Retry-After (>= 1 s): %d of %d", g429 - ra, g429);
     CHECK(js == g429, "429 without the error JSON (too_many_requests): %d of %d", g429 - js, g429);
@@ -469,14 +475,17 @@ static void test_limits_and_auth(void)
     void *conn = h_conn_new();
     int seq429 = 0, seqbad = 0;
     for (int i = 0; i < 40; i++) {
-        if (i % 2) h_request_conn(conn, &s, &ok, &r);
-        else h_request(&s, &ok, &r);
+        if (i % 2)
+            h_request_conn(conn, &s, &ok, &r);
+        else
+            h_request(&s, &ok, &r);
         seq429 += r.status == 429;
         seqbad += r.status != 200 && r.status != 429;
         h_resp_free(&r);
     }
     h_conn_free(conn);
-    CHECK(seq429 == 0 && seqbad == 0, "--max-concurrent 1, sequential client: %d x 429, %d other errors in 40 requests", seq429, seqbad);
+    CHECK(seq429 == 0 && seqbad == 0, "--max-concurrent 1, sequential client: %d x 429, %d other errors in 40 requests",
+          seq429, seqbad);
     h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
 }
 
@@ -488,8 +497,7 @@ typedef struct {
     char err[256];
 } inflight;
 
-static void *inflight_run(void *arg)
-{
+static void *inflight_run(void *arg) {
     inflight *f = arg;
     h_req rq = {.method = "POST", .path = "/v1/loss/infonce", .body = f->body, .timeout_ms = 60000};
     h_resp r;
@@ -503,8 +511,7 @@ static void *inflight_run(void *arg)
 }
 
 /* Value of an unlabelled metric in Prometheus text, or -1. */
-static double metric_value(const char *text, const char *name)
-{
+static double metric_value(const char *text, const char *name) {
     size_t n = strlen(name);
     for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
         if (strncmp(p, name, n) == 0 && p[n] == ' ') return strtod(p + n + 1, NULL);
@@ -515,8 +522,7 @@ static double metric_value(const char *text, const char *name)
  * when timing defeated it (every request had finished before SIGTERM, on a
  * loaded machine) so that the caller tries again; on the last attempt that
  * is a failure. */
-static int drain_once(int last)
-{
+static int drain_once(int last) {
     h_server s;
     const char *args[] = {"--threads", "4", "--drain-timeout", "30", NULL};
     if (!CHECK(h_server_start(&s, args) == 0, "drain: tripletd did not start")) return 1;
@@ -578,7 +584,8 @@ static int drain_once(int last)
     }
     /* new connections: refused once the listener closes, or 503 from /readyz before that */
     h_get(&s, "/readyz", &r);
-    CHECK(r.status == 503 || r.status == 0, "/readyz on a new connection during the drain: %ld, want 503 or refused", r.status);
+    CHECK(r.status == 503 || r.status == 0, "/readyz on a new connection during the drain: %ld, want 503 or refused",
+          r.status);
     saw503 |= r.status == 503;
     h_resp_free(&r);
     int done = 0, finished_after = 0;
@@ -589,10 +596,12 @@ static int drain_once(int last)
         /* a client whose connection came after the listener closed is refused: fine */
         int late = f[i].status == 0 && f[i].t_start > t_term - 0.005 && strstr(f[i].err, "onnect");
         if (f[i].status != 200 && !late)
-            CHECK(0, "in-flight request %d ended with status %ld during the drain (%s) after %.3f s, %.3f s after SIGTERM", i, f[i].status, f[i].err,
-                  f[i].t_end - f[i].t_start, f[i].t_end - t_term);
+            CHECK(0,
+                  "in-flight request %d ended with status %ld during the drain (%s) after %.3f s, %.3f s after SIGTERM",
+                  i, f[i].status, f[i].err, f[i].t_end - f[i].t_start, f[i].t_end - t_term);
     }
-    printf("drain: one request %.0f ms (n=%d); gauge %g, %d still running at SIGTERM, %d completed\n", one * 1e3, n, in_flight, finished_after, done);
+    printf("drain: one request %.0f ms (n=%d); gauge %g, %d still running at SIGTERM, %d completed\n", one * 1e3, n,
+           in_flight, finished_after, done);
     int tested = finished_after >= 1 || last;
     if (tested) {
         CHECK(finished_after >= 1, "no request was still in flight at SIGTERM (the test did not test the drain)");
@@ -609,27 +618,28 @@ static int drain_once(int last)
     return tested;
 }
 
-static void test_sigterm_drain(void)
-{
+static void test_sigterm_drain(void) {
     for (int attempt = 0; attempt < 3 && !drain_once(attempt == 2); attempt++) printf("drain: retrying (timing)\n");
 }
 
 /* --api-key (the flag wins over TRIPLETD_API_KEY) and the JSON access log:
  * every line is a JSON object, also for hostile paths and request ids. */
-static void test_api_key_flag_and_json_log(void)
-{
+static void test_api_key_flag_and_json_log(void) {
     h_server s;
     setenv("TRIPLETD_API_KEY", "from-env", 1);
     setenv("TRIPLETD_METRIC", "euclidean", 1); /* no flag: the environment counts */
     setenv("TRIPLETD_MARGIN", "0.9", 1);       /* the flag wins */
-    const char *args[] = {"--api-key", "from-flag", "--log-format", "json", "--margin", "0.5", "--loss", "triplet-soft", NULL};
+    const char *args[] = {"--api-key", "from-flag", "--log-format", "json", "--margin",
+                          "0.5",       "--loss",    "triplet-soft", NULL};
     int started = h_server_start(&s, args) == 0;
     unsetenv("TRIPLETD_API_KEY");
     unsetenv("TRIPLETD_METRIC");
     unsetenv("TRIPLETD_MARGIN");
     if (!CHECK(started, "--api-key: tripletd did not start")) return;
     h_resp r;
-    h_req flag = {.method = "GET", .path = "/v1/model", .headers = {"Authorization: Bearer from-flag", "X-Request-Id: e2e-json-1"}};
+    h_req flag = {.method = "GET",
+                  .path = "/v1/model",
+                  .headers = {"Authorization: Bearer from-flag", "X-Request-Id: e2e-json-1"}};
     h_request(&s, &flag, &r);
     CHECK_EQ_INT(r.status, 200, "--api-key from-flag");
     h_resp_free(&r);
@@ -641,7 +651,8 @@ static void test_api_key_flag_and_json_log(void)
     cJSON_AddFalseToObject(q, "embed");
     char *tb = cJSON_PrintUnformatted(q);
     cJSON_Delete(q);
-    h_req trq = {.method = "POST", .path = "/v1/loss/triplet", .body = tb, .headers = {"Authorization: Bearer from-flag"}};
+    h_req trq = {
+        .method = "POST", .path = "/v1/loss/triplet", .body = tb, .headers = {"Authorization: Bearer from-flag"}};
     h_request(&s, &trq, &r);
     free(tb);
     if (CHECK(r.status == 200, "triplet with server defaults: status %ld %.200s", r.status, r.body)) {
@@ -649,8 +660,10 @@ static void test_api_key_flag_and_json_log(void)
         CHECK_STR(h_jstr(r.json, "config.loss"), "triplet-soft", "loss from --loss");
         CHECK_NEAR(h_jnum(r.json, "config.margin"), 0.5, 0, 1e-15, "margin: --margin wins over TRIPLETD_MARGIN");
         const cJSON *c; /* the soft loss does not use the margin: the golden euclidean soft case applies */
-        cJSON_ArrayForEach(c, h_jget(G, "triplet_given.cases")) if (!strcmp(h_jstr(c, "metric"), "euclidean") && !strcmp(h_jstr(c, "loss"), "triplet-soft"))
-            CHECK_NEAR(h_jnum(r.json, "loss"), h_jnum(c, "expect.loss"), 1e-9, 1e-12, "triplet-soft euclidean loss with server defaults");
+        cJSON_ArrayForEach(c, h_jget(G, "triplet_given.cases")) if (!strcmp(h_jstr(c, "metric"), "euclidean") &&
+                                                                    !strcmp(h_jstr(c, "loss"), "triplet-soft"))
+            CHECK_NEAR(h_jnum(r.json, "loss"), h_jnum(c, "expect.loss"), 1e-9, 1e-12,
+                       "triplet-soft euclidean loss with server defaults");
     }
     h_resp_free(&r);
     h_req env = {.method = "GET", .path = "/v1/model", .headers = {"Authorization: Bearer from-env"}};
@@ -686,11 +699,11 @@ static void test_api_key_flag_and_json_log(void)
 }
 
 /* Bad flags or a bad model: exit status 2 and one line naming the problem. */
-static void test_bad_startup(void)
-{
+static void test_bad_startup(void) {
     const char *bin = getenv("TRIPLETD");
     char err[512], cmd[2048];
-    snprintf(err, sizeof err, "%s/tripletd-e2e-stderr.%d", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    snprintf(err, sizeof err, "%s/tripletd-e2e-stderr.%d",
+             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
     char corrupt[600];
     snprintf(corrupt, sizeof corrupt, "%s.model", err);
     size_t len;
@@ -712,7 +725,8 @@ static void test_bad_startup(void)
         char args[1200];
         const char *a = cases[i].args, *at = strchr(a, '@');
         if (at && strncmp(at, "@MODEL@", 7) == 0)
-            snprintf(args, sizeof args, "%.*s%s%s", (int)(at - a), a, h_root_path("tests/data/e2e-model.safetensors"), at + 7);
+            snprintf(args, sizeof args, "%.*s%s%s", (int)(at - a), a, h_root_path("tests/data/e2e-model.safetensors"),
+                     at + 7);
         else if (at)
             snprintf(args, sizeof args, "%.*s%s%s", (int)(at - a), a, corrupt, at + 9);
         else
@@ -722,17 +736,17 @@ static void test_bad_startup(void)
         char *text = h_read_file(err, NULL);
         int lines = 0;
         for (const char *p = text; p && *p; p++) lines += *p == '\n';
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2, "tripletd %s: exit status %d, want 2", cases[i].args, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        CHECK(text && lines == 1 && strstr(text, cases[i].needle), "tripletd %s: want one line naming \"%s\", got: %s", cases[i].args, cases[i].needle,
-              text ? text : "(nothing)");
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2, "tripletd %s: exit status %d, want 2", cases[i].args,
+              WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        CHECK(text && lines == 1 && strstr(text, cases[i].needle), "tripletd %s: want one line naming \"%s\", got: %s",
+              cases[i].args, cases[i].needle, text ? text : "(nothing)");
         free(text);
     }
     remove(err);
     remove(corrupt);
 }
 
-int main(void)
-{
+int main(void) {
     size_t len;
     char *text = h_read_file(h_root_path("tests/golden/e2e_golden.json"), &len);
     if (!text) h_die("cannot read tests/golden/e2e_golden.json (set TRIPLET_ROOT)");

@@ -33,15 +33,13 @@ static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
 #define MAX_SERVERS 16
 static volatile pid_t live_pids[MAX_SERVERS];
 
-double h_now(void)
-{
+double h_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int h_check(int cond, const char *file, int line, const char *fmt, ...)
-{
+int h_check(int cond, const char *file, int line, const char *fmt, ...) {
     pthread_mutex_lock(&check_mu);
     h_checks++;
     if (!cond) {
@@ -57,8 +55,7 @@ int h_check(int cond, const char *file, int line, const char *fmt, ...)
     return cond;
 }
 
-int h_near(double got, double want, double rtol, double atol)
-{
+int h_near(double got, double want, double rtol, double atol) {
     if (isnan(got) || isnan(want)) return 0;
     return fabs(got - want) <= atol + rtol * fabs(want);
 }
@@ -67,24 +64,23 @@ int h_near(double got, double want, double rtol, double atol)
 static char tmp_dirs[MAX_SERVERS * 4][256];
 static int n_tmp_dirs;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
 }
 
-static void remove_tmp_dirs(void)
-{
+static void remove_tmp_dirs(void) {
     const char *keep = getenv("KEEP_TMP");
     for (int i = 0; i < n_tmp_dirs; i++) {
-        if (keep && strcmp(keep, "1") == 0) fprintf(stderr, "kept %s\n", tmp_dirs[i]);
-        else nftw(tmp_dirs[i], rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        if (keep && strcmp(keep, "1") == 0)
+            fprintf(stderr, "kept %s\n", tmp_dirs[i]);
+        else
+            nftw(tmp_dirs[i], rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     }
     n_tmp_dirs = 0;
 }
 
-static void kill_all(void)
-{
+static void kill_all(void) {
     for (int i = 0; i < MAX_SERVERS; i++) {
         pid_t p = live_pids[i];
         if (p > 0) {
@@ -96,8 +92,7 @@ static void kill_all(void)
     remove_tmp_dirs();
 }
 
-static void on_fatal(int sig)
-{
+static void on_fatal(int sig) {
     for (int i = 0; i < MAX_SERVERS; i++)
         if (live_pids[i] > 0) kill(live_pids[i], SIGKILL);
     signal(sig, SIG_DFL);
@@ -105,18 +100,18 @@ static void on_fatal(int sig)
 }
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static void init_global(void)
-{
+static void init_global(void) {
     curl_global_init(CURL_GLOBAL_ALL);
     atexit(kill_all);
     int sigs[] = {SIGINT, SIGTERM, SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGHUP};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], on_fatal);
     signal(SIGPIPE, SIG_IGN);
 }
-static void h_init(void) { pthread_once(&init_once, init_global); }
+static void h_init(void) {
+    pthread_once(&init_once, init_global);
+}
 
-int h_report(const char *suite)
-{
+int h_report(const char *suite) {
     kill_all();
     printf("%s: %d checks\n", suite, h_checks);
     printf("%d passed, %d failed\n", h_checks - h_failures, h_failures);
@@ -124,8 +119,7 @@ int h_report(const char *suite)
     return h_failures ? 1 : 0;
 }
 
-void h_die(const char *fmt, ...)
-{
+void h_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "fatal: ");
@@ -137,23 +131,20 @@ void h_die(const char *fmt, ...)
     exit(1); /* atexit kills the servers */
 }
 
-const char *h_root_path(const char *rel)
-{
+const char *h_root_path(const char *rel) {
     static __thread char buf[1024];
     const char *root = getenv("TRIPLET_ROOT");
     snprintf(buf, sizeof buf, "%s/%s", root && *root ? root : ".", rel);
     return buf;
 }
 
-int h_slow(void)
-{
+int h_slow(void) {
     const char *s = getenv("SANITIZE");
     const char *d = getenv("TRIPLETD");
     return (s && strcmp(s, "1") == 0) || (d && strstr(d, "build-san"));
 }
 
-static void register_pid(pid_t p)
-{
+static void register_pid(pid_t p) {
     for (int i = 0; i < MAX_SERVERS; i++)
         if (live_pids[i] == 0) {
             live_pids[i] = p;
@@ -161,14 +152,12 @@ static void register_pid(pid_t p)
         }
 }
 
-static void unregister_pid(pid_t p)
-{
+static void unregister_pid(pid_t p) {
     for (int i = 0; i < MAX_SERVERS; i++)
         if (live_pids[i] == p) live_pids[i] = 0;
 }
 
-void h_server_log_tail(const h_server *s, int lines)
-{
+void h_server_log_tail(const h_server *s, int lines) {
     size_t len;
     char *t = h_read_file(s->log, &len);
     if (!t) return;
@@ -180,8 +169,7 @@ void h_server_log_tail(const h_server *s, int lines)
     free(t);
 }
 
-int h_server_start(h_server *s, const char *const *args)
-{
+int h_server_start(h_server *s, const char *const *args) {
     h_init();
     memset(s, 0, sizeof *s);
     const char *bin = getenv("TRIPLETD");
@@ -199,7 +187,8 @@ int h_server_start(h_server *s, const char *const *args)
         return -1;
     }
     pthread_mutex_lock(&check_mu);
-    if (n_tmp_dirs < (int)(sizeof tmp_dirs / sizeof tmp_dirs[0])) snprintf(tmp_dirs[n_tmp_dirs++], sizeof tmp_dirs[0], "%s", s->dir);
+    if (n_tmp_dirs < (int)(sizeof tmp_dirs / sizeof tmp_dirs[0]))
+        snprintf(tmp_dirs[n_tmp_dirs++], sizeof tmp_dirs[0], "%s", s->dir);
     pthread_mutex_unlock(&check_mu);
     snprintf(s->log, sizeof s->log, "%s/tripletd.log", s->dir);
     char portfile[300];
@@ -257,7 +246,8 @@ int h_server_start(h_server *s, const char *const *args)
         if (waitpid(pid, &st, WNOHANG) == pid) {
             unregister_pid(pid);
             s->pid = 0;
-            fprintf(stderr, "tripletd exited during startup (status %d)\n", WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
+            fprintf(stderr, "tripletd exited during startup (status %d)\n",
+                    WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
             h_server_log_tail(s, 20);
             return -1;
         }
@@ -284,8 +274,7 @@ int h_server_start(h_server *s, const char *const *args)
     return -1;
 }
 
-int h_server_wait(h_server *s, double timeout_s)
-{
+int h_server_wait(h_server *s, double timeout_s) {
     if (s->pid <= 0) return -1;
     double t0 = h_now();
     for (;;) {
@@ -306,13 +295,13 @@ int h_server_wait(h_server *s, double timeout_s)
     }
 }
 
-int h_server_stop(h_server *s, int sig, double timeout_s)
-{
+int h_server_stop(h_server *s, int sig, double timeout_s) {
     if (s->pid <= 0) return -1;
     kill(s->pid, sig);
     int st = h_server_wait(s, timeout_s);
     if (st == -1 && s->pid > 0) {
-        fprintf(stderr, "tripletd (pid %d) did not exit within %.1f s of signal %d; killing\n", (int)s->pid, timeout_s, sig);
+        fprintf(stderr, "tripletd (pid %d) did not exit within %.1f s of signal %d; killing\n", (int)s->pid, timeout_s,
+                sig);
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, 0);
         unregister_pid(s->pid);
@@ -329,8 +318,7 @@ typedef struct {
     size_t n, cap;
 } buf_t;
 
-static int buf_add(buf_t *b, const void *data, size_t n)
-{
+static int buf_add(buf_t *b, const void *data, size_t n) {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
         while (cap < b->n + n + 1) cap *= 2;
@@ -345,13 +333,11 @@ static int buf_add(buf_t *b, const void *data, size_t n)
     return 0;
 }
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
     return buf_add(ud, data, size * nmemb) ? 0 : size * nmemb;
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
-{
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
     buf_t *b = ud;
     size_t n = size * nmemb;
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) b->n = 0; /* 100 Continue, then the real one */
@@ -363,8 +349,7 @@ typedef struct {
     size_t left;
 } upload_t;
 
-static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
-{
+static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud) {
     upload_t *u = ud;
     size_t n = size * nmemb;
     if (n > 16384) n = 16384; /* several chunks when chunked */
@@ -375,19 +360,16 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-void *h_conn_new(void)
-{
+void *h_conn_new(void) {
     h_init();
     return curl_easy_init();
 }
 
-void h_conn_free(void *conn)
-{
+void h_conn_free(void *conn) {
     if (conn) curl_easy_cleanup(conn);
 }
 
-int h_request(const h_server *s, const h_req *rq, h_resp *out)
-{
+int h_request(const h_server *s, const h_req *rq, h_resp *out) {
     h_init();
     memset(out, 0, sizeof *out);
     CURL *c = curl_easy_init();
@@ -400,8 +382,7 @@ int h_request(const h_server *s, const h_req *rq, h_resp *out)
     return rc;
 }
 
-int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out)
-{
+int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out) {
     CURL *c = conn;
     memset(out, 0, sizeof *out);
     curl_easy_reset(c); /* keeps the connection cache: keep-alive across calls */
@@ -416,7 +397,8 @@ int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out)
         if (strncasecmp(rq->headers[i], "Content-Type:", 13) == 0) has_ct = 1;
     }
     hl = curl_slist_append(hl, "Expect:");
-    if (rq->body && !has_ct) hl = curl_slist_append(hl, rq->no_content_type ? "Content-Type:" : "Content-Type: application/json");
+    if (rq->body && !has_ct)
+        hl = curl_slist_append(hl, rq->no_content_type ? "Content-Type:" : "Content-Type: application/json");
     if (rq->chunked) hl = curl_slist_append(hl, "Transfer-Encoding: chunked");
 
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -449,8 +431,10 @@ int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out)
     double t0 = h_now();
     CURLcode rc = curl_easy_perform(c);
     out->seconds = h_now() - t0;
-    if (rc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-    else if (!out->curl_err[0]) snprintf(out->curl_err, sizeof out->curl_err, "%s", curl_easy_strerror(rc));
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    else if (!out->curl_err[0])
+        snprintf(out->curl_err, sizeof out->curl_err, "%s", curl_easy_strerror(rc));
     curl_slist_free_all(hl);
     out->headers = hdr.p ? hdr.p : strdup("");
     out->body = body.p ? body.p : strdup("");
@@ -459,8 +443,7 @@ int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out)
     return rc == CURLE_OK ? 0 : -1;
 }
 
-int h_raw_request(const h_server *s, const char *bytes, size_t len, long timeout_ms, h_resp *out)
-{
+int h_raw_request(const h_server *s, const char *bytes, size_t len, long timeout_ms, h_resp *out) {
     h_init();
     memset(out, 0, sizeof *out);
     buf_t in = {0};
@@ -490,12 +473,16 @@ int h_raw_request(const h_server *s, const char *bytes, size_t len, long timeout
         if (end) { /* complete once Content-Length bytes of body are here */
             char cl[32];
             h_resp tmp_r = {.headers = in.p};
-            if (h_header(&tmp_r, "Content-Length", cl, sizeof cl) && in.n >= (size_t)(end + 4 - in.p) + strtoul(cl, NULL, 10)) break;
+            if (h_header(&tmp_r, "Content-Length", cl, sizeof cl) &&
+                in.n >= (size_t)(end + 4 - in.p) + strtoul(cl, NULL, 10))
+                break;
         }
     }
     out->seconds = h_now() - t0;
-    if (in.p && sscanf(in.p, "HTTP/%*d.%*d %ld", &out->status) == 1) rc = 0;
-    else snprintf(out->curl_err, sizeof out->curl_err, "no HTTP status line in %zu bytes", in.n);
+    if (in.p && sscanf(in.p, "HTTP/%*d.%*d %ld", &out->status) == 1)
+        rc = 0;
+    else
+        snprintf(out->curl_err, sizeof out->curl_err, "no HTTP status line in %zu bytes", in.n);
 done:
     if (fd >= 0) close(fd);
     char *end = in.p ? strstr(in.p, "\r\n\r\n") : NULL;
@@ -512,28 +499,24 @@ done:
     return rc;
 }
 
-void h_resp_free(h_resp *r)
-{
+void h_resp_free(h_resp *r) {
     free(r->headers);
     free(r->body);
     cJSON_Delete(r->json);
     memset(r, 0, sizeof *r);
 }
 
-int h_get(const h_server *s, const char *path, h_resp *out)
-{
+int h_get(const h_server *s, const char *path, h_resp *out) {
     h_req rq = {.method = "GET", .path = path};
     return h_request(s, &rq, out);
 }
 
-int h_post(const h_server *s, const char *path, const char *body, h_resp *out)
-{
+int h_post(const h_server *s, const char *path, const char *body, h_resp *out) {
     h_req rq = {.method = "POST", .path = path, .body = body};
     return h_request(s, &rq, out);
 }
 
-const char *h_header(const h_resp *r, const char *name, char *buf, size_t cap)
-{
+const char *h_header(const h_resp *r, const char *name, char *buf, size_t cap) {
     size_t nl = strlen(name);
     for (const char *p = r->headers; p && *p;) {
         const char *e = strchr(p, '\n');
@@ -553,32 +536,36 @@ const char *h_header(const h_resp *r, const char *name, char *buf, size_t cap)
     return NULL;
 }
 
-int h_check_error(const h_resp *r, long status, const char *type, const char *field, const char *what, const char *file, int line)
-{
+int h_check_error(const h_resp *r, long status, const char *type, const char *field, const char *what, const char *file,
+                  int line) {
     int ok = 1;
     char brief[161];
     snprintf(brief, sizeof brief, "%s", r->body ? r->body : "");
-    ok &= h_check(r->status == status, file, line, "%s: status %ld, want %ld (body %s%s)", what, r->status, status, brief, r->curl_err[0] ? r->curl_err : "");
+    ok &= h_check(r->status == status, file, line, "%s: status %ld, want %ld (body %s%s)", what, r->status, status,
+                  brief, r->curl_err[0] ? r->curl_err : "");
     const cJSON *e = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "error") : NULL;
     if (!h_check(cJSON_IsObject(e), file, line, "%s: body is not {\"error\":{...}}: %s", what, brief)) return 0;
     double code = h_jnum(e, "code");
     ok &= h_check(code == (double)status, file, line, "%s: error.code %g, want %ld", what, code, status);
     const char *t = h_jstr(e, "type");
-    ok &= h_check(t && strcmp(t, type) == 0, file, line, "%s: error.type \"%s\", want \"%s\"", what, t ? t : "(none)", type);
+    ok &= h_check(t && strcmp(t, type) == 0, file, line, "%s: error.type \"%s\", want \"%s\"", what, t ? t : "(none)",
+                  type);
     const char *m = h_jstr(e, "message");
     ok &= h_check(m && *m, file, line, "%s: error.message missing or empty", what);
     if (field) {
         const char *f = h_jstr(e, "field");
-        if (!*field) ok &= h_check(!f || !*f, file, line, "%s: error.field \"%s\", want none", what, f);
-        else ok &= h_check(f && strcmp(f, field) == 0, file, line, "%s: error.field \"%s\", want \"%s\" (message: %s)", what, f ? f : "(none)", field, m ? m : "");
+        if (!*field)
+            ok &= h_check(!f || !*f, file, line, "%s: error.field \"%s\", want none", what, f);
+        else
+            ok &= h_check(f && strcmp(f, field) == 0, file, line, "%s: error.field \"%s\", want \"%s\" (message: %s)",
+                          what, f ? f : "(none)", field, m ? m : "");
     }
     return ok;
 }
 
 /* ---- JSON ------------------------------------------------------------ */
 
-const cJSON *h_jget(const cJSON *root, const char *path)
-{
+const cJSON *h_jget(const cJSON *root, const char *path) {
     const cJSON *cur = root;
     char key[128];
     while (cur && *path) {
@@ -587,27 +574,27 @@ const cJSON *h_jget(const cJSON *root, const char *path)
         memcpy(key, path, n);
         key[n] = '\0';
         path += n + (path[n] == '.');
-        if (cJSON_IsArray(cur) && isdigit((unsigned char)key[0])) cur = cJSON_GetArrayItem(cur, atoi(key));
-        else if (cJSON_IsObject(cur)) cur = cJSON_GetObjectItemCaseSensitive(cur, key);
-        else return NULL;
+        if (cJSON_IsArray(cur) && isdigit((unsigned char)key[0]))
+            cur = cJSON_GetArrayItem(cur, atoi(key));
+        else if (cJSON_IsObject(cur))
+            cur = cJSON_GetObjectItemCaseSensitive(cur, key);
+        else
+            return NULL;
     }
     return cur;
 }
 
-double h_jnum(const cJSON *root, const char *path)
-{
+double h_jnum(const cJSON *root, const char *path) {
     const cJSON *it = h_jget(root, path);
     return cJSON_IsNumber(it) ? it->valuedouble : NAN;
 }
 
-const char *h_jstr(const cJSON *root, const char *path)
-{
+const char *h_jstr(const cJSON *root, const char *path) {
     const cJSON *it = h_jget(root, path);
     return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
-double *h_jarray(const cJSON *arr, size_t *n)
-{
+double *h_jarray(const cJSON *arr, size_t *n) {
     *n = 0;
     if (!cJSON_IsArray(arr)) return NULL;
     size_t len = (size_t)cJSON_GetArraySize(arr);
@@ -615,8 +602,7 @@ double *h_jarray(const cJSON *arr, size_t *n)
     if (!v) return NULL;
     size_t i = 0;
     const cJSON *it;
-    cJSON_ArrayForEach(it, arr)
-    {
+    cJSON_ArrayForEach(it, arr) {
         if (!cJSON_IsNumber(it)) {
             free(v);
             return NULL;
@@ -627,8 +613,7 @@ double *h_jarray(const cJSON *arr, size_t *n)
     return v;
 }
 
-double *h_jmatrix(const cJSON *arr, size_t *rows, size_t *cols)
-{
+double *h_jmatrix(const cJSON *arr, size_t *rows, size_t *cols) {
     *rows = *cols = 0;
     if (!cJSON_IsArray(arr)) return NULL;
     size_t r = (size_t)cJSON_GetArraySize(arr), c = 0, k = 0;
@@ -637,11 +622,9 @@ double *h_jmatrix(const cJSON *arr, size_t *rows, size_t *cols)
     double *v = malloc((r * c > 0 ? r * c : 1) * sizeof *v);
     if (!v) return NULL;
     const cJSON *row, *it;
-    cJSON_ArrayForEach(row, arr)
-    {
+    cJSON_ArrayForEach(row, arr) {
         if (!cJSON_IsArray(row) || (size_t)cJSON_GetArraySize(row) != c) goto fail;
-        cJSON_ArrayForEach(it, row)
-        {
+        cJSON_ArrayForEach(it, row) {
             if (!cJSON_IsNumber(it)) goto fail;
             v[k++] = it->valuedouble;
         }
@@ -654,8 +637,7 @@ fail:
     return NULL;
 }
 
-char *h_read_file(const char *path, size_t *len)
-{
+char *h_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     buf_t b = {0};
@@ -673,8 +655,7 @@ char *h_read_file(const char *path, size_t *len)
     return b.p;
 }
 
-int h_write_file(const char *path, const void *buf, size_t len)
-{
+int h_write_file(const char *path, const void *buf, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     int ok = fwrite(buf, 1, len, f) == len;
@@ -682,8 +663,7 @@ int h_write_file(const char *path, const void *buf, size_t len)
     return ok ? 0 : -1;
 }
 
-char *h_b64_floats(const float *v, size_t n)
-{
+char *h_b64_floats(const float *v, size_t n) {
     unsigned char *raw = malloc(n * 4 + 1);
     char *out = malloc((n * 4 + 2) / 3 * 4 + 1);
     if (!raw || !out) {
@@ -701,8 +681,7 @@ char *h_b64_floats(const float *v, size_t n)
     return out;
 }
 
-float *h_b64_decode_floats(const char *s, size_t *n)
-{
+float *h_b64_decode_floats(const char *s, size_t *n) {
     size_t len = strlen(s);
     if (len % 4) return NULL;
     unsigned char *raw = malloc(len / 4 * 3 + 1);

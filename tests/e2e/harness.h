@@ -21,13 +21,16 @@ int h_check(int cond, const char *file, int line, const char *fmt, ...)
 #endif
     ;
 #define CHECK(cond, ...) h_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
-#define CHECK_EQ_INT(got, want, what) \
-    h_check((long long)(got) == (long long)(want), __FILE__, __LINE__, "%s: got %lld, want %lld", (what), (long long)(got), (long long)(want))
-#define CHECK_STR(got, want, what) \
-    h_check((got) != NULL && strcmp((got), (want)) == 0, __FILE__, __LINE__, "%s: got \"%s\", want \"%s\"", (what), (got) ? (got) : "(null)", (want))
+#define CHECK_EQ_INT(got, want, what)                                                                                  \
+    h_check((long long)(got) == (long long)(want), __FILE__, __LINE__, "%s: got %lld, want %lld", (what),              \
+            (long long)(got), (long long)(want))
+#define CHECK_STR(got, want, what)                                                                                     \
+    h_check((got) != NULL && strcmp((got), (want)) == 0, __FILE__, __LINE__, "%s: got \"%s\", want \"%s\"", (what),    \
+            (got) ? (got) : "(null)", (want))
 /* |got - want| <= atol + rtol * |want| */
-#define CHECK_NEAR(got, want, rtol, atol, what) \
-    h_check(h_near((got), (want), (rtol), (atol)), __FILE__, __LINE__, "%s: got %.17g, want %.17g (rtol %g, atol %g)", (what), (double)(got), (double)(want), (double)(rtol), (double)(atol))
+#define CHECK_NEAR(got, want, rtol, atol, what)                                                                        \
+    h_check(h_near((got), (want), (rtol), (atol)), __FILE__, __LINE__, "%s: got %.17g, want %.17g (rtol %g, atol %g)", \
+            (what), (double)(got), (double)(want), (double)(rtol), (double)(atol))
 int h_near(double got, double want, double rtol, double atol);
 
 /* Print "N passed, N failed" (checks) and return the exit status (0 if no
@@ -44,10 +47,10 @@ void h_die(const char *fmt, ...)
 /* ---- the server under test ------------------------------------------ */
 
 typedef struct {
-    pid_t pid;        /* 0 when not running */
+    pid_t pid; /* 0 when not running */
     int port;
-    char dir[256];    /* private temp directory (port file, log, models) */
-    char log[300];    /* its stdout+stderr */
+    char dir[256]; /* private temp directory (port file, log, models) */
+    char log[300]; /* its stdout+stderr */
 } h_server;
 
 /* Path of a file under the repository root ($TRIPLET_ROOT, else "."):
@@ -77,24 +80,24 @@ void h_server_log_tail(const h_server *s, int lines);
 /* ---- HTTP ------------------------------------------------------------ */
 
 typedef struct {
-    const char *method;       /* "GET", "POST", ... */
-    const char *path;         /* "/v1/embed?pretty=1" */
-    const char *headers[12];  /* "Name: value", NULL-terminated */
-    const char *body;         /* NULL: no body */
-    size_t body_len;          /* 0 with body != NULL: strlen(body) */
-    int chunked;              /* send the body with Transfer-Encoding: chunked */
-    int no_content_type;      /* do not add "Content-Type: application/json" to bodies */
-    long timeout_ms;          /* 0: 10 s (x4 under sanitizers) */
+    const char *method;      /* "GET", "POST", ... */
+    const char *path;        /* "/v1/embed?pretty=1" */
+    const char *headers[12]; /* "Name: value", NULL-terminated */
+    const char *body;        /* NULL: no body */
+    size_t body_len;         /* 0 with body != NULL: strlen(body) */
+    int chunked;             /* send the body with Transfer-Encoding: chunked */
+    int no_content_type;     /* do not add "Content-Type: application/json" to bodies */
+    long timeout_ms;         /* 0: 10 s (x4 under sanitizers) */
 } h_req;
 
 typedef struct {
-    long status;    /* 0 when the transfer failed */
-    char *headers;  /* raw response header block */
-    char *body;     /* NUL-terminated */
+    long status;   /* 0 when the transfer failed */
+    char *headers; /* raw response header block */
+    char *body;    /* NUL-terminated */
     size_t body_len;
     double seconds;
     char curl_err[256];
-    cJSON *json;    /* parsed body, or NULL */
+    cJSON *json; /* parsed body, or NULL */
 } h_resp;
 
 /* One request on a fresh connection. Returns 0 if an HTTP response arrived. */
@@ -123,8 +126,10 @@ const char *h_header(const h_resp *r, const char *name, char *buf, size_t cap);
 /* Check that r is an error reply: status, {"error":{"code":status,"type":
  * type,"message":non-empty,"field":field}}; field NULL means "not checked",
  * "" means absent or empty. Returns 1 if all matched. what labels messages. */
-int h_check_error(const h_resp *r, long status, const char *type, const char *field, const char *what, const char *file, int line);
-#define CHECK_ERROR(r, status, type, field, what) h_check_error((r), (status), (type), (field), (what), __FILE__, __LINE__)
+int h_check_error(const h_resp *r, long status, const char *type, const char *field, const char *what, const char *file,
+                  int line);
+#define CHECK_ERROR(r, status, type, field, what)                                                                      \
+    h_check_error((r), (status), (type), (field), (what), __FILE__, __LINE__)
 
 /* ---- JSON helpers ---------------------------------------------------- */
 
