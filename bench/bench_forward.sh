@@ -29,7 +29,7 @@ $PY bench/forward_torch.py make "$work/mlp.safetensors"
 
 load0=$(cut -d' ' -f1 /proc/loadavg)
 TUNED="MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824"
-declare -A ours tuned dflt
+declare -A ours tuned dflt workers
 keep() { # array-name key value: keep the maximum
     local -n arr=$1
     if [[ -z ${arr[$2]:-} ]] || awk -v a="$3" -v b="${arr[$2]}" 'BEGIN { exit !(a > b) }'; then arr[$2]=$3; fi
@@ -42,6 +42,10 @@ for round in $(seq "$ROUNDS"); do
         [[ $t == 2 ]] && wait_policy="OMP_WAIT_POLICY=PASSIVE"
         while read -r b v; do keep ours "$t,$b" "$v"; done < <(OPENBLAS_NUM_THREADS=$t \
             "$B/bench/forward" "$work/mlp.safetensors" "$t" "$MIN_S" "$REPS" $BATCHES)
+        if [[ $t == 2 ]]; then # two callers at once, one OpenBLAS thread each, as tripletd's handlers run
+            while read -r b v; do keep workers "$t,$b" "$v"; done < <(OPENBLAS_NUM_THREADS=1 \
+                "$B/bench/forward" "$work/mlp.safetensors" "$t" "$MIN_S" "$REPS" --workers $BATCHES)
+        fi
         while read -r b v; do keep tuned "$t,$b" "$v"; done < <(env OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t $TUNED \
             $wait_policy $PY bench/forward_torch.py time "$work/mlp.safetensors" "$t" "$MIN_S" "$REPS" $BATCHES)
         while read -r b v; do keep dflt "$t,$b" "$v"; done < <(env OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t \
@@ -66,12 +70,14 @@ num() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
     echo "against its tuned environment (\`$TUNED\`, plus \`OMP_WAIT_POLICY=PASSIVE\` at 2 threads);"
     echo "its default environment is shown too."
     echo
-    echo "| batch | threads | ours vec/s | PyTorch tuned | PyTorch default | ours / tuned | ours / default |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| batch | threads | ours vec/s | PyTorch tuned | PyTorch default | ours / tuned | ours / default | ours, 2 callers x 1 BLAS thread |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
     for t in 1 2; do
         for b in $BATCHES; do
+            w="-"
+            [[ $t == 2 ]] && w="$(num "${workers[$t,$b]}") ($(ratio "${workers[$t,$b]}" "${tuned[$t,$b]}")x)"
             echo "| $b | $t | $(num "${ours[$t,$b]}") | $(num "${tuned[$t,$b]}") | $(num "${dflt[$t,$b]}") |" \
-                "**$(ratio "${ours[$t,$b]}" "${tuned[$t,$b]}")x** | $(ratio "${ours[$t,$b]}" "${dflt[$t,$b]}")x |"
+                "**$(ratio "${ours[$t,$b]}" "${tuned[$t,$b]}")x** | $(ratio "${ours[$t,$b]}" "${dflt[$t,$b]}")x | $w |"
         done
     done
     echo
@@ -84,7 +90,8 @@ num() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
     echo "5.5 us vs 8.5 us on one core here), while PyTorch's 1-row GEMM stays under OpenBLAS's"
     echo "threading threshold and runs on one core; when other processes keep the cores busy, a"
     echo "threaded call waits for its second thread, so 2-thread figures at small batches swing"
-    echo "with machine load (the server runs one OpenBLAS thread per request handler instead)."
+    echo "with machine load. The last column uses the two cores the way tripletd does: two callers"
+    echo "at once (one per request handler), each with one OpenBLAS thread and its own scratch."
     echo "1-minute load average: $load0 at the start, $(cut -d' ' -f1 /proc/loadavg) at the end of the run (2 cores)."
     echo
     echo "Command: \`ROUNDS=$ROUNDS REPS=$REPS MIN_S=$MIN_S bench/bench_forward.sh\` (or \`make bench\`)."
