@@ -124,7 +124,10 @@ static char *parse_string(jp *p, const char **c)
             enc[0] = (char)ch;
             q++;
         } else {
-            if (q + 1 >= p->end) break;
+            if (q + 1 >= p->end) {
+                q = p->end; /* a backslash as the last byte: unterminated */
+                break;
+            }
             char e = q[1];
             q += 2;
             switch (e) {
@@ -200,10 +203,58 @@ bad:
 
 static cJSON *parse_value(jp *p, const char **c, int depth);
 
+/* Objects up to this many members are checked for a repeated key one key at
+ * a time; larger ones record (key, offset) pairs and sort them when they
+ * close, because a search per key made one 8 MiB body of distinct keys cost
+ * minutes of CPU. */
+#define JP_LINEAR_KEYS 32
+
+typedef struct {
+    const char *key;
+    size_t at;
+} jp_key;
+
+static int by_key(const void *a, const void *b)
+{
+    const jp_key *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+/* Record the newest member item of obj (at offset at); on the first call
+ * also the members before it (offset 0: the linear check saw them). */
+static int note_key(jp *p, const cJSON *obj, const cJSON *item, size_t at, jp_key **keys, size_t *n, size_t *cap)
+{
+    const cJSON *from = *cap ? item : obj->child;
+    for (const cJSON *it = from; it; it = it->next) {
+        if (*n == *cap) {
+            size_t nc = *cap ? 2 * *cap : 2 * JP_LINEAR_KEYS;
+            jp_key *k = realloc(*keys, nc * sizeof *k);
+            if (!k) return fail(p, p->s + at, "out of memory");
+            *keys = k;
+            *cap = nc;
+        }
+        (*keys)[(*n)++] = (jp_key){it->string, it == item ? at : 0};
+    }
+    return 0;
+}
+
+/* The offset of the first key that repeats an earlier one, or 0 when none does. */
+static size_t repeated_key(jp_key *keys, size_t n)
+{
+    size_t first = 0;
+    qsort(keys, n, sizeof *keys, by_key);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(keys[i].key, keys[i - 1].key) == 0 && (first == 0 || keys[i].at < first)) first = keys[i].at;
+    return first;
+}
+
 static cJSON *parse_container(jp *p, const char **c, int depth, int obj)
 {
     cJSON *v = obj ? cJSON_CreateObject() : cJSON_CreateArray();
     const char close = obj ? '}' : ']';
+    jp_key *keys = NULL;
+    size_t n_members = 0, n_keys = 0, keys_cap = 0;
     if (!v) {
         fail(p, *c, "out of memory");
         return NULL;
@@ -244,7 +295,7 @@ static cJSON *parse_container(jp *p, const char **c, int depth, int obj)
             goto bad;
         }
         if (obj) {
-            if (cJSON_GetObjectItemCaseSensitive(v, key)) {
+            if (n_members < JP_LINEAR_KEYS && cJSON_GetObjectItemCaseSensitive(v, key)) {
                 free(key);
                 cJSON_Delete(item);
                 fail(p, key_at, "duplicate key in an object");
@@ -252,6 +303,8 @@ static cJSON *parse_container(jp *p, const char **c, int depth, int obj)
             }
             cJSON_AddItemToObject(v, key, item);
             free(key);
+            if (++n_members > JP_LINEAR_KEYS && note_key(p, v, item, (size_t)(key_at - p->s), &keys, &n_keys, &keys_cap))
+                goto bad;
         } else cJSON_AddItemToArray(v, item);
         skip_ws(p, c);
         if (*c < p->end && **c == ',') {
@@ -259,13 +312,20 @@ static cJSON *parse_container(jp *p, const char **c, int depth, int obj)
             continue;
         }
         if (*c < p->end && **c == close) {
+            size_t dup = n_keys ? repeated_key(keys, n_keys) : 0;
+            if (dup) {
+                fail(p, p->s + dup, "duplicate key in an object");
+                goto bad;
+            }
             (*c)++;
+            free(keys);
             return v;
         }
         fail(p, *c, obj ? "expected ',' or '}'" : "expected ',' or ']'");
         goto bad;
     }
 bad:
+    free(keys);
     cJSON_Delete(v);
     return NULL;
 }

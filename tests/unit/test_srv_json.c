@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -205,6 +206,7 @@ static const parse_bad PARSE_BAD[] = {
     PB("{\"a\":1 \"b\":2}", "expected ',' or '}'", 7),
     PB("[1 2]", "expected ',' or ']'", 3),
     PB("\"abc", "unterminated string", 4),
+    PB("\"abc\\", "unterminated string", 5), /* fuzz_json: was accepted as "abc" */
     PB("\"a\\qb\"", "bad escape in a string", 3),
     PB("\"\\u12G4\"", "bad \\u escape", 3),
     PB("\"\\ud800\"", "unpaired UTF-16 surrogate in a \\u escape", 7),
@@ -246,6 +248,38 @@ static void test_parse_refusals(void **state)
         }
         cJSON_Delete(v);
     }
+}
+
+/* Objects past the key-by-key duplicate check: a repeated key is still found
+ * at its own offset, and many distinct keys parse in linear-ish time (a
+ * search per key took minutes for an 8 MiB body). */
+static void test_parse_large_objects(void **state)
+{
+    (void)state;
+    size_t n = 200000, len = 0, dup_at = 0;
+    char *b = malloc(n * 16 + 64), why[96] = "";
+    assert_non_null(b);
+    b[len++] = '{';
+    for (size_t i = 0; i < 40; i++) len += (size_t)sprintf(b + len, "%s\"k%zu\":%zu", i ? "," : "", i, i);
+    dup_at = len + 1;
+    len += (size_t)sprintf(b + len, ",\"k7\":1,\"k40\":2,\"k7\":3}");
+    size_t at = 0;
+    cJSON *v = srv_json_parse(b, len, why, sizeof why, &at);
+    assert_null(v);
+    assert_string_equal(why, "duplicate key in an object");
+    assert_int_equal(at, dup_at);
+    len = 0;
+    b[len++] = '{';
+    for (size_t i = 0; i < n; i++) len += (size_t)sprintf(b + len, "%s\"k%zu\":0", i ? "," : "", i);
+    b[len++] = '}';
+    clock_t t0 = clock();
+    v = srv_json_parse(b, len, why, sizeof why, &at);
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    assert_non_null(v);
+    assert_int_equal(cJSON_GetArraySize(v), (int)n);
+    if (secs > 5.0) fail_msg("200000 distinct keys took %.1f s to parse", secs);
+    cJSON_Delete(v);
+    free(b);
 }
 
 static void test_parse_values(void **state)
@@ -349,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_scalars),
         cmocka_unit_test(test_fields_and_labels),
         cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_parse_large_objects),
         cmocka_unit_test(test_parse_values),
         cmocka_unit_test(test_parse_numbers_exact),
         cmocka_unit_test(test_format_float),
