@@ -10,6 +10,7 @@
 
 #include "fuzz_common.h"
 #include "gallery.h"
+#include "json_parse.h"
 #include "model.h"
 #include "srv.h"
 
@@ -79,15 +80,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *text = NULL;
     size_t len = size - (size_t)(nl - data) - 1;
     if (rt->has_body) {
-        /* as http.c: the body is NUL-terminated and must be exactly one JSON object */
+        /* as http.c: srv_json_parse over exactly the body, which must be one JSON object */
+        char why[96];
+        size_t at = 0;
         if (len == 0) return 0;
-        text = malloc(len + 1);
-        if (text == NULL) abort();
-        memcpy(text, nl + 1, len);
-        text[len] = '\0';
-        const char *end = NULL;
-        body = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
-        if (body == NULL || end != text + len || !cJSON_IsObject(body)) goto done;
+        text = (char *)fz_dup(nl + 1, len);
+        body = srv_json_parse(text, len, why, sizeof why, &at);
+        if (body == NULL || !cJSON_IsObject(body)) goto done;
     }
     srv_ctx ctx = {.state = g_state, .cfg = &g_cfg, .scratch = &g_scratch, .request_id = "fuzz", .route = route};
     srv_reply out;

@@ -184,6 +184,22 @@ def main():
     for name, (path, body) in reqs.items():
         write(d, name, path + "\n" + ("" if body is None else json.dumps(body)))
 
+    # fuzz_json: the request bodies plus texts that stress numbers, escapes and nesting
+    d = target_dir("fuzz_json")
+    for name, (path, body) in reqs.items():
+        if body is not None:
+            write(d, name, json.dumps(body))
+    extras = {
+        "numbers": "[0, -0, 1.5, -2.25e-3, 1E+22, 1e23, 9007199254740993, 123456789012345678901234567890, "
+                   "4.9406564584124654e-324, 1.7976931348623157e308, 1e400, -1e-400, 0.1000000000000000055511151231257827]",
+        "escapes": '{"s": "a\\"b\\\\c\\/d\\b\\f\\n\\r\\t", "u": "\\u00e9\\u20ac\\ud83d\\ude00", "raw": "\u00e9\u20ac"}',
+        "nested": "[[[[[[[[[[{\"a\": [{\"b\": null}, true, false]}]]]]]]]]]]",
+        "object_33": "{" + ",".join('"k%d": %d' % (i, i) for i in range(33)) + "}",
+        "whitespace": " \t\r\n{ \"a\" : [ 1 , 2 ] } \n",
+    }
+    for name, text in extras.items():
+        write(d, name, text)
+
 
 if __name__ == "__main__":
     main()

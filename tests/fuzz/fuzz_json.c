@@ -1,0 +1,69 @@
+/* fuzz_json.c - fuzz target: the server's request JSON parser (server/json_parse.c), differentially against cJSON.
+ * When both accept a text their trees must be equal (types, keys, strings, numbers bit for bit); every tree
+ * srv_json_parse builds must print and parse back to itself; refusals carry a reason and an offset in range. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_common.h"
+#include "json_parse.h"
+
+static int same_number(double a, double b) { return (a == b && signbit(a) == signbit(b)) || (isnan(a) && isnan(b)); }
+
+/* 1 when a and b are equal trees; finite is cleared when a holds a non-finite number. */
+static int same_tree(const cJSON *a, const cJSON *b, int *finite) {
+    for (; a && b; a = a->next, b = b->next) {
+        if ((a->type & 0xFF) != (b->type & 0xFF)) return 0;
+        if ((a->string == NULL) != (b->string == NULL) || (a->string && strcmp(a->string, b->string) != 0)) return 0;
+        if (cJSON_IsString(a) && strcmp(a->valuestring, b->valuestring) != 0) return 0;
+        if (cJSON_IsNumber(a)) {
+            if (!same_number(a->valuedouble, b->valuedouble) || a->valueint != b->valueint) return 0;
+            if (!isfinite(a->valuedouble)) *finite = 0;
+        }
+        if (!same_tree(a->child, b->child, finite)) return 0;
+    }
+    return a == NULL && b == NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    char *buf = (char *)fz_dup(data, size), why[96] = "";
+    size_t at = (size_t)-1;
+    cJSON *ours = srv_json_parse(buf, size, why, sizeof why, &at);
+    if (ours == NULL) {
+        if (why[0] == '\0' || at > size) fz_fail("srv_json_parse", "refusal without a reason or with an offset past the end");
+        free(buf);
+        return 0;
+    }
+    /* cJSON as http.c used it before: NUL-terminated copy, one value, nothing after it */
+    char *z = malloc(size + 1);
+    if (z == NULL) abort();
+    memcpy(z, data, size);
+    z[size] = '\0';
+    const char *end = NULL;
+    cJSON *ref = cJSON_ParseWithLengthOpts(z, size + 1, &end, 1);
+    int finite = 1;
+    if (ref && end == z + size && !same_tree(ours, ref, &finite))
+        fz_fail("srv_json_parse", "tree differs from cJSON's for the same text");
+    /* print and parse back (cJSON prints non-finite numbers as null: skip those) */
+    finite = 1;
+    same_tree(ours, ours, &finite);
+    if (finite) {
+        char *txt = cJSON_PrintUnformatted(ours);
+        if (txt == NULL) abort();
+        cJSON *back = srv_json_parse(txt, strlen(txt), why, sizeof why, &at);
+        if (back == NULL) {
+            char m[300];
+            snprintf(m, sizeof m, "printed tree does not parse: %s at %zu of \"%.120s\"", why, at, txt);
+            fz_fail("srv_json_parse", m);
+        }
+        if (!same_tree(ours, back, &finite)) fz_fail("srv_json_parse", "printed tree parses to another tree");
+        cJSON_Delete(back);
+        free(txt);
+    }
+    cJSON_Delete(ref);
+    cJSON_Delete(ours);
+    free(z);
+    free(buf);
+    return 0;
+}
