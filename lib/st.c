@@ -199,7 +199,8 @@ int st_open_mem(const uint8_t *buf, size_t len, st_file **out, tr_err *err) {
     const char *end = NULL;
     root = cJSON_ParseWithLengthOpts((const char *)buf + 8, (size_t)hlen, &end, 0);
     if (root == NULL) {
-        size_t at = cJSON_GetErrorPtr() ? (size_t)(cJSON_GetErrorPtr() - (const char *)buf - 8) : 0;
+        /* cJSON sets end to the error position on failure (its global error pointer is not thread-safe) */
+        size_t at = end ? (size_t)(end - ((const char *)buf + 8)) : 0;
         return tr_seterr(err, TR_EFORMAT, "header", "header is not valid JSON (near byte %zu of the header)", at);
     }
     for (const char *p = end; p < (const char *)buf + 8 + hlen; p++)

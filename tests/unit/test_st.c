@@ -52,7 +52,7 @@ static const corrupt_case CORRUPT[] = {
     {"header over 100 MiB", "{}", 100u * 1024u * 1024u + 1u, 0, 0, TR_ELIMIT, "header",
      "header length 104857601 exceeds the 104857600-byte limit"},
     {"empty header", "", NO_LEN, 4, 0, TR_EFORMAT, "header", "header is empty"},
-    {"not JSON", "{\"t\": nope}", NO_LEN, 0, 0, TR_EFORMAT, "header", "header is not valid JSON"},
+    {"not JSON", "{\"t\": nope}", NO_LEN, 0, 0, TR_EFORMAT, "header", "header is not valid JSON (near byte 6 of the header)"},
     {"JSON not an object", "[1, 2]", NO_LEN, 0, 0, TR_EFORMAT, "header", "header must be a JSON object"},
     {"bytes after the JSON", "{}  x", NO_LEN, 0, 0, TR_EFORMAT, "header", "header has bytes after its JSON value"},
     {"metadata not an object", "{\"__metadata__\":[\"a\"]}", NO_LEN, 0, 0, TR_EFORMAT, "__metadata__",
