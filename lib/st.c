@@ -73,6 +73,8 @@ void st_close(st_file *f) {
     free(f);
 }
 
+static int by_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 static int parse_meta(st_file *f, const cJSON *m, tr_err *err) {
     if (!cJSON_IsObject(m)) return tr_seterr(err, TR_EFORMAT, "__metadata__", "__metadata__: expected an object");
     size_t n = (size_t)cJSON_GetArraySize(m);
@@ -87,7 +89,17 @@ static int parse_meta(st_file *f, const cJSON *m, tr_err *err) {
         if (!f->meta[2 * f->n_meta - 2] || !f->meta[2 * f->n_meta - 1])
             return tr_seterr(err, TR_ENOMEM, "__metadata__", "__metadata__: out of memory");
     }
-    return TR_OK;
+    /* duplicate keys: readers differ on which one wins (cJSON keeps both, Python the last), so refuse */
+    const char **keys = malloc((f->n_meta + 1) * sizeof *keys);
+    if (keys == NULL) return tr_seterr(err, TR_ENOMEM, "__metadata__", "__metadata__: out of memory");
+    for (size_t i = 0; i < f->n_meta; i++) keys[i] = f->meta[2 * i];
+    qsort(keys, f->n_meta, sizeof *keys, by_str);
+    int rc = TR_OK;
+    for (size_t i = 1; i < f->n_meta && rc == TR_OK; i++)
+        if (strcmp(keys[i], keys[i - 1]) == 0)
+            rc = tr_seterr(err, TR_EFORMAT, "__metadata__", "__metadata__ \"%s\": key appears twice", keys[i]);
+    free(keys);
+    return rc;
 }
 
 static int parse_tensor(st_tensor *t, const cJSON *e, size_t data_len, tr_err *err) {

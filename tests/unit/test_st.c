@@ -61,6 +61,8 @@ static const corrupt_case CORRUPT[] = {
      "__metadata__ \"margin\": value must be a string"},
     {"metadata twice", "{\"__metadata__\":{},\"__metadata__\":{}}", NO_LEN, 0, 0, TR_EFORMAT, "__metadata__",
      "__metadata__ appears twice"},
+    {"metadata key twice", "{\"__metadata__\":{\"margin\":\"0.2\",\"name\":\"a\",\"margin\":\"9\"}}", NO_LEN, 0, 0, TR_EFORMAT,
+     "__metadata__", "__metadata__ \"margin\": key appears twice"},
     {"tensor entry not an object", "{\"t\":[1]}", NO_LEN, 0, 0, TR_EFORMAT, "t", "tensor \"t\": entry must be an object"},
     {"unknown key in a tensor entry", "{\"t\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4],\"x\":1}}", NO_LEN, 4, 0,
      TR_EFORMAT, "t", "tensor \"t\": unknown key \"x\""},
