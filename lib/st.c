@@ -105,9 +105,14 @@ static int parse_meta(st_file *f, const cJSON *m, tr_err *err) {
 static int parse_tensor(st_tensor *t, const cJSON *e, size_t data_len, tr_err *err) {
     const char *nm = e->string;
     if (!cJSON_IsObject(e)) return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": entry must be an object", nm);
-    for (const cJSON *k = e->child; k; k = k->next)
-        if (strcmp(k->string, "dtype") && strcmp(k->string, "shape") && strcmp(k->string, "data_offsets"))
-            return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": unknown key \"%s\"", nm, k->string);
+    static const char *const keys[3] = {"dtype", "shape", "data_offsets"};
+    int seen[3] = {0, 0, 0};
+    for (const cJSON *k = e->child; k; k = k->next) {
+        int j = 0;
+        while (j < 3 && strcmp(k->string, keys[j]) != 0) j++;
+        if (j == 3) return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": unknown key \"%s\"", nm, k->string);
+        if (seen[j]++) return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": key \"%s\" appears twice", nm, k->string);
+    }
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");

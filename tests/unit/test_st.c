@@ -66,6 +66,8 @@ static const corrupt_case CORRUPT[] = {
     {"tensor entry not an object", "{\"t\":[1]}", NO_LEN, 0, 0, TR_EFORMAT, "t", "tensor \"t\": entry must be an object"},
     {"unknown key in a tensor entry", "{\"t\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4],\"x\":1}}", NO_LEN, 4, 0,
      TR_EFORMAT, "t", "tensor \"t\": unknown key \"x\""},
+    {"key twice in a tensor entry", "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"dtype\":\"F16\",\"data_offsets\":[0,4]}}", NO_LEN, 4,
+     0, TR_EFORMAT, "t", "tensor \"t\": key \"dtype\" appears twice"},
     {"missing dtype", "{\"t\":{\"shape\":[1],\"data_offsets\":[0,4]}}", NO_LEN, 4, 0, TR_EFORMAT, "t",
      "tensor \"t\": missing or non-string dtype"},
     {"unknown dtype", T1("F8_E4M3", "[1]", "[0,1]"), NO_LEN, 1, 0, TR_EFORMAT, "t", "tensor \"t\": unsupported dtype \"F8_E4M3\""},
