@@ -495,6 +495,7 @@ typedef struct {
     long status;
     double t_start, t_end;
     char err[256];
+    atomic_int *started;
 } inflight;
 
 static void *inflight_run(void *arg) {
@@ -502,6 +503,7 @@ static void *inflight_run(void *arg) {
     h_req rq = {.method = "POST", .path = "/v1/loss/infonce", .body = f->body, .timeout_ms = 60000};
     h_resp r;
     f->t_start = h_now();
+    atomic_fetch_add(f->started, 1);
     h_request(f->s, &rq, &r);
     f->t_end = h_now();
     f->status = r.status;
@@ -555,10 +557,12 @@ static int drain_once(int last) {
     enum { NF = 3 };
     pthread_t th[NF];
     inflight f[NF];
+    atomic_int started = 0;
     for (int i = 0; i < NF; i++) {
-        f[i] = (inflight){.s = &s, .body = body};
+        f[i] = (inflight){.s = &s, .body = body, .started = &started};
         pthread_create(&th[i], NULL, inflight_run, &f[i]);
     }
+    for (double t0s = h_now(); atomic_load(&started) < NF && h_now() - t0s < 10;) usleep(1000);
     /* SIGTERM when the server reports slow requests in flight (besides this
      * /metrics request), or after a third of one request's time */
     double in_flight = 0, t1 = h_now();
@@ -592,7 +596,7 @@ static int drain_once(int last) {
     for (int i = 0; i < NF; i++) {
         pthread_join(th[i], NULL);
         done += f[i].status == 200;
-        finished_after += f[i].t_end > t_term;
+        finished_after += f[i].status == 200 && f[i].t_end > t_term;
         /* a client whose connection came after the listener closed is refused: fine */
         int late = f[i].status == 0 && f[i].t_start > t_term - 0.005 && strstr(f[i].err, "onnect");
         if (f[i].status != 200 && !late)
