@@ -1,7 +1,7 @@
 /* fuzz_request.c - fuzz target: request bodies parsed as http.c does, then the route's handler called directly (no HTTP).
  * Input: "PATH\nBODY" - the route's path (any route but /v1/admin/reload), a newline, the body. The state is a small
  * 4 -> 3 -> 2 model and a 5-item gallery built once, so that bodies reach past dimension checks.
- * A client's body must never crash, leak, yield a 5xx, or produce a reply that is not well-formed. */
+ * A client's body must never crash, leak, yield a 5xx, or produce a reply that is not valid JSON with finite numbers. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,9 +111,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(s);
         cJSON_Delete(e);
     } else if (out.body) {
+        /* the reply as sent must be valid JSON with finite numbers (pre-rendered float arrays included) */
         check_numbers(out.body, rt->path);
-        char *s = cJSON_PrintUnformatted(out.body);
+        char *s = cJSON_PrintUnformatted(out.body), why[96];
+        size_t at = 0;
         if (s == NULL) fz_fail("reply", "cannot render the reply");
+        cJSON *back = srv_json_parse(s, strlen(s), why, sizeof why, &at);
+        if (back == NULL) {
+            snprintf(m, sizeof m, "%s: reply is not valid JSON (%s at byte %zu): %.300s", rt->path, why, at, s);
+            fz_fail("reply", m);
+        }
+        check_numbers(back, rt->path);
+        cJSON_Delete(back);
         free(s);
     } else if (out.raw == NULL) {
         snprintf(m, sizeof m, "%s: 2xx reply without a body", rt->path);
