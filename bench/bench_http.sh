@@ -67,7 +67,7 @@ EOF
 # run_wrk CONNS URL -> "req/s p50_ms p99_ms requests"; fails on errors or non-2xx replies
 run_wrk() {
     local out
-    out=$(wrk -t1 -c"$1" -d"${DURATION}s" --latency -s "$work/post.lua" "$2")
+    out=$(wrk -t1 -c"$1" -d"${DURATION}s" --latency -s "${LUA:-$work/post.lua}" "$2")
     echo "$out" >>"$work/wrk.log"
     if grep -q 'Non-2xx' <<<"$out"; then echo "bench_http: non-2xx replies from $2" >&2; echo "$out" >&2; return 1; fi
     awk '
@@ -167,6 +167,12 @@ for ((round = 1; round <= REPS; round++)); do
     done
 done
 
+# The HTTP floor: tripletd's CPU per request for GET /healthz (no body, no model)
+echo >"$work/get.lua"
+URL[healthz]="http://127.0.0.1:$port/healthz"
+PID[healthz]=${PID[tripletd]}
+LUA="$work/get.lua" measure healthz 64
+
 # --- report
 f() { cut -d' ' -f"$2" <<<"${R[$1]}"; }
 ratio() { $PY -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
@@ -217,7 +223,10 @@ goal() { $PY -c "import sys; print('met' if eval(sys.argv[1]) else '**missed**')
     echo "processes over the run / requests; least disturbed by other load): tripletd"
     echo "$(f tripletd,64 5) µs, FastAPI (tuned) $(f fastapi_tuned,64 5) µs ($(ratio "$(f fastapi_tuned,64 5)" "$(f tripletd,64 5)")x tripletd's), nginx"
     echo "$(f "$(best_nginx 64)",64 5) µs. On 2 cores shared with wrk, req/s is bounded by the CPU"
-    echo "the server and wrk need per request together."
+    echo "the server and wrk need per request together. tripletd's HTTP floor (GET /healthz,"
+    echo "same server): $(f healthz,64 5) µs per request at $(f healthz,64 1) req/s; the rest of an embed request is"
+    echo "the forward pass (784-256-128 sgemv streams the 0.8 MB of weights once per request)"
+    echo "and the JSON parse of 784 numbers."
     echo
     echo "Command: \`wrk -t1 -c{1,64} -d${DURATION}s --latency -s post.lua URL\` (post.lua sets"
     echo "method POST, Content-Type application/json and the body); \`bench/bench_http.sh\`."
