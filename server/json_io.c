@@ -138,6 +138,16 @@ fail:
     return NULL;
 }
 
+/* A string vector that is not base64: most often text sent to an
+ * OpenAI-style client, so say what a string must be. */
+static int b64_fail(const char *path, const char *why, srv_reply *out)
+{
+    return srv_fail(out, 422, path,
+                    "%s: %s; a string vector must be base64 of little-endian float32 (text input is not supported: "
+                    "this model embeds vectors of numbers)",
+                    path, why);
+}
+
 /* Length (in float32 values) of one vector element, or an error. */
 static int vec_len(const cJSON *el, const char *path, size_t *len, srv_reply *out)
 {
@@ -149,7 +159,7 @@ static int vec_len(const cJSON *el, const char *path, size_t *len, srv_reply *ou
     if (cJSON_IsString(el)) { /* decode once for the exact count (and the first error) */
         const char *why = NULL;
         float *v = jio_b64_decode(el->valuestring, len, &why);
-        if (!v) return srv_fail(out, 422, path, "%s: %s", path, why);
+        if (!v) return b64_fail(path, why, out);
         free(v);
         return 0;
     }
@@ -164,7 +174,7 @@ static int vec_fill(const cJSON *el, const char *path, size_t dim, float *dst, s
         const char *why = NULL;
         size_t got;
         float *v = jio_b64_decode(el->valuestring, &got, &why);
-        if (!v) return srv_fail(out, 422, path, "%s: %s", path, why);
+        if (!v) return b64_fail(path, why, out);
         if (got != dim) {
             free(v);
             return srv_fail(out, 422, path, "%s: expected %zu numbers, got %zu (base64 float32)", path, dim, got);

@@ -50,10 +50,14 @@ static const vec_case VEC_CASES[] = {
     {"{\"v\":[[1],[2],[3]]}", 0, 2, 422, "v", "v: 3 vectors, over the limit of 2 (--max-batch)", 0, 0, 0},
     {"{\"v\":\"AADAfw==\"}", 0, 8, 422, "v[0]", "v[0]: not a finite number (base64 float32)", 0, 0, 0},
     {"{\"v\":\"AAAAQAAAQEAAAIBA\"}", 2, 8, 422, "v", "v: expected 2 numbers, got 3 (base64 float32)", 0, 0, 0},
-    {"{\"v\":\"AA*A\"}", 0, 8, 422, "v", "v: invalid base64 character", 0, 0, 0},
-    {"{\"v\":\"AAA\"}", 0, 8, 422, "v", "v: base64 data is not a whole number of float32 values (4 bytes each)", 0, 0, 0},
-    {"{\"v\":\"A\"}", 0, 8, 422, "v", "v: truncated base64 (length is 1 mod 4)", 0, 0, 0},
-    {"{\"v\":\"\"}", 0, 8, 422, "v", "v: empty base64 string", 0, 0, 0},
+    {"{\"v\":\"AA*A\"}", 0, 8, 422, "v", "v: invalid base64 character"
+     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds vectors of numbers)", 0, 0, 0},
+    {"{\"v\":\"AAA\"}", 0, 8, 422, "v", "v: base64 data is not a whole number of float32 values (4 bytes each)"
+     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds vectors of numbers)", 0, 0, 0},
+    {"{\"v\":\"A\"}", 0, 8, 422, "v", "v: truncated base64 (length is 1 mod 4)"
+     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds vectors of numbers)", 0, 0, 0},
+    {"{\"v\":\"\"}", 0, 8, 422, "v", "v: empty base64 string"
+     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds vectors of numbers)", 0, 0, 0},
 };
 
 static void test_vectors_table(void **state)

@@ -1,0 +1,56 @@
+# tests/contract/lib.sh - shared by the contract scripts (sourced, not run):
+# binaries, a temp dir cleaned on exit, tripletd on port 0, ok/bad/skip.
+set -u
+ROOT=${TRIPLET_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+TRIPLETD=${TRIPLETD:-$ROOT/bin/tripletd}
+TRIPLETCTL=${TRIPLETCTL:-$ROOT/bin/tripletctl}
+MODEL=$ROOT/tests/data/e2e-model.safetensors
+KEY=contract-key
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+fails=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+skip() { echo "skipped: $1"; exit 0; }
+finish() { echo "$fails failed"; ((fails == 0)); exit $?; }
+
+# A python3 that can import every module named: sets $PY, else returns 1.
+pick_python() {
+    for PY in python3 /usr/bin/python3; do
+        command -v "$PY" >/dev/null 2>&1 || continue
+        "$PY" -c "import $(IFS=,; echo "$*")" 2>/dev/null && return 0
+    done
+    return 1
+}
+
+# npm packages into a cache under build/ (reused by later runs); returns 1
+# when node/npm are missing or the install fails (offline).
+npm_cache() {
+    NPM_DIR=$ROOT/build/npm-contract
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 1
+    mkdir -p "$NPM_DIR" || return 1
+    local missing=()
+    for p in "$@"; do [[ -d $NPM_DIR/node_modules/${p%@*} ]] || missing+=("$p"); done
+    ((${#missing[@]} == 0)) && return 0
+    [[ -f $NPM_DIR/package.json ]] || echo '{"name":"tripletd-contract","private":true}' >"$NPM_DIR/package.json"
+    timeout 180 npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error "${missing[@]}" >"$tmp/npm.log" 2>&1
+}
+
+# Start tripletd with the API key plus "$@"; sets $port and $url.
+start_server() {
+    rm -f "$tmp/port"
+    "$TRIPLETD" --model "$MODEL" --host 127.0.0.1 --port 0 --port-file "$tmp/port" --api-key "$KEY" \
+        --log-format off --threads 2 "$@" >"$tmp/srv.out" 2>"$tmp/srv.err" &
+    pids+=($!)
+    for _ in $(seq 200); do [[ -s $tmp/port ]] && break; sleep 0.05; done
+    port=$(cat "$tmp/port" 2>/dev/null)
+    if [[ -z $port ]]; then
+        echo "FAIL tripletd did not start"; cat "$tmp/srv.err"; exit 1
+    fi
+    url=http://127.0.0.1:$port
+}
