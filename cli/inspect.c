@@ -119,7 +119,9 @@ int cmd_inspect(int argc, char **argv) {
     tr_err err;
     tr_clearerr(&err);
     if (mdl_load(path, &m, &err) != TR_OK) {
-        fprintf(stderr, "tripletctl inspect: %s: %s\n", path, err.msg);
+        /* I/O errors already start with the path */
+        if (strncmp(err.msg, path, strlen(path)) == 0) fprintf(stderr, "tripletctl inspect: %s\n", err.msg);
+        else fprintf(stderr, "tripletctl inspect: %s: %s\n", path, err.msg);
         return 1;
     }
     int rc = 0;
