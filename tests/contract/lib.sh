@@ -28,14 +28,15 @@ pick_python() {
     return 1
 }
 
-# npm packages into a cache under build/ (reused by later runs); returns 1
-# when node/npm are missing or the install fails (offline).
+# npm packages (names without versions) into a cache under build/, reused
+# by later runs; returns 1 when node/npm are missing or the install fails
+# (offline; the reason is in $tmp/npm.log).
 npm_cache() {
     NPM_DIR=$ROOT/build/npm-contract
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 1
     mkdir -p "$NPM_DIR" || return 1
     local missing=()
-    for p in "$@"; do [[ -d $NPM_DIR/node_modules/${p%@*} ]] || missing+=("$p"); done
+    for p in "$@"; do [[ -d $NPM_DIR/node_modules/$p ]] || missing+=("$p"); done
     ((${#missing[@]} == 0)) && return 0
     [[ -f $NPM_DIR/package.json ]] || echo '{"name":"tripletd-contract","private":true}' >"$NPM_DIR/package.json"
     timeout 180 npm install --prefix "$NPM_DIR" --no-audit --no-fund --loglevel=error "${missing[@]}" >"$tmp/npm.log" 2>&1

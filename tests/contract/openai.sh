@@ -4,7 +4,7 @@
 # and text input (a clear 422); vectors equal /v1/embed's. The client is
 # installed into a cache under build/; skipped when npm cannot install it.
 . "$(dirname "$0")/lib.sh"
-npm_cache openai || skip "the openai npm client is not available (no node/npm, or offline): $(tail -1 "$tmp/npm.log" 2>/dev/null)"
+npm_cache openai || skip "the openai npm client is not available (no node/npm, or offline): $(grep -m1 -i 'error' "$tmp/npm.log" 2>/dev/null)"
 start_server
 
 cat >"$tmp/client.js" <<'JS'

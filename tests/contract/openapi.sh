@@ -37,7 +37,7 @@ JS
     if out=$(node "$tmp/validate.js" "$NPM_DIR" "$tmp/openapi.json" 2>&1); then ok "/openapi.json: $out"
     else bad "/openapi.json is not a valid OpenAPI document: $out"; fi
 else
-    echo "skipped: OpenAPI document validation (npm install @apidevtools/swagger-parser failed or no node)"
+    echo "skipped: OpenAPI document validation (no node, or npm install @apidevtools/swagger-parser failed: $(grep -m1 -i error "$tmp/npm.log" 2>/dev/null))"
 fi
 ((ran)) || skip "neither python3-jsonschema nor npm is available"
 finish
