@@ -28,7 +28,7 @@ TEST_LIBS := -lcmocka
 # Debian packages the build and `make test` need (bench and docker add their own).
 DEPS := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev \
         libcurl4-openssl-dev libcmocka-dev zlib1g-dev libssl-dev nginx-light curl \
-        yamllint python3-yaml dataset-fashion-mnist
+        yamllint python3-yaml dataset-fashion-mnist python3-jsonschema python3-prometheus-client
 BENCH_DEPS := python3-torch python3-numpy python3-faiss python3-fastapi python3-uvicorn wrk
 DOCKER_DEPS := podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 
