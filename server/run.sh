@@ -17,14 +17,16 @@ if [[ ! -f $MODEL ]]; then
 fi
 args=(--model "$MODEL" --host "$HOST" --port "$PORT")
 # The gallery for /v1/search: embed the Fashion-MNIST training set with the
-# model when the gallery is missing or older than the model (a gallery of
-# another model is refused by tripletd). A few seconds.
-if [[ -x $BIN/tripletctl && ( ! -f $GALLERY || $MODEL -nt $GALLERY ) ]]; then
+# model when the gallery is missing or was built with another model (its
+# metadata names the model's sha256; tripletd refuses a mismatch). A few seconds.
+gallery_model() { head -c 65536 "$GALLERY" 2>/dev/null | grep -ao '"model_sha256": *"[0-9a-f]*"' | grep -o '[0-9a-f]\{64\}'; }
+model_sha=$(sha256sum "$MODEL" | cut -d' ' -f1)
+if [[ -x $BIN/tripletctl && "$(gallery_model)" != "$model_sha" ]]; then
     echo "run.sh: building the gallery $GALLERY (tripletctl index)" >&2
     "$BIN/tripletctl" index --model "$MODEL" --out "$GALLERY" ||
         echo "run.sh: could not build $GALLERY; serving without a gallery (/v1/search answers 409)" >&2
 fi
-if [[ -f $GALLERY && ! $MODEL -nt $GALLERY ]]; then args+=(--gallery "$GALLERY"); fi
+if [[ "$(gallery_model)" == "$model_sha" ]]; then args+=(--gallery "$GALLERY"); fi
 
 url="http://$HOST:$PORT"
 [[ $HOST == 0.0.0.0 ]] && url="http://127.0.0.1:$PORT"
