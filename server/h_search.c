@@ -7,6 +7,7 @@
 #include "json_io.h"
 #include "knn.h"
 #include "srv.h"
+#include "vectors.h"
 
 #define SEARCH_MAX_K 1000
 
@@ -91,7 +92,7 @@ int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
         size_t total;
         if (!tr_size_mul(n, g->dim, &total) || tr_scratch_reserve(&sc->emb[0], total) != TR_OK)
             return srv_fail(out, 503, "queries", "queries: out of memory for %zu embeddings", n);
-        if ((rc = mdl_forward(m, q, n, sc->emb[0].p, -1, &sc->work, &err)) != TR_OK) return srv_fail_tr(out, rc, &err);
+        if ((rc = srv_forward(ctx, q, n, sc->emb[0].p, -1, &err)) != TR_OK) return srv_fail_tr(out, rc, &err);
         q = sc->emb[0].p;
     }
     if (!tr_size_mul(n, k, &bytes) || !tr_size_mul(bytes, sizeof *hits, &bytes) || (hits = malloc(bytes)) == NULL)

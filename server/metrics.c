@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batcher.h"
 #include "srv.h"
 
 #define MAX_ROUTES 32 /* routes.c entries + 1 for "other" */
@@ -171,6 +172,9 @@ char *srv_metrics_render(const srv_state *st)
                 atomic_load_explicit(&g_routes[r].batch_sum, memory_order_relaxed));
         bprintf(&b, "tripletd_batch_size_count{route=\"%s\"} %llu\n", label, cum);
     }
+    char rows[2048];
+    bat_metrics_render(rows, sizeof rows);
+    bprintf(&b, "%s", rows);
     bprintf(&b, "# HELP tripletd_in_flight_requests Requests being received or processed.\n# TYPE tripletd_in_flight_requests gauge\n");
     bprintf(&b, "tripletd_in_flight_requests %d\n", atomic_load(&g_inflight));
     bprintf(&b, "# HELP tripletd_triplets_scored_total Triplets scored by category.\n# TYPE tripletd_triplets_scored_total counter\n");

@@ -42,6 +42,7 @@ typedef struct {
     srv_log_format log_format;
     double drain_timeout;   /* seconds */
     int allow_model_path;   /* POST /v1/admin/reload may name a file */
+    size_t batch_max_rows;  /* rows per batched forward (batcher.c); 0/1 = off */
     int has_metric, has_loss; /* parsed overrides are valid */
     dist_metric metric_v;
     loss_kind loss_v;
@@ -72,6 +73,7 @@ typedef struct srv_state {
     char loaded_at_iso[32];  /* 2026-01-02T03:04:05Z */
     int generation;          /* 1 for the first load, +1 per reload */
     _Atomic int refs;        /* state.c */
+    struct bat_batcher *batcher; /* batches concurrent forwards on model (NULL: off) */
 } srv_state;
 
 /* Load model_path (and gallery_path when non-NULL) into a new snapshot with

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batcher.h"
 #include "srv.h"
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;   /* guards g_current */
@@ -16,6 +17,7 @@ static int g_generation;
 static void state_free(srv_state *s)
 {
     if (!s) return;
+    bat_free(s->batcher);
     mdl_free(s->model);
     gal_free(s->gallery);
     free(s->model_path);
@@ -58,6 +60,7 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
             goto fail;
         }
     }
+    if ((rc = bat_new(s->model, cfg->batch_max_rows, &s->batcher, err)) != TR_OK) goto fail;
     const mdl_model *m = s->model;
     s->metric = cfg->has_metric ? cfg->metric_v : m->metric;
     s->triplet_loss = (m->loss == LOSS_TRIPLET || m->loss == LOSS_TRIPLET_SOFT) ? m->loss : LOSS_TRIPLET;

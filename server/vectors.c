@@ -1,6 +1,8 @@
 /* vectors.c - request vectors to what handlers compare: parse, optionally embed, normalise. */
 #include "vectors.h"
 
+#include "batcher.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -36,6 +38,12 @@ int srv_vec_opts_parse(const srv_ctx *ctx, const cJSON *body, int with_metric, s
     return 0;
 }
 
+int srv_forward(const srv_ctx *ctx, const float *x, size_t n, float *y, int normalize, tr_err *err)
+{
+    const srv_state *st = ctx->state;
+    return bat_forward(st->batcher, st->model, x, n, y, normalize, &ctx->scratch->work, err);
+}
+
 int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slot, const srv_vec_opts *o, size_t *n,
                 size_t *dim, const float **v, srv_reply *out)
 {
@@ -56,7 +64,7 @@ int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slo
     if (!tr_size_mul(*n, od, &total) || tr_scratch_reserve(&s->emb[slot], total) != TR_OK)
         return srv_fail(out, 503, name, "%s: out of memory for %zu embeddings", name, *n);
     tr_clearerr(&err);
-    if ((rc = mdl_forward(m, s->in[slot].p, *n, s->emb[slot].p, o->normalize, &s->work, &err)) != TR_OK)
+    if ((rc = srv_forward(ctx, s->in[slot].p, *n, s->emb[slot].p, o->normalize, &err)) != TR_OK)
         return srv_fail_tr(out, rc, &err);
     /* huge (finite) inputs can overflow float32 inside the model */
     for (size_t i = 0; i < total; i++) {

@@ -22,6 +22,11 @@ int srv_vec_opts_parse(const srv_ctx *ctx, const cJSON *body, int with_metric, s
 int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slot, const srv_vec_opts *o, size_t *n,
                 size_t *dim, const float **v, srv_reply *out);
 
+/* The one place handlers run the model: mdl_forward on the request's
+ * snapshot through its batcher (batcher.c), workspace from the thread's
+ * scratch. y holds n x output_dim floats. */
+int srv_forward(const srv_ctx *ctx, const float *x, size_t n, float *y, int normalize, tr_err *err);
+
 /* n doubles from the thread's scratch (slot 0 or 1 halves: callers use
  * srv_doubles once per request, sized for everything they need). */
 double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out);

@@ -1,0 +1,198 @@
+/* batcher.c - leader/follower batching of concurrent forwards on one model snapshot. */
+#include "batcher.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- rows-per-forward histogram (process-wide) ------------------------ */
+
+static const double ROW_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384};
+#define N_ROW_BUCKETS (sizeof ROW_BUCKETS / sizeof ROW_BUCKETS[0])
+static _Atomic unsigned long long g_rows[N_ROW_BUCKETS + 1];
+static _Atomic unsigned long long g_rows_sum;
+
+static void observe_rows(size_t n)
+{
+    size_t bi = N_ROW_BUCKETS;
+    for (size_t i = 0; i < N_ROW_BUCKETS; i++)
+        if ((double)n <= ROW_BUCKETS[i]) {
+            bi = i;
+            break;
+        }
+    atomic_fetch_add_explicit(&g_rows[bi], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_rows_sum, n, memory_order_relaxed);
+}
+
+size_t bat_metrics_render(char *out, size_t cap)
+{
+    size_t len = 0;
+    unsigned long long cum = 0;
+    int w;
+    if (cap == 0) return 0;
+    out[0] = 0;
+#define EMIT(...)                                                                                                      \
+    do {                                                                                                               \
+        w = snprintf(out + len, cap - len, __VA_ARGS__);                                                               \
+        if (w < 0 || (size_t)w >= cap - len) return len;                                                               \
+        len += (size_t)w;                                                                                              \
+    } while (0)
+    EMIT("# HELP tripletd_forward_batch_rows Rows per model forward pass (batched requests together).\n"
+         "# TYPE tripletd_forward_batch_rows histogram\n");
+    for (size_t i = 0; i < N_ROW_BUCKETS; i++) {
+        cum += atomic_load_explicit(&g_rows[i], memory_order_relaxed);
+        EMIT("tripletd_forward_batch_rows_bucket{le=\"%g\"} %llu\n", ROW_BUCKETS[i], cum);
+    }
+    cum += atomic_load_explicit(&g_rows[N_ROW_BUCKETS], memory_order_relaxed);
+    EMIT("tripletd_forward_batch_rows_bucket{le=\"+Inf\"} %llu\n", cum);
+    EMIT("tripletd_forward_batch_rows_sum %llu\n", atomic_load_explicit(&g_rows_sum, memory_order_relaxed));
+    EMIT("tripletd_forward_batch_rows_count %llu\n", cum);
+#undef EMIT
+    return len;
+}
+
+/* ---- the batcher ------------------------------------------------------ */
+
+/* One waiting call; lives on its caller's stack. */
+typedef struct bat_req {
+    const float *x;
+    float *y;
+    size_t n;
+    int done, rc;
+    tr_err *err;
+    pthread_cond_t cv;
+    struct bat_req *next;
+} bat_req;
+
+/* Calls with the same normalize flag: a FIFO and at most one running leader. */
+typedef struct {
+    bat_req *head, *tail;
+    int busy;
+    tr_scratch in, out, work; /* the leader's batch buffers, reused */
+} bat_lane;
+
+struct bat_batcher {
+    pthread_mutex_t mu;
+    const mdl_model *m;
+    size_t max_rows;
+    bat_lane lane[2]; /* effective normalize 0, 1 */
+};
+
+int bat_new(const mdl_model *m, size_t max_rows, bat_batcher **out, tr_err *err)
+{
+    bat_batcher *b = NULL;
+    *out = NULL;
+    if (max_rows <= 1) return TR_OK;
+    if ((b = calloc(1, sizeof *b)) == NULL || pthread_mutex_init(&b->mu, NULL) != 0) {
+        free(b);
+        return tr_seterr(err, TR_ENOMEM, "batch-max-rows", "batcher: out of memory");
+    }
+    b->m = m;
+    b->max_rows = max_rows;
+    *out = b;
+    return TR_OK;
+}
+
+void bat_free(bat_batcher *b)
+{
+    if (!b) return;
+    for (int i = 0; i < 2; i++) {
+        tr_scratch_free(&b->lane[i].in);
+        tr_scratch_free(&b->lane[i].out);
+        tr_scratch_free(&b->lane[i].work);
+    }
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+static int run_alone(const mdl_model *m, const float *x, size_t n, float *y, int normalize, tr_scratch *ws, tr_err *err)
+{
+    observe_rows(n);
+    return mdl_forward(m, x, n, y, normalize, ws, err);
+}
+
+/* The leader's work outside the lock: one forward over batch (k calls,
+ * rows rows in all). A failed batch is retried call by call so each error
+ * belongs to its own request. */
+static void lead(bat_batcher *b, bat_lane *l, int normalize, bat_req *batch, size_t k, size_t rows)
+{
+    const mdl_model *m = b->m;
+    size_t in_dim = (size_t)mdl_input_dim(m), out_dim = (size_t)mdl_output_dim(m), nin, nout, off;
+    tr_err berr;
+    if (k == 1) {
+        batch->rc = run_alone(m, batch->x, batch->n, batch->y, normalize, &l->work, batch->err);
+        return;
+    }
+    tr_clearerr(&berr);
+    /* rows <= max_rows and both buffers fit once allocated: reuse them */
+    if (tr_size_mul(rows, in_dim, &nin) && tr_size_mul(rows, out_dim, &nout) && tr_scratch_reserve(&l->in, nin) == TR_OK &&
+        tr_scratch_reserve(&l->out, nout) == TR_OK) {
+        off = 0;
+        for (bat_req *r = batch; r && off < rows; r = r->next) {
+            memcpy(l->in.p + off * in_dim, r->x, r->n * in_dim * sizeof(float));
+            off += r->n;
+        }
+        observe_rows(rows);
+        if (mdl_forward(m, l->in.p, rows, l->out.p, normalize, &l->work, &berr) == TR_OK) {
+            off = 0;
+            for (size_t i = 0; i < k; i++, batch = batch->next) {
+                memcpy(batch->y, l->out.p + off * out_dim, batch->n * out_dim * sizeof(float));
+                batch->rc = TR_OK;
+                off += batch->n;
+            }
+            return;
+        }
+    }
+    for (size_t i = 0; i < k; i++, batch = batch->next)
+        batch->rc = run_alone(m, batch->x, batch->n, batch->y, normalize, &l->work, batch->err);
+}
+
+int bat_forward(bat_batcher *b, const mdl_model *m, const float *x, size_t n, float *y, int normalize, tr_scratch *ws,
+                tr_err *err)
+{
+    if (b == NULL || m != b->m || n == 0 || n >= b->max_rows) return run_alone(m, x, n, y, normalize, ws, err);
+    int key = normalize < 0 ? m->normalize != 0 : normalize != 0; /* effective flag */
+    bat_lane *l = &b->lane[key];
+    bat_req me = {.x = x, .y = y, .n = n, .err = err};
+    if (pthread_cond_init(&me.cv, NULL) != 0) return run_alone(m, x, n, y, normalize, ws, err);
+
+    pthread_mutex_lock(&b->mu);
+    if (l->tail) l->tail->next = &me;
+    else l->head = &me;
+    l->tail = &me;
+    while (!me.done) {
+        if (l->busy) {
+            pthread_cond_wait(&me.cv, &b->mu);
+            continue;
+        }
+        /* lead: take the queue's head calls while they fit under the cap
+         * (the head always: no call exceeds the cap) */
+        bat_req *batch = l->head, *last = l->head;
+        size_t k = 1, rows = batch->n;
+        while (last->next && rows + last->next->n <= b->max_rows) {
+            last = last->next;
+            rows += last->n;
+            k++;
+        }
+        l->head = last->next;
+        if (!l->head) l->tail = NULL;
+        last->next = NULL;
+        l->busy = 1;
+        pthread_mutex_unlock(&b->mu);
+
+        lead(b, l, key, batch, k, rows);
+
+        pthread_mutex_lock(&b->mu);
+        for (bat_req *r = batch; r; r = r->next) {
+            r->done = 1;
+            if (r != &me) pthread_cond_signal(&r->cv);
+        }
+        l->busy = 0;
+        if (l->head) pthread_cond_signal(&l->head->cv); /* the next leader */
+    }
+    pthread_mutex_unlock(&b->mu);
+    pthread_cond_destroy(&me.cv);
+    return me.rc;
+}
