@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- rows-per-forward histogram (process-wide) ------------------------ */
 
@@ -60,27 +61,38 @@ typedef struct bat_req {
     const float *x;
     float *y;
     size_t n;
-    int done, rc;
+    int taken, done, rc; /* taken: in a leader's batch */
     tr_err *err;
     pthread_cond_t cv;
     struct bat_req *next;
 } bat_req;
 
-/* Calls with the same normalize flag: a FIFO and at most one running leader. */
+#define BAT_MAX_LEADERS 64
+
+/* A leader's batch buffers, reused. */
+typedef struct {
+    tr_scratch in, out, work;
+    int used;
+} bat_bufs;
+
+/* Calls with the same normalize flag: a FIFO and at most max_leaders
+ * forwards running (one per core: more would only queue for a CPU, while
+ * waiting calls batch). */
 typedef struct {
     bat_req *head, *tail;
     int busy;
-    tr_scratch in, out, work; /* the leader's batch buffers, reused */
+    bat_bufs buf[BAT_MAX_LEADERS];
 } bat_lane;
 
 struct bat_batcher {
     pthread_mutex_t mu;
     const mdl_model *m;
     size_t max_rows;
+    int max_leaders;
     bat_lane lane[2]; /* effective normalize 0, 1 */
 };
 
-int bat_new(const mdl_model *m, size_t max_rows, bat_batcher **out, tr_err *err)
+int bat_new(const mdl_model *m, size_t max_rows, int max_leaders, bat_batcher **out, tr_err *err)
 {
     bat_batcher *b = NULL;
     *out = NULL;
@@ -91,6 +103,8 @@ int bat_new(const mdl_model *m, size_t max_rows, bat_batcher **out, tr_err *err)
     }
     b->m = m;
     b->max_rows = max_rows;
+    long cpus = max_leaders > 0 ? max_leaders : sysconf(_SC_NPROCESSORS_ONLN);
+    b->max_leaders = cpus < 1 ? 1 : cpus > BAT_MAX_LEADERS ? BAT_MAX_LEADERS : (int)cpus;
     *out = b;
     return TR_OK;
 }
@@ -98,11 +112,12 @@ int bat_new(const mdl_model *m, size_t max_rows, bat_batcher **out, tr_err *err)
 void bat_free(bat_batcher *b)
 {
     if (!b) return;
-    for (int i = 0; i < 2; i++) {
-        tr_scratch_free(&b->lane[i].in);
-        tr_scratch_free(&b->lane[i].out);
-        tr_scratch_free(&b->lane[i].work);
-    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < BAT_MAX_LEADERS; j++) {
+            tr_scratch_free(&b->lane[i].buf[j].in);
+            tr_scratch_free(&b->lane[i].buf[j].out);
+            tr_scratch_free(&b->lane[i].buf[j].work);
+        }
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
@@ -116,7 +131,7 @@ static int run_alone(const mdl_model *m, const float *x, size_t n, float *y, int
 /* The leader's work outside the lock: one forward over batch (k calls,
  * rows rows in all). A failed batch is retried call by call so each error
  * belongs to its own request. */
-static void lead(bat_batcher *b, bat_lane *l, int normalize, bat_req *batch, size_t k, size_t rows)
+static void lead(bat_batcher *b, bat_bufs *l, int normalize, bat_req *batch, size_t k, size_t rows)
 {
     const mdl_model *m = b->m;
     size_t in_dim = (size_t)mdl_input_dim(m), out_dim = (size_t)mdl_output_dim(m), nin, nout, off;
@@ -163,7 +178,7 @@ int bat_forward(bat_batcher *b, const mdl_model *m, const float *x, size_t n, fl
     else l->head = &me;
     l->tail = &me;
     while (!me.done) {
-        if (l->busy) {
+        if (me.taken || l->busy >= b->max_leaders) { /* not taken: me is queued, head != NULL */
             pthread_cond_wait(&me.cv, &b->mu);
             continue;
         }
@@ -176,20 +191,25 @@ int bat_forward(bat_batcher *b, const mdl_model *m, const float *x, size_t n, fl
             rows += last->n;
             k++;
         }
+        for (bat_req *r = batch; r != last->next; r = r->next) r->taken = 1;
         l->head = last->next;
         if (!l->head) l->tail = NULL;
         last->next = NULL;
-        l->busy = 1;
+        l->busy++;
+        bat_bufs *bufs = l->buf;
+        while (bufs->used) bufs++; /* busy < max_leaders: one is free */
+        bufs->used = 1;
         pthread_mutex_unlock(&b->mu);
 
-        lead(b, l, key, batch, k, rows);
+        lead(b, bufs, key, batch, k, rows);
 
         pthread_mutex_lock(&b->mu);
         for (bat_req *r = batch; r; r = r->next) {
             r->done = 1;
             if (r != &me) pthread_cond_signal(&r->cv);
         }
-        l->busy = 0;
+        l->busy--;
+        bufs->used = 0;
         if (l->head) pthread_cond_signal(&l->head->cv); /* the next leader */
     }
     pthread_mutex_unlock(&b->mu);

@@ -13,13 +13,16 @@
  * queued request (up to max_rows rows in all) into one contiguous batch, runs
  * one mdl_forward (sgemm), scatters the outputs and wakes the others. An idle
  * server adds no wait: a caller with nothing running ahead of it leads at
- * once. No thread of its own; the queue holds at most one entry per blocked
+ * once (up to one running forward per core: waiting only pays when the
+ * cores are busy). No thread of its own; the queue holds at most one entry per blocked
  * caller; the batch buffers are the batcher's and are reused. */
 typedef struct bat_batcher bat_batcher;
 
 /* max_rows 0 or 1 disables batching (every call runs alone). *out is NULL
- * then, which bat_forward accepts. TR_OK or TR_ENOMEM. */
-int bat_new(const mdl_model *m, size_t max_rows, bat_batcher **out, tr_err *err);
+ * then, which bat_forward accepts. max_leaders: forwards that may run at
+ * once per normalize flag before calls queue (0: the number of CPUs; at
+ * most 64). TR_OK or TR_ENOMEM. */
+int bat_new(const mdl_model *m, size_t max_rows, int max_leaders, bat_batcher **out, tr_err *err);
 /* No call may be in bat_forward. NULL is a no-op. */
 void bat_free(bat_batcher *b);
 

@@ -43,6 +43,7 @@ typedef struct {
     double drain_timeout;   /* seconds */
     int allow_model_path;   /* POST /v1/admin/reload may name a file */
     size_t batch_max_rows;  /* rows per batched forward (batcher.c); 0/1 = off */
+    int batch_leaders;      /* forwards at once before requests queue; 0 = CPUs */
     int has_metric, has_loss; /* parsed overrides are valid */
     dist_metric metric_v;
     loss_kind loss_v;

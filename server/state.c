@@ -60,7 +60,7 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
             goto fail;
         }
     }
-    if ((rc = bat_new(s->model, cfg->batch_max_rows, &s->batcher, err)) != TR_OK) goto fail;
+    if ((rc = bat_new(s->model, cfg->batch_max_rows, cfg->batch_leaders, &s->batcher, err)) != TR_OK) goto fail;
     const mdl_model *m = s->model;
     s->metric = cfg->has_metric ? cfg->metric_v : m->metric;
     s->triplet_loss = (m->loss == LOSS_TRIPLET || m->loss == LOSS_TRIPLET_SOFT) ? m->loss : LOSS_TRIPLET;

@@ -276,8 +276,9 @@ static void test_batching(void) {
         goto out;
     if (measure_refs(dir, live, path_a, path_b) != 0 || install(path_a, live) != 0) goto out;
 
-    /* 64 concurrent clients, cap 4 rows per batch: bodies of 6 rows must run alone */
-    const char *args[] = {"--model", live, "--threads", "24", "--max-concurrent", "1000", "--batch-max-rows", "4", NULL};
+    /* 64 concurrent clients, cap 4 rows per batch: bodies of 6 rows must run alone;
+     * one forward at a time so that the others queue (batch) even on a quiet machine */
+    const char *args[] = {"--model", live, "--threads", "24", "--max-concurrent", "1000", "--batch-max-rows", "4", "--batch-leaders", "1", NULL};
     if (!CHECK(h_server_start(&s, args) == 0, "tripletd --batch-max-rows 4 did not start")) goto out;
     client cl[N_CLIENT];
     pthread_t th[N_CLIENT];
@@ -322,6 +323,18 @@ static void test_batching(void) {
     join_clients(cl, th, "64 concurrent clients across a reload", &total, &big, &seen_b);
     CHECK(b_seen, "after the reload the server does not answer with model B");
     CHECK(seen_b > 0, "no client saw model B during the reload test (%d requests)", total);
+    h_server_stop(&s, SIGTERM, 10);
+
+    /* the defaults (cap 256, one running forward per CPU) on model B */
+    const char *dargs[] = {"--model", live, "--threads", "24", "--max-concurrent", "1000", NULL};
+    if (!CHECK(h_server_start(&s, dargs) == 0, "tripletd with the default batching did not start")) goto out;
+    for (int i = 0; i < N_BODY; i++) { /* the clients compare with ref[0]: make B the expected model */
+        double *t = ref[0][i];
+        ref[0][i] = ref[1][i];
+        ref[1][i] = t;
+    }
+    run_clients(&s, cl, ITER, 0, NULL, th);
+    join_clients(cl, th, "64 concurrent clients, default batching", &total, &big, &seen_b);
     h_server_stop(&s, SIGTERM, 10);
 out:
     for (int m = 0; m < 2; m++)
