@@ -66,11 +66,13 @@ int main(int argc, char **argv)
         srv_config_free(&cfg);
         return 2;
     }
+    st = srv_state_acquire(); /* install gave our reference away: a reload may already have freed it */
     printf("tripletd %s listening on http://%s:%d (model %s, %d -> %d, %s)\n", SRV_VERSION, cfg.host, port, st->model->name,
            mdl_input_dim(st->model), mdl_output_dim(st->model), st->model->sha256);
     fflush(stdout);
     srv_log_msg("info", "listening on %s:%d with %d threads; model %s (%s)", cfg.host, port, cfg.threads, cfg.model,
                 st->model->sha256);
+    srv_state_unref(st);
     for (;;) {
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0) continue;
