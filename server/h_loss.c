@@ -9,14 +9,11 @@ static const char *const REDUCTIONS[] = {"mean", "mean-nonzero", "sum", NULL};
 /* The "config" object echoed by the loss routes. */
 static cJSON *config_json(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k, loss_reduction red)
 {
-    cJSON *c = cJSON_CreateObject();
-    if (!c) return NULL;
-    cJSON_AddStringToObject(c, "metric", dist_name(o->metric));
-    cJSON_AddNumberToObject(c, "margin", margin);
-    cJSON_AddStringToObject(c, "loss", loss_name(k));
-    cJSON_AddBoolToObject(c, "normalize", o->normalize >= 0 ? o->normalize : (o->embed ? m->normalize : 0));
-    cJSON_AddBoolToObject(c, "embed", o->embed);
-    cJSON_AddStringToObject(c, "reduction", loss_reduction_name(red));
+    cJSON *c = srv_scoring_config(o, m, margin, k);
+    if (c && !cJSON_AddStringToObject(c, "reduction", loss_reduction_name(red))) {
+        cJSON_Delete(c);
+        return NULL;
+    }
     return c;
 }
 

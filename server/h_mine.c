@@ -76,13 +76,9 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     if (!nop || !non) goto oom;
     for (size_t i = 0; i < mr.n_no_positive; i++) cJSON_AddItemToArray(nop, cJSON_CreateNumber(mr.no_positive[i]));
     for (size_t i = 0; i < mr.n_no_negative; i++) cJSON_AddItemToArray(non, cJSON_CreateNumber(mr.no_negative[i]));
-    cJSON *cfg = cJSON_AddObjectToObject(res, "config");
+    cJSON *cfg = srv_scoring_config(&o, ctx->state->model, margin, k);
     if (!cfg) goto oom;
-    cJSON_AddStringToObject(cfg, "metric", dist_name(o.metric));
-    cJSON_AddNumberToObject(cfg, "margin", margin);
-    cJSON_AddStringToObject(cfg, "loss", loss_name(k));
-    cJSON_AddBoolToObject(cfg, "normalize", o.normalize >= 0 ? o.normalize : (o.embed ? ctx->state->model->normalize : 0));
-    cJSON_AddBoolToObject(cfg, "embed", o.embed);
+    cJSON_AddItemToObject(res, "config", cfg);
     cJSON_AddNumberToObject(cfg, "max_triplets", (double)max_list);
     out->body = res;
     out->status = 200;

@@ -88,3 +88,15 @@ double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out)
     }
     return (double *)(void *)ctx->scratch->dbl.p;
 }
+
+cJSON *srv_scoring_config(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k)
+{
+    cJSON *c = cJSON_CreateObject();
+    if (!c) return NULL;
+    cJSON_AddStringToObject(c, "metric", dist_name(o->metric));
+    cJSON_AddNumberToObject(c, "margin", margin);
+    cJSON_AddStringToObject(c, "loss", loss_name(k));
+    cJSON_AddBoolToObject(c, "normalize", o->normalize >= 0 ? o->normalize : (o->embed ? m->normalize : 0));
+    cJSON_AddBoolToObject(c, "embed", o->embed);
+    return c;
+}

@@ -31,6 +31,11 @@ int srv_forward(const srv_ctx *ctx, const float *x, size_t n, float *y, int norm
  * srv_doubles once per request, sized for everything they need). */
 double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out);
 
+/* The "config" object of a scoring reply: metric, margin, loss, the
+ * effective normalize, embed (m: the request's model). NULL when out of
+ * memory. Callers add their route's own keys. */
+cJSON *srv_scoring_config(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k);
+
 /* Metric names as a NULL-terminated list for jio_enum. */
 const char *const *srv_metric_names(void);
 
