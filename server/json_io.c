@@ -364,12 +364,12 @@ fail:
     return rc;
 }
 
-static double g_p10[84]; /* 10^(i-30) */
+static double g_p10[110]; /* 10^(i-50) */
 static pthread_once_t g_p10_once = PTHREAD_ONCE_INIT;
 
 static void p10_init(void)
 {
-    for (int i = 0; i < 84; i++) g_p10[i] = pow(10.0, i - 30);
+    for (int i = 0; i < 110; i++) g_p10[i] = pow(10.0, i - 50);
 }
 
 size_t jio_format_float(char *o, float f)
@@ -384,10 +384,14 @@ size_t jio_format_float(char *o, float f)
     /* 9 significant digits round-trip a float32. m is within one unit of the
      * exact rounding: an error of 1e-8 relative at most, under half a float
      * ulp (>= 3e-8 relative), so the digits still name the same float. */
-    int e = (int)floor(log10(x));
-    if (e < -46) e = -46;
-    if (e > 38) e = 38;
-    uint64_t m = (uint64_t)llround(x * g_p10[8 - e + 30 < 84 ? 8 - e + 30 : 83]);
+    /* e = floor(log10(x)) without log10: 2^(k-1) <= x < 2^k bounds it to
+     * floor((k-1)*log10(2)) or one more; one exact comparison decides.
+     * Finite floats give k-1 in [-149, 127], so e + 1 + 50 stays in [5, 90]. */
+    int k;
+    (void)frexp(x, &k);
+    int e = (int)floor((k - 1) * 0.30102999566398120);
+    if (x >= g_p10[e + 1 + 50]) e++;
+    uint64_t m = (uint64_t)llround(x * g_p10[8 - e + 50]);
     if (m >= 1000000000u) m = (m + 5) / 10, e++;
     if (m < 100000000u) m *= 10, e--;
     int nd = 9;
