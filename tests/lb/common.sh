@@ -22,7 +22,12 @@ nginx_pid=
 loadgen_pid=
 
 cleanup() {
-    local p
+    local p i
+    # nginx first, by TERM: its master stops the workers (a SIGKILLed master
+    # leaves them running); SIGKILL only if it has not gone within 5 s.
+    if [[ -n $nginx_pid ]] && kill -TERM "$nginx_pid" 2>/dev/null; then
+        for ((i = 0; i < 50; i++)); do kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.1; done
+    fi
     for p in "${rpid[@]}" $nginx_pid $loadgen_pid; do
         kill -9 "$p" 2>/dev/null || true
     done
