@@ -2,21 +2,8 @@
 # tests/cli/client.sh - `tripletctl client` against a real tripletd on port 0:
 # GET and POST routes, body from argument/@file/stdin, API key, HTTP errors
 # (exit 1 with the error JSON), unreachable and silent servers (exit 2).
-set -u
-ROOT=${TRIPLET_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-TRIPLETD=${TRIPLETD:-$ROOT/bin/tripletd}
-TRIPLETCTL=${TRIPLETCTL:-$ROOT/bin/tripletctl}
-MODEL=$ROOT/tests/data/e2e-model.safetensors
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+KEY=sesame
+. "$(dirname "$0")/../lib.sh"
 
 # Run the client: sets $rc, $out (stdout) and $err (stderr).
 cl() {
@@ -31,15 +18,7 @@ check() { # name, condition (shell command)
     if eval "$2"; then ok "$1"; else bad "$1 (rc=$rc) stdout: ${out:0:300} stderr: ${err:0:300}"; fi
 }
 
-"$TRIPLETD" --model "$MODEL" --host 127.0.0.1 --port 0 --port-file "$tmp/port" --api-key sesame \
-    --log-format off --threads 2 >"$tmp/srv.out" 2>"$tmp/srv.err" &
-pids+=($!)
-for _ in $(seq 100); do [[ -s $tmp/port ]] && break; sleep 0.1; done
-port=$(cat "$tmp/port" 2>/dev/null)
-if [[ -z $port ]]; then
-    echo "FAIL tripletd did not start"; cat "$tmp/srv.err"; exit 1
-fi
-url=http://127.0.0.1:$port
+start_server
 K=(--url "$url" --api-key sesame)
 
 cl --url "$url" healthz

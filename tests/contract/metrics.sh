@@ -3,7 +3,7 @@
 # `promtool check metrics` (package prometheus, when installed) and
 # python3-prometheus-client's text parser, after traffic on several routes;
 # the families issue 4 asks for are present with the right types and labels.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 PROMTOOL=${PROMTOOL:-$(command -v promtool)}
 have_py=0; pick_python prometheus_client && have_py=1
 [[ -n $PROMTOOL || $have_py == 1 ]] || skip "neither promtool nor python3-prometheus-client is installed"

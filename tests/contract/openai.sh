@@ -3,7 +3,7 @@
 # POST /v1/embeddings: its default (base64, decoded by the client), float,
 # and text input (a clear 422); vectors equal /v1/embed's. The client is
 # installed into a cache under build/; skipped when npm cannot install it.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 npm_cache openai || skip "the openai npm client is not available (no node/npm, or offline): $(grep -m1 -i 'error' "$tmp/npm.log" 2>/dev/null)"
 start_server
 

@@ -3,7 +3,7 @@
 # (@apidevtools/swagger-parser from npm, cached under build/) and every reply
 # of a real tripletd (with a gallery built by `tripletctl index`) matches the
 # schema it documents (check_openapi.py, python3-jsonschema).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 # a 40-row CSV gallery of the e2e model's 784-d inputs, labels 0..3
 awk 'BEGIN { for (i = 0; i < 40; i++) { s = ""; for (j = 0; j < 784; j++) s = s ((i * 31 + j * 7) % 256) ","; print s (i % 4) } }' \

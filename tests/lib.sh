@@ -1,11 +1,11 @@
-# tests/contract/lib.sh - shared by the contract scripts (sourced, not run):
+# tests/lib.sh - shared by the script suites (sourced, not run):
 # binaries, a temp dir cleaned on exit, tripletd on port 0, ok/bad/skip.
 set -u
 ROOT=${TRIPLET_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 TRIPLETD=${TRIPLETD:-$ROOT/bin/tripletd}
 TRIPLETCTL=${TRIPLETCTL:-$ROOT/bin/tripletctl}
 MODEL=$ROOT/tests/data/e2e-model.safetensors
-KEY=contract-key
+KEY=${KEY:-contract-key}
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
