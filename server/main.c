@@ -37,7 +37,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "tripletd: %s\n", err.msg);
         return 2;
     }
-    srv_log_init(cfg.log_format);
+    if (srv_log_init(cfg.log_format, cfg.log_flush_ms) != 0)
+        fprintf(stderr, "tripletd: cannot start the log writer thread; writing each access line at once\n");
     srv_alloc_install();
     openblas_set_num_threads(1);
     if (srv_state_load(&cfg, cfg.model, cfg.gallery, &st, &err) != TR_OK) {
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
     srv_http_stop(http);
     srv_state_install(NULL);
     srv_log_msg("info", "stopped");
+    srv_log_close();
     srv_config_free(&cfg);
     srv_alloc_thread_release();
     return 0;

@@ -40,6 +40,7 @@ typedef struct {
     char *api_key;          /* NULL = no auth */
     char *api_key_file;
     srv_log_format log_format;
+    int log_flush_ms;       /* access log lines gather this long before one write; 0 = a write per line */
     double drain_timeout;   /* seconds */
     int allow_model_path;   /* POST /v1/admin/reload may name a file */
     size_t batch_max_rows;  /* rows per batched forward (batcher.c); 0/1 = off */

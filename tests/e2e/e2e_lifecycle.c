@@ -406,7 +406,7 @@ static void test_limits_and_auth(void) {
     snprintf(keyfile, sizeof keyfile, "%s/tripletd-e2e-key.%d",
              getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
     if (!CHECK(h_write_file(keyfile, "s3cret-e2e\n", 11) == 0, "cannot write %s", keyfile)) return;
-    const char *args[] = {"--api-key-file", keyfile, "--max-concurrent", "1", "--threads", "4", NULL};
+    const char *args[] = {"--api-key-file", keyfile, "--max-concurrent", "1", "--threads", "4", "--log-flush", "0", NULL};
     int started = h_server_start(&s, args) == 0;
     remove(keyfile);
     if (!CHECK(started, "limits: tripletd did not start")) return;
@@ -418,6 +418,11 @@ static void test_limits_and_auth(void) {
     for (int i = 0; i < 2; i++) {
         h_get(&s, paths[i], &r);
         CHECK_ERROR(&r, 401, "unauthorized", NULL, paths[i]);
+        if (i == 0) { /* --log-flush 0: the access line is written before the reply is sent */
+            char *log = h_read_file(s.log, NULL);
+            CHECK(log && strstr(log, "GET /v1/model 401"), "--log-flush 0: no access line right after the request");
+            free(log);
+        }
         CHECK(h_header(&r, "WWW-Authenticate", www, sizeof www) && strstr(www, "Bearer"),
               "%s: 401 without WWW-Authenticate: Bearer", paths[i]);
         h_resp_free(&r);
@@ -633,8 +638,8 @@ static void test_api_key_flag_and_json_log(void) {
     setenv("TRIPLETD_API_KEY", "from-env", 1);
     setenv("TRIPLETD_METRIC", "euclidean", 1); /* no flag: the environment counts */
     setenv("TRIPLETD_MARGIN", "0.9", 1);       /* the flag wins */
-    const char *args[] = {"--api-key", "from-flag", "--log-format", "json", "--margin",
-                          "0.5",       "--loss",    "triplet-soft", NULL};
+    const char *args[] = {"--api-key", "from-flag",    "--log-format", "json", "--margin", "0.5",
+                          "--loss",    "triplet-soft", "--log-flush",  "10000", NULL};
     int started = h_server_start(&s, args) == 0;
     unsetenv("TRIPLETD_API_KEY");
     unsetenv("TRIPLETD_METRIC");
@@ -678,8 +683,12 @@ static void test_api_key_flag_and_json_log(void) {
     h_request(&s, &odd, &r);
     CHECK_EQ_INT(r.status, 404, "odd path");
     h_resp_free(&r);
-    h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
+    /* --log-flush 10000: the access lines wait in the buffer (the half-full mark is far), and the exit writes them */
     char *log = h_read_file(s.log, NULL);
+    if (!h_slow()) CHECK(log && !strstr(log, "e2e-json-1"), "--log-flush 10000: an access line was written before the flush");
+    free(log);
+    h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
+    log = h_read_file(s.log, NULL);
     int lines = 0, bad = 0, found = 0;
     for (char *p = log, *e; p && *p; p = e + 1) {
         if (!(e = strchr(p, '\n'))) break;

@@ -655,6 +655,19 @@ char *h_read_file(const char *path, size_t *len) {
     return b.p;
 }
 
+int h_wait_file(const char *path, const char *const *needles, double timeout_s) {
+    double until = h_now() + timeout_s;
+    for (;;) {
+        char *t = h_read_file(path, NULL);
+        int all = t != NULL;
+        for (size_t i = 0; all && needles[i]; i++) all = strstr(t, needles[i]) != NULL;
+        free(t);
+        if (all) return 1;
+        if (h_now() >= until) return 0;
+        usleep(20000);
+    }
+}
+
 int h_write_file(const char *path, const void *buf, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;

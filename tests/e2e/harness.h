@@ -147,6 +147,9 @@ double *h_jmatrix(const cJSON *arr, size_t *rows, size_t *cols);
 
 /* Read a whole file into a malloc'd NUL-terminated buffer (NULL on error). */
 char *h_read_file(const char *path, size_t *len);
+/* 1 once the file holds every string of needles (NULL-terminated), polled
+ * for up to timeout_s; 0 after that. */
+int h_wait_file(const char *path, const char *const *needles, double timeout_s);
 /* Write a buffer to a file; 0 on success. */
 int h_write_file(const char *path, const void *buf, size_t len);
 
