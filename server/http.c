@@ -183,7 +183,7 @@ static void dispatch(const srv_http *h, req *r)
         if (r->len > 0) {
             char why[96];
             size_t at = 0;
-            if (!(body = srv_json_parse(r->body, r->len, why, sizeof why, &at))) {
+            if (!(body = srv_json_parse_packed(r->body, r->len, why, sizeof why, &at))) {
                 srv_fail(out, 400, "", "invalid JSON at byte %zu of %zu: %s", at, r->len, why);
                 goto done;
             }

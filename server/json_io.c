@@ -10,6 +10,8 @@
 
 #include <openssl/evp.h>
 
+#include "json_parse.h"
+
 const char *jio_type_name(const cJSON *item)
 {
     if (!item) return "nothing";
@@ -152,7 +154,7 @@ static int b64_fail(const char *path, const char *why, srv_reply *out)
 static int vec_len(const cJSON *el, const char *path, size_t *len, srv_reply *out)
 {
     if (cJSON_IsArray(el)) {
-        *len = (size_t)cJSON_GetArraySize(el);
+        *len = srv_json_array_len(el);
         if (*len == 0) return srv_fail(out, 422, path, "%s: empty vector", path);
         return 0;
     }
@@ -165,6 +167,22 @@ static int vec_len(const cJSON *el, const char *path, size_t *len, srv_reply *ou
     }
     return srv_fail(out, 422, path, "%s: expected a vector (array of numbers or base64 string), got %s", path,
                     jio_type_name(el));
+}
+
+/* Element j of a vector of numbers into *dst: the item x, or (x NULL) the
+ * packed value d. */
+static int vec_number(const cJSON *x, double d, const char *path, size_t j, float *dst, srv_reply *out)
+{
+    if (x) d = cJSON_IsNumber(x) ? x->valuedouble : 0;
+    if ((x && !cJSON_IsNumber(x)) || !isfinite(d) || fabs(d) > FLT_MAX) {
+        char ep[192];
+        snprintf(ep, sizeof ep, "%s[%zu]", path, j);
+        if (x && !cJSON_IsNumber(x))
+            return srv_fail(out, 422, ep, "%s: expected a number, got %s", ep, jio_type_name(x));
+        return srv_fail(out, 422, ep, "%s: number is out of the float32 range", ep);
+    }
+    *dst = (float)d;
+    return 0;
 }
 
 /* Parse one vector element into dst[0..dim). */
@@ -191,22 +209,20 @@ static int vec_fill(const cJSON *el, const char *path, size_t dim, float *dst, s
         free(v);
         return 0;
     }
-    size_t j = 0;
-    const cJSON *x;
-    cJSON_ArrayForEach(x, el)
-    {
-        if (j == dim) break; /* too many: counted below */
-        char ep[192];
-        double d = cJSON_IsNumber(x) ? x->valuedouble : 0;
-        if (!cJSON_IsNumber(x) || !isfinite(d) || fabs(d) > FLT_MAX) {
-            snprintf(ep, sizeof ep, "%s[%zu]", path, j);
-            if (!cJSON_IsNumber(x)) return srv_fail(out, 422, ep, "%s: expected a number, got %s", ep, jio_type_name(x));
-            return srv_fail(out, 422, ep, "%s: number is out of the float32 range", ep);
-        }
-        dst[j++] = (float)d;
+    /* the first dim elements are checked in order before the count */
+    size_t j = 0, got;
+    int rc;
+    const double *pk = srv_json_packed(el, &got);
+    if (pk) {
+        for (; j < got && j < dim; j++)
+            if ((rc = vec_number(NULL, pk[j], path, j, dst + j, out))) return rc;
+    } else {
+        const cJSON *x = el->child;
+        for (; x && j < dim; x = x->next, j++)
+            if ((rc = vec_number(x, 0, path, j, dst + j, out))) return rc;
+        got = x == NULL && j == dim ? dim : srv_json_array_len(el);
     }
-    if (j != dim || x != NULL)
-        return srv_fail(out, 422, path, "%s: expected %zu numbers, got %d", path, dim, cJSON_GetArraySize(el));
+    if (got != dim) return srv_fail(out, 422, path, "%s: expected %zu numbers, got %zu", path, dim, got);
     return 0;
 }
 
@@ -214,16 +230,18 @@ int jio_vectors(const cJSON *obj, const char *name, size_t max_n, tr_scratch *ds
 {
     const cJSON *it = member(obj, name);
     char path[160];
-    size_t count, d, total;
+    size_t count, d, total, np;
     int single;
     if (!it) return srv_fail(out, 422, name, "%s: required field is missing", name);
     if (cJSON_IsString(it)) single = 1;
     else if (!cJSON_IsArray(it))
         return srv_fail(out, 422, name, "%s: expected an array of vectors, got %s", name, jio_type_name(it));
-    else if (cJSON_GetArraySize(it) == 0)
+    else if (srv_json_array_len(it) == 0)
         return srv_fail(out, 422, name, "%s: empty array", name);
-    else single = cJSON_IsNumber(it->child) || cJSON_IsBool(it->child) || cJSON_IsNull(it->child);
-    count = single ? 1 : (size_t)cJSON_GetArraySize(it);
+    else /* a packed array's elements are numbers */
+        single = srv_json_packed(it, &np) || cJSON_IsNumber(it->child) || cJSON_IsBool(it->child) ||
+                 cJSON_IsNull(it->child);
+    count = single ? 1 : srv_json_array_len(it);
     if (count > max_n)
         return srv_fail(out, 422, name, "%s: %zu vectors, over the limit of %zu (--max-batch)", name, count, max_n);
     /* the first vector fixes the dimension unless the caller did */
@@ -321,47 +339,50 @@ int jio_enum(const cJSON *obj, const char *name, const char *const *names, const
     return srv_fail(out, 422, name, "%s: unknown value \"%s\" (expected one of: %s)", name, clip(shown, sizeof shown, s), list);
 }
 
+/* Label i: the item x, or (x NULL) the packed value d. */
+static int label_at(const cJSON *x, double d, const char *name, size_t i, int binary, int64_t *dst, srv_reply *out)
+{
+    char path[160];
+    if (x && binary && cJSON_IsBool(x)) {
+        *dst = cJSON_IsTrue(x) ? 1 : 0;
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s[%zu]", name, i);
+    if (x && !cJSON_IsNumber(x))
+        return srv_fail(out, 422, path, "%s: expected an integer label, got %s", path, jio_type_name(x));
+    if (x) d = x->valuedouble;
+    if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0)
+        return srv_fail(out, 422, path, "%s: expected an integer label", path);
+    if (binary && d != 0 && d != 1)
+        return srv_fail(out, 422, path, "%s: expected 1 (similar) or 0 (dissimilar), got %g", path, d);
+    *dst = (int64_t)d;
+    return 0;
+}
+
 int jio_labels(const cJSON *obj, const char *name, size_t n, int binary, int64_t **dst, srv_reply *out)
 {
     const cJSON *it = member(obj, name), *x;
-    size_t i = 0;
+    size_t i = 0, got;
     int64_t *v = NULL;
-    int rc;
+    int rc = 0;
     *dst = NULL;
     if (!it) return srv_fail(out, 422, name, "%s: required field is missing", name);
     if (!cJSON_IsArray(it)) return srv_fail(out, 422, name, "%s: expected an array of integers, got %s", name, jio_type_name(it));
-    if ((size_t)cJSON_GetArraySize(it) != n)
-        return srv_fail(out, 422, name, "%s: expected %zu labels (one per vector), got %d", name, n, cJSON_GetArraySize(it));
+    if ((got = srv_json_array_len(it)) != n)
+        return srv_fail(out, 422, name, "%s: expected %zu labels (one per vector), got %zu", name, n, got);
     v = malloc((n ? n : 1) * sizeof *v);
     if (!v) return srv_fail(out, 503, name, "%s: out of memory", name);
-    cJSON_ArrayForEach(x, it)
-    {
-        char path[160];
-        snprintf(path, sizeof path, "%s[%zu]", name, i);
-        if (binary && cJSON_IsBool(x)) {
-            v[i++] = cJSON_IsTrue(x) ? 1 : 0;
-            continue;
-        }
-        if (!cJSON_IsNumber(x)) {
-            rc = srv_fail(out, 422, path, "%s: expected an integer label, got %s", path, jio_type_name(x));
-            goto fail;
-        }
-        double d = x->valuedouble;
-        if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0) {
-            rc = srv_fail(out, 422, path, "%s: expected an integer label", path);
-            goto fail;
-        }
-        if (binary && d != 0 && d != 1) {
-            rc = srv_fail(out, 422, path, "%s: expected 1 (similar) or 0 (dissimilar), got %g", path, d);
-            goto fail;
-        }
-        v[i++] = (int64_t)d;
+    const double *pk = srv_json_packed(it, &got);
+    if (pk)
+        for (; i < n && !rc; i++) rc = label_at(NULL, pk[i], name, i, binary, v + i, out);
+    else
+        for (x = it->child; x && !rc; x = x->next, i++) rc = label_at(x, 0, name, i, binary, v + i, out);
+    if (rc) {
+        free(v);
+        return rc;
     }
     *dst = v;
     return 0;
-fail:
-    free(v);
-    return rc;
 }
 
 static double g_p10[110]; /* 10^(i-50) */

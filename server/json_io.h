@@ -11,7 +11,9 @@
 
 /* Every parser returns 0 on success, else the HTTP status after filling an
  * error in out (422 invalid_input, naming the field path like "anchors[3]").
- * A JSON null counts as absent for optional fields. */
+ * A JSON null counts as absent for optional fields. Trees may come from
+ * srv_json_parse_packed (json_parse.h): packed number arrays give the same
+ * results and messages as the same arrays as cJSON trees. */
 
 /* Name of a cJSON item's type for messages ("string", "number", ...). */
 const char *jio_type_name(const cJSON *item);

@@ -13,6 +13,9 @@ typedef struct {
     const char *s, *end;
     const char *err_at;
     const char *why;
+    int packed;   /* srv_json_parse_packed */
+    double *vals; /* its scratch: the numbers of the array being packed */
+    size_t cap;
 } jp;
 
 static int fail(jp *p, const char *at, const char *why)
@@ -32,8 +35,9 @@ static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7, 
 /* JSON number at *c. Exact: with at most 19 significant digits whose value
  * fits in 2^53 and a decimal exponent within +-22, m * 10^e (or m / 10^-e)
  * is one correctly rounded IEEE operation on exact operands (Clinger's fast
- * path); anything else goes to strtod. */
-static int parse_number(jp *p, const char **c, double *out)
+ * path); anything else goes to strtod. Inlined into both callers (the
+ * tree and the packed array): it is the hot loop of an embedding body. */
+static inline __attribute__((always_inline)) int parse_number(jp *p, const char **c, double *out)
 {
     const char *q = *c, *start = *c;
     uint64_t m = 0;
@@ -330,6 +334,50 @@ bad:
     return NULL;
 }
 
+/* The array at *c ('[') as one packed node when its elements are all
+ * numbers (at least one), with *c moved past it. Otherwise NULL, *c and the
+ * recorded error untouched, and the caller parses it as a tree (which finds
+ * the same errors at the same offsets); or NULL with p->why set when out of
+ * memory. At most one extra pass over a mixed array's leading numbers. */
+static cJSON *parse_packed(jp *p, const char **c)
+{
+    const char *q = *c + 1, *why = p->why, *err_at = p->err_at;
+    size_t n = 0;
+    for (;;) {
+        skip_ws(p, &q);
+        if (q >= p->end || (*q != '-' && (*q < '0' || *q > '9'))) return NULL;
+        if (n == p->cap) {
+            size_t nc = p->cap ? 2 * p->cap : 1024;
+            double *t = realloc(p->vals, nc * sizeof *t);
+            if (!t) return NULL;
+            p->vals = t, p->cap = nc;
+        }
+        if (parse_number(p, &q, &p->vals[n])) {
+            p->why = why, p->err_at = err_at;
+            return NULL;
+        }
+        n++;
+        skip_ws(p, &q);
+        if (q < p->end && *q == ']') break;
+        if (q >= p->end || *q != ',') return NULL;
+        q++;
+    }
+    /* n < len / 2: the byte size cannot overflow */
+    cJSON *v = cJSON_CreateArray();
+    double *vals = v ? cJSON_malloc(n * sizeof *vals) : NULL;
+    if (!vals) {
+        cJSON_Delete(v);
+        fail(p, *c, "out of memory");
+        return NULL;
+    }
+    memcpy(vals, p->vals, n * sizeof *vals);
+    v->type |= SRV_JSON_PACKED;
+    v->valuestring = (char *)vals;
+    v->valuedouble = (double)n;
+    *c = q + 1;
+    return v;
+}
+
 static int literal(jp *p, const char **c, const char *word)
 {
     size_t n = strlen(word);
@@ -347,7 +395,9 @@ static cJSON *parse_value(jp *p, const char **c, int depth)
     }
     switch (**c) {
     case '{': return parse_container(p, c, depth, 1);
-    case '[': return parse_container(p, c, depth, 0);
+    case '[':
+        if (p->packed && depth < SRV_JSON_MAX_DEPTH && ((v = parse_packed(p, c)) || p->why)) return v;
+        return parse_container(p, c, depth, 0);
     case '"': {
         (*c)++;
         char *s = parse_string(p, c);
@@ -374,9 +424,9 @@ static cJSON *parse_value(jp *p, const char **c, int depth)
     return v;
 }
 
-cJSON *srv_json_parse(const char *buf, size_t len, char *why, size_t why_cap, size_t *at)
+static cJSON *parse(const char *buf, size_t len, int packed, char *why, size_t why_cap, size_t *at)
 {
-    jp p = {buf, buf + len, NULL, NULL};
+    jp p = {buf, buf + len, NULL, NULL, packed, NULL, 0};
     const char *c = buf;
     skip_ws(&p, &c);
     cJSON *v = parse_value(&p, &c, 0);
@@ -393,5 +443,33 @@ cJSON *srv_json_parse(const char *buf, size_t len, char *why, size_t why_cap, si
         if (why_cap) snprintf(why, why_cap, "%s", p.why);
         if (at) *at = (size_t)(p.err_at - buf);
     }
+    free(p.vals);
     return v;
+}
+
+cJSON *srv_json_parse(const char *buf, size_t len, char *why, size_t why_cap, size_t *at)
+{
+    return parse(buf, len, 0, why, why_cap, at);
+}
+
+cJSON *srv_json_parse_packed(const char *buf, size_t len, char *why, size_t why_cap, size_t *at)
+{
+    return parse(buf, len, 1, why, why_cap, at);
+}
+
+const double *srv_json_packed(const cJSON *a, size_t *n)
+{
+    if (!a || (a->type & (0xFF | SRV_JSON_PACKED)) != (cJSON_Array | SRV_JSON_PACKED)) {
+        *n = 0;
+        return NULL;
+    }
+    *n = (size_t)a->valuedouble;
+    return (const double *)(const void *)a->valuestring;
+}
+
+size_t srv_json_array_len(const cJSON *a)
+{
+    size_t n;
+    if (srv_json_packed(a, &n)) return n;
+    return cJSON_IsArray(a) ? (size_t)cJSON_GetArraySize(a) : 0;
 }

@@ -1,7 +1,9 @@
 /* fuzz_json.c - fuzz target: the server's request JSON parser (server/json_parse.c), differentially against cJSON.
  * When both accept a text their trees must be equal (types, keys, strings, numbers bit for bit); every tree
  * srv_json_parse builds must print (cJSON) and parse back to itself (numbers within cJSON's printing
- * precision); refusals carry a reason and an offset in range. */
+ * precision); refusals carry a reason and an offset in range. srv_json_parse_packed must accept and refuse
+ * exactly what srv_json_parse does (same reason, same offset) and give the same tree, except that every
+ * non-empty all-number array is one packed node holding the same numbers bit for bit. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +36,53 @@ static int same_tree(const cJSON *a, const cJSON *b, int loose, int *finite) {
     return a == NULL && b == NULL;
 }
 
+/* 1 when packed (from srv_json_parse_packed) is plain (from srv_json_parse) with exactly its non-empty
+ * all-number arrays packed. */
+static int same_packed(const cJSON *packed, const cJSON *plain) {
+    for (; packed && plain; packed = packed->next, plain = plain->next) {
+        size_t n = 0, i = 0;
+        const double *v = srv_json_packed(packed, &n);
+        const cJSON *x;
+        int all_numbers = cJSON_IsArray(plain) && plain->child != NULL;
+        cJSON_ArrayForEach(x, plain) all_numbers &= cJSON_IsNumber(x);
+        if ((v != NULL) != all_numbers || (packed->type & ~(0xFF | SRV_JSON_PACKED)) != 0) return 0;
+        if ((packed->string == NULL) != (plain->string == NULL) ||
+            (packed->string && strcmp(packed->string, plain->string) != 0))
+            return 0;
+        if (v) {
+            if (packed->child || n != srv_json_array_len(plain) || n != (size_t)cJSON_GetArraySize(plain)) return 0;
+            cJSON_ArrayForEach(x, plain) if (memcmp(&v[i++], &x->valuedouble, sizeof(double)) != 0) return 0;
+            continue;
+        }
+        if ((packed->type & 0xFF) != (plain->type & 0xFF)) return 0;
+        if (cJSON_IsString(packed) && strcmp(packed->valuestring, plain->valuestring) != 0) return 0;
+        if (cJSON_IsNumber(packed) && memcmp(&packed->valuedouble, &plain->valuedouble, sizeof(double)) != 0) return 0;
+        if (!same_packed(packed->child, plain->child)) return 0;
+    }
+    return packed == NULL && plain == NULL;
+}
+
+/* The packed parse against the plain one: same acceptance, reason and offset, same tree but packed. */
+static void check_packed(const char *buf, size_t size, const cJSON *plain, const char *why, size_t at) {
+    char pwhy[96] = "";
+    size_t pat = (size_t)-1;
+    cJSON *packed = srv_json_parse_packed(buf, size, pwhy, sizeof pwhy, &pat);
+    if ((packed == NULL) != (plain == NULL))
+        fz_fail("srv_json_parse_packed", "accepts what srv_json_parse refuses or back");
+    if (plain == NULL && (strcmp(pwhy, why) != 0 || pat != at)) {
+        char m[300];
+        snprintf(m, sizeof m, "refusal \"%s\" at %zu, srv_json_parse: \"%s\" at %zu", pwhy, pat, why, at);
+        fz_fail("srv_json_parse_packed", m);
+    }
+    if (plain && !same_packed(packed, plain)) fz_fail("srv_json_parse_packed", "tree differs from srv_json_parse's");
+    cJSON_Delete(packed);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *buf = (char *)fz_dup(data, size), why[96] = "";
     size_t at = (size_t)-1;
     cJSON *ours = srv_json_parse(buf, size, why, sizeof why, &at);
+    check_packed(buf, size, ours, why, at);
     if (ours == NULL) {
         if (why[0] == '\0' || at > size) fz_fail("srv_json_parse", "refusal without a reason or with an offset past the end");
         free(buf);

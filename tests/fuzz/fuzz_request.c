@@ -80,12 +80,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *text = NULL;
     size_t len = size - (size_t)(nl - data) - 1;
     if (rt->has_body) {
-        /* as http.c: srv_json_parse over exactly the body, which must be one JSON object */
+        /* as http.c: srv_json_parse_packed over exactly the body, which must be one JSON object */
         char why[96];
         size_t at = 0;
         if (len == 0) return 0;
         text = (char *)fz_dup(nl + 1, len);
-        body = srv_json_parse(text, len, why, sizeof why, &at);
+        body = srv_json_parse_packed(text, len, why, sizeof why, &at);
         if (body == NULL || !cJSON_IsObject(body)) goto done;
     }
     srv_ctx ctx = {.state = g_state, .cfg = &g_cfg, .scratch = &g_scratch, .request_id = "fuzz", .route = route};

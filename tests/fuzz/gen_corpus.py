@@ -180,6 +180,11 @@ def main():
         "search": ("/v1/search", {"queries": x4[:2], "k": 3}),
         "search_raw": ("/v1/search", {"queries": [[1, 0]], "embed": False, "k": 2, "filter_label": 1,
                                       "metric": "cosine"}),
+        # rows that pack (all numbers) next to rows that do not, labels packed or with booleans
+        "embed_mixed": ("/v1/embed", {"inputs": [[1, 2, 3, 4], "AACAPwAAAEAAAEBAAACAQA==", [0.5, -1, 0, 2]]}),
+        "embed_single": ("/v1/embeddings", {"input": [1, 2, 3, 1e39]}),
+        "pair_bool_labels": ("/v1/loss/pair", {"a": x4[:3], "b": x4[1:], "labels": [1, False, 0],
+                                               "embed": True}),
     }
     for name, (path, body) in reqs.items():
         write(d, name, path + "\n" + ("" if body is None else json.dumps(body)))
@@ -196,6 +201,9 @@ def main():
         "nested": "[[[[[[[[[[{\"a\": [{\"b\": null}, true, false]}]]]]]]]]]]",
         "object_33": "{" + ",".join('"k%d": %d' % (i, i) for i in range(33)) + "}",
         "whitespace": " \t\r\n{ \"a\" : [ 1 , 2 ] } \n",
+        # number arrays that turn out mixed or malformed part way (srv_json_parse_packed rewinds)
+        "packed_mixed": '{"r": [[1, 2, 3], [4, 5, "x"], [6, [7]], [8, true], [], [ 9 ,\t10 , 11 ], [-0, 1e400, -2.5E-3]]}',
+        "packed_bad": "[1, 2, 3, 4, 01]",
     }
     for name, text in extras.items():
         write(d, name, text)

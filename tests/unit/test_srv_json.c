@@ -1,4 +1,5 @@
-/* test_srv_json.c - json_io: vectors (arrays, base64, single, ragged, limits), scalars, enums, labels, fields. */
+/* test_srv_json.c - json_io: vectors (arrays, base64, single, ragged, limits), scalars, enums, labels, fields;
+ * json_parse: refusals, values, exact numbers, packed number arrays. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,31 +59,58 @@ static const vec_case VEC_CASES[] = {
      "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds vectors of numbers)", 0, 0, 0},
     {"{\"v\":\"\"}", 0, 8, 422, "v", "v: empty base64 string"
      "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds vectors of numbers)", 0, 0, 0},
+    /* every path again with rows that pack (all numbers) next to rows that do not */
+    {"{\"v\":[1,2,1e39]}", 0, 8, 422, "v[2]", "v[2]: number is out of the float32 range", 0, 0, 0},
+    {"{\"v\":[1,2,-1e999]}", 3, 8, 422, "v[2]", "v[2]: number is out of the float32 range", 0, 0, 0},
+    {"{\"v\":[1,2,3,1e39]}", 3, 8, 422, "v", "v: expected 3 numbers, got 4", 0, 0, 0}, /* past dim: only counted */
+    {"{\"v\":[[1,2],[3,1e999]]}", 0, 8, 422, "v[1][1]", "v[1][1]: number is out of the float32 range", 0, 0, 0},
+    {"{\"v\":[[1,2],[true,1]]}", 0, 8, 422, "v[1][0]", "v[1][0]: expected a number, got boolean", 0, 0, 0},
+    {"{\"v\":[[1,2],[1,null]]}", 0, 8, 422, "v[1][1]", "v[1][1]: expected a number, got null", 0, 0, 0},
+    {"{\"v\":[[1,2],[1,2,[3]]]}", 0, 8, 422, "v[1]", "v[1]: expected 2 numbers, got 3", 0, 0, 0},
+    {"{\"v\":[[1,2],[1,[3]]]}", 0, 8, 422, "v[1][1]", "v[1][1]: expected a number, got array", 0, 0, 0},
+    {"{\"v\":[null,1]}", 0, 8, 422, "v[0]", "v[0]: expected a number, got null", 0, 0, 0},
+    {"{\"v\":[[1,2],\"AACAPwAAAEA=\",[-0,3.5]]}", 0, 8, 0, "", "", 3, 2, 9.5},
+    {"{\"v\":[[1,2],[3,4]]}", 0, 1, 422, "v", "v: 2 vectors, over the limit of 1 (--max-batch)", 0, 0, 0},
+    {"{\"v\":[1,2,3,4,5,6,7,8,9]}", 0, 1, 0, "", "", 1, 9, 45}, /* a single vector is one however long */
 };
+
+/* The same text through cJSON_Parse (0), srv_json_parse (1) and
+ * srv_json_parse_packed (2): json_io must answer all three alike. */
+static cJSON *parse_as(const char *text, int mode)
+{
+    char why[96];
+    size_t at;
+    if (mode == 0) return cJSON_Parse(text);
+    return (mode == 1 ? srv_json_parse : srv_json_parse_packed)(text, strlen(text), why, sizeof why, &at);
+}
 
 static void test_vectors_table(void **state)
 {
     (void)state;
     tr_scratch s = {0};
-    for (size_t i = 0; i < sizeof VEC_CASES / sizeof VEC_CASES[0]; i++) {
+    for (size_t k = 0; k < 3 * (sizeof VEC_CASES / sizeof VEC_CASES[0]); k++) {
+        size_t i = k / 3;
         const vec_case *c = &VEC_CASES[i];
-        cJSON *body = cJSON_Parse(c->body);
+        cJSON *body = parse_as(c->body, (int)(k % 3));
         srv_reply out;
         size_t n = 0, dim = c->dim_in;
         assert_non_null(body);
         srv_reply_init(&out);
         int rc = jio_vectors(body, "v", c->max_n, &s, &n, &dim, &out);
-        if (rc != c->status) fail_msg("case %zu %s: status %d, want %d (%s)", i, c->body, rc, c->status, out.err_msg);
+        if (rc != c->status)
+            fail_msg("case %zu parser %zu %s: status %d, want %d (%s)", i, k % 3, c->body, rc, c->status, out.err_msg);
         if (c->status) {
-            if (strcmp(out.err_field, c->field) != 0) fail_msg("case %zu: field \"%s\", want \"%s\"", i, out.err_field, c->field);
-            if (strcmp(out.err_msg, c->msg) != 0) fail_msg("case %zu: message \"%s\", want \"%s\"", i, out.err_msg, c->msg);
+            if (strcmp(out.err_field, c->field) != 0)
+                fail_msg("case %zu parser %zu: field \"%s\", want \"%s\"", i, k % 3, out.err_field, c->field);
+            if (strcmp(out.err_msg, c->msg) != 0)
+                fail_msg("case %zu parser %zu: message \"%s\", want \"%s\"", i, k % 3, out.err_msg, c->msg);
             assert_string_equal(out.err_type, "invalid_input");
         } else {
             double sum = 0;
             assert_int_equal(n, c->n);
             assert_int_equal(dim, c->dim);
             for (size_t j = 0; j < n * dim; j++) sum += s.p[j];
-            if (sum != c->sum) fail_msg("case %zu: sum %g, want %g", i, sum, c->sum);
+            if (sum != c->sum) fail_msg("case %zu parser %zu: sum %g, want %g", i, k % 3, sum, c->sum);
         }
         cJSON_Delete(body);
     }
@@ -151,36 +179,56 @@ static void test_fields_and_labels(void **state)
 {
     (void)state;
     static const char *const ALLOWED[] = {"a", "labels", NULL};
-    cJSON *b = cJSON_Parse("{\"a\":1,\"labels\":[1,0,1],\"extra\":2}");
-    cJSON *ok = cJSON_Parse("{\"a\":1,\"labels\":[1,0,true]}");
-    cJSON *bad = cJSON_Parse("{\"labels\":[1,2.5,1]}");
-    cJSON *two = cJSON_Parse("{\"labels\":[1,2,1]}");
-    srv_reply out;
-    int64_t *lab = NULL;
-    srv_reply_init(&out);
-    assert_int_equal(jio_check_fields(b, ALLOWED, &out), 422);
-    assert_string_equal(out.err_field, "extra");
-    assert_string_equal(out.err_msg, "extra: unknown field (expected one of: a, labels)");
-    assert_int_equal(jio_check_fields(ok, ALLOWED, &out), 0);
-    assert_int_equal(jio_labels(ok, "labels", 3, 1, &lab, &out), 0);
-    assert_int_equal(lab[2], 1);
-    free(lab);
-    assert_int_equal(jio_labels(ok, "labels", 4, 1, &lab, &out), 422);
-    assert_string_equal(out.err_msg, "labels: expected 4 labels (one per vector), got 3");
-    assert_int_equal(jio_labels(bad, "labels", 3, 0, &lab, &out), 422);
-    assert_string_equal(out.err_field, "labels[1]");
-    assert_int_equal(jio_labels(two, "labels", 3, 0, &lab, &out), 0);
-    assert_int_equal(lab[1], 2);
-    free(lab);
-    assert_int_equal(jio_labels(two, "labels", 3, 1, &lab, &out), 422);
-    assert_string_equal(out.err_msg, "labels[1]: expected 1 (similar) or 0 (dissimilar), got 2");
-    assert_null(lab);
-    cJSON_Delete(b);
-    cJSON_Delete(ok);
-    cJSON_Delete(bad);
-    cJSON_Delete(two);
+    for (int mode = 0; mode < 3; mode++) {
+        cJSON *b = parse_as("{\"a\":1,\"labels\":[1,0,1],\"extra\":2}", mode);
+        cJSON *ok = parse_as("{\"a\":1,\"labels\":[1,0,true]}", mode);
+        cJSON *bad = parse_as("{\"labels\":[1,2.5,1]}", mode);
+        cJSON *two = parse_as("{\"labels\":[1,2,1]}", mode);
+        cJSON *odd =
+            parse_as("{\"labels\":[0,1,\"1\"],\"big\":[1,9007199254740994],\"inf\":[1e400],\"neg\":[-3,-0]}", mode);
+        srv_reply out;
+        int64_t *lab = NULL;
+        srv_reply_init(&out);
+        assert_int_equal(jio_check_fields(b, ALLOWED, &out), 422);
+        assert_string_equal(out.err_field, "extra");
+        assert_string_equal(out.err_msg, "extra: unknown field (expected one of: a, labels)");
+        assert_int_equal(jio_check_fields(ok, ALLOWED, &out), 0);
+        assert_int_equal(jio_labels(ok, "labels", 3, 1, &lab, &out), 0);
+        assert_int_equal(lab[2], 1);
+        free(lab);
+        assert_int_equal(jio_labels(ok, "labels", 4, 1, &lab, &out), 422);
+        assert_string_equal(out.err_msg, "labels: expected 4 labels (one per vector), got 3");
+        assert_int_equal(jio_labels(b, "labels", 2, 0, &lab, &out), 422);
+        assert_string_equal(out.err_msg, "labels: expected 2 labels (one per vector), got 3");
+        assert_int_equal(jio_labels(bad, "labels", 3, 0, &lab, &out), 422);
+        assert_string_equal(out.err_field, "labels[1]");
+        assert_string_equal(out.err_msg, "labels[1]: expected an integer label");
+        assert_int_equal(jio_labels(two, "labels", 3, 0, &lab, &out), 0);
+        assert_int_equal(lab[1], 2);
+        free(lab);
+        assert_int_equal(jio_labels(two, "labels", 3, 1, &lab, &out), 422);
+        assert_string_equal(out.err_msg, "labels[1]: expected 1 (similar) or 0 (dissimilar), got 2");
+        assert_null(lab);
+        assert_int_equal(jio_labels(odd, "labels", 3, 0, &lab, &out), 422);
+        assert_string_equal(out.err_msg, "labels[2]: expected an integer label, got string");
+        assert_int_equal(jio_labels(odd, "big", 2, 0, &lab, &out), 422);
+        assert_string_equal(out.err_msg, "big[1]: expected an integer label");
+        assert_int_equal(jio_labels(odd, "inf", 1, 0, &lab, &out), 422);
+        assert_string_equal(out.err_msg, "inf[0]: expected an integer label");
+        assert_int_equal(jio_labels(odd, "neg", 2, 0, &lab, &out), 0);
+        assert_true(lab[0] == -3 && lab[1] == 0);
+        free(lab);
+        assert_int_equal(jio_labels(odd, "neg", 2, 1, &lab, &out), 422);
+        assert_string_equal(out.err_msg, "neg[0]: expected 1 (similar) or 0 (dissimilar), got -3");
+        assert_int_equal(jio_labels(odd, "a", 2, 0, &lab, &out), 422);
+        assert_string_equal(out.err_msg, "a: required field is missing");
+        cJSON_Delete(b);
+        cJSON_Delete(ok);
+        cJSON_Delete(bad);
+        cJSON_Delete(two);
+        cJSON_Delete(odd);
+    }
 }
-
 
 /* Parser refusals: text (length from sizeof, so NULs count), reason, offset. */
 typedef struct {
@@ -223,35 +271,260 @@ static const parse_bad PARSE_BAD[] = {
     PB("{} x", "unexpected data after the JSON value", 3),
     PB("{}\0", "unexpected data after the JSON value", 2),
     PB("[1,\0 2]", "unexpected character", 3),
+    /* arrays of numbers that go wrong part way (srv_json_parse_packed gives up packing and must report the same) */
+    PB("[1,2,01]", "leading zero in a number", 6),
+    PB("[1,2,-]", "expected a digit", 6),
+    PB("[1,2,1.]", "expected a digit after the decimal point", 7),
+    PB("[1,2,1e+]", "expected a digit in the exponent", 8),
+    PB("[1,2", "expected ',' or ']'", 4),
+    PB("[1,2,", "unexpected end of input", 5),
+    PB("[1 2]", "expected ',' or ']'", 3),
+    PB("[1,]", "unexpected character", 3),
+    PB("[1,,2]", "unexpected character", 3),
+    PB("[1;2]", "expected ',' or ']'", 2),
+    PB("[1,2,\"x]", "unterminated string", 8),
+    PB("[1,2,\"\xff\"]", "invalid UTF-8 in a string", 6),
+    PB("[1,2,tru]", "invalid literal", 5),
+    PB("[1,2,[3,]]", "unexpected character", 8),
+    PB("[[1,2],[3 4]]", "expected ',' or ']'", 10),
+    PB("[1,2]]", "unexpected data after the JSON value", 5),
+    PB("[1,2] 3", "unexpected data after the JSON value", 6),
+    PB("{\"a\":[1,2],\"a\":[3]}", "duplicate key in an object", 11),
+    PB("{\"a\":[1,2}", "expected ',' or ']'", 9),
 };
 
 static void test_parse_refusals(void **state)
 {
     (void)state;
-    for (size_t i = 0; i < sizeof PARSE_BAD / sizeof PARSE_BAD[0]; i++) {
-        const parse_bad *c = &PARSE_BAD[i];
+    for (size_t k = 0; k < 2 * (sizeof PARSE_BAD / sizeof PARSE_BAD[0]); k++) {
+        const parse_bad *c = &PARSE_BAD[k / 2];
         char why[96] = "";
         size_t at = 999;
-        cJSON *v = srv_json_parse(c->text, c->len, why, sizeof why, &at);
-        if (v) fail_msg("case %zu (%s): accepted", i, c->text);
+        cJSON *v = (k % 2 ? srv_json_parse_packed : srv_json_parse)(c->text, c->len, why, sizeof why, &at);
+        if (v) fail_msg("case %zu (%s, %s): accepted", k / 2, c->text, k % 2 ? "packed" : "plain");
         if (strcmp(why, c->why) != 0 || at != c->at)
-            fail_msg("case %zu (%s): \"%s\" at %zu, want \"%s\" at %zu", i, c->text, why, at, c->why, c->at);
+            fail_msg("case %zu (%s, %s): \"%s\" at %zu, want \"%s\" at %zu", k / 2, c->text,
+                     k % 2 ? "packed" : "plain", why, at, c->why, c->at);
     }
-    /* nesting: 64 levels parse, 65 do not */
+    /* nesting: 64 levels parse, 65 do not, with or without a number array innermost */
     char deep[200];
-    for (int d = 64; d <= 65; d++) {
+    for (int k = 0; k < 8; k++) {
+        int d = 64 + k % 2, num = k / 2 % 2, packed = k / 4;
+        size_t len = 0;
         memset(deep, '[', (size_t)d);
-        memset(deep + d, ']', (size_t)d);
+        len = (size_t)d;
+        if (num) deep[len++] = '7';
+        memset(deep + len, ']', (size_t)d);
+        len += (size_t)d;
         char why[96] = "";
         size_t at = 0;
-        cJSON *v = srv_json_parse(deep, 2 * (size_t)d, why, sizeof why, &at);
-        if (d == 64) assert_non_null(v);
-        else {
+        cJSON *v = (packed ? srv_json_parse_packed : srv_json_parse)(deep, len, why, sizeof why, &at);
+        if (d == 64) {
+            assert_non_null(v);
+            const cJSON *in = v;
+            for (int i = 1; i < d; i++) in = in->child;
+            size_t n = 0;
+            assert_true(cJSON_IsArray(in));
+            assert_int_equal(srv_json_array_len(in), num);
+            assert_int_equal(srv_json_packed(in, &n) != NULL, num && packed);
+        } else {
             assert_null(v);
             assert_string_equal(why, "nesting deeper than 64 levels");
+            assert_int_equal(at, 64);
         }
         cJSON_Delete(v);
     }
+}
+
+/* packed (srv_json_parse_packed) is plain (srv_json_parse) with exactly its
+ * non-empty all-number arrays packed, the same doubles bit for bit. */
+static int same_packed(const cJSON *packed, const cJSON *plain)
+{
+    for (; packed && plain; packed = packed->next, plain = plain->next) {
+        size_t n = 0, i = 0;
+        const double *v = srv_json_packed(packed, &n);
+        const cJSON *x;
+        int all_numbers = cJSON_IsArray(plain) && plain->child != NULL;
+        cJSON_ArrayForEach(x, plain) all_numbers &= cJSON_IsNumber(x);
+        if ((v != NULL) != all_numbers || (packed->type & 0xFF) != (plain->type & 0xFF)) return 0;
+        if ((packed->string == NULL) != (plain->string == NULL) ||
+            (packed->string && strcmp(packed->string, plain->string) != 0))
+            return 0;
+        if (v) {
+            if (packed->child || n != srv_json_array_len(plain)) return 0;
+            cJSON_ArrayForEach(x, plain) if (memcmp(&v[i++], &x->valuedouble, sizeof(double)) != 0) return 0;
+            continue;
+        }
+        if (cJSON_IsString(packed) && strcmp(packed->valuestring, plain->valuestring) != 0) return 0;
+        if (cJSON_IsNumber(packed) && memcmp(&packed->valuedouble, &plain->valuedouble, sizeof(double)) != 0) return 0;
+        if (!same_packed(packed->child, plain->child)) return 0;
+    }
+    return packed == NULL && plain == NULL;
+}
+
+/* Both parses of text: same refusal (why, offset) or same_packed trees. */
+static void check_packed_text(const char *text, size_t len)
+{
+    char why[96] = "", pwhy[96] = "";
+    size_t at = 0, pat = 0;
+    cJSON *plain = srv_json_parse(text, len, why, sizeof why, &at);
+    cJSON *packed = srv_json_parse_packed(text, len, pwhy, sizeof pwhy, &pat);
+    if ((plain == NULL) != (packed == NULL))
+        fail_msg("%.*s: plain %s, packed %s", (int)len, text, plain ? "accepts" : why, packed ? "accepts" : pwhy);
+    if (!plain && (strcmp(why, pwhy) != 0 || at != pat))
+        fail_msg("%.*s: plain \"%s\" at %zu, packed \"%s\" at %zu", (int)len, text, why, at, pwhy, pat);
+    if (plain && !same_packed(packed, plain)) fail_msg("%.*s: packed tree differs", (int)len, text);
+    cJSON_Delete(plain);
+    cJSON_Delete(packed);
+}
+
+static const cJSON *packed_member(const cJSON *o, const char *name, size_t want_n)
+{
+    size_t n = 99;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!srv_json_packed(a, &n) || n != want_n) fail_msg("%s: not packed with %zu values (%zu)", name, want_n, n);
+    return a;
+}
+
+/* A random array of numbers, with now and then a literal, a string or a
+ * nested array, into t (room for cap + 128 bytes: a started element and the
+ * closing brackets may pass cap). */
+static void gen_array(char *t, size_t *len, size_t cap, uint64_t *x, int depth)
+{
+    static const char *const NUM[] = {"0", "-1", "2.5", "1e3", "-0.0", "1E-2", "123456789012345678901", "1e999"};
+    static const char *const OTHER[] = {"true", "false", "null", "\"s\"", "[]"};
+    t[(*len)++] = '[';
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    int n = (int)(*x % 6), mixed = (*x >> 3) % 4 == 0;
+    for (int i = 0; i < n && *len < cap; i++) {
+        *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+        if (i) *len += (size_t)sprintf(t + *len, "%s", (*x >> 50) % 4 ? "," : " ,\n");
+        if (depth < 3 && (*x >> 4) % 4 == 0) gen_array(t, len, cap, x, depth + 1);
+        else if (mixed && (*x >> 6) % 3 == 0) *len += (size_t)sprintf(t + *len, "%s", OTHER[(*x >> 8) % 5]);
+        else *len += (size_t)sprintf(t + *len, "%s", NUM[(*x >> 8) % 8]);
+    }
+    t[(*len)++] = ']';
+}
+
+static void test_parse_packed(void **state)
+{
+    (void)state;
+    static const char *const NUMS[] = {"-0",
+                                       "1e400",
+                                       "-2.5E-3",
+                                       "12345678901234567890",
+                                       "3.14159265358979323846264338327950288419716939937510",
+                                       "4.9406564584124654e-324",
+                                       "-1e-400",
+                                       "1.7976931348623157e308",
+                                       "9007199254740993",
+                                       "0.1000000000000000055511151231257827",
+                                       "2e22",
+                                       "1E23",
+                                       "7"};
+    const size_t nn = sizeof NUMS / sizeof NUMS[0];
+    char t[1024], why[96];
+    size_t len = 0, at = 0, n = 0;
+    len += (size_t)sprintf(t + len, "{\"n\":[");
+    for (size_t i = 0; i < nn; i++)
+        len += (size_t)sprintf(t + len, "%s%s", i ? (i % 3 ? "," : " ,\n\t") : " ", NUMS[i]);
+    len += (size_t)sprintf(t + len, " ],\"m\":[1,true],\"s\":[1,\"x\"],\"z\":[1,null],\"a\":[[1,2],[3,4,5],[]],"
+                                    "\"e\":[],\"o\":[{\"x\":1}],\"d\":[[[0.5]]],\"k\":3}");
+    check_packed_text(t, len);
+    cJSON *v = srv_json_parse_packed(t, len, why, sizeof why, &at);
+    assert_non_null(v);
+    /* the values: what srv_json_parse and strtod give, bit for bit */
+    const cJSON *a = packed_member(v, "n", nn);
+    const double *d = srv_json_packed(a, &n);
+    for (size_t i = 0; i < nn; i++) {
+        double want = strtod(NUMS[i], NULL);
+        if (memcmp(&d[i], &want, sizeof want) != 0) fail_msg("%s: packed %.17g, strtod %.17g", NUMS[i], d[i], want);
+    }
+    assert_true(signbit(d[0]) && isinf(d[1]) && d[3] == 12345678901234567890.0 && d[6] == 0 && signbit(d[6]));
+    /* a packed node is an array to cJSON and to us, with no children (documented) */
+    assert_true(cJSON_IsArray(a));
+    assert_string_equal(jio_type_name(a), "array");
+    assert_null(a->child);
+    assert_int_equal(cJSON_GetArraySize(a), 0);
+    assert_int_equal(srv_json_array_len(a), nn);
+    char *printed = cJSON_PrintUnformatted(a);
+    assert_string_equal(printed, "[]");
+    free(printed);
+    /* mixed and empty arrays stay trees; rows of numbers pack one by one */
+    static const char *const TREES[] = {"m", "s", "z", "a", "e", "o", "d"};
+    for (size_t i = 0; i < sizeof TREES / sizeof TREES[0]; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(v, TREES[i]);
+        assert_true(cJSON_IsArray(x));
+        assert_null(srv_json_packed(x, &n));
+        assert_int_equal(n, 0);
+        assert_int_equal(srv_json_array_len(x), (size_t)cJSON_GetArraySize(x));
+    }
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(v, "a");
+    assert_non_null(srv_json_packed(cJSON_GetArrayItem(rows, 0), &n));
+    assert_int_equal(n, 2);
+    assert_non_null(srv_json_packed(cJSON_GetArrayItem(rows, 1), &n));
+    assert_int_equal(n, 3);
+    assert_int_equal(srv_json_array_len(cJSON_GetArrayItem(rows, 2)), 0);
+    d = srv_json_packed(cJSON_GetObjectItemCaseSensitive(v, "d")->child->child, &n);
+    assert_true(d && n == 1 && d[0] == 0.5);
+    assert_int_equal(srv_json_array_len(cJSON_GetObjectItemCaseSensitive(v, "k")), 0);
+    assert_int_equal(srv_json_array_len(NULL), 0);
+    cJSON_Delete(v);
+    /* a packed root, whitespace everywhere */
+    const char *ws = " [ 1 ,\t2\n,\r3 ] ";
+    v = srv_json_parse_packed(ws, strlen(ws), why, sizeof why, &at);
+    d = srv_json_packed(v, &n);
+    assert_true(d && n == 3 && d[0] == 1 && d[1] == 2 && d[2] == 3);
+    cJSON_Delete(v);
+
+    /* long rows (the scratch grows) equal the plain parse and strtod */
+    size_t big = 100000;
+    char *b = malloc(big * 26 + 16);
+    uint64_t x = 88172645463325252ull;
+    assert_non_null(b);
+    len = 0;
+    b[len++] = '[';
+    for (size_t i = 0; i < big; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double r;
+        uint64_t bits = x & 0x7FEFFFFFFFFFFFFFull; /* finite */
+        memcpy(&r, &bits, sizeof r);
+        len += (size_t)(i % 4 == 0 ? sprintf(b + len, "%s%.17g", i ? "," : "", (x & 1) ? -r : r)
+                                   : sprintf(b + len, "%s%d", i ? "," : "", (int)(x % 512) - 256));
+    }
+    b[len++] = ']';
+    check_packed_text(b, len);
+    v = srv_json_parse_packed(b, len, why, sizeof why, &at);
+    d = srv_json_packed(v, &n);
+    assert_non_null(d);
+    assert_int_equal(n, big);
+    cJSON_Delete(v);
+    free(b);
+
+    /* random documents of nested arrays (mostly numbers, some literals and
+     * strings), well formed or with one mangled spot: both parsers agree */
+    int accepted = 0;
+    char r[2048];
+    for (int i = 0; i < 20000; i++) {
+        static const char *const BAD[] = {"01", "-", "1.",       "1e", "nul", "\"",       "[",
+                                          "]",  ",", "{\"k\":", "}",  ";",   "\"\xff\""};
+        len = 0;
+        gen_array(r, &len, sizeof r - 256, &x, 0);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (x % 3 == 0) { /* insert a bad token */
+            size_t pos = (size_t)(x >> 8) % (len + 1);
+            const char *bad = BAD[(x >> 40) % (sizeof BAD / sizeof BAD[0])];
+            size_t bl = strlen(bad);
+            memmove(r + pos + bl, r + pos, len - pos);
+            memcpy(r + pos, bad, bl);
+            len += bl;
+        } else if (x % 3 == 1) len -= (size_t)(x >> 8) % (len + 1) / 4; /* cut */
+        check_packed_text(r, len);
+        cJSON *p = srv_json_parse(r, len, why, sizeof why, &at);
+        accepted += p != NULL;
+        cJSON_Delete(p);
+    }
+    assert_true(accepted > 5000 && accepted < 15000);
 }
 
 /* Objects past the key-by-key duplicate check: a repeated key is still found
@@ -389,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_parse_refusals),
         cmocka_unit_test(test_parse_large_objects),
         cmocka_unit_test(test_parse_values),
+        cmocka_unit_test(test_parse_packed),
         cmocka_unit_test(test_parse_numbers_exact),
         cmocka_unit_test(test_format_float),
     };
