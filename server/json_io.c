@@ -393,30 +393,47 @@ static void p10_init(void)
     for (int i = 0; i < 110; i++) g_p10[i] = pow(10.0, i - 50);
 }
 
+/* "00" .. "99": two digits per table lookup */
+static const char DIG2[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                              "8081828384858687888990919293949596979899";
+
 size_t jio_format_float(char *o, float f)
 {
     char d[12];
     size_t n = 0;
-    double x = f;
-    if (!isfinite(x)) return (size_t)(memcpy(o, "null", 4), 4);
-    if (signbit(x)) o[n++] = '-', x = -x;
-    if (x == 0) return o[n++] = '0', o[n] = 0, n;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    unsigned biased = (u >> 23) & 0xff;
+    if (biased == 0xff) return (size_t)(memcpy(o, "null", 4), 4);
+    if (u >> 31) o[n++] = '-';
+    if ((u & 0x7fffffffu) == 0) return o[n++] = '0', o[n] = 0, n;
+    double x = fabs((double)f);
     pthread_once(&g_p10_once, p10_init);
     /* 9 significant digits round-trip a float32. m is within one unit of the
      * exact rounding: an error of 1e-8 relative at most, under half a float
      * ulp (>= 3e-8 relative), so the digits still name the same float. */
-    /* e = floor(log10(x)) without log10: 2^(k-1) <= x < 2^k bounds it to
-     * floor((k-1)*log10(2)) or one more; one exact comparison decides.
-     * Finite floats give k-1 in [-149, 127], so e + 1 + 50 stays in [5, 90]. */
+    /* e = floor(log10(x)): 2^(k-1) <= x < 2^k (k from the exponent bits;
+     * frexp for subnormals) bounds it to floor((k-1)*log10(2)), which
+     * ((k-1)*1233)>>12 equals for every k here, or one more; one exact
+     * comparison decides. Finite floats give k-1 in [-149, 127], so
+     * e + 1 + 50 stays in [5, 90]. */
     int k;
-    (void)frexp(x, &k);
-    int e = (int)floor((k - 1) * 0.30102999566398120);
+    if (biased) k = (int)biased - 126;
+    else (void)frexp(x, &k);
+    int e = ((k - 1) * 1233) >> 12;
     if (x >= g_p10[e + 1 + 50]) e++;
-    uint64_t m = (uint64_t)llround(x * g_p10[8 - e + 50]);
+    uint64_t m = (uint64_t)(x * g_p10[8 - e + 50] + 0.5);
     if (m >= 1000000000u) m = (m + 5) / 10, e++;
     if (m < 100000000u) m *= 10, e--;
+    uint32_t m32 = (uint32_t)m;
+    d[8] = (char)('0' + m32 % 10);
+    m32 /= 10;
+    for (int i = 6; i >= 0; i -= 2) {
+        memcpy(d + i, DIG2 + 2 * (m32 % 100), 2);
+        m32 /= 100;
+    }
     int nd = 9;
-    for (int i = 8; i >= 0; i--) d[i] = (char)('0' + m % 10), m /= 10;
     while (nd > 1 && d[nd - 1] == '0') nd--;
     if (e >= -4 && e < 9) {
         if (e >= 0) {
