@@ -1,5 +1,6 @@
 # tests/lib.sh - shared by the script suites (sourced, not run):
-# binaries, a temp dir cleaned on exit, tripletd on port 0, ok/bad/skip.
+# binaries, a temp dir cleaned on exit, tripletd on port 0, ok/bad/skip,
+# expect/has for checking a command's exit status and output.
 set -u
 ROOT=${TRIPLET_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 TRIPLETD=${TRIPLETD:-$ROOT/bin/tripletd}
@@ -18,6 +19,18 @@ ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fails=$((fails + 1)); }
 skip() { echo "skipped: $1"; exit 0; }
 finish() { echo "$fails failed"; ((fails == 0)); exit $?; }
+
+# expect NAME WANT_RC CMD...: ok when CMD exits WANT_RC; its stdout is left in $tmp/out, stderr in $tmp/err.
+expect() {
+    local name=$1 want=$2 rc=0
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    if [[ $rc == "$want" ]]; then ok "$name (exit $rc)"; else bad "$name: exit $rc, want $want; stderr: $(head -c 300 "$tmp/err")"; fi
+}
+# has NAME FILE TEXT: ok when FILE contains TEXT (a fixed string, not a pattern).
+has() {
+    if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: \"$3\" not in $(head -c 400 "$2")"; fi
+}
 
 # A python3 that can import every module named: sets $PY, else returns 1.
 pick_python() {

@@ -2,28 +2,13 @@
 # eval.sh - tripletctl eval end to end on generated data: the same rows as CSV, JSON lines and
 # gzip'd IDX give the same figures; the raw-input row matches a pure-Python brute force; leave-one-out,
 # --classes, --limit, holdout split, --json shape; exit codes and messages on bad input.
-set -euo pipefail
-ROOT=${TRIPLET_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-CTL=${TRIPLETCTL:-$ROOT/bin/tripletctl}
+. "$(dirname "$0")/../lib.sh"
+set -eo pipefail
 PY=$(command -v python3)
-T=$(mktemp -d "${TMPDIR:-/tmp}/tripletd-eval.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect() { # NAME WANT_RC CMD... (stdout in $T/out, stderr in $T/err)
-    local name=$1 want=$2 rc=0
-    shift 2
-    "$@" >"$T/out" 2>"$T/err" || rc=$?
-    if [[ $rc == "$want" ]]; then ok "$name (exit $rc)"; else bad "$name: exit $rc, want $want; stderr: $(head -c 300 "$T/err")"; fi
-}
-has() { # NAME FILE TEXT
-    if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: \"$3\" not in $(head -c 400 "$2")"; fi
-}
 
 # 4 classes of 2x4 "images" (bytes), 50 training and 12 test rows each, overlapping clusters;
 # written as CSV, JSON lines and gzip'd IDX (train / t10k) with the same rows in the same order.
-"$PY" - "$T" <<'EOF'
+"$PY" - "$tmp" <<'EOF'
 import gzip, json, random, struct, sys
 d = sys.argv[1]
 rnd = random.Random(7)
@@ -50,34 +35,34 @@ for split, n in (("train", 50), ("t10k", 12)):
 EOF
 
 # A small model trained on the CSV rows (inputs scaled to [0, 1] by the trainer).
-expect "train a small model" 0 "$CTL" train --data "$T/train.csv" --test "$T/t10k.csv" --out "$T/m.safetensors" \
+expect "train a small model" 0 "$TRIPLETCTL" train --data "$tmp/train.csv" --test "$tmp/t10k.csv" --out "$tmp/m.safetensors" \
     --arch 8-16-4 --epochs 3 --classes-per-batch 4 --samples-per-class 5 --seed 3 --quiet
-[[ -f $T/m.safetensors ]] || { echo "FAIL no model written; stopping"; exit 1; }
+[[ -f $tmp/m.safetensors ]] || { echo "FAIL no model written; stopping"; exit 1; }
 
 # --- the same data in three formats give the same figures ---
-expect "eval IDX dir" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T" --json
-cp "$T/out" "$T/idx.json"
-expect "eval CSV --test" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T/train.csv" --test "$T/t10k.csv" --json
-cp "$T/out" "$T/csv.json"
-expect "eval JSONL --test" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T/train.jsonl" --test "$T/t10k.jsonl" --json
-cp "$T/out" "$T/jsonl.json"
-expect "eval IDX + CSV --test" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T" --test "$T/t10k.csv" --json
-cp "$T/out" "$T/mixed.json"
-expect "eval text table" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T"
-has "table header" "$T/out" "Recall@1  Recall@5     MAP@R"
-has "table model row" "$T/out" "model "
-has "table raw row" "$T/out" "raw inputs "
-has "table untrained row" "$T/out" "untrained network "
-expect "eval leave-one-out" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T" --split train --json
-cp "$T/out" "$T/loo.json"
-expect "eval open-set classes" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T" --classes 1,3 --limit 10 --json
-cp "$T/out" "$T/cls.json"
-expect "eval holdout split" 0 "$CTL" eval --model "$T/m.safetensors" --data "$T/train.csv" --test-fraction 0.2 --no-map --no-baselines --json
-cp "$T/out" "$T/hold.json"
+expect "eval IDX dir" 0 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp" --json
+cp "$tmp/out" "$tmp/idx.json"
+expect "eval CSV --test" 0 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp/train.csv" --test "$tmp/t10k.csv" --json
+cp "$tmp/out" "$tmp/csv.json"
+expect "eval JSONL --test" 0 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp/train.jsonl" --test "$tmp/t10k.jsonl" --json
+cp "$tmp/out" "$tmp/jsonl.json"
+expect "eval IDX + CSV --test" 0 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp" --test "$tmp/t10k.csv" --json
+cp "$tmp/out" "$tmp/mixed.json"
+expect "eval text table" 0 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp"
+has "table header" "$tmp/out" "Recall@1  Recall@5     MAP@R"
+has "table model row" "$tmp/out" "model "
+has "table raw row" "$tmp/out" "raw inputs "
+has "table untrained row" "$tmp/out" "untrained network "
+expect "eval leave-one-out" 0 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp" --split train --json
+cp "$tmp/out" "$tmp/loo.json"
+expect "eval open-set classes" 0 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp" --classes 1,3 --limit 10 --json
+cp "$tmp/out" "$tmp/cls.json"
+expect "eval holdout split" 0 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp/train.csv" --test-fraction 0.2 --no-map --no-baselines --json
+cp "$tmp/out" "$tmp/hold.json"
 
 # Check the JSON and recompute the raw-input row by brute force (squared Euclidean on the
 # bytes: the model's uniform input scale does not change the ranking).
-if "$PY" - "$T" <<'EOF'; then ok "JSON and brute-force checks"; else bad "JSON and brute-force checks"; fi
+if "$PY" - "$tmp" <<'EOF'; then ok "JSON and brute-force checks"; else bad "JSON and brute-force checks"; fi
 import json, sys
 d = sys.argv[1]
 def load(name):
@@ -159,31 +144,29 @@ sys.exit(1 if errors else 0)
 EOF
 
 # --- bad input ---
-expect "no --model" 2 "$CTL" eval --data "$T"
-has "no --model message" "$T/err" "--model is required"
-expect "bad --classes" 2 "$CTL" eval --model "$T/m.safetensors" --data "$T" --classes 1,x
-has "bad --classes message" "$T/err" '--classes: "1,x" is not a comma-separated list of integer labels'
-expect "bad --limit" 2 "$CTL" eval --model "$T/m.safetensors" --data "$T" --limit 0
-has "bad --limit message" "$T/err" '--limit: "0" is not a positive integer'
-expect "unknown option" 2 "$CTL" eval --model "$T/m.safetensors" --frob
-has "unknown option message" "$T/err" 'unknown option "--frob"'
-expect "missing model file" 1 "$CTL" eval --model "$T/nope.safetensors" --data "$T"
-has "missing model named" "$T/err" "nope.safetensors"
-printf 'a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >"$T/narrow.csv"
-expect "feature count mismatch" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T/narrow.csv" --test "$T/narrow.csv"
-has "feature count message" "$T/err" "rows have 2 features, the model's input is 8"
-printf 'p0,p1,p2,p3,p4,p5,p6,p7,label\n1,2,3,4,5,6,7,8,0\n1,2,3,x,5,6,7,8,1\n' >"$T/badrow.csv"
-expect "bad CSV row" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T/badrow.csv" --test "$T/t10k.csv"
-has "bad CSV row located" "$T/err" 'badrow.csv:3, column 4: "x" is not a number'
-expect "classes not in data" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T" --classes 9
-has "classes not in data message" "$T/err" "no rows with the 1 given class(es)"
-expect "split on CSV" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T/train.csv" --split train
-has "split on CSV message" "$T/err" "--split applies to IDX data"
-expect "split with test" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T" --test "$T/t10k.csv" --split train
-has "split with test message" "$T/err" "--split and --test exclude each other"
-expect "missing split" 1 "$CTL" eval --model "$T/m.safetensors" --data "$T" --split valid
-has "missing split message" "$T/err" 'no IDX files for split "valid"'
+expect "no --model" 2 "$TRIPLETCTL" eval --data "$tmp"
+has "no --model message" "$tmp/err" "--model is required"
+expect "bad --classes" 2 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp" --classes 1,x
+has "bad --classes message" "$tmp/err" '--classes: "1,x" is not a comma-separated list of integer labels'
+expect "bad --limit" 2 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp" --limit 0
+has "bad --limit message" "$tmp/err" '--limit: "0" is not a positive integer'
+expect "unknown option" 2 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --frob
+has "unknown option message" "$tmp/err" 'unknown option "--frob"'
+expect "missing model file" 1 "$TRIPLETCTL" eval --model "$tmp/nope.safetensors" --data "$tmp"
+has "missing model named" "$tmp/err" "nope.safetensors"
+printf 'a,b,label\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n' >"$tmp/narrow.csv"
+expect "feature count mismatch" 1 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp/narrow.csv" --test "$tmp/narrow.csv"
+has "feature count message" "$tmp/err" "rows have 2 features, the model's input is 8"
+printf 'p0,p1,p2,p3,p4,p5,p6,p7,label\n1,2,3,4,5,6,7,8,0\n1,2,3,x,5,6,7,8,1\n' >"$tmp/badrow.csv"
+expect "bad CSV row" 1 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp/badrow.csv" --test "$tmp/t10k.csv"
+has "bad CSV row located" "$tmp/err" 'badrow.csv:3, column 4: "x" is not a number'
+expect "classes not in data" 1 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp" --classes 9
+has "classes not in data message" "$tmp/err" "no rows with the 1 given class(es)"
+expect "split on CSV" 1 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp/train.csv" --split train
+has "split on CSV message" "$tmp/err" "--split applies to IDX data"
+expect "split with test" 1 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp" --test "$tmp/t10k.csv" --split train
+has "split with test message" "$tmp/err" "--split and --test exclude each other"
+expect "missing split" 1 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp" --split valid
+has "missing split message" "$tmp/err" 'no IDX files for split "valid"'
 
-echo
-if ((fails)); then echo "$fails check(s) failed"; exit 1; fi
-echo "all checks passed"
+finish

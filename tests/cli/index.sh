@@ -2,24 +2,15 @@
 # tests/cli/index.sh - `tripletctl index`: galleries from CSV (with ids) and
 # JSON lines, their tensors and metadata read back by an independent Python
 # reader, and every refusal (exit status and message).
-set -u
-ROOT=${TRIPLET_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-TRIPLETCTL=${TRIPLETCTL:-$ROOT/bin/tripletctl}
-MODEL=$ROOT/tests/data/e2e-model.safetensors
-PY=python3
-$PY -c 'import json, struct, hashlib' 2>/dev/null || PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+. "$(dirname "$0")/../lib.sh"
+pick_python json struct hashlib
 
 run() { # sets rc, err
     "$TRIPLETCTL" index "$@" >"$tmp/out" 2>"$tmp/err"
     rc=$?
     err=$(cat "$tmp/err")
 }
-expect() { # name, rc, substring of stderr
+expect_run() { # name, rc, substring of stderr (of the last run)
     if [[ $rc == "$2" && $err == *"$3"* ]]; then ok "$1"; else bad "$1: rc=$rc (want $2), stderr: ${err:0:300}"; fi
 }
 
@@ -72,13 +63,13 @@ EOF
 sha=$($PY -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$MODEL")
 
 run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/csv.safetensors" --batch 7
-expect "index CSV with ids" 0 "wrote"
+expect_run "index CSV with ids" 0 "wrote"
 got=$(readback "$tmp/csv.safetensors" 2>&1)
 want="40 32 0,1,2,3,0,1 item0,item1,item2 $sha"
 if [[ $got == "$want" ]]; then ok "CSV gallery contents"; else bad "CSV gallery contents: got '$got', want '$want'"; fi
 
 run --model "$MODEL" --data "$tmp/rows.jsonl" --out "$tmp/jsonl.safetensors" --limit 9 --quiet
-expect "index JSON lines, --limit, --quiet" 0 ""
+expect_run "index JSON lines, --limit, --quiet" 0 ""
 got=$(readback "$tmp/jsonl.safetensors" 2>&1)
 want="9 32 0,1,2,3,0,1 - $sha"
 if [[ $got == "$want" ]]; then ok "JSON-lines gallery contents"; else bad "JSON-lines gallery contents: got '$got', want '$want'"; fi
@@ -101,27 +92,26 @@ EOF
 
 # refusals
 run --data "$tmp/rows.csv" --out "$tmp/x.safetensors"
-expect "no --model" 2 "--model is required"
+expect_run "no --model" 2 "--model is required"
 run --model "$MODEL" --data "$tmp/rows.csv"
-expect "no --out" 2 "--out is required"
+expect_run "no --out" 2 "--out is required"
 run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/x.safetensors" --batch 0
-expect "--batch 0" 2 "--batch"
+expect_run "--batch 0" 2 "--batch"
 run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/x.safetensors" --batch 99999999
-expect "--batch too large" 2 "--batch"
+expect_run "--batch too large" 2 "--batch"
 run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/x.safetensors" --bogus
-expect "unknown option" 2 "unknown option"
+expect_run "unknown option" 2 "unknown option"
 run --model "$MODEL" --data "$tmp/short.jsonl" --out "$tmp/x.safetensors"
-expect "data of the wrong width" 1 "has 100 features per row, the model"
+expect_run "data of the wrong width" 1 "has 100 features per row, the model"
 run --model "$MODEL" --data "$tmp/missing.csv" --out "$tmp/x.safetensors"
-expect "missing data file" 1 "missing.csv"
+expect_run "missing data file" 1 "missing.csv"
 run --model "$tmp/rows.csv" --data "$tmp/rows.csv" --out "$tmp/x.safetensors"
-expect "not a model" 1 "rows.csv"
+expect_run "not a model" 1 "rows.csv"
 run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/no/such/dir/g.safetensors"
-expect "unwritable output" 1 "g.safetensors"
+expect_run "unwritable output" 1 "g.safetensors"
 [[ ! -e $tmp/x.safetensors ]] && ok "nothing written on refusal" || bad "a refused run wrote a file"
 run --help
-expect "--help" 0 ""
+expect_run "--help" 0 ""
 grep -q "usage: tripletctl index" "$tmp/out" && ok "--help text" || bad "--help text"
 
-echo "$fails failed"
-((fails == 0))
+finish
