@@ -2,6 +2,7 @@
 #include "json_parse.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,6 +335,39 @@ bad:
     return NULL;
 }
 
+/* The common number of an embedding body, [-]digits[.digits] with at most
+ * 15 digits in all and no exponent: m < 10^15 and 10^frac are exact
+ * doubles, so one division rounds correctly (the value parse_number gives).
+ * Returns 0 for anything else, which parse_number then takes (and refuses
+ * with its message when malformed). */
+static inline int short_number(const char *q, const char *end, double *out, const char **next)
+{
+    const char *s = q, *digits;
+    uint64_t m = 0;
+    unsigned d;
+    int neg = s < end && *s == '-';
+    s += neg;
+    digits = s;
+    if (s >= end || (d = (unsigned)(*s - '0')) > 9) return 0;
+    if (d == 0) {
+        if (++s < end && (unsigned)(*s - '0') <= 9) return 0; /* leading zero */
+    } else
+        for (; s < end && (d = (unsigned)(*s - '0')) <= 9; s++) m = m * 10 + d;
+    ptrdiff_t nd = s - digits, frac = 0;
+    if (nd > 15) return 0;
+    if (s < end && *s == '.') {
+        const char *f = ++s;
+        for (; s < end && (d = (unsigned)(*s - '0')) <= 9 && s - f < 16; s++) m = m * 10 + d;
+        frac = s - f;
+        if (frac == 0 || nd + frac > 15) return 0;
+    }
+    if (s < end && (*s == 'e' || *s == 'E' || (unsigned)(*s - '0') <= 9)) return 0;
+    double v = frac ? (double)m / POW10[frac] : (double)m;
+    *out = neg ? -v : v;
+    *next = s;
+    return 1;
+}
+
 /* The array at *c ('[') as one packed node when its elements are all
  * numbers (at least one), with *c moved past it. Otherwise NULL, *c and the
  * recorded error untouched, and the caller parses it as a tree (which finds
@@ -352,7 +386,7 @@ static cJSON *parse_packed(jp *p, const char **c)
             if (!t) return NULL;
             p->vals = t, p->cap = nc;
         }
-        if (parse_number(p, &q, &p->vals[n])) {
+        if (!short_number(q, p->end, &p->vals[n], &q) && parse_number(p, &q, &p->vals[n])) {
             p->why = why, p->err_at = err_at;
             return NULL;
         }

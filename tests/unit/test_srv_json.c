@@ -406,6 +406,44 @@ static void gen_array(char *t, size_t *len, size_t cap, uint64_t *x, int depth)
     t[(*len)++] = ']';
 }
 
+/* Short decimals ([-]digits[.digits], up to 17 digits, leading zeros in
+ * fractions): the packed parse's short path must give strtod's double. */
+static void test_packed_short_numbers(void **state)
+{
+    (void)state;
+    uint64_t x = 88172645463325252ull;
+    char t[64 * 40 + 16], why[96];
+    size_t at, n;
+    for (int round = 0; round < 3000; round++) {
+        size_t len = 0;
+        char nums[64][40];
+        t[len++] = '[';
+        for (int i = 0; i < 64; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            int ni = (int)(x % 9), nf = (int)((x >> 8) % 10) - 1, k = 0; /* nf -1: no fraction */
+            char *o = nums[i];
+            if (x >> 63) o[k++] = '-';
+            o[k++] = ni ? (char)('1' + (x >> 16) % 9) : '0';
+            for (int j = 1; j < ni; j++) o[k++] = (char)('0' + (x >> (20 + 3 * j)) % 10);
+            if (nf >= 0) {
+                o[k++] = '.';
+                for (int j = 0; j <= nf; j++) o[k++] = (char)('0' + ((x >> (3 * j)) ^ (uint64_t)round) % 10);
+            }
+            o[k] = 0;
+            len += (size_t)sprintf(t + len, "%s%s", i ? "," : "", o);
+        }
+        t[len++] = ']';
+        cJSON *v = srv_json_parse_packed(t, len, why, sizeof why, &at);
+        const double *d = v ? srv_json_packed(v, &n) : NULL;
+        if (!d || n != 64) fail_msg("not packed: %.200s (%s)", t, v ? "tree" : why);
+        for (int i = 0; i < 64; i++) {
+            double want = strtod(nums[i], NULL);
+            if (memcmp(&d[i], &want, sizeof want) != 0) fail_msg("%s: packed %.17g, strtod %.17g", nums[i], d[i], want);
+        }
+        cJSON_Delete(v);
+    }
+}
+
 static void test_parse_packed(void **state)
 {
     (void)state;
@@ -663,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_parse_large_objects),
         cmocka_unit_test(test_parse_values),
         cmocka_unit_test(test_parse_packed),
+        cmocka_unit_test(test_packed_short_numbers),
         cmocka_unit_test(test_parse_numbers_exact),
         cmocka_unit_test(test_format_float),
     };
