@@ -198,7 +198,7 @@ goal() { $PY -c "import sys; print('met' if eval(sys.argv[1]) else '**missed**')
     echo "across the servers, the best round of each kept. One POST body"
     echo "with a $in_dim-d input ($(stat -c %s "$work/body.json") bytes), reply $size bytes. Model: \`$MODEL\`."
     echo "tripletd: \`--threads $THREADS\`, OpenBLAS 1 thread, access log on (json to a file;"
-    echo "lines gather for \`--log-flush\`, 100 ms by default, before one write)."
+    echo "lines gather for \`--log-flush\`, 10 ms by default, before one write)."
     echo "FastAPI: uvicorn 1 worker, \`async def\` handler with a pydantic model, torch 1 thread;"
     echo "tuned = \`MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824"
     echo "OMP_WAIT_POLICY=PASSIVE\` (FACTS.md), default = no extra environment."

@@ -40,7 +40,7 @@ static const opt OPTS[] = {
     {"api-key", O_STR, F(api_key), "", 0, 0, "require Authorization: Bearer KEY (except /healthz, /readyz, /metrics)"},
     {"api-key-file", O_STR, F(api_key_file), "", 0, 0, "read the API key from this file (first line)"},
     {"log-format", O_LOGFMT, F(log_format), "text", 0, 0, "access log on stderr: text|json|off"},
-    {"log-flush", O_INT, F(log_flush_ms), "100", 0, 10000, "milliseconds access log lines gather before one write (0 = write each line at once)"},
+    {"log-flush", O_INT, F(log_flush_ms), "10", 0, 10000, "milliseconds access log lines gather before one write (0 = write each line at once)"},
     {"drain-timeout", O_DOUBLE, F(drain_timeout), "10", 0, 3600, "seconds to finish in-flight requests on SIGTERM"},
     {"batch-max-rows", O_SIZE, F(batch_max_rows), "256", 0, 65536, "most rows in one batched model forward (0 or 1: no batching)"},
     {"batch-leaders", O_INT, F(batch_leaders), "0", 0, 64, "model forwards running at once before requests queue to batch (0 = number of CPUs)"},

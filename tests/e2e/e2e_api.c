@@ -633,7 +633,7 @@ static void test_pretty_and_request_id(void) {
     h_resp_free(&a);
     h_resp_free(&b);
     /* the access log (text) has one line per request with method, path, status and id; lines gather
-     * for --log-flush (100 ms by default) before one write */
+     * for --log-flush (10 ms by default) before one write */
     const char *want[] = {"GET /healthz 200", "id=e2e-req-42", NULL};
     CHECK(h_wait_file(S.log, want, h_slow() ? 20 : 5), "access log: no \"GET /healthz 200 ... id=e2e-req-42\" line");
     /* errors carry the id too */
