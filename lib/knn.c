@@ -16,7 +16,7 @@
  *   L2:     v = |g|^2 - 2 q.g      d = |q|^2 + v
  *   cosine: v = -q.g / |g|         d = 1 + v / |q|
  *   dot:    v = -q.g               d = v
- * A bounded max-heap per query keeps the kc = min(k + k/4 + 8, eligible) smallest
+ * A bounded max-heap per query keeps the kc = min(k + k/8 + 4, eligible) smallest
  * v (more than k: the slack absorbs float error).
  * Pass 2 (per query): every candidate is rescored in double with dist_one()
  * and sorted by (distance, index). A row left out of the heap had v >= T, the
@@ -436,7 +436,7 @@ int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t 
         }
     }
     for (size_t r = 0; r < ng; r++) j.n_elig += (size_t)eligible(&j, r);
-    j.kc = (k < SIZE_MAX / 4 ? k + k / 4 : SIZE_MAX / 2) + 8;
+    j.kc = (k < SIZE_MAX / 4 ? k + k / 8 : SIZE_MAX / 2) + 4;
     if (j.kc > j.n_elig) j.kc = j.n_elig;
 
     /* gallery norms: |g|^2 (L2) or 1/|g| (cosine) as floats, and their max */
