@@ -11,6 +11,7 @@
 
 #include "fuzz_common.h"
 #include "json_parse.h"
+#include "../json_same.h"
 
 #include <float.h>
 
@@ -36,32 +37,6 @@ static int same_tree(const cJSON *a, const cJSON *b, int loose, int *finite) {
     return a == NULL && b == NULL;
 }
 
-/* 1 when packed (from srv_json_parse_packed) is plain (from srv_json_parse) with exactly its non-empty
- * all-number arrays packed. */
-static int same_packed(const cJSON *packed, const cJSON *plain) {
-    for (; packed && plain; packed = packed->next, plain = plain->next) {
-        size_t n = 0, i = 0;
-        const double *v = srv_json_packed(packed, &n);
-        const cJSON *x;
-        int all_numbers = cJSON_IsArray(plain) && plain->child != NULL;
-        cJSON_ArrayForEach(x, plain) all_numbers &= cJSON_IsNumber(x);
-        if ((v != NULL) != all_numbers || (packed->type & ~(0xFF | SRV_JSON_PACKED)) != 0) return 0;
-        if ((packed->string == NULL) != (plain->string == NULL) ||
-            (packed->string && strcmp(packed->string, plain->string) != 0))
-            return 0;
-        if (v) {
-            if (packed->child || n != srv_json_array_len(plain) || n != (size_t)cJSON_GetArraySize(plain)) return 0;
-            cJSON_ArrayForEach(x, plain) if (memcmp(&v[i++], &x->valuedouble, sizeof(double)) != 0) return 0;
-            continue;
-        }
-        if ((packed->type & 0xFF) != (plain->type & 0xFF)) return 0;
-        if (cJSON_IsString(packed) && strcmp(packed->valuestring, plain->valuestring) != 0) return 0;
-        if (cJSON_IsNumber(packed) && memcmp(&packed->valuedouble, &plain->valuedouble, sizeof(double)) != 0) return 0;
-        if (!same_packed(packed->child, plain->child)) return 0;
-    }
-    return packed == NULL && plain == NULL;
-}
-
 /* The packed parse against the plain one: same acceptance, reason and offset, same tree but packed. */
 static void check_packed(const char *buf, size_t size, const cJSON *plain, const char *why, size_t at) {
     char pwhy[96] = "";
@@ -74,7 +49,7 @@ static void check_packed(const char *buf, size_t size, const cJSON *plain, const
         snprintf(m, sizeof m, "refusal \"%s\" at %zu, srv_json_parse: \"%s\" at %zu", pwhy, pat, why, at);
         fz_fail("srv_json_parse_packed", m);
     }
-    if (plain && !same_packed(packed, plain)) fz_fail("srv_json_parse_packed", "tree differs from srv_json_parse's");
+    if (plain && !json_same_packed(packed, plain)) fz_fail("srv_json_parse_packed", "tree differs from srv_json_parse's");
     cJSON_Delete(packed);
 }
 

@@ -14,6 +14,7 @@
 
 #include "json_io.h"
 #include "json_parse.h"
+#include "../json_same.h"
 
 /* One row per accepted or refused vector field: the body, *dim on entry,
  * max vectors, expected status, field, message (exact), n, dim and sum. */
@@ -336,32 +337,6 @@ static void test_parse_refusals(void **state)
     }
 }
 
-/* packed (srv_json_parse_packed) is plain (srv_json_parse) with exactly its
- * non-empty all-number arrays packed, the same doubles bit for bit. */
-static int same_packed(const cJSON *packed, const cJSON *plain)
-{
-    for (; packed && plain; packed = packed->next, plain = plain->next) {
-        size_t n = 0, i = 0;
-        const double *v = srv_json_packed(packed, &n);
-        const cJSON *x;
-        int all_numbers = cJSON_IsArray(plain) && plain->child != NULL;
-        cJSON_ArrayForEach(x, plain) all_numbers &= cJSON_IsNumber(x);
-        if ((v != NULL) != all_numbers || (packed->type & 0xFF) != (plain->type & 0xFF)) return 0;
-        if ((packed->string == NULL) != (plain->string == NULL) ||
-            (packed->string && strcmp(packed->string, plain->string) != 0))
-            return 0;
-        if (v) {
-            if (packed->child || n != srv_json_array_len(plain)) return 0;
-            cJSON_ArrayForEach(x, plain) if (memcmp(&v[i++], &x->valuedouble, sizeof(double)) != 0) return 0;
-            continue;
-        }
-        if (cJSON_IsString(packed) && strcmp(packed->valuestring, plain->valuestring) != 0) return 0;
-        if (cJSON_IsNumber(packed) && memcmp(&packed->valuedouble, &plain->valuedouble, sizeof(double)) != 0) return 0;
-        if (!same_packed(packed->child, plain->child)) return 0;
-    }
-    return packed == NULL && plain == NULL;
-}
-
 /* Both parses of text: same refusal (why, offset) or same_packed trees. */
 static void check_packed_text(const char *text, size_t len)
 {
@@ -373,7 +348,7 @@ static void check_packed_text(const char *text, size_t len)
         fail_msg("%.*s: plain %s, packed %s", (int)len, text, plain ? "accepts" : why, packed ? "accepts" : pwhy);
     if (!plain && (strcmp(why, pwhy) != 0 || at != pat))
         fail_msg("%.*s: plain \"%s\" at %zu, packed \"%s\" at %zu", (int)len, text, why, at, pwhy, pat);
-    if (plain && !same_packed(packed, plain)) fail_msg("%.*s: packed tree differs", (int)len, text);
+    if (plain && !json_same_packed(packed, plain)) fail_msg("%.*s: packed tree differs", (int)len, text);
     cJSON_Delete(plain);
     cJSON_Delete(packed);
 }
