@@ -206,6 +206,12 @@ static void test_concurrent_clients(void) {
     CHECK(ok == total, "%d threads: %d of %d requests answered correctly", NE + ND, ok, total);
     int st = h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "concurrency: exit status %d", st);
+    /* the buffered access log lost no line across its buffer swaps and the exit: one per distance request */
+    char *log = h_read_file(s.log, NULL);
+    int lines = 0;
+    for (const char *p = log; p && (p = strstr(p, " POST /v1/distance 200 ")) != NULL; p++) lines++;
+    CHECK(lines == ND * iters, "access log: %d lines for %d distance requests", lines, ND * iters);
+    free(log);
 }
 
 /* Embeddings of model B measured once from a server on B (self-consistency for the reload test). */
