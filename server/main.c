@@ -13,6 +13,16 @@
 
 void openblas_set_num_threads(int n); /* OpenBLAS; one thread per request handler */
 
+static pthread_t g_main_thread;
+
+/* The main thread takes TERM, INT and HUP with sigwait, and every thread we
+ * start blocks them; a thread a library started before main (OpenBLAS's
+ * pool) does not, and a process-directed signal may land there while the
+ * main thread is busy (a reload). Forward it to the main thread, where it
+ * stays pending until sigwait takes it, instead of letting the default
+ * action end the process without a drain. */
+static void forward_to_main(int sig) { (void)pthread_kill(g_main_thread, sig); }
+
 static int write_port_file(const char *path, int port)
 {
     char tmp[4096];
@@ -37,6 +47,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "tripletd: %s\n", err.msg);
         return 2;
     }
+    /* block the signals before any thread of ours starts (the log writer is
+     * the first); this thread sigwaits for them */
+    g_main_thread = pthread_self();
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    struct sigaction fwd;
+    memset(&fwd, 0, sizeof fwd);
+    fwd.sa_handler = forward_to_main;
+    sigemptyset(&fwd.sa_mask);
+    sigaction(SIGTERM, &fwd, NULL);
+    sigaction(SIGINT, &fwd, NULL);
+    sigaction(SIGHUP, &fwd, NULL);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
     if (srv_log_init(cfg.log_format, cfg.log_flush_ms) != 0)
         fprintf(stderr, "tripletd: cannot start the log writer thread; writing each access line at once\n");
     srv_alloc_install();
@@ -47,13 +73,6 @@ int main(int argc, char **argv)
         return 2;
     }
     srv_state_install(st);
-    /* block the signals before any thread starts; this thread sigwaits */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
     if (srv_http_start(&cfg, &http, &port, &err) != TR_OK) {
         fprintf(stderr, "tripletd: %s\n", err.msg);
         srv_state_install(NULL);
