@@ -79,7 +79,7 @@ run_wrk() {
         END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, n }' <<<"$out"
 }
 
-declare -A R URL PID
+declare -A R URL PID ALL
 tck=$(getconf CLK_TCK)
 # CPU ticks (user + system) used so far by a server: its process and children (nginx workers)
 cpu_ticks() {
@@ -100,6 +100,7 @@ measure() {
     n=$(cut -d' ' -f4 <<<"$r")
     r="$r $(((t1 - t0) * 1000000 / tck / (n > 0 ? n : 1)))"
     echo "$1 c=$2: $r (req/s p50_ms p99_ms requests cpu_us_per_request)"
+    ALL[$1,$2]="${ALL[$1,$2]:+${ALL[$1,$2]}, }$(cut -d' ' -f1 <<<"$r") ($(cut -d' ' -f3 <<<"$r") ms)"
     if [[ -z ${R[$1,$2]:-} ]] || (($(cut -d' ' -f1 <<<"$r") > $(cut -d' ' -f1 <<<"${R[$1,$2]}"))); then R[$1,$2]=$r; fi
 }
 
@@ -219,6 +220,9 @@ goal() { $PY -c "import sys; print('met' if eval(sys.argv[1]) else '**missed**')
     echo
     echo "Goals at 64 connections: >= 5x FastAPI (tuned): **${vs_fa}x** ($(goal "$vs_fa >= 5"));"
     echo ">= 50% of nginx: **$($PY -c "print('%.0f' % (100 * $vs_ng))")%** ($(goal "$vs_ng >= 0.5")); p99 < 5 ms: **$p99 ms** ($(goal "$p99 < 5"))."
+    echo
+    echo "Every round at 64 connections, req/s (p99): tripletd ${ALL[tripletd,64]};"
+    echo "nginx, 2 workers ${ALL[nginx2,64]}."
     echo
     echo "Server CPU per request at 64 connections (user + system time of the server's"
     echo "processes over the run / requests; least disturbed by other load): tripletd"
