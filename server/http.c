@@ -344,6 +344,19 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
     srv_log_msg("warn", "libmicrohttpd: %s", msg);
 }
 
+/* 1 when another socket listens on (or holds) this address and port: a
+ * plain bind, without SO_REUSEPORT, fails then. */
+static int port_taken(const struct sockaddr_storage *addr, socklen_t len)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, taken = 0;
+    if (fd < 0) return 0; /* MHD's own bind reports the problem */
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* TIME_WAIT leftovers are no owner */
+    if (addr->ss_family == AF_INET6) (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    taken = bind(fd, (const struct sockaddr *)addr, len) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
 int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err)
 {
     struct addrinfo hints, *ai = NULL;
@@ -383,6 +396,11 @@ int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err
         goto fail;
     }
     *port = cfg->port;
+    if (cfg->port && port_taken(&addr, ai->ai_addrlen)) {
+        /* SO_REUSEPORT would let us share it with another server of this user: refuse instead */
+        tr_seterr(err, TR_EIO, "port", "cannot listen on %s port %d: %s", cfg->host, cfg->port, strerror(EADDRINUSE));
+        goto fail;
+    }
     for (int i = 0; i < h->n; i++) {
         /* the first daemon binds (port 0: the kernel picks); the others join its port */
         if (ai->ai_family == AF_INET6) ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)*port);

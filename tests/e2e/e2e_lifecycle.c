@@ -752,6 +752,30 @@ static void test_sigterm_any_thread(void) {
     printf("signal forwarding: %d SIGTERM(s) named a thread that does not block it\n", tried);
 }
 
+/* A port another server already listens on is refused (exit 2), even
+ * though the workers share their own port with SO_REUSEPORT. */
+static void test_port_in_use(void) {
+    h_server s;
+    if (!CHECK(h_server_start(&s, NULL) == 0, "port in use: tripletd did not start")) return;
+    char cmd[2048], err[512];
+    snprintf(err, sizeof err, "%s/tripletd-e2e-inuse.%d", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' --host 127.0.0.1 --port %d >/dev/null 2>'%s' </dev/null", getenv("TRIPLETD"),
+             h_root_path("tests/data/e2e-model.safetensors"), s.port, err);
+    int st = system(cmd);
+    char *text = h_read_file(err, NULL);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 && text && strstr(text, "in use"),
+          "second tripletd on port %d: exit status %d, want 2 and \"in use\": %s", s.port,
+          WIFEXITED(st) ? WEXITSTATUS(st) : -1, text ? text : "");
+    free(text);
+    remove(err);
+    h_resp r;
+    h_get(&s, "/healthz", &r);
+    CHECK_EQ_INT(r.status, 200, "the first server still answers");
+    h_resp_free(&r);
+    h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
+}
+
 /* Bad flags or a bad model: exit status 2 and one line naming the problem. */
 static void test_bad_startup(void) {
     const char *bin = getenv("TRIPLETD");
@@ -811,6 +835,7 @@ int main(void) {
     if (!getenv("TRIPLETD")) setenv("TRIPLETD", h_root_path("bin/tripletd"), 1); /* as h_server_start does */
     double t0 = h_now();
     test_bad_startup();
+    test_port_in_use();
     test_api_key_flag_and_json_log();
     printf("bad startup, api key, json log: %.1f s\n", h_now() - t0);
     t0 = h_now();
