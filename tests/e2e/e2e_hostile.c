@@ -330,6 +330,7 @@ int main(void) {
          400, NULL},
         {"header without colon", "GET /healthz HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n", 400, NULL},
         {"200 KB header", "@big-header", 400, NULL},
+        {"unknown HTTP version", "GET /healthz HTTP/9.9\r\nHost: t\r\n\r\n", 505, NULL},
     };
     for (size_t i = 0; i < sizeof RAW / sizeof RAW[0]; i++) {
         char what[160];
@@ -350,6 +351,8 @@ int main(void) {
         /* MHD answers framing errors itself (its own body); ours are JSON */
         if (RAW[i].type)
             CHECK_ERROR(&r, RAW[i].status, RAW[i].type, NULL, what);
+        else if (RAW[i].status == 505) /* the RFC's answer to an unknown version (proto/DEVIATIONS.md) */
+            CHECK(r.status == 505, "%s: status %ld, want 505 (%s)", what, r.status, r.curl_err);
         else
             CHECK(r.status >= 400 && r.status < 500, "%s: status %ld, want a 4xx (%s)", what, r.status, r.curl_err);
         h_resp_free(&r);
