@@ -782,12 +782,7 @@ static void test_errors(void) {
 }
 
 int main(void) {
-    size_t len;
-    char *text = h_read_file(h_root_path("tests/golden/e2e_golden.json"), &len);
-    if (!text) h_die("cannot read tests/golden/e2e_golden.json (set TRIPLET_ROOT)");
-    G = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!G) h_die("tests/golden/e2e_golden.json is not JSON");
+    G = h_read_json("tests/golden/e2e_golden.json");
 
     const char *args[] = {"--max-body", "1000000", "--threads", "2", NULL};
     if (h_server_start(&S, args) != 0) h_die("tripletd did not start");

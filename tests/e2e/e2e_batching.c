@@ -77,47 +77,6 @@ static int same(const double *got, const double *want, int rows) {
 
 /* ---- model files ------------------------------------------------------ */
 
-/* Model B: the fixture with 0.5 added to the last layer's bias. */
-static int write_model_b(const char *path) {
-    size_t len;
-    char *raw = h_read_file(h_root_path("tests/data/e2e-model.safetensors"), &len);
-    if (!raw || len < 8) {
-        free(raw);
-        return -1;
-    }
-    uint64_t hlen = 0;
-    for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)raw[k];
-    cJSON *hdr = hlen < (uint64_t)len ? cJSON_ParseWithLength(raw + 8, (size_t)hlen) : NULL;
-    const cJSON *bias = cJSON_GetObjectItemCaseSensitive(hdr, "2.bias");
-    const cJSON *off = h_jget(bias, "data_offsets");
-    const char *dtype = h_jstr(bias, "dtype");
-    int rc = -1;
-    if (cJSON_GetArraySize(off) == 2 && dtype && strcmp(dtype, "F32") == 0) {
-        size_t lo = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, hi = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
-        for (size_t p = 8 + hlen + lo; p + 4 <= 8 + hlen + hi && p + 4 <= len; p += 4) {
-            float f;
-            memcpy(&f, raw + p, 4); /* little-endian host, as the fixture */
-            f += 0.5f;
-            memcpy(raw + p, &f, 4);
-        }
-        rc = h_write_file(path, raw, len);
-    }
-    cJSON_Delete(hdr);
-    free(raw);
-    return rc;
-}
-
-/* Replace dst by the contents of src atomically. */
-static int install(const char *src, const char *dst) {
-    char tmp[600];
-    size_t len;
-    char *raw = h_read_file(src, &len);
-    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
-    int rc = raw && h_write_file(tmp, raw, len) == 0 ? rename(tmp, dst) : -1;
-    free(raw);
-    return rc;
-}
-
 static int reload(const h_server *s) {
     h_resp r;
     h_post(s, "/v1/admin/reload", "{}", &r);
@@ -128,14 +87,6 @@ static int reload(const h_server *s) {
 
 /* ---- metrics ---------------------------------------------------------- */
 
-/* Value of the sample line starting with `name` + ' ' in /metrics, or NAN. */
-static double metric(const char *text, const char *name) {
-    size_t nl = strlen(name);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, name, nl) == 0 && p[nl] == ' ') return strtod(p + nl + 1, NULL);
-    return NAN;
-}
-
 typedef struct {
     double le1, le4, le8, count, sum;
 } rows_hist;
@@ -145,11 +96,11 @@ static int get_rows_hist(const h_server *s, rows_hist *h) {
     h_get(s, "/metrics", &r);
     int ok = CHECK(r.status == 200 && r.body, "GET /metrics: status %ld", r.status);
     if (ok) {
-        h->le1 = metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"1\"}");
-        h->le4 = metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"4\"}");
-        h->le8 = metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"8\"}");
-        h->count = metric(r.body, "tripletd_forward_batch_rows_count");
-        h->sum = metric(r.body, "tripletd_forward_batch_rows_sum");
+        h->le1 = h_metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"1\"}");
+        h->le4 = h_metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"4\"}");
+        h->le8 = h_metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"8\"}");
+        h->count = h_metric(r.body, "tripletd_forward_batch_rows_count");
+        h->sum = h_metric(r.body, "tripletd_forward_batch_rows_sum");
         ok = CHECK(!isnan(h->le1) && !isnan(h->le4) && !isnan(h->le8) && !isnan(h->count) && !isnan(h->sum) &&
                        strstr(r.body, "# TYPE tripletd_forward_batch_rows histogram"),
                    "/metrics lacks the tripletd_forward_batch_rows histogram");
@@ -233,10 +184,10 @@ static int measure_refs(const char *dir, const char *live, const char *path_a, c
     h_server s;
     const char *args[] = {"--model", live, "--batch-max-rows", "0", NULL};
     (void)dir;
-    if (install(path_a, live) != 0 || h_server_start(&s, args) != 0) return -1;
+    if (h_install_file(path_a, live) != 0 || h_server_start(&s, args) != 0) return -1;
     int rc = 0, sent_single = 0, sent_big = 0;
     for (int m = 0; m < 2 && rc == 0; m++) {
-        if (m == 1 && (install(path_b, live) != 0 || !reload(&s))) rc = -1;
+        if (m == 1 && (h_install_file(path_b, live) != 0 || !reload(&s))) rc = -1;
         for (int i = 0; i < N_BODY && rc == 0; i++) {
             h_resp r;
             h_post(&s, "/v1/embed", body[i], &r);
@@ -271,10 +222,10 @@ static void test_batching(void) {
     snprintf(live, sizeof live, "%s/model.safetensors", dir);
     snprintf(path_a, sizeof path_a, "%s/a.safetensors", dir);
     snprintf(path_b, sizeof path_b, "%s/b.safetensors", dir);
-    if (!CHECK(install(h_root_path("tests/data/e2e-model.safetensors"), path_a) == 0 && write_model_b(path_b) == 0,
+    if (!CHECK(h_install_file(h_root_path("tests/data/e2e-model.safetensors"), path_a) == 0 && h_write_shifted_model(path_b) == 0,
                "cannot write the model files in %s", dir))
         goto out;
-    if (measure_refs(dir, live, path_a, path_b) != 0 || install(path_a, live) != 0) goto out;
+    if (measure_refs(dir, live, path_a, path_b) != 0 || h_install_file(path_a, live) != 0) goto out;
 
     /* 64 concurrent clients, cap 4 rows per batch: bodies of 6 rows must run alone;
      * one forward at a time so that the others queue (batch) even on a quiet machine */
@@ -306,7 +257,7 @@ static void test_batching(void) {
     atomic_int stop = 0;
     run_clients(&s, cl, 100000, 1, &stop, th);
     usleep(300000);
-    int reloaded = install(path_b, live) == 0 && reload(&s);
+    int reloaded = h_install_file(path_b, live) == 0 && reload(&s);
     double t0 = h_now();
     int b_seen = 0;
     while (reloaded && !b_seen && h_now() - t0 < 10 * (h_slow() ? 4 : 1)) {

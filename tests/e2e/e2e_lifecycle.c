@@ -55,34 +55,6 @@ static int match_model(const h_resp *r, int i, int have_b) {
 
 /* ---- model files ------------------------------------------------------ */
 
-/* Model B: model A with 0.5 added to every entry of the last layer's bias. */
-static int write_model_b(const char *path) {
-    size_t len;
-    char *raw = h_read_file(h_root_path("tests/data/e2e-model.safetensors"), &len);
-    if (!raw || len < 8) return -1;
-    uint64_t hlen = 0;
-    for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)raw[k];
-    cJSON *hdr = hlen < (uint64_t)len ? cJSON_ParseWithLength(raw + 8, (size_t)hlen) : NULL;
-    const cJSON *bias = cJSON_GetObjectItemCaseSensitive(hdr, "2.bias"); /* a dotted name: no h_jget */
-    const cJSON *off = h_jget(bias, "data_offsets");
-    const char *dtype = h_jstr(bias, "dtype");
-    int rc = -1;
-    if (cJSON_GetArraySize(off) == 2 && dtype && strcmp(dtype, "F32") == 0) {
-        size_t lo = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble,
-               hi = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
-        for (size_t p = 8 + hlen + lo; p + 4 <= 8 + hlen + hi; p += 4) {
-            float f;
-            memcpy(&f, raw + p, 4); /* little-endian host (x86-64, as the fixtures) */
-            f += 0.5f;
-            memcpy(raw + p, &f, 4);
-        }
-        rc = h_write_file(path, raw, len);
-    }
-    cJSON_Delete(hdr);
-    free(raw);
-    return rc;
-}
-
 static int copy_file(const char *from, const char *to, size_t max_len) {
     size_t len;
     char *raw = h_read_file(from, &len);
@@ -90,14 +62,6 @@ static int copy_file(const char *from, const char *to, size_t max_len) {
     int rc = h_write_file(to, raw, len < max_len ? len : max_len);
     free(raw);
     return rc;
-}
-
-/* Replace dst by src atomically (what a deploy does). */
-static int install(const char *src, const char *dst) {
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
-    if (copy_file(src, tmp, (size_t)-1)) return -1;
-    return rename(tmp, dst);
 }
 
 /* ---- load generator --------------------------------------------------- */
@@ -264,7 +228,7 @@ static void test_reload_under_load(void) {
     snprintf(path_b, sizeof path_b, "%s/b.safetensors", dir);
     snprintf(bad, sizeof bad, "%s/corrupt.safetensors", dir);
     int setup = copy_file(h_root_path("tests/data/e2e-model.safetensors"), path_a, (size_t)-1) == 0 &&
-                write_model_b(path_b) == 0 && copy_file(path_a, bad, 5000) == 0 && install(path_a, live) == 0;
+                h_write_shifted_model(path_b) == 0 && copy_file(path_a, bad, 5000) == 0 && h_install_file(path_a, live) == 0;
     if (!CHECK(setup, "reload: cannot write the model files in %s", dir)) goto out;
     if (!CHECK(measure_b(path_b) == 0, "reload: could not measure model B")) goto out;
 
@@ -281,7 +245,7 @@ static void test_reload_under_load(void) {
     double slow = h_slow() ? 3 : 1;
     usleep(100000);
     /* 1. POST /v1/admin/reload to B while clients run */
-    install(path_b, live);
+    h_install_file(path_b, live);
     h_resp r;
     h_post(&s, "/v1/admin/reload", "{}", &r);
     CHECK(r.status == 200, "reload to B: status %ld %s", r.status, r.body);
@@ -296,12 +260,12 @@ static void test_reload_under_load(void) {
     h_resp_free(&r);
     usleep(100000);
     /* 2. SIGHUP back to A */
-    install(path_a, live);
+    h_install_file(path_a, live);
     kill(s.pid, SIGHUP);
     CHECK(wait_for_model(&s, 'A', 5 * slow), "after SIGHUP the server does not answer with model A");
     usleep(100000);
     /* 3. a corrupt file: reload fails with 422 naming the problem, the old model keeps serving */
-    install(bad, live);
+    h_install_file(bad, live);
     h_post(&s, "/v1/admin/reload", "{}", &r);
     if (CHECK_ERROR(&r, 422, "invalid_input", NULL, "reload of a truncated model")) {
         const char *m = h_jstr(r.json, "error.message");
@@ -524,14 +488,6 @@ static void *inflight_run(void *arg) {
     return NULL;
 }
 
-/* Value of an unlabelled metric in Prometheus text, or -1. */
-static double metric_value(const char *text, const char *name) {
-    size_t n = strlen(name);
-    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (strncmp(p, name, n) == 0 && p[n] == ' ') return strtod(p + n + 1, NULL);
-    return -1;
-}
-
 /* One SIGTERM drain: slow requests in flight, /readyz 503, exit 0. Returns 0
  * when timing defeated it (every request had finished before SIGTERM, on a
  * loaded machine) so that the caller tries again; on the last attempt that
@@ -580,7 +536,7 @@ static int drain_once(int last) {
     double in_flight = 0, t1 = h_now();
     while (h_now() - t1 < one * 0.3 + 0.03) {
         h_get(&s, "/metrics", &r);
-        in_flight = metric_value(r.body, "tripletd_in_flight_requests");
+        in_flight = h_metric(r.body, "tripletd_in_flight_requests");
         h_resp_free(&r);
         if (in_flight >= NF + 1) break;
         usleep(2000);
@@ -825,12 +781,7 @@ static void test_bad_startup(void) {
 }
 
 int main(void) {
-    size_t len;
-    char *text = h_read_file(h_root_path("tests/golden/e2e_golden.json"), &len);
-    if (!text) h_die("cannot read tests/golden/e2e_golden.json (set TRIPLET_ROOT)");
-    G = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!G) h_die("tests/golden/e2e_golden.json is not JSON");
+    G = h_read_json("tests/golden/e2e_golden.json");
     build_bodies();
     if (!getenv("TRIPLETD")) setenv("TRIPLETD", h_root_path("bin/tripletd"), 1); /* as h_server_start does */
     double t0 = h_now();

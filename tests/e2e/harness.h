@@ -152,6 +152,17 @@ char *h_read_file(const char *path, size_t *len);
 int h_wait_file(const char *path, const char *const *needles, double timeout_s);
 /* Write a buffer to a file; 0 on success. */
 int h_write_file(const char *path, const void *buf, size_t len);
+/* Replace dst by the contents of src atomically (through dst.tmp and
+ * rename, what a deploy does); 0 on success. */
+int h_install_file(const char *src, const char *dst);
+/* A root-relative JSON file (tests/golden/...), parsed; dies when it cannot. */
+cJSON *h_read_json(const char *rel);
+/* The e2e fixture (tests/data/e2e-model.safetensors) with 0.5 added to its
+ * last layer's bias ("2.bias"): a second model whose embeddings differ.
+ * 0 on success. */
+int h_write_shifted_model(const char *path);
+/* Value of the sample line `name` + ' ' in Prometheus text, or NAN. */
+double h_metric(const char *text, const char *name);
 
 /* Base64 (standard alphabet, padded) of n little-endian float32 values; malloc'd. */
 char *h_b64_floats(const float *v, size_t n);
