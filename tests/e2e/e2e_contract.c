@@ -225,8 +225,7 @@ static void test_headers(const h_server *s)
 
 int main(void)
 {
-    const char *t = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/e2e_contract.XXXXXX", t && *t ? t : "/tmp");
+    snprintf(dir, sizeof dir, "%s/e2e_contract.XXXXXX", h_tmpdir());
     if (!mkdtemp(dir)) h_die("mkdtemp %s", dir);
     h_server s;
     const char *args[] = {"--api-key", "k", "--log-format", "off", NULL};

@@ -220,8 +220,7 @@ static void test_reload_under_load(void) {
     h_server s;
     char dir[256], live[400], path_a[400], path_b[400], bad[400];
     /* a private directory for the model files: the first server's temp dir is not known yet */
-    snprintf(dir, sizeof dir, "%s/tripletd-e2e-models.XXXXXX",
-             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(dir, sizeof dir, "%s/tripletd-e2e-models.XXXXXX", h_tmpdir());
     if (!CHECK(mkdtemp(dir) != NULL, "mkdtemp for models")) return;
     snprintf(live, sizeof live, "%s/model.safetensors", dir);
     snprintf(path_a, sizeof path_a, "%s/a.safetensors", dir);
@@ -374,8 +373,7 @@ static void *burst_run(void *arg) {
 static void test_limits_and_auth(void) {
     h_server s;
     char keyfile[512];
-    snprintf(keyfile, sizeof keyfile, "%s/tripletd-e2e-key.%d",
-             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    snprintf(keyfile, sizeof keyfile, "%s/tripletd-e2e-key.%d", h_tmpdir(), (int)getpid());
     if (!CHECK(h_write_file(keyfile, "s3cret-e2e\n", 11) == 0, "cannot write %s", keyfile)) return;
     const char *args[] = {"--api-key-file", keyfile, "--max-concurrent", "1", "--threads", "4", "--log-flush", "0", NULL};
     int started = h_server_start(&s, args) == 0;
@@ -714,8 +712,7 @@ static void test_port_in_use(void) {
     h_server s;
     if (!CHECK(h_server_start(&s, NULL) == 0, "port in use: tripletd did not start")) return;
     char cmd[2048], err[512];
-    snprintf(err, sizeof err, "%s/tripletd-e2e-inuse.%d", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-             (int)getpid());
+    snprintf(err, sizeof err, "%s/inuse.stderr", s.dir); /* the harness removes s.dir */
     snprintf(cmd, sizeof cmd, "'%s' --model '%s' --host 127.0.0.1 --port %d >/dev/null 2>'%s' </dev/null", getenv("TRIPLETD"),
              h_root_path("tests/data/e2e-model.safetensors"), s.port, err);
     int st = system(cmd);
@@ -724,7 +721,6 @@ static void test_port_in_use(void) {
           "second tripletd on port %d: exit status %d, want 2 and \"in use\": %s", s.port,
           WIFEXITED(st) ? WEXITSTATUS(st) : -1, text ? text : "");
     free(text);
-    remove(err);
     h_resp r;
     h_get(&s, "/healthz", &r);
     CHECK_EQ_INT(r.status, 200, "the first server still answers");
@@ -736,8 +732,7 @@ static void test_port_in_use(void) {
 static void test_bad_startup(void) {
     const char *bin = getenv("TRIPLETD");
     char err[512], cmd[2048];
-    snprintf(err, sizeof err, "%s/tripletd-e2e-stderr.%d",
-             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    snprintf(err, sizeof err, "%s/tripletd-e2e-stderr.%d", h_tmpdir(), (int)getpid());
     char corrupt[600];
     snprintf(corrupt, sizeof corrupt, "%s.model", err);
     size_t len;

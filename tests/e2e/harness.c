@@ -181,8 +181,7 @@ int h_server_start(h_server *s, const char *const *args) {
         fprintf(stderr, "tripletd binary %s: %s (set TRIPLETD)\n", binpath, strerror(errno));
         return -1;
     }
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s->dir, sizeof s->dir, "%s/tripletd-e2e.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(s->dir, sizeof s->dir, "%s/tripletd-e2e.XXXXXX", h_tmpdir());
     if (!mkdtemp(s->dir)) {
         fprintf(stderr, "mkdtemp %s: %s\n", s->dir, strerror(errno));
         return -1;
@@ -636,6 +635,11 @@ double *h_jmatrix(const cJSON *arr, size_t *rows, size_t *cols) {
 fail:
     free(v);
     return NULL;
+}
+
+const char *h_tmpdir(void) {
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/tmp";
 }
 
 char *h_read_file(const char *path, size_t *len) {

@@ -145,6 +145,8 @@ double *h_jarray(const cJSON *arr, size_t *n);
  * NULL if ragged or not numeric. */
 double *h_jmatrix(const cJSON *arr, size_t *rows, size_t *cols);
 
+/* The directory for temporary files: $TMPDIR when set and not empty, else /tmp. */
+const char *h_tmpdir(void);
 /* Read a whole file into a malloc'd NUL-terminated buffer (NULL on error). */
 char *h_read_file(const char *path, size_t *len);
 /* 1 once the file holds every string of needles (NULL-terminated), polled
