@@ -1,6 +1,8 @@
 # tests/lib.sh - shared by the script suites (sourced, not run):
 # binaries, a temp dir cleaned on exit, tripletd on port 0, ok/bad/skip,
 # expect/has for checking a command's exit status and output.
+# A suite that cannot run exits 77 (tests/run.sh reports SKIP); with
+# REQUIRE_ALL=1 (CI, `make test`) a check that cannot run is a failure.
 set -u
 ROOT=${TRIPLET_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 TRIPLETD=${TRIPLETD:-$ROOT/bin/tripletd}
@@ -14,11 +16,22 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-fails=0
-ok() { echo "ok   $1"; }
+fails=0 passes=0 skips=0
+ok() { echo "ok   $1"; passes=$((passes + 1)); }
 bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-skip() { echo "skipped: $1"; exit 0; }
-finish() { echo "$fails failed"; ((fails == 0)); exit $?; }
+# skip REASON: the whole suite cannot run here: exit 77 (run.sh: SKIP, or a
+# failure under REQUIRE_ALL=1).
+skip() { echo "SKIP $1"; exit 77; }
+# skip_part REASON: one part of the suite cannot run here; the rest goes on.
+skip_part() {
+    if [[ ${REQUIRE_ALL:-0} == 1 ]]; then bad "cannot run, and REQUIRE_ALL=1: $1"; else echo "skipped: $1"; skips=$((skips + 1)); fi
+}
+# finish: the closing count; exit 1 on any failure or when no check ran.
+finish() {
+    ((passes + fails > 0)) || bad "no check ran"
+    echo "$passes passed, $fails failed, $skips skipped"
+    ((fails == 0)); exit $?
+}
 
 # expect NAME WANT_RC CMD...: ok when CMD exits WANT_RC; its stdout is left in $tmp/out, stderr in $tmp/err.
 expect() {

@@ -1,27 +1,41 @@
 #!/usr/bin/env bash
 # tests/run.sh - run every test suite against the built binaries; prints
-# one line per suite and a closing "N passed, N failed" line.
-# Env: B (build dir), BIN (binary dir), SANITIZE (0/1), TEST_FILTER (substring).
+# one line per suite and a closing "N passed, N failed, N skipped" line.
+# A suite that exits 77 could not run here: SKIP. With REQUIRE_ALL=1 (set
+# by `make test`, and whenever CI=true) a SKIP counts as a failure: every
+# suite must be runnable after `make deps`. No suite run is a failure too.
+# Env: B (build dir), BIN (binary dir), SANITIZE (0/1), TEST_FILTER (substring),
+# REQUIRE_ALL (0/1).
 set -u
 cd "$(dirname "$0")/.."
 B=${B:-build}
 BIN=${BIN:-bin}
-export TRIPLETD="$PWD/$BIN/tripletd" TRIPLETCTL="$PWD/$BIN/tripletctl" SANITIZE=${SANITIZE:-0}
+REQUIRE_ALL=${REQUIRE_ALL:-0}
+[[ ${CI:-} == true ]] && REQUIRE_ALL=1
+export TRIPLETD="$PWD/$BIN/tripletd" TRIPLETCTL="$PWD/$BIN/tripletctl" SANITIZE=${SANITIZE:-0} REQUIRE_ALL
 export TRIPLET_ROOT="$PWD"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 logdir="$B/test-logs"
 mkdir -p "$logdir"
-pass=0 fail=0 failed=()
+pass=0 fail=0 skip=0 failed=() skipped=()
 
 run_suite() { # name, command...
     local name=$1; shift
     [[ -n ${TEST_FILTER:-} && $name != *"$TEST_FILTER"* ]] && return
-    local t0=$SECONDS log="$logdir/${name//\//_}.log"
-    if timeout 600 "$@" >"$log" 2>&1; then
-        pass=$((pass + 1)); printf 'PASS %-40s %3ds\n' "$name" $((SECONDS - t0))
+    local t0=$SECONDS log="$logdir/${name//\//_}.log" rc=0
+    timeout 600 "$@" >"$log" 2>&1 || rc=$?
+    if ((rc == 77 && REQUIRE_ALL != 1)); then
+        skip=$((skip + 1)); skipped+=("$name")
+        printf 'SKIP %-40s %3ds (%s)\n' "$name" $((SECONDS - t0)) "$(grep -m1 '^SKIP' "$log" | cut -c6- | head -c 120)"
+    elif ((rc == 0)); then
+        local parts note=
+        parts=$(grep -c '^skipped: ' "$log")
+        ((parts)) && note=" ($parts parts skipped: see the log)"
+        pass=$((pass + 1)); printf 'PASS %-40s %3ds%s\n' "$name" $((SECONDS - t0)) "$note"
     else
         fail=$((fail + 1)); failed+=("$name")
+        ((rc == 77)) && echo "suite skipped (exit 77), and REQUIRE_ALL=1 requires it to run" >>"$log"
         printf 'FAIL %-40s %3ds (log: %s)\n' "$name" $((SECONDS - t0)) "$log"
         tail -n 40 "$log" | sed 's/^/    /'
     fi
@@ -39,6 +53,10 @@ for t in tests/*/*.sh; do
 done
 
 echo
+if ((pass + fail + skip == 0)); then
+    fail=1; failed+=("(no suite ran${TEST_FILTER:+: TEST_FILTER=$TEST_FILTER matched nothing})")
+fi
+if ((skip)); then echo "skipped: ${skipped[*]}"; fi
 if ((fail)); then echo "failed: ${failed[*]}"; fi
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
 ((fail == 0))

@@ -2,7 +2,8 @@
 # tests/contract/openai.sh - the official `openai` npm client against
 # POST /v1/embeddings: its default (base64, decoded by the client), float,
 # and text input (a clear 422); vectors equal /v1/embed's. The client is
-# installed into a cache under build/; skipped when npm cannot install it.
+# installed into a cache under build/; the suite is a SKIP when npm cannot
+# install it (a failure under REQUIRE_ALL=1).
 . "$(dirname "$0")/../lib.sh"
 npm_cache openai || skip "the openai npm client is not available (no node/npm, or offline): $(grep -m1 -i 'error' "$tmp/npm.log" 2>/dev/null)"
 start_server
@@ -56,9 +57,15 @@ const check = (cond, what) => { console.log((cond ? 'ok   ' : 'FAIL ') + what); 
     process.exit(fails ? 1 : 0);
 })().catch(e => { console.log('FAIL ' + (e.stack || e)); process.exit(1); });
 JS
-if node "$tmp/client.js" "$NPM_DIR" "$url" "$KEY" >"$tmp/client.log" 2>&1; then
-    cat "$tmp/client.log"
-else
-    cat "$tmp/client.log"; bad "openai client checks"
-fi
+rc=0
+node "$tmp/client.js" "$NPM_DIR" "$url" "$KEY" >"$tmp/client.log" 2>&1 || rc=$?
+# the client's own ok/FAIL lines count as this suite's checks
+while IFS= read -r line; do
+    case $line in
+    "ok   "*) ok "${line#ok   }" ;;
+    "FAIL "*) bad "${line#FAIL }" ;;
+    *) echo "$line" ;;
+    esac
+done <"$tmp/client.log"
+((rc == 0)) || bad "the openai client script exited $rc"
 finish

@@ -22,7 +22,7 @@ if pick_python jsonschema; then
         bad "replies vs /openapi.json:"; grep -v '^ok' "$tmp/check.log"
     fi
 else
-    echo "skipped: reply schemas (python3-jsonschema is not installed)"
+    skip_part "reply schemas: python3-jsonschema is not installed"
 fi
 
 if npm_cache @apidevtools/swagger-parser; then
@@ -37,7 +37,7 @@ JS
     if out=$(node "$tmp/validate.js" "$NPM_DIR" "$tmp/openapi.json" 2>&1); then ok "/openapi.json: $out"
     else bad "/openapi.json is not a valid OpenAPI document: $out"; fi
 else
-    echo "skipped: OpenAPI document validation (no node, or npm install @apidevtools/swagger-parser failed: $(grep -m1 -i error "$tmp/npm.log" 2>/dev/null))"
+    skip_part "OpenAPI document validation: no node, or npm install @apidevtools/swagger-parser failed: $(grep -m1 -i error "$tmp/npm.log" 2>/dev/null)"
 fi
 ((ran)) || skip "neither python3-jsonschema nor npm is available"
 finish

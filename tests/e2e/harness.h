@@ -33,8 +33,8 @@ int h_check(int cond, const char *file, int line, const char *fmt, ...)
             (what), (double)(got), (double)(want), (double)(rtol), (double)(atol))
 int h_near(double got, double want, double rtol, double atol);
 
-/* Print "N passed, N failed" (checks) and return the exit status (0 if no
- * failure). Stops every server still running. */
+/* Print "N passed, N failed" (checks) and return the exit status: 0 when
+ * checks ran and none failed. Stops every server still running. */
 int h_report(const char *suite);
 
 /* Abort the whole binary (servers are killed by the exit hook). */
