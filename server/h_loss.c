@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats.h"
 #include "vectors.h"
 
 static const char *const REDUCTIONS[] = {"mean", "mean-nonzero", "sum", NULL};
@@ -68,6 +69,7 @@ int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     }
     for (size_t i = 0; i < n; i++) counts[cats[i]]++, active += losses[i] > 0;
     srv_metrics_triplets(counts);
+    srv_stats_losses(losses, n);
     if (!(res = cJSON_CreateObject())) goto oom;
     cJSON_AddNumberToObject(res, "loss", loss_reduce(losses, n, red));
     cJSON_AddItemToObject(res, "losses", jio_doubles(losses, n));

@@ -174,8 +174,13 @@ static enum MHD_Result send_reply(const srv_http *h, struct MHD_Connection *c, r
     return ret;
 }
 
+static const char *query_arg(void *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 /* Parse the body and run the handler with the current snapshot. */
-static void dispatch(const srv_http *h, req *r)
+static void dispatch(const srv_http *h, req *r, struct MHD_Connection *c, const char *url)
 {
     const srv_route *rt = srv_route_at(r->route);
     srv_reply *out = &r->reply;
@@ -207,6 +212,9 @@ static void dispatch(const srv_http *h, req *r)
     ctx.scratch = thread_scratch();
     ctx.request_id = r->request_id;
     ctx.route = r->route;
+    ctx.path = url;
+    ctx.arg = query_arg;
+    ctx.conn = c;
     if (!st || !ctx.scratch) {
         srv_fail(out, 503, "", st ? "out of memory" : "no model loaded");
         goto done;
@@ -309,7 +317,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->body[r->len] = 0;
         return MHD_YES;
     }
-    if (!r->early) dispatch(h, r);
+    if (!r->early) dispatch(h, r, c, url);
     return send_reply(h, c, r, url);
 }
 

@@ -7,6 +7,7 @@
 
 #include "batcher.h"
 #include "srv.h"
+#include "stats.h"
 
 #define MAX_ROUTES 32 /* routes.c entries + 1 for "other" */
 static const int STATUSES[] = {200, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503};
@@ -51,6 +52,7 @@ void srv_metrics_request(int route, int http_status, double seconds)
     atomic_fetch_add_explicit(&r->lat[li], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->lat_sum_ns, (unsigned long long)(seconds * 1e9), memory_order_relaxed);
     atomic_fetch_add_explicit(&r->lat_count, 1, memory_order_relaxed);
+    srv_stats_request(route, http_status, seconds);
 }
 
 void srv_metrics_batch(int route, size_t n)
@@ -65,6 +67,7 @@ void srv_metrics_batch(int route, size_t n)
     atomic_fetch_add_explicit(&r->batch[bi], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->batch_sum, n, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->batch_count, 1, memory_order_relaxed);
+    srv_stats_batch(n);
 }
 
 void srv_metrics_inflight(int delta) { atomic_fetch_add(&g_inflight, delta); }
@@ -73,6 +76,7 @@ int srv_metrics_inflight_now(void) { return atomic_load(&g_inflight); }
 void srv_metrics_triplets(const size_t counts[CAT_COUNT])
 {
     for (int c = 0; c < CAT_COUNT; c++) atomic_fetch_add_explicit(&g_triplets[c], counts[c], memory_order_relaxed);
+    srv_stats_triplets(counts);
 }
 
 void srv_metrics_reload(int ok) { atomic_fetch_add(&g_reloads[ok ? 0 : 1], 1); }

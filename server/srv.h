@@ -125,7 +125,17 @@ typedef struct srv_ctx {
     srv_scratch *scratch;
     const char *request_id;
     int route;
+    const char *path;   /* the request path (without the query) */
+    /* query argument lookup (http.c); NULL when the request has none */
+    const char *(*arg)(void *conn, const char *name);
+    void *conn;
 } srv_ctx;
+
+/* Value of query argument name ("?n=500"), or NULL. */
+static inline const char *srv_arg(const srv_ctx *ctx, const char *name)
+{
+    return ctx->arg ? ctx->arg(ctx->conn, name) : NULL;
+}
 
 #define SRV_MAX_HEADERS 4
 
@@ -150,6 +160,10 @@ typedef struct {
 typedef int (*srv_handler)(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 
 /* ---- errors (errors.c) ----------------------------------------------- */
+/* Query argument name as an integer in lo..hi (def when absent) into *v;
+ * else a 422 naming it. Returns 0 or the HTTP status (query.c). */
+int srv_arg_long(const srv_ctx *ctx, const char *name, long lo, long hi, long def, long *v, srv_reply *out);
+
 
 /* Set an error reply: HTTP status, culprit field ("" or NULL: none) and a
  * printf message. Returns http. */
@@ -203,6 +217,7 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out);  /* h_search.c */
 int h_gallery(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_search.c */
+int h_stats(const srv_ctx *ctx, const cJSON *body, srv_reply *out);   /* h_stats.c */
 
 /* The OpenAPI document as JSON text (openapi_doc.c, generated from
  * proto/openapi.yaml by server/gen_openapi.py). */

@@ -125,6 +125,9 @@ for strategy in ("batch-hard", "semi-hard", "batch-all"):
 gal_status = call("GET", "/v1/gallery")[0]
 check("GET", "/v1/gallery", want=gal_status)
 check("POST", "/v1/search", {"queries": x[:2], "k": 3}, 200 if gal_status == 200 else 409)
+check("GET", "/v1/stats", want=200)
+check("GET", "/v1/stats?window=600", want=200)
+check("GET", "/v1/stats?window=601", want=422)
 # errors: every one must have the Error shape of its documented status
 check("POST", "/v1/embed", "{", 400)
 check("POST", "/v1/embed", {"inputs": x[:1]}, 415, ctype="text/plain")
