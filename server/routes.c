@@ -23,6 +23,7 @@ static const srv_route ROUTES[] = {
     {"POST", "/v1/search", h_search, 1, 1},
     {"GET", "/v1/gallery", h_gallery, 1, 0},
     {"GET", "/v1/stats", h_stats, 1, 0},
+    {"GET", "/v1/gallery/projection", h_projection, 1, 0},
 };
 
 #define N_ROUTES (int)(sizeof ROUTES / sizeof ROUTES[0])

@@ -218,6 +218,7 @@ int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out);  /* h_search.c */
 int h_gallery(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_search.c */
 int h_stats(const srv_ctx *ctx, const cJSON *body, srv_reply *out);   /* h_stats.c */
+int h_projection(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_projection.c */
 
 /* The OpenAPI document as JSON text (openapi_doc.c, generated from
  * proto/openapi.yaml by server/gen_openapi.py). */

@@ -125,6 +125,8 @@ for strategy in ("batch-hard", "semi-hard", "batch-all"):
 gal_status = call("GET", "/v1/gallery")[0]
 check("GET", "/v1/gallery", want=gal_status)
 check("POST", "/v1/search", {"queries": x[:2], "k": 3}, 200 if gal_status == 200 else 409)
+check("GET", "/v1/gallery/projection?n=25", want=200 if gal_status == 200 else 409)
+check("GET", "/v1/gallery/projection?n=0", want=422 if gal_status == 200 else 409)
 check("GET", "/v1/stats", want=200)
 check("GET", "/v1/stats?window=600", want=200)
 check("GET", "/v1/stats?window=601", want=422)

@@ -1,4 +1,5 @@
-/* e2e_console.c - the console's routes against a real tripletd: GET /v1/stats after known traffic. */
+/* e2e_console.c - the console's routes against a real tripletd: GET /v1/stats after known traffic,
+ * GET /v1/gallery/projection on a gal_save gallery (checked against lib/pca.c on the same rows). */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,9 +9,34 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gallery.h"
 #include "harness.h"
+#include "pca.h"
+
+#define GN 1500 /* gallery rows */
+#define GD 32   /* the e2e model's output */
 
 static h_server S;
+static char gal_path[512];
+static float GEMB[GN * GD];
+static int64_t GLAB[GN];
+static char *GIDS[GN];
+
+/* Four clusters along different axes plus a deterministic wobble. */
+static void write_gallery(void) {
+    static char idbuf[GN][16];
+    for (int i = 0; i < GN; i++) {
+        GLAB[i] = i % 4;
+        for (int j = 0; j < GD; j++)
+            GEMB[i * GD + j] = (float)((j == GLAB[i] * 3 ? 5.0 : 0.0) + ((i * 37 + j * 11) % 23) / 23.0 - 0.5);
+        snprintf(idbuf[i], sizeof idbuf[i], "item-%d", i);
+        GIDS[i] = idbuf[i];
+    }
+    tr_err err;
+    snprintf(gal_path, sizeof gal_path, "%s/console-e2e-%d.gallery.safetensors", h_tmpdir(), (int)getpid());
+    if (gal_save(gal_path, GEMB, GN, GD, GLAB, (const char *const *)GIDS, NULL, &err) != TR_OK)
+        h_die("gal_save: %s", err.msg);
+}
 
 /* Sleep until the wall-clock second changes, so what was sent is in a complete second. */
 static void next_second(void) {
@@ -94,12 +120,83 @@ static void test_stats(void) {
     h_resp_free(&r);
 }
 
+static void test_projection(void) {
+    h_resp r, r2;
+    char hdr[32];
+    h_get(&S, "/v1/gallery/projection?n=1000", &r);
+    if (!CHECK_EQ_INT(r.status, 200, "GET /v1/gallery/projection?n=1000") || !CHECK(r.json, "projection: not JSON")) {
+        h_resp_free(&r);
+        return;
+    }
+    CHECK_EQ_INT(h_jnum(r.json, "size"), GN, "projection size");
+    CHECK_EQ_INT(h_jnum(r.json, "n"), 1000, "projection n");
+    CHECK_STR(h_jstr(r.json, "sample"), "stride", "projection sample");
+    CHECK_STR(h_header(&r, "X-Cache", hdr, sizeof hdr), "miss", "first projection X-Cache");
+    const cJSON *pts = h_jget(r.json, "points");
+    CHECK_EQ_INT(cJSON_GetArraySize(pts), 1000, "projection points");
+    /* the documented sample, projected by lib/pca.c here on the same rows */
+    size_t idx[GN], n;
+    static float rows[GN * GD];
+    static double xy[GN * 2];
+    pca_sample(GN, 1000, idx, &n);
+    for (size_t i = 0; i < n; i++) memcpy(rows + i * GD, GEMB + idx[i] * GD, sizeof(float) * GD);
+    tr_err err;
+    CHECK(pca_project(rows, n, GD, GD, 2, xy, NULL, &err) == TR_OK, "pca_project: %s", err.msg);
+    int bad = 0;
+    for (size_t i = 0; i < n && bad < 5; i++) {
+        const cJSON *p = cJSON_GetArrayItem(pts, (int)i);
+        double x = h_jnum(p, "x"), y = h_jnum(p, "y");
+        const char *id = h_jstr(p, "id");
+        int ok = h_jnum(p, "index") == (double)idx[i] && h_jnum(p, "label") == (double)GLAB[idx[i]] && id &&
+                 strcmp(id, GIDS[idx[i]]) == 0 && h_near(x, xy[2 * i], 1e-6, 1e-6) && h_near(y, xy[2 * i + 1], 1e-6, 1e-6);
+        bad += !CHECK(ok, "projection point %zu: index %g label %g id %s x %g y %g; want %zu %lld %s %g %g", i,
+                      h_jnum(p, "index"), h_jnum(p, "label"), id ? id : "null", x, y, idx[i], (long long)GLAB[idx[i]],
+                      GIDS[idx[i]], xy[2 * i], xy[2 * i + 1]);
+    }
+    double r0 = h_jnum(r.json, "explained_variance_ratio.0"), r1 = h_jnum(r.json, "explained_variance_ratio.1");
+    CHECK(r0 >= r1 && r1 > 0 && r0 + r1 <= 1 + 1e-9, "explained_variance_ratio %g %g", r0, r1);
+    /* the second call is served from the cache, byte for byte */
+    h_get(&S, "/v1/gallery/projection?n=1000", &r2);
+    CHECK_STR(h_header(&r2, "X-Cache", hdr, sizeof hdr), "hit", "second projection X-Cache");
+    CHECK(r2.body_len == r.body_len && memcmp(r2.body, r.body, r.body_len) == 0, "cached projection differs");
+    h_resp_free(&r2);
+    h_resp_free(&r);
+    /* more than the gallery: every row */
+    h_get(&S, "/v1/gallery/projection?n=20000", &r);
+    CHECK_EQ_INT(h_jnum(r.json, "n"), GN, "projection n=20000 on 1500 rows");
+    CHECK_STR(h_jstr(r.json, "sample"), "all", "projection sample all");
+    h_resp_free(&r);
+    static const char *const BAD[] = {"0", "20001", "-3", "12x", ""};
+    for (int i = 0; i < 5; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/gallery/projection?n=%s", BAD[i]);
+        h_get(&S, path, &r);
+        CHECK_ERROR(&r, 422, "invalid_input", "n", path);
+        h_resp_free(&r);
+    }
+}
+
+static void test_no_gallery(void) {
+    h_server s2;
+    h_resp r;
+    const char *args[] = {"--threads", "1", NULL};
+    if (!CHECK(h_server_start(&s2, args) == 0, "second tripletd did not start")) return;
+    h_get(&s2, "/v1/gallery/projection", &r);
+    CHECK_ERROR(&r, 409, "no_gallery", "", "projection without a gallery");
+    h_resp_free(&r);
+    h_server_stop(&s2, SIGTERM, 10);
+}
+
 int main(void) {
-    const char *args[] = {"--threads", "2", NULL};
+    write_gallery();
+    const char *args[] = {"--threads", "2", "--gallery", gal_path, "--allow-gallery-mismatch", NULL};
     if (h_server_start(&S, args) != 0) h_die("tripletd did not start");
     test_stats();
+    test_projection();
+    test_no_gallery();
     int st = h_server_stop(&S, SIGTERM, h_slow() ? 30 : 10);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "tripletd did not exit 0 after SIGTERM (status %d)", st);
     if (h_failures) h_server_log_tail(&S, 10);
+    unlink(gal_path);
     return h_report("e2e_console");
 }
