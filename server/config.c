@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "srv.h"
+#include "config.h"
 
 typedef enum { O_STR, O_INT, O_SIZE, O_DOUBLE, O_BOOL, O_LOGFMT } opt_type;
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "srv.h"
+#include "errors.h"
 
 static const struct {
     int http;
@@ -14,7 +14,8 @@ static const struct {
     {403, "forbidden"},         {404, "not_found"},
     {405, "method_not_allowed"}, {413, "payload_too_large"},
     {415, "unsupported_media_type"}, {422, "invalid_input"},
-    {429, "too_many_requests"}, {500, "internal"},
+    {409, "no_gallery"},        {429, "too_many_requests"},
+    {500, "internal"},
     {503, "not_ready"},
 };
 
@@ -66,21 +67,24 @@ int srv_fail(srv_reply *out, int http, const char *field, const char *fmt, ...)
     return http;
 }
 
-int srv_fail_tr(srv_reply *out, int status, const tr_err *err)
+int srv_http_status(int status)
 {
-    int http;
     switch (status) {
     case TR_EINVAL:
     case TR_EFORMAT:
     case TR_ELIMIT:
     case TR_EDIM:
     case TR_EIO:
-    case TR_ENOTFOUND: http = 422; break;
-    case TR_ENOMEM: http = 503; break;
-    default: http = 500; break;
+    case TR_ENOTFOUND: return 422;
+    case TR_ENOMEM: return 503;
+    default: return 500;
     }
+}
+
+int srv_fail_tr(srv_reply *out, int status, const tr_err *err)
+{
     const char *msg = err && err->msg[0] ? err->msg : tr_strerror(status);
-    return srv_fail(out, http, err ? err->field : "", "%s", msg);
+    return srv_fail(out, srv_http_status(status), err ? err->field : "", "%s", msg);
 }
 
 cJSON *srv_error_json(const srv_reply *r)

@@ -1,7 +1,8 @@
 /* h_admin.c - POST /v1/admin/reload: load the model (and gallery) again and swap atomically. */
+#include "handlers.h"
 #include "json_io.h"
 #include "log.h"
-#include "srv.h"
+#include "metrics.h"
 
 int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
@@ -19,11 +20,12 @@ int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
                         "%s: naming a file needs tripletd --allow-model-path; send {} to reload the current files",
                         model ? "model" : "gallery");
     tr_clearerr(&err);
-    if ((rc = srv_state_reload(ctx->cfg, model, gallery, &err)) != TR_OK) {
+    rc = srv_state_reload(ctx->cfg, model, gallery, &err);
+    srv_metrics_reload(rc == TR_OK);
+    if (rc != TR_OK) {
         srv_log_msg("error", "reload failed, keeping the old model: %s", err.msg);
-        srv_fail(out, rc == TR_ENOMEM ? 503 : 422, err.field[0] ? err.field : "model", "reload failed, still serving %s: %s",
-                 ctx->state->model->sha256, err.msg);
-        return out->status;
+        return srv_fail(out, srv_http_status(rc), err.field[0] ? err.field : "model", "reload failed, still serving %s: %s",
+                        ctx->state->model->sha256, err.msg);
     }
     srv_state *now = srv_state_acquire();
     srv_log_msg("info", "reloaded %s (%s)", now->model_path, now->model->sha256);

@@ -1,7 +1,8 @@
 /* h_health.c - operational routes: /healthz, /readyz, /metrics. */
 #include <string.h>
 
-#include "srv.h"
+#include "handlers.h"
+#include "metrics.h"
 
 int h_healthz(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
@@ -14,7 +15,7 @@ int h_healthz(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 int h_readyz(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
     (void)body;
-    if (srv_draining()) return srv_fail(out, 503, "", "draining: shutting down");
+    if (ctx->draining) return srv_fail(out, 503, "", "draining: shutting down");
     if (!ctx->state) return srv_fail(out, 503, "", "no model loaded");
     out->body = cJSON_CreateObject();
     if (!out->body) return srv_fail(out, 503, "", "out of memory");
@@ -27,7 +28,7 @@ int h_readyz(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 int h_metrics(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
     (void)body;
-    out->raw = srv_metrics_render(ctx->state);
+    out->raw = srv_metrics_render(ctx->state, ctx->in_flight, ctx->draining);
     if (!out->raw) return srv_fail(out, 503, "", "out of memory");
     out->raw_len = strlen(out->raw);
     out->content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "mine.h"
+#include "metrics.h"
 #include "vectors.h"
 
 int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out)

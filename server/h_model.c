@@ -1,5 +1,5 @@
 /* h_model.c - GET /v1/model: what is loaded and the effective scoring defaults. */
-#include "srv.h"
+#include "handlers.h"
 
 int h_model(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {

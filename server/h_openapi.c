@@ -1,7 +1,7 @@
 /* h_openapi.c - GET /openapi.json: the wire contract (proto/openapi.yaml, embedded as JSON). */
 #include <string.h>
 
-#include "srv.h"
+#include "handlers.h"
 
 int h_openapi(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "pca.h"
-#include "srv.h"
+#include "handlers.h"
 
 #define PROJ_DEFAULT_N 2000
 #define PROJ_MAX_N 20000

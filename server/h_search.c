@@ -6,7 +6,7 @@
 
 #include "json_io.h"
 #include "knn.h"
-#include "srv.h"
+#include "metrics.h"
 #include "vectors.h"
 
 #define SEARCH_MAX_K 1000
@@ -14,10 +14,7 @@
 static const char *const metric_names[] = {"sqeuclidean", "euclidean", "cosine", "dot", NULL};
 
 static int no_gallery(srv_reply *out) {
-    srv_fail(out, 409, "",
-             "no gallery is loaded: start tripletd with --gallery PATH (build one with `tripletctl index`)");
-    snprintf(out->err_type, sizeof out->err_type, "no_gallery");
-    return out->status;
+    return srv_fail(out, 409, "", "no gallery is loaded: start tripletd with --gallery PATH (build one with `tripletctl index`)");
 }
 
 /* Optional integer filter_label (exact in a double: |x| <= 2^53). */

@@ -19,8 +19,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "json_parse.h"
+#include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
+#include "routes.h"
+#include "stats.h"
 
 /* One libmicrohttpd daemon (one epoll thread, one listening socket) per
  * worker thread, all on the same port with SO_REUSEPORT, so the kernel
@@ -36,42 +39,17 @@ struct srv_http {
     int has_key;
 };
 
+/* 1 after srv_http_quiesce: /readyz answers 503 and replies close the connection. */
 static atomic_int g_draining;
+/* Requests being received or answered (the in-flight gauge; drain waits
+ * for 0): counted from the first call of on_request to on_completed. */
+static atomic_int g_inflight;
 /* Requests counted against --max-concurrent: released when the reply is
  * queued, not when MHD completes it, so a client that sends its next request
  * right after reading a reply is not refused for its own previous one. */
 static atomic_int g_active;
 static atomic_ullong g_req_seq;
 static unsigned long long g_req_salt;
-static pthread_key_t g_scratch_key;
-static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
-
-int srv_draining(void) { return atomic_load(&g_draining); }
-
-/* ---- per-thread scratch ---------------------------------------------- */
-
-static void scratch_free(void *p)
-{
-    srv_scratch *s = p;
-    if (!s) return;
-    for (int i = 0; i < 3; i++) tr_scratch_free(&s->in[i]), tr_scratch_free(&s->emb[i]);
-    tr_scratch_free(&s->work);
-    tr_scratch_free(&s->dbl);
-    free(s);
-}
-
-static void scratch_key_init(void) { (void)pthread_key_create(&g_scratch_key, scratch_free); }
-
-static srv_scratch *thread_scratch(void)
-{
-    pthread_once(&g_scratch_once, scratch_key_init);
-    srv_scratch *s = pthread_getspecific(g_scratch_key);
-    if (!s && (s = calloc(1, sizeof *s)) != NULL && pthread_setspecific(g_scratch_key, s) != 0) {
-        free(s);
-        s = NULL;
-    }
-    return s;
-}
 
 /* ---- one request ----------------------------------------------------- */
 
@@ -163,12 +141,13 @@ static enum MHD_Result send_reply(const srv_http *h, struct MHD_Connection *c, r
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     for (int i = 0; i < out->n_headers; i++) MHD_add_response_header(resp, out->hname[i], out->hvalue[i]);
     if (out->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tripletd\"");
-    if (srv_draining()) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (atomic_load(&g_draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(c, (unsigned int)out->status, resp);
     MHD_destroy_response(resp);
     if (r->active) r->active = 0, atomic_fetch_sub(&g_active, 1);
     double sec = since(&r->t0);
     srv_metrics_request(r->route, out->status, sec);
+    srv_stats_request(r->route, out->status, sec, atomic_load(&g_inflight));
     srv_log_access(r->method, path, out->status, len, sec * 1e6, r->request_id);
     (void)h;
     return ret;
@@ -179,51 +158,21 @@ static const char *query_arg(void *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* Parse the body and run the handler with the current snapshot. */
+/* The body collected: the handler's reply (dispatch.c). */
 static void dispatch(const srv_http *h, req *r, struct MHD_Connection *c, const char *url)
 {
-    const srv_route *rt = srv_route_at(r->route);
-    srv_reply *out = &r->reply;
-    cJSON *body = NULL;
-    srv_state *st = NULL;
-    srv_ctx ctx;
-    if (rt->has_body) {
-        if (r->len == 0 && strcmp(rt->path, "/v1/admin/reload") != 0) {
-            srv_fail(out, 400, "", "request body is empty (expected a JSON object)");
-            goto done;
-        }
-        if (r->len > 0) {
-            char why[96];
-            size_t at = 0;
-            if (!(body = srv_json_parse_packed(r->body, r->len, why, sizeof why, &at))) {
-                srv_fail(out, 400, "", "invalid JSON at byte %zu of %zu: %s", at, r->len, why);
-                goto done;
-            }
-            if (!cJSON_IsObject(body)) {
-                srv_fail(out, 422, "", "request body: expected a JSON object, got %s",
-                         cJSON_IsArray(body) ? "an array" : cJSON_IsString(body) ? "a string" : "a scalar");
-                goto done;
-            }
-        }
-    }
-    st = srv_state_acquire();
-    ctx.state = st;
-    ctx.cfg = h->cfg;
-    ctx.scratch = thread_scratch();
-    ctx.request_id = r->request_id;
-    ctx.route = r->route;
-    ctx.path = url;
-    ctx.arg = query_arg;
-    ctx.conn = c;
-    if (!st || !ctx.scratch) {
-        srv_fail(out, 503, "", st ? "out of memory" : "no model loaded");
-        goto done;
-    }
-    out->status = 200;
-    rt->fn(&ctx, body, out);
-done:
-    srv_state_unref(st);
-    cJSON_Delete(body);
+    srv_request rq = {
+        .route = r->route,
+        .path = url,
+        .arg = query_arg,
+        .conn = c,
+        .body = r->body,
+        .len = r->len,
+        .request_id = r->request_id,
+        .in_flight = atomic_load(&g_inflight),
+        .draining = atomic_load(&g_draining),
+    };
+    (void)srv_dispatch(h->cfg, &rq, &r->reply);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
@@ -240,7 +189,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = r;
         clock_gettime(CLOCK_MONOTONIC, &r->t0);
         srv_reply_init(&r->reply);
-        srv_metrics_inflight(1);
+        atomic_fetch_add(&g_inflight, 1);
         r->active = 1;
         atomic_fetch_add(&g_active, 1);
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -326,7 +275,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     req *r = *con_cls;
     (void)cls, (void)c, (void)toe;
     if (!r) return;
-    srv_metrics_inflight(-1);
+    atomic_fetch_sub(&g_inflight, 1);
     if (r->active) atomic_fetch_sub(&g_active, 1);
     srv_reply_clear(&r->reply);
     free(r->body);
@@ -453,11 +402,11 @@ int srv_http_drain(srv_http *h, double timeout)
     struct timespec t0;
     (void)h;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    while (srv_metrics_inflight_now() > 0 && since(&t0) < timeout) {
+    while (atomic_load(&g_inflight) > 0 && since(&t0) < timeout) {
         struct timespec ms = {0, 10 * 1000 * 1000};
         nanosleep(&ms, NULL);
     }
-    return srv_metrics_inflight_now();
+    return atomic_load(&g_inflight);
 }
 
 void srv_http_stop(srv_http *h)

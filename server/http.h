@@ -2,7 +2,8 @@
 #ifndef SRV_HTTP_H
 #define SRV_HTTP_H
 
-#include "srv.h"
+#include "config.h"
+#include "tr_err.h"
 
 typedef struct srv_http srv_http;
 

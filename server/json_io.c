@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "json_parse.h"
+#include "model.h"
 
 const char *jio_type_name(const cJSON *item)
 {

@@ -7,7 +7,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "srv.h"
+#include "errors.h"
+#include "tr_err.h"
 
 /* Every parser returns 0 on success, else the HTTP status after filling an
  * error in out (422 invalid_input, naming the field path like "anchors[3]").

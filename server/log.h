@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "srv.h"
+#include "config.h"
 
 /* Set the access log format (text, json or off) and how long access lines
  * gather before one write(2) (flush_ms > 0 starts the log writer thread;

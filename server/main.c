@@ -9,7 +9,8 @@
 #include "alloc.h"
 #include "http.h"
 #include "log.h"
-#include "srv.h"
+#include "metrics.h"
+#include "state.h"
 
 void openblas_set_num_threads(int n); /* OpenBLAS; one thread per request handler */
 
@@ -97,7 +98,9 @@ int main(int argc, char **argv)
         int sig = 0;
         if (sigwait(&sigs, &sig) != 0) continue;
         if (sig == SIGHUP) {
-            if (srv_state_reload(&cfg, NULL, NULL, &err) == TR_OK) {
+            rc = srv_state_reload(&cfg, NULL, NULL, &err);
+            srv_metrics_reload(rc == TR_OK);
+            if (rc == TR_OK) {
                 srv_state *now = srv_state_acquire();
                 srv_log_msg("info", "SIGHUP: reloaded %s (%s)", now->model_path, now->model->sha256);
                 srv_state_unref(now);

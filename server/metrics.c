@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
+
 #include "batcher.h"
-#include "srv.h"
+#include "routes.h"
 #include "stats.h"
 
 #define MAX_ROUTES 32 /* routes.c entries + 1 for "other" */
@@ -26,7 +28,6 @@ typedef struct {
 } route_stats;
 
 static route_stats g_routes[MAX_ROUTES];
-static _Atomic int g_inflight;
 static _Atomic unsigned long long g_triplets[CAT_COUNT];
 static _Atomic unsigned long long g_reloads[2];
 
@@ -52,7 +53,6 @@ void srv_metrics_request(int route, int http_status, double seconds)
     atomic_fetch_add_explicit(&r->lat[li], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&r->lat_sum_ns, (unsigned long long)(seconds * 1e9), memory_order_relaxed);
     atomic_fetch_add_explicit(&r->lat_count, 1, memory_order_relaxed);
-    srv_stats_request(route, http_status, seconds);
 }
 
 void srv_metrics_batch(int route, size_t n)
@@ -70,8 +70,6 @@ void srv_metrics_batch(int route, size_t n)
     srv_stats_batch(n);
 }
 
-void srv_metrics_inflight(int delta) { atomic_fetch_add(&g_inflight, delta); }
-int srv_metrics_inflight_now(void) { return atomic_load(&g_inflight); }
 
 void srv_metrics_triplets(const size_t counts[CAT_COUNT])
 {
@@ -131,7 +129,7 @@ static void label_escape(const char *s, char *out, size_t cap)
     out[j] = 0;
 }
 
-char *srv_metrics_render(const srv_state *st)
+char *srv_metrics_render(const srv_state *st, int in_flight, int draining)
 {
     buf b = {0};
     int n = srv_route_count();
@@ -180,7 +178,7 @@ char *srv_metrics_render(const srv_state *st)
     bat_metrics_render(rows, sizeof rows);
     bprintf(&b, "%s", rows);
     bprintf(&b, "# HELP tripletd_in_flight_requests Requests being received or processed.\n# TYPE tripletd_in_flight_requests gauge\n");
-    bprintf(&b, "tripletd_in_flight_requests %d\n", atomic_load(&g_inflight));
+    bprintf(&b, "tripletd_in_flight_requests %d\n", in_flight);
     bprintf(&b, "# HELP tripletd_triplets_scored_total Triplets scored by category.\n# TYPE tripletd_triplets_scored_total counter\n");
     for (int c = 0; c < CAT_COUNT; c++)
         bprintf(&b, "tripletd_triplets_scored_total{category=\"%s\"} %llu\n", loss_category_name((loss_category)c),
@@ -201,7 +199,7 @@ char *srv_metrics_render(const srv_state *st)
                 (long long)st->loaded_at);
     }
     bprintf(&b, "# HELP tripletd_ready 1 when serving, 0 while draining.\n# TYPE tripletd_ready gauge\ntripletd_ready %d\n",
-            st && !srv_draining());
+            st && !draining);
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "srv.h"
+#include "handlers.h"
 
 int srv_arg_long(const srv_ctx *ctx, const char *name, long lo, long hi, long def, long *v, srv_reply *out)
 {

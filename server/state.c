@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state.h"
+
 #include "batcher.h"
-#include "srv.h"
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;   /* guards g_current */
 static pthread_mutex_t g_reload = PTHREAD_MUTEX_INITIALIZER; /* one reload at a time */
@@ -124,6 +125,5 @@ int srv_state_reload(const srv_config *cfg, const char *model_path, const char *
     if (rc == TR_OK) srv_state_install(next);
     srv_state_unref(cur);
     pthread_mutex_unlock(&g_reload);
-    srv_metrics_reload(rc == TR_OK);
     return rc;
 }

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "srv.h"
+#include "routes.h"
 
 static const int STATUSES[] = {200, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503};
 #define N_STATUS (int)(sizeof STATUSES / sizeof STATUSES[0])
@@ -96,7 +96,7 @@ double srv_stats_quantile_ms(const unsigned long long *hist, double q)
     return srv_stats_lat_upper(STATS_LAT_BUCKETS - 2) * 1e3;
 }
 
-void srv_stats_request(int route, int http_status, double seconds)
+void srv_stats_request(int route, int http_status, double seconds, int in_flight)
 {
     slot *sl = slot_at(now_sec());
     int r = route >= 0 && route < OTHER ? route : OTHER, si = N_STATUS, b = srv_stats_lat_bucket(seconds);
@@ -106,7 +106,7 @@ void srv_stats_request(int route, int http_status, double seconds)
     add32(&sl->lat[ALL][b], 1);
     add32(&sl->status[si], 1);
     if (http_status >= 400) add32(&sl->route_err[r], 1);
-    uint32_t in = (uint32_t)(srv_metrics_inflight_now() > 0 ? srv_metrics_inflight_now() : 0);
+    uint32_t in = (uint32_t)(in_flight > 0 ? in_flight : 0);
     uint32_t cur = atomic_load_explicit(&sl->inflight_max, memory_order_relaxed);
     while (in > cur && !atomic_compare_exchange_weak_explicit(&sl->inflight_max, &cur, in, memory_order_relaxed,
                                                               memory_order_relaxed)) {
@@ -224,7 +224,7 @@ fail:
     return NULL;
 }
 
-cJSON *srv_stats_json(int window_s, time_t now_t)
+cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight)
 {
     static unsigned long long lat[STATS_MAX_ROUTES + 1][STATS_LAT_BUCKETS]; /* under g_read */
     static pthread_mutex_t g_read = PTHREAD_MUTEX_INITIALIZER;
@@ -264,7 +264,7 @@ cJSON *srv_stats_json(int window_s, time_t now_t)
              cJSON_AddNumberToObject(o, "window_seconds", window_s) &&
              cJSON_AddNumberToObject(o, "rate_seconds", STATS_RATE_SECONDS) &&
              cJSON_AddNumberToObject(o, "rps", round3((double)recent / STATS_RATE_SECONDS)) &&
-             cJSON_AddNumberToObject(o, "in_flight", srv_metrics_inflight_now()) &&
+             cJSON_AddNumberToObject(o, "in_flight", in_flight) &&
              cJSON_AddNumberToObject(o, "requests", (double)total) &&
              cJSON_AddNumberToObject(o, "errors", (double)errors) &&
              add_ms(o, "p50_ms", srv_stats_quantile_ms(lat[ALL], 0.5)) &&

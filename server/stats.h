@@ -18,16 +18,18 @@
 
 /* Recorders: called on the request path, a few relaxed atomic adds each
  * (a mutex only when a second's slot is first used). route is the route
- * table index (-1: no route). */
-void srv_stats_request(int route, int http_status, double seconds);
+ * table index (-1: no route); in_flight the requests in flight as this one
+ * is answered (http.c counts them). */
+void srv_stats_request(int route, int http_status, double seconds, int in_flight);
 void srv_stats_batch(size_t n);
 void srv_stats_triplets(const size_t counts[CAT_COUNT]);
 void srv_stats_losses(const double *losses, size_t n);
 
 /* The GET /v1/stats reply (proto/openapi.yaml, Stats) at unix second now:
  * aggregates over the window_s complete seconds before now (1..STATS_SPAN),
- * the per-second series over the whole span. NULL when out of memory. */
-cJSON *srv_stats_json(int window_s, time_t now);
+ * the per-second series over the whole span; in_flight is reported as is.
+ * NULL when out of memory. */
+cJSON *srv_stats_json(int window_s, time_t now, int in_flight);
 
 /* Bucket of a latency in seconds, and a bucket's upper bound in seconds
  * (exposed for the unit test). */

@@ -2,6 +2,7 @@
 #include "vectors.h"
 
 #include "batcher.h"
+#include "metrics.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -2,8 +2,8 @@
 #ifndef SRV_VECTORS_H
 #define SRV_VECTORS_H
 
+#include "handlers.h"
 #include "json_io.h"
-#include "srv.h"
 
 /* Options shared by the scoring routes. */
 typedef struct {

@@ -1,4 +1,4 @@
-/* fuzz_request.c - fuzz target: request bodies parsed as http.c does, then the route's handler called directly (no HTTP).
+/* fuzz_request.c - fuzz target: request bodies through srv_dispatch, what http.c calls once a body is in (no HTTP).
  * Input: "PATH\nBODY" - the route's path (any route but /v1/admin/reload), a newline, the body. The state is a small
  * 4 -> 3 -> 2 model and a 5-item gallery built once, so that bodies reach past dimension checks.
  * A client's body must never crash, leak, yield a 5xx, or produce a reply that is not valid JSON with finite numbers. */
@@ -10,13 +10,14 @@
 
 #include "fuzz_common.h"
 #include "gallery.h"
+#include "dispatch.h"
 #include "json_parse.h"
 #include "model.h"
-#include "srv.h"
+#include "routes.h"
+#include "state.h"
 
 static srv_config g_cfg;
 static srv_state *g_state;
-static srv_scratch g_scratch;
 
 /* Build the model and gallery files in a scratch directory, load them as tripletd would, remove the files. */
 static void setup(void) {
@@ -42,6 +43,8 @@ static void setup(void) {
     char *argv[] = {"tripletd", "--model", mpath, "--max-batch", "64", NULL};
     if (srv_config_parse(&g_cfg, 5, argv, &err) != 0) fz_fail("srv_config_parse", err.msg);
     if (srv_state_load(&g_cfg, mpath, gpath, &g_state, &err)) fz_fail("srv_state_load", err.msg);
+    srv_state_ref(g_state); /* g_state stays ours; the installed reference is the current snapshot's */
+    srv_state_install(g_state);
     unlink(mpath);
     unlink(gpath);
     rmdir(dir);
@@ -76,23 +79,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int route = nl ? find_route(data, (size_t)(nl - data)) : -1;
     if (route < 0) return 0;
     const srv_route *rt = srv_route_at(route);
-    cJSON *body = NULL;
-    char *text = NULL;
     size_t len = size - (size_t)(nl - data) - 1;
-    if (rt->has_body) {
-        /* as http.c: srv_json_parse_packed over exactly the body, which must be one JSON object */
-        char why[96];
-        size_t at = 0;
-        if (len == 0) return 0;
-        text = (char *)fz_dup(nl + 1, len);
-        body = srv_json_parse_packed(text, len, why, sizeof why, &at);
-        if (body == NULL || !cJSON_IsObject(body)) goto done;
-    }
-    srv_ctx ctx = {.state = g_state, .cfg = &g_cfg, .scratch = &g_scratch, .request_id = "fuzz", .route = route};
+    char *text = (char *)fz_dup(nl + 1, len); /* exactly the body: no NUL after it to lean on */
+    srv_request rq = {.route = route, .body = text, .len = len, .request_id = "fuzz", .in_flight = 1};
     srv_reply out;
     srv_reply_init(&out);
-    out.status = 200;
-    int st = rt->fn(&ctx, body, &out);
+    int st = srv_dispatch(&g_cfg, &rq, &out);
     char m[700];
     if (st != out.status) {
         snprintf(m, sizeof m, "%s returned %d but set status %d", rt->path, st, out.status);
@@ -129,8 +121,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fz_fail("handler", m);
     }
     srv_reply_clear(&out);
-done:
-    cJSON_Delete(body);
     free(text);
     return 0;
 }

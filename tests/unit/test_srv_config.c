@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "srv.h"
+#include "config.h"
 
 static int parse(srv_config *cfg, tr_err *err, const char *a0, const char *a1, const char *a2, const char *a3, const char *a4)
 {

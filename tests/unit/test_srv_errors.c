@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "srv.h"
+#include "errors.h"
 
 static void test_types(void **state)
 {

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "srv.h"
+#include "routes.h"
 #include "stats.h"
 
 static void test_buckets(void **state)
@@ -59,9 +59,9 @@ static void test_json(void **state)
 {
     (void)state;
     srv_stats_reset();
-    for (int i = 0; i < 40; i++) srv_stats_request(0, 200, 1e-3);
-    for (int i = 0; i < 3; i++) srv_stats_request(-1, 404, 1e-4);
-    srv_stats_request(1, 503, 2e-3);
+    for (int i = 0; i < 40; i++) srv_stats_request(0, 200, 1e-3, 0);
+    for (int i = 0; i < 3; i++) srv_stats_request(-1, 404, 1e-4, 0);
+    srv_stats_request(1, 503, 2e-3, 0);
     srv_stats_batch(1);
     srv_stats_batch(100);
     size_t counts[CAT_COUNT] = {5, 2, 1};
@@ -70,7 +70,7 @@ static void test_json(void **state)
     srv_stats_losses(losses, sizeof losses / sizeof losses[0]);
     time_t now = time(NULL) + 1; /* everything above is in a complete second */
 
-    cJSON *o = srv_stats_json(60, now);
+    cJSON *o = srv_stats_json(60, now, 0);
     assert_non_null(o);
     assert_int_equal((int)num(o, "requests"), 44);
     assert_int_equal((int)num(o, "errors"), 4);
@@ -125,15 +125,15 @@ static void test_json(void **state)
     cJSON_Delete(o);
 
     /* seconds outside the window are not counted; nothing is in the future */
-    o = srv_stats_json(1, now + 5);
+    o = srv_stats_json(1, now + 5, 0);
     assert_int_equal((int)num(o, "requests"), 0);
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(o, "p50_ms")));
     cJSON_Delete(o);
-    o = srv_stats_json(60, now - 100);
+    o = srv_stats_json(60, now - 100, 0);
     assert_int_equal((int)num(o, "requests"), 0);
     cJSON_Delete(o);
     /* past the span the slot is gone */
-    o = srv_stats_json(STATS_SPAN, now + STATS_SPAN);
+    o = srv_stats_json(STATS_SPAN, now + STATS_SPAN, 0);
     assert_int_equal((int)num(o, "requests"), 0);
     cJSON_Delete(o);
 }

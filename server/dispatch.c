@@ -1,0 +1,58 @@
+/* dispatch.c - one routed request: parse the body, take the snapshot and scratch, run the handler. */
+#include "dispatch.h"
+
+#include <string.h>
+
+#include "json_parse.h"
+#include "routes.h"
+
+/* The body as one JSON object in *body (NULL for routes without one, or an
+ * empty reload body). Returns 0, or the HTTP status of the error in out. */
+static int parse_body(const srv_route *rt, const srv_request *rq, cJSON **body, srv_reply *out)
+{
+    char why[96];
+    size_t at = 0;
+    *body = NULL;
+    if (!rt->has_body) return 0;
+    if (rq->len == 0) {
+        if (strcmp(rt->path, "/v1/admin/reload") == 0) return 0; /* {} may be left out */
+        return srv_fail(out, 400, "", "request body is empty (expected a JSON object)");
+    }
+    if (!(*body = srv_json_parse_packed(rq->body, rq->len, why, sizeof why, &at)))
+        return srv_fail(out, 400, "", "invalid JSON at byte %zu of %zu: %s", at, rq->len, why);
+    if (!cJSON_IsObject(*body))
+        return srv_fail(out, 422, "", "request body: expected a JSON object, got %s",
+                        cJSON_IsArray(*body) ? "an array" : cJSON_IsString(*body) ? "a string" : "a scalar");
+    return 0;
+}
+
+int srv_dispatch(const srv_config *cfg, const srv_request *rq, srv_reply *out)
+{
+    const srv_route *rt = srv_route_at(rq->route);
+    cJSON *body = NULL;
+    int rc = parse_body(rt, rq, &body, out);
+    if (rc) {
+        cJSON_Delete(body);
+        return rc;
+    }
+    srv_ctx ctx = {
+        .state = srv_state_acquire(),
+        .cfg = cfg,
+        .scratch = srv_scratch_thread(),
+        .request_id = rq->request_id,
+        .route = rq->route,
+        .path = rq->path,
+        .arg = rq->arg,
+        .conn = rq->conn,
+        .in_flight = rq->in_flight,
+        .draining = rq->draining,
+    };
+    if (!ctx.state || !ctx.scratch) rc = srv_fail(out, 503, "", ctx.state ? "out of memory" : "no model loaded");
+    else {
+        out->status = 200;
+        rc = rt->fn(&ctx, body, out);
+    }
+    srv_state_unref(ctx.state);
+    cJSON_Delete(body);
+    return rc;
+}

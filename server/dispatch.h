@@ -1,0 +1,32 @@
+/* dispatch.h - one routed request from its body to a filled reply, without HTTP (dispatch.c). */
+#ifndef SRV_DISPATCH_H
+#define SRV_DISPATCH_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "errors.h"
+
+typedef struct {
+    int route;              /* index in the route table (routes.h), >= 0 */
+    const char *body;       /* the request body as received (NULL when len is 0) */
+    size_t len;
+    const char *request_id; /* as echoed in X-Request-Id */
+    const char *path;       /* the request path, without the query */
+    /* query argument lookup (NULL: the request has none), called with conn */
+    const char *(*arg)(void *conn, const char *name);
+    void *conn;
+    int in_flight;          /* for the handler's context (handlers.h) */
+    int draining;
+} srv_request;
+
+/* Parse the body as the route wants it (one JSON object for POST routes;
+ * 400 for an empty body or invalid JSON, 422 for another JSON value), take
+ * the current snapshot (503 when none is loaded) and the thread's scratch,
+ * and run the route's handler. out starts as srv_reply_init left it; on
+ * return it holds the reply. Returns what the handler returned (which must
+ * be out->status), or the status of an error found before it ran. Used by
+ * http.c and by the request fuzz target (tests/fuzz/fuzz_request.c). */
+int srv_dispatch(const srv_config *cfg, const srv_request *rq, srv_reply *out);
+
+#endif
