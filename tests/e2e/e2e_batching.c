@@ -46,9 +46,9 @@ static void build_bodies(void) {
 }
 
 /* The reply's embeddings as rows x OUT_DIM doubles (malloc'd), or NULL. */
-static double *embeddings(const h_resp *r, int rows) {
+static double *embeddings(const e2e_resp *r, int rows) {
     size_t n = 0, d = 0;
-    double *e = r->status == 200 ? h_jmatrix(h_jget(r->json, "embeddings"), &n, &d) : NULL;
+    double *e = r->status == 200 ? e2e_jmatrix(e2e_jget(r->json, "embeddings"), &n, &d) : NULL;
     if (e && (n != (size_t)rows || d != OUT_DIM)) {
         free(e);
         e = NULL;
@@ -77,11 +77,11 @@ static int same(const double *got, const double *want, int rows) {
 
 /* ---- model files ------------------------------------------------------ */
 
-static int reload(const h_server *s) {
-    h_resp r;
-    h_post(s, "/v1/admin/reload", "{}", &r);
+static int reload(const e2e_server *s) {
+    e2e_resp r;
+    e2e_post(s, "/v1/admin/reload", "{}", &r);
     int ok = CHECK(r.status == 200, "POST /v1/admin/reload: status %ld %s", r.status, r.body ? r.body : "");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     return ok;
 }
 
@@ -91,28 +91,28 @@ typedef struct {
     double le1, le4, le8, count, sum;
 } rows_hist;
 
-static int get_rows_hist(const h_server *s, rows_hist *h) {
-    h_resp r;
-    h_get(s, "/metrics", &r);
+static int get_rows_hist(const e2e_server *s, rows_hist *h) {
+    e2e_resp r;
+    e2e_get(s, "/metrics", &r);
     int ok = CHECK(r.status == 200 && r.body, "GET /metrics: status %ld", r.status);
     if (ok) {
-        h->le1 = h_metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"1\"}");
-        h->le4 = h_metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"4\"}");
-        h->le8 = h_metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"8\"}");
-        h->count = h_metric(r.body, "tripletd_forward_batch_rows_count");
-        h->sum = h_metric(r.body, "tripletd_forward_batch_rows_sum");
+        h->le1 = e2e_metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"1\"}");
+        h->le4 = e2e_metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"4\"}");
+        h->le8 = e2e_metric(r.body, "tripletd_forward_batch_rows_bucket{le=\"8\"}");
+        h->count = e2e_metric(r.body, "tripletd_forward_batch_rows_count");
+        h->sum = e2e_metric(r.body, "tripletd_forward_batch_rows_sum");
         ok = CHECK(!isnan(h->le1) && !isnan(h->le4) && !isnan(h->le8) && !isnan(h->count) && !isnan(h->sum) &&
                        strstr(r.body, "# TYPE tripletd_forward_batch_rows histogram"),
                    "/metrics lacks the tripletd_forward_batch_rows histogram");
     }
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     return ok;
 }
 
 /* ---- load ------------------------------------------------------------- */
 
 typedef struct {
-    const h_server *s;
+    const e2e_server *s;
     int id, max_iter, accept_b;
     atomic_int *stop;
     int ok, bad_status, wrong, seen_b, big;
@@ -121,12 +121,12 @@ typedef struct {
 
 static void *client_run(void *arg) {
     client *c = arg;
-    void *conn = h_conn_new();
+    void *conn = e2e_conn_new();
     for (int j = 0; j < c->max_iter && !(c->stop && atomic_load(c->stop)); j++) {
         int i = (c->id * 7 + j * 13) % N_BODY;
-        h_req rq = {.method = "POST", .path = "/v1/embed", .body = body[i]};
-        h_resp r;
-        h_request_conn(conn, c->s, &rq, &r);
+        e2e_req rq = {.method = "POST", .path = "/v1/embed", .body = body[i]};
+        e2e_resp r;
+        e2e_request_conn(conn, c->s, &rq, &r);
         if (r.status != 200) {
             c->bad_status++;
             c->last_status = r.status;
@@ -148,16 +148,16 @@ static void *client_run(void *arg) {
             c->big += is_big(i);
             free(e);
         }
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
-    h_conn_free(conn);
+    e2e_conn_free(conn);
     return NULL;
 }
 
-static void run_clients(const h_server *s, client *cl, int max_iter, int accept_b, atomic_int *stop, pthread_t *th) {
+static void run_clients(const e2e_server *s, client *cl, int max_iter, int accept_b, atomic_int *stop, pthread_t *th) {
     for (int i = 0; i < N_CLIENT; i++) {
         cl[i] = (client){.s = s, .id = i, .max_iter = max_iter, .accept_b = accept_b, .stop = stop};
-        if (pthread_create(&th[i], NULL, client_run, &cl[i]) != 0) h_die("pthread_create failed");
+        if (pthread_create(&th[i], NULL, client_run, &cl[i]) != 0) e2e_die("pthread_create failed");
     }
 }
 
@@ -181,23 +181,23 @@ static void join_clients(client *cl, pthread_t *th, const char *what, int *total
 
 /* References from a server with batching off (every forward runs alone): models A and B. */
 static int measure_refs(const char *dir, const char *live, const char *path_a, const char *path_b) {
-    h_server s;
+    e2e_server s;
     const char *args[] = {"--model", live, "--batch-max-rows", "0", NULL};
     (void)dir;
-    if (h_install_file(path_a, live) != 0 || h_server_start(&s, args) != 0) return -1;
+    if (e2e_install_file(path_a, live) != 0 || e2e_server_start(&s, args) != 0) return -1;
     int rc = 0, sent_single = 0, sent_big = 0;
     for (int m = 0; m < 2 && rc == 0; m++) {
-        if (m == 1 && (h_install_file(path_b, live) != 0 || !reload(&s))) rc = -1;
+        if (m == 1 && (e2e_install_file(path_b, live) != 0 || !reload(&s))) rc = -1;
         for (int i = 0; i < N_BODY && rc == 0; i++) {
-            h_resp r;
-            h_post(&s, "/v1/embed", body[i], &r);
+            e2e_resp r;
+            e2e_post(&s, "/v1/embed", body[i], &r);
             if ((ref[m][i] = embeddings(&r, rows_of[i])) == NULL) {
                 CHECK(0, "reference embed %d on model %c: status %ld %s", i, 'A' + m, r.status, r.body ? r.body : "");
                 rc = -1;
             }
             if (is_big(i)) sent_big++;
             else sent_single++;
-            h_resp_free(&r);
+            e2e_resp_free(&r);
         }
     }
     rows_hist h;
@@ -206,7 +206,7 @@ static int measure_refs(const char *dir, const char *live, const char *path_a, c
               "--batch-max-rows 0: forwards le1 %g le8 %g count %g, want %d single-row and %d of %d rows run alone", h.le1,
               h.le8, h.count, sent_single, sent_big, BIG_ROWS);
     }
-    h_server_stop(&s, SIGTERM, 10);
+    e2e_server_stop(&s, SIGTERM, 10);
     if (rc == 0) {
         double diff = 0;
         for (int k = 0; k < OUT_DIM; k++) diff += fabs(ref[1][0][k] - ref[0][0][k]);
@@ -216,21 +216,21 @@ static int measure_refs(const char *dir, const char *live, const char *path_a, c
 }
 
 static void test_batching(void) {
-    h_server s;
-    char dir[] = "/tmp/e2e-batching-XXXXXX", live[400], path_a[400], path_b[400];
-    if (!mkdtemp(dir)) h_die("mkdtemp failed");
+    e2e_server s;
+    char dir[256], live[400], path_a[400], path_b[400];
+    e2e_mkdtemp(dir, sizeof dir, "e2e-batching");
     snprintf(live, sizeof live, "%s/model.safetensors", dir);
     snprintf(path_a, sizeof path_a, "%s/a.safetensors", dir);
     snprintf(path_b, sizeof path_b, "%s/b.safetensors", dir);
-    if (!CHECK(h_install_file(h_root_path("tests/data/e2e-model.safetensors"), path_a) == 0 && h_write_shifted_model(path_b) == 0,
+    if (!CHECK(e2e_install_file(e2e_root_path("tests/data/e2e-model.safetensors"), path_a) == 0 && e2e_write_shifted_model(path_b) == 0,
                "cannot write the model files in %s", dir))
         goto out;
-    if (measure_refs(dir, live, path_a, path_b) != 0 || h_install_file(path_a, live) != 0) goto out;
+    if (measure_refs(dir, live, path_a, path_b) != 0 || e2e_install_file(path_a, live) != 0) goto out;
 
     /* 64 concurrent clients, cap 4 rows per batch: bodies of 6 rows must run alone;
      * one forward at a time so that the others queue (batch) even on a quiet machine */
     const char *args[] = {"--model", live, "--threads", "24", "--max-concurrent", "1000", "--batch-max-rows", "4", "--batch-leaders", "1", NULL};
-    if (!CHECK(h_server_start(&s, args) == 0, "tripletd --batch-max-rows 4 did not start")) goto out;
+    if (!CHECK(e2e_server_start(&s, args) == 0, "tripletd --batch-max-rows 4 did not start")) goto out;
     client cl[N_CLIENT];
     pthread_t th[N_CLIENT];
     int total, big, seen_b, all_total = 0, all_big = 0;
@@ -257,16 +257,16 @@ static void test_batching(void) {
     atomic_int stop = 0;
     run_clients(&s, cl, 100000, 1, &stop, th);
     usleep(300000);
-    int reloaded = h_install_file(path_b, live) == 0 && reload(&s);
-    double t0 = h_now();
+    int reloaded = e2e_install_file(path_b, live) == 0 && reload(&s);
+    double t0 = e2e_now();
     int b_seen = 0;
-    while (reloaded && !b_seen && h_now() - t0 < 10 * (h_slow() ? 4 : 1)) {
-        h_resp r;
-        h_post(&s, "/v1/embed", body[1], &r);
+    while (reloaded && !b_seen && e2e_now() - t0 < 10 * (e2e_slow() ? 4 : 1)) {
+        e2e_resp r;
+        e2e_post(&s, "/v1/embed", body[1], &r);
         double *e = embeddings(&r, rows_of[1]);
         b_seen = same(e, ref[1][1], rows_of[1]);
         free(e);
-        h_resp_free(&r);
+        e2e_resp_free(&r);
         if (!b_seen) usleep(20000);
     }
     usleep(300000);
@@ -274,11 +274,11 @@ static void test_batching(void) {
     join_clients(cl, th, "64 concurrent clients across a reload", &total, &big, &seen_b);
     CHECK(b_seen, "after the reload the server does not answer with model B");
     CHECK(seen_b > 0, "no client saw model B during the reload test (%d requests)", total);
-    h_server_stop(&s, SIGTERM, 10);
+    e2e_server_stop(&s, SIGTERM, 10);
 
     /* the defaults (cap 256, one running forward per CPU) on model B */
     const char *dargs[] = {"--model", live, "--threads", "24", "--max-concurrent", "1000", NULL};
-    if (!CHECK(h_server_start(&s, dargs) == 0, "tripletd with the default batching did not start")) goto out;
+    if (!CHECK(e2e_server_start(&s, dargs) == 0, "tripletd with the default batching did not start")) goto out;
     for (int i = 0; i < N_BODY; i++) { /* the clients compare with ref[0]: make B the expected model */
         double *t = ref[0][i];
         ref[0][i] = ref[1][i];
@@ -286,7 +286,7 @@ static void test_batching(void) {
     }
     run_clients(&s, cl, ITER, 0, NULL, th);
     join_clients(cl, th, "64 concurrent clients, default batching", &total, &big, &seen_b);
-    h_server_stop(&s, SIGTERM, 10);
+    e2e_server_stop(&s, SIGTERM, 10);
 out:
     for (int m = 0; m < 2; m++)
         for (int i = 0; i < N_BODY; i++) free(ref[m][i]), ref[m][i] = NULL;
@@ -298,9 +298,9 @@ out:
 
 int main(void) {
     build_bodies();
-    double t0 = h_now();
+    double t0 = e2e_now();
     test_batching();
-    printf("batching: %.1f s\n", h_now() - t0);
+    printf("batching: %.1f s\n", e2e_now() - t0);
     for (int i = 0; i < N_BODY; i++) cJSON_free(body[i]);
-    return h_report("e2e_batching");
+    return e2e_report("e2e_batching");
 }

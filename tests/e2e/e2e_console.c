@@ -16,7 +16,7 @@
 #define GN 1500 /* gallery rows */
 #define GD 32   /* the e2e model's output */
 
-static h_server S;
+static e2e_server S;
 static char gal_path[512];
 static float GEMB[GN * GD];
 static int64_t GLAB[GN];
@@ -33,9 +33,9 @@ static void write_gallery(void) {
         GIDS[i] = idbuf[i];
     }
     tr_err err;
-    snprintf(gal_path, sizeof gal_path, "%s/console-e2e-%d.gallery.safetensors", h_tmpdir(), (int)getpid());
+    snprintf(gal_path, sizeof gal_path, "%s/console-e2e-%d.gallery.safetensors", e2e_tmpdir(), (int)getpid());
     if (gal_save(gal_path, GEMB, GN, GD, GLAB, (const char *const *)GIDS, NULL, &err) != TR_OK)
-        h_die("gal_save: %s", err.msg);
+        e2e_die("gal_save: %s", err.msg);
 }
 
 /* Sleep until the wall-clock second changes, so what was sent is in a complete second. */
@@ -46,93 +46,93 @@ static void next_second(void) {
 
 static const cJSON *route_of(const cJSON *stats, const char *route) {
     const cJSON *r;
-    cJSON_ArrayForEach(r, h_jget(stats, "routes")) {
-        const char *name = h_jstr(r, "route");
+    cJSON_ArrayForEach(r, e2e_jget(stats, "routes")) {
+        const char *name = e2e_jstr(r, "route");
         if (name && strcmp(name, route) == 0) return r;
     }
     return NULL;
 }
 
 static void test_stats(void) {
-    h_resp r;
+    e2e_resp r;
     char body[256];
     /* triplets on given 2-d vectors, margin 0.2: easy (loss 0), semi-hard (0.1), hard (1.1) */
     static const char *const TRIPLETS[] = {"[[0,0]],\"positives\":[[0.1,0]],\"negatives\":[[1,0]]",
                                            "[[0,0]],\"positives\":[[0.5,0]],\"negatives\":[[0.6,0]]",
                                            "[[0,0]],\"positives\":[[1,0]],\"negatives\":[[0.1,0]]"};
     for (int i = 0; i < 25; i++) {
-        h_get(&S, "/v1/model", &r);
+        e2e_get(&S, "/v1/model", &r);
         CHECK_EQ_INT(r.status, 200, "GET /v1/model");
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
     for (int i = 0; i < 4; i++) {
-        h_get(&S, "/v1/no-such-route", &r);
-        h_resp_free(&r);
+        e2e_get(&S, "/v1/no-such-route", &r);
+        e2e_resp_free(&r);
     }
     for (int i = 0; i < 3; i++) {
         snprintf(body, sizeof body,
                  "{\"anchors\":%s,\"embed\":false,\"metric\":\"euclidean\",\"margin\":0.2}", TRIPLETS[i]);
-        h_post(&S, "/v1/loss/triplet", body, &r);
+        e2e_post(&S, "/v1/loss/triplet", body, &r);
         CHECK_EQ_INT(r.status, 200, "POST /v1/loss/triplet");
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
     next_second();
-    h_get(&S, "/v1/stats?window=600", &r);
+    e2e_get(&S, "/v1/stats?window=600", &r);
     if (!CHECK_EQ_INT(r.status, 200, "GET /v1/stats") || !CHECK(r.json != NULL, "stats: not JSON")) {
-        h_resp_free(&r);
+        e2e_resp_free(&r);
         return;
     }
     const cJSON *o = r.json, *m = route_of(o, "/v1/model"), *t = route_of(o, "/v1/loss/triplet");
-    CHECK_EQ_INT(h_jnum(o, "window_seconds"), 600, "stats window_seconds");
-    CHECK_EQ_INT(h_jnum(o, "span_seconds"), 600, "stats span_seconds");
+    CHECK_EQ_INT(e2e_jnum(o, "window_seconds"), 600, "stats window_seconds");
+    CHECK_EQ_INT(e2e_jnum(o, "span_seconds"), 600, "stats span_seconds");
     CHECK(m != NULL && t != NULL, "stats: routes lack /v1/model or /v1/loss/triplet");
-    if (m) CHECK_EQ_INT(h_jnum(m, "requests"), 25, "stats /v1/model requests");
-    if (m) CHECK(h_jnum(m, "p50_ms") > 0 && h_jnum(m, "p99_ms") >= h_jnum(m, "p50_ms"), "stats /v1/model p50 <= p99");
-    if (t) CHECK_EQ_INT(h_jnum(t, "requests"), 3, "stats /v1/loss/triplet requests");
+    if (m) CHECK_EQ_INT(e2e_jnum(m, "requests"), 25, "stats /v1/model requests");
+    if (m) CHECK(e2e_jnum(m, "p50_ms") > 0 && e2e_jnum(m, "p99_ms") >= e2e_jnum(m, "p50_ms"), "stats /v1/model p50 <= p99");
+    if (t) CHECK_EQ_INT(e2e_jnum(t, "requests"), 3, "stats /v1/loss/triplet requests");
     const cJSON *other = route_of(o, "other");
-    CHECK(other && h_jnum(other, "errors") == 4, "stats: 4 errors on route other");
-    CHECK_EQ_INT(h_jnum(o, "status.404"), 4, "stats status 404");
-    CHECK(h_jnum(o, "errors") >= 4, "stats errors >= 4");
-    CHECK_EQ_INT(h_jnum(o, "triplets.easy"), 1, "stats triplets easy");
-    CHECK_EQ_INT(h_jnum(o, "triplets.semi_hard"), 1, "stats triplets semi_hard");
-    CHECK_EQ_INT(h_jnum(o, "triplets.hard"), 1, "stats triplets hard");
+    CHECK(other && e2e_jnum(other, "errors") == 4, "stats: 4 errors on route other");
+    CHECK_EQ_INT(e2e_jnum(o, "status.404"), 4, "stats status 404");
+    CHECK(e2e_jnum(o, "errors") >= 4, "stats errors >= 4");
+    CHECK_EQ_INT(e2e_jnum(o, "triplets.easy"), 1, "stats triplets easy");
+    CHECK_EQ_INT(e2e_jnum(o, "triplets.semi_hard"), 1, "stats triplets semi_hard");
+    CHECK_EQ_INT(e2e_jnum(o, "triplets.hard"), 1, "stats triplets hard");
     /* losses 0, 0.1 and 1.1: bins le 0, le 0.1 and the open one */
-    const cJSON *lh = h_jget(o, "triplets.loss_histogram");
+    const cJSON *lh = e2e_jget(o, "triplets.loss_histogram");
     CHECK(cJSON_GetArraySize(lh) == 22, "loss histogram: 22 bins");
-    CHECK_EQ_INT(h_jnum(cJSON_GetArrayItem(lh, 0), "count"), 1, "loss bin le 0");
-    CHECK_EQ_INT(h_jnum(cJSON_GetArrayItem(lh, 2), "count"), 1, "loss bin le 0.1");
-    CHECK_EQ_INT(h_jnum(cJSON_GetArrayItem(lh, 21), "count"), 1, "loss bin open");
-    CHECK_EQ_INT(h_jnum(o, "batch.vectors"), 3, "stats batch vectors (one per triplet field 0)");
+    CHECK_EQ_INT(e2e_jnum(cJSON_GetArrayItem(lh, 0), "count"), 1, "loss bin le 0");
+    CHECK_EQ_INT(e2e_jnum(cJSON_GetArrayItem(lh, 2), "count"), 1, "loss bin le 0.1");
+    CHECK_EQ_INT(e2e_jnum(cJSON_GetArrayItem(lh, 21), "count"), 1, "loss bin open");
+    CHECK_EQ_INT(e2e_jnum(o, "batch.vectors"), 3, "stats batch vectors (one per triplet field 0)");
     /* the series holds every counted request: the total equals requests */
     double sum = 0;
     const cJSON *v;
-    cJSON_ArrayForEach(v, h_jget(o, "series.requests")) sum += v->valuedouble;
-    CHECK_EQ_INT(cJSON_GetArraySize(h_jget(o, "series.requests")), 600, "series length");
-    CHECK_EQ_INT(sum, h_jnum(o, "requests"), "series sum = requests");
-    CHECK(h_jnum(o, "requests") >= 32, "stats requests >= 32 (25 + 4 + 3)");
-    h_resp_free(&r);
+    cJSON_ArrayForEach(v, e2e_jget(o, "series.requests")) sum += v->valuedouble;
+    CHECK_EQ_INT(cJSON_GetArraySize(e2e_jget(o, "series.requests")), 600, "series length");
+    CHECK_EQ_INT(sum, e2e_jnum(o, "requests"), "series sum = requests");
+    CHECK(e2e_jnum(o, "requests") >= 32, "stats requests >= 32 (25 + 4 + 3)");
+    e2e_resp_free(&r);
 
-    h_get(&S, "/v1/stats?window=0", &r);
+    e2e_get(&S, "/v1/stats?window=0", &r);
     CHECK_ERROR(&r, 422, "invalid_input", "window", "stats window=0");
-    h_resp_free(&r);
-    h_get(&S, "/v1/stats?window=abc", &r);
+    e2e_resp_free(&r);
+    e2e_get(&S, "/v1/stats?window=abc", &r);
     CHECK_ERROR(&r, 422, "invalid_input", "window", "stats window=abc");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 }
 
 static void test_projection(void) {
-    h_resp r, r2;
+    e2e_resp r, r2;
     char hdr[32];
-    h_get(&S, "/v1/gallery/projection?n=1000", &r);
+    e2e_get(&S, "/v1/gallery/projection?n=1000", &r);
     if (!CHECK_EQ_INT(r.status, 200, "GET /v1/gallery/projection?n=1000") || !CHECK(r.json, "projection: not JSON")) {
-        h_resp_free(&r);
+        e2e_resp_free(&r);
         return;
     }
-    CHECK_EQ_INT(h_jnum(r.json, "size"), GN, "projection size");
-    CHECK_EQ_INT(h_jnum(r.json, "n"), 1000, "projection n");
-    CHECK_STR(h_jstr(r.json, "sample"), "stride", "projection sample");
-    CHECK_STR(h_header(&r, "X-Cache", hdr, sizeof hdr), "miss", "first projection X-Cache");
-    const cJSON *pts = h_jget(r.json, "points");
+    CHECK_EQ_INT(e2e_jnum(r.json, "size"), GN, "projection size");
+    CHECK_EQ_INT(e2e_jnum(r.json, "n"), 1000, "projection n");
+    CHECK_STR(e2e_jstr(r.json, "sample"), "stride", "projection sample");
+    CHECK_STR(e2e_header(&r, "X-Cache", hdr, sizeof hdr), "miss", "first projection X-Cache");
+    const cJSON *pts = e2e_jget(r.json, "points");
     CHECK_EQ_INT(cJSON_GetArraySize(pts), 1000, "projection points");
     /* the documented sample, projected by lib/pca.c here on the same rows */
     size_t idx[GN], n;
@@ -145,58 +145,58 @@ static void test_projection(void) {
     int bad = 0;
     for (size_t i = 0; i < n && bad < 5; i++) {
         const cJSON *p = cJSON_GetArrayItem(pts, (int)i);
-        double x = h_jnum(p, "x"), y = h_jnum(p, "y");
-        const char *id = h_jstr(p, "id");
-        int ok = h_jnum(p, "index") == (double)idx[i] && h_jnum(p, "label") == (double)GLAB[idx[i]] && id &&
-                 strcmp(id, GIDS[idx[i]]) == 0 && h_near(x, xy[2 * i], 1e-6, 1e-6) && h_near(y, xy[2 * i + 1], 1e-6, 1e-6);
+        double x = e2e_jnum(p, "x"), y = e2e_jnum(p, "y");
+        const char *id = e2e_jstr(p, "id");
+        int ok = e2e_jnum(p, "index") == (double)idx[i] && e2e_jnum(p, "label") == (double)GLAB[idx[i]] && id &&
+                 strcmp(id, GIDS[idx[i]]) == 0 && e2e_near(x, xy[2 * i], 1e-6, 1e-6) && e2e_near(y, xy[2 * i + 1], 1e-6, 1e-6);
         bad += !CHECK(ok, "projection point %zu: index %g label %g id %s x %g y %g; want %zu %lld %s %g %g", i,
-                      h_jnum(p, "index"), h_jnum(p, "label"), id ? id : "null", x, y, idx[i], (long long)GLAB[idx[i]],
+                      e2e_jnum(p, "index"), e2e_jnum(p, "label"), id ? id : "null", x, y, idx[i], (long long)GLAB[idx[i]],
                       GIDS[idx[i]], xy[2 * i], xy[2 * i + 1]);
     }
-    double r0 = h_jnum(r.json, "explained_variance_ratio.0"), r1 = h_jnum(r.json, "explained_variance_ratio.1");
+    double r0 = e2e_jnum(r.json, "explained_variance_ratio.0"), r1 = e2e_jnum(r.json, "explained_variance_ratio.1");
     CHECK(r0 >= r1 && r1 > 0 && r0 + r1 <= 1 + 1e-9, "explained_variance_ratio %g %g", r0, r1);
     /* the second call is served from the cache, byte for byte */
-    h_get(&S, "/v1/gallery/projection?n=1000", &r2);
-    CHECK_STR(h_header(&r2, "X-Cache", hdr, sizeof hdr), "hit", "second projection X-Cache");
+    e2e_get(&S, "/v1/gallery/projection?n=1000", &r2);
+    CHECK_STR(e2e_header(&r2, "X-Cache", hdr, sizeof hdr), "hit", "second projection X-Cache");
     CHECK(r2.body_len == r.body_len && memcmp(r2.body, r.body, r.body_len) == 0, "cached projection differs");
-    h_resp_free(&r2);
-    h_resp_free(&r);
+    e2e_resp_free(&r2);
+    e2e_resp_free(&r);
     /* more than the gallery: every row */
-    h_get(&S, "/v1/gallery/projection?n=20000", &r);
-    CHECK_EQ_INT(h_jnum(r.json, "n"), GN, "projection n=20000 on 1500 rows");
-    CHECK_STR(h_jstr(r.json, "sample"), "all", "projection sample all");
-    h_resp_free(&r);
+    e2e_get(&S, "/v1/gallery/projection?n=20000", &r);
+    CHECK_EQ_INT(e2e_jnum(r.json, "n"), GN, "projection n=20000 on 1500 rows");
+    CHECK_STR(e2e_jstr(r.json, "sample"), "all", "projection sample all");
+    e2e_resp_free(&r);
     static const char *const BAD[] = {"0", "20001", "-3", "12x", ""};
     for (int i = 0; i < 5; i++) {
         char path[64];
         snprintf(path, sizeof path, "/v1/gallery/projection?n=%s", BAD[i]);
-        h_get(&S, path, &r);
+        e2e_get(&S, path, &r);
         CHECK_ERROR(&r, 422, "invalid_input", "n", path);
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
 }
 
 static void test_no_gallery(void) {
-    h_server s2;
-    h_resp r;
+    e2e_server s2;
+    e2e_resp r;
     const char *args[] = {"--threads", "1", NULL};
-    if (!CHECK(h_server_start(&s2, args) == 0, "second tripletd did not start")) return;
-    h_get(&s2, "/v1/gallery/projection", &r);
+    if (!CHECK(e2e_server_start(&s2, args) == 0, "second tripletd did not start")) return;
+    e2e_get(&s2, "/v1/gallery/projection", &r);
     CHECK_ERROR(&r, 409, "no_gallery", "", "projection without a gallery");
-    h_resp_free(&r);
-    h_server_stop(&s2, SIGTERM, 10);
+    e2e_resp_free(&r);
+    e2e_server_stop(&s2, SIGTERM, 10);
 }
 
 int main(void) {
     write_gallery();
     const char *args[] = {"--threads", "2", "--gallery", gal_path, "--allow-gallery-mismatch", NULL};
-    if (h_server_start(&S, args) != 0) h_die("tripletd did not start");
+    if (e2e_server_start(&S, args) != 0) e2e_die("tripletd did not start");
     test_stats();
     test_projection();
     test_no_gallery();
-    int st = h_server_stop(&S, SIGTERM, h_slow() ? 30 : 10);
+    int st = e2e_server_stop(&S, SIGTERM, e2e_slow() ? 30 : 10);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "tripletd did not exit 0 after SIGTERM (status %d)", st);
-    if (h_failures) h_server_log_tail(&S, 10);
+    if (e2e_failures) e2e_server_log_tail(&S, 10);
     unlink(gal_path);
-    return h_report("e2e_console");
+    return e2e_report("e2e_console");
 }

@@ -32,17 +32,17 @@ static int walk_texts(const cJSON *n, char *where, size_t cap)
     return bad;
 }
 
-static void test_openapi(const h_server *s)
+static void test_openapi(const e2e_server *s)
 {
     static const char *const paths[] = {"/healthz",         "/readyz",          "/metrics",   "/openapi.json",
                                         "/v1/model",        "/v1/embed",        "/v1/embeddings", "/v1/distance",
                                         "/v1/loss/triplet", "/v1/loss/pair",    "/v1/loss/infonce", "/v1/mine",
                                         "/v1/admin/reload", "/v1/search",       "/v1/gallery", NULL};
-    h_resp r;
-    h_req rq = {.method = "GET", .path = "/openapi.json", .headers = {"Authorization: Bearer k"}};
-    h_request(s, &rq, &r);
+    e2e_resp r;
+    e2e_req rq = {.method = "GET", .path = "/openapi.json", .headers = {"Authorization: Bearer k"}};
+    e2e_request(s, &rq, &r);
     if (CHECK(r.status == 200 && r.json, "GET /openapi.json: status %ld", r.status)) {
-        const char *v = h_jstr(r.json, "openapi");
+        const char *v = e2e_jstr(r.json, "openapi");
         CHECK(v && strncmp(v, "3.0.", 4) == 0, "openapi version: %s", v ? v : "(none)");
         char where[128] = "";
         CHECK(!walk_texts(r.json, where, sizeof where), "a description or summary that is not a string, under \"%s\"",
@@ -51,28 +51,28 @@ static void test_openapi(const h_server *s)
         for (int i = 0; paths[i]; i++)
             CHECK(cJSON_GetObjectItemCaseSensitive(p, paths[i]) != NULL, "/openapi.json lacks path %s", paths[i]);
     }
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 }
 
 /* A body {"input": <input>} (or with extra members) for /v1/embeddings. */
-static void expect_text_refused(const h_server *s, const char *body, const char *field)
+static void expect_text_refused(const e2e_server *s, const char *body, const char *field)
 {
-    h_resp r;
-    h_req rq = {.method = "POST", .path = "/v1/embeddings", .body = body, .headers = {"Authorization: Bearer k"}};
-    h_request(s, &rq, &r);
+    e2e_resp r;
+    e2e_req rq = {.method = "POST", .path = "/v1/embeddings", .body = body, .headers = {"Authorization: Bearer k"}};
+    e2e_request(s, &rq, &r);
     if (CHECK_ERROR(&r, 422, "invalid_input", field, body)) {
-        const char *m = h_jstr(r.json, "error.message");
+        const char *m = e2e_jstr(r.json, "error.message");
         CHECK(m && strstr(m, "text input is not supported"), "%s: message does not say text is unsupported: %s", body,
               m ? m : "(none)");
     }
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 }
 
 static char *vec_json(float base, int n)
 {
     char *b = malloc((size_t)n * 16 + 8);
     size_t len = 0;
-    if (!b) h_die("out of memory");
+    if (!b) e2e_die("out of memory");
     b[len++] = '[';
     for (int j = 0; j < n; j++) len += (size_t)sprintf(b + len, "%s%g", j ? "," : "", (double)(base + (float)(j % 13)));
     b[len++] = ']';
@@ -80,51 +80,51 @@ static char *vec_json(float base, int n)
     return b;
 }
 
-static void test_openai_fields(const h_server *s)
+static void test_openai_fields(const e2e_server *s)
 {
     expect_text_refused(s, "{\"input\":\"a photo of a cat\"}", "input");
     expect_text_refused(s, "{\"input\":[\"hello\",\"world\"],\"model\":\"text-embedding-3-small\"}", "input[0]");
     expect_text_refused(s, "{\"input\":\"hello\"}", "input");
 
     char *v = vec_json(1, IN), body[20000];
-    h_resp r;
+    e2e_resp r;
     /* OpenAI request fields: user and dimensions (equal to the model's) accepted */
     snprintf(body, sizeof body, "{\"input\":%s,\"model\":\"any\",\"user\":\"u-7\",\"dimensions\":32}", v);
-    h_req rq = {.method = "POST", .path = "/v1/embeddings", .body = body, .headers = {"Authorization: Bearer k"}};
-    h_request(s, &rq, &r);
+    e2e_req rq = {.method = "POST", .path = "/v1/embeddings", .body = body, .headers = {"Authorization: Bearer k"}};
+    e2e_request(s, &rq, &r);
     if (CHECK(r.status == 200 && r.json, "user + dimensions 32: status %ld %s", r.status, r.body ? r.body : "")) {
-        CHECK_STR(h_jstr(r.json, "object"), "list", "object");
-        CHECK_STR(h_jstr(r.json, "data.0.object"), "embedding", "data[0].object");
-        CHECK_EQ_INT(h_jnum(r.json, "data.0.index"), 0, "data[0].index");
-        CHECK_EQ_INT(cJSON_GetArraySize(h_jget(r.json, "data.0.embedding")), 32, "a single vector is a batch of one");
-        CHECK_EQ_INT(h_jnum(r.json, "usage.prompt_tokens"), 0, "usage.prompt_tokens");
-        CHECK_EQ_INT(h_jnum(r.json, "usage.total_tokens"), 0, "usage.total_tokens");
+        CHECK_STR(e2e_jstr(r.json, "object"), "list", "object");
+        CHECK_STR(e2e_jstr(r.json, "data.0.object"), "embedding", "data[0].object");
+        CHECK_EQ_INT(e2e_jnum(r.json, "data.0.index"), 0, "data[0].index");
+        CHECK_EQ_INT(cJSON_GetArraySize(e2e_jget(r.json, "data.0.embedding")), 32, "a single vector is a batch of one");
+        CHECK_EQ_INT(e2e_jnum(r.json, "usage.prompt_tokens"), 0, "usage.prompt_tokens");
+        CHECK_EQ_INT(e2e_jnum(r.json, "usage.total_tokens"), 0, "usage.total_tokens");
     }
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     snprintf(body, sizeof body, "{\"input\":%s,\"dimensions\":16}", v);
-    h_request(s, &rq, &r);
+    e2e_request(s, &rq, &r);
     CHECK_ERROR(&r, 422, "invalid_input", "dimensions", "dimensions 16 on a 32-d model");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     free(v);
 }
 
 /* Distances between two raw 2-d vectors with the server's default metric. */
-static const char *default_metric(const h_server *s)
+static const char *default_metric(const e2e_server *s)
 {
     static char name[32];
-    h_resp r;
-    h_req rq = {.method = "POST",
+    e2e_resp r;
+    e2e_req rq = {.method = "POST",
                 .path = "/v1/distance",
                 .body = "{\"a\":[3,4],\"b\":[0,0],\"embed\":false}",
                 .headers = {"Authorization: Bearer k"}};
     name[0] = 0;
-    h_request(s, &rq, &r);
+    e2e_request(s, &rq, &r);
     if (CHECK(r.status == 200 && r.json, "single raw vectors a, b: status %ld", r.status)) {
-        const char *m = h_jstr(r.json, "metric");
+        const char *m = e2e_jstr(r.json, "metric");
         snprintf(name, sizeof name, "%s", m ? m : "");
-        CHECK_EQ_INT(cJSON_GetArraySize(h_jget(r.json, "distances")), 1, "single vectors: one distance");
+        CHECK_EQ_INT(cJSON_GetArraySize(e2e_jget(r.json, "distances")), 1, "single vectors: one distance");
     }
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     return name;
 }
 
@@ -133,23 +133,23 @@ static const char *default_metric(const h_server *s)
 static void model_with_metric(const char *metric, const char *out)
 {
     size_t len;
-    char *b = h_read_file(h_root_path("tests/data/e2e-model.safetensors"), &len);
-    if (!b || len < 8) h_die("cannot read tests/data/e2e-model.safetensors");
+    char *b = e2e_read_file(e2e_root_path("tests/data/e2e-model.safetensors"), &len);
+    if (!b || len < 8) e2e_die("cannot read tests/data/e2e-model.safetensors");
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--) hl = hl << 8 | (unsigned char)b[i];
     const char *key = "\"metric\":\"sqeuclidean\"";
     char *at = NULL;
     for (size_t i = 8; i + strlen(key) <= 8 + hl && !at; i++)
         if (memcmp(b + i, key, strlen(key)) == 0) at = b + i;
-    if (!at) h_die("e2e model header has no %s", key);
+    if (!at) e2e_die("e2e model header has no %s", key);
     char repl[64];
     if (metric) snprintf(repl, sizeof repl, "\"metric\":\"%s\"", metric);
     else snprintf(repl, sizeof repl, "\"metriX\":\"sqeuclidean\""); /* no metric key (an unknown one instead) */
     size_t rl = strlen(repl);
-    if (rl > strlen(key)) h_die("metric name too long");
+    if (rl > strlen(key)) e2e_die("metric name too long");
     memcpy(at, repl, rl);
     memset(at + rl, ' ', strlen(key) - rl);
-    if (h_write_file(out, b, len) != 0) h_die("cannot write %s", out);
+    if (e2e_write_file(out, b, len) != 0) e2e_die("cannot write %s", out);
     free(b);
 }
 
@@ -170,70 +170,69 @@ static void test_metric_chain(void)
         model_with_metric(cases[i].model_metric, path);
         const char *args[] = {"--model", path, "--api-key", "k", "--log-format", "off",
                               cases[i].flag ? "--metric" : NULL, cases[i].flag, NULL};
-        h_server s;
-        if (h_server_start(&s, args) != 0) {
+        e2e_server s;
+        if (e2e_server_start(&s, args) != 0) {
             CHECK(0, "case %zu: tripletd did not start with model metric %s", i,
                   cases[i].model_metric ? cases[i].model_metric : "(none)");
             continue;
         }
         CHECK_STR(default_metric(&s), cases[i].want, "default metric");
-        h_resp r;
-        h_req rq = {.method = "GET", .path = "/v1/model", .headers = {"Authorization: Bearer k"}};
-        h_request(&s, &rq, &r);
-        CHECK_STR(h_jstr(r.json, "metric"), cases[i].want, "/v1/model metric");
-        h_resp_free(&r);
-        h_server_stop(&s, 15, 10);
+        e2e_resp r;
+        e2e_req rq = {.method = "GET", .path = "/v1/model", .headers = {"Authorization: Bearer k"}};
+        e2e_request(&s, &rq, &r);
+        CHECK_STR(e2e_jstr(r.json, "metric"), cases[i].want, "/v1/model metric");
+        e2e_resp_free(&r);
+        e2e_server_stop(&s, 15, 10);
     }
 }
 
-static void test_headers(const h_server *s)
+static void test_headers(const e2e_server *s)
 {
-    h_resp r;
+    e2e_resp r;
     char buf[128];
     /* X-Request-Id echoed when sent, generated otherwise */
-    h_req rq = {.method = "GET", .path = "/healthz", .headers = {"X-Request-Id: audit-42"}};
-    h_request(s, &rq, &r);
-    CHECK_STR(h_header(&r, "X-Request-Id", buf, sizeof buf), "audit-42", "X-Request-Id echoed");
-    h_resp_free(&r);
-    h_get(s, "/healthz", &r);
-    CHECK(h_header(&r, "X-Request-Id", buf, sizeof buf) && buf[0], "X-Request-Id generated");
-    h_resp_free(&r);
+    e2e_req rq = {.method = "GET", .path = "/healthz", .headers = {"X-Request-Id: audit-42"}};
+    e2e_request(s, &rq, &r);
+    CHECK_STR(e2e_header(&r, "X-Request-Id", buf, sizeof buf), "audit-42", "X-Request-Id echoed");
+    e2e_resp_free(&r);
+    e2e_get(s, "/healthz", &r);
+    CHECK(e2e_header(&r, "X-Request-Id", buf, sizeof buf) && buf[0], "X-Request-Id generated");
+    e2e_resp_free(&r);
     /* 401 with WWW-Authenticate: Bearer; /healthz, /readyz, /metrics open */
-    h_get(s, "/v1/model", &r);
+    e2e_get(s, "/v1/model", &r);
     CHECK_ERROR(&r, 401, "unauthorized", NULL, "no key");
-    CHECK(h_header(&r, "WWW-Authenticate", buf, sizeof buf) && strncmp(buf, "Bearer", 6) == 0,
-          "401 WWW-Authenticate: %s", h_header(&r, "WWW-Authenticate", buf, sizeof buf) ? buf : "(none)");
-    h_resp_free(&r);
+    CHECK(e2e_header(&r, "WWW-Authenticate", buf, sizeof buf) && strncmp(buf, "Bearer", 6) == 0,
+          "401 WWW-Authenticate: %s", e2e_header(&r, "WWW-Authenticate", buf, sizeof buf) ? buf : "(none)");
+    e2e_resp_free(&r);
     const char *open[] = {"/healthz", "/readyz", "/metrics"};
     for (int i = 0; i < 3; i++) {
-        h_get(s, open[i], &r);
+        e2e_get(s, open[i], &r);
         CHECK(r.status == 200, "%s without a key: %ld", open[i], r.status);
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
     /* 405 with Allow; ?pretty=1 indents */
-    h_req g = {.method = "GET", .path = "/v1/distance", .headers = {"Authorization: Bearer k"}};
-    h_request(s, &g, &r);
+    e2e_req g = {.method = "GET", .path = "/v1/distance", .headers = {"Authorization: Bearer k"}};
+    e2e_request(s, &g, &r);
     CHECK_ERROR(&r, 405, "method_not_allowed", NULL, "GET /v1/distance");
-    CHECK(h_header(&r, "Allow", buf, sizeof buf) && strstr(buf, "POST"), "405 Allow: %s",
-          h_header(&r, "Allow", buf, sizeof buf) ? buf : "(none)");
-    h_resp_free(&r);
-    h_req p = {.method = "GET", .path = "/v1/model?pretty=1", .headers = {"Authorization: Bearer k"}};
-    h_request(s, &p, &r);
+    CHECK(e2e_header(&r, "Allow", buf, sizeof buf) && strstr(buf, "POST"), "405 Allow: %s",
+          e2e_header(&r, "Allow", buf, sizeof buf) ? buf : "(none)");
+    e2e_resp_free(&r);
+    e2e_req p = {.method = "GET", .path = "/v1/model?pretty=1", .headers = {"Authorization: Bearer k"}};
+    e2e_request(s, &p, &r);
     CHECK(r.status == 200 && r.json && strchr(r.body, '\n'), "?pretty=1 indents: %.60s", r.body ? r.body : "");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 }
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "%s/e2e_contract.XXXXXX", h_tmpdir());
-    if (!mkdtemp(dir)) h_die("mkdtemp %s", dir);
-    h_server s;
+    e2e_mkdtemp(dir, sizeof dir, "e2e_contract");
+    e2e_server s;
     const char *args[] = {"--api-key", "k", "--log-format", "off", NULL};
-    if (h_server_start(&s, args) != 0) h_die("tripletd did not start");
+    if (e2e_server_start(&s, args) != 0) e2e_die("tripletd did not start");
     test_openapi(&s);
     test_openai_fields(&s);
     test_headers(&s);
-    h_server_stop(&s, 15, 10);
+    e2e_server_stop(&s, 15, 10);
     test_metric_chain();
     for (int i = 0; i < 3; i++) {
         char path[400];
@@ -241,5 +240,5 @@ int main(void)
         remove(path);
     }
     remove(dir);
-    return h_report("e2e_contract");
+    return e2e_report("e2e_contract");
 }

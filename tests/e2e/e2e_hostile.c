@@ -185,7 +185,7 @@ static char *b64_vec(int n, int nan_at) {
     float *v = malloc((size_t)n * sizeof *v);
     for (int i = 0; i < n; i++) v[i] = (float)(i % 7) * 0.125f;
     if (nan_at >= 0) v[nan_at] = NAN;
-    char *s = h_b64_floats(v, (size_t)n);
+    char *s = e2e_b64_floats(v, (size_t)n);
     free(v);
     return s;
 }
@@ -267,12 +267,12 @@ static char *make_body(const char *tpl, size_t *len) {
 }
 
 int main(void) {
-    h_server s;
+    e2e_server s;
     char mb[32], bt[32];
     snprintf(mb, sizeof mb, "%d", MAX_BODY);
     snprintf(bt, sizeof bt, "%d", MAX_BATCH);
     const char *args[] = {"--max-body", mb, "--max-batch", bt, "--threads", "2", "--timeout", "2", NULL};
-    if (h_server_start(&s, args) != 0) h_die("tripletd did not start");
+    if (e2e_server_start(&s, args) != 0) e2e_die("tripletd did not start");
 
     size_t n_rows = sizeof TABLE / sizeof TABLE[0];
     CHECK(n_rows >= 40, "the hostile table has %zu rows, want >= 40", n_rows);
@@ -282,7 +282,7 @@ int main(void) {
         snprintf(what, sizeof what, "row %zu \"%s\" (%s %s)", i, t->name, t->method, t->path);
         size_t len = 0;
         char *body = t->body ? make_body(t->body, &len) : NULL;
-        h_req rq = {.method = t->method, .path = t->path, .body = body, .body_len = len, .chunked = t->chunked};
+        e2e_req rq = {.method = t->method, .path = t->path, .body = body, .body_len = len, .chunked = t->chunked};
         if (body && len == 0) rq.body_len = 0, rq.body = ""; /* an empty body, sent with Content-Length: 0 */
         if (t->ctype && *t->ctype) {
             snprintf(ctype, sizeof ctype, "Content-Type: %s", t->ctype);
@@ -290,25 +290,25 @@ int main(void) {
         } else if (t->ctype) {
             rq.no_content_type = 1;
         }
-        h_resp r;
-        h_request(&s, &rq, &r);
+        e2e_resp r;
+        e2e_request(&s, &rq, &r);
         if (t->type) {
             CHECK_ERROR(&r, t->status, t->type, t->field, what);
             char ct[128];
-            CHECK(h_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "application/json"),
+            CHECK(e2e_header(&r, "Content-Type", ct, sizeof ct) && strstr(ct, "application/json"),
                   "%s: error Content-Type is not application/json", what);
         } else {
             CHECK(r.status == t->status, "%s: status %ld, want %ld (body %.200s)", what, r.status, t->status, r.body);
         }
-        h_resp_free(&r);
+        e2e_resp_free(&r);
         free(body);
         /* the server survived */
-        h_get(&s, "/healthz", &r);
+        e2e_get(&s, "/healthz", &r);
         if (!CHECK(r.status == 200, "%s: /healthz afterwards answered %ld (%s)", what, r.status, r.curl_err)) {
-            h_server_log_tail(&s, 20);
-            if (h_server_wait(&s, 0.5) != -1) h_die("tripletd died on %s", what);
+            e2e_server_log_tail(&s, 20);
+            if (e2e_server_wait(&s, 0.5) != -1) e2e_die("tripletd died on %s", what);
         }
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
     /* raw requests libcurl will not send: a declared size far over the limit is
      * refused before the body (none follows), conflicting or broken framing */
@@ -335,7 +335,7 @@ int main(void) {
     for (size_t i = 0; i < sizeof RAW / sizeof RAW[0]; i++) {
         char what[160];
         snprintf(what, sizeof what, "raw \"%s\"", RAW[i].name);
-        h_resp r;
+        e2e_resp r;
         const char *bytes = RAW[i].bytes;
         char *big = NULL;
         if (strcmp(bytes, "@big-header") == 0) { /* larger than any per-connection buffer */
@@ -346,7 +346,7 @@ int main(void) {
             strcpy(big + k + n, "\r\n\r\n");
             bytes = big;
         }
-        h_raw_request(&s, bytes, strlen(bytes), 5000, &r);
+        e2e_raw_request(&s, bytes, strlen(bytes), 5000, &r);
         free(big);
         /* MHD answers framing errors itself (its own body); ours are JSON */
         if (RAW[i].type)
@@ -355,35 +355,35 @@ int main(void) {
             CHECK(r.status == 505, "%s: status %ld, want 505 (%s)", what, r.status, r.curl_err);
         else
             CHECK(r.status >= 400 && r.status < 500, "%s: status %ld, want a 4xx (%s)", what, r.status, r.curl_err);
-        h_resp_free(&r);
-        h_get(&s, "/healthz", &r);
+        e2e_resp_free(&r);
+        e2e_get(&s, "/healthz", &r);
         if (!CHECK(r.status == 200, "%s: /healthz afterwards answered %ld (%s)", what, r.status, r.curl_err))
-            if (h_server_wait(&s, 0.5) != -1) h_die("tripletd died on %s", what);
-        h_resp_free(&r);
+            if (e2e_server_wait(&s, 0.5) != -1) e2e_die("tripletd died on %s", what);
+        e2e_resp_free(&r);
     }
 
     /* slowloris: a request that stops half-way through its headers is dropped
      * after --timeout 2 s of silence instead of holding the connection */
     {
         const char *half = "POST /v1/embed HTTP/1.1\r\nHost: t\r\nContent-Type: appl";
-        h_resp r;
-        h_raw_request(&s, half, strlen(half), 8000, &r);
-        double limit = h_slow() ? 16 : 6;
+        e2e_resp r;
+        e2e_raw_request(&s, half, strlen(half), 8000, &r);
+        double limit = e2e_slow() ? 16 : 6;
         CHECK(r.seconds >= 1.5 && r.seconds < limit,
               "idle half request: connection closed after %.1f s, want about 2 s (--timeout 2)", r.seconds);
         printf("idle half request dropped after %.2f s\n", r.seconds);
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
 
     /* every error above was a client mistake: none may have been a 500 */
-    h_resp r;
-    h_get(&s, "/metrics", &r);
+    e2e_resp r;
+    e2e_get(&s, "/metrics", &r);
     CHECK(r.status == 200 && !strstr(r.body, "\"500\""), "/metrics counts a 500 after the hostile table");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 
-    int st = h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
+    int st = e2e_server_stop(&s, SIGTERM, e2e_slow() ? 30 : 10);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
           "tripletd exit after the hostile table: status %d (sanitizer report in the log?)", st);
-    if (h_failures) h_server_log_tail(&s, 30);
-    return h_report("e2e_hostile");
+    if (e2e_failures) e2e_server_log_tail(&s, 30);
+    return e2e_report("e2e_hostile");
 }

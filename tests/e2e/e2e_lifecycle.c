@@ -25,20 +25,20 @@ static double ref_b[N_X][OUT_DIM]; /* model B (A with a shifted last bias), meas
 static atomic_int seen_b_total;    /* answers from model B, all clients */
 
 static void build_bodies(void) {
-    const cJSON *x = h_jget(G, "x");
+    const cJSON *x = e2e_jget(G, "x");
     for (int i = 0; i < N_X; i++) {
         cJSON *q = cJSON_CreateObject(), *in = cJSON_AddArrayToObject(q, "inputs");
         for (int k = 0; k < 3; k++) cJSON_AddItemToArray(in, cJSON_Duplicate(cJSON_GetArrayItem(x, (i + k) % N_X), 1));
         embed_body[i] = cJSON_PrintUnformatted(q);
         cJSON_Delete(q);
-        const cJSON *e = cJSON_GetArrayItem(h_jget(G, "embeddings"), i);
+        const cJSON *e = cJSON_GetArrayItem(e2e_jget(G, "embeddings"), i);
         for (int d = 0; d < OUT_DIM; d++) ref_a[i][d] = cJSON_GetArrayItem(e, d)->valuedouble;
     }
 }
 
 /* Which reference a reply to embed_body[i] matches: 'A', 'B', or 0 (neither, or mixed rows). */
-static int match_model(const h_resp *r, int i, int have_b) {
-    const cJSON *emb = h_jget(r->json, "embeddings");
+static int match_model(const e2e_resp *r, int i, int have_b) {
+    const cJSON *emb = e2e_jget(r->json, "embeddings");
     if (cJSON_GetArraySize(emb) != 3) return 0;
     int all_a = 1, all_b = have_b;
     for (int k = 0; k < 3; k++) {
@@ -46,8 +46,8 @@ static int match_model(const h_resp *r, int i, int have_b) {
         if (cJSON_GetArraySize(row) != OUT_DIM) return 0;
         for (int d = 0; d < OUT_DIM; d++) {
             double v = cJSON_GetArrayItem(row, d)->valuedouble;
-            all_a &= h_near(v, ref_a[(i + k) % N_X][d], EMB_RTOL, EMB_ATOL);
-            if (have_b) all_b &= h_near(v, ref_b[(i + k) % N_X][d], 1e-6, 1e-7);
+            all_a &= e2e_near(v, ref_a[(i + k) % N_X][d], EMB_RTOL, EMB_ATOL);
+            if (have_b) all_b &= e2e_near(v, ref_b[(i + k) % N_X][d], 1e-6, 1e-7);
         }
     }
     return all_a ? 'A' : all_b ? 'B' : 0;
@@ -57,9 +57,9 @@ static int match_model(const h_resp *r, int i, int have_b) {
 
 static int copy_file(const char *from, const char *to, size_t max_len) {
     size_t len;
-    char *raw = h_read_file(from, &len);
+    char *raw = e2e_read_file(from, &len);
     if (!raw) return -1;
-    int rc = h_write_file(to, raw, len < max_len ? len : max_len);
+    int rc = e2e_write_file(to, raw, len < max_len ? len : max_len);
     free(raw);
     return rc;
 }
@@ -67,7 +67,7 @@ static int copy_file(const char *from, const char *to, size_t max_len) {
 /* ---- load generator --------------------------------------------------- */
 
 typedef struct {
-    const h_server *s;
+    const e2e_server *s;
     int id, max_iter, have_b;
     const char *auth; /* extra header or NULL */
     atomic_int *stop;
@@ -78,12 +78,12 @@ typedef struct {
 
 static void *client_run(void *arg) {
     client *c = arg;
-    void *conn = h_conn_new();
+    void *conn = e2e_conn_new();
     for (int it = 0; (c->max_iter == 0 || it < c->max_iter) && !atomic_load(c->stop); it++) {
         int i = (c->id * 5 + it) % N_X;
-        h_req rq = {.method = "POST", .path = "/v1/embed", .body = embed_body[i], .headers = {c->auth}};
-        h_resp r;
-        h_request_conn(conn, c->s, &rq, &r);
+        e2e_req rq = {.method = "POST", .path = "/v1/embed", .body = embed_body[i], .headers = {c->auth}};
+        e2e_resp r;
+        e2e_request_conn(conn, c->s, &rq, &r);
         c->iters++;
         if (r.status != 200) {
             c->bad_status++;
@@ -98,15 +98,15 @@ static void *client_run(void *arg) {
             else
                 c->wrong++;
         }
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
-    h_conn_free(conn);
+    e2e_conn_free(conn);
     return NULL;
 }
 
 /* A different request mix on the same server: given-vector distances (exact). */
 typedef struct {
-    const h_server *s;
+    const e2e_server *s;
     int n, ok;
 } dclient;
 
@@ -114,27 +114,27 @@ static void *dclient_run(void *arg) {
     dclient *c = arg;
     cJSON *q = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(q, "a"), *b = cJSON_AddArrayToObject(q, "b");
     for (int i = 0; i < 4; i++) {
-        cJSON_AddItemToArray(a, cJSON_Duplicate(cJSON_GetArrayItem(h_jget(G, "v"), i), 1));
-        cJSON_AddItemToArray(b, cJSON_Duplicate(cJSON_GetArrayItem(h_jget(G, "v"), 4 + i), 1));
+        cJSON_AddItemToArray(a, cJSON_Duplicate(cJSON_GetArrayItem(e2e_jget(G, "v"), i), 1));
+        cJSON_AddItemToArray(b, cJSON_Duplicate(cJSON_GetArrayItem(e2e_jget(G, "v"), 4 + i), 1));
     }
     cJSON_AddFalseToObject(q, "embed");
     cJSON_AddStringToObject(q, "metric", "cosine");
     char *body = cJSON_PrintUnformatted(q);
     cJSON_Delete(q);
-    const cJSON *want = h_jget(G, "distance.cosine.given_rows");
-    void *conn = h_conn_new();
+    const cJSON *want = e2e_jget(G, "distance.cosine.given_rows");
+    void *conn = e2e_conn_new();
     for (int it = 0; it < c->n; it++) {
-        h_req rq = {.method = "POST", .path = "/v1/distance", .body = body};
-        h_resp r;
-        h_request_conn(conn, c->s, &rq, &r);
-        int good = r.status == 200 && cJSON_GetArraySize(h_jget(r.json, "distances")) == 4;
+        e2e_req rq = {.method = "POST", .path = "/v1/distance", .body = body};
+        e2e_resp r;
+        e2e_request_conn(conn, c->s, &rq, &r);
+        int good = r.status == 200 && cJSON_GetArraySize(e2e_jget(r.json, "distances")) == 4;
         for (int i = 0; good && i < 4; i++)
-            good = h_near(cJSON_GetArrayItem(h_jget(r.json, "distances"), i)->valuedouble,
+            good = e2e_near(cJSON_GetArrayItem(e2e_jget(r.json, "distances"), i)->valuedouble,
                           cJSON_GetArrayItem(want, i)->valuedouble, 1e-9, 1e-12);
         c->ok += good;
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
-    h_conn_free(conn);
+    e2e_conn_free(conn);
     free(body);
     return NULL;
 }
@@ -142,15 +142,15 @@ static void *dclient_run(void *arg) {
 /* ---- scenarios --------------------------------------------------------- */
 
 static void test_concurrent_clients(void) {
-    h_server s;
+    e2e_server s;
     const char *args[] = {"--threads", "4", NULL};
-    if (!CHECK(h_server_start(&s, args) == 0, "concurrency: tripletd did not start")) return;
+    if (!CHECK(e2e_server_start(&s, args) == 0, "concurrency: tripletd did not start")) return;
     enum { NE = 24, ND = 8 };
     pthread_t th[NE + ND];
     client ce[NE];
     dclient cd[ND];
     atomic_int stop = 0;
-    int iters = h_slow() ? 6 : 15;
+    int iters = e2e_slow() ? 6 : 15;
     for (int i = 0; i < NE; i++) {
         ce[i] = (client){.s = &s, .id = i, .max_iter = iters, .stop = &stop};
         pthread_create(&th[i], NULL, client_run, &ce[i]);
@@ -169,10 +169,10 @@ static void test_concurrent_clients(void) {
     }
     for (int i = 0; i < ND; i++) ok += cd[i].ok;
     CHECK(ok == total, "%d threads: %d of %d requests answered correctly", NE + ND, ok, total);
-    int st = h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
+    int st = e2e_server_stop(&s, SIGTERM, e2e_slow() ? 30 : 10);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "concurrency: exit status %d", st);
     /* the buffered access log lost no line across its buffer swaps and the exit: one per distance request */
-    char *log = h_read_file(s.log, NULL);
+    char *log = e2e_read_file(s.log, NULL);
     int lines = 0;
     for (const char *p = log; p && (p = strstr(p, " POST /v1/distance 200 ")) != NULL; p++) lines++;
     CHECK(lines == ND * iters, "access log: %d lines for %d distance requests", lines, ND * iters);
@@ -181,21 +181,21 @@ static void test_concurrent_clients(void) {
 
 /* Embeddings of model B measured once from a server on B (self-consistency for the reload test). */
 static int measure_b(const char *path_b) {
-    h_server s;
+    e2e_server s;
     const char *args[] = {"--model", path_b, NULL};
-    if (h_server_start(&s, args) != 0) return -1;
+    if (e2e_server_start(&s, args) != 0) return -1;
     int rc = 0;
     for (int i = 0; i < N_X && rc == 0; i += 3) {
-        h_resp r;
-        h_post(&s, "/v1/embed", embed_body[i], &r);
-        const cJSON *emb = h_jget(r.json, "embeddings");
+        e2e_resp r;
+        e2e_post(&s, "/v1/embed", embed_body[i], &r);
+        const cJSON *emb = e2e_jget(r.json, "embeddings");
         if (r.status != 200 || cJSON_GetArraySize(emb) != 3) rc = -1;
         for (int k = 0; rc == 0 && k < 3; k++)
             for (int d = 0; d < OUT_DIM; d++)
                 ref_b[i + k][d] = cJSON_GetArrayItem(cJSON_GetArrayItem(emb, k), d)->valuedouble;
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
-    h_server_stop(&s, SIGTERM, 10);
+    e2e_server_stop(&s, SIGTERM, 10);
     /* B must really differ from A, or the test could not tell them apart */
     double diff = 0;
     for (int d = 0; d < OUT_DIM; d++) diff += fabs(ref_b[0][d] - ref_a[0][d]);
@@ -203,13 +203,13 @@ static int measure_b(const char *path_b) {
     return rc;
 }
 
-static int wait_for_model(const h_server *s, int want, double limit) {
-    double t0 = h_now();
-    while (h_now() - t0 < limit) {
-        h_resp r;
-        h_post(s, "/v1/embed", embed_body[0], &r);
+static int wait_for_model(const e2e_server *s, int want, double limit) {
+    double t0 = e2e_now();
+    while (e2e_now() - t0 < limit) {
+        e2e_resp r;
+        e2e_post(s, "/v1/embed", embed_body[0], &r);
         int m = r.status == 200 ? match_model(&r, 0, 1) : 0;
-        h_resp_free(&r);
+        e2e_resp_free(&r);
         if (m == want) return 1;
         usleep(20000);
     }
@@ -217,22 +217,22 @@ static int wait_for_model(const h_server *s, int want, double limit) {
 }
 
 static void test_reload_under_load(void) {
-    h_server s;
+    e2e_server s;
     char dir[256], live[400], path_a[400], path_b[400], bad[400];
     /* a private directory for the model files: the first server's temp dir is not known yet */
-    snprintf(dir, sizeof dir, "%s/tripletd-e2e-models.XXXXXX", h_tmpdir());
+    snprintf(dir, sizeof dir, "%s/tripletd-e2e-models.XXXXXX", e2e_tmpdir());
     if (!CHECK(mkdtemp(dir) != NULL, "mkdtemp for models")) return;
     snprintf(live, sizeof live, "%s/model.safetensors", dir);
     snprintf(path_a, sizeof path_a, "%s/a.safetensors", dir);
     snprintf(path_b, sizeof path_b, "%s/b.safetensors", dir);
     snprintf(bad, sizeof bad, "%s/corrupt.safetensors", dir);
-    int setup = copy_file(h_root_path("tests/data/e2e-model.safetensors"), path_a, (size_t)-1) == 0 &&
-                h_write_shifted_model(path_b) == 0 && copy_file(path_a, bad, 5000) == 0 && h_install_file(path_a, live) == 0;
+    int setup = copy_file(e2e_root_path("tests/data/e2e-model.safetensors"), path_a, (size_t)-1) == 0 &&
+                e2e_write_shifted_model(path_b) == 0 && copy_file(path_a, bad, 5000) == 0 && e2e_install_file(path_a, live) == 0;
     if (!CHECK(setup, "reload: cannot write the model files in %s", dir)) goto out;
     if (!CHECK(measure_b(path_b) == 0, "reload: could not measure model B")) goto out;
 
     const char *args[] = {"--model", live, "--threads", "4", NULL};
-    if (!CHECK(h_server_start(&s, args) == 0, "reload: tripletd did not start")) goto out;
+    if (!CHECK(e2e_server_start(&s, args) == 0, "reload: tripletd did not start")) goto out;
     enum { NC = 16 };
     pthread_t th[NC];
     client c[NC];
@@ -241,49 +241,49 @@ static void test_reload_under_load(void) {
         c[i] = (client){.s = &s, .id = i, .have_b = 1, .stop = &stop};
         pthread_create(&th[i], NULL, client_run, &c[i]);
     }
-    double slow = h_slow() ? 3 : 1;
+    double slow = e2e_slow() ? 3 : 1;
     usleep(100000);
     /* 1. POST /v1/admin/reload to B while clients run */
-    h_install_file(path_b, live);
-    h_resp r;
-    h_post(&s, "/v1/admin/reload", "{}", &r);
+    e2e_install_file(path_b, live);
+    e2e_resp r;
+    e2e_post(&s, "/v1/admin/reload", "{}", &r);
     CHECK(r.status == 200, "reload to B: status %ld %s", r.status, r.body);
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     CHECK(wait_for_model(&s, 'B', 5 * slow), "after POST /v1/admin/reload the server does not answer with model B");
-    for (double t1 = h_now(); atomic_load(&seen_b_total) < 20 && h_now() - t1 < 5 * slow;)
+    for (double t1 = e2e_now(); atomic_load(&seen_b_total) < 20 && e2e_now() - t1 < 5 * slow;)
         usleep(10000); /* the clients see B too */
-    h_get(&s, "/v1/model", &r);
-    CHECK(r.status == 200 && h_jstr(r.json, "sha256") &&
-              strcmp(h_jstr(r.json, "sha256"), h_jstr(G, "model.sha256")) != 0,
+    e2e_get(&s, "/v1/model", &r);
+    CHECK(r.status == 200 && e2e_jstr(r.json, "sha256") &&
+              strcmp(e2e_jstr(r.json, "sha256"), e2e_jstr(G, "model.sha256")) != 0,
           "/v1/model sha256 still model A's after the reload");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     usleep(100000);
     /* 2. SIGHUP back to A */
-    h_install_file(path_a, live);
+    e2e_install_file(path_a, live);
     kill(s.pid, SIGHUP);
     CHECK(wait_for_model(&s, 'A', 5 * slow), "after SIGHUP the server does not answer with model A");
     usleep(100000);
     /* 3. a corrupt file: reload fails with 422 naming the problem, the old model keeps serving */
-    h_install_file(bad, live);
-    h_post(&s, "/v1/admin/reload", "{}", &r);
+    e2e_install_file(bad, live);
+    e2e_post(&s, "/v1/admin/reload", "{}", &r);
     if (CHECK_ERROR(&r, 422, "invalid_input", NULL, "reload of a truncated model")) {
-        const char *m = h_jstr(r.json, "error.message");
+        const char *m = e2e_jstr(r.json, "error.message");
         CHECK(m && strlen(m) > 10, "failed reload message too short: %s", m ? m : "");
     }
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     kill(s.pid, SIGHUP); /* the same through the signal: logged, not fatal */
     usleep(200000);
     CHECK(wait_for_model(&s, 'A', 2 * slow), "after failed reloads the server no longer answers with model A");
-    h_get(&s, "/readyz", &r);
+    e2e_get(&s, "/readyz", &r);
     CHECK_EQ_INT(r.status, 200, "/readyz after a failed reload");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     /* 4. {"model": path} is refused without --allow-model-path */
     char body[600];
     snprintf(body, sizeof body, "{\"model\": \"%s\"}", path_b);
-    h_post(&s, "/v1/admin/reload", body, &r);
+    e2e_post(&s, "/v1/admin/reload", body, &r);
     CHECK(r.status >= 400 && r.status < 500 && r.status != 404,
           "reload with a path and no --allow-model-path: status %ld", r.status);
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     usleep(100000);
     atomic_store(&stop, 1);
     int ok = 0, total = 0, a = 0, b = 0;
@@ -298,23 +298,23 @@ static void test_reload_under_load(void) {
           total, a, b);
     CHECK(a > 0 && b > 0, "reload under load: clients saw model A %d times and B %d times; want both", a, b);
     printf("reload under load: %d requests, model A %d, model B %d, none lost\n", total, a, b);
-    int st = h_server_stop(&s, SIGTERM, 10 * slow);
+    int st = e2e_server_stop(&s, SIGTERM, 10 * slow);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "reload server: exit status %d", st);
 
     /* --allow-model-path: {"model": path} loads that file; a bad path keeps the current model */
     const char *args2[] = {"--model", path_a, "--allow-model-path", NULL};
-    if (CHECK(h_server_start(&s, args2) == 0, "reload --allow-model-path: tripletd did not start")) {
-        h_post(&s, "/v1/admin/reload", body, &r);
+    if (CHECK(e2e_server_start(&s, args2) == 0, "reload --allow-model-path: tripletd did not start")) {
+        e2e_post(&s, "/v1/admin/reload", body, &r);
         CHECK(r.status == 200, "reload {\"model\": B} with --allow-model-path: status %ld %s", r.status, r.body);
-        h_resp_free(&r);
+        e2e_resp_free(&r);
         CHECK(wait_for_model(&s, 'B', 2 * slow), "after reload {\"model\": B} the server does not answer with model B");
-        h_post(&s, "/v1/admin/reload", "{\"model\": \"/nonexistent/m.safetensors\"}", &r);
+        e2e_post(&s, "/v1/admin/reload", "{\"model\": \"/nonexistent/m.safetensors\"}", &r);
         if (CHECK_ERROR(&r, 422, "invalid_input", NULL, "reload of a missing file"))
-            CHECK(strstr(h_jstr(r.json, "error.message"), "nonexistent"), "failed reload should name the file: %s",
-                  h_jstr(r.json, "error.message"));
-        h_resp_free(&r);
+            CHECK(strstr(e2e_jstr(r.json, "error.message"), "nonexistent"), "failed reload should name the file: %s",
+                  e2e_jstr(r.json, "error.message"));
+        e2e_resp_free(&r);
         CHECK(wait_for_model(&s, 'B', 2 * slow), "after a failed reload the server no longer answers with model B");
-        h_server_stop(&s, SIGTERM, 10 * slow);
+        e2e_server_stop(&s, SIGTERM, 10 * slow);
     }
 out:
     remove(live), remove(path_a), remove(path_b), remove(bad), rmdir(dir);
@@ -326,7 +326,7 @@ static char *slow_body(int n) {
     for (int i = 0; i < n * 64; i++) v[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
     cJSON *q = cJSON_CreateObject(), *a = cJSON_AddArrayToObject(q, "a"), *b = cJSON_AddArrayToObject(q, "b");
     for (int i = 0; i < n; i++) {
-        char *s = h_b64_floats(v + (size_t)i * 64, 64);
+        char *s = e2e_b64_floats(v + (size_t)i * 64, 64);
         cJSON_AddItemToArray(a, cJSON_CreateString(s));
         cJSON_AddItemToArray(b, cJSON_CreateString(s));
         free(s);
@@ -339,7 +339,7 @@ static char *slow_body(int n) {
 }
 
 typedef struct {
-    const h_server *s;
+    const e2e_server *s;
     const char *body, *auth;
     int n, got200, got429, other, retry_after_ok, json_ok;
     long other_status;
@@ -348,80 +348,80 @@ typedef struct {
 static void *burst_run(void *arg) {
     burst *b = arg;
     for (int i = 0; i < b->n; i++) {
-        h_req rq = {
+        e2e_req rq = {
             .method = "POST", .path = "/v1/loss/infonce", .body = b->body, .headers = {b->auth}, .timeout_ms = 30000};
-        h_resp r;
-        h_request(b->s, &rq, &r);
+        e2e_resp r;
+        e2e_request(b->s, &rq, &r);
         char ra[64];
         if (r.status == 200)
             b->got200++;
         else if (r.status == 429) {
             b->got429++;
-            b->retry_after_ok += h_header(&r, "Retry-After", ra, sizeof ra) && atoi(ra) >= 1;
-            const cJSON *e = h_jget(r.json, "error");
+            b->retry_after_ok += e2e_header(&r, "Retry-After", ra, sizeof ra) && atoi(ra) >= 1;
+            const cJSON *e = e2e_jget(r.json, "error");
             b->json_ok +=
-                h_jnum(e, "code") == 429 && h_jstr(e, "type") && strcmp(h_jstr(e, "type"), "too_many_requests") == 0;
+                e2e_jnum(e, "code") == 429 && e2e_jstr(e, "type") && strcmp(e2e_jstr(e, "type"), "too_many_requests") == 0;
         } else {
             b->other++;
             b->other_status = r.status;
         }
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
     return NULL;
 }
 
 static void test_limits_and_auth(void) {
-    h_server s;
+    e2e_server s;
     char keyfile[512];
-    snprintf(keyfile, sizeof keyfile, "%s/tripletd-e2e-key.%d", h_tmpdir(), (int)getpid());
-    if (!CHECK(h_write_file(keyfile, "s3cret-e2e\n", 11) == 0, "cannot write %s", keyfile)) return;
+    snprintf(keyfile, sizeof keyfile, "%s/tripletd-e2e-key.%d", e2e_tmpdir(), (int)getpid());
+    if (!CHECK(e2e_write_file(keyfile, "s3cret-e2e\n", 11) == 0, "cannot write %s", keyfile)) return;
     const char *args[] = {"--api-key-file", keyfile, "--max-concurrent", "1", "--threads", "4", "--log-flush", "0", NULL};
-    int started = h_server_start(&s, args) == 0;
+    int started = e2e_server_start(&s, args) == 0;
     remove(keyfile);
     if (!CHECK(started, "limits: tripletd did not start")) return;
 
     /* --api-key: 401 with WWW-Authenticate, except the probes */
     const char *paths[] = {"/v1/model", "/openapi.json"};
-    h_resp r;
+    e2e_resp r;
     char www[128];
     for (int i = 0; i < 2; i++) {
-        h_get(&s, paths[i], &r);
+        e2e_get(&s, paths[i], &r);
         CHECK_ERROR(&r, 401, "unauthorized", NULL, paths[i]);
         if (i == 0) { /* --log-flush 0: the access line is written before the reply is sent */
-            char *log = h_read_file(s.log, NULL);
+            char *log = e2e_read_file(s.log, NULL);
             CHECK(log && strstr(log, "GET /v1/model 401"), "--log-flush 0: no access line right after the request");
             free(log);
         }
-        CHECK(h_header(&r, "WWW-Authenticate", www, sizeof www) && strstr(www, "Bearer"),
+        CHECK(e2e_header(&r, "WWW-Authenticate", www, sizeof www) && strstr(www, "Bearer"),
               "%s: 401 without WWW-Authenticate: Bearer", paths[i]);
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
     const char *wrong[] = {"Authorization: Bearer s3cret-e2f", "Authorization: Bearer s3cret-e2e-and-more",
                            "Authorization: Basic czNjcmV0LWUyZQ==", "Authorization: Bearer ",
                            "Authorization: s3cret-e2e"};
     for (int i = 0; i < 5; i++) {
-        h_req rq = {.method = "POST", .path = "/v1/embed", .body = embed_body[0], .headers = {wrong[i]}};
-        h_request(&s, &rq, &r);
+        e2e_req rq = {.method = "POST", .path = "/v1/embed", .body = embed_body[0], .headers = {wrong[i]}};
+        e2e_request(&s, &rq, &r);
         CHECK_ERROR(&r, 401, "unauthorized", NULL, wrong[i]);
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
-    h_post(&s, "/v1/admin/reload", "{}", &r); /* reloading is the most sensitive route */
+    e2e_post(&s, "/v1/admin/reload", "{}", &r); /* reloading is the most sensitive route */
     CHECK_ERROR(&r, 401, "unauthorized", NULL, "POST /v1/admin/reload without the key");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     const char *probes[] = {"/healthz", "/readyz", "/metrics"};
     for (int i = 0; i < 3; i++) {
-        h_get(&s, probes[i], &r);
+        e2e_get(&s, probes[i], &r);
         CHECK(r.status == 200, "%s needs no API key: status %ld", probes[i], r.status);
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
     const char *auth = "Authorization: Bearer s3cret-e2e";
-    h_req ok = {.method = "POST", .path = "/v1/embed", .body = embed_body[0], .headers = {auth}};
-    h_request(&s, &ok, &r);
+    e2e_req ok = {.method = "POST", .path = "/v1/embed", .body = embed_body[0], .headers = {auth}};
+    e2e_request(&s, &ok, &r);
     CHECK(r.status == 200 && match_model(&r, 0, 0) == 'A', "the right key: status %ld", r.status);
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 
     /* --max-concurrent 1: parallel slow requests, the extra ones get 429 + Retry-After */
-    char *body = slow_body(h_slow() ? 256 : 512);
+    char *body = slow_body(e2e_slow() ? 256 : 512);
     enum { NB = 12 };
     pthread_t th[NB];
     burst b[NB];
@@ -446,25 +446,25 @@ static void test_limits_and_auth(void) {
     /* the slot is free again: one client at a time never sees 429, on fresh
      * connections or on one keep-alive connection */
     usleep(200000);
-    void *conn = h_conn_new();
+    void *conn = e2e_conn_new();
     int seq429 = 0, seqbad = 0;
     for (int i = 0; i < 40; i++) {
         if (i % 2)
-            h_request_conn(conn, &s, &ok, &r);
+            e2e_request_conn(conn, &s, &ok, &r);
         else
-            h_request(&s, &ok, &r);
+            e2e_request(&s, &ok, &r);
         seq429 += r.status == 429;
         seqbad += r.status != 200 && r.status != 429;
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
-    h_conn_free(conn);
+    e2e_conn_free(conn);
     CHECK(seq429 == 0 && seqbad == 0, "--max-concurrent 1, sequential client: %d x 429, %d other errors in 40 requests",
           seq429, seqbad);
-    h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
+    e2e_server_stop(&s, SIGTERM, e2e_slow() ? 30 : 10);
 }
 
 typedef struct {
-    const h_server *s;
+    const e2e_server *s;
     const char *body;
     long status;
     double t_start, t_end;
@@ -474,15 +474,15 @@ typedef struct {
 
 static void *inflight_run(void *arg) {
     inflight *f = arg;
-    h_req rq = {.method = "POST", .path = "/v1/loss/infonce", .body = f->body, .timeout_ms = 60000};
-    h_resp r;
-    f->t_start = h_now();
+    e2e_req rq = {.method = "POST", .path = "/v1/loss/infonce", .body = f->body, .timeout_ms = 60000};
+    e2e_resp r;
+    f->t_start = e2e_now();
     atomic_fetch_add(f->started, 1);
-    h_request(f->s, &rq, &r);
-    f->t_end = h_now();
+    e2e_request(f->s, &rq, &r);
+    f->t_end = e2e_now();
     f->status = r.status;
     snprintf(f->err, sizeof f->err, "%s", r.curl_err);
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     return NULL;
 }
 
@@ -491,32 +491,32 @@ static void *inflight_run(void *arg) {
  * loaded machine) so that the caller tries again; on the last attempt that
  * is a failure. */
 static int drain_once(int last) {
-    h_server s;
+    e2e_server s;
     const char *args[] = {"--threads", "4", "--drain-timeout", "30", NULL};
-    if (!CHECK(h_server_start(&s, args) == 0, "drain: tripletd did not start")) return 1;
+    if (!CHECK(e2e_server_start(&s, args) == 0, "drain: tripletd did not start")) return 1;
     /* a keep-alive connection opened before SIGTERM: it may still ask /readyz during the drain */
-    void *conn = h_conn_new();
-    h_req ready = {.method = "GET", .path = "/readyz"};
-    h_resp r;
-    h_request_conn(conn, &s, &ready, &r);
+    void *conn = e2e_conn_new();
+    e2e_req ready = {.method = "GET", .path = "/readyz"};
+    e2e_resp r;
+    e2e_request_conn(conn, &s, &ready, &r);
     CHECK_EQ_INT(r.status, 200, "/readyz before SIGTERM");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 
     /* time one slow request so the in-flight ones last long enough to see the drain */
     int n = 256;
     char *body = slow_body(n);
-    double t0 = h_now();
-    h_post(&s, "/v1/loss/infonce", body, &r);
-    double one = h_now() - t0;
-    h_resp_free(&r);
+    double t0 = e2e_now();
+    e2e_post(&s, "/v1/loss/infonce", body, &r);
+    double one = e2e_now() - t0;
+    e2e_resp_free(&r);
     while (one < 0.15 && n < 1024) { /* the server handles max-batch 1024 by default */
         free(body);
         n *= 2;
         body = slow_body(n);
-        t0 = h_now();
-        h_post(&s, "/v1/loss/infonce", body, &r);
-        one = h_now() - t0;
-        h_resp_free(&r);
+        t0 = e2e_now();
+        e2e_post(&s, "/v1/loss/infonce", body, &r);
+        one = e2e_now() - t0;
+        e2e_resp_free(&r);
     }
     /* fewer requests than server threads, so that none waits unaccepted in the
      * listen backlog (the drain refuses those) */
@@ -528,36 +528,36 @@ static int drain_once(int last) {
         f[i] = (inflight){.s = &s, .body = body, .started = &started};
         pthread_create(&th[i], NULL, inflight_run, &f[i]);
     }
-    for (double t0s = h_now(); atomic_load(&started) < NF && h_now() - t0s < 10;) usleep(1000);
+    for (double t0s = e2e_now(); atomic_load(&started) < NF && e2e_now() - t0s < 10;) usleep(1000);
     /* SIGTERM when the server reports slow requests in flight (besides this
      * /metrics request), or after a third of one request's time */
-    double in_flight = 0, t1 = h_now();
-    while (h_now() - t1 < one * 0.3 + 0.03) {
-        h_get(&s, "/metrics", &r);
-        in_flight = h_metric(r.body, "tripletd_in_flight_requests");
-        h_resp_free(&r);
+    double in_flight = 0, t1 = e2e_now();
+    while (e2e_now() - t1 < one * 0.3 + 0.03) {
+        e2e_get(&s, "/metrics", &r);
+        in_flight = e2e_metric(r.body, "tripletd_in_flight_requests");
+        e2e_resp_free(&r);
         if (in_flight >= NF + 1) break;
         usleep(2000);
     }
-    double t_term = h_now();
+    double t_term = e2e_now();
     kill(s.pid, SIGTERM);
     /* /readyz on the keep-alive connection turns 503 once the signal is handled */
     int saw503 = 0;
     long st1 = 0;
-    for (double t2 = h_now(); h_now() - t2 < (h_slow() ? 8 : 2);) {
-        h_request_conn(conn, &s, &ready, &r);
+    for (double t2 = e2e_now(); e2e_now() - t2 < (e2e_slow() ? 8 : 2);) {
+        e2e_request_conn(conn, &s, &ready, &r);
         st1 = r.status;
         if (st1 == 503) saw503 = CHECK_ERROR(&r, 503, "not_ready", NULL, "/readyz during the drain");
-        h_resp_free(&r);
+        e2e_resp_free(&r);
         if (st1 != 200) break;
         usleep(5000);
     }
     /* new connections: refused once the listener closes, or 503 from /readyz before that */
-    h_get(&s, "/readyz", &r);
+    e2e_get(&s, "/readyz", &r);
     CHECK(r.status == 503 || r.status == 0, "/readyz on a new connection during the drain: %ld, want 503 or refused",
           r.status);
     saw503 |= r.status == 503;
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     int done = 0, finished_after = 0;
     for (int i = 0; i < NF; i++) {
         pthread_join(th[i], NULL);
@@ -577,13 +577,13 @@ static int drain_once(int last) {
         CHECK(finished_after >= 1, "no request was still in flight at SIGTERM (the test did not test the drain)");
         CHECK(saw503, "/readyz never answered 503 during the drain (keep-alive connection got %ld)", st1);
     }
-    int st = h_server_wait(&s, h_slow() ? 60 : 30);
+    int st = e2e_server_wait(&s, e2e_slow() ? 60 : 30);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "after SIGTERM: exit status %d, want 0", st);
-    if (st == -1) h_server_stop(&s, SIGKILL, 1);
-    h_get(&s, "/healthz", &r);
+    if (st == -1) e2e_server_stop(&s, SIGKILL, 1);
+    e2e_get(&s, "/healthz", &r);
     CHECK(r.status == 0, "after exit the port still answers (%ld)", r.status);
-    h_resp_free(&r);
-    h_conn_free(conn);
+    e2e_resp_free(&r);
+    e2e_conn_free(conn);
     free(body);
     return tested;
 }
@@ -595,61 +595,61 @@ static void test_sigterm_drain(void) {
 /* --api-key (the flag wins over TRIPLETD_API_KEY) and the JSON access log:
  * every line is a JSON object, also for hostile paths and request ids. */
 static void test_api_key_flag_and_json_log(void) {
-    h_server s;
+    e2e_server s;
     setenv("TRIPLETD_API_KEY", "from-env", 1);
     setenv("TRIPLETD_METRIC", "euclidean", 1); /* no flag: the environment counts */
     setenv("TRIPLETD_MARGIN", "0.9", 1);       /* the flag wins */
     const char *args[] = {"--api-key", "from-flag",    "--log-format", "json", "--margin", "0.5",
                           "--loss",    "triplet-soft", "--log-flush",  "10000", NULL};
-    int started = h_server_start(&s, args) == 0;
+    int started = e2e_server_start(&s, args) == 0;
     unsetenv("TRIPLETD_API_KEY");
     unsetenv("TRIPLETD_METRIC");
     unsetenv("TRIPLETD_MARGIN");
     if (!CHECK(started, "--api-key: tripletd did not start")) return;
-    h_resp r;
-    h_req flag = {.method = "GET",
+    e2e_resp r;
+    e2e_req flag = {.method = "GET",
                   .path = "/v1/model",
                   .headers = {"Authorization: Bearer from-flag", "X-Request-Id: e2e-json-1"}};
-    h_request(&s, &flag, &r);
+    e2e_request(&s, &flag, &r);
     CHECK_EQ_INT(r.status, 200, "--api-key from-flag");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     /* scoring defaults: --loss and --margin flags, metric from the environment, over the model's metadata */
     cJSON *q = cJSON_CreateObject();
-    cJSON_AddItemToObject(q, "anchors", cJSON_Duplicate(h_jget(G, "triplet_given.anchors"), 1));
-    cJSON_AddItemToObject(q, "positives", cJSON_Duplicate(h_jget(G, "triplet_given.positives"), 1));
-    cJSON_AddItemToObject(q, "negatives", cJSON_Duplicate(h_jget(G, "triplet_given.negatives"), 1));
+    cJSON_AddItemToObject(q, "anchors", cJSON_Duplicate(e2e_jget(G, "triplet_given.anchors"), 1));
+    cJSON_AddItemToObject(q, "positives", cJSON_Duplicate(e2e_jget(G, "triplet_given.positives"), 1));
+    cJSON_AddItemToObject(q, "negatives", cJSON_Duplicate(e2e_jget(G, "triplet_given.negatives"), 1));
     cJSON_AddFalseToObject(q, "embed");
     char *tb = cJSON_PrintUnformatted(q);
     cJSON_Delete(q);
-    h_req trq = {
+    e2e_req trq = {
         .method = "POST", .path = "/v1/loss/triplet", .body = tb, .headers = {"Authorization: Bearer from-flag"}};
-    h_request(&s, &trq, &r);
+    e2e_request(&s, &trq, &r);
     free(tb);
     if (CHECK(r.status == 200, "triplet with server defaults: status %ld %.200s", r.status, r.body)) {
-        CHECK_STR(h_jstr(r.json, "config.metric"), "euclidean", "metric from TRIPLETD_METRIC");
-        CHECK_STR(h_jstr(r.json, "config.loss"), "triplet-soft", "loss from --loss");
-        CHECK_NEAR(h_jnum(r.json, "config.margin"), 0.5, 0, 1e-15, "margin: --margin wins over TRIPLETD_MARGIN");
+        CHECK_STR(e2e_jstr(r.json, "config.metric"), "euclidean", "metric from TRIPLETD_METRIC");
+        CHECK_STR(e2e_jstr(r.json, "config.loss"), "triplet-soft", "loss from --loss");
+        CHECK_NEAR(e2e_jnum(r.json, "config.margin"), 0.5, 0, 1e-15, "margin: --margin wins over TRIPLETD_MARGIN");
         const cJSON *c; /* the soft loss does not use the margin: the golden euclidean soft case applies */
-        cJSON_ArrayForEach(c, h_jget(G, "triplet_given.cases")) if (!strcmp(h_jstr(c, "metric"), "euclidean") &&
-                                                                    !strcmp(h_jstr(c, "loss"), "triplet-soft"))
-            CHECK_NEAR(h_jnum(r.json, "loss"), h_jnum(c, "expect.loss"), 1e-9, 1e-12,
+        cJSON_ArrayForEach(c, e2e_jget(G, "triplet_given.cases")) if (!strcmp(e2e_jstr(c, "metric"), "euclidean") &&
+                                                                    !strcmp(e2e_jstr(c, "loss"), "triplet-soft"))
+            CHECK_NEAR(e2e_jnum(r.json, "loss"), e2e_jnum(c, "expect.loss"), 1e-9, 1e-12,
                        "triplet-soft euclidean loss with server defaults");
     }
-    h_resp_free(&r);
-    h_req env = {.method = "GET", .path = "/v1/model", .headers = {"Authorization: Bearer from-env"}};
-    h_request(&s, &env, &r);
+    e2e_resp_free(&r);
+    e2e_req env = {.method = "GET", .path = "/v1/model", .headers = {"Authorization: Bearer from-env"}};
+    e2e_request(&s, &env, &r);
     CHECK_ERROR(&r, 401, "unauthorized", NULL, "the environment's key when the flag is set");
-    h_resp_free(&r);
-    h_req odd = {.method = "GET", .path = "/a%22b%5C%0A", .headers = {"X-Request-Id: \"quoted\\id"}};
-    h_request(&s, &odd, &r);
+    e2e_resp_free(&r);
+    e2e_req odd = {.method = "GET", .path = "/a%22b%5C%0A", .headers = {"X-Request-Id: \"quoted\\id"}};
+    e2e_request(&s, &odd, &r);
     CHECK_EQ_INT(r.status, 404, "odd path");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     /* --log-flush 10000: the access lines wait in the buffer (the half-full mark is far), and the exit writes them */
-    char *log = h_read_file(s.log, NULL);
-    if (!h_slow()) CHECK(log && !strstr(log, "e2e-json-1"), "--log-flush 10000: an access line was written before the flush");
+    char *log = e2e_read_file(s.log, NULL);
+    if (!e2e_slow()) CHECK(log && !strstr(log, "e2e-json-1"), "--log-flush 10000: an access line was written before the flush");
     free(log);
-    h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
-    log = h_read_file(s.log, NULL);
+    e2e_server_stop(&s, SIGTERM, e2e_slow() ? 30 : 10);
+    log = e2e_read_file(s.log, NULL);
     int lines = 0, bad = 0, found = 0;
     for (char *p = log, *e; p && *p; p = e + 1) {
         if (!(e = strchr(p, '\n'))) break;
@@ -658,13 +658,13 @@ static void test_api_key_flag_and_json_log(void) {
         cJSON *j = cJSON_Parse(p);
         lines++;
         if (!cJSON_IsObject(j)) bad += !CHECK(0, "access log line is not a JSON object: %.200s", p);
-        const char *id = h_jstr(j, "request_id");
+        const char *id = e2e_jstr(j, "request_id");
         if (id && strcmp(id, "e2e-json-1") == 0) {
             found = 1;
-            CHECK_STR(h_jstr(j, "method"), "GET", "json log method");
-            CHECK_STR(h_jstr(j, "path"), "/v1/model", "json log path");
-            CHECK_EQ_INT(h_jnum(j, "status"), 200, "json log status");
-            CHECK(h_jnum(j, "bytes") > 0 && h_jnum(j, "us") >= 0, "json log bytes and us");
+            CHECK_STR(e2e_jstr(j, "method"), "GET", "json log method");
+            CHECK_STR(e2e_jstr(j, "path"), "/v1/model", "json log path");
+            CHECK_EQ_INT(e2e_jnum(j, "status"), 200, "json log status");
+            CHECK(e2e_jnum(j, "bytes") > 0 && e2e_jnum(j, "us") >= 0, "json log bytes and us");
         }
         cJSON_Delete(j);
     }
@@ -678,8 +678,8 @@ static void test_api_key_flag_and_json_log(void) {
 static void test_sigterm_any_thread(void) {
     int tried = 0, rounds = 1;
     for (int round = 0; round < rounds; round++) {
-        h_server s;
-        if (!CHECK(h_server_start(&s, NULL) == 0, "signal forwarding: tripletd did not start")) return;
+        e2e_server s;
+        if (!CHECK(e2e_server_start(&s, NULL) == 0, "signal forwarding: tripletd did not start")) return;
         char dir[64], path[160];
         snprintf(dir, sizeof dir, "/proc/%d/task", (int)s.pid);
         DIR *d = opendir(dir);
@@ -689,7 +689,7 @@ static void test_sigterm_any_thread(void) {
             pid_t tid = (pid_t)atoi(e->d_name);
             if (tid <= 0 || tid == s.pid) continue;
             snprintf(path, sizeof path, "%s/%d/status", dir, (int)tid);
-            char *st = h_read_file(path, NULL), *blk = st ? strstr(st, "SigBlk:") : NULL;
+            char *st = e2e_read_file(path, NULL), *blk = st ? strstr(st, "SigBlk:") : NULL;
             unsigned long long mask = blk ? strtoull(blk + 7, NULL, 16) : ~0ull;
             free(st);
             if (!(mask & (1ull << (SIGTERM - 1))) && open_threads++ == round) target = tid;
@@ -698,10 +698,10 @@ static void test_sigterm_any_thread(void) {
         if (round == 0) rounds = open_threads < 1 ? 1 : open_threads > 4 ? 4 : open_threads;
         tried += target != s.pid;
         kill(target, SIGTERM);
-        int st = h_server_wait(&s, h_slow() ? 30 : 10);
+        int st = e2e_server_wait(&s, e2e_slow() ? 30 : 10);
         CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
               "SIGTERM via thread %d: exit status %d (want a drain and 0)", (int)target, st);
-        if (st == -1) h_server_stop(&s, SIGKILL, 1);
+        if (st == -1) e2e_server_stop(&s, SIGKILL, 1);
     }
     printf("signal forwarding: %d SIGTERM(s) named a thread that does not block it\n", tried);
 }
@@ -709,35 +709,35 @@ static void test_sigterm_any_thread(void) {
 /* A port another server already listens on is refused (exit 2), even
  * though the workers share their own port with SO_REUSEPORT. */
 static void test_port_in_use(void) {
-    h_server s;
-    if (!CHECK(h_server_start(&s, NULL) == 0, "port in use: tripletd did not start")) return;
+    e2e_server s;
+    if (!CHECK(e2e_server_start(&s, NULL) == 0, "port in use: tripletd did not start")) return;
     char cmd[2048], err[512];
     snprintf(err, sizeof err, "%s/inuse.stderr", s.dir); /* the harness removes s.dir */
     snprintf(cmd, sizeof cmd, "'%s' --model '%s' --host 127.0.0.1 --port %d >/dev/null 2>'%s' </dev/null", getenv("TRIPLETD"),
-             h_root_path("tests/data/e2e-model.safetensors"), s.port, err);
+             e2e_root_path("tests/data/e2e-model.safetensors"), s.port, err);
     int st = system(cmd);
-    char *text = h_read_file(err, NULL);
+    char *text = e2e_read_file(err, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 && text && strstr(text, "in use"),
           "second tripletd on port %d: exit status %d, want 2 and \"in use\": %s", s.port,
           WIFEXITED(st) ? WEXITSTATUS(st) : -1, text ? text : "");
     free(text);
-    h_resp r;
-    h_get(&s, "/healthz", &r);
+    e2e_resp r;
+    e2e_get(&s, "/healthz", &r);
     CHECK_EQ_INT(r.status, 200, "the first server still answers");
-    h_resp_free(&r);
-    h_server_stop(&s, SIGTERM, h_slow() ? 30 : 10);
+    e2e_resp_free(&r);
+    e2e_server_stop(&s, SIGTERM, e2e_slow() ? 30 : 10);
 }
 
 /* Bad flags or a bad model: exit status 2 and one line naming the problem. */
 static void test_bad_startup(void) {
     const char *bin = getenv("TRIPLETD");
     char err[512], cmd[2048];
-    snprintf(err, sizeof err, "%s/tripletd-e2e-stderr.%d", h_tmpdir(), (int)getpid());
+    snprintf(err, sizeof err, "%s/tripletd-e2e-stderr.%d", e2e_tmpdir(), (int)getpid());
     char corrupt[600];
     snprintf(corrupt, sizeof corrupt, "%s.model", err);
     size_t len;
-    char *raw = h_read_file(h_root_path("tests/data/e2e-model.safetensors"), &len);
-    if (raw) h_write_file(corrupt, raw, len / 2);
+    char *raw = e2e_read_file(e2e_root_path("tests/data/e2e-model.safetensors"), &len);
+    if (raw) e2e_write_file(corrupt, raw, len / 2);
     free(raw);
     struct {
         const char *args, *needle;
@@ -754,7 +754,7 @@ static void test_bad_startup(void) {
         char args[1200];
         const char *a = cases[i].args, *at = strchr(a, '@');
         if (at && strncmp(at, "@MODEL@", 7) == 0)
-            snprintf(args, sizeof args, "%.*s%s%s", (int)(at - a), a, h_root_path("tests/data/e2e-model.safetensors"),
+            snprintf(args, sizeof args, "%.*s%s%s", (int)(at - a), a, e2e_root_path("tests/data/e2e-model.safetensors"),
                      at + 7);
         else if (at)
             snprintf(args, sizeof args, "%.*s%s%s", (int)(at - a), a, corrupt, at + 9);
@@ -762,7 +762,7 @@ static void test_bad_startup(void) {
             snprintf(args, sizeof args, "%s", a);
         snprintf(cmd, sizeof cmd, "'%s' --host 127.0.0.1 %s >/dev/null 2>'%s' </dev/null", bin, args, err);
         int st = system(cmd);
-        char *text = h_read_file(err, NULL);
+        char *text = e2e_read_file(err, NULL);
         int lines = 0;
         for (const char *p = text; p && *p; p++) lines += *p == '\n';
         CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2, "tripletd %s: exit status %d, want 2", cases[i].args,
@@ -776,28 +776,28 @@ static void test_bad_startup(void) {
 }
 
 int main(void) {
-    G = h_read_json("tests/golden/e2e_golden.json");
+    G = e2e_read_json("tests/golden/e2e_golden.json");
     build_bodies();
-    if (!getenv("TRIPLETD")) setenv("TRIPLETD", h_root_path("bin/tripletd"), 1); /* as h_server_start does */
-    double t0 = h_now();
+    if (!getenv("TRIPLETD")) setenv("TRIPLETD", e2e_root_path("bin/tripletd"), 1); /* as e2e_server_start does */
+    double t0 = e2e_now();
     test_bad_startup();
     test_port_in_use();
     test_api_key_flag_and_json_log();
-    printf("bad startup, api key, json log: %.1f s\n", h_now() - t0);
-    t0 = h_now();
+    printf("bad startup, api key, json log: %.1f s\n", e2e_now() - t0);
+    t0 = e2e_now();
     test_concurrent_clients();
-    printf("concurrency: %.1f s\n", h_now() - t0);
-    t0 = h_now();
+    printf("concurrency: %.1f s\n", e2e_now() - t0);
+    t0 = e2e_now();
     test_reload_under_load();
-    printf("reload: %.1f s\n", h_now() - t0);
-    t0 = h_now();
+    printf("reload: %.1f s\n", e2e_now() - t0);
+    t0 = e2e_now();
     test_limits_and_auth();
-    printf("limits and auth: %.1f s\n", h_now() - t0);
-    t0 = h_now();
+    printf("limits and auth: %.1f s\n", e2e_now() - t0);
+    t0 = e2e_now();
     test_sigterm_drain();
     test_sigterm_any_thread();
-    printf("drain: %.1f s\n", h_now() - t0);
+    printf("drain: %.1f s\n", e2e_now() - t0);
     for (int i = 0; i < N_X; i++) cJSON_free(embed_body[i]);
     cJSON_Delete(G);
-    return h_report("e2e_lifecycle");
+    return e2e_report("e2e_lifecycle");
 }

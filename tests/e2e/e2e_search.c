@@ -25,10 +25,10 @@ static int64_t L[NG];
 
 static void sha256_file(const char *path, char out[65]) {
     size_t len;
-    char *b = h_read_file(path, &len);
+    char *b = e2e_read_file(path, &len);
     unsigned char md[32];
     unsigned n = 0;
-    if (b == NULL) h_die("cannot read %s", path);
+    if (b == NULL) e2e_die("cannot read %s", path);
     EVP_Digest(b, len, md, &n, EVP_sha256(), NULL);
     for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
     free(b);
@@ -132,15 +132,15 @@ static cJSON *matrix_json(const float *x, int n, int dim) {
 }
 
 /* SIGTERM and expect a clean exit (a sanitizer report would make it fail). */
-static void stop_clean(h_server *s, const char *what) {
-    int st = h_server_stop(s, 15, h_slow() ? 40 : 10);
+static void stop_clean(e2e_server *s, const char *what) {
+    int st = e2e_server_stop(s, 15, e2e_slow() ? 40 : 10);
     if (!CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: tripletd exit status %d", what, st))
-        h_server_log_tail(s, 30);
+        e2e_server_log_tail(s, 30);
 }
 
-static int search(const h_server *s, cJSON *req, h_resp *r) {
+static int search(const e2e_server *s, cJSON *req, e2e_resp *r) {
     char *body = cJSON_PrintUnformatted(req);
-    int rc = h_post(s, "/v1/search", body, r);
+    int rc = e2e_post(s, "/v1/search", body, r);
     free(body);
     cJSON_Delete(req);
     return rc;
@@ -148,19 +148,19 @@ static int search(const h_server *s, cJSON *req, h_resp *r) {
 
 /* ---- checks ---------------------------------------------------------- */
 
-static void check_exact_n(const h_server *s, const char *metric, int k, int use_filter, int64_t filter, int nq) {
+static void check_exact_n(const e2e_server *s, const char *metric, int k, int use_filter, int64_t filter, int nq) {
     cJSON *req = cJSON_CreateObject();
     cJSON_AddItemToObject(req, "queries", matrix_json(Q, nq, DIM));
     cJSON_AddBoolToObject(req, "embed", 0);
     cJSON_AddNumberToObject(req, "k", k);
     cJSON_AddStringToObject(req, "metric", metric);
     if (use_filter) cJSON_AddNumberToObject(req, "filter_label", (double)filter);
-    h_resp r;
+    e2e_resp r;
     char what[128];
     snprintf(what, sizeof what, "%s k=%d%s", metric, k, use_filter ? " filtered" : "");
     search(s, req, &r);
     if (!CHECK(r.status == 200 && r.json, "%s: status %ld: %s", what, r.status, r.body ? r.body : "")) goto done;
-    const cJSON *res = h_jget(r.json, "results"), *pred = h_jget(r.json, "predicted_labels");
+    const cJSON *res = e2e_jget(r.json, "results"), *pred = e2e_jget(r.json, "predicted_labels");
     if (!CHECK(cJSON_GetArraySize(res) == nq && cJSON_GetArraySize(pred) == nq, "%s: %d results", what,
                cJSON_GetArraySize(res)))
         goto done;
@@ -173,15 +173,15 @@ static void check_exact_n(const h_server *s, const char *metric, int k, int use_
             continue;
         for (int e = 0; e < n; e++) {
             const cJSON *h = cJSON_GetArrayItem(hits, e);
-            int idx = (int)h_jnum(h, "index");
-            double d = h_jnum(h, "distance");
-            if (!CHECK(idx == ref[e].i && h_near(d, ref[e].d, 1e-12, 1e-12),
+            int idx = (int)e2e_jnum(h, "index");
+            double d = e2e_jnum(h, "distance");
+            if (!CHECK(idx == ref[e].i && e2e_near(d, ref[e].d, 1e-12, 1e-12),
                        "%s q%d hit %d: got (%d, %.17g), want (%d, %.17g)", what, q, e, idx, d, ref[e].i, ref[e].d))
                 break;
             char id[16];
             snprintf(id, sizeof id, "g%d", ref[e].i);
-            CHECK_STR(h_jstr(h, "id"), id, "hit id");
-            CHECK_EQ_INT(h_jnum(h, "label"), L[ref[e].i], "hit label");
+            CHECK_STR(e2e_jstr(h, "id"), id, "hit id");
+            CHECK_EQ_INT(e2e_jnum(h, "label"), L[ref[e].i], "hit label");
         }
         const cJSON *p = cJSON_GetArrayItem(pred, q);
         int64_t want = ref_vote(ref, n);
@@ -192,10 +192,10 @@ static void check_exact_n(const h_server *s, const char *metric, int k, int use_
                   cJSON_IsNumber(p) ? p->valuedouble : NAN, (long long)want);
     }
 done:
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 }
 
-static void check_limits(const h_server *s) {
+static void check_limits(const e2e_server *s) {
     static const struct {
         const char *body, *field, *what;
     } bad[] = {
@@ -214,10 +214,10 @@ static void check_limits(const h_server *s) {
         {"{\"queries\":[[1]],\"embed\":\"no\"}", "embed", "embed not a boolean"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        h_resp r;
-        h_post(s, "/v1/search", bad[i].body, &r);
+        e2e_resp r;
+        e2e_post(s, "/v1/search", bad[i].body, &r);
         CHECK_ERROR(&r, 422, "invalid_input", bad[i].field, bad[i].what);
-        h_resp_free(&r);
+        e2e_resp_free(&r);
     }
     /* more queries than --max-batch (8 for this server) */
     float z[9 * DIM];
@@ -225,28 +225,28 @@ static void check_limits(const h_server *s) {
     cJSON *req = cJSON_CreateObject();
     cJSON_AddItemToObject(req, "queries", matrix_json(z, 9, DIM));
     cJSON_AddBoolToObject(req, "embed", 0);
-    h_resp r;
+    e2e_resp r;
     search(s, req, &r);
     CHECK_ERROR(&r, 422, "invalid_input", "queries", "queries over --max-batch");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 }
 
-static void check_gallery_info(const h_server *s, const char *gpath, int n, int dim, int labels, int n_labels,
+static void check_gallery_info(const e2e_server *s, const char *gpath, int n, int dim, int labels, int n_labels,
                                int model_match) {
-    h_resp r;
+    e2e_resp r;
     char sha[65];
     sha256_file(gpath, sha);
-    h_get(s, "/v1/gallery", &r);
+    e2e_get(s, "/v1/gallery", &r);
     if (CHECK(r.status == 200 && r.json, "GET /v1/gallery: %ld %s", r.status, r.body ? r.body : "")) {
-        CHECK_EQ_INT(h_jnum(r.json, "size"), n, "gallery size");
-        CHECK_EQ_INT(h_jnum(r.json, "dim"), dim, "gallery dim");
-        CHECK(cJSON_IsTrue(h_jget(r.json, "labels")) == labels, "gallery labels flag");
-        CHECK_EQ_INT(h_jnum(r.json, "n_labels"), n_labels, "gallery distinct labels");
-        CHECK_STR(h_jstr(r.json, "sha256"), sha, "gallery sha256");
-        CHECK(cJSON_IsTrue(h_jget(r.json, "model_match")) == model_match, "model_match");
-        CHECK(h_jstr(r.json, "path") && strstr(h_jstr(r.json, "path"), "safetensors"), "gallery path");
+        CHECK_EQ_INT(e2e_jnum(r.json, "size"), n, "gallery size");
+        CHECK_EQ_INT(e2e_jnum(r.json, "dim"), dim, "gallery dim");
+        CHECK(cJSON_IsTrue(e2e_jget(r.json, "labels")) == labels, "gallery labels flag");
+        CHECK_EQ_INT(e2e_jnum(r.json, "n_labels"), n_labels, "gallery distinct labels");
+        CHECK_STR(e2e_jstr(r.json, "sha256"), sha, "gallery sha256");
+        CHECK(cJSON_IsTrue(e2e_jget(r.json, "model_match")) == model_match, "model_match");
+        CHECK(e2e_jstr(r.json, "path") && strstr(e2e_jstr(r.json, "path"), "safetensors"), "gallery path");
     }
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 }
 
 /* Gallery built by `tripletctl index` from JSON lines with ids; raw queries
@@ -258,7 +258,7 @@ static void check_indexed(void) {
     snprintf(data, sizeof data, "%s/rows.jsonl", dir);
     snprintf(gpath, sizeof gpath, "%s/indexed.safetensors", dir);
     FILE *f = fopen(data, "w");
-    if (!f) h_die("cannot write %s", data);
+    if (!f) e2e_die("cannot write %s", data);
     uint64_t s = 99;
     enum { NR = 120 };
     static float raw[NR * IN];
@@ -284,9 +284,9 @@ static void check_indexed(void) {
     CHECK_STR(g->model_sha256, model_sha, "indexed gallery model_sha256");
     CHECK_STR(g->ids[5], "caf\xc3\xa9-5", "indexed gallery unicode id");
 
-    h_server srv;
+    e2e_server srv;
     const char *args[] = {"--model", model_path, "--gallery", gpath, NULL};
-    if (!CHECK(h_server_start(&srv, args) == 0, "tripletd with the indexed gallery")) goto done;
+    if (!CHECK(e2e_server_start(&srv, args) == 0, "tripletd with the indexed gallery")) goto done;
     check_gallery_info(&srv, gpath, NR, DIM, 1, 3, 1);
     /* queries: rows 7 and 50 of the data (their own nearest is themselves), and a mix */
     enum { NQI = 3 };
@@ -298,12 +298,12 @@ static void check_indexed(void) {
     cJSON_AddItemToObject(er, "inputs", matrix_json(qraw, NQI, IN));
     char *eb = cJSON_PrintUnformatted(er);
     cJSON_Delete(er);
-    h_resp r;
-    h_post(&srv, "/v1/embed", eb, &r);
+    e2e_resp r;
+    e2e_post(&srv, "/v1/embed", eb, &r);
     free(eb);
     size_t rows = 0, cols = 0;
-    double *emb = r.json ? h_jmatrix(h_jget(r.json, "embeddings"), &rows, &cols) : NULL;
-    h_resp_free(&r);
+    double *emb = r.json ? e2e_jmatrix(e2e_jget(r.json, "embeddings"), &rows, &cols) : NULL;
+    e2e_resp_free(&r);
     if (!CHECK(emb && rows == NQI && cols == DIM, "/v1/embed of the queries")) goto stop;
     cJSON *req = cJSON_CreateObject();
     cJSON_AddItemToObject(req, "queries", matrix_json(qraw, NQI, IN));
@@ -316,24 +316,24 @@ static void check_indexed(void) {
             rhit all[NR];
             for (int i = 0; i < NR; i++) all[i].d = ref_dist("sqeuclidean", qe, g->emb + i * DIM), all[i].i = i;
             qsort(all, NR, sizeof all[0], rhit_cmp);
-            const cJSON *hits = cJSON_GetArrayItem(h_jget(r.json, "results"), q);
+            const cJSON *hits = cJSON_GetArrayItem(e2e_jget(r.json, "results"), q);
             CHECK_EQ_INT(cJSON_GetArraySize(hits), 5, "embedded search hits");
             for (int e = 0; e < 5 && e < cJSON_GetArraySize(hits); e++) {
                 const cJSON *h = cJSON_GetArrayItem(hits, e);
                 int clear = (e == 0 || all[e].d - all[e - 1].d > 1e-4) && all[e + 1].d - all[e].d > 1e-4;
-                if (clear) CHECK_EQ_INT(h_jnum(h, "index"), all[e].i, "embedded search index");
-                CHECK_NEAR(h_jnum(h, "distance"), all[e].d, 1e-4, 1e-5, "embedded search distance");
+                if (clear) CHECK_EQ_INT(e2e_jnum(h, "index"), all[e].i, "embedded search index");
+                CHECK_NEAR(e2e_jnum(h, "distance"), all[e].d, 1e-4, 1e-5, "embedded search distance");
                 char id[32];
                 snprintf(id, sizeof id, "%s%d", all[e].i == 5 ? "caf\xc3\xa9-" : "row-", all[e].i);
-                if (clear) CHECK_STR(h_jstr(h, "id"), id, "embedded search id");
+                if (clear) CHECK_STR(e2e_jstr(h, "id"), id, "embedded search id");
             }
         }
         /* a query that is a gallery row finds itself first, at distance ~0 */
-        const cJSON *h0 = cJSON_GetArrayItem(cJSON_GetArrayItem(h_jget(r.json, "results"), 0), 0);
-        CHECK_EQ_INT(h_jnum(h0, "index"), 7, "row 7 finds itself");
-        CHECK_NEAR(h_jnum(h0, "distance"), 0, 0, 1e-5, "self distance");
+        const cJSON *h0 = cJSON_GetArrayItem(cJSON_GetArrayItem(e2e_jget(r.json, "results"), 0), 0);
+        CHECK_EQ_INT(e2e_jnum(h0, "index"), 7, "row 7 finds itself");
+        CHECK_NEAR(e2e_jnum(h0, "distance"), 0, 0, 1e-5, "self distance");
     }
-    h_resp_free(&r);
+    e2e_resp_free(&r);
 stop:
     free(emb);
     stop_clean(&srv, "indexed gallery server");
@@ -342,35 +342,35 @@ done:
 }
 
 /* The counter tripletd_reloads_total{result=...} from /metrics, or -1. */
-static long reloads(const h_server *s, const char *result) {
-    h_resp r;
+static long reloads(const e2e_server *s, const char *result) {
+    e2e_resp r;
     char key[64];
     long v = -1;
     snprintf(key, sizeof key, "tripletd_reloads_total{result=\"%s\"} ", result);
-    if (h_get(s, "/metrics", &r) == 0 && r.body) {
+    if (e2e_get(s, "/metrics", &r) == 0 && r.body) {
         const char *p = strstr(r.body, key);
         if (p) v = strtol(p + strlen(key), NULL, 10);
     }
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     return v;
 }
 
 /* Wait (bounded) until the reload counter for result passes before. */
-static int wait_reload(const h_server *s, const char *result, long before) {
-    double end = h_now() + (h_slow() ? 40 : 10);
-    while (h_now() < end) {
+static int wait_reload(const e2e_server *s, const char *result, long before) {
+    double end = e2e_now() + (e2e_slow() ? 40 : 10);
+    while (e2e_now() < end) {
         if (reloads(s, result) > before) return 1;
         usleep(20000);
     }
     return 0;
 }
 
-static void gallery_sha(const h_server *s, char out[65]) {
-    h_resp r;
+static void gallery_sha(const e2e_server *s, char out[65]) {
+    e2e_resp r;
     out[0] = '\0';
-    if (h_get(s, "/v1/gallery", &r) == 0 && r.json && h_jstr(r.json, "sha256"))
-        snprintf(out, 65, "%s", h_jstr(r.json, "sha256"));
-    h_resp_free(&r);
+    if (e2e_get(s, "/v1/gallery", &r) == 0 && r.json && e2e_jstr(r.json, "sha256"))
+        snprintf(out, 65, "%s", e2e_jstr(r.json, "sha256"));
+    e2e_resp_free(&r);
 }
 
 /* SIGHUP reloads the gallery with the model; a corrupt file keeps the old
@@ -380,13 +380,13 @@ static void check_reload(void) {
     snprintf(gpath, sizeof gpath, "%s/reloaded.safetensors", dir);
     tr_err err;
     if (!CHECK(gal_save(gpath, G, 60, DIM, L, NULL, model_sha, &err) == TR_OK, "gal_save: %s", err.msg)) return;
-    h_server srv;
+    e2e_server srv;
     const char *args[] = {"--model", model_path, "--gallery", gpath, NULL};
-    if (!CHECK(h_server_start(&srv, args) == 0, "tripletd for the reload test")) return;
+    if (!CHECK(e2e_server_start(&srv, args) == 0, "tripletd for the reload test")) return;
     gallery_sha(&srv, sha0);
     /* a corrupt gallery: the reload fails, the old one keeps serving */
     long failed = reloads(&srv, "failed"), ok = reloads(&srv, "ok");
-    h_write_file(gpath, "not a safetensors file", 22);
+    e2e_write_file(gpath, "not a safetensors file", 22);
     kill(srv.pid, SIGHUP);
     CHECK(wait_reload(&srv, "failed", failed), "a reload of a corrupt gallery is counted as failed");
     gallery_sha(&srv, sha1);
@@ -410,36 +410,35 @@ static void check_mismatch(void) {
     tr_err err;
     const char *other = "00000000000000000000000000000000000000000000000000000000000000ff";
     if (!CHECK(gal_save(gpath, G, NG, DIM, L, NULL, other, &err) == TR_OK, "gal_save: %s", err.msg)) return;
-    h_server srv;
+    e2e_server srv;
     const char *args[] = {"--model", model_path, "--gallery", gpath, NULL};
     fprintf(stderr, "(a refused start is expected next)\n");
-    int rc = h_server_start(&srv, args);
+    int rc = e2e_server_start(&srv, args);
     CHECK(rc != 0, "tripletd must refuse a gallery built with another model");
-    h_server_stop(&srv, 9, 5);
+    e2e_server_stop(&srv, 9, 5);
     const char *args2[] = {"--model", model_path, "--gallery", gpath, "--allow-gallery-mismatch", NULL};
-    if (!CHECK(h_server_start(&srv, args2) == 0, "tripletd --allow-gallery-mismatch")) return;
+    if (!CHECK(e2e_server_start(&srv, args2) == 0, "tripletd --allow-gallery-mismatch")) return;
     check_gallery_info(&srv, gpath, NG, DIM, 1, NCLS, 0);
     stop_clean(&srv, "mismatch server");
 }
 
 int main(void) {
-    snprintf(model_path, sizeof model_path, "%s", h_root_path("tests/data/e2e-model.safetensors"));
+    snprintf(model_path, sizeof model_path, "%s", e2e_root_path("tests/data/e2e-model.safetensors"));
     sha256_file(model_path, model_sha);
-    snprintf(dir, sizeof dir, "/tmp/e2e_search_XXXXXX");
-    if (!mkdtemp(dir)) h_die("mkdtemp failed");
+    e2e_mkdtemp(dir, sizeof dir, "e2e_search");
     make_designed();
 
     /* no gallery: 409 no_gallery */
-    h_server s0;
+    e2e_server s0;
     const char *a0[] = {"--model", model_path, NULL};
-    if (h_server_start(&s0, a0) != 0) h_die("tripletd did not start");
-    h_resp r;
-    h_post(&s0, "/v1/search", "{\"queries\":[[1,2]],\"embed\":false}", &r);
+    if (e2e_server_start(&s0, a0) != 0) e2e_die("tripletd did not start");
+    e2e_resp r;
+    e2e_post(&s0, "/v1/search", "{\"queries\":[[1,2]],\"embed\":false}", &r);
     CHECK_ERROR(&r, 409, "no_gallery", NULL, "search without a gallery");
-    h_resp_free(&r);
-    h_get(&s0, "/v1/gallery", &r);
+    e2e_resp_free(&r);
+    e2e_get(&s0, "/v1/gallery", &r);
     CHECK_ERROR(&r, 409, "no_gallery", NULL, "gallery info without a gallery");
-    h_resp_free(&r);
+    e2e_resp_free(&r);
     stop_clean(&s0, "no-gallery server");
 
     /* designed gallery: exact answers for every metric, k, filter */
@@ -451,11 +450,11 @@ int main(void) {
     }
     tr_err err;
     if (gal_save(gpath, G, NG, DIM, L, (const char *const *)ids, model_sha, &err) != TR_OK)
-        h_die("gal_save: %s", err.msg);
+        e2e_die("gal_save: %s", err.msg);
     for (int i = 0; i < NG; i++) free(ids[i]);
-    h_server s1;
+    e2e_server s1;
     const char *a1[] = {"--model", model_path, "--gallery", gpath, "--max-batch", "8", NULL};
-    if (h_server_start(&s1, a1) != 0) h_die("tripletd with a gallery did not start");
+    if (e2e_server_start(&s1, a1) != 0) e2e_die("tripletd with a gallery did not start");
     check_gallery_info(&s1, gpath, NG, DIM, 1, NCLS, 1);
     const char *metrics[] = {"sqeuclidean", "euclidean", "cosine", "dot"};
     /* NQ = 9 queries is over --max-batch 8: send them in two requests */
@@ -483,5 +482,5 @@ int main(void) {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    return h_report("e2e_search");
+    return e2e_report("e2e_search");
 }

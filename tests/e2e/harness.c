@@ -26,25 +26,25 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
-int h_failures;
-int h_checks;
+int e2e_failures;
+int e2e_checks;
 static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Every server we started, so that any exit path can kill it. */
 #define MAX_SERVERS 16
 static volatile pid_t live_pids[MAX_SERVERS];
 
-double h_now(void) {
+double e2e_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int h_check(int cond, const char *file, int line, const char *fmt, ...) {
+int e2e_check(int cond, const char *file, int line, const char *fmt, ...) {
     pthread_mutex_lock(&check_mu);
-    h_checks++;
+    e2e_checks++;
     if (!cond) {
-        h_failures++;
+        e2e_failures++;
         va_list ap;
         va_start(ap, fmt);
         fprintf(stderr, "%s:%d: ", file, line);
@@ -56,7 +56,7 @@ int h_check(int cond, const char *file, int line, const char *fmt, ...) {
     return cond;
 }
 
-int h_near(double got, double want, double rtol, double atol) {
+int e2e_near(double got, double want, double rtol, double atol) {
     if (isnan(got) || isnan(want)) return 0;
     return fabs(got - want) <= atol + rtol * fabs(want);
 }
@@ -108,43 +108,43 @@ static void init_global(void) {
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], on_fatal);
     signal(SIGPIPE, SIG_IGN);
 }
-static void h_init(void) {
+static void e2e_init(void) {
     pthread_once(&init_once, init_global);
 }
 
-int h_report(const char *suite) {
+int e2e_report(const char *suite) {
     kill_all();
-    printf("%s: %d checks\n", suite, h_checks);
-    if (h_checks == 0) {
+    printf("%s: %d checks\n", suite, e2e_checks);
+    if (e2e_checks == 0) {
         printf("no check ran\n");
-        h_failures++;
+        e2e_failures++;
     }
-    int passed = h_checks > h_failures ? h_checks - h_failures : 0;
-    printf("%d passed, %d failed\n", passed, h_failures);
+    int passed = e2e_checks > e2e_failures ? e2e_checks - e2e_failures : 0;
+    printf("%d passed, %d failed\n", passed, e2e_failures);
     fflush(stdout);
-    return h_failures ? 1 : 0;
+    return e2e_failures ? 1 : 0;
 }
 
-void h_die(const char *fmt, ...) {
+void e2e_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "fatal: ");
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    h_failures++;
-    printf("%d passed, %d failed\n", h_checks - h_failures + 1, h_failures);
+    e2e_failures++;
+    printf("%d passed, %d failed\n", e2e_checks - e2e_failures + 1, e2e_failures);
     exit(1); /* atexit kills the servers */
 }
 
-const char *h_root_path(const char *rel) {
+const char *e2e_root_path(const char *rel) {
     static __thread char buf[1024];
     const char *root = getenv("TRIPLET_ROOT");
     snprintf(buf, sizeof buf, "%s/%s", root && *root ? root : ".", rel);
     return buf;
 }
 
-int h_slow(void) {
+int e2e_slow(void) {
     const char *s = getenv("SANITIZE");
     const char *d = getenv("TRIPLETD");
     return (s && strcmp(s, "1") == 0) || (d && strstr(d, "build-san"));
@@ -163,9 +163,9 @@ static void unregister_pid(pid_t p) {
         if (live_pids[i] == p) live_pids[i] = 0;
 }
 
-void h_server_log_tail(const h_server *s, int lines) {
+void e2e_server_log_tail(const e2e_server *s, int lines) {
     size_t len;
-    char *t = h_read_file(s->log, &len);
+    char *t = e2e_read_file(s->log, &len);
     if (!t) return;
     size_t i = len;
     int n = 0;
@@ -175,18 +175,18 @@ void h_server_log_tail(const h_server *s, int lines) {
     free(t);
 }
 
-int h_server_start(h_server *s, const char *const *args) {
-    h_init();
+int e2e_server_start(e2e_server *s, const char *const *args) {
+    e2e_init();
     memset(s, 0, sizeof *s);
     const char *bin = getenv("TRIPLETD");
-    if (!bin || !*bin) bin = h_root_path("bin/tripletd");
+    if (!bin || !*bin) bin = e2e_root_path("bin/tripletd");
     char binpath[1024];
     snprintf(binpath, sizeof binpath, "%s", bin);
     if (access(binpath, X_OK) != 0) {
         fprintf(stderr, "tripletd binary %s: %s (set TRIPLETD)\n", binpath, strerror(errno));
         return -1;
     }
-    snprintf(s->dir, sizeof s->dir, "%s/tripletd-e2e.XXXXXX", h_tmpdir());
+    snprintf(s->dir, sizeof s->dir, "%s/tripletd-e2e.XXXXXX", e2e_tmpdir());
     if (!mkdtemp(s->dir)) {
         fprintf(stderr, "mkdtemp %s: %s\n", s->dir, strerror(errno));
         return -1;
@@ -214,7 +214,7 @@ int h_server_start(h_server *s, const char *const *args) {
     }
     char model[1024];
     if (!has_model) {
-        snprintf(model, sizeof model, "%s", h_root_path("tests/data/e2e-model.safetensors"));
+        snprintf(model, sizeof model, "%s", e2e_root_path("tests/data/e2e-model.safetensors"));
         argv[argc++] = "--model";
         argv[argc++] = model;
     }
@@ -245,19 +245,19 @@ int h_server_start(h_server *s, const char *const *args) {
     s->pid = pid;
     register_pid(pid);
 
-    double limit = h_slow() ? 60 : 20, t0 = h_now();
-    while (h_now() - t0 < limit) {
+    double limit = e2e_slow() ? 60 : 20, t0 = e2e_now();
+    while (e2e_now() - t0 < limit) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             unregister_pid(pid);
             s->pid = 0;
             fprintf(stderr, "tripletd exited during startup (status %d)\n",
                     WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
-            h_server_log_tail(s, 20);
+            e2e_server_log_tail(s, 20);
             return -1;
         }
         if (s->port == 0) {
-            char *p = h_read_file(portfile, NULL);
+            char *p = e2e_read_file(portfile, NULL);
             if (p) {
                 int port = atoi(p);
                 if (port > 0 && port < 65536) s->port = port;
@@ -265,23 +265,23 @@ int h_server_start(h_server *s, const char *const *args) {
             }
         }
         if (s->port) {
-            h_resp r;
-            h_req rq = {.method = "GET", .path = "/healthz", .timeout_ms = 2000};
-            int ok = h_request(s, &rq, &r) == 0 && r.status == 200;
-            h_resp_free(&r);
+            e2e_resp r;
+            e2e_req rq = {.method = "GET", .path = "/healthz", .timeout_ms = 2000};
+            int ok = e2e_request(s, &rq, &r) == 0 && r.status == 200;
+            e2e_resp_free(&r);
             if (ok) return 0;
         }
         usleep(20000);
     }
     fprintf(stderr, "tripletd did not become healthy within %.0f s\n", limit);
-    h_server_log_tail(s, 20);
-    h_server_stop(s, SIGKILL, 1);
+    e2e_server_log_tail(s, 20);
+    e2e_server_stop(s, SIGKILL, 1);
     return -1;
 }
 
-int h_server_wait(h_server *s, double timeout_s) {
+int e2e_server_wait(e2e_server *s, double timeout_s) {
     if (s->pid <= 0) return -1;
-    double t0 = h_now();
+    double t0 = e2e_now();
     for (;;) {
         int st;
         pid_t r = waitpid(s->pid, &st, WNOHANG);
@@ -295,15 +295,15 @@ int h_server_wait(h_server *s, double timeout_s) {
             s->pid = 0;
             return -1;
         }
-        if (h_now() - t0 > timeout_s) return -1;
+        if (e2e_now() - t0 > timeout_s) return -1;
         usleep(10000);
     }
 }
 
-int h_server_stop(h_server *s, int sig, double timeout_s) {
+int e2e_server_stop(e2e_server *s, int sig, double timeout_s) {
     if (s->pid <= 0) return -1;
     kill(s->pid, sig);
-    int st = h_server_wait(s, timeout_s);
+    int st = e2e_server_wait(s, timeout_s);
     if (st == -1 && s->pid > 0) {
         fprintf(stderr, "tripletd (pid %d) did not exit within %.1f s of signal %d; killing\n", (int)s->pid, timeout_s,
                 sig);
@@ -365,29 +365,29 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
-void *h_conn_new(void) {
-    h_init();
+void *e2e_conn_new(void) {
+    e2e_init();
     return curl_easy_init();
 }
 
-void h_conn_free(void *conn) {
+void e2e_conn_free(void *conn) {
     if (conn) curl_easy_cleanup(conn);
 }
 
-int h_request(const h_server *s, const h_req *rq, h_resp *out) {
-    h_init();
+int e2e_request(const e2e_server *s, const e2e_req *rq, e2e_resp *out) {
+    e2e_init();
     memset(out, 0, sizeof *out);
     CURL *c = curl_easy_init();
     if (!c) {
         snprintf(out->curl_err, sizeof out->curl_err, "curl_easy_init failed");
         return -1;
     }
-    int rc = h_request_conn(c, s, rq, out);
+    int rc = e2e_request_conn(c, s, rq, out);
     curl_easy_cleanup(c);
     return rc;
 }
 
-int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out) {
+int e2e_request_conn(void *conn, const e2e_server *s, const e2e_req *rq, e2e_resp *out) {
     CURL *c = conn;
     memset(out, 0, sizeof *out);
     curl_easy_reset(c); /* keeps the connection cache: keep-alive across calls */
@@ -415,7 +415,7 @@ int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out) 
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &hdr);
     long tmo = rq->timeout_ms ? rq->timeout_ms : 10000;
-    if (h_slow()) tmo *= 4;
+    if (e2e_slow()) tmo *= 4;
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, tmo);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, out->curl_err);
     if (strcmp(rq->method, "HEAD") == 0) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -433,9 +433,9 @@ int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out) 
             curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
         }
     }
-    double t0 = h_now();
+    double t0 = e2e_now();
     CURLcode rc = curl_easy_perform(c);
-    out->seconds = h_now() - t0;
+    out->seconds = e2e_now() - t0;
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
     else if (!out->curl_err[0])
@@ -448,15 +448,15 @@ int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out) 
     return rc == CURLE_OK ? 0 : -1;
 }
 
-int h_raw_request(const h_server *s, const char *bytes, size_t len, long timeout_ms, h_resp *out) {
-    h_init();
+int e2e_raw_request(const e2e_server *s, const char *bytes, size_t len, long timeout_ms, e2e_resp *out) {
+    e2e_init();
     memset(out, 0, sizeof *out);
     buf_t in = {0};
     int fd = socket(AF_INET, SOCK_STREAM, 0), rc = -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (h_slow()) timeout_ms *= 4;
-    double t0 = h_now();
+    if (e2e_slow()) timeout_ms *= 4;
+    double t0 = e2e_now();
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         snprintf(out->curl_err, sizeof out->curl_err, "connect: %s", strerror(errno));
         goto done;
@@ -467,7 +467,7 @@ int h_raw_request(const h_server *s, const char *bytes, size_t len, long timeout
         off += (size_t)n;
     }
     for (;;) {
-        double left = (double)timeout_ms - (h_now() - t0) * 1e3;
+        double left = (double)timeout_ms - (e2e_now() - t0) * 1e3;
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, (int)left) <= 0) break;
         char tmp[16384];
@@ -477,13 +477,13 @@ int h_raw_request(const h_server *s, const char *bytes, size_t len, long timeout
         char *end = strstr(in.p, "\r\n\r\n");
         if (end) { /* complete once Content-Length bytes of body are here */
             char cl[32];
-            h_resp tmp_r = {.headers = in.p};
-            if (h_header(&tmp_r, "Content-Length", cl, sizeof cl) &&
+            e2e_resp tmp_r = {.headers = in.p};
+            if (e2e_header(&tmp_r, "Content-Length", cl, sizeof cl) &&
                 in.n >= (size_t)(end + 4 - in.p) + strtoul(cl, NULL, 10))
                 break;
         }
     }
-    out->seconds = h_now() - t0;
+    out->seconds = e2e_now() - t0;
     if (in.p && sscanf(in.p, "HTTP/%*d.%*d %ld", &out->status) == 1)
         rc = 0;
     else
@@ -504,24 +504,24 @@ done:
     return rc;
 }
 
-void h_resp_free(h_resp *r) {
+void e2e_resp_free(e2e_resp *r) {
     free(r->headers);
     free(r->body);
     cJSON_Delete(r->json);
     memset(r, 0, sizeof *r);
 }
 
-int h_get(const h_server *s, const char *path, h_resp *out) {
-    h_req rq = {.method = "GET", .path = path};
-    return h_request(s, &rq, out);
+int e2e_get(const e2e_server *s, const char *path, e2e_resp *out) {
+    e2e_req rq = {.method = "GET", .path = path};
+    return e2e_request(s, &rq, out);
 }
 
-int h_post(const h_server *s, const char *path, const char *body, h_resp *out) {
-    h_req rq = {.method = "POST", .path = path, .body = body};
-    return h_request(s, &rq, out);
+int e2e_post(const e2e_server *s, const char *path, const char *body, e2e_resp *out) {
+    e2e_req rq = {.method = "POST", .path = path, .body = body};
+    return e2e_request(s, &rq, out);
 }
 
-const char *h_header(const h_resp *r, const char *name, char *buf, size_t cap) {
+const char *e2e_header(const e2e_resp *r, const char *name, char *buf, size_t cap) {
     size_t nl = strlen(name);
     for (const char *p = r->headers; p && *p;) {
         const char *e = strchr(p, '\n');
@@ -541,28 +541,28 @@ const char *h_header(const h_resp *r, const char *name, char *buf, size_t cap) {
     return NULL;
 }
 
-int h_check_error(const h_resp *r, long status, const char *type, const char *field, const char *what, const char *file,
+int e2e_check_error(const e2e_resp *r, long status, const char *type, const char *field, const char *what, const char *file,
                   int line) {
     int ok = 1;
     char brief[161];
     snprintf(brief, sizeof brief, "%s", r->body ? r->body : "");
-    ok &= h_check(r->status == status, file, line, "%s: status %ld, want %ld (body %s%s)", what, r->status, status,
+    ok &= e2e_check(r->status == status, file, line, "%s: status %ld, want %ld (body %s%s)", what, r->status, status,
                   brief, r->curl_err[0] ? r->curl_err : "");
     const cJSON *e = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "error") : NULL;
-    if (!h_check(cJSON_IsObject(e), file, line, "%s: body is not {\"error\":{...}}: %s", what, brief)) return 0;
-    double code = h_jnum(e, "code");
-    ok &= h_check(code == (double)status, file, line, "%s: error.code %g, want %ld", what, code, status);
-    const char *t = h_jstr(e, "type");
-    ok &= h_check(t && strcmp(t, type) == 0, file, line, "%s: error.type \"%s\", want \"%s\"", what, t ? t : "(none)",
+    if (!e2e_check(cJSON_IsObject(e), file, line, "%s: body is not {\"error\":{...}}: %s", what, brief)) return 0;
+    double code = e2e_jnum(e, "code");
+    ok &= e2e_check(code == (double)status, file, line, "%s: error.code %g, want %ld", what, code, status);
+    const char *t = e2e_jstr(e, "type");
+    ok &= e2e_check(t && strcmp(t, type) == 0, file, line, "%s: error.type \"%s\", want \"%s\"", what, t ? t : "(none)",
                   type);
-    const char *m = h_jstr(e, "message");
-    ok &= h_check(m && *m, file, line, "%s: error.message missing or empty", what);
+    const char *m = e2e_jstr(e, "message");
+    ok &= e2e_check(m && *m, file, line, "%s: error.message missing or empty", what);
     if (field) {
-        const char *f = h_jstr(e, "field");
+        const char *f = e2e_jstr(e, "field");
         if (!*field)
-            ok &= h_check(!f || !*f, file, line, "%s: error.field \"%s\", want none", what, f);
+            ok &= e2e_check(!f || !*f, file, line, "%s: error.field \"%s\", want none", what, f);
         else
-            ok &= h_check(f && strcmp(f, field) == 0, file, line, "%s: error.field \"%s\", want \"%s\" (message: %s)",
+            ok &= e2e_check(f && strcmp(f, field) == 0, file, line, "%s: error.field \"%s\", want \"%s\" (message: %s)",
                           what, f ? f : "(none)", field, m ? m : "");
     }
     return ok;
@@ -570,7 +570,7 @@ int h_check_error(const h_resp *r, long status, const char *type, const char *fi
 
 /* ---- JSON ------------------------------------------------------------ */
 
-const cJSON *h_jget(const cJSON *root, const char *path) {
+const cJSON *e2e_jget(const cJSON *root, const char *path) {
     const cJSON *cur = root;
     char key[128];
     while (cur && *path) {
@@ -589,17 +589,17 @@ const cJSON *h_jget(const cJSON *root, const char *path) {
     return cur;
 }
 
-double h_jnum(const cJSON *root, const char *path) {
-    const cJSON *it = h_jget(root, path);
+double e2e_jnum(const cJSON *root, const char *path) {
+    const cJSON *it = e2e_jget(root, path);
     return cJSON_IsNumber(it) ? it->valuedouble : NAN;
 }
 
-const char *h_jstr(const cJSON *root, const char *path) {
-    const cJSON *it = h_jget(root, path);
+const char *e2e_jstr(const cJSON *root, const char *path) {
+    const cJSON *it = e2e_jget(root, path);
     return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
-double *h_jarray(const cJSON *arr, size_t *n) {
+double *e2e_jarray(const cJSON *arr, size_t *n) {
     *n = 0;
     if (!cJSON_IsArray(arr)) return NULL;
     size_t len = (size_t)cJSON_GetArraySize(arr);
@@ -618,7 +618,7 @@ double *h_jarray(const cJSON *arr, size_t *n) {
     return v;
 }
 
-double *h_jmatrix(const cJSON *arr, size_t *rows, size_t *cols) {
+double *e2e_jmatrix(const cJSON *arr, size_t *rows, size_t *cols) {
     *rows = *cols = 0;
     if (!cJSON_IsArray(arr)) return NULL;
     size_t r = (size_t)cJSON_GetArraySize(arr), c = 0, k = 0;
@@ -642,12 +642,17 @@ fail:
     return NULL;
 }
 
-const char *h_tmpdir(void) {
+const char *e2e_tmpdir(void) {
     const char *t = getenv("TMPDIR");
     return t && *t ? t : "/tmp";
 }
 
-char *h_read_file(const char *path, size_t *len) {
+void e2e_mkdtemp(char *dir, size_t cap, const char *name) {
+    if ((size_t)snprintf(dir, cap, "%s/%s.XXXXXX", e2e_tmpdir(), name) >= cap) e2e_die("temp dir name for %s too long", name);
+    if (!mkdtemp(dir)) e2e_die("mkdtemp %s: %s", dir, strerror(errno));
+}
+
+char *e2e_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     buf_t b = {0};
@@ -665,42 +670,42 @@ char *h_read_file(const char *path, size_t *len) {
     return b.p;
 }
 
-int h_wait_file(const char *path, const char *const *needles, double timeout_s) {
-    double until = h_now() + timeout_s;
+int e2e_wait_file(const char *path, const char *const *needles, double timeout_s) {
+    double until = e2e_now() + timeout_s;
     for (;;) {
-        char *t = h_read_file(path, NULL);
+        char *t = e2e_read_file(path, NULL);
         int all = t != NULL;
         for (size_t i = 0; all && needles[i]; i++) all = strstr(t, needles[i]) != NULL;
         free(t);
         if (all) return 1;
-        if (h_now() >= until) return 0;
+        if (e2e_now() >= until) return 0;
         usleep(20000);
     }
 }
 
-int h_install_file(const char *src, const char *dst) {
+int e2e_install_file(const char *src, const char *dst) {
     char tmp[600];
     size_t len;
-    char *raw = h_read_file(src, &len);
+    char *raw = e2e_read_file(src, &len);
     snprintf(tmp, sizeof tmp, "%s.tmp", dst);
-    int rc = raw && h_write_file(tmp, raw, len) == 0 ? rename(tmp, dst) : -1;
+    int rc = raw && e2e_write_file(tmp, raw, len) == 0 ? rename(tmp, dst) : -1;
     free(raw);
     return rc;
 }
 
-cJSON *h_read_json(const char *rel) {
+cJSON *e2e_read_json(const char *rel) {
     size_t len;
-    char *text = h_read_file(h_root_path(rel), &len);
-    if (!text) h_die("cannot read %s (set TRIPLET_ROOT)", rel);
+    char *text = e2e_read_file(e2e_root_path(rel), &len);
+    if (!text) e2e_die("cannot read %s (set TRIPLET_ROOT)", rel);
     cJSON *j = cJSON_ParseWithLength(text, len);
     free(text);
-    if (!j) h_die("%s is not JSON", rel);
+    if (!j) e2e_die("%s is not JSON", rel);
     return j;
 }
 
-int h_write_shifted_model(const char *path) {
+int e2e_write_shifted_model(const char *path) {
     size_t len;
-    char *raw = h_read_file(h_root_path("tests/data/e2e-model.safetensors"), &len);
+    char *raw = e2e_read_file(e2e_root_path("tests/data/e2e-model.safetensors"), &len);
     if (!raw || len < 8) {
         free(raw);
         return -1;
@@ -708,9 +713,9 @@ int h_write_shifted_model(const char *path) {
     uint64_t hlen = 0;
     for (int k = 7; k >= 0; k--) hlen = hlen << 8 | (unsigned char)raw[k];
     cJSON *hdr = hlen < (uint64_t)len ? cJSON_ParseWithLength(raw + 8, (size_t)hlen) : NULL;
-    const cJSON *bias = cJSON_GetObjectItemCaseSensitive(hdr, "2.bias"); /* a dotted name: no h_jget */
-    const cJSON *off = h_jget(bias, "data_offsets");
-    const char *dtype = h_jstr(bias, "dtype");
+    const cJSON *bias = cJSON_GetObjectItemCaseSensitive(hdr, "2.bias"); /* a dotted name: no e2e_jget */
+    const cJSON *off = e2e_jget(bias, "data_offsets");
+    const char *dtype = e2e_jstr(bias, "dtype");
     int rc = -1;
     if (cJSON_GetArraySize(off) == 2 && dtype && strcmp(dtype, "F32") == 0) {
         size_t lo = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, hi = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
@@ -720,21 +725,21 @@ int h_write_shifted_model(const char *path) {
             f += 0.5f;
             memcpy(raw + p, &f, 4);
         }
-        rc = h_write_file(path, raw, len);
+        rc = e2e_write_file(path, raw, len);
     }
     cJSON_Delete(hdr);
     free(raw);
     return rc;
 }
 
-double h_metric(const char *text, const char *name) {
+double e2e_metric(const char *text, const char *name) {
     size_t n = strlen(name);
     for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
         if (strncmp(p, name, n) == 0 && p[n] == ' ') return strtod(p + n + 1, NULL);
     return NAN;
 }
 
-int h_write_file(const char *path, const void *buf, size_t len) {
+int e2e_write_file(const char *path, const void *buf, size_t len) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     int ok = fwrite(buf, 1, len, f) == len;
@@ -742,7 +747,7 @@ int h_write_file(const char *path, const void *buf, size_t len) {
     return ok ? 0 : -1;
 }
 
-char *h_b64_floats(const float *v, size_t n) {
+char *e2e_b64_floats(const float *v, size_t n) {
     unsigned char *raw = malloc(n * 4 + 1);
     char *out = malloc((n * 4 + 2) / 3 * 4 + 1);
     if (!raw || !out) {
@@ -760,7 +765,7 @@ char *h_b64_floats(const float *v, size_t n) {
     return out;
 }
 
-float *h_b64_decode_floats(const char *s, size_t *n) {
+float *e2e_b64_decode_floats(const char *s, size_t *n) {
     size_t len = strlen(s);
     if (len % 4) return NULL;
     unsigned char *raw = malloc(len / 4 * 3 + 1);

@@ -10,35 +10,35 @@
 /* ---- checks ---------------------------------------------------------- */
 
 /* Failure count and check count, shared by all threads of a test binary. */
-extern int h_failures;
-extern int h_checks;
+extern int e2e_failures;
+extern int e2e_checks;
 
 /* Record one check; on failure print "file:line: message". Thread-safe.
  * Returns cond so callers can skip dependent checks. */
-int h_check(int cond, const char *file, int line, const char *fmt, ...)
+int e2e_check(int cond, const char *file, int line, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-#define CHECK(cond, ...) h_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+#define CHECK(cond, ...) e2e_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 #define CHECK_EQ_INT(got, want, what)                                                                                  \
-    h_check((long long)(got) == (long long)(want), __FILE__, __LINE__, "%s: got %lld, want %lld", (what),              \
+    e2e_check((long long)(got) == (long long)(want), __FILE__, __LINE__, "%s: got %lld, want %lld", (what),              \
             (long long)(got), (long long)(want))
 #define CHECK_STR(got, want, what)                                                                                     \
-    h_check((got) != NULL && strcmp((got), (want)) == 0, __FILE__, __LINE__, "%s: got \"%s\", want \"%s\"", (what),    \
+    e2e_check((got) != NULL && strcmp((got), (want)) == 0, __FILE__, __LINE__, "%s: got \"%s\", want \"%s\"", (what),    \
             (got) ? (got) : "(null)", (want))
 /* |got - want| <= atol + rtol * |want| */
 #define CHECK_NEAR(got, want, rtol, atol, what)                                                                        \
-    h_check(h_near((got), (want), (rtol), (atol)), __FILE__, __LINE__, "%s: got %.17g, want %.17g (rtol %g, atol %g)", \
+    e2e_check(e2e_near((got), (want), (rtol), (atol)), __FILE__, __LINE__, "%s: got %.17g, want %.17g (rtol %g, atol %g)", \
             (what), (double)(got), (double)(want), (double)(rtol), (double)(atol))
-int h_near(double got, double want, double rtol, double atol);
+int e2e_near(double got, double want, double rtol, double atol);
 
 /* Print "N passed, N failed" (checks) and return the exit status: 0 when
  * checks ran and none failed. Stops every server still running. */
-int h_report(const char *suite);
+int e2e_report(const char *suite);
 
 /* Abort the whole binary (servers are killed by the exit hook). */
-void h_die(const char *fmt, ...)
+void e2e_die(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2), noreturn))
 #endif
@@ -51,31 +51,31 @@ typedef struct {
     int port;
     char dir[256]; /* private temp directory (port file, log, models) */
     char log[300]; /* its stdout+stderr */
-} h_server;
+} e2e_server;
 
 /* Path of a file under the repository root ($TRIPLET_ROOT, else "."):
  * returns a static per-thread buffer. */
-const char *h_root_path(const char *rel);
+const char *e2e_root_path(const char *rel);
 
 /* 1 when the server binary is a sanitizer build (slower: scale timeouts). */
-int h_slow(void);
+int e2e_slow(void);
 
 /* Start $TRIPLETD --host 127.0.0.1 --port 0 --port-file DIR/port plus args
  * (NULL-terminated; "--model PATH" is added when args holds no "--model").
  * Waits (bounded) for the port file and GET /healthz 200. 0 on success;
  * on failure prints why (with the server log tail) and returns -1. */
-int h_server_start(h_server *s, const char *const *args);
+int e2e_server_start(e2e_server *s, const char *const *args);
 
 /* Send sig and wait up to timeout_s for the exit; SIGKILL after that.
  * Returns the exit status as from waitpid (or -1). Idempotent. */
-int h_server_stop(h_server *s, int sig, double timeout_s);
+int e2e_server_stop(e2e_server *s, int sig, double timeout_s);
 
 /* Wait for the server to exit by itself (up to timeout_s). Returns the wait
  * status, or -1 on timeout (it is still running then). */
-int h_server_wait(h_server *s, double timeout_s);
+int e2e_server_wait(e2e_server *s, double timeout_s);
 
 /* Print the last lines of the server's log to stderr. */
-void h_server_log_tail(const h_server *s, int lines);
+void e2e_server_log_tail(const e2e_server *s, int lines);
 
 /* ---- HTTP ------------------------------------------------------------ */
 
@@ -88,7 +88,7 @@ typedef struct {
     int chunked;             /* send the body with Transfer-Encoding: chunked */
     int no_content_type;     /* do not add "Content-Type: application/json" to bodies */
     long timeout_ms;         /* 0: 10 s (x4 under sanitizers) */
-} h_req;
+} e2e_req;
 
 typedef struct {
     long status;   /* 0 when the transfer failed */
@@ -98,80 +98,83 @@ typedef struct {
     double seconds;
     char curl_err[256];
     cJSON *json; /* parsed body, or NULL */
-} h_resp;
+} e2e_resp;
 
 /* One request on a fresh connection. Returns 0 if an HTTP response arrived. */
-int h_request(const h_server *s, const h_req *rq, h_resp *out);
-void h_resp_free(h_resp *r);
+int e2e_request(const e2e_server *s, const e2e_req *rq, e2e_resp *out);
+void e2e_resp_free(e2e_resp *r);
 
 /* A reusable connection (a libcurl easy handle): requests through it share
  * one keep-alive TCP connection. One thread at a time. */
-void *h_conn_new(void);
-void h_conn_free(void *conn);
-int h_request_conn(void *conn, const h_server *s, const h_req *rq, h_resp *out);
+void *e2e_conn_new(void);
+void e2e_conn_free(void *conn);
+int e2e_request_conn(void *conn, const e2e_server *s, const e2e_req *rq, e2e_resp *out);
 
 /* Send raw bytes on a new TCP connection and read one response (until its
  * Content-Length is complete, the peer closes, or timeout_ms). Fills status,
- * headers, body and json as h_request does. 0 if a status line arrived. */
-int h_raw_request(const h_server *s, const char *bytes, size_t len, long timeout_ms, h_resp *out);
+ * headers, body and json as e2e_request does. 0 if a status line arrived. */
+int e2e_raw_request(const e2e_server *s, const char *bytes, size_t len, long timeout_ms, e2e_resp *out);
 
 /* Convenience: GET path; POST path with a JSON body (Content-Type set). */
-int h_get(const h_server *s, const char *path, h_resp *out);
-int h_post(const h_server *s, const char *path, const char *body, h_resp *out);
+int e2e_get(const e2e_server *s, const char *path, e2e_resp *out);
+int e2e_post(const e2e_server *s, const char *path, const char *body, e2e_resp *out);
 
 /* Value of a response header (case-insensitive name), copied into buf;
  * NULL when absent. */
-const char *h_header(const h_resp *r, const char *name, char *buf, size_t cap);
+const char *e2e_header(const e2e_resp *r, const char *name, char *buf, size_t cap);
 
 /* Check that r is an error reply: status, {"error":{"code":status,"type":
  * type,"message":non-empty,"field":field}}; field NULL means "not checked",
  * "" means absent or empty. Returns 1 if all matched. what labels messages. */
-int h_check_error(const h_resp *r, long status, const char *type, const char *field, const char *what, const char *file,
+int e2e_check_error(const e2e_resp *r, long status, const char *type, const char *field, const char *what, const char *file,
                   int line);
 #define CHECK_ERROR(r, status, type, field, what)                                                                      \
-    h_check_error((r), (status), (type), (field), (what), __FILE__, __LINE__)
+    e2e_check_error((r), (status), (type), (field), (what), __FILE__, __LINE__)
 
 /* ---- JSON helpers ---------------------------------------------------- */
 
 /* Object member by dotted path ("config.metric", "data.0.embedding"). */
-const cJSON *h_jget(const cJSON *root, const char *path);
+const cJSON *e2e_jget(const cJSON *root, const char *path);
 /* Number at path, or NAN. String at path, or NULL. */
-double h_jnum(const cJSON *root, const char *path);
-const char *h_jstr(const cJSON *root, const char *path);
+double e2e_jnum(const cJSON *root, const char *path);
+const char *e2e_jstr(const cJSON *root, const char *path);
 /* Copy a numeric array (n entries) into a malloc'd double array; NULL if the
  * item is not an array of numbers. *n receives the count. */
-double *h_jarray(const cJSON *arr, size_t *n);
+double *e2e_jarray(const cJSON *arr, size_t *n);
 /* Flatten an array of numeric arrays (rows x cols) into malloc'd doubles;
  * NULL if ragged or not numeric. */
-double *h_jmatrix(const cJSON *arr, size_t *rows, size_t *cols);
+double *e2e_jmatrix(const cJSON *arr, size_t *rows, size_t *cols);
 
 /* The directory for temporary files: $TMPDIR when set and not empty, else /tmp. */
-const char *h_tmpdir(void);
+const char *e2e_tmpdir(void);
+/* Create a private directory e2e_tmpdir()/NAME.XXXXXX; its path goes to dir
+ * (cap bytes). Dies when it cannot. */
+void e2e_mkdtemp(char *dir, size_t cap, const char *name);
 /* Read a whole file into a malloc'd NUL-terminated buffer (NULL on error). */
-char *h_read_file(const char *path, size_t *len);
+char *e2e_read_file(const char *path, size_t *len);
 /* 1 once the file holds every string of needles (NULL-terminated), polled
  * for up to timeout_s; 0 after that. */
-int h_wait_file(const char *path, const char *const *needles, double timeout_s);
+int e2e_wait_file(const char *path, const char *const *needles, double timeout_s);
 /* Write a buffer to a file; 0 on success. */
-int h_write_file(const char *path, const void *buf, size_t len);
+int e2e_write_file(const char *path, const void *buf, size_t len);
 /* Replace dst by the contents of src atomically (through dst.tmp and
  * rename, what a deploy does); 0 on success. */
-int h_install_file(const char *src, const char *dst);
+int e2e_install_file(const char *src, const char *dst);
 /* A root-relative JSON file (tests/golden/...), parsed; dies when it cannot. */
-cJSON *h_read_json(const char *rel);
+cJSON *e2e_read_json(const char *rel);
 /* The e2e fixture (tests/data/e2e-model.safetensors) with 0.5 added to its
  * last layer's bias ("2.bias"): a second model whose embeddings differ.
  * 0 on success. */
-int h_write_shifted_model(const char *path);
+int e2e_write_shifted_model(const char *path);
 /* Value of the sample line `name` + ' ' in Prometheus text, or NAN. */
-double h_metric(const char *text, const char *name);
+double e2e_metric(const char *text, const char *name);
 
 /* Base64 (standard alphabet, padded) of n little-endian float32 values; malloc'd. */
-char *h_b64_floats(const float *v, size_t n);
+char *e2e_b64_floats(const float *v, size_t n);
 /* Decode a base64 float32 string; malloc'd floats, *n count; NULL on error. */
-float *h_b64_decode_floats(const char *s, size_t *n);
+float *e2e_b64_decode_floats(const char *s, size_t *n);
 
 /* Monotonic clock in seconds. */
-double h_now(void);
+double e2e_now(void);
 
 #endif
