@@ -16,13 +16,19 @@ BIN    := bin
 SANFLAGS :=
 endif
 
+# The ONNX reader is generated at build time from the onnx.proto that Debian's
+# libonnx-dev installs (onnx/onnx.proto under ONNX_PROTO_DIR); never copied here.
+GEN      := $(B)/gen
+ONNX_PROTO_DIR ?= /usr/include
+ONNX_PB  := $(GEN)/onnx/onnx.pb-c
+
 CC      ?= cc
 OPT     ?= -O2
 WERROR  ?= -Werror
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wpedantic -Wshadow $(WERROR) -MMD -MP \
-           -Ilib -Iserver $(SANFLAGS) $(shell pkg-config --cflags openblas 2>/dev/null) $(EXTRA_CFLAGS)
+           -Ilib -Iserver -I$(GEN) $(SANFLAGS) $(shell pkg-config --cflags openblas 2>/dev/null) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS) $(shell pkg-config --libs-only-L openblas 2>/dev/null) $(EXTRA_LDFLAGS)
-LIBS    := -lcjson -lopenblas -lcrypto -lz -lm -lpthread
+LIBS    := -lcjson -lopenblas -lprotobuf-c -lcrypto -lz -lm -lpthread
 SRV_LIBS:= -lmicrohttpd
 CURL_LIBS := -lcurl
 TEST_LIBS := -lcmocka
@@ -30,7 +36,8 @@ TEST_LIBS := -lcmocka
 # Debian packages the build and `make test` need (bench and docker add their own).
 DEPS := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev \
         libcurl4-openssl-dev libcmocka-dev zlib1g-dev libssl-dev nginx-light curl \
-        yamllint python3-yaml dataset-fashion-mnist python3-jsonschema python3-prometheus-client
+        yamllint python3-yaml dataset-fashion-mnist python3-jsonschema python3-prometheus-client \
+        protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx python3-torch python3-numpy
 # Commands the tests need, each with the Debian package that provides it;
 # installed only when the command is missing (it may come from elsewhere).
 DEP_CMDS := kubectl:kubernetes-client promtool:prometheus node:nodejs npm:npm
@@ -44,7 +51,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 E2E_SRC  := $(wildcard tests/e2e/e2e_*.c)
 E2E_SUP  := $(filter-out $(E2E_SRC),$(wildcard tests/e2e/*.c))
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o) $(ONNX_PB).o
 SRV_OBJ  := $(SRV_SRC:%.c=$(B)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(B)/%.o)
 E2E_SUP_OBJ := $(E2E_SUP:%.c=$(B)/%.o)
@@ -87,8 +94,17 @@ help:
 	@echo "make test-docker  build and run the container image with podman"
 	@echo "make clean"
 
-$(B)/%.o: %.c
+$(B)/%.o: %.c | $(ONNX_PB).h
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# Any object may include the generated header (order-only prerequisite of
+# $(B)/%.o): it exists before the first compile; -MMD tracks real users after.
+$(ONNX_PB).c $(ONNX_PB).h &: $(ONNX_PROTO_DIR)/onnx/onnx.proto
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -I$(ONNX_PROTO_DIR) onnx/onnx.proto
+
+$(ONNX_PB).o: $(ONNX_PB).c $(ONNX_PB).h
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIBA): $(LIB_OBJ)

@@ -1,0 +1,201 @@
+/* onnx_exec.c - static memory plans per batch size, per-thread arenas, running the graph. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx.h"
+#include "onnx_load.h"
+#include "onnx_op.h"
+
+#define ARENA_TARGET ((size_t)64 << 20) /* bytes of activations per chunk of rows */
+#define MAX_CHUNK 256
+#define ALIGN 16 /* floats: 64-byte offsets */
+
+typedef struct {
+    int64_t n;     /* rows this plan is for; 0 = empty slot */
+    size_t *off;   /* per value, floats into the arena */
+    onx_t *view;   /* per value, concrete dims for n rows */
+    size_t need;   /* floats of activations */
+    size_t tmp;    /* floats of kernel scratch after them */
+    unsigned used; /* LRU stamp */
+} plan;
+
+struct onx_ws {
+    uint64_t gid;
+    plan plans[2];
+    unsigned clock;
+    float *arena;
+    size_t cap; /* floats */
+};
+
+static void plan_clear(plan *p) {
+    free(p->off);
+    free(p->view);
+    memset(p, 0, sizeof *p);
+}
+
+void onx_ws_free(onx_ws *ws) {
+    if (!ws) return;
+    for (int i = 0; i < 2; i++) plan_clear(&ws->plans[i]);
+    free(ws->arena);
+    free(ws);
+}
+
+static int is_runtime(const onx_graph *g, int v) {
+    const onx_value *val = &g->v[v];
+    return !val->is_const && val->last_use >= 0 && (v == g->input || val->producer >= 0);
+}
+
+/* First fit among the live blocks (sorted by offset). */
+typedef struct {
+    size_t off, len;
+    int v;
+} block;
+
+static size_t place(block *b, int *nb, size_t len, int v) {
+    size_t at = 0;
+    int i = 0;
+    for (; i < *nb; i++) {
+        if (b[i].off >= at + len) break;
+        at = b[i].off + b[i].len > at ? b[i].off + b[i].len : at;
+    }
+    memmove(b + i + 1, b + i, sizeof *b * (size_t)(*nb - i));
+    b[i] = (block){at, len, v};
+    (*nb)++;
+    return at;
+}
+
+static void release(block *b, int *nb, int v) {
+    for (int i = 0; i < *nb; i++)
+        if (b[i].v == v) {
+            memmove(b + i, b + i + 1, sizeof *b * (size_t)(*nb - i - 1));
+            (*nb)--;
+            return;
+        }
+}
+
+static int make_plan(const onx_graph *g, int64_t n, plan *p, tr_err *err) {
+    plan_clear(p);
+    p->off = calloc((size_t)g->n_v, sizeof *p->off);
+    p->view = calloc((size_t)g->n_v, sizeof *p->view);
+    block *b = malloc(sizeof *b * (size_t)(g->n_v + 1));
+    if (!p->off || !p->view || !b) {
+        free(b);
+        plan_clear(p);
+        return tr_seterr(err, TR_ENOMEM, "", "out of memory planning the graph");
+    }
+    int nb = 0;
+    for (int v = 0; v < g->n_v; v++) onx_view(&g->v[v], n, &p->view[v]);
+    size_t need = 0, len;
+#define ALLOC(v)                                                                   \
+    do {                                                                           \
+        len = (p->view[v].n + ALIGN - 1) / ALIGN * ALIGN;                          \
+        p->off[v] = place(b, &nb, len ? len : ALIGN, v);                           \
+        if (p->off[v] + len > need) need = p->off[v] + len;                        \
+    } while (0)
+    ALLOC(g->input);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const onx_node *nd = &g->nodes[i];
+        if (nd->dead) continue;
+        for (int k = 0; k < nd->n_out; k++)
+            if (is_runtime(g, nd->out[k])) ALLOC(nd->out[k]);
+        if (nd->op->scratch) {
+            onx_t in[ONX_MAX_IO], out[ONX_MAX_IO];
+            for (int k = 0; k < nd->n_in; k++)
+                if (nd->in[k] >= 0) in[k] = p->view[nd->in[k]];
+            for (int k = 0; k < nd->n_out; k++) out[k] = p->view[nd->out[k]];
+            size_t t = nd->op->scratch(nd, in, out);
+            if (t > p->tmp) p->tmp = t;
+        }
+        for (int k = 0; k < nd->n_in; k++) {
+            int v = nd->in[k];
+            if (v >= 0 && is_runtime(g, v) && g->v[v].last_use == i) release(b, &nb, v);
+        }
+        for (int k = 0; k < nd->n_out; k++) /* outputs nobody reads */
+            if (is_runtime(g, nd->out[k]) && g->v[nd->out[k]].last_use < 0) release(b, &nb, nd->out[k]);
+    }
+#undef ALLOC
+    free(b);
+    p->need = need;
+    p->n = n;
+    return TR_OK;
+}
+
+static int get_plan(const onx_graph *g, onx_ws *ws, int64_t n, plan **out, tr_err *err) {
+    if (ws->gid != g->id) {
+        for (int i = 0; i < 2; i++) plan_clear(&ws->plans[i]);
+        ws->gid = g->id;
+    }
+    plan *p = NULL;
+    for (int i = 0; i < 2 && !p; i++)
+        if (ws->plans[i].n == n) p = &ws->plans[i];
+    if (!p) {
+        p = ws->plans[0].used <= ws->plans[1].used ? &ws->plans[0] : &ws->plans[1];
+        int rc = make_plan(g, n, p, err);
+        if (rc) return rc;
+    }
+    p->used = ++ws->clock;
+    size_t total = p->need + p->tmp;
+    if (total > ws->cap) {
+        float *a = malloc(total * sizeof *a);
+        if (!a) return tr_seterr(err, TR_ENOMEM, "", "out of memory for a %zu-float arena", total);
+        free(ws->arena);
+        ws->arena = a;
+        ws->cap = total;
+    }
+    *out = p;
+    return TR_OK;
+}
+
+/* Rows per run: the file's fixed batch, else as many as fit the arena target. */
+static int64_t chunk_rows(const onx_graph *g, onx_ws *ws, size_t n, tr_err *err) {
+    if (g->fixed_batch) return g->fixed_batch;
+    plan *p;
+    if (get_plan(g, ws, 1, &p, err)) return -1;
+    size_t per = (p->need + p->tmp) * sizeof(float), rows = per ? ARENA_TARGET / per : MAX_CHUNK;
+    rows = rows < 1 ? 1 : rows > MAX_CHUNK ? MAX_CHUNK : rows;
+    return (int64_t)(rows < n ? rows : n);
+}
+
+static void run_nodes(const onx_graph *g, const plan *p, float *arena) {
+    float *tmp = arena + p->need;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const onx_node *nd = &g->nodes[i];
+        if (nd->dead) continue;
+        onx_t in[ONX_MAX_IO], out[ONX_MAX_IO];
+        for (int k = 0; k < nd->n_in; k++) {
+            int v = nd->in[k];
+            if (v < 0) {
+                memset(&in[k], 0, sizeof in[k]);
+                continue;
+            }
+            in[k] = p->view[v];
+            in[k].p = g->v[v].is_const ? g->v[v].data : (void *)(arena + p->off[v]);
+        }
+        for (int k = 0; k < nd->n_out; k++) {
+            out[k] = p->view[nd->out[k]];
+            out[k].p = arena + p->off[nd->out[k]];
+        }
+        nd->op->run(nd, in, out, tmp);
+    }
+}
+
+int onx_forward(const onx_graph *g, const float *x, size_t n, float *y, onx_ws **wsp, tr_err *err) {
+    if (!*wsp && !(*wsp = calloc(1, sizeof **wsp))) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
+    onx_ws *ws = *wsp;
+    size_t din = onx_input_dim(g), dout = onx_output_dim(g);
+    int64_t rows = chunk_rows(g, ws, n, err);
+    if (rows < 0) return err ? err->code : TR_ENOMEM;
+    for (size_t at = 0; at < n; at += (size_t)rows) {
+        size_t m = n - at < (size_t)rows ? n - at : (size_t)rows;
+        int64_t run_n = g->fixed_batch ? g->fixed_batch : (int64_t)m;
+        plan *p;
+        int rc = get_plan(g, ws, run_n, &p, err);
+        if (rc) return rc;
+        float *xin = ws->arena + p->off[g->input];
+        memcpy(xin, x + at * din, m * din * sizeof *x);
+        if ((size_t)run_n > m) memset(xin + m * din, 0, ((size_t)run_n - m) * din * sizeof *x); /* padding rows */
+        run_nodes(g, p, ws->arena);
+        memcpy(y + at * dout, ws->arena + p->off[g->outputs[0]], m * dout * sizeof *y);
+    }
+    return TR_OK;
+}

@@ -1,0 +1,209 @@
+/* onnx_k_conv.c - Conv (1-D, 2-D, groups) as im2col + OpenBLAS SGEMM, depthwise direct; window geometry. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx_op.h"
+
+int onx_win_parse(onx_graph *g, const onx_node *nd, const onx_value *x, const int64_t *kshape, int dil_ok,
+                  int ceil_ok, onx_win *w, tr_err *err) {
+    int nsp = x->rank - 2, n, rc;
+    int64_t k[4], s[2] = {1, 1}, d[2] = {1, 1}, p[4] = {0, 0, 0, 0}, ceil_mode = 0;
+    char pad[16] = "NOTSET";
+    if (nsp < 1 || nsp > 2) return onx_fail(g, nd, err, "input has rank %d; 1-D and 2-D (rank 3 or 4) are supported", x->rank);
+    for (int i = 1; i < x->rank; i++)
+        if (x->dim[i].p) return onx_fail(g, nd, err, "dimension %d of the input depends on the batch size", i);
+    if ((rc = onx_attr_ints(g, nd, "kernel_shape", k, 4, &n, err)) < 0) return rc;
+    if (rc == 0 && !kshape) return onx_fail(g, nd, err, "attribute \"kernel_shape\" is required");
+    if (rc == 1 && n != nsp) return onx_fail(g, nd, err, "kernel_shape has %d values for %d spatial dims", n, nsp);
+    if (rc == 1 && kshape)
+        for (int i = 0; i < nsp; i++)
+            if (k[i] != kshape[i]) return onx_fail(g, nd, err, "kernel_shape does not match the weight's shape");
+    if (rc == 0) memcpy(k, kshape, sizeof(int64_t) * (size_t)nsp);
+    if ((rc = onx_attr_ints(g, nd, "strides", s, 2, &n, err)) < 0) return rc;
+    if (rc == 1 && n != nsp) return onx_fail(g, nd, err, "strides has %d values for %d spatial dims", n, nsp);
+    if (dil_ok) {
+        if ((rc = onx_attr_ints(g, nd, "dilations", d, 2, &n, err)) < 0) return rc;
+        if (rc == 1 && n != nsp) return onx_fail(g, nd, err, "dilations has %d values for %d spatial dims", n, nsp);
+    }
+    if ((rc = onx_attr_ints(g, nd, "pads", p, 4, &n, err)) < 0) return rc;
+    if (rc == 1 && n != 2 * nsp) return onx_fail(g, nd, err, "pads has %d values for %d spatial dims", n, nsp);
+    if ((rc = onx_attr_str(g, nd, "auto_pad", pad, sizeof pad, err)) < 0) return rc;
+    if (ceil_ok && (rc = onx_attr_int(g, nd, "ceil_mode", &ceil_mode, err)) < 0) return rc;
+    int same = !strcmp(pad, "SAME_UPPER") || !strcmp(pad, "SAME_LOWER");
+    if (!same && strcmp(pad, "NOTSET") && strcmp(pad, "VALID"))
+        return onx_fail(g, nd, err, "auto_pad \"%s\" is not NOTSET, SAME_UPPER, SAME_LOWER or VALID", pad);
+    memset(w, 0, sizeof *w);
+    w->nsp = nsp;
+    for (int i = 0; i < 2; i++) w->k[i] = w->s[i] = w->d[i] = w->in[i] = w->out[i] = 1;
+    for (int i = 0; i < nsp; i++) {
+        int j = i + 2 - nsp;
+        int64_t in = x->dim[2 + i].c;
+        if (k[i] < 1 || s[i] < 1 || d[i] < 1 || k[i] > 4096 || s[i] > 4096 || d[i] > 4096)
+            return onx_fail(g, nd, err, "kernel, stride and dilation must be 1 to 4096");
+        int64_t pb = p[i], pe = p[i + nsp], ext = (k[i] - 1) * d[i] + 1;
+        if (pb < 0 || pe < 0 || pb > 4096 || pe > 4096) return onx_fail(g, nd, err, "pads must be 0 to 4096");
+        if (same) {
+            int64_t out = (in + s[i] - 1) / s[i], tot = (out - 1) * s[i] + ext - in;
+            tot = tot < 0 ? 0 : tot;
+            pb = !strcmp(pad, "SAME_UPPER") ? tot / 2 : tot - tot / 2;
+            pe = tot - pb;
+        } else if (!strcmp(pad, "VALID")) {
+            pb = pe = 0;
+        }
+        int64_t span = in + pb + pe - ext;
+        if (span < 0)
+            return onx_fail(g, nd, err, "kernel extent %lld exceeds the padded input %lld", (long long)ext,
+                            (long long)(in + pb + pe));
+        int64_t out = ceil_mode ? (span + s[i] - 1) / s[i] + 1 : span / s[i] + 1;
+        if (ceil_mode && (out - 1) * s[i] >= in + pb) out--; /* a window must start inside the input */
+        w->k[j] = k[i], w->s[j] = s[i], w->d[j] = d[i], w->pb[j] = pb, w->pe[j] = pe, w->in[j] = in, w->out[j] = out;
+    }
+    return TR_OK;
+}
+
+void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
+    o[0] = x->dim[0];
+    o[1] = onx_d(c);
+    for (int i = 0; i < w->nsp; i++) o[2 + i] = onx_d(w->out[i + 2 - w->nsp]);
+}
+
+typedef struct {
+    onx_win w;
+    int64_t c, m, grp;
+} conv_p;
+
+static int infer_conv(onx_graph *g, onx_node *nd, tr_err *err) {
+    static const char *const known[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
+    int rc;
+    if ((rc = onx_arity(g, nd, 2, 3, 1, err)) || (rc = onx_attr_only(g, nd, known, err)) ||
+        (rc = onx_need(g, nd, 0, ONX_F32, 3, 4, err)))
+        return rc;
+    const onx_value *x = onx_in(g, nd, 0), *wt = onx_in(g, nd, 1), *b = onx_in(g, nd, 2);
+    if ((rc = onx_need(g, nd, 1, ONX_F32, x->rank, x->rank, err))) return rc;
+    if (!wt->is_const) return onx_fail(g, nd, err, "weight \"%s\" must be a constant", wt->name);
+    int64_t grp = 1, c = x->dim[1].c, m = wt->dim[0].c, ks[2];
+    if ((rc = onx_attr_int(g, nd, "group", &grp, err)) < 0) return rc;
+    if (x->dim[1].p) return onx_fail(g, nd, err, "the channel dimension depends on the batch size");
+    if (grp < 1 || c % grp)
+        return onx_fail(g, nd, err, "group %lld does not divide %lld input channels", (long long)grp, (long long)c);
+    if (wt->dim[1].c != c / grp)
+        return onx_fail(g, nd, err, "weight \"%s\" has %lld input channels per group; the input gives %lld", wt->name,
+                        (long long)wt->dim[1].c, (long long)(c / grp));
+    if (m < 1 || m % grp)
+        return onx_fail(g, nd, err, "group %lld does not divide %lld output channels", (long long)grp, (long long)m);
+    if (b && (b->dtype != ONX_F32 || !b->is_const || b->rank != 1 || b->dim[0].c != m))
+        return onx_fail(g, nd, err, "bias \"%s\" must be a constant float [%lld]", b->name, (long long)m);
+    for (int i = 2; i < x->rank; i++) ks[i - 2] = wt->dim[i].c;
+    conv_p *p = calloc(1, sizeof *p);
+    if (!p) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
+    nd->p = p;
+    if ((rc = onx_win_parse(g, nd, x, ks, 1, 0, &p->w, err))) return rc;
+    p->c = c, p->m = m, p->grp = grp;
+    onx_dim o[4];
+    onx_win_dims(x, m, &p->w, o);
+    onx_set_out(g, nd, 0, ONX_F32, x->rank, o);
+    return TR_OK;
+}
+
+static int is_pointwise(const onx_win *w) {
+    return w->k[0] == 1 && w->k[1] == 1 && w->s[0] == 1 && w->s[1] == 1 && w->pb[0] == 0 && w->pb[1] == 0 &&
+           w->pe[0] == 0 && w->pe[1] == 0;
+}
+
+static int is_depthwise(const conv_p *p) { return p->grp == p->c && p->m == p->c && p->grp > 1; }
+
+static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
+    (void)in, (void)out;
+    const conv_p *p = nd->p;
+    if (is_pointwise(&p->w) || is_depthwise(p)) return 0;
+    return (size_t)(p->c / p->grp * p->w.k[0] * p->w.k[1] * p->w.out[0] * p->w.out[1]);
+}
+
+/* col[(c*kh + i)*kw + j][oy*ow + ox] = x[c][oy*s0 - pb0 + i*d0][ox*s1 - pb1 + j*d1], 0 outside. */
+static void im2col(const float *x, int64_t cin, const onx_win *w, float *col) {
+    int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1];
+    for (int64_t c = 0; c < cin; c++)
+        for (int64_t i = 0; i < w->k[0]; i++)
+            for (int64_t j = 0; j < w->k[1]; j++) {
+                float *dst = col + ((c * w->k[0] + i) * w->k[1] + j) * OH * OW;
+                for (int64_t oy = 0; oy < OH; oy++, dst += OW) {
+                    int64_t iy = oy * w->s[0] - w->pb[0] + i * w->d[0];
+                    if (iy < 0 || iy >= H) {
+                        memset(dst, 0, sizeof(float) * (size_t)OW);
+                        continue;
+                    }
+                    const float *src = x + (c * H + iy) * W;
+                    int64_t off = j * w->d[1] - w->pb[1];
+                    for (int64_t ox = 0; ox < OW; ox++) {
+                        int64_t ix = ox * w->s[1] + off;
+                        dst[ox] = ix >= 0 && ix < W ? src[ix] : 0.0f;
+                    }
+                }
+            }
+}
+
+/* One channel of a depthwise conv: y (OH x OW) += taps of w over x (H x W). */
+static void dw_channel(const float *x, const float *wk, const onx_win *w, float *y) {
+    int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1], s1 = w->s[1];
+    for (int64_t oy = 0; oy < OH; oy++) {
+        float *yr = y + oy * OW;
+        for (int64_t i = 0; i < w->k[0]; i++) {
+            int64_t iy = oy * w->s[0] - w->pb[0] + i * w->d[0];
+            if (iy < 0 || iy >= H) continue;
+            const float *xr = x + iy * W;
+            for (int64_t j = 0; j < w->k[1]; j++) {
+                float wv = wk[i * w->k[1] + j];
+                int64_t off = j * w->d[1] - w->pb[1]; /* ix = ox*s1 + off */
+                int64_t lo = off >= 0 ? 0 : (-off + s1 - 1) / s1, hi = (W - 1 - off) / s1 + 1;
+                if (W - 1 - off < 0) continue;
+                if (hi > OW) hi = OW;
+                if (s1 == 1)
+                    for (int64_t ox = lo; ox < hi; ox++) yr[ox] += wv * xr[ox + off];
+                else
+                    for (int64_t ox = lo; ox < hi; ox++) yr[ox] += wv * xr[ox * s1 + off];
+            }
+        }
+    }
+}
+
+static void run_conv(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
+    const conv_p *p = nd->p;
+    const float *x = in[0].p, *wt = in[1].p, *b = nd->n_in > 2 && in[2].p ? in[2].p : NULL;
+    float *y = out[0].p;
+    int64_t N = in[0].d[0], cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
+    int64_t HW = p->w.in[0] * p->w.in[1], K = cg * p->w.k[0] * p->w.k[1];
+    for (int64_t n = 0; n < N; n++) {
+        const float *xn = x + n * p->c * HW;
+        float *yn = y + n * p->m * P;
+        for (int64_t c = 0; c < p->m; c++) {
+            float bv = b ? b[c] : 0.0f;
+            for (int64_t i = 0; i < P; i++) yn[c * P + i] = bv;
+        }
+        if (is_depthwise(p)) {
+            for (int64_t c = 0; c < p->c; c++) dw_channel(xn + c * HW, wt + c * K, &p->w, yn + c * P);
+            continue;
+        }
+        for (int64_t gi = 0; gi < p->grp; gi++) {
+            const float *col = xn + gi * cg * HW;
+            if (!is_pointwise(&p->w)) {
+                im2col(col, cg, &p->w, tmp);
+                col = tmp;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)P, (int)K, 1.0f, wt + gi * mg * K,
+                        (int)K, col, (int)P, 1.0f, yn + gi * mg * P, (int)P);
+        }
+    }
+    onx_act_apply(nd->act, nd->act_lo, nd->act_hi, y, out[0].n);
+}
+
+static double conv_macs(const onx_node *nd, const onx_t *in, const onx_t *out) {
+    const conv_p *p = nd->p;
+    (void)in;
+    return (double)out[0].n * (double)(p->c / p->grp) * (double)(p->w.k[0] * p->w.k[1]);
+}
+
+const onx_op onx_ops_conv[] = {
+    {"Conv", 1, infer_conv, run_conv, conv_scratch, conv_macs, 1},
+    {NULL, 0, NULL, NULL, NULL, NULL, 0},
+};

@@ -1,0 +1,173 @@
+/* onnx_k_elem.c - elementwise ops: activations and numpy-broadcast binary arithmetic. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx_op.h"
+
+void onx_act_apply(onx_act a, float lo, float hi, float *x, size_t n) {
+    if (a == ONX_ACT_RELU)
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    else if (a == ONX_ACT_CLIP)
+        for (size_t i = 0; i < n; i++) x[i] = fminf(fmaxf(x[i], lo), hi);
+}
+
+/* --- unary float ops: same shape out --- */
+
+static int infer_unary(onx_graph *g, onx_node *nd, tr_err *err) {
+    int rc;
+    if ((rc = onx_arity(g, nd, 1, 1, 1, err)) || (rc = onx_need(g, nd, 0, ONX_F32, 0, ONX_MAX_RANK, err))) return rc;
+    const onx_value *x = onx_in(g, nd, 0);
+    onx_set_out(g, nd, 0, ONX_F32, x->rank, x->dim);
+    return TR_OK;
+}
+
+static int infer_relu(onx_graph *g, onx_node *nd, tr_err *err) {
+    static const char *const known[] = {"consumed_inputs", NULL}; /* opset 1 legacy, ignored */
+    int rc = onx_attr_only(g, nd, known, err);
+    return rc ? rc : infer_unary(g, nd, err);
+}
+
+static void run_relu(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
+    (void)nd, (void)tmp;
+    const float *x = in[0].p;
+    float *y = out[0].p;
+    for (size_t i = 0; i < out[0].n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+/* --- binary ops with numpy broadcasting --- */
+
+enum { B_ADD, B_SUB, B_MUL, B_DIV };
+
+static int op_kind(const onx_node *nd) {
+    const char *n = nd->op->name;
+    return n[0] == 'A' ? B_ADD : n[0] == 'S' ? B_SUB : n[0] == 'M' ? B_MUL : B_DIV;
+}
+
+/* int64 (shape) arithmetic on symbolic values, at load. */
+static int sym_op(int k, onx_dim a, onx_dim b, onx_dim *o) {
+    switch (k) {
+    case B_ADD:
+    case B_SUB:
+        if (a.p != b.p && a.c && b.c) return 0;
+        o->p = a.c ? a.p : b.p;
+        o->c = k == B_ADD ? a.c + b.c : a.c - b.c;
+        return 1;
+    case B_MUL:
+        if (a.p + b.p > 1) return 0;
+        o->c = a.c * b.c;
+        o->p = o->c ? a.p + b.p : 0;
+        return 1;
+    default:
+        if (b.c == 0) return 0;
+        if (a.p == 0 && b.p == 0) {
+            *o = onx_d(a.c / b.c);
+            return 1;
+        }
+        return onx_ddiv(a, b, o);
+    }
+}
+
+static int fold_i64(onx_graph *g, onx_node *nd, int r, const onx_dim *d, tr_err *err) {
+    const onx_value *a = onx_in(g, nd, 0), *b = onx_in(g, nd, 1);
+    onx_t ta = {0}, tb = {0};
+    ta.rank = a->rank, tb.rank = b->rank;
+    size_t n = 1;
+    int64_t dd[ONX_MAX_RANK], sa[ONX_MAX_RANK], sb[ONX_MAX_RANK];
+    for (int i = 0; i < a->rank; i++) ta.d[i] = a->dim[i].c;
+    for (int i = 0; i < b->rank; i++) tb.d[i] = b->dim[i].c;
+    for (int i = 0; i < r; i++) {
+        if (d[i].p) return onx_fail(g, nd, err, "int64 arithmetic on a batch-sized tensor");
+        dd[i] = d[i].c;
+        n *= (size_t)dd[i];
+    }
+    if (n > 4096) return onx_fail(g, nd, err, "int64 tensors are for shapes; %zu elements is too many", n);
+    onx_bstrides(&ta, r, dd, sa);
+    onx_bstrides(&tb, r, dd, sb);
+    onx_dim *o = malloc((n ? n : 1) * sizeof *o);
+    if (!o) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
+    const onx_dim *pa = a->data, *pb = b->data;
+    for (size_t i = 0; i < n; i++) {
+        size_t rem = i, ia = 0, ib = 0;
+        for (int j = r - 1; j >= 0; j--) {
+            size_t c = rem % (size_t)dd[j];
+            rem /= (size_t)dd[j];
+            ia += c * (size_t)sa[j];
+            ib += c * (size_t)sb[j];
+        }
+        if (!sym_op(op_kind(nd), pa[ia], pb[ib], &o[i])) {
+            free(o);
+            return onx_fail(g, nd, err, "int64 arithmetic on the batch size that is not a multiple of it");
+        }
+    }
+    onx_set_const(g, nd, 0, o);
+    return TR_OK;
+}
+
+static int infer_binary(onx_graph *g, onx_node *nd, tr_err *err) {
+    int rc = onx_arity(g, nd, 2, 2, 1, err);
+    if (rc) return rc;
+    static const char *const known[] = {NULL};
+    if ((rc = onx_attr_only(g, nd, known, err))) return rc;
+    const onx_value *a = onx_in(g, nd, 0), *b = onx_in(g, nd, 1);
+    if (a->dtype != b->dtype) return onx_fail(g, nd, err, "inputs have different element types");
+    onx_dim d[ONX_MAX_RANK];
+    int r;
+    if (!onx_broadcast(a, b, &r, d)) {
+        char sa[128], sb[128];
+        return onx_fail(g, nd, err, "shapes %s and %s do not broadcast", onx_shape_str(a, sa, sizeof sa),
+                        onx_shape_str(b, sb, sizeof sb));
+    }
+    onx_set_out(g, nd, 0, a->dtype, r, d);
+    if (a->dtype == ONX_I64) {
+        if (!a->is_const || !b->is_const) return onx_fail(g, nd, err, "int64 inputs must be computable at load");
+        return fold_i64(g, nd, r, d, err);
+    }
+    return TR_OK;
+}
+
+static void run_binary(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
+    (void)tmp;
+    const float *a = in[0].p, *b = in[1].p;
+    float *y = out[0].p;
+    int r = out[0].rank, k = op_kind(nd);
+    if (out[0].n == 0) return;
+    int64_t sa[ONX_MAX_RANK], sb[ONX_MAX_RANK], idx[ONX_MAX_RANK] = {0};
+    onx_bstrides(&in[0], r, out[0].d, sa);
+    onx_bstrides(&in[1], r, out[0].d, sb);
+    int64_t inner = r ? out[0].d[r - 1] : 1, ia_s = r ? sa[r - 1] : 0, ib_s = r ? sb[r - 1] : 0;
+    size_t rows = out[0].n / (size_t)inner;
+    for (size_t row = 0; row < rows; row++) {
+        int64_t oa = 0, ob = 0;
+        for (int j = 0; j < r - 1; j++) oa += idx[j] * sa[j], ob += idx[j] * sb[j];
+        const float *pa = a + oa, *pb = b + ob;
+        float *py = y + row * (size_t)inner;
+        switch (k) {
+        case B_ADD:
+            for (int64_t i = 0; i < inner; i++) py[i] = pa[i * ia_s] + pb[i * ib_s];
+            break;
+        case B_SUB:
+            for (int64_t i = 0; i < inner; i++) py[i] = pa[i * ia_s] - pb[i * ib_s];
+            break;
+        case B_MUL:
+            for (int64_t i = 0; i < inner; i++) py[i] = pa[i * ia_s] * pb[i * ib_s];
+            break;
+        default:
+            for (int64_t i = 0; i < inner; i++) py[i] = pa[i * ia_s] / pb[i * ib_s];
+        }
+        for (int j = r - 2; j >= 0; j--) { /* odometer over the outer dims */
+            if (++idx[j] < out[0].d[j]) break;
+            idx[j] = 0;
+        }
+    }
+    onx_act_apply(nd->act, nd->act_lo, nd->act_hi, y, out[0].n);
+}
+
+const onx_op onx_ops_elem[] = {
+    {"Relu", 6, infer_relu, run_relu, NULL, NULL, 0},
+    {"Add", 7, infer_binary, run_binary, NULL, NULL, 1},
+    {"Sub", 7, infer_binary, run_binary, NULL, NULL, 1},
+    {"Mul", 7, infer_binary, run_binary, NULL, NULL, 1},
+    {"Div", 7, infer_binary, run_binary, NULL, NULL, 1},
+    {NULL, 0, NULL, NULL, NULL, NULL, 0},
+};

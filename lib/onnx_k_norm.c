@@ -1,0 +1,73 @@
+/* onnx_k_norm.c - BatchNormalization (inference) as a per-channel affine map y = x*a + b. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx_op.h"
+
+/* nd->p = {a[L], b[L]}; nd->i[0] = L (channels, or C*H*W when not spatial). */
+static int infer_bn(onx_graph *g, onx_node *nd, tr_err *err) {
+    static const char *const known[] = {"epsilon", "momentum", "spatial", "is_test", "consumed_inputs",
+                                        "training_mode", NULL};
+    int rc;
+    if ((rc = onx_arity(g, nd, 5, 5, 1, err)) || (rc = onx_attr_only(g, nd, known, err)) ||
+        (rc = onx_need(g, nd, 0, ONX_F32, 2, ONX_MAX_RANK, err)))
+        return rc;
+    int64_t spatial = 1, is_test = g->opset < 7 ? 0 : 1, training = 0;
+    float eps = 1e-5f;
+    if ((rc = onx_attr_int(g, nd, "spatial", &spatial, err)) < 0 || (rc = onx_attr_int(g, nd, "is_test", &is_test, err)) < 0 ||
+        (rc = onx_attr_int(g, nd, "training_mode", &training, err)) < 0 ||
+        (rc = onx_attr_float(g, nd, "epsilon", &eps, err)) < 0)
+        return rc;
+    if (!is_test || training) return onx_fail(g, nd, err, "training mode is not supported (inference only)");
+    if (eps < 0) return onx_fail(g, nd, err, "epsilon %g is negative", (double)eps);
+    const onx_value *x = onx_in(g, nd, 0);
+    onx_dim L = x->dim[1];
+    if (!spatial && !onx_numel(x->dim, 1, x->rank, &L)) return onx_fail(g, nd, err, "shape overflows");
+    if (L.p) return onx_fail(g, nd, err, "the channel dimension depends on the batch size");
+    const float *pr[4];
+    for (int k = 1; k < 5; k++) {
+        const onx_value *v = onx_in(g, nd, k);
+        onx_dim n;
+        if (v->dtype != ONX_F32 || !v->is_const || !onx_numel(v->dim, 0, v->rank, &n) || n.c != L.c)
+            return onx_fail(g, nd, err, "input %d \"%s\" must be a constant float tensor of %lld values", k, v->name,
+                            (long long)L.c);
+        pr[k - 1] = v->data;
+    }
+    float *ab = malloc(sizeof *ab * (size_t)(2 * L.c + 1));
+    if (!ab) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
+    for (int64_t c = 0; c < L.c; c++) {
+        if (pr[3][c] + eps <= 0) {
+            free(ab);
+            return onx_fail(g, nd, err, "variance + epsilon is not positive for channel %lld", (long long)c);
+        }
+        float a = pr[0][c] / sqrtf(pr[3][c] + eps);
+        ab[c] = a;
+        ab[L.c + c] = pr[1][c] - pr[2][c] * a;
+    }
+    nd->p = ab;
+    nd->i[0] = L.c;
+    onx_set_out(g, nd, 0, ONX_F32, x->rank, x->dim);
+    return TR_OK;
+}
+
+static void run_bn(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
+    (void)tmp;
+    const float *ab = nd->p, *x = in[0].p;
+    float *y = out[0].p;
+    size_t L = (size_t)nd->i[0], rows = in[0].d[0] > 0 ? (size_t)in[0].d[0] : 0;
+    size_t inner = rows && L ? in[0].n / rows / L : 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < L; c++) {
+            float a = ab[c], b = ab[L + c];
+            const float *xs = x + (r * L + c) * inner;
+            float *ys = y + (r * L + c) * inner;
+            for (size_t i = 0; i < inner; i++) ys[i] = xs[i] * a + b;
+        }
+    onx_act_apply(nd->act, nd->act_lo, nd->act_hi, y, out[0].n);
+}
+
+const onx_op onx_ops_norm[] = {
+    {"BatchNormalization", 6, infer_bn, run_bn, NULL, NULL, 1},
+    {NULL, 0, NULL, NULL, NULL, NULL, 0},
+};

@@ -1,0 +1,26 @@
+/* onnx_load.h - loader internals shared by the graph modules (not for users of onnx.h). */
+#ifndef ONNX_LOAD_H
+#define ONNX_LOAD_H
+
+#include "onnx_op.h"
+
+struct Onnx__TensorProto;
+
+/* Convert a TensorProto (initializer or attribute) into a new constant
+ * value; *vi its index. Checks dtype, dims, data length, external data. */
+int onx_load_tensor(onx_graph *g, const struct Onnx__TensorProto *t, const char *owner, int *vi, tr_err *err);
+/* Append a value named name (copied, sanitised); its index or -1. */
+int onx_value_new(onx_graph *g, const char *name);
+/* Printable copy of a name from the file: non-printing bytes become '?',
+ * long names are cut with "...". */
+const char *onx_sanitize(const char *s, char *buf, size_t cap);
+
+/* Passes over a loaded graph (onnx_opt.c): fold BatchNormalization into
+ * the preceding Conv, fuse activations, drop dead nodes, liveness. */
+int onx_optimize(onx_graph *g, tr_err *err);
+/* Run node nd at load on constant inputs, making its outputs constants. */
+int onx_fold(onx_graph *g, onx_node *nd, tr_err *err);
+/* Concrete view of value v for batch size n (data pointer left NULL). */
+void onx_view(const onx_value *v, int64_t n, onx_t *t);
+
+#endif

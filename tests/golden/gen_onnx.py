@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""gen_onnx.py - ONNX model fixtures exported by PyTorch and their reference outputs.
+
+Writes (all committed, so `make test` needs no torch):
+  tests/data/onnx/<name>.onnx   torch.onnx.export of each model below at
+                                opsets 11, 13 and 17, dynamic batch ("_dyn")
+                                and fixed batch 4 ("_b4")
+  tests/data/onnx/<model>.in    input rows: int32 n, int32 dim, n*dim float32
+  tests/data/onnx/<model>.out   PyTorch (float64) outputs, same layout
+
+Models:
+  fashion   a Fashion-MNIST-size CNN: Conv+BN+ReLU, MaxPool, grouped and
+            depthwise convs, AveragePool with ceil_mode and padding,
+            x.view(x.size(0), -1) (Shape/Gather/Unsqueeze/Concat/Reshape),
+            Linear (Gemm), Dropout
+  conv1d    Conv1d (strided, dilated) + BatchNorm1d, MaxPool1d(ceil_mode),
+            AvgPool1d(count_include_pad=False), GlobalAveragePool, Flatten,
+            MatMul, Add, Mul with broadcasting
+
+Run from the repository root: /usr/bin/python3 tests/golden/gen_onnx.py
+"""
+import os
+import struct
+
+import torch
+from torch import nn
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+OUT = os.path.join(ROOT, "tests", "data", "onnx")
+FIXED_BATCH = 4
+
+
+class Fashion(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1, groups=2, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, ceil_mode=True),
+            nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=True),
+            nn.Conv2d(16, 12, 1))
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(12 * 4 * 4, 48), nn.ReLU(), nn.Linear(48, 24))
+
+    def forward(self, x):
+        x = self.f(x)
+        return self.head(x.view(x.size(0), -1))
+
+
+class Conv1d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(3, 8, 5, stride=2, padding=2)
+        self.bn = nn.BatchNorm1d(8)
+        self.c2 = nn.Conv1d(8, 8, 3, dilation=2, padding=2)
+        self.pool = nn.MaxPool1d(3, stride=2, ceil_mode=True)
+        self.avg = nn.AvgPool1d(3, stride=1, padding=1, count_include_pad=False)
+        self.gap = nn.AdaptiveAvgPool1d(1)
+        self.s = nn.Parameter(torch.rand(8, 1) + 0.5)
+        self.w = nn.Parameter(torch.randn(8 * 10, 6) * 0.3)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.c1(x)))
+        y = self.avg(self.pool(self.c2(x)))
+        z = (y + self.gap(y)) * self.s  # Add and Mul with broadcasting
+        return torch.flatten(z, 1) @ self.w  # MatMul
+
+
+MODELS = {"fashion": (Fashion, (1, 28, 28)), "conv1d": (Conv1d, (3, 40))}
+
+
+def randomise_bn(m):
+    for mod in m.modules():
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            with torch.no_grad():
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.3, 0.3)
+
+
+def write_rows(path, x):
+    x = x.reshape(x.shape[0], -1).to(torch.float32).contiguous()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<ii", x.shape[0], x.shape[1]))
+        f.write(x.numpy().tobytes())
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for name, (cls, shape) in MODELS.items():
+        torch.manual_seed(7)
+        m = cls()
+        randomise_bn(m)
+        m.eval()
+        x = torch.rand(5, *shape) * 2 - 0.5
+        with torch.no_grad():
+            y = m.double()(x.double())
+        m.float()
+        write_rows(os.path.join(OUT, name + ".in"), x)
+        write_rows(os.path.join(OUT, name + ".out"), y)
+        for opset in (11, 13, 17):
+            for fixed in (False, True):
+                path = os.path.join(OUT, "%s_op%d_%s.onnx" % (name, opset, "b4" if fixed else "dyn"))
+                dummy = torch.zeros(FIXED_BATCH if fixed else 2, *shape)
+                torch.onnx.export(m, dummy, path, opset_version=opset, input_names=["x"], output_names=["y"],
+                                  dynamic_axes=None if fixed else {"x": {0: "batch"}, "y": {0: "batch"}},
+                                  training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+                print(path, os.path.getsize(path))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+/* test_onnx.c - ONNX graphs exported by PyTorch (tests/golden/gen_onnx.py) against PyTorch's outputs:
+ * opsets 11/13/17, dynamic and fixed batch, row by row and in batches, two threads at once. */
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "onnx.h"
+
+static const char *root(void) {
+    const char *r = getenv("TRIPLET_ROOT");
+    return r ? r : ".";
+}
+
+typedef struct {
+    int n, dim;
+    float *v;
+} rows;
+
+static rows read_rows(const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/onnx/%s", root(), name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    rows r = {0};
+    int32_t hdr[2];
+    assert_int_equal(fread(hdr, sizeof hdr[0], 2, f), 2);
+    r.n = hdr[0], r.dim = hdr[1];
+    r.v = malloc(sizeof(float) * (size_t)r.n * (size_t)r.dim);
+    assert_non_null(r.v);
+    assert_int_equal(fread(r.v, sizeof(float), (size_t)r.n * (size_t)r.dim, f), (size_t)r.n * (size_t)r.dim);
+    fclose(f);
+    return r;
+}
+
+static onx_graph *open_model(const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/onnx/%s", root(), name);
+    onx_graph *g = NULL;
+    tr_err err = {0};
+    int rc = onx_open(path, &g, &err);
+    if (rc) fail_msg("%s: %s", name, err.msg);
+    return g;
+}
+
+/* |got - want| <= 1e-4 + 1e-3 |want| everywhere. */
+static void check_close(const char *what, const float *got, const float *want, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(got[i] - want[i]) <= 1e-4f + 1e-3f * fabsf(want[i])))
+            fail_msg("%s: element %zu is %.7g, PyTorch %.7g", what, i, (double)got[i], (double)want[i]);
+}
+
+static const char *const MODELS[] = {"fashion", "conv1d"};
+static const int OPSETS[] = {11, 13, 17};
+
+static void test_golden(void **state) {
+    (void)state;
+    for (size_t m = 0; m < sizeof MODELS / sizeof MODELS[0]; m++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.in", MODELS[m]);
+        rows x = read_rows(name);
+        snprintf(name, sizeof name, "%s.out", MODELS[m]);
+        rows y = read_rows(name);
+        for (size_t o = 0; o < 3; o++)
+            for (int fixed = 0; fixed < 2; fixed++) {
+                snprintf(name, sizeof name, "%s_op%d_%s.onnx", MODELS[m], OPSETS[o], fixed ? "b4" : "dyn");
+                onx_graph *g = open_model(name);
+                assert_int_equal(onx_input_dim(g), (size_t)x.dim);
+                assert_int_equal(onx_output_dim(g), (size_t)y.dim);
+                assert_int_equal(onx_fixed_batch(g), fixed ? 4 : 0);
+                assert_int_equal(onx_opset(g), OPSETS[o]);
+                float *out = calloc((size_t)y.n * (size_t)y.dim, sizeof *out);
+                onx_ws *ws = NULL;
+                tr_err err = {0};
+                /* all rows at once (fixed batch: one full run of 4 and one padded) */
+                assert_int_equal(onx_forward(g, x.v, (size_t)x.n, out, &ws, &err), TR_OK);
+                check_close(name, out, y.v, (size_t)y.n * (size_t)y.dim);
+                /* one row at a time, same workspace (another plan) */
+                memset(out, 0, sizeof *out * (size_t)y.n * (size_t)y.dim);
+                for (int i = 0; i < x.n; i++)
+                    assert_int_equal(onx_forward(g, x.v + (size_t)i * (size_t)x.dim, 1, out + (size_t)i * (size_t)y.dim,
+                                                 &ws, &err),
+                                     TR_OK);
+                check_close(name, out, y.v, (size_t)y.n * (size_t)y.dim);
+                onx_ws_free(ws);
+                free(out);
+                onx_free(g);
+            }
+        free(x.v);
+        free(y.v);
+    }
+}
+
+/* Load-time rewrites: the fashion CNN's three BatchNormalizations fold into
+ * convs, shape arithmetic folds, and what is reported stays the file's. */
+static void test_describe(void **state) {
+    (void)state;
+    onx_graph *g = open_model("fashion_op13_dyn.onnx");
+    onx_opcount ops[32];
+    int n = onx_op_counts(g, ops, 32), conv = 0, bn = 0;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(ops[i].name, "Conv")) conv = ops[i].count;
+        if (!strcmp(ops[i].name, "BatchNormalization")) bn = ops[i].count;
+    }
+    assert_int_equal(conv, 4);
+    assert_int_equal(bn, 3);
+    int64_t s[8];
+    assert_int_equal(onx_input_shape(g, s), 3);
+    assert_true(s[0] == 1 && s[1] == 28 && s[2] == 28);
+    assert_int_equal(onx_output_shape(g, s), 1);
+    assert_int_equal(s[0], 24);
+    assert_string_equal(onx_input_name(g), "x");
+    assert_string_equal(onx_output_name(g), "y");
+    /* conv 8*28*28*9 + 16*14*14*36 + 16*7*7*9 + 12*4*4*16, gemm 192*48 + 48*24 */
+    double macs = 8.0 * 784 * 9 + 16.0 * 196 * 36 + 16.0 * 49 * 9 + 12.0 * 16 * 16 + 192.0 * 48 + 48.0 * 24;
+    assert_true(fabs(onx_macs(g) - macs) < 0.5);
+    /* weights after folding BN: 80 + 576+16 + 160 + 204 + 192*48+48 + 48*24+24 */
+    assert_int_equal(onx_param_count(g), 80 + 592 + 160 + 204 + 9264 + 1176);
+    onx_free(g);
+}
+
+typedef struct {
+    const onx_graph *g;
+    const rows *x, *y;
+    int ok;
+} thread_arg;
+
+static void *run_thread(void *p) {
+    thread_arg *a = p;
+    onx_ws *ws = NULL;
+    float *out = malloc(sizeof *out * (size_t)a->y->n * (size_t)a->y->dim);
+    a->ok = out != NULL;
+    for (int it = 0; it < 20 && a->ok; it++) {
+        size_t n = (size_t)(it % a->x->n) + 1;
+        tr_err err = {0};
+        if (onx_forward(a->g, a->x->v, n, out, &ws, &err)) a->ok = 0;
+        for (size_t i = 0; i < n * (size_t)a->y->dim && a->ok; i++)
+            if (!(fabsf(out[i] - a->y->v[i]) <= 1e-4f + 1e-3f * fabsf(a->y->v[i]))) a->ok = 0;
+    }
+    onx_ws_free(ws);
+    free(out);
+    return NULL;
+}
+
+static void test_threads(void **state) {
+    (void)state;
+    onx_graph *g = open_model("fashion_op17_dyn.onnx");
+    rows x = read_rows("fashion.in"), y = read_rows("fashion.out");
+    thread_arg a[2] = {{g, &x, &y, 0}, {g, &x, &y, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&t[i], NULL, run_thread, &a[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    assert_true(a[0].ok && a[1].ok);
+    free(x.v);
+    free(y.v);
+    onx_free(g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
