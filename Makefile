@@ -189,6 +189,11 @@ test-docker: docker-deps all
 server/openapi_doc.c: proto/openapi.yaml server/gen_openapi.py
 	python3 server/gen_openapi.py $< $@
 
+# GET / serves server/console/*, embedded by a generated (committed) C file.
+CONSOLE_FILES := $(wildcard server/console/*)
+server/console_assets.c: $(CONSOLE_FILES) server/gen_console.py
+	python3 server/gen_console.py $@ $(CONSOLE_FILES)
+
 fuzz:
 	$(MAKE) -C tests/fuzz
 

@@ -44,6 +44,7 @@ static const opt OPTS[] = {
     {"drain-timeout", O_DOUBLE, F(drain_timeout), "10", 0, 3600, "seconds to finish in-flight requests on SIGTERM"},
     {"batch-max-rows", O_SIZE, F(batch_max_rows), "256", 0, 65536, "most rows in one batched model forward (0 or 1: no batching)"},
     {"batch-leaders", O_INT, F(batch_leaders), "0", 0, 64, "model forwards running at once before requests queue to batch (0 = number of CPUs)"},
+    {"no-console", O_BOOL, F(no_console), "false", 0, 1, "do not serve the web console at /"},
     {"allow-model-path", O_BOOL, F(allow_model_path), "false", 0, 1, "POST /v1/admin/reload may name another model file"},
 };
 #undef F

@@ -22,7 +22,7 @@ typedef struct {
     char err_msg[512];
     int n_headers;
     char hname[SRV_MAX_HEADERS][32];
-    char hvalue[SRV_MAX_HEADERS][160];
+    char hvalue[SRV_MAX_HEADERS][256];
 } srv_reply;
 
 void srv_reply_init(srv_reply *r);  /* empty, status 200 */

@@ -56,6 +56,11 @@ int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_gallery(const srv_ctx *ctx, const cJSON *body, srv_reply *out);        /* h_search.c */
 int h_stats(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_projection(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
+int h_console(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
+int h_gallery_item(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
+/* The {index} of a /v1/gallery/items/{index}... path, checked against the
+ * gallery (409 without one, 422 not a number, 404 past the end). */
+int srv_gallery_index(const srv_ctx *ctx, size_t *index, srv_reply *out); /* h_gallery_item.c */
 
 /* The OpenAPI document as JSON text (openapi_doc.c, generated from
  * proto/openapi.yaml by server/gen_openapi.py). */

@@ -23,6 +23,11 @@ static const srv_route ROUTES[] = {
     {"GET", "/v1/gallery", h_gallery, 1, 0},
     {"GET", "/v1/stats", h_stats, 1, 0},
     {"GET", "/v1/gallery/projection", h_projection, 1, 0},
+    {"GET", "/v1/gallery/items/{index}", h_gallery_item, 1, 0},
+    {"GET", "/", h_console, 0, 0},
+    {"GET", "/console.js", h_console, 0, 0},
+    {"GET", "/charts.js", h_console, 0, 0},
+    {"GET", "/console.css", h_console, 0, 0},
 };
 
 #define N_ROUTES (int)(sizeof ROUTES / sizeof ROUTES[0])
@@ -33,6 +38,20 @@ const srv_route *srv_route_at(int i) { return i >= 0 && i < N_ROUTES ? &ROUTES[i
 
 const char *srv_route_label(int route) { return route >= 0 && route < N_ROUTES ? ROUTES[route].path : "other"; }
 
+/* A route path matches segment by segment; "{name}" matches one non-empty segment. */
+static int path_match(const char *pat, const char *path)
+{
+    while (*pat && *path) {
+        if (*pat == '{') {
+            if (*path == '/') return 0;
+            while (*pat && *pat != '}') pat++;
+            if (*pat) pat++;
+            while (*path && *path != '/') path++;
+        } else if (*pat++ != *path++) return 0;
+    }
+    return *pat == 0 && *path == 0;
+}
+
 int srv_route_find(const char *method, const char *path, int *path_known, char *allow, size_t allow_cap)
 {
     size_t len = 0;
@@ -40,7 +59,7 @@ int srv_route_find(const char *method, const char *path, int *path_known, char *
     *path_known = 0;
     if (allow_cap) allow[0] = 0;
     for (int i = 0; i < N_ROUTES; i++) {
-        if (strcmp(ROUTES[i].path, path) != 0) continue;
+        if (!path_match(ROUTES[i].path, path)) continue;
         *path_known = 1;
         if (strcmp(ROUTES[i].method, method) == 0) found = i;
         if (strcmp(ROUTES[i].method, "GET") == 0) head_ok = 1;
@@ -49,7 +68,7 @@ int srv_route_find(const char *method, const char *path, int *path_known, char *
     if (head_ok && len < allow_cap) snprintf(allow + len, allow_cap - len, ", HEAD");
     if (found < 0 && head_ok && strcmp(method, "HEAD") == 0) {
         for (int i = 0; i < N_ROUTES; i++)
-            if (strcmp(ROUTES[i].path, path) == 0 && strcmp(ROUTES[i].method, "GET") == 0) found = i;
+            if (path_match(ROUTES[i].path, path) && strcmp(ROUTES[i].method, "GET") == 0) found = i;
     }
     return found;
 }

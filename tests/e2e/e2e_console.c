@@ -1,5 +1,6 @@
 /* e2e_console.c - the console's routes against a real tripletd: GET /v1/stats after known traffic,
- * GET /v1/gallery/projection on a gal_save gallery (checked against lib/pca.c on the same rows). */
+ * GET /v1/gallery/projection on a gal_save gallery (checked against lib/pca.c on the same rows),
+ * GET /v1/gallery/items/{index}, and the console's page: its files, CSP, --api-key and --no-console. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -176,6 +177,103 @@ static void test_projection(void) {
     }
 }
 
+static void test_items(void) {
+    e2e_resp r;
+    e2e_get(&S, "/v1/gallery/items/5", &r);
+    if (CHECK_EQ_INT(r.status, 200, "GET /v1/gallery/items/5")) {
+        size_t n = 0;
+        double *e = e2e_jarray(e2e_jget(r.json, "embedding"), &n);
+        CHECK_EQ_INT(n, GD, "item embedding length");
+        for (size_t j = 0; e && j < n && j < GD; j++)
+            if (!CHECK((float)e[j] == GEMB[5 * GD + j], "item 5 embedding[%zu]: %g, want %g", j, e[j], GEMB[5 * GD + j])) break;
+        free(e);
+        CHECK_EQ_INT(e2e_jnum(r.json, "index"), 5, "item index");
+        CHECK_EQ_INT(e2e_jnum(r.json, "label"), GLAB[5], "item label");
+        CHECK_STR(e2e_jstr(r.json, "id"), "item-5", "item id");
+    }
+    e2e_resp_free(&r);
+    static const struct { const char *path; long status; const char *type; } BAD[] = {
+        {"/v1/gallery/items/1500", 404, "not_found"}, {"/v1/gallery/items/abc", 422, "invalid_input"},
+        {"/v1/gallery/items/-1", 422, "invalid_input"}, {"/v1/gallery/items/1x", 422, "invalid_input"},
+        {"/v1/gallery/items/99999999999999999999", 422, "invalid_input"}};
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        e2e_get(&S, BAD[i].path, &r);
+        CHECK_ERROR(&r, BAD[i].status, BAD[i].type, "index", BAD[i].path);
+        e2e_resp_free(&r);
+    }
+    e2e_get(&S, "/v1/gallery/items/", &r);
+    CHECK_EQ_INT(r.status, 404, "GET /v1/gallery/items/ (no index)");
+    e2e_resp_free(&r);
+    e2e_post(&S, "/v1/gallery/items/3", "{}", &r);
+    CHECK_EQ_INT(r.status, 405, "POST /v1/gallery/items/3");
+    e2e_resp_free(&r);
+}
+
+/* The page and every file it names: 200, their types, the CSP; nothing from another host. */
+static void test_page(const e2e_server *s, int want_key) {
+    e2e_resp r;
+    char hdr[300];
+    e2e_get(s, "/", &r);
+    if (!CHECK_EQ_INT(r.status, 200, "GET /")) {
+        e2e_resp_free(&r);
+        return;
+    }
+    const char *csp = e2e_header(&r, "Content-Security-Policy", hdr, sizeof hdr);
+    CHECK(csp && strstr(csp, "default-src 'none'") && strstr(csp, "connect-src 'self'") && strstr(csp, "script-src 'self'") &&
+              !strstr(csp, "unsafe-inline") && !strstr(csp, "http"),
+          "GET /: Content-Security-Policy %s", csp ? csp : "(none)");
+    CHECK(e2e_header(&r, "Content-Type", hdr, sizeof hdr) && strncmp(hdr, "text/html", 9) == 0, "GET /: Content-Type %s", hdr);
+    CHECK(strstr(r.body, want_key ? "data-auth=\"key\"" : "data-auth=\"off\"") != NULL, "GET /: data-auth %s",
+          want_key ? "key" : "off");
+    CHECK(strstr(r.body, "rel=\"icon\" href=\"data:") != NULL, "GET /: a data: favicon (no /favicon.ico request)");
+    int files = 0;
+    for (const char *p = r.body; (p = strstr(p, "=\"")) != NULL; p += 2) {
+        if (p < r.body + 4 || (strncmp(p - 3, "src", 3) != 0 && strncmp(p - 4, "href", 4) != 0)) continue;
+        const char *u = p + 2;
+        size_t n = strcspn(u, "\"");
+        char url[128];
+        snprintf(url, sizeof url, "%.*s", (int)(n < 127 ? n : 127), u);
+        if (url[0] == '#' || strncmp(url, "data:", 5) == 0) continue;
+        CHECK(url[0] == '/' && url[1] != '/', "GET /: %s is not on this server", url);
+        if (strcmp(url, "/openapi.json") == 0) continue;
+        e2e_resp f;
+        e2e_get(s, url, &f);
+        CHECK_EQ_INT(f.status, 200, url);
+        CHECK(e2e_header(&f, "Content-Security-Policy", hdr, sizeof hdr) != NULL, "%s: no CSP", url);
+        CHECK(strstr(f.body, "http://") == NULL || strstr(url, ".js"), "%s: names another host", url);
+        e2e_resp_free(&f);
+        files++;
+    }
+    CHECK(files >= 3, "GET /: %d files (script, style)", files);
+    e2e_resp_free(&r);
+}
+
+static void test_console_flags(void) {
+    e2e_server s2;
+    e2e_resp r;
+    const char *keyed[] = {"--threads", "1", "--api-key", "console-key", NULL};
+    if (CHECK(e2e_server_start(&s2, keyed) == 0, "tripletd --api-key did not start")) {
+        test_page(&s2, 1); /* the page itself needs no key */
+        e2e_get(&s2, "/v1/stats", &r);
+        CHECK_EQ_INT(r.status, 401, "GET /v1/stats without the key");
+        e2e_resp_free(&r);
+        e2e_server_stop(&s2, SIGTERM, 10);
+    }
+    const char *off[] = {"--threads", "1", "--no-console", NULL};
+    if (CHECK(e2e_server_start(&s2, off) == 0, "tripletd --no-console did not start")) {
+        const char *paths[] = {"/", "/console.js", "/console.css"};
+        for (int i = 0; i < 3; i++) {
+            e2e_get(&s2, paths[i], &r);
+            CHECK_ERROR(&r, 404, "not_found", "", paths[i]);
+            e2e_resp_free(&r);
+        }
+        e2e_get(&s2, "/v1/stats", &r);
+        CHECK_EQ_INT(r.status, 200, "--no-console: GET /v1/stats still served");
+        e2e_resp_free(&r);
+        e2e_server_stop(&s2, SIGTERM, 10);
+    }
+}
+
 static void test_no_gallery(void) {
     e2e_server s2;
     e2e_resp r;
@@ -193,7 +291,10 @@ int main(void) {
     if (e2e_server_start(&S, args) != 0) e2e_die("tripletd did not start");
     test_stats();
     test_projection();
+    test_items();
+    test_page(&S, 0);
     test_no_gallery();
+    test_console_flags();
     int st = e2e_server_stop(&S, SIGTERM, e2e_slow() ? 30 : 10);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "tripletd did not exit 0 after SIGTERM (status %d)", st);
     if (e2e_failures) e2e_server_log_tail(&S, 10);
