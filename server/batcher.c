@@ -8,50 +8,24 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "histogram.h"
+
 /* ---- rows-per-forward histogram (process-wide) ------------------------ */
 
 static const double ROW_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384};
-#define N_ROW_BUCKETS (sizeof ROW_BUCKETS / sizeof ROW_BUCKETS[0])
-static _Atomic unsigned long long g_rows[N_ROW_BUCKETS + 1];
-static _Atomic unsigned long long g_rows_sum;
+static const srv_hist_spec ROWS = {ROW_BUCKETS, (int)(sizeof ROW_BUCKETS / sizeof ROW_BUCKETS[0]), 1};
+static srv_hist g_rows;
 
-static void observe_rows(size_t n)
-{
-    size_t bi = N_ROW_BUCKETS;
-    for (size_t i = 0; i < N_ROW_BUCKETS; i++)
-        if ((double)n <= ROW_BUCKETS[i]) {
-            bi = i;
-            break;
-        }
-    atomic_fetch_add_explicit(&g_rows[bi], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&g_rows_sum, n, memory_order_relaxed);
-}
+static void observe_rows(size_t n) { srv_hist_observe(&g_rows, &ROWS, (double)n); }
 
 size_t bat_metrics_render(char *out, size_t cap)
 {
-    size_t len = 0;
-    unsigned long long cum = 0;
-    int w;
     if (cap == 0) return 0;
-    out[0] = 0;
-#define EMIT(...)                                                                                                      \
-    do {                                                                                                               \
-        w = snprintf(out + len, cap - len, __VA_ARGS__);                                                               \
-        if (w < 0 || (size_t)w >= cap - len) return len;                                                               \
-        len += (size_t)w;                                                                                              \
-    } while (0)
-    EMIT("# HELP tripletd_forward_batch_rows Rows per model forward pass (batched requests together).\n"
-         "# TYPE tripletd_forward_batch_rows histogram\n");
-    for (size_t i = 0; i < N_ROW_BUCKETS; i++) {
-        cum += atomic_load_explicit(&g_rows[i], memory_order_relaxed);
-        EMIT("tripletd_forward_batch_rows_bucket{le=\"%g\"} %llu\n", ROW_BUCKETS[i], cum);
-    }
-    cum += atomic_load_explicit(&g_rows[N_ROW_BUCKETS], memory_order_relaxed);
-    EMIT("tripletd_forward_batch_rows_bucket{le=\"+Inf\"} %llu\n", cum);
-    EMIT("tripletd_forward_batch_rows_sum %llu\n", atomic_load_explicit(&g_rows_sum, memory_order_relaxed));
-    EMIT("tripletd_forward_batch_rows_count %llu\n", cum);
-#undef EMIT
-    return len;
+    static const char name[] = "tripletd_forward_batch_rows";
+    int w = snprintf(out, cap, "# HELP %s Rows per model forward pass (batched requests together).\n# TYPE %s histogram\n",
+                     name, name);
+    if (w > 0 && (size_t)w < cap) srv_hist_render(out + w, cap - (size_t)w, &g_rows, &ROWS, name, "");
+    return strlen(out);
 }
 
 /* ---- the batcher ------------------------------------------------------ */

@@ -8,6 +8,7 @@
 #include "metrics.h"
 
 #include "batcher.h"
+#include "histogram.h"
 #include "routes.h"
 #include "stats.h"
 
@@ -15,16 +16,14 @@
 static const int STATUSES[] = {200, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503};
 #define N_STATUS (int)(sizeof STATUSES / sizeof STATUSES[0])
 static const double LAT_BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
-#define N_LAT (int)(sizeof LAT_BUCKETS / sizeof LAT_BUCKETS[0])
+static const srv_hist_spec LATENCY = {LAT_BUCKETS, (int)(sizeof LAT_BUCKETS / sizeof LAT_BUCKETS[0]), 1e9};
 static const double BATCH_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384};
-#define N_BATCH (int)(sizeof BATCH_BUCKETS / sizeof BATCH_BUCKETS[0])
+static const srv_hist_spec BATCH = {BATCH_BUCKETS, (int)(sizeof BATCH_BUCKETS / sizeof BATCH_BUCKETS[0]), 1};
 
 typedef struct {
     _Atomic unsigned long long req[N_STATUS + 1]; /* last: other statuses */
-    _Atomic unsigned long long lat[N_LAT + 1];    /* non-cumulative; last: +Inf */
-    _Atomic unsigned long long lat_sum_ns, lat_count;
-    _Atomic unsigned long long batch[N_BATCH + 1];
-    _Atomic unsigned long long batch_sum, batch_count;
+    srv_hist lat;                                 /* seconds */
+    srv_hist batch;                               /* vectors per request */
 } route_stats;
 
 static route_stats g_routes[MAX_ROUTES];
@@ -41,32 +40,16 @@ static route_stats *stats_of(int route)
 void srv_metrics_request(int route, int http_status, double seconds)
 {
     route_stats *r = stats_of(route);
-    int si = N_STATUS, li = N_LAT;
+    int si = N_STATUS;
     for (int i = 0; i < N_STATUS; i++)
         if (STATUSES[i] == http_status) si = i;
-    for (int i = 0; i < N_LAT; i++)
-        if (seconds <= LAT_BUCKETS[i]) {
-            li = i;
-            break;
-        }
     atomic_fetch_add_explicit(&r->req[si], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->lat[li], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->lat_sum_ns, (unsigned long long)(seconds * 1e9), memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->lat_count, 1, memory_order_relaxed);
+    srv_hist_observe(&r->lat, &LATENCY, seconds);
 }
 
 void srv_metrics_batch(int route, size_t n)
 {
-    route_stats *r = stats_of(route);
-    int bi = N_BATCH;
-    for (int i = 0; i < N_BATCH; i++)
-        if ((double)n <= BATCH_BUCKETS[i]) {
-            bi = i;
-            break;
-        }
-    atomic_fetch_add_explicit(&r->batch[bi], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->batch_sum, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&r->batch_count, 1, memory_order_relaxed);
+    srv_hist_observe(&stats_of(route)->batch, &BATCH, (double)n);
     srv_stats_batch(n);
 }
 
@@ -129,6 +112,16 @@ static void label_escape(const char *s, char *out, size_t cap)
     out[j] = 0;
 }
 
+/* A route's histogram lines; nothing for a histogram that counted nothing. */
+static void hist_lines(buf *b, const srv_hist *h, const srv_hist_spec *s, const char *name, const char *route)
+{
+    char labels[160], text[4096];
+    if (!srv_hist_count(h, s)) return;
+    snprintf(labels, sizeof labels, "route=\"%s\"", route);
+    if (srv_hist_render(text, sizeof text, h, s, name, labels) >= sizeof text) b->oom = 1; /* cannot happen: 17 short lines */
+    bprintf(b, "%s", text);
+}
+
 char *srv_metrics_render(const srv_state *st, int in_flight, int draining)
 {
     buf b = {0};
@@ -145,35 +138,10 @@ char *srv_metrics_render(const srv_state *st, int in_flight, int draining)
         }
     }
     bprintf(&b, "# HELP tripletd_request_duration_seconds Request latency by route.\n# TYPE tripletd_request_duration_seconds histogram\n");
-    for (int r = 0; r <= n; r++) {
-        const char *label = r < n ? srv_route_label(r) : "other";
-        unsigned long long count = atomic_load_explicit(&g_routes[r].lat_count, memory_order_relaxed), cum = 0;
-        if (!count) continue;
-        for (int i = 0; i < N_LAT; i++) {
-            cum += atomic_load_explicit(&g_routes[r].lat[i], memory_order_relaxed);
-            bprintf(&b, "tripletd_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n", label, LAT_BUCKETS[i], cum);
-        }
-        cum += atomic_load_explicit(&g_routes[r].lat[N_LAT], memory_order_relaxed);
-        bprintf(&b, "tripletd_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", label, cum);
-        bprintf(&b, "tripletd_request_duration_seconds_sum{route=\"%s\"} %.9f\n", label,
-                (double)atomic_load_explicit(&g_routes[r].lat_sum_ns, memory_order_relaxed) / 1e9);
-        bprintf(&b, "tripletd_request_duration_seconds_count{route=\"%s\"} %llu\n", label, cum);
-    }
+    for (int r = 0; r <= n; r++)
+        hist_lines(&b, &g_routes[r].lat, &LATENCY, "tripletd_request_duration_seconds", r < n ? srv_route_label(r) : "other");
     bprintf(&b, "# HELP tripletd_batch_size Vectors per request by route.\n# TYPE tripletd_batch_size histogram\n");
-    for (int r = 0; r < n; r++) {
-        unsigned long long count = atomic_load_explicit(&g_routes[r].batch_count, memory_order_relaxed), cum = 0;
-        if (!count) continue;
-        const char *label = srv_route_label(r);
-        for (int i = 0; i < N_BATCH; i++) {
-            cum += atomic_load_explicit(&g_routes[r].batch[i], memory_order_relaxed);
-            bprintf(&b, "tripletd_batch_size_bucket{route=\"%s\",le=\"%g\"} %llu\n", label, BATCH_BUCKETS[i], cum);
-        }
-        cum += atomic_load_explicit(&g_routes[r].batch[N_BATCH], memory_order_relaxed);
-        bprintf(&b, "tripletd_batch_size_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", label, cum);
-        bprintf(&b, "tripletd_batch_size_sum{route=\"%s\"} %llu\n", label,
-                atomic_load_explicit(&g_routes[r].batch_sum, memory_order_relaxed));
-        bprintf(&b, "tripletd_batch_size_count{route=\"%s\"} %llu\n", label, cum);
-    }
+    for (int r = 0; r < n; r++) hist_lines(&b, &g_routes[r].batch, &BATCH, "tripletd_batch_size", srv_route_label(r));
     char rows[2048];
     bat_metrics_render(rows, sizeof rows);
     bprintf(&b, "%s", rows);
