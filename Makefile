@@ -37,7 +37,8 @@ TEST_LIBS := -lcmocka
 DEPS := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev \
         libcurl4-openssl-dev libcmocka-dev zlib1g-dev libssl-dev nginx-light curl \
         yamllint python3-yaml dataset-fashion-mnist python3-jsonschema python3-prometheus-client \
-        protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx python3-torch python3-numpy
+        protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx python3-torch python3-numpy \
+        chromium
 # Commands the tests need, each with the Debian package that provides it;
 # installed only when the command is missing (it may come from elsewhere).
 DEP_CMDS := kubectl:kubernetes-client promtool:prometheus node:nodejs npm:npm
@@ -162,7 +163,7 @@ bench-deps docker-deps: deps
 	  else echo "missing Debian packages; run: sudo apt-get install -y" $$missing; exit 1; fi; \
 	fi
 
-test: deps
+test: deps tests/node_modules/.installed
 	$(MAKE) tests
 	B=$(B) BIN=$(BIN) SANITIZE=$(SANITIZE) REQUIRE_ALL=$(REQUIRE_ALL) tests/run.sh
 
@@ -188,6 +189,11 @@ test-docker: docker-deps all
 # /openapi.json serves proto/openapi.yaml, embedded by a generated (committed) C file.
 server/openapi_doc.c: proto/openapi.yaml server/gen_openapi.py
 	python3 server/gen_openapi.py $< $@
+
+# npm packages of the test suites (puppeteer-core drives Debian's chromium; no browser download).
+tests/node_modules/.installed: tests/package.json tests/package-lock.json
+	cd tests && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed \
+	    || echo "npm ci in tests/ failed: the browser tests will be skipped"
 
 # GET / serves server/console/*, embedded by a generated (committed) C file.
 CONSOLE_FILES := $(wildcard server/console/*)

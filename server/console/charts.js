@@ -68,7 +68,7 @@ function barChart(svg, bins, label, zeroFirst) {
   });
   const step = Math.ceil(bins.length / 6);
   bins.forEach((b, i) => {
-    if (i % step === 0 || i === bins.length - 1)
+    if (i % step === 0)
       svg.append(svgEl('text', { x: pad.l + (i + 0.5) * bw, y: h - 4, 'text-anchor': 'middle' }, label(b.le)));
   });
 }

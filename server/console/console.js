@@ -133,7 +133,7 @@ async function refreshLive() {
     el('td', { text: fmtNum(r.p99_ms) }))));
   $('#live-status').replaceChildren(...Object.entries(s.status).map(([k, v]) => el('li', { text: `${k}: ${v}` })));
   $('#live-batch-mean').textContent = s.batch.requests ? `mean ${fmtNum(s.batch.mean)}` : '';
-  barChart($('#chart-batch'), s.batch.histogram, le => (le === null ? 'more' : '\u2264' + le));
+  barChart($('#chart-batch'), s.batch.histogram, le => (le === null ? '>4096' : '\u2264' + le));
   const t = s.triplets, total = t.easy + t.semi_hard + t.hard;
   $('#live-cats').replaceChildren(...['easy', 'semi_hard', 'hard'].map(c => {
     const d = el('div', { class: 'cat-' + c, title: `${c.replace('_', '-')}: ${t[c]}` });
