@@ -2,7 +2,7 @@
 # bench_forward.sh - MLP forward throughput (vectors/s): libtriplet mdl_forward (OpenBLAS sgemv
 # for one row, sgemm for batches) against PyTorch (Debian python3-torch, torch.inference_mode)
 # on the same 784->256->64 ReLU model file, batches 1/32/256/4096, 1 and 2 threads, same run.
-# PyTorch runs twice: with the tuned environment from FACTS (glibc malloc thresholds, and
+# PyTorch runs twice: with a tuned environment, about twice as fast here (glibc malloc thresholds, and
 # OMP_WAIT_POLICY=PASSIVE at 2 threads) - the reference for the ratios - and with defaults.
 # Both sides get the same thread count for OpenMP and OpenBLAS. Writes $RESULTS/forward.md.
 # Env: ROUNDS (default 4) x REPS (default 3) timed runs of at least MIN_S (default 0.1) seconds;

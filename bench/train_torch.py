@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """train_torch.py - PyTorch reference of the shipped training recipe.
 
-The recipe `tripletctl train` ships (FACTS "Training references"): MLP
+The recipe `tripletctl train` ships (models/README.md): MLP
 784-256-128 with ReLU, L2-normalised output, squared Euclidean distance,
 triplet hinge loss with margin 0.2, Adam lr 1e-3, PK batches of 10 classes x
 16 samples, 10 epochs of 375 batches, inputs x/255, semi-hard mining
@@ -22,7 +22,8 @@ set against the training set as gallery, exact kNN in float64, neighbours
 ordered by (distance, index) like lib/knn.c. --open-set trains on classes
 0-7 and evaluates on 8 and 9 only.
 
-Run with the tuned allocator for honest timings (FACTS):
+Run with the tuned allocator for honest timings (large malloc thresholds stop
+page faults on fresh tensors; a passive OpenMP wait stops idle threads spinning):
   MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 \\
   OMP_WAIT_POLICY=PASSIVE bench/train_torch.py --threads 2 --json
 """

@@ -1,4 +1,4 @@
-/* http.c - the only file that includes microhttpd.h: body collection, limits, auth, dispatch, replies. */
+/* http.c - the only file that includes microhttpd.h: body collection, limits, auth, in-flight count, replies. */
 #include "http.h"
 
 #include <errno.h>

@@ -31,7 +31,7 @@ cJSON *srv_json_parse(const char *buf, size_t len, char *why, size_t why_cap, si
  * why and offset. Such a tree is for reading with the accessors below only:
  * cJSON_GetArraySize and cJSON_ArrayForEach see a packed array as empty,
  * cJSON_Print prints it as [], and cJSON_Duplicate must not be used on it.
- * tripletd parses request bodies this way (http.c). */
+ * tripletd parses request bodies this way (dispatch.c). */
 cJSON *srv_json_parse_packed(const char *buf, size_t len, char *why, size_t why_cap, size_t *at);
 
 /* The values of a packed array and their count in *n, or NULL (*n = 0)

@@ -27,8 +27,9 @@ int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slo
  * scratch. y holds n x output_dim floats. */
 int srv_forward(const srv_ctx *ctx, const float *x, size_t n, float *y, int normalize, tr_err *err);
 
-/* n doubles from the thread's scratch (slot 0 or 1 halves: callers use
- * srv_doubles once per request, sized for everything they need). */
+/* n doubles from the thread's scratch, valid until the next call on this
+ * thread: callers take one buffer per request, sized for everything they
+ * need. NULL with a 503 in out when out of memory. */
 double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out);
 
 /* The "config" object of a scoring reply: metric, margin, loss, the

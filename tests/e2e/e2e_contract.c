@@ -1,6 +1,7 @@
-/* e2e_contract.c - regression checks for deviations from issue 4's wire contract found by the contract audit:
- * the served OpenAPI document, text sent to /v1/embeddings, the metric default chain (flags, then the model's
- * metadata, then sqeuclidean), OpenAI request fields, single vectors and headers. */
+/* e2e_contract.c - regression checks for places where the server once departed from its wire contract
+ * (proto/openapi.yaml; proto/DEVIATIONS.md lists what departs on purpose): the served OpenAPI document, text sent
+ * to /v1/embeddings, the metric default chain (flags, then the model's metadata, then sqeuclidean), OpenAI request
+ * fields, single vectors and headers. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

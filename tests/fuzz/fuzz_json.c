@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(buf);
         return 0;
     }
-    /* cJSON as http.c used it before: NUL-terminated copy, one value, nothing after it */
+    /* cJSON itself as the reference parser: NUL-terminated copy, one value, nothing after it */
     char *z = malloc(size + 1);
     if (z == NULL) abort();
     memcpy(z, data, size);
