@@ -25,8 +25,7 @@ static int parse_filter(const cJSON *body, const gal_gallery *g, int *use, int64
     if (!cJSON_IsNumber(it))
         return srv_fail(out, 422, "filter_label", "filter_label: expected an integer, got %s", jio_type_name(it));
     double v = it->valuedouble;
-    if (!isfinite(v) || v != floor(v) || fabs(v) > 9007199254740992.0)
-        return srv_fail(out, 422, "filter_label", "filter_label: expected an integer");
+    if (!jio_is_int53(v)) return srv_fail(out, 422, "filter_label", "filter_label: expected an integer");
     if (g->labels == NULL)
         return srv_fail(out, 422, "filter_label", "filter_label: the gallery %s has no labels", g->path ? g->path : "");
     *use = 1;

@@ -340,6 +340,8 @@ int jio_enum(const cJSON *obj, const char *name, const char *const *names, const
     return srv_fail(out, 422, name, "%s: unknown value \"%s\" (expected one of: %s)", name, clip(shown, sizeof shown, s), list);
 }
 
+int jio_is_int53(double d) { return isfinite(d) && d == floor(d) && fabs(d) <= 9007199254740992.0; }
+
 /* Label i: the item x, or (x NULL) the packed value d. */
 static int label_at(const cJSON *x, double d, const char *name, size_t i, int binary, int64_t *dst, srv_reply *out)
 {
@@ -352,8 +354,7 @@ static int label_at(const cJSON *x, double d, const char *name, size_t i, int bi
     if (x && !cJSON_IsNumber(x))
         return srv_fail(out, 422, path, "%s: expected an integer label, got %s", path, jio_type_name(x));
     if (x) d = x->valuedouble;
-    if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740992.0)
-        return srv_fail(out, 422, path, "%s: expected an integer label", path);
+    if (!jio_is_int53(d)) return srv_fail(out, 422, path, "%s: expected an integer label", path);
     if (binary && d != 0 && d != 1)
         return srv_fail(out, 422, path, "%s: expected 1 (similar) or 0 (dissimilar), got %g", path, d);
     *dst = (int64_t)d;

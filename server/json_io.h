@@ -46,6 +46,10 @@ int jio_enum(const cJSON *obj, const char *name, const char *const *names, const
 /* Optional string of any value. */
 int jio_string(const cJSON *obj, const char *name, const char **val, srv_reply *out);
 
+/* 1 when d is an integer that a double holds exactly (|d| <= 2^53): what
+ * labels and other integer fields accept. */
+int jio_is_int53(double d);
+
 /* obj[name] as n integer labels (required). binary: only 0/1 (or
  * true/false). *dst is malloc'd. */
 int jio_labels(const cJSON *obj, const char *name, size_t n, int binary, int64_t **dst, srv_reply *out);

@@ -285,57 +285,41 @@ static void test_embeddings_openai(void) {
 
 static const char *METRICS[] = {"sqeuclidean", "euclidean", "cosine", "dot"};
 
+/* The /v1/distance cases checked against the golden file for every metric:
+ * rows a[i] vs b[i] or the pairwise matrix, of embedded model inputs ("x")
+ * or of given vectors ("v", embed: false). */
+static const struct {
+    const char *src, *label, *gold; /* gold: distance.<metric>.<gold> */
+    int a0, a1, b0, b1, pairwise;
+} DIST_CASES[] = {
+    {"x", "rows (embedded)", "rows", 0, 3, 3, 6, 0},
+    {"x", "matrix (embedded)", "matrix", 0, 3, 3, 8, 1}, /* pairwise 3 x 5 */
+    {"v", "rows (given)", "given_rows", 0, 4, 4, 8, 0},
+    {"v", "matrix (given)", "given_matrix", 0, 4, 4, 10, 1},
+};
+
 static void test_distance(void) {
     char what[128], path[128];
-    for (int m = 0; m < 4; m++) {
-        e2e_resp r;
-        /* embedded model inputs, row-wise */
-        cJSON *q = cJSON_CreateObject();
-        cJSON_AddItemToObject(q, "a", slice("x", 0, 3));
-        cJSON_AddItemToObject(q, "b", slice("x", 3, 6));
-        cJSON_AddStringToObject(q, "metric", METRICS[m]);
-        post_obj("/v1/distance", q, &r);
-        snprintf(what, sizeof what, "distance %s rows (embedded)", METRICS[m]);
-        snprintf(path, sizeof path, "distance.%s.rows", METRICS[m]);
-        if (ok_json(&r, what)) {
-            CHECK_STR(e2e_jstr(r.json, "metric"), METRICS[m], what);
-            NEAR_JSON(e2e_jget(r.json, "distances"), gold(path), EMB_RTOL, EMB_ATOL, what);
+    for (int m = 0; m < 4; m++)
+        for (size_t c = 0; c < sizeof DIST_CASES / sizeof DIST_CASES[0]; c++) {
+            int given = DIST_CASES[c].src[0] == 'v', pairwise = DIST_CASES[c].pairwise;
+            e2e_resp r;
+            cJSON *q = cJSON_CreateObject();
+            cJSON_AddItemToObject(q, "a", slice(DIST_CASES[c].src, DIST_CASES[c].a0, DIST_CASES[c].a1));
+            cJSON_AddItemToObject(q, "b", slice(DIST_CASES[c].src, DIST_CASES[c].b0, DIST_CASES[c].b1));
+            cJSON_AddStringToObject(q, "metric", METRICS[m]);
+            if (given) cJSON_AddFalseToObject(q, "embed");
+            if (pairwise) cJSON_AddTrueToObject(q, "pairwise");
+            post_obj("/v1/distance", q, &r);
+            snprintf(what, sizeof what, "distance %s %s", METRICS[m], DIST_CASES[c].label);
+            snprintf(path, sizeof path, "distance.%s.%s", METRICS[m], DIST_CASES[c].gold);
+            if (ok_json(&r, what)) {
+                if (c == 0) CHECK_STR(e2e_jstr(r.json, "metric"), METRICS[m], what);
+                NEAR_JSON(e2e_jget(r.json, pairwise ? "matrix" : "distances"), gold(path), given ? EXACT_RTOL : EMB_RTOL,
+                          given ? EXACT_ATOL : EMB_ATOL, what);
+            }
+            e2e_resp_free(&r);
         }
-        e2e_resp_free(&r);
-        /* pairwise matrix 3 x 5 */
-        q = cJSON_CreateObject();
-        cJSON_AddItemToObject(q, "a", slice("x", 0, 3));
-        cJSON_AddItemToObject(q, "b", slice("x", 3, 8));
-        cJSON_AddStringToObject(q, "metric", METRICS[m]);
-        cJSON_AddTrueToObject(q, "pairwise");
-        post_obj("/v1/distance", q, &r);
-        snprintf(what, sizeof what, "distance %s matrix (embedded)", METRICS[m]);
-        snprintf(path, sizeof path, "distance.%s.matrix", METRICS[m]);
-        if (ok_json(&r, what)) NEAR_JSON(e2e_jget(r.json, "matrix"), gold(path), EMB_RTOL, EMB_ATOL, what);
-        e2e_resp_free(&r);
-        /* given vectors, embed: false */
-        q = cJSON_CreateObject();
-        cJSON_AddItemToObject(q, "a", slice("v", 0, 4));
-        cJSON_AddItemToObject(q, "b", slice("v", 4, 8));
-        cJSON_AddStringToObject(q, "metric", METRICS[m]);
-        cJSON_AddFalseToObject(q, "embed");
-        post_obj("/v1/distance", q, &r);
-        snprintf(what, sizeof what, "distance %s rows (given)", METRICS[m]);
-        snprintf(path, sizeof path, "distance.%s.given_rows", METRICS[m]);
-        if (ok_json(&r, what)) NEAR_JSON(e2e_jget(r.json, "distances"), gold(path), EXACT_RTOL, EXACT_ATOL, what);
-        e2e_resp_free(&r);
-        q = cJSON_CreateObject();
-        cJSON_AddItemToObject(q, "a", slice("v", 0, 4));
-        cJSON_AddItemToObject(q, "b", slice("v", 4, 10));
-        cJSON_AddStringToObject(q, "metric", METRICS[m]);
-        cJSON_AddFalseToObject(q, "embed");
-        cJSON_AddTrueToObject(q, "pairwise");
-        post_obj("/v1/distance", q, &r);
-        snprintf(what, sizeof what, "distance %s matrix (given)", METRICS[m]);
-        snprintf(path, sizeof path, "distance.%s.given_matrix", METRICS[m]);
-        if (ok_json(&r, what)) NEAR_JSON(e2e_jget(r.json, "matrix"), gold(path), EXACT_RTOL, EXACT_ATOL, what);
-        e2e_resp_free(&r);
-    }
     /* default metric is the model's (sqeuclidean); a single vector is a batch of one */
     e2e_resp r;
     cJSON *q = cJSON_CreateObject();

@@ -190,56 +190,38 @@ static char *b64_vec(int n, int nan_at) {
     return s;
 }
 
-/* Append to a growable string. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} sbuf;
-static void sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-static void sb_str(sbuf *b, const char *s) {
-    sb_add(b, s, strlen(s));
-}
-
 /* Build a row's body; *len receives the length (bodies may hold NUL). */
 static char *make_body(const char *tpl, size_t *len) {
-    sbuf b = {0};
-    sb_add(&b, "", 0);
+    e2e_buf b = {0};
+    e2e_buf_add(&b, "", 0);
     if (strcmp(tpl, "@deep-array") == 0) {
-        for (int i = 0; i < 100000; i++) sb_add(&b, "[", 1);
+        for (int i = 0; i < 100000; i++) e2e_buf_add(&b, "[", 1);
     } else if (strcmp(tpl, "@deep-object") == 0) {
-        for (int i = 0; i < 20000; i++) sb_str(&b, "{\"a\":");
-        sb_str(&b, "1");
-        for (int i = 0; i < 20000; i++) sb_add(&b, "}", 1);
+        for (int i = 0; i < 20000; i++) e2e_buf_str(&b, "{\"a\":");
+        e2e_buf_str(&b, "1");
+        for (int i = 0; i < 20000; i++) e2e_buf_add(&b, "}", 1);
     } else if (strcmp(tpl, "@nul-byte") == 0) {
-        sb_add(&b, "{\"inputs\": [1,\0 2]}", 19);
+        e2e_buf_add(&b, "{\"inputs\": [1,\0 2]}", 19);
     } else if (strcmp(tpl, "@oversize") == 0) {
-        sb_str(&b, "{\"inputs\": [");
+        e2e_buf_str(&b, "{\"inputs\": [");
         char *v = vec_json(IN_DIM, 1);
         while (b.n < MAX_BODY + 100000) {
-            sb_str(&b, v);
-            sb_str(&b, ",");
+            e2e_buf_str(&b, v);
+            e2e_buf_str(&b, ",");
         }
-        sb_str(&b, v);
-        sb_str(&b, "]}");
+        e2e_buf_str(&b, v);
+        e2e_buf_str(&b, "]}");
         free(v);
     } else if (strcmp(tpl, "@batch-over") == 0 || strcmp(tpl, "@batch-limit") == 0) {
         int n = tpl[7] == 'o' ? MAX_BATCH + 1 : MAX_BATCH;
         char *v = b64_vec(IN_DIM, -1);
-        sb_str(&b, "{\"inputs\": [");
+        e2e_buf_str(&b, "{\"inputs\": [");
         for (int i = 0; i < n; i++) {
-            sb_str(&b, i ? ",\"" : "\"");
-            sb_str(&b, v);
-            sb_str(&b, "\"");
+            e2e_buf_str(&b, i ? ",\"" : "\"");
+            e2e_buf_str(&b, v);
+            e2e_buf_str(&b, "\"");
         }
-        sb_str(&b, "]}");
+        e2e_buf_str(&b, "]}");
         free(v);
     } else {
         char *x = vec_json(IN_DIM, 1), *x783 = vec_json(783, 1), *x785 = vec_json(785, 1), *r783 = vec_json(783, 0);
@@ -253,10 +235,10 @@ static char *make_body(const char *tpl, size_t *len) {
             for (k = 0; k < sizeof subs / sizeof subs[0]; k++)
                 if (strncmp(p, subs[k].key, strlen(subs[k].key)) == 0) break;
             if (k < sizeof subs / sizeof subs[0]) {
-                sb_str(&b, subs[k].val);
+                e2e_buf_str(&b, subs[k].val);
                 p += strlen(subs[k].key);
             } else {
-                sb_add(&b, p, 1);
+                e2e_buf_add(&b, p, 1);
                 p++;
             }
         }

@@ -318,12 +318,7 @@ int e2e_server_stop(e2e_server *s, int sig, double timeout_s) {
 
 /* ---- HTTP ------------------------------------------------------------ */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} buf_t;
-
-static int buf_add(buf_t *b, const void *data, size_t n) {
+int e2e_buf_add(e2e_buf *b, const void *data, size_t n) {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
         while (cap < b->n + n + 1) cap *= 2;
@@ -338,15 +333,17 @@ static int buf_add(buf_t *b, const void *data, size_t n) {
     return 0;
 }
 
+int e2e_buf_str(e2e_buf *b, const char *s) { return e2e_buf_add(b, s, strlen(s)); }
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
-    return buf_add(ud, data, size * nmemb) ? 0 : size * nmemb;
+    return e2e_buf_add(ud, data, size * nmemb) ? 0 : size * nmemb;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
-    buf_t *b = ud;
+    e2e_buf *b = ud;
     size_t n = size * nmemb;
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) b->n = 0; /* 100 Continue, then the real one */
-    return buf_add(b, data, n) ? 0 : n;
+    return e2e_buf_add(b, data, n) ? 0 : n;
 }
 
 typedef struct {
@@ -393,7 +390,7 @@ int e2e_request_conn(void *conn, const e2e_server *s, const e2e_req *rq, e2e_res
     curl_easy_reset(c); /* keeps the connection cache: keep-alive across calls */
     char url[1200];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, rq->path);
-    buf_t body = {0}, hdr = {0};
+    e2e_buf body = {0}, hdr = {0};
     struct curl_slist *hl = NULL;
     upload_t up = {0};
     int has_ct = 0;
@@ -451,7 +448,7 @@ int e2e_request_conn(void *conn, const e2e_server *s, const e2e_req *rq, e2e_res
 int e2e_raw_request(const e2e_server *s, const char *bytes, size_t len, long timeout_ms, e2e_resp *out) {
     e2e_init();
     memset(out, 0, sizeof *out);
-    buf_t in = {0};
+    e2e_buf in = {0};
     int fd = socket(AF_INET, SOCK_STREAM, 0), rc = -1;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -473,7 +470,7 @@ int e2e_raw_request(const e2e_server *s, const char *bytes, size_t len, long tim
         char tmp[16384];
         ssize_t n = recv(fd, tmp, sizeof tmp, 0);
         if (n <= 0) break;
-        buf_add(&in, tmp, (size_t)n);
+        e2e_buf_add(&in, tmp, (size_t)n);
         char *end = strstr(in.p, "\r\n\r\n");
         if (end) { /* complete once Content-Length bytes of body are here */
             char cl[32];
@@ -655,11 +652,11 @@ void e2e_mkdtemp(char *dir, size_t cap, const char *name) {
 char *e2e_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    buf_t b = {0};
+    e2e_buf b = {0};
     char tmp[65536];
     size_t n;
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-        if (buf_add(&b, tmp, n)) {
+        if (e2e_buf_add(&b, tmp, n)) {
             free(b.p);
             fclose(f);
             return NULL;

@@ -131,6 +131,16 @@ int e2e_check_error(const e2e_resp *r, long status, const char *type, const char
 #define CHECK_ERROR(r, status, type, field, what)                                                                      \
     e2e_check_error((r), (status), (type), (field), (what), __FILE__, __LINE__)
 
+/* A growable byte string, always NUL-terminated once something was added
+ * (it may hold NULs too). Zero-initialise; free(p) when done. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} e2e_buf;
+/* Append n bytes, or a string; 0, or -1 when out of memory. */
+int e2e_buf_add(e2e_buf *b, const void *data, size_t n);
+int e2e_buf_str(e2e_buf *b, const char *s);
+
 /* ---- JSON helpers ---------------------------------------------------- */
 
 /* Object member by dotted path ("config.metric", "data.0.embedding"). */
