@@ -43,6 +43,7 @@ DEPS := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-de
 # installed only when the command is missing (it may come from elsewhere).
 DEP_CMDS := kubectl:kubernetes-client promtool:prometheus node:nodejs npm:npm
 BENCH_DEPS := python3-torch python3-numpy python3-faiss python3-fastapi python3-uvicorn wrk
+ZOO_DEPS := python3-torch python3-torchvision python3-onnx
 DOCKER_DEPS := podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 
 LIB_SRC  := $(wildcard lib/*.c)
@@ -81,7 +82,7 @@ EVAL_THREADS ?= 2
 OPEN_SET_MODEL ?= $(B)/models/fashion-mnist-open-set.safetensors
 
 .SECONDARY:
-.PHONY: all deps bench-deps docker-deps test test-unit test-e2e test-docker run bench model clean format help fuzz tests
+.PHONY: all deps bench-deps docker-deps zoo-deps test-zoo test test-unit test-e2e test-docker run bench model clean format help fuzz tests
 
 all: $(TARGETS)
 
@@ -93,6 +94,7 @@ help:
 	@echo "make model      train the shipped model (Fashion-MNIST)"
 	@echo "make bench      benchmarks against PyTorch, FastAPI, nginx, faiss -> BENCHMARKS.md"
 	@echo "make test-docker  build and run the container image with podman"
+	@echo "make test-zoo   torchvision architectures exported to ONNX against PyTorch"
 	@echo "make clean"
 
 $(B)/%.o: %.c | $(ONNX_PB).h
@@ -155,8 +157,8 @@ deps:
 	  else echo "missing Debian packages; run: sudo apt-get install -y" $$missing; exit 1; fi; \
 	fi
 
-bench-deps docker-deps: deps
-	@pkgs="$(if $(filter bench-deps,$@),$(BENCH_DEPS),$(DOCKER_DEPS))"; \
+bench-deps docker-deps zoo-deps: deps
+	@pkgs="$(if $(filter bench-deps,$@),$(BENCH_DEPS),$(if $(filter zoo-deps,$@),$(ZOO_DEPS),$(DOCKER_DEPS)))"; \
 	missing=$$(for p in $$pkgs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -182,6 +184,14 @@ model: deps all
 
 bench: deps bench-deps all
 	B=$(B) BIN=$(BIN) bench/run.sh
+
+# torchvision architectures (random weights) exported to ONNX and run against
+# PyTorch; the files are too large to commit, so they are made here.
+ZOO_DIR    ?= $(B)/zoo
+ZOO_MODELS ?= resnet18 mobilenet_v2 squeezenet1_1 shufflenet_v2_x0_5 efficientnet_b0 densenet121
+test-zoo: zoo-deps $(B)/tests/unit/test_onnx
+	/usr/bin/python3 tests/golden/gen_zoo.py $(ZOO_DIR) $(ZOO_MODELS)
+	TRIPLET_ROOT=$(CURDIR) ONNX_ZOO=$(ZOO_DIR) ONNX_ZOO_MODELS="$(ZOO_MODELS)" $(B)/tests/unit/test_onnx
 
 test-docker: docker-deps all
 	docker/test.sh

@@ -134,11 +134,15 @@ static void im2col(const float *x, int64_t cin, const onx_win *w, float *col) {
                         continue;
                     }
                     const float *src = x + (c * H + iy) * W;
-                    int64_t off = j * w->d[1] - w->pb[1];
-                    for (int64_t ox = 0; ox < OW; ox++) {
-                        int64_t ix = ox * w->s[1] + off;
-                        dst[ox] = ix >= 0 && ix < W ? src[ix] : 0.0f;
-                    }
+                    int64_t off = j * w->d[1] - w->pb[1], s1 = w->s[1]; /* ix = ox*s1 + off */
+                    int64_t lo = off >= 0 ? 0 : (-off + s1 - 1) / s1, hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / s1 + 1;
+                    hi = hi > OW ? OW : hi;
+                    lo = lo > hi ? hi : lo;
+                    for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+                    if (s1 == 1) memcpy(dst + lo, src + lo + off, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * s1 + off];
+                    for (int64_t ox = hi; ox < OW; ox++) dst[ox] = 0.0f;
                 }
             }
 }

@@ -37,43 +37,80 @@ static int infer_pool(onx_graph *g, onx_node *nd, tr_err *err) {
     return TR_OK;
 }
 
-static void run_pool(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
-    (void)tmp;
-    const pool_p *p = nd->p;
+/* Undilated windows: combine the window's rows into one row (vectorisable),
+ * then slide along it. row is W floats of scratch. */
+static void pool_rows(const pool_p *p, const float *x, float *y, float *row) {
     const onx_win *w = &p->w;
     int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1];
-    int64_t planes = in[0].d[0] * in[0].d[1];
+    for (int64_t oy = 0; oy < OH; oy++) {
+        int64_t y0 = oy * w->s[0] - w->pb[0], ya = y0 < 0 ? 0 : y0, yb = y0 + w->k[0] < H ? y0 + w->k[0] : H;
+        if (yb <= ya) { /* only padding: ceil_mode never makes these, explicit pads can */
+            for (int64_t ox = 0; ox < OW; ox++) y[oy * OW + ox] = p->is_max ? -FLT_MAX : 0.0f;
+            continue;
+        }
+        memcpy(row, x + ya * W, sizeof *row * (size_t)W);
+        for (int64_t iy = ya + 1; iy < yb; iy++) {
+            const float *xr = x + iy * W;
+            if (p->is_max)
+                for (int64_t i = 0; i < W; i++) row[i] = xr[i] > row[i] ? xr[i] : row[i];
+            else
+                for (int64_t i = 0; i < W; i++) row[i] += xr[i];
+        }
+        for (int64_t ox = 0; ox < OW; ox++) {
+            int64_t x0 = ox * w->s[1] - w->pb[1], xa = x0 < 0 ? 0 : x0, xb = x0 + w->k[1] < W ? x0 + w->k[1] : W;
+            float acc = p->is_max ? -FLT_MAX : 0.0f;
+            if (p->is_max)
+                for (int64_t ix = xa; ix < xb; ix++) acc = row[ix] > acc ? row[ix] : acc;
+            else
+                for (int64_t ix = xa; ix < xb; ix++) acc += row[ix];
+            if (!p->is_max) {
+                int64_t cnt = xb > xa ? (yb - ya) * (xb - xa) : 0;
+                if (p->include_pad) { /* the window clipped to the padded input (PyTorch, ONNX Runtime) */
+                    int64_t ye = y0 + w->k[0] < H + w->pe[0] ? y0 + w->k[0] : H + w->pe[0];
+                    int64_t xe = x0 + w->k[1] < W + w->pe[1] ? x0 + w->k[1] : W + w->pe[1];
+                    cnt = (ye - y0) * (xe - x0);
+                }
+                acc = cnt ? acc / (float)cnt : 0.0f;
+            }
+            y[oy * OW + ox] = acc;
+        }
+    }
+}
+
+/* Dilated max pooling: every tap checked. */
+static void pool_dilated(const onx_win *w, const float *x, float *y) {
+    int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1];
+    for (int64_t oy = 0; oy < OH; oy++)
+        for (int64_t ox = 0; ox < OW; ox++) {
+            int64_t y0 = oy * w->s[0] - w->pb[0], x0 = ox * w->s[1] - w->pb[1];
+            float acc = -FLT_MAX;
+            for (int64_t i = 0; i < w->k[0]; i++) {
+                int64_t iy = y0 + i * w->d[0];
+                if (iy < 0 || iy >= H) continue;
+                for (int64_t j = 0; j < w->k[1]; j++) {
+                    int64_t ix = x0 + j * w->d[1];
+                    if (ix >= 0 && ix < W) acc = x[iy * W + ix] > acc ? x[iy * W + ix] : acc;
+                }
+            }
+            y[oy * OW + ox] = acc;
+        }
+}
+
+static size_t pool_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
+    (void)in, (void)out;
+    return (size_t)((const pool_p *)nd->p)->w.in[1];
+}
+
+static void run_pool(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
+    const pool_p *p = nd->p;
+    const onx_win *w = &p->w;
+    int64_t HW = w->in[0] * w->in[1], OHW = w->out[0] * w->out[1], planes = in[0].d[0] * in[0].d[1];
     const float *x = in[0].p;
     float *y = out[0].p;
-    for (int64_t pl = 0; pl < planes; pl++, x += H * W, y += OH * OW)
-        for (int64_t oy = 0; oy < OH; oy++)
-            for (int64_t ox = 0; ox < OW; ox++) {
-                int64_t y0 = oy * w->s[0] - w->pb[0], x0 = ox * w->s[1] - w->pb[1];
-                float acc = p->is_max ? -FLT_MAX : 0.0f;
-                int64_t cnt = 0;
-                for (int64_t i = 0; i < w->k[0]; i++) {
-                    int64_t iy = y0 + i * w->d[0];
-                    if (iy < 0 || iy >= H) continue;
-                    for (int64_t j = 0; j < w->k[1]; j++) {
-                        int64_t ix = x0 + j * w->d[1];
-                        if (ix < 0 || ix >= W) continue;
-                        float v = x[iy * W + ix];
-                        if (p->is_max) acc = v > acc ? v : acc;
-                        else acc += v;
-                        cnt++;
-                    }
-                }
-                if (!p->is_max) {
-                    if (p->include_pad) { /* the window clipped to the padded input (PyTorch, ONNX Runtime) */
-                        int64_t ye = y0 + w->k[0], xe = x0 + w->k[1];
-                        ye = ye < H + w->pe[0] ? ye : H + w->pe[0];
-                        xe = xe < W + w->pe[1] ? xe : W + w->pe[1];
-                        cnt = (ye - y0) * (xe - x0);
-                    }
-                    acc = cnt ? acc / (float)cnt : 0.0f;
-                }
-                y[oy * OW + ox] = acc;
-            }
+    for (int64_t pl = 0; pl < planes; pl++, x += HW, y += OHW) {
+        if (w->d[0] == 1 && w->d[1] == 1) pool_rows(p, x, y, tmp);
+        else pool_dilated(w, x, y);
+    }
     onx_act_apply(nd->act, nd->act_lo, nd->act_hi, out[0].p, out[0].n);
 }
 
@@ -102,8 +139,8 @@ static void run_gap(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp)
 }
 
 const onx_op onx_ops_pool[] = {
-    {"MaxPool", 1, infer_pool, run_pool, NULL, NULL, 1},
-    {"AveragePool", 7, infer_pool, run_pool, NULL, NULL, 1},
+    {"MaxPool", 1, infer_pool, run_pool, pool_scratch, NULL, 1},
+    {"AveragePool", 7, infer_pool, run_pool, pool_scratch, NULL, 1},
     {"GlobalAveragePool", 1, infer_gap, run_gap, NULL, NULL, 0},
     {NULL, 0, NULL, NULL, NULL, NULL, 0},
 };

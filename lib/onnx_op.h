@@ -42,7 +42,7 @@
  */
 
 #define ONX_MAX_RANK 8
-#define ONX_MAX_IO 16 /* inputs or outputs of one node */
+#define ONX_MAX_IO 64 /* inputs or outputs of one node (DenseNet concatenates up to 33) */
 
 /* A dimension or an int64 shape value: c * N^p, N the batch size, p 0 or 1.
  * Fixed dims have p == 0. */

@@ -24,9 +24,11 @@ typedef struct {
     float *v;
 } rows;
 
+static char data_dir[900];
+
 static rows read_rows(const char *name) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/data/onnx/%s", root(), name);
+    snprintf(path, sizeof path, "%s/%s", data_dir, name);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
     rows r = {0};
@@ -42,7 +44,7 @@ static rows read_rows(const char *name) {
 
 static onx_graph *open_model(const char *name) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/data/onnx/%s", root(), name);
+    snprintf(path, sizeof path, "%s/%s", data_dir, name);
     onx_graph *g = NULL;
     tr_err err = {0};
     int rc = onx_open(path, &g, &err);
@@ -57,45 +59,75 @@ static void check_close(const char *what, const float *got, const float *want, s
             fail_msg("%s: element %zu is %.7g, PyTorch %.7g", what, i, (double)got[i], (double)want[i]);
 }
 
-static const char *const MODELS[] = {"fashion", "conv1d"};
-static const int OPSETS[] = {11, 13, 17};
+/* model.onnx against model.in / model.out: all rows at once (a fixed batch
+ * pads or splits), then one row at a time in the same workspace. */
+static void check_model(const char *file, const rows *x, const rows *y, int64_t fixed, int opset) {
+    onx_graph *g = open_model(file);
+    assert_int_equal(onx_input_dim(g), (size_t)x->dim);
+    assert_int_equal(onx_output_dim(g), (size_t)y->dim);
+    assert_int_equal(onx_fixed_batch(g), fixed);
+    assert_int_equal(onx_opset(g), opset);
+    size_t ny = (size_t)y->n * (size_t)y->dim;
+    float *out = calloc(ny, sizeof *out);
+    assert_non_null(out);
+    onx_ws *ws = NULL;
+    tr_err err = {0};
+    assert_int_equal(onx_forward(g, x->v, (size_t)x->n, out, &ws, &err), TR_OK);
+    check_close(file, out, y->v, ny);
+    memset(out, 0, sizeof *out * ny);
+    for (int i = 0; i < x->n; i++)
+        assert_int_equal(
+            onx_forward(g, x->v + (size_t)i * (size_t)x->dim, 1, out + (size_t)i * (size_t)y->dim, &ws, &err), TR_OK);
+    check_close(file, out, y->v, ny);
+    onx_ws_free(ws);
+    free(out);
+    onx_free(g);
+}
+
+static void check_set(const char *model, const int *opsets, const char *const *kinds, const int64_t *fixed, int n) {
+    char name[128];
+    snprintf(name, sizeof name, "%s.in", model);
+    rows x = read_rows(name);
+    snprintf(name, sizeof name, "%s.out", model);
+    rows y = read_rows(name);
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s_op%d_%s.onnx", model, opsets[i], kinds[i]);
+        check_model(name, &x, &y, fixed[i], opsets[i]);
+    }
+    free(x.v);
+    free(y.v);
+}
 
 static void test_golden(void **state) {
     (void)state;
-    for (size_t m = 0; m < sizeof MODELS / sizeof MODELS[0]; m++) {
-        char name[64];
-        snprintf(name, sizeof name, "%s.in", MODELS[m]);
-        rows x = read_rows(name);
-        snprintf(name, sizeof name, "%s.out", MODELS[m]);
-        rows y = read_rows(name);
-        for (size_t o = 0; o < 3; o++)
-            for (int fixed = 0; fixed < 2; fixed++) {
-                snprintf(name, sizeof name, "%s_op%d_%s.onnx", MODELS[m], OPSETS[o], fixed ? "b4" : "dyn");
-                onx_graph *g = open_model(name);
-                assert_int_equal(onx_input_dim(g), (size_t)x.dim);
-                assert_int_equal(onx_output_dim(g), (size_t)y.dim);
-                assert_int_equal(onx_fixed_batch(g), fixed ? 4 : 0);
-                assert_int_equal(onx_opset(g), OPSETS[o]);
-                float *out = calloc((size_t)y.n * (size_t)y.dim, sizeof *out);
-                onx_ws *ws = NULL;
-                tr_err err = {0};
-                /* all rows at once (fixed batch: one full run of 4 and one padded) */
-                assert_int_equal(onx_forward(g, x.v, (size_t)x.n, out, &ws, &err), TR_OK);
-                check_close(name, out, y.v, (size_t)y.n * (size_t)y.dim);
-                /* one row at a time, same workspace (another plan) */
-                memset(out, 0, sizeof *out * (size_t)y.n * (size_t)y.dim);
-                for (int i = 0; i < x.n; i++)
-                    assert_int_equal(onx_forward(g, x.v + (size_t)i * (size_t)x.dim, 1, out + (size_t)i * (size_t)y.dim,
-                                                 &ws, &err),
-                                     TR_OK);
-                check_close(name, out, y.v, (size_t)y.n * (size_t)y.dim);
-                onx_ws_free(ws);
-                free(out);
-                onx_free(g);
-            }
-        free(x.v);
-        free(y.v);
+    static const char *const models[] = {"fashion", "conv1d"};
+    static const int opsets[] = {11, 11, 13, 13, 17, 17};
+    static const char *const kinds[] = {"dyn", "b4", "dyn", "b4", "dyn", "b4"};
+    static const int64_t fixed[] = {0, 4, 0, 4, 0, 4};
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) check_set(models[m], opsets, kinds, fixed, 6);
+}
+
+/* torchvision architectures from `make test-zoo` (tests/golden/gen_zoo.py),
+ * when ONNX_ZOO names their folder and ONNX_ZOO_MODELS lists them. */
+static void test_zoo(void **state) {
+    (void)state;
+    const char *dir = getenv("ONNX_ZOO"), *list = getenv("ONNX_ZOO_MODELS");
+    if (!dir || !list) {
+        skip();
+        return;
     }
+    char saved[sizeof data_dir], models[512], *save = NULL;
+    memcpy(saved, data_dir, sizeof saved);
+    snprintf(data_dir, sizeof data_dir, "%s", dir);
+    snprintf(models, sizeof models, "%s", list);
+    static const int opsets[] = {13, 17};
+    static const char *const kinds[] = {"dyn", "b2"};
+    static const int64_t fixed[] = {0, 2};
+    for (char *m = strtok_r(models, " ,", &save); m; m = strtok_r(NULL, " ,", &save)) {
+        print_message("zoo: %s\n", m);
+        check_set(m, opsets, kinds, fixed, 2);
+    }
+    memcpy(data_dir, saved, sizeof saved);
 }
 
 /* Load-time rewrites: the fashion CNN's three BatchNormalizations fold into
@@ -168,6 +200,8 @@ int main(void) {
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_describe),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_zoo),
     };
+    snprintf(data_dir, sizeof data_dir, "%s/tests/data/onnx", root());
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
