@@ -11,5 +11,6 @@ int cmd_index(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_client(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 #endif

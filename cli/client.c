@@ -15,7 +15,8 @@
 enum { EX_OK = 0, EX_HTTP = 1, EX_USAGE = 2, EX_CONNECT = 2 };
 
 /* Routes read with GET; everything else is a POST of a JSON body. */
-static const char *const get_routes[] = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/model", "/v1/gallery"};
+static const char *const get_routes[] = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/model", "/v1/gallery",
+                                            "/v1/stats", "/v1/gallery/projection"};
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tripletctl client [--url URL] [--api-key KEY] [--timeout S] [--method GET|POST] [--raw]\n"

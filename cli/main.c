@@ -15,6 +15,7 @@ static const struct {
     {"inspect", cmd_inspect, "validate a model file and print its layers, metadata, sha256"},
     {"embed", cmd_embed, "embed JSON-lines or CSV vectors from stdin, JSON lines to stdout"},
     {"client", cmd_client, "call a running tripletd (GET/POST a route) and print the answer"},
+    {"top", cmd_top, "a running tripletd's live figures (requests/s, latency, errors), refreshed like top"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
