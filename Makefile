@@ -82,7 +82,7 @@ EVAL_THREADS ?= 2
 OPEN_SET_MODEL ?= $(B)/models/fashion-mnist-open-set.safetensors
 
 .SECONDARY:
-.PHONY: all deps bench-deps docker-deps zoo-deps test-zoo test test-unit test-e2e test-docker run bench model clean format help fuzz tests
+.PHONY: all deps bench-deps docker-deps zoo-deps test-zoo test test-unit test-e2e test-docker run bench model clean format format-check help fuzz tests
 
 all: $(TARGETS)
 
@@ -95,6 +95,8 @@ help:
 	@echo "make bench      benchmarks against PyTorch, FastAPI, nginx, faiss -> BENCHMARKS.md"
 	@echo "make test-docker  build and run the container image with podman"
 	@echo "make test-zoo   torchvision architectures exported to ONNX against PyTorch"
+	@echo "make format     clang-format every C file (not the generated ones)"
+	@echo "make format-check  fail on a file clang-format would change or a line over the column limit"
 	@echo "make clean"
 
 $(B)/%.o: %.c | $(ONNX_PB).h
@@ -213,8 +215,20 @@ server/console_assets.c: $(CONSOLE_FILES) server/gen_console.py
 fuzz:
 	$(MAKE) -C tests/fuzz
 
+# Every C file but the generated ones (first line "... generated ... do not edit").
+FORMAT_FILES = $(shell for f in $(wildcard lib/*.[ch] server/*.[ch] cli/*.[ch] bench/*.[ch] tests/*.h tests/*/*.[ch]); do \
+                 head -n 1 $$f | grep -qi 'generated.*do not edit' || echo $$f; done)
+
 format:
-	clang-format -i lib/*.[ch] server/*.[ch] cli/*.[ch] tests/*/*.[ch]
+	clang-format -i $(FORMAT_FILES)
+
+# The style of .clang-format, and no line over its ColumnLimit (clang-format
+# cannot break a long string or word).
+format-check:
+	@files="$(FORMAT_FILES)"; width=$$(sed -n 's/^ColumnLimit: *//p' .clang-format); rc=0; \
+	clang-format --dry-run --Werror $$files || rc=1; \
+	if LC_ALL=C.UTF-8 grep -nE ".{$$((width + 1))}" $$files; then echo "format-check: lines over $$width columns above"; rc=1; fi; \
+	[ $$rc = 0 ] && echo "format-check: $$(echo $$files | wc -w) files formatted, no line over $$width columns"; exit $$rc
 
 clean:
 	rm -rf build build-san bin lib/libtriplet.a
