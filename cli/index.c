@@ -17,7 +17,7 @@
 typedef struct {
     const char *model, *data, *out, *split;
     size_t batch, limit;
-    int quiet, help, no_ids;
+    int quiet, help, no_ids, keep_images;
 } index_args;
 
 static void usage(FILE *f) {
@@ -36,6 +36,8 @@ static void usage(FILE *f) {
             "  --batch N        rows per forward pass (default %d, at most %d)\n"
             "  --limit N        first N rows only\n"
             "  --no-ids         do not store the data's ids\n"
+            "  --keep-images    store the source images too (uint8, as read; IDX ubyte\n"
+            "                   images), for GET /v1/gallery/items/{index}/image\n"
             "  --quiet          no progress bar\n",
             IX_DEFAULT_BATCH, IX_MAX_BATCH);
 }
@@ -79,6 +81,8 @@ static int parse_args(int argc, char **argv, index_args *a) {
             a->quiet = 1;
         else if (strcmp(argv[i], "--no-ids") == 0)
             a->no_ids = 1;
+        else if (strcmp(argv[i], "--keep-images") == 0)
+            a->keep_images = 1;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             a->help = 1;
         else if ((v = opt_value(argc, argv, &i, "--model", &missing)))
@@ -130,6 +134,24 @@ static void progress(size_t done, size_t total, double t0) {
     fflush(stderr);
 }
 
+/* The data's rows as uint8 grey images when they are exactly that (raw IDX
+ * ubyte pixels of a rank-3 file): NULL otherwise or out of memory. */
+static uint8_t *source_images(const dat_set *d) {
+    if (d->height < 1 || d->width < 1 || (size_t)d->height * (size_t)d->width != d->dim || d->raw_max != 255 ||
+        d->pre_mean != 0 || d->pre_scale != 1)
+        return NULL;
+    uint8_t *px = malloc(d->n * d->dim);
+    for (size_t i = 0; px && i < d->n * d->dim; i++) {
+        float v = d->x[i];
+        if (!(v >= 0 && v <= 255) || v != (float)(int)v) {
+            free(px);
+            return NULL;
+        }
+        px[i] = (uint8_t)v;
+    }
+    return px;
+}
+
 int cmd_index(int argc, char **argv) {
     index_args a;
     mdl_model *m = NULL;
@@ -137,6 +159,7 @@ int cmd_index(int argc, char **argv) {
     float *emb = NULL;
     tr_scratch ws = {0};
     tr_err err;
+    uint8_t *images = NULL;
     char dflt[4096];
     int rc = 1;
     if (parse_args(argc, argv, &a) != 0) return 2;
@@ -193,16 +216,23 @@ int cmd_index(int argc, char **argv) {
     }
     if (tty) fputc('\n', stderr);
     const char *const *ids = a.no_ids ? NULL : (const char *const *)d->ids;
-    if (gal_save(a.out, emb, d->n, dim, d->labels, ids, m->sha256, &err) != TR_OK) {
+    if (a.keep_images && (images = source_images(d)) == NULL) {
+        fprintf(stderr, "tripletctl index: --keep-images: %s holds no 8-bit images (IDX ubyte images of rank 3, "
+                        "read without scaling), or out of memory\n", d->source);
+        goto fail;
+    }
+    if (gal_save_images(a.out, emb, d->n, dim, d->labels, ids, m->sha256, images, (size_t)d->height,
+                        (size_t)d->width, 1, &err) != TR_OK) {
         fprintf(stderr, "tripletctl index: %s\n", err.msg);
         goto fail;
     }
     if (!a.quiet)
-        fprintf(stderr, "wrote %s: %zu x %zu embeddings, labels, %s, model %.12s... (%s), %.1fs\n", a.out, d->n, dim,
-                ids ? "ids" : "no ids", m->sha256, a.model, now() - t0);
+        fprintf(stderr, "wrote %s: %zu x %zu embeddings, labels, %s%s, model %.12s... (%s), %.1fs\n", a.out, d->n, dim,
+                ids ? "ids" : "no ids", images ? ", images" : "", m->sha256, a.model, now() - t0);
     rc = 0;
 fail:
     tr_scratch_free(&ws);
+    free(images);
     free(emb);
     dat_free(d);
     mdl_free(m);

@@ -9,7 +9,7 @@
 
 #include "st.h"
 
-static const char *const gal_tensors[] = {"embeddings", "labels", "ids"};
+static const char *const gal_tensors[] = {"embeddings", "labels", "ids", "images"};
 
 int gal_utf8_valid(const uint8_t *s, size_t n, size_t *bad) {
     size_t i = 0;
@@ -63,6 +63,7 @@ void gal_free(gal_gallery *g) {
     free(g->emb);
     free(g->sqnorm);
     free(g->labels);
+    free(g->images);
     if (g->ids) free(g->ids[0]); /* one block holds every string */
     free(g->ids);
     free(g->path);
@@ -119,9 +120,30 @@ static int count_classes(gal_gallery *g, tr_err *err) {
     return TR_OK;
 }
 
+/* images: U8 [N, H, W] (grey) or [N, H, W, C] with C 1 or 3; sets the shape. */
+static int check_images(const st_tensor *im, gal_gallery *g, tr_err *err) {
+    if (im->dtype != ST_U8)
+        return tr_seterr(err, TR_EFORMAT, "images", "images: dtype %s, expected U8", st_dtype_name(im->dtype));
+    if (im->ndim != 3 && im->ndim != 4)
+        return tr_seterr(err, TR_EFORMAT, "images", "images: %d dimensions, expected [N, H, W] or [N, H, W, C]", im->ndim);
+    if ((uint64_t)im->shape[0] != g->n)
+        return tr_seterr(err, TR_EFORMAT, "images", "images: %lld images for %zu embeddings", (long long)im->shape[0],
+                         g->n);
+    int64_t h = im->shape[1], w = im->shape[2], c = im->ndim == 4 ? im->shape[3] : 1;
+    if (h < 1 || w < 1 || h > GAL_MAX_IMAGE_SIDE || w > GAL_MAX_IMAGE_SIDE || (c != 1 && c != 3))
+        return tr_seterr(err, TR_EFORMAT, "images", "images: %lld x %lld x %lld per image (sides 1..%d, 1 or 3 channels)",
+                         (long long)h, (long long)w, (long long)c, GAL_MAX_IMAGE_SIDE);
+    if (im->len > GAL_MAX_IMAGE_BYTES)
+        return tr_seterr(err, TR_ELIMIT, "images", "images: %zu bytes is over the limit", im->len);
+    g->img_h = (size_t)h, g->img_w = (size_t)w, g->img_c = (size_t)c;
+    return TR_OK;
+}
+
 static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
-    const st_tensor *e = st_find(f, "embeddings"), *l = st_find(f, "labels"), *id = st_find(f, "ids");
+    const st_tensor *e = st_find(f, "embeddings"), *l = st_find(f, "labels"), *id = st_find(f, "ids"),
+                    *im = st_find(f, "images");
     size_t bytes;
+    int rc;
     for (size_t i = 0; i < st_count(f); i++) {
         const st_tensor *t = st_at(f, i);
         int known = 0;
@@ -129,7 +151,7 @@ static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
             known |= strcmp(t->name, gal_tensors[k]) == 0;
         if (!known)
             return tr_seterr(err, TR_EFORMAT, t->name,
-                             "unexpected tensor \"%s\" (a gallery holds embeddings, labels, ids)", t->name);
+                             "unexpected tensor \"%s\" (a gallery holds embeddings, labels, ids, images)", t->name);
     }
     if (e == NULL) return tr_seterr(err, TR_EFORMAT, "embeddings", "no \"embeddings\" tensor");
     if (e->dtype != ST_F32 && e->dtype != ST_F16)
@@ -160,6 +182,7 @@ static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
             return tr_seterr(err, TR_EFORMAT, "ids", "ids: dtype %s, expected U8", st_dtype_name(id->dtype));
         if (id->ndim != 1) return tr_seterr(err, TR_EFORMAT, "ids", "ids: %d dimensions, expected 1", id->ndim);
     }
+    if (im && (rc = check_images(im, g, err)) != TR_OK) return rc;
     const char *fmt = st_meta(f, "format"), *ms = st_meta(f, "model_sha256");
     if (fmt && strcmp(fmt, GAL_FORMAT) != 0)
         return tr_seterr(err, TR_EFORMAT, "format", "metadata format is \"%s\", expected \"%s\"", fmt, GAL_FORMAT);
@@ -175,7 +198,12 @@ static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
     g->sqnorm = malloc(g->n * sizeof *g->sqnorm);
     if (g->emb == NULL || g->sqnorm == NULL)
         return tr_seterr(err, TR_ENOMEM, "embeddings", "embeddings: cannot allocate %zu bytes", bytes);
-    int rc = st_to_f32(f, e, g->emb, err);
+    if (im) {
+        if ((g->images = malloc(im->len ? im->len : 1)) == NULL)
+            return tr_seterr(err, TR_ENOMEM, "images", "images: cannot allocate %zu bytes", im->len);
+        memcpy(g->images, st_data(f, im), im->len);
+    }
+    rc = st_to_f32(f, e, g->emb, err);
     if (rc != TR_OK) return rc;
     for (size_t i = 0; i < g->n; i++) {
         double s = 0;
@@ -227,6 +255,12 @@ fail:
 
 int gal_save(const char *path, const float *emb, size_t n, size_t dim, const int64_t *labels, const char *const *ids,
              const char *model_sha256, tr_err *err) {
+    return gal_save_images(path, emb, n, dim, labels, ids, model_sha256, NULL, 0, 0, 0, err);
+}
+
+int gal_save_images(const char *path, const float *emb, size_t n, size_t dim, const int64_t *labels,
+                    const char *const *ids, const char *model_sha256, const uint8_t *images, size_t h, size_t w,
+                    size_t c, tr_err *err) {
     uint8_t *idbuf = NULL;
     size_t idlen = 0, bad;
     int rc = TR_OK;
@@ -255,7 +289,12 @@ int gal_save(const char *path, const float *emb, size_t n, size_t dim, const int
         }
         idlen--; /* NUL-separated: no NUL after the last id */
     }
-    st_wtensor t[3];
+    if (images && (h < 1 || w < 1 || h > GAL_MAX_IMAGE_SIDE || w > GAL_MAX_IMAGE_SIDE || (c != 1 && c != 3) ||
+                   n > GAL_MAX_IMAGE_BYTES / (h * w * c))) {
+        free(idbuf);
+        return tr_seterr(err, TR_EINVAL, "images", "gallery: %zu images of %zu x %zu x %zu are not storable", n, h, w, c);
+    }
+    st_wtensor t[4];
     size_t nt = 0;
     memset(t, 0, sizeof t);
     t[nt++] = (st_wtensor){
@@ -263,6 +302,11 @@ int gal_save(const char *path, const float *emb, size_t n, size_t dim, const int
     if (labels)
         t[nt++] = (st_wtensor){.name = "labels", .dtype = ST_I64, .ndim = 1, .shape = {(int64_t)n}, .data = labels};
     if (ids) t[nt++] = (st_wtensor){.name = "ids", .dtype = ST_U8, .ndim = 1, .shape = {(int64_t)idlen}, .data = idbuf};
+    if (images) {
+        t[nt] = (st_wtensor){.name = "images", .dtype = ST_U8, .ndim = c == 1 ? 3 : 4,
+                             .shape = {(int64_t)n, (int64_t)h, (int64_t)w, (int64_t)c}, .data = images};
+        nt++;
+    }
     const char *meta[] = {"format", GAL_FORMAT, "format_version", "1", "model_sha256", model_sha256};
     size_t n_meta = model_sha256 && model_sha256[0] ? 3 : 2;
     rc = st_write(path, t, nt, meta, n_meta, err);

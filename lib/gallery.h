@@ -11,6 +11,8 @@
 #define GAL_MAX_DIM 65536
 #define GAL_MAX_VALUES ((size_t)1 << 31) /* N * D floats (8 GiB) */
 #define GAL_MAX_ID 1024                  /* bytes of one id, NUL included */
+#define GAL_MAX_IMAGE_SIDE 4096          /* pixels per image side */
+#define GAL_MAX_IMAGE_BYTES ((size_t)1 << 32) /* all images together */
 
 typedef struct gal_gallery {
     size_t n, dim;
@@ -19,6 +21,8 @@ typedef struct gal_gallery {
     int64_t *labels;   /* n, or NULL */
     size_t n_classes;  /* distinct labels (0 without labels) */
     char **ids;        /* n strings, or NULL */
+    uint8_t *images;   /* n x img_h x img_w x img_c source pixels (HWC), or NULL */
+    size_t img_h, img_w, img_c;
     char model_sha256[65]; /* of the model the gallery was built with, or "" */
     char sha256[65];       /* of the gallery file */
     char *path;            /* as given to gal_load (NULL if not loaded) */
@@ -34,6 +38,12 @@ void gal_free(gal_gallery *g); /* NULL is a no-op */
  * non-empty UTF-8 strings; model_sha256 may be NULL or "" (then omitted). */
 int gal_save(const char *path, const float *emb, size_t n, size_t dim, const int64_t *labels, const char *const *ids,
              const char *model_sha256, tr_err *err);
+
+/* gal_save plus the source images: images holds n x h x w x c uint8
+ * pixels (HWC, c = 1 grey or 3 RGB), stored as tensor "images" (NULL: none). */
+int gal_save_images(const char *path, const float *emb, size_t n, size_t dim, const int64_t *labels,
+                    const char *const *ids, const char *model_sha256, const uint8_t *images, size_t h, size_t w,
+                    size_t c, tr_err *err);
 
 /* May gallery g be served with the model whose file digest is model_sha256
  * and whose output has model_dim values? Refused (TR_EINVAL, field

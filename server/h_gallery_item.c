@@ -1,10 +1,11 @@
-/* h_gallery_item.c - GET /v1/gallery/items/{index}: one gallery row (id, label, embedding). */
+/* h_gallery_item.c - GET /v1/gallery/items/{index}: one gallery row (id, label, embedding), and its source image as PNG. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "handlers.h"
+#include "png_write.h"
 
 #define ITEMS_PREFIX "/v1/gallery/items/"
 
@@ -45,7 +46,7 @@ int h_gallery_item(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     int ok = o && cJSON_AddNumberToObject(o, "index", (double)i) &&
              (g->ids ? cJSON_AddStringToObject(o, "id", g->ids[i]) : cJSON_AddNullToObject(o, "id")) &&
              (g->labels ? cJSON_AddNumberToObject(o, "label", (double)g->labels[i]) : cJSON_AddNullToObject(o, "label")) &&
-             (e = cJSON_AddArrayToObject(o, "embedding")) != NULL;
+             cJSON_AddBoolToObject(o, "image", g->images != NULL) && (e = cJSON_AddArrayToObject(o, "embedding")) != NULL;
     for (size_t j = 0; ok && j < g->dim; j++) {
         cJSON *v = cJSON_CreateNumber(g->emb[i * g->dim + j]);
         ok = v != NULL;
@@ -56,5 +57,26 @@ int h_gallery_item(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
         return srv_fail(out, 503, "", "out of memory building the item");
     }
     out->body = o;
+    return out->status = 200;
+}
+
+int h_gallery_image(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
+{
+    const gal_gallery *g = ctx->state->gallery;
+    size_t i, len;
+    uint8_t *png;
+    tr_err err;
+    int rc;
+    (void)body;
+    if ((rc = srv_gallery_index(ctx, &i, out))) return rc;
+    if (!g->images)
+        return srv_fail(out, 404, "images", "the gallery has no images (build it with `tripletctl index --keep-images`)");
+    size_t bytes = g->img_h * g->img_w * g->img_c;
+    if ((rc = png_write_mem(g->images + i * bytes, g->img_w, g->img_h, (int)g->img_c, &png, &len, &err)) != TR_OK)
+        return srv_fail_tr(out, rc, &err);
+    out->raw = (char *)png;
+    out->raw_len = len;
+    out->content_type = "image/png";
+    srv_reply_header(out, "Cache-Control", "private, max-age=3600");
     return out->status = 200;
 }

@@ -58,6 +58,7 @@ int h_stats(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_projection(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_console(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_gallery_item(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
+int h_gallery_image(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_gallery_item.c */
 /* The {index} of a /v1/gallery/items/{index}... path, checked against the
  * gallery (409 without one, 422 not a number, 404 past the end). */
 int srv_gallery_index(const srv_ctx *ctx, size_t *index, srv_reply *out); /* h_gallery_item.c */

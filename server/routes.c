@@ -24,6 +24,7 @@ static const srv_route ROUTES[] = {
     {"GET", "/v1/stats", h_stats, 1, 0},
     {"GET", "/v1/gallery/projection", h_projection, 1, 0},
     {"GET", "/v1/gallery/items/{index}", h_gallery_item, 1, 0},
+    {"GET", "/v1/gallery/items/{index}/image", h_gallery_image, 1, 0},
     {"GET", "/", h_console, 0, 0},
     {"GET", "/console.js", h_console, 0, 0},
     {"GET", "/charts.js", h_console, 0, 0},

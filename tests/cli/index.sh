@@ -90,6 +90,24 @@ a, c = emb(sys.argv[1]), emb(sys.argv[2])
 sys.exit(0 if len(a) == len(c) and max(abs(x - y) for x, y in zip(a, c)) < 1e-5 else 1)
 EOF
 
+# --keep-images: the IDX bytes as read, in an "images" tensor [N, 28, 28]
+FM=/usr/share/datasets/fashion-mnist
+if [[ -f $FM/t10k-images-idx3-ubyte.gz ]]; then
+    run --model "$MODEL" --data "$FM/t10k" --limit 5 --keep-images --out "$tmp/img.safetensors" --quiet
+    expect_run "--keep-images on IDX" 0 ""
+    $PY - "$tmp/img.safetensors" "$FM/t10k-images-idx3-ubyte.gz" <<'EOF' && ok "images tensor = the IDX pixels" || bad "images tensor differs from the IDX pixels"
+import gzip, json, struct, sys
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+t = h["images"]; s, e = t["data_offsets"]
+raw = gzip.open(sys.argv[2]).read()[16:16 + 5 * 784]
+sys.exit(0 if t["dtype"] == "U8" and t["shape"] == [5, 28, 28] and b[8 + n + s:8 + n + e] == raw else 1)
+EOF
+else
+    skip_part "--keep-images on IDX (no Fashion-MNIST: Debian package dataset-fashion-mnist)"
+fi
+run --model "$MODEL" --data "$tmp/rows.csv" --out "$tmp/x.safetensors" --keep-images
+expect_run "--keep-images on CSV" 1 "holds no 8-bit images"
+
 # refusals
 run --data "$tmp/rows.csv" --out "$tmp/x.safetensors"
 expect_run "no --model" 2 "--model is required"

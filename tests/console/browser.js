@@ -101,6 +101,8 @@ async function main() {
       .catch(() => {});
     let got = await resultIndices(page);
     check(JSON.stringify(got) === JSON.stringify(want), `search-file: indices ${got} = /v1/search ${want}`);
+    await page.waitForFunction(k => [...document.querySelectorAll('[data-testid="search-result"] img')].filter(i => i.complete && i.naturalWidth === 28).length === k, { timeout: 15000 }, K)
+      .then(() => ok('every search result shows its 28x28 gallery image'), () => bad('search results without their images'));
     const labels = await page.$$eval('[data-testid="search-result"]', els => els.map(e => e.dataset.label));
     check(labels.length === K && labels.every(l => /^\d+$/.test(l)), 'search results carry data-label');
 
@@ -128,6 +130,8 @@ async function main() {
       .then(() => ok('a click on a map point lists neighbours'), () => bad('a click on a map point listed nothing'));
     await dot.hover();
     check(!(await page.$eval('#map-tip', e => e.hidden)), 'hovering a point shows its tip');
+    await page.waitForFunction(() => { const i = document.querySelector('#map-tip img'); return i && !i.hidden && i.naturalWidth === 28; }, { timeout: 10000 })
+      .then(() => ok('the tip shows the point\'s image'), () => bad('the tip has no image'));
 
     /* triplet playground on gallery rows 0, 1, 2 */
     await page.click('#triplet-form button[type="submit"]');

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/console/browser.sh - the web console in headless Chromium (tests/console/browser.js,
 # puppeteer-core from tests/node_modules) against tripletd with the shipped model and a
-# Fashion-MNIST gallery, without and with --api-key. Screenshots: tests/out/.
+# Fashion-MNIST gallery with its images (index --keep-images), without and with --api-key. Screenshots: tests/out/.
 . "$(dirname "$0")/../lib.sh"
 MODEL=$ROOT/models/fashion-mnist.safetensors
 OUT=$ROOT/tests/out
@@ -12,7 +12,7 @@ command -v node >/dev/null 2>&1 || skip "no node"
 [[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]] || skip "no Fashion-MNIST (Debian package dataset-fashion-mnist)"
 mkdir -p "$OUT"
 
-if ! "$TRIPLETCTL" index --model "$MODEL" --limit 3000 --out "$tmp/g.safetensors" --quiet >"$tmp/index.log" 2>&1; then
+if ! "$TRIPLETCTL" index --model "$MODEL" --limit 3000 --keep-images --out "$tmp/g.safetensors" --quiet >"$tmp/index.log" 2>&1; then
     echo "FAIL tripletctl index"; cat "$tmp/index.log"; exit 1
 fi
 # start NAME ARGS...: tripletd on port 0; sets ${NAME}_url

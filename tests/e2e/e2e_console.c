@@ -1,6 +1,6 @@
 /* e2e_console.c - the console's routes against a real tripletd: GET /v1/stats after known traffic,
- * GET /v1/gallery/projection on a gal_save gallery (checked against lib/pca.c on the same rows),
- * GET /v1/gallery/items/{index}, and the console's page: its files, CSP, --api-key and --no-console. */
+ * GET /v1/gallery/projection on a gal_save_images gallery (checked against lib/pca.c on the same rows),
+ * GET /v1/gallery/items/{index} and its PNG image, and the console's page: its files, CSP, --api-key and --no-console. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,14 +13,16 @@
 #include "gallery.h"
 #include "harness.h"
 #include "pca.h"
+#include "png_write.h"
 
 #define GN 1500 /* gallery rows */
 #define GD 32   /* the e2e model's output */
 
 static e2e_server S;
-static char gal_path[512];
+static char gal_path[512], plain_path[600]; /* with images, without */
 static float GEMB[GN * GD];
 static int64_t GLAB[GN];
+static uint8_t GIMG[GN * 4 * 5 * 3]; /* 4 x 5 RGB per row */
 static char *GIDS[GN];
 
 /* Four clusters along different axes plus a deterministic wobble. */
@@ -35,8 +37,11 @@ static void write_gallery(void) {
     }
     tr_err err;
     snprintf(gal_path, sizeof gal_path, "%s/console-e2e-%d.gallery.safetensors", e2e_tmpdir(), (int)getpid());
-    if (gal_save(gal_path, GEMB, GN, GD, GLAB, (const char *const *)GIDS, NULL, &err) != TR_OK)
+    for (size_t i = 0; i < sizeof GIMG; i++) GIMG[i] = (uint8_t)(i * 31 + i / 60);
+    if (gal_save_images(gal_path, GEMB, GN, GD, GLAB, (const char *const *)GIDS, NULL, GIMG, 4, 5, 3, &err) != TR_OK)
         e2e_die("gal_save: %s", err.msg);
+    snprintf(plain_path, sizeof plain_path, "%s.plain", gal_path);
+    if (gal_save(plain_path, GEMB, GN, GD, GLAB, NULL, NULL, &err) != TR_OK) e2e_die("gal_save: %s", err.msg);
 }
 
 /* Sleep until the wall-clock second changes, so what was sent is in a complete second. */
@@ -201,6 +206,26 @@ static void test_items(void) {
         CHECK_ERROR(&r, BAD[i].status, BAD[i].type, "index", BAD[i].path);
         e2e_resp_free(&r);
     }
+    /* the image: the PNG lib/png_write.c makes of row 7's pixels, byte for byte */
+    uint8_t *png;
+    size_t len;
+    char hdr[64];
+    tr_err err;
+    e2e_get(&S, "/v1/gallery/items/7/image", &r);
+    CHECK_EQ_INT(r.status, 200, "GET /v1/gallery/items/7/image");
+    CHECK_STR(e2e_header(&r, "Content-Type", hdr, sizeof hdr), "image/png", "image Content-Type");
+    if (CHECK(png_write_mem(GIMG + 7 * 60, 5, 4, 3, &png, &len, &err) == TR_OK, "png_write_mem: %s", err.msg)) {
+        CHECK(r.body_len == len && memcmp(r.body, png, len) == 0, "image of row 7: %zu bytes, want the %zu of its PNG",
+              r.body_len, len);
+        free(png);
+    }
+    e2e_resp_free(&r);
+    e2e_get(&S, "/v1/gallery/items/1500/image", &r);
+    CHECK_ERROR(&r, 404, "not_found", "index", "image past the end");
+    e2e_resp_free(&r);
+    e2e_get(&S, "/v1/gallery", &r);
+    CHECK(cJSON_IsTrue(e2e_jget(r.json, "images")), "GET /v1/gallery: images true");
+    e2e_resp_free(&r);
     e2e_get(&S, "/v1/gallery/items/", &r);
     CHECK_EQ_INT(r.status, 404, "GET /v1/gallery/items/ (no index)");
     e2e_resp_free(&r);
@@ -259,7 +284,7 @@ static void test_console_flags(void) {
         e2e_resp_free(&r);
         e2e_server_stop(&s2, SIGTERM, 10);
     }
-    const char *off[] = {"--threads", "1", "--no-console", NULL};
+    const char *off[] = {"--threads", "1", "--no-console", "--gallery", plain_path, "--allow-gallery-mismatch", NULL};
     if (CHECK(e2e_server_start(&s2, off) == 0, "tripletd --no-console did not start")) {
         const char *paths[] = {"/", "/console.js", "/console.css"};
         for (int i = 0; i < 3; i++) {
@@ -269,6 +294,13 @@ static void test_console_flags(void) {
         }
         e2e_get(&s2, "/v1/stats", &r);
         CHECK_EQ_INT(r.status, 200, "--no-console: GET /v1/stats still served");
+        e2e_resp_free(&r);
+        /* a gallery without images loads and says so */
+        e2e_get(&s2, "/v1/gallery/items/3/image", &r);
+        CHECK_ERROR(&r, 404, "not_found", "images", "image from a gallery without images");
+        e2e_resp_free(&r);
+        e2e_get(&s2, "/v1/gallery/items/3", &r);
+        CHECK(r.status == 200 && cJSON_IsFalse(e2e_jget(r.json, "image")), "item of a gallery without images: image false");
         e2e_resp_free(&r);
         e2e_server_stop(&s2, SIGTERM, 10);
     }
@@ -281,6 +313,9 @@ static void test_no_gallery(void) {
     if (!CHECK(e2e_server_start(&s2, args) == 0, "second tripletd did not start")) return;
     e2e_get(&s2, "/v1/gallery/projection", &r);
     CHECK_ERROR(&r, 409, "no_gallery", "", "projection without a gallery");
+    e2e_resp_free(&r);
+    e2e_get(&s2, "/v1/gallery/items/0/image", &r);
+    CHECK_ERROR(&r, 409, "no_gallery", "", "image without a gallery");
     e2e_resp_free(&r);
     e2e_server_stop(&s2, SIGTERM, 10);
 }
@@ -299,5 +334,6 @@ int main(void) {
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "tripletd did not exit 0 after SIGTERM (status %d)", st);
     if (e2e_failures) e2e_server_log_tail(&S, 10);
     unlink(gal_path);
+    unlink(plain_path);
     return e2e_report("e2e_console");
 }

@@ -199,6 +199,16 @@ static const corrupt_case cases[] = {
      "\xc0\xaf\0b\0c\0", 7, TR_EFORMAT, "ids", "ids: id 0 is not valid UTF-8 (byte 0)"},
     {"ids surrogate", ",\"ids\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[24,32]}", NULL, NULL,
      "a\0\xed\xa0\x80\0c\0", 8, TR_EFORMAT, "ids", "ids: id 1 is not valid UTF-8 (byte 0)"},
+    {"images F32", ",\"images\":{\"dtype\":\"F32\",\"shape\":[3,1,1],\"data_offsets\":[24,36]}", NULL, NULL,
+     "\0\0\0\0\0\0\0\0\0\0\0\0", 12, TR_EFORMAT, "images", "images: dtype F32, expected U8"},
+    {"images 2-D", ",\"images\":{\"dtype\":\"U8\",\"shape\":[3,4],\"data_offsets\":[24,36]}", NULL, NULL,
+     "\0\0\0\0\0\0\0\0\0\0\0\0", 12, TR_EFORMAT, "images", "images: 2 dimensions, expected [N, H, W] or [N, H, W, C]"},
+    {"images too few", ",\"images\":{\"dtype\":\"U8\",\"shape\":[2,2,2],\"data_offsets\":[24,32]}", NULL, NULL,
+     "\0\0\0\0\0\0\0\0", 8, TR_EFORMAT, "images", "images: 2 images for 3 embeddings"},
+    {"images 2 channels", ",\"images\":{\"dtype\":\"U8\",\"shape\":[3,1,2,2],\"data_offsets\":[24,36]}", NULL,
+     NULL, "\0\0\0\0\0\0\0\0\0\0\0\0", 12, TR_EFORMAT, "images", "images: 1 x 2 x 2 per image"},
+    {"images side 0", ",\"images\":{\"dtype\":\"U8\",\"shape\":[3,0,2],\"data_offsets\":[24,24]}", NULL, NULL,
+     NULL, 0, TR_EFORMAT, "images", "images: 0 x 2 x 1 per image"},
     {"unexpected tensor", ",\"norms\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[24,36]}", NULL, NULL,
      "\0\0\0\0\0\0\0\0\0\0\0\0", 12, TR_EFORMAT, "norms", "unexpected tensor \"norms\""},
     {"wrong format", "", NULL, "{\"format\":\"something-else\"}", NULL, 0, TR_EFORMAT, "format",
@@ -240,6 +250,37 @@ static void test_corrupt_table(void **state) {
     gal_gallery *g;
     tr_err err;
     assert_int_equal(gal_load("/nonexistent/dir/g.safetensors", &g, &err), TR_EIO);
+}
+
+static void test_images(void **state) {
+    (void)state;
+    char p[256];
+    path_of(p, sizeof p, "img.safetensors");
+    float emb[3 * 2] = {1, 2, 3, 4, 5, 6};
+    uint8_t grey[3 * 2 * 3], rgb[3 * 2 * 3 * 3];
+    for (size_t i = 0; i < sizeof grey; i++) grey[i] = (uint8_t)(i * 13);
+    for (size_t i = 0; i < sizeof rgb; i++) rgb[i] = (uint8_t)(255 - i);
+    tr_err err;
+    gal_gallery *g;
+    assert_int_equal(gal_save_images(p, emb, 3, 2, NULL, NULL, NULL, grey, 2, 3, 1, &err), TR_OK);
+    assert_int_equal(gal_load(p, &g, &err), TR_OK);
+    assert_non_null(g->images);
+    assert_true(g->img_h == 2 && g->img_w == 3 && g->img_c == 1);
+    assert_memory_equal(g->images, grey, sizeof grey);
+    gal_free(g);
+    assert_int_equal(gal_save_images(p, emb, 3, 2, NULL, NULL, NULL, rgb, 2, 3, 3, &err), TR_OK);
+    assert_int_equal(gal_load(p, &g, &err), TR_OK);
+    assert_true(g->img_h == 2 && g->img_w == 3 && g->img_c == 3);
+    assert_memory_equal(g->images, rgb, sizeof rgb);
+    gal_free(g);
+    /* without images: still loads, no images */
+    assert_int_equal(gal_save(p, emb, 3, 2, NULL, NULL, NULL, &err), TR_OK);
+    assert_int_equal(gal_load(p, &g, &err), TR_OK);
+    assert_null(g->images);
+    gal_free(g);
+    assert_int_equal(gal_save_images(p, emb, 3, 2, NULL, NULL, NULL, rgb, 2, 3, 2, &err), TR_EINVAL);
+    assert_string_equal(err.field, "images");
+    unlink(p);
 }
 
 static void test_save_refusals(void **state) {
@@ -292,7 +333,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_f16_i32), cmocka_unit_test(test_corrupt_table),
-        cmocka_unit_test(test_save_refusals), cmocka_unit_test(test_utf8),    cmocka_unit_test(test_ids_layouts),
+        cmocka_unit_test(test_save_refusals), cmocka_unit_test(test_utf8),    cmocka_unit_test(test_ids_layouts), cmocka_unit_test(test_images),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
