@@ -65,7 +65,8 @@ static cJSON *get_json(CURL *c, const char *url, struct curl_slist *hdr, long *s
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
     CURLcode rc = curl_easy_perform(c);
     *status = 0;
-    if (rc != CURLE_OK) snprintf(why, cap, "%s", curl_easy_strerror(rc));
+    if (rc != CURLE_OK)
+        snprintf(why, cap, "%s", curl_easy_strerror(rc));
     else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
         j = b.p ? cJSON_Parse(b.p) : NULL;
@@ -115,7 +116,8 @@ static void print_line(const cJSON *s) {
 
 /* Requests per second of the last 60 seconds as a sparkline of block characters. */
 static void sparkline(const cJSON *s, char *out, size_t cap) {
-    static const char *const BLK[] = {" ", "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
+    static const char *const BLK[] = {" ",      "\u2581", "\u2582", "\u2583", "\u2584",
+                                      "\u2585", "\u2586", "\u2587", "\u2588"};
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s, "series"), "requests");
     int n = cJSON_GetArraySize(req), from = n > 60 ? n - 60 : 0;
     double max = 0;
@@ -144,15 +146,18 @@ static void print_screen(const cJSON *s, const char *url) {
            num(s, "errors"));
     printf("last 60 s  [%s]\n", spark);
     printf("statuses   %s\n", st);
-    printf("batches    %.0f requests, %.0f vectors, mean %g\n", num(cJSON_GetObjectItemCaseSensitive(s, "batch"), "requests"),
+    printf("batches    %.0f requests, %.0f vectors, mean %g\n",
+           num(cJSON_GetObjectItemCaseSensitive(s, "batch"), "requests"),
            num(cJSON_GetObjectItemCaseSensitive(s, "batch"), "vectors"),
            num(cJSON_GetObjectItemCaseSensitive(s, "batch"), "mean"));
-    printf("triplets   easy %.0f   semi-hard %.0f   hard %.0f\n\n", num(tr, "easy"), num(tr, "semi_hard"), num(tr, "hard"));
+    printf("triplets   easy %.0f   semi-hard %.0f   hard %.0f\n\n", num(tr, "easy"), num(tr, "semi_hard"),
+           num(tr, "hard"));
     printf("%-32s %9s %9s %7s %9s %9s\n", "ROUTE", "REQ", "REQ/S", "ERR", "P50 ms", "P99 ms");
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(s, "routes")) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(r, "route");
-        printf("%-32.32s %9.0f %9.3g %7.0f %9s %9s\n", cJSON_IsString(name) ? name->valuestring : "?", num(r, "requests"),
-               num(r, "rps"), num(r, "errors"), ms(r, "p50_ms", a, sizeof a), ms(r, "p99_ms", b, sizeof b));
+        printf("%-32.32s %9.0f %9.3g %7.0f %9s %9s\n", cJSON_IsString(name) ? name->valuestring : "?",
+               num(r, "requests"), num(r, "rps"), num(r, "errors"), ms(r, "p50_ms", a, sizeof a),
+               ms(r, "p99_ms", b, sizeof b));
     }
     fflush(stdout);
 }
@@ -168,8 +173,10 @@ int cmd_top(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--url") && has) url = argv[++i];
-        else if (!strcmp(a, "--api-key") && has) key = argv[++i];
+        } else if (!strcmp(a, "--url") && has)
+            url = argv[++i];
+        else if (!strcmp(a, "--api-key") && has)
+            key = argv[++i];
         else if (!strcmp(a, "--interval") && has) {
             errno = 0;
             interval = strtod(argv[++i], &end);
@@ -210,11 +217,15 @@ int cmd_top(int argc, char **argv) {
             fprintf(stderr, "tripletctl top: %s: %s\n", full, why);
             rc = 2;
         } else if (status != 200) {
-            const cJSON *e = cJSON_GetObjectItemCaseSensitive(s, "error"), *m = cJSON_GetObjectItemCaseSensitive(e, "message");
-            fprintf(stderr, "tripletctl top: %s: HTTP %ld: %s\n", full, status, cJSON_IsString(m) ? m->valuestring : why);
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(s, "error"),
+                        *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+            fprintf(stderr, "tripletctl top: %s: HTTP %ld: %s\n", full, status,
+                    cJSON_IsString(m) ? m->valuestring : why);
             rc = 1;
-        } else if (tty) print_screen(s, url);
-        else print_line(s);
+        } else if (tty)
+            print_screen(s, url);
+        else
+            print_line(s);
         cJSON_Delete(s);
         if (rc) break;
         if (count == 0 || n + 1 < count) {

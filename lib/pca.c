@@ -13,8 +13,7 @@ extern void dsyevr_(const char *jobz, const char *range, const char *uplo, const
                     double *w, double *z, const int *ldz, int *isuppz, double *work, const int *lwork, int *iwork,
                     const int *liwork, int *info);
 
-void pca_sample(size_t n, size_t m, size_t *idx, size_t *count)
-{
+void pca_sample(size_t n, size_t m, size_t *idx, size_t *count) {
     if (n <= m) {
         for (size_t i = 0; i < n; i++) idx[i] = i;
         *count = n;
@@ -27,8 +26,7 @@ void pca_sample(size_t n, size_t m, size_t *idx, size_t *count)
 
 #define ROWS_PER_BLOCK 1024 /* rows converted to double at once */
 
-int pca_project(const float *x, size_t n, size_t dim, size_t ld, int k, double *out, double *var, tr_err *err)
-{
+int pca_project(const float *x, size_t n, size_t dim, size_t ld, int k, double *out, double *var, tr_err *err) {
     double *mean = NULL, *blk = NULL, *cov = NULL, *w = NULL, *z = NULL, *work = NULL;
     int *iwork = NULL, *isuppz = NULL, rc = TR_OK;
     if (k < 1 || k > 8 || dim < 1 || ld < dim)

@@ -12,8 +12,7 @@ typedef struct {
     int oom;
 } membuf;
 
-static void on_write(png_structp png, png_bytep data, png_size_t n)
-{
+static void on_write(png_structp png, png_bytep data, png_size_t n) {
     membuf *b = png_get_io_ptr(png);
     if (b->oom) return;
     if (b->n + n > b->cap) {
@@ -31,10 +30,11 @@ static void on_write(png_structp png, png_bytep data, png_size_t n)
     b->n += n;
 }
 
-static void on_flush(png_structp png) { (void)png; }
+static void on_flush(png_structp png) {
+    (void)png;
+}
 
-int png_write_mem(const uint8_t *px, size_t w, size_t h, int c, uint8_t **out, size_t *len, tr_err *err)
-{
+int png_write_mem(const uint8_t *px, size_t w, size_t h, int c, uint8_t **out, size_t *len, tr_err *err) {
     static const int TYPES[5] = {0, PNG_COLOR_TYPE_GRAY, 0, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGBA};
     membuf b = {0};
     png_structp png = NULL;
@@ -43,7 +43,8 @@ int png_write_mem(const uint8_t *px, size_t w, size_t h, int c, uint8_t **out, s
     *out = NULL;
     *len = 0;
     if (w < 1 || h < 1 || w > 65535 || h > 65535 || c < 1 || c > 4 || c == 2)
-        return tr_seterr(err, TR_EINVAL, "image", "png: %zu x %zu pixels of %d channels (1, 3 or 4; sides 1..65535)", w, h, c);
+        return tr_seterr(err, TR_EINVAL, "image", "png: %zu x %zu pixels of %d channels (1, 3 or 4; sides 1..65535)", w,
+                         h, c);
     if (!(rows = malloc(h * sizeof *rows))) return tr_seterr(err, TR_ENOMEM, "image", "png: out of memory");
     for (size_t y = 0; y < h; y++) rows[y] = (png_bytep)(px + y * w * (size_t)c);
     png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
@@ -60,8 +61,8 @@ int png_write_mem(const uint8_t *px, size_t w, size_t h, int c, uint8_t **out, s
         return tr_seterr(err, TR_EINTERNAL, "image", "png: libpng failed to encode %zu x %zu", w, h);
     }
     png_set_write_fn(png, &b, on_write, on_flush);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, TYPES[c], PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, TYPES[c], PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_rows(png, info, rows);
     png_write_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
     png_destroy_write_struct(&png, &info);

@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 typedef struct {
-    const char *path;         /* "/" for index.html, else "/console.js", ... */
+    const char *path; /* "/" for index.html, else "/console.js", ... */
     const char *content_type;
     const unsigned char *data;
     size_t len;
@@ -17,7 +17,7 @@ extern const srv_asset srv_console_assets[];
 /* What the console's pages may load: this origin only (images also as
  * data: and blob: URLs), no inline script or style, no framing. */
 #define SRV_CONSOLE_CSP                                                                                                \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "       \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "        \
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 #endif

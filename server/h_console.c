@@ -5,12 +5,12 @@
 #include "console.h"
 #include "handlers.h"
 
-int h_console(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_console(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     static const char AUTH_OFF[] = "data-auth=\"off\"", AUTH_KEY[] = "data-auth=\"key\"";
     const srv_asset *a = srv_console_assets;
     (void)body;
-    if (ctx->cfg->no_console) return srv_fail(out, 404, "", "no route GET %s (the console is off: --no-console)", ctx->path);
+    if (ctx->cfg->no_console)
+        return srv_fail(out, 404, "", "no route GET %s (the console is off: --no-console)", ctx->path);
     while (a->path && strcmp(a->path, ctx->path) != 0) a++;
     if (!a->path) return srv_fail(out, 404, "", "no route GET %s", ctx->path);
     if (!(out->raw = malloc(a->len + 1))) return srv_fail(out, 503, "", "out of memory");

@@ -29,8 +29,7 @@ static unsigned long long g_tick;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* A copy of the cached text for the key, or NULL. */
-static char *cache_get(int gen, const void *gal, size_t n, size_t *len)
-{
+static char *cache_get(int gen, const void *gal, size_t n, size_t *len) {
     char *copy = NULL;
     pthread_mutex_lock(&g_lock);
     for (int i = 0; i < PROJ_CACHE; i++) {
@@ -47,8 +46,7 @@ static char *cache_get(int gen, const void *gal, size_t n, size_t *len)
     return copy;
 }
 
-static void cache_put(int gen, const void *gal, size_t n, const char *text, size_t len)
-{
+static void cache_put(int gen, const void *gal, size_t n, const char *text, size_t len) {
     char *copy = malloc(len + 1);
     if (!copy) return;
     memcpy(copy, text, len + 1);
@@ -69,15 +67,13 @@ static void cache_put(int gen, const void *gal, size_t n, const char *text, size
 }
 
 /* A number rounded to 7 significant digits (the map needs no more; keeps the reply small). */
-static double sig7(double v)
-{
+static double sig7(double v) {
     char b[32];
     snprintf(b, sizeof b, "%.7g", v);
     return strtod(b, NULL);
 }
 
-static cJSON *build(const srv_state *st, size_t want, srv_reply *out)
-{
+static cJSON *build(const srv_state *st, size_t want, srv_reply *out) {
     const gal_gallery *g = st->gallery;
     size_t *idx = malloc((g->n < want ? g->n : want) * sizeof *idx), n = 0;
     float *rows = NULL;
@@ -118,7 +114,8 @@ static cJSON *build(const srv_state *st, size_t want, srv_reply *out)
         cJSON_AddItemToArray(pts, p);
         if (!cJSON_AddNumberToObject(p, "index", (double)r) ||
             !(g->ids ? cJSON_AddStringToObject(p, "id", g->ids[r]) : cJSON_AddNullToObject(p, "id")) ||
-            !(g->labels ? cJSON_AddNumberToObject(p, "label", (double)g->labels[r]) : cJSON_AddNullToObject(p, "label")) ||
+            !(g->labels ? cJSON_AddNumberToObject(p, "label", (double)g->labels[r])
+                        : cJSON_AddNullToObject(p, "label")) ||
             !cJSON_AddNumberToObject(p, "x", sig7(xy[2 * i])) || !cJSON_AddNumberToObject(p, "y", sig7(xy[2 * i + 1])))
             goto oom;
     }
@@ -136,14 +133,14 @@ done:
     return o;
 }
 
-int h_projection(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_projection(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     const srv_state *st = ctx->state;
     long n;
     int rc;
     (void)body;
     if (!st->gallery) {
-        srv_fail(out, 409, "", "no gallery is loaded: start tripletd with --gallery PATH (build one with `tripletctl index`)");
+        srv_fail(out, 409, "",
+                 "no gallery is loaded: start tripletd with --gallery PATH (build one with `tripletctl index`)");
         snprintf(out->err_type, sizeof out->err_type, "no_gallery");
         return out->status;
     }

@@ -4,8 +4,7 @@
 #include "handlers.h"
 #include "stats.h"
 
-int h_stats(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_stats(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     long window;
     int rc;
     (void)body;

@@ -4,8 +4,7 @@
 
 #include "handlers.h"
 
-int srv_arg_long(const srv_ctx *ctx, const char *name, long lo, long hi, long def, long *v, srv_reply *out)
-{
+int srv_arg_long(const srv_ctx *ctx, const char *name, long lo, long hi, long def, long *v, srv_reply *out) {
     const char *s = srv_arg(ctx, name);
     char *end;
     *v = def;

@@ -12,7 +12,7 @@
 
 static const int STATUSES[] = {200, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503};
 #define N_STATUS (int)(sizeof STATUSES / sizeof STATUSES[0])
-#define ALL STATS_MAX_ROUTES       /* latency row of every route together */
+#define ALL STATS_MAX_ROUTES         /* latency row of every route together */
 #define OTHER (STATS_MAX_ROUTES - 1) /* unknown routes and those past the table */
 #define LAT_MIN 5e-6
 
@@ -36,15 +36,13 @@ typedef struct {
 static slot g_slots[STATS_SPAN]; /* about 5 MB, touched only as seconds are used */
 static pthread_mutex_t g_roll = PTHREAD_MUTEX_INITIALIZER;
 
-static int64_t now_sec(void)
-{
+static int64_t now_sec(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec;
 }
 
-static slot *slot_at(int64_t s)
-{
+static slot *slot_at(int64_t s) {
     slot *sl = &g_slots[(uint64_t)s % STATS_SPAN];
     if (atomic_load_explicit(&sl->sec, memory_order_acquire) != s) {
         pthread_mutex_lock(&g_roll);
@@ -62,22 +60,21 @@ static slot *slot_at(int64_t s)
     return sl;
 }
 
-static void add32(_Atomic uint32_t *p, uint32_t v) { atomic_fetch_add_explicit(p, v, memory_order_relaxed); }
+static void add32(_Atomic uint32_t *p, uint32_t v) {
+    atomic_fetch_add_explicit(p, v, memory_order_relaxed);
+}
 
-int srv_stats_lat_bucket(double seconds)
-{
+int srv_stats_lat_bucket(double seconds) {
     if (!(seconds > LAT_MIN)) return 0;
     int b = (int)ceil(4.0 * log2(seconds / LAT_MIN));
     return b < STATS_LAT_BUCKETS ? b : STATS_LAT_BUCKETS - 1;
 }
 
-double srv_stats_lat_upper(int bucket)
-{
+double srv_stats_lat_upper(int bucket) {
     return bucket >= STATS_LAT_BUCKETS - 1 ? INFINITY : LAT_MIN * exp2(bucket / 4.0);
 }
 
-double srv_stats_quantile_ms(const unsigned long long *hist, double q)
-{
+double srv_stats_quantile_ms(const unsigned long long *hist, double q) {
     unsigned long long total = 0, cum = 0;
     for (int b = 0; b < STATS_LAT_BUCKETS; b++) total += hist[b];
     if (!total) return -1;
@@ -96,8 +93,7 @@ double srv_stats_quantile_ms(const unsigned long long *hist, double q)
     return srv_stats_lat_upper(STATS_LAT_BUCKETS - 2) * 1e3;
 }
 
-void srv_stats_request(int route, int http_status, double seconds, int in_flight)
-{
+void srv_stats_request(int route, int http_status, double seconds, int in_flight) {
     slot *sl = slot_at(now_sec());
     int r = route >= 0 && route < OTHER ? route : OTHER, si = N_STATUS, b = srv_stats_lat_bucket(seconds);
     for (int i = 0; i < N_STATUS; i++)
@@ -113,8 +109,7 @@ void srv_stats_request(int route, int http_status, double seconds, int in_flight
     }
 }
 
-void srv_stats_batch(size_t n)
-{
+void srv_stats_batch(size_t n) {
     slot *sl = slot_at(now_sec());
     int b = 0;
     while (b < STATS_BATCH_BUCKETS - 1 && n > ((size_t)1 << b)) b++;
@@ -122,16 +117,16 @@ void srv_stats_batch(size_t n)
     atomic_fetch_add_explicit(&sl->batch_sum, n, memory_order_relaxed);
 }
 
-void srv_stats_triplets(const size_t counts[CAT_COUNT])
-{
+void srv_stats_triplets(const size_t counts[CAT_COUNT]) {
     slot *sl = slot_at(now_sec());
     for (int c = 0; c < CAT_COUNT; c++) add32(&sl->trip[c], (uint32_t)counts[c]);
 }
 
-static double loss_upper(int b) { return b >= STATS_LOSS_BUCKETS - 1 ? INFINITY : 0.05 * b; }
+static double loss_upper(int b) {
+    return b >= STATS_LOSS_BUCKETS - 1 ? INFINITY : 0.05 * b;
+}
 
-void srv_stats_losses(const double *losses, size_t n)
-{
+void srv_stats_losses(const double *losses, size_t n) {
     slot *sl = slot_at(now_sec());
     for (size_t i = 0; i < n; i++) {
         double v = losses[i];
@@ -142,8 +137,7 @@ void srv_stats_losses(const double *losses, size_t n)
     }
 }
 
-void srv_stats_reset(void)
-{
+void srv_stats_reset(void) {
     pthread_mutex_lock(&g_roll);
     for (int i = 0; i < STATS_SPAN; i++) atomic_store(&g_slots[i].sec, -1);
     pthread_mutex_unlock(&g_roll);
@@ -151,19 +145,21 @@ void srv_stats_reset(void)
 
 /* ---- reading --------------------------------------------------------- */
 
-static const slot *slot_if(int64_t s)
-{
+static const slot *slot_if(int64_t s) {
     const slot *sl = &g_slots[(uint64_t)s % STATS_SPAN];
     return atomic_load_explicit(&sl->sec, memory_order_acquire) == s ? sl : NULL;
 }
 
-static unsigned long long ld(const _Atomic uint32_t *p) { return atomic_load_explicit(p, memory_order_relaxed); }
+static unsigned long long ld(const _Atomic uint32_t *p) {
+    return atomic_load_explicit(p, memory_order_relaxed);
+}
 
-static double round3(double v) { return floor(v * 1000.0 + 0.5) / 1000.0; }
+static double round3(double v) {
+    return floor(v * 1000.0 + 0.5) / 1000.0;
+}
 
 /* [{"le": bound or null, "count": n}, ...] */
-static cJSON *hist_json(const unsigned long long *h, int n, double (*upper)(int))
-{
+static cJSON *hist_json(const unsigned long long *h, int n, double (*upper)(int)) {
     cJSON *a = cJSON_CreateArray();
     for (int b = 0; a && b < n; b++) {
         cJSON *o = cJSON_CreateObject();
@@ -180,16 +176,16 @@ fail:
     return NULL;
 }
 
-static double batch_upper(int b) { return b >= STATS_BATCH_BUCKETS - 1 ? INFINITY : (double)((size_t)1 << b); }
+static double batch_upper(int b) {
+    return b >= STATS_BATCH_BUCKETS - 1 ? INFINITY : (double)((size_t)1 << b);
+}
 
-static int add_ms(cJSON *o, const char *name, double ms)
-{
+static int add_ms(cJSON *o, const char *name, double ms) {
     return ms < 0 ? cJSON_AddNullToObject(o, name) != NULL : cJSON_AddNumberToObject(o, name, round3(ms)) != NULL;
 }
 
 /* The per-second series over the whole span, oldest first. */
-static cJSON *series_json(int64_t now)
-{
+static cJSON *series_json(int64_t now) {
     cJSON *s = cJSON_CreateObject(), *req, *err, *p50, *p99, *inf;
     if (!s || !cJSON_AddNumberToObject(s, "start", (double)(now - STATS_SPAN)) ||
         !(req = cJSON_AddArrayToObject(s, "requests")) || !(err = cJSON_AddArrayToObject(s, "errors")) ||
@@ -224,8 +220,7 @@ fail:
     return NULL;
 }
 
-cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight)
-{
+cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight) {
     static unsigned long long lat[STATS_MAX_ROUTES + 1][STATS_LAT_BUCKETS]; /* under g_read */
     static pthread_mutex_t g_read = PTHREAD_MUTEX_INITIALIZER;
     unsigned long long route_err[STATS_MAX_ROUTES] = {0}, status[N_STATUS + 1] = {0}, batch[STATS_BATCH_BUCKETS] = {0},
@@ -259,18 +254,17 @@ cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight)
     for (int i = 0; i < STATS_BATCH_BUCKETS; i++) nbatch += batch[i];
 
     cJSON *o = cJSON_CreateObject(), *routes, *st, *bt, *tr, *x;
-    int ok = o && cJSON_AddNumberToObject(o, "now", (double)now) &&
-             cJSON_AddNumberToObject(o, "span_seconds", STATS_SPAN) &&
-             cJSON_AddNumberToObject(o, "window_seconds", window_s) &&
-             cJSON_AddNumberToObject(o, "rate_seconds", STATS_RATE_SECONDS) &&
-             cJSON_AddNumberToObject(o, "rps", round3((double)recent / STATS_RATE_SECONDS)) &&
-             cJSON_AddNumberToObject(o, "in_flight", in_flight) &&
-             cJSON_AddNumberToObject(o, "requests", (double)total) &&
-             cJSON_AddNumberToObject(o, "errors", (double)errors) &&
-             add_ms(o, "p50_ms", srv_stats_quantile_ms(lat[ALL], 0.5)) &&
-             add_ms(o, "p99_ms", srv_stats_quantile_ms(lat[ALL], 0.99)) &&
-             (routes = cJSON_AddArrayToObject(o, "routes")) && (st = cJSON_AddObjectToObject(o, "status")) &&
-             (bt = cJSON_AddObjectToObject(o, "batch")) && (tr = cJSON_AddObjectToObject(o, "triplets"));
+    int ok =
+        o && cJSON_AddNumberToObject(o, "now", (double)now) && cJSON_AddNumberToObject(o, "span_seconds", STATS_SPAN) &&
+        cJSON_AddNumberToObject(o, "window_seconds", window_s) &&
+        cJSON_AddNumberToObject(o, "rate_seconds", STATS_RATE_SECONDS) &&
+        cJSON_AddNumberToObject(o, "rps", round3((double)recent / STATS_RATE_SECONDS)) &&
+        cJSON_AddNumberToObject(o, "in_flight", in_flight) && cJSON_AddNumberToObject(o, "requests", (double)total) &&
+        cJSON_AddNumberToObject(o, "errors", (double)errors) &&
+        add_ms(o, "p50_ms", srv_stats_quantile_ms(lat[ALL], 0.5)) &&
+        add_ms(o, "p99_ms", srv_stats_quantile_ms(lat[ALL], 0.99)) && (routes = cJSON_AddArrayToObject(o, "routes")) &&
+        (st = cJSON_AddObjectToObject(o, "status")) && (bt = cJSON_AddObjectToObject(o, "batch")) &&
+        (tr = cJSON_AddObjectToObject(o, "triplets"));
     for (int r = 0; ok && r < STATS_MAX_ROUTES; r++) {
         unsigned long long n = 0;
         for (int b = 0; b < STATS_LAT_BUCKETS; b++) n += lat[r][b];
@@ -286,8 +280,10 @@ cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight)
     }
     for (int i = 0; ok && i <= N_STATUS; i++) {
         if (!status[i]) continue;
-        if (i < N_STATUS) snprintf(key, sizeof key, "%d", STATUSES[i]);
-        else snprintf(key, sizeof key, "other");
+        if (i < N_STATUS)
+            snprintf(key, sizeof key, "%d", STATUSES[i]);
+        else
+            snprintf(key, sizeof key, "other");
         ok = cJSON_AddNumberToObject(st, key, (double)status[i]) != NULL;
     }
     pthread_mutex_unlock(&g_read);
@@ -297,7 +293,10 @@ cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight)
          (x = hist_json(batch, STATS_BATCH_BUCKETS, batch_upper)) != NULL;
     if (ok) cJSON_AddItemToObject(bt, "histogram", x);
     for (int c = 0; ok && c < CAT_COUNT; c++)
-        ok = cJSON_AddNumberToObject(tr, c == CAT_EASY ? "easy" : c == CAT_SEMI_HARD ? "semi_hard" : "hard",
+        ok = cJSON_AddNumberToObject(tr,
+                                     c == CAT_EASY        ? "easy"
+                                     : c == CAT_SEMI_HARD ? "semi_hard"
+                                                          : "hard",
                                      (double)trip[c]) != NULL;
     ok = ok && (x = hist_json(loss, STATS_LOSS_BUCKETS, loss_upper)) != NULL;
     if (ok) cJSON_AddItemToObject(tr, "loss_histogram", x);

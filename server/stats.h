@@ -9,12 +9,12 @@
 
 #include "loss.h"
 
-#define STATS_SPAN 600        /* seconds kept (one slot per second) */
-#define STATS_MAX_ROUTES 30   /* routes counted separately; later ones count as "other" */
-#define STATS_LAT_BUCKETS 84  /* latency buckets, a factor 2^(1/4) apart from 5 us */
+#define STATS_SPAN 600         /* seconds kept (one slot per second) */
+#define STATS_MAX_ROUTES 30    /* routes counted separately; later ones count as "other" */
+#define STATS_LAT_BUCKETS 84   /* latency buckets, a factor 2^(1/4) apart from 5 us */
 #define STATS_BATCH_BUCKETS 14 /* batch sizes <= 1, 2, 4, ..., 4096, more */
-#define STATS_LOSS_BUCKETS 22 /* triplet losses <= 0, 0.05, ..., 1.0, more */
-#define STATS_RATE_SECONDS 5  /* "rps" averages this many complete seconds */
+#define STATS_LOSS_BUCKETS 22  /* triplet losses <= 0, 0.05, ..., 1.0, more */
+#define STATS_RATE_SECONDS 5   /* "rps" averages this many complete seconds */
 
 /* Recorders: called on the request path, a few relaxed atomic adds each
  * (a mutex only when a second's slot is first used). route is the route

@@ -1,6 +1,7 @@
 /* e2e_console.c - the console's routes against a real tripletd: GET /v1/stats after known traffic,
  * GET /v1/gallery/projection on a gal_save_images gallery (checked against lib/pca.c on the same rows),
- * GET /v1/gallery/items/{index} and its PNG image, and the console's page: its files, CSP, --api-key and --no-console. */
+ * GET /v1/gallery/items/{index} and its PNG image, and the console's page: its files, CSP, --api-key and --no-console.
+ */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -76,8 +77,8 @@ static void test_stats(void) {
         e2e_resp_free(&r);
     }
     for (int i = 0; i < 3; i++) {
-        snprintf(body, sizeof body,
-                 "{\"anchors\":%s,\"embed\":false,\"metric\":\"euclidean\",\"margin\":0.2}", TRIPLETS[i]);
+        snprintf(body, sizeof body, "{\"anchors\":%s,\"embed\":false,\"metric\":\"euclidean\",\"margin\":0.2}",
+                 TRIPLETS[i]);
         e2e_post(&S, "/v1/loss/triplet", body, &r);
         CHECK_EQ_INT(r.status, 200, "POST /v1/loss/triplet");
         e2e_resp_free(&r);
@@ -93,7 +94,9 @@ static void test_stats(void) {
     CHECK_EQ_INT(e2e_jnum(o, "span_seconds"), 600, "stats span_seconds");
     CHECK(m != NULL && t != NULL, "stats: routes lack /v1/model or /v1/loss/triplet");
     if (m) CHECK_EQ_INT(e2e_jnum(m, "requests"), 25, "stats /v1/model requests");
-    if (m) CHECK(e2e_jnum(m, "p50_ms") > 0 && e2e_jnum(m, "p99_ms") >= e2e_jnum(m, "p50_ms"), "stats /v1/model p50 <= p99");
+    if (m)
+        CHECK(e2e_jnum(m, "p50_ms") > 0 && e2e_jnum(m, "p99_ms") >= e2e_jnum(m, "p50_ms"),
+              "stats /v1/model p50 <= p99");
     if (t) CHECK_EQ_INT(e2e_jnum(t, "requests"), 3, "stats /v1/loss/triplet requests");
     const cJSON *other = route_of(o, "other");
     CHECK(other && e2e_jnum(other, "errors") == 4, "stats: 4 errors on route other");
@@ -154,10 +157,11 @@ static void test_projection(void) {
         double x = e2e_jnum(p, "x"), y = e2e_jnum(p, "y");
         const char *id = e2e_jstr(p, "id");
         int ok = e2e_jnum(p, "index") == (double)idx[i] && e2e_jnum(p, "label") == (double)GLAB[idx[i]] && id &&
-                 strcmp(id, GIDS[idx[i]]) == 0 && e2e_near(x, xy[2 * i], 1e-6, 1e-6) && e2e_near(y, xy[2 * i + 1], 1e-6, 1e-6);
+                 strcmp(id, GIDS[idx[i]]) == 0 && e2e_near(x, xy[2 * i], 1e-6, 1e-6) &&
+                 e2e_near(y, xy[2 * i + 1], 1e-6, 1e-6);
         bad += !CHECK(ok, "projection point %zu: index %g label %g id %s x %g y %g; want %zu %lld %s %g %g", i,
-                      e2e_jnum(p, "index"), e2e_jnum(p, "label"), id ? id : "null", x, y, idx[i], (long long)GLAB[idx[i]],
-                      GIDS[idx[i]], xy[2 * i], xy[2 * i + 1]);
+                      e2e_jnum(p, "index"), e2e_jnum(p, "label"), id ? id : "null", x, y, idx[i],
+                      (long long)GLAB[idx[i]], GIDS[idx[i]], xy[2 * i], xy[2 * i + 1]);
     }
     double r0 = e2e_jnum(r.json, "explained_variance_ratio.0"), r1 = e2e_jnum(r.json, "explained_variance_ratio.1");
     CHECK(r0 >= r1 && r1 > 0 && r0 + r1 <= 1 + 1e-9, "explained_variance_ratio %g %g", r0, r1);
@@ -190,17 +194,24 @@ static void test_items(void) {
         double *e = e2e_jarray(e2e_jget(r.json, "embedding"), &n);
         CHECK_EQ_INT(n, GD, "item embedding length");
         for (size_t j = 0; e && j < n && j < GD; j++)
-            if (!CHECK((float)e[j] == GEMB[5 * GD + j], "item 5 embedding[%zu]: %g, want %g", j, e[j], GEMB[5 * GD + j])) break;
+            if (!CHECK((float)e[j] == GEMB[5 * GD + j], "item 5 embedding[%zu]: %g, want %g", j, e[j],
+                       GEMB[5 * GD + j]))
+                break;
         free(e);
         CHECK_EQ_INT(e2e_jnum(r.json, "index"), 5, "item index");
         CHECK_EQ_INT(e2e_jnum(r.json, "label"), GLAB[5], "item label");
         CHECK_STR(e2e_jstr(r.json, "id"), "item-5", "item id");
     }
     e2e_resp_free(&r);
-    static const struct { const char *path; long status; const char *type; } BAD[] = {
-        {"/v1/gallery/items/1500", 404, "not_found"}, {"/v1/gallery/items/abc", 422, "invalid_input"},
-        {"/v1/gallery/items/-1", 422, "invalid_input"}, {"/v1/gallery/items/1x", 422, "invalid_input"},
-        {"/v1/gallery/items/99999999999999999999", 422, "invalid_input"}};
+    static const struct {
+        const char *path;
+        long status;
+        const char *type;
+    } BAD[] = {{"/v1/gallery/items/1500", 404, "not_found"},
+               {"/v1/gallery/items/abc", 422, "invalid_input"},
+               {"/v1/gallery/items/-1", 422, "invalid_input"},
+               {"/v1/gallery/items/1x", 422, "invalid_input"},
+               {"/v1/gallery/items/99999999999999999999", 422, "invalid_input"}};
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
         e2e_get(&S, BAD[i].path, &r);
         CHECK_ERROR(&r, BAD[i].status, BAD[i].type, "index", BAD[i].path);
@@ -244,10 +255,11 @@ static void test_page(const e2e_server *s, int want_key) {
         return;
     }
     const char *csp = e2e_header(&r, "Content-Security-Policy", hdr, sizeof hdr);
-    CHECK(csp && strstr(csp, "default-src 'none'") && strstr(csp, "connect-src 'self'") && strstr(csp, "script-src 'self'") &&
-              !strstr(csp, "unsafe-inline") && !strstr(csp, "http"),
+    CHECK(csp && strstr(csp, "default-src 'none'") && strstr(csp, "connect-src 'self'") &&
+              strstr(csp, "script-src 'self'") && !strstr(csp, "unsafe-inline") && !strstr(csp, "http"),
           "GET /: Content-Security-Policy %s", csp ? csp : "(none)");
-    CHECK(e2e_header(&r, "Content-Type", hdr, sizeof hdr) && strncmp(hdr, "text/html", 9) == 0, "GET /: Content-Type %s", hdr);
+    CHECK(e2e_header(&r, "Content-Type", hdr, sizeof hdr) && strncmp(hdr, "text/html", 9) == 0,
+          "GET /: Content-Type %s", hdr);
     CHECK(strstr(r.body, want_key ? "data-auth=\"key\"" : "data-auth=\"off\"") != NULL, "GET /: data-auth %s",
           want_key ? "key" : "off");
     CHECK(strstr(r.body, "rel=\"icon\" href=\"data:") != NULL, "GET /: a data: favicon (no /favicon.ico request)");
@@ -300,7 +312,8 @@ static void test_console_flags(void) {
         CHECK_ERROR(&r, 404, "not_found", "images", "image from a gallery without images");
         e2e_resp_free(&r);
         e2e_get(&s2, "/v1/gallery/items/3", &r);
-        CHECK(r.status == 200 && cJSON_IsFalse(e2e_jget(r.json, "image")), "item of a gallery without images: image false");
+        CHECK(r.status == 200 && cJSON_IsFalse(e2e_jget(r.json, "image")),
+              "item of a gallery without images: image false");
         e2e_resp_free(&r);
         e2e_server_stop(&s2, SIGTERM, 10);
     }

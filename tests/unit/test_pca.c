@@ -12,8 +12,7 @@
 #include "../golden/golden_pca.h"
 #include "pca.h"
 
-static void test_golden_numpy(void **state)
-{
+static void test_golden_numpy(void **state) {
     (void)state;
     double *out = malloc(GP_N * GP_K * sizeof *out), var[GP_K];
     tr_err err;
@@ -33,8 +32,7 @@ static void test_golden_numpy(void **state)
     free(out);
 }
 
-static void test_sample(void **state)
-{
+static void test_sample(void **state) {
     (void)state;
     size_t idx[1000], n;
     pca_sample(10, 4, idx, &n);
@@ -48,8 +46,7 @@ static void test_sample(void **state)
     for (int i = 0; i < 5; i++) assert_int_equal(idx[i], (size_t)i);
 }
 
-static void test_edges(void **state)
-{
+static void test_edges(void **state) {
     (void)state;
     tr_err err;
     double out[8], var[2];
@@ -69,8 +66,7 @@ static void test_edges(void **state)
     assert_string_equal(err.field, "dim");
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_numpy),
         cmocka_unit_test(test_sample),

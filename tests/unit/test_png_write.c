@@ -12,8 +12,7 @@
 #include "png_write.h"
 
 /* Encode, read back with libpng's simplified API in the same format, compare. */
-static void round_trip(size_t w, size_t h, int c, png_uint_32 format)
-{
+static void round_trip(size_t w, size_t h, int c, png_uint_32 format) {
     size_t n = w * h * (size_t)c, len;
     uint8_t *px = malloc(n), *png;
     tr_err err;
@@ -36,8 +35,7 @@ static void round_trip(size_t w, size_t h, int c, png_uint_32 format)
     free(px);
 }
 
-static void test_round_trips(void **state)
-{
+static void test_round_trips(void **state) {
     (void)state;
     round_trip(28, 28, 1, PNG_FORMAT_GRAY);
     round_trip(1, 1, 1, PNG_FORMAT_GRAY);
@@ -45,8 +43,7 @@ static void test_round_trips(void **state)
     round_trip(3, 9, 4, PNG_FORMAT_RGBA);
 }
 
-static void test_refusals(void **state)
-{
+static void test_refusals(void **state) {
     (void)state;
     uint8_t px[16] = {0}, *png = (uint8_t *)1;
     size_t len = 1;
@@ -60,8 +57,7 @@ static void test_refusals(void **state)
     assert_string_equal(err.field, "image");
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_refusals),

@@ -14,8 +14,7 @@
 #include "routes.h"
 #include "stats.h"
 
-static void test_buckets(void **state)
-{
+static void test_buckets(void **state) {
     (void)state;
     /* each latency lands in the first bucket whose upper bound holds it */
     const double t[] = {0, 1e-6, 5e-6, 5.1e-6, 1e-4, 1e-3, 0.0123, 0.5, 3.0, 1e6};
@@ -29,8 +28,7 @@ static void test_buckets(void **state)
     assert_true(srv_stats_lat_upper(STATS_LAT_BUCKETS - 2) > 5.0); /* 5 s requests are still measured */
 }
 
-static void test_quantiles(void **state)
-{
+static void test_quantiles(void **state) {
     (void)state;
     unsigned long long h[STATS_LAT_BUCKETS] = {0};
     assert_true(srv_stats_quantile_ms(h, 0.5) < 0);
@@ -47,16 +45,14 @@ static void test_quantiles(void **state)
     assert_true(srv_stats_quantile_ms(h, 0.99) > 160);
 }
 
-static double num(const cJSON *o, const char *k)
-{
+static double num(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     assert_non_null(v);
     assert_true(cJSON_IsNumber(v));
     return v->valuedouble;
 }
 
-static void test_json(void **state)
-{
+static void test_json(void **state) {
     (void)state;
     srv_stats_reset();
     for (int i = 0; i < 40; i++) srv_stats_request(0, 200, 1e-3, 0);
@@ -138,8 +134,7 @@ static void test_json(void **state)
     cJSON_Delete(o);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buckets),
         cmocka_unit_test(test_quantiles),
