@@ -337,7 +337,7 @@ static void test_parse_refusals(void **state)
     }
 }
 
-/* Both parses of text: same refusal (why, offset) or same_packed trees. */
+/* Both parses of text: same refusal (why, offset) or trees json_same_packed accepts. */
 static void check_packed_text(const char *text, size_t len)
 {
     char why[96] = "", pwhy[96] = "";
