@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -388,12 +389,35 @@ fail:
     return err->code;
 }
 
+/* Connections the kernel completed on a daemon's listening socket that the
+ * daemon has not accepted yet (its thread was busy with a request): closing
+ * the socket would reset them although their clients connected before the
+ * drain. Hand them to the daemon instead; they are answered (Connection:
+ * close) like the requests in flight. */
+static void adopt_backlog(struct MHD_Daemon *d, MHD_socket fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return;
+    for (;;) {
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        int c = accept4(fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            return; /* EAGAIN: the backlog is empty */
+        }
+        if (MHD_add_connection(d, c, (struct sockaddr *)&addr, len) != MHD_YES) close(c);
+    }
+}
+
 void srv_http_quiesce(srv_http *h)
 {
     atomic_store(&g_draining, 1);
     for (int i = 0; h && h->d && i < h->n; i++) {
         MHD_socket fd = h->d[i] ? MHD_quiesce_daemon(h->d[i]) : MHD_INVALID_SOCKET;
-        if (fd != MHD_INVALID_SOCKET) close(fd);
+        if (fd == MHD_INVALID_SOCKET) continue;
+        adopt_backlog(h->d[i], fd);
+        close(fd);
     }
 }
 
