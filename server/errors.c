@@ -6,23 +6,40 @@
 
 #include "errors.h"
 
+/* Every status the server answers with, ascending, and the error type of each error status. */
 static const struct {
     int http;
     const char *type;
-} TYPES[] = {
-    {400, "invalid_json"},      {401, "unauthorized"},
-    {403, "forbidden"},         {404, "not_found"},
-    {405, "method_not_allowed"}, {413, "payload_too_large"},
-    {415, "unsupported_media_type"}, {422, "invalid_input"},
-    {409, "no_gallery"},        {429, "too_many_requests"},
+} STATUSES[] = {
+    {200, NULL},
+    {400, "invalid_json"},
+    {401, "unauthorized"},
+    {403, "forbidden"},
+    {404, "not_found"},
+    {405, "method_not_allowed"},
+    {409, "no_gallery"},
+    {413, "payload_too_large"},
+    {415, "unsupported_media_type"},
+    {422, "invalid_input"},
+    {429, "too_many_requests"},
     {500, "internal"},
     {503, "not_ready"},
 };
+_Static_assert(sizeof STATUSES / sizeof STATUSES[0] == SRV_N_STATUS, "SRV_N_STATUS is the size of the status table");
+
+int srv_status_index(int http)
+{
+    for (int i = 0; i < SRV_N_STATUS; i++)
+        if (STATUSES[i].http == http) return i;
+    return SRV_N_STATUS;
+}
+
+int srv_status_at(int i) { return i >= 0 && i < SRV_N_STATUS ? STATUSES[i].http : 0; }
 
 const char *srv_error_type(int http)
 {
-    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
-        if (TYPES[i].http == http) return TYPES[i].type;
+    int i = srv_status_index(http);
+    if (i < SRV_N_STATUS && STATUSES[i].type) return STATUSES[i].type;
     return http >= 500 ? "internal" : "invalid_input";
 }
 

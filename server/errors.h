@@ -30,6 +30,14 @@ void srv_reply_clear(srv_reply *r); /* frees body/raw */
 /* Add a response header (ignored beyond SRV_MAX_HEADERS). */
 void srv_reply_header(srv_reply *r, const char *name, const char *value);
 
+/* The statuses the server answers with: 200 and every error status of the
+ * table in errors.c, ascending. Metrics and stats count requests by index. */
+#define SRV_N_STATUS 13
+/* Index of http in that list, SRV_N_STATUS for any other status. */
+int srv_status_index(int http);
+/* The status at index i (0..SRV_N_STATUS-1), 0 outside. */
+int srv_status_at(int i);
+
 /* Set an error reply: HTTP status, culprit field ("" or NULL: none) and a
  * printf message; the error type comes from the status table. Returns http. */
 int srv_fail(srv_reply *out, int http, const char *field, const char *fmt, ...)

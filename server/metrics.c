@@ -8,13 +8,13 @@
 #include "metrics.h"
 
 #include "batcher.h"
+#include "errors.h"
 #include "histogram.h"
 #include "routes.h"
 #include "stats.h"
 
 #define MAX_ROUTES 32 /* routes.c entries + 1 for "other" */
-static const int STATUSES[] = {200, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503};
-#define N_STATUS (int)(sizeof STATUSES / sizeof STATUSES[0])
+#define N_STATUS SRV_N_STATUS /* errors.h: the statuses the server answers with */
 static const double LAT_BUCKETS[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
 static const srv_hist_spec LATENCY = {LAT_BUCKETS, (int)(sizeof LAT_BUCKETS / sizeof LAT_BUCKETS[0]), 1e9};
 static const double BATCH_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384};
@@ -40,9 +40,7 @@ static route_stats *stats_of(int route)
 void srv_metrics_request(int route, int http_status, double seconds)
 {
     route_stats *r = stats_of(route);
-    int si = N_STATUS;
-    for (int i = 0; i < N_STATUS; i++)
-        if (STATUSES[i] == http_status) si = i;
+    int si = srv_status_index(http_status);
     atomic_fetch_add_explicit(&r->req[si], 1, memory_order_relaxed);
     srv_hist_observe(&r->lat, &LATENCY, seconds);
 }
@@ -133,7 +131,8 @@ char *srv_metrics_render(const srv_state *st, int in_flight, int draining)
         for (int s = 0; s <= N_STATUS; s++) {
             unsigned long long v = atomic_load_explicit(&g_routes[r].req[s], memory_order_relaxed);
             if (!v) continue;
-            if (s < N_STATUS) bprintf(&b, "tripletd_requests_total{route=\"%s\",status=\"%d\"} %llu\n", label, STATUSES[s], v);
+            if (s < N_STATUS)
+                bprintf(&b, "tripletd_requests_total{route=\"%s\",status=\"%d\"} %llu\n", label, srv_status_at(s), v);
             else bprintf(&b, "tripletd_requests_total{route=\"%s\",status=\"other\"} %llu\n", label, v);
         }
     }

@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "errors.h"
 #include "routes.h"
 
-static const int STATUSES[] = {200, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503};
-#define N_STATUS (int)(sizeof STATUSES / sizeof STATUSES[0])
-#define ALL STATS_MAX_ROUTES         /* latency row of every route together */
+#define N_STATUS SRV_N_STATUS /* errors.h: the statuses the server answers with */
+#define ALL STATS_MAX_ROUTES       /* latency row of every route together */
 #define OTHER (STATS_MAX_ROUTES - 1) /* unknown routes and those past the table */
 #define LAT_MIN 5e-6
 
@@ -95,9 +95,8 @@ double srv_stats_quantile_ms(const unsigned long long *hist, double q) {
 
 void srv_stats_request(int route, int http_status, double seconds, int in_flight) {
     slot *sl = slot_at(now_sec());
-    int r = route >= 0 && route < OTHER ? route : OTHER, si = N_STATUS, b = srv_stats_lat_bucket(seconds);
-    for (int i = 0; i < N_STATUS; i++)
-        if (STATUSES[i] == http_status) si = i;
+    int r = route >= 0 && route < OTHER ? route : OTHER, si = srv_status_index(http_status);
+    int b = srv_stats_lat_bucket(seconds);
     add32(&sl->lat[r][b], 1);
     add32(&sl->lat[ALL][b], 1);
     add32(&sl->status[si], 1);
@@ -198,7 +197,7 @@ static cJSON *series_json(int64_t now) {
         if (sl) {
             for (int b = 0; b < STATS_LAT_BUCKETS; b++) n += h[b] = ld(&sl->lat[ALL][b]);
             for (int i = 0; i < N_STATUS + 1; i++)
-                if (i == N_STATUS || STATUSES[i] >= 400) e += ld(&sl->status[i]);
+                if (i == N_STATUS || srv_status_at(i) >= 400) e += ld(&sl->status[i]);
             im = ld(&sl->inflight_max);
         }
         cJSON *v[5] = {cJSON_CreateNumber((double)n), cJSON_CreateNumber((double)e),
@@ -250,7 +249,7 @@ cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight) {
     unsigned long long total = 0, errors = 0, nbatch = 0;
     for (int b = 0; b < STATS_LAT_BUCKETS; b++) total += lat[ALL][b];
     for (int i = 0; i <= N_STATUS; i++)
-        if (i == N_STATUS || STATUSES[i] >= 400) errors += status[i];
+        if (i == N_STATUS || srv_status_at(i) >= 400) errors += status[i];
     for (int i = 0; i < STATS_BATCH_BUCKETS; i++) nbatch += batch[i];
 
     cJSON *o = cJSON_CreateObject(), *routes, *st, *bt, *tr, *x;
@@ -281,7 +280,7 @@ cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight) {
     for (int i = 0; ok && i <= N_STATUS; i++) {
         if (!status[i]) continue;
         if (i < N_STATUS)
-            snprintf(key, sizeof key, "%d", STATUSES[i]);
+            snprintf(key, sizeof key, "%d", srv_status_at(i));
         else
             snprintf(key, sizeof key, "other");
         ok = cJSON_AddNumberToObject(st, key, (double)status[i]) != NULL;
