@@ -125,14 +125,16 @@ static int check_images(const st_tensor *im, gal_gallery *g, tr_err *err) {
     if (im->dtype != ST_U8)
         return tr_seterr(err, TR_EFORMAT, "images", "images: dtype %s, expected U8", st_dtype_name(im->dtype));
     if (im->ndim != 3 && im->ndim != 4)
-        return tr_seterr(err, TR_EFORMAT, "images", "images: %d dimensions, expected [N, H, W] or [N, H, W, C]", im->ndim);
+        return tr_seterr(err, TR_EFORMAT, "images", "images: %d dimensions, expected [N, H, W] or [N, H, W, C]",
+                         im->ndim);
     if ((uint64_t)im->shape[0] != g->n)
         return tr_seterr(err, TR_EFORMAT, "images", "images: %lld images for %zu embeddings", (long long)im->shape[0],
                          g->n);
     int64_t h = im->shape[1], w = im->shape[2], c = im->ndim == 4 ? im->shape[3] : 1;
     if (h < 1 || w < 1 || h > GAL_MAX_IMAGE_SIDE || w > GAL_MAX_IMAGE_SIDE || (c != 1 && c != 3))
-        return tr_seterr(err, TR_EFORMAT, "images", "images: %lld x %lld x %lld per image (sides 1..%d, 1 or 3 channels)",
-                         (long long)h, (long long)w, (long long)c, GAL_MAX_IMAGE_SIDE);
+        return tr_seterr(err, TR_EFORMAT, "images",
+                         "images: %lld x %lld x %lld per image (sides 1..%d, 1 or 3 channels)", (long long)h,
+                         (long long)w, (long long)c, GAL_MAX_IMAGE_SIDE);
     if (im->len > GAL_MAX_IMAGE_BYTES)
         return tr_seterr(err, TR_ELIMIT, "images", "images: %zu bytes is over the limit", im->len);
     g->img_h = (size_t)h, g->img_w = (size_t)w, g->img_c = (size_t)c;
@@ -292,7 +294,8 @@ int gal_save_images(const char *path, const float *emb, size_t n, size_t dim, co
     if (images && (h < 1 || w < 1 || h > GAL_MAX_IMAGE_SIDE || w > GAL_MAX_IMAGE_SIDE || (c != 1 && c != 3) ||
                    n > GAL_MAX_IMAGE_BYTES / (h * w * c))) {
         free(idbuf);
-        return tr_seterr(err, TR_EINVAL, "images", "gallery: %zu images of %zu x %zu x %zu are not storable", n, h, w, c);
+        return tr_seterr(err, TR_EINVAL, "images", "gallery: %zu images of %zu x %zu x %zu are not storable", n, h, w,
+                         c);
     }
     st_wtensor t[4];
     size_t nt = 0;

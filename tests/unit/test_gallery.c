@@ -333,7 +333,8 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_f16_i32), cmocka_unit_test(test_corrupt_table),
-        cmocka_unit_test(test_save_refusals), cmocka_unit_test(test_utf8),    cmocka_unit_test(test_ids_layouts), cmocka_unit_test(test_images),
+        cmocka_unit_test(test_save_refusals), cmocka_unit_test(test_utf8),    cmocka_unit_test(test_ids_layouts),
+        cmocka_unit_test(test_images),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
