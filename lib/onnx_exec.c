@@ -96,6 +96,14 @@ static int make_plan(const onx_graph *g, int64_t n, plan *p, tr_err *err) {
     for (int i = 0; i < g->n_nodes; i++) {
         const onx_node *nd = &g->nodes[i];
         if (nd->dead) continue;
+        int in0 = nd->n_in ? nd->in[0] : -1, out0 = nd->out[0];
+        if (nd->alias && in0 >= 0 && is_runtime(g, in0) && g->v[in0].last_use == i && !g->v[in0].is_output) {
+            /* a view of an input nobody reads later: the output takes over its block */
+            p->off[out0] = p->off[in0];
+            for (int k = 0; k < nb; k++)
+                if (b[k].v == in0) b[k].v = out0;
+            continue;
+        }
         for (int k = 0; k < nd->n_out; k++)
             if (is_runtime(g, nd->out[k])) ALLOC(nd->out[k]);
         if (nd->op->scratch) {

@@ -139,7 +139,8 @@ static void im2col(const float *x, int64_t cin, const onx_win *w, float *col) {
                     hi = hi > OW ? OW : hi;
                     lo = lo > hi ? hi : lo;
                     for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                    if (s1 == 1) memcpy(dst + lo, src + lo + off, sizeof(float) * (size_t)(hi - lo));
+                    if (s1 == 1)
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox + off]; /* short rows: no call */
                     else
                         for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * s1 + off];
                     for (int64_t ox = hi; ox < OW; ox++) dst[ox] = 0.0f;

@@ -77,6 +77,27 @@ static void pool_rows(const pool_p *p, const float *x, float *y, float *row) {
     }
 }
 
+/* 2x2 windows at stride 2 that all lie inside the input (the common CNN pool). */
+static int is_2x2(const onx_win *w) {
+    return w->k[0] == 2 && w->k[1] == 2 && w->s[0] == 2 && w->s[1] == 2 && w->d[0] == 1 && w->d[1] == 1 &&
+           w->pb[0] == 0 && w->pb[1] == 0 && 2 * w->out[0] <= w->in[0] && 2 * w->out[1] <= w->in[1];
+}
+
+static void pool_2x2(int is_max, const onx_win *w, const float *x, float *y) {
+    int64_t W = w->in[1], OH = w->out[0], OW = w->out[1];
+    for (int64_t oy = 0; oy < OH; oy++, y += OW) {
+        const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+        if (is_max)
+            for (int64_t ox = 0; ox < OW; ox++) {
+                float a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+                float b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+                y[ox] = a > b ? a : b;
+            }
+        else
+            for (int64_t ox = 0; ox < OW; ox++) y[ox] = 0.25f * (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]);
+    }
+}
+
 /* Dilated max pooling: every tap checked. */
 static void pool_dilated(const onx_win *w, const float *x, float *y) {
     int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1];
@@ -108,7 +129,8 @@ static void run_pool(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
     const float *x = in[0].p;
     float *y = out[0].p;
     for (int64_t pl = 0; pl < planes; pl++, x += HW, y += OHW) {
-        if (w->d[0] == 1 && w->d[1] == 1) pool_rows(p, x, y, tmp);
+        if (is_2x2(w)) pool_2x2(p->is_max, w, x, y);
+        else if (w->d[0] == 1 && w->d[1] == 1) pool_rows(p, x, y, tmp);
         else pool_dilated(w, x, y);
     }
     onx_act_apply(nd->act, nd->act_lo, nd->act_hi, out[0].p, out[0].n);

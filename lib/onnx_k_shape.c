@@ -48,6 +48,7 @@ static int infer_identity(onx_graph *g, onx_node *nd, tr_err *err) {
     if (rc) return rc;
     const onx_value *x = onx_in(g, nd, 0);
     onx_set_out(g, nd, 0, x->dtype, x->rank, x->dim);
+    nd->alias = 1;
     return TR_OK;
 }
 
@@ -59,6 +60,7 @@ static int infer_dropout(onx_graph *g, onx_node *nd, tr_err *err) {
     if (!is_test) return onx_fail(g, nd, err, "is_test 0 (training) is not supported");
     const onx_value *x = onx_in(g, nd, 0);
     onx_set_out(g, nd, 0, x->dtype, x->rank, x->dim);
+    nd->alias = 1;
     return TR_OK;
 }
 
@@ -194,6 +196,7 @@ static int infer_unsqueeze(onx_graph *g, onx_node *nd, tr_err *err) {
     onx_dim o[ONX_MAX_RANK];
     for (int i = 0, j = 0; i < r; i++) o[i] = mark[i] ? onx_d(1) : x->dim[j++];
     onx_set_out(g, nd, 0, x->dtype, r, o);
+    nd->alias = 1;
     return TR_OK;
 }
 
@@ -215,6 +218,7 @@ static int infer_squeeze(onx_graph *g, onx_node *nd, tr_err *err) {
     for (int i = 0; i < x->rank; i++)
         if (!(given ? mark[i] : onx_deq(x->dim[i], onx_d(1)))) o[r++] = x->dim[i];
     onx_set_out(g, nd, 0, x->dtype, r, o);
+    nd->alias = 1;
     return TR_OK;
 }
 
@@ -230,6 +234,7 @@ static int infer_flatten(onx_graph *g, onx_node *nd, tr_err *err) {
     if (!onx_numel(x->dim, 0, axis, &o[0]) || !onx_numel(x->dim, axis, x->rank, &o[1]))
         return onx_fail(g, nd, err, "shape overflows");
     onx_set_out(g, nd, 0, x->dtype, 2, o);
+    nd->alias = 1;
     return TR_OK;
 }
 
@@ -272,6 +277,7 @@ static int infer_reshape(onx_graph *g, onx_node *nd, tr_err *err) {
         return onx_fail(g, nd, err, "cannot reshape %s to %s", onx_shape_str(x, sx, sizeof sx), st);
     }
     onx_set_out(g, nd, 0, x->dtype, r, o);
+    nd->alias = 1;
     return TR_OK;
 }
 

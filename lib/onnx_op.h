@@ -86,6 +86,8 @@ typedef struct onx_node {
     void *p;             /* op-owned parameters, free()d with the graph */
     int64_t i[8];        /* small integer parameters */
     float f[4];          /* small float parameters */
+    int alias;           /* output 0 is input 0's bytes (Reshape, Flatten, ...):
+                            set by infer; the plan may then share the buffer */
     onx_act act;         /* activation fused into this node's output */
     float act_lo, act_hi;
     const void *proto;   /* the NodeProto, during load only */
