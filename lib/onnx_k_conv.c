@@ -113,39 +113,74 @@ static int is_pointwise(const onx_win *w) {
 
 static int is_depthwise(const conv_p *p) { return p->grp == p->c && p->m == p->c && p->grp > 1; }
 
-static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
-    (void)in, (void)out;
-    const conv_p *p = nd->p;
-    if (is_pointwise(&p->w) || is_depthwise(p)) return 0;
-    return (size_t)(p->c / p->grp * p->w.k[0] * p->w.k[1] * p->w.out[0] * p->w.out[1]);
+/* Samples per GEMM: small images batch several samples' columns side by
+ * side so that one SGEMM sees a wide matrix (at most CONV_COLS floats of scratch). */
+#define CONV_COLS ((int64_t)1 << 20)
+
+static int64_t conv_batch(const conv_p *p, int64_t n) {
+    int64_t P = p->w.out[0] * p->w.out[1], K = p->c * p->w.k[0] * p->w.k[1];
+    if (p->grp != 1 || n < 2 || P >= 1024) return 1;
+    int64_t nb = CONV_COLS / ((K + p->m) * P);
+    return nb < 1 ? 1 : nb > n ? n : nb;
 }
 
-/* col[(c*kh + i)*kw + j][oy*ow + ox] = x[c][oy*s0 - pb0 + i*d0][ox*s1 - pb1 + j*d1], 0 outside. */
-static void im2col(const float *x, int64_t cin, const onx_win *w, float *col) {
-    int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1];
-    for (int64_t c = 0; c < cin; c++)
-        for (int64_t i = 0; i < w->k[0]; i++)
-            for (int64_t j = 0; j < w->k[1]; j++) {
-                float *dst = col + ((c * w->k[0] + i) * w->k[1] + j) * OH * OW;
+static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
+    (void)out;
+    const conv_p *p = nd->p;
+    if (is_depthwise(p)) return 0;
+    int64_t P = p->w.out[0] * p->w.out[1], K = p->c / p->grp * p->w.k[0] * p->w.k[1], nb = conv_batch(p, in[0].d[0]);
+    if (nb > 1) return (size_t)(nb * (K + p->m) * P);
+    return is_pointwise(&p->w) ? 0 : (size_t)(K * P);
+}
+
+/* In-bounds output columns [lo, hi) of kernel column j: ix = ox*s1 + off in [0, W). */
+static void col_span(const onx_win *w, int64_t j, int64_t *off, int64_t *lo, int64_t *hi) {
+    int64_t W = w->in[1], OW = w->out[1], s1 = w->s[1];
+    *off = j * w->d[1] - w->pb[1];
+    *lo = *off >= 0 ? 0 : (-*off + s1 - 1) / s1;
+    *hi = W - 1 - *off < 0 ? 0 : (W - 1 - *off) / s1 + 1;
+    *hi = *hi > OW ? OW : *hi;
+    *lo = *lo > *hi ? *hi : *lo;
+}
+
+/* col[(c*kh + i)*kw + j][oy*ow + ox] = x[c][oy*s0 - pb0 + i*d0][ox*s1 - pb1 + j*d1], 0 outside;
+ * rows ldc floats apart. */
+static void im2col(const float *x, int64_t cin, const onx_win *w, float *col, int64_t ldc) {
+    int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1], s1 = w->s[1];
+    for (int64_t j = 0; j < w->k[1]; j++) {
+        int64_t off, lo, hi;
+        col_span(w, j, &off, &lo, &hi);
+        for (int64_t c = 0; c < cin; c++)
+            for (int64_t i = 0; i < w->k[0]; i++) {
+                float *dst = col + ((c * w->k[0] + i) * w->k[1] + j) * ldc;
                 for (int64_t oy = 0; oy < OH; oy++, dst += OW) {
                     int64_t iy = oy * w->s[0] - w->pb[0] + i * w->d[0];
                     if (iy < 0 || iy >= H) {
                         memset(dst, 0, sizeof(float) * (size_t)OW);
                         continue;
                     }
-                    const float *src = x + (c * H + iy) * W;
-                    int64_t off = j * w->d[1] - w->pb[1], s1 = w->s[1]; /* ix = ox*s1 + off */
-                    int64_t lo = off >= 0 ? 0 : (-off + s1 - 1) / s1, hi = W - 1 - off < 0 ? 0 : (W - 1 - off) / s1 + 1;
-                    hi = hi > OW ? OW : hi;
-                    lo = lo > hi ? hi : lo;
+                    const float *src = x + (c * H + iy) * W + off;
                     for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                    if (s1 == 1)
-                        for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox + off]; /* short rows: no call */
+                    if (s1 == 1) memcpy(dst + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
                     else
-                        for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * s1 + off];
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * s1];
                     for (int64_t ox = hi; ox < OW; ox++) dst[ox] = 0.0f;
                 }
             }
+    }
+}
+
+/* y[c][0..P) += bias[c], then the fused activation; blocks of 16 vectorise. */
+static void bias_act(const onx_node *nd, const float *b, int64_t m, int64_t P, float *y) {
+    if (b)
+        for (int64_t c = 0; c < m; c++) {
+            float bv = b[c], *yc = y + c * P;
+            int64_t i = 0;
+            for (; i + 16 <= P; i += 16)
+                for (int k = 0; k < 16; k++) yc[i + k] += bv;
+            for (; i < P; i++) yc[i] += bv;
+        }
+    onx_act_apply(nd->act, nd->act_lo, nd->act_hi, y, (size_t)(m * P));
 }
 
 /* One channel of a depthwise conv: y (OH x OW) += taps of w over x (H x W). */
@@ -172,34 +207,61 @@ static void dw_channel(const float *x, const float *wk, const onx_win *w, float 
     }
 }
 
+/* nb samples through one GEMM: their columns side by side, then the
+ * result scattered back to [n][m][P]. */
+static void conv_batched(const onx_node *nd, const float *x, const float *wt, const float *b, int64_t nb, float *y,
+                         float *tmp) {
+    const conv_p *p = nd->p;
+    int64_t P = p->w.out[0] * p->w.out[1], HW = p->w.in[0] * p->w.in[1], K = p->c * p->w.k[0] * p->w.k[1];
+    float *col = tmp, *res = tmp + K * nb * P;
+    for (int64_t s = 0; s < nb; s++) {
+        const float *xs = x + s * p->c * HW;
+        if (is_pointwise(&p->w))
+            for (int64_t r = 0; r < K; r++) memcpy(col + r * nb * P + s * P, xs + r * HW, sizeof(float) * (size_t)P);
+        else
+            im2col(xs, p->c, &p->w, col + s * P, nb * P);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->m, (int)(nb * P), (int)K, 1.0f, wt, (int)K, col,
+                (int)(nb * P), 0.0f, res, (int)(nb * P));
+    for (int64_t s = 0; s < nb; s++) {
+        float *ys = y + s * p->m * P;
+        for (int64_t c = 0; c < p->m; c++) memcpy(ys + c * P, res + c * nb * P + s * P, sizeof(float) * (size_t)P);
+        bias_act(nd, b, p->m, P, ys);
+    }
+}
+
 static void run_conv(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
     const conv_p *p = nd->p;
     const float *x = in[0].p, *wt = in[1].p, *b = nd->n_in > 2 && in[2].p ? in[2].p : NULL;
     float *y = out[0].p;
     int64_t N = in[0].d[0], cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
-    int64_t HW = p->w.in[0] * p->w.in[1], K = cg * p->w.k[0] * p->w.k[1];
-    for (int64_t n = 0; n < N; n++) {
+    int64_t HW = p->w.in[0] * p->w.in[1], K = cg * p->w.k[0] * p->w.k[1], nb = conv_batch(p, N);
+    for (int64_t n = 0; n < N;) {
         const float *xn = x + n * p->c * HW;
         float *yn = y + n * p->m * P;
-        for (int64_t c = 0; c < p->m; c++) {
-            float bv = b ? b[c] : 0.0f;
-            for (int64_t i = 0; i < P; i++) yn[c * P + i] = bv;
-        }
-        if (is_depthwise(p)) {
-            for (int64_t c = 0; c < p->c; c++) dw_channel(xn + c * HW, wt + c * K, &p->w, yn + c * P);
+        if (nb > 1) {
+            int64_t cnt = N - n < nb ? N - n : nb;
+            conv_batched(nd, xn, wt, b, cnt, yn, tmp);
+            n += cnt;
             continue;
         }
-        for (int64_t gi = 0; gi < p->grp; gi++) {
-            const float *col = xn + gi * cg * HW;
-            if (!is_pointwise(&p->w)) {
-                im2col(col, cg, &p->w, tmp);
-                col = tmp;
+        if (is_depthwise(p)) {
+            memset(yn, 0, sizeof(float) * (size_t)(p->m * P));
+            for (int64_t c = 0; c < p->c; c++) dw_channel(xn + c * HW, wt + c * K, &p->w, yn + c * P);
+        } else {
+            for (int64_t gi = 0; gi < p->grp; gi++) {
+                const float *col = xn + gi * cg * HW;
+                if (!is_pointwise(&p->w)) {
+                    im2col(col, cg, &p->w, tmp, P);
+                    col = tmp;
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)P, (int)K, 1.0f,
+                            wt + gi * mg * K, (int)K, col, (int)P, 0.0f, yn + gi * mg * P, (int)P);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)P, (int)K, 1.0f, wt + gi * mg * K,
-                        (int)K, col, (int)P, 1.0f, yn + gi * mg * P, (int)P);
         }
+        bias_act(nd, b, p->m, P, yn);
+        n++;
     }
-    onx_act_apply(nd->act, nd->act_lo, nd->act_hi, y, out[0].n);
 }
 
 static double conv_macs(const onx_node *nd, const onx_t *in, const onx_t *out) {
