@@ -111,7 +111,19 @@ async function loadModel() {
 
 /* ---- live panel ------------------------------------------------------- */
 
+let liveTicks = 0;
+
+/* Every 10 s: has the server reloaded (SIGHUP, /v1/admin/reload)? Then the
+ * model panel and the map describe the old snapshot: load them again. */
+async function checkReload() {
+  try {
+    const m = await api('/v1/model');
+    if (model && m.generation !== model.generation) { await loadModel(); loadMap(); }
+  } catch (e) { /* refreshLive reports the connection */ }
+}
+
 async function refreshLive() {
+  if (++liveTicks % 5 === 0) checkReload();
   let s;
   try { s = await api('/v1/stats?window=60'); } catch (e) {
     panelMsg('live', e.message);

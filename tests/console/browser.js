@@ -154,6 +154,14 @@ async function main() {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 0, `phone width 390: no horizontal scroll (overflow ${overflow}px)`);
     await page.screenshot({ path: path.join(OUT, 'console-phone.png'), fullPage: true });
+    /* a reload on the server shows up in the model panel and the map (checked every 10 s) */
+    await page.setViewport({ width: 1280, height: 800 });
+    const rl = await call(URL, '/v1/admin/reload', {});
+    check(rl.status === 200, 'POST /v1/admin/reload');
+    await page.waitForFunction(() => {
+      const dt = [...document.querySelectorAll('#model-info dt')].find(e => e.textContent === 'generation');
+      return dt && dt.nextElementSibling.textContent === '2';
+    }, { timeout: 20000 }).then(() => ok('after a reload the page shows generation 2'), () => bad('the page missed the reload'));
     check(w.errors.length === 0, 'no console error' + (w.errors.length ? ': ' + w.errors.join(' | ') : ''));
     check(w.failed.length === 0, 'no failed request' + (w.failed.length ? ': ' + w.failed.join(' | ') : ''));
     check(w.http.length === 0, 'no HTTP error answer' + (w.http.length ? ': ' + w.http.join(' | ') : ''));
