@@ -176,96 +176,123 @@ static void dispatch(const srv_http *h, req *r, struct MHD_Connection *c, const 
     (void)srv_dispatch(h->cfg, &rq, &r->reply);
 }
 
+/* How much of an oversized body is read (and dropped) before the reply:
+ * beyond it the connection is cut. */
+static unsigned long long discard_limit(const srv_config *cfg) { return (unsigned long long)cfg->max_body * 4 + 1048576; }
+
+/* A request's first call: its record, counted in flight, its id. NULL when out of memory. */
+static req *req_new(struct MHD_Connection *c, const char *method)
+{
+    req *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    srv_reply_init(&r->reply);
+    atomic_fetch_add(&g_inflight, 1);
+    r->active = 1;
+    atomic_fetch_add(&g_active, 1);
+    snprintf(r->method, sizeof r->method, "%s", method);
+    const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (id && id_ok(id)) snprintf(r->request_id, sizeof r->request_id, "%s", id);
+    else
+        snprintf(r->request_id, sizeof r->request_id, "%016llx",
+                 (atomic_fetch_add(&g_req_seq, 1) + 1) * 0x9E3779B97F4A7C15ull ^ g_req_salt);
+    const char *pretty = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "pretty");
+    r->pretty = pretty && (!strcmp(pretty, "1") || !strcmp(pretty, "true"));
+    return r;
+}
+
+/* Route the request and refuse from its headers alone what must be refused
+ * (404, 405, 401, 429, 413, 415) into r->reply. Returns the Content-Length
+ * (0 when none). */
+static unsigned long long route_and_screen(const srv_http *h, struct MHD_Connection *c, req *r, const char *url,
+                                           const char *method)
+{
+    const srv_config *cfg = h->cfg;
+    char allow[96];
+    int known = 0;
+    r->route = srv_route_find(method, url, &known, allow, sizeof allow);
+    const srv_route *rt = srv_route_at(r->route);
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+    int has_body = clen > 0 || te != NULL;
+    char shown[128]; /* the path as echoed in messages: printable ASCII only */
+    size_t k = 0;
+    for (; url[k] && k + 1 < sizeof shown; k++) shown[k] = url[k] > 0x20 && url[k] < 0x7f ? url[k] : '?';
+    shown[k] = 0;
+    if (!rt && known) {
+        srv_fail(&r->reply, 405, "", "method %.16s is not allowed on %s (allowed: %s)", method, shown, allow);
+        srv_reply_header(&r->reply, MHD_HTTP_HEADER_ALLOW, allow);
+    } else if (!rt) srv_fail(&r->reply, 404, "", "no route %.16s %s", method, shown);
+    else if (rt->auth && h->has_key && !auth_ok(h, c))
+        srv_fail(&r->reply, 401, "", "missing or wrong API key (send Authorization: Bearer <key>)");
+    else if (atomic_load(&g_active) > cfg->max_concurrent) {
+        srv_fail(&r->reply, 429, "", "too many requests in flight (limit %d); retry later", cfg->max_concurrent);
+        srv_reply_header(&r->reply, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    } else if (rt->has_body && clen > cfg->max_body)
+        srv_fail(&r->reply, 413, "", "request body of %llu bytes is over the limit of %zu (--max-body)", clen, cfg->max_body);
+    else if (rt->has_body && (ct ? !is_json_type(ct) : has_body))
+        srv_fail(&r->reply, 415, "", "Content-Type must be application/json, got %.100s", ct ? ct : "none");
+    if (r->reply.status != 200) r->early = r->reply.status;
+    else if (rt->has_body && clen > 0) r->cap = (size_t)clen;
+    return clen;
+}
+
+/* One piece of the body: appended, or counted and dropped after an early
+ * error (MHD_NO, cutting the connection, past discard_limit). */
+static enum MHD_Result take_upload(const srv_config *cfg, req *r, const char *upload, size_t n)
+{
+    if (r->early) {
+        r->discarded += n;
+        return r->discarded > discard_limit(cfg) ? MHD_NO : MHD_YES;
+    }
+    if (r->len + n > cfg->max_body) { /* chunked (or lying) body over the limit: count it, answer at the end */
+        srv_fail(&r->reply, 413, "", "request body is over the limit of %zu bytes (--max-body)", cfg->max_body);
+        r->early = 413;
+        r->discarded = r->len + n;
+        return MHD_YES;
+    }
+    if (r->len + n + 1 > r->cap || !r->body) {
+        size_t cap = r->cap > r->len + n + 1 ? r->cap + 1 : (r->len + n + 1) * 2;
+        if (cap > cfg->max_body + 1) cap = cfg->max_body + 1;
+        if (cap < r->len + n + 1) cap = r->len + n + 1;
+        char *p = realloc(r->body, cap);
+        if (!p) {
+            srv_fail(&r->reply, 503, "", "out of memory for the request body");
+            r->early = 503;
+            return MHD_YES;
+        }
+        r->body = p;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, upload, n);
+    r->len += n;
+    r->body[r->len] = 0;
+    return MHD_YES;
+}
+
+/* MHD calls this for each request: first with the headers (*con_cls NULL),
+ * then once per piece of the body, then with no upload to have it answered. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls)
 {
     srv_http *h = cls;
-    const srv_config *cfg = h->cfg;
     req *r = *con_cls;
     (void)version;
     if (!r) {
-        char allow[96];
-        int known = 0;
-        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
-        *con_cls = r;
-        clock_gettime(CLOCK_MONOTONIC, &r->t0);
-        srv_reply_init(&r->reply);
-        atomic_fetch_add(&g_inflight, 1);
-        r->active = 1;
-        atomic_fetch_add(&g_active, 1);
-        snprintf(r->method, sizeof r->method, "%s", method);
-        const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
-        if (id && id_ok(id)) snprintf(r->request_id, sizeof r->request_id, "%s", id);
-        else
-            snprintf(r->request_id, sizeof r->request_id, "%016llx",
-                     (atomic_fetch_add(&g_req_seq, 1) + 1) * 0x9E3779B97F4A7C15ull ^ g_req_salt);
-        const char *pretty = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "pretty");
-        r->pretty = pretty && (!strcmp(pretty, "1") || !strcmp(pretty, "true"));
-        r->route = srv_route_find(method, url, &known, allow, sizeof allow);
-        const srv_route *rt = srv_route_at(r->route);
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-        unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
-        int has_body = clen > 0 || te != NULL;
-        char shown[128]; /* the path as echoed in messages: printable ASCII only */
-        size_t k = 0;
-        for (; url[k] && k + 1 < sizeof shown; k++) shown[k] = url[k] > 0x20 && url[k] < 0x7f ? url[k] : '?';
-        shown[k] = 0;
-        if (!rt && known) {
-            srv_fail(&r->reply, 405, "", "method %.16s is not allowed on %s (allowed: %s)", method, shown, allow);
-            srv_reply_header(&r->reply, MHD_HTTP_HEADER_ALLOW, allow);
-        } else if (!rt) srv_fail(&r->reply, 404, "", "no route %.16s %s", method, shown);
-        else if (rt->auth && h->has_key && !auth_ok(h, c))
-            srv_fail(&r->reply, 401, "", "missing or wrong API key (send Authorization: Bearer <key>)");
-        else if (atomic_load(&g_active) > cfg->max_concurrent) {
-            srv_fail(&r->reply, 429, "", "too many requests in flight (limit %d); retry later", cfg->max_concurrent);
-            srv_reply_header(&r->reply, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-        } else if (rt->has_body && clen > cfg->max_body)
-            srv_fail(&r->reply, 413, "", "request body of %llu bytes is over the limit of %zu (--max-body)", clen, cfg->max_body);
-        else if (rt->has_body && (ct ? !is_json_type(ct) : has_body))
-            srv_fail(&r->reply, 415, "", "Content-Type must be application/json, got %.100s", ct ? ct : "none");
-        if (r->reply.status != 200) {
-            r->early = r->reply.status;
-            /* a body far over the limit is answered now (the connection closes, and the
-             * client may see a reset instead of the 413); a moderately oversized one is
-             * read and discarded first, so that clients without Expect: 100-continue get it */
-            if (clen > cfg->max_body * 4 + 1048576) return send_reply(h, c, r, url);
-        } else if (rt->has_body && clen > 0) {
-            r->cap = (size_t)clen;
-        }
+        if (!(*con_cls = r = req_new(c, method))) return MHD_NO;
+        unsigned long long clen = route_and_screen(h, c, r, url, method);
+        /* a body far over the limit is answered now (the connection closes, and the
+         * client may see a reset instead of the 413); a moderately oversized one is
+         * read and discarded first, so that clients without Expect: 100-continue get it */
+        if (r->early && clen > discard_limit(h->cfg)) return send_reply(h, c, r, url);
         return MHD_YES;
     }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->early) {
-            r->discarded += n;
-            return r->discarded > cfg->max_body * 4 + 1048576 ? MHD_NO : MHD_YES;
-        }
-        if (r->len + n > cfg->max_body) { /* chunked (or lying) body over the limit: count it, answer at the end */
-            srv_fail(&r->reply, 413, "", "request body is over the limit of %zu bytes (--max-body)", cfg->max_body);
-            r->early = 413;
-            r->discarded = r->len + n;
-            return MHD_YES;
-        }
-        if (r->len + n + 1 > r->cap || !r->body) {
-            size_t cap = r->cap > r->len + n + 1 ? r->cap + 1 : (r->len + n + 1) * 2;
-            if (cap > cfg->max_body + 1) cap = cfg->max_body + 1;
-            if (cap < r->len + n + 1) cap = r->len + n + 1;
-            char *p = realloc(r->body, cap);
-            if (!p) {
-                srv_fail(&r->reply, 503, "", "out of memory for the request body");
-                r->early = 503;
-                return MHD_YES;
-            }
-            r->body = p;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload, n);
-        r->len += n;
-        r->body[r->len] = 0;
-        return MHD_YES;
+        return take_upload(h->cfg, r, upload, n);
     }
     if (!r->early) dispatch(h, r, c, url);
     return send_reply(h, c, r, url);
