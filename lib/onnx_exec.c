@@ -1,4 +1,4 @@
-/* onnx_exec.c - static memory plans per batch size, per-thread arenas, running the graph. */
+/* onnx_exec.c - static memory plans per batch size class, per-thread arenas, running the graph. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,34 +8,34 @@
 
 #define ARENA_TARGET ((size_t)64 << 20) /* bytes of activations per chunk of rows */
 #define MAX_CHUNK 256
-#define ALIGN 16 /* floats: 64-byte offsets */
+#define N_CLASS 9 /* plans for up to 1, 2, 4, ..., 256 rows */
+#define ALIGN 16  /* floats: 64-byte offsets */
 
+/* A plan for n rows serves any run of m <= n rows: every size is c or c*n,
+ * so blocks placed for n still hold the tensors of m and never overlap. */
 typedef struct {
-    int64_t n;     /* rows this plan is for; 0 = empty slot */
-    size_t *off;   /* per value, floats into the arena */
-    onx_t *view;   /* per value, concrete dims for n rows */
-    size_t need;   /* floats of activations */
-    size_t tmp;    /* floats of kernel scratch after them */
-    unsigned used; /* LRU stamp */
+    int64_t n;   /* rows this plan is for; 0 = not made yet */
+    size_t *off; /* per value, floats into the arena */
+    size_t need; /* floats of activations */
+    size_t tmp;  /* floats of kernel scratch after them */
 } plan;
 
 struct onx_ws {
-    uint64_t gid;
-    plan plans[2];
-    unsigned clock;
+    uint64_t gid;  /* the graph the plans are for */
+    int64_t chunk; /* rows per run */
+    plan plans[N_CLASS];
     float *arena;
     size_t cap; /* floats */
 };
 
-static void plan_clear(plan *p) {
-    free(p->off);
-    free(p->view);
-    memset(p, 0, sizeof *p);
+static void plans_clear(onx_ws *ws) {
+    for (int i = 0; i < N_CLASS; i++) free(ws->plans[i].off);
+    memset(ws->plans, 0, sizeof ws->plans);
 }
 
 void onx_ws_free(onx_ws *ws) {
     if (!ws) return;
-    for (int i = 0; i < 2; i++) plan_clear(&ws->plans[i]);
+    plans_clear(ws);
     free(ws->arena);
     free(ws);
 }
@@ -74,21 +74,24 @@ static void release(block *b, int *nb, int v) {
 }
 
 static int make_plan(const onx_graph *g, int64_t n, plan *p, tr_err *err) {
-    plan_clear(p);
+    free(p->off);
+    memset(p, 0, sizeof *p);
     p->off = calloc((size_t)g->n_v, sizeof *p->off);
-    p->view = calloc((size_t)g->n_v, sizeof *p->view);
     block *b = malloc(sizeof *b * (size_t)(g->n_v + 1));
-    if (!p->off || !p->view || !b) {
+    onx_t *view = malloc(sizeof *view * (size_t)g->n_v);
+    if (!p->off || !b || !view) {
         free(b);
-        plan_clear(p);
+        free(view);
+        free(p->off);
+        p->off = NULL;
         return tr_seterr(err, TR_ENOMEM, "", "out of memory planning the graph");
     }
     int nb = 0;
-    for (int v = 0; v < g->n_v; v++) onx_view(&g->v[v], n, &p->view[v]);
+    for (int v = 0; v < g->n_v; v++) onx_view(&g->v[v], n, &view[v]);
     size_t need = 0, len;
 #define ALLOC(v)                                                                   \
     do {                                                                           \
-        len = (p->view[v].n + ALIGN - 1) / ALIGN * ALIGN;                          \
+        len = (view[v].n + ALIGN - 1) / ALIGN * ALIGN;                             \
         p->off[v] = place(b, &nb, len ? len : ALIGN, v);                           \
         if (p->off[v] + len > need) need = p->off[v] + len;                        \
     } while (0)
@@ -109,8 +112,8 @@ static int make_plan(const onx_graph *g, int64_t n, plan *p, tr_err *err) {
         if (nd->op->scratch) {
             onx_t in[ONX_MAX_IO], out[ONX_MAX_IO];
             for (int k = 0; k < nd->n_in; k++)
-                if (nd->in[k] >= 0) in[k] = p->view[nd->in[k]];
-            for (int k = 0; k < nd->n_out; k++) out[k] = p->view[nd->out[k]];
+                if (nd->in[k] >= 0) in[k] = view[nd->in[k]];
+            for (int k = 0; k < nd->n_out; k++) out[k] = view[nd->out[k]];
             size_t t = nd->op->scratch(nd, in, out);
             if (t > p->tmp) p->tmp = t;
         }
@@ -123,25 +126,26 @@ static int make_plan(const onx_graph *g, int64_t n, plan *p, tr_err *err) {
     }
 #undef ALLOC
     free(b);
+    free(view);
     p->need = need;
     p->n = n;
     return TR_OK;
 }
 
-static int get_plan(const onx_graph *g, onx_ws *ws, int64_t n, plan **out, tr_err *err) {
-    if (ws->gid != g->id) {
-        for (int i = 0; i < 2; i++) plan_clear(&ws->plans[i]);
-        ws->gid = g->id;
+/* The plan for runs of m rows: the size class 2^k >= m (capped at the
+ * chunk), made on first use and kept; the arena grows to the largest. */
+static int get_plan(const onx_graph *g, onx_ws *ws, int64_t m, plan **out, tr_err *err) {
+    int k = 0;
+    int64_t rows = g->fixed_batch ? g->fixed_batch : 1;
+    if (!g->fixed_batch) {
+        while (rows < m) rows *= 2, k++;
+        if (rows > ws->chunk) rows = ws->chunk;
     }
-    plan *p = NULL;
-    for (int i = 0; i < 2 && !p; i++)
-        if (ws->plans[i].n == n) p = &ws->plans[i];
-    if (!p) {
-        p = ws->plans[0].used <= ws->plans[1].used ? &ws->plans[0] : &ws->plans[1];
-        int rc = make_plan(g, n, p, err);
+    plan *p = &ws->plans[k];
+    if (p->n != rows) {
+        int rc = make_plan(g, rows, p, err);
         if (rc) return rc;
     }
-    p->used = ++ws->clock;
     size_t total = p->need + p->tmp;
     if (total > ws->cap) {
         float *a = malloc(total * sizeof *a);
@@ -154,17 +158,25 @@ static int get_plan(const onx_graph *g, onx_ws *ws, int64_t n, plan **out, tr_er
     return TR_OK;
 }
 
-/* Rows per run: the file's fixed batch, else as many as fit the arena target. */
-static int64_t chunk_rows(const onx_graph *g, onx_ws *ws, size_t n, tr_err *err) {
-    if (g->fixed_batch) return g->fixed_batch;
-    plan *p;
-    if (get_plan(g, ws, 1, &p, err)) return -1;
-    size_t per = (p->need + p->tmp) * sizeof(float), rows = per ? ARENA_TARGET / per : MAX_CHUNK;
-    rows = rows < 1 ? 1 : rows > MAX_CHUNK ? MAX_CHUNK : rows;
-    return (int64_t)(rows < n ? rows : n);
+/* A workspace meets a graph: drop other graphs' plans; rows per run are the
+ * file's fixed batch, else as many as fit the arena target (from the 1-row plan). */
+static int ws_bind(const onx_graph *g, onx_ws *ws, tr_err *err) {
+    if (ws->gid == g->id) return TR_OK;
+    plans_clear(ws);
+    ws->gid = 0;
+    ws->chunk = g->fixed_batch ? g->fixed_batch : 1;
+    if (!g->fixed_batch) {
+        int rc = make_plan(g, 1, &ws->plans[0], err);
+        if (rc) return rc;
+        size_t per = (ws->plans[0].need + ws->plans[0].tmp) * sizeof(float), rows = ARENA_TARGET / (per ? per : 1);
+        ws->chunk = rows < 1 ? 1 : rows > MAX_CHUNK ? MAX_CHUNK : (int64_t)rows;
+    }
+    ws->gid = g->id;
+    return TR_OK;
 }
 
-static void run_nodes(const onx_graph *g, const plan *p, float *arena) {
+/* Run every live node on m rows; views get the dims of m rows. */
+static void run_nodes(const onx_graph *g, const plan *p, int64_t m, float *arena) {
     float *tmp = arena + p->need;
     for (int i = 0; i < g->n_nodes; i++) {
         const onx_node *nd = &g->nodes[i];
@@ -176,11 +188,11 @@ static void run_nodes(const onx_graph *g, const plan *p, float *arena) {
                 memset(&in[k], 0, sizeof in[k]);
                 continue;
             }
-            in[k] = p->view[v];
+            onx_view(&g->v[v], m, &in[k]);
             in[k].p = g->v[v].is_const ? g->v[v].data : (void *)(arena + p->off[v]);
         }
         for (int k = 0; k < nd->n_out; k++) {
-            out[k] = p->view[nd->out[k]];
+            onx_view(&g->v[nd->out[k]], m, &out[k]);
             out[k].p = arena + p->off[nd->out[k]];
         }
         nd->op->run(nd, in, out, tmp);
@@ -190,19 +202,18 @@ static void run_nodes(const onx_graph *g, const plan *p, float *arena) {
 int onx_forward(const onx_graph *g, const float *x, size_t n, float *y, onx_ws **wsp, tr_err *err) {
     if (!*wsp && !(*wsp = calloc(1, sizeof **wsp))) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
     onx_ws *ws = *wsp;
-    size_t din = onx_input_dim(g), dout = onx_output_dim(g);
-    int64_t rows = chunk_rows(g, ws, n, err);
-    if (rows < 0) return err ? err->code : TR_ENOMEM;
-    for (size_t at = 0; at < n; at += (size_t)rows) {
-        size_t m = n - at < (size_t)rows ? n - at : (size_t)rows;
+    int rc = ws_bind(g, ws, err);
+    if (rc) return rc;
+    size_t din = onx_input_dim(g), dout = onx_output_dim(g), rows = (size_t)ws->chunk;
+    for (size_t at = 0; at < n; at += rows) {
+        size_t m = n - at < rows ? n - at : rows;
         int64_t run_n = g->fixed_batch ? g->fixed_batch : (int64_t)m;
-        plan *p;
-        int rc = get_plan(g, ws, run_n, &p, err);
-        if (rc) return rc;
+        plan *p = NULL;
+        if ((rc = get_plan(g, ws, run_n, &p, err))) return rc;
         float *xin = ws->arena + p->off[g->input];
         memcpy(xin, x + at * din, m * din * sizeof *x);
         if ((size_t)run_n > m) memset(xin + m * din, 0, ((size_t)run_n - m) * din * sizeof *x); /* padding rows */
-        run_nodes(g, p, ws->arena);
+        run_nodes(g, p, run_n, ws->arena);
         memcpy(y + at * dout, ws->arena + p->off[g->outputs[0]], m * dout * sizeof *y);
     }
     return TR_OK;

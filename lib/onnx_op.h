@@ -29,7 +29,8 @@
  *    shapes alone (Shape) sets it with onx_set_const() in infer instead.
  *    run gets concrete views (dims resolved for this batch size), writes
  *    out[] (already allocated by the memory plan) and may use tmp, a scratch
- *    area of scratch(nd, in, out) floats (NULL scratch means none).
+ *    area of scratch(nd, in, out) floats (NULL scratch means none; it must
+ *    not shrink as the batch grows: one plan serves every smaller batch).
  *    Data-movement ops see int64 tensors as onx_dim elements (esz 16): write
  *    them byte-generic (onx_t.esz) so shape arithmetic folds through them.
  *    A kernel that ends with onx_act_apply() sets fuse_act in its row.

@@ -80,6 +80,20 @@ static void check_model(const char *file, const rows *x, const rows *y, int64_t 
         assert_int_equal(
             onx_forward(g, x->v + (size_t)i * (size_t)x->dim, 1, out + (size_t)i * (size_t)y->dim, &ws, &err), TR_OK);
     check_close(file, out, y->v, ny);
+    /* 300 rows (the golden ones repeated): more than one chunk of rows,
+     * and batch sizes between the planned size classes */
+    size_t big = 300;
+    float *bx = malloc(sizeof *bx * big * (size_t)x->dim), *by = malloc(sizeof *by * big * (size_t)y->dim);
+    assert_true(bx && by);
+    for (size_t i = 0; i < big; i++)
+        memcpy(bx + i * (size_t)x->dim, x->v + (i % (size_t)x->n) * (size_t)x->dim, sizeof *bx * (size_t)x->dim);
+    for (size_t n = 3; n <= big; n += n < 20 ? 1 : 97) {
+        assert_int_equal(onx_forward(g, bx, n, by, &ws, &err), TR_OK);
+        for (size_t i = 0; i < n; i++)
+            check_close(file, by + i * (size_t)y->dim, y->v + (i % (size_t)y->n) * (size_t)y->dim, (size_t)y->dim);
+    }
+    free(bx);
+    free(by);
     onx_ws_free(ws);
     free(out);
     onx_free(g);
