@@ -154,9 +154,9 @@ int onx_attr_str(const onx_graph *g, const onx_node *nd, const char *name, char 
     if (!a) return 0;
     int rc = attr_type(g, nd, a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING, "a string", err);
     if (rc) return rc;
-    if (a->s.len >= cap || memchr(a->s.data, 0, a->s.len))
+    if (a->s.len >= cap || (a->s.len && memchr(a->s.data, 0, a->s.len)))
         return onx_fail(g, nd, err, "attribute \"%s\" is not a known value", name);
-    memcpy(out, a->s.data, a->s.len);
+    if (a->s.len) memcpy(out, a->s.data, a->s.len); /* an empty string has no data pointer */
     out[a->s.len] = 0;
     return 1;
 }

@@ -272,6 +272,11 @@ static void m_name_bytes(Onnx__ModelProto *m) {
     G->node[1]->op_type = S("Fo\x01o");
     G->node[1]->name = S("re\xffl\"u");
 }
+static void m_empty_auto_pad(Onnx__ModelProto *m) {
+    Onnx__AttributeProto *a = attr("auto_pad", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
+    a->has_s = 1; /* empty: no data pointer (a fuzz finding) */
+    G->node[0]->attribute[1] = a;
+}
 static void m_batch_range(Onnx__ModelProto *m) {
     Onnx__TensorShapeProto__Dimension *d = G->input[0]->type->tensor_type->shape->dim[0];
     d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
@@ -340,6 +345,8 @@ static const ccase CASES[] = {
     {"sparse initializer", m_sparse, TR_EFORMAT, "sparse initializers are not supported"},
     {"names are not echoed raw", m_name_bytes, TR_EFORMAT,
      "node 1 \"re?l?u\": op Fo?o (opset 13) is not supported; supported ops: ..."},
+    {"empty auto_pad", m_empty_auto_pad, TR_EFORMAT,
+     "node 0 \"conv\" (Conv): auto_pad \"\" is not NOTSET, SAME_UPPER, SAME_LOWER or VALID"},
     {"batch dim 0", m_batch_range, TR_EFORMAT, "input \"x\": batch dimension 0 is out of range 1..65536"},
     {"kernel_shape rank", m_pool_batch_dim, TR_EFORMAT,
      "node 2 \"pool\" (MaxPool): kernel_shape has 3 values for 2 spatial dims"},
