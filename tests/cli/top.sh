@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# tests/cli/top.sh - `tripletctl top` against a real tripletd, stdout not a terminal: one key=value
-# line per refresh with the server's figures; a wrong key is exit 1 with the 401 message, no server exit 2.
+# tests/cli/top.sh - `tripletctl top` against a real tripletd: stdout not a terminal gives one
+# key=value line per refresh with the server's figures, a terminal a redrawn screen; a wrong key
+# is exit 1 with the 401 message, no server exit 2.
 . "$(dirname "$0")/../lib.sh"
 start_server
 for _ in $(seq 25); do curl -sf -o /dev/null -H "Authorization: Bearer $KEY" "$url/v1/model" || bad "GET /v1/model"; done
@@ -16,6 +17,17 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$first"; }
 [[ $(field errors) -ge 1 ]] && ok "errors=$(field errors)" || bad "errors: $first"
 [[ $first =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z\ rps=[0-9.]+\ p50_ms=[0-9.]+\ p99_ms=[0-9.]+\ in_flight=[0-9]+ ]] \
     && ok "line format" || bad "line format: $first"
+# on a terminal (script(1) gives it one): the screen is cleared and redrawn, with the routes table
+if command -v script >/dev/null 2>&1; then
+    script -qc "'$TRIPLETCTL' top --url '$url' --api-key '$KEY' --count 1" /dev/null >"$tmp/tty" 2>&1
+    if grep -q $'\e\[H\e\[2J' "$tmp/tty" && grep -q "ROUTE" "$tmp/tty" && grep -q "/v1/model" "$tmp/tty"; then
+        ok "terminal: redrawn in place with the routes table"
+    else
+        bad "terminal output: $(head -c 300 "$tmp/tty" | cat -v)"
+    fi
+else
+    skip_part "terminal mode (no script(1))"
+fi
 expect "top --count 1 (no key)" 1 "$TRIPLETCTL" top --url "$url" --count 1
 has "a 401 names the problem" "$tmp/err" "HTTP 401"
 expect "top against no server" 2 "$TRIPLETCTL" top --url "http://127.0.0.1:1" --count 1
