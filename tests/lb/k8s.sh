@@ -3,7 +3,8 @@
 # consistency checker tests/lb/manifests.py (kinds, probes, ports against the
 # image's EXPOSE, resources, non-root, read-only root, drain timing, nginx
 # retries), proof that the checker catches broken copies, and
-# `kubectl kustomize` when kubectl exists.
+# `kubectl kustomize` (make deps installs kubectl; without it that part is
+# skipped, a failure under REQUIRE_ALL=1).
 set -euo pipefail
 root=${TRIPLET_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$root"
