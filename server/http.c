@@ -63,6 +63,7 @@ typedef struct {
     size_t len, cap, discarded;
     int pretty;
     int active;         /* counted in g_active */
+    int draining;       /* g_draining as the handler saw it; -1 before dispatch */
     char request_id[72];
     char method[16];
 } req;
@@ -142,7 +143,10 @@ static enum MHD_Result send_reply(const srv_http *h, struct MHD_Connection *c, r
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     for (int i = 0; i < out->n_headers; i++) MHD_add_response_header(resp, out->hname[i], out->hvalue[i]);
     if (out->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tripletd\"");
-    if (atomic_load(&g_draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    /* close after the drain began, as the handler saw it: a /readyz answered 200
+     * keeps its connection, so the client's next request there sees the 503 */
+    if (r->draining >= 0 ? r->draining : atomic_load(&g_draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(c, (unsigned int)out->status, resp);
     MHD_destroy_response(resp);
     if (r->active) r->active = 0, atomic_fetch_sub(&g_active, 1);
@@ -162,6 +166,7 @@ static const char *query_arg(void *conn, const char *name)
 /* The body collected: the handler's reply (dispatch.c). */
 static void dispatch(const srv_http *h, req *r, struct MHD_Connection *c, const char *url)
 {
+    r->draining = atomic_load(&g_draining);
     srv_request rq = {
         .route = r->route,
         .path = url,
@@ -171,7 +176,7 @@ static void dispatch(const srv_http *h, req *r, struct MHD_Connection *c, const 
         .len = r->len,
         .request_id = r->request_id,
         .in_flight = atomic_load(&g_inflight),
-        .draining = atomic_load(&g_draining),
+        .draining = r->draining,
     };
     (void)srv_dispatch(h->cfg, &rq, &r->reply);
 }
@@ -187,6 +192,7 @@ static req *req_new(struct MHD_Connection *c, const char *method)
     if (!r) return NULL;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     srv_reply_init(&r->reply);
+    r->draining = -1;
     atomic_fetch_add(&g_inflight, 1);
     r->active = 1;
     atomic_fetch_add(&g_active, 1);
