@@ -7,6 +7,10 @@ Writes (all committed, so `make test` needs no torch):
                                 and fixed batch 4 ("_b4")
   tests/data/onnx/<model>.in    input rows: int32 n, int32 dim, n*dim float32
   tests/data/onnx/<model>.out   PyTorch (float64) outputs, same layout
+  tests/data/onnx/fashion_image.onnx  the fashion model written by proto/export.py's
+                                save_onnx with metadata (name, normalize, metric, image);
+                                fashion_image.in holds pixel values 0..255 and .out the
+                                L2-normalised outputs of the network on (x/255 - mean)/std
 
 Models:
   fashion   a Fashion-MNIST-size CNN: Conv+BN+ReLU, MaxPool, grouped and
@@ -22,10 +26,14 @@ Run from the repository root: /usr/bin/python3 tests/golden/gen_onnx.py
 import os
 import struct
 
+import sys
+
 import torch
 from torch import nn
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "proto"))
+from export import save_onnx  # noqa: E402
 OUT = os.path.join(ROOT, "tests", "data", "onnx")
 FIXED_BATCH = 4
 
@@ -107,6 +115,27 @@ def main():
                                   dynamic_axes=None if fixed else {"x": {0: "batch"}, "y": {0: "batch"}},
                                   training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
                 print(path, os.path.getsize(path))
+        if name == "fashion":
+            image_model(m)
+
+
+IMAGE = {"channels": 1, "height": 28, "width": 28, "mean": [0.2860], "std": [0.3530]}
+
+
+def image_model(m):
+    """The fashion CNN as an image model: metadata written by proto/export.py."""
+    torch.manual_seed(11)
+    px = torch.randint(0, 256, (5, 1, 28, 28)).double()
+    with torch.no_grad():
+        y = m.double()((px / 255 - IMAGE["mean"][0]) / IMAGE["std"][0])
+    y = y / y.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    m.float()
+    write_rows(os.path.join(OUT, "fashion_image.in"), px)
+    write_rows(os.path.join(OUT, "fashion_image.out"), y)
+    path = os.path.join(OUT, "fashion_image.onnx")
+    save_onnx(path, m, (1, 28, 28), {"name": "fashion-cnn-test", "normalize": "true", "metric": "cosine",
+                                     "description": "tests/golden/gen_onnx.py"}, image=IMAGE)
+    print(path, os.path.getsize(path))
 
 
 if __name__ == "__main__":

@@ -182,6 +182,36 @@ static void test_describe(void **state) {
     onx_free(g);
 }
 
+/* proto/export.py's save_onnx: metadata_props carry tripletd's keys; the
+ * network on (x/255 - mean)/std, L2-normalised, is PyTorch's output. */
+static void test_image_model(void **state) {
+    (void)state;
+    onx_graph *g = open_model("fashion_image.onnx");
+    assert_string_equal(onx_meta(g, "name"), "fashion-cnn-test");
+    assert_string_equal(onx_meta(g, "normalize"), "true");
+    assert_string_equal(onx_meta(g, "metric"), "cosine");
+    assert_string_equal(onx_meta(g, "image"), "{\"channels\":1,\"height\":28,\"width\":28,\"mean\":[0.286],\"std\":[0.353]}");
+    assert_int_equal(onx_meta_count(g), 5);
+    rows x = read_rows("fashion_image.in"), y = read_rows("fashion_image.out");
+    for (size_t i = 0; i < (size_t)x.n * (size_t)x.dim; i++) x.v[i] = (x.v[i] / 255.0f - 0.286f) / 0.353f;
+    float *out = calloc((size_t)y.n * (size_t)y.dim, sizeof *out);
+    onx_ws *ws = NULL;
+    tr_err err = {0};
+    assert_int_equal(onx_forward(g, x.v, (size_t)x.n, out, &ws, &err), TR_OK);
+    for (int r = 0; r < y.n; r++) {
+        float *v = out + (size_t)r * (size_t)y.dim;
+        double ss = 0;
+        for (int i = 0; i < y.dim; i++) ss += (double)v[i] * v[i];
+        for (int i = 0; i < y.dim; i++) v[i] = (float)(v[i] / sqrt(ss));
+    }
+    check_close("fashion_image.onnx", out, y.v, (size_t)y.n * (size_t)y.dim);
+    onx_ws_free(ws);
+    free(out);
+    free(x.v);
+    free(y.v);
+    onx_free(g);
+}
+
 typedef struct {
     const onx_graph *g;
     const rows *x, *y;
@@ -224,6 +254,7 @@ int main(void) {
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_describe),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_image_model),
         cmocka_unit_test(test_zoo),
     };
     snprintf(data_dir, sizeof data_dir, "%s/tests/data/onnx", root());
