@@ -189,7 +189,7 @@ static int load_input(onx_graph *g, const Onnx__ValueInfoProto *in, int id, tr_e
         v->dim[i] = onx_d(d->dim_value);
     }
     onx_dim n;
-    if (!onx_numel(v->dim, 1, v->rank, &n) || n.c > (1 << 26))
+    if (!onx_numel(v->dim, 1, v->rank, &n) || n.c > ONX_MAX_ELEMS)
         return tr_seterr(err, TR_ELIMIT, v->name, "input \"%s\": too many elements per sample", v->name);
     return TR_OK;
 }
@@ -255,8 +255,15 @@ static int load_node(onx_graph *g, const Onnx__NodeProto *np, int idx, name_map 
     }
     int rc = nd->op->infer(g, nd, err);
     if (rc) return rc;
-    for (int k = 0; k < nd->n_out; k++)
-        if (!g->v[nd->out[k]].dtype) return onx_fail(g, nd, err, "output %d was not inferred", k);
+    for (int k = 0; k < nd->n_out; k++) {
+        const onx_value *v = &g->v[nd->out[k]];
+        onx_dim cnt;
+        if (!v->dtype) return onx_fail(g, nd, err, "output %d was not inferred", k);
+        /* bounded sizes keep every BLAS dimension an int and plans free of overflow */
+        if (!onx_numel(v->dim, 0, v->rank, &cnt) || cnt.c > ONX_MAX_ELEMS)
+            return onx_fail(g, nd, err, "output \"%s\" has more than %d elements (per sample, or per fixed batch)",
+                            v->name, ONX_MAX_ELEMS);
+    }
     int all_const = 1, outs_const = 1;
     for (int k = 0; k < nd->n_in; k++)
         if (nd->in[k] >= 0 && !g->v[nd->in[k]].is_const) all_const = 0;

@@ -272,6 +272,9 @@ static void m_name_bytes(Onnx__ModelProto *m) {
     G->node[1]->op_type = S("Fo\x01o");
     G->node[1]->name = S("re\xffl\"u");
 }
+static void m_huge_activation(Onnx__ModelProto *m) { /* 4x4 input padded by 4096: 2 x 8196^2 outputs */
+    G->node[0]->attribute[0] = attr_ints("pads", 4, 4096);
+}
 static void m_empty_auto_pad(Onnx__ModelProto *m) {
     Onnx__AttributeProto *a = attr("auto_pad", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
     a->has_s = 1; /* empty: no data pointer (a fuzz finding) */
@@ -345,6 +348,8 @@ static const ccase CASES[] = {
     {"sparse initializer", m_sparse, TR_EFORMAT, "sparse initializers are not supported"},
     {"names are not echoed raw", m_name_bytes, TR_EFORMAT,
      "node 1 \"re?l?u\": op Fo?o (opset 13) is not supported; supported ops: ..."},
+    {"activation too large", m_huge_activation, TR_EFORMAT,
+     "node 0 \"conv\" (Conv): output \"c\" has more than 67108864 elements (per sample, or per fixed batch)"},
     {"empty auto_pad", m_empty_auto_pad, TR_EFORMAT,
      "node 0 \"conv\" (Conv): auto_pad \"\" is not NOTSET, SAME_UPPER, SAME_LOWER or VALID"},
     {"batch dim 0", m_batch_range, TR_EFORMAT, "input \"x\": batch dimension 0 is out of range 1..65536"},
