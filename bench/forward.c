@@ -24,7 +24,7 @@ typedef struct {
     float *y;
     size_t n, calls;
     double min_s, secs;
-    tr_scratch ws;
+    mdl_ws ws;
     int rc;
 } run;
 
@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
         printf("%zu %.1f\n", n, best);
     }
     if (rc) fprintf(stderr, "forward: failed\n");
-    for (int w = 0; w < workers; w++) tr_scratch_free(&r[w].ws);
+    for (int w = 0; w < workers; w++) mdl_ws_free(&r[w].ws);
     free(x);
     free(y);
     mdl_free(m);

@@ -38,7 +38,7 @@ typedef struct {
     size_t batch, n;  /* capacity, rows pending */
     float *x, *y;     /* batch x input_dim, batch x output_dim */
     size_t *line;     /* input line of each pending row */
-    tr_scratch ws;
+    mdl_ws ws;
     size_t bad;       /* lines refused */
 } embedder;
 
@@ -235,7 +235,7 @@ done:
     free(e.x);
     free(e.y);
     free(e.line);
-    tr_scratch_free(&e.ws);
+    mdl_ws_free(&e.ws);
     mdl_free(m);
     return rc;
 }

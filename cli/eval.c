@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "data.h"
 #include "eval.h"
-#include "model.h"
+#include "mlp.h"
 #include "train.h"
 
 #define EV_MAX_CLASSES 1024
@@ -182,7 +182,7 @@ static double now_s(void) {
 /* Embed d's rows with m into a malloc'd n x output_dim array. */
 static int embed(const mdl_model *m, const dat_set *d, float **out, tr_err *err) {
     size_t od = (size_t)mdl_output_dim(m), bytes;
-    tr_scratch ws = {0};
+    mdl_ws ws = {0};
     int rc = TR_OK;
     *out = NULL;
     if (!tr_size_mul(d->n, od, &bytes) || !tr_size_mul(bytes, sizeof(float), &bytes))
@@ -193,7 +193,7 @@ static int embed(const mdl_model *m, const dat_set *d, float **out, tr_err *err)
         size_t b = d->n - i < EV_BATCH ? d->n - i : EV_BATCH;
         rc = mdl_forward(m, d->x + i * d->dim, b, e + i * od, -1, &ws, err);
     }
-    tr_scratch_free(&ws);
+    mdl_ws_free(&ws);
     if (rc != TR_OK) {
         free(e);
         return rc;
@@ -205,14 +205,15 @@ static int embed(const mdl_model *m, const dat_set *d, float **out, tr_err *err)
 /* The raw-input baseline sees the inputs as the model does: with its
  * input preprocessing x' = (x - mean) * scale. */
 static int preprocess_copy(const mdl_model *m, const dat_set *d, float **out, tr_err *err) {
+    const mlp_net *net = mdl_mlp(m);
     size_t nv = d->n * d->dim; /* fits: the dataset exists */
     float *x = malloc((nv ? nv : 1) * sizeof *x);
     if (x == NULL) return tr_seterr(err, TR_ENOMEM, "", "cannot copy %zu x %zu inputs", d->n, d->dim);
     for (size_t i = 0; i < d->n; i++)
         for (size_t j = 0; j < d->dim; j++) {
             float v = d->x[i * d->dim + j];
-            if (m->in_mean) v -= m->in_mean[j];
-            if (m->in_scale) v *= m->in_scale[j];
+            if (net && net->in_mean) v -= net->in_mean[j];
+            if (net && net->in_scale) v *= net->in_scale[j];
             x[i * d->dim + j] = v;
         }
     *out = x;
@@ -305,6 +306,7 @@ int cmd_eval(int argc, char **argv) {
     eval_args a;
     tr_err err;
     mdl_model *m = NULL, *init = NULL;
+    const mlp_net *net = NULL;
     dat_set *qd = NULL, *gd = NULL, *tmp = NULL;
     float *qe = NULL, *ge = NULL, *qx = NULL, *gx = NULL;
     int64_t classes[EV_MAX_CLASSES];
@@ -392,13 +394,15 @@ int cmd_eval(int argc, char **argv) {
         free(qx);
         free(gx);
         qx = gx = NULL;
-        /* the untrained network: same architecture, the trainer's init */
+    }
+    if (!a.no_baselines && (net = mdl_mlp(m)) != NULL) {
+        /* the untrained network: same architecture, the trainer's init (MLPs only) */
         trn_config cfg;
         trn_config_default(&cfg);
-        cfg.n_layers = m->n_layers;
-        cfg.dims[0] = m->layers[0].in;
-        for (int l = 0; l < m->n_layers; l++) cfg.dims[l + 1] = m->layers[l].out;
-        cfg.act = m->act;
+        cfg.n_layers = net->n_layers;
+        cfg.dims[0] = net->layers[0].in;
+        for (int l = 0; l < net->n_layers; l++) cfg.dims[l + 1] = net->layers[l].out;
+        cfg.act = net->act;
         cfg.normalize = m->normalize;
         cfg.metric = metric;
         if (a.seed_given) cfg.seed = a.seed;
@@ -406,8 +410,9 @@ int cmd_eval(int argc, char **argv) {
         if (trn_init_model(&cfg, &init, &err) != TR_OK) goto fail;
         /* and the trained model's exact preprocessing */
         size_t in = (size_t)mdl_input_dim(m);
-        if (m->in_mean && init->in_mean) memcpy(init->in_mean, m->in_mean, in * sizeof(float));
-        if (m->in_scale && init->in_scale) memcpy(init->in_scale, m->in_scale, in * sizeof(float));
+        mlp_net *inet = mdl_mlp(init);
+        if (net->in_mean && inet->in_mean) memcpy(inet->in_mean, net->in_mean, in * sizeof(float));
+        if (net->in_scale && inet->in_scale) memcpy(inet->in_scale, net->in_scale, in * sizeof(float));
         if (embed(init, gd, &ge, &err) != TR_OK) goto fail;
         if (!loo && embed(init, qd, &qe, &err) != TR_OK) goto fail;
         if (score(&a, metric, loo ? ge : qe, qd, ge, gd, od, loo, &rows[2], &err) != TR_OK) goto fail;

@@ -157,7 +157,7 @@ int cmd_index(int argc, char **argv) {
     mdl_model *m = NULL;
     dat_set *d = NULL;
     float *emb = NULL;
-    tr_scratch ws = {0};
+    mdl_ws ws = {0};
     tr_err err;
     uint8_t *images = NULL;
     char dflt[4096];
@@ -231,7 +231,7 @@ int cmd_index(int argc, char **argv) {
                 ids ? "ids" : "no ids", images ? ", images" : "", m->sha256, a.model, now() - t0);
     rc = 0;
 fail:
-    tr_scratch_free(&ws);
+    mdl_ws_free(&ws);
     free(images);
     free(emb);
     dat_free(d);

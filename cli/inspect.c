@@ -6,7 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-#include "model.h"
+#include "mlp.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tripletctl inspect MODEL [--json]\n"
@@ -19,78 +19,82 @@ static void usage(FILE *f) {
                "  --json   one JSON object on stdout instead of text\n");
 }
 
-/* Activation applied after layer l: the model's between layers, none after the last. */
-static const char *layer_act(const mdl_model *m, int l) { return l + 1 < m->n_layers ? mdl_act_name(m->act) : "none"; }
+/* Activation applied after layer l: the model's between layers, none ("identity") after the last. */
+static const char *layer_act(const mlp_net *net, int l) {
+    return l + 1 < net->n_layers ? mdl_act_name(net->act) : "identity";
+}
 
-static void print_text(const mdl_model *m, const char *path) {
+static void print_mlp(const mlp_net *net) {
+    printf("activation:   %s\n", mdl_act_name(net->act));
+    printf("input:        %s%s%s\n", net->in_mean ? "input.mean " : "", net->in_scale ? "input.scale " : "",
+           net->in_mean || net->in_scale ? "(x' = (x - mean) * scale)" : "raw (no preprocessing tensors)");
+    printf("layers:       %d\n", net->n_layers);
+    for (int l = 0; l < net->n_layers; l++)
+        printf("  %2d  %6d -> %-6d  bias %-3s  then %s\n", l, net->layers[l].in, net->layers[l].out,
+               net->layers[l].b ? "yes" : "no", layer_act(net, l));
+}
+
+static void print_shape(const char *label, const cJSON *io) {
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(io, "shape"), *d;
+    printf("%s \"%s\" [", label, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(io, "name")));
+    cJSON_ArrayForEach(d, sh) {
+        if (cJSON_IsString(d)) printf("%s%s", d == sh->child ? "" : ", ", d->valuestring);
+        else printf("%s%.0f", d == sh->child ? "" : ", ", d->valuedouble);
+    }
+    printf("]\n");
+}
+
+/* The graph's summary, from the same description GET /v1/model serves. */
+static void print_graph(const cJSON *d) {
+    const cJSON *ops = cJSON_GetObjectItemCaseSensitive(d, "ops"), *op;
+    const cJSON *fb = cJSON_GetObjectItemCaseSensitive(d, "fixed_batch");
+    printf("opset:        %.0f\n", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "opset")));
+    print_shape("input:       ", cJSON_GetObjectItemCaseSensitive(d, "input"));
+    print_shape("output:      ", cJSON_GetObjectItemCaseSensitive(d, "output"));
+    if (cJSON_IsNumber(fb)) printf("batch:        fixed at %.0f (shorter batches are padded, longer ones split)\n", fb->valuedouble);
+    else printf("batch:        dynamic\n");
+    printf("multiply-adds per sample: %.0f\n", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "macs")));
+    printf("ops:          %d kinds\n", cJSON_GetArraySize(ops));
+    cJSON_ArrayForEach(op, ops) printf("  %-24s %4.0f\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "op")),
+                                       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(op, "count")));
+}
+
+static void print_text(const mdl_model *m, const cJSON *d, const char *path) {
+    const mlp_net *net = mdl_mlp(m);
     printf("model:        %s\n", path);
+    printf("format:       %s\n", mdl_format_name(m));
     printf("name:         %s\n", m->name[0] ? m->name : "(none)");
     if (m->description[0]) printf("description:  %s\n", m->description);
     printf("sha256:       %s\n", m->sha256);
     printf("dtype:        %s\n", m->dtype);
-    printf("dims:         %d", mdl_input_dim(m));
-    for (int l = 0; l < m->n_layers; l++) printf(" -> %d", m->layers[l].out);
-    printf("  (input %d, output %d)\n", mdl_input_dim(m), mdl_output_dim(m));
+    if (net) {
+        printf("dims:         %d", mdl_input_dim(m));
+        for (int l = 0; l < net->n_layers; l++) printf(" -> %d", net->layers[l].out);
+        printf("  (input %d, output %d)\n", mdl_input_dim(m), mdl_output_dim(m));
+    } else printf("dims:         input %d, output %d (per sample, flattened)\n", mdl_input_dim(m), mdl_output_dim(m));
     printf("parameters:   %zu\n", m->n_params);
-    printf("activation:   %s\n", mdl_act_name(m->act));
     printf("normalize:    %s\n", m->normalize ? "true" : "false");
     printf("metric:       %s\n", dist_name(m->metric));
     printf("loss:         %s\n", loss_name(m->loss));
     printf("margin:       %.9g\n", m->margin);
-    printf("input:        %s%s%s\n", m->in_mean ? "input.mean " : "", m->in_scale ? "input.scale " : "",
-           m->in_mean || m->in_scale ? "(x' = (x - mean) * scale)" : "raw (no preprocessing tensors)");
-    printf("layers:       %d\n", m->n_layers);
-    for (int l = 0; l < m->n_layers; l++)
-        printf("  %2d  %6d -> %-6d  bias %-3s  then %s\n", l, m->layers[l].in, m->layers[l].out,
-               m->layers[l].b ? "yes" : "no", layer_act(m, l));
+    if (m->has_image)
+        printf("image:        %d x %d x %d (channels x height x width); x/255, then (x - mean) / std per channel\n",
+               m->image.channels, m->image.height, m->image.width);
+    if (net) print_mlp(net);
+    else print_graph(d);
     printf("metadata:     %zu entr%s\n", m->n_meta, m->n_meta == 1 ? "y" : "ies");
     for (size_t i = 0; i < m->n_meta; i++) printf("  %s = %s\n", m->meta[2 * i], m->meta[2 * i + 1]);
 }
 
-static int print_json(const mdl_model *m, const char *path) {
-    int ok = 1;
-    cJSON *o = cJSON_CreateObject(), *layers = NULL, *meta = NULL;
+static int print_json(cJSON *d, const char *path) {
     char *s = NULL;
-    if (o == NULL) goto fail;
-    ok &= cJSON_AddStringToObject(o, "path", path) != NULL;
-    ok &= cJSON_AddStringToObject(o, "name", m->name) != NULL;
-    ok &= cJSON_AddStringToObject(o, "description", m->description) != NULL;
-    ok &= cJSON_AddStringToObject(o, "sha256", m->sha256) != NULL;
-    ok &= cJSON_AddStringToObject(o, "dtype", m->dtype) != NULL;
-    ok &= cJSON_AddNumberToObject(o, "input_dim", mdl_input_dim(m)) != NULL;
-    ok &= cJSON_AddNumberToObject(o, "output_dim", mdl_output_dim(m)) != NULL;
-    cJSON *dims = cJSON_AddArrayToObject(o, "dims");
-    ok &= dims != NULL && cJSON_AddItemToArray(dims, cJSON_CreateNumber(mdl_input_dim(m)));
-    for (int l = 0; ok && l < m->n_layers; l++) ok &= cJSON_AddItemToArray(dims, cJSON_CreateNumber(m->layers[l].out));
-    ok &= cJSON_AddNumberToObject(o, "parameters", (double)m->n_params) != NULL;
-    ok &= cJSON_AddStringToObject(o, "activation", mdl_act_name(m->act)) != NULL;
-    ok &= cJSON_AddBoolToObject(o, "normalize", m->normalize) != NULL;
-    ok &= cJSON_AddStringToObject(o, "metric", dist_name(m->metric)) != NULL;
-    ok &= cJSON_AddStringToObject(o, "loss", loss_name(m->loss)) != NULL;
-    ok &= cJSON_AddNumberToObject(o, "margin", m->margin) != NULL;
-    ok &= cJSON_AddBoolToObject(o, "input_mean", m->in_mean != NULL) != NULL;
-    ok &= cJSON_AddBoolToObject(o, "input_scale", m->in_scale != NULL) != NULL;
-    ok &= (layers = cJSON_AddArrayToObject(o, "layers")) != NULL;
-    for (int l = 0; ok && l < m->n_layers; l++) {
-        cJSON *ly = cJSON_CreateObject();
-        ok &= ly != NULL && cJSON_AddItemToArray(layers, ly);
-        if (!ok) break;
-        ok &= cJSON_AddNumberToObject(ly, "in", m->layers[l].in) != NULL;
-        ok &= cJSON_AddNumberToObject(ly, "out", m->layers[l].out) != NULL;
-        ok &= cJSON_AddBoolToObject(ly, "bias", m->layers[l].b != NULL) != NULL;
-        ok &= cJSON_AddStringToObject(ly, "activation", layer_act(m, l)) != NULL;
+    if (!cJSON_AddStringToObject(d, "path", path) || (s = cJSON_Print(d)) == NULL) {
+        fprintf(stderr, "tripletctl inspect: out of memory\n");
+        return 1;
     }
-    ok &= ok && (meta = cJSON_AddObjectToObject(o, "metadata")) != NULL;
-    for (size_t i = 0; ok && i < m->n_meta; i++) ok &= cJSON_AddStringToObject(meta, m->meta[2 * i], m->meta[2 * i + 1]) != NULL;
-    if (!ok || (s = cJSON_Print(o)) == NULL) goto fail;
     printf("%s\n", s);
     free(s);
-    cJSON_Delete(o);
     return 0;
-fail:
-    fprintf(stderr, "tripletctl inspect: out of memory\n");
-    cJSON_Delete(o);
-    return 1;
 }
 
 int cmd_inspect(int argc, char **argv) {
@@ -125,8 +129,13 @@ int cmd_inspect(int argc, char **argv) {
         return 1;
     }
     int rc = 0;
-    if (json) rc = print_json(m, path);
-    else print_text(m, path);
+    cJSON *d = mdl_describe_json(m);
+    if (d == NULL) {
+        fprintf(stderr, "tripletctl inspect: out of memory\n");
+        rc = 1;
+    } else if (json) rc = print_json(d, path);
+    else print_text(m, d, path);
+    cJSON_Delete(d);
     mdl_free(m);
     if (fflush(stdout) != 0) rc = 1;
     return rc;

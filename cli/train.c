@@ -13,7 +13,7 @@
 #include "cli.h"
 #include "data.h"
 #include "eval.h"
-#include "model.h"
+#include "mlp.h"
 #include "train.h"
 
 #define CURVE_QUERIES 2000  /* fixed test subset for the per-epoch Recall@1 */

@@ -1,80 +1,115 @@
-/* model.h - MLP embedding models: load, describe, forward, save. */
+/* model.h - the embedding model interface: open a model file (safetensors MLP or ONNX graph), describe it, forward. */
 #ifndef MODEL_H
 #define MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "dist.h"
 #include "loss.h"
 #include "tr_err.h"
 
-#define MDL_MAX_LAYERS 64
-#define MDL_MAX_DIM 65536
-#define MDL_MAX_PARAMS (512u * 1024u * 1024u) /* floats */
+typedef enum { MDL_FMT_SAFETENSORS, MDL_FMT_ONNX } mdl_format;
 
-typedef enum { ACT_RELU, ACT_GELU, ACT_TANH, ACT_SIGMOID, ACT_IDENTITY, ACT_COUNT } mdl_act;
+#define MDL_MAX_RANK 8
+#define MDL_MAX_VECTOR (1 << 24) /* values per sample, in or out, of any format */
 
-/* "relu" ... -> 0 and *out; unknown -> -1. GELU is the exact erf form
- * (torch.nn.GELU default). */
-int mdl_act_parse(const char *s, mdl_act *out);
-const char *mdl_act_name(mdl_act a);
-/* Apply the activation in place to n floats (vectorisable, branch-free). */
-void mdl_act_apply(mdl_act a, float *x, size_t n);
-
+/* `image` metadata: the input is an image of channels x height x width,
+ * NCHW; pixels are scaled to 0..1 (x/255), then (x - mean[c]) / std[c]. */
 typedef struct {
-    int in, out;
-    float *w; /* out x in, row-major (PyTorch nn.Linear layout: y = W x + b) */
-    float *b; /* out, or NULL */
-} mdl_layer;
+    int channels; /* 1 or 3 */
+    int height, width;
+    float mean[3], std[3];
+} mdl_image;
+
+struct onx_ws;
+
+/* One thread's workspace for mdl_forward: reused across calls and models,
+ * never shared between threads. Zero-initialise; free with mdl_ws_free. */
+typedef struct {
+    tr_scratch buf;     /* the MLP's hidden activations */
+    tr_scratch pre;     /* image preprocessing of the input */
+    struct onx_ws *onx; /* the ONNX executor's arena and plans */
+} mdl_ws;
+void mdl_ws_free(mdl_ws *ws);
+
+typedef struct mdl_model mdl_model;
+
+/* What a format implements. forward runs the raw network (no image
+ * preprocessing, no L2 normalisation) on n rows of input_dim floats. */
+typedef struct {
+    const char *format; /* "safetensors", "onnx" */
+    int (*forward)(const mdl_model *m, const float *x, size_t n, float *y, mdl_ws *ws, tr_err *err);
+    void (*free_impl)(void *impl);
+    /* Add the format's own fields (layers or ops) to o; 0 or -1 on out of memory. */
+    int (*describe)(const mdl_model *m, cJSON *o);
+} mdl_ops;
 
 /* A loaded or built model. Immutable once loaded: any number of threads may
- * call mdl_forward on it concurrently, each with its own scratch. */
-typedef struct mdl_model {
-    int n_layers;
-    mdl_layer layers[MDL_MAX_LAYERS];
-    mdl_act act;          /* between consecutive layers, none after the last */
-    int normalize;        /* L2-normalise outputs: v / max(|v|, 1e-12) */
-    float *in_mean;       /* [input_dim] or NULL: x' = (x - mean) * scale */
-    float *in_scale;      /* [input_dim] or NULL */
-    dist_metric metric;   /* scoring defaults from metadata */
+ * call mdl_forward on it concurrently, each with its own mdl_ws. */
+struct mdl_model {
+    const mdl_ops *ops;
+    void *impl; /* the format's network (mlp_net, onx_graph) */
+    mdl_format format;
+    size_t input_dim, output_dim; /* per sample, flattened */
+    int in_rank;                  /* per-sample input shape, without the batch */
+    int64_t in_shape[MDL_MAX_RANK];
+    int has_image;
+    mdl_image image;
+    int normalize;      /* L2-normalise outputs: v / max(|v|, 1e-12) */
+    dist_metric metric; /* scoring defaults from metadata */
     loss_kind loss;
     double margin;
     char name[128];
     char description[512];
-    char dtype[8];        /* dtype of the weights in the file ("F32", ...) */
-    char sha256[65];      /* hex digest of the file bytes ("" if built) */
+    char dtype[8];  /* dtype of the weights in the file ("F32", ...) */
+    char sha256[65]; /* hex digest of the file bytes ("" if built) */
     size_t n_params;
-    /* all __metadata__ pairs, for inspect: meta[2*i] key, meta[2*i+1] value */
+    /* all metadata pairs, for inspect: meta[2*i] key, meta[2*i+1] value */
     char **meta;
     size_t n_meta;
-} mdl_model;
+};
 
-/* Load and validate a safetensors model (rules in proto/model-format.md).
- * Every refusal names the tensor or metadata key and the problem. */
+/* Open and validate a model file: a path ending in ".onnx" is an ONNX
+ * ModelProto, anything else safetensors (proto/model-format.md). Every
+ * refusal names the tensor, node or metadata key and the problem. */
 int mdl_load(const char *path, mdl_model **out, tr_err *err);
+/* A safetensors model from memory (buf need not outlive the model). */
 int mdl_load_mem(const uint8_t *buf, size_t len, mdl_model **out, tr_err *err);
-
-/* Build a model with zeroed weights for dims[0] -> ... -> dims[n_layers];
- * every layer has a bias. Metadata defaults: sqeuclidean, triplet, 0.2. */
-int mdl_new(const int *dims, int n_layers, mdl_act act, int normalize, mdl_model **out, tr_err *err);
 void mdl_free(mdl_model *m); /* NULL is a no-op */
 
-/* Save as F32 safetensors with "{2i}.weight"/"{2i}.bias" names (the indices
- * an nn.Sequential of Linear+activation pairs has) and all metadata;
- * extra_meta adds (or overrides) n_extra key/value pairs. */
-int mdl_save(const mdl_model *m, const char *path, const char *const *extra_meta, size_t n_extra, tr_err *err);
+static inline int mdl_input_dim(const mdl_model *m) { return (int)m->input_dim; }
+static inline int mdl_output_dim(const mdl_model *m) { return (int)m->output_dim; }
+static inline const char *mdl_format_name(const mdl_model *m) { return m->ops->format; }
 
-static inline int mdl_input_dim(const mdl_model *m) { return m->layers[0].in; }
-static inline int mdl_output_dim(const mdl_model *m) { return m->layers[m->n_layers - 1].out; }
-
-/* Forward a row-major batch x (n x input_dim) into y (n x output_dim).
- * normalize: -1 = the model's setting, 0 = off, 1 = on. ws is the caller's
- * per-thread scratch (grown as needed, reused). Uses cblas_sgemv for n == 1
- * and cblas_sgemm otherwise. TR_ENOMEM if scratch cannot grow. */
-int mdl_forward(const mdl_model *m, const float *x, size_t n, float *y, int normalize, tr_scratch *ws, tr_err *err);
+/* Forward a row-major batch x (n x input_dim) into y (n x output_dim):
+ * image preprocessing when the model has `image` metadata (x holds pixel
+ * values 0..255, CHW), the network, then L2 normalisation when asked.
+ * normalize: -1 = the model's setting, 0 = off, 1 = on. TR_ENOMEM if the
+ * workspace cannot grow. */
+int mdl_forward(const mdl_model *m, const float *x, size_t n, float *y, int normalize, mdl_ws *ws, tr_err *err);
 
 /* L2-normalise n rows of dim floats in place: v / max(|v|, 1e-12). */
 void mdl_l2_normalize(float *x, size_t n, size_t dim);
+
+/* The model-description object shared by GET /v1/model and `tripletctl
+ * inspect --json`: name, description, format, dims, parameters, dtype,
+ * sha256, scoring defaults, image preprocessing, metadata, and the
+ * format's layers or ops. NULL on out of memory; the caller owns it. */
+cJSON *mdl_describe_json(const mdl_model *m);
+
+/* For format implementations: a model with defaults (sqeuclidean, triplet,
+ * margin 0.2, F32) and no network; then the metadata pairs (copied) applied
+ * with the common keys (name, description, normalize, metric, loss, margin,
+ * image) checked. input_dim must be set before mdl_meta_apply (image is
+ * checked against it). */
+mdl_model *mdl_alloc(const mdl_ops *ops, mdl_format format);
+int mdl_meta_apply(mdl_model *m, size_t n, const char *const *kv, tr_err *err);
+/* The value of metadata key, or NULL. */
+const char *mdl_meta(const mdl_model *m, const char *key);
+/* Hex SHA-256 of len bytes into hex[65]. TR_OK or TR_EINTERNAL. */
+int mdl_sha256_hex(const uint8_t *buf, size_t len, char hex[65], tr_err *err);
 
 #endif

@@ -467,8 +467,9 @@ int onx_open_mem(const uint8_t *buf, size_t len, onx_graph **out, tr_err *err) {
     return TR_OK;
 }
 
-int onx_open(const char *path, onx_graph **out, tr_err *err) {
-    *out = NULL;
+int onx_read_file(const char *path, uint8_t **bufp, size_t *lenp, tr_err *err) {
+    *bufp = NULL;
+    *lenp = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return tr_seterr(err, TR_EIO, "", "cannot open %s: %s", path, strerror(errno));
     struct stat st;
@@ -493,7 +494,17 @@ int onx_open(const char *path, onx_graph **out, tr_err *err) {
         free(buf);
         return tr_seterr(err, TR_EIO, "", "short read on %s", path);
     }
-    int rc = onx_open_mem(buf, len, out, err);
+    *bufp = buf;
+    *lenp = len;
+    return TR_OK;
+}
+
+int onx_open(const char *path, onx_graph **out, tr_err *err) {
+    uint8_t *buf;
+    size_t len;
+    *out = NULL;
+    int rc = onx_read_file(path, &buf, &len, err);
+    if (rc == TR_OK) rc = onx_open_mem(buf, len, out, err);
     free(buf);
     return rc;
 }

@@ -277,25 +277,26 @@ static int build_model(const trn_config *c, const float *w, double in_mean, doub
     mdl_model *m = NULL;
     int rc = mdl_new(c->dims, c->n_layers, c->act, c->normalize, &m, err);
     if (rc) return rc;
+    mlp_net *net = mdl_mlp(m);
     size_t off = 0;
     for (int l = 0; l < c->n_layers; l++) {
         size_t in = (size_t)c->dims[l], o = (size_t)c->dims[l + 1];
-        memcpy(m->layers[l].w, w + off, in * o * sizeof(float));
-        memcpy(m->layers[l].b, w + off + in * o, o * sizeof(float));
+        memcpy(net->layers[l].w, w + off, in * o * sizeof(float));
+        memcpy(net->layers[l].b, w + off + in * o, o * sizeof(float));
         off += in * o + o;
     }
     size_t in0 = (size_t)c->dims[0];
-    free(m->in_mean);
-    free(m->in_scale);
-    m->in_mean = malloc(in0 * sizeof(float));
-    m->in_scale = malloc(in0 * sizeof(float));
-    if (m->in_mean == NULL || m->in_scale == NULL) {
+    free(net->in_mean);
+    free(net->in_scale);
+    net->in_mean = malloc(in0 * sizeof(float));
+    net->in_scale = malloc(in0 * sizeof(float));
+    if (net->in_mean == NULL || net->in_scale == NULL) {
         rc = tr_seterr(err, TR_ENOMEM, "input.mean", "cannot allocate the preprocessing tensors");
         goto fail;
     }
     for (size_t i = 0; i < in0; i++) {
-        m->in_mean[i] = (float)in_mean;
-        m->in_scale[i] = (float)in_scale;
+        net->in_mean[i] = (float)in_mean;
+        net->in_scale[i] = (float)in_scale;
     }
     m->metric = c->metric;
     m->loss = c->loss;

@@ -8,7 +8,7 @@
 #include "dist.h"
 #include "loss.h"
 #include "mine.h"
-#include "model.h"
+#include "mlp.h"
 #include "tr_err.h"
 
 #define TRN_MAX_BATCH 65536

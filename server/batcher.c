@@ -45,7 +45,8 @@ typedef struct bat_req {
 
 /* A leader's batch buffers, reused. */
 typedef struct {
-    tr_scratch in, out, work;
+    tr_scratch in, out;
+    mdl_ws work;
     int used;
 } bat_bufs;
 
@@ -90,13 +91,13 @@ void bat_free(bat_batcher *b)
         for (int j = 0; j < BAT_MAX_LEADERS; j++) {
             tr_scratch_free(&b->lane[i].buf[j].in);
             tr_scratch_free(&b->lane[i].buf[j].out);
-            tr_scratch_free(&b->lane[i].buf[j].work);
+            mdl_ws_free(&b->lane[i].buf[j].work);
         }
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
 
-static int run_alone(const mdl_model *m, const float *x, size_t n, float *y, int normalize, tr_scratch *ws, tr_err *err)
+static int run_alone(const mdl_model *m, const float *x, size_t n, float *y, int normalize, mdl_ws *ws, tr_err *err)
 {
     observe_rows(n);
     return mdl_forward(m, x, n, y, normalize, ws, err);
@@ -138,7 +139,7 @@ static void lead(bat_batcher *b, bat_bufs *l, int normalize, bat_req *batch, siz
         batch->rc = run_alone(m, batch->x, batch->n, batch->y, normalize, &l->work, batch->err);
 }
 
-int bat_forward(bat_batcher *b, const mdl_model *m, const float *x, size_t n, float *y, int normalize, tr_scratch *ws,
+int bat_forward(bat_batcher *b, const mdl_model *m, const float *x, size_t n, float *y, int normalize, mdl_ws *ws,
                 tr_err *err)
 {
     if (b == NULL || m != b->m || n == 0 || n >= b->max_rows) return run_alone(m, x, n, y, normalize, ws, err);

@@ -29,7 +29,7 @@ void bat_free(bat_batcher *b);
 /* mdl_forward(m, x, n, y, normalize, ws, err) through the batcher b (built
  * for m; NULL: run alone). Requests with more rows than the cap run alone on
  * the caller's ws. Blocks until y holds this request's outputs. */
-int bat_forward(bat_batcher *b, const mdl_model *m, const float *x, size_t n, float *y, int normalize, tr_scratch *ws,
+int bat_forward(bat_batcher *b, const mdl_model *m, const float *x, size_t n, float *y, int normalize, mdl_ws *ws,
                 tr_err *err);
 
 /* Prometheus text for the histogram tripletd_forward_batch_rows (rows per

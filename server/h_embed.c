@@ -70,7 +70,7 @@ int h_embeddings(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     if ((rc = jio_string(body, "model", &model, out))) return rc;
     if ((rc = jio_string(body, "user", &user, out))) return rc;
     size_t od = (size_t)mdl_output_dim(ctx->state->model);
-    if ((rc = jio_size(body, "dimensions", 1, MDL_MAX_DIM, &want, out))) return rc;
+    if ((rc = jio_size(body, "dimensions", 1, MDL_MAX_VECTOR, &want, out))) return rc;
     if (want && want != od)
         return srv_fail(out, 422, "dimensions", "dimensions: this model returns %zu dimensions, not %zu", od, want);
     if ((rc = embed_field(ctx, body, "input", &n, &dim, &v, &fmt, out))) return rc;

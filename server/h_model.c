@@ -5,31 +5,14 @@ int h_model(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
     const srv_state *st = ctx->state;
     const mdl_model *m = st->model;
-    cJSON *o = cJSON_CreateObject(), *layers;
+    cJSON *o = mdl_describe_json(m);
     (void)body;
     if (!o) goto oom;
-    cJSON_AddStringToObject(o, "name", m->name);
-    cJSON_AddStringToObject(o, "description", m->description);
-    cJSON_AddNumberToObject(o, "input_dim", mdl_input_dim(m));
-    cJSON_AddNumberToObject(o, "output_dim", mdl_output_dim(m));
-    if (!(layers = cJSON_AddArrayToObject(o, "layers"))) goto oom;
-    for (int i = 0; i < m->n_layers; i++) {
-        cJSON *l = cJSON_CreateObject();
-        if (!l) goto oom;
-        cJSON_AddItemToArray(layers, l);
-        cJSON_AddNumberToObject(l, "in", m->layers[i].in);
-        cJSON_AddNumberToObject(l, "out", m->layers[i].out);
-        cJSON_AddStringToObject(l, "activation", i + 1 < m->n_layers ? mdl_act_name(m->act) : "identity");
-        cJSON_AddBoolToObject(l, "bias", m->layers[i].b != NULL);
-    }
-    cJSON_AddBoolToObject(o, "normalize", m->normalize);
-    cJSON_AddStringToObject(o, "metric", dist_name(st->metric));
-    cJSON_AddStringToObject(o, "loss", loss_name(st->triplet_loss));
+    /* the effective scoring defaults: flags override the file's metadata */
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "metric", cJSON_CreateString(dist_name(st->metric)));
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "loss", cJSON_CreateString(loss_name(st->triplet_loss)));
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "margin", cJSON_CreateNumber(st->margin));
     cJSON_AddStringToObject(o, "pair_loss", loss_name(st->pair_loss));
-    cJSON_AddNumberToObject(o, "margin", st->margin);
-    cJSON_AddNumberToObject(o, "parameters", (double)m->n_params);
-    cJSON_AddStringToObject(o, "dtype", m->dtype);
-    cJSON_AddStringToObject(o, "sha256", m->sha256);
     cJSON_AddStringToObject(o, "path", st->model_path);
     cJSON_AddStringToObject(o, "loaded_at", st->loaded_at_iso);
     cJSON_AddNumberToObject(o, "generation", st->generation);

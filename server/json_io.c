@@ -253,7 +253,7 @@ int jio_vectors(const cJSON *obj, const char *name, size_t max_n, tr_scratch *ds
     if (rc) return rc;
     if (*dim == 0) {
         if (d == 0) return srv_fail(out, 422, path, "%s: empty vector", path);
-        if (d > MDL_MAX_DIM) return srv_fail(out, 422, path, "%s: %zu values, over the limit of %d", path, d, MDL_MAX_DIM);
+        if (d > MDL_MAX_VECTOR) return srv_fail(out, 422, path, "%s: %zu values, over the limit of %d", path, d, MDL_MAX_VECTOR);
         *dim = d;
     }
     if (!tr_size_mul(count, *dim, &total) || total > (size_t)1 << 28)

@@ -12,7 +12,7 @@ static void scratch_free(void *p)
     srv_scratch *s = p;
     if (!s) return;
     for (int i = 0; i < 3; i++) tr_scratch_free(&s->in[i]), tr_scratch_free(&s->emb[i]);
-    tr_scratch_free(&s->work);
+    mdl_ws_free(&s->work);
     tr_scratch_free(&s->dbl);
     free(s);
 }

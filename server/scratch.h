@@ -2,6 +2,7 @@
 #ifndef SRV_SCRATCH_H
 #define SRV_SCRATCH_H
 
+#include "model.h"
 #include "tr_err.h"
 
 /* Reused because a freshly allocated buffer costs its page faults on every
@@ -9,7 +10,7 @@
 typedef struct {
     tr_scratch in[3];   /* parsed request vectors (one per vector field) */
     tr_scratch emb[3];  /* their embeddings */
-    tr_scratch work;    /* forward pass workspace */
+    mdl_ws work;        /* forward pass workspace */
     tr_scratch dbl;     /* doubles (distances, losses) via 2 floats each */
 } srv_scratch;
 

@@ -25,7 +25,7 @@ has "inspect sha256" "$tmp/out" "sha256:       $sha"
 has "inspect dims" "$tmp/out" "784 -> 64 -> 32"
 has "inspect parameters" "$tmp/out" "parameters:   52320"
 has "inspect layer 0" "$tmp/out" "784 -> 64      bias yes  then relu"
-has "inspect layer 1" "$tmp/out" "64 -> 32      bias yes  then none"
+has "inspect layer 1" "$tmp/out" "64 -> 32      bias yes  then identity"
 has "inspect normalize" "$tmp/out" "normalize:    true"
 has "inspect metadata" "$tmp/out" "name = e2e-test"
 expect "inspect --json" 0 "$TRIPLETCTL" inspect --json "$DATA/fwd-f16_gelu.safetensors"
@@ -35,7 +35,7 @@ d = json.load(open(sys.argv[1]))
 assert d["dtype"] == "F16" and d["dims"] == [20, 16, 8] and d["parameters"] == 20 * 16 + 16 + 16 * 8 + 8, d
 assert d["activation"] == "gelu" and d["normalize"] is False and d["metric"] == "sqeuclidean", d
 assert d["loss"] == "triplet" and abs(d["margin"] - 0.2) < 1e-12 and d["input_mean"] and d["input_scale"], d
-assert [l["activation"] for l in d["layers"]] == ["gelu", "none"], d
+assert [l["activation"] for l in d["layers"]] == ["gelu", "identity"], d
 assert d["metadata"]["name"] == "f16_gelu" and len(d["sha256"]) == 64, d
 PY
 for f in "$DATA"/fwd-*.safetensors; do

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "model.h"
+#include "mlp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int init;
@@ -19,13 +19,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_check_status("mdl_load_mem", rc, &err);
     if (rc == TR_OK) {
         int in = mdl_input_dim(m), out = mdl_output_dim(m);
-        if (m->n_layers < 1 || in < 1 || out < 1) fz_fail("mdl_load_mem", "model without layers");
-        for (int l = 1; l < m->n_layers; l++)
-            if (m->layers[l].in != m->layers[l - 1].out) fz_fail("mdl_load_mem", "layers do not chain");
+        if (mdl_mlp(m)->n_layers < 1 || in < 1 || out < 1) fz_fail("mdl_load_mem", "model without layers");
+        for (int l = 1; l < mdl_mlp(m)->n_layers; l++)
+            if (mdl_mlp(m)->layers[l].in != mdl_mlp(m)->layers[l - 1].out) fz_fail("mdl_load_mem", "layers do not chain");
         if (strlen(m->sha256) != 64) fz_fail("mdl_load_mem", "no sha256");
         /* every weight came from the file, so dims are bounded by its size */
         float *x = calloc(2 * (size_t)in, sizeof(float)), *y = calloc(2 * (size_t)out, sizeof(float));
-        tr_scratch ws = {0};
+        mdl_ws ws = {0};
         if (x == NULL || y == NULL) abort();
         for (int j = 0; j < in; j++) x[j] = x[in + j] = (float)(j % 7) - 3.0f;
         for (size_t n = 1; n <= 2; n++) {
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* huge finite weights may overflow to inf/NaN: not checked, only that nothing crashes */
         rc = mdl_forward(m, x, 1, y, 1, &ws, &err);
         fz_check_status("mdl_forward", rc, &err);
-        tr_scratch_free(&ws);
+        mdl_ws_free(&ws);
         free(x);
         free(y);
         mdl_free(m);

@@ -12,7 +12,7 @@
 #include "gallery.h"
 #include "dispatch.h"
 #include "json_parse.h"
-#include "model.h"
+#include "mlp.h"
 #include "routes.h"
 #include "state.h"
 
@@ -32,8 +32,8 @@ static void setup(void) {
     snprintf(gpath, sizeof gpath, "%s/g.safetensors", dir);
     if (mdl_new(dims, 2, ACT_RELU, 1, &m, &err)) fz_fail("mdl_new", err.msg);
     for (int l = 0; l < 2; l++) {
-        for (int i = 0; i < m->layers[l].in * m->layers[l].out; i++) m->layers[l].w[i] = (float)((i * 7 + l) % 5) / 4.0f - 0.5f;
-        for (int i = 0; i < m->layers[l].out; i++) m->layers[l].b[i] = 0.1f * (float)i;
+        for (int i = 0; i < mdl_mlp(m)->layers[l].in * mdl_mlp(m)->layers[l].out; i++) mdl_mlp(m)->layers[l].w[i] = (float)((i * 7 + l) % 5) / 4.0f - 0.5f;
+        for (int i = 0; i < mdl_mlp(m)->layers[l].out; i++) mdl_mlp(m)->layers[l].b[i] = 0.1f * (float)i;
     }
     if (mdl_save(m, mpath, NULL, 0, &err) || mdl_load(mpath, &loaded, &err)) fz_fail("model", err.msg);
     const float emb[10] = {1, 0, 0, 1, -1, 0, 0.5f, 0.5f, 0, -1};

@@ -131,7 +131,7 @@ static int lg_append_list(lg_buf *b, const char *key, const lg_template *t, int 
  * templates and their expected answers. */
 static int lg_prepare(lg_ctx *c, unsigned seed) {
     int dim = mdl_input_dim(c->models[0]), rc = -1;
-    tr_scratch ws = {0};
+    mdl_ws ws = {0};
     tr_err err;
     uint8_t *in = malloc((size_t)LG_N_INPUTS * (size_t)dim);
     float *x = malloc((size_t)dim * sizeof *x);
@@ -194,7 +194,7 @@ static int lg_prepare(lg_ctx *c, unsigned seed) {
     rc = 0;
 fail:
     if (rc) fprintf(stderr, "loadgen: out of memory preparing requests\n");
-    tr_scratch_free(&ws);
+    mdl_ws_free(&ws);
     free(in);
     free(x);
     return rc;

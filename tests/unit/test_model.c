@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "../golden/model_golden.h"
-#include "model.h"
+#include "mlp.h"
 #include "st.h"
 
 /* ---- building model images in memory ---- */
@@ -201,10 +201,10 @@ static void test_built_model_loads(void **state) {
     mdl_model *m = NULL;
     tr_err err;
     if (mdl_load_mem(b, len, &m, &err) != TR_OK) fail_msg("load: %s", err.msg);
-    assert_int_equal(m->n_layers, 2);
+    assert_int_equal(mdl_mlp(m)->n_layers, 2);
     assert_int_equal(mdl_input_dim(m), 3);
     assert_int_equal(mdl_output_dim(m), 2);
-    assert_int_equal(m->act, ACT_TANH);
+    assert_int_equal(mdl_mlp(m)->act, ACT_TANH);
     assert_int_equal(m->normalize, 1);
     assert_int_equal(m->metric, DIST_COSINE);
     assert_string_equal(loss_name(m->loss), "contrastive");
@@ -213,8 +213,8 @@ static void test_built_model_loads(void **state) {
     assert_int_equal(m->n_params, 4 * 3 + 4 + 2 * 4 + 2);
     assert_int_equal(m->n_meta, 7);
     assert_string_equal(m->meta[12], "custom");
-    assert_non_null(m->in_mean);
-    assert_non_null(m->in_scale);
+    assert_non_null(mdl_mlp(m)->in_mean);
+    assert_non_null(mdl_mlp(m)->in_scale);
     assert_string_equal(m->dtype, "F32");
     unsigned char md[32];
     unsigned int mdlen;
@@ -254,7 +254,7 @@ static void check_row(const char *what, size_t r, const float *got, const double
 
 static void test_forward_golden(void **state) {
     (void)state;
-    tr_scratch ws = {0};
+    mdl_ws ws = {0};
     tr_err err;
     for (size_t c = 0; c < sizeof MODEL_GOLDEN / sizeof MODEL_GOLDEN[0]; c++) {
         const model_golden_case *g = &MODEL_GOLDEN[c];
@@ -282,7 +282,7 @@ static void test_forward_golden(void **state) {
         free(y);
         mdl_free(m);
     }
-    tr_scratch_free(&ws);
+    mdl_ws_free(&ws);
 }
 
 static double row_norm(const float *v, int dim) {
@@ -293,7 +293,7 @@ static double row_norm(const float *v, int dim) {
 
 static void test_normalize_override(void **state) {
     (void)state;
-    tr_scratch ws = {0};
+    mdl_ws ws = {0};
     tr_err err;
     for (size_t c = 0; c < sizeof MODEL_GOLDEN / sizeof MODEL_GOLDEN[0]; c++) {
         const model_golden_case *g = &MODEL_GOLDEN[c];
@@ -324,7 +324,7 @@ static void test_normalize_override(void **state) {
     float z[3] = {0, 0, 0};
     mdl_l2_normalize(z, 1, 3);
     assert_true(z[0] == 0 && z[1] == 0 && z[2] == 0);
-    tr_scratch_free(&ws);
+    mdl_ws_free(&ws);
 }
 
 static void test_save_load_round_trip(void **state) {
@@ -335,16 +335,16 @@ static void test_save_load_round_trip(void **state) {
     assert_int_equal(mdl_new(dims, 2, ACT_GELU, 1, &m, &err), TR_OK);
     assert_int_equal(m->n_params, 5 * 4 + 4 + 4 * 3 + 3);
     for (int l = 0; l < 2; l++) {
-        mdl_layer *ly = &m->layers[l];
+        mdl_layer *ly = &mdl_mlp(m)->layers[l];
         for (int k = 0; k < ly->in * ly->out; k++) ly->w[k] = (float)sin(k + 10 * l) * 0.7f;
         for (int k = 0; k < ly->out; k++) ly->b[k] = 0.1f * (float)k - 0.05f;
     }
-    m->in_mean = malloc(5 * sizeof(float));
-    m->in_scale = malloc(5 * sizeof(float));
-    assert_true(m->in_mean && m->in_scale);
+    mdl_mlp(m)->in_mean = malloc(5 * sizeof(float));
+    mdl_mlp(m)->in_scale = malloc(5 * sizeof(float));
+    assert_true(mdl_mlp(m)->in_mean && mdl_mlp(m)->in_scale);
     for (int j = 0; j < 5; j++) {
-        m->in_mean[j] = 0.5f * (float)j;
-        m->in_scale[j] = 1.0f / (float)(j + 1);
+        mdl_mlp(m)->in_mean[j] = 0.5f * (float)j;
+        mdl_mlp(m)->in_scale[j] = 1.0f / (float)(j + 1);
     }
     m->metric = DIST_COSINE;
     assert_int_equal(loss_parse("contrastive", &m->loss), 0);
@@ -357,16 +357,16 @@ static void test_save_load_round_trip(void **state) {
     const char *extra[] = {"recipe", "semi-hard", "margin", "0.75"};
     if (mdl_save(m, path, extra, 2, &err) != TR_OK) fail_msg("save: %s", err.msg);
     if (mdl_load(path, &m2, &err) != TR_OK) fail_msg("load: %s", err.msg);
-    assert_int_equal(m2->n_layers, 2);
+    assert_int_equal(mdl_mlp(m2)->n_layers, 2);
     for (int l = 0; l < 2; l++) {
-        assert_int_equal(m2->layers[l].in, m->layers[l].in);
-        assert_int_equal(m2->layers[l].out, m->layers[l].out);
-        assert_memory_equal(m2->layers[l].w, m->layers[l].w, (size_t)m->layers[l].in * m->layers[l].out * 4);
-        assert_memory_equal(m2->layers[l].b, m->layers[l].b, (size_t)m->layers[l].out * 4);
+        assert_int_equal(mdl_mlp(m2)->layers[l].in, mdl_mlp(m)->layers[l].in);
+        assert_int_equal(mdl_mlp(m2)->layers[l].out, mdl_mlp(m)->layers[l].out);
+        assert_memory_equal(mdl_mlp(m2)->layers[l].w, mdl_mlp(m)->layers[l].w, (size_t)mdl_mlp(m)->layers[l].in * mdl_mlp(m)->layers[l].out * 4);
+        assert_memory_equal(mdl_mlp(m2)->layers[l].b, mdl_mlp(m)->layers[l].b, (size_t)mdl_mlp(m)->layers[l].out * 4);
     }
-    assert_memory_equal(m2->in_mean, m->in_mean, 5 * 4);
-    assert_memory_equal(m2->in_scale, m->in_scale, 5 * 4);
-    assert_int_equal(m2->act, ACT_GELU);
+    assert_memory_equal(mdl_mlp(m2)->in_mean, mdl_mlp(m)->in_mean, 5 * 4);
+    assert_memory_equal(mdl_mlp(m2)->in_scale, mdl_mlp(m)->in_scale, 5 * 4);
+    assert_int_equal(mdl_mlp(m2)->act, ACT_GELU);
     assert_int_equal(m2->normalize, 1);
     assert_int_equal(m2->metric, DIST_COSINE);
     assert_int_equal(m2->loss, m->loss);
@@ -388,11 +388,11 @@ static void test_save_load_round_trip(void **state) {
     st_close(f);
     /* same forward */
     float x[2 * 5] = {1, 2, 3, 4, 5, -1, 0.5f, 0, 2, -3}, y1[6], y2[6];
-    tr_scratch ws = {0};
+    mdl_ws ws = {0};
     assert_int_equal(mdl_forward(m, x, 2, y1, -1, &ws, &err), TR_OK);
     assert_int_equal(mdl_forward(m2, x, 2, y2, -1, &ws, &err), TR_OK);
     assert_memory_equal(y1, y2, sizeof y1);
-    tr_scratch_free(&ws);
+    mdl_ws_free(&ws);
     unlink(path);
     mdl_free(m);
     mdl_free(m2);
@@ -421,7 +421,7 @@ typedef struct {
 
 static void *run_worker(void *arg) {
     worker *w = arg;
-    tr_scratch ws = {0};
+    mdl_ws ws = {0};
     tr_err err;
     int in = mdl_input_dim(w->m), out = mdl_output_dim(w->m);
     for (int it = 0; it < w->iters && w->rc == TR_OK; it++) {
@@ -434,7 +434,7 @@ static void *run_worker(void *arg) {
             r += n;
         }
     }
-    tr_scratch_free(&ws);
+    mdl_ws_free(&ws);
     return NULL;
 }
 
@@ -446,11 +446,11 @@ static void test_concurrent_forward(void **state) {
     float *x = malloc((size_t)CONC_ROWS * in * 4), *ref = malloc((size_t)CONC_ROWS * out * 4);
     assert_true(x && ref);
     for (size_t k = 0; k < (size_t)CONC_ROWS * in; k++) x[k] = (float)sin((double)k * 0.37) * 2.0f;
-    tr_scratch ws = {0};
+    mdl_ws ws = {0};
     tr_err err;
     for (int r = 0; r < CONC_ROWS; r++) /* reference: single thread, one row at a time */
         assert_int_equal(mdl_forward(m, x + (size_t)r * in, 1, ref + (size_t)r * out, -1, &ws, &err), TR_OK);
-    tr_scratch_free(&ws);
+    mdl_ws_free(&ws);
     worker w[N_THREADS];
     pthread_t th[N_THREADS];
     for (int i = 0; i < N_THREADS; i++) {

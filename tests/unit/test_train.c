@@ -358,9 +358,9 @@ static void test_determinism(void **state) {
     /* the untrained-baseline model has exactly these initial weights */
     mdl_model *m0 = NULL;
     assert_int_equal(trn_init_model(&c, &m0, &err), TR_OK);
-    assert_memory_equal(m0->layers[0].w, we, 12 * 16 * sizeof(float));
-    assert_memory_equal(m0->layers[1].b, we + 12 * 16 + 16 + 16 * 8, 8 * sizeof(float));
-    assert_true(m0->in_scale[0] == 1.0f && m0->normalize == 1);
+    assert_memory_equal(mdl_mlp(m0)->layers[0].w, we, 12 * 16 * sizeof(float));
+    assert_memory_equal(mdl_mlp(m0)->layers[1].b, we + 12 * 16 + 16 + 16 * 8, 8 * sizeof(float));
+    assert_true(mdl_mlp(m0)->in_scale[0] == 1.0f && m0->normalize == 1);
     mdl_free(m0);
     /* input scale resolved from the data (max |x|) */
     assert_true(trn_input_scale(e) > 0 && trn_input_scale(e) < 1.0 / 128);
