@@ -11,8 +11,8 @@ const puppeteer = require(path.join(__dirname, '..', 'node_modules', 'puppeteer-
 const [URL, KEYED_URL, KEY, OUT] = process.argv.slice(2);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const K = 8;
-let fails = 0;
-const ok = m => console.log('ok   ' + m);
+let fails = 0, passes = 0;
+const ok = m => { console.log('ok   ' + m); passes++; };
 const bad = m => { console.log('FAIL ' + m); fails++; };
 const check = (c, m) => (c ? ok(m) : bad(m));
 const sleep = ms => new Promise(r => setTimeout(r, ms));
@@ -195,7 +195,8 @@ async function main() {
   } finally {
     await browser.close();
   }
-  console.log(`${fails} failed`);
+  if (passes + fails === 0) bad('no check ran');
+  console.log(`${passes} passed, ${fails} failed`);
   process.exit(fails ? 1 : 0);
 }
 
