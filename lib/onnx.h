@@ -59,10 +59,4 @@ const char *onx_output_name(const onx_graph *g);
 /* Per-sample output shape (without the batch dim): rank, dims. */
 int onx_output_shape(const onx_graph *g, int64_t *shape);
 
-/* Add to obj: input and output {name, shape ["N" or B, d1, ...]}, ops
- * {name: count} in first-use order, opset, ir_version, producer, nodes,
- * fixed_batch, parameters, macs_per_sample. TR_OK or TR_ENOMEM. */
-struct cJSON;
-int onx_describe(const onx_graph *g, struct cJSON *obj);
-
 #endif

@@ -1,8 +1,6 @@
 /* onnx_info.c - what a loaded graph is: shapes, metadata, ops, parameters, multiply-adds. */
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "onnx.h"
 #include "onnx_load.h"
 #include "onnx_op.h"
@@ -82,38 +80,3 @@ double onx_macs(const onx_graph *g) {
     return total / (double)b;
 }
 
-/* {"name": ..., "shape": ["N" or B, d1, ...]} of value v. */
-static cJSON *value_json(const onx_graph *g, const onx_value *v) {
-    cJSON *o = cJSON_CreateObject(), *sh = o ? cJSON_AddArrayToObject(o, "shape") : NULL;
-    if (!sh || !cJSON_AddStringToObject(o, "name", v->name)) goto fail;
-    for (int i = 0; i < v->rank; i++) {
-        cJSON *d = i == 0 && !g->fixed_batch ? cJSON_CreateString("N") : cJSON_CreateNumber((double)v->dim[i].c);
-        if (!d || !cJSON_AddItemToArray(sh, d)) goto fail;
-    }
-    return o;
-fail:
-    cJSON_Delete(o);
-    return NULL;
-}
-
-int onx_describe(const onx_graph *g, cJSON *obj) {
-    onx_opcount ops[256];
-    int n = onx_op_counts(g, ops, 256), ok = 1;
-    cJSON *jo = cJSON_CreateObject(), *in = value_json(g, &g->v[g->input]), *out = value_json(g, &g->v[g->outputs[0]]);
-    ok = jo && in && out && cJSON_AddItemToObject(obj, "input", in) && cJSON_AddItemToObject(obj, "output", out);
-    if (!ok) {
-        cJSON_Delete(in);
-        cJSON_Delete(out);
-    }
-    in = out = NULL;
-    for (int i = 0; ok && i < n; i++) ok = cJSON_AddNumberToObject(jo, ops[i].name, ops[i].count) != NULL;
-    ok = ok && cJSON_AddItemToObject(obj, "ops", jo);
-    if (!ok) cJSON_Delete(jo);
-    ok = ok && cJSON_AddNumberToObject(obj, "opset", g->opset) && cJSON_AddNumberToObject(obj, "ir_version", (double)g->ir_version) &&
-         cJSON_AddStringToObject(obj, "producer", g->producer) &&
-         cJSON_AddNumberToObject(obj, "nodes", g->n_nodes) &&
-         cJSON_AddNumberToObject(obj, "fixed_batch", (double)g->fixed_batch) &&
-         cJSON_AddNumberToObject(obj, "parameters", (double)onx_param_count(g)) &&
-         cJSON_AddNumberToObject(obj, "macs_per_sample", onx_macs(g));
-    return ok ? TR_OK : TR_ENOMEM;
-}
