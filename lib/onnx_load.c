@@ -1,5 +1,7 @@
 /* onnx_load.c - read a ModelProto (protobuf-c) and validate it into an onx_graph. */
 #include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -470,8 +472,14 @@ int onx_open_mem(const uint8_t *buf, size_t len, onx_graph **out, tr_err *err) {
 int onx_read_file(const char *path, uint8_t **bufp, size_t *lenp, tr_err *err) {
     *bufp = NULL;
     *lenp = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return tr_seterr(err, TR_EIO, "", "cannot open %s: %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO put in the file's place must not block the open; it is refused below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        int rc = tr_seterr(err, TR_EIO, "", "cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return rc;
+    }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,11 +208,11 @@ int st_open_mem(const uint8_t *buf, size_t len, st_file **out, tr_err *err) {
     if (len < 8) return tr_seterr(err, TR_EFORMAT, "header", "file is %zu bytes, shorter than the 8-byte header length", len);
     uint64_t hlen = rd_le64(buf);
     if (hlen > ST_MAX_HEADER)
-        return tr_seterr(err, TR_ELIMIT, "header", "header length %llu exceeds the %u-byte limit", (unsigned long long)hlen,
-                         ST_MAX_HEADER);
+        return tr_seterr(err, TR_ELIMIT, "header",
+                         "not a safetensors file (the 8-byte header length is over the %u-byte limit)", ST_MAX_HEADER);
     if (hlen > len - 8)
-        return tr_seterr(err, TR_EFORMAT, "header", "header length %llu exceeds the %zu bytes that follow it",
-                         (unsigned long long)hlen, len - 8);
+        return tr_seterr(err, TR_EFORMAT, "header",
+                         "not a safetensors file (the 8-byte header length is larger than the file)");
     if (hlen == 0) return tr_seterr(err, TR_EFORMAT, "header", "header is empty");
     const char *end = NULL;
     root = cJSON_ParseWithLengthOpts((const char *)buf + 8, (size_t)hlen, &end, 0);
@@ -276,10 +277,16 @@ fail:
 int st_open(const char *path, st_file **out, tr_err *err) {
     int rc = TR_OK;
     uint8_t *buf = NULL;
-    FILE *fp = fopen(path, "rb");
+    /* O_NONBLOCK: a FIFO put in the file's place must not block the open; it is refused below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *fp = fd < 0 ? NULL : fdopen(fd, "rb");
     struct stat sb;
     *out = NULL;
-    if (fp == NULL) return tr_seterr(err, TR_EIO, "", "%s: %s", path, strerror(errno));
+    if (fp == NULL) {
+        rc = tr_seterr(err, TR_EIO, "", "%s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return rc;
+    }
     if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
         rc = tr_seterr(err, TR_EIO, "", "%s: not a regular file", path);
         goto fail;
@@ -355,8 +362,8 @@ int st_to_f32(const st_file *f, const st_tensor *t, float *dst, tr_err *err) {
             memcpy(&d, p + 8 * i, 8);
             v = (float)d;
             if (isfinite(d) && !isfinite(v))
-                return tr_seterr(err, TR_EFORMAT, t->name, "tensor \"%s\": element %zu (%g) is out of float32 range",
-                                 t->name, i, d);
+                return tr_seterr(err, TR_EFORMAT, t->name, "tensor \"%s\": element %zu is out of float32 range",
+                                 t->name, i);
             break;
         }
         case ST_F16: {

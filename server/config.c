@@ -1,5 +1,6 @@
 /* config.c - the one table of tripletd options: flag, env TRIPLETD_<NAME>, default, help, parser. */
 #include <ctype.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
@@ -45,7 +46,8 @@ static const opt OPTS[] = {
     {"batch-max-rows", O_SIZE, F(batch_max_rows), "256", 0, 65536, "most rows in one batched model forward (0 or 1: no batching)"},
     {"batch-leaders", O_INT, F(batch_leaders), "0", 0, 64, "model forwards running at once before requests queue to batch (0 = number of CPUs)"},
     {"no-console", O_BOOL, F(no_console), "false", 0, 1, "do not serve the web console at /"},
-    {"allow-model-path", O_BOOL, F(allow_model_path), "false", 0, 1, "POST /v1/admin/reload may name another model file"},
+    {"model-dir", O_STR, F(model_dir), "", 0, 0, "POST /v1/admin/reload may name model and gallery files by a path relative to this folder"},
+    {"allow-model-path", O_BOOL, F(allow_model_path), "false", 0, 1, "deprecated: needs --model-dir, which alone allows naming files"},
 };
 #undef F
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])
@@ -233,6 +235,19 @@ int srv_config_parse(srv_config *cfg, int argc, char **argv, tr_err *err)
         cfg->has_loss = 1;
     }
     if (cfg->api_key_file && read_key_file(cfg->api_key_file, &cfg->api_key, err)) goto fail;
+    if (cfg->allow_model_path && !cfg->model_dir) {
+        tr_seterr(err, TR_EINVAL, "allow-model-path",
+                  "--allow-model-path is deprecated and no longer allows any path: give --model-dir DIR, and reloads may "
+                  "name files relative to DIR");
+        goto fail;
+    }
+    if (cfg->model_dir) {
+        struct stat sb;
+        if (stat(cfg->model_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+            tr_seterr(err, TR_EINVAL, "model-dir", "--model-dir %s: not a folder", cfg->model_dir);
+            goto fail;
+        }
+    }
     return 0;
 fail:
     srv_config_free(cfg);

@@ -34,7 +34,8 @@ typedef struct {
     srv_log_format log_format;
     int log_flush_ms;       /* access log lines gather this long before one write; 0 = a write per line */
     double drain_timeout;   /* seconds */
-    int allow_model_path;   /* POST /v1/admin/reload may name a file */
+    char *model_dir;        /* --model-dir: reloads may name files relative to it, or NULL */
+    int allow_model_path;   /* deprecated; requires model_dir */
     int no_console;         /* GET / and its files answer 404 */
     size_t batch_max_rows;  /* rows per batched forward (batcher.c); 0/1 = off */
     int batch_leaders;      /* forwards at once before requests queue; 0 = CPUs */

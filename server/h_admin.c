@@ -1,4 +1,7 @@
 /* h_admin.c - POST /v1/admin/reload: load the model (and gallery) again and swap atomically. */
+#include <stdlib.h>
+
+#include "confine.h"
 #include "handlers.h"
 #include "json_io.h"
 #include "log.h"
@@ -8,6 +11,7 @@ int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
     static const char *const FIELDS[] = {"model", "gallery", NULL};
     const char *model = NULL, *gallery = NULL;
+    char *model_real = NULL, *gallery_real = NULL;
     tr_err err;
     int rc;
     if (body) {
@@ -15,12 +19,20 @@ int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
         if ((rc = jio_string(body, "model", &model, out))) return rc;
         if ((rc = jio_string(body, "gallery", &gallery, out))) return rc;
     }
-    if ((model || gallery) && !ctx->cfg->allow_model_path)
+    if ((model || gallery) && !ctx->cfg->model_dir)
         return srv_fail(out, 403, model ? "model" : "gallery",
-                        "%s: naming a file needs tripletd --allow-model-path; send {} to reload the current files",
+                        "%s: naming a file needs tripletd --model-dir DIR (files relative to it); send {} to reload the "
+                        "current files",
                         model ? "model" : "gallery");
+    if (model && (rc = srv_confine(ctx->cfg->model_dir, "model", model, &model_real, out))) return rc;
+    if (gallery && (rc = srv_confine(ctx->cfg->model_dir, "gallery", gallery, &gallery_real, out))) {
+        free(model_real);
+        return rc;
+    }
     tr_clearerr(&err);
-    rc = srv_state_reload(ctx->cfg, model, gallery, &err);
+    rc = srv_state_reload(ctx->cfg, model_real, gallery_real, &err);
+    free(model_real);
+    free(gallery_real);
     srv_metrics_reload(rc == TR_OK);
     if (rc != TR_OK) {
         srv_log_msg("error", "reload failed, keeping the old model: %s", err.msg);

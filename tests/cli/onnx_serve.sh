@@ -126,8 +126,8 @@ curl -sf "${auth[@]}" "$url/v1/model" >"$tmp/model.json"
 grep -q "$sha" "$tmp/model.json" && ok "a bad reload keeps the ONNX model" || bad "a bad reload replaced the model"
 cp "$tmp/keep.onnx" "$tmp/model.onnx"
 
-# Reload between formats by path: ONNX -> safetensors -> ONNX.
-MODEL=$tmp/model.onnx start_server --allow-model-path
+# Reload between formats by a path relative to --model-dir: ONNX -> safetensors -> ONNX.
+MODEL=$tmp/model.onnx start_server --model-dir "$ROOT/tests/data"
 reload_to() { # FILE WANT_FORMAT
     local code
     code=$(curl -s -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" -H 'Content-Type: application/json' \
@@ -135,10 +135,10 @@ reload_to() { # FILE WANT_FORMAT
     curl -sf "${auth[@]}" "$url/v1/model" >"$tmp/model.json"
     [[ $code == 200 ]] && grep -q "\"format\":\"$2\"" "$tmp/model.json"
 }
-reload_to "$ROOT/tests/data/e2e-model.safetensors" safetensors && ok "reload onnx -> safetensors" || bad "reload onnx -> safetensors: $(head -c 300 "$tmp/r.json")"
+reload_to e2e-model.safetensors safetensors && ok "reload onnx -> safetensors" || bad "reload onnx -> safetensors: $(head -c 300 "$tmp/r.json")"
 curl -sf "${auth[@]}" -H 'Content-Type: application/json' -d "{\"inputs\": [$(python3 -c 'print([0.5]*784)')]}" "$url/v1/embed" >/dev/null \
     && ok "embed after the switch" || bad "embed after the switch"
-reload_to "$FIXED" onnx && ok "reload safetensors -> onnx" || bad "reload safetensors -> onnx: $(head -c 300 "$tmp/r.json")"
+reload_to onnx/fashion_op17_b4.onnx onnx && ok "reload safetensors -> onnx" || bad "reload safetensors -> onnx: $(head -c 300 "$tmp/r.json")"
 curl -sf "${auth[@]}" -H 'Content-Type: application/json' --data-binary @"$tmp/req.json" "$url/v1/embed" >"$tmp/emb.json" \
     && close "$tmp/emb.json" "$DATA/fashion.out" embeddings && ok "fixed-batch model after reload = PyTorch" || bad "fixed-batch model after reload"
 finish

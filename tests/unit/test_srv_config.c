@@ -22,7 +22,7 @@ static int parse(srv_config *cfg, tr_err *err, const char *a0, const char *a1, c
 
 static void clear_env(void)
 {
-    static const char *const VARS[] = {"TRIPLETD_MODEL", "TRIPLETD_PORT", "TRIPLETD_MAX_BODY", "TRIPLETD_METRIC",
+    static const char *const VARS[] = {"TRIPLETD_MODEL", "TRIPLETD_PORT", "TRIPLETD_MAX_BODY", "TRIPLETD_METRIC", "TRIPLETD_MODEL_DIR",
                                        "TRIPLETD_ALLOW_MODEL_PATH", "TRIPLETD_LOG_FORMAT", NULL};
     for (size_t i = 0; VARS[i]; i++) unsetenv(VARS[i]);
 }
@@ -59,7 +59,8 @@ static void test_env_and_flags(void **state)
     setenv("TRIPLETD_PORT", "9000", 1);
     setenv("TRIPLETD_MAX_BODY", "2M", 1);
     setenv("TRIPLETD_METRIC", "cosine", 1);
-    setenv("TRIPLETD_ALLOW_MODEL_PATH", "true", 1);
+    setenv("TRIPLETD_ALLOW_MODEL_PATH", "true", 1); /* deprecated: accepted only with a model folder */
+    setenv("TRIPLETD_MODEL_DIR", ".", 1);
     assert_int_equal(parse(&c, &e, "--port=0", "--margin", "0.5", "--log-format", "json"), 0);
     assert_string_equal(c.model, "env.safetensors"); /* env */
     assert_int_equal(c.port, 0);                      /* flag wins */
@@ -68,6 +69,7 @@ static void test_env_and_flags(void **state)
     assert_int_equal(c.metric_v, DIST_COSINE);
     assert_true(c.margin == 0.5);
     assert_int_equal(c.allow_model_path, 1);
+    assert_string_equal(c.model_dir, ".");
     assert_int_equal(c.log_format, SRV_LOG_JSON);
     srv_config_free(&c);
     clear_env();
