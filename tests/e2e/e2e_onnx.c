@@ -122,7 +122,12 @@ int main(void) {
 
     /* dynamic batch: all rows, one row, batches through the batcher */
     e2e_server s;
-    const char *a[] = {"--model", dyn, "--allow-model-path", NULL};
+    /* reloads name files relative to --model-dir: copies of the fixed-batch and image models live there */
+    char fixed_in[600], image_in[600];
+    snprintf(fixed_in, sizeof fixed_in, "%s/fixed.onnx", dir);
+    snprintf(image_in, sizeof image_in, "%s/image.onnx", dir);
+    if (e2e_install_file(fixed, fixed_in) || e2e_install_file(image, image_in)) e2e_die("cannot copy the models to %s", dir);
+    const char *a[] = {"--model", dyn, "--model-dir", dir, NULL};
     if (e2e_server_start(&s, a) != 0) e2e_die("tripletd did not start on %s", dyn);
     check_model_info(&s, "", 13, 0);
     check_embed(&s, &x, &y, x.n, "dynamic batch, 5 rows");
@@ -156,7 +161,7 @@ int main(void) {
     e2e_resp_free(&r);
 
     /* a fixed batch of 4 serving 3 rows (one padded run) and 5 (a full run and a padded one) */
-    reload(&s, fixed, 200, "reload to the fixed-batch file");
+    reload(&s, "fixed.onnx", 200, "reload to the fixed-batch file");
     check_model_info(&s, "", 17, 0);
     check_embed(&s, &x, &y, 3, "fixed batch 4, 3 rows");
     check_embed(&s, &x, &y, 5, "fixed batch 4, 5 rows");
@@ -164,11 +169,11 @@ int main(void) {
     /* a refused file: 422 naming the problem, the old model keeps serving */
     static const char junk[] = "\x08\x07\x12\x03not an onnx file";
     e2e_write_file(bad, junk, sizeof junk - 1);
-    reload(&s, bad, 422, "reload to a refused .onnx");
+    reload(&s, "bad.onnx", 422, "reload to a refused .onnx");
     check_embed(&s, &x, &y, 2, "after a refused reload");
 
     /* the image model: pixel values 0..255 in, normalised embeddings out, its metadata's defaults */
-    reload(&s, image, 200, "reload to the image model");
+    reload(&s, "image.onnx", 200, "reload to the image model");
     check_model_info(&s, "fashion-cnn-test", 17, 1);
     check_embed(&s, &px, &py, px.n, "image model on pixel rows");
     e2e_get(&s, "/v1/model", &r);
@@ -226,5 +231,6 @@ int main(void) {
     e2e_server_stop(&s2, 9, 5);
 
     free(x.v), free(y.v), free(px.v), free(py.v);
+    remove(bad), remove(fixed_in), remove(image_in), rmdir(dir);
     return e2e_report("e2e_onnx");
 }
