@@ -24,6 +24,28 @@ static void test_types(void **state)
     for (size_t i = 0; i < sizeof WANT / sizeof WANT[0]; i++) assert_string_equal(srv_error_type(WANT[i].http), WANT[i].type);
 }
 
+/* The status list metrics and stats count by: ascending, 200 first, every
+ * error status with its type (409 no_gallery too), the rest out of range. */
+static void test_status_list(void **state)
+{
+    (void)state;
+    assert_int_equal(srv_status_at(0), 200);
+    for (int i = 1; i < SRV_N_STATUS; i++) {
+        assert_true(srv_status_at(i) > srv_status_at(i - 1));
+        assert_true(srv_status_at(i) >= 400);
+    }
+    for (int i = 0; i < SRV_N_STATUS; i++) assert_int_equal(srv_status_index(srv_status_at(i)), i);
+    assert_int_equal(srv_status_index(409), srv_status_index(405) + 1);
+    assert_string_equal(srv_error_type(409), "no_gallery");
+    assert_string_equal(srv_error_type(403), "forbidden");
+    assert_int_equal(srv_status_index(418), SRV_N_STATUS);
+    assert_int_equal(srv_status_index(0), SRV_N_STATUS);
+    assert_int_equal(srv_status_at(SRV_N_STATUS), 0);
+    assert_int_equal(srv_status_at(-1), 0);
+    assert_string_equal(srv_error_type(418), "invalid_input");
+    assert_string_equal(srv_error_type(502), "internal");
+}
+
 static void test_body(void **state)
 {
     (void)state;
@@ -70,6 +92,7 @@ static void test_tr_mapping(void **state)
         tr_err e;
         srv_reply_init(&r);
         tr_seterr(&e, MAP[i].status, "2.weight", "tensor \"2.weight\": bad");
+        assert_int_equal(srv_http_status(MAP[i].status), MAP[i].http);
         assert_int_equal(srv_fail_tr(&r, MAP[i].status, &e), MAP[i].http);
         assert_string_equal(r.err_field, "2.weight");
         assert_string_equal(r.err_msg, "tensor \"2.weight\": bad");
@@ -89,6 +112,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_types),
+        cmocka_unit_test(test_status_list),
         cmocka_unit_test(test_body),
         cmocka_unit_test(test_tr_mapping),
         cmocka_unit_test(test_utf8_cut),
