@@ -26,6 +26,8 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "../tmpdir.h"
+
 int e2e_failures;
 int e2e_checks;
 static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -640,8 +642,7 @@ fail:
 }
 
 const char *e2e_tmpdir(void) {
-    const char *t = getenv("TMPDIR");
-    return t && *t ? t : "/tmp";
+    return test_tmpdir();
 }
 
 void e2e_mkdtemp(char *dir, size_t cap, const char *name) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../tmpdir.h"
 #include "fuzz_common.h"
 #include "gallery.h"
 #include "dispatch.h"
@@ -21,12 +22,11 @@ static srv_state *g_state;
 
 /* Build the model and gallery files in a scratch directory, load them as tripletd would, remove the files. */
 static void setup(void) {
-    const char *tmp = getenv("TMPDIR");
     char dir[512], mpath[600], gpath[600];
     const int dims[3] = {4, 3, 2};
     mdl_model *m = NULL, *loaded = NULL;
     tr_err err;
-    snprintf(dir, sizeof dir, "%s/fuzz_request.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    snprintf(dir, sizeof dir, "%s/fuzz_request.XXXXXX", test_tmpdir());
     if (mkdtemp(dir) == NULL) fz_fail("setup", "mkdtemp failed");
     snprintf(mpath, sizeof mpath, "%s/m.safetensors", dir);
     snprintf(gpath, sizeof gpath, "%s/g.safetensors", dir);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include "../tmpdir.h"
 #include "data.h"
 
 static char tmpdir[256];
@@ -65,8 +66,7 @@ static void make_fixture(void) {
 
 static int setup(void **state) {
     (void)state;
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/test_data.XXXXXX", t && *t ? t : "/tmp");
+    snprintf(tmpdir, sizeof tmpdir, "%s/test_data.XXXXXX", test_tmpdir());
     if (mkdtemp(tmpdir) == NULL) return -1;
     make_fixture();
     return 0;

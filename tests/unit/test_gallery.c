@@ -13,9 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../tmpdir.h"
 #include "gallery.h"
 
-static char tmpdir[] = "/tmp/test_gallery_XXXXXX";
+static char tmpdir[200];
 
 #define EMB_OK "\"embeddings\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,24]}"
 
@@ -315,6 +316,7 @@ static void test_utf8(void **state) {
 
 static int setup(void **state) {
     (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "%s/test_gallery_XXXXXX", test_tmpdir());
     return mkdtemp(tmpdir) ? 0 : -1;
 }
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "../golden/model_golden.h"
+#include "../tmpdir.h"
 #include "mlp.h"
 #include "st.h"
 
@@ -352,8 +353,7 @@ static void test_save_load_round_trip(void **state) {
     snprintf(m->name, sizeof m->name, "round-trip");
     snprintf(m->description, sizeof m->description, "saved by test_model");
     char path[512];
-    const char *t = getenv("TMPDIR");
-    snprintf(path, sizeof path, "%s/test_model_%ld.safetensors", t && *t ? t : "/tmp", (long)getpid());
+    snprintf(path, sizeof path, "%s/test_model_%ld.safetensors", test_tmpdir(), (long)getpid());
     const char *extra[] = {"recipe", "semi-hard", "margin", "0.75"};
     if (mdl_save(m, path, extra, 2, &err) != TR_OK) fail_msg("save: %s", err.msg);
     if (mdl_load(path, &m2, &err) != TR_OK) fail_msg("load: %s", err.msg);

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "../tmpdir.h"
 #include "st.h"
 
 #define NO_LEN UINT64_MAX
@@ -304,8 +305,7 @@ static void test_f64(void **state) {
 }
 
 static void tmp_path(char *buf, size_t cap, const char *name) {
-    const char *t = getenv("TMPDIR");
-    snprintf(buf, cap, "%s/test_st_%ld_%s", t && *t ? t : "/tmp", (long)getpid(), name);
+    snprintf(buf, cap, "%s/test_st_%ld_%s", test_tmpdir(), (long)getpid(), name);
 }
 
 static void test_write_round_trip(void **state) {

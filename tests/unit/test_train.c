@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "../golden/golden_train.h"
+#include "../tmpdir.h"
 #include "grad.h"
 #include "mine.h"
 #include "train.h"
@@ -452,7 +453,8 @@ static void test_resume_equals_uninterrupted(void **state) {
     assert_int_equal(trn_run(b, on_progress, &pb, &stopped, &err), TR_OK);
     assert_int_equal(stopped, 1);
     assert_int_equal(trn_steps_done(b), 7);
-    char path[] = "/tmp/test_train_ckpt_XXXXXX";
+    char path[512];
+    snprintf(path, sizeof path, "%s/test_train_ckpt_XXXXXX", test_tmpdir());
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
