@@ -58,7 +58,7 @@ typedef struct {
     struct timespec t0;
     int route;          /* -1: no route */
     int early;          /* error status decided before the body (0: none) */
-    srv_reply reply;    /* for early errors */
+    srv_reply reply;    /* an early error, or what the handler filled */
     char *body;
     size_t len, cap, discarded;
     int pretty;
@@ -106,7 +106,7 @@ static int auth_ok(const srv_http *h, struct MHD_Connection *c)
     return CRYPTO_memcmp(got, h->key_hash, 32) == 0;
 }
 
-static enum MHD_Result send_reply(const srv_http *h, struct MHD_Connection *c, req *r, const char *path)
+static enum MHD_Result send_reply(struct MHD_Connection *c, req *r, const char *path)
 {
     srv_reply *out = &r->reply;
     char *text = NULL;
@@ -154,7 +154,6 @@ static enum MHD_Result send_reply(const srv_http *h, struct MHD_Connection *c, r
     srv_metrics_request(r->route, out->status, sec);
     srv_stats_request(r->route, out->status, sec, atomic_load(&g_inflight));
     srv_log_access(r->method, path, out->status, len, sec * 1e6, r->request_id);
-    (void)h;
     return ret;
 }
 
@@ -292,7 +291,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* a body far over the limit is answered now (the connection closes, and the
          * client may see a reset instead of the 413); a moderately oversized one is
          * read and discarded first, so that clients without Expect: 100-continue get it */
-        if (r->early && clen > discard_limit(h->cfg)) return send_reply(h, c, r, url);
+        if (r->early && clen > discard_limit(h->cfg)) return send_reply(c, r, url);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -301,7 +300,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return take_upload(h->cfg, r, upload, n);
     }
     if (!r->early) dispatch(h, r, c, url);
-    return send_reply(h, c, r, url);
+    return send_reply(c, r, url);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
