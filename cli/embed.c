@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "img.h"
 #include "model.h"
 
 #define EMB_DEFAULT_BATCH 256
@@ -18,6 +19,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tripletctl embed --model MODEL [--normalize|--no-normalize] [--batch N] < INPUT\n"
+            "       tripletctl embed --model MODEL [options] --image FILE...\n"
             "\n"
             "Read one vector per line on stdin, either a JSON array of numbers\n"
             "([0.1, 2, -3e-2]) or CSV (0.1,2,-3e-2), each with the model's input dimension,\n"
@@ -28,7 +30,10 @@ static void usage(FILE *f) {
             "  --model PATH      model file (safetensors)\n"
             "  --normalize       L2-normalise the embeddings (default: the model's setting)\n"
             "  --no-normalize    do not normalise\n"
-            "  --batch N         vectors per forward pass (default %d, at most %d)\n",
+            "  --batch N         vectors per forward pass (default %d, at most %d)\n"
+            "  --image FILE...   embed PNG or JPEG files instead of stdin (a model with `image`\n"
+            "                    metadata; decoded, converted and resized as proto/images.md says),\n"
+            "                    one line per file in order; a bad file is reported and skipped\n",
             EMB_DEFAULT_BATCH, EMB_MAX_BATCH);
 }
 
@@ -153,8 +158,54 @@ static int parse_batch(const char *v, size_t *out) {
     return 0;
 }
 
+/* Read a whole file into *buf (malloc'd). 0 or -1 with errno. */
+static int read_file(const char *path, uint8_t **buf, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    long n = -1;
+    *buf = NULL;
+    if (f && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0 || (*buf = malloc((size_t)n + 1)) == NULL ||
+        fread(*buf, 1, (size_t)n, f) != (size_t)n) {
+        if (f) fclose(f);
+        free(*buf);
+        *buf = NULL;
+        return -1;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return 0;
+}
+
+/* --image FILE...: each file decoded into the pending batch; a bad file is reported by name. */
+static int embed_images(embedder *e, char **files, int n_files) {
+    size_t in = (size_t)mdl_input_dim(e->m);
+    for (int i = 0; i < n_files; i++) {
+        uint8_t *buf;
+        size_t len;
+        tr_err err;
+        if (read_file(files[i], &buf, &len) != 0) {
+            fprintf(stderr, "tripletctl embed: %s: %s\n", files[i], strerror(errno ? errno : EIO));
+            e->bad++;
+            continue;
+        }
+        tr_clearerr(&err);
+        int rc = img_to_input(buf, len, &e->m->image, IMG_DEFAULT_MAX_PIXELS, e->x + e->n * in, &err);
+        free(buf);
+        if (rc != TR_OK) {
+            fprintf(stderr, "tripletctl embed: %s: %s\n", files[i], err.msg);
+            e->bad++;
+            continue;
+        }
+        e->line[e->n++] = (size_t)i + 1;
+        if (e->n == e->batch && flush(e)) return -1;
+    }
+    return flush(e);
+}
+
 int cmd_embed(int argc, char **argv) {
     const char *model = NULL;
+    char **images = NULL;
+    int n_images = 0;
     embedder e;
     memset(&e, 0, sizeof e);
     e.normalize = -1;
@@ -166,7 +217,14 @@ int cmd_embed(int argc, char **argv) {
             return 0;
         } else if (strcmp(a, "--normalize") == 0) e.normalize = 1;
         else if (strcmp(a, "--no-normalize") == 0) e.normalize = 0;
-        else if (strncmp(a, "--model=", 8) == 0) model = a + 8;
+        else if (strcmp(a, "--image") == 0) {
+            images = argv + i + 1;
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) i++, n_images++;
+            if (n_images == 0) {
+                fprintf(stderr, "tripletctl embed: --image needs at least one FILE\n");
+                return 2;
+            }
+        } else if (strncmp(a, "--model=", 8) == 0) model = a + 8;
         else if (strncmp(a, "--batch=", 8) == 0) v = a + 8;
         else if (strcmp(a, "--model") == 0 || strcmp(a, "--batch") == 0) {
             if (i + 1 >= argc) {
@@ -194,6 +252,11 @@ int cmd_embed(int argc, char **argv) {
     }
     e.m = m;
     int rc = 1;
+    if (images && !m->has_image) {
+        fprintf(stderr, "tripletctl embed: --image: %s takes no images (its file has no \"image\" metadata)\n", model);
+        mdl_free(m);
+        return 2;
+    }
     char *buf = NULL;
     size_t cap = 0, line = 0;
     size_t in = (size_t)mdl_input_dim(m), od = (size_t)mdl_output_dim(m);
@@ -202,6 +265,11 @@ int cmd_embed(int argc, char **argv) {
     e.line = malloc(e.batch * sizeof(size_t));
     if (!e.x || !e.y || !e.line) {
         fprintf(stderr, "tripletctl embed: out of memory for a batch of %zu\n", e.batch);
+        goto done;
+    }
+    if (images) {
+        if (embed_images(&e, images, n_images)) goto done;
+        rc = e.bad ? 1 : 0;
         goto done;
     }
     ssize_t got;

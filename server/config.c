@@ -32,6 +32,7 @@ static const opt OPTS[] = {
     {"port-file", O_STR, F(port_file), "", 0, 0, "write the bound port to this file"},
     {"threads", O_INT, F(threads), "0", 0, 256, "HTTP worker threads (0 = number of CPUs)"},
     {"max-body", O_SIZE, F(max_body), "8388608", 64, 1073741824.0, "largest request body in bytes (413 above)"},
+    {"max-image-pixels", O_SIZE, F(max_image_pixels), "16777216", 1, 4294967295.0, "largest image input in pixels (width x height; 422 above, checked before decoding)"},
     {"max-batch", O_SIZE, F(max_batch), "1024", 1, 1048576, "most vectors in one request field (422 above)"},
     {"max-concurrent", O_INT, F(max_concurrent), "256", 1, 100000, "requests in flight; more get 429 with Retry-After"},
     {"timeout", O_INT, F(timeout), "60", 1, 86400, "idle connection timeout in seconds"},

@@ -23,6 +23,7 @@ typedef struct {
     char *port_file;        /* write the bound port here, or NULL */
     int threads;            /* MHD thread pool size */
     size_t max_body;        /* bytes */
+    size_t max_image_pixels; /* width x height of an image input */
     size_t max_batch;       /* vectors per request field */
     int max_concurrent;     /* in-flight requests before 429 */
     int timeout;            /* idle connection seconds */

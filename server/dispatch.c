@@ -1,10 +1,29 @@
 /* dispatch.c - one routed request: parse the body, take the snapshot and scratch, run the handler. */
 #include "dispatch.h"
 
+#include <openssl/evp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json_parse.h"
 #include "routes.h"
+
+/* A raw PNG or JPEG body of POST /v1/embed becomes {"inputs": {"image": "<base64>"}}, so the one
+ * input path (json_io.c) decodes it, with its limits and its errors (field "inputs.image"). */
+static int image_body(const srv_request *rq, cJSON **body, srv_reply *out)
+{
+    size_t n = (rq->len + 2) / 3 * 4 + 1;
+    char *b64 = malloc(n);
+    cJSON *in = NULL;
+    if (!b64) return srv_fail(out, 503, "", "out of memory for a %zu-byte image", rq->len);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)rq->body, (int)rq->len);
+    *body = cJSON_CreateObject();
+    in = *body ? cJSON_AddObjectToObject(*body, "inputs") : NULL;
+    int ok = in && cJSON_AddStringToObject(in, "image", b64);
+    free(b64);
+    if (!ok) return srv_fail(out, 503, "", "out of memory for a %zu-byte image", rq->len);
+    return 0;
+}
 
 /* The body as one JSON object in *body (NULL for routes without one, or an
  * empty reload body). Returns 0, or the HTTP status of the error in out. */
@@ -18,6 +37,7 @@ static int parse_body(const srv_route *rt, const srv_request *rq, cJSON **body, 
         if (strcmp(rt->path, "/v1/admin/reload") == 0) return 0; /* {} may be left out */
         return srv_fail(out, 400, "", "request body is empty (expected a JSON object)");
     }
+    if (rq->image_body) return image_body(rq, body, out);
     if (!(*body = srv_json_parse_packed(rq->body, rq->len, why, sizeof why, &at)))
         return srv_fail(out, 400, "", "invalid JSON at byte %zu of %zu: %s", at, rq->len, why);
     if (!cJSON_IsObject(*body))

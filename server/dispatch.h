@@ -18,6 +18,7 @@ typedef struct {
     void *conn;
     int in_flight;          /* for the handler's context (handlers.h) */
     int draining;
+    int image_body;         /* the body is a PNG or JPEG file for POST /v1/embed */
 } srv_request;
 
 /* Parse the body as the route wants it (one JSON object for POST routes;

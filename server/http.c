@@ -62,6 +62,7 @@ typedef struct {
     char *body;
     size_t len, cap, discarded;
     int pretty;
+    int image_body;     /* the body is a PNG or JPEG file (POST /v1/embed) */
     int active;         /* counted in g_active */
     int draining;       /* g_draining as the handler saw it; -1 before dispatch */
     char request_id[72];
@@ -82,6 +83,13 @@ static int id_ok(const char *s)
     for (; s[n]; n++)
         if ((unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f || s[n] == '"' || s[n] == '\\') return 0;
     return n > 0 && n <= 64;
+}
+
+/* image/png or image/jpeg (parameters ignored): a raw image body, which POST /v1/embed takes. */
+static int is_image_type(const char *ct)
+{
+    size_t n = strcspn(ct, "; \t");
+    return (n == 9 && strncasecmp(ct, "image/png", 9) == 0) || (n == 10 && strncasecmp(ct, "image/jpeg", 10) == 0);
 }
 
 static int is_json_type(const char *ct)
@@ -176,6 +184,7 @@ static void dispatch(const srv_http *h, req *r, struct MHD_Connection *c, const 
         .request_id = r->request_id,
         .in_flight = atomic_load(&g_inflight),
         .draining = r->draining,
+        .image_body = r->image_body,
     };
     (void)srv_dispatch(h->cfg, &rq, &r->reply);
 }
@@ -237,8 +246,11 @@ static unsigned long long route_and_screen(const srv_http *h, struct MHD_Connect
         srv_reply_header(&r->reply, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     } else if (rt->has_body && clen > cfg->max_body)
         srv_fail(&r->reply, 413, "", "request body of %llu bytes is over the limit of %zu (--max-body)", clen, cfg->max_body);
+    else if (rt->has_body && ct && rt->fn == h_embed && is_image_type(ct))
+        r->image_body = 1;
     else if (rt->has_body && (ct ? !is_json_type(ct) : has_body))
-        srv_fail(&r->reply, 415, "", "Content-Type must be application/json, got %.100s", ct ? ct : "none");
+        srv_fail(&r->reply, 415, "", "Content-Type must be application/json%s, got %.100s",
+                 rt->fn == h_embed ? " (or image/png, image/jpeg)" : "", ct ? ct : "none");
     if (r->reply.status != 200) r->early = r->reply.status;
     else if (rt->has_body && clen > 0) r->cap = (size_t)clen;
     return clen;

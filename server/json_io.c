@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 
+#include "img.h"
 #include "json_parse.h"
 #include "model.h"
 
@@ -77,11 +78,10 @@ static int b64_val(unsigned char c)
     return -1;
 }
 
-float *jio_b64_decode(const char *s, size_t *n, const char **why)
+unsigned char *jio_b64_bytes(const char *s, size_t *n, const char **why)
 {
     size_t len = strlen(s), pad = 0, nbytes, padded;
-    unsigned char *tmp = NULL;
-    float *v = NULL;
+    unsigned char *tmp = NULL, *out = NULL;
     *n = 0;
     while (len > 0 && s[len - 1] == '=' && pad < 2) len--, pad++;
     if (len == 0) { *why = "empty base64 string"; goto fail; }
@@ -90,29 +90,50 @@ float *jio_b64_decode(const char *s, size_t *n, const char **why)
     if (len % 4 == 1) { *why = "truncated base64 (length is 1 mod 4)"; goto fail; }
     if (pad && (len + pad) % 4 != 0) { *why = "wrong base64 padding"; goto fail; }
     nbytes = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
-    if (nbytes % 4 != 0) { *why = "base64 data is not a whole number of float32 values (4 bytes each)"; goto fail; }
     padded = (len + 3) / 4 * 4;
     tmp = malloc(padded + 1 + padded / 4 * 3 + 3);
-    if (!tmp) { *why = "out of memory"; goto fail; }
+    out = malloc(nbytes ? nbytes : 1);
+    if (!tmp || !out) { *why = "out of memory"; goto fail; }
     memcpy(tmp, s, len);
     for (size_t i = len; i < padded; i++) tmp[i] = '=';
     tmp[padded] = 0;
     unsigned char *bytes = tmp + padded + 1;
     if (EVP_DecodeBlock(bytes, tmp, (int)padded) < 0) { *why = "invalid base64"; goto fail; }
-    v = malloc(nbytes ? nbytes : 1);
-    if (!v) { *why = "out of memory"; goto fail; }
+    memcpy(out, bytes, nbytes);
+    free(tmp);
+    *n = nbytes;
+    return out;
+fail:
+    free(tmp);
+    free(out);
+    return NULL;
+}
+
+float *jio_b64_decode(const char *s, size_t *n, const char **why)
+{
+    size_t nbytes;
+    *n = 0;
+    unsigned char *bytes = jio_b64_bytes(s, &nbytes, why);
+    if (!bytes) return NULL;
+    if (nbytes % 4 != 0) {
+        *why = "base64 data is not a whole number of float32 values (4 bytes each)";
+        free(bytes);
+        return NULL;
+    }
+    float *v = malloc(nbytes ? nbytes : 1);
+    if (!v) {
+        *why = "out of memory";
+        free(bytes);
+        return NULL;
+    }
     for (size_t i = 0; i < nbytes / 4; i++) {
         uint32_t u = (uint32_t)bytes[4 * i] | (uint32_t)bytes[4 * i + 1] << 8 | (uint32_t)bytes[4 * i + 2] << 16 |
                      (uint32_t)bytes[4 * i + 3] << 24;
         memcpy(&v[i], &u, 4);
     }
-    free(tmp);
+    free(bytes);
     *n = nbytes / 4;
     return v;
-fail:
-    free(tmp);
-    free(v);
-    return NULL;
 }
 
 char *jio_b64_encode(const float *v, size_t n)
@@ -152,8 +173,48 @@ static int b64_fail(const char *path, const char *why, srv_reply *out)
 }
 
 /* Length (in float32 values) of one vector element, or an error. */
-static int vec_len(const cJSON *el, const char *path, size_t *len, srv_reply *out)
+/* An {"image": "<base64 PNG or JPEG>"} element: its key set, and whether the model takes images. */
+static int image_check(const cJSON *el, const char *path, const jio_images *img, srv_reply *out)
 {
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(el, "image");
+    if (!b) return srv_fail(out, 422, path, "%s: expected a vector (array of numbers or base64 string) or {\"image\": ...}", path);
+    char ip[192];
+    snprintf(ip, sizeof ip, "%s.image", path);
+    for (const cJSON *k = el->child; k; k = k->next)
+        if (k != b) return srv_fail(out, 422, ip, "%s: an image element has only the key \"image\"", ip);
+    if (!img || !img->im)
+        return srv_fail(out, 422, ip, "%s: this model takes no images (its file has no \"image\" metadata)", ip);
+    if (!cJSON_IsString(b)) return srv_fail(out, 422, ip, "%s: expected a base64 string of a PNG or JPEG file, got %s", ip, jio_type_name(b));
+    return 0;
+}
+
+/* Decode, convert and resize an image element into dst (the model's C x H x W inputs). */
+static int image_fill(const cJSON *el, const char *path, const jio_images *img, float *dst, srv_reply *out)
+{
+    const char *why = NULL;
+    char ip[192];
+    size_t len;
+    tr_err err;
+    int rc = image_check(el, path, img, out);
+    if (rc) return rc;
+    snprintf(ip, sizeof ip, "%s.image", path);
+    unsigned char *bytes = jio_b64_bytes(cJSON_GetObjectItemCaseSensitive(el, "image")->valuestring, &len, &why);
+    if (!bytes) return srv_fail(out, strcmp(why, "out of memory") ? 422 : 503, ip, "%s: %s", ip, why);
+    tr_clearerr(&err);
+    rc = img_to_input(bytes, len, img->im, img->max_pixels, dst, &err);
+    free(bytes);
+    if (rc) return srv_fail(out, rc == TR_ENOMEM ? 503 : 422, ip, "%s: %s", ip, err.msg);
+    return 0;
+}
+
+static int vec_len(const cJSON *el, const char *path, const jio_images *img, size_t *len, srv_reply *out)
+{
+    if (cJSON_IsObject(el)) {
+        int rc = image_check(el, path, img, out);
+        if (rc) return rc;
+        *len = (size_t)img->im->channels * (size_t)img->im->height * (size_t)img->im->width;
+        return 0;
+    }
     if (cJSON_IsArray(el)) {
         *len = srv_json_array_len(el);
         if (*len == 0) return srv_fail(out, 422, path, "%s: empty vector", path);
@@ -187,8 +248,15 @@ static int vec_number(const cJSON *x, double d, const char *path, size_t j, floa
 }
 
 /* Parse one vector element into dst[0..dim). */
-static int vec_fill(const cJSON *el, const char *path, size_t dim, float *dst, srv_reply *out)
+static int vec_fill(const cJSON *el, const char *path, const jio_images *img, size_t dim, float *dst, srv_reply *out)
 {
+    if (cJSON_IsObject(el)) {
+        int rc = image_check(el, path, img, out);
+        if (rc) return rc;
+        size_t d = (size_t)img->im->channels * (size_t)img->im->height * (size_t)img->im->width;
+        if (d != dim) return srv_fail(out, 422, path, "%s: an image gives %zu values, expected %zu", path, d, dim);
+        return image_fill(el, path, img, dst, out);
+    }
     if (cJSON_IsString(el)) {
         const char *why = NULL;
         size_t got;
@@ -227,14 +295,15 @@ static int vec_fill(const cJSON *el, const char *path, size_t dim, float *dst, s
     return 0;
 }
 
-int jio_vectors(const cJSON *obj, const char *name, size_t max_n, tr_scratch *dst, size_t *n, size_t *dim, srv_reply *out)
+int jio_vectors(const cJSON *obj, const char *name, size_t max_n, const jio_images *img, tr_scratch *dst, size_t *n,
+                size_t *dim, srv_reply *out)
 {
     const cJSON *it = member(obj, name);
     char path[160];
     size_t count, d, total, np;
     int single;
     if (!it) return srv_fail(out, 422, name, "%s: required field is missing", name);
-    if (cJSON_IsString(it)) single = 1;
+    if (cJSON_IsString(it) || (cJSON_IsObject(it) && cJSON_GetObjectItemCaseSensitive(it, "image"))) single = 1;
     else if (!cJSON_IsArray(it))
         return srv_fail(out, 422, name, "%s: expected an array of vectors, got %s", name, jio_type_name(it));
     else if (srv_json_array_len(it) == 0)
@@ -249,7 +318,7 @@ int jio_vectors(const cJSON *obj, const char *name, size_t max_n, tr_scratch *ds
     const cJSON *first = single ? it : it->child;
     if (single) snprintf(path, sizeof path, "%s", name);
     else snprintf(path, sizeof path, "%s[0]", name);
-    int rc = vec_len(first, path, &d, out);
+    int rc = vec_len(first, path, img, &d, out);
     if (rc) return rc;
     if (*dim == 0) {
         if (d == 0) return srv_fail(out, 422, path, "%s: empty vector", path);
@@ -261,15 +330,15 @@ int jio_vectors(const cJSON *obj, const char *name, size_t max_n, tr_scratch *ds
     if (tr_scratch_reserve(dst, total) != TR_OK) return srv_fail(out, 503, name, "%s: out of memory", name);
     if (single) {
         *n = 1;
-        return vec_fill(it, path, *dim, dst->p, out);
+        return vec_fill(it, path, img, *dim, dst->p, out);
     }
     size_t i = 0;
     const cJSON *el;
     cJSON_ArrayForEach(el, it)
     {
         snprintf(path, sizeof path, "%s[%zu]", name, i);
-        if (!cJSON_IsArray(el) && !cJSON_IsString(el)) return vec_len(el, path, &d, out);
-        rc = vec_fill(el, path, *dim, dst->p + i * *dim, out);
+        if (!cJSON_IsArray(el) && !cJSON_IsString(el) && !cJSON_IsObject(el)) return vec_len(el, path, img, &d, out);
+        rc = vec_fill(el, path, img, *dim, dst->p + i * *dim, out);
         if (rc) return rc;
         i++;
     }

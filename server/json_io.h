@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "errors.h"
+#include "model.h"
 #include "tr_err.h"
 
 /* Every parser returns 0 on success, else the HTTP status after filling an
@@ -22,16 +23,27 @@ const char *jio_type_name(const cJSON *item);
 /* Reject members of obj not in allowed (NULL-terminated). */
 int jio_check_fields(const cJSON *obj, const char *const *allowed, srv_reply *out);
 
+/* Images a vector field may hold as {"image": "<base64 PNG or JPEG>"}
+ * elements: the model's `image` metadata (NULL: none) and the pixel limit. */
+typedef struct {
+    const mdl_image *im;
+    size_t max_pixels;
+} jio_images;
+
 /* Parse obj[name] as a batch of vectors: an array of vectors, or a single
- * vector (batch of one); a vector is an array of numbers or a base64 string
- * of little-endian float32. On entry *dim is the required dimension (0 =
- * any, then set from the first vector and all must agree). At most max_n
- * vectors. Fills dst (n x dim floats, row-major) and *n. */
-int jio_vectors(const cJSON *obj, const char *name, size_t max_n, tr_scratch *dst, size_t *n, size_t *dim, srv_reply *out);
+ * vector (batch of one); a vector is an array of numbers, a base64 string
+ * of little-endian float32, or (img set) an {"image": ...} element decoded
+ * to the model's pixels (proto/images.md). On entry *dim is the required
+ * dimension (0 = any, then set from the first vector and all must agree).
+ * At most max_n vectors. Fills dst (n x dim floats, row-major) and *n. */
+int jio_vectors(const cJSON *obj, const char *name, size_t max_n, const jio_images *img, tr_scratch *dst, size_t *n,
+                size_t *dim, srv_reply *out);
 
 /* Decode base64 (standard alphabet, padding optional) of float32 values
  * into a malloc'd array; returns NULL and sets why (static text) on error. */
 float *jio_b64_decode(const char *s, size_t *n, const char **why);
+/* Base64 (standard alphabet, padding optional) to *n bytes; NULL and *why on failure. Free the result. */
+unsigned char *jio_b64_bytes(const char *s, size_t *n, const char **why);
 /* Base64 of n float32 values (little-endian), malloc'd NUL-terminated. */
 char *jio_b64_encode(const float *v, size_t n);
 

@@ -52,7 +52,8 @@ int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slo
     srv_scratch *s = ctx->scratch;
     size_t d = o->embed ? (size_t)mdl_input_dim(m) : *dim, total;
     tr_err err;
-    int rc = jio_vectors(body, name, ctx->cfg->max_batch, &s->in[slot], n, &d, out);
+    jio_images img = {o->embed && m->has_image ? &m->image : NULL, ctx->cfg->max_image_pixels};
+    int rc = jio_vectors(body, name, ctx->cfg->max_batch, &img, &s->in[slot], n, &d, out);
     if (rc) return rc;
     if (slot == 0) srv_metrics_batch(ctx->route, *n);
     if (!o->embed) {

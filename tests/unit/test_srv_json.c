@@ -50,6 +50,11 @@ static const vec_case VEC_CASES[] = {
     {"{\"v\":[[1e39,2]]}", 0, 8, 422, "v[0][0]", "v[0][0]: number is out of the float32 range", 0, 0, 0},
     {"{\"v\":[[1e999,2]]}", 0, 8, 422, "v[0][0]", "v[0][0]: number is out of the float32 range", 0, 0, 0},
     {"{\"v\":[[1],[2],[3]]}", 0, 2, 422, "v", "v: 3 vectors, over the limit of 2 (--max-batch)", 0, 0, 0},
+    {"{\"v\":[{\"image\":\"iVBORw0KGgo=\"}]}", 0, 4, 422, "v[0].image",
+     "v[0].image: this model takes no images (its file has no \"image\" metadata)", 0, 0, 0},
+    {"{\"v\":{\"image\":\"AAAA\",\"x\":1}}", 0, 4, 422, "v.image", "v.image: an image element has only the key \"image\"", 0, 0, 0},
+    {"{\"v\":[{\"img\":1}]}", 0, 4, 422, "v[0]",
+     "v[0]: expected a vector (array of numbers or base64 string) or {\"image\": ...}", 0, 0, 0},
     {"{\"v\":\"AADAfw==\"}", 0, 8, 422, "v[0]", "v[0]: not a finite number (base64 float32)", 0, 0, 0},
     {"{\"v\":\"AAAAQAAAQEAAAIBA\"}", 2, 8, 422, "v", "v: expected 2 numbers, got 3 (base64 float32)", 0, 0, 0},
     {"{\"v\":\"AA*A\"}", 0, 8, 422, "v", "v: invalid base64 character"
@@ -97,7 +102,7 @@ static void test_vectors_table(void **state)
         size_t n = 0, dim = c->dim_in;
         assert_non_null(body);
         srv_reply_init(&out);
-        int rc = jio_vectors(body, "v", c->max_n, &s, &n, &dim, &out);
+        int rc = jio_vectors(body, "v", c->max_n, NULL, &s, &n, &dim, &out);
         if (rc != c->status)
             fail_msg("case %zu parser %zu %s: status %d, want %d (%s)", i, k % 3, c->body, rc, c->status, out.err_msg);
         if (c->status) {

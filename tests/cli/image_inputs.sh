@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# image_inputs.sh - image inputs on a real tripletd serving an ONNX model with `image` metadata
+# (tests/data/onnx/fashion_image.onnx): {"image": base64 PNG/JPEG} elements on /v1/embed, /v1/embeddings,
+# /v1/distance, /v1/loss/triplet and /v1/mine; a raw image/png body on /v1/embed; against PyTorch's outputs
+# for the same pixels and against PIL's preprocessing (convert + resize BILINEAR) of the same files;
+# hostile images get 4xx JSON naming the field, and the server stays healthy. Also tripletctl embed --image.
+. "$(dirname "$0")/../lib.sh"
+set -eo pipefail
+DATA=$ROOT/tests/data
+pick_python numpy,PIL || skip "python3 with numpy and PIL is missing"
+MODEL=$DATA/onnx/fashion_image.onnx start_server --max-image-pixels 100000
+auth=(-H "Authorization: Bearer $KEY")
+json=(-H 'Content-Type: application/json')
+
+# Files and requests: PNGs of the golden pixel rows; a 56x40 RGB JPEG and a 20x20 RGBA PNG that the
+# server converts and resizes, with PIL's pixels for them as plain numbers.
+"$PY" - "$DATA" "$tmp" <<'PY'
+import base64, io, json, sys
+import numpy as np
+from PIL import Image
+data, tmp = sys.argv[1:3]
+b = open(data + "/onnx/fashion_image.in", "rb").read()
+n, d = np.frombuffer(b[:8], "<i4")
+px = np.frombuffer(b[8:], "<f4").reshape(n, 28, 28).astype(np.uint8)
+def png(a, mode=None):
+    f = io.BytesIO(); Image.fromarray(a, mode).save(f, "PNG"); return f.getvalue()
+pngs = [png(p) for p in px]
+for i, p in enumerate(pngs): open(f"{tmp}/row{i}.png", "wb").write(p)
+b64 = lambda raw: base64.b64encode(raw).decode()
+json.dump({"inputs": [{"image": b64(p)} for p in pngs]}, open(tmp + "/embed.json", "w"))
+rng = np.random.default_rng(3)
+y, x = np.mgrid[0:40, 0:56]
+rgb = np.clip(np.stack([np.sin(x / 5) * 100 + 128, np.cos(y / 7) * 100 + 128, (x + y) * 2], -1) + rng.integers(-9, 9, (40, 56, 3)), 0, 255).astype(np.uint8)
+f = io.BytesIO(); Image.fromarray(rgb).save(f, "JPEG", quality=90); jpg = f.getvalue()
+open(tmp + "/big.jpg", "wb").write(jpg)
+rgba = np.concatenate([rgb[:20, :20], rng.integers(0, 255, (20, 20, 1), dtype=np.uint8)], -1)
+small = png(rgba, "RGBA")
+def pil_px(raw):
+    im = Image.open(io.BytesIO(raw)).convert("L").resize((28, 28), Image.BILINEAR)
+    return np.asarray(im, np.float64).reshape(-1).tolist()
+json.dump({"a": [{"image": b64(jpg)}, {"image": b64(small)}], "b": [pil_px(jpg), pil_px(small)]}, open(tmp + "/dist.json", "w"))
+json.dump({"anchors": [{"image": b64(pngs[0])}], "positives": [{"image": b64(pngs[1])}], "negatives": [{"image": b64(pngs[2])}]},
+          open(tmp + "/trip_img.json", "w"))
+rows = [p.reshape(-1).astype(float).tolist() for p in px]
+json.dump({"anchors": [rows[0]], "positives": [rows[1]], "negatives": [rows[2]]}, open(tmp + "/trip_num.json", "w"))
+json.dump({"input": [{"image": b64(pngs[0])}, {"image": b64(pngs[1])}]}, open(tmp + "/openai.json", "w"))
+json.dump({"inputs": [{"image": b64(p)} for p in pngs[:4]], "labels": [0, 0, 1, 1], "strategy": "batch-all"}, open(tmp + "/mine_img.json", "w"))
+json.dump({"inputs": rows[:4], "labels": [0, 0, 1, 1], "strategy": "batch-all"}, open(tmp + "/mine_num.json", "w"))
+# hostile: truncated, a bomb over --max-image-pixels (100000), garbage, CMYK, not base64, a 16-bit grey PNG
+f = io.BytesIO(); Image.fromarray(rgb).convert("CMYK").save(f, "JPEG"); cmyk = f.getvalue()
+f = io.BytesIO(); Image.fromarray(np.zeros((400, 300), np.uint8)).save(f, "PNG"); bomb = f.getvalue()
+hostile = {"truncated": b64(pngs[0][:60]), "bomb": b64(bomb), "garbage": b64(b"GIF89a not supported"), "cmyk": b64(cmyk),
+           "notb64": "%%%not-base64%%%"}
+for k, v in hostile.items(): json.dump({"inputs": [rows[0], {"image": v}]}, open(f"{tmp}/bad_{k}.json", "w"))
+PY
+
+post() { # ROUTE FILE -> status in $code, reply in $tmp/r.json
+    code=$(curl -s -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" "${json[@]}" --data-binary @"$2" "$url$1")
+}
+close() { # REPLY KEY GOLDEN(file of rows or JSON file) [KEY2]
+    "$PY" - "$@" <<'PY'
+import json, sys, numpy as np
+r = json.load(open(sys.argv[1])); got = np.array(r[sys.argv[2]], dtype=np.float64)
+g = sys.argv[3]
+if g.endswith(".json"):
+    want = np.array(json.load(open(g))[sys.argv[4]], dtype=np.float64)
+else:
+    b = open(g, "rb").read(); n, d = np.frombuffer(b[:8], "<i4"); want = np.frombuffer(b[8:], "<f4").reshape(n, d)
+assert got.shape == want.shape, (got.shape, want.shape)
+assert np.all(np.abs(got - want) <= 1e-4 + 1e-3 * np.abs(want)), float(np.max(np.abs(got - want)))
+PY
+}
+
+post /v1/embed "$tmp/embed.json"
+[[ $code == 200 ]] && close "$tmp/r.json" embeddings "$DATA/onnx/fashion_image.out" && ok "/v1/embed PNG images = PyTorch" \
+    || bad "/v1/embed PNG images: $code $(head -c 300 "$tmp/r.json")"
+code=$(curl -s -o "$tmp/raw.json" -w '%{http_code}' "${auth[@]}" -H 'Content-Type: image/png' --data-binary @"$tmp/row0.png" "$url/v1/embed")
+if [[ $code == 200 ]] && "$PY" - "$tmp/raw.json" "$tmp/r.json" <<'PY'; then ok "raw image/png body = the same image in JSON"; else bad "raw image/png body: $code $(head -c 300 "$tmp/raw.json")"; fi
+import json, sys, numpy as np
+a = np.array(json.load(open(sys.argv[1]))["embeddings"]); b = np.array(json.load(open(sys.argv[2]))["embeddings"][0])
+b = b / np.linalg.norm(b)  # the raw-body call uses the model's normalize setting (true)
+assert a.shape == (1, b.size) and np.allclose(a[0], b, atol=1e-5), (a, b)
+PY
+code=$(curl -s -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" -H 'Content-Type: image/gif' --data-binary @"$tmp/row0.png" "$url/v1/embed")
+[[ $code == 415 ]] && ok "image/gif body -> 415" || bad "image/gif body -> $code"
+code=$(curl -s -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" -H 'Content-Type: image/png' --data-binary @"$tmp/row0.png" "$url/v1/distance")
+[[ $code == 415 ]] && ok "image/png body on /v1/distance -> 415" || bad "image/png on /v1/distance -> $code"
+
+post /v1/distance "$tmp/dist.json"
+if [[ $code == 200 ]] && "$PY" - "$tmp/r.json" <<'PY'; then ok "JPEG and RGBA PNG resized as PIL does (distance to PIL's pixels is 0)"; else bad "resize vs PIL: $code $(head -c 300 "$tmp/r.json")"; fi
+import json, sys
+d = json.load(open(sys.argv[1]))["distances"]
+assert len(d) == 2 and all(abs(x) < 1e-6 for x in d), d
+PY
+post /v1/loss/triplet "$tmp/trip_img.json"; cp "$tmp/r.json" "$tmp/ti.json"; ci=$code
+post /v1/loss/triplet "$tmp/trip_num.json"
+if [[ $ci == 200 && $code == 200 ]] && "$PY" - "$tmp/ti.json" "$tmp/r.json" <<'PY'; then ok "/v1/loss/triplet: images = pixels"; else bad "/v1/loss/triplet images: $ci $(head -c 300 "$tmp/ti.json")"; fi
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert abs(a["losses"][0] - b["losses"][0]) < 1e-6 and abs(a["d_ap"][0] - b["d_ap"][0]) < 1e-6, (a, b)
+PY
+post /v1/embeddings "$tmp/openai.json"
+[[ $code == 200 ]] && grep -q '"object":"list"' "$tmp/r.json" && ok "/v1/embeddings with images" || bad "/v1/embeddings images: $code $(head -c 300 "$tmp/r.json")"
+post /v1/mine "$tmp/mine_img.json"; cp "$tmp/r.json" "$tmp/mi.json"; ci=$code
+post /v1/mine "$tmp/mine_num.json"
+if [[ $ci == 200 ]] && "$PY" - "$tmp/mi.json" "$tmp/r.json" <<'PY'; then ok "/v1/mine: images = pixels"; else bad "/v1/mine images: $ci $(head -c 300 "$tmp/mi.json")"; fi
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+a.pop("config", None); b.pop("config", None)
+assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+PY
+
+# hostile images: 422 naming inputs[1].image, and the server stays healthy
+while IFS='|' read -r kind text; do
+    post /v1/embed "$tmp/bad_$kind.json"
+    if [[ $code == 422 ]] && grep -q '"field":"inputs\[1\].image"' "$tmp/r.json" && grep -qF -- "$text" "$tmp/r.json"; then ok "$kind image -> 422"
+    else bad "$kind image: $code $(head -c 300 "$tmp/r.json")"; fi
+done <<'CASES'
+truncated|not a valid PNG image
+bomb|over the 100000-pixel limit
+garbage|not a PNG or JPEG image
+cmyk|CMYK JPEG images are not supported
+notb64|invalid base64 character
+CASES
+curl -sf "$url/readyz" >/dev/null && ok "healthy after hostile images" || bad "not healthy after hostile images"
+
+# a model without `image` metadata refuses image elements by name
+MODEL=$DATA/onnx/fashion_op13_dyn.onnx start_server
+post /v1/embed "$tmp/embed.json"
+[[ $code == 422 ]] && grep -q 'takes no images' "$tmp/r.json" && ok "no image metadata -> 422" || bad "no image metadata: $code $(head -c 300 "$tmp/r.json")"
+
+# tripletctl embed --image
+expect "tripletctl embed --image" 0 "$TRIPLETCTL" embed --model "$DATA/onnx/fashion_image.onnx" --image "$tmp"/row{0,1,2,3,4}.png
+"$PY" -c 'import json,sys; print(json.dumps({"embeddings": [json.loads(l) for l in open(sys.argv[1])]}))' "$tmp/out" >"$tmp/cli.json"
+close "$tmp/cli.json" embeddings "$DATA/onnx/fashion_image.out" && ok "embed --image = PyTorch" || bad "embed --image != PyTorch"
+expect "embed --image on a model without image metadata" 2 "$TRIPLETCTL" embed --model "$DATA/onnx/fashion_op13_dyn.onnx" --image "$tmp/row0.png"
+expect "embed --image with a bad file" 1 "$TRIPLETCTL" embed --model "$DATA/onnx/fashion_image.onnx" --image "$tmp/row0.png" "$tmp/embed.json"
+has "bad file named" "$tmp/err" "embed.json: not a PNG or JPEG image"
+finish
