@@ -29,7 +29,9 @@ run_suite() { # name, command...
     timeout 600 "$@" >"$log" 2>&1 || rc=$?
     if ((rc == 77 && REQUIRE_ALL != 1)); then
         skip=$((skip + 1)); skipped+=("$name")
-        printf 'SKIP %-40s %3ds (%s)\n' "$name" $((SECONDS - t0)) "$(grep -m1 '^SKIP' "$log" | cut -c6- | head -c 120)"
+        local why
+        why=$(grep -m1 '^SKIP' "$log" | cut -c6- | head -c 120)
+        printf 'SKIP %-40s %3ds (%s)\n' "$name" $((SECONDS - t0)) "${why:-exit 77, see $log}"
     elif ((rc == 0)); then
         local parts note=
         # parts skipped: tests/lib.sh's skip_part lines and cmocka's skipped tests
