@@ -9,13 +9,14 @@
 #include "cli.h"
 #include "data.h"
 #include "gallery.h"
+#include "img.h"
 #include "model.h"
 
 #define IX_DEFAULT_BATCH 1024
 #define IX_MAX_BATCH 65536
 
 typedef struct {
-    const char *model, *data, *out, *split;
+    const char *model, *data, *images, *out, *split;
     size_t batch, limit;
     int quiet, help, no_ids, keep_images;
 } index_args;
@@ -31,6 +32,9 @@ static void usage(FILE *f) {
             "  --model PATH     model file (safetensors)\n"
             "  --data SPEC      IDX directory or prefix, .csv[.gz] or .jsonl[.gz]\n"
             "                   (default: the Fashion-MNIST training set)\n"
+            "  --images DIR     a folder of PNG/JPEG files instead of --data: one subfolder\n"
+            "                   per class (labels 0, 1, ... in name order), ids \"class/file\";\n"
+            "                   needs a model with `image` metadata (proto/images.md)\n"
             "  --split NAME     IDX split (default train)\n"
             "  --out PATH       gallery file to write (atomically)\n"
             "  --batch N        rows per forward pass (default %d, at most %d)\n"
@@ -89,6 +93,8 @@ static int parse_args(int argc, char **argv, index_args *a) {
             a->model = v;
         else if ((v = opt_value(argc, argv, &i, "--data", &missing)))
             a->data = v;
+        else if ((v = opt_value(argc, argv, &i, "--images", &missing)))
+            a->images = v;
         else if ((v = opt_value(argc, argv, &i, "--out", &missing)))
             a->out = v;
         else if ((v = opt_value(argc, argv, &i, "--split", &missing)))
@@ -174,7 +180,20 @@ int cmd_index(int argc, char **argv) {
             fprintf(stderr, "tripletctl index: model %s: %s\n", a.model, err.msg);
         goto fail;
     }
-    if (a.data == NULL) {
+    if (a.images) {
+        if (a.data) {
+            fprintf(stderr, "tripletctl index: --images and --data exclude each other\n");
+            goto fail;
+        }
+        if (!m->has_image) {
+            fprintf(stderr, "tripletctl index: --images: %s takes no images (its file has no \"image\" metadata)\n", a.model);
+            goto fail;
+        }
+        if (dat_load_image_dir(a.images, &m->image, IMG_DEFAULT_MAX_PIXELS, a.limit, &d, &err) != TR_OK) {
+            fprintf(stderr, "tripletctl index: %s\n", err.msg);
+            goto fail;
+        }
+    } else if (a.data == NULL) {
         if (dat_find_default(dflt, sizeof dflt, &err) != TR_OK) {
             fprintf(stderr, "tripletctl index: %s\n", err.msg);
             goto fail;
@@ -185,7 +204,7 @@ int cmd_index(int argc, char **argv) {
     dat_opts_default(&o);
     o.split = a.split;
     o.limit = a.limit;
-    if (dat_load(a.data, &o, &d, &err) != TR_OK) {
+    if (!d && dat_load(a.data, &o, &d, &err) != TR_OK) {
         fprintf(stderr, "tripletctl index: %s\n", err.msg);
         goto fail;
     }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data.h"
 #include "model.h"
 #include "tr_err.h"
 
@@ -34,5 +35,11 @@ int img_resize(const img_u8 *in, int width, int height, img_u8 *out, tr_err *err
  * im->width x im->height, then CHW floats 0..255 into out (channels x
  * height x width values). */
 int img_to_input(const uint8_t *buf, size_t len, const mdl_image *im, size_t max_pixels, float *out, tr_err *err);
+
+/* A folder of images as a data set (lib/img_dir.c): one subfolder per class
+ * (labels 0, 1, ... in name order), its *.png / *.jpg / *.jpeg files in
+ * name order, each decoded, converted and resized for im (the rule above);
+ * ids are "class/file"; limit 0 keeps all. Errors name the file. */
+int dat_load_image_dir(const char *dir, const mdl_image *im, size_t max_pixels, size_t limit, dat_set **out, tr_err *err);
 
 #endif

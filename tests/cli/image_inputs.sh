@@ -136,4 +136,25 @@ close "$tmp/cli.json" embeddings "$DATA/onnx/fashion_image.out" && ok "embed --i
 expect "embed --image on a model without image metadata" 2 "$TRIPLETCTL" embed --model "$DATA/onnx/fashion_op13_dyn.onnx" --image "$tmp/row0.png"
 expect "embed --image with a bad file" 1 "$TRIPLETCTL" embed --model "$DATA/onnx/fashion_image.onnx" --image "$tmp/row0.png" "$tmp/embed.json"
 has "bad file named" "$tmp/err" "embed.json: not a PNG or JPEG image"
+# tripletctl index --images: a folder with a subfolder per class; search it with an image
+mkdir -p "$tmp/gal/bags" "$tmp/gal/shoes" "$tmp/gal/empty"
+cp "$tmp/row0.png" "$tmp/gal/bags/b.png"; cp "$tmp/row1.png" "$tmp/gal/bags/a.PNG"
+cp "$tmp/row2.png" "$tmp/gal/shoes/x.png"; cp "$tmp/big.jpg" "$tmp/gal/shoes/y.jpg"; echo "not an image" >"$tmp/gal/shoes/notes.txt"
+expect "index --images" 0 "$TRIPLETCTL" index --model "$DATA/onnx/fashion_image.onnx" --images "$tmp/gal" --out "$tmp/gal.safetensors" --quiet
+MODEL=$DATA/onnx/fashion_image.onnx start_server --gallery "$tmp/gal.safetensors"
+"$PY" -c 'import base64,json,sys; print(json.dumps({"queries": [{"image": base64.b64encode(open(sys.argv[1],"rb").read()).decode()}], "k": 4}))' \
+    "$tmp/row2.png" >"$tmp/q.json"
+post /v1/search "$tmp/q.json"
+if [[ $code == 200 ]] && "$PY" - "$tmp/r.json" <<'PY'; then ok "search by image finds it in the indexed folder"; else bad "search by image: $code $(head -c 400 "$tmp/r.json")"; fi
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+top = r[0] if isinstance(r, list) else r["neighbors"][0] if "neighbors" in r else r
+assert top["id"] == "shoes/x.png" and top["label"] == 2  # bags 0, empty 1, shoes 2 and abs(top["distance"]) < 1e-5, r
+ids = sorted(h["id"] for h in (r if isinstance(r, list) else r.get("neighbors", [])))
+assert ids == ["bags/a.PNG", "bags/b.png", "shoes/x.png", "shoes/y.jpg"], ids
+PY
+echo "garbage" >"$tmp/gal/bags/c.png"
+expect "index --images with a bad file" 1 "$TRIPLETCTL" index --model "$DATA/onnx/fashion_image.onnx" --images "$tmp/gal" --out "$tmp/gal2.safetensors" --quiet
+has "index names the bad file" "$tmp/err" "bags/c.png: not a PNG or JPEG image"
+expect "index --images needs image metadata" 1 "$TRIPLETCTL" index --model "$DATA/onnx/fashion_op13_dyn.onnx" --images "$tmp/gal" --out "$tmp/gal3.safetensors"
 finish
