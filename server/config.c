@@ -47,6 +47,9 @@ static const opt OPTS[] = {
     {"batch-max-rows", O_SIZE, F(batch_max_rows), "256", 0, 65536, "most rows in one batched model forward (0 or 1: no batching)"},
     {"batch-leaders", O_INT, F(batch_leaders), "0", 0, 64, "model forwards running at once before requests queue to batch (0 = number of CPUs)"},
     {"no-console", O_BOOL, F(no_console), "false", 0, 1, "do not serve the web console at /"},
+    {"tls-cert", O_STR, F(tls_cert), "", 0, 0, "serve HTTPS with this PEM certificate (chain); reloaded on SIGHUP"},
+    {"tls-key", O_STR, F(tls_key), "", 0, 0, "the PEM private key of --tls-cert; reloaded on SIGHUP"},
+    {"tls-client-ca", O_STR, F(tls_client_ca), "", 0, 0, "mutual TLS: only clients with a certificate this PEM CA signed get answers"},
     {"model-dir", O_STR, F(model_dir), "", 0, 0, "POST /v1/admin/reload may name model and gallery files by a path relative to this folder"},
     {"allow-model-path", O_BOOL, F(allow_model_path), "false", 0, 1, "deprecated: needs --model-dir, which alone allows naming files"},
 };

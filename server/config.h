@@ -35,6 +35,9 @@ typedef struct {
     srv_log_format log_format;
     int log_flush_ms;       /* access log lines gather this long before one write; 0 = a write per line */
     double drain_timeout;   /* seconds */
+    char *tls_cert;         /* --tls-cert PEM: HTTPS, or NULL */
+    char *tls_key;
+    char *tls_client_ca;    /* mutual TLS, or NULL */
     char *model_dir;        /* --model-dir: reloads may name files relative to it, or NULL */
     int allow_model_path;   /* deprecated; requires model_dir */
     int no_console;         /* GET / and its files answer 404 */

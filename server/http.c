@@ -1,5 +1,6 @@
 /* http.c - the only file that includes microhttpd.h: body collection, limits, auth, in-flight count, replies. */
 #include "http.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +39,7 @@ struct srv_http {
     const srv_config *cfg;
     unsigned char key_hash[32]; /* SHA-256 of the API key */
     int has_key;
+    srv_tls *tls; /* NULL: plain HTTP */
 };
 
 /* 1 after srv_http_quiesce: /readyz answers 503 and replies close the connection. */
@@ -298,6 +300,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     req *r = *con_cls;
     (void)version;
     if (!r) {
+        /* mutual TLS: a client without a certificate the client CA signed gets no answer at all */
+        if (h->tls && srv_tls_client_ca(h->tls)) {
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+            if (!ci || !srv_tls_client_ok(ci->tls_session)) return MHD_NO;
+        }
         if (!(*con_cls = r = req_new(c, method))) return MHD_NO;
         unsigned long long clen = route_and_screen(h, c, r, url, method);
         /* a body far over the limit is answered now (the connection closes, and the
@@ -390,6 +397,17 @@ int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err
     }
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
+    if (srv_tls_new(cfg, &h->tls, err) != TR_OK) goto fail;
+    if (h->tls) {
+        int k = 0;
+        flags |= MHD_USE_TLS;
+        tls_opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, srv_tls_cert_callback()};
+        tls_opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)SRV_TLS_PRIORITIES};
+        if (srv_tls_client_ca(h->tls))
+            tls_opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)srv_tls_client_ca(h->tls)};
+        tls_opts[k] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     struct sockaddr_storage addr;
     memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
     h->n = cfg->threads > 0 ? cfg->threads : 1;
@@ -413,7 +431,8 @@ int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err
                                    (unsigned int)cfg->timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(10000 / h->n > 0 ? 10000 / h->n : 1),
-                                   MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
+                                   MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_ARRAY, tls_opts,
+                                   MHD_OPTION_END);
         if (!h->d[i]) {
             tr_seterr(err, TR_EIO, "port", "cannot listen on %s port %d: %s", cfg->host, *port,
                       errno ? strerror(errno) : "libmicrohttpd refused to start");
@@ -482,6 +501,10 @@ void srv_http_stop(srv_http *h)
     if (!h) return;
     for (int i = 0; h->d && i < h->n; i++)
         if (h->d[i]) MHD_stop_daemon(h->d[i]);
+    srv_tls_free(h->tls);
     free(h->d);
     free(h);
 }
+
+int srv_http_tls_reload(srv_http *h, const srv_config *cfg, tr_err *err) { return h ? srv_tls_reload(h->tls, cfg, err) : TR_OK; }
+int srv_http_has_tls(const srv_http *h) { return h && h->tls; }

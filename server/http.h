@@ -18,5 +18,9 @@ void srv_http_quiesce(srv_http *h);
 int srv_http_drain(srv_http *h, double timeout);
 /* Stop the daemon (closes every connection) and free it. NULL is a no-op. */
 void srv_http_stop(srv_http *h);
+/* SIGHUP: read --tls-cert and --tls-key again for new handshakes; on an
+ * error the old pair keeps serving. TR_OK when TLS is off. */
+int srv_http_tls_reload(srv_http *h, const srv_config *cfg, tr_err *err);
+int srv_http_has_tls(const srv_http *h);
 
 #endif

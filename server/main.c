@@ -105,6 +105,11 @@ int main(int argc, char **argv)
                 srv_log_msg("info", "SIGHUP: reloaded %s (%s)", now->model_path, now->model->sha256);
                 srv_state_unref(now);
             } else srv_log_msg("error", "SIGHUP: reload failed, keeping the old model: %s", err.msg);
+            if (srv_http_has_tls(http)) {
+                tr_clearerr(&err);
+                if (srv_http_tls_reload(http, &cfg, &err) == TR_OK) srv_log_msg("info", "SIGHUP: reloaded the TLS certificate and key");
+                else srv_log_msg("error", "SIGHUP: TLS reload failed, keeping the old certificate: %s", err.msg);
+            }
             continue;
         }
         srv_log_msg("info", "%s: draining (up to %gs)", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.drain_timeout);
