@@ -1,5 +1,6 @@
 /* fuzz_request.c - fuzz target: request bodies through srv_dispatch, what http.c calls once a body is in (no HTTP).
- * Input: "PATH\nBODY" - the route's path (any route but /v1/admin/reload), a newline, the body. The state is a small
+ * Input: "PATH\nBODY" - a request path (POST routes first, then GET; any route but /v1/admin/reload; {name} segments
+ * match as the server matches them), a newline, the body. The state is a small
  * 4 -> 3 -> 2 model and a 5-item gallery built once, so that bodies reach past dimension checks.
  * A client's body must never crash, leak, yield a 5xx, or produce a reply that is not valid JSON with finite numbers. */
 #include <math.h>
@@ -52,11 +53,15 @@ static void setup(void) {
     mdl_free(loaded);
 }
 
-/* The route whose path is p[0..n), or -1 (reload is left out: it swaps the process-wide snapshot). */
-static int find_route(const uint8_t *p, size_t n) {
-    for (int i = 0; i < srv_route_count(); i++) {
-        const char *path = srv_route_at(i)->path;
-        if (strlen(path) == n && memcmp(path, p, n) == 0 && strcmp(path, "/v1/admin/reload") != 0) return i;
+/* The route of path as the server finds it (POST, else GET), or -1 (reload is left out: it swaps the process-wide
+ * snapshot). */
+static int find_route(const char *path) {
+    static const char *const METHODS[] = {"POST", "GET"};
+    char allow[96];
+    int known;
+    for (size_t m = 0; m < sizeof METHODS / sizeof METHODS[0]; m++) {
+        int r = srv_route_find(METHODS[m], path, &known, allow, sizeof allow);
+        if (r >= 0) return strcmp(srv_route_at(r)->path, "/v1/admin/reload") != 0 ? r : -1;
     }
     return -1;
 }
@@ -76,12 +81,18 @@ static void check_numbers(const cJSON *j, const char *route) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (g_state == NULL) setup();
     const uint8_t *nl = memchr(data, '\n', size);
-    int route = nl ? find_route(data, (size_t)(nl - data)) : -1;
-    if (route < 0) return 0;
+    if (nl == NULL || memchr(data, '\0', (size_t)(nl - data)) != NULL) return 0;
+    char *path = (char *)fz_dup(data, (size_t)(nl - data) + 1);
+    path[nl - data] = '\0';
+    int route = find_route(path);
+    if (route < 0) {
+        free(path);
+        return 0;
+    }
     const srv_route *rt = srv_route_at(route);
     size_t len = size - (size_t)(nl - data) - 1;
     char *text = (char *)fz_dup(nl + 1, len); /* exactly the body: no NUL after it to lean on */
-    srv_request rq = {.route = route, .body = text, .len = len, .request_id = "fuzz", .in_flight = 1};
+    srv_request rq = {.route = route, .path = path, .body = text, .len = len, .request_id = "fuzz", .in_flight = 1};
     srv_reply out;
     srv_reply_init(&out);
     int st = srv_dispatch(&g_cfg, &rq, &out);
@@ -122,5 +133,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     srv_reply_clear(&out);
     free(text);
+    free(path);
     return 0;
 }

@@ -185,6 +185,10 @@ def main():
         "embed_single": ("/v1/embeddings", {"input": [1, 2, 3, 1e39]}),
         "pair_bool_labels": ("/v1/loss/pair", {"a": x4[:3], "b": x4[1:], "labels": [1, False, 0],
                                                "embed": True}),
+        # GET routes whose handlers read the request path: the console's files, gallery items by index
+        "console": ("/", None), "console_js": ("/console.js", None), "stats": ("/v1/stats", None),
+        "projection": ("/v1/gallery/projection", None), "item": ("/v1/gallery/items/2", None),
+        "item_image": ("/v1/gallery/items/4/image", None),
     }
     for name, (path, body) in reqs.items():
         write(d, name, path + "\n" + ("" if body is None else json.dumps(body)))
