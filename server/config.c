@@ -41,6 +41,7 @@ static const opt OPTS[] = {
     {"loss", O_STR, F(loss), "", 0, 0, "default loss triplet|triplet-soft|contrastive|contrastive-squared (else the model's)"},
     {"api-key", O_STR, F(api_key), "", 0, 0, "require Authorization: Bearer KEY (except /healthz, /readyz, /metrics)"},
     {"api-key-file", O_STR, F(api_key_file), "", 0, 0, "read the API key from this file (first line)"},
+    {"api-keys-file", O_STR, F(api_keys_file), "", 0, 0, "several API keys, one per line (name:key or key); reloaded on SIGHUP"},
     {"log-format", O_LOGFMT, F(log_format), "text", 0, 0, "access log on stderr: text|json|off"},
     {"log-flush", O_INT, F(log_flush_ms), "10", 0, 10000, "milliseconds access log lines gather before one write (0 = write each line at once)"},
     {"drain-timeout", O_DOUBLE, F(drain_timeout), "10", 0, 3600, "seconds to finish in-flight requests on SIGTERM"},

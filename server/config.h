@@ -32,6 +32,7 @@ typedef struct {
     char *loss;             /* NULL = model metadata */
     char *api_key;          /* NULL = no auth */
     char *api_key_file;
+    char *api_keys_file;    /* named keys, reloaded on SIGHUP, or NULL */
     srv_log_format log_format;
     int log_flush_ms;       /* access log lines gather this long before one write; 0 = a write per line */
     double drain_timeout;   /* seconds */

@@ -4,6 +4,7 @@
 
 #include "console.h"
 #include "handlers.h"
+#include "keys.h"
 
 int h_console(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     static const char AUTH_OFF[] = "data-auth=\"off\"", AUTH_KEY[] = "data-auth=\"key\"";
@@ -17,7 +18,7 @@ int h_console(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     memcpy(out->raw, a->data, a->len + 1);
     out->raw_len = a->len;
     /* the page asks for the key before its first call when the server wants one */
-    char *mark = strcmp(a->path, "/") == 0 && ctx->cfg->api_key ? strstr(out->raw, AUTH_OFF) : NULL;
+    char *mark = strcmp(a->path, "/") == 0 && srv_keys_on() ? strstr(out->raw, AUTH_OFF) : NULL;
     if (mark) memcpy(mark, AUTH_KEY, sizeof AUTH_KEY - 1);
     out->content_type = a->content_type;
     srv_reply_header(out, "Content-Security-Policy", SRV_CONSOLE_CSP);

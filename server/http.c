@@ -1,5 +1,6 @@
 /* http.c - the only file that includes microhttpd.h: body collection, limits, auth, in-flight count, replies. */
 #include "http.h"
+#include "keys.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -37,8 +38,6 @@ struct srv_http {
     struct MHD_Daemon **d;
     int n;
     const srv_config *cfg;
-    unsigned char key_hash[32]; /* SHA-256 of the API key */
-    int has_key;
     srv_tls *tls; /* NULL: plain HTTP */
 };
 
@@ -65,6 +64,7 @@ typedef struct {
     size_t len, cap, discarded;
     int pretty;
     int image_body;     /* the body is a PNG or JPEG file (POST /v1/embed) */
+    const char *key_name; /* the named API key that authenticated it, or "" */
     int active;         /* counted in g_active */
     int draining;       /* g_draining as the handler saw it; -1 before dispatch */
     char request_id[72];
@@ -103,18 +103,6 @@ static int is_json_type(const char *ct)
     return n > 17 && strncasecmp(ct, "application/", 12) == 0 && strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
-static int auth_ok(const srv_http *h, struct MHD_Connection *c)
-{
-    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    unsigned char got[32];
-    unsigned int len = 0;
-    if (!a || strncasecmp(a, "Bearer ", 7) != 0) return 0;
-    a += 7;
-    while (*a == ' ') a++;
-    /* compare digests in constant time: no length or prefix leaks */
-    if (!EVP_Digest(a, strlen(a), got, &len, EVP_sha256(), NULL) || len != 32) return 0;
-    return CRYPTO_memcmp(got, h->key_hash, 32) == 0;
-}
 
 static enum MHD_Result send_reply(struct MHD_Connection *c, req *r, const char *path)
 {
@@ -163,7 +151,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, req *r, const char *
     double sec = since(&r->t0);
     srv_metrics_request(r->route, out->status, sec);
     srv_stats_request(r->route, out->status, sec, atomic_load(&g_inflight));
-    srv_log_access(r->method, path, out->status, len, sec * 1e6, r->request_id);
+    srv_log_access(r->method, path, out->status, len, sec * 1e6, r->request_id, r->key_name);
+    if (r->key_name[0]) srv_keys_count(r->key_name);
     return ret;
 }
 
@@ -199,6 +188,7 @@ static unsigned long long discard_limit(const srv_config *cfg) { return (unsigne
 static req *req_new(struct MHD_Connection *c, const char *method)
 {
     req *r = calloc(1, sizeof *r);
+    if (r) r->key_name = "";
     if (!r) return NULL;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     srv_reply_init(&r->reply);
@@ -241,7 +231,8 @@ static unsigned long long route_and_screen(const srv_http *h, struct MHD_Connect
         srv_fail(&r->reply, 405, "", "method %.16s is not allowed on %s (allowed: %s)", method, shown, allow);
         srv_reply_header(&r->reply, MHD_HTTP_HEADER_ALLOW, allow);
     } else if (!rt) srv_fail(&r->reply, 404, "", "no route %.16s %s", method, shown);
-    else if (rt->auth && h->has_key && !auth_ok(h, c))
+    else if (rt->auth && srv_keys_on() &&
+             !srv_keys_check(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), &r->key_name))
         srv_fail(&r->reply, 401, "", "missing or wrong API key (send Authorization: Bearer <key>)");
     else if (atomic_load(&g_active) > cfg->max_concurrent) {
         srv_fail(&r->reply, 429, "", "too many requests in flight (limit %d); retry later", cfg->max_concurrent);
@@ -375,14 +366,6 @@ int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err
     *out = NULL;
     if (!h) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
     h->cfg = cfg;
-    if (cfg->api_key) {
-        unsigned int len = 0;
-        if (!EVP_Digest(cfg->api_key, strlen(cfg->api_key), h->key_hash, &len, EVP_sha256(), NULL)) {
-            tr_seterr(err, TR_EINTERNAL, "api-key", "cannot hash the API key");
-            goto fail;
-        }
-        h->has_key = 1;
-    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     g_req_salt = ((unsigned long long)ts.tv_nsec << 20) ^ (unsigned long long)ts.tv_sec ^ ((unsigned long long)getpid() << 40);

@@ -162,9 +162,10 @@ static void clean(const char *s, char *out, size_t cap, int json)
     out[j] = 0;
 }
 
-void srv_log_access(const char *method, const char *path, int status, size_t bytes, double usec, const char *request_id)
+void srv_log_access(const char *method, const char *path, int status, size_t bytes, double usec, const char *request_id,
+                    const char *key)
 {
-    char ts[40], m[64], p[1200], id[200], line[LOG_LINE];
+    char ts[40], m[64], p[1200], id[200], kn[80] = "", line[LOG_LINE];
     int n;
     if (g_fmt == SRV_LOG_OFF) return;
     int json = g_fmt == SRV_LOG_JSON;
@@ -173,11 +174,13 @@ void srv_log_access(const char *method, const char *path, int status, size_t byt
     clean(path, p, sizeof p, json);
     clean(request_id, id, sizeof id, json);
     long us = usec > 0 ? (long)(usec + 0.5) : 0;
+    if (key && key[0]) clean(key, kn, sizeof kn, json); /* the key's name, never the key */
     if (json)
         n = snprintf(line, sizeof line,
-                     "{\"ts\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"bytes\":%zu,\"us\":%ld,\"request_id\":\"%s\"}\n",
-                     ts, m, p, status, bytes, us, id);
-    else n = snprintf(line, sizeof line, "%s %s %s %d %zuB %ldus id=%s\n", ts, m, p, status, bytes, us, id);
+                     "{\"ts\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"bytes\":%zu,\"us\":%ld,\"request_id\":\"%s\"%s%s%s}\n",
+                     ts, m, p, status, bytes, us, id, kn[0] ? ",\"key\":\"" : "", kn, kn[0] ? "\"" : "");
+    else n = snprintf(line, sizeof line, "%s %s %s %d %zuB %ldus id=%s%s%s\n", ts, m, p, status, bytes, us, id,
+                      kn[0] ? " key=" : "", kn);
     if (n > 0) emit_access(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 

@@ -15,7 +15,9 @@ int srv_log_init(srv_log_format fmt, int flush_ms);
  * written at once). */
 void srv_log_close(void);
 /* One access log line: method, path, status, body bytes, microseconds, request id. */
-void srv_log_access(const char *method, const char *path, int status, size_t bytes, double usec, const char *request_id);
+/* key: the name of the API key that authenticated the request, or NULL/"" (never the key itself). */
+void srv_log_access(const char *method, const char *path, int status, size_t bytes, double usec, const char *request_id,
+                    const char *key);
 /* A server message ("listening on ...", "reload failed: ..."), in the log
  * format; written at once, after the access lines buffered before it. */
 void srv_log_msg(const char *level, const char *fmt, ...)

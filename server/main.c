@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "http.h"
+#include "keys.h"
 #include "log.h"
 #include "metrics.h"
 #include "state.h"
@@ -74,9 +75,18 @@ int main(int argc, char **argv)
         return 2;
     }
     srv_state_install(st);
+    char warn[300];
+    if (srv_keys_init(&cfg, warn, sizeof warn, &err) != TR_OK) {
+        fprintf(stderr, "tripletd: %s\n", err.msg);
+        srv_state_install(NULL);
+        srv_config_free(&cfg);
+        return 2;
+    }
+    if (warn[0]) srv_log_msg("warn", "%s", warn);
     if (srv_http_start(&cfg, &http, &port, &err) != TR_OK) {
         fprintf(stderr, "tripletd: %s\n", err.msg);
         srv_state_install(NULL);
+        srv_keys_free();
         srv_config_free(&cfg);
         return 2;
     }
@@ -84,6 +94,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tripletd: --port-file %s: %s\n", cfg.port_file, strerror(errno));
         srv_http_stop(http);
         srv_state_install(NULL);
+        srv_keys_free();
         srv_config_free(&cfg);
         return 2;
     }
@@ -105,6 +116,11 @@ int main(int argc, char **argv)
                 srv_log_msg("info", "SIGHUP: reloaded %s (%s)", now->model_path, now->model->sha256);
                 srv_state_unref(now);
             } else srv_log_msg("error", "SIGHUP: reload failed, keeping the old model: %s", err.msg);
+            if (cfg.api_keys_file) {
+                tr_clearerr(&err);
+                if (srv_keys_reload(&cfg, &err) == TR_OK) srv_log_msg("info", "SIGHUP: reloaded the API keys");
+                else srv_log_msg("error", "SIGHUP: API keys reload failed, keeping the old keys: %s", err.msg);
+            }
             if (srv_http_has_tls(http)) {
                 tr_clearerr(&err);
                 if (srv_http_tls_reload(http, &cfg, &err) == TR_OK) srv_log_msg("info", "SIGHUP: reloaded the TLS certificate and key");
@@ -119,6 +135,7 @@ int main(int argc, char **argv)
         break;
     }
     srv_http_stop(http);
+    srv_keys_free();
     srv_state_install(NULL);
     srv_log_msg("info", "stopped");
     srv_log_close();

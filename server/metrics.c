@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "keys.h"
 
 #include "batcher.h"
 #include "errors.h"
@@ -144,6 +145,14 @@ char *srv_metrics_render(const srv_state *st, int in_flight, int draining)
     char rows[2048];
     bat_metrics_render(rows, sizeof rows);
     bprintf(&b, "%s", rows);
+    size_t kcap = SRV_KEYS_MAX * 120 + 200;
+    char *keys = malloc(kcap);
+    if (keys) {
+        keys[0] = 0;
+        srv_keys_render(keys, 0, kcap);
+        bprintf(&b, "%s", keys);
+        free(keys);
+    }
     bprintf(&b, "# HELP tripletd_in_flight_requests Requests being received or processed.\n# TYPE tripletd_in_flight_requests gauge\n");
     bprintf(&b, "tripletd_in_flight_requests %d\n", in_flight);
     bprintf(&b, "# HELP tripletd_triplets_scored_total Triplets scored by category.\n# TYPE tripletd_triplets_scored_total counter\n");
