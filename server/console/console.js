@@ -105,8 +105,8 @@ async function loadModel() {
     kv($('#gallery-info'), [['gallery', e.status === 409 ? 'none loaded (tripletd --gallery PATH)' : e.message]]);
   }
   const shape = imageShape();
-  $('#search-file-note').textContent = shape ? `(resized to ${shape.w}\u00d7${shape.h}, ${shape.c === 1 ? 'grey' : 'RGB'})`
-                                             : '(this model does not take images)';
+  $('#search-file-note').textContent = model.image ? `(sent to the server: the model takes ${shape.w}\u00d7${shape.h} images)`
+    : shape ? `(resized here to ${shape.w}\u00d7${shape.h}, ${shape.c === 1 ? 'grey' : 'RGB'})` : '(this model does not take images)';
 }
 
 /* ---- live panel ------------------------------------------------------- */
@@ -178,8 +178,17 @@ function imageShape() {
   return null;
 }
 
-/* A PNG/JPEG file as the model's raw input: pixel values 0..255, CHW. */
+/* A PNG/JPEG file as a model input. A model with `image` metadata gets the
+ * file itself, {"image": base64}, decoded and resized by the server as the
+ * model's image rule says; any other model that takes a square of pixels
+ * gets them decoded and resized here: values 0..255, CHW. */
 async function fileToInput(file) {
+  if (model && model.image) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let bin = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return { image: btoa(bin) };
+  }
   const shape = imageShape();
   if (!shape) throw new Error(`this model takes ${model.input_dim} values, not an image`);
   let bmp;

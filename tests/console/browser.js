@@ -1,6 +1,7 @@
 // tests/console/browser.js - drive the web console in headless Chromium (puppeteer-core) against real tripletd servers.
-// Usage: node browser.js URL KEYED_URL KEY OUTDIR
-// URL serves the shipped model with a Fashion-MNIST gallery and no key; KEYED_URL the same with --api-key KEY.
+// Usage: node browser.js URL KEYED_URL KEY OUTDIR IMAGE_URL
+// URL serves the shipped model with a Fashion-MNIST gallery and no key; KEYED_URL the same with --api-key KEY;
+// IMAGE_URL an ONNX CNN with `image` metadata and its own gallery.
 // Prints "ok ..." / "FAIL ..." lines; exits 1 on any failure. Screenshots go to OUTDIR.
 'use strict';
 const fs = require('fs');
@@ -8,7 +9,7 @@ const path = require('path');
 const zlib = require('zlib');
 const puppeteer = require(path.join(__dirname, '..', 'node_modules', 'puppeteer-core'));
 
-const [URL, KEYED_URL, KEY, OUT] = process.argv.slice(2);
+const [URL, KEYED_URL, KEY, OUT, IMAGE_URL] = process.argv.slice(2);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const K = 8;
 let fails = 0, passes = 0;
@@ -50,7 +51,7 @@ function watch(page) {
   page.on('pageerror', e => w.errors.push('pageerror: ' + e.message));
   page.on('requestfailed', r => w.failed.push(r.url() + ' ' + (r.failure() ? r.failure().errorText : '')));
   page.on('response', r => { if (r.status() >= 400) w.http.push(r.status() + ' ' + r.url()); });
-  page.on('request', r => { if (!r.url().startsWith(URL) && !r.url().startsWith(KEYED_URL) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) w.failed.push('other host: ' + r.url()); });
+  page.on('request', r => { if (!r.url().startsWith(URL) && !r.url().startsWith(KEYED_URL) && !r.url().startsWith(IMAGE_URL) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) w.failed.push('other host: ' + r.url()); });
   return w;
 }
 
@@ -166,6 +167,29 @@ async function main() {
     check(w.failed.length === 0, 'no failed request' + (w.failed.length ? ': ' + w.failed.join(' | ') : ''));
     check(w.http.length === 0, 'no HTTP error answer' + (w.http.length ? ': ' + w.http.join(' | ') : ''));
     await page.close();
+
+    /* ---- an image model: the file goes to the server as {"image": base64} ---- */
+    const ip = await browser.newPage();
+    const iw = watch(ip);
+    await ip.setViewport({ width: 1280, height: 800 });
+    await ip.goto(IMAGE_URL + '/', { waitUntil: 'load' });
+    const imodel = (await call(IMAGE_URL, '/v1/model')).json;
+    await ip.waitForFunction(sha => { const e = document.querySelector('[data-testid="model-sha256"]'); return e && e.textContent === sha; }, { timeout: 15000 }, imodel.sha256)
+      .then(() => ok(`image model ${imodel.name} (${imodel.format}): model-sha256 shown`), () => bad('image model: no model'));
+    check(imodel.image && imodel.image.height === 28, 'the image model has image metadata 28x28');
+    const iwant = (await call(IMAGE_URL, '/v1/search', { queries: [{ image: fs.readFileSync(pngPath).toString('base64') }], k: K })).json;
+    await (await ip.$('[data-testid="search-file"]')).uploadFile(pngPath);
+    await ip.waitForFunction(k => document.querySelectorAll('[data-testid="search-result"]').length === k, { timeout: 15000 }, K).catch(() => {});
+    const igot = await resultIndices(ip);
+    const iidx = iwant.results ? iwant.results[0].map(h => h.index) : [];
+    check(iidx.length === K && JSON.stringify(igot) === JSON.stringify(iidx),
+      `image model search-file: indices ${igot} = /v1/search {"image": the same PNG} ${iidx}`);
+    await ip.waitForFunction(() => Number(document.querySelector('[data-testid="map"]').dataset.points) >= 1000, { timeout: 20000 })
+      .then(() => ok('image model: the map draws >= 1000 points'), () => bad('image model: no map'));
+    await (await ip.$('#search')).screenshot({ path: path.join(OUT, 'console-image-model-search.png') });
+    check(iw.errors.length + iw.failed.length + iw.http.length === 0, 'image model page: no console error, failed request or HTTP error' +
+      [...iw.errors, ...iw.failed, ...iw.http].map(e => ' | ' + e).join(''));
+    await ip.close();
 
     /* ---- --api-key: the prompt, a wrong key, the right key ---- */
     const kp = await browser.newPage();
