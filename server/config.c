@@ -35,6 +35,8 @@ static const opt OPTS[] = {
     {"max-image-pixels", O_SIZE, F(max_image_pixels), "16777216", 1, 4294967295.0, "largest image input in pixels (width x height; 422 above, checked before decoding)"},
     {"max-batch", O_SIZE, F(max_batch), "1024", 1, 1048576, "most vectors in one request field (422 above)"},
     {"max-concurrent", O_INT, F(max_concurrent), "256", 1, 100000, "requests in flight; more get 429 with Retry-After"},
+    {"max-connections", O_INT, F(max_connections), "10000", 1, 19000, "open connections in total; more are closed at once"},
+    {"max-connections-per-ip", O_INT, F(max_connections_per_ip), "0", 0, 19000, "open connections from one client address (IPv6: one /64); more are closed at once (0 = no limit: behind a proxy every client has its address)"},
     {"timeout", O_INT, F(timeout), "60", 1, 86400, "idle connection timeout in seconds"},
     {"metric", O_STR, F(metric), "", 0, 0, "default metric sqeuclidean|euclidean|cosine|dot (else the model's)"},
     {"margin", O_DOUBLE, F(margin), "", 0, 1e9, "default margin (else the model's)"},

@@ -27,6 +27,8 @@ typedef struct {
     size_t max_batch;       /* vectors per request field */
     int max_concurrent;     /* in-flight requests before 429 */
     int timeout;            /* idle connection seconds */
+    int max_connections;    /* open connections in total */
+    int max_connections_per_ip; /* per client address (IPv6 /64), 0 = none */
     char *metric;           /* NULL = model metadata */
     double margin;          /* NAN = model metadata */
     char *loss;             /* NULL = model metadata */

@@ -1,5 +1,6 @@
 /* http.c - the only file that includes microhttpd.h: body collection, limits, auth, in-flight count, replies. */
 #include "http.h"
+#include "connlimit.h"
 #include "keys.h"
 #include "tls.h"
 
@@ -329,10 +330,23 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx, enum MHD_ConnectionNotificationCode code)
 {
     (void)cls, (void)socket_ctx;
+    const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        srv_conn_closed(ai ? ai->client_addr : NULL);
+        return;
+    }
     if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
+    srv_conn_opened(ai ? ai->client_addr : NULL);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     int one = 1;
     if (ci) (void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* Over --max-connections or --max-connections-per-ip: closed at once, before any byte is read. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)cls;
+    return srv_conn_admit(addr, len) ? MHD_YES : MHD_NO;
 }
 
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
@@ -382,6 +396,7 @@ int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
     if (srv_tls_new(cfg, &h->tls, err) != TR_OK) goto fail;
+    srv_conn_init(cfg->max_connections, cfg->max_connections_per_ip);
     if (h->tls) {
         int k = 0;
         flags |= MHD_USE_TLS;
@@ -409,11 +424,11 @@ int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err
         if (ai->ai_family == AF_INET6) ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)*port);
         else ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)*port);
         errno = 0;
-        h->d[i] = MHD_start_daemon(flags, (uint16_t)*port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, h,
+        h->d[i] = MHD_start_daemon(flags, (uint16_t)*port, on_accept, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, h,
                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT,
                                    (unsigned int)cfg->timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                                    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(10000 / h->n > 0 ? 10000 / h->n : 1),
+                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
                                    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_ARRAY, tls_opts,
                                    MHD_OPTION_END);
         if (!h->d[i]) {
