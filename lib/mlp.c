@@ -291,45 +291,76 @@ fail:
 #define MDL_FWD_BLOCK 2048
 #endif
 
+/* x' = (x - mean) * scale per feature, n rows, into pre. */
+static void preprocess_rows(const mlp_net *m, const float *x, size_t n, float *pre) {
+    int in = m->layers[0].in;
+    for (size_t r = 0; r < n; r++) {
+        const float *xr = x + r * (size_t)in;
+        float *pr = pre + r * (size_t)in;
+        if (m->in_mean && m->in_scale)
+            for (int j = 0; j < in; j++) pr[j] = (xr[j] - m->in_mean[j]) * m->in_scale[j];
+        else if (m->in_mean)
+            for (int j = 0; j < in; j++) pr[j] = xr[j] - m->in_mean[j];
+        else
+            for (int j = 0; j < in; j++) pr[j] = xr[j] * m->in_scale[j];
+    }
+}
+
+/* dst (n x out) = cur (n x in) W^T + b, without the activation. */
+static void layer_forward(const mdl_layer *ly, const float *cur, size_t n, float *dst) {
+    float beta = 0.0f;
+    if (ly->b) { /* bias rows + beta = 1 replace the zeroing pass GEMM would do for beta = 0 */
+        for (size_t r = 0; r < n; r++) memcpy(dst + r * (size_t)ly->out, ly->b, (size_t)ly->out * sizeof(float));
+        beta = 1.0f;
+    }
+    if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, ly->out, ly->in, 1.0f, ly->w, ly->in, cur, 1, beta, dst, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, ly->out, ly->in, 1.0f, cur, ly->in, ly->w, ly->in, beta,
+                    dst, ly->out);
+}
+
 /* Forward n <= MDL_FWD_BLOCK rows; scratch holds the hidden buffers and the preprocessed input. */
 static void forward_block(const mlp_net *m, const float *x, size_t n, float *y, float *scratch, size_t hid, size_t nbuf) {
-    int in = m->layers[0].in;
     float *bufs[2] = {scratch, scratch + (nbuf > 1 ? n * hid : 0)}, *pre = scratch + nbuf * n * hid;
     const float *cur = x;
     if (m->in_mean || m->in_scale) {
-        for (size_t r = 0; r < n; r++) {
-            const float *xr = x + r * (size_t)in;
-            float *pr = pre + r * (size_t)in;
-            if (m->in_mean && m->in_scale)
-                for (int j = 0; j < in; j++) pr[j] = (xr[j] - m->in_mean[j]) * m->in_scale[j];
-            else if (m->in_mean)
-                for (int j = 0; j < in; j++) pr[j] = xr[j] - m->in_mean[j];
-            else
-                for (int j = 0; j < in; j++) pr[j] = xr[j] * m->in_scale[j];
-        }
+        preprocess_rows(m, x, n, pre);
         cur = pre;
     }
     for (int l = 0; l < m->n_layers; l++) {
         const mdl_layer *ly = &m->layers[l];
         float *dst = l == m->n_layers - 1 ? y : bufs[l & 1];
-        float beta = 0.0f;
-        if (ly->b) { /* bias rows + beta = 1 replace the zeroing pass GEMM would do for beta = 0 */
-            for (size_t r = 0; r < n; r++) memcpy(dst + r * (size_t)ly->out, ly->b, (size_t)ly->out * sizeof(float));
-            beta = 1.0f;
-        }
-        if (n == 1)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, ly->out, ly->in, 1.0f, ly->w, ly->in, cur, 1, beta, dst, 1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, ly->out, ly->in, 1.0f, cur, ly->in, ly->w, ly->in,
-                        beta, dst, ly->out);
+        layer_forward(ly, cur, n, dst);
         if (l < m->n_layers - 1) mdl_act_apply(m->act, dst, n * (size_t)ly->out);
         cur = dst;
     }
 }
 
+void mlp_forward_trace(const mlp_net *m, const float *x, size_t n, float *xp, float *const *z, float *const *a) {
+    const float *cur = x;
+    if (m->in_mean || m->in_scale) {
+        preprocess_rows(m, x, n, xp);
+        cur = xp;
+    } else
+        memcpy(xp, x, n * (size_t)m->layers[0].in * sizeof(float));
+    for (int l = 0; l < m->n_layers; l++) {
+        size_t cnt = n * (size_t)m->layers[l].out;
+        layer_forward(&m->layers[l], cur, n, z[l]);
+        if (l + 1 < m->n_layers) {
+            memcpy(a[l], z[l], cnt * sizeof(float));
+            mdl_act_apply(m->act, a[l], cnt);
+            cur = a[l];
+        }
+    }
+}
+
 static int mlp_forward(const mdl_model *model, const float *x, size_t n, float *y, mdl_ws *ws, tr_err *err) {
-    const mlp_net *m = model->impl;
-    size_t in = model->input_dim, out = model->output_dim, hid = 0;
+    return mlp_net_forward(model->impl, x, n, y, ws, err);
+}
+
+int mlp_net_forward(const mlp_net *m, const float *x, size_t n, float *y, mdl_ws *ws, tr_err *err) {
+    size_t in = (size_t)m->layers[0].in, out = (size_t)m->layers[m->n_layers - 1].out, hid = 0;
     for (int l = 0; l + 1 < m->n_layers; l++) hid = (size_t)m->layers[l].out > hid ? (size_t)m->layers[l].out : hid;
     /* scratch per block: two ping-pong hidden buffers (one suffices for two layers) and the preprocessed input */
     size_t nbuf = m->n_layers > 2 ? 2 : (size_t)(m->n_layers - 1);

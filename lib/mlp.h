@@ -40,6 +40,15 @@ typedef struct {
  * evaluation against the untrained network need the layers themselves. */
 mlp_net *mdl_mlp(const mdl_model *m);
 
+/* The raw network (no image preprocessing, no L2) on n rows into y, through
+ * ws; what mdl_forward runs for an MLP. TR_ENOMEM / TR_ELIMIT. */
+int mlp_net_forward(const mlp_net *net, const float *x, size_t n, float *y, mdl_ws *ws, tr_err *err);
+/* The same forward, keeping what backprop needs: xp (n x in) the input after
+ * input.mean/input.scale, z[l] (n x out of layer l) each layer's output
+ * before its activation, a[l] (l < last) after it. Same arithmetic as
+ * mlp_net_forward, without its row blocking. */
+void mlp_forward_trace(const mlp_net *net, const float *x, size_t n, float *xp, float *const *z, float *const *a);
+
 /* Build a model with zeroed weights for dims[0] -> ... -> dims[n_layers];
  * every layer has a bias. Metadata defaults: sqeuclidean, triplet, 0.2. */
 int mdl_new(const int *dims, int n_layers, mdl_act act, int normalize, mdl_model **out, tr_err *err);

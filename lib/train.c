@@ -14,8 +14,6 @@
 #include "grad.h"
 #include "st.h"
 
-#define TRN_EMBED_CHUNK 1024
-#define TRN_NORM_EPS 1e-12f
 
 enum { ACC_LOSS, ACC_ACTIVE, ACC_EASY, ACC_SEMI, ACC_HARD, ACC_DAP, ACC_DAN, ACC_NTRIP, ACC_STEPS, ACC_N };
 
@@ -29,6 +27,10 @@ struct trn {
     size_t n_params;
     size_t off_w[MDL_MAX_LAYERS], off_b[MDL_MAX_LAYERS];
     float *w, *g, *m, *v;
+    /* the network over w (layers borrow w; in_mean/in_scale are per feature),
+     * run by the MLP module's forward so training and export compute alike */
+    mlp_net net;
+    mdl_ws ws;
     /* sampler: pool holds the sample indices grouped by class */
     size_t n_classes;
     int64_t *cls_label;
@@ -327,6 +329,24 @@ int trn_init_model(const trn_config *cfg, mdl_model **out, tr_err *err) {
     return rc;
 }
 
+/* The network view over the flat parameters, with the resolved preprocessing. */
+static int bind_net(trn *t, tr_err *err) {
+    const trn_config *c = &t->cfg;
+    int rc;
+    t->net.n_layers = c->n_layers;
+    t->net.act = c->act;
+    for (int l = 0; l < c->n_layers; l++)
+        t->net.layers[l] = (mdl_layer){c->dims[l], c->dims[l + 1], t->w + t->off_w[l], t->w + t->off_b[l]};
+    if ((rc = grow((void **)&t->net.in_mean, t->dim, sizeof(float), err)) ||
+        (rc = grow((void **)&t->net.in_scale, t->dim, sizeof(float), err)))
+        return rc;
+    for (size_t i = 0; i < t->dim; i++) {
+        t->net.in_mean[i] = (float)t->in_mean;
+        t->net.in_scale[i] = (float)t->in_scale;
+    }
+    return TR_OK;
+}
+
 int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t n, size_t dim, trn **out, tr_err *err) {
     trn *t = NULL;
     int64_t *sorted = NULL;
@@ -410,6 +430,7 @@ int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t
         t->in_scale = mx > 0 ? 1.0 / mx : 1.0;
     }
     t->cfg.input_scale = t->in_scale;
+    if ((rc = bind_net(t, err))) goto fail;
 
     /* seeded state: weights first, then the class pools */
     seed_rng(cfg->seed, t->rng);
@@ -457,6 +478,9 @@ void trn_free(trn *t) {
     free(t->work);
     free(t->bx);
     free(t->blabels);
+    free(t->net.in_mean);
+    free(t->net.in_scale);
+    mdl_ws_free(&t->ws);
     free(t);
 }
 
@@ -479,32 +503,12 @@ void trn_set_epochs(trn *t, int epochs) { t->cfg.epochs = epochs < 0 ? 0 : epoch
  * (normalised when configured). Z[last] keeps the raw output. */
 static const float *forward(trn *t, const float *x, size_t n) {
     const trn_config *c = &t->cfg;
-    size_t in0 = (size_t)c->dims[0];
-    float mean = (float)t->in_mean, scale = (float)t->in_scale;
-    for (size_t i = 0; i < n * in0; i++) t->X[i] = (x[i] - mean) * scale;
-    const float *inp = t->X;
-    for (int l = 0; l < c->n_layers; l++) {
-        int in = c->dims[l], out = c->dims[l + 1];
-        float *Z = t->Z[l];
-        const float *b = t->w + t->off_b[l];
-        for (size_t i = 0; i < n; i++) memcpy(Z + i * (size_t)out, b, (size_t)out * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, out, in, 1.0f, inp, in, t->w + t->off_w[l], in, 1.0f, Z, out);
-        if (l + 1 < c->n_layers) {
-            memcpy(t->A[l], Z, n * (size_t)out * sizeof(float));
-            mdl_act_apply(c->act, t->A[l], n * (size_t)out);
-            inp = t->A[l];
-        }
-    }
     size_t od = (size_t)c->dims[c->n_layers];
+    mlp_forward_trace(&t->net, x, n, t->X, t->Z, t->A);
     const float *E = t->Z[c->n_layers - 1];
     if (!c->normalize) return E;
-    for (size_t i = 0; i < n; i++) {
-        double s = 0;
-        for (size_t d = 0; d < od; d++) s += (double)E[i * od + d] * E[i * od + d];
-        float nrm = (float)sqrt(s);
-        if (nrm < TRN_NORM_EPS) nrm = TRN_NORM_EPS;
-        for (size_t d = 0; d < od; d++) t->En[i * od + d] = E[i * od + d] / nrm;
-    }
+    memcpy(t->En, E, n * od * sizeof(float));
+    mdl_l2_normalize(t->En, n, od);
     return t->En;
 }
 
@@ -776,15 +780,9 @@ int trn_run(trn *t, trn_progress_fn cb, void *user, int *stopped, tr_err *err) {
 
 int trn_embed(trn *t, const float *x, size_t n, float *out, tr_err *err) {
     const trn_config *c = &t->cfg;
-    size_t od = (size_t)c->dims[c->n_layers], in0 = (size_t)c->dims[0];
-    for (size_t i = 0; i < n; i += TRN_EMBED_CHUNK) {
-        size_t k = n - i < TRN_EMBED_CHUNK ? n - i : TRN_EMBED_CHUNK;
-        int rc = ensure_fwd(t, k, err);
-        if (rc) return rc;
-        const float *E = forward(t, x + i * in0, k);
-        memcpy(out + i * od, E, k * od * sizeof(float));
-    }
-    return TR_OK;
+    int rc = mlp_net_forward(&t->net, x, n, out, &t->ws, err);
+    if (rc == TR_OK && c->normalize) mdl_l2_normalize(out, n, (size_t)c->dims[c->n_layers]);
+    return rc;
 }
 
 int trn_export(const trn *t, mdl_model **out, tr_err *err) {

@@ -550,11 +550,48 @@ static void test_config_errors(void **state) {
     assert_int_equal(trn_checkpoint_config("/nonexistent/ckpt.safetensors", &c, &err) != TR_OK, 1);
 }
 
+/* The trainer's embeddings are the exported model's, bit for bit: one forward serves both. */
+static void test_embed_equals_export(void **state) {
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        trn_config c;
+        trn *t = NULL;
+        mdl_model *m = NULL;
+        mdl_ws ws = {0};
+        tr_err err;
+        trn_stats st;
+        golden_config(&c, "triplet", "sqeuclidean", k == 0, "batch-all");
+        c.act = k == 0 ? ACT_RELU : ACT_GELU;
+        c.input_mean = 0.25;
+        c.input_scale = 0; /* resolved from the data */
+        assert_int_equal(trn_new(&c, gt_x, gt_labels, GT_N, GT_DIM, &t, &err), TR_OK);
+        for (int s = 0; s < 2; s++) assert_int_equal(trn_step_batch(t, gt_x, gt_labels, GT_N, &st, &err), TR_OK);
+        assert_int_equal(trn_export(t, &m, &err), TR_OK);
+        size_t od = (size_t)mdl_output_dim(m);
+        float *a = malloc(GT_N * od * sizeof(float)), *b = malloc(GT_N * od * sizeof(float));
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_int_equal(trn_embed(t, gt_x, GT_N, a, &err), TR_OK);
+        assert_int_equal(mdl_forward(m, gt_x, GT_N, b, -1, &ws, &err), TR_OK);
+        assert_memory_equal(a, b, GT_N * od * sizeof(float));
+        for (size_t i = 0; i < GT_N; i++) { /* one row at a time takes the sgemv path in both */
+            assert_int_equal(trn_embed(t, gt_x + i * GT_DIM, 1, a, &err), TR_OK);
+            assert_int_equal(mdl_forward(m, gt_x + i * GT_DIM, 1, b, -1, &ws, &err), TR_OK);
+            assert_memory_equal(a, b, od * sizeof(float));
+        }
+        free(a);
+        free(b);
+        mdl_ws_free(&ws);
+        mdl_free(m);
+        trn_free(t);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fd_every_combination), cmocka_unit_test(test_fd_activations), cmocka_unit_test(test_golden_pytorch),
         cmocka_unit_test(test_adam_pytorch),        cmocka_unit_test(test_grad_edges),           cmocka_unit_test(test_determinism),    cmocka_unit_test(test_loss_decreases),
-        cmocka_unit_test(test_collapse_detected),    cmocka_unit_test(test_resume_equals_uninterrupted), cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_collapse_detected),    cmocka_unit_test(test_resume_equals_uninterrupted), cmocka_unit_test(test_config_errors), cmocka_unit_test(test_embed_equals_export),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
