@@ -69,7 +69,7 @@ static int parse_field(const char *s, const char *end, float *out) {
     char *e;
     errno = 0;
     double d = strtod(tmp, &e);
-    if (*e != '\0' || !isfinite(d) || fabs(d) > 3.4028234663852886e38) return -1;
+    if (*e != '\0' || !tr_f32_ok(d)) return -1;
     *out = (float)d;
     return 0;
 }
@@ -90,7 +90,7 @@ static int parse_line(embedder *e, char *s, size_t len, size_t line, float *dst)
             long i = 0;
             const cJSON *v;
             for (v = a->child; v; v = v->next, i++) {
-                if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 3.4028234663852886e38) {
+                if (!cJSON_IsNumber(v) || !tr_f32_ok(v->valuedouble)) {
                     report(e, line, "value [%ld] is not a finite float32 number", i);
                     break;
                 }

@@ -264,7 +264,7 @@ int dat_parse_idx(const uint8_t *img, size_t img_len, const char *img_name, cons
     } else {
         for (size_t i = 0; i < nv; i++) {
             double v = idx_value(hi.type, pi, i);
-            if (!isfinite(v) || fabs(v) > 3.4e38) {
+            if (!tr_f32_ok(v)) {
                 rc = tr_seterr(err, TR_EFORMAT, "", "%s: value at byte offset %zu is not a finite float", img_name,
                                hi.header + i * hi.type->size);
                 goto fail;
@@ -372,7 +372,7 @@ static int parse_num(const char *s, size_t len, double *v) {
     double x = strtod(tmp, &end);
     if (end != tmp + len) return -1;
     /* strtod accepts "nan", "inf", hex floats; refuse the non-finite ones */
-    if (!isfinite(x) || fabs(x) > 3.4e38) return -2;
+    if (!tr_f32_ok(x)) return -2;
     *v = x;
     return 0;
 }
@@ -610,7 +610,7 @@ int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_op
         size_t c = 0;
         const cJSON *e;
         cJSON_ArrayForEach(e, x) {
-            if (!cJSON_IsNumber(e) || !isfinite(e->valuedouble) || fabs(e->valuedouble) > 3.4e38) {
+            if (!cJSON_IsNumber(e) || !tr_f32_ok(e->valuedouble)) {
                 char field[48];
                 snprintf(field, sizeof field, "%s[%zu]", key, c);
                 rc = tr_seterr(err, TR_EFORMAT, field, "%s:%zu: %s is not a finite number", name, lineno, field);

@@ -1,4 +1,5 @@
 /* onnx_op.c - the op registry and the attribute helpers ops use at load. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +131,7 @@ int onx_attr_float(const onx_graph *g, const onx_node *nd, const char *name, flo
     if (!a) return 0;
     int rc = attr_type(g, nd, a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, "a float", err);
     if (rc) return rc;
-    if (!(a->f == a->f) || a->f > 3.4e38f || a->f < -3.4e38f)
+    if (!isfinite(a->f))
         return onx_fail(g, nd, err, "attribute \"%s\" is not finite", name);
     *out = a->f;
     return 1;

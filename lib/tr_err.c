@@ -1,6 +1,7 @@
 /* tr_err.c - error records, status names, checked sizes, scratch buffers. */
 #include "tr_err.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,11 @@ int tr_size_mul(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;
     *out = a * b;
     return 1;
+}
+
+int tr_f32_ok(double d) {
+    /* FLT_MAX + half an ulp (2^103): from there on, rounding gives infinity */
+    return fabs(d) < 0x1.ffffffp127;
 }
 
 int tr_size_add(size_t a, size_t b, size_t *out) {

@@ -42,6 +42,11 @@ const char *tr_strerror(int code);
 int tr_size_mul(size_t a, size_t b, size_t *out);
 int tr_size_add(size_t a, size_t b, size_t *out);
 
+/* 1 when d is a float32 value: finite and, rounded to the nearest float,
+ * not infinite (so FLT_MAX printed as 3.4028235e38 passes, 1e39 does not).
+ * The one range check for numbers read from JSON, CSV, IDX and requests. */
+int tr_f32_ok(double d);
+
 /* A growable scratch buffer of floats, owned by one thread at a time.
  * Reused across calls so hot paths do not fault in fresh pages. */
 typedef struct {

@@ -421,7 +421,7 @@ int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t
         double mx = 0;
         for (size_t i = 0; i < nd; i++) {
             double a = fabs((double)x[i] - t->in_mean);
-            if (!(a <= 3.0e38)) {
+            if (!isfinite(a)) {
                 rc = tr_seterr(err, TR_EINVAL, "data", "row %zu feature %zu is not finite", i / dim, i % dim);
                 goto fail;
             }

@@ -1,7 +1,6 @@
 /* json_io.c - cJSON <-> float vectors, labels, scalars and enums, with errors naming the field path. */
 #include "json_io.h"
 
-#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -236,7 +235,7 @@ static int vec_len(const cJSON *el, const char *path, const jio_images *img, siz
 static int vec_number(const cJSON *x, double d, const char *path, size_t j, float *dst, srv_reply *out)
 {
     if (x) d = cJSON_IsNumber(x) ? x->valuedouble : 0;
-    if ((x && !cJSON_IsNumber(x)) || !isfinite(d) || fabs(d) > FLT_MAX) {
+    if ((x && !cJSON_IsNumber(x)) || !tr_f32_ok(d)) {
         char ep[192];
         snprintf(ep, sizeof ep, "%s[%zu]", path, j);
         if (x && !cJSON_IsNumber(x))

@@ -1,4 +1,6 @@
 /* test_data.c - dataset readers on generated IDX/CSV/JSON-lines files and a corrupt-input table. */
+#include <float.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -354,6 +356,15 @@ static void test_csv_good(void **state) {
     assert_int_equal(d->n, 2);
     assert_int_equal(d->labels[1], 6);
     dat_free(d);
+    /* the float32 range: FLT_MAX as printed (3.4028235e38) and 3.4e38..FLT_MAX are floats, 3.4028236e38 is not */
+    const char *big = "3.4028235e38,-3.40282e38,1\n";
+    assert_int_equal(dat_parse_csv(big, strlen(big), "big.csv", NULL, &d, &err), TR_OK);
+    assert_true(d->x[0] == FLT_MAX && d->x[1] == -3.40282e38f);
+    dat_free(d);
+    const char *over = "3.4028236e38,1,1\n";
+    assert_int_equal(dat_parse_csv(over, strlen(over), "over.csv", NULL, &d, &err), TR_EFORMAT);
+    assert_true(tr_f32_ok(FLT_MAX) && tr_f32_ok(-FLT_MAX) && !tr_f32_ok(1e39) && !tr_f32_ok(NAN) && !tr_f32_ok(INFINITY));
+    assert_true(!tr_f32_ok(0x1.ffffffp127) && tr_f32_ok(0x1.fffffefffffffp127));
     /* from a .csv.gz file through dat_load */
     char path[512];
     write_gz("w.csv.gz", v, strlen(v));
