@@ -341,7 +341,7 @@ int cmd_eval(int argc, char **argv) {
     }
     const char *spec = a.data;
     if (spec == NULL) {
-        if (dat_find_default(found, sizeof found, &err) != TR_OK) goto fail;
+        if (dat_find_default(getenv("TRIPLET_DATA"), found, sizeof found, &err) != TR_OK) goto fail;
         spec = found;
     }
     openblas_set_num_threads(a.threads);

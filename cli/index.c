@@ -194,7 +194,7 @@ int cmd_index(int argc, char **argv) {
             goto fail;
         }
     } else if (a.data == NULL) {
-        if (dat_find_default(dflt, sizeof dflt, &err) != TR_OK) {
+        if (dat_find_default(getenv("TRIPLET_DATA"), dflt, sizeof dflt, &err) != TR_OK) {
             fprintf(stderr, "tripletctl index: %s\n", err.msg);
             goto fail;
         }

@@ -1,4 +1,5 @@
 /* train.c - `tripletctl train`: train an embedding MLP with triplet mining on OpenBLAS. */
+#include <cblas.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -532,7 +533,7 @@ int cmd_train(int argc, char **argv) {
 
     /* data */
     if (a.data == NULL) {
-        if (dat_find_default(data_path, sizeof data_path, &err)) {
+        if (dat_find_default(getenv("TRIPLET_DATA"), data_path, sizeof data_path, &err)) {
             fprintf(stderr, "tripletctl train: %s\n", err.msg);
             return 1;
         }
@@ -578,6 +579,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (!a.resume && a.cfg.input_scale == 0 && train->raw_max > 0) a.cfg.input_scale = 1.0 / train->raw_max;
 
+    openblas_set_num_threads(a.cfg.threads); /* process-wide: the library leaves it to us */
     if (trn_new(&a.cfg, train->x, train->labels, train->n, train->dim, &t, &err)) {
         fprintf(stderr, "tripletctl train: %s\n", err.msg);
         goto done;

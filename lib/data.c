@@ -796,10 +796,9 @@ static const char *const default_dirs[] = {
     "data/fashion-mnist",
 };
 
-size_t dat_default_dirs(const char **dirs, size_t cap) {
-    const char *env = getenv("TRIPLET_DATA");
-    if (env != NULL && env[0] != '\0') {
-        if (cap > 0) dirs[0] = env;
+size_t dat_default_dirs(const char *dir, const char **dirs, size_t cap) {
+    if (dir != NULL && dir[0] != '\0') {
+        if (cap > 0) dirs[0] = dir;
         return 1;
     }
     size_t n = sizeof default_dirs / sizeof default_dirs[0];
@@ -807,10 +806,10 @@ size_t dat_default_dirs(const char **dirs, size_t cap) {
     return n;
 }
 
-int dat_find_default(char *path, size_t cap, tr_err *err) {
+int dat_find_default(const char *dir, char *path, size_t cap, tr_err *err) {
     const char *dirs[8];
     char prefix[1024], probe[1100], searched[768] = "";
-    size_t n = dat_default_dirs(dirs, 8), used = 0;
+    size_t n = dat_default_dirs(dir, dirs, 8), used = 0;
     if (n > 8) n = 8;
     for (size_t i = 0; i < n; i++) {
         snprintf(prefix, sizeof prefix, "%s/train", dirs[i]);

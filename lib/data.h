@@ -82,14 +82,15 @@ int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_op
                     tr_err *err);
 
 /* Directories searched for the default dataset (Fashion-MNIST), in order:
- * $TRIPLET_DATA when set (then only it), then the Debian package
- * dataset-fashion-mnist's location and its usual alternatives. Fills at
- * most cap entries of dirs and returns how many there are in all. */
-size_t dat_default_dirs(const char **dirs, size_t cap);
-/* First of dat_default_dirs() holding train-images-idx3-ubyte[.gz], copied
- * into path. TR_ENOTFOUND listing what was searched (and suggesting
+ * dir when not NULL or empty (then only it; the CLI passes $TRIPLET_DATA),
+ * else the Debian package dataset-fashion-mnist's location and its usual
+ * alternatives. Fills at most cap entries of dirs and returns how many
+ * there are in all. */
+size_t dat_default_dirs(const char *dir, const char **dirs, size_t cap);
+/* First of dat_default_dirs(dir) holding train-images-idx3-ubyte[.gz],
+ * copied into path. TR_ENOTFOUND listing what was searched (and suggesting
  * `--data` / `apt-get install dataset-fashion-mnist`). */
-int dat_find_default(char *path, size_t cap, tr_err *err);
+int dat_find_default(const char *dir, char *path, size_t cap, tr_err *err);
 
 /* A new dataset with the rows of d whose label is one of classes[0..nc)
  * (ids and preprocessing kept, order kept). keep = 0 inverts the test

@@ -365,7 +365,6 @@ int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t
     t->labels = labels;
     t->n = n;
     t->dim = dim;
-    openblas_set_num_threads(cfg->threads);
 
     /* parameters */
     size_t np = 0;

@@ -30,7 +30,7 @@ typedef struct {
     int steps_per_epoch;    /* 0: n_train / (P*K), at least 1 */
     double lr, beta1, beta2, adam_eps, weight_decay; /* torch.optim.Adam (L2 decay) */
     uint64_t seed;
-    int threads;            /* OpenBLAS threads (process-wide setting) */
+    int threads;            /* OpenBLAS threads: the caller sets them (process-wide) */
     double input_mean;      /* x' = (x - mean) * scale, for every feature */
     double input_scale;     /* 0: 1 / max|x| over the training data */
     double collapse_eps;    /* collapsed when mean d_ap and d_an are both below */

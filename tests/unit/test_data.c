@@ -559,18 +559,15 @@ static void test_find_default(void **state) {
     char path[512], dir[512];
     tr_err err;
     const char *dirs[8];
-    setenv("TRIPLET_DATA", tmpdir, 1);
-    assert_int_equal(dat_default_dirs(dirs, 8), 1);
+    assert_int_equal(dat_default_dirs(tmpdir, dirs, 8), 1);
     assert_string_equal(dirs[0], tmpdir);
-    assert_int_equal(dat_find_default(path, sizeof path, &err), TR_ENOTFOUND);
+    assert_int_equal(dat_find_default(tmpdir, path, sizeof path, &err), TR_ENOTFOUND);
     assert_non_null(strstr(err.msg, tmpdir));
     assert_non_null(strstr(err.msg, "dataset-fashion-mnist"));
     path_in(dir, sizeof dir, "idx");
-    setenv("TRIPLET_DATA", dir, 1);
-    assert_int_equal(dat_find_default(path, sizeof path, &err), TR_OK);
+    assert_int_equal(dat_find_default(dir, path, sizeof path, &err), TR_OK);
     assert_string_equal(path, dir);
-    unsetenv("TRIPLET_DATA");
-    size_t n = dat_default_dirs(dirs, 8);
+    size_t n = dat_default_dirs("", dirs, 8);
     assert_true(n >= 2);
     assert_string_equal(dirs[0], "/usr/share/datasets/fashion-mnist");
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h>
 #include <cmocka.h>
 
 #include "../golden/golden_train.h"
@@ -588,6 +589,7 @@ static void test_embed_equals_export(void **state) {
 }
 
 int main(void) {
+    openblas_set_num_threads(1); /* the trainer leaves the process-wide setting to its caller */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fd_every_combination), cmocka_unit_test(test_fd_activations), cmocka_unit_test(test_golden_pytorch),
         cmocka_unit_test(test_adam_pytorch),        cmocka_unit_test(test_grad_edges),           cmocka_unit_test(test_determinism),    cmocka_unit_test(test_loss_decreases),
