@@ -4,7 +4,7 @@
 
 #include "vectors.h"
 
-static const char *const FORMATS[] = {"float", "base64", NULL};
+static const jio_choice FORMATS[] = {{"float", 0}, {"base64", 1}, {NULL, 0}}; /* value: base64 or not */
 
 /* One embedding as an array of numbers or a base64 string. */
 static cJSON *embedding_item(const float *v, size_t dim, int b64)
@@ -18,12 +18,12 @@ static cJSON *embedding_item(const float *v, size_t dim, int b64)
 
 /* Shared: parse field `name`, embed with the request's normalize. */
 static int embed_field(const srv_ctx *ctx, const cJSON *body, const char *name, size_t *n, size_t *dim, const float **v,
-                       const char **fmt, srv_reply *out)
+                       int *b64, srv_reply *out)
 {
     srv_vec_opts o = {1, -1, ctx->state->metric};
     int rc;
     if ((rc = jio_bool(body, "normalize", &o.normalize, out))) return rc;
-    if ((rc = jio_enum(body, "encoding_format", FORMATS, fmt, out))) return rc;
+    if ((rc = jio_enum(body, "encoding_format", FORMATS, b64, out))) return rc;
     *dim = 0;
     return srv_vectors(ctx, body, name, 0, &o, n, dim, v, out);
 }
@@ -31,18 +31,17 @@ static int embed_field(const srv_ctx *ctx, const cJSON *body, const char *name, 
 int h_embed(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
     static const char *const FIELDS[] = {"inputs", "normalize", "encoding_format", NULL};
-    const char *fmt = "float";
+    int b64 = 0;
     const float *v;
     size_t n = 0, dim = 0;
     cJSON *o = NULL, *arr;
     int rc;
     if ((rc = jio_check_fields(body, FIELDS, out))) return rc;
-    if ((rc = embed_field(ctx, body, "inputs", &n, &dim, &v, &fmt, out))) return rc;
-    int b64 = strcmp(fmt, "base64") == 0;
+    if ((rc = embed_field(ctx, body, "inputs", &n, &dim, &v, &b64, out))) return rc;
     if (!(o = cJSON_CreateObject())) goto oom;
     cJSON_AddStringToObject(o, "model", ctx->state->model->name);
     cJSON_AddNumberToObject(o, "dim", (double)dim);
-    cJSON_AddStringToObject(o, "encoding_format", fmt);
+    cJSON_AddStringToObject(o, "encoding_format", FORMATS[b64].name);
     if (!(arr = cJSON_AddArrayToObject(o, "embeddings"))) goto oom;
     for (size_t i = 0; i < n; i++) {
         cJSON *e = embedding_item(v + i * dim, dim, b64);
@@ -61,7 +60,8 @@ int h_embeddings(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     /* "user" and "dimensions" are OpenAI client fields: accepted, and
      * dimensions must equal the model's output size */
     static const char *const FIELDS[] = {"input", "model", "encoding_format", "normalize", "user", "dimensions", NULL};
-    const char *fmt = "float", *model = NULL, *user = NULL;
+    const char *model = NULL, *user = NULL;
+    int b64 = 0;
     const float *v;
     size_t n = 0, dim = 0, want = 0;
     cJSON *o = NULL, *arr, *usage;
@@ -73,8 +73,7 @@ int h_embeddings(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     if ((rc = jio_size(body, "dimensions", 1, MDL_MAX_VECTOR, &want, out))) return rc;
     if (want && want != od)
         return srv_fail(out, 422, "dimensions", "dimensions: this model returns %zu dimensions, not %zu", od, want);
-    if ((rc = embed_field(ctx, body, "input", &n, &dim, &v, &fmt, out))) return rc;
-    int b64 = strcmp(fmt, "base64") == 0;
+    if ((rc = embed_field(ctx, body, "input", &n, &dim, &v, &b64, out))) return rc;
     if (!(o = cJSON_CreateObject())) goto oom;
     cJSON_AddStringToObject(o, "object", "list");
     if (!(arr = cJSON_AddArrayToObject(o, "data"))) goto oom;

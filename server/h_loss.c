@@ -6,7 +6,7 @@
 #include "stats.h"
 #include "vectors.h"
 
-static const char *const REDUCTIONS[] = {"mean", "mean-nonzero", "sum", NULL};
+static const jio_choice REDUCTIONS[] = {{"mean", RED_MEAN}, {"mean-nonzero", RED_MEAN_NONZERO}, {"sum", RED_SUM}, {NULL, 0}};
 
 /* The "config" object echoed by the loss routes. */
 static cJSON *config_json(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k, loss_reduction red)
@@ -20,16 +20,15 @@ static cJSON *config_json(const srv_vec_opts *o, const mdl_model *m, double marg
 }
 
 /* margin, loss (restricted to names) and reduction, with snapshot defaults. */
-static int loss_opts(const cJSON *body, const char *const *losses, loss_kind *k, double *margin, loss_reduction *red,
+static int loss_opts(const cJSON *body, const jio_choice *losses, loss_kind *k, double *margin, loss_reduction *red,
                      srv_reply *out)
 {
-    const char *ls = NULL, *rs = NULL;
-    int rc;
+    int rc, kv = (int)*k, rv = (int)*red;
     if ((rc = jio_number(body, "margin", 0, 1e9, 0, margin, out))) return rc;
-    if ((rc = jio_enum(body, "loss", losses, &ls, out))) return rc;
-    if ((rc = jio_enum(body, "reduction", REDUCTIONS, &rs, out))) return rc;
-    if (ls && loss_parse(ls, k) != 0) return srv_fail(out, 500, "loss", "loss table mismatch");
-    if (rs && loss_reduction_parse(rs, red) != 0) return srv_fail(out, 500, "reduction", "reduction table mismatch");
+    if ((rc = jio_enum(body, "loss", losses, &kv, out))) return rc;
+    if ((rc = jio_enum(body, "reduction", REDUCTIONS, &rv, out))) return rc;
+    *k = (loss_kind)kv;
+    *red = (loss_reduction)rv;
     return 0;
 }
 
@@ -37,7 +36,7 @@ int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
     static const char *const FIELDS[] = {"anchors", "positives", "negatives", "embed", "normalize", "metric",
                                          "margin", "loss", "swap", "reduction", NULL};
-    static const char *const LOSSES[] = {"triplet", "triplet-soft", NULL};
+    static const jio_choice LOSSES[] = {{"triplet", LOSS_TRIPLET}, {"triplet-soft", LOSS_TRIPLET_SOFT}, {NULL, 0}};
     srv_vec_opts o;
     const float *a, *p, *ng;
     size_t n = 0, np = 0, nn = 0, dim = 0, counts[CAT_COUNT] = {0}, active = 0;
@@ -100,7 +99,7 @@ oom:
 int h_loss_pair(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
     static const char *const FIELDS[] = {"a", "b", "labels", "embed", "normalize", "metric", "margin", "loss", "reduction", NULL};
-    static const char *const LOSSES[] = {"contrastive", "contrastive-squared", NULL};
+    static const jio_choice LOSSES[] = {{"contrastive", LOSS_CONTRASTIVE}, {"contrastive-squared", LOSS_CONTRASTIVE_SQUARED}, {NULL, 0}};
     srv_vec_opts o;
     const float *a, *b;
     size_t n = 0, nb = 0, dim = 0;
@@ -150,10 +149,10 @@ done:
 int h_loss_infonce(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
     static const char *const FIELDS[] = {"a", "b", "temperature", "tau_plus", "beta", "estimator", "embed", "normalize", NULL};
-    static const char *const ESTIMATORS[] = {"hard", "easy", NULL};
+    static const jio_choice ESTIMATORS[] = {{"hard", 1}, {"easy", 0}, {NULL, 0}}; /* value: the hard-negative estimator */
     srv_vec_opts o;
     const float *a, *b;
-    const char *est = "hard";
+    int hard = 1;
     size_t n = 0, nb = 0, dim = 0;
     double temperature = 0.5, tau_plus = 0.1, beta = 1.0, *losses;
     int rc;
@@ -164,14 +163,14 @@ int h_loss_infonce(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     if ((rc = jio_number(body, "temperature", 0, 1e6, 1, &temperature, out))) return rc;
     if ((rc = jio_number(body, "tau_plus", 0, 0.999999, 0, &tau_plus, out))) return rc;
     if ((rc = jio_number(body, "beta", 0, 1e6, 0, &beta, out))) return rc;
-    if ((rc = jio_enum(body, "estimator", ESTIMATORS, &est, out))) return rc;
+    if ((rc = jio_enum(body, "estimator", ESTIMATORS, &hard, out))) return rc;
     if ((rc = srv_vectors(ctx, body, "a", 0, &o, &n, &dim, &a, out))) return rc;
     if ((rc = srv_vectors(ctx, body, "b", 1, &o, &nb, &dim, &b, out))) return rc;
     if (nb != n) return srv_fail(out, 422, "b", "b: expected %zu vectors (as many as a), got %zu", n, nb);
     if (n < 2) return srv_fail(out, 422, "a", "a: InfoNCE needs at least 2 pairs (the other pairs are the negatives), got %zu", n);
     if (!(losses = srv_doubles(ctx, 2 * n, out))) return out->status;
     tr_clearerr(&err);
-    rc = loss_infonce(a, b, n, dim, temperature, tau_plus, beta, strcmp(est, "hard") == 0, losses, &err);
+    rc = loss_infonce(a, b, n, dim, temperature, tau_plus, beta, hard, losses, &err);
     if (rc != TR_OK) return srv_fail_tr(out, rc, &err);
     if (!(res = cJSON_CreateObject())) goto oom;
     cJSON_AddNumberToObject(res, "loss", loss_reduce(losses, 2 * n, RED_MEAN));
@@ -180,7 +179,7 @@ int h_loss_infonce(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     cJSON_AddNumberToObject(cfg, "temperature", temperature);
     cJSON_AddNumberToObject(cfg, "tau_plus", tau_plus);
     cJSON_AddNumberToObject(cfg, "beta", beta);
-    cJSON_AddStringToObject(cfg, "estimator", est);
+    cJSON_AddStringToObject(cfg, "estimator", hard ? "hard" : "easy");
     cJSON_AddBoolToObject(cfg, "embed", o.embed);
     out->body = res;
     return out->status = 200;

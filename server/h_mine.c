@@ -10,14 +10,14 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
 {
     static const char *const FIELDS[] = {"inputs", "labels", "strategy", "embed", "normalize", "metric",
                                          "margin", "loss", "max_triplets", NULL};
-    static const char *const STRATEGIES[] = {"batch-hard", "semi-hard", "batch-all", NULL};
-    static const char *const LOSSES[] = {"triplet", "triplet-soft", NULL};
+    static const jio_choice STRATEGIES[] = {
+        {"batch-hard", MINE_BATCH_HARD}, {"semi-hard", MINE_SEMI_HARD}, {"batch-all", MINE_BATCH_ALL}, {NULL, 0}};
+    static const jio_choice LOSSES[] = {{"triplet", LOSS_TRIPLET}, {"triplet-soft", LOSS_TRIPLET_SOFT}, {NULL, 0}};
     srv_vec_opts o;
     const float *x;
-    const char *strategy = NULL, *ls = NULL;
+    int strategy = -1, kv;
     size_t n = 0, dim = 0, max_list = 1000;
     loss_kind k = ctx->state->triplet_loss;
-    mine_strategy s;
     double margin = ctx->state->margin, *D;
     int64_t *labels = NULL;
     int rc;
@@ -28,26 +28,26 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     if ((rc = jio_check_fields(body, FIELDS, out))) return rc;
     if ((rc = srv_vec_opts_parse(ctx, body, 1, &o, out))) return rc;
     if ((rc = jio_enum(body, "strategy", STRATEGIES, &strategy, out))) return rc;
-    if (!strategy)
+    if (strategy < 0)
         return srv_fail(out, 422, "strategy", "strategy: required field is missing (batch-hard, semi-hard or batch-all)");
-    if (mine_parse(strategy, &s) != 0) return srv_fail(out, 500, "strategy", "strategy table mismatch");
     if ((rc = jio_number(body, "margin", 0, 1e9, 0, &margin, out))) return rc;
-    if ((rc = jio_enum(body, "loss", LOSSES, &ls, out))) return rc;
-    if (ls && loss_parse(ls, &k) != 0) return srv_fail(out, 500, "loss", "loss table mismatch");
+    kv = (int)k;
+    if ((rc = jio_enum(body, "loss", LOSSES, &kv, out))) return rc;
+    k = (loss_kind)kv;
     if ((rc = jio_size(body, "max_triplets", 0, 1000000, &max_list, out))) return rc;
     if ((rc = srv_vectors(ctx, body, "inputs", 0, &o, &n, &dim, &x, out))) return rc;
     if ((rc = jio_labels(body, "labels", n, 0, &labels, out))) return rc;
     if (!(D = srv_doubles(ctx, n * n, out))) goto done; /* n <= max-batch */
     tr_clearerr(&err);
     if ((rc = dist_matrix(o.metric, x, n, x, n, dim, D, &err)) != TR_OK ||
-        (rc = mine_run(s, D, labels, n, k, margin, max_list, &mr, &err)) != TR_OK) {
+        (rc = mine_run((mine_strategy)strategy, D, labels, n, k, margin, max_list, &mr, &err)) != TR_OK) {
         srv_fail_tr(out, rc, &err);
         goto done;
     }
     srv_metrics_triplets(mr.counts);
     if (!(res = cJSON_CreateObject())) goto oom;
-    cJSON_AddStringToObject(res, "strategy", mine_name(s));
-    cJSON_AddNumberToObject(res, "loss", s == MINE_BATCH_ALL ? mr.mean_pos_loss : mr.mean_loss);
+    cJSON_AddStringToObject(res, "strategy", mine_name((mine_strategy)strategy));
+    cJSON_AddNumberToObject(res, "loss", strategy == MINE_BATCH_ALL ? mr.mean_pos_loss : mr.mean_loss);
     cJSON_AddNumberToObject(res, "mean_loss", mr.mean_loss);
     cJSON_AddNumberToObject(res, "mean_positive_loss", mr.mean_pos_loss);
     cJSON_AddNumberToObject(res, "n_triplets", (double)mr.n_total);

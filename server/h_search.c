@@ -11,7 +11,6 @@
 
 #define SEARCH_MAX_K 1000
 
-static const char *const metric_names[] = {"sqeuclidean", "euclidean", "cosine", "dot", NULL};
 
 static int no_gallery(srv_reply *out) {
     return srv_fail(out, 409, "", "no gallery is loaded: start tripletd with --gallery PATH (build one with `tripletctl index`)");
@@ -66,16 +65,14 @@ int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     size_t k = 10, n = 0, dim, bytes;
     int embed = 1, use_filter, rc;
     int64_t filter = 0;
-    const char *metric_s = dist_name(st->metric);
-    dist_metric metric;
+    int metric = (int)st->metric;
     tr_err err;
 
     if (g == NULL) return no_gallery(out);
     if ((rc = jio_check_fields(body, fields, out)) || (rc = jio_size(body, "k", 1, SEARCH_MAX_K, &k, out)) ||
-        (rc = jio_bool(body, "embed", &embed, out)) || (rc = jio_enum(body, "metric", metric_names, &metric_s, out)) ||
+        (rc = jio_bool(body, "embed", &embed, out)) || (rc = jio_enum(body, "metric", srv_metric_choices(), &metric, out)) ||
         (rc = parse_filter(body, g, &use_filter, &filter, out)))
         return rc;
-    dist_parse(metric_s, &metric);
     if (embed && (size_t)mdl_output_dim(m) != g->dim)
         return srv_fail(out, 422, "embed",
                         "embed: the model outputs %d values but the gallery holds %zu-dimensional embeddings; "
@@ -96,7 +93,7 @@ int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
         return srv_fail(out, 503, "k", "k: out of memory for %zu x %zu results", n, k);
     knn_opts o = {
         .threads = 1, .labels = g->labels, .use_filter = use_filter, .filter_label = filter, .g_sqnorm = g->sqnorm};
-    if ((rc = knn_search(metric, q, n, g->emb, g->n, g->dim, k, &o, hits, &err)) != TR_OK) {
+    if ((rc = knn_search((dist_metric)metric, q, n, g->emb, g->n, g->dim, k, &o, hits, &err)) != TR_OK) {
         rc = srv_fail_tr(out, rc, &err);
         goto done;
     }
@@ -117,7 +114,7 @@ int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
         if (p == NULL) goto oom;
         cJSON_AddItemToArray(pred, p);
     }
-    if (!cJSON_AddNumberToObject(res, "k", (double)k) || !cJSON_AddStringToObject(res, "metric", dist_name(metric)))
+    if (!cJSON_AddNumberToObject(res, "k", (double)k) || !cJSON_AddStringToObject(res, "metric", dist_name((dist_metric)metric)))
         goto oom;
     srv_metrics_batch(ctx->route, n);
     out->status = 200;

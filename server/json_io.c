@@ -390,20 +390,20 @@ int jio_string(const cJSON *obj, const char *name, const char **val, srv_reply *
     return 0;
 }
 
-int jio_enum(const cJSON *obj, const char *name, const char *const *names, const char **val, srv_reply *out)
+int jio_enum(const cJSON *obj, const char *name, const jio_choice *choices, int *val, srv_reply *out)
 {
     const char *s = NULL;
     int rc = jio_string(obj, name, &s, out);
     if (rc || !s) return rc;
-    for (size_t i = 0; names[i]; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *val = names[i];
+    for (size_t i = 0; choices[i].name; i++)
+        if (strcmp(s, choices[i].name) == 0) {
+            *val = choices[i].value;
             return 0;
         }
     char list[256] = "";
     size_t len = 0;
-    for (size_t i = 0; names[i] && len < sizeof list - 1; i++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
+    for (size_t i = 0; choices[i].name && len < sizeof list - 1; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", choices[i].name);
     char shown[65];
     return srv_fail(out, 422, name, "%s: unknown value \"%s\" (expected one of: %s)", name, clip(shown, sizeof shown, s), list);
 }

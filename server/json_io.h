@@ -52,9 +52,14 @@ char *jio_b64_encode(const float *v, size_t n);
 int jio_bool(const cJSON *obj, const char *name, int *val, srv_reply *out);
 int jio_number(const cJSON *obj, const char *name, double lo, double hi, int lo_open, double *val, srv_reply *out);
 int jio_size(const cJSON *obj, const char *name, size_t lo, size_t hi, size_t *val, srv_reply *out);
-/* A string that must be one of names (NULL-terminated); *val keeps the
- * default when absent. */
-int jio_enum(const cJSON *obj, const char *name, const char *const *names, const char **val, srv_reply *out);
+/* A string that must be one of the names of choices (ended by a NULL
+ * name): *val receives that choice's value; it keeps the default when the
+ * field is absent. */
+typedef struct {
+    const char *name;
+    int value;
+} jio_choice;
+int jio_enum(const cJSON *obj, const char *name, const jio_choice *choices, int *val, srv_reply *out);
 /* Optional string of any value. */
 int jio_string(const cJSON *obj, const char *name, const char **val, srv_reply *out);
 

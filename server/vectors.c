@@ -9,18 +9,18 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *g_metric_names[DIST_COUNT + 1];
+static jio_choice g_metrics[DIST_COUNT + 1];
 static pthread_once_t g_metric_once = PTHREAD_ONCE_INIT;
 
-static void metric_names_init(void)
+static void metrics_init(void)
 {
-    for (int i = 0; i < DIST_COUNT; i++) g_metric_names[i] = dist_name((dist_metric)i);
+    for (int i = 0; i < DIST_COUNT; i++) g_metrics[i] = (jio_choice){dist_name((dist_metric)i), i};
 }
 
-const char *const *srv_metric_names(void)
+const jio_choice *srv_metric_choices(void)
 {
-    pthread_once(&g_metric_once, metric_names_init);
-    return g_metric_names;
+    pthread_once(&g_metric_once, metrics_init);
+    return g_metrics;
 }
 
 int srv_vec_opts_parse(const srv_ctx *ctx, const cJSON *body, int with_metric, srv_vec_opts *o, srv_reply *out)
@@ -32,9 +32,9 @@ int srv_vec_opts_parse(const srv_ctx *ctx, const cJSON *body, int with_metric, s
     if ((rc = jio_bool(body, "embed", &o->embed, out))) return rc;
     if ((rc = jio_bool(body, "normalize", &o->normalize, out))) return rc;
     if (with_metric) {
-        const char *m = NULL;
-        if ((rc = jio_enum(body, "metric", srv_metric_names(), &m, out))) return rc;
-        if (m && dist_parse(m, &o->metric) != 0) return srv_fail(out, 500, "metric", "metric table mismatch");
+        int m = (int)o->metric;
+        if ((rc = jio_enum(body, "metric", srv_metric_choices(), &m, out))) return rc;
+        o->metric = (dist_metric)m;
     }
     return 0;
 }

@@ -37,7 +37,7 @@ double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out);
  * memory. Callers add their route's own keys. */
 cJSON *srv_scoring_config(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k);
 
-/* Metric names as a NULL-terminated list for jio_enum. */
-const char *const *srv_metric_names(void);
+/* The metrics as jio_enum choices (name and dist_metric), in enum order. */
+const jio_choice *srv_metric_choices(void);
 
 #endif

@@ -156,8 +156,8 @@ static void test_scalars(void **state)
     int flag = 0;
     double x = 9;
     size_t i = 0;
-    const char *e = "sqeuclidean";
-    static const char *const NAMES[] = {"sqeuclidean", "cosine", NULL};
+    int e = DIST_SQEUCLIDEAN;
+    static const jio_choice NAMES[] = {{"sqeuclidean", DIST_SQEUCLIDEAN}, {"cosine", DIST_COSINE}, {NULL, 0}};
     assert_int_equal(jio_bool(b, "t", &flag, &out), 0);
     assert_int_equal(flag, 1);
     assert_int_equal(jio_bool(b, "x", &flag, &out), 422);
@@ -174,7 +174,7 @@ static void test_scalars(void **state)
     assert_int_equal(jio_size(b, "f", 0, 10, &i, &out), 422);
     assert_string_equal(out.err_msg, "f: expected an integer");
     assert_int_equal(jio_enum(b, "s", NAMES, &e, &out), 0);
-    assert_string_equal(e, "cosine");
+    assert_int_equal(e, DIST_COSINE);
     assert_int_equal(jio_enum(b, "bad", NAMES, &e, &out), 422);
     assert_string_equal(out.err_msg, "bad: unknown value \"l3\" (expected one of: sqeuclidean, cosine)");
     assert_string_equal(out.err_field, "bad");
