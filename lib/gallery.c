@@ -2,7 +2,6 @@
 #include "gallery.h"
 
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +47,6 @@ static int is_hex64(const char *s) {
     for (; s[n]; n++)
         if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'))) return 0;
     return n == 64;
-}
-
-static int sha256_hex(const uint8_t *buf, size_t len, char out[65]) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) return -1;
-    for (unsigned i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return 0;
 }
 
 void gal_free(gal_gallery *g) {
@@ -237,10 +228,7 @@ int gal_load(const char *path, gal_gallery **out, tr_err *err) {
     }
     if ((rc = gal_validate(f, g, err)) != TR_OK) goto fail;
     bytes = st_bytes(f, &len);
-    if (sha256_hex(bytes, len, g->sha256) != 0) {
-        rc = tr_seterr(err, TR_EINTERNAL, "", "gallery %s: sha256 failed", path);
-        goto fail;
-    }
+    if ((rc = tr_sha256_hex(bytes, len, g->sha256, err)) != TR_OK) goto fail;
     *out = g;
     g = NULL;
 fail:

@@ -272,7 +272,7 @@ int mlp_from_st(const st_file *f, mdl_model **out, tr_err *err) {
     }
     if (mean && (rc = copy_f32(f, mean, &net->in_mean, err))) goto fail;
     if (scale && (rc = copy_f32(f, scale, &net->in_scale, err))) goto fail;
-    if ((rc = mdl_sha256_hex(buf, len, m->sha256, err))) goto fail;
+    if ((rc = tr_sha256_hex(buf, len, m->sha256, err))) goto fail;
     free(kv);
     *out = m;
     return TR_OK;

@@ -2,7 +2,6 @@
 #include "model.h"
 
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,15 +53,6 @@ const char *mdl_meta(const mdl_model *m, const char *key) {
     for (size_t i = 0; i < m->n_meta; i++)
         if (strcmp(m->meta[2 * i], key) == 0) return m->meta[2 * i + 1];
     return NULL;
-}
-
-int mdl_sha256_hex(const uint8_t *buf, size_t len, char hex[65], tr_err *err) {
-    unsigned char md[32];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
-        return tr_seterr(err, TR_EINTERNAL, "", "sha256 failed");
-    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return TR_OK;
 }
 
 /* Read n numbers of a JSON array into out; 0 or -1. */

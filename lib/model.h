@@ -109,7 +109,5 @@ mdl_model *mdl_alloc(const mdl_ops *ops, mdl_format format);
 int mdl_meta_apply(mdl_model *m, size_t n, const char *const *kv, tr_err *err);
 /* The value of metadata key, or NULL. */
 const char *mdl_meta(const mdl_model *m, const char *key);
-/* Hex SHA-256 of len bytes into hex[65]. TR_OK or TR_EINTERNAL. */
-int mdl_sha256_hex(const uint8_t *buf, size_t len, char hex[65], tr_err *err);
 
 #endif

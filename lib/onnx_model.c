@@ -82,7 +82,7 @@ int onx_model_load(const char *path, mdl_model **out, tr_err *err) {
     }
     for (size_t i = 0; i < nkv; i++) onx_meta_at(m->impl, i, &kv[2 * i], &kv[2 * i + 1]);
     if ((rc = mdl_meta_apply(m, nkv, kv, err))) goto fail;
-    if ((rc = mdl_sha256_hex(buf, len, m->sha256, err))) goto fail;
+    if ((rc = tr_sha256_hex(buf, len, m->sha256, err))) goto fail;
     free(kv);
     free(buf);
     *out = m;

@@ -1,7 +1,8 @@
-/* tr_err.c - error records, status names, checked sizes, scratch buffers. */
+/* tr_err.c - error records, status names, checked sizes and floats, SHA-256 hex, scratch buffers. */
 #include "tr_err.h"
 
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,15 @@ int tr_size_mul(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;
     *out = a * b;
     return 1;
+}
+
+int tr_sha256_hex(const void *buf, size_t len, char hex[65], tr_err *err) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        return tr_seterr(err, TR_EINTERNAL, "", "sha256 failed");
+    for (unsigned i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return TR_OK;
 }
 
 int tr_f32_ok(double d) {

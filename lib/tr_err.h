@@ -47,6 +47,10 @@ int tr_size_add(size_t a, size_t b, size_t *out);
  * The one range check for numbers read from JSON, CSV, IDX and requests. */
 int tr_f32_ok(double d);
 
+/* Lowercase hex SHA-256 of len bytes into hex[65] (file and gallery
+ * digests). TR_OK or TR_EINTERNAL. */
+int tr_sha256_hex(const void *buf, size_t len, char hex[65], tr_err *err);
+
 /* A growable scratch buffer of floats, owned by one thread at a time.
  * Reused across calls so hot paths do not fault in fresh pages. */
 typedef struct {
