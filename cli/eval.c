@@ -205,17 +205,10 @@ static int embed(const mdl_model *m, const dat_set *d, float **out, tr_err *err)
 /* The raw-input baseline sees the inputs as the model does: with its
  * input preprocessing x' = (x - mean) * scale. */
 static int preprocess_copy(const mdl_model *m, const dat_set *d, float **out, tr_err *err) {
-    const mlp_net *net = mdl_mlp(m);
     size_t nv = d->n * d->dim; /* fits: the dataset exists */
     float *x = malloc((nv ? nv : 1) * sizeof *x);
     if (x == NULL) return tr_seterr(err, TR_ENOMEM, "", "cannot copy %zu x %zu inputs", d->n, d->dim);
-    for (size_t i = 0; i < d->n; i++)
-        for (size_t j = 0; j < d->dim; j++) {
-            float v = d->x[i * d->dim + j];
-            if (net && net->in_mean) v -= net->in_mean[j];
-            if (net && net->in_scale) v *= net->in_scale[j];
-            x[i * d->dim + j] = v;
-        }
+    mlp_input_preprocess(m, d->x, d->n, x);
     *out = x;
     return TR_OK;
 }
@@ -306,7 +299,6 @@ int cmd_eval(int argc, char **argv) {
     eval_args a;
     tr_err err;
     mdl_model *m = NULL, *init = NULL;
-    const mlp_net *net = NULL;
     dat_set *qd = NULL, *gd = NULL, *tmp = NULL;
     float *qe = NULL, *ge = NULL, *qx = NULL, *gx = NULL;
     int64_t classes[EV_MAX_CLASSES];
@@ -395,24 +387,14 @@ int cmd_eval(int argc, char **argv) {
         free(gx);
         qx = gx = NULL;
     }
-    if (!a.no_baselines && (net = mdl_mlp(m)) != NULL) {
-        /* the untrained network: same architecture, the trainer's init (MLPs only) */
+    if (!a.no_baselines && m->format == MDL_FMT_SAFETENSORS) {
+        /* the untrained network: same architecture and preprocessing, the trainer's init (MLPs only) */
         trn_config cfg;
         trn_config_default(&cfg);
-        cfg.n_layers = net->n_layers;
-        cfg.dims[0] = net->layers[0].in;
-        for (int l = 0; l < net->n_layers; l++) cfg.dims[l + 1] = net->layers[l].out;
-        cfg.act = net->act;
-        cfg.normalize = m->normalize;
         cfg.metric = metric;
         if (a.seed_given) cfg.seed = a.seed;
         else model_seed(m, &cfg.seed);
-        if (trn_init_model(&cfg, &init, &err) != TR_OK) goto fail;
-        /* and the trained model's exact preprocessing */
-        size_t in = (size_t)mdl_input_dim(m);
-        mlp_net *inet = mdl_mlp(init);
-        if (net->in_mean && inet->in_mean) memcpy(inet->in_mean, net->in_mean, in * sizeof(float));
-        if (net->in_scale && inet->in_scale) memcpy(inet->in_scale, net->in_scale, in * sizeof(float));
+        if (trn_init_like(m, &cfg, &init, &err) != TR_OK) goto fail;
         if (embed(init, gd, &ge, &err) != TR_OK) goto fail;
         if (!loo && embed(init, qd, &qe, &err) != TR_OK) goto fail;
         if (score(&a, metric, loo ? ge : qe, qd, ge, gd, od, loo, &rows[2], &err) != TR_OK) goto fail;

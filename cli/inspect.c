@@ -6,7 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-#include "mlp.h"
+#include "model.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tripletctl inspect MODEL [--json]\n"
@@ -19,19 +19,21 @@ static void usage(FILE *f) {
                "  --json   one JSON object on stdout instead of text\n");
 }
 
-/* Activation applied after layer l: the model's between layers, none ("identity") after the last. */
-static const char *layer_act(const mlp_net *net, int l) {
-    return l + 1 < net->n_layers ? mdl_act_name(net->act) : "identity";
-}
+static const cJSON *item(const cJSON *o, const char *key) { return cJSON_GetObjectItemCaseSensitive(o, key); }
 
-static void print_mlp(const mlp_net *net) {
-    printf("activation:   %s\n", mdl_act_name(net->act));
-    printf("input:        %s%s%s\n", net->in_mean ? "input.mean " : "", net->in_scale ? "input.scale " : "",
-           net->in_mean || net->in_scale ? "(x' = (x - mean) * scale)" : "raw (no preprocessing tensors)");
-    printf("layers:       %d\n", net->n_layers);
-    for (int l = 0; l < net->n_layers; l++)
-        printf("  %2d  %6d -> %-6d  bias %-3s  then %s\n", l, net->layers[l].in, net->layers[l].out,
-               net->layers[l].b ? "yes" : "no", layer_act(net, l));
+/* The MLP's layers, from the same description GET /v1/model serves. */
+static void print_mlp(const cJSON *d) {
+    const cJSON *layers = item(d, "layers"), *ly;
+    int mean = cJSON_IsTrue(item(d, "input_mean")), scale = cJSON_IsTrue(item(d, "input_scale")), l = 0;
+    printf("activation:   %s\n", cJSON_GetStringValue(item(d, "activation")));
+    printf("input:        %s%s%s\n", mean ? "input.mean " : "", scale ? "input.scale " : "",
+           mean || scale ? "(x' = (x - mean) * scale)" : "raw (no preprocessing tensors)");
+    printf("layers:       %d\n", cJSON_GetArraySize(layers));
+    cJSON_ArrayForEach(ly, layers) {
+        printf("  %2d  %6.0f -> %-6.0f  bias %-3s  then %s\n", l++, cJSON_GetNumberValue(item(ly, "in")),
+               cJSON_GetNumberValue(item(ly, "out")), cJSON_IsTrue(item(ly, "bias")) ? "yes" : "no",
+               cJSON_GetStringValue(item(ly, "activation")));
+    }
 }
 
 static void print_shape(const char *label, const cJSON *io) {
@@ -60,16 +62,16 @@ static void print_graph(const cJSON *d) {
 }
 
 static void print_text(const mdl_model *m, const cJSON *d, const char *path) {
-    const mlp_net *net = mdl_mlp(m);
+    const cJSON *dims = item(d, "dims"), *dm;
     printf("model:        %s\n", path);
     printf("format:       %s\n", mdl_format_name(m));
     printf("name:         %s\n", m->name[0] ? m->name : "(none)");
     if (m->description[0]) printf("description:  %s\n", m->description);
     printf("sha256:       %s\n", m->sha256);
     printf("dtype:        %s\n", m->dtype);
-    if (net) {
-        printf("dims:         %d", mdl_input_dim(m));
-        for (int l = 0; l < net->n_layers; l++) printf(" -> %d", net->layers[l].out);
+    if (m->format == MDL_FMT_SAFETENSORS) {
+        printf("dims:         ");
+        cJSON_ArrayForEach(dm, dims) printf("%s%.0f", dm == dims->child ? "" : " -> ", dm->valuedouble);
         printf("  (input %d, output %d)\n", mdl_input_dim(m), mdl_output_dim(m));
     } else printf("dims:         input %d, output %d (per sample, flattened)\n", mdl_input_dim(m), mdl_output_dim(m));
     printf("parameters:   %zu\n", m->n_params);
@@ -80,7 +82,7 @@ static void print_text(const mdl_model *m, const cJSON *d, const char *path) {
     if (m->has_image)
         printf("image:        %d x %d x %d (channels x height x width); x/255, then (x - mean) / std per channel\n",
                m->image.channels, m->image.height, m->image.width);
-    if (net) print_mlp(net);
+    if (m->format == MDL_FMT_SAFETENSORS) print_mlp(d);
     else print_graph(d);
     printf("metadata:     %zu entr%s\n", m->n_meta, m->n_meta == 1 ? "y" : "ies");
     for (size_t i = 0; i < m->n_meta; i++) printf("  %s = %s\n", m->meta[2 * i], m->meta[2 * i + 1]);

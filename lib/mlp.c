@@ -337,6 +337,12 @@ static void forward_block(const mlp_net *m, const float *x, size_t n, float *y, 
     }
 }
 
+void mlp_input_preprocess(const mdl_model *model, const float *x, size_t n, float *out) {
+    const mlp_net *m = mdl_mlp(model);
+    if (m && (m->in_mean || m->in_scale)) preprocess_rows(m, x, n, out);
+    else memcpy(out, x, n * model->input_dim * sizeof(float));
+}
+
 void mlp_forward_trace(const mlp_net *m, const float *x, size_t n, float *xp, float *const *z, float *const *a) {
     const float *cur = x;
     if (m->in_mean || m->in_scale) {

@@ -49,6 +49,10 @@ int mlp_net_forward(const mlp_net *net, const float *x, size_t n, float *y, mdl_
  * mlp_net_forward, without its row blocking. */
 void mlp_forward_trace(const mlp_net *net, const float *x, size_t n, float *xp, float *const *z, float *const *a);
 
+/* The MLP's input preprocessing x' = (x - input.mean) * input.scale on n
+ * rows into out; a plain copy when m has no such tensors or is not an MLP. */
+void mlp_input_preprocess(const mdl_model *m, const float *x, size_t n, float *out);
+
 /* Build a model with zeroed weights for dims[0] -> ... -> dims[n_layers];
  * every layer has a bias. Metadata defaults: sqeuclidean, triplet, 0.2. */
 int mdl_new(const int *dims, int n_layers, mdl_act act, int normalize, mdl_model **out, tr_err *err);

@@ -347,6 +347,25 @@ static int bind_net(trn *t, tr_err *err) {
     return TR_OK;
 }
 
+int trn_init_like(const mdl_model *m, const trn_config *cfg, mdl_model **out, tr_err *err) {
+    const mlp_net *net = mdl_mlp(m);
+    trn_config c = *cfg;
+    *out = NULL;
+    if (net == NULL) return tr_seterr(err, TR_EINVAL, "model", "only an MLP has an untrained counterpart");
+    c.n_layers = net->n_layers;
+    c.dims[0] = net->layers[0].in;
+    for (int l = 0; l < net->n_layers; l++) c.dims[l + 1] = net->layers[l].out;
+    c.act = net->act;
+    c.normalize = m->normalize;
+    int rc = trn_init_model(&c, out, err);
+    if (rc) return rc;
+    mlp_net *inet = mdl_mlp(*out);
+    size_t in = m->input_dim;
+    if (net->in_mean && inet->in_mean) memcpy(inet->in_mean, net->in_mean, in * sizeof(float));
+    if (net->in_scale && inet->in_scale) memcpy(inet->in_scale, net->in_scale, in * sizeof(float));
+    return TR_OK;
+}
+
 int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t n, size_t dim, trn **out, tr_err *err) {
     trn *t = NULL;
     int64_t *sorted = NULL;
