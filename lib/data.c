@@ -13,6 +13,8 @@
 #include <cjson/cJSON.h>
 #include <zlib.h>
 
+#include "rng.h"
+
 void dat_opts_default(dat_opts *o) {
     o->split = "train";
     o->scale = 0;
@@ -905,13 +907,6 @@ nomem:
     return tr_seterr(err, TR_ENOMEM, "", "out of memory");
 }
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 int dat_split_holdout(const dat_set *d, double frac, uint64_t seed, dat_set **train, dat_set **test, tr_err *err) {
     int64_t *classes = NULL;
     size_t *counts = NULL, nc = 0, *idx = NULL, m = 0;
@@ -932,7 +927,7 @@ int dat_split_holdout(const dat_set *d, double frac, uint64_t seed, dat_set **tr
         for (size_t i = 0; i < d->n; i++)
             if (d->labels[i] == classes[c]) idx[k++] = i;
         for (size_t i = k; i > 1; i--) { /* Fisher-Yates */
-            size_t j = (size_t)(splitmix64(&state) % i);
+            size_t j = (size_t)(rng_splitmix64(&state) % i);
             size_t t = idx[i - 1];
             idx[i - 1] = idx[j];
             idx[j] = t;

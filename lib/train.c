@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "grad.h"
+#include "rng.h"
 #include "st.h"
 
 
@@ -50,46 +51,6 @@ struct trn {
     float *bx;
     int64_t *blabels;
 };
-
-/* ---- PRNG: xoshiro256** seeded with splitmix64 ---- */
-
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(uint64_t s[4]) {
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
-}
-
-static double rng_uniform(uint64_t s[4]) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-
-/* Uniform in [0, n), n >= 1, unbiased (rejection). */
-static size_t rng_below(uint64_t s[4], size_t n) {
-    uint64_t lim = UINT64_MAX - UINT64_MAX % (uint64_t)n, r;
-    do r = rng_next(s);
-    while (r >= lim);
-    return (size_t)(r % (uint64_t)n);
-}
-
-static void shuffle(uint64_t s[4], size_t *a, size_t n) {
-    for (size_t i = n; i > 1; i--) {
-        size_t j = rng_below(s, i), tmp = a[i - 1];
-        a[i - 1] = a[j];
-        a[j] = tmp;
-    }
-}
 
 /* ---- config ---- */
 
@@ -270,10 +231,6 @@ static void init_weights(const trn_config *c, float *w, uint64_t rng[4]) {
     }
 }
 
-static void seed_rng(uint64_t seed, uint64_t rng[4]) {
-    for (int i = 0; i < 4; i++) rng[i] = splitmix64(&seed);
-}
-
 /* Copy flat parameters into a new model with the preprocessing and metadata of c. */
 static int build_model(const trn_config *c, const float *w, double in_mean, double in_scale, mdl_model **out, tr_err *err) {
     mdl_model *m = NULL;
@@ -322,7 +279,7 @@ int trn_init_model(const trn_config *cfg, mdl_model **out, tr_err *err) {
     }
     float *w = malloc(np * sizeof *w);
     if (w == NULL) return tr_seterr(err, TR_ENOMEM, "arch", "cannot allocate %zu parameters", np);
-    seed_rng(cfg->seed, rng);
+    rng_seed(cfg->seed, rng);
     init_weights(cfg, w, rng);
     rc = build_model(cfg, w, cfg->input_mean, cfg->input_scale > 0 ? cfg->input_scale : 1.0, out, err);
     free(w);
@@ -451,10 +408,10 @@ int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t
     if ((rc = bind_net(t, err))) goto fail;
 
     /* seeded state: weights first, then the class pools */
-    seed_rng(cfg->seed, t->rng);
+    rng_seed(cfg->seed, t->rng);
     init_weights(cfg, t->w, t->rng);
     for (size_t c = 0; c < nc; c++) {
-        shuffle(t->rng, t->pool + t->cls_off[c], t->cls_off[c + 1] - t->cls_off[c]);
+        rng_shuffle(t->rng, t->pool + t->cls_off[c], t->cls_off[c + 1] - t->cls_off[c]);
         t->cursor[c] = t->cls_off[c];
     }
     size_t bs = (size_t)cfg->classes_per_batch * (size_t)cfg->samples_per_class;
@@ -660,7 +617,7 @@ static void sample_batch(trn *t) {
             size_t idx;
             if (size >= K) {
                 if (k == 0 && t->cursor[cl] + K > lo + size) {
-                    shuffle(t->rng, t->pool + lo, size);
+                    rng_shuffle(t->rng, t->pool + lo, size);
                     t->cursor[cl] = lo;
                 }
                 idx = t->pool[t->cursor[cl]++];
