@@ -1,5 +1,5 @@
-/* data.c - labelled datasets: IDX (gzip or raw), CSV and JSON-lines readers. */
-#include "data.h"
+/* data.c - labelled datasets: the dataset object, file reading, dat_load by name, the default dataset, subsets. */
+#include "data_impl.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,7 +10,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include <cjson/cJSON.h>
 #include <zlib.h>
 
 #include "rng.h"
@@ -22,7 +21,7 @@ void dat_opts_default(dat_opts *o) {
     o->format = DAT_AUTO;
 }
 
-static const dat_opts *opts_or_default(const dat_opts *o, dat_opts *tmp) {
+const dat_opts *dat_opts_or_default(const dat_opts *o, dat_opts *tmp) {
     if (o != NULL) return o;
     dat_opts_default(tmp);
     return tmp;
@@ -39,7 +38,7 @@ void dat_free(dat_set *d) {
 }
 
 /* A dataset of n x dim with room for ids when with_ids; sizes checked. */
-static int dat_alloc(size_t n, size_t dim, int with_ids, const char *name, dat_set **out, tr_err *err) {
+int dat_alloc(size_t n, size_t dim, int with_ids, const char *name, dat_set **out, tr_err *err) {
     size_t nv, bx, bl, bi;
     dat_set *d = NULL;
     if (dim == 0 || dim > DAT_MAX_DIM)
@@ -78,7 +77,7 @@ void dat_preprocess(dat_set *d, double mean, double scale) {
     d->pre_scale = d->pre_scale * scale;
 }
 
-static void apply_opts(dat_set *d, const dat_opts *o) {
+void dat_apply_opts(dat_set *d, const dat_opts *o) {
     if (o->scale) dat_preprocess(d, 0.0, 1.0 / 255.0);
 }
 
@@ -145,512 +144,6 @@ nomem:
 fail:
     if (gz != NULL) gzclose(gz);
     free(p);
-    return rc;
-}
-
-/* ------------------------------------------------------------ IDX */
-
-typedef struct {
-    uint8_t code;
-    uint8_t size;
-    const char *name;
-    int integral;
-    double max; /* raw_max */
-} idx_type;
-
-static const idx_type idx_types[] = {
-    {0x08, 1, "ubyte", 1, 255.0}, {0x09, 1, "byte", 1, 127.0},  {0x0B, 2, "short", 1, 32767.0},
-    {0x0C, 4, "int", 1, 0.0},     {0x0D, 4, "float", 0, 0.0},   {0x0E, 8, "double", 0, 0.0},
-};
-
-static uint32_t be32(const uint8_t *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-/* Element i of an IDX payload as double. */
-static double idx_value(const idx_type *t, const uint8_t *p, size_t i) {
-    p += i * t->size;
-    switch (t->code) {
-    case 0x08: return (double)p[0];
-    case 0x09: return (double)(int8_t)p[0];
-    case 0x0B: return (double)(int16_t)(uint16_t)((unsigned)p[0] << 8 | p[1]);
-    case 0x0C: return (double)(int32_t)be32(p);
-    case 0x0D: {
-        uint32_t u = be32(p);
-        float f;
-        memcpy(&f, &u, sizeof f);
-        return (double)f;
-    }
-    default: {
-        uint64_t u = (uint64_t)be32(p) << 32 | be32(p + 4);
-        double f;
-        memcpy(&f, &u, sizeof f);
-        return f;
-    }
-    }
-}
-
-typedef struct {
-    const idx_type *type;
-    size_t count; /* dims[0] */
-    size_t row;   /* product of dims[1..] (1 for rank 1) */
-    uint32_t dims[3];
-    int rank;
-    size_t header;
-} idx_header;
-
-/* Validate the whole header and payload size before anything is trusted. */
-static int idx_parse_header(const uint8_t *b, size_t len, const char *name, idx_header *h, tr_err *err) {
-    if (len < 4)
-        return tr_seterr(err, TR_EFORMAT, "", "%s: truncated IDX header: %zu bytes, need at least 4 (byte offset 0)",
-                         name, len);
-    if (b[0] != 0 || b[1] != 0)
-        return tr_seterr(err, TR_EFORMAT, "",
-                         "%s: bad IDX magic %02x %02x %02x %02x at byte offset 0, expected 00 00 <type> <rank>", name,
-                         b[0], b[1], b[2], b[3]);
-    h->type = NULL;
-    for (size_t i = 0; i < sizeof idx_types / sizeof idx_types[0]; i++)
-        if (idx_types[i].code == b[2]) h->type = &idx_types[i];
-    if (h->type == NULL)
-        return tr_seterr(err, TR_EFORMAT, "", "%s: unknown IDX element type 0x%02x at byte offset 2", name, b[2]);
-    h->rank = b[3];
-    if (h->rank < 1 || h->rank > 3)
-        return tr_seterr(err, TR_EFORMAT, "", "%s: IDX rank %d at byte offset 3 is not supported (1..3)", name, h->rank);
-    h->header = 4 + 4 * (size_t)h->rank;
-    if (len < h->header)
-        return tr_seterr(err, TR_EFORMAT, "", "%s: truncated IDX header: %zu bytes, need %zu", name, len, h->header);
-    h->row = 1;
-    for (int i = 0; i < h->rank; i++) {
-        h->dims[i] = be32(b + 4 + 4 * i);
-        if (i > 0 && !tr_size_mul(h->row, h->dims[i], &h->row))
-            return tr_seterr(err, TR_ELIMIT, "", "%s: IDX dimensions overflow", name);
-    }
-    h->count = h->dims[0];
-    size_t need;
-    if (!tr_size_mul(h->count, h->row, &need) || !tr_size_mul(need, h->type->size, &need))
-        return tr_seterr(err, TR_ELIMIT, "", "%s: IDX dimensions overflow", name);
-    if (len - h->header != need)
-        return tr_seterr(err, TR_EFORMAT, "",
-                         "%s: %s: header (rank %d, %zu x %zu %s) announces %zu data bytes after byte offset %zu, "
-                         "file has %zu",
-                         name, len - h->header < need ? "truncated" : "trailing bytes", h->rank, h->count, h->row,
-                         h->type->name, need, h->header, len - h->header);
-    return TR_OK;
-}
-
-int dat_parse_idx(const uint8_t *img, size_t img_len, const char *img_name, const uint8_t *lab, size_t lab_len,
-                  const char *lab_name, const dat_opts *opts, dat_set **out, tr_err *err) {
-    dat_opts tmp;
-    const dat_opts *o = opts_or_default(opts, &tmp);
-    idx_header hi, hl;
-    dat_set *d = NULL;
-    int rc;
-    if ((rc = idx_parse_header(img, img_len, img_name, &hi, err)) != TR_OK) return rc;
-    if ((rc = idx_parse_header(lab, lab_len, lab_name, &hl, err)) != TR_OK) return rc;
-    if (hl.rank != 1)
-        return tr_seterr(err, TR_EFORMAT, "", "%s: labels must be an IDX rank-1 file, this one has rank %d", lab_name,
-                         hl.rank);
-    if (!hl.type->integral)
-        return tr_seterr(err, TR_EFORMAT, "", "%s: labels must be integers, element type is %s", lab_name,
-                         hl.type->name);
-    if (hi.count != hl.count)
-        return tr_seterr(err, TR_EFORMAT, "", "count mismatch: %s has %zu images, %s has %zu labels", img_name,
-                         hi.count, lab_name, hl.count);
-    if (hi.count == 0) return tr_seterr(err, TR_EFORMAT, "", "%s: no images", img_name);
-    size_t n = o->limit && o->limit < hi.count ? o->limit : hi.count;
-    if ((rc = dat_alloc(n, hi.row, 0, img_name, &d, err)) != TR_OK) return rc;
-    const uint8_t *pi = img + hi.header;
-    size_t nv = n * hi.row;
-    if (hi.type->code == 0x08) {
-        for (size_t i = 0; i < nv; i++) d->x[i] = (float)pi[i];
-    } else {
-        for (size_t i = 0; i < nv; i++) {
-            double v = idx_value(hi.type, pi, i);
-            if (!tr_f32_ok(v)) {
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s: value at byte offset %zu is not a finite float", img_name,
-                               hi.header + i * hi.type->size);
-                goto fail;
-            }
-            d->x[i] = (float)v;
-        }
-    }
-    for (size_t i = 0; i < n; i++) d->labels[i] = (int64_t)idx_value(hl.type, lab + hl.header, i);
-    d->raw_max = hi.type->max;
-    if (hi.rank == 3) {
-        d->height = (int)hi.dims[1];
-        d->width = (int)hi.dims[2];
-    }
-    apply_opts(d, o);
-    *out = d;
-    return TR_OK;
-fail:
-    dat_free(d);
-    return rc;
-}
-
-/* ------------------------------------------------------------ text helpers */
-
-/* Rows accumulated by the text parsers, grown geometrically. */
-typedef struct {
-    size_t n, cap, dim;
-    float *x;
-    int64_t *labels;
-    char **ids;
-    int with_ids;
-} rowbuf;
-
-static void rowbuf_free(rowbuf *r) {
-    if (r->ids != NULL)
-        for (size_t i = 0; i < r->n; i++) free(r->ids[i]);
-    free(r->ids);
-    free(r->x);
-    free(r->labels);
-    memset(r, 0, sizeof *r);
-}
-
-/* Room for one more row; the row's floats are at r->x + r->n * dim. */
-static int rowbuf_grow(rowbuf *r, const char *name, tr_err *err) {
-    if (r->n < r->cap) return TR_OK;
-    size_t ncap = r->cap ? r->cap * 2 : 256, nv, bx;
-    if (!tr_size_mul(ncap, r->dim, &nv) || nv > DAT_MAX_VALUES) {
-        ncap = DAT_MAX_VALUES / r->dim;
-        if (ncap <= r->n)
-            return tr_seterr(err, TR_ELIMIT, "", "%s: more than %zu values (limit)", name, DAT_MAX_VALUES);
-    }
-    if (!tr_size_mul(ncap * r->dim, sizeof(float), &bx)) return tr_seterr(err, TR_ELIMIT, "", "%s: too big", name);
-    float *x = realloc(r->x, bx);
-    if (x == NULL) goto nomem;
-    r->x = x;
-    int64_t *l = realloc(r->labels, ncap * sizeof *l);
-    if (l == NULL) goto nomem;
-    r->labels = l;
-    if (r->with_ids) {
-        char **ids = realloc(r->ids, ncap * sizeof *ids);
-        if (ids == NULL) goto nomem;
-        r->ids = ids;
-    }
-    r->cap = ncap;
-    return TR_OK;
-nomem:
-    return tr_seterr(err, TR_ENOMEM, "", "%s: out of memory after %zu rows", name, r->n);
-}
-
-/* Move the rows into a dataset (r is emptied). */
-static int rowbuf_finish(rowbuf *r, const char *name, const dat_opts *o, dat_set **out, tr_err *err) {
-    if (r->n == 0) {
-        rowbuf_free(r);
-        return tr_seterr(err, TR_EFORMAT, "", "%s: no data rows", name);
-    }
-    dat_set *d = calloc(1, sizeof *d);
-    if (d == NULL) {
-        rowbuf_free(r);
-        return tr_seterr(err, TR_ENOMEM, "", "%s: out of memory", name);
-    }
-    d->n = r->n;
-    d->dim = r->dim;
-    d->x = r->x;
-    d->labels = r->labels;
-    d->ids = r->ids;
-    d->pre_mean = 0.0;
-    d->pre_scale = 1.0;
-    snprintf(d->source, sizeof d->source, "%s", name);
-    memset(r, 0, sizeof *r);
-    apply_opts(d, o);
-    *out = d;
-    return TR_OK;
-}
-
-/* Parse s[0..len) (trimmed of spaces) as a finite number. 0 = ok,
- * -1 = not a number, -2 = not finite. */
-static int parse_num(const char *s, size_t len, double *v) {
-    char tmp[128];
-    while (len > 0 && isspace((unsigned char)*s)) s++, len--;
-    while (len > 0 && isspace((unsigned char)s[len - 1])) len--;
-    if (len == 0 || len >= sizeof tmp) return -1;
-    memcpy(tmp, s, len);
-    tmp[len] = '\0';
-    char *end;
-    errno = 0;
-    double x = strtod(tmp, &end);
-    if (end != tmp + len) return -1;
-    /* strtod accepts "nan", "inf", hex floats; refuse the non-finite ones */
-    if (!tr_f32_ok(x)) return -2;
-    *v = x;
-    return 0;
-}
-
-/* A finite integral double in the exactly representable range. */
-static int as_label(double v, int64_t *out) {
-    if (v != floor(v) || fabs(v) > 9007199254740992.0) return -1;
-    *out = (int64_t)v;
-    return 0;
-}
-
-/* A field as a printable, bounded quote for error messages. */
-static void quote_field(char *buf, size_t cap, const char *s, size_t len) {
-    while (len > 0 && isspace((unsigned char)*s)) s++, len--;
-    while (len > 0 && isspace((unsigned char)s[len - 1])) len--;
-    size_t k = 0;
-    for (size_t i = 0; i < len && k + 4 < cap; i++) buf[k++] = isprint((unsigned char)s[i]) ? s[i] : '?';
-    if (len > 0 && k + 4 >= cap) buf[k++] = '.', buf[k++] = '.', buf[k++] = '.';
-    buf[k] = '\0';
-}
-
-static char *dup_bounded(const char *s, size_t len) {
-    char *p = malloc(len + 1);
-    if (p == NULL) return NULL;
-    memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
-}
-
-/* The next line of text[*pos..len): start and length without "\n"/"\r\n". */
-static int next_line(const char *text, size_t len, size_t *pos, const char **line, size_t *llen) {
-    if (*pos >= len) return 0;
-    const char *s = text + *pos;
-    const char *nl = memchr(s, '\n', len - *pos);
-    size_t l = nl ? (size_t)(nl - s) : len - *pos;
-    *pos += l + (nl ? 1 : 0);
-    if (l > 0 && s[l - 1] == '\r') l--;
-    *line = s;
-    *llen = l;
-    return 1;
-}
-
-static int is_blank(const char *s, size_t len) {
-    for (size_t i = 0; i < len; i++)
-        if (!isspace((unsigned char)s[i])) return 0;
-    return 1;
-}
-
-/* ------------------------------------------------------------ CSV */
-
-/* Split a line at commas into at most cap fields; returns the count (may
- * exceed cap: then only cap are stored). */
-static size_t csv_split(const char *s, size_t len, const char **f, size_t *fl, size_t cap) {
-    size_t k = 0, start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i == len || s[i] == ',') {
-            if (k < cap) {
-                f[k] = s + start;
-                fl[k] = i - start;
-            }
-            k++;
-            start = i + 1;
-        }
-    }
-    return k;
-}
-
-int dat_parse_csv(const char *text, size_t len, const char *name, const dat_opts *opts, dat_set **out, tr_err *err) {
-    dat_opts tmp;
-    const dat_opts *o = opts_or_default(opts, &tmp);
-    rowbuf r = {0};
-    const char **f = NULL;
-    size_t *fl = NULL, ncols = 0, pos = 0, lineno = 0, header_line = 0, first_line = 0;
-    int id_col = 0, rc;
-    const char *line;
-    size_t llen;
-    char q[64];
-    while (next_line(text, len, &pos, &line, &llen)) {
-        lineno++;
-        if (is_blank(line, llen)) continue;
-        if (o->limit && r.n >= o->limit) break;
-        if (ncols == 0) {
-            /* first non-blank line: fixes the column count, maybe a header */
-            size_t nf = csv_split(line, llen, NULL, NULL, 0);
-            if (nf > DAT_MAX_DIM + 2) {
-                rc = tr_seterr(err, TR_ELIMIT, "", "%s:%zu: %zu fields (limit %zu)", name, lineno, nf, DAT_MAX_DIM + 2);
-                goto fail;
-            }
-            f = malloc(nf * sizeof *f);
-            fl = malloc(nf * sizeof *fl);
-            if (f == NULL || fl == NULL) goto nomem;
-            csv_split(line, llen, f, fl, nf);
-            ncols = nf;
-            first_line = lineno;
-            int header = 0;
-            double v;
-            for (size_t c = 0; c < nf; c++)
-                if (parse_num(f[c], fl[c], &v) != 0) header = 1;
-            if (header) {
-                quote_field(q, sizeof q, f[0], fl[0]);
-                id_col = strcasecmp(q, "id") == 0;
-                header_line = lineno;
-            }
-            if (ncols < (size_t)(2 + id_col)) {
-                rc = tr_seterr(err, TR_EFORMAT, "",
-                               "%s:%zu: %zu field(s); need at least one feature and the label (last column)", name,
-                               lineno, ncols);
-                goto fail;
-            }
-            r.dim = ncols - 1 - (size_t)id_col;
-            r.with_ids = id_col;
-            if (header) continue;
-        }
-        size_t nf = csv_split(line, llen, f, fl, ncols);
-        if (nf != ncols) {
-            rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu: %zu fields, expected %zu (as on line %zu)", name, lineno, nf,
-                           ncols, first_line);
-            goto fail;
-        }
-        if ((rc = rowbuf_grow(&r, name, err)) != TR_OK) goto fail;
-        float *row = r.x + r.n * r.dim;
-        for (size_t c = (size_t)id_col; c < ncols; c++) {
-            double v;
-            int pr = parse_num(f[c], fl[c], &v);
-            if (pr != 0) {
-                quote_field(q, sizeof q, f[c], fl[c]);
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: \"%s\" is not a %s", name, lineno, c + 1, q,
-                               pr == -2 ? "finite number" : "number");
-                goto fail;
-            }
-            if (c + 1 < ncols) {
-                row[c - (size_t)id_col] = (float)v;
-            } else if (as_label(v, &r.labels[r.n]) != 0) {
-                quote_field(q, sizeof q, f[c], fl[c]);
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: label \"%s\" is not an integer", name, lineno,
-                               c + 1, q);
-                goto fail;
-            }
-        }
-        if (id_col) {
-            const char *s = f[0];
-            size_t l = fl[0];
-            while (l > 0 && isspace((unsigned char)*s)) s++, l--;
-            while (l > 0 && isspace((unsigned char)s[l - 1])) l--;
-            if (l == 0 || l >= DAT_MAX_ID) {
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column 1: id is empty or longer than %d bytes", name,
-                               lineno, DAT_MAX_ID - 1);
-                goto fail;
-            }
-            if (memchr(s, '\0', l) != NULL) {
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column 1: id contains a NUL byte", name, lineno);
-                goto fail;
-            }
-            if ((r.ids[r.n] = dup_bounded(s, l)) == NULL) goto nomem;
-        }
-        r.n++;
-    }
-    (void)header_line;
-    free(f);
-    free(fl);
-    return rowbuf_finish(&r, name, o, out, err);
-nomem:
-    rc = tr_seterr(err, TR_ENOMEM, "", "%s: out of memory at line %zu", name, lineno);
-fail:
-    free(f);
-    free(fl);
-    rowbuf_free(&r);
-    return rc;
-}
-
-/* ------------------------------------------------------------ JSON lines */
-
-int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_opts *opts, dat_set **out,
-                    tr_err *err) {
-    dat_opts tmp;
-    const dat_opts *o = opts_or_default(opts, &tmp);
-    rowbuf r = {0};
-    cJSON *j = NULL;
-    size_t pos = 0, lineno = 0, first_line = 0;
-    int rc;
-    const char *line;
-    size_t llen;
-    while (next_line(text, len, &pos, &line, &llen)) {
-        lineno++;
-        if (is_blank(line, llen)) continue;
-        if (o->limit && r.n >= o->limit) break;
-        const char *end = NULL;
-        j = cJSON_ParseWithLengthOpts(line, llen, &end, 0);
-        if (j == NULL) {
-            size_t col = end != NULL && end >= line && end <= line + llen ? (size_t)(end - line) + 1 : 1;
-            rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: invalid JSON", name, lineno, col);
-            goto fail;
-        }
-        while (end < line + llen && isspace((unsigned char)*end)) end++;
-        if (end < line + llen) {
-            rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: text after the JSON value", name, lineno,
-                           (size_t)(end - line) + 1);
-            goto fail;
-        }
-        if (!cJSON_IsObject(j)) {
-            rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu: expected an object {\"x\": [...], \"label\": L}", name, lineno);
-            goto fail;
-        }
-        const char *key = "x";
-        cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "x");
-        if (x == NULL) x = cJSON_GetObjectItemCaseSensitive(j, key = "features");
-        if (!cJSON_IsArray(x)) {
-            rc = tr_seterr(err, TR_EFORMAT, x ? key : "x", "%s:%zu: %s", name, lineno,
-                           x ? "\"features\" is not an array" : "missing \"x\" (an array of numbers)");
-            goto fail;
-        }
-        size_t nx = (size_t)cJSON_GetArraySize(x);
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-        if (r.dim == 0) {
-            if (nx == 0 || nx > DAT_MAX_DIM) {
-                rc = tr_seterr(err, nx ? TR_ELIMIT : TR_EFORMAT, key, "%s:%zu: \"%s\" has %zu numbers (limit 1..%zu)",
-                               name, lineno, key, nx, DAT_MAX_DIM);
-                goto fail;
-            }
-            r.dim = nx;
-            r.with_ids = id != NULL;
-            first_line = lineno;
-        } else if (nx != r.dim) {
-            rc = tr_seterr(err, TR_EFORMAT, key, "%s:%zu: \"%s\" has %zu numbers, expected %zu (as on line %zu)", name,
-                           lineno, key, nx, r.dim, first_line);
-            goto fail;
-        }
-        if ((id != NULL) != r.with_ids) {
-            rc = tr_seterr(err, TR_EFORMAT, "id", "%s:%zu: %s \"id\" (line %zu %s one)", name, lineno,
-                           id ? "unexpected" : "missing", first_line, id ? "had no" : "had");
-            goto fail;
-        }
-        if ((rc = rowbuf_grow(&r, name, err)) != TR_OK) goto fail;
-        float *row = r.x + r.n * r.dim;
-        size_t c = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, x) {
-            if (!cJSON_IsNumber(e) || !tr_f32_ok(e->valuedouble)) {
-                char field[48];
-                snprintf(field, sizeof field, "%s[%zu]", key, c);
-                rc = tr_seterr(err, TR_EFORMAT, field, "%s:%zu: %s is not a finite number", name, lineno, field);
-                goto fail;
-            }
-            row[c++] = (float)e->valuedouble;
-        }
-        cJSON *lab = cJSON_GetObjectItemCaseSensitive(j, "label");
-        if (lab == NULL || !cJSON_IsNumber(lab) || as_label(lab->valuedouble, &r.labels[r.n]) != 0) {
-            rc = tr_seterr(err, TR_EFORMAT, "label", "%s:%zu: %s", name, lineno,
-                           lab ? "\"label\" is not an integer" : "missing \"label\"");
-            goto fail;
-        }
-        if (id != NULL) {
-            char buf[DAT_MAX_ID];
-            if (cJSON_IsString(id) && id->valuestring[0] != '\0' && strlen(id->valuestring) < DAT_MAX_ID) {
-                snprintf(buf, sizeof buf, "%s", id->valuestring);
-            } else if (cJSON_IsNumber(id) && id->valuedouble == floor(id->valuedouble) &&
-                       fabs(id->valuedouble) <= 9007199254740992.0) {
-                snprintf(buf, sizeof buf, "%.0f", id->valuedouble);
-            } else {
-                rc = tr_seterr(err, TR_EFORMAT, "id", "%s:%zu: \"id\" must be a non-empty string (< %d bytes) or an integer",
-                               name, lineno, DAT_MAX_ID);
-                goto fail;
-            }
-            if ((r.ids[r.n] = dup_bounded(buf, strlen(buf))) == NULL) {
-                rc = tr_seterr(err, TR_ENOMEM, "", "%s: out of memory at line %zu", name, lineno);
-                goto fail;
-            }
-        }
-        r.n++;
-        cJSON_Delete(j);
-        j = NULL;
-    }
-    return rowbuf_finish(&r, name, o, out, err);
-fail:
-    cJSON_Delete(j);
-    rowbuf_free(&r);
     return rc;
 }
 
@@ -723,7 +216,7 @@ static int idx_labels_for(const char *img, char *lab, size_t cap) {
 
 int dat_load(const char *spec, const dat_opts *opts, dat_set **out, tr_err *err) {
     dat_opts tmp;
-    const dat_opts *o = opts_or_default(opts, &tmp);
+    const dat_opts *o = dat_opts_or_default(opts, &tmp);
     char img[1024], lab[1024], prefix[1024];
     uint8_t *buf = NULL;
     size_t len;
@@ -841,7 +334,7 @@ static int dat_select(const dat_set *d, const unsigned char *sel, size_t m, dat_
         if (!sel[i]) continue;
         memcpy(s->x + k * d->dim, d->x + i * d->dim, d->dim * sizeof(float));
         s->labels[k] = d->labels[i];
-        if (d->ids != NULL && (s->ids[k] = dup_bounded(d->ids[i], strlen(d->ids[i]))) == NULL) {
+        if (d->ids != NULL && (s->ids[k] = strdup(d->ids[i])) == NULL) {
             s->n = k;
             dat_free(s);
             return tr_seterr(err, TR_ENOMEM, "", "%s: out of memory", d->source);
