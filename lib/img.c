@@ -4,6 +4,7 @@
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 
 #include <jpeglib.h>
+#include <jerror.h> /* after jpeglib.h: the message codes */
 #include <png.h>
 #include <setjmp.h>
 #include <stdlib.h>
@@ -41,11 +42,15 @@ static void convert(const uint8_t *src, int sc, uint8_t *dst, int dc, size_t n) 
 typedef struct {
     const uint8_t *buf;
     size_t len, pos;
+    int truncated;
 } png_src;
 
 static void png_read_mem(png_structp p, png_bytep out, size_t n) {
     png_src *s = png_get_io_ptr(p);
-    if (n > s->len - s->pos) png_error(p, "truncated");
+    if (n > s->len - s->pos) {
+        s->truncated = 1;
+        png_error(p, "truncated");
+    }
     memcpy(out, s->buf + s->pos, n);
     s->pos += n;
 }
@@ -58,7 +63,15 @@ static void png_on_error(png_structp p, png_const_charp msg) {
 static void png_on_warning(png_structp p, png_const_charp msg) { (void)p, (void)msg; }
 
 static int decode_png(const uint8_t *buf, size_t len, size_t max_pixels, int channels, img_u8 *out, tr_err *err) {
-    png_src src = {buf, len, 0};
+    png_src src = {buf, len, 0, 0};
+    /* The size from IHDR (always the first chunk) before libpng sees it: libpng's own
+     * refusal of a zero width would not say so, and a bomb costs nothing here. */
+    if (len >= 24 && memcmp(buf + 12, "IHDR", 4) == 0) {
+        size_t w = (size_t)buf[16] << 24 | (size_t)buf[17] << 16 | (size_t)buf[18] << 8 | buf[19];
+        size_t h = (size_t)buf[20] << 24 | (size_t)buf[21] << 16 | (size_t)buf[22] << 8 | buf[23];
+        int rc0 = check_size(w, h, max_pixels, err);
+        if (rc0) return rc0;
+    }
     png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, png_on_error, png_on_warning);
     png_infop info = p ? png_create_info_struct(p) : NULL;
     uint8_t *volatile raw = NULL, **volatile rows = NULL;
@@ -68,7 +81,9 @@ static int decode_png(const uint8_t *buf, size_t len, size_t max_pixels, int cha
         return tr_seterr(err, TR_ENOMEM, "image", "out of memory");
     }
     if (setjmp(png_jmpbuf(p))) {
-        if (rc == TR_OK) rc = tr_seterr(err, TR_EFORMAT, "image", "not a valid PNG image (corrupt or truncated data)");
+        if (rc == TR_OK)
+            rc = src.truncated ? tr_seterr(err, TR_EFORMAT, "image", "truncated PNG data (the file ends after %zu bytes)", len)
+                               : tr_seterr(err, TR_EFORMAT, "image", "corrupt PNG data");
         goto done;
     }
     png_set_read_fn(p, &src, png_read_mem);
@@ -124,13 +139,24 @@ done:
 typedef struct {
     struct jpeg_error_mgr base;
     jmp_buf jmp;
-    int warnings;
+    int warnings, truncated;
 } jpg_err;
 
 static void jpg_on_error(j_common_ptr c) { longjmp(((jpg_err *)c->err)->jmp, 1); }
 /* Warnings (a premature end of data, corrupt entropy data) make the pixels made up: refuse them. */
 static void jpg_on_message(j_common_ptr c, int level) {
-    if (level < 0) ((jpg_err *)c->err)->warnings++;
+    jpg_err *e = (jpg_err *)c->err;
+    if (level >= 0) return;
+    e->warnings++;
+    if (e->base.msg_code == JWRN_JPEG_EOF) e->truncated = 1;
+}
+
+/* The refusal for a decoder error or warning: truncation, an empty image, or corruption. */
+static int jpg_fail(const jpg_err *je, size_t len, tr_err *err) {
+    if (je->truncated) return tr_seterr(err, TR_EFORMAT, "image", "truncated JPEG data (the file ends after %zu bytes)", len);
+    if (je->base.msg_code == JERR_EMPTY_IMAGE || je->base.msg_code == JERR_IMAGE_TOO_BIG)
+        return tr_seterr(err, TR_EFORMAT, "image", "image has no pixels or an impossible size in its JPEG header");
+    return tr_seterr(err, TR_EFORMAT, "image", "corrupt JPEG data");
 }
 
 static int decode_jpeg(const uint8_t *buf, size_t len, size_t max_pixels, int channels, img_u8 *out, tr_err *err) {
@@ -142,9 +168,9 @@ static int decode_jpeg(const uint8_t *buf, size_t len, size_t max_pixels, int ch
     d.err = jpeg_std_error(&je.base);
     je.base.error_exit = jpg_on_error;
     je.base.emit_message = jpg_on_message;
-    je.warnings = 0;
+    je.warnings = je.truncated = 0;
     if (setjmp(je.jmp)) {
-        if (rc == TR_OK) rc = tr_seterr(err, TR_EFORMAT, "image", "not a valid JPEG image (corrupt or truncated data)");
+        if (rc == TR_OK) rc = jpg_fail(&je, len, err);
         goto done;
     }
     jpeg_create_decompress(&d);
@@ -176,7 +202,7 @@ static int decode_jpeg(const uint8_t *buf, size_t len, size_t max_pixels, int ch
     }
     jpeg_finish_decompress(&d);
     if (je.warnings) {
-        rc = tr_seterr(err, TR_EFORMAT, "image", "not a valid JPEG image (corrupt or truncated data)");
+        rc = jpg_fail(&je, len, err);
         goto done;
     }
     convert(raw, sc, out->px, channels, w * h);
@@ -194,6 +220,7 @@ done:
 int img_decode(const uint8_t *buf, size_t len, size_t max_pixels, int channels, img_u8 *out, tr_err *err) {
     memset(out, 0, sizeof *out);
     if (channels != 1 && channels != 3) return tr_seterr(err, TR_EINVAL, "image", "channels %d is not 1 or 3", channels);
+    if (len == 0) return tr_seterr(err, TR_EFORMAT, "image", "empty image data (0 bytes)");
     if (len >= 8 && buf[0] == 0x89) {
         if (!img_sniff(buf, len)) return tr_seterr(err, TR_EFORMAT, "image", "not a PNG or JPEG image");
         return decode_png(buf, len, max_pixels, channels, out, err);

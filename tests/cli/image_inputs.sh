@@ -3,7 +3,8 @@
 # (tests/data/onnx/fashion_image.onnx): {"image": base64 PNG/JPEG} elements on /v1/embed, /v1/embeddings,
 # /v1/distance, /v1/loss/triplet and /v1/mine; a raw image/png body on /v1/embed; against PyTorch's outputs
 # for the same pixels and against PIL's preprocessing (convert + resize BILINEAR) of the same files;
-# hostile images get 4xx JSON naming the field, and the server stays healthy. Also tripletctl embed --image.
+# hostile images get 4xx JSON naming the field, and the server stays healthy. Also tripletctl embed --image
+# and index --images, and the same rule for a safetensors MLP with `image` metadata against PIL + numpy.
 . "$(dirname "$0")/../lib.sh"
 set -eo pipefail
 DATA=$ROOT/tests/data
@@ -46,11 +47,14 @@ json.dump({"anchors": [rows[0]], "positives": [rows[1]], "negatives": [rows[2]]}
 json.dump({"input": [{"image": b64(pngs[0])}, {"image": b64(pngs[1])}]}, open(tmp + "/openai.json", "w"))
 json.dump({"inputs": [{"image": b64(p)} for p in pngs[:4]], "labels": [0, 0, 1, 1], "strategy": "batch-all"}, open(tmp + "/mine_img.json", "w"))
 json.dump({"inputs": rows[:4], "labels": [0, 0, 1, 1], "strategy": "batch-all"}, open(tmp + "/mine_num.json", "w"))
-# hostile: truncated, a bomb over --max-image-pixels (100000), garbage, CMYK, not base64, a 16-bit grey PNG
+# hostile: truncated, a bomb over --max-image-pixels (100000), garbage, CMYK, not base64, zero width, empty
 f = io.BytesIO(); Image.fromarray(rgb).convert("CMYK").save(f, "JPEG"); cmyk = f.getvalue()
 f = io.BytesIO(); Image.fromarray(np.zeros((400, 300), np.uint8)).save(f, "PNG"); bomb = f.getvalue()
+import struct, zlib
+chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+zero = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 0, 5, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
 hostile = {"truncated": b64(pngs[0][:60]), "bomb": b64(bomb), "garbage": b64(b"GIF89a not supported"), "cmyk": b64(cmyk),
-           "notb64": "%%%not-base64%%%"}
+           "notb64": "%%%not-base64%%%", "zero": b64(zero), "empty": ""}
 for k, v in hostile.items(): json.dump({"inputs": [rows[0], {"image": v}]}, open(f"{tmp}/bad_{k}.json", "w"))
 PY
 
@@ -116,7 +120,9 @@ while IFS='|' read -r kind text; do
     if [[ $code == 422 ]] && grep -q '"field":"inputs\[1\].image"' "$tmp/r.json" && grep -qF -- "$text" "$tmp/r.json"; then ok "$kind image -> 422"
     else bad "$kind image: $code $(head -c 300 "$tmp/r.json")"; fi
 done <<'CASES'
-truncated|not a valid PNG image
+truncated|truncated PNG data (the file ends after 60 bytes)
+zero|image has no pixels (0 x 5)
+empty|empty base64 string
 bomb|over the 100000-pixel limit
 garbage|not a PNG or JPEG image
 cmyk|CMYK JPEG images are not supported
@@ -157,4 +163,34 @@ echo "garbage" >"$tmp/gal/bags/c.png"
 expect "index --images with a bad file" 1 "$TRIPLETCTL" index --model "$DATA/onnx/fashion_image.onnx" --images "$tmp/gal" --out "$tmp/gal2.safetensors" --quiet
 has "index names the bad file" "$tmp/err" "bags/c.png: not a PNG or JPEG image"
 expect "index --images needs image metadata" 1 "$TRIPLETCTL" index --model "$DATA/onnx/fashion_op13_dyn.onnx" --images "$tmp/gal" --out "$tmp/gal3.safetensors"
+
+# The same rule for a safetensors MLP: tests/data/e2e-model.safetensors (784-64-32) with `image` metadata
+# added; its embeddings of the PNG rows, the 56x40 JPEG and the 20x20 RGBA PNG against PIL + numpy.
+"$PY" - "$DATA/e2e-model.safetensors" "$tmp" <<'PY'
+import base64, io, json, struct, sys
+import numpy as np
+from PIL import Image
+src, tmp = sys.argv[1:3]
+b = open(src, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8 : 8 + n]); body = b[8 + n :]
+h["__metadata__"]["image"] = json.dumps({"channels": 1, "height": 28, "width": 28, "mean": [0.25], "std": [0.5]})
+hb = json.dumps(h).encode(); hb += b" " * (-len(hb) % 8)
+open(tmp + "/mlp_image.safetensors", "wb").write(struct.pack("<Q", len(hb)) + hb + body)
+t = {k: np.frombuffer(body[v["data_offsets"][0] : v["data_offsets"][1]], "<f4").reshape(v["shape"]).astype(np.float64)
+     for k, v in h.items() if k != "__metadata__"}
+files = [open(f"{tmp}/row{i}.png", "rb").read() for i in range(3)] + [open(tmp + "/big.jpg", "rb").read()]
+files.append(base64.b64decode(json.load(open(tmp + "/dist.json"))["a"][1]["image"]))
+x = np.stack([np.asarray(Image.open(io.BytesIO(f)).convert("L").resize((28, 28), Image.BILINEAR), np.float64).reshape(-1) for f in files])
+y = np.maximum((x / 255 - 0.25) / 0.5 @ t["0.weight"].T + t["0.bias"], 0) @ t["2.weight"].T + t["2.bias"]
+y /= np.linalg.norm(y, axis=1, keepdims=True)
+json.dump({"inputs": [{"image": base64.b64encode(f).decode()} for f in files]}, open(tmp + "/mlp_embed.json", "w"))
+json.dump({"embeddings": y.tolist()}, open(tmp + "/mlp_want.json", "w"))
+PY
+MODEL=$tmp/mlp_image.safetensors start_server
+post /v1/embed "$tmp/mlp_embed.json"
+[[ $code == 200 ]] && close "$tmp/r.json" embeddings "$tmp/mlp_want.json" embeddings && ok "safetensors MLP with image metadata: /v1/embed images = PIL + numpy" \
+    || bad "safetensors MLP images: $code $(head -c 300 "$tmp/r.json")"
+expect "tripletctl embed --image (safetensors)" 0 "$TRIPLETCTL" embed --model "$tmp/mlp_image.safetensors" --image "$tmp"/row{0,1,2}.png "$tmp/big.jpg"
+"$PY" -c 'import json,sys; print(json.dumps({"embeddings": [json.loads(l) for l in open(sys.argv[1])]}))' "$tmp/out" >"$tmp/cli.json"
+"$PY" -c 'import json,sys; w=json.load(open(sys.argv[1])); w["embeddings"]=w["embeddings"][:4]; json.dump(w, open(sys.argv[1],"w"))' "$tmp/mlp_want.json"
+close "$tmp/cli.json" embeddings "$tmp/mlp_want.json" embeddings && ok "embed --image (safetensors) = PIL + numpy" || bad "embed --image (safetensors) differs"
 finish

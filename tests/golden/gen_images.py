@@ -108,6 +108,11 @@ def main():
     Image.fromarray(rgba).convert("CMYK").save(os.path.join(OUT, "bad_cmyk.jpg"))
     write("bad_garbage.png", b"\x89PNG\r\n\x1a\nthis is not a png at all")
     write("bad_text.jpg", b"root:x:0:0:root:/root:/bin/bash\n")
+    write("bad_empty.png", b"")
+    sof = good_jpg.index(b"\xff\xc0")  # SOF0: length(2) precision(1) height(2) width(2)
+    write("bad_zero.jpg", good_jpg[: sof + 5] + b"\x00\x00" + good_jpg[sof + 7 :])
+    idat = good_png.index(b"IDAT") + 8  # a byte inside the compressed data: its CRC no longer matches
+    write("bad_crc.png", good_png[:idat] + bytes([good_png[idat] ^ 0xFF]) + good_png[idat + 1 :])
     return 0
 
 
