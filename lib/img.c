@@ -156,6 +156,9 @@ static int jpg_fail(const jpg_err *je, size_t len, tr_err *err) {
     if (je->truncated) return tr_seterr(err, TR_EFORMAT, "image", "truncated JPEG data (the file ends after %zu bytes)", len);
     if (je->base.msg_code == JERR_EMPTY_IMAGE || je->base.msg_code == JERR_IMAGE_TOO_BIG)
         return tr_seterr(err, TR_EFORMAT, "image", "image has no pixels or an impossible size in its JPEG header");
+    if (je->base.msg_code == JERR_BAD_PRECISION)
+        return tr_seterr(err, TR_EFORMAT, "image", "%d-bit JPEG images are not supported (8-bit only)",
+                         je->base.msg_parm.i[0]);
     return tr_seterr(err, TR_EFORMAT, "image", "corrupt JPEG data");
 }
 

@@ -111,6 +111,7 @@ def main():
     write("bad_empty.png", b"")
     sof = good_jpg.index(b"\xff\xc0")  # SOF0: length(2) precision(1) height(2) width(2)
     write("bad_zero.jpg", good_jpg[: sof + 5] + b"\x00\x00" + good_jpg[sof + 7 :])
+    write("bad_12bit.jpg", good_jpg[: sof + 4] + b"\x0c" + good_jpg[sof + 5 :])  # sample precision 12
     idat = good_png.index(b"IDAT") + 8  # a byte inside the compressed data: its CRC no longer matches
     write("bad_crc.png", good_png[:idat] + bytes([good_png[idat] ^ 0xFF]) + good_png[idat + 1 :])
     return 0

@@ -75,6 +75,7 @@ static void test_hostile(void **state) {
         {"bad_bomb.png", TR_ELIMIT, "image is 100000 x 100000 = 10000000000 pixels, over the 16777216-pixel limit"},
         {"bad_zero.png", TR_EFORMAT, "image has no pixels (0 x 5)"},
         {"bad_zero.jpg", TR_EFORMAT, "image has no pixels or an impossible size in its JPEG header"},
+        {"bad_12bit.jpg", TR_EFORMAT, "12-bit JPEG images are not supported (8-bit only)"},
         {"bad_empty.png", TR_EFORMAT, "empty image data (0 bytes)"},
         {"bad_crc.png", TR_EFORMAT, "corrupt PNG data"},
         {"bad_cmyk.jpg", TR_EFORMAT, "CMYK JPEG images are not supported: convert the image to RGB"},
