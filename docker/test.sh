@@ -221,7 +221,7 @@ for k, v in yaml.safe_load(open(sys.argv[1]))["data"].items():
     print(f"{k}={v}")' docker/k8s/configmap.yaml >"$tmp/k8s.env"
     mkdir -p "$tmp/models" && cp "$MODEL" "$tmp/models/model.safetensors" && chmod -R a+rX "$tmp/models"
     podman run -d --name "$c3" "${RUNARGS[@]}" -p "127.0.0.1:$p3:8080" --env-file "$tmp/k8s.env" \
-        --read-only --cap-drop ALL --security-opt no-new-privileges --tmpfs /tmp --user 10001:10001 \
+        --read-only --cap-drop ALL --security-opt no-new-privileges --tmpfs /tmp --user 10001:10001 --memory 256m \
         -v "$tmp/models:/models:ro" "$IMAGE" >"$tmp/run3.log" 2>&1 || { cat "$tmp/run3.log"; return 1; }
     wait_ready "http://127.0.0.1:$p3" 60 "$c3" || return 1
     embed "http://127.0.0.1:$p3" "$tmp/k8s.json" && same_embeddings "$tmp/local.json" "$tmp/k8s.json"
@@ -230,8 +230,21 @@ import json, sys
 m = json.load(sys.stdin)
 assert m["path"] == "/models/model.safetensors", m["path"]
 print("model from", m["path"])'
+    # too-large requests get a 4xx inside the 256 MiB limit, never an OOM kill: a 20 MB body (over
+    # --max-body) and an 8 MB body of 5,000 vectors (over --max-batch)
+    local code
+    code=$(head -c 20000000 /dev/zero | tr '\0' '1' | curl -s -m 30 -o /dev/null -w '%{http_code}' \
+        -H 'Content-Type: application/json' --data-binary @- "http://127.0.0.1:$p3/v1/embed")
+    [[ $code == 413 ]] || { echo "20 MB body: HTTP $code, want 413"; return 1; }
+    python3 -c 'import json; print(json.dumps({"inputs": [[1] * 784] * 5000}))' >"$tmp/big.json"
+    code=$(curl -s -m 30 -o "$tmp/big.out" -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data-binary @"$tmp/big.json" "http://127.0.0.1:$p3/v1/embed")
+    [[ $code == 413 || $code == 422 ]] || { echo "5000 vectors: HTTP $code, want 413 or 422"; return 1; }
+    [[ $(podman inspect -f '{{.State.OOMKilled}} {{.State.Running}}' "$c3") == "false true" ]] ||
+        { echo "after the large requests: $(podman inspect -f '{{.State.OOMKilled}} {{.State.Running}}' "$c3")"; return 1; }
+    echo "20 MB body: 413; 5000 vectors: $code; still running, not OOM-killed (--memory 256m)"
 }
-check "container: runs like the k8s pod (read-only root, ConfigMap env)" like_k8s
+check "container: runs like the k8s pod (read-only root, no capabilities, 256 MiB, ConfigMap env)" like_k8s
 
 # --- compose: 3 replicas + nginx -------------------------------------------
 build_lb() {
