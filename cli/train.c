@@ -254,7 +254,7 @@ static int on_progress(void *user, trn_event ev, const trn_stats *st) {
                 char line[512];
                 snprintf(line, sizeof line, "epoch %d/%d [%s] %d/%d %.0f steps/s ETA %s %sloss %.4f active %.2f hard/semi/easy %.2f/%.2f/%.2f",
                          st->epoch + 1, r->total_epochs, bar, st->step_in_epoch, spe, rate, eta, st->collapsed ? "COLLAPSED " : "", st->loss,
-                         st->active, st->share[CAT_HARD], st->share[CAT_SEMI_HARD], st->share[CAT_EASY]);
+                         st->active, st->share[LOSS_CAT_HARD], st->share[LOSS_CAT_SEMI_HARD], st->share[LOSS_CAT_EASY]);
                 /* one terminal row, or \r cannot redraw it */
                 struct winsize ws;
                 if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_col < sizeof line) line[ws.ws_col - 1] = '\0';
@@ -264,8 +264,8 @@ static int on_progress(void *user, trn_event ev, const trn_stats *st) {
             }
         } else if (st->step_in_epoch % (spe >= 10 ? spe / 10 : 1) == 0 || st->step == 1) {
             fprintf(stderr, "epoch %d/%d step %d/%d loss %.4f active %.3f hard %.3f semi-hard %.3f easy %.3f d_ap %.4f d_an %.4f%s %.0f steps/s ETA %s\n",
-                    st->epoch + 1, r->total_epochs, st->step_in_epoch, spe, st->loss, st->active, st->share[CAT_HARD], st->share[CAT_SEMI_HARD],
-                    st->share[CAT_EASY], st->mean_d_ap, st->mean_d_an, st->collapsed ? " COLLAPSED" : "", rate, eta);
+                    st->epoch + 1, r->total_epochs, st->step_in_epoch, spe, st->loss, st->active, st->share[LOSS_CAT_HARD], st->share[LOSS_CAT_SEMI_HARD],
+                    st->share[LOSS_CAT_EASY], st->mean_d_ap, st->mean_d_an, st->collapsed ? " COLLAPSED" : "", rate, eta);
         }
         return g_interrupted != 0;
     }
@@ -292,8 +292,8 @@ static int on_progress(void *user, trn_event ev, const trn_stats *st) {
     }
     if (!r->quiet) {
         fprintf(stderr, "%sepoch %d/%d done: loss %.4f active %.3f hard %.3f semi-hard %.3f easy %.3f d_ap %.4f d_an %.4f Recall@1 %.4f (%.1fs)\n",
-                r->tty ? "\r\033[K" : "", st->epoch + 1, r->total_epochs, st->loss, st->active, st->share[CAT_HARD], st->share[CAT_SEMI_HARD],
-                st->share[CAT_EASY], st->mean_d_ap, st->mean_d_an, row.recall1, row.seconds);
+                r->tty ? "\r\033[K" : "", st->epoch + 1, r->total_epochs, st->loss, st->active, st->share[LOSS_CAT_HARD], st->share[LOSS_CAT_SEMI_HARD],
+                st->share[LOSS_CAT_EASY], st->mean_d_ap, st->mean_d_an, row.recall1, row.seconds);
         if (st->collapsed && !r->warned_collapse) {
             fprintf(stderr, "warning: the embedding has collapsed (mean d_ap %.2g and d_an %.2g are both ~0): every input maps to one point. "
                             "Batch-hard mining from a random start does this; use --mining semi-hard or batch-all.\n",

@@ -22,8 +22,8 @@ int history_add(history *h, const epoch_row *r) {
 #define CSV_HEADER "epoch,loss,active,easy,semi_hard,hard,mean_d_ap,mean_d_an,collapsed,recall_at_1,seconds"
 
 static void row_csv(const epoch_row *r, char *buf, size_t len) {
-    snprintf(buf, len, "%d,%.6f,%.4f,%.4f,%.4f,%.4f,%.5f,%.5f,%d,%.4f,%.2f", r->epoch + 1, r->loss, r->active, r->share[CAT_EASY],
-             r->share[CAT_SEMI_HARD], r->share[CAT_HARD], r->d_ap, r->d_an, r->collapsed, r->recall1, r->seconds);
+    snprintf(buf, len, "%d,%.6f,%.4f,%.4f,%.4f,%.4f,%.5f,%.5f,%d,%.4f,%.2f", r->epoch + 1, r->loss, r->active, r->share[LOSS_CAT_EASY],
+             r->share[LOSS_CAT_SEMI_HARD], r->share[LOSS_CAT_HARD], r->d_ap, r->d_an, r->collapsed, r->recall1, r->seconds);
 }
 
 /* The history as CSV text (malloc'd), also the checkpoint note. */
@@ -47,8 +47,8 @@ int history_parse(history *h, const char *s) {
     for (line++; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : line + strlen(line)) {
         epoch_row r;
         memset(&r, 0, sizeof r);
-        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%d,%lf,%lf", &r.epoch, &r.loss, &r.active, &r.share[CAT_EASY], &r.share[CAT_SEMI_HARD],
-                   &r.share[CAT_HARD], &r.d_ap, &r.d_an, &r.collapsed, &r.recall1, &r.seconds) != 11)
+        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%d,%lf,%lf", &r.epoch, &r.loss, &r.active, &r.share[LOSS_CAT_EASY], &r.share[LOSS_CAT_SEMI_HARD],
+                   &r.share[LOSS_CAT_HARD], &r.d_ap, &r.d_an, &r.collapsed, &r.recall1, &r.seconds) != 11)
             return -1;
         r.epoch--;
         if (history_add(h, &r)) return -1;

@@ -8,7 +8,7 @@
 
 typedef struct {
     int epoch;
-    double loss, active, share[CAT_COUNT], d_ap, d_an, recall1, seconds;
+    double loss, active, share[LOSS_CAT_COUNT], d_ap, d_an, recall1, seconds;
     int collapsed;
 } epoch_row;
 

@@ -9,8 +9,8 @@
 #include <string.h>
 
 static const char *const loss_names[LOSS_COUNT] = {"triplet", "triplet-soft", "contrastive", "contrastive-squared", "infonce"};
-static const char *const red_names[RED_COUNT] = {"mean", "mean-nonzero", "sum"};
-static const char *const cat_names[CAT_COUNT] = {"easy", "semi-hard", "hard"};
+static const char *const red_names[LOSS_RED_COUNT] = {"mean", "mean-nonzero", "sum"};
+static const char *const cat_names[LOSS_CAT_COUNT] = {"easy", "semi-hard", "hard"};
 
 static int find_name(const char *s, const char *const *names, int n) {
     if (s == NULL) return -1;
@@ -29,23 +29,23 @@ int loss_parse(const char *s, loss_kind *out) {
 const char *loss_name(loss_kind k) { return (unsigned)k < LOSS_COUNT ? loss_names[k] : "unknown"; }
 
 int loss_reduction_parse(const char *s, loss_reduction *out) {
-    int i = find_name(s, red_names, RED_COUNT);
+    int i = find_name(s, red_names, LOSS_RED_COUNT);
     if (i < 0) return -1;
     *out = (loss_reduction)i;
     return 0;
 }
 
-const char *loss_reduction_name(loss_reduction r) { return (unsigned)r < RED_COUNT ? red_names[r] : "unknown"; }
+const char *loss_reduction_name(loss_reduction r) { return (unsigned)r < LOSS_RED_COUNT ? red_names[r] : "unknown"; }
 
-const char *loss_category_name(loss_category c) { return (unsigned)c < CAT_COUNT ? cat_names[c] : "unknown"; }
+const char *loss_category_name(loss_category c) { return (unsigned)c < LOSS_CAT_COUNT ? cat_names[c] : "unknown"; }
 
 /* Hard takes precedence (it matters only for margin <= 0); "easy" is
  * tested with the hinge's own expression so that easy <=> hinge loss 0
  * holds exactly in floating point. */
 loss_category loss_category_of(double d_ap, double d_an, double margin) {
-    if (d_an <= d_ap) return CAT_HARD;
-    if (d_ap - d_an + margin <= 0) return CAT_EASY;
-    return CAT_SEMI_HARD;
+    if (d_an <= d_ap) return LOSS_CAT_HARD;
+    if (d_ap - d_an + margin <= 0) return LOSS_CAT_EASY;
+    return LOSS_CAT_SEMI_HARD;
 }
 
 /* log(1 + exp(x)) without overflow for large x or loss of digits for very
@@ -223,9 +223,9 @@ double loss_reduce(const double *losses, size_t n, loss_reduction r) {
         }
     }
     switch (r) {
-    case RED_MEAN: return n ? sum / (double)n : 0;
-    case RED_MEAN_NONZERO: return nz ? pos / (double)nz : 0;
-    case RED_SUM: return sum;
+    case LOSS_RED_MEAN: return n ? sum / (double)n : 0;
+    case LOSS_RED_MEAN_NONZERO: return nz ? pos / (double)nz : 0;
+    case LOSS_RED_SUM: return sum;
     default: return NAN;
     }
 }

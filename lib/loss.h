@@ -17,11 +17,11 @@ typedef enum {
     LOSS_COUNT
 } loss_kind;
 
-typedef enum { RED_MEAN, RED_MEAN_NONZERO, RED_SUM, RED_COUNT } loss_reduction;
+typedef enum { LOSS_RED_MEAN, LOSS_RED_MEAN_NONZERO, LOSS_RED_SUM, LOSS_RED_COUNT } loss_reduction;
 
 /* hard: D_an <= D_ap; semi-hard: D_ap < D_an < D_ap + margin;
  * easy: D_an >= D_ap + margin (easy iff the hinge loss is 0). */
-typedef enum { CAT_EASY, CAT_SEMI_HARD, CAT_HARD, CAT_COUNT } loss_category;
+typedef enum { LOSS_CAT_EASY, LOSS_CAT_SEMI_HARD, LOSS_CAT_HARD, LOSS_CAT_COUNT } loss_category;
 
 /* Names: "triplet", "triplet-soft", "contrastive", "contrastive-squared",
  * "infonce"; "mean", "mean-nonzero", "sum"; "easy", "semi-hard", "hard". */

@@ -103,16 +103,16 @@ static void take_all_unlisted(mine_acc *c, double d_ap, const mine_neg *neg, siz
         for (size_t q = 0; q < nneg; q++) {
             double d_an = neg[q].d, l = loss_triplet_one(c->k, d_ap, d_an, c->margin);
             loss_category cat = loss_category_of(d_ap, d_an, c->margin);
-            hard += cat == CAT_HARD;
-            easy += cat == CAT_EASY;
+            hard += cat == LOSS_CAT_HARD;
+            easy += cat == LOSS_CAT_EASY;
             pos += l > 0;
             sum += l;
         }
     }
     r->n_total += nneg;
-    r->counts[CAT_HARD] += hard;
-    r->counts[CAT_EASY] += easy;
-    r->counts[CAT_SEMI_HARD] += nneg - hard - easy;
+    r->counts[LOSS_CAT_HARD] += hard;
+    r->counts[LOSS_CAT_EASY] += easy;
+    r->counts[LOSS_CAT_SEMI_HARD] += nneg - hard - easy;
     r->n_positive += pos;
     c->sum += sum;
 }
@@ -227,9 +227,9 @@ static void take_all_sorted(mine_acc *c, double d_ap, const mine_sorted *ms) {
         }
     }
     r->n_total += m;
-    r->counts[CAT_HARD] += h;
-    r->counts[CAT_EASY] += easy;
-    r->counts[CAT_SEMI_HARD] += m - h - easy;
+    r->counts[LOSS_CAT_HARD] += h;
+    r->counts[LOSS_CAT_EASY] += easy;
+    r->counts[LOSS_CAT_SEMI_HARD] += m - h - easy;
     r->n_positive += t;
     c->sum += sum;
 }

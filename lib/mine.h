@@ -24,7 +24,7 @@ typedef struct {
     mine_triplet *t;     /* listed triplets (at most max_list of them) */
     size_t n_listed;
     size_t n_total;      /* triplets mined (batch-all: all valid triplets) */
-    size_t counts[CAT_COUNT]; /* over all n_total triplets */
+    size_t counts[LOSS_CAT_COUNT]; /* over all n_total triplets */
     size_t n_positive;   /* triplets with loss > 0 */
     double mean_loss;    /* mean over n_total */
     double mean_pos_loss;/* mean over the triplets with loss > 0 (0 if none) */

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *act_names[ACT_COUNT] = {"relu", "gelu", "tanh", "sigmoid", "identity"};
+static const char *act_names[MDL_ACT_COUNT] = {"relu", "gelu", "tanh", "sigmoid", "identity"};
 
 int mdl_act_parse(const char *s, mdl_act *out) {
-    for (int i = 0; i < ACT_COUNT; i++)
+    for (int i = 0; i < MDL_ACT_COUNT; i++)
         if (strcmp(s, act_names[i]) == 0) {
             *out = (mdl_act)i;
             return 0;
@@ -20,11 +20,11 @@ int mdl_act_parse(const char *s, mdl_act *out) {
     return -1;
 }
 
-const char *mdl_act_name(mdl_act a) { return (unsigned)a < ACT_COUNT ? act_names[a] : "?"; }
+const char *mdl_act_name(mdl_act a) { return (unsigned)a < MDL_ACT_COUNT ? act_names[a] : "?"; }
 
 void mdl_act_apply(mdl_act a, float *x, size_t n) {
     switch (a) {
-    case ACT_RELU: {
+    case MDL_ACT_RELU: {
         /* Blocks of 16 with a constant inner trip count: gcc -O2 turns them into vector max
          * instructions; a plain loop stays scalar and branchy (7 ns per element on random signs). */
         size_t i = 0;
@@ -36,13 +36,13 @@ void mdl_act_apply(mdl_act a, float *x, size_t n) {
         for (; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
         break;
     }
-    case ACT_GELU:
+    case MDL_ACT_GELU:
         for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
         break;
-    case ACT_TANH:
+    case MDL_ACT_TANH:
         for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
         break;
-    case ACT_SIGMOID:
+    case MDL_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
         break;
     default:
@@ -79,7 +79,7 @@ static mdl_model *mlp_alloc(void) {
         return NULL;
     }
     m->impl = net;
-    net->act = ACT_RELU;
+    net->act = MDL_ACT_RELU;
     return m;
 }
 

@@ -12,7 +12,7 @@
 #define MDL_MAX_DIM 65536
 #define MDL_MAX_PARAMS (512u * 1024u * 1024u) /* floats */
 
-typedef enum { ACT_RELU, ACT_GELU, ACT_TANH, ACT_SIGMOID, ACT_IDENTITY, ACT_COUNT } mdl_act;
+typedef enum { MDL_ACT_RELU, MDL_ACT_GELU, MDL_ACT_TANH, MDL_ACT_SIGMOID, MDL_ACT_IDENTITY, MDL_ACT_COUNT } mdl_act;
 
 /* "relu" ... -> 0 and *out; unknown -> -1. GELU is the exact erf form
  * (torch.nn.GELU default). */

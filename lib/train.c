@@ -341,19 +341,19 @@ static const float *forward(trn *t, const float *x, size_t n) {
 /* Multiply d (n x out, dL/dA) by the activation's derivative at layer l. */
 static void act_backward(mdl_act a, const float *Z, const float *A, float *d, size_t cnt) {
     switch (a) {
-    case ACT_RELU:
+    case MDL_ACT_RELU:
         for (size_t i = 0; i < cnt; i++) d[i] = Z[i] > 0 ? d[i] : 0.0f;
         break;
-    case ACT_GELU:
+    case MDL_ACT_GELU:
         for (size_t i = 0; i < cnt; i++) {
             double z = Z[i];
             d[i] = (float)(d[i] * (0.5 * (1 + erf(z / sqrt(2.0))) + z * exp(-0.5 * z * z) / sqrt(2 * 3.14159265358979323846)));
         }
         break;
-    case ACT_TANH:
+    case MDL_ACT_TANH:
         for (size_t i = 0; i < cnt; i++) d[i] *= 1.0f - A[i] * A[i];
         break;
-    case ACT_SIGMOID:
+    case MDL_ACT_SIGMOID:
         for (size_t i = 0; i < cnt; i++) d[i] *= A[i] * (1.0f - A[i]);
         break;
     default:
@@ -433,8 +433,8 @@ int trn_loss_grad(trn *t, const float *x, const int64_t *labels, size_t n, trn_s
         st->mean_d_an = mr.n_listed ? san / (double)mr.n_listed : 0;
         st->n_triplets = (double)mr.n_total;
     }
-    size_t tot = mr.counts[CAT_EASY] + mr.counts[CAT_SEMI_HARD] + mr.counts[CAT_HARD];
-    for (int k = 0; k < CAT_COUNT; k++) st->share[k] = tot ? (double)mr.counts[k] / (double)tot : 0;
+    size_t tot = mr.counts[LOSS_CAT_EASY] + mr.counts[LOSS_CAT_SEMI_HARD] + mr.counts[LOSS_CAT_HARD];
+    for (int k = 0; k < LOSS_CAT_COUNT; k++) st->share[k] = tot ? (double)mr.counts[k] / (double)tot : 0;
     st->loss = loss;
     st->collapsed = fabs(st->mean_d_ap) < c->collapse_eps && fabs(st->mean_d_an) < c->collapse_eps;
 
@@ -527,32 +527,32 @@ int trn_step_batch(trn *t, const float *x, const int64_t *labels, size_t n, trn_
 }
 
 static void acc_add(trn *t, const trn_stats *s) {
-    t->acc[ACC_LOSS] += s->loss;
-    t->acc[ACC_ACTIVE] += s->active;
-    t->acc[ACC_EASY] += s->share[CAT_EASY];
-    t->acc[ACC_SEMI] += s->share[CAT_SEMI_HARD];
-    t->acc[ACC_HARD] += s->share[CAT_HARD];
-    t->acc[ACC_DAP] += s->mean_d_ap;
-    t->acc[ACC_DAN] += s->mean_d_an;
-    t->acc[ACC_NTRIP] += s->n_triplets;
-    t->acc[ACC_STEPS] += 1;
+    t->acc[TRN_ACC_LOSS] += s->loss;
+    t->acc[TRN_ACC_ACTIVE] += s->active;
+    t->acc[TRN_ACC_EASY] += s->share[LOSS_CAT_EASY];
+    t->acc[TRN_ACC_SEMI] += s->share[LOSS_CAT_SEMI_HARD];
+    t->acc[TRN_ACC_HARD] += s->share[LOSS_CAT_HARD];
+    t->acc[TRN_ACC_DAP] += s->mean_d_ap;
+    t->acc[TRN_ACC_DAN] += s->mean_d_an;
+    t->acc[TRN_ACC_NTRIP] += s->n_triplets;
+    t->acc[TRN_ACC_STEPS] += 1;
 }
 
 static void acc_mean(const trn *t, int epoch, trn_stats *s) {
-    double k = t->acc[ACC_STEPS] > 0 ? t->acc[ACC_STEPS] : 1;
+    double k = t->acc[TRN_ACC_STEPS] > 0 ? t->acc[TRN_ACC_STEPS] : 1;
     memset(s, 0, sizeof *s);
     s->step = t->step;
     s->epoch = epoch;
-    s->step_in_epoch = (int)t->acc[ACC_STEPS];
+    s->step_in_epoch = (int)t->acc[TRN_ACC_STEPS];
     s->steps_per_epoch = t->steps_per_epoch;
-    s->loss = t->acc[ACC_LOSS] / k;
-    s->active = t->acc[ACC_ACTIVE] / k;
-    s->share[CAT_EASY] = t->acc[ACC_EASY] / k;
-    s->share[CAT_SEMI_HARD] = t->acc[ACC_SEMI] / k;
-    s->share[CAT_HARD] = t->acc[ACC_HARD] / k;
-    s->mean_d_ap = t->acc[ACC_DAP] / k;
-    s->mean_d_an = t->acc[ACC_DAN] / k;
-    s->n_triplets = t->acc[ACC_NTRIP] / k;
+    s->loss = t->acc[TRN_ACC_LOSS] / k;
+    s->active = t->acc[TRN_ACC_ACTIVE] / k;
+    s->share[LOSS_CAT_EASY] = t->acc[TRN_ACC_EASY] / k;
+    s->share[LOSS_CAT_SEMI_HARD] = t->acc[TRN_ACC_SEMI] / k;
+    s->share[LOSS_CAT_HARD] = t->acc[TRN_ACC_HARD] / k;
+    s->mean_d_ap = t->acc[TRN_ACC_DAP] / k;
+    s->mean_d_an = t->acc[TRN_ACC_DAN] / k;
+    s->n_triplets = t->acc[TRN_ACC_NTRIP] / k;
     s->collapsed = fabs(s->mean_d_ap) < t->cfg.collapse_eps && fabs(s->mean_d_an) < t->cfg.collapse_eps;
 }
 

@@ -57,7 +57,7 @@ typedef struct {
     int steps_per_epoch;
     double loss;
     double active;       /* fraction of triplets (pairs) with loss > 0 */
-    double share[CAT_COUNT]; /* easy / semi-hard / hard fractions */
+    double share[LOSS_CAT_COUNT]; /* easy / semi-hard / hard fractions */
     double mean_d_ap, mean_d_an;
     double n_triplets;   /* triplets (pairs) the loss was taken over */
     int collapsed;       /* mean d_ap and d_an both < collapse_eps */

@@ -63,7 +63,7 @@ int trn_checkpoint_save(const trn *t, const char *path, const char *note, tr_err
     ts[nt++] = (st_wtensor){"rng", ST_I64, 1, {4}, rng};
     ts[nt++] = (st_wtensor){"sampler.pool", ST_I64, 1, {(int64_t)t->n}, pool};
     ts[nt++] = (st_wtensor){"sampler.cursor", ST_I64, 1, {(int64_t)t->n_classes}, cur};
-    ts[nt++] = (st_wtensor){"epoch.acc", ST_F64, 1, {ACC_N}, t->acc};
+    ts[nt++] = (st_wtensor){"epoch.acc", ST_F64, 1, {TRN_ACC_N}, t->acc};
     rc = st_write(path, ts, nt, meta, nm / 2, err);
 fail:
     free(pool);
@@ -157,7 +157,7 @@ int trn_checkpoint_load(trn *t, const char *path, char **note, tr_err *err) {
     uint64_t rng[4];
     if ((rc = ck_read(f, "adam.m", ST_F32, t->n_params, t->m, err)) || (rc = ck_read(f, "adam.v", ST_F32, t->n_params, t->v, err)) ||
         (rc = ck_read(f, "rng", ST_I64, 4, rng, err)) || (rc = ck_read(f, "sampler.pool", ST_I64, t->n, pool, err)) ||
-        (rc = ck_read(f, "sampler.cursor", ST_I64, t->n_classes, cur, err)) || (rc = ck_read(f, "epoch.acc", ST_F64, ACC_N, t->acc, err)))
+        (rc = ck_read(f, "sampler.cursor", ST_I64, t->n_classes, cur, err)) || (rc = ck_read(f, "epoch.acc", ST_F64, TRN_ACC_N, t->acc, err)))
         goto fail;
     /* the pool must stay a per-class permutation; cursors inside their class */
     for (size_t c = 0; c < t->n_classes; c++) {

@@ -14,7 +14,7 @@ void trn_config_default(trn_config *c) {
     c->dims[1] = 256;
     c->dims[2] = 128;
     c->n_layers = 2;
-    c->act = ACT_RELU;
+    c->act = MDL_ACT_RELU;
     c->normalize = 1;
     c->metric = DIST_SQEUCLIDEAN;
     c->loss = LOSS_TRIPLET;
@@ -85,7 +85,7 @@ int trn_config_check(const trn_config *c, tr_err *err) {
     for (int i = 0; i <= c->n_layers; i++)
         if (c->dims[i] < 1 || c->dims[i] > MDL_MAX_DIM)
             return tr_seterr(err, TR_EINVAL, "arch", "arch width %d at position %d is not in 1..%d", c->dims[i], i, MDL_MAX_DIM);
-    if ((unsigned)c->act >= ACT_COUNT) return tr_seterr(err, TR_EINVAL, "activation", "unknown activation %d", (int)c->act);
+    if ((unsigned)c->act >= MDL_ACT_COUNT) return tr_seterr(err, TR_EINVAL, "activation", "unknown activation %d", (int)c->act);
     if ((unsigned)c->metric >= DIST_COUNT) return tr_seterr(err, TR_EINVAL, "metric", "unknown metric %d", (int)c->metric);
     if (c->loss != LOSS_TRIPLET && c->loss != LOSS_TRIPLET_SOFT && !is_pair_loss(c->loss))
         return tr_seterr(err, TR_EINVAL, "loss", "loss \"%s\" cannot be trained here (use triplet, triplet-soft, contrastive or contrastive-squared)",

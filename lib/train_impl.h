@@ -4,7 +4,7 @@
 
 #include "train.h"
 
-enum { ACC_LOSS, ACC_ACTIVE, ACC_EASY, ACC_SEMI, ACC_HARD, ACC_DAP, ACC_DAN, ACC_NTRIP, ACC_STEPS, ACC_N };
+enum { TRN_ACC_LOSS, TRN_ACC_ACTIVE, TRN_ACC_EASY, TRN_ACC_SEMI, TRN_ACC_HARD, TRN_ACC_DAP, TRN_ACC_DAN, TRN_ACC_NTRIP, TRN_ACC_STEPS, TRN_ACC_N };
 
 struct trn {
     trn_config cfg;
@@ -31,7 +31,7 @@ struct trn {
     /* progress */
     int64_t step;
     int epoch, step_in_epoch, steps_per_epoch;
-    double acc[ACC_N];
+    double acc[TRN_ACC_N];
     /* forward/backward buffers for up to cap_fwd rows, loss buffers for cap_loss */
     size_t cap_fwd, cap_loss, max_dim;
     float *X, *Z[MDL_MAX_LAYERS], *A[MDL_MAX_LAYERS], *En, *dcur, *dprev;

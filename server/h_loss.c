@@ -6,7 +6,7 @@
 #include "stats.h"
 #include "vectors.h"
 
-static const jio_choice REDUCTIONS[] = {{"mean", RED_MEAN}, {"mean-nonzero", RED_MEAN_NONZERO}, {"sum", RED_SUM}, {NULL, 0}};
+static const jio_choice REDUCTIONS[] = {{"mean", LOSS_RED_MEAN}, {"mean-nonzero", LOSS_RED_MEAN_NONZERO}, {"sum", LOSS_RED_SUM}, {NULL, 0}};
 
 /* The "config" object echoed by the loss routes. */
 static cJSON *config_json(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k, loss_reduction red)
@@ -39,9 +39,9 @@ int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     static const jio_choice LOSSES[] = {{"triplet", LOSS_TRIPLET}, {"triplet-soft", LOSS_TRIPLET_SOFT}, {NULL, 0}};
     srv_vec_opts o;
     const float *a, *p, *ng;
-    size_t n = 0, np = 0, nn = 0, dim = 0, counts[CAT_COUNT] = {0}, active = 0;
+    size_t n = 0, np = 0, nn = 0, dim = 0, counts[LOSS_CAT_COUNT] = {0}, active = 0;
     loss_kind k = ctx->state->triplet_loss;
-    loss_reduction red = RED_MEAN;
+    loss_reduction red = LOSS_RED_MEAN;
     double margin = ctx->state->margin, *d;
     int swap = 0, rc;
     loss_category *cats = NULL;
@@ -79,9 +79,9 @@ int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     if (!(arr = cJSON_AddArrayToObject(res, "categories"))) goto oom;
     for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(loss_category_name(cats[i])));
     if (!(cnt = cJSON_AddObjectToObject(res, "counts"))) goto oom;
-    cJSON_AddNumberToObject(cnt, "easy", (double)counts[CAT_EASY]);
-    cJSON_AddNumberToObject(cnt, "semi_hard", (double)counts[CAT_SEMI_HARD]);
-    cJSON_AddNumberToObject(cnt, "hard", (double)counts[CAT_HARD]);
+    cJSON_AddNumberToObject(cnt, "easy", (double)counts[LOSS_CAT_EASY]);
+    cJSON_AddNumberToObject(cnt, "semi_hard", (double)counts[LOSS_CAT_SEMI_HARD]);
+    cJSON_AddNumberToObject(cnt, "hard", (double)counts[LOSS_CAT_HARD]);
     cJSON_AddNumberToObject(res, "active_fraction", n ? (double)active / (double)n : 0.0);
     cJSON *cfg = config_json(&o, ctx->state->model, margin, k, red);
     if (!cfg) goto oom;
@@ -104,7 +104,7 @@ int h_loss_pair(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     const float *a, *b;
     size_t n = 0, nb = 0, dim = 0;
     loss_kind k = ctx->state->pair_loss;
-    loss_reduction red = RED_MEAN;
+    loss_reduction red = LOSS_RED_MEAN;
     double margin = ctx->state->margin, *d;
     int64_t *labels = NULL;
     int *lab = NULL, rc;
@@ -173,7 +173,7 @@ int h_loss_infonce(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     rc = loss_infonce(a, b, n, dim, temperature, tau_plus, beta, hard, losses, &err);
     if (rc != TR_OK) return srv_fail_tr(out, rc, &err);
     if (!(res = cJSON_CreateObject())) goto oom;
-    cJSON_AddNumberToObject(res, "loss", loss_reduce(losses, 2 * n, RED_MEAN));
+    cJSON_AddNumberToObject(res, "loss", loss_reduce(losses, 2 * n, LOSS_RED_MEAN));
     cJSON_AddItemToObject(res, "losses", jio_doubles(losses, 2 * n));
     if (!(cfg = cJSON_AddObjectToObject(res, "config"))) goto oom;
     cJSON_AddNumberToObject(cfg, "temperature", temperature);

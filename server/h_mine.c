@@ -56,9 +56,9 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     cJSON_AddNumberToObject(res, "fraction_positive", mr.n_total ? (double)mr.n_positive / (double)mr.n_total : 0.0);
     cJSON *cnt = cJSON_AddObjectToObject(res, "counts");
     if (!cnt) goto oom;
-    cJSON_AddNumberToObject(cnt, "easy", (double)mr.counts[CAT_EASY]);
-    cJSON_AddNumberToObject(cnt, "semi_hard", (double)mr.counts[CAT_SEMI_HARD]);
-    cJSON_AddNumberToObject(cnt, "hard", (double)mr.counts[CAT_HARD]);
+    cJSON_AddNumberToObject(cnt, "easy", (double)mr.counts[LOSS_CAT_EASY]);
+    cJSON_AddNumberToObject(cnt, "semi_hard", (double)mr.counts[LOSS_CAT_SEMI_HARD]);
+    cJSON_AddNumberToObject(cnt, "hard", (double)mr.counts[LOSS_CAT_HARD]);
     cJSON *tri = cJSON_AddArrayToObject(res, "triplets"), *dap = cJSON_AddArrayToObject(res, "d_ap"),
           *dan = cJSON_AddArrayToObject(res, "d_an"), *los = cJSON_AddArrayToObject(res, "losses"),
           *cat = cJSON_AddArrayToObject(res, "categories");

@@ -28,7 +28,7 @@ typedef struct {
 } route_stats;
 
 static route_stats g_routes[MAX_ROUTES];
-static _Atomic unsigned long long g_triplets[CAT_COUNT];
+static _Atomic unsigned long long g_triplets[LOSS_CAT_COUNT];
 static _Atomic unsigned long long g_reloads[2];
 
 static route_stats *stats_of(int route)
@@ -53,9 +53,9 @@ void srv_metrics_batch(int route, size_t n)
 }
 
 
-void srv_metrics_triplets(const size_t counts[CAT_COUNT])
+void srv_metrics_triplets(const size_t counts[LOSS_CAT_COUNT])
 {
-    for (int c = 0; c < CAT_COUNT; c++) atomic_fetch_add_explicit(&g_triplets[c], counts[c], memory_order_relaxed);
+    for (int c = 0; c < LOSS_CAT_COUNT; c++) atomic_fetch_add_explicit(&g_triplets[c], counts[c], memory_order_relaxed);
     srv_stats_triplets(counts);
 }
 
@@ -156,7 +156,7 @@ char *srv_metrics_render(const srv_state *st, int in_flight, int draining)
     bprintf(&b, "# HELP tripletd_in_flight_requests Requests being received or processed.\n# TYPE tripletd_in_flight_requests gauge\n");
     bprintf(&b, "tripletd_in_flight_requests %d\n", in_flight);
     bprintf(&b, "# HELP tripletd_triplets_scored_total Triplets scored by category.\n# TYPE tripletd_triplets_scored_total counter\n");
-    for (int c = 0; c < CAT_COUNT; c++)
+    for (int c = 0; c < LOSS_CAT_COUNT; c++)
         bprintf(&b, "tripletd_triplets_scored_total{category=\"%s\"} %llu\n", loss_category_name((loss_category)c),
                 atomic_load_explicit(&g_triplets[c], memory_order_relaxed));
     bprintf(&b, "# HELP tripletd_reloads_total Model reloads by result.\n# TYPE tripletd_reloads_total counter\n");

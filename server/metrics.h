@@ -11,7 +11,7 @@
  * table (routes.h), -1 for requests that matched no route. */
 void srv_metrics_request(int route, int http_status, double seconds);
 void srv_metrics_batch(int route, size_t n);
-void srv_metrics_triplets(const size_t counts[CAT_COUNT]);
+void srv_metrics_triplets(const size_t counts[LOSS_CAT_COUNT]);
 void srv_metrics_reload(int ok);
 
 /* Prometheus text exposition into a malloc'd NUL-terminated string (NULL

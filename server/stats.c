@@ -28,7 +28,7 @@ typedef struct {
     _Atomic uint32_t status[N_STATUS + 1];
     _Atomic uint32_t batch[STATS_BATCH_BUCKETS];
     _Atomic uint64_t batch_sum;
-    _Atomic uint32_t trip[CAT_COUNT];
+    _Atomic uint32_t trip[LOSS_CAT_COUNT];
     _Atomic uint32_t loss[STATS_LOSS_BUCKETS];
     _Atomic uint32_t inflight_max;
 } slot;
@@ -116,9 +116,9 @@ void srv_stats_batch(size_t n) {
     atomic_fetch_add_explicit(&sl->batch_sum, n, memory_order_relaxed);
 }
 
-void srv_stats_triplets(const size_t counts[CAT_COUNT]) {
+void srv_stats_triplets(const size_t counts[LOSS_CAT_COUNT]) {
     slot *sl = slot_at(now_sec());
-    for (int c = 0; c < CAT_COUNT; c++) add32(&sl->trip[c], (uint32_t)counts[c]);
+    for (int c = 0; c < LOSS_CAT_COUNT; c++) add32(&sl->trip[c], (uint32_t)counts[c]);
 }
 
 static double loss_upper(int b) {
@@ -223,7 +223,7 @@ cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight) {
     static unsigned long long lat[STATS_MAX_ROUTES + 1][STATS_LAT_BUCKETS]; /* under g_read */
     static pthread_mutex_t g_read = PTHREAD_MUTEX_INITIALIZER;
     unsigned long long route_err[STATS_MAX_ROUTES] = {0}, status[N_STATUS + 1] = {0}, batch[STATS_BATCH_BUCKETS] = {0},
-                       trip[CAT_COUNT] = {0}, loss[STATS_LOSS_BUCKETS] = {0}, batch_sum = 0, recent = 0;
+                       trip[LOSS_CAT_COUNT] = {0}, loss[STATS_LOSS_BUCKETS] = {0}, batch_sum = 0, recent = 0;
     int64_t now = (int64_t)now_t;
     char key[16];
     if (window_s < 1) window_s = 1;
@@ -239,7 +239,7 @@ cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight) {
         for (int i = 0; i <= N_STATUS; i++) status[i] += ld(&sl->status[i]);
         for (int i = 0; i < STATS_BATCH_BUCKETS; i++) batch[i] += ld(&sl->batch[i]);
         batch_sum += atomic_load_explicit(&sl->batch_sum, memory_order_relaxed);
-        for (int c = 0; c < CAT_COUNT; c++) trip[c] += ld(&sl->trip[c]);
+        for (int c = 0; c < LOSS_CAT_COUNT; c++) trip[c] += ld(&sl->trip[c]);
         for (int i = 0; i < STATS_LOSS_BUCKETS; i++) loss[i] += ld(&sl->loss[i]);
     }
     for (int64_t t = now - STATS_RATE_SECONDS; t < now; t++) {
@@ -291,10 +291,10 @@ cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight) {
          cJSON_AddNumberToObject(bt, "mean", nbatch ? round3((double)batch_sum / (double)nbatch) : 0) &&
          (x = hist_json(batch, STATS_BATCH_BUCKETS, batch_upper)) != NULL;
     if (ok) cJSON_AddItemToObject(bt, "histogram", x);
-    for (int c = 0; ok && c < CAT_COUNT; c++)
+    for (int c = 0; ok && c < LOSS_CAT_COUNT; c++)
         ok = cJSON_AddNumberToObject(tr,
-                                     c == CAT_EASY        ? "easy"
-                                     : c == CAT_SEMI_HARD ? "semi_hard"
+                                     c == LOSS_CAT_EASY        ? "easy"
+                                     : c == LOSS_CAT_SEMI_HARD ? "semi_hard"
                                                           : "hard",
                                      (double)trip[c]) != NULL;
     ok = ok && (x = hist_json(loss, STATS_LOSS_BUCKETS, loss_upper)) != NULL;

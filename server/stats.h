@@ -22,7 +22,7 @@
  * is answered (http.c counts them). */
 void srv_stats_request(int route, int http_status, double seconds, int in_flight);
 void srv_stats_batch(size_t n);
-void srv_stats_triplets(const size_t counts[CAT_COUNT]);
+void srv_stats_triplets(const size_t counts[LOSS_CAT_COUNT]);
 void srv_stats_losses(const double *losses, size_t n);
 
 /* The GET /v1/stats reply (proto/openapi.yaml, Stats) at unix second now:

@@ -31,7 +31,7 @@ static void setup(void) {
     if (mkdtemp(dir) == NULL) fz_fail("setup", "mkdtemp failed");
     snprintf(mpath, sizeof mpath, "%s/m.safetensors", dir);
     snprintf(gpath, sizeof gpath, "%s/g.safetensors", dir);
-    if (mdl_new(dims, 2, ACT_RELU, 1, &m, &err)) fz_fail("mdl_new", err.msg);
+    if (mdl_new(dims, 2, MDL_ACT_RELU, 1, &m, &err)) fz_fail("mdl_new", err.msg);
     for (int l = 0; l < 2; l++) {
         for (int i = 0; i < mdl_mlp(m)->layers[l].in * mdl_mlp(m)->layers[l].out; i++) mdl_mlp(m)->layers[l].w[i] = (float)((i * 7 + l) % 5) / 4.0f - 0.5f;
         for (int i = 0; i < mdl_mlp(m)->layers[l].out; i++) mdl_mlp(m)->layers[l].b[i] = 0.1f * (float)i;

@@ -150,10 +150,10 @@ def dist_fn(metric):
 def category(d_ap, d_an, margin):
     """Categories as proto/scoring.md defines them (hard first)."""
     if d_an <= d_ap:
-        return 2  # CAT_HARD
+        return 2  # LOSS_CAT_HARD
     if d_an >= d_ap + margin:
-        return 0  # CAT_EASY
-    return 1  # CAT_SEMI_HARD
+        return 0  # LOSS_CAT_EASY
+    return 1  # LOSS_CAT_SEMI_HARD
 
 
 def reductions(losses):

@@ -35,8 +35,8 @@ static void test_names(void **state) {
         assert_int_equal(loss_parse(loss_name((loss_kind)k), &got), 0);
         assert_int_equal(got, k);
     }
-    for (int r = 0; r < RED_COUNT; r++) {
-        loss_reduction got = RED_COUNT;
+    for (int r = 0; r < LOSS_RED_COUNT; r++) {
+        loss_reduction got = LOSS_RED_COUNT;
         assert_int_equal(loss_reduction_parse(loss_reduction_name((loss_reduction)r), &got), 0);
         assert_int_equal(got, r);
     }
@@ -47,27 +47,27 @@ static void test_names(void **state) {
     assert_int_equal(loss_reduction_parse("avg", &r), -1);
     assert_string_equal(loss_name(LOSS_TRIPLET_SOFT), "triplet-soft");
     assert_string_equal(loss_name(LOSS_CONTRASTIVE_SQUARED), "contrastive-squared");
-    assert_string_equal(loss_reduction_name(RED_MEAN_NONZERO), "mean-nonzero");
-    assert_string_equal(loss_category_name(CAT_SEMI_HARD), "semi-hard");
-    assert_string_equal(loss_category_name(CAT_EASY), "easy");
-    assert_string_equal(loss_category_name(CAT_HARD), "hard");
-    assert_string_equal(loss_category_name(CAT_COUNT), "unknown");
+    assert_string_equal(loss_reduction_name(LOSS_RED_MEAN_NONZERO), "mean-nonzero");
+    assert_string_equal(loss_category_name(LOSS_CAT_SEMI_HARD), "semi-hard");
+    assert_string_equal(loss_category_name(LOSS_CAT_EASY), "easy");
+    assert_string_equal(loss_category_name(LOSS_CAT_HARD), "hard");
+    assert_string_equal(loss_category_name(LOSS_CAT_COUNT), "unknown");
 }
 
 static void test_categories(void **state) {
     (void)state;
-    assert_int_equal(loss_category_of(1.0, 1.0, 0.5), CAT_HARD); /* D_an == D_ap */
-    assert_int_equal(loss_category_of(1.0, 0.5, 0.5), CAT_HARD);
-    assert_int_equal(loss_category_of(1.0, 1.25, 0.5), CAT_SEMI_HARD);
-    assert_int_equal(loss_category_of(1.0, 1.5, 0.5), CAT_EASY); /* D_an == D_ap + margin */
-    assert_int_equal(loss_category_of(1.0, 2.0, 0.5), CAT_EASY);
-    assert_int_equal(loss_category_of(1.0, 1.0, 0.0), CAT_HARD); /* margin 0: a tie is hard */
-    assert_int_equal(loss_category_of(1.0, 1.1, 0.0), CAT_EASY);
+    assert_int_equal(loss_category_of(1.0, 1.0, 0.5), LOSS_CAT_HARD); /* D_an == D_ap */
+    assert_int_equal(loss_category_of(1.0, 0.5, 0.5), LOSS_CAT_HARD);
+    assert_int_equal(loss_category_of(1.0, 1.25, 0.5), LOSS_CAT_SEMI_HARD);
+    assert_int_equal(loss_category_of(1.0, 1.5, 0.5), LOSS_CAT_EASY); /* D_an == D_ap + margin */
+    assert_int_equal(loss_category_of(1.0, 2.0, 0.5), LOSS_CAT_EASY);
+    assert_int_equal(loss_category_of(1.0, 1.0, 0.0), LOSS_CAT_HARD); /* margin 0: a tie is hard */
+    assert_int_equal(loss_category_of(1.0, 1.1, 0.0), LOSS_CAT_EASY);
     /* easy <=> hinge loss 0, exactly, including values that round */
     const double ap[] = {0.1, 0.3, 1e16, 0.7};
     const double an[] = {0.3, 0.5, 1e16 + 2, 0.9000000000000001};
     for (size_t i = 0; i < NELEM(ap); i++)
-        assert_int_equal(loss_category_of(ap[i], an[i], 0.2) == CAT_EASY, loss_triplet_one(LOSS_TRIPLET, ap[i], an[i], 0.2) == 0.0);
+        assert_int_equal(loss_category_of(ap[i], an[i], 0.2) == LOSS_CAT_EASY, loss_triplet_one(LOSS_TRIPLET, ap[i], an[i], 0.2) == 0.0);
 }
 
 static void test_golden_triplet(void **state) {
@@ -88,7 +88,7 @@ static void test_golden_triplet(void **state) {
             check_close(losses[i], g->losses[i], TOL_LOSS, what, i);
             if ((int)cats[i] != g->cats[i]) fail_msg("%s [%zu]: category %s, want %s", what, i, loss_category_name(cats[i]), loss_category_name((loss_category)g->cats[i]));
         }
-        for (int r = 0; r < RED_COUNT; r++) check_close(loss_reduce(losses, s->n, (loss_reduction)r), g->reduced[r], TOL_LOSS, what, (size_t)r);
+        for (int r = 0; r < LOSS_RED_COUNT; r++) check_close(loss_reduce(losses, s->n, (loss_reduction)r), g->reduced[r], TOL_LOSS, what, (size_t)r);
         /* the same from the embeddings, through dist_rows */
         dist_metric m;
         assert_int_equal(dist_parse(s->metric, &m), 0);
@@ -133,7 +133,7 @@ static void test_golden_pair(void **state) {
         snprintf(what, sizeof what, "%s/%s margin=%g", g->metric, g->loss, g->margin);
         assert_int_equal(loss_pair(k, g->d, g->labels, g->n, g->margin, losses, &err), TR_OK);
         for (size_t i = 0; i < g->n; i++) check_close(losses[i], g->losses[i], TOL_LOSS, what, i);
-        for (int r = 0; r < RED_COUNT; r++) check_close(loss_reduce(losses, g->n, (loss_reduction)r), g->reduced[r], TOL_LOSS, what, (size_t)r);
+        for (int r = 0; r < LOSS_RED_COUNT; r++) check_close(loss_reduce(losses, g->n, (loss_reduction)r), g->reduced[r], TOL_LOSS, what, (size_t)r);
     }
 }
 
@@ -149,7 +149,7 @@ static void test_golden_infonce(void **state) {
         int rc = loss_infonce(g->a, g->b, g->n, g->dim, g->temperature, g->tau_plus, g->beta, g->hard, losses, &err);
         if (rc != TR_OK) fail_msg("%s: %s", what, err.msg);
         for (size_t i = 0; i < 2 * g->n; i++) check_close(losses[i], g->losses[i], TOL_INFONCE, what, i);
-        check_close(loss_reduce(losses, 2 * g->n, RED_MEAN), g->mean, TOL_INFONCE, what, 0);
+        check_close(loss_reduce(losses, 2 * g->n, LOSS_RED_MEAN), g->mean, TOL_INFONCE, what, 0);
     }
 }
 
@@ -173,12 +173,12 @@ static void test_infonce_extremes(void **state) {
 static void test_reduce(void **state) {
     (void)state;
     const double v[] = {0, 2, 0, 4, 0};
-    assert_true(loss_reduce(v, 5, RED_MEAN) == 6.0 / 5);
-    assert_true(loss_reduce(v, 5, RED_MEAN_NONZERO) == 3.0);
-    assert_true(loss_reduce(v, 5, RED_SUM) == 6.0);
-    assert_true(loss_reduce(v, 0, RED_MEAN) == 0.0);
-    assert_true(loss_reduce(v, 1, RED_MEAN_NONZERO) == 0.0); /* none > 0 */
-    assert_true(loss_reduce(v, 0, RED_SUM) == 0.0);
+    assert_true(loss_reduce(v, 5, LOSS_RED_MEAN) == 6.0 / 5);
+    assert_true(loss_reduce(v, 5, LOSS_RED_MEAN_NONZERO) == 3.0);
+    assert_true(loss_reduce(v, 5, LOSS_RED_SUM) == 6.0);
+    assert_true(loss_reduce(v, 0, LOSS_RED_MEAN) == 0.0);
+    assert_true(loss_reduce(v, 1, LOSS_RED_MEAN_NONZERO) == 0.0); /* none > 0 */
+    assert_true(loss_reduce(v, 0, LOSS_RED_SUM) == 0.0);
 }
 
 static void test_errors(void **state) {

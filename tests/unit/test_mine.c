@@ -37,7 +37,7 @@ static void test_names(void **state) {
 
 static void check_summary(const mine_result *r, const golden_mine_case *g, const char *what) {
     if (r->n_total != g->n_total) fail_msg("%s: n_total %zu, want %zu", what, r->n_total, g->n_total);
-    for (int c = 0; c < CAT_COUNT; c++)
+    for (int c = 0; c < LOSS_CAT_COUNT; c++)
         if (r->counts[c] != g->counts[c]) fail_msg("%s: %s count %zu, want %zu", what, loss_category_name((loss_category)c), r->counts[c], g->counts[c]);
     if (r->n_positive != g->n_positive) fail_msg("%s: n_positive %zu, want %zu", what, r->n_positive, g->n_positive);
     if (!close_rel(r->mean_loss, g->mean_loss)) fail_msg("%s: mean_loss %.17g, want %.17g", what, r->mean_loss, g->mean_loss);
@@ -154,13 +154,13 @@ static void batch_all_paths(size_t n, int nlabels, double offset, double scale, 
     assert_int_equal(mine_run(MINE_BATCH_ALL, D, lab, n, LOSS_TRIPLET, margin, 0, &counted, &err), TR_OK);
     assert_int_equal(all.n_listed, all.n_total);
     assert_int_equal(counted.n_total, all.n_total);
-    for (int k = 0; k < CAT_COUNT; k++) assert_int_equal(counted.counts[k], all.counts[k]);
+    for (int k = 0; k < LOSS_CAT_COUNT; k++) assert_int_equal(counted.counts[k], all.counts[k]);
     assert_int_equal(counted.n_positive, all.n_positive);
     if (!close_rel(counted.mean_loss, all.mean_loss) || !close_rel(counted.mean_pos_loss, all.mean_pos_loss))
         fail_msg("batch-all n=%zu scale=%g: means %.17g/%.17g vs listed %.17g/%.17g", n, scale, counted.mean_loss, counted.mean_pos_loss, all.mean_loss, all.mean_pos_loss);
-    size_t cat[CAT_COUNT] = {0};
+    size_t cat[LOSS_CAT_COUNT] = {0};
     for (size_t t = 0; t < all.n_listed; t++) cat[all.t[t].cat]++;
-    for (int k = 0; k < CAT_COUNT; k++) assert_int_equal(cat[k], all.counts[k]);
+    for (int k = 0; k < LOSS_CAT_COUNT; k++) assert_int_equal(cat[k], all.counts[k]);
     mine_result_free(&all);
     mine_result_free(&counted);
     free(D);

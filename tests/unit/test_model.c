@@ -205,7 +205,7 @@ static void test_built_model_loads(void **state) {
     assert_int_equal(mdl_mlp(m)->n_layers, 2);
     assert_int_equal(mdl_input_dim(m), 3);
     assert_int_equal(mdl_output_dim(m), 2);
-    assert_int_equal(mdl_mlp(m)->act, ACT_TANH);
+    assert_int_equal(mdl_mlp(m)->act, MDL_ACT_TANH);
     assert_int_equal(m->normalize, 1);
     assert_int_equal(m->metric, DIST_COSINE);
     assert_string_equal(loss_name(m->loss), "contrastive");
@@ -333,7 +333,7 @@ static void test_save_load_round_trip(void **state) {
     const int dims[] = {5, 4, 3};
     mdl_model *m = NULL, *m2 = NULL;
     tr_err err;
-    assert_int_equal(mdl_new(dims, 2, ACT_GELU, 1, &m, &err), TR_OK);
+    assert_int_equal(mdl_new(dims, 2, MDL_ACT_GELU, 1, &m, &err), TR_OK);
     assert_int_equal(m->n_params, 5 * 4 + 4 + 4 * 3 + 3);
     for (int l = 0; l < 2; l++) {
         mdl_layer *ly = &mdl_mlp(m)->layers[l];
@@ -366,7 +366,7 @@ static void test_save_load_round_trip(void **state) {
     }
     assert_memory_equal(mdl_mlp(m2)->in_mean, mdl_mlp(m)->in_mean, 5 * 4);
     assert_memory_equal(mdl_mlp(m2)->in_scale, mdl_mlp(m)->in_scale, 5 * 4);
-    assert_int_equal(mdl_mlp(m2)->act, ACT_GELU);
+    assert_int_equal(mdl_mlp(m2)->act, MDL_ACT_GELU);
     assert_int_equal(m2->normalize, 1);
     assert_int_equal(m2->metric, DIST_COSINE);
     assert_int_equal(m2->loss, m->loss);
@@ -398,12 +398,12 @@ static void test_save_load_round_trip(void **state) {
     mdl_free(m2);
     /* mdl_new refuses bad dims */
     const int bad[] = {5, 0, 3};
-    assert_int_equal(mdl_new(bad, 2, ACT_RELU, 0, &m, &err), TR_EINVAL);
+    assert_int_equal(mdl_new(bad, 2, MDL_ACT_RELU, 0, &m, &err), TR_EINVAL);
     assert_null(m);
     assert_string_equal(err.msg, "dims[1] = 0 is outside 1..65536");
     const int big[] = {65536, 65536, 65536};
-    assert_int_equal(mdl_new(big, 2, ACT_RELU, 0, &m, &err), TR_ELIMIT);
-    assert_int_equal(mdl_new(dims, 0, ACT_RELU, 0, &m, &err), TR_EINVAL);
+    assert_int_equal(mdl_new(big, 2, MDL_ACT_RELU, 0, &m, &err), TR_ELIMIT);
+    assert_int_equal(mdl_new(dims, 0, MDL_ACT_RELU, 0, &m, &err), TR_EINVAL);
 }
 
 /* ---- concurrent readers ---- */

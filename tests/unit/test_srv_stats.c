@@ -60,7 +60,7 @@ static void test_json(void **state) {
     srv_stats_request(1, 503, 2e-3, 0);
     srv_stats_batch(1);
     srv_stats_batch(100);
-    size_t counts[CAT_COUNT] = {5, 2, 1};
+    size_t counts[LOSS_CAT_COUNT] = {5, 2, 1};
     srv_stats_triplets(counts);
     const double losses[] = {0, 0, 0.01, 0.05, 0.051, 1.0, 7.5};
     srv_stats_losses(losses, sizeof losses / sizeof losses[0]);

@@ -41,10 +41,10 @@ static void golden_config(trn_config *c, const char *loss, const char *metric, i
 
 static double ref_act(mdl_act a, double z) {
     switch (a) {
-    case ACT_RELU: return z > 0 ? z : 0;
-    case ACT_GELU: return 0.5 * z * (1 + erf(z / sqrt(2.0)));
-    case ACT_TANH: return tanh(z);
-    case ACT_SIGMOID: return 1 / (1 + exp(-z));
+    case MDL_ACT_RELU: return z > 0 ? z : 0;
+    case MDL_ACT_GELU: return 0.5 * z * (1 + erf(z / sqrt(2.0)));
+    case MDL_ACT_TANH: return tanh(z);
+    case MDL_ACT_SIGMOID: return 1 / (1 + exp(-z));
     default: return z;
     }
 }
@@ -182,7 +182,7 @@ static void test_fd_every_combination(void **state) {
 
 static void test_fd_activations(void **state) {
     (void)state;
-    static const mdl_act acts[] = {ACT_GELU, ACT_TANH, ACT_SIGMOID, ACT_IDENTITY};
+    static const mdl_act acts[] = {MDL_ACT_GELU, MDL_ACT_TANH, MDL_ACT_SIGMOID, MDL_ACT_IDENTITY};
     for (size_t i = 0; i < 4; i++) {
         trn_config c;
         golden_config(&c, "triplet-soft", "euclidean", 1, "batch-all");
@@ -386,7 +386,7 @@ static int on_progress(void *user, trn_event ev, const trn_stats *st) {
         return 0;
     }
     p->n_steps++;
-    assert_true(st->share[CAT_EASY] + st->share[CAT_SEMI_HARD] + st->share[CAT_HARD] > 0.999);
+    assert_true(st->share[LOSS_CAT_EASY] + st->share[LOSS_CAT_SEMI_HARD] + st->share[LOSS_CAT_HARD] > 0.999);
     assert_true(st->active >= 0 && st->active <= 1);
     return p->stop_at && p->n_steps == p->stop_at;
 }
@@ -562,7 +562,7 @@ static void test_embed_equals_export(void **state) {
         tr_err err;
         trn_stats st;
         golden_config(&c, "triplet", "sqeuclidean", k == 0, "batch-all");
-        c.act = k == 0 ? ACT_RELU : ACT_GELU;
+        c.act = k == 0 ? MDL_ACT_RELU : MDL_ACT_GELU;
         c.input_mean = 0.25;
         c.input_scale = 0; /* resolved from the data */
         assert_int_equal(trn_new(&c, gt_x, gt_labels, GT_N, GT_DIM, &t, &err), TR_OK);
