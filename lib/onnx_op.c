@@ -11,9 +11,10 @@
 
 /* One table per op family (onnx_k_*.c), each ending with a NULL name. */
 extern const onx_op onx_ops_conv[], onx_ops_pool[], onx_ops_elem[], onx_ops_shape[], onx_ops_gemm[],
-    onx_ops_norm[];
-static const onx_op *const families[] = {onx_ops_conv, onx_ops_pool, onx_ops_elem,
-                                         onx_ops_shape, onx_ops_gemm, onx_ops_norm};
+    onx_ops_norm[], onx_ops_act[], onx_ops_math[], onx_ops_reduce[], onx_ops_move[];
+static const onx_op *const families[] = {onx_ops_conv, onx_ops_pool,   onx_ops_elem, onx_ops_shape,
+                                         onx_ops_gemm, onx_ops_norm,   onx_ops_act,  onx_ops_math,
+                                         onx_ops_reduce, onx_ops_move};
 
 const onx_op *onx_op_find(const char *name) {
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
