@@ -45,6 +45,9 @@ static int is_runtime(const onx_graph *g, int v) {
     return !val->is_const && val->last_use >= 0 && (v == g->input || val->producer >= 0);
 }
 
+/* A live node's output, read later or not (Split's unused parts). */
+static int is_written(const onx_graph *g, int v) { return !g->v[v].is_const && g->v[v].producer >= 0; }
+
 /* First fit among the live blocks (sorted by offset). */
 typedef struct {
     size_t off, len;
@@ -107,8 +110,8 @@ static int make_plan(const onx_graph *g, int64_t n, plan *p, tr_err *err) {
                 if (b[k].v == in0) b[k].v = out0;
             continue;
         }
-        for (int k = 0; k < nd->n_out; k++)
-            if (is_runtime(g, nd->out[k])) ALLOC(nd->out[k]);
+        for (int k = 0; k < nd->n_out; k++) /* unread outputs too: the kernel writes them */
+            if (is_written(g, nd->out[k])) ALLOC(nd->out[k]);
         if (nd->op->scratch) {
             onx_t in[ONX_MAX_IO], out[ONX_MAX_IO];
             for (int k = 0; k < nd->n_in; k++)
@@ -122,7 +125,7 @@ static int make_plan(const onx_graph *g, int64_t n, plan *p, tr_err *err) {
             if (v >= 0 && is_runtime(g, v) && g->v[v].last_use == i) release(b, &nb, v);
         }
         for (int k = 0; k < nd->n_out; k++) /* outputs nobody reads */
-            if (is_runtime(g, nd->out[k]) && g->v[nd->out[k]].last_use < 0) release(b, &nb, nd->out[k]);
+            if (is_written(g, nd->out[k]) && g->v[nd->out[k]].last_use < 0) release(b, &nb, nd->out[k]);
     }
 #undef ALLOC
     free(b);

@@ -7,8 +7,22 @@
 #include "onnx_op.h"
 
 enum {
-    A_LEAKY, A_ELU, A_SELU, A_SIGMOID, A_HSIGMOID, A_HSWISH, A_TANH, A_SOFTPLUS, A_SOFTSIGN, A_ERF, A_ABS, A_NEG,
-    A_EXP, A_LOG, A_SQRT, A_CLIP
+    A_LEAKY,
+    A_ELU,
+    A_SELU,
+    A_SIGMOID,
+    A_HSIGMOID,
+    A_HSWISH,
+    A_TANH,
+    A_SOFTPLUS,
+    A_SOFTSIGN,
+    A_ERF,
+    A_ABS,
+    A_NEG,
+    A_EXP,
+    A_LOG,
+    A_SQRT,
+    A_CLIP
 };
 
 /* Name, kind, attributes with their defaults (alpha in f[0], beta/gamma in f[1]). */
@@ -205,22 +219,13 @@ static void run_prelu(const onx_node *nd, const onx_t *in, onx_t *out, float *tm
 }
 
 const onx_op onx_ops_act[] = {
-    {"LeakyRelu", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"Elu", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"Selu", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"Sigmoid", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"HardSigmoid", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"HardSwish", 14, infer_unary, run_unary, NULL, NULL, 0},
-    {"Tanh", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"Softplus", 1, infer_unary, run_unary, NULL, NULL, 0},
-    {"Softsign", 1, infer_unary, run_unary, NULL, NULL, 0},
-    {"Erf", 9, infer_unary, run_unary, NULL, NULL, 0},
-    {"Abs", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"Neg", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"Exp", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"Log", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"Sqrt", 6, infer_unary, run_unary, NULL, NULL, 0},
-    {"Clip", 6, infer_clip, run_unary, NULL, NULL, 0},
-    {"PRelu", 6, infer_prelu, run_prelu, NULL, NULL, 0},
-    {NULL, 0, NULL, NULL, NULL, NULL, 0},
+    {"LeakyRelu", 6, infer_unary, run_unary, NULL, NULL, 0},   {"Elu", 6, infer_unary, run_unary, NULL, NULL, 0},
+    {"Selu", 6, infer_unary, run_unary, NULL, NULL, 0},        {"Sigmoid", 6, infer_unary, run_unary, NULL, NULL, 0},
+    {"HardSigmoid", 6, infer_unary, run_unary, NULL, NULL, 0}, {"HardSwish", 14, infer_unary, run_unary, NULL, NULL, 0},
+    {"Tanh", 6, infer_unary, run_unary, NULL, NULL, 0},        {"Softplus", 1, infer_unary, run_unary, NULL, NULL, 0},
+    {"Softsign", 1, infer_unary, run_unary, NULL, NULL, 0},    {"Erf", 9, infer_unary, run_unary, NULL, NULL, 0},
+    {"Abs", 6, infer_unary, run_unary, NULL, NULL, 0},         {"Neg", 6, infer_unary, run_unary, NULL, NULL, 0},
+    {"Exp", 6, infer_unary, run_unary, NULL, NULL, 0},         {"Log", 6, infer_unary, run_unary, NULL, NULL, 0},
+    {"Sqrt", 6, infer_unary, run_unary, NULL, NULL, 0},        {"Clip", 6, infer_clip, run_unary, NULL, NULL, 0},
+    {"PRelu", 6, infer_prelu, run_prelu, NULL, NULL, 0},       {NULL, 0, NULL, NULL, NULL, NULL, 0},
 };

@@ -24,10 +24,13 @@ static int infer_nary(onx_graph *g, onx_node *nd, tr_err *err) {
         if (i == 0) {
             acc.rank = v->rank;
             memcpy(acc.dim, v->dim, sizeof acc.dim);
-        } else if (!onx_broadcast(&acc, v, &acc.rank, acc.dim)) {
-            char sa[128], sb[128];
-            return onx_fail(g, nd, err, "input %d %s does not broadcast with %s", i, onx_shape_str(v, sb, sizeof sb),
-                            onx_shape_str(&acc, sa, sizeof sa));
+        } else {
+            onx_value prev = acc; /* onx_broadcast must not write what it reads */
+            if (!onx_broadcast(&prev, v, &acc.rank, acc.dim)) {
+                char sa[128], sb[128];
+                return onx_fail(g, nd, err, "input %d %s does not broadcast with %s", i,
+                                onx_shape_str(v, sb, sizeof sb), onx_shape_str(&prev, sa, sizeof sa));
+            }
         }
     }
     nd->i[0] = k;
@@ -128,10 +131,7 @@ static void run_cast(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
 }
 
 const onx_op onx_ops_math[] = {
-    {"Pow", 7, infer_nary, run_nary, NULL, NULL, 0},
-    {"Sum", 8, infer_nary, run_nary, NULL, NULL, 0},
-    {"Max", 8, infer_nary, run_nary, NULL, NULL, 0},
-    {"Min", 8, infer_nary, run_nary, NULL, NULL, 0},
-    {"Cast", 6, infer_cast, run_cast, NULL, NULL, 0},
-    {NULL, 0, NULL, NULL, NULL, NULL, 0},
+    {"Pow", 7, infer_nary, run_nary, NULL, NULL, 0},  {"Sum", 8, infer_nary, run_nary, NULL, NULL, 0},
+    {"Max", 8, infer_nary, run_nary, NULL, NULL, 0},  {"Min", 8, infer_nary, run_nary, NULL, NULL, 0},
+    {"Cast", 6, infer_cast, run_cast, NULL, NULL, 0}, {NULL, 0, NULL, NULL, NULL, NULL, 0},
 };

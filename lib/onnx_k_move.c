@@ -1,4 +1,5 @@
-/* onnx_k_move.c - data movement: Transpose, Split, Slice, Expand, Tile, ConstantOfShape; byte-generic so they fold on shapes. */
+/* onnx_k_move.c - data movement: Transpose, Split, Slice, Expand, Tile, ConstantOfShape; byte-generic so they fold on
+ * shapes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,8 @@ static int in_ints(onx_graph *g, const onx_node *nd, int k, onx_dim *out, int ca
     const onx_value *v = onx_in(g, nd, k);
     if (!v || v->dtype != ONX_I64 || !v->is_const || v->rank != 1 || v->dim[0].p)
         return onx_fail(g, nd, err, "input %d must be a 1-D int64 tensor computable at load", k);
-    if (v->dim[0].c > cap) return onx_fail(g, nd, err, "input %d has %lld values; at most %d", k, (long long)v->dim[0].c, cap);
+    if (v->dim[0].c > cap)
+        return onx_fail(g, nd, err, "input %d has %lld values; at most %d", k, (long long)v->dim[0].c, cap);
     *n = (int)v->dim[0].c;
     const onx_dim *d = v->data;
     for (int i = 0; i < *n; i++) {
@@ -98,7 +100,8 @@ static int infer_split(onx_graph *g, onx_node *nd, tr_err *err) {
     int rc, axis, n = 0;
     int in13 = g->opset >= 13;
     static const char *const k_attr[] = {"axis", "split", NULL}, *const k_in[] = {"axis", NULL};
-    if ((rc = onx_arity(g, nd, 1, in13 ? 2 : 1, ONX_MAX_IO, err)) || (rc = onx_attr_only(g, nd, in13 ? k_in : k_attr, err)))
+    if ((rc = onx_arity(g, nd, 1, in13 ? 2 : 1, ONX_MAX_IO, err)) ||
+        (rc = onx_attr_only(g, nd, in13 ? k_in : k_attr, err)))
         return rc;
     const onx_value *x = onx_in(g, nd, 0);
     int64_t a = 0, sz[ONX_MAX_IO];
@@ -116,8 +119,8 @@ static int infer_split(onx_graph *g, onx_node *nd, tr_err *err) {
     int64_t total = x->dim[axis].c, sum = 0;
     if (n == 0) {
         if (total % nd->n_out)
-            return onx_fail(g, nd, err, "dimension %d (%lld) does not split into %d equal parts", axis, (long long)total,
-                            nd->n_out);
+            return onx_fail(g, nd, err, "dimension %d (%lld) does not split into %d equal parts", axis,
+                            (long long)total, nd->n_out);
         for (int i = 0; i < nd->n_out; i++) sz[i] = total / nd->n_out;
         n = nd->n_out;
     }
@@ -126,7 +129,8 @@ static int infer_split(onx_graph *g, onx_node *nd, tr_err *err) {
         if (sz[i] < 0) return onx_fail(g, nd, err, "split size %lld is negative", (long long)sz[i]);
         sum += sz[i];
     }
-    if (sum != total) return onx_fail(g, nd, err, "split sizes add up to %lld, not %lld", (long long)sum, (long long)total);
+    if (sum != total)
+        return onx_fail(g, nd, err, "split sizes add up to %lld, not %lld", (long long)sum, (long long)total);
     int64_t *p = malloc(sizeof(int64_t) * (size_t)n);
     if (!p) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
     memcpy(p, sz, sizeof(int64_t) * (size_t)n);
@@ -163,17 +167,20 @@ static int infer_slice(onx_graph *g, onx_node *nd, tr_err *err) {
     int rc, ns = 0, ne = 0, na = -1, nst = -1;
     int in10 = g->opset >= 10;
     static const char *const k_attr[] = {"starts", "ends", "axes", NULL}, *const k_in[] = {NULL};
-    if ((rc = onx_arity(g, nd, in10 ? 3 : 1, in10 ? 5 : 1, 1, err)) || (rc = onx_attr_only(g, nd, in10 ? k_in : k_attr, err)))
+    if ((rc = onx_arity(g, nd, in10 ? 3 : 1, in10 ? 5 : 1, 1, err)) ||
+        (rc = onx_attr_only(g, nd, in10 ? k_in : k_attr, err)))
         return rc;
     const onx_value *x = onx_in(g, nd, 0);
     int64_t s[ONX_MAX_RANK], e[ONX_MAX_RANK], ax[ONX_MAX_RANK], stp[ONX_MAX_RANK];
     if (in10) {
         onx_dim d[4][ONX_MAX_RANK] = {{{0, 0}}};
-        if ((rc = in_ints(g, nd, 1, d[0], ONX_MAX_RANK, &ns, 0, err)) || (rc = in_ints(g, nd, 2, d[1], ONX_MAX_RANK, &ne, 0, err)) ||
+        if ((rc = in_ints(g, nd, 1, d[0], ONX_MAX_RANK, &ns, 0, err)) ||
+            (rc = in_ints(g, nd, 2, d[1], ONX_MAX_RANK, &ne, 0, err)) ||
             (onx_in(g, nd, 3) && (rc = in_ints(g, nd, 3, d[2], ONX_MAX_RANK, &na, 0, err))) ||
             (onx_in(g, nd, 4) && (rc = in_ints(g, nd, 4, d[3], ONX_MAX_RANK, &nst, 0, err))))
             return rc;
-        for (int i = 0; i < ONX_MAX_RANK; i++) s[i] = d[0][i].c, e[i] = d[1][i].c, ax[i] = d[2][i].c, stp[i] = d[3][i].c;
+        for (int i = 0; i < ONX_MAX_RANK; i++)
+            s[i] = d[0][i].c, e[i] = d[1][i].c, ax[i] = d[2][i].c, stp[i] = d[3][i].c;
     } else {
         if ((rc = onx_attr_ints(g, nd, "starts", s, ONX_MAX_RANK, &ns, err)) < 0 ||
             (rc = onx_attr_ints(g, nd, "ends", e, ONX_MAX_RANK, &ne, err)) < 0 ||

@@ -63,7 +63,10 @@ static void run_softmax(const onx_node *nd, const onx_t *in, onx_t *out, float *
 enum { R_MEAN, R_SUM, R_MAX, R_L2 };
 
 static int red_kind(const char *name) {
-    return !strcmp(name, "ReduceMean") ? R_MEAN : !strcmp(name, "ReduceSum") ? R_SUM : !strcmp(name, "ReduceL2") ? R_L2 : R_MAX;
+    return !strcmp(name, "ReduceMean")  ? R_MEAN
+           : !strcmp(name, "ReduceSum") ? R_SUM
+           : !strcmp(name, "ReduceL2")  ? R_L2
+                                        : R_MAX;
 }
 
 static int set_reduce(onx_graph *g, onx_node *nd, const onx_value *x, const int *mark, int keep, tr_err *err) {
@@ -81,8 +84,10 @@ static int set_reduce(onx_graph *g, onx_node *nd, const onx_value *x, const int 
             free(m);
             return onx_fail(g, nd, err, "the maximum of an empty dimension is undefined");
         }
-        if (!mark[i]) o[r++] = x->dim[i];
-        else if (keep) o[r++] = onx_d(1);
+        if (!mark[i])
+            o[r++] = x->dim[i];
+        else if (keep)
+            o[r++] = onx_d(1);
     }
     nd->p = m;
     onx_set_out(g, nd, 0, ONX_F32, r, o);
@@ -105,7 +110,8 @@ static int infer_reduce(onx_graph *g, onx_node *nd, tr_err *err) {
         if ((rc = onx_attr_int(g, nd, "noop_with_empty_axes", &noop, err)) < 0) return rc;
         if (av) {
             if (av->dtype != ONX_I64 || !av->is_const || av->rank != 1 || av->dim[0].p || av->dim[0].c > ONX_MAX_RANK)
-                return onx_fail(g, nd, err, "axes must be a constant 1-D int64 tensor of at most %d values", ONX_MAX_RANK);
+                return onx_fail(g, nd, err, "axes must be a constant 1-D int64 tensor of at most %d values",
+                                ONX_MAX_RANK);
             n = (int)av->dim[0].c;
             for (int i = 0; i < n; i++) ax[i] = ((const onx_dim *)av->data)[i].c;
             given = n > 0;
@@ -145,8 +151,10 @@ static void run_reduce(const onx_node *nd, const onx_t *in, onx_t *out, float *t
     int64_t ost[ONX_MAX_RANK], idx[ONX_MAX_RANK] = {0}, s = 1, cnt = 1;
     for (int i = r - 1; i >= 0; i--) {
         ost[i] = mark[i] ? 0 : s;
-        if (!mark[i]) s *= in[0].d[i];
-        else cnt *= in[0].d[i];
+        if (!mark[i])
+            s *= in[0].d[i];
+        else
+            cnt *= in[0].d[i];
     }
     float *y = out[0].p;
     const float *x = in[0].p;

@@ -1,0 +1,263 @@
+#!/usr/bin/python3
+"""gen_onnx_ops.py - few-op ONNX models for the activation, math, reduction and data-movement ops.
+
+Writes (all committed, so `make test` needs no torch):
+  tests/data/onnx/ops_<name>_op<k>_dyn.onnx  one model per opset k (11, 13, 17),
+                                             dynamic batch
+  tests/data/onnx/ops_<name>.in / .out       input rows and reference outputs
+                                             (rows: int32 n, int32 dim, n*dim float32)
+
+Two kinds of model:
+  torch  torch.onnx.export of a small nn.Module; reference: PyTorch in float64
+  graph  built with onnx.helper in each opset's own spelling (attributes that
+         became inputs, Softmax's 2-D coercion before 13); reference: numpy in
+         float64, written per opset when the definitions differ
+
+Run from the repository root: /usr/bin/python3 tests/golden/gen_onnx_ops.py
+"""
+import math
+import os
+import struct
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper
+from torch import nn
+from torch.nn import functional as F
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+OUT = os.path.join(ROOT, "tests", "data", "onnx")
+OPSETS = (11, 13, 17)
+BATCH = 5
+
+
+# --- torch models ---------------------------------------------------------
+
+class Act(nn.Module):
+    """Every activation on one [N,3,4,5] input, concatenated on channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.prelu = nn.PReLU(3)
+        with torch.no_grad():
+            self.prelu.weight.copy_(torch.tensor([0.1, -0.3, 0.7]))
+
+    def forward(self, x):
+        return torch.cat([
+            F.leaky_relu(x, 0.07), self.prelu(x), F.elu(x, 0.8), F.selu(x), torch.sigmoid(x),
+            F.hardsigmoid(x), F.hardswish(x), torch.tanh(x), F.softplus(x), F.softsign(x),
+            torch.erf(x), torch.abs(x), -x, torch.exp(x), torch.log(torch.abs(x) + 0.1),
+            torch.sqrt(torch.abs(x)), torch.pow(torch.abs(x), 1.7),
+            torch.maximum(x, x * 0.5), torch.minimum(x, -x)], 1)
+
+
+class Reduce(nn.Module):
+    """Softmax family and reductions on [N,4,6,5]."""
+
+    def forward(self, x):
+        parts = [
+            F.softmax(x, 1), F.log_softmax(x, -1), x.mean((2, 3), keepdim=True), x.sum(1, keepdim=True),
+            x.amax(2, keepdim=True), torch.norm(x, 2, 3, keepdim=True), F.adaptive_max_pool2d(x, 1), x / torch.norm(x, 2, 1, keepdim=True)]
+        return torch.cat([p.flatten(1) for p in parts], 1)
+
+
+class Move(nn.Module):
+    """Transpose, Split, Slice (steps, negative ends), Tile on [N,6,4,5] (torch's Expand on a
+    dynamic batch goes through Equal and Where, outside the op set: Expand is in graph_misc)."""
+
+    def forward(self, x):
+        a, b, c = torch.split(x, [1, 2, 3], 1)
+        parts = [
+            x.permute(0, 2, 3, 1), a * 2, b - 1, c, x[:, 1:5:2, :, 1:-1], x[:, -3:, 2:], torch.flip(x, [3]),
+            a * torch.ones(3, 1, 1), x[:, :1].repeat(1, 2, 1, 3), x + torch.zeros(6, 1, 5)]
+        return torch.cat([p.flatten(1) for p in parts], 1)
+
+
+TORCH_MODELS = {"act": (Act, (3, 4, 5)), "reduce": (Reduce, (4, 6, 5)), "move": (Move, (6, 4, 5))}
+
+
+# --- onnx.helper graphs ---------------------------------------------------
+
+def i64(name, vals):
+    return helper.make_tensor(name, TensorProto.INT64, [len(vals)], vals)
+
+
+def f32(name, arr):
+    arr = np.asarray(arr, np.float32)
+    return helper.make_tensor(name, TensorProto.FLOAT, arr.shape, arr.flatten().tolist())
+
+
+def softmax_np(x, axis, coerce):
+    shp = x.shape
+    if coerce:  # before opset 13: [prod(:axis), prod(axis:)]
+        x = x.reshape(int(np.prod(shp[:axis])), -1)
+        axis = 1
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return (e / e.sum(axis, keepdims=True)).reshape(shp)
+
+
+def lrn_np(x, size, alpha, beta, bias):
+    sq = np.zeros_like(x)
+    c = x.shape[1]
+    for ch in range(c):
+        lo, hi = max(0, ch - (size - 1) // 2), min(c - 1, ch + size // 2)
+        sq[:, ch] = (x[:, lo:hi + 1] ** 2).sum(1)
+    return x / (bias + alpha / size * sq) ** beta
+
+
+def graph_misc(opset):
+    """x [N,4,3,5]: Softmax axis 1 (coerced before 13), ReduceSum/ReduceMax/ReduceL2/ReduceMean,
+    LpNormalization, LRN, HardSigmoid, Clip, Split, Slice, Sum/Max/Min, Cast, ConstantOfShape,
+    Tile, Expand, Pow with a broadcast exponent."""
+    nodes, inits = [], []
+    outs = []
+
+    def node(op, ins, n_out=1, **attrs):
+        name = "n%d_%s" % (len(nodes), op)
+        o = [name + "_y%d" % k for k in range(n_out)]
+        nodes.append(helper.make_node(op, ins, o, name=name, **attrs))
+        return o if n_out > 1 else o[0]
+
+    def flat(t):
+        outs.append(node("Flatten", [t], axis=1))
+
+    flat(node("Softmax", ["x"], axis=1))
+    flat(node("LogSoftmax", ["x"], axis=2))
+    if opset >= 13:
+        inits.append(i64("ax13", [1, 3]))
+        flat(node("ReduceSum", ["x", "ax13"], keepdims=1))
+        flat(node("ReduceSum", ["x"], keepdims=0, noop_with_empty_axes=1))
+    else:
+        flat(node("ReduceSum", ["x"], axes=[1, 3], keepdims=1))
+        flat(node("Identity", ["x"]))
+    flat(node("ReduceMax", ["x"], axes=[-1], keepdims=0))
+    flat(node("ReduceL2", ["x"], axes=[2]))
+    flat(node("ReduceMean", ["x"], axes=[1, 2], keepdims=0))
+    flat(node("LpNormalization", ["x"], axis=1, p=1))
+    flat(node("LpNormalization", ["x"], axis=-1, p=2))
+    flat(node("LRN", ["x"], size=3, alpha=0.3, beta=0.6, bias=1.5))
+    flat(node("HardSigmoid", ["x"], alpha=0.3, beta=0.4))
+    if opset >= 11:
+        inits += [f32("lo", -0.3), f32("hi", 0.2)]
+        flat(node("Clip", ["x", "lo", "hi"]))
+        flat(node("Clip", ["x", "", "hi"]))
+    if opset >= 13:
+        inits.append(i64("sp", [1, 3]))
+        s = node("Split", ["x", "sp"], 2, axis=1)
+    else:
+        s = node("Split", ["x"], 2, axis=1, split=[1, 3])
+    flat(s[0])
+    flat(s[1])
+    s2 = node("Split", ["x"], 3, axis=2)
+    flat(s2[2])
+    inits += [i64("st", [4, -1, 0]), i64("en", [-100, 0, 99]), i64("ax", [3, 1, 2]), i64("sp2", [-2, -1, 2])]
+    flat(node("Slice", ["x", "st", "en", "ax", "sp2"]))
+    inits += [f32("w3", np.linspace(-1, 1, 5)), f32("w4", np.linspace(0.5, -0.5, 15).reshape(3, 5))]
+    flat(node("Sum", ["x", "w3", "w4"]))
+    flat(node("Max", ["x", "w4", "w3"]))
+    flat(node("Min", ["w3", "x"]))
+    flat(node("Sum", ["x"]))
+    inits += [f32("e", [1.0, 2.0, 3.0, 0.5, 2.0])]
+    flat(node("Pow", [node("Abs", ["x"]), "e"]))
+    # int64 shape arithmetic folded at load: ConstantOfShape(Shape(x)[1:3]) cast to float
+    sh = node("Shape", ["x"])
+    inits += [i64("s0", [1]), i64("s1", [3]), i64("a0", [0])]
+    sl = node("Slice", [sh, "s0", "s1", "a0"])
+    cos = node("ConstantOfShape", [sl], value=helper.make_tensor("v", TensorProto.INT64, [1], [2]))
+    c = node("Cast", [cos], to=TensorProto.FLOAT)
+    flat(node("Mul", ["x", node("Unsqueeze", [c], axes=[-1]) if opset < 13 else
+                      node("Unsqueeze", [c, "a_last"])]))
+    if opset >= 13:
+        inits.append(i64("a_last", [-1]))
+    inits += [i64("reps", [1, 2, 1, 2]), i64("eshape", [1, 4, 3, 5])]
+    flat(node("Tile", ["x", "reps"]))
+    inits += [i64("b0", [0]), i64("b1", [1]), i64("bax", [1])]
+    x0 = node("Slice", ["x", "b0", "b1", "bax"])
+    flat(node("Expand", [x0, "eshape"]))
+    nshape = node("Concat", [node("Slice", [sh, "b0", "b1"]), "tail"], axis=0)  # [N,4,3,5]
+    inits.append(i64("tail", [4, 3, 5]))
+    flat(node("Expand", [x0, nshape]))
+    cz = node("ConstantOfShape", [node("Shape", ["w4"])],
+              value=helper.make_tensor("z", TensorProto.FLOAT, [1], [0.25]))
+    flat(node("Add", ["x", cz]))
+    flat(node("Transpose", ["x"], perm=[0, 3, 1, 2]))
+    y = node("Concat", outs, axis=1)
+    def ref(x):
+        n = x.shape[0]
+        parts = [softmax_np(x, 1, opset < 13)]
+        parts.append(np.log(softmax_np(x, 2, opset < 13)))
+        parts.append(x.sum((1, 3), keepdims=True))
+        parts.append(x)  # ReduceSum with no axes and noop_with_empty_axes (an Identity before 13)
+        parts.append(x.max(-1))
+        parts.append(np.sqrt((x * x).sum(2, keepdims=True)))
+        parts.append(x.mean((1, 2)))
+        parts.append(x / np.abs(x).sum(1, keepdims=True))
+        parts.append(x / np.sqrt((x * x).sum(-1, keepdims=True)))
+        parts.append(lrn_np(x, 3, 0.3, 0.6, 1.5))
+        parts.append(np.clip(0.3 * x + 0.4, 0, 1))
+        parts += [np.clip(x, -0.3, 0.2), np.minimum(x, 0.2)]
+        parts += [x[:, :1], x[:, 1:], x[:, :, 2:]]
+        parts.append(x[:, 3:0:-1, 0:3:2, 4::-2])
+        w3, w4 = np.linspace(-1, 1, 5), np.linspace(0.5, -0.5, 15).reshape(3, 5)
+        parts += [x + w3 + w4, np.maximum(np.maximum(x, w4), w3), np.minimum(w3, x), x]
+        parts.append(np.abs(x) ** np.array([1.0, 2.0, 3.0, 0.5, 2.0]))
+        parts.append(x * 2)
+        parts.append(np.tile(x, (1, 2, 1, 2)))
+        parts += [np.repeat(x[:, :1], 4, 1)] * 2
+        parts.append(x + 0.25)
+        parts.append(x.transpose(0, 3, 1, 2))
+        return np.concatenate([p.reshape(n, -1) for p in parts], 1)
+
+    dim = ref(np.zeros((1, 4, 3, 5))).shape[1]
+    g = helper.make_graph(nodes, "misc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 3, 5])],
+                          [helper.make_tensor_value_info(y, TensorProto.FLOAT, ["N", dim])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 7
+
+
+    return m, ref
+
+
+GRAPHS = {"misc": (graph_misc, (4, 3, 5))}
+
+
+def write_rows(path, x):
+    x = np.asarray(x, np.float32).reshape(x.shape[0], -1)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<ii", x.shape[0], x.shape[1]))
+        f.write(x.tobytes())
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for name, (cls, shape) in TORCH_MODELS.items():
+        torch.manual_seed(11)
+        m = cls().eval()
+        x = torch.randn(BATCH, *shape)
+        with torch.no_grad():
+            y = m.double()(x.double())
+        m.float()
+        write_rows(os.path.join(OUT, "ops_%s.in" % name), x.numpy())
+        write_rows(os.path.join(OUT, "ops_%s.out" % name), y.numpy())
+        for opset in OPSETS:
+            path = os.path.join(OUT, "ops_%s_op%d_dyn.onnx" % (name, opset))
+            torch.onnx.export(m, torch.zeros(2, *shape), path, opset_version=opset, input_names=["x"],
+                              output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                              do_constant_folding=False)
+            print(path, os.path.getsize(path))
+    rng = np.random.default_rng(5)
+    for name, (build, shape) in GRAPHS.items():
+        x = rng.standard_normal((BATCH,) + shape)
+        write_rows(os.path.join(OUT, "ops_%s.in" % name), x)
+        for opset in OPSETS:
+            m, ref = build(opset)
+            onnx.checker.check_model(m)
+            path = os.path.join(OUT, "ops_%s_op%d_dyn.onnx" % (name, opset))
+            onnx.save(m, path)
+            write_rows(os.path.join(OUT, "ops_%s_op%d.out" % (name, opset)), ref(x.astype(np.float32).astype(np.float64)))
+            print(path, os.path.getsize(path))
+
+
+if __name__ == "__main__":
+    main()

