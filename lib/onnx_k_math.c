@@ -131,7 +131,7 @@ static void run_cast(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
 }
 
 const onx_op onx_ops_math[] = {
-    {"Pow", 7, infer_nary, run_nary, NULL, NULL, 0},  {"Sum", 8, infer_nary, run_nary, NULL, NULL, 0},
-    {"Max", 8, infer_nary, run_nary, NULL, NULL, 0},  {"Min", 8, infer_nary, run_nary, NULL, NULL, 0},
+    {"Pow", 7, infer_nary, run_nary, NULL, NULL, 0},  {"Sum", 6, infer_nary, run_nary, NULL, NULL, 0},
+    {"Max", 6, infer_nary, run_nary, NULL, NULL, 0},  {"Min", 6, infer_nary, run_nary, NULL, NULL, 0},
     {"Cast", 6, infer_cast, run_cast, NULL, NULL, 0}, {NULL, 0, NULL, NULL, NULL, NULL, 0},
 };

@@ -221,6 +221,45 @@ def graph_misc(opset):
 
 GRAPHS = {"misc": (graph_misc, (4, 3, 5))}
 
+# Malformed uses: (file, opset, op, inputs, initializers, attributes); the
+# expected refusals are in tests/unit/test_onnx_ops.c.
+BAD = [
+    ("split_sum", 13, "Split", ["x", "sp"], [i64("sp", [1, 2])], {"axis": 1}, 2),
+    ("split_batch", 11, "Split", ["x"], [], {"axis": 0}, 2),
+    ("transpose_perm", 13, "Transpose", ["x"], [], {"perm": [0, 1, 1, 2]}, 1),
+    ("transpose_batch", 13, "Transpose", ["x"], [], {"perm": [1, 0, 2, 3]}, 1),
+    ("slice_step0", 13, "Slice", ["x", "s", "e", "a", "st"], [i64("s", [0]), i64("e", [2]), i64("a", [1]),
+                                                          i64("st", [0])], {}, 1),
+    ("slice_dynamic", 13, "Slice", ["x", "x", "x"], [], {}, 1),
+    ("softmax_batch", 11, "Softmax", ["x"], [], {"axis": 0}, 1),
+    ("reduce_batch", 13, "ReduceMean", ["x"], [], {"axes": [0, 1]}, 1),
+    ("reducesum_attr13", 13, "ReduceSum", ["x"], [], {"axes": [1]}, 1),
+    ("cast_double", 13, "Cast", ["x"], [], {"to": TensorProto.DOUBLE}, 1),
+    ("clip_dynamic", 13, "Clip", ["x", "x"], [], {}, 1),
+    ("lrn_size", 13, "LRN", ["x"], [], {"alpha": 0.1}, 1),
+    ("lpnorm_p", 13, "LpNormalization", ["x"], [], {"p": 3}, 1),
+    ("tile_batch", 13, "Tile", ["x", "r"], [i64("r", [2, 1, 1, 1])], {}, 1),
+    ("prelu_slope", 13, "PRelu", ["x", "w"], [f32("w", [1.0, 2.0])], {}, 1),
+    ("leaky_attr", 13, "LeakyRelu", ["x"], [], {"beta": 0.5}, 1),
+    ("sum_shapes", 13, "Sum", ["x", "w"], [f32("w", [1.0, 2.0])], {}, 1),
+    ("expand_shape", 13, "Expand", ["x", "s"], [i64("s", [3, 1, 1])], {}, 1),
+    ("cos_value", 13, "ConstantOfShape", ["s"], [i64("s", [2])],
+     {"value": helper.make_tensor("v", TensorProto.FLOAT, [2], [1.0, 2.0])}, 1),
+]
+
+
+def write_bad():
+    d = os.path.join(OUT, "bad_ops")
+    os.makedirs(d, exist_ok=True)
+    for name, opset, op, ins, inits, attrs, n_out in BAD:
+        outs = ["y%d" % k for k in range(n_out)]
+        g = helper.make_graph([helper.make_node(op, ins, outs, name="bad", **attrs)], name,
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 3, 5])],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs], inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 7
+        onnx.save(m, os.path.join(d, name + ".onnx"))
+
 
 def write_rows(path, x):
     x = np.asarray(x, np.float32).reshape(x.shape[0], -1)
@@ -257,6 +296,7 @@ def main():
             onnx.save(m, path)
             write_rows(os.path.join(OUT, "ops_%s_op%d.out" % (name, opset)), ref(x.astype(np.float32).astype(np.float64)))
             print(path, os.path.getsize(path))
+    write_bad()
 
 
 if __name__ == "__main__":

@@ -90,11 +90,49 @@ static void test_models(void **state) {
         for (size_t k = 0; k < sizeof opsets / sizeof opsets[0]; k++) check_model(models[m], opsets[k]);
 }
 
+/* Malformed uses (tests/data/onnx/bad_ops, from gen_onnx_ops.py): one per failure mode, exact refusal. */
+static const char *const BAD[][2] = {
+    {"cast_double", "node 0 \"bad\" (Cast): casting to element type 11 is not supported (float 1, int64 7)"},
+    {"clip_dynamic", "node 0 \"bad\" (Clip): input 1 must be a constant float scalar"},
+    {"cos_value", "node 0 \"bad\" (ConstantOfShape): value must hold exactly one element"},
+    {"expand_shape", "node 0 \"bad\" (Expand): shape [3,1,1] does not broadcast with the input [N,4,3,5]"},
+    {"leaky_attr", "node 0 \"bad\" (LeakyRelu): attribute \"beta\" is not supported"},
+    {"lpnorm_p", "node 0 \"bad\" (LpNormalization): p is 3; 1 or 2 are defined"},
+    {"lrn_size", "node 0 \"bad\" (LRN): attribute \"size\" is required"},
+    {"prelu_slope", "node 0 \"bad\" (PRelu): slope [2] does not broadcast to the input [N,4,3,5]"},
+    {"reduce_batch", "node 0 \"bad\" (ReduceMean): reducing the batch dimension is not supported"},
+    {"reducesum_attr13", "node 0 \"bad\" (ReduceSum): attribute \"axes\" is not supported"},
+    {"slice_dynamic", "node 0 \"bad\" (Slice): input 1 must be a 1-D int64 tensor computable at load"},
+    {"slice_step0", "node 0 \"bad\" (Slice): step is 0"},
+    {"softmax_batch", "node 0 \"bad\" (Softmax): a softmax across the batch dimension is not supported"},
+    {"split_batch", "node 0 \"bad\" (Split): splitting the batch dimension is not supported"},
+    {"split_sum", "node 0 \"bad\" (Split): split sizes add up to 3, not 4"},
+    {"sum_shapes", "node 0 \"bad\" (Sum): input 1 [2] does not broadcast with [N,4,3,5]"},
+    {"tile_batch", "node 0 \"bad\" (Tile): repeating the batch dimension is not supported"},
+    {"transpose_batch", "node 0 \"bad\" (Transpose): moving the batch dimension is not supported"},
+    {"transpose_perm", "node 0 \"bad\" (Transpose): perm is not a permutation of 0..3"},
+};
+
+static void test_refusals(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/bad_ops/%s.onnx", data_dir, BAD[i][0]);
+        onx_graph *g = NULL;
+        tr_err err = {0};
+        int rc = onx_open(path, &g, &err);
+        if (rc == TR_OK) fail_msg("%s: loads", BAD[i][0]);
+        assert_int_equal(rc, TR_EFORMAT);
+        if (strcmp(err.msg, BAD[i][1])) fail_msg("%s: refused with \"%s\"", BAD[i][0], err.msg);
+    }
+}
+
 int main(void) {
     const char *r = getenv("TRIPLET_ROOT");
     snprintf(data_dir, sizeof data_dir, "%s/tests/data/onnx", r ? r : ".");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_models),
+        cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
