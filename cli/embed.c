@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "data.h"
 #include "img.h"
 #include "model.h"
 
@@ -158,24 +159,6 @@ static int parse_batch(const char *v, size_t *out) {
     return 0;
 }
 
-/* Read a whole file into *buf (malloc'd). 0 or -1 with errno. */
-static int read_file(const char *path, uint8_t **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    long n = -1;
-    *buf = NULL;
-    if (f && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0 || (*buf = malloc((size_t)n + 1)) == NULL ||
-        fread(*buf, 1, (size_t)n, f) != (size_t)n) {
-        if (f) fclose(f);
-        free(*buf);
-        *buf = NULL;
-        return -1;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return 0;
-}
-
 /* --image FILE...: each file decoded into the pending batch; a bad file is reported by name. */
 static int embed_images(embedder *e, char **files, int n_files) {
     size_t in = (size_t)mdl_input_dim(e->m);
@@ -183,12 +166,12 @@ static int embed_images(embedder *e, char **files, int n_files) {
         uint8_t *buf;
         size_t len;
         tr_err err;
-        if (read_file(files[i], &buf, &len) != 0) {
-            fprintf(stderr, "tripletctl embed: %s: %s\n", files[i], strerror(errno ? errno : EIO));
+        tr_clearerr(&err);
+        if (dat_read_file(files[i], &buf, &len, &err) != TR_OK) {
+            fprintf(stderr, "tripletctl embed: %s\n", err.msg);
             e->bad++;
             continue;
         }
-        tr_clearerr(&err);
         int rc = img_to_input(buf, len, &e->m->image, IMG_DEFAULT_MAX_PIXELS, e->x + e->n * in, &err);
         free(buf);
         if (rc != TR_OK) {

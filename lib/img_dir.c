@@ -60,23 +60,6 @@ static void free_list(char **v, size_t n) {
     free(v);
 }
 
-static int read_all(const char *path, uint8_t **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    long n = -1;
-    *buf = NULL;
-    if (f && fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0 || (*buf = malloc((size_t)n + 1)) == NULL ||
-        fread(*buf, 1, (size_t)n, f) != (size_t)n) {
-        if (f) fclose(f);
-        free(*buf);
-        *buf = NULL;
-        return -1;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return 0;
-}
-
 int dat_load_image_dir(const char *dir, const mdl_image *im, size_t max_pixels, size_t limit, dat_set **out, tr_err *err) {
     size_t n_cls = 0, total = 0, dim = (size_t)im->channels * (size_t)im->height * (size_t)im->width, row = 0;
     char **cls = list(dir, 1, &n_cls, err), path[4096];
@@ -109,10 +92,7 @@ int dat_load_image_dir(const char *dir, const mdl_image *im, size_t max_pixels, 
             uint8_t *buf;
             size_t len;
             snprintf(path, sizeof path, "%s/%s/%s", dir, cls[c], files[c][i]);
-            if (read_all(path, &buf, &len) != 0) {
-                rc = tr_seterr(err, TR_EIO, "", "%s: cannot read", path);
-                goto done;
-            }
+            if ((rc = dat_read_file(path, &buf, &len, err))) goto done;
             rc = img_to_input(buf, len, im, max_pixels, d->x + row * dim, err);
             free(buf);
             if (rc) {
