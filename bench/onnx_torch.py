@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """onnx_torch.py - the PyTorch side of bench_onnx.sh.
 
-  onnx_torch.py make DIR        write DIR/cnn.onnx (opset 17, symbolic batch) and DIR/cnn.pt: the
-                                Fashion-MNIST CNN (conv 32 and 64 3x3 + BatchNorm + ReLU + max-pool,
-                                FC 256, 128-d) with random weights and BatchNorm statistics
-  onnx_torch.py time DIR MIN_SECONDS REPS BATCH...
+  onnx_torch.py make DIR        write DIR/NAME.onnx (opset 17, symbolic batch) and DIR/NAME.pt for
+                                cnn: the Fashion-MNIST CNN (conv 32 and 64 3x3 + BatchNorm + ReLU +
+                                max-pool, FC 256, 128-d), and resnet18 (torchvision, 224x224), with
+                                random weights and BatchNorm statistics
+  onnx_torch.py time DIR NAME MIN_SECONDS REPS BATCH...
                                 print "BATCH IMAGES_PER_S" per batch, best of REPS runs of at
                                 least MIN_SECONDS, the same weights in torch.inference_mode()
 """
@@ -22,28 +23,33 @@ def build():
                          nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(), nn.Linear(256, 128))
 
 
+MODELS = {"cnn": (build, (1, 28, 28)), "resnet18": (lambda: __import__("torchvision").models.resnet18(), (3, 224, 224))}
+
+
 def main():
     d = sys.argv[2]
     if sys.argv[1] == "make":
-        torch.manual_seed(0)
-        net = build()
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.8, 1.2)
-        net.eval()
-        torch.save(net.state_dict(), os.path.join(d, "cnn.pt"))
-        torch.onnx.export(net, torch.zeros(2, 1, 28, 28), os.path.join(d, "cnn.onnx"), opset_version=17,
-                          input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+        for name, (make, shape) in MODELS.items():
+            torch.manual_seed(0)
+            net = make()
+            for m in net.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.1, 0.1)
+                    m.running_var.uniform_(0.8, 1.2)
+            net.eval()
+            torch.save(net.state_dict(), os.path.join(d, name + ".pt"))
+            torch.onnx.export(net, torch.zeros(2, *shape), os.path.join(d, name + ".onnx"), opset_version=17,
+                              input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
         return
-    min_s, reps = float(sys.argv[3]), int(sys.argv[4])
+    name, min_s, reps = sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+    make, shape = MODELS[name]
     torch.set_num_threads(1)
-    net = build()
-    net.load_state_dict(torch.load(os.path.join(d, "cnn.pt")))
+    net = make()
+    net.load_state_dict(torch.load(os.path.join(d, name + ".pt")))
     net.eval()
     torch.manual_seed(1)
-    for b in map(int, sys.argv[5:]):
-        x = torch.rand(b, 1, 28, 28)
+    for b in map(int, sys.argv[6:]):
+        x = torch.rand(b, *shape)
         best = 0.0
         with torch.inference_mode():
             net(x)

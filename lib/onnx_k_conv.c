@@ -124,13 +124,21 @@ static int64_t conv_batch(const conv_p *p, int64_t n) {
     return nb < 1 ? 1 : nb > n ? n : nb;
 }
 
+/* Output rows per im2col band: about CONV_BAND floats of columns. */
+#define CONV_BAND ((int64_t)1 << 17)
+
+static int64_t conv_band(const conv_p *p) {
+    int64_t K = p->c / p->grp * p->w.k[0] * p->w.k[1], rows = CONV_BAND / (K * p->w.out[1]);
+    return rows < 1 ? 1 : rows > p->w.out[0] ? p->w.out[0] : rows;
+}
+
 static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
     (void)out;
     const conv_p *p = nd->p;
     if (is_depthwise(p)) return 0;
     int64_t P = p->w.out[0] * p->w.out[1], K = p->c / p->grp * p->w.k[0] * p->w.k[1], nb = conv_batch(p, in[0].d[0]);
     if (nb > 1) return (size_t)(nb * (K + p->m) * P);
-    return is_pointwise(&p->w) ? 0 : (size_t)(K * P);
+    return is_pointwise(&p->w) ? 0 : (size_t)(K * conv_band(p) * p->w.out[1]);
 }
 
 /* In-bounds output columns [lo, hi) of kernel column j: ix = ox*s1 + off in [0, W). */
@@ -143,17 +151,17 @@ static void col_span(const onx_win *w, int64_t j, int64_t *off, int64_t *lo, int
     *lo = *lo > *hi ? *hi : *lo;
 }
 
-/* col[(c*kh + i)*kw + j][oy*ow + ox] = x[c][oy*s0 - pb0 + i*d0][ox*s1 - pb1 + j*d1], 0 outside;
- * rows ldc floats apart. */
-static void im2col(const float *x, int64_t cin, const onx_win *w, float *col, int64_t ldc) {
-    int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1], s1 = w->s[1];
+/* col[(c*kh + i)*kw + j][(oy - oy0)*ow + ox] = x[c][oy*s0 - pb0 + i*d0][ox*s1 - pb1 + j*d1], 0
+ * outside, for output rows [oy0, oy1); col rows ldc floats apart. */
+static void im2col(const float *x, int64_t cin, const onx_win *w, int64_t oy0, int64_t oy1, float *col, int64_t ldc) {
+    int64_t H = w->in[0], W = w->in[1], OW = w->out[1], s1 = w->s[1];
     for (int64_t j = 0; j < w->k[1]; j++) {
         int64_t off, lo, hi;
         col_span(w, j, &off, &lo, &hi);
         for (int64_t c = 0; c < cin; c++)
             for (int64_t i = 0; i < w->k[0]; i++) {
                 float *dst = col + ((c * w->k[0] + i) * w->k[1] + j) * ldc;
-                for (int64_t oy = 0; oy < OH; oy++, dst += OW) {
+                for (int64_t oy = oy0; oy < oy1; oy++, dst += OW) {
                     int64_t iy = oy * w->s[0] - w->pb[0] + i * w->d[0];
                     if (iy < 0 || iy >= H) {
                         memset(dst, 0, sizeof(float) * (size_t)OW);
@@ -219,7 +227,7 @@ static void conv_batched(const onx_node *nd, const float *x, const float *wt, co
         if (is_pointwise(&p->w))
             for (int64_t r = 0; r < K; r++) memcpy(col + r * nb * P + s * P, xs + r * HW, sizeof(float) * (size_t)P);
         else
-            im2col(xs, p->c, &p->w, col + s * P, nb * P);
+            im2col(xs, p->c, &p->w, 0, p->w.out[0], col + s * P, nb * P);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->m, (int)(nb * P), (int)K, 1.0f, wt, (int)K, col,
                 (int)(nb * P), 0.0f, res, (int)(nb * P));
@@ -250,13 +258,21 @@ static void run_conv(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
             for (int64_t c = 0; c < p->c; c++) dw_channel(xn + c * HW, wt + c * K, &p->w, yn + c * P);
         } else {
             for (int64_t gi = 0; gi < p->grp; gi++) {
-                const float *col = xn + gi * cg * HW;
-                if (!is_pointwise(&p->w)) {
-                    im2col(col, cg, &p->w, tmp, P);
-                    col = tmp;
+                const float *xg = xn + gi * cg * HW, *wg = wt + gi * mg * K;
+                float *yg = yn + gi * mg * P;
+                if (is_pointwise(&p->w)) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)P, (int)K, 1.0f, wg, (int)K,
+                                xg, (int)P, 0.0f, yg, (int)P);
+                    continue;
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)P, (int)K, 1.0f,
-                            wt + gi * mg * K, (int)K, col, (int)P, 0.0f, yn + gi * mg * P, (int)P);
+                /* bands of output rows whose columns stay in cache between im2col and the GEMM */
+                int64_t OH = p->w.out[0], OW = p->w.out[1], band = conv_band(p);
+                for (int64_t oy = 0; oy < OH; oy += band) {
+                    int64_t rows = OH - oy < band ? OH - oy : band;
+                    im2col(xg, cg, &p->w, oy, oy + rows, tmp, rows * OW);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)(rows * OW), (int)K, 1.0f,
+                                wg, (int)K, tmp, (int)(rows * OW), 0.0f, yg + oy * OW, (int)P);
+                }
             }
         }
         bias_act(nd, b, p->m, P, yn);
