@@ -223,17 +223,16 @@ int dat_parse_csv(const char *text, size_t len, const char *name, const dat_opts
             double v;
             int pr = parse_num(f[c], fl[c], &v);
             if (pr != 0) {
-                quote_field(q, sizeof q, f[c], fl[c]);
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: \"%s\" is not a %s", name, lineno, c + 1, q,
+                /* the cell's text is not repeated: errors never echo a file's bytes */
+                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: not a %s", name, lineno, c + 1,
                                pr == -2 ? "finite number" : "number");
                 goto fail;
             }
             if (c + 1 < ncols) {
                 row[c - (size_t)id_col] = (float)v;
             } else if (as_label(v, &r.labels[r.n]) != 0) {
-                quote_field(q, sizeof q, f[c], fl[c]);
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: label \"%s\" is not an integer", name, lineno,
-                               c + 1, q);
+                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: the label is not an integer", name, lineno,
+                               c + 1);
                 goto fail;
             }
         }

@@ -159,7 +159,7 @@ expect "feature count mismatch" 1 "$TRIPLETCTL" eval --model "$tmp/m.safetensors
 has "feature count message" "$tmp/err" "rows have 2 features, the model's input is 8"
 printf 'p0,p1,p2,p3,p4,p5,p6,p7,label\n1,2,3,4,5,6,7,8,0\n1,2,3,x,5,6,7,8,1\n' >"$tmp/badrow.csv"
 expect "bad CSV row" 1 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp/badrow.csv" --test "$tmp/t10k.csv"
-has "bad CSV row located" "$tmp/err" 'badrow.csv:3, column 4: "x" is not a number'
+has "bad CSV row located" "$tmp/err" 'badrow.csv:3, column 4: not a number'
 expect "classes not in data" 1 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp" --classes 9
 has "classes not in data message" "$tmp/err" "no rows with the 1 given class(es)"
 expect "split on CSV" 1 "$TRIPLETCTL" eval --model "$tmp/m.safetensors" --data "$tmp/train.csv" --split train
