@@ -35,7 +35,8 @@ static int parse_body(const srv_route *rt, const srv_request *rq, cJSON **body, 
     if (!rt->has_body) return 0;
     if (rq->len == 0) {
         if (strcmp(rt->path, "/v1/admin/reload") == 0) return 0; /* {} may be left out */
-        return srv_fail(out, 400, "", "request body is empty (expected a JSON object)");
+        return srv_fail(out, 400, "", "request body is empty (expected %s)",
+                        rq->image_body ? "a PNG or JPEG image" : "a JSON object");
     }
     if (rq->image_body) return image_body(rq, body, out);
     if (!(*body = srv_json_parse_packed(rq->body, rq->len, why, sizeof why, &at)))

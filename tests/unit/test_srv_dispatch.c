@@ -57,6 +57,11 @@ static void test_bodies(void **state)
     assert_string_equal(out.err_msg, "request body: expected a JSON object, got an array");
     assert_int_equal(run("POST", "/v1/embed", "\"x\"", 0, &out), 422);
     assert_string_equal(out.err_msg, "request body: expected a JSON object, got a string");
+    srv_request img = {.route = route_of("POST", "/v1/embed"), .body = "", .len = 0, .request_id = "test", .image_body = 1};
+    srv_reply_init(&out);
+    assert_int_equal(srv_dispatch(&g_cfg, &img, &out), 400);
+    assert_string_equal(out.err_msg, "request body is empty (expected a PNG or JPEG image)");
+    srv_reply_clear(&out);
     /* the body is read as len bytes: what follows is not looked at */
     srv_request rq = {.route = route_of("POST", "/v1/distance"), .body = "{\"a\":[[1]],\"b\":[[2]],\"embed\":false}trailing",
                       .len = 35, .request_id = "test"};
