@@ -28,7 +28,7 @@ reload() { # BODY: status in $code, reply in $tmp/r.json
     code=$(curl -s -m 10 -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" --data-binary "$1" "$url/v1/admin/reload")
 }
 still_serving() {
-    curl -sf "${auth[@]}" "$url/v1/model" | grep -q "\"sha256\":\"$sha\""
+    curl -sf "${auth[@]}" "$url/v1/model" | grep -c "\"sha256\":\"$sha\"" >/dev/null
 }
 # case: NAME|BODY|STATUS|TEXT the message must contain
 while IFS='|' read -r name body want text; do

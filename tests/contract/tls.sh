@@ -36,11 +36,11 @@ https=https://127.0.0.1:$port
 k=(-H "Authorization: Bearer $KEY")
 s() { curl -s -m 10 --cacert "$c/ca.pem" "$@"; }
 s -f "$https/healthz" >/dev/null && ok "GET /healthz over TLS" || bad "GET /healthz over TLS"
-s -f "${k[@]}" "$https/v1/model" | grep -q '"sha256"' && ok "GET /v1/model over TLS" || bad "GET /v1/model over TLS"
+s -f "${k[@]}" "$https/v1/model" | grep -c '"sha256"' >/dev/null && ok "GET /v1/model over TLS" || bad "GET /v1/model over TLS"
 body=$(python3 -c 'print({"inputs": [[0.5] * 784]}.__repr__().replace("\x27", "\""))')
-s -f "${k[@]}" -H 'Content-Type: application/json' -d "$body" "$https/v1/embed" | grep -q '"embeddings"' \
+s -f "${k[@]}" -H 'Content-Type: application/json' -d "$body" "$https/v1/embed" | grep -c '"embeddings"' >/dev/null \
     && ok "POST /v1/embed over TLS" || bad "POST /v1/embed over TLS"
-s -f "$https/metrics" | grep -q '^tripletd_' && ok "GET /metrics over TLS" || bad "GET /metrics over TLS"
+s -f "$https/metrics" | grep -c '^tripletd_' >/dev/null && ok "GET /metrics over TLS" || bad "GET /metrics over TLS"
 code=$(s -o /dev/null -w '%{http_code}' "$https/v1/model")
 [[ $code == 401 ]] && ok "the API key still applies over TLS" || bad "no key over TLS -> $code"
 rc=0; curl -s -m 10 --cacert "$c/ca2.pem" "$https/healthz" >/dev/null || rc=$?
