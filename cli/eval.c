@@ -13,9 +13,9 @@
 #include "data.h"
 #include "eval.h"
 #include "mlp.h"
+#include "opt.h"
 #include "train.h"
 
-#define EV_MAX_CLASSES 1024
 #define EV_BATCH 4096 /* rows per forward call */
 
 typedef struct {
@@ -57,30 +57,7 @@ static void usage(FILE *f) {
 }
 
 /* --name VALUE or --name=VALUE; returns the value or NULL (and *i moves). */
-static const char *opt_value(int argc, char **argv, int *i, const char *name) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return NULL;
-    if (argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "tripletctl eval: %s needs a value\n", name);
-        exit(2);
-    }
-    return argv[++*i];
-}
-
-static int parse_size(const char *name, const char *v, size_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (*v == '\0' || *v == '-' || *end != '\0' || errno || x == 0) {
-        fprintf(stderr, "tripletctl eval: %s: \"%s\" is not a positive integer\n", name, v);
-        return -1;
-    }
-    *out = (size_t)x;
-    return 0;
-}
-
+#define OPT(name) cli_opt_value("eval", argc, argv, &i, name, &missing)
 static int parse_args(int argc, char **argv, eval_args *a) {
     memset(a, 0, sizeof *a);
     a->threads = 1;
@@ -88,71 +65,48 @@ static int parse_args(int argc, char **argv, eval_args *a) {
     for (int i = 1; i < argc; i++) {
         const char *v;
         char *end;
+        int missing = 0;
+        size_t t;
         if (strcmp(argv[i], "--json") == 0) a->json = 1;
         else if (strcmp(argv[i], "--no-map") == 0) a->no_map = 1;
         else if (strcmp(argv[i], "--no-baselines") == 0) a->no_baselines = 1;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) a->help = 1;
-        else if ((v = opt_value(argc, argv, &i, "--model"))) a->model = v;
-        else if ((v = opt_value(argc, argv, &i, "--data"))) a->data = v;
-        else if ((v = opt_value(argc, argv, &i, "--test-fraction"))) {
+        else if ((v = OPT("--model"))) a->model = v;
+        else if ((v = OPT("--data"))) a->data = v;
+        else if ((v = OPT("--test-fraction"))) {
             errno = 0;
             a->test_fraction = strtod(v, &end);
             if (*v == '\0' || *end != '\0' || errno || !(a->test_fraction > 0 && a->test_fraction < 1)) {
                 fprintf(stderr, "tripletctl eval: --test-fraction: \"%s\" is not a number in (0, 1)\n", v);
                 return -1;
             }
-        } else if ((v = opt_value(argc, argv, &i, "--test"))) a->test = v;
-        else if ((v = opt_value(argc, argv, &i, "--split"))) a->split = v;
-        else if ((v = opt_value(argc, argv, &i, "--metric"))) a->metric = v;
-        else if ((v = opt_value(argc, argv, &i, "--classes"))) a->classes = v;
-        else if ((v = opt_value(argc, argv, &i, "--limit"))) {
-            if (parse_size("--limit", v, &a->limit)) return -1;
-        } else if ((v = opt_value(argc, argv, &i, "--gallery-limit"))) {
-            if (parse_size("--gallery-limit", v, &a->gallery_limit)) return -1;
-        } else if ((v = opt_value(argc, argv, &i, "--threads"))) {
-            size_t t;
-            if (parse_size("--threads", v, &t) || t > 256) {
-                if (t > 256) fprintf(stderr, "tripletctl eval: --threads: %zu is more than 256\n", t);
+        } else if ((v = OPT("--test"))) a->test = v;
+        else if ((v = OPT("--split"))) a->split = v;
+        else if ((v = OPT("--metric"))) a->metric = v;
+        else if ((v = OPT("--classes"))) a->classes = v;
+        else if ((v = OPT("--limit"))) {
+            if (cli_parse_size("eval", "--limit", v, 0, &a->limit)) return -1;
+        } else if ((v = OPT("--gallery-limit"))) {
+            if (cli_parse_size("eval", "--gallery-limit", v, 0, &a->gallery_limit)) return -1;
+        } else if ((v = OPT("--threads"))) {
+            if (cli_parse_size("eval", "--threads", v, 0, &t)) return -1;
+            if (t > 256) {
+                fprintf(stderr, "tripletctl eval: --threads: %zu is more than 256\n", t);
                 return -1;
             }
             a->threads = (int)t;
-        } else if ((v = opt_value(argc, argv, &i, "--seed"))) {
-            errno = 0;
-            a->seed = strtoull(v, &end, 10);
-            if (*v == '\0' || *v == '-' || *end != '\0' || errno) {
-                fprintf(stderr, "tripletctl eval: --seed: \"%s\" is not a non-negative integer\n", v);
-                return -1;
-            }
+        } else if ((v = OPT("--seed"))) {
+            if (cli_parse_u64("eval", "--seed", v, &a->seed)) return -1;
             a->seed_given = 1;
-        } else {
+        } else if (!missing) {
             fprintf(stderr, "tripletctl eval: unknown option \"%s\" (see --help)\n", argv[i]);
             return -1;
         }
+        if (missing) return -1;
     }
     return 0;
 }
-
-/* "8,9" -> labels; -1 with a message naming the bad item. */
-static int parse_classes(const char *s, int64_t *out, size_t *n) {
-    *n = 0;
-    const char *p = s;
-    for (;;) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || errno || (*end != ',' && *end != '\0')) {
-            fprintf(stderr, "tripletctl eval: --classes: \"%s\" is not a comma-separated list of integer labels\n", s);
-            return -1;
-        }
-        if (*n == EV_MAX_CLASSES) {
-            fprintf(stderr, "tripletctl eval: --classes: more than %d labels\n", EV_MAX_CLASSES);
-            return -1;
-        }
-        out[(*n)++] = v;
-        if (*end == '\0') return 0;
-        p = end + 1;
-    }
-}
+#undef OPT
 
 static const char *meta_get(const mdl_model *m, const char *key) {
     for (size_t i = 0; i < m->n_meta; i++)
@@ -301,7 +255,7 @@ int cmd_eval(int argc, char **argv) {
     mdl_model *m = NULL, *init = NULL;
     dat_set *qd = NULL, *gd = NULL, *tmp = NULL;
     float *qe = NULL, *ge = NULL, *qx = NULL, *gx = NULL;
-    int64_t classes[EV_MAX_CLASSES];
+    int64_t classes[CLI_MAX_LABELS];
     size_t nclasses = 0;
     char found[1024];
     int rc = 1, loo = 0;
@@ -320,7 +274,7 @@ int cmd_eval(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (a.classes && parse_classes(a.classes, classes, &nclasses)) return 2;
+    if (a.classes && cli_parse_labels("eval", "--classes", a.classes, classes, &nclasses)) return 2;
     if (mdl_load(a.model, &m, &err) != TR_OK) {
         fprintf(stderr, "tripletctl eval: %s\n", err.msg);
         goto done;

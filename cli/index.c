@@ -11,6 +11,7 @@
 #include "gallery.h"
 #include "img.h"
 #include "model.h"
+#include "opt.h"
 
 #define IX_DEFAULT_BATCH 1024
 #define IX_MAX_BATCH 65536
@@ -46,34 +47,7 @@ static void usage(FILE *f) {
             IX_DEFAULT_BATCH, IX_MAX_BATCH);
 }
 
-static const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return NULL;
-    if (argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "tripletctl index: %s needs a value\n", name);
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
-static int parse_size(const char *name, const char *v, size_t max, size_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (*v == '\0' || *v == '-' || *end != '\0' || errno || x == 0 || (max && x > max)) {
-        if (max)
-            fprintf(stderr, "tripletctl index: %s: \"%s\" is not an integer in 1..%zu\n", name, v, max);
-        else
-            fprintf(stderr, "tripletctl index: %s: \"%s\" is not a positive integer\n", name, v);
-        return -1;
-    }
-    *out = (size_t)x;
-    return 0;
-}
-
+#define OPT(name) cli_opt_value("index", argc, argv, &i, name, &missing)
 static int parse_args(int argc, char **argv, index_args *a) {
     memset(a, 0, sizeof *a);
     a->batch = IX_DEFAULT_BATCH;
@@ -89,20 +63,20 @@ static int parse_args(int argc, char **argv, index_args *a) {
             a->keep_images = 1;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             a->help = 1;
-        else if ((v = opt_value(argc, argv, &i, "--model", &missing)))
+        else if ((v = OPT("--model")))
             a->model = v;
-        else if ((v = opt_value(argc, argv, &i, "--data", &missing)))
+        else if ((v = OPT("--data")))
             a->data = v;
-        else if ((v = opt_value(argc, argv, &i, "--images", &missing)))
+        else if ((v = OPT("--images")))
             a->images = v;
-        else if ((v = opt_value(argc, argv, &i, "--out", &missing)))
+        else if ((v = OPT("--out")))
             a->out = v;
-        else if ((v = opt_value(argc, argv, &i, "--split", &missing)))
+        else if ((v = OPT("--split")))
             a->split = v;
-        else if ((v = opt_value(argc, argv, &i, "--batch", &missing))) {
-            if (parse_size("--batch", v, IX_MAX_BATCH, &a->batch)) return -1;
-        } else if ((v = opt_value(argc, argv, &i, "--limit", &missing))) {
-            if (parse_size("--limit", v, 0, &a->limit)) return -1;
+        else if ((v = OPT("--batch"))) {
+            if (cli_parse_size("index", "--batch", v, IX_MAX_BATCH, &a->batch)) return -1;
+        } else if ((v = OPT("--limit"))) {
+            if (cli_parse_size("index", "--limit", v, 0, &a->limit)) return -1;
         } else if (!missing) {
             fprintf(stderr, "tripletctl index: unknown option \"%s\" (see --help)\n", argv[i]);
             return -1;
@@ -120,6 +94,7 @@ static int parse_args(int argc, char **argv, index_args *a) {
     }
     return 0;
 }
+#undef OPT
 
 static double now(void) {
     struct timespec ts;

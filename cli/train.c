@@ -15,12 +15,12 @@
 #include "data.h"
 #include "eval.h"
 #include "mlp.h"
+#include "opt.h"
 #include "train.h"
 #include "train_history.h"
 
 #define CURVE_QUERIES 2000  /* fixed test subset for the per-epoch Recall@1 */
 #define CURVE_GALLERY 10000 /* fixed training subset used as its gallery */
-#define MAX_CLASSES 1024
 
 static volatile sig_atomic_t g_interrupted;
 static void on_sigint(int sig) {
@@ -160,26 +160,6 @@ static int resolve_config(train_args *a) {
     }
     if (trn_config_check(&a->cfg, &err)) {
         fprintf(stderr, "tripletctl train: --%s: %s\n", err.field, err.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_classes(const char *s, int64_t *out, size_t *n) {
-    *n = 0;
-    while (*s) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(s, &end, 10);
-        if (end == s || errno || (*end && *end != ',') || *n >= MAX_CLASSES) {
-            fprintf(stderr, "tripletctl train: --classes: bad list at \"%s\" (want comma-separated integer labels)\n", s);
-            return -1;
-        }
-        out[(*n)++] = v;
-        s = *end ? end + 1 : end;
-    }
-    if (*n == 0) {
-        fprintf(stderr, "tripletctl train: --classes: empty list\n");
         return -1;
     }
     return 0;
@@ -353,7 +333,7 @@ int cmd_train(int argc, char **argv) {
     char data_path[1024], ckpt[1100];
     char *note = NULL;
     int rc = 1, stopped = 0;
-    int64_t classes[MAX_CLASSES];
+    int64_t classes[CLI_MAX_LABELS];
     size_t n_classes = 0;
     tr_err err;
     run_ctx r;
@@ -371,7 +351,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "tripletctl train: --out MODEL is required (see --help)\n");
         return 2;
     }
-    if (a.classes && parse_classes(a.classes, classes, &n_classes)) return 2;
+    if (a.classes && cli_parse_labels("train", "--classes", a.classes, classes, &n_classes)) return 2;
     if (a.resume) {
         int epochs = a.cfg.epochs;
         if (trn_checkpoint_config(a.resume, &a.cfg, &err)) {
