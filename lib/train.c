@@ -70,73 +70,6 @@ static size_t class_of(const trn *t, int64_t label) {
     return lo;
 }
 
-/* Flat parameters (per layer W then b) drawn from rng: kaiming_uniform_(a =
- * sqrt(5)) and the bias rule of nn.Linear, both U(-1/sqrt(in), 1/sqrt(in)). */
-static void init_weights(const trn_config *c, float *w, uint64_t rng[4]) {
-    size_t off = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        size_t in = (size_t)c->dims[l], out = (size_t)c->dims[l + 1];
-        double bound = 1.0 / sqrt((double)in);
-        for (size_t i = 0; i < in * out + out; i++) w[off + i] = (float)((2 * rng_uniform(rng) - 1) * bound);
-        off += in * out + out;
-    }
-}
-
-/* Copy flat parameters into a new model with the preprocessing and metadata of c. */
-static int build_model(const trn_config *c, const float *w, double in_mean, double in_scale, mdl_model **out, tr_err *err) {
-    mdl_model *m = NULL;
-    int rc = mdl_new(c->dims, c->n_layers, c->act, c->normalize, &m, err);
-    if (rc) return rc;
-    mlp_net *net = mdl_mlp(m);
-    size_t off = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        size_t in = (size_t)c->dims[l], o = (size_t)c->dims[l + 1];
-        memcpy(net->layers[l].w, w + off, in * o * sizeof(float));
-        memcpy(net->layers[l].b, w + off + in * o, o * sizeof(float));
-        off += in * o + o;
-    }
-    size_t in0 = (size_t)c->dims[0];
-    free(net->in_mean);
-    free(net->in_scale);
-    net->in_mean = malloc(in0 * sizeof(float));
-    net->in_scale = malloc(in0 * sizeof(float));
-    if (net->in_mean == NULL || net->in_scale == NULL) {
-        rc = tr_seterr(err, TR_ENOMEM, "input.mean", "cannot allocate the preprocessing tensors");
-        goto fail;
-    }
-    for (size_t i = 0; i < in0; i++) {
-        net->in_mean[i] = (float)in_mean;
-        net->in_scale[i] = (float)in_scale;
-    }
-    m->metric = c->metric;
-    m->loss = c->loss;
-    m->margin = c->margin;
-    *out = m;
-    return TR_OK;
-fail:
-    mdl_free(m);
-    return rc;
-}
-
-int trn_init_model(const trn_config *cfg, mdl_model **out, tr_err *err) {
-    uint64_t rng[4];
-    size_t np = 0;
-    int rc = trn_config_check(cfg, err);
-    *out = NULL;
-    if (rc) return rc;
-    for (int l = 0; l < cfg->n_layers; l++) {
-        np += (size_t)cfg->dims[l] * (size_t)cfg->dims[l + 1] + (size_t)cfg->dims[l + 1];
-        if (np > MDL_MAX_PARAMS) return tr_seterr(err, TR_ELIMIT, "arch", "more than %u parameters", MDL_MAX_PARAMS);
-    }
-    float *w = malloc(np * sizeof *w);
-    if (w == NULL) return tr_seterr(err, TR_ENOMEM, "arch", "cannot allocate %zu parameters", np);
-    rng_seed(cfg->seed, rng);
-    init_weights(cfg, w, rng);
-    rc = build_model(cfg, w, cfg->input_mean, cfg->input_scale > 0 ? cfg->input_scale : 1.0, out, err);
-    free(w);
-    return rc;
-}
-
 /* The network view over the flat parameters, with the resolved preprocessing. */
 static int bind_net(trn *t, tr_err *err) {
     const trn_config *c = &t->cfg;
@@ -155,28 +88,82 @@ static int bind_net(trn *t, tr_err *err) {
     return TR_OK;
 }
 
-int trn_init_like(const mdl_model *m, const trn_config *cfg, mdl_model **out, tr_err *err) {
-    const mlp_net *net = mdl_mlp(m);
-    trn_config c = *cfg;
-    *out = NULL;
-    if (net == NULL) return tr_seterr(err, TR_EINVAL, "model", "only an MLP has an untrained counterpart");
-    c.n_layers = net->n_layers;
-    c.dims[0] = net->layers[0].in;
-    for (int l = 0; l < net->n_layers; l++) c.dims[l + 1] = net->layers[l].out;
-    c.act = net->act;
-    c.normalize = m->normalize;
-    int rc = trn_init_model(&c, out, err);
-    if (rc) return rc;
-    mlp_net *inet = mdl_mlp(*out);
-    size_t in = m->input_dim;
-    if (net->in_mean && inet->in_mean) memcpy(inet->in_mean, net->in_mean, in * sizeof(float));
-    if (net->in_scale && inet->in_scale) memcpy(inet->in_scale, net->in_scale, in * sizeof(float));
+/* Flat parameters, gradients and Adam moments (zeroed), with each layer's offsets. */
+static int setup_params(trn *t, tr_err *err) {
+    const trn_config *cfg = &t->cfg;
+    size_t np = 0;
+    int rc;
+    t->max_dim = 0;
+    for (int l = 0; l <= cfg->n_layers; l++)
+        if ((size_t)cfg->dims[l] > t->max_dim) t->max_dim = (size_t)cfg->dims[l];
+    for (int l = 0; l < cfg->n_layers; l++) {
+        size_t wn = (size_t)cfg->dims[l] * (size_t)cfg->dims[l + 1];
+        t->off_w[l] = np;
+        t->off_b[l] = np + wn;
+        np += wn + (size_t)cfg->dims[l + 1];
+        if (np > MDL_MAX_PARAMS) return tr_seterr(err, TR_ELIMIT, "arch", "more than %u parameters", MDL_MAX_PARAMS);
+    }
+    t->n_params = np;
+    if ((rc = grow((void **)&t->w, np, sizeof(float), err)) || (rc = grow((void **)&t->g, np, sizeof(float), err)) ||
+        (rc = grow((void **)&t->m, np, sizeof(float), err)) || (rc = grow((void **)&t->v, np, sizeof(float), err)))
+        return rc;
+    memset(t->g, 0, np * sizeof(float));
+    memset(t->m, 0, np * sizeof(float));
+    memset(t->v, 0, np * sizeof(float));
     return TR_OK;
+}
+
+/* The sampler's classes: sorted distinct labels, and the rows grouped by class in pool. */
+static int setup_classes(trn *t, tr_err *err) {
+    size_t n = t->n, nc = 0;
+    int64_t *sorted = NULL;
+    int rc;
+    if ((rc = grow((void **)&sorted, n, sizeof *sorted, err))) return rc;
+    memcpy(sorted, t->labels, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_i64);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || sorted[i] != sorted[i - 1]) sorted[nc++] = sorted[i];
+    if (nc < (size_t)t->cfg.classes_per_batch) {
+        rc = tr_seterr(err, TR_EINVAL, "classes-per-batch", "classes-per-batch is %d but the data has only %zu classes",
+                       t->cfg.classes_per_batch, nc);
+        goto done;
+    }
+    t->n_classes = nc;
+    if ((rc = grow((void **)&t->cls_label, nc, sizeof(int64_t), err)) || (rc = grow((void **)&t->cls_off, nc + 1, sizeof(size_t), err)) ||
+        (rc = grow((void **)&t->cursor, nc, sizeof(size_t), err)) || (rc = grow((void **)&t->cls_tmp, nc, sizeof(size_t), err)) ||
+        (rc = grow((void **)&t->pool, n, sizeof(size_t), err)))
+        goto done;
+    memcpy(t->cls_label, sorted, nc * sizeof(int64_t));
+    memset(t->cls_off, 0, (nc + 1) * sizeof(size_t));
+    for (size_t i = 0; i < n; i++) t->cls_off[class_of(t, t->labels[i]) + 1]++;
+    for (size_t c = 0; c < nc; c++) t->cls_off[c + 1] += t->cls_off[c];
+    memcpy(t->cursor, t->cls_off, nc * sizeof(size_t));
+    for (size_t i = 0; i < n; i++) t->pool[t->cursor[class_of(t, t->labels[i])]++] = i;
+done:
+    free(sorted);
+    return rc;
+}
+
+/* Input preprocessing: the configured mean and scale; scale 0 becomes 1 / max|x - mean|. */
+static int setup_input(trn *t, tr_err *err) {
+    size_t nd = t->n * t->dim; /* checked by trn_new */
+    t->in_mean = t->cfg.input_mean;
+    t->in_scale = t->cfg.input_scale;
+    if (t->in_scale == 0) {
+        double mx = 0;
+        for (size_t i = 0; i < nd; i++) {
+            double a = fabs((double)t->x[i] - t->in_mean);
+            if (!isfinite(a)) return tr_seterr(err, TR_EINVAL, "data", "row %zu feature %zu is not finite", i / t->dim, i % t->dim);
+            if (a > mx) mx = a;
+        }
+        t->in_scale = mx > 0 ? 1.0 / mx : 1.0;
+    }
+    t->cfg.input_scale = t->in_scale;
+    return bind_net(t, err);
 }
 
 int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t n, size_t dim, trn **out, tr_err *err) {
     trn *t = NULL;
-    int64_t *sorted = NULL;
     int rc = trn_config_check(cfg, err);
     *out = NULL;
     if (rc) return rc;
@@ -192,76 +179,12 @@ int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t
     t->labels = labels;
     t->n = n;
     t->dim = dim;
-
-    /* parameters */
-    size_t np = 0;
-    t->max_dim = 0;
-    for (int l = 0; l <= cfg->n_layers; l++)
-        if ((size_t)cfg->dims[l] > t->max_dim) t->max_dim = (size_t)cfg->dims[l];
-    for (int l = 0; l < cfg->n_layers; l++) {
-        size_t wn = (size_t)cfg->dims[l] * (size_t)cfg->dims[l + 1];
-        t->off_w[l] = np;
-        t->off_b[l] = np + wn;
-        np += wn + (size_t)cfg->dims[l + 1];
-        if (np > MDL_MAX_PARAMS) {
-            rc = tr_seterr(err, TR_ELIMIT, "arch", "more than %u parameters", MDL_MAX_PARAMS);
-            goto fail;
-        }
-    }
-    t->n_params = np;
-    if ((rc = grow((void **)&t->w, np, sizeof(float), err)) || (rc = grow((void **)&t->g, np, sizeof(float), err)) ||
-        (rc = grow((void **)&t->m, np, sizeof(float), err)) || (rc = grow((void **)&t->v, np, sizeof(float), err)))
-        goto fail;
-    memset(t->g, 0, np * sizeof(float));
-    memset(t->m, 0, np * sizeof(float));
-    memset(t->v, 0, np * sizeof(float));
-
-    /* classes */
-    if ((rc = grow((void **)&sorted, n, sizeof *sorted, err))) goto fail;
-    memcpy(sorted, labels, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, cmp_i64);
-    size_t nc = 0;
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || sorted[i] != sorted[i - 1]) sorted[nc++] = sorted[i];
-    if (nc < (size_t)cfg->classes_per_batch) {
-        rc = tr_seterr(err, TR_EINVAL, "classes-per-batch", "classes-per-batch is %d but the data has only %zu classes", cfg->classes_per_batch,
-                       nc);
-        goto fail;
-    }
-    t->n_classes = nc;
-    if ((rc = grow((void **)&t->cls_label, nc, sizeof(int64_t), err)) || (rc = grow((void **)&t->cls_off, nc + 1, sizeof(size_t), err)) ||
-        (rc = grow((void **)&t->cursor, nc, sizeof(size_t), err)) || (rc = grow((void **)&t->cls_tmp, nc, sizeof(size_t), err)) ||
-        (rc = grow((void **)&t->pool, n, sizeof(size_t), err)))
-        goto fail;
-    memcpy(t->cls_label, sorted, nc * sizeof(int64_t));
-    memset(t->cls_off, 0, (nc + 1) * sizeof(size_t));
-    for (size_t i = 0; i < n; i++) t->cls_off[class_of(t, labels[i]) + 1]++;
-    for (size_t c = 0; c < nc; c++) t->cls_off[c + 1] += t->cls_off[c];
-    memcpy(t->cursor, t->cls_off, nc * sizeof(size_t));
-    for (size_t i = 0; i < n; i++) t->pool[t->cursor[class_of(t, labels[i])]++] = i;
-
-    /* input preprocessing */
-    t->in_mean = cfg->input_mean;
-    t->in_scale = cfg->input_scale;
-    if (t->in_scale == 0) {
-        double mx = 0;
-        for (size_t i = 0; i < nd; i++) {
-            double a = fabs((double)x[i] - t->in_mean);
-            if (!isfinite(a)) {
-                rc = tr_seterr(err, TR_EINVAL, "data", "row %zu feature %zu is not finite", i / dim, i % dim);
-                goto fail;
-            }
-            if (a > mx) mx = a;
-        }
-        t->in_scale = mx > 0 ? 1.0 / mx : 1.0;
-    }
-    t->cfg.input_scale = t->in_scale;
-    if ((rc = bind_net(t, err))) goto fail;
+    if ((rc = setup_params(t, err)) || (rc = setup_classes(t, err)) || (rc = setup_input(t, err))) goto fail;
 
     /* seeded state: weights first, then the class pools */
     rng_seed(cfg->seed, t->rng);
-    init_weights(cfg, t->w, t->rng);
-    for (size_t c = 0; c < nc; c++) {
+    trn_init_weights(cfg, t->w, t->rng);
+    for (size_t c = 0; c < t->n_classes; c++) {
         rng_shuffle(t->rng, t->pool + t->cls_off[c], t->cls_off[c + 1] - t->cls_off[c]);
         t->cursor[c] = t->cls_off[c];
     }
@@ -269,11 +192,9 @@ int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t
     t->steps_per_epoch = cfg->steps_per_epoch ? cfg->steps_per_epoch : (int)(n / bs > 0 ? (n / bs > INT32_MAX ? INT32_MAX : n / bs) : 1);
     t->cfg.steps_per_epoch = t->steps_per_epoch;
     if ((rc = grow((void **)&t->bx, bs * dim, sizeof(float), err)) || (rc = grow((void **)&t->blabels, bs, sizeof(int64_t), err))) goto fail;
-    free(sorted);
     *out = t;
     return TR_OK;
 fail:
-    free(sorted);
     trn_free(t);
     return rc;
 }
@@ -609,9 +530,4 @@ int trn_embed(trn *t, const float *x, size_t n, float *out, tr_err *err) {
     int rc = mlp_net_forward(&t->net, x, n, out, &t->ws, err);
     if (rc == TR_OK && c->normalize) mdl_l2_normalize(out, n, (size_t)c->dims[c->n_layers]);
     return rc;
-}
-
-int trn_export(const trn *t, mdl_model **out, tr_err *err) {
-    *out = NULL;
-    return build_model(&t->cfg, t->w, t->in_mean, t->in_scale, out, err);
 }

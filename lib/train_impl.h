@@ -1,4 +1,4 @@
-/* train_impl.h - the trainer's state, shared by its modules (train.c, train_ckpt.c); not a public header. */
+/* train_impl.h - the trainer's state, shared by its modules (train*.c); not a public header. */
 #ifndef TRAIN_IMPL_H
 #define TRAIN_IMPL_H
 
@@ -42,6 +42,10 @@ struct trn {
 
 /* The pair losses train on all in-batch pairs; the others on mined triplets. */
 static inline int is_pair_loss(loss_kind k) { return k == LOSS_CONTRASTIVE || k == LOSS_CONTRASTIVE_SQUARED; }
+
+/* Flat parameters (per layer W then b) drawn from rng as torch.nn.Linear
+ * initialises them. */
+void trn_init_weights(const trn_config *c, float *w, uint64_t rng[4]);
 
 /* The config as checkpoint metadata: TRN_CFG_N keys ("cfg.arch", ...);
  * trn_cfg_format writes value i into buf, trn_cfg_parse reads it into c
