@@ -324,14 +324,157 @@ static int save_model(const run_ctx *r, const dat_set *train) {
     return rc ? -1 : 0;
 }
 
+/* The training data and the learning curve's held-out data (--test, the IDX
+ * test split, or none: leave-one-out on training rows), both restricted to
+ * --classes; 0, or -1 after printing why. */
+static int load_data(train_args *a, const int64_t *classes, size_t n_classes, char *data_path, size_t cap, dat_set **trainp,
+                     dat_set **testp) {
+    dat_set *train = NULL, *test = NULL, *tmp = NULL;
+    tr_err err;
+    if (a->data == NULL) {
+        if (dat_find_default(getenv("TRIPLET_DATA"), data_path, cap, &err)) {
+            fprintf(stderr, "tripletctl train: %s\n", err.msg);
+            return -1;
+        }
+        a->data = data_path;
+    }
+    dat_opts dopt;
+    dat_opts_default(&dopt);
+    if (dat_load(a->data, &dopt, &train, &err)) {
+        fprintf(stderr, "tripletctl train: --data: %s\n", err.msg);
+        return -1;
+    }
+    if (a->test) {
+        if (dat_load(a->test, &dopt, &test, &err)) {
+            fprintf(stderr, "tripletctl train: --test: %s\n", err.msg);
+            goto fail;
+        }
+    } else {
+        dopt.split = "test";
+        if (dat_load(a->data, &dopt, &test, &err)) test = NULL; /* no test split: leave-one-out curve on training rows */
+    }
+    if (test && test->dim != train->dim) {
+        fprintf(stderr, "tripletctl train: test data has %zu features, training data %zu\n", test->dim, train->dim);
+        goto fail;
+    }
+    if (n_classes) {
+        if (dat_filter_classes(train, classes, n_classes, 1, &tmp, &err)) {
+            fprintf(stderr, "tripletctl train: --classes: %s\n", err.msg);
+            goto fail;
+        }
+        dat_free(train);
+        train = tmp;
+        tmp = NULL;
+        if (test) {
+            if (dat_filter_classes(test, classes, n_classes, 1, &tmp, &err)) tmp = NULL; /* no such rows: no held-out curve */
+            dat_free(test);
+            test = tmp;
+        }
+    }
+    *trainp = train;
+    *testp = test;
+    return 0;
+fail:
+    dat_free(train);
+    dat_free(test);
+    return -1;
+}
+
+/* Ctrl-C: save a checkpoint (the epoch history as its note) and say how to resume; 0 or -1. */
+static int save_on_interrupt(run_ctx *r) {
+    const train_args *a = r->a;
+    char ckpt[1100];
+    tr_err err;
+    char *hist = history_csv(&r->hist);
+    if (a->checkpoint) snprintf(ckpt, sizeof ckpt, "%s", a->checkpoint);
+    else snprintf(ckpt, sizeof ckpt, "%s.ckpt", a->out);
+    int sr = hist ? trn_checkpoint_save(r->t, ckpt, hist, &err) : tr_seterr(&err, TR_ENOMEM, "", "out of memory");
+    free(hist);
+    if (sr) {
+        fprintf(stderr, "\ntripletctl train: interrupted, and saving the checkpoint failed: %s\n", err.msg);
+        return -1;
+    }
+    fprintf(stderr, "\ninterrupted at epoch %d, step %" PRId64 "; checkpoint saved to %s\nresume with: tripletctl train --resume %s --out %s\n",
+            trn_epochs_done(r->t) + 1, trn_steps_done(r->t), ckpt, ckpt, a->out);
+    return 0;
+}
+
+/* --csv and --svg; 0, or -1 after printing why. */
+static int write_history(const train_args *a, const history *h, const trn_config *cfg) {
+    if (a->csv) {
+        char *csv = history_csv(h);
+        int bad = csv == NULL || history_write_text(a->csv, csv);
+        free(csv);
+        if (bad) return -1;
+    }
+    if (a->svg) {
+        char title[512], arch[256];
+        trn_format_arch(cfg, arch, sizeof arch);
+        snprintf(title, sizeof title, "%s: MLP %s, %s loss, %s mining, %s", a->name ? a->name : "learning curve", arch, loss_name(cfg->loss),
+                 mine_name(cfg->mining), dist_name(cfg->metric));
+        if (history_write_svg(a->svg, h, title)) return -1;
+    }
+    return 0;
+}
+
+/* The run's context: the learning curve's fixed query and gallery subsets
+ * (test rows, or leave-one-out on training rows) and their buffers; 0 or -1. */
+static int setup_curve(run_ctx *r, trn *t, const train_args *a, const dat_set *train, const dat_set *test) {
+    const trn_config *cfg = trn_get_config(t);
+    size_t od = (size_t)cfg->dims[cfg->n_layers];
+    r->t = t;
+    r->a = a;
+    r->g = train;
+    r->ng = train->n < CURVE_GALLERY ? train->n : CURVE_GALLERY;
+    r->q = test ? test : train;
+    r->nq = r->q->n < CURVE_QUERIES ? r->q->n : CURVE_QUERIES;
+    if (r->q == r->g) r->ng = r->nq;
+    r->eq = malloc(r->nq * od * sizeof(float));
+    r->eg = malloc(r->ng * od * sizeof(float));
+    if (r->eq == NULL || r->eg == NULL) {
+        fprintf(stderr, "tripletctl train: out of memory\n");
+        return -1;
+    }
+    r->tty = isatty(STDERR_FILENO);
+    r->quiet = a->quiet;
+    r->total_epochs = cfg->epochs;
+    r->t_start = r->t_epoch = now();
+    r->steps_at_start = trn_steps_done(t);
+    return 0;
+}
+
+/* --resume: the checkpoint's config (--epochs may extend it); 0, or 1 after printing why. */
+static int resume_config(train_args *a) {
+    tr_err err;
+    int epochs = a->cfg.epochs;
+    if (trn_checkpoint_config(a->resume, &a->cfg, &err)) {
+        fprintf(stderr, "tripletctl train: --resume %s: %s\n", a->resume, err.msg);
+        return 1;
+    }
+    if (a->epochs_given) a->cfg.epochs = epochs;
+    return 0;
+}
+
+/* --resume: the checkpoint's weights and state, and the epoch history saved as its note; 0 or -1. */
+static int resume(trn *t, const train_args *a, history *h) {
+    tr_err err;
+    char *note = NULL;
+    int rc = -1;
+    if (trn_checkpoint_load(t, a->resume, &note, &err)) fprintf(stderr, "tripletctl train: --resume %s: %s\n", a->resume, err.msg);
+    else if (history_parse(h, note)) fprintf(stderr, "tripletctl train: --resume %s: the saved epoch history is malformed\n", a->resume);
+    else rc = 0;
+    free(note);
+    if (rc == 0 && a->epochs_given) trn_set_epochs(t, a->cfg.epochs);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv) {
     train_args a;
     memset(&a, 0, sizeof a);
     trn_config_default(&a.cfg);
-    dat_set *train = NULL, *test = NULL, *tmp = NULL;
+    dat_set *train = NULL, *test = NULL;
     trn *t = NULL;
-    char data_path[1024], ckpt[1100];
-    char *note = NULL;
+    char data_path[1024];
     int rc = 1, stopped = 0;
     int64_t classes[CLI_MAX_LABELS];
     size_t n_classes = 0;
@@ -352,63 +495,10 @@ int cmd_train(int argc, char **argv) {
         return 2;
     }
     if (a.classes && cli_parse_labels("train", "--classes", a.classes, classes, &n_classes)) return 2;
-    if (a.resume) {
-        int epochs = a.cfg.epochs;
-        if (trn_checkpoint_config(a.resume, &a.cfg, &err)) {
-            fprintf(stderr, "tripletctl train: --resume %s: %s\n", a.resume, err.msg);
-            return 1;
-        }
-        if (a.epochs_given) a.cfg.epochs = epochs;
-    } else if (resolve_config(&a)) {
-        return 2;
-    }
+    if ((rc = a.resume ? resume_config(&a) : resolve_config(&a) ? 2 : 0)) return rc;
+    rc = 1;
 
-    /* data */
-    if (a.data == NULL) {
-        if (dat_find_default(getenv("TRIPLET_DATA"), data_path, sizeof data_path, &err)) {
-            fprintf(stderr, "tripletctl train: %s\n", err.msg);
-            return 1;
-        }
-        a.data = data_path;
-    }
-    dat_opts dopt;
-    dat_opts_default(&dopt);
-    if (dat_load(a.data, &dopt, &train, &err)) {
-        fprintf(stderr, "tripletctl train: --data: %s\n", err.msg);
-        goto done;
-    }
-    if (a.test) {
-        if (dat_load(a.test, &dopt, &test, &err)) {
-            fprintf(stderr, "tripletctl train: --test: %s\n", err.msg);
-            goto done;
-        }
-    } else {
-        dopt.split = "test";
-        if (dat_load(a.data, &dopt, &test, &err)) test = NULL; /* no test split: leave-one-out curve on training rows */
-    }
-    if (test && test->dim != train->dim) {
-        fprintf(stderr, "tripletctl train: test data has %zu features, training data %zu\n", test->dim, train->dim);
-        goto done;
-    }
-    if (n_classes) {
-        if (dat_filter_classes(train, classes, n_classes, 1, &tmp, &err)) {
-            fprintf(stderr, "tripletctl train: --classes: %s\n", err.msg);
-            goto done;
-        }
-        dat_free(train);
-        train = tmp;
-        tmp = NULL;
-        if (test) {
-            if (dat_filter_classes(test, classes, n_classes, 1, &tmp, &err)) {
-                dat_free(test);
-                test = NULL;
-            } else {
-                dat_free(test);
-                test = tmp;
-                tmp = NULL;
-            }
-        }
-    }
+    if (load_data(&a, classes, n_classes, data_path, sizeof data_path, &train, &test)) goto done;
     if (!a.resume && a.cfg.input_scale == 0 && train->raw_max > 0) a.cfg.input_scale = 1.0 / train->raw_max;
 
     openblas_set_num_threads(a.cfg.threads); /* process-wide: the library leaves it to us */
@@ -416,40 +506,10 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "tripletctl train: %s\n", err.msg);
         goto done;
     }
-    if (a.resume) {
-        if (trn_checkpoint_load(t, a.resume, &note, &err)) {
-            fprintf(stderr, "tripletctl train: --resume %s: %s\n", a.resume, err.msg);
-            goto done;
-        }
-        if (history_parse(&r.hist, note)) {
-            fprintf(stderr, "tripletctl train: --resume %s: the saved epoch history is malformed\n", a.resume);
-            goto done;
-        }
-        if (a.epochs_given) trn_set_epochs(t, a.cfg.epochs);
-    }
+    if (a.resume && resume(t, &a, &r.hist)) goto done;
 
-    /* the learning curve's fixed subsets */
-    r.t = t;
-    r.a = &a;
-    r.g = train;
-    r.ng = train->n < CURVE_GALLERY ? train->n : CURVE_GALLERY;
-    r.q = test ? test : train;
-    r.nq = r.q->n < CURVE_QUERIES ? r.q->n : CURVE_QUERIES;
-    if (r.q == r.g) r.ng = r.nq;
+    if (setup_curve(&r, t, &a, train, test)) goto done;
     const trn_config *cfg = trn_get_config(t);
-    size_t od = (size_t)cfg->dims[cfg->n_layers];
-    r.eq = malloc(r.nq * od * sizeof(float));
-    r.eg = malloc(r.ng * od * sizeof(float));
-    if (r.eq == NULL || r.eg == NULL) {
-        fprintf(stderr, "tripletctl train: out of memory\n");
-        goto done;
-    }
-    r.tty = isatty(STDERR_FILENO);
-    r.quiet = a.quiet;
-    r.total_epochs = cfg->epochs;
-    r.t_start = r.t_epoch = now();
-    r.steps_at_start = trn_steps_done(t);
-
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sig_installed = sigaction(SIGINT, &sa, &old_sa) == 0;
@@ -469,48 +529,21 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     if (stopped) {
-        char *hist = history_csv(&r.hist);
-        snprintf(ckpt, sizeof ckpt, "%s", a.checkpoint ? a.checkpoint : "");
-        if (!a.checkpoint) snprintf(ckpt, sizeof ckpt, "%s.ckpt", a.out);
-        int sr = hist ? trn_checkpoint_save(t, ckpt, hist, &err) : tr_seterr(&err, TR_ENOMEM, "", "out of memory");
-        free(hist);
-        if (sr) {
-            fprintf(stderr, "\ntripletctl train: interrupted, and saving the checkpoint failed: %s\n", err.msg);
-            goto done;
-        }
-        fprintf(stderr, "\ninterrupted at epoch %d, step %" PRId64 "; checkpoint saved to %s\nresume with: tripletctl train --resume %s --out %s\n",
-                trn_epochs_done(t) + 1, trn_steps_done(t), ckpt, ckpt, a.out);
-        rc = 130;
+        rc = save_on_interrupt(&r) ? 1 : 130;
         goto done;
     }
     if (save_model(&r, train)) goto done;
-    if (a.csv) {
-        char *csv = history_csv(&r.hist);
-        if (csv == NULL || history_write_text(a.csv, csv)) {
-            free(csv);
-            goto done;
-        }
-        free(csv);
-    }
-    if (a.svg) {
-        char title[512], arch[256];
-        trn_format_arch(cfg, arch, sizeof arch);
-        snprintf(title, sizeof title, "%s: MLP %s, %s loss, %s mining, %s", a.name ? a.name : "learning curve", arch, loss_name(cfg->loss),
-                 mine_name(cfg->mining), dist_name(cfg->metric));
-        if (history_write_svg(a.svg, &r.hist, title)) goto done;
-    }
+    if (write_history(&a, &r.hist, cfg)) goto done;
     if (!a.quiet)
         fprintf(stderr, "wrote %s (%d epochs, %" PRId64 " steps, %.1fs)\n", a.out, trn_epochs_done(t), trn_steps_done(t), now() - r.t_start);
     rc = 0;
 done:
     if (sig_installed) sigaction(SIGINT, &old_sa, NULL);
-    free(note);
     free(r.eq);
     free(r.eg);
     free(r.hist.rows);
     trn_free(t);
     dat_free(train);
     dat_free(test);
-    dat_free(tmp);
     return rc;
 }
