@@ -249,12 +249,122 @@ static cJSON *result_json(const row *r) {
     return o;
 }
 
+/* --classes, --gallery-limit and --limit applied to the query and gallery
+ * sets (*qd = *gd for leave-one-out); 0, 1 with err set, or 2 (usage,
+ * printed). */
+static int select_rows(const eval_args *a, const int64_t *classes, size_t nclasses, int loo, dat_set **qd, dat_set **gd,
+                       tr_err *err) {
+    dat_set *tmp = NULL;
+    if (nclasses) {
+        if (dat_filter_classes(*gd, classes, nclasses, 1, &tmp, err) != TR_OK) return 1;
+        dat_free(*gd);
+        *gd = tmp;
+        if (!loo) {
+            if (dat_filter_classes(*qd, classes, nclasses, 1, &tmp, err) != TR_OK) return 1;
+            dat_free(*qd);
+            *qd = tmp;
+        }
+    }
+    truncate_set(*gd, a->gallery_limit);
+    if (!loo) truncate_set(*qd, a->limit);
+    if (loo) {
+        *qd = *gd;
+        if (a->limit && a->limit < (*gd)->n) {
+            fprintf(stderr, "tripletctl eval: --limit does not apply to a leave-one-out run (--split train); "
+                            "use --gallery-limit\n");
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* The baselines: raw inputs (with the model's input preprocessing) and, for
+ * an MLP, the untrained network of the same architecture. */
+static int baselines(const eval_args *a, const mdl_model *m, dist_metric metric, const dat_set *qd, const dat_set *gd, int loo,
+                     row *rows, tr_err *err) {
+    float *qx = NULL, *gx = NULL;
+    mdl_model *init = NULL;
+    size_t od = (size_t)mdl_output_dim(m);
+    int rc;
+    if ((rc = preprocess_copy(m, gd, &gx, err)) != TR_OK || (!loo && (rc = preprocess_copy(m, qd, &qx, err)) != TR_OK) ||
+        (rc = score(a, metric, loo ? gx : qx, qd, gx, gd, gd->dim, loo, &rows[1], err)) != TR_OK)
+        goto done;
+    free(qx);
+    free(gx);
+    qx = gx = NULL;
+    if (m->format == MDL_FMT_SAFETENSORS) {
+        /* the untrained network: same architecture and preprocessing, the trainer's init (MLPs only) */
+        trn_config cfg;
+        trn_config_default(&cfg);
+        cfg.metric = metric;
+        if (a->seed_given) cfg.seed = a->seed;
+        else model_seed(m, &cfg.seed);
+        if ((rc = trn_init_like(m, &cfg, &init, err)) != TR_OK || (rc = embed(init, gd, &gx, err)) != TR_OK ||
+            (!loo && (rc = embed(init, qd, &qx, err)) != TR_OK) ||
+            (rc = score(a, metric, loo ? gx : qx, qd, gx, gd, od, loo, &rows[2], err)) != TR_OK)
+            goto done;
+        if (!a->json) fprintf(stderr, "tripletctl eval: untrained baseline: seed %llu\n", (unsigned long long)cfg.seed);
+    }
+done:
+    free(qx);
+    free(gx);
+    mdl_free(init);
+    return rc;
+}
+
+/* The results: one JSON object (--json) or a table; 0, or -1 out of memory. */
+static int report(const eval_args *a, const mdl_model *m, const char *spec, const dat_set *qd, const dat_set *gd, int loo,
+                  dist_metric metric, const int64_t *classes, size_t nclasses, const row *rows) {
+    if (a->json) {
+        cJSON *o = cJSON_CreateObject(), *res = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "model", a->model);
+        cJSON_AddStringToObject(o, "model_name", m->name);
+        cJSON_AddStringToObject(o, "data", spec);
+        cJSON_AddStringToObject(o, "queries", loo ? "leave-one-out" : qd->source);
+        cJSON_AddStringToObject(o, "gallery", gd->source);
+        cJSON_AddNumberToObject(o, "n_queries", (double)qd->n);
+        cJSON_AddNumberToObject(o, "n_gallery", (double)gd->n);
+        cJSON_AddStringToObject(o, "metric", dist_name(metric));
+        cJSON_AddBoolToObject(o, "leave_one_out", loo);
+        if (nclasses) {
+            cJSON *c = cJSON_AddArrayToObject(o, "classes");
+            for (size_t i = 0; i < nclasses; i++) cJSON_AddItemToArray(c, cJSON_CreateNumber((double)classes[i]));
+        } else {
+            cJSON_AddNullToObject(o, "classes");
+        }
+        for (int i = 0; i < 3; i++)
+            if (rows[i].done) cJSON_AddItemToObject(res, rows[i].key, result_json(&rows[i]));
+        cJSON_AddItemToObject(o, "results", res);
+        char *txt = cJSON_Print(o);
+        cJSON_Delete(o);
+        if (txt == NULL) {
+            fprintf(stderr, "tripletctl eval: out of memory\n");
+            return -1;
+        }
+        printf("%s\n", txt);
+        free(txt);
+    } else {
+        printf("%-20s %9s %9s %9s %8s\n", "", "Recall@1", "Recall@5", "MAP@R", "seconds");
+        for (int i = 0; i < 3; i++) {
+            if (!rows[i].done) continue;
+            char mp[16];
+            if (isnan(rows[i].r.map_at_r)) snprintf(mp, sizeof mp, "-");
+            else snprintf(mp, sizeof mp, "%.4f", rows[i].r.map_at_r);
+            printf("%-20s %9.4f %9.4f %9s %8.1f\n", rows[i].label, rows[i].r.recall_at_1, rows[i].r.recall_at_5, mp,
+                   rows[i].seconds);
+        }
+        printf("(%zu queries scored, %zu without a gallery row of their label; metric %s%s)\n", rows[0].r.n_queries,
+               rows[0].r.n_skipped, dist_name(metric), nclasses ? "; open-set classes only" : "");
+    }
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv) {
     eval_args a;
     tr_err err;
-    mdl_model *m = NULL, *init = NULL;
-    dat_set *qd = NULL, *gd = NULL, *tmp = NULL;
-    float *qe = NULL, *ge = NULL, *qx = NULL, *gx = NULL;
+    mdl_model *m = NULL;
+    dat_set *qd = NULL, *gd = NULL;
+    float *qe = NULL, *ge = NULL;
     int64_t classes[CLI_MAX_LABELS];
     size_t nclasses = 0;
     char found[1024];
@@ -292,28 +402,9 @@ int cmd_eval(int argc, char **argv) {
     }
     openblas_set_num_threads(a.threads);
     if (load_sets(&a, spec, &qd, &gd, &loo, &err) != TR_OK) goto fail;
-    if (nclasses) {
-        if (dat_filter_classes(gd, classes, nclasses, 1, &tmp, &err) != TR_OK) goto fail;
-        dat_free(gd);
-        gd = tmp;
-        if (!loo) {
-            if (dat_filter_classes(qd, classes, nclasses, 1, &tmp, &err) != TR_OK) goto fail;
-            dat_free(qd);
-            qd = tmp;
-        }
-        tmp = NULL;
-    }
-    truncate_set(gd, a.gallery_limit);
-    if (!loo) truncate_set(qd, a.limit);
-    if (loo) {
-        qd = gd;
-        if (a.limit && a.limit < gd->n) {
-            fprintf(stderr, "tripletctl eval: --limit does not apply to a leave-one-out run (--split train); "
-                            "use --gallery-limit\n");
-            rc = 2;
-            goto done;
-        }
-    }
+    if ((rc = select_rows(&a, classes, nclasses, loo, &qd, &gd, &err)) == 1) goto fail;
+    if (rc) goto done;
+    rc = 1;
     if (gd->dim != (size_t)mdl_input_dim(m) || qd->dim != gd->dim) {
         tr_seterr(&err, TR_EDIM, "data", "%s: rows have %zu features, the model's input is %d", gd->source,
                   qd->dim != gd->dim ? qd->dim : gd->dim, mdl_input_dim(m));
@@ -332,70 +423,8 @@ int cmd_eval(int argc, char **argv) {
     free(ge);
     qe = ge = NULL;
 
-    if (!a.no_baselines) {
-        /* raw inputs with the model's preprocessing */
-        if (preprocess_copy(m, gd, &gx, &err) != TR_OK) goto fail;
-        if (!loo && preprocess_copy(m, qd, &qx, &err) != TR_OK) goto fail;
-        if (score(&a, metric, loo ? gx : qx, qd, gx, gd, gd->dim, loo, &rows[1], &err) != TR_OK) goto fail;
-        free(qx);
-        free(gx);
-        qx = gx = NULL;
-    }
-    if (!a.no_baselines && m->format == MDL_FMT_SAFETENSORS) {
-        /* the untrained network: same architecture and preprocessing, the trainer's init (MLPs only) */
-        trn_config cfg;
-        trn_config_default(&cfg);
-        cfg.metric = metric;
-        if (a.seed_given) cfg.seed = a.seed;
-        else model_seed(m, &cfg.seed);
-        if (trn_init_like(m, &cfg, &init, &err) != TR_OK) goto fail;
-        if (embed(init, gd, &ge, &err) != TR_OK) goto fail;
-        if (!loo && embed(init, qd, &qe, &err) != TR_OK) goto fail;
-        if (score(&a, metric, loo ? ge : qe, qd, ge, gd, od, loo, &rows[2], &err) != TR_OK) goto fail;
-        if (!a.json) fprintf(stderr, "tripletctl eval: untrained baseline: seed %llu\n", (unsigned long long)cfg.seed);
-    }
-
-    if (a.json) {
-        cJSON *o = cJSON_CreateObject(), *res = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "model", a.model);
-        cJSON_AddStringToObject(o, "model_name", m->name);
-        cJSON_AddStringToObject(o, "data", spec);
-        cJSON_AddStringToObject(o, "queries", loo ? "leave-one-out" : qd->source);
-        cJSON_AddStringToObject(o, "gallery", gd->source);
-        cJSON_AddNumberToObject(o, "n_queries", (double)qd->n);
-        cJSON_AddNumberToObject(o, "n_gallery", (double)gd->n);
-        cJSON_AddStringToObject(o, "metric", dist_name(metric));
-        cJSON_AddBoolToObject(o, "leave_one_out", loo);
-        if (nclasses) {
-            cJSON *c = cJSON_AddArrayToObject(o, "classes");
-            for (size_t i = 0; i < nclasses; i++) cJSON_AddItemToArray(c, cJSON_CreateNumber((double)classes[i]));
-        } else {
-            cJSON_AddNullToObject(o, "classes");
-        }
-        for (int i = 0; i < 3; i++)
-            if (rows[i].done) cJSON_AddItemToObject(res, rows[i].key, result_json(&rows[i]));
-        cJSON_AddItemToObject(o, "results", res);
-        char *txt = cJSON_Print(o);
-        cJSON_Delete(o);
-        if (txt == NULL) {
-            fprintf(stderr, "tripletctl eval: out of memory\n");
-            goto done;
-        }
-        printf("%s\n", txt);
-        free(txt);
-    } else {
-        printf("%-20s %9s %9s %9s %8s\n", "", "Recall@1", "Recall@5", "MAP@R", "seconds");
-        for (int i = 0; i < 3; i++) {
-            if (!rows[i].done) continue;
-            char mp[16];
-            if (isnan(rows[i].r.map_at_r)) snprintf(mp, sizeof mp, "-");
-            else snprintf(mp, sizeof mp, "%.4f", rows[i].r.map_at_r);
-            printf("%-20s %9.4f %9.4f %9s %8.1f\n", rows[i].label, rows[i].r.recall_at_1, rows[i].r.recall_at_5, mp,
-                   rows[i].seconds);
-        }
-        printf("(%zu queries scored, %zu without a gallery row of their label; metric %s%s)\n", rows[0].r.n_queries,
-               rows[0].r.n_skipped, dist_name(metric), nclasses ? "; open-set classes only" : "");
-    }
+    if (!a.no_baselines && baselines(&a, m, metric, qd, gd, loo, rows, &err) != TR_OK) goto fail;
+    if (report(&a, m, spec, qd, gd, loo, metric, classes, nclasses, rows)) goto done;
     rc = 0;
     goto done;
 fail:
@@ -404,12 +433,8 @@ done:
     if (loo) qd = NULL;
     dat_free(qd);
     dat_free(gd);
-    dat_free(tmp);
     free(qe);
     free(ge);
-    free(qx);
-    free(gx);
-    mdl_free(init);
     mdl_free(m);
     return rc;
 }
