@@ -279,6 +279,67 @@ static const mine_neg *semi_hard_scan(const mine_neg *neg, size_t nneg, double d
     return above ? above : far;
 }
 
+/* Mine the triplets of anchor a (npos_a >= 1 positives, some negatives) from
+ * its distance row; neg has room for 4n entries (negatives, positives,
+ * semi-hard buckets and choices). */
+static void mine_anchor(mine_acc *c, mine_strategy s, const double *row, const int64_t *labels, size_t n, size_t a, size_t npos_a,
+                        mine_neg *neg, mine_sorted *ms) {
+    int64_t la = labels[a];
+    if (s == MINE_BATCH_HARD) {
+        size_t hp = SIZE_MAX, hn = SIZE_MAX;
+        for (size_t j = 0; j < n; j++) {
+            if (labels[j] == la) {
+                if (j != a && (hp == SIZE_MAX || row[j] > row[hp])) hp = j;
+            } else if (hn == SIZE_MAX || row[j] < row[hn]) {
+                hn = j;
+            }
+        }
+        take(c, a, hp, hn, row[hp], row[hn]);
+        return;
+    }
+    size_t m = 0, np = 0;
+    mine_neg *pos = neg + n, *bucket = neg + 2 * n, *choice = neg + 3 * n;
+    for (size_t j = 0; j < n; j++)
+        if (labels[j] != la) {
+            neg[m].d = row[j];
+            neg[m].j = (int32_t)j;
+            m++;
+        } else if (j != a) {
+            pos[np].d = row[j];
+            pos[np].j = (int32_t)np; /* position, for semi_hard_many */
+            np++;
+        }
+    if (s == MINE_SEMI_HARD) {
+        const mine_neg *far = &neg[0];
+        for (size_t q = 1; q < m; q++)
+            if (neg[q].d > far->d) far = &neg[q];
+        if (np > MINE_SORT_MIN_POS) {
+            qsort(pos, np, sizeof *pos, cmp_neg);
+            semi_hard_many(pos, np, neg, m, far, bucket, choice);
+        } else {
+            for (size_t q = 0; q < np; q++) choice[q] = *semi_hard_scan(neg, m, pos[q].d, far);
+        }
+    }
+    int have_sorted = 0;
+    size_t rank = 0;
+    for (size_t p = 0; p < n; p++) {
+        if (p == a || labels[p] != la) continue;
+        double d_ap = row[p];
+        if (s == MINE_SEMI_HARD) {
+            const mine_neg *q = &choice[rank++];
+            take(c, a, p, (size_t)q->j, d_ap, q->d);
+        } else if (c->r->n_listed < c->max_list) {
+            for (size_t q = 0; q < m; q++) take(c, a, p, (size_t)neg[q].j, d_ap, neg[q].d);
+        } else if (c->k == LOSS_TRIPLET && npos_a >= MINE_SORT_MIN_POS) {
+            if (!have_sorted) sorted_prepare(ms, neg, m);
+            have_sorted = 1;
+            take_all_sorted(c, d_ap, ms);
+        } else {
+            take_all_unlisted(c, d_ap, neg, m);
+        }
+    }
+}
+
 int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, loss_kind k, double margin, size_t max_list, mine_result *out, tr_err *err) {
     int rc = TR_OK;
     size_t cells, total = 0, bytes;
@@ -346,64 +407,8 @@ int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, 
     ms.hi = sortbuf + n;
     ms.lo = sortbuf + 2 * n + 1;
     ms.mag = sortbuf + 3 * n + 2;
-    for (size_t a = 0; a < n; a++) {
-        if (npos[a] == 0 || nneg[a] == 0) continue;
-        const double *row = D + a * n;
-        int64_t la = labels[a];
-        if (s == MINE_BATCH_HARD) {
-            size_t hp = SIZE_MAX, hn = SIZE_MAX;
-            for (size_t j = 0; j < n; j++) {
-                if (labels[j] == la) {
-                    if (j != a && (hp == SIZE_MAX || row[j] > row[hp])) hp = j;
-                } else if (hn == SIZE_MAX || row[j] < row[hn]) {
-                    hn = j;
-                }
-            }
-            take(&c, a, hp, hn, row[hp], row[hn]);
-            continue;
-        }
-        size_t m = 0, np = 0;
-        mine_neg *pos = neg + n, *bucket = neg + 2 * n, *choice = neg + 3 * n;
-        for (size_t j = 0; j < n; j++)
-            if (labels[j] != la) {
-                neg[m].d = row[j];
-                neg[m].j = (int32_t)j;
-                m++;
-            } else if (j != a) {
-                pos[np].d = row[j];
-                pos[np].j = (int32_t)np; /* position, for semi_hard_many */
-                np++;
-            }
-        if (s == MINE_SEMI_HARD) {
-            const mine_neg *far = &neg[0];
-            for (size_t q = 1; q < m; q++)
-                if (neg[q].d > far->d) far = &neg[q];
-            if (np > MINE_SORT_MIN_POS) {
-                qsort(pos, np, sizeof *pos, cmp_neg);
-                semi_hard_many(pos, np, neg, m, far, bucket, choice);
-            } else {
-                for (size_t q = 0; q < np; q++) choice[q] = *semi_hard_scan(neg, m, pos[q].d, far);
-            }
-        }
-        int have_sorted = 0;
-        size_t rank = 0;
-        for (size_t p = 0; p < n; p++) {
-            if (p == a || labels[p] != la) continue;
-            double d_ap = row[p];
-            if (s == MINE_SEMI_HARD) {
-                const mine_neg *q = &choice[rank++];
-                take(&c, a, p, (size_t)q->j, d_ap, q->d);
-            } else if (r->n_listed < c.max_list) {
-                for (size_t q = 0; q < m; q++) take(&c, a, p, (size_t)neg[q].j, d_ap, neg[q].d);
-            } else if (k == LOSS_TRIPLET && npos[a] >= MINE_SORT_MIN_POS) {
-                if (!have_sorted) sorted_prepare(&ms, neg, m);
-                have_sorted = 1;
-                take_all_sorted(&c, d_ap, &ms);
-            } else {
-                take_all_unlisted(&c, d_ap, neg, m);
-            }
-        }
-    }
+    for (size_t a = 0; a < n; a++)
+        if (npos[a] && nneg[a]) mine_anchor(&c, s, D + a * n, labels, n, a, npos[a], neg, &ms);
     r->mean_loss = r->n_total ? c.sum / (double)r->n_total : 0;
     /* every loss is >= 0, so the sum over positive ones is the whole sum */
     r->mean_pos_loss = r->n_positive ? c.sum / (double)r->n_positive : 0;
