@@ -133,12 +133,80 @@ static uint8_t *source_images(const dat_set *d) {
     return px;
 }
 
+/* The rows to index: --images (a folder of image files), --data or the
+ * default dataset; 0, or -1 after printing why. */
+static int load_rows(index_args *a, const mdl_model *m, char *dflt, size_t cap, dat_set **d) {
+    tr_err err;
+    *d = NULL;
+    if (a->images) {
+        if (a->data) {
+            fprintf(stderr, "tripletctl index: --images and --data exclude each other\n");
+            return -1;
+        }
+        if (!m->has_image) {
+            fprintf(stderr, "tripletctl index: --images: %s takes no images (its file has no \"image\" metadata)\n", a->model);
+            return -1;
+        }
+        if (dat_load_image_dir(a->images, &m->image, IMG_DEFAULT_MAX_PIXELS, a->limit, d, &err) != TR_OK) {
+            fprintf(stderr, "tripletctl index: %s\n", err.msg);
+            return -1;
+        }
+    } else if (a->data == NULL) {
+        if (dat_find_default(getenv("TRIPLET_DATA"), dflt, cap, &err) != TR_OK) {
+            fprintf(stderr, "tripletctl index: %s\n", err.msg);
+            return -1;
+        }
+        a->data = dflt;
+    }
+    dat_opts o;
+    dat_opts_default(&o);
+    o.split = a->split;
+    o.limit = a->limit;
+    if (!*d && dat_load(a->data, &o, d, &err) != TR_OK) {
+        fprintf(stderr, "tripletctl index: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Embed d's rows in batches of --batch into *emb (malloc'd), with a progress
+ * line on a terminal; 0, or -1 after printing why. */
+static int embed_rows(const index_args *a, const mdl_model *m, const dat_set *d, float **emb) {
+    size_t in = (size_t)mdl_input_dim(m), dim = (size_t)mdl_output_dim(m), bytes;
+    mdl_ws ws = {0};
+    tr_err err;
+    int rc = -1;
+    if (!tr_size_mul(d->n, dim, &bytes) || !tr_size_mul(bytes, sizeof(float), &bytes) ||
+        (*emb = malloc(bytes)) == NULL) {
+        fprintf(stderr, "tripletctl index: cannot allocate %zu x %zu embeddings\n", d->n, dim);
+        goto fail;
+    }
+    int tty = !a->quiet && isatty(STDERR_FILENO);
+    double t0 = now(), last = 0;
+    for (size_t r = 0; r < d->n; r += a->batch) {
+        size_t nb = d->n - r < a->batch ? d->n - r : a->batch;
+        if (mdl_forward(m, d->x + r * in, nb, *emb + r * dim, -1, &ws, &err) != TR_OK) {
+            if (tty) fputc('\n', stderr);
+            fprintf(stderr, "tripletctl index: forward pass on rows %zu..%zu: %s\n", r, r + nb - 1, err.msg);
+            goto fail;
+        }
+        if (tty && (now() - last > 0.1 || r + nb == d->n)) {
+            progress(r + nb, d->n, t0);
+            last = now();
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    rc = 0;
+fail:
+    mdl_ws_free(&ws);
+    return rc;
+}
+
 int cmd_index(int argc, char **argv) {
     index_args a;
     mdl_model *m = NULL;
     dat_set *d = NULL;
     float *emb = NULL;
-    mdl_ws ws = {0};
     tr_err err;
     uint8_t *images = NULL;
     char dflt[4096];
@@ -155,60 +223,15 @@ int cmd_index(int argc, char **argv) {
             fprintf(stderr, "tripletctl index: model %s: %s\n", a.model, err.msg);
         goto fail;
     }
-    if (a.images) {
-        if (a.data) {
-            fprintf(stderr, "tripletctl index: --images and --data exclude each other\n");
-            goto fail;
-        }
-        if (!m->has_image) {
-            fprintf(stderr, "tripletctl index: --images: %s takes no images (its file has no \"image\" metadata)\n", a.model);
-            goto fail;
-        }
-        if (dat_load_image_dir(a.images, &m->image, IMG_DEFAULT_MAX_PIXELS, a.limit, &d, &err) != TR_OK) {
-            fprintf(stderr, "tripletctl index: %s\n", err.msg);
-            goto fail;
-        }
-    } else if (a.data == NULL) {
-        if (dat_find_default(getenv("TRIPLET_DATA"), dflt, sizeof dflt, &err) != TR_OK) {
-            fprintf(stderr, "tripletctl index: %s\n", err.msg);
-            goto fail;
-        }
-        a.data = dflt;
-    }
-    dat_opts o;
-    dat_opts_default(&o);
-    o.split = a.split;
-    o.limit = a.limit;
-    if (!d && dat_load(a.data, &o, &d, &err) != TR_OK) {
-        fprintf(stderr, "tripletctl index: %s\n", err.msg);
-        goto fail;
-    }
-    size_t in = (size_t)mdl_input_dim(m), dim = (size_t)mdl_output_dim(m), bytes;
+    if (load_rows(&a, m, dflt, sizeof dflt, &d)) goto fail;
+    size_t in = (size_t)mdl_input_dim(m), dim = (size_t)mdl_output_dim(m);
     if (d->dim != in) {
         fprintf(stderr, "tripletctl index: %s has %zu features per row, the model %s takes %zu\n", d->source, d->dim,
                 a.model, in);
         goto fail;
     }
-    if (!tr_size_mul(d->n, dim, &bytes) || !tr_size_mul(bytes, sizeof(float), &bytes) ||
-        (emb = malloc(bytes)) == NULL) {
-        fprintf(stderr, "tripletctl index: cannot allocate %zu x %zu embeddings\n", d->n, dim);
-        goto fail;
-    }
-    int tty = !a.quiet && isatty(STDERR_FILENO);
-    double t0 = now(), last = 0;
-    for (size_t r = 0; r < d->n; r += a.batch) {
-        size_t nb = d->n - r < a.batch ? d->n - r : a.batch;
-        if (mdl_forward(m, d->x + r * in, nb, emb + r * dim, -1, &ws, &err) != TR_OK) {
-            if (tty) fputc('\n', stderr);
-            fprintf(stderr, "tripletctl index: forward pass on rows %zu..%zu: %s\n", r, r + nb - 1, err.msg);
-            goto fail;
-        }
-        if (tty && (now() - last > 0.1 || r + nb == d->n)) {
-            progress(r + nb, d->n, t0);
-            last = now();
-        }
-    }
-    if (tty) fputc('\n', stderr);
+    double t0 = now();
+    if (embed_rows(&a, m, d, &emb)) goto fail;
     const char *const *ids = a.no_ids ? NULL : (const char *const *)d->ids;
     if (a.keep_images && (images = source_images(d)) == NULL) {
         fprintf(stderr, "tripletctl index: --keep-images: %s holds no 8-bit images (IDX ubyte images of rank 3, "
@@ -225,7 +248,6 @@ int cmd_index(int argc, char **argv) {
                 ids ? "ids" : "no ids", images ? ", images" : "", m->sha256, a.model, now() - t0);
     rc = 0;
 fail:
-    mdl_ws_free(&ws);
     free(images);
     free(emb);
     dat_free(d);
