@@ -12,6 +12,7 @@
 #include "data.h"
 #include "img.h"
 #include "model.h"
+#include "opt.h"
 
 #define EMB_DEFAULT_BATCH 256
 #define EMB_MAX_BATCH 65536
@@ -185,6 +186,42 @@ static int embed_images(embedder *e, char **files, int n_files) {
     return flush(e);
 }
 
+/* Embed the JSON-lines or CSV rows of stdin in batches, writing JSON lines;
+ * bad lines are reported and skipped (e->bad). 0, or -1 on an I/O or
+ * forward failure (printed). */
+static int embed_stdin(embedder *e) {
+    char *buf = NULL;
+    size_t cap = 0, line = 0, in = (size_t)mdl_input_dim(e->m);
+    int rc = -1;
+    ssize_t got;
+    while ((got = getline(&buf, &cap, stdin)) >= 0) {
+        size_t len = (size_t)got;
+        line++;
+        while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = '\0';
+        if (strspn(buf, " \t") == len) continue; /* blank */
+        if (memchr(buf, '\0', len)) {
+            report(e, line, "contains a NUL byte");
+            continue;
+        }
+        if (parse_line(e, buf, len, line, e->x + e->n * in) != 0) continue;
+        e->line[e->n++] = line;
+        if (e->n == e->batch && flush(e)) goto fail;
+    }
+    if (ferror(stdin)) {
+        fprintf(stderr, "tripletctl embed: reading stdin: %s\n", strerror(errno));
+        goto fail;
+    }
+    if (flush(e)) goto fail;
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "tripletctl embed: writing stdout: %s\n", strerror(errno));
+        goto fail;
+    }
+    rc = 0;
+fail:
+    free(buf);
+    return rc;
+}
+
 int cmd_embed(int argc, char **argv) {
     const char *model = NULL;
     char **images = NULL;
@@ -195,6 +232,7 @@ int cmd_embed(int argc, char **argv) {
     e.batch = EMB_DEFAULT_BATCH;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
+        int missing = 0;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -207,15 +245,13 @@ int cmd_embed(int argc, char **argv) {
                 fprintf(stderr, "tripletctl embed: --image needs at least one FILE\n");
                 return 2;
             }
-        } else if (strncmp(a, "--model=", 8) == 0) model = a + 8;
-        else if (strncmp(a, "--batch=", 8) == 0) v = a + 8;
-        else if (strcmp(a, "--model") == 0 || strcmp(a, "--batch") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "tripletctl embed: %s needs a value\n", a);
-                return 2;
-            }
-            if (a[2] == 'm') model = argv[++i];
-            else v = argv[++i];
+        } else if ((v = cli_opt_value("embed", argc, argv, &i, "--model", &missing))) {
+            model = v;
+            v = NULL;
+        } else if ((v = cli_opt_value("embed", argc, argv, &i, "--batch", &missing))) {
+            /* v is checked below */
+        } else if (missing) {
+            return 2;
         } else {
             fprintf(stderr, "tripletctl embed: unknown argument \"%s\" (see --help)\n", a);
             return 2;
@@ -240,8 +276,6 @@ int cmd_embed(int argc, char **argv) {
         mdl_free(m);
         return 2;
     }
-    char *buf = NULL;
-    size_t cap = 0, line = 0;
     size_t in = (size_t)mdl_input_dim(m), od = (size_t)mdl_output_dim(m);
     e.x = malloc(e.batch * in * sizeof(float)); /* batch <= 65536, dims <= 65536: no overflow */
     e.y = malloc(e.batch * od * sizeof(float));
@@ -255,34 +289,11 @@ int cmd_embed(int argc, char **argv) {
         rc = e.bad ? 1 : 0;
         goto done;
     }
-    ssize_t got;
-    while ((got = getline(&buf, &cap, stdin)) >= 0) {
-        size_t len = (size_t)got;
-        line++;
-        while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) buf[--len] = '\0';
-        if (strspn(buf, " \t") == len) continue; /* blank */
-        if (memchr(buf, '\0', len)) {
-            report(&e, line, "contains a NUL byte");
-            continue;
-        }
-        if (parse_line(&e, buf, len, line, e.x + e.n * in) != 0) continue;
-        e.line[e.n++] = line;
-        if (e.n == e.batch && flush(&e)) goto done;
-    }
-    if (ferror(stdin)) {
-        fprintf(stderr, "tripletctl embed: reading stdin: %s\n", strerror(errno));
-        goto done;
-    }
-    if (flush(&e)) goto done;
-    if (fflush(stdout) != 0) {
-        fprintf(stderr, "tripletctl embed: writing stdout: %s\n", strerror(errno));
-        goto done;
-    }
+    if (embed_stdin(&e)) goto done;
     if (e.bad > EMB_MAX_REPORTS) fprintf(stderr, "tripletctl embed: ... %zu more bad lines\n", e.bad - EMB_MAX_REPORTS);
     if (e.bad) fprintf(stderr, "tripletctl embed: %zu bad line%s skipped\n", e.bad, e.bad == 1 ? "" : "s");
     rc = e.bad ? 1 : 0;
 done:
-    free(buf);
     free(e.x);
     free(e.y);
     free(e.line);
