@@ -131,55 +131,134 @@ static int is_get_route(const char *path) {
     return 0;
 }
 
-int cmd_client(int argc, char **argv) {
-    const char *url = getenv("TRIPLETD_URL"), *key = getenv("TRIPLETD_API_KEY"), *method = NULL;
-    const char *route = NULL, *body_arg = NULL;
-    long timeout = 30;
-    int raw = 0, rc = EX_USAGE;
-    buf body = {0}, resp = {0};
-    char *full = NULL, *auth = NULL, errbuf[CURL_ERROR_SIZE] = "";
-    CURL *c = NULL;
-    struct curl_slist *hdr = NULL;
-    if (url == NULL || url[0] == '\0') url = "http://127.0.0.1:8080";
+typedef struct {
+    const char *url, *key, *method, *route, *body;
+    long timeout;
+    int raw;
+} client_opts;
+
+/* Options and arguments into o (defaults set by the caller); 0, 1 after
+ * --help, or -1 after printing a usage error. */
+static int parse_opts(int argc, char **argv, client_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has_val = i + 1 < argc;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
-            return EX_OK;
+            return 1;
         } else if (strcmp(a, "--url") == 0 && has_val) {
-            url = argv[++i];
+            o->url = argv[++i];
         } else if (strcmp(a, "--api-key") == 0 && has_val) {
-            key = argv[++i];
+            o->key = argv[++i];
         } else if (strcmp(a, "--method") == 0 && has_val) {
-            method = argv[++i];
-            if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
-                fprintf(stderr, "tripletctl client: --method: \"%s\" is not GET or POST\n", method);
-                return EX_USAGE;
+            o->method = argv[++i];
+            if (strcmp(o->method, "GET") != 0 && strcmp(o->method, "POST") != 0) {
+                fprintf(stderr, "tripletctl client: --method: \"%s\" is not GET or POST\n", o->method);
+                return -1;
             }
         } else if (strcmp(a, "--timeout") == 0 && has_val) {
             char *end;
             errno = 0;
-            timeout = strtol(argv[++i], &end, 10);
-            if (end == argv[i] || *end != '\0' || errno || timeout < 0 || timeout > 86400) {
+            o->timeout = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end != '\0' || errno || o->timeout < 0 || o->timeout > 86400) {
                 fprintf(stderr, "tripletctl client: --timeout: \"%s\" is not a number of seconds in 0..86400\n",
                         argv[i]);
-                return EX_USAGE;
+                return -1;
             }
         } else if (strcmp(a, "--raw") == 0) {
-            raw = 1;
+            o->raw = 1;
         } else if (a[0] == '-' && a[1] == '-') {
             fprintf(stderr, "tripletctl client: %s: unknown option or missing value (see --help)\n", a);
-            return EX_USAGE;
-        } else if (route == NULL) {
-            route = a;
-        } else if (body_arg == NULL) {
-            body_arg = a;
+            return -1;
+        } else if (o->route == NULL) {
+            o->route = a;
+        } else if (o->body == NULL) {
+            o->body = a;
         } else {
             fprintf(stderr, "tripletctl client: unexpected argument \"%s\" (one ROUTE and one body)\n", a);
-            return EX_USAGE;
+            return -1;
         }
     }
+    return 0;
+}
+
+/* One request with libcurl: POST body unless get, the API key as a bearer
+ * token; prints the answer. The exit status: EX_OK for 2xx, EX_HTTP for
+ * other statuses, EX_CONNECT when no answer came. */
+static int send_request(const char *full, int get, const buf *body, const char *key, long timeout, int raw) {
+    buf resp = {0};
+    char *auth = NULL, errbuf[CURL_ERROR_SIZE] = "";
+    CURL *c = NULL;
+    struct curl_slist *hdr = NULL;
+    int rc;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (c = curl_easy_init()) == NULL) goto nomem;
+    if (add_header(&hdr, "Accept: application/json") || (!get && add_header(&hdr, "Content-Type: application/json")))
+        goto nomem;
+    if (key && key[0]) {
+        if ((auth = malloc(strlen(key) + 32)) == NULL) goto nomem;
+        sprintf(auth, "Authorization: Bearer %s", key);
+        if (add_header(&hdr, auth)) goto nomem;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, full);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "tripletctl/" TRIPLETCTL_VERSION);
+    if (!get) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->p);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->n);
+    }
+    CURLcode cr = curl_easy_perform(c);
+    if (cr != CURLE_OK) {
+        fprintf(stderr, "tripletctl client: %s %s: %s\n", get ? "GET" : "POST", full, errbuf[0] ? errbuf : curl_easy_strerror(cr));
+        rc = cr == CURLE_WRITE_ERROR ? EX_HTTP : EX_CONNECT;
+        goto done;
+    }
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    print_body(&resp, raw);
+    fflush(stdout);
+    if (status >= 200 && status < 300) {
+        rc = EX_OK;
+    } else {
+        fprintf(stderr, "tripletctl client: %s %s: HTTP %ld\n", get ? "GET" : "POST", full, status);
+        rc = EX_HTTP;
+    }
+    goto done;
+nomem:
+    fprintf(stderr, "tripletctl client: out of memory or libcurl failed to start\n");
+    rc = EX_HTTP;
+done:
+    if (c) curl_easy_cleanup(c);
+    curl_slist_free_all(hdr);
+    curl_global_cleanup();
+    free(auth);
+    free(resp.p);
+    return rc;
+}
+
+int cmd_client(int argc, char **argv) {
+    const char *url = getenv("TRIPLETD_URL"), *key = getenv("TRIPLETD_API_KEY"), *method = NULL;
+    const char *route = NULL, *body_arg = NULL;
+    long timeout = 30;
+    int raw = 0, rc = EX_USAGE;
+    buf body = {0};
+    char *full = NULL;
+    if (url == NULL || url[0] == '\0') url = "http://127.0.0.1:8080";
+    client_opts o = {url, key, NULL, NULL, NULL, 30, 0};
+    int pr = parse_opts(argc, argv, &o);
+    if (pr) return pr > 0 ? EX_OK : EX_USAGE;
+    url = o.url;
+    key = o.key;
+    method = o.method;
+    route = o.route;
+    body_arg = o.body;
+    timeout = o.timeout;
+    raw = o.raw;
     if (route == NULL || route[0] == '\0') {
         usage(stderr);
         return EX_USAGE;
@@ -218,54 +297,13 @@ int cmd_client(int argc, char **argv) {
         }
         cJSON_Delete(j);
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (c = curl_easy_init()) == NULL) goto nomem;
-    if (add_header(&hdr, "Accept: application/json") || (!get && add_header(&hdr, "Content-Type: application/json")))
-        goto nomem;
-    if (key && key[0]) {
-        if ((auth = malloc(strlen(key) + 32)) == NULL) goto nomem;
-        sprintf(auth, "Authorization: Bearer %s", key);
-        if (add_header(&hdr, auth)) goto nomem;
-    }
-    curl_easy_setopt(c, CURLOPT_URL, full);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "tripletctl/" TRIPLETCTL_VERSION);
-    if (!get) {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.p);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body.n);
-    }
-    CURLcode cr = curl_easy_perform(c);
-    if (cr != CURLE_OK) {
-        fprintf(stderr, "tripletctl client: %s %s: %s\n", get ? "GET" : "POST", full, errbuf[0] ? errbuf : curl_easy_strerror(cr));
-        rc = cr == CURLE_WRITE_ERROR ? EX_HTTP : EX_CONNECT;
-        goto done;
-    }
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    print_body(&resp, raw);
-    fflush(stdout);
-    if (status >= 200 && status < 300) {
-        rc = EX_OK;
-    } else {
-        fprintf(stderr, "tripletctl client: %s %s: HTTP %ld\n", get ? "GET" : "POST", full, status);
-        rc = EX_HTTP;
-    }
+    rc = send_request(full, get, &body, key, timeout, raw);
     goto done;
 nomem:
     fprintf(stderr, "tripletctl client: out of memory or libcurl failed to start\n");
     rc = EX_HTTP;
 done:
-    if (c) curl_easy_cleanup(c);
-    curl_slist_free_all(hdr);
-    curl_global_cleanup();
-    free(auth);
     free(full);
     free(body.p);
-    free(resp.p);
     return rc;
 }
