@@ -165,6 +165,44 @@ static size_t csv_split(const char *s, size_t len, const char **f, size_t *fl, s
     return k;
 }
 
+/* One CSV data row (ncols fields f/fl) appended to r: features, the label
+ * (last column) and the id (first column when id_col). */
+static int csv_row(rowbuf *r, const char **f, const size_t *fl, size_t ncols, int id_col, const char *name, size_t lineno,
+                   tr_err *err) {
+    float *row = r->x + r->n * r->dim;
+    for (size_t c = (size_t)id_col; c < ncols; c++) {
+        double v;
+        int pr = parse_num(f[c], fl[c], &v);
+        if (pr != 0) {
+            /* the cell's text is not repeated: errors never echo a file's bytes */
+            return tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: not a %s", name, lineno, c + 1,
+                             pr == -2 ? "finite number" : "number");
+        }
+        if (c + 1 < ncols) {
+            row[c - (size_t)id_col] = (float)v;
+        } else if (as_label(v, &r->labels[r->n]) != 0) {
+            return tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: the label is not an integer", name, lineno,
+                             c + 1);
+        }
+    }
+    if (id_col) {
+        const char *s = f[0];
+        size_t l = fl[0];
+        while (l > 0 && isspace((unsigned char)*s)) s++, l--;
+        while (l > 0 && isspace((unsigned char)s[l - 1])) l--;
+        if (l == 0 || l >= DAT_MAX_ID) {
+            return tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column 1: id is empty or longer than %d bytes", name,
+                             lineno, DAT_MAX_ID - 1);
+        }
+        if (memchr(s, '\0', l) != NULL) {
+            return tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column 1: id contains a NUL byte", name, lineno);
+        }
+        if ((r->ids[r->n] = dup_bounded(s, l)) == NULL)
+            return tr_seterr(err, TR_ENOMEM, "", "%s: out of memory at line %zu", name, lineno);
+    }
+    return TR_OK;
+}
+
 int dat_parse_csv(const char *text, size_t len, const char *name, const dat_opts *opts, dat_set **out, tr_err *err) {
     dat_opts tmp;
     const dat_opts *o = dat_opts_or_default(opts, &tmp);
@@ -218,40 +256,7 @@ int dat_parse_csv(const char *text, size_t len, const char *name, const dat_opts
             goto fail;
         }
         if ((rc = rowbuf_grow(&r, name, err)) != TR_OK) goto fail;
-        float *row = r.x + r.n * r.dim;
-        for (size_t c = (size_t)id_col; c < ncols; c++) {
-            double v;
-            int pr = parse_num(f[c], fl[c], &v);
-            if (pr != 0) {
-                /* the cell's text is not repeated: errors never echo a file's bytes */
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: not a %s", name, lineno, c + 1,
-                               pr == -2 ? "finite number" : "number");
-                goto fail;
-            }
-            if (c + 1 < ncols) {
-                row[c - (size_t)id_col] = (float)v;
-            } else if (as_label(v, &r.labels[r.n]) != 0) {
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column %zu: the label is not an integer", name, lineno,
-                               c + 1);
-                goto fail;
-            }
-        }
-        if (id_col) {
-            const char *s = f[0];
-            size_t l = fl[0];
-            while (l > 0 && isspace((unsigned char)*s)) s++, l--;
-            while (l > 0 && isspace((unsigned char)s[l - 1])) l--;
-            if (l == 0 || l >= DAT_MAX_ID) {
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column 1: id is empty or longer than %d bytes", name,
-                               lineno, DAT_MAX_ID - 1);
-                goto fail;
-            }
-            if (memchr(s, '\0', l) != NULL) {
-                rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column 1: id contains a NUL byte", name, lineno);
-                goto fail;
-            }
-            if ((r.ids[r.n] = dup_bounded(s, l)) == NULL) goto nomem;
-        }
+        if ((rc = csv_row(&r, f, fl, ncols, id_col, name, lineno, err)) != TR_OK) goto fail;
         r.n++;
     }
     (void)header_line;
