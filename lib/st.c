@@ -421,10 +421,10 @@ int st_to_i64(const st_file *f, const st_tensor *t, int64_t *dst, tr_err *err) {
     return TR_OK;
 }
 
-int st_write(const char *path, const st_wtensor *t, size_t n, const char *const *meta, size_t n_meta, tr_err *err) {
-    int rc = TR_OK, fd = -1;
-    char *hdr = NULL, *tmp = NULL;
-    FILE *fp = NULL;
+/* The JSON header of a safetensors file with tensors t (data laid out in
+ * order) and the metadata pairs, into *hdr (malloc'd). */
+static int st_header(const st_wtensor *t, size_t n, const char *const *meta, size_t n_meta, char **hdr, tr_err *err) {
+    int rc = TR_OK;
     cJSON *root = cJSON_CreateObject(), *m = NULL;
     size_t off = 0;
     if (root == NULL) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
@@ -459,7 +459,21 @@ int st_write(const char *path, const st_wtensor *t, size_t n, const char *const 
             goto nomem;
         off += bytes;
     }
-    if ((hdr = cJSON_PrintUnformatted(root)) == NULL) goto nomem;
+    if ((*hdr = cJSON_PrintUnformatted(root)) == NULL) goto nomem;
+    cJSON_Delete(root);
+    return TR_OK;
+nomem:
+    rc = tr_seterr(err, TR_ENOMEM, "", "out of memory");
+fail:
+    cJSON_Delete(root);
+    return rc;
+}
+
+int st_write(const char *path, const st_wtensor *t, size_t n, const char *const *meta, size_t n_meta, tr_err *err) {
+    int rc = TR_OK, fd = -1;
+    char *hdr = NULL, *tmp = NULL;
+    FILE *fp = NULL;
+    if ((rc = st_header(t, n, meta, n_meta, &hdr, err)) != TR_OK) return rc;
     size_t hlen = strlen(hdr), pad = (8 - hlen % 8) % 8;
     if ((tmp = malloc(strlen(path) + 16)) == NULL) goto nomem;
     sprintf(tmp, "%s.tmp.XXXXXX", path);
@@ -497,7 +511,6 @@ int st_write(const char *path, const st_wtensor *t, size_t n, const char *const 
     }
     free(tmp);
     free(hdr);
-    cJSON_Delete(root);
     return TR_OK;
 nomem:
     rc = tr_seterr(err, TR_ENOMEM, "", "out of memory");
@@ -507,6 +520,5 @@ fail:
     if (tmp && rc != TR_ENOMEM) unlink(tmp);
     free(tmp);
     free(hdr);
-    cJSON_Delete(root);
     return rc;
 }
