@@ -82,7 +82,7 @@ EVAL_THREADS ?= 2
 OPEN_SET_MODEL ?= $(B)/models/fashion-mnist-open-set.safetensors
 
 .SECONDARY:
-.PHONY: all deps bench-deps docker-deps zoo-deps test-zoo test test-unit test-e2e test-docker run bench model clean format format-check help fuzz tests
+.PHONY: all deps bench-deps docker-deps zoo-deps test-zoo test test-unit test-e2e test-docker run bench model clean format format-check help fuzz soak tests
 
 all: $(TARGETS)
 
@@ -94,6 +94,7 @@ help:
 	@echo "make model      train the shipped model (Fashion-MNIST)"
 	@echo "make bench      benchmarks against PyTorch, FastAPI, nginx, faiss -> BENCHMARKS.md"
 	@echo "make test-docker  build and run the container image with podman"
+	@echo "make soak       SOAK_SECONDS (600) of mixed traffic, reloads, hostile requests; RSS/fds/threads -> build/soak/"
 	@echo "make test-zoo   torchvision architectures exported to ONNX against PyTorch"
 	@echo "make format     clang-format every C file (not the generated ones)"
 	@echo "make format-check  fail on a file clang-format would change or a line over the column limit"
@@ -214,6 +215,12 @@ server/console_assets.c: $(CONSOLE_FILES) server/gen_console.py
 
 fuzz:
 	$(MAKE) -C tests/fuzz
+
+# SOAK_SECONDS (600) of mixed traffic at 64 connections with reloads and ~1%
+# hostile requests; RSS/fds/threads sampled to build/soak/soak.{csv,svg}. Not in make test.
+SOAK_SECONDS ?= 600
+soak: all
+	SOAK_SECONDS=$(SOAK_SECONDS) TRIPLETD=$(CURDIR)/$(BIN)/tripletd TRIPLETCTL=$(CURDIR)/$(BIN)/tripletctl bash tests/soak/soak.sh
 
 # Every C file but the generated ones (first line "... generated ... do not edit").
 FORMAT_FILES = $(shell for f in $(wildcard lib/*.[ch] server/*.[ch] cli/*.[ch] bench/*.[ch] tests/*.h tests/*/*.[ch]); do \
