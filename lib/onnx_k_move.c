@@ -126,7 +126,8 @@ static int infer_split(onx_graph *g, onx_node *nd, tr_err *err) {
     }
     if (n != nd->n_out) return onx_fail(g, nd, err, "split has %d sizes for %d outputs", n, nd->n_out);
     for (int i = 0; i < n; i++) {
-        if (sz[i] < 0) return onx_fail(g, nd, err, "split size %lld is negative", (long long)sz[i]);
+        if (sz[i] < 0 || sz[i] > total)
+            return onx_fail(g, nd, err, "split size %lld is not 0 to %lld", (long long)sz[i], (long long)total);
         sum += sz[i];
     }
     if (sum != total)
@@ -213,6 +214,8 @@ static int infer_slice(onx_graph *g, onx_node *nd, tr_err *err) {
             return onx_fail(g, nd, err, "slicing the batch dimension is not supported");
         }
         int64_t d = x->dim[a].c, b = s[i], en = e[i];
+        if (step > d) step = d > 0 ? d : 1; /* same elements, no overflow below */
+        if (step < -d) step = d > 0 ? -d : -1;
         if (b < 0) b += d;
         if (en < 0) en += d;
         if (step > 0) {
@@ -255,8 +258,10 @@ static int infer_expand(onx_graph *g, onx_node *nd, tr_err *err) {
         return onx_fail(g, nd, err, "shape %s does not broadcast with the input %s", onx_shape_str(&sh, ss, sizeof ss),
                         onx_shape_str(x, sx, sizeof sx));
     }
+    onx_dim cnt;
     for (int i = 0; i < n; i++)
         if (sh.dim[i].c < 0) return onx_fail(g, nd, err, "shape[%d] is negative", i);
+    if (!onx_numel(o, 0, r, &cnt)) return onx_fail(g, nd, err, "shape overflows");
     onx_set_out(g, nd, 0, x->dtype, r, o);
     return TR_OK;
 }
@@ -316,6 +321,8 @@ static int infer_cos(onx_graph *g, onx_node *nd, tr_err *err) {
     if ((rc = in_ints(g, nd, 0, o, ONX_MAX_RANK, &n, 0, err))) return rc;
     for (int i = 0; i < n; i++)
         if (o[i].c < 0) return onx_fail(g, nd, err, "shape[%d] is negative", i);
+    onx_dim cnt;
+    if (!onx_numel(o, 0, n, &cnt)) return onx_fail(g, nd, err, "shape overflows");
     onx_dtype dt = ONX_F32;
     void *one = calloc(1, sizeof(onx_dim));
     if (!one) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
@@ -325,8 +332,8 @@ static int infer_cos(onx_graph *g, onx_node *nd, tr_err *err) {
     }
     if (rc == 1) {
         onx_value *v = &g->v[vi];
-        onx_dim cnt;
-        if (!onx_numel(v->dim, 0, v->rank, &cnt) || !onx_deq(cnt, onx_d(1))) {
+        onx_dim ne;
+        if (!onx_numel(v->dim, 0, v->rank, &ne) || !onx_deq(ne, onx_d(1))) {
             free(one);
             return onx_fail(g, nd, err, "value must hold exactly one element");
         }

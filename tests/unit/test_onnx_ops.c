@@ -106,6 +106,7 @@ static const char *const BAD[][2] = {
     {"slice_step0", "node 0 \"bad\" (Slice): step is 0"},
     {"softmax_batch", "node 0 \"bad\" (Softmax): a softmax across the batch dimension is not supported"},
     {"split_batch", "node 0 \"bad\" (Split): splitting the batch dimension is not supported"},
+    {"split_huge", "node 0 \"bad\" (Split): split size 4611686018427387904 is not 0 to 4"},
     {"split_sum", "node 0 \"bad\" (Split): split sizes add up to 3, not 4"},
     {"sum_shapes", "node 0 \"bad\" (Sum): input 1 [2] does not broadcast with [N,4,3,5]"},
     {"tile_batch", "node 0 \"bad\" (Tile): repeating the batch dimension is not supported"},
