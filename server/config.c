@@ -37,7 +37,7 @@ static const opt OPTS[] = {
     {"max-concurrent", O_INT, F(max_concurrent), "256", 1, 100000, "requests in flight; more get 429 with Retry-After"},
     {"max-connections", O_INT, F(max_connections), "10000", 1, 19000, "open connections in total; more are closed at once"},
     {"max-connections-per-ip", O_INT, F(max_connections_per_ip), "0", 0, 19000, "open connections from one client address (IPv6: one /64); more are closed at once (0 = no limit: behind a proxy every client has its address)"},
-    {"timeout", O_INT, F(timeout), "60", 1, 86400, "idle connection timeout in seconds"},
+    {"timeout", O_INT, F(timeout), "60", 1, 86400, "seconds a connection may take to send a whole request (headers and body) and may stay idle; slower ones are cut"},
     {"metric", O_STR, F(metric), "", 0, 0, "default metric sqeuclidean|euclidean|cosine|dot (else the model's)"},
     {"margin", O_DOUBLE, F(margin), "", 0, 1e9, "default margin (else the model's)"},
     {"loss", O_STR, F(loss), "", 0, 0, "default loss triplet|triplet-soft|contrastive|contrastive-squared (else the model's)"},

@@ -1,6 +1,7 @@
 /* http.c - the only file that includes microhttpd.h: body collection, limits, auth, in-flight count, replies. */
 #include "http.h"
 #include "connlimit.h"
+#include "deadline.h"
 #include "keys.h"
 #include "tls.h"
 
@@ -40,6 +41,7 @@ struct srv_http {
     int n;
     const srv_config *cfg;
     srv_tls *tls; /* NULL: plain HTTP */
+    srv_dl *dl;   /* the whole-request deadline (--timeout) */
 };
 
 /* 1 after srv_http_quiesce: /readyz answers 503 and replies close the connection. */
@@ -155,6 +157,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, req *r, const char *
     srv_log_access(r->method, path, out->status, len, sec * 1e6, r->request_id, r->key_name);
     if (r->key_name[0]) srv_keys_count(r->key_name);
     return ret;
+}
+
+/* The connection's deadline record (socket context), or NULL. */
+static srv_dl_conn *conn_dl(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
 }
 
 static const char *query_arg(void *conn, const char *name)
@@ -302,7 +311,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* a body far over the limit is answered now (the connection closes, and the
          * client may see a reset instead of the 413); a moderately oversized one is
          * read and discarded first, so that clients without Expect: 100-continue get it */
-        if (r->early && clen > discard_limit(h->cfg)) return send_reply(c, r, url);
+        if (r->early && clen > discard_limit(h->cfg)) {
+            srv_dl_busy(conn_dl(c));
+            return send_reply(c, r, url);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
@@ -310,6 +322,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return take_upload(h->cfg, r, upload, n);
     }
+    srv_dl_busy(conn_dl(c)); /* the whole request is here: the deadline stops while it is answered */
     if (!r->early) dispatch(h, r, c, url);
     return send_reply(c, r, url);
 }
@@ -317,7 +330,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     req *r = *con_cls;
-    (void)cls, (void)c, (void)toe;
+    (void)cls, (void)toe;
+    srv_dl_rearm(conn_dl(c));
     if (!r) return;
     atomic_fetch_sub(&g_inflight, 1);
     if (r->active) atomic_fetch_sub(&g_active, 1);
@@ -329,9 +343,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx, enum MHD_ConnectionNotificationCode code)
 {
-    (void)cls, (void)socket_ctx;
+    srv_http *h = cls;
     const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        srv_dl_close(h->dl, *socket_ctx); /* before libmicrohttpd closes the socket */
+        *socket_ctx = NULL;
         srv_conn_closed(ai ? ai->client_addr : NULL);
         return;
     }
@@ -340,6 +356,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     int one = 1;
     if (ci) (void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (ci) *socket_ctx = srv_dl_open(h->dl, ci->connect_fd);
 }
 
 /* Over --max-connections or --max-connections-per-ip: closed at once, before any byte is read. */
@@ -397,6 +414,10 @@ int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err
     struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
     if (srv_tls_new(cfg, &h->tls, err) != TR_OK) goto fail;
     srv_conn_init(cfg->max_connections, cfg->max_connections_per_ip);
+    if (!(h->dl = srv_dl_new(cfg->timeout))) {
+        tr_seterr(err, TR_ENOMEM, "", "cannot start the request deadline thread");
+        goto fail;
+    }
     if (h->tls) {
         int k = 0;
         flags |= MHD_USE_TLS;
@@ -499,6 +520,7 @@ void srv_http_stop(srv_http *h)
     if (!h) return;
     for (int i = 0; h->d && i < h->n; i++)
         if (h->d[i]) MHD_stop_daemon(h->d[i]);
+    srv_dl_free(h->dl);
     srv_tls_free(h->tls);
     free(h->d);
     free(h);

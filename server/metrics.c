@@ -9,6 +9,7 @@
 #include "keys.h"
 
 #include "batcher.h"
+#include "deadline.h"
 #include "errors.h"
 #include "histogram.h"
 #include "routes.h"
@@ -162,6 +163,9 @@ char *srv_metrics_render(const srv_state *st, int in_flight, int draining)
     bprintf(&b, "# HELP tripletd_reloads_total Model reloads by result.\n# TYPE tripletd_reloads_total counter\n");
     bprintf(&b, "tripletd_reloads_total{result=\"ok\"} %llu\ntripletd_reloads_total{result=\"failed\"} %llu\n",
             atomic_load(&g_reloads[0]), atomic_load(&g_reloads[1]));
+    bprintf(&b, "# HELP tripletd_connections_cut_total Connections cut for not sending a whole request within --timeout.\n"
+                "# TYPE tripletd_connections_cut_total counter\ntripletd_connections_cut_total %llu\n",
+            srv_dl_cut_total());
     bprintf(&b, "# HELP tripletd_model_info The loaded model (value 1).\n# TYPE tripletd_model_info gauge\n");
     if (st) {
         char name[300];
