@@ -15,8 +15,8 @@
 enum { EX_OK = 0, EX_HTTP = 1, EX_USAGE = 2, EX_CONNECT = 2 };
 
 /* Routes read with GET; everything else is a POST of a JSON body. */
-static const char *const get_routes[] = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/model", "/v1/gallery",
-                                            "/v1/stats", "/v1/gallery/projection"};
+static const char *const get_routes[] = {"/healthz",  "/readyz",     "/metrics",  "/openapi.json",
+                                         "/v1/model", "/v1/gallery", "/v1/stats", "/v1/gallery/projection"};
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tripletctl client [--url URL] [--api-key KEY] [--timeout S] [--method GET|POST] [--raw]\n"
@@ -214,7 +214,8 @@ static int send_request(const char *full, int get, const buf *body, const char *
     }
     CURLcode cr = curl_easy_perform(c);
     if (cr != CURLE_OK) {
-        fprintf(stderr, "tripletctl client: %s %s: %s\n", get ? "GET" : "POST", full, errbuf[0] ? errbuf : curl_easy_strerror(cr));
+        fprintf(stderr, "tripletctl client: %s %s: %s\n", get ? "GET" : "POST", full,
+                errbuf[0] ? errbuf : curl_easy_strerror(cr));
         rc = cr == CURLE_WRITE_ERROR ? EX_HTTP : EX_CONNECT;
         goto done;
     }

@@ -42,11 +42,11 @@ static void usage(FILE *f) {
 typedef struct {
     const mdl_model *m;
     int normalize;
-    size_t batch, n;  /* capacity, rows pending */
-    float *x, *y;     /* batch x input_dim, batch x output_dim */
-    size_t *line;     /* input line of each pending row */
+    size_t batch, n; /* capacity, rows pending */
+    float *x, *y;    /* batch x input_dim, batch x output_dim */
+    size_t *line;    /* input line of each pending row */
     mdl_ws ws;
-    size_t bad;       /* lines refused */
+    size_t bad; /* lines refused */
 } embedder;
 
 static void report(embedder *e, size_t line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -84,8 +84,10 @@ static int parse_line(embedder *e, char *s, size_t len, size_t line, float *dst)
     if (*p == '[' || *p == '{') {
         cJSON *a = cJSON_ParseWithLength(s, len);
         int rc = -1;
-        if (a == NULL) report(e, line, "not valid JSON");
-        else if (!cJSON_IsArray(a)) report(e, line, "JSON value is not an array");
+        if (a == NULL)
+            report(e, line, "not valid JSON");
+        else if (!cJSON_IsArray(a))
+            report(e, line, "JSON value is not an array");
         else if (cJSON_GetArraySize(a) != dim)
             report(e, line, "%d values, the model takes %d", cJSON_GetArraySize(a), dim);
         else {
@@ -236,8 +238,10 @@ int cmd_embed(int argc, char **argv) {
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
-        } else if (strcmp(a, "--normalize") == 0) e.normalize = 1;
-        else if (strcmp(a, "--no-normalize") == 0) e.normalize = 0;
+        } else if (strcmp(a, "--normalize") == 0)
+            e.normalize = 1;
+        else if (strcmp(a, "--no-normalize") == 0)
+            e.normalize = 0;
         else if (strcmp(a, "--image") == 0) {
             images = argv + i + 1;
             while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) i++, n_images++;

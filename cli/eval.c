@@ -27,33 +27,32 @@ typedef struct {
 } eval_args;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: tripletctl eval --model MODEL [--data DATA] [options]\n"
-            "\n"
-            "Recall@1, Recall@5 and MAP@R of test queries against the training set as\n"
-            "gallery (exact kNN), for the model's embeddings and two baselines: the raw\n"
-            "inputs (with the model's input preprocessing) and the untrained network\n"
-            "(same architecture, the trainer's seeded initial weights).\n"
-            "\n"
-            "  --model PATH        model file (safetensors)\n"
-            "  --data SPEC         IDX directory or prefix, .csv[.gz] or .jsonl[.gz]\n"
-            "                      (default: Fashion-MNIST, found like `tripletctl train`)\n"
-            "  --split NAME        IDX split of the queries (default test; \"train\" runs\n"
-            "                      leave-one-out on the training split)\n"
-            "  --test SPEC         the queries, any format (default: the IDX test split,\n"
-            "                      or for CSV/JSON lines a stratified --test-fraction\n"
-            "                      of --data, seed --seed)\n"
-            "  --test-fraction F   (default 0.2)\n"
-            "  --classes L,L,...   open-set run: queries and gallery of these labels only\n"
-            "  --limit N           first N queries only\n"
-            "  --gallery-limit N   first N gallery rows only\n"
-            "  --metric NAME       sqeuclidean|euclidean|cosine|dot (default: the model's)\n"
-            "  --seed S            seed of the untrained baseline's initial weights\n"
-            "                      (default: the model's training seed, else 1)\n"
-            "  --threads T         threads (default 1)\n"
-            "  --no-map            Recall@1/@5 only (MAP@R needs k = R, much slower)\n"
-            "  --no-baselines      the model only\n"
-            "  --json              one JSON object on stdout\n");
+    fprintf(f, "usage: tripletctl eval --model MODEL [--data DATA] [options]\n"
+               "\n"
+               "Recall@1, Recall@5 and MAP@R of test queries against the training set as\n"
+               "gallery (exact kNN), for the model's embeddings and two baselines: the raw\n"
+               "inputs (with the model's input preprocessing) and the untrained network\n"
+               "(same architecture, the trainer's seeded initial weights).\n"
+               "\n"
+               "  --model PATH        model file (safetensors)\n"
+               "  --data SPEC         IDX directory or prefix, .csv[.gz] or .jsonl[.gz]\n"
+               "                      (default: Fashion-MNIST, found like `tripletctl train`)\n"
+               "  --split NAME        IDX split of the queries (default test; \"train\" runs\n"
+               "                      leave-one-out on the training split)\n"
+               "  --test SPEC         the queries, any format (default: the IDX test split,\n"
+               "                      or for CSV/JSON lines a stratified --test-fraction\n"
+               "                      of --data, seed --seed)\n"
+               "  --test-fraction F   (default 0.2)\n"
+               "  --classes L,L,...   open-set run: queries and gallery of these labels only\n"
+               "  --limit N           first N queries only\n"
+               "  --gallery-limit N   first N gallery rows only\n"
+               "  --metric NAME       sqeuclidean|euclidean|cosine|dot (default: the model's)\n"
+               "  --seed S            seed of the untrained baseline's initial weights\n"
+               "                      (default: the model's training seed, else 1)\n"
+               "  --threads T         threads (default 1)\n"
+               "  --no-map            Recall@1/@5 only (MAP@R needs k = R, much slower)\n"
+               "  --no-baselines      the model only\n"
+               "  --json              one JSON object on stdout\n");
 }
 
 /* --name VALUE or --name=VALUE; returns the value or NULL (and *i moves). */
@@ -67,12 +66,18 @@ static int parse_args(int argc, char **argv, eval_args *a) {
         char *end;
         int missing = 0;
         size_t t;
-        if (strcmp(argv[i], "--json") == 0) a->json = 1;
-        else if (strcmp(argv[i], "--no-map") == 0) a->no_map = 1;
-        else if (strcmp(argv[i], "--no-baselines") == 0) a->no_baselines = 1;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) a->help = 1;
-        else if ((v = OPT("--model"))) a->model = v;
-        else if ((v = OPT("--data"))) a->data = v;
+        if (strcmp(argv[i], "--json") == 0)
+            a->json = 1;
+        else if (strcmp(argv[i], "--no-map") == 0)
+            a->no_map = 1;
+        else if (strcmp(argv[i], "--no-baselines") == 0)
+            a->no_baselines = 1;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            a->help = 1;
+        else if ((v = OPT("--model")))
+            a->model = v;
+        else if ((v = OPT("--data")))
+            a->data = v;
         else if ((v = OPT("--test-fraction"))) {
             errno = 0;
             a->test_fraction = strtod(v, &end);
@@ -80,10 +85,14 @@ static int parse_args(int argc, char **argv, eval_args *a) {
                 fprintf(stderr, "tripletctl eval: --test-fraction: \"%s\" is not a number in (0, 1)\n", v);
                 return -1;
             }
-        } else if ((v = OPT("--test"))) a->test = v;
-        else if ((v = OPT("--split"))) a->split = v;
-        else if ((v = OPT("--metric"))) a->metric = v;
-        else if ((v = OPT("--classes"))) a->classes = v;
+        } else if ((v = OPT("--test")))
+            a->test = v;
+        else if ((v = OPT("--split")))
+            a->split = v;
+        else if ((v = OPT("--metric")))
+            a->metric = v;
+        else if ((v = OPT("--classes")))
+            a->classes = v;
         else if ((v = OPT("--limit"))) {
             if (cli_parse_size("eval", "--limit", v, 0, &a->limit)) return -1;
         } else if ((v = OPT("--gallery-limit"))) {
@@ -240,8 +249,10 @@ static cJSON *result_json(const row *r) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "recall_at_1", r->r.recall_at_1);
     cJSON_AddNumberToObject(o, "recall_at_5", r->r.recall_at_5);
-    if (isnan(r->r.map_at_r)) cJSON_AddNullToObject(o, "map_at_r");
-    else cJSON_AddNumberToObject(o, "map_at_r", r->r.map_at_r);
+    if (isnan(r->r.map_at_r))
+        cJSON_AddNullToObject(o, "map_at_r");
+    else
+        cJSON_AddNumberToObject(o, "map_at_r", r->r.map_at_r);
     cJSON_AddNumberToObject(o, "mean_r", r->r.mean_r);
     cJSON_AddNumberToObject(o, "n_queries", (double)r->r.n_queries);
     cJSON_AddNumberToObject(o, "n_skipped", (double)r->r.n_skipped);
@@ -280,13 +291,14 @@ static int select_rows(const eval_args *a, const int64_t *classes, size_t nclass
 
 /* The baselines: raw inputs (with the model's input preprocessing) and, for
  * an MLP, the untrained network of the same architecture. */
-static int baselines(const eval_args *a, const mdl_model *m, dist_metric metric, const dat_set *qd, const dat_set *gd, int loo,
-                     row *rows, tr_err *err) {
+static int baselines(const eval_args *a, const mdl_model *m, dist_metric metric, const dat_set *qd, const dat_set *gd,
+                     int loo, row *rows, tr_err *err) {
     float *qx = NULL, *gx = NULL;
     mdl_model *init = NULL;
     size_t od = (size_t)mdl_output_dim(m);
     int rc;
-    if ((rc = preprocess_copy(m, gd, &gx, err)) != TR_OK || (!loo && (rc = preprocess_copy(m, qd, &qx, err)) != TR_OK) ||
+    if ((rc = preprocess_copy(m, gd, &gx, err)) != TR_OK ||
+        (!loo && (rc = preprocess_copy(m, qd, &qx, err)) != TR_OK) ||
         (rc = score(a, metric, loo ? gx : qx, qd, gx, gd, gd->dim, loo, &rows[1], err)) != TR_OK)
         goto done;
     free(qx);
@@ -297,8 +309,10 @@ static int baselines(const eval_args *a, const mdl_model *m, dist_metric metric,
         trn_config cfg;
         trn_config_default(&cfg);
         cfg.metric = metric;
-        if (a->seed_given) cfg.seed = a->seed;
-        else model_seed(m, &cfg.seed);
+        if (a->seed_given)
+            cfg.seed = a->seed;
+        else
+            model_seed(m, &cfg.seed);
         if ((rc = trn_init_like(m, &cfg, &init, err)) != TR_OK || (rc = embed(init, gd, &gx, err)) != TR_OK ||
             (!loo && (rc = embed(init, qd, &qx, err)) != TR_OK) ||
             (rc = score(a, metric, loo ? gx : qx, qd, gx, gd, od, loo, &rows[2], err)) != TR_OK)
@@ -313,8 +327,8 @@ done:
 }
 
 /* The results: one JSON object (--json) or a table; 0, or -1 out of memory. */
-static int report(const eval_args *a, const mdl_model *m, const char *spec, const dat_set *qd, const dat_set *gd, int loo,
-                  dist_metric metric, const int64_t *classes, size_t nclasses, const row *rows) {
+static int report(const eval_args *a, const mdl_model *m, const char *spec, const dat_set *qd, const dat_set *gd,
+                  int loo, dist_metric metric, const int64_t *classes, size_t nclasses, const row *rows) {
     if (a->json) {
         cJSON *o = cJSON_CreateObject(), *res = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "model", a->model);
@@ -348,8 +362,10 @@ static int report(const eval_args *a, const mdl_model *m, const char *spec, cons
         for (int i = 0; i < 3; i++) {
             if (!rows[i].done) continue;
             char mp[16];
-            if (isnan(rows[i].r.map_at_r)) snprintf(mp, sizeof mp, "-");
-            else snprintf(mp, sizeof mp, "%.4f", rows[i].r.map_at_r);
+            if (isnan(rows[i].r.map_at_r))
+                snprintf(mp, sizeof mp, "-");
+            else
+                snprintf(mp, sizeof mp, "%.4f", rows[i].r.map_at_r);
             printf("%-20s %9.4f %9.4f %9s %8.1f\n", rows[i].label, rows[i].r.recall_at_1, rows[i].r.recall_at_5, mp,
                    rows[i].seconds);
         }

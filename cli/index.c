@@ -144,7 +144,8 @@ static int load_rows(index_args *a, const mdl_model *m, char *dflt, size_t cap, 
             return -1;
         }
         if (!m->has_image) {
-            fprintf(stderr, "tripletctl index: --images: %s takes no images (its file has no \"image\" metadata)\n", a->model);
+            fprintf(stderr, "tripletctl index: --images: %s takes no images (its file has no \"image\" metadata)\n",
+                    a->model);
             return -1;
         }
         if (dat_load_image_dir(a->images, &m->image, IMG_DEFAULT_MAX_PIXELS, a->limit, d, &err) != TR_OK) {
@@ -234,12 +235,14 @@ int cmd_index(int argc, char **argv) {
     if (embed_rows(&a, m, d, &emb)) goto fail;
     const char *const *ids = a.no_ids ? NULL : (const char *const *)d->ids;
     if (a.keep_images && (images = source_images(d)) == NULL) {
-        fprintf(stderr, "tripletctl index: --keep-images: %s holds no 8-bit images (IDX ubyte images of rank 3, "
-                        "read without scaling), or out of memory\n", d->source);
+        fprintf(stderr,
+                "tripletctl index: --keep-images: %s holds no 8-bit images (IDX ubyte images of rank 3, "
+                "read without scaling), or out of memory\n",
+                d->source);
         goto fail;
     }
-    if (gal_save_images(a.out, emb, d->n, dim, d->labels, ids, m->sha256, images, (size_t)d->height,
-                        (size_t)d->width, 1, &err) != TR_OK) {
+    if (gal_save_images(a.out, emb, d->n, dim, d->labels, ids, m->sha256, images, (size_t)d->height, (size_t)d->width,
+                        1, &err) != TR_OK) {
         fprintf(stderr, "tripletctl index: %s\n", err.msg);
         goto fail;
     }

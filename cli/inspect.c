@@ -19,7 +19,9 @@ static void usage(FILE *f) {
                "  --json   one JSON object on stdout instead of text\n");
 }
 
-static const cJSON *item(const cJSON *o, const char *key) { return cJSON_GetObjectItemCaseSensitive(o, key); }
+static const cJSON *item(const cJSON *o, const char *key) {
+    return cJSON_GetObjectItemCaseSensitive(o, key);
+}
 
 /* The MLP's layers, from the same description GET /v1/model serves. */
 static void print_mlp(const cJSON *d) {
@@ -40,8 +42,10 @@ static void print_shape(const char *label, const cJSON *io) {
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(io, "shape"), *d;
     printf("%s \"%s\" [", label, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(io, "name")));
     cJSON_ArrayForEach(d, sh) {
-        if (cJSON_IsString(d)) printf("%s%s", d == sh->child ? "" : ", ", d->valuestring);
-        else printf("%s%.0f", d == sh->child ? "" : ", ", d->valuedouble);
+        if (cJSON_IsString(d))
+            printf("%s%s", d == sh->child ? "" : ", ", d->valuestring);
+        else
+            printf("%s%.0f", d == sh->child ? "" : ", ", d->valuedouble);
     }
     printf("]\n");
 }
@@ -53,12 +57,15 @@ static void print_graph(const cJSON *d) {
     printf("opset:        %.0f\n", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "opset")));
     print_shape("input:       ", cJSON_GetObjectItemCaseSensitive(d, "input"));
     print_shape("output:      ", cJSON_GetObjectItemCaseSensitive(d, "output"));
-    if (cJSON_IsNumber(fb)) printf("batch:        fixed at %.0f (shorter batches are padded, longer ones split)\n", fb->valuedouble);
-    else printf("batch:        dynamic\n");
+    if (cJSON_IsNumber(fb))
+        printf("batch:        fixed at %.0f (shorter batches are padded, longer ones split)\n", fb->valuedouble);
+    else
+        printf("batch:        dynamic\n");
     printf("multiply-adds per sample: %.0f\n", cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(d, "macs")));
     printf("ops:          %d kinds\n", cJSON_GetArraySize(ops));
-    cJSON_ArrayForEach(op, ops) printf("  %-24s %4.0f\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "op")),
-                                       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(op, "count")));
+    cJSON_ArrayForEach(op, ops)
+        printf("  %-24s %4.0f\n", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(op, "op")),
+               cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(op, "count")));
 }
 
 static void print_text(const mdl_model *m, const cJSON *d, const char *path) {
@@ -73,7 +80,8 @@ static void print_text(const mdl_model *m, const cJSON *d, const char *path) {
         printf("dims:         ");
         cJSON_ArrayForEach(dm, dims) printf("%s%.0f", dm == dims->child ? "" : " -> ", dm->valuedouble);
         printf("  (input %d, output %d)\n", mdl_input_dim(m), mdl_output_dim(m));
-    } else printf("dims:         input %d, output %d (per sample, flattened)\n", mdl_input_dim(m), mdl_output_dim(m));
+    } else
+        printf("dims:         input %d, output %d (per sample, flattened)\n", mdl_input_dim(m), mdl_output_dim(m));
     printf("parameters:   %zu\n", m->n_params);
     printf("normalize:    %s\n", m->normalize ? "true" : "false");
     printf("metric:       %s\n", dist_name(m->metric));
@@ -82,8 +90,10 @@ static void print_text(const mdl_model *m, const cJSON *d, const char *path) {
     if (m->has_image)
         printf("image:        %d x %d x %d (channels x height x width); x/255, then (x - mean) / std per channel\n",
                m->image.channels, m->image.height, m->image.width);
-    if (m->format == MDL_FMT_SAFETENSORS) print_mlp(d);
-    else print_graph(d);
+    if (m->format == MDL_FMT_SAFETENSORS)
+        print_mlp(d);
+    else
+        print_graph(d);
     printf("metadata:     %zu entr%s\n", m->n_meta, m->n_meta == 1 ? "y" : "ies");
     for (size_t i = 0; i < m->n_meta; i++) printf("  %s = %s\n", m->meta[2 * i], m->meta[2 * i + 1]);
 }
@@ -103,14 +113,16 @@ int cmd_inspect(int argc, char **argv) {
     const char *path = NULL;
     int json = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) json = 1;
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
         else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "tripletctl inspect: unknown option \"%s\" (see --help)\n", argv[i]);
             return 2;
-        } else if (path == NULL) path = argv[i];
+        } else if (path == NULL)
+            path = argv[i];
         else {
             fprintf(stderr, "tripletctl inspect: one MODEL only (got \"%s\" and \"%s\")\n", path, argv[i]);
             return 2;
@@ -126,8 +138,10 @@ int cmd_inspect(int argc, char **argv) {
     tr_clearerr(&err);
     if (mdl_load(path, &m, &err) != TR_OK) {
         /* I/O errors already start with the path */
-        if (strncmp(err.msg, path, strlen(path)) == 0) fprintf(stderr, "tripletctl inspect: %s\n", err.msg);
-        else fprintf(stderr, "tripletctl inspect: %s: %s\n", path, err.msg);
+        if (strncmp(err.msg, path, strlen(path)) == 0)
+            fprintf(stderr, "tripletctl inspect: %s\n", err.msg);
+        else
+            fprintf(stderr, "tripletctl inspect: %s: %s\n", path, err.msg);
         return 1;
     }
     int rc = 0;
@@ -135,8 +149,10 @@ int cmd_inspect(int argc, char **argv) {
     if (d == NULL) {
         fprintf(stderr, "tripletctl inspect: out of memory\n");
         rc = 1;
-    } else if (json) rc = print_json(d, path);
-    else print_text(m, d, path);
+    } else if (json)
+        rc = print_json(d, path);
+    else
+        print_text(m, d, path);
     cJSON_Delete(d);
     mdl_free(m);
     if (fflush(stdout) != 0) rc = 1;

@@ -24,8 +24,10 @@ int cli_parse_size(const char *cmd, const char *name, const char *v, size_t max,
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
     if (*v == '\0' || *v == '-' || *end != '\0' || errno || x == 0 || (max && x > max)) {
-        if (max) fprintf(stderr, "tripletctl %s: %s: \"%s\" is not an integer in 1..%zu\n", cmd, name, v, max);
-        else fprintf(stderr, "tripletctl %s: %s: \"%s\" is not a positive integer\n", cmd, name, v);
+        if (max)
+            fprintf(stderr, "tripletctl %s: %s: \"%s\" is not an integer in 1..%zu\n", cmd, name, v, max);
+        else
+            fprintf(stderr, "tripletctl %s: %s: \"%s\" is not a positive integer\n", cmd, name, v);
         return -1;
     }
     *out = (size_t)x;
@@ -52,7 +54,8 @@ int cli_parse_labels(const char *cmd, const char *name, const char *s, int64_t *
         errno = 0;
         long long v = strtoll(p, &end, 10);
         if (end == p || errno || (*end != ',' && *end != '\0')) {
-            fprintf(stderr, "tripletctl %s: %s: \"%s\" is not a comma-separated list of integer labels\n", cmd, name, s);
+            fprintf(stderr, "tripletctl %s: %s: \"%s\" is not a comma-separated list of integer labels\n", cmd, name,
+                    s);
             return -1;
         }
         if (*n == CLI_MAX_LABELS) {

@@ -31,7 +31,8 @@ static void on_sigint(int sig) {
 typedef enum { OPT_STR, OPT_INT, OPT_DBL, OPT_U64, OPT_SET, OPT_CLEAR } opt_type;
 
 typedef struct {
-    const char *data, *out, *arch, *activation, *metric, *loss, *mining, *resume, *csv, *svg, *checkpoint, *name, *description, *classes, *test;
+    const char *data, *out, *arch, *activation, *metric, *loss, *mining, *resume, *csv, *svg, *checkpoint, *name,
+        *description, *classes, *test;
     trn_config cfg;
     int quiet, help, epochs_given;
 } train_args;
@@ -81,7 +82,9 @@ static const opt_def opts[] = {
 static void usage(FILE *f) {
     fprintf(f, "usage: tripletctl train --out MODEL [options]\n\n");
     for (size_t i = 0; i < N_OPTS; i++) {
-        const char *arg = opts[i].type == OPT_SET || opts[i].type == OPT_CLEAR ? "" : opts[i].type == OPT_STR ? " S" : " N";
+        const char *arg = opts[i].type == OPT_SET || opts[i].type == OPT_CLEAR ? ""
+                          : opts[i].type == OPT_STR                            ? " S"
+                                                                               : " N";
         fprintf(f, "  %s%-*s %s\n", opts[i].name, (int)(22 - strlen(opts[i].name)), arg, opts[i].help);
     }
     fprintf(f, "\nCtrl-C saves a checkpoint; --resume CKPT continues from it.\n");
@@ -122,16 +125,23 @@ static int parse_args(int argc, char **argv, train_args *a) {
         }
         errno = 0;
         switch (o->type) {
-        case OPT_STR: *(const char **)p = val; break;
+        case OPT_STR:
+            *(const char **)p = val;
+            break;
         case OPT_INT: {
             long v = strtol(val, &end, 10);
             if (v < INT32_MIN || v > INT32_MAX) errno = ERANGE;
             *(int *)p = (int)v;
             break;
         }
-        case OPT_DBL: *(double *)p = strtod(val, &end); break;
-        case OPT_U64: *(uint64_t *)p = strtoull(val, &end, 10); break;
-        default: break;
+        case OPT_DBL:
+            *(double *)p = strtod(val, &end);
+            break;
+        case OPT_U64:
+            *(uint64_t *)p = strtoull(val, &end, 10);
+            break;
+        default:
+            break;
         }
         if (o->type != OPT_STR && (*val == '\0' || *end != '\0' || errno)) {
             fprintf(stderr, "tripletctl train: %s: \"%s\" is not a valid number\n", name, val);
@@ -199,8 +209,8 @@ static double curve_recall(run_ctx *r) {
     if (r->q != r->g && trn_embed(r->t, r->g->x, r->ng, r->eg, &r->err)) return NAN;
     const trn_config *c = trn_get_config(r->t);
     size_t od = (size_t)c->dims[c->n_layers];
-    if (evl_retrieval(c->metric, r->eq, r->q->labels, r->nq, r->q == r->g ? r->eq : r->eg, r->g->labels, r->q == r->g ? r->nq : r->ng, od, &o,
-                      &res, &r->err))
+    if (evl_retrieval(c->metric, r->eq, r->q->labels, r->nq, r->q == r->g ? r->eq : r->eg, r->g->labels,
+                      r->q == r->g ? r->nq : r->ng, od, &o, &res, &r->err))
         return NAN;
     return res.recall_at_1;
 }
@@ -211,8 +221,10 @@ static void fmt_time(double s, char *buf, size_t len) {
         return;
     }
     long v = (long)(s + 0.5);
-    if (v >= 3600) snprintf(buf, len, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
-    else snprintf(buf, len, "%ld:%02ld", v / 60, v % 60);
+    if (v >= 3600)
+        snprintf(buf, len, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
+    else
+        snprintf(buf, len, "%ld:%02ld", v / 60, v % 60);
 }
 
 static int on_progress(void *user, trn_event ev, const trn_stats *st) {
@@ -232,20 +244,27 @@ static int on_progress(void *user, trn_event ev, const trn_stats *st) {
                 for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
                 bar[width] = '\0';
                 char line[512];
-                snprintf(line, sizeof line, "epoch %d/%d [%s] %d/%d %.0f steps/s ETA %s %sloss %.4f active %.2f hard/semi/easy %.2f/%.2f/%.2f",
-                         st->epoch + 1, r->total_epochs, bar, st->step_in_epoch, spe, rate, eta, st->collapsed ? "COLLAPSED " : "", st->loss,
-                         st->active, st->share[LOSS_CAT_HARD], st->share[LOSS_CAT_SEMI_HARD], st->share[LOSS_CAT_EASY]);
+                snprintf(
+                    line, sizeof line,
+                    "epoch %d/%d [%s] %d/%d %.0f steps/s ETA %s %sloss %.4f active %.2f hard/semi/easy %.2f/%.2f/%.2f",
+                    st->epoch + 1, r->total_epochs, bar, st->step_in_epoch, spe, rate, eta,
+                    st->collapsed ? "COLLAPSED " : "", st->loss, st->active, st->share[LOSS_CAT_HARD],
+                    st->share[LOSS_CAT_SEMI_HARD], st->share[LOSS_CAT_EASY]);
                 /* one terminal row, or \r cannot redraw it */
                 struct winsize ws;
-                if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_col < sizeof line) line[ws.ws_col - 1] = '\0';
+                if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_col < sizeof line)
+                    line[ws.ws_col - 1] = '\0';
                 fprintf(stderr, "\r%s\033[K", line);
                 fflush(stderr);
                 r->t_last_draw = t;
             }
         } else if (st->step_in_epoch % (spe >= 10 ? spe / 10 : 1) == 0 || st->step == 1) {
-            fprintf(stderr, "epoch %d/%d step %d/%d loss %.4f active %.3f hard %.3f semi-hard %.3f easy %.3f d_ap %.4f d_an %.4f%s %.0f steps/s ETA %s\n",
-                    st->epoch + 1, r->total_epochs, st->step_in_epoch, spe, st->loss, st->active, st->share[LOSS_CAT_HARD], st->share[LOSS_CAT_SEMI_HARD],
-                    st->share[LOSS_CAT_EASY], st->mean_d_ap, st->mean_d_an, st->collapsed ? " COLLAPSED" : "", rate, eta);
+            fprintf(stderr,
+                    "epoch %d/%d step %d/%d loss %.4f active %.3f hard %.3f semi-hard %.3f easy %.3f d_ap %.4f d_an "
+                    "%.4f%s %.0f steps/s ETA %s\n",
+                    st->epoch + 1, r->total_epochs, st->step_in_epoch, spe, st->loss, st->active,
+                    st->share[LOSS_CAT_HARD], st->share[LOSS_CAT_SEMI_HARD], st->share[LOSS_CAT_EASY], st->mean_d_ap,
+                    st->mean_d_an, st->collapsed ? " COLLAPSED" : "", rate, eta);
         }
         return g_interrupted != 0;
     }
@@ -271,12 +290,17 @@ static int on_progress(void *user, trn_event ev, const trn_stats *st) {
         return 1;
     }
     if (!r->quiet) {
-        fprintf(stderr, "%sepoch %d/%d done: loss %.4f active %.3f hard %.3f semi-hard %.3f easy %.3f d_ap %.4f d_an %.4f Recall@1 %.4f (%.1fs)\n",
-                r->tty ? "\r\033[K" : "", st->epoch + 1, r->total_epochs, st->loss, st->active, st->share[LOSS_CAT_HARD], st->share[LOSS_CAT_SEMI_HARD],
-                st->share[LOSS_CAT_EASY], st->mean_d_ap, st->mean_d_an, row.recall1, row.seconds);
+        fprintf(stderr,
+                "%sepoch %d/%d done: loss %.4f active %.3f hard %.3f semi-hard %.3f easy %.3f d_ap %.4f d_an %.4f "
+                "Recall@1 %.4f (%.1fs)\n",
+                r->tty ? "\r\033[K" : "", st->epoch + 1, r->total_epochs, st->loss, st->active,
+                st->share[LOSS_CAT_HARD], st->share[LOSS_CAT_SEMI_HARD], st->share[LOSS_CAT_EASY], st->mean_d_ap,
+                st->mean_d_an, row.recall1, row.seconds);
         if (st->collapsed && !r->warned_collapse) {
-            fprintf(stderr, "warning: the embedding has collapsed (mean d_ap %.2g and d_an %.2g are both ~0): every input maps to one point. "
-                            "Batch-hard mining from a random start does this; use --mining semi-hard or batch-all.\n",
+            fprintf(stderr,
+                    "warning: the embedding has collapsed (mean d_ap %.2g and d_an %.2g are both ~0): every input maps "
+                    "to one point. "
+                    "Batch-hard mining from a random start does this; use --mining semi-hard or batch-all.\n",
                     st->mean_d_ap, st->mean_d_an);
             r->warned_collapse = 1;
         }
@@ -307,17 +331,31 @@ static int save_model(const run_ctx *r, const dat_set *train) {
     trn_recipe(c, recipe, sizeof recipe);
     trn_format_arch(c, arch, sizeof arch);
     snprintf(m->name, sizeof m->name, "%s", a->name ? a->name : "triplet-mlp");
-    if (a->description) snprintf(m->description, sizeof m->description, "%s", a->description);
+    if (a->description)
+        snprintf(m->description, sizeof m->description, "%s", a->description);
     else
         snprintf(m->description, sizeof m->description,
-                 "MLP %.64s embedding trained with %s loss (%s mining) on %.200s; takes raw inputs (preprocessing in input.mean/input.scale)", arch,
-                 loss_name(c->loss), mine_name(c->mining), short_source(train->source));
+                 "MLP %.64s embedding trained with %s loss (%s mining) on %.200s; takes raw inputs (preprocessing in "
+                 "input.mean/input.scale)",
+                 arch, loss_name(c->loss), mine_name(c->mining), short_source(train->source));
     snprintf(steps, sizeof steps, "%" PRId64, trn_steps_done(r->t));
     snprintf(epochs, sizeof epochs, "%d", trn_epochs_done(r->t));
     snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
     snprintf(r1, sizeof r1, "%.4f", r->hist.n ? r->hist.rows[r->hist.n - 1].recall1 : NAN);
-    const char *extra[] = {"recipe", recipe, "mining", mine_name(c->mining), "training.data", short_source(train->source), "training.epochs", epochs,
-                           "training.steps", steps, "training.curve_recall_at_1", r1, "seed", seed};
+    const char *extra[] = {"recipe",
+                           recipe,
+                           "mining",
+                           mine_name(c->mining),
+                           "training.data",
+                           short_source(train->source),
+                           "training.epochs",
+                           epochs,
+                           "training.steps",
+                           steps,
+                           "training.curve_recall_at_1",
+                           r1,
+                           "seed",
+                           seed};
     int rc = mdl_save(m, a->out, extra, sizeof extra / sizeof extra[0] / 2, &err);
     if (rc) fprintf(stderr, "tripletctl train: cannot write %s: %s\n", a->out, err.msg);
     mdl_free(m);
@@ -327,8 +365,8 @@ static int save_model(const run_ctx *r, const dat_set *train) {
 /* The training data and the learning curve's held-out data (--test, the IDX
  * test split, or none: leave-one-out on training rows), both restricted to
  * --classes; 0, or -1 after printing why. */
-static int load_data(train_args *a, const int64_t *classes, size_t n_classes, char *data_path, size_t cap, dat_set **trainp,
-                     dat_set **testp) {
+static int load_data(train_args *a, const int64_t *classes, size_t n_classes, char *data_path, size_t cap,
+                     dat_set **trainp, dat_set **testp) {
     dat_set *train = NULL, *test = NULL, *tmp = NULL;
     tr_err err;
     if (a->data == NULL) {
@@ -351,7 +389,8 @@ static int load_data(train_args *a, const int64_t *classes, size_t n_classes, ch
         }
     } else {
         dopt.split = "test";
-        if (dat_load(a->data, &dopt, &test, &err)) test = NULL; /* no test split: leave-one-out curve on training rows */
+        if (dat_load(a->data, &dopt, &test, &err))
+            test = NULL; /* no test split: leave-one-out curve on training rows */
     }
     if (test && test->dim != train->dim) {
         fprintf(stderr, "tripletctl train: test data has %zu features, training data %zu\n", test->dim, train->dim);
@@ -366,7 +405,8 @@ static int load_data(train_args *a, const int64_t *classes, size_t n_classes, ch
         train = tmp;
         tmp = NULL;
         if (test) {
-            if (dat_filter_classes(test, classes, n_classes, 1, &tmp, &err)) tmp = NULL; /* no such rows: no held-out curve */
+            if (dat_filter_classes(test, classes, n_classes, 1, &tmp, &err))
+                tmp = NULL; /* no such rows: no held-out curve */
             dat_free(test);
             test = tmp;
         }
@@ -386,15 +426,19 @@ static int save_on_interrupt(run_ctx *r) {
     char ckpt[1100];
     tr_err err;
     char *hist = history_csv(&r->hist);
-    if (a->checkpoint) snprintf(ckpt, sizeof ckpt, "%s", a->checkpoint);
-    else snprintf(ckpt, sizeof ckpt, "%s.ckpt", a->out);
+    if (a->checkpoint)
+        snprintf(ckpt, sizeof ckpt, "%s", a->checkpoint);
+    else
+        snprintf(ckpt, sizeof ckpt, "%s.ckpt", a->out);
     int sr = hist ? trn_checkpoint_save(r->t, ckpt, hist, &err) : tr_seterr(&err, TR_ENOMEM, "", "out of memory");
     free(hist);
     if (sr) {
         fprintf(stderr, "\ntripletctl train: interrupted, and saving the checkpoint failed: %s\n", err.msg);
         return -1;
     }
-    fprintf(stderr, "\ninterrupted at epoch %d, step %" PRId64 "; checkpoint saved to %s\nresume with: tripletctl train --resume %s --out %s\n",
+    fprintf(stderr,
+            "\ninterrupted at epoch %d, step %" PRId64
+            "; checkpoint saved to %s\nresume with: tripletctl train --resume %s --out %s\n",
             trn_epochs_done(r->t) + 1, trn_steps_done(r->t), ckpt, ckpt, a->out);
     return 0;
 }
@@ -410,8 +454,8 @@ static int write_history(const train_args *a, const history *h, const trn_config
     if (a->svg) {
         char title[512], arch[256];
         trn_format_arch(cfg, arch, sizeof arch);
-        snprintf(title, sizeof title, "%s: MLP %s, %s loss, %s mining, %s", a->name ? a->name : "learning curve", arch, loss_name(cfg->loss),
-                 mine_name(cfg->mining), dist_name(cfg->metric));
+        snprintf(title, sizeof title, "%s: MLP %s, %s loss, %s mining, %s", a->name ? a->name : "learning curve", arch,
+                 loss_name(cfg->loss), mine_name(cfg->mining), dist_name(cfg->metric));
         if (history_write_svg(a->svg, h, title)) return -1;
     }
     return 0;
@@ -460,9 +504,12 @@ static int resume(trn *t, const train_args *a, history *h) {
     tr_err err;
     char *note = NULL;
     int rc = -1;
-    if (trn_checkpoint_load(t, a->resume, &note, &err)) fprintf(stderr, "tripletctl train: --resume %s: %s\n", a->resume, err.msg);
-    else if (history_parse(h, note)) fprintf(stderr, "tripletctl train: --resume %s: the saved epoch history is malformed\n", a->resume);
-    else rc = 0;
+    if (trn_checkpoint_load(t, a->resume, &note, &err))
+        fprintf(stderr, "tripletctl train: --resume %s: %s\n", a->resume, err.msg);
+    else if (history_parse(h, note))
+        fprintf(stderr, "tripletctl train: --resume %s: the saved epoch history is malformed\n", a->resume);
+    else
+        rc = 0;
     free(note);
     if (rc == 0 && a->epochs_given) trn_set_epochs(t, a->cfg.epochs);
     return rc;
@@ -516,9 +563,10 @@ int cmd_train(int argc, char **argv) {
     if (!a.quiet) {
         char recipe[1024];
         trn_recipe(cfg, recipe, sizeof recipe);
-        fprintf(stderr, "training on %s: %zu rows x %zu features%s\n%s\n", short_source(train->source), train->n, train->dim,
-                a.resume ? " (resumed)" : "", recipe);
-        if (a.resume) fprintf(stderr, "resuming at epoch %d, step %" PRId64 "\n", trn_epochs_done(t) + 1, trn_steps_done(t));
+        fprintf(stderr, "training on %s: %zu rows x %zu features%s\n%s\n", short_source(train->source), train->n,
+                train->dim, a.resume ? " (resumed)" : "", recipe);
+        if (a.resume)
+            fprintf(stderr, "resuming at epoch %d, step %" PRId64 "\n", trn_epochs_done(t) + 1, trn_steps_done(t));
     }
     if (trn_run(t, on_progress, &r, &stopped, &err)) {
         fprintf(stderr, "\ntripletctl train: %s\n", err.msg);
@@ -535,7 +583,8 @@ int cmd_train(int argc, char **argv) {
     if (save_model(&r, train)) goto done;
     if (write_history(&a, &r.hist, cfg)) goto done;
     if (!a.quiet)
-        fprintf(stderr, "wrote %s (%d epochs, %" PRId64 " steps, %.1fs)\n", a.out, trn_epochs_done(t), trn_steps_done(t), now() - r.t_start);
+        fprintf(stderr, "wrote %s (%d epochs, %" PRId64 " steps, %.1fs)\n", a.out, trn_epochs_done(t),
+                trn_steps_done(t), now() - r.t_start);
     rc = 0;
 done:
     if (sig_installed) sigaction(SIGINT, &old_sa, NULL);

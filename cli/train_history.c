@@ -22,8 +22,9 @@ int history_add(history *h, const epoch_row *r) {
 #define CSV_HEADER "epoch,loss,active,easy,semi_hard,hard,mean_d_ap,mean_d_an,collapsed,recall_at_1,seconds"
 
 static void row_csv(const epoch_row *r, char *buf, size_t len) {
-    snprintf(buf, len, "%d,%.6f,%.4f,%.4f,%.4f,%.4f,%.5f,%.5f,%d,%.4f,%.2f", r->epoch + 1, r->loss, r->active, r->share[LOSS_CAT_EASY],
-             r->share[LOSS_CAT_SEMI_HARD], r->share[LOSS_CAT_HARD], r->d_ap, r->d_an, r->collapsed, r->recall1, r->seconds);
+    snprintf(buf, len, "%d,%.6f,%.4f,%.4f,%.4f,%.4f,%.5f,%.5f,%d,%.4f,%.2f", r->epoch + 1, r->loss, r->active,
+             r->share[LOSS_CAT_EASY], r->share[LOSS_CAT_SEMI_HARD], r->share[LOSS_CAT_HARD], r->d_ap, r->d_an,
+             r->collapsed, r->recall1, r->seconds);
 }
 
 /* The history as CSV text (malloc'd), also the checkpoint note. */
@@ -47,8 +48,9 @@ int history_parse(history *h, const char *s) {
     for (line++; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : line + strlen(line)) {
         epoch_row r;
         memset(&r, 0, sizeof r);
-        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%d,%lf,%lf", &r.epoch, &r.loss, &r.active, &r.share[LOSS_CAT_EASY], &r.share[LOSS_CAT_SEMI_HARD],
-                   &r.share[LOSS_CAT_HARD], &r.d_ap, &r.d_an, &r.collapsed, &r.recall1, &r.seconds) != 11)
+        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%d,%lf,%lf", &r.epoch, &r.loss, &r.active,
+                   &r.share[LOSS_CAT_EASY], &r.share[LOSS_CAT_SEMI_HARD], &r.share[LOSS_CAT_HARD], &r.d_ap, &r.d_an,
+                   &r.collapsed, &r.recall1, &r.seconds) != 11)
             return -1;
         r.epoch--;
         if (history_add(h, &r)) return -1;
@@ -72,10 +74,14 @@ int history_write_text(const char *path, const char *text) {
 
 static void svg_escape(FILE *f, const char *s) {
     for (; *s; s++) {
-        if (*s == '<') fputs("&lt;", f);
-        else if (*s == '>') fputs("&gt;", f);
-        else if (*s == '&') fputs("&amp;", f);
-        else fputc(*s, f);
+        if (*s == '<')
+            fputs("&lt;", f);
+        else if (*s == '>')
+            fputs("&gt;", f);
+        else if (*s == '&')
+            fputs("&amp;", f);
+        else
+            fputc(*s, f);
     }
 }
 
@@ -100,23 +106,36 @@ int history_write_svg(const char *path, const history *h, const char *title) {
     int ne = h->n ? h->rows[h->n - 1].epoch + 1 : 1;
     double xs = ne > 1 ? pw / (ne - 1) : 0;
 #define XP(e) (L + (ne > 1 ? (e)*xs : pw / 2))
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+            "font-family=\"sans-serif\" font-size=\"12\">\n",
             W, H, W, H);
-    fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"28\" text-anchor=\"middle\" font-size=\"15\">", W / 2);
+    fprintf(f,
+            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"28\" text-anchor=\"middle\" "
+            "font-size=\"15\">",
+            W / 2);
     svg_escape(f, title);
-    fprintf(f, "</text>\n<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n", L, T, pw, ph);
+    fprintf(f, "</text>\n<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n",
+            L, T, pw, ph);
     for (int k = 0; k <= 5; k++) {
         double y = T + ph - k * ph / 5;
         fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>\n", L, L + pw, y, y);
-        fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#c0392b\">%.3f</text>\n", L - 6, y + 4, lmax * k / 5);
-        fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" fill=\"#2471a3\">%.3f</text>\n", L + pw + 6, y + 4, rmin + (rmax - rmin) * k / 5);
+        fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\" fill=\"#c0392b\">%.3f</text>\n", L - 6, y + 4,
+                lmax * k / 5);
+        fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" fill=\"#2471a3\">%.3f</text>\n", L + pw + 6, y + 4,
+                rmin + (rmax - rmin) * k / 5);
     }
     for (int e = 0; e < ne; e++)
         if (ne <= 20 || e % ((ne + 19) / 20) == 0)
             fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%d</text>\n", XP(e), T + ph + 18, e + 1);
     fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">epoch</text>\n", L + pw / 2, H - 18);
-    fprintf(f, "<text transform=\"translate(18 %.0f) rotate(-90)\" text-anchor=\"middle\" fill=\"#c0392b\">training loss (epoch mean)</text>\n", T + ph / 2);
-    fprintf(f, "<text transform=\"translate(%.0f %.0f) rotate(90)\" text-anchor=\"middle\" fill=\"#2471a3\">Recall@1 (held-out subset)</text>\n",
+    fprintf(f,
+            "<text transform=\"translate(18 %.0f) rotate(-90)\" text-anchor=\"middle\" fill=\"#c0392b\">training loss "
+            "(epoch mean)</text>\n",
+            T + ph / 2);
+    fprintf(f,
+            "<text transform=\"translate(%.0f %.0f) rotate(90)\" text-anchor=\"middle\" fill=\"#2471a3\">Recall@1 "
+            "(held-out subset)</text>\n",
             W - 14, T + ph / 2);
     for (int s = 0; s < 2; s++) {
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", s ? "#2471a3" : "#c0392b");
@@ -127,13 +146,18 @@ int history_write_svg(const char *path, const history *h, const char *title) {
         fprintf(f, "\"/>\n");
         for (size_t i = 0; i < h->n; i++) {
             double v = s ? (h->rows[i].recall1 - rmin) / (rmax - rmin) : h->rows[i].loss / lmax;
-            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>epoch %d: %s %.4f</title></circle>\n", XP(h->rows[i].epoch),
-                    T + ph - v * ph, s ? "#2471a3" : "#c0392b", h->rows[i].epoch + 1, s ? "Recall@1" : "loss", s ? h->rows[i].recall1 : h->rows[i].loss);
+            fprintf(f,
+                    "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>epoch %d: %s %.4f</title></circle>\n",
+                    XP(h->rows[i].epoch), T + ph - v * ph, s ? "#2471a3" : "#c0392b", h->rows[i].epoch + 1,
+                    s ? "Recall@1" : "loss", s ? h->rows[i].recall1 : h->rows[i].loss);
         }
     }
-    fprintf(f, "<g transform=\"translate(%.0f %.0f)\"><line x1=\"0\" x2=\"20\" y1=\"0\" y2=\"0\" stroke=\"#c0392b\" stroke-width=\"2\"/>"
-               "<text x=\"26\" y=\"4\">loss</text><line x1=\"80\" x2=\"100\" y1=\"0\" y2=\"0\" stroke=\"#2471a3\" stroke-width=\"2\"/>"
-               "<text x=\"106\" y=\"4\">Recall@1</text></g>\n</svg>\n",
+    fprintf(f,
+            "<g transform=\"translate(%.0f %.0f)\"><line x1=\"0\" x2=\"20\" y1=\"0\" y2=\"0\" stroke=\"#c0392b\" "
+            "stroke-width=\"2\"/>"
+            "<text x=\"26\" y=\"4\">loss</text><line x1=\"80\" x2=\"100\" y1=\"0\" y2=\"0\" stroke=\"#2471a3\" "
+            "stroke-width=\"2\"/>"
+            "<text x=\"106\" y=\"4\">Recall@1</text></g>\n</svg>\n",
             L + 10, T + 14);
 #undef XP
     if (fclose(f) != 0) {
@@ -142,4 +166,3 @@ int history_write_svg(const char *path, const history *h, const char *title) {
     }
     return 0;
 }
-

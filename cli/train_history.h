@@ -1,4 +1,5 @@
-/* train_history.h - `tripletctl train`'s per-epoch history: rows, CSV (also the checkpoint note) and the SVG learning curve. */
+/* train_history.h - `tripletctl train`'s per-epoch history: rows, CSV (also the checkpoint note) and the SVG learning
+ * curve. */
 #ifndef TRAIN_HISTORY_H
 #define TRAIN_HISTORY_H
 

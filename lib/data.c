@@ -45,8 +45,8 @@ int dat_alloc(size_t n, size_t dim, int with_ids, const char *name, dat_set **ou
         return tr_seterr(err, dim == 0 ? TR_EFORMAT : TR_ELIMIT, "", "%s: %zu features per row (limit 1..%zu)", name,
                          dim, DAT_MAX_DIM);
     if (!tr_size_mul(n, dim, &nv) || nv > DAT_MAX_VALUES)
-        return tr_seterr(err, TR_ELIMIT, "", "%s: %zu rows x %zu features is over the limit of %zu values", name, n, dim,
-                         DAT_MAX_VALUES);
+        return tr_seterr(err, TR_ELIMIT, "", "%s: %zu rows x %zu features is over the limit of %zu values", name, n,
+                         dim, DAT_MAX_VALUES);
     if (!tr_size_mul(nv ? nv : 1, sizeof(float), &bx) || !tr_size_mul(n ? n : 1, sizeof(int64_t), &bl) ||
         !tr_size_mul(n ? n : 1, sizeof(char *), &bi))
         return tr_seterr(err, TR_ELIMIT, "", "%s: dataset size overflows", name);

@@ -7,10 +7,10 @@
 
 #include "tr_err.h"
 
-#define DAT_MAX_BYTES ((size_t)4 << 30)     /* decompressed bytes of one file */
-#define DAT_MAX_VALUES ((size_t)1 << 30)    /* n * dim floats in one dataset */
-#define DAT_MAX_DIM ((size_t)1 << 20)       /* features per row */
-#define DAT_MAX_ID 256                      /* bytes of one id, NUL included */
+#define DAT_MAX_BYTES ((size_t)4 << 30)  /* decompressed bytes of one file */
+#define DAT_MAX_VALUES ((size_t)1 << 30) /* n * dim floats in one dataset */
+#define DAT_MAX_DIM ((size_t)1 << 20)    /* features per row */
+#define DAT_MAX_ID 256                   /* bytes of one id, NUL included */
 
 /* A dataset: n rows of dim float32 features with an int64 label each.
  * x' = (raw - pre_mean) * pre_scale was applied at load (0 and 1 when the
@@ -18,10 +18,10 @@
  * preprocessing as input.mean / input.scale and take raw inputs. */
 typedef struct {
     size_t n, dim;
-    float *x;          /* n x dim, row-major */
-    int64_t *labels;   /* n */
-    char **ids;        /* n strings, or NULL when the source had no ids */
-    double pre_mean;   /* preprocessing applied to x (see above) */
+    float *x;        /* n x dim, row-major */
+    int64_t *labels; /* n */
+    char **ids;      /* n strings, or NULL when the source had no ids */
+    double pre_mean; /* preprocessing applied to x (see above) */
     double pre_scale;
     double raw_max;    /* largest value the source format can hold (255 for
                           IDX ubyte), 0 when unbounded (CSV, JSON lines) */
@@ -78,8 +78,7 @@ int dat_parse_csv(const char *text, size_t len, const char *name, const dat_opts
  *   {"x": [numbers...], "label": integer, "id": "optional"}
  * ("features" is accepted for "x"; id may be a string or an integer);
  * every row the same length. */
-int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_opts *opts, dat_set **out,
-                    tr_err *err);
+int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_opts *opts, dat_set **out, tr_err *err);
 
 /* Directories searched for the default dataset (Fashion-MNIST), in order:
  * dir when not NULL or empty (then only it; the CLI passes $TRIPLET_DATA),

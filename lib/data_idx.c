@@ -13,8 +13,8 @@ typedef struct {
 } idx_type;
 
 static const idx_type idx_types[] = {
-    {0x08, 1, "ubyte", 1, 255.0}, {0x09, 1, "byte", 1, 127.0},  {0x0B, 2, "short", 1, 32767.0},
-    {0x0C, 4, "int", 1, 0.0},     {0x0D, 4, "float", 0, 0.0},   {0x0E, 8, "double", 0, 0.0},
+    {0x08, 1, "ubyte", 1, 255.0}, {0x09, 1, "byte", 1, 127.0}, {0x0B, 2, "short", 1, 32767.0},
+    {0x0C, 4, "int", 1, 0.0},     {0x0D, 4, "float", 0, 0.0},  {0x0E, 8, "double", 0, 0.0},
 };
 
 static uint32_t be32(const uint8_t *p) {
@@ -25,10 +25,14 @@ static uint32_t be32(const uint8_t *p) {
 static double idx_value(const idx_type *t, const uint8_t *p, size_t i) {
     p += i * t->size;
     switch (t->code) {
-    case 0x08: return (double)p[0];
-    case 0x09: return (double)(int8_t)p[0];
-    case 0x0B: return (double)(int16_t)(uint16_t)((unsigned)p[0] << 8 | p[1]);
-    case 0x0C: return (double)(int32_t)be32(p);
+    case 0x08:
+        return (double)p[0];
+    case 0x09:
+        return (double)(int8_t)p[0];
+    case 0x0B:
+        return (double)(int16_t)(uint16_t)((unsigned)p[0] << 8 | p[1]);
+    case 0x0C:
+        return (double)(int32_t)be32(p);
     case 0x0D: {
         uint32_t u = be32(p);
         float f;
@@ -69,7 +73,8 @@ static int idx_parse_header(const uint8_t *b, size_t len, const char *name, idx_
         return tr_seterr(err, TR_EFORMAT, "", "%s: unknown IDX element type 0x%02x at byte offset 2", name, b[2]);
     h->rank = b[3];
     if (h->rank < 1 || h->rank > 3)
-        return tr_seterr(err, TR_EFORMAT, "", "%s: IDX rank %d at byte offset 3 is not supported (1..3)", name, h->rank);
+        return tr_seterr(err, TR_EFORMAT, "", "%s: IDX rank %d at byte offset 3 is not supported (1..3)", name,
+                         h->rank);
     h->header = 4 + 4 * (size_t)h->rank;
     if (len < h->header)
         return tr_seterr(err, TR_EFORMAT, "", "%s: truncated IDX header: %zu bytes, need %zu", name, len, h->header);
@@ -141,4 +146,3 @@ fail:
     dat_free(d);
     return rc;
 }
-

@@ -167,8 +167,8 @@ static size_t csv_split(const char *s, size_t len, const char **f, size_t *fl, s
 
 /* One CSV data row (ncols fields f/fl) appended to r: features, the label
  * (last column) and the id (first column when id_col). */
-static int csv_row(rowbuf *r, const char **f, const size_t *fl, size_t ncols, int id_col, const char *name, size_t lineno,
-                   tr_err *err) {
+static int csv_row(rowbuf *r, const char **f, const size_t *fl, size_t ncols, int id_col, const char *name,
+                   size_t lineno, tr_err *err) {
     float *row = r->x + r->n * r->dim;
     for (size_t c = (size_t)id_col; c < ncols; c++) {
         double v;
@@ -191,8 +191,8 @@ static int csv_row(rowbuf *r, const char **f, const size_t *fl, size_t ncols, in
         while (l > 0 && isspace((unsigned char)*s)) s++, l--;
         while (l > 0 && isspace((unsigned char)s[l - 1])) l--;
         if (l == 0 || l >= DAT_MAX_ID) {
-            return tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column 1: id is empty or longer than %d bytes", name,
-                             lineno, DAT_MAX_ID - 1);
+            return tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column 1: id is empty or longer than %d bytes", name, lineno,
+                             DAT_MAX_ID - 1);
         }
         if (memchr(s, '\0', l) != NULL) {
             return tr_seterr(err, TR_EFORMAT, "", "%s:%zu, column 1: id contains a NUL byte", name, lineno);
@@ -274,8 +274,7 @@ fail:
 
 /* ------------------------------------------------------------ JSON lines */
 
-int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_opts *opts, dat_set **out,
-                    tr_err *err) {
+int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_opts *opts, dat_set **out, tr_err *err) {
     dat_opts tmp;
     const dat_opts *o = dat_opts_or_default(opts, &tmp);
     rowbuf r = {0};
@@ -302,7 +301,8 @@ int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_op
             goto fail;
         }
         if (!cJSON_IsObject(j)) {
-            rc = tr_seterr(err, TR_EFORMAT, "", "%s:%zu: expected an object {\"x\": [...], \"label\": L}", name, lineno);
+            rc =
+                tr_seterr(err, TR_EFORMAT, "", "%s:%zu: expected an object {\"x\": [...], \"label\": L}", name, lineno);
             goto fail;
         }
         const char *key = "x";
@@ -361,8 +361,9 @@ int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_op
                        fabs(id->valuedouble) <= 9007199254740992.0) {
                 snprintf(buf, sizeof buf, "%.0f", id->valuedouble);
             } else {
-                rc = tr_seterr(err, TR_EFORMAT, "id", "%s:%zu: \"id\" must be a non-empty string (< %d bytes) or an integer",
-                               name, lineno, DAT_MAX_ID);
+                rc = tr_seterr(err, TR_EFORMAT, "id",
+                               "%s:%zu: \"id\" must be a non-empty string (< %d bytes) or an integer", name, lineno,
+                               DAT_MAX_ID);
                 goto fail;
             }
             if ((r.ids[r.n] = dup_bounded(buf, strlen(buf))) == NULL) {
@@ -380,4 +381,3 @@ fail:
     rowbuf_free(&r);
     return rc;
 }
-

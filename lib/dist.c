@@ -29,7 +29,9 @@ int dist_parse(const char *s, dist_metric *out) {
     return -1;
 }
 
-const char *dist_name(dist_metric m) { return (unsigned)m < DIST_COUNT ? dist_names[m] : "unknown"; }
+const char *dist_name(dist_metric m) {
+    return (unsigned)m < DIST_COUNT ? dist_names[m] : "unknown";
+}
 
 /* The kernels keep four double partial sums so the loop pipelines; every
  * product of two floats is exact in double, only the additions round. */
@@ -90,15 +92,19 @@ static double cosine_from(double dot, double na2, double nb2) {
 
 double dist_one(dist_metric m, const float *a, const float *b, size_t dim) {
     switch (m) {
-    case DIST_SQEUCLIDEAN: return sum_sqdiff(a, b, dim);
-    case DIST_EUCLIDEAN: return sqrt(sum_sqdiff(a, b, dim));
+    case DIST_SQEUCLIDEAN:
+        return sum_sqdiff(a, b, dim);
+    case DIST_EUCLIDEAN:
+        return sqrt(sum_sqdiff(a, b, dim));
     case DIST_COSINE: {
         double ab, aa, bb;
         sum_dot3(a, b, dim, &ab, &aa, &bb);
         return cosine_from(ab, aa, bb);
     }
-    case DIST_DOT: return -sum_dot(a, b, dim);
-    default: return NAN;
+    case DIST_DOT:
+        return -sum_dot(a, b, dim);
+    default:
+        return NAN;
     }
 }
 
@@ -106,7 +112,8 @@ void dist_rows(dist_metric m, const float *a, const float *b, size_t n, size_t d
     for (size_t i = 0; i < n; i++) out[i] = dist_one(m, a + i * dim, b + i * dim, dim);
 }
 
-static void dist_matrix_direct(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim, double *out) {
+static void dist_matrix_direct(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim,
+                               double *out) {
     for (size_t i = 0; i < na; i++)
         for (size_t j = 0; j < nb; j++) out[i * nb + j] = dist_one(m, a + i * dim, b + j * dim, dim);
 }
@@ -115,7 +122,8 @@ static void dist_matrix_direct(dist_metric m, const float *a, size_t na, const f
  * half of out's bytes and widened in place from the last entry backwards
  * (entry k's double covers floats 2k, 2k+1 >= k, already consumed), so no
  * extra na*nb buffer is touched. memcpy keeps the type punning defined. */
-static int dist_matrix_gemm(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim, double *out, tr_err *err) {
+static int dist_matrix_gemm(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim,
+                            double *out, tr_err *err) {
     int rc = TR_OK;
     size_t nn = na + nb;
     double *norm2 = malloc(nn * sizeof *norm2);
@@ -136,7 +144,8 @@ static int dist_matrix_gemm(dist_metric m, const float *a, size_t na, const floa
     if (m == DIST_COSINE)
         for (size_t j = na; j < nn; j++) norm2[j] = norm2[j] > 0 ? 1.0 / sqrt(norm2[j]) : 0;
     float *c = (float *)(void *)out;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)dim, 1.0f, a, (int)dim, b, (int)dim, 0.0f, c, (int)nb);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)dim, 1.0f, a, (int)dim, b, (int)dim,
+                0.0f, c, (int)nb);
     const double *nra = norm2, *nrb = norm2 + na;
     for (size_t i = na; i-- > 0;) {
         const float *ai = a + i * dim;
@@ -158,10 +167,14 @@ static int dist_matrix_gemm(dist_metric m, const float *a, size_t na, const floa
                 /* nrb[] holds 1/||b_j|| here (0 for a zero row) */
                 d = 1.0 - dot * inva * nrb[j];
                 if (d < 0) d = 0;
-                if (inva == 0 || nrb[j] == 0) d = 1.0;
-                else if (d <= DIST_RECOMPUTE_FRAC) d = dist_one(DIST_COSINE, ai, b + j * dim, dim);
+                if (inva == 0 || nrb[j] == 0)
+                    d = 1.0;
+                else if (d <= DIST_RECOMPUTE_FRAC)
+                    d = dist_one(DIST_COSINE, ai, b + j * dim, dim);
                 break;
-            default: d = -dot; break;
+            default:
+                d = -dot;
+                break;
             }
             memcpy((char *)out + k * sizeof(double), &d, sizeof d);
         }
@@ -171,13 +184,15 @@ fail:
     return rc;
 }
 
-int dist_matrix(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim, double *out, tr_err *err) {
+int dist_matrix(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim, double *out,
+                tr_err *err) {
     size_t cells, bytes, macs;
     if ((unsigned)m >= DIST_COUNT) return tr_seterr(err, TR_EINVAL, "metric", "unknown metric %d", (int)m);
     if (!tr_size_mul(na, nb, &cells) || !tr_size_mul(cells, sizeof(double), &bytes))
         return tr_seterr(err, TR_ELIMIT, "", "distance matrix %zu x %zu is too large", na, nb);
     if (cells == 0) return TR_OK;
-    int gemm = tr_size_mul(cells, dim, &macs) && macs >= DIST_GEMM_MIN_MACS && na <= INT_MAX && nb <= INT_MAX && dim <= INT_MAX && dim > 0;
+    int gemm = tr_size_mul(cells, dim, &macs) && macs >= DIST_GEMM_MIN_MACS && na <= INT_MAX && nb <= INT_MAX &&
+               dim <= INT_MAX && dim > 0;
     /* GEMM pays off only when both sides have some rows; a single row is a
      * plain dot loop either way. */
     if (!gemm || na < 4 || nb < 4) {

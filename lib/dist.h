@@ -27,6 +27,7 @@ void dist_rows(dist_metric m, const float *a, const float *b, size_t n, size_t d
 /* out[i*nb + j] = d(a[i], b[j]); row-major na x nb. Uses GEMM for large
  * inputs (clamped at 0 for the Euclidean metrics), direct double sums for
  * small ones. TR_ENOMEM on allocation failure. */
-int dist_matrix(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim, double *out, tr_err *err);
+int dist_matrix(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim, double *out,
+                tr_err *err);
 
 #endif

@@ -38,15 +38,19 @@ static size_t count_label(const int64_t *s, size_t n, int64_t y) {
     size_t lo = 0, hi = n;
     while (lo < hi) { /* first >= y */
         size_t mid = lo + (hi - lo) / 2;
-        if (s[mid] < y) lo = mid + 1;
-        else hi = mid;
+        if (s[mid] < y)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     size_t a = lo;
     hi = n;
     while (lo < hi) { /* first > y */
         size_t mid = lo + (hi - lo) / 2;
-        if (s[mid] <= y) lo = mid + 1;
-        else hi = mid;
+        if (s[mid] <= y)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo - a;
 }
@@ -57,7 +61,9 @@ typedef struct {
     size_t i;
 } evl_key;
 
-static int key_less(const evl_key *a, const evl_key *b) { return a->d < b->d || (a->d == b->d && a->i < b->i); }
+static int key_less(const evl_key *a, const evl_key *b) {
+    return a->d < b->d || (a->d == b->d && a->i < b->i);
+}
 
 static int key_cmp(const void *pa, const void *pb) {
     const evl_key *a = pa, *b = pb;
@@ -86,8 +92,10 @@ static void select_k(evl_key *a, size_t n, size_t k) {
             if (key_less(&a[t], &p)) key_swap(&a[s++], &a[t]);
         key_swap(&a[s], &a[last]);
         if (k == s || k == s + 1) return;
-        if (k < s) hi = s;
-        else lo = s + 1;
+        if (k < s)
+            hi = s;
+        else
+            lo = s + 1;
     }
 }
 
@@ -204,7 +212,10 @@ int evl_retrieval(dist_metric m, const float *q, const int64_t *ql, size_t nq, c
     }
     memset(out, 0, sizeof *out);
     if (nq == 0 || ng == 0 || dim == 0)
-        return tr_seterr(err, TR_EINVAL, nq == 0 ? "queries" : ng == 0 ? "gallery" : "dim",
+        return tr_seterr(err, TR_EINVAL,
+                         nq == 0   ? "queries"
+                         : ng == 0 ? "gallery"
+                                   : "dim",
                          "evaluation needs queries (%zu), a gallery (%zu) and dim >= 1 (%zu)", nq, ng, dim);
     if (opts->exclude_self && nq != ng)
         return tr_seterr(err, TR_EINVAL, "exclude_self",
@@ -292,7 +303,8 @@ int evl_retrieval(dist_metric m, const float *q, const int64_t *ql, size_t nq, c
     if (opts->map_at_r && !via_knn) {
         free(hits);
         hits = NULL;
-        if ((rc = map_matrix(m, q, ql, nq, g, gl, ng, dim, rq, rmax, self, opts->threads, &smap, err)) != TR_OK) goto fail;
+        if ((rc = map_matrix(m, q, ql, nq, g, gl, ng, dim, rq, rmax, self, opts->threads, &smap, err)) != TR_OK)
+            goto fail;
     }
     out->n_queries = scored;
     if (scored > 0) {

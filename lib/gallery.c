@@ -294,8 +294,11 @@ int gal_save_images(const char *path, const float *emb, size_t n, size_t dim, co
         t[nt++] = (st_wtensor){.name = "labels", .dtype = ST_I64, .ndim = 1, .shape = {(int64_t)n}, .data = labels};
     if (ids) t[nt++] = (st_wtensor){.name = "ids", .dtype = ST_U8, .ndim = 1, .shape = {(int64_t)idlen}, .data = idbuf};
     if (images) {
-        t[nt] = (st_wtensor){.name = "images", .dtype = ST_U8, .ndim = c == 1 ? 3 : 4,
-                             .shape = {(int64_t)n, (int64_t)h, (int64_t)w, (int64_t)c}, .data = images};
+        t[nt] = (st_wtensor){.name = "images",
+                             .dtype = ST_U8,
+                             .ndim = c == 1 ? 3 : 4,
+                             .shape = {(int64_t)n, (int64_t)h, (int64_t)w, (int64_t)c},
+                             .data = images};
         nt++;
     }
     const char *meta[] = {"format", GAL_FORMAT, "format_version", "1", "model_sha256", model_sha256};

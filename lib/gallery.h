@@ -9,19 +9,19 @@
 
 #define GAL_FORMAT "tripletd-gallery" /* __metadata__ "format" */
 #define GAL_MAX_DIM 65536
-#define GAL_MAX_VALUES ((size_t)1 << 31) /* N * D floats (8 GiB) */
-#define GAL_MAX_ID 1024                  /* bytes of one id, NUL included */
-#define GAL_MAX_IMAGE_SIDE 4096          /* pixels per image side */
+#define GAL_MAX_VALUES ((size_t)1 << 31)      /* N * D floats (8 GiB) */
+#define GAL_MAX_ID 1024                       /* bytes of one id, NUL included */
+#define GAL_MAX_IMAGE_SIDE 4096               /* pixels per image side */
 #define GAL_MAX_IMAGE_BYTES ((size_t)1 << 32) /* all images together */
 
 typedef struct gal_gallery {
     size_t n, dim;
-    float *emb;        /* n x dim, F32 */
-    float *sqnorm;     /* n, |emb_i|^2, precomputed for search */
-    int64_t *labels;   /* n, or NULL */
-    size_t n_classes;  /* distinct labels (0 without labels) */
-    char **ids;        /* n strings, or NULL */
-    uint8_t *images;   /* n x img_h x img_w x img_c source pixels (HWC), or NULL */
+    float *emb;       /* n x dim, F32 */
+    float *sqnorm;    /* n, |emb_i|^2, precomputed for search */
+    int64_t *labels;  /* n, or NULL */
+    size_t n_classes; /* distinct labels (0 without labels) */
+    char **ids;       /* n strings, or NULL */
+    uint8_t *images;  /* n x img_h x img_w x img_c source pixels (HWC), or NULL */
     size_t img_h, img_w, img_c;
     char model_sha256[65]; /* of the model the gallery was built with, or "" */
     char sha256[65];       /* of the gallery file */

@@ -9,7 +9,9 @@
 #define GRD_NORM_EPS 1e-12
 
 /* softplus(x) = log(1 + e^x) and its derivative sigmoid(x), both stable. */
-static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+static double softplus(double x) {
+    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
 static double sigmoid(double x) {
     if (x >= 0) return 1.0 / (1.0 + exp(-x));
     double e = exp(x);
@@ -34,7 +36,8 @@ double grd_triplets(loss_kind k, const mine_triplet *t, size_t nt, double margin
     return scale * sum;
 }
 
-int grd_pairs(loss_kind k, const double *D, const int64_t *labels, size_t n, double margin, double *G, double *loss, grd_pair_stats *st, tr_err *err) {
+int grd_pairs(loss_kind k, const double *D, const int64_t *labels, size_t n, double margin, double *G, double *loss,
+              grd_pair_stats *st, tr_err *err) {
     if (k != LOSS_CONTRASTIVE && k != LOSS_CONTRASTIVE_SQUARED)
         return tr_seterr(err, TR_EINVAL, "loss", "loss \"%s\" is not a pair loss", loss_name(k));
     if (n < 2) return tr_seterr(err, TR_EINVAL, "batch", "a pair loss needs at least 2 items, got %zu", n);
@@ -70,15 +73,17 @@ int grd_pairs(loss_kind k, const double *D, const int64_t *labels, size_t n, dou
     return TR_OK;
 }
 
-int grd_dist_backward(dist_metric m, const double *E, size_t n, size_t dim, const double *D, const double *G, double *dE, double *work, tr_err *err) {
+int grd_dist_backward(dist_metric m, const double *E, size_t n, size_t dim, const double *D, const double *G,
+                      double *dE, double *work, tr_err *err) {
     double *own = NULL;
     size_t nn, nd, need, bytes;
-    if (!tr_size_mul(n, n, &nn) || !tr_size_mul(n, dim, &nd) || !tr_size_add(nn, nd, &need) || !tr_size_add(need, n, &need) ||
-        !tr_size_mul(need, sizeof(double), &bytes))
+    if (!tr_size_mul(n, n, &nn) || !tr_size_mul(n, dim, &nd) || !tr_size_add(nn, nd, &need) ||
+        !tr_size_add(need, n, &need) || !tr_size_mul(need, sizeof(double), &bytes))
         return tr_seterr(err, TR_ELIMIT, "batch", "batch of %zu x %zu is too large", n, dim);
     if (work == NULL) {
         own = malloc(bytes);
-        if (own == NULL) return tr_seterr(err, TR_ENOMEM, "batch", "cannot allocate %zu doubles of gradient scratch", need);
+        if (own == NULL)
+            return tr_seterr(err, TR_ENOMEM, "batch", "cannot allocate %zu doubles of gradient scratch", need);
         work = own;
     }
     double *H = work, *N = work + nn, *r = work + nn + nd;
@@ -109,7 +114,8 @@ int grd_dist_backward(dist_metric m, const double *E, size_t n, size_t dim, cons
     }
     /* dE = alpha * H B */
     double alpha = (m == DIST_SQEUCLIDEAN || m == DIST_EUCLIDEAN) ? -2.0 : -1.0;
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dim, (int)n, alpha, H, (int)n, B, (int)dim, 0.0, dE, (int)dim);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dim, (int)n, alpha, H, (int)n, B, (int)dim, 0.0,
+                dE, (int)dim);
     if (m == DIST_SQEUCLIDEAN || m == DIST_EUCLIDEAN) {
         for (size_t i = 0; i < n; i++) {
             double ri = 0;

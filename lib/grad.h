@@ -21,7 +21,7 @@ double grd_triplets(loss_kind k, const mine_triplet *t, size_t nt, double margin
 
 /* Statistics of grd_pairs over the n(n-1)/2 pairs i < j. */
 typedef struct {
-    size_t n_pairs, n_active;     /* pairs, pairs with loss > 0 */
+    size_t n_pairs, n_active; /* pairs, pairs with loss > 0 */
     size_t n_similar, n_dissimilar;
     double mean_d_sim, mean_d_dis; /* mean D over similar / dissimilar pairs */
 } grd_pair_stats;
@@ -30,7 +30,8 @@ typedef struct {
  * the labels are equal), mean-reduced over the pairs. Sets G (all of it)
  * to dL/dD and returns the loss in *loss. k is LOSS_CONTRASTIVE or
  * LOSS_CONTRASTIVE_SQUARED. st may be NULL. TR_EINVAL on another k or n < 2. */
-int grd_pairs(loss_kind k, const double *D, const int64_t *labels, size_t n, double margin, double *G, double *loss, grd_pair_stats *st, tr_err *err);
+int grd_pairs(loss_kind k, const double *D, const int64_t *labels, size_t n, double margin, double *G, double *loss,
+              grd_pair_stats *st, tr_err *err);
 
 /* dL/dE from dL/dD for D = metric(E, E): E is n x dim (row-major), D the
  * distances it gives (used by euclidean: at D = 0 the gradient is taken as
@@ -38,7 +39,8 @@ int grd_pairs(loss_kind k, const double *D, const int64_t *labels, size_t n, dou
  * (n x dim). cosine: a zero row has distance 1 to everything, gradient 0.
  * work is caller scratch of n*n + n*dim + n doubles (NULL: allocated here, and
  * TR_ENOMEM if that fails). The heavy product runs on cblas_dgemm. */
-int grd_dist_backward(dist_metric m, const double *E, size_t n, size_t dim, const double *D, const double *G, double *dE, double *work, tr_err *err);
+int grd_dist_backward(dist_metric m, const double *E, size_t n, size_t dim, const double *D, const double *G,
+                      double *dE, double *work, tr_err *err);
 
 /* Backward of y = x / max(|x|, 1e-12) per row: x is n x dim, g holds dL/dy
  * on entry and dL/dx on return (the torch.nn.functional.normalize rule). */

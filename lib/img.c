@@ -20,17 +20,20 @@ int img_sniff(const uint8_t *buf, size_t len) {
 static int check_size(size_t w, size_t h, size_t max_pixels, tr_err *err) {
     if (w == 0 || h == 0) return tr_seterr(err, TR_EFORMAT, "image", "image has no pixels (%zu x %zu)", w, h);
     if (w > 65535 || h > 65535 || w * h > max_pixels)
-        return tr_seterr(err, TR_ELIMIT, "image", "image is %zu x %zu = %zu pixels, over the %zu-pixel limit", w, h, w * h,
-                         max_pixels);
+        return tr_seterr(err, TR_ELIMIT, "image", "image is %zu x %zu = %zu pixels, over the %zu-pixel limit", w, h,
+                         w * h, max_pixels);
     return TR_OK;
 }
 
 /* PIL's RGB -> L: ITU-R 601-2 luma in 16-bit fixed point, rounded. */
-static uint8_t luma(const uint8_t *p) { return (uint8_t)((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16); }
+static uint8_t luma(const uint8_t *p) {
+    return (uint8_t)((p[0] * 19595u + p[1] * 38470u + p[2] * 7471u + 0x8000u) >> 16);
+}
 
 /* Interleaved src of sc channels (1 or 3) into dst of dc channels (1 or 3). */
 static void convert(const uint8_t *src, int sc, uint8_t *dst, int dc, size_t n) {
-    if (sc == dc) memcpy(dst, src, n * (size_t)sc);
+    if (sc == dc)
+        memcpy(dst, src, n * (size_t)sc);
     else if (sc == 3)
         for (size_t i = 0; i < n; i++) dst[i] = luma(src + 3 * i);
     else
@@ -60,7 +63,9 @@ static void png_on_error(png_structp p, png_const_charp msg) {
     (void)msg;
     png_longjmp(p, 1);
 }
-static void png_on_warning(png_structp p, png_const_charp msg) { (void)p, (void)msg; }
+static void png_on_warning(png_structp p, png_const_charp msg) {
+    (void)p, (void)msg;
+}
 
 static int decode_png(const uint8_t *buf, size_t len, size_t max_pixels, int channels, img_u8 *out, tr_err *err) {
     png_src src = {buf, len, 0, 0};
@@ -82,8 +87,9 @@ static int decode_png(const uint8_t *buf, size_t len, size_t max_pixels, int cha
     }
     if (setjmp(png_jmpbuf(p))) {
         if (rc == TR_OK)
-            rc = src.truncated ? tr_seterr(err, TR_EFORMAT, "image", "truncated PNG data (the file ends after %zu bytes)", len)
-                               : tr_seterr(err, TR_EFORMAT, "image", "corrupt PNG data");
+            rc = src.truncated
+                     ? tr_seterr(err, TR_EFORMAT, "image", "truncated PNG data (the file ends after %zu bytes)", len)
+                     : tr_seterr(err, TR_EFORMAT, "image", "corrupt PNG data");
         goto done;
     }
     png_set_read_fn(p, &src, png_read_mem);
@@ -142,7 +148,9 @@ typedef struct {
     int warnings, truncated;
 } jpg_err;
 
-static void jpg_on_error(j_common_ptr c) { longjmp(((jpg_err *)c->err)->jmp, 1); }
+static void jpg_on_error(j_common_ptr c) {
+    longjmp(((jpg_err *)c->err)->jmp, 1);
+}
 /* Warnings (a premature end of data, corrupt entropy data) make the pixels made up: refuse them. */
 static void jpg_on_message(j_common_ptr c, int level) {
     jpg_err *e = (jpg_err *)c->err;
@@ -153,7 +161,8 @@ static void jpg_on_message(j_common_ptr c, int level) {
 
 /* The refusal for a decoder error or warning: truncation, an empty image, or corruption. */
 static int jpg_fail(const jpg_err *je, size_t len, tr_err *err) {
-    if (je->truncated) return tr_seterr(err, TR_EFORMAT, "image", "truncated JPEG data (the file ends after %zu bytes)", len);
+    if (je->truncated)
+        return tr_seterr(err, TR_EFORMAT, "image", "truncated JPEG data (the file ends after %zu bytes)", len);
     if (je->base.msg_code == JERR_EMPTY_IMAGE || je->base.msg_code == JERR_IMAGE_TOO_BIG)
         return tr_seterr(err, TR_EFORMAT, "image", "image has no pixels or an impossible size in its JPEG header");
     if (je->base.msg_code == JERR_BAD_PRECISION)
@@ -222,7 +231,8 @@ done:
 
 int img_decode(const uint8_t *buf, size_t len, size_t max_pixels, int channels, img_u8 *out, tr_err *err) {
     memset(out, 0, sizeof *out);
-    if (channels != 1 && channels != 3) return tr_seterr(err, TR_EINVAL, "image", "channels %d is not 1 or 3", channels);
+    if (channels != 1 && channels != 3)
+        return tr_seterr(err, TR_EINVAL, "image", "channels %d is not 1 or 3", channels);
     if (len == 0) return tr_seterr(err, TR_EFORMAT, "image", "empty image data (0 bytes)");
     if (len >= 8 && buf[0] == 0x89) {
         if (!img_sniff(buf, len)) return tr_seterr(err, TR_EFORMAT, "image", "not a PNG or JPEG image");

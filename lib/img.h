@@ -40,6 +40,7 @@ int img_to_input(const uint8_t *buf, size_t len, const mdl_image *im, size_t max
  * (labels 0, 1, ... in name order), its *.png / *.jpg / *.jpeg files in
  * name order, each decoded, converted and resized for im (the rule above);
  * ids are "class/file"; limit 0 keeps all. Errors name the file. */
-int dat_load_image_dir(const char *dir, const mdl_image *im, size_t max_pixels, size_t limit, dat_set **out, tr_err *err);
+int dat_load_image_dir(const char *dir, const mdl_image *im, size_t max_pixels, size_t limit, dat_set **out,
+                       tr_err *err);
 
 #endif

@@ -11,7 +11,9 @@
 
 #define IMG_DIR_MAX_FILES 10000000
 
-static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static int is_image_name(const char *n) {
     const char *dot = strrchr(n, '.');
@@ -33,7 +35,8 @@ static char **list(const char *dir, int want_dir, size_t *n, tr_err *err) {
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.') continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (stat(path, &sb) != 0 || (want_dir ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode) || !is_image_name(e->d_name)))
+        if (stat(path, &sb) != 0 ||
+            (want_dir ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode) || !is_image_name(e->d_name)))
             continue;
         if (*n == cap) {
             char **nv = realloc(v, sizeof *v * (cap = cap ? 2 * cap : 64));
@@ -60,13 +63,16 @@ static void free_list(char **v, size_t n) {
     free(v);
 }
 
-int dat_load_image_dir(const char *dir, const mdl_image *im, size_t max_pixels, size_t limit, dat_set **out, tr_err *err) {
+int dat_load_image_dir(const char *dir, const mdl_image *im, size_t max_pixels, size_t limit, dat_set **out,
+                       tr_err *err) {
     size_t n_cls = 0, total = 0, dim = (size_t)im->channels * (size_t)im->height * (size_t)im->width, row = 0;
     char **cls = list(dir, 1, &n_cls, err), path[4096];
     dat_set *d = NULL;
     int rc = TR_OK;
     *out = NULL;
-    if (!cls) return n_cls == 0 && err && err->code ? err->code : tr_seterr(err, TR_EFORMAT, "", "%s: no class subfolders", dir);
+    if (!cls)
+        return n_cls == 0 && err && err->code ? err->code
+                                              : tr_seterr(err, TR_EFORMAT, "", "%s: no class subfolders", dir);
     char ***files = calloc(n_cls, sizeof *files);
     size_t *nf = calloc(n_cls, sizeof *nf);
     if (!files || !nf) goto oom;
@@ -113,7 +119,9 @@ done:
     free(files);
     free(nf);
     free_list(cls, n_cls);
-    if (rc) dat_free(d);
-    else *out = d;
+    if (rc)
+        dat_free(d);
+    else
+        *out = d;
     return rc;
 }

@@ -44,7 +44,8 @@ static int coeffs(int in_size, int out_size, int **bounds, int **kk) {
         }
         for (x = 0; x < ksize; x++) {
             double w = x < xmax && ww != 0.0 ? k[x] / ww : x < xmax ? k[x] : 0.0;
-            (*kk)[xx * ksize + x] = w < 0 ? (int)(-0.5 + w * (1 << PRECISION_BITS)) : (int)(0.5 + w * (1 << PRECISION_BITS));
+            (*kk)[xx * ksize + x] =
+                w < 0 ? (int)(-0.5 + w * (1 << PRECISION_BITS)) : (int)(0.5 + w * (1 << PRECISION_BITS));
         }
         (*bounds)[2 * xx] = xmin;
         (*bounds)[2 * xx + 1] = xmax;
@@ -89,7 +90,8 @@ int img_resize(const img_u8 *in, int width, int height, img_u8 *out, tr_err *err
             uint8_t *o = out->px + (size_t)yy * (size_t)width * (size_t)c;
             for (int xx = 0; xx < width * c; xx++) {
                 int ss = 1 << (PRECISION_BITS - 1);
-                for (int y = 0; y < ymax; y++) ss += src[(size_t)(y + ymin) * (size_t)src_w * (size_t)c + (size_t)xx] * k[y];
+                for (int y = 0; y < ymax; y++)
+                    ss += src[(size_t)(y + ymin) * (size_t)src_w * (size_t)c + (size_t)xx] * k[y];
                 o[xx] = clip8(ss);
             }
         }

@@ -14,16 +14,16 @@ typedef struct {
 } knn_hit;
 
 typedef struct {
-    int threads;                /* worker threads (<= 0: 1) */
-    const int64_t *labels;      /* gallery labels [ng] or NULL */
-    int use_filter;             /* only rows with labels[i] == filter_label */
+    int threads;           /* worker threads (<= 0: 1) */
+    const int64_t *labels; /* gallery labels [ng] or NULL */
+    int use_filter;        /* only rows with labels[i] == filter_label */
     int64_t filter_label;
-    const float *g_sqnorm;      /* precomputed |g_i|^2 [ng] or NULL (the
-                                   float rounding of the exact value) */
-    size_t block_q, block_g;    /* tile of queries x gallery rows (0: defaults
-                                   1024 x 512); small values for tests */
-    size_t *n_fallback;         /* out, may be NULL: queries answered by the
-                                   exact double scan (see knn.c) */
+    const float *g_sqnorm;   /* precomputed |g_i|^2 [ng] or NULL (the
+                                float rounding of the exact value) */
+    size_t block_q, block_g; /* tile of queries x gallery rows (0: defaults
+                                1024 x 512); small values for tests */
+    size_t *n_fallback;      /* out, may be NULL: queries answered by the
+                                exact double scan (see knn.c) */
 } knn_opts;
 
 /* For each of nq queries (row-major nq x dim) find the k nearest of the ng

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const loss_names[LOSS_COUNT] = {"triplet", "triplet-soft", "contrastive", "contrastive-squared", "infonce"};
+static const char *const loss_names[LOSS_COUNT] = {"triplet", "triplet-soft", "contrastive", "contrastive-squared",
+                                                   "infonce"};
 static const char *const red_names[LOSS_RED_COUNT] = {"mean", "mean-nonzero", "sum"};
 static const char *const cat_names[LOSS_CAT_COUNT] = {"easy", "semi-hard", "hard"};
 
@@ -26,7 +27,9 @@ int loss_parse(const char *s, loss_kind *out) {
     return 0;
 }
 
-const char *loss_name(loss_kind k) { return (unsigned)k < LOSS_COUNT ? loss_names[k] : "unknown"; }
+const char *loss_name(loss_kind k) {
+    return (unsigned)k < LOSS_COUNT ? loss_names[k] : "unknown";
+}
 
 int loss_reduction_parse(const char *s, loss_reduction *out) {
     int i = find_name(s, red_names, LOSS_RED_COUNT);
@@ -35,9 +38,13 @@ int loss_reduction_parse(const char *s, loss_reduction *out) {
     return 0;
 }
 
-const char *loss_reduction_name(loss_reduction r) { return (unsigned)r < LOSS_RED_COUNT ? red_names[r] : "unknown"; }
+const char *loss_reduction_name(loss_reduction r) {
+    return (unsigned)r < LOSS_RED_COUNT ? red_names[r] : "unknown";
+}
 
-const char *loss_category_name(loss_category c) { return (unsigned)c < LOSS_CAT_COUNT ? cat_names[c] : "unknown"; }
+const char *loss_category_name(loss_category c) {
+    return (unsigned)c < LOSS_CAT_COUNT ? cat_names[c] : "unknown";
+}
 
 /* Hard takes precedence (it matters only for margin <= 0); "easy" is
  * tested with the hinge's own expression so that easy <=> hinge loss 0
@@ -50,7 +57,9 @@ loss_category loss_category_of(double d_ap, double d_an, double margin) {
 
 /* log(1 + exp(x)) without overflow for large x or loss of digits for very
  * negative x. */
-static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+static double softplus(double x) {
+    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
 
 double loss_triplet_one(loss_kind k, double d_ap, double d_an, double margin) {
     if (k == LOSS_TRIPLET_SOFT) return softplus(d_ap - d_an);
@@ -73,12 +82,15 @@ static int check_margin(double margin, tr_err *err) {
     return TR_OK;
 }
 
-int loss_triplet(loss_kind k, const double *d_ap, const double *d_an, const double *d_pn, size_t n, double margin, double *losses, loss_category *cats, tr_err *err) {
+int loss_triplet(loss_kind k, const double *d_ap, const double *d_an, const double *d_pn, size_t n, double margin,
+                 double *losses, loss_category *cats, tr_err *err) {
     int rc;
     if (k != LOSS_TRIPLET && k != LOSS_TRIPLET_SOFT)
-        return tr_seterr(err, TR_EINVAL, "loss", "loss \"%s\" is not a triplet loss (use triplet or triplet-soft)", loss_name(k));
+        return tr_seterr(err, TR_EINVAL, "loss", "loss \"%s\" is not a triplet loss (use triplet or triplet-soft)",
+                         loss_name(k));
     if ((rc = check_margin(margin, err)) != TR_OK || (rc = check_finite(d_ap, n, "d_ap", err)) != TR_OK ||
-        (rc = check_finite(d_an, n, "d_an", err)) != TR_OK || (d_pn && (rc = check_finite(d_pn, n, "d_pn", err)) != TR_OK))
+        (rc = check_finite(d_an, n, "d_an", err)) != TR_OK ||
+        (d_pn && (rc = check_finite(d_pn, n, "d_pn", err)) != TR_OK))
         return rc;
     for (size_t i = 0; i < n; i++) {
         double an = d_an[i];
@@ -92,13 +104,15 @@ int loss_triplet(loss_kind k, const double *d_ap, const double *d_an, const doub
 int loss_pair(loss_kind k, const double *d, const int *labels, size_t n, double margin, double *losses, tr_err *err) {
     int rc;
     if (k != LOSS_CONTRASTIVE && k != LOSS_CONTRASTIVE_SQUARED)
-        return tr_seterr(err, TR_EINVAL, "loss", "loss \"%s\" is not a pair loss (use contrastive or contrastive-squared)", loss_name(k));
+        return tr_seterr(err, TR_EINVAL, "loss",
+                         "loss \"%s\" is not a pair loss (use contrastive or contrastive-squared)", loss_name(k));
     if ((rc = check_margin(margin, err)) != TR_OK || (rc = check_finite(d, n, "d", err)) != TR_OK) return rc;
     for (size_t i = 0; i < n; i++)
         if (labels[i] != 0 && labels[i] != 1) {
             char field[64];
             snprintf(field, sizeof field, "labels[%zu]", i);
-            return tr_seterr(err, TR_EINVAL, field, "%s is %d; a pair label must be 1 (similar) or 0 (dissimilar)", field, labels[i]);
+            return tr_seterr(err, TR_EINVAL, field, "%s is %d; a pair label must be 1 (similar) or 0 (dissimilar)",
+                             field, labels[i]);
         }
     for (size_t i = 0; i < n; i++) {
         double x = labels[i] ? d[i] : margin - d[i];
@@ -117,7 +131,8 @@ int loss_pair(loss_kind k, const double *d, const int *labels, size_t n, double 
  * positive's index p. Everything is done in the log domain relative to the
  * row's maximum, so temperatures down to 1e-4 neither overflow nor lose the
  * result; the value is the reference formula's. */
-static double infonce_row(const double *s, size_t m, size_t i, size_t p, double temp, double tau_plus, double beta, int hard) {
+static double infonce_row(const double *s, size_t m, size_t i, size_t p, double temp, double tau_plus, double beta,
+                          int hard) {
     double N = (double)(m - 2);
     double sp = s[p] / temp;
     double smax = -HUGE_VAL, smin = HUGE_VAL;
@@ -159,14 +174,19 @@ static double infonce_row(const double *s, size_t m, size_t i, size_t p, double 
     return softplus(log_ng - sp);
 }
 
-int loss_infonce(const float *a, const float *b, size_t n, size_t dim, double temperature, double tau_plus, double beta, int hard_estimator, double *losses, tr_err *err) {
+int loss_infonce(const float *a, const float *b, size_t n, size_t dim, double temperature, double tau_plus, double beta,
+                 int hard_estimator, double *losses, tr_err *err) {
     int rc = TR_OK;
     double *x = NULL, *sim = NULL;
     size_t m, xcells, scells;
-    if (n < 2) return tr_seterr(err, TR_EINVAL, "n", "InfoNCE needs at least 2 pairs (got %zu): the negatives are the other pairs", n);
+    if (n < 2)
+        return tr_seterr(err, TR_EINVAL, "n",
+                         "InfoNCE needs at least 2 pairs (got %zu): the negatives are the other pairs", n);
     if (!(temperature > 0) || !isfinite(temperature))
-        return tr_seterr(err, TR_EINVAL, "temperature", "temperature must be a finite number > 0 (got %g)", temperature);
-    if (!(tau_plus >= 0 && tau_plus < 1)) return tr_seterr(err, TR_EINVAL, "tau_plus", "tau_plus must be in [0, 1) (got %g)", tau_plus);
+        return tr_seterr(err, TR_EINVAL, "temperature", "temperature must be a finite number > 0 (got %g)",
+                         temperature);
+    if (!(tau_plus >= 0 && tau_plus < 1))
+        return tr_seterr(err, TR_EINVAL, "tau_plus", "tau_plus must be in [0, 1) (got %g)", tau_plus);
     if (!isfinite(beta)) return tr_seterr(err, TR_EINVAL, "beta", "beta must be a finite number");
     if (!tr_size_mul(n, 2, &m) || !tr_size_mul(m, dim, &xcells) || !tr_size_mul(xcells, sizeof(double), &xcells) ||
         !tr_size_mul(m, INFONCE_BLOCK * sizeof(double), &scells) || m > (size_t)INT32_MAX || dim > (size_t)INT32_MAX)
@@ -198,7 +218,8 @@ int loss_infonce(const float *a, const float *b, size_t n, size_t dim, double te
     for (size_t r0 = 0; r0 < m; r0 += INFONCE_BLOCK) {
         size_t rows = m - r0 < INFONCE_BLOCK ? m - r0 : INFONCE_BLOCK;
         if (dim > 0)
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)m, (int)dim, 1.0, x + r0 * dim, (int)dim, x, (int)dim, 0.0, sim, (int)m);
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)m, (int)dim, 1.0, x + r0 * dim,
+                        (int)dim, x, (int)dim, 0.0, sim, (int)m);
         else
             memset(sim, 0, rows * m * sizeof *sim);
         for (size_t r = 0; r < rows; r++) {
@@ -223,9 +244,13 @@ double loss_reduce(const double *losses, size_t n, loss_reduction r) {
         }
     }
     switch (r) {
-    case LOSS_RED_MEAN: return n ? sum / (double)n : 0;
-    case LOSS_RED_MEAN_NONZERO: return nz ? pos / (double)nz : 0;
-    case LOSS_RED_SUM: return sum;
-    default: return NAN;
+    case LOSS_RED_MEAN:
+        return n ? sum / (double)n : 0;
+    case LOSS_RED_MEAN_NONZERO:
+        return nz ? pos / (double)nz : 0;
+    case LOSS_RED_SUM:
+        return sum;
+    default:
+        return NAN;
     }
 }

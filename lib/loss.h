@@ -40,7 +40,8 @@ double loss_triplet_one(loss_kind k, double d_ap, double d_an, double margin);
 /* Per-triplet losses and categories. d_pn may be NULL; when given (swap),
  * D_an is replaced by min(D_an, D_pn) for both loss and category.
  * cats may be NULL. TR_EINVAL if k is not a triplet loss. */
-int loss_triplet(loss_kind k, const double *d_ap, const double *d_an, const double *d_pn, size_t n, double margin, double *losses, loss_category *cats, tr_err *err);
+int loss_triplet(loss_kind k, const double *d_ap, const double *d_an, const double *d_pn, size_t n, double margin,
+                 double *losses, loss_category *cats, tr_err *err);
 
 /* Per-pair losses; labels[i] 1 = similar, 0 = dissimilar. TR_EINVAL if k is
  * not a contrastive loss or a label is not 0/1. */
@@ -56,7 +57,8 @@ int loss_pair(loss_kind k, const double *d, const int *labels, size_t n, double 
  * Ng = sum(neg). loss_i = -log(pos / (pos + Ng)). losses has 2n entries
  * (a's anchors first, then b's). Needs n >= 2, temperature > 0,
  * 0 <= tau_plus < 1. Computed in double with log-sum-exp where it matters. */
-int loss_infonce(const float *a, const float *b, size_t n, size_t dim, double temperature, double tau_plus, double beta, int hard_estimator, double *losses, tr_err *err);
+int loss_infonce(const float *a, const float *b, size_t n, size_t dim, double temperature, double tau_plus, double beta,
+                 int hard_estimator, double *losses, tr_err *err);
 
 /* Reduce: mean (0 for n = 0), mean over entries > 0 (0 if none), sum. */
 double loss_reduce(const double *losses, size_t n, loss_reduction r);

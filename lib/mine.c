@@ -19,7 +19,9 @@ int mine_parse(const char *s, mine_strategy *out) {
     return -1;
 }
 
-const char *mine_name(mine_strategy s) { return (unsigned)s < MINE_COUNT ? mine_names[s] : "unknown"; }
+const char *mine_name(mine_strategy s) {
+    return (unsigned)s < MINE_COUNT ? mine_names[s] : "unknown";
+}
 
 void mine_result_free(mine_result *r) {
     if (r == NULL) return;
@@ -240,7 +242,9 @@ static int cmp_neg(const void *x, const void *y) {
     return (a->j > b->j) - (a->j < b->j);
 }
 
-static int neg_less(const mine_neg *a, const mine_neg *b) { return a->d < b->d || (a->d == b->d && a->j < b->j); }
+static int neg_less(const mine_neg *a, const mine_neg *b) {
+    return a->d < b->d || (a->d == b->d && a->j < b->j);
+}
 
 /* Semi-hard for an anchor with many positives, in O((P + N) log P) instead
  * of O(P N). pos[0..np) holds (D_ap, position) sorted by (D_ap, position).
@@ -249,7 +253,8 @@ static int neg_less(const mine_neg *a, const mine_neg *b) { return a->d < b->d |
  * the smallest (d, index) over buckets >= r: a suffix minimum. Ranks left
  * without a candidate get far, the largest-D negative. choice[] is filled by
  * position. */
-static void semi_hard_many(const mine_neg *pos, size_t np, const mine_neg *neg, size_t nneg, const mine_neg *far, mine_neg *bucket, mine_neg *choice) {
+static void semi_hard_many(const mine_neg *pos, size_t np, const mine_neg *neg, size_t nneg, const mine_neg *far,
+                           mine_neg *bucket, mine_neg *choice) {
     for (size_t r = 0; r < np; r++) bucket[r].d = HUGE_VAL, bucket[r].j = INT32_MAX;
     for (size_t q = 0; q < nneg; q++) {
         /* t = first rank with D_ap >= d; branch-free (np >= 1), as the
@@ -282,8 +287,8 @@ static const mine_neg *semi_hard_scan(const mine_neg *neg, size_t nneg, double d
 /* Mine the triplets of anchor a (npos_a >= 1 positives, some negatives) from
  * its distance row; neg has room for 4n entries (negatives, positives,
  * semi-hard buckets and choices). */
-static void mine_anchor(mine_acc *c, mine_strategy s, const double *row, const int64_t *labels, size_t n, size_t a, size_t npos_a,
-                        mine_neg *neg, mine_sorted *ms) {
+static void mine_anchor(mine_acc *c, mine_strategy s, const double *row, const int64_t *labels, size_t n, size_t a,
+                        size_t npos_a, mine_neg *neg, mine_sorted *ms) {
     int64_t la = labels[a];
     if (s == MINE_BATCH_HARD) {
         size_t hp = SIZE_MAX, hn = SIZE_MAX;
@@ -340,7 +345,8 @@ static void mine_anchor(mine_acc *c, mine_strategy s, const double *row, const i
     }
 }
 
-int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, loss_kind k, double margin, size_t max_list, mine_result *out, tr_err *err) {
+int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, loss_kind k, double margin,
+             size_t max_list, mine_result *out, tr_err *err) {
     int rc = TR_OK;
     size_t cells, total = 0, bytes;
     size_t *npos = NULL, *nneg = NULL;
@@ -352,7 +358,8 @@ int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, 
     memset(r, 0, sizeof *r);
     if ((unsigned)s >= MINE_COUNT) return tr_seterr(err, TR_EINVAL, "strategy", "unknown mining strategy %d", (int)s);
     if (k != LOSS_TRIPLET && k != LOSS_TRIPLET_SOFT)
-        return tr_seterr(err, TR_EINVAL, "loss", "mining needs a triplet loss (triplet or triplet-soft), not \"%s\"", loss_name(k));
+        return tr_seterr(err, TR_EINVAL, "loss", "mining needs a triplet loss (triplet or triplet-soft), not \"%s\"",
+                         loss_name(k));
     if (!isfinite(margin)) return tr_seterr(err, TR_EINVAL, "margin", "margin must be a finite number");
     if (n > (size_t)INT32_MAX || !tr_size_mul(n, n, &cells))
         return tr_seterr(err, TR_ELIMIT, "n", "batch of %zu items is too large to mine (n*n overflows)", n);
@@ -368,15 +375,19 @@ int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, 
     /* negatives, positives, semi-hard buckets and choices: 4n entries;
      * batch-all's sorted negatives and prefix sums: 4n + 3 doubles */
     neg = tr_size_mul(n, 4 * sizeof *neg, &bytes) ? malloc(bytes) : NULL;
-    sortbuf = tr_size_mul(n, 4 * sizeof(double), &bytes) && tr_size_add(bytes, 3 * sizeof(double), &bytes) ? malloc(bytes) : NULL;
+    sortbuf = tr_size_mul(n, 4 * sizeof(double), &bytes) && tr_size_add(bytes, 3 * sizeof(double), &bytes)
+                  ? malloc(bytes)
+                  : NULL;
     if (npos == NULL || nneg == NULL || neg == NULL || sortbuf == NULL) {
         rc = tr_seterr(err, TR_ENOMEM, "", "mining %zu items: out of memory", n);
         goto fail;
     }
     for (size_t a = 0; a < n; a++)
         for (size_t j = 0; j < n; j++) {
-            if (labels[j] != labels[a]) nneg[a]++;
-            else if (j != a) npos[a]++;
+            if (labels[j] != labels[a])
+                nneg[a]++;
+            else if (j != a)
+                npos[a]++;
         }
     for (size_t a = 0; a < n; a++) {
         r->n_no_positive += npos[a] == 0;

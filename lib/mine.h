@@ -21,15 +21,17 @@ typedef struct {
 } mine_triplet;
 
 typedef struct {
-    mine_triplet *t;     /* listed triplets (at most max_list of them) */
+    mine_triplet *t; /* listed triplets (at most max_list of them) */
     size_t n_listed;
-    size_t n_total;      /* triplets mined (batch-all: all valid triplets) */
+    size_t n_total;                /* triplets mined (batch-all: all valid triplets) */
     size_t counts[LOSS_CAT_COUNT]; /* over all n_total triplets */
-    size_t n_positive;   /* triplets with loss > 0 */
-    double mean_loss;    /* mean over n_total */
-    double mean_pos_loss;/* mean over the triplets with loss > 0 (0 if none) */
-    int32_t *no_positive; size_t n_no_positive; /* anchors without a positive */
-    int32_t *no_negative; size_t n_no_negative; /* anchors without a negative */
+    size_t n_positive;             /* triplets with loss > 0 */
+    double mean_loss;              /* mean over n_total */
+    double mean_pos_loss;          /* mean over the triplets with loss > 0 (0 if none) */
+    int32_t *no_positive;
+    size_t n_no_positive; /* anchors without a positive */
+    int32_t *no_negative;
+    size_t n_no_negative; /* anchors without a negative */
 } mine_result;
 
 /* Mine from a precomputed n x n distance matrix D (row-major, D[i*n+j]) and
@@ -44,7 +46,8 @@ typedef struct {
  *    label[n] != label[a]; in (a, p, n) lexicographic order.
  * Lists at most max_list triplets (all are counted). Fills *out; free it
  * with mine_result_free. TR_EINVAL on a bad k, TR_ELIMIT if n*n overflows. */
-int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, loss_kind k, double margin, size_t max_list, mine_result *out, tr_err *err);
+int mine_run(mine_strategy s, const double *D, const int64_t *labels, size_t n, loss_kind k, double margin,
+             size_t max_list, mine_result *out, tr_err *err);
 void mine_result_free(mine_result *r); /* NULL is a no-op */
 
 #endif

@@ -20,7 +20,9 @@ int mdl_act_parse(const char *s, mdl_act *out) {
     return -1;
 }
 
-const char *mdl_act_name(mdl_act a) { return (unsigned)a < MDL_ACT_COUNT ? act_names[a] : "?"; }
+const char *mdl_act_name(mdl_act a) {
+    return (unsigned)a < MDL_ACT_COUNT ? act_names[a] : "?";
+}
 
 void mdl_act_apply(mdl_act a, float *x, size_t n) {
     switch (a) {
@@ -67,7 +69,9 @@ static int mlp_describe(const mdl_model *m, cJSON *o);
 
 static const mdl_ops mlp_ops = {"safetensors", mlp_forward, mlp_free, mlp_describe};
 
-mlp_net *mdl_mlp(const mdl_model *m) { return m && m->ops == &mlp_ops ? m->impl : NULL; }
+mlp_net *mdl_mlp(const mdl_model *m) {
+    return m && m->ops == &mlp_ops ? m->impl : NULL;
+}
 
 /* A model around an empty network (the caller fills the layers). */
 static mdl_model *mlp_alloc(void) {
@@ -133,9 +137,12 @@ static long layer_index(const char *name, char *kind) {
         v = v * 10 + (*p - '0');
         if (v > 1000000) return -1;
     }
-    if (strcmp(p, ".weight") == 0) *kind = 'w';
-    else if (strcmp(p, ".bias") == 0) *kind = 'b';
-    else return -1;
+    if (strcmp(p, ".weight") == 0)
+        *kind = 'w';
+    else if (strcmp(p, ".bias") == 0)
+        *kind = 'b';
+    else
+        return -1;
     return v;
 }
 
@@ -149,7 +156,9 @@ static int by_idx(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int is_float(st_dtype d) { return d == ST_F32 || d == ST_F16 || d == ST_BF16 || d == ST_F64; }
+static int is_float(st_dtype d) {
+    return d == ST_F32 || d == ST_F16 || d == ST_BF16 || d == ST_F64;
+}
 
 static int copy_f32(const st_file *f, const st_tensor *t, float **dst, tr_err *err) {
     *dst = malloc((t->nelem ? t->nelem : 1) * sizeof(float));
@@ -165,59 +174,75 @@ static int plan_layers(const st_file *f, layer_ref *refs, int *n_refs, const st_
     for (size_t i = 0; i < st_count(f); i++) {
         const st_tensor *t = st_at(f, i);
         char kind = 0;
-        if (strcmp(t->name, "input.mean") == 0) { *mean = t; continue; }
-        if (strcmp(t->name, "input.scale") == 0) { *scale = t; continue; }
+        if (strcmp(t->name, "input.mean") == 0) {
+            *mean = t;
+            continue;
+        }
+        if (strcmp(t->name, "input.scale") == 0) {
+            *scale = t;
+            continue;
+        }
         long idx = layer_index(t->name, &kind);
         if (idx < 0)
-            return tr_seterr(err, TR_EFORMAT, t->name,
-                             "tensor \"%s\": unknown name (expected \"{i}.weight\", \"{i}.bias\", \"input.mean\", \"input.scale\")",
-                             t->name);
+            return tr_seterr(
+                err, TR_EFORMAT, t->name,
+                "tensor \"%s\": unknown name (expected \"{i}.weight\", \"{i}.bias\", \"input.mean\", \"input.scale\")",
+                t->name);
         int j = 0;
         while (j < n && refs[j].idx != idx) j++;
         if (j == n) {
             if (n == MDL_MAX_LAYERS)
-                return tr_seterr(err, TR_ELIMIT, t->name, "tensor \"%s\": more than %d layers", t->name, MDL_MAX_LAYERS);
+                return tr_seterr(err, TR_ELIMIT, t->name, "tensor \"%s\": more than %d layers", t->name,
+                                 MDL_MAX_LAYERS);
             refs[n++] = (layer_ref){idx, NULL, NULL};
         }
         if (!is_float(t->dtype))
-            return tr_seterr(err, TR_EFORMAT, t->name, "tensor \"%s\": dtype %s is not a float type (F32, F16, BF16, F64)",
-                             t->name, st_dtype_name(t->dtype));
-        if (kind == 'w') refs[j].w = t;
-        else refs[j].b = t;
+            return tr_seterr(err, TR_EFORMAT, t->name,
+                             "tensor \"%s\": dtype %s is not a float type (F32, F16, BF16, F64)", t->name,
+                             st_dtype_name(t->dtype));
+        if (kind == 'w')
+            refs[j].w = t;
+        else
+            refs[j].b = t;
     }
     const st_tensor *pre[2] = {*mean, *scale};
     for (int i = 0; i < 2; i++)
         if (pre[i] && !is_float(pre[i]->dtype))
-            return tr_seterr(err, TR_EFORMAT, pre[i]->name, "tensor \"%s\": dtype %s is not a float type (F32, F16, BF16, F64)",
-                             pre[i]->name, st_dtype_name(pre[i]->dtype));
+            return tr_seterr(err, TR_EFORMAT, pre[i]->name,
+                             "tensor \"%s\": dtype %s is not a float type (F32, F16, BF16, F64)", pre[i]->name,
+                             st_dtype_name(pre[i]->dtype));
     if (n == 0) return tr_seterr(err, TR_EFORMAT, "", "no layers: the file has no \"{i}.weight\" tensor");
     qsort(refs, (size_t)n, sizeof *refs, by_idx);
     size_t params = 0;
     for (int l = 0; l < n; l++) {
         const st_tensor *w = refs[l].w, *b = refs[l].b;
         if (w == NULL)
-            return tr_seterr(err, TR_EFORMAT, b->name, "tensor \"%s\": no matching \"%ld.weight\"", b->name, refs[l].idx);
+            return tr_seterr(err, TR_EFORMAT, b->name, "tensor \"%s\": no matching \"%ld.weight\"", b->name,
+                             refs[l].idx);
         if (w->ndim != 2)
-            return tr_seterr(err, TR_EFORMAT, w->name, "tensor \"%s\": expected 2 dimensions [out, in], got %d", w->name,
-                             w->ndim);
+            return tr_seterr(err, TR_EFORMAT, w->name, "tensor \"%s\": expected 2 dimensions [out, in], got %d",
+                             w->name, w->ndim);
         if (w->shape[0] < 1 || w->shape[1] < 1 || w->shape[0] > MDL_MAX_DIM || w->shape[1] > MDL_MAX_DIM)
             return tr_seterr(err, TR_ELIMIT, w->name, "tensor \"%s\": shape [%lld,%lld] outside 1..%d", w->name,
                              (long long)w->shape[0], (long long)w->shape[1], MDL_MAX_DIM);
         if (l > 0 && w->shape[1] != refs[l - 1].w->shape[0])
-            return tr_seterr(err, TR_EFORMAT, w->name, "tensor \"%s\": shape [%lld,%lld] does not chain with layer %ld output %lld",
-                             w->name, (long long)w->shape[0], (long long)w->shape[1], refs[l - 1].idx,
+            return tr_seterr(err, TR_EFORMAT, w->name,
+                             "tensor \"%s\": shape [%lld,%lld] does not chain with layer %ld output %lld", w->name,
+                             (long long)w->shape[0], (long long)w->shape[1], refs[l - 1].idx,
                              (long long)refs[l - 1].w->shape[0]);
         if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
             return tr_seterr(err, TR_EFORMAT, b->name, "tensor \"%s\": expected shape [%lld] to match \"%s\"", b->name,
                              (long long)w->shape[0], w->name);
         params += w->nelem + (b ? b->nelem : 0);
         if (params > MDL_MAX_PARAMS)
-            return tr_seterr(err, TR_ELIMIT, w->name, "tensor \"%s\": model exceeds %u parameters", w->name, MDL_MAX_PARAMS);
+            return tr_seterr(err, TR_ELIMIT, w->name, "tensor \"%s\": model exceeds %u parameters", w->name,
+                             MDL_MAX_PARAMS);
     }
     for (int i = 0; i < 2; i++)
         if (pre[i] && (pre[i]->ndim != 1 || pre[i]->shape[0] != refs[0].w->shape[1]))
-            return tr_seterr(err, TR_EFORMAT, pre[i]->name, "tensor \"%s\": expected shape [%lld] (the input dimension)",
-                             pre[i]->name, (long long)refs[0].w->shape[1]);
+            return tr_seterr(err, TR_EFORMAT, pre[i]->name,
+                             "tensor \"%s\": expected shape [%lld] (the input dimension)", pre[i]->name,
+                             (long long)refs[0].w->shape[1]);
     *n_refs = n;
     return TR_OK;
 }
@@ -316,12 +341,13 @@ static void layer_forward(const mdl_layer *ly, const float *cur, size_t n, float
     if (n == 1)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, ly->out, ly->in, 1.0f, ly->w, ly->in, cur, 1, beta, dst, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, ly->out, ly->in, 1.0f, cur, ly->in, ly->w, ly->in, beta,
-                    dst, ly->out);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, ly->out, ly->in, 1.0f, cur, ly->in, ly->w, ly->in,
+                    beta, dst, ly->out);
 }
 
 /* Forward n <= MDL_FWD_BLOCK rows; scratch holds the hidden buffers and the preprocessed input. */
-static void forward_block(const mlp_net *m, const float *x, size_t n, float *y, float *scratch, size_t hid, size_t nbuf) {
+static void forward_block(const mlp_net *m, const float *x, size_t n, float *y, float *scratch, size_t hid,
+                          size_t nbuf) {
     float *bufs[2] = {scratch, scratch + (nbuf > 1 ? n * hid : 0)}, *pre = scratch + nbuf * n * hid;
     const float *cur = x;
     if (m->in_mean || m->in_scale) {
@@ -339,8 +365,10 @@ static void forward_block(const mlp_net *m, const float *x, size_t n, float *y, 
 
 void mlp_input_preprocess(const mdl_model *model, const float *x, size_t n, float *out) {
     const mlp_net *m = mdl_mlp(model);
-    if (m && (m->in_mean || m->in_scale)) preprocess_rows(m, x, n, out);
-    else memcpy(out, x, n * model->input_dim * sizeof(float));
+    if (m && (m->in_mean || m->in_scale))
+        preprocess_rows(m, x, n, out);
+    else
+        memcpy(out, x, n * model->input_dim * sizeof(float));
 }
 
 void mlp_forward_trace(const mlp_net *m, const float *x, size_t n, float *xp, float *const *z, float *const *a) {
@@ -389,11 +417,13 @@ static int mlp_describe(const mdl_model *model, cJSON *o) {
     ok &= dims != NULL && layers != NULL && cJSON_AddItemToArray(dims, cJSON_CreateNumber(m->layers[0].in));
     for (int l = 0; ok && l < m->n_layers; l++) {
         cJSON *ly = cJSON_CreateObject();
-        ok &= cJSON_AddItemToArray(dims, cJSON_CreateNumber(m->layers[l].out)) && ly != NULL && cJSON_AddItemToArray(layers, ly);
+        ok &= cJSON_AddItemToArray(dims, cJSON_CreateNumber(m->layers[l].out)) && ly != NULL &&
+              cJSON_AddItemToArray(layers, ly);
         if (!ok) break;
         ok &= cJSON_AddNumberToObject(ly, "in", m->layers[l].in) != NULL;
         ok &= cJSON_AddNumberToObject(ly, "out", m->layers[l].out) != NULL;
-        ok &= cJSON_AddStringToObject(ly, "activation", l + 1 < m->n_layers ? mdl_act_name(m->act) : "identity") != NULL;
+        ok &=
+            cJSON_AddStringToObject(ly, "activation", l + 1 < m->n_layers ? mdl_act_name(m->act) : "identity") != NULL;
         ok &= cJSON_AddBoolToObject(ly, "bias", m->layers[l].b != NULL) != NULL;
     }
     ok &= cJSON_AddStringToObject(o, "activation", mdl_act_name(m->act)) != NULL;

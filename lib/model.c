@@ -79,10 +79,14 @@ static int parse_image(mdl_model *m, const char *v, tr_err *err) {
     mdl_image im = {0};
     const char *why = NULL;
     cJSON *o = cJSON_Parse(v);
-    if (!cJSON_IsObject(o)) why = "is not a JSON object";
-    else if (json_int(o, "channels", 1, 3, &im.channels) || im.channels == 2) why = "\"channels\" is not 1 or 3";
-    else if (json_int(o, "height", 1, 65536, &im.height)) why = "\"height\" is not an integer in 1..65536";
-    else if (json_int(o, "width", 1, 65536, &im.width)) why = "\"width\" is not an integer in 1..65536";
+    if (!cJSON_IsObject(o))
+        why = "is not a JSON object";
+    else if (json_int(o, "channels", 1, 3, &im.channels) || im.channels == 2)
+        why = "\"channels\" is not 1 or 3";
+    else if (json_int(o, "height", 1, 65536, &im.height))
+        why = "\"height\" is not an integer in 1..65536";
+    else if (json_int(o, "width", 1, 65536, &im.width))
+        why = "\"width\" is not an integer in 1..65536";
     else if (json_floats(cJSON_GetObjectItemCaseSensitive(o, "mean"), im.mean, im.channels))
         why = "\"mean\" is not an array of one finite number per channel";
     else if (json_floats(cJSON_GetObjectItemCaseSensitive(o, "std"), im.std, im.channels))
@@ -92,8 +96,9 @@ static int parse_image(mdl_model *m, const char *v, tr_err *err) {
     cJSON_Delete(o);
     if (why) return tr_seterr(err, TR_EFORMAT, "image", "metadata \"image\": %s", why);
     if ((size_t)im.channels * (size_t)im.height * (size_t)im.width != m->input_dim)
-        return tr_seterr(err, TR_EFORMAT, "image", "metadata \"image\": %d x %d x %d = %zu values, but the model takes %zu",
-                         im.channels, im.height, im.width, (size_t)im.channels * im.height * im.width, m->input_dim);
+        return tr_seterr(err, TR_EFORMAT, "image",
+                         "metadata \"image\": %d x %d x %d = %zu values, but the model takes %zu", im.channels,
+                         im.height, im.width, (size_t)im.channels * im.height * im.width, m->input_dim);
     m->image = im;
     m->has_image = 1;
     return TR_OK;
@@ -109,17 +114,22 @@ int mdl_meta_apply(mdl_model *m, size_t n, const char *const *kv, tr_err *err) {
         if (!m->meta[2 * i] || !m->meta[2 * i + 1]) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
     }
     if ((v = mdl_meta(m, "normalize"))) {
-        if (strcmp(v, "true") == 0) m->normalize = 1;
-        else if (strcmp(v, "false") == 0) m->normalize = 0;
-        else return tr_seterr(err, TR_EFORMAT, "normalize", "metadata \"normalize\": \"%s\" is not \"true\" or \"false\"", v);
+        if (strcmp(v, "true") == 0)
+            m->normalize = 1;
+        else if (strcmp(v, "false") == 0)
+            m->normalize = 0;
+        else
+            return tr_seterr(err, TR_EFORMAT, "normalize",
+                             "metadata \"normalize\": \"%s\" is not \"true\" or \"false\"", v);
     }
     if ((v = mdl_meta(m, "metric")) && dist_parse(v, &m->metric) != 0)
         return tr_seterr(err, TR_EFORMAT, "metric",
                          "metadata \"metric\": \"%s\" is not one of sqeuclidean, euclidean, cosine, dot", v);
     if ((v = mdl_meta(m, "loss")) && loss_parse(v, &m->loss) != 0)
-        return tr_seterr(err, TR_EFORMAT, "loss",
-                         "metadata \"loss\": \"%s\" is not one of triplet, triplet-soft, contrastive, contrastive-squared, infonce",
-                         v);
+        return tr_seterr(
+            err, TR_EFORMAT, "loss",
+            "metadata \"loss\": \"%s\" is not one of triplet, triplet-soft, contrastive, contrastive-squared, infonce",
+            v);
     if ((v = mdl_meta(m, "margin"))) {
         char *end;
         double d = strtod(v, &end);
@@ -219,10 +229,13 @@ cJSON *mdl_describe_json(const mdl_model *m) {
     ok &= cJSON_AddNumberToObject(o, "parameters", (double)m->n_params) != NULL;
     ok &= cJSON_AddStringToObject(o, "dtype", m->dtype) != NULL;
     ok &= cJSON_AddStringToObject(o, "sha256", m->sha256) != NULL;
-    if (ok && m->has_image) ok &= (img = image_json(&m->image)) != NULL && cJSON_AddItemToObject(o, "image", img);
-    else if (ok) ok &= cJSON_AddNullToObject(o, "image") != NULL;
+    if (ok && m->has_image)
+        ok &= (img = image_json(&m->image)) != NULL && cJSON_AddItemToObject(o, "image", img);
+    else if (ok)
+        ok &= cJSON_AddNullToObject(o, "image") != NULL;
     ok &= ok && (meta = cJSON_AddObjectToObject(o, "metadata")) != NULL;
-    for (size_t i = 0; ok && i < m->n_meta; i++) ok &= cJSON_AddStringToObject(meta, m->meta[2 * i], m->meta[2 * i + 1]) != NULL;
+    for (size_t i = 0; ok && i < m->n_meta; i++)
+        ok &= cJSON_AddStringToObject(meta, m->meta[2 * i], m->meta[2 * i + 1]) != NULL;
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

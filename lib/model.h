@@ -64,7 +64,7 @@ struct mdl_model {
     double margin;
     char name[128];
     char description[512];
-    char dtype[8];  /* dtype of the weights in the file ("F32", ...) */
+    char dtype[8];   /* dtype of the weights in the file ("F32", ...) */
     char sha256[65]; /* hex digest of the file bytes ("" if built) */
     size_t n_params;
     /* all metadata pairs, for inspect: meta[2*i] key, meta[2*i+1] value */
@@ -80,9 +80,15 @@ int mdl_load(const char *path, mdl_model **out, tr_err *err);
 int mdl_load_mem(const uint8_t *buf, size_t len, mdl_model **out, tr_err *err);
 void mdl_free(mdl_model *m); /* NULL is a no-op */
 
-static inline int mdl_input_dim(const mdl_model *m) { return (int)m->input_dim; }
-static inline int mdl_output_dim(const mdl_model *m) { return (int)m->output_dim; }
-static inline const char *mdl_format_name(const mdl_model *m) { return m->ops->format; }
+static inline int mdl_input_dim(const mdl_model *m) {
+    return (int)m->input_dim;
+}
+static inline int mdl_output_dim(const mdl_model *m) {
+    return (int)m->output_dim;
+}
+static inline const char *mdl_format_name(const mdl_model *m) {
+    return m->ops->format;
+}
 
 /* Forward a row-major batch x (n x input_dim) into y (n x output_dim):
  * image preprocessing when the model has `image` metadata (x holds pixel

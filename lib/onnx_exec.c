@@ -46,7 +46,9 @@ static int is_runtime(const onx_graph *g, int v) {
 }
 
 /* A live node's output, read later or not (Split's unused parts). */
-static int is_written(const onx_graph *g, int v) { return !g->v[v].is_const && g->v[v].producer >= 0; }
+static int is_written(const onx_graph *g, int v) {
+    return !g->v[v].is_const && g->v[v].producer >= 0;
+}
 
 /* First fit among the live blocks (sorted by offset). */
 typedef struct {
@@ -92,11 +94,11 @@ static int make_plan(const onx_graph *g, int64_t n, plan *p, tr_err *err) {
     int nb = 0;
     for (int v = 0; v < g->n_v; v++) onx_view(&g->v[v], n, &view[v]);
     size_t need = 0, len;
-#define ALLOC(v)                                                                   \
-    do {                                                                           \
-        len = (view[v].n + ALIGN - 1) / ALIGN * ALIGN;                             \
-        p->off[v] = place(b, &nb, len ? len : ALIGN, v);                           \
-        if (p->off[v] + len > need) need = p->off[v] + len;                        \
+#define ALLOC(v)                                                                                                       \
+    do {                                                                                                               \
+        len = (view[v].n + ALIGN - 1) / ALIGN * ALIGN;                                                                 \
+        p->off[v] = place(b, &nb, len ? len : ALIGN, v);                                                               \
+        if (p->off[v] + len > need) need = p->off[v] + len;                                                            \
     } while (0)
     ALLOC(g->input);
     for (int i = 0; i < g->n_nodes; i++) {

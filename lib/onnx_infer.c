@@ -24,9 +24,12 @@ int onx_ddiv(onx_dim a, onx_dim b, onx_dim *out) {
 }
 
 const char *onx_dstr(onx_dim d, char *buf, size_t cap) {
-    if (d.p == 0) snprintf(buf, cap, "%lld", (long long)d.c);
-    else if (d.c == 1) snprintf(buf, cap, "N");
-    else snprintf(buf, cap, "%lldN", (long long)d.c);
+    if (d.p == 0)
+        snprintf(buf, cap, "%lld", (long long)d.c);
+    else if (d.c == 1)
+        snprintf(buf, cap, "N");
+    else
+        snprintf(buf, cap, "%lldN", (long long)d.c);
     return buf;
 }
 
@@ -46,9 +49,12 @@ int onx_broadcast(const onx_value *a, const onx_value *b, int *rank, onx_dim *ou
     for (int i = 0; i < r; i++) {
         int ia = i - (r - a->rank), ib = i - (r - b->rank);
         onx_dim da = ia >= 0 ? a->dim[ia] : onx_d(1), db = ib >= 0 ? b->dim[ib] : onx_d(1);
-        if (onx_deq(da, db) || (db.p == 0 && db.c == 1)) out[i] = da;
-        else if (da.p == 0 && da.c == 1) out[i] = db;
-        else return 0;
+        if (onx_deq(da, db) || (db.p == 0 && db.c == 1))
+            out[i] = da;
+        else if (da.p == 0 && da.c == 1)
+            out[i] = db;
+        else
+            return 0;
     }
     *rank = r;
     return 1;
@@ -84,7 +90,8 @@ void onx_bstrides(const onx_t *t, int r, const int64_t *d, int64_t *st) {
     int64_t s = 1;
     for (int i = r - 1; i >= 0; i--) {
         int it = i - (r - t->rank);
-        if (it < 0 || (t->d[it] == 1 && d[i] != 1)) st[i] = 0;
+        if (it < 0 || (t->d[it] == 1 && d[i] != 1))
+            st[i] = 0;
         else {
             st[i] = s;
             s *= t->d[it];

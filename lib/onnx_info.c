@@ -16,16 +16,34 @@ static size_t sample_dim(const onx_value *v) {
     return n;
 }
 
-int onx_input_shape(const onx_graph *g, int64_t *shape) { return sample_shape(&g->v[g->input], shape); }
-int onx_output_shape(const onx_graph *g, int64_t *shape) { return sample_shape(&g->v[g->outputs[0]], shape); }
-size_t onx_input_dim(const onx_graph *g) { return sample_dim(&g->v[g->input]); }
-size_t onx_output_dim(const onx_graph *g) { return sample_dim(&g->v[g->outputs[0]]); }
-int64_t onx_fixed_batch(const onx_graph *g) { return g->fixed_batch; }
-int onx_opset(const onx_graph *g) { return g->opset; }
-const char *onx_input_name(const onx_graph *g) { return g->v[g->input].name; }
-const char *onx_output_name(const onx_graph *g) { return g->v[g->outputs[0]].name; }
+int onx_input_shape(const onx_graph *g, int64_t *shape) {
+    return sample_shape(&g->v[g->input], shape);
+}
+int onx_output_shape(const onx_graph *g, int64_t *shape) {
+    return sample_shape(&g->v[g->outputs[0]], shape);
+}
+size_t onx_input_dim(const onx_graph *g) {
+    return sample_dim(&g->v[g->input]);
+}
+size_t onx_output_dim(const onx_graph *g) {
+    return sample_dim(&g->v[g->outputs[0]]);
+}
+int64_t onx_fixed_batch(const onx_graph *g) {
+    return g->fixed_batch;
+}
+int onx_opset(const onx_graph *g) {
+    return g->opset;
+}
+const char *onx_input_name(const onx_graph *g) {
+    return g->v[g->input].name;
+}
+const char *onx_output_name(const onx_graph *g) {
+    return g->v[g->outputs[0]].name;
+}
 
-size_t onx_meta_count(const onx_graph *g) { return g->n_meta; }
+size_t onx_meta_count(const onx_graph *g) {
+    return g->n_meta;
+}
 
 void onx_meta_at(const onx_graph *g, size_t i, const char **key, const char **val) {
     *key = g->meta[2 * i];
@@ -45,8 +63,10 @@ int onx_op_counts(const onx_graph *g, onx_opcount *ops, int cap) {
         const char *name = g->nodes[i].op->name;
         int j = 0;
         while (j < n && strcmp(ops[j].name, name)) j++;
-        if (j < n) ops[j].count++;
-        else if (n < cap) ops[n++] = (onx_opcount){name, 1};
+        if (j < n)
+            ops[j].count++;
+        else if (n < cap)
+            ops[n++] = (onx_opcount){name, 1};
     }
     return n;
 }
@@ -79,4 +99,3 @@ double onx_macs(const onx_graph *g) {
     }
     return total / (double)b;
 }
-

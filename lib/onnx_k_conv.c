@@ -5,12 +5,13 @@
 
 #include "onnx_op.h"
 
-int onx_win_parse(onx_graph *g, const onx_node *nd, const onx_value *x, const int64_t *kshape, int dil_ok,
-                  int ceil_ok, onx_win *w, tr_err *err) {
+int onx_win_parse(onx_graph *g, const onx_node *nd, const onx_value *x, const int64_t *kshape, int dil_ok, int ceil_ok,
+                  onx_win *w, tr_err *err) {
     int nsp = x->rank - 2, n, rc;
     int64_t k[4], s[2] = {1, 1}, d[2] = {1, 1}, p[4] = {0, 0, 0, 0}, ceil_mode = 0;
     char pad[16] = "NOTSET";
-    if (nsp < 1 || nsp > 2) return onx_fail(g, nd, err, "input has rank %d; 1-D and 2-D (rank 3 or 4) are supported", x->rank);
+    if (nsp < 1 || nsp > 2)
+        return onx_fail(g, nd, err, "input has rank %d; 1-D and 2-D (rank 3 or 4) are supported", x->rank);
     for (int i = 1; i < x->rank; i++)
         if (x->dim[i].p) return onx_fail(g, nd, err, "dimension %d of the input depends on the batch size", i);
     if ((rc = onx_attr_ints(g, nd, "kernel_shape", k, 4, &n, err)) < 0) return rc;
@@ -111,7 +112,9 @@ static int is_pointwise(const onx_win *w) {
            w->pe[0] == 0 && w->pe[1] == 0;
 }
 
-static int is_depthwise(const conv_p *p) { return p->grp == p->c && p->m == p->c && p->grp > 1; }
+static int is_depthwise(const conv_p *p) {
+    return p->grp == p->c && p->m == p->c && p->grp > 1;
+}
 
 /* Samples per GEMM: small images batch several samples' columns side by
  * side so that one SGEMM sees a wide matrix (at most CONV_COLS floats of scratch). */
@@ -169,7 +172,8 @@ static void im2col(const float *x, int64_t cin, const onx_win *w, int64_t oy0, i
                     }
                     const float *src = x + (c * H + iy) * W + off;
                     for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
-                    if (s1 == 1) memcpy(dst + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
+                    if (s1 == 1)
+                        memcpy(dst + lo, src + lo, sizeof(float) * (size_t)(hi - lo));
                     else
                         for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * s1];
                     for (int64_t ox = hi; ox < OW; ox++) dst[ox] = 0.0f;
@@ -270,8 +274,8 @@ static void run_conv(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
                 for (int64_t oy = 0; oy < OH; oy += band) {
                     int64_t rows = OH - oy < band ? OH - oy : band;
                     im2col(xg, cg, &p->w, oy, oy + rows, tmp, rows * OW);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)(rows * OW), (int)K, 1.0f,
-                                wg, (int)K, tmp, (int)(rows * OW), 0.0f, yg + oy * OW, (int)P);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)mg, (int)(rows * OW), (int)K, 1.0f, wg,
+                                (int)K, tmp, (int)(rows * OW), 0.0f, yg + oy * OW, (int)P);
                 }
             }
         }

@@ -188,10 +188,7 @@ static void run_binary(const onx_node *nd, const onx_t *in, onx_t *out, float *t
 }
 
 const onx_op onx_ops_elem[] = {
-    {"Relu", 6, infer_relu, run_relu, NULL, NULL, 0},
-    {"Add", 7, infer_binary, run_binary, NULL, NULL, 1},
-    {"Sub", 7, infer_binary, run_binary, NULL, NULL, 1},
-    {"Mul", 7, infer_binary, run_binary, NULL, NULL, 1},
-    {"Div", 7, infer_binary, run_binary, NULL, NULL, 1},
-    {NULL, 0, NULL, NULL, NULL, NULL, 0},
+    {"Relu", 6, infer_relu, run_relu, NULL, NULL, 0},    {"Add", 7, infer_binary, run_binary, NULL, NULL, 1},
+    {"Sub", 7, infer_binary, run_binary, NULL, NULL, 1}, {"Mul", 7, infer_binary, run_binary, NULL, NULL, 1},
+    {"Div", 7, infer_binary, run_binary, NULL, NULL, 1}, {NULL, 0, NULL, NULL, NULL, NULL, 0},
 };

@@ -7,15 +7,16 @@
 
 /* nd->p = {a[L], b[L]}; nd->i[0] = L (channels, or C*H*W when not spatial). */
 static int infer_bn(onx_graph *g, onx_node *nd, tr_err *err) {
-    static const char *const known[] = {"epsilon", "momentum", "spatial", "is_test", "consumed_inputs",
-                                        "training_mode", NULL};
+    static const char *const known[] = {"epsilon",         "momentum",      "spatial", "is_test",
+                                        "consumed_inputs", "training_mode", NULL};
     int rc;
     if ((rc = onx_arity(g, nd, 5, 5, 1, err)) || (rc = onx_attr_only(g, nd, known, err)) ||
         (rc = onx_need(g, nd, 0, ONX_F32, 2, ONX_MAX_RANK, err)))
         return rc;
     int64_t spatial = 1, is_test = g->opset < 7 ? 0 : 1, training = 0;
     float eps = 1e-5f;
-    if ((rc = onx_attr_int(g, nd, "spatial", &spatial, err)) < 0 || (rc = onx_attr_int(g, nd, "is_test", &is_test, err)) < 0 ||
+    if ((rc = onx_attr_int(g, nd, "spatial", &spatial, err)) < 0 ||
+        (rc = onx_attr_int(g, nd, "is_test", &is_test, err)) < 0 ||
         (rc = onx_attr_int(g, nd, "training_mode", &training, err)) < 0 ||
         (rc = onx_attr_float(g, nd, "epsilon", &eps, err)) < 0)
         return rc;

@@ -11,10 +11,10 @@ typedef struct {
 } pool_p;
 
 static int infer_pool(onx_graph *g, onx_node *nd, tr_err *err) {
-    static const char *const kmax[] = {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order",
-                                       "strides", NULL};
-    static const char *const kavg[] = {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides",
-                                       NULL};
+    static const char *const kmax[] = {"auto_pad", "ceil_mode",     "dilations", "kernel_shape",
+                                       "pads",     "storage_order", "strides",   NULL};
+    static const char *const kavg[] = {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads",
+                                       "strides",  NULL};
     int is_max = nd->op->name[0] == 'M', rc;
     if ((rc = onx_arity(g, nd, 1, 1, 1, err)) || (rc = onx_attr_only(g, nd, is_max ? kmax : kavg, err)) ||
         (rc = onx_need(g, nd, 0, ONX_F32, 3, 4, err)))
@@ -94,7 +94,8 @@ static void pool_2x2(int is_max, const onx_win *w, const float *x, float *y) {
                 y[ox] = a > b ? a : b;
             }
         else
-            for (int64_t ox = 0; ox < OW; ox++) y[ox] = 0.25f * (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]);
+            for (int64_t ox = 0; ox < OW; ox++)
+                y[ox] = 0.25f * (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]);
     }
 }
 
@@ -129,9 +130,12 @@ static void run_pool(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
     const float *x = in[0].p;
     float *y = out[0].p;
     for (int64_t pl = 0; pl < planes; pl++, x += HW, y += OHW) {
-        if (is_2x2(w)) pool_2x2(p->is_max, w, x, y);
-        else if (w->d[0] == 1 && w->d[1] == 1) pool_rows(p, x, y, tmp);
-        else pool_dilated(w, x, y);
+        if (is_2x2(w))
+            pool_2x2(p->is_max, w, x, y);
+        else if (w->d[0] == 1 && w->d[1] == 1)
+            pool_rows(p, x, y, tmp);
+        else
+            pool_dilated(w, x, y);
     }
     onx_act_apply(nd->act, nd->act_lo, nd->act_hi, out[0].p, out[0].n);
 }

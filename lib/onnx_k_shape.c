@@ -324,8 +324,10 @@ static int infer_pad(onx_graph *g, onx_node *nd, tr_err *err) {
         if (b < 0 || e < 0 || b > 65536 || e > 65536) return onx_fail(g, nd, err, "pads must be 0 to 65536");
         if (x->dim[i].p && (b || e)) return onx_fail(g, nd, err, "padding the batch dimension is not supported");
         if (!x->dim[i].p && m == 1 && (b >= d || e >= d))
-            return onx_fail(g, nd, err, "reflect pads of dimension %d must be smaller than its size %lld", i, (long long)d);
-        if (!x->dim[i].p && m == 2 && d == 0 && (b || e)) return onx_fail(g, nd, err, "edge-padding an empty dimension");
+            return onx_fail(g, nd, err, "reflect pads of dimension %d must be smaller than its size %lld", i,
+                            (long long)d);
+        if (!x->dim[i].p && m == 2 && d == 0 && (b || e))
+            return onx_fail(g, nd, err, "edge-padding an empty dimension");
         o[i] = x->dim[i].p ? x->dim[i] : onx_d(d + b + e);
     }
     int64_t *p = malloc(sizeof pads);

@@ -73,8 +73,8 @@ static void map_put(name_map *m, const char *k, int v) {
 /* --- tensors --- */
 
 static const char *dtype_name(int dt) {
-    static const char *const names[] = {"undefined", "float",  "uint8",  "int8",    "uint16",    "int16",
-                                        "int32",     "int64",  "string", "bool",    "float16",   "double",
+    static const char *const names[] = {"undefined", "float",  "uint8",     "int8",       "uint16",  "int16",
+                                        "int32",     "int64",  "string",    "bool",       "float16", "double",
                                         "uint32",    "uint64", "complex64", "complex128", "bfloat16"};
     return dt >= 0 && dt < (int)(sizeof names / sizeof names[0]) ? names[dt] : "unknown";
 }
@@ -106,10 +106,9 @@ int onx_load_tensor(onx_graph *g, const Onnx__TensorProto *t, const char *owner,
     size_t esz = dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? 8 : 4, bytes = n * esz;
     size_t typed = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT   ? t->n_float_data
                    : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? t->n_int64_data
-                                                                 : t->n_int32_data;
+                                                                : t->n_int32_data;
     size_t raw = t->has_raw_data ? t->raw_data.len : 0;
-    if (raw && typed)
-        return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": has both raw_data and typed data", nm);
+    if (raw && typed) return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": has both raw_data and typed data", nm);
     if (raw ? raw != bytes : typed != n)
         return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": data has %zu bytes; shape and dtype need %zu", nm,
                          raw ? raw : typed * esz, bytes);
@@ -123,8 +122,10 @@ int onx_load_tensor(onx_graph *g, const Onnx__TensorProto *t, const char *owner,
         v->dtype = ONX_F32;
         float *f = malloc(n ? n * sizeof *f : 1);
         if (!f) return tr_seterr(err, TR_ENOMEM, nm, "tensor \"%s\": out of memory", nm);
-        if (raw) memcpy(f, t->raw_data.data, bytes);
-        else if (n) memcpy(f, t->float_data, bytes);
+        if (raw)
+            memcpy(f, t->raw_data.data, bytes);
+        else if (n)
+            memcpy(f, t->float_data, bytes);
         v->data = f;
         for (size_t i = 0; i < n; i++)
             if (!isfinite(f[i]))
@@ -136,12 +137,16 @@ int onx_load_tensor(onx_graph *g, const Onnx__TensorProto *t, const char *owner,
         for (size_t i = 0; i < n; i++) {
             int64_t x;
             if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) {
-                if (raw) memcpy(&x, t->raw_data.data + i * 8, 8);
-                else x = t->int64_data[i];
+                if (raw)
+                    memcpy(&x, t->raw_data.data + i * 8, 8);
+                else
+                    x = t->int64_data[i];
             } else {
                 int32_t y;
-                if (raw) memcpy(&y, t->raw_data.data + i * 4, 4);
-                else y = t->int32_data[i];
+                if (raw)
+                    memcpy(&y, t->raw_data.data + i * 4, 4);
+                else
+                    y = t->int32_data[i];
                 x = y;
             }
             d[i] = onx_d(x);
@@ -166,8 +171,8 @@ static int load_input(onx_graph *g, const Onnx__ValueInfoProto *in, int id, tr_e
     if (!tt->shape || tt->shape->n_dim < 1)
         return tr_seterr(err, TR_EFORMAT, v->name, "input \"%s\": no shape; the input needs [batch, ...]", v->name);
     if (tt->shape->n_dim > ONX_MAX_RANK)
-        return tr_seterr(err, TR_ELIMIT, v->name, "input \"%s\": %zu dimensions; at most %d", v->name,
-                         tt->shape->n_dim, ONX_MAX_RANK);
+        return tr_seterr(err, TR_ELIMIT, v->name, "input \"%s\": %zu dimensions; at most %d", v->name, tt->shape->n_dim,
+                         ONX_MAX_RANK);
     v->dtype = ONX_F32;
     v->rank = (int)tt->shape->n_dim;
     for (int i = 0; i < v->rank; i++) {
@@ -175,8 +180,9 @@ static int load_input(onx_graph *g, const Onnx__ValueInfoProto *in, int id, tr_e
         int fixed = d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
         if (i == 0) {
             if (fixed && (d->dim_value < 1 || d->dim_value > 65536))
-                return tr_seterr(err, TR_EFORMAT, v->name, "input \"%s\": batch dimension %lld is out of range 1..65536",
-                                 v->name, (long long)d->dim_value);
+                return tr_seterr(err, TR_EFORMAT, v->name,
+                                 "input \"%s\": batch dimension %lld is out of range 1..65536", v->name,
+                                 (long long)d->dim_value);
             g->fixed_batch = fixed ? d->dim_value : 0;
             v->dim[0] = fixed ? onx_d(d->dim_value) : (onx_dim){1, 1};
             continue;
@@ -224,8 +230,10 @@ static int load_node(onx_graph *g, const Onnx__NodeProto *np, int idx, name_map 
                          g->opset, list);
     }
     if (g->opset < nd->op->min_opset)
-        return onx_fail(g, nd, err, "op %s at opset %d is not supported (its definition changed at opset %d); "
-                        "re-export with opset %d or later", ops, g->opset, nd->op->min_opset, nd->op->min_opset);
+        return onx_fail(g, nd, err,
+                        "op %s at opset %d is not supported (its definition changed at opset %d); "
+                        "re-export with opset %d or later",
+                        ops, g->opset, nd->op->min_opset, nd->op->min_opset);
     if (np->n_input > ONX_MAX_IO || np->n_output > ONX_MAX_IO)
         return onx_fail(g, nd, err, "more than %d inputs or outputs", ONX_MAX_IO);
     nd->n_in = (int)np->n_input;
@@ -271,13 +279,16 @@ static int load_node(onx_graph *g, const Onnx__NodeProto *np, int idx, name_map 
         if (nd->in[k] >= 0 && !g->v[nd->in[k]].is_const) all_const = 0;
     for (int k = 0; k < nd->n_out; k++)
         if (!g->v[nd->out[k]].is_const) outs_const = 0;
-    if (outs_const) nd->dead = 1;
-    else if (all_const && (rc = onx_fold(g, nd, err))) return rc;
+    if (outs_const)
+        nd->dead = 1;
+    else if (all_const && (rc = onx_fold(g, nd, err)))
+        return rc;
     return TR_OK;
 }
 
 static int load_meta(onx_graph *g, const Onnx__ModelProto *mp, tr_err *err) {
-    if (mp->n_metadata_props > 1024) return tr_seterr(err, TR_ELIMIT, "metadata_props", "more than 1024 metadata_props");
+    if (mp->n_metadata_props > 1024)
+        return tr_seterr(err, TR_ELIMIT, "metadata_props", "more than 1024 metadata_props");
     g->meta = calloc(2 * mp->n_metadata_props + 1, sizeof *g->meta);
     if (!g->meta) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
     for (size_t i = 0; i < mp->n_metadata_props; i++) {
@@ -331,7 +342,8 @@ static int load_graph(onx_graph *g, const Onnx__ModelProto *mp, tr_err *err) {
     g->v = calloc(cap, sizeof *g->v);
     g->nodes = calloc(gp->n_node + 1, sizeof *g->nodes);
     name_map m = {0};
-    for (m.cap = 16; m.cap < 2 * cap; m.cap *= 2) {}
+    for (m.cap = 16; m.cap < 2 * cap; m.cap *= 2) {
+    }
     m.key = calloc(m.cap, sizeof *m.key);
     m.val = calloc(m.cap, sizeof *m.val);
     if (!g->v || !g->nodes || !m.key || !m.val) {

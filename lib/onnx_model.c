@@ -6,13 +6,17 @@
 
 #include "onnx.h"
 
-void onx_model_ws_free(struct onx_ws *ws) { onx_ws_free(ws); }
+void onx_model_ws_free(struct onx_ws *ws) {
+    onx_ws_free(ws);
+}
 
 static int onnx_forward(const mdl_model *m, const float *x, size_t n, float *y, mdl_ws *ws, tr_err *err) {
     return onx_forward(m->impl, x, n, y, &ws->onx, err);
 }
 
-static void onnx_free(void *impl) { onx_free(impl); }
+static void onnx_free(void *impl) {
+    onx_free(impl);
+}
 
 static cJSON *shape_json(const int64_t *shape, int rank) {
     cJSON *a = cJSON_CreateArray();
@@ -39,8 +43,10 @@ static int onnx_describe(const mdl_model *m, cJSON *o) {
     ok &= ok && cJSON_AddStringToObject(out, "name", onx_output_name(g)) != NULL;
     rank = onx_output_shape(g, shape);
     ok &= ok && (a = shape_json(shape, rank)) != NULL && cJSON_AddItemToObject(out, "shape", a);
-    if (ok && onx_fixed_batch(g)) ok &= cJSON_AddNumberToObject(o, "fixed_batch", (double)onx_fixed_batch(g)) != NULL;
-    else if (ok) ok &= cJSON_AddNullToObject(o, "fixed_batch") != NULL;
+    if (ok && onx_fixed_batch(g))
+        ok &= cJSON_AddNumberToObject(o, "fixed_batch", (double)onx_fixed_batch(g)) != NULL;
+    else if (ok)
+        ok &= cJSON_AddNullToObject(o, "fixed_batch") != NULL;
     ok &= cJSON_AddNumberToObject(o, "opset", onx_opset(g)) != NULL;
     ok &= cJSON_AddNumberToObject(o, "macs", onx_macs(g)) != NULL;
     cJSON *oc = cJSON_AddArrayToObject(o, "ops");

@@ -10,11 +10,10 @@
 #include "onnx_op.h"
 
 /* One table per op family (onnx_k_*.c), each ending with a NULL name. */
-extern const onx_op onx_ops_conv[], onx_ops_pool[], onx_ops_elem[], onx_ops_shape[], onx_ops_gemm[],
-    onx_ops_norm[], onx_ops_act[], onx_ops_math[], onx_ops_reduce[], onx_ops_move[];
-static const onx_op *const families[] = {onx_ops_conv, onx_ops_pool,   onx_ops_elem, onx_ops_shape,
-                                         onx_ops_gemm, onx_ops_norm,   onx_ops_act,  onx_ops_math,
-                                         onx_ops_reduce, onx_ops_move};
+extern const onx_op onx_ops_conv[], onx_ops_pool[], onx_ops_elem[], onx_ops_shape[], onx_ops_gemm[], onx_ops_norm[],
+    onx_ops_act[], onx_ops_math[], onx_ops_reduce[], onx_ops_move[];
+static const onx_op *const families[] = {onx_ops_conv, onx_ops_pool, onx_ops_elem, onx_ops_shape,  onx_ops_gemm,
+                                         onx_ops_norm, onx_ops_act,  onx_ops_math, onx_ops_reduce, onx_ops_move};
 
 const onx_op *onx_op_find(const char *name) {
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
@@ -23,7 +22,9 @@ const onx_op *onx_op_find(const char *name) {
     return NULL;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 void onx_op_list(char *buf, size_t cap) {
     const char *names[256];
@@ -132,8 +133,7 @@ int onx_attr_float(const onx_graph *g, const onx_node *nd, const char *name, flo
     if (!a) return 0;
     int rc = attr_type(g, nd, a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, "a float", err);
     if (rc) return rc;
-    if (!isfinite(a->f))
-        return onx_fail(g, nd, err, "attribute \"%s\" is not finite", name);
+    if (!isfinite(a->f)) return onx_fail(g, nd, err, "attribute \"%s\" is not finite", name);
     *out = a->f;
     return 1;
 }

@@ -67,9 +67,9 @@ typedef struct {
     int rank;
     onx_dim dim[ONX_MAX_RANK];
     int is_const;
-    void *data;    /* constant data: float[] or onx_dim[] (int64 values) */
-    int producer;  /* node index, -1 for the input and constants */
-    int last_use;  /* last node reading it, after load */
+    void *data;   /* constant data: float[] or onx_dim[] (int64 values) */
+    int producer; /* node index, -1 for the input and constants */
+    int last_use; /* last node reading it, after load */
     int is_output;
 } onx_value;
 
@@ -81,17 +81,17 @@ typedef struct onx_node {
     int idx; /* position in the file */
     char *name;
     int n_in, n_out;
-    int in[ONX_MAX_IO];  /* value indices; -1 for an omitted optional input */
+    int in[ONX_MAX_IO]; /* value indices; -1 for an omitted optional input */
     int out[ONX_MAX_IO];
-    int dead;            /* folded or fused away */
-    void *p;             /* op-owned parameters, free()d with the graph */
-    int64_t i[8];        /* small integer parameters */
-    float f[4];          /* small float parameters */
-    int alias;           /* output 0 is input 0's bytes (Reshape, Flatten, ...):
-                            set by infer; the plan may then share the buffer */
-    onx_act act;         /* activation fused into this node's output */
+    int dead;     /* folded or fused away */
+    void *p;      /* op-owned parameters, free()d with the graph */
+    int64_t i[8]; /* small integer parameters */
+    float f[4];   /* small float parameters */
+    int alias;    /* output 0 is input 0's bytes (Reshape, Flatten, ...):
+                     set by infer; the plan may then share the buffer */
+    onx_act act;  /* activation fused into this node's output */
     float act_lo, act_hi;
-    const void *proto;   /* the NodeProto, during load only */
+    const void *proto; /* the NodeProto, during load only */
 } onx_node;
 
 /* A concrete view of a tensor for one run. esz is 4 for float, 16 for
@@ -124,11 +124,11 @@ typedef struct onx_graph {
     int n_v, cap_v;
     onx_node *nodes;
     int n_nodes;
-    int input;      /* value index of the one runtime input */
-    int *outputs;   /* value indices */
+    int input;    /* value index of the one runtime input */
+    int *outputs; /* value indices */
     int n_outputs;
     int64_t fixed_batch; /* B when the input's first dim is fixed, else 0 */
-    char **meta;    /* metadata_props: meta[2i] key, meta[2i+1] value */
+    char **meta;         /* metadata_props: meta[2i] key, meta[2i+1] value */
     size_t n_meta;
     char producer[64];
     uint64_t id; /* unique per load: workspaces key their plans on it */
@@ -173,8 +173,13 @@ int onx_attr_tensor(onx_graph *g, const onx_node *nd, const char *name, int *vi,
 int onx_attr_only(const onx_graph *g, const onx_node *nd, const char *const *known, tr_err *err);
 
 /* --- symbolic dims (onnx_infer.c) --- */
-static inline onx_dim onx_d(int64_t c) { onx_dim d = {c, 0}; return d; }
-static inline int onx_deq(onx_dim a, onx_dim b) { return a.c == b.c && a.p == b.p; }
+static inline onx_dim onx_d(int64_t c) {
+    onx_dim d = {c, 0};
+    return d;
+}
+static inline int onx_deq(onx_dim a, onx_dim b) {
+    return a.c == b.c && a.p == b.p;
+}
 /* Product, quotient; 0 on overflow, a power of N beyond 1, or a remainder. */
 int onx_dmul(onx_dim a, onx_dim b, onx_dim *out);
 int onx_ddiv(onx_dim a, onx_dim b, onx_dim *out);
@@ -197,8 +202,8 @@ typedef struct {
 } onx_win;
 /* Read kernel_shape (or take kshape), strides, dilations (if dil_ok), pads,
  * auto_pad and ceil_mode (if ceil_ok) for input x [N,C,spatial]. */
-int onx_win_parse(onx_graph *g, const onx_node *nd, const onx_value *x, const int64_t *kshape, int dil_ok,
-                  int ceil_ok, onx_win *w, tr_err *err);
+int onx_win_parse(onx_graph *g, const onx_node *nd, const onx_value *x, const int64_t *kshape, int dil_ok, int ceil_ok,
+                  onx_win *w, tr_err *err);
 /* Output value dims [N, c, out...] for x and w. */
 void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o);
 

@@ -37,7 +37,8 @@ static int new_const(onx_graph *g, const onx_node *nd, const char *suffix, int64
     char name[128];
     snprintf(name, sizeof name, "%s%s", nd->name, suffix);
     int vi = onx_value_new(g, name);
-    if (vi < 0 || !(*data = calloc((size_t)n, sizeof **data))) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
+    if (vi < 0 || !(*data = calloc((size_t)n, sizeof **data)))
+        return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
     onx_value *v = &g->v[vi];
     v->dtype = ONX_F32;
     v->is_const = 1;
@@ -72,7 +73,9 @@ static int fold_bn(onx_graph *g, onx_node *conv, onx_node *bn, tr_err *err) {
     return TR_OK;
 }
 
-static int is_op(const onx_node *nd, const char *name) { return !nd->dead && !strcmp(nd->op->name, name); }
+static int is_op(const onx_node *nd, const char *name) {
+    return !nd->dead && !strcmp(nd->op->name, name);
+}
 
 int onx_optimize(onx_graph *g, tr_err *err) {
     int *uses = malloc(sizeof *uses * (size_t)(g->cap_v + 1)), rc = TR_OK;

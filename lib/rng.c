@@ -12,7 +12,9 @@ void rng_seed(uint64_t seed, uint64_t s[4]) {
     for (int i = 0; i < 4; i++) s[i] = rng_splitmix64(&seed);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t rng_next(uint64_t s[4]) {
     uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -25,7 +27,9 @@ uint64_t rng_next(uint64_t s[4]) {
     return r;
 }
 
-double rng_uniform(uint64_t s[4]) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+double rng_uniform(uint64_t s[4]) {
+    return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 size_t rng_below(uint64_t s[4], size_t n) {
     uint64_t lim = UINT64_MAX - UINT64_MAX % (uint64_t)n, r;

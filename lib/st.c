@@ -12,14 +12,14 @@
 #include <unistd.h>
 
 struct st_file {
-    uint8_t *owned;      /* file image when st_open read it */
-    const uint8_t *buf;  /* whole image */
+    uint8_t *owned;     /* file image when st_open read it */
+    const uint8_t *buf; /* whole image */
     size_t len;
     const uint8_t *data; /* data section */
     size_t data_len;
-    st_tensor *t;        /* header order */
+    st_tensor *t; /* header order */
     size_t n;
-    char **meta;         /* key, value, key, value ... */
+    char **meta; /* key, value, key, value ... */
     size_t n_meta;
 };
 
@@ -27,14 +27,18 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[ST_DTYPE_COUNT] = {
-    [ST_F32] = {"F32", 4}, [ST_F16] = {"F16", 2}, [ST_BF16] = {"BF16", 2}, [ST_F64] = {"F64", 8},
-    [ST_I32] = {"I32", 4}, [ST_I64] = {"I64", 8}, [ST_U8] = {"U8", 1},     [ST_I8] = {"I8", 1},
-    [ST_BOOL] = {"BOOL", 1}, [ST_I16] = {"I16", 2}, [ST_U16] = {"U16", 2}, [ST_U32] = {"U32", 4},
+    [ST_F32] = {"F32", 4},   [ST_F16] = {"F16", 2}, [ST_BF16] = {"BF16", 2}, [ST_F64] = {"F64", 8},
+    [ST_I32] = {"I32", 4},   [ST_I64] = {"I64", 8}, [ST_U8] = {"U8", 1},     [ST_I8] = {"I8", 1},
+    [ST_BOOL] = {"BOOL", 1}, [ST_I16] = {"I16", 2}, [ST_U16] = {"U16", 2},   [ST_U32] = {"U32", 4},
     [ST_U64] = {"U64", 8},
 };
 
-const char *st_dtype_name(st_dtype d) { return (unsigned)d < ST_DTYPE_COUNT ? dtypes[d].name : "?"; }
-size_t st_dtype_size(st_dtype d) { return (unsigned)d < ST_DTYPE_COUNT ? dtypes[d].size : 0; }
+const char *st_dtype_name(st_dtype d) {
+    return (unsigned)d < ST_DTYPE_COUNT ? dtypes[d].name : "?";
+}
+size_t st_dtype_size(st_dtype d) {
+    return (unsigned)d < ST_DTYPE_COUNT ? dtypes[d].size : 0;
+}
 
 int st_dtype_parse(const char *s, st_dtype *out) {
     for (int i = 0; i < ST_DTYPE_COUNT; i++)
@@ -74,7 +78,9 @@ void st_close(st_file *f) {
     free(f);
 }
 
-static int by_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+static int by_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 static int parse_meta(st_file *f, const cJSON *m, tr_err *err) {
     if (!cJSON_IsObject(m)) return tr_seterr(err, TR_EFORMAT, "__metadata__", "__metadata__: expected an object");
@@ -140,16 +146,20 @@ static int parse_tensor(st_tensor *t, const cJSON *e, size_t data_len, tr_err *e
     if (!tr_size_mul(nelem, st_dtype_size(t->dtype), &bytes))
         return tr_seterr(err, TR_ELIMIT, nm, "tensor \"%s\": shape overflows the byte size", nm);
     uint64_t b, en;
-    if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || !json_uint(of->child, &b) || !json_uint(of->child->next, &en))
+    if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || !json_uint(of->child, &b) ||
+        !json_uint(of->child->next, &en))
         return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": data_offsets must be [begin, end] integers", nm);
-    if (b > en) return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": data_offsets begin %llu > end %llu", nm,
-                                 (unsigned long long)b, (unsigned long long)en);
+    if (b > en)
+        return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": data_offsets begin %llu > end %llu", nm,
+                         (unsigned long long)b, (unsigned long long)en);
     if (en > data_len)
-        return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": data_offsets end %llu is past the data section (%zu bytes)",
-                         nm, (unsigned long long)en, data_len);
+        return tr_seterr(err, TR_EFORMAT, nm,
+                         "tensor \"%s\": data_offsets end %llu is past the data section (%zu bytes)", nm,
+                         (unsigned long long)en, data_len);
     if (en - b != bytes)
-        return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": data_offsets [%llu,%llu] hold %llu bytes, shape x %s needs %zu",
-                         nm, (unsigned long long)b, (unsigned long long)en, (unsigned long long)(en - b),
+        return tr_seterr(err, TR_EFORMAT, nm,
+                         "tensor \"%s\": data_offsets [%llu,%llu] hold %llu bytes, shape x %s needs %zu", nm,
+                         (unsigned long long)b, (unsigned long long)en, (unsigned long long)(en - b),
                          st_dtype_name(t->dtype), bytes);
     t->off = (size_t)b;
     t->len = bytes;
@@ -187,8 +197,9 @@ static int check_layout(st_file *f, tr_err *err) {
             goto done;
         }
         if (s[i]->off > end) {
-            rc = tr_seterr(err, TR_EFORMAT, s[i]->name, "tensor \"%s\": data starts at byte %zu, leaving a hole after byte %zu",
-                           s[i]->name, s[i]->off, end);
+            rc = tr_seterr(err, TR_EFORMAT, s[i]->name,
+                           "tensor \"%s\": data starts at byte %zu, leaving a hole after byte %zu", s[i]->name,
+                           s[i]->off, end);
             goto done;
         }
         end = s[i]->off + s[i]->len;
@@ -205,7 +216,8 @@ int st_open_mem(const uint8_t *buf, size_t len, st_file **out, tr_err *err) {
     cJSON *root = NULL;
     st_file *f = NULL;
     *out = NULL;
-    if (len < 8) return tr_seterr(err, TR_EFORMAT, "header", "file is %zu bytes, shorter than the 8-byte header length", len);
+    if (len < 8)
+        return tr_seterr(err, TR_EFORMAT, "header", "file is %zu bytes, shorter than the 8-byte header length", len);
     uint64_t hlen = rd_le64(buf);
     if (hlen > ST_MAX_HEADER)
         return tr_seterr(err, TR_ELIMIT, "header",
@@ -310,9 +322,15 @@ fail:
     return rc;
 }
 
-size_t st_count(const st_file *f) { return f->n; }
-const st_tensor *st_at(const st_file *f, size_t i) { return i < f->n ? &f->t[i] : NULL; }
-const uint8_t *st_data(const st_file *f, const st_tensor *t) { return f->data + t->off; }
+size_t st_count(const st_file *f) {
+    return f->n;
+}
+const st_tensor *st_at(const st_file *f, size_t i) {
+    return i < f->n ? &f->t[i] : NULL;
+}
+const uint8_t *st_data(const st_file *f, const st_tensor *t) {
+    return f->data + t->off;
+}
 
 const st_tensor *st_find(const st_file *f, const char *name) {
     for (size_t i = 0; i < f->n; i++)
@@ -331,7 +349,9 @@ const char *st_meta(const st_file *f, const char *key) {
     return NULL;
 }
 
-size_t st_meta_count(const st_file *f) { return f->n_meta; }
+size_t st_meta_count(const st_file *f) {
+    return f->n_meta;
+}
 
 void st_meta_at(const st_file *f, size_t i, const char **key, const char **val) {
     *key = f->meta[2 * i];
@@ -344,8 +364,10 @@ static float half_to_f32(uint16_t h) {
         float v = ldexpf((float)man, -24); /* zero or subnormal */
         return sign ? -v : v;
     }
-    if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
-    else bits = sign | ((exp + 112) << 23) | (man << 13);
+    if (exp == 31)
+        bits = sign | 0x7f800000u | (man << 13);
+    else
+        bits = sign | ((exp + 112) << 23) | (man << 13);
     float out;
     memcpy(&out, &bits, 4);
     return out;
@@ -356,7 +378,9 @@ int st_to_f32(const st_file *f, const st_tensor *t, float *dst, tr_err *err) {
     for (size_t i = 0; i < t->nelem; i++) {
         float v;
         switch (t->dtype) {
-        case ST_F32: memcpy(&v, p + 4 * i, 4); break;
+        case ST_F32:
+            memcpy(&v, p + 4 * i, 4);
+            break;
         case ST_F64: {
             double d;
             memcpy(&d, p + 8 * i, 8);
@@ -380,8 +404,9 @@ int st_to_f32(const st_file *f, const st_tensor *t, float *dst, tr_err *err) {
             break;
         }
         default:
-            return tr_seterr(err, TR_EFORMAT, t->name, "tensor \"%s\": dtype %s is not a float type (F32, F16, BF16, F64)",
-                             t->name, st_dtype_name(t->dtype));
+            return tr_seterr(err, TR_EFORMAT, t->name,
+                             "tensor \"%s\": dtype %s is not a float type (F32, F16, BF16, F64)", t->name,
+                             st_dtype_name(t->dtype));
         }
         if (!isfinite(v))
             return tr_seterr(err, TR_EFORMAT, t->name, "tensor \"%s\": element %zu is %s", t->name, i,
@@ -397,22 +422,49 @@ int st_to_i64(const st_file *f, const st_tensor *t, int64_t *dst, tr_err *err) {
     for (size_t i = 0; i < t->nelem; i++) {
         const uint8_t *q = p + sz * i;
         switch (t->dtype) {
-        case ST_I64: memcpy(&dst[i], q, 8); break;
+        case ST_I64:
+            memcpy(&dst[i], q, 8);
+            break;
         case ST_U64: {
             uint64_t u;
             memcpy(&u, q, 8);
             if (u > INT64_MAX)
-                return tr_seterr(err, TR_EFORMAT, t->name, "tensor \"%s\": element %zu is over the int64 range", t->name, i);
+                return tr_seterr(err, TR_EFORMAT, t->name, "tensor \"%s\": element %zu is over the int64 range",
+                                 t->name, i);
             dst[i] = (int64_t)u;
             break;
         }
-        case ST_I32: { int32_t v; memcpy(&v, q, 4); dst[i] = v; break; }
-        case ST_U32: { uint32_t v; memcpy(&v, q, 4); dst[i] = v; break; }
-        case ST_I16: { int16_t v; memcpy(&v, q, 2); dst[i] = v; break; }
-        case ST_U16: { uint16_t v; memcpy(&v, q, 2); dst[i] = v; break; }
-        case ST_I8: dst[i] = (int8_t)q[0]; break;
+        case ST_I32: {
+            int32_t v;
+            memcpy(&v, q, 4);
+            dst[i] = v;
+            break;
+        }
+        case ST_U32: {
+            uint32_t v;
+            memcpy(&v, q, 4);
+            dst[i] = v;
+            break;
+        }
+        case ST_I16: {
+            int16_t v;
+            memcpy(&v, q, 2);
+            dst[i] = v;
+            break;
+        }
+        case ST_U16: {
+            uint16_t v;
+            memcpy(&v, q, 2);
+            dst[i] = v;
+            break;
+        }
+        case ST_I8:
+            dst[i] = (int8_t)q[0];
+            break;
         case ST_U8:
-        case ST_BOOL: dst[i] = q[0]; break;
+        case ST_BOOL:
+            dst[i] = q[0];
+            break;
         default:
             return tr_seterr(err, TR_EFORMAT, t->name, "tensor \"%s\": dtype %s is not an integer type", t->name,
                              st_dtype_name(t->dtype));

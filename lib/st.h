@@ -11,7 +11,22 @@
 #define ST_MAX_DIMS 8
 #define ST_MAX_TENSORS 4096
 
-typedef enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I32, ST_I64, ST_U8, ST_I8, ST_BOOL, ST_I16, ST_U16, ST_U32, ST_U64, ST_DTYPE_COUNT } st_dtype;
+typedef enum {
+    ST_F32,
+    ST_F16,
+    ST_BF16,
+    ST_F64,
+    ST_I32,
+    ST_I64,
+    ST_U8,
+    ST_I8,
+    ST_BOOL,
+    ST_I16,
+    ST_U16,
+    ST_U32,
+    ST_U64,
+    ST_DTYPE_COUNT
+} st_dtype;
 
 typedef struct {
     char *name;
@@ -35,7 +50,7 @@ int st_open(const char *path, st_file **out, tr_err *err);
 void st_close(st_file *f); /* NULL is a no-op */
 
 size_t st_count(const st_file *f);
-const st_tensor *st_at(const st_file *f, size_t i); /* in header order */
+const st_tensor *st_at(const st_file *f, size_t i);           /* in header order */
 const st_tensor *st_find(const st_file *f, const char *name); /* or NULL */
 const uint8_t *st_data(const st_file *f, const st_tensor *t); /* raw bytes */
 /* The whole file image (for hashing). */

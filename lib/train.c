@@ -12,12 +12,12 @@
 #include "grad.h"
 #include "rng.h"
 
-
 /* ---- construction ---- */
 
 static int grow(void **p, size_t n, size_t size, tr_err *err) {
     size_t bytes;
-    if (!tr_size_mul(n, size, &bytes)) return tr_seterr(err, TR_ELIMIT, "batch", "buffer of %zu x %zu bytes overflows", n, size);
+    if (!tr_size_mul(n, size, &bytes))
+        return tr_seterr(err, TR_ELIMIT, "batch", "buffer of %zu x %zu bytes overflows", n, size);
     void *q = realloc(*p, bytes ? bytes : 1);
     if (q == NULL) return tr_seterr(err, TR_ENOMEM, "batch", "cannot allocate %zu bytes of training buffers", bytes);
     *p = q;
@@ -32,11 +32,14 @@ static int ensure_fwd(trn *t, size_t n, tr_err *err) {
     if (!tr_size_mul(n, t->max_dim, &nd)) return tr_seterr(err, TR_ELIMIT, "batch", "batch of %zu rows overflows", n);
     int rc;
     if ((rc = grow((void **)&t->X, nd, sizeof(float), err)) || (rc = grow((void **)&t->En, nd, sizeof(float), err)) ||
-        (rc = grow((void **)&t->dcur, nd, sizeof(float), err)) || (rc = grow((void **)&t->dprev, nd, sizeof(float), err)) ||
+        (rc = grow((void **)&t->dcur, nd, sizeof(float), err)) ||
+        (rc = grow((void **)&t->dprev, nd, sizeof(float), err)) ||
         (rc = grow((void **)&t->Ed, nd, sizeof(double), err)) || (rc = grow((void **)&t->dE, nd, sizeof(double), err)))
         return rc;
     for (int l = 0; l < c->n_layers; l++)
-        if ((rc = grow((void **)&t->Z[l], nd, sizeof(float), err)) || (rc = grow((void **)&t->A[l], nd, sizeof(float), err))) return rc;
+        if ((rc = grow((void **)&t->Z[l], nd, sizeof(float), err)) ||
+            (rc = grow((void **)&t->A[l], nd, sizeof(float), err)))
+            return rc;
     t->cap_fwd = n;
     return TR_OK;
 }
@@ -64,8 +67,10 @@ static size_t class_of(const trn *t, int64_t label) {
     size_t lo = 0, hi = t->n_classes;
     while (hi - lo > 1) {
         size_t mid = (lo + hi) / 2;
-        if (t->cls_label[mid] <= label) lo = mid;
-        else hi = mid;
+        if (t->cls_label[mid] <= label)
+            lo = mid;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -129,8 +134,10 @@ static int setup_classes(trn *t, tr_err *err) {
         goto done;
     }
     t->n_classes = nc;
-    if ((rc = grow((void **)&t->cls_label, nc, sizeof(int64_t), err)) || (rc = grow((void **)&t->cls_off, nc + 1, sizeof(size_t), err)) ||
-        (rc = grow((void **)&t->cursor, nc, sizeof(size_t), err)) || (rc = grow((void **)&t->cls_tmp, nc, sizeof(size_t), err)) ||
+    if ((rc = grow((void **)&t->cls_label, nc, sizeof(int64_t), err)) ||
+        (rc = grow((void **)&t->cls_off, nc + 1, sizeof(size_t), err)) ||
+        (rc = grow((void **)&t->cursor, nc, sizeof(size_t), err)) ||
+        (rc = grow((void **)&t->cls_tmp, nc, sizeof(size_t), err)) ||
         (rc = grow((void **)&t->pool, n, sizeof(size_t), err)))
         goto done;
     memcpy(t->cls_label, sorted, nc * sizeof(int64_t));
@@ -153,7 +160,8 @@ static int setup_input(trn *t, tr_err *err) {
         double mx = 0;
         for (size_t i = 0; i < nd; i++) {
             double a = fabs((double)t->x[i] - t->in_mean);
-            if (!isfinite(a)) return tr_seterr(err, TR_EINVAL, "data", "row %zu feature %zu is not finite", i / t->dim, i % t->dim);
+            if (!isfinite(a))
+                return tr_seterr(err, TR_EINVAL, "data", "row %zu feature %zu is not finite", i / t->dim, i % t->dim);
             if (a > mx) mx = a;
         }
         t->in_scale = mx > 0 ? 1.0 / mx : 1.0;
@@ -162,7 +170,8 @@ static int setup_input(trn *t, tr_err *err) {
     return bind_net(t, err);
 }
 
-int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t n, size_t dim, trn **out, tr_err *err) {
+int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t n, size_t dim, trn **out,
+            tr_err *err) {
     trn *t = NULL;
     int rc = trn_config_check(cfg, err);
     *out = NULL;
@@ -189,9 +198,12 @@ int trn_new(const trn_config *cfg, const float *x, const int64_t *labels, size_t
         t->cursor[c] = t->cls_off[c];
     }
     size_t bs = (size_t)cfg->classes_per_batch * (size_t)cfg->samples_per_class;
-    t->steps_per_epoch = cfg->steps_per_epoch ? cfg->steps_per_epoch : (int)(n / bs > 0 ? (n / bs > INT32_MAX ? INT32_MAX : n / bs) : 1);
+    t->steps_per_epoch =
+        cfg->steps_per_epoch ? cfg->steps_per_epoch : (int)(n / bs > 0 ? (n / bs > INT32_MAX ? INT32_MAX : n / bs) : 1);
     t->cfg.steps_per_epoch = t->steps_per_epoch;
-    if ((rc = grow((void **)&t->bx, bs * dim, sizeof(float), err)) || (rc = grow((void **)&t->blabels, bs, sizeof(int64_t), err))) goto fail;
+    if ((rc = grow((void **)&t->bx, bs * dim, sizeof(float), err)) ||
+        (rc = grow((void **)&t->blabels, bs, sizeof(int64_t), err)))
+        goto fail;
     *out = t;
     return TR_OK;
 fail:
@@ -231,18 +243,34 @@ void trn_free(trn *t) {
     free(t);
 }
 
-const trn_config *trn_get_config(const trn *t) { return &t->cfg; }
+const trn_config *trn_get_config(const trn *t) {
+    return &t->cfg;
+}
 float *trn_params(trn *t, size_t *n_params) {
     if (n_params) *n_params = t->n_params;
     return t->w;
 }
-const float *trn_grads(const trn *t) { return t->g; }
-double trn_input_mean(const trn *t) { return t->in_mean; }
-double trn_input_scale(const trn *t) { return t->in_scale; }
-int trn_done(const trn *t) { return t->epoch >= t->cfg.epochs; }
-int64_t trn_steps_done(const trn *t) { return t->step; }
-int trn_epochs_done(const trn *t) { return t->epoch; }
-void trn_set_epochs(trn *t, int epochs) { t->cfg.epochs = epochs < 0 ? 0 : epochs; }
+const float *trn_grads(const trn *t) {
+    return t->g;
+}
+double trn_input_mean(const trn *t) {
+    return t->in_mean;
+}
+double trn_input_scale(const trn *t) {
+    return t->in_scale;
+}
+int trn_done(const trn *t) {
+    return t->epoch >= t->cfg.epochs;
+}
+int64_t trn_steps_done(const trn *t) {
+    return t->step;
+}
+int trn_epochs_done(const trn *t) {
+    return t->epoch;
+}
+void trn_set_epochs(trn *t, int epochs) {
+    t->cfg.epochs = epochs < 0 ? 0 : epochs;
+}
 
 /* ---- forward / backward ---- */
 
@@ -268,7 +296,8 @@ static void act_backward(mdl_act a, const float *Z, const float *A, float *d, si
     case MDL_ACT_GELU:
         for (size_t i = 0; i < cnt; i++) {
             double z = Z[i];
-            d[i] = (float)(d[i] * (0.5 * (1 + erf(z / sqrt(2.0))) + z * exp(-0.5 * z * z) / sqrt(2 * 3.14159265358979323846)));
+            d[i] = (float)(d[i] *
+                           (0.5 * (1 + erf(z / sqrt(2.0))) + z * exp(-0.5 * z * z) / sqrt(2 * 3.14159265358979323846)));
         }
         break;
     case MDL_ACT_TANH:
@@ -289,14 +318,15 @@ static void backward(trn *t, size_t n) {
         int in = c->dims[l], out = c->dims[l + 1];
         if (l + 1 < c->n_layers) act_backward(c->act, t->Z[l], t->A[l], t->dcur, n * (size_t)out);
         const float *inp = l == 0 ? t->X : t->A[l - 1];
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, (int)n, 1.0f, t->dcur, out, inp, in, 0.0f, t->g + t->off_w[l], in);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, (int)n, 1.0f, t->dcur, out, inp, in, 0.0f,
+                    t->g + t->off_w[l], in);
         float *gb = t->g + t->off_b[l];
         memset(gb, 0, (size_t)out * sizeof(float));
         for (size_t i = 0; i < n; i++)
             for (int o = 0; o < out; o++) gb[o] += t->dcur[i * (size_t)out + (size_t)o];
         if (l > 0) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, in, out, 1.0f, t->dcur, out, t->w + t->off_w[l], in, 0.0f, t->dprev,
-                        in);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, in, out, 1.0f, t->dcur, out,
+                        t->w + t->off_w[l], in, 0.0f, t->dprev, in);
             float *tmp = t->dcur;
             t->dcur = t->dprev;
             t->dprev = tmp;
@@ -310,7 +340,8 @@ int trn_loss_grad(trn *t, const float *x, const int64_t *labels, size_t n, trn_s
     int rc;
     memset(&mr, 0, sizeof mr);
     memset(st, 0, sizeof *st);
-    if (n < 2 || n > TRN_MAX_BATCH) return tr_seterr(err, TR_EINVAL, "batch", "batch of %zu rows is not in 2..%d", n, TRN_MAX_BATCH);
+    if (n < 2 || n > TRN_MAX_BATCH)
+        return tr_seterr(err, TR_EINVAL, "batch", "batch of %zu rows is not in 2..%d", n, TRN_MAX_BATCH);
     if ((rc = ensure_fwd(t, n, err)) || (rc = ensure_loss(t, n, err))) return rc;
     size_t od = (size_t)c->dims[c->n_layers], nn = n * n;
     const float *E = forward(t, x, n);
@@ -405,12 +436,12 @@ static void sample_batch(trn *t) {
 /* The Adam update was 14% of a step at 784-256-128: GCC will not vectorise
  * sqrtf (errno), so on x86 four lanes go through SSE, which rounds exactly
  * like the scalar code (IEEE sqrt and division): the weights are the same. */
-static void adam_update(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, size_t n, float b1, float b2,
-                        float wd, float eps, float lr_bc1, float sq_bc2) {
+static void adam_update(float *restrict w, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+                        float b1, float b2, float wd, float eps, float lr_bc1, float sq_bc2) {
     size_t i = 0;
 #if defined(__SSE__)
-    const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(1 - b1), vc2 = _mm_set1_ps(1 - b2), vwd = _mm_set1_ps(wd),
-                 veps = _mm_set1_ps(eps), vlr = _mm_set1_ps(lr_bc1), vsq = _mm_set1_ps(sq_bc2);
+    const __m128 vb1 = _mm_set1_ps(b1), vb2 = _mm_set1_ps(b2), vc1 = _mm_set1_ps(1 - b1), vc2 = _mm_set1_ps(1 - b2),
+                 vwd = _mm_set1_ps(wd), veps = _mm_set1_ps(eps), vlr = _mm_set1_ps(lr_bc1), vsq = _mm_set1_ps(sq_bc2);
     for (; i + 4 <= n; i += 4) {
         __m128 wi = _mm_loadu_ps(w + i);
         __m128 gi = _mm_add_ps(_mm_loadu_ps(g + i), _mm_mul_ps(vwd, wi));
@@ -434,8 +465,8 @@ static void adam_update(float *restrict w, const float *restrict g, float *restr
 static void adam(trn *t) {
     const trn_config *c = &t->cfg;
     double step = (double)t->step; /* already incremented */
-    adam_update(t->w, t->g, t->m, t->v, t->n_params, (float)c->beta1, (float)c->beta2, (float)c->weight_decay, (float)c->adam_eps,
-                (float)(c->lr / (1 - pow(c->beta1, step))), (float)sqrt(1 - pow(c->beta2, step)));
+    adam_update(t->w, t->g, t->m, t->v, t->n_params, (float)c->beta1, (float)c->beta2, (float)c->weight_decay,
+                (float)c->adam_eps, (float)(c->lr / (1 - pow(c->beta1, step))), (float)sqrt(1 - pow(c->beta2, step)));
 }
 
 int trn_step_batch(trn *t, const float *x, const int64_t *labels, size_t n, trn_stats *st, tr_err *err) {

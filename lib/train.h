@@ -19,21 +19,21 @@ typedef struct {
     int dims[MDL_MAX_LAYERS + 1]; /* dims[0] input ... dims[n_layers] output */
     int n_layers;
     mdl_act act;
-    int normalize;          /* L2-normalise the embeddings */
+    int normalize; /* L2-normalise the embeddings */
     dist_metric metric;
-    loss_kind loss;         /* triplet, triplet-soft, contrastive, contrastive-squared */
-    mine_strategy mining;   /* triplet losses only */
+    loss_kind loss;       /* triplet, triplet-soft, contrastive, contrastive-squared */
+    mine_strategy mining; /* triplet losses only */
     double margin;
-    int classes_per_batch;  /* P */
-    int samples_per_class;  /* K */
+    int classes_per_batch; /* P */
+    int samples_per_class; /* K */
     int epochs;
-    int steps_per_epoch;    /* 0: n_train / (P*K), at least 1 */
+    int steps_per_epoch;                             /* 0: n_train / (P*K), at least 1 */
     double lr, beta1, beta2, adam_eps, weight_decay; /* torch.optim.Adam (L2 decay) */
     uint64_t seed;
-    int threads;            /* OpenBLAS threads: the caller sets them (process-wide) */
-    double input_mean;      /* x' = (x - mean) * scale, for every feature */
-    double input_scale;     /* 0: 1 / max|x| over the training data */
-    double collapse_eps;    /* collapsed when mean d_ap and d_an are both below */
+    int threads;         /* OpenBLAS threads: the caller sets them (process-wide) */
+    double input_mean;   /* x' = (x - mean) * scale, for every feature */
+    double input_scale;  /* 0: 1 / max|x| over the training data */
+    double collapse_eps; /* collapsed when mean d_ap and d_an are both below */
 } trn_config;
 
 void trn_config_default(trn_config *cfg);
@@ -51,16 +51,16 @@ int trn_config_check(const trn_config *cfg, tr_err *err);
  * losses, over all in-batch triplets (diagnostic) and d_ap/d_an are the
  * mean distances of similar/dissimilar pairs. */
 typedef struct {
-    int64_t step;        /* steps done in total (1 after the first) */
-    int epoch;           /* 0-based epoch this step belongs to */
-    int step_in_epoch;   /* 1-based */
+    int64_t step;      /* steps done in total (1 after the first) */
+    int epoch;         /* 0-based epoch this step belongs to */
+    int step_in_epoch; /* 1-based */
     int steps_per_epoch;
     double loss;
-    double active;       /* fraction of triplets (pairs) with loss > 0 */
+    double active;                /* fraction of triplets (pairs) with loss > 0 */
     double share[LOSS_CAT_COUNT]; /* easy / semi-hard / hard fractions */
     double mean_d_ap, mean_d_an;
-    double n_triplets;   /* triplets (pairs) the loss was taken over */
-    int collapsed;       /* mean d_ap and d_an both < collapse_eps */
+    double n_triplets; /* triplets (pairs) the loss was taken over */
+    int collapsed;     /* mean d_ap and d_an both < collapse_eps */
 } trn_stats;
 
 typedef enum { TRN_EV_STEP, TRN_EV_EPOCH } trn_event;

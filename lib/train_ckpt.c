@@ -1,4 +1,5 @@
-/* train_ckpt.c - training checkpoints: weights, Adam moments, sampler and PRNG state, config, in one safetensors file. */
+/* train_ckpt.c - training checkpoints: weights, Adam moments, sampler and PRNG state, config, in one safetensors file.
+ */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,8 @@ static uint64_t fingerprint(const trn *t) {
 }
 
 enum { CK_STEP, CK_EPOCH, CK_STEP_IN_EPOCH, CK_DATA_N, CK_DATA_DIM, CK_FPRINT, CK_N_STATE };
-static const char *const ck_state_keys[CK_N_STATE] = {"train.step", "train.epoch", "train.step_in_epoch", "data.rows", "data.dim", "data.fingerprint"};
+static const char *const ck_state_keys[CK_N_STATE] = {"train.step", "train.epoch", "train.step_in_epoch",
+                                                      "data.rows",  "data.dim",    "data.fingerprint"};
 
 int trn_checkpoint_save(const trn *t, const char *path, const char *note, tr_err *err) {
     const trn_config *c = &t->cfg;
@@ -37,7 +39,8 @@ int trn_checkpoint_save(const trn *t, const char *path, const char *note, tr_err
         meta[nm++] = trn_cfg_key(i);
         meta[nm++] = vals[i];
     }
-    uint64_t state[CK_N_STATE] = {(uint64_t)t->step, (uint64_t)t->epoch, (uint64_t)t->step_in_epoch, t->n, t->dim, fingerprint(t)};
+    uint64_t state[CK_N_STATE] = {(uint64_t)t->step, (uint64_t)t->epoch, (uint64_t)t->step_in_epoch, t->n, t->dim,
+                                  fingerprint(t)};
     for (size_t i = 0; i < CK_N_STATE; i++) {
         snprintf(vals[TRN_CFG_N + i], sizeof vals[0], "%" PRIu64, state[i]);
         meta[nm++] = ck_state_keys[i];
@@ -78,7 +81,8 @@ static int ck_open(const char *path, st_file **f, tr_err *err) {
     if (fmt == NULL || strcmp(fmt, CK_FORMAT) != 0) {
         st_close(*f);
         *f = NULL;
-        return tr_seterr(err, TR_EFORMAT, "format", "%s is not a training checkpoint (metadata \"format\" is not \"%s\")", path, CK_FORMAT);
+        return tr_seterr(err, TR_EFORMAT, "format",
+                         "%s is not a training checkpoint (metadata \"format\" is not \"%s\")", path, CK_FORMAT);
     }
     return TR_OK;
 }
@@ -91,7 +95,8 @@ int trn_checkpoint_config(const char *path, trn_config *cfg, tr_err *err) {
     for (size_t i = 0; i < TRN_CFG_N; i++) {
         const char *v = st_meta(f, trn_cfg_key(i));
         if (v == NULL) {
-            rc = tr_seterr(err, TR_EFORMAT, trn_cfg_key(i), "checkpoint %s lacks metadata \"%s\"", path, trn_cfg_key(i));
+            rc =
+                tr_seterr(err, TR_EFORMAT, trn_cfg_key(i), "checkpoint %s lacks metadata \"%s\"", path, trn_cfg_key(i));
             goto fail;
         }
         if ((rc = trn_cfg_parse(cfg, i, v, err))) goto fail;
@@ -107,7 +112,8 @@ static int ck_read(const st_file *f, const char *name, st_dtype dt, size_t nelem
     const st_tensor *te = st_find(f, name);
     if (te == NULL) return tr_seterr(err, TR_EFORMAT, name, "checkpoint lacks tensor \"%s\"", name);
     if (te->dtype != dt || te->nelem != nelem)
-        return tr_seterr(err, TR_EFORMAT, name, "checkpoint tensor \"%s\" is %s with %zu elements; expected %s with %zu", name,
+        return tr_seterr(err, TR_EFORMAT, name,
+                         "checkpoint tensor \"%s\" is %s with %zu elements; expected %s with %zu", name,
                          st_dtype_name(te->dtype), te->nelem, st_dtype_name(dt), nelem);
     memcpy(dst, st_data(f, te), nelem * st_dtype_size(dt));
     return TR_OK;
@@ -125,19 +131,21 @@ int trn_checkpoint_load(trn *t, const char *path, char **note, tr_err *err) {
         const char *v = st_meta(f, ck_state_keys[i]);
         char *end;
         if (v == NULL || *v == '\0') {
-            rc = tr_seterr(err, TR_EFORMAT, ck_state_keys[i], "checkpoint %s lacks metadata \"%s\"", path, ck_state_keys[i]);
+            rc = tr_seterr(err, TR_EFORMAT, ck_state_keys[i], "checkpoint %s lacks metadata \"%s\"", path,
+                           ck_state_keys[i]);
             goto fail;
         }
         state[i] = strtoull(v, &end, 10);
         if (*end != '\0') {
-            rc = tr_seterr(err, TR_EFORMAT, ck_state_keys[i], "checkpoint metadata \"%s\" is not a number: \"%s\"", ck_state_keys[i], v);
+            rc = tr_seterr(err, TR_EFORMAT, ck_state_keys[i], "checkpoint metadata \"%s\" is not a number: \"%s\"",
+                           ck_state_keys[i], v);
             goto fail;
         }
     }
     if (state[CK_DATA_N] != t->n || state[CK_DATA_DIM] != t->dim || state[CK_FPRINT] != fingerprint(t)) {
         rc = tr_seterr(err, TR_EINVAL, "data",
-                       "checkpoint %s was made on other data (%" PRIu64 " rows x %" PRIu64 " features, labels fingerprint %" PRIu64
-                       "; now %zu x %zu, %" PRIu64 ")",
+                       "checkpoint %s was made on other data (%" PRIu64 " rows x %" PRIu64
+                       " features, labels fingerprint %" PRIu64 "; now %zu x %zu, %" PRIu64 ")",
                        path, state[CK_DATA_N], state[CK_DATA_DIM], state[CK_FPRINT], t->n, t->dim, fingerprint(t));
         goto fail;
     }
@@ -155,20 +163,24 @@ int trn_checkpoint_load(trn *t, const char *path, char **note, tr_err *err) {
         goto fail;
     }
     uint64_t rng[4];
-    if ((rc = ck_read(f, "adam.m", ST_F32, t->n_params, t->m, err)) || (rc = ck_read(f, "adam.v", ST_F32, t->n_params, t->v, err)) ||
-        (rc = ck_read(f, "rng", ST_I64, 4, rng, err)) || (rc = ck_read(f, "sampler.pool", ST_I64, t->n, pool, err)) ||
-        (rc = ck_read(f, "sampler.cursor", ST_I64, t->n_classes, cur, err)) || (rc = ck_read(f, "epoch.acc", ST_F64, TRN_ACC_N, t->acc, err)))
+    if ((rc = ck_read(f, "adam.m", ST_F32, t->n_params, t->m, err)) ||
+        (rc = ck_read(f, "adam.v", ST_F32, t->n_params, t->v, err)) || (rc = ck_read(f, "rng", ST_I64, 4, rng, err)) ||
+        (rc = ck_read(f, "sampler.pool", ST_I64, t->n, pool, err)) ||
+        (rc = ck_read(f, "sampler.cursor", ST_I64, t->n_classes, cur, err)) ||
+        (rc = ck_read(f, "epoch.acc", ST_F64, TRN_ACC_N, t->acc, err)))
         goto fail;
     /* the pool must stay a per-class permutation; cursors inside their class */
     for (size_t c = 0; c < t->n_classes; c++) {
         for (size_t i = t->cls_off[c]; i < t->cls_off[c + 1]; i++)
             if (pool[i] < 0 || (size_t)pool[i] >= t->n || t->labels[pool[i]] != t->cls_label[c]) {
-                rc = tr_seterr(err, TR_EFORMAT, "sampler.pool", "checkpoint sampler.pool[%zu] = %" PRId64 " is not a row of class %" PRId64, i,
-                               pool[i], t->cls_label[c]);
+                rc = tr_seterr(err, TR_EFORMAT, "sampler.pool",
+                               "checkpoint sampler.pool[%zu] = %" PRId64 " is not a row of class %" PRId64, i, pool[i],
+                               t->cls_label[c]);
                 goto fail;
             }
         if (cur[c] < (int64_t)t->cls_off[c] || cur[c] > (int64_t)t->cls_off[c + 1]) {
-            rc = tr_seterr(err, TR_EFORMAT, "sampler.cursor", "checkpoint sampler.cursor[%zu] = %" PRId64 " is outside its class", c, cur[c]);
+            rc = tr_seterr(err, TR_EFORMAT, "sampler.cursor",
+                           "checkpoint sampler.cursor[%zu] = %" PRId64 " is outside its class", c, cur[c]);
             goto fail;
         }
     }

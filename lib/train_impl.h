@@ -4,7 +4,18 @@
 
 #include "train.h"
 
-enum { TRN_ACC_LOSS, TRN_ACC_ACTIVE, TRN_ACC_EASY, TRN_ACC_SEMI, TRN_ACC_HARD, TRN_ACC_DAP, TRN_ACC_DAN, TRN_ACC_NTRIP, TRN_ACC_STEPS, TRN_ACC_N };
+enum {
+    TRN_ACC_LOSS,
+    TRN_ACC_ACTIVE,
+    TRN_ACC_EASY,
+    TRN_ACC_SEMI,
+    TRN_ACC_HARD,
+    TRN_ACC_DAP,
+    TRN_ACC_DAN,
+    TRN_ACC_NTRIP,
+    TRN_ACC_STEPS,
+    TRN_ACC_N
+};
 
 struct trn {
     trn_config cfg;
@@ -41,7 +52,9 @@ struct trn {
 };
 
 /* The pair losses train on all in-batch pairs; the others on mined triplets. */
-static inline int is_pair_loss(loss_kind k) { return k == LOSS_CONTRASTIVE || k == LOSS_CONTRASTIVE_SQUARED; }
+static inline int is_pair_loss(loss_kind k) {
+    return k == LOSS_CONTRASTIVE || k == LOSS_CONTRASTIVE_SQUARED;
+}
 
 /* Flat parameters (per layer W then b) drawn from rng as torch.nn.Linear
  * initialises them. */

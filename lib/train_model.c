@@ -1,4 +1,5 @@
-/* train_model.c - trainer weights as models: the seeded initial network, the untrained counterpart of an MLP, export. */
+/* train_model.c - trainer weights as models: the seeded initial network, the untrained counterpart of an MLP, export.
+ */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,8 @@ void trn_init_weights(const trn_config *c, float *w, uint64_t rng[4]) {
 }
 
 /* Copy flat parameters into a new model with the preprocessing and metadata of c. */
-static int build_model(const trn_config *c, const float *w, double in_mean, double in_scale, mdl_model **out, tr_err *err) {
+static int build_model(const trn_config *c, const float *w, double in_mean, double in_scale, mdl_model **out,
+                       tr_err *err) {
     mdl_model *m = NULL;
     int rc = mdl_new(c->dims, c->n_layers, c->act, c->normalize, &m, err);
     if (rc) return rc;

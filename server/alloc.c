@@ -18,8 +18,8 @@
 #define SRV_ALLOC_POOL 1
 #endif
 
-#define SMALL 64        /* sizeof(cJSON) on LP64, and most keys */
-#define CACHE_MAX 8192  /* blocks kept per thread (about 640 KiB) */
+#define SMALL 64       /* sizeof(cJSON) on LP64, and most keys */
+#define CACHE_MAX 8192 /* blocks kept per thread (about 640 KiB) */
 
 typedef struct block {
     struct block *next;
@@ -35,8 +35,7 @@ static _Thread_local cache t_cache;
 static pthread_key_t g_key;
 static size_t g_small_usable; /* malloc_usable_size of a malloc(SMALL) block */
 
-void srv_alloc_thread_release(void)
-{
+void srv_alloc_thread_release(void) {
     while (t_cache.head) {
         block *b = t_cache.head;
         t_cache.head = b->next;
@@ -45,14 +44,12 @@ void srv_alloc_thread_release(void)
     t_cache.n = 0;
 }
 
-static void key_destructor(void *p)
-{
+static void key_destructor(void *p) {
     (void)p;
     srv_alloc_thread_release();
 }
 
-static void *pool_malloc(size_t sz)
-{
+static void *pool_malloc(size_t sz) {
     if (sz <= SMALL) {
         block *b = t_cache.head;
         if (b) {
@@ -65,8 +62,7 @@ static void *pool_malloc(size_t sz)
     return malloc(sz);
 }
 
-static void pool_free(void *p)
-{
+static void pool_free(void *p) {
     if (!p) return;
     /* only blocks exactly of the small size class are cached; anything else
      * (print buffers, long strings) goes straight back to malloc */
@@ -84,8 +80,7 @@ static void pool_free(void *p)
     free(p);
 }
 
-void srv_alloc_install(void)
-{
+void srv_alloc_install(void) {
     if (!SRV_ALLOC_POOL) return;
     void *probe = malloc(SMALL);
     if (!probe || pthread_key_create(&g_key, key_destructor) != 0) {

@@ -16,14 +16,16 @@ static const double ROW_BUCKETS[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024
 static const srv_hist_spec ROWS = {ROW_BUCKETS, (int)(sizeof ROW_BUCKETS / sizeof ROW_BUCKETS[0]), 1};
 static srv_hist g_rows;
 
-static void observe_rows(size_t n) { srv_hist_observe(&g_rows, &ROWS, (double)n); }
+static void observe_rows(size_t n) {
+    srv_hist_observe(&g_rows, &ROWS, (double)n);
+}
 
-size_t bat_metrics_render(char *out, size_t cap)
-{
+size_t bat_metrics_render(char *out, size_t cap) {
     if (cap == 0) return 0;
     static const char name[] = "tripletd_forward_batch_rows";
-    int w = snprintf(out, cap, "# HELP %s Rows per model forward pass (batched requests together).\n# TYPE %s histogram\n",
-                     name, name);
+    int w =
+        snprintf(out, cap, "# HELP %s Rows per model forward pass (batched requests together).\n# TYPE %s histogram\n",
+                 name, name);
     if (w > 0 && (size_t)w < cap) srv_hist_render(out + w, cap - (size_t)w, &g_rows, &ROWS, name, "");
     return strlen(out);
 }
@@ -67,8 +69,7 @@ struct bat_batcher {
     bat_lane lane[2]; /* effective normalize 0, 1 */
 };
 
-int bat_new(const mdl_model *m, size_t max_rows, int max_leaders, bat_batcher **out, tr_err *err)
-{
+int bat_new(const mdl_model *m, size_t max_rows, int max_leaders, bat_batcher **out, tr_err *err) {
     bat_batcher *b = NULL;
     *out = NULL;
     if (max_rows <= 1) return TR_OK;
@@ -84,8 +85,7 @@ int bat_new(const mdl_model *m, size_t max_rows, int max_leaders, bat_batcher **
     return TR_OK;
 }
 
-void bat_free(bat_batcher *b)
-{
+void bat_free(bat_batcher *b) {
     if (!b) return;
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < BAT_MAX_LEADERS; j++) {
@@ -97,8 +97,7 @@ void bat_free(bat_batcher *b)
     free(b);
 }
 
-static int run_alone(const mdl_model *m, const float *x, size_t n, float *y, int normalize, mdl_ws *ws, tr_err *err)
-{
+static int run_alone(const mdl_model *m, const float *x, size_t n, float *y, int normalize, mdl_ws *ws, tr_err *err) {
     observe_rows(n);
     return mdl_forward(m, x, n, y, normalize, ws, err);
 }
@@ -106,8 +105,7 @@ static int run_alone(const mdl_model *m, const float *x, size_t n, float *y, int
 /* The leader's work outside the lock: one forward over batch (k calls,
  * rows rows in all). A failed batch is retried call by call so each error
  * belongs to its own request. */
-static void lead(bat_batcher *b, bat_bufs *l, int normalize, bat_req *batch, size_t k, size_t rows)
-{
+static void lead(bat_batcher *b, bat_bufs *l, int normalize, bat_req *batch, size_t k, size_t rows) {
     const mdl_model *m = b->m;
     size_t in_dim = (size_t)mdl_input_dim(m), out_dim = (size_t)mdl_output_dim(m), nin, nout, off;
     tr_err berr;
@@ -117,8 +115,8 @@ static void lead(bat_batcher *b, bat_bufs *l, int normalize, bat_req *batch, siz
     }
     tr_clearerr(&berr);
     /* rows <= max_rows and both buffers fit once allocated: reuse them */
-    if (tr_size_mul(rows, in_dim, &nin) && tr_size_mul(rows, out_dim, &nout) && tr_scratch_reserve(&l->in, nin) == TR_OK &&
-        tr_scratch_reserve(&l->out, nout) == TR_OK) {
+    if (tr_size_mul(rows, in_dim, &nin) && tr_size_mul(rows, out_dim, &nout) &&
+        tr_scratch_reserve(&l->in, nin) == TR_OK && tr_scratch_reserve(&l->out, nout) == TR_OK) {
         off = 0;
         for (bat_req *r = batch; r && off < rows; r = r->next) {
             memcpy(l->in.p + off * in_dim, r->x, r->n * in_dim * sizeof(float));
@@ -140,8 +138,7 @@ static void lead(bat_batcher *b, bat_bufs *l, int normalize, bat_req *batch, siz
 }
 
 int bat_forward(bat_batcher *b, const mdl_model *m, const float *x, size_t n, float *y, int normalize, mdl_ws *ws,
-                tr_err *err)
-{
+                tr_err *err) {
     if (b == NULL || m != b->m || n == 0 || n >= b->max_rows) return run_alone(m, x, n, y, normalize, ws, err);
     int key = normalize < 0 ? m->normalize != 0 : normalize != 0; /* effective flag */
     bat_lane *l = &b->lane[key];
@@ -149,8 +146,10 @@ int bat_forward(bat_batcher *b, const mdl_model *m, const float *x, size_t n, fl
     if (pthread_cond_init(&me.cv, NULL) != 0) return run_alone(m, x, n, y, normalize, ws, err);
 
     pthread_mutex_lock(&b->mu);
-    if (l->tail) l->tail->next = &me;
-    else l->head = &me;
+    if (l->tail)
+        l->tail->next = &me;
+    else
+        l->head = &me;
     l->tail = &me;
     while (!me.done) {
         if (me.taken || l->busy >= b->max_leaders) { /* not taken: me is queued, head != NULL */

@@ -16,9 +16,9 @@ typedef enum { O_STR, O_INT, O_SIZE, O_DOUBLE, O_BOOL, O_LOGFMT } opt_type;
 typedef struct {
     const char *name; /* flag without "--"; env is TRIPLETD_ + upper(name), '-' -> '_' */
     opt_type type;
-    size_t off;       /* field in srv_config */
-    const char *def;  /* default text ("" = none) */
-    double lo, hi;    /* numeric range */
+    size_t off;      /* field in srv_config */
+    const char *def; /* default text ("" = none) */
+    double lo, hi;   /* numeric range */
     const char *help;
 } opt;
 
@@ -26,50 +26,63 @@ typedef struct {
 static const opt OPTS[] = {
     {"model", O_STR, F(model), "", 0, 0, "model file (safetensors, proto/model-format.md); required"},
     {"gallery", O_STR, F(gallery), "", 0, 0, "gallery file for /v1/search (proto/gallery-format.md)"},
-    {"allow-gallery-mismatch", O_BOOL, F(allow_gallery_mismatch), "false", 0, 1, "serve a gallery built with another model"},
+    {"allow-gallery-mismatch", O_BOOL, F(allow_gallery_mismatch), "false", 0, 1,
+     "serve a gallery built with another model"},
     {"host", O_STR, F(host), "127.0.0.1", 0, 0, "address to listen on (0.0.0.0 for all)"},
     {"port", O_INT, F(port), "8080", 0, 65535, "TCP port; 0 picks a free one (printed and written to --port-file)"},
     {"port-file", O_STR, F(port_file), "", 0, 0, "write the bound port to this file"},
     {"threads", O_INT, F(threads), "0", 0, 256, "HTTP worker threads (0 = number of CPUs)"},
     {"max-body", O_SIZE, F(max_body), "8388608", 64, 1073741824.0, "largest request body in bytes (413 above)"},
-    {"max-image-pixels", O_SIZE, F(max_image_pixels), "16777216", 1, 4294967295.0, "largest image input in pixels (width x height; 422 above, checked before decoding)"},
+    {"max-image-pixels", O_SIZE, F(max_image_pixels), "16777216", 1, 4294967295.0,
+     "largest image input in pixels (width x height; 422 above, checked before decoding)"},
     {"max-batch", O_SIZE, F(max_batch), "1024", 1, 1048576, "most vectors in one request field (422 above)"},
     {"max-concurrent", O_INT, F(max_concurrent), "256", 1, 100000, "requests in flight; more get 429 with Retry-After"},
-    {"max-connections", O_INT, F(max_connections), "10000", 1, 19000, "open connections in total; more are closed at once"},
-    {"max-connections-per-ip", O_INT, F(max_connections_per_ip), "0", 0, 19000, "open connections from one client address (IPv6: one /64); more are closed at once (0 = no limit: behind a proxy every client has its address)"},
-    {"timeout", O_INT, F(timeout), "60", 1, 86400, "seconds a connection may take to send a whole request (headers and body) and may stay idle; slower ones are cut"},
+    {"max-connections", O_INT, F(max_connections), "10000", 1, 19000,
+     "open connections in total; more are closed at once"},
+    {"max-connections-per-ip", O_INT, F(max_connections_per_ip), "0", 0, 19000,
+     "open connections from one client address (IPv6: one /64); more are closed at once (0 = no limit: behind a proxy "
+     "every client has its address)"},
+    {"timeout", O_INT, F(timeout), "60", 1, 86400,
+     "seconds a connection may take to send a whole request (headers and body) and may stay idle; slower ones are cut"},
     {"metric", O_STR, F(metric), "", 0, 0, "default metric sqeuclidean|euclidean|cosine|dot (else the model's)"},
     {"margin", O_DOUBLE, F(margin), "", 0, 1e9, "default margin (else the model's)"},
-    {"loss", O_STR, F(loss), "", 0, 0, "default loss triplet|triplet-soft|contrastive|contrastive-squared (else the model's)"},
+    {"loss", O_STR, F(loss), "", 0, 0,
+     "default loss triplet|triplet-soft|contrastive|contrastive-squared (else the model's)"},
     {"api-key", O_STR, F(api_key), "", 0, 0, "require Authorization: Bearer KEY (except /healthz, /readyz, /metrics)"},
     {"api-key-file", O_STR, F(api_key_file), "", 0, 0, "read the API key from this file (first line)"},
-    {"api-keys-file", O_STR, F(api_keys_file), "", 0, 0, "several API keys, one per line (name:key or key); reloaded on SIGHUP"},
+    {"api-keys-file", O_STR, F(api_keys_file), "", 0, 0,
+     "several API keys, one per line (name:key or key); reloaded on SIGHUP"},
     {"log-format", O_LOGFMT, F(log_format), "text", 0, 0, "access log on stderr: text|json|off"},
-    {"log-flush", O_INT, F(log_flush_ms), "10", 0, 10000, "milliseconds access log lines gather before one write (0 = write each line at once)"},
+    {"log-flush", O_INT, F(log_flush_ms), "10", 0, 10000,
+     "milliseconds access log lines gather before one write (0 = write each line at once)"},
     {"drain-timeout", O_DOUBLE, F(drain_timeout), "10", 0, 3600, "seconds to finish in-flight requests on SIGTERM"},
-    {"batch-max-rows", O_SIZE, F(batch_max_rows), "256", 0, 65536, "most rows in one batched model forward (0 or 1: no batching)"},
-    {"batch-leaders", O_INT, F(batch_leaders), "0", 0, 64, "model forwards running at once before requests queue to batch (0 = number of CPUs)"},
+    {"batch-max-rows", O_SIZE, F(batch_max_rows), "256", 0, 65536,
+     "most rows in one batched model forward (0 or 1: no batching)"},
+    {"batch-leaders", O_INT, F(batch_leaders), "0", 0, 64,
+     "model forwards running at once before requests queue to batch (0 = number of CPUs)"},
     {"no-console", O_BOOL, F(no_console), "false", 0, 1, "do not serve the web console at /"},
     {"tls-cert", O_STR, F(tls_cert), "", 0, 0, "serve HTTPS with this PEM certificate (chain); reloaded on SIGHUP"},
     {"tls-key", O_STR, F(tls_key), "", 0, 0, "the PEM private key of --tls-cert; reloaded on SIGHUP"},
-    {"tls-client-ca", O_STR, F(tls_client_ca), "", 0, 0, "mutual TLS: only clients with a certificate this PEM CA signed get answers"},
-    {"model-dir", O_STR, F(model_dir), "", 0, 0, "POST /v1/admin/reload may name model and gallery files by a path relative to this folder"},
-    {"allow-model-path", O_BOOL, F(allow_model_path), "false", 0, 1, "deprecated: needs --model-dir, which alone allows naming files"},
+    {"tls-client-ca", O_STR, F(tls_client_ca), "", 0, 0,
+     "mutual TLS: only clients with a certificate this PEM CA signed get answers"},
+    {"model-dir", O_STR, F(model_dir), "", 0, 0,
+     "POST /v1/admin/reload may name model and gallery files by a path relative to this folder"},
+    {"allow-model-path", O_BOOL, F(allow_model_path), "false", 0, 1,
+     "deprecated: needs --model-dir, which alone allows naming files"},
 };
 #undef F
 #define N_OPTS (sizeof OPTS / sizeof OPTS[0])
 
-static void env_name(const opt *o, char *buf, size_t cap)
-{
+static void env_name(const opt *o, char *buf, size_t cap) {
     size_t i = (size_t)snprintf(buf, cap, "TRIPLETD_");
     for (const char *p = o->name; *p && i + 1 < cap; p++) buf[i++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
     buf[i] = 0;
 }
 
-void srv_config_usage(void *fp)
-{
+void srv_config_usage(void *fp) {
     FILE *f = fp;
-    fprintf(f, "usage: tripletd --model PATH [options]\n\nEvery option can also be set by its environment variable (the flag wins).\n\n");
+    fprintf(f, "usage: tripletd --model PATH [options]\n\nEvery option can also be set by its environment variable "
+               "(the flag wins).\n\n");
     for (size_t i = 0; i < N_OPTS; i++) {
         char env[64], flag[64];
         env_name(&OPTS[i], env, sizeof env);
@@ -78,12 +91,12 @@ void srv_config_usage(void *fp)
         if (OPTS[i].def[0] && OPTS[i].type != O_BOOL) fprintf(f, " [%s]", OPTS[i].def);
         fputc('\n', f);
     }
-    fprintf(f, "  %-28s %-32s %s\n  %-28s %-32s %s\n", "--help", "", "print this table", "--version", "", "print the version");
+    fprintf(f, "  %-28s %-32s %s\n  %-28s %-32s %s\n", "--help", "", "print this table", "--version", "",
+            "print the version");
 }
 
 /* Parse one value into cfg; src names where it came from for the message. */
-static int set_opt(srv_config *cfg, const opt *o, const char *val, const char *src, tr_err *err)
-{
+static int set_opt(srv_config *cfg, const opt *o, const char *val, const char *src, tr_err *err) {
     char *p = (char *)cfg + o->off, *end = NULL;
     errno = 0;
     switch (o->type) {
@@ -98,46 +111,60 @@ static int set_opt(srv_config *cfg, const opt *o, const char *val, const char *s
     case O_INT: {
         long v = strtol(val, &end, 10);
         if (errno || end == val || *end || v < (long)o->lo || v > (long)o->hi)
-            return tr_seterr(err, TR_EINVAL, o->name, "%s: expected an integer in %.0f..%.0f, got \"%s\"", src, o->lo, o->hi, val);
+            return tr_seterr(err, TR_EINVAL, o->name, "%s: expected an integer in %.0f..%.0f, got \"%s\"", src, o->lo,
+                             o->hi, val);
         *(int *)(void *)p = (int)v;
         return 0;
     }
     case O_SIZE: {
         double v = strtod(val, &end), mul = 1;
         if (end != val && *end) {
-            if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0) mul = 1024.0;
-            else if (strcmp(end, "M") == 0 || strcmp(end, "MiB") == 0) mul = 1048576.0;
-            else if (strcmp(end, "G") == 0 || strcmp(end, "GiB") == 0) mul = 1073741824.0;
-            else mul = -1;
+            if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0)
+                mul = 1024.0;
+            else if (strcmp(end, "M") == 0 || strcmp(end, "MiB") == 0)
+                mul = 1048576.0;
+            else if (strcmp(end, "G") == 0 || strcmp(end, "GiB") == 0)
+                mul = 1073741824.0;
+            else
+                mul = -1;
         }
         v *= mul;
         if (errno || end == val || mul < 0 || !isfinite(v) || v != floor(v) || v < o->lo || v > o->hi)
-            return tr_seterr(err, TR_EINVAL, o->name, "%s: expected a whole number in %.0f..%.0f (suffix K, M or G allowed), got \"%s\"",
-                             src, o->lo, o->hi, val);
+            return tr_seterr(err, TR_EINVAL, o->name,
+                             "%s: expected a whole number in %.0f..%.0f (suffix K, M or G allowed), got \"%s\"", src,
+                             o->lo, o->hi, val);
         *(size_t *)(void *)p = (size_t)v;
         return 0;
     }
     case O_DOUBLE: {
         double v = strtod(val, &end);
         if (errno || end == val || *end || !isfinite(v) || v < o->lo || v > o->hi)
-            return tr_seterr(err, TR_EINVAL, o->name, "%s: expected a number in %g..%g, got \"%s\"", src, o->lo, o->hi, val);
+            return tr_seterr(err, TR_EINVAL, o->name, "%s: expected a number in %g..%g, got \"%s\"", src, o->lo, o->hi,
+                             val);
         *(double *)(void *)p = v;
         return 0;
     }
     case O_BOOL: {
         int v;
-        if (!strcmp(val, "1") || !strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, "on")) v = 1;
-        else if (!strcmp(val, "0") || !strcmp(val, "false") || !strcmp(val, "no") || !strcmp(val, "off") || !val[0]) v = 0;
-        else return tr_seterr(err, TR_EINVAL, o->name, "%s: expected true or false, got \"%s\"", src, val);
+        if (!strcmp(val, "1") || !strcmp(val, "true") || !strcmp(val, "yes") || !strcmp(val, "on"))
+            v = 1;
+        else if (!strcmp(val, "0") || !strcmp(val, "false") || !strcmp(val, "no") || !strcmp(val, "off") || !val[0])
+            v = 0;
+        else
+            return tr_seterr(err, TR_EINVAL, o->name, "%s: expected true or false, got \"%s\"", src, val);
         *(int *)(void *)p = v;
         return 0;
     }
     case O_LOGFMT: {
         srv_log_format v;
-        if (!strcmp(val, "text")) v = SRV_LOG_TEXT;
-        else if (!strcmp(val, "json")) v = SRV_LOG_JSON;
-        else if (!strcmp(val, "off")) v = SRV_LOG_OFF;
-        else return tr_seterr(err, TR_EINVAL, o->name, "%s: expected text, json or off, got \"%s\"", src, val);
+        if (!strcmp(val, "text"))
+            v = SRV_LOG_TEXT;
+        else if (!strcmp(val, "json"))
+            v = SRV_LOG_JSON;
+        else if (!strcmp(val, "off"))
+            v = SRV_LOG_OFF;
+        else
+            return tr_seterr(err, TR_EINVAL, o->name, "%s: expected text, json or off, got \"%s\"", src, val);
         *(srv_log_format *)(void *)p = v;
         return 0;
     }
@@ -145,16 +172,14 @@ static int set_opt(srv_config *cfg, const opt *o, const char *val, const char *s
     return tr_seterr(err, TR_EINTERNAL, o->name, "%s: unknown option type", src);
 }
 
-static const opt *find_opt(const char *name, size_t len)
-{
+static const opt *find_opt(const char *name, size_t len) {
     for (size_t i = 0; i < N_OPTS; i++)
         if (strlen(OPTS[i].name) == len && strncmp(OPTS[i].name, name, len) == 0) return &OPTS[i];
     return NULL;
 }
 
 /* Read the first line of path into *key. */
-static int read_key_file(const char *path, char **key, tr_err *err)
-{
+static int read_key_file(const char *path, char **key, tr_err *err) {
     char buf[1024];
     FILE *f = fopen(path, "r");
     if (!f) return tr_seterr(err, TR_EIO, "api-key-file", "--api-key-file %s: %s", path, strerror(errno));
@@ -168,8 +193,7 @@ static int read_key_file(const char *path, char **key, tr_err *err)
     return 0;
 }
 
-int srv_config_parse(srv_config *cfg, int argc, char **argv, tr_err *err)
-{
+int srv_config_parse(srv_config *cfg, int argc, char **argv, tr_err *err) {
     char src[96];
     memset(cfg, 0, sizeof *cfg);
     tr_clearerr(err);
@@ -208,9 +232,12 @@ int srv_config_parse(srv_config *cfg, int argc, char **argv, tr_err *err)
             goto fail;
         }
         const char *val;
-        if (eq) val = eq + 1;
-        else if (o->type == O_BOOL) val = "true";
-        else if (i + 1 < argc) val = argv[++i];
+        if (eq)
+            val = eq + 1;
+        else if (o->type == O_BOOL)
+            val = "true";
+        else if (i + 1 < argc)
+            val = argv[++i];
         else {
             tr_seterr(err, TR_EINVAL, o->name, "--%s: missing value", o->name);
             goto fail;
@@ -228,14 +255,16 @@ int srv_config_parse(srv_config *cfg, int argc, char **argv, tr_err *err)
     }
     if (cfg->metric) {
         if (dist_parse(cfg->metric, &cfg->metric_v) != 0) {
-            tr_seterr(err, TR_EINVAL, "metric", "--metric: unknown metric \"%s\" (sqeuclidean, euclidean, cosine or dot)", cfg->metric);
+            tr_seterr(err, TR_EINVAL, "metric",
+                      "--metric: unknown metric \"%s\" (sqeuclidean, euclidean, cosine or dot)", cfg->metric);
             goto fail;
         }
         cfg->has_metric = 1;
     }
     if (cfg->loss) {
         if (loss_parse(cfg->loss, &cfg->loss_v) != 0 || cfg->loss_v == LOSS_INFONCE) {
-            tr_seterr(err, TR_EINVAL, "loss", "--loss: unknown loss \"%s\" (triplet, triplet-soft, contrastive or contrastive-squared)",
+            tr_seterr(err, TR_EINVAL, "loss",
+                      "--loss: unknown loss \"%s\" (triplet, triplet-soft, contrastive or contrastive-squared)",
                       cfg->loss);
             goto fail;
         }
@@ -243,9 +272,10 @@ int srv_config_parse(srv_config *cfg, int argc, char **argv, tr_err *err)
     }
     if (cfg->api_key_file && read_key_file(cfg->api_key_file, &cfg->api_key, err)) goto fail;
     if (cfg->allow_model_path && !cfg->model_dir) {
-        tr_seterr(err, TR_EINVAL, "allow-model-path",
-                  "--allow-model-path is deprecated and no longer allows any path: give --model-dir DIR, and reloads may "
-                  "name files relative to DIR");
+        tr_seterr(
+            err, TR_EINVAL, "allow-model-path",
+            "--allow-model-path is deprecated and no longer allows any path: give --model-dir DIR, and reloads may "
+            "name files relative to DIR");
         goto fail;
     }
     if (cfg->model_dir) {
@@ -261,8 +291,7 @@ fail:
     return -1;
 }
 
-void srv_config_free(srv_config *cfg)
-{
+void srv_config_free(srv_config *cfg) {
     for (size_t i = 0; i < N_OPTS; i++) {
         if (OPTS[i].type != O_STR) continue;
         char **s = (char **)(void *)((char *)cfg + OPTS[i].off);

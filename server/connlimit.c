@@ -22,8 +22,10 @@ static int g_max_total, g_max_ip;
 /* The address as a 64-bit key: IPv4 address, or the /64 prefix of an IPv6 one (one client's block). */
 static uint64_t addr_key(const struct sockaddr *a) {
     uint64_t k = 0;
-    if (a->sa_family == AF_INET) k = 0x100000000ull | ((const struct sockaddr_in *)a)->sin_addr.s_addr;
-    else if (a->sa_family == AF_INET6) memcpy(&k, ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr, 8), k |= 1;
+    if (a->sa_family == AF_INET)
+        k = 0x100000000ull | ((const struct sockaddr_in *)a)->sin_addr.s_addr;
+    else if (a->sa_family == AF_INET6)
+        memcpy(&k, ((const struct sockaddr_in6 *)a)->sin6_addr.s6_addr, 8), k |= 1;
     return k ? k : 1;
 }
 
@@ -79,4 +81,6 @@ void srv_conn_closed(const struct sockaddr *addr) {
     pthread_mutex_unlock(&g_lock);
 }
 
-int srv_conn_open(void) { return atomic_load(&g_open); }
+int srv_conn_open(void) {
+    return atomic_load(&g_open);
+}

@@ -26,15 +26,13 @@ struct srv_dl {
 
 static atomic_ullong g_cut;
 
-static long long now_ms(void)
-{
+static long long now_ms(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static void *sweep(void *arg)
-{
+static void *sweep(void *arg) {
     srv_dl *dl = arg;
     pthread_mutex_lock(&dl->mu);
     while (!dl->stop) {
@@ -56,8 +54,7 @@ static void *sweep(void *arg)
     return NULL;
 }
 
-srv_dl *srv_dl_new(int seconds)
-{
+srv_dl *srv_dl_new(int seconds) {
     srv_dl *dl = calloc(1, sizeof *dl);
     if (!dl) return NULL;
     dl->limit_ms = (long long)seconds * 1000;
@@ -73,8 +70,7 @@ srv_dl *srv_dl_new(int seconds)
     return dl;
 }
 
-void srv_dl_free(srv_dl *dl)
-{
+void srv_dl_free(srv_dl *dl) {
     if (!dl) return;
     pthread_mutex_lock(&dl->mu);
     dl->stop = 1;
@@ -86,8 +82,7 @@ void srv_dl_free(srv_dl *dl)
     free(dl);
 }
 
-srv_dl_conn *srv_dl_open(srv_dl *dl, int fd)
-{
+srv_dl_conn *srv_dl_open(srv_dl *dl, int fd) {
     srv_dl_conn *c = dl ? calloc(1, sizeof *c) : NULL;
     if (!c) return NULL;
     c->fd = fd;
@@ -101,8 +96,7 @@ srv_dl_conn *srv_dl_open(srv_dl *dl, int fd)
     return c;
 }
 
-void srv_dl_close(srv_dl *dl, srv_dl_conn *c)
-{
+void srv_dl_close(srv_dl *dl, srv_dl_conn *c) {
     if (!dl || !c) return;
     pthread_mutex_lock(&dl->mu);
     c->prev->next = c->next;
@@ -111,16 +105,16 @@ void srv_dl_close(srv_dl *dl, srv_dl_conn *c)
     free(c);
 }
 
-void srv_dl_busy(srv_dl_conn *c)
-{
+void srv_dl_busy(srv_dl_conn *c) {
     if (c) atomic_store(&c->busy, 1);
 }
 
-void srv_dl_rearm(srv_dl_conn *c)
-{
+void srv_dl_rearm(srv_dl_conn *c) {
     if (!c) return;
     atomic_store(&c->start_ms, now_ms());
     atomic_store(&c->busy, 0);
 }
 
-unsigned long long srv_dl_cut_total(void) { return atomic_load(&g_cut); }
+unsigned long long srv_dl_cut_total(void) {
+    return atomic_load(&g_cut);
+}

@@ -10,8 +10,7 @@
 
 /* A raw PNG or JPEG body of POST /v1/embed becomes {"inputs": {"image": "<base64>"}}, so the one
  * input path (json_io.c) decodes it, with its limits and its errors (field "inputs.image"). */
-static int image_body(const srv_request *rq, cJSON **body, srv_reply *out)
-{
+static int image_body(const srv_request *rq, cJSON **body, srv_reply *out) {
     size_t n = (rq->len + 2) / 3 * 4 + 1;
     char *b64 = malloc(n);
     cJSON *in = NULL;
@@ -27,8 +26,7 @@ static int image_body(const srv_request *rq, cJSON **body, srv_reply *out)
 
 /* The body as one JSON object in *body (NULL for routes without one, or an
  * empty reload body). Returns 0, or the HTTP status of the error in out. */
-static int parse_body(const srv_route *rt, const srv_request *rq, cJSON **body, srv_reply *out)
-{
+static int parse_body(const srv_route *rt, const srv_request *rq, cJSON **body, srv_reply *out) {
     char why[96];
     size_t at = 0;
     *body = NULL;
@@ -43,12 +41,13 @@ static int parse_body(const srv_route *rt, const srv_request *rq, cJSON **body, 
         return srv_fail(out, 400, "", "invalid JSON at byte %zu of %zu: %s", at, rq->len, why);
     if (!cJSON_IsObject(*body))
         return srv_fail(out, 422, "", "request body: expected a JSON object, got %s",
-                        cJSON_IsArray(*body) ? "an array" : cJSON_IsString(*body) ? "a string" : "a scalar");
+                        cJSON_IsArray(*body)    ? "an array"
+                        : cJSON_IsString(*body) ? "a string"
+                                                : "a scalar");
     return 0;
 }
 
-int srv_dispatch(const srv_config *cfg, const srv_request *rq, srv_reply *out)
-{
+int srv_dispatch(const srv_config *cfg, const srv_request *rq, srv_reply *out) {
     const srv_route *rt = srv_route_at(rq->route);
     cJSON *body = NULL;
     int rc = parse_body(rt, rq, &body, out);
@@ -68,7 +67,8 @@ int srv_dispatch(const srv_config *cfg, const srv_request *rq, srv_reply *out)
         .in_flight = rq->in_flight,
         .draining = rq->draining,
     };
-    if (!ctx.state || !ctx.scratch) rc = srv_fail(out, 503, "", ctx.state ? "out of memory" : "no model loaded");
+    if (!ctx.state || !ctx.scratch)
+        rc = srv_fail(out, 503, "", ctx.state ? "out of memory" : "no model loaded");
     else {
         out->status = 200;
         rc = rt->fn(&ctx, body, out);

@@ -8,17 +8,17 @@
 #include "errors.h"
 
 typedef struct {
-    int route;              /* index in the route table (routes.h), >= 0 */
-    const char *body;       /* the request body as received (NULL when len is 0) */
+    int route;        /* index in the route table (routes.h), >= 0 */
+    const char *body; /* the request body as received (NULL when len is 0) */
     size_t len;
     const char *request_id; /* as echoed in X-Request-Id */
     const char *path;       /* the request path, without the query */
     /* query argument lookup (NULL: the request has none), called with conn */
     const char *(*arg)(void *conn, const char *name);
     void *conn;
-    int in_flight;          /* for the handler's context (handlers.h) */
+    int in_flight; /* for the handler's context (handlers.h) */
     int draining;
-    int image_body;         /* the body is a PNG or JPEG file for POST /v1/embed */
+    int image_body; /* the body is a PNG or JPEG file for POST /v1/embed */
 } srv_request;
 
 /* Parse the body as the route wants it (one JSON object for POST routes;

@@ -27,30 +27,28 @@ static const struct {
 };
 _Static_assert(sizeof STATUSES / sizeof STATUSES[0] == SRV_N_STATUS, "SRV_N_STATUS is the size of the status table");
 
-int srv_status_index(int http)
-{
+int srv_status_index(int http) {
     for (int i = 0; i < SRV_N_STATUS; i++)
         if (STATUSES[i].http == http) return i;
     return SRV_N_STATUS;
 }
 
-int srv_status_at(int i) { return i >= 0 && i < SRV_N_STATUS ? STATUSES[i].http : 0; }
+int srv_status_at(int i) {
+    return i >= 0 && i < SRV_N_STATUS ? STATUSES[i].http : 0;
+}
 
-const char *srv_error_type(int http)
-{
+const char *srv_error_type(int http) {
     int i = srv_status_index(http);
     if (i < SRV_N_STATUS && STATUSES[i].type) return STATUSES[i].type;
     return http >= 500 ? "internal" : "invalid_input";
 }
 
-void srv_reply_init(srv_reply *r)
-{
+void srv_reply_init(srv_reply *r) {
     memset(r, 0, sizeof *r);
     r->status = 200;
 }
 
-void srv_reply_clear(srv_reply *r)
-{
+void srv_reply_clear(srv_reply *r) {
     cJSON_Delete(r->body);
     free(r->raw);
     r->body = NULL;
@@ -58,8 +56,7 @@ void srv_reply_clear(srv_reply *r)
 }
 
 /* A message cut by snprintf may end inside a UTF-8 sequence: drop it. */
-static void utf8_trim(char *s)
-{
+static void utf8_trim(char *s) {
     size_t n = strlen(s), i = n;
     while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--;
     if (i == 0) return;
@@ -68,8 +65,7 @@ static void utf8_trim(char *s)
     if (n - (i - 1) < want) s[i - 1] = 0;
 }
 
-int srv_fail(srv_reply *out, int http, const char *field, const char *fmt, ...)
-{
+int srv_fail(srv_reply *out, int http, const char *field, const char *fmt, ...) {
     va_list ap;
     cJSON_Delete(out->body);
     out->body = NULL;
@@ -84,28 +80,28 @@ int srv_fail(srv_reply *out, int http, const char *field, const char *fmt, ...)
     return http;
 }
 
-int srv_http_status(int status)
-{
+int srv_http_status(int status) {
     switch (status) {
     case TR_EINVAL:
     case TR_EFORMAT:
     case TR_ELIMIT:
     case TR_EDIM:
     case TR_EIO:
-    case TR_ENOTFOUND: return 422;
-    case TR_ENOMEM: return 503;
-    default: return 500;
+    case TR_ENOTFOUND:
+        return 422;
+    case TR_ENOMEM:
+        return 503;
+    default:
+        return 500;
     }
 }
 
-int srv_fail_tr(srv_reply *out, int status, const tr_err *err)
-{
+int srv_fail_tr(srv_reply *out, int status, const tr_err *err) {
     const char *msg = err && err->msg[0] ? err->msg : tr_strerror(status);
     return srv_fail(out, srv_http_status(status), err ? err->field : "", "%s", msg);
 }
 
-cJSON *srv_error_json(const srv_reply *r)
-{
+cJSON *srv_error_json(const srv_reply *r) {
     cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
     if (!e) {
         cJSON_Delete(root);
@@ -118,8 +114,7 @@ cJSON *srv_error_json(const srv_reply *r)
     return root;
 }
 
-void srv_reply_header(srv_reply *r, const char *name, const char *value)
-{
+void srv_reply_header(srv_reply *r, const char *name, const char *value) {
     if (r->n_headers >= SRV_MAX_HEADERS) return;
     snprintf(r->hname[r->n_headers], sizeof r->hname[0], "%s", name);
     snprintf(r->hvalue[r->n_headers], sizeof r->hvalue[0], "%s", value);

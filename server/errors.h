@@ -11,10 +11,10 @@
 #define SRV_MAX_HEADERS 4
 
 typedef struct {
-    int status;             /* HTTP status (200 on success) */
-    cJSON *body;            /* success body, owned; NULL for errors */
+    int status;               /* HTTP status (200 on success) */
+    cJSON *body;              /* success body, owned; NULL for errors */
     const char *content_type; /* NULL = application/json */
-    char *raw;              /* pre-rendered body (malloc'd) instead of body */
+    char *raw;                /* pre-rendered body (malloc'd) instead of body */
     size_t raw_len;
     /* error record (status >= 400) */
     char err_type[32];

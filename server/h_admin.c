@@ -7,8 +7,7 @@
 #include "log.h"
 #include "metrics.h"
 
-int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     static const char *const FIELDS[] = {"model", "gallery", NULL};
     const char *model = NULL, *gallery = NULL;
     char *model_real = NULL, *gallery_real = NULL;
@@ -20,10 +19,11 @@ int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
         if ((rc = jio_string(body, "gallery", &gallery, out))) return rc;
     }
     if ((model || gallery) && !ctx->cfg->model_dir)
-        return srv_fail(out, 403, model ? "model" : "gallery",
-                        "%s: naming a file needs tripletd --model-dir DIR (files relative to it); send {} to reload the "
-                        "current files",
-                        model ? "model" : "gallery");
+        return srv_fail(
+            out, 403, model ? "model" : "gallery",
+            "%s: naming a file needs tripletd --model-dir DIR (files relative to it); send {} to reload the "
+            "current files",
+            model ? "model" : "gallery");
     if (model && (rc = srv_confine(ctx->cfg->model_dir, "model", model, &model_real, out))) return rc;
     if (gallery && (rc = srv_confine(ctx->cfg->model_dir, "gallery", gallery, &gallery_real, out))) {
         free(model_real);
@@ -36,8 +36,8 @@ int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     srv_metrics_reload(rc == TR_OK);
     if (rc != TR_OK) {
         srv_log_msg("error", "reload failed, keeping the old model: %s", err.msg);
-        return srv_fail(out, srv_http_status(rc), err.field[0] ? err.field : "model", "reload failed, still serving %s: %s",
-                        ctx->state->model->sha256, err.msg);
+        return srv_fail(out, srv_http_status(rc), err.field[0] ? err.field : "model",
+                        "reload failed, still serving %s: %s", ctx->state->model->sha256, err.msg);
     }
     srv_state *now = srv_state_acquire();
     srv_log_msg("info", "reloaded %s (%s)", now->model_path, now->model->sha256);

@@ -1,8 +1,7 @@
 /* h_distance.c - POST /v1/distance: row-wise or pairwise distances. */
 #include "vectors.h"
 
-int h_distance(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_distance(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     static const char *const FIELDS[] = {"a", "b", "metric", "embed", "normalize", "pairwise", NULL};
     srv_vec_opts o;
     const float *a, *b;
@@ -17,13 +16,15 @@ int h_distance(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     if ((rc = srv_vectors(ctx, body, "a", 0, &o, &na, &dim, &a, out))) return rc;
     if ((rc = srv_vectors(ctx, body, "b", 1, &o, &nb, &dim, &b, out))) return rc;
     if (!pairwise && na != nb)
-        return srv_fail(out, 422, "b", "b: expected %zu vectors (as many as a; or set \"pairwise\": true), got %zu", na, nb);
+        return srv_fail(out, 422, "b", "b: expected %zu vectors (as many as a; or set \"pairwise\": true), got %zu", na,
+                        nb);
     cells = pairwise ? na * nb : na; /* both <= max-batch */
     if (!(d = srv_doubles(ctx, cells, out))) return out->status;
     if (pairwise) {
         tr_clearerr(&err);
         if ((rc = dist_matrix(o.metric, a, na, b, nb, dim, d, &err)) != TR_OK) return srv_fail_tr(out, rc, &err);
-    } else dist_rows(o.metric, a, b, na, dim, d);
+    } else
+        dist_rows(o.metric, a, b, na, dim, d);
     if (!(res = cJSON_CreateObject())) goto oom;
     cJSON_AddStringToObject(res, "metric", dist_name(o.metric));
     if (pairwise) {

@@ -7,8 +7,7 @@
 static const jio_choice FORMATS[] = {{"float", 0}, {"base64", 1}, {NULL, 0}}; /* value: base64 or not */
 
 /* One embedding as an array of numbers or a base64 string. */
-static cJSON *embedding_item(const float *v, size_t dim, int b64)
-{
+static cJSON *embedding_item(const float *v, size_t dim, int b64) {
     if (!b64) return jio_floats(v, dim);
     char *s = jio_b64_encode(v, dim);
     cJSON *x = s ? cJSON_CreateString(s) : NULL;
@@ -18,8 +17,7 @@ static cJSON *embedding_item(const float *v, size_t dim, int b64)
 
 /* Shared: parse field `name`, embed with the request's normalize. */
 static int embed_field(const srv_ctx *ctx, const cJSON *body, const char *name, size_t *n, size_t *dim, const float **v,
-                       int *b64, srv_reply *out)
-{
+                       int *b64, srv_reply *out) {
     srv_vec_opts o = {1, -1, ctx->state->metric};
     int rc;
     if ((rc = jio_bool(body, "normalize", &o.normalize, out))) return rc;
@@ -28,8 +26,7 @@ static int embed_field(const srv_ctx *ctx, const cJSON *body, const char *name, 
     return srv_vectors(ctx, body, name, 0, &o, n, dim, v, out);
 }
 
-int h_embed(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_embed(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     static const char *const FIELDS[] = {"inputs", "normalize", "encoding_format", NULL};
     int b64 = 0;
     const float *v;
@@ -55,8 +52,7 @@ oom:
     return srv_fail(out, 503, "", "out of memory");
 }
 
-int h_embeddings(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_embeddings(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     /* "user" and "dimensions" are OpenAI client fields: accepted, and
      * dimensions must equal the model's output size */
     static const char *const FIELDS[] = {"input", "model", "encoding_format", "normalize", "user", "dimensions", NULL};

@@ -4,16 +4,15 @@
 #include "handlers.h"
 #include "metrics.h"
 
-int h_healthz(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_healthz(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     (void)ctx, (void)body;
     out->body = cJSON_CreateObject();
-    if (!out->body || !cJSON_AddStringToObject(out->body, "status", "ok")) return srv_fail(out, 503, "", "out of memory");
+    if (!out->body || !cJSON_AddStringToObject(out->body, "status", "ok"))
+        return srv_fail(out, 503, "", "out of memory");
     return out->status = 200;
 }
 
-int h_readyz(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_readyz(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     (void)body;
     if (ctx->draining) return srv_fail(out, 503, "", "draining: shutting down");
     if (!ctx->state) return srv_fail(out, 503, "", "no model loaded");
@@ -25,8 +24,7 @@ int h_readyz(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     return out->status = 200;
 }
 
-int h_metrics(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_metrics(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     (void)body;
     out->raw = srv_metrics_render(ctx->state, ctx->in_flight, ctx->draining);
     if (!out->raw) return srv_fail(out, 503, "", "out of memory");

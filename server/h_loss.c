@@ -6,11 +6,11 @@
 #include "stats.h"
 #include "vectors.h"
 
-static const jio_choice REDUCTIONS[] = {{"mean", LOSS_RED_MEAN}, {"mean-nonzero", LOSS_RED_MEAN_NONZERO}, {"sum", LOSS_RED_SUM}, {NULL, 0}};
+static const jio_choice REDUCTIONS[] = {
+    {"mean", LOSS_RED_MEAN}, {"mean-nonzero", LOSS_RED_MEAN_NONZERO}, {"sum", LOSS_RED_SUM}, {NULL, 0}};
 
 /* The "config" object echoed by the loss routes. */
-static cJSON *config_json(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k, loss_reduction red)
-{
+static cJSON *config_json(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k, loss_reduction red) {
     cJSON *c = srv_scoring_config(o, m, margin, k);
     if (c && !cJSON_AddStringToObject(c, "reduction", loss_reduction_name(red))) {
         cJSON_Delete(c);
@@ -21,8 +21,7 @@ static cJSON *config_json(const srv_vec_opts *o, const mdl_model *m, double marg
 
 /* margin, loss (restricted to names) and reduction, with snapshot defaults. */
 static int loss_opts(const cJSON *body, const jio_choice *losses, loss_kind *k, double *margin, loss_reduction *red,
-                     srv_reply *out)
-{
+                     srv_reply *out) {
     int rc, kv = (int)*k, rv = (int)*red;
     if ((rc = jio_number(body, "margin", 0, 1e9, 0, margin, out))) return rc;
     if ((rc = jio_enum(body, "loss", losses, &kv, out))) return rc;
@@ -32,10 +31,9 @@ static int loss_opts(const cJSON *body, const jio_choice *losses, loss_kind *k, 
     return 0;
 }
 
-int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
-    static const char *const FIELDS[] = {"anchors", "positives", "negatives", "embed", "normalize", "metric",
-                                         "margin", "loss", "swap", "reduction", NULL};
+int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
+    static const char *const FIELDS[] = {"anchors", "positives", "negatives", "embed",     "normalize", "metric",
+                                         "margin",  "loss",      "swap",      "reduction", NULL};
     static const jio_choice LOSSES[] = {{"triplet", LOSS_TRIPLET}, {"triplet-soft", LOSS_TRIPLET_SOFT}, {NULL, 0}};
     srv_vec_opts o;
     const float *a, *p, *ng;
@@ -53,9 +51,11 @@ int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     if ((rc = jio_bool(body, "swap", &swap, out))) return rc;
     if ((rc = srv_vectors(ctx, body, "anchors", 0, &o, &n, &dim, &a, out))) return rc;
     if ((rc = srv_vectors(ctx, body, "positives", 1, &o, &np, &dim, &p, out))) return rc;
-    if (np != n) return srv_fail(out, 422, "positives", "positives: expected %zu vectors (as many as anchors), got %zu", n, np);
+    if (np != n)
+        return srv_fail(out, 422, "positives", "positives: expected %zu vectors (as many as anchors), got %zu", n, np);
     if ((rc = srv_vectors(ctx, body, "negatives", 2, &o, &nn, &dim, &ng, out))) return rc;
-    if (nn != n) return srv_fail(out, 422, "negatives", "negatives: expected %zu vectors (as many as anchors), got %zu", n, nn);
+    if (nn != n)
+        return srv_fail(out, 422, "negatives", "negatives: expected %zu vectors (as many as anchors), got %zu", n, nn);
     if (!(d = srv_doubles(ctx, 4 * n, out))) return out->status;
     double *d_ap = d, *d_an = d + n, *d_pn = d + 2 * n, *losses = d + 3 * n;
     dist_rows(o.metric, a, p, n, dim, d_ap);
@@ -96,10 +96,11 @@ oom:
     return srv_fail(out, 503, "", "out of memory");
 }
 
-int h_loss_pair(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
-    static const char *const FIELDS[] = {"a", "b", "labels", "embed", "normalize", "metric", "margin", "loss", "reduction", NULL};
-    static const jio_choice LOSSES[] = {{"contrastive", LOSS_CONTRASTIVE}, {"contrastive-squared", LOSS_CONTRASTIVE_SQUARED}, {NULL, 0}};
+int h_loss_pair(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
+    static const char *const FIELDS[] = {"a",      "b",      "labels", "embed",     "normalize",
+                                         "metric", "margin", "loss",   "reduction", NULL};
+    static const jio_choice LOSSES[] = {
+        {"contrastive", LOSS_CONTRASTIVE}, {"contrastive-squared", LOSS_CONTRASTIVE_SQUARED}, {NULL, 0}};
     srv_vec_opts o;
     const float *a, *b;
     size_t n = 0, nb = 0, dim = 0;
@@ -146,10 +147,11 @@ done:
     return out->status;
 }
 
-int h_loss_infonce(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
-    static const char *const FIELDS[] = {"a", "b", "temperature", "tau_plus", "beta", "estimator", "embed", "normalize", NULL};
-    static const jio_choice ESTIMATORS[] = {{"hard", 1}, {"easy", 0}, {NULL, 0}}; /* value: the hard-negative estimator */
+int h_loss_infonce(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
+    static const char *const FIELDS[] = {"a",         "b",     "temperature", "tau_plus", "beta",
+                                         "estimator", "embed", "normalize",   NULL};
+    static const jio_choice ESTIMATORS[] = {
+        {"hard", 1}, {"easy", 0}, {NULL, 0}}; /* value: the hard-negative estimator */
     srv_vec_opts o;
     const float *a, *b;
     int hard = 1;
@@ -167,7 +169,9 @@ int h_loss_infonce(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     if ((rc = srv_vectors(ctx, body, "a", 0, &o, &n, &dim, &a, out))) return rc;
     if ((rc = srv_vectors(ctx, body, "b", 1, &o, &nb, &dim, &b, out))) return rc;
     if (nb != n) return srv_fail(out, 422, "b", "b: expected %zu vectors (as many as a), got %zu", n, nb);
-    if (n < 2) return srv_fail(out, 422, "a", "a: InfoNCE needs at least 2 pairs (the other pairs are the negatives), got %zu", n);
+    if (n < 2)
+        return srv_fail(out, 422, "a", "a: InfoNCE needs at least 2 pairs (the other pairs are the negatives), got %zu",
+                        n);
     if (!(losses = srv_doubles(ctx, 2 * n, out))) return out->status;
     tr_clearerr(&err);
     rc = loss_infonce(a, b, n, dim, temperature, tau_plus, beta, hard, losses, &err);

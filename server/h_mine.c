@@ -6,10 +6,9 @@
 #include "metrics.h"
 #include "vectors.h"
 
-int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
-    static const char *const FIELDS[] = {"inputs", "labels", "strategy", "embed", "normalize", "metric",
-                                         "margin", "loss", "max_triplets", NULL};
+int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
+    static const char *const FIELDS[] = {"inputs", "labels", "strategy", "embed",        "normalize",
+                                         "metric", "margin", "loss",     "max_triplets", NULL};
     static const jio_choice STRATEGIES[] = {
         {"batch-hard", MINE_BATCH_HARD}, {"semi-hard", MINE_SEMI_HARD}, {"batch-all", MINE_BATCH_ALL}, {NULL, 0}};
     static const jio_choice LOSSES[] = {{"triplet", LOSS_TRIPLET}, {"triplet-soft", LOSS_TRIPLET_SOFT}, {NULL, 0}};
@@ -29,7 +28,8 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
     if ((rc = srv_vec_opts_parse(ctx, body, 1, &o, out))) return rc;
     if ((rc = jio_enum(body, "strategy", STRATEGIES, &strategy, out))) return rc;
     if (strategy < 0)
-        return srv_fail(out, 422, "strategy", "strategy: required field is missing (batch-hard, semi-hard or batch-all)");
+        return srv_fail(out, 422, "strategy",
+                        "strategy: required field is missing (batch-hard, semi-hard or batch-all)");
     if ((rc = jio_number(body, "margin", 0, 1e9, 0, &margin, out))) return rc;
     kv = (int)k;
     if ((rc = jio_enum(body, "loss", LOSSES, &kv, out))) return rc;
@@ -73,7 +73,8 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
         cJSON_AddItemToArray(los, cJSON_CreateNumber(m->loss));
         cJSON_AddItemToArray(cat, cJSON_CreateString(loss_category_name(m->cat)));
     }
-    cJSON *nop = cJSON_AddArrayToObject(res, "anchors_without_positive"), *non = cJSON_AddArrayToObject(res, "anchors_without_negative");
+    cJSON *nop = cJSON_AddArrayToObject(res, "anchors_without_positive"),
+          *non = cJSON_AddArrayToObject(res, "anchors_without_negative");
     if (!nop || !non) goto oom;
     for (size_t i = 0; i < mr.n_no_positive; i++) cJSON_AddItemToArray(nop, cJSON_CreateNumber(mr.no_positive[i]));
     for (size_t i = 0; i < mr.n_no_negative; i++) cJSON_AddItemToArray(non, cJSON_CreateNumber(mr.no_negative[i]));

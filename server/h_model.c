@@ -1,8 +1,7 @@
 /* h_model.c - GET /v1/model: what is loaded and the effective scoring defaults. */
 #include "handlers.h"
 
-int h_model(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_model(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     const srv_state *st = ctx->state;
     const mdl_model *m = st->model;
     cJSON *o = mdl_describe_json(m);
@@ -24,7 +23,8 @@ int h_model(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
         cJSON_AddStringToObject(g, "sha256", st->gallery->sha256);
         cJSON_AddBoolToObject(g, "labels", st->gallery->labels != NULL);
         cJSON_AddBoolToObject(g, "ids", st->gallery->ids != NULL);
-    } else cJSON_AddNullToObject(o, "gallery");
+    } else
+        cJSON_AddNullToObject(o, "gallery");
     out->body = o;
     return out->status = 200;
 oom:

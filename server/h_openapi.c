@@ -3,8 +3,7 @@
 
 #include "handlers.h"
 
-int h_openapi(const srv_ctx *ctx, const cJSON *body, srv_reply *out)
-{
+int h_openapi(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     (void)ctx, (void)body;
     out->raw = strdup(srv_openapi_json);
     if (!out->raw) return srv_fail(out, 503, "", "out of memory");

@@ -11,9 +11,9 @@
 
 #define SEARCH_MAX_K 1000
 
-
 static int no_gallery(srv_reply *out) {
-    return srv_fail(out, 409, "", "no gallery is loaded: start tripletd with --gallery PATH (build one with `tripletctl index`)");
+    return srv_fail(out, 409, "",
+                    "no gallery is loaded: start tripletd with --gallery PATH (build one with `tripletctl index`)");
 }
 
 /* Optional integer filter_label (exact in a double: |x| <= 2^53). */
@@ -70,7 +70,8 @@ int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
 
     if (g == NULL) return no_gallery(out);
     if ((rc = jio_check_fields(body, fields, out)) || (rc = jio_size(body, "k", 1, SEARCH_MAX_K, &k, out)) ||
-        (rc = jio_bool(body, "embed", &embed, out)) || (rc = jio_enum(body, "metric", srv_metric_choices(), &metric, out)) ||
+        (rc = jio_bool(body, "embed", &embed, out)) ||
+        (rc = jio_enum(body, "metric", srv_metric_choices(), &metric, out)) ||
         (rc = parse_filter(body, g, &use_filter, &filter, out)))
         return rc;
     if (embed && (size_t)mdl_output_dim(m) != g->dim)
@@ -114,7 +115,8 @@ int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
         if (p == NULL) goto oom;
         cJSON_AddItemToArray(pred, p);
     }
-    if (!cJSON_AddNumberToObject(res, "k", (double)k) || !cJSON_AddStringToObject(res, "metric", dist_name((dist_metric)metric)))
+    if (!cJSON_AddNumberToObject(res, "k", (double)k) ||
+        !cJSON_AddStringToObject(res, "metric", dist_name((dist_metric)metric)))
         goto oom;
     srv_metrics_batch(ctx->route, n);
     out->status = 200;

@@ -26,8 +26,7 @@ typedef struct srv_ctx {
 } srv_ctx;
 
 /* Value of query argument name ("?n=500"), or NULL. */
-static inline const char *srv_arg(const srv_ctx *ctx, const char *name)
-{
+static inline const char *srv_arg(const srv_ctx *ctx, const char *name) {
     return ctx->arg ? ctx->arg(ctx->conn, name) : NULL;
 }
 /* Query argument name as an integer in lo..hi (def when absent) into *v;
@@ -39,21 +38,21 @@ int srv_arg_long(const srv_ctx *ctx, const char *name, long lo, long hi, long de
  * JSON object (NULL for GET routes). */
 typedef int (*srv_handler)(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 
-int h_healthz(const srv_ctx *ctx, const cJSON *body, srv_reply *out);        /* h_health.c */
-int h_readyz(const srv_ctx *ctx, const cJSON *body, srv_reply *out);         /* h_health.c */
-int h_metrics(const srv_ctx *ctx, const cJSON *body, srv_reply *out);        /* h_health.c */
+int h_healthz(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_health.c */
+int h_readyz(const srv_ctx *ctx, const cJSON *body, srv_reply *out);  /* h_health.c */
+int h_metrics(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_health.c */
 int h_model(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_openapi(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_embed(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
-int h_embeddings(const srv_ctx *ctx, const cJSON *body, srv_reply *out);     /* h_embed.c */
+int h_embeddings(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_embed.c */
 int h_distance(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
-int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out);   /* h_loss.c */
-int h_loss_pair(const srv_ctx *ctx, const cJSON *body, srv_reply *out);      /* h_loss.c */
-int h_loss_infonce(const srv_ctx *ctx, const cJSON *body, srv_reply *out);   /* h_loss.c */
+int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_loss.c */
+int h_loss_pair(const srv_ctx *ctx, const cJSON *body, srv_reply *out);    /* h_loss.c */
+int h_loss_infonce(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_loss.c */
 int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
-int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out);   /* h_admin.c */
+int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_admin.c */
 int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
-int h_gallery(const srv_ctx *ctx, const cJSON *body, srv_reply *out);        /* h_search.c */
+int h_gallery(const srv_ctx *ctx, const cJSON *body, srv_reply *out); /* h_search.c */
 int h_stats(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_projection(const srv_ctx *ctx, const cJSON *body, srv_reply *out);
 int h_console(const srv_ctx *ctx, const cJSON *body, srv_reply *out);

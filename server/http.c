@@ -60,30 +60,28 @@ static unsigned long long g_req_salt;
 
 typedef struct {
     struct timespec t0;
-    int route;          /* -1: no route */
-    int early;          /* error status decided before the body (0: none) */
-    srv_reply reply;    /* an early error, or what the handler filled */
+    int route;       /* -1: no route */
+    int early;       /* error status decided before the body (0: none) */
+    srv_reply reply; /* an early error, or what the handler filled */
     char *body;
     size_t len, cap, discarded;
     int pretty;
-    int image_body;     /* the body is a PNG or JPEG file (POST /v1/embed) */
+    int image_body;       /* the body is a PNG or JPEG file (POST /v1/embed) */
     const char *key_name; /* the named API key that authenticated it, or "" */
-    int active;         /* counted in g_active */
-    int draining;       /* g_draining as the handler saw it; -1 before dispatch */
+    int active;           /* counted in g_active */
+    int draining;         /* g_draining as the handler saw it; -1 before dispatch */
     char request_id[72];
     char method[16];
 } req;
 
-static double since(const struct timespec *t0)
-{
+static double since(const struct timespec *t0) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) * 1e-9;
 }
 
 /* An X-Request-Id we may echo: 1..64 visible ASCII characters. */
-static int id_ok(const char *s)
-{
+static int id_ok(const char *s) {
     size_t n = 0;
     for (; s[n]; n++)
         if ((unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f || s[n] == '"' || s[n] == '\\') return 0;
@@ -91,14 +89,12 @@ static int id_ok(const char *s)
 }
 
 /* image/png or image/jpeg (parameters ignored): a raw image body, which POST /v1/embed takes. */
-static int is_image_type(const char *ct)
-{
+static int is_image_type(const char *ct) {
     size_t n = strcspn(ct, "; \t");
     return (n == 9 && strncasecmp(ct, "image/png", 9) == 0) || (n == 10 && strncasecmp(ct, "image/jpeg", 10) == 0);
 }
 
-static int is_json_type(const char *ct)
-{
+static int is_json_type(const char *ct) {
     const char *semi = strchr(ct, ';');
     size_t n = semi ? (size_t)(semi - ct) : strlen(ct);
     while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
@@ -106,9 +102,7 @@ static int is_json_type(const char *ct)
     return n > 17 && strncasecmp(ct, "application/", 12) == 0 && strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
-
-static enum MHD_Result send_reply(struct MHD_Connection *c, req *r, const char *path)
-{
+static enum MHD_Result send_reply(struct MHD_Connection *c, req *r, const char *path) {
     srv_reply *out = &r->reply;
     char *text = NULL;
     size_t len = 0;
@@ -123,7 +117,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, req *r, const char *
         if (doc) text = r->pretty ? cJSON_Print(doc) : cJSON_PrintUnformatted(doc);
         if (doc != out->body) cJSON_Delete(doc);
         if (!text) {
-            static const char oom[] = "{\"error\":{\"code\":503,\"type\":\"not_ready\",\"message\":\"out of memory\",\"field\":\"\"}}";
+            static const char oom[] =
+                "{\"error\":{\"code\":503,\"type\":\"not_ready\",\"message\":\"out of memory\",\"field\":\"\"}}";
             out->status = 503;
             out->content_type = NULL;
             text = strdup(oom);
@@ -140,10 +135,12 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, req *r, const char *
         free(text);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, out->content_type ? out->content_type : "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            out->content_type ? out->content_type : "application/json");
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     for (int i = 0; i < out->n_headers; i++) MHD_add_response_header(resp, out->hname[i], out->hvalue[i]);
-    if (out->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tripletd\"");
+    if (out->status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tripletd\"");
     /* close after the drain began, as the handler saw it: a /readyz answered 200
      * keeps its connection, so the client's next request there sees the 503 */
     if (r->draining >= 0 ? r->draining : atomic_load(&g_draining))
@@ -160,20 +157,17 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, req *r, const char *
 }
 
 /* The connection's deadline record (socket context), or NULL. */
-static srv_dl_conn *conn_dl(struct MHD_Connection *c)
-{
+static srv_dl_conn *conn_dl(struct MHD_Connection *c) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return ci ? ci->socket_context : NULL;
 }
 
-static const char *query_arg(void *conn, const char *name)
-{
+static const char *query_arg(void *conn, const char *name) {
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
 /* The body collected: the handler's reply (dispatch.c). */
-static void dispatch(const srv_http *h, req *r, struct MHD_Connection *c, const char *url)
-{
+static void dispatch(const srv_http *h, req *r, struct MHD_Connection *c, const char *url) {
     r->draining = atomic_load(&g_draining);
     srv_request rq = {
         .route = r->route,
@@ -192,11 +186,12 @@ static void dispatch(const srv_http *h, req *r, struct MHD_Connection *c, const 
 
 /* How much of an oversized body is read (and dropped) before the reply:
  * beyond it the connection is cut. */
-static unsigned long long discard_limit(const srv_config *cfg) { return (unsigned long long)cfg->max_body * 4 + 1048576; }
+static unsigned long long discard_limit(const srv_config *cfg) {
+    return (unsigned long long)cfg->max_body * 4 + 1048576;
+}
 
 /* A request's first call: its record, counted in flight, its id. NULL when out of memory. */
-static req *req_new(struct MHD_Connection *c, const char *method)
-{
+static req *req_new(struct MHD_Connection *c, const char *method) {
     req *r = calloc(1, sizeof *r);
     if (r) r->key_name = "";
     if (!r) return NULL;
@@ -208,7 +203,8 @@ static req *req_new(struct MHD_Connection *c, const char *method)
     atomic_fetch_add(&g_active, 1);
     snprintf(r->method, sizeof r->method, "%s", method);
     const char *id = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
-    if (id && id_ok(id)) snprintf(r->request_id, sizeof r->request_id, "%s", id);
+    if (id && id_ok(id))
+        snprintf(r->request_id, sizeof r->request_id, "%s", id);
     else
         snprintf(r->request_id, sizeof r->request_id, "%016llx",
                  (atomic_fetch_add(&g_req_seq, 1) + 1) * 0x9E3779B97F4A7C15ull ^ g_req_salt);
@@ -221,8 +217,7 @@ static req *req_new(struct MHD_Connection *c, const char *method)
  * (404, 405, 401, 429, 413, 415) into r->reply. Returns the Content-Length
  * (0 when none). */
 static unsigned long long route_and_screen(const srv_http *h, struct MHD_Connection *c, req *r, const char *url,
-                                           const char *method)
-{
+                                           const char *method) {
     const srv_config *cfg = h->cfg;
     char allow[96];
     int known = 0;
@@ -240,29 +235,33 @@ static unsigned long long route_and_screen(const srv_http *h, struct MHD_Connect
     if (!rt && known) {
         srv_fail(&r->reply, 405, "", "method %.16s is not allowed on %s (allowed: %s)", method, shown, allow);
         srv_reply_header(&r->reply, MHD_HTTP_HEADER_ALLOW, allow);
-    } else if (!rt) srv_fail(&r->reply, 404, "", "no route %.16s %s", method, shown);
+    } else if (!rt)
+        srv_fail(&r->reply, 404, "", "no route %.16s %s", method, shown);
     else if (rt->auth && srv_keys_on() &&
-             !srv_keys_check(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), &r->key_name))
+             !srv_keys_check(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                             &r->key_name))
         srv_fail(&r->reply, 401, "", "missing or wrong API key (send Authorization: Bearer <key>)");
     else if (atomic_load(&g_active) > cfg->max_concurrent) {
         srv_fail(&r->reply, 429, "", "too many requests in flight (limit %d); retry later", cfg->max_concurrent);
         srv_reply_header(&r->reply, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     } else if (rt->has_body && clen > cfg->max_body)
-        srv_fail(&r->reply, 413, "", "request body of %llu bytes is over the limit of %zu (--max-body)", clen, cfg->max_body);
+        srv_fail(&r->reply, 413, "", "request body of %llu bytes is over the limit of %zu (--max-body)", clen,
+                 cfg->max_body);
     else if (rt->has_body && ct && rt->fn == h_embed && is_image_type(ct))
         r->image_body = 1;
     else if (rt->has_body && (ct ? !is_json_type(ct) : has_body))
         srv_fail(&r->reply, 415, "", "Content-Type must be application/json%s, got %.100s",
                  rt->fn == h_embed ? " (or image/png, image/jpeg)" : "", ct ? ct : "none");
-    if (r->reply.status != 200) r->early = r->reply.status;
-    else if (rt->has_body && clen > 0) r->cap = (size_t)clen;
+    if (r->reply.status != 200)
+        r->early = r->reply.status;
+    else if (rt->has_body && clen > 0)
+        r->cap = (size_t)clen;
     return clen;
 }
 
 /* One piece of the body: appended, or counted and dropped after an early
  * error (MHD_NO, cutting the connection, past discard_limit). */
-static enum MHD_Result take_upload(const srv_config *cfg, req *r, const char *upload, size_t n)
-{
+static enum MHD_Result take_upload(const srv_config *cfg, req *r, const char *upload, size_t n) {
     if (r->early) {
         r->discarded += n;
         return r->discarded > discard_limit(cfg) ? MHD_NO : MHD_YES;
@@ -294,9 +293,8 @@ static enum MHD_Result take_upload(const srv_config *cfg, req *r, const char *up
 
 /* MHD calls this for each request: first with the headers (*con_cls NULL),
  * then once per piece of the body, then with no upload to have it answered. */
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **con_cls)
-{
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     srv_http *h = cls;
     req *r = *con_cls;
     (void)version;
@@ -327,8 +325,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return send_reply(c, r, url);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
-{
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
     req *r = *con_cls;
     (void)cls, (void)toe;
     srv_dl_rearm(conn_dl(c));
@@ -341,8 +338,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
 }
 
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx, enum MHD_ConnectionNotificationCode code)
-{
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code) {
     srv_http *h = cls;
     const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
@@ -360,14 +357,12 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 }
 
 /* Over --max-connections or --max-connections-per-ip: closed at once, before any byte is read. */
-static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
-{
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len) {
     (void)cls;
     return srv_conn_admit(addr, len) ? MHD_YES : MHD_NO;
 }
 
-static void on_mhd_error(void *cls, const char *fmt, va_list ap)
-{
+static void on_mhd_error(void *cls, const char *fmt, va_list ap) {
     char msg[512];
     (void)cls;
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -377,10 +372,9 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 
 /* 1 when another socket listens on (or holds) this address and port: a
  * plain bind, without SO_REUSEPORT, fails then. */
-static int port_taken(const struct sockaddr_storage *addr, socklen_t len)
-{
+static int port_taken(const struct sockaddr_storage *addr, socklen_t len) {
     int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, taken = 0;
-    if (fd < 0) return 0; /* MHD's own bind reports the problem */
+    if (fd < 0) return 0;                                             /* MHD's own bind reports the problem */
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* TIME_WAIT leftovers are no owner */
     if (addr->ss_family == AF_INET6) (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     taken = bind(fd, (const struct sockaddr *)addr, len) != 0 && errno == EADDRINUSE;
@@ -388,8 +382,7 @@ static int port_taken(const struct sockaddr_storage *addr, socklen_t len)
     return taken;
 }
 
-int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err)
-{
+int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err) {
     struct addrinfo hints, *ai = NULL;
     srv_http *h = calloc(1, sizeof *h);
     char portstr[16];
@@ -399,7 +392,8 @@ int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err
     h->cfg = cfg;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    g_req_salt = ((unsigned long long)ts.tv_nsec << 20) ^ (unsigned long long)ts.tv_sec ^ ((unsigned long long)getpid() << 40);
+    g_req_salt =
+        ((unsigned long long)ts.tv_nsec << 20) ^ (unsigned long long)ts.tv_sec ^ ((unsigned long long)getpid() << 40);
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -442,16 +436,17 @@ int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err
     }
     for (int i = 0; i < h->n; i++) {
         /* the first daemon binds (port 0: the kernel picks); the others join its port */
-        if (ai->ai_family == AF_INET6) ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)*port);
-        else ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)*port);
+        if (ai->ai_family == AF_INET6)
+            ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)*port);
+        else
+            ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)*port);
         errno = 0;
-        h->d[i] = MHD_start_daemon(flags, (uint16_t)*port, on_accept, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, h,
-                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT,
-                                   (unsigned int)cfg->timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                   MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-                                   MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_ARRAY, tls_opts,
-                                   MHD_OPTION_END);
+        h->d[i] = MHD_start_daemon(
+            flags, (uint16_t)*port, on_accept, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, h,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
         if (!h->d[i]) {
             tr_seterr(err, TR_EIO, "port", "cannot listen on %s port %d: %s", cfg->host, *port,
                       errno ? strerror(errno) : "libmicrohttpd refused to start");
@@ -476,8 +471,7 @@ fail:
  * the socket would reset them although their clients connected before the
  * drain. Hand them to the daemon instead; they are answered (Connection:
  * close) like the requests in flight. */
-static void adopt_backlog(struct MHD_Daemon *d, MHD_socket fd)
-{
+static void adopt_backlog(struct MHD_Daemon *d, MHD_socket fd) {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return;
     for (;;) {
@@ -492,8 +486,7 @@ static void adopt_backlog(struct MHD_Daemon *d, MHD_socket fd)
     }
 }
 
-void srv_http_quiesce(srv_http *h)
-{
+void srv_http_quiesce(srv_http *h) {
     atomic_store(&g_draining, 1);
     for (int i = 0; h && h->d && i < h->n; i++) {
         MHD_socket fd = h->d[i] ? MHD_quiesce_daemon(h->d[i]) : MHD_INVALID_SOCKET;
@@ -503,8 +496,7 @@ void srv_http_quiesce(srv_http *h)
     }
 }
 
-int srv_http_drain(srv_http *h, double timeout)
-{
+int srv_http_drain(srv_http *h, double timeout) {
     struct timespec t0;
     (void)h;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -515,8 +507,7 @@ int srv_http_drain(srv_http *h, double timeout)
     return atomic_load(&g_inflight);
 }
 
-void srv_http_stop(srv_http *h)
-{
+void srv_http_stop(srv_http *h) {
     if (!h) return;
     for (int i = 0; h->d && i < h->n; i++)
         if (h->d[i]) MHD_stop_daemon(h->d[i]);
@@ -526,5 +517,9 @@ void srv_http_stop(srv_http *h)
     free(h);
 }
 
-int srv_http_tls_reload(srv_http *h, const srv_config *cfg, tr_err *err) { return h ? srv_tls_reload(h->tls, cfg, err) : TR_OK; }
-int srv_http_has_tls(const srv_http *h) { return h && h->tls; }
+int srv_http_tls_reload(srv_http *h, const srv_config *cfg, tr_err *err) {
+    return h ? srv_tls_reload(h->tls, cfg, err) : TR_OK;
+}
+int srv_http_has_tls(const srv_http *h) {
+    return h && h->tls;
+}

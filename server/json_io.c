@@ -13,8 +13,7 @@
 #include "json_parse.h"
 #include "model.h"
 
-const char *jio_type_name(const cJSON *item)
-{
+const char *jio_type_name(const cJSON *item) {
     if (!item) return "nothing";
     if (cJSON_IsNumber(item)) return "number";
     if (cJSON_IsString(item)) return "string";
@@ -27,8 +26,7 @@ const char *jio_type_name(const cJSON *item)
 
 /* Copy at most cap-1 bytes of s, cut at a UTF-8 character boundary, so a
  * client's string quoted in a message stays valid UTF-8. */
-static const char *clip(char *dst, size_t cap, const char *s)
-{
+static const char *clip(char *dst, size_t cap, const char *s) {
     size_t n = strlen(s);
     if (n >= cap) {
         n = cap - 1;
@@ -40,17 +38,14 @@ static const char *clip(char *dst, size_t cap, const char *s)
 }
 
 /* Present and not null. */
-static const cJSON *member(const cJSON *obj, const char *name)
-{
+static const cJSON *member(const cJSON *obj, const char *name) {
     const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, name) : NULL;
     return (it && !cJSON_IsNull(it)) ? it : NULL;
 }
 
-int jio_check_fields(const cJSON *obj, const char *const *allowed, srv_reply *out)
-{
+int jio_check_fields(const cJSON *obj, const char *const *allowed, srv_reply *out) {
     const cJSON *it;
-    cJSON_ArrayForEach(it, obj)
-    {
+    cJSON_ArrayForEach(it, obj) {
         int ok = 0;
         for (size_t i = 0; allowed[i] && !ok; i++) ok = it->string && strcmp(it->string, allowed[i]) == 0;
         if (!ok) {
@@ -60,15 +55,14 @@ int jio_check_fields(const cJSON *obj, const char *const *allowed, srv_reply *ou
                 len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", allowed[i]);
             char name[101], field[101];
             clip(name, sizeof name, it->string ? it->string : "?");
-            return srv_fail(out, 422, clip(field, sizeof field, it->string ? it->string : ""), "%s: unknown field (expected one of: %s)",
-                            name, list);
+            return srv_fail(out, 422, clip(field, sizeof field, it->string ? it->string : ""),
+                            "%s: unknown field (expected one of: %s)", name, list);
         }
     }
     return 0;
 }
 
-static int b64_val(unsigned char c)
-{
+static int b64_val(unsigned char c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
     if (c >= '0' && c <= '9') return c - '0' + 52;
@@ -77,27 +71,44 @@ static int b64_val(unsigned char c)
     return -1;
 }
 
-unsigned char *jio_b64_bytes(const char *s, size_t *n, const char **why)
-{
+unsigned char *jio_b64_bytes(const char *s, size_t *n, const char **why) {
     size_t len = strlen(s), pad = 0, nbytes, padded;
     unsigned char *tmp = NULL, *out = NULL;
     *n = 0;
     while (len > 0 && s[len - 1] == '=' && pad < 2) len--, pad++;
-    if (len == 0) { *why = "empty base64 string"; goto fail; }
+    if (len == 0) {
+        *why = "empty base64 string";
+        goto fail;
+    }
     for (size_t i = 0; i < len; i++)
-        if (b64_val((unsigned char)s[i]) < 0) { *why = "invalid base64 character"; goto fail; }
-    if (len % 4 == 1) { *why = "truncated base64 (length is 1 mod 4)"; goto fail; }
-    if (pad && (len + pad) % 4 != 0) { *why = "wrong base64 padding"; goto fail; }
+        if (b64_val((unsigned char)s[i]) < 0) {
+            *why = "invalid base64 character";
+            goto fail;
+        }
+    if (len % 4 == 1) {
+        *why = "truncated base64 (length is 1 mod 4)";
+        goto fail;
+    }
+    if (pad && (len + pad) % 4 != 0) {
+        *why = "wrong base64 padding";
+        goto fail;
+    }
     nbytes = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
     padded = (len + 3) / 4 * 4;
     tmp = malloc(padded + 1 + padded / 4 * 3 + 3);
     out = malloc(nbytes ? nbytes : 1);
-    if (!tmp || !out) { *why = "out of memory"; goto fail; }
+    if (!tmp || !out) {
+        *why = "out of memory";
+        goto fail;
+    }
     memcpy(tmp, s, len);
     for (size_t i = len; i < padded; i++) tmp[i] = '=';
     tmp[padded] = 0;
     unsigned char *bytes = tmp + padded + 1;
-    if (EVP_DecodeBlock(bytes, tmp, (int)padded) < 0) { *why = "invalid base64"; goto fail; }
+    if (EVP_DecodeBlock(bytes, tmp, (int)padded) < 0) {
+        *why = "invalid base64";
+        goto fail;
+    }
     memcpy(out, bytes, nbytes);
     free(tmp);
     *n = nbytes;
@@ -108,8 +119,7 @@ fail:
     return NULL;
 }
 
-float *jio_b64_decode(const char *s, size_t *n, const char **why)
-{
+float *jio_b64_decode(const char *s, size_t *n, const char **why) {
     size_t nbytes;
     *n = 0;
     unsigned char *bytes = jio_b64_bytes(s, &nbytes, why);
@@ -135,8 +145,7 @@ float *jio_b64_decode(const char *s, size_t *n, const char **why)
     return v;
 }
 
-char *jio_b64_encode(const float *v, size_t n)
-{
+char *jio_b64_encode(const float *v, size_t n) {
     size_t nbytes, outlen;
     unsigned char *bytes = NULL;
     char *s = NULL;
@@ -163,8 +172,7 @@ fail:
 
 /* A string vector that is not base64: most often text sent to an
  * OpenAI-style client, so say what a string must be. */
-static int b64_fail(const char *path, const char *why, srv_reply *out)
-{
+static int b64_fail(const char *path, const char *why, srv_reply *out) {
     return srv_fail(out, 422, path,
                     "%s: %s; a string vector must be base64 of little-endian float32 (text input is not supported: "
                     "this model embeds vectors of numbers)",
@@ -173,23 +181,25 @@ static int b64_fail(const char *path, const char *why, srv_reply *out)
 
 /* Length (in float32 values) of one vector element, or an error. */
 /* An {"image": "<base64 PNG or JPEG>"} element: its key set, and whether the model takes images. */
-static int image_check(const cJSON *el, const char *path, const jio_images *img, srv_reply *out)
-{
+static int image_check(const cJSON *el, const char *path, const jio_images *img, srv_reply *out) {
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(el, "image");
-    if (!b) return srv_fail(out, 422, path, "%s: expected a vector (array of numbers or base64 string) or {\"image\": ...}", path);
+    if (!b)
+        return srv_fail(out, 422, path, "%s: expected a vector (array of numbers or base64 string) or {\"image\": ...}",
+                        path);
     char ip[192];
     snprintf(ip, sizeof ip, "%s.image", path);
     for (const cJSON *k = el->child; k; k = k->next)
         if (k != b) return srv_fail(out, 422, ip, "%s: an image element has only the key \"image\"", ip);
     if (!img || !img->im)
         return srv_fail(out, 422, ip, "%s: this model takes no images (its file has no \"image\" metadata)", ip);
-    if (!cJSON_IsString(b)) return srv_fail(out, 422, ip, "%s: expected a base64 string of a PNG or JPEG file, got %s", ip, jio_type_name(b));
+    if (!cJSON_IsString(b))
+        return srv_fail(out, 422, ip, "%s: expected a base64 string of a PNG or JPEG file, got %s", ip,
+                        jio_type_name(b));
     return 0;
 }
 
 /* Decode, convert and resize an image element into dst (the model's C x H x W inputs). */
-static int image_fill(const cJSON *el, const char *path, const jio_images *img, float *dst, srv_reply *out)
-{
+static int image_fill(const cJSON *el, const char *path, const jio_images *img, float *dst, srv_reply *out) {
     const char *why = NULL;
     char ip[192];
     size_t len;
@@ -206,8 +216,7 @@ static int image_fill(const cJSON *el, const char *path, const jio_images *img, 
     return 0;
 }
 
-static int vec_len(const cJSON *el, const char *path, const jio_images *img, size_t *len, srv_reply *out)
-{
+static int vec_len(const cJSON *el, const char *path, const jio_images *img, size_t *len, srv_reply *out) {
     if (cJSON_IsObject(el)) {
         int rc = image_check(el, path, img, out);
         if (rc) return rc;
@@ -232,8 +241,7 @@ static int vec_len(const cJSON *el, const char *path, const jio_images *img, siz
 
 /* Element j of a vector of numbers into *dst: the item x, or (x NULL) the
  * packed value d. */
-static int vec_number(const cJSON *x, double d, const char *path, size_t j, float *dst, srv_reply *out)
-{
+static int vec_number(const cJSON *x, double d, const char *path, size_t j, float *dst, srv_reply *out) {
     if (x) d = cJSON_IsNumber(x) ? x->valuedouble : 0;
     if ((x && !cJSON_IsNumber(x)) || !tr_f32_ok(d)) {
         char ep[192];
@@ -247,8 +255,7 @@ static int vec_number(const cJSON *x, double d, const char *path, size_t j, floa
 }
 
 /* Parse one vector element into dst[0..dim). */
-static int vec_fill(const cJSON *el, const char *path, const jio_images *img, size_t dim, float *dst, srv_reply *out)
-{
+static int vec_fill(const cJSON *el, const char *path, const jio_images *img, size_t dim, float *dst, srv_reply *out) {
     if (cJSON_IsObject(el)) {
         int rc = image_check(el, path, img, out);
         if (rc) return rc;
@@ -295,33 +302,36 @@ static int vec_fill(const cJSON *el, const char *path, const jio_images *img, si
 }
 
 int jio_vectors(const cJSON *obj, const char *name, size_t max_n, const jio_images *img, tr_scratch *dst, size_t *n,
-                size_t *dim, srv_reply *out)
-{
+                size_t *dim, srv_reply *out) {
     const cJSON *it = member(obj, name);
     char path[160];
     size_t count, d, total, np;
     int single;
     if (!it) return srv_fail(out, 422, name, "%s: required field is missing", name);
-    if (cJSON_IsString(it) || (cJSON_IsObject(it) && cJSON_GetObjectItemCaseSensitive(it, "image"))) single = 1;
+    if (cJSON_IsString(it) || (cJSON_IsObject(it) && cJSON_GetObjectItemCaseSensitive(it, "image")))
+        single = 1;
     else if (!cJSON_IsArray(it))
         return srv_fail(out, 422, name, "%s: expected an array of vectors, got %s", name, jio_type_name(it));
     else if (srv_json_array_len(it) == 0)
         return srv_fail(out, 422, name, "%s: empty array", name);
     else /* a packed array's elements are numbers */
-        single = srv_json_packed(it, &np) || cJSON_IsNumber(it->child) || cJSON_IsBool(it->child) ||
-                 cJSON_IsNull(it->child);
+        single =
+            srv_json_packed(it, &np) || cJSON_IsNumber(it->child) || cJSON_IsBool(it->child) || cJSON_IsNull(it->child);
     count = single ? 1 : srv_json_array_len(it);
     if (count > max_n)
         return srv_fail(out, 422, name, "%s: %zu vectors, over the limit of %zu (--max-batch)", name, count, max_n);
     /* the first vector fixes the dimension unless the caller did */
     const cJSON *first = single ? it : it->child;
-    if (single) snprintf(path, sizeof path, "%s", name);
-    else snprintf(path, sizeof path, "%s[0]", name);
+    if (single)
+        snprintf(path, sizeof path, "%s", name);
+    else
+        snprintf(path, sizeof path, "%s[0]", name);
     int rc = vec_len(first, path, img, &d, out);
     if (rc) return rc;
     if (*dim == 0) {
         if (d == 0) return srv_fail(out, 422, path, "%s: empty vector", path);
-        if (d > MDL_MAX_VECTOR) return srv_fail(out, 422, path, "%s: %zu values, over the limit of %d", path, d, MDL_MAX_VECTOR);
+        if (d > MDL_MAX_VECTOR)
+            return srv_fail(out, 422, path, "%s: %zu values, over the limit of %d", path, d, MDL_MAX_VECTOR);
         *dim = d;
     }
     if (!tr_size_mul(count, *dim, &total) || total > (size_t)1 << 28)
@@ -333,8 +343,7 @@ int jio_vectors(const cJSON *obj, const char *name, size_t max_n, const jio_imag
     }
     size_t i = 0;
     const cJSON *el;
-    cJSON_ArrayForEach(el, it)
-    {
+    cJSON_ArrayForEach(el, it) {
         snprintf(path, sizeof path, "%s[%zu]", name, i);
         if (!cJSON_IsArray(el) && !cJSON_IsString(el) && !cJSON_IsObject(el)) return vec_len(el, path, img, &d, out);
         rc = vec_fill(el, path, img, *dim, dst->p + i * *dim, out);
@@ -345,34 +354,33 @@ int jio_vectors(const cJSON *obj, const char *name, size_t max_n, const jio_imag
     return 0;
 }
 
-int jio_bool(const cJSON *obj, const char *name, int *val, srv_reply *out)
-{
+int jio_bool(const cJSON *obj, const char *name, int *val, srv_reply *out) {
     const cJSON *it = member(obj, name);
     if (!it) return 0;
-    if (!cJSON_IsBool(it)) return srv_fail(out, 422, name, "%s: expected true or false, got %s", name, jio_type_name(it));
+    if (!cJSON_IsBool(it))
+        return srv_fail(out, 422, name, "%s: expected true or false, got %s", name, jio_type_name(it));
     *val = cJSON_IsTrue(it) ? 1 : 0;
     return 0;
 }
 
-int jio_number(const cJSON *obj, const char *name, double lo, double hi, int lo_open, double *val, srv_reply *out)
-{
+int jio_number(const cJSON *obj, const char *name, double lo, double hi, int lo_open, double *val, srv_reply *out) {
     const cJSON *it = member(obj, name);
     if (!it) return 0;
     if (!cJSON_IsNumber(it)) return srv_fail(out, 422, name, "%s: expected a number, got %s", name, jio_type_name(it));
     double v = it->valuedouble;
     if (!isfinite(v)) return srv_fail(out, 422, name, "%s: not a finite number", name);
     if ((lo_open ? !(v > lo) : !(v >= lo)) || !(v <= hi))
-        return srv_fail(out, 422, name, "%s: %g is out of range (must be %s %g and <= %g)", name, v, lo_open ? ">" : ">=",
-                        lo, hi);
+        return srv_fail(out, 422, name, "%s: %g is out of range (must be %s %g and <= %g)", name, v,
+                        lo_open ? ">" : ">=", lo, hi);
     *val = v;
     return 0;
 }
 
-int jio_size(const cJSON *obj, const char *name, size_t lo, size_t hi, size_t *val, srv_reply *out)
-{
+int jio_size(const cJSON *obj, const char *name, size_t lo, size_t hi, size_t *val, srv_reply *out) {
     const cJSON *it = member(obj, name);
     if (!it) return 0;
-    if (!cJSON_IsNumber(it)) return srv_fail(out, 422, name, "%s: expected an integer, got %s", name, jio_type_name(it));
+    if (!cJSON_IsNumber(it))
+        return srv_fail(out, 422, name, "%s: expected an integer, got %s", name, jio_type_name(it));
     double v = it->valuedouble;
     if (!isfinite(v) || v != floor(v)) return srv_fail(out, 422, name, "%s: expected an integer", name);
     if (v < (double)lo || v > (double)hi)
@@ -381,8 +389,7 @@ int jio_size(const cJSON *obj, const char *name, size_t lo, size_t hi, size_t *v
     return 0;
 }
 
-int jio_string(const cJSON *obj, const char *name, const char **val, srv_reply *out)
-{
+int jio_string(const cJSON *obj, const char *name, const char **val, srv_reply *out) {
     const cJSON *it = member(obj, name);
     if (!it) return 0;
     if (!cJSON_IsString(it)) return srv_fail(out, 422, name, "%s: expected a string, got %s", name, jio_type_name(it));
@@ -390,8 +397,7 @@ int jio_string(const cJSON *obj, const char *name, const char **val, srv_reply *
     return 0;
 }
 
-int jio_enum(const cJSON *obj, const char *name, const jio_choice *choices, int *val, srv_reply *out)
-{
+int jio_enum(const cJSON *obj, const char *name, const jio_choice *choices, int *val, srv_reply *out) {
     const char *s = NULL;
     int rc = jio_string(obj, name, &s, out);
     if (rc || !s) return rc;
@@ -405,14 +411,16 @@ int jio_enum(const cJSON *obj, const char *name, const jio_choice *choices, int 
     for (size_t i = 0; choices[i].name && len < sizeof list - 1; i++)
         len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", choices[i].name);
     char shown[65];
-    return srv_fail(out, 422, name, "%s: unknown value \"%s\" (expected one of: %s)", name, clip(shown, sizeof shown, s), list);
+    return srv_fail(out, 422, name, "%s: unknown value \"%s\" (expected one of: %s)", name,
+                    clip(shown, sizeof shown, s), list);
 }
 
-int jio_is_int53(double d) { return isfinite(d) && d == floor(d) && fabs(d) <= 9007199254740992.0; }
+int jio_is_int53(double d) {
+    return isfinite(d) && d == floor(d) && fabs(d) <= 9007199254740992.0;
+}
 
 /* Label i: the item x, or (x NULL) the packed value d. */
-static int label_at(const cJSON *x, double d, const char *name, size_t i, int binary, int64_t *dst, srv_reply *out)
-{
+static int label_at(const cJSON *x, double d, const char *name, size_t i, int binary, int64_t *dst, srv_reply *out) {
     char path[160];
     if (x && binary && cJSON_IsBool(x)) {
         *dst = cJSON_IsTrue(x) ? 1 : 0;
@@ -429,15 +437,15 @@ static int label_at(const cJSON *x, double d, const char *name, size_t i, int bi
     return 0;
 }
 
-int jio_labels(const cJSON *obj, const char *name, size_t n, int binary, int64_t **dst, srv_reply *out)
-{
+int jio_labels(const cJSON *obj, const char *name, size_t n, int binary, int64_t **dst, srv_reply *out) {
     const cJSON *it = member(obj, name), *x;
     size_t i = 0, got;
     int64_t *v = NULL;
     int rc = 0;
     *dst = NULL;
     if (!it) return srv_fail(out, 422, name, "%s: required field is missing", name);
-    if (!cJSON_IsArray(it)) return srv_fail(out, 422, name, "%s: expected an array of integers, got %s", name, jio_type_name(it));
+    if (!cJSON_IsArray(it))
+        return srv_fail(out, 422, name, "%s: expected an array of integers, got %s", name, jio_type_name(it));
     if ((got = srv_json_array_len(it)) != n)
         return srv_fail(out, 422, name, "%s: expected %zu labels (one per vector), got %zu", name, n, got);
     v = malloc((n ? n : 1) * sizeof *v);
@@ -458,8 +466,7 @@ int jio_labels(const cJSON *obj, const char *name, size_t n, int binary, int64_t
 static double g_p10[110]; /* 10^(i-50) */
 static pthread_once_t g_p10_once = PTHREAD_ONCE_INIT;
 
-static void p10_init(void)
-{
+static void p10_init(void) {
     for (int i = 0; i < 110; i++) g_p10[i] = pow(10.0, i - 50);
 }
 
@@ -468,8 +475,7 @@ static const char DIG2[201] = "0001020304050607080910111213141516171819202122232
                               "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
                               "8081828384858687888990919293949596979899";
 
-size_t jio_format_float(char *o, float f)
-{
+size_t jio_format_float(char *o, float f) {
     char d[12];
     size_t n = 0;
     uint32_t u;
@@ -489,8 +495,10 @@ size_t jio_format_float(char *o, float f)
      * comparison decides. Finite floats give k-1 in [-149, 127], so
      * e + 1 + 50 stays in [5, 90]. */
     int k;
-    if (biased) k = (int)biased - 126;
-    else (void)frexp(x, &k);
+    if (biased)
+        k = (int)biased - 126;
+    else
+        (void)frexp(x, &k);
     int e = ((k - 1) * 1233) >> 12;
     if (x >= g_p10[e + 1 + 50]) e++;
     uint64_t m = (uint64_t)(x * g_p10[8 - e + 50] + 0.5);
@@ -529,8 +537,7 @@ size_t jio_format_float(char *o, float f)
     return n;
 }
 
-cJSON *jio_floats(const float *v, size_t n)
-{
+cJSON *jio_floats(const float *v, size_t n) {
     /* one pre-rendered node instead of n, in 9 significant digits */
     size_t cap;
     char *buf;
@@ -548,8 +555,7 @@ cJSON *jio_floats(const float *v, size_t n)
     return a;
 }
 
-cJSON *jio_doubles(const double *v, size_t n)
-{
+cJSON *jio_doubles(const double *v, size_t n) {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; a && i < n; i++) {
         cJSON *x = cJSON_CreateNumber(v[i]);

@@ -19,14 +19,12 @@ typedef struct {
     size_t cap;
 } jp;
 
-static int fail(jp *p, const char *at, const char *why)
-{
+static int fail(jp *p, const char *at, const char *why) {
     if (!p->why) p->why = why, p->err_at = at;
     return -1;
 }
 
-static void skip_ws(jp *p, const char **c)
-{
+static void skip_ws(jp *p, const char **c) {
     while (*c < p->end && (**c == ' ' || **c == '\t' || **c == '\n' || **c == '\r')) (*c)++;
 }
 
@@ -38,8 +36,7 @@ static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7, 
  * is one correctly rounded IEEE operation on exact operands (Clinger's fast
  * path); anything else goes to strtod. Inlined into both callers (the
  * tree and the packed array): it is the hot loop of an embedding body. */
-static inline __attribute__((always_inline)) int parse_number(jp *p, const char **c, double *out)
-{
+static inline __attribute__((always_inline)) int parse_number(jp *p, const char **c, double *out) {
     const char *q = *c, *start = *c;
     uint64_t m = 0;
     int digits = 0, exp10 = 0, neg = 0, exact = 1;
@@ -50,16 +47,20 @@ static inline __attribute__((always_inline)) int parse_number(jp *p, const char 
         if (q < p->end && *q >= '0' && *q <= '9') return fail(p, q, "leading zero in a number");
     } else {
         for (; q < p->end && *q >= '0' && *q <= '9'; q++) {
-            if (digits < 19) m = m * 10 + (uint64_t)(*q - '0'), digits += m != 0;
-            else exact = 0, exp10++;
+            if (digits < 19)
+                m = m * 10 + (uint64_t)(*q - '0'), digits += m != 0;
+            else
+                exact = 0, exp10++;
         }
     }
     if (q < p->end && *q == '.') {
         q++;
         if (q >= p->end || *q < '0' || *q > '9') return fail(p, q, "expected a digit after the decimal point");
         for (; q < p->end && *q >= '0' && *q <= '9'; q++) {
-            if (digits < 19) m = m * 10 + (uint64_t)(*q - '0'), digits += m != 0, exp10--;
-            else if (*q != '0') exact = 0;
+            if (digits < 19)
+                m = m * 10 + (uint64_t)(*q - '0'), digits += m != 0, exp10--;
+            else if (*q != '0')
+                exact = 0;
         }
     }
     if (q < p->end && (*q == 'e' || *q == 'E')) {
@@ -88,12 +89,11 @@ static inline __attribute__((always_inline)) int parse_number(jp *p, const char 
     return 0;
 }
 
-static int hex4(const char *q, unsigned *u)
-{
+static int hex4(const char *q, unsigned *u) {
     *u = 0;
     for (int i = 0; i < 4; i++) {
         char h = q[i];
-        unsigned d = h >= '0' && h <= '9' ? (unsigned)(h - '0')
+        unsigned d = h >= '0' && h <= '9'   ? (unsigned)(h - '0')
                      : h >= 'a' && h <= 'f' ? (unsigned)(h - 'a' + 10)
                      : h >= 'A' && h <= 'F' ? (unsigned)(h - 'A' + 10)
                                             : 16u;
@@ -104,8 +104,7 @@ static int hex4(const char *q, unsigned *u)
 }
 
 /* String at *c (after the opening quote) into a malloc'd NUL-terminated copy. */
-static char *parse_string(jp *p, const char **c)
-{
+static char *parse_string(jp *p, const char **c) {
     const char *q = *c, *run;
     size_t cap = 16, len = 0;
     char *o = NULL;
@@ -136,14 +135,30 @@ static char *parse_string(jp *p, const char **c)
             char e = q[1];
             q += 2;
             switch (e) {
-            case '"': enc[0] = '"'; break;
-            case '\\': enc[0] = '\\'; break;
-            case '/': enc[0] = '/'; break;
-            case 'b': enc[0] = '\b'; break;
-            case 'f': enc[0] = '\f'; break;
-            case 'n': enc[0] = '\n'; break;
-            case 'r': enc[0] = '\r'; break;
-            case 't': enc[0] = '\t'; break;
+            case '"':
+                enc[0] = '"';
+                break;
+            case '\\':
+                enc[0] = '\\';
+                break;
+            case '/':
+                enc[0] = '/';
+                break;
+            case 'b':
+                enc[0] = '\b';
+                break;
+            case 'f':
+                enc[0] = '\f';
+                break;
+            case 'n':
+                enc[0] = '\n';
+                break;
+            case 'r':
+                enc[0] = '\r';
+                break;
+            case 't':
+                enc[0] = '\t';
+                break;
             case 'u': {
                 unsigned u, lo;
                 if (p->end - q < 4 || hex4(q, &u)) {
@@ -152,7 +167,8 @@ static char *parse_string(jp *p, const char **c)
                 }
                 q += 4;
                 if (u >= 0xD800 && u <= 0xDBFF) {
-                    if (p->end - q < 6 || q[0] != '\\' || q[1] != 'u' || hex4(q + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                    if (p->end - q < 6 || q[0] != '\\' || q[1] != 'u' || hex4(q + 2, &lo) || lo < 0xDC00 ||
+                        lo > 0xDFFF) {
                         fail(p, q, "unpaired UTF-16 surrogate in a \\u escape");
                         goto bad;
                     }
@@ -166,16 +182,21 @@ static char *parse_string(jp *p, const char **c)
                     fail(p, q, "NUL character in a string");
                     goto bad;
                 }
-                if (u < 0x80) enc[0] = (char)u;
-                else if (u < 0x800) enc[0] = (char)(0xC0 | u >> 6), enc[1] = (char)(0x80 | (u & 0x3F)), n = 2;
+                if (u < 0x80)
+                    enc[0] = (char)u;
+                else if (u < 0x800)
+                    enc[0] = (char)(0xC0 | u >> 6), enc[1] = (char)(0x80 | (u & 0x3F)), n = 2;
                 else if (u < 0x10000)
-                    enc[0] = (char)(0xE0 | u >> 12), enc[1] = (char)(0x80 | ((u >> 6) & 0x3F)), enc[2] = (char)(0x80 | (u & 0x3F)), n = 3;
+                    enc[0] = (char)(0xE0 | u >> 12), enc[1] = (char)(0x80 | ((u >> 6) & 0x3F)),
+                    enc[2] = (char)(0x80 | (u & 0x3F)), n = 3;
                 else
                     enc[0] = (char)(0xF0 | u >> 18), enc[1] = (char)(0x80 | ((u >> 12) & 0x3F)),
                     enc[2] = (char)(0x80 | ((u >> 6) & 0x3F)), enc[3] = (char)(0x80 | (u & 0x3F)), n = 4;
                 break;
             }
-            default: fail(p, q - 1, "bad escape in a string"); goto bad;
+            default:
+                fail(p, q - 1, "bad escape in a string");
+                goto bad;
             }
         }
         if (len + n + 1 > cap) {
@@ -219,8 +240,7 @@ typedef struct {
     size_t at;
 } jp_key;
 
-static int by_key(const void *a, const void *b)
-{
+static int by_key(const void *a, const void *b) {
     const jp_key *x = a, *y = b;
     int c = strcmp(x->key, y->key);
     return c ? c : (x->at > y->at) - (x->at < y->at);
@@ -228,8 +248,7 @@ static int by_key(const void *a, const void *b)
 
 /* Record the newest member item of obj (at offset at); on the first call
  * also the members before it (offset 0: the linear check saw them). */
-static int note_key(jp *p, const cJSON *obj, const cJSON *item, size_t at, jp_key **keys, size_t *n, size_t *cap)
-{
+static int note_key(jp *p, const cJSON *obj, const cJSON *item, size_t at, jp_key **keys, size_t *n, size_t *cap) {
     const cJSON *from = *cap ? item : obj->child;
     for (const cJSON *it = from; it; it = it->next) {
         if (*n == *cap) {
@@ -245,8 +264,7 @@ static int note_key(jp *p, const cJSON *obj, const cJSON *item, size_t at, jp_ke
 }
 
 /* The offset of the first key that repeats an earlier one, or 0 when none does. */
-static size_t repeated_key(jp_key *keys, size_t n)
-{
+static size_t repeated_key(jp_key *keys, size_t n) {
     size_t first = 0;
     qsort(keys, n, sizeof *keys, by_key);
     for (size_t i = 1; i < n; i++)
@@ -254,8 +272,7 @@ static size_t repeated_key(jp_key *keys, size_t n)
     return first;
 }
 
-static cJSON *parse_container(jp *p, const char **c, int depth, int obj)
-{
+static cJSON *parse_container(jp *p, const char **c, int depth, int obj) {
     cJSON *v = obj ? cJSON_CreateObject() : cJSON_CreateArray();
     const char close = obj ? '}' : ']';
     jp_key *keys = NULL;
@@ -308,9 +325,11 @@ static cJSON *parse_container(jp *p, const char **c, int depth, int obj)
             }
             cJSON_AddItemToObject(v, key, item);
             free(key);
-            if (++n_members > JP_LINEAR_KEYS && note_key(p, v, item, (size_t)(key_at - p->s), &keys, &n_keys, &keys_cap))
+            if (++n_members > JP_LINEAR_KEYS &&
+                note_key(p, v, item, (size_t)(key_at - p->s), &keys, &n_keys, &keys_cap))
                 goto bad;
-        } else cJSON_AddItemToArray(v, item);
+        } else
+            cJSON_AddItemToArray(v, item);
         skip_ws(p, c);
         if (*c < p->end && **c == ',') {
             (*c)++;
@@ -340,8 +359,7 @@ bad:
  * doubles, so one division rounds correctly (the value parse_number gives).
  * Returns 0 for anything else, which parse_number then takes (and refuses
  * with its message when malformed). */
-static inline int short_number(const char *q, const char *end, double *out, const char **next)
-{
+static inline int short_number(const char *q, const char *end, double *out, const char **next) {
     const char *s = q, *digits;
     uint64_t m = 0;
     unsigned d;
@@ -373,8 +391,7 @@ static inline int short_number(const char *q, const char *end, double *out, cons
  * recorded error untouched, and the caller parses it as a tree (which finds
  * the same errors at the same offsets); or NULL with p->why set when out of
  * memory. At most one extra pass over a mixed array's leading numbers. */
-static cJSON *parse_packed(jp *p, const char **c)
-{
+static cJSON *parse_packed(jp *p, const char **c) {
     const char *q = *c + 1, *why = p->why, *err_at = p->err_at;
     size_t n = 0;
     for (;;) {
@@ -412,23 +429,22 @@ static cJSON *parse_packed(jp *p, const char **c)
     return v;
 }
 
-static int literal(jp *p, const char **c, const char *word)
-{
+static int literal(jp *p, const char **c, const char *word) {
     size_t n = strlen(word);
     if ((size_t)(p->end - *c) < n || memcmp(*c, word, n) != 0) return fail(p, *c, "invalid literal");
     *c += n;
     return 0;
 }
 
-static cJSON *parse_value(jp *p, const char **c, int depth)
-{
+static cJSON *parse_value(jp *p, const char **c, int depth) {
     cJSON *v = NULL;
     if (*c >= p->end) {
         fail(p, *c, "unexpected end of input");
         return NULL;
     }
     switch (**c) {
-    case '{': return parse_container(p, c, depth, 1);
+    case '{':
+        return parse_container(p, c, depth, 1);
     case '[':
         if (p->packed && depth < SRV_JSON_MAX_DEPTH && ((v = parse_packed(p, c)) || p->why)) return v;
         return parse_container(p, c, depth, 0);
@@ -440,9 +456,15 @@ static cJSON *parse_value(jp *p, const char **c, int depth)
         free(s);
         break;
     }
-    case 't': v = literal(p, c, "true") ? NULL : cJSON_CreateTrue(); break;
-    case 'f': v = literal(p, c, "false") ? NULL : cJSON_CreateFalse(); break;
-    case 'n': v = literal(p, c, "null") ? NULL : cJSON_CreateNull(); break;
+    case 't':
+        v = literal(p, c, "true") ? NULL : cJSON_CreateTrue();
+        break;
+    case 'f':
+        v = literal(p, c, "false") ? NULL : cJSON_CreateFalse();
+        break;
+    case 'n':
+        v = literal(p, c, "null") ? NULL : cJSON_CreateNull();
+        break;
     default: {
         double d;
         if (**c != '-' && (**c < '0' || **c > '9')) {
@@ -458,8 +480,7 @@ static cJSON *parse_value(jp *p, const char **c, int depth)
     return v;
 }
 
-static cJSON *parse(const char *buf, size_t len, int packed, char *why, size_t why_cap, size_t *at)
-{
+static cJSON *parse(const char *buf, size_t len, int packed, char *why, size_t why_cap, size_t *at) {
     jp p = {buf, buf + len, NULL, NULL, packed, NULL, 0};
     const char *c = buf;
     skip_ws(&p, &c);
@@ -481,18 +502,15 @@ static cJSON *parse(const char *buf, size_t len, int packed, char *why, size_t w
     return v;
 }
 
-cJSON *srv_json_parse(const char *buf, size_t len, char *why, size_t why_cap, size_t *at)
-{
+cJSON *srv_json_parse(const char *buf, size_t len, char *why, size_t why_cap, size_t *at) {
     return parse(buf, len, 0, why, why_cap, at);
 }
 
-cJSON *srv_json_parse_packed(const char *buf, size_t len, char *why, size_t why_cap, size_t *at)
-{
+cJSON *srv_json_parse_packed(const char *buf, size_t len, char *why, size_t why_cap, size_t *at) {
     return parse(buf, len, 1, why, why_cap, at);
 }
 
-const double *srv_json_packed(const cJSON *a, size_t *n)
-{
+const double *srv_json_packed(const cJSON *a, size_t *n) {
     if (!a || (a->type & (0xFF | SRV_JSON_PACKED)) != (cJSON_Array | SRV_JSON_PACKED)) {
         *n = 0;
         return NULL;
@@ -501,8 +519,7 @@ const double *srv_json_packed(const cJSON *a, size_t *n)
     return (const double *)(const void *)a->valuestring;
 }
 
-size_t srv_json_array_len(const cJSON *a)
-{
+size_t srv_json_array_len(const cJSON *a) {
     size_t n;
     if (srv_json_packed(a, &n)) return n;
     return cJSON_IsArray(a) ? (size_t)cJSON_GetArraySize(a) : 0;

@@ -64,7 +64,8 @@ static int load_file(const char *path, keyset *ks, tr_err *err) {
         for (char *e = s + strlen(s); e > s && (e[-1] == ' ' || e[-1] == '\t');) *--e = 0;
         char *colon = strchr(s, ':'), *k = colon ? colon + 1 : s;
         if (ks->n == SRV_KEYS_MAX) {
-            rc = tr_seterr(err, TR_ELIMIT, "api-keys-file", "--api-keys-file %s: more than %d keys", path, SRV_KEYS_MAX);
+            rc =
+                tr_seterr(err, TR_ELIMIT, "api-keys-file", "--api-keys-file %s: more than %d keys", path, SRV_KEYS_MAX);
             break;
         }
         key *dst = &ks->k[ks->n];
@@ -74,21 +75,23 @@ static int load_file(const char *path, keyset *ks, tr_err *err) {
             for (size_t i = 0; ok && i < nl; i++) ok = isalnum((unsigned char)s[i]) || strchr("._-", s[i]);
             if (!ok) {
                 rc = tr_seterr(err, TR_EFORMAT, "api-keys-file",
-                               "--api-keys-file %s: line %zu: a key name is 1-63 characters of A-Z a-z 0-9 . _ -", path, ln);
+                               "--api-keys-file %s: line %zu: a key name is 1-63 characters of A-Z a-z 0-9 . _ -", path,
+                               ln);
                 break;
             }
             memcpy(dst->name, s, nl);
             dst->name[nl] = 0;
-        } else snprintf(dst->name, sizeof dst->name, "line%zu", ln);
+        } else
+            snprintf(dst->name, sizeof dst->name, "line%zu", ln);
         if (strlen(k) < 8) {
-            rc = tr_seterr(err, TR_EFORMAT, "api-keys-file", "--api-keys-file %s: line %zu: a key needs at least 8 characters",
-                           path, ln);
+            rc = tr_seterr(err, TR_EFORMAT, "api-keys-file",
+                           "--api-keys-file %s: line %zu: a key needs at least 8 characters", path, ln);
             break;
         }
         for (size_t i = 0; i < ks->n; i++)
             if (strcmp(ks->k[i].name, dst->name) == 0) {
-                rc = tr_seterr(err, TR_EFORMAT, "api-keys-file", "--api-keys-file %s: line %zu: the name \"%s\" is used twice",
-                               path, ln, dst->name);
+                rc = tr_seterr(err, TR_EFORMAT, "api-keys-file",
+                               "--api-keys-file %s: line %zu: the name \"%s\" is used twice", path, ln, dst->name);
                 break;
             }
         if (rc || digest(k, strlen(k), dst->digest)) {
@@ -115,18 +118,22 @@ int srv_keys_init(const srv_config *cfg, char *warn, size_t warn_cap, tr_err *er
     warn[0] = 0;
     if (!cfg->api_key && !cfg->api_keys_file) return TR_OK;
     if (cfg->api_key && cfg->api_keys_file)
-        return tr_seterr(err, TR_EINVAL, "api-keys-file", "--api-keys-file and --api-key/--api-key-file exclude each other");
+        return tr_seterr(err, TR_EINVAL, "api-keys-file",
+                         "--api-keys-file and --api-key/--api-key-file exclude each other");
     keyset *ks = calloc(1, sizeof *ks);
     if (!ks) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
     int rc = TR_OK;
     if (cfg->api_keys_file) {
         struct stat sb;
         if (stat(cfg->api_keys_file, &sb) == 0 && (sb.st_mode & 077))
-            snprintf(warn, warn_cap, "--api-keys-file %s is readable by others than its owner (mode %03o); chmod 600 it",
+            snprintf(warn, warn_cap,
+                     "--api-keys-file %s is readable by others than its owner (mode %03o); chmod 600 it",
                      cfg->api_keys_file, (unsigned)(sb.st_mode & 0777));
         rc = load_file(cfg->api_keys_file, ks, err);
-    } else if (digest(cfg->api_key, strlen(cfg->api_key), ks->k[0].digest) == 0) ks->n = 1;
-    else rc = tr_seterr(err, TR_EINTERNAL, "api-key", "cannot hash the API key");
+    } else if (digest(cfg->api_key, strlen(cfg->api_key), ks->k[0].digest) == 0)
+        ks->n = 1;
+    else
+        rc = tr_seterr(err, TR_EINTERNAL, "api-key", "cannot hash the API key");
     if (rc) {
         free(ks);
         return rc;
@@ -158,7 +165,9 @@ void srv_keys_free(void) {
     }
 }
 
-int srv_keys_on(void) { return atomic_load(&g_keys) != NULL; }
+int srv_keys_on(void) {
+    return atomic_load(&g_keys) != NULL;
+}
 
 int srv_keys_check(const char *a, const char **name) {
     keyset *ks = atomic_load(&g_keys);
@@ -197,7 +206,7 @@ size_t srv_keys_render(char *buf, size_t len, size_t cap) {
                             "# HELP tripletd_requests_by_key_total Requests authenticated by each named API key.\n"
                             "# TYPE tripletd_requests_by_key_total counter\n");
     for (int i = 0; i < n && len < cap; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "tripletd_requests_by_key_total{key=\"%s\"} %llu\n", g_count[i].name,
-                                (unsigned long long)atomic_load(&g_count[i].n));
+        len += (size_t)snprintf(buf + len, cap - len, "tripletd_requests_by_key_total{key=\"%s\"} %llu\n",
+                                g_count[i].name, (unsigned long long)atomic_load(&g_count[i].n));
     return len < cap ? len : cap - 1;
 }

@@ -25,10 +25,10 @@ static struct {
     pthread_cond_t wake;  /* writer: lines are waiting, or stop */
     pthread_cond_t space; /* loggers and messages: the writer took a buffer or finished a write */
     char buf[2][LOG_BUF];
-    size_t len;           /* bytes waiting in buf[cur] */
+    size_t len; /* bytes waiting in buf[cur] */
     int cur;
-    int running;          /* the writer thread runs */
-    int writing;          /* the writer is writing the other buffer */
+    int running; /* the writer thread runs */
+    int writing; /* the writer is writing the other buffer */
     int stop;
     int flush_ms;
     pthread_t thread;
@@ -37,8 +37,7 @@ static struct {
 static srv_log_format g_fmt = SRV_LOG_TEXT;
 
 /* All of buf to stderr (retrying short writes and EINTR); lost on errors. */
-static void write_all(const char *buf, size_t n)
-{
+static void write_all(const char *buf, size_t n) {
     while (n > 0) {
         ssize_t w = write(2, buf, n);
         if (w < 0 && errno == EINTR) continue;
@@ -47,13 +46,12 @@ static void write_all(const char *buf, size_t n)
     }
 }
 
-static void *writer_main(void *arg)
-{
+static void *writer_main(void *arg) {
     (void)arg;
     pthread_mutex_lock(&g_log.mu);
     for (;;) {
         while (!g_log.len && !g_log.stop) pthread_cond_wait(&g_log.wake, &g_log.mu);
-        if (!g_log.len) break; /* stop, nothing left */
+        if (!g_log.len) break;                        /* stop, nothing left */
         if (!g_log.stop && g_log.len < LOG_BUF / 2) { /* let lines gather */
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
@@ -78,8 +76,7 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-int srv_log_init(srv_log_format fmt, int flush_ms)
-{
+int srv_log_init(srv_log_format fmt, int flush_ms) {
     g_fmt = fmt;
     if (fmt == SRV_LOG_OFF || flush_ms <= 0 || g_log.running) return 0;
     g_log.flush_ms = flush_ms;
@@ -89,8 +86,7 @@ int srv_log_init(srv_log_format fmt, int flush_ms)
     return 0;
 }
 
-void srv_log_close(void)
-{
+void srv_log_close(void) {
     pthread_mutex_lock(&g_log.mu);
     int running = g_log.running;
     g_log.stop = 1;
@@ -104,8 +100,7 @@ void srv_log_close(void)
 }
 
 /* One access line: into the buffer while the writer runs, else at once. */
-static void emit_access(const char *line, size_t n)
-{
+static void emit_access(const char *line, size_t n) {
     pthread_mutex_lock(&g_log.mu);
     if (!g_log.running || g_log.stop) {
         pthread_mutex_unlock(&g_log.mu);
@@ -122,8 +117,7 @@ static void emit_access(const char *line, size_t n)
 }
 
 /* A server message: after every access line logged before it. */
-static void emit_msg(const char *line, size_t n)
-{
+static void emit_msg(const char *line, size_t n) {
     pthread_mutex_lock(&g_log.mu);
     while (g_log.writing) pthread_cond_wait(&g_log.space, &g_log.mu);
     write_all(g_log.buf[g_log.cur], g_log.len);
@@ -133,8 +127,7 @@ static void emit_msg(const char *line, size_t n)
 }
 
 /* "2026-01-02T03:04:05.678Z"; the date part is formatted once per second per thread. */
-static void timestamp(char *buf, size_t cap)
-{
+static void timestamp(char *buf, size_t cap) {
     static _Thread_local time_t t_sec = -1;
     static _Thread_local char t_date[32];
     struct timeval tv;
@@ -150,21 +143,22 @@ static void timestamp(char *buf, size_t cap)
 
 /* Copy s into out as JSON string content (quotes not included) or as text
  * with control characters replaced, so a hostile path cannot forge lines. */
-static void clean(const char *s, char *out, size_t cap, int json)
-{
+static void clean(const char *s, char *out, size_t cap, int json) {
     size_t j = 0;
     for (; s && *s && j + 7 < cap; s++) {
         unsigned char c = (unsigned char)*s;
-        if (json && (c == '"' || c == '\\')) out[j++] = '\\', out[j++] = (char)c;
-        else if (c < 0x20 || c == 0x7f) j += (size_t)snprintf(out + j, cap - j, json ? "\\u%04x" : "\\x%02x", c);
-        else out[j++] = (char)c;
+        if (json && (c == '"' || c == '\\'))
+            out[j++] = '\\', out[j++] = (char)c;
+        else if (c < 0x20 || c == 0x7f)
+            j += (size_t)snprintf(out + j, cap - j, json ? "\\u%04x" : "\\x%02x", c);
+        else
+            out[j++] = (char)c;
     }
     out[j] = 0;
 }
 
 void srv_log_access(const char *method, const char *path, int status, size_t bytes, double usec, const char *request_id,
-                    const char *key)
-{
+                    const char *key) {
     char ts[40], m[64], p[1200], id[200], kn[80] = "", line[LOG_LINE];
     int n;
     if (g_fmt == SRV_LOG_OFF) return;
@@ -177,15 +171,16 @@ void srv_log_access(const char *method, const char *path, int status, size_t byt
     if (key && key[0]) clean(key, kn, sizeof kn, json); /* the key's name, never the key */
     if (json)
         n = snprintf(line, sizeof line,
-                     "{\"ts\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"bytes\":%zu,\"us\":%ld,\"request_id\":\"%s\"%s%s%s}\n",
+                     "{\"ts\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"bytes\":%zu,\"us\":%ld,"
+                     "\"request_id\":\"%s\"%s%s%s}\n",
                      ts, m, p, status, bytes, us, id, kn[0] ? ",\"key\":\"" : "", kn, kn[0] ? "\"" : "");
-    else n = snprintf(line, sizeof line, "%s %s %s %d %zuB %ldus id=%s%s%s\n", ts, m, p, status, bytes, us, id,
-                      kn[0] ? " key=" : "", kn);
+    else
+        n = snprintf(line, sizeof line, "%s %s %s %d %zuB %ldus id=%s%s%s\n", ts, m, p, status, bytes, us, id,
+                     kn[0] ? " key=" : "", kn);
     if (n > 0) emit_access(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-void srv_log_msg(const char *level, const char *fmt, ...)
-{
+void srv_log_msg(const char *level, const char *fmt, ...) {
     char ts[40], msg[1024], c[1200], line[1400];
     va_list ap;
     int n;

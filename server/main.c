@@ -23,10 +23,11 @@ static pthread_t g_main_thread;
  * main thread is busy (a reload). Forward it to the main thread, where it
  * stays pending until sigwait takes it, instead of letting the default
  * action end the process without a drain. */
-static void forward_to_main(int sig) { (void)pthread_kill(g_main_thread, sig); }
+static void forward_to_main(int sig) {
+    (void)pthread_kill(g_main_thread, sig);
+}
 
-static int write_port_file(const char *path, int port)
-{
+static int write_port_file(const char *path, int port) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
@@ -36,8 +37,7 @@ static int write_port_file(const char *path, int port)
     return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     srv_config cfg;
     tr_err err;
     srv_state *st = NULL;
@@ -99,8 +99,8 @@ int main(int argc, char **argv)
         return 2;
     }
     st = srv_state_acquire(); /* install gave our reference away: a reload may already have freed it */
-    printf("tripletd %s listening on http://%s:%d (model %s, %d -> %d, %s)\n", SRV_VERSION, cfg.host, port, st->model->name,
-           mdl_input_dim(st->model), mdl_output_dim(st->model), st->model->sha256);
+    printf("tripletd %s listening on http://%s:%d (model %s, %d -> %d, %s)\n", SRV_VERSION, cfg.host, port,
+           st->model->name, mdl_input_dim(st->model), mdl_output_dim(st->model), st->model->sha256);
     fflush(stdout);
     srv_log_msg("info", "listening on %s:%d with %d threads; model %s (%s)", cfg.host, port, cfg.threads, cfg.model,
                 st->model->sha256);
@@ -115,16 +115,21 @@ int main(int argc, char **argv)
                 srv_state *now = srv_state_acquire();
                 srv_log_msg("info", "SIGHUP: reloaded %s (%s)", now->model_path, now->model->sha256);
                 srv_state_unref(now);
-            } else srv_log_msg("error", "SIGHUP: reload failed, keeping the old model: %s", err.msg);
+            } else
+                srv_log_msg("error", "SIGHUP: reload failed, keeping the old model: %s", err.msg);
             if (cfg.api_keys_file) {
                 tr_clearerr(&err);
-                if (srv_keys_reload(&cfg, &err) == TR_OK) srv_log_msg("info", "SIGHUP: reloaded the API keys");
-                else srv_log_msg("error", "SIGHUP: API keys reload failed, keeping the old keys: %s", err.msg);
+                if (srv_keys_reload(&cfg, &err) == TR_OK)
+                    srv_log_msg("info", "SIGHUP: reloaded the API keys");
+                else
+                    srv_log_msg("error", "SIGHUP: API keys reload failed, keeping the old keys: %s", err.msg);
             }
             if (srv_http_has_tls(http)) {
                 tr_clearerr(&err);
-                if (srv_http_tls_reload(http, &cfg, &err) == TR_OK) srv_log_msg("info", "SIGHUP: reloaded the TLS certificate and key");
-                else srv_log_msg("error", "SIGHUP: TLS reload failed, keeping the old certificate: %s", err.msg);
+                if (srv_http_tls_reload(http, &cfg, &err) == TR_OK)
+                    srv_log_msg("info", "SIGHUP: reloaded the TLS certificate and key");
+                else
+                    srv_log_msg("error", "SIGHUP: TLS reload failed, keeping the old certificate: %s", err.msg);
             }
             continue;
         }

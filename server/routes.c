@@ -33,28 +33,33 @@ static const srv_route ROUTES[] = {
 
 #define N_ROUTES (int)(sizeof ROUTES / sizeof ROUTES[0])
 
-int srv_route_count(void) { return N_ROUTES; }
+int srv_route_count(void) {
+    return N_ROUTES;
+}
 
-const srv_route *srv_route_at(int i) { return i >= 0 && i < N_ROUTES ? &ROUTES[i] : NULL; }
+const srv_route *srv_route_at(int i) {
+    return i >= 0 && i < N_ROUTES ? &ROUTES[i] : NULL;
+}
 
-const char *srv_route_label(int route) { return route >= 0 && route < N_ROUTES ? ROUTES[route].path : "other"; }
+const char *srv_route_label(int route) {
+    return route >= 0 && route < N_ROUTES ? ROUTES[route].path : "other";
+}
 
 /* A route path matches segment by segment; "{name}" matches one non-empty segment. */
-static int path_match(const char *pat, const char *path)
-{
+static int path_match(const char *pat, const char *path) {
     while (*pat && *path) {
         if (*pat == '{') {
             if (*path == '/') return 0;
             while (*pat && *pat != '}') pat++;
             if (*pat) pat++;
             while (*path && *path != '/') path++;
-        } else if (*pat++ != *path++) return 0;
+        } else if (*pat++ != *path++)
+            return 0;
     }
     return *pat == 0 && *path == 0;
 }
 
-int srv_route_find(const char *method, const char *path, int *path_known, char *allow, size_t allow_cap)
-{
+int srv_route_find(const char *method, const char *path, int *path_known, char *allow, size_t allow_cap) {
     size_t len = 0;
     int found = -1, head_ok = 0;
     *path_known = 0;
@@ -64,7 +69,8 @@ int srv_route_find(const char *method, const char *path, int *path_known, char *
         *path_known = 1;
         if (strcmp(ROUTES[i].method, method) == 0) found = i;
         if (strcmp(ROUTES[i].method, "GET") == 0) head_ok = 1;
-        if (len < allow_cap) len += (size_t)snprintf(allow + len, allow_cap - len, "%s%s", len ? ", " : "", ROUTES[i].method);
+        if (len < allow_cap)
+            len += (size_t)snprintf(allow + len, allow_cap - len, "%s%s", len ? ", " : "", ROUTES[i].method);
     }
     if (head_ok && len < allow_cap) snprintf(allow + len, allow_cap - len, ", HEAD");
     if (found < 0 && head_ok && strcmp(method, "HEAD") == 0) {

@@ -8,10 +8,10 @@
 /* Reused because a freshly allocated buffer costs its page faults on every
  * request (about 11 us per 4 KiB page on the machines we measured). */
 typedef struct {
-    tr_scratch in[3];   /* parsed request vectors (one per vector field) */
-    tr_scratch emb[3];  /* their embeddings */
-    mdl_ws work;        /* forward pass workspace */
-    tr_scratch dbl;     /* doubles (distances, losses) via 2 floats each */
+    tr_scratch in[3];  /* parsed request vectors (one per vector field) */
+    tr_scratch emb[3]; /* their embeddings */
+    mdl_ws work;       /* forward pass workspace */
+    tr_scratch dbl;    /* doubles (distances, losses) via 2 floats each */
 } srv_scratch;
 
 /* The calling thread's scratch, created on first use and freed when the

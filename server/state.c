@@ -15,8 +15,7 @@ static pthread_mutex_t g_reload = PTHREAD_MUTEX_INITIALIZER; /* one reload at a 
 static srv_state *g_current;
 static int g_generation;
 
-static void state_free(srv_state *s)
-{
+static void state_free(srv_state *s) {
     if (!s) return;
     bat_free(s->batcher);
     mdl_free(s->model);
@@ -26,8 +25,8 @@ static void state_free(srv_state *s)
     free(s);
 }
 
-int srv_state_load(const srv_config *cfg, const char *model_path, const char *gallery_path, srv_state **out, tr_err *err)
-{
+int srv_state_load(const srv_config *cfg, const char *model_path, const char *gallery_path, srv_state **out,
+                   tr_err *err) {
     srv_state *s = calloc(1, sizeof *s);
     int rc = TR_ENOMEM;
     *out = NULL;
@@ -52,12 +51,14 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
     }
     if (gallery_path) {
         if ((rc = gal_load(gallery_path, &s->gallery, err)) != TR_OK) goto fail;
-        rc = gal_check_model(s->gallery, s->model->sha256, (size_t)mdl_output_dim(s->model), cfg->allow_gallery_mismatch, err);
+        rc = gal_check_model(s->gallery, s->model->sha256, (size_t)mdl_output_dim(s->model),
+                             cfg->allow_gallery_mismatch, err);
         if (rc != TR_OK) {
             char msg[sizeof err->msg];
             memcpy(msg, err->msg, sizeof msg);
             msg[200] = 0;
-            snprintf(err->msg, sizeof err->msg, "gallery %.200s: %.200s (--allow-gallery-mismatch serves it anyway)", gallery_path, msg);
+            snprintf(err->msg, sizeof err->msg, "gallery %.200s: %.200s (--allow-gallery-mismatch serves it anyway)",
+                     gallery_path, msg);
             goto fail;
         }
     }
@@ -67,8 +68,10 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
     s->triplet_loss = (m->loss == LOSS_TRIPLET || m->loss == LOSS_TRIPLET_SOFT) ? m->loss : LOSS_TRIPLET;
     s->pair_loss = (m->loss == LOSS_CONTRASTIVE || m->loss == LOSS_CONTRASTIVE_SQUARED) ? m->loss : LOSS_CONTRASTIVE;
     if (cfg->has_loss) {
-        if (cfg->loss_v == LOSS_TRIPLET || cfg->loss_v == LOSS_TRIPLET_SOFT) s->triplet_loss = cfg->loss_v;
-        else s->pair_loss = cfg->loss_v;
+        if (cfg->loss_v == LOSS_TRIPLET || cfg->loss_v == LOSS_TRIPLET_SOFT)
+            s->triplet_loss = cfg->loss_v;
+        else
+            s->pair_loss = cfg->loss_v;
     }
     s->margin = isnan(cfg->margin) ? m->margin : cfg->margin;
     if (!isfinite(s->margin) || s->margin < 0) s->margin = 0.2;
@@ -84,18 +87,15 @@ fail:
     return rc;
 }
 
-void srv_state_ref(srv_state *s)
-{
+void srv_state_ref(srv_state *s) {
     if (s) atomic_fetch_add(&s->refs, 1);
 }
 
-void srv_state_unref(srv_state *s)
-{
+void srv_state_unref(srv_state *s) {
     if (s && atomic_fetch_sub(&s->refs, 1) == 1) state_free(s);
 }
 
-void srv_state_install(srv_state *s)
-{
+void srv_state_install(srv_state *s) {
     pthread_mutex_lock(&g_lock);
     srv_state *old = g_current;
     if (s) s->generation = ++g_generation;
@@ -104,8 +104,7 @@ void srv_state_install(srv_state *s)
     srv_state_unref(old);
 }
 
-srv_state *srv_state_acquire(void)
-{
+srv_state *srv_state_acquire(void) {
     pthread_mutex_lock(&g_lock);
     srv_state *s = g_current;
     srv_state_ref(s);
@@ -113,8 +112,7 @@ srv_state *srv_state_acquire(void)
     return s;
 }
 
-int srv_state_reload(const srv_config *cfg, const char *model_path, const char *gallery_path, tr_err *err)
-{
+int srv_state_reload(const srv_config *cfg, const char *model_path, const char *gallery_path, tr_err *err) {
     srv_state *cur = NULL, *next = NULL;
     int rc;
     pthread_mutex_lock(&g_reload);

@@ -11,8 +11,8 @@
 #include "errors.h"
 #include "routes.h"
 
-#define N_STATUS SRV_N_STATUS /* errors.h: the statuses the server answers with */
-#define ALL STATS_MAX_ROUTES       /* latency row of every route together */
+#define N_STATUS SRV_N_STATUS        /* errors.h: the statuses the server answers with */
+#define ALL STATS_MAX_ROUTES         /* latency row of every route together */
 #define OTHER (STATS_MAX_ROUTES - 1) /* unknown routes and those past the table */
 #define LAT_MIN 5e-6
 
@@ -295,7 +295,7 @@ cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight) {
         ok = cJSON_AddNumberToObject(tr,
                                      c == LOSS_CAT_EASY        ? "easy"
                                      : c == LOSS_CAT_SEMI_HARD ? "semi_hard"
-                                                          : "hard",
+                                                               : "hard",
                                      (double)trip[c]) != NULL;
     ok = ok && (x = hist_json(loss, STATS_LOSS_BUCKETS, loss_upper)) != NULL;
     if (ok) cJSON_AddItemToObject(tr, "loss_histogram", x);

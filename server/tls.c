@@ -72,7 +72,8 @@ static int pair_load(const char *cert_path, const char *key_path, pair **out, tr
         }
     if ((g = gnutls_privkey_init(&p->key)) < 0 ||
         (g = gnutls_privkey_import_x509_raw(p->key, &k, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
-        rc = tr_seterr(err, TR_EFORMAT, "tls-key", "--tls-key %s: not a PEM private key: %s", key_path, gnutls_strerror(g));
+        rc = tr_seterr(err, TR_EFORMAT, "tls-key", "--tls-key %s: not a PEM private key: %s", key_path,
+                       gnutls_strerror(g));
         goto done;
     }
     /* the key must be the certificate's: compare their public key ids */
@@ -82,15 +83,18 @@ static int pair_load(const char *cert_path, const char *key_path, pair **out, tr
     if (gnutls_pubkey_init(&pub) < 0 || gnutls_pubkey_import_privkey(pub, p->key, 0, 0) < 0 ||
         gnutls_pubkey_get_key_id(pub, 0, kid, &kn) < 0 || gnutls_x509_crt_get_key_id(crts[0], 0, cid, &cn) < 0 ||
         kn != cn || memcmp(kid, cid, kn) != 0)
-        rc = tr_seterr(err, TR_EFORMAT, "tls-key", "--tls-key %s does not match the certificate in %s", key_path, cert_path);
+        rc = tr_seterr(err, TR_EFORMAT, "tls-key", "--tls-key %s does not match the certificate in %s", key_path,
+                       cert_path);
     gnutls_pubkey_deinit(pub);
 done:
     for (unsigned i = 0; i < n; i++) gnutls_x509_crt_deinit(crts[i]);
     gnutls_free(crts);
     gnutls_free(c.data);
     gnutls_free(k.data);
-    if (rc) pair_free(p);
-    else *out = p;
+    if (rc)
+        pair_free(p);
+    else
+        *out = p;
     return rc;
 }
 
@@ -113,13 +117,16 @@ void *srv_tls_cert_callback(void) {
     return p;
 }
 
-const char *srv_tls_client_ca(const srv_tls *t) { return t ? t->client_ca : NULL; }
+const char *srv_tls_client_ca(const srv_tls *t) {
+    return t ? t->client_ca : NULL;
+}
 
 int srv_tls_new(const srv_config *cfg, srv_tls **out, tr_err *err) {
     *out = NULL;
     if (!cfg->tls_cert && !cfg->tls_key && !cfg->tls_client_ca) return TR_OK;
     if (!cfg->tls_cert || !cfg->tls_key)
-        return tr_seterr(err, TR_EINVAL, cfg->tls_cert ? "tls-key" : "tls-cert", "TLS needs both --tls-cert and --tls-key%s",
+        return tr_seterr(err, TR_EINVAL, cfg->tls_cert ? "tls-key" : "tls-cert",
+                         "TLS needs both --tls-cert and --tls-key%s",
                          cfg->tls_client_ca ? " (--tls-client-ca adds client certificates to them)" : "");
     srv_tls *t = calloc(1, sizeof *t);
     pair *p = NULL;
@@ -140,7 +147,8 @@ int srv_tls_new(const srv_config *cfg, srv_tls **out, tr_err *err) {
         t->client_ca[ca.size] = '\0';
         gnutls_free(ca.data);
         if (!strstr(t->client_ca, "-----BEGIN CERTIFICATE-----")) {
-            rc = tr_seterr(err, TR_EFORMAT, "tls-client-ca", "--tls-client-ca %s: not a PEM certificate", cfg->tls_client_ca);
+            rc = tr_seterr(err, TR_EFORMAT, "tls-client-ca", "--tls-client-ca %s: not a PEM certificate",
+                           cfg->tls_client_ca);
             goto fail;
         }
     }

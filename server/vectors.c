@@ -12,19 +12,16 @@
 static jio_choice g_metrics[DIST_COUNT + 1];
 static pthread_once_t g_metric_once = PTHREAD_ONCE_INIT;
 
-static void metrics_init(void)
-{
+static void metrics_init(void) {
     for (int i = 0; i < DIST_COUNT; i++) g_metrics[i] = (jio_choice){dist_name((dist_metric)i), i};
 }
 
-const jio_choice *srv_metric_choices(void)
-{
+const jio_choice *srv_metric_choices(void) {
     pthread_once(&g_metric_once, metrics_init);
     return g_metrics;
 }
 
-int srv_vec_opts_parse(const srv_ctx *ctx, const cJSON *body, int with_metric, srv_vec_opts *o, srv_reply *out)
-{
+int srv_vec_opts_parse(const srv_ctx *ctx, const cJSON *body, int with_metric, srv_vec_opts *o, srv_reply *out) {
     int rc;
     o->embed = 1;
     o->normalize = -1;
@@ -39,15 +36,13 @@ int srv_vec_opts_parse(const srv_ctx *ctx, const cJSON *body, int with_metric, s
     return 0;
 }
 
-int srv_forward(const srv_ctx *ctx, const float *x, size_t n, float *y, int normalize, tr_err *err)
-{
+int srv_forward(const srv_ctx *ctx, const float *x, size_t n, float *y, int normalize, tr_err *err) {
     const srv_state *st = ctx->state;
     return bat_forward(st->batcher, st->model, x, n, y, normalize, &ctx->scratch->work, err);
 }
 
 int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slot, const srv_vec_opts *o, size_t *n,
-                size_t *dim, const float **v, srv_reply *out)
-{
+                size_t *dim, const float **v, srv_reply *out) {
     const mdl_model *m = ctx->state->model;
     srv_scratch *s = ctx->scratch;
     size_t d = o->embed ? (size_t)mdl_input_dim(m) : *dim, total;
@@ -73,7 +68,8 @@ int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slo
         if (!isfinite(s->emb[slot].p[i])) {
             char path[160];
             snprintf(path, sizeof path, "%s[%zu]", name, i / od);
-            return srv_fail(out, 422, path, "%s: the embedding overflows float32 (inputs too large for this model)", path);
+            return srv_fail(out, 422, path, "%s: the embedding overflows float32 (inputs too large for this model)",
+                            path);
         }
     }
     *dim = od;
@@ -81,8 +77,7 @@ int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slo
     return 0;
 }
 
-double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out)
-{
+double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out) {
     size_t floats;
     if (!tr_size_mul(n ? n : 1, 2, &floats) || tr_scratch_reserve(&ctx->scratch->dbl, floats) != TR_OK) {
         srv_fail(out, 503, "", "out of memory for %zu results", n);
@@ -91,8 +86,7 @@ double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out)
     return (double *)(void *)ctx->scratch->dbl.p;
 }
 
-cJSON *srv_scoring_config(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k)
-{
+cJSON *srv_scoring_config(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k) {
     cJSON *c = cJSON_CreateObject();
     if (!c) return NULL;
     cJSON_AddStringToObject(c, "metric", dist_name(o->metric));

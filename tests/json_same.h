@@ -11,8 +11,7 @@
 
 /* 1 when packed is plain with exactly its non-empty all-number arrays
  * packed, the same doubles bit for bit, everything else equal. */
-static int json_same_packed(const cJSON *packed, const cJSON *plain)
-{
+static int json_same_packed(const cJSON *packed, const cJSON *plain) {
     for (; packed && plain; packed = packed->next, plain = plain->next) {
         size_t n = 0, i = 0;
         const double *v = srv_json_packed(packed, &n);

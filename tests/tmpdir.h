@@ -5,8 +5,7 @@
 #include <stdlib.h>
 
 /* $TMPDIR when set and not empty, else /tmp. */
-static inline const char *test_tmpdir(void)
-{
+static inline const char *test_tmpdir(void) {
     const char *t = getenv("TMPDIR");
     return t && *t ? t : "/tmp";
 }

@@ -28,22 +28,22 @@ static int near_json(const cJSON *got, const cJSON *want, double rtol, double at
                      int line) {
     if (cJSON_IsNumber(want)) {
         return e2e_check(cJSON_IsNumber(got) && e2e_near(got->valuedouble, want->valuedouble, rtol, atol), file, line,
-                       "%s: got %.17g, want %.17g", what, cJSON_IsNumber(got) ? got->valuedouble : NAN,
-                       want->valuedouble);
+                         "%s: got %.17g, want %.17g", what, cJSON_IsNumber(got) ? got->valuedouble : NAN,
+                         want->valuedouble);
     }
     if (cJSON_IsString(want)) {
         return e2e_check(cJSON_IsString(got) && strcmp(got->valuestring, want->valuestring) == 0, file, line,
-                       "%s: got \"%s\", want \"%s\"", what, cJSON_IsString(got) ? got->valuestring : "(not a string)",
-                       want->valuestring);
+                         "%s: got \"%s\", want \"%s\"", what, cJSON_IsString(got) ? got->valuestring : "(not a string)",
+                         want->valuestring);
     }
     if (cJSON_IsBool(want)) {
-        return e2e_check(cJSON_IsBool(got) && cJSON_IsTrue(got) == cJSON_IsTrue(want), file, line, "%s: boolean mismatch",
-                       what);
+        return e2e_check(cJSON_IsBool(got) && cJSON_IsTrue(got) == cJSON_IsTrue(want), file, line,
+                         "%s: boolean mismatch", what);
     }
     if (cJSON_IsArray(want)) {
         int n = cJSON_GetArraySize(want);
-        if (!e2e_check(cJSON_IsArray(got) && cJSON_GetArraySize(got) == n, file, line, "%s: want an array of %d, got %s",
-                     what, n, cJSON_IsArray(got) ? "another length" : "no array"))
+        if (!e2e_check(cJSON_IsArray(got) && cJSON_GetArraySize(got) == n, file, line,
+                       "%s: want an array of %d, got %s", what, n, cJSON_IsArray(got) ? "another length" : "no array"))
             return 0;
         int ok = 1;
         for (int i = 0; i < n && ok; i++) {
@@ -258,7 +258,8 @@ static void test_embeddings_openai(void) {
                 const cJSON *d = cJSON_GetArrayItem(data, i);
                 CHECK_STR(e2e_jstr(d, "object"), "embedding", "data[i].object");
                 CHECK_EQ_INT(e2e_jnum(d, "index"), i, "data[i].index");
-                NEAR_JSON(e2e_jget(d, "embedding"), cJSON_GetArrayItem(want, i), EMB_RTOL, EMB_ATOL, "data[i].embedding");
+                NEAR_JSON(e2e_jget(d, "embedding"), cJSON_GetArrayItem(want, i), EMB_RTOL, EMB_ATOL,
+                          "data[i].embedding");
             }
         }
     }
@@ -315,8 +316,8 @@ static void test_distance(void) {
             snprintf(path, sizeof path, "distance.%s.%s", METRICS[m], DIST_CASES[c].gold);
             if (ok_json(&r, what)) {
                 if (c == 0) CHECK_STR(e2e_jstr(r.json, "metric"), METRICS[m], what);
-                NEAR_JSON(e2e_jget(r.json, pairwise ? "matrix" : "distances"), gold(path), given ? EXACT_RTOL : EMB_RTOL,
-                          given ? EXACT_ATOL : EMB_ATOL, what);
+                NEAR_JSON(e2e_jget(r.json, pairwise ? "matrix" : "distances"), gold(path),
+                          given ? EXACT_RTOL : EMB_RTOL, given ? EXACT_ATOL : EMB_ATOL, what);
             }
             e2e_resp_free(&r);
         }
@@ -356,7 +357,8 @@ static void triplet_one(cJSON *a, cJSON *p, cJSON *n, int embed, const cJSON *c,
             NEAR_JSON(e2e_jget(r.json, num[k]), cJSON_GetObjectItem(e, num[k]), rtol, atol, w);
         }
         int swap = cJSON_IsTrue(cJSON_GetObjectItem(c, "swap"));
-        if (swap) NEAR_JSON(e2e_jget(r.json, "d_pn"), cJSON_GetObjectItem(e, "d_pn"), rtol, atol, "triplet d_pn (swap)");
+        if (swap)
+            NEAR_JSON(e2e_jget(r.json, "d_pn"), cJSON_GetObjectItem(e, "d_pn"), rtol, atol, "triplet d_pn (swap)");
         if (atol <= EXACT_ATOL) { /* categories only where float noise cannot move a boundary */
             NEAR_JSON(e2e_jget(r.json, "categories"), cJSON_GetObjectItem(e, "categories"), 0, 0, what);
             NEAR_JSON(e2e_jget(r.json, "counts"), cJSON_GetObjectItem(e, "counts"), 0, 0, what);
@@ -377,8 +379,8 @@ static void test_triplet(void) {
     int i = 0;
     char what[160];
     cJSON_ArrayForEach(c, gold("triplet_given.cases")) {
-        snprintf(what, sizeof what, "triplet given #%d (%s %s swap=%d %s)", i++, e2e_jstr(c, "metric"), e2e_jstr(c, "loss"),
-                 cJSON_IsTrue(e2e_jget(c, "swap")), e2e_jstr(c, "reduction"));
+        snprintf(what, sizeof what, "triplet given #%d (%s %s swap=%d %s)", i++, e2e_jstr(c, "metric"),
+                 e2e_jstr(c, "loss"), cJSON_IsTrue(e2e_jget(c, "swap")), e2e_jstr(c, "reduction"));
         triplet_one(cJSON_Duplicate(gold("triplet_given.anchors"), 1),
                     cJSON_Duplicate(gold("triplet_given.positives"), 1),
                     cJSON_Duplicate(gold("triplet_given.negatives"), 1), 0, c, EXACT_RTOL, EXACT_ATOL, what);
@@ -432,7 +434,8 @@ static void test_pair(void) {
             NEAR_JSON(e2e_jget(r.json, "losses"), cJSON_GetObjectItem(e, "losses"), EXACT_RTOL, EXACT_ATOL, what);
             NEAR_JSON(e2e_jget(r.json, "distances"), cJSON_GetObjectItem(e, "distances"), EXACT_RTOL, EXACT_ATOL, what);
             for (int k = 0; k < 4; k++)
-                NEAR_JSON(e2e_jget(e2e_jget(r.json, "config"), keys[k]), cJSON_GetObjectItem(c, keys[k]), 0, 1e-15, what);
+                NEAR_JSON(e2e_jget(e2e_jget(r.json, "config"), keys[k]), cJSON_GetObjectItem(c, keys[k]), 0, 1e-15,
+                          what);
         }
         e2e_resp_free(&r);
     }
@@ -619,7 +622,8 @@ static void test_pretty_and_request_id(void) {
     /* the access log (text) has one line per request with method, path, status and id; lines gather
      * for --log-flush (10 ms by default) before one write */
     const char *want[] = {"GET /healthz 200", "id=e2e-req-42", NULL};
-    CHECK(e2e_wait_file(S.log, want, e2e_slow() ? 20 : 5), "access log: no \"GET /healthz 200 ... id=e2e-req-42\" line");
+    CHECK(e2e_wait_file(S.log, want, e2e_slow() ? 20 : 5),
+          "access log: no \"GET /healthz 200 ... id=e2e-req-42\" line");
     /* errors carry the id too */
     e2e_req rq2 = {.method = "GET", .path = "/no/such/route", .headers = {"X-Request-Id: e2e-err-7"}};
     e2e_request(&S, &rq2, &a);

@@ -1,4 +1,5 @@
-/* e2e_batching.c - batched forwards (server/batcher.c): concurrent answers equal single-threaded ones, across a reload, and the batch-size metrics. */
+/* e2e_batching.c - batched forwards (server/batcher.c): concurrent answers equal single-threaded ones, across a reload,
+ * and the batch-size metrics. */
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,17 +14,19 @@
 
 #define IN_DIM 784
 #define OUT_DIM 32
-#define N_BODY 192   /* distinct request bodies */
-#define BIG_ROWS 6   /* rows of the "big" bodies (more than the cap of 4 below) */
+#define N_BODY 192 /* distinct request bodies */
+#define BIG_ROWS 6 /* rows of the "big" bodies (more than the cap of 4 below) */
 #define N_CLIENT 64
-#define ITER 6       /* requests per client in the equality test */
+#define ITER 6    /* requests per client in the equality test */
 #define RTOL 1e-6 /* of a row's largest component */
 
 static char *body[N_BODY];
 static int rows_of[N_BODY];
 static double *ref[2][N_BODY]; /* [model A/B][body] rows x OUT_DIM, from an unbatched server */
 
-static int is_big(int i) { return i % 16 == 5; }
+static int is_big(int i) {
+    return i % 16 == 5;
+}
 
 /* Body i: 1 row (BIG_ROWS for is_big), distinct inputs; every third asks for raw (unnormalised) outputs. */
 static void build_bodies(void) {
@@ -132,8 +135,10 @@ static void *client_run(void *arg) {
             c->last_status = r.status;
         } else {
             double *e = embeddings(&r, rows_of[i]);
-            if (same(e, ref[0][i], rows_of[i])) c->ok++;
-            else if (c->accept_b && same(e, ref[1][i], rows_of[i])) c->ok++, c->seen_b++;
+            if (same(e, ref[0][i], rows_of[i]))
+                c->ok++;
+            else if (c->accept_b && same(e, ref[1][i], rows_of[i]))
+                c->ok++, c->seen_b++;
             else {
                 c->wrong++;
                 if (e) {
@@ -141,8 +146,9 @@ static void *client_run(void *arg) {
                     for (int m = 0; m < 2; m++)
                         for (int k = 0; k < rows_of[i]; k++)
                             worst[m] = fmax(worst[m], row_diff(e + k * OUT_DIM, ref[m][i] + k * OUT_DIM));
-                    CHECK(0, "body %d: largest difference %g (of the row's largest value) from model A, %g from model B", i,
-                          worst[0], worst[1]);
+                    CHECK(0,
+                          "body %d: largest difference %g (of the row's largest value) from model A, %g from model B",
+                          i, worst[0], worst[1]);
                 }
             }
             c->big += is_big(i);
@@ -171,10 +177,12 @@ static void join_clients(client *cl, pthread_t *th, const char *what, int *total
         bad += cl[i].bad_status;
         *big += cl[i].big;
         *seen_b += cl[i].seen_b;
-        if (cl[i].bad_status) CHECK(0, "%s: client %d got %d non-200 replies (last %ld)", what, i, cl[i].bad_status, cl[i].last_status);
+        if (cl[i].bad_status)
+            CHECK(0, "%s: client %d got %d non-200 replies (last %ld)", what, i, cl[i].bad_status, cl[i].last_status);
     }
     *total = ok + wrong;
-    CHECK(wrong == 0 && bad == 0 && ok > 0, "%s: %d answers equal the single-threaded ones, %d differ, %d failed", what, ok, wrong, bad);
+    CHECK(wrong == 0 && bad == 0 && ok > 0, "%s: %d answers equal the single-threaded ones, %d differ, %d failed", what,
+          ok, wrong, bad);
 }
 
 /* ---- tests ------------------------------------------------------------ */
@@ -195,22 +203,25 @@ static int measure_refs(const char *dir, const char *live, const char *path_a, c
                 CHECK(0, "reference embed %d on model %c: status %ld %s", i, 'A' + m, r.status, r.body ? r.body : "");
                 rc = -1;
             }
-            if (is_big(i)) sent_big++;
-            else sent_single++;
+            if (is_big(i))
+                sent_big++;
+            else
+                sent_single++;
             e2e_resp_free(&r);
         }
     }
     rows_hist h;
     if (rc == 0 && get_rows_hist(&s, &h)) {
         CHECK(h.le1 == sent_single && h.count == sent_single + sent_big && h.le8 == h.count,
-              "--batch-max-rows 0: forwards le1 %g le8 %g count %g, want %d single-row and %d of %d rows run alone", h.le1,
-              h.le8, h.count, sent_single, sent_big, BIG_ROWS);
+              "--batch-max-rows 0: forwards le1 %g le8 %g count %g, want %d single-row and %d of %d rows run alone",
+              h.le1, h.le8, h.count, sent_single, sent_big, BIG_ROWS);
     }
     e2e_server_stop(&s, SIGTERM, 10);
     if (rc == 0) {
         double diff = 0;
         for (int k = 0; k < OUT_DIM; k++) diff += fabs(ref[1][0][k] - ref[0][0][k]);
-        rc = CHECK(diff > 1e-3, "model B answers like A (%g): the reload test could not tell them apart", diff) ? 0 : -1;
+        rc =
+            CHECK(diff > 1e-3, "model B answers like A (%g): the reload test could not tell them apart", diff) ? 0 : -1;
     }
     return rc;
 }
@@ -222,14 +233,17 @@ static void test_batching(void) {
     snprintf(live, sizeof live, "%s/model.safetensors", dir);
     snprintf(path_a, sizeof path_a, "%s/a.safetensors", dir);
     snprintf(path_b, sizeof path_b, "%s/b.safetensors", dir);
-    if (!CHECK(e2e_install_file(e2e_root_path("tests/data/e2e-model.safetensors"), path_a) == 0 && e2e_write_shifted_model(path_b) == 0,
+    if (!CHECK(e2e_install_file(e2e_root_path("tests/data/e2e-model.safetensors"), path_a) == 0 &&
+                   e2e_write_shifted_model(path_b) == 0,
                "cannot write the model files in %s", dir))
         goto out;
     if (measure_refs(dir, live, path_a, path_b) != 0 || e2e_install_file(path_a, live) != 0) goto out;
 
     /* 64 concurrent clients, cap 4 rows per batch: bodies of 6 rows must run alone;
      * one forward at a time so that the others queue (batch) even on a quiet machine */
-    const char *args[] = {"--model", live, "--threads", "24", "--max-concurrent", "1000", "--batch-max-rows", "4", "--batch-leaders", "1", NULL};
+    const char *args[] = {
+        "--model",         live, "--threads", "24", "--max-concurrent", "1000", "--batch-max-rows", "4",
+        "--batch-leaders", "1",  NULL};
     if (!CHECK(e2e_server_start(&s, args) == 0, "tripletd --batch-max-rows 4 did not start")) goto out;
     client cl[N_CLIENT];
     pthread_t th[N_CLIENT];
@@ -248,7 +262,8 @@ static void test_batching(void) {
         CHECK(h.le8 - h.le4 == all_big, "forwards of 5-8 rows: %g, want the %d %d-row requests (they bypass the cap)",
               h.le8 - h.le4, all_big, BIG_ROWS);
         CHECK(h.count - h.le1 - (h.le8 - h.le4) > 0,
-              "no forward batched 2-4 single-row requests (forwards %g, 1-row %g) under 64 concurrent clients", h.count, h.le1);
+              "no forward batched 2-4 single-row requests (forwards %g, 1-row %g) under 64 concurrent clients", h.count,
+              h.le1);
         CHECK(h.count < all_total, "%g forwards for %d requests: nothing was batched", h.count, all_total);
         printf("batching: %d requests in %g forwards (%g of 1 row)\n", all_total, h.count, h.le1);
     }

@@ -17,12 +17,10 @@ static char dir[256];
 /* Every "description" and "summary" in the document is a string: YAML flow
  * mappings turn `{description: 1, then ...}` into a number and a stray key,
  * which made /openapi.json an invalid OpenAPI document. */
-static int walk_texts(const cJSON *n, char *where, size_t cap)
-{
+static int walk_texts(const cJSON *n, char *where, size_t cap) {
     int bad = 0, props = n->string && strcmp(n->string, "properties") == 0; /* members are names there */
     const cJSON *c;
-    cJSON_ArrayForEach(c, n)
-    {
+    cJSON_ArrayForEach(c, n) {
         if (!props && c->string && (strcmp(c->string, "description") == 0 || strcmp(c->string, "summary") == 0) &&
             !cJSON_IsString(c) && !bad) {
             snprintf(where, cap, "%s", n->string ? n->string : "?");
@@ -33,12 +31,11 @@ static int walk_texts(const cJSON *n, char *where, size_t cap)
     return bad;
 }
 
-static void test_openapi(const e2e_server *s)
-{
-    static const char *const paths[] = {"/healthz",         "/readyz",          "/metrics",   "/openapi.json",
-                                        "/v1/model",        "/v1/embed",        "/v1/embeddings", "/v1/distance",
-                                        "/v1/loss/triplet", "/v1/loss/pair",    "/v1/loss/infonce", "/v1/mine",
-                                        "/v1/admin/reload", "/v1/search",       "/v1/gallery", NULL};
+static void test_openapi(const e2e_server *s) {
+    static const char *const paths[] = {"/healthz",         "/readyz",       "/metrics",         "/openapi.json",
+                                        "/v1/model",        "/v1/embed",     "/v1/embeddings",   "/v1/distance",
+                                        "/v1/loss/triplet", "/v1/loss/pair", "/v1/loss/infonce", "/v1/mine",
+                                        "/v1/admin/reload", "/v1/search",    "/v1/gallery",      NULL};
     e2e_resp r;
     e2e_req rq = {.method = "GET", .path = "/openapi.json", .headers = {"Authorization: Bearer k"}};
     e2e_request(s, &rq, &r);
@@ -56,8 +53,7 @@ static void test_openapi(const e2e_server *s)
 }
 
 /* A body {"input": <input>} (or with extra members) for /v1/embeddings. */
-static void expect_text_refused(const e2e_server *s, const char *body, const char *field)
-{
+static void expect_text_refused(const e2e_server *s, const char *body, const char *field) {
     e2e_resp r;
     e2e_req rq = {.method = "POST", .path = "/v1/embeddings", .body = body, .headers = {"Authorization: Bearer k"}};
     e2e_request(s, &rq, &r);
@@ -69,8 +65,7 @@ static void expect_text_refused(const e2e_server *s, const char *body, const cha
     e2e_resp_free(&r);
 }
 
-static char *vec_json(float base, int n)
-{
+static char *vec_json(float base, int n) {
     char *b = malloc((size_t)n * 16 + 8);
     size_t len = 0;
     if (!b) e2e_die("out of memory");
@@ -81,8 +76,7 @@ static char *vec_json(float base, int n)
     return b;
 }
 
-static void test_openai_fields(const e2e_server *s)
-{
+static void test_openai_fields(const e2e_server *s) {
     expect_text_refused(s, "{\"input\":\"a photo of a cat\"}", "input");
     expect_text_refused(s, "{\"input\":[\"hello\",\"world\"],\"model\":\"text-embedding-3-small\"}", "input[0]");
     expect_text_refused(s, "{\"input\":\"hello\"}", "input");
@@ -110,14 +104,13 @@ static void test_openai_fields(const e2e_server *s)
 }
 
 /* Distances between two raw 2-d vectors with the server's default metric. */
-static const char *default_metric(const e2e_server *s)
-{
+static const char *default_metric(const e2e_server *s) {
     static char name[32];
     e2e_resp r;
     e2e_req rq = {.method = "POST",
-                .path = "/v1/distance",
-                .body = "{\"a\":[3,4],\"b\":[0,0],\"embed\":false}",
-                .headers = {"Authorization: Bearer k"}};
+                  .path = "/v1/distance",
+                  .body = "{\"a\":[3,4],\"b\":[0,0],\"embed\":false}",
+                  .headers = {"Authorization: Bearer k"}};
     name[0] = 0;
     e2e_request(s, &rq, &r);
     if (CHECK(r.status == 200 && r.json, "single raw vectors a, b: status %ld", r.status)) {
@@ -131,8 +124,7 @@ static const char *default_metric(const e2e_server *s)
 
 /* Copy the e2e model with its "metric" metadata changed in place (the JSON
  * header keeps its length: the value is padded with spaces). */
-static void model_with_metric(const char *metric, const char *out)
-{
+static void model_with_metric(const char *metric, const char *out) {
     size_t len;
     char *b = e2e_read_file(e2e_root_path("tests/data/e2e-model.safetensors"), &len);
     if (!b || len < 8) e2e_die("cannot read tests/data/e2e-model.safetensors");
@@ -144,8 +136,10 @@ static void model_with_metric(const char *metric, const char *out)
         if (memcmp(b + i, key, strlen(key)) == 0) at = b + i;
     if (!at) e2e_die("e2e model header has no %s", key);
     char repl[64];
-    if (metric) snprintf(repl, sizeof repl, "\"metric\":\"%s\"", metric);
-    else snprintf(repl, sizeof repl, "\"metriX\":\"sqeuclidean\""); /* no metric key (an unknown one instead) */
+    if (metric)
+        snprintf(repl, sizeof repl, "\"metric\":\"%s\"", metric);
+    else
+        snprintf(repl, sizeof repl, "\"metriX\":\"sqeuclidean\""); /* no metric key (an unknown one instead) */
     size_t rl = strlen(repl);
     if (rl > strlen(key)) e2e_die("metric name too long");
     memcpy(at, repl, rl);
@@ -154,23 +148,23 @@ static void model_with_metric(const char *metric, const char *out)
     free(b);
 }
 
-static void test_metric_chain(void)
-{
+static void test_metric_chain(void) {
     static const struct {
         const char *model_metric; /* NULL: metadata without metric */
         const char *flag;         /* NULL: no --metric */
         const char *want;
     } cases[] = {
-        {"euclidean", NULL, "euclidean"},   /* the model's metadata */
-        {"dot", "cosine", "cosine"},        /* the flag over the model */
-        {NULL, NULL, "sqeuclidean"},        /* neither: sqeuclidean */
+        {"euclidean", NULL, "euclidean"}, /* the model's metadata */
+        {"dot", "cosine", "cosine"},      /* the flag over the model */
+        {NULL, NULL, "sqeuclidean"},      /* neither: sqeuclidean */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[400];
         snprintf(path, sizeof path, "%s/model-%zu.safetensors", dir, i);
         model_with_metric(cases[i].model_metric, path);
-        const char *args[] = {"--model", path, "--api-key", "k", "--log-format", "off",
-                              cases[i].flag ? "--metric" : NULL, cases[i].flag, NULL};
+        const char *args[] = {
+            "--model",     path, "--api-key", "k", "--log-format", "off", cases[i].flag ? "--metric" : NULL,
+            cases[i].flag, NULL};
         e2e_server s;
         if (e2e_server_start(&s, args) != 0) {
             CHECK(0, "case %zu: tripletd did not start with model metric %s", i,
@@ -187,8 +181,7 @@ static void test_metric_chain(void)
     }
 }
 
-static void test_headers(const e2e_server *s)
-{
+static void test_headers(const e2e_server *s) {
     e2e_resp r;
     char buf[128];
     /* X-Request-Id echoed when sent, generated otherwise */
@@ -224,8 +217,7 @@ static void test_headers(const e2e_server *s)
     e2e_resp_free(&r);
 }
 
-int main(void)
-{
+int main(void) {
     e2e_mkdtemp(dir, sizeof dir, "e2e_contract");
     e2e_server s;
     const char *args[] = {"--api-key", "k", "--log-format", "off", NULL};

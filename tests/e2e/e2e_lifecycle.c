@@ -130,7 +130,7 @@ static void *dclient_run(void *arg) {
         int good = r.status == 200 && cJSON_GetArraySize(e2e_jget(r.json, "distances")) == 4;
         for (int i = 0; good && i < 4; i++)
             good = e2e_near(cJSON_GetArrayItem(e2e_jget(r.json, "distances"), i)->valuedouble,
-                          cJSON_GetArrayItem(want, i)->valuedouble, 1e-9, 1e-12);
+                            cJSON_GetArrayItem(want, i)->valuedouble, 1e-9, 1e-12);
         c->ok += good;
         e2e_resp_free(&r);
     }
@@ -227,7 +227,8 @@ static void test_reload_under_load(void) {
     snprintf(path_b, sizeof path_b, "%s/b.safetensors", dir);
     snprintf(bad, sizeof bad, "%s/corrupt.safetensors", dir);
     int setup = copy_file(e2e_root_path("tests/data/e2e-model.safetensors"), path_a, (size_t)-1) == 0 &&
-                e2e_write_shifted_model(path_b) == 0 && copy_file(path_a, bad, 5000) == 0 && e2e_install_file(path_a, live) == 0;
+                e2e_write_shifted_model(path_b) == 0 && copy_file(path_a, bad, 5000) == 0 &&
+                e2e_install_file(path_a, live) == 0;
     if (!CHECK(setup, "reload: cannot write the model files in %s", dir)) goto out;
     if (!CHECK(measure_b(path_b) == 0, "reload: could not measure model B")) goto out;
 
@@ -281,8 +282,8 @@ static void test_reload_under_load(void) {
     char body[600];
     snprintf(body, sizeof body, "{\"model\": \"%s\"}", path_b);
     e2e_post(&s, "/v1/admin/reload", body, &r);
-    CHECK(r.status >= 400 && r.status < 500 && r.status != 404,
-          "reload with a path and no --model-dir: status %ld", r.status);
+    CHECK(r.status >= 400 && r.status < 500 && r.status != 404, "reload with a path and no --model-dir: status %ld",
+          r.status);
     e2e_resp_free(&r);
     usleep(100000);
     atomic_store(&stop, 1);
@@ -360,8 +361,8 @@ static void *burst_run(void *arg) {
             b->got429++;
             b->retry_after_ok += e2e_header(&r, "Retry-After", ra, sizeof ra) && atoi(ra) >= 1;
             const cJSON *e = e2e_jget(r.json, "error");
-            b->json_ok +=
-                e2e_jnum(e, "code") == 429 && e2e_jstr(e, "type") && strcmp(e2e_jstr(e, "type"), "too_many_requests") == 0;
+            b->json_ok += e2e_jnum(e, "code") == 429 && e2e_jstr(e, "type") &&
+                          strcmp(e2e_jstr(e, "type"), "too_many_requests") == 0;
         } else {
             b->other++;
             b->other_status = r.status;
@@ -376,7 +377,8 @@ static void test_limits_and_auth(void) {
     char keyfile[512];
     snprintf(keyfile, sizeof keyfile, "%s/tripletd-e2e-key.%d", e2e_tmpdir(), (int)getpid());
     if (!CHECK(e2e_write_file(keyfile, "s3cret-e2e\n", 11) == 0, "cannot write %s", keyfile)) return;
-    const char *args[] = {"--api-key-file", keyfile, "--max-concurrent", "1", "--threads", "4", "--log-flush", "0", NULL};
+    const char *args[] = {
+        "--api-key-file", keyfile, "--max-concurrent", "1", "--threads", "4", "--log-flush", "0", NULL};
     int started = e2e_server_start(&s, args) == 0;
     remove(keyfile);
     if (!CHECK(started, "limits: tripletd did not start")) return;
@@ -558,6 +560,7 @@ static int drain_once(int last) {
     CHECK(r.status == 503 || r.status == 0, "/readyz on a new connection during the drain: %ld, want 503 or refused",
           r.status);
     saw503 |= r.status == 503;
+    long st_new = r.status;
     e2e_resp_free(&r);
     int done = 0, finished_after = 0;
     for (int i = 0; i < NF; i++) {
@@ -576,7 +579,11 @@ static int drain_once(int last) {
     int tested = finished_after >= 1 || last;
     if (tested) {
         CHECK(finished_after >= 1, "no request was still in flight at SIGTERM (the test did not test the drain)");
-        CHECK(saw503, "/readyz never answered 503 during the drain (keep-alive connection got %ld)", st1);
+        /* a fast drain may close the idle keep-alive connection and the listener before /readyz is
+         * asked again: then no client can be served either, which is what 503 tells a balancer */
+        CHECK(saw503 || (st1 == 0 && st_new == 0),
+              "/readyz never answered 503 during the drain (keep-alive connection got %ld, a new one %ld)", st1,
+              st_new);
     }
     int st = e2e_server_wait(&s, e2e_slow() ? 60 : 30);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "after SIGTERM: exit status %d, want 0", st);
@@ -600,7 +607,7 @@ static void test_api_key_flag_and_json_log(void) {
     setenv("TRIPLETD_API_KEY", "from-env", 1);
     setenv("TRIPLETD_METRIC", "euclidean", 1); /* no flag: the environment counts */
     setenv("TRIPLETD_MARGIN", "0.9", 1);       /* the flag wins */
-    const char *args[] = {"--api-key", "from-flag",    "--log-format", "json", "--margin", "0.5",
+    const char *args[] = {"--api-key", "from-flag",    "--log-format", "json",  "--margin", "0.5",
                           "--loss",    "triplet-soft", "--log-flush",  "10000", NULL};
     int started = e2e_server_start(&s, args) == 0;
     unsetenv("TRIPLETD_API_KEY");
@@ -609,8 +616,8 @@ static void test_api_key_flag_and_json_log(void) {
     if (!CHECK(started, "--api-key: tripletd did not start")) return;
     e2e_resp r;
     e2e_req flag = {.method = "GET",
-                  .path = "/v1/model",
-                  .headers = {"Authorization: Bearer from-flag", "X-Request-Id: e2e-json-1"}};
+                    .path = "/v1/model",
+                    .headers = {"Authorization: Bearer from-flag", "X-Request-Id: e2e-json-1"}};
     e2e_request(&s, &flag, &r);
     CHECK_EQ_INT(r.status, 200, "--api-key from-flag");
     e2e_resp_free(&r);
@@ -632,7 +639,7 @@ static void test_api_key_flag_and_json_log(void) {
         CHECK_NEAR(e2e_jnum(r.json, "config.margin"), 0.5, 0, 1e-15, "margin: --margin wins over TRIPLETD_MARGIN");
         const cJSON *c; /* the soft loss does not use the margin: the golden euclidean soft case applies */
         cJSON_ArrayForEach(c, e2e_jget(G, "triplet_given.cases")) if (!strcmp(e2e_jstr(c, "metric"), "euclidean") &&
-                                                                    !strcmp(e2e_jstr(c, "loss"), "triplet-soft"))
+                                                                      !strcmp(e2e_jstr(c, "loss"), "triplet-soft"))
             CHECK_NEAR(e2e_jnum(r.json, "loss"), e2e_jnum(c, "expect.loss"), 1e-9, 1e-12,
                        "triplet-soft euclidean loss with server defaults");
     }
@@ -647,7 +654,8 @@ static void test_api_key_flag_and_json_log(void) {
     e2e_resp_free(&r);
     /* --log-flush 10000: the access lines wait in the buffer (the half-full mark is far), and the exit writes them */
     char *log = e2e_read_file(s.log, NULL);
-    if (!e2e_slow()) CHECK(log && !strstr(log, "e2e-json-1"), "--log-flush 10000: an access line was written before the flush");
+    if (!e2e_slow())
+        CHECK(log && !strstr(log, "e2e-json-1"), "--log-flush 10000: an access line was written before the flush");
     free(log);
     e2e_server_stop(&s, SIGTERM, e2e_slow() ? 30 : 10);
     log = e2e_read_file(s.log, NULL);
@@ -714,8 +722,8 @@ static void test_port_in_use(void) {
     if (!CHECK(e2e_server_start(&s, NULL) == 0, "port in use: tripletd did not start")) return;
     char cmd[2048], err[512];
     snprintf(err, sizeof err, "%s/inuse.stderr", s.dir); /* the harness removes s.dir */
-    snprintf(cmd, sizeof cmd, "'%s' --model '%s' --host 127.0.0.1 --port %d >/dev/null 2>'%s' </dev/null", getenv("TRIPLETD"),
-             e2e_root_path("tests/data/e2e-model.safetensors"), s.port, err);
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' --host 127.0.0.1 --port %d >/dev/null 2>'%s' </dev/null",
+             getenv("TRIPLETD"), e2e_root_path("tests/data/e2e-model.safetensors"), s.port, err);
     int st = system(cmd);
     char *text = e2e_read_file(err, NULL);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 2 && text && strstr(text, "in use"),

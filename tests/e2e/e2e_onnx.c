@@ -127,7 +127,8 @@ int main(void) {
     char fixed_in[600], image_in[600];
     snprintf(fixed_in, sizeof fixed_in, "%s/fixed.onnx", dir);
     snprintf(image_in, sizeof image_in, "%s/image.onnx", dir);
-    if (e2e_install_file(fixed, fixed_in) || e2e_install_file(image, image_in)) e2e_die("cannot copy the models to %s", dir);
+    if (e2e_install_file(fixed, fixed_in) || e2e_install_file(image, image_in))
+        e2e_die("cannot copy the models to %s", dir);
     const char *a[] = {"--model", dyn, "--model-dir", dir, NULL};
     if (e2e_server_start(&s, a) != 0) e2e_die("tripletd did not start on %s", dyn);
     check_model_info(&s, "", 13, 0);
@@ -209,8 +210,8 @@ int main(void) {
     free(t.p);
     if (CHECK(r.status == 200 && r.json, "triplet loss: %ld %s", r.status, r.body ? r.body : "")) {
         for (int j = 0; j < 2; j++) {
-            const float *an_ = py.v + (size_t)idx[0][j] * (size_t)py.dim, *p = py.v + (size_t)idx[1][j] * (size_t)py.dim,
-                        *ng = py.v + (size_t)idx[2][j] * (size_t)py.dim;
+            const float *an_ = py.v + (size_t)idx[0][j] * (size_t)py.dim,
+                        *p = py.v + (size_t)idx[1][j] * (size_t)py.dim, *ng = py.v + (size_t)idx[2][j] * (size_t)py.dim;
             double ap = 0, an = 0;
             for (int i = 0; i < py.dim; i++) ap += (double)an_[i] * p[i], an += (double)an_[i] * ng[i];
             char path[32];

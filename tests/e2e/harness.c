@@ -335,7 +335,9 @@ int e2e_buf_add(e2e_buf *b, const void *data, size_t n) {
     return 0;
 }
 
-int e2e_buf_str(e2e_buf *b, const char *s) { return e2e_buf_add(b, s, strlen(s)); }
+int e2e_buf_str(e2e_buf *b, const char *s) {
+    return e2e_buf_add(b, s, strlen(s));
+}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud) {
     return e2e_buf_add(ud, data, size * nmemb) ? 0 : size * nmemb;
@@ -540,20 +542,20 @@ const char *e2e_header(const e2e_resp *r, const char *name, char *buf, size_t ca
     return NULL;
 }
 
-int e2e_check_error(const e2e_resp *r, long status, const char *type, const char *field, const char *what, const char *file,
-                  int line) {
+int e2e_check_error(const e2e_resp *r, long status, const char *type, const char *field, const char *what,
+                    const char *file, int line) {
     int ok = 1;
     char brief[161];
     snprintf(brief, sizeof brief, "%s", r->body ? r->body : "");
     ok &= e2e_check(r->status == status, file, line, "%s: status %ld, want %ld (body %s%s)", what, r->status, status,
-                  brief, r->curl_err[0] ? r->curl_err : "");
+                    brief, r->curl_err[0] ? r->curl_err : "");
     const cJSON *e = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "error") : NULL;
     if (!e2e_check(cJSON_IsObject(e), file, line, "%s: body is not {\"error\":{...}}: %s", what, brief)) return 0;
     double code = e2e_jnum(e, "code");
     ok &= e2e_check(code == (double)status, file, line, "%s: error.code %g, want %ld", what, code, status);
     const char *t = e2e_jstr(e, "type");
     ok &= e2e_check(t && strcmp(t, type) == 0, file, line, "%s: error.type \"%s\", want \"%s\"", what, t ? t : "(none)",
-                  type);
+                    type);
     const char *m = e2e_jstr(e, "message");
     ok &= e2e_check(m && *m, file, line, "%s: error.message missing or empty", what);
     if (field) {
@@ -562,7 +564,7 @@ int e2e_check_error(const e2e_resp *r, long status, const char *type, const char
             ok &= e2e_check(!f || !*f, file, line, "%s: error.field \"%s\", want none", what, f);
         else
             ok &= e2e_check(f && strcmp(f, field) == 0, file, line, "%s: error.field \"%s\", want \"%s\" (message: %s)",
-                          what, f ? f : "(none)", field, m ? m : "");
+                            what, f ? f : "(none)", field, m ? m : "");
     }
     return ok;
 }
@@ -646,7 +648,8 @@ const char *e2e_tmpdir(void) {
 }
 
 void e2e_mkdtemp(char *dir, size_t cap, const char *name) {
-    if ((size_t)snprintf(dir, cap, "%s/%s.XXXXXX", e2e_tmpdir(), name) >= cap) e2e_die("temp dir name for %s too long", name);
+    if ((size_t)snprintf(dir, cap, "%s/%s.XXXXXX", e2e_tmpdir(), name) >= cap)
+        e2e_die("temp dir name for %s too long", name);
     if (!mkdtemp(dir)) e2e_die("mkdtemp %s: %s", dir, strerror(errno));
 }
 
@@ -716,7 +719,8 @@ int e2e_write_shifted_model(const char *path) {
     const char *dtype = e2e_jstr(bias, "dtype");
     int rc = -1;
     if (cJSON_GetArraySize(off) == 2 && dtype && strcmp(dtype, "F32") == 0) {
-        size_t lo = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, hi = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+        size_t lo = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble,
+               hi = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
         for (size_t p = 8 + hlen + lo; p + 4 <= 8 + hlen + hi && p + 4 <= len; p += 4) {
             float f;
             memcpy(&f, raw + p, 4); /* little-endian host, as the fixture */

@@ -22,15 +22,16 @@ int e2e_check(int cond, const char *file, int line, const char *fmt, ...)
     ;
 #define CHECK(cond, ...) e2e_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 #define CHECK_EQ_INT(got, want, what)                                                                                  \
-    e2e_check((long long)(got) == (long long)(want), __FILE__, __LINE__, "%s: got %lld, want %lld", (what),              \
-            (long long)(got), (long long)(want))
+    e2e_check((long long)(got) == (long long)(want), __FILE__, __LINE__, "%s: got %lld, want %lld", (what),            \
+              (long long)(got), (long long)(want))
 #define CHECK_STR(got, want, what)                                                                                     \
-    e2e_check((got) != NULL && strcmp((got), (want)) == 0, __FILE__, __LINE__, "%s: got \"%s\", want \"%s\"", (what),    \
-            (got) ? (got) : "(null)", (want))
+    e2e_check((got) != NULL && strcmp((got), (want)) == 0, __FILE__, __LINE__, "%s: got \"%s\", want \"%s\"", (what),  \
+              (got) ? (got) : "(null)", (want))
 /* |got - want| <= atol + rtol * |want| */
 #define CHECK_NEAR(got, want, rtol, atol, what)                                                                        \
-    e2e_check(e2e_near((got), (want), (rtol), (atol)), __FILE__, __LINE__, "%s: got %.17g, want %.17g (rtol %g, atol %g)", \
-            (what), (double)(got), (double)(want), (double)(rtol), (double)(atol))
+    e2e_check(e2e_near((got), (want), (rtol), (atol)), __FILE__, __LINE__,                                             \
+              "%s: got %.17g, want %.17g (rtol %g, atol %g)", (what), (double)(got), (double)(want), (double)(rtol),   \
+              (double)(atol))
 int e2e_near(double got, double want, double rtol, double atol);
 
 /* Print "N passed, N failed" (checks) and return the exit status: 0 when
@@ -126,8 +127,8 @@ const char *e2e_header(const e2e_resp *r, const char *name, char *buf, size_t ca
 /* Check that r is an error reply: status, {"error":{"code":status,"type":
  * type,"message":non-empty,"field":field}}; field NULL means "not checked",
  * "" means absent or empty. Returns 1 if all matched. what labels messages. */
-int e2e_check_error(const e2e_resp *r, long status, const char *type, const char *field, const char *what, const char *file,
-                  int line);
+int e2e_check_error(const e2e_resp *r, long status, const char *type, const char *field, const char *what,
+                    const char *file, int line);
 #define CHECK_ERROR(r, status, type, field, what)                                                                      \
     e2e_check_error((r), (status), (type), (field), (what), __FILE__, __LINE__)
 

@@ -31,7 +31,9 @@ static int run_file(const char *path) {
     return 0;
 }
 
-static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Every regular file in dir, in name order (replays are reproducible). */
 static int run_dir(const char *dir, size_t *count) {

@@ -40,7 +40,8 @@ void fz_exercise_dataset(const dat_set *d) {
     tr_err err;
     int64_t *classes = NULL;
     size_t *counts = NULL, nc = 0, total = 0;
-    if (d->n == 0 || d->dim == 0 || d->x == NULL || d->labels == NULL) fz_fail("dataset", "empty dataset returned as success");
+    if (d->n == 0 || d->dim == 0 || d->x == NULL || d->labels == NULL)
+        fz_fail("dataset", "empty dataset returned as success");
     for (size_t i = 0; i < d->n * d->dim; i++)
         if (!isfinite(d->x[i])) fz_fail("dataset", "non-finite feature accepted");
     if (d->ids)

@@ -1,4 +1,5 @@
-/* fuzz_gzip.c - fuzz target: files through dat_read_file (gzip or raw, via an in-memory file), then the text parsers. */
+/* fuzz_gzip.c - fuzz target: files through dat_read_file (gzip or raw, via an in-memory file), then the text parsers.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if ((fd = memfd_create("data", MFD_CLOEXEC)) < 0) fz_fail("memfd_create", "cannot create the input file");
         snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     }
-    if (ftruncate(fd, 0) != 0 || (size && pwrite(fd, data, size, 0) != (ssize_t)size)) fz_fail("pwrite", "cannot write");
+    if (ftruncate(fd, 0) != 0 || (size && pwrite(fd, data, size, 0) != (ssize_t)size))
+        fz_fail("pwrite", "cannot write");
     uint8_t *buf = NULL;
     size_t len = 0;
     tr_err err;
@@ -22,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_check_status("dat_read_file", rc, &err);
     if (rc == TR_OK) {
         int gz = size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
-        if (!gz && (len != size || memcmp(buf, data, size) != 0)) fz_fail("dat_read_file", "raw file read back differently");
+        if (!gz && (len != size || memcmp(buf, data, size) != 0))
+            fz_fail("dat_read_file", "raw file read back differently");
         dat_set *d = NULL;
         rc = dat_parse_csv((const char *)buf, len, "in.csv", NULL, &d, &err);
         fz_check_status("dat_parse_csv", rc, &err);

@@ -49,7 +49,8 @@ static void check_packed(const char *buf, size_t size, const cJSON *plain, const
         snprintf(m, sizeof m, "refusal \"%s\" at %zu, srv_json_parse: \"%s\" at %zu", pwhy, pat, why, at);
         fz_fail("srv_json_parse_packed", m);
     }
-    if (plain && !json_same_packed(packed, plain)) fz_fail("srv_json_parse_packed", "tree differs from srv_json_parse's");
+    if (plain && !json_same_packed(packed, plain))
+        fz_fail("srv_json_parse_packed", "tree differs from srv_json_parse's");
     cJSON_Delete(packed);
 }
 
@@ -59,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cJSON *ours = srv_json_parse(buf, size, why, sizeof why, &at);
     check_packed(buf, size, ours, why, at);
     if (ours == NULL) {
-        if (why[0] == '\0' || at > size) fz_fail("srv_json_parse", "refusal without a reason or with an offset past the end");
+        if (why[0] == '\0' || at > size)
+            fz_fail("srv_json_parse", "refusal without a reason or with an offset past the end");
         free(buf);
         return 0;
     }

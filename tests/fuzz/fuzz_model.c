@@ -21,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int in = mdl_input_dim(m), out = mdl_output_dim(m);
         if (mdl_mlp(m)->n_layers < 1 || in < 1 || out < 1) fz_fail("mdl_load_mem", "model without layers");
         for (int l = 1; l < mdl_mlp(m)->n_layers; l++)
-            if (mdl_mlp(m)->layers[l].in != mdl_mlp(m)->layers[l - 1].out) fz_fail("mdl_load_mem", "layers do not chain");
+            if (mdl_mlp(m)->layers[l].in != mdl_mlp(m)->layers[l - 1].out)
+                fz_fail("mdl_load_mem", "layers do not chain");
         if (strlen(m->sha256) != 64) fz_fail("mdl_load_mem", "no sha256");
         /* every weight came from the file, so dims are bounded by its size */
         float *x = calloc(2 * (size_t)in, sizeof(float)), *y = calloc(2 * (size_t)out, sizeof(float));

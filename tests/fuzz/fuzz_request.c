@@ -2,7 +2,8 @@
  * Input: "PATH\nBODY" - a request path (POST routes first, then GET; any route but /v1/admin/reload; {name} segments
  * match as the server matches them), a newline, the body. The state is a small
  * 4 -> 3 -> 2 model and a 5-item gallery built once, so that bodies reach past dimension checks.
- * A client's body must never crash, leak, yield a 5xx, or produce a reply that is not valid JSON with finite numbers. */
+ * A client's body must never crash, leak, yield a 5xx, or produce a reply that is not valid JSON with finite numbers.
+ */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,8 @@ static void setup(void) {
     snprintf(gpath, sizeof gpath, "%s/g.safetensors", dir);
     if (mdl_new(dims, 2, MDL_ACT_RELU, 1, &m, &err)) fz_fail("mdl_new", err.msg);
     for (int l = 0; l < 2; l++) {
-        for (int i = 0; i < mdl_mlp(m)->layers[l].in * mdl_mlp(m)->layers[l].out; i++) mdl_mlp(m)->layers[l].w[i] = (float)((i * 7 + l) % 5) / 4.0f - 0.5f;
+        for (int i = 0; i < mdl_mlp(m)->layers[l].in * mdl_mlp(m)->layers[l].out; i++)
+            mdl_mlp(m)->layers[l].w[i] = (float)((i * 7 + l) % 5) / 4.0f - 0.5f;
         for (int i = 0; i < mdl_mlp(m)->layers[l].out; i++) mdl_mlp(m)->layers[l].b[i] = 0.1f * (float)i;
     }
     if (mdl_save(m, mpath, NULL, 0, &err) || mdl_load(mpath, &loaded, &err)) fz_fail("model", err.msg);
@@ -106,8 +108,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fz_fail("handler", m);
     }
     if (st >= 400) {
-        if (out.err_msg[0] == '\0' || out.err_type[0] == '\0') fz_fail("handler", "error reply without type or message");
-        if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "%s: %d %s [%s] %s\n", rt->path, st, out.err_type, out.err_field, out.err_msg);
+        if (out.err_msg[0] == '\0' || out.err_type[0] == '\0')
+            fz_fail("handler", "error reply without type or message");
+        if (getenv("FUZZ_VERBOSE"))
+            fprintf(stderr, "%s: %d %s [%s] %s\n", rt->path, st, out.err_type, out.err_field, out.err_msg);
         cJSON *e = srv_error_json(&out);
         char *s = e ? cJSON_PrintUnformatted(e) : NULL;
         if (s == NULL) fz_fail("srv_error_json", "cannot render the error");

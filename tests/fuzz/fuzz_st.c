@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             const st_tensor *t = st_at(f, i);
             if (st_find(f, t->name) != t) fz_fail("st_find", "name does not find its tensor");
             if (t->len != t->nelem * st_dtype_size(t->dtype)) fz_fail("st_open_mem", "length != nelem x dtype size");
-            if (st_data(f, t) < buf || st_data(f, t) + t->len > buf + size) fz_fail("st_data", "tensor outside the image");
+            if (st_data(f, t) < buf || st_data(f, t) + t->len > buf + size)
+                fz_fail("st_data", "tensor outside the image");
             total += t->len;
             /* nelem <= len <= size: the conversions allocate at most 8 x the input */
             int64_t *dst = malloc(t->nelem ? t->nelem * sizeof(int64_t) : 1);

@@ -43,9 +43,9 @@ typedef enum { REQ_EMBED, REQ_TRIPLET } lg_kind;
 
 typedef struct {
     lg_kind kind;
-    int n;                      /* vectors (embed) or triplets (loss) */
-    int idx[LG_MAX_VECS][3];    /* input indices: embed uses idx[i][0] */
-    char *body;                 /* JSON request body */
+    int n;                   /* vectors (embed) or triplets (loss) */
+    int idx[LG_MAX_VECS][3]; /* input indices: embed uses idx[i][0] */
+    char *body;              /* JSON request body */
     const char *path;
     double loss[LG_MAX_MODELS]; /* expected mean loss per model */
     double losses[LG_MAX_MODELS][LG_MAX_VECS];
@@ -118,7 +118,8 @@ static int lg_append_vec(lg_buf *b, const uint8_t *x, int dim) {
     return lg_appendf(b, "]");
 }
 
-static int lg_append_list(lg_buf *b, const char *key, const lg_template *t, int col, const uint8_t *in, int dim, int first) {
+static int lg_append_list(lg_buf *b, const char *key, const lg_template *t, int col, const uint8_t *in, int dim,
+                          int first) {
     if (lg_appendf(b, "%s\"%s\":[", first ? "" : ",", key)) return -1;
     for (int i = 0; i < t->n; i++) {
         if (i && lg_appendf(b, ",")) return -1;
@@ -169,7 +170,8 @@ static int lg_prepare(lg_ctx *c, unsigned seed) {
             if (lg_appendf(&b, "{") || lg_append_list(&b, "anchors", tp, 0, in, dim, 1) ||
                 lg_append_list(&b, "positives", tp, 1, in, dim, 0) ||
                 lg_append_list(&b, "negatives", tp, 2, in, dim, 0) ||
-                lg_appendf(&b, ",\"metric\":\"sqeuclidean\",\"margin\":%g,\"loss\":\"triplet\",\"reduction\":\"mean\"}", LG_MARGIN))
+                lg_appendf(&b, ",\"metric\":\"sqeuclidean\",\"margin\":%g,\"loss\":\"triplet\",\"reduction\":\"mean\"}",
+                           LG_MARGIN))
                 goto fail_body;
             for (int m = 0; m < c->n_models; m++) {
                 size_t od = (size_t)mdl_output_dim(c->models[m]);
@@ -347,8 +349,10 @@ int main(int argc, char **argv) {
         if (!v) return lg_usage("every option takes a value");
         i++;
         errno = 0;
-        if (!strcmp(a, "--url")) c.url = v;
-        else if (!strcmp(a, "--progress")) progress = v;
+        if (!strcmp(a, "--url"))
+            c.url = v;
+        else if (!strcmp(a, "--progress"))
+            progress = v;
         else if (!strcmp(a, "--model")) {
             tr_err err;
             if (c.n_models == LG_MAX_MODELS) return lg_usage("at most 4 --model");
@@ -357,12 +361,18 @@ int main(int argc, char **argv) {
                 return 2;
             }
             c.n_models++;
-        } else if (!strcmp(a, "--threads")) c.threads = (int)strtol(v, &end, 10);
-        else if (!strcmp(a, "--requests")) c.budget = strtol(v, &end, 10);
-        else if (!strcmp(a, "--seed")) seed = (unsigned)strtoul(v, &end, 10);
-        else if (!strcmp(a, "--rate")) c.rate = strtod(v, &end);
-        else if (!strcmp(a, "--max-seconds")) c.max_seconds = strtod(v, &end);
-        else return lg_usage("unknown option");
+        } else if (!strcmp(a, "--threads"))
+            c.threads = (int)strtol(v, &end, 10);
+        else if (!strcmp(a, "--requests"))
+            c.budget = strtol(v, &end, 10);
+        else if (!strcmp(a, "--seed"))
+            seed = (unsigned)strtoul(v, &end, 10);
+        else if (!strcmp(a, "--rate"))
+            c.rate = strtod(v, &end);
+        else if (!strcmp(a, "--max-seconds"))
+            c.max_seconds = strtod(v, &end);
+        else
+            return lg_usage("unknown option");
         if (end && (*end || end == v || errno)) {
             fprintf(stderr, "loadgen: %s: not a number: \"%s\"\n", a, v);
             return 2;
@@ -370,7 +380,8 @@ int main(int argc, char **argv) {
     }
     if (!c.url || !c.n_models) return lg_usage("--url and --model are required");
     if (c.threads < 1 || c.threads > 256) return lg_usage("--threads: expected 1..256");
-    if (c.budget < 1 || c.rate < 0 || !(c.max_seconds > 0)) return lg_usage("--requests, --rate or --max-seconds out of range");
+    if (c.budget < 1 || c.rate < 0 || !(c.max_seconds > 0))
+        return lg_usage("--requests, --rate or --max-seconds out of range");
     for (int m = 1; m < c.n_models; m++)
         if (mdl_input_dim(c.models[m]) != mdl_input_dim(c.models[0]))
             return lg_usage("all models must have the same input dimension");
@@ -401,7 +412,8 @@ int main(int argc, char **argv) {
            done, atomic_load(&c.ok), atomic_load(&c.failed), atomic_load(&c.n_embed), atomic_load(&c.n_triplet),
            atomic_load(&c.http_err), atomic_load(&c.transport_err), atomic_load(&c.mismatch));
     for (int m = 0; m < c.n_models; m++) printf(" model%d=%ld", m, atomic_load(&c.per_model[m]));
-    printf(" ambiguous=%ld seconds=%.2f rps=%.0f\n", atomic_load(&c.ambiguous), secs, secs > 0 ? (double)done / secs : 0.0);
+    printf(" ambiguous=%ld seconds=%.2f rps=%.0f\n", atomic_load(&c.ambiguous), secs,
+           secs > 0 ? (double)done / secs : 0.0);
     if (done < c.budget)
         fprintf(stderr, "loadgen: only %ld of %ld requests answered within %.0f s\n", done, c.budget, c.max_seconds);
     rc = (done == c.budget && atomic_load(&c.failed) == 0 && atomic_load(&c.ok) == c.budget) ? 0 : 1;

@@ -19,7 +19,9 @@
 
 static char tmpdir[256];
 
-static void path_in(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", tmpdir, name); }
+static void path_in(char *buf, size_t cap, const char *name) {
+    snprintf(buf, cap, "%s/%s", tmpdir, name);
+}
 
 static void write_raw(const char *name, const void *p, size_t len) {
     char path[512];
@@ -198,7 +200,7 @@ static void test_load_specs(void **state) {
 /* One corrupt IDX pair and the exact error. */
 typedef struct {
     const char *what;
-    int patch;        /* which bytes to change: see corrupt_idx */
+    int patch; /* which bytes to change: see corrupt_idx */
     int code;
     const char *msg;
 } idx_case;
@@ -227,13 +229,27 @@ static void test_idx_corrupt(void **state) {
         memcpy(lab, lab5, lab5_len);
         size_t il = img5_len, ll = lab5_len;
         switch (cases[c].patch) {
-        case 1: img[0] = 1; break;
-        case 2: img[2] = 7; break;
-        case 3: img[3] = 0; break;
-        case 4: il--; break;
-        case 5: img[il++] = 0; break;
-        case 6: il = 10; break;
-        case 7: il = 2; break;
+        case 1:
+            img[0] = 1;
+            break;
+        case 2:
+            img[2] = 7;
+            break;
+        case 3:
+            img[3] = 0;
+            break;
+        case 4:
+            il--;
+            break;
+        case 5:
+            img[il++] = 0;
+            break;
+        case 6:
+            il = 10;
+            break;
+        case 7:
+            il = 2;
+            break;
         case 8: {
             uint8_t lb[4] = {1, 2, 3, 4};
             uint32_t d4[1] = {4};
@@ -269,8 +285,7 @@ static void test_idx_corrupt(void **state) {
         tr_clearerr(&err);
         int rc = dat_parse_idx(img, il, "img", lab, ll, "lab", NULL, &d, &err);
         if (rc != cases[c].code || strcmp(err.msg, cases[c].msg) != 0)
-            fail_msg("case %s: got %d \"%s\", want %d \"%s\"", cases[c].what, rc, err.msg, cases[c].code,
-                     cases[c].msg);
+            fail_msg("case %s: got %d \"%s\", want %d \"%s\"", cases[c].what, rc, err.msg, cases[c].code, cases[c].msg);
         assert_null(d);
     }
 }
@@ -363,7 +378,8 @@ static void test_csv_good(void **state) {
     dat_free(d);
     const char *over = "3.4028236e38,1,1\n";
     assert_int_equal(dat_parse_csv(over, strlen(over), "over.csv", NULL, &d, &err), TR_EFORMAT);
-    assert_true(tr_f32_ok(FLT_MAX) && tr_f32_ok(-FLT_MAX) && !tr_f32_ok(1e39) && !tr_f32_ok(NAN) && !tr_f32_ok(INFINITY));
+    assert_true(tr_f32_ok(FLT_MAX) && tr_f32_ok(-FLT_MAX) && !tr_f32_ok(1e39) && !tr_f32_ok(NAN) &&
+                !tr_f32_ok(INFINITY));
     assert_true(!tr_f32_ok(0x1.ffffffp127) && tr_f32_ok(0x1.fffffefffffffp127));
     /* from a .csv.gz file through dat_load */
     char path[512];
@@ -574,10 +590,10 @@ static void test_find_default(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_idx_memory),   cmocka_unit_test(test_idx_types),    cmocka_unit_test(test_load_specs),
-        cmocka_unit_test(test_idx_corrupt),  cmocka_unit_test(test_gzip_corrupt), cmocka_unit_test(test_csv_good),
-        cmocka_unit_test(test_csv_corrupt),  cmocka_unit_test(test_jsonl_good),   cmocka_unit_test(test_jsonl_corrupt),
-        cmocka_unit_test(test_subsets),      cmocka_unit_test(test_preprocess),   cmocka_unit_test(test_find_default),
+        cmocka_unit_test(test_idx_memory),  cmocka_unit_test(test_idx_types),    cmocka_unit_test(test_load_specs),
+        cmocka_unit_test(test_idx_corrupt), cmocka_unit_test(test_gzip_corrupt), cmocka_unit_test(test_csv_good),
+        cmocka_unit_test(test_csv_corrupt), cmocka_unit_test(test_jsonl_good),   cmocka_unit_test(test_jsonl_corrupt),
+        cmocka_unit_test(test_subsets),     cmocka_unit_test(test_preprocess),   cmocka_unit_test(test_find_default),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -17,7 +17,9 @@
  * values, so only the summation order differs. */
 #define TOL_DIRECT 1e-12
 
-static int close_rel(double x, double ref, double tol) { return fabs(x - ref) <= tol * (1.0 + fabs(ref)); }
+static int close_rel(double x, double ref, double tol) {
+    return fabs(x - ref) <= tol * (1.0 + fabs(ref));
+}
 
 static void check_close(double x, double ref, double tol, const char *what, size_t i, size_t j) {
     if (!close_rel(x, ref, tol)) fail_msg("%s [%zu][%zu]: got %.17g, want %.17g (tol %g)", what, i, j, x, ref, tol);
@@ -62,7 +64,8 @@ static void test_golden_matrix(void **state) {
                 double rows[64];
                 assert_true(g->na <= 64);
                 dist_rows(m, g->a, g->b, g->na, g->dim, rows);
-                for (size_t i = 0; i < g->na; i++) check_close(rows[i], g->d[mi][i * g->nb + i], TOL_DIRECT, what, i, i);
+                for (size_t i = 0; i < g->na; i++)
+                    check_close(rows[i], g->d[mi][i * g->nb + i], TOL_DIRECT, what, i, i);
             }
         }
         free(out);
@@ -117,10 +120,18 @@ static void gemm_case(dist_metric m, size_t na, size_t nb, size_t dim, float sca
             double ref = dist_one(m, x, y, dim), got = out[i * nb + j];
             double nxx = -dist_one(DIST_DOT, x, x, dim), nyy = -dist_one(DIST_DOT, y, y, dim), s;
             switch (m) {
-            case DIST_SQEUCLIDEAN: s = nxx + nyy; break;
-            case DIST_EUCLIDEAN: s = sqrt(nxx + nyy); break;
-            case DIST_COSINE: s = 1; break;
-            default: s = sqrt(nxx) * sqrt(nyy); break;
+            case DIST_SQEUCLIDEAN:
+                s = nxx + nyy;
+                break;
+            case DIST_EUCLIDEAN:
+                s = sqrt(nxx + nyy);
+                break;
+            case DIST_COSINE:
+                s = 1;
+                break;
+            default:
+                s = sqrt(nxx) * sqrt(nyy);
+                break;
             }
             double e = fabs(got - ref) / s;
             if (e > worst) worst = e;
@@ -181,9 +192,12 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),           cmocka_unit_test(test_golden_matrix),
-        cmocka_unit_test(test_zero_and_dim0),   cmocka_unit_test(test_gemm_path),
-        cmocka_unit_test(test_gemm_overflow_fallback), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_golden_matrix),
+        cmocka_unit_test(test_zero_and_dim0),
+        cmocka_unit_test(test_gemm_path),
+        cmocka_unit_test(test_gemm_overflow_fallback),
+        cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

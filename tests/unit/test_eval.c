@@ -210,7 +210,7 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ap_at_r), cmocka_unit_test(test_hand_case), cmocka_unit_test(test_leave_one_out),
+        cmocka_unit_test(test_ap_at_r), cmocka_unit_test(test_hand_case),     cmocka_unit_test(test_leave_one_out),
         cmocka_unit_test(test_golden),  cmocka_unit_test(test_matrix_vs_knn), cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

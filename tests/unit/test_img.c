@@ -52,8 +52,9 @@ static void test_pil_cases(void **state) {
         size_t off = 0;
         for (size_t i = 0; i < n; i++)
             if (got[i] != (float)want[i]) off++;
-        if (off) fail_msg("%s as %dx%dx%d: %zu of %zu pixels differ from PIL (first at %zu)", file, im.channels,
-                          im.height, im.width, off, n, off);
+        if (off)
+            fail_msg("%s as %dx%dx%d: %zu of %zu pixels differ from PIL (first at %zu)", file, im.channels, im.height,
+                     im.width, off, n, off);
         kinds_png += strstr(file, ".png") != NULL;
         kinds_jpg += strstr(file, ".jpg") != NULL;
         cases++;

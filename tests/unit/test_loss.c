@@ -25,7 +25,8 @@
 #define NELEM(x) (sizeof(x) / sizeof((x)[0]))
 
 static void check_close(double x, double ref, double tol, const char *what, size_t i) {
-    if (!(fabs(x - ref) <= tol * (1.0 + fabs(ref)))) fail_msg("%s [%zu]: got %.17g, want %.17g (tol %g)", what, i, x, ref, tol);
+    if (!(fabs(x - ref) <= tol * (1.0 + fabs(ref))))
+        fail_msg("%s [%zu]: got %.17g, want %.17g (tol %g)", what, i, x, ref, tol);
 }
 
 static void test_names(void **state) {
@@ -67,7 +68,8 @@ static void test_categories(void **state) {
     const double ap[] = {0.1, 0.3, 1e16, 0.7};
     const double an[] = {0.3, 0.5, 1e16 + 2, 0.9000000000000001};
     for (size_t i = 0; i < NELEM(ap); i++)
-        assert_int_equal(loss_category_of(ap[i], an[i], 0.2) == LOSS_CAT_EASY, loss_triplet_one(LOSS_TRIPLET, ap[i], an[i], 0.2) == 0.0);
+        assert_int_equal(loss_category_of(ap[i], an[i], 0.2) == LOSS_CAT_EASY,
+                         loss_triplet_one(LOSS_TRIPLET, ap[i], an[i], 0.2) == 0.0);
 }
 
 static void test_golden_triplet(void **state) {
@@ -83,12 +85,16 @@ static void test_golden_triplet(void **state) {
         assert_int_equal(loss_parse(g->loss, &k), 0);
         char what[128];
         snprintf(what, sizeof what, "%s/%s/%s swap=%d margin=%g", s->name, s->metric, g->loss, g->swap, g->margin);
-        assert_int_equal(loss_triplet(k, s->d_ap, s->d_an, g->swap ? s->d_pn : NULL, s->n, g->margin, losses, cats, &err), TR_OK);
+        assert_int_equal(
+            loss_triplet(k, s->d_ap, s->d_an, g->swap ? s->d_pn : NULL, s->n, g->margin, losses, cats, &err), TR_OK);
         for (size_t i = 0; i < s->n; i++) {
             check_close(losses[i], g->losses[i], TOL_LOSS, what, i);
-            if ((int)cats[i] != g->cats[i]) fail_msg("%s [%zu]: category %s, want %s", what, i, loss_category_name(cats[i]), loss_category_name((loss_category)g->cats[i]));
+            if ((int)cats[i] != g->cats[i])
+                fail_msg("%s [%zu]: category %s, want %s", what, i, loss_category_name(cats[i]),
+                         loss_category_name((loss_category)g->cats[i]));
         }
-        for (int r = 0; r < LOSS_RED_COUNT; r++) check_close(loss_reduce(losses, s->n, (loss_reduction)r), g->reduced[r], TOL_LOSS, what, (size_t)r);
+        for (int r = 0; r < LOSS_RED_COUNT; r++)
+            check_close(loss_reduce(losses, s->n, (loss_reduction)r), g->reduced[r], TOL_LOSS, what, (size_t)r);
         /* the same from the embeddings, through dist_rows */
         dist_metric m;
         assert_int_equal(dist_parse(s->metric, &m), 0);
@@ -133,7 +139,8 @@ static void test_golden_pair(void **state) {
         snprintf(what, sizeof what, "%s/%s margin=%g", g->metric, g->loss, g->margin);
         assert_int_equal(loss_pair(k, g->d, g->labels, g->n, g->margin, losses, &err), TR_OK);
         for (size_t i = 0; i < g->n; i++) check_close(losses[i], g->losses[i], TOL_LOSS, what, i);
-        for (int r = 0; r < LOSS_RED_COUNT; r++) check_close(loss_reduce(losses, g->n, (loss_reduction)r), g->reduced[r], TOL_LOSS, what, (size_t)r);
+        for (int r = 0; r < LOSS_RED_COUNT; r++)
+            check_close(loss_reduce(losses, g->n, (loss_reduction)r), g->reduced[r], TOL_LOSS, what, (size_t)r);
     }
 }
 
@@ -145,7 +152,8 @@ static void test_golden_infonce(void **state) {
         const golden_infonce_case *g = &golden_infonce_cases[c];
         assert_true(2 * g->n <= 32);
         char what[128];
-        snprintf(what, sizeof what, "%s T=%g tau+=%g beta=%g %s", g->name, g->temperature, g->tau_plus, g->beta, g->hard ? "hard" : "easy");
+        snprintf(what, sizeof what, "%s T=%g tau+=%g beta=%g %s", g->name, g->temperature, g->tau_plus, g->beta,
+                 g->hard ? "hard" : "easy");
         int rc = loss_infonce(g->a, g->b, g->n, g->dim, g->temperature, g->tau_plus, g->beta, g->hard, losses, &err);
         if (rc != TR_OK) fail_msg("%s: %s", what, err.msg);
         for (size_t i = 0; i < 2 * g->n; i++) check_close(losses[i], g->losses[i], TOL_INFONCE, what, i);
@@ -216,9 +224,15 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),          cmocka_unit_test(test_categories),    cmocka_unit_test(test_golden_triplet),
-        cmocka_unit_test(test_soft_margin_stable), cmocka_unit_test(test_golden_pair), cmocka_unit_test(test_golden_infonce),
-        cmocka_unit_test(test_infonce_extremes), cmocka_unit_test(test_reduce),       cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_categories),
+        cmocka_unit_test(test_golden_triplet),
+        cmocka_unit_test(test_soft_margin_stable),
+        cmocka_unit_test(test_golden_pair),
+        cmocka_unit_test(test_golden_infonce),
+        cmocka_unit_test(test_infonce_extremes),
+        cmocka_unit_test(test_reduce),
+        cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,9 @@
 #define TOL 1e-12
 #define NELEM(x) (sizeof(x) / sizeof((x)[0]))
 
-static int close_rel(double x, double ref) { return fabs(x - ref) <= TOL * (1.0 + fabs(ref)); }
+static int close_rel(double x, double ref) {
+    return fabs(x - ref) <= TOL * (1.0 + fabs(ref));
+}
 
 static void test_names(void **state) {
     (void)state;
@@ -38,24 +40,34 @@ static void test_names(void **state) {
 static void check_summary(const mine_result *r, const golden_mine_case *g, const char *what) {
     if (r->n_total != g->n_total) fail_msg("%s: n_total %zu, want %zu", what, r->n_total, g->n_total);
     for (int c = 0; c < LOSS_CAT_COUNT; c++)
-        if (r->counts[c] != g->counts[c]) fail_msg("%s: %s count %zu, want %zu", what, loss_category_name((loss_category)c), r->counts[c], g->counts[c]);
+        if (r->counts[c] != g->counts[c])
+            fail_msg("%s: %s count %zu, want %zu", what, loss_category_name((loss_category)c), r->counts[c],
+                     g->counts[c]);
     if (r->n_positive != g->n_positive) fail_msg("%s: n_positive %zu, want %zu", what, r->n_positive, g->n_positive);
-    if (!close_rel(r->mean_loss, g->mean_loss)) fail_msg("%s: mean_loss %.17g, want %.17g", what, r->mean_loss, g->mean_loss);
-    if (!close_rel(r->mean_pos_loss, g->mean_pos_loss)) fail_msg("%s: mean_pos_loss %.17g, want %.17g", what, r->mean_pos_loss, g->mean_pos_loss);
+    if (!close_rel(r->mean_loss, g->mean_loss))
+        fail_msg("%s: mean_loss %.17g, want %.17g", what, r->mean_loss, g->mean_loss);
+    if (!close_rel(r->mean_pos_loss, g->mean_pos_loss))
+        fail_msg("%s: mean_pos_loss %.17g, want %.17g", what, r->mean_pos_loss, g->mean_pos_loss);
     assert_int_equal(r->n_no_positive, g->n_no_positive);
     assert_int_equal(r->n_no_negative, g->n_no_negative);
     for (size_t i = 0; i < g->n_no_positive; i++) assert_int_equal(r->no_positive[i], g->no_positive[i]);
     for (size_t i = 0; i < g->n_no_negative; i++) assert_int_equal(r->no_negative[i], g->no_negative[i]);
 }
 
-static void check_listed(const mine_result *r, const golden_mine_case *g, double margin, loss_kind k, const char *what) {
+static void check_listed(const mine_result *r, const golden_mine_case *g, double margin, loss_kind k,
+                         const char *what) {
     for (size_t i = 0; i < g->n_listed; i++) {
         const mine_triplet *t = &r->t[i];
         if (t->a != g->apn[3 * i] || t->p != g->apn[3 * i + 1] || t->n != g->apn[3 * i + 2])
-            fail_msg("%s: triplet %zu is (%d,%d,%d), want (%d,%d,%d)", what, i, t->a, t->p, t->n, g->apn[3 * i], g->apn[3 * i + 1], g->apn[3 * i + 2]);
-        if (t->d_ap != g->dl[3 * i] || t->d_an != g->dl[3 * i + 1]) fail_msg("%s: triplet %zu distances differ", what, i);
-        if (!close_rel(t->loss, g->dl[3 * i + 2])) fail_msg("%s: triplet %zu loss %.17g, want %.17g", what, i, t->loss, g->dl[3 * i + 2]);
-        if ((int)t->cat != g->cats[i]) fail_msg("%s: triplet %zu is %s, want %s", what, i, loss_category_name(t->cat), loss_category_name((loss_category)g->cats[i]));
+            fail_msg("%s: triplet %zu is (%d,%d,%d), want (%d,%d,%d)", what, i, t->a, t->p, t->n, g->apn[3 * i],
+                     g->apn[3 * i + 1], g->apn[3 * i + 2]);
+        if (t->d_ap != g->dl[3 * i] || t->d_an != g->dl[3 * i + 1])
+            fail_msg("%s: triplet %zu distances differ", what, i);
+        if (!close_rel(t->loss, g->dl[3 * i + 2]))
+            fail_msg("%s: triplet %zu loss %.17g, want %.17g", what, i, t->loss, g->dl[3 * i + 2]);
+        if ((int)t->cat != g->cats[i])
+            fail_msg("%s: triplet %zu is %s, want %s", what, i, loss_category_name(t->cat),
+                     loss_category_name((loss_category)g->cats[i]));
         /* the listed values are the loss module's own */
         assert_true(t->loss == loss_triplet_one(k, t->d_ap, t->d_an, margin));
         assert_int_equal(t->cat, loss_category_of(t->d_ap, t->d_an, margin));
@@ -131,7 +143,8 @@ static void bruteforce(size_t n, int nlabels) {
         const mine_triplet *m = &r.t[t];
         const double *row = D + (size_t)m->a * n;
         for (size_t j = 0; j < n; j++) {
-            if (lab[j] == lab[m->a] && j != (size_t)m->a) assert_true(row[j] < m->d_ap || (row[j] == m->d_ap && (int32_t)j >= m->p));
+            if (lab[j] == lab[m->a] && j != (size_t)m->a)
+                assert_true(row[j] < m->d_ap || (row[j] == m->d_ap && (int32_t)j >= m->p));
             if (lab[j] != lab[m->a]) assert_true(row[j] > m->d_an || (row[j] == m->d_an && (int32_t)j >= m->n));
         }
     }
@@ -157,7 +170,8 @@ static void batch_all_paths(size_t n, int nlabels, double offset, double scale, 
     for (int k = 0; k < LOSS_CAT_COUNT; k++) assert_int_equal(counted.counts[k], all.counts[k]);
     assert_int_equal(counted.n_positive, all.n_positive);
     if (!close_rel(counted.mean_loss, all.mean_loss) || !close_rel(counted.mean_pos_loss, all.mean_pos_loss))
-        fail_msg("batch-all n=%zu scale=%g: means %.17g/%.17g vs listed %.17g/%.17g", n, scale, counted.mean_loss, counted.mean_pos_loss, all.mean_loss, all.mean_pos_loss);
+        fail_msg("batch-all n=%zu scale=%g: means %.17g/%.17g vs listed %.17g/%.17g", n, scale, counted.mean_loss,
+                 counted.mean_pos_loss, all.mean_loss, all.mean_pos_loss);
     size_t cat[LOSS_CAT_COUNT] = {0};
     for (size_t t = 0; t < all.n_listed; t++) cat[all.t[t].cat]++;
     for (int k = 0; k < LOSS_CAT_COUNT; k++) assert_int_equal(cat[k], all.counts[k]);

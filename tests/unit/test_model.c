@@ -26,7 +26,7 @@ typedef struct {
     const char *dtype; /* F32, F16, I32 */
     int ndim;
     int64_t shape[2];
-    long bad_at;       /* element set to NaN (F32) / +Inf (F16), or -1 */
+    long bad_at; /* element set to NaN (F32) / +Inf (F16), or -1 */
 } tdesc;
 
 #define MAXT 80
@@ -38,7 +38,9 @@ typedef struct {
     int n_meta;
 } mdesc;
 
-static size_t esize(const char *dt) { return strcmp(dt, "F16") == 0 ? 2 : 4; }
+static size_t esize(const char *dt) {
+    return strcmp(dt, "F16") == 0 ? 2 : 4;
+}
 
 /* Serialise d as a safetensors image; small deterministic weights (0.01 * k, alternating sign). */
 static uint8_t *build(const mdesc *d, size_t *len) {
@@ -49,7 +51,8 @@ static uint8_t *build(const mdesc *d, size_t *len) {
     if (d->n_meta) {
         hl += (size_t)snprintf(h + hl, cap - hl, "\"__metadata__\":{");
         for (int i = 0; i < d->n_meta; i++)
-            hl += (size_t)snprintf(h + hl, cap - hl, "%s\"%s\":\"%s\"", i ? "," : "", d->meta[2 * i], d->meta[2 * i + 1]);
+            hl +=
+                (size_t)snprintf(h + hl, cap - hl, "%s\"%s\":\"%s\"", i ? "," : "", d->meta[2 * i], d->meta[2 * i + 1]);
         hl += (size_t)snprintf(h + hl, cap - hl, "}%s", d->n ? "," : "");
     }
     size_t total = 0;
@@ -59,12 +62,13 @@ static uint8_t *build(const mdesc *d, size_t *len) {
         for (int k = 0; k < t->ndim; k++) ne *= (size_t)t->shape[k];
         size_t bytes = ne * esize(t->dtype);
         if (t->ndim == 1)
-            hl += (size_t)snprintf(h + hl, cap - hl, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld],\"data_offsets\":[%zu,%zu]}",
+            hl += (size_t)snprintf(h + hl, cap - hl,
+                                   "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld],\"data_offsets\":[%zu,%zu]}",
                                    i ? "," : "", t->name, t->dtype, (long long)t->shape[0], off, off + bytes);
         else
-            hl += (size_t)snprintf(h + hl, cap - hl,
-                                   "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld,%lld],\"data_offsets\":[%zu,%zu]}", i ? "," : "",
-                                   t->name, t->dtype, (long long)t->shape[0], (long long)t->shape[1], off, off + bytes);
+            hl += (size_t)snprintf(
+                h + hl, cap - hl, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld,%lld],\"data_offsets\":[%zu,%zu]}",
+                i ? "," : "", t->name, t->dtype, (long long)t->shape[0], (long long)t->shape[1], off, off + bytes);
         off += bytes;
     }
     hl += (size_t)snprintf(h + hl, cap - hl, "}");
@@ -100,8 +104,10 @@ static uint8_t *build(const mdesc *d, size_t *len) {
     return b;
 }
 
-#define W(nm, o, i) {nm, "F32", 2, {o, i}, -1}
-#define B(nm, o) {nm, "F32", 1, {o, 0}, -1}
+#define W(nm, o, i)                                                                                                    \
+    { nm, "F32", 2, {o, i}, -1 }
+#define B(nm, o)                                                                                                       \
+    { nm, "F32", 1, {o, 0}, -1 }
 #define GOOD_LAYERS W("0.weight", 4, 3), B("0.bias", 4), W("2.weight", 2, 4), B("2.bias", 2)
 
 typedef struct {
@@ -113,48 +119,116 @@ typedef struct {
 } model_case;
 
 static const model_case CORRUPT[] = {
-    {"NaN weight", {{{"0.weight", "F32", 2, {4, 3}, 5}, B("0.bias", 4)}, 2, {0}, 0}, TR_EFORMAT, "0.weight",
+    {"NaN weight",
+     {{{"0.weight", "F32", 2, {4, 3}, 5}, B("0.bias", 4)}, 2, {0}, 0},
+     TR_EFORMAT,
+     "0.weight",
      "tensor \"0.weight\": element 5 is NaN"},
-    {"Inf in an F16 bias", {{{"0.weight", "F16", 2, {4, 3}, -1}, {"0.bias", "F16", 1, {4, 0}, 2}}, 2, {0}, 0}, TR_EFORMAT,
-     "0.bias", "tensor \"0.bias\": element 2 is infinite"},
-    {"bias without weight", {{W("0.weight", 4, 3), B("2.bias", 2)}, 2, {0}, 0}, TR_EFORMAT, "2.bias",
+    {"Inf in an F16 bias",
+     {{{"0.weight", "F16", 2, {4, 3}, -1}, {"0.bias", "F16", 1, {4, 0}, 2}}, 2, {0}, 0},
+     TR_EFORMAT,
+     "0.bias",
+     "tensor \"0.bias\": element 2 is infinite"},
+    {"bias without weight",
+     {{W("0.weight", 4, 3), B("2.bias", 2)}, 2, {0}, 0},
+     TR_EFORMAT,
+     "2.bias",
      "tensor \"2.bias\": no matching \"2.weight\""},
-    {"1-D weight", {{B("0.weight", 4)}, 1, {0}, 0}, TR_EFORMAT, "0.weight",
+    {"1-D weight",
+     {{B("0.weight", 4)}, 1, {0}, 0},
+     TR_EFORMAT,
+     "0.weight",
      "tensor \"0.weight\": expected 2 dimensions [out, in], got 1"},
-    {"shapes do not chain", {{W("0.weight", 16, 5), W("2.weight", 8, 17)}, 2, {0}, 0}, TR_EFORMAT, "2.weight",
+    {"shapes do not chain",
+     {{W("0.weight", 16, 5), W("2.weight", 8, 17)}, 2, {0}, 0},
+     TR_EFORMAT,
+     "2.weight",
      "tensor \"2.weight\": shape [8,17] does not chain with layer 0 output 16"},
-    {"bias shape", {{W("0.weight", 4, 3), B("0.bias", 3)}, 2, {0}, 0}, TR_EFORMAT, "0.bias",
+    {"bias shape",
+     {{W("0.weight", 4, 3), B("0.bias", 3)}, 2, {0}, 0},
+     TR_EFORMAT,
+     "0.bias",
      "tensor \"0.bias\": expected shape [4] to match \"0.weight\""},
-    {"2-D bias", {{W("0.weight", 4, 3), W("0.bias", 4, 1)}, 2, {0}, 0}, TR_EFORMAT, "0.bias",
+    {"2-D bias",
+     {{W("0.weight", 4, 3), W("0.bias", 4, 1)}, 2, {0}, 0},
+     TR_EFORMAT,
+     "0.bias",
      "tensor \"0.bias\": expected shape [4] to match \"0.weight\""},
-    {"bad activation", {{GOOD_LAYERS}, 4, {"activation", "swish"}, 1}, TR_EFORMAT, "activation",
+    {"bad activation",
+     {{GOOD_LAYERS}, 4, {"activation", "swish"}, 1},
+     TR_EFORMAT,
+     "activation",
      "metadata \"activation\": \"swish\" is not one of relu, gelu, tanh, sigmoid, identity"},
-    {"bad normalize", {{GOOD_LAYERS}, 4, {"normalize", "yes"}, 1}, TR_EFORMAT, "normalize",
+    {"bad normalize",
+     {{GOOD_LAYERS}, 4, {"normalize", "yes"}, 1},
+     TR_EFORMAT,
+     "normalize",
      "metadata \"normalize\": \"yes\" is not \"true\" or \"false\""},
-    {"bad metric", {{GOOD_LAYERS}, 4, {"metric", "manhattan"}, 1}, TR_EFORMAT, "metric",
+    {"bad metric",
+     {{GOOD_LAYERS}, 4, {"metric", "manhattan"}, 1},
+     TR_EFORMAT,
+     "metric",
      "metadata \"metric\": \"manhattan\" is not one of sqeuclidean, euclidean, cosine, dot"},
-    {"bad loss", {{GOOD_LAYERS}, 4, {"loss", "arcface"}, 1}, TR_EFORMAT, "loss", "metadata \"loss\": \"arcface\" is not one of triplet, triplet-soft, contrastive, contrastive-squared, infonce"},
-    {"negative margin", {{GOOD_LAYERS}, 4, {"margin", "-0.5"}, 1}, TR_EFORMAT, "margin",
+    {"bad loss",
+     {{GOOD_LAYERS}, 4, {"loss", "arcface"}, 1},
+     TR_EFORMAT,
+     "loss",
+     "metadata \"loss\": \"arcface\" is not one of triplet, triplet-soft, contrastive, contrastive-squared, infonce"},
+    {"negative margin",
+     {{GOOD_LAYERS}, 4, {"margin", "-0.5"}, 1},
+     TR_EFORMAT,
+     "margin",
      "metadata \"margin\": \"-0.5\" is not a finite number >= 0"},
-    {"margin not a number", {{GOOD_LAYERS}, 4, {"margin", "0.2x"}, 1}, TR_EFORMAT, "margin",
+    {"margin not a number",
+     {{GOOD_LAYERS}, 4, {"margin", "0.2x"}, 1},
+     TR_EFORMAT,
+     "margin",
      "metadata \"margin\": \"0.2x\" is not a finite number >= 0"},
-    {"unknown tensor name", {{GOOD_LAYERS, W("encoder.weight", 1, 1)}, 5, {0}, 0}, TR_EFORMAT, "encoder.weight",
-     "tensor \"encoder.weight\": unknown name (expected \"{i}.weight\", \"{i}.bias\", \"input.mean\", \"input.scale\")"},
-    {"leading zero in a layer index", {{W("01.weight", 4, 3)}, 1, {0}, 0}, TR_EFORMAT, "01.weight",
+    {"unknown tensor name",
+     {{GOOD_LAYERS, W("encoder.weight", 1, 1)}, 5, {0}, 0},
+     TR_EFORMAT,
+     "encoder.weight",
+     "tensor \"encoder.weight\": unknown name (expected \"{i}.weight\", \"{i}.bias\", \"input.mean\", "
+     "\"input.scale\")"},
+    {"leading zero in a layer index",
+     {{W("01.weight", 4, 3)}, 1, {0}, 0},
+     TR_EFORMAT,
+     "01.weight",
      "tensor \"01.weight\": unknown name (expected \"{i}.weight\", \"{i}.bias\", \"input.mean\", \"input.scale\")"},
-    {"input.mean wrong shape", {{GOOD_LAYERS, B("input.mean", 4)}, 5, {0}, 0}, TR_EFORMAT, "input.mean",
+    {"input.mean wrong shape",
+     {{GOOD_LAYERS, B("input.mean", 4)}, 5, {0}, 0},
+     TR_EFORMAT,
+     "input.mean",
      "tensor \"input.mean\": expected shape [3] (the input dimension)"},
-    {"input.scale int dtype", {{GOOD_LAYERS, {"input.scale", "I32", 1, {3, 0}, -1}}, 5, {0}, 0}, TR_EFORMAT, "input.scale",
+    {"input.scale int dtype",
+     {{GOOD_LAYERS, {"input.scale", "I32", 1, {3, 0}, -1}}, 5, {0}, 0},
+     TR_EFORMAT,
+     "input.scale",
      "tensor \"input.scale\": dtype I32 is not a float type (F32, F16, BF16, F64)"},
-    {"int weight", {{{"0.weight", "I32", 2, {4, 3}, -1}}, 1, {0}, 0}, TR_EFORMAT, "0.weight",
+    {"int weight",
+     {{{"0.weight", "I32", 2, {4, 3}, -1}}, 1, {0}, 0},
+     TR_EFORMAT,
+     "0.weight",
      "tensor \"0.weight\": dtype I32 is not a float type (F32, F16, BF16, F64)"},
-    {"dim over the limit", {{W("0.weight", 65537, 1)}, 1, {0}, 0}, TR_ELIMIT, "0.weight",
+    {"dim over the limit",
+     {{W("0.weight", 65537, 1)}, 1, {0}, 0},
+     TR_ELIMIT,
+     "0.weight",
      "tensor \"0.weight\": shape [65537,1] outside 1..65536"},
-    {"zero dim", {{W("0.weight", 0, 3)}, 1, {0}, 0}, TR_ELIMIT, "0.weight", "tensor \"0.weight\": shape [0,3] outside 1..65536"},
-    {"no layers", {{B("input.mean", 3)}, 1, {0}, 0}, TR_EFORMAT, "", "no layers: the file has no \"{i}.weight\" tensor"},
+    {"zero dim",
+     {{W("0.weight", 0, 3)}, 1, {0}, 0},
+     TR_ELIMIT,
+     "0.weight",
+     "tensor \"0.weight\": shape [0,3] outside 1..65536"},
+    {"no layers",
+     {{B("input.mean", 3)}, 1, {0}, 0},
+     TR_EFORMAT,
+     "",
+     "no layers: the file has no \"{i}.weight\" tensor"},
 };
 
-static void check_refused(const char *what, const uint8_t *b, size_t len, int code, const char *field, const char *msg) {
+static void check_refused(const char *what, const uint8_t *b, size_t len, int code, const char *field,
+                          const char *msg) {
     mdl_model *m = (mdl_model *)b;
     tr_err err;
     tr_clearerr(&err);
@@ -186,7 +260,8 @@ static void test_corrupt_models(void **state) {
     free(b);
     /* the safetensors layer's refusals come through unchanged */
     const uint8_t tiny[4] = {0};
-    check_refused("short file", tiny, 4, TR_EFORMAT, "header", "file is 4 bytes, shorter than the 8-byte header length");
+    check_refused("short file", tiny, 4, TR_EFORMAT, "header",
+                  "file is 4 bytes, shorter than the 8-byte header length");
 }
 
 /* The builder makes loadable models: the same shapes with good values load, with metadata applied. */
@@ -267,10 +342,10 @@ static void test_forward_golden(void **state) {
         size_t copies = c == 0 ? 850 : 3, n = copies * (size_t)g->n;
         float *x = malloc(n * (size_t)g->in * sizeof *x), *y = malloc(n * (size_t)g->out * sizeof *y);
         assert_true(x && y);
-        for (size_t k = 0; k < copies; k++) memcpy(x + (size_t)k * g->n * g->in, g->x, (size_t)g->n * g->in * sizeof *x);
+        for (size_t k = 0; k < copies; k++)
+            memcpy(x + (size_t)k * g->n * g->in, g->x, (size_t)g->n * g->in * sizeof *x);
         assert_int_equal(mdl_forward(m, x, n, y, -1, &ws, &err), TR_OK);
-        for (size_t r = 0; r < n; r++)
-            check_row(g->path, r, y + r * g->out, g->y + (r % g->n) * g->out, g->out, 1e-5);
+        for (size_t r = 0; r < n; r++) check_row(g->path, r, y + r * g->out, g->y + (r % g->n) * g->out, g->out, 1e-5);
         /* one row at a time: the sgemv path */
         for (int r = 0; r < g->n; r++) {
             float y1[256];
@@ -361,7 +436,8 @@ static void test_save_load_round_trip(void **state) {
     for (int l = 0; l < 2; l++) {
         assert_int_equal(mdl_mlp(m2)->layers[l].in, mdl_mlp(m)->layers[l].in);
         assert_int_equal(mdl_mlp(m2)->layers[l].out, mdl_mlp(m)->layers[l].out);
-        assert_memory_equal(mdl_mlp(m2)->layers[l].w, mdl_mlp(m)->layers[l].w, (size_t)mdl_mlp(m)->layers[l].in * mdl_mlp(m)->layers[l].out * 4);
+        assert_memory_equal(mdl_mlp(m2)->layers[l].w, mdl_mlp(m)->layers[l].w,
+                            (size_t)mdl_mlp(m)->layers[l].in * mdl_mlp(m)->layers[l].out * 4);
         assert_memory_equal(mdl_mlp(m2)->layers[l].b, mdl_mlp(m)->layers[l].b, (size_t)mdl_mlp(m)->layers[l].out * 4);
     }
     assert_memory_equal(mdl_mlp(m2)->in_mean, mdl_mlp(m)->in_mean, 5 * 4);
@@ -376,7 +452,8 @@ static void test_save_load_round_trip(void **state) {
     assert_int_equal(m2->n_params, m->n_params);
     assert_int_equal(strlen(m2->sha256), 64);
     int found = 0;
-    for (size_t i = 0; i < m2->n_meta; i++) found += strcmp(m2->meta[2 * i], "recipe") == 0 && strcmp(m2->meta[2 * i + 1], "semi-hard") == 0;
+    for (size_t i = 0; i < m2->n_meta; i++)
+        found += strcmp(m2->meta[2 * i], "recipe") == 0 && strcmp(m2->meta[2 * i + 1], "semi-hard") == 0;
     assert_int_equal(found, 1);
     /* nn.Sequential names, so PyTorch's load_state_dict takes the file */
     st_file *f = NULL;
@@ -474,8 +551,8 @@ static void test_concurrent_forward(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_corrupt_models),      cmocka_unit_test(test_built_model_loads),
-        cmocka_unit_test(test_forward_golden),      cmocka_unit_test(test_normalize_override),
+        cmocka_unit_test(test_corrupt_models),       cmocka_unit_test(test_built_model_loads),
+        cmocka_unit_test(test_forward_golden),       cmocka_unit_test(test_normalize_override),
         cmocka_unit_test(test_save_load_round_trip), cmocka_unit_test(test_concurrent_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

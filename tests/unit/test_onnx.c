@@ -180,7 +180,8 @@ static void test_image_model(void **state) {
     assert_string_equal(onx_meta(g, "name"), "fashion-cnn-test");
     assert_string_equal(onx_meta(g, "normalize"), "true");
     assert_string_equal(onx_meta(g, "metric"), "cosine");
-    assert_string_equal(onx_meta(g, "image"), "{\"channels\":1,\"height\":28,\"width\":28,\"mean\":[0.286],\"std\":[0.353]}");
+    assert_string_equal(onx_meta(g, "image"),
+                        "{\"channels\":1,\"height\":28,\"width\":28,\"mean\":[0.286],\"std\":[0.353]}");
     assert_int_equal(onx_meta_count(g), 5);
     rows x = read_rows("fashion_image.in"), y = read_rows("fashion_image.out");
     for (size_t i = 0; i < (size_t)x.n * (size_t)x.dim; i++) x.v[i] = (x.v[i] / 255.0f - 0.286f) / 0.353f;
@@ -241,11 +242,8 @@ static void test_threads(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden),
-        cmocka_unit_test(test_describe),
-        cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_image_model),
-        cmocka_unit_test(test_zoo),
+        cmocka_unit_test(test_golden),      cmocka_unit_test(test_describe), cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_image_model), cmocka_unit_test(test_zoo),
     };
     snprintf(data_dir, sizeof data_dir, "%s/tests/data/onnx", root());
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,13 +34,14 @@ static const char *const REFUSED[][2] = {
     {"test_Embedding_sparse", "input \"0\": element type int64; only float inputs are supported"},
     {"test_MaxPool3d", "node 0 \"\" (MaxPool): input 0 \"0\" has shape [2,3,5,5,5], expected rank 3 to 4"},
     {"test_MaxPool3d_stride", "node 0 \"\" (MaxPool): input 0 \"0\" has shape [2,3,5,5,5], expected rank 3 to 4"},
-    {"test_MaxPool3d_stride_padding", "node 0 \"\" (MaxPool): input 0 \"0\" has shape [2,3,5,5,5], expected rank 3 to 4"},
+    {"test_MaxPool3d_stride_padding",
+     "node 0 \"\" (MaxPool): input 0 \"0\" has shape [2,3,5,5,5], expected rank 3 to 4"},
     {"test_operator_addconstant", "input \"0\": element type double; only float inputs are supported"},
     {"test_operator_convtranspose", "node 0 \"\": op ConvTranspose (opset 6) is not supported"},
     {"test_operator_non_float_params", "input \"0\": element type int64; only float inputs are supported"},
     {"test_operator_symbolic_override", "node 0 \"\": op InstanceNormalization (opset 6) is not supported"},
     /* opset-6 definitions that changed at opset 7 (ONNX Runtime refuses these too) */
-{"test_AvgPool1d", "node 1 \"\" (AveragePool): op AveragePool at opset 6 is not supported"},
+    {"test_AvgPool1d", "node 1 \"\" (AveragePool): op AveragePool at opset 6 is not supported"},
     {"test_AvgPool1d_stride", "node 1 \"\" (AveragePool): op AveragePool at opset 6 is not supported"},
     {"test_AvgPool2d", "node 0 \"\" (AveragePool): op AveragePool at opset 6 is not supported"},
     {"test_AvgPool2d_stride", "node 0 \"\" (AveragePool): op AveragePool at opset 6 is not supported"},
@@ -111,10 +112,12 @@ static int run_case(const char *dir, const char *name) {
     tr_err err = {0};
     int rc = onx_open(path, &g, &err);
     if (listed) {
-        if (rc == TR_OK) print_error("%s: loads, but is listed as refused\n", name), failed = 1;
+        if (rc == TR_OK)
+            print_error("%s: loads, but is listed as refused\n", name), failed = 1;
         else if (want && strncmp(err.msg, want, strlen(want)))
             print_error("%s: refused with \"%s\", expected \"%s...\"\n", name, err.msg, want), failed = 1;
-        else if (!want) print_message("%s: refused: %s\n", name, err.msg);
+        else if (!want)
+            print_message("%s: refused: %s\n", name, err.msg);
         onx_free(g);
         return failed;
     }
@@ -130,8 +133,8 @@ static int run_case(const char *dir, const char *name) {
     float *want_y = read_tensor(path, &ny, &by);
     size_t rows = onx_fixed_batch(g) ? (size_t)onx_fixed_batch(g) : (size_t)bx;
     if (rows * onx_input_dim(g) != nx || rows * onx_output_dim(g) != ny) {
-        print_error("%s: sizes %zu/%zu do not match the graph's %zu x %zu/%zu\n", name, nx, ny, rows,
-                    onx_input_dim(g), onx_output_dim(g));
+        print_error("%s: sizes %zu/%zu do not match the graph's %zu x %zu/%zu\n", name, nx, ny, rows, onx_input_dim(g),
+                    onx_output_dim(g));
         failed = 1;
     } else {
         float *y = calloc(ny + 1, sizeof *y);
@@ -150,7 +153,9 @@ static int run_case(const char *dir, const char *name) {
     return failed;
 }
 
-static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 static void test_backend(void **state) {
     (void)state;

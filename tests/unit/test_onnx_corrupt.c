@@ -29,7 +29,9 @@ static void pool_free(void) {
     while (n_pool) free(pool[--n_pool]);
 }
 
-static char *S(const char *s) { return strcpy(A(strlen(s) + 1), s); }
+static char *S(const char *s) {
+    return strcpy(A(strlen(s) + 1), s);
+}
 
 static char **strs(int n, ...) {
     char **v = A(sizeof *v * (size_t)n);
@@ -83,8 +85,8 @@ static Onnx__AttributeProto *attr_int(const char *name, int64_t v) {
     return a;
 }
 
-static Onnx__NodeProto *node(const char *op, const char *name, int n_in, char **in, int n_out, char **out,
-                             int n_attr, Onnx__AttributeProto **attrs) {
+static Onnx__NodeProto *node(const char *op, const char *name, int n_in, char **in, int n_out, char **out, int n_attr,
+                             Onnx__AttributeProto **attrs) {
     Onnx__NodeProto *n = A(sizeof *n);
     onnx__node_proto__init(n);
     n->op_type = S(op);
@@ -190,27 +192,53 @@ static Onnx__ModelProto *base(void) {
 
 /* --- one defect each --- */
 #define G (m->graph)
-static void m_none(Onnx__ModelProto *m) { (void)m; }
-static void m_ir2(Onnx__ModelProto *m) { m->ir_version = 2; }
-static void m_no_opset(Onnx__ModelProto *m) { m->n_opset_import = 0; }
-static void m_opset5(Onnx__ModelProto *m) { m->opset_import[0]->version = 5; }
-static void m_opset18(Onnx__ModelProto *m) { m->opset_import[0]->version = 18; }
-static void m_opset_twice(Onnx__ModelProto *m) { m->opset_import[1] = m->opset_import[0], m->n_opset_import = 2; }
-static void m_no_graph(Onnx__ModelProto *m) { m->graph = NULL; }
-static void m_unknown_op(Onnx__ModelProto *m) { G->node[1]->op_type = S("Foo"); }
-static void m_domain(Onnx__ModelProto *m) { G->node[1]->domain = S("com.example"); }
-static void m_undefined(Onnx__ModelProto *m) { G->node[1]->input[0] = S("nope"); }
+static void m_none(Onnx__ModelProto *m) {
+    (void)m;
+}
+static void m_ir2(Onnx__ModelProto *m) {
+    m->ir_version = 2;
+}
+static void m_no_opset(Onnx__ModelProto *m) {
+    m->n_opset_import = 0;
+}
+static void m_opset5(Onnx__ModelProto *m) {
+    m->opset_import[0]->version = 5;
+}
+static void m_opset18(Onnx__ModelProto *m) {
+    m->opset_import[0]->version = 18;
+}
+static void m_opset_twice(Onnx__ModelProto *m) {
+    m->opset_import[1] = m->opset_import[0], m->n_opset_import = 2;
+}
+static void m_no_graph(Onnx__ModelProto *m) {
+    m->graph = NULL;
+}
+static void m_unknown_op(Onnx__ModelProto *m) {
+    G->node[1]->op_type = S("Foo");
+}
+static void m_domain(Onnx__ModelProto *m) {
+    G->node[1]->domain = S("com.example");
+}
+static void m_undefined(Onnx__ModelProto *m) {
+    G->node[1]->input[0] = S("nope");
+}
 static void m_order(Onnx__ModelProto *m) {
     Onnx__NodeProto *t = G->node[0];
     G->node[0] = G->node[1], G->node[1] = t;
 }
-static void m_cycle(Onnx__ModelProto *m) { G->node[0]->input[0] = S("y"); }
-static void m_dup_output(Onnx__ModelProto *m) { G->node[1]->output[0] = S("c"); }
+static void m_cycle(Onnx__ModelProto *m) {
+    G->node[0]->input[0] = S("y");
+}
+static void m_dup_output(Onnx__ModelProto *m) {
+    G->node[1]->output[0] = S("c");
+}
 static void m_two_inputs(Onnx__ModelProto *m) {
     static const int64_t d[] = {-1, 3};
     G->input[1] = vinfo("z", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2, d), G->n_input = 2;
 }
-static void m_no_input(Onnx__ModelProto *m) { G->n_input = 0; }
+static void m_no_input(Onnx__ModelProto *m) {
+    G->n_input = 0;
+}
 static void m_sym_dim(Onnx__ModelProto *m) {
     static const int64_t d[] = {-1, 1, -1, 4};
     G->input[0] = vinfo("x", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, d);
@@ -219,7 +247,9 @@ static void m_int_input(Onnx__ModelProto *m) {
     static const int64_t d[] = {-1, 1, 4, 4};
     G->input[0] = vinfo("x", ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 4, d);
 }
-static void m_short_data(Onnx__ModelProto *m) { G->initializer[0]->raw_data.len -= 4; }
+static void m_short_data(Onnx__ModelProto *m) {
+    G->initializer[0]->raw_data.len -= 4;
+}
 static void m_external(Onnx__ModelProto *m) {
     Onnx__TensorProto *t = G->initializer[0];
     t->has_raw_data = 0;
@@ -229,16 +259,26 @@ static void m_external(Onnx__ModelProto *m) {
     t->external_data = A(sizeof(void *));
     t->external_data[0] = meta("location", "/etc/passwd");
 }
-static void m_neg_dim(Onnx__ModelProto *m) { G->initializer[0]->dims[0] = -2; }
+static void m_neg_dim(Onnx__ModelProto *m) {
+    G->initializer[0]->dims[0] = -2;
+}
 static void m_huge_dims(Onnx__ModelProto *m) {
     static const int64_t d[] = {1 << 30, 1 << 30, 1 << 30, 1 << 30};
     G->initializer[0]->dims = A(sizeof d);
     memcpy(G->initializer[0]->dims, d, sizeof d);
 }
-static void m_double(Onnx__ModelProto *m) { G->initializer[1]->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE; }
-static void m_nan(Onnx__ModelProto *m) { ((float *)G->initializer[1]->raw_data.data)[1] = NAN; }
-static void m_dup_init(Onnx__ModelProto *m) { G->initializer[1]->name = S("W"); }
-static void m_group(Onnx__ModelProto *m) { G->node[0]->attribute[1]->i = 3; }
+static void m_double(Onnx__ModelProto *m) {
+    G->initializer[1]->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+}
+static void m_nan(Onnx__ModelProto *m) {
+    ((float *)G->initializer[1]->raw_data.data)[1] = NAN;
+}
+static void m_dup_init(Onnx__ModelProto *m) {
+    G->initializer[1]->name = S("W");
+}
+static void m_group(Onnx__ModelProto *m) {
+    G->node[0]->attribute[1]->i = 3;
+}
 static void m_weight_channels(Onnx__ModelProto *m) {
     static const int64_t d[] = {1, 2, 3, 3};
     G->initializer[0] = tensor("W", 4, d);
@@ -251,14 +291,24 @@ static void m_gemm_shape(Onnx__ModelProto *m) {
     static const int64_t d[] = {4, 9};
     G->initializer[2] = tensor("W2", 2, d);
 }
-static void m_unknown_attr(Onnx__ModelProto *m) { G->node[0]->attribute[1] = attr_int("foo", 1); }
+static void m_unknown_attr(Onnx__ModelProto *m) {
+    G->node[0]->attribute[1] = attr_int("foo", 1);
+}
 static void m_attr_type(Onnx__ModelProto *m) {
     G->node[0]->attribute[1]->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
 }
-static void m_two_outputs(Onnx__ModelProto *m) { G->output[1] = G->output[0], G->n_output = 2; }
-static void m_output_missing(Onnx__ModelProto *m) { G->output[0]->name = S("q"); }
-static void m_output_const(Onnx__ModelProto *m) { G->output[0]->name = S("W"); }
-static void m_opset6_gemm(Onnx__ModelProto *m) { m->opset_import[0]->version = 6; }
+static void m_two_outputs(Onnx__ModelProto *m) {
+    G->output[1] = G->output[0], G->n_output = 2;
+}
+static void m_output_missing(Onnx__ModelProto *m) {
+    G->output[0]->name = S("q");
+}
+static void m_output_const(Onnx__ModelProto *m) {
+    G->output[0]->name = S("W");
+}
+static void m_opset6_gemm(Onnx__ModelProto *m) {
+    m->opset_import[0]->version = 6;
+}
 static void m_dup_meta(Onnx__ModelProto *m) {
     m->metadata_props[1] = meta("name", "again"), m->n_metadata_props = 2;
 }
@@ -285,8 +335,12 @@ static void m_batch_range(Onnx__ModelProto *m) {
     d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
     d->dim_value = 0;
 }
-static void m_pool_batch_dim(Onnx__ModelProto *m) { G->node[2]->attribute[0]->n_ints = 3; }
-static void m_strides_zero(Onnx__ModelProto *m) { G->node[2]->attribute[1]->ints[0] = 0; }
+static void m_pool_batch_dim(Onnx__ModelProto *m) {
+    G->node[2]->attribute[0]->n_ints = 3;
+}
+static void m_strides_zero(Onnx__ModelProto *m) {
+    G->node[2]->attribute[1]->ints[0] = 0;
+}
 
 typedef struct {
     const char *what;
@@ -332,8 +386,7 @@ static const ccase CASES[] = {
     {"group", m_group, TR_EFORMAT, "node 0 \"conv\" (Conv): group 3 does not divide 1 input channels"},
     {"weight channels", m_weight_channels, TR_EFORMAT,
      "node 0 \"conv\" (Conv): weight \"W\" has 2 input channels per group; the input gives 1"},
-    {"kernel too large", m_kernel, TR_EFORMAT,
-     "node 0 \"conv\" (Conv): kernel extent 7 exceeds the padded input 6"},
+    {"kernel too large", m_kernel, TR_EFORMAT, "node 0 \"conv\" (Conv): kernel extent 7 exceeds the padded input 6"},
     {"gemm shapes", m_gemm_shape, TR_EFORMAT,
      "node 4 \"gemm\" (Gemm): shapes [N,8] and [4,9] do not multiply (transA 0, transB 1)"},
     {"unknown attribute", m_unknown_attr, TR_EFORMAT, "node 0 \"conv\" (Conv): attribute \"foo\" is not supported"},
@@ -355,7 +408,8 @@ static const ccase CASES[] = {
     {"batch dim 0", m_batch_range, TR_EFORMAT, "input \"x\": batch dimension 0 is out of range 1..65536"},
     {"kernel_shape rank", m_pool_batch_dim, TR_EFORMAT,
      "node 2 \"pool\" (MaxPool): kernel_shape has 3 values for 2 spatial dims"},
-    {"stride 0", m_strides_zero, TR_EFORMAT, "node 2 \"pool\" (MaxPool): kernel, stride and dilation must be 1 to 4096"},
+    {"stride 0", m_strides_zero, TR_EFORMAT,
+     "node 2 \"pool\" (MaxPool): kernel, stride and dilation must be 1 to 4096"},
 };
 
 static void check(const char *what, int rc, const tr_err *err, int code, const char *msg) {

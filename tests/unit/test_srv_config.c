@@ -12,23 +12,23 @@
 
 #include "config.h"
 
-static int parse(srv_config *cfg, tr_err *err, const char *a0, const char *a1, const char *a2, const char *a3, const char *a4)
-{
+static int parse(srv_config *cfg, tr_err *err, const char *a0, const char *a1, const char *a2, const char *a3,
+                 const char *a4) {
     char *argv[8] = {"tripletd", (char *)a0, (char *)a1, (char *)a2, (char *)a3, (char *)a4, NULL};
     int argc = 1;
     while (argv[argc]) argc++;
     return srv_config_parse(cfg, argc, argv, err);
 }
 
-static void clear_env(void)
-{
-    static const char *const VARS[] = {"TRIPLETD_MODEL", "TRIPLETD_PORT", "TRIPLETD_MAX_BODY", "TRIPLETD_METRIC", "TRIPLETD_MODEL_DIR",
-                                       "TRIPLETD_ALLOW_MODEL_PATH", "TRIPLETD_LOG_FORMAT", NULL};
+static void clear_env(void) {
+    static const char *const VARS[] = {"TRIPLETD_MODEL",      "TRIPLETD_PORT",
+                                       "TRIPLETD_MAX_BODY",   "TRIPLETD_METRIC",
+                                       "TRIPLETD_MODEL_DIR",  "TRIPLETD_ALLOW_MODEL_PATH",
+                                       "TRIPLETD_LOG_FORMAT", NULL};
     for (size_t i = 0; VARS[i]; i++) unsetenv(VARS[i]);
 }
 
-static void test_defaults(void **state)
-{
+static void test_defaults(void **state) {
     (void)state;
     srv_config c;
     tr_err e;
@@ -49,8 +49,7 @@ static void test_defaults(void **state)
     srv_config_free(&c);
 }
 
-static void test_env_and_flags(void **state)
-{
+static void test_env_and_flags(void **state) {
     (void)state;
     srv_config c;
     tr_err e;
@@ -63,7 +62,7 @@ static void test_env_and_flags(void **state)
     setenv("TRIPLETD_MODEL_DIR", ".", 1);
     assert_int_equal(parse(&c, &e, "--port=0", "--margin", "0.5", "--log-format", "json"), 0);
     assert_string_equal(c.model, "env.safetensors"); /* env */
-    assert_int_equal(c.port, 0);                      /* flag wins */
+    assert_int_equal(c.port, 0);                     /* flag wins */
     assert_int_equal(c.max_body, 2u * 1024 * 1024);
     assert_int_equal(c.has_metric, 1);
     assert_int_equal(c.metric_v, DIST_COSINE);
@@ -86,7 +85,8 @@ static const bad_case BAD[] = {
     {{"--model", "m", "--port", "12x", NULL}, "--port: expected an integer in 0..65535, got \"12x\""},
     {{"--model", "m", "--bogus", NULL}, "unknown option \"--bogus\" (see --help)"},
     {{"--model", "m", "stray", NULL}, "unexpected argument \"stray\" (options start with --; see --help)"},
-    {{"--model", "m", "--metric", "l3", NULL}, "--metric: unknown metric \"l3\" (sqeuclidean, euclidean, cosine or dot)"},
+    {{"--model", "m", "--metric", "l3", NULL},
+     "--metric: unknown metric \"l3\" (sqeuclidean, euclidean, cosine or dot)"},
     {{"--model", "m", "--loss", "hinge", NULL},
      "--loss: unknown loss \"hinge\" (triplet, triplet-soft, contrastive or contrastive-squared)"},
     {{"--model", "m", "--margin", "nan", NULL}, "--margin: expected a number in 0..1e+09, got \"nan\""},
@@ -94,11 +94,11 @@ static const bad_case BAD[] = {
      "--max-body: expected a whole number in 64..1073741824 (suffix K, M or G allowed), got \"1Q\""},
     {{"--model", "m", "--log-format", "xml", NULL}, "--log-format: expected text, json or off, got \"xml\""},
     {{"--model", "m", "--threads", NULL}, "--threads: missing value"},
-    {{"--model", "m", "--api-key-file", "/nonexistent/key", NULL}, "--api-key-file /nonexistent/key: No such file or directory"},
+    {{"--model", "m", "--api-key-file", "/nonexistent/key", NULL},
+     "--api-key-file /nonexistent/key: No such file or directory"},
 };
 
-static void test_refusals(void **state)
-{
+static void test_refusals(void **state) {
     (void)state;
     clear_env();
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
@@ -117,8 +117,7 @@ static void test_refusals(void **state)
     clear_env();
 }
 
-static void test_help_version(void **state)
-{
+static void test_help_version(void **state) {
     (void)state;
     srv_config c;
     tr_err e;
@@ -133,8 +132,7 @@ static void test_help_version(void **state)
     assert_int_equal(v, 1);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_env_and_flags),

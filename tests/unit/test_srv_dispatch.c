@@ -15,8 +15,7 @@
 
 static srv_config g_cfg;
 
-static int route_of(const char *method, const char *path)
-{
+static int route_of(const char *method, const char *path) {
     char allow[96];
     int known;
     int r = srv_route_find(method, path, &known, allow, sizeof allow);
@@ -25,18 +24,20 @@ static int route_of(const char *method, const char *path)
 }
 
 /* Dispatch body (NULL: none) to method+path; the reply's status, its error message in msg. */
-static int run(const char *method, const char *path, const char *body, int draining, srv_reply *out)
-{
-    srv_request rq = {.route = route_of(method, path), .body = body, .len = body ? strlen(body) : 0,
-                      .request_id = "test", .in_flight = 1, .draining = draining};
+static int run(const char *method, const char *path, const char *body, int draining, srv_reply *out) {
+    srv_request rq = {.route = route_of(method, path),
+                      .body = body,
+                      .len = body ? strlen(body) : 0,
+                      .request_id = "test",
+                      .in_flight = 1,
+                      .draining = draining};
     srv_reply_init(out);
     int rc = srv_dispatch(&g_cfg, &rq, out);
     assert_int_equal(rc, out->status);
     return rc;
 }
 
-static void test_no_snapshot(void **state)
-{
+static void test_no_snapshot(void **state) {
     (void)state;
     srv_reply out;
     srv_state_install(NULL);
@@ -45,8 +46,7 @@ static void test_no_snapshot(void **state)
     srv_reply_clear(&out);
 }
 
-static void test_bodies(void **state)
-{
+static void test_bodies(void **state) {
     (void)state;
     srv_reply out;
     assert_int_equal(run("POST", "/v1/embed", NULL, 0, &out), 400);
@@ -57,14 +57,17 @@ static void test_bodies(void **state)
     assert_string_equal(out.err_msg, "request body: expected a JSON object, got an array");
     assert_int_equal(run("POST", "/v1/embed", "\"x\"", 0, &out), 422);
     assert_string_equal(out.err_msg, "request body: expected a JSON object, got a string");
-    srv_request img = {.route = route_of("POST", "/v1/embed"), .body = "", .len = 0, .request_id = "test", .image_body = 1};
+    srv_request img = {
+        .route = route_of("POST", "/v1/embed"), .body = "", .len = 0, .request_id = "test", .image_body = 1};
     srv_reply_init(&out);
     assert_int_equal(srv_dispatch(&g_cfg, &img, &out), 400);
     assert_string_equal(out.err_msg, "request body is empty (expected a PNG or JPEG image)");
     srv_reply_clear(&out);
     /* the body is read as len bytes: what follows is not looked at */
-    srv_request rq = {.route = route_of("POST", "/v1/distance"), .body = "{\"a\":[[1]],\"b\":[[2]],\"embed\":false}trailing",
-                      .len = 35, .request_id = "test"};
+    srv_request rq = {.route = route_of("POST", "/v1/distance"),
+                      .body = "{\"a\":[[1]],\"b\":[[2]],\"embed\":false}trailing",
+                      .len = 35,
+                      .request_id = "test"};
     srv_reply_init(&out);
     assert_int_equal(srv_dispatch(&g_cfg, &rq, &out), 200);
     char *s = cJSON_PrintUnformatted(out.body);
@@ -77,8 +80,7 @@ static void test_bodies(void **state)
 }
 
 /* The handler sees what the caller passed: draining turns /readyz to 503. */
-static void test_context(void **state)
-{
+static void test_context(void **state) {
     (void)state;
     srv_reply out;
     assert_int_equal(run("GET", "/readyz", NULL, 0, &out), 200);
@@ -88,8 +90,7 @@ static void test_context(void **state)
     srv_reply_clear(&out);
 }
 
-static int setup(void **state)
-{
+static int setup(void **state) {
     (void)state;
     const char *r = getenv("TRIPLET_ROOT");
     char model[1024];
@@ -105,16 +106,14 @@ static int setup(void **state)
     return 0;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
     (void)state;
     srv_state_install(NULL);
     srv_config_free(&g_cfg);
     return 0;
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bodies),
         cmocka_unit_test(test_context),

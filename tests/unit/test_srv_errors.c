@@ -11,23 +11,22 @@
 
 #include "errors.h"
 
-static void test_types(void **state)
-{
+static void test_types(void **state) {
     (void)state;
     static const struct {
         int http;
         const char *type;
-    } WANT[] = {{400, "invalid_json"},        {401, "unauthorized"},      {404, "not_found"},
+    } WANT[] = {{400, "invalid_json"},       {401, "unauthorized"},      {404, "not_found"},
                 {405, "method_not_allowed"}, {413, "payload_too_large"}, {415, "unsupported_media_type"},
-                {422, "invalid_input"},       {429, "too_many_requests"}, {500, "internal"},
+                {422, "invalid_input"},      {429, "too_many_requests"}, {500, "internal"},
                 {503, "not_ready"}};
-    for (size_t i = 0; i < sizeof WANT / sizeof WANT[0]; i++) assert_string_equal(srv_error_type(WANT[i].http), WANT[i].type);
+    for (size_t i = 0; i < sizeof WANT / sizeof WANT[0]; i++)
+        assert_string_equal(srv_error_type(WANT[i].http), WANT[i].type);
 }
 
 /* The status list metrics and stats count by: ascending, 200 first, every
  * error status with its type (409 no_gallery too), the rest out of range. */
-static void test_status_list(void **state)
-{
+static void test_status_list(void **state) {
     (void)state;
     assert_int_equal(srv_status_at(0), 200);
     for (int i = 1; i < SRV_N_STATUS; i++) {
@@ -46,16 +45,16 @@ static void test_status_list(void **state)
     assert_string_equal(srv_error_type(502), "internal");
 }
 
-static void test_body(void **state)
-{
+static void test_body(void **state) {
     (void)state;
     srv_reply r;
     srv_reply_init(&r);
     assert_int_equal(srv_fail(&r, 422, "anchors[3]", "anchors[3]: expected %d numbers, got %d", 784, 783), 422);
     cJSON *j = srv_error_json(&r);
     char *s = cJSON_PrintUnformatted(j);
-    assert_string_equal(s, "{\"error\":{\"code\":422,\"type\":\"invalid_input\",\"message\":\"anchors[3]: expected 784 numbers, "
-                           "got 783\",\"field\":\"anchors[3]\"}}");
+    assert_string_equal(
+        s, "{\"error\":{\"code\":422,\"type\":\"invalid_input\",\"message\":\"anchors[3]: expected 784 numbers, "
+           "got 783\",\"field\":\"anchors[3]\"}}");
     free(s);
     cJSON_Delete(j);
     srv_reply_init(&r);
@@ -65,8 +64,7 @@ static void test_body(void **state)
     cJSON_Delete(j);
 }
 
-static void test_utf8_cut(void **state)
-{
+static void test_utf8_cut(void **state) {
     (void)state;
     srv_reply r;
     char big[600];
@@ -80,13 +78,12 @@ static void test_utf8_cut(void **state)
     assert_string_equal(r.err_msg, big);
 }
 
-static void test_tr_mapping(void **state)
-{
+static void test_tr_mapping(void **state) {
     (void)state;
     static const struct {
         int status, http;
-    } MAP[] = {{TR_EINVAL, 422}, {TR_EFORMAT, 422}, {TR_ELIMIT, 422}, {TR_EDIM, 422}, {TR_EIO, 422},
-               {TR_ENOTFOUND, 422}, {TR_ENOMEM, 503}, {TR_EINTERNAL, 500}};
+    } MAP[] = {{TR_EINVAL, 422}, {TR_EFORMAT, 422},   {TR_ELIMIT, 422}, {TR_EDIM, 422},
+               {TR_EIO, 422},    {TR_ENOTFOUND, 422}, {TR_ENOMEM, 503}, {TR_EINTERNAL, 500}};
     for (size_t i = 0; i < sizeof MAP / sizeof MAP[0]; i++) {
         srv_reply r;
         tr_err e;
@@ -99,8 +96,7 @@ static void test_tr_mapping(void **state)
     }
 }
 
-static void test_headers(void **state)
-{
+static void test_headers(void **state) {
     (void)state;
     srv_reply r;
     srv_reply_init(&r);
@@ -108,15 +104,10 @@ static void test_headers(void **state)
     assert_int_equal(r.n_headers, SRV_MAX_HEADERS);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_types),
-        cmocka_unit_test(test_status_list),
-        cmocka_unit_test(test_body),
-        cmocka_unit_test(test_tr_mapping),
-        cmocka_unit_test(test_utf8_cut),
-        cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_types),      cmocka_unit_test(test_status_list), cmocka_unit_test(test_body),
+        cmocka_unit_test(test_tr_mapping), cmocka_unit_test(test_utf8_cut),    cmocka_unit_test(test_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* test_srv_histogram.c - the server's histogram: buckets by upper bound, the sum's scale, Prometheus lines, cut text. */
+/* test_srv_histogram.c - the server's histogram: buckets by upper bound, the sum's scale, Prometheus lines, cut text.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,8 +17,7 @@ static const double SEC[] = {0.001, 0.01};
 static const srv_hist_spec SECONDS = {SEC, 2, 1e9};
 
 /* A value on a bound falls in that bucket; past the last bound, +Inf. */
-static void test_counts(void **state)
-{
+static void test_counts(void **state) {
     (void)state;
     srv_hist h = {0};
     char text[1024];
@@ -36,8 +36,7 @@ static void test_counts(void **state)
 }
 
 /* Seconds kept as nanoseconds and printed back as seconds; labels go first. */
-static void test_seconds_and_labels(void **state)
-{
+static void test_seconds_and_labels(void **state) {
     (void)state;
     srv_hist h = {0};
     char text[1024];
@@ -52,8 +51,7 @@ static void test_seconds_and_labels(void **state)
 }
 
 /* A buffer too small: cut, NUL-terminated, and the return says how much was needed. */
-static void test_cut(void **state)
-{
+static void test_cut(void **state) {
     (void)state;
     srv_hist h = {0};
     char full[1024], small[40];
@@ -66,8 +64,7 @@ static void test_cut(void **state)
     assert_memory_equal(small, full, sizeof small - 1);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts),
         cmocka_unit_test(test_seconds_and_labels),

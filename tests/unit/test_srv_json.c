@@ -46,25 +46,39 @@ static const vec_case VEC_CASES[] = {
     {"{\"v\":{\"a\":1}}", 0, 8, 422, "v", "v: expected an array of vectors, got object", 0, 0, 0},
     {"{\"v\":[[1,\"2\"]]}", 0, 8, 422, "v[0][1]", "v[0][1]: expected a number, got string", 0, 0, 0},
     {"{\"v\":[1,true]}", 0, 8, 422, "v[1]", "v[1]: expected a number, got boolean", 0, 0, 0},
-    {"{\"v\":[[1,2],7]}", 0, 8, 422, "v[1]", "v[1]: expected a vector (array of numbers or base64 string), got number", 0, 0, 0},
+    {"{\"v\":[[1,2],7]}", 0, 8, 422, "v[1]", "v[1]: expected a vector (array of numbers or base64 string), got number",
+     0, 0, 0},
     {"{\"v\":[[1e39,2]]}", 0, 8, 422, "v[0][0]", "v[0][0]: number is out of the float32 range", 0, 0, 0},
     {"{\"v\":[[1e999,2]]}", 0, 8, 422, "v[0][0]", "v[0][0]: number is out of the float32 range", 0, 0, 0},
     {"{\"v\":[[1],[2],[3]]}", 0, 2, 422, "v", "v: 3 vectors, over the limit of 2 (--max-batch)", 0, 0, 0},
     {"{\"v\":[{\"image\":\"iVBORw0KGgo=\"}]}", 0, 4, 422, "v[0].image",
      "v[0].image: this model takes no images (its file has no \"image\" metadata)", 0, 0, 0},
-    {"{\"v\":{\"image\":\"AAAA\",\"x\":1}}", 0, 4, 422, "v.image", "v.image: an image element has only the key \"image\"", 0, 0, 0},
+    {"{\"v\":{\"image\":\"AAAA\",\"x\":1}}", 0, 4, 422, "v.image",
+     "v.image: an image element has only the key \"image\"", 0, 0, 0},
     {"{\"v\":[{\"img\":1}]}", 0, 4, 422, "v[0]",
      "v[0]: expected a vector (array of numbers or base64 string) or {\"image\": ...}", 0, 0, 0},
     {"{\"v\":\"AADAfw==\"}", 0, 8, 422, "v[0]", "v[0]: not a finite number (base64 float32)", 0, 0, 0},
     {"{\"v\":\"AAAAQAAAQEAAAIBA\"}", 2, 8, 422, "v", "v: expected 2 numbers, got 3 (base64 float32)", 0, 0, 0},
-    {"{\"v\":\"AA*A\"}", 0, 8, 422, "v", "v: invalid base64 character"
-     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds vectors of numbers)", 0, 0, 0},
-    {"{\"v\":\"AAA\"}", 0, 8, 422, "v", "v: base64 data is not a whole number of float32 values (4 bytes each)"
-     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds vectors of numbers)", 0, 0, 0},
-    {"{\"v\":\"A\"}", 0, 8, 422, "v", "v: truncated base64 (length is 1 mod 4)"
-     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds vectors of numbers)", 0, 0, 0},
-    {"{\"v\":\"\"}", 0, 8, 422, "v", "v: empty base64 string"
-     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds vectors of numbers)", 0, 0, 0},
+    {"{\"v\":\"AA*A\"}", 0, 8, 422, "v",
+     "v: invalid base64 character"
+     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds "
+     "vectors of numbers)",
+     0, 0, 0},
+    {"{\"v\":\"AAA\"}", 0, 8, 422, "v",
+     "v: base64 data is not a whole number of float32 values (4 bytes each)"
+     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds "
+     "vectors of numbers)",
+     0, 0, 0},
+    {"{\"v\":\"A\"}", 0, 8, 422, "v",
+     "v: truncated base64 (length is 1 mod 4)"
+     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds "
+     "vectors of numbers)",
+     0, 0, 0},
+    {"{\"v\":\"\"}", 0, 8, 422, "v",
+     "v: empty base64 string"
+     "; a string vector must be base64 of little-endian float32 (text input is not supported: this model embeds "
+     "vectors of numbers)",
+     0, 0, 0},
     /* every path again with rows that pack (all numbers) next to rows that do not */
     {"{\"v\":[1,2,1e39]}", 0, 8, 422, "v[2]", "v[2]: number is out of the float32 range", 0, 0, 0},
     {"{\"v\":[1,2,-1e999]}", 3, 8, 422, "v[2]", "v[2]: number is out of the float32 range", 0, 0, 0},
@@ -82,16 +96,14 @@ static const vec_case VEC_CASES[] = {
 
 /* The same text through cJSON_Parse (0), srv_json_parse (1) and
  * srv_json_parse_packed (2): json_io must answer all three alike. */
-static cJSON *parse_as(const char *text, int mode)
-{
+static cJSON *parse_as(const char *text, int mode) {
     char why[96];
     size_t at;
     if (mode == 0) return cJSON_Parse(text);
     return (mode == 1 ? srv_json_parse : srv_json_parse_packed)(text, strlen(text), why, sizeof why, &at);
 }
 
-static void test_vectors_table(void **state)
-{
+static void test_vectors_table(void **state) {
     (void)state;
     tr_scratch s = {0};
     for (size_t k = 0; k < 3 * (sizeof VEC_CASES / sizeof VEC_CASES[0]); k++) {
@@ -123,8 +135,7 @@ static void test_vectors_table(void **state)
     tr_scratch_free(&s);
 }
 
-static void test_base64_roundtrip(void **state)
-{
+static void test_base64_roundtrip(void **state) {
     (void)state;
     float v[7] = {0.0f, -1.5f, 3.25e-20f, 1e30f, -0.0f, 0.1f, 7.0f};
     for (size_t n = 1; n <= 7; n++) { /* every length mod 3 */
@@ -147,10 +158,10 @@ static void test_base64_roundtrip(void **state)
     free(s);
 }
 
-static void test_scalars(void **state)
-{
+static void test_scalars(void **state) {
     (void)state;
-    cJSON *b = cJSON_Parse("{\"t\":true,\"x\":0.5,\"big\":5,\"s\":\"cosine\",\"bad\":\"l3\",\"i\":3,\"f\":2.5,\"n\":null}");
+    cJSON *b =
+        cJSON_Parse("{\"t\":true,\"x\":0.5,\"big\":5,\"s\":\"cosine\",\"bad\":\"l3\",\"i\":3,\"f\":2.5,\"n\":null}");
     srv_reply out;
     srv_reply_init(&out);
     int flag = 0;
@@ -181,8 +192,7 @@ static void test_scalars(void **state)
     cJSON_Delete(b);
 }
 
-static void test_fields_and_labels(void **state)
-{
+static void test_fields_and_labels(void **state) {
     (void)state;
     static const char *const ALLOWED[] = {"a", "labels", NULL};
     for (int mode = 0; mode < 3; mode++) {
@@ -244,7 +254,8 @@ typedef struct {
     size_t at;
 } parse_bad;
 
-#define PB(t, w, a) {t, sizeof(t) - 1, w, a}
+#define PB(t, w, a)                                                                                                    \
+    { t, sizeof(t) - 1, w, a }
 static const parse_bad PARSE_BAD[] = {
     PB("", "unexpected end of input", 0),
     PB("   ", "unexpected end of input", 3),
@@ -299,8 +310,7 @@ static const parse_bad PARSE_BAD[] = {
     PB("{\"a\":[1,2}", "expected ',' or ']'", 9),
 };
 
-static void test_parse_refusals(void **state)
-{
+static void test_parse_refusals(void **state) {
     (void)state;
     for (size_t k = 0; k < 2 * (sizeof PARSE_BAD / sizeof PARSE_BAD[0]); k++) {
         const parse_bad *c = &PARSE_BAD[k / 2];
@@ -309,8 +319,8 @@ static void test_parse_refusals(void **state)
         cJSON *v = (k % 2 ? srv_json_parse_packed : srv_json_parse)(c->text, c->len, why, sizeof why, &at);
         if (v) fail_msg("case %zu (%s, %s): accepted", k / 2, c->text, k % 2 ? "packed" : "plain");
         if (strcmp(why, c->why) != 0 || at != c->at)
-            fail_msg("case %zu (%s, %s): \"%s\" at %zu, want \"%s\" at %zu", k / 2, c->text,
-                     k % 2 ? "packed" : "plain", why, at, c->why, c->at);
+            fail_msg("case %zu (%s, %s): \"%s\" at %zu, want \"%s\" at %zu", k / 2, c->text, k % 2 ? "packed" : "plain",
+                     why, at, c->why, c->at);
     }
     /* nesting: 64 levels parse, 65 do not, with or without a number array innermost */
     char deep[200];
@@ -343,8 +353,7 @@ static void test_parse_refusals(void **state)
 }
 
 /* Both parses of text: same refusal (why, offset) or trees json_same_packed accepts. */
-static void check_packed_text(const char *text, size_t len)
-{
+static void check_packed_text(const char *text, size_t len) {
     char why[96] = "", pwhy[96] = "";
     size_t at = 0, pat = 0;
     cJSON *plain = srv_json_parse(text, len, why, sizeof why, &at);
@@ -358,8 +367,7 @@ static void check_packed_text(const char *text, size_t len)
     cJSON_Delete(packed);
 }
 
-static const cJSON *packed_member(const cJSON *o, const char *name, size_t want_n)
-{
+static const cJSON *packed_member(const cJSON *o, const char *name, size_t want_n) {
     size_t n = 99;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!srv_json_packed(a, &n) || n != want_n) fail_msg("%s: not packed with %zu values (%zu)", name, want_n, n);
@@ -369,8 +377,7 @@ static const cJSON *packed_member(const cJSON *o, const char *name, size_t want_
 /* A random array of numbers, with now and then a literal, a string or a
  * nested array, into t (room for cap + 128 bytes: a started element and the
  * closing brackets may pass cap). */
-static void gen_array(char *t, size_t *len, size_t cap, uint64_t *x, int depth)
-{
+static void gen_array(char *t, size_t *len, size_t cap, uint64_t *x, int depth) {
     static const char *const NUM[] = {"0", "-1", "2.5", "1e3", "-0.0", "1E-2", "123456789012345678901", "1e999"};
     static const char *const OTHER[] = {"true", "false", "null", "\"s\"", "[]"};
     t[(*len)++] = '[';
@@ -379,17 +386,19 @@ static void gen_array(char *t, size_t *len, size_t cap, uint64_t *x, int depth)
     for (int i = 0; i < n && *len < cap; i++) {
         *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
         if (i) *len += (size_t)sprintf(t + *len, "%s", (*x >> 50) % 4 ? "," : " ,\n");
-        if (depth < 3 && (*x >> 4) % 4 == 0) gen_array(t, len, cap, x, depth + 1);
-        else if (mixed && (*x >> 6) % 3 == 0) *len += (size_t)sprintf(t + *len, "%s", OTHER[(*x >> 8) % 5]);
-        else *len += (size_t)sprintf(t + *len, "%s", NUM[(*x >> 8) % 8]);
+        if (depth < 3 && (*x >> 4) % 4 == 0)
+            gen_array(t, len, cap, x, depth + 1);
+        else if (mixed && (*x >> 6) % 3 == 0)
+            *len += (size_t)sprintf(t + *len, "%s", OTHER[(*x >> 8) % 5]);
+        else
+            *len += (size_t)sprintf(t + *len, "%s", NUM[(*x >> 8) % 8]);
     }
     t[(*len)++] = ']';
 }
 
 /* Short decimals ([-]digits[.digits], up to 17 digits, leading zeros in
  * fractions): the packed parse's short path must give strtod's double. */
-static void test_packed_short_numbers(void **state)
-{
+static void test_packed_short_numbers(void **state) {
     (void)state;
     uint64_t x = 88172645463325252ull;
     char t[64 * 40 + 16], why[96];
@@ -424,8 +433,7 @@ static void test_packed_short_numbers(void **state)
     }
 }
 
-static void test_parse_packed(void **state)
-{
+static void test_parse_packed(void **state) {
     (void)state;
     static const char *const NUMS[] = {"-0",
                                        "1e400",
@@ -524,7 +532,7 @@ static void test_parse_packed(void **state)
     int accepted = 0;
     char r[2048];
     for (int i = 0; i < 20000; i++) {
-        static const char *const BAD[] = {"01", "-", "1.",       "1e", "nul", "\"",       "[",
+        static const char *const BAD[] = {"01", "-", "1.",      "1e", "nul", "\"",      "[",
                                           "]",  ",", "{\"k\":", "}",  ";",   "\"\xff\""};
         len = 0;
         gen_array(r, &len, sizeof r - 256, &x, 0);
@@ -536,7 +544,8 @@ static void test_parse_packed(void **state)
             memmove(r + pos + bl, r + pos, len - pos);
             memcpy(r + pos, bad, bl);
             len += bl;
-        } else if (x % 3 == 1) len -= (size_t)(x >> 8) % (len + 1) / 4; /* cut */
+        } else if (x % 3 == 1)
+            len -= (size_t)(x >> 8) % (len + 1) / 4; /* cut */
         check_packed_text(r, len);
         cJSON *p = srv_json_parse(r, len, why, sizeof why, &at);
         accepted += p != NULL;
@@ -548,8 +557,7 @@ static void test_parse_packed(void **state)
 /* Objects past the key-by-key duplicate check: a repeated key is still found
  * at its own offset, and many distinct keys parse in linear-ish time (a
  * search per key took minutes for an 8 MiB body). */
-static void test_parse_large_objects(void **state)
-{
+static void test_parse_large_objects(void **state) {
     (void)state;
     size_t n = 200000, len = 0, dup_at = 0;
     char *b = malloc(n * 16 + 64), why[96] = "";
@@ -577,11 +585,11 @@ static void test_parse_large_objects(void **state)
     free(b);
 }
 
-static void test_parse_values(void **state)
-{
+static void test_parse_values(void **state) {
     (void)state;
-    const char *t = " {\"s\":\"a\\u00e9\\ud83d\\ude00\\n\\\"\\/\",\"n\":[-0,1e400,-2.5E-3,12345678901234567890,true,false,null],"
-                    "\"o\":{}} ";
+    const char *t =
+        " {\"s\":\"a\\u00e9\\ud83d\\ude00\\n\\\"\\/\",\"n\":[-0,1e400,-2.5E-3,12345678901234567890,true,false,null],"
+        "\"o\":{}} ";
     char why[96];
     size_t at;
     cJSON *v = srv_json_parse(t, strlen(t), why, sizeof why, &at);
@@ -600,8 +608,7 @@ static void test_parse_values(void **state)
 }
 
 /* The fast number path must equal strtod (correct rounding) bit for bit. */
-static void test_parse_numbers_exact(void **state)
-{
+static void test_parse_numbers_exact(void **state) {
     (void)state;
     uint64_t x = 88172645463325252ull;
     char text[64];
@@ -615,15 +622,19 @@ static void test_parse_numbers_exact(void **state)
         ds[digits < (int)strlen(ds) ? digits : (int)strlen(ds)] = 0;
         size_t nd = strlen(ds);
         if ((size_t)point >= nd) point = 0;
-        if (point) snprintf(text, sizeof text, "%s%.*s.%s%s%d", (x & 1) ? "-" : "", point, ds, ds + point, (x & 2) ? "e" : "E", e);
-        else snprintf(text, sizeof text, "%s%se%d", (x & 1) ? "-" : "", ds, e);
+        if (point)
+            snprintf(text, sizeof text, "%s%.*s.%s%s%d", (x & 1) ? "-" : "", point, ds, ds + point, (x & 2) ? "e" : "E",
+                     e);
+        else
+            snprintf(text, sizeof text, "%s%se%d", (x & 1) ? "-" : "", ds, e);
         if (ds[0] == '0' && nd > 1 && (point == 0 || point > 1)) continue; /* leading zero: not JSON */
         char why[96];
         size_t at;
         cJSON *v = srv_json_parse(text, strlen(text), why, sizeof why, &at);
         if (!v) fail_msg("%s: refused (%s)", text, why);
         double want = strtod(text, NULL);
-        if (memcmp(&v->valuedouble, &want, sizeof want) != 0) fail_msg("%s: got %.17g, strtod %.17g", text, v->valuedouble, want);
+        if (memcmp(&v->valuedouble, &want, sizeof want) != 0)
+            fail_msg("%s: got %.17g, strtod %.17g", text, v->valuedouble, want);
         cJSON_Delete(v);
         tested++;
         fast += nd <= 15 && e >= -22 + point - (int)nd && e <= 22 - (int)nd; /* roughly: the fast path's range */
@@ -634,20 +645,29 @@ static void test_parse_numbers_exact(void **state)
 
 /* Replies print float32 in 9 significant digits: every finite float must
  * come back bit-identical through strtof, and be valid JSON. */
-static void test_format_float(void **state)
-{
+static void test_format_float(void **state) {
     (void)state;
     static const struct {
         float f;
         const char *want;
-    } FIXED[] = {{0.0f, "0"},         {-0.0f, "-0"},       {1.0f, "1"},         {-2.5f, "-2.5"},
-                 {0.1f, "0.100000001"}, {100.0f, "100"},   {123456789.0f, "123456792"}, {1e9f, "1e9"},
-                 {1e-5f, "9.99999975e-6"}, {0.0001f, "9.99999975e-5"}, {0.001f, "0.00100000005"},
-                 {3.4028235e38f, "3.40282347e38"}, {1.4e-45f, "1.40129846e-45"}};
+    } FIXED[] = {{0.0f, "0"},
+                 {-0.0f, "-0"},
+                 {1.0f, "1"},
+                 {-2.5f, "-2.5"},
+                 {0.1f, "0.100000001"},
+                 {100.0f, "100"},
+                 {123456789.0f, "123456792"},
+                 {1e9f, "1e9"},
+                 {1e-5f, "9.99999975e-6"},
+                 {0.0001f, "9.99999975e-5"},
+                 {0.001f, "0.00100000005"},
+                 {3.4028235e38f, "3.40282347e38"},
+                 {1.4e-45f, "1.40129846e-45"}};
     char buf[32];
     for (size_t i = 0; i < sizeof FIXED / sizeof FIXED[0]; i++) {
         jio_format_float(buf, FIXED[i].f);
-        if (strcmp(buf, FIXED[i].want) != 0) fail_msg("%.9g: \"%s\", want \"%s\"", (double)FIXED[i].f, buf, FIXED[i].want);
+        if (strcmp(buf, FIXED[i].want) != 0)
+            fail_msg("%.9g: \"%s\", want \"%s\"", (double)FIXED[i].f, buf, FIXED[i].want);
     }
     assert_int_equal(jio_format_float(buf, NAN), 4);
     uint32_t x = 2463534242u;
@@ -659,7 +679,8 @@ static void test_format_float(void **state)
         size_t n = jio_format_float(buf, f);
         assert_int_equal(n, strlen(buf));
         float back = strtof(buf, NULL);
-        if (memcmp(&back, &f, 4) != 0) fail_msg("%08x (%.9g): \"%s\" reads back as %.9g", x, (double)f, buf, (double)back);
+        if (memcmp(&back, &f, 4) != 0)
+            fail_msg("%08x (%.9g): \"%s\" reads back as %.9g", x, (double)f, buf, (double)back);
         if (i % 64 == 0) {
             char why[96];
             size_t at;
@@ -670,8 +691,7 @@ static void test_format_float(void **state)
     }
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors_table),
         cmocka_unit_test(test_base64_roundtrip),

@@ -34,14 +34,14 @@ static uint8_t *image(const char *hdr, uint64_t hlen, size_t data_len, size_t to
 }
 
 typedef struct {
-    const char *what;   /* failure mode */
-    const char *hdr;    /* header JSON */
-    uint64_t hlen;      /* header length field override, or NO_LEN */
-    size_t data_len;    /* bytes after the header */
-    size_t total;       /* truncate the image to this many bytes (0: whole) */
+    const char *what; /* failure mode */
+    const char *hdr;  /* header JSON */
+    uint64_t hlen;    /* header length field override, or NO_LEN */
+    size_t data_len;  /* bytes after the header */
+    size_t total;     /* truncate the image to this many bytes (0: whole) */
     int code;
-    const char *field;  /* expected err.field */
-    const char *msg;    /* expected substring of err.msg */
+    const char *field; /* expected err.field */
+    const char *msg;   /* expected substring of err.msg */
 } corrupt_case;
 
 #define T1(dt, shape, offs) "{\"t\":{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":" offs "}}"
@@ -53,7 +53,8 @@ static const corrupt_case CORRUPT[] = {
     {"header over 100 MiB", "{}", 100u * 1024u * 1024u + 1u, 0, 0, TR_ELIMIT, "header",
      "not a safetensors file (the 8-byte header length is over the 104857600-byte limit)"},
     {"empty header", "", NO_LEN, 4, 0, TR_EFORMAT, "header", "header is empty"},
-    {"not JSON", "{\"t\": nope}", NO_LEN, 0, 0, TR_EFORMAT, "header", "header is not valid JSON (near byte 6 of the header)"},
+    {"not JSON", "{\"t\": nope}", NO_LEN, 0, 0, TR_EFORMAT, "header",
+     "header is not valid JSON (near byte 6 of the header)"},
     {"JSON not an object", "[1, 2]", NO_LEN, 0, 0, TR_EFORMAT, "header", "header must be a JSON object"},
     {"bytes after the JSON", "{}  x", NO_LEN, 0, 0, TR_EFORMAT, "header", "header has bytes after its JSON value"},
     {"metadata not an object", "{\"__metadata__\":[\"a\"]}", NO_LEN, 0, 0, TR_EFORMAT, "__metadata__",
@@ -62,16 +63,19 @@ static const corrupt_case CORRUPT[] = {
      "__metadata__ \"margin\": value must be a string"},
     {"metadata twice", "{\"__metadata__\":{},\"__metadata__\":{}}", NO_LEN, 0, 0, TR_EFORMAT, "__metadata__",
      "__metadata__ appears twice"},
-    {"metadata key twice", "{\"__metadata__\":{\"margin\":\"0.2\",\"name\":\"a\",\"margin\":\"9\"}}", NO_LEN, 0, 0, TR_EFORMAT,
-     "__metadata__", "__metadata__ \"margin\": key appears twice"},
-    {"tensor entry not an object", "{\"t\":[1]}", NO_LEN, 0, 0, TR_EFORMAT, "t", "tensor \"t\": entry must be an object"},
-    {"unknown key in a tensor entry", "{\"t\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4],\"x\":1}}", NO_LEN, 4, 0,
-     TR_EFORMAT, "t", "tensor \"t\": unknown key \"x\""},
-    {"key twice in a tensor entry", "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"dtype\":\"F16\",\"data_offsets\":[0,4]}}", NO_LEN, 4,
-     0, TR_EFORMAT, "t", "tensor \"t\": key \"dtype\" appears twice"},
+    {"metadata key twice", "{\"__metadata__\":{\"margin\":\"0.2\",\"name\":\"a\",\"margin\":\"9\"}}", NO_LEN, 0, 0,
+     TR_EFORMAT, "__metadata__", "__metadata__ \"margin\": key appears twice"},
+    {"tensor entry not an object", "{\"t\":[1]}", NO_LEN, 0, 0, TR_EFORMAT, "t",
+     "tensor \"t\": entry must be an object"},
+    {"unknown key in a tensor entry", "{\"t\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4],\"x\":1}}", NO_LEN,
+     4, 0, TR_EFORMAT, "t", "tensor \"t\": unknown key \"x\""},
+    {"key twice in a tensor entry",
+     "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"dtype\":\"F16\",\"data_offsets\":[0,4]}}", NO_LEN, 4, 0, TR_EFORMAT,
+     "t", "tensor \"t\": key \"dtype\" appears twice"},
     {"missing dtype", "{\"t\":{\"shape\":[1],\"data_offsets\":[0,4]}}", NO_LEN, 4, 0, TR_EFORMAT, "t",
      "tensor \"t\": missing or non-string dtype"},
-    {"unknown dtype", T1("F8_E4M3", "[1]", "[0,1]"), NO_LEN, 1, 0, TR_EFORMAT, "t", "tensor \"t\": unsupported dtype \"F8_E4M3\""},
+    {"unknown dtype", T1("F8_E4M3", "[1]", "[0,1]"), NO_LEN, 1, 0, TR_EFORMAT, "t",
+     "tensor \"t\": unsupported dtype \"F8_E4M3\""},
     {"missing shape", "{\"t\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", NO_LEN, 4, 0, TR_EFORMAT, "t",
      "tensor \"t\": missing or non-array shape"},
     {"negative shape", T1("F32", "[2,-1]", "[0,4]"), NO_LEN, 4, 0, TR_EFORMAT, "t",
@@ -90,7 +94,8 @@ static const corrupt_case CORRUPT[] = {
      "tensor \"t\": data_offsets must be [begin, end] integers"},
     {"offsets not integers", T1("F32", "[1]", "[0,\"4\"]"), NO_LEN, 4, 0, TR_EFORMAT, "t",
      "tensor \"t\": data_offsets must be [begin, end] integers"},
-    {"begin after end", T1("F32", "[0]", "[4,0]"), NO_LEN, 4, 0, TR_EFORMAT, "t", "tensor \"t\": data_offsets begin 4 > end 0"},
+    {"begin after end", T1("F32", "[0]", "[4,0]"), NO_LEN, 4, 0, TR_EFORMAT, "t",
+     "tensor \"t\": data_offsets begin 4 > end 0"},
     {"offsets past the data", T1("F32", "[2]", "[0,8]"), NO_LEN, 4, 0, TR_EFORMAT, "t",
      "tensor \"t\": data_offsets end 8 is past the data section (4 bytes)"},
     {"length does not match the shape", T1("F32", "[2]", "[0,4]"), NO_LEN, 4, 0, TR_EFORMAT, "t",
@@ -144,11 +149,11 @@ static void test_valid_images(void **state) {
         {"{}", 0, 0},
         {"{\"__metadata__\":{\"k\":\"v\"}}   ", 0, 0},
         {T1("F32", "[2]", "[0,8]"), 8, 1},
-        {T1("F32", "[]", "[0,4]"), 4, 1},      /* scalar */
-        {T1("F32", "[0,3]", "[0,0]"), 0, 1},   /* empty */
+        {T1("F32", "[]", "[0,4]"), 4, 1},    /* scalar */
+        {T1("F32", "[0,3]", "[0,0]"), 0, 1}, /* empty */
         {"{\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[4,8]},"
          "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
-         8, 2},                                   /* header order differs from data order */
+         8, 2}, /* header order differs from data order */
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         size_t len;
@@ -173,8 +178,9 @@ static void test_tensor_limit(void **state) {
         assert_non_null(h);
         hl += (size_t)snprintf(h, cap, "{");
         for (int i = 0; i < n; i++)
-            hl += (size_t)snprintf(h + hl, cap - hl, "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
-                                   i ? "," : "", i);
+            hl +=
+                (size_t)snprintf(h + hl, cap - hl, "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                                 i ? "," : "", i);
         snprintf(h + hl, cap - hl, "}");
         size_t len;
         uint8_t *b = image(h, NO_LEN, 0, 0, &len);
@@ -248,10 +254,11 @@ static int convert(const char *dt, size_t esize, const void *raw, size_t n, floa
 
 static void test_f16(void **state) {
     (void)state;
-    /* 1, -2, smallest subnormal 2^-24, largest subnormal 1023*2^-24, smallest normal 2^-14, max 65504, -0, 1/3 rounded */
+    /* 1, -2, smallest subnormal 2^-24, largest subnormal 1023*2^-24, smallest normal 2^-14, max 65504, -0, 1/3 rounded
+     */
     const uint16_t h[] = {0x3C00, 0xC000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x8000, 0x3555};
-    const float want[] = {1.0f, -2.0f, 5.9604644775390625e-08f, 6.0975551605224609e-05f, 6.103515625e-05f, 65504.0f, -0.0f,
-                          0.333251953125f};
+    const float want[] = {1.0f,     -2.0f, 5.9604644775390625e-08f, 6.0975551605224609e-05f, 6.103515625e-05f,
+                          65504.0f, -0.0f, 0.333251953125f};
     float out[8];
     tr_err err;
     assert_int_equal(convert("F16", 2, h, 8, out, &err), TR_OK);
@@ -317,12 +324,8 @@ static void test_write_round_trip(void **state) {
     const double d[2] = {0.1, -4.0};
     const int64_t iv[3] = {-1, 0, INT64_MAX};
     const st_wtensor ts[] = {
-        {"0.weight", ST_F32, 2, {3, 2}, w},
-        {"half", ST_F16, 1, {3}, h},
-        {"dbl", ST_F64, 3, {1, 2, 1}, d},
-        {"ids", ST_I64, 1, {3}, iv},
-        {"empty", ST_F32, 2, {0, 5}, NULL},
-        {"scalar", ST_F32, 0, {0}, w},
+        {"0.weight", ST_F32, 2, {3, 2}, w}, {"half", ST_F16, 1, {3}, h},        {"dbl", ST_F64, 3, {1, 2, 1}, d},
+        {"ids", ST_I64, 1, {3}, iv},        {"empty", ST_F32, 2, {0, 5}, NULL}, {"scalar", ST_F32, 0, {0}, w},
     };
     const char *meta[] = {"name", "round \"trip\"", "unicode", "caf\xc3\xa9", "empty", ""};
     tr_err err;
@@ -393,9 +396,11 @@ static void test_open_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_corrupt_table), cmocka_unit_test(test_valid_images), cmocka_unit_test(test_tensor_limit), cmocka_unit_test(test_meta_and_lookup),
-        cmocka_unit_test(test_f16),           cmocka_unit_test(test_bf16),         cmocka_unit_test(test_f64),
-        cmocka_unit_test(test_write_round_trip), cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_corrupt_table), cmocka_unit_test(test_valid_images),
+        cmocka_unit_test(test_tensor_limit),  cmocka_unit_test(test_meta_and_lookup),
+        cmocka_unit_test(test_f16),           cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_f64),           cmocka_unit_test(test_write_round_trip),
+        cmocka_unit_test(test_open_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,11 +41,16 @@ static void golden_config(trn_config *c, const char *loss, const char *metric, i
 
 static double ref_act(mdl_act a, double z) {
     switch (a) {
-    case MDL_ACT_RELU: return z > 0 ? z : 0;
-    case MDL_ACT_GELU: return 0.5 * z * (1 + erf(z / sqrt(2.0)));
-    case MDL_ACT_TANH: return tanh(z);
-    case MDL_ACT_SIGMOID: return 1 / (1 + exp(-z));
-    default: return z;
+    case MDL_ACT_RELU:
+        return z > 0 ? z : 0;
+    case MDL_ACT_GELU:
+        return 0.5 * z * (1 + erf(z / sqrt(2.0)));
+    case MDL_ACT_TANH:
+        return tanh(z);
+    case MDL_ACT_SIGMOID:
+        return 1 / (1 + exp(-z));
+    default:
+        return z;
     }
 }
 
@@ -58,10 +63,14 @@ static double ref_dist(dist_metric m, const double *a, const double *b, size_t d
         nb += b[d] * b[d];
     }
     switch (m) {
-    case DIST_SQEUCLIDEAN: return s;
-    case DIST_EUCLIDEAN: return sqrt(s);
-    case DIST_COSINE: return na == 0 || nb == 0 ? 1 : 1 - dot / (sqrt(na) * sqrt(nb));
-    default: return -dot;
+    case DIST_SQEUCLIDEAN:
+        return s;
+    case DIST_EUCLIDEAN:
+        return sqrt(s);
+    case DIST_COSINE:
+        return na == 0 || nb == 0 ? 1 : 1 - dot / (sqrt(na) * sqrt(nb));
+    default:
+        return -dot;
     }
 }
 
@@ -158,8 +167,9 @@ static void check_fd(const trn_config *c, const float *x, const int64_t *labels,
         double fd = (lp - lm) / (2 * h);
         if (fabs(fd) > gmax) gmax = fabs(fd);
         if (fabs(fd - g[i]) > 2e-4 + 2e-3 * fabs(fd)) {
-            print_error("%s/%s/normalize=%d/%s/%s: param %zu analytic %.8g vs finite difference %.8g\n", loss_name(c->loss), dist_name(c->metric),
-                        c->normalize, mine_name(c->mining), mdl_act_name(c->act), i, (double)g[i], fd);
+            print_error("%s/%s/normalize=%d/%s/%s: param %zu analytic %.8g vs finite difference %.8g\n",
+                        loss_name(c->loss), dist_name(c->metric), c->normalize, mine_name(c->mining),
+                        mdl_act_name(c->act), i, (double)g[i], fd);
             fail();
         }
     }
@@ -215,14 +225,15 @@ static void test_golden_pytorch(void **state) {
         memcpy(w, gt_w, sizeof gt_w);
         assert_int_equal(trn_loss_grad(t, gt_x, gt_labels, GT_N, &st, &err), TR_OK);
         if (fabs(st.loss - gc->loss_value) > 1e-5 * (1 + fabs(gc->loss_value))) {
-            print_error("case %zu %s/%s/%d/%s: loss %.9g, torch %.9g\n", k, gc->loss, gc->metric, gc->normalize, gc->mining, st.loss, gc->loss_value);
+            print_error("case %zu %s/%s/%d/%s: loss %.9g, torch %.9g\n", k, gc->loss, gc->metric, gc->normalize,
+                        gc->mining, st.loss, gc->loss_value);
             fail();
         }
         const float *g = trn_grads(t);
         for (size_t i = 0; i < np; i++)
             if (fabs(g[i] - gc->grad[i]) > 1e-5 + 1e-4 * fabs(gc->grad[i])) {
-                print_error("case %zu %s/%s/%d/%s: grad[%zu] %.9g, torch %.9g\n", k, gc->loss, gc->metric, gc->normalize, gc->mining, i, (double)g[i],
-                            gc->grad[i]);
+                print_error("case %zu %s/%s/%d/%s: grad[%zu] %.9g, torch %.9g\n", k, gc->loss, gc->metric,
+                            gc->normalize, gc->mining, i, (double)g[i], gc->grad[i]);
                 fail();
             }
         trn_free(t);
@@ -291,7 +302,8 @@ typedef struct {
 } synth;
 
 static synth make_synth(size_t classes, size_t per, size_t dim, uint64_t seed) {
-    synth s = {malloc(classes * per * dim * sizeof(float)), malloc(classes * per * sizeof(int64_t)), classes * per, dim};
+    synth s = {malloc(classes * per * dim * sizeof(float)), malloc(classes * per * sizeof(int64_t)), classes * per,
+               dim};
     assert_non_null(s.x);
     assert_non_null(s.y);
     uint64_t r = seed;
@@ -409,7 +421,8 @@ static void test_loss_decreases(void **state) {
         assert_int_equal(p.n_epochs, 8);
         assert_int_equal(p.n_steps, 160);
         if (!(p.epoch_loss[7] < 0.5 * p.epoch_loss[0])) {
-            print_error("%s/%s: epoch loss %.4f -> %.4f\n", loss_name(c.loss), mine_name(c.mining), p.epoch_loss[0], p.epoch_loss[7]);
+            print_error("%s/%s: epoch loss %.4f -> %.4f\n", loss_name(c.loss), mine_name(c.mining), p.epoch_loss[0],
+                        p.epoch_loss[7]);
             fail();
         }
         trn_free(t);
@@ -524,16 +537,29 @@ static void test_config_errors(void **state) {
     static const struct {
         int what;
         const char *field;
-    } bad[] = {{0, "samples-per-class"}, {1, "classes-per-batch"}, {2, "margin"}, {3, "lr"}, {4, "loss"}, {5, "threads"}};
+    } bad[] = {
+        {0, "samples-per-class"}, {1, "classes-per-batch"}, {2, "margin"}, {3, "lr"}, {4, "loss"}, {5, "threads"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         trn_config_default(&c);
         switch (bad[i].what) {
-        case 0: c.samples_per_class = 1; break;
-        case 1: c.classes_per_batch = 1; break;
-        case 2: c.margin = -1; break;
-        case 3: c.lr = 0; break;
-        case 4: c.loss = LOSS_INFONCE; break;
-        default: c.threads = 0; break;
+        case 0:
+            c.samples_per_class = 1;
+            break;
+        case 1:
+            c.classes_per_batch = 1;
+            break;
+        case 2:
+            c.margin = -1;
+            break;
+        case 3:
+            c.lr = 0;
+            break;
+        case 4:
+            c.loss = LOSS_INFONCE;
+            break;
+        default:
+            c.threads = 0;
+            break;
         }
         assert_int_equal(trn_config_check(&c, &err), TR_EINVAL);
         assert_string_equal(err.field, bad[i].field);
@@ -591,9 +617,17 @@ static void test_embed_equals_export(void **state) {
 int main(void) {
     openblas_set_num_threads(1); /* the trainer leaves the process-wide setting to its caller */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fd_every_combination), cmocka_unit_test(test_fd_activations), cmocka_unit_test(test_golden_pytorch),
-        cmocka_unit_test(test_adam_pytorch),        cmocka_unit_test(test_grad_edges),           cmocka_unit_test(test_determinism),    cmocka_unit_test(test_loss_decreases),
-        cmocka_unit_test(test_collapse_detected),    cmocka_unit_test(test_resume_equals_uninterrupted), cmocka_unit_test(test_config_errors), cmocka_unit_test(test_embed_equals_export),
+        cmocka_unit_test(test_fd_every_combination),
+        cmocka_unit_test(test_fd_activations),
+        cmocka_unit_test(test_golden_pytorch),
+        cmocka_unit_test(test_adam_pytorch),
+        cmocka_unit_test(test_grad_edges),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_loss_decreases),
+        cmocka_unit_test(test_collapse_detected),
+        cmocka_unit_test(test_resume_equals_uninterrupted),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_embed_equals_export),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
