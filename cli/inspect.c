@@ -137,8 +137,8 @@ int cmd_inspect(int argc, char **argv) {
     tr_err err;
     tr_clearerr(&err);
     if (mdl_load(path, &m, &err) != TR_OK) {
-        /* I/O errors already start with the path */
-        if (strncmp(err.msg, path, strlen(path)) == 0)
+        /* I/O errors already name the path */
+        if (strstr(err.msg, path))
             fprintf(stderr, "tripletctl inspect: %s\n", err.msg);
         else
             fprintf(stderr, "tripletctl inspect: %s: %s\n", path, err.msg);

@@ -21,9 +21,6 @@ typedef struct onx_ws onx_ws; /* one thread's arena and plans */
 int onx_open(const char *path, onx_graph **out, tr_err *err);
 int onx_open_mem(const uint8_t *buf, size_t len, onx_graph **out, tr_err *err);
 void onx_free(onx_graph *g); /* NULL is a no-op */
-/* Read a whole model file (a regular file of at most ONX_MAX_FILE bytes)
- * into *buf (the caller frees it). */
-int onx_read_file(const char *path, uint8_t **buf, size_t *len, tr_err *err);
 
 /* Per-sample input shape (without the batch dim): rank, dims into shape[8]. */
 int onx_input_shape(const onx_graph *g, int64_t *shape);

@@ -1,13 +1,9 @@
 /* onnx_load.c - read a ModelProto (protobuf-c) and validate it into an onx_graph. */
-#include <errno.h>
-#include <unistd.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "onnx.h"
 #include "onnx/onnx.pb-c.h"
@@ -481,49 +477,11 @@ int onx_open_mem(const uint8_t *buf, size_t len, onx_graph **out, tr_err *err) {
     return TR_OK;
 }
 
-int onx_read_file(const char *path, uint8_t **bufp, size_t *lenp, tr_err *err) {
-    *bufp = NULL;
-    *lenp = 0;
-    /* O_NONBLOCK: a FIFO put in the file's place must not block the open; it is refused below */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
-    if (!f) {
-        int rc = tr_seterr(err, TR_EIO, "", "cannot open %s: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return rc;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return tr_seterr(err, TR_EIO, "", "%s is not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > ONX_MAX_FILE) {
-        fclose(f);
-        return tr_seterr(err, TR_ELIMIT, "", "%s is %lld bytes; the limit is %u", path, (long long)st.st_size,
-                         ONX_MAX_FILE);
-    }
-    size_t len = (size_t)st.st_size;
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        fclose(f);
-        return tr_seterr(err, TR_ENOMEM, "", "out of memory reading %s", path);
-    }
-    size_t got = fread(buf, 1, len, f);
-    fclose(f);
-    if (got != len) {
-        free(buf);
-        return tr_seterr(err, TR_EIO, "", "short read on %s", path);
-    }
-    *bufp = buf;
-    *lenp = len;
-    return TR_OK;
-}
-
 int onx_open(const char *path, onx_graph **out, tr_err *err) {
     uint8_t *buf;
     size_t len;
     *out = NULL;
-    int rc = onx_read_file(path, &buf, &len, err);
+    int rc = tr_read_file(path, ONX_MAX_FILE, &buf, &len, err);
     if (rc == TR_OK) rc = onx_open_mem(buf, len, out, err);
     free(buf);
     return rc;

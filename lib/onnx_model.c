@@ -69,7 +69,7 @@ int onx_model_load(const char *path, mdl_model **out, tr_err *err) {
     onx_graph *g = NULL;
     mdl_model *m = NULL;
     *out = NULL;
-    int rc = onx_read_file(path, &buf, &len, err);
+    int rc = tr_read_file(path, ONX_MAX_FILE, &buf, &len, err);
     if (rc || (rc = onx_open_mem(buf, len, &g, err))) goto fail;
     if ((m = mdl_alloc(&onnx_ops, MDL_FMT_ONNX)) == NULL) {
         rc = tr_seterr(err, TR_ENOMEM, "", "out of memory");

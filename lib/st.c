@@ -287,39 +287,17 @@ fail:
 }
 
 int st_open(const char *path, st_file **out, tr_err *err) {
-    int rc = TR_OK;
-    uint8_t *buf = NULL;
-    /* O_NONBLOCK: a FIFO put in the file's place must not block the open; it is refused below */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    FILE *fp = fd < 0 ? NULL : fdopen(fd, "rb");
-    struct stat sb;
+    uint8_t *buf;
+    size_t len;
     *out = NULL;
-    if (fp == NULL) {
-        rc = tr_seterr(err, TR_EIO, "", "%s: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
+    int rc = tr_read_file(path, SIZE_MAX, &buf, &len, err);
+    if (rc) return rc;
+    if ((rc = st_open_mem(buf, len, out, err))) {
+        free(buf);
         return rc;
     }
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        rc = tr_seterr(err, TR_EIO, "", "%s: not a regular file", path);
-        goto fail;
-    }
-    size_t len = (size_t)sb.st_size;
-    if ((buf = malloc(len ? len : 1)) == NULL) {
-        rc = tr_seterr(err, TR_ENOMEM, "", "%s: cannot allocate %zu bytes", path, len);
-        goto fail;
-    }
-    if (len && fread(buf, 1, len, fp) != len) {
-        rc = tr_seterr(err, TR_EIO, "", "%s: short read", path);
-        goto fail;
-    }
-    if ((rc = st_open_mem(buf, len, out, err))) goto fail;
     (*out)->owned = buf;
-    fclose(fp);
     return TR_OK;
-fail:
-    free(buf);
-    fclose(fp);
-    return rc;
 }
 
 size_t st_count(const st_file *f) {

@@ -1,12 +1,16 @@
-/* tr_err.c - error records, status names, checked sizes and floats, SHA-256 hex, scratch buffers. */
+/* tr_err.c - error records, status names, checked sizes and floats, SHA-256 hex, whole-file reads, scratch buffers. */
 #include "tr_err.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int tr_seterr(tr_err *err, int code, const char *field, const char *fmt, ...) {
     if (err == NULL) return code;
@@ -88,4 +92,36 @@ void tr_scratch_free(tr_scratch *s) {
     free(s->p);
     s->p = NULL;
     s->cap = 0;
+}
+
+int tr_read_file(const char *path, size_t max, uint8_t **bufp, size_t *lenp, tr_err *err) {
+    struct stat st;
+    uint8_t *buf = NULL;
+    int rc = TR_OK;
+    *bufp = NULL;
+    *lenp = 0;
+    /* O_NONBLOCK: a FIFO put in the file's place must not block the open; it is refused below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        rc = tr_seterr(err, TR_EIO, "", "cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return rc;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+        rc = tr_seterr(err, TR_EIO, "", "%s is not a regular file", path);
+    else if ((uint64_t)st.st_size > max)
+        rc = tr_seterr(err, TR_ELIMIT, "", "%s is %lld bytes; the limit is %zu", path, (long long)st.st_size, max);
+    else if ((buf = malloc(st.st_size ? (size_t)st.st_size : 1)) == NULL)
+        rc = tr_seterr(err, TR_ENOMEM, "", "out of memory reading %s", path);
+    else if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+        rc = tr_seterr(err, TR_EIO, "", "short read on %s", path);
+    fclose(f);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *bufp = buf;
+    *lenp = (size_t)st.st_size;
+    return TR_OK;
 }

@@ -51,6 +51,12 @@ int tr_f32_ok(double d);
  * digests). TR_OK or TR_EINTERNAL. */
 int tr_sha256_hex(const void *buf, size_t len, char hex[65], tr_err *err);
 
+/* Read a whole regular file of at most max bytes into *buf (malloc'd, the
+ * caller frees it; *buf NULL on failure). Opened non-blocking, so a FIFO in
+ * the file's place is refused instead of hanging the caller. Messages name
+ * the path. */
+int tr_read_file(const char *path, size_t max, uint8_t **buf, size_t *len, tr_err *err);
+
 /* A growable scratch buffer of floats, owned by one thread at a time.
  * Reused across calls so hot paths do not fault in fresh pages. */
 typedef struct {
