@@ -198,14 +198,18 @@ static int image_check(const cJSON *el, const char *path, const jio_images *img,
     return 0;
 }
 
-/* Decode, convert and resize an image element into dst (the model's C x H x W inputs). */
+/* Values per image for the model: channels x height x width. */
+static size_t image_values(const jio_images *img) {
+    return (size_t)img->im->channels * (size_t)img->im->height * (size_t)img->im->width;
+}
+
+/* Decode, convert and resize an image element that passed image_check into dst (the model's C x H x W inputs). */
 static int image_fill(const cJSON *el, const char *path, const jio_images *img, float *dst, srv_reply *out) {
     const char *why = NULL;
     char ip[192];
     size_t len;
     tr_err err;
-    int rc = image_check(el, path, img, out);
-    if (rc) return rc;
+    int rc;
     snprintf(ip, sizeof ip, "%s.image", path);
     unsigned char *bytes = jio_b64_bytes(cJSON_GetObjectItemCaseSensitive(el, "image")->valuestring, &len, &why);
     if (!bytes) return srv_fail(out, strcmp(why, "out of memory") ? 422 : 503, ip, "%s: %s", ip, why);
@@ -220,7 +224,7 @@ static int vec_len(const cJSON *el, const char *path, const jio_images *img, siz
     if (cJSON_IsObject(el)) {
         int rc = image_check(el, path, img, out);
         if (rc) return rc;
-        *len = (size_t)img->im->channels * (size_t)img->im->height * (size_t)img->im->width;
+        *len = image_values(img);
         return 0;
     }
     if (cJSON_IsArray(el)) {
@@ -259,7 +263,7 @@ static int vec_fill(const cJSON *el, const char *path, const jio_images *img, si
     if (cJSON_IsObject(el)) {
         int rc = image_check(el, path, img, out);
         if (rc) return rc;
-        size_t d = (size_t)img->im->channels * (size_t)img->im->height * (size_t)img->im->width;
+        size_t d = image_values(img);
         if (d != dim) return srv_fail(out, 422, path, "%s: an image gives %zu values, expected %zu", path, d, dim);
         return image_fill(el, path, img, dst, out);
     }
