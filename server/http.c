@@ -68,6 +68,7 @@ typedef struct {
     int pretty;
     int image_body;       /* the body is a PNG or JPEG file (POST /v1/embed) */
     const char *key_name; /* the named API key that authenticated it, or "" */
+    int key_slot;         /* its request counter, or -1 */
     int active;           /* counted in g_active */
     int draining;         /* g_draining as the handler saw it; -1 before dispatch */
     char request_id[72];
@@ -152,7 +153,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, req *r, const char *
     srv_metrics_request(r->route, out->status, sec);
     srv_stats_request(r->route, out->status, sec, atomic_load(&g_inflight));
     srv_log_access(r->method, path, out->status, len, sec * 1e6, r->request_id, r->key_name);
-    if (r->key_name[0]) srv_keys_count(r->key_name);
+    srv_keys_count(r->key_slot);
     return ret;
 }
 
@@ -193,7 +194,7 @@ static unsigned long long discard_limit(const srv_config *cfg) {
 /* A request's first call: its record, counted in flight, its id. NULL when out of memory. */
 static req *req_new(struct MHD_Connection *c, const char *method) {
     req *r = calloc(1, sizeof *r);
-    if (r) r->key_name = "";
+    if (r) r->key_name = "", r->key_slot = -1;
     if (!r) return NULL;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     srv_reply_init(&r->reply);
@@ -239,7 +240,7 @@ static unsigned long long route_and_screen(const srv_http *h, struct MHD_Connect
         srv_fail(&r->reply, 404, "", "no route %.16s %s", method, shown);
     else if (rt->auth && srv_keys_on() &&
              !srv_keys_check(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-                             &r->key_name))
+                             &r->key_name, &r->key_slot))
         srv_fail(&r->reply, 401, "", "missing or wrong API key (send Authorization: Bearer <key>)");
     else if (atomic_load(&g_active) > cfg->max_concurrent) {
         srv_fail(&r->reply, 429, "", "too many requests in flight (limit %d); retry later", cfg->max_concurrent);

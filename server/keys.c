@@ -15,6 +15,7 @@
 typedef struct {
     char name[64];
     unsigned char digest[32];
+    int slot; /* its counter in g_count, -1 for the unnamed --api-key */
 } key;
 
 typedef struct keyset {
@@ -37,14 +38,16 @@ static int digest(const char *s, size_t n, unsigned char out[32]) {
     return EVP_Digest(s, n, out, &len, EVP_sha256(), NULL) && len == 32 ? 0 : -1;
 }
 
-static void count_slot(const char *name) {
+/* The counter of a key name, made on first use (under g_lock); -1 for no name or a full table. */
+static int count_slot(const char *name) {
     int n = atomic_load(&g_n_count);
+    if (!name[0]) return -1;
     for (int i = 0; i < n; i++)
-        if (strcmp(g_count[i].name, name) == 0) return;
-    if (n < SRV_KEYS_MAX) {
-        snprintf(g_count[n].name, sizeof g_count[n].name, "%s", name);
-        atomic_store(&g_n_count, n + 1);
-    }
+        if (strcmp(g_count[i].name, name) == 0) return i;
+    if (n == SRV_KEYS_MAX) return -1;
+    snprintf(g_count[n].name, sizeof g_count[n].name, "%s", name);
+    atomic_store(&g_n_count, n + 1);
+    return n;
 }
 
 /* "name:key" or "key" per line; blank lines and # comments skipped; names [A-Za-z0-9._-]. */
@@ -109,7 +112,7 @@ static int load_file(const char *path, keyset *ks, tr_err *err) {
 static void install(keyset *ks) {
     pthread_mutex_lock(&g_lock);
     ks->older = atomic_load(&g_keys);
-    for (size_t i = 0; i < ks->n; i++) count_slot(ks->k[i].name);
+    for (size_t i = 0; i < ks->n; i++) ks->k[i].slot = count_slot(ks->k[i].name);
     atomic_store(&g_keys, ks);
     pthread_mutex_unlock(&g_lock);
 }
@@ -169,10 +172,11 @@ int srv_keys_on(void) {
     return atomic_load(&g_keys) != NULL;
 }
 
-int srv_keys_check(const char *a, const char **name) {
+int srv_keys_check(const char *a, const char **name, int *slot) {
     keyset *ks = atomic_load(&g_keys);
     unsigned char got[32];
     *name = "";
+    *slot = -1;
     if (!ks) return 1;
     if (!a || strncasecmp(a, "Bearer ", 7) != 0) return 0;
     a += 7;
@@ -186,17 +190,12 @@ int srv_keys_check(const char *a, const char **name) {
     }
     if (hit == ks->n) return 0;
     *name = ks->k[hit].name;
+    *slot = ks->k[hit].slot;
     return 1;
 }
 
-void srv_keys_count(const char *name) {
-    if (!name[0]) return;
-    int n = atomic_load(&g_n_count);
-    for (int i = 0; i < n; i++)
-        if (strcmp(g_count[i].name, name) == 0) {
-            atomic_fetch_add(&g_count[i].n, 1);
-            return;
-        }
+void srv_keys_count(int slot) {
+    if (slot >= 0) atomic_fetch_add(&g_count[slot].n, 1);
 }
 
 size_t srv_keys_render(char *buf, size_t len, size_t cap) {

@@ -21,11 +21,12 @@ void srv_keys_free(void);
 /* 1 when keys are configured. */
 int srv_keys_on(void);
 /* Check "Bearer KEY" (the Authorization header, may be NULL) against every
- * key in constant time; on a match return 1 and the key's name in *name
- * (static storage of the key set; "" for the single --api-key). */
-int srv_keys_check(const char *authorization, const char **name);
-/* Count a request authenticated by the key named name (/metrics). */
-void srv_keys_count(const char *name);
+ * key in constant time; on a match return 1, the key's name in *name
+ * (static storage of the key set; "" for the single --api-key) and its
+ * counter in *slot (-1 when it has none) for srv_keys_count. */
+int srv_keys_check(const char *authorization, const char **name, int *slot);
+/* Count a request authenticated by the key whose counter is slot (/metrics); -1 is a no-op. */
+void srv_keys_count(int slot);
 /* Append the per-key request counters in Prometheus text to buf (len, cap);
  * returns the new length. */
 size_t srv_keys_render(char *buf, size_t len, size_t cap);
