@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "onnx_op.h"
+#include "vec.h"
 
 /* Blocks of 16 with a constant trip count: gcc -O2 turns them into vector
  * max/min; a plain loop stays scalar and branchy. */
@@ -19,13 +20,7 @@ static void relu(const float *restrict x, float *restrict y, size_t n) {
 
 void onx_act_apply(onx_act a, float lo, float hi, float *x, size_t n) {
     if (a == ONX_ACT_RELU) {
-        size_t i = 0;
-        for (; i + 16 <= n; i += 16)
-            for (size_t k = 0; k < 16; k++) {
-                float v = x[i + k];
-                x[i + k] = v > 0.0f ? v : 0.0f;
-            }
-        for (; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        vec_relu(x, n);
     } else if (a == ONX_ACT_CLIP) {
         size_t i = 0;
         for (; i + 16 <= n; i += 16)
