@@ -16,17 +16,10 @@ static char dir[900];
 
 static uint8_t *slurp(const char *name, size_t *len) {
     char path[1200];
+    uint8_t *b;
+    tr_err err;
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
+    if (tr_read_file(path, SIZE_MAX, &b, len, &err) != TR_OK) fail_msg("%s", err.msg);
     return b;
 }
 

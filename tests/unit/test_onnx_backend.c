@@ -63,16 +63,9 @@ static const char *root(void) {
 }
 
 static uint8_t *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
+    uint8_t *b;
+    tr_err err;
+    if (tr_read_file(path, SIZE_MAX, &b, len, &err) != TR_OK) fail_msg("%s", err.msg);
     return b;
 }
 
