@@ -248,11 +248,11 @@ static unsigned long long route_and_screen(const srv_http *h, struct MHD_Connect
     } else if (rt->has_body && clen > cfg->max_body)
         srv_fail(&r->reply, 413, "", "request body of %llu bytes is over the limit of %zu (--max-body)", clen,
                  cfg->max_body);
-    else if (rt->has_body && ct && rt->fn == h_embed && is_image_type(ct))
+    else if (rt->image_body && ct && is_image_type(ct))
         r->image_body = 1;
     else if (rt->has_body && (ct ? !is_json_type(ct) : has_body))
         srv_fail(&r->reply, 415, "", "Content-Type must be application/json%s, got %.100s",
-                 rt->fn == h_embed ? " (or image/png, image/jpeg)" : "", ct ? ct : "none");
+                 rt->image_body ? " (or image/png, image/jpeg)" : "", ct ? ct : "none");
     if (r->reply.status != 200)
         r->early = r->reply.status;
     else if (rt->has_body && clen > 0)

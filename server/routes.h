@@ -10,8 +10,10 @@ typedef struct {
     const char *method;
     const char *path;
     srv_handler fn;
-    int auth;     /* 1: needs the API key when one is set */
-    int has_body; /* 1: POST with a JSON body */
+    int auth;       /* 1: needs the API key when one is set */
+    int has_body;   /* 1: POST with a JSON body */
+    int image_body; /* 1: also takes one raw image/png or image/jpeg file (dispatch.c makes it {"inputs": {"image":
+                       ...}}) */
 } srv_route;
 
 /* Find the route for method+path: its index, or -1 with *path_known set to
