@@ -69,5 +69,11 @@ int nn_arch_parse(const char *s, nn_shape input, nn_arch *a, tr_err *err);
 void nn_arch_format(const nn_arch *a, char *buf, size_t len);
 /* Output features per sample (c*h*w of the last layer's output). */
 size_t nn_arch_out_dim(const nn_arch *a);
+/* The syntax name of a kind ("conv", "bn", ..., "fc"). */
+const char *nn_kind_name(nn_kind k);
+/* 1 when a is an MLP a safetensors model can hold: a flat input and
+ * fc(,act,fc)* with one activation kind, stored in *act (NN_KIND_COUNT
+ * when there is a single fc). */
+int nn_arch_is_mlp(const nn_arch *a, nn_kind *act);
 
 #endif
