@@ -21,7 +21,8 @@
 typedef struct {
     const char *model, *data, *test, *split, *metric, *classes;
     size_t limit, gallery_limit;
-    int json, no_map, no_baselines, threads, seed_given, help;
+    size_t threads;
+    int json, no_map, no_baselines, seed_given, help;
     uint64_t seed;
     double test_fraction;
 } eval_args;
@@ -55,67 +56,35 @@ static void usage(FILE *f) {
                "  --json              one JSON object on stdout\n");
 }
 
-/* --name VALUE or --name=VALUE; returns the value or NULL (and *i moves). */
-#define OPT(name) cli_opt_value("eval", argc, argv, &i, name, &missing)
+#define A(f) offsetof(eval_args, f)
+static const cli_opt_def opts[] = {
+    {"--model", NULL, CLI_OPT_STR, A(model), 0, 0, NULL},
+    {"--data", NULL, CLI_OPT_STR, A(data), 0, 0, NULL},
+    {"--test", NULL, CLI_OPT_STR, A(test), 0, 0, NULL},
+    {"--test-fraction", NULL, CLI_OPT_DBL, A(test_fraction), 0, 1, NULL},
+    {"--split", NULL, CLI_OPT_STR, A(split), 0, 0, NULL},
+    {"--metric", NULL, CLI_OPT_STR, A(metric), 0, 0, NULL},
+    {"--classes", NULL, CLI_OPT_STR, A(classes), 0, 0, NULL},
+    {"--limit", NULL, CLI_OPT_SIZE, A(limit), 0, 0, NULL},
+    {"--gallery-limit", NULL, CLI_OPT_SIZE, A(gallery_limit), 0, 0, NULL},
+    {"--threads", NULL, CLI_OPT_SIZE, A(threads), 0, 256, NULL},
+    {"--seed", NULL, CLI_OPT_U64, A(seed), 0, 0, NULL},
+    {"--no-map", NULL, CLI_OPT_SET, A(no_map), 0, 0, NULL},
+    {"--no-baselines", NULL, CLI_OPT_SET, A(no_baselines), 0, 0, NULL},
+    {"--json", NULL, CLI_OPT_SET, A(json), 0, 0, NULL},
+    {"--help", "-h", CLI_OPT_SET, A(help), 0, 0, NULL},
+};
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
 static int parse_args(int argc, char **argv, eval_args *a) {
+    unsigned char seen[N_OPTS];
     memset(a, 0, sizeof *a);
     a->threads = 1;
     a->test_fraction = 0.2;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        char *end;
-        int missing = 0;
-        size_t t;
-        if (strcmp(argv[i], "--json") == 0)
-            a->json = 1;
-        else if (strcmp(argv[i], "--no-map") == 0)
-            a->no_map = 1;
-        else if (strcmp(argv[i], "--no-baselines") == 0)
-            a->no_baselines = 1;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            a->help = 1;
-        else if ((v = OPT("--model")))
-            a->model = v;
-        else if ((v = OPT("--data")))
-            a->data = v;
-        else if ((v = OPT("--test-fraction"))) {
-            errno = 0;
-            a->test_fraction = strtod(v, &end);
-            if (*v == '\0' || *end != '\0' || errno || !(a->test_fraction > 0 && a->test_fraction < 1)) {
-                fprintf(stderr, "tripletctl eval: --test-fraction: \"%s\" is not a number in (0, 1)\n", v);
-                return -1;
-            }
-        } else if ((v = OPT("--test")))
-            a->test = v;
-        else if ((v = OPT("--split")))
-            a->split = v;
-        else if ((v = OPT("--metric")))
-            a->metric = v;
-        else if ((v = OPT("--classes")))
-            a->classes = v;
-        else if ((v = OPT("--limit"))) {
-            if (cli_parse_size("eval", "--limit", v, 0, &a->limit)) return -1;
-        } else if ((v = OPT("--gallery-limit"))) {
-            if (cli_parse_size("eval", "--gallery-limit", v, 0, &a->gallery_limit)) return -1;
-        } else if ((v = OPT("--threads"))) {
-            if (cli_parse_size("eval", "--threads", v, 0, &t)) return -1;
-            if (t > 256) {
-                fprintf(stderr, "tripletctl eval: --threads: %zu is more than 256\n", t);
-                return -1;
-            }
-            a->threads = (int)t;
-        } else if ((v = OPT("--seed"))) {
-            if (cli_parse_u64("eval", "--seed", v, &a->seed)) return -1;
-            a->seed_given = 1;
-        } else if (!missing) {
-            fprintf(stderr, "tripletctl eval: unknown option \"%s\" (see --help)\n", argv[i]);
-            return -1;
-        }
-        if (missing) return -1;
-    }
+    if (cli_opts_parse("eval", opts, N_OPTS, argc, argv, a, seen)) return -1;
+    a->seed_given = cli_opt_seen(opts, N_OPTS, seen, "--seed");
     return 0;
 }
-#undef OPT
 
 static const char *meta_get(const mdl_model *m, const char *key) {
     for (size_t i = 0; i < m->n_meta; i++)
@@ -187,14 +156,14 @@ static int score(const eval_args *a, dist_metric metric, const float *q, const d
                  const dat_set *gd, size_t dim, int loo, row *out, tr_err *err) {
     evl_opts o;
     evl_opts_default(&o);
-    o.threads = a->threads;
+    o.threads = (int)a->threads;
     o.exclude_self = loo;
     o.map_at_r = !a->no_map;
     double t0 = now_s();
     /* knn threads call SGEMM themselves: OpenBLAS must not add its own */
     openblas_set_num_threads(1);
     int rc = evl_retrieval(metric, q, qd->labels, qd->n, g, gd->labels, gd->n, dim, &o, &out->r, err);
-    openblas_set_num_threads(a->threads);
+    openblas_set_num_threads((int)a->threads);
     out->seconds = now_s() - t0;
     out->done = rc == TR_OK;
     return rc;
@@ -416,7 +385,7 @@ int cmd_eval(int argc, char **argv) {
         if (dat_find_default(getenv("TRIPLET_DATA"), found, sizeof found, &err) != TR_OK) goto fail;
         spec = found;
     }
-    openblas_set_num_threads(a.threads);
+    openblas_set_num_threads((int)a.threads);
     if (load_sets(&a, spec, &qd, &gd, &loo, &err) != TR_OK) goto fail;
     if ((rc = select_rows(&a, classes, nclasses, loo, &qd, &gd, &err)) == 1) goto fail;
     if (rc) goto done;

@@ -47,42 +47,27 @@ static void usage(FILE *f) {
             IX_DEFAULT_BATCH, IX_MAX_BATCH);
 }
 
-#define OPT(name) cli_opt_value("index", argc, argv, &i, name, &missing)
+#define A(f) offsetof(index_args, f)
+static const cli_opt_def opts[] = {
+    {"--model", NULL, CLI_OPT_STR, A(model), 0, 0, NULL},
+    {"--data", NULL, CLI_OPT_STR, A(data), 0, 0, NULL},
+    {"--images", NULL, CLI_OPT_STR, A(images), 0, 0, NULL},
+    {"--out", NULL, CLI_OPT_STR, A(out), 0, 0, NULL},
+    {"--split", NULL, CLI_OPT_STR, A(split), 0, 0, NULL},
+    {"--batch", NULL, CLI_OPT_SIZE, A(batch), 0, IX_MAX_BATCH, NULL},
+    {"--limit", NULL, CLI_OPT_SIZE, A(limit), 0, 0, NULL},
+    {"--no-ids", NULL, CLI_OPT_SET, A(no_ids), 0, 0, NULL},
+    {"--keep-images", NULL, CLI_OPT_SET, A(keep_images), 0, 0, NULL},
+    {"--quiet", "-q", CLI_OPT_SET, A(quiet), 0, 0, NULL},
+    {"--help", "-h", CLI_OPT_SET, A(help), 0, 0, NULL},
+};
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
 static int parse_args(int argc, char **argv, index_args *a) {
     memset(a, 0, sizeof *a);
     a->batch = IX_DEFAULT_BATCH;
     a->split = "train";
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        int missing = 0;
-        if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0)
-            a->quiet = 1;
-        else if (strcmp(argv[i], "--no-ids") == 0)
-            a->no_ids = 1;
-        else if (strcmp(argv[i], "--keep-images") == 0)
-            a->keep_images = 1;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            a->help = 1;
-        else if ((v = OPT("--model")))
-            a->model = v;
-        else if ((v = OPT("--data")))
-            a->data = v;
-        else if ((v = OPT("--images")))
-            a->images = v;
-        else if ((v = OPT("--out")))
-            a->out = v;
-        else if ((v = OPT("--split")))
-            a->split = v;
-        else if ((v = OPT("--batch"))) {
-            if (cli_parse_size("index", "--batch", v, IX_MAX_BATCH, &a->batch)) return -1;
-        } else if ((v = OPT("--limit"))) {
-            if (cli_parse_size("index", "--limit", v, 0, &a->limit)) return -1;
-        } else if (!missing) {
-            fprintf(stderr, "tripletctl index: unknown option \"%s\" (see --help)\n", argv[i]);
-            return -1;
-        }
-        if (missing) return -1;
-    }
+    if (cli_opts_parse("index", opts, N_OPTS, argc, argv, a, NULL)) return -1;
     if (a->help) return 0;
     if (a->model == NULL) {
         fprintf(stderr, "tripletctl index: --model is required\n");

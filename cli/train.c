@@ -28,8 +28,6 @@ static void on_sigint(int sig) {
     g_interrupted = 1;
 }
 
-typedef enum { OPT_STR, OPT_INT, OPT_DBL, OPT_U64, OPT_SET, OPT_CLEAR } opt_type;
-
 typedef struct {
     const char *data, *out, *arch, *activation, *metric, *loss, *mining, *resume, *csv, *svg, *checkpoint, *name,
         *description, *classes, *test;
@@ -37,118 +35,56 @@ typedef struct {
     int quiet, help, epochs_given;
 } train_args;
 
-typedef struct {
-    const char *name;
-    opt_type type;
-    size_t off; /* into train_args */
-    const char *help;
-} opt_def;
-
 #define A(f) offsetof(train_args, f)
 #define C(f) (offsetof(train_args, cfg) + offsetof(trn_config, f))
-static const opt_def opts[] = {
-    {"--data", OPT_STR, A(data), "dataset: IDX dir/prefix, .csv or .jsonl (default: Fashion-MNIST, found)"},
-    {"--test", OPT_STR, A(test), "held-out data for the learning curve (default: the IDX test split)"},
-    {"--out", OPT_STR, A(out), "model file to write (required)"},
-    {"--arch", OPT_STR, A(arch), "layer widths, input first (default 784-256-128)"},
-    {"--activation", OPT_STR, A(activation), "relu|gelu|tanh|sigmoid|identity (default relu)"},
-    {"--normalize", OPT_SET, C(normalize), "L2-normalise the embeddings (default)"},
-    {"--no-normalize", OPT_CLEAR, C(normalize), "do not normalise"},
-    {"--metric", OPT_STR, A(metric), "sqeuclidean|euclidean|cosine|dot (default sqeuclidean)"},
-    {"--margin", OPT_DBL, C(margin), "margin (default 0.2)"},
-    {"--loss", OPT_STR, A(loss), "triplet|triplet-soft|contrastive|contrastive-squared (default triplet)"},
-    {"--mining", OPT_STR, A(mining), "batch-hard|semi-hard|batch-all (default semi-hard)"},
-    {"--classes-per-batch", OPT_INT, C(classes_per_batch), "P classes per batch (default 10)"},
-    {"--samples-per-class", OPT_INT, C(samples_per_class), "K samples per class (default 16)"},
-    {"--epochs", OPT_INT, C(epochs), "epochs (default 10)"},
-    {"--steps-per-epoch", OPT_INT, C(steps_per_epoch), "batches per epoch (default rows / (P*K))"},
-    {"--lr", OPT_DBL, C(lr), "Adam learning rate (default 1e-3)"},
-    {"--weight-decay", OPT_DBL, C(weight_decay), "Adam L2 weight decay (default 0)"},
-    {"--seed", OPT_U64, C(seed), "PRNG seed (default 1)"},
-    {"--threads", OPT_INT, C(threads), "OpenBLAS threads (default 1)"},
-    {"--input-scale", OPT_DBL, C(input_scale), "x' = x * scale (default 1/255 for IDX bytes, else 1/max|x|)"},
-    {"--classes", OPT_STR, A(classes), "train on these labels only, e.g. 0,1,2,3,4,5,6,7 (open-set runs)"},
-    {"--resume", OPT_STR, A(resume), "continue from a checkpoint (its recipe wins; --epochs may extend it)"},
-    {"--checkpoint", OPT_STR, A(checkpoint), "where Ctrl-C saves a checkpoint (default OUT.ckpt)"},
-    {"--csv", OPT_STR, A(csv), "write per-epoch metrics as CSV at the end"},
-    {"--svg", OPT_STR, A(svg), "write the learning curve (loss, Recall@1 per epoch) as SVG at the end"},
-    {"--name", OPT_STR, A(name), "model name in the metadata"},
-    {"--description", OPT_STR, A(description), "model description in the metadata"},
-    {"--quiet", OPT_SET, A(quiet), "no progress output"},
-    {"--help", OPT_SET, A(help), "this help"},
+static const cli_opt_def opts[] = {
+    {"--data", NULL, CLI_OPT_STR, A(data), 0, 0,
+     "dataset: IDX dir/prefix, .csv or .jsonl (default: Fashion-MNIST, found)"},
+    {"--test", NULL, CLI_OPT_STR, A(test), 0, 0, "held-out data for the learning curve (default: the IDX test split)"},
+    {"--out", NULL, CLI_OPT_STR, A(out), 0, 0, "model file to write (required)"},
+    {"--arch", NULL, CLI_OPT_STR, A(arch), 0, 0, "layer widths, input first (default 784-256-128)"},
+    {"--activation", NULL, CLI_OPT_STR, A(activation), 0, 0, "relu|gelu|tanh|sigmoid|identity (default relu)"},
+    {"--normalize", NULL, CLI_OPT_SET, C(normalize), 0, 0, "L2-normalise the embeddings (default)"},
+    {"--no-normalize", NULL, CLI_OPT_CLEAR, C(normalize), 0, 0, "do not normalise"},
+    {"--metric", NULL, CLI_OPT_STR, A(metric), 0, 0, "sqeuclidean|euclidean|cosine|dot (default sqeuclidean)"},
+    {"--margin", NULL, CLI_OPT_DBL, C(margin), 0, 0, "margin (default 0.2)"},
+    {"--loss", NULL, CLI_OPT_STR, A(loss), 0, 0,
+     "triplet|triplet-soft|contrastive|contrastive-squared (default triplet)"},
+    {"--mining", NULL, CLI_OPT_STR, A(mining), 0, 0, "batch-hard|semi-hard|batch-all (default semi-hard)"},
+    {"--classes-per-batch", NULL, CLI_OPT_INT, C(classes_per_batch), 0, 0, "P classes per batch (default 10)"},
+    {"--samples-per-class", NULL, CLI_OPT_INT, C(samples_per_class), 0, 0, "K samples per class (default 16)"},
+    {"--epochs", NULL, CLI_OPT_INT, C(epochs), 0, 0, "epochs (default 10)"},
+    {"--steps-per-epoch", NULL, CLI_OPT_INT, C(steps_per_epoch), 0, 0, "batches per epoch (default rows / (P*K))"},
+    {"--lr", NULL, CLI_OPT_DBL, C(lr), 0, 0, "Adam learning rate (default 1e-3)"},
+    {"--weight-decay", NULL, CLI_OPT_DBL, C(weight_decay), 0, 0, "Adam L2 weight decay (default 0)"},
+    {"--seed", NULL, CLI_OPT_U64, C(seed), 0, 0, "PRNG seed (default 1)"},
+    {"--threads", NULL, CLI_OPT_INT, C(threads), 0, 0, "OpenBLAS threads (default 1)"},
+    {"--input-scale", NULL, CLI_OPT_DBL, C(input_scale), 0, 0,
+     "x' = x * scale (default 1/255 for IDX bytes, else 1/max|x|)"},
+    {"--classes", NULL, CLI_OPT_STR, A(classes), 0, 0,
+     "train on these labels only, e.g. 0,1,2,3,4,5,6,7 (open-set runs)"},
+    {"--resume", NULL, CLI_OPT_STR, A(resume), 0, 0,
+     "continue from a checkpoint (its recipe wins; --epochs may extend it)"},
+    {"--checkpoint", NULL, CLI_OPT_STR, A(checkpoint), 0, 0, "where Ctrl-C saves a checkpoint (default OUT.ckpt)"},
+    {"--csv", NULL, CLI_OPT_STR, A(csv), 0, 0, "write per-epoch metrics as CSV at the end"},
+    {"--svg", NULL, CLI_OPT_STR, A(svg), 0, 0, "write the learning curve (loss, Recall@1 per epoch) as SVG at the end"},
+    {"--name", NULL, CLI_OPT_STR, A(name), 0, 0, "model name in the metadata"},
+    {"--description", NULL, CLI_OPT_STR, A(description), 0, 0, "model description in the metadata"},
+    {"--quiet", "-q", CLI_OPT_SET, A(quiet), 0, 0, "no progress output"},
+    {"--help", "-h", CLI_OPT_SET, A(help), 0, 0, "this help"},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
 static void usage(FILE *f) {
     fprintf(f, "usage: tripletctl train --out MODEL [options]\n\n");
-    for (size_t i = 0; i < N_OPTS; i++) {
-        const char *arg = opts[i].type == OPT_SET || opts[i].type == OPT_CLEAR ? ""
-                          : opts[i].type == OPT_STR                            ? " S"
-                                                                               : " N";
-        fprintf(f, "  %s%-*s %s\n", opts[i].name, (int)(22 - strlen(opts[i].name)), arg, opts[i].help);
-    }
+    cli_opts_usage(f, opts, N_OPTS);
     fprintf(f, "\nCtrl-C saves a checkpoint; --resume CKPT continues from it.\n");
 }
 
 static int parse_args(int argc, char **argv, train_args *a) {
-    for (int i = 1; i < argc; i++) {
-        const char *name = argv[i], *val = NULL, *eq = strchr(name, '=');
-        char key[64];
-        if (eq && (size_t)(eq - name) < sizeof key) {
-            memcpy(key, name, (size_t)(eq - name));
-            key[eq - name] = '\0';
-            name = key;
-            val = eq + 1;
-        }
-        const opt_def *o = NULL;
-        for (size_t k = 0; k < N_OPTS; k++)
-            if (strcmp(opts[k].name, name) == 0) o = &opts[k];
-        if (o == NULL) {
-            fprintf(stderr, "tripletctl train: unknown option \"%s\" (see --help)\n", argv[i]);
-            return -1;
-        }
-        char *p = (char *)a + o->off, *end = NULL;
-        if (o->type == OPT_SET || o->type == OPT_CLEAR) {
-            if (val) {
-                fprintf(stderr, "tripletctl train: %s takes no value\n", name);
-                return -1;
-            }
-            *(int *)p = o->type == OPT_SET;
-            continue;
-        }
-        if (val == NULL) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "tripletctl train: %s needs a value\n", name);
-                return -1;
-            }
-            val = argv[++i];
-        }
-        errno = 0;
-        switch (o->type) {
-        case OPT_STR:
-            *(const char **)p = val;
-            break;
-        case OPT_INT: {
-            long v = strtol(val, &end, 10);
-            if (v < INT32_MIN || v > INT32_MAX) errno = ERANGE;
-            *(int *)p = (int)v;
-            break;
-        }
-        case OPT_DBL:
-            *(double *)p = strtod(val, &end);
-            break;
-        case OPT_U64:
-            *(uint64_t *)p = strtoull(val, &end, 10);
-            break;
-        default:
-            break;
-        }
-        if (o->type != OPT_STR && (*val == '\0' || *end != '\0' || errno)) {
-            fprintf(stderr, "tripletctl train: %s: \"%s\" is not a valid number\n", name, val);
-            return -1;
-        }
-        if (o->off == C(epochs)) a->epochs_given = 1;
-    }
+    unsigned char seen[N_OPTS];
+    if (cli_opts_parse("train", opts, N_OPTS, argc, argv, a, seen)) return -1;
+    a->epochs_given = cli_opt_seen(opts, N_OPTS, seen, "--epochs");
     return 0;
 }
 
