@@ -150,9 +150,9 @@ static void run_split(const onx_node *nd, const onx_t *in, onx_t *out, float *tm
     (void)tmp;
     const int64_t *sz = nd->p;
     int axis = (int)nd->i[0];
-    int64_t outer = 1, inner = (int64_t)in[0].esz;
-    for (int i = 0; i < axis; i++) outer *= in[0].d[i];
-    for (int i = axis + 1; i < in[0].rank; i++) inner *= in[0].d[i];
+    int64_t outer, inner;
+    onx_t_around(&in[0], axis, &outer, &inner);
+    inner *= (int64_t)in[0].esz;
     const char *x = in[0].p;
     for (int64_t o = 0; o < outer; o++)
         for (int k = 0; k < nd->n_out; k++) {

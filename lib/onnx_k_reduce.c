@@ -31,14 +31,9 @@ static int infer_softmax(onx_graph *g, onx_node *nd, tr_err *err) {
 static void run_softmax(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
     (void)tmp;
     int axis = (int)nd->i[0], logsm = nd->op->name[0] == 'L';
-    int64_t outer = 1, n = 1, inner = 1;
-    for (int i = 0; i < axis; i++) outer *= in[0].d[i];
-    if (nd->i[1])
-        for (int i = axis; i < in[0].rank; i++) n *= in[0].d[i];
-    else {
-        n = in[0].d[axis];
-        for (int i = axis + 1; i < in[0].rank; i++) inner *= in[0].d[i];
-    }
+    int64_t outer, n = in[0].d[axis], inner;
+    onx_t_around(&in[0], axis, &outer, &inner);
+    if (nd->i[1]) n *= inner, inner = 1; /* before opset 13: 2-D coercion, softmax over all after axis */
     const float *x = in[0].p;
     float *y = out[0].p;
     for (int64_t o = 0; o < outer; o++)
@@ -206,9 +201,8 @@ static int infer_lpnorm(onx_graph *g, onx_node *nd, tr_err *err) {
 static void run_lpnorm(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
     (void)tmp;
     int axis = (int)nd->i[0];
-    int64_t outer = 1, n = in[0].d[axis], inner = 1;
-    for (int i = 0; i < axis; i++) outer *= in[0].d[i];
-    for (int i = axis + 1; i < in[0].rank; i++) inner *= in[0].d[i];
+    int64_t outer, n = in[0].d[axis], inner;
+    onx_t_around(&in[0], axis, &outer, &inner);
     const float *x = in[0].p;
     float *y = out[0].p;
     for (int64_t o = 0; o < outer; o++)

@@ -104,6 +104,14 @@ typedef struct {
     size_t esz;
 } onx_t;
 
+/* The element counts before and after axis: t is outer x d[axis] x inner. */
+static inline void onx_t_around(const onx_t *t, int axis, int64_t *outer, int64_t *inner) {
+    int64_t o = 1, i = 1;
+    for (int k = 0; k < axis; k++) o *= t->d[k];
+    for (int k = axis + 1; k < t->rank; k++) i *= t->d[k];
+    *outer = o, *inner = i;
+}
+
 typedef struct onx_op {
     const char *name;
     int min_opset; /* lowest opset whose definition this row implements */
