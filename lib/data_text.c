@@ -274,6 +274,67 @@ fail:
 
 /* ------------------------------------------------------------ JSON lines */
 
+/* The row's "id" (a string or an integer) into r->ids[r->n]. */
+static int jsonl_id(rowbuf *r, const cJSON *id, const char *name, size_t lineno, tr_err *err) {
+    char buf[DAT_MAX_ID];
+    if (cJSON_IsString(id) && id->valuestring[0] != '\0' && strlen(id->valuestring) < DAT_MAX_ID) {
+        snprintf(buf, sizeof buf, "%s", id->valuestring);
+    } else if (cJSON_IsNumber(id) && id->valuedouble == floor(id->valuedouble) &&
+               fabs(id->valuedouble) <= 9007199254740992.0) {
+        snprintf(buf, sizeof buf, "%.0f", id->valuedouble);
+    } else
+        return tr_seterr(err, TR_EFORMAT, "id", "%s:%zu: \"id\" must be a non-empty string (< %d bytes) or an integer",
+                         name, lineno, DAT_MAX_ID);
+    if ((r->ids[r->n] = dup_bounded(buf, strlen(buf))) == NULL)
+        return tr_seterr(err, TR_ENOMEM, "", "%s: out of memory at line %zu", name, lineno);
+    return TR_OK;
+}
+
+/* One JSON-lines object {"x"|"features": [...], "label": L, "id"?} into the
+ * next row of r (r->n is not advanced); the first row fixes dim and ids. */
+static int jsonl_row(rowbuf *r, const cJSON *j, const char *name, size_t lineno, size_t *first_line, tr_err *err) {
+    int rc;
+    const char *key = "x";
+    cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "x");
+    if (x == NULL) x = cJSON_GetObjectItemCaseSensitive(j, key = "features");
+    if (!cJSON_IsArray(x))
+        return tr_seterr(err, TR_EFORMAT, x ? key : "x", "%s:%zu: %s", name, lineno,
+                         x ? "\"features\" is not an array" : "missing \"x\" (an array of numbers)");
+    size_t nx = (size_t)cJSON_GetArraySize(x);
+    cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    if (r->dim == 0) {
+        if (nx == 0 || nx > DAT_MAX_DIM)
+            return tr_seterr(err, nx ? TR_ELIMIT : TR_EFORMAT, key, "%s:%zu: \"%s\" has %zu numbers (limit 1..%zu)",
+                             name, lineno, key, nx, DAT_MAX_DIM);
+        r->dim = nx;
+        r->with_ids = id != NULL;
+        *first_line = lineno;
+    } else if (nx != r->dim)
+        return tr_seterr(err, TR_EFORMAT, key, "%s:%zu: \"%s\" has %zu numbers, expected %zu (as on line %zu)", name,
+                         lineno, key, nx, r->dim, *first_line);
+    if ((id != NULL) != r->with_ids)
+        return tr_seterr(err, TR_EFORMAT, "id", "%s:%zu: %s \"id\" (line %zu %s one)", name, lineno,
+                         id ? "unexpected" : "missing", *first_line, id ? "had no" : "had");
+    if ((rc = rowbuf_grow(r, name, err)) != TR_OK) return rc;
+    float *row = r->x + r->n * r->dim;
+    size_t c = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, x) {
+        if (!cJSON_IsNumber(e) || !tr_f32_ok(e->valuedouble)) {
+            char field[48];
+            snprintf(field, sizeof field, "%s[%zu]", key, c);
+            rc = tr_seterr(err, TR_EFORMAT, field, "%s:%zu: %s is not a finite number", name, lineno, field);
+            return rc;
+        }
+        row[c++] = (float)e->valuedouble;
+    }
+    cJSON *lab = cJSON_GetObjectItemCaseSensitive(j, "label");
+    if (lab == NULL || !cJSON_IsNumber(lab) || as_label(lab->valuedouble, &r->labels[r->n]) != 0)
+        return tr_seterr(err, TR_EFORMAT, "label", "%s:%zu: %s", name, lineno,
+                         lab ? "\"label\" is not an integer" : "missing \"label\"");
+    return id ? jsonl_id(r, id, name, lineno, err) : TR_OK;
+}
+
 int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_opts *opts, dat_set **out, tr_err *err) {
     dat_opts tmp;
     const dat_opts *o = dat_opts_or_default(opts, &tmp);
@@ -305,72 +366,7 @@ int dat_parse_jsonl(const char *text, size_t len, const char *name, const dat_op
                 tr_seterr(err, TR_EFORMAT, "", "%s:%zu: expected an object {\"x\": [...], \"label\": L}", name, lineno);
             goto fail;
         }
-        const char *key = "x";
-        cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "x");
-        if (x == NULL) x = cJSON_GetObjectItemCaseSensitive(j, key = "features");
-        if (!cJSON_IsArray(x)) {
-            rc = tr_seterr(err, TR_EFORMAT, x ? key : "x", "%s:%zu: %s", name, lineno,
-                           x ? "\"features\" is not an array" : "missing \"x\" (an array of numbers)");
-            goto fail;
-        }
-        size_t nx = (size_t)cJSON_GetArraySize(x);
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-        if (r.dim == 0) {
-            if (nx == 0 || nx > DAT_MAX_DIM) {
-                rc = tr_seterr(err, nx ? TR_ELIMIT : TR_EFORMAT, key, "%s:%zu: \"%s\" has %zu numbers (limit 1..%zu)",
-                               name, lineno, key, nx, DAT_MAX_DIM);
-                goto fail;
-            }
-            r.dim = nx;
-            r.with_ids = id != NULL;
-            first_line = lineno;
-        } else if (nx != r.dim) {
-            rc = tr_seterr(err, TR_EFORMAT, key, "%s:%zu: \"%s\" has %zu numbers, expected %zu (as on line %zu)", name,
-                           lineno, key, nx, r.dim, first_line);
-            goto fail;
-        }
-        if ((id != NULL) != r.with_ids) {
-            rc = tr_seterr(err, TR_EFORMAT, "id", "%s:%zu: %s \"id\" (line %zu %s one)", name, lineno,
-                           id ? "unexpected" : "missing", first_line, id ? "had no" : "had");
-            goto fail;
-        }
-        if ((rc = rowbuf_grow(&r, name, err)) != TR_OK) goto fail;
-        float *row = r.x + r.n * r.dim;
-        size_t c = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, x) {
-            if (!cJSON_IsNumber(e) || !tr_f32_ok(e->valuedouble)) {
-                char field[48];
-                snprintf(field, sizeof field, "%s[%zu]", key, c);
-                rc = tr_seterr(err, TR_EFORMAT, field, "%s:%zu: %s is not a finite number", name, lineno, field);
-                goto fail;
-            }
-            row[c++] = (float)e->valuedouble;
-        }
-        cJSON *lab = cJSON_GetObjectItemCaseSensitive(j, "label");
-        if (lab == NULL || !cJSON_IsNumber(lab) || as_label(lab->valuedouble, &r.labels[r.n]) != 0) {
-            rc = tr_seterr(err, TR_EFORMAT, "label", "%s:%zu: %s", name, lineno,
-                           lab ? "\"label\" is not an integer" : "missing \"label\"");
-            goto fail;
-        }
-        if (id != NULL) {
-            char buf[DAT_MAX_ID];
-            if (cJSON_IsString(id) && id->valuestring[0] != '\0' && strlen(id->valuestring) < DAT_MAX_ID) {
-                snprintf(buf, sizeof buf, "%s", id->valuestring);
-            } else if (cJSON_IsNumber(id) && id->valuedouble == floor(id->valuedouble) &&
-                       fabs(id->valuedouble) <= 9007199254740992.0) {
-                snprintf(buf, sizeof buf, "%.0f", id->valuedouble);
-            } else {
-                rc = tr_seterr(err, TR_EFORMAT, "id",
-                               "%s:%zu: \"id\" must be a non-empty string (< %d bytes) or an integer", name, lineno,
-                               DAT_MAX_ID);
-                goto fail;
-            }
-            if ((r.ids[r.n] = dup_bounded(buf, strlen(buf))) == NULL) {
-                rc = tr_seterr(err, TR_ENOMEM, "", "%s: out of memory at line %zu", name, lineno);
-                goto fail;
-            }
-        }
+        if ((rc = jsonl_row(&r, j, name, lineno, &first_line, err)) != TR_OK) goto fail;
         r.n++;
         cJSON_Delete(j);
         j = NULL;

@@ -322,6 +322,71 @@ static int load_opset(onx_graph *g, const Onnx__ModelProto *mp, tr_err *err) {
     return TR_OK;
 }
 
+/* Each initializer as a constant value, named in m. */
+static int load_initializers(onx_graph *g, const Onnx__GraphProto *gp, name_map *m, tr_err *err) {
+    char s[96];
+    int rc;
+    for (size_t i = 0; i < gp->n_initializer; i++) {
+        const Onnx__TensorProto *t = gp->initializer[i];
+        if (!t->name || !t->name[0]) return tr_seterr(err, TR_EFORMAT, "initializer", "initializer %zu has no name", i);
+        if (map_get(m, t->name) >= 0)
+            return tr_seterr(err, TR_EFORMAT, "initializer", "initializer \"%s\" appears twice",
+                             onx_sanitize(t->name, s, sizeof s));
+        int vi;
+        if ((rc = onx_load_tensor(g, t, "", &vi, err))) return rc;
+        map_put(m, t->name, vi);
+    }
+    return TR_OK;
+}
+
+/* The one graph input that is not an initializer (old files list those as
+ * inputs too) into g->input. */
+static int load_inputs(onx_graph *g, const Onnx__GraphProto *gp, name_map *m, tr_err *err) {
+    char s[96];
+    int rc;
+    g->input = -1;
+    for (size_t i = 0; i < gp->n_input; i++) {
+        const char *nm = gp->input[i]->name ? gp->input[i]->name : "";
+        if (map_get(m, nm) >= 0) continue; /* an initializer listed as input: a constant */
+        if (!nm[0]) return tr_seterr(err, TR_EFORMAT, "input", "graph input %zu has no name", i);
+        if (g->input >= 0)
+            return tr_seterr(err, TR_EFORMAT, "input",
+                             "the graph has more than one input (\"%s\" and \"%s\"); exactly one is supported",
+                             g->v[g->input].name, onx_sanitize(nm, s, sizeof s));
+        if ((g->input = onx_value_new(g, nm)) < 0) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
+        if ((rc = load_input(g, gp->input[i], g->input, err))) return rc;
+        map_put(m, nm, g->input);
+    }
+    if (g->input < 0) return tr_seterr(err, TR_EFORMAT, "input", "the graph has no input besides its initializers");
+    return TR_OK;
+}
+
+/* The one graph output: a float tensor computed from the input, batch first. */
+static int load_output(onx_graph *g, const Onnx__GraphProto *gp, const name_map *m, tr_err *err) {
+    char s[96], sh[128];
+    if (gp->n_output != 1)
+        return tr_seterr(err, TR_EFORMAT, "output",
+                         "the graph has %zu outputs; exactly one (the embedding) is supported", gp->n_output);
+    const char *on = gp->output[0]->name ? gp->output[0]->name : "";
+    int ov = map_get(m, on);
+    onx_sanitize(on, s, sizeof s);
+    if (ov < 0) return tr_seterr(err, TR_EFORMAT, "output", "output \"%s\" is not produced by any node", s);
+    const onx_value *o = &g->v[ov];
+    onx_shape_str(o, sh, sizeof sh);
+    if (o->is_const || ov == g->input)
+        return tr_seterr(err, TR_EFORMAT, "output", "output \"%s\" does not depend on the input", s);
+    if (o->dtype != ONX_F32) return tr_seterr(err, TR_EFORMAT, "output", "output \"%s\" is not a float tensor", s);
+    onx_dim b = g->fixed_batch ? onx_d(g->fixed_batch) : (onx_dim){1, 1}, rest;
+    if (o->rank < 1 || !onx_deq(o->dim[0], b) || !onx_numel(o->dim, 1, o->rank, &rest) || rest.p != 0)
+        return tr_seterr(err, TR_EFORMAT, "output", "output \"%s\" has shape %s; its first dimension must be the batch",
+                         s, sh);
+    if (!(g->outputs = malloc(sizeof *g->outputs))) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
+    g->outputs[0] = ov;
+    g->n_outputs = 1;
+    g->v[ov].is_output = 1;
+    return TR_OK;
+}
+
 static int load_graph(onx_graph *g, const Onnx__ModelProto *mp, tr_err *err) {
     const Onnx__GraphProto *gp = mp->graph;
     int rc;
@@ -346,87 +411,10 @@ static int load_graph(onx_graph *g, const Onnx__ModelProto *mp, tr_err *err) {
         rc = tr_seterr(err, TR_ENOMEM, "", "out of memory");
         goto done;
     }
-    char s[96];
-    for (size_t i = 0; i < gp->n_initializer; i++) {
-        const Onnx__TensorProto *t = gp->initializer[i];
-        if (!t->name || !t->name[0]) {
-            rc = tr_seterr(err, TR_EFORMAT, "initializer", "initializer %zu has no name", i);
-            goto done;
-        }
-        if (map_get(&m, t->name) >= 0) {
-            rc = tr_seterr(err, TR_EFORMAT, "initializer", "initializer \"%s\" appears twice",
-                           onx_sanitize(t->name, s, sizeof s));
-            goto done;
-        }
-        int vi;
-        if ((rc = onx_load_tensor(g, t, "", &vi, err))) goto done;
-        map_put(&m, t->name, vi);
-    }
-    g->input = -1;
-    for (size_t i = 0; i < gp->n_input; i++) {
-        const char *nm = gp->input[i]->name ? gp->input[i]->name : "";
-        if (map_get(&m, nm) >= 0) continue; /* an initializer listed as input: a constant */
-        if (!nm[0]) {
-            rc = tr_seterr(err, TR_EFORMAT, "input", "graph input %zu has no name", i);
-            goto done;
-        }
-        if (g->input >= 0) {
-            rc = tr_seterr(err, TR_EFORMAT, "input",
-                           "the graph has more than one input (\"%s\" and \"%s\"); exactly one is supported",
-                           g->v[g->input].name, onx_sanitize(nm, s, sizeof s));
-            goto done;
-        }
-        g->input = onx_value_new(g, nm);
-        if (g->input < 0 || (rc = load_input(g, gp->input[i], g->input, err))) {
-            if (g->input < 0) rc = tr_seterr(err, TR_ENOMEM, "", "out of memory");
-            goto done;
-        }
-        map_put(&m, nm, g->input);
-    }
-    if (g->input < 0) {
-        rc = tr_seterr(err, TR_EFORMAT, "input", "the graph has no input besides its initializers");
-        goto done;
-    }
+    if ((rc = load_initializers(g, gp, &m, err)) || (rc = load_inputs(g, gp, &m, err))) goto done;
     for (size_t i = 0; i < gp->n_node; i++)
         if ((rc = load_node(g, gp->node[i], (int)i, &m, err))) goto done;
-    if (gp->n_output != 1) {
-        rc = tr_seterr(err, TR_EFORMAT, "output", "the graph has %zu outputs; exactly one (the embedding) is supported",
-                       gp->n_output);
-        goto done;
-    }
-    const char *on = gp->output[0]->name ? gp->output[0]->name : "";
-    int ov = map_get(&m, on);
-    onx_sanitize(on, s, sizeof s);
-    if (ov < 0) {
-        rc = tr_seterr(err, TR_EFORMAT, "output", "output \"%s\" is not produced by any node", s);
-        goto done;
-    }
-    const onx_value *o = &g->v[ov];
-    char sh[128];
-    onx_shape_str(o, sh, sizeof sh);
-    if (o->is_const || ov == g->input) {
-        rc = tr_seterr(err, TR_EFORMAT, "output", "output \"%s\" does not depend on the input", s);
-        goto done;
-    }
-    if (o->dtype != ONX_F32) {
-        rc = tr_seterr(err, TR_EFORMAT, "output", "output \"%s\" is not a float tensor", s);
-        goto done;
-    }
-    onx_dim b = g->fixed_batch ? onx_d(g->fixed_batch) : (onx_dim){1, 1}, rest;
-    if (o->rank < 1 || !onx_deq(o->dim[0], b) || !onx_numel(o->dim, 1, o->rank, &rest) || rest.p != 0) {
-        rc = tr_seterr(err, TR_EFORMAT, "output", "output \"%s\" has shape %s; its first dimension must be the batch",
-                       s, sh);
-        goto done;
-    }
-    g->outputs = malloc(sizeof *g->outputs);
-    if (!g->outputs) {
-        rc = tr_seterr(err, TR_ENOMEM, "", "out of memory");
-        goto done;
-    }
-    g->outputs[0] = ov;
-    g->n_outputs = 1;
-    g->v[ov].is_output = 1;
-    rc = onx_optimize(g, err);
+    if ((rc = load_output(g, gp, &m, err)) == TR_OK) rc = onx_optimize(g, err);
 done:
     for (int i = 0; i < g->n_nodes; i++) g->nodes[i].proto = NULL;
     free(m.key);

@@ -6,6 +6,49 @@
 #include "metrics.h"
 #include "vectors.h"
 
+/* The mining result as the reply's body (without its config); NULL when
+ * out of memory. */
+static cJSON *mine_json(const mine_result *mr, mine_strategy strategy) {
+    cJSON *res = cJSON_CreateObject(), *t;
+    if (!res) return NULL;
+    cJSON_AddStringToObject(res, "strategy", mine_name(strategy));
+    cJSON_AddNumberToObject(res, "loss", strategy == MINE_BATCH_ALL ? mr->mean_pos_loss : mr->mean_loss);
+    cJSON_AddNumberToObject(res, "mean_loss", mr->mean_loss);
+    cJSON_AddNumberToObject(res, "mean_positive_loss", mr->mean_pos_loss);
+    cJSON_AddNumberToObject(res, "n_triplets", (double)mr->n_total);
+    cJSON_AddNumberToObject(res, "n_listed", (double)mr->n_listed);
+    cJSON_AddNumberToObject(res, "n_positive", (double)mr->n_positive);
+    cJSON_AddNumberToObject(res, "fraction_positive", mr->n_total ? (double)mr->n_positive / (double)mr->n_total : 0.0);
+    cJSON *cnt = cJSON_AddObjectToObject(res, "counts");
+    if (!cnt) goto fail;
+    cJSON_AddNumberToObject(cnt, "easy", (double)mr->counts[LOSS_CAT_EASY]);
+    cJSON_AddNumberToObject(cnt, "semi_hard", (double)mr->counts[LOSS_CAT_SEMI_HARD]);
+    cJSON_AddNumberToObject(cnt, "hard", (double)mr->counts[LOSS_CAT_HARD]);
+    cJSON *tri = cJSON_AddArrayToObject(res, "triplets"), *dap = cJSON_AddArrayToObject(res, "d_ap"),
+          *dan = cJSON_AddArrayToObject(res, "d_an"), *los = cJSON_AddArrayToObject(res, "losses"),
+          *cat = cJSON_AddArrayToObject(res, "categories");
+    if (!tri || !dap || !dan || !los || !cat) goto fail;
+    for (size_t i = 0; i < mr->n_listed; i++) {
+        const mine_triplet *m = &mr->t[i];
+        int idx[3] = {m->a, m->p, m->n};
+        if (!(t = cJSON_CreateIntArray(idx, 3))) goto fail;
+        cJSON_AddItemToArray(tri, t);
+        cJSON_AddItemToArray(dap, cJSON_CreateNumber(m->d_ap));
+        cJSON_AddItemToArray(dan, cJSON_CreateNumber(m->d_an));
+        cJSON_AddItemToArray(los, cJSON_CreateNumber(m->loss));
+        cJSON_AddItemToArray(cat, cJSON_CreateString(loss_category_name(m->cat)));
+    }
+    cJSON *nop = cJSON_AddArrayToObject(res, "anchors_without_positive"),
+          *non = cJSON_AddArrayToObject(res, "anchors_without_negative");
+    if (!nop || !non) goto fail;
+    for (size_t i = 0; i < mr->n_no_positive; i++) cJSON_AddItemToArray(nop, cJSON_CreateNumber(mr->no_positive[i]));
+    for (size_t i = 0; i < mr->n_no_negative; i++) cJSON_AddItemToArray(non, cJSON_CreateNumber(mr->no_negative[i]));
+    return res;
+fail:
+    cJSON_Delete(res);
+    return NULL;
+}
+
 int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     static const char *const FIELDS[] = {"inputs", "labels", "strategy", "embed",        "normalize",
                                          "metric", "margin", "loss",     "max_triplets", NULL};
@@ -22,7 +65,7 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     int rc;
     tr_err err;
     mine_result mr;
-    cJSON *res = NULL, *t = NULL;
+    cJSON *res = NULL;
     memset(&mr, 0, sizeof mr);
     if ((rc = jio_check_fields(body, FIELDS, out))) return rc;
     if ((rc = srv_vec_opts_parse(ctx, body, 1, &o, out))) return rc;
@@ -45,39 +88,7 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
         goto done;
     }
     srv_metrics_triplets(mr.counts);
-    if (!(res = cJSON_CreateObject())) goto oom;
-    cJSON_AddStringToObject(res, "strategy", mine_name((mine_strategy)strategy));
-    cJSON_AddNumberToObject(res, "loss", strategy == MINE_BATCH_ALL ? mr.mean_pos_loss : mr.mean_loss);
-    cJSON_AddNumberToObject(res, "mean_loss", mr.mean_loss);
-    cJSON_AddNumberToObject(res, "mean_positive_loss", mr.mean_pos_loss);
-    cJSON_AddNumberToObject(res, "n_triplets", (double)mr.n_total);
-    cJSON_AddNumberToObject(res, "n_listed", (double)mr.n_listed);
-    cJSON_AddNumberToObject(res, "n_positive", (double)mr.n_positive);
-    cJSON_AddNumberToObject(res, "fraction_positive", mr.n_total ? (double)mr.n_positive / (double)mr.n_total : 0.0);
-    cJSON *cnt = cJSON_AddObjectToObject(res, "counts");
-    if (!cnt) goto oom;
-    cJSON_AddNumberToObject(cnt, "easy", (double)mr.counts[LOSS_CAT_EASY]);
-    cJSON_AddNumberToObject(cnt, "semi_hard", (double)mr.counts[LOSS_CAT_SEMI_HARD]);
-    cJSON_AddNumberToObject(cnt, "hard", (double)mr.counts[LOSS_CAT_HARD]);
-    cJSON *tri = cJSON_AddArrayToObject(res, "triplets"), *dap = cJSON_AddArrayToObject(res, "d_ap"),
-          *dan = cJSON_AddArrayToObject(res, "d_an"), *los = cJSON_AddArrayToObject(res, "losses"),
-          *cat = cJSON_AddArrayToObject(res, "categories");
-    if (!tri || !dap || !dan || !los || !cat) goto oom;
-    for (size_t i = 0; i < mr.n_listed; i++) {
-        const mine_triplet *m = &mr.t[i];
-        int idx[3] = {m->a, m->p, m->n};
-        if (!(t = cJSON_CreateIntArray(idx, 3))) goto oom;
-        cJSON_AddItemToArray(tri, t);
-        cJSON_AddItemToArray(dap, cJSON_CreateNumber(m->d_ap));
-        cJSON_AddItemToArray(dan, cJSON_CreateNumber(m->d_an));
-        cJSON_AddItemToArray(los, cJSON_CreateNumber(m->loss));
-        cJSON_AddItemToArray(cat, cJSON_CreateString(loss_category_name(m->cat)));
-    }
-    cJSON *nop = cJSON_AddArrayToObject(res, "anchors_without_positive"),
-          *non = cJSON_AddArrayToObject(res, "anchors_without_negative");
-    if (!nop || !non) goto oom;
-    for (size_t i = 0; i < mr.n_no_positive; i++) cJSON_AddItemToArray(nop, cJSON_CreateNumber(mr.no_positive[i]));
-    for (size_t i = 0; i < mr.n_no_negative; i++) cJSON_AddItemToArray(non, cJSON_CreateNumber(mr.no_negative[i]));
+    if (!(res = mine_json(&mr, (mine_strategy)strategy))) goto oom;
     cJSON *cfg = srv_scoring_config(&o, ctx->state->model, margin, k);
     if (!cfg) goto oom;
     cJSON_AddItemToObject(res, "config", cfg);

@@ -104,6 +104,69 @@ static int hex4(const char *q, unsigned *u) {
 }
 
 /* String at *c (after the opening quote) into a malloc'd NUL-terminated copy. */
+/* u (not 0, not a surrogate) as UTF-8 into enc; the byte count. */
+static size_t utf8_put(unsigned u, char *enc) {
+    if (u < 0x80) {
+        enc[0] = (char)u;
+        return 1;
+    }
+    if (u < 0x800) {
+        enc[0] = (char)(0xC0 | u >> 6), enc[1] = (char)(0x80 | (u & 0x3F));
+        return 2;
+    }
+    if (u < 0x10000) {
+        enc[0] = (char)(0xE0 | u >> 12), enc[1] = (char)(0x80 | ((u >> 6) & 0x3F)), enc[2] = (char)(0x80 | (u & 0x3F));
+        return 3;
+    }
+    enc[0] = (char)(0xF0 | u >> 18), enc[1] = (char)(0x80 | ((u >> 12) & 0x3F)),
+    enc[2] = (char)(0x80 | ((u >> 6) & 0x3F)), enc[3] = (char)(0x80 | (u & 0x3F));
+    return 4;
+}
+
+/* The \u escape at *q (after "\u"), a surrogate pair included, as UTF-8
+ * into enc; *q moves past it. The byte count, or 0 after fail(). */
+static size_t unescape_u(jp *p, const char **q, char *enc) {
+    unsigned u, lo;
+    if (p->end - *q < 4 || hex4(*q, &u)) {
+        fail(p, *q, "bad \\u escape");
+        return 0;
+    }
+    *q += 4;
+    if (u >= 0xD800 && u <= 0xDBFF) {
+        const char *r = *q;
+        if (p->end - r < 6 || r[0] != '\\' || r[1] != 'u' || hex4(r + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+            fail(p, r, "unpaired UTF-16 surrogate in a \\u escape");
+            return 0;
+        }
+        *q += 6;
+        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+    } else if (u >= 0xDC00 && u <= 0xDFFF) {
+        fail(p, *q, "unpaired UTF-16 surrogate in a \\u escape");
+        return 0;
+    }
+    if (u == 0) {
+        fail(p, *q, "NUL character in a string");
+        return 0;
+    }
+    return utf8_put(u, enc);
+}
+
+/* The escape at *q (a backslash with at least one byte after it) into enc;
+ * *q moves past it. The byte count, or 0 after fail(). */
+static size_t unescape(jp *p, const char **q, char *enc) {
+    static const char FROM[] = "\"\\/bfnrt", TO[] = "\"\\/\b\f\n\r\t";
+    char e = (*q)[1];
+    *q += 2;
+    if (e == 'u') return unescape_u(p, q, enc);
+    const char *k = e ? strchr(FROM, e) : NULL;
+    if (k == NULL) {
+        fail(p, *q - 1, "bad escape in a string");
+        return 0;
+    }
+    enc[0] = TO[k - FROM];
+    return 1;
+}
+
 static char *parse_string(jp *p, const char **c) {
     const char *q = *c, *run;
     size_t cap = 16, len = 0;
@@ -127,78 +190,11 @@ static char *parse_string(jp *p, const char **c) {
         if (ch != '\\') {
             enc[0] = (char)ch;
             q++;
-        } else {
-            if (q + 1 >= p->end) {
-                q = p->end; /* a backslash as the last byte: unterminated */
-                break;
-            }
-            char e = q[1];
-            q += 2;
-            switch (e) {
-            case '"':
-                enc[0] = '"';
-                break;
-            case '\\':
-                enc[0] = '\\';
-                break;
-            case '/':
-                enc[0] = '/';
-                break;
-            case 'b':
-                enc[0] = '\b';
-                break;
-            case 'f':
-                enc[0] = '\f';
-                break;
-            case 'n':
-                enc[0] = '\n';
-                break;
-            case 'r':
-                enc[0] = '\r';
-                break;
-            case 't':
-                enc[0] = '\t';
-                break;
-            case 'u': {
-                unsigned u, lo;
-                if (p->end - q < 4 || hex4(q, &u)) {
-                    fail(p, q, "bad \\u escape");
-                    goto bad;
-                }
-                q += 4;
-                if (u >= 0xD800 && u <= 0xDBFF) {
-                    if (p->end - q < 6 || q[0] != '\\' || q[1] != 'u' || hex4(q + 2, &lo) || lo < 0xDC00 ||
-                        lo > 0xDFFF) {
-                        fail(p, q, "unpaired UTF-16 surrogate in a \\u escape");
-                        goto bad;
-                    }
-                    q += 6;
-                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-                } else if (u >= 0xDC00 && u <= 0xDFFF) {
-                    fail(p, q, "unpaired UTF-16 surrogate in a \\u escape");
-                    goto bad;
-                }
-                if (u == 0) {
-                    fail(p, q, "NUL character in a string");
-                    goto bad;
-                }
-                if (u < 0x80)
-                    enc[0] = (char)u;
-                else if (u < 0x800)
-                    enc[0] = (char)(0xC0 | u >> 6), enc[1] = (char)(0x80 | (u & 0x3F)), n = 2;
-                else if (u < 0x10000)
-                    enc[0] = (char)(0xE0 | u >> 12), enc[1] = (char)(0x80 | ((u >> 6) & 0x3F)),
-                    enc[2] = (char)(0x80 | (u & 0x3F)), n = 3;
-                else
-                    enc[0] = (char)(0xF0 | u >> 18), enc[1] = (char)(0x80 | ((u >> 12) & 0x3F)),
-                    enc[2] = (char)(0x80 | ((u >> 6) & 0x3F)), enc[3] = (char)(0x80 | (u & 0x3F)), n = 4;
-                break;
-            }
-            default:
-                fail(p, q - 1, "bad escape in a string");
-                goto bad;
-            }
-        }
+        } else if (q + 1 >= p->end) {
+            q = p->end; /* a backslash as the last byte: unterminated */
+            break;
+        } else if ((n = unescape(p, &q, enc)) == 0)
+            goto bad;
         if (len + n + 1 > cap) {
             char *t = realloc(o, cap * 2 + n);
             if (!t) goto oom;

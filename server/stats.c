@@ -219,86 +219,107 @@ fail:
     return NULL;
 }
 
-cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight) {
-    static unsigned long long lat[STATS_MAX_ROUTES + 1][STATS_LAT_BUCKETS]; /* under g_read */
-    static pthread_mutex_t g_read = PTHREAD_MUTEX_INITIALIZER;
-    unsigned long long route_err[STATS_MAX_ROUTES] = {0}, status[N_STATUS + 1] = {0}, batch[STATS_BATCH_BUCKETS] = {0},
-                       trip[LOSS_CAT_COUNT] = {0}, loss[STATS_LOSS_BUCKETS] = {0}, batch_sum = 0, recent = 0;
-    int64_t now = (int64_t)now_t;
-    char key[16];
-    if (window_s < 1) window_s = 1;
-    if (window_s > STATS_SPAN) window_s = STATS_SPAN;
-    pthread_mutex_lock(&g_read);
-    memset(lat, 0, sizeof lat);
+/* The counters summed over a window of whole seconds. */
+typedef struct {
+    unsigned long long lat[STATS_MAX_ROUTES + 1][STATS_LAT_BUCKETS], route_err[STATS_MAX_ROUTES], status[N_STATUS + 1],
+        batch[STATS_BATCH_BUCKETS], trip[LOSS_CAT_COUNT], loss[STATS_LOSS_BUCKETS], batch_sum, recent;
+} sums;
+
+static void sum_window(sums *s, int64_t now, int window_s) {
+    memset(s, 0, sizeof *s);
     for (int64_t t = now - window_s; t < now; t++) {
         const slot *sl = slot_if(t);
         if (!sl) continue;
         for (int r = 0; r <= STATS_MAX_ROUTES; r++)
-            for (int b = 0; b < STATS_LAT_BUCKETS; b++) lat[r][b] += ld(&sl->lat[r][b]);
-        for (int r = 0; r < STATS_MAX_ROUTES; r++) route_err[r] += ld(&sl->route_err[r]);
-        for (int i = 0; i <= N_STATUS; i++) status[i] += ld(&sl->status[i]);
-        for (int i = 0; i < STATS_BATCH_BUCKETS; i++) batch[i] += ld(&sl->batch[i]);
-        batch_sum += atomic_load_explicit(&sl->batch_sum, memory_order_relaxed);
-        for (int c = 0; c < LOSS_CAT_COUNT; c++) trip[c] += ld(&sl->trip[c]);
-        for (int i = 0; i < STATS_LOSS_BUCKETS; i++) loss[i] += ld(&sl->loss[i]);
+            for (int b = 0; b < STATS_LAT_BUCKETS; b++) s->lat[r][b] += ld(&sl->lat[r][b]);
+        for (int r = 0; r < STATS_MAX_ROUTES; r++) s->route_err[r] += ld(&sl->route_err[r]);
+        for (int i = 0; i <= N_STATUS; i++) s->status[i] += ld(&sl->status[i]);
+        for (int i = 0; i < STATS_BATCH_BUCKETS; i++) s->batch[i] += ld(&sl->batch[i]);
+        s->batch_sum += atomic_load_explicit(&sl->batch_sum, memory_order_relaxed);
+        for (int c = 0; c < LOSS_CAT_COUNT; c++) s->trip[c] += ld(&sl->trip[c]);
+        for (int i = 0; i < STATS_LOSS_BUCKETS; i++) s->loss[i] += ld(&sl->loss[i]);
     }
     for (int64_t t = now - STATS_RATE_SECONDS; t < now; t++) {
         const slot *sl = slot_if(t);
-        for (int b = 0; sl && b < STATS_LAT_BUCKETS; b++) recent += ld(&sl->lat[ALL][b]);
+        for (int b = 0; sl && b < STATS_LAT_BUCKETS; b++) s->recent += ld(&sl->lat[ALL][b]);
     }
-    unsigned long long total = 0, errors = 0, nbatch = 0;
-    for (int b = 0; b < STATS_LAT_BUCKETS; b++) total += lat[ALL][b];
-    for (int i = 0; i <= N_STATUS; i++)
-        if (i == N_STATUS || srv_status_at(i) >= 400) errors += status[i];
-    for (int i = 0; i < STATS_BATCH_BUCKETS; i++) nbatch += batch[i];
+}
 
+/* One object per route that had requests in the window; 0, or -1 when out of memory. */
+static int add_routes(cJSON *routes, const sums *s, int window_s) {
+    for (int r = 0; r < STATS_MAX_ROUTES; r++) {
+        unsigned long long n = 0;
+        for (int b = 0; b < STATS_LAT_BUCKETS; b++) n += s->lat[r][b];
+        if (!n) continue;
+        const char *label = r < OTHER && r < srv_route_count() ? srv_route_label(r) : "other";
+        cJSON *x = cJSON_CreateObject();
+        if (!x) return -1;
+        cJSON_AddItemToArray(routes, x);
+        if (!cJSON_AddStringToObject(x, "route", label) || !cJSON_AddNumberToObject(x, "requests", (double)n) ||
+            !cJSON_AddNumberToObject(x, "rps", round3((double)n / window_s)) ||
+            !cJSON_AddNumberToObject(x, "errors", (double)s->route_err[r]) ||
+            !add_ms(x, "p50_ms", srv_stats_quantile_ms(s->lat[r], 0.5)) ||
+            !add_ms(x, "p99_ms", srv_stats_quantile_ms(s->lat[r], 0.99)))
+            return -1;
+    }
+    return 0;
+}
+
+/* Requests by status code, batch sizes and mined triplets; 0, or -1 when out of memory. */
+static int add_counts(cJSON *st, cJSON *bt, cJSON *tr, const sums *s) {
+    static const char *const CAT[LOSS_CAT_COUNT] = {
+        [LOSS_CAT_EASY] = "easy", [LOSS_CAT_SEMI_HARD] = "semi_hard", [LOSS_CAT_HARD] = "hard"};
+    char key[16];
+    unsigned long long nbatch = 0;
+    cJSON *x;
+    for (int i = 0; i <= N_STATUS; i++) {
+        if (!s->status[i]) continue;
+        if (i < N_STATUS)
+            snprintf(key, sizeof key, "%d", srv_status_at(i));
+        else
+            snprintf(key, sizeof key, "other");
+        if (!cJSON_AddNumberToObject(st, key, (double)s->status[i])) return -1;
+    }
+    for (int i = 0; i < STATS_BATCH_BUCKETS; i++) nbatch += s->batch[i];
+    if (!cJSON_AddNumberToObject(bt, "requests", (double)nbatch) ||
+        !cJSON_AddNumberToObject(bt, "vectors", (double)s->batch_sum) ||
+        !cJSON_AddNumberToObject(bt, "mean", nbatch ? round3((double)s->batch_sum / (double)nbatch) : 0) ||
+        !(x = hist_json(s->batch, STATS_BATCH_BUCKETS, batch_upper)))
+        return -1;
+    cJSON_AddItemToObject(bt, "histogram", x);
+    for (int c = 0; c < LOSS_CAT_COUNT; c++)
+        if (!cJSON_AddNumberToObject(tr, CAT[c], (double)s->trip[c])) return -1;
+    if (!(x = hist_json(s->loss, STATS_LOSS_BUCKETS, loss_upper))) return -1;
+    cJSON_AddItemToObject(tr, "loss_histogram", x);
+    return 0;
+}
+
+cJSON *srv_stats_json(int window_s, time_t now_t, int in_flight) {
+    static sums s; /* large: one copy, under g_read */
+    static pthread_mutex_t g_read = PTHREAD_MUTEX_INITIALIZER;
+    int64_t now = (int64_t)now_t;
+    if (window_s < 1) window_s = 1;
+    if (window_s > STATS_SPAN) window_s = STATS_SPAN;
+    pthread_mutex_lock(&g_read);
+    sum_window(&s, now, window_s);
+    unsigned long long total = 0, errors = 0;
+    for (int b = 0; b < STATS_LAT_BUCKETS; b++) total += s.lat[ALL][b];
+    for (int i = 0; i <= N_STATUS; i++)
+        if (i == N_STATUS || srv_status_at(i) >= 400) errors += s.status[i];
     cJSON *o = cJSON_CreateObject(), *routes, *st, *bt, *tr, *x;
     int ok =
         o && cJSON_AddNumberToObject(o, "now", (double)now) && cJSON_AddNumberToObject(o, "span_seconds", STATS_SPAN) &&
         cJSON_AddNumberToObject(o, "window_seconds", window_s) &&
         cJSON_AddNumberToObject(o, "rate_seconds", STATS_RATE_SECONDS) &&
-        cJSON_AddNumberToObject(o, "rps", round3((double)recent / STATS_RATE_SECONDS)) &&
+        cJSON_AddNumberToObject(o, "rps", round3((double)s.recent / STATS_RATE_SECONDS)) &&
         cJSON_AddNumberToObject(o, "in_flight", in_flight) && cJSON_AddNumberToObject(o, "requests", (double)total) &&
         cJSON_AddNumberToObject(o, "errors", (double)errors) &&
-        add_ms(o, "p50_ms", srv_stats_quantile_ms(lat[ALL], 0.5)) &&
-        add_ms(o, "p99_ms", srv_stats_quantile_ms(lat[ALL], 0.99)) && (routes = cJSON_AddArrayToObject(o, "routes")) &&
-        (st = cJSON_AddObjectToObject(o, "status")) && (bt = cJSON_AddObjectToObject(o, "batch")) &&
-        (tr = cJSON_AddObjectToObject(o, "triplets"));
-    for (int r = 0; ok && r < STATS_MAX_ROUTES; r++) {
-        unsigned long long n = 0;
-        for (int b = 0; b < STATS_LAT_BUCKETS; b++) n += lat[r][b];
-        if (!n) continue;
-        const char *label = r < OTHER && r < srv_route_count() ? srv_route_label(r) : "other";
-        ok = (x = cJSON_CreateObject()) != NULL;
-        if (ok) cJSON_AddItemToArray(routes, x);
-        ok = ok && cJSON_AddStringToObject(x, "route", label) && cJSON_AddNumberToObject(x, "requests", (double)n) &&
-             cJSON_AddNumberToObject(x, "rps", round3((double)n / window_s)) &&
-             cJSON_AddNumberToObject(x, "errors", (double)route_err[r]) &&
-             add_ms(x, "p50_ms", srv_stats_quantile_ms(lat[r], 0.5)) &&
-             add_ms(x, "p99_ms", srv_stats_quantile_ms(lat[r], 0.99));
-    }
-    for (int i = 0; ok && i <= N_STATUS; i++) {
-        if (!status[i]) continue;
-        if (i < N_STATUS)
-            snprintf(key, sizeof key, "%d", srv_status_at(i));
-        else
-            snprintf(key, sizeof key, "other");
-        ok = cJSON_AddNumberToObject(st, key, (double)status[i]) != NULL;
-    }
+        add_ms(o, "p50_ms", srv_stats_quantile_ms(s.lat[ALL], 0.5)) &&
+        add_ms(o, "p99_ms", srv_stats_quantile_ms(s.lat[ALL], 0.99)) &&
+        (routes = cJSON_AddArrayToObject(o, "routes")) && (st = cJSON_AddObjectToObject(o, "status")) &&
+        (bt = cJSON_AddObjectToObject(o, "batch")) && (tr = cJSON_AddObjectToObject(o, "triplets")) &&
+        add_routes(routes, &s, window_s) == 0 && add_counts(st, bt, tr, &s) == 0;
     pthread_mutex_unlock(&g_read);
-    ok = ok && cJSON_AddNumberToObject(bt, "requests", (double)nbatch) &&
-         cJSON_AddNumberToObject(bt, "vectors", (double)batch_sum) &&
-         cJSON_AddNumberToObject(bt, "mean", nbatch ? round3((double)batch_sum / (double)nbatch) : 0) &&
-         (x = hist_json(batch, STATS_BATCH_BUCKETS, batch_upper)) != NULL;
-    if (ok) cJSON_AddItemToObject(bt, "histogram", x);
-    for (int c = 0; ok && c < LOSS_CAT_COUNT; c++)
-        ok = cJSON_AddNumberToObject(tr,
-                                     c == LOSS_CAT_EASY        ? "easy"
-                                     : c == LOSS_CAT_SEMI_HARD ? "semi_hard"
-                                                               : "hard",
-                                     (double)trip[c]) != NULL;
-    ok = ok && (x = hist_json(loss, STATS_LOSS_BUCKETS, loss_upper)) != NULL;
-    if (ok) cJSON_AddItemToObject(tr, "loss_histogram", x);
     ok = ok && (x = series_json(now)) != NULL;
     if (ok) cJSON_AddItemToObject(o, "series", x);
     if (!ok) {
