@@ -2,6 +2,8 @@
 #include "gallery.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,16 +51,38 @@ static int is_hex64(const char *s) {
     return n == 64;
 }
 
+struct gal_digest {
+    pthread_mutex_t lock;
+    int state; /* 0 not yet, 1 done, -1 failed */
+    char hex[65];
+};
+
 void gal_free(gal_gallery *g) {
     if (g == NULL) return;
-    free(g->emb);
+    free(g->emb_copy);
     free(g->sqnorm);
-    free(g->labels);
-    free(g->images);
+    free(g->labels_copy);
     if (g->ids) free(g->ids[0]); /* one block holds every string */
     free(g->ids);
     free(g->path);
+    if (g->digest) pthread_mutex_destroy(&g->digest->lock);
+    free(g->digest);
+    st_close(g->file); /* unmaps: emb, labels and images may point into it */
     free(g);
+}
+
+const char *gal_sha256(const gal_gallery *g) {
+    struct gal_digest *d = g->digest;
+    size_t len;
+    tr_err err;
+    pthread_mutex_lock(&d->lock);
+    if (d->state == 0) {
+        const uint8_t *bytes = st_bytes(g->file, &len);
+        d->state = tr_sha256_hex(bytes, len, d->hex, &err) == TR_OK ? 1 : -1;
+        if (d->state < 0) d->hex[0] = '\0';
+    }
+    pthread_mutex_unlock(&d->lock);
+    return d->hex;
 }
 
 /* Split the ids tensor into n strings separated by NUL bytes; a trailing
@@ -100,14 +124,53 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Distinct labels: a bitmap when they are all small non-negative class
+ * numbers (the usual case, one pass), else sort a copy. */
 static int count_classes(gal_gallery *g, tr_err *err) {
+    enum { SMALL = 1 << 16 };
+    uint64_t seen[SMALL / 64] = {0};
+    size_t i;
+    g->n_classes = 0;
+    for (i = 0; i < g->n && g->labels[i] >= 0 && g->labels[i] < SMALL; i++) {
+        uint64_t l = (uint64_t)g->labels[i], bit = (uint64_t)1 << (l % 64);
+        g->n_classes += (seen[l / 64] & bit) == 0;
+        seen[l / 64] |= bit;
+    }
+    if (i == g->n) return TR_OK;
     int64_t *tmp = malloc(g->n * sizeof *tmp);
     if (tmp == NULL) return tr_seterr(err, TR_ENOMEM, "labels", "labels: cannot allocate");
     memcpy(tmp, g->labels, g->n * sizeof *tmp);
     qsort(tmp, g->n, sizeof *tmp, cmp_i64);
     g->n_classes = 0;
-    for (size_t i = 0; i < g->n; i++) g->n_classes += i == 0 || tmp[i] != tmp[i - 1];
+    for (i = 0; i < g->n; i++) g->n_classes += i == 0 || tmp[i] != tmp[i - 1];
     free(tmp);
+    return TR_OK;
+}
+
+/* Each row's squared norm (summed in double, stored as float) and, in the
+ * same pass, the check that every value is finite: a row's sum of squares
+ * is finite exactly when all its values are (a float squared fits a double). */
+static int row_norms(const float *e, size_t n, size_t dim, float *sqnorm, tr_err *err) {
+    for (size_t i = 0; i < n; i++) {
+        const float *r = e + i * dim;
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        size_t k = 0;
+        for (; k + 4 <= dim; k += 4) {
+            s0 += (double)r[k] * r[k];
+            s1 += (double)r[k + 1] * r[k + 1];
+            s2 += (double)r[k + 2] * r[k + 2];
+            s3 += (double)r[k + 3] * r[k + 3];
+        }
+        for (; k < dim; k++) s0 += (double)r[k] * r[k];
+        double s = (s0 + s1) + (s2 + s3);
+        if (!isfinite(s)) {
+            for (k = 0; isfinite(r[k]); k++) {
+            }
+            return tr_seterr(err, TR_EFORMAT, "embeddings", "tensor \"embeddings\": element %zu is %s", i * dim + k,
+                             isnan(r[k]) ? "NaN" : "infinite");
+        }
+        sqnorm[i] = (float)s;
+    }
     return TR_OK;
 }
 
@@ -185,28 +248,31 @@ static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
         memcpy(g->model_sha256, ms, 65);
     }
 
-    /* the header is sound: now convert */
-    bytes = g->n * g->dim * sizeof(float); /* bounded by GAL_MAX_VALUES */
-    g->emb = malloc(bytes);
-    g->sqnorm = malloc(g->n * sizeof *g->sqnorm);
-    if (g->emb == NULL || g->sqnorm == NULL)
-        return tr_seterr(err, TR_ENOMEM, "embeddings", "embeddings: cannot allocate %zu bytes", bytes);
-    if (im) {
-        if ((g->images = malloc(im->len ? im->len : 1)) == NULL)
-            return tr_seterr(err, TR_ENOMEM, "images", "images: cannot allocate %zu bytes", im->len);
-        memcpy(g->images, st_data(f, im), im->len);
+    /* the header is sound: serve what the file holds in place, convert the rest */
+    if ((g->sqnorm = malloc(g->n * sizeof *g->sqnorm)) == NULL)
+        return tr_seterr(err, TR_ENOMEM, "embeddings", "embeddings: cannot allocate %zu norms", g->n);
+    const uint8_t *ep = st_data(f, e);
+    if (e->dtype == ST_F32 && (uintptr_t)ep % alignof(float) == 0) {
+        g->emb = (const float *)(const void *)ep;
+    } else {
+        bytes = g->n * g->dim * sizeof(float); /* bounded by GAL_MAX_VALUES */
+        if ((g->emb_copy = malloc(bytes)) == NULL)
+            return tr_seterr(err, TR_ENOMEM, "embeddings", "embeddings: cannot allocate %zu bytes", bytes);
+        if ((rc = st_to_f32(f, e, g->emb_copy, err)) != TR_OK) return rc;
+        g->emb = g->emb_copy;
     }
-    rc = st_to_f32(f, e, g->emb, err);
-    if (rc != TR_OK) return rc;
-    for (size_t i = 0; i < g->n; i++) {
-        double s = 0;
-        for (size_t k = 0; k < g->dim; k++) s += (double)g->emb[i * g->dim + k] * g->emb[i * g->dim + k];
-        g->sqnorm[i] = (float)s;
-    }
+    if ((rc = row_norms(g->emb, g->n, g->dim, g->sqnorm, err)) != TR_OK) return rc;
+    if (im) g->images = st_data(f, im);
     if (l) {
-        g->labels = malloc(g->n * sizeof *g->labels);
-        if (g->labels == NULL) return tr_seterr(err, TR_ENOMEM, "labels", "labels: cannot allocate");
-        if ((rc = st_to_i64(f, l, g->labels, err)) != TR_OK) return rc;
+        const uint8_t *lp = st_data(f, l);
+        if (l->dtype == ST_I64 && (uintptr_t)lp % alignof(int64_t) == 0) {
+            g->labels = (const int64_t *)(const void *)lp;
+        } else {
+            if ((g->labels_copy = malloc(g->n * sizeof *g->labels_copy)) == NULL)
+                return tr_seterr(err, TR_ENOMEM, "labels", "labels: cannot allocate");
+            if ((rc = st_to_i64(f, l, g->labels_copy, err)) != TR_OK) return rc;
+            g->labels = g->labels_copy;
+        }
         if ((rc = count_classes(g, err)) != TR_OK) return rc;
     }
     if (id) return load_ids(st_data(f, id), id->len, g->n, g, err);
@@ -214,21 +280,22 @@ static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
 }
 
 int gal_load(const char *path, gal_gallery **out, tr_err *err) {
-    st_file *f = NULL;
     gal_gallery *g = NULL;
-    const uint8_t *bytes;
-    size_t len;
     int rc;
     *out = NULL;
-    if ((rc = st_open(path, &f, err)) != TR_OK) goto fail;
     g = calloc(1, sizeof *g);
-    if (g == NULL || (g->path = strdup(path)) == NULL) {
+    if (g == NULL || (g->path = strdup(path)) == NULL || (g->digest = calloc(1, sizeof *g->digest)) == NULL) {
         rc = tr_seterr(err, TR_ENOMEM, "", "gallery: out of memory");
         goto fail;
     }
-    if ((rc = gal_validate(f, g, err)) != TR_OK) goto fail;
-    bytes = st_bytes(f, &len);
-    if ((rc = tr_sha256_hex(bytes, len, g->sha256, err)) != TR_OK) goto fail;
+    if (pthread_mutex_init(&g->digest->lock, NULL) != 0) {
+        free(g->digest);
+        g->digest = NULL; /* gal_free destroys the lock of a digest it finds */
+        rc = tr_seterr(err, TR_ENOMEM, "", "gallery: cannot create a lock");
+        goto fail;
+    }
+    if ((rc = st_map(path, &g->file, err)) != TR_OK) goto fail;
+    if ((rc = gal_validate(g->file, g, err)) != TR_OK) goto fail;
     *out = g;
     g = NULL;
 fail:
@@ -239,7 +306,6 @@ fail:
         snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, m);
     }
     gal_free(g);
-    st_close(f);
     return rc;
 }
 

@@ -14,25 +14,43 @@
 #define GAL_MAX_IMAGE_SIDE 4096               /* pixels per image side */
 #define GAL_MAX_IMAGE_BYTES ((size_t)1 << 32) /* all images together */
 
+struct st_file;
+struct gal_digest;
+
+/* A loaded gallery. The file is mapped read-only and shared (processes that
+ * load the same file share its pages); emb, labels and images point into the
+ * mapping when the file stores them in the served type and alignment (F32,
+ * I64), else at converted copies. The file must be replaced by rename, never
+ * rewritten in place, while it is loaded (tripletctl index renames). */
 typedef struct gal_gallery {
     size_t n, dim;
-    float *emb;       /* n x dim, F32 */
-    float *sqnorm;    /* n, |emb_i|^2, precomputed for search */
-    int64_t *labels;  /* n, or NULL */
-    size_t n_classes; /* distinct labels (0 without labels) */
-    char **ids;       /* n strings, or NULL */
-    uint8_t *images;  /* n x img_h x img_w x img_c source pixels (HWC), or NULL */
+    const float *emb;      /* n x dim, F32 */
+    float *sqnorm;         /* n, |emb_i|^2, precomputed for search */
+    const int64_t *labels; /* n, or NULL */
+    size_t n_classes;      /* distinct labels (0 without labels) */
+    char **ids;            /* n strings, or NULL */
+    const uint8_t *images; /* n x img_h x img_w x img_c source pixels (HWC), or NULL */
     size_t img_h, img_w, img_c;
     char model_sha256[65]; /* of the model the gallery was built with, or "" */
-    char sha256[65];       /* of the gallery file */
     char *path;            /* as given to gal_load (NULL if not loaded) */
+    /* private (gallery.c) */
+    struct st_file *file;      /* the mapping emb/labels/images may point into */
+    float *emb_copy;           /* emb when converted (F16, unaligned), else NULL */
+    int64_t *labels_copy;      /* labels when converted (I32, unaligned), else NULL */
+    struct gal_digest *digest; /* the file's SHA-256, computed on first use */
 } gal_gallery;
 
-/* Load and validate a gallery file (as strictly as model files): every
- * refusal is TR_EFORMAT/TR_ELIMIT naming the tensor or metadata key in
- * err->field and the file in err->msg. *out is the caller's (gal_free). */
+/* Map and validate a gallery file (as strictly as model files) without
+ * copying what it can serve in place: every refusal is TR_EFORMAT/TR_ELIMIT
+ * naming the tensor or metadata key in err->field and the file in err->msg.
+ * *out is the caller's (gal_free, which unmaps). */
 int gal_load(const char *path, gal_gallery **out, tr_err *err);
 void gal_free(gal_gallery *g); /* NULL is a no-op */
+
+/* The gallery file's SHA-256 (64 lowercase hex digits), computed on the
+ * first call (a pass over the whole file, kept off the start-up path) and
+ * remembered; thread-safe. "" when the digest cannot be computed. */
+const char *gal_sha256(const gal_gallery *g);
 
 /* Write a gallery file atomically. labels and ids may be NULL; ids are n
  * non-empty UTF-8 strings; model_sha256 may be NULL or "" (then omitted). */

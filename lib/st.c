@@ -8,11 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 struct st_file {
-    uint8_t *owned;     /* file image when st_open read it */
+    uint8_t *owned; /* file image when st_open read it */
+    void *map;      /* file image when st_map mapped it (map_len bytes) */
+    size_t map_len;
     const uint8_t *buf; /* whole image */
     size_t len;
     const uint8_t *data; /* data section */
@@ -75,6 +78,7 @@ void st_close(st_file *f) {
     if (f == NULL) return;
     free_parts(f);
     free(f->owned);
+    if (f->map) munmap(f->map, f->map_len);
     free(f);
 }
 
@@ -297,6 +301,42 @@ int st_open(const char *path, st_file **out, tr_err *err) {
         return rc;
     }
     (*out)->owned = buf;
+    return TR_OK;
+}
+
+int st_map(const char *path, st_file **out, tr_err *err) {
+    static const uint8_t empty[1];
+    struct stat sb;
+    void *map = NULL;
+    size_t len = 0;
+    int rc;
+    *out = NULL;
+    /* O_NONBLOCK: a FIFO put in the file's place must not block the open; it is refused below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return tr_seterr(err, TR_EIO, "", "cannot open %s: %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return tr_seterr(err, TR_EIO, "", "%s is not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > SIZE_MAX) {
+        close(fd);
+        return tr_seterr(err, TR_ELIMIT, "", "%s is %lld bytes; too large to map", path, (long long)sb.st_size);
+    }
+    len = (size_t)sb.st_size;
+    /* MAP_POPULATE: the caller validates every value anyway; map the whole
+     * file in one call instead of faulting it in piece by piece */
+    if (len > 0 && (map = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0)) == MAP_FAILED) {
+        rc = tr_seterr(err, TR_EIO, "", "cannot map %s: %s", path, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    close(fd); /* the mapping keeps the file (its inode) alive */
+    if ((rc = st_open_mem(map ? map : empty, len, out, err)) != TR_OK) {
+        if (map) munmap(map, len);
+        return rc;
+    }
+    (*out)->map = map;
+    (*out)->map_len = len;
     return TR_OK;
 }
 

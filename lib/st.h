@@ -47,6 +47,10 @@ typedef struct st_file st_file;
 int st_open_mem(const uint8_t *buf, size_t len, st_file **out, tr_err *err);
 /* Read a file into memory and st_open_mem it; the st_file owns the bytes. */
 int st_open(const char *path, st_file **out, tr_err *err);
+/* Map a file read-only (shared: processes mapping the same file share its
+ * pages) and st_open_mem it; the st_file owns the mapping, st_close unmaps
+ * it. The file must not change in place while mapped (replace it by rename). */
+int st_map(const char *path, st_file **out, tr_err *err);
 void st_close(st_file *f); /* NULL is a no-op */
 
 size_t st_count(const st_file *f);

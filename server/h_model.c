@@ -20,7 +20,7 @@ int h_model(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
         if (!g) goto oom;
         cJSON_AddNumberToObject(g, "n", (double)st->gallery->n);
         cJSON_AddNumberToObject(g, "dim", (double)st->gallery->dim);
-        cJSON_AddStringToObject(g, "sha256", st->gallery->sha256);
+        cJSON_AddStringToObject(g, "sha256", gal_sha256(st->gallery));
         cJSON_AddBoolToObject(g, "labels", st->gallery->labels != NULL);
         cJSON_AddBoolToObject(g, "ids", st->gallery->ids != NULL);
     } else

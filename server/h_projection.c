@@ -100,7 +100,7 @@ static cJSON *build(const srv_state *st, size_t want, srv_reply *out) {
         !cJSON_AddNumberToObject(o, "dim", (double)g->dim) || !cJSON_AddNumberToObject(o, "n", (double)n) ||
         !cJSON_AddStringToObject(o, "sample", n == g->n ? "all" : "stride") ||
         !cJSON_AddNumberToObject(o, "generation", st->generation) ||
-        !cJSON_AddStringToObject(o, "gallery_sha256", g->sha256) ||
+        !cJSON_AddStringToObject(o, "gallery_sha256", gal_sha256(g)) ||
         !(arr = cJSON_AddArrayToObject(o, "explained_variance")))
         goto oom;
     for (int a = 0; a < 2; a++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(var[a]));

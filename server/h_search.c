@@ -143,7 +143,7 @@ int h_gallery(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
              cJSON_AddBoolToObject(o, "labels", g->labels != NULL) &&
              cJSON_AddNumberToObject(o, "n_labels", (double)g->n_classes) &&
              cJSON_AddBoolToObject(o, "ids", g->ids != NULL) && cJSON_AddBoolToObject(o, "images", g->images != NULL) &&
-             cJSON_AddStringToObject(o, "sha256", g->sha256) &&
+             cJSON_AddStringToObject(o, "sha256", gal_sha256(g)) &&
              (g->model_sha256[0] ? cJSON_AddStringToObject(o, "model_sha256", g->model_sha256) != NULL
                                  : cJSON_AddNullToObject(o, "model_sha256") != NULL) &&
              cJSON_AddBoolToObject(o, "model_match", strcmp(g->model_sha256, st->model->sha256) == 0) &&

@@ -373,24 +373,64 @@ static void gallery_sha(const e2e_server *s, char out[65]) {
     e2e_resp_free(&r);
 }
 
-/* SIGHUP reloads the gallery with the model; a corrupt file keeps the old
- * snapshot serving. */
+/* Install bytes at path by rename, as a gallery is replaced while tripletd
+ * maps it (a rewrite in place would change the mapped file under it). */
+static int install_bytes(const char *path, const void *buf, size_t len) {
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    return e2e_write_file(tmp, buf, len) == 0 ? rename(tmp, path) : -1;
+}
+
+/* A search of gallery row 0 that must find itself: 1 when it does. */
+static int finds_row0(const e2e_server *s) {
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddItemToObject(req, "queries", matrix_json(G, 1, DIM));
+    cJSON_AddBoolToObject(req, "embed", 0);
+    cJSON_AddNumberToObject(req, "k", 1);
+    e2e_resp r;
+    search(s, req, &r);
+    int ok = r.status == 200 && r.json &&
+             e2e_jnum(cJSON_GetArrayItem(cJSON_GetArrayItem(e2e_jget(r.json, "results"), 0), 0), "index") == 0;
+    e2e_resp_free(&r);
+    return ok;
+}
+
+/* SIGHUP reloads the gallery with the model; a corrupt or truncated file
+ * keeps the old snapshot (and its mapping) serving. */
 static void check_reload(void) {
     char gpath[300], sha0[65], sha1[65], want[65];
     snprintf(gpath, sizeof gpath, "%s/reloaded.safetensors", dir);
     tr_err err;
     if (!CHECK(gal_save(gpath, G, 60, DIM, L, NULL, model_sha, &err) == TR_OK, "gal_save: %s", err.msg)) return;
+    size_t whole_len = 0;
+    char *whole = e2e_read_file(gpath, &whole_len);
     e2e_server srv;
     const char *args[] = {"--model", model_path, "--gallery", gpath, NULL};
-    if (!CHECK(e2e_server_start(&srv, args) == 0, "tripletd for the reload test")) return;
+    if (!CHECK(whole && e2e_server_start(&srv, args) == 0, "tripletd for the reload test")) {
+        free(whole);
+        return;
+    }
     gallery_sha(&srv, sha0);
     /* a corrupt gallery: the reload fails, the old one keeps serving */
     long failed = reloads(&srv, "failed"), ok = reloads(&srv, "ok");
-    e2e_write_file(gpath, "not a safetensors file", 22);
+    install_bytes(gpath, "not a safetensors file", 22);
     kill(srv.pid, SIGHUP);
     CHECK(wait_reload(&srv, "failed", failed), "a reload of a corrupt gallery is counted as failed");
     gallery_sha(&srv, sha1);
     CHECK(strcmp(sha1, sha0) == 0, "the old gallery still serves after a failed reload: %s vs %s", sha1, sha0);
+    /* truncated inside the embeddings: refused naming the file and the problem */
+    install_bytes(gpath, whole, whole_len / 2);
+    e2e_resp r;
+    e2e_post(&srv, "/v1/admin/reload", "{}", &r);
+    if (CHECK_ERROR(&r, 422, "invalid_input", NULL, "reload of a truncated gallery")) {
+        const char *m = e2e_jstr(r.json, "error.message");
+        CHECK(m && strstr(m, gpath) && strstr(m, "embeddings") && strstr(m, "past the data section"),
+              "truncated gallery: the message must name the file and the problem: %s", m ? m : "");
+    }
+    e2e_resp_free(&r);
+    CHECK(finds_row0(&srv), "after failed reloads the old gallery no longer answers searches");
+    gallery_sha(&srv, sha1);
+    CHECK(strcmp(sha1, sha0) == 0, "the old gallery's digest changed after a failed reload: %s vs %s", sha1, sha0);
     /* a new gallery of 100 rows: SIGHUP swaps it in */
     if (!CHECK(gal_save(gpath, G, 100, DIM, L, NULL, model_sha, &err) == TR_OK, "gal_save: %s", err.msg)) goto stop;
     sha256_file(gpath, want);
@@ -399,7 +439,9 @@ static void check_reload(void) {
     gallery_sha(&srv, sha1);
     CHECK(strcmp(sha1, want) == 0, "the reloaded gallery serves: %s, want %s", sha1, want);
     check_gallery_info(&srv, gpath, 100, DIM, 1, NCLS, 1);
+    CHECK(finds_row0(&srv), "the reloaded gallery does not answer searches");
 stop:
+    free(whole);
     stop_clean(&srv, "reload server");
 }
 

@@ -71,7 +71,7 @@ static void test_round_trip(void **state) {
     char hex[65];
     EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL);
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    assert_string_equal(g->sha256, hex);
+    assert_string_equal(gal_sha256(g), hex);
     /* model check */
     assert_int_equal(gal_check_model(g, sha, 4, 0, &err), TR_OK);
     assert_int_equal(gal_check_model(g, "ff", 4, 0, &err), TR_EINVAL);
@@ -253,6 +253,128 @@ static void test_corrupt_table(void **state) {
     assert_int_equal(gal_load("/nonexistent/dir/g.safetensors", &g, &err), TR_EIO);
 }
 
+/* A valid gallery cut short at every kind of place (as a copy interrupted
+ * by a full disk leaves it): each is refused naming the file and the problem. */
+static void test_truncated(void **state) {
+    (void)state;
+    char p[256], q[256];
+    path_of(p, sizeof p, "whole.safetensors");
+    path_of(q, sizeof q, "cut.safetensors");
+    float emb[4 * 3];
+    int64_t lab[4] = {0, 1, 2, 1};
+    const char *ids[4] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 12; i++) emb[i] = (float)i - 5.5f;
+    tr_err err;
+    if (gal_save(p, emb, 4, 3, lab, ids, NULL, &err) != TR_OK) fail_msg("gal_save: %s", err.msg);
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    uint8_t whole[4096];
+    size_t len = fread(whole, 1, sizeof whole, f);
+    fclose(f);
+    uint64_t hl = 0;
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)whole[i] << (8 * i);
+    const struct {
+        size_t len;
+        const char *field, *msg;
+    } cuts[] = {
+        {0, "header", "file is 0 bytes, shorter than the 8-byte header length"},
+        {5, "header", "file is 5 bytes, shorter than the 8-byte header length"},
+        {8 + (size_t)hl / 2, "header", "the 8-byte header length is larger than the file"},
+        {8 + (size_t)hl + 20, "embeddings", "past the data section"},  /* inside the embeddings */
+        {8 + (size_t)hl + 48 + 10, "labels", "past the data section"}, /* inside the labels */
+        {len - 1, "ids", "past the data section"},                     /* the last byte */
+    };
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        f = fopen(q, "wb");
+        assert_non_null(f);
+        if (cuts[c].len) assert_int_equal(fwrite(whole, 1, cuts[c].len, f), cuts[c].len);
+        fclose(f);
+        gal_gallery *g = (gal_gallery *)1;
+        int rc = gal_load(q, &g, &err);
+        if (rc != TR_EFORMAT)
+            fail_msg("cut at %zu of %zu: code %d (%s)", cuts[c].len, len, rc, rc ? err.msg : "loaded");
+        assert_null(g);
+        if (strcmp(err.field, cuts[c].field) != 0 || strstr(err.msg, cuts[c].msg) == NULL || strstr(err.msg, q) == NULL)
+            fail_msg("cut at %zu: field \"%s\", message \"%s\"; want \"%s\", \"%s\"", cuts[c].len, err.field, err.msg,
+                     cuts[c].field, cuts[c].msg);
+    }
+    unlink(q);
+    unlink(p);
+}
+
+/* F32 embeddings and I64 labels are served from the file's mapping, not
+ * copied; a header whose length leaves the data unaligned loads by a copy. */
+static void test_mapped_in_place(void **state) {
+    (void)state;
+    char p[256];
+    path_of(p, sizeof p, "map.safetensors");
+    float emb[6] = {1, 2, 3, 4, 5, 6};
+    int64_t lab[3] = {4, 5, 4};
+    tr_err err;
+    gal_gallery *g;
+    if (gal_save(p, emb, 3, 2, lab, NULL, NULL, &err) != TR_OK) fail_msg("gal_save: %s", err.msg);
+    assert_int_equal(gal_load(p, &g, &err), TR_OK);
+    assert_null(g->emb_copy);
+    assert_null(g->labels_copy);
+    assert_memory_equal(g->emb, emb, sizeof emb);
+    assert_memory_equal(g->labels, lab, sizeof lab);
+    assert_int_equal(g->n_classes, 2);
+    gal_free(g);
+    /* a header of 8k + 2 bytes (no padding): the data starts 2 bytes off alignment */
+    uint8_t data[24 + 24];
+    memcpy(data, emb, 24);
+    memcpy(data + 24, lab, 24);
+    const char *h = "{" EMB_OK ",\"labels\":{\"dtype\":\"I64\",\"shape\":[3],\"data_offsets\":[24,48]}}";
+    size_t hl = strlen(h) + (10 - strlen(h) % 8) % 8; /* hl % 8 == 2 */
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 8; i++) fputc((int)((hl >> (8 * i)) & 0xff), f);
+    fputs(h, f);
+    for (size_t i = strlen(h); i < hl; i++) fputc(' ', f);
+    fwrite(data, 1, sizeof data, f);
+    fclose(f);
+    if (gal_load(p, &g, &err) != TR_OK) fail_msg("unaligned gallery: %s", err.msg);
+    assert_non_null(g->emb_copy);
+    assert_non_null(g->labels_copy);
+    assert_memory_equal(g->emb, emb, sizeof emb);
+    assert_memory_equal(g->labels, lab, sizeof lab);
+    assert_true(g->sqnorm[0] == 5.0f && g->sqnorm[2] == 61.0f);
+    gal_free(g);
+    unlink(p);
+}
+
+/* A loaded gallery keeps its own file when a new one is renamed over it (as
+ * tripletctl index and a reload do): its values and its digest stay those of
+ * the file it loaded, also when the digest is first asked for afterwards. */
+static void test_replaced_by_rename(void **state) {
+    (void)state;
+    char p[256], q[256], want_a[65];
+    path_of(p, sizeof p, "live.safetensors");
+    path_of(q, sizeof q, "next.safetensors");
+    float a[4] = {1, 2, 3, 4}, b[6] = {-1, -2, -3, -4, -5, -6};
+    tr_err err;
+    gal_gallery *ga, *gb, *gc;
+    if (gal_save(p, a, 2, 2, NULL, NULL, NULL, &err) != TR_OK) fail_msg("gal_save: %s", err.msg);
+    assert_int_equal(gal_load(p, &ga, &err), TR_OK);
+    assert_int_equal(gal_load(p, &gc, &err), TR_OK); /* a second loader: the same file, computed now */
+    snprintf(want_a, sizeof want_a, "%s", gal_sha256(gc));
+    gal_free(gc);
+    if (gal_save(q, b, 3, 2, NULL, NULL, NULL, &err) != TR_OK) fail_msg("gal_save: %s", err.msg);
+    assert_int_equal(rename(q, p), 0);
+    assert_int_equal(gal_load(p, &gb, &err), TR_OK);
+    assert_int_equal(gb->n, 3);
+    assert_memory_equal(gb->emb, b, sizeof b);
+    assert_int_equal(ga->n, 2);
+    assert_memory_equal(ga->emb, a, sizeof a);
+    assert_string_equal(gal_sha256(ga), want_a);
+    assert_string_not_equal(gal_sha256(gb), want_a);
+    unlink(p); /* the mappings outlive the name */
+    assert_memory_equal(ga->emb, a, sizeof a);
+    assert_memory_equal(gb->emb, b, sizeof b);
+    gal_free(ga);
+    gal_free(gb);
+}
+
 static void test_images(void **state) {
     (void)state;
     char p[256];
@@ -322,8 +444,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    const char *names[] = {"rt.safetensors", "f16.safetensors", "bad.safetensors", "refused.safetensors",
-                           "ids.safetensors"};
+    const char *names[] = {"rt.safetensors",  "f16.safetensors",   "bad.safetensors", "refused.safetensors",
+                           "ids.safetensors", "whole.safetensors", "cut.safetensors", "map.safetensors",
+                           "img.safetensors", "live.safetensors",  "next.safetensors"};
     char p[256];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         path_of(p, sizeof p, names[i]);
@@ -334,9 +457,16 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_f16_i32), cmocka_unit_test(test_corrupt_table),
-        cmocka_unit_test(test_save_refusals), cmocka_unit_test(test_utf8),    cmocka_unit_test(test_ids_layouts),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_f16_i32),
+        cmocka_unit_test(test_corrupt_table),
+        cmocka_unit_test(test_save_refusals),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_ids_layouts),
         cmocka_unit_test(test_images),
+        cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_mapped_in_place),
+        cmocka_unit_test(test_replaced_by_rename),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
