@@ -193,44 +193,42 @@ static int read_key_file(const char *path, char **key, tr_err *err) {
     return 0;
 }
 
-int srv_config_parse(srv_config *cfg, int argc, char **argv, tr_err *err) {
-    char src[96];
-    memset(cfg, 0, sizeof *cfg);
-    tr_clearerr(err);
+/* Each option's default, then its TRIPLETD_* environment variable. */
+static int apply_env(srv_config *cfg, tr_err *err) {
+    char src[96], en[64];
     for (size_t i = 0; i < N_OPTS; i++) {
-        const char *env = NULL;
-        char en[64];
+        const char *env;
         env_name(&OPTS[i], en, sizeof en);
         if (OPTS[i].type == O_DOUBLE && !OPTS[i].def[0]) *(double *)(void *)((char *)cfg + OPTS[i].off) = NAN;
-        if (OPTS[i].def[0] && set_opt(cfg, &OPTS[i], OPTS[i].def, "default", err)) goto fail;
+        if (OPTS[i].def[0] && set_opt(cfg, &OPTS[i], OPTS[i].def, "default", err)) return -1;
         if ((env = getenv(en)) != NULL && env[0]) {
             snprintf(src, sizeof src, "%s", en);
-            if (set_opt(cfg, &OPTS[i], env, src, err)) goto fail;
+            if (set_opt(cfg, &OPTS[i], env, src, err)) return -1;
         }
     }
+    return 0;
+}
+
+/* The command line over the environment: 0, 1 after --help or --version
+ * (printed), -1 on a bad option. */
+static int apply_args(srv_config *cfg, int argc, char **argv, tr_err *err) {
+    char src[96];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             srv_config_usage(stdout);
-            srv_config_free(cfg);
             return 1;
         }
         if (!strcmp(a, "--version")) {
             printf("tripletd %s\n", SRV_VERSION);
-            srv_config_free(cfg);
             return 1;
         }
-        if (strncmp(a, "--", 2) != 0) {
-            tr_seterr(err, TR_EINVAL, a, "unexpected argument \"%s\" (options start with --; see --help)", a);
-            goto fail;
-        }
+        if (strncmp(a, "--", 2) != 0)
+            return tr_seterr(err, TR_EINVAL, a, "unexpected argument \"%s\" (options start with --; see --help)", a);
         const char *eq = strchr(a + 2, '=');
         size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         const opt *o = find_opt(a + 2, len);
-        if (!o) {
-            tr_seterr(err, TR_EINVAL, a, "unknown option \"%.*s\" (see --help)", (int)(len + 2), a);
-            goto fail;
-        }
+        if (!o) return tr_seterr(err, TR_EINVAL, a, "unknown option \"%.*s\" (see --help)", (int)(len + 2), a);
         const char *val;
         if (eq)
             val = eq + 1;
@@ -238,57 +236,58 @@ int srv_config_parse(srv_config *cfg, int argc, char **argv, tr_err *err) {
             val = "true";
         else if (i + 1 < argc)
             val = argv[++i];
-        else {
-            tr_seterr(err, TR_EINVAL, o->name, "--%s: missing value", o->name);
-            goto fail;
-        }
+        else
+            return tr_seterr(err, TR_EINVAL, o->name, "--%s: missing value", o->name);
         snprintf(src, sizeof src, "--%s", o->name);
-        if (set_opt(cfg, o, val, src, err)) goto fail;
+        if (set_opt(cfg, o, val, src, err)) return -1;
     }
-    if (!cfg->model) {
-        tr_seterr(err, TR_EINVAL, "model", "--model: required (the model file to serve; see --help)");
-        goto fail;
-    }
+    return 0;
+}
+
+/* Derived values and the checks across options. */
+static int resolve(srv_config *cfg, tr_err *err) {
+    if (!cfg->model)
+        return tr_seterr(err, TR_EINVAL, "model", "--model: required (the model file to serve; see --help)");
     if (cfg->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = n > 0 ? (int)(n < 64 ? n : 64) : 2;
     }
     if (cfg->metric) {
-        if (dist_parse(cfg->metric, &cfg->metric_v) != 0) {
-            tr_seterr(err, TR_EINVAL, "metric",
-                      "--metric: unknown metric \"%s\" (sqeuclidean, euclidean, cosine or dot)", cfg->metric);
-            goto fail;
-        }
+        if (dist_parse(cfg->metric, &cfg->metric_v) != 0)
+            return tr_seterr(err, TR_EINVAL, "metric",
+                             "--metric: unknown metric \"%s\" (sqeuclidean, euclidean, cosine or dot)", cfg->metric);
         cfg->has_metric = 1;
     }
     if (cfg->loss) {
-        if (loss_parse(cfg->loss, &cfg->loss_v) != 0 || cfg->loss_v == LOSS_INFONCE) {
-            tr_seterr(err, TR_EINVAL, "loss",
-                      "--loss: unknown loss \"%s\" (triplet, triplet-soft, contrastive or contrastive-squared)",
-                      cfg->loss);
-            goto fail;
-        }
+        if (loss_parse(cfg->loss, &cfg->loss_v) != 0 || cfg->loss_v == LOSS_INFONCE)
+            return tr_seterr(err, TR_EINVAL, "loss",
+                             "--loss: unknown loss \"%s\" (triplet, triplet-soft, contrastive or contrastive-squared)",
+                             cfg->loss);
         cfg->has_loss = 1;
     }
-    if (cfg->api_key_file && read_key_file(cfg->api_key_file, &cfg->api_key, err)) goto fail;
-    if (cfg->allow_model_path && !cfg->model_dir) {
-        tr_seterr(
+    if (cfg->api_key_file && read_key_file(cfg->api_key_file, &cfg->api_key, err)) return -1;
+    if (cfg->allow_model_path && !cfg->model_dir)
+        return tr_seterr(
             err, TR_EINVAL, "allow-model-path",
             "--allow-model-path is deprecated and no longer allows any path: give --model-dir DIR, and reloads may "
             "name files relative to DIR");
-        goto fail;
-    }
-    if (cfg->model_dir) {
-        struct stat sb;
-        if (stat(cfg->model_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            tr_seterr(err, TR_EINVAL, "model-dir", "--model-dir %s: not a folder", cfg->model_dir);
-            goto fail;
-        }
+    struct stat sb;
+    if (cfg->model_dir && (stat(cfg->model_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        return tr_seterr(err, TR_EINVAL, "model-dir", "--model-dir %s: not a folder", cfg->model_dir);
+    return 0;
+}
+
+int srv_config_parse(srv_config *cfg, int argc, char **argv, tr_err *err) {
+    memset(cfg, 0, sizeof *cfg);
+    tr_clearerr(err);
+    int rc = apply_env(cfg, err);
+    if (rc == 0) rc = apply_args(cfg, argc, argv, err);
+    if (rc == 0) rc = resolve(cfg, err);
+    if (rc != 0) {
+        srv_config_free(cfg);
+        return rc > 0 ? 1 : -1;
     }
     return 0;
-fail:
-    srv_config_free(cfg);
-    return -1;
 }
 
 void srv_config_free(srv_config *cfg) {

@@ -37,25 +37,15 @@ static int write_port_file(const char *path, int port) {
     return 0;
 }
 
-int main(int argc, char **argv) {
-    srv_config cfg;
-    tr_err err;
-    srv_state *st = NULL;
-    srv_http *http = NULL;
-    sigset_t sigs;
-    int port = 0, rc = srv_config_parse(&cfg, argc, argv, &err);
-    if (rc > 0) return 0;
-    if (rc < 0) {
-        fprintf(stderr, "tripletd: %s\n", err.msg);
-        return 2;
-    }
-    /* block the signals before any thread of ours starts (the log writer is
-     * the first); this thread sigwaits for them */
+/* Block the signals before any thread of ours starts (the log writer is the
+ * first): this thread sigwaits for them, and a signal delivered to another
+ * thread is forwarded here. */
+static void block_signals(sigset_t *sigs) {
     g_main_thread = pthread_self();
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGHUP);
     struct sigaction fwd;
     memset(&fwd, 0, sizeof fwd);
     fwd.sa_handler = forward_to_main;
@@ -63,88 +53,99 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &fwd, NULL);
     sigaction(SIGINT, &fwd, NULL);
     sigaction(SIGHUP, &fwd, NULL);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* SIGHUP: reload the model and gallery, the API keys and the TLS
+ * certificate; each failure keeps the old one. */
+static void on_sighup(const srv_config *cfg, srv_http *http) {
+    tr_err err;
+    tr_clearerr(&err);
+    int rc = srv_state_reload(cfg, NULL, NULL, &err);
+    srv_metrics_reload(rc == TR_OK);
+    if (rc == TR_OK) {
+        srv_state *now = srv_state_acquire();
+        srv_log_msg("info", "SIGHUP: reloaded %s (%s)", now->model_path, now->model->sha256);
+        srv_state_unref(now);
+    } else
+        srv_log_msg("error", "SIGHUP: reload failed, keeping the old model: %s", err.msg);
+    if (cfg->api_keys_file) {
+        tr_clearerr(&err);
+        if (srv_keys_reload(cfg, &err) == TR_OK)
+            srv_log_msg("info", "SIGHUP: reloaded the API keys");
+        else
+            srv_log_msg("error", "SIGHUP: API keys reload failed, keeping the old keys: %s", err.msg);
+    }
+    if (srv_http_has_tls(http)) {
+        tr_clearerr(&err);
+        if (srv_http_tls_reload(http, cfg, &err) == TR_OK)
+            srv_log_msg("info", "SIGHUP: reloaded the TLS certificate and key");
+        else
+            srv_log_msg("error", "SIGHUP: TLS reload failed, keeping the old certificate: %s", err.msg);
+    }
+}
+
+/* Serve until SIGTERM or SIGINT, then drain. */
+static void serve(const srv_config *cfg, srv_http *http, int port, const sigset_t *sigs) {
+    srv_state *st = srv_state_acquire(); /* install gave our reference away: a reload may already have freed it */
+    printf("tripletd %s listening on http://%s:%d (model %s, %d -> %d, %s)\n", SRV_VERSION, cfg->host, port,
+           st->model->name, mdl_input_dim(st->model), mdl_output_dim(st->model), st->model->sha256);
+    fflush(stdout);
+    srv_log_msg("info", "listening on %s:%d with %d threads; model %s (%s)", cfg->host, port, cfg->threads, cfg->model,
+                st->model->sha256);
+    srv_state_unref(st);
+    int sig;
+    for (;;) {
+        sig = 0;
+        if (sigwait(sigs, &sig) != 0) continue;
+        if (sig != SIGHUP) break;
+        on_sighup(cfg, http);
+    }
+    srv_log_msg("info", "%s: draining (up to %gs)", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout);
+    srv_http_quiesce(http);
+    int left = srv_http_drain(http, cfg->drain_timeout);
+    if (left > 0) srv_log_msg("warn", "drain timeout: %d requests still in flight are cut", left);
+}
+
+int main(int argc, char **argv) {
+    srv_config cfg;
+    tr_err err;
+    srv_state *st = NULL;
+    srv_http *http = NULL;
+    sigset_t sigs;
+    char warn[300];
+    int port = 0, rc = srv_config_parse(&cfg, argc, argv, &err);
+    if (rc > 0) return 0;
+    if (rc < 0) {
+        fprintf(stderr, "tripletd: %s\n", err.msg);
+        return 2;
+    }
+    block_signals(&sigs);
     if (srv_log_init(cfg.log_format, cfg.log_flush_ms) != 0)
         fprintf(stderr, "tripletd: cannot start the log writer thread; writing each access line at once\n");
     srv_alloc_install();
     openblas_set_num_threads(1);
-    if (srv_state_load(&cfg, cfg.model, cfg.gallery, &st, &err) != TR_OK) {
-        fprintf(stderr, "tripletd: %s\n", err.msg);
-        srv_config_free(&cfg);
-        return 2;
-    }
+    rc = 2;
+    if (srv_state_load(&cfg, cfg.model, cfg.gallery, &st, &err) != TR_OK) goto done;
     srv_state_install(st);
-    char warn[300];
-    if (srv_keys_init(&cfg, warn, sizeof warn, &err) != TR_OK) {
-        fprintf(stderr, "tripletd: %s\n", err.msg);
-        srv_state_install(NULL);
-        srv_config_free(&cfg);
-        return 2;
-    }
+    if (srv_keys_init(&cfg, warn, sizeof warn, &err) != TR_OK) goto done;
     if (warn[0]) srv_log_msg("warn", "%s", warn);
-    if (srv_http_start(&cfg, &http, &port, &err) != TR_OK) {
-        fprintf(stderr, "tripletd: %s\n", err.msg);
-        srv_state_install(NULL);
-        srv_keys_free();
-        srv_config_free(&cfg);
-        return 2;
-    }
+    if (srv_http_start(&cfg, &http, &port, &err) != TR_OK) goto done;
     if (cfg.port_file && write_port_file(cfg.port_file, port) != 0) {
-        fprintf(stderr, "tripletd: --port-file %s: %s\n", cfg.port_file, strerror(errno));
-        srv_http_stop(http);
-        srv_state_install(NULL);
-        srv_keys_free();
-        srv_config_free(&cfg);
-        return 2;
+        tr_seterr(&err, TR_EIO, "port-file", "--port-file %s: %s", cfg.port_file, strerror(errno));
+        goto done;
     }
-    st = srv_state_acquire(); /* install gave our reference away: a reload may already have freed it */
-    printf("tripletd %s listening on http://%s:%d (model %s, %d -> %d, %s)\n", SRV_VERSION, cfg.host, port,
-           st->model->name, mdl_input_dim(st->model), mdl_output_dim(st->model), st->model->sha256);
-    fflush(stdout);
-    srv_log_msg("info", "listening on %s:%d with %d threads; model %s (%s)", cfg.host, port, cfg.threads, cfg.model,
-                st->model->sha256);
-    srv_state_unref(st);
-    for (;;) {
-        int sig = 0;
-        if (sigwait(&sigs, &sig) != 0) continue;
-        if (sig == SIGHUP) {
-            rc = srv_state_reload(&cfg, NULL, NULL, &err);
-            srv_metrics_reload(rc == TR_OK);
-            if (rc == TR_OK) {
-                srv_state *now = srv_state_acquire();
-                srv_log_msg("info", "SIGHUP: reloaded %s (%s)", now->model_path, now->model->sha256);
-                srv_state_unref(now);
-            } else
-                srv_log_msg("error", "SIGHUP: reload failed, keeping the old model: %s", err.msg);
-            if (cfg.api_keys_file) {
-                tr_clearerr(&err);
-                if (srv_keys_reload(&cfg, &err) == TR_OK)
-                    srv_log_msg("info", "SIGHUP: reloaded the API keys");
-                else
-                    srv_log_msg("error", "SIGHUP: API keys reload failed, keeping the old keys: %s", err.msg);
-            }
-            if (srv_http_has_tls(http)) {
-                tr_clearerr(&err);
-                if (srv_http_tls_reload(http, &cfg, &err) == TR_OK)
-                    srv_log_msg("info", "SIGHUP: reloaded the TLS certificate and key");
-                else
-                    srv_log_msg("error", "SIGHUP: TLS reload failed, keeping the old certificate: %s", err.msg);
-            }
-            continue;
-        }
-        srv_log_msg("info", "%s: draining (up to %gs)", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.drain_timeout);
-        srv_http_quiesce(http);
-        int left = srv_http_drain(http, cfg.drain_timeout);
-        if (left > 0) srv_log_msg("warn", "drain timeout: %d requests still in flight are cut", left);
-        break;
-    }
+    serve(&cfg, http, port, &sigs);
+    rc = 0;
+done:
+    if (rc) fprintf(stderr, "tripletd: %s\n", err.msg);
     srv_http_stop(http);
     srv_keys_free();
     srv_state_install(NULL);
-    srv_log_msg("info", "stopped");
+    if (rc == 0) srv_log_msg("info", "stopped");
     srv_log_close();
     srv_config_free(&cfg);
     srv_alloc_thread_release();
-    return 0;
+    return rc;
 }
