@@ -203,10 +203,11 @@ test-docker: docker-deps all
 server/openapi_doc.c: proto/openapi.yaml server/gen_openapi.py
 	python3 server/gen_openapi.py $< $@
 
-# npm packages of the test suites (puppeteer-core drives Debian's chromium; no browser download).
+# npm packages of the test suites: puppeteer-core drives Debian's chromium (no browser download);
+# onnxruntime-node runs written ONNX files. --ignore-scripts: its install script would fetch a GPU build.
 tests/node_modules/.installed: tests/package.json tests/package-lock.json
-	cd tests && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed \
-	    || echo "npm ci in tests/ failed: the browser test cannot run (a failure of make test; REQUIRE_ALL=0 makes it a SKIP)"
+	cd tests && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch node_modules/.installed \
+	    || echo "npm ci in tests/ failed: the browser test and the ONNX Runtime check cannot run (a failure of make test; REQUIRE_ALL=0 makes it a SKIP)"
 
 # GET / serves server/console/*, embedded by a generated (committed) C file.
 CONSOLE_FILES := $(wildcard server/console/*)
