@@ -38,7 +38,7 @@ DEPS := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-de
         libcurl4-openssl-dev libcmocka-dev zlib1g-dev libssl-dev nginx-light curl \
         yamllint python3-yaml dataset-fashion-mnist python3-jsonschema python3-prometheus-client \
         protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx python3-torch python3-numpy \
-        chromium libpng-dev libjpeg-dev python3-pil libgnutls28-dev gnutls-bin clang-format
+        chromium libpng-dev libjpeg-dev python3-pil libgnutls28-dev gnutls-bin clang-format strace
 # Commands the tests need, each with the Debian package that provides it;
 # installed only when the command is missing (it may come from elsewhere).
 DEP_CMDS := kubectl:kubernetes-client promtool:prometheus node:nodejs npm:npm

@@ -1,11 +1,12 @@
 /* train_history.c - `tripletctl train`'s per-epoch history as CSV and as an SVG learning curve. */
 #include "train_history.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "atomic_file.h"
 
 int history_add(history *h, const epoch_row *r) {
     if (h->n == h->cap) {
@@ -58,18 +59,28 @@ int history_parse(history *h, const char *s) {
     return 0;
 }
 
+/* Open path for writing through atomic_file.h; NULL (and a message) on failure. */
+static FILE *hist_open(af_file *a, const char *path) {
+    tr_err err;
+    if (af_open(a, path, &err) == TR_OK) return a->fp;
+    fprintf(stderr, "tripletctl train: %s\n", err.msg);
+    return NULL;
+}
+
+/* Rename the finished file into place; 0 or -1 (and a message). */
+static int hist_commit(af_file *a) {
+    tr_err err;
+    if (af_commit(a, &err) == TR_OK) return 0;
+    fprintf(stderr, "tripletctl train: %s\n", err.msg);
+    return -1;
+}
+
 int history_write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        fprintf(stderr, "tripletctl train: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
+    af_file a;
+    FILE *f = hist_open(&a, path);
+    if (f == NULL) return -1;
     fputs(text, f);
-    if (fclose(f) != 0) {
-        fprintf(stderr, "tripletctl train: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return hist_commit(&a);
 }
 
 static void svg_escape(FILE *f, const char *s) {
@@ -87,11 +98,9 @@ static void svg_escape(FILE *f, const char *s) {
 
 /* Learning curve: loss (left axis) and Recall@1 (right axis) per epoch. */
 int history_write_svg(const char *path, const history *h, const char *title) {
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        fprintf(stderr, "tripletctl train: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
+    af_file a;
+    FILE *f = hist_open(&a, path);
+    if (f == NULL) return -1;
     const double W = 720, H = 420, L = 70, R = 70, T = 50, B = 60, pw = W - L - R, ph = H - T - B;
     double lmax = 0, rmin = 1, rmax = 0;
     for (size_t i = 0; i < h->n; i++) {
@@ -160,9 +169,5 @@ int history_write_svg(const char *path, const history *h, const char *title) {
             "<text x=\"106\" y=\"4\">Recall@1</text></g>\n</svg>\n",
             L + 10, T + 14);
 #undef XP
-    if (fclose(f) != 0) {
-        fprintf(stderr, "tripletctl train: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return hist_commit(&a);
 }

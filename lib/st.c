@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
+
 struct st_file {
     uint8_t *owned; /* file image when st_open read it */
     void *map;      /* file image when st_map mapped it (map_len bytes) */
@@ -540,55 +542,29 @@ fail:
 }
 
 int st_write(const char *path, const st_wtensor *t, size_t n, const char *const *meta, size_t n_meta, tr_err *err) {
-    int rc = TR_OK, fd = -1;
-    char *hdr = NULL, *tmp = NULL;
-    FILE *fp = NULL;
-    if ((rc = st_header(t, n, meta, n_meta, &hdr, err)) != TR_OK) return rc;
+    char *hdr = NULL;
+    af_file f;
+    int rc = st_header(t, n, meta, n_meta, &hdr, err);
+    if (rc != TR_OK) return rc;
+    if ((rc = af_open(&f, path, err)) != TR_OK) {
+        free(hdr);
+        return rc;
+    }
     size_t hlen = strlen(hdr), pad = (8 - hlen % 8) % 8;
-    if ((tmp = malloc(strlen(path) + 16)) == NULL) goto nomem;
-    sprintf(tmp, "%s.tmp.XXXXXX", path);
-    if ((fd = mkstemp(tmp)) < 0 || (fp = fdopen(fd, "wb")) == NULL) {
-        rc = tr_seterr(err, TR_EIO, "", "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    fd = -1;
-    if (fchmod(fileno(fp), 0644) != 0) { /* mkstemp makes 0600; models are read by other users (containers) */
-        rc = tr_seterr(err, TR_EIO, "", "%s: chmod failed: %s", path, strerror(errno));
-        goto fail;
-    }
     uint8_t lenb[8];
     for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)(((uint64_t)(hlen + pad)) >> (8 * i));
-    int ok = fwrite(lenb, 1, 8, fp) == 8 && fwrite(hdr, 1, hlen, fp) == hlen;
-    for (size_t i = 0; ok && i < pad; i++) ok = fputc(' ', fp) != EOF;
+    int ok = fwrite(lenb, 1, 8, f.fp) == 8 && fwrite(hdr, 1, hlen, f.fp) == hlen;
+    for (size_t i = 0; ok && i < pad; i++) ok = fputc(' ', f.fp) != EOF;
     for (size_t i = 0; ok && i < n; i++) {
         size_t bytes = st_dtype_size(t[i].dtype);
         for (int d = 0; d < t[i].ndim; d++) bytes *= (size_t)t[i].shape[d];
-        ok = bytes == 0 || fwrite(t[i].data, 1, bytes, fp) == bytes;
+        ok = bytes == 0 || fwrite(t[i].data, 1, bytes, f.fp) == bytes;
     }
-    if (!ok || fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
+    free(hdr);
+    if (!ok) {
         rc = tr_seterr(err, TR_EIO, "", "%s: write failed: %s", path, strerror(errno));
-        goto fail;
+        af_abort(&f);
+        return rc;
     }
-    if (fclose(fp) != 0) {
-        fp = NULL;
-        rc = tr_seterr(err, TR_EIO, "", "%s: close failed: %s", path, strerror(errno));
-        goto fail;
-    }
-    fp = NULL;
-    if (rename(tmp, path) != 0) {
-        rc = tr_seterr(err, TR_EIO, "", "%s: rename failed: %s", path, strerror(errno));
-        goto fail;
-    }
-    free(tmp);
-    free(hdr);
-    return TR_OK;
-nomem:
-    rc = tr_seterr(err, TR_ENOMEM, "", "out of memory");
-fail:
-    if (fp) fclose(fp);
-    if (fd >= 0) close(fd);
-    if (tmp && rc != TR_ENOMEM) unlink(tmp);
-    free(tmp);
-    free(hdr);
-    return rc;
+    return af_commit(&f, err);
 }

@@ -85,7 +85,8 @@ typedef struct {
     const void *data; /* little-endian, dtype-sized elements */
 } st_wtensor;
 
-/* Write a safetensors file atomically (temp file + rename). meta is
+/* Write a safetensors file atomically (atomic_file.h: a temporary file in
+ * the same folder, fsync, rename). meta is
  * n_meta key/value string pairs: meta[2*i] key, meta[2*i+1] value. */
 int st_write(const char *path, const st_wtensor *t, size_t n, const char *const *meta, size_t n_meta, tr_err *err);
 

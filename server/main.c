@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "atomic_file.h"
 #include "http.h"
 #include "keys.h"
 #include "log.h"
@@ -28,13 +29,10 @@ static void forward_to_main(int sig) {
 }
 
 static int write_port_file(const char *path, int port) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return -1;
-    fprintf(f, "%d\n", port);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) return -1;
-    return 0;
+    af_file f;
+    if (af_open(&f, path, NULL) != TR_OK) return -1;
+    fprintf(f.fp, "%d\n", port);
+    return af_commit(&f, NULL) == TR_OK ? 0 : -1;
 }
 
 /* Block the signals before any thread of ours starts (the log writer is the
