@@ -86,3 +86,11 @@ fail:
     af_release(f, 1);
     return rc;
 }
+
+int af_write(const char *path, const void *buf, size_t len, tr_err *err) {
+    af_file f;
+    int rc = af_open(&f, path, err);
+    if (rc != TR_OK) return rc;
+    if (len > 0) (void)fwrite(buf, 1, len, f.fp); /* a short write sets the stream's error, which af_commit reports */
+    return af_commit(&f, err);
+}

@@ -25,5 +25,7 @@ int af_open(af_file *f, const char *path, tr_err *err);
 int af_commit(af_file *f, tr_err *err);
 /* Close and remove the temporary file; a no-op on a zeroed or released f. */
 void af_abort(af_file *f);
+/* A whole buffer written to path through af_open and af_commit. */
+int af_write(const char *path, const void *buf, size_t len, tr_err *err);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "onnx.h"
 #include "onnx/onnx.pb-c.h"
 
@@ -423,7 +424,7 @@ int onx_write(const char *path, const nn_arch *a, const float *params, const flo
         goto done;
     }
     protobuf_c_message_pack(&model.base, buf);
-    rc = tr_write_file(path, buf, len, err);
+    rc = af_write(path, buf, len, err);
 done:
     free(buf);
     wb_free(&b);

@@ -126,35 +126,3 @@ int tr_read_file(const char *path, size_t max, uint8_t **bufp, size_t *lenp, tr_
     *lenp = (size_t)st.st_size;
     return TR_OK;
 }
-
-int tr_write_file(const char *path, const void *buf, size_t len, tr_err *err) {
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    int rc = TR_OK, fd = -1;
-    if (!tmp) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    if ((fd = mkstemp(tmp)) < 0) {
-        rc = tr_seterr(err, TR_EIO, "", "cannot create %s: %s", tmp, strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    const uint8_t *p = buf;
-    size_t left = len;
-    if (fchmod(fd, 0644) != 0) /* mkstemp makes 0600; models are read by other users (containers) */
-        rc = tr_seterr(err, TR_EIO, "", "%s: chmod failed: %s", tmp, strerror(errno));
-    while (rc == TR_OK && left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            rc = tr_seterr(err, TR_EIO, "", "%s: write failed: %s", path, strerror(errno));
-        else
-            p += w, left -= (size_t)w;
-    }
-    if (rc == TR_OK && fsync(fd) != 0) rc = tr_seterr(err, TR_EIO, "", "%s: fsync failed: %s", path, strerror(errno));
-    if (close(fd) != 0 && rc == TR_OK) rc = tr_seterr(err, TR_EIO, "", "%s: close failed: %s", path, strerror(errno));
-    if (rc == TR_OK && rename(tmp, path) != 0)
-        rc = tr_seterr(err, TR_EIO, "", "%s: rename failed: %s", path, strerror(errno));
-    if (rc) unlink(tmp);
-    free(tmp);
-    return rc;
-}

@@ -56,10 +56,6 @@ int tr_sha256_hex(const void *buf, size_t len, char hex[65], tr_err *err);
  * the file's place is refused instead of hanging the caller. Messages name
  * the path. */
 int tr_read_file(const char *path, size_t max, uint8_t **buf, size_t *len, tr_err *err);
-/* Write len bytes to path atomically: a temporary file in the same folder
- * (mode 0644), fsync, then rename over path, so readers see the old file or
- * the new one, never a part. TR_EIO naming the path; no temporary is left. */
-int tr_write_file(const char *path, const void *buf, size_t len, tr_err *err);
 
 /* A growable scratch buffer of floats, owned by one thread at a time.
  * Reused across calls so hot paths do not fault in fresh pages. */
