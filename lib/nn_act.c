@@ -1,0 +1,64 @@
+/* nn_act.c - elementwise activations (relu, gelu, tanh, sigmoid) and seeded inverted dropout, forward and backward. */
+#include <math.h>
+#include <string.h>
+
+#include "nn_layers.h"
+#include "rng.h"
+#include "vec.h"
+
+/* The same float formulas as the MLP's mdl_act_apply, so a trained MLP embeds as its exported file does. */
+void nn_act_forward(nn_kind k, const float *x, size_t cnt, float *y) {
+    if (y != x) memcpy(y, x, cnt * sizeof *y);
+    switch (k) {
+    case NN_RELU:
+        vec_relu(y, cnt);
+        break;
+    case NN_GELU:
+        for (size_t i = 0; i < cnt; i++) y[i] = 0.5f * y[i] * (1.0f + erff(y[i] * 0.70710678118654752f));
+        break;
+    case NN_TANH:
+        for (size_t i = 0; i < cnt; i++) y[i] = tanhf(y[i]);
+        break;
+    case NN_SIGMOID:
+        for (size_t i = 0; i < cnt; i++) y[i] = 1.0f / (1.0f + expf(-y[i]));
+        break;
+    default:
+        break;
+    }
+}
+
+void nn_act_backward(nn_kind k, const float *x, const float *y, const float *dy, size_t cnt, float *dx) {
+    switch (k) {
+    case NN_RELU:
+        for (size_t i = 0; i < cnt; i++) dx[i] = x[i] > 0 ? dy[i] : 0.0f;
+        break;
+    case NN_GELU:
+        for (size_t i = 0; i < cnt; i++) {
+            double z = x[i];
+            dx[i] = (float)(dy[i] * (0.5 * (1 + erf(z / sqrt(2.0))) +
+                                     z * exp(-0.5 * z * z) / sqrt(2 * 3.14159265358979323846)));
+        }
+        break;
+    case NN_TANH:
+        for (size_t i = 0; i < cnt; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case NN_SIGMOID:
+        for (size_t i = 0; i < cnt; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    default:
+        memcpy(dx, dy, cnt * sizeof *dx);
+        break;
+    }
+}
+
+void nn_dropout_forward(float p, const float *x, size_t cnt, uint64_t rng[4], float *mask, float *y) {
+    float keep = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < cnt; i++) {
+        mask[i] = rng_uniform(rng) < (double)p ? 0.0f : keep;
+        y[i] = x[i] * mask[i];
+    }
+}
+
+void nn_dropout_backward(const float *mask, const float *dy, size_t cnt, float *dx) {
+    for (size_t i = 0; i < cnt; i++) dx[i] = dy[i] * mask[i];
+}

@@ -1,0 +1,118 @@
+/* nn_conv.c - 2-D convolution (groups, stride, padding) as batched im2col + sgemm, and its gradients. */
+#include <cblas.h>
+#include <string.h>
+
+#include "nn_layers.h"
+
+size_t nn_conv_cols(const nn_layer *L, size_t n) {
+    return (size_t)L->in.c * (size_t)L->k * (size_t)L->k * n * (size_t)L->outs.h * (size_t)L->outs.w;
+}
+
+/* Output positions o in [lo, hi) read input o*s - p + kk inside 0..len-1. */
+static void valid_range(int len, int out, int s, int p, int kk, int *lo, int *hi) {
+    int a = p - kk, l = a > 0 ? (a + s - 1) / s : 0, h = (len - 1 + p - kk) / s + 1;
+    if (len - 1 + p - kk < 0) h = 0;
+    *lo = l < out ? l : out;
+    *hi = h < out ? h : out;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* cols[(c*k + ki)*k + kj][smp*oh*ow + y*ow + x] = x[smp][c][y*s - p + ki][x*s - p + kj] (0 outside). */
+static void im2col(const nn_layer *L, const float *x, size_t n, float *cols) {
+    int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, s = L->stride, p = L->pad, OH = L->outs.h, OW = L->outs.w;
+    size_t hw = (size_t)H * (size_t)W, ohw = (size_t)OH * (size_t)OW, ncol = n * ohw;
+    for (int c = 0; c < C; c++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                float *row = cols + ((size_t)(c * k + ki) * (size_t)k + (size_t)kj) * ncol;
+                int wlo, whi;
+                valid_range(W, OW, s, p, kj, &wlo, &whi);
+                for (size_t smp = 0; smp < n; smp++) {
+                    const float *xp = x + (smp * (size_t)C + (size_t)c) * hw;
+                    for (int oy = 0; oy < OH; oy++) {
+                        float *r = row + smp * ohw + (size_t)oy * (size_t)OW;
+                        int iy = oy * s - p + ki;
+                        if (iy < 0 || iy >= H) {
+                            memset(r, 0, (size_t)OW * sizeof *r);
+                            continue;
+                        }
+                        const float *xr = xp + (size_t)iy * (size_t)W + kj - p;
+                        for (int ox = 0; ox < wlo; ox++) r[ox] = 0;
+                        if (s == 1)
+                            memcpy(r + wlo, xr + wlo, (size_t)(whi - wlo) * sizeof *r);
+                        else
+                            for (int ox = wlo; ox < whi; ox++) r[ox] = xr[ox * s];
+                        for (int ox = whi; ox < OW; ox++) r[ox] = 0;
+                    }
+                }
+            }
+}
+
+/* The adjoint of im2col: dx (zeroed here) += every column entry at its input position. */
+static void col2im(const nn_layer *L, const float *cols, size_t n, float *dx) {
+    int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, s = L->stride, p = L->pad, OH = L->outs.h, OW = L->outs.w;
+    size_t hw = (size_t)H * (size_t)W, ohw = (size_t)OH * (size_t)OW, ncol = n * ohw;
+    memset(dx, 0, n * (size_t)C * hw * sizeof *dx);
+    for (int c = 0; c < C; c++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                const float *row = cols + ((size_t)(c * k + ki) * (size_t)k + (size_t)kj) * ncol;
+                int wlo, whi;
+                valid_range(W, OW, s, p, kj, &wlo, &whi);
+                for (size_t smp = 0; smp < n; smp++) {
+                    float *xp = dx + (smp * (size_t)C + (size_t)c) * hw;
+                    for (int oy = 0; oy < OH; oy++) {
+                        int iy = oy * s - p + ki;
+                        if (iy < 0 || iy >= H) continue;
+                        const float *r = row + smp * ohw + (size_t)oy * (size_t)OW;
+                        float *xr = xp + (size_t)iy * (size_t)W + kj - p;
+                        for (int ox = wlo; ox < whi; ox++) xr[ox * s] += r[ox];
+                    }
+                }
+            }
+}
+
+void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, float *cols,
+                     float *tmp) {
+    int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
+    size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, ncol = n * ohw;
+    im2col(L, x, n, cols);
+    for (int g = 0; g < G; g++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)ncol, CKg, 1.0f,
+                    w + (size_t)g * (size_t)OCg * (size_t)CKg, CKg, cols + (size_t)g * (size_t)CKg * ncol, (int)ncol,
+                    0.0f, tmp + (size_t)g * (size_t)OCg * ncol, (int)ncol);
+    /* [OC][n*ohw] -> [n][OC][ohw], adding the bias */
+    for (size_t smp = 0; smp < n; smp++)
+        for (int oc = 0; oc < OC; oc++) {
+            const float *src = tmp + (size_t)oc * ncol + smp * ohw;
+            float *dst = y + (smp * (size_t)OC + (size_t)oc) * ohw, bo = b[oc];
+            for (size_t i = 0; i < ohw; i++) dst[i] = src[i] + bo;
+        }
+}
+
+void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, const float *dy, size_t n, float *dw,
+                      float *db, float *dx, float *tmp) {
+    int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
+    size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, ncol = n * ohw;
+    float *dyt = tmp, *dcols = tmp + (size_t)OC * ncol;
+    /* dy [n][OC][ohw] -> [OC][n*ohw] */
+    for (size_t smp = 0; smp < n; smp++)
+        for (int oc = 0; oc < OC; oc++)
+            memcpy(dyt + (size_t)oc * ncol + smp * ohw, dy + (smp * (size_t)OC + (size_t)oc) * ohw, ohw * sizeof *dy);
+    for (int oc = 0; oc < OC; oc++) {
+        const float *r = dyt + (size_t)oc * ncol;
+        double s = 0;
+        for (size_t i = 0; i < ncol; i++) s += r[i];
+        db[oc] = (float)s;
+    }
+    for (int g = 0; g < G; g++) {
+        const float *dyg = dyt + (size_t)g * (size_t)OCg * ncol, *colg = cols + (size_t)g * (size_t)CKg * ncol;
+        const float *wg = w + (size_t)g * (size_t)OCg * (size_t)CKg;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, CKg, (int)ncol, 1.0f, dyg, (int)ncol, colg, (int)ncol,
+                    0.0f, dw + (size_t)g * (size_t)OCg * (size_t)CKg, CKg);
+        if (dx)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKg, (int)ncol, OCg, 1.0f, wg, CKg, dyg, (int)ncol,
+                        0.0f, dcols + (size_t)g * (size_t)CKg * ncol, (int)ncol);
+    }
+    if (dx) col2im(L, dcols, n, dx);
+}

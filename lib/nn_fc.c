@@ -1,0 +1,21 @@
+/* nn_fc.c - the fully connected layer y = x W^T + b (torch.nn.Linear) and its gradients, on sgemm. */
+#include <cblas.h>
+#include <string.h>
+
+#include "nn_layers.h"
+
+void nn_fc_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y) {
+    int in = L->in.c, out = L->out;
+    for (size_t i = 0; i < n; i++) memcpy(y + i * (size_t)out, b, (size_t)out * sizeof *y);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+}
+
+void nn_fc_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw, float *db,
+                    float *dx) {
+    int in = L->in.c, out = L->out;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, (int)n, 1.0f, dy, out, x, in, 0.0f, dw, in);
+    memset(db, 0, (size_t)out * sizeof *db);
+    for (size_t i = 0; i < n; i++)
+        for (int o = 0; o < out; o++) db[o] += dy[i * (size_t)out + (size_t)o];
+    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
+}

@@ -1,0 +1,56 @@
+/* nn_layers.h - forward and backward of each trainable layer kind over an NCHW batch; used by nn_net.c. */
+#ifndef NN_LAYERS_H
+#define NN_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nn_arch.h"
+
+/* Conventions: n samples; x is the layer's input (n x L->in values), y its
+ * output (n x L->outs values); backward takes dy (not modified) and writes
+ * dx (NULL: not wanted) and the layer's parameter gradients, overwriting
+ * them. Buffers never alias unless a function says so. */
+
+static inline size_t nn_size(nn_shape s) {
+    return (size_t)s.c * (size_t)s.h * (size_t)s.w;
+}
+
+/* Convolution as GEMMs over the whole batch. cols holds the im2col matrix
+ * [in_c*k*k, n*oh*ow] that forward fills and backward reads; tmp holds
+ * n x outs values (forward) and, in backward, that plus cols' size again. */
+size_t nn_conv_cols(const nn_layer *L, size_t n);
+void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, float *cols,
+                     float *tmp);
+void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, const float *dy, size_t n, float *dw,
+                      float *db, float *dx, float *tmp);
+
+/* Fully connected y = x W^T + b over flat rows. */
+void nn_fc_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y);
+void nn_fc_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw, float *db,
+                    float *dx);
+
+/* Batch normalisation per channel (over n, h, w). Training: batch mean and
+ * biased variance, running mean/var in state updated (unbiased variance,
+ * momentum 0.1); eval: the running statistics. xhat (n x values) and stat
+ * (2c: mean, 1/sqrt(var+eps) used) are kept for backward. TR_EINVAL when
+ * training on one value per channel. */
+int nn_bn_forward(const nn_layer *L, const float *gamma, const float *beta, float *state, const float *x, size_t n,
+                  int train, float *y, float *xhat, float *stat);
+void nn_bn_backward(const nn_layer *L, const float *gamma, const float *xhat, const float *stat, int train,
+                    const float *dy, size_t n, float *dgamma, float *dbeta, float *dx);
+
+/* Max, average (count_include_pad) and global average pooling. arg (max
+ * only) keeps each output's input index within its sample plane. */
+void nn_pool_forward(const nn_layer *L, const float *x, size_t n, float *y, int32_t *arg);
+void nn_pool_backward(const nn_layer *L, const int32_t *arg, const float *dy, size_t n, float *dx);
+
+/* Elementwise activations (NN_RELU, NN_GELU, NN_TANH, NN_SIGMOID) over cnt
+ * values; backward reads the input x and the output y. */
+void nn_act_forward(nn_kind k, const float *x, size_t cnt, float *y);
+void nn_act_backward(nn_kind k, const float *x, const float *y, const float *dy, size_t cnt, float *dx);
+/* Inverted dropout: mask[i] = 0 with probability p, else 1/(1-p), drawn from rng. */
+void nn_dropout_forward(float p, const float *x, size_t cnt, uint64_t rng[4], float *mask, float *y);
+void nn_dropout_backward(const float *mask, const float *dy, size_t cnt, float *dx);
+
+#endif

@@ -1,0 +1,204 @@
+/* nn_net.c - the layer-sequence runner: buffers, forward with a trace, backward to parameter and input gradients. */
+#include "nn_net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn_layers.h"
+
+#define NN_INFER_BLOCK 256 /* rows per inference block */
+
+int nn_net_init(nn_net *net, const nn_arch *a, tr_err *err) {
+    (void)err;
+    memset(net, 0, sizeof *net);
+    net->a = *a;
+    return TR_OK;
+}
+
+static void free_bufs(nn_net *net) {
+    for (int i = 0; i < NN_MAX_LAYERS; i++) {
+        free(net->own[i]);
+        free(net->aux[i]);
+        free(net->stat[i]);
+        free(net->arg[i]);
+        net->own[i] = net->aux[i] = net->stat[i] = NULL;
+        net->arg[i] = NULL;
+    }
+    free(net->tmp);
+    free(net->g[0]);
+    free(net->g[1]);
+    net->tmp = net->g[0] = net->g[1] = NULL;
+    net->cap = 0;
+}
+
+void nn_net_free(nn_net *net) {
+    if (net) free_bufs(net);
+}
+
+/* *p = malloc(count * size) (old contents dropped); 0 or -1. */
+static int alloc(void *p, size_t count, size_t size) {
+    void **pp = p;
+    free(*pp);
+    *pp = NULL;
+    size_t bytes;
+    if (!tr_size_mul(count ? count : 1, size, &bytes)) return -1;
+    *pp = malloc(bytes);
+    return *pp ? 0 : -1;
+}
+
+int nn_net_reserve(nn_net *net, size_t n, tr_err *err) {
+    const nn_arch *a = &net->a;
+    if (n <= net->cap) return TR_OK;
+    if (n > ((size_t)1 << 20) || n > (size_t)INT32_MAX / nn_size(a->input))
+        return tr_seterr(err, TR_ELIMIT, "batch", "batch of %zu rows is too large for this network", n);
+    free_bufs(net);
+    size_t gmax = nn_size(a->input), tmax = 1;
+    int bad = 0;
+    for (int i = 0; i < a->n && !bad; i++) {
+        const nn_layer *L = &a->l[i];
+        size_t no = n * nn_size(L->outs);
+        if (nn_size(L->outs) > gmax) gmax = nn_size(L->outs);
+        if (L->kind != NN_FLATTEN) bad |= alloc(&net->own[i], no, sizeof(float));
+        if (L->kind == NN_CONV) {
+            size_t nc = nn_conv_cols(L, n);
+            bad |= alloc(&net->aux[i], nc, sizeof(float));
+            if (no + nc > tmax) tmax = no + nc;
+        } else if (L->kind == NN_BN || L->kind == NN_DROPOUT) {
+            bad |= alloc(&net->aux[i], no, sizeof(float));
+            if (L->kind == NN_BN) bad |= alloc(&net->stat[i], 2 * (size_t)L->in.c, sizeof(float));
+        } else if (L->kind == NN_MAXPOOL)
+            bad |= alloc(&net->arg[i], no, sizeof(int32_t));
+    }
+    if (bad || alloc(&net->tmp, tmax, sizeof(float)) || alloc(&net->g[0], n * gmax, sizeof(float)) ||
+        alloc(&net->g[1], n * gmax, sizeof(float))) {
+        free_bufs(net);
+        return tr_seterr(err, TR_ENOMEM, "batch", "cannot allocate the network's buffers for %zu rows", n);
+    }
+    net->cap = n;
+    return TR_OK;
+}
+
+/* Layer i forward from cur into net->own[i] (or a view of cur). */
+static int layer_forward(nn_net *net, int i, const float *P, float *state, const float *cur, size_t n, int train,
+                         uint64_t rng[4], tr_err *err) {
+    const nn_layer *L = &net->a.l[i];
+    float *y = net->own[i];
+    size_t cnt = n * nn_size(L->outs);
+    net->y[i] = y;
+    switch (L->kind) {
+    case NN_CONV:
+        nn_conv_forward(L, P + L->w_off, P + L->b_off, cur, n, y, net->aux[i], net->tmp);
+        break;
+    case NN_FC:
+        nn_fc_forward(L, P + L->w_off, P + L->b_off, cur, n, y);
+        break;
+    case NN_BN:
+        if (nn_bn_forward(L, P + L->w_off, P + L->b_off, state + L->s_off, cur, n, train, y, net->aux[i], net->stat[i]))
+            return tr_seterr(err, TR_EINVAL, "batch",
+                             "arch layer %d \"bn\": training batch normalisation needs more than one value per "
+                             "channel, got a batch of %zu",
+                             i, n);
+        break;
+    case NN_MAXPOOL:
+    case NN_AVGPOOL:
+    case NN_GAP:
+        nn_pool_forward(L, cur, n, y, net->arg[i]);
+        break;
+    case NN_DROPOUT:
+        if (train && L->p > 0)
+            nn_dropout_forward(L->p, cur, cnt, rng, net->aux[i], y);
+        else
+            memcpy(y, cur, cnt * sizeof *y);
+        break;
+    case NN_FLATTEN:
+        net->y[i] = cur;
+        break;
+    default:
+        nn_act_forward(L->kind, cur, cnt, y);
+        break;
+    }
+    return TR_OK;
+}
+
+int nn_net_forward(nn_net *net, const float *params, float *state, const float *x, size_t n, int train, uint64_t rng[4],
+                   const float **y, tr_err *err) {
+    int rc = nn_net_reserve(net, n, err);
+    if (rc) return rc;
+    net->n = n;
+    net->train = train;
+    net->x = x;
+    const float *cur = x;
+    for (int i = 0; i < net->a.n; i++) {
+        if ((rc = layer_forward(net, i, params, state, cur, n, train, rng, err))) return rc;
+        cur = net->y[i];
+    }
+    *y = cur;
+    return TR_OK;
+}
+
+/* Layer i backward: d is dL/d(output), dx (NULL: not wanted) receives dL/d(input). */
+static void layer_backward(nn_net *net, int i, const float *P, float *G, const float *d, float *dx) {
+    const nn_layer *L = &net->a.l[i];
+    const float *x = i ? net->y[i - 1] : net->x;
+    size_t n = net->n, cnt = n * nn_size(L->outs);
+    switch (L->kind) {
+    case NN_CONV:
+        nn_conv_backward(L, P + L->w_off, net->aux[i], d, n, G + L->w_off, G + L->b_off, dx, net->tmp);
+        break;
+    case NN_FC:
+        nn_fc_backward(L, P + L->w_off, x, d, n, G + L->w_off, G + L->b_off, dx);
+        break;
+    case NN_BN:
+        nn_bn_backward(L, P + L->w_off, net->aux[i], net->stat[i], net->train, d, n, G + L->w_off, G + L->b_off, dx);
+        break;
+    case NN_MAXPOOL:
+    case NN_AVGPOOL:
+    case NN_GAP:
+        if (dx) nn_pool_backward(L, net->arg[i], d, n, dx);
+        break;
+    case NN_DROPOUT:
+        if (dx && net->train && L->p > 0)
+            nn_dropout_backward(net->aux[i], d, cnt, dx);
+        else if (dx)
+            memcpy(dx, d, cnt * sizeof *dx);
+        break;
+    case NN_FLATTEN:
+        if (dx) memcpy(dx, d, cnt * sizeof *dx);
+        break;
+    default:
+        if (dx) nn_act_backward(L->kind, x, net->y[i], d, cnt, dx);
+        break;
+    }
+}
+
+int nn_net_backward(nn_net *net, const float *params, const float *dy, float *grads, float *dx, tr_err *err) {
+    if (net->n == 0) return tr_seterr(err, TR_EINTERNAL, "batch", "backward without a forward");
+    const float *d = dy;
+    int b = 0;
+    for (int i = net->a.n - 1; i >= 0; i--) {
+        const nn_layer *L = &net->a.l[i];
+        if (i == 0) {
+            if (dx || L->n_w) layer_backward(net, i, params, grads, d, dx);
+            break;
+        }
+        if (L->kind == NN_FLATTEN) continue; /* same values, same gradient */
+        float *out = net->g[b];
+        layer_backward(net, i, params, grads, d, out);
+        d = out;
+        b ^= 1;
+    }
+    return TR_OK;
+}
+
+int nn_net_infer(nn_net *net, const float *params, float *state, const float *x, size_t n, float *y, tr_err *err) {
+    size_t in = nn_size(net->a.input), od = nn_arch_out_dim(&net->a);
+    for (size_t r = 0; r < n; r += NN_INFER_BLOCK) {
+        size_t m = n - r < NN_INFER_BLOCK ? n - r : NN_INFER_BLOCK;
+        const float *o;
+        int rc = nn_net_forward(net, params, state, x + r * in, m, 0, NULL, &o, err);
+        if (rc) return rc;
+        memcpy(y + r * od, o, m * od * sizeof *y);
+    }
+    net->n = 0; /* x is not kept */
+    return TR_OK;
+}
