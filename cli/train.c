@@ -15,25 +15,11 @@
 #include "data.h"
 #include "eval.h"
 #include "mlp.h"
+#include "onnx_write.h"
 #include "opt.h"
 #include "train.h"
 #include "train_history.h"
-
-#define CURVE_QUERIES 2000  /* fixed test subset for the per-epoch Recall@1 */
-#define CURVE_GALLERY 10000 /* fixed training subset used as its gallery */
-
-static volatile sig_atomic_t g_interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    g_interrupted = 1;
-}
-
-typedef struct {
-    const char *data, *out, *arch, *activation, *metric, *loss, *mining, *resume, *csv, *svg, *checkpoint, *name,
-        *description, *classes, *test;
-    trn_config cfg;
-    int quiet, help, epochs_given;
-} train_args;
+#include "train_run.h"
 
 #define A(f) offsetof(train_args, f)
 #define C(f) (offsetof(train_args, cfg) + offsetof(trn_config, f))
@@ -42,8 +28,11 @@ static const cli_opt_def opts[] = {
      "dataset: IDX dir/prefix, .csv or .jsonl (default: Fashion-MNIST, found)"},
     {"--test", NULL, CLI_OPT_STR, A(test), 0, 0, "held-out data for the learning curve (default: the IDX test split)"},
     {"--out", NULL, CLI_OPT_STR, A(out), 0, 0, "model file to write (required)"},
-    {"--arch", NULL, CLI_OPT_STR, A(arch), 0, 0, "layer widths, input first (default 784-256-128)"},
-    {"--activation", NULL, CLI_OPT_STR, A(activation), 0, 0, "relu|gelu|tanh|sigmoid|identity (default relu)"},
+    {"--arch", NULL, CLI_OPT_STR, A(arch), 0, 0,
+     "MLP widths, input first (default 784-256-128), or a layer list (README)"},
+    {"--input", NULL, CLI_OPT_STR, A(input), 0, 0,
+     "a layer list's input CxHxW, e.g. 1x28x28 (default: from IDX images)"},
+    {"--activation", NULL, CLI_OPT_STR, A(activation), 0, 0, "MLP: relu|gelu|tanh|sigmoid|identity (default relu)"},
     {"--normalize", NULL, CLI_OPT_SET, C(normalize), 0, 0, "L2-normalise the embeddings (default)"},
     {"--no-normalize", NULL, CLI_OPT_CLEAR, C(normalize), 0, 0, "do not normalise"},
     {"--metric", NULL, CLI_OPT_STR, A(metric), 0, 0, "sqeuclidean|euclidean|cosine|dot (default sqeuclidean)"},
@@ -56,7 +45,11 @@ static const cli_opt_def opts[] = {
     {"--epochs", NULL, CLI_OPT_INT, C(epochs), 0, 0, "epochs (default 10)"},
     {"--steps-per-epoch", NULL, CLI_OPT_INT, C(steps_per_epoch), 0, 0, "batches per epoch (default rows / (P*K))"},
     {"--lr", NULL, CLI_OPT_DBL, C(lr), 0, 0, "Adam learning rate (default 1e-3)"},
-    {"--weight-decay", NULL, CLI_OPT_DBL, C(weight_decay), 0, 0, "Adam L2 weight decay (default 0)"},
+    {"--weight-decay", NULL, CLI_OPT_DBL, C(weight_decay), 0, 0, "Adam L2 weight decay on every parameter (default 0)"},
+    {"--lr-schedule", NULL, CLI_OPT_STR, A(lr_schedule), 0, 0,
+     "constant|cosine|step[:EVERY[:GAMMA]] (default constant)"},
+    {"--augment", NULL, CLI_OPT_STR, A(augment), 0, 0,
+     "images: crop<P>,flip (random crop after P-pixel zero padding; flips)"},
     {"--seed", NULL, CLI_OPT_U64, C(seed), 0, 0, "PRNG seed (default 1)"},
     {"--threads", NULL, CLI_OPT_INT, C(threads), 0, 0, "OpenBLAS threads (default 1)"},
     {"--input-scale", NULL, CLI_OPT_DBL, C(input_scale), 0, 0,
@@ -96,6 +89,18 @@ static int resolve_config(train_args *a) {
         fprintf(stderr, "tripletctl train: --arch: %s\n", err.msg);
         return -1;
     }
+    if (a->augment && trn_parse_augment(a->augment, &a->cfg, &err)) {
+        fprintf(stderr, "tripletctl train: --augment: %s\n", err.msg);
+        return -1;
+    }
+    if (a->lr_schedule && trn_parse_lr_schedule(a->lr_schedule, &a->cfg, &err)) {
+        fprintf(stderr, "tripletctl train: --lr-schedule: %s\n", err.msg);
+        return -1;
+    }
+    if (a->input && trn_parse_shape(a->input, &a->cfg.input_c, &a->cfg.input_h, &a->cfg.input_w)) {
+        fprintf(stderr, "tripletctl train: --input: \"%s\" is not CxHxW (e.g. 1x28x28)\n", a->input);
+        return -1;
+    }
     if (a->activation && mdl_act_parse(a->activation, &a->cfg.act)) bad = a->activation, what = "--activation";
     if (a->metric && dist_parse(a->metric, &a->cfg.metric)) bad = a->metric, what = "--metric";
     if (a->loss && loss_parse(a->loss, &a->cfg.loss)) bad = a->loss, what = "--loss";
@@ -113,137 +118,6 @@ static int resolve_config(train_args *a) {
 
 /* ---- the run ---- */
 
-typedef struct {
-    trn *t;
-    const train_args *a;
-    const dat_set *q, *g; /* curve queries and gallery (g == q: leave-one-out) */
-    size_t nq, ng;
-    float *eq, *eg;
-    history hist;
-    int tty, quiet, warned_collapse;
-    double t_start, t_last_draw, t_epoch;
-    int64_t steps_at_start;
-    int total_epochs;
-    tr_err err;
-    int failed;
-} run_ctx;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double curve_recall(run_ctx *r) {
-    evl_opts o;
-    evl_result res;
-    evl_opts_default(&o);
-    o.threads = r->a->cfg.threads;
-    o.map_at_r = 0;
-    o.exclude_self = r->q == r->g;
-    if (trn_embed(r->t, r->q->x, r->nq, r->eq, &r->err)) return NAN;
-    if (r->q != r->g && trn_embed(r->t, r->g->x, r->ng, r->eg, &r->err)) return NAN;
-    const trn_config *c = trn_get_config(r->t);
-    size_t od = (size_t)c->dims[c->n_layers];
-    if (evl_retrieval(c->metric, r->eq, r->q->labels, r->nq, r->q == r->g ? r->eq : r->eg, r->g->labels,
-                      r->q == r->g ? r->nq : r->ng, od, &o, &res, &r->err))
-        return NAN;
-    return res.recall_at_1;
-}
-
-static void fmt_time(double s, char *buf, size_t len) {
-    if (!(s >= 0) || s > 1e7) {
-        snprintf(buf, len, "--:--");
-        return;
-    }
-    long v = (long)(s + 0.5);
-    if (v >= 3600)
-        snprintf(buf, len, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
-    else
-        snprintf(buf, len, "%ld:%02ld", v / 60, v % 60);
-}
-
-static int on_progress(void *user, trn_event ev, const trn_stats *st) {
-    run_ctx *r = user;
-    double t = now();
-    if (ev == TRN_EV_STEP) {
-        int spe = st->steps_per_epoch;
-        double rate = (double)(st->step - r->steps_at_start) / (t - r->t_start + 1e-9);
-        int64_t left = (int64_t)r->total_epochs * spe - st->step;
-        char eta[32];
-        fmt_time(rate > 0 ? (double)left / rate : -1, eta, sizeof eta);
-        if (r->quiet) {
-        } else if (r->tty) {
-            if (t - r->t_last_draw >= 0.1 || st->step_in_epoch == spe) {
-                int width = 20, fill = (int)((double)st->step_in_epoch / spe * width);
-                char bar[32];
-                for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
-                bar[width] = '\0';
-                char line[512];
-                snprintf(
-                    line, sizeof line,
-                    "epoch %d/%d [%s] %d/%d %.0f steps/s ETA %s %sloss %.4f active %.2f hard/semi/easy %.2f/%.2f/%.2f",
-                    st->epoch + 1, r->total_epochs, bar, st->step_in_epoch, spe, rate, eta,
-                    st->collapsed ? "COLLAPSED " : "", st->loss, st->active, st->share[LOSS_CAT_HARD],
-                    st->share[LOSS_CAT_SEMI_HARD], st->share[LOSS_CAT_EASY]);
-                /* one terminal row, or \r cannot redraw it */
-                struct winsize ws;
-                if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_col < sizeof line)
-                    line[ws.ws_col - 1] = '\0';
-                fprintf(stderr, "\r%s\033[K", line);
-                fflush(stderr);
-                r->t_last_draw = t;
-            }
-        } else if (st->step_in_epoch % (spe >= 10 ? spe / 10 : 1) == 0 || st->step == 1) {
-            fprintf(stderr,
-                    "epoch %d/%d step %d/%d loss %.4f active %.3f hard %.3f semi-hard %.3f easy %.3f d_ap %.4f d_an "
-                    "%.4f%s %.0f steps/s ETA %s\n",
-                    st->epoch + 1, r->total_epochs, st->step_in_epoch, spe, st->loss, st->active,
-                    st->share[LOSS_CAT_HARD], st->share[LOSS_CAT_SEMI_HARD], st->share[LOSS_CAT_EASY], st->mean_d_ap,
-                    st->mean_d_an, st->collapsed ? " COLLAPSED" : "", rate, eta);
-        }
-        return g_interrupted != 0;
-    }
-    epoch_row row;
-    memset(&row, 0, sizeof row);
-    row.epoch = st->epoch;
-    row.loss = st->loss;
-    row.active = st->active;
-    memcpy(row.share, st->share, sizeof row.share);
-    row.d_ap = st->mean_d_ap;
-    row.d_an = st->mean_d_an;
-    row.collapsed = st->collapsed;
-    row.seconds = t - r->t_epoch;
-    row.recall1 = curve_recall(r);
-    if (isnan(row.recall1)) {
-        r->failed = 1;
-        return 1;
-    }
-    r->t_epoch = now();
-    if (history_add(&r->hist, &row)) {
-        tr_seterr(&r->err, TR_ENOMEM, "", "out of memory");
-        r->failed = 1;
-        return 1;
-    }
-    if (!r->quiet) {
-        fprintf(stderr,
-                "%sepoch %d/%d done: loss %.4f active %.3f hard %.3f semi-hard %.3f easy %.3f d_ap %.4f d_an %.4f "
-                "Recall@1 %.4f (%.1fs)\n",
-                r->tty ? "\r\033[K" : "", st->epoch + 1, r->total_epochs, st->loss, st->active,
-                st->share[LOSS_CAT_HARD], st->share[LOSS_CAT_SEMI_HARD], st->share[LOSS_CAT_EASY], st->mean_d_ap,
-                st->mean_d_an, row.recall1, row.seconds);
-        if (st->collapsed && !r->warned_collapse) {
-            fprintf(stderr,
-                    "warning: the embedding has collapsed (mean d_ap %.2g and d_an %.2g are both ~0): every input maps "
-                    "to one point. "
-                    "Batch-hard mining from a random start does this; use --mining semi-hard or batch-all.\n",
-                    st->mean_d_ap, st->mean_d_an);
-            r->warned_collapse = 1;
-        }
-    }
-    return g_interrupted != 0;
-}
-
 /* The last two components of a path ("fashion-mnist/train-images-idx3-ubyte.gz"):
  * enough to name the data without recording where this machine keeps it. */
 static const char *short_source(const char *s) {
@@ -254,26 +128,52 @@ static const char *short_source(const char *s) {
     return p;
 }
 
+/* A layer list as ONNX: the parameters, BN statistics, the `image` preprocessing and the metadata pairs
+ * (extra: n_extra more); 0, or -1 after printing why. */
+static int save_onnx(const run_ctx *r, const char *name, const char *description, const char *const *extra,
+                     size_t n_extra) {
+    const trn_config *c = trn_get_config(r->t);
+    tr_err err;
+    mdl_image img;
+    char margin[32];
+    const char *meta[64];
+    size_t n = 0;
+    snprintf(margin, sizeof margin, "%.17g", c->margin);
+    const char *common[] = {"name",        name,
+                            "description", description,
+                            "normalize",   c->normalize ? "true" : "false",
+                            "metric",      dist_name(c->metric),
+                            "loss",        loss_name(c->loss),
+                            "margin",      margin};
+    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++) meta[n++] = common[i];
+    for (size_t i = 0; i < 2 * n_extra && n < sizeof meta / sizeof meta[0]; i++) meta[n++] = extra[i];
+    if (trn_image(r->t, &img, &err) ||
+        onx_write(r->a->out, trn_arch(r->t), trn_params(r->t, NULL), trn_state(r->t, NULL), &img, meta, n / 2, &err)) {
+        fprintf(stderr, "tripletctl train: cannot write %s: %s\n", r->a->out, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The trained network: the MLP form as safetensors (mdl_save), a layer list as ONNX; 0, or -1 after printing why. */
 static int save_model(const run_ctx *r, const dat_set *train) {
     const train_args *a = r->a;
     const trn_config *c = trn_get_config(r->t);
+    int layers = trn_is_layers(r->t);
     mdl_model *m = NULL;
     tr_err err;
-    char recipe[1024], arch[256], steps[32], r1[32], epochs[32], seed[32];
-    if (trn_export(r->t, &m, &err)) {
-        fprintf(stderr, "tripletctl train: cannot build the model: %s\n", err.msg);
-        return -1;
-    }
+    char recipe[2048], arch[TRN_LAYERS_MAX], steps[32], r1[32], epochs[32], seed[32], desc[512];
     trn_recipe(c, recipe, sizeof recipe);
     trn_format_arch(c, arch, sizeof arch);
-    snprintf(m->name, sizeof m->name, "%s", a->name ? a->name : "triplet-mlp");
+    const char *name = a->name ? a->name : layers ? "triplet-cnn" : "triplet-mlp";
     if (a->description)
-        snprintf(m->description, sizeof m->description, "%s", a->description);
+        snprintf(desc, sizeof desc, "%s", a->description);
     else
-        snprintf(m->description, sizeof m->description,
-                 "MLP %.64s embedding trained with %s loss (%s mining) on %.200s; takes raw inputs (preprocessing in "
-                 "input.mean/input.scale)",
-                 arch, loss_name(c->loss), mine_name(c->mining), short_source(train->source));
+        snprintf(desc, sizeof desc, "%s %.160s embedding trained with %s loss (%s mining) on %.120s; takes raw %s",
+                 layers ? "network" : "MLP", arch, loss_name(c->loss), mine_name(c->mining),
+                 short_source(train->source),
+                 layers ? "pixels (preprocessing in the image metadata)"
+                        : "inputs (preprocessing in input.mean/input.scale)");
     snprintf(steps, sizeof steps, "%" PRId64, trn_steps_done(r->t));
     snprintf(epochs, sizeof epochs, "%d", trn_epochs_done(r->t));
     snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
@@ -292,7 +192,15 @@ static int save_model(const run_ctx *r, const dat_set *train) {
                            r1,
                            "seed",
                            seed};
-    int rc = mdl_save(m, a->out, extra, sizeof extra / sizeof extra[0] / 2, &err);
+    size_t n_extra = sizeof extra / sizeof extra[0] / 2;
+    if (layers) return save_onnx(r, name, desc, extra, n_extra);
+    if (trn_export(r->t, &m, &err)) {
+        fprintf(stderr, "tripletctl train: cannot build the model: %s\n", err.msg);
+        return -1;
+    }
+    snprintf(m->name, sizeof m->name, "%s", name);
+    snprintf(m->description, sizeof m->description, "%s", desc);
+    int rc = mdl_save(m, a->out, extra, n_extra, &err);
     if (rc) fprintf(stderr, "tripletctl train: cannot write %s: %s\n", a->out, err.msg);
     mdl_free(m);
     return rc ? -1 : 0;
@@ -356,6 +264,34 @@ fail:
     return -1;
 }
 
+/* A layer list's input shape: --input, else an IDX image's 1 x height x width; then the whole config is
+ * checked. 0, or -1 after printing why. */
+static int resolve_input(train_args *a, const dat_set *train) {
+    trn_config *c = &a->cfg;
+    tr_err err;
+    if (c->layers[0] && c->input_c == 0) {
+        if (train->height > 0 && train->width > 0 && (size_t)train->height * (size_t)train->width == train->dim) {
+            c->input_c = 1;
+            c->input_h = train->height;
+            c->input_w = train->width;
+        } else {
+            fprintf(stderr, "tripletctl train: --input CxHxW is needed: the data (%zu features) are not IDX images\n",
+                    train->dim);
+            return -1;
+        }
+    }
+    if (c->layers[0] && (size_t)c->input_c * (size_t)c->input_h * (size_t)c->input_w != train->dim) {
+        fprintf(stderr, "tripletctl train: --input %dx%dx%d has %zu values, the data rows %zu\n", c->input_c,
+                c->input_h, c->input_w, (size_t)c->input_c * (size_t)c->input_h * (size_t)c->input_w, train->dim);
+        return -1;
+    }
+    if (trn_config_check(c, &err)) {
+        fprintf(stderr, "tripletctl train: --%s: %s\n", err.field, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Ctrl-C: save a checkpoint (the epoch history as its note) and say how to resume; 0 or -1. */
 static int save_on_interrupt(run_ctx *r) {
     const train_args *a = r->a;
@@ -388,38 +324,13 @@ static int write_history(const train_args *a, const history *h, const trn_config
         if (bad) return -1;
     }
     if (a->svg) {
-        char title[512], arch[256];
+        char title[1024], arch[TRN_LAYERS_MAX];
         trn_format_arch(cfg, arch, sizeof arch);
-        snprintf(title, sizeof title, "%s: MLP %s, %s loss, %s mining, %s", a->name ? a->name : "learning curve", arch,
-                 loss_name(cfg->loss), mine_name(cfg->mining), dist_name(cfg->metric));
+        snprintf(title, sizeof title, "%s: %s %s, %s loss, %s mining, %s", a->name ? a->name : "learning curve",
+                 cfg->layers[0] ? "network" : "MLP", arch, loss_name(cfg->loss), mine_name(cfg->mining),
+                 dist_name(cfg->metric));
         if (history_write_svg(a->svg, h, title)) return -1;
     }
-    return 0;
-}
-
-/* The run's context: the learning curve's fixed query and gallery subsets
- * (test rows, or leave-one-out on training rows) and their buffers; 0 or -1. */
-static int setup_curve(run_ctx *r, trn *t, const train_args *a, const dat_set *train, const dat_set *test) {
-    const trn_config *cfg = trn_get_config(t);
-    size_t od = (size_t)cfg->dims[cfg->n_layers];
-    r->t = t;
-    r->a = a;
-    r->g = train;
-    r->ng = train->n < CURVE_GALLERY ? train->n : CURVE_GALLERY;
-    r->q = test ? test : train;
-    r->nq = r->q->n < CURVE_QUERIES ? r->q->n : CURVE_QUERIES;
-    if (r->q == r->g) r->ng = r->nq;
-    r->eq = malloc(r->nq * od * sizeof(float));
-    r->eg = malloc(r->ng * od * sizeof(float));
-    if (r->eq == NULL || r->eg == NULL) {
-        fprintf(stderr, "tripletctl train: out of memory\n");
-        return -1;
-    }
-    r->tty = isatty(STDERR_FILENO);
-    r->quiet = a->quiet;
-    r->total_epochs = cfg->epochs;
-    r->t_start = r->t_epoch = now();
-    r->steps_at_start = trn_steps_done(t);
     return 0;
 }
 
@@ -482,7 +393,9 @@ int cmd_train(int argc, char **argv) {
     rc = 1;
 
     if (load_data(&a, classes, n_classes, data_path, sizeof data_path, &train, &test)) goto done;
-    if (!a.resume && a.cfg.input_scale == 0 && train->raw_max > 0) a.cfg.input_scale = 1.0 / train->raw_max;
+    if (resolve_input(&a, train)) goto done;
+    if (!a.resume && !a.cfg.layers[0] && a.cfg.input_scale == 0 && train->raw_max > 0)
+        a.cfg.input_scale = 1.0 / train->raw_max;
 
     openblas_set_num_threads(a.cfg.threads); /* process-wide: the library leaves it to us */
     if (trn_new(&a.cfg, train->x, train->labels, train->n, train->dim, &t, &err)) {
@@ -491,20 +404,20 @@ int cmd_train(int argc, char **argv) {
     }
     if (a.resume && resume(t, &a, &r.hist)) goto done;
 
-    if (setup_curve(&r, t, &a, train, test)) goto done;
+    if (train_setup_curve(&r, t, &a, train, test)) goto done;
     const trn_config *cfg = trn_get_config(t);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = train_on_sigint;
     sigemptyset(&sa.sa_mask);
     sig_installed = sigaction(SIGINT, &sa, &old_sa) == 0;
     if (!a.quiet) {
-        char recipe[1024];
+        char recipe[2048];
         trn_recipe(cfg, recipe, sizeof recipe);
         fprintf(stderr, "training on %s: %zu rows x %zu features%s\n%s\n", short_source(train->source), train->n,
                 train->dim, a.resume ? " (resumed)" : "", recipe);
         if (a.resume)
             fprintf(stderr, "resuming at epoch %d, step %" PRId64 "\n", trn_epochs_done(t) + 1, trn_steps_done(t));
     }
-    if (trn_run(t, on_progress, &r, &stopped, &err)) {
+    if (trn_run(t, train_on_progress, &r, &stopped, &err)) {
         fprintf(stderr, "\ntripletctl train: %s\n", err.msg);
         goto done;
     }
@@ -520,7 +433,7 @@ int cmd_train(int argc, char **argv) {
     if (write_history(&a, &r.hist, cfg)) goto done;
     if (!a.quiet)
         fprintf(stderr, "wrote %s (%d epochs, %" PRId64 " steps, %.1fs)\n", a.out, trn_epochs_done(t),
-                trn_steps_done(t), now() - r.t_start);
+                trn_steps_done(t), train_now() - r.t_start);
     rc = 0;
 done:
     if (sig_installed) sigaction(SIGINT, &old_sa, NULL);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "nn_layers.h"
+#include "vec.h"
 
 size_t nn_conv_cols(const nn_layer *L, size_t n) {
     return (size_t)L->in.c * (size_t)L->k * (size_t)L->k * n * (size_t)L->outs.h * (size_t)L->outs.w;
@@ -17,10 +18,41 @@ static void valid_range(int len, int out, int s, int p, int kk, int *lo, int *hi
     if (*hi < *lo) *hi = *lo;
 }
 
+/* im2col for stride 1 with the output as large as the input ("same" padding): each (row, sample) is one shifted
+ * copy of the input plane, then the columns that wrapped around are zeroed. */
+static void im2col_same(const nn_layer *L, const float *x, size_t n, float *cols) {
+    int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, p = L->pad;
+    size_t hw = (size_t)H * (size_t)W, ncol = n * hw;
+    for (int c = 0; c < C; c++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                float *row = cols + ((size_t)(c * k + ki) * (size_t)k + (size_t)kj) * ncol;
+                long off = (long)(ki - p) * W + (kj - p), lo = off < 0 ? -off : 0;
+                long hi = (long)hw - off < (long)hw ? (long)hw - off : (long)hw;
+                int dx = kj - p, xlo = dx < 0 ? -dx : 0, xhi = dx > 0 ? W - dx : W;
+                for (size_t smp = 0; smp < n; smp++) {
+                    float *r = row + smp * hw;
+                    const float *xp = x + (smp * (size_t)C + (size_t)c) * hw;
+                    memset(r, 0, (size_t)lo * sizeof *r);
+                    memcpy(r + lo, xp + lo + off, (size_t)(hi - lo) * sizeof *r);
+                    memset(r + hi, 0, (size_t)((long)hw - hi) * sizeof *r);
+                    if (dx != 0)
+                        for (int oy = 0; oy < H; oy++) {
+                            for (int ox = 0; ox < xlo; ox++) r[oy * W + ox] = 0;
+                            for (int ox = xhi; ox < W; ox++) r[oy * W + ox] = 0;
+                        }
+                }
+            }
+}
+
 /* cols[(c*k + ki)*k + kj][smp*oh*ow + y*ow + x] = x[smp][c][y*s - p + ki][x*s - p + kj] (0 outside). */
 static void im2col(const nn_layer *L, const float *x, size_t n, float *cols) {
     int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, s = L->stride, p = L->pad, OH = L->outs.h, OW = L->outs.w;
     size_t hw = (size_t)H * (size_t)W, ohw = (size_t)OH * (size_t)OW, ncol = n * ohw;
+    if (s == 1 && OH == H && OW == W) {
+        im2col_same(L, x, n, cols);
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
@@ -66,7 +98,10 @@ static void col2im(const nn_layer *L, const float *cols, size_t n, float *dx) {
                         if (iy < 0 || iy >= H) continue;
                         const float *r = row + smp * ohw + (size_t)oy * (size_t)OW;
                         float *xr = xp + (size_t)iy * (size_t)W + kj - p;
-                        for (int ox = wlo; ox < whi; ox++) xr[ox * s] += r[ox];
+                        if (s == 1)
+                            vec_add(xr + wlo, r + wlo, (size_t)(whi - wlo));
+                        else
+                            for (int ox = wlo; ox < whi; ox++) xr[ox * s] += r[ox];
                     }
                 }
             }
@@ -83,11 +118,9 @@ void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const fl
                     0.0f, tmp + (size_t)g * (size_t)OCg * ncol, (int)ncol);
     /* [OC][n*ohw] -> [n][OC][ohw], adding the bias */
     for (size_t smp = 0; smp < n; smp++)
-        for (int oc = 0; oc < OC; oc++) {
-            const float *src = tmp + (size_t)oc * ncol + smp * ohw;
-            float *dst = y + (smp * (size_t)OC + (size_t)oc) * ohw, bo = b[oc];
-            for (size_t i = 0; i < ohw; i++) dst[i] = src[i] + bo;
-        }
+        for (int oc = 0; oc < OC; oc++)
+            vec_affine(y + (smp * (size_t)OC + (size_t)oc) * ohw, tmp + (size_t)oc * ncol + smp * ohw, ohw, 1.0f,
+                       b[oc]);
 }
 
 void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, const float *dy, size_t n, float *dw,
@@ -99,12 +132,7 @@ void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, cons
     for (size_t smp = 0; smp < n; smp++)
         for (int oc = 0; oc < OC; oc++)
             memcpy(dyt + (size_t)oc * ncol + smp * ohw, dy + (smp * (size_t)OC + (size_t)oc) * ohw, ohw * sizeof *dy);
-    for (int oc = 0; oc < OC; oc++) {
-        const float *r = dyt + (size_t)oc * ncol;
-        double s = 0;
-        for (size_t i = 0; i < ncol; i++) s += r[i];
-        db[oc] = (float)s;
-    }
+    for (int oc = 0; oc < OC; oc++) db[oc] = (float)vec_sum(dyt + (size_t)oc * ncol, ncol);
     for (int g = 0; g < G; g++) {
         const float *dyg = dyt + (size_t)g * (size_t)OCg * ncol, *colg = cols + (size_t)g * (size_t)CKg * ncol;
         const float *wg = w + (size_t)g * (size_t)OCg * (size_t)CKg;

@@ -32,12 +32,12 @@ void nn_fc_backward(const nn_layer *L, const float *w, const float *x, const flo
 
 /* Batch normalisation per channel (over n, h, w). Training: batch mean and
  * biased variance, running mean/var in state updated (unbiased variance,
- * momentum 0.1); eval: the running statistics. xhat (n x values) and stat
- * (2c: mean, 1/sqrt(var+eps) used) are kept for backward. TR_EINVAL when
- * training on one value per channel. */
+ * momentum 0.1); eval: the running statistics. stat (2c: the mean and
+ * 1/sqrt(var+eps) used) is kept for backward, which recomputes x-hat from
+ * the input x. TR_EINVAL when training on one value per channel. */
 int nn_bn_forward(const nn_layer *L, const float *gamma, const float *beta, float *state, const float *x, size_t n,
-                  int train, float *y, float *xhat, float *stat);
-void nn_bn_backward(const nn_layer *L, const float *gamma, const float *xhat, const float *stat, int train,
+                  int train, float *y, float *stat);
+void nn_bn_backward(const nn_layer *L, const float *gamma, const float *x, const float *stat, int train,
                     const float *dy, size_t n, float *dgamma, float *dbeta, float *dx);
 
 /* Max, average (count_include_pad) and global average pooling. arg (max

@@ -63,9 +63,10 @@ int nn_net_reserve(nn_net *net, size_t n, tr_err *err) {
             size_t nc = nn_conv_cols(L, n);
             bad |= alloc(&net->aux[i], nc, sizeof(float));
             if (no + nc > tmax) tmax = no + nc;
-        } else if (L->kind == NN_BN || L->kind == NN_DROPOUT) {
+        } else if (L->kind == NN_BN) {
+            bad |= alloc(&net->stat[i], 2 * (size_t)L->in.c, sizeof(float));
+        } else if (L->kind == NN_DROPOUT) {
             bad |= alloc(&net->aux[i], no, sizeof(float));
-            if (L->kind == NN_BN) bad |= alloc(&net->stat[i], 2 * (size_t)L->in.c, sizeof(float));
         } else if (L->kind == NN_MAXPOOL)
             bad |= alloc(&net->arg[i], no, sizeof(int32_t));
     }
@@ -80,7 +81,7 @@ int nn_net_reserve(nn_net *net, size_t n, tr_err *err) {
 
 /* Layer i forward from cur into net->own[i] (or a view of cur). */
 static int layer_forward(nn_net *net, int i, const float *P, float *state, const float *cur, size_t n, int train,
-                         uint64_t rng[4], tr_err *err) {
+                         int keep, uint64_t rng[4], tr_err *err) {
     const nn_layer *L = &net->a.l[i];
     float *y = net->own[i];
     size_t cnt = n * nn_size(L->outs);
@@ -93,7 +94,7 @@ static int layer_forward(nn_net *net, int i, const float *P, float *state, const
         nn_fc_forward(L, P + L->w_off, P + L->b_off, cur, n, y);
         break;
     case NN_BN:
-        if (nn_bn_forward(L, P + L->w_off, P + L->b_off, state + L->s_off, cur, n, train, y, net->aux[i], net->stat[i]))
+        if (nn_bn_forward(L, P + L->w_off, P + L->b_off, state + L->s_off, cur, n, train, y, net->stat[i]))
             return tr_seterr(err, TR_EINVAL, "batch",
                              "arch layer %d \"bn\": training batch normalisation needs more than one value per "
                              "channel, got a batch of %zu",
@@ -102,7 +103,7 @@ static int layer_forward(nn_net *net, int i, const float *P, float *state, const
     case NN_MAXPOOL:
     case NN_AVGPOOL:
     case NN_GAP:
-        nn_pool_forward(L, cur, n, y, net->arg[i]);
+        nn_pool_forward(L, cur, n, y, keep ? net->arg[i] : NULL);
         break;
     case NN_DROPOUT:
         if (train && L->p > 0)
@@ -120,8 +121,9 @@ static int layer_forward(nn_net *net, int i, const float *P, float *state, const
     return TR_OK;
 }
 
-int nn_net_forward(nn_net *net, const float *params, float *state, const float *x, size_t n, int train, uint64_t rng[4],
-                   const float **y, tr_err *err) {
+/* keep: what backward needs (the max-pool argmax) is stored. */
+static int forward(nn_net *net, const float *params, float *state, const float *x, size_t n, int train, int keep,
+                   uint64_t rng[4], const float **y, tr_err *err) {
     int rc = nn_net_reserve(net, n, err);
     if (rc) return rc;
     net->n = n;
@@ -129,11 +131,16 @@ int nn_net_forward(nn_net *net, const float *params, float *state, const float *
     net->x = x;
     const float *cur = x;
     for (int i = 0; i < net->a.n; i++) {
-        if ((rc = layer_forward(net, i, params, state, cur, n, train, rng, err))) return rc;
+        if ((rc = layer_forward(net, i, params, state, cur, n, train, keep, rng, err))) return rc;
         cur = net->y[i];
     }
     *y = cur;
     return TR_OK;
+}
+
+int nn_net_forward(nn_net *net, const float *params, float *state, const float *x, size_t n, int train, uint64_t rng[4],
+                   const float **y, tr_err *err) {
+    return forward(net, params, state, x, n, train, 1, rng, y, err);
 }
 
 /* Layer i backward: d is dL/d(output), dx (NULL: not wanted) receives dL/d(input). */
@@ -149,7 +156,7 @@ static void layer_backward(nn_net *net, int i, const float *P, float *G, const f
         nn_fc_backward(L, P + L->w_off, x, d, n, G + L->w_off, G + L->b_off, dx);
         break;
     case NN_BN:
-        nn_bn_backward(L, P + L->w_off, net->aux[i], net->stat[i], net->train, d, n, G + L->w_off, G + L->b_off, dx);
+        nn_bn_backward(L, P + L->w_off, x, net->stat[i], net->train, d, n, G + L->w_off, G + L->b_off, dx);
         break;
     case NN_MAXPOOL:
     case NN_AVGPOOL:
@@ -195,7 +202,7 @@ int nn_net_infer(nn_net *net, const float *params, float *state, const float *x,
     for (size_t r = 0; r < n; r += NN_INFER_BLOCK) {
         size_t m = n - r < NN_INFER_BLOCK ? n - r : NN_INFER_BLOCK;
         const float *o;
-        int rc = nn_net_forward(net, params, state, x + r * in, m, 0, NULL, &o, err);
+        int rc = forward(net, params, state, x + r * in, m, 0, 0, NULL, &o, err);
         if (rc) return rc;
         memcpy(y + r * od, o, m * od * sizeof *y);
     }

@@ -1,6 +1,9 @@
 /* nn_pool.c - max pooling, average pooling (count_include_pad, as torch's default) and global average pooling. */
 #include <float.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "nn_layers.h"
 
@@ -23,10 +26,56 @@ static void pool_plane(const nn_layer *L, const float *x, float *y, int32_t *arg
                 }
             if (L->kind == NN_MAXPOOL) {
                 y[oy * OW + ox] = m;
-                arg[oy * OW + ox] = best;
+                if (arg) arg[oy * OW + ox] = best;
             } else
                 y[oy * OW + ox] = sum * inv;
         }
+}
+
+/* Max pooling 2x2, stride 2, no padding: the common case, branch-free (ties: the first in row-major order). */
+static void max2_plane(const float *restrict x, int W, int OH, int OW, float *restrict y, int32_t *restrict arg) {
+    for (int oy = 0; oy < OH; oy++) {
+        const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+        int ox = 0;
+#if defined(__SSE2__)
+        /* four outputs at a time: even and odd columns of both rows, compare-and-select as the scalar code */
+        const __m128i one = _mm_set1_epi32(1), vw = _mm_set1_epi32(W), vw1 = _mm_set1_epi32(W + 1);
+        for (; ox + 4 <= OW && 2 * ox + 8 <= W; ox += 4) {
+            __m128 a0 = _mm_loadu_ps(r0 + 2 * ox), b0 = _mm_loadu_ps(r0 + 2 * ox + 4);
+            __m128 a1 = _mm_loadu_ps(r1 + 2 * ox), b1 = _mm_loadu_ps(r1 + 2 * ox + 4);
+            __m128 m = _mm_shuffle_ps(a0, b0, _MM_SHUFFLE(2, 0, 2, 0)),
+                   v = _mm_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 1, 3, 1));
+            __m128i off = _mm_setzero_si128(), gt = _mm_castps_si128(_mm_cmpgt_ps(v, m));
+            off = _mm_or_si128(_mm_and_si128(gt, one), _mm_andnot_si128(gt, off));
+            m = _mm_max_ps(v, m);
+            v = _mm_shuffle_ps(a1, b1, _MM_SHUFFLE(2, 0, 2, 0));
+            gt = _mm_castps_si128(_mm_cmpgt_ps(v, m));
+            off = _mm_or_si128(_mm_and_si128(gt, vw), _mm_andnot_si128(gt, off));
+            m = _mm_max_ps(v, m);
+            v = _mm_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 1, 3, 1));
+            gt = _mm_castps_si128(_mm_cmpgt_ps(v, m));
+            off = _mm_or_si128(_mm_and_si128(gt, vw1), _mm_andnot_si128(gt, off));
+            m = _mm_max_ps(v, m);
+            _mm_storeu_ps(y + oy * OW + ox, m);
+            if (arg) {
+                __m128i base = _mm_add_epi32(_mm_set1_epi32(2 * oy * W + 2 * ox), _mm_set_epi32(6, 4, 2, 0));
+                _mm_storeu_si128((__m128i *)(arg + oy * OW + ox), _mm_add_epi32(base, off));
+            }
+        }
+#endif
+        for (; ox < OW; ox++) {
+            int i0 = 2 * oy * W + 2 * ox, id = i0;
+            float m = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+            id = b > m ? i0 + 1 : id;
+            m = b > m ? b : m;
+            id = c > m ? i0 + W : id;
+            m = c > m ? c : m;
+            id = d > m ? i0 + W + 1 : id;
+            m = d > m ? d : m;
+            y[oy * OW + ox] = m;
+            if (arg) arg[oy * OW + ox] = id;
+        }
+    }
 }
 
 void nn_pool_forward(const nn_layer *L, const float *x, size_t n, float *y, int32_t *arg) {
@@ -38,6 +87,11 @@ void nn_pool_forward(const nn_layer *L, const float *x, size_t n, float *y, int3
             for (size_t i = 0; i < hw; i++) s += x[q * hw + i];
             y[q] = (float)(s / (double)hw);
         }
+        return;
+    }
+    if (L->kind == NN_MAXPOOL && L->k == 2 && L->stride == 2 && L->pad == 0) {
+        for (size_t q = 0; q < planes; q++)
+            max2_plane(x + q * hw, L->in.w, L->outs.h, L->outs.w, y + q * ohw, arg ? arg + q * ohw : NULL);
         return;
     }
     for (size_t q = 0; q < planes; q++) pool_plane(L, x + q * hw, y + q * ohw, arg ? arg + q * ohw : NULL);

@@ -9,17 +9,33 @@
 #include "loss.h"
 #include "mine.h"
 #include "mlp.h"
+#include "nn_arch.h"
 #include "tr_err.h"
 
 #define TRN_MAX_BATCH 65536
+#define TRN_LAYERS_MAX 512 /* bytes of a layer list, NUL included */
+
+/* Learning-rate schedules (per step): constant; cosine annealing from lr to
+ * 0 over all epochs x steps (torch CosineAnnealingLR, eta_min 0); step:
+ * lr * gamma^floor(epoch / every). */
+typedef enum { TRN_LR_CONSTANT, TRN_LR_COSINE, TRN_LR_STEP } trn_lr_schedule;
 
 /* Every training option. trn_config_default() gives the shipped recipe
  * (FaceNet semi-hard hinge on an L2-normalised 784-256-128 ReLU MLP). */
 typedef struct {
-    int dims[MDL_MAX_LAYERS + 1]; /* dims[0] input ... dims[n_layers] output */
+    int dims[MDL_MAX_LAYERS + 1]; /* MLP: dims[0] input ... dims[n_layers] output */
     int n_layers;
     mdl_act act;
-    int normalize; /* L2-normalise the embeddings */
+    /* A layer list (lib/nn_arch.h syntax, e.g. a CNN) instead of the MLP of
+     * dims and act when not empty, over the per-sample input shape
+     * input_c x input_h x input_w (0: not known yet; trn_new needs it). */
+    char layers[TRN_LAYERS_MAX];
+    int input_c, input_h, input_w;
+    int aug_crop, aug_flip; /* images: random crop after zero padding of aug_crop pixels; random horizontal flip */
+    trn_lr_schedule lr_schedule;
+    int lr_step_every; /* step schedule: epochs between drops (0: epochs / 3, at least 1) */
+    double lr_gamma;   /* step schedule: factor per drop */
+    int normalize;     /* L2-normalise the embeddings */
     dist_metric metric;
     loss_kind loss;       /* triplet, triplet-soft, contrastive, contrastive-squared */
     mine_strategy mining; /* triplet losses only */
@@ -31,16 +47,31 @@ typedef struct {
     double lr, beta1, beta2, adam_eps, weight_decay; /* torch.optim.Adam (L2 decay) */
     uint64_t seed;
     int threads;         /* OpenBLAS threads: the caller sets them (process-wide) */
-    double input_mean;   /* x' = (x - mean) * scale, for every feature */
-    double input_scale;  /* 0: 1 / max|x| over the training data */
+    double input_mean;   /* MLP: x' = (x - mean) * scale, for every feature (a layer list: per channel, */
+    double input_scale;  /* from the data, see trn_image); 0: 1 / max|x| over the training data */
     double collapse_eps; /* collapsed when mean d_ap and d_an are both below */
 } trn_config;
 
 void trn_config_default(trn_config *cfg);
-/* "784-256-128" -> dims / n_layers. TR_EINVAL naming the bad part. */
+/* "784-256-128" -> dims / n_layers (layers cleared), or a layer list
+ * "conv32k3p1,...,fc128" -> layers (its shapes are checked once the input
+ * shape is known). TR_EINVAL naming the bad part. */
 int trn_parse_arch(const char *s, trn_config *cfg, tr_err *err);
-/* "784-256-128" into buf. */
+/* "784-256-128" or the layer list into buf. */
 void trn_format_arch(const trn_config *cfg, char *buf, size_t len);
+/* The network of cfg (the MLP of dims/act as fc,act,fc... on a flat input,
+ * or the layer list on the input shape). TR_EINVAL as nn_arch_parse. */
+int trn_config_arch(const trn_config *cfg, nn_arch *a, tr_err *err);
+/* "1x28x28" -> c, h, w (each 0..65536); 0, or -1 when malformed. */
+int trn_parse_shape(const char *s, int *c, int *h, int *w);
+/* --augment "crop4,flip" / "none" and --lr-schedule "cosine",
+ * "step[:every[:gamma]]", "constant"; TR_EINVAL naming the bad part. */
+int trn_parse_augment(const char *s, trn_config *cfg, tr_err *err);
+void trn_format_augment(const trn_config *cfg, char *buf, size_t len);
+int trn_parse_lr_schedule(const char *s, trn_config *cfg, tr_err *err);
+void trn_format_lr_schedule(const trn_config *cfg, char *buf, size_t len);
+/* The learning rate of a step (0-based) in an epoch of a run of epochs x steps_per_epoch. */
+double trn_lr_at(const trn_config *cfg, int64_t step, int epoch, int steps_per_epoch);
 /* A one-line description of the recipe (for model metadata and logs). */
 void trn_recipe(const trn_config *cfg, char *buf, size_t len);
 /* Check a config for consistency (names the bad option). */
@@ -96,20 +127,33 @@ int trn_loss_grad(trn *t, const float *x, const int64_t *labels, size_t n, trn_s
  * configured weight decay). Counts in Adam's step t but not in the
  * sampler's epochs. For custom loops and the tests. */
 int trn_step_batch(trn *t, const float *x, const int64_t *labels, size_t n, trn_stats *st, tr_err *err);
-/* The flat parameters: per layer W (out x in, row-major) then b (out).
- * Writable (tests set weights through it). */
+/* The flat parameters in lib/nn_arch.h's layout (an MLP: per layer W, out
+ * x in row-major, then b). Writable (tests set weights through it). */
 float *trn_params(trn *t, size_t *n_params);
 const float *trn_grads(const trn *t);
+/* The BN running statistics (arch n_state floats; writable) and the network. */
+float *trn_state(trn *t, size_t *n_state);
+const nn_arch *trn_arch(const trn *t);
+/* 1 when the network is a layer list (exported as ONNX), 0 for the MLP form (safetensors). */
+int trn_is_layers(const trn *t);
+/* Output features per sample. */
+size_t trn_out_dim(const trn *t);
+/* A layer list's input preprocessing as `image` metadata: pixels 0..255,
+ * x/255, then (x - mean[c]) / std[c] with mean and std per channel from
+ * the training data. TR_EINVAL for the MLP form or more than 3 channels. */
+int trn_image(const trn *t, mdl_image *img, tr_err *err);
 /* Preprocessing in use (input_scale resolved). */
 double trn_input_mean(const trn *t);
 double trn_input_scale(const trn *t);
 
 /* Embed n raw rows with the current weights into out (n x output dim),
- * preprocessing included; the same as the exported model's forward. */
+ * preprocessing included (inference mode: BN running statistics, no
+ * dropout); the same as the exported model's forward. */
 int trn_embed(trn *t, const float *x, size_t n, float *out, tr_err *err);
 
 /* A model holding the current weights, preprocessing tensors and metadata
- * (activation, normalize, metric, loss, margin). Free with mdl_free. */
+ * (activation, normalize, metric, loss, margin). Free with mdl_free.
+ * TR_EINVAL for a layer list (those are written as ONNX). */
 int trn_export(const trn *t, mdl_model **out, tr_err *err);
 
 /* The untrained network of cfg: the same seeded initial weights trn_new

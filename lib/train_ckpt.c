@@ -1,5 +1,5 @@
-/* train_ckpt.c - training checkpoints: weights, Adam moments, sampler and PRNG state, config, in one safetensors file.
- */
+/* train_ckpt.c - training checkpoints: weights, BN statistics, Adam moments, sampler and PRNG state, config, in one
+ * safetensors file. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,12 +46,17 @@ int trn_checkpoint_save(const trn *t, const char *path, const char *note, tr_err
         meta[nm++] = ck_state_keys[i];
         meta[nm++] = vals[TRN_CFG_N + i];
     }
-    for (int l = 0; l < c->n_layers; l++) {
-        snprintf(lname[l][0], sizeof lname[l][0], "%d.weight", 2 * l);
-        snprintf(lname[l][1], sizeof lname[l][1], "%d.bias", 2 * l);
-        ts[nt++] = (st_wtensor){lname[l][0], ST_F32, 2, {c->dims[l + 1], c->dims[l]}, t->w + t->off_w[l]};
-        ts[nt++] = (st_wtensor){lname[l][1], ST_F32, 1, {c->dims[l + 1]}, t->w + t->off_b[l]};
-    }
+    if (t->layers) {
+        ts[nt++] = (st_wtensor){"params", ST_F32, 1, {(int64_t)t->n_params}, t->w};
+        if (t->arch.n_state) ts[nt++] = (st_wtensor){"bn.state", ST_F32, 1, {(int64_t)t->arch.n_state}, t->state};
+    } else
+        for (int l = 0; l < c->n_layers; l++) {
+            const nn_layer *L = trn_fc(t, l);
+            snprintf(lname[l][0], sizeof lname[l][0], "%d.weight", 2 * l);
+            snprintf(lname[l][1], sizeof lname[l][1], "%d.bias", 2 * l);
+            ts[nt++] = (st_wtensor){lname[l][0], ST_F32, 2, {c->dims[l + 1], c->dims[l]}, t->w + L->w_off};
+            ts[nt++] = (st_wtensor){lname[l][1], ST_F32, 1, {c->dims[l + 1]}, t->w + L->b_off};
+        }
     pool = malloc(t->n * sizeof *pool);
     cur = malloc(t->n_classes * sizeof *cur);
     if (pool == NULL || cur == NULL) {
@@ -94,6 +99,7 @@ int trn_checkpoint_config(const char *path, trn_config *cfg, tr_err *err) {
     trn_config_default(cfg);
     for (size_t i = 0; i < TRN_CFG_N; i++) {
         const char *v = st_meta(f, trn_cfg_key(i));
+        if (v == NULL && i >= TRN_CFG_REQUIRED) continue;
         if (v == NULL) {
             rc =
                 tr_seterr(err, TR_EFORMAT, trn_cfg_key(i), "checkpoint %s lacks metadata \"%s\"", path, trn_cfg_key(i));
@@ -149,13 +155,19 @@ int trn_checkpoint_load(trn *t, const char *path, char **note, tr_err *err) {
                        path, state[CK_DATA_N], state[CK_DATA_DIM], state[CK_FPRINT], t->n, t->dim, fingerprint(t));
         goto fail;
     }
-    for (int l = 0; l < t->cfg.n_layers; l++) {
-        size_t in = (size_t)t->cfg.dims[l], o = (size_t)t->cfg.dims[l + 1];
-        snprintf(name, sizeof name, "%d.weight", 2 * l);
-        if ((rc = ck_read(f, name, ST_F32, in * o, t->w + t->off_w[l], err))) goto fail;
-        snprintf(name, sizeof name, "%d.bias", 2 * l);
-        if ((rc = ck_read(f, name, ST_F32, o, t->w + t->off_b[l], err))) goto fail;
-    }
+    if (t->layers) {
+        if ((rc = ck_read(f, "params", ST_F32, t->n_params, t->w, err)) ||
+            (t->arch.n_state && (rc = ck_read(f, "bn.state", ST_F32, t->arch.n_state, t->state, err))))
+            goto fail;
+    } else
+        for (int l = 0; l < t->cfg.n_layers; l++) {
+            const nn_layer *L = trn_fc(t, l);
+            size_t in = (size_t)t->cfg.dims[l], o = (size_t)t->cfg.dims[l + 1];
+            snprintf(name, sizeof name, "%d.weight", 2 * l);
+            if ((rc = ck_read(f, name, ST_F32, in * o, t->w + L->w_off, err))) goto fail;
+            snprintf(name, sizeof name, "%d.bias", 2 * l);
+            if ((rc = ck_read(f, name, ST_F32, o, t->w + L->b_off, err))) goto fail;
+        }
     pool = malloc(t->n * sizeof *pool);
     cur = malloc(t->n_classes * sizeof *cur);
     if (pool == NULL || cur == NULL) {

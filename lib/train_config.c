@@ -34,11 +34,23 @@ void trn_config_default(trn_config *c) {
     c->input_mean = 0;
     c->input_scale = 0;
     c->collapse_eps = 1e-3;
+    c->lr_schedule = TRN_LR_CONSTANT;
+    c->lr_gamma = 0.1;
 }
 
 int trn_parse_arch(const char *s, trn_config *cfg, tr_err *err) {
     int dims[MDL_MAX_LAYERS + 1], n = 0;
     const char *p = s;
+    if (!(*s >= '0' && *s <= '9')) {
+        size_t len = strlen(s);
+        if (len == 0)
+            return tr_seterr(err, TR_EINVAL, "arch", "arch is empty: expected a number (784-256-128) or a layer list");
+        if (len >= sizeof cfg->layers)
+            return tr_seterr(err, TR_ELIMIT, "arch", "arch layer list is longer than %zu bytes",
+                             sizeof cfg->layers - 1);
+        memcpy(cfg->layers, s, len + 1);
+        return TR_OK;
+    }
     for (;;) {
         char *end;
         if (*p < '0' || *p > '9')
@@ -58,12 +70,17 @@ int trn_parse_arch(const char *s, trn_config *cfg, tr_err *err) {
     if (n < 2) return tr_seterr(err, TR_EINVAL, "arch", "arch \"%s\": needs at least an input and an output width", s);
     memcpy(cfg->dims, dims, (size_t)n * sizeof *dims);
     cfg->n_layers = n - 1;
+    cfg->layers[0] = '\0';
     return TR_OK;
 }
 
 void trn_format_arch(const trn_config *cfg, char *buf, size_t len) {
     size_t o = 0;
     buf[0] = '\0';
+    if (cfg->layers[0]) {
+        snprintf(buf, len, "%s", cfg->layers);
+        return;
+    }
     for (int i = 0; i <= cfg->n_layers && o < len; i++) {
         int k = snprintf(buf + o, len - o, i ? "-%d" : "%d", cfg->dims[i]);
         if (k < 0) break;
@@ -71,24 +88,158 @@ void trn_format_arch(const trn_config *cfg, char *buf, size_t len) {
     }
 }
 
+int trn_config_arch(const trn_config *c, nn_arch *a, tr_err *err) {
+    if (c->layers[0]) return nn_arch_parse(c->layers, (nn_shape){c->input_c, c->input_h, c->input_w}, a, err);
+    /* the MLP form: fc,act,fc,... (identity: no activation layers) */
+    char list[MDL_MAX_LAYERS * 16];
+    size_t o = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        const char *act = l && c->act != MDL_ACT_IDENTITY ? mdl_act_name(c->act) : NULL;
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s%sfc%d", l ? "," : "", act ? act : "", act ? "," : "",
+                              c->dims[l + 1]);
+    }
+    return nn_arch_parse(list, (nn_shape){c->dims[0], 1, 1}, a, err);
+}
+
+int trn_parse_shape(const char *s, int *c, int *h, int *w) {
+    int v[3] = {0, 0, 0};
+    char *end;
+    for (int i = 0; i < 3; i++) {
+        long x = strtol(s, &end, 10);
+        if (end == s || x < 0 || x > 65536 || *end != (i < 2 ? 'x' : '\0')) return -1;
+        v[i] = (int)x;
+        s = end + 1;
+    }
+    *c = v[0];
+    *h = v[1];
+    *w = v[2];
+    return 0;
+}
+
+int trn_parse_augment(const char *s, trn_config *cfg, tr_err *err) {
+    int crop = 0, flip = 0;
+    if (strcmp(s, "none") != 0 && *s) {
+        const char *p = s;
+        for (;;) {
+            size_t len = strcspn(p, ",");
+            char *end;
+            if (len == 4 && strncmp(p, "flip", 4) == 0)
+                flip = 1;
+            else if (len > 4 && strncmp(p, "crop", 4) == 0 && p[4] >= '0' && p[4] <= '9' &&
+                     (crop = (int)strtol(p + 4, &end, 10), end == p + len) && crop >= 1 && crop <= 64)
+                ;
+            else
+                return tr_seterr(
+                    err, TR_EINVAL, "augment",
+                    "augment \"%s\": unknown part \"%.*s\" (crop<pixels> with pixels 1..64, flip, or none)", s,
+                    (int)len, p);
+            if (p[len] == '\0') break;
+            p += len + 1;
+        }
+    }
+    cfg->aug_crop = crop;
+    cfg->aug_flip = flip;
+    return TR_OK;
+}
+
+void trn_format_augment(const trn_config *cfg, char *buf, size_t len) {
+    if (!cfg->aug_crop && !cfg->aug_flip)
+        snprintf(buf, len, "none");
+    else if (cfg->aug_crop)
+        snprintf(buf, len, "crop%d%s", cfg->aug_crop, cfg->aug_flip ? ",flip" : "");
+    else
+        snprintf(buf, len, "flip");
+}
+
+int trn_parse_lr_schedule(const char *s, trn_config *cfg, tr_err *err) {
+    char *end;
+    if (strcmp(s, "constant") == 0 || strcmp(s, "cosine") == 0) {
+        cfg->lr_schedule = s[1] == 'o' && s[2] == 's' ? TRN_LR_COSINE : TRN_LR_CONSTANT;
+        return TR_OK;
+    }
+    if (strncmp(s, "step", 4) != 0 || (s[4] != '\0' && s[4] != ':'))
+        return tr_seterr(err, TR_EINVAL, "lr-schedule",
+                         "lr schedule \"%s\" is not constant, cosine or step[:every[:gamma]]", s);
+    int every = 0;
+    double gamma = 0.1;
+    const char *p = s + 4;
+    if (*p == ':') {
+        long v = strtol(p + 1, &end, 10);
+        if (end == p + 1 || v < 1 || v > 1000000 || (*end != '\0' && *end != ':'))
+            return tr_seterr(err, TR_EINVAL, "lr-schedule", "lr schedule \"%s\": every must be 1..1000000 epochs", s);
+        every = (int)v;
+        p = end;
+        if (*p == ':') {
+            gamma = strtod(p + 1, &end);
+            if (end == p + 1 || *end != '\0' || !(gamma > 0 && gamma <= 1))
+                return tr_seterr(err, TR_EINVAL, "lr-schedule", "lr schedule \"%s\": gamma must be in (0, 1]", s);
+        }
+    }
+    cfg->lr_schedule = TRN_LR_STEP;
+    cfg->lr_step_every = every;
+    cfg->lr_gamma = gamma;
+    return TR_OK;
+}
+
+void trn_format_lr_schedule(const trn_config *cfg, char *buf, size_t len) {
+    if (cfg->lr_schedule == TRN_LR_STEP)
+        snprintf(buf, len, "step:%d:%.17g", cfg->lr_step_every, cfg->lr_gamma);
+    else
+        snprintf(buf, len, "%s", cfg->lr_schedule == TRN_LR_COSINE ? "cosine" : "constant");
+}
+
+double trn_lr_at(const trn_config *c, int64_t step, int epoch, int steps_per_epoch) {
+    if (c->lr_schedule == TRN_LR_COSINE) {
+        double total = (double)c->epochs * (double)steps_per_epoch;
+        double f = total > 0 && (double)step < total ? (double)step / total : 1.0;
+        return c->lr * 0.5 * (1 + cos(3.14159265358979323846 * f));
+    }
+    if (c->lr_schedule == TRN_LR_STEP) {
+        int every = c->lr_step_every ? c->lr_step_every : (c->epochs / 3 > 0 ? c->epochs / 3 : 1);
+        return c->lr * pow(c->lr_gamma, (double)(epoch / every));
+    }
+    return c->lr;
+}
+
 void trn_recipe(const trn_config *c, char *buf, size_t len) {
-    char arch[512];
+    char arch[TRN_LAYERS_MAX + 64], aug[64], sched[64], net[TRN_LAYERS_MAX + 256];
     trn_format_arch(c, arch, sizeof arch);
+    trn_format_augment(c, aug, sizeof aug);
+    trn_format_lr_schedule(c, sched, sizeof sched);
+    if (c->layers[0])
+        snprintf(net, sizeof net, "network %s on %dx%dx%d, augment %s", arch, c->input_c, c->input_h, c->input_w, aug);
+    else
+        snprintf(net, sizeof net, "MLP %s %s", arch, mdl_act_name(c->act));
     snprintf(buf, len,
-             "tripletctl train: MLP %s %s%s, %s, %s loss%s%s, margin %g, PK batches %d classes x %d samples, "
-             "%d epochs x %d steps, Adam lr %g betas (%g, %g) eps %g weight decay %g, seed %" PRIu64 ", %d threads, "
-             "inputs (x - %g) * %g",
-             arch, mdl_act_name(c->act), c->normalize ? ", L2-normalised" : "", dist_name(c->metric),
-             loss_name(c->loss), is_pair_loss(c->loss) ? " on all in-batch pairs" : ", mining ",
+             "tripletctl train: %s%s, %s, %s loss%s%s, margin %g, PK batches %d classes x %d samples, "
+             "%d epochs x %d steps, Adam lr %g (schedule %s) betas (%g, %g) eps %g weight decay %g, seed %" PRIu64
+             ", %d threads, inputs %s",
+             net, c->normalize ? ", L2-normalised" : "", dist_name(c->metric), loss_name(c->loss),
+             is_pair_loss(c->loss) ? " on all in-batch pairs" : ", mining ",
              is_pair_loss(c->loss) ? "" : mine_name(c->mining), c->margin, c->classes_per_batch, c->samples_per_class,
-             c->epochs, c->steps_per_epoch, c->lr, c->beta1, c->beta2, c->adam_eps, c->weight_decay, c->seed,
-             c->threads, c->input_mean, c->input_scale);
+             c->epochs, c->steps_per_epoch, c->lr, sched, c->beta1, c->beta2, c->adam_eps, c->weight_decay, c->seed,
+             c->threads, c->layers[0] ? "x/255 then (x - mean) / std per channel from the data" : "");
+    if (!c->layers[0]) {
+        size_t o = strlen(buf);
+        snprintf(buf + o, len > o ? len - o : 0, "(x - %g) * %g", c->input_mean, c->input_scale);
+    }
 }
 
 int trn_config_check(const trn_config *c, tr_err *err) {
-    if (c->n_layers < 1 || c->n_layers > MDL_MAX_LAYERS)
+    if (c->layers[0]) {
+        nn_arch a;
+        int rc = c->input_c ? nn_arch_parse(c->layers, (nn_shape){c->input_c, c->input_h, c->input_w}, &a, err) : 0;
+        if (rc) return rc;
+        if (c->input_c && (c->aug_crop || c->aug_flip) && c->input_h * c->input_w <= 1)
+            return tr_seterr(err, TR_EINVAL, "augment", "augment needs an image input, got %dx%dx%d", c->input_c,
+                             c->input_h, c->input_w);
+    } else if (c->aug_crop || c->aug_flip)
+        return tr_seterr(err, TR_EINVAL, "augment", "augment needs a layer list over an image input (--arch conv...)");
+    if (c->lr_schedule == TRN_LR_STEP && !(c->lr_gamma > 0 && c->lr_gamma <= 1))
+        return tr_seterr(err, TR_EINVAL, "lr-schedule", "lr schedule gamma %g must be in (0, 1]", c->lr_gamma);
+    if (!c->layers[0] && (c->n_layers < 1 || c->n_layers > MDL_MAX_LAYERS))
         return tr_seterr(err, TR_EINVAL, "arch", "arch has %d layers; need 1..%d", c->n_layers, MDL_MAX_LAYERS);
-    for (int i = 0; i <= c->n_layers; i++)
+    for (int i = 0; !c->layers[0] && i <= c->n_layers; i++)
         if (c->dims[i] < 1 || c->dims[i] > MDL_MAX_DIM)
             return tr_seterr(err, TR_EINVAL, "arch", "arch width %d at position %d is not in 1..%d", c->dims[i], i,
                              MDL_MAX_DIM);
@@ -136,7 +287,19 @@ int trn_config_check(const trn_config *c, tr_err *err) {
 
 /* ---- the config as checkpoint metadata ---- */
 
-typedef enum { CF_INT, CF_DBL, CF_U64, CF_ACT, CF_METRIC, CF_LOSS, CF_MINE, CF_ARCH } cf_type;
+typedef enum {
+    CF_INT,
+    CF_DBL,
+    CF_U64,
+    CF_ACT,
+    CF_METRIC,
+    CF_LOSS,
+    CF_MINE,
+    CF_ARCH,
+    CF_SHAPE,
+    CF_AUG,
+    CF_SCHED
+} cf_type;
 static const struct {
     const char *key;
     cf_type type;
@@ -163,6 +326,10 @@ static const struct {
     {"cfg.input_mean", CF_DBL, offsetof(trn_config, input_mean)},
     {"cfg.input_scale", CF_DBL, offsetof(trn_config, input_scale)},
     {"cfg.collapse_eps", CF_DBL, offsetof(trn_config, collapse_eps)},
+    /* optional from here on (TRN_CFG_REQUIRED) */
+    {"cfg.input", CF_SHAPE, 0},
+    {"cfg.augment", CF_AUG, 0},
+    {"cfg.lr_schedule", CF_SCHED, 0},
 };
 _Static_assert(sizeof cfg_fields / sizeof cfg_fields[0] == TRN_CFG_N, "TRN_CFG_N counts the checkpoint keys");
 
@@ -196,6 +363,15 @@ void trn_cfg_format(const trn_config *c, size_t i, char *buf, size_t len) {
         break;
     case CF_ARCH:
         trn_format_arch(c, buf, len);
+        break;
+    case CF_SHAPE:
+        snprintf(buf, len, "%dx%dx%d", c->input_c, c->input_h, c->input_w);
+        break;
+    case CF_AUG:
+        trn_format_augment(c, buf, len);
+        break;
+    case CF_SCHED:
+        trn_format_lr_schedule(c, buf, len);
         break;
     }
 }
@@ -232,6 +408,13 @@ int trn_cfg_parse(trn_config *c, size_t i, const char *s, tr_err *err) {
         break;
     case CF_ARCH:
         return trn_parse_arch(s, c, err);
+    case CF_SHAPE:
+        bad = trn_parse_shape(s, &c->input_c, &c->input_h, &c->input_w) != 0;
+        break;
+    case CF_AUG:
+        return trn_parse_augment(s, c, err);
+    case CF_SCHED:
+        return trn_parse_lr_schedule(s, c, err);
     }
     if (bad)
         return tr_seterr(err, TR_EFORMAT, cfg_fields[i].key, "checkpoint metadata \"%s\" has a bad value \"%s\"",

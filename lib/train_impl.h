@@ -2,6 +2,7 @@
 #ifndef TRAIN_IMPL_H
 #define TRAIN_IMPL_H
 
+#include "nn_net.h"
 #include "train.h"
 
 enum {
@@ -22,13 +23,19 @@ struct trn {
     const float *x;
     const int64_t *labels;
     size_t n, dim;
+    /* the network: an MLP's fc,act,fc... or the layer list, run by nn_net */
+    nn_arch arch;
+    nn_net nn;
+    int layers; /* cfg.layers set: a layer list, else the MLP form */
+    /* preprocessing x' = (x - ch_mean[c]) * ch_scale[c] per input channel
+     * (the MLP form: one value for every feature, in_mean / in_scale) */
     double in_mean, in_scale;
-    /* parameters, gradients, Adam moments: flat, per layer W then b */
+    float *ch_mean, *ch_scale;
+    /* parameters, gradients, Adam moments (arch.n_params), BN running statistics (arch.n_state) */
     size_t n_params;
-    size_t off_w[MDL_MAX_LAYERS], off_b[MDL_MAX_LAYERS];
-    float *w, *g, *m, *v;
-    /* the network over w (layers borrow w; in_mean/in_scale are per feature),
-     * run by the MLP module's forward so training and export compute alike */
+    float *w, *g, *m, *v, *state;
+    /* the MLP form's network over w, run by the MLP module's forward so
+     * trn_embed and the exported safetensors compute alike */
     mlp_net net;
     mdl_ws ws;
     /* sampler: pool holds the sample indices grouped by class */
@@ -43,9 +50,9 @@ struct trn {
     int64_t step;
     int epoch, step_in_epoch, steps_per_epoch;
     double acc[TRN_ACC_N];
-    /* forward/backward buffers for up to cap_fwd rows, loss buffers for cap_loss */
-    size_t cap_fwd, cap_loss, max_dim;
-    float *X, *Z[MDL_MAX_LAYERS], *A[MDL_MAX_LAYERS], *En, *dcur, *dprev;
+    /* X: preprocessed input rows (cap_fwd); loss buffers for cap_loss rows */
+    size_t cap_fwd, cap_loss, out_dim;
+    float *X, *En, *dcur, *aug;
     double *Ed, *D, *G, *dE, *work;
     float *bx;
     int64_t *blabels;
@@ -56,14 +63,37 @@ static inline int is_pair_loss(loss_kind k) {
     return k == LOSS_CONTRASTIVE || k == LOSS_CONTRASTIVE_SQUARED;
 }
 
-/* Flat parameters (per layer W then b) drawn from rng as torch.nn.Linear
- * initialises them. */
-void trn_init_weights(const trn_config *c, float *w, uint64_t rng[4]);
+/* The l-th fully connected layer of the MLP form. */
+static inline const nn_layer *trn_fc(const trn *t, int l) {
+    for (int i = 0; i < t->arch.n; i++)
+        if (t->arch.l[i].kind == NN_FC && l-- == 0) return &t->arch.l[i];
+    return NULL;
+}
+
+/* realloc *p to n * size bytes; TR_ENOMEM / TR_ELIMIT naming the batch. */
+int trn_grow(void **p, size_t n, size_t size, tr_err *err);
+
+/* Initial parameters of a drawn from rng as torch initialises each layer:
+ * Linear and Conv2d kaiming_uniform_(a = sqrt(5)) weights and biases
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in)); BN gamma 1, beta 0, running mean 0,
+ * running variance 1 (state may be NULL when a has none). */
+void trn_init_params(const nn_arch *a, float *w, float *state, uint64_t rng[4]);
+
+/* Preprocess n raw rows into out (n x dim) with the per-channel mean and scale. */
+void trn_preprocess(const trn *t, const float *x, size_t n, float *out);
+
+/* The next PK batch into t->bx / t->blabels, augmented when configured. */
+void trn_sample_batch(trn *t);
+
+/* Adam with the configured weight decay and the learning rate of the schedule; t->step already counts this step. */
+void trn_adam(trn *t);
 
 /* The config as checkpoint metadata: TRN_CFG_N keys ("cfg.arch", ...);
  * trn_cfg_format writes value i into buf, trn_cfg_parse reads it into c
- * (TR_EFORMAT naming the key). */
-#define TRN_CFG_N 21
+ * (TR_EFORMAT naming the key). Keys from TRN_CFG_REQUIRED on may be absent
+ * (checkpoints of earlier versions): the default stays. */
+#define TRN_CFG_N 24
+#define TRN_CFG_REQUIRED 21
 const char *trn_cfg_key(size_t i);
 void trn_cfg_format(const trn_config *c, size_t i, char *buf, size_t len);
 int trn_cfg_parse(trn_config *c, size_t i, const char *s, tr_err *err);

@@ -1,4 +1,4 @@
-/* train_model.c - trainer weights as models: the seeded initial network, the untrained counterpart of an MLP, export.
+/* train_model.c - trainer weights as models: seeded initial parameters, the untrained counterpart of an MLP, export.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -7,15 +7,21 @@
 #include "rng.h"
 #include "train_impl.h"
 
-/* Flat parameters (per layer W then b) drawn from rng: kaiming_uniform_(a =
- * sqrt(5)) and the bias rule of nn.Linear, both U(-1/sqrt(in), 1/sqrt(in)). */
-void trn_init_weights(const trn_config *c, float *w, uint64_t rng[4]) {
-    size_t off = 0;
-    for (int l = 0; l < c->n_layers; l++) {
-        size_t in = (size_t)c->dims[l], out = (size_t)c->dims[l + 1];
-        double bound = 1.0 / sqrt((double)in);
-        for (size_t i = 0; i < in * out + out; i++) w[off + i] = (float)((2 * rng_uniform(rng) - 1) * bound);
-        off += in * out + out;
+void trn_init_params(const nn_arch *a, float *w, float *state, uint64_t rng[4]) {
+    for (int i = 0; i < a->n; i++) {
+        const nn_layer *L = &a->l[i];
+        if (L->kind == NN_CONV || L->kind == NN_FC) {
+            /* fan_in = in_c / groups * k * k (conv) or in (fc): weight then bias, one draw each in order */
+            double bound = 1.0 / sqrt((double)L->n_w / (double)L->out);
+            for (size_t j = 0; j < L->n_w + L->n_b; j++) w[L->w_off + j] = (float)((2 * rng_uniform(rng) - 1) * bound);
+        } else if (L->kind == NN_BN) {
+            for (size_t j = 0; j < L->n_w; j++) {
+                w[L->w_off + j] = 1.0f;
+                w[L->b_off + j] = 0.0f;
+                state[L->s_off + j] = 0.0f;
+                state[L->s_off + L->n_w + j] = 1.0f;
+            }
+        }
     }
 }
 
@@ -58,18 +64,18 @@ fail:
 
 int trn_init_model(const trn_config *cfg, mdl_model **out, tr_err *err) {
     uint64_t rng[4];
-    size_t np = 0;
+    nn_arch a;
     int rc = trn_config_check(cfg, err);
     *out = NULL;
     if (rc) return rc;
-    for (int l = 0; l < cfg->n_layers; l++) {
-        np += (size_t)cfg->dims[l] * (size_t)cfg->dims[l + 1] + (size_t)cfg->dims[l + 1];
-        if (np > MDL_MAX_PARAMS) return tr_seterr(err, TR_ELIMIT, "arch", "more than %u parameters", MDL_MAX_PARAMS);
-    }
+    if (cfg->layers[0]) return tr_seterr(err, TR_EINVAL, "arch", "only the MLP form builds an untrained model here");
+    if ((rc = trn_config_arch(cfg, &a, err))) return rc;
+    size_t np = a.n_params;
+    if (np > MDL_MAX_PARAMS) return tr_seterr(err, TR_ELIMIT, "arch", "more than %u parameters", MDL_MAX_PARAMS);
     float *w = malloc(np * sizeof *w);
     if (w == NULL) return tr_seterr(err, TR_ENOMEM, "arch", "cannot allocate %zu parameters", np);
     rng_seed(cfg->seed, rng);
-    trn_init_weights(cfg, w, rng);
+    trn_init_params(&a, w, NULL, rng);
     rc = build_model(cfg, w, cfg->input_mean, cfg->input_scale > 0 ? cfg->input_scale : 1.0, out, err);
     free(w);
     return rc;
@@ -96,5 +102,6 @@ int trn_init_like(const mdl_model *m, const trn_config *cfg, mdl_model **out, tr
 
 int trn_export(const trn *t, mdl_model **out, tr_err *err) {
     *out = NULL;
+    if (t->layers) return tr_seterr(err, TR_EINVAL, "arch", "a layer list is written as ONNX, not as an MLP model");
     return build_model(&t->cfg, t->w, t->in_mean, t->in_scale, out, err);
 }

@@ -19,4 +19,46 @@ static inline void vec_relu(float *x, size_t n) {
     for (; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
+/* The loops below follow the same rule: an inner loop of 16 with a constant
+ * trip count, which gcc -O2 vectorises (its cheap cost model leaves a plain
+ * loop with a remainder scalar), then the remainder. */
+#define VEC_BLOCK 16
+
+/* y = a * x + b over n floats (distinct arrays: restrict is what lets gcc -O2 vectorise it). */
+static inline void vec_affine(float *restrict y, const float *restrict x, size_t n, float a, float b) {
+    size_t i = 0;
+    for (; i + VEC_BLOCK <= n; i += VEC_BLOCK)
+        for (size_t k = 0; k < VEC_BLOCK; k++) y[i + k] = a * x[i + k] + b;
+    for (; i < n; i++) y[i] = a * x[i] + b;
+}
+
+/* y += x over n floats. */
+static inline void vec_add(float *restrict y, const float *restrict x, size_t n) {
+    size_t i = 0;
+    for (; i + VEC_BLOCK <= n; i += VEC_BLOCK)
+        for (size_t k = 0; k < VEC_BLOCK; k++) y[i + k] += x[i + k];
+    for (; i < n; i++) y[i] += x[i];
+}
+
+/* z = a * x + b * y + c over n floats. */
+static inline void vec_axpbyc(float *restrict z, const float *restrict x, const float *restrict y, size_t n, float a,
+                              float b, float c) {
+    size_t i = 0;
+    for (; i + VEC_BLOCK <= n; i += VEC_BLOCK)
+        for (size_t k = 0; k < VEC_BLOCK; k++) z[i + k] = a * x[i + k] + b * y[i + k] + c;
+    for (; i < n; i++) z[i] = a * x[i] + b * y[i] + c;
+}
+
+/* The sum of n floats in VEC_BLOCK float lanes, gathered in double. */
+static inline double vec_sum(const float *x, size_t n) {
+    float acc[VEC_BLOCK] = {0};
+    size_t i = 0;
+    for (; i + VEC_BLOCK <= n; i += VEC_BLOCK)
+        for (size_t k = 0; k < VEC_BLOCK; k++) acc[k] += x[i + k];
+    double s = 0;
+    for (size_t k = 0; k < VEC_BLOCK; k++) s += acc[k];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
 #endif

@@ -86,4 +86,47 @@ check "csv after resume has every epoch" test "$(wc -l <"$tmp/r.csv")" -eq 4
 head -n 500 "$tmp/syn.csv" >"$tmp/other.csv"
 expect_err "resume on other data" "other data" --data "$tmp/other.csv" --out "$tmp/x" --resume "$tmp/r.safetensors.ckpt"
 
+# 4. a layer list (CNN) over the rows as 1x4x4 images, written as ONNX
+CNN=(--data "$tmp/syn.csv" --arch conv4k3p1,bn,relu,maxpool2,flatten,dropout0.1,fc8 --input 1x4x4
+    --classes-per-batch 4 --samples-per-class 6 --seed 3 --augment crop1,flip --lr-schedule cosine --weight-decay 1e-4)
+"$TRIPLETCTL" train "${CNN[@]}" --out "$tmp/c.onnx" --epochs 2 --steps-per-epoch 30 --csv "$tmp/c.csv" \
+    --name cnn-test 2>"$tmp/err"
+check "cnn train exits 0" test $? -eq 0
+check "cnn csv has 2 epochs" test "$(wc -l <"$tmp/c.csv")" -eq 3
+"$TRIPLETCTL" inspect --json "$tmp/c.onnx" >"$tmp/inspect.json" 2>"$tmp/err"
+check "inspect accepts the ONNX model" test $? -eq 0
+check "onnx metadata name" test "$(meta name)" = cnn-test
+check "onnx metadata recipe" bash -c "[[ '$(meta recipe)' == *'network conv4k3p1,bn,relu,maxpool2,flatten,dropout0.1,fc8 on 1x4x4, augment crop1,flip'* ]]"
+check "onnx metadata image" bash -c "[[ '$(meta image)' == *'\"height\": 4'* ]]"
+"$TRIPLETCTL" eval --model "$tmp/c.onnx" --data "$tmp/syn.csv" --json >"$tmp/eval.json" 2>"$tmp/err"
+check "eval takes the ONNX model" test $? -eq 0
+expect_err "bad layer named" "arch layer 2 \"maxpool9\": kernel 9 is larger than its padded input 4x4" \
+    "${CNN[@]}" --out "$tmp/x.onnx" --arch conv4k3p1,relu,maxpool9,flatten,fc8
+expect_err "input vs data" "--input 1x5x5 has 25 values, the data rows 16" "${CNN[@]}" --out "$tmp/x.onnx" --input 1x5x5
+expect_err "bad input" "--input: \"4x4\" is not CxHxW" "${CNN[@]}" --out "$tmp/x.onnx" --input 4x4
+expect_err "a layer list needs a shape" "--input CxHxW is needed" --data "$tmp/syn.csv" --arch conv4k3,flatten,fc8 \
+    --classes-per-batch 4 --out "$tmp/x.onnx"
+expect_err "bad augment" "unknown part \"spin\"" "${CNN[@]}" --out "$tmp/x.onnx" --augment spin
+expect_err "bad schedule" "is not constant, cosine or step" "${CNN[@]}" --out "$tmp/x.onnx" --lr-schedule linear
+expect_err "augment needs images" "augment needs a layer list" "${RECIPE[@]}" --out "$tmp/x" --augment flip
+# Ctrl-C and --resume: the same ONNX file as an uninterrupted run
+CLONG=(--epochs 2 --steps-per-epoch 3000)
+"$TRIPLETCTL" train "${CNN[@]}" "${CLONG[@]}" --out "$tmp/cfull.onnx" 2>"$tmp/cfull.err"
+check "cnn uninterrupted run" test $? -eq 0
+"$TRIPLETCTL" train "${CNN[@]}" "${CLONG[@]}" --out "$tmp/cr.onnx" 2>"$tmp/cint.err" &
+pid=$!
+pids+=("$pid")
+for _ in $(seq 1 600); do
+    grep -q "step" "$tmp/cint.err" 2>/dev/null && break
+    sleep 0.1
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+pids=()
+check "cnn SIGINT exits 130 (rc $rc)" test "$rc" -eq 130
+"$TRIPLETCTL" train --data "$tmp/syn.csv" --out "$tmp/cr.onnx" --resume "$tmp/cr.onnx.ckpt" 2>"$tmp/cres.err"
+check "cnn resume exits 0" test $? -eq 0
+check "cnn resumed model equals the uninterrupted one" cmp -s "$tmp/cfull.onnx" "$tmp/cr.onnx"
+
 finish

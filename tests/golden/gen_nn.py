@@ -5,9 +5,11 @@ Per layer (and for small whole networks): an input batch, parameters in the
 flat PyTorch order of lib/nn_arch.h, BN running statistics, an upstream
 gradient dy; torch (float64) gives the output, dL/dx and dL/dparams for
 L = sum(y * dy), and the running statistics after a training forward.
-Then a small CNN on 1x6x6 images with a PK batch (3 x 4): for every loss,
-metric, normalize and miner, the batch loss and its parameter gradient
-(mining and reductions as tests/golden/gen_train.py). Writes
+Then a small CNN on 1x6x6 images with a PK batch (3 x 4), inputs
+standardised with the batch's own mean and std (the trainer's per-channel
+preprocessing when the batch is all its data): for every loss, metric,
+normalize and miner, the batch loss and its parameter gradient (mining and
+reductions as tests/golden/gen_train.py). Writes
 tests/golden/golden_nn.h; run it with Debian's /usr/bin/python3 (torch
 1.13). The output is committed so `make test` does not need torch.
 """
@@ -206,6 +208,8 @@ def main():
     labels = [c for c in range(P) for _ in range(K)]
     x = (torch.rand((P * K,) + CNN_SHAPE, generator=g) + torch.tensor(labels).reshape(-1, 1, 1, 1) * 0.3)
     x = x.float().double()
+    # the trainer's preprocessing: per channel (one here), the mean and population std of its training data
+    xp = (x - x.mean()) / x.std(unbiased=False)
     p0, s0 = flat(params_of(net)), flat(state_of(net))
     out.append("#define GN_CNN_ARCH \"%s\"\n#define GN_CNN_C %d\n#define GN_CNN_H %d\n#define GN_CNN_W %d\n" %
                ((CNN_ARCH,) + CNN_SHAPE))
@@ -223,7 +227,7 @@ def main():
                         for t, v in zip(state_of(net), torch.split(s0, [q.numel() for q in state_of(net)])):
                             t.copy_(v.reshape(t.shape))
                     net.zero_grad()
-                    l = cnn_loss(net, x, labels, loss, metric, normalize, mining)
+                    l = cnn_loss(net, xp, labels, loss, metric, normalize, mining)
                     l.backward()
                     grad = flat([p.grad for p in params_of(net)])
                     assert torch.isfinite(grad).all() and torch.isfinite(l)
