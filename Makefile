@@ -42,7 +42,7 @@ DEPS := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-de
 # Commands the tests need, each with the Debian package that provides it;
 # installed only when the command is missing (it may come from elsewhere).
 DEP_CMDS := kubectl:kubernetes-client promtool:prometheus node:nodejs npm:npm
-BENCH_DEPS := python3-torch python3-torchvision python3-numpy python3-faiss python3-fastapi python3-uvicorn wrk nodejs npm
+BENCH_DEPS := python3-torch python3-torchvision python3-numpy python3-faiss python3-fastapi python3-uvicorn wrk nodejs npm openssl
 ZOO_DEPS := python3-torch python3-torchvision python3-onnx
 DOCKER_DEPS := podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 
@@ -94,7 +94,7 @@ help:
 	@echo "make model      train the shipped model (Fashion-MNIST)"
 	@echo "make bench      benchmarks against PyTorch, FastAPI, nginx, faiss -> BENCHMARKS.md"
 	@echo "make test-docker  build and run the container image with podman"
-	@echo "make soak       SOAK_SECONDS (600) of mixed traffic, reloads, hostile requests; RSS/fds/threads -> build/soak/"
+	@echo "make soak       SOAK_SECONDS (600) of mixed traffic, reloads, hostile requests; then 2x load (429) and 5,000 idle connections -> build/soak/"
 	@echo "make test-zoo   torchvision architectures exported to ONNX against PyTorch"
 	@echo "make format     clang-format every C file (not the generated ones)"
 	@echo "make format-check  fail on a file clang-format would change or a line over the column limit"
@@ -218,7 +218,8 @@ fuzz:
 	$(MAKE) -C tests/fuzz
 
 # SOAK_SECONDS (600) of mixed traffic at 64 connections with reloads and ~1%
-# hostile requests; RSS/fds/threads sampled to build/soak/soak.{csv,svg}. Not in make test.
+# hostile requests, RSS/fds/threads sampled to build/soak/soak.{csv,svg}; then twice
+# the sustainable load (429s) and 5,000 idle connections on fresh instances. Not in make test.
 SOAK_SECONDS ?= 600
 soak: all
 	SOAK_SECONDS=$(SOAK_SECONDS) TRIPLETD=$(CURDIR)/$(BIN)/tripletd TRIPLETCTL=$(CURDIR)/$(BIN)/tripletctl bash tests/soak/soak.sh
