@@ -3,7 +3,7 @@
 
     soak.py --url http://127.0.0.1:PORT --pid PID --seconds 600 --out DIR
             [--connections 64] [--reload-every 30] [--hostile 0.01]
-            [--warmup 60] [--images DIR]
+            [--warmup 60] [--max-growth 0.05] [--images DIR]
 
 CONNECTIONS threads, each with one keep-alive connection, send a mix of
 requests over every route (GET and POST); about HOSTILE of them are hostile
@@ -12,8 +12,9 @@ and must get a 4xx. Every RELOAD_EVERY seconds the daemon gets SIGHUP.
 Every second RSS, open fds and threads are read from /proc/PID.
 
 Writes DIR/soak.csv (one row a second) and DIR/soak.svg (plain SVG), prints
-a summary; exit 1 on any 5xx, transport failure, unexpected status, or if
-the process died.
+a summary; exit 1 on any 5xx, transport failure, unexpected status, RSS
+growth after the warm-up over MAX_GROWTH (a fraction of the RSS at its end),
+or if the process died.
 """
 import argparse, base64, http.client, json, os, random, signal, sys, threading, time
 from urllib.parse import urlparse
@@ -178,6 +179,7 @@ def main():
     ap.add_argument("--reload-every", type=float, default=30)
     ap.add_argument("--hostile", type=float, default=0.01)
     ap.add_argument("--warmup", type=float, default=60)
+    ap.add_argument("--max-growth", type=float, default=0.05)
     ap.add_argument("--max-body", type=int, default=1 << 20)
     ap.add_argument("--n-gallery", type=int, default=1000)
     ap.add_argument("--images", default="")
@@ -231,10 +233,12 @@ def main():
     print(f"soak: {el:.0f} s, {args.connections} connections, {len(reloads)} reloads (SIGHUP every "
           f"{args.reload_every:.0f} s), {st.total} requests ({st.total / max(el, 1):.0f}/s), {st.hostile} hostile")
     print("  statuses: " + ", ".join(f"{k}: {v}" for k, v in sorted(st.by_status.items(), key=lambda kv: str(kv[0]))))
+    grew = False
     if after:
         g = (after[-1][2] - after[0][2]) / 1024
+        grew = g * 1024 > args.max_growth * after[0][2]
         print(f"  RSS after warm-up ({warm:.0f} s): {after[0][2] / 1024:.1f} -> {after[-1][2] / 1024:.1f} MiB "
-              f"(growth {g:+.1f} MiB, max {max(r[2] for r in after) / 1024:.1f}); fds {after[0][3]} -> {after[-1][3]} "
+              f"(growth {g:+.1f} MiB = {100 * g * 1024 / after[0][2]:+.1f}%, max {max(r[2] for r in after) / 1024:.1f}); fds {after[0][3]} -> {after[-1][3]} "
               f"(max {max(r[3] for r in rows)}); threads {after[0][4]} -> {after[-1][4]} (max {max(r[4] for r in rows)})")
     print(f"  5xx: {st.n5xx}; transport failures: {st.fail}; failures within 5 s of a reload: "
           f"{st.near_reload_fail}; unexpected statuses: {st.unexpected}")
@@ -242,7 +246,9 @@ def main():
         print("  e.g. " + ex)
     if died:
         print("  FAIL: tripletd exited during the soak")
-    return 1 if died or st.n5xx or st.fail or st.unexpected or not rows else 0
+    if grew:
+        print(f"  FAIL: RSS grew over {100 * args.max_growth:.0f}% after the warm-up")
+    return 1 if died or grew or st.n5xx or st.fail or st.unexpected or not rows else 0
 
 
 if __name__ == "__main__":

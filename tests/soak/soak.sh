@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # tests/soak/soak.sh - `make soak`: tripletd with the shipped model and a
 # Fashion-MNIST gallery (with images) under SOAK_SECONDS (default 600) of mixed
-# traffic on every route from SOAK_CONNECTIONS (64) keep-alive connections,
+# traffic on every route, after SOAK_WARMUP (660) seconds of the same traffic
+# (GET /v1/stats keeps 600 one-second slots, about 5 MB, whose pages are first
+# touched as those seconds pass: RSS rises for 10 minutes of traffic, then holds),
+# from SOAK_CONNECTIONS (64) keep-alive connections,
 # ~1% hostile requests, SIGHUP every 30 s, RSS/fds/threads sampled every
 # second (tests/soak/soak.py). CSV, SVG and log in SOAK_OUT (build/soak/).
 # Then two phases on fresh instances: twice the sustainable load, where the
@@ -36,10 +39,10 @@ for _ in $(seq 200); do [[ -s $tmp/port ]] && break; sleep 0.05; done
 # Image inputs only for a model with image metadata; bad images are sent either way.
 good=0
 grep -q '^."image":.{' <("$TRIPLETCTL" inspect --json "$MODEL" 2>/dev/null) && good=1
-echo "soak: tripletd pid $pid on port $(cat "$tmp/port"), ${SOAK_SECONDS:-600} s; CSV/SVG in $OUT"
+echo "soak: tripletd pid $pid on port $(cat "$tmp/port"), ${SOAK_WARMUP:-660} s warm-up + ${SOAK_SECONDS:-600} s; CSV/SVG in $OUT"
 rc=0
 python3 "$ROOT/tests/soak/soak.py" --url "http://127.0.0.1:$(cat "$tmp/port")" --pid "$pid" \
-    --seconds "${SOAK_SECONDS:-600}" --connections "${SOAK_CONNECTIONS:-64}" --out "$OUT" \
+    --seconds "$((${SOAK_WARMUP:-660} + ${SOAK_SECONDS:-600}))" --warmup "${SOAK_WARMUP:-660}" --connections "${SOAK_CONNECTIONS:-64}" --out "$OUT" \
     --max-body "$MAX_BODY" --n-gallery "$N_GALLERY" --images "$ROOT/tests/data/images" --good-images "$good" | tee "$OUT/summary.txt" || rc=1
 kill -0 "$pid" 2>/dev/null || { echo "FAIL tripletd is gone"; rc=1; }
 kill "$pid"
