@@ -55,14 +55,24 @@ static void dot_plane(const float *restrict a, const float *restrict x, size_t n
     *sab += t;
 }
 
-int nn_bn_forward(const nn_layer *L, const float *gamma, const float *beta, float *state, const float *x, size_t n,
-                  int train, float *y, float *stat) {
-    size_t C = (size_t)L->in.c, hw = (size_t)L->in.h * (size_t)L->in.w, M = n * hw;
-    float *rmean = state, *rvar = state + C;
-    if (train && M < 2) return TR_EINVAL;
-    for (size_t c = 0; c < C; c++) {
+/* One layer's arguments, for the per-channel parts run by par_for. */
+typedef struct {
+    const nn_layer *L;
+    const float *gamma, *beta, *x, *dy;
+    float *state, *y, *stat, *dgamma, *dbeta, *dx;
+    const float *cstat; /* backward's statistics */
+    size_t n;
+    int train;
+} bn_task;
+
+static void forward_part(void *ctx, size_t c0, size_t c1) {
+    const bn_task *t = ctx;
+    size_t C = (size_t)t->L->in.c, hw = (size_t)t->L->in.h * (size_t)t->L->in.w, n = t->n, M = n * hw;
+    const float *x = t->x;
+    float *rmean = t->state, *rvar = t->state + C;
+    for (size_t c = c0; c < c1; c++) {
         double mean, var;
-        if (train) {
+        if (t->train) {
             double s = 0, q = 0;
             /* the first value as a shift keeps the float lanes' sums small */
             float shift = x[c * hw];
@@ -77,34 +87,49 @@ int nn_bn_forward(const nn_layer *L, const float *gamma, const float *beta, floa
             var = rvar[c];
         }
         float m = (float)mean, inv = (float)(1.0 / sqrt(var + BN_EPS));
-        stat[c] = m;
-        stat[C + c] = inv;
+        t->stat[c] = m;
+        t->stat[C + c] = inv;
         /* y = gamma * (x - m) * inv + beta, as one multiply-add */
-        float a = gamma[c] * inv, b = beta[c] - a * m;
-        for (size_t smp = 0; smp < n; smp++) vec_affine(y + (smp * C + c) * hw, x + (smp * C + c) * hw, hw, a, b);
+        float a = t->gamma[c] * inv, b = t->beta[c] - a * m;
+        for (size_t smp = 0; smp < n; smp++) vec_affine(t->y + (smp * C + c) * hw, x + (smp * C + c) * hw, hw, a, b);
     }
+}
+
+int nn_bn_forward(const nn_layer *L, const float *gamma, const float *beta, float *state, const float *x, size_t n,
+                  int train, float *y, float *stat, par *p) {
+    size_t M = n * (size_t)L->in.h * (size_t)L->in.w;
+    if (train && M < 2) return TR_EINVAL;
+    bn_task t = {L, gamma, beta, x, NULL, state, y, stat, NULL, NULL, NULL, NULL, n, train};
+    par_for(p, (size_t)L->in.c, forward_part, &t);
     return TR_OK;
 }
 
-void nn_bn_backward(const nn_layer *L, const float *gamma, const float *x, const float *stat, int train,
-                    const float *dy, size_t n, float *dgamma, float *dbeta, float *dx) {
-    size_t C = (size_t)L->in.c, hw = (size_t)L->in.h * (size_t)L->in.w, M = n * hw;
-    for (size_t c = 0; c < C; c++) {
+static void backward_part(void *ctx, size_t c0, size_t c1) {
+    const bn_task *t = ctx;
+    size_t C = (size_t)t->L->in.c, hw = (size_t)t->L->in.h * (size_t)t->L->in.w, n = t->n, M = n * hw;
+    const float *x = t->x, *dy = t->dy, *stat = t->cstat;
+    for (size_t c = c0; c < c1; c++) {
         double sg = 0, sb = 0;
         for (size_t smp = 0; smp < n; smp++) {
             size_t o = (smp * C + c) * hw;
             dot_plane(dy + o, x + o, hw, stat[c], stat[C + c], &sb, &sg);
         }
-        dgamma[c] = (float)sg;
-        dbeta[c] = (float)sb;
-        if (dx == NULL) continue;
-        float k = gamma[c] * stat[C + c], mb = train ? (float)(sb / (double)M) : 0.0f,
-              mg = train ? (float)(sg / (double)M) : 0.0f;
+        t->dgamma[c] = (float)sg;
+        t->dbeta[c] = (float)sb;
+        if (t->dx == NULL) continue;
+        float k = t->gamma[c] * stat[C + c], mb = t->train ? (float)(sb / (double)M) : 0.0f,
+              mg = t->train ? (float)(sg / (double)M) : 0.0f;
         /* dx = k * (dy - mb - (x - m) * inv * mg) as k dy + b x + c */
-        float bx = -k * mg * stat[C + c], c0 = k * (mg * stat[C + c] * stat[c] - mb);
+        float bx = -k * mg * stat[C + c], c0v = k * (mg * stat[C + c] * stat[c] - mb);
         for (size_t smp = 0; smp < n; smp++) {
             size_t o = (smp * C + c) * hw;
-            vec_axpbyc(dx + o, dy + o, x + o, hw, k, bx, c0);
+            vec_axpbyc(t->dx + o, dy + o, x + o, hw, k, bx, c0v);
         }
     }
+}
+
+void nn_bn_backward(const nn_layer *L, const float *gamma, const float *x, const float *stat, int train,
+                    const float *dy, size_t n, float *dgamma, float *dbeta, float *dx, par *p) {
+    bn_task t = {L, gamma, NULL, x, dy, NULL, NULL, NULL, dgamma, dbeta, dx, stat, n, train};
+    par_for(p, (size_t)L->in.c, backward_part, &t);
 }

@@ -20,7 +20,7 @@ static void valid_range(int len, int out, int s, int p, int kk, int *lo, int *hi
 
 /* im2col for stride 1 with the output as large as the input ("same" padding): each (row, sample) is one shifted
  * copy of the input plane, then the columns that wrapped around are zeroed. */
-static void im2col_same(const nn_layer *L, const float *x, size_t n, float *cols) {
+static void im2col_same(const nn_layer *L, const float *x, size_t n, size_t lo_s, size_t hi_s, float *cols) {
     int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, p = L->pad;
     size_t hw = (size_t)H * (size_t)W, ncol = n * hw;
     for (int c = 0; c < C; c++)
@@ -30,7 +30,7 @@ static void im2col_same(const nn_layer *L, const float *x, size_t n, float *cols
                 long off = (long)(ki - p) * W + (kj - p), lo = off < 0 ? -off : 0;
                 long hi = (long)hw - off < (long)hw ? (long)hw - off : (long)hw;
                 int dx = kj - p, xlo = dx < 0 ? -dx : 0, xhi = dx > 0 ? W - dx : W;
-                for (size_t smp = 0; smp < n; smp++) {
+                for (size_t smp = lo_s; smp < hi_s; smp++) {
                     float *r = row + smp * hw;
                     const float *xp = x + (smp * (size_t)C + (size_t)c) * hw;
                     memset(r, 0, (size_t)lo * sizeof *r);
@@ -46,11 +46,11 @@ static void im2col_same(const nn_layer *L, const float *x, size_t n, float *cols
 }
 
 /* cols[(c*k + ki)*k + kj][smp*oh*ow + y*ow + x] = x[smp][c][y*s - p + ki][x*s - p + kj] (0 outside). */
-static void im2col(const nn_layer *L, const float *x, size_t n, float *cols) {
+static void im2col(const nn_layer *L, const float *x, size_t n, size_t lo_s, size_t hi_s, float *cols) {
     int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, s = L->stride, p = L->pad, OH = L->outs.h, OW = L->outs.w;
     size_t hw = (size_t)H * (size_t)W, ohw = (size_t)OH * (size_t)OW, ncol = n * ohw;
     if (s == 1 && OH == H && OW == W) {
-        im2col_same(L, x, n, cols);
+        im2col_same(L, x, n, lo_s, hi_s, cols);
         return;
     }
     for (int c = 0; c < C; c++)
@@ -59,7 +59,7 @@ static void im2col(const nn_layer *L, const float *x, size_t n, float *cols) {
                 float *row = cols + ((size_t)(c * k + ki) * (size_t)k + (size_t)kj) * ncol;
                 int wlo, whi;
                 valid_range(W, OW, s, p, kj, &wlo, &whi);
-                for (size_t smp = 0; smp < n; smp++) {
+                for (size_t smp = lo_s; smp < hi_s; smp++) {
                     const float *xp = x + (smp * (size_t)C + (size_t)c) * hw;
                     for (int oy = 0; oy < OH; oy++) {
                         float *r = row + smp * ohw + (size_t)oy * (size_t)OW;
@@ -81,17 +81,17 @@ static void im2col(const nn_layer *L, const float *x, size_t n, float *cols) {
 }
 
 /* The adjoint of im2col: dx (zeroed here) += every column entry at its input position. */
-static void col2im(const nn_layer *L, const float *cols, size_t n, float *dx) {
+static void col2im(const nn_layer *L, const float *cols, size_t n, size_t lo_s, size_t hi_s, float *dx) {
     int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, s = L->stride, p = L->pad, OH = L->outs.h, OW = L->outs.w;
     size_t hw = (size_t)H * (size_t)W, ohw = (size_t)OH * (size_t)OW, ncol = n * ohw;
-    memset(dx, 0, n * (size_t)C * hw * sizeof *dx);
+    memset(dx + lo_s * (size_t)C * hw, 0, (hi_s - lo_s) * (size_t)C * hw * sizeof *dx);
     for (int c = 0; c < C; c++)
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
                 const float *row = cols + ((size_t)(c * k + ki) * (size_t)k + (size_t)kj) * ncol;
                 int wlo, whi;
                 valid_range(W, OW, s, p, kj, &wlo, &whi);
-                for (size_t smp = 0; smp < n; smp++) {
+                for (size_t smp = lo_s; smp < hi_s; smp++) {
                     float *xp = dx + (smp * (size_t)C + (size_t)c) * hw;
                     for (int oy = 0; oy < OH; oy++) {
                         int iy = oy * s - p + ki;
@@ -107,31 +107,62 @@ static void col2im(const nn_layer *L, const float *cols, size_t n, float *dx) {
             }
 }
 
+/* The per-sample parts of a convolution, run over sample ranges by par_for. */
+typedef struct {
+    const nn_layer *L;
+    size_t n;
+    const float *x, *b, *src;
+    float *cols, *dst;
+} conv_task;
+
+static void im2col_part(void *ctx, size_t lo, size_t hi) {
+    conv_task *t = ctx;
+    im2col(t->L, t->x, t->n, lo, hi, t->cols);
+}
+
+static void col2im_part(void *ctx, size_t lo, size_t hi) {
+    conv_task *t = ctx;
+    col2im(t->L, t->src, t->n, lo, hi, t->dst);
+}
+
+/* [OC][n*ohw] (src) -> [n][OC][ohw] (dst), adding the bias when there is one. */
+static void unfold_part(void *ctx, size_t lo, size_t hi) {
+    conv_task *t = ctx;
+    size_t OC = (size_t)t->L->out, ohw = (size_t)t->L->outs.h * (size_t)t->L->outs.w, ncol = t->n * ohw;
+    for (size_t smp = lo; smp < hi; smp++)
+        for (size_t oc = 0; oc < OC; oc++)
+            vec_affine(t->dst + (smp * OC + oc) * ohw, t->src + oc * ncol + smp * ohw, ohw, 1.0f, t->b ? t->b[oc] : 0);
+}
+
+/* [n][OC][ohw] (src) -> [OC][n*ohw] (dst). */
+static void fold_part(void *ctx, size_t lo, size_t hi) {
+    conv_task *t = ctx;
+    size_t OC = (size_t)t->L->out, ohw = (size_t)t->L->outs.h * (size_t)t->L->outs.w, ncol = t->n * ohw;
+    for (size_t smp = lo; smp < hi; smp++)
+        for (size_t oc = 0; oc < OC; oc++)
+            memcpy(t->dst + oc * ncol + smp * ohw, t->src + (smp * OC + oc) * ohw, ohw * sizeof(float));
+}
+
 void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, float *cols,
-                     float *tmp) {
+                     float *tmp, par *p) {
     int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
     size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, ncol = n * ohw;
-    im2col(L, x, n, cols);
+    conv_task t = {L, n, x, b, tmp, cols, y};
+    par_for(p, n, im2col_part, &t);
     for (int g = 0; g < G; g++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)ncol, CKg, 1.0f,
                     w + (size_t)g * (size_t)OCg * (size_t)CKg, CKg, cols + (size_t)g * (size_t)CKg * ncol, (int)ncol,
                     0.0f, tmp + (size_t)g * (size_t)OCg * ncol, (int)ncol);
-    /* [OC][n*ohw] -> [n][OC][ohw], adding the bias */
-    for (size_t smp = 0; smp < n; smp++)
-        for (int oc = 0; oc < OC; oc++)
-            vec_affine(y + (smp * (size_t)OC + (size_t)oc) * ohw, tmp + (size_t)oc * ncol + smp * ohw, ohw, 1.0f,
-                       b[oc]);
+    par_for(p, n, unfold_part, &t);
 }
 
 void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, const float *dy, size_t n, float *dw,
-                      float *db, float *dx, float *tmp) {
+                      float *db, float *dx, float *tmp, par *p) {
     int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
     size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, ncol = n * ohw;
     float *dyt = tmp, *dcols = tmp + (size_t)OC * ncol;
-    /* dy [n][OC][ohw] -> [OC][n*ohw] */
-    for (size_t smp = 0; smp < n; smp++)
-        for (int oc = 0; oc < OC; oc++)
-            memcpy(dyt + (size_t)oc * ncol + smp * ohw, dy + (smp * (size_t)OC + (size_t)oc) * ohw, ohw * sizeof *dy);
+    conv_task t = {L, n, NULL, NULL, dy, NULL, dyt};
+    par_for(p, n, fold_part, &t);
     for (int oc = 0; oc < OC; oc++) db[oc] = (float)vec_sum(dyt + (size_t)oc * ncol, ncol);
     for (int g = 0; g < G; g++) {
         const float *dyg = dyt + (size_t)g * (size_t)OCg * ncol, *colg = cols + (size_t)g * (size_t)CKg * ncol;
@@ -142,5 +173,9 @@ void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, cons
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKg, (int)ncol, OCg, 1.0f, wg, CKg, dyg, (int)ncol,
                         0.0f, dcols + (size_t)g * (size_t)CKg * ncol, (int)ncol);
     }
-    if (dx) col2im(L, dcols, n, dx);
+    if (dx) {
+        t.src = dcols;
+        t.dst = dx;
+        par_for(p, n, col2im_part, &t);
+    }
 }

@@ -6,11 +6,13 @@
 #include <stdint.h>
 
 #include "nn_arch.h"
+#include "par.h"
 
 /* Conventions: n samples; x is the layer's input (n x L->in values), y its
  * output (n x L->outs values); backward takes dy (not modified) and writes
  * dx (NULL: not wanted) and the layer's parameter gradients, overwriting
- * them. Buffers never alias unless a function says so. */
+ * them. Buffers never alias unless a function says so. p (may be NULL)
+ * runs the loops that are not GEMMs on its threads. */
 
 static inline size_t nn_size(nn_shape s) {
     return (size_t)s.c * (size_t)s.h * (size_t)s.w;
@@ -21,9 +23,9 @@ static inline size_t nn_size(nn_shape s) {
  * n x outs values (forward) and, in backward, that plus cols' size again. */
 size_t nn_conv_cols(const nn_layer *L, size_t n);
 void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, float *cols,
-                     float *tmp);
+                     float *tmp, par *p);
 void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, const float *dy, size_t n, float *dw,
-                      float *db, float *dx, float *tmp);
+                      float *db, float *dx, float *tmp, par *p);
 
 /* Fully connected y = x W^T + b over flat rows. */
 void nn_fc_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y);
@@ -36,9 +38,9 @@ void nn_fc_backward(const nn_layer *L, const float *w, const float *x, const flo
  * 1/sqrt(var+eps) used) is kept for backward, which recomputes x-hat from
  * the input x. TR_EINVAL when training on one value per channel. */
 int nn_bn_forward(const nn_layer *L, const float *gamma, const float *beta, float *state, const float *x, size_t n,
-                  int train, float *y, float *stat);
+                  int train, float *y, float *stat, par *p);
 void nn_bn_backward(const nn_layer *L, const float *gamma, const float *x, const float *stat, int train,
-                    const float *dy, size_t n, float *dgamma, float *dbeta, float *dx);
+                    const float *dy, size_t n, float *dgamma, float *dbeta, float *dx, par *p);
 
 /* Max, average (count_include_pad) and global average pooling. arg (max
  * only) keeps each output's input index within its sample plane. */

@@ -35,6 +35,37 @@ void nn_net_free(nn_net *net) {
     if (net) free_bufs(net);
 }
 
+void nn_net_set_par(nn_net *net, par *p) {
+    net->par = p;
+}
+
+/* Elementwise and per-sample layers over ranges: par_for splits elements (activations) or samples (pools). */
+typedef struct {
+    const nn_layer *L;
+    const float *x, *y, *d;
+    float *out;
+    int32_t *arg;
+    int backward;
+} range_task;
+
+static void act_part(void *ctx, size_t lo, size_t hi) {
+    const range_task *t = ctx;
+    if (t->backward)
+        nn_act_backward(t->L->kind, t->x + lo, t->y + lo, t->d + lo, hi - lo, t->out + lo);
+    else
+        nn_act_forward(t->L->kind, t->x + lo, hi - lo, t->out + lo);
+}
+
+static void pool_part(void *ctx, size_t lo, size_t hi) {
+    const range_task *t = ctx;
+    size_t in = nn_size(t->L->in), out = nn_size(t->L->outs);
+    int32_t *arg = t->arg ? t->arg + lo * out : NULL;
+    if (t->backward)
+        nn_pool_backward(t->L, arg, t->d + lo * out, hi - lo, t->out + lo * in);
+    else
+        nn_pool_forward(t->L, t->x + lo * in, hi - lo, t->out + lo * out, arg);
+}
+
 /* *p = malloc(count * size) (old contents dropped); 0 or -1. */
 static int alloc(void *p, size_t count, size_t size) {
     void **pp = p;
@@ -88,13 +119,13 @@ static int layer_forward(nn_net *net, int i, const float *P, float *state, const
     net->y[i] = y;
     switch (L->kind) {
     case NN_CONV:
-        nn_conv_forward(L, P + L->w_off, P + L->b_off, cur, n, y, net->aux[i], net->tmp);
+        nn_conv_forward(L, P + L->w_off, P + L->b_off, cur, n, y, net->aux[i], net->tmp, net->par);
         break;
     case NN_FC:
         nn_fc_forward(L, P + L->w_off, P + L->b_off, cur, n, y);
         break;
     case NN_BN:
-        if (nn_bn_forward(L, P + L->w_off, P + L->b_off, state + L->s_off, cur, n, train, y, net->stat[i]))
+        if (nn_bn_forward(L, P + L->w_off, P + L->b_off, state + L->s_off, cur, n, train, y, net->stat[i], net->par))
             return tr_seterr(err, TR_EINVAL, "batch",
                              "arch layer %d \"bn\": training batch normalisation needs more than one value per "
                              "channel, got a batch of %zu",
@@ -103,7 +134,7 @@ static int layer_forward(nn_net *net, int i, const float *P, float *state, const
     case NN_MAXPOOL:
     case NN_AVGPOOL:
     case NN_GAP:
-        nn_pool_forward(L, cur, n, y, keep ? net->arg[i] : NULL);
+        par_for(net->par, n, pool_part, &(range_task){L, cur, NULL, NULL, y, keep ? net->arg[i] : NULL, 0});
         break;
     case NN_DROPOUT:
         if (train && L->p > 0)
@@ -115,7 +146,7 @@ static int layer_forward(nn_net *net, int i, const float *P, float *state, const
         net->y[i] = cur;
         break;
     default:
-        nn_act_forward(L->kind, cur, cnt, y);
+        par_for(net->par, cnt, act_part, &(range_task){L, cur, NULL, NULL, y, NULL, 0});
         break;
     }
     return TR_OK;
@@ -150,18 +181,18 @@ static void layer_backward(nn_net *net, int i, const float *P, float *G, const f
     size_t n = net->n, cnt = n * nn_size(L->outs);
     switch (L->kind) {
     case NN_CONV:
-        nn_conv_backward(L, P + L->w_off, net->aux[i], d, n, G + L->w_off, G + L->b_off, dx, net->tmp);
+        nn_conv_backward(L, P + L->w_off, net->aux[i], d, n, G + L->w_off, G + L->b_off, dx, net->tmp, net->par);
         break;
     case NN_FC:
         nn_fc_backward(L, P + L->w_off, x, d, n, G + L->w_off, G + L->b_off, dx);
         break;
     case NN_BN:
-        nn_bn_backward(L, P + L->w_off, x, net->stat[i], net->train, d, n, G + L->w_off, G + L->b_off, dx);
+        nn_bn_backward(L, P + L->w_off, x, net->stat[i], net->train, d, n, G + L->w_off, G + L->b_off, dx, net->par);
         break;
     case NN_MAXPOOL:
     case NN_AVGPOOL:
     case NN_GAP:
-        if (dx) nn_pool_backward(L, net->arg[i], d, n, dx);
+        if (dx) par_for(net->par, n, pool_part, &(range_task){L, NULL, NULL, d, dx, net->arg[i], 1});
         break;
     case NN_DROPOUT:
         if (dx && net->train && L->p > 0)
@@ -173,7 +204,7 @@ static void layer_backward(nn_net *net, int i, const float *P, float *G, const f
         if (dx) memcpy(dx, d, cnt * sizeof *dx);
         break;
     default:
-        if (dx) nn_act_backward(L->kind, x, net->y[i], d, cnt, dx);
+        if (dx) par_for(net->par, cnt, act_part, &(range_task){L, x, net->y[i], d, dx, NULL, 1});
         break;
     }
 }

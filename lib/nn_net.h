@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "nn_arch.h"
+#include "par.h"
 #include "tr_err.h"
 
 /* A runner's buffers for one architecture, grown to the largest batch seen
@@ -24,10 +25,13 @@ typedef struct {
     int32_t *arg[NN_MAX_LAYERS];   /* maxpool: argmax per output */
     float *tmp;                    /* conv scratch */
     float *g[2];                   /* backward's gradient ping-pong */
+    par *par;                      /* threads for the loops that are not GEMMs (borrowed; NULL: the caller) */
 } nn_net;
 
 int nn_net_init(nn_net *net, const nn_arch *a, tr_err *err);
 void nn_net_free(nn_net *net); /* NULL is a no-op */
+/* Run the loops that are not GEMMs on p's threads (borrowed, may be NULL); results do not depend on it. */
+void nn_net_set_par(nn_net *net, par *p);
 /* Grow the buffers for n rows now (forward does it too). TR_ENOMEM / TR_ELIMIT. */
 int nn_net_reserve(nn_net *net, size_t n, tr_err *err);
 

@@ -72,7 +72,11 @@ static int setup_params(trn *t, tr_err *err) {
     memset(t->g, 0, np * sizeof(float));
     memset(t->m, 0, np * sizeof(float));
     memset(t->v, 0, np * sizeof(float));
-    return nn_net_init(&t->nn, &t->arch, err);
+    if ((rc = nn_net_init(&t->nn, &t->arch, err)) ||
+        (rc = par_new(t->cfg.threads < 64 ? t->cfg.threads : 64, &t->par, err)))
+        return rc;
+    nn_net_set_par(&t->nn, t->par);
+    return TR_OK;
 }
 
 /* The sampler's classes: sorted distinct labels, and the rows grouped by class in pool. */
@@ -223,6 +227,7 @@ void trn_free(trn *t) {
                     t->bx,        t->blabels, t->net.in_mean, t->net.in_scale};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     nn_net_free(&t->nn);
+    par_free(t->par);
     mdl_ws_free(&t->ws);
     free(t);
 }

@@ -26,6 +26,7 @@ struct trn {
     /* the network: an MLP's fc,act,fc... or the layer list, run by nn_net */
     nn_arch arch;
     nn_net nn;
+    par *par;   /* cfg.threads for the loops that are not GEMMs (OpenBLAS has its own) */
     int layers; /* cfg.layers set: a layer list, else the MLP form */
     /* preprocessing x' = (x - ch_mean[c]) * ch_scale[c] per input channel
      * (the MLP form: one value for every feature, in_mean / in_scale) */

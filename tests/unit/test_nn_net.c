@@ -223,12 +223,53 @@ static void test_batches_and_errors(void **state) {
     rig_free(&r);
 }
 
+/* par_for covers [0, n) once in contiguous chunks; a network on 3 threads computes bit for bit what it does on one. */
+static void mark(void *ctx, size_t lo, size_t hi) {
+    int *seen = ctx;
+    for (size_t i = lo; i < hi; i++) seen[i]++;
+}
+
+static void test_threads(void **state) {
+    (void)state;
+    par *p = NULL;
+    tr_err err;
+    assert_int_equal(par_new(3, &p, &err), TR_OK);
+    assert_int_equal(par_threads(p), 3);
+    for (size_t n = 0; n < 40; n++) {
+        int seen[40] = {0};
+        par_for(p, n, mark, seen);
+        for (size_t i = 0; i < 40; i++) assert_int_equal(seen[i], i < n ? 1 : 0);
+    }
+    par *none = NULL;
+    assert_int_equal(par_new(0, &none, &err), TR_EINVAL);
+    assert_null(none);
+    for (size_t k = 0; k < N_CASES; k++) {
+        const golden_nn_case *gc = &golden_nn_cases[k];
+        rig a, b;
+        const float *ya, *yb;
+        rig_new(&a, gc);
+        rig_new(&b, gc);
+        nn_net_set_par(&b.net, p);
+        assert_int_equal(nn_net_forward(&a.net, a.p, a.s, a.x, a.n, gc->train, NULL, &ya, &err), TR_OK);
+        assert_int_equal(nn_net_forward(&b.net, b.p, b.s, b.x, b.n, gc->train, NULL, &yb, &err), TR_OK);
+        assert_memory_equal(ya, yb, a.n * a.out * sizeof(float));
+        assert_memory_equal(a.s, b.s, a.a.n_state * sizeof(float));
+        assert_int_equal(nn_net_backward(&a.net, a.p, a.dy, a.g, a.dx, &err), TR_OK);
+        assert_int_equal(nn_net_backward(&b.net, b.p, b.dy, b.g, b.dx, &err), TR_OK);
+        assert_memory_equal(a.g, b.g, a.a.n_params * sizeof(float));
+        assert_memory_equal(a.dx, b.dx, a.n * a.in * sizeof(float));
+        rig_free(&a);
+        rig_free(&b);
+    }
+    par_free(p);
+    par_free(NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_pytorch),
-        cmocka_unit_test(test_finite_differences),
-        cmocka_unit_test(test_dropout),
-        cmocka_unit_test(test_batches_and_errors),
+        cmocka_unit_test(test_golden_pytorch), cmocka_unit_test(test_finite_differences),
+        cmocka_unit_test(test_dropout),        cmocka_unit_test(test_batches_and_errors),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

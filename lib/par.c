@@ -1,0 +1,119 @@
+/* par.c - a fork-join pool of sleeping workers: one generation counter, one task, one completion count. */
+#include "par.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#define PAR_MAX 64
+
+struct par {
+    int n; /* threads, the caller included */
+    int started;
+    pthread_t th[PAR_MAX];
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned long gen; /* bumped per task */
+    int pending;       /* workers still on the task */
+    int quit;
+    size_t total;
+    void (*fn)(void *, size_t, size_t);
+    void *ctx;
+};
+
+typedef struct {
+    par *p;
+    int id;
+} par_arg;
+
+/* Thread id's share of [0, total). */
+static void chunk(const par *p, int id, size_t *lo, size_t *hi) {
+    size_t n = p->total, k = (size_t)p->n;
+    *lo = n * (size_t)id / k;
+    *hi = n * (size_t)(id + 1) / k;
+}
+
+static void *worker(void *arg) {
+    par_arg a = *(par_arg *)arg;
+    par *p = a.p;
+    unsigned long seen = 0;
+    free(arg);
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->gen == seen && !p->quit) pthread_cond_wait(&p->go, &p->mu);
+        if (p->quit) break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        size_t lo, hi;
+        chunk(p, a.id, &lo, &hi);
+        if (lo < hi) p->fn(p->ctx, lo, hi);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int par_new(int n_threads, par **out, tr_err *err) {
+    *out = NULL;
+    if (n_threads < 1 || n_threads > PAR_MAX)
+        return tr_seterr(err, TR_EINVAL, "threads", "threads %d is not in 1..%d", n_threads, PAR_MAX);
+    par *p = calloc(1, sizeof *p);
+    if (p == NULL) return tr_seterr(err, TR_ENOMEM, "threads", "out of memory");
+    p->n = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    for (int i = 1; i < n_threads; i++) {
+        par_arg *a = malloc(sizeof *a);
+        if (a == NULL) goto fail;
+        *a = (par_arg){p, i};
+        if (pthread_create(&p->th[i], NULL, worker, a) != 0) {
+            free(a);
+            goto fail;
+        }
+        p->started = i;
+    }
+    *out = p;
+    return TR_OK;
+fail:
+    par_free(p);
+    return tr_seterr(err, TR_ENOMEM, "threads", "cannot start %d worker threads", n_threads - 1);
+}
+
+void par_free(par *p) {
+    if (p == NULL) return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i <= p->started; i++) pthread_join(p->th[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    free(p);
+}
+
+int par_threads(const par *p) {
+    return p ? p->n : 1;
+}
+
+void par_for(par *p, size_t n, void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx) {
+    if (p == NULL || p->n == 1 || n < 2) {
+        if (n) fn(ctx, 0, n);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->total = n;
+    p->fn = fn;
+    p->ctx = ctx;
+    p->pending = p->n - 1;
+    p->gen++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    size_t lo, hi;
+    chunk(p, 0, &lo, &hi);
+    if (lo < hi) fn(ctx, lo, hi);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,24 @@
+/* par.h - a small fork-join pool for the training loops that are not GEMMs (im2col, batch norm, pooling, activations).
+ */
+#ifndef PAR_H
+#define PAR_H
+
+#include <stddef.h>
+
+#include "tr_err.h"
+
+typedef struct par par;
+
+/* A pool of n_threads (the caller counts as one; 1 starts no thread).
+ * Waiting workers sleep on a condition variable, so they take no CPU from
+ * OpenBLAS between regions. TR_ENOMEM / TR_EINVAL when a thread cannot start. */
+int par_new(int n_threads, par **out, tr_err *err);
+void par_free(par *p); /* NULL is a no-op */
+int par_threads(const par *p);
+
+/* fn(ctx, lo, hi) over [0, n) in contiguous chunks, one per thread, the
+ * caller taking the first; returns when every chunk is done. p NULL or n
+ * small: one call on the caller's thread. Not reentrant. */
+void par_for(par *p, size_t n, void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx);
+
+#endif
