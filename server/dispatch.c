@@ -7,6 +7,7 @@
 
 #include "json_parse.h"
 #include "routes.h"
+#include "xbatch.h"
 
 /* A raw PNG or JPEG body of POST /v1/embed becomes {"inputs": {"image": "<base64>"}}, so the one
  * input path (json_io.c) decodes it, with its limits and its errors (field "inputs.image"). */
@@ -47,16 +48,10 @@ static int parse_body(const srv_route *rt, const srv_request *rq, cJSON **body, 
     return 0;
 }
 
-int srv_dispatch(const srv_config *cfg, const srv_request *rq, srv_reply *out) {
-    const srv_route *rt = srv_route_at(rq->route);
-    cJSON *body = NULL;
-    int rc = parse_body(rt, rq, &body, out);
-    if (rc) {
-        cJSON_Delete(body);
-        return rc;
-    }
-    srv_ctx ctx = {
-        .state = srv_state_acquire(),
+/* The handler's context for rq on snapshot st (the caller's reference). */
+static srv_ctx ctx_of(const srv_config *cfg, const srv_request *rq, srv_state *st) {
+    return (srv_ctx){
+        .state = st,
         .cfg = cfg,
         .scratch = srv_scratch_thread(),
         .request_id = rq->request_id,
@@ -66,14 +61,51 @@ int srv_dispatch(const srv_config *cfg, const srv_request *rq, srv_reply *out) {
         .conn = rq->conn,
         .in_flight = rq->in_flight,
         .draining = rq->draining,
+        .defer = rq->job,
     };
+}
+
+int srv_dispatch(const srv_config *cfg, const srv_request *rq, srv_reply *out) {
+    const srv_route *rt = srv_route_at(rq->route);
+    cJSON *body = NULL;
+    int rc = parse_body(rt, rq, &body, out);
+    if (rc) {
+        cJSON_Delete(body);
+        return rc;
+    }
+    srv_ctx ctx = ctx_of(cfg, rq, srv_state_acquire());
     if (!ctx.state || !ctx.scratch)
         rc = srv_fail(out, 503, "", ctx.state ? "out of memory" : "no model loaded");
     else {
         out->status = 200;
         rc = rt->fn(&ctx, body, out);
     }
+    if (rq->job && rq->job->recorded) { /* the forward waits for the batch: keep what the replay needs */
+        rq->job->state = ctx.state;
+        rq->job->body = body;
+        srv_reply_clear(out); /* the handler stopped at the forward: its reply is not the answer */
+        srv_reply_init(out);
+        return 0;
+    }
     srv_state_unref(ctx.state);
     cJSON_Delete(body);
+    return rc;
+}
+
+int srv_dispatch_replay(const srv_config *cfg, const srv_request *rq, srv_reply *out) {
+    xb_job *j = rq->job;
+    srv_ctx ctx = ctx_of(cfg, rq, j->state);
+    int rc;
+    j->replay = 1;
+    if (!ctx.scratch)
+        rc = srv_fail(out, 503, "", "out of memory");
+    else {
+        out->status = 200;
+        rc = srv_route_at(rq->route)->fn(&ctx, j->body, out);
+    }
+    srv_state_unref(j->state);
+    cJSON_Delete(j->body);
+    j->state = NULL;
+    j->body = NULL;
     return rc;
 }

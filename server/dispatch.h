@@ -19,6 +19,10 @@ typedef struct {
     int in_flight; /* for the handler's context (handlers.h) */
     int draining;
     int image_body; /* the body is a PNG or JPEG file for POST /v1/embed */
+    /* cross-request batching (xbatch.h): NULL runs the request at once; else
+     * its forward may be recorded (job->recorded after srv_dispatch) and the
+     * request finished by srv_dispatch_replay after xb_run */
+    struct xb_job *job;
 } srv_request;
 
 /* Parse the body as the route wants it (one JSON object for POST routes;
@@ -29,5 +33,10 @@ typedef struct {
  * be out->status), or the status of an error found before it ran. Used by
  * http.c and by the request fuzz target (tests/fuzz/fuzz_request.c). */
 int srv_dispatch(const srv_config *cfg, const srv_request *rq, srv_reply *out);
+
+/* Finish a request whose forward srv_dispatch recorded (rq->job->recorded),
+ * after its batch ran: the handler runs again on the kept body and snapshot,
+ * with the forward's outputs, and fills out; the job lets both go. */
+int srv_dispatch_replay(const srv_config *cfg, const srv_request *rq, srv_reply *out);
 
 #endif

@@ -23,6 +23,9 @@ typedef struct srv_ctx {
     void *conn;
     int in_flight; /* requests being received or answered, this one included */
     int draining;  /* 1 after SIGTERM: /readyz answers 503 */
+    /* cross-request batching (xbatch.h): the forward is recorded now and
+     * replayed after the batch ran; NULL runs it at once */
+    struct xb_job *defer;
 } srv_ctx;
 
 /* Value of query argument name ("?n=500"), or NULL. */

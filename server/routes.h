@@ -14,6 +14,7 @@ typedef struct {
     int has_body;   /* 1: POST with a JSON body */
     int image_body; /* 1: also takes one raw image/png or image/jpeg file (dispatch.c makes it {"inputs": {"image":
                        ...}}) */
+    int batch;      /* 1: its one forward may wait for the end of the event-loop pass and run with others' (xbatch.h) */
 } srv_route;
 
 /* Find the route for method+path: its index, or -1 with *path_known set to

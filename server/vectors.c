@@ -3,6 +3,7 @@
 
 #include "batcher.h"
 #include "metrics.h"
+#include "xbatch.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -38,6 +39,7 @@ int srv_vec_opts_parse(const srv_ctx *ctx, const cJSON *body, int with_metric, s
 
 int srv_forward(const srv_ctx *ctx, const float *x, size_t n, float *y, int normalize, tr_err *err) {
     const srv_state *st = ctx->state;
+    if (ctx->defer) return xb_forward(ctx->defer, st, x, n, y, normalize, &ctx->scratch->work, err);
     return bat_forward(st->batcher, st->model, x, n, y, normalize, &ctx->scratch->work, err);
 }
 
@@ -50,7 +52,7 @@ int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slo
     jio_images img = {o->embed && m->has_image ? &m->image : NULL, ctx->cfg->max_image_pixels};
     int rc = jio_vectors(body, name, ctx->cfg->max_batch, &img, &s->in[slot], n, &d, out);
     if (rc) return rc;
-    if (slot == 0) srv_metrics_batch(ctx->route, *n);
+    if (slot == 0 && !(ctx->defer && ctx->defer->replay)) srv_metrics_batch(ctx->route, *n); /* once per request */
     if (!o->embed) {
         *dim = d;
         if (o->normalize == 1) mdl_l2_normalize(s->in[slot].p, *n, d);

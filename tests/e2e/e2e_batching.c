@@ -302,6 +302,27 @@ static void test_batching(void) {
     run_clients(&s, cl, ITER, 0, NULL, th);
     join_clients(cl, th, "64 concurrent clients, default batching", &total, &big, &seen_b);
     e2e_server_stop(&s, SIGTERM, 10);
+
+    /* one worker thread: no two forwards run at once, so a forward of several
+     * single-row requests is the batch of one event-loop pass (http.c, xbatch.c) */
+    const char *oargs[] = {"--model", live, "--threads", "1", "--max-concurrent", "1000", NULL};
+    if (!CHECK(e2e_server_start(&s, oargs) == 0, "tripletd --threads 1 did not start")) goto out;
+    all_total = all_big = 0;
+    for (int round = 0; round < 5; round++) {
+        run_clients(&s, cl, ITER, 0, NULL, th);
+        join_clients(cl, th, "64 concurrent clients, one worker thread", &total, &big, &seen_b);
+        all_total += total;
+        all_big += big;
+        if (!get_rows_hist(&s, &h) || h.count < all_total) break; /* batches seen */
+    }
+    if (get_rows_hist(&s, &h)) {
+        double rows = (double)(all_total - all_big) + (double)all_big * BIG_ROWS;
+        CHECK(h.sum == rows, "one worker: tripletd_forward_batch_rows_sum %g, want the %g rows sent", h.sum, rows);
+        CHECK(h.count < all_total, "one worker: %g forwards for %d requests: no pass batched its requests", h.count,
+              all_total);
+        printf("one worker: %d requests in %g forwards (%g of 1 row)\n", all_total, h.count, h.le1);
+    }
+    e2e_server_stop(&s, SIGTERM, 10);
 out:
     for (int m = 0; m < 2; m++)
         for (int i = 0; i < N_BODY; i++) free(ref[m][i]), ref[m][i] = NULL;
