@@ -3,6 +3,8 @@
  * designed ties), checked against a brute-force double reference. */
 #include <math.h>
 #include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,6 +397,56 @@ static int finds_row0(const e2e_server *s) {
     return ok;
 }
 
+/* A client searching in a loop while the galleries swap: every search finds
+ * row 0 (each gallery here starts with the same rows). */
+typedef struct {
+    const e2e_server *s;
+    atomic_int *stop;
+    int ok, bad;
+} searcher;
+
+static void *search_loop(void *arg) {
+    searcher *w = arg;
+    while (!atomic_load(w->stop)) {
+        if (finds_row0(w->s))
+            w->ok++;
+        else
+            w->bad++;
+    }
+    return NULL;
+}
+
+/* Reloads under search load: a reload maps the new file and the old
+ * mapping goes only after the searches using it finished (a search on an
+ * unmapped gallery would crash the server, or fail under ASan). */
+static void reload_under_search(const e2e_server *s, const char *gpath) {
+    enum { N_SEARCHERS = 4, N_RELOADS = 6 };
+    atomic_int stop = 0;
+    searcher w[N_SEARCHERS];
+    pthread_t th[N_SEARCHERS];
+    int started = 0, reloaded = 0;
+    tr_err err;
+    for (; started < N_SEARCHERS; started++) {
+        w[started] = (searcher){s, &stop, 0, 0};
+        if (pthread_create(&th[started], NULL, search_loop, &w[started]) != 0) break;
+    }
+    for (int i = 0; i < N_RELOADS; i++) {
+        if (gal_save(gpath, G, i % 2 ? 100 : 60, DIM, L, NULL, model_sha, &err) != TR_OK) break;
+        e2e_resp r;
+        e2e_post(s, "/v1/admin/reload", "{}", &r);
+        reloaded += r.status == 200;
+        e2e_resp_free(&r);
+    }
+    atomic_store(&stop, 1);
+    int ok = 0, bad = 0;
+    for (int i = 0; i < started; i++) {
+        pthread_join(th[i], NULL);
+        ok += w[i].ok, bad += w[i].bad;
+    }
+    CHECK(reloaded == N_RELOADS, "reloads under search load: %d of %d answered 200", reloaded, N_RELOADS);
+    CHECK(ok > 0 && bad == 0, "searches during the reloads: %d found row 0, %d did not", ok, bad);
+}
+
 /* SIGHUP reloads the gallery with the model; a corrupt or truncated file
  * keeps the old snapshot (and its mapping) serving. */
 static void check_reload(void) {
@@ -440,6 +492,7 @@ static void check_reload(void) {
     CHECK(strcmp(sha1, want) == 0, "the reloaded gallery serves: %s, want %s", sha1, want);
     check_gallery_info(&srv, gpath, 100, DIM, 1, NCLS, 1);
     CHECK(finds_row0(&srv), "the reloaded gallery does not answer searches");
+    reload_under_search(&srv, gpath);
 stop:
     free(whole);
     stop_clean(&srv, "reload server");
