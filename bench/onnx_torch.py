@@ -3,7 +3,8 @@
 
   onnx_torch.py make DIR        write DIR/NAME.onnx (opset 17, symbolic batch) and DIR/NAME.pt for
                                 cnn: the Fashion-MNIST CNN (conv 32 and 64 3x3 + BatchNorm + ReLU +
-                                max-pool, FC 256, 128-d), and resnet18 (torchvision, 224x224), with
+                                max-pool, FC 256, 128-d), resnet18 and mobilenet_v2 (torchvision,
+                                224x224), with
                                 random weights and BatchNorm statistics
   onnx_torch.py time DIR NAME MIN_SECONDS REPS BATCH...
                                 print "BATCH IMAGES_PER_S" per batch, best of REPS runs of at
@@ -23,7 +24,12 @@ def build():
                          nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU(), nn.Linear(256, 128))
 
 
-MODELS = {"cnn": (build, (1, 28, 28)), "resnet18": (lambda: __import__("torchvision").models.resnet18(), (3, 224, 224))}
+def tv(name):
+    return lambda: getattr(__import__("torchvision").models, name)()
+
+
+MODELS = {"cnn": (build, (1, 28, 28)), "resnet18": (tv("resnet18"), (3, 224, 224)),
+          "mobilenet_v2": (tv("mobilenet_v2"), (3, 224, 224))}
 
 
 def main():

@@ -1,9 +1,12 @@
-/* onnx_k_conv.c - Conv (1-D, 2-D, groups) as im2col + OpenBLAS SGEMM, depthwise direct; window geometry. */
+/* onnx_k_conv.c - Conv (1-D, 2-D, groups): packed-weight SGEMM on im2col rows, depthwise direct; window geometry. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "onnx_dw.h"
+#include "onnx_load.h"
 #include "onnx_op.h"
+#include "onnx_sgemm.h"
 
 int onx_win_parse(onx_graph *g, const onx_node *nd, const onx_value *x, const int64_t *kshape, int dil_ok, int ceil_ok,
                   onx_win *w, tr_err *err) {
@@ -69,9 +72,16 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
     for (int i = 0; i < w->nsp; i++) o[2 + i] = onx_d(w->out[i + 2 - w->nsp]);
 }
 
+/* fast: onx_conv_prepare chose this CPU's kernels: depthwise (onx_dw) or, for the rest,
+ * weights packed per group into pk (plen floats each) for onx_sgemm with kernel kn. Without
+ * it (folding at load, a CPU without AVX2) the OpenBLAS path runs. */
 typedef struct {
     onx_win w;
     int64_t c, m, grp;
+    int fast;
+    onx_kern kn;
+    size_t plen;
+    float pk[];
 } conv_p;
 
 static int infer_conv(onx_graph *g, onx_node *nd, tr_err *err) {
@@ -138,6 +148,7 @@ static int64_t conv_band(const conv_p *p) {
 static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
     (void)out;
     const conv_p *p = nd->p;
+    if (p->fast) return is_depthwise(p) ? onx_dw_work(&p->w) : onx_sgemm_work();
     if (is_depthwise(p)) return 0;
     int64_t P = p->w.out[0] * p->w.out[1], K = p->c / p->grp * p->w.k[0] * p->w.k[1], nb = conv_batch(p, in[0].d[0]);
     if (nb > 1) return (size_t)(nb * (K + p->m) * P);
@@ -242,12 +253,97 @@ static void conv_batched(const onx_node *nd, const float *x, const float *wt, co
     }
 }
 
+/* B of one group's GEMM: row r = (channel, kernel row i, kernel column j), column n = (sample,
+ * output pixel); x is the group's first channel in sample 0, ldx floats per sample. */
+typedef struct {
+    const float *x;
+    int64_t ldx, P;
+    const onx_win *w;
+} conv_src;
+
+static void fill_rows(const void *ctx, int64_t r, int64_t n0, int64_t n1, const onx_bdst *d) {
+    const conv_src *s = ctx;
+    const onx_win *w = s->w;
+    int64_t kk = w->k[0] * w->k[1], c = r / kk, i = r % kk / w->k[1], j = r % w->k[1];
+    int64_t H = w->in[0], W = w->in[1], OW = w->out[1], s1 = w->s[1], off, lo, hi;
+    if (is_pointwise(w)) { /* the input rows themselves */
+        for (int64_t n = n0; n < n1;) {
+            int64_t p = n % s->P, cnt = s->P - p < n1 - n ? s->P - p : n1 - n;
+            onx_bput(d, n - n0, s->x + n / s->P * s->ldx + c * H * W + p, 1, cnt);
+            n += cnt;
+        }
+        return;
+    }
+    col_span(w, j, &off, &lo, &hi);
+    for (int64_t n = n0; n < n1;) { /* one output row (or the part of it in [n0, n1)) at a time */
+        int64_t p = n % s->P, oy = p / OW, ox0 = p % OW, ox1 = OW - ox0 < n1 - n ? OW : ox0 + (n1 - n);
+        int64_t iy = oy * w->s[0] - w->pb[0] + i * w->d[0], at = n - n0;
+        if (iy < 0 || iy >= H) {
+            onx_bput(d, at, NULL, 1, ox1 - ox0);
+        } else {
+            const float *src = s->x + n / s->P * s->ldx + (c * H + iy) * W + off;
+            int64_t a = lo < ox0 ? ox0 : lo > ox1 ? ox1 : lo, b = hi > ox1 ? ox1 : hi < a ? a : hi;
+            onx_bput(d, at, NULL, 1, a - ox0);
+            onx_bput(d, at + a - ox0, src + a * s1, s1, b - a);
+            onx_bput(d, at + b - ox0, NULL, 1, ox1 - b);
+        }
+        n += ox1 - ox0;
+    }
+}
+
+/* The prepared path: depthwise channel by channel, else one GEMM per group over all N samples'
+ * pixels, bias and activation applied in the GEMM's tiles. */
+static void run_fast(const onx_node *nd, const float *x, const float *wt, const float *b, int64_t N, float *y,
+                     float *tmp) {
+    const conv_p *p = nd->p;
+    int64_t cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
+    int64_t HW = p->w.in[0] * p->w.in[1], kk = p->w.k[0] * p->w.k[1];
+    if (is_depthwise(p)) {
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c = 0; c < p->c; c++)
+                onx_dw(x + (n * p->c + c) * HW, wt + c * kk, b ? b[c] : 0.0f, &p->w, y + (n * p->m + c) * P, nd->act,
+                       nd->act_lo, nd->act_hi, tmp);
+        return;
+    }
+    for (int64_t gi = 0; gi < p->grp; gi++) {
+        conv_src src = {x + gi * cg * HW, p->c * HW, P, &p->w};
+        onx_cmap cm = {y + gi * mg * P, P, P, p->m * P};
+        onx_sgemm(p->kn, mg, N * P, cg * kk, p->pk + (size_t)gi * p->plen, fill_rows, &src, &cm, b ? b + gi * mg : NULL,
+                  nd->act, nd->act_lo, nd->act_hi, tmp);
+    }
+}
+
+int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
+    conv_p *p = nd->p;
+    onx_kern kn = onx_sgemm_best();
+    if (kn == ONX_K_NONE) return TR_OK;
+    if (is_depthwise(p)) {
+        p->fast = onx_dw_ok(&p->w);
+        return TR_OK;
+    }
+    int64_t mg = p->m / p->grp, K = p->c / p->grp * p->w.k[0] * p->w.k[1];
+    size_t plen = onx_pack_a_len(kn, mg, K);
+    conv_p *q = realloc(p, sizeof *p + sizeof(float) * plen * (size_t)p->grp);
+    if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
+    nd->p = q;
+    const float *wt = g->v[nd->in[1]].data;
+    for (int64_t gi = 0; gi < q->grp; gi++) onx_pack_a(kn, wt + gi * mg * K, mg, K, q->pk + (size_t)gi * plen);
+    q->plen = plen;
+    q->kn = kn;
+    q->fast = 1;
+    return TR_OK;
+}
+
 static void run_conv(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
     const conv_p *p = nd->p;
     const float *x = in[0].p, *wt = in[1].p, *b = nd->n_in > 2 && in[2].p ? in[2].p : NULL;
     float *y = out[0].p;
     int64_t N = in[0].d[0], cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
     int64_t HW = p->w.in[0] * p->w.in[1], K = cg * p->w.k[0] * p->w.k[1], nb = conv_batch(p, N);
+    if (p->fast) {
+        run_fast(nd, x, wt, b, N, y, tmp);
+        return;
+    }
     for (int64_t n = 0; n < N;) {
         const float *xn = x + n * p->c * HW;
         float *yn = y + n * p->m * P;

@@ -18,6 +18,8 @@ const char *onx_sanitize(const char *s, char *buf, size_t cap);
 /* Passes over a loaded graph (onnx_opt.c): fold BatchNormalization into
  * the preceding Conv, fuse activations, drop dead nodes, liveness. */
 int onx_optimize(onx_graph *g, tr_err *err);
+/* After onx_optimize: pack Conv node nd's final weights for this CPU's kernels (onnx_k_conv.c). */
+int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err);
 /* Run node nd at load on constant inputs, making its outputs constants. */
 int onx_fold(onx_graph *g, onx_node *nd, tr_err *err);
 /* Concrete view of value v for batch size n (data pointer left NULL). */

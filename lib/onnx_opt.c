@@ -118,6 +118,8 @@ int onx_optimize(onx_graph *g, tr_err *err) {
         for (int k = 0; !g->nodes[i].dead && k < g->nodes[i].n_in; k++)
             if (g->nodes[i].in[k] >= 0) g->v[g->nodes[i].in[k]].last_use = i;
     for (int k = 0; k < g->n_outputs; k++) g->v[g->outputs[k]].last_use = g->n_nodes;
+    for (int i = 0; i < g->n_nodes && rc == TR_OK; i++)
+        if (is_op(&g->nodes[i], "Conv")) rc = onx_conv_prepare(g, &g->nodes[i], err);
 done:
     free(uses);
     return rc;

@@ -1,0 +1,125 @@
+/* onnx_dw.c - depthwise convolution, one channel at a time: AVX2 rows over a zero-padded copy of the channel. */
+#include "onnx_dw.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "onnx_sgemm.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#else
+#define HAVE_X86 0
+#endif
+
+/* Columns of one phase plane: every vector of 8 outputs (the last one too) reads inside it. */
+static int64_t plane_w(const onx_win *w) {
+    return (w->out[1] + 7) / 8 * 8 + (w->k[1] - 1) / w->s[1];
+}
+
+static int64_t plane_h(const onx_win *w) {
+    return w->in[0] + w->pb[0] + w->pe[0];
+}
+
+int onx_dw_ok(const onx_win *w) {
+    return HAVE_X86 && onx_sgemm_best() != ONX_K_NONE && w->d[1] == 1 && (w->s[1] == 1 || w->s[1] == 2) && w->k[1] <= 8;
+}
+
+size_t onx_dw_work(const onx_win *w) {
+    return (size_t)(w->s[1] * plane_h(w) * plane_w(w));
+}
+
+#if HAVE_X86
+/* Plane f (of s1) holds padded column t * s1 + f at t: output ox, tap j reads plane j % s1 at
+ * ox + j / s1, so a stride-2 row becomes contiguous loads. */
+static void make_planes(const float *x, const onx_win *w, float *work) {
+    int64_t H = w->in[0], W = w->in[1], PH = plane_h(w), PW = plane_w(w), s1 = w->s[1];
+    for (int64_t f = 0; f < s1; f++)
+        for (int64_t r = 0; r < PH; r++) {
+            float *dst = work + (f * PH + r) * PW;
+            int64_t iy = r - w->pb[0];
+            if (iy < 0 || iy >= H) {
+                memset(dst, 0, sizeof(float) * (size_t)PW);
+                continue;
+            }
+            const float *src = x + iy * W;
+            for (int64_t t = 0; t < PW; t++) {
+                int64_t ix = t * s1 + f - w->pb[1];
+                dst[t] = ix >= 0 && ix < W ? src[ix] : 0.0f;
+            }
+        }
+}
+
+__attribute__((target("avx2,fma"))) static void dw_rows(const float *wk, float bias, const onx_win *w, float *y,
+                                                        float lo, float hi, int act, const float *work) {
+    int64_t PH = plane_h(w), PW = plane_w(w), s1 = w->s[1], OH = w->out[0], OW = w->out[1], kh = w->k[0], kw = w->k[1];
+    __m256 vl = _mm256_set1_ps(lo), vh = _mm256_set1_ps(hi), vb = _mm256_set1_ps(bias);
+    int tail = (int)(OW % 8);
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int64_t oy = 0; oy < OH; oy++) {
+        float *yr = y + oy * OW;
+        for (int64_t ox = 0; ox < OW; ox += 8) {
+            __m256 acc = vb;
+            for (int64_t i = 0; i < kh; i++) {
+                const float *row = work + (oy * w->s[0] + i * w->d[0]) * PW + ox;
+                for (int64_t j = 0; j < kw; j++)
+                    acc = _mm256_fmadd_ps(_mm256_broadcast_ss(wk + i * kw + j),
+                                          _mm256_loadu_ps(row + (j % s1) * PH * PW + j / s1), acc);
+            }
+            if (act) acc = _mm256_min_ps(_mm256_max_ps(acc, vl), vh);
+            if (ox + 8 <= OW)
+                _mm256_storeu_ps(yr + ox, acc);
+            else
+                _mm256_maskstore_ps(yr + ox, mask, acc);
+        }
+    }
+}
+
+/* 3x3, the common case: the nine weights stay in registers. */
+__attribute__((target("avx2,fma"))) static void dw_rows3(const float *wk, float bias, const onx_win *w, float *y,
+                                                         float lo, float hi, int act, const float *work) {
+    int64_t PH = plane_h(w), PW = plane_w(w), s1 = w->s[1], OH = w->out[0], OW = w->out[1];
+    __m256 vl = _mm256_set1_ps(lo), vh = _mm256_set1_ps(hi), vb = _mm256_set1_ps(bias), wv[9];
+    for (int t = 0; t < 9; t++) wv[t] = _mm256_broadcast_ss(wk + t);
+    /* offsets of taps j = 0, 1, 2 in the planes */
+    int64_t o0 = 0, o1 = s1 == 1 ? 1 : PH * PW, o2 = s1 == 1 ? 2 : 1;
+    int tail = (int)(OW % 8);
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int64_t oy = 0; oy < OH; oy++) {
+        float *yr = y + oy * OW;
+        const float *r0 = work + oy * w->s[0] * PW, *r1 = r0 + w->d[0] * PW, *r2 = r1 + w->d[0] * PW;
+        for (int64_t ox = 0; ox < OW; ox += 8) {
+            __m256 a = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(r0 + ox + o0), vb);
+            __m256 b = _mm256_mul_ps(wv[1], _mm256_loadu_ps(r0 + ox + o1));
+            a = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(r0 + ox + o2), a);
+            b = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(r1 + ox + o0), b);
+            a = _mm256_fmadd_ps(wv[4], _mm256_loadu_ps(r1 + ox + o1), a);
+            b = _mm256_fmadd_ps(wv[5], _mm256_loadu_ps(r1 + ox + o2), b);
+            a = _mm256_fmadd_ps(wv[6], _mm256_loadu_ps(r2 + ox + o0), a);
+            b = _mm256_fmadd_ps(wv[7], _mm256_loadu_ps(r2 + ox + o1), b);
+            a = _mm256_fmadd_ps(wv[8], _mm256_loadu_ps(r2 + ox + o2), a);
+            a = _mm256_add_ps(a, b);
+            if (act) a = _mm256_min_ps(_mm256_max_ps(a, vl), vh);
+            if (ox + 8 <= OW)
+                _mm256_storeu_ps(yr + ox, a);
+            else
+                _mm256_maskstore_ps(yr + ox, mask, a);
+        }
+    }
+}
+#endif
+
+void onx_dw(const float *x, const float *wk, float bias, const onx_win *w, float *y, onx_act act, float lo, float hi,
+            float *work) {
+#if HAVE_X86
+    if (act == ONX_ACT_RELU) lo = 0.0f, hi = INFINITY;
+    make_planes(x, w, work);
+    if (w->k[0] == 3 && w->k[1] == 3)
+        dw_rows3(wk, bias, w, y, lo, hi, act != ONX_ACT_NONE, work);
+    else
+        dw_rows(wk, bias, w, y, lo, hi, act != ONX_ACT_NONE, work);
+#else
+    (void)x, (void)wk, (void)bias, (void)w, (void)y, (void)act, (void)lo, (void)hi, (void)work;
+#endif
+}

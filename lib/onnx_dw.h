@@ -1,0 +1,18 @@
+/* onnx_dw.h - depthwise convolution kernels (one channel: groups == channels). */
+#ifndef ONNX_DW_H
+#define ONNX_DW_H
+
+#include <stddef.h>
+
+#include "onnx_op.h"
+
+/* 1 when onx_dw runs window w on this CPU (AVX2+FMA; column dilation 1, column stride 1 or 2,
+ * kernel width up to 8); else the caller uses its generic loop. */
+int onx_dw_ok(const onx_win *w);
+/* Floats of work onx_dw needs for one channel of window w. */
+size_t onx_dw_work(const onx_win *w);
+/* One channel: y (out[0] x out[1]) = act(conv(x, wk) + bias), x in[0] x in[1], wk k[0] x k[1]. */
+void onx_dw(const float *x, const float *wk, float bias, const onx_win *w, float *y, onx_act act, float lo, float hi,
+            float *work);
+
+#endif
