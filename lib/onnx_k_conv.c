@@ -78,7 +78,7 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
 typedef struct {
     onx_win w;
     int64_t c, m, grp;
-    int fast;
+    int fast, grid;
     onx_kern kn;
     size_t plen;
     float pk[];
@@ -126,6 +126,82 @@ static int is_depthwise(const conv_p *p) {
     return p->grp == p->c && p->m == p->c && p->grp > 1;
 }
 
+/* Short runs (an output row of a small image) without a call per run: fixed-size memcpy inlines. */
+static inline void copy_run(float *d, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) memcpy(d + i, src + i, 8 * sizeof(float));
+    for (; i < n; i++) d[i] = src[i];
+}
+
+static inline void zero_run(float *d, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = 0.0f;
+}
+
+/* The grid path, for stride-1 convolutions with a kernel wider than 1x1: the GEMM runs over the
+ * zero-padded input's grid (OH rows of PW columns; the last PW - OW of each row are discarded), so
+ * B's row for tap (i, j) and channel c is the padded channel itself shifted by i*d0*PW + j*d1: no
+ * im2col. K is ordered tap-major (the weights are packed so). Scratch: the padded sample (channel
+ * planes PH x PW, then slack for the last tap's overreach), the grid output, the GEMM's work. */
+static int grid_ok(const conv_p *p) {
+    int64_t kk = p->w.k[0] * p->w.k[1];
+    return p->grp == 1 && p->w.s[0] == 1 && p->w.s[1] == 1 && kk > 1 && kk <= ONX_MAX_TAPS &&
+           p->c >= 8; /* with fewer channels im2col is cheap and deeper GEMM blocks win */
+}
+
+static size_t grid_floats(const conv_p *p, size_t *xp_len, int64_t *pw) {
+    int64_t PH = p->w.in[0] + p->w.pb[0] + p->w.pe[0], PW = p->w.in[1] + p->w.pb[1] + p->w.pe[1];
+    size_t xl = (size_t)((p->c * PH * PW + (p->w.k[1] - 1) * p->w.d[1] + 16 + 15) / 16 * 16);
+    if (xp_len) *xp_len = xl;
+    if (pw) *pw = PW;
+    return xl + (size_t)((p->m * p->w.out[0] * PW + 15) / 16 * 16);
+}
+
+typedef struct {
+    const float *xp;
+    int64_t plane;
+} grid_src;
+
+/* Channels [k0, k0 + kc) of the padded sample at grid column n0 (onx_sgemm adds the tap's shift). */
+static const float *grid_block(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
+                               int64_t *ldb) {
+    (void)kc, (void)nc, (void)work;
+    const grid_src *s = ctx;
+    *ldb = s->plane;
+    return s->xp + k0 * s->plane + n0;
+}
+
+static void run_grid(const onx_node *nd, const float *x, const float *b, int64_t N, float *y, float *tmp) {
+    const conv_p *p = nd->p;
+    const onx_win *w = &p->w;
+    size_t xl;
+    int64_t PW, H = w->in[0], W = w->in[1], PH = H + w->pb[0] + w->pe[0], OH = w->out[0], OW = w->out[1];
+    float *xp = tmp, *work = tmp + grid_floats(p, &xl, &PW), *yg = xp + xl;
+    int64_t plane = PH * PW, Q = OH * PW, toff[ONX_MAX_TAPS];
+    for (int64_t t = 0; t < w->k[0] * w->k[1]; t++) toff[t] = t / w->k[1] * w->d[0] * PW + t % w->k[1] * w->d[1];
+    memset(xp + p->c * plane, 0, sizeof(float) * (xl - (size_t)(p->c * plane)));
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t c = 0; c < p->c; c++)
+            for (int64_t r = 0; r < PH; r++) {
+                float *row = xp + c * plane + r * PW;
+                int64_t iy = r - w->pb[0];
+                if (iy < 0 || iy >= H) {
+                    zero_run(row, PW);
+                    continue;
+                }
+                zero_run(row, w->pb[1]);
+                memcpy(row + w->pb[1], x + ((n * p->c + c) * H + iy) * W, sizeof(float) * (size_t)W);
+                zero_run(row + w->pb[1] + W, w->pe[1]);
+            }
+        grid_src src = {xp, plane};
+        onx_cmap cm = {yg, Q, Q, 0};
+        onx_sgemm(p->kn, p->m, Q, p->c, (int)(w->k[0] * w->k[1]), toff, p->pk, grid_block, &src, &cm, b, nd->act,
+                  nd->act_lo, nd->act_hi, work);
+        for (int64_t m = 0; m < p->m; m++)
+            for (int64_t oy = 0; oy < OH; oy++)
+                memcpy(y + ((n * p->m + m) * OH + oy) * OW, yg + m * Q + oy * PW, sizeof(float) * (size_t)OW);
+    }
+}
+
 /* Samples per GEMM: small images batch several samples' columns side by
  * side so that one SGEMM sees a wide matrix (at most CONV_COLS floats of scratch). */
 #define CONV_COLS ((int64_t)1 << 20)
@@ -148,6 +224,7 @@ static int64_t conv_band(const conv_p *p) {
 static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
     (void)out;
     const conv_p *p = nd->p;
+    if (p->fast && p->grid) return grid_floats(p, NULL, NULL) + onx_sgemm_work();
     if (p->fast) return is_depthwise(p) ? onx_dw_work(&p->w) : onx_sgemm_work();
     if (is_depthwise(p)) return 0;
     int64_t P = p->w.out[0] * p->w.out[1], K = p->c / p->grp * p->w.k[0] * p->w.k[1], nb = conv_batch(p, in[0].d[0]);
@@ -261,34 +338,56 @@ typedef struct {
     const onx_win *w;
 } conv_src;
 
-static void fill_rows(const void *ctx, int64_t r, int64_t n0, int64_t n1, const onx_bdst *d) {
-    const conv_src *s = ctx;
+/* Row r of B, columns [n0, n0 + nc), into dst. */
+static void fill_row(const conv_src *s, int64_t r, int64_t n0, int64_t nc, float *dst) {
     const onx_win *w = s->w;
     int64_t kk = w->k[0] * w->k[1], c = r / kk, i = r % kk / w->k[1], j = r % w->k[1];
     int64_t H = w->in[0], W = w->in[1], OW = w->out[1], s1 = w->s[1], off, lo, hi;
     if (is_pointwise(w)) { /* the input rows themselves */
-        for (int64_t n = n0; n < n1;) {
-            int64_t p = n % s->P, cnt = s->P - p < n1 - n ? s->P - p : n1 - n;
-            onx_bput(d, n - n0, s->x + n / s->P * s->ldx + c * H * W + p, 1, cnt);
+        for (int64_t n = n0; n < n0 + nc;) {
+            int64_t p = n % s->P, cnt = s->P - p < n0 + nc - n ? s->P - p : n0 + nc - n;
+            memcpy(dst + (n - n0), s->x + n / s->P * s->ldx + c * H * W + p, sizeof(float) * (size_t)cnt);
             n += cnt;
         }
         return;
     }
     col_span(w, j, &off, &lo, &hi);
-    for (int64_t n = n0; n < n1;) { /* one output row (or the part of it in [n0, n1)) at a time */
-        int64_t p = n % s->P, oy = p / OW, ox0 = p % OW, ox1 = OW - ox0 < n1 - n ? OW : ox0 + (n1 - n);
-        int64_t iy = oy * w->s[0] - w->pb[0] + i * w->d[0], at = n - n0;
+    int64_t smp = n0 / s->P, oy = n0 % s->P / OW, ox0 = n0 % s->P % OW, OH = w->out[0];
+    for (int64_t n = n0; n < n0 + nc;) { /* one output row (or the part of it in the block) at a time */
+        int64_t ox1 = OW - ox0 < n0 + nc - n ? OW : ox0 + (n0 + nc - n);
+        int64_t iy = oy * w->s[0] - w->pb[0] + i * w->d[0];
+        float *d = dst + (n - n0); /* output column ox0 */
         if (iy < 0 || iy >= H) {
-            onx_bput(d, at, NULL, 1, ox1 - ox0);
+            zero_run(d, ox1 - ox0);
         } else {
-            const float *src = s->x + n / s->P * s->ldx + (c * H + iy) * W + off;
+            const float *src = s->x + smp * s->ldx + (c * H + iy) * W + off;
             int64_t a = lo < ox0 ? ox0 : lo > ox1 ? ox1 : lo, b = hi > ox1 ? ox1 : hi < a ? a : hi;
-            onx_bput(d, at, NULL, 1, a - ox0);
-            onx_bput(d, at + a - ox0, src + a * s1, s1, b - a);
-            onx_bput(d, at + b - ox0, NULL, 1, ox1 - b);
+            zero_run(d, a - ox0);
+            if (s1 == 1)
+                copy_run(d + (a - ox0), src + a, b - a);
+            else
+                for (int64_t ox = a; ox < b; ox++) d[ox - ox0] = src[ox * s1];
+            zero_run(d + (b - ox0), ox1 - b);
         }
         n += ox1 - ox0;
+        ox0 = 0;
+        if (++oy == OH) oy = 0, smp++;
     }
+}
+
+/* A block of B: a 1x1 convolution reads its input in place when the block is inside one sample;
+ * else im2col rows into work. */
+static const float *conv_block(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
+                               int64_t *ldb) {
+    const conv_src *s = ctx;
+    int64_t HW = s->w->in[0] * s->w->in[1];
+    if (is_pointwise(s->w) && HW <= 4096 && n0 / s->P == (n0 + nc - 1) / s->P) { /* long rows: TLB misses */
+        *ldb = HW;
+        return s->x + n0 / s->P * s->ldx + k0 * HW + n0 % s->P;
+    }
+    *ldb = (nc + 15) / 16 * 16;
+    for (int64_t r = 0; r < kc; r++) fill_row(s, k0 + r, n0, nc, work + r * *ldb);
+    return work;
 }
 
 /* The prepared path: depthwise channel by channel, else one GEMM per group over all N samples'
@@ -298,6 +397,10 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
     const conv_p *p = nd->p;
     int64_t cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
     int64_t HW = p->w.in[0] * p->w.in[1], kk = p->w.k[0] * p->w.k[1];
+    if (p->grid) {
+        run_grid(nd, x, b, N, y, tmp);
+        return;
+    }
     if (is_depthwise(p)) {
         for (int64_t n = 0; n < N; n++)
             for (int64_t c = 0; c < p->c; c++)
@@ -308,8 +411,8 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
     for (int64_t gi = 0; gi < p->grp; gi++) {
         conv_src src = {x + gi * cg * HW, p->c * HW, P, &p->w};
         onx_cmap cm = {y + gi * mg * P, P, P, p->m * P};
-        onx_sgemm(p->kn, mg, N * P, cg * kk, p->pk + (size_t)gi * p->plen, fill_rows, &src, &cm, b ? b + gi * mg : NULL,
-                  nd->act, nd->act_lo, nd->act_hi, tmp);
+        onx_sgemm(p->kn, mg, N * P, cg * kk, 1, NULL, p->pk + (size_t)gi * p->plen, conv_block, &src, &cm,
+                  b ? b + gi * mg : NULL, nd->act, nd->act_lo, nd->act_hi, tmp);
     }
 }
 
@@ -327,7 +430,19 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
     nd->p = q;
     const float *wt = g->v[nd->in[1]].data;
-    for (int64_t gi = 0; gi < q->grp; gi++) onx_pack_a(kn, wt + gi * mg * K, mg, K, q->pk + (size_t)gi * plen);
+    q->grid = grid_ok(q);
+    if (q->grid) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
+        int64_t kk = q->w.k[0] * q->w.k[1], C = q->c;
+        float *tw = malloc(sizeof(float) * (size_t)(q->m * K));
+        if (!tw) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
+        for (int64_t m = 0; m < q->m; m++)
+            for (int64_t ch = 0; ch < C; ch++)
+                for (int64_t t = 0; t < kk; t++) tw[m * K + t * C + ch] = wt[(m * C + ch) * kk + t];
+        onx_pack_a(kn, tw, q->m, K, q->pk);
+        free(tw);
+    } else {
+        for (int64_t gi = 0; gi < q->grp; gi++) onx_pack_a(kn, wt + gi * mg * K, mg, K, q->pk + (size_t)gi * plen);
+    }
     q->plen = plen;
     q->kn = kn;
     q->fast = 1;

@@ -44,16 +44,32 @@ void onx_pack_a(onx_kern kn, const float *a, int64_t m, int64_t k, float *out) {
 }
 
 size_t onx_sgemm_work(void) {
-    return (size_t)ONX_KC * ONX_NC;
+    return (size_t)ONX_KC * ONX_NC + (size_t)(ONX_KC + ONX_MAX_TAPS) * MAX_NR; /* B block, edge panel */
 }
 
 #if HAVE_X86
 enum { T_ACC = 1, T_ACT = 2 };
 
-/* A tile over kc: c = (T_ACC ? c : bias) + a * b, then clamped to [lo, hi] if T_ACT;
- * a: kc x mr packed, b: kc x nr packed, c: mr rows ldc floats apart. */
-typedef void (*tile_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int flags, const float *bias,
-                        float lo, float hi);
+/* The operands of a tile: for each tap t < ntap, kc steps of A from a + t * ast (mr floats a
+ * step) and of B from b + toff[t] (rows ldb floats apart). */
+typedef struct {
+    const float *a, *b;
+    int64_t kc, ast, ldb;
+    int ntap;
+    const int64_t *toff;
+} tile_in;
+
+/* c = (T_ACC ? c : bias) + A * B over the taps, then clamped to [lo, hi] if T_ACT; c: mr rows
+ * ldc floats apart. */
+typedef void (*tile_fn)(const tile_in *in, float *c, int64_t ldc, int flags, const float *bias, float lo, float hi);
+
+#define TAPS_BEGIN(MR)                                                                                                 \
+    for (int t = 0; t < in->ntap; t++) {                                                                               \
+        const float *a = in->a + t * in->ast, *b = in->b + in->toff[t];                                                \
+        for (int64_t k = 0; k < in->kc; k++, a += MR, b += in->ldb) {
+#define TAPS_END                                                                                                       \
+    }                                                                                                                  \
+    }
 
 /* Each row of a tile is two vectors c<row>0, c<row>1; ROWS6/ROWS8 expand a step for every row.
  * LD, ST, BC (broadcast), FM (fma), MN, MX and VW (vector width) are defined per kernel. */
@@ -72,19 +88,18 @@ typedef void (*tile_fn)(int64_t kc, const float *a, const float *b, float *c, in
 #define MN _mm256_min_ps
 #define MX _mm256_max_ps
 #define VW 8
-__attribute__((target("avx2,fma"))) static void tile_avx2(int64_t kc, const float *a, const float *b, float *c,
-                                                          int64_t ldc, int flags, const float *bias, float lo,
-                                                          float hi) {
+__attribute__((target("avx2,fma"))) static void tile_avx2(const tile_in *in, float *c, int64_t ldc, int flags,
+                                                          const float *bias, float lo, float hi) {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     if (flags & T_ACC) {
         ROWS6(LOADC);
     } else {
         ROWS6(INITB);
     }
-    for (int64_t k = 0; k < kc; k++, a += 6, b += 16) {
-        __m256 b0 = LD(b), b1 = LD(b + 8), av;
-        ROWS6(STEP);
-    }
+    TAPS_BEGIN(6)
+    __m256 b0 = LD(b), b1 = LD(b + 8), av;
+    ROWS6(STEP);
+    TAPS_END
     if (flags & T_ACT) {
         __m256 vl = _mm256_set1_ps(lo), vh = _mm256_set1_ps(hi);
         ROWS6(CLAMP);
@@ -106,19 +121,18 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(int64_t kc, const floa
 #define MN _mm512_min_ps
 #define MX _mm512_max_ps
 #define VW 16
-__attribute__((target("avx512f"))) static void tile_avx512(int64_t kc, const float *a, const float *b, float *c,
-                                                           int64_t ldc, int flags, const float *bias, float lo,
-                                                           float hi) {
+__attribute__((target("avx512f"))) static void tile_avx512(const tile_in *in, float *c, int64_t ldc, int flags,
+                                                           const float *bias, float lo, float hi) {
     __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
     if (flags & T_ACC) {
         ROWS8(LOADC);
     } else {
         ROWS8(INITB);
     }
-    for (int64_t k = 0; k < kc; k++, a += 8, b += 32) {
-        __m512 b0 = LD(b), b1 = LD(b + 16), av;
-        ROWS8(STEP);
-    }
+    TAPS_BEGIN(8)
+    __m512 b0 = LD(b), b1 = LD(b + 16), av;
+    ROWS8(STEP);
+    TAPS_END
     if (flags & T_ACT) {
         __m512 vl = _mm512_set1_ps(lo), vh = _mm512_set1_ps(hi);
         ROWS8(CLAMP);
@@ -126,25 +140,24 @@ __attribute__((target("avx512f"))) static void tile_avx512(int64_t kc, const flo
     ROWS8(STOREC);
 }
 
-/* The last columns of a 32-wide panel, 16 or fewer: one vector per row (b keeps its stride). */
+/* The last 16 or fewer columns of a block: one vector per row. */
 #define STEP1(i) c##i##0 = FM(BC(a + i), b0, c##i##0);
 #define LOADC1(i) c##i##0 = LD(c + i * ldc);
 #define INITB1(i) c##i##0 = BC(bias + i);
 #define CLAMP1(i) c##i##0 = MN(MX(c##i##0, vl), vh);
 #define STOREC1(i) ST(c + i * ldc, c##i##0);
-__attribute__((target("avx512f"))) static void tile_avx512_n16(int64_t kc, const float *a, const float *b, float *c,
-                                                               int64_t ldc, int flags, const float *bias, float lo,
-                                                               float hi) {
+__attribute__((target("avx512f"))) static void tile_avx512_n16(const tile_in *in, float *c, int64_t ldc, int flags,
+                                                               const float *bias, float lo, float hi) {
     __m512 c00, c10, c20, c30, c40, c50, c60, c70;
     if (flags & T_ACC) {
         ROWS8(LOADC1);
     } else {
         ROWS8(INITB1);
     }
-    for (int64_t k = 0; k < kc; k++, a += 8, b += 32) {
-        __m512 b0 = LD(b);
-        ROWS8(STEP1);
-    }
+    TAPS_BEGIN(8)
+    __m512 b0 = LD(b);
+    ROWS8(STEP1);
+    TAPS_END
     if (flags & T_ACT) {
         __m512 vl = _mm512_set1_ps(lo), vh = _mm512_set1_ps(hi);
         ROWS8(CLAMP1);
@@ -154,22 +167,25 @@ __attribute__((target("avx512f"))) static void tile_avx512_n16(int64_t kc, const
 
 /* A tile at rows [i0, i0 + mr), columns [n, n + nr) of C: in place when whole and inside one
  * segment, else through a local copy. */
-static void tile_c(tile_fn tile, int MR, int NR, int64_t kc, const float *a, const float *b, const onx_cmap *cm,
-                   int64_t i0, int64_t mr, int64_t n, int64_t nr, int flags, const float *bias, float lo, float hi) {
+static void tile_c(tile_fn tile, int MR, int NR, const tile_in *in, const onx_cmap *cm, int64_t i0, int64_t mr,
+                   int64_t n, int64_t nr, int flags, const float *bias, float lo, float hi) {
     if (mr == MR && nr == NR && n % cm->seg + NR <= cm->seg) {
-        tile(kc, a, b, cm->c + n / cm->seg * cm->ld_seg + i0 * cm->ldc + n % cm->seg, cm->ldc, flags, bias, lo, hi);
+        tile(in, cm->c + n / cm->seg * cm->ld_seg + i0 * cm->ldc + n % cm->seg, cm->ldc, flags, bias, lo, hi);
         return;
     }
     if (NR == 32 && nr <= 16) tile = tile_avx512_n16, NR = 16;
     float t[MAX_MR * MAX_NR];
     int64_t off[MAX_NR];
-    for (int64_t j = 0; j < nr; j++) off[j] = (n + j) / cm->seg * cm->ld_seg + (n + j) % cm->seg;
+    for (int64_t j = 0, sg = n / cm->seg, p = n % cm->seg; j < nr; j++, p++) {
+        if (p == cm->seg) sg++, p = 0;
+        off[j] = sg * cm->ld_seg + p;
+    }
     if (flags & T_ACC)
         for (int64_t i = 0; i < mr; i++) {
             const float *row = cm->c + (i0 + i) * cm->ldc;
             for (int64_t j = 0; j < nr; j++) t[i * NR + j] = row[off[j]];
         }
-    tile(kc, a, b, t, NR, flags, bias, lo, hi);
+    tile(in, t, NR, flags, bias, lo, hi);
     for (int64_t i = 0; i < mr; i++) {
         float *row = cm->c + (i0 + i) * cm->ldc;
         for (int64_t j = 0; j < nr; j++) row[off[j]] = t[i * NR + j];
@@ -177,60 +193,54 @@ static void tile_c(tile_fn tile, int MR, int NR, int64_t kc, const float *a, con
 }
 #endif
 
-void onx_bput(const onx_bdst *d, int64_t j, const float *src, int64_t stride, int64_t cnt) {
-    while (cnt > 0) {
-        int64_t q = j / d->nr, o = j % d->nr, c = d->nr - o < cnt ? d->nr - o : cnt;
-        float *dst = d->bp + (q * d->kc + d->rr) * d->nr + o;
-        if (!src)
-            memset(dst, 0, sizeof(float) * (size_t)c);
-        else if (stride == 1)
-            memcpy(dst, src, sizeof(float) * (size_t)c);
-        else
-            for (int64_t t = 0; t < c; t++) dst[t] = src[t * stride];
-        if (src) src += c * stride;
-        j += c, cnt -= c;
-    }
-}
-
-/* Rows [k0, k0 + kc) and columns [n0, n0 + nc) of B into panels of kc x nr, the last zero-padded. */
-static void pack_b(onx_brow fill, const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr,
-                   float *bp) {
-    int64_t tail = (nc + nr - 1) / nr * nr - nc;
-    for (int64_t r = 0; r < kc; r++) {
-        onx_bdst d = {bp, kc, nr, r};
-        fill(ctx, k0 + r, n0, n0 + nc, &d);
-        if (tail) onx_bput(&d, nc, NULL, 1, tail);
-    }
-}
-
-void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t k, const float *ap, onx_brow fill, const void *ctx,
-               const onx_cmap *cm, const float *bias, onx_act act, float lo, float hi, float *work) {
+void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t kg, int ntap, const int64_t *toff, const float *ap,
+               onx_bblock block, const void *ctx, const onx_cmap *cm, const float *bias, onx_act act, float lo,
+               float hi, float *work) {
 #if HAVE_X86
-    float *bp = work;
+    float *edge = work + (size_t)ONX_KC * ONX_NC;
+    int64_t k = kg * ntap, eoff[ONX_MAX_TAPS], zero = 0;
     int MR = onx_sgemm_mr(kn), NR = nr_of(kn);
     tile_fn tile = kn == ONX_K_AVX512 ? tile_avx512 : tile_avx2;
     if (act == ONX_ACT_RELU) lo = 0.0f, hi = INFINITY;
     int last_flags = act == ONX_ACT_NONE ? 0 : T_ACT;
-    for (int64_t n0 = 0; n0 < n; n0 += ONX_NC) {
-        int64_t nc = n - n0 < ONX_NC ? n - n0 : ONX_NC;
-        for (int64_t k0 = 0; k0 < k; k0 += ONX_KC) {
-            int64_t kc = k - k0 < ONX_KC ? k - k0 : ONX_KC;
-            int flags = (k0 ? T_ACC : 0) | (k0 + kc == k ? last_flags : 0);
-            pack_b(fill, ctx, k0, kc, n0, nc, NR, bp);
-            /* a panel of B (kc x nr, in L1) meets every panel of A (in L2) */
-            for (int64_t j = 0; j < nc; j += NR)
+    if (!toff) toff = &zero;
+    for (int64_t n0 = 0, nc; n0 < n; n0 += nc) {
+        nc = n - n0 < ONX_NC ? n - n0 : ONX_NC;
+        if (cm->seg >= ONX_NC && cm->seg - n0 % cm->seg < nc) nc = cm->seg - n0 % cm->seg;
+        /* depth blocks of equal size: no short last block reloading C for a few steps */
+        int64_t kb = (kg * ntap + ONX_KC - 1) / ONX_KC, kstep = (kg + kb - 1) / kb;
+        for (int64_t k0 = 0, kc; k0 < kg; k0 += kc) {
+            kc = kg - k0 < kstep ? kg - k0 : kstep;
+            int flags = (k0 ? T_ACC : 0) | (k0 + kc == kg ? last_flags : 0);
+            tile_in in = {NULL, NULL, kc, kg * MR, 0, ntap, toff};
+            const float *bb = block(ctx, k0, kc, n0, nc, work, &in.ldb);
+            /* a panel of B (in L1) meets every panel of A (in L2) */
+            for (int64_t j = 0; j < nc; j += NR) {
+                int64_t nr = nc - j < NR ? nc - j : NR;
+                tile_in ij = in;
+                ij.b = bb + j;
+                if (nr < NR) { /* the last columns, zero-padded: tiles read whole vectors */
+                    for (int t = 0; t < ntap; t++)
+                        for (int64_t r = 0; r < kc; r++) {
+                            float *e = edge + (t * kc + r) * NR;
+                            memcpy(e, bb + j + toff[t] + r * in.ldb, sizeof(float) * (size_t)nr);
+                            memset(e + nr, 0, sizeof(float) * (size_t)(NR - nr));
+                        }
+                    for (int t = 0; t < ntap; t++) eoff[t] = t * kc * NR;
+                    ij.b = edge, ij.ldb = NR, ij.toff = eoff;
+                }
                 for (int64_t i0 = 0; i0 < m; i0 += MR) {
                     int64_t mr = m - i0 < MR ? m - i0 : MR;
-                    float bb[MAX_MR] = {0};
-                    for (int64_t i = 0; bias && i < mr; i++) bb[i] = bias[i0 + i];
-                    tile_c(tile, MR, NR, kc, ap + i0 * k + k0 * MR, bp + j * kc, cm, i0, mr, n0 + j,
-                           nc - j < NR ? nc - j : NR, flags, bb, lo, hi);
+                    float bv[MAX_MR] = {0};
+                    for (int64_t i = 0; bias && i < mr; i++) bv[i] = bias[i0 + i];
+                    ij.a = ap + i0 * k + k0 * MR;
+                    tile_c(tile, MR, NR, &ij, cm, i0, mr, n0 + j, nr, flags, bv, lo, hi);
                 }
+            }
         }
     }
 #else
-    (void)kn, (void)m, (void)n, (void)k, (void)ap, (void)fill, (void)ctx, (void)cm, (void)bias, (void)act, (void)lo;
-    (void)hi, (void)work;
-    (void)pack_b;
+    (void)kn, (void)m, (void)n, (void)kg, (void)ntap, (void)toff, (void)ap, (void)block, (void)ctx, (void)cm;
+    (void)bias, (void)act, (void)lo, (void)hi, (void)work;
 #endif
 }

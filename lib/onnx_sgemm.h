@@ -7,8 +7,9 @@
 
 #include "onnx_op.h"
 
-#define ONX_KC 256 /* depth of one packed block of B */
-#define ONX_NC 480 /* columns of one packed block of B (a multiple of every kernel's tile width) */
+#define ONX_KC 256      /* depth of one packed block of B */
+#define ONX_NC 480      /* columns of one block of B (a multiple of every kernel's tile width) */
+#define ONX_MAX_TAPS 49 /* taps of one onx_sgemm (kernel positions of a convolution on its grid) */
 
 /* The register-tile kernels: 6x16 with AVX2+FMA, 8x32 with AVX-512F. */
 typedef enum { ONX_K_NONE, ONX_K_AVX2, ONX_K_AVX512 } onx_kern;
@@ -23,16 +24,11 @@ size_t onx_pack_a_len(onx_kern kn, int64_t m, int64_t k);
 /* Pack row-major a (m x k, lda k) into out (onx_pack_a_len floats). */
 void onx_pack_a(onx_kern kn, const float *a, int64_t m, int64_t k, float *out);
 
-/* One row of a packed block of B: row rr of panels kc x nr at bp. */
-typedef struct {
-    float *bp;
-    int64_t kc, nr, rr;
-} onx_bdst;
-/* B, one row at a time: fill writes row r, columns [n0, n1), to d with onx_bput. */
-typedef void (*onx_brow)(const void *ctx, int64_t r, int64_t n0, int64_t n1, const onx_bdst *d);
-/* Columns [j, j + cnt) (counted from n0) of d's row = src[0], src[stride], ...; zeros if src is NULL. */
-void onx_bput(const onx_bdst *d, int64_t j, const float *src, int64_t stride, int64_t cnt);
-
+/* A block of B: rows [k0, k0 + kc), columns [n0, n0 + nc). Return a pointer to its first element
+ * with rows *ldb floats apart: in place when B is stored so (a 1x1 convolution's input), else
+ * written into work (at most ONX_KC x ONX_NC floats, rows ONX_NC apart at most). */
+typedef const float *(*onx_bblock)(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
+                                   int64_t *ldb);
 /* Where C lives: column n of row i is at c + (n / seg) * ld_seg + i * ldc + n % seg, so a GEMM
  * whose columns are several samples' pixels writes each sample's NCHW block in place. */
 typedef struct {
@@ -40,10 +36,14 @@ typedef struct {
     int64_t ldc, seg, ld_seg;
 } onx_cmap;
 
-/* C = act(A * B + bias) for A (m x k) packed for kn, B from fill (k x n); bias (m floats) may
- * be NULL. work: onx_sgemm_work() floats. */
-void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t k, const float *ap, onx_brow fill, const void *ctx,
-               const onx_cmap *cm, const float *bias, onx_act act, float lo, float hi, float *work);
+/* C = act(A * B + bias) for A (m x k) packed for kn, B (k x n); bias (m floats) may be NULL.
+ * k = ntap * kg: A's columns and B's rows are tap-major, and B's row (t, r) is row r of the
+ * block returned for r's depth block shifted by toff[t] floats (toff NULL: one tap, no shift),
+ * so a convolution over a padded grid needs no im2col. Column blocks do not straddle C's
+ * segments when a segment is ONX_NC columns or more. work: onx_sgemm_work() floats. */
+void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t kg, int ntap, const int64_t *toff, const float *ap,
+               onx_bblock block, const void *ctx, const onx_cmap *cm, const float *bias, onx_act act, float lo,
+               float hi, float *work);
 size_t onx_sgemm_work(void);
 
 #endif
