@@ -26,29 +26,46 @@ int onx_dw_ok(const onx_win *w) {
     return HAVE_X86 && onx_sgemm_best() != ONX_K_NONE && w->d[1] == 1 && (w->s[1] == 1 || w->s[1] == 2) && w->k[1] <= 8;
 }
 
-size_t onx_dw_work(const onx_win *w) {
-    return (size_t)(w->s[1] * plane_h(w) * plane_w(w));
+size_t onx_dw_work(const onx_win *w) { /* the planes, then a stride-2 row's line */
+    return (size_t)(w->s[1] * plane_h(w) * plane_w(w) + 2 * ((plane_w(w) + 7) / 8 * 8));
 }
 
 #if HAVE_X86
+/* line[0, 2n) -> even[0, n), odd[0, n); n a multiple of 8. */
+__attribute__((target("avx2"))) static void deinterleave(const float *line, int64_t n, float *even, float *odd) {
+    for (int64_t t = 0; t + 8 <= n; t += 8) {
+        __m256 a = _mm256_loadu_ps(line + 2 * t), b = _mm256_loadu_ps(line + 2 * t + 8);
+        __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+               o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+        _mm256_storeu_ps(even + t, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8)));
+        _mm256_storeu_ps(odd + t, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8)));
+    }
+}
+
 /* Plane f (of s1) holds padded column t * s1 + f at t: output ox, tap j reads plane j % s1 at
- * ox + j / s1, so a stride-2 row becomes contiguous loads. */
+ * ox + j / s1, so a stride-2 row becomes contiguous loads. A stride-2 row is padded into the
+ * line after the planes first, then split. */
 static void make_planes(const float *x, const onx_win *w, float *work) {
-    int64_t H = w->in[0], W = w->in[1], PH = plane_h(w), PW = plane_w(w), s1 = w->s[1];
-    for (int64_t f = 0; f < s1; f++)
-        for (int64_t r = 0; r < PH; r++) {
-            float *dst = work + (f * PH + r) * PW;
-            int64_t iy = r - w->pb[0];
-            if (iy < 0 || iy >= H) {
-                memset(dst, 0, sizeof(float) * (size_t)PW);
-                continue;
-            }
-            const float *src = x + iy * W;
-            for (int64_t t = 0; t < PW; t++) {
-                int64_t ix = t * s1 + f - w->pb[1];
-                dst[t] = ix >= 0 && ix < W ? src[ix] : 0.0f;
-            }
+    int64_t H = w->in[0], W = w->in[1], PH = plane_h(w), PW = plane_w(w), s1 = w->s[1], pb = w->pb[1];
+    int64_t PW8 = (PW + 7) / 8 * 8, copy = W < s1 * PW8 - pb ? W : s1 * PW8 - pb;
+    float *line = work + s1 * PH * PW;
+    for (int64_t r = 0; r < PH; r++) {
+        float *dst = work + r * PW;
+        int64_t iy = r - w->pb[0];
+        if (iy < 0 || iy >= H) {
+            for (int64_t f = 0; f < s1; f++) memset(dst + f * PH * PW, 0, sizeof(float) * (size_t)PW);
+            continue;
         }
+        float *row = s1 == 1 ? dst : line; /* padded row: column u is input column u - pb */
+        int64_t len = s1 == 1 ? PW : 2 * PW8;
+        memset(row, 0, sizeof(float) * (size_t)pb);
+        memcpy(row + pb, x + iy * W, sizeof(float) * (size_t)copy);
+        memset(row + pb + copy, 0, sizeof(float) * (size_t)(len - pb - copy));
+        if (s1 == 2) {
+            deinterleave(line, PW8 - 8, dst, dst + PH * PW);
+            for (int64_t t = PW8 - 8; t < PW; t++) dst[t] = line[2 * t], dst[PH * PW + t] = line[2 * t + 1];
+        }
+    }
 }
 
 __attribute__((target("avx2,fma"))) static void dw_rows(const float *wk, float bias, const onx_win *w, float *y,
@@ -122,4 +139,12 @@ void onx_dw(const float *x, const float *wk, float bias, const onx_win *w, float
 #else
     (void)x, (void)wk, (void)bias, (void)w, (void)y, (void)act, (void)lo, (void)hi, (void)work;
 #endif
+}
+
+void onx_deinterleave2(const float *line, int64_t n, float *even, float *odd) {
+    int64_t t = 0;
+#if HAVE_X86
+    if (onx_sgemm_best() != ONX_K_NONE) deinterleave(line, t = n / 8 * 8, even, odd);
+#endif
+    for (; t < n; t++) even[t] = line[2 * t], odd[t] = line[2 * t + 1];
 }

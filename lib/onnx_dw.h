@@ -3,6 +3,7 @@
 #define ONNX_DW_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "onnx_op.h"
 
@@ -14,5 +15,8 @@ size_t onx_dw_work(const onx_win *w);
 /* One channel: y (out[0] x out[1]) = act(conv(x, wk) + bias), x in[0] x in[1], wk k[0] x k[1]. */
 void onx_dw(const float *x, const float *wk, float bias, const onx_win *w, float *y, onx_act act, float lo, float hi,
             float *work);
+
+/* line[2u] -> even[u], line[2u + 1] -> odd[u] for u < n (splitting a row for stride 2). */
+void onx_deinterleave2(const float *line, int64_t n, float *even, float *odd);
 
 #endif

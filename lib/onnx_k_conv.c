@@ -137,23 +137,34 @@ static inline void zero_run(float *d, int64_t n) {
     for (int64_t i = 0; i < n; i++) d[i] = 0.0f;
 }
 
-/* The grid path, for stride-1 convolutions with a kernel wider than 1x1: the GEMM runs over the
- * zero-padded input's grid (OH rows of PW columns; the last PW - OW of each row are discarded), so
- * B's row for tap (i, j) and channel c is the padded channel itself shifted by i*d0*PW + j*d1: no
- * im2col. K is ordered tap-major (the weights are packed so). Scratch: the padded sample (channel
- * planes PH x PW, then slack for the last tap's overreach), the grid output, the GEMM's work. */
-static int grid_ok(const conv_p *p) {
-    int64_t kk = p->w.k[0] * p->w.k[1];
-    return p->grp == 1 && p->w.s[0] == 1 && p->w.s[1] == 1 && kk > 1 && kk <= ONX_MAX_TAPS &&
-           p->c >= 8; /* with fewer channels im2col is cheap and deeper GEMM blocks win */
+/* The grid path, for every convolution of one group but the plain 1x1: the padded input is split
+ * into s0 x s1 phase planes (phase (a, b) holds padded rows r*s0 + a, columns u*s1 + b), and the
+ * GEMM runs over the output's grid (OH rows of PW2 columns, the last PW2 - OW of each discarded).
+ * Then B's row for tap (i, j) and channel c is a phase plane of c shifted by a fixed amount: no
+ * im2col, and strides need no gathering. K is tap-major (the weights are packed so). */
+typedef struct {
+    int64_t PH2, PW2, plane, xl, q; /* phase plane rows, columns and floats; floats of xp; grid columns */
+} grid_geo;
+
+static grid_geo grid_of(const conv_p *p) {
+    const onx_win *w = &p->w;
+    grid_geo g;
+    int64_t PH = w->in[0] + w->pb[0] + w->pe[0], PW = w->in[1] + w->pb[1] + w->pe[1];
+    g.PH2 = (PH + w->s[0] - 1) / w->s[0], g.PW2 = (PW + w->s[1] - 1) / w->s[1], g.plane = g.PH2 * g.PW2;
+    g.xl = (w->s[0] * w->s[1] * p->c * g.plane + (w->k[1] - 1) * w->d[1] / w->s[1] + 16 + 15) / 16 * 16;
+    g.q = w->out[0] * g.PW2;
+    return g;
 }
 
-static size_t grid_floats(const conv_p *p, size_t *xp_len, int64_t *pw) {
-    int64_t PH = p->w.in[0] + p->w.pb[0] + p->w.pe[0], PW = p->w.in[1] + p->w.pb[1] + p->w.pe[1];
-    size_t xl = (size_t)((p->c * PH * PW + (p->w.k[1] - 1) * p->w.d[1] + 16 + 15) / 16 * 16);
-    if (xp_len) *xp_len = xl;
-    if (pw) *pw = PW;
-    return xl + (size_t)((p->m * p->w.out[0] * PW + 15) / 16 * 16);
+static int grid_ok(const conv_p *p) {
+    return p->grp == 1 && p->w.k[0] * p->w.k[1] <= ONX_MAX_TAPS && !is_pointwise(&p->w);
+}
+
+/* Scratch: the phase planes (then slack for the last tap's overreach), the grid output, a line
+ * for splitting a row's columns. */
+static size_t grid_floats(const conv_p *p) {
+    grid_geo g = grid_of(p);
+    return (size_t)(g.xl + (p->m * g.q + 15) / 16 * 16 + p->w.s[1] * g.PW2 + 16);
 }
 
 typedef struct {
@@ -161,7 +172,7 @@ typedef struct {
     int64_t plane;
 } grid_src;
 
-/* Channels [k0, k0 + kc) of the padded sample at grid column n0 (onx_sgemm adds the tap's shift). */
+/* Channels [k0, k0 + kc) of phase 0 at grid column n0 (onx_sgemm adds the tap's shift). */
 static const float *grid_block(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
                                int64_t *ldb) {
     (void)kc, (void)nc, (void)work;
@@ -170,35 +181,52 @@ static const float *grid_block(const void *ctx, int64_t k0, int64_t kc, int64_t 
     return s->xp + k0 * s->plane + n0;
 }
 
+/* Phase planes of channel x (H x W): xp + ((a * s1 + b) * C) * plane for phase (a, b). */
+static void grid_split(const conv_p *p, const grid_geo *g, const float *x, float *xp, float *line) {
+    const onx_win *w = &p->w;
+    int64_t H = w->in[0], W = w->in[1], s0 = w->s[0], s1 = w->s[1], pb = w->pb[1], PW2 = g->PW2;
+    int64_t len = s1 * PW2, copy = W < len - pb ? W : len - pb; /* a padded row: column u is input u - pb */
+    for (int64_t a = 0; a < s0; a++)
+        for (int64_t r = 0; r < g->PH2; r++) {
+            int64_t iy = r * s0 + a - w->pb[0];
+            float *dst = xp + a * s1 * p->c * g->plane + r * PW2; /* phase (a, 0) */
+            if (iy < 0 || iy >= H) {
+                for (int64_t b = 0; b < s1; b++) zero_run(dst + b * p->c * g->plane, PW2);
+                continue;
+            }
+            float *row = s1 == 1 ? dst : line;
+            zero_run(row, pb);
+            memcpy(row + pb, x + iy * W, sizeof(float) * (size_t)copy);
+            zero_run(row + pb + copy, len - pb - copy);
+            if (s1 == 2)
+                onx_deinterleave2(line, PW2, dst, dst + p->c * g->plane);
+            else if (s1 > 2)
+                for (int64_t b = 0; b < s1; b++)
+                    for (int64_t u = 0; u < PW2; u++) dst[b * p->c * g->plane + u] = line[u * s1 + b];
+        }
+}
+
 static void run_grid(const onx_node *nd, const float *x, const float *b, int64_t N, float *y, float *tmp) {
     const conv_p *p = nd->p;
     const onx_win *w = &p->w;
-    size_t xl;
-    int64_t PW, H = w->in[0], W = w->in[1], PH = H + w->pb[0] + w->pe[0], OH = w->out[0], OW = w->out[1];
-    float *xp = tmp, *work = tmp + grid_floats(p, &xl, &PW), *yg = xp + xl;
-    int64_t plane = PH * PW, Q = OH * PW, toff[ONX_MAX_TAPS];
-    for (int64_t t = 0; t < w->k[0] * w->k[1]; t++) toff[t] = t / w->k[1] * w->d[0] * PW + t % w->k[1] * w->d[1];
-    memset(xp + p->c * plane, 0, sizeof(float) * (xl - (size_t)(p->c * plane)));
+    grid_geo g = grid_of(p);
+    int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1], kk = w->k[0] * w->k[1], toff[ONX_MAX_TAPS];
+    float *xp = tmp, *yg = xp + g.xl, *line = yg + (p->m * g.q + 15) / 16 * 16, *work = tmp + grid_floats(p);
+    for (int64_t t = 0; t < kk; t++) {
+        int64_t ry = t / w->k[1] * w->d[0], rx = t % w->k[1] * w->d[1];
+        toff[t] = (ry % w->s[0] * w->s[1] + rx % w->s[1]) * p->c * g.plane + ry / w->s[0] * g.PW2 + rx / w->s[1];
+    }
+    int64_t used = w->s[0] * w->s[1] * p->c * g.plane;
+    memset(xp + used, 0, sizeof(float) * (size_t)(g.xl - used));
     for (int64_t n = 0; n < N; n++) {
-        for (int64_t c = 0; c < p->c; c++)
-            for (int64_t r = 0; r < PH; r++) {
-                float *row = xp + c * plane + r * PW;
-                int64_t iy = r - w->pb[0];
-                if (iy < 0 || iy >= H) {
-                    zero_run(row, PW);
-                    continue;
-                }
-                zero_run(row, w->pb[1]);
-                memcpy(row + w->pb[1], x + ((n * p->c + c) * H + iy) * W, sizeof(float) * (size_t)W);
-                zero_run(row + w->pb[1] + W, w->pe[1]);
-            }
-        grid_src src = {xp, plane};
-        onx_cmap cm = {yg, Q, Q, 0};
-        onx_sgemm(p->kn, p->m, Q, p->c, (int)(w->k[0] * w->k[1]), toff, p->pk, grid_block, &src, &cm, b, nd->act,
-                  nd->act_lo, nd->act_hi, work);
+        for (int64_t c = 0; c < p->c; c++) grid_split(p, &g, x + (n * p->c + c) * H * W, xp + c * g.plane, line);
+        grid_src src = {xp, g.plane};
+        onx_cmap cm = {yg, g.q, g.q, 0};
+        onx_sgemm(p->kn, p->m, g.q, p->c, (int)kk, toff, p->pk, grid_block, &src, &cm, b, nd->act, nd->act_lo,
+                  nd->act_hi, work);
         for (int64_t m = 0; m < p->m; m++)
             for (int64_t oy = 0; oy < OH; oy++)
-                memcpy(y + ((n * p->m + m) * OH + oy) * OW, yg + m * Q + oy * PW, sizeof(float) * (size_t)OW);
+                memcpy(y + ((n * p->m + m) * OH + oy) * OW, yg + m * g.q + oy * g.PW2, sizeof(float) * (size_t)OW);
     }
 }
 
@@ -224,7 +252,7 @@ static int64_t conv_band(const conv_p *p) {
 static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
     (void)out;
     const conv_p *p = nd->p;
-    if (p->fast && p->grid) return grid_floats(p, NULL, NULL) + onx_sgemm_work();
+    if (p->fast && p->grid) return grid_floats(p) + onx_sgemm_work();
     if (p->fast) return is_depthwise(p) ? onx_dw_work(&p->w) : onx_sgemm_work();
     if (is_depthwise(p)) return 0;
     int64_t P = p->w.out[0] * p->w.out[1], K = p->c / p->grp * p->w.k[0] * p->w.k[1], nb = conv_batch(p, in[0].d[0]);

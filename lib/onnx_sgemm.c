@@ -165,6 +165,40 @@ __attribute__((target("avx512f"))) static void tile_avx512_n16(const tile_in *in
     ROWS8(STOREC1);
 }
 
+#undef LD
+#undef ST
+#undef BC
+#undef FM
+#undef MN
+#undef MX
+#undef VW
+
+/* 8 or fewer columns with the 8-row A panels of the AVX-512 kernel: one 8-float vector per row. */
+#define LD _mm256_loadu_ps
+#define ST _mm256_storeu_ps
+#define BC _mm256_broadcast_ss
+#define FM _mm256_fmadd_ps
+#define MN _mm256_min_ps
+#define MX _mm256_max_ps
+__attribute__((target("avx2,fma"))) static void tile_avx512_n8(const tile_in *in, float *c, int64_t ldc, int flags,
+                                                               const float *bias, float lo, float hi) {
+    __m256 c00, c10, c20, c30, c40, c50, c60, c70;
+    if (flags & T_ACC) {
+        ROWS8(LOADC1);
+    } else {
+        ROWS8(INITB1);
+    }
+    TAPS_BEGIN(8)
+    __m256 b0 = LD(b);
+    ROWS8(STEP1);
+    TAPS_END
+    if (flags & T_ACT) {
+        __m256 vl = _mm256_set1_ps(lo), vh = _mm256_set1_ps(hi);
+        ROWS8(CLAMP1);
+    }
+    ROWS8(STOREC1);
+}
+
 /* A tile at rows [i0, i0 + mr), columns [n, n + nr) of C: in place when whole and inside one
  * segment, else through a local copy. */
 static void tile_c(tile_fn tile, int MR, int NR, const tile_in *in, const onx_cmap *cm, int64_t i0, int64_t mr,
@@ -173,7 +207,17 @@ static void tile_c(tile_fn tile, int MR, int NR, const tile_in *in, const onx_cm
         tile(in, cm->c + n / cm->seg * cm->ld_seg + i0 * cm->ldc + n % cm->seg, cm->ldc, flags, bias, lo, hi);
         return;
     }
-    if (NR == 32 && nr <= 16) tile = tile_avx512_n16, NR = 16;
+    if (NR == 32 && nr <= 8)
+        tile = tile_avx512_n8, NR = 8;
+    else if (NR == 32 && nr <= 16)
+        tile = tile_avx512_n16, NR = 16;
+    else if (NR == 32 && nr <= 24) { /* 16 + at most 8 */
+        tile_c(tile_avx512_n16, MR, 16, in, cm, i0, mr, n, 16, flags, bias, lo, hi);
+        tile_in rest = *in;
+        rest.b += 16;
+        tile_c(tile_avx512_n8, MR, 8, &rest, cm, i0, mr, n + 16, nr - 16, flags, bias, lo, hi);
+        return;
+    }
     float t[MAX_MR * MAX_NR];
     int64_t off[MAX_NR];
     for (int64_t j = 0, sg = n / cm->seg, p = n % cm->seg; j < nr; j++, p++) {

@@ -1,0 +1,183 @@
+/* test_onnx_sgemm.c - the convolution kernels (onnx_sgemm.c, onnx_dw.c) against double-precision loops:
+ * every register-tile kernel this CPU runs, edge widths, taps, segments, depth blocks, bias, activations. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "onnx_dw.h"
+#include "onnx_sgemm.h"
+#include "rng.h"
+
+static float *randv(uint64_t *r, size_t n) {
+    float *v = malloc(sizeof(float) * (n ? n : 1));
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++) v[i] = (float)(rng_uniform(r) * 2.0 - 1.0);
+    return v;
+}
+
+typedef struct {
+    const float *b;
+    int64_t ldb;
+} src_t;
+
+static const float *in_place(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
+                             int64_t *ldb) {
+    (void)kc, (void)nc, (void)work;
+    const src_t *s = ctx;
+    *ldb = s->ldb;
+    return s->b + k0 * s->ldb + n0;
+}
+
+/* Rows ldb apart, so that a copy into work must respect *ldb: written at a different stride. */
+static const float *copied(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work, int64_t *ldb) {
+    const src_t *s = ctx;
+    *ldb = nc + 3;
+    for (int64_t r = 0; r < kc; r++) memcpy(work + r * *ldb, s->b + (k0 + r) * s->ldb + n0, sizeof(float) * (size_t)nc);
+    return work;
+}
+
+static float act_of(onx_act act, double v, float lo, float hi) {
+    if (act == ONX_ACT_RELU) return v > 0 ? (float)v : 0.0f;
+    if (act == ONX_ACT_CLIP) return v < lo ? lo : v > hi ? hi : (float)v;
+    return (float)v;
+}
+
+/* One case: C (m x n, segments of seg columns ld_seg apart) = act(A * B + bias) with ntap taps. */
+static void one_case(onx_kern kn, uint64_t *r, int64_t m, int64_t n, int64_t kg, int ntap, int64_t seg, int copy,
+                     onx_act act) {
+    int64_t k = kg * ntap, toff[ONX_MAX_TAPS], ldb = n + 5 + 2 * ntap, ldc = seg + 2, ld_seg = m * ldc + 7;
+    for (int t = 0; t < ntap; t++) toff[t] = 2 * t; /* taps: B shifted by 2 floats each */
+    int64_t nseg = (n + seg - 1) / seg;
+    float *a = randv(r, (size_t)(m * k)), *b = randv(r, (size_t)(kg * ldb)), *bias = randv(r, (size_t)m);
+    float *c = calloc((size_t)(nseg * ld_seg), sizeof(float)), *ap = malloc(sizeof(float) * onx_pack_a_len(kn, m, k));
+    float *work = malloc(sizeof(float) * onx_sgemm_work());
+    assert_true(c && ap && work);
+    onx_pack_a(kn, a, m, k, ap);
+    src_t s = {b, ldb};
+    onx_cmap cm = {c, ldc, seg, ld_seg};
+    float lo = -0.3f, hi = 0.4f;
+    onx_sgemm(kn, m, n, kg, ntap, ntap > 1 ? toff : NULL, ap, copy ? copied : in_place, &s, &cm, m % 2 ? bias : NULL,
+              act, lo, hi, work);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double acc = m % 2 ? bias[i] : 0.0, mag = fabs(acc);
+            for (int t = 0; t < ntap; t++)
+                for (int64_t q = 0; q < kg; q++) {
+                    double p = (double)a[i * k + t * kg + q] * b[q * ldb + (ntap > 1 ? toff[t] : 0) + j];
+                    acc += p, mag += fabs(p);
+                }
+            float want = act_of(act, acc, lo, hi), got = c[j / seg * ld_seg + i * ldc + j % seg];
+            if (fabsf(got - want) > 1e-5f * (float)mag + 1e-6f)
+                fail_msg("kernel %d m %lld n %lld kg %lld taps %d seg %lld: C[%lld][%lld] = %g, want %g", (int)kn,
+                         (long long)m, (long long)n, (long long)kg, ntap, (long long)seg, (long long)i, (long long)j,
+                         got, want);
+        }
+    /* the gaps between rows and segments stay untouched */
+    for (int64_t sg = 0; sg < nseg; sg++)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = seg; j < ldc; j++) assert_true(c[sg * ld_seg + i * ldc + j] == 0.0f);
+    free(a), free(b), free(bias), free(c), free(ap), free(work);
+}
+
+static void test_sgemm(void **state) {
+    (void)state;
+    onx_kern best = onx_sgemm_best();
+    if (best == ONX_K_NONE) skip();
+    uint64_t r[4];
+    rng_seed(7, r);
+    static const int64_t ns[] = {1, 7, 8, 9, 16, 17, 24, 25, 31, 32, 33, 49, 100, 481, 1000};
+    static const int64_t ms[] = {1, 5, 6, 8, 13, 64};
+    for (int kn = ONX_K_AVX2; kn <= (int)best; kn++)
+        for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
+            for (size_t im = 0; im < sizeof ms / sizeof ms[0]; im++) {
+                int64_t n = ns[in], m = ms[im];
+                one_case((onx_kern)kn, r, m, n, 3 + (int64_t)in % 5, 1, n, (int)(in + im) % 2, (onx_act)(im % 3));
+                one_case((onx_kern)kn, r, m, n, 5, 9, n, 0, ONX_ACT_RELU);           /* taps */
+                one_case((onx_kern)kn, r, m, n, 4, 1, 7, (int)in % 2, ONX_ACT_NONE); /* segments */
+            }
+    for (int kn = ONX_K_AVX2; kn <= (int)best; kn++) { /* several depth blocks, several column blocks */
+        one_case((onx_kern)kn, r, 20, 600, 700, 1, 600, 0, ONX_ACT_CLIP);
+        one_case((onx_kern)kn, r, 9, 300, 100, 7, 300, 0, ONX_ACT_NONE);
+        one_case((onx_kern)kn, r, 16, 1100, 33, 1, 196, 1, ONX_ACT_RELU);
+    }
+}
+
+/* Depthwise: one channel against the direct loop, for the geometries onx_dw takes. */
+static void test_depthwise(void **state) {
+    (void)state;
+    typedef struct {
+        int64_t h, w, kh, kw, s0, s1, d0, pb0, pb1, pe0, pe1;
+    } geo;
+    static const geo cases[] = {
+        {14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1}, {15, 17, 3, 3, 2, 2, 1, 1, 1, 1, 1}, {16, 16, 3, 3, 2, 2, 1, 0, 0, 1, 1},
+        {9, 23, 5, 5, 2, 2, 1, 2, 2, 2, 2},  {7, 7, 3, 3, 1, 1, 2, 2, 1, 2, 1},   {5, 40, 1, 7, 1, 1, 1, 0, 3, 0, 3},
+        {4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},   {33, 9, 3, 3, 1, 2, 1, 1, 1, 1, 1},
+    };
+    uint64_t r[4];
+    rng_seed(11, r);
+    int ran = 0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const geo *g = &cases[ci];
+        onx_win w = {
+            2, {g->kh, g->kw}, {g->s0, g->s1}, {g->d0, 1}, {g->pb0, g->pb1}, {g->pe0, g->pe1}, {g->h, g->w}, {0, 0}};
+        for (int i = 0; i < 2; i++) {
+            int64_t ext = (w.k[i] - 1) * w.d[i] + 1;
+            w.out[i] = (w.in[i] + w.pb[i] + w.pe[i] - ext) / w.s[i] + 1;
+        }
+        if (!onx_dw_ok(&w)) continue;
+        ran++;
+        float *x = randv(r, (size_t)(g->h * g->w)), *wk = randv(r, (size_t)(g->kh * g->kw));
+        float *y = malloc(sizeof(float) * (size_t)(w.out[0] * w.out[1] + 1)),
+              *work = malloc(sizeof(float) * onx_dw_work(&w));
+        assert_true(y && work);
+        y[w.out[0] * w.out[1]] = 42.0f; /* must survive: nothing written past the output */
+        onx_act act = (onx_act)(ci % 3);
+        onx_dw(x, wk, 0.25f, &w, y, act, -0.5f, 0.5f, work);
+        for (int64_t oy = 0; oy < w.out[0]; oy++)
+            for (int64_t ox = 0; ox < w.out[1]; ox++) {
+                double acc = 0.25;
+                for (int64_t i = 0; i < g->kh; i++)
+                    for (int64_t j = 0; j < g->kw; j++) {
+                        int64_t iy = oy * g->s0 - g->pb0 + i * g->d0, ix = ox * g->s1 - g->pb1 + j;
+                        if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w)
+                            acc += (double)wk[i * g->kw + j] * x[iy * g->w + ix];
+                    }
+                float want = act_of(act, acc, -0.5f, 0.5f), got = y[oy * w.out[1] + ox];
+                if (fabsf(got - want) > 1e-5f)
+                    fail_msg("depthwise case %zu: y[%lld][%lld] = %g, want %g", ci, (long long)oy, (long long)ox, got,
+                             want);
+            }
+        assert_true(y[w.out[0] * w.out[1]] == 42.0f);
+        free(x), free(wk), free(y), free(work);
+    }
+    if (!ran) skip();
+}
+
+static void test_deinterleave(void **state) {
+    (void)state;
+    for (int64_t n = 0; n < 40; n++) {
+        float line[80], e[40], o[40];
+        for (int i = 0; i < 80; i++) line[i] = (float)i;
+        onx_deinterleave2(line, n, e, o);
+        for (int64_t u = 0; u < n; u++) {
+            assert_true(e[u] == (float)(2 * u));
+            assert_true(o[u] == (float)(2 * u + 1));
+        }
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sgemm),
+        cmocka_unit_test(test_depthwise),
+        cmocka_unit_test(test_deinterleave),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
