@@ -1,10 +1,10 @@
 /* knn.c - exact k-nearest-neighbour search: float GEMM filter, double rescoring. */
 #include "knn.h"
+#include "knn_int.h"
 
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,50 +23,19 @@
  * heap's largest v, so its true distance is at least d(T) - E, E a rigorous
  * bound on the float error (|fl(q.g) - q.g| <= gamma_dim |q||g|, Higham,
  * whatever the summation order, times 3 for the rounding of the norms and of
- * v). When the k-th rescored distance is strictly below d(T) - E no excluded
- * row can displace or tie it and the answer is exactly the double
- * brute-force one. When that check fails (designed ties, many duplicates, a
- * zero query under cosine) the query is answered by an exact double scan of
- * the whole gallery. Memory is O(block_q * block_g + block_q * kc) per
- * thread whatever nq * ng is. */
+ * v; plus dim + 8 times 2^-146 for products and sums that fall below float's
+ * normal range, which the relative bound does not cover). When the k-th rescored distance is strictly below d(T) - E no
+ * excluded row can displace or tie it and the answer is exactly the double brute-force one. When that check fails
+ * (designed ties, many duplicates, a zero query under cosine) the query is answered by an exact double scan of the
+ * whole gallery. Memory is O(block_q * block_g + block_q * kc) per thread whatever nq * ng is. */
 
 #define KNN_BLOCK_Q 1024
 #define KNN_BLOCK_G 512
 #define KNN_HEAP_BYTES ((size_t)4 << 20) /* per thread, caps block_q for big k */
 #define KNN_MAX_NORM2 1e30               /* beyond this float products may overflow */
 #define KNN_U (1.0 / 16777216.0)         /* float unit roundoff 2^-24 */
-
-typedef struct {
-    float v;
-    int64_t i;
-} kent; /* approximate heap entry */
-
-typedef struct {
-    double d;   /* final distance */
-    double pre; /* before the square root (euclidean), else = d */
-    int64_t i;
-} kcand;
-
-typedef struct {
-    dist_metric m;
-    const float *q, *g;
-    size_t nq, ng, dim, k, kc, bq, bg;
-    const int64_t *labels;
-    int use_filter;
-    int64_t filter;
-    size_t n_elig;
-    const float *gadd; /* L2: |g|^2 as float */
-    const float *gmul; /* cosine: 1/|g| as float, 0 for zero rows */
-    double gmax;       /* max |g|^2 over the gallery */
-    int direct_all;    /* norms too large for float GEMM */
-    knn_hit *out;
-    /* shared work queue and status */
-    pthread_mutex_t mu;
-    size_t next_block;
-    int rc;
-    tr_err err;
-    size_t n_fallback;
-} knn_job;
+#define KNN_I8_MIN_Q 32                  /* auto: batches from which packing the gallery pays */
+#define KNN_I8_MAX_K 1024                /* auto: beyond, the candidates are most of the gallery */
 
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #define KNN_CLONES __attribute__((target_clones("avx2", "default")))
@@ -136,10 +105,6 @@ static int kcand_less(const kcand *a, const kcand *b) {
     return a->d < b->d || (a->d == b->d && a->i < b->i);
 }
 
-static int eligible(const knn_job *j, size_t row) {
-    return !j->use_filter || j->labels[row] == j->filter;
-}
-
 /* Offer one row of the tile to a query's heap, turning c[e] into the
  * ordering value on the fly: mode 0 v = c + aux (L2), 1 v = c * aux
  * (cosine), 2 v = c (dot). Eight rows at a time are rejected with one vector
@@ -149,13 +114,17 @@ typedef int i8 __attribute__((vector_size(32)));
 
 static inline __attribute__((always_inline)) void offer(const knn_job *j, float v, size_t row, kent *h, size_t *hn,
                                                         float *thr) {
-    if (!(v < *thr) || !eligible(j, row)) return;
+    if (!(v < *thr) || !knn_eligible(j, row)) return;
     kent ke = {v, (int64_t)row};
     if (*hn < j->kc)
         kheap_push(h, hn, ke);
     else
         kheap_replace_top(h, *hn, ke);
     if (*hn == j->kc) *thr = h[0].v;
+}
+
+void knn_offer(const knn_job *j, float v, size_t row, kent *h, size_t *hn, float *thr) {
+    offer(j, v, row, h, hn, thr);
 }
 
 /* Macros, not functions: 32-byte vectors cannot cross a non-AVX call ABI. */
@@ -245,7 +214,7 @@ static void exact_one(const knn_job *j, const float *q, size_t row, kcand *c) {
 static size_t exact_scan(const knn_job *j, const float *q, kcand *h) {
     size_t n = 0, k = j->k;
     for (size_t row = 0; row < j->ng; row++) {
-        if (!eligible(j, row)) continue;
+        if (!knn_eligible(j, row)) continue;
         kcand e;
         exact_one(j, q, row, &e);
         size_t c;
@@ -294,19 +263,20 @@ static int finish_query(const knn_job *j, size_t qi, const kent *h, size_t hn, k
     if (hn == j->kc && j->n_elig > j->kc && n > 0) {
         /* some eligible rows were left out: certify */
         double tv = h[0].v, td, bound, c = 3.0 * ((double)j->dim + 8.0) * KNN_U;
+        double uf = ((double)j->dim + 8.0) * 0x1p-146; /* underflow, absolute, in v's units */
         switch (j->m) {
         case DIST_COSINE:
             if (qn == 0) goto exact;
             td = 1.0 + tv / sqrt(qn);
-            bound = c;
+            bound = c + (j->gmin > 0 ? uf / sqrt(qn * j->gmin) : 0); /* v = c / |g|, d = 1 + v / |q| */
             break;
         case DIST_DOT:
             td = tv;
-            bound = c * sqrt(qn * j->gmax);
+            bound = c * sqrt(qn * j->gmax) + uf;
             break;
         default:
             td = qn + tv;
-            bound = c * (qn + j->gmax);
+            bound = c * (qn + j->gmax) + 3 * uf;
             break;
         }
         double worst = 0;
@@ -332,9 +302,11 @@ typedef struct {
     kent *heaps;
     size_t *hn;
     kcand *cand;
+    knn_i8_scratch *i8;
 } knn_scratch;
 
 static void scratch_free(knn_scratch *s) {
+    knn_i8_scratch_free(s->i8);
     free(s->tile);
     free(s->heaps);
     free(s->hn);
@@ -345,23 +317,28 @@ static int scratch_alloc(const knn_job *j, knn_scratch *s) {
     size_t nc = j->kc > j->k ? j->kc : j->k;
     memset(s, 0, sizeof *s);
     /* sizes were checked for overflow in knn_search */
-    s->tile = malloc(j->bq * j->bg * sizeof *s->tile);
+    if (j->i8 == NULL) s->tile = malloc(j->bq * j->bg * sizeof *s->tile);
     s->heaps = malloc(j->bq * (j->kc ? j->kc : 1) * sizeof *s->heaps);
     s->hn = malloc(j->bq * sizeof *s->hn);
     s->cand = malloc(nc * sizeof *s->cand);
-    if (!s->tile || !s->heaps || !s->hn || !s->cand) {
+    if ((!j->i8 && !s->tile) || !s->heaps || !s->hn || !s->cand || (j->i8 && knn_i8_scratch_new(j, &s->i8) != TR_OK)) {
         scratch_free(s);
         return TR_ENOMEM;
     }
     return TR_OK;
 }
 
-static size_t run_block(const knn_job *j, knn_scratch *s, size_t q0) {
-    size_t bq = j->nq - q0 < j->bq ? j->nq - q0 : j->bq, fell = 0;
+/* One query block; *fell counts the queries the exact scan answered. */
+static int run_block(const knn_job *j, knn_scratch *s, size_t q0, size_t *fell) {
+    size_t bq = j->nq - q0 < j->bq ? j->nq - q0 : j->bq;
     const float *qb = j->q + q0 * j->dim;
     float alpha = (j->m == DIST_SQEUCLIDEAN || j->m == DIST_EUCLIDEAN) ? -2.0f : -1.0f;
     memset(s->hn, 0, bq * sizeof *s->hn);
-    for (size_t g0 = 0; !j->direct_all && j->kc > 0 && g0 < j->ng; g0 += j->bg) {
+    if (j->i8 && j->kc > 0) {
+        int rc = knn_i8_block(j, j->i8, s->i8, q0, bq, s->heaps, s->hn);
+        if (rc != TR_OK) return rc;
+    }
+    for (size_t g0 = 0; !j->i8 && !j->direct_all && j->kc > 0 && g0 < j->ng; g0 += j->bg) {
         size_t bg = j->ng - g0 < j->bg ? j->ng - g0 : j->bg;
         const float *gb = j->g + g0 * j->dim;
         if (bq == 1)
@@ -374,8 +351,8 @@ static size_t run_block(const knn_job *j, knn_scratch *s, size_t q0) {
             scan_row(j, s->tile + i * bg, g0, bg, s->heaps + i * j->kc, &s->hn[i]);
         }
     }
-    for (size_t i = 0; i < bq; i++) fell += (size_t)finish_query(j, q0 + i, s->heaps + i * j->kc, s->hn[i], s->cand);
-    return fell;
+    for (size_t i = 0; i < bq; i++) *fell += (size_t)finish_query(j, q0 + i, s->heaps + i * j->kc, s->hn[i], s->cand);
+    return TR_OK;
 }
 
 static void *worker(void *arg) {
@@ -395,7 +372,12 @@ static void *worker(void *arg) {
         int stop = j->rc != TR_OK;
         pthread_mutex_unlock(&j->mu);
         if (stop || b * j->bq >= j->nq) break;
-        fell += run_block(j, &s, b * j->bq);
+        if (run_block(j, &s, b * j->bq, &fell) != TR_OK) {
+            pthread_mutex_lock(&j->mu);
+            if (j->rc == TR_OK) j->rc = tr_seterr(&j->err, TR_ENOMEM, "", "knn: cannot grow a candidate list");
+            pthread_mutex_unlock(&j->mu);
+            break;
+        }
     }
     pthread_mutex_lock(&j->mu);
     j->n_fallback += fell;
@@ -409,12 +391,14 @@ int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t 
     knn_opts o0;
     knn_job j;
     float *gbuf = NULL;
+    knn_i8 *pk = NULL;
     pthread_t *tids = NULL;
     int rc = TR_OK, threads, mu_ok = 0;
     size_t nthr = 0, tmp;
     memset(&o0, 0, sizeof o0);
     if (opts == NULL) opts = &o0;
     if (opts->n_fallback) *opts->n_fallback = 0;
+    if (opts->int8_used) *opts->int8_used = 0;
     if ((unsigned)m >= DIST_COUNT) return tr_seterr(err, TR_EINVAL, "metric", "unknown metric %d", (int)m);
     if (k == 0) return tr_seterr(err, TR_EINVAL, "k", "k must be at least 1");
     if (dim == 0 || dim > INT_MAX) return tr_seterr(err, TR_EINVAL, "dim", "dimension %zu is out of range", dim);
@@ -435,7 +419,7 @@ int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t 
             return tr_seterr(err, TR_EINVAL, f, "query %zu has a value that is not finite", i);
         }
     }
-    for (size_t r = 0; r < ng; r++) j.n_elig += (size_t)eligible(&j, r);
+    for (size_t r = 0; r < ng; r++) j.n_elig += (size_t)knn_eligible(&j, r);
     j.kc = (k < SIZE_MAX / 4 ? k + k / 8 : SIZE_MAX / 2) + 4;
     if (j.kc > j.n_elig) j.kc = j.n_elig;
 
@@ -459,6 +443,7 @@ int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t 
                 goto fail;
             }
             if (s > j.gmax) j.gmax = s;
+            if (s > 0 && (j.gmin == 0 || s < j.gmin)) j.gmin = s;
             if (m == DIST_COSINE)
                 gbuf[r] = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
             else if (need_buf)
@@ -493,6 +478,11 @@ int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t 
         goto fail;
     }
 
+    if (opts->int8_pass >= 0 && !j.direct_all && j.kc > 0 && knn_i8_ok(&j) &&
+        (opts->int8_pass > 0 || (nq >= KNN_I8_MIN_Q && k <= KNN_I8_MAX_K))) {
+        if ((rc = knn_i8_new(&j, &pk, err)) != TR_OK) goto fail;
+        j.i8 = pk;
+    }
     if (pthread_mutex_init(&j.mu, NULL) != 0) {
         rc = tr_seterr(err, TR_ENOMEM, "", "knn: cannot create a mutex");
         goto fail;
@@ -515,10 +505,12 @@ int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t 
         goto fail;
     }
     if (opts->n_fallback) *opts->n_fallback = j.n_fallback;
+    if (opts->int8_used) *opts->int8_used = j.i8 != NULL;
 fail:
     if (mu_ok) pthread_mutex_destroy(&j.mu);
     free(tids);
     free(gbuf);
+    knn_i8_free(pk);
     return rc;
 }
 

@@ -24,6 +24,11 @@ typedef struct {
                                 1024 x 512); small values for tests */
     size_t *n_fallback;      /* out, may be NULL: queries answered by the
                                 exact double scan (see knn.c) */
+    int int8_pass;           /* 0: an int8 first pass picks the candidates
+                                when the CPU has AVX-512 VNNI and the batch
+                                is big enough (knn_i8.c); 1: whenever the CPU
+                                can; -1: never */
+    int *int8_used;          /* out, may be NULL: 1 when the int8 pass ran */
 } knn_opts;
 
 /* For each of nq queries (row-major nq x dim) find the k nearest of the ng
@@ -39,6 +44,10 @@ typedef struct {
  * or gallery row, filter without labels ("filter_label"); TR_ENOMEM. */
 int knn_search(dist_metric m, const float *q, size_t nq, const float *g, size_t ng, size_t dim, size_t k,
                const knn_opts *opts, knn_hit *out, tr_err *err);
+
+/* 1 when this CPU runs knn_search's int8 first pass (x86-64 with AVX-512
+ * VNNI), else 0. */
+int knn_int8_available(void);
 
 /* Majority label among one query's hits (hits[0..k), sorted as knn_search
  * leaves them; index -1 entries are ignored): the label with the most hits,

@@ -1,5 +1,6 @@
 /* test_knn.c - knn_search against a brute-force double reference: every
- * metric, designed ties, duplicates, zero vectors, filters, block edges. */
+ * metric, designed ties, duplicates, zero vectors, filters, block edges; the
+ * whole group runs twice, with the float GEMM pass and with the int8 pass. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "knn.h"
 
 static uint64_t rng_state;
+static int int8_pass;     /* knn_opts.int8_pass for every search of the group */
 static double rnd(void) { /* uniform in [-1, 1) */
     rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
     return (double)(rng_state >> 11) / (double)(1ULL << 52) - 1.0;
@@ -65,8 +67,19 @@ static void check(dist_metric m, const float *q, size_t nq, const float *g, size
     assert_non_null(out);
     assert_non_null(ref);
     tr_err err;
-    int rc = knn_search(m, q, nq, g, ng, dim, k, o, out, &err);
+    knn_opts oc;
+    memset(&oc, 0, sizeof oc);
+    if (o) oc = *o;
+    if (oc.int8_pass == 0) oc.int8_pass = int8_pass;
+    int used = -1;
+    oc.int8_used = &used;
+    int rc = knn_search(m, q, nq, g, ng, dim, k, &oc, out, &err);
     if (rc != TR_OK) fail_msg("knn_search: %s", err.msg);
+    size_t n_elig = 0;
+    for (size_t b = 0; b < ng; b++) n_elig += !oc.use_filter || oc.labels[b] == oc.filter_label;
+    if (nq > 0 && n_elig > 0 && oc.int8_pass > 0 && knn_int8_available() && dim <= 1024 && used != 1)
+        fail_msg("the int8 pass did not run");
+    if (oc.int8_pass < 0) assert_int_equal(used, 0);
     for (size_t a = 0; a < nq; a++) {
         size_t n = 0;
         for (size_t b = 0; b < ng; b++) {
@@ -137,7 +150,7 @@ static void test_golden_numpy(void **state) {
         assert_true(gs->nq <= 16);
         for (int m = 0; m < DIST_COUNT; m++)
             for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
-                knn_opts o = {.threads = 2, .block_q = blocks[b][0], .block_g = blocks[b][1]};
+                knn_opts o = {.threads = 2, .block_q = blocks[b][0], .block_g = blocks[b][1], .int8_pass = int8_pass};
                 tr_err err;
                 if (knn_search((dist_metric)m, gs->q, (size_t)gs->nq, gs->g, (size_t)gs->ng, (size_t)gs->dim, GK_K, &o,
                                out, &err) != TR_OK)
@@ -296,6 +309,70 @@ static void test_empty_and_errors(void **state) {
     assert_int_equal(out[1].index, 1);
 }
 
+/* Edges of the int8 pass: gallery sizes around its 16-row groups, 64-row
+ * blocks and 1024-row tiles, dims around its 4-dim steps and 16-float
+ * vectors, query counts around its quads of queries, k past the gallery. */
+static void test_int8_edges(void **state) {
+    (void)state;
+    static const size_t ngs[] = {1, 15, 17, 64, 65, 1023, 1025, 2100};
+    static const size_t dims[] = {1, 3, 4, 17, 128, 130};
+    rng_state = 5;
+    for (size_t a = 0; a < sizeof ngs / sizeof ngs[0]; a++)
+        for (size_t b = 0; b < sizeof dims / sizeof dims[0]; b++) {
+            size_t ng = ngs[a], dim = dims[b], nq = 1 + (a + b) % 6;
+            float *q = rand_mat(nq, dim, 1.0), *g = rand_mat(ng, dim, 1.0);
+            for (int m = 0; m < DIST_COUNT; m++) {
+                size_t fb = 99;
+                knn_opts o = {.threads = 1 + (int)((a + b + (size_t)m) % 2), .n_fallback = &fb};
+                check((dist_metric)m, q, nq, g, ng, dim, 10, &o);
+                if (dim > 3) assert_int_equal(fb, 0); /* random data: certified, no exact scan */
+                check((dist_metric)m, q, nq, g, ng, dim, 1, &o);
+                if (ng < 100) check((dist_metric)m, q, nq, g, ng, dim, ng + 2, &o);
+            }
+            free(q);
+            free(g);
+        }
+}
+
+/* Error bounds across magnitudes: rows and queries from 1e-30 to 1e14
+ * (squares still below the float pass's limit; products of two tiny ones
+ * underflow in float), subnormal rows, zero rows and a zero query, and
+ * clusters of near-duplicates such as trained embeddings form, where the
+ * int8 pass's candidates are many and close. */
+static void test_scales(void **state) {
+    (void)state;
+    rng_state = 21;
+    size_t dim = 24, ng = 1500, nq = 11;
+    float *g = rand_mat(ng, dim, 1.0), *q = rand_mat(nq, dim, 1.0), *c = rand_mat(10, dim, 1.0);
+    static const double scales[] = {1e-30, 1e-3, 1, 1e5, 1e14};
+    for (size_t i = 0; i < ng; i++) {
+        float *r = g + i * dim;
+        if (i % 3 == 0) /* a cluster member: a centre plus 1e-3 noise */
+            for (size_t e = 0; e < dim; e++) r[e] = c[(i / 3) % 10 * dim + e] + (float)(1e-3 * rnd());
+        else if (i % 3 == 1)
+            for (size_t e = 0; e < dim; e++) r[e] = (float)(r[e] * scales[i / 3 % 5]);
+        if (i % 101 == 0) memset(r, 0, dim * sizeof *r);
+        if (i % 103 == 0) r[i % dim] = 1e-41f; /* a subnormal row */
+    }
+    for (size_t i = 0; i < nq; i++) {
+        float *r = q + i * dim;
+        if (i < 5)
+            for (size_t e = 0; e < dim; e++) r[e] = c[i * dim + e] + (float)(1e-4 * rnd());
+        else if (i < 10)
+            for (size_t e = 0; e < dim; e++) r[e] = (float)(r[e] * scales[i - 5]);
+        else
+            memset(r, 0, dim * sizeof *r);
+    }
+    for (int m = 0; m < DIST_COUNT; m++)
+        for (size_t k = 1; k <= 41; k += 20) {
+            knn_opts o = {.threads = 2, .block_q = 3};
+            check((dist_metric)m, q, nq, g, ng, dim, k, &o);
+        }
+    free(g);
+    free(q);
+    free(c);
+}
+
 static void test_vote(void **state) {
     (void)state;
     int64_t lab[6] = {3, 1, 3, 1, 2, 9};
@@ -320,6 +397,7 @@ static void test_vote(void **state) {
 int main(void) {
     /* threads = 2 runs two workers only with OpenBLAS single-threaded */
     openblas_set_num_threads(1);
+    int failed = 0;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_all_metrics),
         cmocka_unit_test(test_precomputed_norms),
@@ -330,6 +408,12 @@ int main(void) {
         cmocka_unit_test(test_vote),
         cmocka_unit_test(test_default_tiles),
         cmocka_unit_test(test_golden_numpy),
+        cmocka_unit_test(test_int8_edges),
+        cmocka_unit_test(test_scales),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    for (int pass = -1; pass <= 1; pass += 2) { /* the float pass, then the int8 pass where the CPU has it */
+        int8_pass = pass;
+        failed += cmocka_run_group_tests_name(pass < 0 ? "float pass" : "int8 pass", tests, NULL, NULL);
+    }
+    return failed ? 1 : 0;
 }
