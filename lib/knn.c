@@ -257,6 +257,8 @@ static int finish_query(const knn_job *j, size_t qi, const kent *h, size_t hn, k
     if (j->direct_all) goto exact;
     double qn = sum_sq(q, j->dim);
     if (!(qn < KNN_MAX_NORM2)) goto exact;
+    for (size_t e = 0; e < hn; e++) /* the rows left the cache long ago: fetch them all at once */
+        for (size_t o = 0; o < j->dim; o += 16) __builtin_prefetch(j->g + (size_t)h[e].i * j->dim + o);
     for (size_t e = 0; e < hn; e++) exact_one(j, q, (size_t)h[e].i, &cand[e]);
     qsort(cand, hn, sizeof *cand, kcand_cmp);
     n = hn < k ? hn : k;

@@ -273,7 +273,12 @@ static float beta0(const knn_job *j, const knn_i8 *p, double eq, double qt, doub
 /* a + b rounded up (for thresholds that must not fall below the real sum) */
 static float add_up(float a, float b) {
     float s = a + b;
-    return s < INFINITY ? nextafterf(s, INFINITY) : s;
+    if (!(s < INFINITY)) return s;
+    uint32_t w; /* the next float up, without a libm call on this path */
+    memcpy(&w, &s, sizeof w);
+    w = (w & 0x7fffffffu) == 0 ? 1u : w >> 31 ? w - 1 : w + 1;
+    memcpy(&s, &w, sizeof s);
+    return s;
 }
 
 /* Bounded max-heap of k floats. */
@@ -394,29 +399,29 @@ I8_TARGET static void i8_block(const knn_i8 *p, knn_i8_scratch *s, size_t qr, si
     i8_tests(p, s, qr, blk * I8_ROWS, acc);
 }
 
-/* Float dot product, any summation order (knn.c's bound allows it). */
-I8_TARGET static float dotf(const float *a, const float *b, size_t n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0;
-    size_t e = 0;
-    for (; e + 32 <= n; e += 32) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + e), _mm512_loadu_ps(b + e), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + e + 16), _mm512_loadu_ps(b + e + 16), s1);
+/* Four float dot products of q with rows r[0..3], any summation order
+ * (knn.c's bound allows it): four independent chains hide the latency. */
+I8_TARGET static void dot4(const float *q, const float *const *r, size_t n, float *out) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t e = 0; e < n; e += 16) {
+        __mmask16 m = n - e >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - e)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(m, q + e);
+        s0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r[0] + e), s0);
+        s1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r[1] + e), s1);
+        s2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r[2] + e), s2);
+        s3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r[3] + e), s3);
     }
-    for (; e + 16 <= n; e += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + e), _mm512_loadu_ps(b + e), s0);
-    if (e < n) {
-        __mmask16 m = (__mmask16)((1u << (n - e)) - 1);
-        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + e), _mm512_maskz_loadu_ps(m, b + e), s1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    out[0] = _mm512_reduce_add_ps(s0);
+    out[1] = _mm512_reduce_add_ps(s1);
+    out[2] = _mm512_reduce_add_ps(s2);
+    out[3] = _mm512_reduce_add_ps(s3);
 }
 #else
 static void i8_block(const knn_i8 *p, knn_i8_scratch *s, size_t qr, size_t blk) {
     (void)p, (void)s, (void)qr, (void)blk; /* never called: knn_i8_ok() is 0 */
 }
-static float dotf(const float *a, const float *b, size_t n) {
-    float d = 0;
-    for (size_t e = 0; e < n; e++) d += a[e] * b[e];
-    return d;
+static void dot4(const float *q, const float *const *r, size_t n, float *out) {
+    (void)q, (void)r, (void)n, (void)out; /* never called: knn_i8_ok() is 0 */
 }
 #endif
 
@@ -429,15 +434,27 @@ static float dotf(const float *a, const float *b, size_t n) {
 static void flush(const knn_job *j, i8query *qq, const float *q, kent *h, size_t *hn) {
     int l2 = j->m == DIST_SQEUCLIDEAN || j->m == DIST_EUCLIDEAN;
     float alpha = l2 ? -2.0f : -1.0f, thr = *hn == j->kc ? h[0].v : INFINITY;
-    float skip = *hn == j->kc ? add_up(thr, qq->b0) : INFINITY;
-    for (size_t e = 0; e < qq->cn; e++) {
-        float x = qq->cv[e];
-        if (!(x < qq->thr) || x > skip) continue;
-        size_t row = qq->ci[e];
-        float c = alpha * dotf(q, j->g + row * j->dim, j->dim);
-        float v = l2 ? c + j->gadd[row] : j->m == DIST_COSINE ? c * j->gmul[row] : c;
-        knn_offer(j, v, row, h, hn, &thr);
+    float skip = *hn == j->kc ? add_up(thr, qq->b0) : INFINITY, c[4];
+    const float *r[4];
+    size_t rows[4], nb = 0;
+    for (size_t e = 0; e <= qq->cn; e++) {
+        if (e < qq->cn) { /* gather four, score them together */
+            float x = qq->cv[e];
+            if (!(x < qq->thr) || x > skip) continue;
+            rows[nb] = qq->ci[e];
+            r[nb] = j->g + rows[nb] * j->dim;
+            if (++nb < 4) continue;
+        }
+        if (nb == 0) break;
+        for (size_t f = nb; f < 4; f++) r[f] = r[0];
+        dot4(q, r, j->dim, c);
+        for (size_t f = 0; f < nb; f++) {
+            float x = alpha * c[f];
+            float v = l2 ? x + j->gadd[rows[f]] : j->m == DIST_COSINE ? x * j->gmul[rows[f]] : x;
+            knn_offer(j, v, rows[f], h, hn, &thr);
+        }
         if (*hn == j->kc) skip = add_up(thr, qq->b0);
+        nb = 0;
     }
     qq->cn = 0;
 }
