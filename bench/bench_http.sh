@@ -188,6 +188,10 @@ cp "$work/p999.lua" "$work/get.lua"
 URL[healthz]="http://127.0.0.1:$port/healthz"
 PID[healthz]=${PID[tripletd]}
 LUA="$work/get.lua" measure healthz 64
+# rows per model forward over the whole run (requests of one event-loop pass share one)
+rows_per_forward=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '
+    /^tripletd_forward_batch_rows_sum/ { s = $2 } /^tripletd_forward_batch_rows_count/ { n = $2 }
+    END { if (n > 0) printf "%.1f", s / n; else print "?" }')
 
 # --- report
 f() { cut -d' ' -f"$2" <<<"${R[$1]}"; }
@@ -284,7 +288,9 @@ EOF
     echo "across the servers (and connection counts), the best round of each kept. One POST body"
     echo "with a $in_dim-d input ($(stat -c %s "$work/body.json") bytes), reply $size bytes. Model: \`$MODEL\`."
     echo "tripletd: \`--threads $THREADS\`, OpenBLAS 1 thread, access log on (json to a file;"
-    echo "lines gather for \`--log-flush\`, 10 ms by default, before one write)."
+    echo "lines gather for \`--log-flush\`, 10 ms by default, before one write); the embed requests"
+    echo "one pass of a worker's event loop reads share one forward (up to 16 rows; $rows_per_forward rows"
+    echo "per forward on average over this run, from \`tripletd_forward_batch_rows\`)."
     echo "FastAPI: uvicorn 1 worker, \`async def\` handler with a pydantic model, torch 1 thread;"
     echo "tuned = \`MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824"
     echo "OMP_WAIT_POLICY=PASSIVE\` (about twice as fast here: no page faults on fresh tensors,"
@@ -320,8 +326,8 @@ EOF
     echo "$(f "$(best_nginx 64)",64 6) µs. On 2 cores shared with wrk, req/s is bounded by the CPU"
     echo "the server and wrk need per request together. tripletd's HTTP floor (GET /healthz,"
     echo "same server): $(f healthz,64 6) µs per request at $(f healthz,64 1) req/s; the rest of an embed request is"
-    echo "the forward pass (784-256-128 sgemv streams the 0.8 MB of weights once per request:"
-    echo "about 11 µs per vector at batch 1 in \`bench/forward\`), the JSON parse of the"
+    echo "its share of a forward pass (784-256-128: about 11 µs for one vector, 4.9 µs per vector"
+    echo "in a batch of 4, as the weights stream from cache once per forward), the JSON parse of the"
     echo "784 numbers into one packed array (about 4.4 µs) and the reply's 128 floats."
     echo
     echo "Command: \`wrk -t1 -c{$(tr ' ' , <<<"$CONNS")} -d${DURATION}s --latency -s post.lua URL\` (post.lua sets"
