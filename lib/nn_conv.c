@@ -81,10 +81,38 @@ static void im2col(const nn_layer *L, const float *x, size_t n, size_t lo_s, siz
 }
 
 /* The adjoint of im2col: dx (zeroed here) += every column entry at its input position. */
-static void col2im(const nn_layer *L, const float *cols, size_t n, size_t lo_s, size_t hi_s, float *dx) {
+/* col2im for stride 1 and "same" padding, the adjoint of im2col_same: the wrapped columns of each row are zeroed in
+ * cols (the caller's scratch), then each (row, sample) is one shifted add into the input plane. */
+static void col2im_same(const nn_layer *L, float *cols, size_t n, size_t lo_s, size_t hi_s, float *dx) {
+    int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, p = L->pad;
+    size_t hw = (size_t)H * (size_t)W, ncol = n * hw;
+    for (int c = 0; c < C; c++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                float *row = cols + ((size_t)(c * k + ki) * (size_t)k + (size_t)kj) * ncol;
+                long off = (long)(ki - p) * W + (kj - p), lo = off < 0 ? -off : 0;
+                long hi = (long)hw - off < (long)hw ? (long)hw - off : (long)hw;
+                int sx = kj - p, xlo = sx < 0 ? -sx : 0, xhi = sx > 0 ? W - sx : W;
+                for (size_t smp = lo_s; smp < hi_s; smp++) {
+                    float *r = row + smp * hw;
+                    if (sx != 0)
+                        for (int oy = 0; oy < H; oy++) {
+                            for (int ox = 0; ox < xlo; ox++) r[oy * W + ox] = 0;
+                            for (int ox = xhi; ox < W; ox++) r[oy * W + ox] = 0;
+                        }
+                    if (hi > lo) vec_add(dx + (smp * (size_t)C + (size_t)c) * hw + lo + off, r + lo, (size_t)(hi - lo));
+                }
+            }
+}
+
+static void col2im(const nn_layer *L, float *cols, size_t n, size_t lo_s, size_t hi_s, float *dx) {
     int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, s = L->stride, p = L->pad, OH = L->outs.h, OW = L->outs.w;
     size_t hw = (size_t)H * (size_t)W, ohw = (size_t)OH * (size_t)OW, ncol = n * ohw;
     memset(dx + lo_s * (size_t)C * hw, 0, (hi_s - lo_s) * (size_t)C * hw * sizeof *dx);
+    if (s == 1 && OH == H && OW == W) {
+        col2im_same(L, cols, n, lo_s, hi_s, dx);
+        return;
+    }
     for (int c = 0; c < C; c++)
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
@@ -112,7 +140,7 @@ typedef struct {
     const nn_layer *L;
     size_t n;
     const float *x, *b, *src;
-    float *cols, *dst;
+    float *cols, *dst; /* backward: cols is dL/dcols, scratch that col2im may change */
 } conv_task;
 
 static void im2col_part(void *ctx, size_t lo, size_t hi) {
@@ -122,7 +150,7 @@ static void im2col_part(void *ctx, size_t lo, size_t hi) {
 
 static void col2im_part(void *ctx, size_t lo, size_t hi) {
     conv_task *t = ctx;
-    col2im(t->L, t->src, t->n, lo, hi, t->dst);
+    col2im(t->L, t->cols, t->n, lo, hi, t->dst);
 }
 
 /* [OC][n*ohw] (src) -> [n][OC][ohw] (dst), adding the bias when there is one. */
@@ -174,7 +202,7 @@ void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, cons
                         0.0f, dcols + (size_t)g * (size_t)CKg * ncol, (int)ncol);
     }
     if (dx) {
-        t.src = dcols;
+        t.cols = dcols;
         t.dst = dx;
         par_for(p, n, col2im_part, &t);
     }
