@@ -195,10 +195,10 @@ static int check_images(const st_tensor *im, gal_gallery *g, tr_err *err) {
     return TR_OK;
 }
 
-static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
+/* The tensors' names, dtypes and shapes and the metadata; sets n and dim. */
+static int check_header(const st_file *f, gal_gallery *g, tr_err *err) {
     const st_tensor *e = st_find(f, "embeddings"), *l = st_find(f, "labels"), *id = st_find(f, "ids"),
                     *im = st_find(f, "images");
-    size_t bytes;
     int rc;
     for (size_t i = 0; i < st_count(f); i++) {
         const st_tensor *t = st_at(f, i);
@@ -248,7 +248,16 @@ static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
         memcpy(g->model_sha256, ms, 65);
     }
 
-    /* the header is sound: serve what the file holds in place, convert the rest */
+    return TR_OK;
+}
+
+/* Serve what the file holds in place when its dtype and alignment allow,
+ * convert the rest; the row norms in the same pass as the finite check. */
+static int map_data(const st_file *f, gal_gallery *g, tr_err *err) {
+    const st_tensor *e = st_find(f, "embeddings"), *l = st_find(f, "labels"), *id = st_find(f, "ids"),
+                    *im = st_find(f, "images");
+    size_t bytes;
+    int rc;
     if ((g->sqnorm = malloc(g->n * sizeof *g->sqnorm)) == NULL)
         return tr_seterr(err, TR_ENOMEM, "embeddings", "embeddings: cannot allocate %zu norms", g->n);
     const uint8_t *ep = st_data(f, e);
@@ -277,6 +286,11 @@ static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
     }
     if (id) return load_ids(st_data(f, id), id->len, g->n, g, err);
     return TR_OK;
+}
+
+static int gal_validate(const st_file *f, gal_gallery *g, tr_err *err) {
+    int rc = check_header(f, g, err);
+    return rc != TR_OK ? rc : map_data(f, g, err);
 }
 
 int gal_load(const char *path, gal_gallery **out, tr_err *err) {

@@ -485,6 +485,68 @@ static void *loop_main(void *arg) {
     return NULL;
 }
 
+/* TLS: the certificate callback, the priorities and the client CA (mTLS)
+ * as libmicrohttpd options; nothing without a certificate. */
+static void tls_options(const srv_http *h, unsigned int *flags, struct MHD_OptionItem *opts) {
+    int k = 0;
+    if (h->tls) {
+        *flags |= MHD_USE_TLS;
+        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, srv_tls_cert_callback()};
+        opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)SRV_TLS_PRIORITIES};
+        if (srv_tls_client_ca(h->tls))
+            opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)srv_tls_client_ca(h->tls)};
+    }
+    opts[k] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+}
+
+/* One daemon per worker thread on one port: the first binds (port 0: the
+ * kernel picks), the others join it. *port receives the port. */
+static int start_daemons(srv_http *h, const struct addrinfo *ai, unsigned int flags, struct MHD_OptionItem *tls_opts,
+                         int *port, tr_err *err) {
+    const srv_config *cfg = h->cfg;
+    struct sockaddr_storage addr;
+    memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+    *port = cfg->port;
+    if (cfg->port && port_taken(&addr, ai->ai_addrlen)) /* SO_REUSEPORT would share it with another server: refuse */
+        return tr_seterr(err, TR_EIO, "port", "cannot listen on %s port %d: %s", cfg->host, cfg->port,
+                         strerror(EADDRINUSE));
+    for (int i = 0; i < h->n; i++) {
+        if (ai->ai_family == AF_INET6)
+            ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)*port);
+        else
+            ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)*port);
+        errno = 0;
+        h->d[i] = MHD_start_daemon(
+            flags, (uint16_t)*port, on_accept, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, h,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
+            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+        if (!h->d[i])
+            return tr_seterr(err, TR_EIO, "port", "cannot listen on %s port %d: %s", cfg->host, *port,
+                             errno ? strerror(errno) : "libmicrohttpd refused to start");
+        if (i == 0) {
+            const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d[0], MHD_DAEMON_INFO_BIND_PORT);
+            if (di && di->port) *port = di->port;
+        }
+    }
+    return TR_OK;
+}
+
+/* The worker threads, each running its daemon's event loop. */
+static int start_loops(srv_http *h, tr_err *err) {
+    for (int i = 0; i < h->n; i++) {
+        http_loop *lp = &h->loop[i];
+        lp->h = h;
+        lp->d = h->d[i];
+        if (h->cfg->batch_max_rows > 1 && xb_new(h->cfg->batch_max_rows, &lp->xb, err) != TR_OK) return err->code;
+        if (pthread_create(&lp->th, NULL, loop_main, lp) != 0)
+            return tr_seterr(err, TR_ENOMEM, "threads", "cannot start HTTP worker thread %d", i + 1);
+        lp->started = 1;
+    }
+    return TR_OK;
+}
+
 int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err) {
     struct addrinfo hints, *ai = NULL;
     srv_http *h = calloc(1, sizeof *h);
@@ -508,69 +570,20 @@ int srv_http_start(const srv_config *cfg, srv_http **out, int *port, tr_err *err
     }
     unsigned int flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_EPOLL | MHD_USE_ERROR_LOG; /* our threads run the loops */
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem tls_opts[4] = {{MHD_OPTION_END, 0, NULL}};
+    struct MHD_OptionItem tls_opts[4];
     if (srv_tls_new(cfg, &h->tls, err) != TR_OK) goto fail;
+    tls_options(h, &flags, tls_opts);
     srv_conn_init(cfg->max_connections, cfg->max_connections_per_ip);
     if (!(h->dl = srv_dl_new(cfg->timeout))) {
         tr_seterr(err, TR_ENOMEM, "", "cannot start the request deadline thread");
         goto fail;
     }
-    if (h->tls) {
-        int k = 0;
-        flags |= MHD_USE_TLS;
-        tls_opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, srv_tls_cert_callback()};
-        tls_opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)SRV_TLS_PRIORITIES};
-        if (srv_tls_client_ca(h->tls))
-            tls_opts[k++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)srv_tls_client_ca(h->tls)};
-        tls_opts[k] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    }
-    struct sockaddr_storage addr;
-    memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
     h->n = cfg->threads > 0 ? cfg->threads : 1;
     if (!(h->d = calloc((size_t)h->n, sizeof *h->d)) || !(h->loop = calloc((size_t)h->n, sizeof *h->loop))) {
         tr_seterr(err, TR_ENOMEM, "", "out of memory");
         goto fail;
     }
-    *port = cfg->port;
-    if (cfg->port && port_taken(&addr, ai->ai_addrlen)) {
-        /* SO_REUSEPORT would let us share it with another server of this user: refuse instead */
-        tr_seterr(err, TR_EIO, "port", "cannot listen on %s port %d: %s", cfg->host, cfg->port, strerror(EADDRINUSE));
-        goto fail;
-    }
-    for (int i = 0; i < h->n; i++) {
-        /* the first daemon binds (port 0: the kernel picks); the others join its port */
-        if (ai->ai_family == AF_INET6)
-            ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)*port);
-        else
-            ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)*port);
-        errno = 0;
-        h->d[i] = MHD_start_daemon(
-            flags, (uint16_t)*port, on_accept, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, h,
-            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
-        if (!h->d[i]) {
-            tr_seterr(err, TR_EIO, "port", "cannot listen on %s port %d: %s", cfg->host, *port,
-                      errno ? strerror(errno) : "libmicrohttpd refused to start");
-            goto fail;
-        }
-        if (i == 0) {
-            const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d[0], MHD_DAEMON_INFO_BIND_PORT);
-            if (di && di->port) *port = di->port;
-        }
-    }
-    for (int i = 0; i < h->n; i++) {
-        http_loop *lp = &h->loop[i];
-        lp->h = h;
-        lp->d = h->d[i];
-        if (cfg->batch_max_rows > 1 && xb_new(cfg->batch_max_rows, &lp->xb, err) != TR_OK) goto fail;
-        if (pthread_create(&lp->th, NULL, loop_main, lp) != 0) {
-            tr_seterr(err, TR_ENOMEM, "threads", "cannot start HTTP worker thread %d", i + 1);
-            goto fail;
-        }
-        lp->started = 1;
-    }
+    if (start_daemons(h, ai, flags, tls_opts, port, err) != TR_OK || start_loops(h, err) != TR_OK) goto fail;
     freeaddrinfo(ai);
     *out = h;
     return TR_OK;
