@@ -70,19 +70,32 @@ endif
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 E2E_BIN  := $(E2E_SRC:tests/e2e/%.c=$(B)/tests/e2e/%)
 
-MODEL   ?= models/fashion-mnist.safetensors
-GALLERY ?= models/fashion-mnist.gallery.safetensors
+# The model `make run` serves: the CNN of models/README.md (`make model`).
+MODEL   ?= models/fashion-mnist-cnn.onnx
+GALLERY ?= models/fashion-mnist-cnn.gallery.safetensors
 PORT    ?= 8080
-# The shipped recipe (models/README.md): FaceNet semi-hard triplet hinge on an
-# L2-normalised 784-256-128 ReLU MLP, inputs x/255, PK batches 10 x 16, Adam.
+# The shipped CNN recipe (models/README.md): semi-hard triplet hinge on an
+# L2-normalised two-conv network with BatchNorm, inputs x/255, PK batches 10 x 16,
+# Adam with a cosine schedule. bench/bench_train_cnn.sh times the same recipe.
+CNN_MODEL ?= models/fashion-mnist-cnn.onnx
+CNN_ARCH  := conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,fc256,relu,fc128
+CNN_TRAIN_FLAGS ?= --arch $(CNN_ARCH) --input 1x28x28 --normalize --metric sqeuclidean --margin 0.2 \
+               --loss triplet --mining semi-hard --classes-per-batch 10 --samples-per-class 16 \
+               --epochs 5 --lr 1e-3 --lr-schedule cosine --seed 1 --threads 2
+# The MLP (models/fashion-mnist-mlp.md, `make model-mlp`): the same loss on an
+# L2-normalised 784-256-128 ReLU MLP, constant lr.
+MLP_MODEL ?= models/fashion-mnist.safetensors
 TRAIN_FLAGS ?= --arch 784-256-128 --activation relu --normalize --metric sqeuclidean --margin 0.2 \
                --loss triplet --mining semi-hard --classes-per-batch 10 --samples-per-class 16 \
                --epochs 10 --lr 1e-3 --seed 1 --threads 1
 EVAL_THREADS ?= 2
 OPEN_SET_MODEL ?= $(B)/models/fashion-mnist-open-set.safetensors
+CNN_OPEN_SET_MODEL ?= $(B)/models/fashion-mnist-cnn-open-set.onnx
+OPEN_SET_FLAGS := --classes 0,1,2,3,4,5,6,7 --classes-per-batch 8 --samples-per-class 20
+CNN_OPEN_SET_EPOCHS ?= 3
 
 .SECONDARY:
-.PHONY: all deps bench-deps docker-deps zoo-deps test-zoo test test-unit test-e2e test-docker run bench model clean format format-check help fuzz soak tests
+.PHONY: all deps bench-deps docker-deps zoo-deps test-zoo test test-unit test-e2e test-docker run bench model model-seeds model-mlp clean format format-check help fuzz soak tests
 
 all: $(TARGETS)
 
@@ -91,7 +104,9 @@ help:
 	@echo "make deps       install the Debian packages the build and tests need"
 	@echo "make test       deps + build + every test (SANITIZE=1 for ASan+UBSan; REQUIRE_ALL=0 lets a suite skip)"
 	@echo "make run        deps + build + start tripletd on the shipped model"
-	@echo "make model      train the shipped model (Fashion-MNIST)"
+	@echo "make model      train the shipped CNN (Fashion-MNIST) and write its card (models/README.md)"
+	@echo "make model-seeds  seeds 2 and 3 of the CNN recipe (models/cnn-seeds.json)"
+	@echo "make model-mlp  train the MLP (models/fashion-mnist-mlp.md)"
 	@echo "make bench      benchmarks against PyTorch, FastAPI, nginx, faiss -> BENCHMARKS.md"
 	@echo "make test-docker  build and run the container image with podman"
 	@echo "make soak       SOAK_SECONDS (600) of mixed traffic, reloads, hostile requests; then 2x load (429) and 5,000 idle connections -> build/soak/"
@@ -176,14 +191,45 @@ run: deps all
 	@if [ -x $(BIN)/tripletd ]; then B=$(B) BIN=$(BIN) MODEL=$(MODEL) GALLERY=$(GALLERY) PORT=$(PORT) server/run.sh; \
 	else $(BIN)/tripletctl inspect $(MODEL); fi
 
+# The shipped CNN, its open-set twin (trained on classes 0-7) and the card's figures.
 model: deps all
-	bin/tripletctl train --out $(MODEL) --svg models/learning-curve.svg --csv models/training.csv --name fashion-mnist $(TRAIN_FLAGS)
-	bin/tripletctl eval --model $(MODEL) --threads $(EVAL_THREADS) --json > models/eval.json
+	bin/tripletctl train --out $(CNN_MODEL) --svg models/cnn-learning-curve.svg --csv models/cnn-training.csv \
+	    --name fashion-mnist-cnn $(CNN_TRAIN_FLAGS)
+	bin/tripletctl eval --model $(CNN_MODEL) --threads $(EVAL_THREADS) --json > models/cnn-eval.json
+	@mkdir -p $(dir $(CNN_OPEN_SET_MODEL))
+	@# the untrained baseline (eval computes it for MLPs only): one step at a learning rate of 1e-30
+	bin/tripletctl train --out $(B)/models/cnn-untrained.onnx --quiet $(CNN_TRAIN_FLAGS) --epochs 1 --steps-per-epoch 1 \
+	    --lr 1e-30
+	bin/tripletctl eval --model $(B)/models/cnn-untrained.onnx --no-baselines --threads $(EVAL_THREADS) --json \
+	    > models/cnn-eval-untrained.json
+	bin/tripletctl train --out $(CNN_OPEN_SET_MODEL) --name fashion-mnist-cnn-open-set --quiet $(CNN_TRAIN_FLAGS) \
+	    $(OPEN_SET_FLAGS) --epochs $(CNN_OPEN_SET_EPOCHS)
+	bin/tripletctl eval --model $(CNN_OPEN_SET_MODEL) --classes 8,9 --threads $(EVAL_THREADS) --json \
+	    > models/cnn-eval-open-set.json
+	python3 models/card.py cnn
+
+# Seeds 2 and 3 of the CNN recipe next to the shipped seed 1 (models/cnn-seeds.json).
+model-seeds: deps all
+	@mkdir -p $(B)/models
+	for s in 2 3; do \
+	    bin/tripletctl train --out $(B)/models/cnn-seed$$s.onnx --quiet $(CNN_TRAIN_FLAGS) --seed $$s && \
+	    bin/tripletctl eval --model $(B)/models/cnn-seed$$s.onnx --no-baselines --threads $(EVAL_THREADS) --json \
+	        > $(B)/models/cnn-seed$$s.json || exit 1; \
+	done
+	python3 models/seeds.py models/cnn-seeds.json "the shipped CNN recipe with three seeds (seed 1 is the shipped \
+	model); test -> train exact kNN by tripletctl eval" "tripletctl train --out M --seed S (other options: the \
+	Makefile's CNN_TRAIN_FLAGS); tripletctl eval --model M --no-baselines --json" 1=models/cnn-eval.json \
+	    2=$(B)/models/cnn-seed2.json 3=$(B)/models/cnn-seed3.json
+	python3 models/card.py cnn
+
+# The MLP of models/fashion-mnist-mlp.md.
+model-mlp: deps all
+	bin/tripletctl train --out $(MLP_MODEL) --svg models/learning-curve.svg --csv models/training.csv --name fashion-mnist $(TRAIN_FLAGS)
+	bin/tripletctl eval --model $(MLP_MODEL) --threads $(EVAL_THREADS) --json > models/eval.json
 	@mkdir -p $(dir $(OPEN_SET_MODEL))
-	bin/tripletctl train --out $(OPEN_SET_MODEL) --name fashion-mnist-open-set --quiet $(TRAIN_FLAGS) \
-	    --classes 0,1,2,3,4,5,6,7 --classes-per-batch 8 --samples-per-class 20
+	bin/tripletctl train --out $(OPEN_SET_MODEL) --name fashion-mnist-open-set --quiet $(TRAIN_FLAGS) $(OPEN_SET_FLAGS)
 	bin/tripletctl eval --model $(OPEN_SET_MODEL) --classes 8,9 --threads $(EVAL_THREADS) --json > models/eval-open-set.json
-	python3 models/card.py
+	python3 models/card.py mlp
 
 bench: deps bench-deps all
 	B=$(B) BIN=$(BIN) bench/run.sh

@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
-MODEL=${MODEL:-models/fashion-mnist.safetensors}
-GALLERY=${GALLERY:-models/fashion-mnist.gallery.safetensors}
+MODEL=${MODEL:-models/fashion-mnist-cnn.onnx}
+GALLERY=${GALLERY:-models/fashion-mnist-cnn.gallery.safetensors}
 PORT=${PORT:-8080}
 HOST=${HOST:-127.0.0.1}
 

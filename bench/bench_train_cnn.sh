@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# bench/bench_train_cnn.sh - training time per epoch of the shipped CNN recipe
+# (models/README.md, the Makefile's CNN_TRAIN_FLAGS): `tripletctl train` vs
+# bench/train_cnn_torch.py (PyTorch, oneDNN convolutions) at the same threads,
+# measured in the same run; writes $RESULTS/train_cnn.md.
+# Env: TRIPLETCTL, RESULTS (set by bench/run.sh), BENCH_CNN_EPOCHS (2),
+# BENCH_CNN_STEPS (375: a whole epoch; fewer are timed and scaled to 375),
+# BENCH_CNN_THREADS ("2").
+set -eu
+cd "$(dirname "$0")/.."
+TRIPLETCTL=${TRIPLETCTL:-$PWD/bin/tripletctl}
+RESULTS=${RESULTS:-$PWD/bench/results}
+EPOCHS=${BENCH_CNN_EPOCHS:-2}
+STEPS=${BENCH_CNN_STEPS:-375}
+THREADS=${BENCH_CNN_THREADS:-"2"}
+PY=python3
+[[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3 # Debian's python3-torch lives there
+mkdir -p "$RESULTS"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# The shipped recipe without its length and seed (Makefile CNN_TRAIN_FLAGS).
+ARCH=conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,fc256,relu,fc128
+RECIPE=(--arch "$ARCH" --input 1x28x28 --normalize --metric sqeuclidean --margin 0.2 --loss triplet
+        --mining semi-hard --classes-per-batch 10 --samples-per-class 16 --lr 1e-3 --lr-schedule cosine)
+TORCH_RECIPE=(--arch "$ARCH" --margin 0.2 --lr 1e-3 --lr-schedule cosine --classes-per-batch 10 --samples-per-class 16)
+
+# The machine is shared: both sides report their fastest epoch of $EPOCHS,
+# the least disturbed by other load.
+ours_epoch() { # threads
+    "$TRIPLETCTL" train --out "$tmp/m.onnx" --csv "$tmp/t.csv" --epochs "$EPOCHS" --steps-per-epoch "$STEPS" \
+        --threads "$1" --quiet "${RECIPE[@]}" >&2
+    $PY -c 'import csv,sys; print("%.3f" % (min(float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))) * 375 / int(sys.argv[2])))' \
+        "$tmp/t.csv" "$STEPS"
+}
+torch_epoch() { # threads
+    MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE \
+        $PY bench/train_cnn_torch.py --epochs "$EPOCHS" --steps-per-epoch "$STEPS" --threads "$1" --no-eval --json \
+        "${TORCH_RECIPE[@]}" >"$tmp/torch.json"
+    $PY -c 'import json,sys; print("%.3f" % (min(e["seconds"] for e in json.load(open(sys.argv[1]))["epochs"]) * 375 / int(sys.argv[2])))' \
+        "$tmp/torch.json" "$STEPS"
+}
+
+rows=""
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+for t in $THREADS; do
+    echo "threads $t: tripletctl train (CNN)" >&2
+    ours=$(ours_epoch "$t")
+    echo "threads $t: train_cnn_torch.py" >&2
+    torch=$(torch_epoch "$t")
+    ratio=$(awk -v a="$torch" -v b="$ours" 'BEGIN { printf "%.2f", a / b }')
+    rows+="| $t | $ours | $torch | **${ratio}x** |"$'\n'
+    echo "threads $t: ours $ours s/epoch, torch $torch -> ${ratio}x" >&2
+done
+
+{
+    echo "## Training the CNN (shipped CNN recipe, Fashion-MNIST)"
+    echo
+    echo "Seconds per epoch (375 PK batches of 10 classes x 16; $ARCH on 1x28x28, L2-normalised,"
+    echo "semi-hard triplet mining, Adam with a cosine schedule; timed over $STEPS steps and scaled to 375):"
+    echo "the fastest of $EPOCHS epochs on each side"
+    echo "(the machine is shared; load average at the start: $load), evaluation excluded on both sides."
+    echo "PyTorch $($PY -c 'import torch; print(torch.__version__)') (oneDNN convolutions) runs bench/train_cnn_torch.py with"
+    echo "\`MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE\`."
+    echo "Goal: >= 1.5x faster."
+    echo
+    echo "| threads | tripletctl train s/epoch | PyTorch s/epoch | speed-up |"
+    echo "|---|---|---|---|"
+    printf '%s' "$rows"
+    echo
+    echo "Commands:"
+    echo
+    echo "    tripletctl train --out M --csv T --epochs $EPOCHS --steps-per-epoch $STEPS --threads T ${RECIPE[*]}"
+    echo "    bench/train_cnn_torch.py --epochs $EPOCHS --steps-per-epoch $STEPS --threads T --no-eval --json ${TORCH_RECIPE[*]}"
+} >"$RESULTS/train_cnn.md"
+echo "wrote $RESULTS/train_cnn.md" >&2
