@@ -129,8 +129,10 @@ def main():
     seeds = seeds_table(load(c["seeds"]), load(c["torch_seeds"]))
     if seeds:
         rel = lambda n: os.path.normpath(os.path.join("models", n))
-        lines += ["", "Seed to seed (closed set, three training runs each; ours in `%s`, PyTorch's in `%s`):"
-                  % (rel(c["seeds"]), rel(c["torch_seeds"])), ""] + seeds
+        where = "ours in `%s`" % rel(c["seeds"])
+        if load(c["torch_seeds"]):
+            where += ", PyTorch's in `%s`" % rel(c["torch_seeds"])
+        lines += ["", "Seed to seed (closed set, one training run per seed; %s):" % where, ""] + seeds
     with open(os.path.join(HERE, c["csv"])) as f:
         rows = list(csv.DictReader(f))
     if rows:
