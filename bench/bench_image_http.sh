@@ -44,7 +44,7 @@ wait_http() { # url: up to 60 s
     echo "bench_image_http: $1 did not come up" >&2
     return 1
 }
-# run_wrk CONNS URL LUA -> "req/s p50_ms p99_ms"; fails on errors or non-2xx replies
+# run_wrk CONNS URL LUA -> "req/s p50_ms p99_ms requests"; fails on errors or non-2xx replies
 run_wrk() {
     local out
     out=$(wrk -t1 -c"$1" -d"${DURATION}s" --timeout 10s --latency -s "$3" "$2")
@@ -55,12 +55,15 @@ run_wrk() {
         /Requests\/sec/ { rps = $2 }
         $1 == "50%" { p50 = ms($2) }
         $1 == "99%" { p99 = ms($2) }
-        END { printf "%.1f %.2f %.2f\n", rps, p50, p99 }' <<<"$out"
+        / requests in / { n = $1 }
+        END { printf "%.1f %.2f %.2f %d\n", rps, p50, p99, n }' <<<"$out"
 }
+tck=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # user + system of a server process
 
 load_start=$(cut -d' ' -f1 /proc/loadavg)
 $PY bench/onnx_torch.py make "$work" 2>/dev/null
-declare -A URL VALS
+declare -A URL VALS PID
 for m in $MODELS; do
     cat >"$work/post_$m.lua" <<EOF
 local f = io.open("$work/$m.png", "rb")
@@ -73,12 +76,14 @@ EOF
     OPENBLAS_NUM_THREADS=1 "$TRIPLETD" --model "$work/$m.onnx" --host 127.0.0.1 --port "$p" --threads "$THREADS" \
         --log-format json >/dev/null 2>"$work/tripletd_$m.log" &
     pids+=($!)
+    PID[tripletd,$m]=$!
     URL[tripletd,$m]="http://127.0.0.1:$p/v1/embed"
     wait_http "http://127.0.0.1:$p/readyz"
     p=$(free_port)
     env MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 \
         $PY bench/fastapi_image_service.py "$work" "$m" "$p" >"$work/fastapi_$m.log" 2>&1 &
     pids+=($!)
+    PID[fastapi,$m]=$!
     URL[fastapi,$m]="http://127.0.0.1:$p/v1/embed"
     wait_http "http://127.0.0.1:$p/healthz"
     for s in tripletd fastapi; do
@@ -100,18 +105,21 @@ for ((round = 1; round <= ROUNDS; round++)); do
     for m in $MODELS; do
         for c in $CONNS; do
             for s in tripletd fastapi; do
+                t0=$(cpu_ticks "${PID[$s,$m]}")
                 r=$(run_wrk "$c" "${URL[$s,$m]}" "$work/post_$m.lua")
-                echo "round $round $s $m c=$c: $r (req/s p50_ms p99_ms)"
+                t1=$(cpu_ticks "${PID[$s,$m]}") n=$(cut -d' ' -f4 <<<"$r")
+                r="$(cut -d' ' -f1-3 <<<"$r") $(awk -v t=$((t1 - t0)) -v k="$tck" -v n="$n" 'BEGIN { printf "%.3f", 1e3 * t / k / (n > 0 ? n : 1) }')"
+                echo "round $round $s $m c=$c: $r (req/s p50_ms p99_ms server_cpu_ms_per_request)"
                 VALS[$s,$m,$c]="${VALS[$s,$m,$c]:-} $r"
             done
         done
     done
 done
 
-# median COLUMN "$values": values are "rps p50 p99" triples
-median() { tr ' ' '\n' <<<"$2" | grep . | awk -v k="$1" 'NR % 3 == (k % 3) { print }' | sort -g |
+# median COLUMN "$values": values are "rps p50 p99 cpu_ms" quadruples
+median() { tr ' ' '\n' <<<"$2" | grep . | awk -v k="$1" 'NR % 4 == (k % 4) { print }' | sort -g |
     awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }'; }
 {
     echo "## HTTP: image embedding, PNG body (tripletd vs FastAPI + PIL + PyTorch)"
     echo
@@ -124,22 +132,24 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
     echo "$($PY -c 'import torch; print(torch.__version__)') with 1 thread and the tuned environment"
     echo "(\`MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE\`),"
     echo "the same weights. Clients, servers and other load share the 2 cores. Load average (1 min):"
-    echo "$load_start at the start, $(cut -d' ' -f1 /proc/loadavg) at the end."
+    echo "$load_start at the start, $(cut -d' ' -f1 /proc/loadavg) at the end. Server CPU per request (user + system of"
+    echo "the server process over the run / requests) is the figure other load disturbs least."
     echo
-    echo "| model | PNG | conns | tripletd req/s | p50 ms | p99 ms | FastAPI req/s | p50 ms | p99 ms | tripletd / FastAPI |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| model | PNG | conns | tripletd req/s | p50 ms | p99 ms | FastAPI req/s | p50 ms | p99 ms | tripletd / FastAPI | server CPU ms/req, tripletd | FastAPI | FastAPI / tripletd |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for m in $MODELS; do
         desc=$($PY -c 'import sys; from PIL import Image; i = Image.open(sys.argv[1]); print("%dx%d %s, %d bytes" % (i.size[0], i.size[1], i.mode, __import__("os").path.getsize(sys.argv[1])))' "$work/$m.png")
         label=$([[ $m == cnn ]] && echo "Fashion CNN" || echo "$m")
         for c in $CONNS; do
             t=${VALS[tripletd,$m,$c]} f=${VALS[fastapi,$m,$c]}
             echo "| $label | $desc | $c | $(median 1 "$t") | $(median 2 "$t") | $(median 3 "$t") |" \
-                "$(median 1 "$f") | $(median 2 "$f") | $(median 3 "$f") | **$(ratio "$(median 1 "$t")" "$(median 1 "$f")")x** |"
+                "$(median 1 "$f") | $(median 2 "$f") | $(median 3 "$f") | **$(ratio "$(median 1 "$t")" "$(median 1 "$f")")x** |" \
+                "$(median 4 "$t") | $(median 4 "$f") | **$(ratio "$(median 4 "$f")" "$(median 4 "$t")")x** |"
         done
     done
     echo
     echo "Goal (the issue): >= 10x the FastAPI service. Every round's req/s (tripletd; FastAPI):"
-    rounds() { tr ' ' '\n' <<<"$1" | grep . | awk 'NR % 3 == 1' | paste -sd, | sed 's/,/, /g'; }
+    rounds() { tr ' ' '\n' <<<"$1" | grep . | awk 'NR % 4 == 1' | paste -sd, | sed 's/,/, /g'; }
     for m in $MODELS; do
         for c in $CONNS; do
             echo "- $m, $c connection(s): ${VALS[tripletd,$m,$c]:+$(rounds "${VALS[tripletd,$m,$c]}")}; $(rounds "${VALS[fastapi,$m,$c]}")"

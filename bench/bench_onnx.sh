@@ -31,8 +31,8 @@ cc -std=c11 -D_GNU_SOURCE -O2 -Ilib $(pkg-config --cflags openblas 2>/dev/null) 
     -lcrypto -lz -lm -lpthread
 $PY bench/onnx_torch.py make "$work" 2>/dev/null
 TUNED="MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824"
-declare -A ours torch ort
-keep() { local -n arr=$1; arr[$2]="${arr[$2]:-} $3"; } # every round's figure
+declare -A ours torch ort ours_c torch_c ort_c
+keep() { local -n arr=$1 arc=${1}_c; arr[$2]="${arr[$2]:-} $3"; arc[$2]="${arc[$2]:-} $4"; } # every round's figures
 NETS="cnn resnet18 mobilenet_v2"
 declare -A SHAPE=([cnn]=1,28,28 [resnet18]=3,224,224 [mobilenet_v2]=3,224,224)
 declare -A BATCHES=([cnn]="1 256" [resnet18]="1 8" [mobilenet_v2]="1 8")
@@ -41,11 +41,11 @@ load0=$(cut -d' ' -f1 /proc/loadavg)
 # Rounds alternate the three contenders, so load changes on a shared machine hit all alike.
 for round in $(seq "$ROUNDS"); do
     for m in $NETS; do
-        while read -r b v; do keep ours "$m,$b" "$v"; done < <(OPENBLAS_NUM_THREADS=1 \
+        while read -r b v c; do keep ours "$m,$b" "$v" "$c"; done < <(OPENBLAS_NUM_THREADS=1 \
             "$B/bench/onnx_forward" "$work/$m.onnx" "$MIN_S" "$REPS" ${BATCHES[$m]})
-        while read -r b v; do keep ort "$m,$b" "$v"; done < <(node bench/onnx_ort.js "$work/$m.onnx" "${SHAPE[$m]}" \
+        while read -r b v c; do keep ort "$m,$b" "$v" "$c"; done < <(node bench/onnx_ort.js "$work/$m.onnx" "${SHAPE[$m]}" \
             "$MIN_S" "$REPS" ${BATCHES[$m]})
-        while read -r b v; do keep torch "$m,$b" "$v"; done < <(env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $TUNED \
+        while read -r b v c; do keep torch "$m,$b" "$v" "$c"; done < <(env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $TUNED \
             $PY bench/onnx_torch.py time "$work" "$m" "$MIN_S" "$REPS" ${BATCHES[$m]})
     done
     echo "round $round done"
@@ -57,7 +57,9 @@ num() { awk -v a="$1" 'BEGIN { if (a >= 100) printf "%.0f", a; else printf "%.1f
     echo "## ONNX forward (onx_forward vs ONNX Runtime and PyTorch)"
     echo
     echo "Images/s on one thread each: the median of $ROUNDS rounds (the contenders alternate), each the"
-    echo "best of $REPS timed runs of at least ${MIN_S} s. Ours: \`onx_forward\` on the \`torch.onnx.export\`"
+    echo "best of $REPS timed runs of at least ${MIN_S} s; per second of wall time and, least disturbed by the"
+    echo "other load on this shared machine, per second of the process's CPU time (user + system, all"
+    echo "threads). Ours: \`onx_forward\` on the \`torch.onnx.export\`"
     echo "file (opset 17; BatchNorm folded into the convs, activations fused; convolutions on our own"
     echo "SGEMM with weights packed at load, AVX-512 8x32 register tiles on this CPU, over phase planes of"
     echo "the padded input instead of im2col, bias and activation applied in the tile; depthwise convs"
@@ -66,21 +68,22 @@ num() { awk -v a="$1" 'BEGIN { if (a >= 100) printf "%.0f", a; else printf "%.1f
     echo "PyTorch $($PY -c 'import torch; print(torch.__version__)') (oneDNN convolutions) on the same module and weights under"
     echo "\`torch.inference_mode()\`, with \`$TUNED\`."
     echo
-    echo "| model | batch | ours images/s | ours ms/batch | ONNX Runtime | PyTorch | ours / ONNX Runtime | ours / PyTorch |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| model | batch | ours images/s | ONNX Runtime | PyTorch | ours / ORT | ours / PyTorch | ours images/CPU-s | ORT | PyTorch | ours / ORT, CPU time | ours / PyTorch, CPU time |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for m in $NETS; do
         for b in ${BATCHES[$m]}; do
             o=$(med "${ours[$m,$b]}") r=$(med "${ort[$m,$b]}") t=$(med "${torch[$m,$b]}")
-            echo "| ${LABEL[$m]} | $b | $(num "$o") | $(awk -v a="$o" -v b="$b" 'BEGIN { printf "%.2f", 1e3 * b / a }') |" \
-                "$(num "$r") | $(num "$t") | **$(ratio "$o" "$r")x** | **$(ratio "$o" "$t")x** |"
+            oc=$(med "${ours_c[$m,$b]}") rc=$(med "${ort_c[$m,$b]}") tc=$(med "${torch_c[$m,$b]}")
+            echo "| ${LABEL[$m]} | $b | $(num "$o") | $(num "$r") | $(num "$t") | $(ratio "$o" "$r")x | $(ratio "$o" "$t")x |" \
+                "$(num "$oc") | $(num "$rc") | $(num "$tc") | **$(ratio "$oc" "$rc")x** | **$(ratio "$oc" "$tc")x** |"
         done
     done
     echo
     echo "Goals (the issue): >= 1.0x ONNX Runtime on the Fashion CNN at batch 1, >= 0.8x on resnet18, >= 2x"
-    echo "PyTorch on every row. Every round's images/s (ours; ONNX Runtime; PyTorch):"
+    echo "PyTorch on every row. Every round's images per CPU-second (ours; ONNX Runtime; PyTorch):"
     for m in $NETS; do
         for b in ${BATCHES[$m]}; do
-            echo "- ${LABEL[$m]}, batch $b: $(sed 's/^ //; s/ /, /g' <<<"${ours[$m,$b]}"); $(sed 's/^ //; s/ /, /g' <<<"${ort[$m,$b]}"); $(sed 's/^ //; s/ /, /g' <<<"${torch[$m,$b]}")"
+            echo "- ${LABEL[$m]}, batch $b: $(sed 's/^ //; s/ /, /g' <<<"${ours_c[$m,$b]}"); $(sed 's/^ //; s/ /, /g' <<<"${ort_c[$m,$b]}"); $(sed 's/^ //; s/ /, /g' <<<"${torch_c[$m,$b]}")"
         done
     done
     echo

@@ -1,4 +1,4 @@
-/* onnx_k_conv.c - Conv: weights packed at load, run on phase planes of the padded input (onx_sgemm); window geometry. */
+/* onnx_k_conv.c - Conv: weights packed at load, run on phase planes of the padded input; window geometry. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
