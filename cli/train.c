@@ -362,6 +362,47 @@ static int resume(trn *t, const train_args *a, history *h) {
     return rc;
 }
 
+/* Train with Ctrl-C caught (a checkpoint is saved then), then write the
+ * model and the history: 0, 1 on failure, 130 when interrupted. */
+static int run_and_save(run_ctx *r, trn *t, train_args *a, dat_set *train) {
+    const trn_config *cfg = trn_get_config(t);
+    struct sigaction sa, old_sa;
+    tr_err err;
+    int rc = 1, stopped = 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = train_on_sigint;
+    sigemptyset(&sa.sa_mask);
+    int sig_installed = sigaction(SIGINT, &sa, &old_sa) == 0;
+    if (!a->quiet) {
+        char recipe[2048];
+        trn_recipe(cfg, recipe, sizeof recipe);
+        fprintf(stderr, "training on %s: %zu rows x %zu features%s\n%s\n", short_source(train->source), train->n,
+                train->dim, a->resume ? " (resumed)" : "", recipe);
+        if (a->resume)
+            fprintf(stderr, "resuming at epoch %d, step %" PRId64 "\n", trn_epochs_done(t) + 1, trn_steps_done(t));
+    }
+    if (trn_run(t, train_on_progress, r, &stopped, &err)) {
+        fprintf(stderr, "\ntripletctl train: %s\n", err.msg);
+        goto done;
+    }
+    if (r->failed) {
+        fprintf(stderr, "\ntripletctl train: learning-curve evaluation failed: %s\n", r->err.msg);
+        goto done;
+    }
+    if (stopped) {
+        rc = save_on_interrupt(r) ? 1 : 130;
+        goto done;
+    }
+    if (save_model(r, train) || write_history(a, &r->hist, cfg)) goto done;
+    if (!a->quiet)
+        fprintf(stderr, "wrote %s (%d epochs, %" PRId64 " steps, %.1fs)\n", a->out, trn_epochs_done(t),
+                trn_steps_done(t), train_now() - r->t_start);
+    rc = 0;
+done:
+    if (sig_installed) sigaction(SIGINT, &old_sa, NULL);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv) {
     train_args a;
     memset(&a, 0, sizeof a);
@@ -369,15 +410,12 @@ int cmd_train(int argc, char **argv) {
     dat_set *train = NULL, *test = NULL;
     trn *t = NULL;
     char data_path[1024];
-    int rc = 1, stopped = 0;
+    int rc = 1;
     int64_t classes[CLI_MAX_LABELS];
     size_t n_classes = 0;
     tr_err err;
     run_ctx r;
     memset(&r, 0, sizeof r);
-    struct sigaction sa, old_sa;
-    memset(&sa, 0, sizeof sa);
-    int sig_installed = 0;
 
     if (parse_args(argc, argv, &a)) return 2;
     if (a.help) {
@@ -405,38 +443,8 @@ int cmd_train(int argc, char **argv) {
     if (a.resume && resume(t, &a, &r.hist)) goto done;
 
     if (train_setup_curve(&r, t, &a, train, test)) goto done;
-    const trn_config *cfg = trn_get_config(t);
-    sa.sa_handler = train_on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sig_installed = sigaction(SIGINT, &sa, &old_sa) == 0;
-    if (!a.quiet) {
-        char recipe[2048];
-        trn_recipe(cfg, recipe, sizeof recipe);
-        fprintf(stderr, "training on %s: %zu rows x %zu features%s\n%s\n", short_source(train->source), train->n,
-                train->dim, a.resume ? " (resumed)" : "", recipe);
-        if (a.resume)
-            fprintf(stderr, "resuming at epoch %d, step %" PRId64 "\n", trn_epochs_done(t) + 1, trn_steps_done(t));
-    }
-    if (trn_run(t, train_on_progress, &r, &stopped, &err)) {
-        fprintf(stderr, "\ntripletctl train: %s\n", err.msg);
-        goto done;
-    }
-    if (r.failed) {
-        fprintf(stderr, "\ntripletctl train: learning-curve evaluation failed: %s\n", r.err.msg);
-        goto done;
-    }
-    if (stopped) {
-        rc = save_on_interrupt(&r) ? 1 : 130;
-        goto done;
-    }
-    if (save_model(&r, train)) goto done;
-    if (write_history(&a, &r.hist, cfg)) goto done;
-    if (!a.quiet)
-        fprintf(stderr, "wrote %s (%d epochs, %" PRId64 " steps, %.1fs)\n", a.out, trn_epochs_done(t),
-                trn_steps_done(t), train_now() - r.t_start);
-    rc = 0;
+    rc = run_and_save(&r, t, &a, train);
 done:
-    if (sig_installed) sigaction(SIGINT, &old_sa, NULL);
     free(r.eq);
     free(r.eg);
     free(r.hist.rows);

@@ -125,95 +125,106 @@ static int ck_read(const st_file *f, const char *name, st_dtype dt, size_t nelem
     return TR_OK;
 }
 
-int trn_checkpoint_load(trn *t, const char *path, char **note, tr_err *err) {
-    st_file *f = NULL;
-    int64_t *pool = NULL, *cur = NULL;
-    uint64_t state[CK_N_STATE];
-    char name[32];
-    int rc = ck_open(path, &f, err);
-    if (note) *note = NULL;
-    if (rc) return rc;
+/* The numeric state keys (step, epoch, data shape and fingerprint), checked
+ * against the trainer's data. */
+static int read_state(const st_file *f, const trn *t, const char *path, uint64_t *state, tr_err *err) {
     for (size_t i = 0; i < CK_N_STATE; i++) {
         const char *v = st_meta(f, ck_state_keys[i]);
         char *end;
-        if (v == NULL || *v == '\0') {
-            rc = tr_seterr(err, TR_EFORMAT, ck_state_keys[i], "checkpoint %s lacks metadata \"%s\"", path,
-                           ck_state_keys[i]);
-            goto fail;
-        }
+        if (v == NULL || *v == '\0')
+            return tr_seterr(err, TR_EFORMAT, ck_state_keys[i], "checkpoint %s lacks metadata \"%s\"", path,
+                             ck_state_keys[i]);
         state[i] = strtoull(v, &end, 10);
-        if (*end != '\0') {
-            rc = tr_seterr(err, TR_EFORMAT, ck_state_keys[i], "checkpoint metadata \"%s\" is not a number: \"%s\"",
-                           ck_state_keys[i], v);
-            goto fail;
-        }
+        if (*end != '\0')
+            return tr_seterr(err, TR_EFORMAT, ck_state_keys[i], "checkpoint metadata \"%s\" is not a number: \"%s\"",
+                             ck_state_keys[i], v);
     }
-    if (state[CK_DATA_N] != t->n || state[CK_DATA_DIM] != t->dim || state[CK_FPRINT] != fingerprint(t)) {
-        rc = tr_seterr(err, TR_EINVAL, "data",
-                       "checkpoint %s was made on other data (%" PRIu64 " rows x %" PRIu64
-                       " features, labels fingerprint %" PRIu64 "; now %zu x %zu, %" PRIu64 ")",
-                       path, state[CK_DATA_N], state[CK_DATA_DIM], state[CK_FPRINT], t->n, t->dim, fingerprint(t));
-        goto fail;
-    }
+    if (state[CK_DATA_N] != t->n || state[CK_DATA_DIM] != t->dim || state[CK_FPRINT] != fingerprint(t))
+        return tr_seterr(err, TR_EINVAL, "data",
+                         "checkpoint %s was made on other data (%" PRIu64 " rows x %" PRIu64
+                         " features, labels fingerprint %" PRIu64 "; now %zu x %zu, %" PRIu64 ")",
+                         path, state[CK_DATA_N], state[CK_DATA_DIM], state[CK_FPRINT], t->n, t->dim, fingerprint(t));
+    return TR_OK;
+}
+
+/* The weights (a layer list's flat parameters and BN state, or the MLP's
+ * "{2i}.weight"/"{2i}.bias") and Adam's moments. */
+static int read_params(const st_file *f, trn *t, tr_err *err) {
+    char name[32];
+    int rc;
     if (t->layers) {
         if ((rc = ck_read(f, "params", ST_F32, t->n_params, t->w, err)) ||
             (t->arch.n_state && (rc = ck_read(f, "bn.state", ST_F32, t->arch.n_state, t->state, err))))
-            goto fail;
+            return rc;
     } else
         for (int l = 0; l < t->cfg.n_layers; l++) {
             const nn_layer *L = trn_fc(t, l);
             size_t in = (size_t)t->cfg.dims[l], o = (size_t)t->cfg.dims[l + 1];
             snprintf(name, sizeof name, "%d.weight", 2 * l);
-            if ((rc = ck_read(f, name, ST_F32, in * o, t->w + L->w_off, err))) goto fail;
+            if ((rc = ck_read(f, name, ST_F32, in * o, t->w + L->w_off, err))) return rc;
             snprintf(name, sizeof name, "%d.bias", 2 * l);
-            if ((rc = ck_read(f, name, ST_F32, o, t->w + L->b_off, err))) goto fail;
+            if ((rc = ck_read(f, name, ST_F32, o, t->w + L->b_off, err))) return rc;
         }
-    pool = malloc(t->n * sizeof *pool);
-    cur = malloc(t->n_classes * sizeof *cur);
+    if ((rc = ck_read(f, "adam.m", ST_F32, t->n_params, t->m, err)) ||
+        (rc = ck_read(f, "adam.v", ST_F32, t->n_params, t->v, err)))
+        return rc;
+    return TR_OK;
+}
+
+/* The sampler (pool, cursors, PRNG) and the epoch's accumulators; the pool
+ * must stay a per-class permutation and each cursor inside its class. */
+static int read_sampler(const st_file *f, trn *t, const char *path, tr_err *err) {
+    int64_t *pool = malloc(t->n * sizeof *pool), *cur = malloc(t->n_classes * sizeof *cur);
+    uint64_t rng[4];
+    int rc;
     if (pool == NULL || cur == NULL) {
         rc = tr_seterr(err, TR_ENOMEM, path, "cannot allocate the sampler state");
-        goto fail;
+        goto done;
     }
-    uint64_t rng[4];
-    if ((rc = ck_read(f, "adam.m", ST_F32, t->n_params, t->m, err)) ||
-        (rc = ck_read(f, "adam.v", ST_F32, t->n_params, t->v, err)) || (rc = ck_read(f, "rng", ST_I64, 4, rng, err)) ||
-        (rc = ck_read(f, "sampler.pool", ST_I64, t->n, pool, err)) ||
+    if ((rc = ck_read(f, "rng", ST_I64, 4, rng, err)) || (rc = ck_read(f, "sampler.pool", ST_I64, t->n, pool, err)) ||
         (rc = ck_read(f, "sampler.cursor", ST_I64, t->n_classes, cur, err)) ||
         (rc = ck_read(f, "epoch.acc", ST_F64, TRN_ACC_N, t->acc, err)))
-        goto fail;
-    /* the pool must stay a per-class permutation; cursors inside their class */
+        goto done;
     for (size_t c = 0; c < t->n_classes; c++) {
         for (size_t i = t->cls_off[c]; i < t->cls_off[c + 1]; i++)
             if (pool[i] < 0 || (size_t)pool[i] >= t->n || t->labels[pool[i]] != t->cls_label[c]) {
                 rc = tr_seterr(err, TR_EFORMAT, "sampler.pool",
                                "checkpoint sampler.pool[%zu] = %" PRId64 " is not a row of class %" PRId64, i, pool[i],
                                t->cls_label[c]);
-                goto fail;
+                goto done;
             }
         if (cur[c] < (int64_t)t->cls_off[c] || cur[c] > (int64_t)t->cls_off[c + 1]) {
             rc = tr_seterr(err, TR_EFORMAT, "sampler.cursor",
                            "checkpoint sampler.cursor[%zu] = %" PRId64 " is outside its class", c, cur[c]);
-            goto fail;
+            goto done;
         }
     }
     for (size_t i = 0; i < t->n; i++) t->pool[i] = (size_t)pool[i];
     for (size_t c = 0; c < t->n_classes; c++) t->cursor[c] = (size_t)cur[c];
     memcpy(t->rng, rng, sizeof rng);
+done:
+    free(pool);
+    free(cur);
+    return rc;
+}
+
+int trn_checkpoint_load(trn *t, const char *path, char **note, tr_err *err) {
+    st_file *f = NULL;
+    uint64_t state[CK_N_STATE];
+    int rc = ck_open(path, &f, err);
+    if (note) *note = NULL;
+    if (rc) return rc;
+    if ((rc = read_state(f, t, path, state, err)) || (rc = read_params(f, t, err)) ||
+        (rc = read_sampler(f, t, path, err)))
+        goto done;
     t->step = (int64_t)state[CK_STEP];
     t->epoch = (int)state[CK_EPOCH];
     t->step_in_epoch = (int)state[CK_STEP_IN_EPOCH];
     if (note) {
         const char *s = st_meta(f, "note");
-        *note = strdup(s ? s : "");
-        if (*note == NULL) {
-            rc = tr_seterr(err, TR_ENOMEM, "note", "out of memory");
-            goto fail;
-        }
+        if ((*note = strdup(s ? s : "")) == NULL) rc = tr_seterr(err, TR_ENOMEM, "note", "out of memory");
     }
-    rc = TR_OK;
-fail:
-    free(pool);
-    free(cur);
+done:
     st_close(f);
     return rc;
 }
