@@ -1,7 +1,6 @@
 /* mlp.c - the MLP network: safetensors layers, forward on OpenBLAS, save; its mdl_ops. */
 #include "mlp.h"
 
-#include <cblas.h>
 #include <ctype.h>
 #include <limits.h>
 #include <math.h>
@@ -9,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn_layers.h"
 #include "vec.h"
 
 static const char *act_names[MDL_ACT_COUNT] = {"relu", "gelu", "tanh", "sigmoid", "identity"};
@@ -32,13 +32,13 @@ void mdl_act_apply(mdl_act a, float *x, size_t n) {
         vec_relu(x, n);
         break;
     case MDL_ACT_GELU:
-        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        vec_gelu(x, n);
         break;
     case MDL_ACT_TANH:
-        for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
+        vec_tanh(x, n);
         break;
     case MDL_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
+        vec_sigmoid(x, n);
         break;
     default:
         break;
@@ -324,20 +324,6 @@ static void preprocess_rows(const mlp_net *m, const float *x, size_t n, float *p
     }
 }
 
-/* dst (n x out) = cur (n x in) W^T + b, without the activation. */
-static void layer_forward(const mdl_layer *ly, const float *cur, size_t n, float *dst) {
-    float beta = 0.0f;
-    if (ly->b) { /* bias rows + beta = 1 replace the zeroing pass GEMM would do for beta = 0 */
-        for (size_t r = 0; r < n; r++) memcpy(dst + r * (size_t)ly->out, ly->b, (size_t)ly->out * sizeof(float));
-        beta = 1.0f;
-    }
-    if (n == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, ly->out, ly->in, 1.0f, ly->w, ly->in, cur, 1, beta, dst, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, ly->out, ly->in, 1.0f, cur, ly->in, ly->w, ly->in,
-                    beta, dst, ly->out);
-}
-
 /* Forward n <= MDL_FWD_BLOCK rows; scratch holds the hidden buffers and the preprocessed input. */
 static void forward_block(const mlp_net *m, const float *x, size_t n, float *y, float *scratch, size_t hid,
                           size_t nbuf) {
@@ -350,7 +336,7 @@ static void forward_block(const mlp_net *m, const float *x, size_t n, float *y, 
     for (int l = 0; l < m->n_layers; l++) {
         const mdl_layer *ly = &m->layers[l];
         float *dst = l == m->n_layers - 1 ? y : bufs[l & 1];
-        layer_forward(ly, cur, n, dst);
+        nn_dense(ly->w, ly->b, ly->in, ly->out, cur, n, dst);
         if (l < m->n_layers - 1) mdl_act_apply(m->act, dst, n * (size_t)ly->out);
         cur = dst;
     }
@@ -362,24 +348,6 @@ void mlp_input_preprocess(const mdl_model *model, const float *x, size_t n, floa
         preprocess_rows(m, x, n, out);
     else
         memcpy(out, x, n * model->input_dim * sizeof(float));
-}
-
-void mlp_forward_trace(const mlp_net *m, const float *x, size_t n, float *xp, float *const *z, float *const *a) {
-    const float *cur = x;
-    if (m->in_mean || m->in_scale) {
-        preprocess_rows(m, x, n, xp);
-        cur = xp;
-    } else
-        memcpy(xp, x, n * (size_t)m->layers[0].in * sizeof(float));
-    for (int l = 0; l < m->n_layers; l++) {
-        size_t cnt = n * (size_t)m->layers[l].out;
-        layer_forward(&m->layers[l], cur, n, z[l]);
-        if (l + 1 < m->n_layers) {
-            memcpy(a[l], z[l], cnt * sizeof(float));
-            mdl_act_apply(m->act, a[l], cnt);
-            cur = a[l];
-        }
-    }
 }
 
 static int mlp_forward(const mdl_model *model, const float *x, size_t n, float *y, mdl_ws *ws, tr_err *err) {

@@ -43,12 +43,6 @@ mlp_net *mdl_mlp(const mdl_model *m);
 /* The raw network (no image preprocessing, no L2) on n rows into y, through
  * ws; what mdl_forward runs for an MLP. TR_ENOMEM / TR_ELIMIT. */
 int mlp_net_forward(const mlp_net *net, const float *x, size_t n, float *y, mdl_ws *ws, tr_err *err);
-/* The same forward, keeping what backprop needs: xp (n x in) the input after
- * input.mean/input.scale, z[l] (n x out of layer l) each layer's output
- * before its activation, a[l] (l < last) after it. Same arithmetic as
- * mlp_net_forward, without its row blocking. */
-void mlp_forward_trace(const mlp_net *net, const float *x, size_t n, float *xp, float *const *z, float *const *a);
-
 /* The MLP's input preprocessing x' = (x - input.mean) * input.scale on n
  * rows into out; a plain copy when m has no such tensors or is not an MLP. */
 void mlp_input_preprocess(const mdl_model *m, const float *x, size_t n, float *out);

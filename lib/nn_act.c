@@ -27,7 +27,7 @@ static void relu_backward(const float *restrict x, const float *restrict dy, siz
     for (; i < cnt; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-/* The same float formulas as the MLP's mdl_act_apply, so a trained MLP embeds as its exported file does. */
+/* The formulas of vec.h, which the MLP's mdl_act_apply uses too. */
 void nn_act_forward(nn_kind k, const float *x, size_t cnt, float *y) {
     if (k == NN_RELU && y != x) {
         relu_forward(x, cnt, y);
@@ -39,13 +39,13 @@ void nn_act_forward(nn_kind k, const float *x, size_t cnt, float *y) {
         vec_relu(y, cnt);
         break;
     case NN_GELU:
-        for (size_t i = 0; i < cnt; i++) y[i] = 0.5f * y[i] * (1.0f + erff(y[i] * 0.70710678118654752f));
+        vec_gelu(y, cnt);
         break;
     case NN_TANH:
-        for (size_t i = 0; i < cnt; i++) y[i] = tanhf(y[i]);
+        vec_tanh(y, cnt);
         break;
     case NN_SIGMOID:
-        for (size_t i = 0; i < cnt; i++) y[i] = 1.0f / (1.0f + expf(-y[i]));
+        vec_sigmoid(y, cnt);
         break;
     default:
         break;

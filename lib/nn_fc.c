@@ -4,10 +4,20 @@
 
 #include "nn_layers.h"
 
+void nn_dense(const float *w, const float *b, int in, int out, const float *x, size_t n, float *y) {
+    float beta = 0.0f;
+    if (b) { /* bias rows + beta = 1 replace the zeroing pass GEMM would do for beta = 0 */
+        for (size_t i = 0; i < n; i++) memcpy(y + i * (size_t)out, b, (size_t)out * sizeof *y);
+        beta = 1.0f;
+    }
+    if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, beta, y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, out, in, 1.0f, x, in, w, in, beta, y, out);
+}
+
 void nn_fc_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y) {
-    int in = L->in.c, out = L->out;
-    for (size_t i = 0; i < n; i++) memcpy(y + i * (size_t)out, b, (size_t)out * sizeof *y);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+    nn_dense(w, b, L->in.c, L->out, x, n, y);
 }
 
 void nn_fc_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw, float *db,

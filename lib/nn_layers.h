@@ -27,7 +27,10 @@ void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const fl
 void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, const float *dy, size_t n, float *dw,
                       float *db, float *dx, float *tmp, par *p);
 
-/* Fully connected y = x W^T + b over flat rows. */
+/* Fully connected y = x W^T + b over flat rows. nn_dense is the kernel
+ * (b may be NULL), shared with the MLP's forward (lib/mlp.c) so a network
+ * trained here computes exactly as the model it is served from. */
+void nn_dense(const float *w, const float *b, int in, int out, const float *x, size_t n, float *y);
 void nn_fc_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y);
 void nn_fc_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw, float *db,
                     float *dx);

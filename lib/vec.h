@@ -2,6 +2,7 @@
 #ifndef VEC_H
 #define VEC_H
 
+#include <math.h>
 #include <stddef.h>
 
 /* x = max(x, 0) in place over n floats. Blocks of 16 with a constant inner
@@ -17,6 +18,19 @@ static inline void vec_relu(float *x, size_t n) {
             x[i + k] = v > 0.0f ? v : 0.0f;
         }
     for (; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+/* GELU (exact erf form, torch.nn.GELU's default), tanh and the logistic
+ * sigmoid in place: the one spelling of each that the MLP and the trainer's
+ * layers share, so a trained network embeds as its exported file does. */
+static inline void vec_gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+static inline void vec_tanh(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
+}
+static inline void vec_sigmoid(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
 }
 
 /* The loops below follow the same rule: an inner loop of 16 with a constant
