@@ -146,23 +146,27 @@ __attribute__((target("avx512f"))) static void tile_avx512(const tile_in *in, fl
 #define INITB1(i) c##i##0 = BC(bias + i);
 #define CLAMP1(i) c##i##0 = MN(MX(c##i##0, vl), vh);
 #define STOREC1(i) ST(c + i * ldc, c##i##0);
+/* 8 rows of one vector each (VT: __m512 or __m256, SET1 its broadcast of
+ * a constant), with the LD/ST/BC/FM/MN/MX of the kernel's instruction set. */
+#define TILE_ROWS8_N1(VT, SET1)                                                                                        \
+    VT c00, c10, c20, c30, c40, c50, c60, c70;                                                                         \
+    if (flags & T_ACC) {                                                                                               \
+        ROWS8(LOADC1);                                                                                                 \
+    } else {                                                                                                           \
+        ROWS8(INITB1);                                                                                                 \
+    }                                                                                                                  \
+    TAPS_BEGIN(8)                                                                                                      \
+    VT b0 = LD(b);                                                                                                     \
+    ROWS8(STEP1);                                                                                                      \
+    TAPS_END                                                                                                           \
+    if (flags & T_ACT) {                                                                                               \
+        VT vl = SET1(lo), vh = SET1(hi);                                                                               \
+        ROWS8(CLAMP1);                                                                                                 \
+    }                                                                                                                  \
+    ROWS8(STOREC1);
 __attribute__((target("avx512f"))) static void tile_avx512_n16(const tile_in *in, float *c, int64_t ldc, int flags,
                                                                const float *bias, float lo, float hi) {
-    __m512 c00, c10, c20, c30, c40, c50, c60, c70;
-    if (flags & T_ACC) {
-        ROWS8(LOADC1);
-    } else {
-        ROWS8(INITB1);
-    }
-    TAPS_BEGIN(8)
-    __m512 b0 = LD(b);
-    ROWS8(STEP1);
-    TAPS_END
-    if (flags & T_ACT) {
-        __m512 vl = _mm512_set1_ps(lo), vh = _mm512_set1_ps(hi);
-        ROWS8(CLAMP1);
-    }
-    ROWS8(STOREC1);
+    TILE_ROWS8_N1(__m512, _mm512_set1_ps)
 }
 
 #undef LD
@@ -182,21 +186,7 @@ __attribute__((target("avx512f"))) static void tile_avx512_n16(const tile_in *in
 #define MX _mm256_max_ps
 __attribute__((target("avx2,fma"))) static void tile_avx512_n8(const tile_in *in, float *c, int64_t ldc, int flags,
                                                                const float *bias, float lo, float hi) {
-    __m256 c00, c10, c20, c30, c40, c50, c60, c70;
-    if (flags & T_ACC) {
-        ROWS8(LOADC1);
-    } else {
-        ROWS8(INITB1);
-    }
-    TAPS_BEGIN(8)
-    __m256 b0 = LD(b);
-    ROWS8(STEP1);
-    TAPS_END
-    if (flags & T_ACT) {
-        __m256 vl = _mm256_set1_ps(lo), vh = _mm256_set1_ps(hi);
-        ROWS8(CLAMP1);
-    }
-    ROWS8(STOREC1);
+    TILE_ROWS8_N1(__m256, _mm256_set1_ps)
 }
 
 /* A tile at rows [i0, i0 + mr), columns [n, n + nr) of C: in place when whole and inside one
