@@ -27,28 +27,8 @@ for exe in "$TRIPLETD" "$NGINX" "$(command -v wrk || true)"; do
     [[ -n $exe && -x $exe ]] || { echo "bench_http: missing $exe (make; make bench-deps)"; exit 1; }
 done
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-http.XXXXXX")
-chmod 755 "$work"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { # url: up to 30 s
-    local i
-    for ((i = 0; i < 300; i++)); do
-        curl -sf -o /dev/null -m 1 "$1" && return 0
-        sleep 0.1
-    done
-    echo "bench_http: $1 did not come up" >&2
-    return 1
-}
+BENCH_NAME=bench_http
+. bench/lib.sh # the working folder is the repository root (cd above)
 
 # One request body: a 784-d input of raw pixel values 0..255 (the models take raw inputs).
 in_dim=$($PY - "$MODEL" <<'EOF'

@@ -23,27 +23,8 @@ for exe in "$TRIPLETD" "$(command -v wrk || true)"; do
     [[ -n $exe && -x $exe ]] || { echo "bench_image_http: missing $exe (make; make bench-deps)"; exit 1; }
 done
 mkdir -p "$RESULTS"
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-image.XXXXXX")
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { # url: up to 60 s
-    local i
-    for ((i = 0; i < 600; i++)); do
-        curl -sf -o /dev/null -m 1 "$1" && return 0
-        sleep 0.1
-    done
-    echo "bench_image_http: $1 did not come up" >&2
-    return 1
-}
+BENCH_NAME=bench_image_http
+. bench/lib.sh # the working folder is the repository root (cd above)
 # run_wrk CONNS URL LUA -> "req/s p50_ms p99_ms requests"; fails on errors or non-2xx replies
 run_wrk() {
     local out
@@ -78,14 +59,14 @@ EOF
     pids+=($!)
     PID[tripletd,$m]=$!
     URL[tripletd,$m]="http://127.0.0.1:$p/v1/embed"
-    wait_http "http://127.0.0.1:$p/readyz"
+    wait_http "http://127.0.0.1:$p/readyz" 60
     p=$(free_port)
     env MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 \
         $PY bench/fastapi_image_service.py "$work" "$m" "$p" >"$work/fastapi_$m.log" 2>&1 &
     pids+=($!)
     PID[fastapi,$m]=$!
     URL[fastapi,$m]="http://127.0.0.1:$p/v1/embed"
-    wait_http "http://127.0.0.1:$p/healthz"
+    wait_http "http://127.0.0.1:$p/healthz" 60
     for s in tripletd fastapi; do
         curl -sf -H 'Content-Type: image/png' --data-binary @"$work/$m.png" "${URL[$s,$m]}" >"$work/${s}_$m.json" ||
             { echo "bench_image_http: $s refused the $m PNG" >&2; exit 1; }

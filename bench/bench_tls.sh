@@ -17,23 +17,8 @@ mkdir -p "$RESULTS"
 for exe in "$TRIPLETD" "$NGINX" "$(command -v wrk || true)" "$(command -v openssl || true)"; do
     [[ -n $exe && -x $exe ]] || { echo "bench_tls: missing $exe (make; make bench-deps)"; exit 1; }
 done
-work=$(mktemp -d "${TMPDIR:-/tmp}/bench-tls.XXXXXX")
-chmod 755 "$work"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { # url
-    for _ in $(seq 300); do curl -skf -o /dev/null -m 1 "$1" && return 0; sleep 0.1; done
-    echo "bench_tls: $1 did not come up" >&2
-    return 1
-}
+BENCH_NAME=bench_tls
+. bench/lib.sh # the working folder is the repository root (cd above)
 
 # One certificate for both servers: ECDSA P-256, CN and SAN 127.0.0.1.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=127.0.0.1" \
@@ -72,7 +57,7 @@ tripletd() { # name scheme [tls flags...]
         --log-format json "$@" >/dev/null 2>"$work/$name.log" &
     pids+=($!)
     URL[$name]="$scheme://127.0.0.1:$p/v1/embed"
-    wait_up "$scheme://127.0.0.1:$p/readyz"
+    wait_http "$scheme://127.0.0.1:$p/readyz"
 }
 tripletd tripletd_tls https --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
 tripletd tripletd_plain http
@@ -93,7 +78,7 @@ nginx_start() { # name workers
     "$NGINX" -p "$work/$1" -c "$work/$1/nginx.conf" -g "pid $work/$1/nginx.pid; error_log $work/$1/error.log;" &
     pids+=($!)
     URL[$1]="https://127.0.0.1:$p/v1/embed"
-    wait_up "${URL[$1]}"
+    wait_http "${URL[$1]}"
     [[ $(curl -s --cacert "$work/cert.pem" -o /dev/null -w '%{http_code} %{size_download}' -H 'Content-Type: application/json' \
         --data-binary @"$work/body.json" "${URL[$1]}") == "200 $size" ]] ||
         { echo "bench_tls: nginx does not answer the POST with the $size-byte file" >&2; return 1; }
