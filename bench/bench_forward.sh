@@ -24,7 +24,7 @@ trap 'rm -rf "$work"' EXIT
 LIBA=lib/libtriplet.a
 [[ $B == build-san ]] && LIBA=build-san/libtriplet.a
 cc -std=c11 -D_GNU_SOURCE -O2 -Ilib $(pkg-config --cflags openblas 2>/dev/null) bench/forward.c "$LIBA" \
-    -o "$B/bench/forward" $(pkg-config --libs-only-L openblas 2>/dev/null) -lcjson -lopenblas -lcrypto -lz -lm -lpthread
+    -o "$B/bench/forward" $(pkg-config --libs-only-L openblas 2>/dev/null) -lcjson -lopenblas -lnettle -lz -lm -lpthread
 $PY bench/forward_torch.py make "$work/mlp.safetensors"
 
 load0=$(cut -d' ' -f1 /proc/loadavg)

@@ -25,7 +25,7 @@ trap 'rm -rf "$work"' EXIT
 LIBA=lib/libtriplet.a
 [[ $B == build-san ]] && LIBA=build-san/libtriplet.a
 cc -std=c11 -D_GNU_SOURCE -O2 -Ilib $(pkg-config --cflags openblas 2>/dev/null) bench/knn_bench.c "$LIBA" \
-    -o "$B/bench/knn_bench" $(pkg-config --libs-only-L openblas 2>/dev/null) -lcjson -lopenblas -lcrypto -lz -lm -lpthread
+    -o "$B/bench/knn_bench" $(pkg-config --libs-only-L openblas 2>/dev/null) -lcjson -lopenblas -lnettle -lz -lm -lpthread
 
 # Data: the shipped model's embeddings of Fashion-MNIST (train = gallery,
 # test = queries) when tripletctl index, the model and the data are there.

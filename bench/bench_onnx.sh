@@ -28,7 +28,7 @@ LIBA=lib/libtriplet.a
 [[ $B == build-san ]] && LIBA=build-san/libtriplet.a
 cc -std=c11 -D_GNU_SOURCE -O2 -Ilib $(pkg-config --cflags openblas 2>/dev/null) bench/onnx_forward.c "$LIBA" \
     -o "$B/bench/onnx_forward" $(pkg-config --libs-only-L openblas 2>/dev/null) -lcjson -lopenblas -lprotobuf-c \
-    -lcrypto -lz -lm -lpthread
+    -lnettle -lz -lm -lpthread
 $PY bench/onnx_torch.py make "$work" 2>/dev/null
 TUNED="MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824"
 declare -A ours torch ort ours_c torch_c ort_c

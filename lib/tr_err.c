@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,12 +58,18 @@ int tr_size_mul(size_t a, size_t b, size_t *out) {
 }
 
 int tr_sha256_hex(const void *buf, size_t len, char hex[65], tr_err *err) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-        return tr_seterr(err, TR_EINTERNAL, "", "sha256 failed");
-    for (unsigned i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    (void)err; /* nettle's SHA-256 cannot fail */
+    unsigned char md[SHA256_DIGEST_SIZE];
+    tr_sha256(buf, len, md);
+    for (unsigned i = 0; i < SHA256_DIGEST_SIZE; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return TR_OK;
+}
+
+void tr_sha256(const void *buf, size_t len, unsigned char md[32]) {
+    struct sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, len, buf);
+    sha256_digest(&c, SHA256_DIGEST_SIZE, md);
 }
 
 int tr_f32_ok(double d) {

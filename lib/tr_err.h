@@ -51,6 +51,10 @@ int tr_f32_ok(double d);
  * digests). TR_OK or TR_EINTERNAL. */
 int tr_sha256_hex(const void *buf, size_t len, char hex[65], tr_err *err);
 
+/* The 32-byte SHA-256 of len bytes into md (nettle's, which GnuTLS loads
+ * anyway: no second crypto library in the daemon). */
+void tr_sha256(const void *buf, size_t len, unsigned char md[32]);
+
 /* Read a whole regular file of at most max bytes into *buf (malloc'd, the
  * caller frees it; *buf NULL on failure). Opened non-blocking, so a FIFO in
  * the file's place is refused instead of hanging the caller. Messages name

@@ -1,10 +1,10 @@
 /* dispatch.c - one routed request: parse the body, take the snapshot and scratch, run the handler. */
 #include "dispatch.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_io.h"
 #include "json_parse.h"
 #include "routes.h"
 #include "xbatch.h"
@@ -16,7 +16,7 @@ static int image_body(const srv_request *rq, cJSON **body, srv_reply *out) {
     char *b64 = malloc(n);
     cJSON *in = NULL;
     if (!b64) return srv_fail(out, 503, "", "out of memory for a %zu-byte image", rq->len);
-    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)rq->body, (int)rq->len);
+    jio_b64_encode_raw(b64, (const unsigned char *)rq->body, rq->len);
     *body = cJSON_CreateObject();
     in = *body ? cJSON_AddObjectToObject(*body, "inputs") : NULL;
     int ok = in && cJSON_AddStringToObject(in, "image", b64);

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "img.h"
 #include "json_parse.h"
 #include "model.h"
@@ -72,8 +70,8 @@ static int b64_val(unsigned char c) {
 }
 
 unsigned char *jio_b64_bytes(const char *s, size_t *n, const char **why) {
-    size_t len = strlen(s), pad = 0, nbytes, padded;
-    unsigned char *tmp = NULL, *out = NULL;
+    size_t len = strlen(s), pad = 0, nbytes;
+    unsigned char *out = NULL;
     *n = 0;
     while (len > 0 && s[len - 1] == '=' && pad < 2) len--, pad++;
     if (len == 0) {
@@ -94,29 +92,36 @@ unsigned char *jio_b64_bytes(const char *s, size_t *n, const char **why) {
         goto fail;
     }
     nbytes = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
-    padded = (len + 3) / 4 * 4;
-    tmp = malloc(padded + 1 + padded / 4 * 3 + 3);
     out = malloc(nbytes ? nbytes : 1);
-    if (!tmp || !out) {
+    if (!out) {
         *why = "out of memory";
         goto fail;
     }
-    memcpy(tmp, s, len);
-    for (size_t i = len; i < padded; i++) tmp[i] = '=';
-    tmp[padded] = 0;
-    unsigned char *bytes = tmp + padded + 1;
-    if (EVP_DecodeBlock(bytes, tmp, (int)padded) < 0) {
-        *why = "invalid base64";
-        goto fail;
+    /* every character is valid (checked above): 4 characters make 3 bytes, a tail of 2 or 3 makes 1 or 2 */
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        uint32_t q = 0;
+        size_t k = len - i < 4 ? len - i : 4;
+        for (size_t j = 0; j < 4; j++) q = q << 6 | (j < k ? (uint32_t)b64_val((unsigned char)s[i + j]) : 0);
+        for (size_t j = 0; j + 1 < k; j++) out[o++] = (unsigned char)(q >> (16 - 8 * j));
     }
-    memcpy(out, bytes, nbytes);
-    free(tmp);
     *n = nbytes;
     return out;
 fail:
-    free(tmp);
     free(out);
     return NULL;
+}
+
+size_t jio_b64_encode_raw(char *dst, const unsigned char *src, size_t n) {
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        size_t k = n - i < 3 ? n - i : 3;
+        uint32_t q = (uint32_t)src[i] << 16 | (k > 1 ? (uint32_t)src[i + 1] << 8 : 0) | (k > 2 ? src[i + 2] : 0);
+        for (size_t j = 0; j < 4; j++) dst[o++] = j <= k ? abc[q >> (18 - 6 * j) & 63] : '=';
+    }
+    dst[o] = 0;
+    return o;
 }
 
 float *jio_b64_decode(const char *s, size_t *n, const char **why) {
@@ -160,8 +165,7 @@ char *jio_b64_encode(const float *v, size_t n) {
         bytes[4 * i] = (unsigned char)u, bytes[4 * i + 1] = (unsigned char)(u >> 8);
         bytes[4 * i + 2] = (unsigned char)(u >> 16), bytes[4 * i + 3] = (unsigned char)(u >> 24);
     }
-    EVP_EncodeBlock((unsigned char *)s, bytes, (int)nbytes);
-    s[outlen] = 0;
+    jio_b64_encode_raw(s, bytes, nbytes);
     free(bytes);
     return s;
 fail:

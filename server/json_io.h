@@ -46,6 +46,9 @@ float *jio_b64_decode(const char *s, size_t *n, const char **why);
 unsigned char *jio_b64_bytes(const char *s, size_t *n, const char **why);
 /* Base64 of n float32 values (little-endian), malloc'd NUL-terminated. */
 char *jio_b64_encode(const float *v, size_t n);
+/* Standard padded base64 of n bytes into dst, which holds (n + 2) / 3 * 4 + 1
+ * characters; NUL-terminated; returns the length without the NUL. */
+size_t jio_b64_encode_raw(char *dst, const unsigned char *src, size_t n);
 
 /* Optional scalars: *val holds the default on entry and is replaced when
  * present. jio_number accepts lo <= x <= hi (x > lo when lo_open). */
