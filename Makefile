@@ -28,14 +28,24 @@ WERROR  ?= -Werror
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wpedantic -Wshadow $(WERROR) -MMD -MP \
            -Ilib -Iserver -I$(GEN) $(SANFLAGS) $(shell pkg-config --cflags openblas 2>/dev/null) $(EXTRA_CFLAGS)
 LDFLAGS := $(SANFLAGS) $(shell pkg-config --libs-only-L openblas 2>/dev/null) $(EXTRA_LDFLAGS)
-LIBS    := -lcjson -lopenblas -lprotobuf-c -lpng -ljpeg -lcrypto -lz -lm -lpthread
+# SHA-256 comes from nettle, which GnuTLS loads anyway; the tests check it against
+# OpenSSL's (TEST_CRYPTO), which the daemon does not link (3.4 MiB of RSS at start).
+LIBS    := -lcjson -lopenblas -lprotobuf-c -lpng -ljpeg -lnettle -lz -lm -lpthread
 SRV_LIBS:= -lmicrohttpd -lgnutls
+# tripletd links OpenBLAS (and the Fortran runtime its LAPACK needs) statically, with packed
+# relative relocations: the shared library's 1.2 MiB of symbol tables and relocations, read at
+# every start, and libgfortran's pages would be 1.6 MiB of the daemon's start-up RSS
+# (BENCHMARKS.md, start-up). Tests and tools link the shared library.
+STATIC_BLAS := -Wl,-Bstatic -lopenblas -lgfortran -lquadmath -Wl,-Bdynamic
+TRIPLETD_LIBS := $(patsubst -lopenblas,$(STATIC_BLAS),$(LIBS))
+TRIPLETD_LDFLAGS := -Wl,-z,pack-relative-relocs
 CURL_LIBS := -lcurl
 TEST_LIBS := -lcmocka
+TEST_CRYPTO := -lcrypto
 
 # Debian packages the build and `make test` need (bench and docker add their own).
 DEPS := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev \
-        libcurl4-openssl-dev libcmocka-dev zlib1g-dev libssl-dev nginx-light curl \
+        libcurl4-openssl-dev libcmocka-dev zlib1g-dev nettle-dev libgfortran-12-dev libssl-dev nginx-light curl \
         yamllint python3-yaml dataset-fashion-mnist python3-jsonschema python3-prometheus-client \
         protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx python3-torch python3-numpy \
         chromium libpng-dev libjpeg-dev python3-pil libgnutls28-dev gnutls-bin clang-format strace
@@ -142,7 +152,7 @@ $(CLIA): $(CLI_OBJ)
 
 $(BIN)/tripletd: $(B)/server/main.o $(SRVA) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(SRV_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) $(TRIPLETD_LDFLAGS) -o $@ $^ $(SRV_LIBS) $(TRIPLETD_LIBS)
 
 $(BIN)/tripletctl: $(B)/cli/main.o $(CLIA) $(LIBA)
 	@mkdir -p $(dir $@)
@@ -151,11 +161,11 @@ $(BIN)/tripletctl: $(B)/cli/main.o $(CLIA) $(LIBA)
 # Unit tests link the library and the server's handler objects (not main.c).
 $(B)/tests/unit/%: $(B)/tests/unit/%.o $(SRVA) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(SRV_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(SRV_LIBS) $(LIBS) $(TEST_CRYPTO)
 
 $(B)/tests/e2e/%: $(B)/tests/e2e/%.o $(E2E_SUP_OBJ) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(LIBS) $(TEST_CRYPTO)
 
 # Load generator of tests/lb (links the library for its expected answers).
 LB_BIN   := $(B)/tests/lb/loadgen

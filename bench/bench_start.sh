@@ -4,14 +4,16 @@
 # time from exec to the "listening" line (the socket is bound and serving),
 # RSS split into private (anonymous) and file-backed pages, and the
 # proportional share (PSS) of each of two replicas serving the same mapped
-# gallery. Writes $RESULTS/start.md. Env: ROUNDS (default 5; the rounds
-# alternate the configurations, the median is reported), MODEL.
+# gallery, and where the RSS of a started tripletd goes (/proc/PID/smaps, by
+# mapping). Writes $RESULTS/start.md. Env: ROUNDS (default 5; the rounds
+# alternate the configurations, the median is reported), MODEL (default: the
+# shipped CNN, which `make run` serves; the gallery is built from it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${RESULTS:-$PWD/bench/results}
 TRIPLETD=${TRIPLETD:-$PWD/bin/tripletd}
 TRIPLETCTL=${TRIPLETCTL:-$PWD/bin/tripletctl}
-MODEL=${MODEL:-models/fashion-mnist.safetensors}
+MODEL=${MODEL:-models/fashion-mnist-cnn.onnx}
 ROUNDS=${ROUNDS:-5}
 mkdir -p "$RESULTS"
 for exe in "$TRIPLETD" "$TRIPLETCTL"; do [[ -x $exe ]] || { echo "bench_start: missing $exe (make)"; exit 1; }; done
@@ -58,7 +60,50 @@ def memory(p):
     time.sleep(0.3)  # its threads have started and touched their stacks
     s = kib("/proc/%d/status" % p.pid, ("VmRSS", "RssAnon", "RssFile"))
     s.update(kib("/proc/%d/smaps_rollup" % p.pid, ("Pss",)))
+    s["threads"] = len(os.listdir("/proc/%d/task" % p.pid))
     return s
+
+
+GROUPS = (  # (label, test on the mapping's path): the first that matches
+    ("the gallery file (mapped, shared)", lambda n: n == os.path.realpath(gallery)),
+    ("tripletd (code, data; OpenBLAS linked in)", lambda n: n.endswith("/tripletd")),
+    ("C library: libc, libm, ld.so", lambda n: any(x in n for x in ("/libc.so", "/libm.so", "/ld-linux"))),
+    ("GnuTLS and its libraries (p11-kit, nettle, gmp, ...)", lambda n: any(
+        x in n for x in ("gnutls", "p11-kit", "unistring", "idn2", "tasn1", "nettle", "hogweed", "gmp", "ffi"))),
+    ("other shared libraries", lambda n: n.startswith("/")),
+)
+
+
+def stack_pointers(pid):
+    """Each thread's stack pointer (/proc/PID/task/TID/syscall: ... sp pc), to find its stack."""
+    sps = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            f = open("/proc/%d/task/%s/syscall" % (pid, tid)).read().split()
+            sps.append(int(f[-2], 16))
+        except (OSError, ValueError, IndexError):
+            pass
+    return sps
+
+
+def breakdown(pid):
+    """RSS by kind of mapping from /proc/PID/smaps: {label: [rss, anon]} in bytes."""
+    out, cur, sps = {}, None, stack_pointers(pid)
+    for line in open("/proc/%d/smaps" % pid):
+        f = line.split()
+        if not f[0].endswith(":"):  # a mapping's header: range perms offset dev inode [path]
+            name = f[5] if len(f) > 5 else ""
+            lo, hi = (int(x, 16) for x in f[0].split("-"))
+            if name == "[stack]" or (not name and any(lo <= sp < hi for sp in sps)):
+                cur = "thread stacks (main and threads)"
+            elif not name or name == "[heap]":
+                cur = "heap and anonymous memory (model weights, gallery norms, ...)"
+            else:
+                cur = next((g for g, ok in GROUPS if ok(name)), "other mappings")
+            out.setdefault(cur, [0, 0])
+        elif f[0] in ("Rss:", "Anonymous:"):
+            out[cur][f[0] == "Anonymous:"] += int(f[1]) * 1024
+    return out
 
 
 def stop(p):
@@ -77,6 +122,7 @@ for r in range(rounds):
 a, _ = start(True)
 b, _ = start(True)
 ma, mb = memory(a), memory(b)
+parts = breakdown(a.pid)
 stop(a)
 stop(b)
 load1 = os.getloadavg()[0]
@@ -128,6 +174,14 @@ with open(out, "w") as f:
         mem(True, "RssAnon") - mem(False, "RssAnon")))
     w("file stores them so, converted embeddings or labels); without a gallery the process")
     w("already holds %.1f MiB, %.1f MiB of it shared-library pages." % (mem(False, "VmRSS"), mem(False, "RssFile")))
+    w()
+    w("Where the RSS of one started tripletd with the gallery goes (/proc/PID/smaps; %d threads):" % ma["threads"])
+    w()
+    w("| mappings | RSS KiB | of which private (anon) KiB |")
+    w("|---|---:|---:|")
+    for label, (r, an) in sorted(parts.items(), key=lambda x: -x[1][0]):
+        w("| %s | %d | %d |" % (label, r // 1024, an // 1024))
+    w("| total | %d | %d |" % (sum(v[0] for v in parts.values()) // 1024, sum(v[1] for v in parts.values()) // 1024))
     w()
     w("Command: `bench/bench_start.sh` (or `make bench`).")
 print(open(out).read())
