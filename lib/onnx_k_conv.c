@@ -78,7 +78,7 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
 typedef struct {
     onx_win w;
     int64_t c, m, grp;
-    int fast, grid;
+    int fast, grid, rows;
     onx_kern kn;
     size_t plen;
     float pk[];
@@ -230,6 +230,69 @@ static void run_grid(const onx_node *nd, const float *x, const float *b, int64_t
     }
 }
 
+/* The row path, for stride-1 convolutions whose output rows are as wide as the input's (same
+ * padding across): one copy of the input per kernel column j, its rows padded down and the
+ * columns that tap j wraps into from the next or previous row zeroed. B's row for tap (i, j)
+ * and channel c is copy j of c shifted by i * d0 rows and j - pb1 columns, so the GEMM runs
+ * over the output's own pixels (the grid path computes and discards pb1 + pe1 columns per row)
+ * and writes the output in place. Worth its kw copies when rows are short. */
+#define ROWS_MAX_W 32
+#define ROWS_SLACK 64 /* zeros around a copy: the widest tap reads this far outside a channel */
+
+static int rows_ok(const conv_p *p) {
+    const onx_win *w = &p->w;
+    return p->grp == 1 && w->s[0] == 1 && w->s[1] == 1 && w->d[1] == 1 && w->out[1] == w->in[1] &&
+           w->in[1] <= ROWS_MAX_W && w->k[0] * w->k[1] <= ONX_MAX_TAPS && w->k[1] < ROWS_SLACK && !is_pointwise(w);
+}
+
+/* Floats of one copy: the padded planes of every channel between two slacks. */
+static int64_t rows_copy(const conv_p *p) {
+    const onx_win *w = &p->w;
+    return p->c * (w->in[0] + w->pb[0] + w->pe[0]) * w->in[1] + 2 * ROWS_SLACK;
+}
+
+static void rows_split(const conv_p *p, const float *x, float *xr) {
+    const onx_win *w = &p->w;
+    int64_t H = w->in[0], W = w->in[1], PH = H + w->pb[0] + w->pe[0], cs = rows_copy(p);
+    for (int64_t j = 0; j < w->k[1]; j++) {
+        int64_t d = j - w->pb[1], z0 = d < 0 ? W + d : 0, z1 = d < 0 ? W : d; /* columns to zero */
+        z0 = z0 < 0 ? 0 : z0, z1 = z1 > W ? W : z1;
+        float *cp = xr + j * cs;
+        zero_run(cp, ROWS_SLACK);
+        zero_run(cp + cs - ROWS_SLACK, ROWS_SLACK);
+        for (int64_t c = 0; c < p->c; c++)
+            for (int64_t r = 0; r < PH; r++) {
+                float *dst = cp + ROWS_SLACK + (c * PH + r) * W;
+                int64_t iy = r - w->pb[0];
+                if (iy < 0 || iy >= H) {
+                    zero_run(dst, W);
+                    continue;
+                }
+                copy_run(dst, x + (c * H + iy) * W, W);
+                zero_run(dst + z0, z1 - z0);
+            }
+    }
+}
+
+static void run_rows(const onx_node *nd, const float *x, const float *b, int64_t N, float *y, float *tmp) {
+    const conv_p *p = nd->p;
+    const onx_win *w = &p->w;
+    int64_t W = w->in[1], P = w->out[0] * w->out[1], plane = (w->in[0] + w->pb[0] + w->pe[0]) * W;
+    int64_t kk = w->k[0] * w->k[1], cs = rows_copy(p), toff[ONX_MAX_TAPS];
+    float *xr = tmp, *work = tmp + w->k[1] * cs;
+    for (int64_t t = 0; t < kk; t++) {
+        int64_t i = t / w->k[1], j = t % w->k[1];
+        toff[t] = j * cs + i * w->d[0] * W + j - w->pb[1];
+    }
+    for (int64_t n = 0; n < N; n++) {
+        rows_split(p, x + n * p->c * w->in[0] * W, xr);
+        grid_src src = {xr + ROWS_SLACK, plane};
+        onx_cmap cm = {y + n * p->m * P, P, P, 0};
+        onx_sgemm(p->kn, p->m, P, p->c, (int)kk, toff, p->pk, grid_block, &src, &cm, b, nd->act, nd->act_lo, nd->act_hi,
+                  work);
+    }
+}
+
 /* Samples per GEMM: small images batch several samples' columns side by
  * side so that one SGEMM sees a wide matrix (at most CONV_COLS floats of scratch). */
 #define CONV_COLS ((int64_t)1 << 20)
@@ -252,6 +315,7 @@ static int64_t conv_band(const conv_p *p) {
 static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
     (void)out;
     const conv_p *p = nd->p;
+    if (p->fast && p->rows) return (size_t)(p->w.k[1] * rows_copy(p)) + onx_sgemm_work();
     if (p->fast && p->grid) return grid_floats(p) + onx_sgemm_work();
     if (p->fast) return is_depthwise(p) ? onx_dw_work(&p->w) : onx_sgemm_work();
     if (is_depthwise(p)) return 0;
@@ -425,6 +489,10 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
     const conv_p *p = nd->p;
     int64_t cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
     int64_t HW = p->w.in[0] * p->w.in[1], kk = p->w.k[0] * p->w.k[1];
+    if (p->rows) {
+        run_rows(nd, x, b, N, y, tmp);
+        return;
+    }
     if (p->grid) {
         run_grid(nd, x, b, N, y, tmp);
         return;
@@ -458,8 +526,9 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
     nd->p = q;
     const float *wt = g->v[nd->in[1]].data;
-    q->grid = grid_ok(q);
-    if (q->grid) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
+    q->rows = rows_ok(q);
+    q->grid = !q->rows && grid_ok(q);
+    if (q->grid || q->rows) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
         int64_t kk = q->w.k[0] * q->w.k[1], C = q->c;
         float *tw = malloc(sizeof(float) * (size_t)(q->m * K));
         if (!tw) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
