@@ -54,7 +54,7 @@ static void run_gemm(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
             for (int j = 0; j < n; j++) y[(size_t)i * (size_t)n + (size_t)j] = nd->f[1] * c[i * st[0] + j * st[1]];
         beta = 1.0f;
     }
-    if (m > 1 && !ta && tb && onx_fc_ok(m)) { /* a few samples through B (N x K) as it is stored */
+    if (!ta && tb && onx_fc_ok(m)) { /* a few samples through B (N x K) as it is stored */
         if (beta == 0.0f) memset(y, 0, sizeof(float) * out[0].n);
         onx_fc(in[0].p, m, k, in[1].p, n, nd->f[0], y);
     } else if (m == 1 && !ta)
