@@ -7,6 +7,7 @@
 #include "onnx_load.h"
 #include "onnx_op.h"
 #include "onnx_sgemm.h"
+#include "onnx_wino.h"
 
 int onx_win_parse(onx_graph *g, const onx_node *nd, const onx_value *x, const int64_t *kshape, int dil_ok, int ceil_ok,
                   onx_win *w, tr_err *err) {
@@ -78,7 +79,7 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
 typedef struct {
     onx_win w;
     int64_t c, m, grp;
-    int fast, grid, rows;
+    int fast, grid, rows, wino;
     onx_kern kn;
     size_t plen;
     float pk[];
@@ -315,6 +316,7 @@ static int64_t conv_band(const conv_p *p) {
 static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
     (void)out;
     const conv_p *p = nd->p;
+    if (p->fast && p->wino) return onx_wino_work(&p->w, p->c, p->m, in[0].d[0]);
     if (p->fast && p->rows) return (size_t)(p->w.k[1] * rows_copy(p)) + onx_sgemm_work();
     if (p->fast && p->grid) return grid_floats(p) + onx_sgemm_work();
     if (p->fast) return is_depthwise(p) ? onx_dw_work(&p->w) : onx_sgemm_work();
@@ -489,6 +491,10 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
     const conv_p *p = nd->p;
     int64_t cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
     int64_t HW = p->w.in[0] * p->w.in[1], kk = p->w.k[0] * p->w.k[1];
+    if (p->wino) {
+        onx_wino(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, nd->act, nd->act_lo, nd->act_hi, y, tmp);
+        return;
+    }
     if (p->rows) {
         run_rows(nd, x, b, N, y, tmp);
         return;
@@ -521,14 +527,21 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
         return TR_OK;
     }
     int64_t mg = p->m / p->grp, K = p->c / p->grp * p->w.k[0] * p->w.k[1];
-    size_t plen = onx_pack_a_len(kn, mg, K);
-    conv_p *q = realloc(p, sizeof *p + sizeof(float) * plen * (size_t)p->grp);
+    int wino = onx_wino_ok(&p->w, p->grp, p->c, p->m);
+    size_t plen = wino ? onx_wino_pack_len(kn, p->m, p->c) : onx_pack_a_len(kn, mg, K);
+    conv_p *q = realloc(p, sizeof *p + sizeof(float) * plen * (size_t)(wino ? 1 : p->grp));
     if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
     nd->p = q;
     const float *wt = g->v[nd->in[1]].data;
-    q->rows = rows_ok(q);
-    q->grid = !q->rows && grid_ok(q);
-    if (q->grid || q->rows) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
+    q->wino = wino;
+    q->rows = !wino && rows_ok(q);
+    q->grid = !wino && !q->rows && grid_ok(q);
+    if (wino) {
+        float *tw = malloc(sizeof(float) * (size_t)(q->m * q->c));
+        if (!tw) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
+        onx_wino_pack(kn, wt, q->m, q->c, tw, q->pk);
+        free(tw);
+    } else if (q->grid || q->rows) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
         int64_t kk = q->w.k[0] * q->w.k[1], C = q->c;
         float *tw = malloc(sizeof(float) * (size_t)(q->m * K));
         if (!tw) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");

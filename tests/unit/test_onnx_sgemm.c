@@ -1,6 +1,6 @@
 /* test_onnx_sgemm.c - the convolution kernels (onnx_sgemm.c, onnx_dw.c) against double-precision loops:
  * every register-tile kernel this CPU runs, edge widths, taps, segments, depth blocks, bias, activations;
- * the small-batch fully connected kernel (onnx_fc.c). */
+ * the small-batch fully connected kernel (onnx_fc.c); Winograd 3x3 convolutions (onnx_wino.c). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 #include "onnx_dw.h"
 #include "onnx_fc.h"
 #include "onnx_sgemm.h"
+#include "onnx_wino.h"
 #include "rng.h"
 
 static float *randv(uint64_t *r, size_t n) {
@@ -208,12 +209,69 @@ static void test_fc(void **state) {
             }
 }
 
+/* onx_wino against the direct convolution in double: odd and even sizes (a last tile half
+ * outside), paddings 0 to 2 on either side, several samples (more than one pass of tiles),
+ * bias and activations. */
+static void test_wino(void **state) {
+    (void)state;
+    static const struct {
+        int64_t c, m, h, w, pt, pl, pb, pr, n;
+        onx_act act;
+    } cases[] = {
+        {32, 64, 14, 14, 1, 1, 1, 1, 1, ONX_ACT_RELU}, {8, 8, 7, 7, 1, 1, 1, 1, 3, ONX_ACT_NONE},
+        {9, 17, 5, 9, 0, 2, 1, 0, 2, ONX_ACT_CLIP},    {16, 8, 28, 28, 1, 1, 1, 1, 13, ONX_ACT_RELU},
+        {8, 24, 6, 32, 2, 1, 0, 1, 1, ONX_ACT_NONE},   {12, 8, 3, 3, 1, 1, 1, 1, 40, ONX_ACT_RELU},
+    };
+    onx_kern kn = onx_sgemm_best();
+    uint64_t r[4];
+    rng_seed(17, r);
+    int ran = 0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        onx_win w = {.nsp = 2, .k = {3, 3}, .s = {1, 1}, .d = {1, 1}};
+        w.pb[0] = cases[ci].pt, w.pb[1] = cases[ci].pl, w.pe[0] = cases[ci].pb, w.pe[1] = cases[ci].pr;
+        w.in[0] = cases[ci].h, w.in[1] = cases[ci].w;
+        w.out[0] = w.in[0] + w.pb[0] + w.pe[0] - 2, w.out[1] = w.in[1] + w.pb[1] + w.pe[1] - 2;
+        int64_t c = cases[ci].c, m = cases[ci].m, n = cases[ci].n, H = w.in[0], W = w.in[1], OH = w.out[0],
+                OW = w.out[1];
+        if (!onx_wino_ok(&w, 1, c, m)) continue;
+        ran = 1;
+        float *x = randv(r, (size_t)(n * c * H * W)), *wt = randv(r, (size_t)(m * c * 9)), *bias = randv(r, (size_t)m);
+        float *pk = malloc(sizeof(float) * onx_wino_pack_len(kn, m, c)), *tmp = malloc(sizeof(float) * (size_t)(m * c));
+        float *work = malloc(sizeof(float) * onx_wino_work(&w, c, m, n));
+        float *y = malloc(sizeof(float) * (size_t)(n * m * OH * OW + 1));
+        assert_true(pk && tmp && work && y);
+        y[n * m * OH * OW] = 42.0f;
+        onx_wino_pack(kn, wt, m, c, tmp, pk);
+        onx_wino(kn, &w, c, m, pk, x, n, bias, cases[ci].act, -0.5f, 0.5f, y, work);
+        for (int64_t s = 0; s < n; s++)
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t oy = 0; oy < OH; oy++)
+                    for (int64_t ox = 0; ox < OW; ox++) {
+                        double acc = bias[i];
+                        for (int64_t ch = 0; ch < c; ch++)
+                            for (int64_t ky = 0; ky < 3; ky++)
+                                for (int64_t kx = 0; kx < 3; kx++) {
+                                    int64_t iy = oy + ky - w.pb[0], ix = ox + kx - w.pb[1];
+                                    if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+                                        acc += (double)wt[((i * c + ch) * 3 + ky) * 3 + kx] *
+                                               x[((s * c + ch) * H + iy) * W + ix];
+                                }
+                        float want = act_of(cases[ci].act, acc, -0.5f, 0.5f),
+                              got = y[((s * m + i) * OH + oy) * OW + ox];
+                        if (fabsf(got - want) > 1e-4f + 1e-4f * fabsf(want))
+                            fail_msg("wino case %zu: y[%lld][%lld][%lld][%lld] = %g, want %g", ci, (long long)s,
+                                     (long long)i, (long long)oy, (long long)ox, got, want);
+                    }
+        assert_true(y[n * m * OH * OW] == 42.0f);
+        free(x), free(wt), free(bias), free(pk), free(tmp), free(work), free(y);
+    }
+    if (!ran) skip();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sgemm),
-        cmocka_unit_test(test_depthwise),
-        cmocka_unit_test(test_deinterleave),
-        cmocka_unit_test(test_fc),
+        cmocka_unit_test(test_sgemm), cmocka_unit_test(test_depthwise), cmocka_unit_test(test_deinterleave),
+        cmocka_unit_test(test_fc),    cmocka_unit_test(test_wino),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

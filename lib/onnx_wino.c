@@ -1,0 +1,203 @@
+/* onnx_wino.c - 3x3 stride-1 convolutions by Winograd F(2x2, 3x3): input tiles transformed, 16 GEMMs, outputs
+ * transformed back. */
+#include "onnx_wino.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Lavin and Gray's F(2x2, 3x3): a 2x2 output tile is A^T [(G g G^T) . (B^T d B)] A for the 4x4
+ * input tile d over it, so the 16 entries of the transformed tiles meet the 16 of the
+ * transformed weights in 16 GEMMs of m x c by c x tiles: 2.25 times fewer multiply-adds than
+ * the direct convolution, and no column of padding computed. The input and output transforms
+ * only add and subtract, the weights' only halve (done in double at load): the result stays
+ * within a few float roundings of the direct sum. */
+
+#define WINO_COLS 512 /* tiles per GEMM when several samples are at hand */
+
+typedef struct {
+    int64_t H, W, OH, OW, pt, pl, tyc, txc, T; /* T tiles per sample: tyc rows of txc */
+} wgeo;
+
+static wgeo geo_of(const onx_win *w) {
+    wgeo g = {w->in[0], w->in[1], w->out[0], w->out[1], w->pb[0], w->pb[1], 0, 0, 0};
+    g.tyc = (g.OH + 1) / 2, g.txc = (g.OW + 1) / 2, g.T = g.tyc * g.txc;
+    return g;
+}
+
+int onx_wino_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
+    return onx_sgemm_best() == ONX_K_AVX512 && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 &&
+           w->k[1] == 3 && w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 && w->out[1] <= 32;
+}
+
+size_t onx_wino_pack_len(onx_kern kn, int64_t m, int64_t c) {
+    return 16 * onx_pack_a_len(kn, m, c);
+}
+
+/* The 4 combinations of 3 values that G applies: v0, (v0+v1+v2)/2, (v0-v1+v2)/2, v2. */
+static double gcomb(int a, double v0, double v1, double v2) {
+    return a == 0 ? v0 : a == 1 ? 0.5 * (v0 + v1 + v2) : a == 2 ? 0.5 * (v0 - v1 + v2) : v2;
+}
+
+void onx_wino_pack(onx_kern kn, const float *wt, int64_t m, int64_t c, float *tmp, float *out) {
+    size_t plen = onx_pack_a_len(kn, m, c);
+    for (int xi = 0; xi < 16; xi++) {
+        int a = xi / 4, b = xi % 4;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t ch = 0; ch < c; ch++) {
+                const float *g = wt + (i * c + ch) * 9;
+                double r[3]; /* row a of G g */
+                for (int j = 0; j < 3; j++) r[j] = gcomb(a, g[j], g[3 + j], g[6 + j]);
+                tmp[i * c + ch] = (float)gcomb(b, r[0], r[1], r[2]);
+            }
+        onx_pack_a(kn, tmp, m, c, out + (size_t)xi * plen);
+    }
+}
+
+static int64_t samples_per_pass(const wgeo *g, int64_t n) {
+    int64_t nb = WINO_COLS / g->T;
+    return nb < 1 ? 1 : nb > n ? n : nb;
+}
+
+/* Per channel, the padded input split into even and odd columns: plane rows of EO_W floats,
+ * row r of the even plane holding padded columns 0, 2, 4, ... (input column u - pl at u). A
+ * row of tiles then reads its four input columns per tile as whole vectors, tile by tile in the
+ * lanes (at most 16 tiles across: an output of at most 32 columns). */
+#define EO_W 32
+
+static int64_t eo_floats(const wgeo *g) {
+    return 2 * (2 * g->tyc + 2) * EO_W;
+}
+
+size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
+    wgeo g = geo_of(w);
+    int64_t cols = samples_per_pass(&g, n) * g.T;
+    return (size_t)(16 * (c + m) * cols + eo_floats(&g)) + onx_sgemm_work();
+}
+
+static void split_eo(const wgeo *g, const float *x, float *eo) {
+    int64_t PH = 2 * g->tyc + 2;
+    float *e = eo, *o = eo + PH * EO_W;
+    memset(eo, 0, sizeof(float) * (size_t)eo_floats(g));
+    for (int64_t r = 0; r < PH; r++) {
+        int64_t iy = r - g->pt;
+        if (iy < 0 || iy >= g->H) continue;
+        const float *xr = x + iy * g->W;
+        for (int64_t u = 0; u <= g->txc; u++) {
+            int64_t ie = 2 * u - g->pl, io = ie + 1;
+            if (ie >= 0 && ie < g->W) e[r * EO_W + u] = xr[ie];
+            if (io >= 0 && io < g->W) o[r * EO_W + u] = xr[io];
+        }
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define T512 __attribute__((target("avx512f")))
+#else
+#define T512
+#endif
+
+/* V[xi * ldv + tile] = (B^T d B)[xi] for every tile of one channel (its even/odd planes eo). */
+T512 static void in_transform(const wgeo *g, const float *eo, float *v, int64_t ldv) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const float *e = eo, *o = eo + (2 * g->tyc + 2) * EO_W;
+    __mmask16 mk = (__mmask16)((1u << g->txc) - 1);
+    for (int64_t ty = 0; ty < g->tyc; ty++) {
+        __m512 c[4][4];
+        for (int r = 0; r < 4; r++) { /* d B for padded row 2ty + r: tile columns 2tx .. 2tx + 3 */
+            const float *er = e + (2 * ty + r) * EO_W, *orr = o + (2 * ty + r) * EO_W;
+            __m512 e0 = _mm512_loadu_ps(er), e1 = _mm512_loadu_ps(er + 1), o0 = _mm512_loadu_ps(orr),
+                   o1 = _mm512_loadu_ps(orr + 1);
+            c[r][0] = _mm512_sub_ps(e0, e1), c[r][1] = _mm512_add_ps(o0, e1);
+            c[r][2] = _mm512_sub_ps(e1, o0), c[r][3] = _mm512_sub_ps(o0, o1);
+        }
+        float *vt = v + ty * g->txc;
+        for (int b = 0; b < 4; b++) { /* B^T (d B) */
+            _mm512_mask_storeu_ps(vt + (0 + b) * ldv, mk, _mm512_sub_ps(c[0][b], c[2][b]));
+            _mm512_mask_storeu_ps(vt + (4 + b) * ldv, mk, _mm512_add_ps(c[1][b], c[2][b]));
+            _mm512_mask_storeu_ps(vt + (8 + b) * ldv, mk, _mm512_sub_ps(c[2][b], c[1][b]));
+            _mm512_mask_storeu_ps(vt + (12 + b) * ldv, mk, _mm512_sub_ps(c[1][b], c[3][b]));
+        }
+    }
+#else
+    (void)g, (void)eo, (void)v, (void)ldv;
+#endif
+}
+
+typedef struct {
+    const float *b;
+    int64_t ldb;
+} wsrc;
+
+static const float *in_place(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
+                             int64_t *ldb) {
+    (void)kc, (void)nc, (void)work;
+    const wsrc *s = ctx;
+    *ldb = s->ldb;
+    return s->b + k0 * s->ldb + n0;
+}
+
+/* y (OH x OW) of one output channel from its transformed tiles Y[xi * ldy + tile]: A^T M A,
+ * bias and activation, a row of tiles at a time (lane tx gives output columns 2tx, 2tx + 1). */
+T512 static void out_transform(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo, float hi,
+                               float *y) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __mmask16 mk = (__mmask16)((1u << g->txc) - 1);
+    int64_t w0 = g->OW < 16 ? g->OW : 16, w1 = g->OW - w0;
+    __mmask16 m0 = (__mmask16)((1u << w0) - 1), m1 = (__mmask16)((1u << w1) - 1);
+    __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
+           vhi = _mm512_set1_ps(act == ONX_ACT_RELU ? INFINITY : hi);
+    const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    for (int64_t ty = 0; ty < g->tyc; ty++) {
+        const float *t = yt + ty * g->txc;
+        __m512 s[2][4];
+        for (int j = 0; j < 4; j++) { /* A^T M */
+            __m512 a0 = _mm512_maskz_loadu_ps(mk, t + (0 + j) * ldy), a1 = _mm512_maskz_loadu_ps(mk, t + (4 + j) * ldy),
+                   a2 = _mm512_maskz_loadu_ps(mk, t + (8 + j) * ldy),
+                   a3 = _mm512_maskz_loadu_ps(mk, t + (12 + j) * ldy);
+            s[0][j] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+            s[1][j] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
+        }
+        for (int i = 0; i < 2 && 2 * ty + i < g->OH; i++) { /* (A^T M) A, then bias and activation */
+            __m512 ev = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]), vb);
+            __m512 od = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]), vb);
+            if (act != ONX_ACT_NONE) {
+                ev = _mm512_min_ps(_mm512_max_ps(ev, vlo), vhi);
+                od = _mm512_min_ps(_mm512_max_ps(od, vlo), vhi);
+            }
+            float *yr = y + (2 * ty + i) * g->OW;
+            _mm512_mask_storeu_ps(yr, m0, _mm512_permutex2var_ps(ev, lo_idx, od));
+            if (w1 > 0) _mm512_mask_storeu_ps(yr + 16, m1, _mm512_permutex2var_ps(ev, hi_idx, od));
+        }
+    }
+#else
+    (void)g, (void)yt, (void)ldy, (void)bias, (void)act, (void)lo, (void)hi, (void)y;
+#endif
+}
+
+void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
+              const float *bias, onx_act act, float lo, float hi, float *y, float *work) {
+    wgeo g = geo_of(w);
+    int64_t nb = samples_per_pass(&g, n), HW = g.H * g.W, P = g.OH * g.OW;
+    size_t plen = onx_pack_a_len(kn, m, c);
+    for (int64_t s0 = 0; s0 < n; s0 += nb) {
+        int64_t ns = n - s0 < nb ? n - s0 : nb, cols = ns * g.T;
+        float *v = work, *yt = v + 16 * c * cols, *eo = yt + 16 * m * cols, *sw = eo + eo_floats(&g);
+        for (int64_t s = 0; s < ns; s++)
+            for (int64_t ch = 0; ch < c; ch++) {
+                split_eo(&g, x + ((s0 + s) * c + ch) * HW, eo);
+                in_transform(&g, eo, v + ch * cols + s * g.T, c * cols);
+            }
+        for (int xi = 0; xi < 16; xi++) {
+            wsrc src = {v + (size_t)xi * (size_t)(c * cols), cols};
+            onx_cmap cm = {yt + (size_t)xi * (size_t)(m * cols), cols, cols, 0};
+            onx_sgemm(kn, m, cols, c, 1, NULL, pk + (size_t)xi * plen, in_place, &src, &cm, NULL, ONX_ACT_NONE, 0.0f,
+                      0.0f, sw);
+        }
+        for (int64_t s = 0; s < ns; s++)
+            for (int64_t i = 0; i < m; i++)
+                out_transform(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, act, lo, hi,
+                              y + ((s0 + s) * m + i) * P);
+    }
+}
