@@ -12,7 +12,11 @@
  * only add and subtract, the weights' only halve (done in double at load): the result stays
  * within a few float roundings of the direct sum. */
 
-#define WINO_COLS 512 /* tiles per GEMM when several samples are at hand */
+#define WINO_COLS 512   /* tiles per GEMM when several samples are at hand */
+#define WINO_MAX_W 4096 /* output columns */
+/* Fewer tiles per sample (a 7x7 output has 16) leave the GEMMs too narrow for the 16 transformed
+ * weight matrices, 1.8 times the direct ones, to pay: they stream from memory per sample. */
+#define WINO_MIN_TILES 32
 
 typedef struct {
     int64_t H, W, OH, OW, pt, pl, tyc, txc, T; /* T tiles per sample: tyc rows of txc */
@@ -26,7 +30,8 @@ static wgeo geo_of(const onx_win *w) {
 
 int onx_wino_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
     return onx_sgemm_best() == ONX_K_AVX512 && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 &&
-           w->k[1] == 3 && w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 && w->out[1] <= 32;
+           w->k[1] == 3 && w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 && w->out[1] <= WINO_MAX_W &&
+           (w->out[0] + 1) / 2 * ((w->out[1] + 1) / 2) >= WINO_MIN_TILES;
 }
 
 size_t onx_wino_pack_len(onx_kern kn, int64_t m, int64_t c) {
@@ -58,14 +63,16 @@ static int64_t samples_per_pass(const wgeo *g, int64_t n) {
     return nb < 1 ? 1 : nb > n ? n : nb;
 }
 
-/* Per channel, the padded input split into even and odd columns: plane rows of EO_W floats,
- * row r of the even plane holding padded columns 0, 2, 4, ... (input column u - pl at u). A
- * row of tiles then reads its four input columns per tile as whole vectors, tile by tile in the
- * lanes (at most 16 tiles across: an output of at most 32 columns). */
-#define EO_W 32
+/* Per channel, the padded input split into even and odd columns: plane rows of eo_w floats,
+ * row r of the even plane holding padded columns 0, 2, 4, ... (input column 2u - pl at u). A
+ * row of tiles then reads its four input columns per tile as whole vectors, 16 tiles in the
+ * lanes at a time. */
+static int64_t eo_w(const wgeo *g) {
+    return (g->txc + 15) / 16 * 16 + 16; /* the last chunk's load at u + 1 stays inside */
+}
 
 static int64_t eo_floats(const wgeo *g) {
-    return 2 * (2 * g->tyc + 2) * EO_W;
+    return 2 * (2 * g->tyc + 2) * eo_w(g);
 }
 
 size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
@@ -75,8 +82,8 @@ size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
 }
 
 static void split_eo(const wgeo *g, const float *x, float *eo) {
-    int64_t PH = 2 * g->tyc + 2;
-    float *e = eo, *o = eo + PH * EO_W;
+    int64_t PH = 2 * g->tyc + 2, EW = eo_w(g);
+    float *e = eo, *o = eo + PH * EW;
     memset(eo, 0, sizeof(float) * (size_t)eo_floats(g));
     for (int64_t r = 0; r < PH; r++) {
         int64_t iy = r - g->pt;
@@ -84,8 +91,8 @@ static void split_eo(const wgeo *g, const float *x, float *eo) {
         const float *xr = x + iy * g->W;
         for (int64_t u = 0; u <= g->txc; u++) {
             int64_t ie = 2 * u - g->pl, io = ie + 1;
-            if (ie >= 0 && ie < g->W) e[r * EO_W + u] = xr[ie];
-            if (io >= 0 && io < g->W) o[r * EO_W + u] = xr[io];
+            if (ie >= 0 && ie < g->W) e[r * EW + u] = xr[ie];
+            if (io >= 0 && io < g->W) o[r * EW + u] = xr[io];
         }
     }
 }
@@ -100,25 +107,28 @@ static void split_eo(const wgeo *g, const float *x, float *eo) {
 /* V[xi * ldv + tile] = (B^T d B)[xi] for every tile of one channel (its even/odd planes eo). */
 T512 static void in_transform(const wgeo *g, const float *eo, float *v, int64_t ldv) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    const float *e = eo, *o = eo + (2 * g->tyc + 2) * EO_W;
-    __mmask16 mk = (__mmask16)((1u << g->txc) - 1);
-    for (int64_t ty = 0; ty < g->tyc; ty++) {
-        __m512 c[4][4];
-        for (int r = 0; r < 4; r++) { /* d B for padded row 2ty + r: tile columns 2tx .. 2tx + 3 */
-            const float *er = e + (2 * ty + r) * EO_W, *orr = o + (2 * ty + r) * EO_W;
-            __m512 e0 = _mm512_loadu_ps(er), e1 = _mm512_loadu_ps(er + 1), o0 = _mm512_loadu_ps(orr),
-                   o1 = _mm512_loadu_ps(orr + 1);
-            c[r][0] = _mm512_sub_ps(e0, e1), c[r][1] = _mm512_add_ps(o0, e1);
-            c[r][2] = _mm512_sub_ps(e1, o0), c[r][3] = _mm512_sub_ps(o0, o1);
+    int64_t EW = eo_w(g);
+    const float *e = eo, *o = eo + (2 * g->tyc + 2) * EW;
+    for (int64_t ty = 0; ty < g->tyc; ty++)
+        for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16) {
+            int64_t nt = g->txc - tx0 < 16 ? g->txc - tx0 : 16;
+            __mmask16 mk = (__mmask16)((1u << nt) - 1);
+            __m512 c[4][4];
+            for (int r = 0; r < 4; r++) { /* d B for padded row 2ty + r: tile columns 2tx .. 2tx + 3 */
+                const float *er = e + (2 * ty + r) * EW + tx0, *orr = o + (2 * ty + r) * EW + tx0;
+                __m512 e0 = _mm512_loadu_ps(er), e1 = _mm512_loadu_ps(er + 1), o0 = _mm512_loadu_ps(orr),
+                       o1 = _mm512_loadu_ps(orr + 1);
+                c[r][0] = _mm512_sub_ps(e0, e1), c[r][1] = _mm512_add_ps(o0, e1);
+                c[r][2] = _mm512_sub_ps(e1, o0), c[r][3] = _mm512_sub_ps(o0, o1);
+            }
+            float *vt = v + ty * g->txc + tx0;
+            for (int b = 0; b < 4; b++) { /* B^T (d B) */
+                _mm512_mask_storeu_ps(vt + (0 + b) * ldv, mk, _mm512_sub_ps(c[0][b], c[2][b]));
+                _mm512_mask_storeu_ps(vt + (4 + b) * ldv, mk, _mm512_add_ps(c[1][b], c[2][b]));
+                _mm512_mask_storeu_ps(vt + (8 + b) * ldv, mk, _mm512_sub_ps(c[2][b], c[1][b]));
+                _mm512_mask_storeu_ps(vt + (12 + b) * ldv, mk, _mm512_sub_ps(c[1][b], c[3][b]));
+            }
         }
-        float *vt = v + ty * g->txc;
-        for (int b = 0; b < 4; b++) { /* B^T (d B) */
-            _mm512_mask_storeu_ps(vt + (0 + b) * ldv, mk, _mm512_sub_ps(c[0][b], c[2][b]));
-            _mm512_mask_storeu_ps(vt + (4 + b) * ldv, mk, _mm512_add_ps(c[1][b], c[2][b]));
-            _mm512_mask_storeu_ps(vt + (8 + b) * ldv, mk, _mm512_sub_ps(c[2][b], c[1][b]));
-            _mm512_mask_storeu_ps(vt + (12 + b) * ldv, mk, _mm512_sub_ps(c[1][b], c[3][b]));
-        }
-    }
 #else
     (void)g, (void)eo, (void)v, (void)ldv;
 #endif
@@ -142,35 +152,38 @@ static const float *in_place(const void *ctx, int64_t k0, int64_t kc, int64_t n0
 T512 static void out_transform(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo, float hi,
                                float *y) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    __mmask16 mk = (__mmask16)((1u << g->txc) - 1);
-    int64_t w0 = g->OW < 16 ? g->OW : 16, w1 = g->OW - w0;
-    __mmask16 m0 = (__mmask16)((1u << w0) - 1), m1 = (__mmask16)((1u << w1) - 1);
     __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
            vhi = _mm512_set1_ps(act == ONX_ACT_RELU ? INFINITY : hi);
     const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-    for (int64_t ty = 0; ty < g->tyc; ty++) {
-        const float *t = yt + ty * g->txc;
-        __m512 s[2][4];
-        for (int j = 0; j < 4; j++) { /* A^T M */
-            __m512 a0 = _mm512_maskz_loadu_ps(mk, t + (0 + j) * ldy), a1 = _mm512_maskz_loadu_ps(mk, t + (4 + j) * ldy),
-                   a2 = _mm512_maskz_loadu_ps(mk, t + (8 + j) * ldy),
-                   a3 = _mm512_maskz_loadu_ps(mk, t + (12 + j) * ldy);
-            s[0][j] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
-            s[1][j] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
-        }
-        for (int i = 0; i < 2 && 2 * ty + i < g->OH; i++) { /* (A^T M) A, then bias and activation */
-            __m512 ev = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]), vb);
-            __m512 od = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]), vb);
-            if (act != ONX_ACT_NONE) {
-                ev = _mm512_min_ps(_mm512_max_ps(ev, vlo), vhi);
-                od = _mm512_min_ps(_mm512_max_ps(od, vlo), vhi);
+    for (int64_t ty = 0; ty < g->tyc; ty++)
+        for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16) {
+            int64_t nt = g->txc - tx0 < 16 ? g->txc - tx0 : 16, rem = g->OW - 2 * tx0;
+            int64_t w0 = rem < 16 ? rem : 16, w1 = rem - w0 < 16 ? rem - w0 : 16;
+            __mmask16 mk = (__mmask16)((1u << nt) - 1), m0 = (__mmask16)((1u << w0) - 1),
+                      m1 = (__mmask16)((1u << w1) - 1);
+            const float *t = yt + ty * g->txc + tx0;
+            __m512 s[2][4];
+            for (int j = 0; j < 4; j++) { /* A^T M */
+                __m512 a0 = _mm512_maskz_loadu_ps(mk, t + (0 + j) * ldy),
+                       a1 = _mm512_maskz_loadu_ps(mk, t + (4 + j) * ldy),
+                       a2 = _mm512_maskz_loadu_ps(mk, t + (8 + j) * ldy),
+                       a3 = _mm512_maskz_loadu_ps(mk, t + (12 + j) * ldy);
+                s[0][j] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+                s[1][j] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
             }
-            float *yr = y + (2 * ty + i) * g->OW;
-            _mm512_mask_storeu_ps(yr, m0, _mm512_permutex2var_ps(ev, lo_idx, od));
-            if (w1 > 0) _mm512_mask_storeu_ps(yr + 16, m1, _mm512_permutex2var_ps(ev, hi_idx, od));
+            for (int i = 0; i < 2 && 2 * ty + i < g->OH; i++) { /* (A^T M) A, then bias and activation */
+                __m512 ev = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]), vb);
+                __m512 od = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]), vb);
+                if (act != ONX_ACT_NONE) {
+                    ev = _mm512_min_ps(_mm512_max_ps(ev, vlo), vhi);
+                    od = _mm512_min_ps(_mm512_max_ps(od, vlo), vhi);
+                }
+                float *yr = y + (2 * ty + i) * g->OW + 2 * tx0;
+                _mm512_mask_storeu_ps(yr, m0, _mm512_permutex2var_ps(ev, lo_idx, od));
+                if (w1 > 0) _mm512_mask_storeu_ps(yr + 16, m1, _mm512_permutex2var_ps(ev, hi_idx, od));
+            }
         }
-    }
 #else
     (void)g, (void)yt, (void)ldy, (void)bias, (void)act, (void)lo, (void)hi, (void)y;
 #endif
