@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nettle/base64.h>
+
 #include "img.h"
 #include "json_parse.h"
 #include "model.h"
@@ -97,13 +99,13 @@ unsigned char *jio_b64_bytes(const char *s, size_t *n, const char **why) {
         *why = "out of memory";
         goto fail;
     }
-    /* every character is valid (checked above): 4 characters make 3 bytes, a tail of 2 or 3 makes 1 or 2 */
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        uint32_t q = 0;
-        size_t k = len - i < 4 ? len - i : 4;
-        for (size_t j = 0; j < 4; j++) q = q << 6 | (j < k ? (uint32_t)b64_val((unsigned char)s[i + j]) : 0);
-        for (size_t j = 0; j + 1 < k; j++) out[o++] = (unsigned char)(q >> (16 - 8 * j));
+    /* every character is valid (checked above); nettle decodes them, a tail of 2 or 3 making 1 or 2 bytes */
+    struct base64_decode_ctx ctx;
+    size_t got = 0;
+    base64_decode_init(&ctx);
+    if (!base64_decode_update(&ctx, &got, out, len, s) || got != nbytes) {
+        *why = "invalid base64";
+        goto fail;
     }
     *n = nbytes;
     return out;
@@ -113,15 +115,9 @@ fail:
 }
 
 size_t jio_b64_encode_raw(char *dst, const unsigned char *src, size_t n) {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        size_t k = n - i < 3 ? n - i : 3;
-        uint32_t q = (uint32_t)src[i] << 16 | (k > 1 ? (uint32_t)src[i + 1] << 8 : 0) | (k > 2 ? src[i + 2] : 0);
-        for (size_t j = 0; j < 4; j++) dst[o++] = j <= k ? abc[q >> (18 - 6 * j) & 63] : '=';
-    }
-    dst[o] = 0;
-    return o;
+    base64_encode_raw(dst, n, src);
+    dst[BASE64_ENCODE_RAW_LENGTH(n)] = 0;
+    return BASE64_ENCODE_RAW_LENGTH(n);
 }
 
 float *jio_b64_decode(const char *s, size_t *n, const char **why) {

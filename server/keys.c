@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include <nettle/memops.h>
+
 #include "tr_err.h"
 
 typedef struct {
@@ -36,13 +38,6 @@ static atomic_int g_n_count;
 static int digest(const char *s, size_t n, unsigned char out[32]) {
     tr_sha256(s, n, out);
     return 0;
-}
-
-/* 1 when the two digests are equal, in a time that does not depend on where they differ. */
-static int same_digest(const unsigned char *a, const unsigned char *b) {
-    unsigned d = 0;
-    for (int i = 0; i < 32; i++) d |= (unsigned)(a[i] ^ b[i]);
-    return ((d - 1) >> 8) & 1;
 }
 
 /* The counter of a key name, made on first use (under g_lock); -1 for no name or a full table. */
@@ -192,7 +187,7 @@ int srv_keys_check(const char *a, const char **name, int *slot) {
     /* every key is compared, whatever matched before: the time does not say which or whether */
     size_t hit = ks->n;
     for (size_t i = 0; i < ks->n; i++) {
-        int eq = same_digest(got, ks->k[i].digest);
+        int eq = memeql_sec(got, ks->k[i].digest, 32);
         hit = eq ? i : hit;
     }
     if (hit == ks->n) return 0;
