@@ -61,6 +61,12 @@ static _Thread_local http_loop *tl_loop; /* the worker's own loop, in its thread
  * and the requests of a batch wait for all of it. */
 #define PASS_ROWS 16
 
+/* Each connection's libmicrohttpd buffer (request line, headers, the body as it arrives, the reply's
+ * headers): zeroed between two requests of a keep-alive connection, so its size is paid per request.
+ * 16 KiB instead of the default 32 KiB: 0.6 us less server CPU per embed request at 64 connections;
+ * headers over about 15 KiB are refused (400), bodies stream through it in pieces. */
+#define CONN_MEMORY 16384
+
 struct srv_http {
     struct MHD_Daemon **d;
     http_loop *loop;
@@ -519,7 +525,8 @@ static int start_daemons(srv_http *h, const struct addrinfo *ai, unsigned int fl
             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout,
             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
-            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+            MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
         if (!h->d[i])
             return tr_seterr(err, TR_EIO, "port", "cannot listen on %s port %d: %s", cfg->host, *port,
                              errno ? strerror(errno) : "libmicrohttpd refused to start");

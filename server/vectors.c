@@ -50,9 +50,13 @@ int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slo
     size_t d = o->embed ? (size_t)mdl_input_dim(m) : *dim, total;
     tr_err err;
     jio_images img = {o->embed && m->has_image ? &m->image : NULL, ctx->cfg->max_image_pixels};
-    int rc = jio_vectors(body, name, ctx->cfg->max_batch, &img, &s->in[slot], n, &d, out);
-    if (rc) return rc;
-    if (slot == 0 && !(ctx->defer && ctx->defer->replay)) srv_metrics_batch(ctx->route, *n); /* once per request */
+    const xb_job *job = ctx->defer;
+    int rc;
+    if (job && job->replay && job->recorded && slot == 0 && o->embed)
+        *n = job->n; /* the replay of the recorded forward: its rows were read and checked then, and are in the batch */
+    else if ((rc = jio_vectors(body, name, ctx->cfg->max_batch, &img, &s->in[slot], n, &d, out)))
+        return rc;
+    if (slot == 0 && !(job && job->replay)) srv_metrics_batch(ctx->route, *n); /* once per request */
     if (!o->embed) {
         *dim = d;
         if (o->normalize == 1) mdl_l2_normalize(s->in[slot].p, *n, d);
