@@ -51,7 +51,7 @@ static const cli_opt_def opts[] = {
     {"--augment", NULL, CLI_OPT_STR, A(augment), 0, 0,
      "images: crop<P>,flip (random crop after P-pixel zero padding; flips)"},
     {"--seed", NULL, CLI_OPT_U64, C(seed), 0, 0, "PRNG seed (default 1)"},
-    {"--threads", NULL, CLI_OPT_INT, C(threads), 0, 0, "OpenBLAS threads (default 1)"},
+    {"--threads", NULL, CLI_OPT_INT, C(threads), 0, 0, "threads (default 1)"},
     {"--input-scale", NULL, CLI_OPT_DBL, C(input_scale), 0, 0,
      "x' = x * scale (default 1/255 for IDX bytes, else 1/max|x|)"},
     {"--classes", NULL, CLI_OPT_STR, A(classes), 0, 0,
@@ -435,7 +435,9 @@ int cmd_train(int argc, char **argv) {
     if (!a.resume && !a.cfg.layers[0] && a.cfg.input_scale == 0 && train->raw_max > 0)
         a.cfg.input_scale = 1.0 / train->raw_max;
 
-    openblas_set_num_threads(a.cfg.threads); /* process-wide: the library leaves it to us */
+    /* process-wide, and the library leaves it to us: the trainer and the evaluation run their GEMMs on their own
+     * threads, each GEMM on one */
+    openblas_set_num_threads(1);
     if (trn_new(&a.cfg, train->x, train->labels, train->n, train->dim, &t, &err)) {
         fprintf(stderr, "tripletctl train: %s\n", err.msg);
         goto done;

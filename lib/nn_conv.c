@@ -1,12 +1,23 @@
-/* nn_conv.c - 2-D convolution (groups, stride, padding) as batched im2col + sgemm, and its gradients. */
+/* nn_conv.c - 2-D convolution (groups, stride, padding) as per-sample im2col + sgemm on the pool's threads, and its
+ * gradients. */
 #include <cblas.h>
 #include <string.h>
 
 #include "nn_layers.h"
 #include "vec.h"
 
-size_t nn_conv_cols(const nn_layer *L, size_t n) {
-    return (size_t)L->in.c * (size_t)L->k * (size_t)L->k * n * (size_t)L->outs.h * (size_t)L->outs.w;
+/* A 1x1 convolution with stride 1 and no padding reads its input as the columns. */
+static int direct(const nn_layer *L) {
+    return L->k == 1 && L->stride == 1 && L->pad == 0;
+}
+
+size_t nn_conv_work(const nn_layer *L) {
+    return 2 * (size_t)L->in.c * (size_t)L->k * (size_t)L->k * (size_t)L->outs.h * (size_t)L->outs.w;
+}
+
+size_t nn_conv_part(const nn_layer *L, size_t n) {
+    size_t per = (size_t)L->out * ((size_t)L->in.c / (size_t)L->groups * (size_t)L->k * (size_t)L->k + 1);
+    return (n + NN_CONV_CHUNK - 1) / NN_CONV_CHUNK * per;
 }
 
 /* Output positions o in [lo, hi) read input o*s - p + kk inside 0..len-1. */
@@ -135,75 +146,99 @@ static void col2im(const nn_layer *L, float *cols, size_t n, size_t lo_s, size_t
             }
 }
 
-/* The per-sample parts of a convolution, run over sample ranges by par_for. */
+/* One layer's arguments for the per-sample and per-chunk parts run by par_for_id. */
 typedef struct {
     const nn_layer *L;
     size_t n;
-    const float *x, *b, *src;
-    float *cols, *dst; /* backward: cols is dL/dcols, scratch that col2im may change */
+    const float *w, *b, *x, *dy;
+    float *y, *dx, *work, *part, *dw, *db;
 } conv_task;
 
-static void im2col_part(void *ctx, size_t lo, size_t hi) {
-    conv_task *t = ctx;
-    im2col(t->L, t->x, t->n, lo, hi, t->cols);
+/* Sample s's columns [in_c*k*k][oh*ow]: its input itself or im2col'd into cols. */
+static const float *sample_cols(const nn_layer *L, const float *x, size_t s, float *cols) {
+    const float *xs = x + s * nn_size(L->in);
+    if (direct(L)) return xs;
+    im2col(L, xs, 1, 0, 1, cols);
+    return cols;
 }
 
-static void col2im_part(void *ctx, size_t lo, size_t hi) {
-    conv_task *t = ctx;
-    col2im(t->L, t->cols, t->n, lo, hi, t->dst);
-}
-
-/* [OC][n*ohw] (src) -> [n][OC][ohw] (dst), adding the bias when there is one. */
-static void unfold_part(void *ctx, size_t lo, size_t hi) {
-    conv_task *t = ctx;
-    size_t OC = (size_t)t->L->out, ohw = (size_t)t->L->outs.h * (size_t)t->L->outs.w, ncol = t->n * ohw;
-    for (size_t smp = lo; smp < hi; smp++)
-        for (size_t oc = 0; oc < OC; oc++)
-            vec_affine(t->dst + (smp * OC + oc) * ohw, t->src + oc * ncol + smp * ohw, ohw, 1.0f, t->b ? t->b[oc] : 0);
-}
-
-/* [n][OC][ohw] (src) -> [OC][n*ohw] (dst). */
-static void fold_part(void *ctx, size_t lo, size_t hi) {
-    conv_task *t = ctx;
-    size_t OC = (size_t)t->L->out, ohw = (size_t)t->L->outs.h * (size_t)t->L->outs.w, ncol = t->n * ohw;
-    for (size_t smp = lo; smp < hi; smp++)
-        for (size_t oc = 0; oc < OC; oc++)
-            memcpy(t->dst + oc * ncol + smp * ohw, t->src + (smp * OC + oc) * ohw, ohw * sizeof(float));
-}
-
-void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, float *cols,
-                     float *tmp, par *p) {
+/* y[s] = bias + W * cols(s), written in place (the output of one sample is [OC][oh*ow]). */
+static void forward_part(void *ctx, size_t lo, size_t hi, int tid) {
+    const conv_task *t = ctx;
+    const nn_layer *L = t->L;
     int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
-    size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, ncol = n * ohw;
-    conv_task t = {L, n, x, b, tmp, cols, y};
-    par_for(p, n, im2col_part, &t);
-    for (int g = 0; g < G; g++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)ncol, CKg, 1.0f,
-                    w + (size_t)g * (size_t)OCg * (size_t)CKg, CKg, cols + (size_t)g * (size_t)CKg * ncol, (int)ncol,
-                    0.0f, tmp + (size_t)g * (size_t)OCg * ncol, (int)ncol);
-    par_for(p, n, unfold_part, &t);
+    size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w;
+    float *cols = t->work + (size_t)tid * nn_conv_work(L);
+    for (size_t s = lo; s < hi; s++) {
+        const float *B = sample_cols(L, t->x, s, cols);
+        float *ys = t->y + s * (size_t)OC * ohw;
+        for (int oc = 0; oc < OC; oc++) {
+            float v = t->b ? t->b[oc] : 0.0f, *r = ys + (size_t)oc * ohw;
+            for (size_t j = 0; j < ohw; j++) r[j] = v;
+        }
+        for (int g = 0; g < G; g++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)ohw, CKg, 1.0f,
+                        t->w + (size_t)g * (size_t)OCg * (size_t)CKg, CKg, B + (size_t)g * (size_t)CKg * ohw, (int)ohw,
+                        1.0f, ys + (size_t)g * (size_t)OCg * ohw, (int)ohw);
+    }
 }
 
-void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, const float *dy, size_t n, float *dw,
-                      float *db, float *dx, float *tmp, par *p) {
+void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, float *work,
+                     par *p) {
+    conv_task t = {L, n, w, b, x, NULL, y, NULL, work, NULL, NULL, NULL};
+    par_for_id(p, n, forward_part, &t);
+}
+
+/* Chunks [lo, hi): each sums its samples' dW and db into its own partial (in sample order) and writes their dx. */
+static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
+    const conv_task *t = ctx;
+    const nn_layer *L = t->L;
     int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
-    size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, ncol = n * ohw;
-    float *dyt = tmp, *dcols = tmp + (size_t)OC * ncol;
-    conv_task t = {L, n, NULL, NULL, dy, NULL, dyt};
-    par_for(p, n, fold_part, &t);
-    for (int oc = 0; oc < OC; oc++) db[oc] = (float)vec_sum(dyt + (size_t)oc * ncol, ncol);
-    for (int g = 0; g < G; g++) {
-        const float *dyg = dyt + (size_t)g * (size_t)OCg * ncol, *colg = cols + (size_t)g * (size_t)CKg * ncol;
-        const float *wg = w + (size_t)g * (size_t)OCg * (size_t)CKg;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, CKg, (int)ncol, 1.0f, dyg, (int)ncol, colg, (int)ncol,
-                    0.0f, dw + (size_t)g * (size_t)OCg * (size_t)CKg, CKg);
-        if (dx)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKg, (int)ncol, OCg, 1.0f, wg, CKg, dyg, (int)ncol,
-                        0.0f, dcols + (size_t)g * (size_t)CKg * ncol, (int)ncol);
+    size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, nw = (size_t)OC * (size_t)CKg;
+    float *cols = t->work + (size_t)tid * nn_conv_work(L), *dcols = cols + nn_conv_work(L) / 2;
+    for (size_t c = lo; c < hi; c++) {
+        float *dwp = t->part + c * (nw + (size_t)OC), *dbp = dwp + nw;
+        size_t s0 = c * NN_CONV_CHUNK, s1 = s0 + NN_CONV_CHUNK < t->n ? s0 + NN_CONV_CHUNK : t->n;
+        for (size_t s = s0; s < s1; s++) {
+            const float *B = sample_cols(L, t->x, s, cols), *dys = t->dy + s * (size_t)OC * ohw;
+            for (int g = 0; g < G; g++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, CKg, (int)ohw, 1.0f,
+                            dys + (size_t)g * (size_t)OCg * ohw, (int)ohw, B + (size_t)g * (size_t)CKg * ohw, (int)ohw,
+                            s == s0 ? 0.0f : 1.0f, dwp + (size_t)g * (size_t)OCg * (size_t)CKg, CKg);
+            for (int oc = 0; oc < OC; oc++) {
+                float v = (float)vec_sum(dys + (size_t)oc * ohw, ohw);
+                dbp[oc] = s == s0 ? v : dbp[oc] + v;
+            }
+            if (t->dx == NULL) continue;
+            float *dxs = t->dx + s * nn_size(L->in), *dc = direct(L) ? dxs : dcols;
+            for (int g = 0; g < G; g++)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKg, (int)ohw, OCg, 1.0f,
+                            t->w + (size_t)g * (size_t)OCg * (size_t)CKg, CKg, dys + (size_t)g * (size_t)OCg * ohw,
+                            (int)ohw, 0.0f, dc + (size_t)g * (size_t)CKg * ohw, (int)ohw);
+            if (!direct(L)) col2im(L, dcols, 1, 0, 1, dxs);
+        }
     }
-    if (dx) {
-        t.cols = dcols;
-        t.dst = dx;
-        par_for(p, n, col2im_part, &t);
-    }
+}
+
+/* dst[0, hi - lo) = the chunks' partials of entries [lo, hi), added in chunk order. */
+static void add_chunks(const float *part, size_t per, size_t chunks, size_t lo, size_t hi, float *dst) {
+    memcpy(dst, part + lo, (hi - lo) * sizeof *dst);
+    for (size_t c = 1; c < chunks; c++) vec_add(dst, part + c * per + lo, hi - lo);
+}
+
+/* Entries [lo, hi) of dW then db, as one array. */
+static void reduce_part(void *ctx, size_t lo, size_t hi, int tid) {
+    const conv_task *t = ctx;
+    size_t per = nn_conv_part(t->L, 1), nw = per - (size_t)t->L->out;
+    size_t chunks = (t->n + NN_CONV_CHUNK - 1) / NN_CONV_CHUNK;
+    (void)tid;
+    if (lo < nw) add_chunks(t->part, per, chunks, lo, hi < nw ? hi : nw, t->dw + lo);
+    if (hi > nw) add_chunks(t->part, per, chunks, lo > nw ? lo : nw, hi, t->db + (lo > nw ? lo : nw) - nw);
+}
+
+void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw,
+                      float *db, float *dx, float *work, float *part, par *p) {
+    conv_task t = {L, n, w, NULL, x, dy, NULL, dx, work, part, dw, db};
+    par_for_id(p, (n + NN_CONV_CHUNK - 1) / NN_CONV_CHUNK, backward_part, &t);
+    par_for_id(p, nn_conv_part(L, 1), reduce_part, &t);
 }

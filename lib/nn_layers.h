@@ -18,22 +18,28 @@ static inline size_t nn_size(nn_shape s) {
     return (size_t)s.c * (size_t)s.h * (size_t)s.w;
 }
 
-/* Convolution as GEMMs over the whole batch. cols holds the im2col matrix
- * [in_c*k*k, n*oh*ow] that forward fills and backward reads; tmp holds
- * n x outs values (forward) and, in backward, that plus cols' size again. */
-size_t nn_conv_cols(const nn_layer *L, size_t n);
-void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, float *cols,
-                     float *tmp, par *p);
-void nn_conv_backward(const nn_layer *L, const float *w, const float *cols, const float *dy, size_t n, float *dw,
-                      float *db, float *dx, float *tmp, par *p);
+/* Convolution as one im2col and GEMM per sample, the samples spread over
+ * p's threads. work holds nn_conv_work floats per thread of p (the im2col
+ * columns and their gradient). Backward sums the weight gradients of each
+ * chunk of NN_CONV_CHUNK samples into its own partial in part
+ * (nn_conv_part floats) and adds the partials in chunk order: the result
+ * does not depend on the thread count. */
+#define NN_CONV_CHUNK 8
+size_t nn_conv_work(const nn_layer *L);
+size_t nn_conv_part(const nn_layer *L, size_t n);
+void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, float *work,
+                     par *p);
+void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw,
+                      float *db, float *dx, float *work, float *part, par *p);
 
-/* Fully connected y = x W^T + b over flat rows. nn_dense is the kernel
- * (b may be NULL), shared with the MLP's forward (lib/mlp.c) so a network
- * trained here computes exactly as the model it is served from. */
+/* Fully connected y = x W^T + b over flat rows. nn_dense is the MLP's
+ * forward kernel (lib/mlp.c; b may be NULL, sgemv for one row). */
 void nn_dense(const float *w, const float *b, int in, int out, const float *x, size_t n, float *y);
-void nn_fc_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y);
+/* The trainer's forward and backward split their GEMMs in column blocks over
+ * p's threads (blocks fixed by the shape: the result is the same on any). */
+void nn_fc_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, par *p);
 void nn_fc_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw, float *db,
-                    float *dx);
+                    float *dx, par *p);
 
 /* Batch normalisation per channel (over n, h, w). Training: batch mean and
  * biased variance, running mean/var in state updated (unbiased variance,

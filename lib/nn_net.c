@@ -1,6 +1,7 @@
 /* nn_net.c - the layer-sequence runner: buffers, forward with a trace, backward to parameter and input gradients. */
 #include "nn_net.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,10 +25,11 @@ static void free_bufs(nn_net *net) {
         net->own[i] = net->aux[i] = net->stat[i] = NULL;
         net->arg[i] = NULL;
     }
-    free(net->tmp);
+    free(net->work);
+    free(net->part);
     free(net->g[0]);
     free(net->g[1]);
-    net->tmp = net->g[0] = net->g[1] = NULL;
+    net->work = net->part = net->g[0] = net->g[1] = NULL;
     net->cap = 0;
 }
 
@@ -36,7 +38,14 @@ void nn_net_free(nn_net *net) {
 }
 
 void nn_net_set_par(nn_net *net, par *p) {
+    if (par_threads(p) != par_threads(net->par)) free_bufs(net); /* per-thread scratch */
     net->par = p;
+}
+
+/* The pool for the GEMM parts: GEMMs run on its threads when OpenBLAS runs
+ * one thread, else on the caller with OpenBLAS's threads. Same results. */
+static par *gemm_par(const nn_net *net) {
+    return openblas_get_num_threads() > 1 ? NULL : net->par;
 }
 
 /* Elementwise and per-sample layers over ranges: par_for splits elements (activations) or samples (pools). */
@@ -83,7 +92,7 @@ int nn_net_reserve(nn_net *net, size_t n, tr_err *err) {
     if (n > ((size_t)1 << 20) || n > (size_t)INT32_MAX / nn_size(a->input))
         return tr_seterr(err, TR_ELIMIT, "batch", "batch of %zu rows is too large for this network", n);
     free_bufs(net);
-    size_t gmax = nn_size(a->input), tmax = 1;
+    size_t gmax = nn_size(a->input), wmax = 1, pmax = 1;
     int bad = 0;
     for (int i = 0; i < a->n && !bad; i++) {
         const nn_layer *L = &a->l[i];
@@ -91,9 +100,8 @@ int nn_net_reserve(nn_net *net, size_t n, tr_err *err) {
         if (nn_size(L->outs) > gmax) gmax = nn_size(L->outs);
         if (L->kind != NN_FLATTEN) bad |= alloc(&net->own[i], no, sizeof(float));
         if (L->kind == NN_CONV) {
-            size_t nc = nn_conv_cols(L, n);
-            bad |= alloc(&net->aux[i], nc, sizeof(float));
-            if (no + nc > tmax) tmax = no + nc;
+            if (nn_conv_work(L) > wmax) wmax = nn_conv_work(L);
+            if (nn_conv_part(L, n) > pmax) pmax = nn_conv_part(L, n);
         } else if (L->kind == NN_BN) {
             bad |= alloc(&net->stat[i], 2 * (size_t)L->in.c, sizeof(float));
         } else if (L->kind == NN_DROPOUT) {
@@ -101,7 +109,8 @@ int nn_net_reserve(nn_net *net, size_t n, tr_err *err) {
         } else if (L->kind == NN_MAXPOOL)
             bad |= alloc(&net->arg[i], no, sizeof(int32_t));
     }
-    if (bad || alloc(&net->tmp, tmax, sizeof(float)) || alloc(&net->g[0], n * gmax, sizeof(float)) ||
+    if (bad || alloc(&net->work, wmax * (size_t)par_threads(net->par), sizeof(float)) ||
+        alloc(&net->part, pmax, sizeof(float)) || alloc(&net->g[0], n * gmax, sizeof(float)) ||
         alloc(&net->g[1], n * gmax, sizeof(float))) {
         free_bufs(net);
         return tr_seterr(err, TR_ENOMEM, "batch", "cannot allocate the network's buffers for %zu rows", n);
@@ -119,10 +128,10 @@ static int layer_forward(nn_net *net, int i, const float *P, float *state, const
     net->y[i] = y;
     switch (L->kind) {
     case NN_CONV:
-        nn_conv_forward(L, P + L->w_off, P + L->b_off, cur, n, y, net->aux[i], net->tmp, net->par);
+        nn_conv_forward(L, P + L->w_off, P + L->b_off, cur, n, y, net->work, gemm_par(net));
         break;
     case NN_FC:
-        nn_fc_forward(L, P + L->w_off, P + L->b_off, cur, n, y);
+        nn_fc_forward(L, P + L->w_off, P + L->b_off, cur, n, y, gemm_par(net));
         break;
     case NN_BN:
         if (nn_bn_forward(L, P + L->w_off, P + L->b_off, state + L->s_off, cur, n, train, y, net->stat[i], net->par))
@@ -181,10 +190,10 @@ static void layer_backward(nn_net *net, int i, const float *P, float *G, const f
     size_t n = net->n, cnt = n * nn_size(L->outs);
     switch (L->kind) {
     case NN_CONV:
-        nn_conv_backward(L, P + L->w_off, net->aux[i], d, n, G + L->w_off, G + L->b_off, dx, net->tmp, net->par);
+        nn_conv_backward(L, P + L->w_off, x, d, n, G + L->w_off, G + L->b_off, dx, net->work, net->part, gemm_par(net));
         break;
     case NN_FC:
-        nn_fc_backward(L, P + L->w_off, x, d, n, G + L->w_off, G + L->b_off, dx);
+        nn_fc_backward(L, P + L->w_off, x, d, n, G + L->w_off, G + L->b_off, dx, gemm_par(net));
         break;
     case NN_BN:
         nn_bn_backward(L, P + L->w_off, x, net->stat[i], net->train, d, n, G + L->w_off, G + L->b_off, dx, net->par);

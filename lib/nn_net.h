@@ -20,17 +20,20 @@ typedef struct {
     const float *x;                /* its input (borrowed) */
     const float *y[NN_MAX_LAYERS]; /* each layer's output: own[i] or, for flatten, its input */
     float *own[NN_MAX_LAYERS];     /* layer output buffers */
-    float *aux[NN_MAX_LAYERS];     /* conv: im2col columns; bn: x-hat; dropout: mask */
+    float *aux[NN_MAX_LAYERS];     /* dropout: mask */
     float *stat[NN_MAX_LAYERS];    /* bn: batch mean and 1/std used */
     int32_t *arg[NN_MAX_LAYERS];   /* maxpool: argmax per output */
-    float *tmp;                    /* conv scratch */
+    float *work;                   /* conv: per-thread im2col scratch */
+    float *part;                   /* conv: per-chunk partial gradients */
     float *g[2];                   /* backward's gradient ping-pong */
-    par *par;                      /* threads for the loops that are not GEMMs (borrowed; NULL: the caller) */
+    par *par;                      /* threads (borrowed; NULL: the caller) */
 } nn_net;
 
 int nn_net_init(nn_net *net, const nn_arch *a, tr_err *err);
 void nn_net_free(nn_net *net); /* NULL is a no-op */
-/* Run the loops that are not GEMMs on p's threads (borrowed, may be NULL); results do not depend on it. */
+/* Run the layers on p's threads (borrowed, may be NULL; the GEMMs too when
+ * OpenBLAS runs one thread, openblas_set_num_threads(1)); results do not
+ * depend on it. */
 void nn_net_set_par(nn_net *net, par *p);
 /* Grow the buffers for n rows now (forward does it too). TR_ENOMEM / TR_ELIMIT. */
 int nn_net_reserve(nn_net *net, size_t n, tr_err *err);

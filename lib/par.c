@@ -17,6 +17,7 @@ struct par {
     int quit;
     size_t total;
     void (*fn)(void *, size_t, size_t);
+    void (*fn_id)(void *, size_t, size_t, int);
     void *ctx;
 };
 
@@ -32,6 +33,13 @@ static void chunk(const par *p, int id, size_t *lo, size_t *hi) {
     *hi = n * (size_t)(id + 1) / k;
 }
 
+static void run(const par *p, size_t lo, size_t hi, int id) {
+    if (p->fn_id)
+        p->fn_id(p->ctx, lo, hi, id);
+    else
+        p->fn(p->ctx, lo, hi);
+}
+
 static void *worker(void *arg) {
     par_arg a = *(par_arg *)arg;
     par *p = a.p;
@@ -45,7 +53,7 @@ static void *worker(void *arg) {
         pthread_mutex_unlock(&p->mu);
         size_t lo, hi;
         chunk(p, a.id, &lo, &hi);
-        if (lo < hi) p->fn(p->ctx, lo, hi);
+        if (lo < hi) run(p, lo, hi, a.id);
         pthread_mutex_lock(&p->mu);
         if (--p->pending == 0) pthread_cond_signal(&p->done);
     }
@@ -97,14 +105,13 @@ int par_threads(const par *p) {
     return p ? p->n : 1;
 }
 
-void par_for(par *p, size_t n, void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx) {
-    if (p == NULL || p->n == 1 || n < 2) {
-        if (n) fn(ctx, 0, n);
-        return;
-    }
+/* fn or fn_id over [0, n) on every thread. */
+static void par_run(par *p, size_t n, void (*fn)(void *, size_t, size_t), void (*fn_id)(void *, size_t, size_t, int),
+                    void *ctx) {
     pthread_mutex_lock(&p->mu);
     p->total = n;
     p->fn = fn;
+    p->fn_id = fn_id;
     p->ctx = ctx;
     p->pending = p->n - 1;
     p->gen++;
@@ -112,8 +119,24 @@ void par_for(par *p, size_t n, void (*fn)(void *ctx, size_t lo, size_t hi), void
     pthread_mutex_unlock(&p->mu);
     size_t lo, hi;
     chunk(p, 0, &lo, &hi);
-    if (lo < hi) fn(ctx, lo, hi);
+    if (lo < hi) run(p, lo, hi, 0);
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+void par_for(par *p, size_t n, void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx) {
+    if (p == NULL || p->n == 1 || n < 2) {
+        if (n) fn(ctx, 0, n);
+        return;
+    }
+    par_run(p, n, fn, NULL, ctx);
+}
+
+void par_for_id(par *p, size_t n, void (*fn)(void *ctx, size_t lo, size_t hi, int tid), void *ctx) {
+    if (p == NULL || p->n == 1 || n < 2) {
+        if (n) fn(ctx, 0, n, 0);
+        return;
+    }
+    par_run(p, n, NULL, fn, ctx);
 }

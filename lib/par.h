@@ -1,5 +1,4 @@
-/* par.h - a small fork-join pool for the training loops that are not GEMMs (im2col, batch norm, pooling, activations).
- */
+/* par.h - a small fork-join pool for the training loops: per-sample GEMMs, im2col, batch norm, pooling, activations. */
 #ifndef PAR_H
 #define PAR_H
 
@@ -20,5 +19,8 @@ int par_threads(const par *p);
  * caller taking the first; returns when every chunk is done. p NULL or n
  * small: one call on the caller's thread. Not reentrant. */
 void par_for(par *p, size_t n, void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx);
+/* par_for, fn also told its thread's index tid in [0, par_threads(p)) (the caller is 0), e.g. for per-thread
+ * scratch. */
+void par_for_id(par *p, size_t n, void (*fn)(void *ctx, size_t lo, size_t hi, int tid), void *ctx);
 
 #endif

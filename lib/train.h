@@ -46,7 +46,7 @@ typedef struct {
     int steps_per_epoch;                             /* 0: n_train / (P*K), at least 1 */
     double lr, beta1, beta2, adam_eps, weight_decay; /* torch.optim.Adam (L2 decay) */
     uint64_t seed;
-    int threads;         /* OpenBLAS threads: the caller sets them (process-wide) */
+    int threads;         /* the trainer's threads; its GEMMs run on them when the caller has OpenBLAS at one thread */
     double input_mean;   /* MLP: x' = (x - mean) * scale, for every feature (a layer list: per channel, */
     double input_scale;  /* from the data, see trn_image); 0: 1 / max|x| over the training data */
     double collapse_eps; /* collapsed when mean d_ap and d_an are both below */

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
 #include <cmocka.h>
 
 #include "../golden/golden_nn.h"
+#include "nn_layers.h"
 #include "nn_net.h"
 #include "rng.h"
 
@@ -67,6 +69,25 @@ static void rig_free(rig *r) {
     free(r->dy);
     free(r->dx);
     free(r->g);
+}
+
+/* The rig's batch as n rows: its rows and output gradients repeated, each repeat shifted. */
+static void rig_grow(rig *r, size_t n) {
+    float *x = malloc(n * r->in * sizeof *x), *dy = malloc(n * r->out * sizeof *dy);
+    assert_non_null(x);
+    assert_non_null(dy);
+    for (size_t i = 0; i < n; i++) {
+        float shift = 0.125f * (float)(i / r->n);
+        for (size_t j = 0; j < r->in; j++) x[i * r->in + j] = r->x[i % r->n * r->in + j] + shift;
+        for (size_t j = 0; j < r->out; j++) dy[i * r->out + j] = r->dy[i % r->n * r->out + j] - shift;
+    }
+    free(r->x);
+    free(r->dy);
+    free(r->dx);
+    r->x = x;
+    r->dy = dy;
+    r->dx = malloc(n * r->in * sizeof(float));
+    r->n = n;
 }
 
 /* sum(y * dy) in double for the current x and params, state restored afterwards. */
@@ -223,7 +244,8 @@ static void test_batches_and_errors(void **state) {
     rig_free(&r);
 }
 
-/* par_for covers [0, n) once in contiguous chunks; a network on 3 threads computes bit for bit what it does on one. */
+/* par_for covers [0, n) once in contiguous chunks; a network on 3 threads computes bit for bit what it does on one,
+ * on batches of one or several convolution gradient chunks. */
 static void mark(void *ctx, size_t lo, size_t hi) {
     int *seen = ctx;
     for (size_t i = lo; i < hi; i++) seen[i]++;
@@ -243,12 +265,19 @@ static void test_threads(void **state) {
     par *none = NULL;
     assert_int_equal(par_new(0, &none, &err), TR_EINVAL);
     assert_null(none);
-    for (size_t k = 0; k < N_CASES; k++) {
-        const golden_nn_case *gc = &golden_nn_cases[k];
+    /* the golden cases, then the whole CNN on batches of several gradient chunks (the golden rows repeated and
+     * shifted) */
+    for (size_t k = 0; k < N_CASES + 3; k++) {
+        const golden_nn_case *gc = &golden_nn_cases[k < N_CASES ? k : N_CASES - 3];
         rig a, b;
         const float *ya, *yb;
         rig_new(&a, gc);
         rig_new(&b, gc);
+        if (k >= N_CASES) {
+            size_t n = k == N_CASES ? NN_CONV_CHUNK + 1 : k == N_CASES + 1 ? 3 * NN_CONV_CHUNK : 5 * NN_CONV_CHUNK - 3;
+            rig_grow(&a, n);
+            rig_grow(&b, n);
+        }
         nn_net_set_par(&b.net, p);
         assert_int_equal(nn_net_forward(&a.net, a.p, a.s, a.x, a.n, gc->train, NULL, &ya, &err), TR_OK);
         assert_int_equal(nn_net_forward(&b.net, b.p, b.s, b.x, b.n, gc->train, NULL, &yb, &err), TR_OK);
@@ -266,6 +295,7 @@ static void test_threads(void **state) {
 }
 
 int main(void) {
+    openblas_set_num_threads(1); /* so that the pool runs the GEMMs too */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_pytorch), cmocka_unit_test(test_finite_differences),
         cmocka_unit_test(test_dropout),        cmocka_unit_test(test_batches_and_errors),

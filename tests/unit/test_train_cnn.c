@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h>
 #include <cmocka.h>
 
 #include "../golden/golden_nn.h"
@@ -121,7 +122,9 @@ static void test_determinism_and_learning(void **state) {
     tr_err err;
     images_config(&c);
     assert_int_equal(trn_new(&c, im.x, im.y, im.n, im.dim, &a, &err), TR_OK);
+    c.threads = 3; /* the same run on any number of threads */
     assert_int_equal(trn_new(&c, im.x, im.y, im.n, im.dim, &b, &err), TR_OK);
+    c.threads = 1;
     c.aug_crop = 0; /* another augmentation draws other batches */
     assert_int_equal(trn_new(&c, im.x, im.y, im.n, im.dim, &d, &err), TR_OK);
     /* initial parameters: BN gamma 1, beta 0, running mean 0, var 1; conv bound 1/sqrt(fan_in) */
@@ -310,6 +313,7 @@ static void test_schedules_and_options(void **state) {
 }
 
 int main(void) {
+    openblas_set_num_threads(1); /* as tripletctl train: the trainer's GEMMs on its threads */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_pytorch),        cmocka_unit_test(test_determinism_and_learning),
         cmocka_unit_test(test_export_equals_embed),   cmocka_unit_test(test_resume_equals_uninterrupted),
