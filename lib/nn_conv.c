@@ -152,6 +152,7 @@ typedef struct {
     size_t n;
     const float *w, *b, *x, *dy;
     float *y, *dx, *work, *part, *dw, *db;
+    double *pstat;
 } conv_task;
 
 /* Sample s's columns [in_c*k*k][oh*ow]: its input itself or im2col'd into cols. */
@@ -174,18 +175,24 @@ static void forward_part(void *ctx, size_t lo, size_t hi, int tid) {
         float *ys = t->y + s * (size_t)OC * ohw;
         for (int oc = 0; oc < OC; oc++) {
             float v = t->b ? t->b[oc] : 0.0f, *r = ys + (size_t)oc * ohw;
-            for (size_t j = 0; j < ohw; j++) r[j] = v;
+            size_t j = 0;
+            for (; j + VEC_BLOCK <= ohw; j += VEC_BLOCK)
+                for (size_t k = 0; k < VEC_BLOCK; k++) r[j + k] = v;
+            for (; j < ohw; j++) r[j] = v;
         }
         for (int g = 0; g < G; g++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)ohw, CKg, 1.0f,
                         t->w + (size_t)g * (size_t)OCg * (size_t)CKg, CKg, B + (size_t)g * (size_t)CKg * ohw, (int)ohw,
                         1.0f, ys + (size_t)g * (size_t)OCg * ohw, (int)ohw);
+        if (t->pstat)
+            for (int oc = 0; oc < OC; oc++)
+                nn_plane_stats(ys + (size_t)oc * ohw, ohw, t->pstat + 2 * (s * (size_t)OC + (size_t)oc));
     }
 }
 
-void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, float *work,
-                     par *p) {
-    conv_task t = {L, n, w, b, x, NULL, y, NULL, work, NULL, NULL, NULL};
+void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y,
+                     double *pstat, float *work, par *p) {
+    conv_task t = {L, n, w, b, x, NULL, y, NULL, work, NULL, NULL, NULL, pstat};
     par_for_id(p, n, forward_part, &t);
 }
 
@@ -238,7 +245,7 @@ static void reduce_part(void *ctx, size_t lo, size_t hi, int tid) {
 
 void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw,
                       float *db, float *dx, float *work, float *part, par *p) {
-    conv_task t = {L, n, w, NULL, x, dy, NULL, dx, work, part, dw, db};
+    conv_task t = {L, n, w, NULL, x, dy, NULL, dx, work, part, dw, db, NULL};
     par_for_id(p, (n + NN_CONV_CHUNK - 1) / NN_CONV_CHUNK, backward_part, &t);
     par_for_id(p, nn_conv_part(L, 1), reduce_part, &t);
 }

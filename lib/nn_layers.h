@@ -23,12 +23,13 @@ static inline size_t nn_size(nn_shape s) {
  * columns and their gradient). Backward sums the weight gradients of each
  * chunk of NN_CONV_CHUNK samples into its own partial in part
  * (nn_conv_part floats) and adds the partials in chunk order: the result
- * does not depend on the thread count. */
+ * does not depend on the thread count. pstat (may be NULL) receives each
+ * output plane's nn_plane_stats, for a batch norm after. */
 #define NN_CONV_CHUNK 8
 size_t nn_conv_work(const nn_layer *L);
 size_t nn_conv_part(const nn_layer *L, size_t n);
-void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, float *work,
-                     par *p);
+void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y,
+                     double *pstat, float *work, par *p);
 void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw,
                       float *db, float *dx, float *work, float *part, par *p);
 
@@ -45,16 +46,37 @@ void nn_fc_backward(const nn_layer *L, const float *w, const float *x, const flo
  * biased variance, running mean/var in state updated (unbiased variance,
  * momentum 0.1); eval: the running statistics. stat (2c: the mean and
  * 1/sqrt(var+eps) used) is kept for backward, which recomputes x-hat from
- * the input x. TR_EINVAL when training on one value per channel. */
+ * the input x. pstat (may be NULL: computed here) holds each input plane's
+ * mean and sum of squared deviations (nn_plane_stats, sample-major), as the
+ * convolution before can give them. y NULL: stat only. TR_EINVAL when
+ * training on one value per channel. */
 int nn_bn_forward(const nn_layer *L, const float *gamma, const float *beta, float *state, const float *x, size_t n,
-                  int train, float *y, float *stat, par *p);
+                  int train, const double *pstat, float *y, float *stat, par *p);
 void nn_bn_backward(const nn_layer *L, const float *gamma, const float *x, const float *stat, int train,
                     const float *dy, size_t n, float *dgamma, float *dbeta, float *dx, par *p);
+/* out[0] = the mean of x's hw values, out[1] = the sum of their squared deviations from it. */
+void nn_plane_stats(const float *x, size_t hw, double *out);
+
+/* Batch norm (its stat from nn_bn_forward with y NULL), relu and 2x2 max
+ * pool (stride 2, no padding) in one pass: y and arg (may be NULL) as the
+ * pool's output and argmax, the two layers between never stored. Planes of
+ * at most NN_FUSE_MAX_HW values. The backward reads the pool's output and argmax
+ * (a positive output is where the relu passed the gradient) and gives the
+ * batch norm's gradients, as the three backwards would. */
+#define NN_FUSE_MAX_HW 4096
+void nn_bn_relu_max2_forward(const nn_layer *L, const float *gamma, const float *beta, const float *x, size_t n,
+                             const float *stat, float *y, int32_t *arg, par *p);
+void nn_bn_relu_max2_backward(const nn_layer *L, const float *gamma, const float *x, const float *stat, int train,
+                              const float *y, const int32_t *arg, const float *dy, size_t n, float *dgamma,
+                              float *dbeta, float *dx, par *p);
 
 /* Max, average (count_include_pad) and global average pooling. arg (max
  * only) keeps each output's input index within its sample plane. */
 void nn_pool_forward(const nn_layer *L, const float *x, size_t n, float *y, int32_t *arg);
 void nn_pool_backward(const nn_layer *L, const int32_t *arg, const float *dy, size_t n, float *dx);
+/* One output row of a 2x2 stride-2 max pool from input rows r0 and r1 (W wide): y and arg (may be NULL; indices
+ * base + the offset in r0, r1 counted as one plane W wide) for OW outputs. */
+void nn_max2_row(const float *r0, const float *r1, int W, int OW, int base, float *y, int32_t *arg);
 
 /* Elementwise activations (NN_RELU, NN_GELU, NN_TANH, NN_SIGMOID) over cnt
  * values; backward reads the input x and the output y. */

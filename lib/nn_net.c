@@ -9,10 +9,19 @@
 
 #define NN_INFER_BLOCK 256 /* rows per inference block */
 
+/* Layer i starts a batch norm, relu, 2x2 max pool chain that runs as one (nn_bn_relu_max2_forward). */
+static int fusable(const nn_arch *a, int i) {
+    const nn_layer *L = a->l + i;
+    return i + 2 < a->n && L[0].kind == NN_BN && L[1].kind == NN_RELU && L[2].kind == NN_MAXPOOL && L[2].k == 2 &&
+           L[2].stride == 2 && L[2].pad == 0 && (size_t)L[0].in.h * (size_t)L[0].in.w <= NN_FUSE_MAX_HW;
+}
+
 int nn_net_init(nn_net *net, const nn_arch *a, tr_err *err) {
     (void)err;
     memset(net, 0, sizeof *net);
     net->a = *a;
+    for (int i = 0; i < a->n; i++)
+        if (fusable(a, i)) net->fused[i + 2] = 1;
     return TR_OK;
 }
 
@@ -22,8 +31,10 @@ static void free_bufs(nn_net *net) {
         free(net->aux[i]);
         free(net->stat[i]);
         free(net->arg[i]);
+        free(net->pstat[i]);
         net->own[i] = net->aux[i] = net->stat[i] = NULL;
         net->arg[i] = NULL;
+        net->pstat[i] = NULL;
     }
     free(net->work);
     free(net->part);
@@ -98,10 +109,14 @@ int nn_net_reserve(nn_net *net, size_t n, tr_err *err) {
         const nn_layer *L = &a->l[i];
         size_t no = n * nn_size(L->outs);
         if (nn_size(L->outs) > gmax) gmax = nn_size(L->outs);
-        if (L->kind != NN_FLATTEN) bad |= alloc(&net->own[i], no, sizeof(float));
+        /* a fused chain stores its pool's output only */
+        int chained = (i + 2 < a->n && net->fused[i + 2]) || (i + 1 < a->n && net->fused[i + 1]);
+        if (L->kind != NN_FLATTEN && !chained) bad |= alloc(&net->own[i], no, sizeof(float));
         if (L->kind == NN_CONV) {
             if (nn_conv_work(L) > wmax) wmax = nn_conv_work(L);
             if (nn_conv_part(L, n) > pmax) pmax = nn_conv_part(L, n);
+            if (i + 1 < a->n && a->l[i + 1].kind == NN_BN)
+                bad |= alloc(&net->pstat[i], 2 * n * (size_t)L->out, sizeof(double));
         } else if (L->kind == NN_BN) {
             bad |= alloc(&net->stat[i], 2 * (size_t)L->in.c, sizeof(float));
         } else if (L->kind == NN_DROPOUT) {
@@ -128,17 +143,24 @@ static int layer_forward(nn_net *net, int i, const float *P, float *state, const
     net->y[i] = y;
     switch (L->kind) {
     case NN_CONV:
-        nn_conv_forward(L, P + L->w_off, P + L->b_off, cur, n, y, net->work, gemm_par(net));
+        nn_conv_forward(L, P + L->w_off, P + L->b_off, cur, n, y, train ? net->pstat[i] : NULL, net->work,
+                        gemm_par(net));
         break;
     case NN_FC:
         nn_fc_forward(L, P + L->w_off, P + L->b_off, cur, n, y, gemm_par(net));
         break;
     case NN_BN:
-        if (nn_bn_forward(L, P + L->w_off, P + L->b_off, state + L->s_off, cur, n, train, y, net->stat[i], net->par))
+        if (nn_bn_forward(L, P + L->w_off, P + L->b_off, state + L->s_off, cur, n, train,
+                          i && train ? net->pstat[i - 1] : NULL, y, net->stat[i], net->par))
             return tr_seterr(err, TR_EINVAL, "batch",
                              "arch layer %d \"bn\": training batch normalisation needs more than one value per "
                              "channel, got a batch of %zu",
                              i, n);
+        if (y == NULL) { /* the fused chain: its relu and pool too */
+            net->y[i + 2] = net->own[i + 2];
+            nn_bn_relu_max2_forward(L, P + L->w_off, P + L->b_off, cur, n, net->stat[i], net->own[i + 2],
+                                    keep ? net->arg[i + 2] : NULL, net->par);
+        }
         break;
     case NN_MAXPOOL:
     case NN_AVGPOOL:
@@ -172,6 +194,7 @@ static int forward(nn_net *net, const float *params, float *state, const float *
     const float *cur = x;
     for (int i = 0; i < net->a.n; i++) {
         if ((rc = layer_forward(net, i, params, state, cur, n, train, keep, rng, err))) return rc;
+        if (i + 2 < net->a.n && net->fused[i + 2]) i += 2;
         cur = net->y[i];
     }
     *y = cur;
@@ -183,11 +206,17 @@ int nn_net_forward(nn_net *net, const float *params, float *state, const float *
     return forward(net, params, state, x, n, train, 1, rng, y, err);
 }
 
-/* Layer i backward: d is dL/d(output), dx (NULL: not wanted) receives dL/d(input). */
+/* Layer i backward: d is dL/d(output), dx (NULL: not wanted) receives dL/d(input). The batch norm of a fused chain
+ * takes d as the gradient of the chain's pool output. */
 static void layer_backward(nn_net *net, int i, const float *P, float *G, const float *d, float *dx) {
     const nn_layer *L = &net->a.l[i];
     const float *x = i ? net->y[i - 1] : net->x;
     size_t n = net->n, cnt = n * nn_size(L->outs);
+    if (i + 2 < net->a.n && net->fused[i + 2]) {
+        nn_bn_relu_max2_backward(L, P + L->w_off, x, net->stat[i], net->train, net->y[i + 2], net->arg[i + 2], d, n,
+                                 G + L->w_off, G + L->b_off, dx, net->par);
+        return;
+    }
     switch (L->kind) {
     case NN_CONV:
         nn_conv_backward(L, P + L->w_off, x, d, n, G + L->w_off, G + L->b_off, dx, net->work, net->part, gemm_par(net));
@@ -223,6 +252,7 @@ int nn_net_backward(nn_net *net, const float *params, const float *dy, float *gr
     const float *d = dy;
     int b = 0;
     for (int i = net->a.n - 1; i >= 0; i--) {
+        if (net->fused[i]) i -= 2; /* the chain's batch norm takes the pool's output gradient */
         const nn_layer *L = &net->a.l[i];
         if (i == 0) {
             if (dx || L->n_w) layer_backward(net, i, params, grads, d, dx);

@@ -18,11 +18,13 @@ typedef struct {
     size_t n;                      /* rows of the last forward */
     int train;                     /* its mode */
     const float *x;                /* its input (borrowed) */
-    const float *y[NN_MAX_LAYERS]; /* each layer's output: own[i] or, for flatten, its input */
+    const float *y[NN_MAX_LAYERS]; /* each layer's output: own[i] or, for flatten, its input (none inside a chain) */
     float *own[NN_MAX_LAYERS];     /* layer output buffers */
     float *aux[NN_MAX_LAYERS];     /* dropout: mask */
     float *stat[NN_MAX_LAYERS];    /* bn: batch mean and 1/std used */
     int32_t *arg[NN_MAX_LAYERS];   /* maxpool: argmax per output */
+    double *pstat[NN_MAX_LAYERS];  /* conv before a batch norm: its output planes' statistics (training) */
+    char fused[NN_MAX_LAYERS];     /* a max pool ending a batch norm, relu, max pool chain run as one */
     float *work;                   /* conv: per-thread im2col scratch */
     float *part;                   /* conv: per-chunk partial gradients */
     float *g[2];                   /* backward's gradient ping-pong */

@@ -33,49 +33,51 @@ static void pool_plane(const nn_layer *L, const float *x, float *y, int32_t *arg
 }
 
 /* Max pooling 2x2, stride 2, no padding: the common case, branch-free (ties: the first in row-major order). */
-static void max2_plane(const float *restrict x, int W, int OH, int OW, float *restrict y, int32_t *restrict arg) {
-    for (int oy = 0; oy < OH; oy++) {
-        const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
-        int ox = 0;
+void nn_max2_row(const float *restrict r0, const float *restrict r1, int W, int OW, int base, float *restrict y,
+                 int32_t *restrict arg) {
+    int ox = 0;
 #if defined(__SSE2__)
-        /* four outputs at a time: even and odd columns of both rows, compare-and-select as the scalar code */
-        const __m128i one = _mm_set1_epi32(1), vw = _mm_set1_epi32(W), vw1 = _mm_set1_epi32(W + 1);
-        for (; ox + 4 <= OW && 2 * ox + 8 <= W; ox += 4) {
-            __m128 a0 = _mm_loadu_ps(r0 + 2 * ox), b0 = _mm_loadu_ps(r0 + 2 * ox + 4);
-            __m128 a1 = _mm_loadu_ps(r1 + 2 * ox), b1 = _mm_loadu_ps(r1 + 2 * ox + 4);
-            __m128 m = _mm_shuffle_ps(a0, b0, _MM_SHUFFLE(2, 0, 2, 0)),
-                   v = _mm_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 1, 3, 1));
-            __m128i off = _mm_setzero_si128(), gt = _mm_castps_si128(_mm_cmpgt_ps(v, m));
-            off = _mm_or_si128(_mm_and_si128(gt, one), _mm_andnot_si128(gt, off));
-            m = _mm_max_ps(v, m);
-            v = _mm_shuffle_ps(a1, b1, _MM_SHUFFLE(2, 0, 2, 0));
-            gt = _mm_castps_si128(_mm_cmpgt_ps(v, m));
-            off = _mm_or_si128(_mm_and_si128(gt, vw), _mm_andnot_si128(gt, off));
-            m = _mm_max_ps(v, m);
-            v = _mm_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 1, 3, 1));
-            gt = _mm_castps_si128(_mm_cmpgt_ps(v, m));
-            off = _mm_or_si128(_mm_and_si128(gt, vw1), _mm_andnot_si128(gt, off));
-            m = _mm_max_ps(v, m);
-            _mm_storeu_ps(y + oy * OW + ox, m);
-            if (arg) {
-                __m128i base = _mm_add_epi32(_mm_set1_epi32(2 * oy * W + 2 * ox), _mm_set_epi32(6, 4, 2, 0));
-                _mm_storeu_si128((__m128i *)(arg + oy * OW + ox), _mm_add_epi32(base, off));
-            }
-        }
-#endif
-        for (; ox < OW; ox++) {
-            int i0 = 2 * oy * W + 2 * ox, id = i0;
-            float m = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-            id = b > m ? i0 + 1 : id;
-            m = b > m ? b : m;
-            id = c > m ? i0 + W : id;
-            m = c > m ? c : m;
-            id = d > m ? i0 + W + 1 : id;
-            m = d > m ? d : m;
-            y[oy * OW + ox] = m;
-            if (arg) arg[oy * OW + ox] = id;
+    /* four outputs at a time: even and odd columns of both rows, compare-and-select as the scalar code */
+    const __m128i one = _mm_set1_epi32(1), vw = _mm_set1_epi32(W), vw1 = _mm_set1_epi32(W + 1);
+    for (; ox + 4 <= OW && 2 * ox + 8 <= W; ox += 4) {
+        __m128 a0 = _mm_loadu_ps(r0 + 2 * ox), b0 = _mm_loadu_ps(r0 + 2 * ox + 4);
+        __m128 a1 = _mm_loadu_ps(r1 + 2 * ox), b1 = _mm_loadu_ps(r1 + 2 * ox + 4);
+        __m128 m = _mm_shuffle_ps(a0, b0, _MM_SHUFFLE(2, 0, 2, 0)), v = _mm_shuffle_ps(a0, b0, _MM_SHUFFLE(3, 1, 3, 1));
+        __m128i off = _mm_setzero_si128(), gt = _mm_castps_si128(_mm_cmpgt_ps(v, m));
+        off = _mm_or_si128(_mm_and_si128(gt, one), _mm_andnot_si128(gt, off));
+        m = _mm_max_ps(v, m);
+        v = _mm_shuffle_ps(a1, b1, _MM_SHUFFLE(2, 0, 2, 0));
+        gt = _mm_castps_si128(_mm_cmpgt_ps(v, m));
+        off = _mm_or_si128(_mm_and_si128(gt, vw), _mm_andnot_si128(gt, off));
+        m = _mm_max_ps(v, m);
+        v = _mm_shuffle_ps(a1, b1, _MM_SHUFFLE(3, 1, 3, 1));
+        gt = _mm_castps_si128(_mm_cmpgt_ps(v, m));
+        off = _mm_or_si128(_mm_and_si128(gt, vw1), _mm_andnot_si128(gt, off));
+        m = _mm_max_ps(v, m);
+        _mm_storeu_ps(y + ox, m);
+        if (arg) {
+            __m128i b = _mm_add_epi32(_mm_set1_epi32(base + 2 * ox), _mm_set_epi32(6, 4, 2, 0));
+            _mm_storeu_si128((__m128i *)(arg + ox), _mm_add_epi32(b, off));
         }
     }
+#endif
+    for (; ox < OW; ox++) {
+        int i0 = base + 2 * ox, id = i0;
+        float m = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+        id = b > m ? i0 + 1 : id;
+        m = b > m ? b : m;
+        id = c > m ? i0 + W : id;
+        m = c > m ? c : m;
+        id = d > m ? i0 + W + 1 : id;
+        m = d > m ? d : m;
+        y[ox] = m;
+        if (arg) arg[ox] = id;
+    }
+}
+
+static void max2_plane(const float *x, int W, int OH, int OW, float *y, int32_t *arg) {
+    for (int oy = 0; oy < OH; oy++)
+        nn_max2_row(x + 2 * oy * W, x + 2 * oy * W + W, W, OW, 2 * oy * W, y + oy * OW, arg ? arg + oy * OW : NULL);
 }
 
 void nn_pool_forward(const nn_layer *L, const float *x, size_t n, float *y, int32_t *arg) {
