@@ -2,6 +2,10 @@
  * in eval; fused with a following relu and 2x2 max pool. */
 #include <math.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "nn_layers.h"
 #include "vec.h"
 
@@ -68,8 +72,9 @@ typedef struct {
     float *state, *y, *stat, *dgamma, *dbeta, *dx;
     const float *cstat; /* backward's statistics */
     const double *pstat;
-    const int32_t *arg;
     int32_t *argo;
+    float *xarg, *coef;
+    const float *cxarg;
     size_t n;
     int train;
 } bn_task;
@@ -163,16 +168,22 @@ static void relu_max2_part(void *ctx, size_t lo, size_t hi) {
             float a = t->gamma[c] * t->stat[C + c], b = t->beta[c] - a * t->stat[c];
             float *yp = t->y + (smp * C + c) * ohw;
             int32_t *ap = t->argo ? t->argo + (smp * C + c) * ohw : NULL;
-            affine_relu(plane, t->x + (smp * C + c) * hw, hw, a, b);
+            const float *xp = t->x + (smp * C + c) * hw;
+            affine_relu(plane, xp, hw, a, b);
             for (int oy = 0; oy < OH; oy++)
                 nn_max2_row(plane + 2 * oy * W, plane + 2 * oy * W + W, W, OW, 2 * oy * W, yp + (size_t)oy * (size_t)OW,
                             ap ? ap + (size_t)oy * (size_t)OW : NULL);
+            if (ap && t->xarg) {
+                float *xa = t->xarg + (smp * C + c) * ohw;
+                for (size_t j = 0; j < ohw; j++) xa[j] = xp[ap[j]];
+            }
         }
 }
 
 void nn_bn_relu_max2_forward(const nn_layer *L, const float *gamma, const float *beta, const float *x, size_t n,
-                             const float *stat, float *y, int32_t *arg, par *p) {
-    bn_task t = {.L = L, .gamma = gamma, .beta = beta, .x = x, .y = y, .stat = (float *)stat, .argo = arg, .n = n};
+                             const float *stat, float *y, int32_t *arg, float *xarg, par *p) {
+    bn_task t = {
+        .L = L, .gamma = gamma, .beta = beta, .x = x, .y = y, .stat = (float *)stat, .argo = arg, .xarg = xarg, .n = n};
     par_for(p, n, relu_max2_part, &t);
 }
 
@@ -215,71 +226,90 @@ void nn_bn_backward(const nn_layer *L, const float *gamma, const float *x, const
     par_for(p, (size_t)L->in.c, backward_part, &t);
 }
 
-/* The fused backward over channels [c0, c1): the batch norm's output gradient is dy at each pooled output's argmax
- * where that output is positive (the relu passed it), zero elsewhere. */
+/* sb += sum(g), sg += sum(g * (xa - m) * inv) over n entries, g = d where y > 0, else 0 (branch-free: the signs
+ * are random). */
+static void masked_sums(const float *y, const float *d, const float *xa, size_t n, float m, float inv, double *sb,
+                        double *sg) {
+    size_t j = 0;
+    float s0 = 0, g0 = 0;
+#if defined(__SSE2__)
+    __m128 vs = _mm_setzero_ps(), vg = _mm_setzero_ps(), vm = _mm_set1_ps(m), vi = _mm_set1_ps(inv),
+           z = _mm_setzero_ps();
+    for (; j + 4 <= n; j += 4) {
+        __m128 g = _mm_and_ps(_mm_cmpgt_ps(_mm_loadu_ps(y + j), z), _mm_loadu_ps(d + j));
+        vs = _mm_add_ps(vs, g);
+        vg = _mm_add_ps(vg, _mm_mul_ps(g, _mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(xa + j), vm), vi)));
+    }
+    float a[4], b[4];
+    _mm_storeu_ps(a, vs);
+    _mm_storeu_ps(b, vg);
+    s0 = (a[0] + a[1]) + (a[2] + a[3]);
+    g0 = (b[0] + b[1]) + (b[2] + b[3]);
+#endif
+    for (; j < n; j++) {
+        float g = y[j] > 0.0f ? d[j] : 0.0f;
+        s0 += g;
+        g0 += g * ((xa[j] - m) * inv);
+    }
+    *sb += s0;
+    *sg += g0;
+}
+
+/* The fused backward over channels [c0, c1): the batch norm's output gradient g is dy at each pooled output's
+ * argmax where that output is positive (the relu passed it), zero elsewhere; its sums give dgamma, dbeta and the
+ * coefficients of dx = k g + bx x + c0. */
 static void relu_max2_backward_part(void *ctx, size_t c0, size_t c1) {
     const bn_task *t = ctx;
     int H = t->L->in.h, W = t->L->in.w;
-    size_t C = (size_t)t->L->in.c, hw = (size_t)H * (size_t)W, ohw = (size_t)(H / 2) * (size_t)(W / 2), n = t->n;
-    size_t M = n * hw;
+    size_t C = (size_t)t->L->in.c, ohw = (size_t)(H / 2) * (size_t)(W / 2), n = t->n, M = n * (size_t)H * (size_t)W;
     const float *stat = t->cstat;
     for (size_t c = c0; c < c1; c++) {
         float m = stat[c], inv = stat[C + c];
         double sg = 0, sb = 0;
         for (size_t smp = 0; smp < n; smp++) {
             size_t o = (smp * C + c) * ohw;
-            const float *xp = t->x + (smp * C + c) * hw, *yp = t->yp + o, *d = t->dy + o;
-            const int32_t *ap = t->arg + o;
-            float s4[4] = {0}, g4[4] = {0};
-            size_t j = 0;
-            for (; j + 4 <= ohw; j += 4)
-                for (size_t k = 0; k < 4; k++) {
-                    float g = yp[j + k] > 0.0f ? d[j + k] : 0.0f; /* branch-free: the signs are random */
-                    s4[k] += g;
-                    g4[k] += g * ((xp[ap[j + k]] - m) * inv);
-                }
-            for (; j < ohw; j++) {
-                float g = yp[j] > 0.0f ? d[j] : 0.0f;
-                s4[0] += g;
-                g4[0] += g * ((xp[ap[j]] - m) * inv);
-            }
-            sb += (double)s4[0] + s4[1] + s4[2] + s4[3];
-            sg += (double)g4[0] + g4[1] + g4[2] + g4[3];
+            masked_sums(t->yp + o, t->dy + o, t->cxarg + o, ohw, m, inv, &sb, &sg);
         }
         t->dgamma[c] = (float)sg;
         t->dbeta[c] = (float)sb;
-        if (t->dx == NULL) continue;
         float k = t->gamma[c] * inv, mb = t->train ? (float)(sb / (double)M) : 0.0f,
               mg = t->train ? (float)(sg / (double)M) : 0.0f;
-        float bx = -k * mg * inv, c0v = k * (mg * inv * m - mb);
-        for (size_t smp = 0; smp < n; smp++) {
-            size_t o = (smp * C + c) * ohw;
-            const float *xp = t->x + (smp * C + c) * hw, *yp = t->yp + o, *d = t->dy + o;
-            const int32_t *ap = t->arg + o;
-            float *dxp = t->dx + (smp * C + c) * hw;
-            vec_affine(dxp, xp, hw, bx, c0v);
-            for (size_t j = 0; j < ohw; j++) { /* k * 0 + v is v: the entries the relu stopped keep their value */
-                float g = yp[j] > 0.0f ? d[j] : 0.0f;
-                dxp[ap[j]] = k * g + bx * xp[ap[j]] + c0v;
-            }
-        }
+        t->coef[c] = k;
+        t->coef[C + c] = -k * mg * inv;
+        t->coef[2 * C + c] = k * (mg * inv * m - mb);
     }
 }
 
-void nn_bn_relu_max2_backward(const nn_layer *L, const float *gamma, const float *x, const float *stat, int train,
-                              const float *y, const int32_t *arg, const float *dy, size_t n, float *dgamma,
-                              float *dbeta, float *dx, par *p) {
+void nn_bn_relu_max2_backward(const nn_layer *L, const float *gamma, const float *stat, int train, const float *y,
+                              const float *xarg, const float *dy, size_t n, float *dgamma, float *dbeta, float *coef,
+                              par *p) {
     bn_task t = {.L = L,
                  .gamma = gamma,
-                 .x = x,
                  .dy = dy,
                  .yp = y,
                  .dgamma = dgamma,
                  .dbeta = dbeta,
-                 .dx = dx,
                  .cstat = stat,
-                 .arg = arg,
+                 .cxarg = xarg,
+                 .coef = coef,
                  .n = n,
                  .train = train};
     par_for(p, (size_t)L->in.c, relu_max2_backward_part, &t);
+}
+
+void nn_bn_relu_max2_dx(const nn_layer *L, const float *coef, const float *x, const float *y, const int32_t *arg,
+                        const float *xarg, const float *dy, float *dx) {
+    size_t C = (size_t)L->in.c, hw = (size_t)L->in.h * (size_t)L->in.w;
+    size_t ohw = (size_t)(L->in.h / 2) * (size_t)(L->in.w / 2);
+    for (size_t c = 0; c < C; c++) {
+        float k = coef[c], bx = coef[C + c], c0v = coef[2 * C + c];
+        const float *yp = y + c * ohw, *d = dy + c * ohw, *xa = xarg + c * ohw;
+        const int32_t *ap = arg + c * ohw;
+        float *dxp = dx + c * hw;
+        vec_affine(dxp, x + c * hw, hw, bx, c0v);
+        for (size_t j = 0; j < ohw; j++) { /* k * 0 + v is v: the entries the relu stopped keep their value */
+            float g = yp[j] > 0.0f ? d[j] : 0.0f;
+            dxp[ap[j]] = k * g + bx * xa[j] + c0v;
+        }
+    }
 }

@@ -11,8 +11,13 @@ static int direct(const nn_layer *L) {
     return L->k == 1 && L->stride == 1 && L->pad == 0;
 }
 
+/* Floats of each of the two im2col buffers in a thread's scratch. */
+static size_t cols_len(const nn_layer *L) {
+    return (size_t)L->in.c * (size_t)L->k * (size_t)L->k * (size_t)L->outs.h * (size_t)L->outs.w;
+}
+
 size_t nn_conv_work(const nn_layer *L) {
-    return 2 * (size_t)L->in.c * (size_t)L->k * (size_t)L->k * (size_t)L->outs.h * (size_t)L->outs.w;
+    return 2 * cols_len(L) + nn_size(L->outs);
 }
 
 size_t nn_conv_part(const nn_layer *L, size_t n) {
@@ -153,6 +158,7 @@ typedef struct {
     const float *w, *b, *x, *dy;
     float *y, *dx, *work, *part, *dw, *db;
     double *pstat;
+    const nn_dy_src *dysrc;
 } conv_task;
 
 /* Sample s's columns [in_c*k*k][oh*ow]: its input itself or im2col'd into cols. */
@@ -192,7 +198,7 @@ static void forward_part(void *ctx, size_t lo, size_t hi, int tid) {
 
 void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y,
                      double *pstat, float *work, par *p) {
-    conv_task t = {L, n, w, b, x, NULL, y, NULL, work, NULL, NULL, NULL, pstat};
+    conv_task t = {L, n, w, b, x, NULL, y, NULL, work, NULL, NULL, NULL, pstat, NULL};
     par_for_id(p, n, forward_part, &t);
 }
 
@@ -202,12 +208,16 @@ static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
     const nn_layer *L = t->L;
     int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
     size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, nw = (size_t)OC * (size_t)CKg;
-    float *cols = t->work + (size_t)tid * nn_conv_work(L), *dcols = cols + nn_conv_work(L) / 2;
+    float *cols = t->work + (size_t)tid * nn_conv_work(L), *dcols = cols + cols_len(L), *dyb = dcols + cols_len(L);
     for (size_t c = lo; c < hi; c++) {
         float *dwp = t->part + c * (nw + (size_t)OC), *dbp = dwp + nw;
         size_t s0 = c * NN_CONV_CHUNK, s1 = s0 + NN_CONV_CHUNK < t->n ? s0 + NN_CONV_CHUNK : t->n;
         for (size_t s = s0; s < s1; s++) {
-            const float *B = sample_cols(L, t->x, s, cols), *dys = t->dy + s * (size_t)OC * ohw;
+            const float *B = sample_cols(L, t->x, s, cols), *dys = dyb;
+            if (t->dy)
+                dys = t->dy + s * (size_t)OC * ohw;
+            else
+                t->dysrc->fn(t->dysrc->ctx, s, dyb);
             for (int g = 0; g < G; g++)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, CKg, (int)ohw, 1.0f,
                             dys + (size_t)g * (size_t)OCg * ohw, (int)ohw, B + (size_t)g * (size_t)CKg * ohw, (int)ohw,
@@ -243,9 +253,9 @@ static void reduce_part(void *ctx, size_t lo, size_t hi, int tid) {
     if (hi > nw) add_chunks(t->part, per, chunks, lo > nw ? lo : nw, hi, t->db + (lo > nw ? lo : nw) - nw);
 }
 
-void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw,
-                      float *db, float *dx, float *work, float *part, par *p) {
-    conv_task t = {L, n, w, NULL, x, dy, NULL, dx, work, part, dw, db, NULL};
+void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, const nn_dy_src *dysrc,
+                      size_t n, float *dw, float *db, float *dx, float *work, float *part, par *p) {
+    conv_task t = {L, n, w, NULL, x, dy, NULL, dx, work, part, dw, db, NULL, dysrc};
     par_for_id(p, (n + NN_CONV_CHUNK - 1) / NN_CONV_CHUNK, backward_part, &t);
     par_for_id(p, nn_conv_part(L, 1), reduce_part, &t);
 }

@@ -20,7 +20,7 @@ static inline size_t nn_size(nn_shape s) {
 
 /* Convolution as one im2col and GEMM per sample, the samples spread over
  * p's threads. work holds nn_conv_work floats per thread of p (the im2col
- * columns and their gradient). Backward sums the weight gradients of each
+ * columns, their gradient, one sample's output gradient). Backward sums the weight gradients of each
  * chunk of NN_CONV_CHUNK samples into its own partial in part
  * (nn_conv_part floats) and adds the partials in chunk order: the result
  * does not depend on the thread count. pstat (may be NULL) receives each
@@ -30,8 +30,14 @@ size_t nn_conv_work(const nn_layer *L);
 size_t nn_conv_part(const nn_layer *L, size_t n);
 void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y,
                      double *pstat, float *work, par *p);
-void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw,
-                      float *db, float *dx, float *work, float *part, par *p);
+/* dy NULL: dysrc->fn(dysrc->ctx, s, out) writes sample s's output gradient into out (one sample's outputs), in
+ * the thread's scratch. */
+typedef struct {
+    void (*fn)(const void *ctx, size_t s, float *out);
+    const void *ctx;
+} nn_dy_src;
+void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, const nn_dy_src *dysrc,
+                      size_t n, float *dw, float *db, float *dx, float *work, float *part, par *p);
 
 /* Fully connected y = x W^T + b over flat rows. nn_dense is the MLP's
  * forward kernel (lib/mlp.c; b may be NULL, sgemv for one row). */
@@ -58,17 +64,21 @@ void nn_bn_backward(const nn_layer *L, const float *gamma, const float *x, const
 void nn_plane_stats(const float *x, size_t hw, double *out);
 
 /* Batch norm (its stat from nn_bn_forward with y NULL), relu and 2x2 max
- * pool (stride 2, no padding) in one pass: y and arg (may be NULL) as the
- * pool's output and argmax, the two layers between never stored. Planes of
- * at most NN_FUSE_MAX_HW values. The backward reads the pool's output and argmax
- * (a positive output is where the relu passed the gradient) and gives the
- * batch norm's gradients, as the three backwards would. */
+ * pool (stride 2, no padding) in one pass: y, arg and xarg (may be NULL)
+ * as the pool's output, argmax and the batch norm input there, the two
+ * layers between never stored. Planes of at most NN_FUSE_MAX_HW values.
+ * The backward reads those (a positive output is where the relu passed the
+ * gradient) and gives the batch norm's dgamma and dbeta, and coef (3c
+ * floats) from which nn_bn_relu_max2_dx gives one sample's dL/dx, as the
+ * three backwards would (x, y, arg, xarg, dy, dx: that sample's). */
 #define NN_FUSE_MAX_HW 4096
 void nn_bn_relu_max2_forward(const nn_layer *L, const float *gamma, const float *beta, const float *x, size_t n,
-                             const float *stat, float *y, int32_t *arg, par *p);
-void nn_bn_relu_max2_backward(const nn_layer *L, const float *gamma, const float *x, const float *stat, int train,
-                              const float *y, const int32_t *arg, const float *dy, size_t n, float *dgamma,
-                              float *dbeta, float *dx, par *p);
+                             const float *stat, float *y, int32_t *arg, float *xarg, par *p);
+void nn_bn_relu_max2_backward(const nn_layer *L, const float *gamma, const float *stat, int train, const float *y,
+                              const float *xarg, const float *dy, size_t n, float *dgamma, float *dbeta, float *coef,
+                              par *p);
+void nn_bn_relu_max2_dx(const nn_layer *L, const float *coef, const float *x, const float *y, const int32_t *arg,
+                        const float *xarg, const float *dy, float *dx);
 
 /* Max, average (count_include_pad) and global average pooling. arg (max
  * only) keeps each output's input index within its sample plane. */

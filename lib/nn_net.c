@@ -32,6 +32,8 @@ static void free_bufs(nn_net *net) {
         free(net->stat[i]);
         free(net->arg[i]);
         free(net->pstat[i]);
+        free(net->xarg[i]);
+        net->xarg[i] = NULL;
         net->own[i] = net->aux[i] = net->stat[i] = NULL;
         net->arg[i] = NULL;
         net->pstat[i] = NULL;
@@ -118,11 +120,13 @@ int nn_net_reserve(nn_net *net, size_t n, tr_err *err) {
             if (i + 1 < a->n && a->l[i + 1].kind == NN_BN)
                 bad |= alloc(&net->pstat[i], 2 * n * (size_t)L->out, sizeof(double));
         } else if (L->kind == NN_BN) {
-            bad |= alloc(&net->stat[i], 2 * (size_t)L->in.c, sizeof(float));
+            bad |= alloc(&net->stat[i], 5 * (size_t)L->in.c, sizeof(float)); /* and a fused chain's coef */
         } else if (L->kind == NN_DROPOUT) {
             bad |= alloc(&net->aux[i], no, sizeof(float));
-        } else if (L->kind == NN_MAXPOOL)
+        } else if (L->kind == NN_MAXPOOL) {
             bad |= alloc(&net->arg[i], no, sizeof(int32_t));
+            if (net->fused[i]) bad |= alloc(&net->xarg[i], no, sizeof(float));
+        }
     }
     if (bad || alloc(&net->work, wmax * (size_t)par_threads(net->par), sizeof(float)) ||
         alloc(&net->part, pmax, sizeof(float)) || alloc(&net->g[0], n * gmax, sizeof(float)) ||
@@ -159,7 +163,7 @@ static int layer_forward(nn_net *net, int i, const float *P, float *state, const
         if (y == NULL) { /* the fused chain: its relu and pool too */
             net->y[i + 2] = net->own[i + 2];
             nn_bn_relu_max2_forward(L, P + L->w_off, P + L->b_off, cur, n, net->stat[i], net->own[i + 2],
-                                    keep ? net->arg[i + 2] : NULL, net->par);
+                                    keep ? net->arg[i + 2] : NULL, net->xarg[i + 2], net->par);
         }
         break;
     case NN_MAXPOOL:
@@ -206,20 +210,15 @@ int nn_net_forward(nn_net *net, const float *params, float *state, const float *
     return forward(net, params, state, x, n, train, 1, rng, y, err);
 }
 
-/* Layer i backward: d is dL/d(output), dx (NULL: not wanted) receives dL/d(input). The batch norm of a fused chain
- * takes d as the gradient of the chain's pool output. */
+/* Layer i backward: d is dL/d(output), dx (NULL: not wanted) receives dL/d(input). */
 static void layer_backward(nn_net *net, int i, const float *P, float *G, const float *d, float *dx) {
     const nn_layer *L = &net->a.l[i];
     const float *x = i ? net->y[i - 1] : net->x;
     size_t n = net->n, cnt = n * nn_size(L->outs);
-    if (i + 2 < net->a.n && net->fused[i + 2]) {
-        nn_bn_relu_max2_backward(L, P + L->w_off, x, net->stat[i], net->train, net->y[i + 2], net->arg[i + 2], d, n,
-                                 G + L->w_off, G + L->b_off, dx, net->par);
-        return;
-    }
     switch (L->kind) {
     case NN_CONV:
-        nn_conv_backward(L, P + L->w_off, x, d, n, G + L->w_off, G + L->b_off, dx, net->work, net->part, gemm_par(net));
+        nn_conv_backward(L, P + L->w_off, x, d, NULL, n, G + L->w_off, G + L->b_off, dx, net->work, net->part,
+                         gemm_par(net));
         break;
     case NN_FC:
         nn_fc_backward(L, P + L->w_off, x, d, n, G + L->w_off, G + L->b_off, dx, gemm_par(net));
@@ -247,13 +246,70 @@ static void layer_backward(nn_net *net, int i, const float *P, float *G, const f
     }
 }
 
+/* A fused chain's backward from its batch norm j, after nn_bn_relu_max2_backward: the input gradient of sample s
+ * into out (that sample's). */
+typedef struct {
+    const nn_net *net;
+    int j;
+    const float *d; /* the pool's output gradient */
+} chain_src;
+
+static void chain_dx(const void *ctx, size_t s, float *out) {
+    const chain_src *c = ctx;
+    const nn_net *net = c->net;
+    const nn_layer *L = &net->a.l[c->j];
+    size_t in = nn_size(L->in), po = nn_size(net->a.l[c->j + 2].outs);
+    const float *x = c->j ? net->y[c->j - 1] : net->x;
+    nn_bn_relu_max2_dx(L, net->stat[c->j] + 2 * (size_t)L->in.c, x + s * in, net->y[c->j + 2] + s * po,
+                       net->arg[c->j + 2] + s * po, net->xarg[c->j + 2] + s * po, c->d + s * po, out);
+}
+
+typedef struct {
+    const chain_src *c;
+    float *dx;
+} chain_task;
+
+static void chain_part(void *ctx, size_t lo, size_t hi) {
+    const chain_task *t = ctx;
+    size_t in = nn_size(t->c->net->a.l[t->c->j].in);
+    for (size_t s = lo; s < hi; s++) chain_dx(t->c, s, t->dx + s * in);
+}
+
+/* The chain whose pool is layer i: its batch norm's parameter gradients, then its input gradient into the out of
+ * the convolution before it (which then runs its backward too: *i moves to it) or into dx. */
+static void chain_backward(nn_net *net, int *i, const float *P, float *G, const float *d, float *dx) {
+    int j = *i - 2;
+    const nn_layer *L = &net->a.l[j];
+    chain_src c = {net, j, d};
+    nn_bn_relu_max2_backward(L, P + L->w_off, net->stat[j], net->train, net->y[j + 2], net->xarg[j + 2], d, net->n,
+                             G + L->w_off, G + L->b_off, net->stat[j] + 2 * (size_t)L->in.c, net->par);
+    *i = j;
+    if (j > 0 && net->a.l[j - 1].kind == NN_CONV) { /* its output gradient made sample by sample, in cache */
+        const nn_layer *V = &net->a.l[j - 1];
+        nn_dy_src src = {chain_dx, &c};
+        *i = j - 1;
+        nn_conv_backward(V, P + V->w_off, j > 1 ? net->y[j - 2] : net->x, NULL, &src, net->n, G + V->w_off,
+                         G + V->b_off, dx, net->work, net->part, gemm_par(net));
+        return;
+    }
+    if (dx) par_for(net->par, net->n, chain_part, &(chain_task){&c, dx});
+}
+
 int nn_net_backward(nn_net *net, const float *params, const float *dy, float *grads, float *dx, tr_err *err) {
     if (net->n == 0) return tr_seterr(err, TR_EINTERNAL, "batch", "backward without a forward");
     const float *d = dy;
     int b = 0;
     for (int i = net->a.n - 1; i >= 0; i--) {
-        if (net->fused[i]) i -= 2; /* the chain's batch norm takes the pool's output gradient */
         const nn_layer *L = &net->a.l[i];
+        if (net->fused[i]) { /* the chain, and the convolution before it when there is one */
+            int j = i - 2 - (i > 2 && net->a.l[i - 3].kind == NN_CONV);
+            float *out = j ? net->g[b] : dx;
+            chain_backward(net, &i, params, grads, d, out);
+            if (i == 0) break;
+            d = out;
+            b ^= 1;
+            continue;
+        }
         if (i == 0) {
             if (dx || L->n_w) layer_backward(net, i, params, grads, d, dx);
             break;

@@ -21,9 +21,10 @@ typedef struct {
     const float *y[NN_MAX_LAYERS]; /* each layer's output: own[i] or, for flatten, its input (none inside a chain) */
     float *own[NN_MAX_LAYERS];     /* layer output buffers */
     float *aux[NN_MAX_LAYERS];     /* dropout: mask */
-    float *stat[NN_MAX_LAYERS];    /* bn: batch mean and 1/std used */
+    float *stat[NN_MAX_LAYERS];    /* bn: batch mean and 1/std used; a chain's backward coefficients */
     int32_t *arg[NN_MAX_LAYERS];   /* maxpool: argmax per output */
     double *pstat[NN_MAX_LAYERS];  /* conv before a batch norm: its output planes' statistics (training) */
+    float *xarg[NN_MAX_LAYERS];    /* the pool of a chain: its batch norm's input at each argmax */
     char fused[NN_MAX_LAYERS];     /* a max pool ending a batch norm, relu, max pool chain run as one */
     float *work;                   /* conv: per-thread im2col scratch */
     float *part;                   /* conv: per-chunk partial gradients */

@@ -34,12 +34,30 @@ static void adam_update(float *restrict w, const float *restrict g, float *restr
     }
 }
 
+/* One step's arguments, for the parameter ranges run by par_for (elementwise: the same on any threads). */
+typedef struct {
+    trn *t;
+    float b1, b2, wd, eps, lr_bc1, sq_bc2;
+} adam_task;
+
+static void adam_part(void *ctx, size_t lo, size_t hi) {
+    const adam_task *a = ctx;
+    trn *t = a->t;
+    adam_update(t->w + lo, t->g + lo, t->m + lo, t->v + lo, hi - lo, a->b1, a->b2, a->wd, a->eps, a->lr_bc1, a->sq_bc2);
+}
+
 /* torch.optim.Adam: L2 decay added to the gradient (of every parameter: weights, biases, BN gamma and beta), bias
  * corrections as torch computes them; the learning rate of this step from the schedule. */
 void trn_adam(trn *t) {
     const trn_config *c = &t->cfg;
     double step = (double)t->step; /* already incremented */
     double lr = trn_lr_at(c, t->step - 1, t->epoch, t->steps_per_epoch);
-    adam_update(t->w, t->g, t->m, t->v, t->n_params, (float)c->beta1, (float)c->beta2, (float)c->weight_decay,
-                (float)c->adam_eps, (float)(lr / (1 - pow(c->beta1, step))), (float)sqrt(1 - pow(c->beta2, step)));
+    adam_task a = {t,
+                   (float)c->beta1,
+                   (float)c->beta2,
+                   (float)c->weight_decay,
+                   (float)c->adam_eps,
+                   (float)(lr / (1 - pow(c->beta1, step))),
+                   (float)sqrt(1 - pow(c->beta2, step))};
+    par_for(t->n_params >= 4096 ? t->par : NULL, t->n_params, adam_part, &a);
 }
