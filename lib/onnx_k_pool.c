@@ -4,6 +4,14 @@
 #include <string.h>
 
 #include "onnx_op.h"
+#include "onnx_sgemm.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#else
+#define HAVE_X86 0
+#endif
 
 typedef struct {
     onx_win w;
@@ -83,8 +91,39 @@ static int is_2x2(const onx_win *w) {
            w->pb[0] == 0 && w->pb[1] == 0 && 2 * w->out[0] <= w->in[0] && 2 * w->out[1] <= w->in[1];
 }
 
-static void pool_2x2(int is_max, const onx_win *w, const float *x, float *y) {
+#if HAVE_X86
+/* Max of 2x2 windows, 16 outputs a vector: the two rows' maximum, then even against odd columns
+ * (the same comparisons as the scalar loop, so NaNs come out alike). */
+__attribute__((target("avx512f"))) static void max_2x2_avx512(const onx_win *w, const float *x, float *y) {
     int64_t W = w->in[1], OH = w->out[0], OW = w->out[1];
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (int64_t oy = 0; oy < OH; oy++, y += OW) {
+        const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
+        for (int64_t ox = 0; ox < OW; ox += 16) {
+            int64_t n = OW - ox < 16 ? OW - ox : 16, lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
+            __mmask16 ml = (__mmask16)((1u << lo) - 1), mh = (__mmask16)((1u << hi) - 1);
+            __m512 a0 = _mm512_maskz_loadu_ps(ml, r0 + 2 * ox), a1 = _mm512_maskz_loadu_ps(mh, r0 + 2 * ox + 16);
+            __m512 b0 = _mm512_maskz_loadu_ps(ml, r1 + 2 * ox), b1 = _mm512_maskz_loadu_ps(mh, r1 + 2 * ox + 16);
+            __m512 a = _mm512_max_ps(_mm512_permutex2var_ps(a0, ev, a1), _mm512_permutex2var_ps(a0, od, a1));
+            __m512 b = _mm512_max_ps(_mm512_permutex2var_ps(b0, ev, b1), _mm512_permutex2var_ps(b0, od, b1));
+            _mm512_mask_storeu_ps(y + ox, (__mmask16)((1u << n) - 1), _mm512_max_ps(a, b));
+        }
+    }
+}
+#endif
+
+/* avx512: the CPU runs max_2x2_avx512 */
+static void pool_2x2(int is_max, int avx512, const onx_win *w, const float *x, float *y) {
+    int64_t W = w->in[1], OH = w->out[0], OW = w->out[1];
+#if HAVE_X86
+    if (is_max && avx512) {
+        max_2x2_avx512(w, x, y);
+        return;
+    }
+#else
+    (void)avx512;
+#endif
     for (int64_t oy = 0; oy < OH; oy++, y += OW) {
         const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
         if (is_max)
@@ -129,9 +168,10 @@ static void run_pool(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
     int64_t HW = w->in[0] * w->in[1], OHW = w->out[0] * w->out[1], planes = in[0].d[0] * in[0].d[1];
     const float *x = in[0].p;
     float *y = out[0].p;
+    int avx512 = onx_sgemm_best() == ONX_K_AVX512;
     for (int64_t pl = 0; pl < planes; pl++, x += HW, y += OHW) {
         if (is_2x2(w))
-            pool_2x2(p->is_max, w, x, y);
+            pool_2x2(p->is_max, avx512, w, x, y);
         else if (w->d[0] == 1 && w->d[1] == 1)
             pool_rows(p, x, y, tmp);
         else
