@@ -12,7 +12,7 @@
  * only add and subtract, the weights' only halve (done in double at load): the result stays
  * within a few float roundings of the direct sum. */
 
-#define WINO_COLS 512   /* tiles per GEMM when several samples are at hand */
+#define WINO_COLS 256   /* tiles per GEMM when several samples are at hand */
 #define WINO_MAX_W 4096 /* output columns */
 /* Fewer tiles per sample (a 7x7 output has 16) leave the GEMMs too narrow for the 16 transformed
  * weight matrices, 1.8 times the direct ones, to pay: they stream from memory per sample. */
@@ -81,19 +81,19 @@ size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
     return (size_t)(16 * (c + m) * cols + eo_floats(&g)) + onx_sgemm_work();
 }
 
+/* Every channel fills the same positions (the rest stay as onx_wino zeroed them once). */
 static void split_eo(const wgeo *g, const float *x, float *eo) {
     int64_t PH = 2 * g->tyc + 2, EW = eo_w(g);
-    float *e = eo, *o = eo + PH * EW;
-    memset(eo, 0, sizeof(float) * (size_t)eo_floats(g));
+    int64_t e0 = (g->pl + 1) / 2, e1 = (g->W - 1 + g->pl) / 2;                   /* u with 0 <= 2u - pl < W */
+    int64_t o0 = g->pl / 2, o1 = g->W + g->pl < 2 ? -1 : (g->W - 2 + g->pl) / 2; /* 0 <= 2u + 1 - pl < W */
+    e1 = e1 > g->txc ? g->txc : e1, o1 = o1 > g->txc ? g->txc : o1;
     for (int64_t r = 0; r < PH; r++) {
         int64_t iy = r - g->pt;
         if (iy < 0 || iy >= g->H) continue;
         const float *xr = x + iy * g->W;
-        for (int64_t u = 0; u <= g->txc; u++) {
-            int64_t ie = 2 * u - g->pl, io = ie + 1;
-            if (ie >= 0 && ie < g->W) e[r * EW + u] = xr[ie];
-            if (io >= 0 && io < g->W) o[r * EW + u] = xr[io];
-        }
+        float *e = eo + r * EW, *o = eo + (PH + r) * EW;
+        for (int64_t u = e0; u <= e1; u++) e[u] = xr[2 * u - g->pl];
+        for (int64_t u = o0; u <= o1; u++) o[u] = xr[2 * u + 1 - g->pl];
     }
 }
 
@@ -194,9 +194,11 @@ void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *
     wgeo g = geo_of(w);
     int64_t nb = samples_per_pass(&g, n), HW = g.H * g.W, P = g.OH * g.OW;
     size_t plen = onx_pack_a_len(kn, m, c);
+    float *eo = work; /* the same layout for every pass: eo's padding is zeroed once */
+    memset(eo, 0, sizeof(float) * (size_t)eo_floats(&g));
     for (int64_t s0 = 0; s0 < n; s0 += nb) {
         int64_t ns = n - s0 < nb ? n - s0 : nb, cols = ns * g.T;
-        float *v = work, *yt = v + 16 * c * cols, *eo = yt + 16 * m * cols, *sw = eo + eo_floats(&g);
+        float *v = eo + eo_floats(&g), *yt = v + 16 * c * nb * g.T, *sw = yt + 16 * m * nb * g.T;
         for (int64_t s = 0; s < ns; s++)
             for (int64_t ch = 0; ch < c; ch++) {
                 split_eo(&g, x + ((s0 + s) * c + ch) * HW, eo);
