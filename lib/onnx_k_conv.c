@@ -1,4 +1,5 @@
-/* onnx_k_conv.c - Conv: weights packed at load, run on phase planes of the padded input; window geometry. */
+/* onnx_k_conv.c - Conv: weights packed at load, run on phase planes or row copies of the padded input (or Winograd);
+ * window geometry. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
