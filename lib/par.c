@@ -1,10 +1,13 @@
-/* par.c - a fork-join pool of sleeping workers: one generation counter, one task, one completion count. */
+/* par.c - a fork-join pool of sleeping workers: one generation counter, one task cut in pieces that the threads
+ * take in turn, one completion count. */
 #include "par.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #define PAR_MAX 64
+#define PAR_PIECES 8 /* pieces per thread: a thread the system holds back delays the others by one piece at most */
 
 struct par {
     int n; /* threads, the caller included */
@@ -15,7 +18,8 @@ struct par {
     unsigned long gen; /* bumped per task */
     int pending;       /* workers still on the task */
     int quit;
-    size_t total;
+    size_t total, pieces;
+    atomic_size_t next; /* the next piece to take */
     void (*fn)(void *, size_t, size_t);
     void (*fn_id)(void *, size_t, size_t, int);
     void *ctx;
@@ -26,18 +30,17 @@ typedef struct {
     int id;
 } par_arg;
 
-/* Thread id's share of [0, total). */
-static void chunk(const par *p, int id, size_t *lo, size_t *hi) {
-    size_t n = p->total, k = (size_t)p->n;
-    *lo = n * (size_t)id / k;
-    *hi = n * (size_t)(id + 1) / k;
-}
-
-static void run(const par *p, size_t lo, size_t hi, int id) {
-    if (p->fn_id)
-        p->fn_id(p->ctx, lo, hi, id);
-    else
-        p->fn(p->ctx, lo, hi);
+/* Pieces of [0, total) until none is left, on thread id. */
+static void run(par *p, int id) {
+    for (;;) {
+        size_t k = atomic_fetch_add(&p->next, 1);
+        if (k >= p->pieces) break;
+        size_t lo = p->total * k / p->pieces, hi = p->total * (k + 1) / p->pieces;
+        if (p->fn_id)
+            p->fn_id(p->ctx, lo, hi, id);
+        else
+            p->fn(p->ctx, lo, hi);
+    }
 }
 
 static void *worker(void *arg) {
@@ -51,9 +54,7 @@ static void *worker(void *arg) {
         if (p->quit) break;
         seen = p->gen;
         pthread_mutex_unlock(&p->mu);
-        size_t lo, hi;
-        chunk(p, a.id, &lo, &hi);
-        if (lo < hi) run(p, lo, hi, a.id);
+        run(p, a.id);
         pthread_mutex_lock(&p->mu);
         if (--p->pending == 0) pthread_cond_signal(&p->done);
     }
@@ -110,6 +111,8 @@ static void par_run(par *p, size_t n, void (*fn)(void *, size_t, size_t), void (
                     void *ctx) {
     pthread_mutex_lock(&p->mu);
     p->total = n;
+    p->pieces = n < (size_t)(PAR_PIECES * p->n) ? n : (size_t)(PAR_PIECES * p->n);
+    atomic_store(&p->next, 0);
     p->fn = fn;
     p->fn_id = fn_id;
     p->ctx = ctx;
@@ -117,9 +120,7 @@ static void par_run(par *p, size_t n, void (*fn)(void *, size_t, size_t), void (
     p->gen++;
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
-    size_t lo, hi;
-    chunk(p, 0, &lo, &hi);
-    if (lo < hi) run(p, lo, hi, 0);
+    run(p, 0);
     pthread_mutex_lock(&p->mu);
     while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);

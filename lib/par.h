@@ -15,9 +15,11 @@ int par_new(int n_threads, par **out, tr_err *err);
 void par_free(par *p); /* NULL is a no-op */
 int par_threads(const par *p);
 
-/* fn(ctx, lo, hi) over [0, n) in contiguous chunks, one per thread, the
- * caller taking the first; returns when every chunk is done. p NULL or n
- * small: one call on the caller's thread. Not reentrant. */
+/* fn(ctx, lo, hi) over [0, n) in contiguous pieces (up to 8 per thread)
+ * that the threads, the caller among them, take in turn; returns when
+ * every piece is done. Which thread runs a piece, and how [0, n) is cut,
+ * varies: fn's result must not depend on it. p NULL or n small: one call
+ * on the caller's thread. Not reentrant. */
 void par_for(par *p, size_t n, void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx);
 /* par_for, fn also told its thread's index tid in [0, par_threads(p)) (the caller is 0), e.g. for per-thread
  * scratch. */
