@@ -1,5 +1,4 @@
-/* onnx_fc.c - a fully connected layer at small batches: AVX-512 dot products over the weight rows, read once per 4
- * samples. */
+/* onnx_fc.c - a fully connected layer at small batches: AVX-512 dot products over the weight rows. */
 #include "onnx_fc.h"
 
 #include "onnx_sgemm.h"

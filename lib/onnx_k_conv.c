@@ -1,5 +1,4 @@
-/* onnx_k_conv.c - Conv: weights packed at load, run on phase planes or row copies of the padded input (or Winograd);
- * window geometry. */
+/* onnx_k_conv.c - Conv: packed weights over phase planes, row copies or Winograd; window geometry. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,4 @@
-/* onnx_wino.c - 3x3 stride-1 convolutions by Winograd F(2x2, 3x3): input tiles transformed, 16 GEMMs, outputs
- * transformed back. */
+/* onnx_wino.c - 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) on the packed-weight SGEMM. */
 #include "onnx_wino.h"
 
 #include <math.h>
