@@ -5,7 +5,8 @@
 # measured in the same run; writes $RESULTS/train_cnn.md.
 # Env: TRIPLETCTL, RESULTS (set by bench/run.sh), BENCH_CNN_EPOCHS (2),
 # BENCH_CNN_STEPS (375: a whole epoch; fewer are timed and scaled to 375),
-# BENCH_CNN_THREADS ("2").
+# BENCH_CNN_THREADS ("2"), BENCH_CNN_ARCH (default: the Makefile's CNN_ARCH, the
+# shipped network).
 set -eu
 cd "$(dirname "$0")/.."
 TRIPLETCTL=${TRIPLETCTL:-$PWD/bin/tripletctl}
@@ -20,7 +21,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # The shipped recipe without its length and seed (Makefile CNN_TRAIN_FLAGS).
-ARCH=conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,flatten,fc256,relu,fc128
+ARCH=${BENCH_CNN_ARCH:-$(sed -n 's/^CNN_ARCH *:= *//p' Makefile)}
+[[ -n $ARCH ]] || { echo "bench_train_cnn: no CNN_ARCH in the Makefile" >&2; exit 1; }
 RECIPE=(--arch "$ARCH" --input 1x28x28 --normalize --metric sqeuclidean --margin 0.2 --loss triplet
         --mining semi-hard --classes-per-batch 10 --samples-per-class 16 --lr 1e-3 --lr-schedule cosine)
 TORCH_RECIPE=(--arch "$ARCH" --margin 0.2 --lr 1e-3 --lr-schedule cosine --classes-per-batch 10 --samples-per-class 16)
