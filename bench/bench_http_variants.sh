@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# bench_http_variants.sh - tripletd started with different flags side by side with nginx (1 and
+# 2 workers, the reply as a static file), single-vector POST /v1/embed with wrk at one connection
+# count, rounds interleaved: req/s, p99, p99.9 and the server's CPU per request (user + system
+# / requests, the figure other load disturbs least) per server and round, and the rows per
+# forward of each tripletd. For comparing server-side settings in one run.
+#   bench/bench_http_variants.sh "batch:--threads 2" "nobatch:--threads 2 --batch-max-rows 1"
+# Env: ROUNDS (3), CONNS (64), DURATION (s per run, 4), MODEL, TRIPLETD.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3} CONNS=${CONNS:-64} DURATION=${DURATION:-4}
+MODEL=${MODEL:-models/fashion-mnist.safetensors}
+TRIPLETD=${TRIPLETD:-$PWD/bin/tripletd}
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+(($# > 0)) || { echo "usage: $0 NAME:TRIPLETD-FLAGS..." >&2; exit 2; }
+BENCH_NAME=bench_http_variants
+. bench/lib.sh
+python3 -c 'import json, random; random.seed(7); print(json.dumps({"inputs": [random.randint(0, 255) for _ in range(784)]}))' >"$work/body.json"
+cat >"$work/post.lua" <<L
+local f = io.open("$work/body.json", "rb")
+wrk.body = f:read("*a")
+f:close()
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+    io.write(string.format("P %d %d %d\n", summary.requests, latency:percentile(99), latency:percentile(99.9)))
+end
+L
+declare -A URL PID
+names=()
+tck=$(getconf CLK_TCK)
+cpu_ticks() { # user + system ticks of a server and its children (nginx workers)
+    local t=0 p
+    for p in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+    echo "$t"
+}
+for spec in "$@"; do
+    n=${spec%%:*}
+    p=$(free_port)
+    # shellcheck disable=SC2086 # the flags split into words
+    OPENBLAS_NUM_THREADS=1 "$TRIPLETD" --model "$MODEL" --host 127.0.0.1 --port "$p" --log-format json ${spec#*:} \
+        >/dev/null 2>"$work/$n.log" &
+    pids+=($!) PID[$n]=$!
+    wait_http "http://127.0.0.1:$p/readyz"
+    URL[$n]="http://127.0.0.1:$p/v1/embed" names+=("$n")
+done
+mkdir -p "$work/www/v1"
+curl -sf -H 'Content-Type: application/json' --data-binary @"$work/body.json" "${URL[${names[0]}]}" >"$work/www/v1/embed"
+for w in 1 2; do
+    p=$(free_port)
+    mkdir -p "$work/nginx$w"
+    sed -e "s|@PORT@|$p|" -e "s|@ROOT@|$work/www|" -e "s|@WORKERS@|$w|" bench/nginx_static.conf >"$work/nginx$w/nginx.conf"
+    "$NGINX" -p "$work/nginx$w" -c "$work/nginx$w/nginx.conf" -g "pid $work/nginx$w/nginx.pid; error_log $work/nginx$w/error.log;" &
+    pids+=($!) PID[nginx$w]=$!
+    URL[nginx$w]="http://127.0.0.1:$p/v1/embed" names+=("nginx$w")
+    wait_http "${URL[nginx$w]}"
+done
+for n in "${names[@]}"; do wrk -t1 -c8 -d1s -s "$work/post.lua" "${URL[$n]}" >/dev/null; done # warm-up
+echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg); $CONNS connections, ${DURATION}s per run"
+echo "server: req/s, p99 ms, p99.9 ms, server CPU us per request"
+for ((r = 1; r <= ROUNDS; r++)); do
+    line="round $r:"
+    for n in "${names[@]}"; do
+        c0=$(cpu_ticks "${PID[$n]}")
+        out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -s "$work/post.lua" "${URL[$n]}")
+        c1=$(cpu_ticks "${PID[$n]}")
+        if grep -q Non-2xx <<<"$out"; then echo "$BENCH_NAME: non-2xx replies from $n" >&2; exit 1; fi
+        rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
+        read -r _ nreq p99 p999 < <(grep '^P ' <<<"$out")
+        line="$line  $n $rps $(awk -v a="$p99" -v b="$p999" -v c=$((c1 - c0)) -v n="$nreq" -v t="$tck" \
+            'BEGIN { printf "%.2f %.2f %.1f", a / 1000, b / 1000, c * 1e6 / t / (n > 0 ? n : 1) }')"
+    done
+    echo "$line"
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+for n in "${names[@]}"; do
+    [[ $n == nginx* ]] && continue
+    curl -sf "${URL[$n]%/v1/embed}/metrics" | awk -v n="$n" '
+        /^tripletd_forward_batch_rows_sum/ { s = $2 } /^tripletd_forward_batch_rows_count/ { c = $2 }
+        END { if (c) printf "%s: %.2f rows per forward\n", n, s / c }'
+done
