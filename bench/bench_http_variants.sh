@@ -3,16 +3,20 @@
 # 2 workers, the reply as a static file), single-vector POST /v1/embed with wrk at one connection
 # count, rounds interleaved: req/s, p99, p99.9 and the server's CPU per request (user + system
 # / requests, the figure other load disturbs least) per server and round, and the rows per
-# forward of each tripletd. For comparing server-side settings in one run.
+# forward of each tripletd. For comparing server-side settings in one run; without arguments:
+# cross-request batching on and off, one worker thread, the access log off. Prints the figures
+# and writes them to $RESULTS/http_variants.md.
 #   bench/bench_http_variants.sh "batch:--threads 2" "nobatch:--threads 2 --batch-max-rows 1"
-# Env: ROUNDS (3), CONNS (64), DURATION (s per run, 4), MODEL, TRIPLETD.
+# Env: ROUNDS (3), CONNS (64), DURATION (s per run, 4), MODEL, TRIPLETD, RESULTS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3} CONNS=${CONNS:-64} DURATION=${DURATION:-4}
 MODEL=${MODEL:-models/fashion-mnist.safetensors}
 TRIPLETD=${TRIPLETD:-$PWD/bin/tripletd}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
-(($# > 0)) || { echo "usage: $0 NAME:TRIPLETD-FLAGS..." >&2; exit 2; }
+RESULTS=${RESULTS:-$PWD/bench/results}
+(($# > 0)) || set -- "batch:--threads 2" "nobatch:--threads 2 --batch-max-rows 1" "threads1:--threads 1" \
+    "logoff:--threads 2 --log-format off"
 BENCH_NAME=bench_http_variants
 . bench/lib.sh
 python3 -c 'import json, random; random.seed(7); print(json.dumps({"inputs": [random.randint(0, 255) for _ in range(784)]}))' >"$work/body.json"
@@ -56,6 +60,7 @@ for w in 1 2; do
     wait_http "${URL[nginx$w]}"
 done
 for n in "${names[@]}"; do wrk -t1 -c8 -d1s -s "$work/post.lua" "${URL[$n]}" >/dev/null; done # warm-up
+exec 3>&1 >"$work/report.txt" # the report: printed at the end and kept in $RESULTS
 echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg); $CONNS connections, ${DURATION}s per run"
 echo "server: req/s, p99 ms, p99.9 ms, server CPU us per request"
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -79,3 +84,17 @@ for n in "${names[@]}"; do
         /^tripletd_forward_batch_rows_sum/ { s = $2 } /^tripletd_forward_batch_rows_count/ { c = $2 }
         END { if (c) printf "%s: %.2f rows per forward\n", n, s / c }'
 done
+exec 1>&3
+cat "$work/report.txt"
+mkdir -p "$RESULTS"
+{
+    echo "## HTTP: tripletd's settings side by side (single-vector /v1/embed)"
+    echo
+    echo "\`bench/bench_http_variants.sh\`: tripletd started with each set of flags below and nginx (1 and 2"
+    echo "workers, the reply as a static file) side by side; wrk -t1 -c$CONNS, ${DURATION} s per run, $ROUNDS rounds"
+    echo "interleaved across the servers. Model \`$MODEL\`. Flags: $(printf '`%s` ' "$@")"
+    echo
+    echo '```'
+    cat "$work/report.txt"
+    echo '```'
+} >"$RESULTS/http_variants.md"
