@@ -168,20 +168,6 @@ static size_t grid_floats(const conv_p *p) {
     return (size_t)(g.xl + (p->m * g.q + 15) / 16 * 16 + p->w.s[1] * g.PW2 + 16);
 }
 
-typedef struct {
-    const float *xp;
-    int64_t plane;
-} grid_src;
-
-/* Channels [k0, k0 + kc) of phase 0 at grid column n0 (onx_sgemm adds the tap's shift). */
-static const float *grid_block(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
-                               int64_t *ldb) {
-    (void)kc, (void)nc, (void)work;
-    const grid_src *s = ctx;
-    *ldb = s->plane;
-    return s->xp + k0 * s->plane + n0;
-}
-
 /* Phase planes of channel x (H x W): xp + ((a * s1 + b) * C) * plane for phase (a, b). */
 static void grid_split(const conv_p *p, const grid_geo *g, const float *x, float *xp, float *line) {
     const onx_win *w = &p->w;
@@ -221,9 +207,9 @@ static void run_grid(const onx_node *nd, const float *x, const float *b, int64_t
     memset(xp + used, 0, sizeof(float) * (size_t)(g.xl - used));
     for (int64_t n = 0; n < N; n++) {
         for (int64_t c = 0; c < p->c; c++) grid_split(p, &g, x + (n * p->c + c) * H * W, xp + c * g.plane, line);
-        grid_src src = {xp, g.plane};
+        onx_bsrc src = {xp, g.plane};
         onx_cmap cm = {yg, g.q, g.q, 0};
-        onx_sgemm(p->kn, p->m, g.q, p->c, (int)kk, toff, p->pk, grid_block, &src, &cm, b, nd->act, nd->act_lo,
+        onx_sgemm(p->kn, p->m, g.q, p->c, (int)kk, toff, p->pk, onx_bblock_strided, &src, &cm, b, nd->act, nd->act_lo,
                   nd->act_hi, work);
         for (int64_t m = 0; m < p->m; m++)
             for (int64_t oy = 0; oy < OH; oy++)
@@ -287,10 +273,10 @@ static void run_rows(const onx_node *nd, const float *x, const float *b, int64_t
     }
     for (int64_t n = 0; n < N; n++) {
         rows_split(p, x + n * p->c * w->in[0] * W, xr);
-        grid_src src = {xr + ROWS_SLACK, plane};
+        onx_bsrc src = {xr + ROWS_SLACK, plane};
         onx_cmap cm = {y + n * p->m * P, P, P, 0};
-        onx_sgemm(p->kn, p->m, P, p->c, (int)kk, toff, p->pk, grid_block, &src, &cm, b, nd->act, nd->act_lo, nd->act_hi,
-                  work);
+        onx_sgemm(p->kn, p->m, P, p->c, (int)kk, toff, p->pk, onx_bblock_strided, &src, &cm, b, nd->act, nd->act_lo,
+                  nd->act_hi, work);
     }
 }
 

@@ -43,6 +43,14 @@ void onx_pack_a(onx_kern kn, const float *a, int64_t m, int64_t k, float *out) {
             for (int64_t i = 0; i < mr; i++) *out++ = i0 + i < m ? a[(i0 + i) * k + kk] : 0.0f;
 }
 
+const float *onx_bblock_strided(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
+                                int64_t *ldb) {
+    (void)kc, (void)nc, (void)work;
+    const onx_bsrc *s = ctx;
+    *ldb = s->ldb;
+    return s->b + k0 * s->ldb + n0;
+}
+
 size_t onx_sgemm_work(void) {
     return (size_t)ONX_KC * ONX_NC + (size_t)(ONX_KC + ONX_MAX_TAPS) * MAX_NR; /* B block, edge panel */
 }

@@ -29,6 +29,13 @@ void onx_pack_a(onx_kern kn, const float *a, int64_t m, int64_t k, float *out);
  * written into work (at most ONX_KC x ONX_NC floats, rows ONX_NC apart at most). */
 typedef const float *(*onx_bblock)(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
                                    int64_t *ldb);
+/* B stored row-major with rows ldb floats apart: the onx_bblock that returns its blocks in place. */
+typedef struct {
+    const float *b;
+    int64_t ldb;
+} onx_bsrc;
+const float *onx_bblock_strided(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
+                                int64_t *ldb);
 /* Where C lives: column n of row i is at c + (n / seg) * ld_seg + i * ldc + n % seg, so a GEMM
  * whose columns are several samples' pixels writes each sample's NCHW block in place. */
 typedef struct {

@@ -133,19 +133,6 @@ T512 static void in_transform(const wgeo *g, const float *eo, float *v, int64_t 
 #endif
 }
 
-typedef struct {
-    const float *b;
-    int64_t ldb;
-} wsrc;
-
-static const float *in_place(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
-                             int64_t *ldb) {
-    (void)kc, (void)nc, (void)work;
-    const wsrc *s = ctx;
-    *ldb = s->ldb;
-    return s->b + k0 * s->ldb + n0;
-}
-
 /* y (OH x OW) of one output channel from its transformed tiles Y[xi * ldy + tile]: A^T M A,
  * bias and activation, a row of tiles at a time (lane tx gives output columns 2tx, 2tx + 1). */
 T512 static void out_transform(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo, float hi,
@@ -204,10 +191,10 @@ void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *
                 in_transform(&g, eo, v + ch * cols + s * g.T, c * cols);
             }
         for (int xi = 0; xi < 16; xi++) {
-            wsrc src = {v + (size_t)xi * (size_t)(c * cols), cols};
+            onx_bsrc src = {v + (size_t)xi * (size_t)(c * cols), cols};
             onx_cmap cm = {yt + (size_t)xi * (size_t)(m * cols), cols, cols, 0};
-            onx_sgemm(kn, m, cols, c, 1, NULL, pk + (size_t)xi * plen, in_place, &src, &cm, NULL, ONX_ACT_NONE, 0.0f,
-                      0.0f, sw);
+            onx_sgemm(kn, m, cols, c, 1, NULL, pk + (size_t)xi * plen, onx_bblock_strided, &src, &cm, NULL,
+                      ONX_ACT_NONE, 0.0f, 0.0f, sw);
         }
         for (int64_t s = 0; s < ns; s++)
             for (int64_t i = 0; i < m; i++)

@@ -25,18 +25,7 @@ static float *randv(uint64_t *r, size_t n) {
     return v;
 }
 
-typedef struct {
-    const float *b;
-    int64_t ldb;
-} src_t;
-
-static const float *in_place(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
-                             int64_t *ldb) {
-    (void)kc, (void)nc, (void)work;
-    const src_t *s = ctx;
-    *ldb = s->ldb;
-    return s->b + k0 * s->ldb + n0;
-}
+typedef onx_bsrc src_t;
 
 /* Rows ldb apart, so that a copy into work must respect *ldb: written at a different stride. */
 static const float *copied(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work, int64_t *ldb) {
@@ -66,8 +55,8 @@ static void one_case(onx_kern kn, uint64_t *r, int64_t m, int64_t n, int64_t kg,
     src_t s = {b, ldb};
     onx_cmap cm = {c, ldc, seg, ld_seg};
     float lo = -0.3f, hi = 0.4f;
-    onx_sgemm(kn, m, n, kg, ntap, ntap > 1 ? toff : NULL, ap, copy ? copied : in_place, &s, &cm, m % 2 ? bias : NULL,
-              act, lo, hi, work);
+    onx_sgemm(kn, m, n, kg, ntap, ntap > 1 ? toff : NULL, ap, copy ? copied : onx_bblock_strided, &s, &cm,
+              m % 2 ? bias : NULL, act, lo, hi, work);
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
             double acc = m % 2 ? bias[i] : 0.0, mag = fabs(acc);
