@@ -435,9 +435,9 @@ int cmd_train(int argc, char **argv) {
     if (!a.resume && !a.cfg.layers[0] && a.cfg.input_scale == 0 && train->raw_max > 0)
         a.cfg.input_scale = 1.0 / train->raw_max;
 
-    /* process-wide, and the library leaves it to us: the trainer and the evaluation run their GEMMs on their own
-     * threads, each GEMM on one */
-    openblas_set_num_threads(1);
+    /* process-wide, and the library leaves it to us: a layer list and the evaluation run their GEMMs on their own
+     * threads, each GEMM on one; the MLP form's few large GEMMs run on OpenBLAS's */
+    openblas_set_num_threads(a.cfg.layers[0] ? 1 : a.cfg.threads);
     if (trn_new(&a.cfg, train->x, train->labels, train->n, train->dim, &t, &err)) {
         fprintf(stderr, "tripletctl train: %s\n", err.msg);
         goto done;

@@ -45,6 +45,7 @@ static void gemm_blocks(par *p, int ta, int tb, int m, int n, int k, const float
                         float beta, float *c, int ldc) {
     int nb = (n + 7) / 8;
     nb = nb < 64 ? 64 : (nb + 15) / 16 * 16;
+    if (p == NULL) nb = n; /* one GEMM that OpenBLAS threads */
     gemm_task t = {ta, tb, m, n, k, lda, ldb, ldc, nb, a, b, beta, c};
     par_for(p, (size_t)((n + nb - 1) / nb), gemm_part, &t);
 }

@@ -43,7 +43,8 @@ void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const f
  * forward kernel (lib/mlp.c; b may be NULL, sgemv for one row). */
 void nn_dense(const float *w, const float *b, int in, int out, const float *x, size_t n, float *y);
 /* The trainer's forward and backward split their GEMMs in column blocks over
- * p's threads (blocks fixed by the shape: the result is the same on any). */
+ * p's threads (blocks fixed by the shape: the result is the same on any);
+ * p NULL: one GEMM each, OpenBLAS's threads on it. */
 void nn_fc_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y, par *p);
 void nn_fc_backward(const nn_layer *L, const float *w, const float *x, const float *dy, size_t n, float *dw, float *db,
                     float *dx, par *p);

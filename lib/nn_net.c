@@ -58,7 +58,7 @@ void nn_net_set_par(nn_net *net, par *p) {
 /* The pool for the GEMM parts: GEMMs run on its threads when OpenBLAS runs
  * one thread, else on the caller with OpenBLAS's threads. Same results. */
 static par *gemm_par(const nn_net *net) {
-    return openblas_get_num_threads() > 1 ? NULL : net->par;
+    return net->blas_threads || openblas_get_num_threads() > 1 ? NULL : net->par;
 }
 
 /* Elementwise and per-sample layers over ranges: par_for splits elements (activations) or samples (pools). */

@@ -30,6 +30,7 @@ typedef struct {
     float *part;                   /* conv: per-chunk partial gradients */
     float *g[2];                   /* backward's gradient ping-pong */
     par *par;                      /* threads (borrowed; NULL: the caller) */
+    int blas_threads;              /* 1: GEMMs whole on the caller, threaded by OpenBLAS (an MLP's few large ones) */
 } nn_net;
 
 int nn_net_init(nn_net *net, const nn_arch *a, tr_err *err);

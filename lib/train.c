@@ -76,6 +76,9 @@ static int setup_params(trn *t, tr_err *err) {
         (rc = par_new(t->cfg.threads < 64 ? t->cfg.threads : 64, &t->par, err)))
         return rc;
     nn_net_set_par(&t->nn, t->par);
+    /* the MLP form's few large GEMMs run whole on OpenBLAS's threads (the caller sets them to cfg.threads), as fast
+     * as on ours and the same on any thread count */
+    t->nn.blas_threads = !t->cfg.layers[0];
     return TR_OK;
 }
 

@@ -46,7 +46,8 @@ typedef struct {
     int steps_per_epoch;                             /* 0: n_train / (P*K), at least 1 */
     double lr, beta1, beta2, adam_eps, weight_decay; /* torch.optim.Adam (L2 decay) */
     uint64_t seed;
-    int threads;         /* the trainer's threads; its GEMMs run on them when the caller has OpenBLAS at one thread */
+    int threads;         /* the trainer's threads; a layer list's GEMMs run on them when the caller has OpenBLAS at one
+                            thread, the MLP form's on OpenBLAS's (the caller sets those: cfg.threads) */
     double input_mean;   /* MLP: x' = (x - mean) * scale, for every feature (a layer list: per channel, */
     double input_scale;  /* from the data, see trn_image); 0: 1 / max|x| over the training data */
     double collapse_eps; /* collapsed when mean d_ap and d_an are both below */
