@@ -34,29 +34,47 @@ static void valid_range(int len, int out, int s, int p, int kk, int *lo, int *hi
     if (*hi < *lo) *hi = *lo;
 }
 
+/* Where tap (ki, kj) of a stride-1 "same" convolution reads its input plane: one shift by off floats, valid over
+ * [lo, hi) of the plane, with the columns outside [xlo, xhi) of each row wrapped around from the next row. */
+typedef struct {
+    long off, lo, hi;
+    int xlo, xhi;
+} same_shift;
+
+static same_shift shift_of(const nn_layer *L, int ki, int kj) {
+    int W = L->in.w, p = L->pad, d = kj - p;
+    long hw = (long)L->in.h * W, off = (long)(ki - p) * W + d;
+    same_shift t = {off, off < 0 ? -off : 0, hw - off < hw ? hw - off : hw, d < 0 ? -d : 0, d > 0 ? W - d : W};
+    return t;
+}
+
+/* Zero the wrapped columns of one (row, sample) block r of a "same" im2col. */
+static void zero_wrapped(const nn_layer *L, same_shift t, float *r) {
+    int H = L->in.h, W = L->in.w;
+    if (t.xlo == 0 && t.xhi == W) return;
+    for (int oy = 0; oy < H; oy++) {
+        for (int ox = 0; ox < t.xlo; ox++) r[oy * W + ox] = 0;
+        for (int ox = t.xhi; ox < W; ox++) r[oy * W + ox] = 0;
+    }
+}
+
 /* im2col for stride 1 with the output as large as the input ("same" padding): each (row, sample) is one shifted
  * copy of the input plane, then the columns that wrapped around are zeroed. */
 static void im2col_same(const nn_layer *L, const float *x, size_t n, size_t lo_s, size_t hi_s, float *cols) {
-    int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, p = L->pad;
+    int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k;
     size_t hw = (size_t)H * (size_t)W, ncol = n * hw;
     for (int c = 0; c < C; c++)
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
                 float *row = cols + ((size_t)(c * k + ki) * (size_t)k + (size_t)kj) * ncol;
-                long off = (long)(ki - p) * W + (kj - p), lo = off < 0 ? -off : 0;
-                long hi = (long)hw - off < (long)hw ? (long)hw - off : (long)hw;
-                int dx = kj - p, xlo = dx < 0 ? -dx : 0, xhi = dx > 0 ? W - dx : W;
+                same_shift t = shift_of(L, ki, kj);
                 for (size_t smp = lo_s; smp < hi_s; smp++) {
                     float *r = row + smp * hw;
                     const float *xp = x + (smp * (size_t)C + (size_t)c) * hw;
-                    memset(r, 0, (size_t)lo * sizeof *r);
-                    memcpy(r + lo, xp + lo + off, (size_t)(hi - lo) * sizeof *r);
-                    memset(r + hi, 0, (size_t)((long)hw - hi) * sizeof *r);
-                    if (dx != 0)
-                        for (int oy = 0; oy < H; oy++) {
-                            for (int ox = 0; ox < xlo; ox++) r[oy * W + ox] = 0;
-                            for (int ox = xhi; ox < W; ox++) r[oy * W + ox] = 0;
-                        }
+                    memset(r, 0, (size_t)t.lo * sizeof *r);
+                    memcpy(r + t.lo, xp + t.lo + t.off, (size_t)(t.hi - t.lo) * sizeof *r);
+                    memset(r + t.hi, 0, (size_t)((long)hw - t.hi) * sizeof *r);
+                    zero_wrapped(L, t, r);
                 }
             }
 }
@@ -96,31 +114,27 @@ static void im2col(const nn_layer *L, const float *x, size_t n, size_t lo_s, siz
             }
 }
 
-/* The adjoint of im2col: dx (zeroed here) += every column entry at its input position. */
 /* col2im for stride 1 and "same" padding, the adjoint of im2col_same: the wrapped columns of each row are zeroed in
  * cols (the caller's scratch), then each (row, sample) is one shifted add into the input plane. */
 static void col2im_same(const nn_layer *L, float *cols, size_t n, size_t lo_s, size_t hi_s, float *dx) {
-    int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, p = L->pad;
+    int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k;
     size_t hw = (size_t)H * (size_t)W, ncol = n * hw;
     for (int c = 0; c < C; c++)
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
                 float *row = cols + ((size_t)(c * k + ki) * (size_t)k + (size_t)kj) * ncol;
-                long off = (long)(ki - p) * W + (kj - p), lo = off < 0 ? -off : 0;
-                long hi = (long)hw - off < (long)hw ? (long)hw - off : (long)hw;
-                int sx = kj - p, xlo = sx < 0 ? -sx : 0, xhi = sx > 0 ? W - sx : W;
+                same_shift t = shift_of(L, ki, kj);
                 for (size_t smp = lo_s; smp < hi_s; smp++) {
                     float *r = row + smp * hw;
-                    if (sx != 0)
-                        for (int oy = 0; oy < H; oy++) {
-                            for (int ox = 0; ox < xlo; ox++) r[oy * W + ox] = 0;
-                            for (int ox = xhi; ox < W; ox++) r[oy * W + ox] = 0;
-                        }
-                    if (hi > lo) vec_add(dx + (smp * (size_t)C + (size_t)c) * hw + lo + off, r + lo, (size_t)(hi - lo));
+                    zero_wrapped(L, t, r);
+                    if (t.hi > t.lo)
+                        vec_add(dx + (smp * (size_t)C + (size_t)c) * hw + t.lo + t.off, r + t.lo,
+                                (size_t)(t.hi - t.lo));
                 }
             }
 }
 
+/* The adjoint of im2col: dx (zeroed here) += every column entry at its input position. */
 static void col2im(const nn_layer *L, float *cols, size_t n, size_t lo_s, size_t hi_s, float *dx) {
     int C = L->in.c, H = L->in.h, W = L->in.w, k = L->k, s = L->stride, p = L->pad, OH = L->outs.h, OW = L->outs.w;
     size_t hw = (size_t)H * (size_t)W, ohw = (size_t)OH * (size_t)OW, ncol = n * ohw;
