@@ -39,20 +39,9 @@ print(h["0.weight"]["shape"][1])
 EOF
 )
 $PY -c 'import json, random, sys; random.seed(7); n = int(sys.argv[1]); print(json.dumps({"inputs": [random.randint(0, 255) for _ in range(n)]}))' "$in_dim" >"$work/body.json"
-cat >"$work/post.lua" <<EOF
-local f = io.open("$work/body.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-EOF
 # p99.9 is not in wrk's --latency table: the done hook prints it (microseconds)
-cat >"$work/p999.lua" <<'EOF'
-done = function(summary, latency, requests)
-    io.write(string.format("p99.9_us %d\n", latency:percentile(99.9)))
-end
-EOF
-cat "$work/p999.lua" >>"$work/post.lua"
+p999='io.write(string.format("p99.9_us %d\n", latency:percentile(99.9)))'
+wrk_post_lua "$work/body.json" application/json "$p999" >"$work/post.lua"
 
 # run_wrk CONNS URL -> "req/s p50_ms p99_ms requests p99.9_ms"; fails on errors or non-2xx replies
 run_wrk() {
@@ -60,24 +49,10 @@ run_wrk() {
     out=$(wrk -t1 -c"$1" -d"${DURATION}s" --latency -s "${LUA:-$work/post.lua}" "$2")
     echo "$out" >>"$work/wrk.log"
     if grep -q 'Non-2xx' <<<"$out"; then echo "bench_http: non-2xx replies from $2" >&2; echo "$out" >&2; return 1; fi
-    awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /Requests\/sec/ { rps = $2 }
-        $1 == "50%" { p50 = ms($2) }
-        $1 == "99%" { p99 = ms($2) }
-        / requests in / { n = $1 }
-        $1 == "p99.9_us" { p999 = $2 / 1000 }
-        END { printf "%.0f %.3f %.3f %d %.3f\n", rps, p50, p99, n, p999 }' <<<"$out"
+    wrk_figures '%.0f %.3f %.3f %d %.3f\n' <<<"$out"
 }
 
 declare -A R URL PID RR
-tck=$(getconf CLK_TCK)
-# CPU ticks (user + system) used so far by a server: its process and children (nginx workers)
-cpu_ticks() {
-    local t=0 p
-    for p in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-    echo "$t"
-}
 # measure NAME CONNS: one wrk run; keep the run with the most req/s (best of REPS
 # rounds, interleaved across servers, so that a burst of load from other
 # processes on this shared machine does not decide a ratio)
@@ -164,7 +139,7 @@ for ((round = 1; round <= REPS; round++)); do
 done
 
 # The HTTP floor: tripletd's CPU per request for GET /healthz (no body, no model)
-cp "$work/p999.lua" "$work/get.lua"
+wrk_done_lua "$p999" >"$work/get.lua"
 URL[healthz]="http://127.0.0.1:$port/healthz"
 PID[healthz]=${PID[tripletd]}
 LUA="$work/get.lua" measure healthz 64

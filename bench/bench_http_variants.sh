@@ -20,24 +20,11 @@ RESULTS=${RESULTS:-$PWD/bench/results}
 BENCH_NAME=bench_http_variants
 . bench/lib.sh
 python3 -c 'import json, random; random.seed(7); print(json.dumps({"inputs": [random.randint(0, 255) for _ in range(784)]}))' >"$work/body.json"
-cat >"$work/post.lua" <<L
-local f = io.open("$work/body.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-done = function(summary, latency, requests)
-    io.write(string.format("P %d %d %d\n", summary.requests, latency:percentile(99), latency:percentile(99.9)))
-end
-L
+wrk_post_lua "$work/body.json" application/json \
+    'io.write(string.format("P %d %d %d\n", summary.requests, latency:percentile(99), latency:percentile(99.9)))' \
+    >"$work/post.lua"
 declare -A URL PID
 names=()
-tck=$(getconf CLK_TCK)
-cpu_ticks() { # user + system ticks of a server and its children (nginx workers)
-    local t=0 p
-    for p in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-    echo "$t"
-}
 for spec in "$@"; do
     n=${spec%%:*}
     p=$(free_port)

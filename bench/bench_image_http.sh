@@ -31,28 +31,14 @@ run_wrk() {
     out=$(wrk -t1 -c"$1" -d"${DURATION}s" --timeout 10s --latency -s "$3" "$2")
     echo "$out" >>"$work/wrk.log"
     if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then echo "bench_image_http: errors from $2" >&2; echo "$out" >&2; return 1; fi
-    awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /Requests\/sec/ { rps = $2 }
-        $1 == "50%" { p50 = ms($2) }
-        $1 == "99%" { p99 = ms($2) }
-        / requests in / { n = $1 }
-        END { printf "%.1f %.2f %.2f %d\n", rps, p50, p99, n }' <<<"$out"
+    wrk_figures '%.1f %.2f %.2f %d\n' <<<"$out"
 }
-tck=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # user + system of a server process
 
 load_start=$(cut -d' ' -f1 /proc/loadavg)
 $PY bench/onnx_torch.py make "$work" 2>/dev/null
 declare -A URL VALS PID
 for m in $MODELS; do
-    cat >"$work/post_$m.lua" <<EOF
-local f = io.open("$work/$m.png", "rb")
-wrk.body = f:read("*a")
-f:close()
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "image/png"
-EOF
+    wrk_post_lua "$work/$m.png" image/png >"$work/post_$m.lua"
     p=$(free_port)
     OPENBLAS_NUM_THREADS=1 "$TRIPLETD" --model "$work/$m.onnx" --host 127.0.0.1 --port "$p" --threads "$THREADS" \
         --log-format json >/dev/null 2>"$work/tripletd_$m.log" &

@@ -25,13 +25,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
     -addext "subjectAltName=IP:127.0.0.1" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 python3 -c 'import json, random; random.seed(7); print(json.dumps({"inputs": [random.randint(0, 255) for _ in range(784)]}))' \
     >"$work/body.json"
-cat >"$work/post.lua" <<EOF
-local f = io.open("$work/body.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-EOF
+wrk_post_lua "$work/body.json" application/json >"$work/post.lua"
 
 declare -A R URL ALL
 # measure NAME CONNS: one wrk run; the best of REPS interleaved rounds is kept
@@ -40,9 +34,7 @@ measure() {
     out=$(wrk -t1 -c"$2" -d"${DURATION}s" --latency -s "$work/post.lua" "${URL[$1]}")
     echo "$out" >>"$work/wrk.log"
     if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then echo "bench_tls: errors from $1" >&2; echo "$out" >&2; return 1; fi
-    r=$(awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
-        END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }' <<<"$out")
+    r=$(wrk_figures '%.0f %.3f %.3f\n' <<<"$out")
     echo "$1 c=$2: $r (req/s p50_ms p99_ms)"
     ALL[$1,$2]="${ALL[$1,$2]:+${ALL[$1,$2]}, }$(cut -d' ' -f1 <<<"$r")"
     if [[ -z ${R[$1,$2]:-} ]] || (($(cut -d' ' -f1 <<<"$r") > $(cut -d' ' -f1 <<<"${R[$1,$2]}"))); then R[$1,$2]=$r; fi

@@ -1,5 +1,6 @@
 # bench/lib.sh - shared by the HTTP benches (sourced): a work folder whose
-# servers are stopped on exit, a free port, waiting for a URL to answer.
+# servers are stopped on exit, a free port, waiting for a URL to answer, wrk's
+# POST script and figures, a server's CPU time.
 # Set BENCH_NAME before sourcing (it prefixes messages and the folder).
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/$BENCH_NAME.XXXXXX")
@@ -25,4 +26,41 @@ wait_http() {
     done
     echo "$BENCH_NAME: $1 did not come up" >&2
     return 1
+}
+
+# wrk_post_lua BODY_FILE CONTENT_TYPE [DONE]: prints a wrk script that POSTs BODY_FILE's bytes with
+# CONTENT_TYPE; DONE, if given, is the Lua body of wrk's done hook (summary, latency, requests in scope).
+wrk_post_lua() {
+    cat <<L
+local f = io.open("$1", "rb")
+wrk.body = f:read("*a")
+f:close()
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "$2"
+L
+    [[ -z ${3:-} ]] || wrk_done_lua "$3"
+}
+# wrk_done_lua DONE: prints wrk's done hook with the Lua body DONE
+wrk_done_lua() { printf 'done = function(summary, latency, requests)\n    %s\nend\n' "$1"; }
+
+# wrk_figures FORMAT < wrk --latency output: printf FORMAT of "req/s p50_ms p99_ms requests p99.9_ms"
+# (a format may use the first few; p99.9 comes from a done hook printing "p99.9_us N")
+wrk_figures() {
+    awk -v fmt="$1" '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /Requests\/sec/ { rps = $2 }
+        $1 == "50%" { p50 = ms($2) }
+        $1 == "99%" { p99 = ms($2) }
+        / requests in / { n = $1 }
+        $1 == "p99.9_us" { p999 = $2 / 1000 }
+        END { printf fmt, rps, p50, p99, n, p999 }'
+}
+
+tck=$(getconf CLK_TCK)
+# cpu_ticks PID: CPU ticks (user + system, $tck a second) used so far by a server: its process and
+# its children (nginx workers)
+cpu_ticks() {
+    local t=0 p
+    for p in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+    echo "$t"
 }
