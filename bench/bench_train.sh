@@ -13,8 +13,8 @@ THREADS=${BENCH_TRAIN_THREADS:-"1 2"}
 PY=python3
 [[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3 # Debian's python3-torch lives there
 mkdir -p "$RESULTS"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+BENCH_NAME=bench_train
+. bench/lib.sh # the working folder is the repository root (cd above)
 
 # The shipped recipe (Makefile TRAIN_FLAGS), timed over $EPOCHS epochs.
 RECIPE=(--arch 784-256-128 --activation relu --normalize --metric sqeuclidean --margin 0.2 --loss triplet
@@ -24,20 +24,20 @@ TORCH_RECIPE=(--arch 784-256-128 --mining semi-hard --loss triplet --margin 0.2 
 
 # The machine is shared: both sides report their fastest epoch of $EPOCHS,
 # which is the least disturbed by other load.
-# fastest "seconds" of our per-epoch CSV (training steps only, no evaluation)
+# (our per-epoch CSV times the training steps only, no evaluation)
 ours_epoch() { # threads
-    "$TRIPLETCTL" train --out "$tmp/m.safetensors" --csv "$tmp/t.csv" --epochs "$EPOCHS" --threads "$1" --quiet "${RECIPE[@]}" >&2
-    awk -F, 'NR > 1 && (m == "" || $11 < m) { m = $11 } END { printf "%.3f", m }' "$tmp/t.csv"
+    "$TRIPLETCTL" train --out "$work/m.safetensors" --csv "$work/t.csv" --epochs "$EPOCHS" --threads "$1" --quiet "${RECIPE[@]}" >&2
+    fastest_epoch "$work/t.csv"
 }
 torch_epoch() { # threads, tuned (1/0)
-    local out="$tmp/torch.json"
+    local out="$work/torch.json"
     if [[ $2 == 1 ]]; then
         MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE \
             $PY bench/train_torch.py --epochs "$EPOCHS" --threads "$1" --no-eval --json "${TORCH_RECIPE[@]}" >"$out"
     else # one epoch: at 2 threads the untuned run spins for minutes per epoch
         $PY bench/train_torch.py --epochs 1 --threads "$1" --no-eval --json "${TORCH_RECIPE[@]}" >"$out"
     fi
-    $PY -c 'import json,sys; print("%.3f" % min(e["seconds"] for e in json.load(open(sys.argv[1]))["epochs"]))' "$out"
+    fastest_epoch "$out"
 }
 
 rows=""
@@ -55,23 +55,14 @@ for t in $THREADS; do
     echo "threads $t: ours $ours s/epoch, torch $tuned (tuned) / $plain (default) -> ${ratio}x" >&2
 done
 
-{
-    echo "## Training (shipped recipe, Fashion-MNIST)"
-    echo
-    echo "Seconds per epoch (375 PK batches of 10 classes x 16, MLP 784-256-128, semi-hard"
-    echo "triplet mining, Adam): the fastest of $EPOCHS epochs on each side (the machine is shared;"
-    echo "load average at the start: $load), evaluation excluded on both sides."
-    echo "PyTorch $($PY -c 'import torch; print(torch.__version__)') runs bench/train_torch.py (vectorised mining) with"
-    echo "\`MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE\`"
-    echo "(tuned, the reference for the ratio) and without (default; one epoch only). Goal: >= 2x faster."
-    echo
-    echo "| threads | tripletctl train s/epoch | PyTorch tuned s/epoch | PyTorch default s/epoch | speed-up vs tuned | vs default |"
-    echo "|---|---|---|---|---|---|"
-    printf '%s' "$rows"
-    echo
-    echo "Commands:"
-    echo
-    echo "    tripletctl train --out M --csv T --epochs $EPOCHS --threads T ${RECIPE[*]}"
-    echo "    bench/train_torch.py --epochs $EPOCHS --threads T --no-eval --json ${TORCH_RECIPE[*]}"
-} >"$RESULTS/train.md"
-echo "wrote $RESULTS/train.md" >&2
+md_section "$RESULTS/train.md" "Training (shipped recipe, Fashion-MNIST)" \
+    "Seconds per epoch (375 PK batches of 10 classes x 16, MLP 784-256-128, semi-hard
+triplet mining, Adam): the fastest of $EPOCHS epochs on each side (the machine is shared;
+load average at the start: $load), evaluation excluded on both sides.
+PyTorch $($PY -c 'import torch; print(torch.__version__)') runs bench/train_torch.py (vectorised mining) with
+\`MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE\`
+(tuned, the reference for the ratio) and without (default; one epoch only). Goal: >= 2x faster." \
+    "threads | tripletctl train s/epoch | PyTorch tuned s/epoch | PyTorch default s/epoch | speed-up vs tuned | vs default" \
+    "$rows" \
+    "tripletctl train --out M --csv T --epochs $EPOCHS --threads T ${RECIPE[*]}" \
+    "bench/train_torch.py --epochs $EPOCHS --threads T --no-eval --json ${TORCH_RECIPE[*]}"

@@ -17,8 +17,8 @@ THREADS=${BENCH_CNN_THREADS:-"2"}
 PY=python3
 [[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3 # Debian's python3-torch lives there
 mkdir -p "$RESULTS"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+BENCH_NAME=bench_train_cnn
+. bench/lib.sh # the working folder is the repository root (cd above)
 
 # The shipped recipe without its length and seed (Makefile CNN_TRAIN_FLAGS).
 ARCH=${BENCH_CNN_ARCH:-$(sed -n 's/^CNN_ARCH *:= *//p' Makefile)}
@@ -30,17 +30,15 @@ TORCH_RECIPE=(--arch "$ARCH" --margin 0.2 --lr 1e-3 --lr-schedule cosine --class
 # The machine is shared: both sides report their fastest epoch of $EPOCHS,
 # the least disturbed by other load.
 ours_epoch() { # threads
-    "$TRIPLETCTL" train --out "$tmp/m.onnx" --csv "$tmp/t.csv" --epochs "$EPOCHS" --steps-per-epoch "$STEPS" \
+    "$TRIPLETCTL" train --out "$work/m.onnx" --csv "$work/t.csv" --epochs "$EPOCHS" --steps-per-epoch "$STEPS" \
         --threads "$1" --quiet "${RECIPE[@]}" >&2
-    $PY -c 'import csv,sys; print("%.3f" % (min(float(r["seconds"]) for r in csv.DictReader(open(sys.argv[1]))) * 375 / int(sys.argv[2])))' \
-        "$tmp/t.csv" "$STEPS"
+    fastest_epoch "$work/t.csv" "$STEPS"
 }
 torch_epoch() { # threads
     MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE \
         $PY bench/train_cnn_torch.py --epochs "$EPOCHS" --steps-per-epoch "$STEPS" --threads "$1" --no-eval --json \
-        "${TORCH_RECIPE[@]}" >"$tmp/torch.json"
-    $PY -c 'import json,sys; print("%.3f" % (min(e["seconds"] for e in json.load(open(sys.argv[1]))["epochs"]) * 375 / int(sys.argv[2])))' \
-        "$tmp/torch.json" "$STEPS"
+        "${TORCH_RECIPE[@]}" >"$work/torch.json"
+    fastest_epoch "$work/torch.json" "$STEPS"
 }
 
 rows=""
@@ -55,24 +53,15 @@ for t in $THREADS; do
     echo "threads $t: ours $ours s/epoch, torch $torch -> ${ratio}x" >&2
 done
 
-{
-    echo "## Training the CNN (shipped CNN recipe, Fashion-MNIST)"
-    echo
-    echo "Seconds per epoch (375 PK batches of 10 classes x 16; $ARCH on 1x28x28, L2-normalised,"
-    echo "semi-hard triplet mining, Adam with a cosine schedule; timed over $STEPS steps and scaled to 375):"
-    echo "the fastest of $EPOCHS epochs on each side"
-    echo "(the machine is shared; load average at the start: $load), evaluation excluded on both sides."
-    echo "PyTorch $($PY -c 'import torch; print(torch.__version__)') (oneDNN convolutions) runs bench/train_cnn_torch.py with"
-    echo "\`MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE\`."
-    echo "Goal: >= 1.5x faster."
-    echo
-    echo "| threads | tripletctl train s/epoch | PyTorch s/epoch | speed-up |"
-    echo "|---|---|---|---|"
-    printf '%s' "$rows"
-    echo
-    echo "Commands:"
-    echo
-    echo "    tripletctl train --out M --csv T --epochs $EPOCHS --steps-per-epoch $STEPS --threads T ${RECIPE[*]}"
-    echo "    bench/train_cnn_torch.py --epochs $EPOCHS --steps-per-epoch $STEPS --threads T --no-eval --json ${TORCH_RECIPE[*]}"
-} >"$RESULTS/train_cnn.md"
-echo "wrote $RESULTS/train_cnn.md" >&2
+md_section "$RESULTS/train_cnn.md" "Training the CNN (shipped CNN recipe, Fashion-MNIST)" \
+    "Seconds per epoch (375 PK batches of 10 classes x 16; $ARCH on 1x28x28, L2-normalised,
+semi-hard triplet mining, Adam with a cosine schedule; timed over $STEPS steps and scaled to 375):
+the fastest of $EPOCHS epochs on each side
+(the machine is shared; load average at the start: $load), evaluation excluded on both sides.
+PyTorch $($PY -c 'import torch; print(torch.__version__)') (oneDNN convolutions) runs bench/train_cnn_torch.py with
+\`MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE\`.
+Goal: >= 1.5x faster." \
+    "threads | tripletctl train s/epoch | PyTorch s/epoch | speed-up" \
+    "$rows" \
+    "tripletctl train --out M --csv T --epochs $EPOCHS --steps-per-epoch $STEPS --threads T ${RECIPE[*]}" \
+    "bench/train_cnn_torch.py --epochs $EPOCHS --steps-per-epoch $STEPS --threads T --no-eval --json ${TORCH_RECIPE[*]}"

@@ -1,6 +1,7 @@
-# bench/lib.sh - shared by the HTTP benches (sourced): a work folder whose
+# bench/lib.sh - shared by the bench scripts (sourced): a work folder whose
 # servers are stopped on exit, a free port, waiting for a URL to answer, wrk's
-# POST script and figures, a server's CPU time.
+# POST script and figures, a server's CPU time, a trainer's fastest epoch, a
+# report section.
 # Set BENCH_NAME before sourcing (it prefixes messages and the folder).
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/$BENCH_NAME.XXXXXX")
@@ -63,4 +64,43 @@ cpu_ticks() {
     local t=0 p
     for p in $1 $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
     echo "$t"
+}
+
+# fastest_epoch FILE [STEPS]: the fastest epoch's seconds ("%.3f") in a trainer's per-epoch record,
+# tripletctl train's --csv or bench/train_*torch.py's --json (FILE ends in .json); with STEPS, the
+# epochs were STEPS steps long and the time is scaled to a whole epoch of 375 steps.
+fastest_epoch() {
+    "${PY:-python3}" - "$@" <<'PYEOF'
+import csv, json, sys
+f = sys.argv[1]
+if f.endswith(".json"):
+    m = min(e["seconds"] for e in json.load(open(f))["epochs"])
+else:
+    m = min(float(r["seconds"]) for r in csv.DictReader(open(f)))
+if len(sys.argv) > 2:
+    m = m * 375 / int(sys.argv[2])
+print("%.3f" % m)
+PYEOF
+}
+
+# md_section FILE TITLE TEXT COLUMNS ROWS COMMAND...: writes a report section to FILE: "## TITLE",
+# the paragraph TEXT, a table with the columns "a | b | ..." and ROWS ("| ... |" lines, each ending
+# in a newline), then the COMMANDs as an indented block; says so on stderr.
+md_section() {
+    local file=$1 title=$2 text=$3 cols=$4 rows=$5 c
+    shift 5
+    {
+        echo "## $title"
+        echo
+        echo "$text"
+        echo
+        echo "| $cols |"
+        awk -F'|' '{ for (i = 1; i <= NF; i++) printf "|---"; print "|" }' <<<"$cols"
+        printf '%s' "$rows"
+        echo
+        echo "Commands:"
+        echo
+        for c in "$@"; do echo "    $c"; done
+    } >"$file"
+    echo "wrote $file" >&2
 }
