@@ -8,12 +8,14 @@
 """
 import os
 import sys
-import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "proto"))
+sys.path.insert(0, HERE)
 from export import save_model  # noqa: E402
+from torch_timing import best_rates  # noqa: E402
 
 DIMS = [784, 256, 64]
 
@@ -60,16 +62,7 @@ def main():
             x = xs[:n].contiguous()
             for _ in range(3):
                 net(x)
-            best = 0.0
-            for _ in range(reps):
-                calls, t0 = 0, time.perf_counter()
-                while True:
-                    net(x)
-                    calls += 1
-                    t = time.perf_counter() - t0
-                    if t >= min_s:
-                        break
-                best = max(best, calls * n / t)
+            best, _ = best_rates(net, x, min_s, reps)
             print("%d %.1f" % (n, best), flush=True)
 
 

@@ -16,13 +16,15 @@
 import gzip
 import os
 import sys
-import time
 
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "proto"))
+sys.path.insert(0, HERE)
 from export import save_onnx  # noqa: E402
+from torch_timing import best_rates  # noqa: E402
 
 
 def build():
@@ -87,19 +89,9 @@ def main():
     torch.manual_seed(1)
     for b in map(int, sys.argv[6:]):
         x = torch.rand(b, *shape)
-        best = best_cpu = 0.0
         with torch.inference_mode():
             net(x)
-            for _ in range(reps):
-                t0, c0, calls = time.perf_counter(), time.process_time(), 0
-                while True:
-                    net(x)
-                    calls += 1
-                    t = time.perf_counter() - t0
-                    if t >= min_s:
-                        break
-                best = max(best, calls * b / t)
-                best_cpu = max(best_cpu, calls * b / (time.process_time() - c0))
+            best, best_cpu = best_rates(net, x, min_s, reps)
         print(b, "%.1f" % best, "%.1f" % best_cpu, flush=True)
 
 
