@@ -17,14 +17,11 @@ ROUNDS=${ROUNDS:-4}
 BATCHES="1 32 256 4096"
 PY=/usr/bin/python3 # Debian's torch lives only there
 $PY -c 'import torch' 2>/dev/null || { echo "bench_forward: needs python3-torch (make bench-deps)"; exit 1; }
-mkdir -p "$RESULTS" "$B/bench"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+mkdir -p "$RESULTS"
+BENCH_NAME=bench_forward
+. bench/lib.sh # the working folder is the repository root (cd above)
 
-LIBA=lib/libtriplet.a
-[[ $B == build-san ]] && LIBA=build-san/libtriplet.a
-cc -std=c11 -D_GNU_SOURCE -O2 -Ilib $(pkg-config --cflags openblas 2>/dev/null) bench/forward.c "$LIBA" \
-    -o "$B/bench/forward" $(pkg-config --libs-only-L openblas 2>/dev/null) -lcjson -lopenblas -lnettle -lz -lm -lpthread
+bench_cc forward
 $PY bench/forward_torch.py make "$work/mlp.safetensors"
 
 load0=$(cut -d' ' -f1 /proc/loadavg)

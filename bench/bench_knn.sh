@@ -12,20 +12,17 @@ MODEL=${MODEL:-models/fashion-mnist.safetensors}
 REPS=${REPS:-5}
 ROUNDS=${ROUNDS:-2}
 TRIPLETCTL=${TRIPLETCTL:-$PWD/bin/tripletctl}
-mkdir -p "$RESULTS" "$B/bench"
+mkdir -p "$RESULTS"
 
 # Debian's python3 has numpy and faiss (make bench-deps); a PATH python may not.
 PY=python3
 if ! $PY -c 'import numpy, faiss' 2>/dev/null; then PY=/usr/bin/python3; fi
 $PY -c 'import numpy, faiss' || { echo "bench_knn: needs python3-numpy and python3-faiss (make bench-deps)"; exit 1; }
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+BENCH_NAME=bench_knn
+. bench/lib.sh # the working folder is the repository root (cd above)
 
-LIBA=lib/libtriplet.a
-[[ $B == build-san ]] && LIBA=build-san/libtriplet.a
-cc -std=c11 -D_GNU_SOURCE -O2 -Ilib $(pkg-config --cflags openblas 2>/dev/null) bench/knn_bench.c "$LIBA" \
-    -o "$B/bench/knn_bench" $(pkg-config --libs-only-L openblas 2>/dev/null) -lcjson -lopenblas -lnettle -lz -lm -lpthread
+bench_cc knn_bench
 
 # Data: the shipped model's embeddings of Fashion-MNIST (train = gallery,
 # test = queries) when tripletctl index, the model and the data are there.

@@ -21,14 +21,10 @@ $PY -c 'import torch, torchvision' 2>/dev/null || { echo "bench_onnx: needs pyth
 if [[ ! -f bench/node_modules/onnxruntime-node/package.json ]]; then
     (cd bench && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || { echo "bench_onnx: npm ci failed"; exit 1; }
 fi
-mkdir -p "$RESULTS" "$B/bench"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-LIBA=lib/libtriplet.a
-[[ $B == build-san ]] && LIBA=build-san/libtriplet.a
-cc -std=c11 -D_GNU_SOURCE -O2 -Ilib $(pkg-config --cflags openblas 2>/dev/null) bench/onnx_forward.c "$LIBA" \
-    -o "$B/bench/onnx_forward" $(pkg-config --libs-only-L openblas 2>/dev/null) -lcjson -lopenblas -lprotobuf-c \
-    -lnettle -lz -lm -lpthread
+mkdir -p "$RESULTS"
+BENCH_NAME=bench_onnx
+. bench/lib.sh # the working folder is the repository root (cd above)
+bench_cc onnx_forward
 $PY bench/onnx_torch.py make "$work" 2>/dev/null
 TUNED="MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824"
 declare -A ours torch ort ours_c torch_c ort_c

@@ -104,3 +104,14 @@ md_section() {
     } >"$file"
     echo "wrote $file" >&2
 }
+
+# bench_cc NAME: builds bench/NAME.c against libtriplet (build-san's when B is build-san) with
+# the Makefile's LIBS into $B/bench/NAME (B: build).
+bench_cc() {
+    local liba=lib/libtriplet.a
+    [[ ${B:-build} == build-san ]] && liba=build-san/libtriplet.a
+    mkdir -p "${B:-build}/bench"
+    # shellcheck disable=SC2046 # flags split into words
+    cc -std=c11 -D_GNU_SOURCE -O2 -Ilib $(pkg-config --cflags openblas 2>/dev/null) "bench/$1.c" "$liba" \
+        -o "${B:-build}/bench/$1" $(pkg-config --libs-only-L openblas 2>/dev/null) $(sed -n 's/^LIBS *:= *//p' Makefile)
+}
