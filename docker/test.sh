@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # docker/test.sh - `make test-docker`: build the tripletd image with podman
-# from the unchanged docker/Dockerfile and check it for real, then bring up
-# docker/compose.yaml (3 replicas + nginx) and send a request through it.
+# from the unchanged docker/Dockerfile and check it for real (the shipped CNN
+# and its gallery answer as the local binary does on the same files; mounted
+# models override them), then bring up docker/compose.yaml (3 replicas +
+# nginx) and send a request through it.
 #
 # No image registry is reachable, so the debian:bookworm-slim base is made
 # from Debian's package mirror (docker/base-image.sh, cached). podman here
@@ -13,8 +15,10 @@ root=$PWD
 TRIPLETD=${TRIPLETD:-$root/bin/tripletd}
 IMAGE=localhost/tripletd:latest
 LB_IMAGE=localhost/tripletd-nginx:latest
-MODEL=models/fashion-mnist.safetensors
+MODEL=models/fashion-mnist-cnn.onnx
 ALT_MODEL=tests/data/e2e-model.safetensors
+ALT_ONNX=tests/data/onnx/fashion_image.onnx
+FASHION=/usr/share/datasets/fashion-mnist
 RUNARGS=(--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=4096:4096)
 export BUILDAH_FORMAT=docker
 
@@ -90,6 +94,20 @@ embed() { # URL OUT: POST the fixed request to /v1/embed
     curl -sf -m 10 -H 'Content-Type: application/json' --data-binary @"$tmp/req.json" "$1/v1/embed" >"$2"
 }
 
+start_local() { # NAME TRIPLETD-ARGS...: the local binary on port 0; sets local_url
+    rm -f "$tmp/$1.port"
+    "$TRIPLETD" --host 127.0.0.1 --port 0 --port-file "$tmp/$1.port" "${@:2}" >"$tmp/$1.log" 2>&1 &
+    local_pid=$!
+    local i
+    for ((i = 0; i < 200; i++)); do [[ -s $tmp/$1.port ]] && break; sleep 0.1; done
+    local_url=http://127.0.0.1:$(tr -dc 0-9 <"$tmp/$1.port")
+    wait_ready "$local_url" 30 || { tail -n 5 "$tmp/$1.log"; return 1; }
+}
+stop_local() {
+    [[ -n $local_pid ]] || return 0
+    kill "$local_pid" 2>/dev/null; wait "$local_pid" 2>/dev/null || true; local_pid=
+}
+
 same_embeddings() { # A.json B.json: equal within 1e-5
     python3 - "$1" "$2" <<'EOF'
 import json, sys
@@ -130,7 +148,7 @@ assert "8080/tcp" in c.get("ExposedPorts", {}), f"EXPOSE: {c.get('ExposedPorts')
 hc = c.get("Healthcheck") or json.load(open(sys.argv[1]))[0].get("Healthcheck") or {}
 assert hc.get("Test"), "no HEALTHCHECK (built without --format docker?)"
 env = dict(e.split("=", 1) for e in c.get("Env", []))
-assert env.get("TRIPLETD_MODEL") == "/opt/tripletd/model.safetensors", env
+assert env.get("TRIPLETD_MODEL") == "/opt/tripletd/model.onnx", env
 print("user", user, "healthcheck", hc["Test"], "entrypoint", c.get("Entrypoint"))
 EOF
 }
@@ -141,6 +159,7 @@ runtime_only() {
         if command -v curl gcc make; then echo "build tools or curl in the image"; exit 1; fi
         if dpkg-query -W -f "\${Package}\n" | grep -- "-dev$"; then echo "-dev packages in the image"; exit 1; fi
         ldd /usr/local/bin/tripletd | grep "not found" && exit 1
+        ls -l /opt/tripletd/model.onnx /opt/tripletd/gallery.safetensors || exit 1
         echo "runtime libraries only"'
 }
 check "image: only runtime libraries, no curl/compiler/-dev" runtime_only
@@ -153,20 +172,63 @@ podman run -d --name "$cname" "${RUNARGS[@]}" -p "127.0.0.1:$port:8080" -e TRIPL
     >"$tmp/run.log" 2>&1 || cat "$tmp/run.log"
 check "container: /readyz 200 on 127.0.0.1:$port" wait_ready "http://127.0.0.1:$port" 60 "$cname"
 
-# The same model and request on the local binary.
-"$TRIPLETD" --model "$MODEL" --host 127.0.0.1 --port 0 --port-file "$tmp/local.port" >"$tmp/local.log" 2>&1 &
-local_pid=$!
+# The same model and request on the local binary, with the gallery taken out
+# of the image: tripletd refuses a gallery built with another model.
 local_embed() {
-    local i
-    for ((i = 0; i < 200; i++)); do [[ -s $tmp/local.port ]] && break; sleep 0.1; done
-    local lp
-    lp=$(tr -dc 0-9 <"$tmp/local.port")
-    wait_ready "http://127.0.0.1:$lp" 30 && embed "http://127.0.0.1:$lp" "$tmp/local.json" &&
-        embed "http://127.0.0.1:$port" "$tmp/container.json" &&
+    podman cp "$cname:/opt/tripletd/gallery.safetensors" "$tmp/gallery.safetensors" &&
+        start_local local --model "$MODEL" --gallery "$tmp/gallery.safetensors" &&
+        embed "$local_url" "$tmp/local.json" && embed "http://127.0.0.1:$port" "$tmp/container.json" &&
         same_embeddings "$tmp/local.json" "$tmp/container.json"
 }
-check "container: embeddings equal the local tripletd's" local_embed
-kill "$local_pid" 2>/dev/null; wait "$local_pid" 2>/dev/null || true; local_pid=
+check "container: embeddings equal the local tripletd's (the CNN)" local_embed
+
+# /v1/search out of the box: the first 20 test images (random pixels without
+# the Debian dataset) against the shipped gallery of the 60,000 training images.
+search_req() {
+    python3 - "$FASHION" >"$tmp/search.json" <<'EOF'
+import gzip, json, os, random, sys
+d = sys.argv[1]
+if os.path.exists(f"{d}/t10k-images-idx3-ubyte.gz"):
+    px = gzip.open(f"{d}/t10k-images-idx3-ubyte.gz").read()[16:16 + 20 * 784]
+    labels = list(gzip.open(f"{d}/t10k-labels-idx1-ubyte.gz").read()[8:28])
+    queries = [list(px[i * 784:(i + 1) * 784]) for i in range(20)]
+else:
+    r = random.Random(7)
+    queries, labels = [[r.randrange(256) for _ in range(784)] for _ in range(20)], None
+print(json.dumps({"queries": queries, "k": 5, "labels": labels}))
+EOF
+}
+same_search() { # A.json B.json REQ.json: same hits, distances within 1e-5; labels right
+    python3 - "$@" <<'EOF'
+import json, sys
+a, b, req = (json.load(open(p)) for p in sys.argv[1:4])
+ra, rb = a["results"], b["results"]
+assert len(ra) == len(rb) == len(req["queries"]), "result counts differ"
+worst = 0.0
+for x, y in zip(ra, rb):
+    assert [h["index"] for h in x] == [h["index"] for h in y], f"hits differ: {x} vs {y}"
+    worst = max([worst] + [abs(h["distance"] - g["distance"]) for h, g in zip(x, y)])
+assert worst <= 1e-5, f"distances differ by {worst}"
+msg = f"{len(ra)} queries x {len(ra[0])} hits equal, max |diff| {worst:.2e}"
+if req["labels"]:
+    right = sum(p == l for p, l in zip(a["predicted_labels"], req["labels"]))
+    msg += f"; predicted labels {right}/{len(ra)} right"
+    assert right >= 16, msg
+print(msg)
+EOF
+}
+container_search() {
+    search_req || return 1
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r.pop("labels"); print(json.dumps(r))' \
+        "$tmp/search.json" >"$tmp/search-req.json"
+    curl -sf -m 10 -H 'Content-Type: application/json' --data-binary @"$tmp/search-req.json" "$local_url/v1/search" \
+        >"$tmp/search-local.json" || return 1
+    curl -sf -m 10 -H 'Content-Type: application/json' --data-binary @"$tmp/search-req.json" \
+        "http://127.0.0.1:$port/v1/search" >"$tmp/search-container.json" || return 1
+    same_search "$tmp/search-container.json" "$tmp/search-local.json" "$tmp/search.json"
+}
+check "container: /v1/search on the shipped gallery, as the local tripletd" container_search
+stop_local
 
 nonroot() {
     local uid
@@ -186,27 +248,37 @@ sigterm_stop() {
 }
 check "container: SIGTERM drains and exits 0 in time" sigterm_stop
 
-mounted_model() {
-    [[ -f $ALT_MODEL ]] || { echo "missing $ALT_MODEL"; return 1; }
-    local p2 c2=tripletd-test-alt-$$
+# Own models: a safetensors file mounted elsewhere with TRIPLETD_MODEL naming
+# it, and an ONNX file mounted over the shipped one. Either way the shipped
+# gallery is left out (it belongs to the shipped model) and the server starts.
+mounted_model() { # NAME MODEL-FILE CONTAINER-PATH [podman run args...]
+    [[ -f $2 ]] || { echo "missing $2"; return 1; }
+    local p2 c2=tripletd-test-$1-$$
     p2=$(free_port)
     containers+=("$c2")
-    podman run -d --name "$c2" "${RUNARGS[@]}" -p "127.0.0.1:$p2:8080" \
-        -v "$root/$ALT_MODEL:/opt/tripletd/model.safetensors:ro" "$IMAGE" >"$tmp/run2.log" 2>&1 ||
-        { cat "$tmp/run2.log"; return 1; }
+    podman run -d --name "$c2" "${RUNARGS[@]}" -p "127.0.0.1:$p2:8080" -v "$root/$2:$3:ro" "${@:4}" "$IMAGE" \
+        >"$tmp/run-$1.log" 2>&1 || { cat "$tmp/run-$1.log"; return 1; }
     wait_ready "http://127.0.0.1:$p2" 60 "$c2" || return 1
-    "$TRIPLETD" --model "$ALT_MODEL" --host 127.0.0.1 --port 0 --port-file "$tmp/alt.port" >"$tmp/alt.log" 2>&1 &
-    local_pid=$!
-    local i
-    for ((i = 0; i < 200; i++)); do [[ -s $tmp/alt.port ]] && break; sleep 0.1; done
-    local lp
-    lp=$(tr -dc 0-9 <"$tmp/alt.port")
-    wait_ready "http://127.0.0.1:$lp" 30 && embed "http://127.0.0.1:$lp" "$tmp/alt-local.json" &&
-        embed "http://127.0.0.1:$p2" "$tmp/alt-container.json" &&
-        same_embeddings "$tmp/alt-local.json" "$tmp/alt-container.json"
+    start_local "$1" --model "$2" || return 1
+    embed "$local_url" "$tmp/$1-local.json" && embed "http://127.0.0.1:$p2" "$tmp/$1-container.json" &&
+        same_embeddings "$tmp/$1-local.json" "$tmp/$1-container.json" || return 1
+    stop_local
+    curl -s -m 5 "http://127.0.0.1:$p2/v1/model" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+assert m["path"] == sys.argv[1], m["path"]
+print("model", m["name"], "from", m["path"])' "$3" || return 1
+    local code
+    code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data-binary @"$tmp/search-req.json" "http://127.0.0.1:$p2/v1/search")
+    [[ $code == 409 ]] || { echo "/v1/search without a gallery: HTTP $code, want 409"; return 1; }
+    podman logs "$c2" 2>&1 | grep -q 'serving without a gallery' || { echo "no entrypoint note in the log"; return 1; }
+    echo "/v1/search: 409 (the shipped gallery left out, as the log says)"
 }
-check "container: a mounted model file overrides the shipped one" mounted_model
-[[ -n $local_pid ]] && { kill "$local_pid" 2>/dev/null; wait "$local_pid" 2>/dev/null || true; local_pid=; }
+check "container: a mounted safetensors model, TRIPLETD_MODEL naming it" mounted_model alt "$ALT_MODEL" \
+    /models/model.safetensors -e TRIPLETD_MODEL=/models/model.safetensors
+check "container: a mounted ONNX model over the shipped one" mounted_model onnx "$ALT_ONNX" /opt/tripletd/model.onnx
+stop_local
 
 # The pod of docker/k8s/deployment.yaml, as far as podman can play it: the
 # ConfigMap's environment, the model on a read-only volume at /models,
@@ -219,30 +291,67 @@ like_k8s() {
 import sys, yaml
 for k, v in yaml.safe_load(open(sys.argv[1]))["data"].items():
     print(f"{k}={v}")' docker/k8s/configmap.yaml >"$tmp/k8s.env"
-    mkdir -p "$tmp/models" && cp "$MODEL" "$tmp/models/model.safetensors" && chmod -R a+rX "$tmp/models"
+    local cm_model
+    cm_model=$(sed -n 's/^TRIPLETD_MODEL=//p' "$tmp/k8s.env")
+    [[ $cm_model == /models/* ]] || { echo "ConfigMap TRIPLETD_MODEL=$cm_model, not on the /models volume"; return 1; }
+    mkdir -p "$tmp/models" && cp "$MODEL" "$tmp/models/${cm_model#/models/}" && chmod -R a+rX "$tmp/models"
     podman run -d --name "$c3" "${RUNARGS[@]}" -p "127.0.0.1:$p3:8080" --env-file "$tmp/k8s.env" \
         --read-only --cap-drop ALL --security-opt no-new-privileges --tmpfs /tmp --user 10001:10001 --memory 256m \
         -v "$tmp/models:/models:ro" "$IMAGE" >"$tmp/run3.log" 2>&1 || { cat "$tmp/run3.log"; return 1; }
-    wait_ready "http://127.0.0.1:$p3" 60 "$c3" || return 1
-    embed "http://127.0.0.1:$p3" "$tmp/k8s.json" && same_embeddings "$tmp/local.json" "$tmp/k8s.json"
-    curl -sf -m 5 "http://127.0.0.1:$p3/v1/model" | python3 -c '
+    local u=http://127.0.0.1:$p3
+    wait_ready "$u" 60 "$c3" || return 1
+    embed "$u" "$tmp/k8s.json" && same_embeddings "$tmp/local.json" "$tmp/k8s.json" || return 1
+    curl -sf -m 5 "$u/v1/model" | python3 -c '
 import json, sys
 m = json.load(sys.stdin)
-assert m["path"] == "/models/model.safetensors", m["path"]
-print("model from", m["path"])'
-    # too-large requests get a 4xx inside the 256 MiB limit, never an OOM kill: a 20 MB body (over
-    # --max-body) and an 8 MB body of 5,000 vectors (over --max-batch)
+assert m["path"] == sys.argv[1], m["path"]
+print("model from", m["path"])' "$cm_model" || return 1
+    # the shipped CNN on the volume: the image's gallery goes with it
+    curl -sf -m 10 -H 'Content-Type: application/json' --data-binary @"$tmp/search-req.json" "$u/v1/search" \
+        >"$tmp/k8s-search.json" && same_search "$tmp/k8s-search.json" "$tmp/search-local.json" "$tmp/search.json" ||
+        return 1
+    # Inside the 256 MiB limit, the largest requests the default limits let through get answers and
+    # too-large ones a 4xx, never an OOM kill: a 20 MB body (over --max-body), 1,025 vectors in a
+    # 2.9 MB body (over --max-batch), 1,024 vectors through the CNN (--max-batch), two images of
+    # 16,777,216 pixels at once (--max-image-pixels; one per HTTP thread) and one pixel row more.
     local code
-    code=$(head -c 20000000 /dev/zero | tr '\0' '1' | curl -s -m 30 -o /dev/null -w '%{http_code}' \
-        -H 'Content-Type: application/json' --data-binary @- "http://127.0.0.1:$p3/v1/embed")
+    post() { # FILE CONTENT-TYPE: prints the HTTP status
+        curl -s -m 60 -o /dev/null -w '%{http_code}' -H "Content-Type: $2" --data-binary @"$1" "$u/v1/embed"
+    }
+    head -c 20000000 /dev/zero | tr '\0' '1' >"$tmp/big.body"
+    code=$(post "$tmp/big.body" application/json)
     [[ $code == 413 ]] || { echo "20 MB body: HTTP $code, want 413"; return 1; }
-    python3 -c 'import json; print(json.dumps({"inputs": [[1] * 784] * 5000}))' >"$tmp/big.json"
-    code=$(curl -s -m 30 -o "$tmp/big.out" -w '%{http_code}' -H 'Content-Type: application/json' \
-        --data-binary @"$tmp/big.json" "http://127.0.0.1:$p3/v1/embed")
-    [[ $code == 413 || $code == 422 ]] || { echo "5000 vectors: HTTP $code, want 413 or 422"; return 1; }
+    python3 - "$tmp" <<'EOF'
+import json, struct, sys, zlib
+tmp = sys.argv[1]
+for name, n in (("batch-over", 1025), ("batch-max", 1024)):
+    rows = [[(i * 7 + j) % 256 for j in range(784)] for i in range(n)]
+    open(f"{tmp}/{name}.json", "w").write(json.dumps({"inputs": rows}, separators=(",", ":")))
+def png(w, h):  # 8-bit RGB, all black: a few kB that decode to w*h*3 bytes
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(bytes((w * 3 + 1) * h), 9)) + chunk(b"IEND", b""))
+open(f"{tmp}/img-max.png", "wb").write(png(4096, 4096))
+open(f"{tmp}/img-over.png", "wb").write(png(4096, 4097))
+EOF
+    code=$(post "$tmp/batch-over.json" application/json)
+    [[ $code == 422 ]] || { echo "1,025 vectors: HTTP $code, want 422"; return 1; }
+    code=$(post "$tmp/batch-max.json" application/json)
+    [[ $code == 200 ]] || { echo "1,024 vectors: HTTP $code, want 200"; return 1; }
+    post "$tmp/img-max.png" image/png >"$tmp/img1.code" &
+    local bg=$!
+    post "$tmp/img-max.png" image/png >"$tmp/img2.code"
+    wait "$bg"
+    [[ $(cat "$tmp/img1.code" "$tmp/img2.code") == 200200 ]] ||
+        { echo "two 4096x4096 images: HTTP $(cat "$tmp/img1.code" "$tmp/img2.code"), want 200 200"; return 1; }
+    code=$(post "$tmp/img-over.png" image/png)
+    [[ $code == 422 ]] || { echo "a 4096x4097 image: HTTP $code, want 422"; return 1; }
     [[ $(podman inspect -f '{{.State.OOMKilled}} {{.State.Running}}' "$c3") == "false true" ]] ||
         { echo "after the large requests: $(podman inspect -f '{{.State.OOMKilled}} {{.State.Running}}' "$c3")"; return 1; }
-    echo "20 MB body: 413; 5000 vectors: $code; still running, not OOM-killed (--memory 256m)"
+    local peak
+    peak=$(podman exec "$c3" cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes /sys/fs/cgroup/memory.peak 2>/dev/null | head -n 1)
+    echo "20 MB body: 413; 1,025 vectors: 422; 1,024 vectors: 200; two 16 Mpixel images: 200 200; one row more: 422"
+    echo "still running, not OOM-killed (--memory 256m); peak cgroup memory $((${peak:-0} / 1048576)) MiB"
 }
 check "container: runs like the k8s pod (read-only root, no capabilities, 256 MiB, ConfigMap env)" like_k8s
 
