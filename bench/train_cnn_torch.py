@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from train_torch import PKSampler, find_data, load_split, mined_loss, retrieval, sqdist  # noqa: E402
+from train_torch import PKSampler, find_data, load_split, mined_loss, retrieval, splits, sqdist, test_eval  # noqa: E402
 
 DEFAULT_ARCH = "conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,maxpool2,conv128k3p1,bn,relu,maxpool2,flatten,fc256,relu,fc128"
 
@@ -156,14 +156,7 @@ def main():
     xtr, ytr = load_split(d, "train")
     xte, yte = load_split(d, "t10k")
     xtr, xte = xtr.view(-1, 1, 28, 28), xte.view(-1, 1, 28, 28)
-    if a.open_set:
-        seen = ytr < 8
-        xfit, yfit = xtr[seen], ytr[seen]
-        qm, gm = yte >= 8, ytr >= 8
-        xq, yq, xg, yg = xte[qm], yte[qm], xtr[gm], ytr[gm]
-    else:
-        xfit, yfit = xtr, ytr
-        xq, yq, xg, yg = xte, yte, xtr, ytr
+    xfit, yfit, xq, yq, xg, yg = splits(xtr, ytr, xte, yte, a.open_set)
 
     model = build(a.arch, 1, 28, 28)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, weight_decay=a.weight_decay)
@@ -217,13 +210,7 @@ def main():
     result["seconds_per_epoch"] = sum(e["seconds"] for e in epochs) / max(1, len(epochs))
 
     if not a.no_eval:
-        t0 = time.perf_counter()
-        result["test"] = retrieval(embed(model, xq), yq, embed(model, xg), yg)
-        result["eval_seconds"] = time.perf_counter() - t0
-        m = result["test"]
-        print("test->train (%s): Recall@1 %.4f  Recall@5 %.4f  MAP@R %.4f"
-              % ("classes 8,9" if a.open_set else "all classes", m["recall_at_1"], m["recall_at_5"], m["map_at_r"]),
-              file=log, flush=True)
+        test_eval(result, lambda x: embed(model, x), xq, yq, xg, yg, a.open_set, log)
     if a.save:
         torch.save(model.state_dict(), a.save)
     if a.json:

@@ -196,6 +196,27 @@ def retrieval(q, ql, g, gl, block=256):
             "n_queries": scored}
 
 
+def splits(xtr, ytr, xte, yte, open_set):
+    """(x_fit, y_fit, x_query, y_query, x_gallery, y_gallery): train on everything and query the
+    test set against the training set; open_set: train on classes 0-7, query and gallery 8 and 9."""
+    if open_set:
+        seen = ytr < 8
+        qm, gm = yte >= 8, ytr >= 8
+        return xtr[seen], ytr[seen], xte[qm], yte[qm], xtr[gm], ytr[gm]
+    return xtr, ytr, xte, yte, xtr, ytr
+
+
+def test_eval(result, emb, xq, yq, xg, yg, open_set, log):
+    """The final test: retrieval of emb(xq) against emb(xg) into result["test"], its time, one line to log."""
+    t0 = time.perf_counter()
+    result["test"] = retrieval(emb(xq), yq, emb(xg), yg)
+    result["eval_seconds"] = time.perf_counter() - t0
+    m = result["test"]
+    print("test->train (%s): Recall@1 %.4f  Recall@5 %.4f  MAP@R %.4f"
+          % ("classes 8,9" if open_set else "all classes", m["recall_at_1"], m["recall_at_5"], m["map_at_r"]),
+          file=log, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", help="directory with Fashion-MNIST IDX files (default: searched)")
@@ -224,14 +245,7 @@ def main():
     d = find_data(a.data)
     xtr, ytr = load_split(d, "train")
     xte, yte = load_split(d, "t10k")
-    if a.open_set:
-        seen = ytr < 8
-        xtr_fit, ytr_fit = xtr[seen], ytr[seen]
-        qm, gm = yte >= 8, ytr >= 8
-        xq, yq, xg, yg = xte[qm], yte[qm], xtr[gm], ytr[gm]
-    else:
-        xtr_fit, ytr_fit = xtr, ytr
-        xq, yq, xg, yg = xte, yte, xtr, ytr
+    xtr_fit, ytr_fit, xq, yq, xg, yg = splits(xtr, ytr, xte, yte, a.open_set)
 
     dims = [int(v) for v in a.arch.split("-")]
     layers = []
@@ -284,13 +298,7 @@ def main():
     result["seconds_per_epoch"] = sum(e["seconds"] for e in epochs) / max(1, len(epochs))
 
     if not a.no_eval:
-        t0 = time.perf_counter()
-        result["test"] = retrieval(embed(model, xq, normalize), yq, embed(model, xg, normalize), yg)
-        result["eval_seconds"] = time.perf_counter() - t0
-        m = result["test"]
-        print("test->train (%s): Recall@1 %.4f  Recall@5 %.4f  MAP@R %.4f"
-              % ("classes 8,9" if a.open_set else "all classes", m["recall_at_1"], m["recall_at_5"], m["map_at_r"]),
-              file=log, flush=True)
+        test_eval(result, lambda x: embed(model, x, normalize), xq, yq, xg, yg, a.open_set, log)
     if a.save:
         sys.path.insert(0, os.path.join(HERE, "..", "proto"))
         from export import save_model
