@@ -17,12 +17,11 @@ import os
 import re
 import sys
 
-import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gen_train import MARGIN, METRICS, MININGS, dist, mine  # noqa: E402
+from gen_train import MARGIN, METRICS, MININGS, batch_loss  # noqa: E402
 
 ACTS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
 
@@ -157,27 +156,7 @@ def cnn_loss(net, x, labels, loss, metric, normalize, mining):
     e = net(x).reshape(len(labels), -1)
     if normalize:
         e = torch.nn.functional.normalize(e, p=2.0, dim=1, eps=1e-12)
-    n = len(labels)
-    if loss == "contrastive":
-        tot, cnt = 0, 0
-        for i in range(n):
-            for j in range(i + 1, n):
-                d = dist(metric, e[i], e[j])
-                tot = tot + (d if labels[i] == labels[j] else torch.clamp(MARGIN - d, min=0))
-                cnt += 1
-        return tot / cnt
-    with torch.no_grad():
-        D = np.array([[float(dist(metric, e[i], e[j])) if i != j else 0.0 for j in range(n)] for i in range(n)])
-    trip = mine(mining, D, labels)
-    a, p, ng = (torch.tensor([t[k] for t in trip]) for k in range(3))
-    dap, dan = dist(metric, e[a], e[p]), dist(metric, e[a], e[ng])
-    if loss == "triplet":
-        l = torch.clamp(dap - dan + MARGIN, min=0)
-        if mining == "batch-all":
-            npos = int((l > 0).sum())
-            return l.sum() / npos if npos else l.sum() * 0
-        return l.mean()
-    return torch.nn.functional.softplus(dap - dan).mean()
+    return batch_loss(e, labels, loss, metric, mining)
 
 
 def c_arr(name, t):

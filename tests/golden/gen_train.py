@@ -72,8 +72,9 @@ def mine(strategy, D, labels):
     return out
 
 
-def case_loss(params, x, labels, loss, metric, normalize, mining):
-    e = mlp(params, x, normalize)
+def batch_loss(e, labels, loss, metric, mining):
+    """The loss of a batch of embeddings e (rows by label): contrastive over all pairs i < j, else
+    over the triplets mine() picks on the float64 distances, reduced as lib/train.c does."""
     n = len(labels)
     if loss == "contrastive":
         tot = 0
@@ -87,9 +88,7 @@ def case_loss(params, x, labels, loss, metric, normalize, mining):
     with torch.no_grad():
         D = np.array([[float(dist(metric, e[i], e[j])) if i != j else 0.0 for j in range(n)] for i in range(n)])
     trip = mine(mining, D, labels)
-    a = torch.tensor([t[0] for t in trip])
-    p = torch.tensor([t[1] for t in trip])
-    ng = torch.tensor([t[2] for t in trip])
+    a, p, ng = (torch.tensor([t[k] for t in trip]) for k in range(3))
     dap = dist(metric, e[a], e[p])
     dan = dist(metric, e[a], e[ng])
     if loss == "triplet":
@@ -99,6 +98,10 @@ def case_loss(params, x, labels, loss, metric, normalize, mining):
             return l.sum() / npos if npos else l.sum() * 0
         return l.mean()
     return torch.nn.functional.softplus(dap - dan).mean()
+
+
+def case_loss(params, x, labels, loss, metric, normalize, mining):
+    return batch_loss(mlp(params, x, normalize), labels, loss, metric, mining)
 
 
 def c_arr(ctype, name, vals, fmt):
