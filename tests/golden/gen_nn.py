@@ -21,7 +21,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gen_train import MARGIN, METRICS, MININGS, batch_loss  # noqa: E402
+from gen_train import MARGIN, batch_loss, loss_case_table, loss_cases  # noqa: E402
 
 ACTS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid}
 
@@ -195,30 +195,23 @@ def main():
     out.append("#define GN_P %d\n#define GN_K %d\n#define GN_MARGIN %r\n" % (P, K, MARGIN))
     out += [c_arr("gn_cnn_x", x), c_arr("gn_cnn_params", p0), c_arr("gn_cnn_state", s0)]
     rows = []
-    for loss in ["triplet", "triplet-soft", "contrastive"]:
-        for metric in METRICS:
-            for normalize in [0, 1]:
-                for mining in (MININGS if loss != "contrastive" else ["batch-all"]):
-                    net.train()
-                    with torch.no_grad():
-                        for t, v in zip(params_of(net), torch.split(p0, [q.numel() for q in params_of(net)])):
-                            t.copy_(v.reshape(t.shape))
-                        for t, v in zip(state_of(net), torch.split(s0, [q.numel() for q in state_of(net)])):
-                            t.copy_(v.reshape(t.shape))
-                    net.zero_grad()
-                    l = cnn_loss(net, xp, labels, loss, metric, normalize, mining)
-                    l.backward()
-                    grad = flat([p.grad for p in params_of(net)])
-                    assert torch.isfinite(grad).all() and torch.isfinite(l)
-                    name = "gn_cnn_grad_%d" % len(rows)
-                    out.append(c_arr(name, grad))
-                    rows.append((loss, metric, normalize, mining, float(l), name))
-    out.append("\ntypedef struct {\n    const char *loss, *metric;\n    int normalize;\n    const char *mining;\n"
-               "    double loss_value;\n    const double *grad;\n} golden_cnn_case;\n\n"
-               "static const golden_cnn_case golden_cnn_cases[] = {\n")
-    for r in rows:
-        out.append("    {\"%s\", \"%s\", %d, \"%s\", %.17g, %s},\n" % r)
-    out.append("};\n\n#endif\n")
+    for case in loss_cases():
+        net.train()
+        with torch.no_grad():
+            for t, v in zip(params_of(net), torch.split(p0, [q.numel() for q in params_of(net)])):
+                t.copy_(v.reshape(t.shape))
+            for t, v in zip(state_of(net), torch.split(s0, [q.numel() for q in state_of(net)])):
+                t.copy_(v.reshape(t.shape))
+        net.zero_grad()
+        l = cnn_loss(net, xp, labels, *case)
+        l.backward()
+        grad = flat([p.grad for p in params_of(net)])
+        assert torch.isfinite(grad).all() and torch.isfinite(l)
+        name = "gn_cnn_grad_%d" % len(rows)
+        out.append(c_arr(name, grad))
+        rows.append(case + (float(l), name))
+    out.append(loss_case_table("golden_cnn_case", "golden_cnn_cases", rows))
+    out.append("\n#endif\n")
     with open(os.path.join(HERE, "golden_nn.h"), "w") as f:
         f.write("".join(out))
     print("wrote %d layer cases, %d CNN loss cases" % (len(cases), len(rows)))

@@ -100,6 +100,22 @@ def batch_loss(e, labels, loss, metric, mining):
     return torch.nn.functional.softplus(dap - dan).mean()
 
 
+def loss_cases():
+    """Every (loss, metric, normalize, mining) of the golden loss cases: the triplet losses with
+    each miner, contrastive (over all pairs) once."""
+    return [(loss, metric, normalize, mining) for loss in ["triplet", "triplet-soft", "contrastive"]
+            for metric in METRICS for normalize in [0, 1]
+            for mining in (MININGS if loss != "contrastive" else ["batch-all"])]
+
+
+def loss_case_table(ctype, table, rows):
+    """C source of the row type ctype and the array table: rows of (loss, metric, normalize, mining,
+    loss value, name of the gradient array)."""
+    return ("\ntypedef struct {\n    const char *loss, *metric;\n    int normalize;\n    const char *mining;\n"
+            "    double loss_value;\n    const double *grad;\n} %s;\n\nstatic const %s %s[] = {\n" % (ctype, ctype, table)
+            + "".join("    {\"%s\", \"%s\", %d, \"%s\", %.17g, %s},\n" % r for r in rows) + "};\n")
+
+
 def case_loss(params, x, labels, loss, metric, normalize, mining):
     return batch_loss(mlp(params, x, normalize), labels, loss, metric, mining)
 
@@ -127,17 +143,13 @@ def main():
         assert torch.pdist(e).min() > 1e-2, "coincident embeddings"
     flat_w = torch.cat([p.reshape(-1) for p in params]).tolist()
     cases = []
-    for loss in ["triplet", "triplet-soft", "contrastive"]:
-        for metric in METRICS:
-            for normalize in [0, 1]:
-                for mining in (MININGS if loss != "contrastive" else ["batch-all"]):
-                    p64 = [p.double().clone().requires_grad_(True) for p in params]
-                    l = case_loss(p64, x.double(), labels, loss, metric, normalize, mining)
-                    l.backward()
-                    grad = torch.cat([p.grad.reshape(-1) for p in p64])
-                    assert torch.isfinite(grad).all() and torch.isfinite(l), (loss, metric, normalize, mining)
-                    grad = grad.tolist()
-                    cases.append((loss, metric, normalize, mining, float(l), grad))
+    for case in loss_cases():
+        p64 = [p.double().clone().requires_grad_(True) for p in params]
+        l = case_loss(p64, x.double(), labels, *case)
+        l.backward()
+        grad = torch.cat([p.grad.reshape(-1) for p in p64])
+        assert torch.isfinite(grad).all() and torch.isfinite(l), case
+        cases.append(case + (float(l), grad.tolist()))
 
     # three Adam steps (lr 1e-2, weight decay 0.01) on the same batch, mining redone each step
     adam_case = ("triplet", "sqeuclidean", 1, "batch-all")
@@ -161,11 +173,9 @@ def main():
         out.append(c_arr("double", "gt_grad_%d" % i, c[5], "%.17g"))
     out.append("\n/* %s/%s/normalize=%d/%s: weights after 3 Adam steps, lr 1e-2, weight decay 0.01 */\n" % adam_case)
     out.append(c_arr("double", "gt_adam_w3", adam_w, "%.17g"))
-    out.append("\ntypedef struct {\n    const char *loss, *metric;\n    int normalize;\n    const char *mining;\n    double loss_value;\n"
-               "    const double *grad;\n} golden_train_case;\n\nstatic const golden_train_case golden_train_cases[] = {\n")
-    for i, c in enumerate(cases):
-        out.append("    {\"%s\", \"%s\", %d, \"%s\", %.17g, gt_grad_%d},\n" % (c[0], c[1], c[2], c[3], c[4], i))
-    out.append("};\n\n#endif\n")
+    out.append(loss_case_table("golden_train_case", "golden_train_cases",
+                               [c[:5] + ("gt_grad_%d" % i,) for i, c in enumerate(cases)]))
+    out.append("\n#endif\n")
     with open(os.path.join(HERE, "golden_train.h"), "w") as f:
         f.write("".join(out))
     print("wrote %d cases" % len(cases))
