@@ -79,15 +79,40 @@ typedef void (*tile_fn)(const tile_in *in, float *c, int64_t ldc, int flags, con
     }                                                                                                                  \
     }
 
-/* Each row of a tile is two vectors c<row>0, c<row>1; ROWS6/ROWS8 expand a step for every row.
- * LD, ST, BC (broadcast), FM (fma), MN, MX and VW (vector width) are defined per kernel. */
-#define LOADC(i) c##i##0 = LD(c + i * ldc), c##i##1 = LD(c + i * ldc + VW);
-#define INITB(i) c##i##0 = c##i##1 = BC(bias + i);
-#define STEP(i) av = BC(a + i), c##i##0 = FM(av, b0, c##i##0), c##i##1 = FM(av, b1, c##i##1);
-#define CLAMP(i) c##i##0 = MN(MX(c##i##0, vl), vh), c##i##1 = MN(MX(c##i##1, vl), vh);
-#define STOREC(i) ST(c + i * ldc, c##i##0), ST(c + i * ldc + VW, c##i##1);
+/* Each row of a tile is W vectors: c<row>0, c<row>1 (W 2) or c<row>0 (W 1); ROWS6/ROWS8 expand a
+ * step for every row. LD, ST, BC (broadcast), FM (fma), MN, MX and VW (vector width) are defined
+ * per kernel. */
+#define LOADB2(VT) VT b0 = LD(b), b1 = LD(b + VW), av
+#define LOADC2(i) c##i##0 = LD(c + i * ldc), c##i##1 = LD(c + i * ldc + VW);
+#define INITB2(i) c##i##0 = c##i##1 = BC(bias + i);
+#define STEP2(i) av = BC(a + i), c##i##0 = FM(av, b0, c##i##0), c##i##1 = FM(av, b1, c##i##1);
+#define CLAMP2(i) c##i##0 = MN(MX(c##i##0, vl), vh), c##i##1 = MN(MX(c##i##1, vl), vh);
+#define STOREC2(i) ST(c + i * ldc, c##i##0), ST(c + i * ldc + VW, c##i##1);
+#define LOADB1(VT) VT b0 = LD(b)
+#define LOADC1(i) c##i##0 = LD(c + i * ldc);
+#define INITB1(i) c##i##0 = BC(bias + i);
+#define STEP1(i) c##i##0 = FM(BC(a + i), b0, c##i##0);
+#define CLAMP1(i) c##i##0 = MN(MX(c##i##0, vl), vh);
+#define STOREC1(i) ST(c + i * ldc, c##i##0);
 #define ROWS6(R) R(0) R(1) R(2) R(3) R(4) R(5)
 #define ROWS8(R) R(0) R(1) R(2) R(3) R(4) R(5) R(6) R(7)
+/* The body of a tile of MR rows (ROWS: ROWS6 or ROWS8) of W vectors (VT: __m256 or __m512, SET1
+ * its broadcast of a constant), with the accumulators declared before. */
+#define TILE_BODY(VT, SET1, ROWS, MR, W)                                                                               \
+    if (flags & T_ACC) {                                                                                               \
+        ROWS(LOADC##W);                                                                                                \
+    } else {                                                                                                           \
+        ROWS(INITB##W);                                                                                                \
+    }                                                                                                                  \
+    TAPS_BEGIN(MR)                                                                                                     \
+    LOADB##W(VT);                                                                                                      \
+    ROWS(STEP##W);                                                                                                     \
+    TAPS_END                                                                                                           \
+    if (flags & T_ACT) {                                                                                               \
+        VT vl = SET1(lo), vh = SET1(hi);                                                                               \
+        ROWS(CLAMP##W);                                                                                                \
+    }                                                                                                                  \
+    ROWS(STOREC##W);
 
 #define LD _mm256_loadu_ps
 #define ST _mm256_storeu_ps
@@ -99,20 +124,14 @@ typedef void (*tile_fn)(const tile_in *in, float *c, int64_t ldc, int flags, con
 __attribute__((target("avx2,fma"))) static void tile_avx2(const tile_in *in, float *c, int64_t ldc, int flags,
                                                           const float *bias, float lo, float hi) {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-    if (flags & T_ACC) {
-        ROWS6(LOADC);
-    } else {
-        ROWS6(INITB);
-    }
-    TAPS_BEGIN(6)
-    __m256 b0 = LD(b), b1 = LD(b + 8), av;
-    ROWS6(STEP);
-    TAPS_END
-    if (flags & T_ACT) {
-        __m256 vl = _mm256_set1_ps(lo), vh = _mm256_set1_ps(hi);
-        ROWS6(CLAMP);
-    }
-    ROWS6(STOREC);
+    TILE_BODY(__m256, _mm256_set1_ps, ROWS6, 6, 2)
+}
+
+/* 8 or fewer columns with the 8-row A panels of the AVX-512 kernel: one 8-float vector per row. */
+__attribute__((target("avx2,fma"))) static void tile_avx512_n8(const tile_in *in, float *c, int64_t ldc, int flags,
+                                                               const float *bias, float lo, float hi) {
+    __m256 c00, c10, c20, c30, c40, c50, c60, c70;
+    TILE_BODY(__m256, _mm256_set1_ps, ROWS8, 8, 1)
 }
 #undef LD
 #undef ST
@@ -132,69 +151,14 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(const tile_in *in, flo
 __attribute__((target("avx512f"))) static void tile_avx512(const tile_in *in, float *c, int64_t ldc, int flags,
                                                            const float *bias, float lo, float hi) {
     __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71;
-    if (flags & T_ACC) {
-        ROWS8(LOADC);
-    } else {
-        ROWS8(INITB);
-    }
-    TAPS_BEGIN(8)
-    __m512 b0 = LD(b), b1 = LD(b + 16), av;
-    ROWS8(STEP);
-    TAPS_END
-    if (flags & T_ACT) {
-        __m512 vl = _mm512_set1_ps(lo), vh = _mm512_set1_ps(hi);
-        ROWS8(CLAMP);
-    }
-    ROWS8(STOREC);
+    TILE_BODY(__m512, _mm512_set1_ps, ROWS8, 8, 2)
 }
 
 /* The last 16 or fewer columns of a block: one vector per row. */
-#define STEP1(i) c##i##0 = FM(BC(a + i), b0, c##i##0);
-#define LOADC1(i) c##i##0 = LD(c + i * ldc);
-#define INITB1(i) c##i##0 = BC(bias + i);
-#define CLAMP1(i) c##i##0 = MN(MX(c##i##0, vl), vh);
-#define STOREC1(i) ST(c + i * ldc, c##i##0);
-/* 8 rows of one vector each (VT: __m512 or __m256, SET1 its broadcast of
- * a constant), with the LD/ST/BC/FM/MN/MX of the kernel's instruction set. */
-#define TILE_ROWS8_N1(VT, SET1)                                                                                        \
-    VT c00, c10, c20, c30, c40, c50, c60, c70;                                                                         \
-    if (flags & T_ACC) {                                                                                               \
-        ROWS8(LOADC1);                                                                                                 \
-    } else {                                                                                                           \
-        ROWS8(INITB1);                                                                                                 \
-    }                                                                                                                  \
-    TAPS_BEGIN(8)                                                                                                      \
-    VT b0 = LD(b);                                                                                                     \
-    ROWS8(STEP1);                                                                                                      \
-    TAPS_END                                                                                                           \
-    if (flags & T_ACT) {                                                                                               \
-        VT vl = SET1(lo), vh = SET1(hi);                                                                               \
-        ROWS8(CLAMP1);                                                                                                 \
-    }                                                                                                                  \
-    ROWS8(STOREC1);
 __attribute__((target("avx512f"))) static void tile_avx512_n16(const tile_in *in, float *c, int64_t ldc, int flags,
                                                                const float *bias, float lo, float hi) {
-    TILE_ROWS8_N1(__m512, _mm512_set1_ps)
-}
-
-#undef LD
-#undef ST
-#undef BC
-#undef FM
-#undef MN
-#undef MX
-#undef VW
-
-/* 8 or fewer columns with the 8-row A panels of the AVX-512 kernel: one 8-float vector per row. */
-#define LD _mm256_loadu_ps
-#define ST _mm256_storeu_ps
-#define BC _mm256_broadcast_ss
-#define FM _mm256_fmadd_ps
-#define MN _mm256_min_ps
-#define MX _mm256_max_ps
-__attribute__((target("avx2,fma"))) static void tile_avx512_n8(const tile_in *in, float *c, int64_t ldc, int flags,
-                                                               const float *bias, float lo, float hi) {
-    TILE_ROWS8_N1(__m256, _mm256_set1_ps)
+    __m512 c00, c10, c20, c30, c40, c50, c60, c70;
+    TILE_BODY(__m512, _mm512_set1_ps, ROWS8, 8, 1)
 }
 
 /* A tile at rows [i0, i0 + mr), columns [n, n + nr) of C: in place when whole and inside one
