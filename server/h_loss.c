@@ -22,11 +22,9 @@ static cJSON *config_json(const srv_vec_opts *o, const mdl_model *m, double marg
 /* margin, loss (restricted to names) and reduction, with snapshot defaults. */
 static int loss_opts(const cJSON *body, const jio_choice *losses, loss_kind *k, double *margin, loss_reduction *red,
                      srv_reply *out) {
-    int rc, kv = (int)*k, rv = (int)*red;
-    if ((rc = jio_number(body, "margin", 0, 1e9, 0, margin, out))) return rc;
-    if ((rc = jio_enum(body, "loss", losses, &kv, out))) return rc;
+    int rc, rv = (int)*red;
+    if ((rc = srv_margin_loss(body, losses, k, margin, out))) return rc;
     if ((rc = jio_enum(body, "reduction", REDUCTIONS, &rv, out))) return rc;
-    *k = (loss_kind)kv;
     *red = (loss_reduction)rv;
     return 0;
 }
@@ -44,7 +42,7 @@ int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     int swap = 0, rc;
     loss_category *cats = NULL;
     tr_err err;
-    cJSON *res = NULL, *arr, *cnt;
+    cJSON *res = NULL, *arr;
     if ((rc = jio_check_fields(body, FIELDS, out))) return rc;
     if ((rc = srv_vec_opts_parse(ctx, body, 1, &o, out))) return rc;
     if ((rc = loss_opts(body, LOSSES, &k, &margin, &red, out))) return rc;
@@ -78,10 +76,7 @@ int h_loss_triplet(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     if (swap) cJSON_AddItemToObject(res, "d_pn", jio_doubles(d_pn, n));
     if (!(arr = cJSON_AddArrayToObject(res, "categories"))) goto oom;
     for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(loss_category_name(cats[i])));
-    if (!(cnt = cJSON_AddObjectToObject(res, "counts"))) goto oom;
-    cJSON_AddNumberToObject(cnt, "easy", (double)counts[LOSS_CAT_EASY]);
-    cJSON_AddNumberToObject(cnt, "semi_hard", (double)counts[LOSS_CAT_SEMI_HARD]);
-    cJSON_AddNumberToObject(cnt, "hard", (double)counts[LOSS_CAT_HARD]);
+    if (!srv_add_counts(res, counts)) goto oom;
     cJSON_AddNumberToObject(res, "active_fraction", n ? (double)active / (double)n : 0.0);
     cJSON *cfg = config_json(&o, ctx->state->model, margin, k, red);
     if (!cfg) goto oom;

@@ -19,11 +19,7 @@ static cJSON *mine_json(const mine_result *mr, mine_strategy strategy) {
     cJSON_AddNumberToObject(res, "n_listed", (double)mr->n_listed);
     cJSON_AddNumberToObject(res, "n_positive", (double)mr->n_positive);
     cJSON_AddNumberToObject(res, "fraction_positive", mr->n_total ? (double)mr->n_positive / (double)mr->n_total : 0.0);
-    cJSON *cnt = cJSON_AddObjectToObject(res, "counts");
-    if (!cnt) goto fail;
-    cJSON_AddNumberToObject(cnt, "easy", (double)mr->counts[LOSS_CAT_EASY]);
-    cJSON_AddNumberToObject(cnt, "semi_hard", (double)mr->counts[LOSS_CAT_SEMI_HARD]);
-    cJSON_AddNumberToObject(cnt, "hard", (double)mr->counts[LOSS_CAT_HARD]);
+    if (!srv_add_counts(res, mr->counts)) goto fail;
     cJSON *tri = cJSON_AddArrayToObject(res, "triplets"), *dap = cJSON_AddArrayToObject(res, "d_ap"),
           *dan = cJSON_AddArrayToObject(res, "d_an"), *los = cJSON_AddArrayToObject(res, "losses"),
           *cat = cJSON_AddArrayToObject(res, "categories");
@@ -57,7 +53,7 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     static const jio_choice LOSSES[] = {{"triplet", LOSS_TRIPLET}, {"triplet-soft", LOSS_TRIPLET_SOFT}, {NULL, 0}};
     srv_vec_opts o;
     const float *x;
-    int strategy = -1, kv;
+    int strategy = -1;
     size_t n = 0, dim = 0, max_list = 1000;
     loss_kind k = ctx->state->triplet_loss;
     double margin = ctx->state->margin, *D;
@@ -73,10 +69,7 @@ int h_mine(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     if (strategy < 0)
         return srv_fail(out, 422, "strategy",
                         "strategy: required field is missing (batch-hard, semi-hard or batch-all)");
-    if ((rc = jio_number(body, "margin", 0, 1e9, 0, &margin, out))) return rc;
-    kv = (int)k;
-    if ((rc = jio_enum(body, "loss", LOSSES, &kv, out))) return rc;
-    k = (loss_kind)kv;
+    if ((rc = srv_margin_loss(body, LOSSES, &k, &margin, out))) return rc;
     if ((rc = jio_size(body, "max_triplets", 0, 1000000, &max_list, out))) return rc;
     if ((rc = srv_vectors(ctx, body, "inputs", 0, &o, &n, &dim, &x, out))) return rc;
     if ((rc = jio_labels(body, "labels", n, 0, &labels, out))) return rc;

@@ -102,3 +102,20 @@ cJSON *srv_scoring_config(const srv_vec_opts *o, const mdl_model *m, double marg
     cJSON_AddBoolToObject(c, "embed", o->embed);
     return c;
 }
+
+int srv_margin_loss(const cJSON *body, const jio_choice *losses, loss_kind *k, double *margin, srv_reply *out) {
+    int rc, kv = (int)*k;
+    if ((rc = jio_number(body, "margin", 0, 1e9, 0, margin, out))) return rc;
+    if ((rc = jio_enum(body, "loss", losses, &kv, out))) return rc;
+    *k = (loss_kind)kv;
+    return 0;
+}
+
+cJSON *srv_add_counts(cJSON *res, const size_t counts[LOSS_CAT_COUNT]) {
+    cJSON *cnt = cJSON_AddObjectToObject(res, "counts");
+    if (!cnt) return NULL;
+    cJSON_AddNumberToObject(cnt, "easy", (double)counts[LOSS_CAT_EASY]);
+    cJSON_AddNumberToObject(cnt, "semi_hard", (double)counts[LOSS_CAT_SEMI_HARD]);
+    cJSON_AddNumberToObject(cnt, "hard", (double)counts[LOSS_CAT_HARD]);
+    return cnt;
+}

@@ -37,6 +37,14 @@ double *srv_doubles(const srv_ctx *ctx, size_t n, srv_reply *out);
  * memory. Callers add their route's own keys. */
 cJSON *srv_scoring_config(const srv_vec_opts *o, const mdl_model *m, double margin, loss_kind k);
 
+/* The fields "margin" (0..1e9) and "loss" (one of losses) into *margin and *k, which hold the
+ * defaults. 0, or the HTTP status of the error set in out. */
+int srv_margin_loss(const cJSON *body, const jio_choice *losses, loss_kind *k, double *margin, srv_reply *out);
+
+/* Adds the object "counts": {"easy", "semi_hard", "hard"} triplets by category to res. NULL when
+ * out of memory, else the object. */
+cJSON *srv_add_counts(cJSON *res, const size_t counts[LOSS_CAT_COUNT]);
+
 /* The metrics as jio_enum choices (name and dist_metric), in enum order. */
 const jio_choice *srv_metric_choices(void);
 
