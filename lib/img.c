@@ -40,6 +40,12 @@ static void convert(const uint8_t *src, int sc, uint8_t *dst, int dc, size_t n) 
         for (size_t i = 0; i < n; i++) dst[3 * i] = dst[3 * i + 1] = dst[3 * i + 2] = src[i];
 }
 
+/* out: the decoded w x h image raw of sc channels, converted into out->px (allocated for it). */
+static void set_pixels(img_u8 *out, const uint8_t *raw, int sc, size_t w, size_t h, int channels) {
+    convert(raw, sc, out->px, channels, w * h);
+    out->width = (int)w, out->height = (int)h, out->channels = channels;
+}
+
 /* ---- PNG ---- */
 
 typedef struct {
@@ -127,13 +133,8 @@ static int decode_png(const uint8_t *buf, size_t len, size_t max_pixels, int cha
             unsigned v = (unsigned)raw[2 * i] << 8 | raw[2 * i + 1];
             raw[i] = (uint8_t)(v > 255 ? 255 : v);
         }
-    convert(raw, sc, out->px, channels, (size_t)w * h);
-    out->width = (int)w, out->height = (int)h, out->channels = channels;
+    set_pixels(out, raw, sc, w, h, channels);
 done:
-    if (rc != TR_OK) {
-        free(out->px);
-        out->px = NULL;
-    }
     free(raw);
     free(rows);
     png_destroy_read_struct(&p, &info, NULL);
@@ -217,13 +218,8 @@ static int decode_jpeg(const uint8_t *buf, size_t len, size_t max_pixels, int ch
         rc = jpg_fail(&je, len, err);
         goto done;
     }
-    convert(raw, sc, out->px, channels, w * h);
-    out->width = (int)w, out->height = (int)h, out->channels = channels;
+    set_pixels(out, raw, sc, w, h, channels);
 done:
-    if (rc != TR_OK) {
-        free(out->px);
-        out->px = NULL;
-    }
     free(raw);
     jpeg_destroy_decompress(&d);
     return rc;
@@ -234,10 +230,17 @@ int img_decode(const uint8_t *buf, size_t len, size_t max_pixels, int channels, 
     if (channels != 1 && channels != 3)
         return tr_seterr(err, TR_EINVAL, "image", "channels %d is not 1 or 3", channels);
     if (len == 0) return tr_seterr(err, TR_EFORMAT, "image", "empty image data (0 bytes)");
+    int rc;
     if (len >= 8 && buf[0] == 0x89) {
         if (!img_sniff(buf, len)) return tr_seterr(err, TR_EFORMAT, "image", "not a PNG or JPEG image");
-        return decode_png(buf, len, max_pixels, channels, out, err);
+        rc = decode_png(buf, len, max_pixels, channels, out, err);
+    } else if (img_sniff(buf, len))
+        rc = decode_jpeg(buf, len, max_pixels, channels, out, err);
+    else
+        return tr_seterr(err, TR_EFORMAT, "image", "not a PNG or JPEG image");
+    if (rc != TR_OK) { /* a refused image leaves no pixels, whichever decoder gave up where */
+        free(out->px);
+        out->px = NULL;
     }
-    if (img_sniff(buf, len)) return decode_jpeg(buf, len, max_pixels, channels, out, err);
-    return tr_seterr(err, TR_EFORMAT, "image", "not a PNG or JPEG image");
+    return rc;
 }
