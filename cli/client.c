@@ -8,6 +8,8 @@
 #include <curl/curl.h>
 
 #include "cli.h"
+#include "membuf.h"
+#include "tr_err.h"
 
 #define CLIENT_MAX_BODY ((size_t)1 << 30) /* bytes of a request or a response */
 
@@ -38,35 +40,13 @@ static void usage(FILE *f) {
                "2 when the server cannot be reached (or on a usage error).\n");
 }
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} buf;
-
-/* Append n bytes, keeping a NUL after them; 0 on success, -1 when over the limit or out of memory. */
-static int buf_add(buf *b, const void *data, size_t n) {
-    if (n > CLIENT_MAX_BODY - b->n) return -1;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (q == NULL) return -1;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
-
 static size_t on_data(char *data, size_t size, size_t nmemb, void *userp) {
     size_t n = size * nmemb;
-    return buf_add(userp, data, n) == 0 ? n : 0; /* 0 makes curl stop with CURLE_WRITE_ERROR */
+    return membuf_add(userp, data, n, CLIENT_MAX_BODY) == TR_OK ? n : 0; /* 0 makes curl stop with CURLE_WRITE_ERROR */
 }
 
 /* The body argument: inline JSON, @FILE or - (stdin) into b. */
-static int read_body(const char *arg, buf *b) {
+static int read_body(const char *arg, membuf *b) {
     FILE *fp = NULL;
     const char *name = NULL;
     char chunk[65536];
@@ -81,11 +61,11 @@ static int read_body(const char *arg, buf *b) {
             return -1;
         }
     } else {
-        if (buf_add(b, arg, strlen(arg)) != 0) goto toolarge;
+        if (membuf_add(b, arg, strlen(arg), CLIENT_MAX_BODY) != TR_OK) goto toolarge;
         return 0;
     }
     while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0)
-        if (buf_add(b, chunk, got) != 0) goto toolarge;
+        if (membuf_add(b, chunk, got, CLIENT_MAX_BODY) != TR_OK) goto toolarge;
     if (ferror(fp)) {
         fprintf(stderr, "tripletctl client: %s: read error\n", name);
         goto fail;
@@ -101,7 +81,7 @@ fail:
 }
 
 /* Print the answer: JSON indented unless raw, anything else as it came. */
-static void print_body(const buf *b, int raw) {
+static void print_body(const membuf *b, int raw) {
     cJSON *j = raw || b->n == 0 ? NULL : cJSON_ParseWithLength(b->p, b->n);
     char *s = j ? cJSON_Print(j) : NULL;
     if (s) {
@@ -185,8 +165,8 @@ static int parse_opts(int argc, char **argv, client_opts *o) {
 /* One request with libcurl: POST body unless get, the API key as a bearer
  * token; prints the answer. The exit status: EX_OK for 2xx, EX_HTTP for
  * other statuses, EX_CONNECT when no answer came. */
-static int send_request(const char *full, int get, const buf *body, const char *key, long timeout, int raw) {
-    buf resp = {0};
+static int send_request(const char *full, int get, const membuf *body, const char *key, long timeout, int raw) {
+    membuf resp = {0};
     char *auth = NULL, errbuf[CURL_ERROR_SIZE] = "";
     CURL *c = NULL;
     struct curl_slist *hdr = NULL;
@@ -247,7 +227,7 @@ int cmd_client(int argc, char **argv) {
     const char *route = NULL, *body_arg = NULL;
     long timeout = 30;
     int raw = 0, rc = EX_USAGE;
-    buf body = {0};
+    membuf body = {0};
     char *full = NULL;
     if (url == NULL || url[0] == '\0') url = "http://127.0.0.1:8080";
     client_opts o = {url, key, NULL, NULL, NULL, 30, 0};

@@ -11,6 +11,8 @@
 #include <curl/curl.h>
 
 #include "cli.h"
+#include "membuf.h"
+#include "tr_err.h"
 
 #define TOP_MAX_BODY ((size_t)16 << 20)
 
@@ -31,32 +33,14 @@ static void usage(FILE *f) {
                "server cannot be reached or on a usage error.\n");
 }
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-} buf;
-
 static size_t on_data(char *data, size_t size, size_t nmemb, void *userp) {
-    buf *b = userp;
     size_t n = size * nmemb;
-    if (n > TOP_MAX_BODY - b->n) return 0;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 65536;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) return 0;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return n;
+    return membuf_add(userp, data, n, TOP_MAX_BODY) == TR_OK ? n : 0;
 }
 
 /* GET url into a parsed JSON document; *status gets the HTTP status (0: no answer, with the reason in why). */
 static cJSON *get_json(CURL *c, const char *url, struct curl_slist *hdr, long *status, char *why, size_t cap) {
-    buf b = {0};
+    membuf b = {0};
     cJSON *j = NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);

@@ -6,28 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "membuf.h"
+
 typedef struct {
-    uint8_t *p;
-    size_t n, cap;
+    membuf b;
     int oom;
-} membuf;
+} png_out;
 
 static void on_write(png_structp png, png_bytep data, png_size_t n) {
-    membuf *b = png_get_io_ptr(png);
-    if (b->oom) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
+    png_out *o = png_get_io_ptr(png);
+    if (!o->oom && membuf_add(&o->b, data, n, 0) != TR_OK) o->oom = 1;
 }
 
 static void on_flush(png_structp png) {
@@ -36,7 +24,7 @@ static void on_flush(png_structp png) {
 
 int png_write_mem(const uint8_t *px, size_t w, size_t h, int c, uint8_t **out, size_t *len, tr_err *err) {
     static const int TYPES[5] = {0, PNG_COLOR_TYPE_GRAY, 0, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGBA};
-    membuf b = {0};
+    png_out o = {{0}, 0};
     png_structp png = NULL;
     png_infop info = NULL;
     png_bytep *rows = NULL;
@@ -57,21 +45,21 @@ int png_write_mem(const uint8_t *px, size_t w, size_t h, int c, uint8_t **out, s
     if (setjmp(png_jmpbuf(png))) { /* libpng reports its failures by longjmp */
         png_destroy_write_struct(&png, &info);
         free(rows);
-        free(b.p);
+        free(o.b.p);
         return tr_seterr(err, TR_EINTERNAL, "image", "png: libpng failed to encode %zu x %zu", w, h);
     }
-    png_set_write_fn(png, &b, on_write, on_flush);
+    png_set_write_fn(png, &o, on_write, on_flush);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, TYPES[c], PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_rows(png, info, rows);
     png_write_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
     png_destroy_write_struct(&png, &info);
     free(rows);
-    if (b.oom) {
-        free(b.p);
+    if (o.oom) {
+        free(o.b.p);
         return tr_seterr(err, TR_ENOMEM, "image", "png: out of memory");
     }
-    *out = b.p;
-    *len = b.n;
+    *out = (uint8_t *)o.b.p;
+    *len = o.b.n;
     return TR_OK;
 }

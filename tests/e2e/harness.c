@@ -27,6 +27,7 @@
 #include <openssl/evp.h>
 
 #include "../tmpdir.h"
+#include "tr_err.h"
 
 int e2e_failures;
 int e2e_checks;
@@ -321,18 +322,7 @@ int e2e_server_stop(e2e_server *s, int sig, double timeout_s) {
 /* ---- HTTP ------------------------------------------------------------ */
 
 int e2e_buf_add(e2e_buf *b, const void *data, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) return -1;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
+    return membuf_add(b, data, n, 0) == TR_OK ? 0 : -1;
 }
 
 int e2e_buf_str(e2e_buf *b, const char *s) {

@@ -7,6 +7,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "membuf.h"
+
 /* ---- checks ---------------------------------------------------------- */
 
 /* Failure count and check count, shared by all threads of a test binary. */
@@ -134,10 +136,7 @@ int e2e_check_error(const e2e_resp *r, long status, const char *type, const char
 
 /* A growable byte string, always NUL-terminated once something was added
  * (it may hold NULs too). Zero-initialise; free(p) when done. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-} e2e_buf;
+typedef membuf e2e_buf;
 /* Append n bytes, or a string; 0, or -1 when out of memory. */
 int e2e_buf_add(e2e_buf *b, const void *data, size_t n);
 int e2e_buf_str(e2e_buf *b, const char *s);

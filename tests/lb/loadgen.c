@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "dist.h"
+#include "membuf.h"
 #include "model.h"
 #include "tr_err.h"
 
@@ -66,10 +67,7 @@ typedef struct {
     atomic_int timed_out;
 } lg_ctx;
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} lg_buf;
+typedef membuf lg_buf;
 
 static double lg_now(const lg_ctx *c) {
     struct timespec t;
@@ -83,20 +81,8 @@ static int lg_close(double got, double want) {
 }
 
 static size_t lg_write(char *data, size_t size, size_t nmemb, void *ud) {
-    lg_buf *b = ud;
     size_t n = size * nmemb;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return 0;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return n;
+    return membuf_add(ud, data, n, 0) == TR_OK ? n : 0;
 }
 
 /* Append printf output to a growing string; 0 on success, -1 on ENOMEM. */
@@ -278,7 +264,7 @@ static void *lg_worker(void *arg) {
         snprintf(url, sizeof url, "%s%s", c->url, t->path);
         curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, t->body);
-        resp.len = 0;
+        resp.n = 0;
         if (resp.p) resp.p[0] = '\0';
         CURLcode cc = curl_easy_perform(h);
         long status = 0;
@@ -294,7 +280,7 @@ static void *lg_worker(void *arg) {
             atomic_fetch_add(&c->http_err, 1);
             lg_report(c, i, what, resp.p ? resp.p : "");
         } else {
-            cJSON *root = cJSON_ParseWithLength(resp.p ? resp.p : "", resp.len);
+            cJSON *root = cJSON_ParseWithLength(resp.p ? resp.p : "", resp.n);
             unsigned mask = root ? lg_match(c, t, root) : 0;
             cJSON_Delete(root);
             if (!mask) {
