@@ -48,14 +48,14 @@ static same_shift shift_of(const nn_layer *L, int ki, int kj) {
     return t;
 }
 
-/* Zero the wrapped columns of one (row, sample) block r of a "same" im2col. */
+/* Zero the wrapped columns of one (row, sample) block r of a "same" im2col. Column by column: a strided store per
+ * row, where a row-by-row loop becomes one memset call per row (a few floats each). */
 static void zero_wrapped(const nn_layer *L, same_shift t, float *r) {
     int H = L->in.h, W = L->in.w;
-    if (t.xlo == 0 && t.xhi == W) return;
-    for (int oy = 0; oy < H; oy++) {
-        for (int ox = 0; ox < t.xlo; ox++) r[oy * W + ox] = 0;
-        for (int ox = t.xhi; ox < W; ox++) r[oy * W + ox] = 0;
-    }
+    for (int ox = 0; ox < t.xlo; ox++)
+        for (int oy = 0; oy < H; oy++) r[oy * W + ox] = 0;
+    for (int ox = t.xhi; ox < W; ox++)
+        for (int oy = 0; oy < H; oy++) r[oy * W + ox] = 0;
 }
 
 /* im2col for stride 1 with the output as large as the input ("same" padding): each (row, sample) is one shifted
