@@ -109,6 +109,9 @@ static uint8_t *build(const mdesc *d, size_t *len) {
 #define B(nm, o)                                                                                                       \
     { nm, "F32", 1, {o, 0}, -1 }
 #define GOOD_LAYERS W("0.weight", 4, 3), B("0.bias", 4), W("2.weight", 2, 4), B("2.bias", 2)
+/* A good model whose metadata key holds a bad value: refused, naming the key. */
+#define BAD_META(what, key, val, msg)                                                                                  \
+    { what, {{GOOD_LAYERS}, 4, {key, val}, 1}, TR_EFORMAT, key, msg }
 
 typedef struct {
     const char *what;
@@ -154,36 +157,16 @@ static const model_case CORRUPT[] = {
      TR_EFORMAT,
      "0.bias",
      "tensor \"0.bias\": expected shape [4] to match \"0.weight\""},
-    {"bad activation",
-     {{GOOD_LAYERS}, 4, {"activation", "swish"}, 1},
-     TR_EFORMAT,
-     "activation",
-     "metadata \"activation\": \"swish\" is not one of relu, gelu, tanh, sigmoid, identity"},
-    {"bad normalize",
-     {{GOOD_LAYERS}, 4, {"normalize", "yes"}, 1},
-     TR_EFORMAT,
-     "normalize",
-     "metadata \"normalize\": \"yes\" is not \"true\" or \"false\""},
-    {"bad metric",
-     {{GOOD_LAYERS}, 4, {"metric", "manhattan"}, 1},
-     TR_EFORMAT,
-     "metric",
-     "metadata \"metric\": \"manhattan\" is not one of sqeuclidean, euclidean, cosine, dot"},
-    {"bad loss",
-     {{GOOD_LAYERS}, 4, {"loss", "arcface"}, 1},
-     TR_EFORMAT,
-     "loss",
-     "metadata \"loss\": \"arcface\" is not one of triplet, triplet-soft, contrastive, contrastive-squared, infonce"},
-    {"negative margin",
-     {{GOOD_LAYERS}, 4, {"margin", "-0.5"}, 1},
-     TR_EFORMAT,
-     "margin",
-     "metadata \"margin\": \"-0.5\" is not a finite number >= 0"},
-    {"margin not a number",
-     {{GOOD_LAYERS}, 4, {"margin", "0.2x"}, 1},
-     TR_EFORMAT,
-     "margin",
-     "metadata \"margin\": \"0.2x\" is not a finite number >= 0"},
+    BAD_META("bad activation", "activation", "swish",
+             "metadata \"activation\": \"swish\" is not one of relu, gelu, tanh, sigmoid, identity"),
+    BAD_META("bad normalize", "normalize", "yes", "metadata \"normalize\": \"yes\" is not \"true\" or \"false\""),
+    BAD_META("bad metric", "metric", "manhattan",
+             "metadata \"metric\": \"manhattan\" is not one of sqeuclidean, euclidean, cosine, dot"),
+    BAD_META("bad loss", "loss", "arcface",
+             "metadata \"loss\": \"arcface\" is not one of triplet, triplet-soft, contrastive, contrastive-squared, "
+             "infonce"),
+    BAD_META("negative margin", "margin", "-0.5", "metadata \"margin\": \"-0.5\" is not a finite number >= 0"),
+    BAD_META("margin not a number", "margin", "0.2x", "metadata \"margin\": \"0.2x\" is not a finite number >= 0"),
     {"unknown tensor name",
      {{GOOD_LAYERS, W("encoder.weight", 1, 1)}, 5, {0}, 0},
      TR_EFORMAT,
