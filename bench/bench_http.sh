@@ -110,21 +110,11 @@ EOF2
 # --- nginx: a static file of the same size as tripletd's reply, 1 and 2 workers
 mkdir -p "$work/www/v1"
 cp "$work/reply.json" "$work/www/v1/embed"
-nginx_start() { # name workers
-    local p
-    p=$(free_port)
-    mkdir -p "$work/$1"
-    sed -e "s|@PORT@|$p|" -e "s|@ROOT@|$work/www|" -e "s|@WORKERS@|$2|" bench/nginx_static.conf >"$work/$1/nginx.conf"
-    "$NGINX" -p "$work/$1" -c "$work/$1/nginx.conf" -g "pid $work/$1/nginx.pid; error_log $work/$1/error.log;" &
-    pids+=($!)
-    PID[$1]=$!
-    URL[$1]="http://127.0.0.1:$p/v1/embed"
-    wait_http "${URL[$1]}"
-    [[ $(curl -s -o /dev/null -w '%{http_code} %{size_download}' -H 'Content-Type: application/json' --data-binary @"$work/body.json" "${URL[$1]}") == "200 $size" ]] ||
-        { echo "bench_http: nginx does not answer the POST with the $size-byte file" >&2; return 1; }
-}
-nginx_start nginx1 1
-nginx_start nginx2 2
+for w in 1 2; do
+    nginx_start "nginx$w" "$w" http
+    [[ $(curl -s -o /dev/null -w '%{http_code} %{size_download}' -H 'Content-Type: application/json' --data-binary @"$work/body.json" "${URL[nginx$w]}") == "200 $size" ]] ||
+        { echo "bench_http: nginx does not answer the POST with the $size-byte file" >&2; exit 1; }
+done
 
 SERVERS="tripletd fastapi_tuned fastapi_default nginx1 nginx2"
 for s in $SERVERS; do wrk -t1 -c8 -d1s -s "$work/post.lua" "${URL[$s]}" >/dev/null; done # warm-up

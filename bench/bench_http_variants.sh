@@ -38,13 +38,8 @@ done
 mkdir -p "$work/www/v1"
 curl -sf -H 'Content-Type: application/json' --data-binary @"$work/body.json" "${URL[${names[0]}]}" >"$work/www/v1/embed"
 for w in 1 2; do
-    p=$(free_port)
-    mkdir -p "$work/nginx$w"
-    sed -e "s|@PORT@|$p|" -e "s|@ROOT@|$work/www|" -e "s|@WORKERS@|$w|" bench/nginx_static.conf >"$work/nginx$w/nginx.conf"
-    "$NGINX" -p "$work/nginx$w" -c "$work/nginx$w/nginx.conf" -g "pid $work/nginx$w/nginx.pid; error_log $work/nginx$w/error.log;" &
-    pids+=($!) PID[nginx$w]=$!
-    URL[nginx$w]="http://127.0.0.1:$p/v1/embed" names+=("nginx$w")
-    wait_http "${URL[nginx$w]}"
+    nginx_start "nginx$w" "$w" http
+    names+=("nginx$w")
 done
 for n in "${names[@]}"; do wrk -t1 -c8 -d1s -s "$work/post.lua" "${URL[$n]}" >/dev/null; done # warm-up
 exec 3>&1 >"$work/report.txt" # the report: printed at the end and kept in $RESULTS

@@ -27,7 +27,7 @@ python3 -c 'import json, random; random.seed(7); print(json.dumps({"inputs": [ra
     >"$work/body.json"
 wrk_post_lua "$work/body.json" application/json >"$work/post.lua"
 
-declare -A R URL ALL
+declare -A R URL ALL PID
 # measure NAME CONNS: one wrk run; the best of REPS interleaved rounds is kept
 measure() {
     local out r
@@ -60,23 +60,13 @@ size=$(stat -c %s "$work/reply.json")
 # nginx: the same reply as a static file, TLS with the same certificate and key
 mkdir -p "$work/www/v1"
 cp "$work/reply.json" "$work/www/v1/embed"
-nginx_start() { # name workers
-    local p
-    p=$(free_port)
-    mkdir -p "$work/$1"
-    sed -e "s|@PORT@|$p|" -e "s|@ROOT@|$work/www|" -e "s|@WORKERS@|$2|" \
-        -e "s|listen \(.*\);|listen \1 ssl; ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; ssl_protocols TLSv1.2 TLSv1.3;|" \
-        bench/nginx_static.conf >"$work/$1/nginx.conf"
-    "$NGINX" -p "$work/$1" -c "$work/$1/nginx.conf" -g "pid $work/$1/nginx.pid; error_log $work/$1/error.log;" &
-    pids+=($!)
-    URL[$1]="https://127.0.0.1:$p/v1/embed"
-    wait_http "${URL[$1]}"
+for w in 1 2; do
+    nginx_start "nginx$w" "$w" https \
+        -e "s|listen \(.*\);|listen \1 ssl; ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; ssl_protocols TLSv1.2 TLSv1.3;|"
     [[ $(curl -s --cacert "$work/cert.pem" -o /dev/null -w '%{http_code} %{size_download}' -H 'Content-Type: application/json' \
-        --data-binary @"$work/body.json" "${URL[$1]}") == "200 $size" ]] ||
-        { echo "bench_tls: nginx does not answer the POST with the $size-byte file" >&2; return 1; }
-}
-nginx_start nginx1 1
-nginx_start nginx2 2
+        --data-binary @"$work/body.json" "${URL[nginx$w]}") == "200 $size" ]] ||
+        { echo "bench_tls: nginx does not answer the POST with the $size-byte file" >&2; exit 1; }
+done
 # what each negotiates with curl (wrk uses OpenSSL's defaults too)
 proto() { curl -sv --cacert "$work/cert.pem" -o /dev/null "${URL[$1]%/v1/embed}/healthz" 2>&1 | sed -n 's/^\* SSL connection using //p' | head -1; }
 tls_t=$(proto tripletd_tls)

@@ -115,3 +115,21 @@ bench_cc() {
     cc -std=c11 -D_GNU_SOURCE -O2 -Ilib $(pkg-config --cflags openblas 2>/dev/null) "bench/$1.c" "$liba" \
         -o "${B:-build}/bench/$1" $(pkg-config --libs-only-L openblas 2>/dev/null) $(sed -n 's/^LIBS *:= *//p' Makefile)
 }
+
+# nginx_start NAME WORKERS SCHEME [SED_ARG...]: $NGINX serving $work/www (bench/nginx_static.conf, its
+# config further edited by the sed arguments, e.g. -e EXPR for TLS) with WORKERS workers from
+# $work/NAME on a free port; sets URL[NAME] (SCHEME://127.0.0.1:PORT/v1/embed) and PID[NAME] (the
+# caller declares both associative) and waits until it answers.
+nginx_start() {
+    local name=$1 workers=$2 scheme=$3 p
+    shift 3
+    p=$(free_port)
+    mkdir -p "$work/$name"
+    sed -e "s|@PORT@|$p|" -e "s|@ROOT@|$work/www|" -e "s|@WORKERS@|$workers|" "$@" bench/nginx_static.conf \
+        >"$work/$name/nginx.conf"
+    "$NGINX" -p "$work/$name" -c "$work/$name/nginx.conf" -g "pid $work/$name/nginx.pid; error_log $work/$name/error.log;" &
+    pids+=($!)
+    PID[$name]=$!
+    URL[$name]="$scheme://127.0.0.1:$p/v1/embed"
+    wait_http "${URL[$name]}"
+}
