@@ -73,13 +73,8 @@ measure() {
 load_start=$(cut -d' ' -f1 /proc/loadavg)
 
 # --- tripletd
-port=$(free_port)
-OPENBLAS_NUM_THREADS=1 "$TRIPLETD" --model "$MODEL" --host 127.0.0.1 --port "$port" --threads "$THREADS" \
-    --log-format json >/dev/null 2>"$work/tripletd.log" &
-pids+=($!)
-PID[tripletd]=$!
-wait_http "http://127.0.0.1:$port/readyz"
-URL[tripletd]="http://127.0.0.1:$port/v1/embed"
+tripletd_start tripletd "$MODEL" http --threads "$THREADS"
+base=${URL[tripletd]%/v1/embed}
 curl -sf -H 'Content-Type: application/json' --data-binary @"$work/body.json" "${URL[tripletd]}" >"$work/reply.json"
 size=$(stat -c %s "$work/reply.json")
 
@@ -130,11 +125,11 @@ done
 
 # The HTTP floor: tripletd's CPU per request for GET /healthz (no body, no model)
 wrk_done_lua "$p999" >"$work/get.lua"
-URL[healthz]="http://127.0.0.1:$port/healthz"
+URL[healthz]="$base/healthz"
 PID[healthz]=${PID[tripletd]}
 LUA="$work/get.lua" measure healthz 64
 # rows per model forward over the whole run (requests of one event-loop pass share one)
-rows_per_forward=$(curl -sf "http://127.0.0.1:$port/metrics" | awk '
+rows_per_forward=$(curl -sf "$base/metrics" | awk '
     /^tripletd_forward_batch_rows_sum/ { s = $2 } /^tripletd_forward_batch_rows_count/ { n = $2 }
     END { if (n > 0) printf "%.1f", s / n; else print "?" }')
 

@@ -27,13 +27,9 @@ declare -A URL PID
 names=()
 for spec in "$@"; do
     n=${spec%%:*}
-    p=$(free_port)
     # shellcheck disable=SC2086 # the flags split into words
-    OPENBLAS_NUM_THREADS=1 "$TRIPLETD" --model "$MODEL" --host 127.0.0.1 --port "$p" --log-format json ${spec#*:} \
-        >/dev/null 2>"$work/$n.log" &
-    pids+=($!) PID[$n]=$!
-    wait_http "http://127.0.0.1:$p/readyz"
-    URL[$n]="http://127.0.0.1:$p/v1/embed" names+=("$n")
+    tripletd_start "$n" "$MODEL" http ${spec#*:}
+    names+=("$n")
 done
 mkdir -p "$work/www/v1"
 curl -sf -H 'Content-Type: application/json' --data-binary @"$work/body.json" "${URL[${names[0]}]}" >"$work/www/v1/embed"

@@ -39,13 +39,7 @@ $PY bench/onnx_torch.py make "$work" 2>/dev/null
 declare -A URL VALS PID
 for m in $MODELS; do
     wrk_post_lua "$work/$m.png" image/png >"$work/post_$m.lua"
-    p=$(free_port)
-    OPENBLAS_NUM_THREADS=1 "$TRIPLETD" --model "$work/$m.onnx" --host 127.0.0.1 --port "$p" --threads "$THREADS" \
-        --log-format json >/dev/null 2>"$work/tripletd_$m.log" &
-    pids+=($!)
-    PID[tripletd,$m]=$!
-    URL[tripletd,$m]="http://127.0.0.1:$p/v1/embed"
-    wait_http "http://127.0.0.1:$p/readyz" 60
+    tripletd_start "tripletd,$m" "$work/$m.onnx" http --threads "$THREADS"
     p=$(free_port)
     env MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 \
         $PY bench/fastapi_image_service.py "$work" "$m" "$p" >"$work/fastapi_$m.log" 2>&1 &

@@ -41,18 +41,8 @@ measure() {
 }
 load_start=$(cut -d' ' -f1 /proc/loadavg)
 
-tripletd() { # name scheme [tls flags...]
-    local name=$1 scheme=$2 p
-    shift 2
-    p=$(free_port)
-    OPENBLAS_NUM_THREADS=1 "$TRIPLETD" --model "$MODEL" --host 127.0.0.1 --port "$p" --threads "$THREADS" \
-        --log-format json "$@" >/dev/null 2>"$work/$name.log" &
-    pids+=($!)
-    URL[$name]="$scheme://127.0.0.1:$p/v1/embed"
-    wait_http "$scheme://127.0.0.1:$p/readyz"
-}
-tripletd tripletd_tls https --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
-tripletd tripletd_plain http
+tripletd_start tripletd_tls "$MODEL" https --threads "$THREADS" --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
+tripletd_start tripletd_plain "$MODEL" http --threads "$THREADS"
 curl -sf --cacert "$work/cert.pem" -H 'Content-Type: application/json' --data-binary @"$work/body.json" \
     "${URL[tripletd_tls]}" >"$work/reply.json"
 size=$(stat -c %s "$work/reply.json")

@@ -133,3 +133,18 @@ nginx_start() {
     URL[$name]="$scheme://127.0.0.1:$p/v1/embed"
     wait_http "${URL[$name]}"
 }
+
+# tripletd_start NAME MODEL SCHEME [FLAG...]: $TRIPLETD serving MODEL on a free port with the FLAGs
+# (OpenBLAS 1 thread, the JSON access log into $work/NAME.log); sets URL[NAME]
+# (SCHEME://127.0.0.1:PORT/v1/embed) and PID[NAME] and waits until it is ready.
+tripletd_start() {
+    local name=$1 model=$2 scheme=$3 p
+    shift 3
+    p=$(free_port)
+    OPENBLAS_NUM_THREADS=1 "$TRIPLETD" --model "$model" --host 127.0.0.1 --port "$p" --log-format json "$@" \
+        >/dev/null 2>"$work/$name.log" &
+    pids+=($!)
+    PID[$name]=$!
+    URL[$name]="$scheme://127.0.0.1:$p/v1/embed"
+    wait_http "$scheme://127.0.0.1:$p/readyz" 60
+}
