@@ -1,7 +1,7 @@
 # bench/lib.sh - shared by the bench scripts (sourced): a work folder whose
-# servers are stopped on exit, a free port, waiting for a URL to answer, wrk's
-# POST script and figures, a server's CPU time, a trainer's fastest epoch, a
-# report section.
+# servers are stopped on exit, a free port, starting tripletd or a static nginx
+# and waiting for a URL to answer, wrk's POST script and figures, a server's CPU
+# time, a trainer's fastest epoch, a report section, building a C bench program.
 # Set BENCH_NAME before sourcing (it prefixes messages and the folder).
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/$BENCH_NAME.XXXXXX")
