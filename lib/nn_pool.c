@@ -61,17 +61,20 @@ void nn_max2_row(const float *restrict r0, const float *restrict r1, int W, int 
         }
     }
 #endif
-    for (; ox < OW; ox++) {
-        int i0 = base + 2 * ox, id = i0;
+    for (; ox < OW; ox++) { /* the same selects with integer masks: branches here mispredict on random data */
+        int i0 = base + 2 * ox, off = 0, gt;
         float m = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-        id = b > m ? i0 + 1 : id;
+        gt = -(b > m);
+        off = (gt & 1) | (~gt & off);
         m = b > m ? b : m;
-        id = c > m ? i0 + W : id;
+        gt = -(c > m);
+        off = (gt & W) | (~gt & off);
         m = c > m ? c : m;
-        id = d > m ? i0 + W + 1 : id;
+        gt = -(d > m);
+        off = (gt & (W + 1)) | (~gt & off);
         m = d > m ? d : m;
         y[ox] = m;
-        if (arg) arg[ox] = id;
+        if (arg) arg[ox] = i0 + off;
     }
 }
 
