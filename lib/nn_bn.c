@@ -307,7 +307,18 @@ void nn_bn_relu_max2_dx(const nn_layer *L, const float *coef, const float *x, co
         const int32_t *ap = arg + c * ohw;
         float *dxp = dx + c * hw;
         vec_affine(dxp, x + c * hw, hw, bx, c0v);
-        for (size_t j = 0; j < ohw; j++) { /* k * 0 + v is v: the entries the relu stopped keep their value */
+        size_t j = 0; /* k * 0 + v is v: the entries the relu stopped keep their value */
+#if defined(__SSE2__)
+        /* branch-free: the signs are random */
+        __m128 vk = _mm_set1_ps(k), vb = _mm_set1_ps(bx), vc = _mm_set1_ps(c0v), z = _mm_setzero_ps();
+        for (; j + 4 <= ohw; j += 4) {
+            __m128 g = _mm_and_ps(_mm_cmpgt_ps(_mm_loadu_ps(yp + j), z), _mm_loadu_ps(d + j));
+            float v[4];
+            _mm_storeu_ps(v, _mm_add_ps(_mm_add_ps(_mm_mul_ps(vk, g), _mm_mul_ps(vb, _mm_loadu_ps(xa + j))), vc));
+            for (int q = 0; q < 4; q++) dxp[ap[j + (size_t)q]] = v[q];
+        }
+#endif
+        for (; j < ohw; j++) {
             float g = yp[j] > 0.0f ? d[j] : 0.0f;
             dxp[ap[j]] = k * g + bx * xa[j] + c0v;
         }
