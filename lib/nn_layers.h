@@ -18,9 +18,10 @@ static inline size_t nn_size(nn_shape s) {
     return (size_t)s.c * (size_t)s.h * (size_t)s.w;
 }
 
-/* Convolution as one im2col and GEMM per sample, the samples spread over
- * p's threads. work holds nn_conv_work floats per thread of p (the im2col
- * columns, their gradient, one sample's output gradient). Backward sums the weight gradients of each
+/* Convolution as one im2col and GEMM per sample (per 4 samples for small
+ * output planes), spread over p's threads. work holds nn_conv_work floats
+ * per thread of p (the im2col columns, their gradient, output gradients).
+ * Backward sums the weight gradients of each
  * chunk of NN_CONV_CHUNK samples into its own partial in part
  * (nn_conv_part floats) and adds the partials in chunk order: the result
  * does not depend on the thread count. pstat (may be NULL) receives each
