@@ -13,25 +13,21 @@
 #define BN_MOMENTUM 0.1
 #define LANES 16
 
-/* Sums in LANES float lanes (gcc vectorises the fixed inner loop), gathered in double. */
+/* Sums in VEC_BLOCK float lanes (vec_lane_sums), gathered in double. */
 static double sum_plane(const float *restrict p, size_t n, float m) {
-    float acc[LANES] = {0};
-    size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (size_t k = 0; k < LANES; k++) acc[k] += p[i + k] - m;
+    float acc[VEC_BLOCK] = {0};
+    size_t i = vec_lane_sums(acc, p, n, m, 0);
     double s = 0;
-    for (size_t k = 0; k < LANES; k++) s += acc[k];
+    for (size_t k = 0; k < VEC_BLOCK; k++) s += acc[k];
     for (; i < n; i++) s += p[i] - m;
     return s;
 }
 
 static double sqdev_plane(const float *restrict p, size_t n, float m) {
-    float acc[LANES] = {0};
-    size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (size_t k = 0; k < LANES; k++) acc[k] += (p[i + k] - m) * (p[i + k] - m);
+    float acc[VEC_BLOCK] = {0};
+    size_t i = vec_lane_sums(acc, p, n, m, 1);
     double s = 0;
-    for (size_t k = 0; k < LANES; k++) s += acc[k];
+    for (size_t k = 0; k < VEC_BLOCK; k++) s += acc[k];
     for (; i < n; i++) s += (double)(p[i] - m) * (p[i] - m);
     return s;
 }
