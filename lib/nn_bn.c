@@ -12,6 +12,7 @@
 #define BN_EPS 1e-5
 #define BN_MOMENTUM 0.1
 #define LANES 16
+#define BN_CBLOCK 64 /* channels whose sums one pass over the samples gathers */
 
 /* Sums in VEC_BLOCK float lanes (vec_lane_sums), gathered in double. */
 static double sum_plane(const float *restrict p, size_t n, float m) {
@@ -259,20 +260,26 @@ static void relu_max2_backward_part(void *ctx, size_t c0, size_t c1) {
     int H = t->L->in.h, W = t->L->in.w;
     size_t C = (size_t)t->L->in.c, ohw = (size_t)(H / 2) * (size_t)(W / 2), n = t->n, M = n * (size_t)H * (size_t)W;
     const float *stat = t->cstat;
-    for (size_t c = c0; c < c1; c++) {
-        float m = stat[c], inv = stat[C + c];
-        double sg = 0, sb = 0;
-        for (size_t smp = 0; smp < n; smp++) {
-            size_t o = (smp * C + c) * ohw;
-            masked_sums(t->yp + o, t->dy + o, t->cxarg + o, ohw, m, inv, &sb, &sg);
+    /* samples outer, a block of channels inner: the planes are read in memory order; each channel's sums still
+     * run over the samples in order */
+    for (size_t cb = c0; cb < c1; cb += BN_CBLOCK) {
+        size_t ce = cb + BN_CBLOCK < c1 ? cb + BN_CBLOCK : c1;
+        double sg[BN_CBLOCK] = {0}, sb[BN_CBLOCK] = {0};
+        for (size_t smp = 0; smp < n; smp++)
+            for (size_t c = cb; c < ce; c++) {
+                size_t o = (smp * C + c) * ohw;
+                masked_sums(t->yp + o, t->dy + o, t->cxarg + o, ohw, stat[c], stat[C + c], &sb[c - cb], &sg[c - cb]);
+            }
+        for (size_t c = cb; c < ce; c++) {
+            float m = stat[c], inv = stat[C + c];
+            t->dgamma[c] = (float)sg[c - cb];
+            t->dbeta[c] = (float)sb[c - cb];
+            float k = t->gamma[c] * inv, mb = t->train ? (float)(sb[c - cb] / (double)M) : 0.0f,
+                  mg = t->train ? (float)(sg[c - cb] / (double)M) : 0.0f;
+            t->coef[c] = k;
+            t->coef[C + c] = -k * mg * inv;
+            t->coef[2 * C + c] = k * (mg * inv * m - mb);
         }
-        t->dgamma[c] = (float)sg;
-        t->dbeta[c] = (float)sb;
-        float k = t->gamma[c] * inv, mb = t->train ? (float)(sb / (double)M) : 0.0f,
-              mg = t->train ? (float)(sg / (double)M) : 0.0f;
-        t->coef[c] = k;
-        t->coef[C + c] = -k * mg * inv;
-        t->coef[2 * C + c] = k * (mg * inv * m - mb);
     }
 }
 
