@@ -11,7 +11,6 @@
 
 #define BN_EPS 1e-5
 #define BN_MOMENTUM 0.1
-#define LANES 16
 #define BN_CBLOCK 64 /* channels whose sums one pass over the samples gathers */
 
 /* Sums in VEC_BLOCK float lanes (vec_lane_sums), gathered in double. */
@@ -36,15 +35,15 @@ static double sqdev_plane(const float *restrict p, size_t n, float m) {
 /* sum(a) and sum(a * xhat) over n floats, xhat = (x - m) * inv. */
 static void dot_plane(const float *restrict a, const float *restrict x, size_t n, float m, float inv, double *sa,
                       double *sab) {
-    float s8[LANES] = {0}, t8[LANES] = {0};
+    float s8[VEC_BLOCK] = {0}, t8[VEC_BLOCK] = {0};
     size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (size_t k = 0; k < LANES; k++) {
+    for (; i + VEC_BLOCK <= n; i += VEC_BLOCK)
+        for (size_t k = 0; k < VEC_BLOCK; k++) {
             s8[k] += a[i + k];
             t8[k] += a[i + k] * ((x[i + k] - m) * inv);
         }
     double s = 0, t = 0;
-    for (size_t k = 0; k < LANES; k++) {
+    for (size_t k = 0; k < VEC_BLOCK; k++) {
         s += s8[k];
         t += t8[k];
     }
