@@ -23,8 +23,9 @@ static size_t group_of(const nn_layer *L) {
 }
 
 size_t nn_conv_work(const nn_layer *L) {
-    size_t g = group_of(L);
-    return g * 2 * cols_len(L) + (g + 1) * nn_size(L->outs);
+    size_t g = group_of(L), im = g * 2 * cols_len(L) + (g + 1) * nn_size(L->outs);
+    size_t wi = nn_wino_ok(L) ? nn_wino_work(L) : 0;
+    return im > wi ? im : wi;
 }
 
 size_t nn_conv_part(const nn_layer *L, size_t n) {
@@ -227,6 +228,7 @@ static void forward_part(void *ctx, size_t lo, size_t hi, int tid) {
 
 void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y,
                      double *pstat, float *work, par *p) {
+    if (nn_wino_ok(L) && nn_wino_forward(L, w, b, x, n, y, pstat, work, p) == 0) return;
     conv_task t = {L, n, w, b, x, NULL, y, NULL, work, NULL, NULL, NULL, pstat, NULL};
     size_t g = group_of(L);
     par_for_id(p, (n + g - 1) / g, forward_part, &t);
@@ -304,6 +306,7 @@ static void reduce_part(void *ctx, size_t lo, size_t hi, int tid) {
 void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, const nn_dy_src *dysrc,
                       size_t n, float *dw, float *db, float *dx, float *work, float *part, par *p) {
     conv_task t = {L, n, w, NULL, x, dy, NULL, dx, work, part, dw, db, NULL, dysrc};
-    par_for_id(p, (n + NN_CONV_CHUNK - 1) / NN_CONV_CHUNK, backward_part, &t);
+    if (!nn_wino_ok(L) || nn_wino_backward(L, w, x, dy, dysrc, n, dx, work, part, p) != 0)
+        par_for_id(p, (n + NN_CONV_CHUNK - 1) / NN_CONV_CHUNK, backward_part, &t);
     par_for_id(p, nn_conv_part(L, 1), reduce_part, &t);
 }

@@ -40,6 +40,17 @@ typedef struct {
 void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, const nn_dy_src *dysrc,
                       size_t n, float *dw, float *db, float *dx, float *work, float *part, par *p);
 
+/* nn_wino.c: 3x3 stride-1 convolutions (groups 1, pad 0 to 2, 8+ channels in and out, 32+ 2x2 output tiles, an
+ * AVX-512 CPU) by Winograd F(2x2, 3x3), for nn_conv_forward and nn_conv_backward, which call them when nn_wino_ok:
+ * the same contract (backward fills part, the caller reduces it), -1 when out of memory (the caller then runs its
+ * im2col GEMMs). work: nn_wino_work floats per thread. */
+int nn_wino_ok(const nn_layer *L);
+size_t nn_wino_work(const nn_layer *L);
+int nn_wino_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y,
+                    double *pstat, float *work, par *p);
+int nn_wino_backward(const nn_layer *L, const float *w, const float *x, const float *dy, const nn_dy_src *dysrc,
+                     size_t n, float *dx, float *work, float *part, par *p);
+
 /* Fully connected y = x W^T + b over flat rows. nn_dense is the MLP's
  * forward kernel (lib/mlp.c; b may be NULL, sgemv for one row). */
 void nn_dense(const float *w, const float *b, int in, int out, const float *x, size_t n, float *y);

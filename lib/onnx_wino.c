@@ -80,8 +80,40 @@ size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
     return (size_t)(16 * (c + m) * cols + eo_floats(&g)) + onx_sgemm_work();
 }
 
-/* Every channel fills the same positions (the rest stay as onx_wino zeroed them once). */
-static void split_eo(const wgeo *g, const float *x, float *eo) {
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define T512 __attribute__((target("avx512f")))
+#else
+#define T512
+#endif
+
+/* Every channel fills the same positions (the rest stay as onx_wino zeroed them once): 32 input columns at a
+ * time, split into 16 even and 16 odd, where a column outside the input reads as the zero it replaces. */
+T512 static void split_eo(const wgeo *g, const float *x, float *eo) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const __m512i ev_idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od_idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    int64_t PH = 2 * g->tyc + 2, EW = eo_w(g), umax = (g->W + g->pl) / 2 + 1; /* u past umax reads no column */
+    umax = umax > g->txc + 1 ? g->txc + 1 : umax;
+    for (int64_t r = 0; r < PH; r++) {
+        int64_t iy = r - g->pt;
+        if (iy < 0 || iy >= g->H) continue;
+        const float *xr = x + iy * g->W;
+        float *e = eo + r * EW, *o = eo + (PH + r) * EW;
+        for (int64_t u0 = 0; u0 < umax; u0 += 16) {
+            int64_t j0 = 2 * u0 - g->pl; /* the input column of lane 0 */
+            __mmask16 mk[2];
+            for (int h = 0; h < 2; h++) { /* lanes t with 0 <= j0 + 16h + t < W */
+                int64_t jb = j0 + 16 * h, lo = jb < 0 ? -jb : 0, hi = g->W - jb;
+                hi = hi > 16 ? 16 : hi;
+                mk[h] = hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
+            }
+            __m512 a = _mm512_maskz_loadu_ps(mk[0], xr + j0), b = _mm512_maskz_loadu_ps(mk[1], xr + j0 + 16);
+            _mm512_storeu_ps(e + u0, _mm512_permutex2var_ps(a, ev_idx, b));
+            _mm512_storeu_ps(o + u0, _mm512_permutex2var_ps(a, od_idx, b));
+        }
+    }
+#else
     int64_t PH = 2 * g->tyc + 2, EW = eo_w(g);
     int64_t e0 = (g->pl + 1) / 2, e1 = (g->W - 1 + g->pl) / 2;                   /* u with 0 <= 2u - pl < W */
     int64_t o0 = g->pl / 2, o1 = g->W + g->pl < 2 ? -1 : (g->W - 2 + g->pl) / 2; /* 0 <= 2u + 1 - pl < W */
@@ -94,14 +126,8 @@ static void split_eo(const wgeo *g, const float *x, float *eo) {
         for (int64_t u = e0; u <= e1; u++) e[u] = xr[2 * u - g->pl];
         for (int64_t u = o0; u <= o1; u++) o[u] = xr[2 * u + 1 - g->pl];
     }
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define T512 __attribute__((target("avx512f")))
-#else
-#define T512
 #endif
+}
 
 /* V[xi * ldv + tile] = (B^T d B)[xi] for every tile of one channel (its even/odd planes eo). */
 T512 static void in_transform(const wgeo *g, const float *eo, float *v, int64_t ldv) {
@@ -175,21 +201,88 @@ T512 static void out_transform(const wgeo *g, const float *yt, int64_t ldy, floa
 #endif
 }
 
+/* The adjoint of out_transform, for the weight gradient: Z[xi * ldz + tile] = (A dY A^T)[xi] for the 2x2 tiles
+ * of one plane dy (OH x OW; a last half tile reads zeros), 16 tiles in the lanes at a time. */
+T512 static void out_adjoint(const wgeo *g, const float *dy, float *z, int64_t ldz) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const __m512i ev_idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od_idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (int64_t ty = 0; ty < g->tyc; ty++)
+        for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16) {
+            int64_t nt = g->txc - tx0 < 16 ? g->txc - tx0 : 16, rem = g->OW - 2 * tx0;
+            int64_t w0 = rem < 16 ? rem : 16, w1 = rem - w0 < 16 ? rem - w0 : 16;
+            __mmask16 mk = (__mmask16)((1u << nt) - 1), m0 = (__mmask16)((1u << w0) - 1),
+                      m1 = (__mmask16)((1u << w1) - 1);
+            __m512 d[2][2];
+            for (int i = 0; i < 2; i++) {
+                if (2 * ty + i >= g->OH) {
+                    d[i][0] = d[i][1] = _mm512_setzero_ps();
+                    continue;
+                }
+                const float *r = dy + (2 * ty + i) * g->OW + 2 * tx0;
+                __m512 a = _mm512_maskz_loadu_ps(m0, r), b = _mm512_maskz_loadu_ps(m1, r + 16);
+                d[i][0] = _mm512_permutex2var_ps(a, ev_idx, b), d[i][1] = _mm512_permutex2var_ps(a, od_idx, b);
+            }
+            __m512 u[4][2];
+            for (int j = 0; j < 2; j++) { /* A dY: rows d0, d0 + d1, d0 - d1, -d1 */
+                u[0][j] = d[0][j], u[1][j] = _mm512_add_ps(d[0][j], d[1][j]);
+                u[2][j] = _mm512_sub_ps(d[0][j], d[1][j]), u[3][j] = _mm512_sub_ps(_mm512_setzero_ps(), d[1][j]);
+            }
+            float *zt = z + ty * g->txc + tx0;
+            for (int a = 0; a < 4; a++) { /* (A dY) A^T */
+                _mm512_mask_storeu_ps(zt + (4 * a + 0) * ldz, mk, u[a][0]);
+                _mm512_mask_storeu_ps(zt + (4 * a + 1) * ldz, mk, _mm512_add_ps(u[a][0], u[a][1]));
+                _mm512_mask_storeu_ps(zt + (4 * a + 2) * ldz, mk, _mm512_sub_ps(u[a][0], u[a][1]));
+                _mm512_mask_storeu_ps(zt + (4 * a + 3) * ldz, mk, _mm512_sub_ps(_mm512_setzero_ps(), u[a][1]));
+            }
+        }
+#else
+    (void)g, (void)dy, (void)z, (void)ldz;
+#endif
+}
+
+void onx_wino_out_adj(const onx_win *w, int64_t m, const float *dy, int64_t ns, float *z) {
+    wgeo g = geo_of(w);
+    int64_t cols = ns * g.T, P = g.OH * g.OW;
+    for (int64_t s = 0; s < ns; s++)
+        for (int64_t i = 0; i < m; i++) out_adjoint(&g, dy + (s * m + i) * P, z + i * cols + s * g.T, m * cols);
+}
+
+static void wino_in(const wgeo *g, int64_t c, const float *x, int64_t ns, float *v, float *eo) {
+    int64_t HW = g->H * g->W, cols = ns * g->T;
+    for (int64_t s = 0; s < ns; s++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            split_eo(g, x + (s * c + ch) * HW, eo);
+            in_transform(g, eo, v + ch * cols + s * g->T, c * cols);
+        }
+}
+
+int64_t onx_wino_tiles(const onx_win *w) {
+    return geo_of(w).T;
+}
+
+size_t onx_wino_in_work(const onx_win *w) {
+    wgeo g = geo_of(w);
+    return (size_t)eo_floats(&g);
+}
+
+void onx_wino_in(const onx_win *w, int64_t c, const float *x, int64_t ns, float *v, float *work) {
+    wgeo g = geo_of(w);
+    memset(work, 0, sizeof(float) * (size_t)eo_floats(&g));
+    wino_in(&g, c, x, ns, v, work);
+}
+
 void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
               const float *bias, onx_act act, float lo, float hi, float *y, float *work) {
     wgeo g = geo_of(w);
-    int64_t nb = samples_per_pass(&g, n), HW = g.H * g.W, P = g.OH * g.OW;
+    int64_t nb = samples_per_pass(&g, n), P = g.OH * g.OW;
     size_t plen = onx_pack_a_len(kn, m, c);
     float *eo = work; /* the same layout for every pass: eo's padding is zeroed once */
     memset(eo, 0, sizeof(float) * (size_t)eo_floats(&g));
     for (int64_t s0 = 0; s0 < n; s0 += nb) {
         int64_t ns = n - s0 < nb ? n - s0 : nb, cols = ns * g.T;
         float *v = eo + eo_floats(&g), *yt = v + 16 * c * nb * g.T, *sw = yt + 16 * m * nb * g.T;
-        for (int64_t s = 0; s < ns; s++)
-            for (int64_t ch = 0; ch < c; ch++) {
-                split_eo(&g, x + ((s0 + s) * c + ch) * HW, eo);
-                in_transform(&g, eo, v + ch * cols + s * g.T, c * cols);
-            }
+        wino_in(&g, c, x + s0 * c * g.H * g.W, ns, v, eo);
         for (int xi = 0; xi < 16; xi++) {
             onx_bsrc src = {v + (size_t)xi * (size_t)(c * cols), cols};
             onx_cmap cm = {yt + (size_t)xi * (size_t)(m * cols), cols, cols, 0};

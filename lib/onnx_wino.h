@@ -26,4 +26,15 @@ size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n);
 void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
               const float *bias, onx_act act, float lo, float hi, float *y, float *work);
 
+/* The input transform alone, for the weight gradient of training (nn_wino.c): T =
+ * onx_wino_tiles(w) 2x2 output tiles per sample; v[xi * c * ns * T + ch * ns * T + s * T + t] =
+ * (B^T d B)[xi] of tile t of channel ch of sample s of x (ns x c x H x W). work:
+ * onx_wino_in_work(w) floats. */
+int64_t onx_wino_tiles(const onx_win *w);
+size_t onx_wino_in_work(const onx_win *w);
+void onx_wino_in(const onx_win *w, int64_t c, const float *x, int64_t ns, float *v, float *work);
+/* The adjoint of the output transform: z[xi * m * ns * T + i * ns * T + s * T + t] = (A dY A^T)[xi] of the 2x2
+ * tile t of plane i of sample s of dy (ns x m x OH x OW). */
+void onx_wino_out_adj(const onx_win *w, int64_t m, const float *dy, int64_t ns, float *z);
+
 #endif

@@ -211,6 +211,7 @@ static void test_wino(void **state) {
         {9, 17, 5, 9, 0, 2, 1, 0, 2, ONX_ACT_CLIP},    {16, 8, 28, 28, 1, 1, 1, 1, 13, ONX_ACT_RELU},
         {8, 24, 6, 32, 2, 1, 0, 1, 1, ONX_ACT_NONE},   {12, 8, 3, 3, 1, 1, 1, 1, 40, ONX_ACT_RELU},
         {8, 16, 20, 56, 1, 1, 1, 1, 1, ONX_ACT_RELU},  {8, 8, 9, 35, 1, 0, 1, 2, 2, ONX_ACT_NONE},
+        {8, 12, 14, 17, 0, 0, 0, 0, 3, ONX_ACT_NONE},
     };
     onx_kern kn = onx_sgemm_best();
     uint64_t r[4];
