@@ -159,6 +159,18 @@ T512 static void in_transform(const wgeo *g, const float *eo, float *v, int64_t 
 #endif
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* For the 16 tiles of a row from tx0: mk, the tiles there are; m0 and m1, the output columns there are among the
+ * first and the second 16 of their 32. Returns how many the second 16 hold. */
+static int tile_masks(const wgeo *g, int64_t tx0, __mmask16 *mk, __mmask16 *m0, __mmask16 *m1) {
+    int64_t nt = g->txc - tx0 < 16 ? g->txc - tx0 : 16, rem = g->OW - 2 * tx0;
+    int64_t w0 = rem < 16 ? rem : 16, w1 = rem - w0 < 16 ? rem - w0 : 16;
+    *mk = (__mmask16)((1u << nt) - 1), *m0 = (__mmask16)((1u << w0) - 1), *m1 = (__mmask16)((1u << w1) - 1);
+    return (int)w1;
+}
+
+#endif
+
 /* y (OH x OW) of one output channel from its transformed tiles Y[xi * ldy + tile]: A^T M A,
  * bias and activation, a row of tiles at a time (lane tx gives output columns 2tx, 2tx + 1). */
 T512 static void out_transform(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo, float hi,
@@ -170,10 +182,8 @@ T512 static void out_transform(const wgeo *g, const float *yt, int64_t ldy, floa
     const __m512i hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
     for (int64_t ty = 0; ty < g->tyc; ty++)
         for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16) {
-            int64_t nt = g->txc - tx0 < 16 ? g->txc - tx0 : 16, rem = g->OW - 2 * tx0;
-            int64_t w0 = rem < 16 ? rem : 16, w1 = rem - w0 < 16 ? rem - w0 : 16;
-            __mmask16 mk = (__mmask16)((1u << nt) - 1), m0 = (__mmask16)((1u << w0) - 1),
-                      m1 = (__mmask16)((1u << w1) - 1);
+            __mmask16 mk, m0, m1;
+            int w1 = tile_masks(g, tx0, &mk, &m0, &m1);
             const float *t = yt + ty * g->txc + tx0;
             __m512 s[2][4];
             for (int j = 0; j < 4; j++) { /* A^T M */
@@ -209,10 +219,8 @@ T512 static void out_adjoint(const wgeo *g, const float *dy, float *z, int64_t l
     const __m512i od_idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     for (int64_t ty = 0; ty < g->tyc; ty++)
         for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16) {
-            int64_t nt = g->txc - tx0 < 16 ? g->txc - tx0 : 16, rem = g->OW - 2 * tx0;
-            int64_t w0 = rem < 16 ? rem : 16, w1 = rem - w0 < 16 ? rem - w0 : 16;
-            __mmask16 mk = (__mmask16)((1u << nt) - 1), m0 = (__mmask16)((1u << w0) - 1),
-                      m1 = (__mmask16)((1u << w1) - 1);
+            __mmask16 mk, m0, m1;
+            tile_masks(g, tx0, &mk, &m0, &m1);
             __m512 d[2][2];
             for (int i = 0; i < 2; i++) {
                 if (2 * ty + i >= g->OH) {
