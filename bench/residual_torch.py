@@ -6,7 +6,7 @@ bench/train_cnn_torch.py with one more layer token, res<c>: a residual block
 input, ReLU) on c channels, placed after the last max pool (3x3 planes; the
 arch must put it there). Everything else (data, sampler, miner, loss, Adam,
 schedule, evaluation, options) is train_cnn_torch.py's. The comparison in
-models/README.md: the shipped arch, the same arch with res128 after the last
+models/README.md: the three-block arch (shipped before), the same arch with res128 after the last
 pool, and with two plain Conv-BN-ReLU layers of 128 channels there instead:
 
   bench/residual_torch.py --threads 1 --epochs 10 --lr-schedule cosine --json \\
