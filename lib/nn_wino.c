@@ -23,13 +23,14 @@ static onx_win win_of(const nn_layer *L, int dx) {
     return w;
 }
 
-/* onx_wino_ok's rule (rows up to its 4096 columns, 32 or more 2x2 output tiles per sample). Measured on the
- * 7x7 planes of a 64 -> 128 layer, 16 tiles covering 8x8, Winograd lost to im2col even with the tiles of
- * NN_CONV_CHUNK samples in each GEMM. */
+/* A 3x3 stride-1 layer whose input gradient is a stride-1 window too (pad 0 to 2), on which onx_wino_ok takes the
+ * forward window (AVX-512, 8+ channels in and out, 32+ 2x2 output tiles per sample), with the input gradient's
+ * rows, as wide as the input's, no wider than onx_wino's. Measured on the 7x7 planes of a 64 -> 128 layer, 16
+ * tiles covering 8x8, Winograd lost to im2col even with the tiles of NN_CONV_CHUNK samples in each GEMM. */
 int nn_wino_ok(const nn_layer *L) {
-    return onx_sgemm_best() == ONX_K_AVX512 && L->kind == NN_CONV && L->k == 3 && L->stride == 1 && L->groups == 1 &&
-           L->pad >= 0 && L->pad <= 2 && L->in.c >= 8 && L->out >= 8 && L->outs.w <= 4096 && L->in.w <= 4096 &&
-           (L->outs.h + 1) / 2 * ((L->outs.w + 1) / 2) >= 32;
+    if (L->kind != NN_CONV || L->k != 3 || L->stride != 1 || L->groups != 1 || L->pad < 0 || L->pad > 2) return 0;
+    onx_win f = win_of(L, 0);
+    return onx_wino_ok(&f, 1, L->in.c, L->out) && L->in.w <= ONX_WINO_MAX_W;
 }
 
 /* Per thread: the chunk's output gradients, its transformed inputs V and output gradients Z, the 16 transformed
@@ -128,21 +129,17 @@ static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
 
 /* The packed transformed kernels: W for the forward, W' (flipped, channels swapped) for the input gradient. */
 static float *pack(const nn_layer *L, const float *w, int dx) {
-    size_t C = (size_t)L->in.c, M = (size_t)L->out;
-    size_t len = dx ? onx_wino_pack_len(ONX_K_AVX512, (int64_t)C, (int64_t)M)
-                    : onx_wino_pack_len(ONX_K_AVX512, (int64_t)M, (int64_t)C);
+    size_t C = (size_t)L->in.c, M = (size_t)L->out, rows = dx ? C : M, cols = dx ? M : C;
+    size_t len = onx_wino_pack_len(ONX_K_AVX512, (int64_t)rows, (int64_t)cols);
     float *pk = malloc(sizeof(float) * (len + M * C * (dx ? 10 : 1)));
     if (!pk) return NULL;
     float *tmp = pk + len, *wt = tmp + M * C;
-    if (dx) {
+    if (dx)
         for (size_t i = 0; i < M; i++)
             for (size_t ch = 0; ch < C; ch++)
                 for (int kk = 0; kk < 9; kk++)
                     wt[(ch * M + i) * 9 + (size_t)(8 - kk)] = w[(i * C + ch) * 9 + (size_t)kk];
-        onx_wino_pack(ONX_K_AVX512, wt, (int64_t)C, (int64_t)M, tmp, pk);
-    } else {
-        onx_wino_pack(ONX_K_AVX512, w, (int64_t)M, (int64_t)C, tmp, pk);
-    }
+    onx_wino_pack(ONX_K_AVX512, dx ? wt : w, (int64_t)rows, (int64_t)cols, tmp, pk);
     return pk;
 }
 

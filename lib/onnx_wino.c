@@ -11,8 +11,7 @@
  * only add and subtract, the weights' only halve (done in double at load): the result stays
  * within a few float roundings of the direct sum. */
 
-#define WINO_COLS 256   /* tiles per GEMM when several samples are at hand */
-#define WINO_MAX_W 4096 /* output columns */
+#define WINO_COLS 256 /* tiles per GEMM when several samples are at hand */
 /* Fewer tiles per sample (a 7x7 output has 16) leave the GEMMs too narrow for the 16 transformed
  * weight matrices, 1.8 times the direct ones, to pay: they stream from memory per sample. */
 #define WINO_MIN_TILES 32
@@ -29,8 +28,8 @@ static wgeo geo_of(const onx_win *w) {
 
 int onx_wino_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
     return onx_sgemm_best() == ONX_K_AVX512 && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 &&
-           w->k[1] == 3 && w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 && w->out[1] <= WINO_MAX_W &&
-           (w->out[0] + 1) / 2 * ((w->out[1] + 1) / 2) >= WINO_MIN_TILES;
+           w->k[1] == 3 && w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 &&
+           w->out[1] <= ONX_WINO_MAX_W && (w->out[0] + 1) / 2 * ((w->out[1] + 1) / 2) >= WINO_MIN_TILES;
 }
 
 size_t onx_wino_pack_len(onx_kern kn, int64_t m, int64_t c) {

@@ -8,6 +8,8 @@
 #include "onnx_op.h"
 #include "onnx_sgemm.h"
 
+#define ONX_WINO_MAX_W 4096 /* the widest output row */
+
 /* 1 when window w with c input and m output channels in one group runs here: a 3x3 kernel,
  * stride and dilation 1, at least 8 channels in and out, an output of at least 32 2x2 tiles, on
  * a CPU with AVX-512F. */
