@@ -272,7 +272,11 @@ print("model", m["name"], "from", m["path"])' "$3" || return 1
     code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
         --data-binary @"$tmp/search-req.json" "http://127.0.0.1:$p2/v1/search")
     [[ $code == 409 ]] || { echo "/v1/search without a gallery: HTTP $code, want 409"; return 1; }
-    podman logs "$c2" 2>&1 | grep -q 'serving without a gallery' || { echo "no entrypoint note in the log"; return 1; }
+    # The log read whole first: grep -q stops at its match, and podman logs,
+    # still writing, would die of SIGPIPE and fail the pipeline (pipefail).
+    local log
+    log=$(podman logs "$c2" 2>&1)
+    grep -q 'serving without a gallery' <<<"$log" || { echo "no entrypoint note in the log"; return 1; }
     echo "/v1/search: 409 (the shipped gallery left out, as the log says)"
 }
 check "container: a mounted safetensors model, TRIPLETD_MODEL naming it" mounted_model alt "$ALT_MODEL" \
