@@ -71,6 +71,7 @@ typedef struct {
     int32_t *argo;
     float *xarg, *coef;
     const float *cxarg;
+    size_t plane; /* the fused backward: values per plane of y, dy and cxarg */
     size_t n;
     int train;
 } bn_task;
@@ -151,6 +152,23 @@ static void affine_relu(float *restrict out, const float *restrict x, size_t n, 
         float v = a * x[i] + b;
         out[i] = v > 0.0f ? v : 0.0f;
     }
+}
+
+/* The fused batch norm and relu over samples [lo, hi). */
+static void relu_part(void *ctx, size_t lo, size_t hi) {
+    const bn_task *t = ctx;
+    size_t C = (size_t)t->L->in.c, hw = (size_t)t->L->in.h * (size_t)t->L->in.w;
+    for (size_t smp = lo; smp < hi; smp++)
+        for (size_t c = 0; c < C; c++) {
+            float a = t->gamma[c] * t->stat[C + c], b = t->beta[c] - a * t->stat[c];
+            affine_relu(t->y + (smp * C + c) * hw, t->x + (smp * C + c) * hw, hw, a, b);
+        }
+}
+
+void nn_bn_relu_forward(const nn_layer *L, const float *gamma, const float *beta, const float *x, size_t n,
+                        const float *stat, float *y, par *p) {
+    bn_task t = {.L = L, .gamma = gamma, .beta = beta, .x = x, .y = y, .stat = (float *)stat, .n = n};
+    par_for(p, n, relu_part, &t);
 }
 
 /* The fused batch norm, relu and 2x2 max pool over samples [lo, hi): each plane through relu(a x + b), pooled. */
@@ -251,13 +269,12 @@ static void masked_sums(const float *y, const float *d, const float *xa, size_t 
     *sg += g0;
 }
 
-/* The fused backward over channels [c0, c1): the batch norm's output gradient g is dy at each pooled output's
- * argmax where that output is positive (the relu passed it), zero elsewhere; its sums give dgamma, dbeta and the
- * coefficients of dx = k g + bx x + c0. */
-static void relu_max2_backward_part(void *ctx, size_t c0, size_t c1) {
+/* The fused backwards over channels [c0, c1): the batch norm's output gradient g is dy where the output y is
+ * positive (the relu passed it), zero elsewhere; with a pool, only at each pooled output's argmax, the batch norm
+ * input there in cxarg. Its sums give dgamma, dbeta and the coefficients of dx = k g + bx x + c0. */
+static void relu_backward_part(void *ctx, size_t c0, size_t c1) {
     const bn_task *t = ctx;
-    int H = t->L->in.h, W = t->L->in.w;
-    size_t C = (size_t)t->L->in.c, ohw = (size_t)(H / 2) * (size_t)(W / 2), n = t->n, M = n * (size_t)H * (size_t)W;
+    size_t C = (size_t)t->L->in.c, ohw = t->plane, n = t->n, M = n * (size_t)t->L->in.h * (size_t)t->L->in.w;
     const float *stat = t->cstat;
     /* samples outer, a block of channels inner: the planes are read in memory order; each channel's sums still
      * run over the samples in order */
@@ -286,6 +303,7 @@ void nn_bn_relu_max2_backward(const nn_layer *L, const float *gamma, const float
                               const float *xarg, const float *dy, size_t n, float *dgamma, float *dbeta, float *coef,
                               par *p) {
     bn_task t = {.L = L,
+                 .plane = (size_t)(L->in.h / 2) * (size_t)(L->in.w / 2),
                  .gamma = gamma,
                  .dy = dy,
                  .yp = y,
@@ -296,7 +314,43 @@ void nn_bn_relu_max2_backward(const nn_layer *L, const float *gamma, const float
                  .coef = coef,
                  .n = n,
                  .train = train};
-    par_for(p, (size_t)L->in.c, relu_max2_backward_part, &t);
+    par_for(p, (size_t)L->in.c, relu_backward_part, &t);
+}
+
+void nn_bn_relu_backward(const nn_layer *L, const float *gamma, const float *stat, int train, const float *x,
+                         const float *y, const float *dy, size_t n, float *dgamma, float *dbeta, float *coef, par *p) {
+    bn_task t = {.L = L,
+                 .plane = (size_t)L->in.h * (size_t)L->in.w,
+                 .gamma = gamma,
+                 .dy = dy,
+                 .yp = y,
+                 .dgamma = dgamma,
+                 .dbeta = dbeta,
+                 .cstat = stat,
+                 .cxarg = x,
+                 .coef = coef,
+                 .n = n,
+                 .train = train};
+    par_for(p, (size_t)L->in.c, relu_backward_part, &t);
+}
+
+void nn_bn_relu_dx(const nn_layer *L, const float *coef, const float *x, const float *y, const float *dy, float *dx) {
+    size_t C = (size_t)L->in.c, hw = (size_t)L->in.h * (size_t)L->in.w;
+    for (size_t c = 0; c < C; c++) {
+        float k = coef[c], bx = coef[C + c], c0v = coef[2 * C + c];
+        const float *restrict xp = x + c * hw, *restrict yp = y + c * hw, *restrict d = dy + c * hw;
+        float *restrict o = dx + c * hw;
+        size_t j = 0;
+#if defined(__SSE2__)
+        /* branch-free (the signs are random), as gcc does not make the select so */
+        __m128 vk = _mm_set1_ps(k), vb = _mm_set1_ps(bx), vc = _mm_set1_ps(c0v), z = _mm_setzero_ps();
+        for (; j + 4 <= hw; j += 4) {
+            __m128 g = _mm_and_ps(_mm_cmpgt_ps(_mm_loadu_ps(yp + j), z), _mm_loadu_ps(d + j));
+            _mm_storeu_ps(o + j, _mm_add_ps(_mm_add_ps(_mm_mul_ps(vk, g), _mm_mul_ps(vb, _mm_loadu_ps(xp + j))), vc));
+        }
+#endif
+        for (; j < hw; j++) o[j] = k * (yp[j] > 0.0f ? d[j] : 0.0f) + bx * xp[j] + c0v;
+    }
 }
 
 void nn_bn_relu_max2_dx(const nn_layer *L, const float *coef, const float *x, const float *y, const int32_t *arg,

@@ -93,6 +93,14 @@ void nn_bn_relu_max2_backward(const nn_layer *L, const float *gamma, const float
 void nn_bn_relu_max2_dx(const nn_layer *L, const float *coef, const float *x, const float *y, const int32_t *arg,
                         const float *xarg, const float *dy, float *dx);
 
+/* Batch norm (its stat as above) and relu in one pass, y the relu's output; the backward as above, the batch
+ * norm's input x whole (nn_bn_relu_dx: one sample's). */
+void nn_bn_relu_forward(const nn_layer *L, const float *gamma, const float *beta, const float *x, size_t n,
+                        const float *stat, float *y, par *p);
+void nn_bn_relu_backward(const nn_layer *L, const float *gamma, const float *stat, int train, const float *x,
+                         const float *y, const float *dy, size_t n, float *dgamma, float *dbeta, float *coef, par *p);
+void nn_bn_relu_dx(const nn_layer *L, const float *coef, const float *x, const float *y, const float *dy, float *dx);
+
 /* Max, average (count_include_pad) and global average pooling. arg (max
  * only) keeps each output's input index within its sample plane. */
 void nn_pool_forward(const nn_layer *L, const float *x, size_t n, float *y, int32_t *arg);

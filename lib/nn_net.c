@@ -9,19 +9,39 @@
 
 #define NN_INFER_BLOCK 256 /* rows per inference block */
 
-/* Layer i starts a batch norm, relu, 2x2 max pool chain that runs as one (nn_bn_relu_max2_forward). */
-static int fusable(const nn_arch *a, int i) {
+/* The length of the chain that layer i starts and that runs as one: 3 for batch norm, relu, 2x2 max pool
+ * (nn_bn_relu_max2_forward), 2 for batch norm, relu (nn_bn_relu_forward), else 0. */
+static int chain_len(const nn_arch *a, int i) {
     const nn_layer *L = a->l + i;
-    return i + 2 < a->n && L[0].kind == NN_BN && L[1].kind == NN_RELU && L[2].kind == NN_MAXPOOL && L[2].k == 2 &&
-           L[2].stride == 2 && L[2].pad == 0 && (size_t)L[0].in.h * (size_t)L[0].in.w <= NN_FUSE_MAX_HW;
+    if (i + 1 >= a->n || L[0].kind != NN_BN || L[1].kind != NN_RELU) return 0;
+    if (i + 2 < a->n && L[2].kind == NN_MAXPOOL && L[2].k == 2 && L[2].stride == 2 && L[2].pad == 0 &&
+        (size_t)L[0].in.h * (size_t)L[0].in.w <= NN_FUSE_MAX_HW)
+        return 3;
+    return 2;
+}
+
+/* The chain layer i starts (its length), or 0. */
+static int chain_at(const nn_net *net, int i) {
+    for (int len = 3; len >= 2; len--)
+        if (i + len - 1 < net->a.n && net->fused[i + len - 1] == len) return len;
+    return 0;
+}
+
+/* Layer i is in a chain before its last layer: its output is never stored. */
+static int in_chain(const nn_net *net, int i) {
+    for (int k = i + 1; k < net->a.n && k <= i + 2; k++)
+        if (net->fused[k] && k - net->fused[k] < i) return 1;
+    return 0;
 }
 
 int nn_net_init(nn_net *net, const nn_arch *a, tr_err *err) {
     (void)err;
     memset(net, 0, sizeof *net);
     net->a = *a;
-    for (int i = 0; i < a->n; i++)
-        if (fusable(a, i)) net->fused[i + 2] = 1;
+    for (int i = 0; i < a->n; i++) {
+        int len = chain_len(a, i);
+        if (len) net->fused[i + len - 1] = (char)len, i += len - 1;
+    }
     return TR_OK;
 }
 
@@ -111,9 +131,8 @@ int nn_net_reserve(nn_net *net, size_t n, tr_err *err) {
         const nn_layer *L = &a->l[i];
         size_t no = n * nn_size(L->outs);
         if (nn_size(L->outs) > gmax) gmax = nn_size(L->outs);
-        /* a fused chain stores its pool's output only */
-        int chained = (i + 2 < a->n && net->fused[i + 2]) || (i + 1 < a->n && net->fused[i + 1]);
-        if (L->kind != NN_FLATTEN && !chained) bad |= alloc(&net->own[i], no, sizeof(float));
+        /* a fused chain stores its last layer's output only */
+        if (L->kind != NN_FLATTEN && !in_chain(net, i)) bad |= alloc(&net->own[i], no, sizeof(float));
         if (L->kind == NN_CONV) {
             if (nn_conv_work(L) > wmax) wmax = nn_conv_work(L);
             if (nn_conv_part(L, n) > pmax) pmax = nn_conv_part(L, n);
@@ -125,7 +144,7 @@ int nn_net_reserve(nn_net *net, size_t n, tr_err *err) {
             bad |= alloc(&net->aux[i], no, sizeof(float));
         } else if (L->kind == NN_MAXPOOL) {
             bad |= alloc(&net->arg[i], no, sizeof(int32_t));
-            if (net->fused[i]) bad |= alloc(&net->xarg[i], no, sizeof(float));
+            if (net->fused[i] == 3) bad |= alloc(&net->xarg[i], no, sizeof(float));
         }
     }
     if (bad || alloc(&net->work, wmax * (size_t)par_threads(net->par), sizeof(float)) ||
@@ -160,10 +179,13 @@ static int layer_forward(nn_net *net, int i, const float *P, float *state, const
                              "arch layer %d \"bn\": training batch normalisation needs more than one value per "
                              "channel, got a batch of %zu",
                              i, n);
-        if (y == NULL) { /* the fused chain: its relu and pool too */
+        if (y == NULL && chain_at(net, i) == 3) { /* the fused chain: its relu and pool too */
             net->y[i + 2] = net->own[i + 2];
             nn_bn_relu_max2_forward(L, P + L->w_off, P + L->b_off, cur, n, net->stat[i], net->own[i + 2],
                                     keep ? net->arg[i + 2] : NULL, net->xarg[i + 2], net->par);
+        } else if (y == NULL) { /* its relu */
+            net->y[i + 1] = net->own[i + 1];
+            nn_bn_relu_forward(L, P + L->w_off, P + L->b_off, cur, n, net->stat[i], net->own[i + 1], net->par);
         }
         break;
     case NN_MAXPOOL:
@@ -198,7 +220,8 @@ static int forward(nn_net *net, const float *params, float *state, const float *
     const float *cur = x;
     for (int i = 0; i < net->a.n; i++) {
         if ((rc = layer_forward(net, i, params, state, cur, n, train, keep, rng, err))) return rc;
-        if (i + 2 < net->a.n && net->fused[i + 2]) i += 2;
+        int len = chain_at(net, i);
+        if (len) i += len - 1;
         cur = net->y[i];
     }
     *y = cur;
@@ -246,22 +269,28 @@ static void layer_backward(nn_net *net, int i, const float *P, float *G, const f
     }
 }
 
-/* A fused chain's backward from its batch norm j, after nn_bn_relu_max2_backward: the input gradient of sample s
+/* A fused chain's backward from its batch norm j, after its parameter gradients: the input gradient of sample s
  * into out (that sample's). */
 typedef struct {
     const nn_net *net;
-    int j;
-    const float *d; /* the pool's output gradient */
+    int j, len;
+    const float *d; /* the chain's output gradient */
 } chain_src;
 
 static void chain_dx(const void *ctx, size_t s, float *out) {
     const chain_src *c = ctx;
     const nn_net *net = c->net;
     const nn_layer *L = &net->a.l[c->j];
-    size_t in = nn_size(L->in), po = nn_size(net->a.l[c->j + 2].outs);
+    const float *coef = net->stat[c->j] + 2 * (size_t)L->in.c;
+    size_t in = nn_size(L->in);
     const float *x = c->j ? net->y[c->j - 1] : net->x;
-    nn_bn_relu_max2_dx(L, net->stat[c->j] + 2 * (size_t)L->in.c, x + s * in, net->y[c->j + 2] + s * po,
-                       net->arg[c->j + 2] + s * po, net->xarg[c->j + 2] + s * po, c->d + s * po, out);
+    if (c->len == 2) {
+        nn_bn_relu_dx(L, coef, x + s * in, net->y[c->j + 1] + s * in, c->d + s * in, out);
+        return;
+    }
+    size_t po = nn_size(net->a.l[c->j + 2].outs);
+    nn_bn_relu_max2_dx(L, coef, x + s * in, net->y[c->j + 2] + s * po, net->arg[c->j + 2] + s * po,
+                       net->xarg[c->j + 2] + s * po, c->d + s * po, out);
 }
 
 typedef struct {
@@ -275,14 +304,19 @@ static void chain_part(void *ctx, size_t lo, size_t hi) {
     for (size_t s = lo; s < hi; s++) chain_dx(t->c, s, t->dx + s * in);
 }
 
-/* The chain whose pool is layer i: its batch norm's parameter gradients, then its input gradient into the out of
+/* The chain whose last layer is i: its batch norm's parameter gradients, then its input gradient into the out of
  * the convolution before it (which then runs its backward too: *i moves to it) or into dx. */
 static void chain_backward(nn_net *net, int *i, const float *P, float *G, const float *d, float *dx) {
-    int j = *i - 2;
+    int len = net->fused[*i], j = *i - len + 1;
     const nn_layer *L = &net->a.l[j];
-    chain_src c = {net, j, d};
-    nn_bn_relu_max2_backward(L, P + L->w_off, net->stat[j], net->train, net->y[j + 2], net->xarg[j + 2], d, net->n,
-                             G + L->w_off, G + L->b_off, net->stat[j] + 2 * (size_t)L->in.c, net->par);
+    chain_src c = {net, j, len, d};
+    float *coef = net->stat[j] + 2 * (size_t)L->in.c;
+    if (len == 3)
+        nn_bn_relu_max2_backward(L, P + L->w_off, net->stat[j], net->train, net->y[j + 2], net->xarg[j + 2], d, net->n,
+                                 G + L->w_off, G + L->b_off, coef, net->par);
+    else
+        nn_bn_relu_backward(L, P + L->w_off, net->stat[j], net->train, j ? net->y[j - 1] : net->x, net->y[j + 1], d,
+                            net->n, G + L->w_off, G + L->b_off, coef, net->par);
     *i = j;
     if (j > 0 && net->a.l[j - 1].kind == NN_CONV) { /* its output gradient made sample by sample, in cache */
         const nn_layer *V = &net->a.l[j - 1];
@@ -302,7 +336,7 @@ int nn_net_backward(nn_net *net, const float *params, const float *dy, float *gr
     for (int i = net->a.n - 1; i >= 0; i--) {
         const nn_layer *L = &net->a.l[i];
         if (net->fused[i]) { /* the chain, and the convolution before it when there is one */
-            int j = i - 2 - (i > 2 && net->a.l[i - 3].kind == NN_CONV);
+            int h = i - net->fused[i] + 1, j = h - (h > 0 && net->a.l[h - 1].kind == NN_CONV);
             float *out = j ? net->g[b] : dx;
             chain_backward(net, &i, params, grads, d, out);
             if (i == 0) break;

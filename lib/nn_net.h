@@ -25,7 +25,8 @@ typedef struct {
     int32_t *arg[NN_MAX_LAYERS];   /* maxpool: argmax per output */
     double *pstat[NN_MAX_LAYERS];  /* conv before a batch norm: its output planes' statistics (training) */
     float *xarg[NN_MAX_LAYERS];    /* the pool of a chain: its batch norm's input at each argmax */
-    char fused[NN_MAX_LAYERS];     /* a max pool ending a batch norm, relu, max pool chain run as one */
+    char fused[NN_MAX_LAYERS];     /* the last layer of a chain run as one: its length, 3 for batch norm, relu,
+                                      2x2 max pool, 2 for batch norm, relu */
     float *work;                   /* conv: per-thread im2col scratch */
     float *part;                   /* conv: per-chunk partial gradients */
     float *g[2];                   /* backward's gradient ping-pong */

@@ -131,6 +131,12 @@ LAYER_CASES = [
     ("conv4k3p1,bn,relu,maxpool2,conv6k3p1g2,bn,gelu,avgpool2,flatten,fc8,tanh,bn,fc5", (1, 8, 8), 4, 1),
     ("conv4k3p1,bn,relu,maxpool2,conv6k3p1g2,bn,gelu,avgpool2,flatten,fc8,tanh,bn,fc5", (1, 8, 8), 4, 0),
     ("conv4k3s2,sigmoid,gap,flatten,fc3", (2, 7, 7), 3, 1),
+    # batch norm and relu run as one (lib/nn_net.c): first, after a convolution, after an fc, before a pool they
+    # do not take in
+    ("bn,relu", (3, 4, 4), 3, 1),
+    ("bn,relu", (3, 4, 4), 3, 0),
+    ("conv4k3p1,bn,relu,conv4k3p1,bn,relu,maxpool2,flatten,fc6,bn,relu,fc3", (2, 6, 6), 4, 1),
+    ("bn,relu,maxpool3s2p1", (2, 6, 6), 2, 1),
 ]
 
 CNN_ARCH = "conv3k3p1,bn,relu,maxpool2,conv4k3,relu,flatten,fc4"
