@@ -26,10 +26,19 @@ static wgeo geo_of(const onx_win *w) {
     return g;
 }
 
+/* AVX-512 with its 256-bit forms (VL), which the transforms take for rows of at most 8 tiles. */
+static int wino_cpu(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    return onx_sgemm_best() == ONX_K_AVX512 && __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
 int onx_wino_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
-    return onx_sgemm_best() == ONX_K_AVX512 && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 &&
-           w->k[1] == 3 && w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 &&
-           w->out[1] <= ONX_WINO_MAX_W && (w->out[0] + 1) / 2 * ((w->out[1] + 1) / 2) >= WINO_MIN_TILES;
+    return wino_cpu() && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 && w->k[1] == 3 && w->s[0] == 1 &&
+           w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 && w->out[1] <= ONX_WINO_MAX_W &&
+           (w->out[0] + 1) / 2 * ((w->out[1] + 1) / 2) >= WINO_MIN_TILES;
 }
 
 size_t onx_wino_pack_len(onx_kern kn, int64_t m, int64_t c) {
@@ -82,8 +91,10 @@ size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define T512 __attribute__((target("avx512f")))
+#define T256 __attribute__((target("avx512f,avx512vl")))
 #else
 #define T512
+#define T256
 #endif
 
 /* Every channel fills the same positions (the rest stay as onx_wino zeroed them once): 32 input columns at a
@@ -153,6 +164,35 @@ T512 static void in_transform(const wgeo *g, const float *eo, float *v, int64_t 
                 _mm512_mask_storeu_ps(vt + (12 + b) * ldv, mk, _mm512_sub_ps(c[1][b], c[3][b]));
             }
         }
+#else
+    (void)g, (void)eo, (void)v, (void)ldv;
+#endif
+}
+
+/* in_transform for rows of at most 8 tiles (14x14 outputs have 7) in 256-bit vectors: half the work of the
+ * 512-bit ones, mostly empty there, where the core splits those in two (AMD Zen 4), and no more elsewhere. */
+T256 static void in_transform8(const wgeo *g, const float *eo, float *v, int64_t ldv) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    int64_t EW = eo_w(g);
+    const float *e = eo, *o = eo + (2 * g->tyc + 2) * EW;
+    __mmask8 mk = (__mmask8)((1u << g->txc) - 1);
+    for (int64_t ty = 0; ty < g->tyc; ty++) {
+        __m256 c[4][4];
+        for (int r = 0; r < 4; r++) {
+            const float *er = e + (2 * ty + r) * EW, *orr = o + (2 * ty + r) * EW;
+            __m256 e0 = _mm256_loadu_ps(er), e1 = _mm256_loadu_ps(er + 1), o0 = _mm256_loadu_ps(orr),
+                   o1 = _mm256_loadu_ps(orr + 1);
+            c[r][0] = _mm256_sub_ps(e0, e1), c[r][1] = _mm256_add_ps(o0, e1);
+            c[r][2] = _mm256_sub_ps(e1, o0), c[r][3] = _mm256_sub_ps(o0, o1);
+        }
+        float *vt = v + ty * g->txc;
+        for (int b = 0; b < 4; b++) {
+            _mm256_mask_storeu_ps(vt + (0 + b) * ldv, mk, _mm256_sub_ps(c[0][b], c[2][b]));
+            _mm256_mask_storeu_ps(vt + (4 + b) * ldv, mk, _mm256_add_ps(c[1][b], c[2][b]));
+            _mm256_mask_storeu_ps(vt + (8 + b) * ldv, mk, _mm256_sub_ps(c[2][b], c[1][b]));
+            _mm256_mask_storeu_ps(vt + (12 + b) * ldv, mk, _mm256_sub_ps(c[1][b], c[3][b]));
+        }
+    }
 #else
     (void)g, (void)eo, (void)v, (void)ldv;
 #endif
@@ -248,11 +288,92 @@ T512 static void out_adjoint(const wgeo *g, const float *dy, float *z, int64_t l
 #endif
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The two halves of a 512-bit vector as 256-bit ones, and back. */
+T256 static __m256 hi256(__m512 a) {
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+}
+
+T256 static __m512 join256(__m256 lo, __m256 hi) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+}
+#endif
+
+/* out_transform for rows of at most 8 tiles (as in_transform8): an output row, 16 columns at most, is one vector,
+ * its even and odd columns interleaved from the two halves. */
+T256 static void out_transform8(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
+                                float hi, float *y) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
+           vhi = _mm256_set1_ps(act == ONX_ACT_RELU ? INFINITY : hi);
+    const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
+    __mmask8 mk = (__mmask8)((1u << g->txc) - 1);
+    __mmask16 mo = (__mmask16)((1u << g->OW) - 1);
+    for (int64_t ty = 0; ty < g->tyc; ty++) {
+        const float *t = yt + ty * g->txc;
+        __m256 s[2][4];
+        for (int j = 0; j < 4; j++) { /* A^T M */
+            __m256 a0 = _mm256_maskz_loadu_ps(mk, t + (0 + j) * ldy), a1 = _mm256_maskz_loadu_ps(mk, t + (4 + j) * ldy),
+                   a2 = _mm256_maskz_loadu_ps(mk, t + (8 + j) * ldy),
+                   a3 = _mm256_maskz_loadu_ps(mk, t + (12 + j) * ldy);
+            s[0][j] = _mm256_add_ps(_mm256_add_ps(a0, a1), a2);
+            s[1][j] = _mm256_sub_ps(_mm256_sub_ps(a1, a2), a3);
+        }
+        for (int i = 0; i < 2 && 2 * ty + i < g->OH; i++) { /* (A^T M) A, then bias and activation */
+            __m256 ev = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[i][0], s[i][1]), s[i][2]), vb);
+            __m256 od = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[i][1], s[i][2]), s[i][3]), vb);
+            if (act != ONX_ACT_NONE) {
+                ev = _mm256_min_ps(_mm256_max_ps(ev, vlo), vhi);
+                od = _mm256_min_ps(_mm256_max_ps(od, vlo), vhi);
+            }
+            _mm512_mask_storeu_ps(y + (2 * ty + i) * g->OW, mo, _mm512_permutexvar_ps(il, join256(ev, od)));
+        }
+    }
+#else
+    (void)g, (void)yt, (void)ldy, (void)bias, (void)act, (void)lo, (void)hi, (void)y;
+#endif
+}
+
+/* out_adjoint for rows of at most 8 tiles (as in_transform8). */
+T256 static void out_adjoint8(const wgeo *g, const float *dy, float *z, int64_t ldz) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const __m512i de = _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0); /* evens, odds */
+    __mmask8 mk = (__mmask8)((1u << g->txc) - 1);
+    __mmask16 mo = (__mmask16)((1u << g->OW) - 1);
+    for (int64_t ty = 0; ty < g->tyc; ty++) {
+        __m256 d[2][2];
+        for (int i = 0; i < 2; i++) {
+            if (2 * ty + i >= g->OH) {
+                d[i][0] = d[i][1] = _mm256_setzero_ps();
+                continue;
+            }
+            __m512 a = _mm512_permutexvar_ps(de, _mm512_maskz_loadu_ps(mo, dy + (2 * ty + i) * g->OW));
+            d[i][0] = _mm512_castps512_ps256(a), d[i][1] = hi256(a);
+        }
+        __m256 u[4][2];
+        for (int j = 0; j < 2; j++) { /* A dY: rows d0, d0 + d1, d0 - d1, -d1 */
+            u[0][j] = d[0][j], u[1][j] = _mm256_add_ps(d[0][j], d[1][j]);
+            u[2][j] = _mm256_sub_ps(d[0][j], d[1][j]), u[3][j] = _mm256_sub_ps(_mm256_setzero_ps(), d[1][j]);
+        }
+        float *zt = z + ty * g->txc;
+        for (int a = 0; a < 4; a++) { /* (A dY) A^T */
+            _mm256_mask_storeu_ps(zt + (4 * a + 0) * ldz, mk, u[a][0]);
+            _mm256_mask_storeu_ps(zt + (4 * a + 1) * ldz, mk, _mm256_add_ps(u[a][0], u[a][1]));
+            _mm256_mask_storeu_ps(zt + (4 * a + 2) * ldz, mk, _mm256_sub_ps(u[a][0], u[a][1]));
+            _mm256_mask_storeu_ps(zt + (4 * a + 3) * ldz, mk, _mm256_sub_ps(_mm256_setzero_ps(), u[a][1]));
+        }
+    }
+#else
+    (void)g, (void)dy, (void)z, (void)ldz;
+#endif
+}
+
 void onx_wino_out_adj(const onx_win *w, int64_t m, const float *dy, int64_t ns, float *z) {
     wgeo g = geo_of(w);
     int64_t cols = ns * g.T, P = g.OH * g.OW;
     for (int64_t s = 0; s < ns; s++)
-        for (int64_t i = 0; i < m; i++) out_adjoint(&g, dy + (s * m + i) * P, z + i * cols + s * g.T, m * cols);
+        for (int64_t i = 0; i < m; i++)
+            (g.txc <= 8 ? out_adjoint8 : out_adjoint)(&g, dy + (s * m + i) * P, z + i * cols + s * g.T, m * cols);
 }
 
 static void wino_in(const wgeo *g, int64_t c, const float *x, int64_t ns, float *v, float *eo) {
@@ -260,7 +381,7 @@ static void wino_in(const wgeo *g, int64_t c, const float *x, int64_t ns, float 
     for (int64_t s = 0; s < ns; s++)
         for (int64_t ch = 0; ch < c; ch++) {
             split_eo(g, x + (s * c + ch) * HW, eo);
-            in_transform(g, eo, v + ch * cols + s * g->T, c * cols);
+            (g->txc <= 8 ? in_transform8 : in_transform)(g, eo, v + ch * cols + s * g->T, c * cols);
         }
 }
 
@@ -298,7 +419,8 @@ void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *
         }
         for (int64_t s = 0; s < ns; s++)
             for (int64_t i = 0; i < m; i++)
-                out_transform(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, act, lo, hi,
-                              y + ((s0 + s) * m + i) * P);
+                (g.txc <= 8 ? out_transform8 : out_transform)(&g, yt + i * cols + s * g.T, m * cols,
+                                                              bias ? bias[i] : 0.0f, act, lo, hi,
+                                                              y + ((s0 + s) * m + i) * P);
     }
 }
