@@ -5,6 +5,15 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The fused passes over whole planes also come in AVX-512, 16 lanes to SSE's 4, taken when the CPU has it. */
+#define BN_AVX512 1
+#define T512 __attribute__((target("avx512f")))
+static int bn_avx512(void) {
+    return __builtin_cpu_supports("avx512f");
+}
+#endif
 
 #include "nn_layers.h"
 #include "vec.h"
@@ -140,8 +149,55 @@ int nn_bn_forward(const nn_layer *L, const float *gamma, const float *beta, floa
     return TR_OK;
 }
 
+#ifdef BN_AVX512
+/* The lanes [0, n) of a vector, n <= 16. */
+static __mmask16 lanes(size_t n) {
+    return (__mmask16)((1u << n) - 1);
+}
+
+T512 static void affine_relu512(float *out, const float *x, size_t n, float a, float b) {
+    __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), z = _mm512_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 t = lanes(n - i < 16 ? n - i : 16);
+        _mm512_mask_storeu_ps(out + i, t, _mm512_max_ps(_mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(t, x + i), vb), z));
+    }
+}
+
+/* masked_sums's and nn_bn_relu_dx's (below) lanes: a tail lane reads y as 0, so g is 0 there. */
+T512 static void masked_sums512(const float *y, const float *d, const float *xa, size_t n, float m, float inv,
+                                double *sb, double *sg) {
+    __m512 vs = _mm512_setzero_ps(), vg = _mm512_setzero_ps(), vm = _mm512_set1_ps(m), vi = _mm512_set1_ps(inv),
+           z = _mm512_setzero_ps();
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 t = lanes(n - j < 16 ? n - j : 16);
+        __m512 g = _mm512_maskz_loadu_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(t, y + j), z, _CMP_GT_OQ), d + j);
+        vs = _mm512_add_ps(vs, g);
+        vg = _mm512_fmadd_ps(g, _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, xa + j), vm), vi), vg);
+    }
+    *sb += _mm512_reduce_add_ps(vs);
+    *sg += _mm512_reduce_add_ps(vg);
+}
+
+T512 static void relu_dx512(float *o, const float *x, const float *y, const float *d, size_t n, float k, float bx,
+                            float c0v) {
+    __m512 vk = _mm512_set1_ps(k), vb = _mm512_set1_ps(bx), vc = _mm512_set1_ps(c0v), z = _mm512_setzero_ps();
+    for (size_t j = 0; j < n; j += 16) {
+        __mmask16 t = lanes(n - j < 16 ? n - j : 16);
+        __m512 g = _mm512_maskz_loadu_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(t, y + j), z, _CMP_GT_OQ), d + j);
+        _mm512_mask_storeu_ps(o + j, t,
+                              _mm512_fmadd_ps(vk, g, _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(t, x + j), vc)));
+    }
+}
+#endif
+
 /* out = relu(a x + b) over n floats (restrict: gcc -O2 vectorises the blocks). */
 static void affine_relu(float *restrict out, const float *restrict x, size_t n, float a, float b) {
+#ifdef BN_AVX512
+    if (bn_avx512()) {
+        affine_relu512(out, x, n, a, b);
+        return;
+    }
+#endif
     size_t i = 0;
     for (; i + VEC_BLOCK <= n; i += VEC_BLOCK)
         for (size_t k = 0; k < VEC_BLOCK; k++) {
@@ -244,6 +300,12 @@ void nn_bn_backward(const nn_layer *L, const float *gamma, const float *x, const
  * are random). */
 static void masked_sums(const float *y, const float *d, const float *xa, size_t n, float m, float inv, double *sb,
                         double *sg) {
+#ifdef BN_AVX512
+    if (bn_avx512()) {
+        masked_sums512(y, d, xa, n, m, inv, sb, sg);
+        return;
+    }
+#endif
     size_t j = 0;
     float s0 = 0, g0 = 0;
 #if defined(__SSE2__)
@@ -341,6 +403,12 @@ void nn_bn_relu_dx(const nn_layer *L, const float *coef, const float *x, const f
         const float *restrict xp = x + c * hw, *restrict yp = y + c * hw, *restrict d = dy + c * hw;
         float *restrict o = dx + c * hw;
         size_t j = 0;
+#ifdef BN_AVX512
+        if (bn_avx512()) {
+            relu_dx512(o, xp, yp, d, hw, k, bx, c0v);
+            continue;
+        }
+#endif
 #if defined(__SSE2__)
         /* branch-free (the signs are random), as gcc does not make the select so */
         __m128 vk = _mm_set1_ps(k), vb = _mm_set1_ps(bx), vc = _mm_set1_ps(c0v), z = _mm_setzero_ps();
