@@ -361,39 +361,35 @@ static void relu_backward_part(void *ctx, size_t c0, size_t c1) {
     }
 }
 
-void nn_bn_relu_max2_backward(const nn_layer *L, const float *gamma, const float *stat, int train, const float *y,
-                              const float *xarg, const float *dy, size_t n, float *dgamma, float *dbeta, float *coef,
-                              par *p) {
+/* The fused backwards' sums: planes of y, dy and xa (the batch norm's input where y came from) plane floats each. */
+static void relu_backward(const nn_layer *L, size_t plane, const float *gamma, const float *stat, int train,
+                          const float *xa, const float *y, const float *dy, size_t n, float *dgamma, float *dbeta,
+                          float *coef, par *p) {
     bn_task t = {.L = L,
-                 .plane = (size_t)(L->in.h / 2) * (size_t)(L->in.w / 2),
+                 .plane = plane,
                  .gamma = gamma,
                  .dy = dy,
                  .yp = y,
                  .dgamma = dgamma,
                  .dbeta = dbeta,
                  .cstat = stat,
-                 .cxarg = xarg,
+                 .cxarg = xa,
                  .coef = coef,
                  .n = n,
                  .train = train};
     par_for(p, (size_t)L->in.c, relu_backward_part, &t);
 }
 
+void nn_bn_relu_max2_backward(const nn_layer *L, const float *gamma, const float *stat, int train, const float *y,
+                              const float *xarg, const float *dy, size_t n, float *dgamma, float *dbeta, float *coef,
+                              par *p) {
+    relu_backward(L, (size_t)(L->in.h / 2) * (size_t)(L->in.w / 2), gamma, stat, train, xarg, y, dy, n, dgamma, dbeta,
+                  coef, p);
+}
+
 void nn_bn_relu_backward(const nn_layer *L, const float *gamma, const float *stat, int train, const float *x,
                          const float *y, const float *dy, size_t n, float *dgamma, float *dbeta, float *coef, par *p) {
-    bn_task t = {.L = L,
-                 .plane = (size_t)L->in.h * (size_t)L->in.w,
-                 .gamma = gamma,
-                 .dy = dy,
-                 .yp = y,
-                 .dgamma = dgamma,
-                 .dbeta = dbeta,
-                 .cstat = stat,
-                 .cxarg = x,
-                 .coef = coef,
-                 .n = n,
-                 .train = train};
-    par_for(p, (size_t)L->in.c, relu_backward_part, &t);
+    relu_backward(L, (size_t)L->in.h * (size_t)L->in.w, gamma, stat, train, x, y, dy, n, dgamma, dbeta, coef, p);
 }
 
 void nn_bn_relu_dx(const nn_layer *L, const float *coef, const float *x, const float *y, const float *dy, float *dx) {
