@@ -14,6 +14,7 @@
 #include "eval.h"
 #include "mlp.h"
 #include "opt.h"
+#include "par.h"
 #include "train.h"
 
 #define EV_BATCH 4096 /* rows per forward call */
@@ -111,26 +112,59 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Embed d's rows with m into a malloc'd n x output_dim array. */
-static int embed(const mdl_model *m, const dat_set *d, float **out, tr_err *err) {
-    size_t od = (size_t)mdl_output_dim(m), bytes;
-    mdl_ws ws = {0};
-    int rc = TR_OK;
+/* The batches of EV_BATCH rows, shared among the threads: each its own workspace and first failure. */
+typedef struct {
+    const mdl_model *m;
+    const dat_set *d;
+    float *e;
+    size_t od;
+    mdl_ws *ws;
+    int *rc;
+    tr_err *err;
+} embed_task;
+
+static void embed_part(void *ctx, size_t lo, size_t hi, int tid) {
+    embed_task *t = ctx;
+    for (size_t k = lo; k < hi && t->rc[tid] == TR_OK; k++) {
+        size_t i = k * EV_BATCH, b = t->d->n - i < EV_BATCH ? t->d->n - i : EV_BATCH;
+        t->rc[tid] = mdl_forward(t->m, t->d->x + i * t->d->dim, b, t->e + i * t->od, -1, &t->ws[tid], &t->err[tid]);
+    }
+}
+
+/* Embed d's rows with m into a malloc'd n x output_dim array, the batches on threads threads (the same batches
+ * for any thread count: the same embeddings). */
+static int embed(const mdl_model *m, const dat_set *d, size_t threads, float **out, tr_err *err) {
+    size_t od = (size_t)mdl_output_dim(m), bytes, nb = (d->n + EV_BATCH - 1) / EV_BATCH;
+    size_t nt = threads < 1 ? 1 : threads > nb ? (nb ? nb : 1) : threads;
     *out = NULL;
     if (!tr_size_mul(d->n, od, &bytes) || !tr_size_mul(bytes, sizeof(float), &bytes))
         return tr_seterr(err, TR_ELIMIT, "data", "%zu x %zu embeddings overflow", d->n, od);
-    float *e = malloc(bytes ? bytes : 1);
-    if (e == NULL) return tr_seterr(err, TR_ENOMEM, "", "cannot allocate %zu x %zu embeddings", d->n, od);
-    for (size_t i = 0; i < d->n && rc == TR_OK; i += EV_BATCH) {
-        size_t b = d->n - i < EV_BATCH ? d->n - i : EV_BATCH;
-        rc = mdl_forward(m, d->x + i * d->dim, b, e + i * od, -1, &ws, err);
+    embed_task t = {m,
+                    d,
+                    malloc(bytes ? bytes : 1),
+                    od,
+                    calloc(nt, sizeof(mdl_ws)),
+                    calloc(nt, sizeof(int)),
+                    calloc(nt, sizeof(tr_err))};
+    par *p = NULL;
+    int rc = t.e && t.ws && t.rc && t.err
+                 ? par_new((int)nt, &p, err)
+                 : tr_seterr(err, TR_ENOMEM, "", "cannot allocate %zu x %zu embeddings", d->n, od);
+    if (rc == TR_OK) {
+        openblas_set_num_threads(1); /* each thread runs its own GEMMs */
+        par_for_id(p, nb, embed_part, &t);
+        openblas_set_num_threads((int)threads);
+        for (size_t k = 0; k < nt && rc == TR_OK; k++)
+            if ((rc = t.rc[k]) != TR_OK && err) *err = t.err[k];
     }
-    mdl_ws_free(&ws);
+    par_free(p);
+    for (size_t k = 0; t.ws && k < nt; k++) mdl_ws_free(&t.ws[k]);
+    free(t.ws), free(t.rc), free(t.err);
     if (rc != TR_OK) {
-        free(e);
+        free(t.e);
         return rc;
     }
-    *out = e;
+    *out = t.e;
     return TR_OK;
 }
 
@@ -282,8 +316,9 @@ static int baselines(const eval_args *a, const mdl_model *m, dist_metric metric,
             cfg.seed = a->seed;
         else
             model_seed(m, &cfg.seed);
-        if ((rc = trn_init_like(m, &cfg, &init, err)) != TR_OK || (rc = embed(init, gd, &gx, err)) != TR_OK ||
-            (!loo && (rc = embed(init, qd, &qx, err)) != TR_OK) ||
+        if ((rc = trn_init_like(m, &cfg, &init, err)) != TR_OK ||
+            (rc = embed(init, gd, a->threads, &gx, err)) != TR_OK ||
+            (!loo && (rc = embed(init, qd, a->threads, &qx, err)) != TR_OK) ||
             (rc = score(a, metric, loo ? gx : qx, qd, gx, gd, od, loo, &rows[2], err)) != TR_OK)
             goto done;
         if (!a->json) fprintf(stderr, "tripletctl eval: untrained baseline: seed %llu\n", (unsigned long long)cfg.seed);
@@ -401,8 +436,8 @@ int cmd_eval(int argc, char **argv) {
                 loo ? "leave-one-out" : qd->source, gd->n, gd->source, dist_name(metric));
 
     /* the model */
-    if (embed(m, gd, &ge, &err) != TR_OK) goto fail;
-    if (!loo && embed(m, qd, &qe, &err) != TR_OK) goto fail;
+    if (embed(m, gd, a.threads, &ge, &err) != TR_OK) goto fail;
+    if (!loo && embed(m, qd, a.threads, &qe, &err) != TR_OK) goto fail;
     if (score(&a, metric, loo ? ge : qe, qd, ge, gd, od, loo, &rows[0], &err) != TR_OK) goto fail;
     free(qe);
     free(ge);
