@@ -5,18 +5,21 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+
+#include "nn_layers.h"
+#include "onnx_sgemm.h"
+#include "vec.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-/* The fused passes over whole planes also come in AVX-512, 16 lanes to SSE's 4, taken when the CPU has it. */
+/* The fused passes over whole planes also come in AVX-512, 16 lanes to SSE's 4, taken where the SGEMM takes its
+ * AVX-512 kernel (onx_sgemm_best, the one place that reads the CPU's features for it). */
 #define BN_AVX512 1
 #define T512 __attribute__((target("avx512f")))
 static int bn_avx512(void) {
-    return __builtin_cpu_supports("avx512f");
+    return onx_sgemm_best() == ONX_K_AVX512;
 }
 #endif
-
-#include "nn_layers.h"
-#include "vec.h"
 
 #define BN_EPS 1e-5
 #define BN_MOMENTUM 0.1
@@ -83,6 +86,7 @@ typedef struct {
     size_t plane; /* the fused backward: values per plane of y, dy and cxarg */
     size_t n;
     int train;
+    int relu; /* apply_part: the fused batch norm and relu */
 } bn_task;
 
 /* Channels [c0, c1): mean and 1/std (batch statistics from the planes' means and squared deviations, combined as
@@ -117,36 +121,6 @@ static void stats_part(void *ctx, size_t c0, size_t c1) {
         t->stat[c] = (float)mean;
         t->stat[C + c] = (float)(1.0 / sqrt(var + BN_EPS));
     }
-}
-
-/* y = gamma * (x - m) * inv + beta, as one multiply-add, over samples [lo, hi). */
-static void apply_part(void *ctx, size_t lo, size_t hi) {
-    const bn_task *t = ctx;
-    size_t C = (size_t)t->L->in.c, hw = (size_t)t->L->in.h * (size_t)t->L->in.w;
-    for (size_t smp = lo; smp < hi; smp++)
-        for (size_t c = 0; c < C; c++) {
-            float a = t->gamma[c] * t->stat[C + c], b = t->beta[c] - a * t->stat[c];
-            vec_affine(t->y + (smp * C + c) * hw, t->x + (smp * C + c) * hw, hw, a, b);
-        }
-}
-
-int nn_bn_forward(const nn_layer *L, const float *gamma, const float *beta, float *state, const float *x, size_t n,
-                  int train, const double *pstat, float *y, float *stat, par *p) {
-    size_t M = n * (size_t)L->in.h * (size_t)L->in.w;
-    if (train && M < 2) return TR_EINVAL;
-    bn_task t = {.L = L,
-                 .gamma = gamma,
-                 .beta = beta,
-                 .x = x,
-                 .state = state,
-                 .y = y,
-                 .stat = stat,
-                 .pstat = pstat,
-                 .n = n,
-                 .train = train};
-    par_for(p, (size_t)L->in.c, stats_part, &t);
-    if (y) par_for(p, n, apply_part, &t);
-    return TR_OK;
 }
 
 #ifdef BN_AVX512
@@ -210,21 +184,40 @@ static void affine_relu(float *restrict out, const float *restrict x, size_t n, 
     }
 }
 
-/* The fused batch norm and relu over samples [lo, hi). */
-static void relu_part(void *ctx, size_t lo, size_t hi) {
+/* y = gamma * (x - m) * inv + beta, as one multiply-add (relu: then the relu), over samples [lo, hi). */
+static void apply_part(void *ctx, size_t lo, size_t hi) {
     const bn_task *t = ctx;
     size_t C = (size_t)t->L->in.c, hw = (size_t)t->L->in.h * (size_t)t->L->in.w;
     for (size_t smp = lo; smp < hi; smp++)
         for (size_t c = 0; c < C; c++) {
             float a = t->gamma[c] * t->stat[C + c], b = t->beta[c] - a * t->stat[c];
-            affine_relu(t->y + (smp * C + c) * hw, t->x + (smp * C + c) * hw, hw, a, b);
+            (t->relu ? affine_relu : vec_affine)(t->y + (smp * C + c) * hw, t->x + (smp * C + c) * hw, hw, a, b);
         }
+}
+
+int nn_bn_forward(const nn_layer *L, const float *gamma, const float *beta, float *state, const float *x, size_t n,
+                  int train, const double *pstat, float *y, float *stat, par *p) {
+    size_t M = n * (size_t)L->in.h * (size_t)L->in.w;
+    if (train && M < 2) return TR_EINVAL;
+    bn_task t = {.L = L,
+                 .gamma = gamma,
+                 .beta = beta,
+                 .x = x,
+                 .state = state,
+                 .y = y,
+                 .stat = stat,
+                 .pstat = pstat,
+                 .n = n,
+                 .train = train};
+    par_for(p, (size_t)L->in.c, stats_part, &t);
+    if (y) par_for(p, n, apply_part, &t);
+    return TR_OK;
 }
 
 void nn_bn_relu_forward(const nn_layer *L, const float *gamma, const float *beta, const float *x, size_t n,
                         const float *stat, float *y, par *p) {
-    bn_task t = {.L = L, .gamma = gamma, .beta = beta, .x = x, .y = y, .stat = (float *)stat, .n = n};
-    par_for(p, n, relu_part, &t);
+    bn_task t = {.L = L, .gamma = gamma, .beta = beta, .x = x, .y = y, .stat = (float *)stat, .n = n, .relu = 1};
+    par_for(p, n, apply_part, &t);
 }
 
 /* The fused batch norm, relu and 2x2 max pool over samples [lo, hi): each plane through relu(a x + b), pooled. */
