@@ -10,7 +10,7 @@
 #define ONX_MAX_FILE (1024u * 1024u * 1024u) /* bytes */
 #define ONX_MAX_NODES 100000
 #define ONX_MAX_ELEMS (1 << 26) /* elements of one tensor per sample (or per fixed batch) */
-#define ONX_MIN_OPSET 6
+#define ONX_MIN_OPSET 1
 #define ONX_MAX_OPSET 17
 
 typedef struct onx_graph onx_graph;

@@ -11,6 +11,25 @@ static int math_kind(const char *n) {
     return !strcmp(n, "Pow") ? M_POW : !strcmp(n, "Sum") ? M_SUM : !strcmp(n, "Max") ? M_MAX : M_MIN;
 }
 
+/* Pow's integer exponent (opset 12 on), a constant: its values as floats in nd->p. */
+static int int_exponent(onx_graph *g, onx_node *nd, const onx_value *v, tr_err *err) {
+    onx_dim cnt;
+    if (!v->is_const) return onx_fail(g, nd, err, "an integer exponent must be computable at load");
+    if (!onx_numel(v->dim, 0, v->rank, &cnt) || cnt.p) return onx_fail(g, nd, err, "the exponent's shape overflows");
+    float *e = malloc(sizeof *e * (size_t)(cnt.c + 1));
+    if (!e) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
+    for (int64_t j = 0; j < cnt.c; j++) {
+        onx_dim d = ((const onx_dim *)v->data)[j];
+        if (d.p) {
+            free(e);
+            return onx_fail(g, nd, err, "the exponent depends on the batch size");
+        }
+        e[j] = (float)d.c;
+    }
+    nd->p = e;
+    return TR_OK;
+}
+
 static int infer_nary(onx_graph *g, onx_node *nd, tr_err *err) {
     int k = math_kind(nd->op->name), rc;
     static const char *const known[] = {NULL};
@@ -19,8 +38,10 @@ static int infer_nary(onx_graph *g, onx_node *nd, tr_err *err) {
         return rc;
     onx_value acc = {0};
     for (int i = 0; i < nd->n_in; i++) {
-        if ((rc = onx_need(g, nd, i, ONX_F32, 0, ONX_MAX_RANK, err))) return rc;
         const onx_value *v = onx_in(g, nd, i);
+        if (k == M_POW && i == 1 && g->opset >= 12 && v && v->dtype == ONX_I64 && (rc = int_exponent(g, nd, v, err)))
+            return rc;
+        if (!nd->p && (rc = onx_need(g, nd, i, ONX_F32, 0, ONX_MAX_RANK, err))) return rc;
         if (i == 0) {
             acc.rank = v->rank;
             memcpy(acc.dim, v->dim, sizeof acc.dim);
@@ -84,7 +105,9 @@ static void run_nary(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
         if (out[0].p != in[0].p) memcpy(out[0].p, in[0].p, out[0].n * sizeof(float));
         return;
     }
-    bcast(k, &in[0], &in[1], &out[0]);
+    onx_t b = in[1];
+    if (nd->p) b.p = nd->p, b.esz = sizeof(float); /* an integer exponent, as floats */
+    bcast(k, &in[0], &b, &out[0]);
     for (int i = 2; i < nd->n_in; i++) bcast(k, &out[0], &in[i], &out[0]);
 }
 

@@ -30,7 +30,8 @@ static int infer_pool(onx_graph *g, onx_node *nd, tr_err *err) {
     const onx_value *x = onx_in(g, nd, 0);
     int64_t so = 0, cip = 0;
     if ((rc = onx_attr_int(g, nd, "storage_order", &so, err)) < 0) return rc;
-    if (so) return onx_fail(g, nd, err, "storage_order 1 is not supported");
+    /* storage_order lays out the indices output, which is never computed (the loader drops it unread) */
+    if (so != 0 && so != 1) return onx_fail(g, nd, err, "storage_order %lld is not 0 or 1", (long long)so);
     if ((rc = onx_attr_int(g, nd, "count_include_pad", &cip, err)) < 0) return rc;
     pool_p *p = calloc(1, sizeof *p);
     if (!p) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");

@@ -200,7 +200,28 @@ static int load_input(onx_graph *g, const Onnx__ValueInfoProto *in, int id, tr_e
 
 /* --- nodes --- */
 
-static int load_node(onx_graph *g, const Onnx__NodeProto *np, int idx, name_map *m, tr_err *err) {
+/* The names that node inputs or the graph output read, each once, at most
+ * max of them (a valid graph reads no more names than it defines): the
+ * by-products of by_products() that none reads are not computed. */
+static void map_reads(name_map *r, const Onnx__GraphProto *gp, size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i < gp->n_output && n < max; i++)
+        if (gp->output[i]->name && map_get(r, gp->output[i]->name) < 0) map_put(r, gp->output[i]->name, 1), n++;
+    for (size_t i = 0; i < gp->n_node; i++)
+        for (size_t k = 0; k < gp->node[i]->n_input && n < max; k++) {
+            const char *in = gp->node[i]->input[k];
+            if (in && in[0] && map_get(r, in) < 0) map_put(r, in, 1), n++;
+        }
+}
+
+/* Ops whose outputs after the first are optional by-products: Dropout's
+ * mask, MaxPool's indices, BatchNormalization's training statistics. */
+static int by_products(const char *op) {
+    return !strcmp(op, "Dropout") || !strcmp(op, "MaxPool") || !strcmp(op, "BatchNormalization");
+}
+
+static int load_node(onx_graph *g, const Onnx__NodeProto *np, int idx, name_map *m, const name_map *reads,
+                     tr_err *err) {
     onx_node *nd = &g->nodes[g->n_nodes];
     memset(nd, 0, sizeof *nd);
     char s[96];
@@ -234,6 +255,9 @@ static int load_node(onx_graph *g, const Onnx__NodeProto *np, int idx, name_map 
         return onx_fail(g, nd, err, "more than %d inputs or outputs", ONX_MAX_IO);
     nd->n_in = (int)np->n_input;
     nd->n_out = (int)np->n_output;
+    while (by_products(op) && nd->n_out > 1 &&
+           (!np->output[nd->n_out - 1] || map_get(reads, np->output[nd->n_out - 1]) < 0))
+        nd->n_out--;
     for (int k = 0; k < nd->n_in; k++) {
         const char *in = np->input[k];
         if (!in || !in[0]) {
@@ -402,23 +426,29 @@ static int load_graph(onx_graph *g, const Onnx__ModelProto *mp, tr_err *err) {
     g->cap_v = (int)cap;
     g->v = calloc(cap, sizeof *g->v);
     g->nodes = calloc(gp->n_node + 1, sizeof *g->nodes);
-    name_map m = {0};
+    name_map m = {0}, reads = {0};
     for (m.cap = 16; m.cap < 2 * cap; m.cap *= 2) {
     }
     m.key = calloc(m.cap, sizeof *m.key);
     m.val = calloc(m.cap, sizeof *m.val);
-    if (!g->v || !g->nodes || !m.key || !m.val) {
+    reads.cap = m.cap;
+    reads.key = calloc(m.cap, sizeof *reads.key);
+    reads.val = calloc(m.cap, sizeof *reads.val);
+    if (!g->v || !g->nodes || !m.key || !m.val || !reads.key || !reads.val) {
         rc = tr_seterr(err, TR_ENOMEM, "", "out of memory");
         goto done;
     }
     if ((rc = load_initializers(g, gp, &m, err)) || (rc = load_inputs(g, gp, &m, err))) goto done;
+    map_reads(&reads, gp, cap);
     for (size_t i = 0; i < gp->n_node; i++)
-        if ((rc = load_node(g, gp->node[i], (int)i, &m, err))) goto done;
+        if ((rc = load_node(g, gp->node[i], (int)i, &m, &reads, err))) goto done;
     if ((rc = load_output(g, gp, &m, err)) == TR_OK) rc = onx_optimize(g, err);
 done:
     for (int i = 0; i < g->n_nodes; i++) g->nodes[i].proto = NULL;
     free(m.key);
     free(m.val);
+    free(reads.key);
+    free(reads.val);
     return rc;
 }
 

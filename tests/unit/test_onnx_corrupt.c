@@ -204,6 +204,9 @@ static void m_no_opset(Onnx__ModelProto *m) {
 static void m_opset5(Onnx__ModelProto *m) {
     m->opset_import[0]->version = 5;
 }
+static void m_opset0(Onnx__ModelProto *m) {
+    m->opset_import[0]->version = 0;
+}
 static void m_opset18(Onnx__ModelProto *m) {
     m->opset_import[0]->version = 18;
 }
@@ -353,8 +356,11 @@ static const ccase CASES[] = {
     {"valid", m_none, TR_OK, ""},
     {"IR version 2", m_ir2, TR_EFORMAT, "IR version 2 is not supported (3 to 9)"},
     {"no opset", m_no_opset, TR_EFORMAT, "no default-domain opset is imported"},
-    {"opset 5", m_opset5, TR_EFORMAT, "opset 5 is not supported (6 to 17)"},
-    {"opset 18", m_opset18, TR_EFORMAT, "opset 18 is not supported (6 to 17)"},
+    {"opset 0", m_opset0, TR_EFORMAT, "opset 0 is not supported (1 to 17)"},
+    {"op defined anew after the file's opset", m_opset5, TR_EFORMAT,
+     "node 1 \"relu\" (Relu): op Relu at opset 5 is not supported (its definition changed at opset 6); "
+     "re-export with opset 6 or later"},
+    {"opset 18", m_opset18, TR_EFORMAT, "opset 18 is not supported (1 to 17)"},
     {"default domain twice", m_opset_twice, TR_EFORMAT, "the default domain is imported twice"},
     {"no graph", m_no_graph, TR_EFORMAT, "the model has no graph"},
     {"unsupported op", m_unknown_op, TR_EFORMAT,
