@@ -4,8 +4,8 @@ PyTorch reference outputs, for `make test-zoo` (too large to commit).
 
     /usr/bin/python3 tests/golden/gen_zoo.py OUTDIR [model ...]
 
-Writes OUTDIR/<model>_op<N>_<dyn|b2>.onnx (opset 13 with a symbolic batch and opset 17 with a
-fixed batch of 2), OUTDIR/<model>.in and OUTDIR/<model>.out (int32 n, int32 dim, n*dim
+Writes OUTDIR/<model>_op<N>_<dyn|b2>.onnx (opsets 11, 13 and 17, each with a symbolic batch
+and with a fixed batch of 2), OUTDIR/<model>.in and OUTDIR/<model>.out (int32 n, int32 dim, n*dim
 float32: 3 input images and PyTorch's float64 outputs), the layout tests/unit/test_onnx.c reads.
 """
 import os
@@ -51,7 +51,7 @@ def main():
         m.float()
         write_rows(os.path.join(out, name + ".in"), x)
         write_rows(os.path.join(out, name + ".out"), y)
-        for opset, fixed in ((13, False), (17, True)):
+        for opset, fixed in ((11, False), (11, True), (13, False), (13, True), (17, False), (17, True)):
             path = os.path.join(out, "%s_op%d_%s.onnx" % (name, opset, "b2" if fixed else "dyn"))
             torch.onnx.export(m, torch.zeros(2, 3, SIZE, SIZE), path, opset_version=opset, input_names=["x"],
                               output_names=["y"], dynamic_axes=None if fixed else {"x": {0: "n"}, "y": {0: "n"}})

@@ -134,12 +134,12 @@ static void test_zoo(void **state) {
     memcpy(saved, data_dir, sizeof saved);
     snprintf(data_dir, sizeof data_dir, "%s", dir);
     snprintf(models, sizeof models, "%s", list);
-    static const int opsets[] = {13, 17};
-    static const char *const kinds[] = {"dyn", "b2"};
-    static const int64_t fixed[] = {0, 2};
+    static const int opsets[] = {11, 11, 13, 13, 17, 17};
+    static const char *const kinds[] = {"dyn", "b2", "dyn", "b2", "dyn", "b2"};
+    static const int64_t fixed[] = {0, 2, 0, 2, 0, 2};
     for (char *m = strtok_r(models, " ,", &save); m; m = strtok_r(NULL, " ,", &save)) {
         print_message("zoo: %s\n", m);
-        check_set(m, opsets, kinds, fixed, 2);
+        check_set(m, opsets, kinds, fixed, 6);
     }
     memcpy(data_dir, saved, sizeof saved);
 }
