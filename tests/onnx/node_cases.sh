@@ -15,7 +15,7 @@ else
     bad "gen_onnx_node.py: $(tail -n 5 "$tmp/gen.log")"
     finish
 fi
-if "$RUN" "$tmp/node" >"$tmp/run.log" 2>&1; then
+if "$RUN" "$tmp/node" 250 >"$tmp/run.log" 2>&1; then
     ok "node cases: $(grep -m1 'cases:' "$tmp/run.log")"
 else
     bad "node cases:"

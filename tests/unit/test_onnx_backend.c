@@ -58,7 +58,8 @@ static const char *const BACKEND_REFUSED[][2] = {
     {NULL, NULL},
 };
 
-/* ONNX's node cases (tests/golden/gen_onnx_node.py) refused on purpose. */
+/* Generated cases refused on purpose: ONNX's node cases (tests/golden/gen_onnx_node.py); the opset
+ * cases run by ONNX Runtime (tests/golden/gen_onnx_opsets.py) have none. */
 static const char *const NODE_REFUSED[][2] = {
     /* the output does not keep the input's rows: concatenated, flattened, reduced, transposed, gathered,
      * reshaped, sliced, split or tiled along the batch dimension (a sample's output must be its own row) */
@@ -259,22 +260,25 @@ static void test_backend(void **state) {
     run_dir(dir, 90);
 }
 
-/* The generated node cases, in the folder NODE_DIR (tests/onnx/node.sh). */
-static const char *node_dir;
+/* Generated cases in the folder given on the command line (the suites of tests/onnx), at least min_cases of them. */
+static const char *case_dir;
+static int min_cases;
 
-static void test_node(void **state) {
+static void test_generated(void **state) {
     (void)state;
     refused = NODE_REFUSED;
-    run_dir(node_dir, 200);
+    run_dir(case_dir, min_cases);
 }
 
-/* test_onnx_backend [NODE_DIR]: the committed backend cases, or the node cases generated in NODE_DIR. */
+/* test_onnx_backend [DIR MIN]: the committed backend cases, or the >= MIN cases generated in DIR
+ * (ONNX's node cases, or the opset cases with ONNX Runtime's outputs). */
 int main(int argc, char **argv) {
     const struct CMUnitTest backend[] = {cmocka_unit_test(test_backend)};
-    const struct CMUnitTest node[] = {cmocka_unit_test(test_node)};
-    if (argc > 1) {
-        node_dir = argv[1];
-        return cmocka_run_group_tests(node, NULL, NULL);
+    const struct CMUnitTest generated[] = {cmocka_unit_test(test_generated)};
+    if (argc > 2) {
+        case_dir = argv[1];
+        min_cases = atoi(argv[2]);
+        return cmocka_run_group_tests(generated, NULL, NULL);
     }
     return cmocka_run_group_tests(backend, NULL, NULL);
 }
