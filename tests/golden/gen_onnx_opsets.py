@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """gen_onnx_opsets.py - one-op (or few-op) ONNX models at every opset where the op's spelling or
-meaning changed, run by ONNX Runtime for the reference outputs (tests/onnx/ort_opsets.sh).
+meaning changed, run by ONNX Runtime for the reference outputs (tests/onnx/conformance.sh).
 
     gen_onnx_opsets.py make OUT   writes OUT/<case>/model.onnx, input_0.pb and input.bin (float32)
     gen_onnx_opsets.py wrap OUT   turns the output.bin + output.json that tests/onnx/ort_run.js

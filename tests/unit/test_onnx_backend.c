@@ -260,7 +260,7 @@ static void test_backend(void **state) {
     run_dir(dir, 90);
 }
 
-/* Generated cases in the folder given on the command line (the suites of tests/onnx), at least min_cases of them. */
+/* Generated cases in the folder given on the command line (tests/onnx/conformance.sh), at least min_cases of them. */
 static const char *case_dir;
 static int min_cases;
 
