@@ -161,7 +161,7 @@ static float *read_tensor(const char *path, size_t *n, int64_t *dim0) {
     *dim0 = t->n_dims ? t->dims[0] : 1;
     float *v = malloc(*n * sizeof *v + 1);
     assert_non_null(v);
-    memcpy(v, t->has_raw_data ? (const void *)t->raw_data.data : (const void *)t->float_data, *n * sizeof *v);
+    if (*n) memcpy(v, t->has_raw_data ? (const void *)t->raw_data.data : (const void *)t->float_data, *n * sizeof *v);
     onnx__tensor_proto__free_unpacked(t, NULL);
     return v;
 }
