@@ -6,7 +6,10 @@
 #include "onnx_load.h"
 #include "onnx_op.h"
 
-#define ARENA_TARGET ((size_t)64 << 20) /* bytes of activations per chunk of rows */
+/* Bytes of activations per chunk of rows: a chunk's tensors stay in the L3 cache (32 MiB here)
+ * next to another worker's chunk and the weights. 64 MiB chunks ran mobilenet_v2 at batch 8
+ * 15 % and the Fashion CNN at batch 256 13 % slower (resnet18 at batch 8: 3 % faster). */
+#define ARENA_TARGET ((size_t)8 << 20)
 #define MAX_CHUNK 256
 #define N_CLASS 9 /* plans for up to 1, 2, 4, ..., 256 rows */
 #define ALIGN 16  /* floats: 64-byte offsets */
