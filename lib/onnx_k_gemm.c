@@ -73,6 +73,9 @@ static double gemm_macs(const onx_node *nd, const onx_t *in, const onx_t *out) {
 
 /* MatMul: A [..., M, K] x B [K, N] (or B with A's batch dims); 1-D
  * operands promoted as numpy does. nd->i = {K, N, B batched}. */
+/* MatMul: nd->i = {K, N, batched}. B of rank <= 2 multiplies all of A's rows at once; a batched B
+ * (rank >= 3) broadcasts against A's batch dimensions as numpy does (each aligned pair equal or one
+ * of them 1; B's rank at most A's, so the batch stays A's first dimension): one GEMM per matrix. */
 static int infer_matmul(onx_graph *g, onx_node *nd, tr_err *err) {
     int rc;
     if ((rc = onx_arity(g, nd, 2, 2, 1, err)) || (rc = onx_need(g, nd, 0, ONX_F32, 1, ONX_MAX_RANK, err)) ||
@@ -83,16 +86,23 @@ static int infer_matmul(onx_graph *g, onx_node *nd, tr_err *err) {
     onx_dim k = a->dim[a->rank - 1], kb = b->dim[b->rank >= 2 ? b->rank - 2 : 0];
     onx_dim n = b->rank >= 2 ? b->dim[b->rank - 1] : onx_d(1);
     int batched = b->rank > 2, ok = onx_deq(k, kb) && !k.p && !n.p;
-    if (batched) {
-        ok = ok && a->rank == b->rank;
-        for (int i = 0; ok && i < a->rank - 2; i++) ok = onx_deq(a->dim[i], b->dim[i]);
-    }
-    if (!ok)
-        return onx_fail(g, nd, err, "shapes %s and %s do not multiply (batched B needs A's batch dims)",
-                        onx_shape_str(a, sa, sizeof sa), onx_shape_str(b, sb, sizeof sb));
     onx_dim o[ONX_MAX_RANK];
     int r = 0;
     for (int i = 0; i < a->rank - 1; i++) o[r++] = a->dim[i];
+    if (batched) {
+        ok = ok && b->rank <= a->rank;
+        for (int i = 0, off = a->rank - b->rank; ok && i < b->rank - 2; i++) {
+            onx_dim da = a->dim[off + i], db = b->dim[i];
+            if (onx_deq(da, db) || onx_deq(db, onx_d(1))) continue;
+            ok = onx_deq(da, onx_d(1)) && off + i > 0 && !db.p; /* A's 1 takes B's size; never the batch's place */
+            o[off + i] = db;
+        }
+    }
+    if (!ok)
+        return onx_fail(g, nd, err,
+                        "shapes %s and %s do not multiply (a batched B broadcasts against A's dimensions "
+                        "after the batch)",
+                        onx_shape_str(a, sa, sizeof sa), onx_shape_str(b, sb, sizeof sb));
     if (b->rank >= 2) o[r++] = n;
     nd->i[0] = k.c, nd->i[1] = n.c, nd->i[2] = batched;
     onx_set_out(g, nd, 0, ONX_F32, r, o);
@@ -102,16 +112,35 @@ static int infer_matmul(onx_graph *g, onx_node *nd, tr_err *err) {
 static void run_matmul(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
     (void)tmp;
     int k = (int)nd->i[0], n = (int)nd->i[1];
-    size_t rows = k ? in[0].n / (size_t)k : 0, batches = 1;
-    if (nd->i[2]) { /* B batched like A: one GEMM per batch matrix */
-        batches = in[1].n / ((size_t)k * (size_t)n);
-        rows /= batches;
+    const float *a = in[0].p, *b = in[1].p;
+    float *y = out[0].p;
+    if (!nd->i[2]) { /* every row of A times one B */
+        int rows = k ? (int)(in[0].n / (size_t)k) : 0;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, n, k, 1.0f, a, k, b, n, 0.0f, y, n);
+    } else { /* one GEMM per matrix of the output, A's and B's matrices picked by broadcasting */
+        int ra = in[0].rank, nb = ra - 2, off = ra - in[1].rank;
+        int m = (int)in[0].d[ra - 2];
+        int64_t sa[ONX_MAX_RANK], sb[ONX_MAX_RANK], idx[ONX_MAX_RANK] = {0}, da = 1, db = 1;
+        for (int i = nb - 1; i >= 0; i--) { /* strides in matrices; 0 where a dimension of 1 broadcasts */
+            sa[i] = in[0].d[i] == 1 ? 0 : da;
+            da *= in[0].d[i];
+            int j = i - off;
+            sb[i] = j < 0 || in[1].d[j] == 1 ? 0 : db;
+            db *= j < 0 ? 1 : in[1].d[j];
+        }
+        size_t mats = out[0].n / ((size_t)m * (size_t)n);
+        for (size_t t = 0; t < mats; t++) {
+            int64_t oa = 0, ob = 0;
+            for (int i = 0; i < nb; i++) oa += idx[i] * sa[i], ob += idx[i] * sb[i];
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f,
+                        a + (size_t)oa * (size_t)m * (size_t)k, k, b + (size_t)ob * (size_t)k * (size_t)n, n, 0.0f,
+                        y + t * (size_t)m * (size_t)n, n);
+            for (int i = nb - 1; i >= 0; i--) {
+                if (++idx[i] < out[0].d[i]) break;
+                idx[i] = 0;
+            }
+        }
     }
-    for (size_t bi = 0; bi < batches; bi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, n, k, 1.0f,
-                    (const float *)in[0].p + bi * rows * (size_t)k, k,
-                    (const float *)in[1].p + bi * (size_t)k * (size_t)n, n, 0.0f,
-                    (float *)out[0].p + bi * rows * (size_t)n, n);
     onx_act_apply(nd->act, nd->act_lo, nd->act_hi, out[0].p, out[0].n);
 }
 

@@ -53,11 +53,15 @@ static int infer_identity(onx_graph *g, onx_node *nd, tr_err *err) {
 }
 
 static int infer_dropout(onx_graph *g, onx_node *nd, tr_err *err) {
-    int rc = onx_arity(g, nd, 1, 2, 1, err); /* data, ratio (ignored at inference) */
+    int rc = onx_arity(g, nd, 1, 3, 1, err); /* data, ratio (ignored at inference), training_mode */
     if (rc) return rc;
     int64_t is_test = 1;
     if ((rc = onx_attr_int(g, nd, "is_test", &is_test, err)) < 0) return rc;
     if (!is_test) return onx_fail(g, nd, err, "is_test 0 (training) is not supported");
+    const onx_value *t = nd->n_in > 2 ? onx_in(g, nd, 2) : NULL;
+    if (t && (!t->is_const || t->dtype != ONX_I64 || t->rank > 1 || (t->rank == 1 && !onx_deq(t->dim[0], onx_d(1))) ||
+              ((const onx_dim *)t->data)[0].c != 0))
+        return onx_fail(g, nd, err, "training_mode must be a constant false (inference only)");
     const onx_value *x = onx_in(g, nd, 0);
     onx_set_out(g, nd, 0, x->dtype, x->rank, x->dim);
     nd->alias = 1;

@@ -85,9 +85,11 @@ int onx_load_tensor(onx_graph *g, const Onnx__TensorProto *t, const char *owner,
                          nm);
     if (t->segment) return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": segmented tensors are not supported", nm);
     int dt = t->has_data_type ? t->data_type : 0;
+    int is_bool = dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL; /* kept as int64 0 or 1 (Dropout's training_mode) */
     if (dt != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && dt != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 &&
-        dt != ONNX__TENSOR_PROTO__DATA_TYPE__INT32)
-        return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": data type %s is not supported (float, int64, int32)", nm,
+        dt != ONNX__TENSOR_PROTO__DATA_TYPE__INT32 && !is_bool)
+        return tr_seterr(err, TR_EFORMAT, nm,
+                         "tensor \"%s\": data type %s is not supported (float, int64, int32, bool)", nm,
                          dtype_name(dt));
     if (t->n_dims > ONX_MAX_RANK)
         return tr_seterr(err, TR_ELIMIT, nm, "tensor \"%s\": %zu dimensions; at most %d", nm, t->n_dims, ONX_MAX_RANK);
@@ -99,10 +101,10 @@ int onx_load_tensor(onx_graph *g, const Onnx__TensorProto *t, const char *owner,
         if (!tr_size_mul(n, (size_t)t->dims[i], &n) || n > ((size_t)1 << 34))
             return tr_seterr(err, TR_ELIMIT, nm, "tensor \"%s\": element count overflows", nm);
     }
-    size_t esz = dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? 8 : 4, bytes = n * esz;
+    size_t esz = dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? 8 : is_bool ? 1 : 4, bytes = n * esz;
     size_t typed = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT   ? t->n_float_data
                    : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? t->n_int64_data
-                                                                : t->n_int32_data;
+                                                                : t->n_int32_data; /* int32 and bool */
     size_t raw = t->has_raw_data ? t->raw_data.len : 0;
     if (raw && typed) return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": has both raw_data and typed data", nm);
     if (raw ? raw != bytes : typed != n)
@@ -137,6 +139,8 @@ int onx_load_tensor(onx_graph *g, const Onnx__TensorProto *t, const char *owner,
                     memcpy(&x, t->raw_data.data + i * 8, 8);
                 else
                     x = t->int64_data[i];
+            } else if (is_bool) {
+                x = raw ? t->raw_data.data[i] != 0 : t->int32_data[i] != 0;
             } else {
                 int32_t y;
                 if (raw)

@@ -113,6 +113,17 @@ for op in (7, 10, 12, 13):
     inits = [("r", np.array(0.3, np.float32))] if op >= 12 else []
     kw = {} if op >= 12 else {"ratio": 0.3}
     case(f"dropout_op{op}", op, [4, 5], [N("Dropout", ins, ["d"], **kw), N("Relu", ["d"], ["y"])], inits=inits)
+case("dropout_op13_training_false", 13, [4, 5], [N("Dropout", ["x", "r", "t"], ["y"])],
+     inits=[("r", np.array(0.5, np.float32)), ("t", np.array(False))])
+case("pad_constant_op11_novalue", 11, [3, 5, 6], [N("Pad", ["x", "p"], ["y"])], inits=[("p", i64([0, 0, 1, 2, 0, 1, 0, 0]))])
+case("matmul_vec_op13", 13, [4, 6], [N("MatMul", ["x", "w"], ["y"])], inits=[("w", f32([6]))])
+case("matmul_bcast_op13", 13, [2, 4, 6], [N("MatMul", ["x", "w"], ["y"])], inits=[("w", f32([2, 6, 3]))])
+case("matmul_bcast_one_op13", 13, [2, 4, 6], [N("MatMul", ["x", "w"], ["y"])], inits=[("w", f32([1, 6, 3]))])
+case("matmul_bcast_a_one_op13", 13, [1, 4, 6], [N("MatMul", ["x", "w"], ["y"])], inits=[("w", f32([3, 6, 2]))])
+case("matmul_runtime_b_op13", 13, [4, 6], [N("Transpose", ["x"], ["t"], perm=[0, 2, 1]), N("MatMul", ["x", "t"], ["y"])])
+case("lpnorm_p2_neg_axis", 13, [3, 4, 5], [N("LpNormalization", ["x"], ["y"], p=2, axis=-2)])
+case("globalavgpool_1d", 13, [3, 7], [N("GlobalAveragePool", ["x"], ["y"])])
+case("avgpool_1d_op11", 11, [3, 13], [N("AveragePool", ["x"], ["y"], kernel_shape=[4], strides=[3], pads=[1, 2], count_include_pad=1)])
 case("shape_op15_slice", 15, [4, 5, 6],
      [N("Shape", ["x"], ["s"], start=1, end=-1), N("Reshape", ["x", "t"], ["r"]), N("Relu", ["r"], ["y"])],
      inits=[("t", i64([0, -1]))])
