@@ -71,9 +71,8 @@ static double gemm_macs(const onx_node *nd, const onx_t *in, const onx_t *out) {
     return (double)out[0].n * (double)nd->i[3];
 }
 
-/* MatMul: A [..., M, K] x B [K, N] (or B with A's batch dims); 1-D
- * operands promoted as numpy does. nd->i = {K, N, B batched}. */
-/* MatMul: nd->i = {K, N, batched}. B of rank <= 2 multiplies all of A's rows at once; a batched B
+/* MatMul: A [..., M, K] x B [K, N]; 1-D operands promoted as numpy does. nd->i = {K, N, batched}.
+ * B of rank <= 2 multiplies all of A's rows at once; a batched B
  * (rank >= 3) broadcasts against A's batch dimensions as numpy does (each aligned pair equal or one
  * of them 1; B's rank at most A's, so the batch stays A's first dimension): one GEMM per matrix. */
 static int infer_matmul(onx_graph *g, onx_node *nd, tr_err *err) {
