@@ -40,9 +40,11 @@
  *    onnx_op.c's family list. The registry lists supported ops in refusals.
  * 4. Test it against numbers from PyTorch or numpy (tests/golden/gen_onnx.py
  *    shows how model files and reference outputs are made; tests/unit/
- *    test_onnx.c how they are checked), and delete its rows from the
- *    "still to come" list of tests/unit/test_onnx_backend.c: ONNX's own
- *    backend cases using the op must then match their outputs.
+ *    test_onnx.c how they are checked), add its spellings to
+ *    tests/golden/gen_onnx_opsets.py (run by ONNX Runtime), and delete the
+ *    rows of its cases from the refusal lists of tests/unit/
+ *    test_onnx_backend.c: ONNX's own backend and node cases using the op
+ *    must then match their outputs (tests/onnx/conformance.sh).
  */
 
 #define ONX_MAX_RANK 8
