@@ -285,17 +285,34 @@ static int infer_reshape(onx_graph *g, onx_node *nd, tr_err *err) {
     return TR_OK;
 }
 
+/* Constant: a tensor (value), or from opset 12 a float, int or list of them (value_float, value_ints, ...). */
 static int infer_constant(onx_graph *g, onx_node *nd, tr_err *err) {
     int rc = onx_arity(g, nd, 0, 0, 1, err), vi;
     if (rc) return rc;
-    static const char *const known[] = {"value", NULL};
+    static const char *const known[] = {"value", "value_float", "value_floats", "value_int", "value_ints", NULL};
     if ((rc = onx_attr_only(g, nd, known, err))) return rc;
+    const onx_value *src = NULL;
+    onx_value v, t;
     if ((rc = onx_attr_tensor(g, nd, "value", &vi, err)) < 0) return rc;
-    if (rc == 0) return onx_fail(g, nd, err, "attribute \"value\" is required");
-    onx_value *src = &g->v[vi];
+    if (rc) src = &g->v[vi];
+    for (int k = 1; known[k]; k++) {
+        if ((rc = onx_attr_values(g, nd, known[k], &t, err)) < 0) break;
+        if (rc && src) {
+            free(t.data);
+            rc = onx_fail(g, nd, err, "has more than one value attribute");
+            break;
+        }
+        if (rc) v = t, src = &v;
+        rc = TR_OK;
+    }
+    if (!rc && !src) rc = onx_fail(g, nd, err, "attribute \"value\" (or value_float, value_ints, ...) is required");
+    if (rc) {
+        if (src == &v) free(v.data);
+        return rc;
+    }
     onx_set_out(g, nd, 0, src->dtype, src->rank, src->dim);
     onx_set_const(g, nd, 0, src->data);
-    src->data = NULL;
+    if (src != &v) g->v[vi].data = NULL;
     return TR_OK;
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "onnx.h"
 #include "onnx/onnx.pb-c.h"
 #include "onnx_load.h"
 #include "onnx_op.h"
@@ -171,6 +172,41 @@ int onx_attr_tensor(onx_graph *g, const onx_node *nd, const char *name, int *vi,
     if (!a->t) return onx_fail(g, nd, err, "attribute \"%s\" has no tensor", name);
     rc = onx_load_tensor(g, a->t, nd->name, vi, err);
     return rc ? rc : 1;
+}
+
+int onx_attr_values(const onx_graph *g, const onx_node *nd, const char *name, onx_value *v, tr_err *err) {
+    const Onnx__AttributeProto *a = attr_find(nd, name);
+    if (!a) return 0;
+    if (a->ref_attr_name && a->ref_attr_name[0])
+        return onx_fail(g, nd, err, "attribute \"%s\" refers to a function attribute", a->name);
+    int t = (int)a->type,
+        list = t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS || t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    int is_f = t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT || t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+    if (!is_f && t != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT && t != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)
+        return onx_fail(g, nd, err, "attribute \"%s\" must be a float, an int or a list of them", name);
+    size_t n = !list ? 1 : is_f ? a->n_floats : a->n_ints;
+    if (n > ONX_MAX_ELEMS)
+        return onx_fail(g, nd, err, "attribute \"%s\" has %zu values; at most %d", name, n, ONX_MAX_ELEMS);
+    void *data = malloc((n ? n : 1) * (is_f ? sizeof(float) : sizeof(onx_dim)));
+    if (!data) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (is_f) {
+            float f = list ? a->floats[i] : a->f;
+            if (!isfinite(f)) {
+                free(data);
+                return onx_fail(g, nd, err, "attribute \"%s\" is not finite", name);
+            }
+            ((float *)data)[i] = f;
+        } else {
+            ((onx_dim *)data)[i] = onx_d(list ? a->ints[i] : a->i);
+        }
+    }
+    memset(v, 0, sizeof *v);
+    v->dtype = is_f ? ONX_F32 : ONX_I64;
+    v->rank = list;
+    v->dim[0] = onx_d((int64_t)n);
+    v->data = data;
+    return 1;
 }
 
 int onx_attr_only(const onx_graph *g, const onx_node *nd, const char *const *known, tr_err *err) {

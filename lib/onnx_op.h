@@ -179,6 +179,9 @@ int onx_attr_str(const onx_graph *g, const onx_node *nd, const char *name, char 
 /* A tensor attribute (Constant's value) converted to a new constant value
  * appended to the graph: its index in *vi. */
 int onx_attr_tensor(onx_graph *g, const onx_node *nd, const char *name, int *vi, tr_err *err);
+/* A float, floats, int or ints attribute (Constant's value_float, value_ints, ...) as constant data:
+ * 1 and *v filled (dtype, rank 0 or 1, dims, malloc'd data), 0 when absent, < 0 on an error. */
+int onx_attr_values(const onx_graph *g, const onx_node *nd, const char *name, onx_value *v, tr_err *err);
 /* Refuse any attribute not in the NULL-terminated list `known`. */
 int onx_attr_only(const onx_graph *g, const onx_node *nd, const char *const *known, tr_err *err);
 

@@ -213,6 +213,12 @@ case("matmul_3d_op13", 13, [4, 6], [N("MatMul", ["x", "w"], ["y"])], inits=[("w"
 case("cast_roundtrip_op13", 13, [3, 4], [N("Cast", ["x"], ["y"], to=TensorProto.FLOAT)])
 case("constantofshape_op9", 9, [3, 4], [N("ConstantOfShape", ["s"], ["c"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5])),
                                          N("Add", ["x", "c"], ["y"])], inits=[("s", i64([3, 4]))])
+case("constant_value_float_op13", 13, [3, 4], [N("Constant", [], ["c"], value_float=0.75), N("Mul", ["x", "c"], ["y"])])
+case("constant_value_floats_op13", 13, [3, 4], [N("Constant", [], ["c"], value_floats=[0.5, -1.0, 2.0, 0.25]),
+                                                N("Add", ["x", "c"], ["y"])])
+case("constant_value_ints_op13", 13, [3, 4], [N("Constant", [], ["s"], value_ints=[0, 12]), N("Reshape", ["x", "s"], ["y"])])
+case("constant_value_tensor_op11", 11, [3, 4], [N("Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.FLOAT, [4], [1, 2, 3, 4])),
+                                                N("Sub", ["x", "c"], ["y"])])
 case("identity_op13", 13, [3, 4], [N("Identity", ["x"], ["y"])])
 
 
