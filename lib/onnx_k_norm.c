@@ -1,4 +1,5 @@
-/* onnx_k_norm.c - BatchNormalization (inference) as a per-channel affine map y = x*a + b. */
+/* onnx_k_norm.c - BatchNormalization (inference) as a per-channel affine map y = x*a + b, and
+ * LayerNormalization over a sample's trailing dimensions. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,65 @@ static void run_bn(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) 
     onx_act_apply(nd->act, nd->act_lo, nd->act_hi, y, out[0].n);
 }
 
+/* LayerNormalization (opset 17): y = (x - mean) / sqrt(var + epsilon) * scale + bias over the
+ * dimensions from axis on (never the batch's); scale and bias constant, of those dimensions' size
+ * (or one value). nd->i = {inner, scale count, bias count}; nd->f[0] = epsilon; nd->p = {scale, bias}. */
+static int infer_ln(onx_graph *g, onx_node *nd, tr_err *err) {
+    static const char *const known[] = {"axis", "epsilon", "stash_type", NULL};
+    int rc, axis;
+    if ((rc = onx_arity(g, nd, 2, 3, 1, err)) || (rc = onx_attr_only(g, nd, known, err)) ||
+        (rc = onx_need(g, nd, 0, ONX_F32, 2, ONX_MAX_RANK, err)))
+        return rc;
+    const onx_value *x = onx_in(g, nd, 0);
+    int64_t a = -1, stash = 1;
+    float eps = 1e-5f;
+    if ((rc = onx_attr_int(g, nd, "axis", &a, err)) < 0 || (rc = onx_attr_float(g, nd, "epsilon", &eps, err)) < 0 ||
+        (rc = onx_attr_int(g, nd, "stash_type", &stash, err)) < 0)
+        return rc;
+    if (!onx_axis(a, x->rank, 0, &axis))
+        return onx_fail(g, nd, err, "axis %lld is out of range for rank %d", (long long)a, x->rank);
+    if (axis == 0) return onx_fail(g, nd, err, "normalising across the batch dimension is not supported");
+    if (eps < 0) return onx_fail(g, nd, err, "epsilon %g is negative", (double)eps);
+    onx_dim inner;
+    if (!onx_numel(x->dim, axis, x->rank, &inner) || inner.p)
+        return onx_fail(g, nd, err, "the normalised dimensions depend on the batch size");
+    float *sb = malloc(sizeof *sb * (size_t)(2 * inner.c + 1));
+    if (!sb) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
+    nd->p = sb;
+    for (int k = 1; k < 3; k++) {
+        const onx_value *v = onx_in(g, nd, k);
+        onx_dim n = onx_d(1);
+        if (v &&
+            (v->dtype != ONX_F32 || !v->is_const || !onx_numel(v->dim, 0, v->rank, &n) || (n.c != inner.c && n.c != 1)))
+            return onx_fail(g, nd, err, "input %d \"%s\" must be a constant float tensor of %lld values (or one)", k,
+                            v->name, (long long)inner.c);
+        for (int64_t i = 0; i < inner.c; i++)
+            sb[(k - 1) * inner.c + i] = !v ? (float)(k == 1) : ((const float *)v->data)[n.c == 1 ? 0 : i];
+    }
+    nd->i[0] = inner.c;
+    nd->f[0] = eps;
+    onx_set_out(g, nd, 0, ONX_F32, x->rank, x->dim);
+    return TR_OK;
+}
+
+static void run_ln(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
+    (void)tmp;
+    size_t inner = (size_t)nd->i[0], rows = inner ? in[0].n / inner : 0;
+    const float *sc = nd->p, *bi = sc + inner;
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = (const float *)in[0].p + r * inner;
+        float *y = (float *)out[0].p + r * inner;
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < inner; i++) sum += x[i];
+        double mean = sum / (double)inner;
+        for (size_t i = 0; i < inner; i++) sq += (x[i] - mean) * (x[i] - mean);
+        float inv = (float)(1.0 / sqrt(sq / (double)inner + (double)nd->f[0])), m = (float)mean;
+        for (size_t i = 0; i < inner; i++) y[i] = (x[i] - m) * inv * sc[i] + bi[i];
+    }
+}
+
 const onx_op onx_ops_norm[] = {
     {"BatchNormalization", 6, infer_bn, run_bn, NULL, NULL, 1},
+    {"LayerNormalization", 17, infer_ln, run_ln, NULL, NULL, 0},
     {NULL, 0, NULL, NULL, NULL, NULL, 0},
 };

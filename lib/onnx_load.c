@@ -219,9 +219,11 @@ static void map_reads(name_map *r, const Onnx__GraphProto *gp, size_t max) {
 }
 
 /* Ops whose outputs after the first are optional by-products: Dropout's
- * mask, MaxPool's indices, BatchNormalization's training statistics. */
+ * mask, MaxPool's indices, BatchNormalization's training statistics,
+ * LayerNormalization's mean and inverse deviation. */
 static int by_products(const char *op) {
-    return !strcmp(op, "Dropout") || !strcmp(op, "MaxPool") || !strcmp(op, "BatchNormalization");
+    return !strcmp(op, "Dropout") || !strcmp(op, "MaxPool") || !strcmp(op, "BatchNormalization") ||
+           !strcmp(op, "LayerNormalization");
 }
 
 static int load_node(onx_graph *g, const Onnx__NodeProto *np, int idx, name_map *m, const name_map *reads,

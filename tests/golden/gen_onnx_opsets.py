@@ -108,6 +108,12 @@ case("bn_op7_nonspatial", 7, [4, 3, 5], [N("BatchNormalization", ["x", "s", "b",
      inits=[("s", f32([4, 3, 5], 0.5, 1.5)), ("b", f32([4, 3, 5])), ("m", f32([4, 3, 5], -0.3, 0.3)), ("v", f32([4, 3, 5], 0.5, 1.5))])
 for op in (9, 14, 15):
     case(f"bn_op{op}", op, [4, 3, 5], [N("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])], inits=bn_inits(4))
+case("layernorm_op17", 17, [3, 4, 5], [N("LayerNormalization", ["x", "s", "b"], ["y"], axis=2, epsilon=1e-3)],
+     inits=[("s", f32([4, 5], 0.5, 1.5)), ("b", f32([4, 5]))])
+case("layernorm_op17_last_noscale_bias", 17, [3, 4, 5], [N("LayerNormalization", ["x", "s"], ["y"])],
+     inits=[("s", f32([5], 0.5, 1.5))])
+case("layernorm_op17_axis1", 17, [3, 4, 5], [N("LayerNormalization", ["x", "s", "b"], ["y"], axis=1)],
+     inits=[("s", f32([3, 4, 5], 0.5, 1.5)), ("b", f32([3, 4, 5]))])
 for op in (7, 10, 12, 13):
     ins = ["x", "r"] if op >= 12 else ["x"]
     inits = [("r", np.array(0.3, np.float32))] if op >= 12 else []
