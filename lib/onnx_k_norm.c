@@ -1,5 +1,5 @@
-/* onnx_k_norm.c - BatchNormalization (inference) as a per-channel affine map y = x*a + b, and
- * LayerNormalization over a sample's trailing dimensions. */
+/* onnx_k_norm.c - BatchNormalization (inference) as a per-channel affine map y = x*a + b,
+ * LayerNormalization over a sample's trailing dimensions, InstanceNormalization per channel. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,24 +110,73 @@ static int infer_ln(onx_graph *g, onx_node *nd, tr_err *err) {
     return TR_OK;
 }
 
+/* InstanceNormalization: each channel of each sample normalised over its spatial positions, then
+ * scale[c] and bias[c] (constant). nd->i[0] = channels; nd->f[0] = epsilon; nd->p = {scale, bias}. */
+static int infer_in(onx_graph *g, onx_node *nd, tr_err *err) {
+    static const char *const known[] = {"epsilon", "consumed_inputs", NULL};
+    int rc;
+    if ((rc = onx_arity(g, nd, 3, 3, 1, err)) || (rc = onx_attr_only(g, nd, known, err)) ||
+        (rc = onx_need(g, nd, 0, ONX_F32, 3, ONX_MAX_RANK, err)))
+        return rc;
+    const onx_value *x = onx_in(g, nd, 0);
+    float eps = 1e-5f;
+    if ((rc = onx_attr_float(g, nd, "epsilon", &eps, err)) < 0) return rc;
+    if (eps < 0) return onx_fail(g, nd, err, "epsilon %g is negative", (double)eps);
+    onx_dim C = x->dim[1], sp;
+    if (C.p || !onx_numel(x->dim, 2, x->rank, &sp) || sp.p)
+        return onx_fail(g, nd, err, "the channel or spatial dimensions depend on the batch size");
+    float *sb = malloc(sizeof *sb * (size_t)(2 * C.c + 1));
+    if (!sb) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
+    nd->p = sb;
+    for (int k = 1; k < 3; k++) {
+        const onx_value *v = onx_in(g, nd, k);
+        onx_dim n;
+        if (!v || v->dtype != ONX_F32 || !v->is_const || !onx_numel(v->dim, 0, v->rank, &n) || n.c != C.c)
+            return onx_fail(g, nd, err, "input %d must be a constant float tensor of %lld values", k, (long long)C.c);
+        memcpy(sb + (k - 1) * C.c, v->data, sizeof *sb * (size_t)C.c);
+    }
+    nd->i[0] = C.c;
+    nd->f[0] = eps;
+    onx_set_out(g, nd, 0, ONX_F32, x->rank, x->dim);
+    return TR_OK;
+}
+
+/* Rows of n values normalised with their own mean and variance, then times sc[c] plus bi[c] of
+ * row r's channel c = r % channels (LayerNormalization: one row per sample, per-element sc/bi). */
+static void norm_rows(const float *x, float *y, size_t rows, size_t n, float eps, const float *sc, const float *bi,
+                      size_t channels) {
+    for (size_t r = 0; r < rows; r++, x += n, y += n) {
+        double sum = 0, sq = 0;
+        for (size_t i = 0; i < n; i++) sum += x[i];
+        double mean = sum / (double)n;
+        for (size_t i = 0; i < n; i++) sq += (x[i] - mean) * (x[i] - mean);
+        float inv = (float)(1.0 / sqrt(sq / (double)n + (double)eps)), m = (float)mean;
+        if (channels) {
+            float a = inv * sc[r % channels], b = bi[r % channels];
+            for (size_t i = 0; i < n; i++) y[i] = (x[i] - m) * a + b;
+        } else {
+            for (size_t i = 0; i < n; i++) y[i] = (x[i] - m) * inv * sc[i] + bi[i];
+        }
+    }
+}
+
+static void run_in(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
+    (void)tmp;
+    size_t C = (size_t)nd->i[0], rows = in[0].d[0] > 0 ? (size_t)in[0].d[0] * C : 0;
+    const float *sc = nd->p;
+    norm_rows(in[0].p, out[0].p, rows, rows ? in[0].n / rows : 0, nd->f[0], sc, sc + C, C);
+}
+
 static void run_ln(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
     (void)tmp;
-    size_t inner = (size_t)nd->i[0], rows = inner ? in[0].n / inner : 0;
-    const float *sc = nd->p, *bi = sc + inner;
-    for (size_t r = 0; r < rows; r++) {
-        const float *x = (const float *)in[0].p + r * inner;
-        float *y = (float *)out[0].p + r * inner;
-        double sum = 0, sq = 0;
-        for (size_t i = 0; i < inner; i++) sum += x[i];
-        double mean = sum / (double)inner;
-        for (size_t i = 0; i < inner; i++) sq += (x[i] - mean) * (x[i] - mean);
-        float inv = (float)(1.0 / sqrt(sq / (double)inner + (double)nd->f[0])), m = (float)mean;
-        for (size_t i = 0; i < inner; i++) y[i] = (x[i] - m) * inv * sc[i] + bi[i];
-    }
+    size_t inner = (size_t)nd->i[0];
+    const float *sc = nd->p;
+    norm_rows(in[0].p, out[0].p, inner ? in[0].n / inner : 0, inner, nd->f[0], sc, sc + inner, 0);
 }
 
 const onx_op onx_ops_norm[] = {
     {"BatchNormalization", 6, infer_bn, run_bn, NULL, NULL, 1},
     {"LayerNormalization", 17, infer_ln, run_ln, NULL, NULL, 0},
+    {"InstanceNormalization", 6, infer_in, run_in, NULL, NULL, 0},
     {NULL, 0, NULL, NULL, NULL, NULL, 0},
 };

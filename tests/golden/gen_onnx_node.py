@@ -35,7 +35,7 @@ HardSwish Tanh Softplus Softsign Erf Clip Abs Neg Exp Log Sqrt Pow Softmax LogSo
 AveragePool GlobalAveragePool GlobalMaxPool LRN Pad Flatten Reshape Squeeze Unsqueeze Transpose
 Concat Split Slice Gather Shape Expand Tile Gemm MatMul Add Sub Mul Div Sum Max Min ReduceMean
 ReduceSum ReduceMax ReduceL2 LpNormalization Constant ConstantOfShape Cast Identity
-Dropout LayerNormalization""".split())
+Dropout LayerNormalization InstanceNormalization""".split())
 
 
 def convert(case):

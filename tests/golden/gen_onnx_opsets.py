@@ -114,6 +114,10 @@ case("layernorm_op17_last_noscale_bias", 17, [3, 4, 5], [N("LayerNormalization",
      inits=[("s", f32([5], 0.5, 1.5))])
 case("layernorm_op17_axis1", 17, [3, 4, 5], [N("LayerNormalization", ["x", "s", "b"], ["y"], axis=1)],
      inits=[("s", f32([3, 4, 5], 0.5, 1.5)), ("b", f32([3, 4, 5]))])
+case("instancenorm_op6", 6, [4, 5, 6], [N("InstanceNormalization", ["x", "s", "b"], ["y"], epsilon=1e-3)],
+     inits=[("s", f32([4], 0.5, 1.5)), ("b", f32([4]))])
+case("instancenorm_1d_op13", 13, [3, 7], [N("InstanceNormalization", ["x", "s", "b"], ["y"])],
+     inits=[("s", f32([3], 0.5, 1.5)), ("b", f32([3]))])
 for op in (7, 10, 12, 13):
     ins = ["x", "r"] if op >= 12 else ["x"]
     inits = [("r", np.array(0.3, np.float32))] if op >= 12 else []

@@ -20,7 +20,7 @@
  * listed must load and match. When an op is added, its rows go. */
 static const char *const BACKEND_REFUSED[][2] = {
     /* outside the supported set: 3-D convs and pools, transposed convs,
-     * integer or double inputs, InstanceNormalization */
+     * integer or double inputs */
     {"test_Conv3d", "node 0 \"\" (Conv): input 0 \"0\" has shape [2,3,3,4,5], expected rank 3 to 4"},
     {"test_Conv3d_dilated", "node 0 \"\" (Conv): input 0 \"0\" has shape [2,3,5,5,5], expected rank 3 to 4"},
     {"test_Conv3d_dilated_strided", "node 0 \"\" (Conv): input 0 \"0\" has shape [2,3,5,5,5], expected rank 3 to 4"},
@@ -39,7 +39,6 @@ static const char *const BACKEND_REFUSED[][2] = {
     {"test_operator_addconstant", "input \"0\": element type double; only float inputs are supported"},
     {"test_operator_convtranspose", "node 0 \"\": op ConvTranspose (opset 6) is not supported"},
     {"test_operator_non_float_params", "input \"0\": element type int64; only float inputs are supported"},
-    {"test_operator_symbolic_override", "node 0 \"\": op InstanceNormalization (opset 6) is not supported"},
     /* opset-6 definitions that changed at opset 7 (ONNX Runtime refuses these too) */
     {"test_AvgPool1d", "node 1 \"\" (AveragePool): op AveragePool at opset 6 is not supported"},
     {"test_AvgPool1d_stride", "node 1 \"\" (AveragePool): op AveragePool at opset 6 is not supported"},
