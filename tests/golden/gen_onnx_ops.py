@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""gen_onnx_ops.py - few-op ONNX models for the activation, math, reduction and data-movement ops.
+"""gen_onnx_ops.py - few-op ONNX models for the activation, math, reduction, normalisation and data-movement ops.
 
 Writes (all committed, so `make test` needs no torch):
   tests/data/onnx/ops_<name>_op<k>_dyn.onnx  one model per opset k (11, 13, 17),
@@ -74,7 +74,25 @@ class Move(nn.Module):
         return torch.cat([p.flatten(1) for p in parts], 1)
 
 
-TORCH_MODELS = {"act": (Act, (3, 4, 5)), "reduce": (Reduce, (4, 6, 5)), "move": (Move, (6, 4, 5))}
+class Norm(nn.Module):
+    """GroupNorm and InstanceNorm2d (InstanceNormalization), LayerNorm over the last one and two
+    dimensions (LayerNormalization at opset 17, its decomposition before) on [N,4,6,5]."""
+
+    def __init__(self):
+        super().__init__()
+        self.gn, self.inorm = nn.GroupNorm(2, 4), nn.InstanceNorm2d(4, affine=True)
+        self.ln2, self.ln1 = nn.LayerNorm([6, 5]), nn.LayerNorm(5)
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.rand(p.shape, generator=g) + 0.5)
+
+    def forward(self, x):
+        return torch.cat([p.flatten(1) for p in (self.gn(x), self.inorm(x), self.ln2(x), self.ln1(x))], 1)
+
+
+TORCH_MODELS = {"act": (Act, (3, 4, 5)), "reduce": (Reduce, (4, 6, 5)), "move": (Move, (6, 4, 5)),
+                "norm": (Norm, (4, 6, 5))}
 
 
 # --- onnx.helper graphs ---------------------------------------------------
