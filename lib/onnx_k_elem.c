@@ -1,4 +1,5 @@
-/* onnx_k_elem.c - elementwise ops: activations and numpy-broadcast binary arithmetic. */
+/* onnx_k_elem.c - elementwise ops: activations, numpy-broadcast binary arithmetic, and Equal and
+ * Where, which torch.onnx.export puts into shape arithmetic (x.expand(n, -1, -1)). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,11 +57,11 @@ static void run_relu(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
 
 /* --- binary ops with numpy broadcasting --- */
 
-enum { B_ADD, B_SUB, B_MUL, B_DIV };
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_EQ };
 
 static int op_kind(const onx_node *nd) {
     const char *n = nd->op->name;
-    return n[0] == 'A' ? B_ADD : n[0] == 'S' ? B_SUB : n[0] == 'M' ? B_MUL : B_DIV;
+    return n[0] == 'A' ? B_ADD : n[0] == 'S' ? B_SUB : n[0] == 'M' ? B_MUL : n[0] == 'E' ? B_EQ : B_DIV;
 }
 
 /* int64 (shape) arithmetic on symbolic values, at load. */
@@ -76,6 +77,18 @@ static int sym_op(int k, onx_dim a, onx_dim b, onx_dim *o) {
         if (a.p + b.p > 1) return 0;
         o->c = a.c * b.c;
         o->p = o->c ? a.p + b.p : 0;
+        return 1;
+    case B_EQ: /* 1 or 0; c * N against a fixed value only when no batch size can make them equal */
+        if (a.p == b.p) {
+            *o = onx_d(a.c == b.c);
+            return 1;
+        }
+        if (b.p) {
+            onx_dim t = a;
+            a = b, b = t;
+        }
+        if ((a.c > 0 && b.c > 0) || (a.c < 0 && b.c < 0)) return 0;
+        *o = onx_d(0);
         return 1;
     default:
         if (b.c == 0) return 0;
@@ -116,7 +129,9 @@ static int fold_i64(onx_graph *g, onx_node *nd, int r, const onx_dim *d, tr_err 
         }
         if (!sym_op(op_kind(nd), pa[ia], pb[ib], &o[i])) {
             free(o);
-            return onx_fail(g, nd, err, "int64 arithmetic on the batch size that is not a multiple of it");
+            return onx_fail(g, nd, err,
+                            op_kind(nd) == B_EQ ? "the comparison depends on the batch size"
+                                                : "int64 arithmetic on the batch size that is not a multiple of it");
         }
     }
     onx_set_const(g, nd, 0, o);
@@ -137,6 +152,8 @@ static int infer_binary(onx_graph *g, onx_node *nd, tr_err *err) {
         return onx_fail(g, nd, err, "shapes %s and %s do not broadcast", onx_shape_str(a, sa, sizeof sa),
                         onx_shape_str(b, sb, sizeof sb));
     }
+    if (op_kind(nd) == B_EQ && a->dtype != ONX_I64)
+        return onx_fail(g, nd, err, "Equal compares int64 (shape) values only");
     onx_set_out(g, nd, 0, a->dtype, r, d);
     if (a->dtype == ONX_I64) {
         if (!a->is_const || !b->is_const) return onx_fail(g, nd, err, "int64 inputs must be computable at load");
@@ -182,8 +199,48 @@ static void run_binary(const onx_node *nd, const onx_t *in, onx_t *out, float *t
     onx_act_apply(nd->act, nd->act_lo, nd->act_hi, y, out[0].n);
 }
 
+/* Where: cond (int64 0/1, from Equal or a bool constant) must be known at load; x and y of one
+ * element type, all three numpy-broadcast. Folded at load when x and y are constants too. */
+static int infer_where(onx_graph *g, onx_node *nd, tr_err *err) {
+    int rc = onx_arity(g, nd, 3, 3, 1, err);
+    if (rc) return rc;
+    const onx_value *c = onx_in(g, nd, 0), *x = onx_in(g, nd, 1), *y = onx_in(g, nd, 2);
+    if (!c || !x || !y) return onx_fail(g, nd, err, "needs its three inputs");
+    if (c->dtype != ONX_I64 || !c->is_const) return onx_fail(g, nd, err, "the condition must be computable at load");
+    if (x->dtype != y->dtype) return onx_fail(g, nd, err, "inputs 1 and 2 have different element types");
+    onx_value xy = {0};
+    onx_dim d[ONX_MAX_RANK];
+    char s1[128], s2[128];
+    if (!onx_broadcast(x, y, &xy.rank, xy.dim) || !onx_broadcast(c, &xy, &xy.rank, d))
+        return onx_fail(g, nd, err, "shapes %s, %s and the condition's do not broadcast",
+                        onx_shape_str(x, s1, sizeof s1), onx_shape_str(y, s2, sizeof s2));
+    onx_set_out(g, nd, 0, x->dtype, xy.rank, d);
+    return TR_OK;
+}
+
+static void run_where(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
+    (void)nd, (void)tmp;
+    int r = out[0].rank;
+    size_t esz = out[0].esz;
+    int64_t st[3][ONX_MAX_RANK], idx[ONX_MAX_RANK] = {0};
+    for (int k = 0; k < 3; k++) onx_bstrides(&in[k], r, out[0].d, st[k]);
+    const onx_dim *cond = in[0].p;
+    for (size_t i = 0; i < out[0].n; i++) {
+        int64_t o[3] = {0, 0, 0};
+        for (int k = 0; k < 3; k++)
+            for (int j = 0; j < r; j++) o[k] += idx[j] * st[k][j];
+        int pick = cond[o[0]].c ? 1 : 2;
+        memcpy((char *)out[0].p + i * esz, (const char *)in[pick].p + (size_t)o[pick] * esz, esz);
+        for (int j = r - 1; j >= 0; j--) {
+            if (++idx[j] < out[0].d[j]) break;
+            idx[j] = 0;
+        }
+    }
+}
+
 const onx_op onx_ops_elem[] = {
     {"Relu", 6, infer_relu, run_relu, NULL, NULL, 0},    {"Add", 7, infer_binary, run_binary, NULL, NULL, 1},
     {"Sub", 7, infer_binary, run_binary, NULL, NULL, 1}, {"Mul", 7, infer_binary, run_binary, NULL, NULL, 1},
-    {"Div", 7, infer_binary, run_binary, NULL, NULL, 1}, {NULL, 0, NULL, NULL, NULL, NULL, 0},
+    {"Div", 7, infer_binary, run_binary, NULL, NULL, 1}, {"Equal", 7, infer_binary, run_binary, NULL, NULL, 0},
+    {"Where", 9, infer_where, run_where, NULL, NULL, 0}, {NULL, 0, NULL, NULL, NULL, NULL, 0},
 };

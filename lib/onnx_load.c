@@ -1,4 +1,5 @@
 /* onnx_load.c - read a ModelProto (protobuf-c) and validate it into an onx_graph. */
+#include <float.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -85,11 +86,12 @@ int onx_load_tensor(onx_graph *g, const Onnx__TensorProto *t, const char *owner,
                          nm);
     if (t->segment) return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": segmented tensors are not supported", nm);
     int dt = t->has_data_type ? t->data_type : 0;
-    int is_bool = dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL; /* kept as int64 0 or 1 (Dropout's training_mode) */
+    int is_bool = dt == ONNX__TENSOR_PROTO__DATA_TYPE__BOOL;  /* kept as int64 0 or 1 (Dropout's training_mode) */
+    int is_dbl = dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE; /* kept as float (torch's constants before a Cast) */
     if (dt != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && dt != ONNX__TENSOR_PROTO__DATA_TYPE__INT64 &&
-        dt != ONNX__TENSOR_PROTO__DATA_TYPE__INT32 && !is_bool)
+        dt != ONNX__TENSOR_PROTO__DATA_TYPE__INT32 && !is_bool && !is_dbl)
         return tr_seterr(err, TR_EFORMAT, nm,
-                         "tensor \"%s\": data type %s is not supported (float, int64, int32, bool)", nm,
+                         "tensor \"%s\": data type %s is not supported (float, double, int64, int32, bool)", nm,
                          dtype_name(dt));
     if (t->n_dims > ONX_MAX_RANK)
         return tr_seterr(err, TR_ELIMIT, nm, "tensor \"%s\": %zu dimensions; at most %d", nm, t->n_dims, ONX_MAX_RANK);
@@ -101,9 +103,10 @@ int onx_load_tensor(onx_graph *g, const Onnx__TensorProto *t, const char *owner,
         if (!tr_size_mul(n, (size_t)t->dims[i], &n) || n > ((size_t)1 << 34))
             return tr_seterr(err, TR_ELIMIT, nm, "tensor \"%s\": element count overflows", nm);
     }
-    size_t esz = dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? 8 : is_bool ? 1 : 4, bytes = n * esz;
+    size_t esz = dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || is_dbl ? 8 : is_bool ? 1 : 4, bytes = n * esz;
     size_t typed = dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT   ? t->n_float_data
                    : dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? t->n_int64_data
+                   : is_dbl                                     ? t->n_double_data
                                                                 : t->n_int32_data; /* int32 and bool */
     size_t raw = t->has_raw_data ? t->raw_data.len : 0;
     if (raw && typed) return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": has both raw_data and typed data", nm);
@@ -116,15 +119,26 @@ int onx_load_tensor(onx_graph *g, const Onnx__TensorProto *t, const char *owner,
     v->rank = (int)t->n_dims;
     for (int i = 0; i < v->rank; i++) v->dim[i] = onx_d(t->dims[i]);
     v->is_const = 1;
-    if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
+    if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || is_dbl) {
         v->dtype = ONX_F32;
         float *f = malloc(n ? n * sizeof *f : 1);
         if (!f) return tr_seterr(err, TR_ENOMEM, nm, "tensor \"%s\": out of memory", nm);
-        if (raw)
+        v->data = f;
+        if (is_dbl)
+            for (size_t i = 0; i < n; i++) {
+                double d;
+                if (raw)
+                    memcpy(&d, t->raw_data.data + i * 8, 8);
+                else
+                    d = t->double_data[i];
+                if (!(fabs(d) <= FLT_MAX))
+                    return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": element %zu is not a finite float", nm, i);
+                f[i] = (float)d;
+            }
+        else if (raw)
             memcpy(f, t->raw_data.data, bytes);
         else if (n)
             memcpy(f, t->float_data, bytes);
-        v->data = f;
         for (size_t i = 0; i < n; i++)
             if (!isfinite(f[i]))
                 return tr_seterr(err, TR_EFORMAT, nm, "tensor \"%s\": element %zu is not finite", nm, i);

@@ -91,8 +91,33 @@ class Norm(nn.Module):
         return torch.cat([p.flatten(1) for p in (self.gn(x), self.inorm(x), self.ln2(x), self.ln1(x))], 1)
 
 
+class Attn(nn.Module):
+    """A transformer block on [N,6,8] tokens: a class token expanded to the batch (Shape, Equal, Where,
+    Expand), LayerNorm, two-head self-attention keeping the batch first (Split, Transpose, batched
+    MatMul, Softmax), a GELU MLP (Erf), the class token's output L2-normalised (ReduceL2, Clip, Div)."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(9)
+        self.cls = nn.Parameter(torch.rand(1, 1, 8, generator=g))
+        self.pos = nn.Parameter(torch.rand(1, 7, 8, generator=g) * 0.1)
+        self.n1, self.n2 = nn.LayerNorm(8), nn.LayerNorm(8)
+        self.qkv, self.proj = nn.Linear(8, 24), nn.Linear(8, 8)
+        self.mlp = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8))
+
+    def forward(self, x):
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.n1(x)).reshape(b, n, 3, 2, d // 2).unbind(2)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        a = (q @ k.transpose(-2, -1) / (d // 2) ** 0.5).softmax(-1)
+        x = x + self.proj((a @ v).transpose(1, 2).reshape(b, n, d))
+        x = x + self.mlp(self.n2(x))
+        return F.normalize(x[:, 0], dim=1)
+
+
 TORCH_MODELS = {"act": (Act, (3, 4, 5)), "reduce": (Reduce, (4, 6, 5)), "move": (Move, (6, 4, 5)),
-                "norm": (Norm, (4, 6, 5))}
+                "norm": (Norm, (4, 6, 5)), "attn": (Attn, (6, 8))}
 
 
 # --- onnx.helper graphs ---------------------------------------------------

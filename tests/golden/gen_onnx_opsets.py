@@ -229,6 +229,14 @@ case("constant_value_floats_op13", 13, [3, 4], [N("Constant", [], ["c"], value_f
 case("constant_value_ints_op13", 13, [3, 4], [N("Constant", [], ["s"], value_ints=[0, 12]), N("Reshape", ["x", "s"], ["y"])])
 case("constant_value_tensor_op11", 11, [3, 4], [N("Constant", [], ["c"], value=helper.make_tensor("v", TensorProto.FLOAT, [4], [1, 2, 3, 4])),
                                                 N("Sub", ["x", "c"], ["y"])])
+case("where_equal_shape_op13", 13, [3, 4], [N("Shape", ["x"], ["s"]), N("Equal", ["s", "m"], ["e"]),
+                                             N("Where", ["e", "one", "s"], ["t"]), N("Expand", ["c", "t"], ["z"]),
+                                             N("Add", ["x", "z"], ["y"])],
+     inits=[("m", i64([-1, 3, -1])), ("one", i64([1, 1, 1])), ("c", f32([1, 1, 4]))])
+case("where_float_const_cond_op16", 16, [3, 4], [N("Where", ["k", "x", "z"], ["y"])],
+     inits=[("k", np.array([True, False, False, True])), ("z", f32([3, 1]))])
+case("expand_const_to_batch_op13", 13, [4], [N("Shape", ["x"], ["s"]), N("Expand", ["c", "s"], ["z"]), N("Mul", ["x", "z"], ["y"])],
+     inits=[("c", f32([4]))])
 case("identity_op13", 13, [3, 4], [N("Identity", ["x"], ["y"])])
 
 

@@ -270,8 +270,8 @@ static void m_huge_dims(Onnx__ModelProto *m) {
     G->initializer[0]->dims = A(sizeof d);
     memcpy(G->initializer[0]->dims, d, sizeof d);
 }
-static void m_double(Onnx__ModelProto *m) {
-    G->initializer[1]->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
+static void m_float16(Onnx__ModelProto *m) {
+    G->initializer[1]->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT16;
 }
 static void m_nan(Onnx__ModelProto *m) {
     ((float *)G->initializer[1]->raw_data.data)[1] = NAN;
@@ -386,8 +386,8 @@ static const ccase CASES[] = {
      "inside the .onnx file"},
     {"negative dim", m_neg_dim, TR_EFORMAT, "tensor \"W\": dimension 0 is negative (-2)"},
     {"element count overflow", m_huge_dims, TR_ELIMIT, "tensor \"W\": element count overflows"},
-    {"double tensor", m_double, TR_EFORMAT,
-     "tensor \"B\": data type double is not supported (float, int64, int32, bool)"},
+    {"float16 tensor", m_float16, TR_EFORMAT,
+     "tensor \"B\": data type float16 is not supported (float, double, int64, int32, bool)"},
     {"NaN weight", m_nan, TR_EFORMAT, "tensor \"B\": element 1 is not finite"},
     {"initializer twice", m_dup_init, TR_EFORMAT, "initializer \"W\" appears twice"},
     {"group", m_group, TR_EFORMAT, "node 0 \"conv\" (Conv): group 3 does not divide 1 input channels"},

@@ -84,7 +84,7 @@ static void check_model(const char *model, int opset) {
 
 static void test_models(void **state) {
     (void)state;
-    static const char *const models[] = {"act", "reduce", "move", "norm", "misc"};
+    static const char *const models[] = {"act", "reduce", "move", "norm", "attn", "misc"};
     static const int opsets[] = {11, 13, 17};
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++)
         for (size_t k = 0; k < sizeof opsets / sizeof opsets[0]; k++) check_model(models[m], opsets[k]);
