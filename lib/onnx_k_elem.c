@@ -1,6 +1,7 @@
 /* onnx_k_elem.c - elementwise ops: activations, numpy-broadcast binary arithmetic, and Equal and
  * Where, which torch.onnx.export puts into shape arithmetic (x.expand(n, -1, -1)). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,18 +65,19 @@ static int op_kind(const onx_node *nd) {
     return n[0] == 'A' ? B_ADD : n[0] == 'S' ? B_SUB : n[0] == 'M' ? B_MUL : n[0] == 'E' ? B_EQ : B_DIV;
 }
 
-/* int64 (shape) arithmetic on symbolic values, at load. */
+/* int64 (shape) arithmetic on symbolic values, at load: 1, 0 when the result is not c * N^p, -1 on
+ * an overflow. */
 static int sym_op(int k, onx_dim a, onx_dim b, onx_dim *o) {
     switch (k) {
     case B_ADD:
     case B_SUB:
         if (a.p != b.p && a.c && b.c) return 0;
         o->p = a.c ? a.p : b.p;
-        o->c = k == B_ADD ? a.c + b.c : a.c - b.c;
-        return 1;
+        return (k == B_ADD ? __builtin_add_overflow(a.c, b.c, &o->c) : __builtin_sub_overflow(a.c, b.c, &o->c)) ? -1
+                                                                                                                : 1;
     case B_MUL:
         if (a.p + b.p > 1) return 0;
-        o->c = a.c * b.c;
+        if (__builtin_mul_overflow(a.c, b.c, &o->c)) return -1;
         o->p = o->c ? a.p + b.p : 0;
         return 1;
     case B_EQ: /* 1 or 0; c * N against a fixed value only when no batch size can make them equal */
@@ -92,6 +94,7 @@ static int sym_op(int k, onx_dim a, onx_dim b, onx_dim *o) {
         return 1;
     default:
         if (b.c == 0) return 0;
+        if (a.c == INT64_MIN && b.c == -1) return -1;
         if (a.p == 0 && b.p == 0) {
             *o = onx_d(a.c / b.c);
             return 1;
@@ -127,7 +130,12 @@ static int fold_i64(onx_graph *g, onx_node *nd, int r, const onx_dim *d, tr_err 
             ia += c * (size_t)sa[j];
             ib += c * (size_t)sb[j];
         }
-        if (!sym_op(op_kind(nd), pa[ia], pb[ib], &o[i])) {
+        int ok = sym_op(op_kind(nd), pa[ia], pb[ib], &o[i]);
+        if (ok < 0) {
+            free(o);
+            return onx_fail(g, nd, err, "int64 arithmetic overflows");
+        }
+        if (!ok) {
             free(o);
             return onx_fail(g, nd, err,
                             op_kind(nd) == B_EQ ? "the comparison depends on the batch size"
