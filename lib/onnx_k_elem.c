@@ -216,6 +216,8 @@ static int infer_where(onx_graph *g, onx_node *nd, tr_err *err) {
     if (!c || !x || !y) return onx_fail(g, nd, err, "needs its three inputs");
     if (c->dtype != ONX_I64 || !c->is_const) return onx_fail(g, nd, err, "the condition must be computable at load");
     if (x->dtype != y->dtype) return onx_fail(g, nd, err, "inputs 1 and 2 have different element types");
+    if (x->dtype == ONX_I64 && (!x->is_const || !y->is_const))
+        return onx_fail(g, nd, err, "int64 inputs must be computable at load");
     onx_value xy = {0};
     onx_dim d[ONX_MAX_RANK];
     char s1[128], s2[128];
