@@ -69,9 +69,36 @@ static void run_bn(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) 
     onx_act_apply(nd->act, nd->act_lo, nd->act_hi, y, out[0].n);
 }
 
+/* The rest of a normalisation's inference: nd->p = {scale[count], bias[count]} from inputs 1 and 2,
+ * constant floats of count values (with loose, LayerNormalization's, also one value broadcast, and no
+ * bias meaning zeros); nd->i[0] = count, nd->f[0] = eps; the output has x's shape. */
+static int norm_params(onx_graph *g, onx_node *nd, const onx_value *x, int64_t count, int loose, float eps,
+                       tr_err *err) {
+    float *sb = malloc(sizeof *sb * (size_t)(2 * count + 1));
+    if (!sb) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
+    nd->p = sb;
+    for (int k = 1; k < 3; k++) {
+        const onx_value *v = onx_in(g, nd, k);
+        onx_dim n = onx_d(0);
+        if (!v && loose && k == 2) {
+            memset(sb + count, 0, sizeof *sb * (size_t)count);
+            continue;
+        }
+        if (!v || v->dtype != ONX_F32 || !v->is_const || !onx_numel(v->dim, 0, v->rank, &n) ||
+            (n.c != count && !(loose && n.c == 1)))
+            return onx_fail(g, nd, err, "input %d must be a constant float tensor of %lld values%s", k,
+                            (long long)count, loose ? " (or one)" : "");
+        for (int64_t i = 0; i < count; i++) sb[(k - 1) * count + i] = ((const float *)v->data)[n.c == 1 ? 0 : i];
+    }
+    nd->i[0] = count;
+    nd->f[0] = eps;
+    onx_set_out(g, nd, 0, ONX_F32, x->rank, x->dim);
+    return TR_OK;
+}
+
 /* LayerNormalization (opset 17): y = (x - mean) / sqrt(var + epsilon) * scale + bias over the
  * dimensions from axis on (never the batch's); scale and bias constant, of those dimensions' size
- * (or one value). nd->i = {inner, scale count, bias count}; nd->f[0] = epsilon; nd->p = {scale, bias}. */
+ * (or one value). nd->i[0] = inner; nd->f[0] = epsilon; nd->p = {scale, bias}. */
 static int infer_ln(onx_graph *g, onx_node *nd, tr_err *err) {
     static const char *const known[] = {"axis", "epsilon", "stash_type", NULL};
     int rc, axis;
@@ -91,23 +118,7 @@ static int infer_ln(onx_graph *g, onx_node *nd, tr_err *err) {
     onx_dim inner;
     if (!onx_numel(x->dim, axis, x->rank, &inner) || inner.p)
         return onx_fail(g, nd, err, "the normalised dimensions depend on the batch size");
-    float *sb = malloc(sizeof *sb * (size_t)(2 * inner.c + 1));
-    if (!sb) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
-    nd->p = sb;
-    for (int k = 1; k < 3; k++) {
-        const onx_value *v = onx_in(g, nd, k);
-        onx_dim n = onx_d(1);
-        if (v &&
-            (v->dtype != ONX_F32 || !v->is_const || !onx_numel(v->dim, 0, v->rank, &n) || (n.c != inner.c && n.c != 1)))
-            return onx_fail(g, nd, err, "input %d \"%s\" must be a constant float tensor of %lld values (or one)", k,
-                            v->name, (long long)inner.c);
-        for (int64_t i = 0; i < inner.c; i++)
-            sb[(k - 1) * inner.c + i] = !v ? (float)(k == 1) : ((const float *)v->data)[n.c == 1 ? 0 : i];
-    }
-    nd->i[0] = inner.c;
-    nd->f[0] = eps;
-    onx_set_out(g, nd, 0, ONX_F32, x->rank, x->dim);
-    return TR_OK;
+    return norm_params(g, nd, x, inner.c, 1, eps, err);
 }
 
 /* InstanceNormalization: each channel of each sample normalised over its spatial positions, then
@@ -125,20 +136,7 @@ static int infer_in(onx_graph *g, onx_node *nd, tr_err *err) {
     onx_dim C = x->dim[1], sp;
     if (C.p || !onx_numel(x->dim, 2, x->rank, &sp) || sp.p)
         return onx_fail(g, nd, err, "the channel or spatial dimensions depend on the batch size");
-    float *sb = malloc(sizeof *sb * (size_t)(2 * C.c + 1));
-    if (!sb) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
-    nd->p = sb;
-    for (int k = 1; k < 3; k++) {
-        const onx_value *v = onx_in(g, nd, k);
-        onx_dim n;
-        if (!v || v->dtype != ONX_F32 || !v->is_const || !onx_numel(v->dim, 0, v->rank, &n) || n.c != C.c)
-            return onx_fail(g, nd, err, "input %d must be a constant float tensor of %lld values", k, (long long)C.c);
-        memcpy(sb + (k - 1) * C.c, v->data, sizeof *sb * (size_t)C.c);
-    }
-    nd->i[0] = C.c;
-    nd->f[0] = eps;
-    onx_set_out(g, nd, 0, ONX_F32, x->rank, x->dim);
-    return TR_OK;
+    return norm_params(g, nd, x, C.c, 0, eps, err);
 }
 
 /* Rows of n values normalised with their own mean and variance, then times sc[c] plus bi[c] of
