@@ -99,8 +99,10 @@ void onx_bstrides(const onx_t *t, int r, const int64_t *d, int64_t *st) {
     }
 }
 
-/* Fold: the inputs are constants, so run the kernel once now. Constants of
- * a symbolic shape (ConstantOfShape on N) cannot be materialised. */
+/* Fold: the inputs are constants, so run the kernel once now. An output of
+ * the batch's size cannot be materialised: a single float one (a constant
+ * expanded to the batch) is left to run with each batch; any other (an int64
+ * value of N entries, ConstantOfShape on N) is refused. */
 int onx_fold(onx_graph *g, onx_node *nd, tr_err *err) {
     onx_t in[ONX_MAX_IO], out[ONX_MAX_IO];
     memset(in, 0, sizeof in);
@@ -112,13 +114,13 @@ int onx_fold(onx_graph *g, onx_node *nd, tr_err *err) {
         onx_view(&g->v[nd->in[k]], 1, &in[k]);
         in[k].p = g->v[nd->in[k]].data;
     }
-    for (k = 0; k < nd->n_out; k++) { /* a float output of the batch's size runs with each batch instead */
+    for (k = 0; k < nd->n_out; k++) {
         const onx_value *v = &g->v[nd->out[k]];
         for (int i = 0; i < v->rank; i++)
-            if (v->dim[i].p && v->dtype == ONX_F32 && nd->n_out == 1)
-                return TR_OK;
-            else if (v->dim[i].p)
-                return onx_fail(g, nd, err, "a constant output cannot depend on the batch size");
+            if (v->dim[i].p)
+                return v->dtype == ONX_F32 && nd->n_out == 1
+                           ? TR_OK
+                           : onx_fail(g, nd, err, "a constant output cannot depend on the batch size");
         onx_view(v, 1, &out[k]);
         if (out[k].n > ((size_t)1 << 30) / out[k].esz) return onx_fail(g, nd, err, "folded output is too large");
         out[k].p = calloc(out[k].n ? out[k].n : 1, out[k].esz);

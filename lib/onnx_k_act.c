@@ -71,8 +71,7 @@ static int infer_unary(onx_graph *g, onx_node *nd, tr_err *err) {
 static int const_scalar(onx_graph *g, const onx_node *nd, int k, float *out, tr_err *err) {
     const onx_value *v = onx_in(g, nd, k);
     if (!v) return TR_OK;
-    int one = v->rank == 0 || (v->rank == 1 && onx_deq(v->dim[0], onx_d(1)));
-    if (v->dtype != ONX_F32 || !v->is_const || !one)
+    if (v->dtype != ONX_F32 || !v->is_const || !onx_one(v))
         return onx_fail(g, nd, err, "input %d must be a constant float scalar", k);
     *out = ((const float *)v->data)[0];
     return TR_OK;

@@ -59,8 +59,7 @@ static int infer_dropout(onx_graph *g, onx_node *nd, tr_err *err) {
     if ((rc = onx_attr_int(g, nd, "is_test", &is_test, err)) < 0) return rc;
     if (!is_test) return onx_fail(g, nd, err, "is_test 0 (training) is not supported");
     const onx_value *t = nd->n_in > 2 ? onx_in(g, nd, 2) : NULL;
-    if (t && (!t->is_const || t->dtype != ONX_I64 || t->rank > 1 || (t->rank == 1 && !onx_deq(t->dim[0], onx_d(1))) ||
-              ((const onx_dim *)t->data)[0].c != 0))
+    if (t && (!t->is_const || t->dtype != ONX_I64 || !onx_one(t) || ((const onx_dim *)t->data)[0].c != 0))
         return onx_fail(g, nd, err, "training_mode must be a constant false (inference only)");
     const onx_value *x = onx_in(g, nd, 0);
     onx_set_out(g, nd, 0, x->dtype, x->rank, x->dim);
@@ -332,7 +331,7 @@ static int infer_pad(onx_graph *g, onx_node *nd, tr_err *err) {
     } else {
         if ((rc = const_ints(g, nd, 1, pads, 2 * ONX_MAX_RANK, &n, err))) return rc;
         const onx_value *cv = onx_in(g, nd, 2);
-        if (cv && (cv->dtype != ONX_F32 || !cv->is_const || cv->rank > 1 || (cv->rank == 1 && cv->dim[0].c != 1)))
+        if (cv && (cv->dtype != ONX_F32 || !cv->is_const || !onx_one(cv)))
             return onx_fail(g, nd, err, "constant_value must be a constant float scalar");
         if (cv) value = ((const float *)cv->data)[0];
     }

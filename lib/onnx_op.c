@@ -112,10 +112,17 @@ static const Onnx__AttributeProto *attr_find(const onx_node *nd, const char *nam
     return NULL;
 }
 
-static int attr_type(const onx_graph *g, const onx_node *nd, const Onnx__AttributeProto *a, int want,
-                     const char *want_name, tr_err *err) {
+/* Attributes of functions are out of scope: a reference to one is refused. */
+static int attr_direct(const onx_graph *g, const onx_node *nd, const Onnx__AttributeProto *a, tr_err *err) {
     if (a->ref_attr_name && a->ref_attr_name[0])
         return onx_fail(g, nd, err, "attribute \"%s\" refers to a function attribute", a->name);
+    return TR_OK;
+}
+
+static int attr_type(const onx_graph *g, const onx_node *nd, const Onnx__AttributeProto *a, int want,
+                     const char *want_name, tr_err *err) {
+    int rc = attr_direct(g, nd, a, err);
+    if (rc) return rc;
     if ((int)a->type != want) return onx_fail(g, nd, err, "attribute \"%s\" must be %s", a->name, want_name);
     return TR_OK;
 }
@@ -177,8 +184,8 @@ int onx_attr_tensor(onx_graph *g, const onx_node *nd, const char *name, int *vi,
 int onx_attr_values(const onx_graph *g, const onx_node *nd, const char *name, onx_value *v, tr_err *err) {
     const Onnx__AttributeProto *a = attr_find(nd, name);
     if (!a) return 0;
-    if (a->ref_attr_name && a->ref_attr_name[0])
-        return onx_fail(g, nd, err, "attribute \"%s\" refers to a function attribute", a->name);
+    int rc = attr_direct(g, nd, a, err);
+    if (rc) return rc;
     int t = (int)a->type,
         list = t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS || t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
     int is_f = t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT || t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;

@@ -193,6 +193,10 @@ static inline onx_dim onx_d(int64_t c) {
 static inline int onx_deq(onx_dim a, onx_dim b) {
     return a.c == b.c && a.p == b.p;
 }
+/* One element, spelled as a scalar (rank 0) or as [1]. */
+static inline int onx_one(const onx_value *v) {
+    return v->rank == 0 || (v->rank == 1 && onx_deq(v->dim[0], onx_d(1)));
+}
 /* Product, quotient; 0 on overflow, a power of N beyond 1, or a remainder. */
 int onx_dmul(onx_dim a, onx_dim b, onx_dim *out);
 int onx_ddiv(onx_dim a, onx_dim b, onx_dim *out);
