@@ -7,7 +7,8 @@ losses) the batch loss and its gradient with respect to every parameter,
 computed by torch autograd in float64. Mining follows lib/mine.h on the
 float64 distance matrix; reductions follow lib/train.c (mean over the mined
 triplets; batch-all hinge: mean over the triplets with loss > 0;
-contrastive: mean over all pairs i < j). Writes tests/golden/golden_train.h;
+contrastive and contrastive-squared: mean over all pairs i < j, whatever
+the miner). Writes tests/golden/golden_train.h;
 run it from anywhere: python3 tests/golden/gen_train.py
 The output is committed so `make test` does not need torch.
 """
@@ -73,16 +74,18 @@ def mine(strategy, D, labels):
 
 
 def batch_loss(e, labels, loss, metric, mining):
-    """The loss of a batch of embeddings e (rows by label): contrastive over all pairs i < j, else
+    """The loss of a batch of embeddings e (rows by label): the pair losses over all pairs i < j (a
+    similar pair costs d, a dissimilar one max(0, margin - d); contrastive-squared squares either), else
     over the triplets mine() picks on the float64 distances, reduced as lib/train.c does."""
     n = len(labels)
-    if loss == "contrastive":
+    if loss in ("contrastive", "contrastive-squared"):
         tot = 0
         cnt = 0
         for i in range(n):
             for j in range(i + 1, n):
                 d = dist(metric, e[i], e[j])
-                tot = tot + (d if labels[i] == labels[j] else torch.clamp(MARGIN - d, min=0))
+                l = d if labels[i] == labels[j] else torch.clamp(MARGIN - d, min=0)
+                tot = tot + (l * l if loss == "contrastive-squared" else l)
                 cnt += 1
         return tot / cnt
     with torch.no_grad():
@@ -102,10 +105,13 @@ def batch_loss(e, labels, loss, metric, mining):
 
 def loss_cases():
     """Every (loss, metric, normalize, mining) of the golden loss cases: the triplet losses with
-    each miner, contrastive (over all pairs) once."""
+    each miner, contrastive (over all pairs) once, then contrastive-squared with each miner (which
+    a pair loss ignores: the trainer must too)."""
     return [(loss, metric, normalize, mining) for loss in ["triplet", "triplet-soft", "contrastive"]
             for metric in METRICS for normalize in [0, 1]
-            for mining in (MININGS if loss != "contrastive" else ["batch-all"])]
+            for mining in (MININGS if loss != "contrastive" else ["batch-all"])] + \
+        [("contrastive-squared", metric, normalize, mining) for metric in METRICS for normalize in [0, 1]
+         for mining in MININGS]
 
 
 def loss_case_table(ctype, table, rows):

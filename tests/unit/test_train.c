@@ -210,7 +210,7 @@ static void test_fd_activations(void **state) {
 static void test_golden_pytorch(void **state) {
     (void)state;
     size_t nc = sizeof golden_train_cases / sizeof golden_train_cases[0];
-    assert_int_equal(nc, 56);
+    assert_int_equal(nc, 80);
     for (size_t k = 0; k < nc; k++) {
         const golden_train_case *gc = &golden_train_cases[k];
         trn_config c;

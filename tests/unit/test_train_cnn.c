@@ -36,7 +36,7 @@ static void test_golden_pytorch(void **state) {
     size_t nc = sizeof golden_cnn_cases / sizeof golden_cnn_cases[0];
     float x[GN_N * GN_DIM];
     int64_t labels[GN_N];
-    assert_int_equal(nc, 56);
+    assert_int_equal(nc, 80);
     for (int i = 0; i < GN_N * GN_DIM; i++) x[i] = (float)gn_cnn_x[i];
     for (int i = 0; i < GN_N; i++) labels[i] = i / GN_K;
     for (size_t k = 0; k < nc; k++) {
