@@ -9,7 +9,10 @@ Then a small CNN on 1x6x6 images with a PK batch (3 x 4), inputs
 standardised with the batch's own mean and std (the trainer's per-channel
 preprocessing when the batch is all its data): for every loss, metric,
 normalize and miner, the batch loss and its parameter gradient (mining and
-reductions as tests/golden/gen_train.py). Writes
+reductions as tests/golden/gen_train.py). Last, dropout in training: its
+mask is the one lib/nn_act.c draws from the seeded generator of lib/rng.c
+(reproduced here, one uniform per value in memory order, dropped when it is
+below p), y = x * mask / (1 - p) and its gradients by autograd. Writes
 tests/golden/golden_nn.h; run it with Debian's /usr/bin/python3 (torch
 1.13). The output is committed so `make test` does not need torch.
 """
@@ -48,6 +51,10 @@ def build(arch, shape):
         if m:
             mods.append(FC(c * h * w, int(m[1])))
             c, h, w = int(m[1]), 1, 1
+            continue
+        m = re.fullmatch(r"dropout([0-9.]+)", tok)
+        if m:
+            mods.append(MaskedDropout(float(m[1])))
         elif tok == "bn":
             mods.append(torch.nn.BatchNorm2d(c) if h * w > 1 else BN1d(c))
         elif tok == "gap":
@@ -75,6 +82,53 @@ class BN1d(torch.nn.BatchNorm1d):
 
     def forward(self, x):
         return super().forward(x.reshape(x.shape[0], -1)).reshape(x.shape)
+
+
+class Xoshiro:
+    """lib/rng.c's xoshiro256** seeded with splitmix64, to know the dropout mask the C layer draws."""
+
+    M = (1 << 64) - 1
+
+    def __init__(self, seed):
+        self.s = []
+        for _ in range(4):
+            seed = (seed + 0x9E3779B97F4A7C15) & self.M
+            z = seed
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M
+            self.s.append(z ^ (z >> 31))
+
+    def rotl(self, x, k):
+        return ((x << k) | (x >> (64 - k))) & self.M
+
+    def uniform(self):
+        s = self.s
+        r = (self.rotl((s[1] * 5) & self.M, 7) * 9) & self.M
+        t = (s[1] << 17) & self.M
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = self.rotl(s[3], 45)
+        return (r >> 11) * 2.0 ** -53
+
+
+class MaskedDropout(torch.nn.Module):
+    """Inverted dropout with the mask drawn from self.rng (a Xoshiro): y = x * mask / (1 - p)."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = float(torch.tensor(p, dtype=torch.float32))  # the C layer keeps p as a float
+        self.rng = None
+        self.mask = None
+
+    def forward(self, x):
+        if not self.training:
+            return x
+        keep = [0.0 if self.rng.uniform() < self.p else 1.0 for _ in range(x.numel())]
+        self.mask = torch.tensor(keep, dtype=torch.float64).reshape(x.shape)
+        return x * self.mask / (1 - self.p)
 
 
 def params_of(net):
@@ -139,6 +193,13 @@ LAYER_CASES = [
     ("bn,relu,maxpool3s2p1", (2, 6, 6), 2, 1),
 ]
 
+# dropout in training: (arch, input shape, batch, seed of the mask's generator)
+DROPOUT_CASES = [
+    ("dropout0.25", (3, 4, 4), 2, 11),
+    ("dropout0.5,fc3", (10, 1, 1), 4, 12),
+    ("conv4k3p1,bn,relu,dropout0.3,maxpool2,flatten,fc5", (1, 6, 6), 3, 13),
+]
+
 CNN_ARCH = "conv3k3p1,bn,relu,maxpool2,conv4k3,relu,flatten,fc4"
 CNN_SHAPE = (1, 6, 6)
 P, K = 3, 4
@@ -156,6 +217,24 @@ def layer_case(g, arch, shape, n, train):
     grads = flat([p.grad for p in params_of(net)])
     return dict(arch=arch, shape=shape, n=n, train=train, x=x.detach(), params=p0, state=s0, dy=dy, y=y.detach(),
                 dx=x.grad, grads=grads, state_after=flat(state_of(net)))
+
+
+def dropout_case(g, arch, shape, n, seed):
+    net = build(arch, shape)
+    randomise(net, g)
+    drops = [m for m in net.modules() if isinstance(m, MaskedDropout)]
+    assert len(drops) == 1
+    drops[0].rng = Xoshiro(seed)
+    x = torch.randn((n,) + shape, generator=g).float().double().requires_grad_(True)
+    p0, s0 = flat(params_of(net)), flat(state_of(net))
+    net.train()
+    y = net(x)
+    dy = torch.randn(y.shape, generator=g).float().double()
+    (y * dy).sum().backward()
+    mask = drops[0].mask
+    assert 0 < mask.sum() < mask.numel()
+    return dict(arch=arch, shape=shape, n=n, seed=seed, x=x.detach(), params=p0, state=s0, dy=dy, mask=mask,
+                y=y.detach(), dx=x.grad, grads=flat([p.grad for p in params_of(net)]))
 
 
 def cnn_loss(net, x, labels, loss, metric, normalize, mining):
@@ -217,10 +296,27 @@ def main():
         out.append(c_arr(name, grad))
         rows.append(case + (float(l), name))
     out.append(loss_case_table("golden_cnn_case", "golden_cnn_cases", rows))
+
+    # dropout, on a generator of its own so that the cases above stay as they were
+    gd = torch.Generator().manual_seed(20261206)
+    drops = [dropout_case(gd, *c) for c in DROPOUT_CASES]
+    dfields = ["x", "params", "state", "dy", "mask", "y", "dx", "grads"]
+    out.append("\n")
+    for i, c in enumerate(drops):
+        for f in dfields:
+            out.append(c_arr("gd_%d_%s" % (i, f), c[f]))
+    out.append("\n/* dropout in training: mask[i] is 0 (dropped) or 1 (kept, scaled by 1 / (1 - p)) */\n"
+               "typedef struct {\n    const char *arch;\n    int c, h, w, n;\n    unsigned seed;\n"
+               "    const double *x, *params, *state, *dy, *mask, *y, *dx, *grads;\n} golden_dropout_case;\n\n"
+               "static const golden_dropout_case golden_dropout_cases[] = {\n")
+    for i, c in enumerate(drops):
+        out.append("    {\"%s\", %d, %d, %d, %d, %d, %s},\n" % (c["arch"], *c["shape"], c["n"], c["seed"],
+                                                                ", ".join("gd_%d_%s" % (i, f) for f in dfields)))
+    out.append("};\n")
     out.append("\n#endif\n")
     with open(os.path.join(HERE, "golden_nn.h"), "w") as f:
         f.write("".join(out))
-    print("wrote %d layer cases, %d CNN loss cases" % (len(cases), len(rows)))
+    print("wrote %d layer cases, %d CNN loss cases, %d dropout cases" % (len(cases), len(rows), len(drops)))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 /* test_nn_net.c - lib/nn_*.c layers and the runner: PyTorch autograd goldens (tests/golden/gen_nn.py), finite
- * differences, dropout, buffers. */
+ * differences, dropout (its own goldens too), buffers. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -218,6 +218,51 @@ static void test_dropout(void **state) {
     nn_net_free(&net);
 }
 
+/* Dropout in training against PyTorch: the golden's mask is the one the layer draws from the seeded generator; the
+ * output, dx and the parameter gradients follow y = x * mask / (1 - p) through the rest of the network. */
+static void test_dropout_pytorch(void **state) {
+    (void)state;
+    size_t nc = sizeof golden_dropout_cases / sizeof golden_dropout_cases[0];
+    assert_int_equal(nc, 3);
+    for (size_t k = 0; k < nc; k++) {
+        const golden_dropout_case *gc = &golden_dropout_cases[k];
+        nn_arch a;
+        nn_net net;
+        tr_err err;
+        const float *y;
+        uint64_t rng[4];
+        assert_int_equal(nn_arch_parse(gc->arch, (nn_shape){gc->c, gc->h, gc->w}, &a, &err), TR_OK);
+        assert_int_equal(nn_net_init(&net, &a, &err), TR_OK);
+        size_t n = (size_t)gc->n, in = (size_t)gc->c * (size_t)gc->h * (size_t)gc->w, out = nn_arch_out_dim(&a);
+        float *x = to_float(gc->x, n * in), *p = to_float(gc->params, a.n_params), *s = to_float(gc->state, a.n_state);
+        float *dy = to_float(gc->dy, n * out), *dx = malloc(n * in * sizeof *dx);
+        float *g = malloc((a.n_params ? a.n_params : 1) * sizeof *g);
+        rng_seed(gc->seed, rng);
+        assert_int_equal(nn_net_forward(&net, p, s, x, n, 1, rng, &y, &err), TR_OK);
+        int d = 0;
+        while (a.l[d].kind != NN_DROPOUT) d++;
+        size_t cnt = n * nn_size(a.l[d].outs);
+        float keep = 1.0f / (1.0f - a.l[d].p);
+        for (size_t i = 0; i < cnt; i++)
+            if (net.aux[d][i] != (gc->mask[i] != 0 ? keep : 0.0f)) {
+                print_error("%s: mask[%zu] = %g, the golden's %g (kept: 1)\n", gc->arch, i, (double)net.aux[d][i],
+                            gc->mask[i]);
+                fail();
+            }
+        check_close("y", gc->arch, y, gc->y, n * out, 1e-5);
+        assert_int_equal(nn_net_backward(&net, p, dy, g, dx, &err), TR_OK);
+        check_close("dx", gc->arch, dx, gc->dx, n * in, 1e-4);
+        check_close("dparams", gc->arch, g, gc->grads, a.n_params, 1e-4);
+        free(x);
+        free(p);
+        free(s);
+        free(dy);
+        free(dx);
+        free(g);
+        nn_net_free(&net);
+    }
+}
+
 /* Batches of different sizes reuse or grow the buffers and give the same rows; BN refuses one value per channel. */
 static void test_batches_and_errors(void **state) {
     (void)state;
@@ -300,8 +345,11 @@ static void test_threads(void **state) {
 int main(void) {
     openblas_set_num_threads(1); /* so that the pool runs the GEMMs too */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_pytorch), cmocka_unit_test(test_finite_differences),
-        cmocka_unit_test(test_dropout),        cmocka_unit_test(test_batches_and_errors),
+        cmocka_unit_test(test_golden_pytorch),
+        cmocka_unit_test(test_finite_differences),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_dropout_pytorch),
+        cmocka_unit_test(test_batches_and_errors),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
