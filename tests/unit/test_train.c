@@ -16,6 +16,7 @@
 #include "../tmpdir.h"
 #include "grad.h"
 #include "mine.h"
+#include "ref_loss.h"
 #include "train.h"
 
 static const char *const LOSSES[] = {"triplet", "triplet-soft", "contrastive", "contrastive-squared"};
@@ -37,7 +38,7 @@ static void golden_config(trn_config *c, const char *loss, const char *metric, i
     c->seed = 7;
 }
 
-/* ---- an independent float64 reference of the batch loss ---- */
+/* ---- an independent float64 reference of the MLP's batch loss ---- */
 
 static double ref_act(mdl_act a, double z) {
     switch (a) {
@@ -54,34 +55,13 @@ static double ref_act(mdl_act a, double z) {
     }
 }
 
-static double ref_dist(dist_metric m, const double *a, const double *b, size_t dim) {
-    double s = 0, na = 0, nb = 0, dot = 0;
-    for (size_t d = 0; d < dim; d++) {
-        s += (a[d] - b[d]) * (a[d] - b[d]);
-        dot += a[d] * b[d];
-        na += a[d] * a[d];
-        nb += b[d] * b[d];
-    }
-    switch (m) {
-    case DIST_SQEUCLIDEAN:
-        return s;
-    case DIST_EUCLIDEAN:
-        return sqrt(s);
-    case DIST_COSINE:
-        return na == 0 || nb == 0 ? 1 : 1 - dot / (sqrt(na) * sqrt(nb));
-    default:
-        return -dot;
-    }
-}
-
 static double ref_loss(const trn_config *c, const double *w, const float *x, const int64_t *labels, size_t n) {
     size_t maxd = 0;
     for (int l = 0; l <= c->n_layers; l++)
         if ((size_t)c->dims[l] > maxd) maxd = (size_t)c->dims[l];
-    double *h = calloc(n * maxd, sizeof *h), *o = calloc(n * maxd, sizeof *o), *D = calloc(n * n, sizeof *D);
+    double *h = calloc(n * maxd, sizeof *h), *o = calloc(n * maxd, sizeof *o);
     assert_non_null(h);
     assert_non_null(o);
-    assert_non_null(D);
     for (size_t i = 0; i < n * (size_t)c->dims[0]; i++) h[i] = x[i];
     size_t off = 0;
     for (int l = 0; l < c->n_layers; l++) {
@@ -98,84 +78,10 @@ static double ref_loss(const trn_config *c, const double *w, const float *x, con
         h = o;
         o = tmp;
     }
-    size_t od = (size_t)c->dims[c->n_layers];
-    if (c->normalize)
-        for (size_t i = 0; i < n; i++) {
-            double s = 0;
-            for (size_t d = 0; d < od; d++) s += h[i * od + d] * h[i * od + d];
-            double nrm = sqrt(s) > 1e-12 ? sqrt(s) : 1e-12;
-            for (size_t d = 0; d < od; d++) h[i * od + d] /= nrm;
-        }
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++) D[i * n + j] = i == j ? 0 : ref_dist(c->metric, h + i * od, h + j * od, od);
-    double loss = 0;
-    if (c->loss == LOSS_CONTRASTIVE || c->loss == LOSS_CONTRASTIVE_SQUARED) {
-        size_t cnt = 0;
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = i + 1; j < n; j++, cnt++) {
-                double d = D[i * n + j], hinge = c->margin - d > 0 ? c->margin - d : 0;
-                double l = labels[i] == labels[j] ? d : hinge;
-                loss += c->loss == LOSS_CONTRASTIVE ? l : l * l;
-            }
-        loss /= (double)cnt;
-    } else {
-        mine_result mr;
-        tr_err err;
-        assert_int_equal(mine_run(c->mining, D, labels, n, c->loss, c->margin, n * n * n, &mr, &err), TR_OK);
-        size_t npos = 0;
-        for (size_t i = 0; i < mr.n_listed; i++) {
-            double z = mr.t[i].d_ap - mr.t[i].d_an;
-            double l = c->loss == LOSS_TRIPLET_SOFT ? log1p(exp(z)) : (z + c->margin > 0 ? z + c->margin : 0);
-            npos += l > 0;
-            loss += l;
-        }
-        size_t cnt = c->mining == MINE_BATCH_ALL && c->loss == LOSS_TRIPLET ? npos : mr.n_listed;
-        loss = cnt ? loss / (double)cnt : 0;
-        mine_result_free(&mr);
-    }
+    double loss = ref_embedding_loss(c, h, n, (size_t)c->dims[c->n_layers], labels);
     free(h);
     free(o);
-    free(D);
     return loss;
-}
-
-/* Analytic gradient of the trainer vs central differences of the float64 reference. */
-static void check_fd(const trn_config *c, const float *x, const int64_t *labels, size_t n, const float *w0) {
-    trn *t = NULL;
-    tr_err err;
-    trn_stats st;
-    assert_int_equal(trn_new(c, x, labels, n, (size_t)c->dims[0], &t, &err), TR_OK);
-    size_t np;
-    float *w = trn_params(t, &np);
-    if (w0) memcpy(w, w0, np * sizeof *w);
-    assert_int_equal(trn_loss_grad(t, x, labels, n, &st, &err), TR_OK);
-    const float *g = trn_grads(t);
-    double *wd = malloc(np * sizeof *wd);
-    assert_non_null(wd);
-    for (size_t i = 0; i < np; i++) wd[i] = w[i];
-    double l0 = ref_loss(c, wd, x, labels, n);
-    assert_true(fabs(l0 - st.loss) <= 1e-5 * (1 + fabs(l0)));
-    double gmax = 0;
-    for (size_t i = 0; i < np; i++) {
-        const double h = 1e-6;
-        double keep = wd[i];
-        wd[i] = keep + h;
-        double lp = ref_loss(c, wd, x, labels, n);
-        wd[i] = keep - h;
-        double lm = ref_loss(c, wd, x, labels, n);
-        wd[i] = keep;
-        double fd = (lp - lm) / (2 * h);
-        if (fabs(fd) > gmax) gmax = fabs(fd);
-        if (fabs(fd - g[i]) > 2e-4 + 2e-3 * fabs(fd)) {
-            print_error("%s/%s/normalize=%d/%s/%s: param %zu analytic %.8g vs finite difference %.8g\n",
-                        loss_name(c->loss), dist_name(c->metric), c->normalize, mine_name(c->mining),
-                        mdl_act_name(c->act), i, (double)g[i], fd);
-            fail();
-        }
-    }
-    assert_true(gmax > 1e-3); /* the check compared real gradients */
-    free(wd);
-    trn_free(t);
 }
 
 static void test_fd_every_combination(void **state) {
@@ -186,7 +92,7 @@ static void test_fd_every_combination(void **state) {
                 for (size_t si = 0; si < (li < 2 ? 3u : 1u); si++) {
                     trn_config c;
                     golden_config(&c, LOSSES[li], METRICS[mi], norm, MININGS[si]);
-                    check_fd(&c, gt_x, gt_labels, GT_N, gt_w);
+                    check_fd(&c, ref_loss, gt_x, gt_labels, GT_N, GT_DIM, gt_w);
                 }
 }
 
@@ -197,14 +103,14 @@ static void test_fd_activations(void **state) {
         trn_config c;
         golden_config(&c, "triplet-soft", "euclidean", 1, "batch-all");
         c.act = acts[i];
-        check_fd(&c, gt_x, gt_labels, GT_N, gt_w);
+        check_fd(&c, ref_loss, gt_x, gt_labels, GT_N, GT_DIM, gt_w);
     }
     /* three layers, and the trainer's own seeded initial weights */
     trn_config c;
     tr_err err;
     golden_config(&c, "triplet", "sqeuclidean", 0, "batch-all");
     assert_int_equal(trn_parse_arch("6-7-5-3", &c, &err), TR_OK);
-    check_fd(&c, gt_x, gt_labels, GT_N, NULL);
+    check_fd(&c, ref_loss, gt_x, gt_labels, GT_N, GT_DIM, NULL);
 }
 
 static void test_golden_pytorch(void **state) {

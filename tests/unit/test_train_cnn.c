@@ -1,5 +1,6 @@
-/* test_train_cnn.c - the trainer on a layer list (a CNN): PyTorch golden gradients for every loss and miner,
- * determinism with augmentation and dropout, checkpoint and resume, learning-rate schedules, options. */
+/* test_train_cnn.c - the trainer on a layer list (a CNN): PyTorch golden gradients and finite differences for every
+ * loss and miner, determinism with augmentation and dropout, checkpoint and resume, learning-rate schedules, options.
+ */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "../tmpdir.h"
 #include "nn_net.h"
 #include "onnx_write.h"
+#include "ref_loss.h"
 #include "train.h"
 
 #define GN_N (GN_P * GN_K)
@@ -77,6 +79,152 @@ static void test_golden_pytorch(void **state) {
             }
         trn_free(t);
     }
+}
+
+/* ---- finite differences on a small CNN: a float64 reference of its batch loss ---- */
+
+#define FD_ARCH "conv2k3p1,bn,relu,maxpool2,flatten,fc4"
+
+/* Layer L of the reference on n samples, training-mode batch normalisation. */
+static void ref_layer(const nn_layer *L, const double *w, const double *in, size_t n, double *out) {
+    const nn_shape a = L->in, b = L->outs;
+    const size_t isz = (size_t)(a.c * a.h * a.w), osz = (size_t)(b.c * b.h * b.w), hw = (size_t)(a.h * a.w);
+    switch (L->kind) {
+    case NN_CONV: {
+        int cg = a.c / L->groups, og = L->out / L->groups;
+        for (size_t i = 0; i < n; i++)
+            for (int o = 0; o < b.c; o++)
+                for (int y = 0; y < b.h; y++)
+                    for (int x = 0; x < b.w; x++) {
+                        double s = w[L->b_off + (size_t)o];
+                        for (int ci = 0; ci < cg; ci++)
+                            for (int ky = 0; ky < L->k; ky++)
+                                for (int kx = 0; kx < L->k; kx++) {
+                                    int iy = y * L->stride - L->pad + ky, ix = x * L->stride - L->pad + kx;
+                                    if (iy < 0 || iy >= a.h || ix < 0 || ix >= a.w) continue;
+                                    s += w[L->w_off + (size_t)(((o * cg + ci) * L->k + ky) * L->k + kx)] *
+                                         in[i * isz + (size_t)(((o / og * cg + ci) * a.h + iy) * a.w + ix)];
+                                }
+                        out[i * osz + (size_t)((o * b.h + y) * b.w + x)] = s;
+                    }
+        break;
+    }
+    case NN_BN:
+        for (int c = 0; c < a.c; c++) {
+            double m = 0, v = 0;
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < hw; j++) m += in[i * isz + (size_t)c * hw + j];
+            m /= (double)(n * hw);
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < hw; j++) v += pow(in[i * isz + (size_t)c * hw + j] - m, 2);
+            double sc = w[L->w_off + (size_t)c] / sqrt(v / (double)(n * hw) + 1e-5);
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < hw; j++) {
+                    size_t at = i * isz + (size_t)c * hw + j;
+                    out[at] = (in[at] - m) * sc + w[L->b_off + (size_t)c];
+                }
+        }
+        break;
+    case NN_RELU:
+        for (size_t i = 0; i < n * isz; i++) out[i] = in[i] > 0 ? in[i] : 0;
+        break;
+    case NN_MAXPOOL:
+        for (size_t i = 0; i < n; i++)
+            for (int c = 0; c < b.c; c++)
+                for (int y = 0; y < b.h; y++)
+                    for (int x = 0; x < b.w; x++) {
+                        double mx = -INFINITY;
+                        for (int ky = 0; ky < L->k; ky++)
+                            for (int kx = 0; kx < L->k; kx++) {
+                                int iy = y * L->stride - L->pad + ky, ix = x * L->stride - L->pad + kx;
+                                double v = iy >= 0 && iy < a.h && ix >= 0 && ix < a.w
+                                               ? in[i * isz + (size_t)((c * a.h + iy) * a.w + ix)]
+                                               : -INFINITY;
+                                mx = v > mx ? v : mx;
+                            }
+                        out[i * osz + (size_t)((c * b.h + y) * b.w + x)] = mx;
+                    }
+        break;
+    case NN_FLATTEN:
+        memcpy(out, in, n * isz * sizeof *out);
+        break;
+    case NN_FC:
+        for (size_t i = 0; i < n; i++)
+            for (size_t o = 0; o < osz; o++) {
+                double s = w[L->b_off + o];
+                for (size_t k = 0; k < isz; k++) s += w[L->w_off + o * isz + k] * in[i * isz + k];
+                out[i * osz + o] = s;
+            }
+        break;
+    default:
+        print_error("the reference has no layer \"%s\"\n", nn_kind_name(L->kind));
+        fail();
+    }
+}
+
+/* The batch loss of the layer list c->layers with parameters w, after the trainer's preprocessing (per channel, the
+ * mean and population standard deviation of the batch, applied in float). */
+static double ref_cnn_loss(const trn_config *c, const double *w, const float *x, const int64_t *labels, size_t n) {
+    nn_arch a;
+    tr_err err;
+    assert_int_equal(nn_arch_parse(c->layers, (nn_shape){c->input_c, c->input_h, c->input_w}, &a, &err), TR_OK);
+    size_t dim = (size_t)(c->input_c * c->input_h * c->input_w), hw = dim / (size_t)c->input_c, big = dim;
+    for (int l = 0; l < a.n; l++) {
+        size_t sz = (size_t)a.l[l].outs.c * (size_t)a.l[l].outs.h * (size_t)a.l[l].outs.w;
+        big = sz > big ? sz : big;
+    }
+    double *h = malloc(n * big * sizeof *h), *o = malloc(n * big * sizeof *o);
+    assert_non_null(h);
+    assert_non_null(o);
+    for (size_t ch = 0; ch < (size_t)c->input_c; ch++) {
+        double s = 0, q = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < hw; j++) s += x[i * dim + ch * hw + j];
+        double mean = s / (double)(n * hw);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < hw; j++) q += pow(x[i * dim + ch * hw + j] - mean, 2);
+        float m = (float)mean, sc = (float)(1 / sqrt(q / (double)(n * hw)));
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < hw; j++) h[i * dim + ch * hw + j] = (x[i * dim + ch * hw + j] - m) * sc;
+    }
+    for (int l = 0; l < a.n; l++) {
+        ref_layer(&a.l[l], w, h, n, o);
+        double *t = h;
+        h = o;
+        o = t;
+    }
+    double loss = ref_embedding_loss(c, h, n, nn_arch_out_dim(&a), labels);
+    free(h);
+    free(o);
+    return loss;
+}
+
+/* Every loss with every miner, metric and normalisation: the trainer's CNN gradient against central differences of
+ * the reference, from the trainer's seeded initial weights, on the golden batch. */
+static void test_fd_every_combination(void **state) {
+    (void)state;
+    static const char *const losses[] = {"triplet", "triplet-soft", "contrastive", "contrastive-squared"};
+    static const char *const metrics[] = {"sqeuclidean", "euclidean", "cosine", "dot"};
+    float x[GN_N * GN_DIM];
+    int64_t labels[GN_N];
+    for (int i = 0; i < GN_N * GN_DIM; i++) x[i] = (float)gn_cnn_x[i];
+    for (int i = 0; i < GN_N; i++) labels[i] = i / GN_K;
+    for (size_t li = 0; li < 4; li++)
+        for (int mi = 0; mi < MINE_COUNT; mi++)
+            for (size_t di = 0; di < 4; di++)
+                for (int norm = 0; norm <= 1; norm++) {
+                    trn_config c;
+                    cnn_config(&c, FD_ARCH, GN_CNN_C, GN_CNN_H, GN_CNN_W);
+                    assert_int_equal(loss_parse(losses[li], &c.loss), 0);
+                    assert_int_equal(dist_parse(metrics[di], &c.metric), 0);
+                    c.mining = (mine_strategy)mi;
+                    c.normalize = norm;
+                    c.margin = GN_MARGIN;
+                    c.classes_per_batch = GN_P;
+                    c.samples_per_class = GN_K;
+                    c.seed = 11;
+                    check_fd(&c, ref_cnn_loss, x, labels, GN_N, GN_DIM, NULL);
+                }
 }
 
 /* Small images of 4 classes: a bright square at a class-dependent place, noise. */
@@ -315,8 +463,11 @@ static void test_schedules_and_options(void **state) {
 int main(void) {
     openblas_set_num_threads(1); /* as tripletctl train: the trainer's GEMMs on its threads */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_pytorch),        cmocka_unit_test(test_determinism_and_learning),
-        cmocka_unit_test(test_export_equals_embed),   cmocka_unit_test(test_resume_equals_uninterrupted),
+        cmocka_unit_test(test_golden_pytorch),
+        cmocka_unit_test(test_fd_every_combination),
+        cmocka_unit_test(test_determinism_and_learning),
+        cmocka_unit_test(test_export_equals_embed),
+        cmocka_unit_test(test_resume_equals_uninterrupted),
         cmocka_unit_test(test_schedules_and_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
