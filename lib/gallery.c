@@ -323,6 +323,10 @@ fail:
     return rc;
 }
 
+const char *gal_lease_note(const gal_gallery *g) {
+    return st_lease_note(g->file);
+}
+
 int gal_save(const char *path, const float *emb, size_t n, size_t dim, const int64_t *labels, const char *const *ids,
              const char *model_sha256, tr_err *err) {
     return gal_save_images(path, emb, n, dim, labels, ids, model_sha256, NULL, 0, 0, 0, err);

@@ -20,8 +20,10 @@ struct gal_digest;
 /* A loaded gallery. The file is mapped read-only and shared (processes that
  * load the same file share its pages); emb, labels and images point into the
  * mapping when the file stores them in the served type and alignment (F32,
- * I64), else at converted copies. The file must be replaced by rename, never
- * rewritten in place, while it is loaded (tripletctl index renames). */
+ * I64), else at converted copies. With a read lease (st_map), a writer of the
+ * file turns the mapping into a private copy of what was loaded; without one
+ * (gal_lease_note), the file must be replaced by rename, never rewritten in
+ * place, while it is loaded (tripletctl index renames). */
 typedef struct gal_gallery {
     size_t n, dim;
     const float *emb;      /* n x dim, F32 */
@@ -46,6 +48,8 @@ typedef struct gal_gallery {
  * *out is the caller's (gal_free, which unmaps). */
 int gal_load(const char *path, gal_gallery **out, tr_err *err);
 void gal_free(gal_gallery *g); /* NULL is a no-op */
+/* Why the gallery file holds no read lease (st_lease_note), or NULL. */
+const char *gal_lease_note(const gal_gallery *g);
 
 /* The gallery file's SHA-256 (64 lowercase hex digits), computed on the
  * first call (a pass over the whole file, kept off the start-up path) and

@@ -3,21 +3,17 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "atomic_file.h"
+#include "fmap.h"
 
 struct st_file {
-    uint8_t *owned; /* file image when st_open read it */
-    void *map;      /* file image when st_map mapped it (map_len bytes) */
-    size_t map_len;
+    uint8_t *owned;     /* file image when st_open read it */
+    fmap *fm;           /* file image when st_map mapped it */
     const uint8_t *buf; /* whole image */
     size_t len;
     const uint8_t *data; /* data section */
@@ -80,7 +76,7 @@ void st_close(st_file *f) {
     if (f == NULL) return;
     free_parts(f);
     free(f->owned);
-    if (f->map) munmap(f->map, f->map_len);
+    fmap_close(f->fm);
     free(f);
 }
 
@@ -308,38 +304,22 @@ int st_open(const char *path, st_file **out, tr_err *err) {
 
 int st_map(const char *path, st_file **out, tr_err *err) {
     static const uint8_t empty[1];
-    struct stat sb;
-    void *map = NULL;
-    size_t len = 0;
-    int rc;
+    fmap *m;
+    size_t len;
     *out = NULL;
-    /* O_NONBLOCK: a FIFO put in the file's place must not block the open; it is refused below */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return tr_seterr(err, TR_EIO, "", "cannot open %s: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return tr_seterr(err, TR_EIO, "", "%s is not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size > SIZE_MAX) {
-        close(fd);
-        return tr_seterr(err, TR_ELIMIT, "", "%s is %lld bytes; too large to map", path, (long long)sb.st_size);
-    }
-    len = (size_t)sb.st_size;
-    /* MAP_POPULATE: the caller validates every value anyway; map the whole
-     * file in one call instead of faulting it in piece by piece */
-    if (len > 0 && (map = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0)) == MAP_FAILED) {
-        rc = tr_seterr(err, TR_EIO, "", "cannot map %s: %s", path, strerror(errno));
-        close(fd);
+    int rc = fmap_open(path, &m, err);
+    if (rc != TR_OK) return rc;
+    const uint8_t *buf = fmap_data(m, &len);
+    if ((rc = st_open_mem(buf ? buf : empty, len, out, err)) != TR_OK) {
+        fmap_close(m);
         return rc;
     }
-    close(fd); /* the mapping keeps the file (its inode) alive */
-    if ((rc = st_open_mem(map ? map : empty, len, out, err)) != TR_OK) {
-        if (map) munmap(map, len);
-        return rc;
-    }
-    (*out)->map = map;
-    (*out)->map_len = len;
+    (*out)->fm = m;
     return TR_OK;
+}
+
+const char *st_lease_note(const st_file *f) {
+    return f->fm ? fmap_lease_note(f->fm) : NULL;
 }
 
 size_t st_count(const st_file *f) {

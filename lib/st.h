@@ -48,9 +48,14 @@ int st_open_mem(const uint8_t *buf, size_t len, st_file **out, tr_err *err);
 /* Read a file into memory and st_open_mem it; the st_file owns the bytes. */
 int st_open(const char *path, st_file **out, tr_err *err);
 /* Map a file read-only (shared: processes mapping the same file share its
- * pages) and st_open_mem it; the st_file owns the mapping, st_close unmaps
- * it. The file must not change in place while mapped (replace it by rename). */
+ * pages; fmap.h) and st_open_mem it; the st_file owns the mapping, st_close
+ * unmaps it. With a read lease (fmap_lease_setup), a writer of the file turns
+ * the mapping into a private copy of the old bytes; without one, the file must
+ * not change in place while mapped (replace it by rename). */
 int st_map(const char *path, st_file **out, tr_err *err);
+/* Why a mapped file holds no read lease (fmap_lease_note), or NULL: it holds
+ * one, or f was not mapped. */
+const char *st_lease_note(const st_file *f);
 void st_close(st_file *f); /* NULL is a no-op */
 
 size_t st_count(const st_file *f);

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "atomic_file.h"
+#include "fmap.h"
 #include "http.h"
 #include "keys.h"
 #include "log.h"
@@ -18,12 +20,17 @@ void openblas_set_num_threads(int n); /* OpenBLAS; one thread per request handle
 
 static pthread_t g_main_thread;
 
-/* The main thread takes TERM, INT and HUP with sigwait, and every thread we
- * start blocks them; a thread a library started before main (OpenBLAS's
- * pool) does not, and a process-directed signal may land there while the
- * main thread is busy (a reload). Forward it to the main thread, where it
- * stays pending until sigwait takes it, instead of letting the default
- * action end the process without a drain. */
+/* The kernel sends it when another process opens or truncates the mapped
+ * gallery file (a lease break, fmap.h); it goes to the main thread. */
+#define LEASE_SIG (SIGRTMIN + 1)
+
+/* The main thread takes TERM, INT, HUP and the lease signals with
+ * sigwaitinfo, and every thread we start blocks them; a thread a library
+ * started before main (OpenBLAS's pool) does not, and a process-directed
+ * signal may land there while the main thread is busy (a reload). Forward it
+ * to the main thread, where it stays pending until sigwaitinfo takes it,
+ * instead of letting the default action end the process without a drain
+ * (a forwarded lease signal loses its si_fd: every lease is checked). */
 static void forward_to_main(int sig) {
     (void)pthread_kill(g_main_thread, sig);
 }
@@ -37,22 +44,39 @@ static int write_port_file(const char *path, int port) {
 
 /* Block the signals before any thread of ours starts (the log writer is the
  * first): this thread sigwaits for them, and a signal delivered to another
- * thread is forwarded here. */
+ * thread is forwarded here. Lease breaks are sent to this thread; SIGIO
+ * stands for them when the real-time signal queue is full. */
 static void block_signals(sigset_t *sigs) {
+    const int take[] = {SIGTERM, SIGINT, SIGHUP, LEASE_SIG, SIGIO};
     g_main_thread = pthread_self();
     sigemptyset(sigs);
-    sigaddset(sigs, SIGTERM);
-    sigaddset(sigs, SIGINT);
-    sigaddset(sigs, SIGHUP);
     struct sigaction fwd;
     memset(&fwd, 0, sizeof fwd);
     fwd.sa_handler = forward_to_main;
     sigemptyset(&fwd.sa_mask);
-    sigaction(SIGTERM, &fwd, NULL);
-    sigaction(SIGINT, &fwd, NULL);
-    sigaction(SIGHUP, &fwd, NULL);
+    for (size_t i = 0; i < sizeof take / sizeof take[0]; i++) {
+        sigaddset(sigs, take[i]);
+        sigaction(take[i], &fwd, NULL);
+    }
     pthread_sigmask(SIG_BLOCK, sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    fmap_lease_setup(LEASE_SIG, gettid());
+}
+
+/* A process is opening or truncating the mapped gallery file: serve a
+ * private copy of what was loaded, then let the writer go on. fd is the
+ * lease's (si_fd), or -1 to check every lease (SIGIO, a forwarded signal). */
+static void on_lease_break(int fd) {
+    char moved[600];
+    tr_err err;
+    tr_clearerr(&err);
+    int rc = fmap_lease_break(fd, moved, sizeof moved, &err);
+    if (moved[0])
+        srv_log_msg(
+            "warn",
+            "gallery file %s is being written: serving a private copy of the old one; reload to map the new file",
+            moved);
+    if (rc != TR_OK) srv_log_msg("error", "gallery file being written: %s", err.msg);
 }
 
 /* SIGHUP: reload the model and gallery, the API keys and the TLS
@@ -95,10 +119,14 @@ static void serve(const srv_config *cfg, srv_http *http, int port, const sigset_
     srv_state_unref(st);
     int sig;
     for (;;) {
-        sig = 0;
-        if (sigwait(sigs, &sig) != 0) continue;
-        if (sig != SIGHUP) break;
-        on_sighup(cfg, http);
+        siginfo_t si;
+        if ((sig = sigwaitinfo(sigs, &si)) < 0) continue;
+        if (sig == LEASE_SIG || sig == SIGIO)
+            on_lease_break(sig == LEASE_SIG && si.si_code == POLL_MSG ? si.si_fd : -1);
+        else if (sig == SIGHUP)
+            on_sighup(cfg, http);
+        else
+            break;
     }
     srv_log_msg("info", "%s: draining (up to %gs)", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout);
     srv_http_quiesce(http);

@@ -9,6 +9,7 @@
 #include "state.h"
 
 #include "batcher.h"
+#include "log.h"
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;   /* guards g_current */
 static pthread_mutex_t g_reload = PTHREAD_MUTEX_INITIALIZER; /* one reload at a time */
@@ -79,6 +80,12 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
     struct tm tm;
     gmtime_r(&s->loaded_at, &tm);
     strftime(s->loaded_at_iso, sizeof s->loaded_at_iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *note = s->gallery ? gal_lease_note(s->gallery) : NULL;
+    if (note)
+        srv_log_msg("warn",
+                    "gallery %s: %s: replace it by rename while it is served (rewritten in place, searches read "
+                    "the new rows against the old norms; truncated, they end the server with SIGBUS)",
+                    gallery_path, note);
     atomic_store(&s->refs, 1);
     *out = s;
     return TR_OK;
