@@ -545,6 +545,11 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     return TR_OK;
 }
 
+int onx_conv_packed(const onx_node *nd) {
+    const conv_p *p = nd->p;
+    return p->fast && !is_depthwise(p); /* run_fast reads p->pk, never the weight input */
+}
+
 static void run_conv(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
     const conv_p *p = nd->p;
     const float *x = in[0].p, *wt = in[1].p, *b = nd->n_in > 2 && in[2].p ? in[2].p : NULL;

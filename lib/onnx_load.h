@@ -20,6 +20,8 @@ const char *onx_sanitize(const char *s, char *buf, size_t cap);
 int onx_optimize(onx_graph *g, tr_err *err);
 /* After onx_optimize: pack Conv node nd's final weights for this CPU's kernels (onnx_k_conv.c). */
 int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err);
+/* After onx_conv_prepare: 1 if Conv node nd runs on its packed weights only (its weight input's bytes unread). */
+int onx_conv_packed(const onx_node *nd);
 /* Run node nd at load on constant inputs, making its outputs constants. */
 int onx_fold(onx_graph *g, onx_node *nd, tr_err *err);
 /* Concrete view of value v for batch size n (data pointer left NULL). */

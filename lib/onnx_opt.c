@@ -120,6 +120,17 @@ int onx_optimize(onx_graph *g, tr_err *err) {
     for (int k = 0; k < g->n_outputs; k++) g->v[g->outputs[k]].last_use = g->n_nodes;
     for (int i = 0; i < g->n_nodes && rc == TR_OK; i++)
         if (is_op(&g->nodes[i], "Conv")) rc = onx_conv_prepare(g, &g->nodes[i], err);
+    /* constants nothing reads any more keep their shape, not their bytes: a Conv's weights before BatchNormalization
+     * was folded into new ones, inputs of folded nodes, weights a Conv only reads packed */
+    count_uses(g, uses);
+    for (int i = 0; i < g->n_nodes && rc == TR_OK; i++)
+        if (is_op(&g->nodes[i], "Conv") && onx_conv_packed(&g->nodes[i]) && uses[g->nodes[i].in[1]] == 1)
+            uses[g->nodes[i].in[1]] = 0;
+    for (int v = 0; v < g->n_v && rc == TR_OK; v++)
+        if (g->v[v].is_const && uses[v] == 0 && v != g->input) {
+            free(g->v[v].data);
+            g->v[v].data = NULL;
+        }
 done:
     free(uses);
     return rc;

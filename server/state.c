@@ -1,4 +1,5 @@
 /* state.c - the loaded model + gallery + effective defaults as one refcounted snapshot; atomic reload. */
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -88,9 +89,11 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
                     gallery_path, note);
     atomic_store(&s->refs, 1);
     *out = s;
+    malloc_trim(0); /* the loaders' file buffers and parse trees, freed: back to the system, not kept resident */
     return TR_OK;
 fail:
     state_free(s);
+    malloc_trim(0);
     return rc;
 }
 
