@@ -38,14 +38,14 @@ def load_embeddings(path):
 def prep(d, gal=None, qry=None):
     if gal:
         g, q = load_embeddings(gal), load_embeddings(qry)[:NQ]
-        src = "Fashion-MNIST embeddings of the shipped model (gallery: training set, queries: first 1,000 test images)"
+        src = "Fashion-MNIST embeddings of the MLP model, models/fashion-mnist.safetensors (gallery: training set, queries: first 1,000 test images)"
     else:
         rng = np.random.default_rng(1)
         g = rng.standard_normal((60000, DIM)).astype(np.float32)
         q = rng.standard_normal((NQ, DIM)).astype(np.float32)
         g /= np.linalg.norm(g, axis=1, keepdims=True)
         q /= np.linalg.norm(q, axis=1, keepdims=True)
-        src = "seeded random unit vectors (the shipped model or the data set was not found)"
+        src = "seeded random unit vectors (the MLP model or the data set was not found)"
     g = np.ascontiguousarray(g, dtype=np.float32)
     g.tofile(f"{d}/g60000.f32")
     g[:10000].tofile(f"{d}/g10000.f32")
