@@ -207,11 +207,6 @@ model: deps all
 	    --name fashion-mnist-cnn $(CNN_TRAIN_FLAGS)
 	bin/tripletctl eval --model $(CNN_MODEL) --threads $(EVAL_THREADS) --json > models/cnn-eval.json
 	@mkdir -p $(dir $(CNN_OPEN_SET_MODEL))
-	@# the untrained baseline (eval computes it for MLPs only): one step at a learning rate of 1e-30
-	bin/tripletctl train --out $(B)/models/cnn-untrained.onnx --quiet $(CNN_TRAIN_FLAGS) --epochs 1 --steps-per-epoch 1 \
-	    --lr 1e-30
-	bin/tripletctl eval --model $(B)/models/cnn-untrained.onnx --no-baselines --threads $(EVAL_THREADS) --json \
-	    > models/cnn-eval-untrained.json
 	bin/tripletctl train --out $(CNN_OPEN_SET_MODEL) --name fashion-mnist-cnn-open-set --quiet $(CNN_TRAIN_FLAGS) \
 	    $(OPEN_SET_FLAGS) --epochs $(CNN_OPEN_SET_EPOCHS)
 	bin/tripletctl eval --model $(CNN_OPEN_SET_MODEL) --classes 8,9 --threads $(EVAL_THREADS) --json \
@@ -224,12 +219,12 @@ model-seeds: deps all
 	for s in 2 3; do \
 	    bin/tripletctl train --out $(B)/models/cnn-seed$$s.onnx --quiet $(CNN_TRAIN_FLAGS) --seed $$s && \
 	    bin/tripletctl eval --model $(B)/models/cnn-seed$$s.onnx --no-baselines --threads $(EVAL_THREADS) --json \
-	        > $(B)/models/cnn-seed$$s.json || exit 1; \
+	        > models/cnn-eval-seed$$s.json || exit 1; \
 	done
 	python3 models/seeds.py models/cnn-seeds.json "the shipped CNN recipe with three seeds (seed 1 is the shipped \
 	model); test -> train exact kNN by tripletctl eval" "tripletctl train --out M --seed S (other options: the \
 	Makefile's CNN_TRAIN_FLAGS); tripletctl eval --model M --no-baselines --json" 1=models/cnn-eval.json \
-	    2=$(B)/models/cnn-seed2.json 3=$(B)/models/cnn-seed3.json
+	    2=models/cnn-eval-seed2.json 3=models/cnn-eval-seed3.json
 	python3 models/card.py cnn
 
 # The MLP of models/fashion-mnist-mlp.md.

@@ -36,7 +36,8 @@ static void usage(FILE *f) {
                "inputs (with the model's input preprocessing) and the untrained network\n"
                "(same architecture, the trainer's seeded initial weights).\n"
                "\n"
-               "  --model PATH        model file (safetensors)\n"
+               "  --model PATH        model file (safetensors, or .onnx; the untrained\n"
+               "                      baseline needs a file tripletctl train wrote)\n"
                "  --data SPEC         IDX directory or prefix, .csv[.gz] or .jsonl[.gz]\n"
                "                      (default: Fashion-MNIST, found like `tripletctl train`)\n"
                "  --split NAME        IDX split of the queries (default test; \"train\" runs\n"
@@ -292,8 +293,9 @@ static int select_rows(const eval_args *a, const int64_t *classes, size_t nclass
     return 0;
 }
 
-/* The baselines: raw inputs (with the model's input preprocessing) and, for
- * an MLP, the untrained network of the same architecture. */
+/* The baselines: raw inputs (with the model's input preprocessing) and the
+ * untrained network of the same architecture (an MLP, or a layer list
+ * tripletctl train wrote as ONNX). */
 static int baselines(const eval_args *a, const mdl_model *m, dist_metric metric, const dat_set *qd, const dat_set *gd,
                      int loo, row *rows, tr_err *err) {
     float *qx = NULL, *gx = NULL;
@@ -307,8 +309,12 @@ static int baselines(const eval_args *a, const mdl_model *m, dist_metric metric,
     free(qx);
     free(gx);
     qx = gx = NULL;
-    if (m->format == MDL_FMT_SAFETENSORS) {
-        /* the untrained network: same architecture and preprocessing, the trainer's init (MLPs only) */
+    if (m->format == MDL_FMT_ONNX && mdl_meta(m, "training.arch") == NULL) {
+        if (!a->json)
+            fprintf(stderr, "tripletctl eval: no untrained baseline: the ONNX file does not say its training.arch "
+                            "(tripletctl train writes it)\n");
+    } else {
+        /* the untrained network: same architecture and preprocessing, the trainer's seeded init */
         trn_config cfg;
         trn_config_default(&cfg);
         cfg.metric = metric;

@@ -193,7 +193,15 @@ static int save_model(const run_ctx *r, const dat_set *train) {
                            "seed",
                            seed};
     size_t n_extra = sizeof extra / sizeof extra[0] / 2;
-    if (layers) return save_onnx(r, name, desc, extra, n_extra);
+    if (layers) {
+        char input[48];
+        snprintf(input, sizeof input, "%dx%dx%d", c->input_c, c->input_h, c->input_w);
+        const char *net[2 * (sizeof extra / sizeof extra[0] / 2) + 4];
+        memcpy(net, extra, sizeof extra);
+        net[2 * n_extra] = "training.arch", net[2 * n_extra + 1] = arch;
+        net[2 * n_extra + 2] = "training.input", net[2 * n_extra + 3] = input;
+        return save_onnx(r, name, desc, net, n_extra + 2);
+    }
     if (trn_export(r->t, &m, &err)) {
         fprintf(stderr, "tripletctl train: cannot build the model: %s\n", err.msg);
         return -1;

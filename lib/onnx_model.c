@@ -64,13 +64,22 @@ static const mdl_ops onnx_ops = {"onnx", onnx_forward, onnx_free, onnx_describe}
 
 int onx_model_load(const char *path, mdl_model **out, tr_err *err) {
     uint8_t *buf = NULL;
-    size_t len = 0, nkv;
+    size_t len = 0;
+    *out = NULL;
+    int rc = tr_read_file(path, ONX_MAX_FILE, &buf, &len, err);
+    if (rc == TR_OK) rc = onx_model_load_mem(buf, len, out, err);
+    free(buf);
+    return rc;
+}
+
+int onx_model_load_mem(const uint8_t *buf, size_t len, mdl_model **out, tr_err *err) {
+    size_t nkv;
     const char **kv = NULL;
     onx_graph *g = NULL;
     mdl_model *m = NULL;
     *out = NULL;
-    int rc = tr_read_file(path, ONX_MAX_FILE, &buf, &len, err);
-    if (rc || (rc = onx_open_mem(buf, len, &g, err))) goto fail;
+    int rc = onx_open_mem(buf, len, &g, err);
+    if (rc) goto fail;
     if ((m = mdl_alloc(&onnx_ops, MDL_FMT_ONNX)) == NULL) {
         rc = tr_seterr(err, TR_ENOMEM, "", "out of memory");
         goto fail;
@@ -90,12 +99,10 @@ int onx_model_load(const char *path, mdl_model **out, tr_err *err) {
     if ((rc = mdl_meta_apply(m, nkv, kv, err))) goto fail;
     if ((rc = tr_sha256_hex(buf, len, m->sha256, err))) goto fail;
     free(kv);
-    free(buf);
     *out = m;
     return TR_OK;
 fail:
     free(kv);
-    free(buf);
     onx_free(g);
     mdl_free(m);
     return rc;

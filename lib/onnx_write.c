@@ -356,9 +356,11 @@ static char *image_json(wb *b, const mdl_image *im) {
                   im->height, im->width, m, s);
 }
 
-int onx_write(const char *path, const nn_arch *a, const float *params, const float *state, const mdl_image *image,
-              const char *const *meta, size_t n_meta, tr_err *err) {
+int onx_write_mem(const nn_arch *a, const float *params, const float *state, const mdl_image *image,
+                  const char *const *meta, size_t n_meta, uint8_t **out, size_t *out_len, tr_err *err) {
     int rc = check_args(a, params, state, image, meta, n_meta, err), spatial = 0;
+    *out = NULL;
+    *out_len = 0;
     if (rc) return rc;
     wb b = {0};
     uint8_t *buf = NULL;
@@ -415,8 +417,7 @@ int onx_write(const char *path, const nn_arch *a, const float *params, const flo
     model.metadata_props = kv;
     size_t len = protobuf_c_message_get_packed_size(&model.base);
     if (len > ONX_MAX_FILE) {
-        rc =
-            tr_seterr(err, TR_ELIMIT, "", "%s: the model would be %zu bytes; the limit is %u", path, len, ONX_MAX_FILE);
+        rc = tr_seterr(err, TR_ELIMIT, "", "the model would be %zu bytes; the limit is %u", len, ONX_MAX_FILE);
         goto done;
     }
     if ((buf = malloc(len ? len : 1)) == NULL) {
@@ -424,9 +425,24 @@ int onx_write(const char *path, const nn_arch *a, const float *params, const flo
         goto done;
     }
     protobuf_c_message_pack(&model.base, buf);
-    rc = af_write(path, buf, len, err);
+    *out = buf;
+    *out_len = len;
 done:
-    free(buf);
     wb_free(&b);
+    return rc;
+}
+
+int onx_write(const char *path, const nn_arch *a, const float *params, const float *state, const mdl_image *image,
+              const char *const *meta, size_t n_meta, tr_err *err) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = onx_write_mem(a, params, state, image, meta, n_meta, &buf, &len, err);
+    if (rc == TR_OK) rc = af_write(path, buf, len, err);
+    if (rc == TR_ELIMIT) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        tr_seterr(err, rc, "", "%s: %s", path, msg);
+    }
+    free(buf);
     return rc;
 }

@@ -3,6 +3,7 @@
 #define ONNX_WRITE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model.h"
 #include "nn_arch.h"
@@ -23,5 +24,8 @@
  * TR_EINVAL on an inconsistent argument, TR_EIO naming the path. */
 int onx_write(const char *path, const nn_arch *a, const float *params, const float *state, const mdl_image *image,
               const char *const *meta, size_t n_meta, tr_err *err);
+/* The same ModelProto packed into *out (malloc'd, *out_len bytes; the caller frees it) instead of a file. */
+int onx_write_mem(const nn_arch *a, const float *params, const float *state, const mdl_image *image,
+                  const char *const *meta, size_t n_meta, uint8_t **out, size_t *out_len, tr_err *err);
 
 #endif

@@ -163,10 +163,13 @@ int trn_export(const trn *t, mdl_model **out, tr_err *err);
  * "untrained" evaluation baseline. Free with mdl_free. */
 int trn_init_model(const trn_config *cfg, mdl_model **out, tr_err *err);
 
-/* The untrained network of an MLP's architecture: cfg (its seed, metric,
- * ...) with m's layer widths, activation and normalize, through
- * trn_init_model, then m's own input.mean / input.scale. TR_EINVAL when m
- * is not an MLP. Free with mdl_free. */
+/* The untrained network of m's architecture with cfg's seed. An MLP: cfg
+ * (its seed, metric, ...) with m's layer widths, activation and normalize,
+ * through trn_init_model, then m's own input.mean / input.scale. An ONNX
+ * model that tripletctl train wrote (metadata training.arch and
+ * training.input): that layer list with the trainer's initial weights and
+ * BatchNorm statistics (mean 0, variance 1) and m's metadata and `image`
+ * preprocessing. TR_EINVAL for any other model. Free with mdl_free. */
 int trn_init_like(const mdl_model *m, const trn_config *cfg, mdl_model **out, tr_err *err);
 
 /* Checkpoint: weights, Adam moments, step, PRNG and sampler state, the

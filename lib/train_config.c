@@ -181,10 +181,19 @@ int trn_parse_lr_schedule(const char *s, trn_config *cfg, tr_err *err) {
     return TR_OK;
 }
 
+/* The form trn_parse_lr_schedule reads back to the same values: "step" for the default period (every 0, which
+ * the syntax gives only with the default gamma), gamma in the fewest digits that round-trip. */
 void trn_format_lr_schedule(const trn_config *cfg, char *buf, size_t len) {
-    if (cfg->lr_schedule == TRN_LR_STEP)
-        snprintf(buf, len, "step:%d:%.17g", cfg->lr_step_every, cfg->lr_gamma);
-    else
+    if (cfg->lr_schedule == TRN_LR_STEP && cfg->lr_step_every == 0 && cfg->lr_gamma == 0.1) {
+        snprintf(buf, len, "step");
+    } else if (cfg->lr_schedule == TRN_LR_STEP) {
+        char g[32];
+        for (int digits = 6; digits <= 17; digits++) {
+            snprintf(g, sizeof g, "%.*g", digits, cfg->lr_gamma);
+            if (strtod(g, NULL) == cfg->lr_gamma) break;
+        }
+        snprintf(buf, len, "step:%d:%s", cfg->lr_step_every, g);
+    } else
         snprintf(buf, len, "%s", cfg->lr_schedule == TRN_LR_COSINE ? "cosine" : "constant");
 }
 

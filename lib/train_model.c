@@ -1,9 +1,11 @@
-/* train_model.c - trainer weights as models: seeded initial parameters, the untrained counterpart of an MLP, export.
+/* train_model.c - trainer weights as models: seeded initial parameters, the untrained counterpart of a model, export.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "onnx_model.h"
+#include "onnx_write.h"
 #include "rng.h"
 #include "train_impl.h"
 
@@ -81,10 +83,57 @@ int trn_init_model(const trn_config *cfg, mdl_model **out, tr_err *err) {
     return rc;
 }
 
+/* A layer list tripletctl train wrote as ONNX: its training.arch on training.input, the trainer's seeded initial
+ * weights and BatchNorm statistics as trn_init_params sets them (mean 0, variance 1), m's metadata (its `image`
+ * preprocessing among them), as an ONNX model built in memory. */
+static int init_like_onnx(const mdl_model *m, const trn_config *cfg, mdl_model **out, tr_err *err) {
+    const char *as = mdl_meta(m, "training.arch"), *is = mdl_meta(m, "training.input");
+    const char **kv = NULL;
+    float *w = NULL, *state = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0, n = 0;
+    uint64_t rng[4];
+    nn_arch a;
+    int c, h, wd, rc;
+    if (as == NULL || is == NULL)
+        return tr_seterr(err, TR_EINVAL, "model",
+                         "an ONNX model has an untrained counterpart only when its metadata gives training.arch and "
+                         "training.input (as tripletctl train writes them)");
+    if (trn_parse_shape(is, &c, &h, &wd))
+        return tr_seterr(err, TR_EFORMAT, "training.input", "metadata training.input \"%s\" is not CxHxW", is);
+    if ((rc = nn_arch_parse(as, (nn_shape){c, h, wd}, &a, err))) return rc;
+    size_t in = (size_t)c * (size_t)h * (size_t)wd, od = (size_t)nn_arch_out_dim(&a);
+    if (in != m->input_dim || od != m->output_dim)
+        return tr_seterr(err, TR_EDIM, "training.arch",
+                         "metadata training.arch maps %zu inputs to %zu, the graph %zu to %zu", in, od, m->input_dim,
+                         m->output_dim);
+    w = malloc((a.n_params ? a.n_params : 1) * sizeof *w);
+    state = malloc((a.n_state ? a.n_state : 1) * sizeof *state);
+    kv = malloc((2 * m->n_meta + 1) * sizeof *kv);
+    if (w == NULL || state == NULL || kv == NULL) {
+        rc = tr_seterr(err, TR_ENOMEM, "arch", "cannot allocate %zu parameters", a.n_params);
+        goto done;
+    }
+    rng_seed(cfg->seed, rng);
+    trn_init_params(&a, w, state, rng);
+    for (size_t i = 0; i < m->n_meta; i++)
+        if (strcmp(m->meta[2 * i], "image") != 0) kv[2 * n] = m->meta[2 * i], kv[2 * n + 1] = m->meta[2 * i + 1], n++;
+    if ((rc = onx_write_mem(&a, w, a.n_state ? state : NULL, m->image.channels ? &m->image : NULL, kv, n, &buf, &len,
+                            err)) == TR_OK)
+        rc = onx_model_load_mem(buf, len, out, err);
+done:
+    free(buf);
+    free(kv);
+    free(state);
+    free(w);
+    return rc;
+}
+
 int trn_init_like(const mdl_model *m, const trn_config *cfg, mdl_model **out, tr_err *err) {
     const mlp_net *net = mdl_mlp(m);
     trn_config c = *cfg;
     *out = NULL;
+    if (m->format == MDL_FMT_ONNX) return init_like_onnx(m, cfg, out, err);
     if (net == NULL) return tr_seterr(err, TR_EINVAL, "model", "only an MLP has an untrained counterpart");
     c.n_layers = net->n_layers;
     c.dims[0] = net->layers[0].in;

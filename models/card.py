@@ -28,7 +28,7 @@ CARDS = {
     "cnn": {"card": "README.md", "eval": "cnn-eval.json", "open": "cnn-eval-open-set.json",
             "csv": "cnn-training.csv", "seeds": "cnn-seeds.json", "torch": "cnn-torch-reference.json",
             "torch_open": "cnn-torch-reference-open-set.json", "torch_seeds": "cnn-torch-seeds.json",
-            "script": "bench/train_cnn_torch.py", "mlp": True, "untrained": "cnn-eval-untrained.json"},
+            "script": "bench/train_cnn_torch.py", "mlp": True},
 }
 
 
@@ -67,7 +67,7 @@ def row(label, r):
     return "| %s | %s | %s | %s |" % (label, fmt(r.get("recall_at_1")), fmt(r.get("recall_at_5")), fmt(r.get("map_at_r")))
 
 
-def eval_table(ev, torch_ref, title, script, mlp, untrained=None):
+def eval_table(ev, torch_ref, title, script, mlp):
     out = ["| %s | Recall@1 | Recall@5 | MAP@R |" % title, "|---|---|---|---|"]
     res = ev["results"]
     out.append(row("**this model** (`tripletctl train`)", res["model"]))
@@ -82,10 +82,9 @@ def eval_table(ev, torch_ref, title, script, mlp, untrained=None):
         out.append(row("raw pixels (x/255), no model (the MLP card's run: the same pixels and ranking)",
                        mlp["results"]["raw"]))
     if "untrained" in res:
-        out.append(row("untrained network (the same seeded initial weights)", res["untrained"]))
-    elif untrained:
-        out.append(row("untrained network (the same seeded initial weights; BatchNorm running statistics after "
-                       "one batch)", untrained["results"]["model"]))
+        out.append(row("untrained network (the same seeded initial weights%s)" % (
+            "; BatchNorm running statistics at their start, mean 0 and variance 1" if script.endswith("cnn_torch.py")
+            else ""), res["untrained"]))
     return out
 
 
@@ -119,8 +118,7 @@ def main():
     lines.append("Test set (%d queries) against the training set (%d rows) as gallery, exact kNN, metric %s:"
                  % (ev["n_queries"], ev["n_gallery"], ev["metric"]))
     lines.append("")
-    untrained = scrub(c["untrained"]) if c.get("untrained") else None
-    lines += eval_table(ev, tref, "closed set, 10 classes", c["script"], mlp, untrained)
+    lines += eval_table(ev, tref, "closed set, 10 classes", c["script"], mlp)
     if ev_open:
         lines += ["", "Open set: trained on classes 0-7 only; queries (%d) and gallery (%d) are the two unseen "
                   "classes %s:" % (ev_open["n_queries"], ev_open["n_gallery"],
@@ -130,6 +128,9 @@ def main():
     if seeds:
         rel = lambda n: os.path.normpath(os.path.join("models", n))
         where = "ours in `%s`" % rel(c["seeds"])
+        per_seed = sorted(f for f in os.listdir(HERE) if f.startswith(c["eval"][:-5] + "-seed"))
+        if per_seed:
+            where += " (seed 1: `%s`; %s)" % (rel(c["eval"]), ", ".join("`%s`" % rel(f) for f in per_seed))
         if load(c["torch_seeds"]):
             where += ", PyTorch's in `%s`" % rel(c["torch_seeds"])
         lines += ["", "Seed to seed (closed set, one training run per seed; %s):" % where, ""] + seeds

@@ -17,6 +17,7 @@
 #include "../golden/golden_nn.h"
 #include "../tmpdir.h"
 #include "nn_net.h"
+#include "onnx_model.h"
 #include "onnx_write.h"
 #include "ref_loss.h"
 #include "train.h"
@@ -355,6 +356,61 @@ static void test_export_equals_embed(void **state) {
     free(im.y);
 }
 
+/* The untrained counterpart of a written network (tripletctl eval's baseline) is the trainer's initial network. */
+static void test_untrained_like(void **state) {
+    (void)state;
+    images im = make_images(10, 4);
+    trn_config c;
+    trn *t = NULL;
+    tr_err err;
+    char arch[256];
+    images_config(&c);
+    assert_int_equal(trn_new(&c, im.x, im.y, im.n, im.dim, &t, &err), TR_OK); /* not run: the initial weights */
+    trn_format_arch(&c, arch, sizeof arch);
+    mdl_image img;
+    const char *meta[] = {"normalize", "true", "training.arch", arch, "training.input", "1x8x8"};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(trn_image(t, &img, &err), TR_OK);
+    assert_int_equal(
+        onx_write_mem(trn_arch(t), trn_params(t, NULL), trn_state(t, NULL), &img, meta, 3, &buf, &len, &err), TR_OK);
+    mdl_model *m = NULL, *u = NULL, *v = NULL, *bare = NULL;
+    mdl_ws ws = {0};
+    assert_int_equal(onx_model_load_mem(buf, len, &m, &err), TR_OK);
+    free(buf);
+    trn_config k;
+    trn_config_default(&k);
+    k.seed = c.seed;
+    assert_int_equal(trn_init_like(m, &k, &u, &err), TR_OK);
+    k.seed = c.seed + 1;
+    assert_int_equal(trn_init_like(m, &k, &v, &err), TR_OK);
+    float *a = malloc(im.n * 8 * sizeof(float)), *b = malloc(im.n * 8 * sizeof(float));
+    assert_int_equal(mdl_forward(m, im.x, im.n, a, -1, &ws, &err), TR_OK);
+    assert_int_equal(mdl_forward(u, im.x, im.n, b, -1, &ws, &err), TR_OK);
+    assert_memory_equal(a, b, im.n * 8 * sizeof(float));
+    assert_int_equal(mdl_forward(v, im.x, im.n, b, -1, &ws, &err), TR_OK);
+    assert_memory_not_equal(a, b, im.n * 8 * sizeof(float));
+    /* without the metadata there is no architecture to start from */
+    assert_int_equal(
+        onx_write_mem(trn_arch(t), trn_params(t, NULL), trn_state(t, NULL), &img, meta, 1, &buf, &len, &err), TR_OK);
+    assert_int_equal(onx_model_load_mem(buf, len, &bare, &err), TR_OK);
+    free(buf);
+    mdl_model *none = NULL;
+    assert_int_equal(trn_init_like(bare, &k, &none, &err), TR_EINVAL);
+    assert_string_equal(err.field, "model");
+    assert_null(none);
+    free(a);
+    free(b);
+    mdl_ws_free(&ws);
+    mdl_free(m);
+    mdl_free(u);
+    mdl_free(v);
+    mdl_free(bare);
+    trn_free(t);
+    free(im.x);
+    free(im.y);
+}
+
 static void test_resume_equals_uninterrupted(void **state) {
     (void)state;
     images im = make_images(10, 3);
@@ -410,12 +466,18 @@ static void test_schedules_and_options(void **state) {
     assert_true(fabs(trn_lr_at(&c, 500, 5, 100) - 0.5e-3) < 1e-15);
     assert_true(fabs(trn_lr_at(&c, 250, 2, 100) - 1e-3 * 0.5 * (1 + cos(M_PI / 4))) < 1e-15);
     assert_int_equal(trn_parse_lr_schedule("step", &c, &err), TR_OK);
+    trn_format_lr_schedule(&c, buf, sizeof buf); /* what a checkpoint stores must parse back */
+    assert_string_equal(buf, "step");
+    assert_int_equal(trn_parse_lr_schedule(buf, &c, &err), TR_OK);
     assert_true(trn_lr_at(&c, 0, 2, 100) == 1e-3 && fabs(trn_lr_at(&c, 0, 3, 100) - 1e-4) < 1e-18);
     assert_true(fabs(trn_lr_at(&c, 0, 9, 100) - 1e-6) < 1e-18);
     assert_int_equal(trn_parse_lr_schedule("step:4:0.5", &c, &err), TR_OK);
     assert_true(trn_lr_at(&c, 0, 7, 100) == 0.5e-3 && trn_lr_at(&c, 0, 8, 100) == 0.25e-3);
     trn_format_lr_schedule(&c, buf, sizeof buf);
     assert_string_equal(buf, "step:4:0.5");
+    assert_int_equal(trn_parse_lr_schedule("step:2:0.3", &c, &err), TR_OK);
+    trn_format_lr_schedule(&c, buf, sizeof buf);
+    assert_string_equal(buf, "step:2:0.3");
     static const char *const bad_sched[] = {"linear", "step:0", "step:3:0", "step:3:1.5", "step:x", "steps", "cos"};
     for (size_t i = 0; i < sizeof bad_sched / sizeof bad_sched[0]; i++) {
         assert_int_equal(trn_parse_lr_schedule(bad_sched[i], &c, &err), TR_EINVAL);
@@ -469,6 +531,7 @@ int main(void) {
         cmocka_unit_test(test_export_equals_embed),
         cmocka_unit_test(test_resume_equals_uninterrupted),
         cmocka_unit_test(test_schedules_and_options),
+        cmocka_unit_test(test_untrained_like),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
