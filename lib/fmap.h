@@ -29,10 +29,11 @@ void fmap_close(fmap *m); /* NULL is a no-op; releases the lease */
 /* The mapped bytes (NULL for an empty file) and their count in *len. */
 const uint8_t *fmap_data(const fmap *m, size_t *len);
 
-/* NULL when m took a read lease; else why it has none (leases not set up,
- * the file belongs to another user, is open for writing, or lives on a
- * filesystem without leases): then the file must not be truncated or
- * rewritten while mapped (a truncation faults readers with SIGBUS). */
+/* NULL when m took a read lease (or maps nothing: an empty file); else why
+ * it has none (leases not set up, the file belongs to another user, is open
+ * for writing, or lives on a filesystem without leases): then the file must
+ * not be truncated or rewritten while mapped (a truncation faults readers
+ * with SIGBUS). */
 const char *fmap_lease_note(const fmap *m);
 
 /* The lease signal arrived for fd (si_fd), or fd is -1 (SIGIO: the signal
