@@ -23,7 +23,7 @@ typedef enum {
 typedef struct {
     int code;
     char field[128];
-    char msg[512];
+    char msg[2048]; /* room for a refusal that lists the supported ONNX ops, behind a file name */
 } tr_err;
 
 /* Set err (may be NULL) and return code. The message is printf-formatted. */

@@ -19,7 +19,7 @@ typedef struct {
     /* error record (status >= 400) */
     char err_type[32];
     char err_field[128];
-    char err_msg[512];
+    char err_msg[sizeof(tr_err){0}.msg + 256]; /* a library message behind a prefix */
     int n_headers;
     char hname[SRV_MAX_HEADERS][32];
     char hvalue[SRV_MAX_HEADERS][256];

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tr_err.h"
+
 #define LOG_BUF (64 * 1024)
 #define LOG_LINE 1600
 
@@ -181,7 +183,7 @@ void srv_log_access(const char *method, const char *path, int status, size_t byt
 }
 
 void srv_log_msg(const char *level, const char *fmt, ...) {
-    char ts[40], msg[1024], c[1200], line[1400];
+    char ts[40], msg[sizeof(tr_err){0}.msg + 512], c[sizeof msg + 256], line[sizeof c + 128];
     va_list ap;
     int n;
     va_start(ap, fmt);

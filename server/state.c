@@ -46,8 +46,10 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
         if (!strstr(err->msg, model_path)) { /* the message must name the file */
             char msg[sizeof err->msg];
             memcpy(msg, err->msg, sizeof msg);
-            msg[300] = 0;
-            snprintf(err->msg, sizeof err->msg, "model %.200s: %.300s", model_path, msg);
+            int k = snprintf(err->msg, sizeof err->msg, "model %.200s: ", model_path);
+            size_t n = strnlen(msg, sizeof err->msg - (size_t)k - 1);
+            memcpy(err->msg + k, msg, n);
+            err->msg[(size_t)k + n] = 0;
         }
         goto fail;
     }

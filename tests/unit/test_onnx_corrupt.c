@@ -13,6 +13,7 @@
 
 #include "onnx.h"
 #include "onnx/onnx.pb-c.h"
+#include "onnx_load.h"
 
 /* Every allocation of one case, freed together. */
 static void *pool[4096];
@@ -477,9 +478,38 @@ static void test_bytes(void **state) {
     pool_free();
 }
 
+/* An unsupported op's refusal lists every supported op, whole, even behind the longest node and op names. */
+static void test_op_list(void **state) {
+    (void)state;
+    static const char *const names[][2] = {{"relu", "Foo"}, {NULL, NULL}};
+    char longname[300], longop[100], list[4096], want[sizeof list + 600], shown[96];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    memset(longop, 'E', sizeof longop - 1);
+    longop[sizeof longop - 1] = 0;
+    onx_op_list(list, sizeof list);
+    assert_true(strlen(list) + 1 < sizeof list);
+    for (int i = 0; i < 2; i++) {
+        const char *node = names[i][0] ? names[i][0] : longname, *op = names[i][1] ? names[i][1] : longop;
+        Onnx__ModelProto *m = base();
+        G->node[1]->name = S(node);
+        G->node[1]->op_type = S(op);
+        size_t len;
+        uint8_t *b = pack(m, &len);
+        onx_graph *g = NULL;
+        tr_err err = {0};
+        char opshown[64];
+        snprintf(want, sizeof want, "node 1 \"%s\": op %s (opset 13) is not supported; supported ops: %s",
+                 onx_sanitize(node, shown, sizeof shown), onx_sanitize(op, opshown, sizeof opshown), list);
+        check(node, onx_open_mem(b, len, &g, &err), &err, TR_EFORMAT, want);
+        pool_free();
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_op_list),
         cmocka_unit_test(test_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

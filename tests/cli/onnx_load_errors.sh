@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# onnx_load_errors.sh - what a user sees when an ONNX file is refused, on every path: tripletctl
+# inspect, tripletd's start-up message and the admin reload's 422 body. The files are made here
+# with python3-onnx.
+. "$(dirname "$0")/../lib.sh"
+set -eo pipefail
+pick_python numpy,onnx || skip "python3 with numpy and onnx (python3-onnx) is missing"
+
+"$PY" - "$tmp" <<'PY'
+import sys
+import onnx
+from onnx import TensorProto, helper
+tmp = sys.argv[1]
+
+def save(path, nodes, x_shape, meta=None):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"] + x_shape)
+    y = helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)
+    m = helper.make_model(helper.make_graph(nodes, "t", [x], [y]), opset_imports=[helper.make_operatorsetid("", 13)])
+    m.ir_version = 7
+    for k, v in (meta or {}).items():
+        e = m.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.save(m, path)
+
+save(tmp + "/einsum.onnx", [helper.make_node("Einsum", ["x", "x"], ["y"], name="e", equation="ni,ni->ni")], [4])
+PY
+
+# --- an unsupported op: the list of supported ops reaches the user whole ---
+expect "inspect an Einsum model" 1 "$TRIPLETCTL" inspect "$tmp/einsum.onnx"
+list=$(sed -n 's/.*op Einsum (opset 13) is not supported; supported ops: //p' "$tmp/err")
+# the list is whole: sorted names, none cut, the last one known
+if [[ -n $list ]] && "$PY" - "$list" <<'PY'; then ok "inspect lists every supported op"; else bad "inspect's list: $list"; fi
+import sys
+ops = sys.argv[1].strip().split(", ")
+assert ops == sorted(ops) and len(ops) > 50 and "Conv" in ops and ops[-1] == "Where", ops
+PY
+"$TRIPLETD" --model "$tmp/einsum.onnx" --port 0 >"$tmp/start.out" 2>"$tmp/start.err" && bad "tripletd started on Einsum" || true
+has "tripletd's start-up message lists every supported op" "$tmp/start.err" "supported ops: $list"
+has "tripletd's start-up message names the file" "$tmp/start.err" "model $tmp/einsum.onnx: node 0 \"e\": op Einsum"
+
+cp "$ROOT/tests/data/onnx/fashion_op13_dyn.onnx" "$tmp/model.onnx"
+MODEL=$tmp/model.onnx start_server --model-dir "$tmp" --log-format text
+auth=(-H "Authorization: Bearer $KEY")
+code=$(curl -s -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" -H 'Content-Type: application/json' \
+    -d '{"model": "einsum.onnx"}' "$url/v1/admin/reload")
+[[ $code == 422 ]] && ok "reload of an Einsum model -> 422" || bad "reload of an Einsum model -> $code"
+if "$PY" - "$tmp/r.json" "$list" <<'PY'; then ok "the 422 body lists every supported op"; else bad "the 422 body: $(head -c 2000 "$tmp/r.json")"; fi
+import json, sys
+e = json.load(open(sys.argv[1]))["error"]
+assert e["type"] == "invalid_input" and e["message"].endswith("supported ops: " + sys.argv[2]), e
+PY
+sleep 0.2
+has "the reload's log line lists every supported op" "$tmp/srv.err" "supported ops: $list"
+finish
