@@ -74,11 +74,39 @@ static int json_int(const cJSON *o, const char *key, int lo, int hi, int *out) {
     return 0;
 }
 
-/* The `image` metadata value: {"channels", "height", "width", "mean", "std"}, checked against input_dim. */
+/* A JSON key from a file, printable: non-printing bytes, quotes and backslashes as '?', cut with "..." to fit cap. */
+static const char *key_shown(const char *k, char *buf, size_t cap) {
+    size_t j = 0;
+    for (; k && *k && j + 4 < cap; k++) {
+        unsigned char ch = (unsigned char)*k;
+        buf[j++] = ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\' ? (char)ch : '?';
+    }
+    if (k && *k) memcpy(buf + j, "...", 3), j += 3;
+    buf[j] = 0;
+    return buf;
+}
+
+/* The `image` metadata value: {"channels", "height", "width", "mean", "std"} and no other key, checked
+ * against the input: its shape when it is [batch, C, H, W], else input_dim = C x H x W. */
 static int parse_image(mdl_model *m, const char *v, tr_err *err) {
+    static const char *const KEYS[] = {"channels", "height", "width", "mean", "std", NULL};
     mdl_image im = {0};
-    const char *why = NULL;
-    cJSON *o = cJSON_Parse(v);
+    const char *why = NULL, *unknown = NULL;
+    char key[48];
+    cJSON *o = cJSON_Parse(v), *e;
+    if (cJSON_IsObject(o))
+        for (e = o->child; e && !unknown; e = e->next) {
+            unknown = e->string;
+            for (const char *const *k = KEYS; *k && unknown; k++)
+                if (strcmp(*k, e->string) == 0) unknown = NULL;
+        }
+    if (unknown) {
+        tr_seterr(err, TR_EFORMAT, "image",
+                  "metadata \"image\": key \"%s\" is not one of channels, height, width, mean, std",
+                  key_shown(unknown, key, sizeof key));
+        cJSON_Delete(o);
+        return TR_EFORMAT;
+    }
     if (!cJSON_IsObject(o))
         why = "is not a JSON object";
     else if (json_int(o, "channels", 1, 3, &im.channels) || im.channels == 2)
@@ -95,6 +123,12 @@ static int parse_image(mdl_model *m, const char *v, tr_err *err) {
         if (!(im.std[c] > 0)) why = "\"std\" has a value that is not > 0";
     cJSON_Delete(o);
     if (why) return tr_seterr(err, TR_EFORMAT, "image", "metadata \"image\": %s", why);
+    if (m->in_rank == 3 && (m->in_shape[0] != im.channels || m->in_shape[1] != im.height || m->in_shape[2] != im.width))
+        return tr_seterr(err, TR_EFORMAT, "image",
+                         "metadata \"image\": %d x %d x %d (channels x height x width) does not match the input "
+                         "shape [batch, %lld, %lld, %lld]",
+                         im.channels, im.height, im.width, (long long)m->in_shape[0], (long long)m->in_shape[1],
+                         (long long)m->in_shape[2]);
     if ((size_t)im.channels * (size_t)im.height * (size_t)im.width != m->input_dim)
         return tr_seterr(err, TR_EFORMAT, "image",
                          "metadata \"image\": %d x %d x %d = %zu values, but the model takes %zu", im.channels,
@@ -194,6 +228,18 @@ int mdl_forward(const mdl_model *m, const float *x, size_t n, float *y, int norm
     return TR_OK;
 }
 
+/* The double of the shortest decimal that reads back as f (0.286f gives 0.286, not 0.28600001335144043):
+ * JSON shows the number the file or the request wrote. */
+static double float_shortest(float f) {
+    char buf[32];
+    for (int p = 1; p < 9; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    snprintf(buf, sizeof buf, "%.9g", (double)f);
+    return strtod(buf, NULL);
+}
+
 static cJSON *image_json(const mdl_image *im) {
     cJSON *o = cJSON_CreateObject();
     int ok = o != NULL;
@@ -203,8 +249,8 @@ static cJSON *image_json(const mdl_image *im) {
     cJSON *mean = cJSON_AddArrayToObject(o, "mean"), *std = cJSON_AddArrayToObject(o, "std");
     ok &= mean != NULL && std != NULL;
     for (int c = 0; ok && c < im->channels; c++) {
-        ok &= cJSON_AddItemToArray(mean, cJSON_CreateNumber(im->mean[c]));
-        ok &= cJSON_AddItemToArray(std, cJSON_CreateNumber(im->std[c]));
+        ok &= cJSON_AddItemToArray(mean, cJSON_CreateNumber(float_shortest(im->mean[c])));
+        ok &= cJSON_AddItemToArray(std, cJSON_CreateNumber(float_shortest(im->std[c])));
     }
     if (!ok) {
         cJSON_Delete(o);

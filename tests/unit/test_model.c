@@ -1,5 +1,6 @@
 /* test_model.c - model loading: a corrupt-model table (exact messages), forward vs PyTorch golden
- * outputs (sgemv and sgemm paths), normalize override, save/load round trip, concurrent forward. */
+ * outputs (sgemv and sgemm paths), normalize override, save/load round trip, concurrent forward,
+ * the `image` metadata against the input's shape and as described. */
 #include <math.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -532,11 +533,83 @@ static void test_concurrent_forward(void **state) {
     mdl_free(m);
 }
 
+/* `image` metadata as mdl_meta_apply checks it against any format's input, and as the description shows it. */
+static int describe_none(const mdl_model *m, cJSON *o) {
+    (void)m, (void)o;
+    return 0;
+}
+
+static void test_image_meta(void **state) {
+    (void)state;
+    static const mdl_ops ops = {"test", NULL, NULL, describe_none};
+    static const struct {
+        int rank;
+        int64_t shape[3];
+        const char *image, *msg; /* msg NULL: accepted */
+    } CASES[] = {
+        {3,
+         {3, 24, 32},
+         "{\"channels\":3,\"height\":24,\"width\":32,\"mean\":[0.286,0.485,0.406],\"std\":[0.353,0.229,0.225]}",
+         NULL},
+        {1, {2304}, "{\"channels\":3,\"height\":32,\"width\":24,\"mean\":[0,0,0],\"std\":[1,1,1]}", NULL},
+        {3,
+         {3, 24, 32},
+         "{\"channels\":3,\"height\":32,\"width\":24,\"mean\":[0,0,0],\"std\":[1,1,1]}",
+         "metadata \"image\": 3 x 32 x 24 (channels x height x width) does not match the input shape [batch, 3, 24, "
+         "32]"},
+        {3,
+         {1, 24, 32},
+         "{\"channels\":3,\"height\":8,\"width\":32,\"mean\":[0,0,0],\"std\":[1,1,1]}",
+         "metadata \"image\": 3 x 8 x 32 (channels x height x width) does not match the input shape [batch, 1, 24, "
+         "32]"},
+        {3,
+         {3, 24, 32},
+         "{\"channels\":3,\"height\":24,\"width\":32,\"mean\":[0,0,0],\"std\":[1,1,1],\"layout\":\"NHWC\"}",
+         "metadata \"image\": key \"layout\" is not one of channels, height, width, mean, std"},
+        {3,
+         {3, 24, 32},
+         "{\"Channels\":3}",
+         "metadata \"image\": key \"Channels\" is not one of channels, height, width, mean, std"},
+        {3,
+         {3, 24, 32},
+         "{\"a\\u0001\\\"b\":1}",
+         "metadata \"image\": key \"a??b\" is not one of channels, height, width, mean, std"},
+    };
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        mdl_model *m = mdl_alloc(&ops, MDL_FMT_ONNX);
+        assert_non_null(m);
+        m->in_rank = CASES[i].rank;
+        m->input_dim = 1;
+        for (int k = 0; k < CASES[i].rank; k++)
+            m->in_shape[k] = CASES[i].shape[k], m->input_dim *= (size_t)CASES[i].shape[k];
+        const char *kv[] = {"image", CASES[i].image};
+        tr_err err = {0};
+        int rc = mdl_meta_apply(m, 1, kv, &err);
+        if (CASES[i].msg) {
+            assert_int_equal(rc, TR_EFORMAT);
+            assert_string_equal(err.field, "image");
+            assert_string_equal(err.msg, CASES[i].msg);
+        } else {
+            if (rc) fail_msg("case %zu: %s", i, err.msg);
+            assert_true(m->has_image);
+        }
+        if (i == 0) { /* the float32 mean and std are shown as written, not widened to double */
+            cJSON *d = mdl_describe_json(m);
+            char *js = cJSON_PrintUnformatted(d);
+            assert_non_null(strstr(js, "\"mean\":[0.286,0.485,0.406],\"std\":[0.353,0.229,0.225]"));
+            cJSON_free(js);
+            cJSON_Delete(d);
+        }
+        mdl_free(m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corrupt_models),       cmocka_unit_test(test_built_model_loads),
         cmocka_unit_test(test_forward_golden),       cmocka_unit_test(test_normalize_override),
         cmocka_unit_test(test_save_load_round_trip), cmocka_unit_test(test_concurrent_forward),
+        cmocka_unit_test(test_image_meta),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
