@@ -29,7 +29,7 @@ static void usage(FILE *f) {
             "Blank lines are skipped. A bad line is reported on stderr with its line\n"
             "number and skipped; the exit status is then 1.\n"
             "\n"
-            "  --model PATH      model file (safetensors)\n"
+            "  --model PATH      model file: safetensors, or ONNX when the name ends in .onnx\n"
             "  --normalize       L2-normalise the embeddings (default: the model's setting)\n"
             "  --no-normalize    do not normalise\n"
             "  --batch N         vectors per forward pass (default %d, at most %d)\n"

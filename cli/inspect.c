@@ -11,9 +11,12 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: tripletctl inspect MODEL [--json]\n"
                "\n"
-               "Load and validate a model file (proto/model-format.md) and print its layers\n"
-               "(in, out, activation), dimensions, parameter count, dtype, scoring defaults\n"
-               "(normalize, metric, loss, margin), every metadata entry and the file's sha256.\n"
+               "Load and validate a model file (proto/model-format.md: safetensors, or ONNX\n"
+               "when the name ends in .onnx) and print its layers (an MLP: in, out,\n"
+               "activation; an ONNX graph: input and output shapes, ops by count, opset,\n"
+               "multiply-adds), dimensions, parameter count, dtype, scoring defaults\n"
+               "(normalize, metric, loss, margin), the image preprocessing, every metadata\n"
+               "entry and the file's sha256.\n"
                "Exit status 1 with the validation message when the file is refused.\n"
                "\n"
                "  --json   one JSON object on stdout instead of text\n");

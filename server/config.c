@@ -24,7 +24,8 @@ typedef struct {
 
 #define F(x) offsetof(srv_config, x)
 static const opt OPTS[] = {
-    {"model", O_STR, F(model), "", 0, 0, "model file (safetensors, proto/model-format.md); required"},
+    {"model", O_STR, F(model), "", 0, 0,
+     "model file: safetensors, or ONNX when the name ends in .onnx (proto/model-format.md); required"},
     {"gallery", O_STR, F(gallery), "", 0, 0, "gallery file for /v1/search (proto/gallery-format.md)"},
     {"allow-gallery-mismatch", O_BOOL, F(allow_gallery_mismatch), "false", 0, 1,
      "serve a gallery built with another model"},

@@ -151,6 +151,13 @@ has "bad file named" "$tmp/err" "embed.json: not a PNG or JPEG image"
 mkdir -p "$tmp/gal/bags" "$tmp/gal/shoes" "$tmp/gal/empty"
 cp "$tmp/row0.png" "$tmp/gal/bags/b.png"; cp "$tmp/row1.png" "$tmp/gal/bags/a.PNG"
 cp "$tmp/row2.png" "$tmp/gal/shoes/x.png"; cp "$tmp/big.jpg" "$tmp/gal/shoes/y.jpg"; echo "not an image" >"$tmp/gal/shoes/notes.txt"
+# skipped, as the help says: files at the top, folders inside a class, hidden names
+mkdir -p "$tmp/gal/bags/deeper" "$tmp/gal/.hidden"
+cp "$tmp/row3.png" "$tmp/gal/top.png"; cp "$tmp/row3.png" "$tmp/gal/bags/deeper/z.png"; cp "$tmp/row3.png" "$tmp/gal/.hidden/h.png"
+cp "$tmp/row3.png" "$tmp/gal/shoes/.h.png"
+expect "index --help" 0 "$TRIPLETCTL" index --help
+has "index --help says what --images reads" "$tmp/out" "files directly in DIR, deeper"
+has "index --help: an empty class folder" "$tmp/out" "an empty subfolder keeps its"
 expect "index --images" 0 "$TRIPLETCTL" index --model "$DATA/onnx/fashion_image.onnx" --images "$tmp/gal" --out "$tmp/gal.safetensors" --quiet
 MODEL=$DATA/onnx/fashion_image.onnx start_server --gallery "$tmp/gal.safetensors"
 "$PY" -c 'import base64,json,sys; print(json.dumps({"queries": [{"image": base64.b64encode(open(sys.argv[1],"rb").read()).decode()}], "k": 4}))' \

@@ -7,6 +7,7 @@ set -eo pipefail
 pick_python numpy,onnx || skip "python3 with numpy and onnx (python3-onnx) is missing"
 
 "$PY" - "$tmp" <<'PY'
+import json
 import sys
 import onnx
 from onnx import TensorProto, helper
@@ -23,6 +24,12 @@ def save(path, nodes, x_shape, meta=None):
     onnx.save(m, path)
 
 save(tmp + "/einsum.onnx", [helper.make_node("Einsum", ["x", "x"], ["y"], name="e", equation="ni,ni->ni")], [4])
+# a [N, 3, 24, 32] input with `image` metadata: right, height and width swapped, an unknown key
+img = {"channels": 3, "height": 24, "width": 32, "mean": [0.286, 0.485, 0.406], "std": [0.353, 0.229, 0.225]}
+flat = [helper.make_node("Flatten", ["x"], ["y"])]
+save(tmp + "/img.onnx", flat, [3, 24, 32], {"image": json.dumps(img)})
+save(tmp + "/img-swapped.onnx", flat, [3, 24, 32], {"image": json.dumps(dict(img, height=32, width=24))})
+save(tmp + "/img-layout.onnx", flat, [3, 24, 32], {"image": json.dumps(dict(img, layout="NHWC"))})
 PY
 
 # --- an unsupported op: the list of supported ops reaches the user whole ---
@@ -51,4 +58,29 @@ assert e["type"] == "invalid_input" and e["message"].endswith("supported ops: " 
 PY
 sleep 0.2
 has "the reload's log line lists every supported op" "$tmp/srv.err" "supported ops: $list"
+
+# --- `image` metadata must match a [batch, C, H, W] input, with only the documented keys ---
+expect "image metadata with height and width swapped" 1 "$TRIPLETCTL" inspect "$tmp/img-swapped.onnx"
+has "the refusal names image and both shapes" "$tmp/err" \
+    'metadata "image": 3 x 32 x 24 (channels x height x width) does not match the input shape [batch, 3, 24, 32]'
+expect "image metadata with an unknown key" 1 "$TRIPLETCTL" inspect "$tmp/img-layout.onnx"
+has "the refusal names the key" "$tmp/err" \
+    'metadata "image": key "layout" is not one of channels, height, width, mean, std'
+# mean and std are float32: shown as the shortest decimal that reads back the same (0.286, not 0.28600001335144043)
+expect "inspect --json an image model" 0 "$TRIPLETCTL" inspect --json "$tmp/img.onnx"
+same_image() { "$PY" -c 'import json,sys; i = json.load(open(sys.argv[1]))["image"]; sys.exit(not (i["mean"] == [0.286, 0.485, 0.406] and i["std"] == [0.353, 0.229, 0.225]))' "$1"; }
+same_image "$tmp/out" && ok "inspect --json shows mean and std as written" || bad "inspect --json: $(grep -A9 '"image"' "$tmp/out")"
+cp "$tmp/img.onnx" "$tmp/model.onnx"
+code=$(curl -s -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" -H 'Content-Type: application/json' -d '{}' "$url/v1/admin/reload")
+[[ $code == 200 ]] && ok "reload to the image model" || bad "reload to the image model -> $code $(head -c 300 "$tmp/r.json")"
+curl -sf "${auth[@]}" "$url/v1/model" >"$tmp/model.json" || bad "GET /v1/model"
+same_image "$tmp/model.json" && ok "GET /v1/model shows mean and std as written" || bad "GET /v1/model: $(head -c 600 "$tmp/model.json")"
+
+# --- the help texts say which files are models ---
+for c in embed index inspect; do
+    expect "tripletctl $c --help" 0 "$TRIPLETCTL" "$c" --help
+    has "tripletctl $c --help names .onnx" "$tmp/out" "when the name ends in .onnx"
+done
+expect "tripletd --help" 0 "$TRIPLETD" --help
+has "tripletd --help names .onnx" "$tmp/out" "ONNX when the name ends in .onnx"
 finish
