@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mlp.h"
+#include "onnx.h"
 #include "onnx_model.h"
 #include "st.h"
 
@@ -191,11 +192,24 @@ int mdl_load_mem(const uint8_t *buf, size_t len, mdl_model **out, tr_err *err) {
     return rc;
 }
 
+/* After a safetensors refusal of path: say so when the file is an ONNX model under another name. */
+static void hint_onnx(const char *path, tr_err *err) {
+    static const char hint[] = ": this is an ONNX model; its file name must end in .onnx";
+    uint8_t *buf;
+    size_t len, n;
+    tr_err ignored;
+    if (!err || tr_read_file(path, ONX_MAX_FILE, &buf, &len, &ignored)) return;
+    if (onx_is_model(buf, len) && (n = strlen(err->msg)) + sizeof hint <= sizeof err->msg)
+        memcpy(err->msg + n, hint, sizeof hint);
+    free(buf);
+}
+
 int mdl_load(const char *path, mdl_model **out, tr_err *err) {
     st_file *f = NULL;
     *out = NULL;
     if (has_suffix(path, ".onnx")) return onx_model_load(path, out, err);
     int rc = st_open(path, &f, err);
+    if (rc == TR_EFORMAT || rc == TR_ELIMIT) hint_onnx(path, err);
     if (rc == TR_OK) rc = mlp_from_st(f, out, err);
     st_close(f);
     return rc;

@@ -21,6 +21,9 @@ typedef struct onx_ws onx_ws; /* one thread's arena and plans */
 int onx_open(const char *path, onx_graph **out, tr_err *err);
 int onx_open_mem(const uint8_t *buf, size_t len, onx_graph **out, tr_err *err);
 void onx_free(onx_graph *g); /* NULL is a no-op */
+/* 1 when buf parses as a ModelProto with an IR version and a graph (not validated further): lets a
+ * refusal of a file without the .onnx suffix say that it is an ONNX model. */
+int onx_is_model(const uint8_t *buf, size_t len);
 
 /* Per-sample input shape (without the batch dim): rank, dims into shape[8]. */
 int onx_input_shape(const onx_graph *g, int64_t *shape);

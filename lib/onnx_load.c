@@ -515,6 +515,14 @@ int onx_open_mem(const uint8_t *buf, size_t len, onx_graph **out, tr_err *err) {
     return TR_OK;
 }
 
+int onx_is_model(const uint8_t *buf, size_t len) {
+    if (len > ONX_MAX_FILE) return 0;
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
+    int yes = mp && mp->has_ir_version && mp->graph;
+    if (mp) onnx__model_proto__free_unpacked(mp, NULL);
+    return yes;
+}
+
 int onx_open(const char *path, onx_graph **out, tr_err *err) {
     uint8_t *buf;
     size_t len;

@@ -76,6 +76,21 @@ code=$(curl -s -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" -H 'Content-Type:
 curl -sf "${auth[@]}" "$url/v1/model" >"$tmp/model.json" || bad "GET /v1/model"
 same_image "$tmp/model.json" && ok "GET /v1/model shows mean and std as written" || bad "GET /v1/model: $(head -c 600 "$tmp/model.json")"
 
+# --- an ONNX file under another name: the suffix decides, and the refusal says what the file is ---
+cp "$ROOT/tests/data/onnx/fashion_op13_dyn.onnx" "$tmp/fashion.safetensors"
+expect "inspect an ONNX file named .safetensors" 1 "$TRIPLETCTL" inspect "$tmp/fashion.safetensors"
+has "the refusal says it is an ONNX model" "$tmp/err" \
+    "not a safetensors file (the 8-byte header length is over the 104857600-byte limit): this is an ONNX model; its file name must end in .onnx"
+cp "$ROOT/tests/data/e2e-model.safetensors" "$tmp/cut.safetensors"
+truncate -s 100 "$tmp/cut.safetensors"
+expect "inspect a cut safetensors file" 1 "$TRIPLETCTL" inspect "$tmp/cut.safetensors"
+grep -q "ONNX" "$tmp/err" && bad "a cut safetensors file is called ONNX: $(cat "$tmp/err")" || ok "a cut safetensors file is not called ONNX"
+cp "$tmp/fashion.safetensors" "$tmp/model.bin"
+code=$(curl -s -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" -H 'Content-Type: application/json' \
+    -d '{"model": "model.bin"}' "$url/v1/admin/reload")
+[[ $code == 422 ]] && ok "reload of an ONNX file named .bin -> 422" || bad "reload of an ONNX file named .bin -> $code"
+has "the 422 body says it is an ONNX model" "$tmp/r.json" "this is an ONNX model; its file name must end in .onnx"
+
 # --- the help texts say which files are models ---
 for c in embed index inspect; do
     expect "tripletctl $c --help" 0 "$TRIPLETCTL" "$c" --help
