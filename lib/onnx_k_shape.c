@@ -315,8 +315,9 @@ static int infer_constant(onx_graph *g, onx_node *nd, tr_err *err) {
     return TR_OK;
 }
 
-/* Pad: nd->p = {int64 begin[r], end[r]}; nd->i[0] = mode (0 constant,
- * 1 reflect, 2 edge); nd->f[0] = constant value. */
+/* Pad: nd->p = int64 {pad begin[R], pad end[R], crop begin[R], crop end[R]} (R = ONX_MAX_RANK), a negative
+ * pad being a crop: as ONNX Runtime, the input is cropped first and the cropped input padded (reflect and
+ * edge read the cropped input); nd->i[0] = mode (0 constant, 1 reflect, 2 edge); nd->f[0] = constant value. */
 static int infer_pad(onx_graph *g, onx_node *nd, tr_err *err) {
     int rc = onx_arity(g, nd, 1, g->opset < 11 ? 1 : 3, 1, err), n = 0;
     if (rc || (rc = onx_need(g, nd, 0, ONX_F32, 1, ONX_MAX_RANK, err))) return rc;
@@ -339,20 +340,32 @@ static int infer_pad(onx_graph *g, onx_node *nd, tr_err *err) {
     int m = !strcmp(mode, "constant") ? 0 : !strcmp(mode, "reflect") ? 1 : !strcmp(mode, "edge") ? 2 : -1;
     if (m < 0) return onx_fail(g, nd, err, "mode \"%s\" is not constant, reflect or edge", mode);
     onx_dim o[ONX_MAX_RANK];
+    int64_t *p = calloc(4 * ONX_MAX_RANK, sizeof *p), *crop = p + 2 * ONX_MAX_RANK;
+    if (!p) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
     for (int i = 0; i < x->rank; i++) {
         int64_t b = pads[i], e = pads[i + x->rank], d = x->dim[i].c;
-        if (b < 0 || e < 0 || b > 65536 || e > 65536) return onx_fail(g, nd, err, "pads must be 0 to 65536");
-        if (x->dim[i].p && (b || e)) return onx_fail(g, nd, err, "padding the batch dimension is not supported");
-        if (!x->dim[i].p && m == 1 && (b >= d || e >= d))
-            return onx_fail(g, nd, err, "reflect pads of dimension %d must be smaller than its size %lld", i,
-                            (long long)d);
-        if (!x->dim[i].p && m == 2 && d == 0 && (b || e))
-            return onx_fail(g, nd, err, "edge-padding an empty dimension");
-        o[i] = x->dim[i].p ? x->dim[i] : onx_d(d + b + e);
+        const char *why = NULL;
+        if (b < -65536 || e < -65536 || b > 65536 || e > 65536)
+            why = "pads must be -65536 to 65536";
+        else if (x->dim[i].p && (b || e))
+            why = "padding or cropping the batch dimension is not supported";
+        else if (!x->dim[i].p) {
+            p[i] = b > 0 ? b : 0, p[ONX_MAX_RANK + i] = e > 0 ? e : 0; /* pads */
+            crop[i] = b < 0 ? -b : 0, crop[ONX_MAX_RANK + i] = e < 0 ? -e : 0;
+            d -= crop[i] + crop[ONX_MAX_RANK + i]; /* the cropped size */
+            if (d < 0)
+                why = "negative pads crop more than the dimension's size";
+            else if (m == 1 && (p[i] >= d || p[ONX_MAX_RANK + i] >= d) && (p[i] || p[ONX_MAX_RANK + i]))
+                why = "reflect pads must be smaller than the (cropped) dimension's size";
+            else if (m == 2 && d == 0 && (p[i] || p[ONX_MAX_RANK + i]))
+                why = "edge-padding an empty dimension";
+        }
+        if (why) {
+            free(p);
+            return onx_fail(g, nd, err, "dimension %d: %s", i, why);
+        }
+        o[i] = x->dim[i].p ? x->dim[i] : onx_d(d + p[i] + p[ONX_MAX_RANK + i]);
     }
-    int64_t *p = malloc(sizeof pads);
-    if (!p) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
-    for (int i = 0; i < x->rank; i++) p[i] = pads[i], p[ONX_MAX_RANK + i] = pads[i + x->rank];
     nd->p = p;
     nd->i[0] = m;
     nd->f[0] = value;
@@ -371,23 +384,24 @@ static int64_t pad_src(int64_t i, int64_t d, int64_t b, int mode) {
 
 static void run_pad(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
     (void)tmp;
-    const int64_t *pb = nd->p;
+    const int64_t *pb = nd->p, *cb = pb + 2 * ONX_MAX_RANK, *ce = cb + ONX_MAX_RANK;
     int r = out[0].rank, mode = (int)nd->i[0];
     const float *x = in[0].p;
     float *y = out[0].p, v = nd->f[0];
     int64_t inner = out[0].d[r - 1], rows = inner ? (int64_t)out[0].n / inner : 0, idx[ONX_MAX_RANK] = {0};
+    int64_t dl = in[0].d[r - 1] - cb[r - 1] - ce[r - 1]; /* the last dimension, cropped */
     for (int64_t row = 0; row < rows; row++, y += inner) {
         int64_t src = 0;
         for (int j = 0; j < r - 1 && src >= 0; j++) {
-            int64_t s = pad_src(idx[j], in[0].d[j], pb[j], mode);
-            src = s < 0 ? -1 : src * in[0].d[j] + s;
+            int64_t s = pad_src(idx[j], in[0].d[j] - cb[j] - ce[j], pb[j], mode);
+            src = s < 0 ? -1 : src * in[0].d[j] + s + cb[j];
         }
         if (src < 0) {
             for (int64_t i = 0; i < inner; i++) y[i] = v;
         } else {
-            const float *xr = x + src * in[0].d[r - 1];
+            const float *xr = x + src * in[0].d[r - 1] + cb[r - 1];
             for (int64_t i = 0; i < inner; i++) {
-                int64_t s = pad_src(i, in[0].d[r - 1], pb[r - 1], mode);
+                int64_t s = pad_src(i, dl, pb[r - 1], mode);
                 y[i] = s < 0 ? v : xr[s];
             }
         }

@@ -47,6 +47,13 @@ for mode in ("constant", "reflect", "edge"):
         inits = [("p", i64([0, 1, 2, 0, 0, 1, 1, 2]))] + ([("v", np.array(0.25, np.float32))] if mode == "constant" else [])
         case(f"pad_{mode}_op{op}", op, [3, 5, 6],
              [N("Pad", ["x", "p"] + (["v"] if mode == "constant" else []), ["y"], mode=mode)], inits=inits)
+# negative pads crop: the input is cropped, then the cropped input padded (reflect and edge read it)
+for mode in ("constant", "reflect", "edge"):
+    neg = [0, -1, 2, -1, 0, 1, -2, 1]  # per axis: crop 1 then pad 1 after; pad 2, crop 2; crop 1, pad 1
+    case(f"pad_neg_{mode}_op2", 2, [3, 5, 6], [N("Pad", ["x"], ["y"], mode=mode, pads=neg, value=0.5)])
+    case(f"pad_neg_{mode}_op11", 11, [3, 5, 6], [N("Pad", ["x", "p"], ["y"], mode=mode)], inits=[("p", i64(neg))])
+    case(f"pad_crop_only_{mode}_op13", 13, [3, 5, 6], [N("Pad", ["x", "p"], ["y"], mode=mode)],
+         inits=[("p", i64([0, -1, 0, -2, 0, -1, -3, 0]))])
 case("clip_op6", 6, [4, 5], [N("Clip", ["x"], ["y"], min=-0.5, max=0.7)])
 case("clip_op6_default", 6, [4, 5], [N("Clip", ["x"], ["y"], max=0.3)])
 for op in (11, 12, 13):
