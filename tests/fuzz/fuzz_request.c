@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     srv_reply out;
     srv_reply_init(&out);
     int st = srv_dispatch(&g_cfg, &rq, &out);
-    char m[700];
+    char m[sizeof out.err_msg + sizeof out.err_field + 100];
     if (st != out.status) {
         snprintf(m, sizeof m, "%s returned %d but set status %d", rt->path, st, out.status);
         fz_fail("handler", m);
