@@ -47,7 +47,7 @@ TEST_CRYPTO := -lcrypto
 DEPS := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-dev \
         libcurl4-openssl-dev libcmocka-dev zlib1g-dev nettle-dev libgfortran-12-dev libssl-dev nginx-light curl \
         yamllint python3-yaml dataset-fashion-mnist python3-jsonschema python3-prometheus-client \
-        protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx python3-torch python3-numpy \
+        protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx python3-torch python3-torchvision python3-numpy \
         chromium libpng-dev libjpeg-dev python3-pil libgnutls28-dev gnutls-bin clang-format strace
 # Commands the tests need, each with the Debian package that provides it;
 # installed only when the command is missing (it may come from elsewhere).

@@ -52,6 +52,8 @@ typedef struct {
     int count;
 } onx_opcount;
 int onx_op_counts(const onx_graph *g, onx_opcount *ops, int cap);
+/* Elements of the file's initializers (any data type), each once, as in the file: the sum of their
+ * shapes' products, before BatchNormalization folding or any other rewrite; Constant nodes are not counted. */
 size_t onx_param_count(const onx_graph *g);
 double onx_macs(const onx_graph *g); /* multiply-adds per sample */
 const char *onx_input_name(const onx_graph *g);

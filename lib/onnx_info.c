@@ -71,17 +71,8 @@ int onx_op_counts(const onx_graph *g, onx_opcount *ops, int cap) {
     return n;
 }
 
-/* Float elements of the constants the running graph reads (after folding). */
 size_t onx_param_count(const onx_graph *g) {
-    size_t n = 0;
-    for (int v = 0; v < g->n_v; v++) {
-        const onx_value *val = &g->v[v];
-        if (!val->is_const || val->dtype != ONX_F32 || val->last_use < 0) continue;
-        onx_t t;
-        onx_view(val, 1, &t);
-        n += t.n;
-    }
-    return n;
+    return g->n_params;
 }
 
 double onx_macs(const onx_graph *g) {

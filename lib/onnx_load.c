@@ -379,6 +379,9 @@ static int load_initializers(onx_graph *g, const Onnx__GraphProto *gp, name_map 
         int vi;
         if ((rc = onx_load_tensor(g, t, "", &vi, err))) return rc;
         map_put(m, t->name, vi);
+        onx_t view;
+        onx_view(&g->v[vi], 1, &view);
+        g->n_params += view.n;
     }
     return TR_OK;
 }

@@ -138,6 +138,7 @@ typedef struct onx_graph {
     int *outputs; /* value indices */
     int n_outputs;
     int64_t fixed_batch; /* B when the input's first dim is fixed, else 0 */
+    size_t n_params;     /* elements of the file's initializers, each once, counted before any rewrite */
     char **meta;         /* metadata_props: meta[2i] key, meta[2i+1] value */
     size_t n_meta;
     char producer[64];
