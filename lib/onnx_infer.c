@@ -101,8 +101,9 @@ void onx_bstrides(const onx_t *t, int r, const int64_t *d, int64_t *st) {
 
 /* Fold: the inputs are constants, so run the kernel once now. An output of
  * the batch's size cannot be materialised: a single float one (a constant
- * expanded to the batch) is left to run with each batch; any other (an int64
- * value of N entries, ConstantOfShape on N) is refused. */
+ * expanded to the batch, a float ConstantOfShape of the input's shape) is left
+ * to run with each batch; any other (an int64 value of N entries or of shape
+ * [N, ...]) is refused. */
 int onx_fold(onx_graph *g, onx_node *nd, tr_err *err) {
     onx_t in[ONX_MAX_IO], out[ONX_MAX_IO];
     memset(in, 0, sizeof in);

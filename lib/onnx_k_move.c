@@ -318,7 +318,9 @@ static int infer_cos(onx_graph *g, onx_node *nd, tr_err *err) {
     static const char *const known[] = {"value", NULL};
     if ((rc = onx_arity(g, nd, 1, 1, 1, err)) || (rc = onx_attr_only(g, nd, known, err))) return rc;
     onx_dim o[ONX_MAX_RANK];
-    if ((rc = in_ints(g, nd, 0, o, ONX_MAX_RANK, &n, 0, err))) return rc;
+    /* the shape may hold the batch size (Shape of the input: torch's zeros_like): a float output then runs
+     * with each batch, as onx_fold says */
+    if ((rc = in_ints(g, nd, 0, o, ONX_MAX_RANK, &n, 1, err))) return rc;
     for (int i = 0; i < n; i++)
         if (o[i].c < 0) return onx_fail(g, nd, err, "shape[%d] is negative", i);
     onx_dim cnt;

@@ -2,8 +2,8 @@
 """gen_onnx_ops.py - few-op ONNX models for the activation, math, reduction, normalisation and data-movement ops.
 
 Writes (all committed, so `make test` needs no torch):
-  tests/data/onnx/ops_<name>_op<k>_dyn.onnx  one model per opset k (11, 13, 17),
-                                             dynamic batch
+  tests/data/onnx/ops_<name>_op<k>_dyn.onnx  one model per opset k (11, 13, 17; 9 too for
+                                             `like`), dynamic batch
   tests/data/onnx/ops_<name>.in / .out       input rows and reference outputs
                                              (rows: int32 n, int32 dim, n*dim float32)
 
@@ -13,11 +13,13 @@ Two kinds of model:
          became inputs, Softmax's 2-D coercion before 13); reference: numpy in
          float64, written per opset when the definitions differ
 
-Run from the repository root: /usr/bin/python3 tests/golden/gen_onnx_ops.py
+Run from the repository root: /usr/bin/python3 tests/golden/gen_onnx_ops.py [NAME...]
+(NAME: only these models, e.g. like)
 """
 import math
 import os
 import struct
+import sys
 
 import numpy as np
 import onnx
@@ -116,8 +118,18 @@ class Attn(nn.Module):
         return F.normalize(x[:, 0], dim=1)
 
 
+class Like(nn.Module):
+    """torch.zeros_like and torch.ones_like on [N,3,4,5]: Shape(x) -> ConstantOfShape, a shape holding the
+    batch size (exported at opset 9 too, where ConstantOfShape begins)."""
+
+    def forward(self, x):
+        z, o = torch.zeros_like(x), torch.ones_like(x)
+        return torch.cat([x + o, z - x, o * 3 + z * x], 1).flatten(1)
+
+
 TORCH_MODELS = {"act": (Act, (3, 4, 5)), "reduce": (Reduce, (4, 6, 5)), "move": (Move, (6, 4, 5)),
-                "norm": (Norm, (4, 6, 5)), "attn": (Attn, (6, 8))}
+                "norm": (Norm, (4, 6, 5)), "attn": (Attn, (6, 8)), "like": (Like, (3, 4, 5))}
+TORCH_OPSETS = {"like": (9,) + OPSETS}  # the others: OPSETS
 
 
 # --- onnx.helper graphs ---------------------------------------------------
@@ -312,9 +324,12 @@ def write_rows(path, x):
         f.write(x.tobytes())
 
 
-def main():
+def main(names):
+    """Every model, or only those named."""
     os.makedirs(OUT, exist_ok=True)
     for name, (cls, shape) in TORCH_MODELS.items():
+        if names and name not in names:
+            continue
         torch.manual_seed(11)
         m = cls().eval()
         x = torch.randn(BATCH, *shape)
@@ -323,7 +338,7 @@ def main():
         m.float()
         write_rows(os.path.join(OUT, "ops_%s.in" % name), x.numpy())
         write_rows(os.path.join(OUT, "ops_%s.out" % name), y.numpy())
-        for opset in OPSETS:
+        for opset in TORCH_OPSETS.get(name, OPSETS):
             path = os.path.join(OUT, "ops_%s_op%d_dyn.onnx" % (name, opset))
             torch.onnx.export(m, torch.zeros(2, *shape), path, opset_version=opset, input_names=["x"],
                               output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
@@ -331,6 +346,8 @@ def main():
             print(path, os.path.getsize(path))
     rng = np.random.default_rng(5)
     for name, (build, shape) in GRAPHS.items():
+        if names and name not in names:
+            continue
         x = rng.standard_normal((BATCH,) + shape)
         write_rows(os.path.join(OUT, "ops_%s.in" % name), x)
         for opset in OPSETS:
@@ -340,8 +357,9 @@ def main():
             onnx.save(m, path)
             write_rows(os.path.join(OUT, "ops_%s_op%d.out" % (name, opset)), ref(x.astype(np.float32).astype(np.float64)))
             print(path, os.path.getsize(path))
-    write_bad()
+    if not names:
+        write_bad()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,5 +1,5 @@
 /* test_onnx_ops.c - few-op ONNX models (tests/golden/gen_onnx_ops.py) for activations, math, reductions
- * and data movement against PyTorch or numpy at opsets 11/13/17; refusals of malformed uses. */
+ * and data movement against PyTorch or numpy at opsets 11/13/17 (and 9); refusals of malformed uses. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -88,6 +88,9 @@ static void test_models(void **state) {
     static const int opsets[] = {11, 13, 17};
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++)
         for (size_t k = 0; k < sizeof opsets / sizeof opsets[0]; k++) check_model(models[m], opsets[k]);
+    /* torch.zeros_like / ones_like: ConstantOfShape of the input's shape, batch size included, from opset 9 */
+    static const int like_opsets[] = {9, 11, 13, 17};
+    for (size_t k = 0; k < sizeof like_opsets / sizeof like_opsets[0]; k++) check_model("like", like_opsets[k]);
 }
 
 /* Malformed uses (tests/data/onnx/bad_ops, from gen_onnx_ops.py): one per failure mode, exact refusal. */
