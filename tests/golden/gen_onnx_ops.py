@@ -299,6 +299,8 @@ BAD = [
     ("leaky_attr", 13, "LeakyRelu", ["x"], [], {"beta": 0.5}, 1),
     ("sum_shapes", 13, "Sum", ["x", "w"], [f32("w", [1.0, 2.0])], {}, 1),
     ("expand_shape", 13, "Expand", ["x", "s"], [i64("s", [3, 1, 1])], {}, 1),
+    ("pad_crop_all", 13, "Pad", ["x", "p"], [i64("p", [0, -3, 0, 0, 0, -2, 0, 0])], {}, 1),
+    ("pad_reflect_cropped", 13, "Pad", ["x", "p"], [i64("p", [0, 0, -1, 0, 0, 0, 2, 0])], {"mode": "reflect"}, 1),
     ("cos_value", 13, "ConstantOfShape", ["s"], [i64("s", [2])],
      {"value": helper.make_tensor("v", TensorProto.FLOAT, [2], [1.0, 2.0])}, 1),
 ]
