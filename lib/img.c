@@ -19,9 +19,11 @@ int img_sniff(const uint8_t *buf, size_t len) {
 /* Width x height against the limit, before anything is decoded. */
 static int check_size(size_t w, size_t h, size_t max_pixels, tr_err *err) {
     if (w == 0 || h == 0) return tr_seterr(err, TR_EFORMAT, "image", "image has no pixels (%zu x %zu)", w, h);
-    if (w > 65535 || h > 65535 || w * h > max_pixels)
+    if (w * h > max_pixels)
         return tr_seterr(err, TR_ELIMIT, "image", "image is %zu x %zu = %zu pixels, over the %zu-pixel limit", w, h,
                          w * h, max_pixels);
+    if (w > 65535 || h > 65535)
+        return tr_seterr(err, TR_ELIMIT, "image", "image is %zu x %zu: each side must be at most 65535 pixels", w, h);
     return TR_OK;
 }
 

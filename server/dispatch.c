@@ -10,7 +10,7 @@
 #include "xbatch.h"
 
 /* A raw PNG or JPEG body of POST /v1/embed becomes {"inputs": {"image": "<base64>"}}, so the one
- * input path (json_io.c) decodes it, with its limits and its errors (field "inputs.image"). */
+ * input path (json_io.c) decodes it, with its limits and its errors (field "body": srv_ctx.raw_image). */
 static int image_body(const srv_request *rq, cJSON **body, srv_reply *out) {
     size_t n = (rq->len + 2) / 3 * 4 + 1;
     char *b64 = malloc(n);
@@ -34,8 +34,9 @@ static int parse_body(const srv_route *rt, const srv_request *rq, cJSON **body, 
     if (!rt->has_body) return 0;
     if (rq->len == 0) {
         if (strcmp(rt->path, "/v1/admin/reload") == 0) return 0; /* {} may be left out */
-        return srv_fail(out, 400, "", "request body is empty (expected %s)",
-                        rq->image_body ? "a PNG or JPEG image" : "a JSON object");
+        if (rq->image_body) /* the media type is right, the image is not there: invalid input (proto/images.md) */
+            return srv_fail(out, 422, "body", "body: empty image data (0 bytes; expected a PNG or JPEG file)");
+        return srv_fail(out, 400, "", "request body is empty (expected a JSON object)");
     }
     if (rq->image_body) return image_body(rq, body, out);
     if (!(*body = srv_json_parse_packed(rq->body, rq->len, why, sizeof why, &at)))
@@ -61,6 +62,7 @@ static srv_ctx ctx_of(const srv_config *cfg, const srv_request *rq, srv_state *s
         .conn = rq->conn,
         .in_flight = rq->in_flight,
         .draining = rq->draining,
+        .raw_image = rq->image_body,
         .defer = rq->job,
     };
 }

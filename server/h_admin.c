@@ -1,5 +1,6 @@
 /* h_admin.c - POST /v1/admin/reload: load the model (and gallery) again and swap atomically. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "confine.h"
 #include "handlers.h"
@@ -36,7 +37,8 @@ int h_admin_reload(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
     srv_metrics_reload(rc == TR_OK);
     if (rc != TR_OK) {
         srv_log_msg("error", "reload failed, keeping the old model: %s", err.msg);
-        return srv_fail(out, srv_http_status(rc), err.field[0] ? err.field : "model",
+        /* the field is the request's: which file was refused (the name inside it is in the message) */
+        return srv_fail(out, srv_http_status(rc), strcmp(err.field, "gallery") == 0 ? "gallery" : "model",
                         "reload failed, still serving %s: %s", ctx->state->model->sha256, err.msg);
     }
     srv_state *now = srv_state_acquire();

@@ -80,7 +80,7 @@ int h_search(const srv_ctx *ctx, const cJSON *body, srv_reply *out) {
                         "send embeddings with \"embed\": false",
                         mdl_output_dim(m), g->dim);
     dim = embed ? (size_t)mdl_input_dim(m) : g->dim;
-    jio_images img = {embed && m->has_image ? &m->image : NULL, ctx->cfg->max_image_pixels};
+    jio_images img = {embed && m->has_image ? &m->image : NULL, ctx->cfg->max_image_pixels, !embed, 0};
     if ((rc = jio_vectors(body, "queries", ctx->cfg->max_batch, &img, &sc->in[0], &n, &dim, out))) return rc;
     const float *q = sc->in[0].p;
     if (embed) {

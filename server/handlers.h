@@ -23,6 +23,7 @@ typedef struct srv_ctx {
     void *conn;
     int in_flight; /* requests being received or answered, this one included */
     int draining;  /* 1 after SIGTERM: /readyz answers 503 */
+    int raw_image; /* the body was a raw PNG or JPEG file (POST /v1/embed): its errors name "body" */
     /* cross-request batching (xbatch.h): the forward is recorded now and
      * replayed after the batch ran; NULL runs it at once */
     struct xb_job *defer;

@@ -80,6 +80,19 @@ static int b64_val(unsigned char c) {
     return B64_VAL[c];
 }
 
+/* Why c is refused, with the fix for the two encodings clients most often send by mistake:
+ * line-wrapped base64 (coreutils `base64` wraps at 76 columns; RFC 4648 lets a decoder refuse
+ * it) and the URL-safe alphabet. */
+static const char *b64_bad_char(char c) {
+    if (c == '\n' || c == '\r')
+        return "invalid base64 character (a line break: line breaks are not allowed, encode without wrapping, "
+               "e.g. `base64 -w0`)";
+    if (c == '-' || c == '_')
+        return "invalid base64 character (the URL-safe alphabet's '-' or '_': use the standard alphabet, '+' and "
+               "'/')";
+    return "invalid base64 character";
+}
+
 unsigned char *jio_b64_bytes(const char *s, size_t *n, const char **why) {
     size_t len = strlen(s), pad = 0, nbytes;
     unsigned char *out = NULL;
@@ -91,7 +104,7 @@ unsigned char *jio_b64_bytes(const char *s, size_t *n, const char **why) {
     }
     for (size_t i = 0; i < len; i++)
         if (b64_val((unsigned char)s[i]) < 0) {
-            *why = "invalid base64 character";
+            *why = b64_bad_char(s[i]);
             goto fail;
         }
     if (len % 4 == 1) {
@@ -188,7 +201,12 @@ static int b64_fail(const char *path, const char *why, srv_reply *out) {
                     path, why);
 }
 
-/* Length (in float32 values) of one vector element, or an error. */
+/* The path errors of an image element name: "<path>.image", or "body" for a raw image body. */
+static const char *image_path(const char *path, const jio_images *img, char *ip, size_t cap) {
+    snprintf(ip, cap, "%s%s", img && img->raw_body ? "body" : path, img && img->raw_body ? "" : ".image");
+    return ip;
+}
+
 /* An {"image": "<base64 PNG or JPEG>"} element: its key set, and whether the model takes images. */
 static int image_check(const cJSON *el, const char *path, const jio_images *img, srv_reply *out) {
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(el, "image");
@@ -196,9 +214,14 @@ static int image_check(const cJSON *el, const char *path, const jio_images *img,
         return srv_fail(out, 422, path, "%s: expected a vector (array of numbers or base64 string) or {\"image\": ...}",
                         path);
     char ip[192];
-    snprintf(ip, sizeof ip, "%s.image", path);
+    image_path(path, img, ip, sizeof ip);
     for (const cJSON *k = el->child; k; k = k->next)
         if (k != b) return srv_fail(out, 422, ip, "%s: an image element has only the key \"image\"", ip);
+    if (img && img->embeddings)
+        return srv_fail(out, 422, ip,
+                        "%s: with \"embed\": false the elements are embeddings (vectors of numbers), and an image "
+                        "cannot be one; send images with \"embed\": true (the default) to embed them",
+                        ip);
     if (!img || !img->im)
         return srv_fail(out, 422, ip, "%s: this model takes no images (its file has no \"image\" metadata)", ip);
     if (!cJSON_IsString(b))
@@ -219,7 +242,7 @@ static int image_fill(const cJSON *el, const char *path, const jio_images *img, 
     size_t len;
     tr_err err;
     int rc;
-    snprintf(ip, sizeof ip, "%s.image", path);
+    image_path(path, img, ip, sizeof ip);
     unsigned char *bytes = jio_b64_bytes(cJSON_GetObjectItemCaseSensitive(el, "image")->valuestring, &len, &why);
     if (!bytes) return srv_fail(out, strcmp(why, "out of memory") ? 422 : 503, ip, "%s: %s", ip, why);
     tr_clearerr(&err);
@@ -229,6 +252,7 @@ static int image_fill(const cJSON *el, const char *path, const jio_images *img, 
     return 0;
 }
 
+/* Length (in float32 values) of one vector element, or an error. */
 static int vec_len(const cJSON *el, const char *path, const jio_images *img, size_t *len, srv_reply *out) {
     if (cJSON_IsObject(el)) {
         int rc = image_check(el, path, img, out);

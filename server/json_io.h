@@ -24,10 +24,14 @@ const char *jio_type_name(const cJSON *item);
 int jio_check_fields(const cJSON *obj, const char *const *allowed, srv_reply *out);
 
 /* Images a vector field may hold as {"image": "<base64 PNG or JPEG>"}
- * elements: the model's `image` metadata (NULL: none) and the pixel limit. */
+ * elements: the model's `image` metadata (NULL: none) and the pixel limit;
+ * embeddings: the elements are embeddings ("embed": false), which no image
+ * can be; raw_body: the element is a raw image body, its errors name "body". */
 typedef struct {
     const mdl_image *im;
     size_t max_pixels;
+    int embeddings;
+    int raw_body;
 } jio_images;
 
 /* Parse obj[name] as a batch of vectors: an array of vectors, or a single

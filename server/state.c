@@ -42,7 +42,10 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
         tr_seterr(err, TR_ENOMEM, "", "out of memory");
         goto fail;
     }
+    /* err->field names the request field that chose the refused file ("model" or "gallery", as the
+     * reload route takes them); what the loader blamed inside the file stays in the message */
     if ((rc = mdl_load(model_path, &s->model, err)) != TR_OK) {
+        snprintf(err->field, sizeof err->field, "model");
         if (!strstr(err->msg, model_path)) { /* the message must name the file */
             char msg[sizeof err->msg];
             memcpy(msg, err->msg, sizeof msg);
@@ -54,10 +57,14 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
         goto fail;
     }
     if (gallery_path) {
-        if ((rc = gal_load(gallery_path, &s->gallery, err)) != TR_OK) goto fail;
+        if ((rc = gal_load(gallery_path, &s->gallery, err)) != TR_OK) {
+            snprintf(err->field, sizeof err->field, "gallery");
+            goto fail;
+        }
         rc = gal_check_model(s->gallery, s->model->sha256, (size_t)mdl_output_dim(s->model),
                              cfg->allow_gallery_mismatch, err);
         if (rc != TR_OK) {
+            snprintf(err->field, sizeof err->field, "gallery");
             char msg[sizeof err->msg];
             memcpy(msg, err->msg, sizeof msg);
             msg[200] = 0;

@@ -30,7 +30,8 @@ typedef struct srv_state {
 } srv_state;
 
 /* Load model_path (and gallery_path when non-NULL) into a new snapshot with
- * one reference. Every refusal names the file and the problem. */
+ * one reference. Every refusal names the file and the problem; err->field
+ * is "model" or "gallery", the file refused. */
 int srv_state_load(const srv_config *cfg, const char *model_path, const char *gallery_path, srv_state **out,
                    tr_err *err);
 void srv_state_ref(srv_state *s);

@@ -49,7 +49,8 @@ int srv_vectors(const srv_ctx *ctx, const cJSON *body, const char *name, int slo
     srv_scratch *s = ctx->scratch;
     size_t d = o->embed ? (size_t)mdl_input_dim(m) : *dim, total;
     tr_err err;
-    jio_images img = {o->embed && m->has_image ? &m->image : NULL, ctx->cfg->max_image_pixels};
+    jio_images img = {o->embed && m->has_image ? &m->image : NULL, ctx->cfg->max_image_pixels, !o->embed,
+                      ctx->raw_image};
     const xb_job *job = ctx->defer;
     int rc;
     if (job && job->replay && job->recorded && slot == 0 && o->embed)

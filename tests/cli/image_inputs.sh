@@ -86,7 +86,7 @@ b = b / np.linalg.norm(b)  # the raw-body call uses the model's normalize settin
 assert a.shape == (1, b.size) and np.allclose(a[0], b, atol=1e-5), (a, b)
 PY
 code=$(curl -s -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" -H 'Content-Type: image/png' --data-binary '' "$url/v1/embed")
-[[ $code == 400 ]] && grep -q 'expected a PNG or JPEG image' "$tmp/r.json" && ok "empty image/png body -> 400" || bad "empty image/png body: $code $(head -c 300 "$tmp/r.json")"
+[[ $code == 422 ]] && grep -q '"field":"body"' "$tmp/r.json" && grep -q 'empty image data' "$tmp/r.json" && ok "empty image/png body -> 422" || bad "empty image/png body: $code $(head -c 300 "$tmp/r.json")"
 code=$(head -c 100 "$tmp/big.jpg" | curl -s -o "$tmp/r.json" -w '%{http_code}' "${auth[@]}" -H 'Content-Type: image/jpeg' --data-binary @- "$url/v1/embed")
 [[ $code == 422 ]] && grep -q 'truncated JPEG data (the file ends after 100 bytes)' "$tmp/r.json" && ok "truncated image/jpeg body -> 422" \
     || bad "truncated image/jpeg body: $code $(head -c 300 "$tmp/r.json")"

@@ -60,8 +60,10 @@ static void test_bodies(void **state) {
     srv_request img = {
         .route = route_of("POST", "/v1/embed"), .body = "", .len = 0, .request_id = "test", .image_body = 1};
     srv_reply_init(&out);
-    assert_int_equal(srv_dispatch(&g_cfg, &img, &out), 400);
-    assert_string_equal(out.err_msg, "request body is empty (expected a PNG or JPEG image)");
+    assert_int_equal(srv_dispatch(&g_cfg, &img, &out), 422); /* the image data is the invalid input */
+    assert_string_equal(out.err_type, "invalid_input");
+    assert_string_equal(out.err_field, "body");
+    assert_string_equal(out.err_msg, "body: empty image data (0 bytes; expected a PNG or JPEG file)");
     srv_reply_clear(&out);
     /* the body is read as len bytes: what follows is not looked at */
     srv_request rq = {.route = route_of("POST", "/v1/distance"),
