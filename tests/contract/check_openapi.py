@@ -41,6 +41,8 @@ def to_jsonschema(s):
     if not isinstance(s, dict):
         return s
     out = {k: to_jsonschema(v) for k, v in s.items() if k not in ("nullable", "example", "format")}
+    if isinstance(s.get("properties"), dict):  # member names are not keywords: a member may be called "format"
+        out["properties"] = {k: to_jsonschema(v) for k, v in s["properties"].items()}
     if s.get("nullable") and "type" in s:
         out["type"] = [s["type"], "null"]
     if "$ref" in out:
@@ -102,6 +104,19 @@ def check(method, path, body=None, want=None, ctype="application/json"):
 
 
 model = check("GET", "/v1/model", want=200)
+# every member of the reply is documented (whichever format the served model is), and the
+# document says what it serves
+documented = set(doc["components"]["schemas"]["ModelInfo"].get("properties", {}))
+undocumented = sorted(set(model or {}) - documented)
+checks += 1
+if undocumented:
+    failures += 1
+    print(f"FAIL GET /v1/model: members not in the ModelInfo schema: {', '.join(undocumented)}")
+if model:
+    checks += 1
+    if model.get("format") == "onnx" and "ONNX" not in doc["info"].get("description", ""):
+        failures += 1
+        print("FAIL info.description does not say that ONNX models are served")
 D = model["input_dim"] if model else 784
 x = [[float((i * 7 + j) % 5) for j in range(D)] for i in range(6)]
 y = [0, 0, 1, 1, 2, 2]

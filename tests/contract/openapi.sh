@@ -2,7 +2,8 @@
 # tests/contract/openapi.sh - /openapi.json is a valid OpenAPI 3 document
 # (@apidevtools/swagger-parser from npm, cached under build/) and every reply
 # of a real tripletd (with a gallery built by `tripletctl index`) matches the
-# schema it documents (check_openapi.py, python3-jsonschema).
+# schema it documents (check_openapi.py, python3-jsonschema), for the MLP and
+# for an ONNX graph.
 . "$(dirname "$0")/../lib.sh"
 
 # a 40-row CSV gallery of the e2e model's 784-d inputs, labels 0..3
@@ -20,6 +21,13 @@ if pick_python jsonschema; then
         ok "replies match the documented schemas ($(tail -1 "$tmp/check.log"))"
     else
         bad "replies vs /openapi.json:"; grep -v '^ok' "$tmp/check.log"
+    fi
+    # the same for an ONNX graph with image metadata (GET /v1/model has the ONNX members)
+    MODEL=$ROOT/tests/data/onnx/fashion_image.onnx start_server
+    if "$PY" "$(dirname "$0")/check_openapi.py" "$port" "$KEY" >"$tmp/check.log" 2>&1; then
+        ok "replies of an ONNX model match the documented schemas ($(tail -1 "$tmp/check.log"))"
+    else
+        bad "replies of an ONNX model vs /openapi.json:"; grep -v '^ok' "$tmp/check.log"
     fi
 else
     skip_part "reply schemas: python3-jsonschema is not installed"
