@@ -162,7 +162,7 @@ static int save_model(const run_ctx *r, const dat_set *train) {
     int layers = trn_is_layers(r->t);
     mdl_model *m = NULL;
     tr_err err;
-    char recipe[2048], arch[TRN_LAYERS_MAX], steps[32], r1[32], epochs[32], seed[32], desc[512];
+    char recipe[2048], arch[TRN_LAYERS_MAX], steps[32], r1[32], epochs[32], seed[32], desc[512], input[48];
     trn_recipe(c, recipe, sizeof recipe);
     trn_format_arch(c, arch, sizeof arch);
     const char *name = a->name ? a->name : layers ? "triplet-cnn" : "triplet-mlp";
@@ -178,37 +178,21 @@ static int save_model(const run_ctx *r, const dat_set *train) {
     snprintf(epochs, sizeof epochs, "%d", trn_epochs_done(r->t));
     snprintf(seed, sizeof seed, "%" PRIu64, c->seed);
     snprintf(r1, sizeof r1, "%.4f", r->hist.n ? r->hist.rows[r->hist.n - 1].recall1 : NAN);
-    const char *extra[] = {"recipe",
-                           recipe,
-                           "mining",
-                           mine_name(c->mining),
-                           "training.data",
-                           short_source(train->source),
-                           "training.epochs",
-                           epochs,
-                           "training.steps",
-                           steps,
-                           "training.curve_recall_at_1",
-                           r1,
-                           "seed",
-                           seed};
+    snprintf(input, sizeof input, "%dx%dx%d", c->input_c, c->input_h, c->input_w);
+    const char *extra[] = {"recipe", recipe, "mining", mine_name(c->mining), "training.data",
+                           short_source(train->source), "training.epochs", epochs, "training.steps", steps,
+                           "training.curve_recall_at_1", r1, "seed", seed,
+                           /* a layer list's own: what tripletctl eval rebuilds the untrained network from */
+                           "training.arch", arch, "training.input", input};
     size_t n_extra = sizeof extra / sizeof extra[0] / 2;
-    if (layers) {
-        char input[48];
-        snprintf(input, sizeof input, "%dx%dx%d", c->input_c, c->input_h, c->input_w);
-        const char *net[2 * (sizeof extra / sizeof extra[0] / 2) + 4];
-        memcpy(net, extra, sizeof extra);
-        net[2 * n_extra] = "training.arch", net[2 * n_extra + 1] = arch;
-        net[2 * n_extra + 2] = "training.input", net[2 * n_extra + 3] = input;
-        return save_onnx(r, name, desc, net, n_extra + 2);
-    }
+    if (layers) return save_onnx(r, name, desc, extra, n_extra);
     if (trn_export(r->t, &m, &err)) {
         fprintf(stderr, "tripletctl train: cannot build the model: %s\n", err.msg);
         return -1;
     }
     snprintf(m->name, sizeof m->name, "%s", name);
     snprintf(m->description, sizeof m->description, "%s", desc);
-    int rc = mdl_save(m, a->out, extra, n_extra, &err);
+    int rc = mdl_save(m, a->out, extra, n_extra - 2, &err); /* an MLP file carries its layout itself */
     if (rc) fprintf(stderr, "tripletctl train: cannot write %s: %s\n", a->out, err.msg);
     mdl_free(m);
     return rc ? -1 : 0;

@@ -75,18 +75,6 @@ static int json_int(const cJSON *o, const char *key, int lo, int hi, int *out) {
     return 0;
 }
 
-/* A JSON key from a file, printable: non-printing bytes, quotes and backslashes as '?', cut with "..." to fit cap. */
-static const char *key_shown(const char *k, char *buf, size_t cap) {
-    size_t j = 0;
-    for (; k && *k && j + 4 < cap; k++) {
-        unsigned char ch = (unsigned char)*k;
-        buf[j++] = ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\' ? (char)ch : '?';
-    }
-    if (k && *k) memcpy(buf + j, "...", 3), j += 3;
-    buf[j] = 0;
-    return buf;
-}
-
 /* The `image` metadata value: {"channels", "height", "width", "mean", "std"} and no other key, checked
  * against the input: its shape when it is [batch, C, H, W], else input_dim = C x H x W. */
 static int parse_image(mdl_model *m, const char *v, tr_err *err) {
@@ -104,7 +92,7 @@ static int parse_image(mdl_model *m, const char *v, tr_err *err) {
     if (unknown) {
         tr_seterr(err, TR_EFORMAT, "image",
                   "metadata \"image\": key \"%s\" is not one of channels, height, width, mean, std",
-                  key_shown(unknown, key, sizeof key));
+                  tr_printable(unknown, key, sizeof key));
         cJSON_Delete(o);
         return TR_EFORMAT;
     }

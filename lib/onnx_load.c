@@ -11,29 +11,12 @@
 #include "onnx_load.h"
 #include "onnx_op.h"
 
-const char *onx_sanitize(const char *s, char *buf, size_t cap) {
-    size_t j = 0;
-    if (!s) s = "";
-    for (size_t i = 0; s[i] && j + 1 < cap; i++) {
-        if (j + 4 >= cap && s[i + 1]) { /* leave room for "..." */
-            while (j + 4 > cap) j--;
-            memcpy(buf + j, "...", 3);
-            j += 3;
-            break;
-        }
-        unsigned char ch = (unsigned char)s[i];
-        buf[j++] = (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') ? (char)ch : '?';
-    }
-    buf[j] = 0;
-    return buf;
-}
-
 int onx_value_new(onx_graph *g, const char *name) {
     if (g->n_v >= g->cap_v) return -1; /* capacity is fixed at load: pointers stay valid */
     onx_value *v = &g->v[g->n_v];
     memset(v, 0, sizeof *v);
     char s[96];
-    v->name = strdup(onx_sanitize(name, s, sizeof s));
+    v->name = strdup(tr_printable(name, s, sizeof s));
     if (!v->name) return -1;
     v->producer = -1;
     v->last_use = -1;
@@ -78,7 +61,7 @@ static const char *dtype_name(int dt) {
 
 int onx_load_tensor(onx_graph *g, const Onnx__TensorProto *t, const char *owner, int *vi, tr_err *err) {
     char nm[96];
-    onx_sanitize(t->name && t->name[0] ? t->name : owner, nm, sizeof nm);
+    tr_printable(t->name && t->name[0] ? t->name : owner, nm, sizeof nm);
     if (t->n_external_data || (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL))
         return tr_seterr(err, TR_EFORMAT, nm,
                          "tensor \"%s\": external data (weights in a separate file) is not supported; "
@@ -246,15 +229,15 @@ static int load_node(onx_graph *g, const Onnx__NodeProto *np, int idx, name_map 
     memset(nd, 0, sizeof *nd);
     char s[96];
     nd->idx = idx;
-    nd->name = strdup(onx_sanitize(np->name, s, sizeof s));
+    nd->name = strdup(tr_printable(np->name, s, sizeof s));
     if (!nd->name) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
     g->n_nodes++;
     nd->proto = np;
     const char *op = np->op_type ? np->op_type : "";
     char ops[64];
-    onx_sanitize(op, ops, sizeof ops);
+    tr_printable(op, ops, sizeof ops);
     if (np->domain && np->domain[0] && strcmp(np->domain, "ai.onnx") != 0) {
-        onx_sanitize(np->domain, s, sizeof s);
+        tr_printable(np->domain, s, sizeof s);
         return tr_seterr(err, TR_EFORMAT, nd->name, "node %d \"%s\" (%s): domain \"%s\" is not supported", idx,
                          nd->name, ops, s);
     }
@@ -287,7 +270,7 @@ static int load_node(onx_graph *g, const Onnx__NodeProto *np, int idx, name_map 
         int vi = map_get(m, in);
         if (vi < 0)
             return onx_fail(g, nd, err, "input \"%s\" is not defined before use (nodes must be in topological order)",
-                            onx_sanitize(in, s, sizeof s));
+                            tr_printable(in, s, sizeof s));
         nd->in[k] = vi;
         if (g->v[vi].dtype == 0) return onx_fail(g, nd, err, "input \"%s\" has no type", g->v[vi].name);
     }
@@ -296,7 +279,7 @@ static int load_node(onx_graph *g, const Onnx__NodeProto *np, int idx, name_map 
         if (!o || !o[0]) return onx_fail(g, nd, err, "output %d has no name", k);
         if (map_get(m, o) >= 0)
             return onx_fail(g, nd, err, "output \"%s\" is already defined (each value has one producer)",
-                            onx_sanitize(o, s, sizeof s));
+                            tr_printable(o, s, sizeof s));
         int vi = onx_value_new(g, o);
         if (vi < 0) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory");
         g->v[vi].producer = g->n_nodes - 1;
@@ -339,7 +322,7 @@ static int load_meta(onx_graph *g, const Onnx__ModelProto *mp, tr_err *err) {
         for (size_t j = 0; j < i; j++)
             if (strcmp(g->meta[2 * j], k) == 0)
                 return tr_seterr(err, TR_EFORMAT, "metadata_props", "metadata key \"%s\" appears twice",
-                                 onx_sanitize(k, s, sizeof s));
+                                 tr_printable(k, s, sizeof s));
         g->meta[2 * i] = strdup(k);
         g->meta[2 * i + 1] = strdup(val);
         g->n_meta = i + 1;
@@ -375,7 +358,7 @@ static int load_initializers(onx_graph *g, const Onnx__GraphProto *gp, name_map 
         if (!t->name || !t->name[0]) return tr_seterr(err, TR_EFORMAT, "initializer", "initializer %zu has no name", i);
         if (map_get(m, t->name) >= 0)
             return tr_seterr(err, TR_EFORMAT, "initializer", "initializer \"%s\" appears twice",
-                             onx_sanitize(t->name, s, sizeof s));
+                             tr_printable(t->name, s, sizeof s));
         int vi;
         if ((rc = onx_load_tensor(g, t, "", &vi, err))) return rc;
         map_put(m, t->name, vi);
@@ -399,7 +382,7 @@ static int load_inputs(onx_graph *g, const Onnx__GraphProto *gp, name_map *m, tr
         if (g->input >= 0)
             return tr_seterr(err, TR_EFORMAT, "input",
                              "the graph has more than one input (\"%s\" and \"%s\"); exactly one is supported",
-                             g->v[g->input].name, onx_sanitize(nm, s, sizeof s));
+                             g->v[g->input].name, tr_printable(nm, s, sizeof s));
         if ((g->input = onx_value_new(g, nm)) < 0) return tr_seterr(err, TR_ENOMEM, "", "out of memory");
         if ((rc = load_input(g, gp->input[i], g->input, err))) return rc;
         map_put(m, nm, g->input);
@@ -416,7 +399,7 @@ static int load_output(onx_graph *g, const Onnx__GraphProto *gp, const name_map 
                          "the graph has %zu outputs; exactly one (the embedding) is supported", gp->n_output);
     const char *on = gp->output[0]->name ? gp->output[0]->name : "";
     int ov = map_get(m, on);
-    onx_sanitize(on, s, sizeof s);
+    tr_printable(on, s, sizeof s);
     if (ov < 0) return tr_seterr(err, TR_EFORMAT, "output", "output \"%s\" is not produced by any node", s);
     const onx_value *o = &g->v[ov];
     onx_shape_str(o, sh, sizeof sh);
@@ -507,7 +490,7 @@ int onx_open_mem(const uint8_t *buf, size_t len, onx_graph **out, tr_err *err) {
         return tr_seterr(err, TR_ENOMEM, "", "out of memory");
     }
     g->id = atomic_fetch_add(&next_id, 1);
-    if (mp->producer_name) onx_sanitize(mp->producer_name, g->producer, sizeof g->producer);
+    if (mp->producer_name) tr_printable(mp->producer_name, g->producer, sizeof g->producer);
     int rc = load_graph(g, mp, err);
     onnx__model_proto__free_unpacked(mp, NULL);
     if (rc) {

@@ -11,9 +11,6 @@ struct Onnx__TensorProto;
 int onx_load_tensor(onx_graph *g, const struct Onnx__TensorProto *t, const char *owner, int *vi, tr_err *err);
 /* Append a value named name (copied, sanitised); its index or -1. */
 int onx_value_new(onx_graph *g, const char *name);
-/* Printable copy of a name from the file: non-printing bytes become '?',
- * long names are cut with "...". */
-const char *onx_sanitize(const char *s, char *buf, size_t cap);
 
 /* Passes over a loaded graph (onnx_opt.c): fold BatchNormalization into
  * the preceding Conv, fuse activations, drop dead nodes, liveness. */

@@ -224,7 +224,7 @@ int onx_attr_only(const onx_graph *g, const onx_node *nd, const char *const *kno
         for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, an) == 0;
         if (!ok) {
             char s[64];
-            onx_sanitize(an, s, sizeof s);
+            tr_printable(an, s, sizeof s);
             return onx_fail(g, nd, err, "attribute \"%s\" is not supported", s);
         }
     }

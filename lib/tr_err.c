@@ -132,3 +132,20 @@ int tr_read_file(const char *path, size_t max, uint8_t **bufp, size_t *lenp, tr_
     *lenp = (size_t)st.st_size;
     return TR_OK;
 }
+
+const char *tr_printable(const char *s, char *buf, size_t cap) {
+    size_t j = 0;
+    if (!s) s = "";
+    for (size_t i = 0; s[i] && j + 1 < cap; i++) {
+        if (j + 4 >= cap && s[i + 1]) { /* leave room for "..." */
+            while (j + 4 > cap) j--;
+            memcpy(buf + j, "...", 3);
+            j += 3;
+            break;
+        }
+        unsigned char ch = (unsigned char)s[i];
+        buf[j++] = (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') ? (char)ch : '?';
+    }
+    buf[j] = 0;
+    return buf;
+}

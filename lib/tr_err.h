@@ -61,6 +61,11 @@ void tr_sha256(const void *buf, size_t len, unsigned char md[32]);
  * the path. */
 int tr_read_file(const char *path, size_t max, uint8_t **buf, size_t *len, tr_err *err);
 
+/* A printable copy of a name from a file (for messages): non-printing
+ * bytes, quotes and backslashes become '?', a name longer than cap - 1 is
+ * cut with "...". Returns buf. */
+const char *tr_printable(const char *s, char *buf, size_t cap);
+
 /* A growable scratch buffer of floats, owned by one thread at a time.
  * Reused across calls so hot paths do not fault in fresh pages. */
 typedef struct {

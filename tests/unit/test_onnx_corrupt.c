@@ -500,7 +500,7 @@ static void test_op_list(void **state) {
         tr_err err = {0};
         char opshown[64];
         snprintf(want, sizeof want, "node 1 \"%s\": op %s (opset 13) is not supported; supported ops: %s",
-                 onx_sanitize(node, shown, sizeof shown), onx_sanitize(op, opshown, sizeof opshown), list);
+                 tr_printable(node, shown, sizeof shown), tr_printable(op, opshown, sizeof opshown), list);
         check(node, onx_open_mem(b, len, &g, &err), &err, TR_EFORMAT, want);
         pool_free();
     }
