@@ -2,6 +2,7 @@
 #include "dist.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -48,6 +49,40 @@ static double sum_sqdiff(const float *a, const float *b, size_t dim) {
         s[0] += d * d;
     }
     return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* sum_sqdiff of a against four rows at once, bit for bit the same: each row's
+ * four partial sums are the lanes of one vector (a subtraction, a product and
+ * an addition each rounded, no fused multiply-add), so the four rows' chains
+ * of additions run side by side where one row's would wait on its own. */
+__attribute__((target("avx2"))) static void sum_sqdiff4_avx2(const float *a, const float *const b[4], size_t dim,
+                                                             double out[4]) {
+    __m256d s[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    size_t i = 0;
+    for (; i + 4 <= dim; i += 4) {
+        __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(a + i));
+        for (int r = 0; r < 4; r++) {
+            __m256d d = _mm256_sub_pd(x, _mm256_cvtps_pd(_mm_loadu_ps(b[r] + i)));
+            s[r] = _mm256_add_pd(s[r], _mm256_mul_pd(d, d));
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        double l[4];
+        _mm256_storeu_pd(l, s[r]);
+        for (size_t t = i; t < dim; t++) {
+            double d = (double)a[t] - b[r][t];
+            l[0] += d * d;
+        }
+        out[r] = (l[0] + l[1]) + (l[2] + l[3]);
+    }
+}
+
+static void sum_sqdiff4(const float *a, const float *const b[4], size_t dim, double out[4]) {
+    if (__builtin_cpu_supports("avx2")) {
+        sum_sqdiff4_avx2(a, b, dim, out);
+        return;
+    }
+    for (int r = 0; r < 4; r++) out[r] = sum_sqdiff(a, b[r], dim);
 }
 
 static double sum_dot(const float *a, const float *b, size_t dim) {
@@ -118,6 +153,35 @@ static void dist_matrix_direct(dist_metric m, const float *a, size_t na, const f
         for (size_t j = 0; j < nb; j++) out[i * nb + j] = dist_one(m, a + i * dim, b + j * dim, dim);
 }
 
+/* The Euclidean entries dist_matrix_gemm marked (< 0), exact in double, over
+ * tiles of DIST_TILE_BYTES of b's rows so each tile stays in cache while
+ * every row of a meets it (an untrained network's embeddings, in a narrow
+ * cone, mark nearly every entry), four entries of a row at a time. */
+#define DIST_TILE_BYTES ((size_t)256 << 10)
+static void recompute_marked(dist_metric m, const float *a, size_t na, const float *b, size_t nb, size_t dim,
+                             double *out) {
+    size_t tile = DIST_TILE_BYTES / (dim * sizeof(float));
+    if (tile < 16) tile = 16;
+    for (size_t j0 = 0; j0 < nb; j0 += tile) {
+        size_t j1 = nb - j0 < tile ? nb : j0 + tile;
+        for (size_t i = 0; i < na; i++) {
+            double *row = out + i * nb;
+            size_t js[4], g = 0;
+            for (size_t j = j0; j < j1; j++) {
+                if (row[j] < 0) js[g++] = j;
+                if (g == 4 || (g > 0 && j + 1 == j1)) {
+                    const float *rows[4];
+                    double v[4];
+                    for (size_t u = 0; u < 4; u++) rows[u] = b + js[u < g ? u : 0] * dim;
+                    sum_sqdiff4(a + i * dim, rows, dim, v);
+                    for (size_t u = 0; u < g; u++) row[js[u]] = m == DIST_EUCLIDEAN ? sqrt(v[u]) : v[u];
+                    g = 0;
+                }
+            }
+        }
+    }
+}
+
 /* Fill out via SGEMM. The na x nb float product is written into the first
  * half of out's bytes and widened in place from the last entry backwards
  * (entry k's double covers floats 2k, 2k+1 >= k, already consumed), so no
@@ -160,8 +224,10 @@ static int dist_matrix_gemm(dist_metric m, const float *a, size_t na, const floa
             case DIST_EUCLIDEAN:
                 scale = nra[i] + nrb[j];
                 d = scale - 2.0 * dot;
-                if (d <= DIST_RECOMPUTE_FRAC * scale) d = sum_sqdiff(ai, b + j * dim, dim);
-                if (m == DIST_EUCLIDEAN) d = sqrt(d);
+                if (d <= DIST_RECOMPUTE_FRAC * scale)
+                    d = -1.0; /* recomputed below; every entry kept is > 0 */
+                else if (m == DIST_EUCLIDEAN)
+                    d = sqrt(d);
                 break;
             case DIST_COSINE:
                 /* nrb[] holds 1/||b_j|| here (0 for a zero row) */
@@ -179,6 +245,7 @@ static int dist_matrix_gemm(dist_metric m, const float *a, size_t na, const floa
             memcpy((char *)out + k * sizeof(double), &d, sizeof d);
         }
     }
+    if (m == DIST_SQEUCLIDEAN || m == DIST_EUCLIDEAN) recompute_marked(m, a, na, b, nb, dim, out);
 fail:
     free(norm2);
     return rc;
