@@ -27,6 +27,20 @@ static void state_free(srv_state *s) {
     free(s);
 }
 
+/* err names the request field that chose the refused file ("model" or "gallery", as the reload route takes
+ * them) and its message the file: "<field> <path>: <the loader's message><tail>", without the prefix when the
+ * loader's message names the file already; what the loader blamed inside the file stays in the message. */
+static void blame_file(tr_err *err, const char *field, const char *path, const char *tail) {
+    snprintf(err->field, sizeof err->field, "%s", field);
+    char msg[sizeof err->msg];
+    memcpy(msg, err->msg, sizeof msg);
+    size_t k = strstr(msg, path) ? 0 : (size_t)snprintf(err->msg, sizeof err->msg, "%s %.200s: ", field, path),
+           t = strlen(tail);
+    size_t n = strnlen(msg, sizeof err->msg - k - t - 1);
+    memcpy(err->msg + k, msg, n);
+    memcpy(err->msg + k + n, tail, t + 1);
+}
+
 int srv_state_load(const srv_config *cfg, const char *model_path, const char *gallery_path, srv_state **out,
                    tr_err *err) {
     srv_state *s = calloc(1, sizeof *s);
@@ -42,34 +56,19 @@ int srv_state_load(const srv_config *cfg, const char *model_path, const char *ga
         tr_seterr(err, TR_ENOMEM, "", "out of memory");
         goto fail;
     }
-    /* err->field names the request field that chose the refused file ("model" or "gallery", as the
-     * reload route takes them); what the loader blamed inside the file stays in the message */
     if ((rc = mdl_load(model_path, &s->model, err)) != TR_OK) {
-        snprintf(err->field, sizeof err->field, "model");
-        if (!strstr(err->msg, model_path)) { /* the message must name the file */
-            char msg[sizeof err->msg];
-            memcpy(msg, err->msg, sizeof msg);
-            int k = snprintf(err->msg, sizeof err->msg, "model %.200s: ", model_path);
-            size_t n = strnlen(msg, sizeof err->msg - (size_t)k - 1);
-            memcpy(err->msg + k, msg, n);
-            err->msg[(size_t)k + n] = 0;
-        }
+        blame_file(err, "model", model_path, "");
         goto fail;
     }
     if (gallery_path) {
         if ((rc = gal_load(gallery_path, &s->gallery, err)) != TR_OK) {
-            snprintf(err->field, sizeof err->field, "gallery");
+            blame_file(err, "gallery", gallery_path, "");
             goto fail;
         }
         rc = gal_check_model(s->gallery, s->model->sha256, (size_t)mdl_output_dim(s->model),
                              cfg->allow_gallery_mismatch, err);
         if (rc != TR_OK) {
-            snprintf(err->field, sizeof err->field, "gallery");
-            char msg[sizeof err->msg];
-            memcpy(msg, err->msg, sizeof msg);
-            msg[200] = 0;
-            snprintf(err->msg, sizeof err->msg, "gallery %.200s: %.200s (--allow-gallery-mismatch serves it anyway)",
-                     gallery_path, msg);
+            blame_file(err, "gallery", gallery_path, " (--allow-gallery-mismatch serves it anyway)");
             goto fail;
         }
     }
