@@ -230,16 +230,10 @@ int mdl_forward(const mdl_model *m, const float *x, size_t n, float *y, int norm
     return TR_OK;
 }
 
-/* The double of the shortest decimal that reads back as f (0.286f gives 0.286, not 0.28600001335144043):
- * JSON shows the number the file or the request wrote. */
+/* The double of the shortest decimal that reads back as f: JSON shows the number the file or the request wrote. */
 static double float_shortest(float f) {
     char buf[32];
-    for (int p = 1; p < 9; p++) {
-        snprintf(buf, sizeof buf, "%.*g", p, (double)f);
-        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
-    }
-    snprintf(buf, sizeof buf, "%.9g", (double)f);
-    return strtod(buf, NULL);
+    return strtod(tr_shortest(f, 1, buf, sizeof buf), NULL);
 }
 
 static cJSON *image_json(const mdl_image *im) {

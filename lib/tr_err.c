@@ -149,3 +149,11 @@ const char *tr_printable(const char *s, char *buf, size_t cap) {
     buf[j] = 0;
     return buf;
 }
+
+const char *tr_shortest(double v, int as_float, char *buf, size_t cap) {
+    for (int d = 6; d <= (as_float ? 9 : 17); d++) {
+        snprintf(buf, cap, "%.*g", d, v);
+        if (as_float ? strtof(buf, NULL) == (float)v : strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}

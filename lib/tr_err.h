@@ -65,6 +65,10 @@ int tr_read_file(const char *path, size_t max, uint8_t **buf, size_t *len, tr_er
  * bytes, quotes and backslashes become '?', a name longer than cap - 1 is
  * cut with "...". Returns buf. */
 const char *tr_printable(const char *s, char *buf, size_t cap);
+/* v in the fewest significant digits ("%.*g", 6 at least) that read back as
+ * the same double, or as the same float when as_float (0.286f gives "0.286",
+ * not 0.28600001335144043). Returns buf. */
+const char *tr_shortest(double v, int as_float, char *buf, size_t cap);
 
 /* A growable scratch buffer of floats, owned by one thread at a time.
  * Reused across calls so hot paths do not fault in fresh pages. */

@@ -188,11 +188,7 @@ void trn_format_lr_schedule(const trn_config *cfg, char *buf, size_t len) {
         snprintf(buf, len, "step");
     } else if (cfg->lr_schedule == TRN_LR_STEP) {
         char g[32];
-        for (int digits = 6; digits <= 17; digits++) {
-            snprintf(g, sizeof g, "%.*g", digits, cfg->lr_gamma);
-            if (strtod(g, NULL) == cfg->lr_gamma) break;
-        }
-        snprintf(buf, len, "step:%d:%s", cfg->lr_step_every, g);
+        snprintf(buf, len, "step:%d:%s", cfg->lr_step_every, tr_shortest(cfg->lr_gamma, 0, g, sizeof g));
     } else
         snprintf(buf, len, "%s", cfg->lr_schedule == TRN_LR_COSINE ? "cosine" : "constant");
 }
