@@ -309,26 +309,25 @@ static int baselines(const eval_args *a, const mdl_model *m, dist_metric metric,
     free(qx);
     free(gx);
     qx = gx = NULL;
-    if (m->format == MDL_FMT_ONNX && mdl_meta(m, "training.arch") == NULL) {
-        if (!a->json)
-            fprintf(stderr, "tripletctl eval: no untrained baseline: the ONNX file does not say its training.arch "
-                            "(tripletctl train writes it)\n");
-    } else {
-        /* the untrained network: same architecture and preprocessing, the trainer's seeded init */
-        trn_config cfg;
-        trn_config_default(&cfg);
-        cfg.metric = metric;
-        if (a->seed_given)
-            cfg.seed = a->seed;
-        else
-            model_seed(m, &cfg.seed);
-        if ((rc = trn_init_like(m, &cfg, &init, err)) != TR_OK ||
-            (rc = embed(init, gd, a->threads, &gx, err)) != TR_OK ||
-            (!loo && (rc = embed(init, qd, a->threads, &qx, err)) != TR_OK) ||
-            (rc = score(a, metric, loo ? gx : qx, qd, gx, gd, od, loo, &rows[2], err)) != TR_OK)
-            goto done;
-        if (!a->json) fprintf(stderr, "tripletctl eval: untrained baseline: seed %llu\n", (unsigned long long)cfg.seed);
+    /* the untrained network: same architecture and preprocessing, the trainer's seeded init */
+    trn_config cfg;
+    trn_config_default(&cfg);
+    cfg.metric = metric;
+    if (a->seed_given)
+        cfg.seed = a->seed;
+    else
+        model_seed(m, &cfg.seed);
+    rc = trn_init_like(m, &cfg, &init, err);
+    if (rc == TR_EINVAL && strcmp(err->field, "model") == 0) { /* the file does not say how to rebuild it */
+        if (!a->json) fprintf(stderr, "tripletctl eval: no untrained baseline: %s\n", err->msg);
+        rc = TR_OK;
+        goto done;
     }
+    if (rc != TR_OK || (rc = embed(init, gd, a->threads, &gx, err)) != TR_OK ||
+        (!loo && (rc = embed(init, qd, a->threads, &qx, err)) != TR_OK) ||
+        (rc = score(a, metric, loo ? gx : qx, qd, gx, gd, od, loo, &rows[2], err)) != TR_OK)
+        goto done;
+    if (!a->json) fprintf(stderr, "tripletctl eval: untrained baseline: seed %llu\n", (unsigned long long)cfg.seed);
 done:
     free(qx);
     free(gx);
