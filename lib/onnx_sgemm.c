@@ -51,8 +51,13 @@ const float *onx_bblock_strided(const void *ctx, int64_t k0, int64_t kc, int64_t
     return s->b + k0 * s->ldb + n0;
 }
 
+/* Rows whose narrow tiles keep their sums in work across depth blocks (more: through C). */
+#define CKEEP_ROWS 2048
+#define CTILE_MAX 28
+
 size_t onx_sgemm_work(void) {
-    return (size_t)ONX_KC * ONX_NC + (size_t)(ONX_KC + ONX_MAX_TAPS) * MAX_NR; /* B block, edge panel */
+    /* B block, edge panel, narrow tiles' sums */
+    return (size_t)ONX_KC * ONX_NC + (size_t)(ONX_KC + ONX_MAX_TAPS) * MAX_NR + (size_t)CKEEP_ROWS * CTILE_MAX;
 }
 
 #if HAVE_X86
@@ -161,6 +166,64 @@ __attribute__((target("avx512f"))) static void tile_avx512_n16(const tile_in *in
     TILE_BODY(__m512, _mm512_set1_ps, ROWS8, 8, 1)
 }
 
+/* Narrow column blocks (the last nr < 32 columns: a 7x7 or 14x14 output, Winograd's tile counts):
+ * 16 rows (two 8-row A panels, pst floats apart) x R columns, one 16-row vector per column, B's
+ * values broadcast. Each output sums the same products in the same order as the 8x32 tile, so
+ * results are bit for bit the same; t holds the tile column-major (16 floats a column). */
+static inline __attribute__((always_inline, target("avx512f"))) void
+ctile(const tile_in *in, int64_t pst, float *t, int flags, const float *bias, float lo, float hi, const int R) {
+    __m512 acc[28];
+#pragma GCC unroll 28
+    for (int j = 0; j < R; j++) acc[j] = flags & T_ACC ? _mm512_loadu_ps(t + 16 * j) : _mm512_loadu_ps(bias);
+    for (int tp = 0; tp < in->ntap; tp++) {
+        const float *a = in->a + tp * in->ast, *b = in->b + in->toff[tp];
+        for (int64_t k = 0; k < in->kc; k++, a += 8, b += in->ldb) {
+            __m512 va =
+                _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(a))),
+                                                    _mm256_castps_pd(_mm256_loadu_ps(a + pst)), 1));
+#pragma GCC unroll 28
+            for (int j = 0; j < R; j++) acc[j] = _mm512_fmadd_ps(va, _mm512_set1_ps(b[j]), acc[j]);
+        }
+    }
+    __m512 vl = _mm512_set1_ps(lo), vh = _mm512_set1_ps(hi);
+#pragma GCC unroll 28
+    for (int j = 0; j < R; j++) {
+        if (flags & T_ACT) acc[j] = _mm512_min_ps(_mm512_max_ps(acc[j], vl), vh);
+        _mm512_storeu_ps(t + 16 * j, acc[j]);
+    }
+}
+
+typedef void (*ctile_fn)(const tile_in *in, int64_t pst, float *t, int flags, const float *bias, float lo, float hi);
+#define CTILE(R)                                                                                                       \
+    __attribute__((target("avx512f"))) static void ctile##R(const tile_in *in, int64_t pst, float *t, int flags,       \
+                                                            const float *bias, float lo, float hi) {                   \
+        ctile(in, pst, t, flags, bias, lo, hi, R);                                                                     \
+    }
+CTILE(4)
+CTILE(8)
+CTILE(12)
+CTILE(16)
+CTILE(20)
+CTILE(24)
+CTILE(28)
+static const ctile_fn ctiles[] = {ctile4, ctile8, ctile12, ctile16, ctile20, ctile24, ctile28};
+
+/* Between C (rows [i0, i0 + mr), columns [n, n + nr)) and a ctile's column-major t. */
+static void ccopy(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n, int64_t nr, float *t, int to_c) {
+    int64_t off[CTILE_MAX];
+    for (int64_t j = 0, sg = n / cm->seg, p = n % cm->seg; j < nr; j++, p++) {
+        if (p == cm->seg) sg++, p = 0;
+        off[j] = sg * cm->ld_seg + p;
+    }
+    for (int64_t i = 0; i < mr; i++) {
+        float *row = cm->c + (i0 + i) * cm->ldc;
+        if (to_c)
+            for (int64_t j = 0; j < nr; j++) row[off[j]] = t[j * 16 + i];
+        else
+            for (int64_t j = 0; j < nr; j++) t[j * 16 + i] = row[off[j]];
+    }
+}
+
 /* A tile at rows [i0, i0 + mr), columns [n, n + nr) of C: in place when whole and inside one
  * segment, else through a local copy. */
 static void tile_c(tile_fn tile, int MR, int NR, const tile_in *in, const onx_cmap *cm, int64_t i0, int64_t mr,
@@ -203,7 +266,7 @@ void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t kg, int ntap, const in
                onx_bblock block, const void *ctx, const onx_cmap *cm, const float *bias, onx_act act, float lo,
                float hi, float *work) {
 #if HAVE_X86
-    float *edge = work + (size_t)ONX_KC * ONX_NC;
+    float *edge = work + (size_t)ONX_KC * ONX_NC, *ckeep = edge + (size_t)(ONX_KC + ONX_MAX_TAPS) * MAX_NR;
     int64_t k = kg * ntap, eoff[ONX_MAX_TAPS], zero = 0;
     int MR = onx_sgemm_mr(kn), NR = nr_of(kn);
     tile_fn tile = kn == ONX_K_AVX512 ? tile_avx512 : tile_avx2;
@@ -235,7 +298,21 @@ void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t kg, int ntap, const in
                     for (int t = 0; t < ntap; t++) eoff[t] = t * kc * NR;
                     ij.b = edge, ij.ldb = NR, ij.toff = eoff;
                 }
-                for (int64_t i0 = 0; i0 < m; i0 += MR) {
+                int64_t i0 = 0;
+                if (kn == ONX_K_AVX512 && nr <= CTILE_MAX) /* narrow: 16 rows a tile, B broadcast */
+                    for (; i0 + MR < m; i0 += 2 * MR) {
+                        int64_t mr = m - i0 < 2 * MR ? m - i0 : 2 * MR;
+                        float bv[2 * MAX_MR] = {0}, tl[16 * CTILE_MAX];
+                        for (int64_t i = 0; bias && i < mr; i++) bv[i] = bias[i0 + i];
+                        ij.a = ap + i0 * k + k0 * MR;
+                        /* the sums stay in work between depth blocks when there is room */
+                        int keep = m <= CKEEP_ROWS, last = k0 + kc == kg;
+                        float *t = keep ? ckeep + i0 * CTILE_MAX : tl;
+                        if (!keep && (flags & T_ACC)) ccopy(cm, i0, mr, n0 + j, nr, t, 0);
+                        ctiles[(nr + 3) / 4 - 1](&ij, k * MR, t, flags, bv, lo, hi);
+                        if (!keep || last) ccopy(cm, i0, mr, n0 + j, nr, t, 1);
+                    }
+                for (; i0 < m; i0 += MR) {
                     int64_t mr = m - i0 < MR ? m - i0 : MR;
                     float bv[MAX_MR] = {0};
                     for (int64_t i = 0; bias && i < mr; i++) bv[i] = bias[i0 + i];

@@ -11,7 +11,8 @@
 #define ONX_NC 480      /* columns of one block of B (a multiple of every kernel's tile width) */
 #define ONX_MAX_TAPS 49 /* taps of one onx_sgemm (kernel positions of a convolution on its grid) */
 
-/* The register-tile kernels: 6x16 with AVX2+FMA, 8x32 with AVX-512F. */
+/* The register-tile kernels: 6x16 with AVX2+FMA, 8x32 with AVX-512F (and 16 rows x up to 28
+ * columns for the narrow last columns of a block: 7x7 or 14x14 outputs, Winograd tile counts). */
 typedef enum { ONX_K_NONE, ONX_K_AVX2, ONX_K_AVX512 } onx_kern;
 
 /* The best kernel this CPU runs; ONX_K_NONE (callers use OpenBLAS) off x86-64 or without AVX2. */

@@ -85,7 +85,7 @@ static void test_sgemm(void **state) {
     uint64_t r[4];
     rng_seed(7, r);
     static const int64_t ns[] = {1, 7, 8, 9, 16, 17, 24, 25, 31, 32, 33, 49, 100, 481, 1000};
-    static const int64_t ms[] = {1, 5, 6, 8, 13, 64};
+    static const int64_t ms[] = {1, 5, 6, 8, 9, 13, 20, 64};
     for (int kn = ONX_K_AVX2; kn <= (int)best; kn++)
         for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
             for (size_t im = 0; im < sizeof ms / sizeof ms[0]; im++) {
@@ -98,6 +98,10 @@ static void test_sgemm(void **state) {
         one_case((onx_kern)kn, r, 20, 600, 700, 1, 600, 0, ONX_ACT_CLIP);
         one_case((onx_kern)kn, r, 9, 300, 100, 7, 300, 0, ONX_ACT_NONE);
         one_case((onx_kern)kn, r, 16, 1100, 33, 1, 196, 1, ONX_ACT_RELU);
+        /* narrow columns over several depth blocks: sums kept in work, and past its rows through C */
+        one_case((onx_kern)kn, r, 40, 45, 100, 9, 45, 0, ONX_ACT_CLIP);
+        one_case((onx_kern)kn, r, 40, 45, 300, 1, 20, 1, ONX_ACT_CLIP);
+        one_case((onx_kern)kn, r, 2056, 17, 300, 1, 17, 0, ONX_ACT_RELU);
     }
 }
 
