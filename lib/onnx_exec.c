@@ -6,10 +6,12 @@
 #include "onnx_load.h"
 #include "onnx_op.h"
 
-/* Bytes of activations per chunk of rows: a chunk's tensors stay in the L3 cache (32 MiB here)
+/* Bytes of activations and scratch per chunk of rows: a chunk's tensors stay in the L3 cache
  * next to another worker's chunk and the weights. 64 MiB chunks ran mobilenet_v2 at batch 8
- * 15 % and the Fashion CNN at batch 256 13 % slower (resnet18 at batch 8: 3 % faster). */
-#define ARENA_TARGET ((size_t)8 << 20)
+ * 15 % and the Fashion CNN at batch 256 13 % slower (resnet18 at batch 8: 3 % faster); with the
+ * scratch counted once, 4.5 MiB gives the Fashion CNN its best chunk (8 rows; 16 or 9: 6-30 %
+ * slower at batch 256), and resnet18 and mobilenet_v2 one image a chunk, as before. */
+#define ARENA_TARGET ((size_t)9 << 19)
 #define MAX_CHUNK 256
 #define N_CLASS 9 /* plans for up to 1, 2, 4, ..., 256 rows */
 #define ALIGN 16  /* floats: 64-byte offsets */
@@ -167,16 +169,21 @@ static int get_plan(const onx_graph *g, onx_ws *ws, int64_t m, plan **out, tr_er
 }
 
 /* A workspace meets a graph: drop other graphs' plans; rows per run are the
- * file's fixed batch, else as many as fit the arena target (from the 1-row plan). */
+ * file's fixed batch, else as many as fit the arena target (from the 1- and 2-row plans: the
+ * scratch that does not grow with rows, such as the SGEMM's blocks, is counted once). */
 static int ws_bind(const onx_graph *g, onx_ws *ws, tr_err *err) {
     if (ws->gid == g->id) return TR_OK;
     plans_clear(ws);
     ws->gid = 0;
     ws->chunk = g->fixed_batch ? g->fixed_batch : 1;
-    if (!g->fixed_batch) {
+    if (!g->fixed_batch) { /* floats a row adds (from the 1- and 2-row plans) and the rest, fixed */
         int rc = make_plan(g, 1, &ws->plans[0], err);
+        if (!rc) rc = make_plan(g, 2, &ws->plans[1], err);
         if (rc) return rc;
-        size_t per = (ws->plans[0].need + ws->plans[0].tmp) * sizeof(float), rows = ARENA_TARGET / (per ? per : 1);
+        size_t one = ws->plans[0].need + ws->plans[0].tmp, two = ws->plans[1].need + ws->plans[1].tmp;
+        size_t per = two > one ? two - one : 1, fixed = one > per ? one - per : 0;
+        size_t rows = ARENA_TARGET / sizeof(float) > fixed ? (ARENA_TARGET / sizeof(float) - fixed) / per : 1;
+        if (rows > 4) rows -= rows % 4; /* whole 4-row blocks for the small-batch Gemm (onx_fc) */
         ws->chunk = rows < 1 ? 1 : rows > MAX_CHUNK ? MAX_CHUNK : (int64_t)rows;
     }
     ws->gid = g->id;
