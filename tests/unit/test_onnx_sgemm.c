@@ -1,5 +1,6 @@
 /* test_onnx_sgemm.c - the convolution kernels (onnx_sgemm.c, onnx_dw.c) against double-precision loops:
  * every register-tile kernel this CPU runs, edge widths, taps, segments, depth blocks, bias, activations;
+ * depthwise one channel and 16 channels at a time;
  * the small-batch fully connected kernel (onnx_fc.c); Winograd 3x3 convolutions (onnx_wino.c). */
 #include <math.h>
 #include <setjmp.h>
@@ -103,6 +104,63 @@ static void test_sgemm(void **state) {
         one_case((onx_kern)kn, r, 40, 45, 300, 1, 20, 1, ONX_ACT_CLIP);
         one_case((onx_kern)kn, r, 2056, 17, 300, 1, 17, 0, ONX_ACT_RELU);
     }
+}
+
+/* Depthwise, 16 channels at a time (onx_dw16): channels xs and ys floats apart, against the
+ * direct loop, for small planes of every shape it takes (strides, dilations, asymmetric pads,
+ * 5x5 kernels, pixel counts off multiples of 16). */
+static void test_depthwise16(void **state) {
+    (void)state;
+    typedef struct {
+        int64_t h, w, kh, kw, s0, s1, d0, d1, pb0, pb1, pe0, pe1;
+    } geo;
+    static const geo cases[] = {
+        {7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   {14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+        {14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {28, 28, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1},
+        {9, 11, 5, 5, 1, 2, 1, 1, 2, 2, 2, 2},  {10, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},
+        {3, 5, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0},   {1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+    };
+    uint64_t r[4];
+    rng_seed(13, r);
+    int ran = 0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const geo *g = &cases[ci];
+        onx_win w = {
+            2,     {g->kh, g->kw}, {g->s0, g->s1}, {g->d0, g->d1}, {g->pb0, g->pb1}, {g->pe0, g->pe1}, {g->h, g->w},
+            {0, 0}};
+        for (int i = 0; i < 2; i++) {
+            int64_t ext = (w.k[i] - 1) * w.d[i] + 1;
+            w.out[i] = (w.in[i] + w.pb[i] + w.pe[i] - ext) / w.s[i] + 1;
+        }
+        if (!onx_dw16_ok(&w)) continue;
+        ran++;
+        int64_t HW = g->h * g->w, P = w.out[0] * w.out[1], kk = g->kh * g->kw, xs = HW + 3, ys = P + 5;
+        float *x = randv(r, (size_t)(16 * xs)), *wk = randv(r, (size_t)(16 * kk)), *bias = randv(r, 16);
+        float *y = malloc(sizeof(float) * (size_t)(16 * ys)), *work = malloc(sizeof(float) * onx_dw_work(&w));
+        assert_true(y && work);
+        for (int64_t i = 0; i < 16 * ys; i++) y[i] = 42.0f;
+        onx_act act = (onx_act)(ci % 3);
+        onx_dw16(x, xs, wk, bias, &w, y, ys, act, -0.5f, 0.5f, work);
+        for (int64_t c = 0; c < 16; c++) {
+            for (int64_t oy = 0; oy < w.out[0]; oy++)
+                for (int64_t ox = 0; ox < w.out[1]; ox++) {
+                    double acc = bias[c];
+                    for (int64_t i = 0; i < g->kh; i++)
+                        for (int64_t j = 0; j < g->kw; j++) {
+                            int64_t iy = oy * g->s0 - g->pb0 + i * g->d0, ix = ox * g->s1 - g->pb1 + j * g->d1;
+                            if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w)
+                                acc += (double)wk[c * kk + i * g->kw + j] * x[c * xs + iy * g->w + ix];
+                        }
+                    float want = act_of(act, acc, -0.5f, 0.5f), got = y[c * ys + oy * w.out[1] + ox];
+                    if (fabsf(got - want) > 1e-5f)
+                        fail_msg("depthwise16 case %zu: channel %lld y[%lld][%lld] = %g, want %g", ci, (long long)c,
+                                 (long long)oy, (long long)ox, got, want);
+                }
+            for (int64_t i = P; i < ys; i++) assert_true(y[c * ys + i] == 42.0f); /* the gaps stay */
+        }
+        free(x), free(wk), free(bias), free(y), free(work);
+    }
+    if (!ran) skip();
 }
 
 /* Depthwise: one channel against the direct loop, for the geometries onx_dw takes. */
@@ -265,8 +323,8 @@ static void test_wino(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sgemm), cmocka_unit_test(test_depthwise), cmocka_unit_test(test_deinterleave),
-        cmocka_unit_test(test_fc),    cmocka_unit_test(test_wino),
+        cmocka_unit_test(test_sgemm),        cmocka_unit_test(test_depthwise), cmocka_unit_test(test_depthwise16),
+        cmocka_unit_test(test_deinterleave), cmocka_unit_test(test_fc),        cmocka_unit_test(test_wino),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
