@@ -106,15 +106,38 @@ static void test_sgemm(void **state) {
     }
 }
 
+/* A depthwise case's geometry: input h x w, kernel kh x kw, strides, dilations, pads. */
+typedef struct {
+    int64_t h, w, kh, kw, s0, s1, d0, d1, pb0, pb1, pe0, pe1;
+} dw_geo;
+
+static onx_win dw_win(const dw_geo *g) {
+    onx_win w = {
+        2, {g->kh, g->kw}, {g->s0, g->s1}, {g->d0, g->d1}, {g->pb0, g->pb1}, {g->pe0, g->pe1}, {g->h, g->w}, {0, 0}};
+    for (int i = 0; i < 2; i++) {
+        int64_t ext = (w.k[i] - 1) * w.d[i] + 1;
+        w.out[i] = (w.in[i] + w.pb[i] + w.pe[i] - ext) / w.s[i] + 1;
+    }
+    return w;
+}
+
+/* The direct sum of output (oy, ox) of one channel, in double. */
+static double dw_ref(const dw_geo *g, const float *x, const float *wk, int64_t oy, int64_t ox, double bias) {
+    double acc = bias;
+    for (int64_t i = 0; i < g->kh; i++)
+        for (int64_t j = 0; j < g->kw; j++) {
+            int64_t iy = oy * g->s0 - g->pb0 + i * g->d0, ix = ox * g->s1 - g->pb1 + j * g->d1;
+            if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) acc += (double)wk[i * g->kw + j] * x[iy * g->w + ix];
+        }
+    return acc;
+}
+
 /* Depthwise, 16 channels at a time (onx_dw16): channels xs and ys floats apart, against the
  * direct loop, for small planes of every shape it takes (strides, dilations, asymmetric pads,
  * 5x5 kernels, pixel counts off multiples of 16). */
 static void test_depthwise16(void **state) {
     (void)state;
-    typedef struct {
-        int64_t h, w, kh, kw, s0, s1, d0, d1, pb0, pb1, pe0, pe1;
-    } geo;
-    static const geo cases[] = {
+    static const dw_geo cases[] = {
         {7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   {14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
         {14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {28, 28, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1},
         {9, 11, 5, 5, 1, 2, 1, 1, 2, 2, 2, 2},  {10, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},
@@ -124,14 +147,8 @@ static void test_depthwise16(void **state) {
     rng_seed(13, r);
     int ran = 0;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-        const geo *g = &cases[ci];
-        onx_win w = {
-            2,     {g->kh, g->kw}, {g->s0, g->s1}, {g->d0, g->d1}, {g->pb0, g->pb1}, {g->pe0, g->pe1}, {g->h, g->w},
-            {0, 0}};
-        for (int i = 0; i < 2; i++) {
-            int64_t ext = (w.k[i] - 1) * w.d[i] + 1;
-            w.out[i] = (w.in[i] + w.pb[i] + w.pe[i] - ext) / w.s[i] + 1;
-        }
+        const dw_geo *g = &cases[ci];
+        onx_win w = dw_win(g);
         if (!onx_dw16_ok(&w)) continue;
         ran++;
         int64_t HW = g->h * g->w, P = w.out[0] * w.out[1], kk = g->kh * g->kw, xs = HW + 3, ys = P + 5;
@@ -144,13 +161,7 @@ static void test_depthwise16(void **state) {
         for (int64_t c = 0; c < 16; c++) {
             for (int64_t oy = 0; oy < w.out[0]; oy++)
                 for (int64_t ox = 0; ox < w.out[1]; ox++) {
-                    double acc = bias[c];
-                    for (int64_t i = 0; i < g->kh; i++)
-                        for (int64_t j = 0; j < g->kw; j++) {
-                            int64_t iy = oy * g->s0 - g->pb0 + i * g->d0, ix = ox * g->s1 - g->pb1 + j * g->d1;
-                            if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w)
-                                acc += (double)wk[c * kk + i * g->kw + j] * x[c * xs + iy * g->w + ix];
-                        }
+                    double acc = dw_ref(g, x + c * xs, wk + c * kk, oy, ox, bias[c]);
                     float want = act_of(act, acc, -0.5f, 0.5f), got = y[c * ys + oy * w.out[1] + ox];
                     if (fabsf(got - want) > 1e-5f)
                         fail_msg("depthwise16 case %zu: channel %lld y[%lld][%lld] = %g, want %g", ci, (long long)c,
@@ -166,25 +177,18 @@ static void test_depthwise16(void **state) {
 /* Depthwise: one channel against the direct loop, for the geometries onx_dw takes. */
 static void test_depthwise(void **state) {
     (void)state;
-    typedef struct {
-        int64_t h, w, kh, kw, s0, s1, d0, pb0, pb1, pe0, pe1;
-    } geo;
-    static const geo cases[] = {
-        {14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1}, {15, 17, 3, 3, 2, 2, 1, 1, 1, 1, 1}, {16, 16, 3, 3, 2, 2, 1, 0, 0, 1, 1},
-        {9, 23, 5, 5, 2, 2, 1, 2, 2, 2, 2},  {7, 7, 3, 3, 1, 1, 2, 2, 1, 2, 1},   {5, 40, 1, 7, 1, 1, 1, 0, 3, 0, 3},
-        {4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},   {33, 9, 3, 3, 1, 2, 1, 1, 1, 1, 1},
+    static const dw_geo cases[] = {
+        {14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {15, 17, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+        {16, 16, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1}, {9, 23, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2},
+        {7, 7, 3, 3, 1, 1, 2, 1, 2, 1, 2, 1},   {5, 40, 1, 7, 1, 1, 1, 1, 0, 3, 0, 3},
+        {4, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   {33, 9, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1},
     };
     uint64_t r[4];
     rng_seed(11, r);
     int ran = 0;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-        const geo *g = &cases[ci];
-        onx_win w = {
-            2, {g->kh, g->kw}, {g->s0, g->s1}, {g->d0, 1}, {g->pb0, g->pb1}, {g->pe0, g->pe1}, {g->h, g->w}, {0, 0}};
-        for (int i = 0; i < 2; i++) {
-            int64_t ext = (w.k[i] - 1) * w.d[i] + 1;
-            w.out[i] = (w.in[i] + w.pb[i] + w.pe[i] - ext) / w.s[i] + 1;
-        }
+        const dw_geo *g = &cases[ci];
+        onx_win w = dw_win(g);
         if (!onx_dw_ok(&w)) continue;
         ran++;
         float *x = randv(r, (size_t)(g->h * g->w)), *wk = randv(r, (size_t)(g->kh * g->kw));
@@ -196,13 +200,7 @@ static void test_depthwise(void **state) {
         onx_dw(x, wk, 0.25f, &w, y, act, -0.5f, 0.5f, work);
         for (int64_t oy = 0; oy < w.out[0]; oy++)
             for (int64_t ox = 0; ox < w.out[1]; ox++) {
-                double acc = 0.25;
-                for (int64_t i = 0; i < g->kh; i++)
-                    for (int64_t j = 0; j < g->kw; j++) {
-                        int64_t iy = oy * g->s0 - g->pb0 + i * g->d0, ix = ox * g->s1 - g->pb1 + j;
-                        if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w)
-                            acc += (double)wk[i * g->kw + j] * x[iy * g->w + ix];
-                    }
+                double acc = dw_ref(g, x, wk, oy, ox, 0.25);
                 float want = act_of(act, acc, -0.5f, 0.5f), got = y[oy * w.out[1] + ox];
                 if (fabsf(got - want) > 1e-5f)
                     fail_msg("depthwise case %zu: y[%lld][%lld] = %g, want %g", ci, (long long)oy, (long long)ox, got,
