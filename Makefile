@@ -52,7 +52,8 @@ DEPS := build-essential pkg-config libmicrohttpd-dev libcjson-dev libopenblas-de
 # Commands the tests need, each with the Debian package that provides it;
 # installed only when the command is missing (it may come from elsewhere).
 DEP_CMDS := kubectl:kubernetes-client promtool:prometheus node:nodejs npm:npm
-BENCH_DEPS := python3-torch python3-torchvision python3-numpy python3-faiss python3-fastapi python3-uvicorn wrk nodejs npm openssl
+# (node and npm come from DEP_CMDS: a Node.js from elsewhere carries its own npm, which Debian's npm conflicts with)
+BENCH_DEPS := python3-torch python3-torchvision python3-numpy python3-faiss python3-fastapi python3-uvicorn wrk openssl
 ZOO_DEPS := python3-torch python3-torchvision python3-onnx
 DOCKER_DEPS := podman runc debootstrap podman-compose golang-github-containernetworking-plugin-dnsname
 
