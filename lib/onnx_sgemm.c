@@ -208,9 +208,11 @@ CTILE(24)
 CTILE(28)
 static const ctile_fn ctiles[] = {ctile4, ctile8, ctile12, ctile16, ctile20, ctile24, ctile28};
 
-/* Between C (rows [i0, i0 + mr), columns [n, n + nr)) and a ctile's column-major t. */
-static void ccopy(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n, int64_t nr, float *t, int to_c) {
-    int64_t off[CTILE_MAX];
+/* Between C (rows [i0, i0 + mr), columns [n, n + nr), across its segments) and a local tile t whose
+ * element (i, j) is t[i * si + j * sj]: into C when to_c, else out of it. */
+static void ccopy(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n, int64_t nr, float *t, int64_t si, int64_t sj,
+                  int to_c) {
+    int64_t off[MAX_NR];
     for (int64_t j = 0, sg = n / cm->seg, p = n % cm->seg; j < nr; j++, p++) {
         if (p == cm->seg) sg++, p = 0;
         off[j] = sg * cm->ld_seg + p;
@@ -218,9 +220,9 @@ static void ccopy(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n, int64_t
     for (int64_t i = 0; i < mr; i++) {
         float *row = cm->c + (i0 + i) * cm->ldc;
         if (to_c)
-            for (int64_t j = 0; j < nr; j++) row[off[j]] = t[j * 16 + i];
+            for (int64_t j = 0; j < nr; j++) row[off[j]] = t[i * si + j * sj];
         else
-            for (int64_t j = 0; j < nr; j++) t[j * 16 + i] = row[off[j]];
+            for (int64_t j = 0; j < nr; j++) t[i * si + j * sj] = row[off[j]];
     }
 }
 
@@ -254,21 +256,9 @@ static void tile_c(tile_fn tile, int MR, int NR, const tile_in *in, const onx_cm
         return;
     }
     float t[MAX_MR * MAX_NR];
-    int64_t off[MAX_NR];
-    for (int64_t j = 0, sg = n / cm->seg, p = n % cm->seg; j < nr; j++, p++) {
-        if (p == cm->seg) sg++, p = 0;
-        off[j] = sg * cm->ld_seg + p;
-    }
-    if (flags & T_ACC)
-        for (int64_t i = 0; i < mr; i++) {
-            const float *row = cm->c + (i0 + i) * cm->ldc;
-            for (int64_t j = 0; j < nr; j++) t[i * NR + j] = row[off[j]];
-        }
+    if (flags & T_ACC) ccopy(cm, i0, mr, n, nr, t, NR, 1, 0);
     tile(in, t, NR, flags, bias, lo, hi);
-    for (int64_t i = 0; i < mr; i++) {
-        float *row = cm->c + (i0 + i) * cm->ldc;
-        for (int64_t j = 0; j < nr; j++) row[off[j]] = t[i * NR + j];
-    }
+    ccopy(cm, i0, mr, n, nr, t, NR, 1, 1);
 }
 #endif
 
@@ -320,9 +310,9 @@ void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t kg, int ntap, const in
                         /* the sums stay in work between depth blocks when there is room */
                         int keep = m <= CKEEP_ROWS, last = k0 + kc == kg;
                         float *t = keep ? ckeep + i0 * CTILE_MAX : tl;
-                        if (!keep && (flags & T_ACC)) ccopy(cm, i0, mr, n0 + j, nr, t, 0);
+                        if (!keep && (flags & T_ACC)) ccopy(cm, i0, mr, n0 + j, nr, t, 1, 16, 0);
                         ctiles[(nr + 3) / 4 - 1](&ij, k * MR, t, flags, bv, lo, hi);
-                        if (!keep || last) ccopy(cm, i0, mr, n0 + j, nr, t, 1);
+                        if (!keep || last) ccopy(cm, i0, mr, n0 + j, nr, t, 1, 16, 1);
                     }
                 for (; i0 < m; i0 += MR) {
                     int64_t mr = m - i0 < MR ? m - i0 : MR;
