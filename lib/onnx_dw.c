@@ -36,23 +36,19 @@ int onx_dw_ok(const onx_win *w) {
 #define DW16_MAX_TAPS 25
 #define DW16_RUN 7 /* outputs of a row computed together (7x7 and 14x14 planes: whole runs) */
 
-/* The padded input of 16 channels, pixel-major: 16 floats a padded pixel. */
-static int64_t pad16_h(const onx_win *w) {
-    return w->in[0] + w->pb[0] + w->pe[0];
-}
-
+/* Columns of the padded input of 16 channels, pixel-major (16 floats a padded pixel); its rows: plane_h. */
 static int64_t pad16_w(const onx_win *w) {
     return w->in[1] + w->pb[1] + w->pe[1];
 }
 
 int onx_dw16_ok(const onx_win *w) {
-    return HAVE_X86 && onx_sgemm_best() == ONX_K_AVX512 && pad16_h(w) * pad16_w(w) <= DW16_MAX_PIXELS &&
+    return HAVE_X86 && onx_sgemm_best() == ONX_K_AVX512 && plane_h(w) * pad16_w(w) <= DW16_MAX_PIXELS &&
            w->out[0] * w->out[1] <= DW16_MAX_OUT && w->k[0] * w->k[1] <= DW16_MAX_TAPS;
 }
 
 size_t onx_dw_work(const onx_win *w) { /* the planes, then a stride-2 row's line; or dw16's buffers */
     size_t one = (size_t)(w->s[1] * plane_h(w) * plane_w(w) + 2 * ((plane_w(w) + 7) / 8 * 8));
-    size_t sixteen = onx_dw16_ok(w) ? (size_t)(16 * (pad16_h(w) * pad16_w(w) + w->out[0] * w->out[1] + 16)) : 0;
+    size_t sixteen = onx_dw16_ok(w) ? (size_t)(16 * (plane_h(w) * pad16_w(w) + w->out[0] * w->out[1] + 16)) : 0;
     return one > sixteen ? one : sixteen;
 }
 
@@ -178,15 +174,15 @@ __attribute__((target("avx512f"))) static void tr16(__m512 r[16]) {
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
-/* 16 channels, x and y channels xs and ys floats apart: the channels' pixels transposed into a
- * zero-padded pixel-major buffer, every output pixel one vector of taps, transposed back. */
+/* 16 channels, x and y channels xs and ys floats apart: the channels' pixels transposed into the
+ * pixel-major buffer (its padding zero: only the interior is written), every output pixel one
+ * vector of taps, transposed back. */
 __attribute__((target("avx512f"))) static void dw16(const float *x, int64_t xs, const float *wk, const float *bias,
                                                     const onx_win *w, float *y, int64_t ys, float lo, float hi, int act,
                                                     float *work) {
     int64_t H = w->in[0], W = w->in[1], HW = H * W, PW = pad16_w(w), OH = w->out[0], OW = w->out[1], P = OH * OW;
     int64_t kh = w->k[0], kw = w->k[1], kk = kh * kw;
-    float *buf = work, *ob = work + 16 * pad16_h(w) * PW;
-    memset(buf, 0, sizeof(float) * 16 * (size_t)(pad16_h(w) * PW));
+    float *buf = work, *ob = work + 16 * plane_h(w) * PW;
     __m512 r[16], wv[DW16_MAX_TAPS];
     for (int64_t p0 = 0, iy = 0, ix = 0; p0 < HW; p0 += 16) {
         __mmask16 m = HW - p0 >= 16 ? 0xffff : (__mmask16)((1u << (HW - p0)) - 1);
@@ -204,7 +200,7 @@ __attribute__((target("avx512f"))) static void dw16(const float *x, int64_t xs, 
     }
     int64_t toff[DW16_MAX_TAPS], xst = w->s[1] * 16; /* a tap's offset, the next output's */
     for (int64_t t = 0; t < kk; t++) toff[t] = (t / kw * w->d[0] * PW + t % kw * w->d[1]) * 16;
-    __m512 vb = _mm512_loadu_ps(bias), vl = _mm512_set1_ps(lo), vh = _mm512_set1_ps(hi);
+    __m512 vb = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps(), vl = _mm512_set1_ps(lo), vh = _mm512_set1_ps(hi);
     for (int64_t oy = 0; oy < OH; oy++) {
         const float *row = buf + oy * w->s[0] * PW * 16;
         float *orow = ob + oy * OW * 16;
@@ -241,13 +237,17 @@ __attribute__((target("avx512f"))) static void dw16(const float *x, int64_t xs, 
 }
 #endif
 
-void onx_dw16(const float *x, int64_t xs, const float *wk, const float *bias, const onx_win *w, float *y, int64_t ys,
-              onx_act act, float lo, float hi, float *work) {
+void onx_dw16(const float *x, int64_t xs, const float *wk, const float *bias, int64_t nc, const onx_win *w, float *y,
+              int64_t ys, onx_act act, float lo, float hi, float *work) {
 #if HAVE_X86
     if (act == ONX_ACT_RELU) lo = 0.0f, hi = INFINITY;
-    dw16(x, xs, wk, bias, w, y, ys, lo, hi, act != ONX_ACT_NONE, work);
+    memset(work, 0, sizeof(float) * 16 * (size_t)(plane_h(w) * pad16_w(w))); /* the padding, once for all blocks */
+    for (int64_t c = 0; c + 16 <= nc; c += 16)
+        dw16(x + c * xs, xs, wk + c * w->k[0] * w->k[1], bias ? bias + c : NULL, w, y + c * ys, ys, lo, hi,
+             act != ONX_ACT_NONE, work);
 #else
-    (void)x, (void)xs, (void)wk, (void)bias, (void)w, (void)y, (void)ys, (void)act, (void)lo, (void)hi, (void)work;
+    (void)x, (void)xs, (void)wk, (void)bias, (void)nc, (void)w, (void)y, (void)ys, (void)act, (void)lo, (void)hi;
+    (void)work;
 #endif
 }
 

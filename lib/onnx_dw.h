@@ -18,10 +18,11 @@ void onx_dw(const float *x, const float *wk, float bias, const onx_win *w, float
 
 /* 1 when onx_dw16 runs window w on this CPU (AVX-512; small planes, any stride and dilation). */
 int onx_dw16_ok(const onx_win *w);
-/* 16 channels at once, channel c's input at x + c * xs and output at y + c * ys, its weights at
- * wk + c * k[0] * k[1], bias[c] (16 floats). work: onx_dw_work floats. */
-void onx_dw16(const float *x, int64_t xs, const float *wk, const float *bias, const onx_win *w, float *y, int64_t ys,
-              onx_act act, float lo, float hi, float *work);
+/* Channels [0, nc / 16 * 16), 16 at a time: channel c's input at x + c * xs and output at
+ * y + c * ys, its weights at wk + c * k[0] * k[1], its bias bias[c] (bias may be NULL: 0).
+ * work: onx_dw_work floats. */
+void onx_dw16(const float *x, int64_t xs, const float *wk, const float *bias, int64_t nc, const onx_win *w, float *y,
+              int64_t ys, onx_act act, float lo, float hi, float *work);
 
 /* line[2u] -> even[u], line[2u + 1] -> odd[u] for u < n (splitting a row for stride 2). */
 void onx_deinterleave2(const float *line, int64_t n, float *even, float *odd);

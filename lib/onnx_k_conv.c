@@ -490,14 +490,12 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
         return;
     }
     if (is_depthwise(p)) { /* 16 channels at a time on small planes (AVX-512), then one at a time */
-        int sixteen = onx_dw16_ok(&p->w);
-        float zero[16] = {0};
+        int64_t c16 = onx_dw16_ok(&p->w) ? p->c / 16 * 16 : 0;
         for (int64_t n = 0; n < N; n++) {
-            int64_t c = 0;
-            for (; sixteen && c + 16 <= p->c; c += 16)
-                onx_dw16(x + (n * p->c + c) * HW, HW, wt + c * kk, b ? b + c : zero, &p->w, y + (n * p->m + c) * P, P,
-                         nd->act, nd->act_lo, nd->act_hi, tmp);
-            for (; c < p->c; c++)
+            if (c16)
+                onx_dw16(x + n * p->c * HW, HW, wt, b, c16, &p->w, y + n * p->m * P, P, nd->act, nd->act_lo, nd->act_hi,
+                         tmp);
+            for (int64_t c = c16; c < p->c; c++)
                 onx_dw(x + (n * p->c + c) * HW, wt + c * kk, b ? b[c] : 0.0f, &p->w, y + (n * p->m + c) * P, nd->act,
                        nd->act_lo, nd->act_hi, tmp);
         }

@@ -132,8 +132,8 @@ static double dw_ref(const dw_geo *g, const float *x, const float *wk, int64_t o
     return acc;
 }
 
-/* Depthwise, 16 channels at a time (onx_dw16): channels xs and ys floats apart, against the
- * direct loop, for small planes of every shape it takes (strides, dilations, asymmetric pads,
+/* Depthwise, 16 channels at a time (onx_dw16): channels xs and ys floats apart, with and without
+ * a bias, against the direct loop, for small planes of every shape it takes (strides, dilations, asymmetric pads,
  * 5x5 kernels, pixel counts off multiples of 16). */
 static void test_depthwise16(void **state) {
     (void)state;
@@ -143,6 +143,7 @@ static void test_depthwise16(void **state) {
         {9, 11, 5, 5, 1, 2, 1, 1, 2, 2, 2, 2},  {10, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},
         {3, 5, 3, 1, 1, 1, 1, 1, 1, 0, 0, 0},   {1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
     };
+    enum { NC = 40 };
     uint64_t r[4];
     rng_seed(13, r);
     int ran = 0;
@@ -152,16 +153,18 @@ static void test_depthwise16(void **state) {
         if (!onx_dw16_ok(&w)) continue;
         ran++;
         int64_t HW = g->h * g->w, P = w.out[0] * w.out[1], kk = g->kh * g->kw, xs = HW + 3, ys = P + 5;
-        float *x = randv(r, (size_t)(16 * xs)), *wk = randv(r, (size_t)(16 * kk)), *bias = randv(r, 16);
-        float *y = malloc(sizeof(float) * (size_t)(16 * ys)), *work = malloc(sizeof(float) * onx_dw_work(&w));
+        /* 40 channels: two whole blocks (the padding zeroed once serves both), 8 left to the caller */
+        float *x = randv(r, (size_t)(NC * xs)), *wk = randv(r, (size_t)(NC * kk)), *bias = ci % 2 ? randv(r, NC) : NULL;
+        float *y = malloc(sizeof(float) * (size_t)(NC * ys)), *work = malloc(sizeof(float) * onx_dw_work(&w));
         assert_true(y && work);
-        for (int64_t i = 0; i < 16 * ys; i++) y[i] = 42.0f;
+        for (int64_t i = 0; i < NC * ys; i++) y[i] = 42.0f;
         onx_act act = (onx_act)(ci % 3);
-        onx_dw16(x, xs, wk, bias, &w, y, ys, act, -0.5f, 0.5f, work);
-        for (int64_t c = 0; c < 16; c++) {
+        onx_dw16(x, xs, wk, bias, NC, &w, y, ys, act, -0.5f, 0.5f, work);
+        for (int64_t i = 32 * ys; i < NC * ys; i++) assert_true(y[i] == 42.0f); /* past the whole blocks */
+        for (int64_t c = 0; c < 32; c++) {
             for (int64_t oy = 0; oy < w.out[0]; oy++)
                 for (int64_t ox = 0; ox < w.out[1]; ox++) {
-                    double acc = dw_ref(g, x + c * xs, wk + c * kk, oy, ox, bias[c]);
+                    double acc = dw_ref(g, x + c * xs, wk + c * kk, oy, ox, bias ? bias[c] : 0.0);
                     float want = act_of(act, acc, -0.5f, 0.5f), got = y[c * ys + oy * w.out[1] + ox];
                     if (fabsf(got - want) > 1e-5f)
                         fail_msg("depthwise16 case %zu: channel %lld y[%lld][%lld] = %g, want %g", ci, (long long)c,
