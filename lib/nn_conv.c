@@ -1,9 +1,13 @@
 /* nn_conv.c - 2-D convolution (groups, stride, padding) as im2col + sgemm per sample (or per few samples) on the
- * pool's threads, and its gradients. */
+ * pool's threads, and its gradients. The forward and the input gradient run on the inference's register tiles
+ * (onx_sgemm, the weights packed once per call) where the CPU has them, OpenBLAS otherwise; the weight gradient on
+ * OpenBLAS. */
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn_layers.h"
+#include "onnx_sgemm.h"
 #include "vec.h"
 
 /* A 1x1 convolution with stride 1 and no padding reads its input as the columns. */
@@ -22,8 +26,18 @@ static size_t group_of(const nn_layer *L) {
     return !direct(L) && (size_t)L->outs.h * (size_t)L->outs.w < 64 ? 4 : 1;
 }
 
+/* The weight gradient's A on onx_sgemm: a group's output gradients [OC/G][g samples' pixels], packed. */
+static size_t dy_pack_len(const nn_layer *L) {
+    onx_kern kn = onx_sgemm_best();
+    return kn == ONX_K_NONE ? 0 : onx_pack_a_len(kn, L->out / L->groups, (int64_t)group_of(L) * L->outs.h * L->outs.w);
+}
+
+/* Per thread: two im2col buffers (columns and their gradient), g + 1 samples' outputs, onx_sgemm's work, the
+ * packed output gradients and one group's weight gradient. */
 size_t nn_conv_work(const nn_layer *L) {
-    size_t g = group_of(L), im = g * 2 * cols_len(L) + (g + 1) * nn_size(L->outs);
+    size_t g = group_of(L), im = g * 2 * cols_len(L) + (g + 1) * nn_size(L->outs) + onx_sgemm_work() + dy_pack_len(L) +
+                                 (size_t)L->out / (size_t)L->groups * cols_len(L) /
+                                     ((size_t)L->groups * (size_t)L->outs.h * (size_t)L->outs.w);
     size_t wi = nn_wino_ok(L) ? nn_wino_work(L) : 0;
     return im > wi ? im : wi;
 }
@@ -173,11 +187,14 @@ static void col2im(const nn_layer *L, float *cols, size_t n, size_t lo_s, size_t
             }
 }
 
-/* One layer's arguments for the per-group and per-chunk parts run by par_for_id. */
+/* One layer's arguments for the per-group and per-chunk parts run by par_for_id. pk: the weights packed for
+ * onx_sgemm, per group plen floats apart (the forward: W's OC/G x CKg blocks; the input gradient: their
+ * transposes), NULL on OpenBLAS. */
 typedef struct {
     const nn_layer *L;
-    size_t n;
-    const float *w, *b, *x, *dy;
+    size_t n, plen;
+    onx_kern kn;
+    const float *w, *b, *x, *dy, *pk;
     float *y, *dx, *work, *part, *dw, *db;
     double *pstat;
     const nn_dy_src *dysrc;
@@ -191,47 +208,85 @@ static const float *group_cols(const nn_layer *L, const float *x, size_t s, size
     return cols;
 }
 
-/* Groups [lo, hi) of group_of samples: y = bias + W * cols, the GEMM's [OC][gn*oh*ow] output written in place for
- * one sample (its layout) or in the thread's scratch and moved sample by sample. */
+/* The weights packed for onx_sgemm (dx: each group's OC/G x CKg block transposed), or NULL (no such kernel, or
+ * out of memory: the caller runs OpenBLAS). */
+static float *pack_w(const nn_layer *L, const float *w, int dx, onx_kern kn, size_t *plen) {
+    int G = L->groups, OCg = L->out / G, CKg = L->in.c / G * L->k * L->k, m = dx ? CKg : OCg, k = dx ? OCg : CKg;
+    if (kn == ONX_K_NONE) return NULL;
+    *plen = onx_pack_a_len(kn, m, k);
+    float *pk = malloc(sizeof(float) * (*plen * (size_t)G + (dx ? (size_t)m * (size_t)k : 0)));
+    if (!pk) return NULL;
+    for (int gi = 0; gi < G; gi++) {
+        const float *wg = w + (size_t)gi * (size_t)OCg * (size_t)CKg, *a = wg;
+        if (dx) {
+            float *tr = pk + *plen * (size_t)G;
+            for (int i = 0; i < OCg; i++)
+                for (int j = 0; j < CKg; j++)
+                    tr[(size_t)j * (size_t)OCg + (size_t)i] = wg[(size_t)i * (size_t)CKg + (size_t)j];
+            a = tr;
+        }
+        onx_pack_a(kn, a, m, k, pk + (size_t)gi * *plen);
+    }
+    return pk;
+}
+
+/* y[gn samples] = bias + W * B for B the columns [CKg][ld] of each group: on onx_sgemm, whose tiles add the bias
+ * and write each sample's block in place, or on OpenBLAS, whose [OC][ld] output is written in place for one sample
+ * (its layout) or in tmp and moved sample by sample. */
+static void forward_gemm(const conv_task *t, const float *B, size_t gn, float *ys, float *tmp, float *sw) {
+    const nn_layer *L = t->L;
+    int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
+    size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, ld = gn * ohw;
+    if (t->pk) {
+        for (int gi = 0; gi < G; gi++) {
+            onx_bsrc src = {B + (size_t)gi * (size_t)CKg * ld, (int64_t)ld};
+            onx_cmap cm = {ys + (size_t)gi * (size_t)OCg * ohw, (int64_t)ohw, (int64_t)ohw, (int64_t)OC * (int64_t)ohw};
+            onx_sgemm(t->kn, OCg, (int64_t)ld, CKg, 1, NULL, t->pk + (size_t)gi * t->plen, onx_bblock_strided, &src,
+                      &cm, t->b ? t->b + (size_t)gi * (size_t)OCg : NULL, ONX_ACT_NONE, 0.0f, 0.0f, sw);
+        }
+        return;
+    }
+    float *out = gn == 1 ? ys : tmp;
+    for (int oc = 0; oc < OC; oc++) {
+        float v = t->b ? t->b[oc] : 0.0f, *r = out + (size_t)oc * ld;
+        size_t j = 0;
+        for (; j + VEC_BLOCK <= ld; j += VEC_BLOCK)
+            for (size_t k = 0; k < VEC_BLOCK; k++) r[j + k] = v;
+        for (; j < ld; j++) r[j] = v;
+    }
+    for (int gi = 0; gi < G; gi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)ld, CKg, 1.0f,
+                    t->w + (size_t)gi * (size_t)OCg * (size_t)CKg, CKg, B + (size_t)gi * (size_t)CKg * ld, (int)ld,
+                    1.0f, out + (size_t)gi * (size_t)OCg * ld, (int)ld);
+    for (size_t s = 0; s < gn && out != ys; s++)
+        for (int oc = 0; oc < OC; oc++)
+            memcpy(ys + (s * (size_t)OC + (size_t)oc) * ohw, tmp + (size_t)oc * ld + s * ohw, ohw * sizeof *ys);
+}
+
+/* Groups [lo, hi) of group_of samples, then each output plane's statistics. */
 static void forward_part(void *ctx, size_t lo, size_t hi, int tid) {
     const conv_task *t = ctx;
     const nn_layer *L = t->L;
-    int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
-    size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, g = group_of(L);
+    size_t OC = (size_t)L->out, ohw = (size_t)L->outs.h * (size_t)L->outs.w, g = group_of(L);
     float *cols = t->work + (size_t)tid * nn_conv_work(L), *tmp = cols + g * 2 * cols_len(L);
     for (size_t q = lo; q < hi; q++) {
-        size_t s0 = q * g, gn = s0 + g < t->n ? g : t->n - s0, ld = gn * ohw;
-        const float *B = group_cols(L, t->x, s0, gn, cols);
-        float *ys = t->y + s0 * (size_t)OC * ohw, *out = gn == 1 ? ys : tmp;
-        for (int oc = 0; oc < OC; oc++) {
-            float v = t->b ? t->b[oc] : 0.0f, *r = out + (size_t)oc * ld;
-            size_t j = 0;
-            for (; j + VEC_BLOCK <= ld; j += VEC_BLOCK)
-                for (size_t k = 0; k < VEC_BLOCK; k++) r[j + k] = v;
-            for (; j < ld; j++) r[j] = v;
-        }
-        for (int gi = 0; gi < G; gi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OCg, (int)ld, CKg, 1.0f,
-                        t->w + (size_t)gi * (size_t)OCg * (size_t)CKg, CKg, B + (size_t)gi * (size_t)CKg * ld, (int)ld,
-                        1.0f, out + (size_t)gi * (size_t)OCg * ld, (int)ld);
-        for (size_t s = 0; s < gn; s++) {
-            float *y1 = ys + s * (size_t)OC * ohw;
-            if (gn > 1)
-                for (int oc = 0; oc < OC; oc++)
-                    memcpy(y1 + (size_t)oc * ohw, tmp + (size_t)oc * ld + s * ohw, ohw * sizeof *y1);
-            if (t->pstat)
-                for (int oc = 0; oc < OC; oc++)
-                    nn_plane_stats(y1 + (size_t)oc * ohw, ohw, t->pstat + 2 * ((s0 + s) * (size_t)OC + (size_t)oc));
-        }
+        size_t s0 = q * g, gn = s0 + g < t->n ? g : t->n - s0;
+        float *ys = t->y + s0 * OC * ohw;
+        forward_gemm(t, group_cols(L, t->x, s0, gn, cols), gn, ys, tmp, tmp + (g + 1) * nn_size(L->outs));
+        for (size_t i = 0; i < gn * OC && t->pstat; i++)
+            nn_plane_stats(ys + i * ohw, ohw, t->pstat + 2 * (s0 * OC + i));
     }
 }
 
 void nn_conv_forward(const nn_layer *L, const float *w, const float *b, const float *x, size_t n, float *y,
                      double *pstat, float *work, par *p) {
     if (nn_wino_ok(L) && nn_wino_forward(L, w, b, x, n, y, pstat, work, p) == 0) return;
-    conv_task t = {L, n, w, b, x, NULL, y, NULL, work, NULL, NULL, NULL, pstat, NULL};
-    size_t g = group_of(L);
+    size_t g = group_of(L), plen = 0;
+    onx_kern kn = onx_sgemm_best();
+    float *pk = pack_w(L, w, 0, kn, &plen);
+    conv_task t = {L, n, plen, kn, w, b, x, NULL, pk, y, NULL, work, NULL, NULL, NULL, pstat, NULL};
     par_for_id(p, (n + g - 1) / g, forward_part, &t);
+    free(pk);
 }
 
 /* The output gradient [OC][gn*oh*ow] of samples [s, s + gn): one sample's dy itself or its source's output in dyb,
@@ -254,6 +309,50 @@ static const float *group_dy(const conv_task *t, size_t s, size_t gn, float *dyb
     return dyb;
 }
 
+/* B of the weight gradient on onx_sgemm: the columns transposed, B[k][n] = cols[n][k] (k a pixel of the group's
+ * samples, n a row of the columns), written into work 8 x 8 at a time. */
+static const float *cols_t_block(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
+                                 int64_t *ldb) {
+    const onx_bsrc *s = ctx;
+    int64_t w = (nc + 15) / 16 * 16;
+    for (int64_t j0 = 0; j0 < nc; j0 += 8)
+        for (int64_t r0 = 0; r0 < kc; r0 += 8) {
+            int64_t j1 = j0 + 8 < nc ? j0 + 8 : nc, r1 = r0 + 8 < kc ? r0 + 8 : kc;
+            for (int64_t j = j0; j < j1; j++) {
+                const float *src = s->b + (n0 + j) * s->ldb + k0;
+                for (int64_t r = r0; r < r1; r++) work[r * w + j] = src[r];
+            }
+        }
+    *ldb = w;
+    return work;
+}
+
+/* dW (OC/G x CKg per group, rows CKg apart; add: += ) of one group of samples: their output gradients dys
+ * [OC][ld] times the columns B [G * CKg][ld] transposed. */
+static void weight_gemm(const conv_task *t, const float *dys, const float *B, size_t ld, int add, float *dw,
+                        float *sw) {
+    const nn_layer *L = t->L;
+    int G = L->groups, OCg = L->out / G, CKg = L->in.c / G * L->k * L->k;
+    size_t nw = (size_t)OCg * (size_t)CKg;
+    if (t->kn == ONX_K_NONE) {
+        for (int gi = 0; gi < G; gi++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, CKg, (int)ld, 1.0f,
+                        dys + (size_t)gi * (size_t)OCg * ld, (int)ld, B + (size_t)gi * (size_t)CKg * ld, (int)ld,
+                        add ? 1.0f : 0.0f, dw + (size_t)gi * nw, CKg);
+        return;
+    }
+    float *pa = sw + onx_sgemm_work(), *tmp = pa + dy_pack_len(L);
+    for (int gi = 0; gi < G; gi++) {
+        float *out = add ? tmp : dw + (size_t)gi * nw;
+        onx_bsrc src = {B + (size_t)gi * (size_t)CKg * ld, (int64_t)ld};
+        onx_cmap cm = {out, CKg, CKg, 0};
+        onx_pack_a(t->kn, dys + (size_t)gi * (size_t)OCg * ld, OCg, (int64_t)ld, pa);
+        onx_sgemm(t->kn, OCg, CKg, (int64_t)ld, 1, NULL, pa, cols_t_block, &src, &cm, NULL, ONX_ACT_NONE, 0.0f, 0.0f,
+                  sw);
+        if (add) vec_add(dw + (size_t)gi * nw, tmp, nw);
+    }
+}
+
 /* Chunks [lo, hi): each sums its samples' dW and db into its own partial (in group order) and writes their dx. */
 static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
     const conv_task *t = ctx;
@@ -261,24 +360,27 @@ static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
     int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
     size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, nw = (size_t)OC * (size_t)CKg, g = group_of(L);
     float *cols = t->work + (size_t)tid * nn_conv_work(L), *dcols = cols + g * cols_len(L);
-    float *dyb = dcols + g * cols_len(L), *one = dyb + g * nn_size(L->outs);
+    float *dyb = dcols + g * cols_len(L), *one = dyb + g * nn_size(L->outs), *sw = one + nn_size(L->outs);
     for (size_t c = lo; c < hi; c++) {
         float *dwp = t->part + c * (nw + (size_t)OC), *dbp = dwp + nw;
         size_t s0 = c * NN_CONV_CHUNK, s1 = s0 + NN_CONV_CHUNK < t->n ? s0 + NN_CONV_CHUNK : t->n;
         for (size_t s = s0; s < s1; s += g) {
             size_t gn = s + g < s1 ? g : s1 - s, ld = gn * ohw;
             const float *B = group_cols(L, t->x, s, gn, cols), *dys = group_dy(t, s, gn, dyb, one);
-            for (int gi = 0; gi < G; gi++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, CKg, (int)ld, 1.0f,
-                            dys + (size_t)gi * (size_t)OCg * ld, (int)ld, B + (size_t)gi * (size_t)CKg * ld, (int)ld,
-                            s == s0 ? 0.0f : 1.0f, dwp + (size_t)gi * (size_t)OCg * (size_t)CKg, CKg);
+            weight_gemm(t, dys, B, ld, s != s0, dwp, sw);
             for (int oc = 0; oc < OC; oc++) {
                 float v = (float)vec_sum(dys + (size_t)oc * ld, ld);
                 dbp[oc] = s == s0 ? v : dbp[oc] + v;
             }
             if (t->dx == NULL) continue;
             float *dxs = t->dx + s * nn_size(L->in), *dc = direct(L) ? dxs : dcols;
-            for (int gi = 0; gi < G; gi++)
+            for (int gi = 0; gi < G && t->pk; gi++) {
+                onx_bsrc src = {dys + (size_t)gi * (size_t)OCg * ld, (int64_t)ld};
+                onx_cmap cm = {dc + (size_t)gi * (size_t)CKg * ld, (int64_t)ld, (int64_t)ld, 0};
+                onx_sgemm(t->kn, CKg, (int64_t)ld, OCg, 1, NULL, t->pk + (size_t)gi * t->plen, onx_bblock_strided, &src,
+                          &cm, NULL, ONX_ACT_NONE, 0.0f, 0.0f, sw);
+            }
+            for (int gi = 0; gi < G && !t->pk; gi++)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKg, (int)ld, OCg, 1.0f,
                             t->w + (size_t)gi * (size_t)OCg * (size_t)CKg, CKg, dys + (size_t)gi * (size_t)OCg * ld,
                             (int)ld, 0.0f, dc + (size_t)gi * (size_t)CKg * ld, (int)ld);
@@ -305,8 +407,12 @@ static void reduce_part(void *ctx, size_t lo, size_t hi, int tid) {
 
 void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const float *dy, const nn_dy_src *dysrc,
                       size_t n, float *dw, float *db, float *dx, float *work, float *part, par *p) {
-    conv_task t = {L, n, w, NULL, x, dy, NULL, dx, work, part, dw, db, NULL, dysrc};
-    if (!nn_wino_ok(L) || nn_wino_backward(L, w, x, dy, dysrc, n, dx, work, part, p) != 0)
+    conv_task t = {L, n, 0, onx_sgemm_best(), w, NULL, x, dy, NULL, NULL, dx, work, part, dw, db, NULL, dysrc};
+    if (!nn_wino_ok(L) || nn_wino_backward(L, w, x, dy, dysrc, n, dx, work, part, p) != 0) {
+        float *pk = dx ? pack_w(L, w, 1, t.kn, &t.plen) : NULL;
+        t.pk = pk;
         par_for_id(p, (n + NN_CONV_CHUNK - 1) / NN_CONV_CHUNK, backward_part, &t);
+        free(pk);
+    }
     par_for_id(p, nn_conv_part(L, 1), reduce_part, &t);
 }
