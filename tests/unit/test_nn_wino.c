@@ -96,6 +96,7 @@ static void test_against_direct(void **state) {
     one_case(8, 8, 16, 12, 0, 8, 2);
     one_case(12, 8, 12, 15, 2, 3, 1);
     one_case(32, 32, 28, 28, 1, 10, 2);
+    one_case(9, 10, 12, 12, 1, 5, 2); /* channel counts off the weight gradient's 4 x 4 blocks */
 }
 
 /* What stays on im2col: too few channels, tiles, or a stride. */
