@@ -1,7 +1,6 @@
 /* nn_conv.c - 2-D convolution (groups, stride, padding) as im2col + sgemm per sample (or per few samples) on the
- * pool's threads, and its gradients. The forward and the input gradient run on the inference's register tiles
- * (onx_sgemm, the weights packed once per call) where the CPU has them, OpenBLAS otherwise; the weight gradient on
- * OpenBLAS. */
+ * pool's threads, and its gradients. The three GEMMs run on the inference's register tiles (onx_sgemm: the weights
+ * packed once per call, the output gradients per group) where the CPU has them, on OpenBLAS otherwise. */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +34,8 @@ static size_t dy_pack_len(const nn_layer *L) {
 /* Per thread: two im2col buffers (columns and their gradient), g + 1 samples' outputs, onx_sgemm's work, the
  * packed output gradients and one group's weight gradient. */
 size_t nn_conv_work(const nn_layer *L) {
-    size_t g = group_of(L), im = g * 2 * cols_len(L) + (g + 1) * nn_size(L->outs) + onx_sgemm_work() + dy_pack_len(L) +
-                                 (size_t)L->out / (size_t)L->groups * cols_len(L) /
-                                     ((size_t)L->groups * (size_t)L->outs.h * (size_t)L->outs.w);
+    size_t g = group_of(L), nwg = (size_t)(L->out / L->groups) * (size_t)(L->in.c / L->groups * L->k * L->k);
+    size_t im = g * 2 * cols_len(L) + (g + 1) * nn_size(L->outs) + onx_sgemm_work() + dy_pack_len(L) + nwg;
     size_t wi = nn_wino_ok(L) ? nn_wino_work(L) : 0;
     return im > wi ? im : wi;
 }
@@ -353,11 +351,31 @@ static void weight_gemm(const conv_task *t, const float *dys, const float *B, si
     }
 }
 
+/* The columns' gradient dc [G * CKg][ld] of one group of samples: W^T times their output gradients dys [OC][ld],
+ * on the transposed weights packed in t->pk, or on OpenBLAS. */
+static void input_gemm(const conv_task *t, const float *dys, size_t ld, float *dc, float *sw) {
+    const nn_layer *L = t->L;
+    int G = L->groups, OCg = L->out / G, CKg = L->in.c / G * L->k * L->k;
+    for (int gi = 0; gi < G; gi++) {
+        const float *dg = dys + (size_t)gi * (size_t)OCg * ld;
+        float *cg = dc + (size_t)gi * (size_t)CKg * ld;
+        if (t->pk) {
+            onx_bsrc src = {dg, (int64_t)ld};
+            onx_cmap cm = {cg, (int64_t)ld, (int64_t)ld, 0};
+            onx_sgemm(t->kn, CKg, (int64_t)ld, OCg, 1, NULL, t->pk + (size_t)gi * t->plen, onx_bblock_strided, &src,
+                      &cm, NULL, ONX_ACT_NONE, 0.0f, 0.0f, sw);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKg, (int)ld, OCg, 1.0f,
+                        t->w + (size_t)gi * (size_t)OCg * (size_t)CKg, CKg, dg, (int)ld, 0.0f, cg, (int)ld);
+        }
+    }
+}
+
 /* Chunks [lo, hi): each sums its samples' dW and db into its own partial (in group order) and writes their dx. */
 static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
     const conv_task *t = ctx;
     const nn_layer *L = t->L;
-    int G = L->groups, OC = L->out, OCg = OC / G, CKg = L->in.c / G * L->k * L->k;
+    int OC = L->out, CKg = L->in.c / L->groups * L->k * L->k;
     size_t ohw = (size_t)L->outs.h * (size_t)L->outs.w, nw = (size_t)OC * (size_t)CKg, g = group_of(L);
     float *cols = t->work + (size_t)tid * nn_conv_work(L), *dcols = cols + g * cols_len(L);
     float *dyb = dcols + g * cols_len(L), *one = dyb + g * nn_size(L->outs), *sw = one + nn_size(L->outs);
@@ -374,16 +392,7 @@ static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
             }
             if (t->dx == NULL) continue;
             float *dxs = t->dx + s * nn_size(L->in), *dc = direct(L) ? dxs : dcols;
-            for (int gi = 0; gi < G && t->pk; gi++) {
-                onx_bsrc src = {dys + (size_t)gi * (size_t)OCg * ld, (int64_t)ld};
-                onx_cmap cm = {dc + (size_t)gi * (size_t)CKg * ld, (int64_t)ld, (int64_t)ld, 0};
-                onx_sgemm(t->kn, CKg, (int64_t)ld, OCg, 1, NULL, t->pk + (size_t)gi * t->plen, onx_bblock_strided, &src,
-                          &cm, NULL, ONX_ACT_NONE, 0.0f, 0.0f, sw);
-            }
-            for (int gi = 0; gi < G && !t->pk; gi++)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKg, (int)ld, OCg, 1.0f,
-                            t->w + (size_t)gi * (size_t)OCg * (size_t)CKg, CKg, dys + (size_t)gi * (size_t)OCg * ld,
-                            (int)ld, 0.0f, dc + (size_t)gi * (size_t)CKg * ld, (int)ld);
+            input_gemm(t, dys, ld, dc, sw);
             if (!direct(L)) col2im(L, dcols, gn, 0, gn, dxs);
         }
     }
