@@ -45,8 +45,8 @@ static size_t sub_samples(const nn_layer *L) {
     onx_win f = win_of(L, 0);
     size_t T = (size_t)onx_wino_tiles(&f), per = 16 * sizeof(float) * (size_t)(L->in.c + L->out) * T;
     size_t k = NN_WINO_VZ_BYTES / per, kmin = (NN_WINO_MIN_TILES + T - 1) / T;
-    k = k < kmin ? kmin : k;
-    return k < 1 ? 1 : k > NN_CONV_CHUNK ? NN_CONV_CHUNK : k;
+    k = k < kmin ? kmin : k; /* kmin >= 1 */
+    return k > NN_CONV_CHUNK ? NN_CONV_CHUNK : k;
 }
 
 /* Per thread: the chunk's output gradients, the transformed inputs V and output gradients Z of sub_samples, the
@@ -145,6 +145,11 @@ T512 static inline __m512 hsum_lanes(__m512 u0, __m512 u1, __m512 u2, __m512 u3)
                          _mm512_shuffle_f32x4(p01, p23, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+/* Row r of a 4-row block that has n rows: rows past the end repeat the last. */
+static inline size_t row_in(size_t r, size_t n) {
+    return r < n ? r : n - 1;
+}
+
 /* S[i][j] = (add ? S[i][j] : 0) + sum over t < k of A[i][t] B[j][t] for A (m x k), B (n x k), rows ld apart, S
  * rows n apart: 4 rows of A against 4 of B, 16 values of t at a time in 16 accumulators (the last step masked),
  * then summed across lanes; rows past m or n repeat the last row and their sums are dropped. Every operand is read
@@ -155,10 +160,10 @@ T512 static void abt(size_t m, size_t n, size_t k, const float *A, const float *
     for (size_t i0 = 0; i0 < m; i0 += 4)
         for (size_t j0 = 0; j0 < n; j0 += 4) {
             size_t mi = m - i0 < 4 ? m - i0 : 4, nj = n - j0 < 4 ? n - j0 : 4;
-            const float *a0 = A + i0 * ld, *a1 = A + (i0 + (mi > 1)) * ld, *a2 = A + (i0 + (mi > 2 ? 2 : mi - 1)) * ld,
-                        *a3 = A + (i0 + mi - 1) * ld;
-            const float *b0 = B + j0 * ld, *b1 = B + (j0 + (nj > 1)) * ld, *b2 = B + (j0 + (nj > 2 ? 2 : nj - 1)) * ld,
-                        *b3 = B + (j0 + nj - 1) * ld;
+            const float *a0 = A + i0 * ld, *a1 = A + (i0 + row_in(1, mi)) * ld, *a2 = A + (i0 + row_in(2, mi)) * ld,
+                        *a3 = A + (i0 + row_in(3, mi)) * ld;
+            const float *b0 = B + j0 * ld, *b1 = B + (j0 + row_in(1, nj)) * ld, *b2 = B + (j0 + row_in(2, nj)) * ld,
+                        *b3 = B + (j0 + row_in(3, nj)) * ld;
             __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00,
                    c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
             for (size_t t = 0; t <= kf; t += 16) { /* t == kf: the masked tail (no lanes when k is whole) */
