@@ -6,7 +6,7 @@ comma-separated layers conv<out>k<k>[s<s>][p<p>][g<g>], bn, relu, gelu, tanh,
 sigmoid, maxpool<k>[s<s>][p<p>], avgpool<k>[s<s>][p<p>], gap, dropout<p>,
 flatten, fc<out>; "bn" is BatchNorm2d on an image and BatchNorm1d after
 flatten/fc. The output is L2-normalised, squared Euclidean distance, triplet
-hinge loss with semi-hard mining over PK batches (the miners and the
+hinge loss with semi-hard mining (--mining) over PK batches (the miners and the
 evaluation are bench/train_torch.py's, which follow lib/mine.c and
 lib/eval.c). Inputs are x/255 shaped 1x28x28.
 
@@ -122,6 +122,7 @@ def main():
     ap.add_argument("--data", help="directory with Fashion-MNIST IDX files (default: searched)")
     ap.add_argument("--arch", default=DEFAULT_ARCH)
     ap.add_argument("--margin", type=float, default=0.2)
+    ap.add_argument("--mining", default="semi-hard", choices=["semi-hard", "batch-hard", "batch-all"])
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
@@ -168,7 +169,7 @@ def main():
 
     result = {"script": "bench/train_cnn_torch.py", "torch": torch.__version__, "threads": a.threads,
               "recipe": {"arch": a.arch, "input": "1x28x28", "normalize": True, "metric": "sqeuclidean",
-                         "loss": "triplet", "margin": a.margin, "mining": "semi-hard", "optimizer": "adam",
+                         "loss": "triplet", "margin": a.margin, "mining": a.mining, "optimizer": "adam",
                          "lr": a.lr, "weight_decay": a.weight_decay, "lr_schedule": a.lr_schedule,
                          "augment": a.augment or "none", "classes_per_batch": P,
                          "samples_per_class": K, "epochs": a.epochs, "steps_per_epoch": steps,
@@ -190,7 +191,7 @@ def main():
             idx = torch.from_numpy(sampler.batch())
             x = augment(xfit[idx], crop_pad, flip, gen)
             e = F.normalize(model(x), dim=1, eps=1e-12)
-            loss, active = mined_loss(sqdist(e), yfit[idx], "semi-hard", "triplet", a.margin)
+            loss, active = mined_loss(sqdist(e), yfit[idx], a.mining, "triplet", a.margin)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
