@@ -6,7 +6,7 @@ comma-separated layers conv<out>k<k>[s<s>][p<p>][g<g>], bn, relu, gelu, tanh,
 sigmoid, maxpool<k>[s<s>][p<p>], avgpool<k>[s<s>][p<p>], gap, dropout<p>,
 flatten, fc<out>; "bn" is BatchNorm2d on an image and BatchNorm1d after
 flatten/fc. The output is L2-normalised, squared Euclidean distance, triplet
-hinge loss with semi-hard mining (--mining) over PK batches (the miners and the
+hinge loss with semi-hard mining (--mining: or batch-hard, batch-all) over PK batches (the miners and the
 evaluation are bench/train_torch.py's, which follow lib/mine.c and
 lib/eval.c). Inputs are x/255 shaped 1x28x28.
 
