@@ -41,7 +41,7 @@ void nn_conv_backward(const nn_layer *L, const float *w, const float *x, const f
                       size_t n, float *dw, float *db, float *dx, float *work, float *part, par *p);
 
 /* nn_wino.c: 3x3 stride-1 convolutions (groups 1, pad 0 to 2, 8+ channels in and out, 32+ 2x2 output tiles, an
- * AVX-512 CPU) by Winograd F(2x2, 3x3), for nn_conv_forward and nn_conv_backward, which call them when nn_wino_ok:
+ * AVX2 CPU) by Winograd F(2x2, 3x3), for nn_conv_forward and nn_conv_backward, which call them when nn_wino_ok:
  * the same contract (backward fills part, the caller reduces it), -1 when out of memory (the caller then runs its
  * im2col GEMMs). work: nn_wino_work floats per thread. */
 int nn_wino_ok(const nn_layer *L);

@@ -24,7 +24,7 @@ static onx_win win_of(const nn_layer *L, int dx) {
 }
 
 /* A 3x3 stride-1 layer whose input gradient is a stride-1 window too (pad 0 to 2), on which onx_wino_ok takes the
- * forward window (AVX-512, 8+ channels in and out, 32+ 2x2 output tiles per sample), with the input gradient's
+ * forward window (AVX2, 8+ channels in and out, 32+ 2x2 output tiles per sample), with the input gradient's
  * rows, as wide as the input's, no wider than onx_wino's. Measured on the 7x7 planes of a 64 -> 128 layer, 16
  * tiles covering 8x8, Winograd lost to im2col even with the tiles of NN_CONV_CHUNK samples in each GEMM. */
 int nn_wino_ok(const nn_layer *L) {
@@ -84,8 +84,8 @@ static void forward_part(void *ctx, size_t lo, size_t hi, int tid) {
     for (size_t c = lo; c < hi; c++) {
         size_t s0 = c * NN_CONV_CHUNK, gn = s0 + NN_CONV_CHUNK < t->n ? NN_CONV_CHUNK : t->n - s0;
         float *y = t->y + s0 * OC * ohw;
-        onx_wino(ONX_K_AVX512, &w, L->in.c, L->out, t->pk, t->x + s0 * nn_size(L->in), (int64_t)gn, t->b, ONX_ACT_NONE,
-                 0.0f, 0.0f, y, work);
+        onx_wino(onx_sgemm_best(), &w, L->in.c, L->out, t->pk, t->x + s0 * nn_size(L->in), (int64_t)gn, t->b,
+                 ONX_ACT_NONE, 0.0f, 0.0f, y, work);
         if (t->pstat)
             for (size_t q = 0; q < gn * OC; q++) nn_plane_stats(y + q * ohw, ohw, t->pstat + 2 * (s0 * OC + q));
     }
@@ -154,7 +154,7 @@ static inline size_t row_in(size_t r, size_t n) {
  * rows n apart: 4 rows of A against 4 of B, 16 values of t at a time in 16 accumulators (the last step masked),
  * then summed across lanes; rows past m or n repeat the last row and their sums are dropped. Every operand is read
  * where it lies: no packing, no transposes. */
-T512 static void abt(size_t m, size_t n, size_t k, const float *A, const float *B, size_t ld, int add, float *S) {
+T512 static void abt512(size_t m, size_t n, size_t k, const float *A, const float *B, size_t ld, int add, float *S) {
     size_t kf = k / 16 * 16;
     __mmask16 km = (__mmask16)((1u << (k - kf)) - 1);
     for (size_t i0 = 0; i0 < m; i0 += 4)
@@ -192,12 +192,19 @@ T512 static void abt(size_t m, size_t n, size_t k, const float *A, const float *
                 }
         }
 }
-#else
+#endif
+
+/* S = (add ? S : 0) + A B^T: abt512 with AVX-512, OpenBLAS's SGEMM elsewhere. */
 static void abt(size_t m, size_t n, size_t k, const float *A, const float *B, size_t ld, int add, float *S) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (onx_sgemm_best() == ONX_K_AVX512) {
+        abt512(m, n, k, A, B, ld, add, S);
+        return;
+    }
+#endif
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, A, (int)ld, B, (int)ld,
                 add ? 1.0f : 0.0f, S, (int)n);
 }
-#endif
 
 static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
     const wino_task *t = ctx;
@@ -230,7 +237,7 @@ static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
         }
         fold(S, OC, C, dwp);
         if (t->dx)
-            onx_wino(ONX_K_AVX512, &d, (int64_t)OC, (int64_t)C, t->pkt, dys, (int64_t)gn, NULL, ONX_ACT_NONE, 0.0f,
+            onx_wino(onx_sgemm_best(), &d, (int64_t)OC, (int64_t)C, t->pkt, dys, (int64_t)gn, NULL, ONX_ACT_NONE, 0.0f,
                      0.0f, t->dx + s0 * nn_size(L->in), ow);
     }
 }
@@ -238,7 +245,7 @@ static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
 /* The packed transformed kernels: W for the forward, W' (flipped, channels swapped) for the input gradient. */
 static float *pack(const nn_layer *L, const float *w, int dx) {
     size_t C = (size_t)L->in.c, M = (size_t)L->out, rows = dx ? C : M, cols = dx ? M : C;
-    size_t len = onx_wino_pack_len(ONX_K_AVX512, (int64_t)rows, (int64_t)cols);
+    size_t len = onx_wino_pack_len(onx_sgemm_best(), (int64_t)rows, (int64_t)cols);
     float *pk = malloc(sizeof(float) * (len + M * C * (dx ? 10 : 1)));
     if (!pk) return NULL;
     float *tmp = pk + len, *wt = tmp + M * C;
@@ -247,7 +254,7 @@ static float *pack(const nn_layer *L, const float *w, int dx) {
             for (size_t ch = 0; ch < C; ch++)
                 for (int kk = 0; kk < 9; kk++)
                     wt[(ch * M + i) * 9 + (size_t)(8 - kk)] = w[(i * C + ch) * 9 + (size_t)kk];
-    onx_wino_pack(ONX_K_AVX512, dx ? wt : w, (int64_t)rows, (int64_t)cols, tmp, pk);
+    onx_wino_pack(onx_sgemm_best(), dx ? wt : w, (int64_t)rows, (int64_t)cols, tmp, pk);
     return pk;
 }
 

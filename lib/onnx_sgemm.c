@@ -99,6 +99,11 @@ typedef void (*tile_fn)(const tile_in *in, float *c, int64_t ldc, int flags, con
 #define STEP1(i) c##i##0 = FM(BC(a + i), b0, c##i##0);
 #define CLAMP1(i) c##i##0 = MN(MX(c##i##0, vl), vh);
 #define STOREC1(i) ST(c + i * ldc, c##i##0);
+#define ROWS1(R) R(0)
+#define ROWS2(R) R(0) R(1)
+#define ROWS3(R) R(0) R(1) R(2)
+#define ROWS4(R) R(0) R(1) R(2) R(3)
+#define ROWS5(R) R(0) R(1) R(2) R(3) R(4)
 #define ROWS6(R) R(0) R(1) R(2) R(3) R(4) R(5)
 #define ROWS8(R) R(0) R(1) R(2) R(3) R(4) R(5) R(6) R(7)
 /* The body of a tile of MR rows (ROWS: ROWS6 or ROWS8) of W vectors (VT: __m256 or __m512, SET1
@@ -131,6 +136,32 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(const tile_in *in, flo
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     TILE_BODY(__m256, _mm256_set1_ps, ROWS6, 6, 2)
 }
+
+/* The AVX2 kernel's tiles of fewer rows (a last panel of 6-row A panels: 32 rows are 5 panels and 2 rows) and of 8
+ * columns (a last block's 8 or fewer): only the rows and vectors that exist are computed and stored. */
+#define TILE_AVX2(R, W)                                                                                                \
+    __attribute__((target("avx2,fma"))) static void tile_avx2_##R##x##W(                                               \
+        const tile_in *in, float *c, int64_t ldc, int flags, const float *bias, float lo, float hi) {                  \
+        __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;                                             \
+        (void)c01, (void)c11, (void)c21, (void)c31, (void)c41, (void)c51;                                              \
+        (void)c10, (void)c20, (void)c30, (void)c40, (void)c50;                                                         \
+        TILE_BODY(__m256, _mm256_set1_ps, ROWS##R, 6, W)                                                               \
+    }
+TILE_AVX2(1, 2)
+TILE_AVX2(2, 2)
+TILE_AVX2(3, 2)
+TILE_AVX2(4, 2)
+TILE_AVX2(5, 2)
+TILE_AVX2(1, 1)
+TILE_AVX2(2, 1)
+TILE_AVX2(3, 1)
+TILE_AVX2(4, 1)
+TILE_AVX2(5, 1)
+TILE_AVX2(6, 1)
+/* [rows - 1][vectors - 1] */
+static const tile_fn avx2_tiles[6][2] = {{tile_avx2_1x1, tile_avx2_1x2}, {tile_avx2_2x1, tile_avx2_2x2},
+                                         {tile_avx2_3x1, tile_avx2_3x2}, {tile_avx2_4x1, tile_avx2_4x2},
+                                         {tile_avx2_5x1, tile_avx2_5x2}, {tile_avx2_6x1, tile_avx2}};
 
 /* 8 or fewer columns with the 8-row A panels of the AVX-512 kernel: one 8-float vector per row. */
 __attribute__((target("avx2,fma"))) static void tile_avx512_n8(const tile_in *in, float *c, int64_t ldc, int flags,
@@ -240,6 +271,10 @@ static void prefetch_panel(const float *a, int64_t kc, int ntap, int64_t ast, in
  * segment, else through a local copy. */
 static void tile_c(tile_fn tile, int MR, int NR, const tile_in *in, const onx_cmap *cm, int64_t i0, int64_t mr,
                    int64_t n, int64_t nr, int flags, const float *bias, float lo, float hi) {
+    if (NR == 16 && (mr < MR || nr <= 8)) { /* AVX2: the tile of exactly the rows and vectors needed */
+        NR = nr <= 8 ? 8 : 16;
+        tile = avx2_tiles[mr - 1][NR / 8 - 1], MR = (int)mr;
+    }
     if (mr == MR && nr == NR && n % cm->seg + NR <= cm->seg) {
         tile(in, cm->c + n / cm->seg * cm->ld_seg + i0 * cm->ldc + n % cm->seg, cm->ldc, flags, bias, lo, hi);
         return;

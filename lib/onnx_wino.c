@@ -26,18 +26,23 @@ static wgeo geo_of(const onx_win *w) {
     return g;
 }
 
-/* AVX-512 with its 256-bit forms (VL), which the transforms take for rows of at most 8 tiles. */
-static int wino_cpu(void) {
+/* The transforms' instruction set: AVX-512 with its 256-bit forms (VL), which take rows of at most 8 tiles, or
+ * AVX2 with FMA (8 tiles in the lanes); none elsewhere, where the convolutions stay im2col GEMMs. */
+typedef enum { WINO_NONE, WINO_AVX2, WINO_AVX512 } wino_isa;
+
+static wino_isa wino_cpu(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    return onx_sgemm_best() == ONX_K_AVX512 && __builtin_cpu_supports("avx512vl");
+    onx_kern kn = onx_sgemm_best();
+    if (kn == ONX_K_AVX512 && __builtin_cpu_supports("avx512vl")) return WINO_AVX512;
+    return kn == ONX_K_AVX2 ? WINO_AVX2 : WINO_NONE;
 #else
-    return 0;
+    return WINO_NONE;
 #endif
 }
 
 int onx_wino_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
-    return wino_cpu() && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 && w->k[1] == 3 && w->s[0] == 1 &&
-           w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 && w->out[1] <= ONX_WINO_MAX_W &&
+    return wino_cpu() != WINO_NONE && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 && w->k[1] == 3 &&
+           w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 && w->out[1] <= ONX_WINO_MAX_W &&
            (w->out[0] + 1) / 2 * ((w->out[1] + 1) / 2) >= WINO_MIN_TILES;
 }
 
@@ -124,18 +129,7 @@ T512 static void split_eo(const wgeo *g, const float *x, float *eo) {
         }
     }
 #else
-    int64_t PH = 2 * g->tyc + 2, EW = eo_w(g);
-    int64_t e0 = (g->pl + 1) / 2, e1 = (g->W - 1 + g->pl) / 2;                   /* u with 0 <= 2u - pl < W */
-    int64_t o0 = g->pl / 2, o1 = g->W + g->pl < 2 ? -1 : (g->W - 2 + g->pl) / 2; /* 0 <= 2u + 1 - pl < W */
-    e1 = e1 > g->txc ? g->txc : e1, o1 = o1 > g->txc ? g->txc : o1;
-    for (int64_t r = 0; r < PH; r++) {
-        int64_t iy = r - g->pt;
-        if (iy < 0 || iy >= g->H) continue;
-        const float *xr = x + iy * g->W;
-        float *e = eo + r * EW, *o = eo + (PH + r) * EW;
-        for (int64_t u = e0; u <= e1; u++) e[u] = xr[2 * u - g->pl];
-        for (int64_t u = o0; u <= o1; u++) o[u] = xr[2 * u + 1 - g->pl];
-    }
+    (void)g, (void)x, (void)eo;
 #endif
 }
 
@@ -368,12 +362,204 @@ T256 static void out_adjoint8(const wgeo *g, const float *dy, float *z, int64_t 
 #endif
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define T2 __attribute__((target("avx2,fma")))
+
+/* Lanes t < n of an AVX2 mask (n clamped to 0 .. 8). */
+T2 static __m256i lanes_lt(int64_t n) {
+    n = n < 0 ? 0 : n > 8 ? 8 : n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* A row of tiles 8 at a time from tx0; a last chunk of fewer, when the row has 8 or more, starts 8 before the end
+ * instead (its overlap recomputes the same values), so only rows of under 8 tiles store part of a vector. */
+static int64_t chunk8(const wgeo *g, int64_t tx0) {
+    return g->txc >= 8 && tx0 + 8 > g->txc ? g->txc - 8 : tx0;
+}
+
+T2 static __m256 load8(const float *p, int64_t n) {
+    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_lt(n));
+}
+
+/* The first n lanes of v at p; the rest may be written too when spill (the values there are written again later).
+ * A masked store (vmaskmovps) costs a dozen cycles on AMD cores: a part goes through the stack instead. */
+T2 static void store8(float *p, int64_t n, int spill, __m256 v) {
+    if (n >= 8 || spill) {
+        _mm256_storeu_ps(p, v);
+        return;
+    }
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    memcpy(p, t, sizeof(float) * (size_t)(n > 0 ? n : 0));
+}
+
+/* Lanes t with lo <= t < hi. */
+T2 static __m256i lanes_in(int64_t lo, int64_t hi) {
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    lo = lo < 0 ? 0 : lo > 8 ? 8 : lo, hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), idx),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
+}
+
+/* split_eo with AVX2: 16 input columns at a time (masked loads read the zeros of the padding), split into 8 even
+ * and 8 odd by shuffles within 128-bit halves, then 64-bit lanes put in order. */
+T2 static void split_eo_avx2(const wgeo *g, const float *x, float *eo) {
+    int64_t PH = 2 * g->tyc + 2, EW = eo_w(g), umax = (g->W + g->pl) / 2 + 1; /* u past umax reads no column */
+    umax = umax > g->txc + 1 ? g->txc + 1 : umax;
+    for (int64_t r = 0; r < PH; r++) {
+        int64_t iy = r - g->pt;
+        if (iy < 0 || iy >= g->H) continue;
+        const float *xr = x + iy * g->W;
+        float *e = eo + r * EW, *o = eo + (PH + r) * EW;
+        for (int64_t u0 = 0; u0 < umax; u0 += 8) {
+            int64_t j0 = 2 * u0 - g->pl; /* the input column of lane 0 */
+            __m256 a = _mm256_maskload_ps(xr + j0, lanes_in(-j0, g->W - j0)),
+                   b = _mm256_maskload_ps(xr + j0 + 8, lanes_in(-j0 - 8, g->W - j0 - 8));
+            _mm256_storeu_ps(e + u0, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                         _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
+                                         _MM_SHUFFLE(3, 1, 2, 0))));
+            _mm256_storeu_ps(o + u0, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                                         _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))),
+                                         _MM_SHUFFLE(3, 1, 2, 0))));
+        }
+    }
+}
+
+/* in_transform with AVX2: 8 tiles in the lanes; a row of under 8 spills into the next row's first tiles, which are
+ * written after it. */
+T2 static void in_transform_avx2(const wgeo *g, const float *eo, float *v, int64_t ldv) {
+    int64_t EW = eo_w(g);
+    const float *e = eo, *o = eo + (2 * g->tyc + 2) * EW;
+    int64_t nt = g->txc < 8 ? g->txc : 8;
+    for (int64_t ty = 0; ty < g->tyc; ty++)
+        for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
+            int64_t tx0 = chunk8(g, t0);
+            int sp = g->txc < 8 && ty * g->txc + 8 <= g->T; /* one chunk a row; the spill stays in the sample */
+            __m256 c[4][4];
+            for (int r = 0; r < 4; r++) {
+                const float *er = e + (2 * ty + r) * EW + tx0, *orr = o + (2 * ty + r) * EW + tx0;
+                __m256 e0 = _mm256_loadu_ps(er), e1 = _mm256_loadu_ps(er + 1), o0 = _mm256_loadu_ps(orr),
+                       o1 = _mm256_loadu_ps(orr + 1);
+                c[r][0] = _mm256_sub_ps(e0, e1), c[r][1] = _mm256_add_ps(o0, e1);
+                c[r][2] = _mm256_sub_ps(e1, o0), c[r][3] = _mm256_sub_ps(o0, o1);
+            }
+            float *vt = v + ty * g->txc + tx0;
+            for (int b = 0; b < 4; b++) {
+                store8(vt + (0 + b) * ldv, nt, sp, _mm256_sub_ps(c[0][b], c[2][b]));
+                store8(vt + (4 + b) * ldv, nt, sp, _mm256_add_ps(c[1][b], c[2][b]));
+                store8(vt + (8 + b) * ldv, nt, sp, _mm256_sub_ps(c[2][b], c[1][b]));
+                store8(vt + (12 + b) * ldv, nt, sp, _mm256_sub_ps(c[1][b], c[3][b]));
+            }
+        }
+}
+
+/* out_transform with AVX2: lane tx of ev and od gives output columns 2tx and 2tx + 1, interleaved by unpacking
+ * within 128-bit halves and swapping halves. */
+T2 static void out_transform_avx2(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
+                                  float hi, float *y) {
+    __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
+           vhi = _mm256_set1_ps(act == ONX_ACT_RELU ? INFINITY : hi);
+    int64_t nt = g->txc < 8 ? g->txc : 8;
+    for (int64_t ty = 0; ty < g->tyc; ty++)
+        for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
+            int64_t tx0 = chunk8(g, t0), rem = g->OW - 2 * tx0, w0 = rem < 8 ? rem : 8,
+                    w1 = rem - w0 < 8 ? rem - w0 : 8;
+            const float *t = yt + ty * g->txc + tx0;
+            __m256 s[2][4];
+            for (int j = 0; j < 4; j++) {
+                __m256 a0 = load8(t + (0 + j) * ldy, nt), a1 = load8(t + (4 + j) * ldy, nt),
+                       a2 = load8(t + (8 + j) * ldy, nt), a3 = load8(t + (12 + j) * ldy, nt);
+                s[0][j] = _mm256_add_ps(_mm256_add_ps(a0, a1), a2);
+                s[1][j] = _mm256_sub_ps(_mm256_sub_ps(a1, a2), a3);
+            }
+            for (int i = 0; i < 2 && 2 * ty + i < g->OH; i++) {
+                __m256 ev = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[i][0], s[i][1]), s[i][2]), vb);
+                __m256 od = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[i][1], s[i][2]), s[i][3]), vb);
+                if (act != ONX_ACT_NONE) {
+                    ev = _mm256_min_ps(_mm256_max_ps(ev, vlo), vhi);
+                    od = _mm256_min_ps(_mm256_max_ps(od, vlo), vhi);
+                }
+                __m256 l = _mm256_unpacklo_ps(ev, od), h = _mm256_unpackhi_ps(ev, od);
+                float *yr = y + (2 * ty + i) * g->OW + 2 * tx0;
+                /* one chunk a row (with more, a row's last chunk comes after the next row's first): the next row
+                 * is written after this one; the spill stays in the plane */
+                int sp = g->txc < 8 && (2 * ty + i) * g->OW + 16 <= g->OH * g->OW;
+                store8(yr, w0, sp, _mm256_permute2f128_ps(l, h, 0x20));
+                if (w1 > 0) store8(yr + 8, w1, sp, _mm256_permute2f128_ps(l, h, 0x31));
+            }
+        }
+}
+
+/* out_adjoint with AVX2: an output row's 16 columns split into even and odd by shuffles within 128-bit halves,
+ * then 64-bit lanes put in order. */
+T2 static void out_adjoint_avx2(const wgeo *g, const float *dy, float *z, int64_t ldz) {
+    int64_t nt = g->txc < 8 ? g->txc : 8;
+    for (int64_t ty = 0; ty < g->tyc; ty++)
+        for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
+            int64_t tx0 = chunk8(g, t0), rem = g->OW - 2 * tx0, w0 = rem < 8 ? rem : 8,
+                    w1 = rem - w0 < 8 ? rem - w0 : 8;
+            int sp = g->txc < 8 && ty * g->txc + 8 <= g->T; /* one chunk a row; the spill stays in the sample */
+            __m256 d[2][2];
+            for (int i = 0; i < 2; i++) {
+                if (2 * ty + i >= g->OH) {
+                    d[i][0] = d[i][1] = _mm256_setzero_ps();
+                    continue;
+                }
+                const float *r = dy + (2 * ty + i) * g->OW + 2 * tx0;
+                __m256 a = load8(r, w0), b = w1 > 0 ? load8(r + 8, w1) : _mm256_setzero_ps();
+                d[i][0] = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                    _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
+                d[i][1] = _mm256_castpd_ps(_mm256_permute4x64_pd(
+                    _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
+            }
+            __m256 u[4][2];
+            for (int j = 0; j < 2; j++) {
+                u[0][j] = d[0][j], u[1][j] = _mm256_add_ps(d[0][j], d[1][j]);
+                u[2][j] = _mm256_sub_ps(d[0][j], d[1][j]), u[3][j] = _mm256_sub_ps(_mm256_setzero_ps(), d[1][j]);
+            }
+            float *zt = z + ty * g->txc + tx0;
+            for (int a = 0; a < 4; a++) {
+                store8(zt + (4 * a + 0) * ldz, nt, sp, u[a][0]);
+                store8(zt + (4 * a + 1) * ldz, nt, sp, _mm256_add_ps(u[a][0], u[a][1]));
+                store8(zt + (4 * a + 2) * ldz, nt, sp, _mm256_sub_ps(u[a][0], u[a][1]));
+                store8(zt + (4 * a + 3) * ldz, nt, sp, _mm256_sub_ps(_mm256_setzero_ps(), u[a][1]));
+            }
+        }
+}
+#endif
+
+/* The transforms of the CPU's instruction set (onx_wino_ok said it has one). */
+typedef void (*in_fn)(const wgeo *, const float *, float *, int64_t);
+typedef void (*out_fn)(const wgeo *, const float *, int64_t, float, onx_act, float, float, float *);
+typedef void (*adj_fn)(const wgeo *, const float *, float *, int64_t);
+
+static in_fn pick_in(const wgeo *g) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (wino_cpu() == WINO_AVX2) return in_transform_avx2;
+#endif
+    return g->txc <= 8 ? in_transform8 : in_transform;
+}
+
+static out_fn pick_out(const wgeo *g) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (wino_cpu() == WINO_AVX2) return out_transform_avx2;
+#endif
+    return g->txc <= 8 ? out_transform8 : out_transform;
+}
+
+static adj_fn pick_adj(const wgeo *g) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (wino_cpu() == WINO_AVX2) return out_adjoint_avx2;
+#endif
+    return g->txc <= 8 ? out_adjoint8 : out_adjoint;
+}
+
 void onx_wino_out_adj(const onx_win *w, int64_t m, const float *dy, int64_t ns, float *z) {
     wgeo g = geo_of(w);
     int64_t cols = ns * g.T, P = g.OH * g.OW;
+    adj_fn adj = pick_adj(&g);
     for (int64_t s = 0; s < ns; s++)
-        for (int64_t i = 0; i < m; i++)
-            (g.txc <= 8 ? out_adjoint8 : out_adjoint)(&g, dy + (s * m + i) * P, z + i * cols + s * g.T, m * cols);
+        for (int64_t i = 0; i < m; i++) adj(&g, dy + (s * m + i) * P, z + i * cols + s * g.T, m * cols);
 }
 
 /* Channels are read one plane at a time between transforms that write 4x as much: the next plane is fetched
@@ -384,11 +570,16 @@ static void prefetch_plane(const float *p, int64_t n) {
 
 static void wino_in(const wgeo *g, int64_t c, const float *x, int64_t ns, float *v, float *eo) {
     int64_t HW = g->H * g->W, cols = ns * g->T;
+    in_fn in = pick_in(g);
+    void (*split)(const wgeo *, const float *, float *) = split_eo;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (wino_cpu() == WINO_AVX2) split = split_eo_avx2;
+#endif
     for (int64_t s = 0; s < ns; s++)
         for (int64_t ch = 0; ch < c; ch++) {
             if (s + 1 < ns || ch + 1 < c) prefetch_plane(x + (s * c + ch + 1) * HW, HW);
-            split_eo(g, x + (s * c + ch) * HW, eo);
-            (g->txc <= 8 ? in_transform8 : in_transform)(g, eo, v + ch * cols + s * g->T, c * cols);
+            split(g, x + (s * c + ch) * HW, eo);
+            in(g, eo, v + ch * cols + s * g->T, c * cols);
         }
 }
 
@@ -424,10 +615,10 @@ void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *
             onx_sgemm(kn, m, cols, c, 1, NULL, pk + (size_t)xi * plen, onx_bblock_strided, &src, &cm, NULL,
                       ONX_ACT_NONE, 0.0f, 0.0f, sw);
         }
+        out_fn out = pick_out(&g);
         for (int64_t s = 0; s < ns; s++)
             for (int64_t i = 0; i < m; i++)
-                (g.txc <= 8 ? out_transform8 : out_transform)(&g, yt + i * cols + s * g.T, m * cols,
-                                                              bias ? bias[i] : 0.0f, act, lo, hi,
-                                                              y + ((s0 + s) * m + i) * P);
+                out(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, act, lo, hi,
+                    y + ((s0 + s) * m + i) * P);
     }
 }

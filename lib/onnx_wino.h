@@ -12,7 +12,7 @@
 
 /* 1 when window w with c input and m output channels in one group runs here: a 3x3 kernel,
  * stride and dilation 1, at least 8 channels in and out, an output of at least 32 2x2 tiles, on
- * a CPU with AVX-512F and AVX-512VL. */
+ * a CPU with AVX2 and FMA (AVX-512F and AVX-512VL: wider transforms). */
 int onx_wino_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m);
 
 /* Floats of the transformed weights for kernel kn: 16 packed m x c matrices. */
