@@ -102,34 +102,40 @@ size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
 #define T256
 #endif
 
-/* Every channel fills the same positions (the rest stay as onx_wino zeroed them once): 32 input columns at a
- * time, split into 16 even and 16 odd, where a column outside the input reads as the zero it replaces. */
-T512 static void split_eo(const wgeo *g, const float *x, float *eo) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    const __m512i ev_idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i od_idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    int64_t PH = 2 * g->tyc + 2, EW = eo_w(g), umax = (g->W + g->pl) / 2 + 1; /* u past umax reads no column */
+/* The rows of the even and odd planes of one channel: row(g, xr, e, o, umax) fills columns u < umax (at least) of
+ * the even and odd rows e and o from input row xr. Every channel fills the same positions (the rest stay as onx_wino
+ * zeroed them once); u past umax reads no input column. */
+typedef void (*split_row_fn)(const wgeo *g, const float *xr, float *e, float *o, int64_t umax);
+
+static void split_rows(const wgeo *g, const float *x, float *eo, split_row_fn row) {
+    int64_t PH = 2 * g->tyc + 2, EW = eo_w(g), umax = (g->W + g->pl) / 2 + 1;
     umax = umax > g->txc + 1 ? g->txc + 1 : umax;
     for (int64_t r = 0; r < PH; r++) {
         int64_t iy = r - g->pt;
-        if (iy < 0 || iy >= g->H) continue;
-        const float *xr = x + iy * g->W;
-        float *e = eo + r * EW, *o = eo + (PH + r) * EW;
-        for (int64_t u0 = 0; u0 < umax; u0 += 16) {
-            int64_t j0 = 2 * u0 - g->pl; /* the input column of lane 0 */
-            __mmask16 mk[2];
-            for (int h = 0; h < 2; h++) { /* lanes t with 0 <= j0 + 16h + t < W */
-                int64_t jb = j0 + 16 * h, lo = jb < 0 ? -jb : 0, hi = g->W - jb;
-                hi = hi > 16 ? 16 : hi;
-                mk[h] = hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
-            }
-            __m512 a = _mm512_maskz_loadu_ps(mk[0], xr + j0), b = _mm512_maskz_loadu_ps(mk[1], xr + j0 + 16);
-            _mm512_storeu_ps(e + u0, _mm512_permutex2var_ps(a, ev_idx, b));
-            _mm512_storeu_ps(o + u0, _mm512_permutex2var_ps(a, od_idx, b));
+        if (iy >= 0 && iy < g->H) row(g, x + iy * g->W, eo + r * EW, eo + (PH + r) * EW, umax);
+    }
+}
+
+/* 32 input columns at a time, split into 16 even and 16 odd, where a column outside the input reads as the zero it
+ * replaces. */
+T512 static void split_row512(const wgeo *g, const float *xr, float *e, float *o, int64_t umax) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const __m512i ev_idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od_idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (int64_t u0 = 0; u0 < umax; u0 += 16) {
+        int64_t j0 = 2 * u0 - g->pl; /* the input column of lane 0 */
+        __mmask16 mk[2];
+        for (int h = 0; h < 2; h++) { /* lanes t with 0 <= j0 + 16h + t < W */
+            int64_t jb = j0 + 16 * h, lo = jb < 0 ? -jb : 0, hi = g->W - jb;
+            hi = hi > 16 ? 16 : hi;
+            mk[h] = hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
         }
+        __m512 a = _mm512_maskz_loadu_ps(mk[0], xr + j0), b = _mm512_maskz_loadu_ps(mk[1], xr + j0 + 16);
+        _mm512_storeu_ps(e + u0, _mm512_permutex2var_ps(a, ev_idx, b));
+        _mm512_storeu_ps(o + u0, _mm512_permutex2var_ps(a, od_idx, b));
     }
 #else
-    (void)g, (void)x, (void)eo;
+    (void)g, (void)xr, (void)e, (void)o, (void)umax;
 #endif
 }
 
@@ -401,27 +407,19 @@ T2 static __m256i lanes_in(int64_t lo, int64_t hi) {
                                _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
 }
 
-/* split_eo with AVX2: 16 input columns at a time (masked loads read the zeros of the padding), split into 8 even
- * and 8 odd by shuffles within 128-bit halves, then 64-bit lanes put in order. */
-T2 static void split_eo_avx2(const wgeo *g, const float *x, float *eo) {
-    int64_t PH = 2 * g->tyc + 2, EW = eo_w(g), umax = (g->W + g->pl) / 2 + 1; /* u past umax reads no column */
-    umax = umax > g->txc + 1 ? g->txc + 1 : umax;
-    for (int64_t r = 0; r < PH; r++) {
-        int64_t iy = r - g->pt;
-        if (iy < 0 || iy >= g->H) continue;
-        const float *xr = x + iy * g->W;
-        float *e = eo + r * EW, *o = eo + (PH + r) * EW;
-        for (int64_t u0 = 0; u0 < umax; u0 += 8) {
-            int64_t j0 = 2 * u0 - g->pl; /* the input column of lane 0 */
-            __m256 a = _mm256_maskload_ps(xr + j0, lanes_in(-j0, g->W - j0)),
-                   b = _mm256_maskload_ps(xr + j0 + 8, lanes_in(-j0 - 8, g->W - j0 - 8));
-            _mm256_storeu_ps(e + u0, _mm256_castpd_ps(_mm256_permute4x64_pd(
-                                         _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
-                                         _MM_SHUFFLE(3, 1, 2, 0))));
-            _mm256_storeu_ps(o + u0, _mm256_castpd_ps(_mm256_permute4x64_pd(
-                                         _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))),
-                                         _MM_SHUFFLE(3, 1, 2, 0))));
-        }
+/* split_row512 with AVX2: 16 input columns at a time (masked loads read the zeros of the padding), split into 8
+ * even and 8 odd by shuffles within 128-bit halves, then 64-bit lanes put in order. */
+T2 static void split_row_avx2(const wgeo *g, const float *xr, float *e, float *o, int64_t umax) {
+    for (int64_t u0 = 0; u0 < umax; u0 += 8) {
+        int64_t j0 = 2 * u0 - g->pl; /* the input column of lane 0 */
+        __m256 a = _mm256_maskload_ps(xr + j0, lanes_in(-j0, g->W - j0)),
+               b = _mm256_maskload_ps(xr + j0 + 8, lanes_in(-j0 - 8, g->W - j0 - 8));
+        _mm256_storeu_ps(
+            e + u0, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0))));
+        _mm256_storeu_ps(
+            o + u0, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0))));
     }
 }
 
@@ -571,14 +569,14 @@ static void prefetch_plane(const float *p, int64_t n) {
 static void wino_in(const wgeo *g, int64_t c, const float *x, int64_t ns, float *v, float *eo) {
     int64_t HW = g->H * g->W, cols = ns * g->T;
     in_fn in = pick_in(g);
-    void (*split)(const wgeo *, const float *, float *) = split_eo;
+    split_row_fn split = split_row512;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (wino_cpu() == WINO_AVX2) split = split_eo_avx2;
+    if (wino_cpu() == WINO_AVX2) split = split_row_avx2;
 #endif
     for (int64_t s = 0; s < ns; s++)
         for (int64_t ch = 0; ch < c; ch++) {
             if (s + 1 < ns || ch + 1 < c) prefetch_plane(x + (s * c + ch + 1) * HW, HW);
-            split(g, x + (s * c + ch) * HW, eo);
+            split_rows(g, x + (s * c + ch) * HW, eo, split);
             in(g, eo, v + ch * cols + s * g->T, c * cols);
         }
 }
