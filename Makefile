@@ -86,10 +86,10 @@ MODEL   ?= models/fashion-mnist-cnn.onnx
 GALLERY ?= models/fashion-mnist-cnn.gallery.safetensors
 PORT    ?= 8080
 # The shipped CNN recipe (models/README.md): semi-hard triplet hinge on an
-# L2-normalised five-conv network with BatchNorm, inputs x/255, PK batches 10 x 16,
+# L2-normalised six-conv network with BatchNorm, inputs x/255, PK batches 10 x 16,
 # Adam with a cosine schedule. bench/bench_train_cnn.sh times the same recipe.
 CNN_MODEL ?= models/fashion-mnist-cnn.onnx
-CNN_ARCH  := conv32k3p1,bn,relu,conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,conv64k3p1,bn,relu,maxpool2,conv128k3p1,bn,relu,maxpool2,flatten,fc256,relu,fc128
+CNN_ARCH  := conv32k3p1,bn,relu,conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,conv64k3p1,bn,relu,conv64k3p1,bn,relu,maxpool2,conv128k3p1,bn,relu,maxpool2,flatten,fc256,relu,fc128
 CNN_TRAIN_FLAGS ?= --arch $(CNN_ARCH) --input 1x28x28 --normalize --metric sqeuclidean --margin 0.2 \
                --loss triplet --mining semi-hard --classes-per-batch 10 --samples-per-class 16 \
                --epochs 10 --lr 1e-3 --lr-schedule cosine --seed 1 --threads 2

@@ -41,7 +41,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from train_torch import PKSampler, find_data, load_split, mined_loss, retrieval, splits, sqdist, test_eval  # noqa: E402
 
-DEFAULT_ARCH = "conv32k3p1,bn,relu,conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,conv64k3p1,bn,relu,maxpool2,conv128k3p1,bn,relu,maxpool2,flatten,fc256,relu,fc128"
+DEFAULT_ARCH = "conv32k3p1,bn,relu,conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,conv64k3p1,bn,relu,conv64k3p1,bn,relu,maxpool2,conv128k3p1,bn,relu,maxpool2,flatten,fc256,relu,fc128"
 
 
 def build(arch, c, h, w):
