@@ -97,6 +97,62 @@ size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
 #include <immintrin.h>
 #define T512 __attribute__((target("avx512f")))
 #define T256 __attribute__((target("avx512f,avx512vl")))
+#define T2 __attribute__((target("avx2,fma")))
+/* Inlined into AVX2 and AVX-512 code alike (AVX-512F implies AVX2, not FMA). */
+#define T2I static inline __attribute__((always_inline, target("avx2")))
+
+/* The arithmetic of the transforms for 8 tiles in the lanes of 256-bit vectors, shared by the AVX-512VL forms (rows
+ * of at most 8 tiles) and the AVX2 ones, which differ in how they load and store. */
+
+/* w[xi] = (B^T d B)[xi] for the 8 tiles from tx0 of tile row ty (the even/odd planes e and o, rows EW apart). */
+T2I void in_tiles8(const float *e, const float *o, int64_t EW, int64_t ty, int64_t tx0, __m256 w[16]) {
+    __m256 c[4][4];
+    for (int r = 0; r < 4; r++) { /* d B for padded row 2ty + r: tile columns 2tx .. 2tx + 3 */
+        const float *er = e + (2 * ty + r) * EW + tx0, *orr = o + (2 * ty + r) * EW + tx0;
+        __m256 e0 = _mm256_loadu_ps(er), e1 = _mm256_loadu_ps(er + 1), o0 = _mm256_loadu_ps(orr),
+               o1 = _mm256_loadu_ps(orr + 1);
+        c[r][0] = _mm256_sub_ps(e0, e1), c[r][1] = _mm256_add_ps(o0, e1);
+        c[r][2] = _mm256_sub_ps(e1, o0), c[r][3] = _mm256_sub_ps(o0, o1);
+    }
+    for (int b = 0; b < 4; b++) { /* B^T (d B) */
+        w[0 + b] = _mm256_sub_ps(c[0][b], c[2][b]), w[4 + b] = _mm256_add_ps(c[1][b], c[2][b]);
+        w[8 + b] = _mm256_sub_ps(c[2][b], c[1][b]), w[12 + b] = _mm256_sub_ps(c[1][b], c[3][b]);
+    }
+}
+
+/* Output rows i = 0, 1 of 8 tiles from their transformed values a[xi]: A^T M A, bias and activation; lane tx of
+ * ev[i] and od[i] holds output columns 2tx and 2tx + 1. */
+T2I void out_tiles8(const __m256 a[16], float bias, onx_act act, float lo, float hi, __m256 ev[2], __m256 od[2]) {
+    __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
+           vhi = _mm256_set1_ps(act == ONX_ACT_RELU ? INFINITY : hi);
+    __m256 s[2][4];
+    for (int j = 0; j < 4; j++) { /* A^T M */
+        s[0][j] = _mm256_add_ps(_mm256_add_ps(a[0 + j], a[4 + j]), a[8 + j]);
+        s[1][j] = _mm256_sub_ps(_mm256_sub_ps(a[4 + j], a[8 + j]), a[12 + j]);
+    }
+    for (int i = 0; i < 2; i++) { /* (A^T M) A, then bias and activation */
+        ev[i] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[i][0], s[i][1]), s[i][2]), vb);
+        od[i] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[i][1], s[i][2]), s[i][3]), vb);
+        if (act != ONX_ACT_NONE) {
+            ev[i] = _mm256_min_ps(_mm256_max_ps(ev[i], vlo), vhi);
+            od[i] = _mm256_min_ps(_mm256_max_ps(od[i], vlo), vhi);
+        }
+    }
+}
+
+/* w[4a + b] = (A dY A^T)[a][b] of 8 tiles from d[i][0] and d[i][1], the even and odd columns of their output rows
+ * i = 0, 1. */
+T2I void adj_tiles8(__m256 d[2][2], __m256 w[16]) {
+    __m256 u[4][2];
+    for (int j = 0; j < 2; j++) { /* A dY: rows d0, d0 + d1, d0 - d1, -d1 */
+        u[0][j] = d[0][j], u[1][j] = _mm256_add_ps(d[0][j], d[1][j]);
+        u[2][j] = _mm256_sub_ps(d[0][j], d[1][j]), u[3][j] = _mm256_sub_ps(_mm256_setzero_ps(), d[1][j]);
+    }
+    for (int a = 0; a < 4; a++) { /* (A dY) A^T */
+        w[4 * a + 0] = u[a][0], w[4 * a + 1] = _mm256_add_ps(u[a][0], u[a][1]);
+        w[4 * a + 2] = _mm256_sub_ps(u[a][0], u[a][1]), w[4 * a + 3] = _mm256_sub_ps(_mm256_setzero_ps(), u[a][1]);
+    }
+}
 #else
 #define T512
 #define T256
@@ -177,21 +233,10 @@ T256 static void in_transform8(const wgeo *g, const float *eo, float *v, int64_t
     const float *e = eo, *o = eo + (2 * g->tyc + 2) * EW;
     __mmask8 mk = (__mmask8)((1u << g->txc) - 1);
     for (int64_t ty = 0; ty < g->tyc; ty++) {
-        __m256 c[4][4];
-        for (int r = 0; r < 4; r++) {
-            const float *er = e + (2 * ty + r) * EW, *orr = o + (2 * ty + r) * EW;
-            __m256 e0 = _mm256_loadu_ps(er), e1 = _mm256_loadu_ps(er + 1), o0 = _mm256_loadu_ps(orr),
-                   o1 = _mm256_loadu_ps(orr + 1);
-            c[r][0] = _mm256_sub_ps(e0, e1), c[r][1] = _mm256_add_ps(o0, e1);
-            c[r][2] = _mm256_sub_ps(e1, o0), c[r][3] = _mm256_sub_ps(o0, o1);
-        }
+        __m256 w[16];
+        in_tiles8(e, o, EW, ty, 0, w);
         float *vt = v + ty * g->txc;
-        for (int b = 0; b < 4; b++) {
-            _mm256_mask_storeu_ps(vt + (0 + b) * ldv, mk, _mm256_sub_ps(c[0][b], c[2][b]));
-            _mm256_mask_storeu_ps(vt + (4 + b) * ldv, mk, _mm256_add_ps(c[1][b], c[2][b]));
-            _mm256_mask_storeu_ps(vt + (8 + b) * ldv, mk, _mm256_sub_ps(c[2][b], c[1][b]));
-            _mm256_mask_storeu_ps(vt + (12 + b) * ldv, mk, _mm256_sub_ps(c[1][b], c[3][b]));
-        }
+        for (int xi = 0; xi < 16; xi++) _mm256_mask_storeu_ps(vt + xi * ldv, mk, w[xi]);
     }
 #else
     (void)g, (void)eo, (void)v, (void)ldv;
@@ -304,30 +349,16 @@ T256 static __m512 join256(__m256 lo, __m256 hi) {
 T256 static void out_transform8(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
                                 float hi, float *y) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
-           vhi = _mm256_set1_ps(act == ONX_ACT_RELU ? INFINITY : hi);
     const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
     __mmask8 mk = (__mmask8)((1u << g->txc) - 1);
     __mmask16 mo = (__mmask16)((1u << g->OW) - 1);
     for (int64_t ty = 0; ty < g->tyc; ty++) {
         const float *t = yt + ty * g->txc;
-        __m256 s[2][4];
-        for (int j = 0; j < 4; j++) { /* A^T M */
-            __m256 a0 = _mm256_maskz_loadu_ps(mk, t + (0 + j) * ldy), a1 = _mm256_maskz_loadu_ps(mk, t + (4 + j) * ldy),
-                   a2 = _mm256_maskz_loadu_ps(mk, t + (8 + j) * ldy),
-                   a3 = _mm256_maskz_loadu_ps(mk, t + (12 + j) * ldy);
-            s[0][j] = _mm256_add_ps(_mm256_add_ps(a0, a1), a2);
-            s[1][j] = _mm256_sub_ps(_mm256_sub_ps(a1, a2), a3);
-        }
-        for (int i = 0; i < 2 && 2 * ty + i < g->OH; i++) { /* (A^T M) A, then bias and activation */
-            __m256 ev = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[i][0], s[i][1]), s[i][2]), vb);
-            __m256 od = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[i][1], s[i][2]), s[i][3]), vb);
-            if (act != ONX_ACT_NONE) {
-                ev = _mm256_min_ps(_mm256_max_ps(ev, vlo), vhi);
-                od = _mm256_min_ps(_mm256_max_ps(od, vlo), vhi);
-            }
-            _mm512_mask_storeu_ps(y + (2 * ty + i) * g->OW, mo, _mm512_permutexvar_ps(il, join256(ev, od)));
-        }
+        __m256 a[16], ev[2], od[2];
+        for (int xi = 0; xi < 16; xi++) a[xi] = _mm256_maskz_loadu_ps(mk, t + xi * ldy);
+        out_tiles8(a, bias, act, lo, hi, ev, od);
+        for (int i = 0; i < 2 && 2 * ty + i < g->OH; i++)
+            _mm512_mask_storeu_ps(y + (2 * ty + i) * g->OW, mo, _mm512_permutexvar_ps(il, join256(ev[i], od[i])));
     }
 #else
     (void)g, (void)yt, (void)ldy, (void)bias, (void)act, (void)lo, (void)hi, (void)y;
@@ -350,18 +381,10 @@ T256 static void out_adjoint8(const wgeo *g, const float *dy, float *z, int64_t 
             __m512 a = _mm512_permutexvar_ps(de, _mm512_maskz_loadu_ps(mo, dy + (2 * ty + i) * g->OW));
             d[i][0] = _mm512_castps512_ps256(a), d[i][1] = hi256(a);
         }
-        __m256 u[4][2];
-        for (int j = 0; j < 2; j++) { /* A dY: rows d0, d0 + d1, d0 - d1, -d1 */
-            u[0][j] = d[0][j], u[1][j] = _mm256_add_ps(d[0][j], d[1][j]);
-            u[2][j] = _mm256_sub_ps(d[0][j], d[1][j]), u[3][j] = _mm256_sub_ps(_mm256_setzero_ps(), d[1][j]);
-        }
+        __m256 w[16];
+        adj_tiles8(d, w);
         float *zt = z + ty * g->txc;
-        for (int a = 0; a < 4; a++) { /* (A dY) A^T */
-            _mm256_mask_storeu_ps(zt + (4 * a + 0) * ldz, mk, u[a][0]);
-            _mm256_mask_storeu_ps(zt + (4 * a + 1) * ldz, mk, _mm256_add_ps(u[a][0], u[a][1]));
-            _mm256_mask_storeu_ps(zt + (4 * a + 2) * ldz, mk, _mm256_sub_ps(u[a][0], u[a][1]));
-            _mm256_mask_storeu_ps(zt + (4 * a + 3) * ldz, mk, _mm256_sub_ps(_mm256_setzero_ps(), u[a][1]));
-        }
+        for (int xi = 0; xi < 16; xi++) _mm256_mask_storeu_ps(zt + xi * ldz, mk, w[xi]);
     }
 #else
     (void)g, (void)dy, (void)z, (void)ldz;
@@ -369,12 +392,12 @@ T256 static void out_adjoint8(const wgeo *g, const float *dy, float *z, int64_t 
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define T2 __attribute__((target("avx2,fma")))
-
-/* Lanes t < n of an AVX2 mask (n clamped to 0 .. 8). */
-T2 static __m256i lanes_lt(int64_t n) {
-    n = n < 0 ? 0 : n > 8 ? 8 : n;
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+/* Lanes t with lo <= t < hi of an AVX2 mask. */
+T2 static __m256i lanes_in(int64_t lo, int64_t hi) {
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    lo = lo < 0 ? 0 : lo > 8 ? 8 : lo, hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), idx),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
 }
 
 /* A row of tiles 8 at a time from tx0; a last chunk of fewer, when the row has 8 or more, starts 8 before the end
@@ -384,7 +407,7 @@ static int64_t chunk8(const wgeo *g, int64_t tx0) {
 }
 
 T2 static __m256 load8(const float *p, int64_t n) {
-    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_lt(n));
+    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_in(0, n));
 }
 
 /* The first n lanes of v at p; the rest may be written too when spill (the values there are written again later).
@@ -397,14 +420,6 @@ T2 static void store8(float *p, int64_t n, int spill, __m256 v) {
     float t[8];
     _mm256_storeu_ps(t, v);
     memcpy(p, t, sizeof(float) * (size_t)(n > 0 ? n : 0));
-}
-
-/* Lanes t with lo <= t < hi. */
-T2 static __m256i lanes_in(int64_t lo, int64_t hi) {
-    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    lo = lo < 0 ? 0 : lo > 8 ? 8 : lo, hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
-    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), idx),
-                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
 }
 
 /* split_row512 with AVX2: 16 input columns at a time (masked loads read the zeros of the padding), split into 8
@@ -433,21 +448,10 @@ T2 static void in_transform_avx2(const wgeo *g, const float *eo, float *v, int64
         for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
             int64_t tx0 = chunk8(g, t0);
             int sp = g->txc < 8 && ty * g->txc + 8 <= g->T; /* one chunk a row; the spill stays in the sample */
-            __m256 c[4][4];
-            for (int r = 0; r < 4; r++) {
-                const float *er = e + (2 * ty + r) * EW + tx0, *orr = o + (2 * ty + r) * EW + tx0;
-                __m256 e0 = _mm256_loadu_ps(er), e1 = _mm256_loadu_ps(er + 1), o0 = _mm256_loadu_ps(orr),
-                       o1 = _mm256_loadu_ps(orr + 1);
-                c[r][0] = _mm256_sub_ps(e0, e1), c[r][1] = _mm256_add_ps(o0, e1);
-                c[r][2] = _mm256_sub_ps(e1, o0), c[r][3] = _mm256_sub_ps(o0, o1);
-            }
+            __m256 w[16];
+            in_tiles8(e, o, EW, ty, tx0, w);
             float *vt = v + ty * g->txc + tx0;
-            for (int b = 0; b < 4; b++) {
-                store8(vt + (0 + b) * ldv, nt, sp, _mm256_sub_ps(c[0][b], c[2][b]));
-                store8(vt + (4 + b) * ldv, nt, sp, _mm256_add_ps(c[1][b], c[2][b]));
-                store8(vt + (8 + b) * ldv, nt, sp, _mm256_sub_ps(c[2][b], c[1][b]));
-                store8(vt + (12 + b) * ldv, nt, sp, _mm256_sub_ps(c[1][b], c[3][b]));
-            }
+            for (int xi = 0; xi < 16; xi++) store8(vt + xi * ldv, nt, sp, w[xi]);
         }
 }
 
@@ -455,29 +459,17 @@ T2 static void in_transform_avx2(const wgeo *g, const float *eo, float *v, int64
  * within 128-bit halves and swapping halves. */
 T2 static void out_transform_avx2(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
                                   float hi, float *y) {
-    __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
-           vhi = _mm256_set1_ps(act == ONX_ACT_RELU ? INFINITY : hi);
     int64_t nt = g->txc < 8 ? g->txc : 8;
     for (int64_t ty = 0; ty < g->tyc; ty++)
         for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
             int64_t tx0 = chunk8(g, t0), rem = g->OW - 2 * tx0, w0 = rem < 8 ? rem : 8,
                     w1 = rem - w0 < 8 ? rem - w0 : 8;
             const float *t = yt + ty * g->txc + tx0;
-            __m256 s[2][4];
-            for (int j = 0; j < 4; j++) {
-                __m256 a0 = load8(t + (0 + j) * ldy, nt), a1 = load8(t + (4 + j) * ldy, nt),
-                       a2 = load8(t + (8 + j) * ldy, nt), a3 = load8(t + (12 + j) * ldy, nt);
-                s[0][j] = _mm256_add_ps(_mm256_add_ps(a0, a1), a2);
-                s[1][j] = _mm256_sub_ps(_mm256_sub_ps(a1, a2), a3);
-            }
+            __m256 a[16], ev[2], od[2];
+            for (int xi = 0; xi < 16; xi++) a[xi] = load8(t + xi * ldy, nt);
+            out_tiles8(a, bias, act, lo, hi, ev, od);
             for (int i = 0; i < 2 && 2 * ty + i < g->OH; i++) {
-                __m256 ev = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[i][0], s[i][1]), s[i][2]), vb);
-                __m256 od = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[i][1], s[i][2]), s[i][3]), vb);
-                if (act != ONX_ACT_NONE) {
-                    ev = _mm256_min_ps(_mm256_max_ps(ev, vlo), vhi);
-                    od = _mm256_min_ps(_mm256_max_ps(od, vlo), vhi);
-                }
-                __m256 l = _mm256_unpacklo_ps(ev, od), h = _mm256_unpackhi_ps(ev, od);
+                __m256 l = _mm256_unpacklo_ps(ev[i], od[i]), h = _mm256_unpackhi_ps(ev[i], od[i]);
                 float *yr = y + (2 * ty + i) * g->OW + 2 * tx0;
                 /* one chunk a row (with more, a row's last chunk comes after the next row's first): the next row
                  * is written after this one; the spill stays in the plane */
@@ -510,54 +502,37 @@ T2 static void out_adjoint_avx2(const wgeo *g, const float *dy, float *z, int64_
                 d[i][1] = _mm256_castpd_ps(_mm256_permute4x64_pd(
                     _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)));
             }
-            __m256 u[4][2];
-            for (int j = 0; j < 2; j++) {
-                u[0][j] = d[0][j], u[1][j] = _mm256_add_ps(d[0][j], d[1][j]);
-                u[2][j] = _mm256_sub_ps(d[0][j], d[1][j]), u[3][j] = _mm256_sub_ps(_mm256_setzero_ps(), d[1][j]);
-            }
+            __m256 w[16];
+            adj_tiles8(d, w);
             float *zt = z + ty * g->txc + tx0;
-            for (int a = 0; a < 4; a++) {
-                store8(zt + (4 * a + 0) * ldz, nt, sp, u[a][0]);
-                store8(zt + (4 * a + 1) * ldz, nt, sp, _mm256_add_ps(u[a][0], u[a][1]));
-                store8(zt + (4 * a + 2) * ldz, nt, sp, _mm256_sub_ps(u[a][0], u[a][1]));
-                store8(zt + (4 * a + 3) * ldz, nt, sp, _mm256_sub_ps(_mm256_setzero_ps(), u[a][1]));
-            }
+            for (int xi = 0; xi < 16; xi++) store8(zt + xi * ldz, nt, sp, w[xi]);
         }
 }
 #endif
 
-/* The transforms of the CPU's instruction set (onx_wino_ok said it has one). */
-typedef void (*in_fn)(const wgeo *, const float *, float *, int64_t);
-typedef void (*out_fn)(const wgeo *, const float *, int64_t, float, onx_act, float, float, float *);
-typedef void (*adj_fn)(const wgeo *, const float *, float *, int64_t);
+/* The transforms of the CPU's instruction set (onx_wino_ok said it has one) for geometry g. */
+typedef struct {
+    split_row_fn split;
+    void (*in)(const wgeo *, const float *, float *, int64_t);
+    void (*out)(const wgeo *, const float *, int64_t, float, onx_act, float, float, float *);
+    void (*adj)(const wgeo *, const float *, float *, int64_t);
+} wino_fns;
 
-static in_fn pick_in(const wgeo *g) {
+static wino_fns fns_of(const wgeo *g) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (wino_cpu() == WINO_AVX2) return in_transform_avx2;
+    if (wino_cpu() == WINO_AVX2)
+        return (wino_fns){split_row_avx2, in_transform_avx2, out_transform_avx2, out_adjoint_avx2};
 #endif
-    return g->txc <= 8 ? in_transform8 : in_transform;
-}
-
-static out_fn pick_out(const wgeo *g) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (wino_cpu() == WINO_AVX2) return out_transform_avx2;
-#endif
-    return g->txc <= 8 ? out_transform8 : out_transform;
-}
-
-static adj_fn pick_adj(const wgeo *g) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (wino_cpu() == WINO_AVX2) return out_adjoint_avx2;
-#endif
-    return g->txc <= 8 ? out_adjoint8 : out_adjoint;
+    if (g->txc <= 8) return (wino_fns){split_row512, in_transform8, out_transform8, out_adjoint8};
+    return (wino_fns){split_row512, in_transform, out_transform, out_adjoint};
 }
 
 void onx_wino_out_adj(const onx_win *w, int64_t m, const float *dy, int64_t ns, float *z) {
     wgeo g = geo_of(w);
     int64_t cols = ns * g.T, P = g.OH * g.OW;
-    adj_fn adj = pick_adj(&g);
+    wino_fns f = fns_of(&g);
     for (int64_t s = 0; s < ns; s++)
-        for (int64_t i = 0; i < m; i++) adj(&g, dy + (s * m + i) * P, z + i * cols + s * g.T, m * cols);
+        for (int64_t i = 0; i < m; i++) f.adj(&g, dy + (s * m + i) * P, z + i * cols + s * g.T, m * cols);
 }
 
 /* Channels are read one plane at a time between transforms that write 4x as much: the next plane is fetched
@@ -568,16 +543,12 @@ static void prefetch_plane(const float *p, int64_t n) {
 
 static void wino_in(const wgeo *g, int64_t c, const float *x, int64_t ns, float *v, float *eo) {
     int64_t HW = g->H * g->W, cols = ns * g->T;
-    in_fn in = pick_in(g);
-    split_row_fn split = split_row512;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (wino_cpu() == WINO_AVX2) split = split_row_avx2;
-#endif
+    wino_fns f = fns_of(g);
     for (int64_t s = 0; s < ns; s++)
         for (int64_t ch = 0; ch < c; ch++) {
             if (s + 1 < ns || ch + 1 < c) prefetch_plane(x + (s * c + ch + 1) * HW, HW);
-            split_rows(g, x + (s * c + ch) * HW, eo, split);
-            in(g, eo, v + ch * cols + s * g->T, c * cols);
+            split_rows(g, x + (s * c + ch) * HW, eo, f.split);
+            f.in(g, eo, v + ch * cols + s * g->T, c * cols);
         }
 }
 
@@ -613,10 +584,10 @@ void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *
             onx_sgemm(kn, m, cols, c, 1, NULL, pk + (size_t)xi * plen, onx_bblock_strided, &src, &cm, NULL,
                       ONX_ACT_NONE, 0.0f, 0.0f, sw);
         }
-        out_fn out = pick_out(&g);
+        wino_fns f = fns_of(&g);
         for (int64_t s = 0; s < ns; s++)
             for (int64_t i = 0; i < m; i++)
-                out(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, act, lo, hi,
-                    y + ((s0 + s) * m + i) * P);
+                f.out(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, act, lo, hi,
+                      y + ((s0 + s) * m + i) * P);
     }
 }
