@@ -271,7 +271,7 @@ static void prefetch_panel(const float *a, int64_t kc, int ntap, int64_t ast, in
  * segment, else through a local copy. */
 static void tile_c(tile_fn tile, int MR, int NR, const tile_in *in, const onx_cmap *cm, int64_t i0, int64_t mr,
                    int64_t n, int64_t nr, int flags, const float *bias, float lo, float hi) {
-    if (NR == 16 && (mr < MR || nr <= 8)) { /* AVX2: the tile of exactly the rows and vectors needed */
+    if (tile == tile_avx2 && (mr < MR || nr <= 8)) { /* AVX2: the tile of exactly the rows and vectors needed */
         NR = nr <= 8 ? 8 : 16;
         tile = avx2_tiles[mr - 1][NR / 8 - 1], MR = (int)mr;
     }
