@@ -8,6 +8,7 @@
 #include "onnx_op.h"
 #include "onnx_sgemm.h"
 #include "onnx_wino.h"
+#include "onnx_wino4.h"
 
 int onx_win_parse(onx_graph *g, const onx_node *nd, const onx_value *x, const int64_t *kshape, int dil_ok, int ceil_ok,
                   onx_win *w, tr_err *err) {
@@ -75,7 +76,8 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
 
 /* fast: onx_conv_prepare chose this CPU's kernels: depthwise (onx_dw) or, for the rest,
  * weights packed per group into pk (plen floats each) for onx_sgemm with kernel kn. Without
- * it (folding at load, a CPU without AVX2) the OpenBLAS path runs. */
+ * it (folding at load, a CPU without AVX2) the OpenBLAS path runs. wino: 4 for Winograd F(4x4, 3x3)
+ * (onnx_wino4.c), 2 for F(2x2, 3x3) (onnx_wino.c), 0 for neither. */
 typedef struct {
     onx_win w;
     int64_t c, m, grp;
@@ -302,6 +304,7 @@ static int64_t conv_band(const conv_p *p) {
 static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
     (void)out;
     const conv_p *p = nd->p;
+    if (p->fast && p->wino == 4) return onx_wino4_work(&p->w, p->c, p->m, in[0].d[0]);
     if (p->fast && p->wino) return onx_wino_work(&p->w, p->c, p->m, in[0].d[0]);
     if (p->fast && p->rows) return (size_t)(p->w.k[1] * rows_copy(p)) + onx_sgemm_work();
     if (p->fast && p->grid) return grid_floats(p) + onx_sgemm_work();
@@ -477,6 +480,10 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
     const conv_p *p = nd->p;
     int64_t cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
     int64_t HW = p->w.in[0] * p->w.in[1], kk = p->w.k[0] * p->w.k[1];
+    if (p->wino == 4) {
+        onx_wino4(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, nd->act, nd->act_lo, nd->act_hi, y, tmp);
+        return;
+    }
     if (p->wino) {
         onx_wino(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
@@ -518,8 +525,10 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
         return TR_OK;
     }
     int64_t mg = p->m / p->grp, K = p->c / p->grp * p->w.k[0] * p->w.k[1];
-    int wino = onx_wino_ok(&p->w, p->grp, p->c, p->m);
-    size_t plen = wino ? onx_wino_pack_len(kn, p->m, p->c) : onx_pack_a_len(kn, mg, K);
+    int wino = onx_wino4_ok(&p->w, p->grp, p->c, p->m) ? 4 : onx_wino_ok(&p->w, p->grp, p->c, p->m) ? 2 : 0;
+    size_t plen = wino == 4 ? onx_wino4_pack_len(kn, p->m, p->c)
+                  : wino    ? onx_wino_pack_len(kn, p->m, p->c)
+                            : onx_pack_a_len(kn, mg, K);
     conv_p *q = realloc(p, sizeof *p + sizeof(float) * plen * (size_t)(wino ? 1 : p->grp));
     if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
     nd->p = q;
@@ -530,7 +539,7 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     if (wino) {
         float *tw = malloc(sizeof(float) * (size_t)(q->m * q->c));
         if (!tw) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
-        onx_wino_pack(kn, wt, q->m, q->c, tw, q->pk);
+        (wino == 4 ? onx_wino4_pack : onx_wino_pack)(kn, wt, q->m, q->c, tw, q->pk);
         free(tw);
     } else if (q->grid || q->rows) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
         int64_t kk = q->w.k[0] * q->w.k[1], C = q->c;

@@ -55,19 +55,39 @@ static double gcomb(int a, double v0, double v1, double v2) {
     return a == 0 ? v0 : a == 1 ? 0.5 * (v0 + v1 + v2) : a == 2 ? 0.5 * (v0 - v1 + v2) : v2;
 }
 
-void onx_wino_pack(onx_kern kn, const float *wt, int64_t m, int64_t c, float *tmp, float *out) {
+void onx_wino_pack_with(onx_kern kn, const float *wt, int64_t m, int64_t c, int alpha, onx_wino_g g, float *tmp,
+                        float *out) {
     size_t plen = onx_pack_a_len(kn, m, c);
-    for (int xi = 0; xi < 16; xi++) {
-        int a = xi / 4, b = xi % 4;
+    for (int xi = 0; xi < alpha * alpha; xi++) {
+        int a = xi / alpha, b = xi % alpha;
         for (int64_t i = 0; i < m; i++)
             for (int64_t ch = 0; ch < c; ch++) {
-                const float *g = wt + (i * c + ch) * 9;
-                double r[3]; /* row a of G g */
-                for (int j = 0; j < 3; j++) r[j] = gcomb(a, g[j], g[3 + j], g[6 + j]);
-                tmp[i * c + ch] = (float)gcomb(b, r[0], r[1], r[2]);
+                const float *k = wt + (i * c + ch) * 9;
+                double r[3]; /* row a of G k */
+                for (int j = 0; j < 3; j++) r[j] = g(a, k[j], k[3 + j], k[6 + j]);
+                tmp[i * c + ch] = (float)g(b, r[0], r[1], r[2]);
             }
         onx_pack_a(kn, tmp, m, c, out + (size_t)xi * plen);
     }
+}
+
+void onx_wino_pack(onx_kern kn, const float *wt, int64_t m, int64_t c, float *tmp, float *out) {
+    onx_wino_pack_with(kn, wt, m, c, 4, gcomb, tmp, out);
+}
+
+void onx_wino_gemms(onx_kern kn, int nxi, int64_t m, int64_t c, int64_t cols, const float *pk, const float *v,
+                    float *yt, float *sw) {
+    size_t plen = onx_pack_a_len(kn, m, c);
+    for (int xi = 0; xi < nxi; xi++) {
+        onx_bsrc src = {v + (size_t)xi * (size_t)(c * cols), cols};
+        onx_cmap cm = {yt + (size_t)xi * (size_t)(m * cols), cols, cols, 0};
+        onx_sgemm(kn, m, cols, c, 1, NULL, pk + (size_t)xi * plen, onx_bblock_strided, &src, &cm, NULL, ONX_ACT_NONE,
+                  0.0f, 0.0f, sw);
+    }
+}
+
+void onx_prefetch_plane(const float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
 }
 
 static int64_t samples_per_pass(const wgeo *g, int64_t n) {
@@ -535,18 +555,12 @@ void onx_wino_out_adj(const onx_win *w, int64_t m, const float *dy, int64_t ns, 
         for (int64_t i = 0; i < m; i++) f.adj(&g, dy + (s * m + i) * P, z + i * cols + s * g.T, m * cols);
 }
 
-/* Channels are read one plane at a time between transforms that write 4x as much: the next plane is fetched
- * while this one is transformed (the hardware prefetcher restarts on each plane). */
-static void prefetch_plane(const float *p, int64_t n) {
-    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
-}
-
 static void wino_in(const wgeo *g, int64_t c, const float *x, int64_t ns, float *v, float *eo) {
     int64_t HW = g->H * g->W, cols = ns * g->T;
     wino_fns f = fns_of(g);
     for (int64_t s = 0; s < ns; s++)
         for (int64_t ch = 0; ch < c; ch++) {
-            if (s + 1 < ns || ch + 1 < c) prefetch_plane(x + (s * c + ch + 1) * HW, HW);
+            if (s + 1 < ns || ch + 1 < c) onx_prefetch_plane(x + (s * c + ch + 1) * HW, HW);
             split_rows(g, x + (s * c + ch) * HW, eo, f.split);
             f.in(g, eo, v + ch * cols + s * g->T, c * cols);
         }
@@ -571,19 +585,13 @@ void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *
               const float *bias, onx_act act, float lo, float hi, float *y, float *work) {
     wgeo g = geo_of(w);
     int64_t nb = samples_per_pass(&g, n), P = g.OH * g.OW;
-    size_t plen = onx_pack_a_len(kn, m, c);
     float *eo = work; /* the same layout for every pass: eo's padding is zeroed once */
     memset(eo, 0, sizeof(float) * (size_t)eo_floats(&g));
     for (int64_t s0 = 0; s0 < n; s0 += nb) {
         int64_t ns = n - s0 < nb ? n - s0 : nb, cols = ns * g.T;
         float *v = eo + eo_floats(&g), *yt = v + 16 * c * nb * g.T, *sw = yt + 16 * m * nb * g.T;
         wino_in(&g, c, x + s0 * c * g.H * g.W, ns, v, eo);
-        for (int xi = 0; xi < 16; xi++) {
-            onx_bsrc src = {v + (size_t)xi * (size_t)(c * cols), cols};
-            onx_cmap cm = {yt + (size_t)xi * (size_t)(m * cols), cols, cols, 0};
-            onx_sgemm(kn, m, cols, c, 1, NULL, pk + (size_t)xi * plen, onx_bblock_strided, &src, &cm, NULL,
-                      ONX_ACT_NONE, 0.0f, 0.0f, sw);
-        }
+        onx_wino_gemms(kn, 16, m, c, cols, pk, v, yt, sw);
         wino_fns f = fns_of(&g);
         for (int64_t s = 0; s < ns; s++)
             for (int64_t i = 0; i < m; i++)

@@ -21,6 +21,20 @@ size_t onx_wino_pack_len(onx_kern kn, int64_t m, int64_t c);
  * m * c floats of scratch. */
 void onx_wino_pack(onx_kern kn, const float *wt, int64_t m, int64_t c, float *tmp, float *out);
 
+/* What the Winograd variants share (onnx_wino4.c is F(4x4, 3x3)). g(a, v0, v1, v2): row a of the variant's G
+ * applied to 3 values. onx_wino_pack_with: wt (m x c x 3 x 3) -> out, U = G w G^T per (m, c) in double, each of
+ * its alpha x alpha entries packed as A (onx_pack_a_len(kn, m, c) floats apart). */
+typedef double (*onx_wino_g)(int a, double v0, double v1, double v2);
+void onx_wino_pack_with(onx_kern kn, const float *wt, int64_t m, int64_t c, int alpha, onx_wino_g g, float *tmp,
+                        float *out);
+/* The nxi GEMMs: Y[xi] (m x cols, at yt + xi * m * cols) = U[xi] V[xi] (c x cols, at v + xi * c * cols), U[xi]
+ * packed at pk + xi * onx_pack_a_len(kn, m, c); sw: onx_sgemm_work() floats. */
+void onx_wino_gemms(onx_kern kn, int nxi, int64_t m, int64_t c, int64_t cols, const float *pk, const float *v,
+                    float *yt, float *sw);
+/* Channels are read one plane at a time between transforms that write more than they read: the next plane (n
+ * floats at p) is fetched while this one is transformed (the hardware prefetcher restarts on each plane). */
+void onx_prefetch_plane(const float *p, int64_t n);
+
 /* Floats of work onx_wino needs for up to n samples (it never shrinks as n grows). */
 size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n);
 /* y (n x m x OH x OW) = act(conv(x, weights) + bias), x n x c x H x W, pk from onx_wino_pack;

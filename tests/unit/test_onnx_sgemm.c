@@ -1,7 +1,7 @@
 /* test_onnx_sgemm.c - the convolution kernels (onnx_sgemm.c, onnx_dw.c) against double-precision loops:
  * every register-tile kernel this CPU runs, edge widths, taps, segments, depth blocks, bias, activations;
  * depthwise one channel and 16 channels at a time;
- * the small-batch fully connected kernel (onnx_fc.c); Winograd 3x3 convolutions (onnx_wino.c). */
+ * the small-batch fully connected kernel (onnx_fc.c); Winograd 3x3 convolutions (onnx_wino.c, onnx_wino4.c). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +17,7 @@
 #include "onnx_fc.h"
 #include "onnx_sgemm.h"
 #include "onnx_wino.h"
+#include "onnx_wino4.h"
 #include "rng.h"
 
 static float *randv(uint64_t *r, size_t n) {
@@ -261,71 +262,105 @@ static void test_fc(void **state) {
             }
 }
 
-/* onx_wino against the direct convolution in double: odd and even sizes (a last tile half
- * outside), paddings 0 to 2 on either side, several samples (more than one pass of tiles),
- * bias and activations. */
-static void test_wino(void **state) {
-    (void)state;
-    static const struct {
-        int64_t c, m, h, w, pt, pl, pb, pr, n;
-        onx_act act;
-    } cases[] = {
-        {32, 64, 14, 14, 1, 1, 1, 1, 1, ONX_ACT_RELU}, {8, 8, 7, 7, 1, 1, 1, 1, 3, ONX_ACT_NONE},
-        {9, 17, 5, 9, 0, 2, 1, 0, 2, ONX_ACT_CLIP},    {16, 8, 28, 28, 1, 1, 1, 1, 13, ONX_ACT_RELU},
-        {8, 24, 6, 32, 2, 1, 0, 1, 1, ONX_ACT_NONE},   {12, 8, 3, 3, 1, 1, 1, 1, 40, ONX_ACT_RELU},
-        {8, 16, 20, 56, 1, 1, 1, 1, 1, ONX_ACT_RELU},  {8, 8, 9, 35, 1, 0, 1, 2, 2, ONX_ACT_NONE},
-        {8, 12, 14, 17, 0, 0, 0, 0, 3, ONX_ACT_NONE},
-    };
-    onx_kern kn = onx_sgemm_best();
+/* A Winograd variant's entry points: F(2x2, 3x3) (onnx_wino.c) or F(4x4, 3x3) (onnx_wino4.c). */
+typedef struct {
+    size_t (*pack_len)(onx_kern, int64_t, int64_t);
+    void (*pack)(onx_kern, const float *, int64_t, int64_t, float *, float *);
+    size_t (*work)(const onx_win *, int64_t, int64_t, int64_t);
+    void (*run)(onx_kern, const onx_win *, int64_t, int64_t, const float *, const float *, int64_t, const float *,
+                onx_act, float, float, float *, float *);
+} wino_impl;
+
+typedef struct {
+    int64_t c, m, h, w, pt, pl, pb, pr, n;
+    onx_act act;
+} wino_case;
+
+/* The variant against the direct convolution in double: odd and even sizes (a last tile partly outside), paddings 0
+ * to 2 on either side, several samples (more than one pass of tiles), bias and activations; the word after the
+ * output stays untouched. The error bound is tol times the sum of the products' magnitudes: measured, F(2x2)'s
+ * worst is 1.5e-7 of it (a float rounding or two), F(4x4)'s 3.4e-6 (its transforms scale by up to 8 and 1/24). */
+static void wino_check(const wino_impl *im, onx_kern kn, const wino_case *cases, size_t ncase, float tol) {
     uint64_t r[4];
     rng_seed(17, r);
-    int ran = 0;
-    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    for (size_t ci = 0; ci < ncase; ci++) {
         onx_win w = {.nsp = 2, .k = {3, 3}, .s = {1, 1}, .d = {1, 1}};
         w.pb[0] = cases[ci].pt, w.pb[1] = cases[ci].pl, w.pe[0] = cases[ci].pb, w.pe[1] = cases[ci].pr;
         w.in[0] = cases[ci].h, w.in[1] = cases[ci].w;
         w.out[0] = w.in[0] + w.pb[0] + w.pe[0] - 2, w.out[1] = w.in[1] + w.pb[1] + w.pe[1] - 2;
         int64_t c = cases[ci].c, m = cases[ci].m, n = cases[ci].n, H = w.in[0], W = w.in[1], OH = w.out[0],
                 OW = w.out[1];
-        if (kn == ONX_K_NONE) continue; /* the kernel runs any size; onx_wino_ok picks */
-        ran = 1;
         float *x = randv(r, (size_t)(n * c * H * W)), *wt = randv(r, (size_t)(m * c * 9)), *bias = randv(r, (size_t)m);
-        float *pk = malloc(sizeof(float) * onx_wino_pack_len(kn, m, c)), *tmp = malloc(sizeof(float) * (size_t)(m * c));
-        float *work = malloc(sizeof(float) * onx_wino_work(&w, c, m, n));
+        float *pk = malloc(sizeof(float) * im->pack_len(kn, m, c)), *tmp = malloc(sizeof(float) * (size_t)(m * c));
+        float *work = malloc(sizeof(float) * im->work(&w, c, m, n));
         float *y = malloc(sizeof(float) * (size_t)(n * m * OH * OW + 1));
         assert_true(pk && tmp && work && y);
         y[n * m * OH * OW] = 42.0f;
-        onx_wino_pack(kn, wt, m, c, tmp, pk);
-        onx_wino(kn, &w, c, m, pk, x, n, bias, cases[ci].act, -0.5f, 0.5f, y, work);
+        im->pack(kn, wt, m, c, tmp, pk);
+        im->run(kn, &w, c, m, pk, x, n, bias, cases[ci].act, -0.5f, 0.5f, y, work);
         for (int64_t s = 0; s < n; s++)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t oy = 0; oy < OH; oy++)
                     for (int64_t ox = 0; ox < OW; ox++) {
-                        double acc = bias[i];
+                        double acc = bias[i], mag = fabs(acc);
                         for (int64_t ch = 0; ch < c; ch++)
                             for (int64_t ky = 0; ky < 3; ky++)
                                 for (int64_t kx = 0; kx < 3; kx++) {
                                     int64_t iy = oy + ky - w.pb[0], ix = ox + kx - w.pb[1];
-                                    if (iy >= 0 && iy < H && ix >= 0 && ix < W)
-                                        acc += (double)wt[((i * c + ch) * 3 + ky) * 3 + kx] *
-                                               x[((s * c + ch) * H + iy) * W + ix];
+                                    if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                                        double p = (double)wt[((i * c + ch) * 3 + ky) * 3 + kx] *
+                                                   x[((s * c + ch) * H + iy) * W + ix];
+                                        acc += p, mag += fabs(p);
+                                    }
                                 }
                         float want = act_of(cases[ci].act, acc, -0.5f, 0.5f),
                               got = y[((s * m + i) * OH + oy) * OW + ox];
-                        if (fabsf(got - want) > 1e-4f + 1e-4f * fabsf(want))
+                        if (fabsf(got - want) > tol * (float)mag)
                             fail_msg("wino case %zu: y[%lld][%lld][%lld][%lld] = %g, want %g", ci, (long long)s,
                                      (long long)i, (long long)oy, (long long)ox, got, want);
                     }
         assert_true(y[n * m * OH * OW] == 42.0f);
         free(x), free(wt), free(bias), free(pk), free(tmp), free(work), free(y);
     }
-    if (!ran) skip();
+}
+
+static void test_wino(void **state) {
+    (void)state;
+    static const wino_case cases[] = {
+        {32, 64, 14, 14, 1, 1, 1, 1, 1, ONX_ACT_RELU}, {8, 8, 7, 7, 1, 1, 1, 1, 3, ONX_ACT_NONE},
+        {9, 17, 5, 9, 0, 2, 1, 0, 2, ONX_ACT_CLIP},    {16, 8, 28, 28, 1, 1, 1, 1, 13, ONX_ACT_RELU},
+        {8, 24, 6, 32, 2, 1, 0, 1, 1, ONX_ACT_NONE},   {12, 8, 3, 3, 1, 1, 1, 1, 40, ONX_ACT_RELU},
+        {8, 16, 20, 56, 1, 1, 1, 1, 1, ONX_ACT_RELU},  {8, 8, 9, 35, 1, 0, 1, 2, 2, ONX_ACT_NONE},
+        {8, 12, 14, 17, 0, 0, 0, 0, 3, ONX_ACT_NONE},
+    };
+    static const wino_impl im = {onx_wino_pack_len, onx_wino_pack, onx_wino_work, onx_wino};
+    onx_kern kn = onx_sgemm_best();
+    if (kn == ONX_K_NONE) skip(); /* the kernel runs any size; onx_wino_ok picks */
+    wino_check(&im, kn, cases, sizeof cases / sizeof cases[0], 1e-6f);
+}
+
+/* F(4x4, 3x3): rows of tiles over 16 (two chunks of lanes), under 16, and partial last tiles in both directions;
+ * the sizes onx_wino4_ok takes (resnet18's 56x56 and 28x28 stages) and smaller ones it runs all the same. */
+static void test_wino4(void **state) {
+    (void)state;
+    static const wino_case cases[] = {
+        {64, 64, 56, 56, 1, 1, 1, 1, 1, ONX_ACT_RELU}, {32, 48, 28, 28, 1, 1, 1, 1, 6, ONX_ACT_NONE},
+        {9, 17, 29, 33, 0, 2, 1, 0, 2, ONX_ACT_CLIP},  {8, 8, 7, 7, 1, 1, 1, 1, 3, ONX_ACT_NONE},
+        {8, 24, 6, 70, 2, 1, 0, 1, 1, ONX_ACT_RELU},   {12, 8, 3, 3, 1, 1, 1, 1, 40, ONX_ACT_RELU},
+        {8, 8, 9, 67, 1, 0, 1, 2, 2, ONX_ACT_NONE},    {8, 12, 14, 17, 0, 0, 0, 0, 3, ONX_ACT_NONE},
+        {16, 8, 31, 30, 2, 2, 2, 2, 2, ONX_ACT_RELU},
+    };
+    static const wino_impl im = {onx_wino4_pack_len, onx_wino4_pack, onx_wino4_work, onx_wino4};
+    onx_win big = {.nsp = 2, .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .in = {56, 56}, .out = {56, 56}};
+    if (!onx_wino4_ok(&big, 1, 64, 64)) skip(); /* AVX-512 only */
+    wino_check(&im, ONX_K_AVX512, cases, sizeof cases / sizeof cases[0], 1e-5f);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgemm),        cmocka_unit_test(test_depthwise), cmocka_unit_test(test_depthwise16),
         cmocka_unit_test(test_deinterleave), cmocka_unit_test(test_fc),        cmocka_unit_test(test_wino),
+        cmocka_unit_test(test_wino4),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,255 @@
+/* onnx_wino4.c - 3x3 stride-1 convolutions by Winograd F(4x4, 3x3) on the packed-weight SGEMM. */
+#include "onnx_wino4.h"
+
+#include <string.h>
+
+#include "onnx_wino.h"
+
+/* Lavin and Gray's F(4x4, 3x3) with the points 0, 1, -1, 2, -2: a 4x4 output tile is A^T [(G g G^T) .
+ * (B^T d B)] A for the 6x6 input tile d over it, so the 36 entries of the transformed tiles meet the 36 of the
+ * transformed weights in 36 GEMMs of m x c by c x tiles: 4 times fewer multiply-adds than the direct convolution
+ * (F(2x2, 3x3): 2.25), and 2.25 transformed input values per output pixel instead of 4. The transforms scale by
+ * at most 8 (the weights' by 1/24, done in double at load): the rounding error stays within a few times F(2x2)'s,
+ * well inside the 1e-4 + 1e-3 relative of the golden tests, which check it on every torchvision model. */
+
+#define WINO4_COLS 256 /* tiles per GEMM when several samples are at hand */
+/* Fewer tiles per sample (a 14x14 output has 16) leave the GEMMs too narrow for the 36 transformed weight
+ * matrices, 4 times the direct ones, to pay: F(2x2, 3x3) takes those. */
+#define WINO4_MIN_TILES 32
+/* The transforms' cost per channel grows with the tile (36 values against 16) while the products saved grow with
+ * channels in times out: with 32 and 32 (the shipped CNN's 28x28 layer) F(4x4) ran no faster than F(2x2). */
+#define WINO4_MIN_CH 64
+
+typedef struct {
+    int64_t H, W, OH, OW, pt, pl, tyc, txc, T; /* T tiles per sample: tyc rows of txc */
+} wgeo4;
+
+static wgeo4 geo_of(const onx_win *w) {
+    wgeo4 g = {w->in[0], w->in[1], w->out[0], w->out[1], w->pb[0], w->pb[1], 0, 0, 0};
+    g.tyc = (g.OH + 3) / 4, g.txc = (g.OW + 3) / 4, g.T = g.tyc * g.txc;
+    return g;
+}
+
+static int avx512(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    return onx_sgemm_best() == ONX_K_AVX512;
+#else
+    return 0;
+#endif
+}
+
+int onx_wino4_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
+    return avx512() && w->nsp == 2 && grp == 1 && c >= WINO4_MIN_CH && m >= WINO4_MIN_CH && w->k[0] == 3 &&
+           w->k[1] == 3 && w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 &&
+           (w->out[0] + 3) / 4 * ((w->out[1] + 3) / 4) >= WINO4_MIN_TILES;
+}
+
+size_t onx_wino4_pack_len(onx_kern kn, int64_t m, int64_t c) {
+    return 36 * onx_pack_a_len(kn, m, c);
+}
+
+/* Row a of G applied to 3 values. */
+static double gcomb(int a, double v0, double v1, double v2) {
+    switch (a) {
+    case 0:
+        return v0 / 4;
+    case 1:
+        return -(v0 + v1 + v2) / 6;
+    case 2:
+        return -(v0 - v1 + v2) / 6;
+    case 3:
+        return v0 / 24 + v1 / 12 + v2 / 6;
+    case 4:
+        return v0 / 24 - v1 / 12 + v2 / 6;
+    default:
+        return v2;
+    }
+}
+
+void onx_wino4_pack(onx_kern kn, const float *wt, int64_t m, int64_t c, float *tmp, float *out) {
+    onx_wino_pack_with(kn, wt, m, c, 6, gcomb, tmp, out);
+}
+
+static int64_t samples_per_pass(const wgeo4 *g, int64_t n) {
+    int64_t nb = WINO4_COLS / g->T;
+    return nb < 1 ? 1 : nb > n ? n : nb;
+}
+
+/* Per channel, the padded input split by column phase: 4 planes of ph_rows rows of ph_w floats, row r of plane p
+ * holding padded columns p, 4 + p, 8 + p, ... (input column 4u + p - pl at u). Tile tx reads its six input columns
+ * as planes 0-3 at u = tx and planes 0-1 at tx + 1: whole vectors, 16 tiles in the lanes at a time. */
+static int64_t ph_w(const wgeo4 *g) {
+    return (g->txc + 15) / 16 * 16 + 16; /* the last chunk's load at u + 1 stays inside */
+}
+
+static int64_t ph_rows(const wgeo4 *g) {
+    return 4 * g->tyc + 2;
+}
+
+static int64_t ph_floats(const wgeo4 *g) {
+    return 4 * ph_rows(g) * ph_w(g);
+}
+
+size_t onx_wino4_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
+    wgeo4 g = geo_of(w);
+    int64_t cols = samples_per_pass(&g, n) * g.T;
+    return (size_t)(36 * (c + m) * cols + ph_floats(&g)) + onx_sgemm_work();
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define T512 __attribute__((target("avx512f")))
+#define T512I static inline __attribute__((always_inline, target("avx512f")))
+
+/* Lanes t with lo <= t < hi of 16. */
+T512I __mmask16 lanes16(int64_t lo, int64_t hi) {
+    lo = lo < 0 ? 0 : lo > 16 ? 16 : lo, hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
+    return hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
+}
+
+/* One padded row's phase rows (plane p's at q + p * pstride) from input row xr: 64 input columns at a time, split
+ * into even and odd, then each of those into even and odd again; a column outside the input reads as the zero it
+ * replaces. Columns u < umax are written (and up to 15 past it). */
+T512 static void split_row(const wgeo4 *g, const float *xr, float *q, int64_t pstride, int64_t umax) {
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (int64_t u0 = 0; u0 < umax; u0 += 16) {
+        int64_t j0 = 4 * u0 - g->pl; /* the input column of lane 0 */
+        __m512 a[4];
+        for (int h = 0; h < 4; h++) {
+            int64_t jb = j0 + 16 * h;
+            a[h] = _mm512_maskz_loadu_ps(lanes16(-jb, g->W - jb), xr + jb);
+        }
+        __m512 e01 = _mm512_permutex2var_ps(a[0], ev, a[1]), o01 = _mm512_permutex2var_ps(a[0], od, a[1]);
+        __m512 e23 = _mm512_permutex2var_ps(a[2], ev, a[3]), o23 = _mm512_permutex2var_ps(a[2], od, a[3]);
+        _mm512_storeu_ps(q + u0, _mm512_permutex2var_ps(e01, ev, e23));
+        _mm512_storeu_ps(q + pstride + u0, _mm512_permutex2var_ps(o01, ev, o23));
+        _mm512_storeu_ps(q + 2 * pstride + u0, _mm512_permutex2var_ps(e01, od, e23));
+        _mm512_storeu_ps(q + 3 * pstride + u0, _mm512_permutex2var_ps(o01, od, o23));
+    }
+}
+
+/* t[0..5 st] = B^T (d0 .. d5). */
+T512I void bt6(__m512 d0, __m512 d1, __m512 d2, __m512 d3, __m512 d4, __m512 d5, __m512 *t, int st) {
+    const __m512 k2 = _mm512_set1_ps(2.0f), k4 = _mm512_set1_ps(4.0f), k5 = _mm512_set1_ps(5.0f);
+    __m512 s12 = _mm512_add_ps(d1, d2), d12 = _mm512_sub_ps(d1, d2), s34 = _mm512_add_ps(d3, d4);
+    __m512 d43 = _mm512_sub_ps(d4, d3), d31 = _mm512_sub_ps(d3, d1), d42 = _mm512_sub_ps(d4, d2);
+    t[0] = _mm512_fmadd_ps(k4, d0, _mm512_fnmadd_ps(k5, d2, d4));
+    t[st] = _mm512_fnmadd_ps(k4, s12, s34);
+    t[2 * st] = _mm512_fmadd_ps(k4, d12, d43);
+    t[3 * st] = _mm512_fmadd_ps(k2, d31, d42);
+    t[4 * st] = _mm512_fnmadd_ps(k2, d31, d42);
+    t[5 * st] = _mm512_fmadd_ps(k4, d1, _mm512_fnmadd_ps(k5, d3, d5));
+}
+
+/* o[0..3 st] = A^T (m0 .. m5). */
+T512I void at6(__m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512 m4, __m512 m5, __m512 *o, int st) {
+    const __m512 k2 = _mm512_set1_ps(2.0f), k4 = _mm512_set1_ps(4.0f), k8 = _mm512_set1_ps(8.0f);
+    __m512 s12 = _mm512_add_ps(m1, m2), d12 = _mm512_sub_ps(m1, m2), s34 = _mm512_add_ps(m3, m4),
+           d34 = _mm512_sub_ps(m3, m4);
+    o[0] = _mm512_add_ps(_mm512_add_ps(m0, s12), s34);
+    o[st] = _mm512_fmadd_ps(k2, d34, d12);
+    o[2 * st] = _mm512_fmadd_ps(k4, s34, s12);
+    o[3 * st] = _mm512_add_ps(_mm512_fmadd_ps(k8, d34, d12), m5);
+}
+
+/* V[xi * ldv + tile] = (B^T d B)[xi] for every tile of one channel (its phase planes ph). */
+T512 static void in_transform(const wgeo4 *g, const float *ph, float *v, int64_t ldv) {
+    int64_t PW = ph_w(g), ps = ph_rows(g) * PW;
+    for (int64_t ty = 0; ty < g->tyc; ty++)
+        for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16) {
+            __mmask16 mk = lanes16(0, g->txc - tx0);
+            __m512 t[36]; /* t[6i + j]: row i of d B */
+            for (int i = 0; i < 6; i++) {
+                const float *q = ph + (4 * ty + i) * PW + tx0;
+                bt6(_mm512_loadu_ps(q), _mm512_loadu_ps(q + ps), _mm512_loadu_ps(q + 2 * ps),
+                    _mm512_loadu_ps(q + 3 * ps), _mm512_loadu_ps(q + 1), _mm512_loadu_ps(q + ps + 1), t + 6 * i, 1);
+            }
+            float *vt = v + ty * g->txc + tx0;
+            for (int j = 0; j < 6; j++) {
+                __m512 r[6];
+                bt6(t[j], t[6 + j], t[12 + j], t[18 + j], t[24 + j], t[30 + j], r, 1);
+                for (int a = 0; a < 6; a++) _mm512_mask_storeu_ps(vt + (6 * a + j) * ldv, mk, r[a]);
+            }
+        }
+}
+
+/* y (OH x OW) of one output channel from its transformed tiles Y[xi * ldy + tile]: A^T M A, bias and activation,
+ * a row of 16 tiles at a time (lane tx of the four column vectors gives output columns 4tx .. 4tx + 3). */
+T512 static void out_transform(const wgeo4 *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
+                               float hi, float *y) {
+    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
+                 vhi = _mm512_set1_ps(act == ONX_ACT_RELU ? __builtin_inff() : hi);
+    const __m512i il = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i ih = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    for (int64_t ty = 0; ty < g->tyc; ty++)
+        for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16) {
+            __mmask16 mk = lanes16(0, g->txc - tx0);
+            const float *t = yt + ty * g->txc + tx0;
+            __m512 s[24]; /* s[6i + b]: row i of A^T M */
+            for (int b = 0; b < 6; b++)
+                at6(_mm512_maskz_loadu_ps(mk, t + b * ldy), _mm512_maskz_loadu_ps(mk, t + (6 + b) * ldy),
+                    _mm512_maskz_loadu_ps(mk, t + (12 + b) * ldy), _mm512_maskz_loadu_ps(mk, t + (18 + b) * ldy),
+                    _mm512_maskz_loadu_ps(mk, t + (24 + b) * ldy), _mm512_maskz_loadu_ps(mk, t + (30 + b) * ldy), s + b,
+                    6);
+            int64_t rem = g->OW - 4 * tx0;
+            for (int i = 0; i < 4 && 4 * ty + i < g->OH; i++) {
+                __m512 o[4];
+                at6(s[6 * i], s[6 * i + 1], s[6 * i + 2], s[6 * i + 3], s[6 * i + 4], s[6 * i + 5], o, 1);
+                for (int j = 0; j < 4; j++) {
+                    o[j] = _mm512_add_ps(o[j], vb);
+                    if (act != ONX_ACT_NONE) o[j] = _mm512_min_ps(_mm512_max_ps(o[j], vlo), vhi);
+                }
+                /* columns 4tx + j: interleave (o0, o2) and (o1, o3), then those two */
+                __m512 l02 = _mm512_permutex2var_ps(o[0], il, o[2]), h02 = _mm512_permutex2var_ps(o[0], ih, o[2]);
+                __m512 l13 = _mm512_permutex2var_ps(o[1], il, o[3]), h13 = _mm512_permutex2var_ps(o[1], ih, o[3]);
+                __m512 r[4] = {_mm512_permutex2var_ps(l02, il, l13), _mm512_permutex2var_ps(l02, ih, l13),
+                               _mm512_permutex2var_ps(h02, il, h13), _mm512_permutex2var_ps(h02, ih, h13)};
+                float *yr = y + (4 * ty + i) * g->OW + 4 * tx0;
+                for (int h = 0; h < 4 && 16 * h < rem; h++)
+                    _mm512_mask_storeu_ps(yr + 16 * h, lanes16(0, rem - 16 * h), r[h]);
+            }
+        }
+}
+
+static void wino4_in(const wgeo4 *g, int64_t c, const float *x, int64_t ns, float *v, float *ph) {
+    int64_t HW = g->H * g->W, cols = ns * g->T, PW = ph_w(g), PH = ph_rows(g);
+    int64_t umax = (g->W + g->pl) / 4 + 1;
+    umax = umax > g->txc + 1 ? g->txc + 1 : umax;
+    for (int64_t s = 0; s < ns; s++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            const float *xc = x + (s * c + ch) * HW;
+            if (s + 1 < ns || ch + 1 < c) onx_prefetch_plane(xc + HW, HW);
+            for (int64_t r = 0; r < PH; r++) {
+                int64_t iy = r - g->pt;
+                if (iy >= 0 && iy < g->H) split_row(g, xc + iy * g->W, ph + r * PW, PH * PW, umax);
+            }
+            in_transform(g, ph, v + ch * cols + s * g->T, c * cols);
+        }
+}
+
+void onx_wino4(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
+               const float *bias, onx_act act, float lo, float hi, float *y, float *work) {
+    wgeo4 g = geo_of(w);
+    int64_t nb = samples_per_pass(&g, n), P = g.OH * g.OW;
+    float *ph = work; /* the same layout for every pass: the planes' padding is zeroed once */
+    memset(ph, 0, sizeof(float) * (size_t)ph_floats(&g));
+    for (int64_t s0 = 0; s0 < n; s0 += nb) {
+        int64_t ns = n - s0 < nb ? n - s0 : nb, cols = ns * g.T;
+        float *v = ph + ph_floats(&g), *yt = v + 36 * c * nb * g.T, *sw = yt + 36 * m * nb * g.T;
+        wino4_in(&g, c, x + s0 * c * g.H * g.W, ns, v, ph);
+        onx_wino_gemms(kn, 36, m, c, cols, pk, v, yt, sw);
+        for (int64_t s = 0; s < ns; s++)
+            for (int64_t i = 0; i < m; i++)
+                out_transform(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, act, lo, hi,
+                              y + ((s0 + s) * m + i) * P);
+    }
+}
+#else
+void onx_wino4(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
+               const float *bias, onx_act act, float lo, float hi, float *y, float *work) {
+    /* onx_wino4_ok is 0 off x86-64: never called */
+    (void)kn, (void)w, (void)c, (void)m, (void)pk, (void)x, (void)n, (void)bias, (void)act, (void)lo, (void)hi, (void)y,
+        (void)work;
+}
+#endif
