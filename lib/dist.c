@@ -57,15 +57,24 @@ static double sum_sqdiff(const float *a, const float *b, size_t dim) {
  * of additions run side by side where one row's would wait on its own. */
 __attribute__((target("avx2"))) static void sum_sqdiff4_avx2(const float *a, const float *const b[4], size_t dim,
                                                              double out[4]) {
-    __m256d s[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    /* four named sums and rows: an array of them went through the stack every step (GCC 12) */
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
     size_t i = 0;
+#define SQD4(S, B)                                                                                                     \
+    do {                                                                                                               \
+        __m256d d = _mm256_sub_pd(x, _mm256_cvtps_pd(_mm_loadu_ps(B + i)));                                            \
+        S = _mm256_add_pd(S, _mm256_mul_pd(d, d));                                                                     \
+    } while (0)
     for (; i + 4 <= dim; i += 4) {
         __m256d x = _mm256_cvtps_pd(_mm_loadu_ps(a + i));
-        for (int r = 0; r < 4; r++) {
-            __m256d d = _mm256_sub_pd(x, _mm256_cvtps_pd(_mm_loadu_ps(b[r] + i)));
-            s[r] = _mm256_add_pd(s[r], _mm256_mul_pd(d, d));
-        }
+        SQD4(s0, b0);
+        SQD4(s1, b1);
+        SQD4(s2, b2);
+        SQD4(s3, b3);
     }
+#undef SQD4
+    __m256d s[4] = {s0, s1, s2, s3};
     for (int r = 0; r < 4; r++) {
         double l[4];
         _mm256_storeu_pd(l, s[r]);
@@ -83,6 +92,10 @@ static void sum_sqdiff4(const float *a, const float *const b[4], size_t dim, dou
         return;
     }
     for (int r = 0; r < 4; r++) out[r] = sum_sqdiff(a, b[r], dim);
+}
+
+void dist_sqeuclidean4(const float *a, const float *const b[4], size_t dim, double out[4]) {
+    sum_sqdiff4(a, b, dim, out);
 }
 
 static double sum_dot(const float *a, const float *b, size_t dim) {

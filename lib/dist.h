@@ -21,6 +21,8 @@ const char *dist_name(dist_metric m);
 /* Distance between two dim-vectors. */
 double dist_one(dist_metric m, const float *a, const float *b, size_t dim);
 
+/* out[r] = dist_one(DIST_SQEUCLIDEAN, a, b[r], dim) for four rows at once, bit for bit. */
+void dist_sqeuclidean4(const float *a, const float *const b[4], size_t dim, double out[4]);
 /* out[i] = d(a[i], b[i]) for i < n; a and b are row-major n x dim. */
 void dist_rows(dist_metric m, const float *a, const float *b, size_t n, size_t dim, double *out);
 

@@ -209,54 +209,119 @@ static void exact_one(const knn_job *j, const float *q, size_t row, kcand *c) {
     }
 }
 
-/* Exact double scan of the whole gallery for one query: a max-heap of k
- * candidates ordered by (d, i). cand has room for k. Returns the count. */
-static size_t exact_scan(const knn_job *j, const float *q, kcand *h) {
-    size_t n = 0, k = j->k;
-    for (size_t row = 0; row < j->ng; row++) {
-        if (!knn_eligible(j, row)) continue;
-        kcand e;
-        exact_one(j, q, row, &e);
-        size_t c;
-        if (n < k) {
-            c = n++;
-            while (c > 0) {
-                size_t p = (c - 1) / 2;
-                if (!kcand_less(&h[p], &e)) break;
-                h[c] = h[p];
-                c = p;
-            }
-        } else if (kcand_less(&e, &h[0])) {
-            c = 0;
-            for (;;) {
-                size_t l = 2 * c + 1, big = c;
-                const kcand *bv = &e;
-                if (l < n && kcand_less(bv, &h[l])) big = l, bv = &h[l];
-                if (l + 1 < n && kcand_less(bv, &h[l + 1])) big = l + 1, bv = &h[l + 1];
-                if (big == c) break;
-                h[c] = h[big];
-                c = big;
-            }
-        } else {
-            continue;
+/* Push e into the max-heap h of n (at most k) candidates ordered by (d, i). */
+static void heap_push(kcand *h, size_t *n, size_t k, const kcand *e) {
+    size_t c;
+    if (*n < k) {
+        c = (*n)++;
+        while (c > 0) {
+            size_t p = (c - 1) / 2;
+            if (!kcand_less(&h[p], e)) break;
+            h[c] = h[p];
+            c = p;
         }
-        h[c] = e;
+    } else if (kcand_less(e, &h[0])) {
+        c = 0;
+        for (;;) {
+            size_t l = 2 * c + 1, big = c;
+            const kcand *bv = e;
+            if (l < *n && kcand_less(bv, &h[l])) big = l, bv = &h[l];
+            if (l + 1 < *n && kcand_less(bv, &h[l + 1])) big = l + 1, bv = &h[l + 1];
+            if (big == c) break;
+            h[c] = h[big];
+            c = big;
+        }
+    } else {
+        return;
     }
-    qsort(h, n, sizeof *h, kcand_cmp);
-    return n;
+    h[c] = *e;
 }
 
-/* Rescore one query's heap in double and certify it (see the top comment);
- * fall back to the exact scan when the float pass cannot prove the order.
- * cand has room for max(kc, k). Returns 1 when the fallback ran. */
+/* The exact double scan: rows [r0, r1) of the gallery into one query's max-heap h of *n (at most k) candidates
+ * ordered by (d, i). The Euclidean metrics take four rows a call (dist_sqeuclidean4, the same sums as
+ * exact_one's), pushed in row order as one at a time would be, so scanning a gallery range by range gives the
+ * same heap as one pass. */
+static void scan_exact(const knn_job *j, const float *q, size_t r0, size_t r1, kcand *h, size_t *n) {
+    size_t k = j->k, rows[4], nr = 0;
+    int l2 = j->m == DIST_SQEUCLIDEAN || j->m == DIST_EUCLIDEAN;
+    for (size_t row = r0; row < r1; row++) {
+        if (!knn_eligible(j, row)) continue;
+        kcand e;
+        if (!l2) {
+            exact_one(j, q, row, &e);
+            heap_push(h, n, k, &e);
+            continue;
+        }
+        rows[nr++] = row;
+        if (nr < 4) continue;
+        const float *g[4];
+        double pre[4];
+        for (int r = 0; r < 4; r++) g[r] = j->g + rows[r] * j->dim;
+        dist_sqeuclidean4(q, g, j->dim, pre);
+        for (int r = 0; r < 4; r++) {
+            e.i = (int64_t)rows[r], e.pre = pre[r];
+            e.d = j->m == DIST_EUCLIDEAN ? sqrt(pre[r]) : pre[r];
+            heap_push(h, n, k, &e);
+        }
+        nr = 0;
+    }
+    for (size_t r = 0; r < nr; r++) { /* the range's last rows, fewer than four */
+        kcand e;
+        exact_one(j, q, rows[r], &e);
+        heap_push(h, n, k, &e);
+    }
+}
+
+/* Query qi's answer: its n candidates, sorted. */
+static void emit(const knn_job *j, size_t qi, const kcand *cand, size_t n) {
+    knn_hit *out = j->out + qi * j->k;
+    for (size_t e = 0; e < j->k; e++) {
+        out[e].index = e < n ? cand[e].i : -1;
+        out[e].dist = e < n ? cand[e].d : INFINITY;
+    }
+}
+
+/* Gallery bytes per tile of the exact scans: a tile stays in cache while every query of a group meets it. */
+#define EXACT_TILE_BYTES ((size_t)256 << 10)
+/* Bytes of candidate heaps per group of queries scanned together. */
+#define EXACT_HEAP_BYTES ((size_t)4 << 20)
+
+/* Queries per group of exact scans (at least 1). */
+static size_t exact_group(const knn_job *j) {
+    size_t g = EXACT_HEAP_BYTES / ((j->k ? j->k : 1) * sizeof(kcand));
+    return g < 1 ? 1 : g > j->bq ? j->bq : g;
+}
+
+/* The exact scans of the queries qs[0..nq) of a block (the ones the float pass could not certify), a group of
+ * queries at a time over gallery tiles: one query at a time streamed the whole gallery from memory per query (an
+ * untrained network's embeddings, in a narrow cone, fail the certification for most queries). heaps: room for
+ * exact_group(j) heaps of k. */
+static void exact_many(const knn_job *j, const size_t *qs, size_t nq, kcand *heaps, size_t *hn) {
+    size_t grp = exact_group(j), tile = EXACT_TILE_BYTES / (j->dim * sizeof(float));
+    if (tile < 16) tile = 16;
+    for (size_t a = 0; a < nq; a += grp) {
+        size_t na = nq - a < grp ? nq - a : grp;
+        memset(hn, 0, na * sizeof *hn);
+        for (size_t r0 = 0; r0 < j->ng; r0 += tile) {
+            size_t r1 = j->ng - r0 < tile ? j->ng : r0 + tile;
+            for (size_t u = 0; u < na; u++) scan_exact(j, j->q + qs[a + u] * j->dim, r0, r1, heaps + u * j->k, &hn[u]);
+        }
+        for (size_t u = 0; u < na; u++) {
+            qsort(heaps + u * j->k, hn[u], sizeof *heaps, kcand_cmp);
+            emit(j, qs[a + u], heaps + u * j->k, hn[u]);
+        }
+    }
+}
+
+/* Rescore one query's heap in double, certify it (see the top comment) and
+ * write its answer; when the float pass cannot prove the order, return 1 and
+ * leave the query to the exact scan (exact_many). cand has room for kc. */
 static int finish_query(const knn_job *j, size_t qi, const kent *h, size_t hn, kcand *cand) {
     const float *q = j->q + qi * j->dim;
-    knn_hit *out = j->out + qi * j->k;
     size_t n, k = j->k;
-    int fell = 0;
-    if (j->direct_all) goto exact;
+    if (j->direct_all) return 1;
     double qn = sum_sq(q, j->dim);
-    if (!(qn < KNN_MAX_NORM2)) goto exact;
+    if (!(qn < KNN_MAX_NORM2)) return 1;
     for (size_t e = 0; e < hn; e++) /* the rows left the cache long ago: fetch them all at once */
         for (size_t o = 0; o < j->dim; o += 16) __builtin_prefetch(j->g + (size_t)h[e].i * j->dim + o);
     for (size_t e = 0; e < hn; e++) exact_one(j, q, (size_t)h[e].i, &cand[e]);
@@ -268,7 +333,7 @@ static int finish_query(const knn_job *j, size_t qi, const kent *h, size_t hn, k
         double uf = ((double)j->dim + 8.0) * 0x1p-146; /* underflow, absolute, in v's units */
         switch (j->m) {
         case DIST_COSINE:
-            if (qn == 0) goto exact;
+            if (qn == 0) return 1;
             td = 1.0 + tv / sqrt(qn);
             bound = c + (j->gmin > 0 ? uf / sqrt(qn * j->gmin) : 0); /* v = c / |g|, d = 1 + v / |q| */
             break;
@@ -284,18 +349,10 @@ static int finish_query(const knn_job *j, size_t qi, const kent *h, size_t hn, k
         double worst = 0;
         for (size_t e = 0; e < n; e++)
             if (e == 0 || cand[e].pre > worst) worst = cand[e].pre;
-        if (!(worst < td - bound)) goto exact;
+        if (!(worst < td - bound)) return 1;
     }
-    goto emit;
-exact:
-    fell = 1;
-    n = exact_scan(j, q, cand);
-emit:
-    for (size_t e = 0; e < k; e++) {
-        out[e].index = e < n ? cand[e].i : -1;
-        out[e].dist = e < n ? cand[e].d : INFINITY;
-    }
-    return fell;
+    emit(j, qi, cand, n);
+    return 0;
 }
 
 /* Worker scratch: the GEMM tile, the heaps of one query block, candidates. */
@@ -304,6 +361,9 @@ typedef struct {
     kent *heaps;
     size_t *hn;
     kcand *cand;
+    size_t *fall; /* the block's queries left to the exact scan */
+    kcand *xheap; /* exact_group(j) heaps of k */
+    size_t *xn;   /* their sizes */
     knn_i8_scratch *i8;
 } knn_scratch;
 
@@ -313,6 +373,9 @@ static void scratch_free(knn_scratch *s) {
     free(s->heaps);
     free(s->hn);
     free(s->cand);
+    free(s->fall);
+    free(s->xheap);
+    free(s->xn);
 }
 
 static int scratch_alloc(const knn_job *j, knn_scratch *s) {
@@ -323,7 +386,11 @@ static int scratch_alloc(const knn_job *j, knn_scratch *s) {
     s->heaps = malloc(j->bq * (j->kc ? j->kc : 1) * sizeof *s->heaps);
     s->hn = malloc(j->bq * sizeof *s->hn);
     s->cand = malloc(nc * sizeof *s->cand);
-    if ((!j->i8 && !s->tile) || !s->heaps || !s->hn || !s->cand || (j->i8 && knn_i8_scratch_new(j, &s->i8) != TR_OK)) {
+    s->fall = malloc(j->bq * sizeof *s->fall);
+    s->xheap = malloc(exact_group(j) * (j->k ? j->k : 1) * sizeof *s->xheap);
+    s->xn = malloc(exact_group(j) * sizeof *s->xn);
+    if ((!j->i8 && !s->tile) || !s->heaps || !s->hn || !s->cand || !s->fall || !s->xheap || !s->xn ||
+        (j->i8 && knn_i8_scratch_new(j, &s->i8) != TR_OK)) {
         scratch_free(s);
         return TR_ENOMEM;
     }
@@ -353,7 +420,11 @@ static int run_block(const knn_job *j, knn_scratch *s, size_t q0, size_t *fell) 
             scan_row(j, s->tile + i * bg, g0, bg, s->heaps + i * j->kc, &s->hn[i]);
         }
     }
-    for (size_t i = 0; i < bq; i++) *fell += (size_t)finish_query(j, q0 + i, s->heaps + i * j->kc, s->hn[i], s->cand);
+    size_t nf = 0;
+    for (size_t i = 0; i < bq; i++)
+        if (finish_query(j, q0 + i, s->heaps + i * j->kc, s->hn[i], s->cand)) s->fall[nf++] = q0 + i;
+    exact_many(j, s->fall, nf, s->xheap, s->xn);
+    *fell += nf;
     return TR_OK;
 }
 

@@ -262,6 +262,35 @@ static void test_float_near_ties(void **state) {
     free(q);
 }
 
+/* Embeddings in a narrow cone (an untrained network's): the float pass certifies almost no query, so the exact
+ * scans answer them, several queries at a time over gallery tiles (lib/knn.c exact_many): a gallery of several
+ * tiles, filtered rows, and a k large enough that the queries go in more than one group. */
+static void test_cone_exact_scans(void **state) {
+    (void)state;
+    rng_state = 11;
+    size_t nq = 150, ng = 2600, dim = 64;
+    float *g = rand_mat(ng, dim, 1e-4), *q = rand_mat(nq, dim, 1e-4), *v0 = rand_mat(1, dim, 8.0);
+    for (size_t i = 0; i < ng * dim; i++) g[i] += v0[i % dim];
+    for (size_t i = 0; i < nq * dim; i++) q[i] += v0[i % dim];
+    int64_t *lab = malloc(ng * sizeof *lab);
+    assert_non_null(lab);
+    for (size_t i = 0; i < ng; i++) lab[i] = (int64_t)(i % 3);
+    for (int m = 0; m < DIST_COUNT; m++) {
+        /* not cosine: 1 - cos of near-parallel rows is a few ulps of 1, whose rounding orders them differently in
+         * any two double formulas (this reference's and dist_one's) */
+        if (m == DIST_COSINE) continue;
+        size_t fb = 0;
+        knn_opts o = {.threads = 2, .n_fallback = &fb};
+        check((dist_metric)m, q, nq, g, ng, dim, 5, &o);
+        if (m == DIST_SQEUCLIDEAN) assert_true(fb > nq / 2);
+        knn_opts big = {.threads = 1, .block_q = 150, .n_fallback = &fb};
+        check((dist_metric)m, q, nq, g, ng, dim, 2000, &big);
+        knn_opts f = {.labels = lab, .use_filter = 1, .filter_label = 1, .n_fallback = &fb};
+        check((dist_metric)m, q, nq, g, ng, dim, 9, &f);
+    }
+    free(g), free(q), free(v0), free(lab);
+}
+
 static void test_filter(void **state) {
     (void)state;
     rng_state = 3;
@@ -399,17 +428,12 @@ int main(void) {
     openblas_set_num_threads(1);
     int failed = 0;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_random_all_metrics),
-        cmocka_unit_test(test_precomputed_norms),
-        cmocka_unit_test(test_designed_ties),
-        cmocka_unit_test(test_float_near_ties),
-        cmocka_unit_test(test_filter),
-        cmocka_unit_test(test_empty_and_errors),
-        cmocka_unit_test(test_vote),
-        cmocka_unit_test(test_default_tiles),
-        cmocka_unit_test(test_golden_numpy),
-        cmocka_unit_test(test_int8_edges),
-        cmocka_unit_test(test_scales),
+        cmocka_unit_test(test_random_all_metrics), cmocka_unit_test(test_precomputed_norms),
+        cmocka_unit_test(test_designed_ties),      cmocka_unit_test(test_float_near_ties),
+        cmocka_unit_test(test_cone_exact_scans),   cmocka_unit_test(test_filter),
+        cmocka_unit_test(test_empty_and_errors),   cmocka_unit_test(test_vote),
+        cmocka_unit_test(test_default_tiles),      cmocka_unit_test(test_golden_numpy),
+        cmocka_unit_test(test_int8_edges),         cmocka_unit_test(test_scales),
     };
     for (int pass = -1; pass <= 1; pass += 2) { /* the float pass, then the int8 pass where the CPU has it */
         int8_pass = pass;
