@@ -61,41 +61,91 @@ typedef struct {
     size_t i;
 } evl_key;
 
-static int key_less(const evl_key *a, const evl_key *b) {
-    return a->d < b->d || (a->d == b->d && a->i < b->i);
-}
-
-static int key_cmp(const void *pa, const void *pb) {
-    const evl_key *a = pa, *b = pb;
-    return key_less(a, b) ? -1 : key_less(b, a) ? 1 : 0;
-}
-
-static void key_swap(evl_key *a, evl_key *b) {
-    evl_key t = *a;
+static void d_swap(double *a, double *b) {
+    double t = *a;
     *a = *b;
     *b = t;
 }
 
-/* Reorder a[0..n) so that a[0..k) hold the k smallest keys (any order):
- * quickselect with a median-of-three pivot; keys are distinct (index). */
-static void select_k(evl_key *a, size_t n, size_t k) {
-    size_t lo = 0, hi = n; /* [0, lo) < [lo, hi) < [hi, n), lo <= k <= hi */
+/* A finite distance's bits as an unsigned key in the same order; -0 as +0, which compare equal. */
+static uint64_t d_bits(double d) {
+    uint64_t u;
+    if (d == 0) d = 0.0;
+    memcpy(&u, &d, sizeof u);
+    return u >> 63 ? ~u : u | (UINT64_C(1) << 63);
+}
+
+/* The k-th smallest (0-based) of v[0..n), reordering v: quickselect with a median-of-three pivot and a three-way
+ * partition (runs of equal distances cost one step). */
+static double quick_kth(double *v, size_t n, size_t k) {
+    size_t lo = 0, hi = n; /* the answer's position is in [lo, hi) */
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2, last = hi - 1;
-        if (key_less(&a[mid], &a[lo])) key_swap(&a[mid], &a[lo]);
-        if (key_less(&a[last], &a[lo])) key_swap(&a[last], &a[lo]);
-        if (key_less(&a[last], &a[mid])) key_swap(&a[last], &a[mid]);
-        key_swap(&a[mid], &a[last]); /* median as the pivot, at the end */
-        evl_key p = a[last];
-        size_t s = lo;
-        for (size_t t = lo; t < last; t++)
-            if (key_less(&a[t], &p)) key_swap(&a[s++], &a[t]);
-        key_swap(&a[s], &a[last]);
-        if (k == s || k == s + 1) return;
-        if (k < s)
-            hi = s;
+        if (v[mid] < v[lo]) d_swap(&v[mid], &v[lo]);
+        if (v[last] < v[lo]) d_swap(&v[last], &v[lo]);
+        if (v[last] < v[mid]) d_swap(&v[last], &v[mid]);
+        double p = v[mid];
+        size_t lt = lo, t = lo, gt = hi; /* [lo, lt) < p, [lt, t) == p, [gt, hi) > p */
+        while (t < gt) {
+            if (v[t] < p)
+                d_swap(&v[lt++], &v[t++]);
+            else if (v[t] > p)
+                d_swap(&v[t], &v[--gt]);
+            else
+                t++;
+        }
+        if (k < lt)
+            hi = lt;
+        else if (k >= gt)
+            lo = gt;
         else
-            lo = s + 1;
+            return p;
+    }
+    return v[lo];
+}
+
+#define SEL_BUCKETS 4096
+
+/* The k-th smallest (0-based) of v[0..n), overwriting v: the keys' range in SEL_BUCKETS buckets, counted (no
+ * branch to mispredict, where a quickselect over 60,000 distances stalled on every other comparison), then a
+ * quickselect among the values of the bucket that holds rank k. cnt: SEL_BUCKETS counters. */
+static double select_kth(double *v, size_t n, size_t k, size_t *cnt) {
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t e = 0; e < n; e++) {
+        uint64_t u = d_bits(v[e]);
+        lo = u < lo ? u : lo, hi = u > hi ? u : hi;
+    }
+    int sh = 0;
+    while (((hi - lo) >> sh) >= SEL_BUCKETS) sh++;
+    memset(cnt, 0, SEL_BUCKETS * sizeof *cnt);
+    for (size_t e = 0; e < n; e++) cnt[(d_bits(v[e]) - lo) >> sh]++;
+    size_t b = 0, before = 0;
+    while (before + cnt[b] <= k) before += cnt[b++];
+    size_t m = 0;
+    for (size_t e = 0; e < n; e++)
+        if (((d_bits(v[e]) - lo) >> sh) == b) v[m++] = v[e];
+    return quick_kth(v, m, k - before);
+}
+
+/* Stable sort of a[0..n) by distance, 8 bits a pass from the lowest (passes where every key has the same byte are
+ * skipped); tmp: n keys. Keys that arrive in index order leave in (distance, index) order. */
+static void radix_sort(evl_key *a, evl_key *tmp, size_t n) {
+    size_t cnt[8][256] = {{0}};
+    for (size_t e = 0; e < n; e++) {
+        uint64_t u = d_bits(a[e].d);
+        for (int p = 0; p < 8; p++) cnt[p][(u >> (8 * p)) & 255]++;
+    }
+    for (int p = 0; p < 8; p++) {
+        size_t sum = 0, *c = cnt[p];
+        int one = 0;
+        for (int b = 0; b < 256; b++) one |= c[b] == n;
+        if (one) continue;
+        for (int b = 0; b < 256; b++) {
+            size_t t = c[b];
+            c[b] = sum, sum += t;
+        }
+        for (size_t e = 0; e < n; e++) tmp[c[(d_bits(a[e].d) >> (8 * p)) & 255]++] = a[e];
+        memcpy(a, tmp, n * sizeof *a);
     }
 }
 
@@ -107,8 +157,12 @@ typedef struct {
     const int64_t *ql, *gl;
     size_t ng, dim, self, q0, n;
     const size_t *rq;
-    double *D, *ap;  /* ap indexed by query */
-    evl_key *keys;   /* ng */
+    double *D, *ap; /* ap indexed by query */
+    double *vals;   /* ng: a row's distances, reordered by the selection */
+    evl_key *keys;  /* ng: the R nearest */
+    evl_key *tmp;   /* ng: the sort's scratch */
+    size_t *eq;     /* ng: rows at the R-th distance */
+    size_t cnt[SEL_BUCKETS];
     int64_t *ranked; /* rmax */
     int rc;
     tr_err err;
@@ -120,16 +174,22 @@ static void *map_worker(void *arg) {
     j->rc = dist_matrix(j->m, j->q + j->q0 * j->dim, j->n, j->g, j->ng, j->dim, j->D, &j->err);
     if (j->rc != TR_OK) return NULL;
     for (size_t i = 0; i < j->n; i++) {
-        size_t qi = j->q0 + i, r = j->rq[qi], n = 0;
+        size_t qi = j->q0 + i, r = j->rq[qi], n = 0, nl = 0, ne = 0;
         if (r == 0) continue;
         const double *row = j->D + i * j->ng;
+        for (size_t c = 0; c < j->ng; c++)
+            if (!(j->self && c == qi)) j->vals[n++] = row[c];
+        /* the R nearest by (distance, index): every row below the R-th distance t, then rows at t in index order */
+        double t = select_kth(j->vals, n, r - 1, j->cnt);
         for (size_t c = 0; c < j->ng; c++) {
             if (j->self && c == qi) continue;
-            j->keys[n].d = row[c];
-            j->keys[n++].i = c;
+            if (row[c] < t)
+                j->keys[nl++] = (evl_key){row[c], c};
+            else if (row[c] == t)
+                j->eq[ne++] = c;
         }
-        select_k(j->keys, n, r);
-        qsort(j->keys, r, sizeof *j->keys, key_cmp);
+        radix_sort(j->keys, j->tmp, nl);
+        for (size_t e = 0; nl < r && e < ne; e++) j->keys[nl++] = (evl_key){t, j->eq[e]};
         for (size_t c = 0; c < r; c++) j->ranked[c] = j->gl[j->keys[c].i];
         j->ap[qi] = evl_ap_at_r(j->ranked, r, j->ql[qi]);
     }
@@ -158,8 +218,11 @@ static int map_matrix(dist_metric m, const float *q, const int64_t *ql, size_t n
     if (D == NULL || ap == NULL || jobs == NULL || tids == NULL) goto nomem;
     for (size_t t = 0; t < nt; t++) {
         jobs[t].keys = malloc(ng * sizeof *jobs[t].keys);
+        jobs[t].tmp = malloc(ng * sizeof *jobs[t].tmp);
+        jobs[t].vals = malloc(ng * sizeof *jobs[t].vals);
+        jobs[t].eq = malloc(ng * sizeof *jobs[t].eq);
         jobs[t].ranked = malloc((rmax ? rmax : 1) * sizeof *jobs[t].ranked);
-        if (jobs[t].keys == NULL || jobs[t].ranked == NULL) goto nomem;
+        if (!jobs[t].keys || !jobs[t].tmp || !jobs[t].vals || !jobs[t].eq || !jobs[t].ranked) goto nomem;
     }
     for (size_t q0 = 0; q0 < nq && rc == TR_OK; q0 += bq) {
         size_t bn = nq - q0 < bq ? nq - q0 : bq, per = (bn + nt - 1) / nt, started = 0;
@@ -190,6 +253,9 @@ done:
     if (jobs != NULL)
         for (size_t t = 0; t < nt; t++) {
             free(jobs[t].keys);
+            free(jobs[t].tmp);
+            free(jobs[t].vals);
+            free(jobs[t].eq);
             free(jobs[t].ranked);
         }
     free(jobs);
