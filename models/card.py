@@ -11,7 +11,7 @@ are cut to the last two components), the per-epoch CSV of `tripletctl train
 reference runs of the same recipe (`--baseline --json` of the bench script).
 The CNN card also lists the MLP as a baseline. The text between the
 "figures:begin" and "figures:end" markers of the card is replaced. Standard
-library only; `make model` / `make model-mlp` run it.
+library only; `make model`, `make model-open-set`, `make model-seeds` and `make model-mlp` run it.
 """
 import csv
 import json
