@@ -76,12 +76,13 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
 
 /* fast: onx_conv_prepare chose this CPU's kernels: depthwise (onx_dw) or, for the rest,
  * weights packed per group into pk (plen floats each) for onx_sgemm with kernel kn. Without
- * it (folding at load, a CPU without AVX2) the OpenBLAS path runs. wino: 4 for Winograd F(4x4, 3x3)
- * (onnx_wino4.c), 2 for F(2x2, 3x3) (onnx_wino.c), 0 for neither. */
+ * it (folding at load, a CPU without AVX2) the OpenBLAS path runs. wino: the Winograd variant that runs
+ * the layer instead (its transformed weights in pk), NULL for none. */
 typedef struct {
     onx_win w;
     int64_t c, m, grp;
-    int fast, grid, rows, wino;
+    int fast, grid, rows;
+    const onx_wino_impl *wino;
     onx_kern kn;
     size_t plen;
     float pk[];
@@ -304,8 +305,7 @@ static int64_t conv_band(const conv_p *p) {
 static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
     (void)out;
     const conv_p *p = nd->p;
-    if (p->fast && p->wino == 4) return onx_wino4_work(&p->w, p->c, p->m, in[0].d[0]);
-    if (p->fast && p->wino) return onx_wino_work(&p->w, p->c, p->m, in[0].d[0]);
+    if (p->fast && p->wino) return p->wino->work(&p->w, p->c, p->m, in[0].d[0]);
     if (p->fast && p->rows) return (size_t)(p->w.k[1] * rows_copy(p)) + onx_sgemm_work();
     if (p->fast && p->grid) return grid_floats(p) + onx_sgemm_work();
     if (p->fast) return is_depthwise(p) ? onx_dw_work(&p->w) : onx_sgemm_work();
@@ -480,12 +480,8 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
     const conv_p *p = nd->p;
     int64_t cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
     int64_t HW = p->w.in[0] * p->w.in[1], kk = p->w.k[0] * p->w.k[1];
-    if (p->wino == 4) {
-        onx_wino4(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, nd->act, nd->act_lo, nd->act_hi, y, tmp);
-        return;
-    }
     if (p->wino) {
-        onx_wino(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, nd->act, nd->act_lo, nd->act_hi, y, tmp);
+        p->wino->run(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
     }
     if (p->rows) {
@@ -525,10 +521,10 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
         return TR_OK;
     }
     int64_t mg = p->m / p->grp, K = p->c / p->grp * p->w.k[0] * p->w.k[1];
-    int wino = onx_wino4_ok(&p->w, p->grp, p->c, p->m) ? 4 : onx_wino_ok(&p->w, p->grp, p->c, p->m) ? 2 : 0;
-    size_t plen = wino == 4 ? onx_wino4_pack_len(kn, p->m, p->c)
-                  : wino    ? onx_wino_pack_len(kn, p->m, p->c)
-                            : onx_pack_a_len(kn, mg, K);
+    const onx_wino_impl *wino = onx_wino4_ok(&p->w, p->grp, p->c, p->m)  ? &onx_wino_f4
+                                : onx_wino_ok(&p->w, p->grp, p->c, p->m) ? &onx_wino_f2
+                                                                         : NULL;
+    size_t plen = wino ? wino->pack_len(kn, p->m, p->c) : onx_pack_a_len(kn, mg, K);
     conv_p *q = realloc(p, sizeof *p + sizeof(float) * plen * (size_t)(wino ? 1 : p->grp));
     if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
     nd->p = q;
@@ -539,7 +535,7 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     if (wino) {
         float *tw = malloc(sizeof(float) * (size_t)(q->m * q->c));
         if (!tw) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
-        (wino == 4 ? onx_wino4_pack : onx_wino_pack)(kn, wt, q->m, q->c, tw, q->pk);
+        wino->pack(kn, wt, q->m, q->c, tw, q->pk);
         free(tw);
     } else if (q->grid || q->rows) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
         int64_t kk = q->w.k[0] * q->w.k[1], C = q->c;

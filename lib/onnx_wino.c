@@ -599,3 +599,5 @@ void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *
                       y + ((s0 + s) * m + i) * P);
     }
 }
+
+const onx_wino_impl onx_wino_f2 = {onx_wino_pack_len, onx_wino_pack, onx_wino_work, onx_wino};

@@ -53,4 +53,15 @@ void onx_wino_in(const onx_win *w, int64_t c, const float *x, int64_t ns, float 
  * tile t of plane i of sample s of dy (ns x m x OH x OW). */
 void onx_wino_out_adj(const onx_win *w, int64_t m, const float *dy, int64_t ns, float *z);
 
+/* A Winograd variant's entry points, for callers that pick one per layer at load (onnx_k_conv.c): F(2x2, 3x3)
+ * here, F(4x4, 3x3) in onnx_wino4.h. */
+typedef struct {
+    size_t (*pack_len)(onx_kern kn, int64_t m, int64_t c);
+    void (*pack)(onx_kern kn, const float *wt, int64_t m, int64_t c, float *tmp, float *out);
+    size_t (*work)(const onx_win *w, int64_t c, int64_t m, int64_t n);
+    void (*run)(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
+                const float *bias, onx_act act, float lo, float hi, float *y, float *work);
+} onx_wino_impl;
+extern const onx_wino_impl onx_wino_f2;
+
 #endif

@@ -3,8 +3,6 @@
 
 #include <string.h>
 
-#include "onnx_wino.h"
-
 /* Lavin and Gray's F(4x4, 3x3) with the points 0, 1, -1, 2, -2: a 4x4 output tile is A^T [(G g G^T) .
  * (B^T d B)] A for the 6x6 input tile d over it, so the 36 entries of the transformed tiles meet the 36 of the
  * transformed weights in 36 GEMMs of m x c by c x tiles: 4 times fewer multiply-adds than the direct convolution
@@ -253,3 +251,5 @@ void onx_wino4(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float 
         (void)work;
 }
 #endif
+
+const onx_wino_impl onx_wino_f4 = {onx_wino4_pack_len, onx_wino4_pack, onx_wino4_work, onx_wino4};

@@ -7,6 +7,7 @@
 
 #include "onnx_op.h"
 #include "onnx_sgemm.h"
+#include "onnx_wino.h"
 
 /* 1 when window w with c input and m output channels in one group runs here: a 3x3 kernel, stride and
  * dilation 1, at least 64 channels in and out, an output of at least 32 4x4 tiles (28x28 and up), on a CPU
@@ -25,5 +26,8 @@ size_t onx_wino4_work(const onx_win *w, int64_t c, int64_t m, int64_t n);
  * NULL. */
 void onx_wino4(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
                const float *bias, onx_act act, float lo, float hi, float *y, float *work);
+
+/* The entry points above as a variant (onnx_wino.h). */
+extern const onx_wino_impl onx_wino_f4;
 
 #endif

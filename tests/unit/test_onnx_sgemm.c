@@ -262,15 +262,6 @@ static void test_fc(void **state) {
             }
 }
 
-/* A Winograd variant's entry points: F(2x2, 3x3) (onnx_wino.c) or F(4x4, 3x3) (onnx_wino4.c). */
-typedef struct {
-    size_t (*pack_len)(onx_kern, int64_t, int64_t);
-    void (*pack)(onx_kern, const float *, int64_t, int64_t, float *, float *);
-    size_t (*work)(const onx_win *, int64_t, int64_t, int64_t);
-    void (*run)(onx_kern, const onx_win *, int64_t, int64_t, const float *, const float *, int64_t, const float *,
-                onx_act, float, float, float *, float *);
-} wino_impl;
-
 typedef struct {
     int64_t c, m, h, w, pt, pl, pb, pr, n;
     onx_act act;
@@ -280,7 +271,7 @@ typedef struct {
  * to 2 on either side, several samples (more than one pass of tiles), bias and activations; the word after the
  * output stays untouched. The error bound is tol times the sum of the products' magnitudes: measured, F(2x2)'s
  * worst is 1.5e-7 of it (a float rounding or two), F(4x4)'s 3.4e-6 (its transforms scale by up to 8 and 1/24). */
-static void wino_check(const wino_impl *im, onx_kern kn, const wino_case *cases, size_t ncase, float tol) {
+static void wino_check(const onx_wino_impl *im, onx_kern kn, const wino_case *cases, size_t ncase, float tol) {
     uint64_t r[4];
     rng_seed(17, r);
     for (size_t ci = 0; ci < ncase; ci++) {
@@ -333,10 +324,9 @@ static void test_wino(void **state) {
         {8, 16, 20, 56, 1, 1, 1, 1, 1, ONX_ACT_RELU},  {8, 8, 9, 35, 1, 0, 1, 2, 2, ONX_ACT_NONE},
         {8, 12, 14, 17, 0, 0, 0, 0, 3, ONX_ACT_NONE},
     };
-    static const wino_impl im = {onx_wino_pack_len, onx_wino_pack, onx_wino_work, onx_wino};
     onx_kern kn = onx_sgemm_best();
     if (kn == ONX_K_NONE) skip(); /* the kernel runs any size; onx_wino_ok picks */
-    wino_check(&im, kn, cases, sizeof cases / sizeof cases[0], 1e-6f);
+    wino_check(&onx_wino_f2, kn, cases, sizeof cases / sizeof cases[0], 1e-6f);
 }
 
 /* F(4x4, 3x3): rows of tiles over 16 (two chunks of lanes), under 16, and partial last tiles in both directions;
@@ -350,10 +340,9 @@ static void test_wino4(void **state) {
         {8, 8, 9, 67, 1, 0, 1, 2, 2, ONX_ACT_NONE},    {8, 12, 14, 17, 0, 0, 0, 0, 3, ONX_ACT_NONE},
         {16, 8, 31, 30, 2, 2, 2, 2, 2, ONX_ACT_RELU},
     };
-    static const wino_impl im = {onx_wino4_pack_len, onx_wino4_pack, onx_wino4_work, onx_wino4};
     onx_win big = {.nsp = 2, .k = {3, 3}, .s = {1, 1}, .d = {1, 1}, .in = {56, 56}, .out = {56, 56}};
     if (!onx_wino4_ok(&big, 1, 64, 64)) skip(); /* AVX-512 only */
-    wino_check(&im, ONX_K_AVX512, cases, sizeof cases / sizeof cases[0], 1e-5f);
+    wino_check(&onx_wino_f4, ONX_K_AVX512, cases, sizeof cases / sizeof cases[0], 1e-5f);
 }
 
 int main(void) {
