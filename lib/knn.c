@@ -379,7 +379,7 @@ static void scratch_free(knn_scratch *s) {
 }
 
 static int scratch_alloc(const knn_job *j, knn_scratch *s) {
-    size_t nc = j->kc > j->k ? j->kc : j->k;
+    size_t nc = j->kc ? j->kc : 1; /* finish_query rescores at most kc; exact_many has its own heaps */
     memset(s, 0, sizeof *s);
     /* sizes were checked for overflow in knn_search */
     if (j->i8 == NULL) s->tile = malloc(j->bq * j->bg * sizeof *s->tile);
