@@ -159,8 +159,8 @@ typedef struct {
     const size_t *rq;
     double *D, *ap; /* ap indexed by query */
     double *vals;   /* ng: a row's distances, reordered by the selection */
-    evl_key *keys;  /* ng: the R nearest */
-    evl_key *tmp;   /* ng: the sort's scratch */
+    evl_key *keys;  /* rmax: the R nearest */
+    evl_key *tmp;   /* rmax: the sort's scratch */
     size_t *eq;     /* ng: rows at the R-th distance */
     size_t cnt[SEL_BUCKETS];
     int64_t *ranked; /* rmax */
@@ -217,8 +217,8 @@ static int map_matrix(dist_metric m, const float *q, const int64_t *ql, size_t n
     tids = calloc(nt, sizeof *tids);
     if (D == NULL || ap == NULL || jobs == NULL || tids == NULL) goto nomem;
     for (size_t t = 0; t < nt; t++) {
-        jobs[t].keys = malloc(ng * sizeof *jobs[t].keys);
-        jobs[t].tmp = malloc(ng * sizeof *jobs[t].tmp);
+        jobs[t].keys = malloc((rmax ? rmax : 1) * sizeof *jobs[t].keys);
+        jobs[t].tmp = malloc((rmax ? rmax : 1) * sizeof *jobs[t].tmp);
         jobs[t].vals = malloc(ng * sizeof *jobs[t].vals);
         jobs[t].eq = malloc(ng * sizeof *jobs[t].eq);
         jobs[t].ranked = malloc((rmax ? rmax : 1) * sizeof *jobs[t].ranked);
