@@ -46,9 +46,54 @@ static int infer_pool(onx_graph *g, onx_node *nd, tr_err *err) {
     return TR_OK;
 }
 
+#if HAVE_X86
+/* Floats of the padded row max_row_avx512 reads: the left padding, the row, and padding up to the second load
+ * of the last vector's last tap. */
+static int64_t padded_len(const onx_win *w) {
+    int64_t reach = ((w->out[1] + 15) / 16 * 16 - 1) * w->s[1] + w->k[1] + 16, row = w->pb[1] + w->in[1];
+    return reach > row ? reach : row;
+}
+
+/* One output row of max windows, stride 1 or 2, 16 outputs a vector: pr is the combined input row with
+ * -FLT_MAX in front (the left padding) and after it, so every window is whole; tap j of 16 windows is one strided
+ * gather of pr (stride 2: the even lanes of two loads). The taps meet in the scalar loop's order and comparison, acc =
+ * tap > acc ? tap : acc from -FLT_MAX (what _mm512_max_ps(tap, acc) computes, NaNs included). */
+__attribute__((target("avx512f"))) static void max_row_avx512(const onx_win *w, const float *pr, float *y) {
+    int64_t OW = w->out[1], s = w->s[1], k = w->k[1];
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    for (int64_t ox = 0; ox < OW; ox += 16) {
+        const float *b = pr + ox * s;
+        __m512 acc = _mm512_set1_ps(-FLT_MAX);
+        for (int64_t j = 0; j < k; j++) {
+            __m512 t = s == 1 ? _mm512_loadu_ps(b + j)
+                              : _mm512_permutex2var_ps(_mm512_loadu_ps(b + j), ev, _mm512_loadu_ps(b + j + 16));
+            acc = _mm512_max_ps(t, acc);
+        }
+        int64_t n = OW - ox < 16 ? OW - ox : 16;
+        _mm512_mask_storeu_ps(y + ox, (__mmask16)((1u << n) - 1), acc);
+    }
+}
+
+/* r = the elementwise max of input rows [ya, yb) of W floats (r = xr > r ? xr : r, as the scalar loop). */
+__attribute__((target("avx512f"))) static void max_rows_avx512(const float *x, int64_t W, int64_t ya, int64_t yb,
+                                                               float *r) {
+    for (int64_t i = 0; i < W; i += 16) {
+        __mmask16 m = (__mmask16)(W - i < 16 ? (1u << (W - i)) - 1 : 0xffff);
+        __m512 acc = _mm512_maskz_loadu_ps(m, x + ya * W + i);
+        for (int64_t iy = ya + 1; iy < yb; iy++) acc = _mm512_max_ps(_mm512_maskz_loadu_ps(m, x + iy * W + i), acc);
+        _mm512_mask_storeu_ps(r + i, m, acc);
+    }
+}
+#endif
+
+/* Max windows that max_row_avx512 takes: undilated, stride 1 or 2 along the row. */
+static int row_vec_ok(const pool_p *p, int avx512) {
+    return HAVE_X86 && avx512 && p->is_max && p->w.d[1] == 1 && (p->w.s[1] == 1 || p->w.s[1] == 2);
+}
+
 /* Undilated windows: combine the window's rows into one row (vectorisable),
- * then slide along it. row is W floats of scratch. */
-static void pool_rows(const pool_p *p, const float *x, float *y, float *row) {
+ * then slide along it. row is W floats of scratch; with vec (row_vec_ok), pool_scratch's padded row. */
+static void pool_rows(const pool_p *p, const float *x, float *y, float *row, int vec) {
     const onx_win *w = &p->w;
     int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1];
     for (int64_t oy = 0; oy < OH; oy++) {
@@ -57,6 +102,13 @@ static void pool_rows(const pool_p *p, const float *x, float *y, float *row) {
             for (int64_t ox = 0; ox < OW; ox++) y[oy * OW + ox] = p->is_max ? -FLT_MAX : 0.0f;
             continue;
         }
+#if HAVE_X86
+        if (vec) {
+            max_rows_avx512(x, W, ya, yb, row + w->pb[1]);
+            max_row_avx512(w, row, y + oy * OW);
+            continue;
+        }
+#endif
         memcpy(row, x + ya * W, sizeof *row * (size_t)W);
         for (int64_t iy = ya + 1; iy < yb; iy++) {
             const float *xr = x + iy * W;
@@ -160,7 +212,11 @@ static void pool_dilated(const onx_win *w, const float *x, float *y) {
 
 static size_t pool_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
     (void)in, (void)out;
-    return (size_t)((const pool_p *)nd->p)->w.in[1];
+    const onx_win *w = &((const pool_p *)nd->p)->w;
+#if HAVE_X86
+    if (padded_len(w) > w->in[1]) return (size_t)padded_len(w);
+#endif
+    return (size_t)w->in[1];
 }
 
 static void run_pool(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
@@ -169,12 +225,16 @@ static void run_pool(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
     int64_t HW = w->in[0] * w->in[1], OHW = w->out[0] * w->out[1], planes = in[0].d[0] * in[0].d[1];
     const float *x = in[0].p;
     float *y = out[0].p;
-    int avx512 = onx_sgemm_best() == ONX_K_AVX512;
+    int avx512 = onx_sgemm_best() == ONX_K_AVX512, vec = !is_2x2(w) && w->d[0] == 1 && row_vec_ok(p, avx512);
+    if (vec) { /* the padding around the row, set once: pool_rows writes only the row */
+        int64_t len = (int64_t)pool_scratch(nd, in, out);
+        for (int64_t i = 0; i < len; i++) tmp[i] = -FLT_MAX;
+    }
     for (int64_t pl = 0; pl < planes; pl++, x += HW, y += OHW) {
         if (is_2x2(w))
             pool_2x2(p->is_max, avx512, w, x, y);
         else if (w->d[0] == 1 && w->d[1] == 1)
-            pool_rows(p, x, y, tmp);
+            pool_rows(p, x, y, tmp, vec);
         else
             pool_dilated(w, x, y);
     }
