@@ -1,17 +1,25 @@
-/* onnx_exec.c - static memory plans per batch size class, per-thread arenas, running the graph. */
+/* onnx_exec.c - static memory plans per batch size class, per-thread arenas, running the graph a segment
+ * at a time (onnx_seg.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "onnx.h"
 #include "onnx_load.h"
 #include "onnx_op.h"
+#include "onnx_seg.h"
 
 /* Bytes of activations and scratch per chunk of rows: a chunk's tensors stay in the L3 cache
  * next to another worker's chunk and the weights. 64 MiB chunks ran mobilenet_v2 at batch 8
  * 15 % and the Fashion CNN at batch 256 13 % slower (resnet18 at batch 8: 3 % faster); with the
  * scratch counted once, 4.5 MiB gives the Fashion CNN its best chunk (8 rows; 16 or 9: 6-30 %
- * slower at batch 256), and resnet18 and mobilenet_v2 one image a chunk, as before. */
+ * slower at batch 256), and resnet18 and mobilenet_v2 one image a chunk. That is the whole graph's
+ * chunk; segments whose weights outweigh their activations take more rows (onnx_seg.c): resnet18's
+ * last stage 4 and 8 images at batch 8 (6 % more images/s), the Fashion CNN's Linear layers 256. */
 #define ARENA_TARGET ((size_t)9 << 19)
+/* Bytes of a segment's in and out at the outer chunk (onnx_seg.h): resnet18 at 224x224, whose
+ * first segment's boundaries take 0.8 MiB a row, runs up to 20 images through its last stage
+ * together. */
+#define BND_TARGET ((size_t)16 << 20)
 #define MAX_CHUNK 256
 #define N_CLASS 9 /* plans for up to 1, 2, 4, ..., 256 rows */
 #define ALIGN 16  /* floats: 64-byte offsets */
@@ -27,7 +35,8 @@ typedef struct {
 
 struct onx_ws {
     uint64_t gid;  /* the graph the plans are for */
-    int64_t chunk; /* rows per run */
+    int64_t chunk; /* rows per run (the segments' outer chunk) */
+    onx_segs segs;
     plan plans[N_CLASS];
     float *arena;
     size_t cap; /* floats */
@@ -41,18 +50,9 @@ static void plans_clear(onx_ws *ws) {
 void onx_ws_free(onx_ws *ws) {
     if (!ws) return;
     plans_clear(ws);
+    onx_segs_free(&ws->segs);
     free(ws->arena);
     free(ws);
-}
-
-static int is_runtime(const onx_graph *g, int v) {
-    const onx_value *val = &g->v[v];
-    return !val->is_const && val->last_use >= 0 && (v == g->input || val->producer >= 0);
-}
-
-/* A live node's output, read later or not (Split's unused parts). */
-static int is_written(const onx_graph *g, int v) {
-    return !g->v[v].is_const && g->v[v].producer >= 0;
 }
 
 /* First fit among the live blocks (sorted by offset). */
@@ -83,60 +83,89 @@ static void release(block *b, int *nb, int v) {
         }
 }
 
-static int make_plan(const onx_graph *g, int64_t n, plan *p, tr_err *err) {
+/* Whether segment s runs its nodes on sub-chunks in a plan for n rows. */
+static int splits(const onx_seg *s, int64_t n) {
+    return s->chunk < n;
+}
+
+/* Offsets for a run of n rows. Values are placed first fit as the nodes produce them and freed after
+ * their last reader, except around a segment that runs on sub-chunks: its in stays until its last
+ * node (every sub-chunk reads it again), and its out is placed before any of its own values, whose
+ * blocks each sub-chunk reuses while the out collects the rows. A plan for n rows that no segment
+ * splits (one row, a graph of one segment) is the plain one. */
+static int make_plan(const onx_graph *g, const onx_segs *sg, int64_t n, plan *p, tr_err *err) {
     free(p->off);
     memset(p, 0, sizeof *p);
     p->off = calloc((size_t)g->n_v, sizeof *p->off);
     block *b = malloc(sizeof *b * (size_t)(g->n_v + 1));
     onx_t *view = malloc(sizeof *view * (size_t)g->n_v);
-    if (!p->off || !b || !view) {
+    int *end = malloc(sizeof *end * (size_t)g->n_v);
+    unsigned char *placed = calloc((size_t)g->n_v, 1);
+    if (!p->off || !b || !view || !end || !placed) {
         free(b);
         free(view);
+        free(end);
+        free(placed);
         free(p->off);
         p->off = NULL;
         return tr_seterr(err, TR_ENOMEM, "", "out of memory planning the graph");
     }
     int nb = 0;
-    for (int v = 0; v < g->n_v; v++) onx_view(&g->v[v], n, &view[v]);
+    for (int v = 0; v < g->n_v; v++) onx_view(&g->v[v], onx_seg_rows(sg, v, n), &view[v]), end[v] = g->v[v].last_use;
+    for (int k = 0; k < sg->n; k++)
+        if (splits(&sg->s[k], n) && end[sg->s[k].in] < sg->s[k].last) end[sg->s[k].in] = sg->s[k].last;
     size_t need = 0, len;
 #define ALLOC(v)                                                                                                       \
     do {                                                                                                               \
-        len = (view[v].n + ALIGN - 1) / ALIGN * ALIGN;                                                                 \
+        len = (view[v].n * view[v].esz / sizeof(float) + ALIGN - 1) / ALIGN * ALIGN;                                   \
         p->off[v] = place(b, &nb, len ? len : ALIGN, v);                                                               \
         if (p->off[v] + len > need) need = p->off[v] + len;                                                            \
+        placed[v] = 1;                                                                                                 \
+    } while (0)
+#define RELEASE_AFTER(v, i)                                                                                            \
+    do {                                                                                                               \
+        if ((v) >= 0 && onx_is_runtime(g, v) && end[v] == (i)) release(b, &nb, v);                                     \
     } while (0)
     ALLOC(g->input);
-    for (int i = 0; i < g->n_nodes; i++) {
-        const onx_node *nd = &g->nodes[i];
-        if (nd->dead) continue;
-        int in0 = nd->n_in ? nd->in[0] : -1, out0 = nd->out[0];
-        if (nd->alias && in0 >= 0 && is_runtime(g, in0) && g->v[in0].last_use == i && !g->v[in0].is_output) {
-            /* a view of an input nobody reads later: the output takes over its block */
-            p->off[out0] = p->off[in0];
-            for (int k = 0; k < nb; k++)
-                if (b[k].v == in0) b[k].v = out0;
-            continue;
+    for (int k = 0; k < sg->n; k++) {
+        const onx_seg *s = &sg->s[k];
+        int split = splits(s, n);
+        if (split && !placed[s->out]) ALLOC(s->out);
+        for (int i = s->first; i <= s->last; i++) {
+            const onx_node *nd = &g->nodes[i];
+            if (nd->dead) continue;
+            int in0 = nd->n_in ? nd->in[0] : -1, out0 = nd->out[0];
+            if (nd->alias && in0 >= 0 && onx_is_runtime(g, in0) && end[in0] == i && !g->v[in0].is_output &&
+                !placed[out0] && !(split && (sg->bnd[in0] || sg->bnd[out0]))) {
+                /* a view of an input nobody reads later: the output takes over its block */
+                p->off[out0] = p->off[in0];
+                placed[out0] = 1;
+                for (int j = 0; j < nb; j++)
+                    if (b[j].v == in0) b[j].v = out0;
+                continue;
+            }
+            for (int j = 0; j < nd->n_out; j++) /* unread outputs too: the kernel writes them */
+                if (onx_is_written(g, nd->out[j]) && !placed[nd->out[j]]) ALLOC(nd->out[j]);
+            if (nd->op->scratch) {
+                onx_t in[ONX_MAX_IO], out[ONX_MAX_IO];
+                for (int j = 0; j < nd->n_in; j++)
+                    if (nd->in[j] >= 0) in[j] = view[nd->in[j]];
+                for (int j = 0; j < nd->n_out; j++) out[j] = view[nd->out[j]];
+                size_t t = nd->op->scratch(nd, in, out);
+                if (t > p->tmp) p->tmp = t;
+            }
+            for (int j = 0; j < nd->n_in; j++) RELEASE_AFTER(nd->in[j], i);
+            for (int j = 0; j < nd->n_out; j++) /* outputs nobody reads */
+                if (onx_is_written(g, nd->out[j]) && g->v[nd->out[j]].last_use < 0) release(b, &nb, nd->out[j]);
         }
-        for (int k = 0; k < nd->n_out; k++) /* unread outputs too: the kernel writes them */
-            if (is_written(g, nd->out[k])) ALLOC(nd->out[k]);
-        if (nd->op->scratch) {
-            onx_t in[ONX_MAX_IO], out[ONX_MAX_IO];
-            for (int k = 0; k < nd->n_in; k++)
-                if (nd->in[k] >= 0) in[k] = view[nd->in[k]];
-            for (int k = 0; k < nd->n_out; k++) out[k] = view[nd->out[k]];
-            size_t t = nd->op->scratch(nd, in, out);
-            if (t > p->tmp) p->tmp = t;
-        }
-        for (int k = 0; k < nd->n_in; k++) {
-            int v = nd->in[k];
-            if (v >= 0 && is_runtime(g, v) && g->v[v].last_use == i) release(b, &nb, v);
-        }
-        for (int k = 0; k < nd->n_out; k++) /* outputs nobody reads */
-            if (is_written(g, nd->out[k]) && g->v[nd->out[k]].last_use < 0) release(b, &nb, nd->out[k]);
+        RELEASE_AFTER(s->in, s->last);
     }
 #undef ALLOC
+#undef RELEASE_AFTER
     free(b);
     free(view);
+    free(end);
+    free(placed);
     p->need = need;
     p->n = n;
     return TR_OK;
@@ -153,7 +182,7 @@ static int get_plan(const onx_graph *g, onx_ws *ws, int64_t m, plan **out, tr_er
     }
     plan *p = &ws->plans[k];
     if (p->n != rows) {
-        int rc = make_plan(g, rows, p, err);
+        int rc = make_plan(g, &ws->segs, rows, p, err);
         if (rc) return rc;
     }
     size_t total = p->need + p->tmp;
@@ -168,49 +197,52 @@ static int get_plan(const onx_graph *g, onx_ws *ws, int64_t m, plan **out, tr_er
     return TR_OK;
 }
 
-/* A workspace meets a graph: drop other graphs' plans; rows per run are the
- * file's fixed batch, else as many as fit the arena target (from the 1- and 2-row plans: the
- * scratch that does not grow with rows, such as the SGEMM's blocks, is counted once). */
+/* A workspace meets a graph: drop other graphs' plans and cut this one into segments (onnx_seg.h);
+ * rows per run are the segments' outer chunk (the file's fixed batch, if it has one). */
 static int ws_bind(const onx_graph *g, onx_ws *ws, tr_err *err) {
     if (ws->gid == g->id) return TR_OK;
     plans_clear(ws);
+    onx_segs_free(&ws->segs);
     ws->gid = 0;
-    ws->chunk = g->fixed_batch ? g->fixed_batch : 1;
-    if (!g->fixed_batch) { /* floats a row adds (from the 1- and 2-row plans) and the rest, fixed */
-        int rc = make_plan(g, 1, &ws->plans[0], err);
-        if (!rc) rc = make_plan(g, 2, &ws->plans[1], err);
-        if (rc) return rc;
-        size_t one = ws->plans[0].need + ws->plans[0].tmp, two = ws->plans[1].need + ws->plans[1].tmp;
-        size_t per = two > one ? two - one : 1, fixed = one > per ? one - per : 0;
-        size_t rows = ARENA_TARGET / sizeof(float) > fixed ? (ARENA_TARGET / sizeof(float) - fixed) / per : 1;
-        if (rows > 4) rows -= rows % 4; /* whole 4-row blocks for the small-batch Gemm (onx_fc) */
-        ws->chunk = rows < 1 ? 1 : rows > MAX_CHUNK ? MAX_CHUNK : (int64_t)rows;
-    }
+    int rc = onx_segs_make(g, ARENA_TARGET, BND_TARGET, MAX_CHUNK, &ws->segs, err);
+    if (rc) return rc;
+    ws->chunk = ws->segs.outer;
     ws->gid = g->id;
     return TR_OK;
 }
 
-/* Run every live node on m rows; views get the dims of m rows. */
-static void run_nodes(const onx_graph *g, const plan *p, int64_t m, float *arena) {
+/* Run every live node on m rows, a segment at a time, each on sub-chunks of its rows: views get the
+ * dims of a sub-chunk, and a segment's in and out (held for all m rows) the sub-chunk's rows of them. */
+static void run_nodes(const onx_graph *g, const onx_segs *sg, const plan *p, int64_t m, float *arena) {
     float *tmp = arena + p->need;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const onx_node *nd = &g->nodes[i];
-        if (nd->dead) continue;
-        onx_t in[ONX_MAX_IO], out[ONX_MAX_IO];
-        for (int k = 0; k < nd->n_in; k++) {
-            int v = nd->in[k];
-            if (v < 0) {
-                memset(&in[k], 0, sizeof in[k]);
-                continue;
+    for (int k = 0; k < sg->n; k++) {
+        const onx_seg *s = &sg->s[k];
+        int64_t c = s->chunk < m ? s->chunk : m;
+        for (int64_t r0 = 0; r0 < m; r0 += c) {
+            int64_t rows = m - r0 < c ? m - r0 : c;
+            for (int i = s->first; i <= s->last; i++) {
+                const onx_node *nd = &g->nodes[i];
+                if (nd->dead) continue;
+                onx_t io[2][ONX_MAX_IO];
+                for (int d = 0; d < 2; d++)
+                    for (int j = 0; j < (d ? nd->n_out : nd->n_in); j++) {
+                        int v = d ? nd->out[j] : nd->in[j];
+                        onx_t *t = &io[d][j];
+                        if (v < 0) {
+                            memset(t, 0, sizeof *t);
+                            continue;
+                        }
+                        onx_view(&g->v[v], rows, t);
+                        if (g->v[v].is_const) {
+                            t->p = g->v[v].data;
+                            continue;
+                        }
+                        t->p = (char *)(arena + p->off[v]) +
+                               (sg->bnd[v] ? (size_t)r0 * (t->n / (size_t)rows) * t->esz : 0);
+                    }
+                nd->op->run(nd, io[0], io[1], tmp);
             }
-            onx_view(&g->v[v], m, &in[k]);
-            in[k].p = g->v[v].is_const ? g->v[v].data : (void *)(arena + p->off[v]);
         }
-        for (int k = 0; k < nd->n_out; k++) {
-            onx_view(&g->v[nd->out[k]], m, &out[k]);
-            out[k].p = arena + p->off[nd->out[k]];
-        }
-        nd->op->run(nd, in, out, tmp);
     }
 }
 
@@ -228,7 +260,7 @@ int onx_forward(const onx_graph *g, const float *x, size_t n, float *y, onx_ws *
         float *xin = ws->arena + p->off[g->input];
         memcpy(xin, x + at * din, m * din * sizeof *x);
         if ((size_t)run_n > m) memset(xin + m * din, 0, ((size_t)run_n - m) * din * sizeof *x); /* padding rows */
-        run_nodes(g, p, run_n, ws->arena);
+        run_nodes(g, &ws->segs, p, run_n, ws->arena);
         memcpy(y + at * dout, ws->arena + p->off[g->outputs[0]], m * dout * sizeof *y);
     }
     return TR_OK;

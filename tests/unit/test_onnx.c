@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "onnx.h"
+#include "onnx_seg.h"
 
 static const char *root(void) {
     const char *r = getenv("TRIPLET_ROOT");
@@ -144,6 +145,69 @@ static void test_zoo(void **state) {
     memcpy(data_dir, saved, sizeof saved);
 }
 
+/* The cuts (lib/onnx_seg.h) of the shipped CNN: its segments cover its nodes in order, hand on values
+ * whose rows are contiguous, and take chunks of their own (its convolutions a few rows at a time, its
+ * 3136 x 256 Linear the whole run); a run of 40 rows, the first segment in sub-chunks, gives what 40
+ * runs of one row give. A fixed batch is one segment; so is a graph whose weights are small. */
+static void test_segments(void **state) {
+    (void)state;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/fashion-mnist-cnn.onnx", root());
+    onx_graph *g = NULL;
+    onx_segs s;
+    tr_err err = {0};
+    assert_int_equal(onx_open(path, &g, &err), TR_OK);
+    assert_int_equal(onx_segs_make(g, (size_t)9 << 19, (size_t)16 << 20, 256, &s, &err), TR_OK);
+    assert_true(s.n >= 2);
+    int64_t lo = s.outer;
+    for (int k = 0; k < s.n; k++) {
+        const onx_seg *sk = &s.s[k];
+        assert_int_equal(sk->first, k ? s.s[k - 1].last + 1 : 0);
+        assert_int_equal(sk->in, k ? s.s[k - 1].out : g->input);
+        assert_true(sk->first <= sk->last && sk->chunk >= 1 && sk->chunk <= s.outer);
+        if (k) assert_int_not_equal(sk->chunk, s.s[k - 1].chunk); /* equal neighbours are merged */
+        const onx_value *v = &g->v[sk->out];
+        assert_true(s.bnd[sk->in] && s.bnd[sk->out] && v->dtype == ONX_F32 && v->dim[0].p);
+        for (int i = 1; i < v->rank; i++) assert_int_equal(v->dim[i].p, 0);
+        lo = sk->chunk < lo ? sk->chunk : lo;
+    }
+    assert_int_equal(s.s[s.n - 1].last, g->n_nodes - 1);
+    assert_int_equal(s.s[s.n - 1].out, g->outputs[0]);
+    assert_true(lo < 20 && s.outer >= 40);
+    onx_segs_free(&s);
+    size_t n = 40, din = onx_input_dim(g), dout = onx_output_dim(g);
+    float *x = malloc(sizeof *x * n * din), *y = malloc(sizeof *y * n * dout), *y1 = malloc(sizeof *y1 * n * dout);
+    assert_true(x && y && y1);
+    for (size_t i = 0; i < n * din; i++) x[i] = sinf(0.37f * (float)i) + 0.25f * cosf(0.011f * (float)i);
+    onx_ws *ws = NULL;
+    assert_int_equal(onx_forward(g, x, n, y, &ws, &err), TR_OK);
+    for (size_t i = 0; i < n; i++) assert_int_equal(onx_forward(g, x + i * din, 1, y1 + i * dout, &ws, &err), TR_OK);
+    for (size_t i = 0; i < n * dout; i++)
+        if (!(fabsf(y[i] - y1[i]) <= 1e-5f + 1e-4f * fabsf(y1[i])))
+            fail_msg("row %zu, element %zu: %.7g in a run of %zu rows, %.7g alone", i / dout, i % dout, (double)y[i], n,
+                     (double)y1[i]);
+    onx_ws_free(ws);
+    free(x);
+    free(y);
+    free(y1);
+    /* a segment's in and out within 1 KiB at the outer chunk: no more rows than the heaviest segment's */
+    assert_int_equal(onx_segs_make(g, (size_t)9 << 19, 1024, 256, &s, &err), TR_OK);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.outer, lo);
+    onx_segs_free(&s);
+    onx_free(g);
+    static const char *const one[] = {"fashion_op13_b4.onnx", "fashion_op13_dyn.onnx"};
+    for (int i = 0; i < 2; i++) {
+        g = open_model(one[i]);
+        assert_int_equal(onx_segs_make(g, (size_t)9 << 19, (size_t)16 << 20, 256, &s, &err), TR_OK);
+        assert_int_equal(s.n, 1);
+        assert_int_equal(s.s[0].chunk, s.outer);
+        if (!i) assert_int_equal(s.outer, 4);
+        onx_segs_free(&s);
+        onx_free(g);
+    }
+}
+
 /* Load-time rewrites: the fashion CNN's three BatchNormalizations fold into
  * convs, shape arithmetic folds, and what is reported stays the file's. */
 static void test_describe(void **state) {
@@ -244,7 +308,7 @@ static void test_threads(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),      cmocka_unit_test(test_describe), cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_image_model), cmocka_unit_test(test_zoo),
+        cmocka_unit_test(test_image_model), cmocka_unit_test(test_zoo),      cmocka_unit_test(test_segments),
     };
     snprintf(data_dir, sizeof data_dir, "%s/tests/data/onnx", root());
     return cmocka_run_group_tests(tests, NULL, NULL);
