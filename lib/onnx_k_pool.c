@@ -47,8 +47,8 @@ static int infer_pool(onx_graph *g, onx_node *nd, tr_err *err) {
 }
 
 #if HAVE_X86
-/* Floats of the padded row max_row_avx512 reads: the left padding, the row, and padding up to the second load
- * of the last vector's last tap. */
+/* Floats of the padded row max_row_avx512 and max_row_avx2 read: the left padding, the row, and padding up to the
+ * second load of the last vector's last tap. */
 static int64_t padded_len(const onx_win *w) {
     int64_t reach = ((w->out[1] + 15) / 16 * 16 - 1) * w->s[1] + w->k[1] + 16, row = w->pb[1] + w->in[1];
     return reach > row ? reach : row;
@@ -84,16 +84,50 @@ __attribute__((target("avx512f"))) static void max_rows_avx512(const float *x, i
         _mm512_mask_storeu_ps(r + i, m, acc);
     }
 }
+
+/* The same two passes in 8-float vectors, for AVX2 CPUs: stride 2's even lanes of two loads by a shuffle within
+ * 128-bit halves, then a cross-half permute. Lanes past n: a mask from the table's window. */
+static const int32_t lane_mask8[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+__attribute__((target("avx2"))) static void max_row_avx2(const onx_win *w, const float *pr, float *y) {
+    int64_t OW = w->out[1], s = w->s[1], k = w->k[1];
+    for (int64_t ox = 0; ox < OW; ox += 8) {
+        const float *b = pr + ox * s;
+        __m256 acc = _mm256_set1_ps(-FLT_MAX);
+        for (int64_t j = 0; j < k; j++) {
+            __m256 t = _mm256_loadu_ps(b + j);
+            if (s == 2) {
+                __m256 e = _mm256_shuffle_ps(t, _mm256_loadu_ps(b + j + 8), _MM_SHUFFLE(2, 0, 2, 0));
+                t = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+            }
+            acc = _mm256_max_ps(t, acc);
+        }
+        int64_t n = OW - ox < 8 ? OW - ox : 8;
+        _mm256_maskstore_ps(y + ox, _mm256_loadu_si256((const __m256i *)(lane_mask8 + 8 - n)), acc);
+    }
+}
+
+__attribute__((target("avx2"))) static void max_rows_avx2(const float *x, int64_t W, int64_t ya, int64_t yb, float *r) {
+    for (int64_t i = 0; i < W; i += 8) {
+        __m256i m = _mm256_loadu_si256((const __m256i *)(lane_mask8 + 8 - (W - i < 8 ? W - i : 8)));
+        __m256 acc = _mm256_maskload_ps(x + ya * W + i, m);
+        for (int64_t iy = ya + 1; iy < yb; iy++) acc = _mm256_max_ps(_mm256_maskload_ps(x + iy * W + i, m), acc);
+        _mm256_maskstore_ps(r + i, m, acc);
+    }
+}
 #endif
 
-/* Max windows that max_row_avx512 takes: undilated, stride 1 or 2 along the row. */
-static int row_vec_ok(const pool_p *p, int avx512) {
-    return HAVE_X86 && avx512 && p->is_max && p->w.d[1] == 1 && (p->w.s[1] == 1 || p->w.s[1] == 2);
+typedef enum { ROW_SCALAR, ROW_AVX2, ROW_AVX512 } row_isa;
+
+/* The vector passes for max windows, undilated, stride 1 or 2 along the row, on this CPU (kn). */
+static row_isa row_vec(const pool_p *p, onx_kern kn) {
+    if (!HAVE_X86 || !p->is_max || p->w.d[1] != 1 || (p->w.s[1] != 1 && p->w.s[1] != 2)) return ROW_SCALAR;
+    return kn == ONX_K_AVX512 ? ROW_AVX512 : kn == ONX_K_AVX2 ? ROW_AVX2 : ROW_SCALAR;
 }
 
 /* Undilated windows: combine the window's rows into one row (vectorisable),
- * then slide along it. row is W floats of scratch; with vec (row_vec_ok), pool_scratch's padded row. */
-static void pool_rows(const pool_p *p, const float *x, float *y, float *row, int vec) {
+ * then slide along it. row is W floats of scratch; with vec (row_vec), pool_scratch's padded row. */
+static void pool_rows(const pool_p *p, const float *x, float *y, float *row, row_isa vec) {
     const onx_win *w = &p->w;
     int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1];
     for (int64_t oy = 0; oy < OH; oy++) {
@@ -103,9 +137,14 @@ static void pool_rows(const pool_p *p, const float *x, float *y, float *row, int
             continue;
         }
 #if HAVE_X86
-        if (vec) {
+        if (vec == ROW_AVX512) {
             max_rows_avx512(x, W, ya, yb, row + w->pb[1]);
             max_row_avx512(w, row, y + oy * OW);
+            continue;
+        }
+        if (vec == ROW_AVX2) {
+            max_rows_avx2(x, W, ya, yb, row + w->pb[1]);
+            max_row_avx2(w, row, y + oy * OW);
             continue;
         }
 #endif
@@ -225,8 +264,10 @@ static void run_pool(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp
     int64_t HW = w->in[0] * w->in[1], OHW = w->out[0] * w->out[1], planes = in[0].d[0] * in[0].d[1];
     const float *x = in[0].p;
     float *y = out[0].p;
-    int avx512 = onx_sgemm_best() == ONX_K_AVX512, vec = !is_2x2(w) && w->d[0] == 1 && row_vec_ok(p, avx512);
-    if (vec) { /* the padding around the row, set once: pool_rows writes only the row */
+    onx_kern kn = onx_sgemm_best();
+    int avx512 = kn == ONX_K_AVX512;
+    row_isa vec = !is_2x2(w) && w->d[0] == 1 ? row_vec(p, kn) : ROW_SCALAR;
+    if (vec != ROW_SCALAR) { /* the padding around the row, set once: pool_rows writes only the row */
         int64_t len = (int64_t)pool_scratch(nd, in, out);
         for (int64_t i = 0; i < len; i++) tmp[i] = -FLT_MAX;
     }
