@@ -14,13 +14,22 @@
 #define MAX_MR 8
 #define MAX_NR 32
 
+static onx_kern kern_cap = ONX_K_AVX512;
+
+void onx_sgemm_cap(onx_kern max) {
+    kern_cap = max;
+}
+
 onx_kern onx_sgemm_best(void) {
+    onx_kern kn = ONX_K_NONE;
 #if HAVE_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return ONX_K_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ONX_K_AVX2;
+    if (__builtin_cpu_supports("avx512f"))
+        kn = ONX_K_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        kn = ONX_K_AVX2;
 #endif
-    return ONX_K_NONE;
+    return kn < kern_cap ? kn : kern_cap;
 }
 
 int onx_sgemm_mr(onx_kern kn) {

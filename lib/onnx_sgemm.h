@@ -15,8 +15,12 @@
  * columns for the narrow last columns of a block: 7x7 or 14x14 outputs, Winograd tile counts). */
 typedef enum { ONX_K_NONE, ONX_K_AVX2, ONX_K_AVX512 } onx_kern;
 
-/* The best kernel this CPU runs; ONX_K_NONE (callers use OpenBLAS) off x86-64 or without AVX2. */
+/* The best kernel this CPU runs, at most the cap; ONX_K_NONE (callers use OpenBLAS and plain C)
+ * off x86-64 or without AVX2. Every vector path of the graph executor and the trainer chooses by it. */
 onx_kern onx_sgemm_best(void);
+/* Cap onx_sgemm_best at max (ONX_K_AVX512: no cap), so that tests run the AVX2 and the plain paths on
+ * a CPU with AVX-512. Not thread-safe: set it before loading a model, never while one runs. */
+void onx_sgemm_cap(onx_kern max);
 /* Rows of A per tile of kernel kn. */
 int onx_sgemm_mr(onx_kern kn);
 

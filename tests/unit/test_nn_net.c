@@ -14,6 +14,7 @@
 #include "../golden/golden_nn.h"
 #include "nn_layers.h"
 #include "nn_net.h"
+#include "onnx_sgemm.h"
 #include "rng.h"
 
 #define N_CASES (sizeof golden_nn_cases / sizeof golden_nn_cases[0])
@@ -104,8 +105,7 @@ static double objective(rig *r, const golden_nn_case *gc) {
     return l;
 }
 
-static void test_golden_pytorch(void **state) {
-    (void)state;
+static void golden_cases(void) {
     assert_int_equal(N_CASES, 24);
     for (size_t k = 0; k < N_CASES; k++) {
         const golden_nn_case *gc = &golden_nn_cases[k];
@@ -127,6 +127,22 @@ static void test_golden_pytorch(void **state) {
         free(g2);
         rig_free(&r);
     }
+}
+
+static void test_golden_pytorch(void **state) {
+    (void)state;
+    golden_cases();
+}
+
+/* The same with the kernels capped (onnx_sgemm.h): the AVX2 and plain paths of the convolutions, Winograd and
+ * batch normalisation, which a CPU with AVX-512 would otherwise never run. */
+static void test_golden_pytorch_capped(void **state) {
+    (void)state;
+    onx_sgemm_cap(ONX_K_AVX2);
+    golden_cases();
+    onx_sgemm_cap(ONX_K_NONE);
+    golden_cases();
+    onx_sgemm_cap(ONX_K_AVX512);
 }
 
 /* Central difference of sum(y * dy) in v[i] with step h. */
@@ -346,6 +362,7 @@ int main(void) {
     openblas_set_num_threads(1); /* so that the pool runs the GEMMs too */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_pytorch),
+        cmocka_unit_test(test_golden_pytorch_capped),
         cmocka_unit_test(test_finite_differences),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_dropout_pytorch),

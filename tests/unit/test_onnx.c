@@ -14,6 +14,7 @@
 
 #include "onnx.h"
 #include "onnx_seg.h"
+#include "onnx_sgemm.h"
 
 static const char *root(void) {
     const char *r = getenv("TRIPLET_ROOT");
@@ -122,6 +123,23 @@ static void test_golden(void **state) {
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) check_set(models[m], opsets, kinds, fixed, 6);
 }
 
+/* The same golden files with the kernels capped (onnx_sgemm.h): the AVX2 paths (Winograd F(2x2) in 8-float
+ * vectors, the 6x16 tiles, the 8-float pools) and the plain ones (OpenBLAS im2col, scalar loops), which this CPU
+ * would otherwise never run when it has AVX-512. */
+static void test_golden_capped(void **state) {
+    (void)state;
+    static const char *const models[] = {"fashion", "conv1d"};
+    static const int opsets[] = {11, 11, 13, 13, 17, 17};
+    static const char *const kinds[] = {"dyn", "b4", "dyn", "b4", "dyn", "b4"};
+    static const int64_t fixed[] = {0, 4, 0, 4, 0, 4};
+    static const onx_kern caps[] = {ONX_K_AVX2, ONX_K_NONE};
+    for (size_t c = 0; c < 2; c++) {
+        onx_sgemm_cap(caps[c]);
+        for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) check_set(models[m], opsets, kinds, fixed, 6);
+    }
+    onx_sgemm_cap(ONX_K_AVX512);
+}
+
 /* torchvision architectures from `make test-zoo` (tests/golden/gen_zoo.py),
  * when ONNX_ZOO names their folder and ONNX_ZOO_MODELS lists them. */
 static void test_zoo(void **state) {
@@ -138,10 +156,16 @@ static void test_zoo(void **state) {
     static const int opsets[] = {11, 11, 13, 13, 17, 17};
     static const char *const kinds[] = {"dyn", "b2", "dyn", "b2", "dyn", "b2"};
     static const int64_t fixed[] = {0, 2, 0, 2, 0, 2};
-    for (char *m = strtok_r(models, " ,", &save); m; m = strtok_r(NULL, " ,", &save)) {
-        print_message("zoo: %s\n", m);
-        check_set(m, opsets, kinds, fixed, 6);
-    }
+    /* each model on this CPU's kernels, then, when it has AVX-512, on the AVX2 ones */
+    onx_kern native = onx_sgemm_best();
+    for (char *m = strtok_r(models, " ,", &save); m; m = strtok_r(NULL, " ,", &save))
+        for (onx_kern kn = native; kn >= ONX_K_AVX2 || kn == native; kn--) {
+            print_message("zoo: %s (%s)\n", m, kn == ONX_K_AVX512 ? "AVX-512" : kn == ONX_K_AVX2 ? "AVX2" : "plain");
+            onx_sgemm_cap(kn);
+            check_set(m, opsets, kinds, fixed, 6);
+            onx_sgemm_cap(ONX_K_AVX512);
+            if (kn == ONX_K_NONE) break;
+        }
     memcpy(data_dir, saved, sizeof saved);
 }
 
@@ -308,7 +332,8 @@ static void test_threads(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),      cmocka_unit_test(test_describe), cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_image_model), cmocka_unit_test(test_zoo),      cmocka_unit_test(test_segments),
+        cmocka_unit_test(test_image_model), cmocka_unit_test(test_zoo),      cmocka_unit_test(test_golden_capped),
+        cmocka_unit_test(test_segments),
     };
     snprintf(data_dir, sizeof data_dir, "%s/tests/data/onnx", root());
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include "../golden/golden_nn.h"
 #include "../tmpdir.h"
 #include "nn_net.h"
+#include "onnx_sgemm.h"
 #include "onnx_model.h"
 #include "onnx_write.h"
 #include "ref_loss.h"
@@ -34,8 +35,7 @@ static void cnn_config(trn_config *c, const char *arch, int ch, int h, int w) {
     c->input_w = w;
 }
 
-static void test_golden_pytorch(void **state) {
-    (void)state;
+static void golden_cases(void) {
     size_t nc = sizeof golden_cnn_cases / sizeof golden_cnn_cases[0];
     float x[GN_N * GN_DIM];
     int64_t labels[GN_N];
@@ -80,6 +80,22 @@ static void test_golden_pytorch(void **state) {
             }
         trn_free(t);
     }
+}
+
+static void test_golden_pytorch(void **state) {
+    (void)state;
+    golden_cases();
+}
+
+/* The same with the kernels capped (onnx_sgemm.h): the AVX2 and plain paths of the convolutions, Winograd and
+ * batch normalisation, which a CPU with AVX-512 would otherwise never run. */
+static void test_golden_pytorch_capped(void **state) {
+    (void)state;
+    onx_sgemm_cap(ONX_K_AVX2);
+    golden_cases();
+    onx_sgemm_cap(ONX_K_NONE);
+    golden_cases();
+    onx_sgemm_cap(ONX_K_AVX512);
 }
 
 /* ---- finite differences on a small CNN: a float64 reference of its batch loss ---- */
@@ -525,13 +541,10 @@ static void test_schedules_and_options(void **state) {
 int main(void) {
     openblas_set_num_threads(1); /* as tripletctl train: the trainer's GEMMs on its threads */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_pytorch),
-        cmocka_unit_test(test_fd_every_combination),
-        cmocka_unit_test(test_determinism_and_learning),
-        cmocka_unit_test(test_export_equals_embed),
-        cmocka_unit_test(test_resume_equals_uninterrupted),
-        cmocka_unit_test(test_schedules_and_options),
-        cmocka_unit_test(test_untrained_like),
+        cmocka_unit_test(test_golden_pytorch),        cmocka_unit_test(test_golden_pytorch_capped),
+        cmocka_unit_test(test_fd_every_combination),  cmocka_unit_test(test_determinism_and_learning),
+        cmocka_unit_test(test_export_equals_embed),   cmocka_unit_test(test_resume_equals_uninterrupted),
+        cmocka_unit_test(test_schedules_and_options), cmocka_unit_test(test_untrained_like),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
