@@ -12,9 +12,9 @@
 #include <cmocka.h>
 
 #include "../golden/golden_nn.h"
+#include "capped.h"
 #include "nn_layers.h"
 #include "nn_net.h"
-#include "onnx_sgemm.h"
 #include "rng.h"
 
 #define N_CASES (sizeof golden_nn_cases / sizeof golden_nn_cases[0])
@@ -105,7 +105,8 @@ static double objective(rig *r, const golden_nn_case *gc) {
     return l;
 }
 
-static void golden_cases(void) {
+static void test_golden_pytorch(void **state) {
+    (void)state;
     assert_int_equal(N_CASES, 24);
     for (size_t k = 0; k < N_CASES; k++) {
         const golden_nn_case *gc = &golden_nn_cases[k];
@@ -129,20 +130,9 @@ static void golden_cases(void) {
     }
 }
 
-static void test_golden_pytorch(void **state) {
-    (void)state;
-    golden_cases();
-}
-
-/* The same with the kernels capped (onnx_sgemm.h): the AVX2 and plain paths of the convolutions, Winograd and
- * batch normalisation, which a CPU with AVX-512 would otherwise never run. */
+/* The same on the AVX2 and plain paths of the convolutions, Winograd and batch normalisation (capped.h). */
 static void test_golden_pytorch_capped(void **state) {
-    (void)state;
-    onx_sgemm_cap(ONX_K_AVX2);
-    golden_cases();
-    onx_sgemm_cap(ONX_K_NONE);
-    golden_cases();
-    onx_sgemm_cap(ONX_K_AVX512);
+    run_capped(test_golden_pytorch, state);
 }
 
 /* Central difference of sum(y * dy) in v[i] with step h. */

@@ -16,6 +16,8 @@
 #include "onnx_seg.h"
 #include "onnx_sgemm.h"
 
+#include "capped.h"
+
 static const char *root(void) {
     const char *r = getenv("TRIPLET_ROOT");
     return r ? r : ".";
@@ -123,21 +125,10 @@ static void test_golden(void **state) {
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) check_set(models[m], opsets, kinds, fixed, 6);
 }
 
-/* The same golden files with the kernels capped (onnx_sgemm.h): the AVX2 paths (Winograd F(2x2) in 8-float
- * vectors, the 6x16 tiles, the 8-float pools) and the plain ones (OpenBLAS im2col, scalar loops), which this CPU
- * would otherwise never run when it has AVX-512. */
+/* The same golden files on the AVX2 paths (Winograd F(2x2) in 8-float vectors, the 6x16 tiles, the 8-float
+ * pools) and the plain ones (OpenBLAS im2col, scalar loops): capped.h. */
 static void test_golden_capped(void **state) {
-    (void)state;
-    static const char *const models[] = {"fashion", "conv1d"};
-    static const int opsets[] = {11, 11, 13, 13, 17, 17};
-    static const char *const kinds[] = {"dyn", "b4", "dyn", "b4", "dyn", "b4"};
-    static const int64_t fixed[] = {0, 4, 0, 4, 0, 4};
-    static const onx_kern caps[] = {ONX_K_AVX2, ONX_K_NONE};
-    for (size_t c = 0; c < 2; c++) {
-        onx_sgemm_cap(caps[c]);
-        for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) check_set(models[m], opsets, kinds, fixed, 6);
-    }
-    onx_sgemm_cap(ONX_K_AVX512);
+    run_capped(test_golden, state);
 }
 
 /* torchvision architectures from `make test-zoo` (tests/golden/gen_zoo.py),

@@ -15,9 +15,9 @@
 #include <cmocka.h>
 
 #include "../golden/golden_nn.h"
+#include "capped.h"
 #include "../tmpdir.h"
 #include "nn_net.h"
-#include "onnx_sgemm.h"
 #include "onnx_model.h"
 #include "onnx_write.h"
 #include "ref_loss.h"
@@ -35,7 +35,8 @@ static void cnn_config(trn_config *c, const char *arch, int ch, int h, int w) {
     c->input_w = w;
 }
 
-static void golden_cases(void) {
+static void test_golden_pytorch(void **state) {
+    (void)state;
     size_t nc = sizeof golden_cnn_cases / sizeof golden_cnn_cases[0];
     float x[GN_N * GN_DIM];
     int64_t labels[GN_N];
@@ -82,20 +83,9 @@ static void golden_cases(void) {
     }
 }
 
-static void test_golden_pytorch(void **state) {
-    (void)state;
-    golden_cases();
-}
-
-/* The same with the kernels capped (onnx_sgemm.h): the AVX2 and plain paths of the convolutions, Winograd and
- * batch normalisation, which a CPU with AVX-512 would otherwise never run. */
+/* The same on the AVX2 and plain paths of the convolutions, Winograd and batch normalisation (capped.h). */
 static void test_golden_pytorch_capped(void **state) {
-    (void)state;
-    onx_sgemm_cap(ONX_K_AVX2);
-    golden_cases();
-    onx_sgemm_cap(ONX_K_NONE);
-    golden_cases();
-    onx_sgemm_cap(ONX_K_AVX512);
+    run_capped(test_golden_pytorch, state);
 }
 
 /* ---- finite differences on a small CNN: a float64 reference of its batch loss ---- */
