@@ -112,10 +112,8 @@ static int find_cuts(const onx_graph *g, onx_seg *s, int *n) {
         live += born[i] - died[i];
         if (live != 1 || g->nodes[i].dead || i >= last_live) continue;
         int cut = -1;
-        for (int v = 0; v < g->n_v && cut < 0; v++)
-            if ((onx_is_runtime(g, v) || onx_is_written(g, v)) && g->v[v].producer <= i && g->v[v].last_use > i &&
-                (g->v[v].producer >= 0 || v == g->input))
-                cut = v;
+        for (int v = 0; v < g->n_v && cut < 0; v++) /* read after node i: a runtime value, never an unread one */
+            if (onx_is_runtime(g, v) && g->v[v].producer <= i && g->v[v].last_use > i) cut = v;
         if (cut < 0 || cut == s[*n - 1].in || !row_major(g, cut)) continue;
         s[*n - 1].last = i, s[*n - 1].out = cut;
         s[(*n)++] = (onx_seg){i + 1, N - 1, cut, -1, 0};
