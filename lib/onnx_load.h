@@ -15,6 +15,10 @@ int onx_value_new(onx_graph *g, const char *name);
 /* Passes over a loaded graph (onnx_opt.c): fold BatchNormalization into
  * the preceding Conv, fuse activations, drop dead nodes, liveness. */
 int onx_optimize(onx_graph *g, tr_err *err);
+/* After onx_optimize's liveness: a value computed while running (the input or a live node's output
+ * that someone reads), and a live node's output, read later or not (Split's unused parts). */
+int onx_is_runtime(const onx_graph *g, int v);
+int onx_is_written(const onx_graph *g, int v);
 /* After onx_optimize: pack Conv node nd's final weights for this CPU's kernels (onnx_k_conv.c). */
 int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err);
 /* After onx_conv_prepare: 1 if Conv node nd runs on its packed weights only (its weight input's bytes unread). */

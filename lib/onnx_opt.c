@@ -77,6 +77,15 @@ static int is_op(const onx_node *nd, const char *name) {
     return !nd->dead && !strcmp(nd->op->name, name);
 }
 
+int onx_is_runtime(const onx_graph *g, int v) {
+    const onx_value *val = &g->v[v];
+    return !val->is_const && val->last_use >= 0 && (v == g->input || val->producer >= 0);
+}
+
+int onx_is_written(const onx_graph *g, int v) {
+    return !g->v[v].is_const && g->v[v].producer >= 0;
+}
+
 int onx_optimize(onx_graph *g, tr_err *err) {
     int *uses = malloc(sizeof *uses * (size_t)(g->cap_v + 1)), rc = TR_OK;
     if (!uses) return tr_seterr(err, TR_ENOMEM, "", "out of memory");

@@ -6,15 +6,6 @@
 
 #include "onnx_load.h"
 
-int onx_is_runtime(const onx_graph *g, int v) {
-    const onx_value *val = &g->v[v];
-    return !val->is_const && val->last_use >= 0 && (v == g->input || val->producer >= 0);
-}
-
-int onx_is_written(const onx_graph *g, int v) {
-    return !g->v[v].is_const && g->v[v].producer >= 0;
-}
-
 /* A float tensor whose first dimension alone holds the batch: its rows are contiguous. */
 static int row_major(const onx_graph *g, int v) {
     const onx_value *val = &g->v[v];

@@ -29,11 +29,6 @@ typedef struct {
     int64_t outer;      /* rows per outer chunk */
 } onx_segs;
 
-/* A value computed while running: the input or a live node's output that someone reads. */
-int onx_is_runtime(const onx_graph *g, int v);
-/* A live node's output, read later or not (Split's unused parts). */
-int onx_is_written(const onx_graph *g, int v);
-
 /* Cut g and size the chunks: about target bytes of activations and scratch per segment's run, at
  * most max_chunk rows, and a segment's in and out together at most bnd_target bytes at the outer
  * chunk (never fewer rows than the heaviest segment's). A graph with a fixed batch is one segment
