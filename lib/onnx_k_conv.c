@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "onnx_convpx.h"
 #include "onnx_dw.h"
 #include "onnx_load.h"
 #include "onnx_op.h"
@@ -77,11 +78,11 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
 /* fast: onx_conv_prepare chose this CPU's kernels: depthwise (onx_dw) or, for the rest,
  * weights packed per group into pk (plen floats each) for onx_sgemm with kernel kn. Without
  * it (folding at load, a CPU without AVX2) the OpenBLAS path runs. wino: the Winograd variant that runs
- * the layer instead (its transformed weights in pk), NULL for none. */
+ * the layer instead (its transformed weights in pk), NULL for none; px: onx_px runs it (a small output). */
 typedef struct {
     onx_win w;
     int64_t c, m, grp;
-    int fast, grid, rows;
+    int fast, grid, rows, px;
     const onx_wino_impl *wino;
     onx_kern kn;
     size_t plen;
@@ -306,6 +307,7 @@ static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out
     (void)out;
     const conv_p *p = nd->p;
     if (p->fast && p->wino) return p->wino->work(&p->w, p->c, p->m, in[0].d[0]);
+    if (p->fast && p->px) return onx_px_work(&p->w, p->c, in[0].d[0]);
     if (p->fast && p->rows) return (size_t)(p->w.k[1] * rows_copy(p)) + onx_sgemm_work();
     if (p->fast && p->grid) return grid_floats(p) + onx_sgemm_work();
     if (p->fast) return is_depthwise(p) ? onx_dw_work(&p->w) : onx_sgemm_work();
@@ -484,6 +486,10 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
         p->wino->run(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
     }
+    if (p->px) {
+        onx_px(&p->w, p->c, p->m, p->pk, x, N, b, nd->act, nd->act_lo, nd->act_hi, y, tmp);
+        return;
+    }
     if (p->rows) {
         run_rows(nd, x, b, N, y, tmp);
         return;
@@ -524,19 +530,23 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     const onx_wino_impl *wino = onx_wino4_ok(&p->w, p->grp, p->c, p->m)  ? &onx_wino_f4
                                 : onx_wino_ok(&p->w, p->grp, p->c, p->m) ? &onx_wino_f2
                                                                          : NULL;
-    size_t plen = wino ? wino->pack_len(kn, p->m, p->c) : onx_pack_a_len(kn, mg, K);
+    int px = !wino && onx_px_ok(kn, &p->w, p->grp, p->c, p->m);
+    size_t plen = wino ? wino->pack_len(kn, p->m, p->c) : px ? onx_px_pack_len(p->m, K) : onx_pack_a_len(kn, mg, K);
     conv_p *q = realloc(p, sizeof *p + sizeof(float) * plen * (size_t)(wino ? 1 : p->grp));
     if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
     nd->p = q;
     const float *wt = g->v[nd->in[1]].data;
     q->wino = wino;
-    q->rows = !wino && rows_ok(q);
-    q->grid = !wino && !q->rows && grid_ok(q);
+    q->px = px;
+    q->rows = !wino && !px && rows_ok(q);
+    q->grid = !wino && !px && !q->rows && grid_ok(q);
     if (wino) {
         float *tw = malloc(sizeof(float) * (size_t)(q->m * q->c));
         if (!tw) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
         wino->pack(kn, wt, q->m, q->c, tw, q->pk);
         free(tw);
+    } else if (px) {
+        onx_px_pack(wt, q->m, K, q->pk);
     } else if (q->grid || q->rows) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
         int64_t kk = q->w.k[0] * q->w.k[1], C = q->c;
         float *tw = malloc(sizeof(float) * (size_t)(q->m * K));

@@ -1,7 +1,8 @@
 /* test_onnx_sgemm.c - the convolution kernels (onnx_sgemm.c, onnx_dw.c) against double-precision loops:
  * every register-tile kernel this CPU runs, edge widths, taps, segments, depth blocks, bias, activations;
  * depthwise one channel and 16 channels at a time;
- * the small-batch fully connected kernel (onnx_fc.c); Winograd 3x3 convolutions (onnx_wino.c, onnx_wino4.c). */
+ * the small-batch fully connected kernel (onnx_fc.c); Winograd 3x3 convolutions (onnx_wino.c, onnx_wino4.c);
+ * small outputs by output channels (onnx_convpx.c). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "onnx_convpx.h"
 #include "onnx_dw.h"
 #include "onnx_fc.h"
 #include "onnx_sgemm.h"
@@ -315,6 +317,74 @@ static void wino_check(const onx_wino_impl *im, onx_kern kn, const wino_case *ca
     }
 }
 
+typedef struct {
+    int64_t c, m, h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, n;
+    onx_act act;
+    int bias;
+} px_case;
+
+/* onx_px against the direct convolution in double: kernels 1x1 to 5x3, strides 1 and 2, dilations, uneven
+ * paddings, output widths that split into tiles of 4 to 7 and odd row counts (a last tile of one row), 32 to 96
+ * output channels, several samples, with and without bias, each activation; the word after y stays untouched. */
+static void test_px(void **state) {
+    (void)state;
+    static const px_case cases[] = {
+        {64, 64, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 2, ONX_ACT_RELU, 1},
+        {16, 32, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 3, ONX_ACT_NONE, 1},
+        {24, 32, 14, 14, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 2, ONX_ACT_NONE, 0},
+        {8, 96, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, ONX_ACT_CLIP, 1},
+        {5, 32, 11, 15, 5, 3, 1, 1, 2, 1, 2, 1, 3, 0, 2, ONX_ACT_RELU, 1},
+        {7, 64, 12, 19, 3, 2, 2, 2, 1, 2, 1, 0, 0, 2, 1, ONX_ACT_NONE, 0},
+        {3, 32, 4, 6, 3, 3, 1, 1, 1, 1, 0, 0, 2, 1, 4, ONX_ACT_RELU, 1},
+        {1, 32, 1, 40, 1, 3, 1, 1, 1, 1, 0, 1, 0, 1, 2, ONX_ACT_NONE, 1},
+    };
+    onx_kern kn = onx_sgemm_best();
+    uint64_t r[4];
+    rng_seed(23, r);
+    int ran = 0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const px_case *q = &cases[ci];
+        onx_win w = {.nsp = 2, .k = {q->kh, q->kw}, .s = {q->sh, q->sw}, .d = {q->dh, q->dw}};
+        w.pb[0] = q->pt, w.pb[1] = q->pl, w.pe[0] = q->pb, w.pe[1] = q->pr, w.in[0] = q->h, w.in[1] = q->w;
+        w.out[0] = (q->h + q->pt + q->pb - (q->kh - 1) * q->dh - 1) / q->sh + 1;
+        w.out[1] = (q->w + q->pl + q->pr - (q->kw - 1) * q->dw - 1) / q->sw + 1;
+        if (!onx_px_ok(kn, &w, 1, q->c, q->m)) continue;
+        ran++;
+        int64_t c = q->c, m = q->m, n = q->n, H = q->h, W = q->w, OH = w.out[0], OW = w.out[1], K = c * q->kh * q->kw;
+        float *x = randv(r, (size_t)(n * c * H * W)), *wt = randv(r, (size_t)(m * K)), *bias = randv(r, (size_t)m);
+        float *pk = malloc(sizeof(float) * onx_px_pack_len(m, K)),
+              *work = malloc(sizeof(float) * onx_px_work(&w, c, n));
+        float *y = malloc(sizeof(float) * (size_t)(n * m * OH * OW + 1));
+        assert_true(pk && work && y);
+        y[n * m * OH * OW] = 42.0f;
+        onx_px_pack(wt, m, K, pk);
+        onx_px(&w, c, m, pk, x, n, q->bias ? bias : NULL, q->act, -0.5f, 0.5f, y, work);
+        for (int64_t s = 0; s < n; s++)
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t oy = 0; oy < OH; oy++)
+                    for (int64_t ox = 0; ox < OW; ox++) {
+                        double acc = q->bias ? bias[i] : 0.0, mag = fabs(acc);
+                        for (int64_t ch = 0; ch < c; ch++)
+                            for (int64_t ky = 0; ky < q->kh; ky++)
+                                for (int64_t kx = 0; kx < q->kw; kx++) {
+                                    int64_t iy = oy * q->sh + ky * q->dh - q->pt, ix = ox * q->sw + kx * q->dw - q->pl;
+                                    if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                                        double p = (double)wt[((i * c + ch) * q->kh + ky) * q->kw + kx] *
+                                                   x[((s * c + ch) * H + iy) * W + ix];
+                                        acc += p, mag += fabs(p);
+                                    }
+                                }
+                        float want = act_of(q->act, acc, -0.5f, 0.5f), got = y[((s * m + i) * OH + oy) * OW + ox];
+                        if (fabsf(got - want) > 1e-6f * (float)mag + 1e-7f)
+                            fail_msg("px case %zu: y[%lld][%lld][%lld][%lld] = %g, want %g", ci, (long long)s,
+                                     (long long)i, (long long)oy, (long long)ox, got, want);
+                    }
+        assert_true(y[n * m * OH * OW] == 42.0f);
+        free(x), free(wt), free(bias), free(pk), free(work), free(y);
+    }
+    if (!ran) skip(); /* AVX-512 only: onx_px_ok refuses every case */
+}
+
 static void test_wino(void **state) {
     (void)state;
     static const wino_case cases[] = {
@@ -349,7 +419,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgemm),        cmocka_unit_test(test_depthwise), cmocka_unit_test(test_depthwise16),
         cmocka_unit_test(test_deinterleave), cmocka_unit_test(test_fc),        cmocka_unit_test(test_wino),
-        cmocka_unit_test(test_wino4),
+        cmocka_unit_test(test_wino4),        cmocka_unit_test(test_px),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
