@@ -239,14 +239,78 @@ typedef void (*ctile_fn)(const tile_in *in, int64_t pst, float *t, int flags, co
                                                             const float *bias, float lo, float hi) {                   \
         ctile(in, pst, t, flags, bias, lo, hi, R);                                                                     \
     }
+CTILE(1)
+CTILE(2)
+CTILE(3)
 CTILE(4)
+CTILE(5)
+CTILE(6)
+CTILE(7)
 CTILE(8)
+CTILE(9)
+CTILE(10)
+CTILE(11)
 CTILE(12)
+CTILE(13)
+CTILE(14)
+CTILE(15)
 CTILE(16)
+CTILE(17)
+CTILE(18)
+CTILE(19)
 CTILE(20)
+CTILE(21)
+CTILE(22)
+CTILE(23)
 CTILE(24)
+CTILE(25)
+CTILE(26)
+CTILE(27)
 CTILE(28)
-static const ctile_fn ctiles[] = {ctile4, ctile8, ctile12, ctile16, ctile20, ctile24, ctile28};
+/* [columns - 1]: exactly the columns there are, so B is read in place (no zero-padded copy) */
+static const ctile_fn ctiles[CTILE_MAX] = {ctile1,  ctile2,  ctile3,  ctile4,  ctile5,  ctile6,  ctile7,
+                                           ctile8,  ctile9,  ctile10, ctile11, ctile12, ctile13, ctile14,
+                                           ctile15, ctile16, ctile17, ctile18, ctile19, ctile20, ctile21,
+                                           ctile22, ctile23, ctile24, ctile25, ctile26, ctile27, ctile28};
+
+/* r[i] lane j <- r[j] lane i. */
+__attribute__((target("avx512f"))) static void tr16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+        r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
+    }
+}
+/* A narrow tile t (16 rows x nr columns, column-major) to rows [0, mr) of c (ldc floats apart), 16 columns at a
+ * time transposed in registers. */
+__attribute__((target("avx512f"))) static void ct_store(const float *t, int64_t nr, int64_t mr, float *c, int64_t ldc) {
+    for (int64_t j0 = 0; j0 < nr; j0 += 16) {
+        int64_t w = nr - j0 < 16 ? nr - j0 : 16;
+        __m512 r[16];
+        for (int64_t i = 0; i < 16; i++) r[i] = i < w ? _mm512_loadu_ps(t + 16 * (j0 + i)) : _mm512_setzero_ps();
+        tr16(r);
+        __mmask16 mk = (__mmask16)((1u << w) - 1);
+        for (int64_t i = 0; i < mr; i++) _mm512_mask_storeu_ps(c + i * ldc + j0, mk, r[i]);
+    }
+}
 
 /* Between C (rows [i0, i0 + mr), columns [n, n + nr), across its segments) and a local tile t whose
  * element (i, j) is t[i * si + j * sj]: into C when to_c, else out of it. */
@@ -332,7 +396,9 @@ void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t kg, int ntap, const in
                 int64_t nr = nc - j < NR ? nc - j : NR;
                 tile_in ij = in;
                 ij.b = bb + j;
-                if (nr < NR) { /* the last columns, zero-padded: tiles read whole vectors */
+                /* narrow columns: 16 rows a tile, B broadcast, all but a last 8 rows or fewer */
+                int ct = kn == ONX_K_AVX512 && nr <= CTILE_MAX, rest = !ct || (m % 16 && m % 16 <= MR);
+                if (nr < NR && rest) { /* the last columns, zero-padded: tiles read whole vectors */
                     for (int t = 0; t < ntap; t++)
                         for (int64_t r = 0; r < kc; r++) {
                             float *e = edge + (t * kc + r) * NR;
@@ -343,7 +409,7 @@ void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t kg, int ntap, const in
                     ij.b = edge, ij.ldb = NR, ij.toff = eoff;
                 }
                 int64_t i0 = 0;
-                if (kn == ONX_K_AVX512 && nr <= CTILE_MAX) /* narrow: 16 rows a tile, B broadcast */
+                if (ct)
                     for (; i0 + MR < m; i0 += 2 * MR) {
                         int64_t mr = m - i0 < 2 * MR ? m - i0 : 2 * MR;
                         for (int64_t q = 2 * PF_AHEAD; j == 0 && q < 2 * PF_AHEAD + 2 && i0 + q * MR < m; q++)
@@ -355,8 +421,12 @@ void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t kg, int ntap, const in
                         int keep = m <= CKEEP_ROWS, last = k0 + kc == kg;
                         float *t = keep ? ckeep + i0 * CTILE_MAX : tl;
                         if (!keep && (flags & T_ACC)) ccopy(cm, i0, mr, n0 + j, nr, t, 1, 16, 0);
-                        ctiles[(nr + 3) / 4 - 1](&ij, k * MR, t, flags, bv, lo, hi);
-                        if (!keep || last) ccopy(cm, i0, mr, n0 + j, nr, t, 1, 16, 1);
+                        ctiles[nr - 1](&ij, k * MR, t, flags, bv, lo, hi);
+                        int64_t cn = n0 + j, cp = cn % cm->seg;
+                        if ((!keep || last) && cp + nr <= cm->seg) /* inside one segment */
+                            ct_store(t, nr, mr, cm->c + cn / cm->seg * cm->ld_seg + i0 * cm->ldc + cp, cm->ldc);
+                        else if (!keep || last)
+                            ccopy(cm, i0, mr, cn, nr, t, 1, 16, 1);
                     }
                 for (; i0 < m; i0 += MR) {
                     int64_t mr = m - i0 < MR ? m - i0 : MR;
