@@ -84,7 +84,7 @@ static void forward_part(void *ctx, size_t lo, size_t hi, int tid) {
     for (size_t c = lo; c < hi; c++) {
         size_t s0 = c * NN_CONV_CHUNK, gn = s0 + NN_CONV_CHUNK < t->n ? NN_CONV_CHUNK : t->n - s0;
         float *y = t->y + s0 * OC * ohw;
-        onx_wino(onx_sgemm_best(), &w, L->in.c, L->out, t->pk, t->x + s0 * nn_size(L->in), (int64_t)gn, t->b,
+        onx_wino(onx_sgemm_best(), &w, L->in.c, L->out, t->pk, t->x + s0 * nn_size(L->in), (int64_t)gn, t->b, NULL,
                  ONX_ACT_NONE, 0.0f, 0.0f, y, work);
         if (t->pstat)
             for (size_t q = 0; q < gn * OC; q++) nn_plane_stats(y + q * ohw, ohw, t->pstat + 2 * (s0 * OC + q));
@@ -237,8 +237,8 @@ static void backward_part(void *ctx, size_t lo, size_t hi, int tid) {
         }
         fold(S, OC, C, dwp);
         if (t->dx)
-            onx_wino(onx_sgemm_best(), &d, (int64_t)OC, (int64_t)C, t->pkt, dys, (int64_t)gn, NULL, ONX_ACT_NONE, 0.0f,
-                     0.0f, t->dx + s0 * nn_size(L->in), ow);
+            onx_wino(onx_sgemm_best(), &d, (int64_t)OC, (int64_t)C, t->pkt, dys, (int64_t)gn, NULL, NULL, ONX_ACT_NONE,
+                     0.0f, 0.0f, t->dx + s0 * nn_size(L->in), ow);
     }
 }
 

@@ -118,7 +118,7 @@ static void pad_copy(const onx_win *w, int64_t c, const float *x, float *xp) {
 }
 
 void onx_px(const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n, const float *bias,
-            onx_act act, float lo, float hi, float *y, float *work) {
+            const float *res, onx_act act, float lo, float hi, float *y, float *work) {
 #if HAVE_X86
     int64_t Wp = w->in[1] + w->pb[1] + w->pe[1], plane = plane_of(w), OH = w->out[0], OW = w->out[1], P = OH * OW;
     int64_t kk = w->k[0] * w->k[1], K = c * kk, rs = w->s[0] * Wp, s1 = w->s[1], HW = w->in[0] * w->in[1];
@@ -140,8 +140,8 @@ void onx_px(const onx_win *w, int64_t c, int64_t m, const float *pk, const float
                 int rh = OH - oy < 2 ? 1 : 2;
                 for (int64_t ti = 0, ox0 = 0; ti < nt; ti++) {
                     int rw = (int)(OW / nt + (ti < OW % nt));
-                    px_fns[s1 - 1][rh - 1][rw - 4](wp, xs + oy * rs + ox0 * s1, rs, koff, K, bp, act != ONX_ACT_NONE,
-                                                   lo, hi, t);
+                    px_fns[s1 - 1][rh - 1][rw - 4](wp, xs + oy * rs + ox0 * s1, rs, koff, K, bp,
+                                                   !res && act != ONX_ACT_NONE, lo, hi, t);
                     for (int r = 0; r < rh; r++)
                         for (int i = 0; i < rw; i++) {
                             const float *tv = t + (r * rw + i) * PX_CH;
@@ -151,10 +151,14 @@ void onx_px(const onx_win *w, int64_t c, int64_t m, const float *pk, const float
                     ox0 += rw;
                 }
             }
+            if (res) /* this sample's 32 planes, still in cache */
+                for (int j = 0; j < PX_CH; j++)
+                    onx_add_act(ys + j * P, res + (s * m + mp * PX_CH + j) * P, (size_t)P, act, lo, hi);
         }
     }
 #else
-    (void)w, (void)c, (void)m, (void)pk, (void)x, (void)n, (void)bias, (void)act, (void)lo, (void)hi, (void)y;
+    (void)w, (void)c, (void)m, (void)pk, (void)x, (void)n, (void)bias, (void)res, (void)act, (void)lo, (void)hi,
+        (void)y;
     (void)work;
 #endif
 }

@@ -21,9 +21,9 @@ void onx_px_pack(const float *wt, int64_t m, int64_t k, float *out);
 
 /* Floats of work onx_px needs for n samples. */
 size_t onx_px_work(const onx_win *w, int64_t c, int64_t n);
-/* y (n x m x OH x OW) = act(conv(x, weights) + bias), x n x c x H x W, pk from onx_px_pack; bias may be
- * NULL. */
+/* y (n x m x OH x OW) = act(conv(x, weights) + bias + res), x n x c x H x W, pk from onx_px_pack; bias and
+ * res (shaped as y: a residual Add fused into the Conv) may be NULL. */
 void onx_px(const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n, const float *bias,
-            onx_act act, float lo, float hi, float *y, float *work);
+            const float *res, onx_act act, float lo, float hi, float *y, float *work);
 
 #endif

@@ -477,17 +477,17 @@ static const float *conv_block(const void *ctx, int64_t k0, int64_t kc, int64_t 
 
 /* The prepared path: depthwise channel by channel, else one GEMM per group over all N samples'
  * pixels, bias and activation applied in the GEMM's tiles. */
-static void run_fast(const onx_node *nd, const float *x, const float *wt, const float *b, int64_t N, float *y,
-                     float *tmp) {
+static void run_fast(const onx_node *nd, const float *x, const float *wt, const float *b, const float *res, int64_t N,
+                     float *y, float *tmp) {
     const conv_p *p = nd->p;
     int64_t cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
     int64_t HW = p->w.in[0] * p->w.in[1], kk = p->w.k[0] * p->w.k[1];
     if (p->wino) {
-        p->wino->run(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, nd->act, nd->act_lo, nd->act_hi, y, tmp);
+        p->wino->run(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
     }
     if (p->px) {
-        onx_px(&p->w, p->c, p->m, p->pk, x, N, b, nd->act, nd->act_lo, nd->act_hi, y, tmp);
+        onx_px(&p->w, p->c, p->m, p->pk, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
     }
     if (p->rows) {
@@ -518,6 +518,19 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
     }
 }
 
+/* The Winograd variant for the layer, NULL for none. */
+static const onx_wino_impl *wino_of(const conv_p *p) {
+    return onx_wino4_ok(&p->w, p->grp, p->c, p->m)  ? &onx_wino_f4
+           : onx_wino_ok(&p->w, p->grp, p->c, p->m) ? &onx_wino_f2
+                                                    : NULL;
+}
+
+int onx_conv_takes_residual(const onx_node *nd) {
+    const conv_p *p = nd->p;
+    onx_kern kn = onx_sgemm_best();
+    return kn != ONX_K_NONE && !is_depthwise(p) && (wino_of(p) || onx_px_ok(kn, &p->w, p->grp, p->c, p->m));
+}
+
 int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     conv_p *p = nd->p;
     onx_kern kn = onx_sgemm_best();
@@ -527,9 +540,7 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
         return TR_OK;
     }
     int64_t mg = p->m / p->grp, K = p->c / p->grp * p->w.k[0] * p->w.k[1];
-    const onx_wino_impl *wino = onx_wino4_ok(&p->w, p->grp, p->c, p->m)  ? &onx_wino_f4
-                                : onx_wino_ok(&p->w, p->grp, p->c, p->m) ? &onx_wino_f2
-                                                                         : NULL;
+    const onx_wino_impl *wino = wino_of(p);
     int px = !wino && onx_px_ok(kn, &p->w, p->grp, p->c, p->m);
     size_t plen = wino ? wino->pack_len(kn, p->m, p->c) : px ? onx_px_pack_len(p->m, K) : onx_pack_a_len(kn, mg, K);
     conv_p *q = realloc(p, sizeof *p + sizeof(float) * plen * (size_t)(wino ? 1 : p->grp));
@@ -573,11 +584,12 @@ int onx_conv_packed(const onx_node *nd) {
 static void run_conv(const onx_node *nd, const onx_t *in, onx_t *out, float *tmp) {
     const conv_p *p = nd->p;
     const float *x = in[0].p, *wt = in[1].p, *b = nd->n_in > 2 && in[2].p ? in[2].p : NULL;
+    const float *res = nd->n_in > 3 ? in[3].p : NULL; /* a fused residual Add: only on the paths that take one */
     float *y = out[0].p;
     int64_t N = in[0].d[0], cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
     int64_t HW = p->w.in[0] * p->w.in[1], K = cg * p->w.k[0] * p->w.k[1], nb = conv_batch(p, N);
     if (p->fast) {
-        run_fast(nd, x, wt, b, N, y, tmp);
+        run_fast(nd, x, wt, b, res, N, y, tmp);
         return;
     }
     for (int64_t n = 0; n < N;) {

@@ -20,6 +20,11 @@ static void relu(const float *restrict x, float *restrict y, size_t n) {
     for (; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
+void onx_add_act(float *y, const float *r, size_t n, onx_act a, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) y[i] += r[i];
+    onx_act_apply(a, lo, hi, y, n);
+}
+
 void onx_act_apply(onx_act a, float lo, float hi, float *x, size_t n) {
     if (a == ONX_ACT_RELU) {
         vec_relu(x, n);

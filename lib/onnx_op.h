@@ -227,6 +227,8 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o);
 
 /* --- kernels shared across families --- */
 void onx_act_apply(onx_act a, float lo, float hi, float *x, size_t n);
+/* y = act(y + r), n floats: a residual Add fused into the Conv that makes y (onnx_opt.c). */
+void onx_add_act(float *y, const float *r, size_t n, onx_act a, float lo, float hi);
 /* Numpy-broadcast strides of t within a result of rank r and dims d. */
 void onx_bstrides(const onx_t *t, int r, const int64_t *d, int64_t *st);
 

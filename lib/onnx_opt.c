@@ -1,4 +1,5 @@
-/* onnx_opt.c - load-time rewrites: BatchNormalization into Conv, activation fusion, aliases, dead nodes, liveness. */
+/* onnx_opt.c - load-time rewrites: BatchNormalization into Conv, activation and residual Add fusion, aliases, dead
+ * nodes, liveness. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,35 @@ static int is_op(const onx_node *nd, const char *name) {
     return !nd->dead && !strcmp(nd->op->name, name);
 }
 
+static int same_shape(const onx_value *a, const onx_value *b) {
+    if (a->rank != b->rank) return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i].c != b->dim[i].c || a->dim[i].p != b->dim[i].p) return 0;
+    return 1;
+}
+
+/* Add(Conv(...), r) -> Conv(..., r) when the Conv's path adds a residual before its activation
+ * (onx_conv_takes_residual), nothing broadcasts, and r is ready before the Conv runs: a pass over
+ * the tensor less (a ResNet's every block). The sum is the same float either way round. */
+static int fuse_residual(onx_graph *g, const int *uses, onx_node *add) {
+    const onx_value *o = &g->v[add->out[0]];
+    for (int k = 0; add->n_in == 2 && k < 2; k++) {
+        onx_node *p = sole_producer(g, uses, add->in[k]);
+        int r = add->in[1 - k];
+        if (!p || !is_op(p, "Conv") || p->act != ONX_ACT_NONE || p->n_in > 3 || r < 0 || !onx_conv_takes_residual(p))
+            continue;
+        const onx_value *rv = &g->v[r];
+        int ready = rv->is_const || r == g->input || (rv->producer >= 0 && rv->producer < (int)(p - g->nodes));
+        if (!ready || rv->dtype != ONX_F32 || !same_shape(rv, o) || !same_shape(&g->v[add->in[k]], o)) continue;
+        if (p->n_in < 3) p->in[2] = -1;
+        p->in[3] = r;
+        p->n_in = 4;
+        take_output(g, p, add);
+        return 1;
+    }
+    return 0;
+}
+
 int onx_is_runtime(const onx_graph *g, int v) {
     const onx_value *val = &g->v[v];
     return !val->is_const && val->last_use >= 0 && (v == g->input || val->producer >= 0);
@@ -109,6 +139,8 @@ int onx_optimize(onx_graph *g, tr_err *err) {
             p->act = nd->op->name[0] == 'R' ? ONX_ACT_RELU : ONX_ACT_CLIP;
             p->act_lo = nd->f[0], p->act_hi = nd->f[1];
             take_output(g, p, nd);
+        } else if (is_op(nd, "Add")) {
+            fuse_residual(g, uses, nd);
         }
     }
     /* Dead nodes: nothing live reads their outputs. */

@@ -582,7 +582,7 @@ void onx_wino_in(const onx_win *w, int64_t c, const float *x, int64_t ns, float 
 }
 
 void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
-              const float *bias, onx_act act, float lo, float hi, float *y, float *work) {
+              const float *bias, const float *res, onx_act act, float lo, float hi, float *y, float *work) {
     wgeo g = geo_of(w);
     int64_t nb = samples_per_pass(&g, n), P = g.OH * g.OW;
     float *eo = work; /* the same layout for every pass: eo's padding is zeroed once */
@@ -594,9 +594,12 @@ void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *
         onx_wino_gemms(kn, 16, m, c, cols, pk, v, yt, sw);
         wino_fns f = fns_of(&g);
         for (int64_t s = 0; s < ns; s++)
-            for (int64_t i = 0; i < m; i++)
-                f.out(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, act, lo, hi,
-                      y + ((s0 + s) * m + i) * P);
+            for (int64_t i = 0; i < m; i++) {
+                int64_t at = ((s0 + s) * m + i) * P;
+                f.out(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, res ? ONX_ACT_NONE : act, lo, hi,
+                      y + at);
+                if (res) onx_add_act(y + at, res + at, (size_t)P, act, lo, hi); /* the plane is in L1 */
+            }
     }
 }
 

@@ -37,10 +37,10 @@ void onx_prefetch_plane(const float *p, int64_t n);
 
 /* Floats of work onx_wino needs for up to n samples (it never shrinks as n grows). */
 size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n);
-/* y (n x m x OH x OW) = act(conv(x, weights) + bias), x n x c x H x W, pk from onx_wino_pack;
- * bias may be NULL. */
+/* y (n x m x OH x OW) = act(conv(x, weights) + bias + res), x n x c x H x W, pk from onx_wino_pack;
+ * bias and res (shaped as y: a residual Add fused into the Conv) may be NULL. */
 void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
-              const float *bias, onx_act act, float lo, float hi, float *y, float *work);
+              const float *bias, const float *res, onx_act act, float lo, float hi, float *y, float *work);
 
 /* The input transform alone, for the weight gradient of training (nn_wino.c): T =
  * onx_wino_tiles(w) 2x2 output tiles per sample; v[xi * c * ns * T + ch * ns * T + s * T + t] =
@@ -60,7 +60,7 @@ typedef struct {
     void (*pack)(onx_kern kn, const float *wt, int64_t m, int64_t c, float *tmp, float *out);
     size_t (*work)(const onx_win *w, int64_t c, int64_t m, int64_t n);
     void (*run)(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
-                const float *bias, onx_act act, float lo, float hi, float *y, float *work);
+                const float *bias, const float *res, onx_act act, float lo, float hi, float *y, float *work);
 } onx_wino_impl;
 extern const onx_wino_impl onx_wino_f2;
 

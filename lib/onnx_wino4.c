@@ -227,7 +227,7 @@ static void wino4_in(const wgeo4 *g, int64_t c, const float *x, int64_t ns, floa
 }
 
 void onx_wino4(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
-               const float *bias, onx_act act, float lo, float hi, float *y, float *work) {
+               const float *bias, const float *res, onx_act act, float lo, float hi, float *y, float *work) {
     wgeo4 g = geo_of(w);
     int64_t nb = samples_per_pass(&g, n), P = g.OH * g.OW;
     float *ph = work; /* the same layout for every pass: the planes' padding is zeroed once */
@@ -238,17 +238,20 @@ void onx_wino4(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float 
         wino4_in(&g, c, x + s0 * c * g.H * g.W, ns, v, ph);
         onx_wino_gemms(kn, 36, m, c, cols, pk, v, yt, sw);
         for (int64_t s = 0; s < ns; s++)
-            for (int64_t i = 0; i < m; i++)
-                out_transform(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, act, lo, hi,
-                              y + ((s0 + s) * m + i) * P);
+            for (int64_t i = 0; i < m; i++) {
+                int64_t at = ((s0 + s) * m + i) * P;
+                out_transform(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, res ? ONX_ACT_NONE : act,
+                              lo, hi, y + at);
+                if (res) onx_add_act(y + at, res + at, (size_t)P, act, lo, hi); /* the plane is in L1 */
+            }
     }
 }
 #else
 void onx_wino4(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
-               const float *bias, onx_act act, float lo, float hi, float *y, float *work) {
+               const float *bias, const float *res, onx_act act, float lo, float hi, float *y, float *work) {
     /* onx_wino4_ok is 0 off x86-64: never called */
-    (void)kn, (void)w, (void)c, (void)m, (void)pk, (void)x, (void)n, (void)bias, (void)act, (void)lo, (void)hi, (void)y,
-        (void)work;
+    (void)kn, (void)w, (void)c, (void)m, (void)pk, (void)x, (void)n, (void)bias, (void)res, (void)act, (void)lo,
+        (void)hi, (void)y, (void)work;
 }
 #endif
 

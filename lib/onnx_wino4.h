@@ -22,10 +22,10 @@ void onx_wino4_pack(onx_kern kn, const float *wt, int64_t m, int64_t c, float *t
 
 /* Floats of work onx_wino4 needs for up to n samples (it never shrinks as n grows). */
 size_t onx_wino4_work(const onx_win *w, int64_t c, int64_t m, int64_t n);
-/* y (n x m x OH x OW) = act(conv(x, weights) + bias), x n x c x H x W, pk from onx_wino4_pack; bias may be
- * NULL. */
+/* y (n x m x OH x OW) = act(conv(x, weights) + bias + res), x n x c x H x W, pk from onx_wino4_pack; bias and
+ * res (shaped as y) may be NULL. */
 void onx_wino4(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
-               const float *bias, onx_act act, float lo, float hi, float *y, float *work);
+               const float *bias, const float *res, onx_act act, float lo, float hi, float *y, float *work);
 
 /* The entry points above as a variant (onnx_wino.h). */
 extern const onx_wino_impl onx_wino_f4;

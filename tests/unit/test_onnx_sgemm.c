@@ -270,9 +270,10 @@ typedef struct {
 } wino_case;
 
 /* The variant against the direct convolution in double: odd and even sizes (a last tile partly outside), paddings 0
- * to 2 on either side, several samples (more than one pass of tiles), bias and activations; the word after the
- * output stays untouched. The error bound is tol times the sum of the products' magnitudes: measured, F(2x2)'s
- * worst is 1.5e-7 of it (a float rounding or two), F(4x4)'s 3.4e-6 (its transforms scale by up to 8 and 1/24). */
+ * to 2 on either side, several samples (more than one pass of tiles), bias and activations, a residual added before
+ * the activation in every other case; the word after the output stays untouched. The error bound is tol times the sum
+ * of the products' magnitudes: measured, F(2x2)'s worst is 1.5e-7 of it (a float rounding or two), F(4x4)'s 3.4e-6 (its
+ * transforms scale by up to 8 and 1/24). */
 static void wino_check(const onx_wino_impl *im, onx_kern kn, const wino_case *cases, size_t ncase, float tol) {
     uint64_t r[4];
     rng_seed(17, r);
@@ -287,15 +288,20 @@ static void wino_check(const onx_wino_impl *im, onx_kern kn, const wino_case *ca
         float *pk = malloc(sizeof(float) * im->pack_len(kn, m, c)), *tmp = malloc(sizeof(float) * (size_t)(m * c));
         float *work = malloc(sizeof(float) * im->work(&w, c, m, n));
         float *y = malloc(sizeof(float) * (size_t)(n * m * OH * OW + 1));
+        float *res = ci % 2 ? randv(r, (size_t)(n * m * OH * OW)) : NULL;
         assert_true(pk && tmp && work && y);
         y[n * m * OH * OW] = 42.0f;
         im->pack(kn, wt, m, c, tmp, pk);
-        im->run(kn, &w, c, m, pk, x, n, bias, cases[ci].act, -0.5f, 0.5f, y, work);
+        im->run(kn, &w, c, m, pk, x, n, bias, res, cases[ci].act, -0.5f, 0.5f, y, work);
         for (int64_t s = 0; s < n; s++)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t oy = 0; oy < OH; oy++)
                     for (int64_t ox = 0; ox < OW; ox++) {
                         double acc = bias[i], mag = fabs(acc);
+                        if (res) {
+                            double rv = res[((s * m + i) * OH + oy) * OW + ox];
+                            acc += rv, mag += fabs(rv);
+                        }
                         for (int64_t ch = 0; ch < c; ch++)
                             for (int64_t ky = 0; ky < 3; ky++)
                                 for (int64_t kx = 0; kx < 3; kx++) {
@@ -313,7 +319,7 @@ static void wino_check(const onx_wino_impl *im, onx_kern kn, const wino_case *ca
                                      (long long)i, (long long)oy, (long long)ox, got, want);
                     }
         assert_true(y[n * m * OH * OW] == 42.0f);
-        free(x), free(wt), free(bias), free(pk), free(tmp), free(work), free(y);
+        free(x), free(wt), free(bias), free(pk), free(tmp), free(work), free(y), free(res);
     }
 }
 
@@ -325,7 +331,8 @@ typedef struct {
 
 /* onx_px against the direct convolution in double: kernels 1x1 to 5x3, strides 1 and 2, dilations, uneven
  * paddings, output widths that split into tiles of 4 to 7 and odd row counts (a last tile of one row), 32 to 96
- * output channels, several samples, with and without bias, each activation; the word after y stays untouched. */
+ * output channels, several samples, with and without bias, each activation, a residual in every other case; the word
+ * after y stays untouched. */
 static void test_px(void **state) {
     (void)state;
     static const px_case cases[] = {
@@ -355,15 +362,20 @@ static void test_px(void **state) {
         float *pk = malloc(sizeof(float) * onx_px_pack_len(m, K)),
               *work = malloc(sizeof(float) * onx_px_work(&w, c, n));
         float *y = malloc(sizeof(float) * (size_t)(n * m * OH * OW + 1));
+        float *res = ci % 2 ? randv(r, (size_t)(n * m * OH * OW)) : NULL;
         assert_true(pk && work && y);
         y[n * m * OH * OW] = 42.0f;
         onx_px_pack(wt, m, K, pk);
-        onx_px(&w, c, m, pk, x, n, q->bias ? bias : NULL, q->act, -0.5f, 0.5f, y, work);
+        onx_px(&w, c, m, pk, x, n, q->bias ? bias : NULL, res, q->act, -0.5f, 0.5f, y, work);
         for (int64_t s = 0; s < n; s++)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t oy = 0; oy < OH; oy++)
                     for (int64_t ox = 0; ox < OW; ox++) {
                         double acc = q->bias ? bias[i] : 0.0, mag = fabs(acc);
+                        if (res) {
+                            double rv = res[((s * m + i) * OH + oy) * OW + ox];
+                            acc += rv, mag += fabs(rv);
+                        }
                         for (int64_t ch = 0; ch < c; ch++)
                             for (int64_t ky = 0; ky < q->kh; ky++)
                                 for (int64_t kx = 0; kx < q->kw; kx++) {
@@ -380,7 +392,7 @@ static void test_px(void **state) {
                                      (long long)i, (long long)oy, (long long)ox, got, want);
                     }
         assert_true(y[n * m * OH * OW] == 42.0f);
-        free(x), free(wt), free(bias), free(pk), free(work), free(y);
+        free(x), free(wt), free(bias), free(pk), free(work), free(y), free(res);
     }
     if (!ran) skip(); /* AVX-512 only: onx_px_ok refuses every case */
 }
