@@ -20,8 +20,13 @@ Models:
   conv1d    Conv1d (strided, dilated) + BatchNorm1d, MaxPool1d(ceil_mode),
             AvgPool1d(count_include_pad=False), GlobalAveragePool, Flatten,
             MatMul, Add, Mul with broadcasting
+  resblock  two ResNet basic blocks of 32 channels on 12x12 (identity, then
+            stride 2 with a 1x1 downsample computed first): on AVX-512 their
+            residual Adds fuse into a Winograd conv and an output-channel one
+            (lib/onnx_convpx.c); written at opset 13 dynamic and 17 fixed only
 
-Run from the repository root: /usr/bin/python3 tests/golden/gen_onnx.py
+Run from the repository root: /usr/bin/python3 tests/golden/gen_onnx.py [MODEL...]
+(no names: all of them)
 """
 import os
 import struct
@@ -74,7 +79,29 @@ class Conv1d(nn.Module):
         return torch.flatten(z, 1) @ self.w  # MatMul
 
 
-MODELS = {"fashion": (Fashion, (1, 28, 28)), "conv1d": (Conv1d, (3, 40))}
+class ResBlocks(nn.Module):
+    def __init__(self):
+        super().__init__()
+        c = 32
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU())
+        self.a1 = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                                nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.down = nn.Sequential(nn.Conv2d(c, c, 1, stride=2, bias=False), nn.BatchNorm2d(c))
+        self.a2 = nn.Sequential(nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                                nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.fc = nn.Linear(c, 16)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(self.a1(x) + x)
+        identity = self.down(x)  # first: ready before the block's last conv, which takes it
+        x = torch.relu(self.a2(x) + identity)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+MODELS = {"fashion": (Fashion, (1, 28, 28)), "conv1d": (Conv1d, (3, 40)), "resblock": (ResBlocks, (3, 12, 12))}
+# (opset, fixed batch) pairs written; all six unless listed
+EXPORTS = {"resblock": ((13, False), (17, True))}
 
 
 def randomise_bn(m):
@@ -97,6 +124,8 @@ def write_rows(path, x):
 def main():
     os.makedirs(OUT, exist_ok=True)
     for name, (cls, shape) in MODELS.items():
+        if len(sys.argv) > 1 and name not in sys.argv[1:]:
+            continue
         torch.manual_seed(7)
         m = cls()
         randomise_bn(m)
@@ -107,14 +136,14 @@ def main():
         m.float()
         write_rows(os.path.join(OUT, name + ".in"), x)
         write_rows(os.path.join(OUT, name + ".out"), y)
-        for opset in (11, 13, 17):
-            for fixed in (False, True):
-                path = os.path.join(OUT, "%s_op%d_%s.onnx" % (name, opset, "b4" if fixed else "dyn"))
-                dummy = torch.zeros(FIXED_BATCH if fixed else 2, *shape)
-                torch.onnx.export(m, dummy, path, opset_version=opset, input_names=["x"], output_names=["y"],
-                                  dynamic_axes=None if fixed else {"x": {0: "batch"}, "y": {0: "batch"}},
-                                  training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
-                print(path, os.path.getsize(path))
+        pairs = EXPORTS.get(name, [(o, f) for o in (11, 13, 17) for f in (False, True)])
+        for opset, fixed in pairs:
+            path = os.path.join(OUT, "%s_op%d_%s.onnx" % (name, opset, "b4" if fixed else "dyn"))
+            dummy = torch.zeros(FIXED_BATCH if fixed else 2, *shape)
+            torch.onnx.export(m, dummy, path, opset_version=opset, input_names=["x"], output_names=["y"],
+                              dynamic_axes=None if fixed else {"x": {0: "batch"}, "y": {0: "batch"}},
+                              training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+            print(path, os.path.getsize(path))
         if name == "fashion":
             image_model(m)
 

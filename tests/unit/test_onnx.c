@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "onnx.h"
+#include "onnx_op.h"
 #include "onnx_seg.h"
 #include "onnx_sgemm.h"
 
@@ -123,6 +124,36 @@ static void test_golden(void **state) {
     static const char *const kinds[] = {"dyn", "b4", "dyn", "b4", "dyn", "b4"};
     static const int64_t fixed[] = {0, 4, 0, 4, 0, 4};
     for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) check_set(models[m], opsets, kinds, fixed, 6);
+    /* residual blocks (two files: the fused paths, not the exporter's opsets, are what it adds) */
+    static const int ropsets[] = {13, 17};
+    static const char *const rkinds[] = {"dyn", "b4"};
+    static const int64_t rfixed[] = {0, 4};
+    check_set("resblock", ropsets, rkinds, rfixed, 2);
+}
+
+/* The residual Adds of resblock fuse into the convs whose paths take them (onnx_opt.c): on AVX-512 both (the
+ * first block's by Winograd, the second's by onnx_convpx.c), with AVX2 the Winograd one, without either none;
+ * an Add left is a live node. The golden test checks the numbers of each. */
+static void test_residual_fusion(void **state) {
+    (void)state;
+    static const onx_kern caps[] = {ONX_K_AVX512, ONX_K_AVX2, ONX_K_NONE};
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        onx_sgemm_cap(caps[i]);
+        onx_kern kn = onx_sgemm_best();
+        onx_graph *g = open_model("resblock_op13_dyn.onnx");
+        int fused = 0, adds = 0;
+        for (int k = 0; k < g->n_nodes; k++) {
+            const onx_node *nd = &g->nodes[k];
+            fused += !nd->dead && !strcmp(nd->op->name, "Conv") && nd->n_in == 4;
+            adds += !nd->dead && !strcmp(nd->op->name, "Add");
+        }
+        int want = kn == ONX_K_AVX512 ? 2 : kn == ONX_K_AVX2 ? 1 : 0;
+        if (fused != want || adds != 2 - want)
+            fail_msg("kernel %d: %d convs took a residual and %d Adds are left; want %d and %d", (int)kn, fused, adds,
+                     want, 2 - want);
+        onx_free(g);
+    }
+    onx_sgemm_cap(ONX_K_AVX512);
 }
 
 /* The same golden files on the AVX2 paths (Winograd F(2x2) in 8-float vectors, the 6x16 tiles, the 8-float
@@ -322,9 +353,10 @@ static void test_threads(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden),      cmocka_unit_test(test_describe), cmocka_unit_test(test_threads),
-        cmocka_unit_test(test_image_model), cmocka_unit_test(test_zoo),      cmocka_unit_test(test_golden_capped),
-        cmocka_unit_test(test_segments),
+        cmocka_unit_test(test_golden),   cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_threads),  cmocka_unit_test(test_image_model),
+        cmocka_unit_test(test_zoo),      cmocka_unit_test(test_golden_capped),
+        cmocka_unit_test(test_segments), cmocka_unit_test(test_residual_fusion),
     };
     snprintf(data_dir, sizeof data_dir, "%s/tests/data/onnx", root());
     return cmocka_run_group_tests(tests, NULL, NULL);
