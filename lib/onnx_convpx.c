@@ -23,8 +23,13 @@
 #define PX_MAX_P 1024 /* pixels of the largest output taken */
 #define PX_MIN_K 64   /* sums of fewer products do not pay for the transposed store */
 
+/* Floats of one channel of the zero-padded input. */
+static int64_t plane_of(const onx_win *w) {
+    return (w->in[0] + w->pb[0] + w->pe[0]) * (w->in[1] + w->pb[1] + w->pe[1]);
+}
+
 int onx_px_ok(onx_kern kn, const onx_win *w, int64_t grp, int64_t c, int64_t m) {
-    int64_t P = w->out[0] * w->out[1], plane = (w->in[0] + w->pb[0] + w->pe[0]) * (w->in[1] + w->pb[1] + w->pe[1]);
+    int64_t P = w->out[0] * w->out[1], plane = plane_of(w);
     int plain = w->k[0] == 1 && w->k[1] == 1 && w->s[0] == 1 && w->s[1] == 1 && !w->pb[0] && !w->pb[1] && !w->pe[0] &&
                 !w->pe[1];
     return HAVE_X86 && kn == ONX_K_AVX512 && grp == 1 && m % PX_CH == 0 && P >= 16 && P <= PX_MAX_P && w->out[1] >= 4 &&
@@ -39,10 +44,6 @@ void onx_px_pack(const float *wt, int64_t m, int64_t k, float *out) {
     for (int64_t p = 0; p < m / PX_CH; p++)
         for (int64_t r = 0; r < k; r++)
             for (int64_t j = 0; j < PX_CH; j++) *out++ = wt[(p * PX_CH + j) * k + r];
-}
-
-static int64_t plane_of(const onx_win *w) {
-    return (w->in[0] + w->pb[0] + w->pe[0]) * (w->in[1] + w->pb[1] + w->pe[1]);
 }
 
 size_t onx_px_work(const onx_win *w, int64_t c, int64_t n) {
