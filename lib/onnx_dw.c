@@ -9,6 +9,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "onnx_simd.h"
 #define HAVE_X86 1
 #else
 #define HAVE_X86 0
@@ -148,32 +150,6 @@ __attribute__((target("avx2,fma"))) static void dw_rows3(const float *wk, float 
     }
 }
 
-/* Transpose a 16 x 16 block held as 16 vectors, in place. */
-__attribute__((target("avx512f"))) static void tr16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    }
-    /* r[4a + b] holds rows 4a..4a+3 in 128-bit lane groups; gather lanes across a */
-    for (int b = 0; b < 4; b++) {
-        __m512 a0 = _mm512_shuffle_f32x4(r[b], r[4 + b], 0x88), a1 = _mm512_shuffle_f32x4(r[b], r[4 + b], 0xdd);
-        __m512 a2 = _mm512_shuffle_f32x4(r[8 + b], r[12 + b], 0x88),
-               a3 = _mm512_shuffle_f32x4(r[8 + b], r[12 + b], 0xdd);
-        t[b] = _mm512_shuffle_f32x4(a0, a2, 0x88);
-        t[8 + b] = _mm512_shuffle_f32x4(a0, a2, 0xdd);
-        t[4 + b] = _mm512_shuffle_f32x4(a1, a3, 0x88);
-        t[12 + b] = _mm512_shuffle_f32x4(a1, a3, 0xdd);
-    }
-    for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-
 /* 16 channels, x and y channels xs and ys floats apart: the channels' pixels transposed into the
  * pixel-major buffer (its padding zero: only the interior is written), every output pixel one
  * vector of taps, transposed back. */
@@ -187,7 +163,7 @@ __attribute__((target("avx512f"))) static void dw16(const float *x, int64_t xs, 
     for (int64_t p0 = 0, iy = 0, ix = 0; p0 < HW; p0 += 16) {
         __mmask16 m = HW - p0 >= 16 ? 0xffff : (__mmask16)((1u << (HW - p0)) - 1);
         for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, x + c * xs + p0);
-        tr16(r);
+        onx_tr16(r);
         for (int64_t q = 0; q < 16 && p0 + q < HW; q++) {
             _mm512_storeu_ps(buf + ((iy + w->pb[0]) * PW + ix + w->pb[1]) * 16, r[q]);
             if (++ix == W) ix = 0, iy++;
@@ -231,7 +207,7 @@ __attribute__((target("avx512f"))) static void dw16(const float *x, int64_t xs, 
     for (int64_t p0 = 0; p0 < P; p0 += 16) {
         __mmask16 m = P - p0 >= 16 ? 0xffff : (__mmask16)((1u << (P - p0)) - 1);
         for (int q = 0; q < 16; q++) r[q] = _mm512_loadu_ps(ob + (p0 + q) * 16); /* ob has 16 spare pixels */
-        tr16(r);
+        onx_tr16(r);
         for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps(y + c * ys + p0, m, r[c]);
     }
 }

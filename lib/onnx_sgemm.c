@@ -6,6 +6,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "onnx_simd.h"
 #define HAVE_X86 1
 #else
 #define HAVE_X86 0
@@ -273,32 +275,6 @@ static const ctile_fn ctiles[CTILE_MAX] = {ctile1,  ctile2,  ctile3,  ctile4,  c
                                            ctile15, ctile16, ctile17, ctile18, ctile19, ctile20, ctile21,
                                            ctile22, ctile23, ctile24, ctile25, ctile26, ctile27, ctile28};
 
-/* r[i] lane j <- r[j] lane i. */
-__attribute__((target("avx512f"))) static void tr16(__m512 r[16]) {
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
-        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
-        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
-        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-        r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
-        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
-        r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
-    }
-}
 /* A narrow tile t (16 rows x nr columns, column-major) to rows [0, mr) of c (ldc floats apart), 16 columns at a
  * time transposed in registers. */
 __attribute__((target("avx512f"))) static void ct_store(const float *t, int64_t nr, int64_t mr, float *c, int64_t ldc) {
@@ -306,7 +282,7 @@ __attribute__((target("avx512f"))) static void ct_store(const float *t, int64_t 
         int64_t w = nr - j0 < 16 ? nr - j0 : 16;
         __m512 r[16];
         for (int64_t i = 0; i < 16; i++) r[i] = i < w ? _mm512_loadu_ps(t + 16 * (j0 + i)) : _mm512_setzero_ps();
-        tr16(r);
+        onx_tr16(r);
         __mmask16 mk = (__mmask16)((1u << w) - 1);
         for (int64_t i = 0; i < mr; i++) _mm512_mask_storeu_ps(c + i * ldc + j0, mk, r[i]);
     }
