@@ -165,11 +165,20 @@ static int grid_ok(const conv_p *p) {
     return p->grp == 1 && p->w.k[0] * p->w.k[1] <= ONX_MAX_TAPS && !is_pointwise(&p->w);
 }
 
+/* Output rows at least this wide run a GEMM each, written in place (the grid's discarded columns never
+ * computed, no copy out of it: a 224x224 stem's 3.2 MB); narrower ones one GEMM over the grid. */
+#define GRID_ROW_MIN 64
+
+/* Floats of the grid output: none for rows that run in place. */
+static int64_t grid_out_floats(const conv_p *p, const grid_geo *g) {
+    return p->w.out[1] >= GRID_ROW_MIN ? 0 : (p->m * g->q + 15) / 16 * 16;
+}
+
 /* Scratch: the phase planes (then slack for the last tap's overreach), the grid output, a line
  * for splitting a row's columns. */
 static size_t grid_floats(const conv_p *p) {
     grid_geo g = grid_of(p);
-    return (size_t)(g.xl + (p->m * g.q + 15) / 16 * 16 + p->w.s[1] * g.PW2 + 16);
+    return (size_t)(g.xl + grid_out_floats(p, &g) + p->w.s[1] * g.PW2 + 16);
 }
 
 /* Phase planes of channel x (H x W): xp + ((a * s1 + b) * C) * plane for phase (a, b). */
@@ -197,16 +206,12 @@ static void grid_split(const conv_p *p, const grid_geo *g, const float *x, float
         }
 }
 
-/* Output rows at least this wide run a GEMM each, written in place (the grid's discarded columns never
- * computed, no copy out of it: a 224x224 stem's 3.2 MB); narrower ones one GEMM over the grid. */
-#define GRID_ROW_MIN 64
-
 static void run_grid(const onx_node *nd, const float *x, const float *b, int64_t N, float *y, float *tmp) {
     const conv_p *p = nd->p;
     const onx_win *w = &p->w;
     grid_geo g = grid_of(p);
     int64_t H = w->in[0], W = w->in[1], OH = w->out[0], OW = w->out[1], kk = w->k[0] * w->k[1], toff[ONX_MAX_TAPS];
-    float *xp = tmp, *yg = xp + g.xl, *line = yg + (p->m * g.q + 15) / 16 * 16, *work = tmp + grid_floats(p);
+    float *xp = tmp, *yg = xp + g.xl, *line = yg + grid_out_floats(p, &g), *work = tmp + grid_floats(p);
     for (int64_t t = 0; t < kk; t++) {
         int64_t ry = t / w->k[1] * w->d[0], rx = t % w->k[1] * w->d[1];
         toff[t] = (ry % w->s[0] * w->s[1] + rx % w->s[1]) * p->c * g.plane + ry / w->s[0] * g.PW2 + rx / w->s[1];
@@ -215,7 +220,7 @@ static void run_grid(const onx_node *nd, const float *x, const float *b, int64_t
     memset(xp + used, 0, sizeof(float) * (size_t)(g.xl - used));
     for (int64_t n = 0; n < N; n++) {
         for (int64_t c = 0; c < p->c; c++) grid_split(p, &g, x + (n * p->c + c) * H * W, xp + c * g.plane, line);
-        if (OW >= GRID_ROW_MIN) { /* a GEMM per output row, straight into y */
+        if (OW >= GRID_ROW_MIN) { /* a GEMM per output row, straight into y (yg: no floats) */
             for (int64_t oy = 0; oy < OH; oy++) {
                 onx_bsrc src = {xp + oy * g.PW2, g.plane};
                 onx_cmap cm = {y + n * p->m * OH * OW + oy * OW, OH * OW, OW, 0};
