@@ -12,10 +12,11 @@
  * next to another worker's chunk and the weights. 64 MiB chunks ran mobilenet_v2 at batch 8
  * 15 % and the Fashion CNN at batch 256 13 % slower (resnet18 at batch 8: 3 % faster); with the
  * scratch counted once, 4.5 MiB gives the Fashion CNN its best chunk (8 rows; 16 or 9: 6-30 %
- * slower at batch 256), and resnet18 and mobilenet_v2 at 224x224 a few images a chunk (3 and 2, their
- * early layers). That is the whole graph's chunk; segments whose weights outweigh their activations take
- * more rows (onnx_seg.c): resnet18's last stage 4 and 8 images at batch 8 (6 % more images/s when the
- * rest ran one image at a time), the Fashion CNN's Linear layers 256. */
+ * slower at batch 256), and resnet18 and mobilenet_v2 at 224x224 one image a chunk (a row of their early
+ * layers alone is more). That is the whole graph's chunk; segments whose weights outweigh their activations
+ * take more rows (onnx_seg.c): resnet18's last stage 4 and 8 images at batch 8 (6 % more images/s when the
+ * rest ran one image at a time), the Fashion CNN's Linear layers 256; its 14x14 stage at 2, 4 or 8 images
+ * measured no faster than at one. */
 #define ARENA_TARGET ((size_t)9 << 19)
 /* Bytes of a segment's in and out at the outer chunk (onnx_seg.h): resnet18 at 224x224, whose
  * first segment's boundaries take 0.8 MiB a row, runs up to 20 images through its last stage

@@ -543,38 +543,51 @@ static const onx_wino_impl *wino_of(const conv_p *p) {
                                                     : NULL;
 }
 
+/* The kernel a convolution runs on a CPU whose best SGEMM is kn: chosen once at load (onx_conv_prepare), and asked
+ * before that by the residual fusion (onx_conv_takes_residual). */
+typedef enum { PATH_REF, PATH_DW, PATH_WINO, PATH_PX, PATH_ROWS, PATH_GRID, PATH_GEMM } conv_path;
+
+static conv_path path_of(const conv_p *p, onx_kern kn) {
+    if (kn == ONX_K_NONE) return PATH_REF;
+    if (is_depthwise(p)) return onx_dw_ok(&p->w) ? PATH_DW : PATH_REF;
+    if (wino_of(p)) return PATH_WINO;
+    if (onx_px_ok(kn, &p->w, p->grp, p->c, p->m)) return PATH_PX;
+    if (rows_ok(p)) return PATH_ROWS;
+    return grid_ok(p) ? PATH_GRID : PATH_GEMM;
+}
+
 int onx_conv_takes_residual(const onx_node *nd) {
-    const conv_p *p = nd->p;
-    onx_kern kn = onx_sgemm_best();
-    return kn != ONX_K_NONE && !is_depthwise(p) && (wino_of(p) || onx_px_ok(kn, &p->w, p->grp, p->c, p->m));
+    conv_path t = path_of(nd->p, onx_sgemm_best());
+    return t == PATH_WINO || t == PATH_PX;
 }
 
 int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     conv_p *p = nd->p;
     onx_kern kn = onx_sgemm_best();
-    if (kn == ONX_K_NONE) return TR_OK;
-    if (is_depthwise(p)) {
-        p->fast = onx_dw_ok(&p->w);
+    conv_path path = path_of(p, kn);
+    if (path == PATH_REF || path == PATH_DW) {
+        p->fast = path == PATH_DW;
         return TR_OK;
     }
     int64_t mg = p->m / p->grp, K = p->c / p->grp * p->w.k[0] * p->w.k[1];
-    const onx_wino_impl *wino = wino_of(p);
-    int px = !wino && onx_px_ok(kn, &p->w, p->grp, p->c, p->m);
-    size_t plen = wino ? wino->pack_len(kn, p->m, p->c) : px ? onx_px_pack_len(p->m, K) : onx_pack_a_len(kn, mg, K);
+    const onx_wino_impl *wino = path == PATH_WINO ? wino_of(p) : NULL;
+    size_t plen = wino              ? wino->pack_len(kn, p->m, p->c)
+                  : path == PATH_PX ? onx_px_pack_len(p->m, K)
+                                    : onx_pack_a_len(kn, mg, K);
     conv_p *q = realloc(p, sizeof *p + sizeof(float) * plen * (size_t)(wino ? 1 : p->grp));
     if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
     nd->p = q;
     const float *wt = g->v[nd->in[1]].data;
     q->wino = wino;
-    q->px = px;
-    q->rows = !wino && !px && rows_ok(q);
-    q->grid = !wino && !px && !q->rows && grid_ok(q);
+    q->px = path == PATH_PX;
+    q->rows = path == PATH_ROWS;
+    q->grid = path == PATH_GRID;
     if (wino) {
         float *tw = malloc(sizeof(float) * (size_t)(q->m * q->c));
         if (!tw) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
         wino->pack(kn, wt, q->m, q->c, tw, q->pk);
         free(tw);
-    } else if (px) {
+    } else if (q->px) {
         onx_px_pack(wt, q->m, K, q->pk);
     } else if (q->grid || q->rows) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
         int64_t kk = q->w.k[0] * q->w.k[1], C = q->c;
