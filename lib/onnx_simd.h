@@ -1,9 +1,11 @@
-/* onnx_simd.h - register helpers the AVX-512 kernels share (onnx_sgemm.c, onnx_dw.c). x86-64 only: include it
- * where <immintrin.h> is included. */
+/* onnx_simd.h - register helpers the vector kernels share (onnx_sgemm.c, onnx_dw.c, onnx_wino.c, onnx_wino4.c).
+ * x86-64 only: include it where <immintrin.h> is included. */
 #ifndef ONNX_SIMD_H
 #define ONNX_SIMD_H
 
 #include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Transpose a 16 x 16 block held as 16 vectors, in place: r[i] lane j <- r[j] lane i. */
 static inline __attribute__((target("avx512f"))) void onx_tr16(__m512 r[16]) {
@@ -29,6 +31,37 @@ static inline __attribute__((target("avx512f"))) void onx_tr16(__m512 r[16]) {
         t[12 + b] = _mm512_shuffle_f32x4(a1, a3, 0xdd);
     }
     for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* Lanes t with lo <= t < hi of an AVX2 mask. */
+static inline __attribute__((target("avx2"))) __m256i onx_lanes8(int64_t lo, int64_t hi) {
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    lo = lo < 0 ? 0 : lo > 8 ? 8 : lo, hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), idx),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
+}
+
+/* A row of n tiles 8 at a time from t0; a last chunk of fewer, when the row has 8 or more, starts 8 before the end
+ * instead (its overlap recomputes the same values), so only rows of under 8 tiles store part of a vector. */
+static inline int64_t onx_chunk8(int64_t n, int64_t t0) {
+    return n >= 8 && t0 + 8 > n ? n - 8 : t0;
+}
+
+/* The first n lanes at p, the rest zero. */
+static inline __attribute__((target("avx2"))) __m256 onx_load8(const float *p, int64_t n) {
+    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, onx_lanes8(0, n));
+}
+
+/* The first n lanes of v at p; the rest may be written too when spill (the values there are written again later).
+ * A masked store (vmaskmovps) costs a dozen cycles on AMD cores: a part goes through the stack instead. */
+static inline __attribute__((target("avx2"))) void onx_store8(float *p, int64_t n, int spill, __m256 v) {
+    if (n >= 8 || spill) {
+        _mm256_storeu_ps(p, v);
+        return;
+    }
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    memcpy(p, t, sizeof(float) * (size_t)(n > 0 ? n : 0));
 }
 
 #endif

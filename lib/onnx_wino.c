@@ -115,6 +115,8 @@ size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "onnx_simd.h"
 #define T512 __attribute__((target("avx512f")))
 #define T256 __attribute__((target("avx512f,avx512vl")))
 #define T2 __attribute__((target("avx2,fma")))
@@ -412,34 +414,9 @@ T256 static void out_adjoint8(const wgeo *g, const float *dy, float *z, int64_t 
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/* Lanes t with lo <= t < hi of an AVX2 mask. */
-T2 static __m256i lanes_in(int64_t lo, int64_t hi) {
-    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    lo = lo < 0 ? 0 : lo > 8 ? 8 : lo, hi = hi < 0 ? 0 : hi > 8 ? 8 : hi;
-    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), idx),
-                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), idx));
-}
-
-/* A row of tiles 8 at a time from tx0; a last chunk of fewer, when the row has 8 or more, starts 8 before the end
- * instead (its overlap recomputes the same values), so only rows of under 8 tiles store part of a vector. */
+/* A row of tiles 8 at a time from tx0 (onx_chunk8). */
 static int64_t chunk8(const wgeo *g, int64_t tx0) {
-    return g->txc >= 8 && tx0 + 8 > g->txc ? g->txc - 8 : tx0;
-}
-
-T2 static __m256 load8(const float *p, int64_t n) {
-    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_in(0, n));
-}
-
-/* The first n lanes of v at p; the rest may be written too when spill (the values there are written again later).
- * A masked store (vmaskmovps) costs a dozen cycles on AMD cores: a part goes through the stack instead. */
-T2 static void store8(float *p, int64_t n, int spill, __m256 v) {
-    if (n >= 8 || spill) {
-        _mm256_storeu_ps(p, v);
-        return;
-    }
-    float t[8];
-    _mm256_storeu_ps(t, v);
-    memcpy(p, t, sizeof(float) * (size_t)(n > 0 ? n : 0));
+    return onx_chunk8(g->txc, tx0);
 }
 
 /* split_row512 with AVX2: 16 input columns at a time (masked loads read the zeros of the padding), split into 8
@@ -447,8 +424,8 @@ T2 static void store8(float *p, int64_t n, int spill, __m256 v) {
 T2 static void split_row_avx2(const wgeo *g, const float *xr, float *e, float *o, int64_t umax) {
     for (int64_t u0 = 0; u0 < umax; u0 += 8) {
         int64_t j0 = 2 * u0 - g->pl; /* the input column of lane 0 */
-        __m256 a = _mm256_maskload_ps(xr + j0, lanes_in(-j0, g->W - j0)),
-               b = _mm256_maskload_ps(xr + j0 + 8, lanes_in(-j0 - 8, g->W - j0 - 8));
+        __m256 a = _mm256_maskload_ps(xr + j0, onx_lanes8(-j0, g->W - j0)),
+               b = _mm256_maskload_ps(xr + j0 + 8, onx_lanes8(-j0 - 8, g->W - j0 - 8));
         _mm256_storeu_ps(
             e + u0, _mm256_castpd_ps(_mm256_permute4x64_pd(
                         _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0))));
@@ -471,7 +448,7 @@ T2 static void in_transform_avx2(const wgeo *g, const float *eo, float *v, int64
             __m256 w[16];
             in_tiles8(e, o, EW, ty, tx0, w);
             float *vt = v + ty * g->txc + tx0;
-            for (int xi = 0; xi < 16; xi++) store8(vt + xi * ldv, nt, sp, w[xi]);
+            for (int xi = 0; xi < 16; xi++) onx_store8(vt + xi * ldv, nt, sp, w[xi]);
         }
 }
 
@@ -486,7 +463,7 @@ T2 static void out_transform_avx2(const wgeo *g, const float *yt, int64_t ldy, f
                     w1 = rem - w0 < 8 ? rem - w0 : 8;
             const float *t = yt + ty * g->txc + tx0;
             __m256 a[16], ev[2], od[2];
-            for (int xi = 0; xi < 16; xi++) a[xi] = load8(t + xi * ldy, nt);
+            for (int xi = 0; xi < 16; xi++) a[xi] = onx_load8(t + xi * ldy, nt);
             out_tiles8(a, bias, act, lo, hi, ev, od);
             for (int i = 0; i < 2 && 2 * ty + i < g->OH; i++) {
                 __m256 l = _mm256_unpacklo_ps(ev[i], od[i]), h = _mm256_unpackhi_ps(ev[i], od[i]);
@@ -494,8 +471,8 @@ T2 static void out_transform_avx2(const wgeo *g, const float *yt, int64_t ldy, f
                 /* one chunk a row (with more, a row's last chunk comes after the next row's first): the next row
                  * is written after this one; the spill stays in the plane */
                 int sp = g->txc < 8 && (2 * ty + i) * g->OW + 16 <= g->OH * g->OW;
-                store8(yr, w0, sp, _mm256_permute2f128_ps(l, h, 0x20));
-                if (w1 > 0) store8(yr + 8, w1, sp, _mm256_permute2f128_ps(l, h, 0x31));
+                onx_store8(yr, w0, sp, _mm256_permute2f128_ps(l, h, 0x20));
+                if (w1 > 0) onx_store8(yr + 8, w1, sp, _mm256_permute2f128_ps(l, h, 0x31));
             }
         }
 }
@@ -516,7 +493,7 @@ T2 static void out_adjoint_avx2(const wgeo *g, const float *dy, float *z, int64_
                     continue;
                 }
                 const float *r = dy + (2 * ty + i) * g->OW + 2 * tx0;
-                __m256 a = load8(r, w0), b = w1 > 0 ? load8(r + 8, w1) : _mm256_setzero_ps();
+                __m256 a = onx_load8(r, w0), b = w1 > 0 ? onx_load8(r + 8, w1) : _mm256_setzero_ps();
                 d[i][0] = _mm256_castpd_ps(_mm256_permute4x64_pd(
                     _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)));
                 d[i][1] = _mm256_castpd_ps(_mm256_permute4x64_pd(
@@ -525,7 +502,7 @@ T2 static void out_adjoint_avx2(const wgeo *g, const float *dy, float *z, int64_
             __m256 w[16];
             adj_tiles8(d, w);
             float *zt = z + ty * g->txc + tx0;
-            for (int xi = 0; xi < 16; xi++) store8(zt + xi * ldz, nt, sp, w[xi]);
+            for (int xi = 0; xi < 16; xi++) onx_store8(zt + xi * ldz, nt, sp, w[xi]);
         }
 }
 #endif

@@ -28,16 +28,17 @@ static wgeo4 geo_of(const onx_win *w) {
     return g;
 }
 
-static int avx512(void) {
+/* The transforms run in AVX-512 vectors (16 tiles) or AVX2 ones (8 tiles, with FMA); off x86-64 never. */
+static int vec_isa(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    return onx_sgemm_best() == ONX_K_AVX512;
+    return onx_sgemm_best() != ONX_K_NONE;
 #else
     return 0;
 #endif
 }
 
 int onx_wino4_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
-    return avx512() && w->nsp == 2 && grp == 1 && c >= WINO4_MIN_CH && m >= WINO4_MIN_CH && w->k[0] == 3 &&
+    return vec_isa() && w->nsp == 2 && grp == 1 && c >= WINO4_MIN_CH && m >= WINO4_MIN_CH && w->k[0] == 3 &&
            w->k[1] == 3 && w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 &&
            (w->out[0] + 3) / 4 * ((w->out[1] + 3) / 4) >= WINO4_MIN_TILES;
 }
@@ -96,8 +97,12 @@ size_t onx_wino4_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "onnx_simd.h"
 #define T512 __attribute__((target("avx512f")))
 #define T512I static inline __attribute__((always_inline, target("avx512f")))
+#define T2 __attribute__((target("avx2,fma")))
+#define T2I static inline __attribute__((always_inline, target("avx2,fma")))
 
 /* Lanes t with lo <= t < hi of 16. */
 T512I __mmask16 lanes16(int64_t lo, int64_t hi) {
@@ -210,19 +215,135 @@ T512 static void out_transform(const wgeo4 *g, const float *yt, int64_t ldy, flo
         }
 }
 
+/* The same transforms with AVX2: 8 tiles in the lanes. */
+
+/* split_row with AVX2: 32 input columns at a time, 8 rows of 4 (the 4 phases) transposed to 4 rows of 8. */
+T2 static void split_row_avx2(const wgeo4 *g, const float *xr, float *q, int64_t pstride, int64_t umax) {
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* rows 0 2 4 6 | 1 3 5 7 -> 0 .. 7 */
+    for (int64_t u0 = 0; u0 < umax; u0 += 8) {
+        int64_t j0 = 4 * u0 - g->pl; /* the input column of lane 0 */
+        __m256 a[4];                 /* a[h]: rows 2h and 2h + 1 of 4 columns, one a 128-bit half */
+        for (int h = 0; h < 4; h++) {
+            int64_t jb = j0 + 8 * h;
+            a[h] = _mm256_maskload_ps(xr + jb, onx_lanes8(-jb, g->W - jb));
+        }
+        __m256 l01 = _mm256_unpacklo_ps(a[0], a[1]), h01 = _mm256_unpackhi_ps(a[0], a[1]);
+        __m256 l23 = _mm256_unpacklo_ps(a[2], a[3]), h23 = _mm256_unpackhi_ps(a[2], a[3]);
+        __m256 p[4] = {_mm256_shuffle_ps(l01, l23, 0x44), _mm256_shuffle_ps(l01, l23, 0xee),
+                       _mm256_shuffle_ps(h01, h23, 0x44), _mm256_shuffle_ps(h01, h23, 0xee)};
+        for (int k = 0; k < 4; k++) _mm256_storeu_ps(q + k * pstride + u0, _mm256_permutevar8x32_ps(p[k], order));
+    }
+}
+
+/* bt6 and at6 on 8 tiles. */
+T2I void bt6_8(__m256 d0, __m256 d1, __m256 d2, __m256 d3, __m256 d4, __m256 d5, __m256 *t, int st) {
+    const __m256 k2 = _mm256_set1_ps(2.0f), k4 = _mm256_set1_ps(4.0f), k5 = _mm256_set1_ps(5.0f);
+    __m256 s12 = _mm256_add_ps(d1, d2), d12 = _mm256_sub_ps(d1, d2), s34 = _mm256_add_ps(d3, d4);
+    __m256 d43 = _mm256_sub_ps(d4, d3), d31 = _mm256_sub_ps(d3, d1), d42 = _mm256_sub_ps(d4, d2);
+    t[0] = _mm256_fmadd_ps(k4, d0, _mm256_fnmadd_ps(k5, d2, d4));
+    t[st] = _mm256_fnmadd_ps(k4, s12, s34);
+    t[2 * st] = _mm256_fmadd_ps(k4, d12, d43);
+    t[3 * st] = _mm256_fmadd_ps(k2, d31, d42);
+    t[4 * st] = _mm256_fnmadd_ps(k2, d31, d42);
+    t[5 * st] = _mm256_fmadd_ps(k4, d1, _mm256_fnmadd_ps(k5, d3, d5));
+}
+
+T2I void at6_8(__m256 m0, __m256 m1, __m256 m2, __m256 m3, __m256 m4, __m256 m5, __m256 *o, int st) {
+    const __m256 k2 = _mm256_set1_ps(2.0f), k4 = _mm256_set1_ps(4.0f), k8 = _mm256_set1_ps(8.0f);
+    __m256 s12 = _mm256_add_ps(m1, m2), d12 = _mm256_sub_ps(m1, m2), s34 = _mm256_add_ps(m3, m4),
+           d34 = _mm256_sub_ps(m3, m4);
+    o[0] = _mm256_add_ps(_mm256_add_ps(m0, s12), s34);
+    o[st] = _mm256_fmadd_ps(k2, d34, d12);
+    o[2 * st] = _mm256_fmadd_ps(k4, s34, s12);
+    o[3 * st] = _mm256_add_ps(_mm256_fmadd_ps(k8, d34, d12), m5);
+}
+
+/* in_transform with AVX2; a row of under 8 tiles spills into the next row's first tiles, written after it. */
+T2 static void in_transform_avx2(const wgeo4 *g, const float *ph, float *v, int64_t ldv) {
+    int64_t PW = ph_w(g), ps = ph_rows(g) * PW, nt = g->txc < 8 ? g->txc : 8;
+    for (int64_t ty = 0; ty < g->tyc; ty++)
+        for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
+            int64_t tx0 = onx_chunk8(g->txc, t0);
+            int sp = g->txc < 8 && ty * g->txc + 8 <= g->T; /* one chunk a row; the spill stays in the sample */
+            __m256 t[36];                                   /* t[6i + j]: row i of d B */
+            for (int i = 0; i < 6; i++) {
+                const float *q = ph + (4 * ty + i) * PW + tx0;
+                bt6_8(_mm256_loadu_ps(q), _mm256_loadu_ps(q + ps), _mm256_loadu_ps(q + 2 * ps),
+                      _mm256_loadu_ps(q + 3 * ps), _mm256_loadu_ps(q + 1), _mm256_loadu_ps(q + ps + 1), t + 6 * i, 1);
+            }
+            float *vt = v + ty * g->txc + tx0;
+            for (int j = 0; j < 6; j++) {
+                __m256 r[6];
+                bt6_8(t[j], t[6 + j], t[12 + j], t[18 + j], t[24 + j], t[30 + j], r, 1);
+                for (int a = 0; a < 6; a++) onx_store8(vt + (6 * a + j) * ldv, nt, sp, r[a]);
+            }
+        }
+}
+
+/* out_transform with AVX2: lane tx of the four column vectors gives output columns 4tx .. 4tx + 3, put in order by
+ * a 4 x 8 transpose. */
+T2 static void out_transform_avx2(const wgeo4 *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
+                                  float hi, float *y) {
+    const __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
+                 vhi = _mm256_set1_ps(act == ONX_ACT_RELU ? __builtin_inff() : hi);
+    int64_t nt = g->txc < 8 ? g->txc : 8, plane = g->OH * g->OW;
+    for (int64_t ty = 0; ty < g->tyc; ty++)
+        for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
+            int64_t tx0 = onx_chunk8(g->txc, t0), rem = g->OW - 4 * tx0;
+            const float *t = yt + ty * g->txc + tx0;
+            __m256 s[24]; /* s[6i + b]: row i of A^T M */
+            for (int b = 0; b < 6; b++)
+                at6_8(onx_load8(t + b * ldy, nt), onx_load8(t + (6 + b) * ldy, nt), onx_load8(t + (12 + b) * ldy, nt),
+                      onx_load8(t + (18 + b) * ldy, nt), onx_load8(t + (24 + b) * ldy, nt),
+                      onx_load8(t + (30 + b) * ldy, nt), s + b, 6);
+            for (int i = 0; i < 4 && 4 * ty + i < g->OH; i++) {
+                __m256 o[4];
+                at6_8(s[6 * i], s[6 * i + 1], s[6 * i + 2], s[6 * i + 3], s[6 * i + 4], s[6 * i + 5], o, 1);
+                for (int j = 0; j < 4; j++) {
+                    o[j] = _mm256_add_ps(o[j], vb);
+                    if (act != ONX_ACT_NONE) o[j] = _mm256_min_ps(_mm256_max_ps(o[j], vlo), vhi);
+                }
+                __m256 l01 = _mm256_unpacklo_ps(o[0], o[1]), h01 = _mm256_unpackhi_ps(o[0], o[1]);
+                __m256 l23 = _mm256_unpacklo_ps(o[2], o[3]), h23 = _mm256_unpackhi_ps(o[2], o[3]);
+                __m256 a04 = _mm256_shuffle_ps(l01, l23, 0x44), a15 = _mm256_shuffle_ps(l01, l23, 0xee);
+                __m256 a26 = _mm256_shuffle_ps(h01, h23, 0x44), a37 = _mm256_shuffle_ps(h01, h23, 0xee);
+                __m256 r[4] = {_mm256_permute2f128_ps(a04, a15, 0x20), _mm256_permute2f128_ps(a26, a37, 0x20),
+                               _mm256_permute2f128_ps(a04, a15, 0x31), _mm256_permute2f128_ps(a26, a37, 0x31)};
+                int64_t at = (4 * ty + i) * g->OW + 4 * tx0;
+                /* one chunk a row (with more, a row's last chunk comes after the next row's first): a spill lands
+                 * in the next row, written after this one, inside the plane */
+                for (int h = 0; h < 4 && 8 * h < rem; h++)
+                    onx_store8(y + at + 8 * h, rem - 8 * h, g->txc < 8 && at + 8 * h + 8 <= plane, r[h]);
+            }
+        }
+}
+
+/* The transforms of the CPU's instruction set. */
+typedef struct {
+    void (*split)(const wgeo4 *, const float *, float *, int64_t, int64_t);
+    void (*in)(const wgeo4 *, const float *, float *, int64_t);
+    void (*out)(const wgeo4 *, const float *, int64_t, float, onx_act, float, float, float *);
+} wino4_fns;
+
+static wino4_fns fns(void) {
+    if (onx_sgemm_best() == ONX_K_AVX512) return (wino4_fns){split_row, in_transform, out_transform};
+    return (wino4_fns){split_row_avx2, in_transform_avx2, out_transform_avx2};
+}
+
 static void wino4_in(const wgeo4 *g, int64_t c, const float *x, int64_t ns, float *v, float *ph) {
     int64_t HW = g->H * g->W, cols = ns * g->T, PW = ph_w(g), PH = ph_rows(g);
     int64_t umax = (g->W + g->pl) / 4 + 1;
     umax = umax > g->txc + 1 ? g->txc + 1 : umax;
+    wino4_fns f = fns();
     for (int64_t s = 0; s < ns; s++)
         for (int64_t ch = 0; ch < c; ch++) {
             const float *xc = x + (s * c + ch) * HW;
             if (s + 1 < ns || ch + 1 < c) onx_prefetch_plane(xc + HW, HW);
             for (int64_t r = 0; r < PH; r++) {
                 int64_t iy = r - g->pt;
-                if (iy >= 0 && iy < g->H) split_row(g, xc + iy * g->W, ph + r * PW, PH * PW, umax);
+                if (iy >= 0 && iy < g->H) f.split(g, xc + iy * g->W, ph + r * PW, PH * PW, umax);
             }
-            in_transform(g, ph, v + ch * cols + s * g->T, c * cols);
+            f.in(g, ph, v + ch * cols + s * g->T, c * cols);
         }
 }
 
@@ -237,11 +358,12 @@ void onx_wino4(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float 
         float *v = ph + ph_floats(&g), *yt = v + 36 * c * nb * g.T, *sw = yt + 36 * m * nb * g.T;
         wino4_in(&g, c, x + s0 * c * g.H * g.W, ns, v, ph);
         onx_wino_gemms(kn, 36, m, c, cols, pk, v, yt, sw);
+        wino4_fns f = fns();
         for (int64_t s = 0; s < ns; s++)
             for (int64_t i = 0; i < m; i++) {
                 int64_t at = ((s0 + s) * m + i) * P;
-                out_transform(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, res ? ONX_ACT_NONE : act,
-                              lo, hi, y + at);
+                f.out(&g, yt + i * cols + s * g.T, m * cols, bias ? bias[i] : 0.0f, res ? ONX_ACT_NONE : act, lo, hi,
+                      y + at);
                 if (res) onx_add_act(y + at, res + at, (size_t)P, act, lo, hi); /* the plane is in L1 */
             }
     }
