@@ -24,13 +24,15 @@ static onx_win win_of(const nn_layer *L, int dx) {
 }
 
 /* A 3x3 stride-1 layer whose input gradient is a stride-1 window too (pad 0 to 2), on which onx_wino_ok takes the
- * forward window (AVX2, 8+ channels in and out, 32+ 2x2 output tiles per sample), with the input gradient's
+ * forward window (AVX2, 8+ channels in and out), with 32+ 2x2 output tiles per sample and the input gradient's
  * rows, as wide as the input's, no wider than onx_wino's. Measured on the 7x7 planes of a 64 -> 128 layer, 16
- * tiles covering 8x8, Winograd lost to im2col even with the tiles of NN_CONV_CHUNK samples in each GEMM. */
+ * tiles covering 8x8, Winograd lost to im2col even with the tiles of NN_CONV_CHUNK samples in each GEMM (the
+ * forward alone, onnx_wino.c, takes those on AVX2). */
+#define NN_WINO_MIN_T 32
 int nn_wino_ok(const nn_layer *L) {
     if (L->kind != NN_CONV || L->k != 3 || L->stride != 1 || L->groups != 1 || L->pad < 0 || L->pad > 2) return 0;
     onx_win f = win_of(L, 0);
-    return onx_wino_ok(&f, 1, L->in.c, L->out) && L->in.w <= ONX_WINO_MAX_W;
+    return onx_wino_ok(&f, 1, L->in.c, L->out) && L->in.w <= ONX_WINO_MAX_W && onx_wino_tiles(&f) >= NN_WINO_MIN_T;
 }
 
 /* Samples whose transformed inputs V and output gradients Z the weight gradient's GEMMs take at a time: as many

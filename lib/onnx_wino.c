@@ -13,8 +13,12 @@
 
 #define WINO_COLS 256 /* tiles per GEMM when several samples are at hand */
 /* Fewer tiles per sample (a 7x7 output has 16) leave the GEMMs too narrow for the 16 transformed
- * weight matrices, 1.8 times the direct ones, to pay: they stream from memory per sample. */
+ * weight matrices, 1.8 times the direct ones, to pay: they stream from memory per sample. On AVX-512
+ * onnx_convpx.c takes those outputs at the FMA peak. With AVX2, whose 6x16 tiles leave a 7x7 output's 49
+ * columns a 1-column tail and its 16 tiles none, F(2x2) pays from 16 (resnet18's 7x7 stage at batch 1
+ * 3.1 -> 2.4 ms a layer, at batch 8 3.0 -> 2.0, with the kernels capped at AVX2 on a Zen 5 core). */
 #define WINO_MIN_TILES 32
+#define WINO_MIN_TILES_AVX2 16
 
 typedef struct {
     int64_t H, W, OH, OW, pt, pl, tyc, txc, T; /* T tiles per sample: tyc rows of txc */
@@ -43,7 +47,8 @@ static wino_isa wino_cpu(void) {
 int onx_wino_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
     return wino_cpu() != WINO_NONE && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 && w->k[1] == 3 &&
            w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 && w->out[1] <= ONX_WINO_MAX_W &&
-           (w->out[0] + 1) / 2 * ((w->out[1] + 1) / 2) >= WINO_MIN_TILES;
+           (w->out[0] + 1) / 2 * ((w->out[1] + 1) / 2) >=
+               (wino_cpu() == WINO_AVX2 ? WINO_MIN_TILES_AVX2 : WINO_MIN_TILES);
 }
 
 size_t onx_wino_pack_len(onx_kern kn, int64_t m, int64_t c) {
