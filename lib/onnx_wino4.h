@@ -10,8 +10,8 @@
 #include "onnx_wino.h"
 
 /* 1 when window w with c input and m output channels in one group runs here: a 3x3 kernel, stride and
- * dilation 1, at least 64 channels in and out, an output of at least 32 4x4 tiles (28x28 and up), on a CPU
- * with AVX-512F (16 tiles a vector) or AVX2 and FMA (8). Smaller outputs stay with F(2x2, 3x3) (onnx_wino.c),
+ * dilation 1, at least 64 channels in and out (32 with AVX2), an output of at least 32 4x4 tiles (28x28 and up),
+ * on a CPU with AVX-512F (16 tiles a vector) or AVX2 and FMA (8). Smaller outputs stay with F(2x2, 3x3) (onnx_wino.c),
  * whose weights are 16/36 the size. */
 int onx_wino4_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m);
 
