@@ -44,7 +44,7 @@ static int64_t pad16_w(const onx_win *w) {
 }
 
 int onx_dw16_ok(const onx_win *w) {
-    return HAVE_X86 && onx_sgemm_best() == ONX_K_AVX512 && plane_h(w) * pad16_w(w) <= DW16_MAX_PIXELS &&
+    return HAVE_X86 && onx_sgemm_best() != ONX_K_NONE && plane_h(w) * pad16_w(w) <= DW16_MAX_PIXELS &&
            w->out[0] * w->out[1] <= DW16_MAX_OUT && w->k[0] * w->k[1] <= DW16_MAX_TAPS;
 }
 
@@ -213,14 +213,83 @@ __attribute__((target("avx512f"))) static void dw16(const float *x, int64_t xs, 
 }
 #endif
 
+#if HAVE_X86
+/* dw16 with AVX2: 8 channels a vector, every output pixel a vector of taps over the 8-channel pixel-major buffer. */
+__attribute__((target("avx2,fma"))) static void dw8(const float *x, int64_t xs, const float *wk, const float *bias,
+                                                    const onx_win *w, float *y, int64_t ys, float lo, float hi, int act,
+                                                    float *work) {
+    int64_t H = w->in[0], W = w->in[1], HW = H * W, PW = pad16_w(w), OH = w->out[0], OW = w->out[1], P = OH * OW;
+    int64_t kw = w->k[1], kk = w->k[0] * kw;
+    float *buf = work, *ob = work + 8 * plane_h(w) * PW, wv[DW16_MAX_TAPS][8];
+    __m256 r[8];
+    for (int64_t p0 = 0, iy = 0, ix = 0; p0 < HW; p0 += 8) {
+        int64_t n = HW - p0 < 8 ? HW - p0 : 8;
+        for (int c = 0; c < 8; c++) r[c] = onx_load8(x + c * xs + p0, n);
+        onx_tr8(r);
+        for (int64_t q = 0; q < n; q++) {
+            _mm256_storeu_ps(buf + ((iy + w->pb[0]) * PW + ix + w->pb[1]) * 8, r[q]);
+            if (++ix == W) ix = 0, iy++;
+        }
+    }
+    int64_t toff[DW16_MAX_TAPS], xst = w->s[1] * 8; /* a tap's offset, the next output's */
+    for (int64_t t = 0; t < kk; t++) {
+        for (int c = 0; c < 8; c++) wv[t][c] = wk[c * kk + t];
+        toff[t] = (t / kw * w->d[0] * PW + t % kw * w->d[1]) * 8;
+    }
+    __m256 vb = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps(), vl = _mm256_set1_ps(lo), vh = _mm256_set1_ps(hi);
+    for (int64_t oy = 0; oy < OH; oy++) {
+        const float *row = buf + oy * w->s[0] * PW * 8;
+        float *orow = ob + oy * OW * 8;
+        int64_t ox = 0;
+        for (; ox + DW16_RUN <= OW; ox += DW16_RUN) { /* DW16_RUN outputs: independent FMA chains */
+            __m256 acc[DW16_RUN];
+            const float *b0 = row + ox * xst;
+#pragma GCC unroll 8
+            for (int u = 0; u < DW16_RUN; u++) acc[u] = vb;
+            for (int64_t t = 0; t < kk; t++) {
+                __m256 wt = _mm256_loadu_ps(wv[t]);
+#pragma GCC unroll 8
+                for (int u = 0; u < DW16_RUN; u++)
+                    acc[u] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(b0 + u * xst + toff[t]), acc[u]);
+            }
+#pragma GCC unroll 8
+            for (int u = 0; u < DW16_RUN; u++) {
+                if (act) acc[u] = _mm256_min_ps(_mm256_max_ps(acc[u], vl), vh);
+                _mm256_storeu_ps(orow + (ox + u) * 8, acc[u]);
+            }
+        }
+        for (; ox < OW; ox++) {
+            const float *b0 = row + ox * xst;
+            __m256 acc = vb;
+            for (int64_t t = 0; t < kk; t++)
+                acc = _mm256_fmadd_ps(_mm256_loadu_ps(wv[t]), _mm256_loadu_ps(b0 + toff[t]), acc);
+            if (act) acc = _mm256_min_ps(_mm256_max_ps(acc, vl), vh);
+            _mm256_storeu_ps(orow + ox * 8, acc);
+        }
+    }
+    for (int64_t p0 = 0; p0 < P; p0 += 8) {
+        int64_t n = P - p0 < 8 ? P - p0 : 8;
+        for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(ob + (p0 + q) * 8); /* ob has 8 spare pixels */
+        onx_tr8(r);
+        for (int c = 0; c < 8; c++) onx_store8(y + c * ys + p0, n, 0, r[c]);
+    }
+}
+#endif
+
 void onx_dw16(const float *x, int64_t xs, const float *wk, const float *bias, int64_t nc, const onx_win *w, float *y,
               int64_t ys, onx_act act, float lo, float hi, float *work) {
 #if HAVE_X86
     if (act == ONX_ACT_RELU) lo = 0.0f, hi = INFINITY;
     memset(work, 0, sizeof(float) * 16 * (size_t)(plane_h(w) * pad16_w(w))); /* the padding, once for all blocks */
-    for (int64_t c = 0; c + 16 <= nc; c += 16)
-        dw16(x + c * xs, xs, wk + c * w->k[0] * w->k[1], bias ? bias + c : NULL, w, y + c * ys, ys, lo, hi,
-             act != ONX_ACT_NONE, work);
+    int wide = onx_sgemm_best() == ONX_K_AVX512;
+    int64_t kk = w->k[0] * w->k[1], step = wide ? 16 : 8;
+    for (int64_t c = 0; c < nc / 16 * 16; c += step)
+        if (wide)
+            dw16(x + c * xs, xs, wk + c * kk, bias ? bias + c : NULL, w, y + c * ys, ys, lo, hi, act != ONX_ACT_NONE,
+                 work);
+        else
+            dw8(x + c * xs, xs, wk + c * kk, bias ? bias + c : NULL, w, y + c * ys, ys, lo, hi, act != ONX_ACT_NONE,
+                work);
 #else
     (void)x, (void)xs, (void)wk, (void)bias, (void)nc, (void)w, (void)y, (void)ys, (void)act, (void)lo, (void)hi;
     (void)work;

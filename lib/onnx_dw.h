@@ -16,7 +16,8 @@ size_t onx_dw_work(const onx_win *w);
 void onx_dw(const float *x, const float *wk, float bias, const onx_win *w, float *y, onx_act act, float lo, float hi,
             float *work);
 
-/* 1 when onx_dw16 runs window w on this CPU (AVX-512; small planes, any stride and dilation). */
+/* 1 when onx_dw16 runs window w on this CPU (AVX-512, or AVX2 with 8 channels a vector; small planes, any
+ * stride and dilation). */
 int onx_dw16_ok(const onx_win *w);
 /* Channels [0, nc / 16 * 16), 16 at a time: channel c's input at x + c * xs and output at
  * y + c * ys, its weights at wk + c * k[0] * k[1], its bias bias[c] (bias may be NULL: 0).

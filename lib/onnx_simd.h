@@ -33,6 +33,19 @@ static inline __attribute__((target("avx512f"))) void onx_tr16(__m512 r[16]) {
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
+/* Transpose an 8 x 8 block held as 8 vectors, in place: r[i] lane j <- r[j] lane i. */
+static inline __attribute__((target("avx2"))) void onx_tr8(__m256 r[8]) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 8; i += 2)
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    for (int i = 0; i < 8; i += 4) {
+        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44), s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44), s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++)
+        r[i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x20), r[4 + i] = _mm256_permute2f128_ps(s[i], s[4 + i], 0x31);
+}
+
 /* Lanes t with lo <= t < hi of an AVX2 mask. */
 static inline __attribute__((target("avx2"))) __m256i onx_lanes8(int64_t lo, int64_t hi) {
     __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
