@@ -150,130 +150,81 @@ __attribute__((target("avx2,fma"))) static void dw_rows3(const float *wk, float 
     }
 }
 
-/* 16 channels, x and y channels xs and ys floats apart: the channels' pixels transposed into the
- * pixel-major buffer (its padding zero: only the interior is written), every output pixel one
- * vector of taps, transposed back. */
-__attribute__((target("avx512f"))) static void dw16(const float *x, int64_t xs, const float *wk, const float *bias,
-                                                    const onx_win *w, float *y, int64_t ys, float lo, float hi, int act,
-                                                    float *work) {
-    int64_t H = w->in[0], W = w->in[1], HW = H * W, PW = pad16_w(w), OH = w->out[0], OW = w->out[1], P = OH * OW;
-    int64_t kh = w->k[0], kw = w->k[1], kk = kh * kw;
-    float *buf = work, *ob = work + 16 * plane_h(w) * PW;
-    __m512 r[16], wv[DW16_MAX_TAPS];
-    for (int64_t p0 = 0, iy = 0, ix = 0; p0 < HW; p0 += 16) {
-        __mmask16 m = HW - p0 >= 16 ? 0xffff : (__mmask16)((1u << (HW - p0)) - 1);
-        for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, x + c * xs + p0);
-        onx_tr16(r);
-        for (int64_t q = 0; q < 16 && p0 + q < HW; q++) {
-            _mm512_storeu_ps(buf + ((iy + w->pb[0]) * PW + ix + w->pb[1]) * 16, r[q]);
-            if (++ix == W) ix = 0, iy++;
-        }
-    }
-    for (int64_t t = 0; t < kk; t++) {
-        float v[16];
-        for (int c = 0; c < 16; c++) v[c] = wk[c * kk + t];
-        wv[t] = _mm512_loadu_ps(v);
-    }
-    int64_t toff[DW16_MAX_TAPS], xst = w->s[1] * 16; /* a tap's offset, the next output's */
-    for (int64_t t = 0; t < kk; t++) toff[t] = (t / kw * w->d[0] * PW + t % kw * w->d[1]) * 16;
-    __m512 vb = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps(), vl = _mm512_set1_ps(lo), vh = _mm512_set1_ps(hi);
-    for (int64_t oy = 0; oy < OH; oy++) {
-        const float *row = buf + oy * w->s[0] * PW * 16;
-        float *orow = ob + oy * OW * 16;
-        int64_t ox = 0;
-        for (; ox + DW16_RUN <= OW; ox += DW16_RUN) { /* DW16_RUN outputs: independent FMA chains */
-            __m512 acc[DW16_RUN];
-            const float *b0 = row + ox * xst;
-#pragma GCC unroll 8
-            for (int u = 0; u < DW16_RUN; u++) acc[u] = vb;
-            for (int64_t t = 0; t < kk; t++)
-#pragma GCC unroll 8
-                for (int u = 0; u < DW16_RUN; u++)
-                    acc[u] = _mm512_fmadd_ps(wv[t], _mm512_loadu_ps(b0 + u * xst + toff[t]), acc[u]);
-#pragma GCC unroll 8
-            for (int u = 0; u < DW16_RUN; u++) {
-                if (act) acc[u] = _mm512_min_ps(_mm512_max_ps(acc[u], vl), vh);
-                _mm512_storeu_ps(orow + (ox + u) * 16, acc[u]);
-            }
-        }
-        for (; ox < OW; ox++) {
-            const float *b0 = row + ox * xst;
-            __m512 acc = vb;
-            for (int64_t t = 0; t < kk; t++) acc = _mm512_fmadd_ps(wv[t], _mm512_loadu_ps(b0 + toff[t]), acc);
-            if (act) acc = _mm512_min_ps(_mm512_max_ps(acc, vl), vh);
-            _mm512_storeu_ps(orow + ox * 16, acc);
-        }
-    }
-    for (int64_t p0 = 0; p0 < P; p0 += 16) {
-        __mmask16 m = P - p0 >= 16 ? 0xffff : (__mmask16)((1u << (P - p0)) - 1);
-        for (int q = 0; q < 16; q++) r[q] = _mm512_loadu_ps(ob + (p0 + q) * 16); /* ob has 16 spare pixels */
-        onx_tr16(r);
-        for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps(y + c * ys + p0, m, r[c]);
-    }
+/* The first n lanes at p (the rest zero), and stored to p (nothing past them: a channel's gap stays). */
+__attribute__((target("avx512f"))) static inline __m512 load16(const float *p, int64_t n) {
+    return _mm512_maskz_loadu_ps(n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1), p);
 }
-#endif
 
-#if HAVE_X86
-/* dw16 with AVX2: 8 channels a vector, every output pixel a vector of taps over the 8-channel pixel-major buffer. */
-__attribute__((target("avx2,fma"))) static void dw8(const float *x, int64_t xs, const float *wk, const float *bias,
-                                                    const onx_win *w, float *y, int64_t ys, float lo, float hi, int act,
-                                                    float *work) {
-    int64_t H = w->in[0], W = w->in[1], HW = H * W, PW = pad16_w(w), OH = w->out[0], OW = w->out[1], P = OH * OW;
-    int64_t kw = w->k[1], kk = w->k[0] * kw;
-    float *buf = work, *ob = work + 8 * plane_h(w) * PW, wv[DW16_MAX_TAPS][8];
-    __m256 r[8];
-    for (int64_t p0 = 0, iy = 0, ix = 0; p0 < HW; p0 += 8) {
-        int64_t n = HW - p0 < 8 ? HW - p0 : 8;
-        for (int c = 0; c < 8; c++) r[c] = onx_load8(x + c * xs + p0, n);
-        onx_tr8(r);
-        for (int64_t q = 0; q < n; q++) {
-            _mm256_storeu_ps(buf + ((iy + w->pb[0]) * PW + ix + w->pb[1]) * 8, r[q]);
-            if (++ix == W) ix = 0, iy++;
-        }
-    }
-    int64_t toff[DW16_MAX_TAPS], xst = w->s[1] * 8; /* a tap's offset, the next output's */
-    for (int64_t t = 0; t < kk; t++) {
-        for (int c = 0; c < 8; c++) wv[t][c] = wk[c * kk + t];
-        toff[t] = (t / kw * w->d[0] * PW + t % kw * w->d[1]) * 8;
-    }
-    __m256 vb = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps(), vl = _mm256_set1_ps(lo), vh = _mm256_set1_ps(hi);
-    for (int64_t oy = 0; oy < OH; oy++) {
-        const float *row = buf + oy * w->s[0] * PW * 8;
-        float *orow = ob + oy * OW * 8;
-        int64_t ox = 0;
-        for (; ox + DW16_RUN <= OW; ox += DW16_RUN) { /* DW16_RUN outputs: independent FMA chains */
-            __m256 acc[DW16_RUN];
-            const float *b0 = row + ox * xst;
-#pragma GCC unroll 8
-            for (int u = 0; u < DW16_RUN; u++) acc[u] = vb;
-            for (int64_t t = 0; t < kk; t++) {
-                __m256 wt = _mm256_loadu_ps(wv[t]);
-#pragma GCC unroll 8
-                for (int u = 0; u < DW16_RUN; u++)
-                    acc[u] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(b0 + u * xst + toff[t]), acc[u]);
-            }
-#pragma GCC unroll 8
-            for (int u = 0; u < DW16_RUN; u++) {
-                if (act) acc[u] = _mm256_min_ps(_mm256_max_ps(acc[u], vl), vh);
-                _mm256_storeu_ps(orow + (ox + u) * 8, acc[u]);
-            }
-        }
-        for (; ox < OW; ox++) {
-            const float *b0 = row + ox * xst;
-            __m256 acc = vb;
-            for (int64_t t = 0; t < kk; t++)
-                acc = _mm256_fmadd_ps(_mm256_loadu_ps(wv[t]), _mm256_loadu_ps(b0 + toff[t]), acc);
-            if (act) acc = _mm256_min_ps(_mm256_max_ps(acc, vl), vh);
-            _mm256_storeu_ps(orow + ox * 8, acc);
-        }
-    }
-    for (int64_t p0 = 0; p0 < P; p0 += 8) {
-        int64_t n = P - p0 < 8 ? P - p0 : 8;
-        for (int q = 0; q < 8; q++) r[q] = _mm256_loadu_ps(ob + (p0 + q) * 8); /* ob has 8 spare pixels */
-        onx_tr8(r);
-        for (int c = 0; c < 8; c++) onx_store8(y + c * ys + p0, n, 0, r[c]);
-    }
+__attribute__((target("avx512f"))) static inline void store16(float *p, int64_t n, __m512 v) {
+    _mm512_mask_storeu_ps(p, n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1), v);
 }
+
+__attribute__((target("avx2"))) static inline void store8(float *p, int64_t n, __m256 v) {
+    onx_store8(p, n, 0, v);
+}
+
+/* The kernel of V channels a vector (VT, its intrinsics' prefix PF, its V x V transpose TR, LOADN and STOREN of the
+ * first n lanes), x and y channels xs and ys floats apart: the channels' pixels transposed into the pixel-major
+ * buffer (its padding zero: only the interior is written), every output pixel one vector of taps, transposed back.
+ * dw16 (AVX-512) and dw8 (AVX2) below. */
+#define DW_KERNEL(NAME, TARGET, VT, PF, V, TR, LOADN, STOREN)                                                          \
+    __attribute__((target(TARGET))) static void NAME(const float *x, int64_t xs, const float *wk, const float *bias,   \
+                                                     const onx_win *w, float *y, int64_t ys, float lo, float hi,       \
+                                                     int act, float *work) {                                           \
+        int64_t HW = w->in[0] * w->in[1], W = w->in[1], PW = pad16_w(w), OH = w->out[0], OW = w->out[1];               \
+        int64_t P = OH * OW, kw = w->k[1], kk = w->k[0] * kw, toff[DW16_MAX_TAPS], xst = w->s[1] * V;                  \
+        float *buf = work, *ob = work + V * plane_h(w) * PW, wv[DW16_MAX_TAPS][V];                                     \
+        VT r[V];                                                                                                       \
+        for (int64_t p0 = 0, iy = 0, ix = 0; p0 < HW; p0 += V) {                                                       \
+            int64_t n = HW - p0 < V ? HW - p0 : V;                                                                     \
+            for (int c = 0; c < V; c++) r[c] = LOADN(x + c * xs + p0, n);                                              \
+            TR(r);                                                                                                     \
+            for (int64_t q = 0; q < n; q++) {                                                                          \
+                PF##storeu_ps(buf + ((iy + w->pb[0]) * PW + ix + w->pb[1]) * V, r[q]);                                 \
+                if (++ix == W) ix = 0, iy++;                                                                           \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int64_t t = 0; t < kk; t++) { /* tap t: its weights of the V channels, its offset in buf */               \
+            for (int c = 0; c < V; c++) wv[t][c] = wk[c * kk + t];                                                     \
+            toff[t] = (t / kw * w->d[0] * PW + t % kw * w->d[1]) * V;                                                  \
+        }                                                                                                              \
+        VT vb = bias ? PF##loadu_ps(bias) : PF##setzero_ps(), vl = PF##set1_ps(lo), vh = PF##set1_ps(hi);              \
+        for (int64_t oy = 0; oy < OH; oy++) {                                                                          \
+            const float *row = buf + oy * w->s[0] * PW * V;                                                            \
+            float *orow = ob + oy * OW * V;                                                                            \
+            int64_t ox = 0;                                                                                            \
+            for (; ox + DW16_RUN <= OW; ox += DW16_RUN) { /* DW16_RUN outputs: independent FMA chains */               \
+                VT acc[DW16_RUN];                                                                                      \
+                const float *b0 = row + ox * xst;                                                                      \
+                _Pragma("GCC unroll 8") for (int u = 0; u < DW16_RUN; u++) acc[u] = vb;                                \
+                for (int64_t t = 0; t < kk; t++) {                                                                     \
+                    VT wt = PF##loadu_ps(wv[t]);                                                                       \
+                    _Pragma("GCC unroll 8") for (int u = 0; u < DW16_RUN; u++) acc[u] =                                \
+                        PF##fmadd_ps(wt, PF##loadu_ps(b0 + u * xst + toff[t]), acc[u]);                                \
+                }                                                                                                      \
+                _Pragma("GCC unroll 8") for (int u = 0; u < DW16_RUN; u++) {                                           \
+                    if (act) acc[u] = PF##min_ps(PF##max_ps(acc[u], vl), vh);                                          \
+                    PF##storeu_ps(orow + (ox + u) * V, acc[u]);                                                        \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (; ox < OW; ox++) {                                                                                    \
+                const float *b0 = row + ox * xst;                                                                      \
+                VT acc = vb;                                                                                           \
+                for (int64_t t = 0; t < kk; t++)                                                                       \
+                    acc = PF##fmadd_ps(PF##loadu_ps(wv[t]), PF##loadu_ps(b0 + toff[t]), acc);                          \
+                if (act) acc = PF##min_ps(PF##max_ps(acc, vl), vh);                                                    \
+                PF##storeu_ps(orow + ox * V, acc);                                                                     \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int64_t p0 = 0; p0 < P; p0 += V) {                                                                        \
+            int64_t n = P - p0 < V ? P - p0 : V;                                                                       \
+            for (int q = 0; q < V; q++) r[q] = PF##loadu_ps(ob + (p0 + q) * V); /* ob has V spare pixels */            \
+            TR(r);                                                                                                     \
+            for (int c = 0; c < V; c++) STOREN(y + c * ys + p0, n, r[c]);                                              \
+        }                                                                                                              \
+    }
+DW_KERNEL(dw16, "avx512f", __m512, _mm512_, 16, onx_tr16, load16, store16)
+DW_KERNEL(dw8, "avx2,fma", __m256, _mm256_, 8, onx_tr8, onx_load8, store8)
 #endif
 
 void onx_dw16(const float *x, int64_t xs, const float *wk, const float *bias, int64_t nc, const onx_win *w, float *y,
