@@ -45,10 +45,10 @@ static wino_isa wino_cpu(void) {
 }
 
 int onx_wino_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
-    return wino_cpu() != WINO_NONE && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 && w->k[1] == 3 &&
+    wino_isa isa = wino_cpu();
+    return isa != WINO_NONE && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 && w->k[1] == 3 &&
            w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 && w->out[1] <= ONX_WINO_MAX_W &&
-           (w->out[0] + 1) / 2 * ((w->out[1] + 1) / 2) >=
-               (wino_cpu() == WINO_AVX2 ? WINO_MIN_TILES_AVX2 : WINO_MIN_TILES);
+           (w->out[0] + 1) / 2 * ((w->out[1] + 1) / 2) >= (isa == WINO_AVX2 ? WINO_MIN_TILES_AVX2 : WINO_MIN_TILES);
 }
 
 size_t onx_wino_pack_len(onx_kern kn, int64_t m, int64_t c) {

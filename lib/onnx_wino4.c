@@ -31,18 +31,12 @@ static wgeo4 geo_of(const onx_win *w) {
     return g;
 }
 
-/* The transforms run in AVX-512 vectors (16 tiles) or AVX2 ones (8 tiles, with FMA); off x86-64 never. */
-static int vec_isa(void) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    return onx_sgemm_best() != ONX_K_NONE;
-#else
-    return 0;
-#endif
-}
-
+/* The transforms run in AVX-512 vectors (16 tiles) or AVX2 ones (8 tiles, with FMA); off x86-64, where
+ * onx_sgemm_best is ONX_K_NONE, never. */
 int onx_wino4_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
-    int64_t min_ch = onx_sgemm_best() == ONX_K_AVX512 ? WINO4_MIN_CH : WINO4_MIN_CH_AVX2;
-    return vec_isa() && w->nsp == 2 && grp == 1 && c >= min_ch && m >= min_ch && w->k[0] == 3 && w->k[1] == 3 &&
+    onx_kern kn = onx_sgemm_best();
+    int64_t min_ch = kn == ONX_K_AVX512 ? WINO4_MIN_CH : WINO4_MIN_CH_AVX2;
+    return kn != ONX_K_NONE && w->nsp == 2 && grp == 1 && c >= min_ch && m >= min_ch && w->k[0] == 3 && w->k[1] == 3 &&
            w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 &&
            (w->out[0] + 3) / 4 * ((w->out[1] + 3) / 4) >= WINO4_MIN_TILES;
 }
@@ -136,29 +130,30 @@ T512 static void split_row(const wgeo4 *g, const float *xr, float *q, int64_t ps
     }
 }
 
-/* t[0..5 st] = B^T (d0 .. d5). */
-T512I void bt6(__m512 d0, __m512 d1, __m512 d2, __m512 d3, __m512 d4, __m512 d5, __m512 *t, int st) {
-    const __m512 k2 = _mm512_set1_ps(2.0f), k4 = _mm512_set1_ps(4.0f), k5 = _mm512_set1_ps(5.0f);
-    __m512 s12 = _mm512_add_ps(d1, d2), d12 = _mm512_sub_ps(d1, d2), s34 = _mm512_add_ps(d3, d4);
-    __m512 d43 = _mm512_sub_ps(d4, d3), d31 = _mm512_sub_ps(d3, d1), d42 = _mm512_sub_ps(d4, d2);
-    t[0] = _mm512_fmadd_ps(k4, d0, _mm512_fnmadd_ps(k5, d2, d4));
-    t[st] = _mm512_fnmadd_ps(k4, s12, s34);
-    t[2 * st] = _mm512_fmadd_ps(k4, d12, d43);
-    t[3 * st] = _mm512_fmadd_ps(k2, d31, d42);
-    t[4 * st] = _mm512_fnmadd_ps(k2, d31, d42);
-    t[5 * st] = _mm512_fmadd_ps(k4, d1, _mm512_fnmadd_ps(k5, d3, d5));
-}
-
-/* o[0..3 st] = A^T (m0 .. m5). */
-T512I void at6(__m512 m0, __m512 m1, __m512 m2, __m512 m3, __m512 m4, __m512 m5, __m512 *o, int st) {
-    const __m512 k2 = _mm512_set1_ps(2.0f), k4 = _mm512_set1_ps(4.0f), k8 = _mm512_set1_ps(8.0f);
-    __m512 s12 = _mm512_add_ps(m1, m2), d12 = _mm512_sub_ps(m1, m2), s34 = _mm512_add_ps(m3, m4),
-           d34 = _mm512_sub_ps(m3, m4);
-    o[0] = _mm512_add_ps(_mm512_add_ps(m0, s12), s34);
-    o[st] = _mm512_fmadd_ps(k2, d34, d12);
-    o[2 * st] = _mm512_fmadd_ps(k4, s34, s12);
-    o[3 * st] = _mm512_add_ps(_mm512_fmadd_ps(k8, d34, d12), m5);
-}
+/* NAME_B: t[0..5 st] = B^T (d0 .. d5); NAME_A: o[0..3 st] = A^T (m0 .. m5); in vectors VT whose intrinsics start with
+ * PF, under ATTR: one definition for the AVX-512 transforms (16 tiles a vector) and the AVX2 ones (8). */
+#define BT_AT6(NAME_B, NAME_A, ATTR, VT, PF)                                                                           \
+    ATTR void NAME_B(VT d0, VT d1, VT d2, VT d3, VT d4, VT d5, VT *t, int st) {                                        \
+        const VT k2 = PF##set1_ps(2.0f), k4 = PF##set1_ps(4.0f), k5 = PF##set1_ps(5.0f);                               \
+        VT s12 = PF##add_ps(d1, d2), d12 = PF##sub_ps(d1, d2), s34 = PF##add_ps(d3, d4);                               \
+        VT d43 = PF##sub_ps(d4, d3), d31 = PF##sub_ps(d3, d1), d42 = PF##sub_ps(d4, d2);                               \
+        t[0] = PF##fmadd_ps(k4, d0, PF##fnmadd_ps(k5, d2, d4));                                                        \
+        t[st] = PF##fnmadd_ps(k4, s12, s34);                                                                           \
+        t[2 * st] = PF##fmadd_ps(k4, d12, d43);                                                                        \
+        t[3 * st] = PF##fmadd_ps(k2, d31, d42);                                                                        \
+        t[4 * st] = PF##fnmadd_ps(k2, d31, d42);                                                                       \
+        t[5 * st] = PF##fmadd_ps(k4, d1, PF##fnmadd_ps(k5, d3, d5));                                                   \
+    }                                                                                                                  \
+    ATTR void NAME_A(VT m0, VT m1, VT m2, VT m3, VT m4, VT m5, VT *o, int st) {                                        \
+        const VT k2 = PF##set1_ps(2.0f), k4 = PF##set1_ps(4.0f), k8 = PF##set1_ps(8.0f);                               \
+        VT s12 = PF##add_ps(m1, m2), d12 = PF##sub_ps(m1, m2), s34 = PF##add_ps(m3, m4), d34 = PF##sub_ps(m3, m4);     \
+        o[0] = PF##add_ps(PF##add_ps(m0, s12), s34);                                                                   \
+        o[st] = PF##fmadd_ps(k2, d34, d12);                                                                            \
+        o[2 * st] = PF##fmadd_ps(k4, s34, s12);                                                                        \
+        o[3 * st] = PF##add_ps(PF##fmadd_ps(k8, d34, d12), m5);                                                        \
+    }
+BT_AT6(bt6, at6, T512I, __m512, _mm512_)
+BT_AT6(bt6_8, at6_8, T2I, __m256, _mm256_)
 
 /* V[xi * ldv + tile] = (B^T d B)[xi] for every tile of one channel (its phase planes ph). */
 T512 static void in_transform(const wgeo4 *g, const float *ph, float *v, int64_t ldv) {
@@ -237,29 +232,6 @@ T2 static void split_row_avx2(const wgeo4 *g, const float *xr, float *q, int64_t
                        _mm256_shuffle_ps(h01, h23, 0x44), _mm256_shuffle_ps(h01, h23, 0xee)};
         for (int k = 0; k < 4; k++) _mm256_storeu_ps(q + k * pstride + u0, _mm256_permutevar8x32_ps(p[k], order));
     }
-}
-
-/* bt6 and at6 on 8 tiles. */
-T2I void bt6_8(__m256 d0, __m256 d1, __m256 d2, __m256 d3, __m256 d4, __m256 d5, __m256 *t, int st) {
-    const __m256 k2 = _mm256_set1_ps(2.0f), k4 = _mm256_set1_ps(4.0f), k5 = _mm256_set1_ps(5.0f);
-    __m256 s12 = _mm256_add_ps(d1, d2), d12 = _mm256_sub_ps(d1, d2), s34 = _mm256_add_ps(d3, d4);
-    __m256 d43 = _mm256_sub_ps(d4, d3), d31 = _mm256_sub_ps(d3, d1), d42 = _mm256_sub_ps(d4, d2);
-    t[0] = _mm256_fmadd_ps(k4, d0, _mm256_fnmadd_ps(k5, d2, d4));
-    t[st] = _mm256_fnmadd_ps(k4, s12, s34);
-    t[2 * st] = _mm256_fmadd_ps(k4, d12, d43);
-    t[3 * st] = _mm256_fmadd_ps(k2, d31, d42);
-    t[4 * st] = _mm256_fnmadd_ps(k2, d31, d42);
-    t[5 * st] = _mm256_fmadd_ps(k4, d1, _mm256_fnmadd_ps(k5, d3, d5));
-}
-
-T2I void at6_8(__m256 m0, __m256 m1, __m256 m2, __m256 m3, __m256 m4, __m256 m5, __m256 *o, int st) {
-    const __m256 k2 = _mm256_set1_ps(2.0f), k4 = _mm256_set1_ps(4.0f), k8 = _mm256_set1_ps(8.0f);
-    __m256 s12 = _mm256_add_ps(m1, m2), d12 = _mm256_sub_ps(m1, m2), s34 = _mm256_add_ps(m3, m4),
-           d34 = _mm256_sub_ps(m3, m4);
-    o[0] = _mm256_add_ps(_mm256_add_ps(m0, s12), s34);
-    o[st] = _mm256_fmadd_ps(k2, d34, d12);
-    o[2 * st] = _mm256_fmadd_ps(k4, s34, s12);
-    o[3 * st] = _mm256_add_ps(_mm256_fmadd_ps(k8, d34, d12), m5);
 }
 
 /* in_transform with AVX2; a row of under 8 tiles spills into the next row's first tiles, written after it. */
