@@ -238,7 +238,8 @@ static void forward_gemm(const conv_task *t, const float *B, size_t gn, float *y
     if (t->pk) {
         for (int gi = 0; gi < G; gi++) {
             onx_bsrc src = {B + (size_t)gi * (size_t)CKg * ld, (int64_t)ld};
-            onx_cmap cm = {ys + (size_t)gi * (size_t)OCg * ohw, (int64_t)ohw, (int64_t)ohw, (int64_t)OC * (int64_t)ohw};
+            onx_cmap cm = {ys + (size_t)gi * (size_t)OCg * ohw, (int64_t)ohw, (int64_t)ohw, (int64_t)OC * (int64_t)ohw,
+                           NULL};
             onx_sgemm(t->kn, OCg, (int64_t)ld, CKg, 1, NULL, t->pk + (size_t)gi * t->plen, onx_bblock_strided, &src,
                       &cm, t->b ? t->b + (size_t)gi * (size_t)OCg : NULL, ONX_ACT_NONE, 0.0f, 0.0f, sw);
         }
@@ -343,7 +344,7 @@ static void weight_gemm(const conv_task *t, const float *dys, const float *B, si
     for (int gi = 0; gi < G; gi++) {
         float *out = add ? tmp : dw + (size_t)gi * nw;
         onx_bsrc src = {B + (size_t)gi * (size_t)CKg * ld, (int64_t)ld};
-        onx_cmap cm = {out, CKg, CKg, 0};
+        onx_cmap cm = {out, CKg, CKg, 0, NULL};
         onx_pack_a(t->kn, dys + (size_t)gi * (size_t)OCg * ld, OCg, (int64_t)ld, pa);
         onx_sgemm(t->kn, OCg, CKg, (int64_t)ld, 1, NULL, pa, cols_t_block, &src, &cm, NULL, ONX_ACT_NONE, 0.0f, 0.0f,
                   sw);
@@ -361,7 +362,7 @@ static void input_gemm(const conv_task *t, const float *dys, size_t ld, float *d
         float *cg = dc + (size_t)gi * (size_t)CKg * ld;
         if (t->pk) {
             onx_bsrc src = {dg, (int64_t)ld};
-            onx_cmap cm = {cg, (int64_t)ld, (int64_t)ld, 0};
+            onx_cmap cm = {cg, (int64_t)ld, (int64_t)ld, 0, NULL};
             onx_sgemm(t->kn, CKg, (int64_t)ld, OCg, 1, NULL, t->pk + (size_t)gi * t->plen, onx_bblock_strided, &src,
                       &cm, NULL, ONX_ACT_NONE, 0.0f, 0.0f, sw);
         } else {

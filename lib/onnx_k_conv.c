@@ -223,14 +223,14 @@ static void run_grid(const onx_node *nd, const float *x, const float *b, int64_t
         if (OW >= GRID_ROW_MIN) { /* a GEMM per output row, straight into y (yg: no floats) */
             for (int64_t oy = 0; oy < OH; oy++) {
                 onx_bsrc src = {xp + oy * g.PW2, g.plane};
-                onx_cmap cm = {y + n * p->m * OH * OW + oy * OW, OH * OW, OW, 0};
+                onx_cmap cm = {y + n * p->m * OH * OW + oy * OW, OH * OW, OW, 0, NULL};
                 onx_sgemm(p->kn, p->m, OW, p->c, (int)kk, toff, p->pk, onx_bblock_strided, &src, &cm, b, nd->act,
                           nd->act_lo, nd->act_hi, work);
             }
             continue;
         }
         onx_bsrc src = {xp, g.plane};
-        onx_cmap cm = {yg, g.q, g.q, 0};
+        onx_cmap cm = {yg, g.q, g.q, 0, NULL};
         onx_sgemm(p->kn, p->m, g.q, p->c, (int)kk, toff, p->pk, onx_bblock_strided, &src, &cm, b, nd->act, nd->act_lo,
                   nd->act_hi, work);
         for (int64_t m = 0; m < p->m; m++)
@@ -296,7 +296,7 @@ static void run_rows(const onx_node *nd, const float *x, const float *b, int64_t
     for (int64_t n = 0; n < N; n++) {
         rows_split(p, x + n * p->c * w->in[0] * W, xr);
         onx_bsrc src = {xr + ROWS_SLACK, plane};
-        onx_cmap cm = {y + n * p->m * P, P, P, 0};
+        onx_cmap cm = {y + n * p->m * P, P, P, 0, NULL};
         onx_sgemm(p->kn, p->m, P, p->c, (int)kk, toff, p->pk, onx_bblock_strided, &src, &cm, b, nd->act, nd->act_lo,
                   nd->act_hi, work);
     }
@@ -530,7 +530,7 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
     }
     for (int64_t gi = 0; gi < p->grp; gi++) {
         conv_src src = {x + gi * cg * HW, p->c * HW, P, &p->w};
-        onx_cmap cm = {y + gi * mg * P, P, P, p->m * P};
+        onx_cmap cm = {y + gi * mg * P, P, P, p->m * P, res ? res + gi * mg * P : NULL};
         onx_sgemm(p->kn, mg, N * P, cg * kk, 1, NULL, p->pk + (size_t)gi * p->plen, conv_block, &src, &cm,
                   b ? b + gi * mg : NULL, nd->act, nd->act_lo, nd->act_hi, tmp);
     }
@@ -558,7 +558,7 @@ static conv_path path_of(const conv_p *p, onx_kern kn) {
 
 int onx_conv_takes_residual(const onx_node *nd) {
     conv_path t = path_of(nd->p, onx_sgemm_best());
-    return t == PATH_WINO || t == PATH_PX;
+    return t == PATH_WINO || t == PATH_PX || t == PATH_GEMM;
 }
 
 int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {

@@ -21,7 +21,7 @@ static void relu(const float *restrict x, float *restrict y, size_t n) {
 }
 
 void onx_add_act(float *y, const float *r, size_t n, onx_act a, float lo, float hi) {
-    for (size_t i = 0; i < n; i++) y[i] += r[i];
+    vec_add(y, r, n);
     onx_act_apply(a, lo, hi, y, n);
 }
 

@@ -22,7 +22,7 @@ int onx_is_written(const onx_graph *g, int v);
 /* After onx_optimize: pack Conv node nd's final weights for this CPU's kernels (onnx_k_conv.c). */
 int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err);
 /* Before onx_conv_prepare: 1 if the path it will choose for Conv node nd adds a residual (input 3,
- * shaped as its output) before its activation: Winograd and onx_px. */
+ * shaped as its output) before its activation: Winograd, onx_px and the SGEMM over all samples. */
 int onx_conv_takes_residual(const onx_node *nd);
 /* After onx_conv_prepare: 1 if Conv node nd runs on its packed weights only (its weight input's bytes unread). */
 int onx_conv_packed(const onx_node *nd);

@@ -306,6 +306,55 @@ static void ccopy(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n, int64_t
     }
 }
 
+/* ccopy for a row-major t (sj 1), the tiles that straddle C's segments (a 7x7 or 14x14 output's samples side by
+ * side in a GEMM's columns: half the tiles of a 7x7 layer at batch 8): each of C's contiguous runs row by row, in
+ * masked vectors (AVX-512) or whole 8-float vectors and the rest one by one (AVX2, whose masked stores cost a dozen
+ * cycles on AMD cores). */
+__attribute__((target("avx512f"))) static void crun512(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n,
+                                                       int64_t nr, float *t, int64_t si, int to_c) {
+    for (int64_t j = 0, len; j < nr; j += len) {
+        int64_t p = (n + j) % cm->seg;
+        len = cm->seg - p < nr - j ? cm->seg - p : nr - j;
+        float *c = cm->c + (n + j) / cm->seg * cm->ld_seg + i0 * cm->ldc + p;
+        for (int64_t u = 0; u < len; u += 16) {
+            __mmask16 mk = (__mmask16)((1u << (len - u < 16 ? len - u : 16)) - 1);
+            for (int64_t i = 0; i < mr; i++) {
+                float *cv = c + i * cm->ldc + u, *tv = t + i * si + j + u;
+                if (to_c)
+                    _mm512_mask_storeu_ps(cv, mk, _mm512_maskz_loadu_ps(mk, tv));
+                else
+                    _mm512_mask_storeu_ps(tv, mk, _mm512_maskz_loadu_ps(mk, cv));
+            }
+        }
+    }
+}
+
+__attribute__((target("avx2"))) static void crun256(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n, int64_t nr,
+                                                    float *t, int64_t si, int to_c) {
+    for (int64_t j = 0, len; j < nr; j += len) {
+        int64_t p = (n + j) % cm->seg;
+        len = cm->seg - p < nr - j ? cm->seg - p : nr - j;
+        float *c = cm->c + (n + j) / cm->seg * cm->ld_seg + i0 * cm->ldc + p;
+        for (int64_t i = 0; i < mr; i++) {
+            float *cv = c + i * cm->ldc, *tv = t + i * si + j, *dst = to_c ? cv : tv;
+            const float *src = to_c ? tv : cv;
+            int64_t u = 0;
+            for (; u + 8 <= len; u += 8) _mm256_storeu_ps(dst + u, _mm256_loadu_ps(src + u));
+            for (; u < len; u++) dst[u] = src[u];
+        }
+    }
+}
+
+/* C += res over rows [0, m), columns [n0, n0 + nc), then the activation (act: lo and hi as the tiles have them). */
+static void add_res(const onx_cmap *cm, int64_t m, int64_t n0, int64_t nc, onx_act act, float lo, float hi) {
+    for (int64_t j = 0, len; j < nc; j += len) {
+        int64_t p = (n0 + j) % cm->seg, off = (n0 + j) / cm->seg * cm->ld_seg + p;
+        len = cm->seg - p < nc - j ? cm->seg - p : nc - j;
+        for (int64_t i = 0; i < m; i++)
+            onx_add_act(cm->c + off + i * cm->ldc, cm->res + off + i * cm->ldc, (size_t)len, act, lo, hi);
+    }
+}
+
 /* The first column panel of a block meets each A panel's depth block straight from memory (a
  * late layer's weights: megabytes per image at batch 1); the hardware prefetcher restarts at
  * every panel, so the panel PF_AHEAD ahead is fetched by hand (resnet18's 7x7 stage at batch 1:
@@ -320,6 +369,8 @@ static void prefetch_panel(const float *a, int64_t kc, int ntap, int64_t ast, in
  * segment, else through a local copy. */
 static void tile_c(tile_fn tile, int MR, int NR, const tile_in *in, const onx_cmap *cm, int64_t i0, int64_t mr,
                    int64_t n, int64_t nr, int flags, const float *bias, float lo, float hi) {
+    void (*crun)(const onx_cmap *, int64_t, int64_t, int64_t, int64_t, float *, int64_t, int) =
+        tile == tile_avx2 ? crun256 : crun512;       /* the AVX2 tiles reach here only as tile_avx2 */
     if (tile == tile_avx2 && (mr < MR || nr <= 8)) { /* AVX2: the tile of exactly the rows and vectors needed */
         NR = nr <= 8 ? 8 : 16;
         tile = avx2_tiles[mr - 1][NR / 8 - 1], MR = (int)mr;
@@ -340,9 +391,9 @@ static void tile_c(tile_fn tile, int MR, int NR, const tile_in *in, const onx_cm
         return;
     }
     float t[MAX_MR * MAX_NR];
-    if (flags & T_ACC) ccopy(cm, i0, mr, n, nr, t, NR, 1, 0);
+    if (flags & T_ACC) crun(cm, i0, mr, n, nr, t, NR, 0);
     tile(in, t, NR, flags, bias, lo, hi);
-    ccopy(cm, i0, mr, n, nr, t, NR, 1, 1);
+    crun(cm, i0, mr, n, nr, t, NR, 1);
 }
 #endif
 
@@ -354,8 +405,9 @@ void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t kg, int ntap, const in
     int64_t k = kg * ntap, eoff[ONX_MAX_TAPS], zero = 0;
     int MR = onx_sgemm_mr(kn), NR = nr_of(kn);
     tile_fn tile = kn == ONX_K_AVX512 ? tile_avx512 : tile_avx2;
+    onx_act act0 = act;
     if (act == ONX_ACT_RELU) lo = 0.0f, hi = INFINITY;
-    int last_flags = act == ONX_ACT_NONE ? 0 : T_ACT;
+    int last_flags = act == ONX_ACT_NONE || cm->res ? 0 : T_ACT;
     if (!toff) toff = &zero;
     for (int64_t n0 = 0, nc; n0 < n; n0 += nc) {
         nc = n - n0 < ONX_NC ? n - n0 : ONX_NC;
@@ -415,6 +467,7 @@ void onx_sgemm(onx_kern kn, int64_t m, int64_t n, int64_t kg, int ntap, const in
                 }
             }
         }
+        if (cm->res) add_res(cm, m, n0, nc, act0, lo, hi);
     }
 #else
     (void)kn, (void)m, (void)n, (void)kg, (void)ntap, (void)toff, (void)ap, (void)block, (void)ctx, (void)cm;

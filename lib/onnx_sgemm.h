@@ -42,10 +42,13 @@ typedef struct {
 const float *onx_bblock_strided(const void *ctx, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float *work,
                                 int64_t *ldb);
 /* Where C lives: column n of row i is at c + (n / seg) * ld_seg + i * ldc + n % seg, so a GEMM
- * whose columns are several samples' pixels writes each sample's NCHW block in place. */
+ * whose columns are several samples' pixels writes each sample's NCHW block in place. res (NULL:
+ * none), laid out as C: a residual added before the activation, to each block of columns while it
+ * is in cache (a fused Add after a pointwise convolution). */
 typedef struct {
     float *c;
     int64_t ldc, seg, ld_seg;
+    const float *res;
 } onx_cmap;
 
 /* C = act(A * B + bias) for A (m x k) packed for kn, B (k x n); bias (m floats) may be NULL.

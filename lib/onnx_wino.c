@@ -85,7 +85,7 @@ void onx_wino_gemms(onx_kern kn, int nxi, int64_t m, int64_t c, int64_t cols, co
     size_t plen = onx_pack_a_len(kn, m, c);
     for (int xi = 0; xi < nxi; xi++) {
         onx_bsrc src = {v + (size_t)xi * (size_t)(c * cols), cols};
-        onx_cmap cm = {yt + (size_t)xi * (size_t)(m * cols), cols, cols, 0};
+        onx_cmap cm = {yt + (size_t)xi * (size_t)(m * cols), cols, cols, 0, NULL};
         onx_sgemm(kn, m, cols, c, 1, NULL, pk + (size_t)xi * plen, onx_bblock_strided, &src, &cm, NULL, ONX_ACT_NONE,
                   0.0f, 0.0f, sw);
     }

@@ -24,6 +24,10 @@ Models:
             stride 2 with a 1x1 downsample computed first): on AVX-512 their
             residual Adds fuse into a Winograd conv and an output-channel one
             (lib/onnx_convpx.c); written at opset 13 dynamic and 17 fixed only
+  invres    two MobileNetV2 inverted residual blocks of 16 channels on 14x14
+            (1x1 expansion to 48, ReLU6, depthwise 3x3, 1x1 projection): their
+            residual Adds fuse into the projections, which run on the SGEMM
+            (AVX-512 and AVX2); opset 13 dynamic and 17 fixed only
 
 Run from the repository root: /usr/bin/python3 tests/golden/gen_onnx.py [MODEL...]
 (no names: all of them)
@@ -99,9 +103,30 @@ class ResBlocks(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-MODELS = {"fashion": (Fashion, (1, 28, 28)), "conv1d": (Conv1d, (3, 40)), "resblock": (ResBlocks, (3, 12, 12))}
+class InvRes(nn.Module):
+    def __init__(self):
+        super().__init__()
+        c, e = 16, 48
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU6())
+
+        def block():
+            return nn.Sequential(nn.Conv2d(c, e, 1, bias=False), nn.BatchNorm2d(e), nn.ReLU6(),
+                                 nn.Conv2d(e, e, 3, padding=1, groups=e, bias=False), nn.BatchNorm2d(e), nn.ReLU6(),
+                                 nn.Conv2d(e, c, 1, bias=False), nn.BatchNorm2d(c))
+        self.b1, self.b2 = block(), block()
+        self.fc = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.b1(x)
+        x = x + self.b2(x)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+MODELS = {"fashion": (Fashion, (1, 28, 28)), "conv1d": (Conv1d, (3, 40)), "resblock": (ResBlocks, (3, 12, 12)),
+          "invres": (InvRes, (3, 14, 14))}
 # (opset, fixed batch) pairs written; all six unless listed
-EXPORTS = {"resblock": ((13, False), (17, True))}
+EXPORTS = {"resblock": ((13, False), (17, True)), "invres": ((13, False), (17, True))}
 
 
 def randomise_bn(m):

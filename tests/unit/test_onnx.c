@@ -129,29 +129,33 @@ static void test_golden(void **state) {
     static const char *const rkinds[] = {"dyn", "b4"};
     static const int64_t rfixed[] = {0, 4};
     check_set("resblock", ropsets, rkinds, rfixed, 2);
+    check_set("invres", ropsets, rkinds, rfixed, 2);
 }
 
-/* The residual Adds of resblock fuse into the convs whose paths take them (onnx_opt.c): on AVX-512 both (the
- * first block's by Winograd, the second's by onnx_convpx.c), with AVX2 the Winograd one, without either none;
- * an Add left is a live node. The golden test checks the numbers of each. */
+/* The residual Adds fuse into the convs whose paths take them (onnx_opt.c). resblock's: on AVX-512 both (the
+ * first block's by Winograd, the second's by onnx_convpx.c), with AVX2 the Winograd one; invres's into its 1x1
+ * projections on the SGEMM, AVX-512 and AVX2; without either none. An Add left is a live node. The golden test
+ * checks the numbers of each. */
 static void test_residual_fusion(void **state) {
     (void)state;
     static const onx_kern caps[] = {ONX_K_AVX512, ONX_K_AVX2, ONX_K_NONE};
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
         onx_sgemm_cap(caps[i]);
         onx_kern kn = onx_sgemm_best();
-        onx_graph *g = open_model("resblock_op13_dyn.onnx");
-        int fused = 0, adds = 0;
-        for (int k = 0; k < g->n_nodes; k++) {
-            const onx_node *nd = &g->nodes[k];
-            fused += !nd->dead && !strcmp(nd->op->name, "Conv") && nd->n_in == 4;
-            adds += !nd->dead && !strcmp(nd->op->name, "Add");
+        for (int f = 0; f < 2; f++) {
+            onx_graph *g = open_model(f ? "invres_op13_dyn.onnx" : "resblock_op13_dyn.onnx");
+            int fused = 0, adds = 0;
+            for (int k = 0; k < g->n_nodes; k++) {
+                const onx_node *nd = &g->nodes[k];
+                fused += !nd->dead && !strcmp(nd->op->name, "Conv") && nd->n_in == 4;
+                adds += !nd->dead && !strcmp(nd->op->name, "Add");
+            }
+            int want = kn == ONX_K_NONE ? 0 : kn == ONX_K_AVX512 || f ? 2 : 1;
+            if (fused != want || adds != 2 - want)
+                fail_msg("%s, kernel %d: %d convs took a residual and %d Adds are left; want %d and %d",
+                         f ? "invres" : "resblock", (int)kn, fused, adds, want, 2 - want);
+            onx_free(g);
         }
-        int want = kn == ONX_K_AVX512 ? 2 : kn == ONX_K_AVX2 ? 1 : 0;
-        if (fused != want || adds != 2 - want)
-            fail_msg("kernel %d: %d convs took a residual and %d Adds are left; want %d and %d", (int)kn, fused, adds,
-                     want, 2 - want);
-        onx_free(g);
     }
     onx_sgemm_cap(ONX_K_AVX512);
 }

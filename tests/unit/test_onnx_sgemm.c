@@ -45,7 +45,8 @@ static float act_of(onx_act act, double v, float lo, float hi) {
     return (float)v;
 }
 
-/* One case: C (m x n, segments of seg columns ld_seg apart) = act(A * B + bias) with ntap taps. */
+/* One case: C (m x n, segments of seg columns ld_seg apart) = act(A * B + bias [+ res]) with ntap taps; half the
+ * shapes add a residual laid out as C (random in the gaps too, which must stay untouched). */
 static void one_case(onx_kern kn, uint64_t *r, int64_t m, int64_t n, int64_t kg, int ntap, int64_t seg, int copy,
                      onx_act act) {
     int64_t k = kg * ntap, toff[ONX_MAX_TAPS], ldb = n + 5 + 2 * ntap, ldc = seg + 2, ld_seg = m * ldc + 7;
@@ -53,11 +54,12 @@ static void one_case(onx_kern kn, uint64_t *r, int64_t m, int64_t n, int64_t kg,
     int64_t nseg = (n + seg - 1) / seg;
     float *a = randv(r, (size_t)(m * k)), *b = randv(r, (size_t)(kg * ldb)), *bias = randv(r, (size_t)m);
     float *c = calloc((size_t)(nseg * ld_seg), sizeof(float)), *ap = malloc(sizeof(float) * onx_pack_a_len(kn, m, k));
-    float *work = malloc(sizeof(float) * onx_sgemm_work());
+    float *work = malloc(sizeof(float) * onx_sgemm_work()), *res = randv(r, (size_t)(nseg * ld_seg));
+    int use_res = (int)((m + n + kg) % 2);
     assert_true(c && ap && work);
     onx_pack_a(kn, a, m, k, ap);
     src_t s = {b, ldb};
-    onx_cmap cm = {c, ldc, seg, ld_seg};
+    onx_cmap cm = {c, ldc, seg, ld_seg, use_res ? res : NULL};
     float lo = -0.3f, hi = 0.4f;
     onx_sgemm(kn, m, n, kg, ntap, ntap > 1 ? toff : NULL, ap, copy ? copied : onx_bblock_strided, &s, &cm,
               m % 2 ? bias : NULL, act, lo, hi, work);
@@ -69,6 +71,7 @@ static void one_case(onx_kern kn, uint64_t *r, int64_t m, int64_t n, int64_t kg,
                     double p = (double)a[i * k + t * kg + q] * b[q * ldb + (ntap > 1 ? toff[t] : 0) + j];
                     acc += p, mag += fabs(p);
                 }
+            if (use_res) acc += res[j / seg * ld_seg + i * ldc + j % seg];
             float want = act_of(act, acc, lo, hi), got = c[j / seg * ld_seg + i * ldc + j % seg];
             if (fabsf(got - want) > 1e-5f * (float)mag + 1e-6f)
                 fail_msg("kernel %d m %lld n %lld kg %lld taps %d seg %lld: C[%lld][%lld] = %g, want %g", (int)kn,
@@ -79,7 +82,7 @@ static void one_case(onx_kern kn, uint64_t *r, int64_t m, int64_t n, int64_t kg,
     for (int64_t sg = 0; sg < nseg; sg++)
         for (int64_t i = 0; i < m; i++)
             for (int64_t j = seg; j < ldc; j++) assert_true(c[sg * ld_seg + i * ldc + j] == 0.0f);
-    free(a), free(b), free(bias), free(c), free(ap), free(work);
+    free(a), free(b), free(bias), free(c), free(ap), free(work), free(res);
 }
 
 static void test_sgemm(void **state) {
@@ -102,6 +105,8 @@ static void test_sgemm(void **state) {
         one_case((onx_kern)kn, r, 20, 600, 700, 1, 600, 0, ONX_ACT_CLIP);
         one_case((onx_kern)kn, r, 9, 300, 100, 7, 300, 0, ONX_ACT_NONE);
         one_case((onx_kern)kn, r, 16, 1100, 33, 1, 196, 1, ONX_ACT_RELU);
+        /* 7x7 samples side by side: whole tiles across segments, read back from C between depth blocks */
+        one_case((onx_kern)kn, r, 24, 392, 300, 1, 49, 0, ONX_ACT_RELU);
         /* narrow columns over several depth blocks: sums kept in work, and past its rows through C */
         one_case((onx_kern)kn, r, 40, 45, 100, 9, 45, 0, ONX_ACT_CLIP);
         one_case((onx_kern)kn, r, 40, 45, 300, 1, 20, 1, ONX_ACT_CLIP);
