@@ -306,6 +306,14 @@ static void ccopy(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n, int64_t
     }
 }
 
+/* The columns of C from n on inside one segment, at most nr of them: their count into *len, the offset of row 0's
+ * first from cm->c returned. */
+static inline int64_t seg_run(const onx_cmap *cm, int64_t n, int64_t nr, int64_t *len) {
+    int64_t p = n % cm->seg;
+    *len = cm->seg - p < nr ? cm->seg - p : nr;
+    return n / cm->seg * cm->ld_seg + p;
+}
+
 /* ccopy for a row-major t (sj 1), the tiles that straddle C's segments (a 7x7 or 14x14 output's samples side by
  * side in a GEMM's columns: half the tiles of a 7x7 layer at batch 8): each of C's contiguous runs row by row, in
  * masked vectors (AVX-512) or whole 8-float vectors and the rest one by one (AVX2, whose masked stores cost a dozen
@@ -313,9 +321,7 @@ static void ccopy(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n, int64_t
 __attribute__((target("avx512f"))) static void crun512(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n,
                                                        int64_t nr, float *t, int64_t si, int to_c) {
     for (int64_t j = 0, len; j < nr; j += len) {
-        int64_t p = (n + j) % cm->seg;
-        len = cm->seg - p < nr - j ? cm->seg - p : nr - j;
-        float *c = cm->c + (n + j) / cm->seg * cm->ld_seg + i0 * cm->ldc + p;
+        float *c = cm->c + seg_run(cm, n + j, nr - j, &len) + i0 * cm->ldc;
         for (int64_t u = 0; u < len; u += 16) {
             __mmask16 mk = (__mmask16)((1u << (len - u < 16 ? len - u : 16)) - 1);
             for (int64_t i = 0; i < mr; i++) {
@@ -332,9 +338,7 @@ __attribute__((target("avx512f"))) static void crun512(const onx_cmap *cm, int64
 __attribute__((target("avx2"))) static void crun256(const onx_cmap *cm, int64_t i0, int64_t mr, int64_t n, int64_t nr,
                                                     float *t, int64_t si, int to_c) {
     for (int64_t j = 0, len; j < nr; j += len) {
-        int64_t p = (n + j) % cm->seg;
-        len = cm->seg - p < nr - j ? cm->seg - p : nr - j;
-        float *c = cm->c + (n + j) / cm->seg * cm->ld_seg + i0 * cm->ldc + p;
+        float *c = cm->c + seg_run(cm, n + j, nr - j, &len) + i0 * cm->ldc;
         for (int64_t i = 0; i < mr; i++) {
             float *cv = c + i * cm->ldc, *tv = t + i * si + j, *dst = to_c ? cv : tv;
             const float *src = to_c ? tv : cv;
@@ -348,8 +352,7 @@ __attribute__((target("avx2"))) static void crun256(const onx_cmap *cm, int64_t 
 /* C += res over rows [0, m), columns [n0, n0 + nc), then the activation (act: lo and hi as the tiles have them). */
 static void add_res(const onx_cmap *cm, int64_t m, int64_t n0, int64_t nc, onx_act act, float lo, float hi) {
     for (int64_t j = 0, len; j < nc; j += len) {
-        int64_t p = (n0 + j) % cm->seg, off = (n0 + j) / cm->seg * cm->ld_seg + p;
-        len = cm->seg - p < nc - j ? cm->seg - p : nc - j;
+        int64_t off = seg_run(cm, n0 + j, nc - j, &len);
         for (int64_t i = 0; i < m; i++)
             onx_add_act(cm->c + off + i * cm->ldc, cm->res + off + i * cm->ldc, (size_t)len, act, lo, hi);
     }
