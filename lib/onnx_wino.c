@@ -95,9 +95,17 @@ void onx_prefetch_plane(const float *p, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
 }
 
-static int64_t samples_per_pass(const wgeo *g, int64_t n) {
-    int64_t nb = WINO_COLS / g->T;
+int64_t onx_wino_per_pass(int64_t cols, int64_t T, int64_t n) {
+    int64_t nb = cols / T;
     return nb < 1 ? 1 : nb > n ? n : nb;
+}
+
+int64_t onx_wino_plane_w(int64_t txc) {
+    return (txc + 15) / 16 * 16 + 16;
+}
+
+static int64_t samples_per_pass(const wgeo *g, int64_t n) {
+    return onx_wino_per_pass(WINO_COLS, g->T, n);
 }
 
 /* Per channel, the padded input split into even and odd columns: plane rows of eo_w floats,
@@ -105,7 +113,7 @@ static int64_t samples_per_pass(const wgeo *g, int64_t n) {
  * row of tiles then reads its four input columns per tile as whole vectors, 16 tiles in the
  * lanes at a time. */
 static int64_t eo_w(const wgeo *g) {
-    return (g->txc + 15) / 16 * 16 + 16; /* the last chunk's load at u + 1 stays inside */
+    return onx_wino_plane_w(g->txc);
 }
 
 static int64_t eo_floats(const wgeo *g) {

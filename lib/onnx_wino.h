@@ -34,6 +34,12 @@ void onx_wino_gemms(onx_kern kn, int nxi, int64_t m, int64_t c, int64_t cols, co
 /* Channels are read one plane at a time between transforms that write more than they read: the next plane (n
  * floats at p) is fetched while this one is transformed (the hardware prefetcher restarts on each plane). */
 void onx_prefetch_plane(const float *p, int64_t n);
+/* Samples one pass of F(2x2) or F(4x4) takes: as many as keep its GEMMs within cols tile columns at T tiles a sample,
+ * at least 1, at most n. */
+int64_t onx_wino_per_pass(int64_t cols, int64_t T, int64_t n);
+/* Floats of a row of a column-split input plane for txc tiles a row: whole 16-lane chunks and one more, so that the
+ * last chunk's load at u + 1 stays inside. */
+int64_t onx_wino_plane_w(int64_t txc);
 
 /* Floats of work onx_wino needs for up to n samples (it never shrinks as n grows). */
 size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n);

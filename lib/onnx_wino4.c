@@ -68,15 +68,14 @@ void onx_wino4_pack(onx_kern kn, const float *wt, int64_t m, int64_t c, float *t
 }
 
 static int64_t samples_per_pass(const wgeo4 *g, int64_t n) {
-    int64_t nb = WINO4_COLS / g->T;
-    return nb < 1 ? 1 : nb > n ? n : nb;
+    return onx_wino_per_pass(WINO4_COLS, g->T, n);
 }
 
 /* Per channel, the padded input split by column phase: 4 planes of ph_rows rows of ph_w floats, row r of plane p
  * holding padded columns p, 4 + p, 8 + p, ... (input column 4u + p - pl at u). Tile tx reads its six input columns
  * as planes 0-3 at u = tx and planes 0-1 at tx + 1: whole vectors, 16 tiles in the lanes at a time. */
 static int64_t ph_w(const wgeo4 *g) {
-    return (g->txc + 15) / 16 * 16 + 16; /* the last chunk's load at u + 1 stays inside */
+    return onx_wino_plane_w(g->txc);
 }
 
 static int64_t ph_rows(const wgeo4 *g) {
