@@ -233,14 +233,11 @@ void onx_dw16(const float *x, int64_t xs, const float *wk, const float *bias, in
     if (act == ONX_ACT_RELU) lo = 0.0f, hi = INFINITY;
     memset(work, 0, sizeof(float) * 16 * (size_t)(plane_h(w) * pad16_w(w))); /* the padding, once for all blocks */
     int wide = onx_sgemm_best() == ONX_K_AVX512;
+    void (*kern)(const float *, int64_t, const float *, const float *, const onx_win *, float *, int64_t, float, float,
+                 int, float *) = wide ? dw16 : dw8;
     int64_t kk = w->k[0] * w->k[1], step = wide ? 16 : 8;
     for (int64_t c = 0; c < nc / 16 * 16; c += step)
-        if (wide)
-            dw16(x + c * xs, xs, wk + c * kk, bias ? bias + c : NULL, w, y + c * ys, ys, lo, hi, act != ONX_ACT_NONE,
-                 work);
-        else
-            dw8(x + c * xs, xs, wk + c * kk, bias ? bias + c : NULL, w, y + c * ys, ys, lo, hi, act != ONX_ACT_NONE,
-                work);
+        kern(x + c * xs, xs, wk + c * kk, bias ? bias + c : NULL, w, y + c * ys, ys, lo, hi, act != ONX_ACT_NONE, work);
 #else
     (void)x, (void)xs, (void)wk, (void)bias, (void)nc, (void)w, (void)y, (void)ys, (void)act, (void)lo, (void)hi;
     (void)work;

@@ -427,11 +427,6 @@ T256 static void out_adjoint8(const wgeo *g, const float *dy, float *z, int64_t 
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/* A row of tiles 8 at a time from tx0 (onx_chunk8). */
-static int64_t chunk8(const wgeo *g, int64_t tx0) {
-    return onx_chunk8(g->txc, tx0);
-}
-
 /* split_row512 with AVX2: 16 input columns at a time (masked loads read the zeros of the padding), split into 8
  * even and 8 odd by shuffles within 128-bit halves, then 64-bit lanes put in order. */
 T2 static void split_row_avx2(const wgeo *g, const float *xr, float *e, float *o, int64_t umax) {
@@ -456,7 +451,7 @@ T2 static void in_transform_avx2(const wgeo *g, const float *eo, float *v, int64
     int64_t nt = g->txc < 8 ? g->txc : 8;
     for (int64_t ty = 0; ty < g->tyc; ty++)
         for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
-            int64_t tx0 = chunk8(g, t0);
+            int64_t tx0 = onx_chunk8(g->txc, t0);
             int sp = g->txc < 8 && ty * g->txc + 8 <= g->T; /* one chunk a row; the spill stays in the sample */
             __m256 w[16];
             in_tiles8(e, o, EW, ty, tx0, w);
@@ -472,7 +467,7 @@ T2 static void out_transform_avx2(const wgeo *g, const float *yt, int64_t ldy, f
     int64_t nt = g->txc < 8 ? g->txc : 8;
     for (int64_t ty = 0; ty < g->tyc; ty++)
         for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
-            int64_t tx0 = chunk8(g, t0), rem = g->OW - 2 * tx0, w0 = rem < 8 ? rem : 8,
+            int64_t tx0 = onx_chunk8(g->txc, t0), rem = g->OW - 2 * tx0, w0 = rem < 8 ? rem : 8,
                     w1 = rem - w0 < 8 ? rem - w0 : 8;
             const float *t = yt + ty * g->txc + tx0;
             __m256 a[16], ev[2], od[2];
@@ -496,7 +491,7 @@ T2 static void out_adjoint_avx2(const wgeo *g, const float *dy, float *z, int64_
     int64_t nt = g->txc < 8 ? g->txc : 8;
     for (int64_t ty = 0; ty < g->tyc; ty++)
         for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
-            int64_t tx0 = chunk8(g, t0), rem = g->OW - 2 * tx0, w0 = rem < 8 ? rem : 8,
+            int64_t tx0 = onx_chunk8(g->txc, t0), rem = g->OW - 2 * tx0, w0 = rem < 8 ? rem : 8,
                     w1 = rem - w0 < 8 ? rem - w0 : 8;
             int sp = g->txc < 8 && ty * g->txc + 8 <= g->T; /* one chunk a row; the spill stays in the sample */
             __m256 d[2][2];

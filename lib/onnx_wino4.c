@@ -154,25 +154,38 @@ T512 static void split_row(const wgeo4 *g, const float *xr, float *q, int64_t ps
 BT_AT6(bt6, at6, T512I, __m512, _mm512_)
 BT_AT6(bt6_8, at6_8, T2I, __m256, _mm256_)
 
+/* The first n lanes of v at p (sp: the AVX2 stores' spill rule, onx_store8; none here). */
+T512I void store16(float *p, int64_t n, int sp, __m512 v) {
+    (void)sp;
+    _mm512_mask_storeu_ps(p, lanes16(0, n), v);
+}
+
+/* NAME: B^T d B for a vector of tiles (n of its lanes kept) whose six input rows start at q, pw floats apart, the
+ * column phases ps apart: entry xi at vt + xi * ldv, stored by STORE(p, n, sp, v); in vectors VT whose intrinsics
+ * start with PF, BT the width's B^T, under ATTR. One definition for in_transform and in_transform_avx2. */
+#define IN_TILES6(NAME, ATTR, VT, PF, BT, STORE)                                                                       \
+    ATTR void NAME(const float *q, int64_t pw, int64_t ps, float *vt, int64_t ldv, int64_t n, int sp) {                \
+        VT t[36]; /* t[6i + j]: row i of d B */                                                                        \
+        for (int i = 0; i < 6; i++) {                                                                                  \
+            const float *qi = q + i * pw;                                                                              \
+            BT(PF##loadu_ps(qi), PF##loadu_ps(qi + ps), PF##loadu_ps(qi + 2 * ps), PF##loadu_ps(qi + 3 * ps),          \
+               PF##loadu_ps(qi + 1), PF##loadu_ps(qi + ps + 1), t + 6 * i, 1);                                         \
+        }                                                                                                              \
+        for (int j = 0; j < 6; j++) {                                                                                  \
+            VT r[6];                                                                                                   \
+            BT(t[j], t[6 + j], t[12 + j], t[18 + j], t[24 + j], t[30 + j], r, 1);                                      \
+            for (int a = 0; a < 6; a++) STORE(vt + (6 * a + j) * ldv, n, sp, r[a]);                                    \
+        }                                                                                                              \
+    }
+IN_TILES6(in_tiles6, T512I, __m512, _mm512_, bt6, store16)
+IN_TILES6(in_tiles6_8, T2I, __m256, _mm256_, bt6_8, onx_store8)
+
 /* V[xi * ldv + tile] = (B^T d B)[xi] for every tile of one channel (its phase planes ph). */
 T512 static void in_transform(const wgeo4 *g, const float *ph, float *v, int64_t ldv) {
     int64_t PW = ph_w(g), ps = ph_rows(g) * PW;
     for (int64_t ty = 0; ty < g->tyc; ty++)
-        for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16) {
-            __mmask16 mk = lanes16(0, g->txc - tx0);
-            __m512 t[36]; /* t[6i + j]: row i of d B */
-            for (int i = 0; i < 6; i++) {
-                const float *q = ph + (4 * ty + i) * PW + tx0;
-                bt6(_mm512_loadu_ps(q), _mm512_loadu_ps(q + ps), _mm512_loadu_ps(q + 2 * ps),
-                    _mm512_loadu_ps(q + 3 * ps), _mm512_loadu_ps(q + 1), _mm512_loadu_ps(q + ps + 1), t + 6 * i, 1);
-            }
-            float *vt = v + ty * g->txc + tx0;
-            for (int j = 0; j < 6; j++) {
-                __m512 r[6];
-                bt6(t[j], t[6 + j], t[12 + j], t[18 + j], t[24 + j], t[30 + j], r, 1);
-                for (int a = 0; a < 6; a++) _mm512_mask_storeu_ps(vt + (6 * a + j) * ldv, mk, r[a]);
-            }
-        }
+        for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16)
+            in_tiles6(ph + 4 * ty * PW + tx0, PW, ps, v + ty * g->txc + tx0, ldv, g->txc - tx0, 0);
 }
 
 /* y (OH x OW) of one output channel from its transformed tiles Y[xi * ldy + tile]: A^T M A, bias and activation,
@@ -240,18 +253,7 @@ T2 static void in_transform_avx2(const wgeo4 *g, const float *ph, float *v, int6
         for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
             int64_t tx0 = onx_chunk8(g->txc, t0);
             int sp = g->txc < 8 && ty * g->txc + 8 <= g->T; /* one chunk a row; the spill stays in the sample */
-            __m256 t[36];                                   /* t[6i + j]: row i of d B */
-            for (int i = 0; i < 6; i++) {
-                const float *q = ph + (4 * ty + i) * PW + tx0;
-                bt6_8(_mm256_loadu_ps(q), _mm256_loadu_ps(q + ps), _mm256_loadu_ps(q + 2 * ps),
-                      _mm256_loadu_ps(q + 3 * ps), _mm256_loadu_ps(q + 1), _mm256_loadu_ps(q + ps + 1), t + 6 * i, 1);
-            }
-            float *vt = v + ty * g->txc + tx0;
-            for (int j = 0; j < 6; j++) {
-                __m256 r[6];
-                bt6_8(t[j], t[6 + j], t[12 + j], t[18 + j], t[24 + j], t[30 + j], r, 1);
-                for (int a = 0; a < 6; a++) onx_store8(vt + (6 * a + j) * ldv, nt, sp, r[a]);
-            }
+            in_tiles6_8(ph + 4 * ty * PW + tx0, PW, ps, v + ty * g->txc + tx0, ldv, nt, sp);
         }
 }
 
