@@ -20,14 +20,8 @@
 #define WINO_MIN_TILES 32
 #define WINO_MIN_TILES_AVX2 16
 
-typedef struct {
-    int64_t H, W, OH, OW, pt, pl, tyc, txc, T; /* T tiles per sample: tyc rows of txc */
-} wgeo;
-
-static wgeo geo_of(const onx_win *w) {
-    wgeo g = {w->in[0], w->in[1], w->out[0], w->out[1], w->pb[0], w->pb[1], 0, 0, 0};
-    g.tyc = (g.OH + 1) / 2, g.txc = (g.OW + 1) / 2, g.T = g.tyc * g.txc;
-    return g;
+static onx_wgeo geo_of(const onx_win *w) {
+    return onx_wino_geo(w, 2);
 }
 
 /* The transforms' instruction set: AVX-512 with its 256-bit forms (VL), which take rows of at most 8 tiles, or
@@ -100,11 +94,17 @@ int64_t onx_wino_per_pass(int64_t cols, int64_t T, int64_t n) {
     return nb < 1 ? 1 : nb > n ? n : nb;
 }
 
+onx_wgeo onx_wino_geo(const onx_win *w, int tile) {
+    onx_wgeo g = {w->in[0], w->in[1], w->out[0], w->out[1], w->pb[0], w->pb[1], 0, 0, 0};
+    g.tyc = (g.OH + tile - 1) / tile, g.txc = (g.OW + tile - 1) / tile, g.T = g.tyc * g.txc;
+    return g;
+}
+
 int64_t onx_wino_plane_w(int64_t txc) {
     return (txc + 15) / 16 * 16 + 16;
 }
 
-static int64_t samples_per_pass(const wgeo *g, int64_t n) {
+static int64_t samples_per_pass(const onx_wgeo *g, int64_t n) {
     return onx_wino_per_pass(WINO_COLS, g->T, n);
 }
 
@@ -112,16 +112,16 @@ static int64_t samples_per_pass(const wgeo *g, int64_t n) {
  * row r of the even plane holding padded columns 0, 2, 4, ... (input column 2u - pl at u). A
  * row of tiles then reads its four input columns per tile as whole vectors, 16 tiles in the
  * lanes at a time. */
-static int64_t eo_w(const wgeo *g) {
+static int64_t eo_w(const onx_wgeo *g) {
     return onx_wino_plane_w(g->txc);
 }
 
-static int64_t eo_floats(const wgeo *g) {
+static int64_t eo_floats(const onx_wgeo *g) {
     return 2 * (2 * g->tyc + 2) * eo_w(g);
 }
 
 size_t onx_wino_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
-    wgeo g = geo_of(w);
+    onx_wgeo g = geo_of(w);
     int64_t cols = samples_per_pass(&g, n) * g.T;
     return (size_t)(16 * (c + m) * cols + eo_floats(&g)) + onx_sgemm_work();
 }
@@ -196,9 +196,9 @@ T2I void adj_tiles8(__m256 d[2][2], __m256 w[16]) {
 /* The rows of the even and odd planes of one channel: row(g, xr, e, o, umax) fills columns u < umax (at least) of
  * the even and odd rows e and o from input row xr. Every channel fills the same positions (the rest stay as onx_wino
  * zeroed them once); u past umax reads no input column. */
-typedef void (*split_row_fn)(const wgeo *g, const float *xr, float *e, float *o, int64_t umax);
+typedef void (*split_row_fn)(const onx_wgeo *g, const float *xr, float *e, float *o, int64_t umax);
 
-static void split_rows(const wgeo *g, const float *x, float *eo, split_row_fn row) {
+static void split_rows(const onx_wgeo *g, const float *x, float *eo, split_row_fn row) {
     int64_t PH = 2 * g->tyc + 2, EW = eo_w(g), umax = (g->W + g->pl) / 2 + 1;
     umax = umax > g->txc + 1 ? g->txc + 1 : umax;
     for (int64_t r = 0; r < PH; r++) {
@@ -209,7 +209,7 @@ static void split_rows(const wgeo *g, const float *x, float *eo, split_row_fn ro
 
 /* 32 input columns at a time, split into 16 even and 16 odd, where a column outside the input reads as the zero it
  * replaces. */
-T512 static void split_row512(const wgeo *g, const float *xr, float *e, float *o, int64_t umax) {
+T512 static void split_row512(const onx_wgeo *g, const float *xr, float *e, float *o, int64_t umax) {
 #if defined(__x86_64__) && defined(__GNUC__)
     const __m512i ev_idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i od_idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
@@ -231,7 +231,7 @@ T512 static void split_row512(const wgeo *g, const float *xr, float *e, float *o
 }
 
 /* V[xi * ldv + tile] = (B^T d B)[xi] for every tile of one channel (its even/odd planes eo). */
-T512 static void in_transform(const wgeo *g, const float *eo, float *v, int64_t ldv) {
+T512 static void in_transform(const onx_wgeo *g, const float *eo, float *v, int64_t ldv) {
 #if defined(__x86_64__) && defined(__GNUC__)
     int64_t EW = eo_w(g);
     const float *e = eo, *o = eo + (2 * g->tyc + 2) * EW;
@@ -262,7 +262,7 @@ T512 static void in_transform(const wgeo *g, const float *eo, float *v, int64_t 
 
 /* in_transform for rows of at most 8 tiles (14x14 outputs have 7) in 256-bit vectors: half the work of the
  * 512-bit ones, mostly empty there, where the core splits those in two (AMD Zen 4), and no more elsewhere. */
-T256 static void in_transform8(const wgeo *g, const float *eo, float *v, int64_t ldv) {
+T256 static void in_transform8(const onx_wgeo *g, const float *eo, float *v, int64_t ldv) {
 #if defined(__x86_64__) && defined(__GNUC__)
     int64_t EW = eo_w(g);
     const float *e = eo, *o = eo + (2 * g->tyc + 2) * EW;
@@ -281,7 +281,7 @@ T256 static void in_transform8(const wgeo *g, const float *eo, float *v, int64_t
 #if defined(__x86_64__) && defined(__GNUC__)
 /* For the 16 tiles of a row from tx0: mk, the tiles there are; m0 and m1, the output columns there are among the
  * first and the second 16 of their 32. Returns how many the second 16 hold. */
-static int tile_masks(const wgeo *g, int64_t tx0, __mmask16 *mk, __mmask16 *m0, __mmask16 *m1) {
+static int tile_masks(const onx_wgeo *g, int64_t tx0, __mmask16 *mk, __mmask16 *m0, __mmask16 *m1) {
     int64_t nt = g->txc - tx0 < 16 ? g->txc - tx0 : 16, rem = g->OW - 2 * tx0;
     int64_t w0 = rem < 16 ? rem : 16, w1 = rem - w0 < 16 ? rem - w0 : 16;
     *mk = (__mmask16)((1u << nt) - 1), *m0 = (__mmask16)((1u << w0) - 1), *m1 = (__mmask16)((1u << w1) - 1);
@@ -292,8 +292,8 @@ static int tile_masks(const wgeo *g, int64_t tx0, __mmask16 *mk, __mmask16 *m0, 
 
 /* y (OH x OW) of one output channel from its transformed tiles Y[xi * ldy + tile]: A^T M A,
  * bias and activation, a row of tiles at a time (lane tx gives output columns 2tx, 2tx + 1). */
-T512 static void out_transform(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo, float hi,
-                               float *y) {
+T512 static void out_transform(const onx_wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
+                               float hi, float *y) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
            vhi = _mm512_set1_ps(act == ONX_ACT_RELU ? INFINITY : hi);
@@ -332,7 +332,7 @@ T512 static void out_transform(const wgeo *g, const float *yt, int64_t ldy, floa
 
 /* The adjoint of out_transform, for the weight gradient: Z[xi * ldz + tile] = (A dY A^T)[xi] for the 2x2 tiles
  * of one plane dy (OH x OW; a last half tile reads zeros), 16 tiles in the lanes at a time. */
-T512 static void out_adjoint(const wgeo *g, const float *dy, float *z, int64_t ldz) {
+T512 static void out_adjoint(const onx_wgeo *g, const float *dy, float *z, int64_t ldz) {
 #if defined(__x86_64__) && defined(__GNUC__)
     const __m512i ev_idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i od_idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
@@ -381,7 +381,7 @@ T256 static __m512 join256(__m256 lo, __m256 hi) {
 
 /* out_transform for rows of at most 8 tiles (as in_transform8): an output row, 16 columns at most, is one vector,
  * its even and odd columns interleaved from the two halves. */
-T256 static void out_transform8(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
+T256 static void out_transform8(const onx_wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
                                 float hi, float *y) {
 #if defined(__x86_64__) && defined(__GNUC__)
     const __m512i il = _mm512_set_epi32(15, 7, 14, 6, 13, 5, 12, 4, 11, 3, 10, 2, 9, 1, 8, 0);
@@ -401,7 +401,7 @@ T256 static void out_transform8(const wgeo *g, const float *yt, int64_t ldy, flo
 }
 
 /* out_adjoint for rows of at most 8 tiles (as in_transform8). */
-T256 static void out_adjoint8(const wgeo *g, const float *dy, float *z, int64_t ldz) {
+T256 static void out_adjoint8(const onx_wgeo *g, const float *dy, float *z, int64_t ldz) {
 #if defined(__x86_64__) && defined(__GNUC__)
     const __m512i de = _mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12, 10, 8, 6, 4, 2, 0); /* evens, odds */
     __mmask8 mk = (__mmask8)((1u << g->txc) - 1);
@@ -429,7 +429,7 @@ T256 static void out_adjoint8(const wgeo *g, const float *dy, float *z, int64_t 
 #if defined(__x86_64__) && defined(__GNUC__)
 /* split_row512 with AVX2: 16 input columns at a time (masked loads read the zeros of the padding), split into 8
  * even and 8 odd by shuffles within 128-bit halves, then 64-bit lanes put in order. */
-T2 static void split_row_avx2(const wgeo *g, const float *xr, float *e, float *o, int64_t umax) {
+T2 static void split_row_avx2(const onx_wgeo *g, const float *xr, float *e, float *o, int64_t umax) {
     for (int64_t u0 = 0; u0 < umax; u0 += 8) {
         int64_t j0 = 2 * u0 - g->pl; /* the input column of lane 0 */
         __m256 a = _mm256_maskload_ps(xr + j0, onx_lanes8(-j0, g->W - j0)),
@@ -445,7 +445,7 @@ T2 static void split_row_avx2(const wgeo *g, const float *xr, float *e, float *o
 
 /* in_transform with AVX2: 8 tiles in the lanes; a row of under 8 spills into the next row's first tiles, which are
  * written after it. */
-T2 static void in_transform_avx2(const wgeo *g, const float *eo, float *v, int64_t ldv) {
+T2 static void in_transform_avx2(const onx_wgeo *g, const float *eo, float *v, int64_t ldv) {
     int64_t EW = eo_w(g);
     const float *e = eo, *o = eo + (2 * g->tyc + 2) * EW;
     int64_t nt = g->txc < 8 ? g->txc : 8;
@@ -462,7 +462,7 @@ T2 static void in_transform_avx2(const wgeo *g, const float *eo, float *v, int64
 
 /* out_transform with AVX2: lane tx of ev and od gives output columns 2tx and 2tx + 1, interleaved by unpacking
  * within 128-bit halves and swapping halves. */
-T2 static void out_transform_avx2(const wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
+T2 static void out_transform_avx2(const onx_wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
                                   float hi, float *y) {
     int64_t nt = g->txc < 8 ? g->txc : 8;
     for (int64_t ty = 0; ty < g->tyc; ty++)
@@ -487,7 +487,7 @@ T2 static void out_transform_avx2(const wgeo *g, const float *yt, int64_t ldy, f
 
 /* out_adjoint with AVX2: an output row's 16 columns split into even and odd by shuffles within 128-bit halves,
  * then 64-bit lanes put in order. */
-T2 static void out_adjoint_avx2(const wgeo *g, const float *dy, float *z, int64_t ldz) {
+T2 static void out_adjoint_avx2(const onx_wgeo *g, const float *dy, float *z, int64_t ldz) {
     int64_t nt = g->txc < 8 ? g->txc : 8;
     for (int64_t ty = 0; ty < g->tyc; ty++)
         for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
@@ -518,12 +518,12 @@ T2 static void out_adjoint_avx2(const wgeo *g, const float *dy, float *z, int64_
 /* The transforms of the CPU's instruction set (onx_wino_ok said it has one) for geometry g. */
 typedef struct {
     split_row_fn split;
-    void (*in)(const wgeo *, const float *, float *, int64_t);
-    void (*out)(const wgeo *, const float *, int64_t, float, onx_act, float, float, float *);
-    void (*adj)(const wgeo *, const float *, float *, int64_t);
+    void (*in)(const onx_wgeo *, const float *, float *, int64_t);
+    void (*out)(const onx_wgeo *, const float *, int64_t, float, onx_act, float, float, float *);
+    void (*adj)(const onx_wgeo *, const float *, float *, int64_t);
 } wino_fns;
 
-static wino_fns fns_of(const wgeo *g) {
+static wino_fns fns_of(const onx_wgeo *g) {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (wino_cpu() == WINO_AVX2)
         return (wino_fns){split_row_avx2, in_transform_avx2, out_transform_avx2, out_adjoint_avx2};
@@ -533,14 +533,14 @@ static wino_fns fns_of(const wgeo *g) {
 }
 
 void onx_wino_out_adj(const onx_win *w, int64_t m, const float *dy, int64_t ns, float *z) {
-    wgeo g = geo_of(w);
+    onx_wgeo g = geo_of(w);
     int64_t cols = ns * g.T, P = g.OH * g.OW;
     wino_fns f = fns_of(&g);
     for (int64_t s = 0; s < ns; s++)
         for (int64_t i = 0; i < m; i++) f.adj(&g, dy + (s * m + i) * P, z + i * cols + s * g.T, m * cols);
 }
 
-static void wino_in(const wgeo *g, int64_t c, const float *x, int64_t ns, float *v, float *eo) {
+static void wino_in(const onx_wgeo *g, int64_t c, const float *x, int64_t ns, float *v, float *eo) {
     int64_t HW = g->H * g->W, cols = ns * g->T;
     wino_fns f = fns_of(g);
     for (int64_t s = 0; s < ns; s++)
@@ -556,19 +556,19 @@ int64_t onx_wino_tiles(const onx_win *w) {
 }
 
 size_t onx_wino_in_work(const onx_win *w) {
-    wgeo g = geo_of(w);
+    onx_wgeo g = geo_of(w);
     return (size_t)eo_floats(&g);
 }
 
 void onx_wino_in(const onx_win *w, int64_t c, const float *x, int64_t ns, float *v, float *work) {
-    wgeo g = geo_of(w);
+    onx_wgeo g = geo_of(w);
     memset(work, 0, sizeof(float) * (size_t)eo_floats(&g));
     wino_in(&g, c, x, ns, v, work);
 }
 
 void onx_wino(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
               const float *bias, const float *res, onx_act act, float lo, float hi, float *y, float *work) {
-    wgeo g = geo_of(w);
+    onx_wgeo g = geo_of(w);
     int64_t nb = samples_per_pass(&g, n), P = g.OH * g.OW;
     float *eo = work; /* the same layout for every pass: eo's padding is zeroed once */
     memset(eo, 0, sizeof(float) * (size_t)eo_floats(&g));

@@ -37,6 +37,12 @@ void onx_prefetch_plane(const float *p, int64_t n);
 /* Samples one pass of F(2x2) or F(4x4) takes: as many as keep its GEMMs within cols tile columns at T tiles a sample,
  * at least 1, at most n. */
 int64_t onx_wino_per_pass(int64_t cols, int64_t T, int64_t n);
+/* The geometry of a Winograd convolution with tile x tile output tiles (2: F(2x2), 4: F(4x4)): input and output
+ * planes, the top and left padding, and T tiles per sample, tyc rows of txc (a last partial tile counts). */
+typedef struct {
+    int64_t H, W, OH, OW, pt, pl, tyc, txc, T;
+} onx_wgeo;
+onx_wgeo onx_wino_geo(const onx_win *w, int tile);
 /* Floats of a row of a column-split input plane for txc tiles a row: whole 16-lane chunks and one more, so that the
  * last chunk's load at u + 1 stays inside. */
 int64_t onx_wino_plane_w(int64_t txc);

@@ -21,14 +21,8 @@
 #define WINO4_MIN_CH 64
 #define WINO4_MIN_CH_AVX2 32
 
-typedef struct {
-    int64_t H, W, OH, OW, pt, pl, tyc, txc, T; /* T tiles per sample: tyc rows of txc */
-} wgeo4;
-
-static wgeo4 geo_of(const onx_win *w) {
-    wgeo4 g = {w->in[0], w->in[1], w->out[0], w->out[1], w->pb[0], w->pb[1], 0, 0, 0};
-    g.tyc = (g.OH + 3) / 4, g.txc = (g.OW + 3) / 4, g.T = g.tyc * g.txc;
-    return g;
+static onx_wgeo geo_of(const onx_win *w) {
+    return onx_wino_geo(w, 4);
 }
 
 /* The transforms run in AVX-512 vectors (16 tiles) or AVX2 ones (8 tiles, with FMA); off x86-64, where
@@ -67,27 +61,27 @@ void onx_wino4_pack(onx_kern kn, const float *wt, int64_t m, int64_t c, float *t
     onx_wino_pack_with(kn, wt, m, c, 6, gcomb, tmp, out);
 }
 
-static int64_t samples_per_pass(const wgeo4 *g, int64_t n) {
+static int64_t samples_per_pass(const onx_wgeo *g, int64_t n) {
     return onx_wino_per_pass(WINO4_COLS, g->T, n);
 }
 
 /* Per channel, the padded input split by column phase: 4 planes of ph_rows rows of ph_w floats, row r of plane p
  * holding padded columns p, 4 + p, 8 + p, ... (input column 4u + p - pl at u). Tile tx reads its six input columns
  * as planes 0-3 at u = tx and planes 0-1 at tx + 1: whole vectors, 16 tiles in the lanes at a time. */
-static int64_t ph_w(const wgeo4 *g) {
+static int64_t ph_w(const onx_wgeo *g) {
     return onx_wino_plane_w(g->txc);
 }
 
-static int64_t ph_rows(const wgeo4 *g) {
+static int64_t ph_rows(const onx_wgeo *g) {
     return 4 * g->tyc + 2;
 }
 
-static int64_t ph_floats(const wgeo4 *g) {
+static int64_t ph_floats(const onx_wgeo *g) {
     return 4 * ph_rows(g) * ph_w(g);
 }
 
 size_t onx_wino4_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
-    wgeo4 g = geo_of(w);
+    onx_wgeo g = geo_of(w);
     int64_t cols = samples_per_pass(&g, n) * g.T;
     return (size_t)(36 * (c + m) * cols + ph_floats(&g)) + onx_sgemm_work();
 }
@@ -110,7 +104,7 @@ T512I __mmask16 lanes16(int64_t lo, int64_t hi) {
 /* One padded row's phase rows (plane p's at q + p * pstride) from input row xr: 64 input columns at a time, split
  * into even and odd, then each of those into even and odd again; a column outside the input reads as the zero it
  * replaces. Columns u < umax are written (and up to 15 past it). */
-T512 static void split_row(const wgeo4 *g, const float *xr, float *q, int64_t pstride, int64_t umax) {
+T512 static void split_row(const onx_wgeo *g, const float *xr, float *q, int64_t pstride, int64_t umax) {
     const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     for (int64_t u0 = 0; u0 < umax; u0 += 16) {
@@ -181,7 +175,7 @@ IN_TILES6(in_tiles6, T512I, __m512, _mm512_, bt6, store16)
 IN_TILES6(in_tiles6_8, T2I, __m256, _mm256_, bt6_8, onx_store8)
 
 /* V[xi * ldv + tile] = (B^T d B)[xi] for every tile of one channel (its phase planes ph). */
-T512 static void in_transform(const wgeo4 *g, const float *ph, float *v, int64_t ldv) {
+T512 static void in_transform(const onx_wgeo *g, const float *ph, float *v, int64_t ldv) {
     int64_t PW = ph_w(g), ps = ph_rows(g) * PW;
     for (int64_t ty = 0; ty < g->tyc; ty++)
         for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16)
@@ -190,7 +184,7 @@ T512 static void in_transform(const wgeo4 *g, const float *ph, float *v, int64_t
 
 /* y (OH x OW) of one output channel from its transformed tiles Y[xi * ldy + tile]: A^T M A, bias and activation,
  * a row of 16 tiles at a time (lane tx of the four column vectors gives output columns 4tx .. 4tx + 3). */
-T512 static void out_transform(const wgeo4 *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
+T512 static void out_transform(const onx_wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
                                float hi, float *y) {
     const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
                  vhi = _mm512_set1_ps(act == ONX_ACT_RELU ? __builtin_inff() : hi);
@@ -229,7 +223,7 @@ T512 static void out_transform(const wgeo4 *g, const float *yt, int64_t ldy, flo
 /* The same transforms with AVX2: 8 tiles in the lanes. */
 
 /* split_row with AVX2: 32 input columns at a time, 8 rows of 4 (the 4 phases) transposed to 4 rows of 8. */
-T2 static void split_row_avx2(const wgeo4 *g, const float *xr, float *q, int64_t pstride, int64_t umax) {
+T2 static void split_row_avx2(const onx_wgeo *g, const float *xr, float *q, int64_t pstride, int64_t umax) {
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* rows 0 2 4 6 | 1 3 5 7 -> 0 .. 7 */
     for (int64_t u0 = 0; u0 < umax; u0 += 8) {
         int64_t j0 = 4 * u0 - g->pl; /* the input column of lane 0 */
@@ -247,7 +241,7 @@ T2 static void split_row_avx2(const wgeo4 *g, const float *xr, float *q, int64_t
 }
 
 /* in_transform with AVX2; a row of under 8 tiles spills into the next row's first tiles, written after it. */
-T2 static void in_transform_avx2(const wgeo4 *g, const float *ph, float *v, int64_t ldv) {
+T2 static void in_transform_avx2(const onx_wgeo *g, const float *ph, float *v, int64_t ldv) {
     int64_t PW = ph_w(g), ps = ph_rows(g) * PW, nt = g->txc < 8 ? g->txc : 8;
     for (int64_t ty = 0; ty < g->tyc; ty++)
         for (int64_t t0 = 0; t0 < g->txc; t0 += 8) {
@@ -259,7 +253,7 @@ T2 static void in_transform_avx2(const wgeo4 *g, const float *ph, float *v, int6
 
 /* out_transform with AVX2: lane tx of the four column vectors gives output columns 4tx .. 4tx + 3, put in order by
  * a 4 x 8 transpose. */
-T2 static void out_transform_avx2(const wgeo4 *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
+T2 static void out_transform_avx2(const onx_wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
                                   float hi, float *y) {
     const __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
                  vhi = _mm256_set1_ps(act == ONX_ACT_RELU ? __builtin_inff() : hi);
@@ -297,9 +291,9 @@ T2 static void out_transform_avx2(const wgeo4 *g, const float *yt, int64_t ldy, 
 
 /* The transforms of the CPU's instruction set. */
 typedef struct {
-    void (*split)(const wgeo4 *, const float *, float *, int64_t, int64_t);
-    void (*in)(const wgeo4 *, const float *, float *, int64_t);
-    void (*out)(const wgeo4 *, const float *, int64_t, float, onx_act, float, float, float *);
+    void (*split)(const onx_wgeo *, const float *, float *, int64_t, int64_t);
+    void (*in)(const onx_wgeo *, const float *, float *, int64_t);
+    void (*out)(const onx_wgeo *, const float *, int64_t, float, onx_act, float, float, float *);
 } wino4_fns;
 
 static wino4_fns fns(void) {
@@ -307,7 +301,7 @@ static wino4_fns fns(void) {
     return (wino4_fns){split_row_avx2, in_transform_avx2, out_transform_avx2};
 }
 
-static void wino4_in(const wgeo4 *g, int64_t c, const float *x, int64_t ns, float *v, float *ph) {
+static void wino4_in(const onx_wgeo *g, int64_t c, const float *x, int64_t ns, float *v, float *ph) {
     int64_t HW = g->H * g->W, cols = ns * g->T, PW = ph_w(g), PH = ph_rows(g);
     int64_t umax = (g->W + g->pl) / 4 + 1;
     umax = umax > g->txc + 1 ? g->txc + 1 : umax;
@@ -326,7 +320,7 @@ static void wino4_in(const wgeo4 *g, int64_t c, const float *x, int64_t ns, floa
 
 void onx_wino4(onx_kern kn, const onx_win *w, int64_t c, int64_t m, const float *pk, const float *x, int64_t n,
                const float *bias, const float *res, onx_act act, float lo, float hi, float *y, float *work) {
-    wgeo4 g = geo_of(w);
+    onx_wgeo g = geo_of(w);
     int64_t nb = samples_per_pass(&g, n), P = g.OH * g.OW;
     float *ph = work; /* the same layout for every pass: the planes' padding is zeroed once */
     memset(ph, 0, sizeof(float) * (size_t)ph_floats(&g));
