@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from train_torch import PKSampler, find_data, load_split, mined_loss, retrieval, splits, sqdist, test_eval  # noqa: E402
+from train_torch import (PKSampler, find_data, load_split, mined_loss, recorded_argv, retrieval, splits,  # noqa: E402
+                         sqdist, test_eval)
 
 DEFAULT_ARCH = "conv32k3p1,bn,relu,conv32k3p1,bn,relu,maxpool2,conv64k3p1,bn,relu,conv64k3p1,bn,relu,conv64k3p1,bn,relu,maxpool2,conv128k3p1,bn,relu,maxpool2,flatten,fc256,relu,fc128"
 
@@ -174,7 +175,7 @@ def main():
                          "augment": a.augment or "none", "classes_per_batch": P,
                          "samples_per_class": K, "epochs": a.epochs, "steps_per_epoch": steps,
                          "input_scale": 1 / 255.0, "seed": a.seed, "open_set": a.open_set},
-              "argv": sys.argv[1:]}
+              "argv": recorded_argv()}
     if a.baseline and not a.no_eval:
         result["initial_network"] = retrieval(embed(model, xq), yq, embed(model, xg), yg)
 

@@ -158,6 +158,12 @@ def embed(model, x, normalize, bs=4096):
 
 
 @torch.no_grad()
+def recorded_argv():
+    """The command line as the result records it: absolute paths reduced to their file names, so that a result
+    says nothing about the machine it ran on."""
+    return [os.path.basename(x) if os.path.isabs(x) else x for x in sys.argv[1:]]
+
+
 def retrieval(q, ql, g, gl, block=256):
     """Recall@1, Recall@5, MAP@R of q against g; squared Euclidean in float64,
     neighbours by (distance, index)."""
@@ -270,7 +276,7 @@ def main():
                          "lr": a.lr, "classes_per_batch": P, "samples_per_class": K, "epochs": a.epochs,
                          "steps_per_epoch": steps, "input_scale": 1 / 255.0, "seed": a.seed,
                          "open_set": a.open_set},
-              "argv": sys.argv[1:]}
+              "argv": recorded_argv()}
     if a.baseline and not a.no_eval:
         result["raw_pixels"] = retrieval(xq, yq, xg, yg)
         result["initial_network"] = retrieval(embed(model, xq, normalize), yq, embed(model, xg, normalize), yg)
