@@ -12,6 +12,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "onnx_simd.h"
 /* The fused passes over whole planes also come in AVX-512, 16 lanes to SSE's 4, taken where the SGEMM takes its
  * AVX-512 kernel (onx_sgemm_best, the one place that reads the CPU's features for it). */
 #define BN_AVX512 1
@@ -124,29 +126,29 @@ static void stats_part(void *ctx, size_t c0, size_t c1) {
 }
 
 #ifdef BN_AVX512
-/* The lanes [0, n) of a vector, n <= 16. */
-static __mmask16 lanes(size_t n) {
-    return (__mmask16)((1u << n) - 1);
-}
-
+/* Whole vectors by plain loads and stores, the tail masked (onx_load16). */
 T512 static void affine_relu512(float *out, const float *x, size_t n, float a, float b) {
     __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), z = _mm512_setzero_ps();
-    for (size_t i = 0; i < n; i += 16) {
-        __mmask16 t = lanes(n - i < 16 ? n - i : 16);
-        _mm512_mask_storeu_ps(out + i, t, _mm512_max_ps(_mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(t, x + i), vb), z));
-    }
+    for (size_t i = 0; i < n; i += 16)
+        onx_store16(out + i, (int64_t)(n - i),
+                    _mm512_max_ps(_mm512_fmadd_ps(va, onx_load16(x + i, (int64_t)(n - i)), vb), z));
 }
 
-/* masked_sums's and nn_bn_relu_dx's (below) lanes: a tail lane reads y as 0, so g is 0 there. */
+/* g = d where y > 0, else 0, for masked_sums and nn_bn_relu_dx (below): a tail lane reads y as 0, so g is 0 there. */
+static inline __attribute__((always_inline, target("avx512f"))) __m512 relu_grad16(const float *y, const float *d,
+                                                                                   int64_t left) {
+    __mmask16 pos = _mm512_cmp_ps_mask(onx_load16(y, left), _mm512_setzero_ps(), _CMP_GT_OQ);
+    return _mm512_maskz_mov_ps(pos, onx_load16(d, left));
+}
+
 T512 static void masked_sums512(const float *y, const float *d, const float *xa, size_t n, float m, float inv,
                                 double *sb, double *sg) {
-    __m512 vs = _mm512_setzero_ps(), vg = _mm512_setzero_ps(), vm = _mm512_set1_ps(m), vi = _mm512_set1_ps(inv),
-           z = _mm512_setzero_ps();
+    __m512 vs = _mm512_setzero_ps(), vg = _mm512_setzero_ps(), vm = _mm512_set1_ps(m), vi = _mm512_set1_ps(inv);
     for (size_t j = 0; j < n; j += 16) {
-        __mmask16 t = lanes(n - j < 16 ? n - j : 16);
-        __m512 g = _mm512_maskz_loadu_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(t, y + j), z, _CMP_GT_OQ), d + j);
+        int64_t left = (int64_t)(n - j);
+        __m512 g = relu_grad16(y + j, d + j, left);
         vs = _mm512_add_ps(vs, g);
-        vg = _mm512_fmadd_ps(g, _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(t, xa + j), vm), vi), vg);
+        vg = _mm512_fmadd_ps(g, _mm512_mul_ps(_mm512_sub_ps(onx_load16(xa + j, left), vm), vi), vg);
     }
     *sb += _mm512_reduce_add_ps(vs);
     *sg += _mm512_reduce_add_ps(vg);
@@ -154,12 +156,11 @@ T512 static void masked_sums512(const float *y, const float *d, const float *xa,
 
 T512 static void relu_dx512(float *o, const float *x, const float *y, const float *d, size_t n, float k, float bx,
                             float c0v) {
-    __m512 vk = _mm512_set1_ps(k), vb = _mm512_set1_ps(bx), vc = _mm512_set1_ps(c0v), z = _mm512_setzero_ps();
+    __m512 vk = _mm512_set1_ps(k), vb = _mm512_set1_ps(bx), vc = _mm512_set1_ps(c0v);
     for (size_t j = 0; j < n; j += 16) {
-        __mmask16 t = lanes(n - j < 16 ? n - j : 16);
-        __m512 g = _mm512_maskz_loadu_ps(_mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(t, y + j), z, _CMP_GT_OQ), d + j);
-        _mm512_mask_storeu_ps(o + j, t,
-                              _mm512_fmadd_ps(vk, g, _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(t, x + j), vc)));
+        int64_t left = (int64_t)(n - j);
+        __m512 g = relu_grad16(y + j, d + j, left);
+        onx_store16(o + j, left, _mm512_fmadd_ps(vk, g, _mm512_fmadd_ps(vb, onx_load16(x + j, left), vc)));
     }
 }
 #endif
