@@ -8,6 +8,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "onnx_simd.h"
 #define T512 __attribute__((target("avx512f")))
 
 /* The 16 lanes' sums of v0 .. v15, in lane l the sum of v<l>: pairs of vectors added across their halves, then
@@ -52,10 +54,10 @@ T512 static void abt512(size_t m, size_t n, size_t k, const float *A, const floa
                    c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
             for (size_t t = 0; t <= kf; t += 16) { /* t == kf: the masked tail (no lanes when k is whole) */
                 __mmask16 mk = t < kf ? (__mmask16)0xffff : km;
-                __m512 x0 = _mm512_maskz_loadu_ps(mk, a0 + t), x1 = _mm512_maskz_loadu_ps(mk, a1 + t),
-                       x2 = _mm512_maskz_loadu_ps(mk, a2 + t), x3 = _mm512_maskz_loadu_ps(mk, a3 + t);
-                __m512 y0 = _mm512_maskz_loadu_ps(mk, b0 + t), y1 = _mm512_maskz_loadu_ps(mk, b1 + t),
-                       y2 = _mm512_maskz_loadu_ps(mk, b2 + t), y3 = _mm512_maskz_loadu_ps(mk, b3 + t);
+                __m512 x0 = onx_load16m(mk, a0 + t), x1 = onx_load16m(mk, a1 + t), x2 = onx_load16m(mk, a2 + t),
+                       x3 = onx_load16m(mk, a3 + t);
+                __m512 y0 = onx_load16m(mk, b0 + t), y1 = onx_load16m(mk, b1 + t), y2 = onx_load16m(mk, b2 + t),
+                       y3 = onx_load16m(mk, b3 + t);
                 c00 = _mm512_fmadd_ps(x0, y0, c00), c01 = _mm512_fmadd_ps(x0, y1, c01);
                 c02 = _mm512_fmadd_ps(x0, y2, c02), c03 = _mm512_fmadd_ps(x0, y3, c03);
                 c10 = _mm512_fmadd_ps(x1, y0, c10), c11 = _mm512_fmadd_ps(x1, y1, c11);

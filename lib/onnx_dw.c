@@ -150,15 +150,6 @@ __attribute__((target("avx2,fma"))) static void dw_rows3(const float *wk, float 
     }
 }
 
-/* The first n lanes at p (the rest zero), and stored to p (nothing past them: a channel's gap stays). */
-__attribute__((target("avx512f"))) static inline __m512 load16(const float *p, int64_t n) {
-    return _mm512_maskz_loadu_ps(n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1), p);
-}
-
-__attribute__((target("avx512f"))) static inline void store16(float *p, int64_t n, __m512 v) {
-    _mm512_mask_storeu_ps(p, n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1), v);
-}
-
 __attribute__((target("avx2"))) static inline void store8(float *p, int64_t n, __m256 v) {
     onx_store8(p, n, 0, v);
 }
@@ -223,7 +214,7 @@ __attribute__((target("avx2"))) static inline void store8(float *p, int64_t n, _
             for (int c = 0; c < V; c++) STOREN(y + c * ys + p0, n, r[c]);                                              \
         }                                                                                                              \
     }
-DW_KERNEL(dw16, "avx512f", __m512, _mm512_, 16, onx_tr16, load16, store16)
+DW_KERNEL(dw16, "avx512f", __m512, _mm512_, 16, onx_tr16, onx_load16, onx_store16)
 DW_KERNEL(dw8, "avx2,fma", __m256, _mm256_, 8, onx_tr8, onx_load8, store8)
 #endif
 

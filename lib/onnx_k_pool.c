@@ -8,6 +8,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "onnx_simd.h"
 #define HAVE_X86 1
 #else
 #define HAVE_X86 0
@@ -69,19 +71,17 @@ __attribute__((target("avx512f"))) static void max_row_avx512(const onx_win *w, 
                               : _mm512_permutex2var_ps(_mm512_loadu_ps(b + j), ev, _mm512_loadu_ps(b + j + 16));
             acc = _mm512_max_ps(t, acc);
         }
-        int64_t n = OW - ox < 16 ? OW - ox : 16;
-        _mm512_mask_storeu_ps(y + ox, (__mmask16)((1u << n) - 1), acc);
+        onx_store16(y + ox, OW - ox, acc);
     }
 }
 
 /* r = the elementwise max of input rows [ya, yb) of W floats (r = xr > r ? xr : r, as the scalar loop). */
 __attribute__((target("avx512f"))) static void max_rows_avx512(const float *x, int64_t W, int64_t ya, int64_t yb,
                                                                float *r) {
-    for (int64_t i = 0; i < W; i += 16) {
-        __mmask16 m = (__mmask16)(W - i < 16 ? (1u << (W - i)) - 1 : 0xffff);
-        __m512 acc = _mm512_maskz_loadu_ps(m, x + ya * W + i);
-        for (int64_t iy = ya + 1; iy < yb; iy++) acc = _mm512_max_ps(_mm512_maskz_loadu_ps(m, x + iy * W + i), acc);
-        _mm512_mask_storeu_ps(r + i, m, acc);
+    for (int64_t i = 0; i < W; i += 16) { /* whole vectors plainly, the tail masked (onx_load16) */
+        __m512 acc = onx_load16(x + ya * W + i, W - i);
+        for (int64_t iy = ya + 1; iy < yb; iy++) acc = _mm512_max_ps(onx_load16(x + iy * W + i, W - i), acc);
+        onx_store16(r + i, W - i, acc);
     }
 }
 

@@ -221,7 +221,7 @@ T512 static void split_row512(const onx_wgeo *g, const float *xr, float *e, floa
             hi = hi > 16 ? 16 : hi;
             mk[h] = hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
         }
-        __m512 a = _mm512_maskz_loadu_ps(mk[0], xr + j0), b = _mm512_maskz_loadu_ps(mk[1], xr + j0 + 16);
+        __m512 a = onx_load16m(mk[0], xr + j0), b = onx_load16m(mk[1], xr + j0 + 16);
         _mm512_storeu_ps(e + u0, _mm512_permutex2var_ps(a, ev_idx, b));
         _mm512_storeu_ps(o + u0, _mm512_permutex2var_ps(a, od_idx, b));
     }

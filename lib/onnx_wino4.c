@@ -112,7 +112,7 @@ T512 static void split_row(const onx_wgeo *g, const float *xr, float *q, int64_t
         __m512 a[4];
         for (int h = 0; h < 4; h++) {
             int64_t jb = j0 + 16 * h;
-            a[h] = _mm512_maskz_loadu_ps(lanes16(-jb, g->W - jb), xr + jb);
+            a[h] = onx_load16m(lanes16(-jb, g->W - jb), xr + jb);
         }
         __m512 e01 = _mm512_permutex2var_ps(a[0], ev, a[1]), o01 = _mm512_permutex2var_ps(a[0], od, a[1]);
         __m512 e23 = _mm512_permutex2var_ps(a[2], ev, a[3]), o23 = _mm512_permutex2var_ps(a[2], od, a[3]);
