@@ -194,12 +194,11 @@ __attribute__((target("avx512f"))) static void max_2x2_avx512(const onx_win *w, 
         const float *r0 = x + 2 * oy * W, *r1 = r0 + W;
         for (int64_t ox = 0; ox < OW; ox += 16) {
             int64_t n = OW - ox < 16 ? OW - ox : 16, lo = 2 * n < 16 ? 2 * n : 16, hi = 2 * n - lo;
-            __mmask16 ml = (__mmask16)((1u << lo) - 1), mh = (__mmask16)((1u << hi) - 1);
-            __m512 a0 = _mm512_maskz_loadu_ps(ml, r0 + 2 * ox), a1 = _mm512_maskz_loadu_ps(mh, r0 + 2 * ox + 16);
-            __m512 b0 = _mm512_maskz_loadu_ps(ml, r1 + 2 * ox), b1 = _mm512_maskz_loadu_ps(mh, r1 + 2 * ox + 16);
+            __m512 a0 = onx_load16(r0 + 2 * ox, lo), a1 = onx_load16(r0 + 2 * ox + 16, hi);
+            __m512 b0 = onx_load16(r1 + 2 * ox, lo), b1 = onx_load16(r1 + 2 * ox + 16, hi);
             __m512 a = _mm512_max_ps(_mm512_permutex2var_ps(a0, ev, a1), _mm512_permutex2var_ps(a0, od, a1));
             __m512 b = _mm512_max_ps(_mm512_permutex2var_ps(b0, ev, b1), _mm512_permutex2var_ps(b0, od, b1));
-            _mm512_mask_storeu_ps(y + ox, (__mmask16)((1u << n) - 1), _mm512_max_ps(a, b));
+            onx_store16(y + ox, n, _mm512_max_ps(a, b));
         }
     }
 }
