@@ -77,9 +77,13 @@ static inline int64_t onx_chunk8(int64_t n, int64_t t0) {
     return n >= 8 && t0 + 8 > n ? n - 8 : t0;
 }
 
-/* The first n lanes at p, the rest zero. */
+/* Lanes t with lo <= t < hi at p, the rest zero; the first n lanes at p. A whole vector by a plain load: vmaskmovps
+ * is slower than a plain load on AMD cores (as a masked AVX-512 load that misses the cache, onx_load16m). */
+static inline __attribute__((target("avx2"))) __m256 onx_load8r(const float *p, int64_t lo, int64_t hi) {
+    return lo <= 0 && hi >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, onx_lanes8(lo, hi));
+}
 static inline __attribute__((target("avx2"))) __m256 onx_load8(const float *p, int64_t n) {
-    return n >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, onx_lanes8(0, n));
+    return onx_load8r(p, 0, n);
 }
 
 /* The first n lanes of v at p; the rest may be written too when spill (the values there are written again later).

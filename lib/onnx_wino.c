@@ -432,8 +432,7 @@ T256 static void out_adjoint8(const onx_wgeo *g, const float *dy, float *z, int6
 T2 static void split_row_avx2(const onx_wgeo *g, const float *xr, float *e, float *o, int64_t umax) {
     for (int64_t u0 = 0; u0 < umax; u0 += 8) {
         int64_t j0 = 2 * u0 - g->pl; /* the input column of lane 0 */
-        __m256 a = _mm256_maskload_ps(xr + j0, onx_lanes8(-j0, g->W - j0)),
-               b = _mm256_maskload_ps(xr + j0 + 8, onx_lanes8(-j0 - 8, g->W - j0 - 8));
+        __m256 a = onx_load8r(xr + j0, -j0, g->W - j0), b = onx_load8r(xr + j0 + 8, -j0 - 8, g->W - j0 - 8);
         _mm256_storeu_ps(
             e + u0, _mm256_castpd_ps(_mm256_permute4x64_pd(
                         _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0))));

@@ -230,7 +230,7 @@ T2 static void split_row_avx2(const onx_wgeo *g, const float *xr, float *q, int6
         __m256 a[4];                 /* a[h]: rows 2h and 2h + 1 of 4 columns, one a 128-bit half */
         for (int h = 0; h < 4; h++) {
             int64_t jb = j0 + 8 * h;
-            a[h] = _mm256_maskload_ps(xr + jb, onx_lanes8(-jb, g->W - jb));
+            a[h] = onx_load8r(xr + jb, -jb, g->W - jb);
         }
         __m256 l01 = _mm256_unpacklo_ps(a[0], a[1]), h01 = _mm256_unpackhi_ps(a[0], a[1]);
         __m256 l23 = _mm256_unpacklo_ps(a[2], a[3]), h23 = _mm256_unpackhi_ps(a[2], a[3]);
