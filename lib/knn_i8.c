@@ -29,6 +29,8 @@
 #if defined(__GNUC__) && defined(__x86_64__)
 #define I8_HAVE 1
 #include <immintrin.h>
+
+#include "onnx_simd.h"
 #define I8_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
 #else
 #define I8_HAVE 0
@@ -403,20 +405,13 @@ I8_TARGET static void i8_block(const knn_i8 *p, knn_i8_scratch *s, size_t qr, si
  * (knn.c's bound allows it): four independent chains hide the latency. */
 I8_TARGET static void dot4(const float *q, const float *const *r, size_t n, float *out) {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (size_t e = 0; e < n; e += 16) { /* whole vectors by plain loads: a masked load that misses the cache costs
-                                          * about twice one on AMD Zen 5 (onnx_simd.h), and the rows come from memory */
-        __m512 x, y0, y1, y2, y3;
-        if (n - e >= 16) {
-            x = _mm512_loadu_ps(q + e), y0 = _mm512_loadu_ps(r[0] + e), y1 = _mm512_loadu_ps(r[1] + e);
-            y2 = _mm512_loadu_ps(r[2] + e), y3 = _mm512_loadu_ps(r[3] + e);
-        } else {
-            __mmask16 m = (__mmask16)((1u << (n - e)) - 1);
-            x = _mm512_maskz_loadu_ps(m, q + e), y0 = _mm512_maskz_loadu_ps(m, r[0] + e);
-            y1 = _mm512_maskz_loadu_ps(m, r[1] + e), y2 = _mm512_maskz_loadu_ps(m, r[2] + e);
-            y3 = _mm512_maskz_loadu_ps(m, r[3] + e);
-        }
-        s0 = _mm512_fmadd_ps(x, y0, s0), s1 = _mm512_fmadd_ps(x, y1, s1);
-        s2 = _mm512_fmadd_ps(x, y2, s2), s3 = _mm512_fmadd_ps(x, y3, s3);
+    for (size_t e = 0; e < n; e += 16) { /* the rows come from memory: whole vectors by plain loads (onx_load16) */
+        int64_t left = (int64_t)(n - e);
+        __m512 x = onx_load16(q + e, left);
+        s0 = _mm512_fmadd_ps(x, onx_load16(r[0] + e, left), s0);
+        s1 = _mm512_fmadd_ps(x, onx_load16(r[1] + e, left), s1);
+        s2 = _mm512_fmadd_ps(x, onx_load16(r[2] + e, left), s2);
+        s3 = _mm512_fmadd_ps(x, onx_load16(r[3] + e, left), s3);
     }
     out[0] = _mm512_reduce_add_ps(s0);
     out[1] = _mm512_reduce_add_ps(s1);

@@ -215,13 +215,8 @@ T512 static void split_row512(const onx_wgeo *g, const float *xr, float *e, floa
     const __m512i od_idx = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     for (int64_t u0 = 0; u0 < umax; u0 += 16) {
         int64_t j0 = 2 * u0 - g->pl; /* the input column of lane 0 */
-        __mmask16 mk[2];
-        for (int h = 0; h < 2; h++) { /* lanes t with 0 <= j0 + 16h + t < W */
-            int64_t jb = j0 + 16 * h, lo = jb < 0 ? -jb : 0, hi = g->W - jb;
-            hi = hi > 16 ? 16 : hi;
-            mk[h] = hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
-        }
-        __m512 a = onx_load16m(mk[0], xr + j0), b = onx_load16m(mk[1], xr + j0 + 16);
+        /* lanes t with 0 <= j0 + t < W, then 0 <= j0 + 16 + t < W */
+        __m512 a = onx_load16r(xr + j0, -j0, g->W - j0), b = onx_load16r(xr + j0 + 16, -j0 - 16, g->W - j0 - 16);
         _mm512_storeu_ps(e + u0, _mm512_permutex2var_ps(a, ev_idx, b));
         _mm512_storeu_ps(o + u0, _mm512_permutex2var_ps(a, od_idx, b));
     }

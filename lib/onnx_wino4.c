@@ -95,12 +95,6 @@ size_t onx_wino4_work(const onx_win *w, int64_t c, int64_t m, int64_t n) {
 #define T2 __attribute__((target("avx2,fma")))
 #define T2I static inline __attribute__((always_inline, target("avx2,fma")))
 
-/* Lanes t with lo <= t < hi of 16. */
-T512I __mmask16 lanes16(int64_t lo, int64_t hi) {
-    lo = lo < 0 ? 0 : lo > 16 ? 16 : lo, hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
-    return hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
-}
-
 /* One padded row's phase rows (plane p's at q + p * pstride) from input row xr: 64 input columns at a time, split
  * into even and odd, then each of those into even and odd again; a column outside the input reads as the zero it
  * replaces. Columns u < umax are written (and up to 15 past it). */
@@ -112,7 +106,7 @@ T512 static void split_row(const onx_wgeo *g, const float *xr, float *q, int64_t
         __m512 a[4];
         for (int h = 0; h < 4; h++) {
             int64_t jb = j0 + 16 * h;
-            a[h] = onx_load16m(lanes16(-jb, g->W - jb), xr + jb);
+            a[h] = onx_load16r(xr + jb, -jb, g->W - jb);
         }
         __m512 e01 = _mm512_permutex2var_ps(a[0], ev, a[1]), o01 = _mm512_permutex2var_ps(a[0], od, a[1]);
         __m512 e23 = _mm512_permutex2var_ps(a[2], ev, a[3]), o23 = _mm512_permutex2var_ps(a[2], od, a[3]);
@@ -151,7 +145,7 @@ BT_AT6(bt6_8, at6_8, T2I, __m256, _mm256_)
 /* The first n lanes of v at p (sp: the AVX2 stores' spill rule, onx_store8; none here). */
 T512I void store16(float *p, int64_t n, int sp, __m512 v) {
     (void)sp;
-    _mm512_mask_storeu_ps(p, lanes16(0, n), v);
+    onx_store16(p, n, v);
 }
 
 /* NAME: B^T d B for a vector of tiles (n of its lanes kept) whose six input rows start at q, pw floats apart, the
@@ -192,7 +186,7 @@ T512 static void out_transform(const onx_wgeo *g, const float *yt, int64_t ldy, 
     const __m512i ih = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
     for (int64_t ty = 0; ty < g->tyc; ty++)
         for (int64_t tx0 = 0; tx0 < g->txc; tx0 += 16) {
-            __mmask16 mk = lanes16(0, g->txc - tx0);
+            __mmask16 mk = onx_lanes16(0, g->txc - tx0);
             const float *t = yt + ty * g->txc + tx0;
             __m512 s[24]; /* s[6i + b]: row i of A^T M */
             for (int b = 0; b < 6; b++)
@@ -215,7 +209,7 @@ T512 static void out_transform(const onx_wgeo *g, const float *yt, int64_t ldy, 
                                _mm512_permutex2var_ps(h02, il, h13), _mm512_permutex2var_ps(h02, ih, h13)};
                 float *yr = y + (4 * ty + i) * g->OW + 4 * tx0;
                 for (int h = 0; h < 4 && 16 * h < rem; h++)
-                    _mm512_mask_storeu_ps(yr + 16 * h, lanes16(0, rem - 16 * h), r[h]);
+                    _mm512_mask_storeu_ps(yr + 16 * h, onx_lanes16(0, rem - 16 * h), r[h]);
             }
         }
 }
