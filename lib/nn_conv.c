@@ -341,14 +341,7 @@ static void weight_gemm(const conv_task *t, const float *dys, const float *B, si
     const nn_layer *L = t->L;
     int G = L->groups, OCg = L->out / G, CKg = L->in.c / G * L->k * L->k;
     size_t nw = (size_t)OCg * (size_t)CKg;
-    if (t->kn == ONX_K_NONE) {
-        for (int gi = 0; gi < G; gi++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OCg, CKg, (int)ld, 1.0f,
-                        dys + (size_t)gi * (size_t)OCg * ld, (int)ld, B + (size_t)gi * (size_t)CKg * ld, (int)ld,
-                        add ? 1.0f : 0.0f, dw + (size_t)gi * nw, CKg);
-        return;
-    }
-    if (CKg <= NN_ABT_MAX_CK) {
+    if (t->kn == ONX_K_NONE || CKg <= NN_ABT_MAX_CK) { /* without our tiles, nn_abt is OpenBLAS's SGEMM */
         for (int gi = 0; gi < G; gi++)
             nn_abt((size_t)OCg, (size_t)CKg, ld, dys + (size_t)gi * (size_t)OCg * ld, B + (size_t)gi * (size_t)CKg * ld,
                    ld, add, dw + (size_t)gi * nw);
