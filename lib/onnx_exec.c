@@ -14,9 +14,9 @@
  * scratch counted once, 4.5 MiB gives the Fashion CNN its best chunk (8 rows; 16 or 9: 6-30 %
  * slower at batch 256), and resnet18 and mobilenet_v2 at 224x224 one image a chunk (a row of their early
  * layers alone is more). That is the whole graph's chunk; segments whose weights outweigh their activations
- * take more rows (onnx_seg.c): resnet18's last stage 4 and 8 images at batch 8 (6 % more images/s when the
- * rest ran one image at a time), the Fashion CNN's Linear layers 256; its 14x14 stage at 2, 4 or 8 images
- * measured no faster than at one. */
+ * take more rows (onnx_seg.c): resnet18's last stage 8 images at batch 8 (6 % more images/s when the
+ * rest ran one image at a time; its 7x7 layers then run by F(2x2)), the Fashion CNN's Linear layers 256;
+ * its 14x14 stage at 2, 4 or 8 images measured no faster than at one. */
 #define ARENA_TARGET ((size_t)9 << 19)
 /* Bytes of a segment's in and out at the outer chunk (onnx_seg.h): resnet18 at 224x224, whose
  * first segment's boundaries take 0.8 MiB a row, runs up to 20 images through its last stage

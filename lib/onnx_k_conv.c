@@ -78,11 +78,13 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
 /* fast: onx_conv_prepare chose this CPU's kernels: depthwise (onx_dw) or, for the rest,
  * weights packed per group into pk (plen floats each) for onx_sgemm with kernel kn. Without
  * it (folding at load, a CPU without AVX2) the OpenBLAS path runs. wino: the Winograd variant that runs
- * the layer instead (its transformed weights in pk), NULL for none; px: onx_px runs it (a small output). */
+ * the layer instead (its transformed weights in pk), NULL for none; px: onx_px runs it (a small output),
+ * and p7, when not 0, where F(2x2)'s weights start in pk for the runs of P7_MIN_N samples or more. */
 typedef struct {
     onx_win w;
     int64_t c, m, grp;
     int fast, grid, rows, px;
+    size_t p7;
     const onx_wino_impl *wino;
     onx_kern kn;
     size_t plen;
@@ -302,6 +304,12 @@ static void run_rows(const onx_node *nd, const float *x, const float *b, int64_t
     }
 }
 
+/* Samples a run needs before a 7x7 layer that onx_px takes runs by F(2x2) instead (onx_wino_p7_ok): its transformed
+ * weights, 16/9 of the direct ones, then stream from memory for enough samples. resnet18's 512 -> 512 layers, per
+ * image: 1.2 -> 0.95 ms at 8 samples a run; a 512 -> 512 layer alone at 2 samples gained too, but at 1 lost 15-20 %,
+ * as did those layers in resnet18 at batch 1 (+0.6-1 ms an image). */
+#define P7_MIN_N 4
+
 /* Samples per GEMM: small images batch several samples' columns side by
  * side so that one SGEMM sees a wide matrix (at most CONV_COLS floats of scratch). */
 #define CONV_COLS ((int64_t)1 << 20)
@@ -325,7 +333,10 @@ static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out
     (void)out;
     const conv_p *p = nd->p;
     if (p->fast && p->wino) return p->wino->work(&p->w, p->c, p->m, in[0].d[0]);
-    if (p->fast && p->px) return onx_px_work(&p->w, p->c, in[0].d[0]);
+    if (p->fast && p->px) {
+        size_t px = onx_px_work(&p->w, p->c, in[0].d[0]), f2 = p->p7 ? onx_wino_work(&p->w, p->c, p->m, in[0].d[0]) : 0;
+        return px > f2 ? px : f2;
+    }
     if (p->fast && p->rows) return (size_t)(p->w.k[1] * rows_copy(p)) + onx_sgemm_work();
     if (p->fast && p->grid) return grid_floats(p) + onx_sgemm_work();
     if (p->fast) return is_depthwise(p) ? onx_dw_work(&p->w) : onx_sgemm_work();
@@ -504,6 +515,10 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
         p->wino->run(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
     }
+    if (p->px && p->p7 && N >= P7_MIN_N) {
+        onx_wino(p->kn, &p->w, p->c, p->m, p->pk + p->p7, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
+        return;
+    }
     if (p->px) {
         onx_px(&p->w, p->c, p->m, p->pk, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
@@ -561,6 +576,16 @@ int onx_conv_takes_residual(const onx_node *nd) {
     return t == PATH_WINO || t == PATH_PX || t == PATH_GEMM;
 }
 
+/* A Winograd variant's transformed weights (pack: its onx_wino_impl's) into out. */
+static int pack_wino(void (*pack)(onx_kern, const float *, int64_t, int64_t, float *, float *), onx_kern kn,
+                     const float *wt, const conv_p *q, float *out, const onx_node *nd, tr_err *err) {
+    float *tw = malloc(sizeof(float) * (size_t)(q->m * q->c));
+    if (!tw) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
+    pack(kn, wt, q->m, q->c, tw, out);
+    free(tw);
+    return TR_OK;
+}
+
 int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     conv_p *p = nd->p;
     onx_kern kn = onx_sgemm_best();
@@ -574,21 +599,22 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     size_t plen = wino              ? wino->pack_len(kn, p->m, p->c)
                   : path == PATH_PX ? onx_px_pack_len(p->m, K)
                                     : onx_pack_a_len(kn, mg, K);
-    conv_p *q = realloc(p, sizeof *p + sizeof(float) * plen * (size_t)(wino ? 1 : p->grp));
+    size_t p7 = path == PATH_PX && onx_wino_p7_ok(&p->w, p->grp, p->c, p->m) ? plen : 0;
+    conv_p *q = realloc(p, sizeof *p + sizeof(float) * (plen * (size_t)(wino ? 1 : p->grp) +
+                                                        (p7 ? onx_wino_pack_len(kn, p->m, p->c) : 0)));
     if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
     nd->p = q;
     const float *wt = g->v[nd->in[1]].data;
     q->wino = wino;
     q->px = path == PATH_PX;
+    q->p7 = p7;
     q->rows = path == PATH_ROWS;
     q->grid = path == PATH_GRID;
     if (wino) {
-        float *tw = malloc(sizeof(float) * (size_t)(q->m * q->c));
-        if (!tw) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
-        wino->pack(kn, wt, q->m, q->c, tw, q->pk);
-        free(tw);
+        if (pack_wino(wino->pack, kn, wt, q, q->pk, nd, err)) return err->code;
     } else if (q->px) {
         onx_px_pack(wt, q->m, K, q->pk);
+        if (p7 && pack_wino(onx_wino_pack, kn, wt, q, q->pk + p7, nd, err)) return err->code;
     } else if (q->grid || q->rows) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
         int64_t kk = q->w.k[0] * q->w.k[1], C = q->c;
         float *tw = malloc(sizeof(float) * (size_t)(q->m * K));

@@ -2,6 +2,7 @@
 #include "onnx_wino.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 /* Lavin and Gray's F(2x2, 3x3): a 2x2 output tile is A^T [(G g G^T) . (B^T d B)] A for the 4x4
@@ -14,7 +15,8 @@
 #define WINO_COLS 256 /* tiles per GEMM when several samples are at hand */
 /* Fewer tiles per sample (a 7x7 output has 16) leave the GEMMs too narrow for the 16 transformed
  * weight matrices, 1.8 times the direct ones, to pay: they stream from memory per sample. On AVX-512
- * onnx_convpx.c takes those outputs at the FMA peak. With AVX2, whose 6x16 tiles leave a 7x7 output's 49
+ * onnx_convpx.c takes those outputs at the FMA peak, and the 7x7 ones of 4 or more samples a run come back here
+ * (onx_wino_p7_ok, onnx_k_conv.c). With AVX2, whose 6x16 tiles leave a 7x7 output's 49
  * columns a 1-column tail and its 16 tiles none, F(2x2) pays from 16 (resnet18's 7x7 stage at batch 1
  * 3.1 -> 2.4 ms a layer, at batch 8 3.0 -> 2.0, with the kernels capped at AVX2 on a Zen 5 core). */
 #define WINO_MIN_TILES 32
@@ -509,6 +511,113 @@ T2 static void out_adjoint_avx2(const onx_wgeo *g, const float *dy, float *z, in
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* A 7x7 plane with padding 1 (resnet's last stage at 224x224) has 16 tiles: one vector of them, and its 49 values
+ * fit in four registers. The 16 positions of the input tiles are gathered from those by two permutes each (zeros
+ * for the padding), the 4 outputs of the tiles put back in the plane's order by two permutes and a blend per 16
+ * floats: whole vectors in and out, where the row-at-a-time transforms above move 4 tiles at a time through masks
+ * and took a third of such a layer. The arithmetic is theirs, in the same order: the same values. */
+typedef struct {
+    __m512i in_idx[16];             /* position r * 4 + c of tile t at lane t: its index in the plane */
+    __mmask16 in_lo[16], in_hi[16]; /* lanes reading plane floats 0..31 and 32..48 (neither: padding) */
+    __m512i out_idx[4];             /* plane floats 16k..16k+15: lane of the tile, + 16 for odd columns */
+    __mmask16 out_odd_row[4];       /* the floats on odd rows */
+} p7_tab;
+
+static p7_tab p7;
+static pthread_once_t p7_once = PTHREAD_ONCE_INIT;
+
+T512 static void p7_build(void) {
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) {
+            int32_t idx[16];
+            unsigned lo = 0, hi = 0;
+            for (int t = 0; t < 16; t++) {
+                int iy = 2 * (t / 4) + r - 1, ix = 2 * (t % 4) + c - 1, at = iy * 7 + ix;
+                int in = iy >= 0 && iy < 7 && ix >= 0 && ix < 7;
+                idx[t] = in ? at : 0;
+                lo |= (unsigned)(in && at < 32) << t, hi |= (unsigned)(in && at >= 32) << t;
+            }
+            p7.in_idx[r * 4 + c] = _mm512_loadu_si512(idx);
+            p7.in_lo[r * 4 + c] = (__mmask16)lo, p7.in_hi[r * 4 + c] = (__mmask16)hi;
+        }
+    for (int k = 0; k < 4; k++) {
+        int32_t idx[16];
+        unsigned odd = 0;
+        for (int l = 0; l < 16; l++) {
+            int o = 16 * k + l < 49 ? 16 * k + l : 0, row = o / 7, col = o % 7;
+            idx[l] = row / 2 * 4 + col / 2 + 16 * (col % 2);
+            odd |= (unsigned)(row % 2) << l;
+        }
+        p7.out_idx[k] = _mm512_loadu_si512(idx);
+        p7.out_odd_row[k] = (__mmask16)odd;
+    }
+}
+
+/* in_transform of one 7x7 channel x: V[xi * ldv + tile]. */
+T512 static void in_plane7(const float *x, float *v, int64_t ldv) {
+    __m512 p0 = _mm512_loadu_ps(x), p1 = _mm512_loadu_ps(x + 16), p2 = _mm512_loadu_ps(x + 32),
+           p3 = _mm512_zextps128_ps512(_mm_load_ss(x + 48));
+    __m512 d[16], c[4][4];
+    for (int q = 0; q < 16; q++) /* the 32..48 part: permutes read index mod 32 */
+        d[q] = _mm512_mask_blend_ps(p7.in_hi[q], _mm512_maskz_permutex2var_ps(p7.in_lo[q], p0, p7.in_idx[q], p1),
+                                    _mm512_permutex2var_ps(p2, p7.in_idx[q], p3));
+    for (int r = 0; r < 4; r++) { /* d B */
+        const __m512 *dr = d + 4 * r;
+        c[r][0] = _mm512_sub_ps(dr[0], dr[2]), c[r][1] = _mm512_add_ps(dr[1], dr[2]);
+        c[r][2] = _mm512_sub_ps(dr[2], dr[1]), c[r][3] = _mm512_sub_ps(dr[1], dr[3]);
+    }
+    for (int b = 0; b < 4; b++) { /* B^T (d B) */
+        _mm512_storeu_ps(v + (0 + b) * ldv, _mm512_sub_ps(c[0][b], c[2][b]));
+        _mm512_storeu_ps(v + (4 + b) * ldv, _mm512_add_ps(c[1][b], c[2][b]));
+        _mm512_storeu_ps(v + (8 + b) * ldv, _mm512_sub_ps(c[2][b], c[1][b]));
+        _mm512_storeu_ps(v + (12 + b) * ldv, _mm512_sub_ps(c[1][b], c[3][b]));
+    }
+}
+
+/* out_transform of one 7x7 output channel. */
+T512 static void out_plane7(const onx_wgeo *g, const float *yt, int64_t ldy, float bias, onx_act act, float lo,
+                            float hi, float *y) {
+    (void)g;
+    __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(act == ONX_ACT_RELU ? 0.0f : lo),
+           vhi = _mm512_set1_ps(act == ONX_ACT_RELU ? INFINITY : hi);
+    __m512 s[2][4], ev[2], od[2];
+    for (int j = 0; j < 4; j++) { /* A^T M */
+        __m512 a0 = _mm512_loadu_ps(yt + (0 + j) * ldy), a1 = _mm512_loadu_ps(yt + (4 + j) * ldy),
+               a2 = _mm512_loadu_ps(yt + (8 + j) * ldy), a3 = _mm512_loadu_ps(yt + (12 + j) * ldy);
+        s[0][j] = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
+        s[1][j] = _mm512_sub_ps(_mm512_sub_ps(a1, a2), a3);
+    }
+    for (int i = 0; i < 2; i++) { /* (A^T M) A, then bias and activation */
+        ev[i] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]), vb);
+        od[i] = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]), vb);
+        if (act != ONX_ACT_NONE) {
+            ev[i] = _mm512_min_ps(_mm512_max_ps(ev[i], vlo), vhi);
+            od[i] = _mm512_min_ps(_mm512_max_ps(od[i], vlo), vhi);
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        __m512 o = _mm512_mask_blend_ps(p7.out_odd_row[k], _mm512_permutex2var_ps(ev[0], p7.out_idx[k], od[0]),
+                                        _mm512_permutex2var_ps(ev[1], p7.out_idx[k], od[1]));
+        if (k < 3)
+            _mm512_storeu_ps(y + 16 * k, o);
+        else
+            _mm_store_ss(y + 48, _mm512_castps512_ps128(o));
+    }
+}
+#endif
+
+/* 1 when g's planes take in_plane7 and out_plane7. */
+static int plane7(const onx_wgeo *g) {
+    return wino_cpu() == WINO_AVX512 && g->H == 7 && g->W == 7 && g->OH == 7 && g->OW == 7 && g->pt == 1 && g->pl == 1;
+}
+
+int onx_wino_p7_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
+    onx_wgeo g = geo_of(w);
+    return plane7(&g) && w->nsp == 2 && grp == 1 && c >= 8 && m >= 8 && w->k[0] == 3 && w->k[1] == 3 && w->s[0] == 1 &&
+           w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1;
+}
+
 /* The transforms of the CPU's instruction set (onx_wino_ok said it has one) for geometry g. */
 typedef struct {
     split_row_fn split;
@@ -521,6 +630,10 @@ static wino_fns fns_of(const onx_wgeo *g) {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (wino_cpu() == WINO_AVX2)
         return (wino_fns){split_row_avx2, in_transform_avx2, out_transform_avx2, out_adjoint_avx2};
+    if (plane7(g)) { /* its input transform is wino_in's own */
+        pthread_once(&p7_once, p7_build);
+        return (wino_fns){split_row512, in_transform8, out_plane7, out_adjoint8};
+    }
 #endif
     if (g->txc <= 8) return (wino_fns){split_row512, in_transform8, out_transform8, out_adjoint8};
     return (wino_fns){split_row512, in_transform, out_transform, out_adjoint};
@@ -537,6 +650,13 @@ void onx_wino_out_adj(const onx_win *w, int64_t m, const float *dy, int64_t ns, 
 static void wino_in(const onx_wgeo *g, int64_t c, const float *x, int64_t ns, float *v, float *eo) {
     int64_t HW = g->H * g->W, cols = ns * g->T;
     wino_fns f = fns_of(g);
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (plane7(g)) { /* fns_of built the tables */
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t s = 0; s < ns; s++) in_plane7(x + (s * c + ch) * HW, v + ch * cols + s * g->T, c * cols);
+        return;
+    }
+#endif
     for (int64_t s = 0; s < ns; s++)
         for (int64_t ch = 0; ch < c; ch++) {
             if (s + 1 < ns || ch + 1 < c) onx_prefetch_plane(x + (s * c + ch + 1) * HW, HW);

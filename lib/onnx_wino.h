@@ -14,6 +14,10 @@
  * stride and dilation 1, at least 8 channels in and out, an output of at least 32 2x2 tiles, on
  * a CPU with AVX2 and FMA (AVX-512F and AVX-512VL: wider transforms). */
 int onx_wino_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m);
+/* 1 when onx_wino runs w (a 3x3 kernel over 7x7 planes, padding 1) with each plane's 16 tiles in one AVX-512 vector:
+ * fast enough from a few samples a call to beat the output-channel kernel (onnx_convpx.c), which onx_wino_ok leaves
+ * such outputs to (16 tiles a sample). */
+int onx_wino_p7_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m);
 
 /* Floats of the transformed weights for kernel kn: 16 packed m x c matrices. */
 size_t onx_wino_pack_len(onx_kern kn, int64_t m, int64_t c);

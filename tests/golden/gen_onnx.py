@@ -28,6 +28,11 @@ Models:
             (1x1 expansion to 48, ReLU6, depthwise 3x3, 1x1 projection): their
             residual Adds fuse into the projections, which run on the SGEMM
             (AVX-512 and AVX2); opset 13 dynamic and 17 fixed only
+  stage7    a ResNet basic block of 32 channels on 7x7, then a 3x3 conv to 64
+            channels and a Linear: on AVX-512 the 3x3 convs run by
+            lib/onnx_convpx.c for runs of 1 to 3 samples and by F(2x2) with
+            the planes in registers from 4 (onx_wino_p7_ok); opset 13 dynamic
+            and 17 fixed only
 
 Run from the repository root: /usr/bin/python3 tests/golden/gen_onnx.py [MODEL...]
 (no names: all of them)
@@ -123,10 +128,25 @@ class InvRes(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class Stage7(nn.Module):
+    def __init__(self):
+        super().__init__()
+        c = 32
+        self.a = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                               nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.b = nn.Conv2d(c, 64, 3, padding=1)
+        self.fc = nn.Linear(64 * 49, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.a(x) + x)
+        return self.fc(torch.flatten(torch.relu(self.b(x)), 1))
+
+
 MODELS = {"fashion": (Fashion, (1, 28, 28)), "conv1d": (Conv1d, (3, 40)), "resblock": (ResBlocks, (3, 12, 12)),
-          "invres": (InvRes, (3, 14, 14))}
+          "invres": (InvRes, (3, 14, 14)), "stage7": (Stage7, (32, 7, 7))}
 # (opset, fixed batch) pairs written; all six unless listed
-EXPORTS = {"resblock": ((13, False), (17, True)), "invres": ((13, False), (17, True))}
+EXPORTS = {"resblock": ((13, False), (17, True)), "invres": ((13, False), (17, True)),
+           "stage7": ((13, False), (17, True))}
 
 
 def randomise_bn(m):

@@ -130,6 +130,7 @@ static void test_golden(void **state) {
     static const int64_t rfixed[] = {0, 4};
     check_set("resblock", ropsets, rkinds, rfixed, 2);
     check_set("invres", ropsets, rkinds, rfixed, 2);
+    check_set("stage7", ropsets, rkinds, rfixed, 2);
 }
 
 /* The residual Adds fuse into the convs whose paths take them (onnx_opt.c). resblock's: on AVX-512 both (the

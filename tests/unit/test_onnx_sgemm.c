@@ -427,11 +427,18 @@ static void test_px(void **state) {
 static void test_wino(void **state) {
     (void)state;
     static const wino_case cases[] = {
-        {32, 64, 14, 14, 1, 1, 1, 1, 1, ONX_ACT_RELU}, {8, 8, 7, 7, 1, 1, 1, 1, 3, ONX_ACT_NONE},
-        {9, 17, 5, 9, 0, 2, 1, 0, 2, ONX_ACT_CLIP},    {16, 8, 28, 28, 1, 1, 1, 1, 13, ONX_ACT_RELU},
-        {8, 24, 6, 32, 2, 1, 0, 1, 1, ONX_ACT_NONE},   {12, 8, 3, 3, 1, 1, 1, 1, 40, ONX_ACT_RELU},
-        {8, 16, 20, 56, 1, 1, 1, 1, 1, ONX_ACT_RELU},  {8, 8, 9, 35, 1, 0, 1, 2, 2, ONX_ACT_NONE},
+        {32, 64, 14, 14, 1, 1, 1, 1, 1, ONX_ACT_RELU},
+        {8, 8, 7, 7, 1, 1, 1, 1, 3, ONX_ACT_NONE},
+        {9, 17, 5, 9, 0, 2, 1, 0, 2, ONX_ACT_CLIP},
+        {16, 8, 28, 28, 1, 1, 1, 1, 13, ONX_ACT_RELU},
+        {8, 24, 6, 32, 2, 1, 0, 1, 1, ONX_ACT_NONE},
+        {12, 8, 3, 3, 1, 1, 1, 1, 40, ONX_ACT_RELU},
+        {8, 16, 20, 56, 1, 1, 1, 1, 1, ONX_ACT_RELU},
+        {8, 8, 9, 35, 1, 0, 1, 2, 2, ONX_ACT_NONE},
         {8, 12, 14, 17, 0, 0, 0, 0, 3, ONX_ACT_NONE},
+        /* 7x7 with padding 1: the planes in registers on AVX-512 (onx_wino_p7_ok), a residual in the second */
+        {32, 64, 7, 7, 1, 1, 1, 1, 5, ONX_ACT_RELU},
+        {16, 32, 7, 7, 1, 1, 1, 1, 4, ONX_ACT_CLIP},
     };
     if (onx_sgemm_best() == ONX_K_NONE) skip(); /* the kernel runs any size; onx_wino_ok picks */
     wino_both(&onx_wino_f2, cases, sizeof cases / sizeof cases[0], 1e-6f);
