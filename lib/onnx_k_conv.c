@@ -515,7 +515,7 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
         p->wino->run(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
     }
-    if (p->px && p->p7 && N >= P7_MIN_N) {
+    if (p->p7 && N >= P7_MIN_N) { /* p7: an onx_px layer */
         onx_wino(p->kn, &p->w, p->c, p->m, p->pk + p->p7, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
     }
