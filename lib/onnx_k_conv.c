@@ -79,12 +79,11 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
  * weights packed per group into pk (plen floats each) for onx_sgemm with kernel kn. Without
  * it (folding at load, a CPU without AVX2) the OpenBLAS path runs. wino: the Winograd variant that runs
  * the layer instead (its transformed weights in pk), NULL for none; px: onx_px runs it (a small output),
- * and p7, when not 0, where F(2x2)'s weights start in pk for the runs of P7_MIN_N samples or more. */
+ * and p7: F(2x2)'s weights follow onx_px's in pk (plen floats in) for the runs of P7_MIN_N samples or more. */
 typedef struct {
     onx_win w;
     int64_t c, m, grp;
-    int fast, grid, rows, px;
-    size_t p7;
+    int fast, grid, rows, px, p7;
     const onx_wino_impl *wino;
     onx_kern kn;
     size_t plen;
@@ -516,7 +515,7 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
         return;
     }
     if (p->p7 && N >= P7_MIN_N) { /* p7: an onx_px layer */
-        onx_wino(p->kn, &p->w, p->c, p->m, p->pk + p->p7, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
+        onx_wino(p->kn, &p->w, p->c, p->m, p->pk + p->plen, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
     }
     if (p->px) {
@@ -599,7 +598,7 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     size_t plen = wino              ? wino->pack_len(kn, p->m, p->c)
                   : path == PATH_PX ? onx_px_pack_len(p->m, K)
                                     : onx_pack_a_len(kn, mg, K);
-    size_t p7 = path == PATH_PX && onx_wino_p7_ok(&p->w, p->grp, p->c, p->m) ? plen : 0;
+    int p7 = path == PATH_PX && onx_wino_p7_ok(&p->w, p->grp, p->c, p->m);
     conv_p *q = realloc(p, sizeof *p + sizeof(float) * (plen * (size_t)(wino ? 1 : p->grp) +
                                                         (p7 ? onx_wino_pack_len(kn, p->m, p->c) : 0)));
     if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
@@ -614,7 +613,7 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
         if (pack_wino(wino->pack, kn, wt, q, q->pk, nd, err)) return err->code;
     } else if (q->px) {
         onx_px_pack(wt, q->m, K, q->pk);
-        if (p7 && pack_wino(onx_wino_pack, kn, wt, q, q->pk + p7, nd, err)) return err->code;
+        if (p7 && pack_wino(onx_wino_pack, kn, wt, q, q->pk + plen, nd, err)) return err->code;
     } else if (q->grid || q->rows) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
         int64_t kk = q->w.k[0] * q->w.k[1], C = q->c;
         float *tw = malloc(sizeof(float) * (size_t)(q->m * K));
