@@ -78,13 +78,15 @@ void onx_win_dims(const onx_value *x, int64_t c, const onx_win *w, onx_dim *o) {
 /* fast: onx_conv_prepare chose this CPU's kernels: depthwise (onx_dw) or, for the rest,
  * weights packed per group into pk (plen floats each) for onx_sgemm with kernel kn. Without
  * it (folding at load, a CPU without AVX2) the OpenBLAS path runs. wino: the Winograd variant that runs
- * the layer instead (its transformed weights in pk), NULL for none; px: onx_px runs it (a small output),
- * and p7: F(2x2)'s weights follow onx_px's in pk (plen floats in) for the runs of P7_MIN_N samples or more. */
+ * the layer instead (its transformed weights in pk), NULL for none; px: onx_px runs it (a small output).
+ * big: the Winograd variant that runs the runs of big_n samples or more instead (NULL: none), its weights after
+ * the others in pk (plen floats in): F(2x2) for an onx_px layer on 7x7 with AVX-512 (onx_wino_p7_ok), F(4x4) for
+ * an F(2x2) layer with AVX2 (onx_wino4_min_n). */
 typedef struct {
     onx_win w;
-    int64_t c, m, grp;
-    int fast, grid, rows, px, p7;
-    const onx_wino_impl *wino;
+    int64_t c, m, grp, big_n;
+    int fast, grid, rows, px;
+    const onx_wino_impl *wino, *big;
     onx_kern kn;
     size_t plen;
     float pk[];
@@ -331,11 +333,11 @@ static int64_t conv_band(const conv_p *p) {
 static size_t conv_scratch(const onx_node *nd, const onx_t *in, const onx_t *out) {
     (void)out;
     const conv_p *p = nd->p;
-    if (p->fast && p->wino) return p->wino->work(&p->w, p->c, p->m, in[0].d[0]);
-    if (p->fast && p->px) {
-        size_t px = onx_px_work(&p->w, p->c, in[0].d[0]), f2 = p->p7 ? onx_wino_work(&p->w, p->c, p->m, in[0].d[0]) : 0;
-        return px > f2 ? px : f2;
-    }
+    int64_t n = in[0].d[0];
+    size_t big = p->fast && p->big && n >= p->big_n ? p->big->work(&p->w, p->c, p->m, n) : 0, own = 0;
+    if (p->fast && p->wino) own = p->wino->work(&p->w, p->c, p->m, n);
+    if (p->fast && p->px) own = onx_px_work(&p->w, p->c, n);
+    if (p->fast && (p->wino || p->px)) return own > big ? own : big;
     if (p->fast && p->rows) return (size_t)(p->w.k[1] * rows_copy(p)) + onx_sgemm_work();
     if (p->fast && p->grid) return grid_floats(p) + onx_sgemm_work();
     if (p->fast) return is_depthwise(p) ? onx_dw_work(&p->w) : onx_sgemm_work();
@@ -510,12 +512,12 @@ static void run_fast(const onx_node *nd, const float *x, const float *wt, const 
     const conv_p *p = nd->p;
     int64_t cg = p->c / p->grp, mg = p->m / p->grp, P = p->w.out[0] * p->w.out[1];
     int64_t HW = p->w.in[0] * p->w.in[1], kk = p->w.k[0] * p->w.k[1];
-    if (p->wino) {
-        p->wino->run(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
+    if (p->big && N >= p->big_n) {
+        p->big->run(p->kn, &p->w, p->c, p->m, p->pk + p->plen, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
     }
-    if (p->p7 && N >= P7_MIN_N) { /* p7: an onx_px layer */
-        onx_wino(p->kn, &p->w, p->c, p->m, p->pk + p->plen, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
+    if (p->wino) {
+        p->wino->run(p->kn, &p->w, p->c, p->m, p->pk, x, N, b, res, nd->act, nd->act_lo, nd->act_hi, y, tmp);
         return;
     }
     if (p->px) {
@@ -598,22 +600,26 @@ int onx_conv_prepare(onx_graph *g, onx_node *nd, tr_err *err) {
     size_t plen = wino              ? wino->pack_len(kn, p->m, p->c)
                   : path == PATH_PX ? onx_px_pack_len(p->m, K)
                                     : onx_pack_a_len(kn, mg, K);
-    int p7 = path == PATH_PX && onx_wino_p7_ok(&p->w, p->grp, p->c, p->m);
+    int64_t f4n = wino == &onx_wino_f2 ? onx_wino4_min_n(&p->w, p->grp, p->c, p->m) : 0;
+    const onx_wino_impl *big = path == PATH_PX && onx_wino_p7_ok(&p->w, p->grp, p->c, p->m) ? &onx_wino_f2
+                               : f4n > 1                                                    ? &onx_wino_f4
+                                                                                            : NULL;
     conv_p *q = realloc(p, sizeof *p + sizeof(float) * (plen * (size_t)(wino ? 1 : p->grp) +
-                                                        (p7 ? onx_wino_pack_len(kn, p->m, p->c) : 0)));
+                                                        (big ? big->pack_len(kn, p->m, p->c) : 0)));
     if (!q) return tr_seterr(err, TR_ENOMEM, nd->name, "out of memory packing the weights");
     nd->p = q;
     const float *wt = g->v[nd->in[1]].data;
     q->wino = wino;
     q->px = path == PATH_PX;
-    q->p7 = p7;
+    q->big = big;
+    q->big_n = big == &onx_wino_f2 ? P7_MIN_N : f4n;
     q->rows = path == PATH_ROWS;
     q->grid = path == PATH_GRID;
+    if (big && pack_wino(big->pack, kn, wt, q, q->pk + plen, nd, err)) return err->code;
     if (wino) {
         if (pack_wino(wino->pack, kn, wt, q, q->pk, nd, err)) return err->code;
     } else if (q->px) {
         onx_px_pack(wt, q->m, K, q->pk);
-        if (p7 && pack_wino(onx_wino_pack, kn, wt, q, q->pk + plen, nd, err)) return err->code;
     } else if (q->grid || q->rows) { /* K tap-major: column t * c + ch of row m is weight [m][ch][t] */
         int64_t kk = q->w.k[0] * q->w.k[1], C = q->c;
         float *tw = malloc(sizeof(float) * (size_t)(q->m * K));

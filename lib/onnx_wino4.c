@@ -20,6 +20,12 @@
  * 6-9 % at batch 64 (kernels capped at AVX2 on a Zen 5 core). */
 #define WINO4_MIN_CH 64
 #define WINO4_MIN_CH_AVX2 32
+/* With AVX2 and 128+ channels in and out, F(4x4) pays from 16 tiles a run: a 14x14 output (resnet18's 256 -> 256
+ * layers: 2.9 -> 2.4 ms an image at batch 1 and 8, Zen 3) and runs of 4 samples of a 7x7 one (its 512 -> 512 layers
+ * at 4 samples a run: 2.8-3.4 -> 2.2-2.5 ms an image; at 2 samples F(2x2) stays faster, at 1 twice as fast). With 64
+ * channels (the shipped CNN's 14x14 layers) F(4x4) lost at batch 256. */
+#define WINO4_WIDE_CH 128
+#define WINO4_WIDE_TILES 16
 
 static onx_wgeo geo_of(const onx_win *w) {
     return onx_wino_geo(w, 4);
@@ -27,12 +33,20 @@ static onx_wgeo geo_of(const onx_win *w) {
 
 /* The transforms run in AVX-512 vectors (16 tiles) or AVX2 ones (8 tiles, with FMA); off x86-64, where
  * onx_sgemm_best is ONX_K_NONE, never. */
-int onx_wino4_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
+int64_t onx_wino4_min_n(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
     onx_kern kn = onx_sgemm_best();
     int64_t min_ch = kn == ONX_K_AVX512 ? WINO4_MIN_CH : WINO4_MIN_CH_AVX2;
-    return kn != ONX_K_NONE && w->nsp == 2 && grp == 1 && c >= min_ch && m >= min_ch && w->k[0] == 3 && w->k[1] == 3 &&
-           w->s[0] == 1 && w->s[1] == 1 && w->d[0] == 1 && w->d[1] == 1 &&
-           (w->out[0] + 3) / 4 * ((w->out[1] + 3) / 4) >= WINO4_MIN_TILES;
+    if (kn == ONX_K_NONE || w->nsp != 2 || grp != 1 || c < min_ch || m < min_ch || w->k[0] != 3 || w->k[1] != 3 ||
+        w->s[0] != 1 || w->s[1] != 1 || w->d[0] != 1 || w->d[1] != 1)
+        return 0;
+    int64_t t = (w->out[0] + 3) / 4 * ((w->out[1] + 3) / 4);
+    if (t >= WINO4_MIN_TILES) return 1;
+    if (kn != ONX_K_AVX2 || c < WINO4_WIDE_CH || m < WINO4_WIDE_CH) return 0;
+    return (WINO4_WIDE_TILES + t - 1) / t;
+}
+
+int onx_wino4_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m) {
+    return onx_wino4_min_n(w, grp, c, m) == 1;
 }
 
 size_t onx_wino4_pack_len(onx_kern kn, int64_t m, int64_t c) {

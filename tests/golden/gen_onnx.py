@@ -33,6 +33,10 @@ Models:
             lib/onnx_convpx.c for runs of 1 to 3 samples and by F(2x2) with
             the planes in registers from 4 (onx_wino_p7_ok); opset 13 dynamic
             and 17 fixed only
+  wide      128 channels: a 3x3 conv on 14x14, a max pool, a 3x3 conv on 7x7
+            with a residual Add: with AVX2 both run by F(4x4) (onx_wino4_min_n),
+            the 7x7 one for runs of 4 samples or more (F(2x2) below); opset 13
+            dynamic only (its weights are 1.2 MB a file)
 
 Run from the repository root: /usr/bin/python3 tests/golden/gen_onnx.py [MODEL...]
 (no names: all of them)
@@ -142,11 +146,24 @@ class Stage7(nn.Module):
         return self.fc(torch.flatten(torch.relu(self.b(x)), 1))
 
 
+class Wide(nn.Module):
+    def __init__(self):
+        super().__init__()
+        c = 128
+        self.a = nn.Conv2d(c, c, 3, padding=1)
+        self.b = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        x = nn.functional.max_pool2d(torch.relu(self.a(x)), 2)
+        return torch.flatten(torch.relu(self.b(x) + x), 1)
+
+
 MODELS = {"fashion": (Fashion, (1, 28, 28)), "conv1d": (Conv1d, (3, 40)), "resblock": (ResBlocks, (3, 12, 12)),
-          "invres": (InvRes, (3, 14, 14)), "stage7": (Stage7, (32, 7, 7))}
+          "invres": (InvRes, (3, 14, 14)), "stage7": (Stage7, (32, 7, 7)),
+          "wide": (Wide, (128, 14, 14))}
 # (opset, fixed batch) pairs written; all six unless listed
 EXPORTS = {"resblock": ((13, False), (17, True)), "invres": ((13, False), (17, True)),
-           "stage7": ((13, False), (17, True))}
+           "stage7": ((13, False), (17, True)), "wide": ((13, False),)}
 
 
 def randomise_bn(m):

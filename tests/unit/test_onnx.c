@@ -131,6 +131,7 @@ static void test_golden(void **state) {
     check_set("resblock", ropsets, rkinds, rfixed, 2);
     check_set("invres", ropsets, rkinds, rfixed, 2);
     check_set("stage7", ropsets, rkinds, rfixed, 2);
+    check_set("wide", ropsets, rkinds, rfixed, 1);
 }
 
 /* The residual Adds fuse into the convs whose paths take them (onnx_opt.c). resblock's: on AVX-512 both (the
