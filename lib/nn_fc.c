@@ -11,10 +11,9 @@ void nn_dense(const float *w, const float *b, int in, int out, const float *x, s
         for (size_t i = 0; i < n; i++) memcpy(y + i * (size_t)out, b, (size_t)out * sizeof *y);
         beta = 1.0f;
     }
-    /* 5 to 16 rows (a server's cross-request batch): OpenBLAS's SGEMM takes 65 us for 5 rows of
-     * 784 -> 256 (15 us for 4), dot products over the weight rows (onx_fc) 25 us; at 2 to 4 rows
-     * SGEMM is the faster (measured on AVX-512, one thread) */
-    if (n > 4 && onx_fc_ok((int64_t)n)) {
+    /* a server's cross-request batch of a few rows: dot products over the weight rows (onx_fc), where OpenBLAS's
+     * SGEMM would pack all the weights on every call (onnx_fc.c has the rows from which that pays per CPU) */
+    if ((int64_t)n >= onx_fc_min_rows() && onx_fc_ok((int64_t)n)) {
         if (!b) memset(y, 0, n * (size_t)out * sizeof *y);
         onx_fc(x, (int64_t)n, in, w, out, 1.0f, y);
     } else if (n == 1)
