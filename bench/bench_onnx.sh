@@ -74,8 +74,8 @@ num() { awk -v a="$1" 'BEGIN { if (a >= 100) printf "%.0f", a; else printf "%.1f
         echo "the tile; 3x3 stride-1 convs with 16+ output tiles by Winograd F(2x2, 3x3), those with 32+ channels"
         echo "and 32+ 4x4 tiles, or 128+ channels and 16+ 4x4 tiles a run (14x14; 7x7 in runs of 4+ samples), by"
         echo "F(4x4, 3x3), on that SGEMM; a residual Add fused into the conv before it; depthwise convs direct,"
-        echo "8 channels a vector on outputs up to 14x14; Gemm on OpenBLAS; a memory plan per batch size class;"
-        echo "the graph cut into segments that run their own"
+        echo "8 channels a vector on outputs up to 14x14; Gemm at up to 8 rows as AVX2 dot products over the"
+        echo "weight rows, OpenBLAS above; a memory plan per batch size class; the graph cut into segments that run their own"
     fi
     echo "number of rows at a time, the weight-heavy late layers more than the first). ONNX Runtime"
     echo "$(node -p 'require("./bench/node_modules/onnxruntime-node/package.json").version') (npm onnxruntime-node, CPU, \`intraOpNumThreads: 1\`) on the same file."

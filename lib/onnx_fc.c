@@ -141,10 +141,12 @@ __attribute__((target("avx2,fma"))) static void fc8_row8(const float *x, int64_t
 void onx_fc(const float *x, int64_t m, int64_t k, const float *w, int64_t n, float alpha, float *y) {
 #if HAVE_X86
     static const fc_fn fns[4] = {fc_block1, fc_block2, fc_block4, fc_block4}; /* 3 rows: as fast as 4 */
+    if (onx_sgemm_best() != ONX_K_AVX512 && m == 1) {
+        for (int64_t j0 = 0; j0 < n; j0 += 8) fc8_row8(x, k, w + j0 * k, n - j0 < 8 ? n - j0 : 8, alpha, y + j0);
+        return;
+    }
     if (onx_sgemm_best() != ONX_K_AVX512) {
-        for (int64_t j0 = 0; m == 1 && j0 < n; j0 += 8)
-            fc8_row8(x, k, w + j0 * k, n - j0 < 8 ? n - j0 : 8, alpha, y + j0);
-        for (int64_t r0 = 0; m > 1 && r0 < m; r0 += 4)
+        for (int64_t r0 = 0; r0 < m; r0 += 4)
             for (int64_t j0 = 0; j0 < n; j0 += 2)
                 fc8_block(x + r0 * k, m - r0 < 4 ? m - r0 : 4, k, w + j0 * k, n - j0 < 2 ? n - j0 : 2, alpha,
                           y + r0 * n + j0, n);

@@ -9,12 +9,11 @@
 #include "onnx_sgemm.h"
 #include "onnx_wino.h"
 
-/* The samples a run needs for window w with c input and m output channels in one group to run here, 0 for never: a
- * 3x3 kernel, stride and dilation 1, at least 64 channels in and out (32 with AVX2), on a CPU with AVX-512F (16 tiles
- * a vector) or AVX2 and FMA (8); 1 for an output of at least 32 4x4 tiles (28x28 and up) and, with AVX2 and 128+
- * channels in and out, 16 (14x14); with AVX2 and 128+ channels, enough samples of a smaller output for 16 tiles a
- * run (4 of 7x7). Other outputs and smaller runs stay with F(2x2, 3x3) (onnx_wino.c), whose weights are 16/36 the
- * size. onx_wino4_ok: 1 when that is 1. */
+/* The samples a run needs for window w with c input and m output channels in one group to run here, 0 for never. It
+ * takes a 3x3 kernel, stride and dilation 1, at least 64 channels in and out (32 with AVX2), on a CPU with AVX-512F
+ * (16 tiles a vector) or AVX2 and FMA (8). 1 for an output of at least 32 4x4 tiles (28x28 and up); with AVX2 and
+ * 128+ channels in and out, enough samples for 16 tiles a run (1 for 14x14, 4 for 7x7). Other outputs and smaller
+ * runs stay with F(2x2, 3x3) (onnx_wino.c), whose weights are 16/36 the size. onx_wino4_ok: 1 when that is 1. */
 int64_t onx_wino4_min_n(const onx_win *w, int64_t grp, int64_t c, int64_t m);
 int onx_wino4_ok(const onx_win *w, int64_t grp, int64_t c, int64_t m);
 

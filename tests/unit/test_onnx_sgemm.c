@@ -248,10 +248,9 @@ static void test_deinterleave(void **state) {
     }
 }
 
-/* onx_fc: every row count up to its cap, depths around the vector width (masked tails), widths
- * around its 4-row blocks; y accumulates onto what it held. */
-/* onx_fc against a double sum, on the AVX-512 kernels and capped at AVX2 (4 samples by 2 weight rows, k % 8 summed
- * one by one), wherever the CPU has them. */
+/* onx_fc against a double sum on the AVX-512 kernels and capped at AVX2, wherever the CPU has them: every row count
+ * up to ONX_FC_MAX_ROWS, depths around both vector widths (AVX-512's masked tails, AVX2's k % 8 summed one by one),
+ * widths around the 4- and 2-row weight blocks; y accumulates onto what it held. */
 static void test_fc(void **state) {
     (void)state;
     static const onx_kern caps[] = {ONX_K_AVX512, ONX_K_AVX2};
